@@ -1,0 +1,1 @@
+"""Sub-commands of the ``iizrisk`` command line, one module each (see :mod:`iizrisk.cli`)."""

@@ -1,0 +1,114 @@
+"""Day arithmetic shared by every module: integer day numbers and calendar months.
+
+Internally every date is an ``int32`` day number (days since 1970-01-01), so
+that point-in-time logic is plain integer comparison over whole columns.
+An open end (no ``end_date``) is :data:`OPEN_END`, larger than any real day.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+import pandas as pd
+
+OPEN_END = np.int32(np.iinfo(np.int32).max)
+"""Day number used for an open (unknown) end: later than any real day."""
+
+MISSING_DAY = np.int32(np.iinfo(np.int32).min)
+"""Day number used for a missing date that is not an open end (e.g. no recorded_date)."""
+
+_EPOCH = np.datetime64("1970-01-01", "D")
+
+
+def to_days(values, *, missing: int = int(MISSING_DAY)) -> np.ndarray:
+    """Convert dates (Series, array, list of dates or strings) to int32 day numbers.
+
+    Missing values (NaT / None) become ``missing``.
+
+    Examples
+    --------
+    >>> to_days(pd.Series(pd.to_datetime(["1970-01-02", None]))).tolist()[0]
+    1
+    """
+    if isinstance(values, pd.Series | pd.Index):
+        arr = values.to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
+    else:
+        arr = np.asarray(values, dtype="datetime64[D]")
+    out = (arr - _EPOCH).astype(np.int64)
+    nat = np.isnat(arr)
+    out[nat] = missing
+    return out.astype(np.int32)
+
+
+def day(value) -> int:
+    """One date (``date``, ``Timestamp`` or ``'YYYY-MM-DD'``) as an int day number."""
+    if isinstance(value, str):
+        value = _dt.date.fromisoformat(value)
+    return int((np.datetime64(pd.Timestamp(value).date(), "D") - _EPOCH).astype(np.int64))
+
+
+def from_days(days, *, open_as_nat: bool = True) -> np.ndarray:
+    """Convert int day numbers back to ``datetime64[s]`` (sentinels become NaT)."""
+    d = np.asarray(days, dtype=np.int64)
+    out = (_EPOCH + d.astype("timedelta64[D]")).astype("datetime64[s]")
+    if open_as_nat:
+        bad = (d == int(OPEN_END)) | (d == int(MISSING_DAY))
+        if bad.any():
+            out = out.copy()
+            out[bad] = np.datetime64("NaT")
+    return out
+
+
+def to_date(day_number: int) -> _dt.date:
+    """One int day number as a :class:`datetime.date`."""
+    return _dt.date(1970, 1, 1) + _dt.timedelta(days=int(day_number))
+
+
+def add_months(days, months) -> np.ndarray:
+    """Add calendar months to day numbers, clipping to the month's last day.
+
+    ``add_months(day('2024-03-31'), -1)`` is 2024-02-29. Vectorised over both
+    arguments (broadcast).
+    """
+    d = np.asarray(days, dtype=np.int64)
+    m = np.asarray(months, dtype=np.int64)
+    dt = _EPOCH + d.astype("timedelta64[D]")
+    month_start = dt.astype("datetime64[M]")
+    dom = (dt - month_start.astype("datetime64[D]")).astype(np.int64)  # 0-based
+    target = month_start + m.astype("timedelta64[M]")
+    target_len = ((target + np.timedelta64(1, "M")).astype("datetime64[D]")
+                  - target.astype("datetime64[D]")).astype(np.int64)
+    res = target.astype("datetime64[D]") + np.minimum(dom, target_len - 1).astype("timedelta64[D]")
+    return (res - _EPOCH).astype(np.int64).astype(np.int32)
+
+
+def window_start(as_of, months: int) -> np.ndarray:
+    """First day of the window of ``months`` calendar months ending at ``as_of``.
+
+    DOMAIN.md: the window covers T minus W months plus one day up to T
+    (24 months ending 2024-06-30 start on 2022-07-01).
+
+    Examples
+    --------
+    >>> to_date(window_start(day("2024-06-30"), 24))
+    datetime.date(2022, 7, 1)
+    """
+    return (add_months(as_of, -int(months)) + 1).astype(np.int32)
+
+
+def month_index(days) -> np.ndarray:
+    """Calendar month number (months since 1970-01) of each day number."""
+    d = np.asarray(days, dtype=np.int64)
+    return (_EPOCH + d.astype("timedelta64[D]")).astype("datetime64[M]").astype(np.int64).astype(np.int32)
+
+
+def month_first_day(month_idx) -> np.ndarray:
+    """First day (day number) of each month number."""
+    m = np.asarray(month_idx, dtype=np.int64).astype("datetime64[M]")
+    return (m.astype("datetime64[D]") - _EPOCH).astype(np.int64).astype(np.int32)
+
+
+def month_last_day(month_idx) -> np.ndarray:
+    """Last day (day number) of each month number."""
+    return (month_first_day(np.asarray(month_idx, dtype=np.int64) + 1) - 1).astype(np.int32)

@@ -1,0 +1,91 @@
+"""Exceptions raised by iizrisk, and the exit codes the command line maps them to.
+
+Every error derives from :class:`IizriskError`. Messages name the file, the
+column, the rows and what would fix the problem; they never contain raw
+identifiers (AHV numbers) or pseudonyms.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_INVALID_INPUT",
+    "EXIT_USAGE",
+    "EXIT_MODEL",
+    "EXIT_LOCKED",
+    "EXIT_INTERNAL",
+    "IizriskError",
+    "ConfigError",
+    "SchemaError",
+    "ValidationError",
+    "RawIdentifierError",
+    "PseudonymisationError",
+    "KeyFileError",
+    "ModelError",
+    "InputMismatchError",
+    "LockedError",
+]
+
+#: Exit codes of the ``iizrisk`` command line (documented in the README).
+EXIT_OK = 0
+EXIT_INVALID_INPUT = 1
+EXIT_USAGE = 2
+EXIT_MODEL = 3
+EXIT_LOCKED = 4
+EXIT_INTERNAL = 5
+
+
+class IizriskError(Exception):
+    """Base class of every error raised on purpose by iizrisk."""
+
+    exit_code: int = EXIT_INVALID_INPUT
+
+
+class ConfigError(IizriskError):
+    """The deployment configuration (TOML) or a settings value is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class SchemaError(IizriskError):
+    """A schema file is missing or malformed (a packaging problem, not user input)."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class ValidationError(IizriskError):
+    """Input data failed validation; ``report`` holds every problem found."""
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report
+
+
+class RawIdentifierError(ValidationError):
+    """A column holds values shaped like AHV numbers: raw identifiers are refused."""
+
+
+class PseudonymisationError(IizriskError):
+    """Pseudonymisation could not be carried out."""
+
+
+class KeyFileError(PseudonymisationError):
+    """The secret key for pseudonymisation or model signing is missing or unusable."""
+
+    exit_code = EXIT_USAGE
+
+
+class ModelError(IizriskError):
+    """A model directory is missing, tampered with, or does not fit the request."""
+
+    exit_code = EXIT_MODEL
+
+
+class InputMismatchError(ModelError):
+    """Scoring input does not match what the model was fitted on."""
+
+
+class LockedError(IizriskError):
+    """Another run holds the lock on the output folder."""
+
+    exit_code = EXIT_LOCKED

@@ -1,0 +1,85 @@
+"""Package, schemas, settings and command-line plumbing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import iizrisk
+from iizrisk import _time
+from iizrisk.cli import main
+from iizrisk.config import Settings
+from iizrisk.errors import ConfigError
+from iizrisk.schema import load_schema, schema_names
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_schema_files_are_the_package_data():
+    repo_files = sorted(p.name for p in (REPO / "data" / "schemas").glob("*.json"))
+    assert repo_files == sorted(n + ".json" for n in schema_names())
+    for code in ["ALV", "IV", "SH", "BB", "BSLB", "MIG", "UV", "KTG"]:
+        assert f"spells_{code.lower()}" in schema_names()
+
+
+def test_spells_schema_matches_domain_contract():
+    s = load_schema("spells")
+    assert s.required == ["person_id", "institution", "start_date"]
+    assert s.protected == ["sex", "nationality_group"]
+    assert s.names_of_type("date") == ["start_date", "end_date", "recorded_date"]
+    for path in (REPO / "data" / "schemas").glob("*.json"):
+        raw = json.loads(path.read_text())
+        assert {"name", "fields"} <= set(raw)
+
+
+def test_public_api_has_all():
+    for name in iizrisk.__all__:
+        assert hasattr(iizrisk, name), name
+
+
+@pytest.mark.parametrize(
+    ("as_of", "months", "expected"),
+    [("2024-06-30", 24, "2022-07-01"), ("2024-02-29", 12, "2023-03-01"), ("2024-03-31", 1, "2024-03-01"),
+     ("2023-01-15", 1, "2022-12-16")],
+)
+def test_window_start(as_of, months, expected):
+    assert _time.to_date(_time.window_start(_time.day(as_of), months)).isoformat() == expected
+
+
+def test_add_months_clips_to_month_end():
+    d = _time.add_months(np.array([_time.day("2024-01-31"), _time.day("2023-03-31")]), np.array([1, -1]))
+    assert [_time.to_date(x).isoformat() for x in d] == ["2024-02-29", "2023-02-28"]
+
+
+def test_settings_roundtrip(tmp_path):
+    s = Settings.from_dict(
+        {"sources": [{"name": "alv", "institution": "ALV", "path": "alv.csv", "columns": {"PID": "person_id"}}],
+         "worklist": {"capacity": 7}}
+    )
+    p = s.save(tmp_path / "iizrisk.toml")
+    back = Settings.load(p)
+    assert back == s
+    assert back.resolve("alv.csv") == tmp_path / "alv.csv"
+
+
+def test_settings_errors_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Settings.from_dict({"worklist": {"capacty": 3}})
+    with pytest.raises(ConfigError, match="extra_institutions"):
+        Settings.from_dict({"sources": [{"name": "x", "institution": "XYZ", "path": "x.csv"}]})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[deployment\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Settings.load(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        Settings.load(tmp_path / "missing.toml")
+
+
+def test_cli_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "iizrisk" in capsys.readouterr().out
