@@ -1,0 +1,567 @@
+"""Reading institution exports into one canonical spells table.
+
+Sources are CSV files as Swiss exports come (``;`` or ``,`` separators, UTF-8
+with or without BOM or Windows-1252, ``dd.mm.yyyy`` or ISO dates, decimal
+comma, quoted fields), Parquet files, folders of either, or DataFrames. A
+deployment configuration (:class:`iizrisk.config.Settings`) maps each
+source's columns and values onto the canonical form (``data/schemas``).
+
+Every problem is collected into one :class:`~iizrisk.validate.ValidationReport`.
+With ``errors="raise"`` (default) any error refuses the whole input and
+nothing is returned; with ``errors="quarantine"`` bad rows are set aside in
+:attr:`Ingestion.quarantine` with their reasons and the good rows continue.
+Values shaped like AHV numbers are refused in every mode.
+
+Examples
+--------
+>>> import pandas as pd
+>>> raw = pd.DataFrame({"person_id": ["p1", "p1"], "institution": ["ALV", "SH"],
+...                     "start_date": ["01.02.2024", "2024-03-01"], "end_date": ["", "31.03.2024"]})
+>>> spells = read_spells(raw)
+>>> spells[["institution", "start_date"]].astype(str).values.tolist()
+[['ALV', '2024-02-01'], ['SH', '2024-03-01']]
+>>> str(spells["start_date"].dtype)
+'datetime64[s]'
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io as _io
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .config import Settings, SourceConfig
+from .errors import ConfigError, RawIdentifierError, ValidationError
+from .schema import Schema, institution_extension, load_schema
+from .validate import ValidationReport, check_raw_identifiers, check_spells, check_table
+
+__all__ = [
+    "Ingestion",
+    "ingest",
+    "read_spells",
+    "read_interventions",
+    "read_canonical",
+    "read_csv_text",
+    "to_canonical_dtypes",
+    "write_parquet_atomic",
+]
+
+logger = logging.getLogger("iizrisk")
+
+_SEPARATORS = (";", ",", "\t", "|")
+_TRUE = {"true", "1", "yes", "ja", "oui", "si", "sì", "wahr", "j", "y"}
+_FALSE = {"false", "0", "no", "nein", "non", "falsch", "n"}
+_BINARY_MAGIC = (b"PK\x03\x04", b"%PDF", b"PAR1", b"\x89PNG", b"\xd0\xcf\x11\xe0", b"\x1f\x8b")
+
+
+@dataclass
+class Ingestion:
+    """The result of reading sources: canonical spells, the report, set-aside rows.
+
+    Attributes
+    ----------
+    spells : canonical spells (one row per input row that passed validation).
+    report : every problem found, with row counts per source.
+    quarantine : rows set aside under ``errors="quarantine"``, raw values as
+        text plus ``_source``, ``_row`` (1-based data row) and ``_reason``.
+    files : one row per file read: source, path, SHA-256, rows, seconds.
+    """
+
+    spells: pd.DataFrame
+    report: ValidationReport
+    quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
+    files: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def _repr_html_(self) -> str:
+        return (f"<div><b>Ingestion</b>: {len(self.spells):,} canonical rows from "
+                f"{len(self.files)} file(s); {len(self.quarantine):,} quarantined</div>"
+                + self.report._repr_html_())
+
+
+# --------------------------------------------------------------------------- CSV
+def read_csv_text(path: str | Path, *, separator: str | None = None, encoding: str | None = None,
+                  source: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """Read a CSV export as text columns, detecting encoding and separator.
+
+    Returns the table (every column as string, empty cells missing) and what
+    was detected (``encoding``, ``separator``). Raises
+    :class:`~iizrisk.errors.ValidationError` for an empty file, a binary file
+    or a file the CSV parser cannot read, naming the file.
+    """
+    path = Path(path)
+    name = source or str(path)
+    data = path.read_bytes()
+    if not data.strip():
+        raise ValidationError(f"{name}: the file is empty; export it again with a header row and data")
+    if data.startswith(_BINARY_MAGIC) or b"\x00" in data[:8192]:
+        raise ValidationError(
+            f"{name}: this is not a CSV file (binary content); export the data as CSV text or "
+            "Parquet and check the source's path and format in the configuration")
+    text, enc = _decode(data, encoding, name)
+    header = text.split("\n", 1)[0]
+    sep = separator or _sniff_separator(header)
+    if separator and _count_outside_quotes(header, separator) == 0:
+        other = _sniff_separator(header)
+        hint = f"; the header looks separated by {other!r}" if _count_outside_quotes(header, other) else ""
+        raise ValidationError(
+            f"{name}: separator {separator!r} is configured but the header holds none{hint}; "
+            f"set separator = {other!r} for this source (or remove the setting to detect it)")
+    try:
+        df = pd.read_csv(_io.StringIO(text), sep=sep, dtype="str", keep_default_na=False,
+                         na_values=[""], skipinitialspace=False, engine="c")
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise ValidationError(f"{name}: cannot be read as CSV with separator {sep!r}: {exc}") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    return df, {"encoding": enc, "separator": sep}
+
+
+def _decode(data: bytes, encoding: str | None, name: str) -> tuple[str, str]:
+    if encoding:
+        try:
+            return data.decode(encoding), encoding
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise ValidationError(
+                f"{name}: cannot be decoded as {encoding!r} ({exc}); remove the encoding setting "
+                "to detect it, or set the right one (utf-8, cp1252)") from exc
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            return data.decode("latin-1"), "latin-1"
+
+
+def _count_outside_quotes(line: str, sep: str) -> int:
+    parts = line.split('"')
+    return sum(p.count(sep) for p in parts[::2])
+
+
+def _sniff_separator(header: str) -> str:
+    counts = {s: _count_outside_quotes(header, s) for s in _SEPARATORS}
+    best = max(counts, key=lambda s: counts[s])
+    return best if counts[best] else ","
+
+
+# -------------------------------------------------------------------- conversion
+def _parse_dates(col: pd.Series, fmt: str | None) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col.astype("datetime64[s]")
+    if isinstance(col.dtype, pd.ArrowDtype) and pa.types.is_date(col.dtype.pyarrow_dtype):
+        return col.astype("datetime64[s]")
+    if col.dtype == object and col.notna().any() and not isinstance(col.dropna().iloc[0], str):
+        return pd.to_datetime(col, errors="coerce").astype("datetime64[s]")  # date objects
+    s = col.astype("str").str.strip()
+    if fmt:
+        out = pd.to_datetime(s, format=fmt, errors="coerce")
+    else:
+        out = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
+        todo = out.isna() & s.notna()
+        if todo.any():
+            out[todo] = pd.to_datetime(s[todo], format="%d.%m.%Y", errors="coerce")
+    return out.astype("datetime64[s]")
+
+
+def _parse_numbers(col: pd.Series, decimal: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.astype("Float64")
+    s = col.astype("str").str.strip().str.replace("'", "", regex=False).str.replace(" ", "", regex=False)
+    if decimal == ",":
+        s = s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return pd.to_numeric(s, errors="coerce").astype("Float64")
+
+
+def _parse_bool(col: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(col):
+        return col.astype("boolean")
+    s = col.astype("str").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=col.index, dtype="boolean")
+    out[s.isin(list(_TRUE)).fillna(False)] = True
+    out[s.isin(list(_FALSE)).fillna(False)] = False
+    return out
+
+
+def _blank_to_na(col: pd.Series) -> pd.Series:
+    """Strip text and turn empty cells into missing values."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col
+    s = col.astype("str").str.strip()
+    return s.mask(s == "")
+
+
+def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport, rows: np.ndarray,
+             date_format: str | None, decimal: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Type the columns named in ``fields``; record text that cannot be parsed.
+
+    Returns the typed table, the bad-row mask and, per column, the rows whose
+    text could not be parsed.
+    """
+    bad = np.zeros(len(df), dtype=bool)
+    unparsed: dict[str, np.ndarray] = {}
+    out = df.copy()
+    for f in fields:
+        if f.name not in out.columns:
+            continue
+        col = out[f.name]
+        if pd.api.types.is_string_dtype(col) or col.dtype == object:
+            col = _blank_to_na(col)
+        present = col.notna().to_numpy()
+        if f.type == "date":
+            conv = _parse_dates(col, date_format)
+            what, fix = "unparseable date", "use dd.mm.yyyy or yyyy-mm-dd with a real calendar day" + (
+                f" (configured format {date_format!r})" if date_format else "")
+        elif f.type in {"integer", "number"}:
+            conv = _parse_numbers(col, decimal)
+            if f.type == "integer":
+                frac = conv.notna() & (conv.fillna(0) % 1 != 0)
+                report.add(source, f.name, "not a whole number", frac.to_numpy(dtype=bool), col,
+                           fix="give a whole number", rows=rows)
+                bad |= frac.to_numpy(dtype=bool)
+                conv = conv.where(~frac).round().astype("Int32")
+            what, fix = "not a number", f"use digits with decimal {decimal!r} (set `decimal` for the source)"
+        elif f.type == "boolean":
+            conv = _parse_bool(col)
+            what, fix = "not a yes/no value", "use true/false, ja/nein, oui/non or 1/0"
+        else:
+            conv = col if pd.api.types.is_string_dtype(col) and col.dtype != object else col.astype("str")
+            what = None
+        if what:
+            failed = present & conv.isna().to_numpy()
+            report.add(source, f.name, what, failed, col, fix=fix, rows=rows)
+            bad |= failed
+            unparsed[f.name] = failed
+        out[f.name] = conv
+    return out, bad, unparsed
+
+
+def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = None) -> pd.DataFrame:
+    """Cast a canonical table to the library's dtypes.
+
+    ``person_id`` and ``case_id`` as Arrow-backed strings, institution and the
+    other enumerations as categoricals, dates as ``datetime64[s]``,
+    ``birth_year`` as nullable ``Int16``. Columns not in the schema are kept.
+    """
+    schema = load_schema("spells")
+    out = {}
+    for c in df.columns:
+        col = df[c]
+        if c not in schema:
+            out[c] = col
+            continue
+        f = schema.field(c)
+        if f.type == "date":
+            out[c] = col if str(col.dtype) == "datetime64[s]" else _parse_dates(col, None)
+        elif f.type == "integer":
+            out[c] = pd.to_numeric(col, errors="coerce").astype("Int16" if c == "birth_year" else "Int32")
+        elif f.enum is not None:
+            cats = list(f.enum)
+            if c == "institution":
+                cats = list(dict.fromkeys([*cats, *(institutions or []),
+                                           *sorted(set(col.dropna().astype(str)) - set(cats))]))
+            out[c] = pd.Categorical(col.astype("str") if not isinstance(col.dtype, pd.CategoricalDtype)
+                                    else col.astype("str"), categories=cats)
+        else:
+            out[c] = col if pd.api.types.is_string_dtype(col) and col.dtype != object else col.astype("str")
+    res = pd.DataFrame(out, index=df.index)
+    order = [c for c in schema.names if c in res.columns] + [c for c in res.columns if c not in schema]
+    return res[order]
+
+
+# ------------------------------------------------------------------------ sources
+def _files_of(path: Path, pattern_base: Path) -> list[Path]:
+    if any(ch in str(path) for ch in "*?["):
+        return sorted(Path(p) for p in glob.glob(str(path)))
+    if path.is_dir():
+        return sorted(p for p in path.iterdir()
+                      if p.suffix.lower() in {".csv", ".txt", ".parquet", ".pq"} and not p.name.startswith("."))
+    return [path]
+
+
+def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, dict]:
+    fmt = cfg.format or ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
+    if not path.exists():
+        raise ValidationError(f"{name}: file not found; check the source's path in the configuration")
+    if fmt == "parquet":
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValidationError(f"{name}: not a readable Parquet file ({exc})") from exc
+        return _arrow_to_pandas(table), {"format": "parquet"}
+    df, meta = read_csv_text(path, separator=cfg.separator, encoding=cfg.encoding, source=name)
+    return df, {"format": "csv", **meta}
+
+
+def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas keeping dates as datetime64[s] (not Python date objects)."""
+    cols = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        t = col.type
+        if pa.types.is_date(t) or pa.types.is_timestamp(t):
+            cols[name] = pd.Series(col.cast(pa.timestamp("s")).to_numpy(zero_copy_only=False),
+                                   dtype="datetime64[s]")
+        elif pa.types.is_dictionary(t):
+            cols[name] = col.to_pandas()
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            cols[name] = pd.Series(col, dtype="str") if col.num_chunks else pd.Series([], dtype="str")
+        else:
+            cols[name] = col.to_pandas()
+    return pd.DataFrame(cols)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport) -> pd.DataFrame:
+    df = df.drop(columns=[c for c in cfg.drop_columns if c in df.columns])
+    unknown = sorted(set(cfg.columns) - set(df.columns))
+    if unknown:
+        report.problems.append(_whole_file_problem(
+            name, ", ".join(unknown), "configured column not in the file",
+            f"the file's columns are {list(df.columns)[:15]}; correct [sources.columns]", len(df)))
+    df = df.rename(columns=cfg.columns)
+    if "institution" not in df.columns and cfg.institution:
+        df["institution"] = cfg.institution
+    for col, mapping in cfg.values.items():
+        if col in df.columns:
+            s = df[col]
+            mapped = s.map(mapping)
+            df[col] = mapped.where(mapped.notna(), s) if not isinstance(s.dtype, pd.CategoricalDtype) \
+                else mapped.astype(object).where(mapped.notna(), s.astype(object))
+    return df
+
+
+def _whole_file_problem(source, column, problem, fix, n):
+    from .validate import Problem
+    return Problem(source, column, problem, n, (), "", fix)
+
+
+def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport,
+                  settings: Settings, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, bool]:
+    """Map, type and check one file; returns typed rows, bad-row mask, and fatal flag."""
+    schema = load_schema("spells")
+    df = _map_source(raw, cfg, name, report)
+    report.track_rows(len(df))
+    if check_raw_identifiers(df, report, name, rows=rows):
+        report.take_row_reasons()
+        return df, np.ones(len(df), dtype=bool), True
+    fields = list(schema.fields)
+    inst = cfg.institution
+    if inst is None and "institution" in df.columns and df["institution"].nunique() == 1:
+        inst = str(df["institution"].dropna().iloc[0]) if df["institution"].notna().any() else None
+    ext: Schema | None = institution_extension(inst) if inst else None
+    if ext is not None:
+        fields += [f for f in ext.fields if f.name not in schema]
+    typed, bad, unparsed = _convert(df, fields, source=name, report=report, rows=rows,
+                                    date_format=cfg.date_format, decimal=cfg.decimal)
+    if ext is not None:
+        _, bad_ext = check_table(typed, ext, source=name, report=report, rows=rows, unparsed=unparsed)
+        bad |= bad_ext
+    _, bad_sp = check_spells(typed, source=name, report=report, rows=rows, unparsed=unparsed,
+                             extra_institutions=settings.deployment.extra_institutions)
+    bad |= bad_sp
+    fatal = any(p.problem == "required column missing" and p.source == name for p in report.problems)
+    return typed, bad, fatal
+
+
+def ingest(source, *, settings: Settings | None = None, errors: str | None = None,
+           institution: str | None = None) -> Ingestion:
+    """Read, map and validate spells from any source.
+
+    Parameters
+    ----------
+    source : Settings, path to a ``.toml`` configuration, path to a CSV/Parquet
+        file or folder, or a DataFrame.
+    settings : Settings, optional
+        Used with a path or DataFrame source for the deployment options.
+    errors : {"raise", "quarantine"}, optional
+        Default: the settings' ``[deployment] errors`` (``"raise"``).
+    institution : str, optional
+        Institution code for a single file or DataFrame without an institution column.
+
+    Raises
+    ------
+    RawIdentifierError
+        Values shaped like AHV numbers were found (always, whatever ``errors``).
+    ValidationError
+        With ``errors="raise"``, when any error was found; ``exc.report`` holds them all.
+    """
+    t0 = time.perf_counter()
+    if isinstance(source, Settings):
+        settings = source
+        items = [(s, settings.resolve(s.path)) for s in settings.sources]
+        if not items:
+            raise ConfigError(f"{settings.config_path or 'settings'}: no [[sources]] configured")
+    elif isinstance(source, str | Path) and str(source).endswith(".toml"):
+        settings = Settings.load(source)
+        return ingest(settings, errors=errors)
+    elif isinstance(source, pd.DataFrame):
+        settings = settings or Settings()
+        items = [(SourceConfig(name="<DataFrame>", path="", institution=institution), source)]
+    else:
+        settings = settings or Settings()
+        items = [(SourceConfig(name=str(source), path=str(source), institution=institution), Path(source))]
+    errors = errors or settings.deployment.errors
+    if errors not in {"raise", "quarantine"}:
+        raise ConfigError(f"errors={errors!r}: use 'raise' or 'quarantine'")
+
+    report = ValidationReport()
+    good, quarantined, files = [], [], []
+    fatal_any = False
+    for cfg, where in items:
+        if isinstance(where, pd.DataFrame):
+            frames = [(cfg.name, where, {"format": "DataFrame"}, None)]
+        else:
+            paths = _files_of(where, settings.base_dir)
+            if not paths:
+                raise ValidationError(f"source {cfg.name!r}: no file matches {where}; check its path")
+            frames = []
+            for p in paths:
+                label = f"{cfg.name}:{p.name}" if len(paths) > 1 or p.name not in cfg.name else p.name
+                tf = time.perf_counter()
+                df, meta = _read_file(p, cfg, label)
+                frames.append((label, df, meta, (p, time.perf_counter() - tf)))
+        for label, df, meta, fileinfo in frames:
+            rows = np.arange(1, len(df) + 1)
+            report.rows_read[label] = len(df)
+            typed, bad, fatal = _ingest_frame(df, cfg, label, report, settings, rows)
+            reasons = report.take_row_reasons()
+            fatal_any |= fatal
+            if fileinfo is not None:
+                p, secs = fileinfo
+                files.append({"source": cfg.name, "file": str(p), "sha256": _sha256(p), "rows": len(df),
+                              "seconds": round(secs, 3), **meta})
+            if bad.any() and not fatal:
+                q = df.loc[bad].astype("str")
+                q.insert(0, "_reason", reasons[bad] if reasons is not None else "")
+                q.insert(0, "_row", rows[bad])
+                q.insert(0, "_source", label)
+                quarantined.append(q)
+            if not fatal:
+                good.append(typed.loc[~bad])
+
+    raw_ids = [p for p in report.problems if "AHV" in p.problem]
+    if raw_ids:
+        cols = ", ".join(f"{p.source}: {p.column!r}" for p in raw_ids)
+        raise RawIdentifierError(
+            f"refused: column(s) {cols} hold values shaped like AHV numbers; raw identifiers are "
+            "never processed — pseudonymise at the source (`iizrisk pseudonymise`) and drop the raw column",
+            report)
+    n_bad = sum(len(q) for q in quarantined)
+    if errors == "raise" and (not report.ok or fatal_any):
+        report.rows_rejected = sum(report.rows_read.values())
+        raise ValidationError(f"input refused: {report.summary_line()}", report)
+    if fatal_any:
+        raise ValidationError(f"input refused: a source lacks required columns; {report.summary_line()}",
+                              report)
+    report.rows_quarantined = n_bad
+    spells = pd.concat(good, ignore_index=True) if good else pd.DataFrame(columns=load_schema("spells").names)
+    spells = to_canonical_dtypes(spells, institutions=settings.institutions)
+    quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
+    logger.info("ingested %d rows in %.1f s (%d quarantined)", len(spells), time.perf_counter() - t0, n_bad)
+    return Ingestion(spells=spells, report=report, quarantine=quarantine, files=pd.DataFrame(files))
+
+
+def read_spells(source, **kwargs) -> pd.DataFrame:
+    """Canonical spells from any source (see :func:`ingest`); raises on invalid input."""
+    return ingest(source, **kwargs).spells
+
+
+def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
+    """Fast path: canonical spells from a Parquet file or a folder of Parquet files.
+
+    Dates are read as ``datetime64[s]``, institution as categorical. Only the
+    raw-identifier guard and the required columns are checked here; use
+    :func:`ingest` for the full validation report.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            raise ValidationError(f"{path}: no .parquet files in this folder")
+    elif path.exists():
+        files = [path]
+    else:
+        raise ValidationError(f"{path}: no such file or folder")
+    try:
+        tables = [pq.read_table(f, columns=columns) for f in files]
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"{path}: not a readable Parquet file ({exc})") from exc
+    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    df = _arrow_to_pandas(table)
+    schema = load_schema("spells")
+    missing = [c for c in schema.required if c not in df.columns and (columns is None or c in columns)]
+    if missing:
+        raise ValidationError(f"{path}: required column(s) {missing} missing; found {list(df.columns)}")
+    report = ValidationReport()
+    if check_raw_identifiers(df, report, str(path)):
+        raise RawIdentifierError(
+            f"{path}: refused: column(s) {[p.column for p in report.problems]} hold values shaped like "
+            "AHV numbers; pseudonymise at the source", report)
+    return to_canonical_dtypes(df)
+
+
+def read_interventions(source) -> pd.DataFrame:
+    """Interventions (joint assessments, ...) from a CSV/Parquet file or DataFrame, validated."""
+    schema = load_schema("interventions")
+    if isinstance(source, pd.DataFrame):
+        df, name = source.copy(), "<DataFrame>"
+    else:
+        p = Path(source)
+        name = str(p)
+        df = read_canonical_table(p) if p.suffix.lower() in {".parquet", ".pq"} or p.is_dir() else \
+            read_csv_text(p)[0]
+    report = ValidationReport()
+    if check_raw_identifiers(df, report, name):
+        raise RawIdentifierError(f"{name}: refused: values shaped like AHV numbers", report)
+    typed, _, unparsed = _convert(df, schema.fields, source=name, report=report,
+                                  rows=np.arange(1, len(df) + 1), date_format=None, decimal=".")
+    check_table(typed, schema, source=name, report=report, unparsed=unparsed)
+    if not report.ok:
+        raise ValidationError(f"{name}: invalid interventions: {report.summary_line()}", report)
+    return typed
+
+
+def read_canonical_table(path: Path) -> pd.DataFrame:
+    """Any Parquet file or folder as pandas, dates as ``datetime64[s]``."""
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    return _arrow_to_pandas(pa.concat_tables([pq.read_table(f) for f in files]))
+
+
+def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a DataFrame to Parquet via a temporary file and an atomic rename.
+
+    The file is deterministic for the same data (no pandas index, fixed
+    compression, no creation timestamps).
+    """
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,210 @@
+"""Pseudonymisation at the source: keyed hashes of AHV numbers.
+
+Each institution replaces the 13-digit AHV number (``756.XXXX.XXXX.XC``) by
+``HMAC-SHA-256(key, normalised number)`` in hexadecimal before data leave it.
+The key is shared by the institutions and never stored with the data; it is
+read from a file or an environment variable, never from the command line.
+The same number under the same key gives the same pseudonym everywhere.
+
+The module also provides the raw-identifier guard: :func:`looks_like_ahv`
+recognises values shaped like AHV numbers with a valid EAN-13 check digit,
+and ingestion refuses any column that holds them.
+
+Examples
+--------
+>>> is_valid_ahv(["756.1234.5678.97", "7561234567897", "756.1234.5678.90", None]).tolist()
+[True, True, False, False]
+>>> key = b"a demo key that is long enough!!"
+>>> p = pseudonymise_values(["756.1234.5678.97", "7561234567897"], key)
+>>> p[0] == p[1], len(p[0])
+(True, 64)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import KeyFileError, PseudonymisationError
+
+__all__ = [
+    "DEFAULT_KEY_ENV",
+    "MIN_KEY_BYTES",
+    "normalise_ahv",
+    "is_valid_ahv",
+    "looks_like_ahv",
+    "load_key",
+    "pseudonymise_values",
+    "pseudonymise",
+    "PseudonymisationReport",
+]
+
+logger = logging.getLogger("iizrisk")
+
+DEFAULT_KEY_ENV = "IIZRISK_PSEUDONYM_KEY"
+MIN_KEY_BYTES = 16
+_WEIGHTS = np.array([1, 3] * 6, dtype=np.int64)
+
+
+def normalise_ahv(values) -> pd.Series:
+    """Strip white space and the dots of the printed form: ``756.1234.5678.97`` -> ``7561234567897``."""
+    s = pd.Series(values, dtype="str") if not isinstance(values, pd.Series) else values.astype("str")
+    return s.str.strip().str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+
+
+def _check_digit_ok(digits13: pd.Series) -> np.ndarray:
+    """EAN-13 check of strings already known to be 13 ASCII digits."""
+    if len(digits13) == 0:
+        return np.zeros(0, dtype=bool)
+    buf = "".join(digits13.tolist()).encode("ascii")
+    d = (np.frombuffer(buf, dtype=np.uint8).reshape(-1, 13) - 48).astype(np.int64)
+    check = (10 - (d[:, :12] @ _WEIGHTS) % 10) % 10
+    return check == d[:, 12]
+
+
+def is_valid_ahv(values) -> np.ndarray:
+    """Boolean mask: a valid 13-digit AHV number (``756`` prefix, EAN-13 check digit), dots allowed."""
+    norm = normalise_ahv(values)
+    shaped = norm.str.fullmatch(r"756\d{10}").fillna(False).to_numpy(dtype=bool)
+    out = np.zeros(len(norm), dtype=bool)
+    if shaped.any():
+        out[shaped] = _check_digit_ok(norm[shaped])
+    return out
+
+
+def looks_like_ahv(values) -> np.ndarray:
+    """Boolean mask of values shaped like AHV numbers with a valid check digit.
+
+    Cheap on long columns: only values starting with ``756`` (after white
+    space) are examined further.
+    """
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if s.dtype.kind in "iuf":
+        s = s.astype("Int64").astype("str")
+    elif not (pd.api.types.is_string_dtype(s) or s.dtype == object):
+        return np.zeros(len(s), dtype=bool)
+    s = s.astype("str")
+    cand = s.str.lstrip().str.startswith("756").fillna(False).to_numpy(dtype=bool)
+    out = np.zeros(len(s), dtype=bool)
+    if cand.any():
+        out[cand] = is_valid_ahv(s[cand])
+    return out
+
+
+def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KEY_ENV) -> bytes:
+    """Read the secret key from a file, or else from an environment variable.
+
+    Raises
+    ------
+    KeyFileError
+        When the file is missing or unreadable, when neither source is given,
+        or when the key is shorter than :data:`MIN_KEY_BYTES` bytes.
+    """
+    if key_file is not None:
+        path = Path(key_file)
+        try:
+            key = path.read_bytes().strip()
+        except FileNotFoundError as exc:
+            raise KeyFileError(
+                f"key file {path} does not exist; create it with a random secret shared by the "
+                f"institutions (e.g. `python -c \"import secrets; print(secrets.token_hex(32))\" > {path}`)"
+            ) from exc
+        except OSError as exc:
+            raise KeyFileError(f"key file {path} cannot be read: {exc.strerror}") from exc
+        origin = f"key file {path}"
+    elif env and os.environ.get(env):
+        key = os.environ[env].encode("utf-8").strip()
+        origin = f"environment variable {env}"
+    else:
+        raise KeyFileError(
+            f"no key: pass a key file or set the environment variable {env} "
+            "(a key is never accepted as a command-line argument)"
+        )
+    if len(key) < MIN_KEY_BYTES:
+        raise KeyFileError(f"{origin} holds {len(key)} bytes; a key needs at least {MIN_KEY_BYTES}")
+    return key
+
+
+def pseudonymise_values(values, key: bytes) -> np.ndarray:
+    """HMAC-SHA-256 hex pseudonyms of AHV numbers (normalised first).
+
+    Each distinct number is hashed once. Values must be valid AHV numbers;
+    use :func:`pseudonymise` for a table with invalid rows reported.
+    """
+    norm = normalise_ahv(values)
+    codes, uniques = pd.factorize(norm)
+    if (codes < 0).any():
+        raise PseudonymisationError("missing AHV numbers cannot be pseudonymised")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in _pad(key)))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in _pad(key)))
+    hashed = np.empty(len(uniques), dtype=object)
+    for i, u in enumerate(uniques.tolist()):  # one hash per distinct person, not per row
+        h = inner.copy()
+        h.update(u.encode("ascii"))
+        o = outer.copy()
+        o.update(h.digest())
+        hashed[i] = o.hexdigest()
+    return hashed[codes]
+
+
+def _pad(key: bytes) -> bytes:
+    """The HMAC block key (RFC 2104): long keys hashed, then zero-padded to 64 bytes."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    return key.ljust(64, b"\0")
+
+
+@dataclass(frozen=True)
+class PseudonymisationReport:
+    """Rows whose identifier could not be pseudonymised (row numbers only, never values)."""
+
+    rows_in: int
+    invalid_rows: np.ndarray  # 1-based data row numbers
+    missing_rows: np.ndarray
+
+    @property
+    def ok(self) -> bool:
+        return len(self.invalid_rows) == 0 and len(self.missing_rows) == 0
+
+    def to_text(self, source: str = "input", column: str = "id") -> str:
+        lines = [f"{source}: {self.rows_in:,} rows"]
+        for label, rows in [("empty", self.missing_rows), ("not a valid AHV number", self.invalid_rows)]:
+            if len(rows):
+                first = ", ".join(str(int(r)) for r in rows[:10])
+                more = f" and {len(rows) - 10:,} more" if len(rows) > 10 else ""
+                lines.append(
+                    f"  column {column!r}: {len(rows):,} rows {label} (rows {first}{more}); "
+                    "fix the numbers at the source (13 digits, 756 prefix, EAN-13 check digit)"
+                )
+        return "\n".join(lines)
+
+
+def pseudonymise(
+    df: pd.DataFrame, id_column: str, key: bytes, *, out_column: str = "person_id"
+) -> tuple[pd.DataFrame, PseudonymisationReport]:
+    """Replace the AHV column by pseudonyms; rows with invalid numbers are reported, not hashed.
+
+    Returns the table without the raw column and without the invalid rows
+    (the pseudonym column first), and a report listing the invalid rows.
+    """
+    if id_column not in df.columns:
+        raise PseudonymisationError(
+            f"column {id_column!r} not found; columns are {list(df.columns)}"
+        )
+    raw = df[id_column]
+    missing = raw.isna().to_numpy() | (raw.astype("str").str.strip() == "").fillna(True).to_numpy()
+    valid = is_valid_ahv(raw) & ~missing
+    invalid = ~valid & ~missing
+    rows = np.arange(1, len(df) + 1)
+    report = PseudonymisationReport(len(df), rows[invalid], rows[missing])
+    out = df.loc[valid].drop(columns=[id_column])
+    out.insert(0, out_column, pseudonymise_values(raw[valid], key))
+    logger.info("pseudonymised %d of %d rows (%d invalid, %d empty)", int(valid.sum()), len(df),
+                int(invalid.sum()), int(missing.sum()))
+    return out.reset_index(drop=True), report

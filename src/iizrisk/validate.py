@@ -1,0 +1,272 @@
+"""Validation of canonical tables against the schemas, collecting every problem.
+
+A :class:`ValidationReport` lists each problem once per (file, column,
+problem) with the number of rows, the first few row numbers and one example
+value, and says what would fix it. It renders as text (terminal) and HTML
+(Jupyter). Checks are vectorised over whole columns.
+
+Severity ``error`` makes the rows bad (refused, or quarantined under
+``errors="quarantine"``); severity ``warning`` is reported and handled
+openly (exact duplicate rows are counted and merged into one spell).
+
+Examples
+--------
+>>> import pandas as pd
+>>> rows = pd.DataFrame({"person_id": ["p1", ""], "institution": ["ALV", "XYZ"],
+...                      "start_date": pd.to_datetime(["2024-01-05", "2024-02-01"]),
+...                      "end_date": pd.to_datetime(["2024-01-01", None])})
+>>> report, bad = check_spells(rows, source="demo")
+>>> sorted(p.problem for p in report.problems)
+['empty person_id', 'end before start', 'unknown institution code']
+>>> bad.tolist()
+[True, True]
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import _time
+from .pseudonym import looks_like_ahv
+from .schema import Schema, load_schema
+
+__all__ = ["Problem", "ValidationReport", "check_spells", "check_table", "check_raw_identifiers"]
+
+_MAX_ROWS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One kind of problem in one column of one source."""
+
+    source: str
+    column: str
+    problem: str
+    n_rows: int
+    rows: tuple[int, ...]  # first few 1-based data row numbers (header excluded)
+    example: str
+    fix: str
+    severity: str = "error"
+
+    def to_text(self) -> str:
+        rows = ", ".join(map(str, self.rows))
+        more = f" and {self.n_rows - len(self.rows):,} more" if self.n_rows > len(self.rows) else ""
+        where = f"rows {rows}{more}" if self.rows else "whole file"
+        ex = f" (e.g. {self.example!r})" if self.example else ""
+        return (f"[{self.severity}] {self.source}: column {self.column!r}: {self.problem}: "
+                f"{self.n_rows:,} rows, {where}{ex}. Fix: {self.fix}")
+
+
+@dataclass
+class ValidationReport:
+    """Every problem found in one ingestion, plus row counts per source."""
+
+    problems: list[Problem] = field(default_factory=list)
+    rows_read: dict[str, int] = field(default_factory=dict)
+    rows_rejected: int = 0
+    rows_quarantined: int = 0
+    _row_reasons: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def track_rows(self, n: int) -> None:
+        """Start collecting, per row of the next table (length ``n``), the errors found."""
+        self._row_reasons = np.full(n, "", dtype=object)
+
+    def take_row_reasons(self) -> np.ndarray:
+        """The reasons collected since :meth:`track_rows` (one string per row), and stop."""
+        out, self._row_reasons = self._row_reasons, None
+        return out
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem of severity ``error`` was found."""
+        return not self.errors
+
+    def extend(self, other: ValidationReport) -> None:
+        self.problems.extend(other.problems)
+        self.rows_read.update(other.rows_read)
+
+    def add(self, source: str, column: str, problem: str, mask: np.ndarray, values=None, *,
+            fix: str, severity: str = "error", rows: np.ndarray | None = None,
+            show_example: bool = True) -> None:
+        """Record a problem for the rows where ``mask`` is true (nothing when none)."""
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            return
+        numbers = (np.arange(1, len(mask) + 1) if rows is None else np.asarray(rows))[idx[:_MAX_ROWS_SHOWN]]
+        example = ""
+        if show_example and values is not None:
+            v = values.iloc[idx[0]] if isinstance(values, pd.Series) else values[idx[0]]
+            example = "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)[:40]
+        self.problems.append(Problem(source, column, problem, int(len(idx)),
+                                     tuple(int(n) for n in numbers), example, fix, severity))
+        if severity == "error" and self._row_reasons is not None and len(self._row_reasons) == len(mask):
+            sep = np.where(self._row_reasons[idx] == "", "", "; ").astype(object)
+            self._row_reasons[idx] = self._row_reasons[idx] + sep + f"{column}: {problem}"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per problem."""
+        cols = ["severity", "source", "column", "problem", "n_rows", "rows", "example", "fix"]
+        return pd.DataFrame([{c: getattr(p, c) for c in cols} for p in self.problems], columns=cols)
+
+    def summary_line(self) -> str:
+        total = sum(self.rows_read.values())
+        return (f"{total:,} rows read from {len(self.rows_read)} source(s); "
+                f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); "
+                f"{self.rows_rejected:,} rows rejected, {self.rows_quarantined:,} quarantined")
+
+    def to_text(self) -> str:
+        """The report for a terminal."""
+        head = "Validation: OK" if self.ok else "Validation: FAILED"
+        lines = [f"{head} — {self.summary_line()}"]
+        lines += ["  " + p.to_text() for p in self.problems]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_html_(self) -> str:
+        colour = "#1a7f37" if self.ok else "#cf222e"
+        head = "OK" if self.ok else "FAILED"
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(getattr(p, c)))}</td>" for c in
+                             ["severity", "source", "column", "problem", "n_rows"])
+            + f"<td>{html.escape(', '.join(map(str, p.rows)))}</td>"
+            + f"<td><code>{html.escape(p.example)}</code></td><td>{html.escape(p.fix)}</td></tr>"
+            for p in self.problems
+        )
+        table = ("<table><tr><th>severity</th><th>source</th><th>column</th><th>problem</th>"
+                 "<th>rows</th><th>first rows</th><th>example</th><th>fix</th></tr>"
+                 f"{rows}</table>") if self.problems else ""
+        return (f"<div><b style='color:{colour}'>Validation {head}</b> — "
+                f"{html.escape(self.summary_line())}{table}</div>")
+
+
+def check_raw_identifiers(df: pd.DataFrame, report: ValidationReport, source: str,
+                          rows: np.ndarray | None = None) -> list[str]:
+    """Record every column holding AHV-shaped values; return their names.
+
+    The example value is never shown: it would be the raw identifier.
+    """
+    found = []
+    for col in df.columns:
+        mask = looks_like_ahv(df[col])
+        if mask.any():
+            found.append(str(col))
+            report.add(source, str(col), "values shaped like AHV numbers (raw identifiers)", mask,
+                       fix="pseudonymise at the source with `iizrisk pseudonymise` and drop the raw "
+                           "column; raw identifiers are never processed",
+                       rows=rows, show_example=False)
+    return found
+
+
+def check_table(df: pd.DataFrame, schema: Schema, *, source: str, report: ValidationReport | None = None,
+                rows: np.ndarray | None = None, extra_enum: dict[str, list[str]] | None = None,
+                today: pd.Timestamp | None = None, unparsed: dict[str, np.ndarray] | None = None,
+                ) -> tuple[ValidationReport, np.ndarray]:
+    """Check a typed table against a schema; return the report and the mask of bad rows.
+
+    Checks required columns, empty required values, enumerations, numeric
+    ranges and plausible dates. Parsing problems (unparseable dates, numbers)
+    are recorded by the reader, which knows the raw text; ``unparsed`` names,
+    per column, the rows it already reported, so that they are not reported
+    again as empty.
+    """
+    report = report if report is not None else ValidationReport()
+    bad = np.zeros(len(df), dtype=bool)
+    missing = [c for c in schema.required if c not in df.columns]
+    if missing:
+        report.problems.append(Problem(
+            source, ", ".join(missing), "required column missing", len(df), (), "",
+            f"map the export's column onto {missing} in the source's [sources.columns] table; "
+            f"columns found: {[str(c) for c in df.columns][:12]}"))
+        return report, np.ones(len(df), dtype=bool)
+    lo_date, years_after = schema.plausible_dates()
+    today = today or pd.Timestamp.today().normalize()
+    date_lo, date_hi = _time.day(lo_date), _time.day(today + pd.DateOffset(years=years_after))
+    extra_enum = extra_enum or {}
+    for f in schema.fields:
+        if f.name not in df.columns:
+            continue
+        col = df[f.name]
+        na = col.isna().to_numpy()
+        if f.required:
+            empty = na | ((col.astype("str").str.strip() == "").fillna(True).to_numpy()
+                          if f.type == "string" else na)
+            if unparsed and f.name in unparsed:
+                empty &= ~unparsed[f.name]
+            report.add(source, f.name, f"empty {f.name}", empty, fix=f"every row needs a {f.name}",
+                       rows=rows)
+            bad |= empty
+        if f.enum is not None:
+            allowed = list(f.enum) + list(extra_enum.get(f.name, []))
+            outside = ~na & ~col.isin(allowed).to_numpy()
+            label = "unknown institution code" if f.name == "institution" else f"value outside {f.name} codes"
+            fix = (f"use one of {allowed}" + ("; map local codes in [sources.values.institution] or add "
+                   "the code to [deployment] extra_institutions" if f.name == "institution" else
+                   f"; map local values in [sources.values.{f.name}]"))
+            report.add(source, f.name, label, outside, col, fix=fix, rows=rows)
+            bad |= outside
+        if f.type in {"integer", "number"} and (f.minimum is not None or f.maximum is not None):
+            num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            out = np.zeros(len(df), dtype=bool)
+            if f.minimum is not None:
+                out |= num < f.minimum
+            if f.maximum is not None:
+                out |= num > f.maximum
+            report.add(source, f.name, f"value outside [{f.minimum}, {f.maximum}]", out, col,
+                       fix="correct the value or leave it empty", rows=rows)
+            bad |= out
+        if f.type == "date":
+            d = _time.to_days(col)
+            present = d != _time.MISSING_DAY
+            out = present & ((d < date_lo) | (d > date_hi))
+            report.add(source, f.name, f"implausible date (before {lo_date} or more than "
+                       f"{years_after} year(s) after today)", out, col,
+                       fix="correct the date; check the date format of the source", rows=rows)
+            bad |= out
+    return report, bad
+
+
+def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: ValidationReport | None = None,
+                 rows: np.ndarray | None = None, extra_institutions: list[str] | None = None,
+                 today: pd.Timestamp | None = None, unparsed: dict[str, np.ndarray] | None = None,
+                 ) -> tuple[ValidationReport, np.ndarray]:
+    """Check typed canonical spells: the schema checks plus end before start.
+
+    Returns the report and the mask of bad rows (severity ``error``).
+    Exact duplicate rows are reported as a warning (they merge into one spell).
+    """
+    schema = load_schema("spells")
+    report, bad = check_table(df, schema, source=source, report=report, rows=rows,
+                              extra_enum={"institution": extra_institutions or []}, today=today,
+                              unparsed=unparsed)
+    if all(c in df.columns for c in ("start_date", "end_date")):
+        s, e = _time.to_days(df["start_date"]), _time.to_days(df["end_date"])
+        before = (s != _time.MISSING_DAY) & (e != _time.MISSING_DAY) & (e < s)
+        report.add(source, "end_date", "end before start", before, df["end_date"].astype("str"),
+                   fix="correct the dates (end_date is the last day registered, inclusive)", rows=rows)
+        bad |= before
+    if len(df) and all(c in df.columns for c in schema.required):
+        h = pd.util.hash_pandas_object(df, index=False).to_numpy()
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        dup_sorted = np.zeros(len(h), dtype=bool)
+        dup_sorted[1:] = hs[1:] == hs[:-1]
+        dup = np.zeros(len(h), dtype=bool)
+        dup[order] = dup_sorted
+        report.add(source, "(all columns)", "exact duplicate rows", dup,
+                   fix="none needed: duplicates are merged into one spell; check the export if many",
+                   severity="warning", rows=rows, show_example=False)
+    return report, bad

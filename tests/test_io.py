@@ -1,0 +1,236 @@
+"""Ingestion: real-world CSV shapes, mapping through the configuration, validation policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iizrisk.cli import main
+from iizrisk.config import Settings
+from iizrisk.errors import RawIdentifierError, ValidationError
+from iizrisk.io import (
+    ingest,
+    read_canonical,
+    read_csv_text,
+    read_interventions,
+    write_parquet_atomic,
+)
+
+HEADER = "PERS;INST;FALL;BEGINN;ENDE;GRUND;BEMERKUNG"
+
+
+def alv_settings(tmp_path, **extra) -> Settings:
+    src = {
+        "name": "alv",
+        "path": "alv.csv",
+        "institution": "ALV",
+        "columns": {"PERS": "person_id", "FALL": "case_id", "BEGINN": "start_date", "ENDE": "end_date",
+                    "GRUND": "exit_reason", "INST": "institution"},
+        "values": {"institution": {"RAV": "ALV"}, "exit_reason": {"Stellenantritt": "employment",
+                                                                   "Aussteuerung": "benefit_exhausted"}},
+        **extra,
+    }
+    return Settings.from_dict({"sources": [src]}, base_dir=tmp_path)
+
+
+def write(tmp_path, text: str, encoding="utf-8", name="alv.csv"):
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    return p
+
+
+GOOD = (
+    f"{HEADER}\n"
+    'p1;RAV;A-1;01.02.2023;31.05.2023;Stellenantritt;"Zürich; Büro Nord"\n'
+    "p2;RAV;A-2;2023-03-01;;;Genève\n"
+    "p3;ALV;A-3;15.06.2022;14.12.2023;Aussteuerung;\n"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252"])
+def test_swiss_csv_in_any_encoding(tmp_path, encoding):
+    write(tmp_path, GOOD, encoding)
+    res = ingest(alv_settings(tmp_path))
+    sp = res.spells
+    assert len(sp) == 3 and res.report.ok
+    assert sp["institution"].astype(str).tolist() == ["ALV"] * 3
+    assert sp["exit_reason"].astype(str).tolist()[::2] == ["employment", "benefit_exhausted"]
+    assert sp["start_date"].dt.strftime("%Y-%m-%d").tolist() == ["2023-02-01", "2023-03-01", "2022-06-15"]
+    assert pd.isna(sp["end_date"].iloc[1])
+    assert sp["BEMERKUNG"].iloc[0] == "Zürich; Büro Nord"  # quoted separator, umlaut kept
+    assert str(sp["start_date"].dtype) == "datetime64[s]"
+    assert isinstance(sp["institution"].dtype, pd.CategoricalDtype)
+    assert res.files["sha256"].str.len().eq(64).all()
+
+
+def test_comma_separated_and_decimal_comma(tmp_path):
+    text = ('person_id,start_date,end_date,insured_earnings\n'
+            'p1,2024-01-01,2024-02-01,"5432,50"\n')
+    write(tmp_path, text)
+    s = Settings.from_dict({"sources": [{"name": "alv", "path": "alv.csv", "institution": "ALV",
+                                         "decimal": ","}]}, base_dir=tmp_path)
+    sp = ingest(s).spells
+    assert sp["insured_earnings"].iloc[0] == pytest.approx(5432.5)
+
+
+def test_wrong_separator_is_named(tmp_path):
+    write(tmp_path, GOOD)
+    s = alv_settings(tmp_path, separator=",")
+    with pytest.raises(ValidationError, match=r"separator ',' is configured.*looks separated by ';'"):
+        ingest(s)
+
+
+def test_missing_column(tmp_path):
+    write(tmp_path, "PERS;INST;ENDE\np1;RAV;01.01.2024\n")
+    with pytest.raises(ValidationError) as exc:
+        ingest(alv_settings(tmp_path))
+    text = exc.value.report.to_text()
+    assert "required column missing" in text and "start_date" in text
+    assert "configured column not in the file" in text  # BEGINN, FALL, GRUND
+
+
+def report_of(tmp_path, body: str, **kw):
+    write(tmp_path, f"{HEADER}\n{body}")
+    with pytest.raises(ValidationError) as exc:
+        ingest(alv_settings(tmp_path), **kw)
+    return exc.value.report
+
+
+def test_unknown_institution_code(tmp_path):
+    rep = report_of(tmp_path, "p1;XYZ;A;01.01.2024;;;\np2;RAV;B;01.01.2024;;;\n")
+    (p,) = rep.errors
+    assert p.problem == "unknown institution code" and p.rows == (1,) and p.example == "XYZ"
+    assert "extra_institutions" in p.fix
+
+
+def test_end_before_start(tmp_path):
+    rep = report_of(tmp_path, "p1;RAV;A;01.03.2024;01.02.2024;;\n")
+    assert [p.problem for p in rep.errors] == ["end before start"]
+
+
+def test_impossible_date(tmp_path):
+    rep = report_of(tmp_path, "p1;RAV;A;31.02.2024;;;\np2;RAV;A;01.02.2024;;;\n")
+    (p,) = rep.errors
+    assert p.problem == "unparseable date" and p.column == "start_date" and p.example == "31.02.2024"
+
+
+def test_implausible_date(tmp_path):
+    rep = report_of(tmp_path, "p1;RAV;A;01.02.1850;;;\n")
+    assert rep.errors[0].problem.startswith("implausible date")
+
+
+def test_duplicates_are_warned_and_kept_for_merging(tmp_path):
+    write(tmp_path, f"{HEADER}\np1;RAV;A;01.01.2024;;;\np1;RAV;A;01.01.2024;;;\n")
+    res = ingest(alv_settings(tmp_path))
+    assert res.report.ok
+    (w,) = res.report.warnings
+    assert w.problem == "exact duplicate rows" and w.n_rows == 1 and w.rows == (2,)
+
+
+def test_ahv_numbers_refused_even_in_quarantine_mode(tmp_path):
+    # 756.1234.5678.97 has a valid EAN-13 check digit
+    write(tmp_path, f"{HEADER}\n7561234567897;RAV;A;01.01.2024;;;\n")
+    with pytest.raises(RawIdentifierError) as exc:
+        ingest(alv_settings(tmp_path), errors="quarantine")
+    msg = str(exc.value) + exc.value.report.to_text()
+    assert "'person_id'" in msg and "7561234567897" not in msg
+
+
+def test_empty_file(tmp_path):
+    write(tmp_path, "")
+    with pytest.raises(ValidationError, match="the file is empty"):
+        ingest(alv_settings(tmp_path))
+
+
+def test_not_a_csv_file(tmp_path):
+    (tmp_path / "alv.csv").write_bytes(b"PK\x03\x04" + bytes(range(256)))
+    with pytest.raises(ValidationError, match="not a CSV file"):
+        ingest(alv_settings(tmp_path))
+
+
+def test_quarantine_sets_bad_rows_aside(tmp_path):
+    write(tmp_path, f"{HEADER}\np1;RAV;A;01.01.2024;;;\np2;XYZ;B;31.02.2024;;;\np3;RAV;C;01.03.2024;01.01.2024;;\n")
+    res = ingest(alv_settings(tmp_path), errors="quarantine")
+    assert res.spells["person_id"].tolist() == ["p1"]
+    assert res.quarantine["_row"].tolist() == [2, 3]
+    assert "unknown institution code" in res.quarantine["_reason"].iloc[0]
+    assert "unparseable date" in res.quarantine["_reason"].iloc[0]
+    assert "end before start" in res.quarantine["_reason"].iloc[1]
+    assert res.report.rows_quarantined == 2 and not res.report.ok
+
+
+def test_folder_and_glob_sources(tmp_path):
+    d = tmp_path / "exports"
+    d.mkdir()
+    write(d, "person_id;start_date\np1;01.01.2024\n", name="a.csv")
+    write(d, "person_id;start_date\np2;01.02.2024\n", name="b.csv")
+    s = Settings.from_dict({"sources": [{"name": "sh", "path": "exports/*.csv", "institution": "SH"}]},
+                           base_dir=tmp_path)
+    res = ingest(s)
+    assert sorted(res.spells["person_id"]) == ["p1", "p2"] and len(res.files) == 2
+    sp = ingest(d, institution="SH").spells
+    assert len(sp) == 2
+
+
+def test_canonical_parquet_roundtrip(tmp_path):
+    df = pd.DataFrame({"person_id": ["a", "b"], "institution": ["ALV", "IV"],
+                       "start_date": pd.to_datetime(["2020-01-01", "2021-05-05"]),
+                       "end_date": pd.to_datetime(["2020-06-30", None]), "birth_year": [1980, None]})
+    write_parquet_atomic(df, tmp_path / "s.parquet")
+    back = read_canonical(tmp_path / "s.parquet")
+    assert str(back["start_date"].dtype) == "datetime64[s]"
+    assert back["end_date"].isna().tolist() == [False, True]
+    assert back["birth_year"].dtype == "Int16"
+    full = ingest(tmp_path / "s.parquet")
+    assert full.report.ok and len(full.spells) == 2
+
+
+def test_extension_columns_are_typed_and_checked(tmp_path):
+    write(tmp_path, "person_id;start_date;pension_degree;iv_decision\np1;01.01.2024;50;granted\n"
+                    "p2;01.01.2024;150;maybe\n", name="iv.csv")
+    s = Settings.from_dict({"sources": [{"name": "iv", "path": "iv.csv", "institution": "IV"}]},
+                           base_dir=tmp_path)
+    with pytest.raises(ValidationError) as exc:
+        ingest(s)
+    probs = {(p.column, p.problem) for p in exc.value.report.errors}
+    assert ("pension_degree", "value outside [0, 100]") in probs
+    assert ("iv_decision", "value outside iv_decision codes") in probs
+
+
+def test_read_csv_text_detects_encoding(tmp_path):
+    p = write(tmp_path, "a;b\nMüller;Zürich\n", "cp1252", name="x.csv")
+    df, meta = read_csv_text(p)
+    assert meta == {"encoding": "cp1252", "separator": ";"} and df["a"].iloc[0] == "Müller"
+
+
+def test_interventions(tmp_path):
+    df = pd.DataFrame({"person_id": ["a"], "date": ["01.03.2024"], "type": ["joint_assessment"],
+                       "institutions": ["ALV+IV"]})
+    out = read_interventions(df)
+    assert out["date"].iloc[0] == pd.Timestamp("2024-03-01")
+    with pytest.raises(ValidationError):
+        read_interventions(df.assign(type="coffee"))
+
+
+def test_validate_cli_exit_codes(tmp_path, capsys):
+    write(tmp_path, GOOD)
+    cfg = alv_settings(tmp_path).save(tmp_path / "iizrisk.toml")
+    assert main(["validate", str(cfg)]) == 0
+    assert "Validation: OK" in capsys.readouterr().out
+    write(tmp_path, GOOD + "p9;XYZ;Z;31.02.2024;;;\n")
+    assert main(["validate", str(cfg), "--report", str(tmp_path / "r.csv")]) == 1
+    out = capsys.readouterr().out
+    assert "unknown institution code" in out and "unparseable date" in out
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 2
+    write(tmp_path, f"{HEADER}\n7561234567897;RAV;A;01.01.2024;;;\n")
+    assert main(["validate", str(cfg)]) == 1
+    assert "AHV" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "nothing.toml")]) == 2
+
+
+def test_bad_row_mask_is_vectorised_per_row(tmp_path):
+    rows = [f"p{i};RAV;A;01.01.2024;{'01.01.2023' if i % 3 == 0 else ''};;" for i in range(30)]
+    write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n")
+    res = ingest(alv_settings(tmp_path), errors="quarantine")
+    assert res.quarantine["_row"].tolist() == list(np.arange(1, 31)[::3])
