@@ -1,15 +1,20 @@
-"""Spells: merged registration periods and the point-in-time view.
+"""Spells: merged registration periods, the point-in-time view and the BFS monthly mode.
 
 Rows of one person at one institution that overlap or touch are one spell
 (DOMAIN.md section 5); a gap of at least one day starts a new spell unless a
 merge gap is set. The *point-in-time view at as-of date T* keeps the rows
 with ``start_date <= T`` (and ``recorded_date <= T`` where that column
-exists); an end after T, or an empty end, is open at T.
+exists and is filled); an end after T, or an empty end, is open at T.
 
 Internally a :class:`Timeline` holds the merged spells as integer arrays
 (person code, institution code, start and end day numbers) sorted by person,
 institution and start, so that every downstream computation is a vectorised
-pass over whole columns.
+pass over whole columns. Within one person and institution the merged spells
+are disjoint, so their starts *and* ends increase.
+
+The *BFS-compatible monthly mode* (:func:`monthly_spells`) counts a calendar
+month as registered if any day of it is, and a spell as a run of registered
+months.
 
 Examples
 --------
@@ -38,10 +43,20 @@ import numpy as np
 import pandas as pd
 
 from . import _time
-from ._time import OPEN_END
+from ._time import MISSING_DAY, OPEN_END
+from .errors import ValidationError
 from .schema import load_schema
 
-__all__ = ["Timeline", "MergeReport", "build_timeline", "point_in_time", "as_of_day"]
+__all__ = [
+    "DEFAULT_INSTITUTIONS",
+    "EXIT_REASONS",
+    "MergeReport",
+    "Timeline",
+    "as_of_day",
+    "build_timeline",
+    "monthly_spells",
+    "point_in_time",
+]
 
 logger = logging.getLogger("iizrisk")
 
@@ -50,11 +65,28 @@ EXIT_REASONS: tuple[str, ...] = tuple(load_schema("spells").field("exit_reason")
 #: Default institution codes, in code order.
 DEFAULT_INSTITUTIONS: tuple[str, ...] = tuple(load_schema("spells").field("institution").enum or ())
 
+_REQUIRED: tuple[str, ...] = tuple(load_schema("spells").required)
+_MAX_SHOWN = 5
+_MAX_INSTITUTIONS = 127  # institution codes are int8
+_MODES = ("daily", "monthly")
+
 
 def as_of_day(as_of) -> int:
-    """An as-of date (``'YYYY-MM-DD'``, date, Timestamp or int day number) as a day number."""
+    """An as-of date (``'YYYY-MM-DD'``, date, Timestamp or int day number) as a day number.
+
+    Examples
+    --------
+    >>> as_of_day("1970-01-31")
+    30
+    >>> as_of_day(30)
+    30
+    """
+    if isinstance(as_of, bool):
+        raise TypeError("as_of must be a date, 'YYYY-MM-DD' or an int day number, not a bool")
     if isinstance(as_of, int | np.integer):
         return int(as_of)
+    if as_of is None or (not isinstance(as_of, str) and pd.isna(as_of)):
+        raise ValueError("as_of is missing: give a date such as '2024-06-30'")
     return _time.day(as_of)
 
 
@@ -66,8 +98,10 @@ class MergeReport:
     ----------
     rows_in : rows given.
     rows_after_as_of : rows left out because they start (or were recorded) after the as-of date.
-    duplicate_rows : rows identical to another in person, institution, start and end.
-    rows_merged : rows absorbed into another row's spell (overlap, touch or merge gap), duplicates excluded.
+    duplicate_rows : rows identical to another in person, institution, start and end
+        (after ends beyond the as-of date became open).
+    rows_merged : rows absorbed into another row's spell (overlap, touch or merge gap),
+        duplicates excluded; in monthly mode also the daily spells joined into a run of months.
     spells : merged spells out.
     """
 
@@ -78,6 +112,7 @@ class MergeReport:
     spells: int
 
     def to_dict(self) -> dict[str, int]:
+        """The counts as a plain dict."""
         return dict(self.__dict__)
 
 
@@ -92,11 +127,18 @@ class Timeline:
     start, end : int32 day numbers; ``end`` is :data:`iizrisk._time.OPEN_END` when open
         (at the as-of date, or at export when no as-of was given).
     exit_reason : int8 codes into :data:`EXIT_REASONS`, -1 when missing or open.
-    case_id : int32 codes into ``case_ids`` (the case of the spell's last row), -1 when missing.
-    person_ids : the pseudonyms, one per person code.
+    case_id : int32 codes into ``case_ids`` (the case of the row holding the spell's
+        latest end), -1 when missing.
+    person_ids : the pseudonyms, one per person code, in order of first appearance
+        among the rows in the view (persons known only after the as-of date are absent).
+    institutions : institution codes, one per ``inst`` code.
+    case_ids : the case numbers, one per ``case_id`` code.
     persons : one row per person code with the latest known attributes
         (``birth_year``, ``sex``, ``nationality_group``, ``education``, ``canton``) where present.
     as_of : the as-of day number of the view, or None for the full data.
+    merge_report : what merging the rows did (:class:`MergeReport`).
+    merge_gap_days : the merge gap the spells were built with.
+    mode : ``"daily"``, or ``"monthly"`` for the BFS monthly mode (:func:`monthly_spells`).
     """
 
     person: np.ndarray
@@ -111,9 +153,12 @@ class Timeline:
     persons: pd.DataFrame
     as_of: int | None = None
     merge_report: MergeReport | None = field(default=None, repr=False)
+    merge_gap_days: int = 0
+    mode: str = "daily"
 
     @property
     def n_persons(self) -> int:
+        """Number of persons (length of ``person_ids``)."""
         return len(self.person_ids)
 
     def __len__(self) -> int:
@@ -130,15 +175,29 @@ class Timeline:
         """Boolean mask of spells open at the as-of date (or at export)."""
         return self.end == OPEN_END
 
+    def group_first(self) -> np.ndarray:
+        """Boolean mask of the first spell of each person at each institution.
+
+        Every other spell is a re-entry (DOMAIN.md section 5).
+        """
+        first = np.ones(len(self), dtype=bool)
+        if len(self) > 1:
+            first[1:] = (self.person[1:] != self.person[:-1]) | (self.inst[1:] != self.inst[:-1])
+        return first
+
     def to_frame(self) -> pd.DataFrame:
         """The merged spells as a canonical DataFrame (open ends as NaT)."""
         reasons = np.array((*EXIT_REASONS, None), dtype=object)
+        if len(self.case_ids):
+            case = self.case_ids.take(np.where(self.case_id < 0, 0, self.case_id)).where(
+                self.case_id >= 0, None)
+        else:
+            case = pd.NA
         return pd.DataFrame(
             {
                 "person_id": self.person_ids.take(self.person),
                 "institution": pd.Categorical.from_codes(self.inst.astype(np.int16), self.institutions),
-                "case_id": self.case_ids.take(np.where(self.case_id < 0, 0, self.case_id))
-                .where(self.case_id >= 0, None) if len(self.case_ids) else pd.NA,
+                "case_id": case,
                 "start_date": _time.from_days(self.start),
                 "end_date": _time.from_days(self.end),
                 "exit_reason": reasons[np.where(self.exit_reason < 0, len(EXIT_REASONS), self.exit_reason)],
@@ -150,26 +209,80 @@ class Timeline:
         when = "full data" if self.as_of is None else f"as of {_time.to_date(self.as_of)}"
         rows = "".join(f"<tr><td>{k}</td><td>{v:,}</td></tr>" for k, v in ctr.items())
         return (
-            f"<b>Timeline</b> ({when}): {len(self):,} spells of {self.n_persons:,} persons, "
-            f"{int(self.is_open().sum()):,} open<table><tr><th>institution</th><th>spells</th></tr>"
-            f"{rows}</table>"
+            f"<b>Timeline</b> ({when}, {self.mode}): {len(self):,} spells of {self.n_persons:,} "
+            f"persons, {int(self.is_open().sum()):,} open<table><tr><th>institution</th>"
+            f"<th>spells</th></tr>{rows}</table>"
         )
 
 
+# --------------------------------------------------------------------------- input checks
+def _check_gap(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int number of days, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def _require_columns(spells: pd.DataFrame, what: str = "spells") -> None:
+    if not isinstance(spells, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame of canonical rows, got {type(spells).__name__}")
+    missing = [c for c in _REQUIRED if c not in spells.columns]
+    if missing:
+        raise ValidationError(
+            f"{what}: required column(s) {missing} missing; found {list(spells.columns)}. "
+            "Map the export's columns onto the canonical names (data/schemas/spells.json)."
+        )
+
+
+def _describe_rows(index: pd.Index, mask: np.ndarray, what: str, fix: str) -> str | None:
+    n = int(mask.sum())
+    if not n:
+        return None
+    labels = [str(x) for x in index[np.flatnonzero(mask)[:_MAX_SHOWN]]]
+    more = f" and {n - len(labels):,} more" if n > len(labels) else ""
+    return f"{n:,} row(s) {what} (index {', '.join(labels)}{more}): {fix}"
+
+
+# --------------------------------------------------------------------------- point in time
 def point_in_time(spells: pd.DataFrame, as_of) -> pd.DataFrame:
     """Canonical rows as known on the evening of ``as_of``.
 
     Keeps rows with ``start_date <= T`` (and ``recorded_date <= T`` where the
     column exists and is filled); ends after T become empty (open), and so do
     their exit reasons, which are not known at T.
+
+    Parameters
+    ----------
+    spells : DataFrame
+        Canonical registration rows.
+    as_of : date-like
+        The as-of date T.
+
+    Returns
+    -------
+    DataFrame
+        A copy holding the rows known at T.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"person_id": ["a", "a"], "institution": ["ALV", "ALV"],
+    ...                      "start_date": pd.to_datetime(["2024-01-01", "2024-03-01"]),
+    ...                      "end_date": pd.to_datetime(["2024-02-29", "2024-04-30"])})
+    >>> point_in_time(rows, "2024-03-15")["end_date"]  # the April end is unknown on March 15
+    0   2024-02-29
+    1          NaT
+    Name: end_date, dtype: datetime64[us]
     """
     t = as_of_day(as_of)
     start = _time.to_days(spells["start_date"])
-    keep = start <= t
+    keep = (start <= t) & (start != MISSING_DAY)
     if "recorded_date" in spells.columns:
         rec = _time.to_days(spells["recorded_date"])
-        keep &= (rec <= t) | (rec == _time.MISSING_DAY)
+        keep &= (rec <= t) | (rec == MISSING_DAY)
     out = spells.loc[keep].copy()
+    if "end_date" not in out.columns:
+        return out
     end = _time.to_days(out["end_date"], missing=int(OPEN_END))
     after = end > t
     if after.any():
@@ -179,12 +292,11 @@ def point_in_time(spells: pd.DataFrame, as_of) -> pd.DataFrame:
     return out
 
 
-def _codes(values: pd.Series, categories=None) -> tuple[np.ndarray, pd.Index]:
-    if categories is not None:
-        cat = pd.Categorical(values, categories=list(categories))
-        return cat.codes.astype(np.int32), pd.Index(list(categories))
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return codes.astype(np.int32), pd.Index(uniques)
+# --------------------------------------------------------------------------- building
+def _lookup(uniques, allowed: tuple[str, ...]) -> np.ndarray:
+    """For each unique value, its position in ``allowed`` (-1 when not allowed)."""
+    pos = {v: i for i, v in enumerate(allowed)}
+    return np.array([pos.get(str(u), -1) for u in uniques] + [-1], dtype=np.int32)
 
 
 def build_timeline(
@@ -193,134 +305,377 @@ def build_timeline(
     as_of=None,
     merge_gap_days: int = 0,
     institutions: tuple[str, ...] | None = None,
+    mode: str = "daily",
 ) -> Timeline:
     """Merge canonical rows into spells, optionally in the point-in-time view at ``as_of``.
+
+    Rows of one person at one institution that overlap or touch become one
+    spell (exact duplicates are counted separately); with ``merge_gap_days=g``
+    rows separated by at most ``g`` unregistered days are merged too.
 
     Parameters
     ----------
     spells : DataFrame
         Canonical registration rows (``person_id``, ``institution``, ``start_date``
         required; ``end_date``, ``exit_reason``, ``recorded_date``, ``case_id`` and
-        person attributes used when present).
+        person attributes used when present). Dates as ``datetime64`` (any unit),
+        ``datetime.date`` objects or ISO strings.
     as_of : date-like, optional
         Build the point-in-time view of the evening of this day: rows starting or
-        recorded later are ignored, ends after it are open.
+        recorded later are ignored, ends after it are open (and their exit
+        reasons unknown).
     merge_gap_days : int, default 0
         Rows of one person at one institution separated by at most this many
         unregistered days are merged too (0: only overlapping or touching rows).
     institutions : tuple of str, optional
         Institution codes in code order; default: the schema's codes followed by
-        any other code found in the data.
+        any other code found in the rows of the view (sorted). Rows with a code
+        not in a given tuple are refused.
+    mode : {"daily", "monthly"}, default "daily"
+        ``"monthly"`` returns :func:`monthly_spells` of the daily timeline (BFS mode).
 
     Returns
     -------
     Timeline
+        The merged spells; ``merge_report`` says how many rows were dropped,
+        duplicated and merged.
+
+    Raises
+    ------
+    ValidationError
+        A required column is missing, or rows have no person, institution or
+        start date, an end before their start, or an institution code not in
+        ``institutions``; every problem is named at once.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({
+    ...     "person_id": ["p", "p", "p", "p"],
+    ...     "institution": ["SH", "SH", "SH", "SH"],
+    ...     "start_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-01", "2024-03-05"]),
+    ...     "end_date": pd.to_datetime(["2024-01-31", "2024-01-31", "2024-02-20", None]),
+    ... })
+    >>> tl = build_timeline(rows)  # January and February touch; March starts after a gap
+    >>> tl.to_frame()[["start_date", "end_date"]]
+      start_date   end_date
+    0 2024-01-01 2024-02-20
+    1 2024-03-05        NaT
+    >>> tl.merge_report.duplicate_rows, tl.merge_report.rows_merged
+    (1, 1)
+    >>> len(build_timeline(rows, merge_gap_days=14))  # 13 days unregistered: merged
+    1
+    >>> build_timeline(rows, as_of="2024-02-10").to_frame()["end_date"].isna().tolist()
+    [True]
     """
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    gap = _check_gap(merge_gap_days, "merge_gap_days")
+    _require_columns(spells)
     n_in = len(spells)
     t = None if as_of is None else as_of_day(as_of)
+
     start = _time.to_days(spells["start_date"])
-    end = _time.to_days(spells["end_date"], missing=int(OPEN_END)) if "end_date" in spells else \
-        np.full(n_in, OPEN_END, dtype=np.int32)
-    keep = np.ones(n_in, dtype=bool)
+    if "end_date" in spells.columns:
+        end = _time.to_days(spells["end_date"], missing=int(OPEN_END))
+    else:
+        end = np.full(n_in, OPEN_END, dtype=np.int32)
+    pcodes, puniq = pd.factorize(spells["person_id"])
+    icodes, iuniq = pd.factorize(spells["institution"])
+    pcodes = pcodes.astype(np.int64, copy=False)
+
+    # ---- refuse rows that cannot be placed on a timeline, naming every problem
+    bad_person = pcodes < 0
+    bad_inst = icodes < 0
+    for codes, uniq, bad in ((pcodes, puniq, bad_person), (icodes, iuniq, bad_inst)):
+        blank = [i for i, u in enumerate(uniq) if isinstance(u, str) and not u.strip()]
+        if blank:
+            bad |= np.isin(codes, blank)
+    bad_start = start == MISSING_DAY
+    bad_end = (end < start) & ~bad_start
+    problems = [
+        _describe_rows(spells.index, bad_person, "without person_id",
+                       "every row needs the person's pseudonym"),
+        _describe_rows(spells.index, bad_inst, "without institution",
+                       "every row needs an institution code"),
+        _describe_rows(spells.index, bad_start, "without start_date",
+                       "every row needs its first registered day"),
+        _describe_rows(spells.index, bad_end, "with end_date before start_date",
+                       "correct the dates or drop the rows"),
+    ]
+    if institutions is not None:
+        institutions = tuple(str(c) for c in institutions)
+        unknown = sorted({str(u) for u in iuniq if str(u).strip()} - set(institutions))
+        if unknown:
+            bad = np.isin(icodes, [i for i, u in enumerate(iuniq) if str(u) in unknown])
+            problems.append(_describe_rows(
+                spells.index, bad, f"with institution code(s) {unknown} not in {list(institutions)}",
+                "add the codes to the institutions (configuration: [deployment] extra_institutions)"))
+    problems = [p for p in problems if p]
+    if problems:
+        raise ValidationError("spells: cannot build the timeline: " + "; ".join(problems))
+
+    # ---- point-in-time view
+    idx = None
     if t is not None:
-        keep &= start <= t
+        keep = start <= t
         if "recorded_date" in spells.columns:
             rec = _time.to_days(spells["recorded_date"])
-            keep &= (rec <= t) | (rec == _time.MISSING_DAY)
-    rows_after = int(n_in - keep.sum())
+            keep &= (rec <= t) | (rec == MISSING_DAY)
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+    rows_after = 0 if idx is None else n_in - len(idx)
 
-    if institutions is None:
-        found = pd.unique(spells["institution"].astype(str))
-        institutions = DEFAULT_INSTITUTIONS + tuple(sorted(set(found) - set(DEFAULT_INSTITUTIONS)))
-    inst, _ = _codes(spells["institution"].astype(str), institutions)
-    person, person_ids = _codes(spells["person_id"])
-    if "exit_reason" in spells.columns:
-        reason, _ = _codes(spells["exit_reason"].astype(object), EXIT_REASONS)
-    else:
-        reason = np.full(n_in, -1, dtype=np.int32)
-    if "case_id" in spells.columns:
-        case, case_ids = _codes(spells["case_id"])
-    else:
-        case, case_ids = np.full(n_in, -1, dtype=np.int32), pd.Index([], dtype=object)
+    def visible(a: np.ndarray) -> np.ndarray:
+        return a if idx is None else a[idx]
 
-    idx = np.flatnonzero(keep)
-    start, end, inst, person, reason, case = (a[idx] for a in (start, end, inst, person, reason, case))
+    start, end, icodes = visible(start), visible(end), visible(icodes)
+    pcodes = visible(pcodes)
     if t is not None:
-        after = end > t
-        end = np.where(after, OPEN_END, end).astype(np.int32)
-        reason = np.where(after, -1, reason)
+        end = np.where(end > t, OPEN_END, end).astype(np.int32)
 
-    # sort by person, institution, start, end
-    order = np.lexsort((end, start, inst, person))
-    start, end, inst, person, reason, case = (a[order] for a in (start, end, inst, person, reason, case))
-    n = len(start)
+    # ---- institution codes (extra codes: only those seen in the view)
+    if institutions is None:
+        seen = np.bincount(icodes, minlength=len(iuniq)) > 0
+        extra = sorted({str(u) for u, s in zip(iuniq, seen, strict=True) if s} - set(DEFAULT_INSTITUTIONS))
+        institutions = DEFAULT_INSTITUTIONS + tuple(extra)
+    if len(institutions) > _MAX_INSTITUTIONS:
+        raise ValidationError(
+            f"spells: {len(institutions)} institution codes; at most {_MAX_INSTITUTIONS} are supported")
+    inst = _lookup(iuniq, institutions)[icodes]
 
-    group = person.astype(np.int64) * 256 + inst.astype(np.int64)
-    new_group = np.ones(n, dtype=bool)
-    new_group[1:] = group[1:] != group[:-1]
-    dup = np.zeros(n, dtype=bool)
-    dup[1:] = ~new_group[1:] & (start[1:] == start[:-1]) & (end[1:] == end[:-1])
+    # ---- person codes: persons of the view, in order of first appearance
+    if idx is None:
+        person_ids = pd.Index(puniq)
+        person = pcodes
+    else:
+        first = np.full(len(puniq), len(pcodes), dtype=np.int64)
+        np.minimum.at(first, pcodes, np.arange(len(pcodes), dtype=np.int64))
+        used = np.flatnonzero(first < len(pcodes))
+        used = used[np.argsort(first[used], kind="stable")]
+        remap = np.full(len(puniq), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        person = remap[pcodes]
+        person_ids = pd.Index(puniq.take(used))
 
-    # running max of end within the group: the composite key is monotone across groups
-    prev_max = np.full(n, -(1 << 40), dtype=np.int64)
-    if n:
-        g0 = group - group[0]
-        run_max = np.maximum.accumulate(g0 * (1 << 32) + end.astype(np.int64)) - g0 * (1 << 32)
-        prev_max[1:] = run_max[:-1]
-    new_spell = new_group | (start.astype(np.int64) > prev_max + 1 + int(merge_gap_days))
-    spell_id = np.cumsum(new_spell) - 1
-    firsts = np.flatnonzero(new_spell)
-    m_end = np.maximum.reduceat(end, firsts) if n else end
-    # exit reason and case id come from the row holding the spell's latest end:
-    # ordering by (spell, end) puts that row last in each spell's block
-    by_end = np.lexsort((end, spell_id))
-    last_of_spell = by_end[np.r_[firsts[1:], n] - 1] if n else by_end
+    # ---- optional per-row columns
+    reason = case = None
+    case_ids = pd.Index([], dtype=object)
+    if "exit_reason" in spells.columns:
+        rc, ru = pd.factorize(spells["exit_reason"])
+        reason = visible(_lookup(ru, EXIT_REASONS)[rc])
+    if "case_id" in spells.columns:
+        cc, cu = pd.factorize(spells["case_id"])
+        case, case_ids = visible(cc.astype(np.int32)), pd.Index(cu)
+    attrs = [c for c in _PERSON_ATTRS if c in spells.columns]
+    need_perm = reason is not None or case is not None or bool(attrs)
+
+    m = _merge(person, inst, start, end, n_inst=len(institutions), gap=gap, need_perm=need_perm)
+    n_spells = len(m["start"])
+    if reason is not None:
+        exit_reason = np.where(m["end"] == OPEN_END, -1, reason[m["perm"][m["pick"]]])
+    else:
+        exit_reason = np.full(n_spells, -1)
+    case_id = case[m["perm"][m["pick"]]] if case is not None else np.full(n_spells, -1)
+    if attrs:
+        rows = m["perm"] if idx is None else idx[m["perm"]]
+        persons = _person_attributes(spells, attrs, rows, m["row_person"], m["row_start"], len(person_ids))
+    else:
+        persons = pd.DataFrame(index=pd.RangeIndex(len(person_ids), name="person"))
 
     tl = Timeline(
-        person=person[firsts].astype(np.int32),
-        inst=inst[firsts].astype(np.int8),
-        start=start[firsts].astype(np.int32),
-        end=m_end.astype(np.int32),
-        exit_reason=np.where(m_end == OPEN_END, -1, reason[last_of_spell]).astype(np.int8),
-        case_id=case[last_of_spell].astype(np.int32),
+        person=m["person"].astype(np.int32),
+        inst=m["inst"].astype(np.int8),
+        start=m["start"].astype(np.int32),
+        end=m["end"].astype(np.int32),
+        exit_reason=exit_reason.astype(np.int8),
+        case_id=case_id.astype(np.int32),
         person_ids=person_ids,
         institutions=tuple(institutions),
         case_ids=case_ids,
-        persons=_person_attributes(spells, keep, person_ids),
+        persons=persons,
         as_of=t,
+        merge_gap_days=gap,
     )
-    n_dup = int(dup.sum())
+    n_rows = len(start)
     tl.merge_report = MergeReport(
         rows_in=n_in,
         rows_after_as_of=rows_after,
-        duplicate_rows=n_dup,
-        rows_merged=int(n - len(firsts) - n_dup),
-        spells=len(firsts),
+        duplicate_rows=m["duplicates"],
+        rows_merged=n_rows - n_spells - m["duplicates"],
+        spells=n_spells,
     )
     logger.debug("timeline: %s", tl.merge_report)
-    return tl
+    return monthly_spells(tl) if mode == "monthly" else tl
+
+
+def _merge(person, inst, start, end, *, n_inst: int, gap: int, need_perm: bool) -> dict:
+    """Sort rows by (person, institution, start, end) and merge them into spells.
+
+    Returns the spells' arrays, the row permutation (when ``need_perm``), the
+    position (in sorted order) of the row holding each spell's latest end, and
+    the count of exact duplicates.
+    """
+    n = len(start)
+    person = np.asarray(person, dtype=np.int64)
+    g = person * n_inst + np.asarray(inst, dtype=np.int64)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return {"person": empty, "inst": empty, "start": empty, "end": empty, "perm": empty,
+                "pick": empty, "duplicates": 0, "row_person": empty, "row_start": empty}
+    lo = int(start.min())
+    real_end = end[end != OPEN_END]
+    top = max(int(start.max()), int(real_end.max()) if len(real_end) else lo)
+    open_off = top - lo + 1  # offset standing for an open end: after every real day
+    s_off = start.astype(np.int64) - lo
+    e_off = np.where(end == OPEN_END, open_off, end.astype(np.int64) - lo)
+    bs, be, bg = int(s_off.max()).bit_length(), int(open_off).bit_length(), int(g.max()).bit_length()
+    perm = None
+    if bg + bs + be <= 63:
+        # one packed int64 key: np.sort is several times faster than argsort/lexsort
+        key = (g << (bs + be)) | (s_off << be) | e_off
+        if need_perm:
+            perm = np.argsort(key, kind="stable")
+            key = key[perm]
+        else:
+            key.sort()
+        e_off = key & ((1 << be) - 1)
+        s_off = (key >> be) & ((1 << bs) - 1)
+        g = key >> (bs + be)
+    else:  # pragma: no cover - needs > 2**63 distinct (person, institution, day) keys
+        perm = np.lexsort((e_off, s_off, g))
+        g, s_off, e_off = g[perm], s_off[perm], e_off[perm]
+
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = g[1:] != g[:-1]
+    dup = np.zeros(n, dtype=bool)
+    dup[1:] = ~new_group[1:] & (s_off[1:] == s_off[:-1]) & (e_off[1:] == e_off[:-1])
+    # running max of the end within each group: the group rank in the high bits keeps the
+    # composite key monotone across groups, so one accumulate serves every group
+    rank = (np.cumsum(new_group) - 1).astype(np.int64) << 32
+    run = np.maximum.accumulate(rank + e_off)
+    new_spell = new_group.copy()
+    new_spell[1:] |= s_off[1:] > run[:-1] - rank[1:] + 1 + gap
+    firsts = np.flatnonzero(new_spell)
+    lasts = np.r_[firsts[1:], n] - 1
+    m_end = run[lasts] - rank[lasts]
+    out = {
+        "person": g[firsts] // n_inst,
+        "inst": g[firsts] % n_inst,
+        "start": s_off[firsts] + lo,
+        "end": np.where(m_end == open_off, int(OPEN_END), m_end + lo),
+        "duplicates": int(dup.sum()),
+        "perm": perm,
+        "row_person": g // n_inst,
+        "row_start": s_off,
+    }
+    if perm is not None:
+        spell_id = np.cumsum(new_spell) - 1
+        holds_end = e_off == m_end[spell_id]
+        out["pick"] = np.maximum.reduceat(np.where(holds_end, np.arange(n), -1), firsts)
+    return out
 
 
 _PERSON_ATTRS = ("birth_year", "sex", "nationality_group", "education", "canton")
 
 
-def _person_attributes(spells: pd.DataFrame, keep: np.ndarray, person_ids: pd.Index) -> pd.DataFrame:
-    """Latest known attributes per person among the visible rows (by start date)."""
-    cols = [c for c in _PERSON_ATTRS if c in spells.columns]
-    out = pd.DataFrame(index=pd.RangeIndex(len(person_ids), name="person"))
-    if not cols:
-        return out
-    visible = spells.loc[keep, ["person_id", "start_date", *cols]]
-    codes = person_ids.get_indexer(visible["person_id"])
-    order = np.lexsort((_time.to_days(visible["start_date"]), codes))
-    codes = codes[order]
-    last = np.r_[np.flatnonzero(np.diff(codes)), len(codes) - 1] if len(codes) else np.array([], int)
+def _person_attributes(spells: pd.DataFrame, cols: list[str], rows: np.ndarray, row_person: np.ndarray,
+                       row_start: np.ndarray, n_persons: int) -> pd.DataFrame:
+    """Latest known attribute values per person (by start date) among the visible rows.
+
+    ``rows`` are the input positions of the visible rows in sorted order (by
+    person first), ``row_person`` and ``row_start`` their person codes and
+    start offsets.
+    """
+    out = pd.DataFrame(index=pd.RangeIndex(n_persons, name="person"))
+    pos = np.arange(len(rows), dtype=np.int64)
     for c in cols:
-        col = visible[c].iloc[order]
-        # latest non-missing value per person: forward-fill within person then take last
-        filled = col.groupby(codes, sort=False).ffill() if col.isna().any() else col
-        vals = filled.iloc[last]
-        s = pd.Series(pd.NA, index=out.index, dtype=vals.dtype)
-        s.iloc[codes[last]] = vals.to_numpy()
-        out[c] = s
+        col = spells[c]
+        valid = col.iloc[rows].notna().to_numpy()
+        vp = row_person[valid]
+        take = np.full(n_persons, -1, dtype=np.int64)
+        if len(vp):
+            bounds = np.flatnonzero(np.r_[True, vp[1:] != vp[:-1]])
+            # latest start wins; among equal starts the later sorted row
+            best = np.maximum.reduceat((row_start[valid] << 32) | pos[valid], bounds) & 0xFFFFFFFF
+            take[vp[bounds]] = rows[best]
+        arr = col.array
+        if (take < 0).any() and (pd.api.types.is_integer_dtype(col.dtype) or
+                                 pd.api.types.is_bool_dtype(col.dtype)) and not isinstance(
+                                     col.dtype, pd.api.extensions.ExtensionDtype):
+            arr = col.astype("Int64" if pd.api.types.is_integer_dtype(col.dtype) else "boolean").array
+        out[c] = arr.take(take, allow_fill=True)
     return out
+
+
+# --------------------------------------------------------------------------- monthly mode
+def monthly_spells(timeline: Timeline) -> Timeline:
+    """The BFS-compatible monthly mode of a timeline.
+
+    A calendar month counts as registered at an institution if any day of it
+    is (the days of a merge gap inside a merged spell count as registered);
+    a spell is a run of registered months: it starts on the first day of its
+    first month and ends on the last day of its last month, or stays open.
+    The last day of the month may lie after the as-of date of a point-in-time
+    timeline: the month is registered, its end is the month's end.
+
+    Parameters
+    ----------
+    timeline : Timeline
+        Daily spells (from :func:`build_timeline`).
+
+    Returns
+    -------
+    Timeline
+        The monthly spells (``mode="monthly"``), with the exit reason and case
+        of the last daily spell of each run.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({
+    ...     "person_id": ["p", "p", "p"], "institution": ["ALV", "ALV", "ALV"],
+    ...     "start_date": pd.to_datetime(["2024-01-10", "2024-02-20", "2024-05-02"]),
+    ...     "end_date": pd.to_datetime(["2024-01-15", "2024-02-29", "2024-05-03"]),
+    ... })
+    >>> m = monthly_spells(build_timeline(rows))  # January and February: one run
+    >>> m.to_frame()[["start_date", "end_date"]].astype(str).values.tolist()
+    [['2024-01-01', '2024-02-29'], ['2024-05-01', '2024-05-31']]
+    """
+    if timeline.mode == "monthly":
+        return timeline
+    n = len(timeline)
+    is_open = timeline.is_open()
+    m_start = _time.month_index(timeline.start).astype(np.int64)
+    big = np.iinfo(np.int64).max // 4
+    m_end = np.where(is_open, big, _time.month_index(np.where(is_open, 0, timeline.end)).astype(np.int64))
+    new_run = timeline.group_first()
+    if n > 1:
+        # spells of one group are disjoint and sorted, so the previous spell holds the latest end
+        new_run[1:] |= m_start[1:] > m_end[:-1] + 1
+    firsts = np.flatnonzero(new_run)
+    lasts = np.r_[firsts[1:], n] - 1
+    end = np.where(is_open[lasts], OPEN_END, _time.month_last_day(np.where(is_open[lasts], 0, m_end[lasts])))
+    r = timeline.merge_report
+    n_out = len(firsts)
+    report = MergeReport(
+        rows_in=r.rows_in if r else n,
+        rows_after_as_of=r.rows_after_as_of if r else 0,
+        duplicate_rows=r.duplicate_rows if r else 0,
+        rows_merged=(r.rows_merged if r else 0) + n - n_out,
+        spells=n_out,
+    )
+    return Timeline(
+        person=timeline.person[firsts],
+        inst=timeline.inst[firsts],
+        start=_time.month_first_day(m_start[firsts]).astype(np.int32),
+        end=end.astype(np.int32),
+        exit_reason=timeline.exit_reason[lasts],
+        case_id=timeline.case_id[lasts],
+        person_ids=timeline.person_ids,
+        institutions=timeline.institutions,
+        case_ids=timeline.case_ids,
+        persons=timeline.persons,
+        as_of=timeline.as_of,
+        merge_report=report,
+        merge_gap_days=timeline.merge_gap_days,
+        mode="monthly",
+    )
