@@ -1,0 +1,556 @@
+"""Point-in-time features: what was known about a person on the evening of the as-of date.
+
+Every feature at as-of date T is computed from
+``build_timeline(spells, as_of=T)`` (DOMAIN.md section 5): rows starting or
+recorded after T are not there, ends after T are open, exit reasons of open
+spells are unknown. Interventions count only when dated on or before T. So a
+feature at T cannot see the future *by construction*; the tests also check it
+by changing everything after T.
+
+Features (about 55 with the defaults; :func:`feature_catalogue` lists them with
+unit and a description in German, French, Italian and English):
+
+* **current registrations** (spells covering day T, as in
+  :func:`iizrisk.flags.compute_flags`): registered at each institution, number of
+  institutions, duration of the current ALV, IV and SH registrations, days
+  since the latest and the first registration;
+* **history** over windows of 6, 12, 24 and 60 months ending at T (DOMAIN.md
+  windows): spells started, distinct institutions, days registered at any
+  institution, transitions and re-entries started in the window
+  (:func:`iizrisk.flags.transition_mask`, :func:`iizrisk.flags.reentry_mask`);
+  days at ALV, IV and SH over 24 months and their spells over 60 months;
+* **BFS profile so far**: the highest number of spells at one institution, the
+  BFS revolving-door flag and the four BFS pathway profiles over 24 months
+  (:func:`iizrisk.flags.compute_flags`);
+* **exit reasons so far**: exits with benefits exhausted (*Aussteuerung*), to
+  employment, by transfer, other; days since the last exit;
+* **the person**: age (as-of year minus birth year), education (one column per
+  level: categories are numbers, never native categoricals);
+* **earlier interventions** (dated <= T): joint assessments so far, days since
+  the last one, interventions over 12 months.
+
+Protected attributes (sex, nationality group) are features only with
+``include_protected=True``, which warns (:class:`ProtectedAttributeWarning`).
+
+Missing values (unknown birth year, no exit yet) are NaN; every other value is
+a count, a number of days or a 0/1 flag. All columns are ``float32``.
+
+Examples
+--------
+>>> import pandas as pd
+>>> rows = pd.DataFrame({
+...     "person_id": ["a", "a", "b"],
+...     "institution": ["ALV", "SH", "IV"],
+...     "start_date": pd.to_datetime(["2023-01-01", "2023-05-01", "2023-02-01"]),
+...     "end_date": pd.to_datetime(["2023-04-30", None, None]),
+...     "exit_reason": ["benefit_exhausted", None, None],
+... })
+>>> X = PointInTimeFeatures().fit_transform(rows, as_of="2023-06-30")
+>>> X.shape[1] >= 30
+True
+>>> X.loc[("a", "2023-06-30"), ["open_sh", "n_exits_benefit_exhausted", "n_transitions_12m"]].tolist()
+[1.0, 1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import _texts, _time
+from ._time import OPEN_END
+from .errors import ValidationError
+from .spells import DEFAULT_INSTITUTIONS, EXIT_REASONS, Timeline, as_of_day, build_timeline
+
+__all__ = [
+    "FeatureSpec",
+    "PointInTimeFeatures",
+    "ProtectedAttributeWarning",
+    "feature_specs",
+    "feature_catalogue",
+    "as_of_dates",
+]
+
+logger = logging.getLogger("iizrisk")
+
+#: Institutions with their own duration and history columns.
+DETAIL_INSTITUTIONS: tuple[str, ...] = ("ALV", "IV", "SH")
+#: Exit reasons counted separately ("other" counts the rest, missing included).
+COUNTED_EXITS: tuple[str, ...] = ("benefit_exhausted", "employment", "transfer")
+EDUCATION_LEVELS: tuple[str, ...] = ("compulsory", "upper_secondary", "tertiary")
+NATIONALITY_GROUPS: tuple[str, ...] = ("EU_EFTA", "THIRD")
+
+
+class ProtectedAttributeWarning(UserWarning):
+    """Protected attributes (sex, nationality group) were enabled as model inputs."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature: its column name, family (for texts), unit, group and parameters."""
+
+    name: str
+    family: str
+    unit: str
+    group: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def description(self, language: str = "en") -> str:
+        """Description in ``language`` (de, fr, it, en)."""
+        return _texts.describe(self.family, self.param_dict, language)
+
+    def sentence(self, value, language: str = "de") -> str:
+        """Reason sentence with the person's ``value`` in ``language``.
+
+        Examples
+        --------
+        >>> FeatureSpec("n_transitions_24m", "n_transitions", "count", "history",
+        ...             (("window", 24),)).sentence(3, "de")
+        '3 Wechsel zwischen Institutionen in den letzten 24 Monaten'
+        """
+        return _texts.render(self.family, self.param_dict, value, language)
+
+
+def feature_specs(*, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
+                  include_protected: bool = False) -> list[FeatureSpec]:
+    """Every feature, in column order, for these parameters.
+
+    Examples
+    --------
+    >>> [s.name for s in feature_specs()][:3]
+    ['open_alv', 'open_iv', 'open_sh']
+    """
+    S = FeatureSpec
+    bw = int(bfs_window_months)
+    long_w = int(max(window_months))
+    out = [S(f"open_{i.lower()}", "open", "flag", "current", (("institution", i),))
+           for i in DEFAULT_INSTITUTIONS]
+    out.append(S("n_institutions_now", "n_institutions_now", "count", "current"))
+    out += [S(f"current_days_{i.lower()}", "current_days", "days", "current", (("institution", i),))
+            for i in DETAIL_INSTITUTIONS]
+    out += [S("current_days_max", "current_days_max", "days", "current"),
+            S("days_since_last_start", "days_since_last_start", "days", "current"),
+            S("days_since_first_start", "days_since_first_start", "days", "history")]
+    for w in window_months:
+        w = int(w)
+        p = (("window", w),)
+        out += [S(f"n_spells_{w}m", "n_spells", "count", "history", p),
+                S(f"n_institutions_{w}m", "n_institutions", "count", "history", p),
+                S(f"days_registered_{w}m", "days_registered", "days", "history", p),
+                S(f"n_transitions_{w}m", "n_transitions", "count", "history", p),
+                S(f"n_reentries_{w}m", "n_reentries", "count", "history", p)]
+    out += [S(f"days_{i.lower()}_{bw}m", "days_inst", "days", "history", (("institution", i), ("window", bw)))
+            for i in DETAIL_INSTITUTIONS]
+    out += [S(f"n_spells_{i.lower()}_{long_w}m", "n_spells_inst", "count", "history",
+              (("institution", i), ("window", long_w))) for i in DETAIL_INSTITUTIONS]
+    pb = (("window", bw),)
+    out += [S(f"max_spells_one_institution_{bw}m", "max_spells_one_institution", "count", "profile", pb),
+            S(f"revolving_door_{bw}m", "revolving_door", "flag", "profile", pb),
+            S(f"bfs_profile_{bw}m", "bfs_profile", "code", "profile", pb)]
+    out += [S(f"n_exits_{r}", "n_exits", "count", "exits", (("reason", r),)) for r in (*COUNTED_EXITS, "other")]
+    out.append(S("days_since_last_exit", "days_since_last_exit", "days", "exits"))
+    out.append(S("age", "age", "years", "person"))
+    out += [S(f"education_{lv}", "education", "flag", "person", (("level", lv),)) for lv in EDUCATION_LEVELS]
+    out += [S("n_joint_assessments", "n_joint_assessments", "count", "interventions"),
+            S("days_since_joint_assessment", "days_since_joint_assessment", "days", "interventions"),
+            S("n_interventions_12m", "n_interventions", "count", "interventions", (("window", 12),))]
+    if include_protected:
+        out.append(S("sex_female", "sex_female", "flag", "protected"))
+        out += [S(f"nationality_{g.lower()}", "nationality", "flag", "protected", (("group", g),))
+                for g in NATIONALITY_GROUPS]
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"window_months {tuple(window_months)} produce duplicate feature names")
+    return out
+
+
+def feature_catalogue(*, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
+                      include_protected: bool = False) -> pd.DataFrame:
+    """The feature catalogue: name, group, unit, description and reason template in de/fr/it/en.
+
+    The ``template_<lang>`` columns show the reason sentence with the value
+    written as ``{value}``.
+
+    Examples
+    --------
+    >>> cat = feature_catalogue()
+    >>> cat.loc["n_transitions_24m", "description_de"]
+    'Wechsel zwischen Institutionen, begonnen in den letzten 24 Monaten'
+    >>> len(cat) >= 30
+    True
+    """
+    rows = []
+    for s in feature_specs(window_months=window_months, bfs_window_months=bfs_window_months,
+                           include_protected=include_protected):
+        row: dict[str, Any] = {"name": s.name, "family": s.family, "group": s.group, "unit": s.unit}
+        for lang in _texts.LANGUAGES:
+            row[f"unit_{lang}"] = _texts.load_locale(lang)["units"][s.unit]
+            row[f"description_{lang}"] = s.description(lang)
+            fam = _texts.load_locale(lang)["families"][s.family]
+            ctx = _texts._context(_texts.load_locale(lang), s.param_dict)
+            if "template" in fam:
+                row[f"template_{lang}"] = fam["template"].format(value="{value}", value_label="{value}", **ctx)
+            else:
+                row[f"template_{lang}"] = fam["true"].format(**ctx) + " / " + fam["false"].format(**ctx)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("name")
+
+
+def as_of_dates(first, last, *, day_of_month: str = "end") -> list[pd.Timestamp]:
+    """Monthly as-of dates (month ends) from ``first`` to ``last``, both included when month ends.
+
+    Examples
+    --------
+    >>> [d.date().isoformat() for d in as_of_dates("2023-01-15", "2023-03-31")]
+    ['2023-01-31', '2023-02-28', '2023-03-31']
+    """
+    if day_of_month != "end":
+        raise ValueError("only month-end as-of dates are supported (day_of_month='end')")
+    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    return [d for d in pd.date_range(first, last, freq="ME") if d <= last]
+
+
+# ------------------------------------------------------------------ vectorised helpers
+def _bincount(person: np.ndarray, n: int, weights=None) -> np.ndarray:
+    return np.bincount(person, weights=weights, minlength=n)
+
+
+def _group_max(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
+    out = np.full(n, fill, dtype=np.float64)
+    if len(person):
+        np.maximum.at(out, person, values)
+    return out
+
+
+def _group_min(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
+    out = np.full(n, fill, dtype=np.float64)
+    if len(person):
+        np.minimum.at(out, person, values)
+    return out
+
+
+def _union_days(person: np.ndarray, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Days covered by the union of inclusive intervals [a, b] per person.
+
+    ``person`` and ``a`` must be sorted by (person, a). Each interval adds the
+    days beyond the running maximum end of the person's earlier intervals.
+    """
+    if not len(person):
+        return np.zeros(n)
+    b = b.astype(np.int64)
+    off = int(b.min()) - 1
+    key = (person.astype(np.int64) << 32) | (b - off)
+    run = np.maximum.accumulate(key)
+    prev_max = np.full(len(b), np.iinfo(np.int64).min // 4, dtype=np.int64)
+    same = np.zeros(len(b), dtype=bool)
+    same[1:] = person[1:] == person[:-1]
+    prev_max[1:] = np.where(same[1:], (run[:-1] & 0xFFFFFFFF) + off, prev_max[1:])
+    add = np.maximum(0, b - np.maximum(a.astype(np.int64), prev_max + 1) + 1)
+    return _bincount(person, n, add)
+
+
+def _person_values(tl: Timeline, column: str) -> pd.Series | None:
+    if column not in tl.persons.columns:
+        return None
+    return tl.persons[column]
+
+
+def _prepare_interventions(interventions: pd.DataFrame | None):
+    if interventions is None:
+        return None
+    missing = [c for c in ("person_id", "date", "type") if c not in interventions.columns]
+    if missing:
+        raise ValidationError(f"interventions: required column(s) {missing} missing; "
+                              f"found {list(interventions.columns)}")
+    day = _time.to_days(interventions["date"])
+    ok = day != _time.MISSING_DAY
+    joint = (interventions["type"].astype(object) == "joint_assessment").to_numpy()
+    return pd.Index(interventions["person_id"].to_numpy()[ok]), day[ok], joint[ok]
+
+
+# ------------------------------------------------------------------ the computation
+def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], window_months,
+                 bfs_window_months: int, merge_gap_days: int, transition_gap_days: int,
+                 population: str, interventions) -> tuple[pd.Index, dict[str, np.ndarray]]:
+    """Feature columns at day ``t`` for the population, from the point-in-time view only."""
+    from .flags import compute_flags, reentry_mask, transition_mask
+
+    tl = build_timeline(spells, as_of=t, merge_gap_days=merge_gap_days)
+    n = tl.n_persons
+    p = tl.person.astype(np.int64)
+    s = tl.start.astype(np.int64)
+    is_open = tl.end == OPEN_END
+    e = np.where(is_open, t, tl.end).astype(np.int64)  # last day registered so far
+    if population == "open":
+        pop = np.flatnonzero(_bincount(p[is_open], n) > 0)
+    else:
+        pop = np.flatnonzero(_bincount(p, n) > 0)
+    cols: dict[str, np.ndarray] = {}
+
+    # current registrations: spells covering day T (an end on T still covers it)
+    reg = tl.end.astype(np.int64) >= t
+    for inst in DEFAULT_INSTITUTIONS:
+        c = tl.inst_code(inst)
+        cols[f"open_{inst.lower()}"] = _bincount(p[reg & (tl.inst == c)], n) > 0
+    cols["n_institutions_now"] = _bincount(p[reg], n)
+    cur = t - s + 1
+    for inst in DETAIL_INSTITUTIONS:
+        m = reg & (tl.inst == tl.inst_code(inst))
+        cols[f"current_days_{inst.lower()}"] = _bincount(p[m], n, cur[m])
+    cols["current_days_max"] = _group_max(p[reg], cur[reg], n, 0)
+    cols["days_since_last_start"] = t - _group_max(p, s, n, -np.inf)
+    cols["days_since_first_start"] = t - _group_min(p, s, n, np.inf)
+
+    # history windows
+    trans = np.asarray(transition_mask(tl, gap_days=transition_gap_days), dtype=bool)
+    reent = np.asarray(reentry_mask(tl), dtype=bool)
+    by_start = np.lexsort((s, p))
+    ps, ss, es = p[by_start], s[by_start], e[by_start]
+    pair = p * 256 + tl.inst.astype(np.int64)
+    for w in window_months:
+        w = int(w)
+        w0 = int(_time.window_start(t, w))
+        starts_in = s >= w0
+        overlap = e >= w0
+        cols[f"n_spells_{w}m"] = _bincount(p[starts_in], n)
+        cols[f"n_institutions_{w}m"] = _bincount(np.unique(pair[overlap]) // 256, n)
+        ov = es >= w0
+        cols[f"days_registered_{w}m"] = _union_days(ps[ov], np.maximum(ss[ov], w0), es[ov], n)
+        cols[f"n_transitions_{w}m"] = _bincount(p[starts_in & trans], n)
+        cols[f"n_reentries_{w}m"] = _bincount(p[starts_in & reent], n)
+    bw = int(bfs_window_months)
+    long_w = int(max(window_months))
+    w0 = int(_time.window_start(t, bw))
+    w_long = int(_time.window_start(t, long_w))
+    for inst in DETAIL_INSTITUTIONS:
+        m = (tl.inst == tl.inst_code(inst))
+        mo = m & (e >= w0)
+        cols[f"days_{inst.lower()}_{bw}m"] = _bincount(p[mo], n, e[mo] - np.maximum(s[mo], w0) + 1)
+        cols[f"n_spells_{inst.lower()}_{long_w}m"] = _bincount(p[m & (s >= w_long)], n)
+
+    # BFS profile from the flags module (one definition of the revolving door)
+    fl = compute_flags(tl, t, window_months=bw, transition_gap_days=transition_gap_days)
+    codes = tl.person_ids.get_indexer(pd.Index(fl["person_id"]))
+    okc = codes >= 0
+    n_inst_w = np.zeros(n)
+    max_one = np.zeros(n)
+    rd = np.zeros(n)
+    n_inst_w[codes[okc]] = np.asarray(fl["n_institutions_window"], dtype=np.float64)[okc]
+    max_one[codes[okc]] = np.asarray(fl["max_spells_one_institution_window"], dtype=np.float64)[okc]
+    rd[codes[okc]] = np.asarray(fl["revolving_door"], dtype=np.float64)[okc]
+    cols[f"max_spells_one_institution_{bw}m"] = max_one
+    cols[f"revolving_door_{bw}m"] = rd
+    profile = np.where(n_inst_w >= 2, np.where(max_one >= 2, 4, 3), np.where(max_one >= 2, 2, 1))
+    cols[f"bfs_profile_{bw}m"] = np.where((n_inst_w == 0) & (max_one == 0), 0, profile)
+
+    # exits so far (closed spells only: an open spell has no exit at T)
+    closed = ~is_open
+    counted = np.zeros(len(p), dtype=bool)
+    for r in COUNTED_EXITS:
+        m = closed & (tl.exit_reason == EXIT_REASONS.index(r))
+        counted |= m
+        cols[f"n_exits_{r}"] = _bincount(p[m], n)
+    cols["n_exits_other"] = _bincount(p[closed & ~counted], n)
+    last_end = _group_max(p[closed], tl.end[closed].astype(np.float64), n, -np.inf)
+    cols["days_since_last_exit"] = np.where(np.isfinite(last_end), t - last_end, np.nan)
+
+    # the person (latest attributes known at T)
+    year_t = _time.to_date(t).year
+    by = _person_values(tl, "birth_year")
+    cols["age"] = year_t - pd.to_numeric(by, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) \
+        if by is not None else np.full(n, np.nan)
+    edu = _person_values(tl, "education")
+    edu_v = edu.astype(object).to_numpy() if edu is not None else np.full(n, None, dtype=object)
+    for lv in EDUCATION_LEVELS:
+        cols[f"education_{lv}"] = edu_v == lv
+
+    # earlier interventions (dated <= T)
+    nja = np.zeros(n)
+    last_ja = np.full(n, np.nan)
+    n_int = np.zeros(n)
+    if interventions is not None:
+        pid, day, joint = interventions
+        seen = day <= t
+        ic = tl.person_ids.get_indexer(pid[seen])
+        iday, ijoint = day[seen].astype(np.int64), joint[seen]
+        ok = ic >= 0
+        ic, iday, ijoint = ic[ok], iday[ok], ijoint[ok]
+        nja = _bincount(ic[ijoint], n)
+        last = _group_max(ic[ijoint], iday[ijoint].astype(np.float64), n, -np.inf)
+        last_ja = np.where(np.isfinite(last), t - last, np.nan)
+        n_int = _bincount(ic[iday >= int(_time.window_start(t, 12))], n)
+    cols["n_joint_assessments"] = nja
+    cols["days_since_joint_assessment"] = last_ja
+    cols["n_interventions_12m"] = n_int
+
+    names = {sp.name for sp in specs}
+    if "sex_female" in names:
+        sex = _person_values(tl, "sex")
+        sv = sex.astype(object).to_numpy() if sex is not None else np.full(n, None, dtype=object)
+        cols["sex_female"] = np.where(pd.isna(sv), np.nan, sv == "F")
+        nat = _person_values(tl, "nationality_group")
+        nv = nat.astype(object).to_numpy() if nat is not None else np.full(n, None, dtype=object)
+        for g in NATIONALITY_GROUPS:
+            cols[f"nationality_{g.lower()}"] = np.where(pd.isna(nv), np.nan, nv == g)
+
+    ids = tl.person_ids.take(pop)
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    pop, ids = pop[order], ids.take(order)
+    out = {sp.name: np.asarray(cols[sp.name], dtype=np.float32)[pop] for sp in specs}
+    return ids, out
+
+
+class PointInTimeFeatures(TransformerMixin, BaseEstimator):
+    """Point-in-time features for (person, as-of) pairs, vectorised over persons.
+
+    For each as-of date T the spells are cut to the point-in-time view at T
+    (``build_timeline(spells, as_of=T)``) and every feature is computed from
+    that view only; many dates are handled by a loop over dates, never over
+    persons.
+
+    Parameters
+    ----------
+    window_months : tuple of int, default (6, 12, 24, 60)
+        History windows in calendar months ending at T.
+    bfs_window_months : int, default 24
+        Window of the BFS revolving-door flag and profile, and of the days per
+        institution.
+    merge_gap_days : int, default 0
+        Merge gap for spells (DOMAIN.md section 5).
+    transition_gap_days : int, default 90
+        Largest gap between the end of a spell and the start of a spell at
+        another institution that still counts as a transition.
+    include_protected : bool, default False
+        Add sex and nationality group as features. They are protected
+        attributes, meant for audits only; enabling them warns.
+    population : {"open", "all"}, default "open"
+        Who gets a row at T: persons with a spell open at T (the scored
+        population), or everyone with a spell starting on or before T.
+
+    Attributes
+    ----------
+    feature_names_out_ : ndarray of str
+        Output column names.
+    specs_ : list of FeatureSpec
+        The features, in column order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"person_id": ["a"], "institution": ["ALV"],
+    ...                      "start_date": pd.to_datetime(["2024-01-01"]), "end_date": [pd.NaT]})
+    >>> ft = PointInTimeFeatures(window_months=(12, 24))
+    >>> X = ft.fit_transform(rows, as_of=["2024-01-31", "2024-02-29"])
+    >>> X["current_days_alv"].tolist()
+    [31.0, 60.0]
+    >>> X.index.names
+    FrozenList(['person_id', 'as_of'])
+    """
+
+    def __init__(self, *, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
+                 merge_gap_days: int = 0, transition_gap_days: int = 90,
+                 include_protected: bool = False, population: str = "open"):
+        self.window_months = window_months
+        self.bfs_window_months = bfs_window_months
+        self.merge_gap_days = merge_gap_days
+        self.transition_gap_days = transition_gap_days
+        self.include_protected = include_protected
+        self.population = population
+
+    def _specs(self) -> list[FeatureSpec]:
+        w = tuple(int(x) for x in np.atleast_1d(self.window_months))
+        if not w or min(w) < 1:
+            raise ValueError(f"window_months must be positive month counts, got {self.window_months!r}")
+        if self.population not in {"open", "all"}:
+            raise ValueError(f"population must be 'open' or 'all', got {self.population!r}")
+        return feature_specs(window_months=w, bfs_window_months=int(self.bfs_window_months),
+                             include_protected=bool(self.include_protected))
+
+    def fit(self, spells=None, y=None, *, as_of=None, interventions=None):
+        """Check the parameters and fix the output columns; the data are not needed.
+
+        Returns
+        -------
+        self
+        """
+        self.specs_ = self._specs()
+        self.feature_names_out_ = np.array([s.name for s in self.specs_], dtype=object)
+        if self.include_protected:
+            warnings.warn(
+                "include_protected=True: sex and nationality group become model inputs. They are "
+                "protected attributes meant for audits; document this use in the model card.",
+                ProtectedAttributeWarning, stacklevel=2)
+        return self
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the output columns."""
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()
+
+    def catalogue(self) -> pd.DataFrame:
+        """The feature catalogue (:func:`feature_catalogue`) for these parameters."""
+        return feature_catalogue(window_months=tuple(np.atleast_1d(self.window_months)),
+                                 bfs_window_months=self.bfs_window_months,
+                                 include_protected=self.include_protected)
+
+    def transform(self, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
+        """Features at one or many as-of dates.
+
+        Parameters
+        ----------
+        spells : DataFrame
+            Canonical spells; rows after the as-of dates may be present and are
+            ignored (point-in-time view).
+        as_of : date-like or sequence of date-likes
+        interventions : DataFrame, optional
+            ``person_id``, ``date``, ``type``; only rows dated <= T count at T.
+
+        Returns
+        -------
+        DataFrame
+            One row per (person, as-of) with the index (``person_id``, ``as_of``),
+            sorted by as-of then person id; one ``float32`` column per feature.
+        """
+        check_is_fitted(self, "feature_names_out_")
+        missing = [c for c in ("person_id", "institution", "start_date") if c not in spells.columns]
+        if missing:
+            raise ValidationError(f"spells: required column(s) {missing} missing; found {list(spells.columns)}")
+        dates = [as_of] if np.ndim(as_of) == 0 or isinstance(as_of, str) else list(as_of)
+        days = sorted({as_of_day(d) for d in dates})
+        if not days:
+            raise ValueError("as_of holds no date")
+        iv = _prepare_interventions(interventions)
+        windows = tuple(int(x) for x in np.atleast_1d(self.window_months))
+        frames_ids, frames_days, blocks = [], [], []
+        for t in days:
+            ids, cols = _features_at(
+                spells, t, specs=self.specs_, window_months=windows,
+                bfs_window_months=int(self.bfs_window_months), merge_gap_days=int(self.merge_gap_days),
+                transition_gap_days=int(self.transition_gap_days), population=self.population,
+                interventions=iv)
+            frames_ids.append(np.asarray(ids, dtype=object))
+            frames_days.append(np.full(len(ids), t, dtype=np.int32))
+            blocks.append(cols)
+            logger.debug("features at %s: %d persons", _time.to_date(t), len(ids))
+        ids = np.concatenate(frames_ids)
+        when = pd.DatetimeIndex(_time.from_days(np.concatenate(frames_days)))
+        index = pd.MultiIndex.from_arrays([pd.Index(ids, dtype="str"), when], names=["person_id", "as_of"])
+        data = {name: np.concatenate([b[name] for b in blocks]) for name in self.feature_names_out_}
+        return pd.DataFrame(data, index=index, copy=False)
+
+    def fit_transform(self, spells, y=None, *, as_of, interventions=None) -> pd.DataFrame:
+        """``fit`` then ``transform`` with the same keyword-only as-of arguments."""
+        return self.fit(spells, y, as_of=as_of, interventions=interventions).transform(
+            spells, as_of=as_of, interventions=interventions)
