@@ -234,3 +234,45 @@ def test_bad_row_mask_is_vectorised_per_row(tmp_path):
     write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n")
     res = ingest(alv_settings(tmp_path), errors="quarantine")
     assert res.quarantine["_row"].tolist() == list(np.arange(1, 31)[::3])
+
+
+def _ref_parse(text):
+    """Reference: the standard library, both accepted formats."""
+    import datetime as dt
+
+    if text is None or not text.strip():
+        return None
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            return dt.datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_day = st.integers(0, 33).map(lambda d: f"{d:02d}") | st.integers(0, 33).map(str)
+_month = st.integers(0, 14).map(lambda m: f"{m:02d}") | st.integers(1, 12).map(str)
+_year = st.integers(1899, 2101).map(str)
+_date_text = st.one_of(
+    st.builds(lambda d, m, y: f"{d}.{m}.{y}", _day, _month, _year),
+    st.builds(lambda d, m, y: f"{y}-{m}-{d}", _day, _month, _year),
+    st.text(alphabet="0123456789.-/ ", max_size=12),
+    st.none(),
+)
+
+
+@given(st.lists(_date_text, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_date_parsing_matches_stdlib(texts):
+    from iizrisk.io import _parse_dates
+
+    got = _parse_dates(pd.Series(texts, dtype="str"), None)
+    want = [_ref_parse(t) for t in texts]
+    for g, w, t in zip(got, want, texts, strict=True):
+        if w is None:
+            assert pd.isna(g), t
+        else:
+            assert g.date() == w, t

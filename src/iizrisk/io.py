@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .config import Settings, SourceConfig
@@ -52,6 +53,7 @@ __all__ = [
     "read_canonical",
     "read_csv_text",
     "to_canonical_dtypes",
+    "as_category",
     "write_parquet_atomic",
 ]
 
@@ -155,6 +157,36 @@ def _sniff_separator(header: str) -> str:
 
 
 # -------------------------------------------------------------------- conversion
+_DATE_PATTERNS = {
+    "%Y-%m-%d": r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ]00:00(?::00)?)?$",
+    "%d.%m.%Y": r"^(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})$",
+}
+
+
+def _dates_from_text(arr: pa.Array, pattern: str) -> np.ndarray:
+    """datetime64[s] of the strings matching ``pattern`` with a real calendar day; NaT otherwise.
+
+    Arrow's strptime is lenient (31.02.2024 becomes 02.03.2024), so the parts
+    are extracted with a regular expression and checked with numpy.
+    """
+    parts = pc.extract_regex(arr, pattern)
+    n = len(arr)
+    comp = {}
+    for k in ("y", "m", "d"):
+        field_ = pc.struct_field(parts, k)
+        comp[k] = pc.fill_null(pc.cast(field_, pa.int32(), safe=False), 0).to_numpy(zero_copy_only=False)
+    ok = ~pc.is_null(parts).to_numpy(zero_copy_only=False)
+    y, m, d = comp["y"].astype(np.int64), comp["m"].astype(np.int64), comp["d"].astype(np.int64)
+    ok &= (m >= 1) & (m <= 12) & (d >= 1) & (y >= 1)
+    month = (np.where(ok, y, 1970) - 1970) * 12 + np.where(ok, m, 1) - 1
+    first = month.astype("datetime64[M]").astype("datetime64[D]")
+    length = ((month + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(np.int64)
+    ok &= d <= length
+    out = (first + (np.where(ok, d, 1) - 1).astype("timedelta64[D]")).astype("datetime64[s]")
+    out[~ok] = np.datetime64("NaT")
+    return out if len(out) == n else np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+
+
 def _parse_dates(col: pd.Series, fmt: str | None) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(col):
         return col.astype("datetime64[s]")
@@ -162,15 +194,18 @@ def _parse_dates(col: pd.Series, fmt: str | None) -> pd.Series:
         return col.astype("datetime64[s]")
     if col.dtype == object and col.notna().any() and not isinstance(col.dropna().iloc[0], str):
         return pd.to_datetime(col, errors="coerce").astype("datetime64[s]")  # date objects
-    s = col.astype("str").str.strip()
-    if fmt:
-        out = pd.to_datetime(s, format=fmt, errors="coerce")
-    else:
-        out = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
-        todo = out.isna() & s.notna()
+    if fmt and fmt not in _DATE_PATTERNS:
+        return pd.to_datetime(col.astype("str").str.strip(), format=fmt, errors="coerce").astype("datetime64[s]")
+    arr = pc.utf8_trim_whitespace(pa.array(col.astype("str"), from_pandas=True))
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    formats = [fmt] if fmt else list(_DATE_PATTERNS)
+    out = _dates_from_text(arr, _DATE_PATTERNS[formats[0]])
+    for other in formats[1:]:
+        todo = np.isnat(out)
         if todo.any():
-            out[todo] = pd.to_datetime(s[todo], format="%d.%m.%Y", errors="coerce")
-    return out.astype("datetime64[s]")
+            out[todo] = _dates_from_text(arr.filter(pa.array(todo)), _DATE_PATTERNS[other])
+    return pd.Series(out, index=col.index, dtype="datetime64[s]")
 
 
 def _parse_numbers(col: pd.Series, decimal: str) -> pd.Series:
@@ -193,11 +228,39 @@ def _parse_bool(col: pd.Series) -> pd.Series:
 
 
 def _blank_to_na(col: pd.Series) -> pd.Series:
-    """Strip text and turn empty cells into missing values."""
+    """Strip text and turn empty cells into missing values (Arrow kernels, no Python loop)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         return col
-    s = col.astype("str").str.strip()
-    return s.mask(s == "")
+    trimmed = pc.utf8_trim_whitespace(pa.array(col.astype("str"), from_pandas=True))
+    trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+    return pd.Series(trimmed, index=col.index, dtype="str")
+
+
+def as_category(col: pd.Series, categories: list[str] | None = None, *,
+                extend: bool = False) -> pd.Categorical:
+    """Dictionary-encode a column with Arrow (hashing in C++, no Python objects).
+
+    With ``categories`` the codes follow that order and values outside it
+    become missing, unless ``extend`` appends them (sorted) to the categories.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy().astype(np.int32)
+        dictionary = [str(c) for c in col.cat.categories]
+    else:
+        arr = pa.array(col.astype("str"), from_pandas=True)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        enc = pc.dictionary_encode(arr)
+        codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+        dictionary = enc.dictionary.to_pylist()
+    if categories is None:
+        return pd.Categorical.from_codes(codes, categories=pd.Index(dictionary, dtype="str"))
+    cats = list(categories)
+    if extend:
+        cats += sorted(set(dictionary) - set(cats))
+    pos = {c: i for i, c in enumerate(cats)}
+    mapping = np.array([pos.get(d, -1) for d in dictionary] + [-1], dtype=np.int32)
+    return pd.Categorical.from_codes(mapping[codes], categories=pd.Index(cats, dtype="str"))
 
 
 def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport, rows: np.ndarray,
@@ -248,9 +311,11 @@ def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport,
 def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = None) -> pd.DataFrame:
     """Cast a canonical table to the library's dtypes.
 
-    ``person_id`` and ``case_id`` as Arrow-backed strings, institution and the
-    other enumerations as categoricals, dates as ``datetime64[s]``,
-    ``birth_year`` as nullable ``Int16``. Columns not in the schema are kept.
+    ``person_id`` and ``case_id`` as Arrow-backed strings (the timeline engine
+    factorises them once into integer codes), institution and the other
+    enumerations as categoricals in schema order (dictionary-encoded by Arrow),
+    dates as ``datetime64[s]``, ``birth_year`` as nullable ``Int16``.
+    Columns not in the schema are kept as they are.
     """
     schema = load_schema("spells")
     out = {}
@@ -265,12 +330,8 @@ def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = No
         elif f.type == "integer":
             out[c] = pd.to_numeric(col, errors="coerce").astype("Int16" if c == "birth_year" else "Int32")
         elif f.enum is not None:
-            cats = list(f.enum)
-            if c == "institution":
-                cats = list(dict.fromkeys([*cats, *(institutions or []),
-                                           *sorted(set(col.dropna().astype(str)) - set(cats))]))
-            out[c] = pd.Categorical(col.astype("str") if not isinstance(col.dtype, pd.CategoricalDtype)
-                                    else col.astype("str"), categories=cats)
+            cats = list(dict.fromkeys([*f.enum, *(institutions or [])])) if c == "institution" else list(f.enum)
+            out[c] = as_category(col, cats, extend=(c == "institution"))
         else:
             out[c] = col if pd.api.types.is_string_dtype(col) and col.dtype != object else col.astype("str")
     res = pd.DataFrame(out, index=df.index)
@@ -313,7 +374,7 @@ def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
         elif pa.types.is_dictionary(t):
             cols[name] = col.to_pandas()
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            cols[name] = pd.Series(col, dtype="str") if col.num_chunks else pd.Series([], dtype="str")
+            cols[name] = pd.Series(col, dtype="str")
         else:
             cols[name] = col.to_pandas()
     return pd.DataFrame(cols)

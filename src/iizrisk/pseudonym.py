@@ -85,9 +85,18 @@ def looks_like_ahv(values) -> np.ndarray:
     space) are examined further.
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
-    if s.dtype.kind in "iuf":
-        s = s.astype("Int64").astype("str")
-    elif not (pd.api.types.is_string_dtype(s) or s.dtype == object):
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        on_categories = looks_like_ahv(pd.Series(s.cat.categories.astype("str")))
+        codes = s.cat.codes.to_numpy()
+        return np.where(codes >= 0, np.r_[on_categories, False][codes], False)
+    if s.dtype.kind in "iuf" or pd.api.types.is_extension_array_dtype(s) and s.dtype.kind in "iuf":
+        v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        cand = (v >= 7560000000000) & (v <= 7569999999999) & (v % 1 == 0)
+        out = np.zeros(len(s), dtype=bool)
+        if cand.any():
+            out[cand] = is_valid_ahv(pd.Series(v[cand].astype(np.int64).astype(str)))
+        return out
+    if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
         return np.zeros(len(s), dtype=bool)
     s = s.astype("str")
     cand = s.str.lstrip().str.startswith("756").fillna(False).to_numpy(dtype=bool)

@@ -34,7 +34,8 @@ from . import _time
 from .pseudonym import looks_like_ahv
 from .schema import Schema, load_schema
 
-__all__ = ["Problem", "ValidationReport", "check_spells", "check_table", "check_raw_identifiers"]
+__all__ = ["Problem", "ValidationReport", "check_spells", "check_table", "check_raw_identifiers",
+           "duplicate_mask"]
 
 _MAX_ROWS_SHOWN = 5
 
@@ -255,18 +256,47 @@ def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: Valid
     if all(c in df.columns for c in ("start_date", "end_date")):
         s, e = _time.to_days(df["start_date"]), _time.to_days(df["end_date"])
         before = (s != _time.MISSING_DAY) & (e != _time.MISSING_DAY) & (e < s)
-        report.add(source, "end_date", "end before start", before, df["end_date"].astype("str"),
+        report.add(source, "end_date", "end before start", before, df["end_date"],
                    fix="correct the dates (end_date is the last day registered, inclusive)", rows=rows)
         bad |= before
     if len(df) and all(c in df.columns for c in schema.required):
-        h = pd.util.hash_pandas_object(df, index=False).to_numpy()
-        order = np.argsort(h, kind="stable")
-        hs = h[order]
-        dup_sorted = np.zeros(len(h), dtype=bool)
-        dup_sorted[1:] = hs[1:] == hs[:-1]
-        dup = np.zeros(len(h), dtype=bool)
-        dup[order] = dup_sorted
-        report.add(source, "(all columns)", "exact duplicate rows", dup,
+        report.add(source, "(all columns)", "exact duplicate rows", duplicate_mask(df),
                    fix="none needed: duplicates are merged into one spell; check the export if many",
                    severity="warning", rows=rows, show_example=False)
     return report, bad
+
+
+def _column_codes(col: pd.Series) -> np.ndarray:
+    """Integer codes with equal values <=> equal codes (missing values share one code)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy().astype(np.int64)
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col.to_numpy(dtype="datetime64[s]").view(np.int64)
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        v = col.to_numpy(dtype=float, na_value=np.nan)
+        return np.where(np.isnan(v), np.inf, v).view(np.int64)
+    return pd.factorize(col, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def duplicate_mask(df: pd.DataFrame) -> np.ndarray:
+    """Rows identical in every column to an earlier row (in hash order).
+
+    Vectorised: per-column integer codes are mixed into a 64-bit hash, rows are
+    sorted by it, and equal neighbours are confirmed column by column.
+    """
+    n = len(df)
+    codes = [_column_codes(df[c]) for c in df.columns]
+    h = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in codes:
+            h = (h ^ c.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+            h ^= h >> np.uint64(29)
+    order = np.argsort(h, kind="stable")
+    same = h[order][1:] == h[order][:-1]
+    a, b = order[1:][same], order[:-1][same]
+    for c in codes:
+        keep = c[a] == c[b]
+        a, b = a[keep], b[keep]
+    out = np.zeros(n, dtype=bool)
+    out[a] = True
+    return out

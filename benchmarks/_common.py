@@ -1,0 +1,107 @@
+"""Shared benchmark helpers: timing with peak memory, table printing, random canonical spells."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class _PeakSampler:
+    """Samples the resident set size every 20 ms (ru_maxrss never goes down, so a stage's
+    own peak needs sampling)."""
+
+    def __init__(self):
+        self.peak = _rss_mib()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_mib())
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss_mib())
+
+
+@contextmanager
+def stage(table: list, name: str, **extra):
+    """Time a block; append {stage, seconds, peak_rss_mib, ...} to ``table``."""
+    with _PeakSampler() as s:
+        t0 = time.perf_counter()
+        yield
+        secs = time.perf_counter() - t0
+    table.append({"stage": name, "seconds": round(secs, 2), "peak_rss_mib": round(s.peak), **extra})
+
+
+def print_table(rows: list, title: str) -> None:
+    df = pd.DataFrame(rows)
+    print(f"\n## {title}\n")
+    print(df.to_markdown(index=False) if _has_tabulate() else df.to_string(index=False))
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def machine() -> dict:
+    import os
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpus": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version(),
+            "platform": platform.platform(), "numpy": np.__version__, "pandas": pd.__version__}
+
+
+def save_json(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, default=str))
+
+
+def random_spells(n_spells: int, *, seed: int = 0, persons_per_spell: float = 0.2) -> pd.DataFrame:
+    """Random canonical spells (about 5 spells per person), vectorised."""
+    rng = np.random.default_rng(seed)
+    n_persons = max(1, int(n_spells * persons_per_spell))
+    person = rng.integers(0, n_persons, n_spells)
+    ids = np.char.add("p", np.arange(n_persons).astype(str))
+    inst = rng.choice(np.array(["ALV", "IV", "SH", "BB", "BSLB", "MIG"]), n_spells, p=[.45, .15, .25, .05, .05, .05])
+    start = np.datetime64("2015-01-01") + rng.integers(0, 3650, n_spells).astype("timedelta64[D]")
+    dur = rng.gamma(1.2, 200, n_spells).astype(int)
+    end = (start + dur.astype("timedelta64[D]")).astype("datetime64[s]")
+    export_day = np.datetime64("2025-12-31", "s")
+    end = np.where((rng.random(n_spells) < 0.15) | (end > export_day), np.datetime64("NaT"), end)
+    reasons = np.array(["employment", "transfer", "benefit_exhausted", "other", "unknown"])
+    return pd.DataFrame({
+        "person_id": pd.Series(ids[person], dtype="str"),
+        "institution": inst,
+        "case_id": pd.Series(np.char.add("c", np.arange(n_spells).astype(str)), dtype="str"),
+        "start_date": start.astype("datetime64[s]"),
+        "end_date": end.astype("datetime64[s]"),
+        "exit_reason": reasons[rng.integers(0, len(reasons), n_spells)],
+        "birth_year": rng.integers(1955, 2005, n_persons)[person],
+        "education": np.array(["compulsory", "upper_secondary", "tertiary"])[rng.integers(0, 3, n_persons)][person],
+    })
