@@ -78,6 +78,7 @@ class DeploymentSettings:
     merge_gap_days: int = 0
     transition_gap_days: int = 90
     window_months: int = 24
+    interventions: str | None = None  # CSV/Parquet of interventions (joint assessments, ...)
 
 
 @dataclass
@@ -112,7 +113,6 @@ class OutputSettings:
     dir: str = "runs"
     history_dir: str = "history"
     history_keep_days: int = 730
-    interventions: str | None = None
 
 
 @dataclass
