@@ -1,0 +1,379 @@
+"""Point-in-time features: fast vectorised code against a slow per-person reference.
+
+The reference works on the raw rows with plain Python loops, straight from
+DOMAIN.md section 5 (point-in-time view, merging, windows, transitions,
+re-entries, BFS revolving door); it shares no code with the library except
+the calendar helper it checks separately.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iizrisk import _time
+from iizrisk.features import (
+    PointInTimeFeatures,
+    ProtectedAttributeWarning,
+    _union_days,
+    as_of_dates,
+    feature_catalogue,
+    feature_specs,
+)
+
+BASE = dt.date(2018, 1, 1)
+INSTS = ["ALV", "IV", "SH", "BB"]
+REASONS = ["employment", "benefit_exhausted", "transfer", "pension", "other", None]
+EDU = ["compulsory", "upper_secondary", "tertiary", None]
+
+
+def D(n: int) -> dt.date:
+    return BASE + dt.timedelta(days=int(n))
+
+
+# ---------------------------------------------------------------- data strategies
+@st.composite
+def spell_rows(draw, max_persons: int = 4, max_rows: int = 12, span: int = 2200):
+    n_persons = draw(st.integers(1, max_persons))
+    attrs = {
+        f"p{i}": (draw(st.one_of(st.none(), st.integers(1950, 2005))), draw(st.sampled_from(EDU)))
+        for i in range(n_persons)
+    }
+    n = draw(st.integers(1, max_rows))
+    rows = []
+    for _ in range(n):
+        p = f"p{draw(st.integers(0, n_persons - 1))}"
+        inst = draw(st.sampled_from(INSTS))
+        s = draw(st.integers(0, span))
+        length = draw(st.integers(0, 500))
+        open_ = draw(st.booleans()) and draw(st.booleans())
+        e = None if open_ else s + length
+        # the exit reason is a function of (institution, end): rows merged into one spell
+        # with the same latest end agree on it, so the reference needs no tie rule
+        reason = None if e is None else REASONS[(e + INSTS.index(inst)) % len(REASONS)]
+        rec = draw(st.one_of(st.none(), st.integers(0, 60)))
+        by, edu = attrs[p]
+        rows.append({
+            "person_id": p, "institution": inst, "start_date": D(s),
+            "end_date": None if e is None else D(e), "exit_reason": reason,
+            "recorded_date": None if rec is None else D(s + rec),
+            "birth_year": by, "education": edu,
+        })
+    return rows
+
+
+@st.composite
+def interventions_rows(draw, n_persons: int = 4, span: int = 2200):
+    n = draw(st.integers(0, 5))
+    return [{"person_id": f"p{draw(st.integers(0, n_persons - 1))}", "date": D(draw(st.integers(0, span))),
+             "type": draw(st.sampled_from(["joint_assessment", "case_management", "other"]))}
+            for _ in range(n)]
+
+
+def to_frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for c in ("start_date", "end_date", "recorded_date"):
+        if c in df:
+            df[c] = pd.to_datetime(df[c])
+    if "birth_year" in df:
+        df["birth_year"] = df["birth_year"].astype("Int64")
+    return df
+
+
+def iv_frame(rows: list[dict]) -> pd.DataFrame | None:
+    if not rows:
+        return pd.DataFrame({"person_id": pd.Series([], dtype=str), "date": pd.to_datetime([]),
+                             "type": pd.Series([], dtype=str)})
+    df = pd.DataFrame(rows)
+    df["date"] = pd.to_datetime(df["date"])
+    return df
+
+
+# ---------------------------------------------------------------- slow reference
+def months_back_plus_one(t: dt.date, w: int) -> dt.date:
+    """T minus w calendar months (clipped to the month's end) plus one day."""
+    y, m = t.year, t.month - w
+    while m < 1:
+        y, m = y - 1, m + 12
+    d = min(t.day, calendar.monthrange(y, m)[1])
+    return dt.date(y, m, d) + dt.timedelta(days=1)
+
+
+def ref_view(rows: list[dict], t: dt.date) -> list[dict]:
+    out = []
+    for r in rows:
+        if r["start_date"] > t or (r.get("recorded_date") is not None and r["recorded_date"] > t):
+            continue
+        r = dict(r)
+        if r["end_date"] is None or r["end_date"] > t:
+            r["end_date"], r["exit_reason"] = None, None
+        out.append(r)
+    return out
+
+
+def ref_merge(rows: list[dict]) -> list[dict]:
+    """Merged spells: rows of one person at one institution that overlap or touch."""
+    spells = []
+    keys = sorted({(r["person_id"], r["institution"]) for r in rows})
+    for p, inst in keys:
+        mine = sorted((r for r in rows if r["person_id"] == p and r["institution"] == inst),
+                      key=lambda r: r["start_date"])
+        cur = None
+        for r in mine:
+            end = r["end_date"]
+            if cur is not None and (cur["end"] is None or r["start_date"] <= cur["end"] + dt.timedelta(days=1)):
+                if cur["end"] is not None and (end is None or end > cur["end"]):
+                    cur["end"], cur["reason"] = end, r["exit_reason"]
+                elif cur["end"] is not None and end == cur["end"] and cur["reason"] is None:
+                    cur["reason"] = r["exit_reason"]
+                continue
+            cur = {"person": p, "inst": inst, "start": r["start_date"], "end": end, "reason": r["exit_reason"]}
+            spells.append(cur)
+    return spells
+
+
+BIG = dt.date(9999, 12, 31)
+
+
+def end_or_big(s):
+    return BIG if s["end"] is None else s["end"]
+
+
+def is_transition(s, mine, gap=90):
+    return any(a["inst"] != s["inst"] and a["start"] < s["start"]
+               and (a["end"] is None or s["start"] <= a["end"] + dt.timedelta(days=gap)) for a in mine)
+
+
+def is_reentry(s, mine):
+    return any(a["inst"] == s["inst"] and a["start"] < s["start"] for a in mine)
+
+
+def ref_features(rows, t: dt.date, interventions=(), windows=(6, 12, 24, 60)) -> dict[str, dict]:
+    view = ref_view(rows, t)
+    spells = ref_merge(view)
+    out = {}
+    for p in sorted({s["person"] for s in spells}):
+        mine = [s for s in spells if s["person"] == p]
+        if not any(s["end"] is None for s in mine):
+            continue  # population: a spell open at T
+        f: dict[str, float] = {}
+        reg = [s for s in mine if end_or_big(s) >= t]
+        for inst in ["ALV", "IV", "SH", "BB", "BSLB", "MIG", "UV", "KTG"]:
+            f[f"open_{inst.lower()}"] = float(any(s["inst"] == inst for s in reg))
+        f["n_institutions_now"] = len({s["inst"] for s in reg})
+        for inst in ["ALV", "IV", "SH"]:
+            f[f"current_days_{inst.lower()}"] = sum((t - s["start"]).days + 1 for s in reg if s["inst"] == inst)
+        f["current_days_max"] = max((t - s["start"]).days + 1 for s in reg)
+        f["days_since_last_start"] = (t - max(s["start"] for s in mine)).days
+        f["days_since_first_start"] = (t - min(s["start"] for s in mine)).days
+        for w in windows:
+            w0 = months_back_plus_one(t, w)
+            f[f"n_spells_{w}m"] = sum(s["start"] >= w0 for s in mine)
+            f[f"n_institutions_{w}m"] = len({s["inst"] for s in mine if min(end_or_big(s), t) >= w0})
+            days = set()
+            for s in mine:
+                a, b = max(s["start"], w0), min(end_or_big(s), t)
+                days.update(range(a.toordinal(), b.toordinal() + 1))
+            f[f"days_registered_{w}m"] = len(days)
+            f[f"n_transitions_{w}m"] = sum(s["start"] >= w0 and is_transition(s, mine) for s in mine)
+            f[f"n_reentries_{w}m"] = sum(s["start"] >= w0 and is_reentry(s, mine) for s in mine)
+        w0 = months_back_plus_one(t, 24)
+        w60 = months_back_plus_one(t, 60)
+        for inst in ["ALV", "IV", "SH"]:
+            f[f"days_{inst.lower()}_24m"] = sum(
+                max(0, (min(end_or_big(s), t) - max(s["start"], w0)).days + 1) for s in mine if s["inst"] == inst)
+            f[f"n_spells_{inst.lower()}_60m"] = sum(s["inst"] == inst and s["start"] >= w60 for s in mine)
+        per_inst: dict[str, int] = {}
+        for s in mine:
+            if min(end_or_big(s), t) >= w0:
+                per_inst[s["inst"]] = per_inst.get(s["inst"], 0) + 1
+        n_inst, mx = len(per_inst), max(per_inst.values(), default=0)
+        f["max_spells_one_institution_24m"] = mx
+        f["revolving_door_24m"] = float(n_inst >= 2 and mx >= 2)
+        f["bfs_profile_24m"] = 0 if n_inst == 0 else (4 if n_inst >= 2 and mx >= 2 else 3 if n_inst >= 2
+                                                     else 2 if mx >= 2 else 1)
+        closed = [s for s in mine if s["end"] is not None]
+        for r in ["benefit_exhausted", "employment", "transfer"]:
+            f[f"n_exits_{r}"] = sum(s["reason"] == r for s in closed)
+        f["n_exits_other"] = sum(s["reason"] not in ("benefit_exhausted", "employment", "transfer") for s in closed)
+        f["days_since_last_exit"] = (t - max(s["end"] for s in closed)).days if closed else math.nan
+        # latest attributes among the visible rows (constant per person in these data)
+        prow = [r for r in view if r["person_id"] == p]
+        by = [r["birth_year"] for r in prow if r["birth_year"] is not None]
+        f["age"] = t.year - by[-1] if by else math.nan
+        edu = [r["education"] for r in prow if r["education"] is not None]
+        for lv in ["compulsory", "upper_secondary", "tertiary"]:
+            f[f"education_{lv}"] = float(bool(edu) and edu[-1] == lv)
+        mine_iv = [i for i in interventions if i["person_id"] == p and i["date"] <= t]
+        joint = [i["date"] for i in mine_iv if i["type"] == "joint_assessment"]
+        f["n_joint_assessments"] = len(joint)
+        f["days_since_joint_assessment"] = (t - max(joint)).days if joint else math.nan
+        w12 = months_back_plus_one(t, 12)
+        f["n_interventions_12m"] = sum(i["date"] >= w12 for i in mine_iv)
+        out[p] = f
+    return out
+
+
+def assert_same_features(fast: pd.DataFrame, ref: dict[str, dict], t: dt.date):
+    got_ids = list(fast.index.get_level_values("person_id"))
+    assert got_ids == sorted(ref), (got_ids, sorted(ref))
+    for p, feats in ref.items():
+        row = fast.loc[(p, pd.Timestamp(t))]
+        for name, want in feats.items():
+            got = float(row[name])
+            if isinstance(want, float) and math.isnan(want):
+                assert math.isnan(got), (p, name, got)
+            else:
+                assert got == pytest.approx(float(want)), (p, name, got, want)
+
+
+# ---------------------------------------------------------------- tests
+def test_reference_calendar_agrees_with_library():
+    for t in [dt.date(2024, 6, 30), dt.date(2024, 2, 29), dt.date(2024, 3, 31), dt.date(2023, 1, 15)]:
+        for w in (1, 6, 12, 24, 60):
+            assert _time.to_date(_time.window_start(_time.day(t), w)) == months_back_plus_one(t, w)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(), ivs=interventions_rows(), t_off=st.integers(0, 2400))
+def test_features_match_reference(rows, ivs, t_off):
+    t = D(t_off)
+    X = PointInTimeFeatures().fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
+    ref = ref_features(rows, t, ivs)
+    assert_same_features(X, ref, t)
+    assert list(X.columns) == [s.name for s in feature_specs()]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(), ivs=interventions_rows(), t_off=st.integers(100, 2200), data=st.data())
+def test_nothing_after_as_of_changes_a_feature(rows, ivs, t_off, data):
+    """Rows starting later, ends moved beyond T, rows recorded later, later interventions: no change."""
+    t = D(t_off)
+    ft = PointInTimeFeatures()
+    before = ft.fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
+    changed = []
+    for r in rows:
+        r = dict(r)
+        if r["end_date"] is None or r["end_date"] > t:  # end unknown at T: move it, or its reason
+            if data.draw(st.booleans()):
+                r["end_date"] = None if data.draw(st.booleans()) else max(t, r["start_date"]) + \
+                    dt.timedelta(days=data.draw(st.integers(1, 900)))
+            r["exit_reason"] = data.draw(st.sampled_from(REASONS)) if r["end_date"] is not None else None
+        if r["recorded_date"] is not None and r["recorded_date"] > t:
+            r["recorded_date"] = r["recorded_date"] + dt.timedelta(days=data.draw(st.integers(0, 300)))
+        changed.append(r)
+    for _ in range(data.draw(st.integers(0, 4))):  # new rows: start after T, or recorded after T
+        s = t + dt.timedelta(days=data.draw(st.integers(-400, 600)))
+        rec = t + dt.timedelta(days=data.draw(st.integers(1, 200)))
+        changed.append({"person_id": f"p{data.draw(st.integers(0, 6))}",
+                        "institution": data.draw(st.sampled_from(INSTS)), "start_date": s,
+                        "end_date": None, "exit_reason": None,
+                        "recorded_date": rec if s <= t else None, "birth_year": 1970, "education": "tertiary"})
+    later_ivs = ivs + [{"person_id": f"p{data.draw(st.integers(0, 6))}",
+                        "date": t + dt.timedelta(days=data.draw(st.integers(1, 400))),
+                        "type": "joint_assessment"} for _ in range(data.draw(st.integers(0, 3)))]
+    after = ft.transform(to_frame(changed), as_of=t, interventions=iv_frame(later_ivs))
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_union_days_matches_sets():
+    rng = np.random.default_rng(3)
+    person = np.sort(rng.integers(0, 30, 400))
+    a = rng.integers(-50, 500, 400)
+    b = a + rng.integers(0, 60, 400)
+    order = np.lexsort((a, person))
+    person, a, b = person[order], a[order], b[order]
+    got = _union_days(person, a, b, 30)
+    for p in range(30):
+        days = set()
+        for i in np.flatnonzero(person == p):
+            days.update(range(a[i], b[i] + 1))
+        assert got[p] == len(days)
+
+
+def test_many_dates_loop_over_dates_and_keep_order():
+    rows = to_frame([
+        {"person_id": "b", "institution": "ALV", "start_date": dt.date(2020, 1, 1), "end_date": None},
+        {"person_id": "a", "institution": "SH", "start_date": dt.date(2020, 3, 1), "end_date": None},
+    ])
+    X = PointInTimeFeatures().fit_transform(rows, as_of=as_of_dates("2020-01-01", "2020-04-30"))
+    idx = [(p, d.date().isoformat()) for p, d in X.index]
+    assert idx == [("b", "2020-01-31"), ("b", "2020-02-29"), ("a", "2020-03-31"), ("b", "2020-03-31"),
+                   ("a", "2020-04-30"), ("b", "2020-04-30")]
+    assert X.loc[("b", pd.Timestamp("2020-02-29")), "current_days_alv"] == 60
+    assert (X.dtypes == np.float32).all()
+
+
+def test_protected_attributes_only_when_enabled():
+    rows = to_frame([{"person_id": "a", "institution": "ALV", "start_date": dt.date(2020, 1, 1),
+                      "end_date": None, "sex": "F", "nationality_group": "THIRD"}])
+    X = PointInTimeFeatures().fit_transform(rows, as_of="2020-06-30")
+    assert not {"sex_female", "nationality_third"} & set(X.columns)
+    with pytest.warns(ProtectedAttributeWarning, match="protected"):
+        ft = PointInTimeFeatures(include_protected=True).fit(rows)
+    X = ft.transform(rows, as_of="2020-06-30")
+    assert X[["sex_female", "nationality_eu_efta", "nationality_third"]].iloc[0].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_sklearn_contract_and_names():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    ft = PointInTimeFeatures(window_months=(3, 24), population="all")
+    assert clone(ft).get_params() == ft.get_params()
+    with pytest.raises(NotFittedError):
+        ft.get_feature_names_out()
+    with pytest.raises(NotFittedError):
+        ft.transform(pd.DataFrame(), as_of="2020-01-01")
+    names = ft.fit().get_feature_names_out()
+    assert "n_transitions_3m" in names and "n_spells_alv_24m" in names
+    with pytest.raises(ValueError, match="population"):
+        PointInTimeFeatures(population="some").fit()
+    with pytest.raises(ValueError, match="duplicate"):
+        PointInTimeFeatures(window_months=(12, 12)).fit()
+
+
+def test_population_all_includes_closed_persons():
+    rows = to_frame([
+        {"person_id": "a", "institution": "ALV", "start_date": dt.date(2020, 1, 1), "end_date": dt.date(2020, 2, 1)},
+        {"person_id": "b", "institution": "SH", "start_date": dt.date(2020, 1, 1), "end_date": None},
+    ])
+    assert list(PointInTimeFeatures().fit_transform(rows, as_of="2020-06-30").index.get_level_values(0)) == ["b"]
+    X = PointInTimeFeatures(population="all").fit_transform(rows, as_of="2020-06-30")
+    assert list(X.index.get_level_values(0)) == ["a", "b"]
+    assert X.loc[("a", pd.Timestamp("2020-06-30")), "days_since_last_exit"] == (dt.date(2020, 6, 30)
+                                                                                 - dt.date(2020, 2, 1)).days
+
+
+def test_catalogue_has_four_languages_and_renders_every_feature():
+    cat = feature_catalogue(include_protected=True)
+    assert len(cat) >= 30
+    for lang in ("de", "fr", "it", "en"):
+        assert cat[f"description_{lang}"].str.len().min() > 10
+        assert cat[f"template_{lang}"].str.len().min() > 3
+    # the descriptions differ between languages (translated, not copied)
+    assert (cat["description_de"] != cat["description_en"]).all()
+    for spec in feature_specs(include_protected=True):
+        for lang in ("de", "fr", "it", "en"):
+            for value in (0.0, 1.0, 7.0, float("nan")):
+                text = spec.sentence(value, lang)
+                assert text and "{" not in text
+            if spec.unit in {"count", "days", "years"}:
+                assert "7" in spec.sentence(7.0, lang)
+
+
+def test_reason_sentence_example_from_the_issue():
+    spec = next(s for s in feature_specs() if s.name == "n_transitions_24m")
+    assert spec.sentence(3, "de") == "3 Wechsel zwischen Institutionen in den letzten 24 Monaten"
+    assert spec.sentence(3, "fr") == "3 passages entre institutions au cours des 24 derniers mois"
+    assert spec.sentence(3, "it") == "3 passaggi tra istituzioni negli ultimi 24 mesi"
+    assert spec.sentence(3, "en") == "3 moves between institutions in the last 24 months"
+    with pytest.raises(ValueError, match="language"):
+        spec.sentence(3, "rm")
