@@ -652,7 +652,7 @@ def monthly_spells(timeline: Timeline) -> Timeline:
         # spells of one group are disjoint and sorted, so the previous spell holds the latest end
         new_run[1:] |= m_start[1:] > m_end[:-1] + 1
     firsts = np.flatnonzero(new_run)
-    lasts = np.r_[firsts[1:], n] - 1
+    lasts = np.r_[firsts[1:], n].astype(np.int64)[: len(firsts)] - 1
     end = np.where(is_open[lasts], OPEN_END, _time.month_last_day(np.where(is_open[lasts], 0, m_end[lasts])))
     r = timeline.merge_report
     n_out = len(firsts)
