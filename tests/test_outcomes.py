@@ -1,0 +1,199 @@
+"""Outcomes against a per-person reference written from DOMAIN.md section 5."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iizrisk import outcomes
+from iizrisk.outcomes import compute_outcome, observed_until, outcome_names, register_outcome
+from test_features import (
+    D,
+    end_or_big,
+    is_reentry,
+    is_transition,
+    months_back_plus_one,
+    ref_merge,
+    spell_rows,
+    to_frame,
+)
+
+
+def months_forward(t: dt.date, h: int) -> dt.date:
+    y, m = t.year, t.month + h
+    while m > 12:
+        y, m = y + 1, m - 12
+    return dt.date(y, m, min(t.day, calendar.monthrange(y, m)[1]))
+
+
+def ref_outcome(rows, person: str, t: dt.date, h: int, kind: str) -> bool:
+    full = [s for s in ref_merge(rows) if s["person"] == person]
+    h_end = months_forward(t, h)
+    if kind == "revolving_door":
+        new = any(t < s["start"] <= h_end and (is_transition(s, full) or is_reentry(s, full)) for s in full)
+        w0 = months_back_plus_one(h_end, 24)
+        per_inst: dict[str, int] = {}
+        for s in full:
+            if s["start"] <= h_end and end_or_big(s) >= w0:
+                per_inst[s["inst"]] = per_inst.get(s["inst"], 0) + 1
+        bfs = len(per_inst) >= 2 and max(per_inst.values()) >= 2
+        return new and bfs
+    for s in full:
+        if s["end"] is not None and t < s["end"] <= h_end:
+            if s["inst"] == "ALV" and s["reason"] == "benefit_exhausted":
+                return True
+            if s["inst"] == "IV" and s["reason"] == "pension":
+                return True
+        if s["inst"] == "SH":
+            d12 = months_forward(s["start"], 12) - dt.timedelta(days=1)
+            if t < d12 <= h_end and end_or_big(s) >= d12:
+                return True
+    return False
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(max_persons=3, max_rows=14, span=1500),
+       t_off=st.integers(0, 1500), h=st.sampled_from([1, 6, 12, 18]),
+       kind=st.sampled_from(["revolving_door", "disintegration"]))
+def test_outcome_matches_reference(rows, t_off, h, kind):
+    t = D(t_off)
+    df = to_frame(rows)
+    persons = sorted(df["person_id"].unique())
+    pairs = pd.DataFrame({"person_id": persons, "as_of": pd.Timestamp(t)})
+    got = compute_outcome(df, outcome=kind, horizon_months=h, pairs=pairs, observed_until="2099-12-31")
+    want = [ref_outcome(rows, p, t, h, kind) for p in persons]
+    assert got["outcome"].tolist() == want
+    assert got["observed"].all()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(max_persons=3, max_rows=10, span=1500), t_off=st.integers(0, 1200),
+       kind=st.sampled_from(["revolving_door", "disintegration"]), data=st.data())
+def test_outcome_ignores_rows_after_the_horizon(rows, t_off, kind, data):
+    t = D(t_off)
+    h_end = months_forward(t, 12)
+    df = to_frame(rows)
+    pairs = pd.DataFrame({"person_id": sorted(df["person_id"].unique()), "as_of": pd.Timestamp(t)})
+    before = compute_outcome(df, outcome=kind, pairs=pairs, observed_until="2099-12-31")
+    extra = [{"person_id": r["person_id"], "institution": data.draw(st.sampled_from(["ALV", "IV", "SH"])),
+              # two days after T+H at least: a row touching a spell would merge with it
+              "start_date": h_end + dt.timedelta(days=data.draw(st.integers(2, 400))), "end_date": None,
+              "exit_reason": None, "recorded_date": None, "birth_year": None, "education": None}
+             for r in rows[: data.draw(st.integers(0, len(rows)))]]
+    after = compute_outcome(to_frame(rows + extra), outcome=kind, pairs=pairs, observed_until="2099-12-31")
+    assert before["outcome"].tolist() == after["outcome"].tolist()
+
+
+def _rows(*spells):
+    return to_frame([{"person_id": p, "institution": i, "start_date": s, "end_date": e, "exit_reason": r}
+                     for p, i, s, e, r in spells])
+
+
+def test_revolving_door_example():
+    rows = _rows(
+        ("p", "ALV", dt.date(2022, 1, 1), dt.date(2022, 6, 30), "transfer"),
+        ("p", "SH", dt.date(2022, 7, 15), dt.date(2023, 1, 31), "other"),  # open at T
+        ("p", "ALV", dt.date(2023, 3, 1), None, None),  # re-entry and transition in the horizon
+        ("q", "ALV", dt.date(2022, 1, 1), None, None),
+    )
+    out = compute_outcome(rows, "2022-12-31", horizon_months=12, observed_until="2024-06-30")
+    assert dict(zip(out["person_id"], out["outcome"], strict=True)) == {"p": True, "q": False}
+    # the new spell lies after a 1-month horizon: no outcome yet
+    out = compute_outcome(rows, "2022-12-31", horizon_months=1, observed_until="2024-06-30")
+    assert not out["outcome"].any()
+
+
+def test_disintegration_events():
+    rows = _rows(
+        ("a", "ALV", dt.date(2021, 1, 1), dt.date(2022, 3, 31), "benefit_exhausted"),
+        ("b", "SH", dt.date(2022, 6, 1), None, None),  # reaches 12 months on 2023-05-31
+        ("c", "IV", dt.date(2021, 1, 1), dt.date(2022, 2, 28), "pension"),
+        ("d", "ALV", dt.date(2021, 1, 1), dt.date(2022, 3, 31), "employment"),
+        ("e", "SH", dt.date(2020, 1, 1), None, None),  # long-term already at T: does not *reach* it
+    )
+    out = compute_outcome(rows, "2021-12-31", outcome="disintegration", horizon_months=12,
+                          observed_until="2024-12-31")
+    got = dict(zip(out["person_id"], out["outcome"], strict=True))
+    assert got == {"a": True, "c": True, "d": False, "e": False}  # b not yet registered at T
+    out = compute_outcome(rows, "2022-06-30", outcome="disintegration", horizon_months=12,
+                          observed_until="2024-12-31")
+    assert bool(dict(zip(out["person_id"], out["outcome"], strict=True))["b"])
+    out = compute_outcome(rows, "2022-06-30", outcome="disintegration", horizon_months=11,
+                          observed_until="2024-12-31")  # T+H = 2023-05-30: one day short
+    assert not dict(zip(out["person_id"], out["outcome"], strict=True))["b"]
+
+
+def test_iv_measure_pension_start_counts():
+    rows = _rows(("a", "IV", dt.date(2021, 1, 1), None, None), ("a", "IV", dt.date(2022, 5, 1), None, None))
+    rows["iv_measure"] = ["integration", "pension"]
+    out = compute_outcome(rows, "2021-12-31", outcome="disintegration", observed_until="2024-12-31")
+    assert out["outcome"].tolist() == [True]
+    out = compute_outcome(rows.drop(columns="iv_measure"), "2021-12-31", outcome="disintegration",
+                          observed_until="2024-12-31")
+    assert out["outcome"].tolist() == [False]
+
+
+def test_unobserved_horizon_is_missing_never_false():
+    rows = _rows(("a", "ALV", dt.date(2022, 1, 1), dt.date(2023, 1, 31), "benefit_exhausted"),
+                 ("b", "SH", dt.date(2022, 1, 1), dt.date(2023, 3, 31), "employment"))
+    assert observed_until(rows) == _day("2023-03-31")
+    out = compute_outcome(rows, ["2022-02-28", "2022-06-30"], outcome="disintegration")
+    got = {(p, str(d.date())): (v, o) for p, d, v, o in out[["person_id", "as_of", "outcome", "observed"]].itertuples(
+        index=False)}
+    assert got[("a", "2022-02-28")] == (True, True)  # horizon ends 2023-02-28 <= 2023-03-31
+    v, o = got[("a", "2022-06-30")]  # horizon ends 2023-06-30, after the last observed day
+    assert not o
+    assert v is pd.NA
+
+
+def _day(s):
+    from iizrisk._time import day
+
+    return day(s)
+
+
+def test_recorded_date_sets_the_last_observed_day():
+    rows = _rows(("a", "ALV", dt.date(2022, 1, 1), None, None))
+    rows["recorded_date"] = pd.to_datetime(["2024-05-31"])
+    assert observed_until(rows) == _day("2024-05-31")
+
+
+def test_own_outcome_registry():
+    def any_iv_start(tl, person_codes, as_of_days, horizon_months, **options):
+        from iizrisk import _time
+
+        out = np.zeros(len(person_codes), dtype=bool)
+        iv = tl.inst == tl.inst_code("IV")
+        for t in np.unique(as_of_days):
+            h = int(_time.add_months(int(t), horizon_months))
+            hit = np.bincount(tl.person[iv & (tl.start > t) & (tl.start <= h)], minlength=tl.n_persons) > 0
+            out[as_of_days == t] = hit[person_codes[as_of_days == t]]
+        return out
+
+    register_outcome("test_iv_start", any_iv_start, description="an IV spell starts")
+    try:
+        assert "test_iv_start" in outcome_names()
+        with pytest.raises(ValueError, match="already registered"):
+            register_outcome("test_iv_start", any_iv_start)
+        rows = _rows(("a", "ALV", dt.date(2022, 1, 1), None, None), ("a", "IV", dt.date(2022, 8, 1), None, None),
+                     ("b", "ALV", dt.date(2022, 1, 1), None, None))
+        out = compute_outcome(rows, "2022-06-30", outcome="test_iv_start", observed_until="2024-01-01")
+        assert dict(zip(out["person_id"], out["outcome"], strict=True)) == {"a": True, "b": False}
+    finally:
+        outcomes._REGISTRY.pop("test_iv_start", None)
+    with pytest.raises(ValueError, match="unknown outcome"):
+        compute_outcome(rows, "2022-06-30", outcome="test_iv_start", observed_until="2024-01-01")
+
+
+def test_full_timeline_required():
+    from iizrisk.spells import build_timeline
+
+    rows = _rows(("a", "ALV", dt.date(2022, 1, 1), None, None))
+    with pytest.raises(ValueError, match="full timeline"):
+        compute_outcome(build_timeline(rows, as_of="2022-06-30"), "2022-06-30", observed_until="2023-12-31")
