@@ -1,0 +1,122 @@
+"""History store: an append-only Parquet dataset of past scores and worklists.
+
+Layout (Hive-style partitions, readable by pandas, pyarrow, DuckDB or Spark)::
+
+    history/
+      scores/as_of=2024-06-30/part-0.parquet
+      worklists/as_of=2024-06-30/part-0.parquet
+
+Each nightly run adds one partition per table; re-running an as-of date
+replaces that partition atomically (file rename), so the store never holds
+half a partition. Retention removes partitions older than the configured
+number of days. The store answers "who was on yesterday's list?" (new on the
+list) and serves audits.
+
+Examples
+--------
+>>> import tempfile, pandas as pd
+>>> h = HistoryStore(tempfile.mkdtemp())
+>>> _ = h.write("2024-06-29", scores=pd.DataFrame({"person_id": ["a"], "risk": [0.3]}))
+>>> _ = h.write("2024-06-30", scores=pd.DataFrame({"person_id": ["a", "b"], "risk": [0.2, 0.4]}))
+>>> [d.isoformat() for d in h.as_of_dates()]
+['2024-06-29', '2024-06-30']
+>>> h.previous("2024-06-30").isoformat()
+'2024-06-29'
+>>> len(h.read("scores"))
+3
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .io import read_canonical_table, write_parquet_atomic
+
+__all__ = ["HistoryStore"]
+
+logger = logging.getLogger("iizrisk")
+
+_TABLES = ("scores", "worklists")
+
+
+def _date(value) -> dt.date:
+    return pd.Timestamp(value).date()
+
+
+class HistoryStore:
+    """Past scores and worklists, partitioned by as-of date."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _part(self, table: str, as_of) -> Path:
+        if table not in _TABLES:
+            raise ValueError(f"unknown history table {table!r}; tables: {_TABLES}")
+        return self.root / table / f"as_of={_date(as_of).isoformat()}" / "part-0.parquet"
+
+    def write(self, as_of, **tables: pd.DataFrame) -> list[Path]:
+        """Write (or replace) the partitions of one as-of date, one atomic rename per file."""
+        written = []
+        for name, df in tables.items():
+            if df is None:
+                continue
+            written.append(write_parquet_atomic(df, self._part(name, as_of)))
+        return written
+
+    def as_of_dates(self, table: str = "scores") -> list[dt.date]:
+        """The as-of dates held, oldest first."""
+        base = self.root / table
+        if not base.exists():
+            return []
+        out = []
+        for p in base.iterdir():
+            if p.name.startswith("as_of=") and (p / "part-0.parquet").exists():
+                try:
+                    out.append(dt.date.fromisoformat(p.name[6:]))
+                except ValueError:
+                    logger.warning("history: ignoring unexpected folder %s", p)
+        return sorted(out)
+
+    def has(self, as_of, table: str = "scores") -> bool:
+        return self._part(table, as_of).exists()
+
+    def previous(self, as_of, table: str = "scores") -> dt.date | None:
+        """The latest as-of date strictly before ``as_of``, or None."""
+        t = _date(as_of)
+        earlier = [d for d in self.as_of_dates(table) if d < t]
+        return earlier[-1] if earlier else None
+
+    def read(self, table: str = "scores", *, as_of=None, since=None, until=None) -> pd.DataFrame:
+        """Rows of one table, with an ``as_of`` column, for one date or a range."""
+        dates = self.as_of_dates(table)
+        if as_of is not None:
+            dates = [d for d in dates if d == _date(as_of)]
+        if since is not None:
+            dates = [d for d in dates if d >= _date(since)]
+        if until is not None:
+            dates = [d for d in dates if d <= _date(until)]
+        frames = []
+        for d in dates:
+            df = read_canonical_table(self._part(table, d))
+            df["as_of"] = pd.Timestamp(d)
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def prune(self, keep_days: int, *, today=None) -> list[dt.date]:
+        """Remove partitions older than ``keep_days`` before ``today``; return the dates removed."""
+        today = _date(today or dt.date.today())
+        limit = today - dt.timedelta(days=int(keep_days))
+        removed = set()
+        for table in _TABLES:
+            for d in self.as_of_dates(table):
+                if d < limit:
+                    shutil.rmtree(self._part(table, d).parent, ignore_errors=True)
+                    removed.add(d)
+        if removed:
+            logger.info("history: removed %d as-of date(s) older than %s", len(removed), limit)
+        return sorted(removed)

@@ -1,0 +1,138 @@
+"""Human summaries of a nightly run: Markdown and one self-contained HTML page.
+
+The HTML embeds its plot as a PNG data URI and its style inline, so it can be
+mailed or opened from a file share; it fits one screen. Texts follow the
+configured language (de, fr, it, en).
+"""
+
+from __future__ import annotations
+
+import base64
+import html as _html
+import io
+
+import pandas as pd
+
+__all__ = ["run_summary", "figure_to_data_uri"]
+
+_T = {
+    "title": {"de": "IIZ-Nachtlauf", "fr": "Traitement nocturne CII", "it": "Elaborazione notturna CII",
+              "en": "IIZ nightly run"},
+    "as_of": {"de": "Stichtag", "fr": "Date de référence", "it": "Data di riferimento", "en": "As of"},
+    "scored": {"de": "Bewertete Personen", "fr": "Personnes évaluées", "it": "Persone valutate",
+               "en": "Persons scored"},
+    "new_reg": {"de": "davon neu angemeldet", "fr": "dont nouvelles inscriptions", "it": "di cui nuove iscrizioni",
+                "en": "of whom newly registered"},
+    "rows": {"de": "Gelesene Zeilen", "fr": "Lignes lues", "it": "Righe lette", "en": "Rows read"},
+    "quarantined": {"de": "in Quarantäne", "fr": "en quarantaine", "it": "in quarantena", "en": "quarantined"},
+    "lists": {"de": "Arbeitslisten", "fr": "Listes de travail", "it": "Liste di lavoro", "en": "Worklists"},
+    "inst": {"de": "Institution", "fr": "Institution", "it": "Istituzione", "en": "Institution"},
+    "eligible": {"de": "offene Fälle", "fr": "dossiers ouverts", "it": "casi aperti", "en": "open cases"},
+    "left_off": {"de": "ausgelassen (kürzlich abgeklärt)", "fr": "omis (évaluation récente)",
+                 "it": "omessi (valutazione recente)", "en": "left off (recent assessment)"},
+    "on_list": {"de": "auf der Liste", "fr": "sur la liste", "it": "sulla lista", "en": "on the list"},
+    "new": {"de": "neu auf der Liste", "fr": "nouveaux sur la liste", "it": "nuovi sulla lista",
+            "en": "new on the list"},
+    "bands": {"de": "Risikostufen", "fr": "Niveaux de risque", "it": "Livelli di rischio", "en": "Risk bands"},
+    "model": {"de": "Modell", "fr": "Modèle", "it": "Modello", "en": "Model"},
+    "outcome": {"de": "Zielgrösse", "fr": "Événement prédit", "it": "Evento previsto", "en": "Outcome"},
+    "persons": {"de": "Personen", "fr": "personnes", "it": "persone", "en": "persons"},
+    "risk": {"de": "Risiko (kalibriert)", "fr": "Risque (calibré)", "it": "Rischio (calibrato)",
+             "en": "Risk (calibrated)"},
+}
+_NOTICE = {
+    "de": "Die Liste ist ein Hinweis für eine Fallbesprechung durch Fachpersonen, keine Entscheidung "
+          "(Art. 21 DSG). Daten werden nur mit Einwilligung der Person ausgetauscht (Art. 35a AVIG, Art. 32 ATSG).",
+    "fr": "La liste est une indication pour un examen par des professionnels, pas une décision "
+          "(art. 21 LPD). Les données ne sont échangées qu'avec le consentement de la personne.",
+    "it": "La lista è un'indicazione per un esame da parte di professionisti, non una decisione "
+          "(art. 21 LPD). I dati sono scambiati solo con il consenso della persona.",
+    "en": "The list is a hint for a review by professionals, never a decision (nDSG Art. 21, GDPR Art. 22). "
+          "Data are exchanged only with the person's consent (Art. 35a AVG, Art. 32 ATSG).",
+}
+
+
+def _t(key: str, lang: str) -> str:
+    return _T[key].get(lang, _T[key]["en"])
+
+
+def figure_to_data_uri(fig) -> str:
+    """A matplotlib figure as a deterministic PNG data URI (no timestamps, no software tag)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _risk_figure(scores: pd.DataFrame, lang: str):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 2.4))
+    ax = fig.subplots()
+    colours = {"low": "#8fbc8f", "medium": "#f0b429", "high": "#d64545"}
+    bins = [i / 40 for i in range(41)]
+    for band in ("low", "medium", "high"):
+        r = scores.loc[scores["risk_band"] == band, "risk"]
+        if len(r):
+            ax.hist(r, bins=bins, color=colours[band], label=band)
+    ax.set_xlabel(_t("risk", lang))
+    ax.set_ylabel(_t("persons", lang))
+    ax.set_xlim(0, max(0.05, float(scores["risk"].max()) if len(scores) else 1.0))
+    ax.legend(frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return fig
+
+
+def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: str = "de") -> tuple[str, str]:
+    """The Markdown and the self-contained HTML summary of one run."""
+    lang = language if language in _NOTICE else "en"
+    wl = worklists.summary() if len(worklists) else pd.DataFrame(
+        columns=["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"])
+    heads = [_t("inst", lang), _t("eligible", lang), _t("left_off", lang), _t("on_list", lang), _t("new", lang)]
+    rows = wl[["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"]].values.tolist()
+    bands = manifest.get("risk_bands", {})
+    r = manifest["rows"]
+    facts = [
+        (_t("as_of", lang), manifest["as_of"]),
+        (_t("scored", lang), f"{manifest['persons_scored']:,} ({_t('new_reg', lang)} {manifest['new_registrations']:,})"),
+        (_t("rows", lang), f"{r['read']:,} ({_t('quarantined', lang)} {r['quarantined']:,})"),
+        (_t("bands", lang), ", ".join(f"{k}: {v:,}" for k, v in bands.items())),
+        (_t("model", lang), f"{manifest['model'].get('outcome')} · {manifest['model'].get('horizon_months')} m · "
+                            f"sha256 {str(manifest['model'].get('sha256') or '')[:12]}"),
+    ]
+    md = [f"# {_t('title', lang)} — {manifest['as_of']}", "", f"> {_NOTICE[lang]}", ""]
+    md += [f"- **{k}**: {v}" for k, v in facts]
+    md += ["", f"## {_t('lists', lang)}", "", "| " + " | ".join(heads) + " |",
+           "|" + "---|" * len(heads)]
+    md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+    md_text = "\n".join(md) + "\n"
+
+    img = figure_to_data_uri(_risk_figure(scores, lang)) if len(scores) else ""
+    esc = _html.escape
+    table = ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"
+             + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in rows)
+             + "</table>")
+    dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts)
+    html = f"""<!DOCTYPE html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<title>{esc(_t('title', lang))} {esc(manifest['as_of'])}</title>
+<style>
+body{{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;margin:1.2rem auto;color:#1f2328;padding:0 1rem}}
+h1{{font-size:1.4rem;margin:.2rem 0}} h2{{font-size:1.1rem;margin:1rem 0 .4rem}}
+.notice{{background:#fff8c5;border-left:4px solid #d4a72c;padding:.5rem .8rem;font-size:.9rem}}
+dl{{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;margin:.8rem 0}} dt{{font-weight:600}} dd{{margin:0}}
+table{{border-collapse:collapse;font-size:.9rem}} th,td{{border-bottom:1px solid #d0d7de;padding:.25rem .6rem;text-align:right}}
+th:first-child,td:first-child{{text-align:left}} img{{max-width:100%}}
+.grid{{display:grid;grid-template-columns:1fr 1fr;gap:1rem;align-items:start}}
+</style></head><body>
+<h1>{esc(_t('title', lang))} — {esc(manifest['as_of'])}</h1>
+<p class="notice">{esc(_NOTICE[lang])}</p>
+<div class="grid"><div><dl>{dl}</dl></div><div>{f'<img alt="risk distribution" src="{img}">' if img else ''}</div></div>
+<h2>{esc(_t('lists', lang))}</h2>
+{table}
+</body></html>
+"""
+    return md_text, html

@@ -1,0 +1,207 @@
+"""The nightly job: outputs, idempotence, locking, crash safety, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iizrisk.batch import RunLock, run_nightly
+from iizrisk.cli import main
+from iizrisk.config import Settings
+from iizrisk.errors import LockedError, ModelError, ValidationError
+from iizrisk.history import HistoryStore
+from iizrisk.io import write_parquet_atomic
+from iizrisk.worklist import NOTICE
+
+AS_OF = "2023-06-30"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, random_spells):
+    from iizrisk.model import save_model, train
+
+    d = tmp_path_factory.mktemp("model")
+    model, _ = train(random_spells, outcome="revolving_door", compare=False, max_train_rows=8000,
+                     model="logistic")
+    save_model(model, d / "model")
+    return d / "model"
+
+
+def deployment(tmp_path: Path, spells: pd.DataFrame, model_dir: Path, **extra) -> Path:
+    write_parquet_atomic(spells, tmp_path / "exports" / "spells.parquet")
+    cfg = {"sources": [{"name": "all", "path": "exports/spells.parquet"}],
+           "model": {"dir": str(model_dir)},
+           "worklist": {"capacity": 5, "language_per_institution": {"SH": "fr", "IV": "it"},
+                        "disclose_institutions": ["ALV"]}}
+    for k, v in extra.items():
+        cfg.setdefault(k, {}).update(v)
+    return Settings.from_dict(cfg, base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in {"timings.json", "run.log"}}
+
+
+def test_run_publishes_worklists(tmp_path, random_spells, trained):
+    cfg = deployment(tmp_path, random_spells, trained)
+    res = run_nightly(cfg, as_of=AS_OF, progress=False)
+    folder = tmp_path / "runs" / AS_OF
+    assert folder.is_symlink() and (tmp_path / "runs" / "latest").resolve() == folder.resolve()
+    scores = pd.read_parquet(folder / "scores.parquet")
+    # everyone with a spell open at T is scored, once
+    t = pd.Timestamp(AS_OF)
+    open_at_t = random_spells[(random_spells.start_date <= t)
+                              & (random_spells.end_date.isna() | (random_spells.end_date > t))]
+    assert set(scores["person_id"]) == set(open_at_t["person_id"])
+    assert scores["person_id"].is_unique and scores["rank"].tolist() == list(range(1, len(scores) + 1))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["persons_scored"] == len(scores)
+    assert manifest["model"]["sha256"] and manifest["inputs"][0]["sha256"]
+    for inst, info in manifest["worklists"].items():
+        wl = pd.read_csv(folder / "worklists" / f"{inst}.csv", sep=";", encoding="utf-8-sig")
+        assert len(wl) == info["on_list"] <= 5
+        assert "person_id" not in wl.columns  # case ids suffice
+        # only this institution's own case ids
+        assert wl["case_ids"].str.split(";").explode().str.startswith(f"{inst}-").all()
+        assert wl["risk"].is_monotonic_decreasing
+        lang = {"SH": "fr", "IV": "it"}.get(inst, "de")
+        assert (wl["notice"] == NOTICE[lang]).all() and wl["reason_1_text"].notna().all()
+        # other institutions: a count; names only for the disclosed ALV
+        shown = wl["other_institutions_disclosed"]
+        assert (shown.isna() | (shown == "ALV")).all() and (wl["n_other_institutions"] >= 0).all()
+    html = (folder / "summary.html").read_text()
+    assert "data:image/png;base64," in html and "keine Entscheidung" in html
+    assert res.manifest["persons_scored"] == len(scores)
+
+
+def test_same_run_twice_is_byte_identical(tmp_path, random_spells, trained):
+    cfg = deployment(tmp_path, random_spells, trained)
+    run_nightly(cfg, as_of=AS_OF, progress=False)
+    first = files_of(tmp_path / "runs" / AS_OF)
+    run_nightly(cfg, as_of=AS_OF, progress=False)
+    second = files_of(tmp_path / "runs" / AS_OF)
+    assert first.keys() == second.keys() and first == second
+    assert len(list((tmp_path / "runs" / ".store").iterdir())) == 1  # the replaced run is gone
+
+
+def test_scores_ignore_rows_after_as_of(tmp_path, random_spells, trained):
+    cfg = deployment(tmp_path / "a", random_spells, trained)
+    run_nightly(cfg, as_of=AS_OF, progress=False)
+    cut = random_spells[random_spells.start_date <= pd.Timestamp(AS_OF)].copy()
+    later = cut.end_date > pd.Timestamp(AS_OF)
+    cut.loc[later, "end_date"] = pd.NaT
+    cut.loc[later, "exit_reason"] = None
+    cfg2 = deployment(tmp_path / "b", cut, trained)
+    run_nightly(cfg2, as_of=AS_OF, progress=False)
+    a = pd.read_parquet(tmp_path / "a" / "runs" / AS_OF / "scores.parquet")
+    b = pd.read_parquet(tmp_path / "b" / "runs" / AS_OF / "scores.parquet")
+    pd.testing.assert_frame_equal(a.drop(columns="new_registration"), b.drop(columns="new_registration"))
+
+
+def test_second_day_marks_new_and_skips_assessed(tmp_path, random_spells, trained):
+    cfg = deployment(tmp_path, random_spells, trained)
+    r1 = run_nightly(cfg, as_of="2023-06-29", progress=False)
+    top = r1.worklists["ALV"]["person_id"].iloc[0]
+    iv = pd.DataFrame({"person_id": [top], "date": ["2023-06-15"], "type": ["joint_assessment"],
+                       "institutions": ["ALV+SH"]})
+    iv.to_csv(tmp_path / "interventions.csv", index=False)
+    s = Settings.load(cfg)
+    s.deployment.interventions = "interventions.csv"
+    s.save(cfg)
+    r2 = run_nightly(cfg, as_of="2023-06-30", progress=False)
+    alv = r2.worklists["ALV"]
+    assert top not in set(alv["person_id"])
+    assert r2.manifest["worklists"]["ALV"]["left_off_recent_assessment"] == 1
+    prev = set(r1.worklists["ALV"]["person_id"])
+    assert (alv["new_on_list"] == ~alv["person_id"].isin(prev)).all()
+    assert HistoryStore(tmp_path / "history").as_of_dates() == [pd.Timestamp("2023-06-29").date(),
+                                                                pd.Timestamp("2023-06-30").date()]
+
+
+def test_bad_input_publishes_nothing(tmp_path, random_spells, trained):
+    bad = random_spells.copy()
+    bad["institution"] = bad["institution"].astype(str)
+    bad.loc[3, "institution"] = "XYZ"
+    cfg = deployment(tmp_path, bad, trained)
+    with pytest.raises(ValidationError) as exc:
+        run_nightly(cfg, as_of=AS_OF, progress=False)
+    assert "unknown institution code" in exc.value.report.to_text()
+    assert not (tmp_path / "runs" / AS_OF).exists()
+    assert list((tmp_path / "runs").glob(".tmp-*")) == [] and not (tmp_path / "runs" / ".lock").exists()
+    # with the quarantine policy the bad row is set aside and the run completes
+    cfg = deployment(tmp_path, bad, trained, deployment={"errors": "quarantine"})
+    run_nightly(cfg, as_of=AS_OF, progress=False)
+    q = pd.read_parquet(tmp_path / "runs" / AS_OF / "quarantine.parquet")
+    assert q["_row"].tolist() == [4] and "unknown institution code" in q["_reason"].iloc[0]
+
+
+def test_model_problems_exit_3(tmp_path, random_spells, trained, capsys):
+    cfg = deployment(tmp_path, random_spells, tmp_path / "no-model")
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 3
+    import shutil
+
+    shutil.copytree(trained, tmp_path / "tampered")
+    with open(tmp_path / "tampered" / "model.joblib", "ab") as fh:
+        fh.write(b"\0")
+    cfg = deployment(tmp_path, random_spells, tmp_path / "tampered")
+    with pytest.raises(ModelError):
+        run_nightly(cfg, as_of=AS_OF, progress=False)
+
+
+def test_lock(tmp_path):
+    lock = RunLock(tmp_path / ".lock")
+    with lock:
+        with pytest.raises(LockedError, match="another run holds the lock"):
+            RunLock(tmp_path / ".lock").acquire()
+    # a stale lock from a dead process on this host is removed
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    import socket
+
+    (tmp_path / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(),
+                                                "started": "x"}))
+    with RunLock(tmp_path / ".lock"):
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+
+
+def _cli(cfg: Path, as_of: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "iizrisk", "run", str(cfg), "--as-of", as_of],
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_concurrent_run_is_refused_with_exit_4(tmp_path, random_spells, trained):
+    cfg = deployment(tmp_path, random_spells, trained)
+    RunLock(tmp_path / "runs" / ".lock").acquire()  # a live holder (this process)
+    p = _cli(cfg, AS_OF)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 4 and "another run holds the lock" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["ingest", "score", "write", "publish", "history"])
+def test_kill_9_leaves_previous_results_intact(tmp_path, random_spells, trained, stage):
+    cfg = deployment(tmp_path, random_spells, trained)
+    run_nightly(cfg, as_of=AS_OF, progress=False)
+    before = files_of(tmp_path / "runs" / AS_OF)
+    p = _cli(cfg, AS_OF, env={"IIZRISK_FAULT_AT": stage})
+    p.communicate(timeout=300)
+    assert p.returncode == -9
+    assert files_of(tmp_path / "runs" / AS_OF) == before
+    # the next run cleans up and completes normally
+    p = _cli(cfg, AS_OF)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert files_of(tmp_path / "runs" / AS_OF) == before
+    runs = tmp_path / "runs"
+    assert not list(runs.glob(".tmp-*")) and len(list((runs / ".store").iterdir())) == 1
+    assert np.array_equal(HistoryStore(tmp_path / "history").as_of_dates(), [pd.Timestamp(AS_OF).date()])
