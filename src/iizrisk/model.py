@@ -300,6 +300,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     C : float, default 1.0
         Inverse regularisation of the logistic regression.
     random_state : int, default 0
+    n_threads : int or None, default None
+        Limit the OpenMP/BLAS threads while fitting and predicting (None: all
+        cores). On a shared machine 1 can be several times faster than
+        oversubscribed threads.
 
     Attributes
     ----------
@@ -314,7 +318,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                  outcome: str = "revolving_door", horizon_months: int = 12,
                  features: PointInTimeFeatures | None = None, max_iter: int = 300,
                  learning_rate: float = 0.05, max_leaf_nodes: int = 31, min_samples_leaf: int = 40,
-                 l2_regularization: float = 1.0, C: float = 1.0, random_state: int | None = 0):
+                 l2_regularization: float = 1.0, C: float = 1.0, random_state: int | None = 0,
+                 n_threads: int | None = None):
         self.model = model
         self.calibration = calibration
         self.calibration_months = calibration_months
@@ -329,6 +334,14 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.l2_regularization = l2_regularization
         self.C = C
         self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _threads(self):
+        from contextlib import nullcontext
+
+        from threadpoolctl import threadpool_limits
+
+        return nullcontext() if self.n_threads is None else threadpool_limits(int(self.n_threads))
 
     # ------------------------------------------------------------- fitting
     def _base(self):
@@ -408,7 +421,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             # never split, so filling it changes nothing at prediction time
             Xf = Xf.fillna({c: 0.0 for c in empty})
         info["all_missing_features"] = empty
-        self.estimator_ = self._base().fit(Xf, y[fit_rows])
+        with self._threads():
+            self.estimator_ = self._base().fit(Xf, y[fit_rows])
         self.calibrator_ = None
         if cal_rows.any():
             from sklearn.calibration import CalibratedClassifierCV
@@ -416,7 +430,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
             self.calibrator_ = CalibratedClassifierCV(FrozenEstimator(self.estimator_),
                                                       method=self.calibration)
-            self.calibrator_.fit(X.loc[cal_rows], y[cal_rows])
+            with self._threads():
+                self.calibrator_.fit(X.loc[cal_rows], y[cal_rows])
         if days is not None:
             for key, rows in (("train", fit_rows), ("calibration", cal_rows)):
                 if rows.any():
@@ -438,9 +453,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         return X[list(self.feature_names_in_)]
 
     def _batched(self, func, X: pd.DataFrame) -> np.ndarray:
-        if len(X) <= _BATCH:
-            return func(X)
-        return np.concatenate([func(X.iloc[i:i + _BATCH]) for i in range(0, len(X), _BATCH)])
+        with self._threads():
+            if len(X) <= _BATCH:
+                return func(X)
+            return np.concatenate([func(X.iloc[i:i + _BATCH]) for i in range(0, len(X), _BATCH)])
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds of the base model, before calibration (what explanations add up to)."""
@@ -680,7 +696,7 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
     scores = {model: main.predict_proba(Xv)[:, 1]}
     if compare:
         other = "logistic" if model == "boosting" else "boosting"
-        alt = RiskModel(model=other, **common).fit(Xf, yf, as_of=df_)
+        alt = RiskModel(model=other, **common, n_threads=model_params.get("n_threads")).fit(Xf, yf, as_of=df_)
         scores[other] = alt.predict_proba(Xv)[:, 1]
         bw = int(ft.bfs_window_months)
         rule = BfsRuleBaseline(column=f"revolving_door_{bw}m")
@@ -838,7 +854,7 @@ def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = N
             "format": FORMAT,
             "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
             "model_file": MODEL_FILE,
-            "sha256": _sha256_file(tmp / MODEL_FILE),
+            "model_sha256": _sha256_file(tmp / MODEL_FILE),
             "versions": _versions(),
             "model": model.model,
             "outcome": model.outcome,
@@ -917,9 +933,9 @@ def load_model(directory: str | Path, *, key: bytes | None = None) -> RiskModel:
     if path.parent != directory or not path.is_file():
         raise ModelError(f"{directory}: model file {path.name} missing")
     digest = _sha256_file(path)
-    if not hmac.compare_digest(digest, str(manifest.get("sha256", ""))):
+    if not hmac.compare_digest(digest, str(manifest.get("model_sha256", ""))):
         raise ModelError(f"{path}: SHA-256 {digest[:12]}... does not match the manifest "
-                         f"({str(manifest.get('sha256', ''))[:12]}...): the file was changed; refusing to load it")
+                         f"({str(manifest.get('model_sha256', ''))[:12]}...): the file was changed; refusing to load it")
     model = joblib.load(path)
     if not isinstance(model, RiskModel):
         raise ModelError(f"{path}: holds a {type(model).__name__}, not a RiskModel")

@@ -1,0 +1,60 @@
+"""``iizrisk features``: the point-in-time features of everyone with a spell open on the as-of date."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+import pandas as pd
+
+HELP = "write the point-in-time features at an as-of date (one row per person with an open spell)"
+DESCRIPTION = (
+    "Build the point-in-time view of the spells at the as-of date and write one row per person with "
+    "a spell open on that day, one column per feature (see the feature catalogue). Rows after the "
+    "as-of date are ignored."
+)
+
+
+def iso_date(value: str) -> str:
+    """argparse type: a YYYY-MM-DD date."""
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def read_inputs(spells_path: str, interventions_path: str | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Canonical spells (a Parquet file or folder) and optional interventions."""
+    from ..io import read_canonical, read_interventions
+
+    spells = read_canonical(spells_path)
+    interventions = read_interventions(interventions_path) if interventions_path else None
+    return spells, interventions
+
+
+def add_key_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key-file", metavar="FILE",
+                   help="file holding the model signing key (HMAC); default: the environment variable "
+                   "IIZRISK_MODEL_KEY when set. The key itself is never a command-line argument.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spells", required=True, metavar="PATH", help="canonical spells: a Parquet file or folder")
+    p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
+    p.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD", help="as-of date")
+    p.add_argument("--out", required=True, metavar="FILE.parquet", help="output Parquet file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..features import PointInTimeFeatures
+    from ..io import write_parquet_atomic
+
+    spells, interventions = read_inputs(args.spells, args.interventions)
+    X = PointInTimeFeatures().fit_transform(spells, as_of=args.as_of, interventions=interventions)
+    out = X.reset_index()
+    out["person_id"] = out["person_id"].astype("str")
+    out["as_of"] = out["as_of"].astype("datetime64[s]")
+    write_parquet_atomic(out, args.out)
+    print(f"{len(out):,} persons, {X.shape[1]} features at {args.as_of}; {args.out}", file=sys.stdout)
+    return 0

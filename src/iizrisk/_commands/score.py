@@ -1,0 +1,51 @@
+"""``iizrisk score``: score everyone with a spell open on the as-of date, with reason codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .features import add_key_argument, iso_date, read_inputs
+
+HELP = "score everyone with a spell open on the as-of date; write DIR/scores.parquet"
+DESCRIPTION = (
+    "Load a model directory (hash and signature checked before unpickling), build the point-in-time "
+    "features at the as-of date, write DIR/scores.parquet: person_id, as_of, outcome, risk "
+    "(calibrated), risk_band, rank and, for the top --explain-top rows, reason_1..3 with their texts. "
+    "Scores are hints for a human review, never decisions."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (iizrisk train)")
+    p.add_argument("--spells", required=True, metavar="PATH", help="canonical spells: a Parquet file or folder")
+    p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
+    p.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD", help="as-of date")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--language", choices=["de", "fr", "it", "en"], default="de", help="reason texts (de)")
+    p.add_argument("--explain-top", type=int, default=500, metavar="N",
+                   help="explain the N highest risks (500); 0: no reasons")
+    p.add_argument("--bands", default="0.10,0.25", metavar="LOW,HIGH",
+                   help="risk thresholds of the bands medium and high (0.10,0.25)")
+    add_key_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..explain import score_with_reasons
+    from ..model import load_model, signing_key
+
+    try:
+        bands = tuple(float(x) for x in args.bands.split(","))
+    except ValueError:
+        raise ConfigError(f"--bands {args.bands!r}: give two probabilities, e.g. 0.10,0.25") from None
+    model = load_model(args.model, key=signing_key(file=args.key_file))
+    spells, interventions = read_inputs(args.spells, args.interventions)
+    out = score_with_reasons(model, spells, as_of=args.as_of, interventions=interventions,
+                             language=args.language, explain_top=args.explain_top, bands=bands)
+    from ..io import write_parquet_atomic
+
+    path = write_parquet_atomic(out, Path(args.out) / "scores.parquet")
+    print(f"{len(out):,} persons scored at {args.as_of}; {path}", file=sys.stdout)
+    return 0
