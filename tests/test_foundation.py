@@ -83,3 +83,18 @@ def test_cli_help_lists_commands(capsys):
         main(["--help"])
     assert exc.value.code == 0
     assert "iizrisk" in capsys.readouterr().out
+
+
+def test_annotated_example_configuration_loads():
+    s = Settings.load(REPO / "examples" / "iizrisk.toml")
+    assert [x.name for x in s.sources] == ["alv", "sh", "iv"]
+    assert s.worklist.capacity_per_institution == {"ALV": 40, "SH": 20}
+    # every setting of the dataclasses appears in the annotated example
+    import dataclasses
+    import tomllib
+
+    raw = tomllib.loads((REPO / "examples" / "iizrisk.toml").read_text())
+    for section in ("deployment", "model", "worklist", "output", "privacy"):
+        names = {f.name for f in dataclasses.fields(getattr(s, section))}
+        documented = set(raw[section]) | {"signing_key_file", "signing_key_env"}
+        assert names <= documented, (section, names - documented)
