@@ -53,6 +53,9 @@ __all__ = ["Explanation", "explain", "reason_codes", "global_importance", "featu
 
 logger = logging.getLogger("iizrisk")
 
+#: Fewer rows than this are explained in one process (starting workers costs more).
+PARALLEL_MIN_ROWS = 2000
+
 
 @dataclass
 class Explanation:
@@ -95,7 +98,7 @@ def _tree_chunk(estimator, X: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _tree_contributions(estimator, X: pd.DataFrame, n_jobs: int) -> tuple[np.ndarray, float]:
     arr = X.to_numpy(dtype=np.float64)
-    if n_jobs == 1 or len(arr) < 2000:
+    if n_jobs == 1 or len(arr) < PARALLEL_MIN_ROWS:
         return _tree_chunk(estimator, arr)
     from joblib import Parallel, delayed
 
@@ -131,7 +134,7 @@ def explain(model, X: pd.DataFrame, *, n_jobs: int | None = None, check: bool = 
     X : DataFrame
         Feature rows to explain (only those that need it: a worklist, a sample).
     n_jobs : int, optional
-        Processes for TreeSHAP; default 2 for more than 2,000 rows, else 1.
+        Processes for TreeSHAP; default 2 from :data:`PARALLEL_MIN_ROWS` rows on, else 1.
     check : bool, default True
         Verify ``base_value + sum == decision_function`` for every row.
     atol : float, default 1e-5
@@ -146,7 +149,7 @@ def explain(model, X: pd.DataFrame, *, n_jobs: int | None = None, check: bool = 
     check_is_fitted(model, "estimator_")
     Xm = model._check_X(X)
     if model.model == "boosting":
-        jobs = n_jobs if n_jobs is not None else (2 if len(Xm) > 2000 else 1)
+        jobs = n_jobs if n_jobs is not None else (2 if len(Xm) >= PARALLEL_MIN_ROWS else 1)
         values, base = _tree_contributions(model.estimator_, Xm, jobs)
     elif model.model == "logistic":
         values, base = _linear_contributions(model.estimator_, Xm)

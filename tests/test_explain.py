@@ -1,0 +1,141 @@
+"""Explanations: additivity against decision_function, reason codes in four languages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from iizrisk.errors import ModelError
+from iizrisk.explain import explain, global_importance, reason_codes
+from iizrisk.features import feature_specs
+from iizrisk.model import RiskModel
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with threadpool_limits(1):  # the machine is shared: oversubscribed OpenMP is slow
+        yield
+
+
+def _feature_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Random values for iizrisk's own feature columns, with missing values, and a label."""
+    rng = np.random.default_rng(seed)
+    specs = feature_specs()
+    data = {}
+    for s in specs:
+        if s.unit == "flag":
+            data[s.name] = rng.random(n) < 0.3
+        elif s.unit == "days":
+            data[s.name] = rng.integers(0, 1500, n)
+        elif s.unit == "years":
+            data[s.name] = rng.integers(18, 65, n)
+        else:
+            data[s.name] = rng.poisson(1.0, n)
+    X = pd.DataFrame(data).astype("float32")
+    X.loc[rng.random(n) < 0.2, "age"] = np.nan
+    X.loc[rng.random(n) < 0.4, "days_since_last_exit"] = np.nan
+    logit = (0.8 * X["n_transitions_24m"] + 0.5 * X["revolving_door_24m"] - 0.002 * X["current_days_alv"]
+             + 0.4 * X["n_reentries_12m"] * (X["open_sh"] > 0) + X["days_since_last_exit"].isna() - 1.5)
+    y = rng.random(n) < 1 / (1 + np.exp(-logit.to_numpy()))
+    X.index = pd.MultiIndex.from_arrays(
+        [[f"p{i}" for i in range(n)], pd.to_datetime(["2023-06-30"] * n)], names=["person_id", "as_of"])
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def models():
+    with threadpool_limits(1):
+        X, y = _feature_frame(3000)
+        boost = RiskModel(model="boosting", calibration=None, max_iter=60).fit(X, y)
+        logit = RiskModel(model="logistic", calibration=None).fit(X, y)
+    return X, y, boost, logit
+
+
+@pytest.mark.parametrize("kind", ["boosting", "logistic"])
+def test_contributions_add_up_to_log_odds(models, kind):
+    X, _, boost, logit = models
+    m = boost if kind == "boosting" else logit
+    rows = X.iloc[:400]
+    ex = explain(m, rows)
+    total = ex.base_value + ex.values.sum(axis=1).to_numpy()
+    # float32 inputs: the pipeline itself rounds at about 1e-7 relative
+    np.testing.assert_allclose(total, m.decision_function(rows), rtol=0, atol=1e-5)
+    # log-odds before calibration: the sigmoid of the sum is the base model's probability
+    np.testing.assert_allclose(1 / (1 + np.exp(-total)), m.estimator_.predict_proba(rows)[:, 1], atol=1e-6)
+    assert list(ex.values.columns) == list(X.columns)
+    assert ex.values.index.equals(rows.index)
+
+
+@pytest.mark.slow
+def test_parallel_tree_explanations_equal_serial(models, monkeypatch):
+    import iizrisk.explain
+
+    monkeypatch.setattr(iizrisk.explain, "PARALLEL_MIN_ROWS", 100)
+    X, _, boost, _ = models
+    rows = X.iloc[:300]
+    a = explain(boost, rows, n_jobs=1)
+    b = explain(boost, rows, n_jobs=2)
+    np.testing.assert_allclose(a.values.to_numpy(), b.values.to_numpy(), atol=1e-10)
+
+
+def test_logistic_contributions_are_exact_linear_terms(models):
+    X, _, _, logit = models
+    ex = explain(logit, X.iloc[:50])
+    pipe = logit.estimator_
+    z = pipe[:-1].transform(X.iloc[:50])
+    coef = pipe.named_steps["logit"].coef_.ravel()
+    j = list(X.columns).index("n_transitions_24m")
+    np.testing.assert_allclose(ex.values["n_transitions_24m"].to_numpy(), coef[j] * z[:, j], atol=1e-10)
+    # a feature with missing values also carries its indicator's term
+    k = list(X.columns).index("age")
+    ind = list(pipe.named_steps["impute"].indicator_.features_).index(k)
+    want = coef[k] * z[:, k] + coef[X.shape[1] + ind] * z[:, X.shape[1] + ind]
+    np.testing.assert_allclose(ex.values["age"].to_numpy(), want, atol=1e-10)
+
+
+def test_wrong_sum_is_refused(models, monkeypatch):
+    X, _, boost, _ = models
+    monkeypatch.setattr(type(boost), "decision_function", lambda self, X: np.zeros(len(X)))
+    with pytest.raises(ModelError, match="do not add up"):
+        explain(boost, X.iloc[:20])
+
+
+def test_reason_codes_are_the_top_positive_contributions(models):
+    X, _, boost, _ = models
+    ex = explain(boost, X.iloc[:200])
+    rc = reason_codes(ex, language="de")
+    vals = ex.values.to_numpy()
+    for i in range(200):
+        row = vals[i]
+        order = np.argsort(-row)
+        want = [ex.values.columns[j] for j in order[:3] if row[j] > 0]
+        got = [c for c in rc.iloc[i][["reason_1", "reason_2", "reason_3"]] if c is not None]
+        assert got == want
+        for r, c in enumerate(got, start=1):
+            assert rc.iloc[i][f"reason_{r}_contribution"] == pytest.approx(ex.values.iloc[i][c])
+    assert rc["reason_1_text"].notna().sum() == rc["reason_1"].notna().sum()
+
+
+@pytest.mark.parametrize(("language", "word"), [("de", "Wechsel"), ("fr", "passage"), ("it", "passaggi"),
+                                                ("en", "moves")])
+def test_reason_texts_show_the_value_in_each_language(models, language, word):
+    X, _, _, logit = models
+    ex = explain(logit, X.iloc[:300])
+    rc = reason_codes(ex, language=language)
+    hits = rc.index[rc["reason_1"] == "n_transitions_24m"]
+    assert len(hits) > 0  # the strongest term of the simulated truth
+    for idx in hits[:20]:
+        value = int(X.loc[idx, "n_transitions_24m"])
+        text = rc.loc[idx, "reason_1_text"]
+        assert str(value) in text and word in text
+
+
+def test_global_importance_ranks_the_true_signal_first(models):
+    X, _, _, logit = models
+    gi = global_importance(logit, X, sample=1000)
+    # the two strongest terms of the simulated truth lead
+    assert set(gi.index[:2]) == {"n_transitions_24m", "current_days_alv"}
+    assert gi["share"].sum() == pytest.approx(1.0)
+    assert (np.diff(gi["mean_abs_contribution"].to_numpy()) <= 1e-12).all()
