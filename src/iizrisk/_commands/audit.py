@@ -1,0 +1,157 @@
+"""``iizrisk audit``: fairness audit of a model on a labelled period, with its model card.
+
+Scores everyone with a spell open on the as-of date T with the model, labels
+them with the model's outcome over T+1 ... T+H from the full spells, and
+writes to DIR (every table suppressed: cells with fewer than
+``--min-cell-size`` people hidden)::
+
+    fairness_summary.csv/.parquet       per group: n, flag rate, precision, recall, FPR,
+                                        calibration, ROC AUC, gap flag
+    fairness_gaps.csv/.parquet          per group and metric: difference and ratio to the
+                                        reference group with bootstrap intervals
+    fairness_calibration.csv/.parquet   observed vs predicted per risk bin and group
+    fairness_<metric>.png, fairness_calibration.png
+    model_card.md/.html/.json           the model card with the audit
+
+Files are written to a temporary folder first and moved into DIR only when
+everything succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from ..errors import EXIT_OK, ValidationError
+from .features import add_key_argument, iso_date, read_inputs
+
+HELP = "fairness audit of a model on a labelled period: suppressed tables, plots and the model card"
+DESCRIPTION = (
+    "Score everyone with a spell open on the as-of date T, label them with the model's outcome over "
+    "the horizon after T (T plus the horizon must lie within the data), and compare flag rate at "
+    "capacity, precision, recall, false-positive rate, calibration and ROC AUC across sex, nationality "
+    "group, age band and canton and their pairs, against a reference group with bootstrap confidence "
+    "intervals. Writes the tables (CSV and Parquet; cells with fewer than --min-cell-size people "
+    "suppressed), plots (PNG) and the model card (Markdown, HTML, JSON) to DIR. Gaps above --max-gap "
+    "are flagged and logged as warnings. Exit codes: 0 ok, 1 invalid input, 2 usage, 3 model problem."
+)
+
+logger = logging.getLogger("iizrisk")
+
+
+def _capacity(text: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of people or a share") from None
+    if value <= 0 or (value >= 1 and not value.is_integer()):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of people (>= 1) or a share in (0, 1)")
+    return int(value) if value >= 1 else value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is below 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be above 0")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``iizrisk audit``."""
+    from ..fairness import GROUP_COLUMNS
+
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory (iizrisk train)")
+    p.add_argument("--spells", required=True, metavar="PATH",
+                   help="canonical spells of the whole export (Parquet file or folder), T plus the horizon included")
+    p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
+    p.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD",
+                   help="as-of date T of the audited period (its horizon must be observed)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--capacity", type=_capacity, metavar="K",
+                   help="people flagged: the K highest risks, or a share such as 0.05 (default: the "
+                        "capacity recorded at training, else 50)")
+    p.add_argument("--min-cell-size", type=_non_negative_int, default=5, metavar="N",
+                   help="suppress cells with fewer than N people (default 5)")
+    p.add_argument("--max-gap", type=_positive_float, default=0.1, metavar="G",
+                   help="flag differences from the reference group larger than G (default 0.1)")
+    p.add_argument("--groups", default=",".join(GROUP_COLUMNS), metavar="A,B",
+                   help="attributes to audit (default %(default)s)")
+    p.add_argument("--bootstrap", type=_non_negative_int, default=500, metavar="N",
+                   help="bootstrap replicates for the intervals (default 500; 0: none)")
+    p.add_argument("--language", choices=["en", "de", "fr", "it"], default="en",
+                   help="language of the model card (default en)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of ties and the bootstrap (default 0)")
+    add_key_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, label, audit, write; errors carry their exit codes (1 input, 3 model)."""
+    from ..fairness import FairnessAudit, FairnessGapWarning, labelled_period
+    from ..model import load_model, read_manifest, signing_key
+    from ..modelcard import write_model_card
+
+    model = load_model(args.model, key=signing_key(file=args.key_file))
+    capacity = args.capacity
+    if capacity is None:
+        capacity = int((read_manifest(args.model).get("training") or {}).get("capacity") or 50)
+    spells, interventions = read_inputs(args.spells, args.interventions)
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+    wanted = sorted({"birth_year" if g == "age_band" else g for g in groups})
+    data = labelled_period(model, spells, args.as_of, interventions=interventions, attributes=wanted)
+    missing = [g for g in groups if g not in data.columns or data[g].isna().all()]
+    if missing:
+        raise ValidationError(f"{args.spells}: no values for the audited attribute(s) {missing}; add the "
+                              "columns to the spells or leave them out with --groups")
+    audit = FairnessAudit(groups=groups, capacity=capacity, min_cell_size=args.min_cell_size,
+                          max_gap=args.max_gap, n_bootstrap=args.bootstrap, random_state=args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FairnessGapWarning)
+        try:
+            audit.fit(data)
+        except ValueError as exc:
+            raise ValidationError(f"{args.spells}: cannot audit at {args.as_of}: {exc}") from exc
+    for w in caught:
+        if issubclass(w.category, FairnessGapWarning):
+            logger.warning("%s", w.message)
+        else:  # pragma: no cover - pass other warnings on
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    audit.as_of_ = args.as_of
+    audit.outcome_ = model.outcome
+    audit.horizon_months_ = model.horizon_months
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".audit-tmp-"))
+    try:
+        files = audit.to_dir(tmp)
+        files += list(write_model_card(args.model, tmp, audit=audit, language=args.language).values())
+        final = []
+        for f in files:
+            os.replace(f, out / f.name)
+            final.append(out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"audit at {args.as_of}: {audit.n_:,} persons, {audit.capacity_:,} flagged, "
+          f"{len(audit.flagged_gaps_)} gap(s) above {args.max_gap}", file=sys.stdout)
+    for f in final:
+        print(f, file=sys.stdout)
+    return EXIT_OK

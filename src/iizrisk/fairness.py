@@ -1,0 +1,1033 @@
+"""Fairness audit: how the risk model treats groups of people, on a scored and labelled period.
+
+DOMAIN.md section 7: protected attributes (sex, nationality group; a
+deployment may add more) are not model inputs by default; they are used to
+*audit* the model. An audit looks at one as-of date T whose horizon is
+observed: everyone scored at T, their risk, whether they would have been
+flagged at the configured capacity (the ``k`` highest risks), and whether the
+outcome happened in T+1 ... T+H (:mod:`iizrisk.outcomes`, full data).
+
+For every group of each attribute (sex, nationality group, age band, canton
+by default), for the pairs of attributes (intersections, where the cells are
+large enough) and overall, :class:`FairnessAudit` reports
+
+``n``, ``n_positive``, ``n_flagged``
+    people in the group, with the outcome, flagged at capacity;
+``flag_rate``
+    share of the group flagged (selection rate);
+``precision``, ``recall``, ``fpr``
+    among the flagged, the share with the outcome; among those with the
+    outcome, the share flagged; among those without, the share flagged;
+``mean_predicted``, ``observed_rate``, ``calibration_gap``
+    calibration in the large: mean predicted risk, observed outcome rate and
+    their difference (positive: the model over-predicts for the group);
+``roc_auc``
+    how well the risk ranks people with the outcome above those without,
+    within the group;
+
+and, against each attribute's reference group (the largest group unless
+configured), the difference and the ratio of every metric with percentile
+bootstrap confidence intervals. A difference larger than ``max_gap`` sets
+``gap_flag`` in the tables and raises a :class:`FairnessGapWarning`.
+
+The bootstrap resamples people with replacement. It is vectorised: each
+replicate draws the row indices as one array and turns them into
+per-row weights (how often each row was drawn), so every metric, ROC AUC
+included, is a weighted sum over the rows in a fixed order; replicates are
+processed in blocks. Who is flagged is kept fixed (the flags of the
+observed period), so the intervals describe the sampling variation of the
+people, given the worklist policy.
+
+Disclosure control (DOMAIN.md section 6): every table and plot that leaves
+the system goes through :func:`iizrisk.suppression.protect_cells`. Each
+group row is a 2 x 2 table (flagged or not, outcome or not) with its
+margins; the cells of the groups of an attribute add up to the overall row,
+and the cells of an intersection add up to the one-way groups. Cells with
+1 to ``min_cell_size - 1`` people are hidden, with complementary cells so
+that no hidden cell can be recovered by subtraction; a rate is hidden when a
+count it is computed from is hidden, and so is every gap involving it.
+Intersection rows whose size is hidden are left out of the tables.
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> n = 600
+>>> data = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n)})
+>>> data["label"] = rng.random(n) < data["score"] * 0.5
+>>> audit = FairnessAudit(groups=["sex"], capacity=60, n_bootstrap=50, max_gap=0.5).fit(data)
+>>> audit.summary[["attribute", "group", "n", "n_flagged"]].to_dict("list")["group"]
+['all', 'F', 'M']
+>>> int(audit.summary["n_flagged"].iloc[0])
+60
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .suppression import PRIMARY, PUBLISHED, SECONDARY, protect_cells
+
+__all__ = [
+    "AGE_BAND_EDGES",
+    "GAP_METRICS",
+    "GROUP_COLUMNS",
+    "METRICS",
+    "MISSING",
+    "FairnessAudit",
+    "FairnessGapWarning",
+    "age_bands",
+    "labelled_period",
+    "audit_model",
+]
+
+logger = logging.getLogger("iizrisk")
+
+#: Attributes audited by default (the columns of :func:`labelled_period`).
+GROUP_COLUMNS: tuple[str, ...] = ("sex", "nationality_group", "age_band", "canton")
+#: Lower edges of the age bands after the first: <25, 25-34, 35-49, 50-64, 65+.
+AGE_BAND_EDGES: tuple[int, ...] = (25, 35, 50, 65)
+#: Label of a missing attribute value (a group of its own, so that groups add up).
+MISSING = "(missing)"
+OVERALL = "overall"
+ALL = "all"
+#: Separator of the attributes and values of an intersection ("sex:age_band", "F:50-64").
+SEP = ":"
+#: Per-group metrics, in table order.
+METRICS: tuple[str, ...] = ("flag_rate", "precision", "recall", "fpr", "mean_predicted",
+                            "observed_rate", "calibration_gap", "roc_auc")
+#: Metrics compared with the reference group.
+GAP_METRICS: tuple[str, ...] = ("flag_rate", "precision", "recall", "fpr", "calibration_gap", "roc_auc")
+_NO_RATIO = frozenset({"calibration_gap", "mean_predicted"})  # differences only
+
+# cells of one group row: the 2 x 2 table flagged x outcome and its margins
+_CELLS = ("tp", "fp", "fn", "tn", "flagged", "unflagged", "pos", "neg", "n")
+TP, FP, FN, TN, FLAGGED, UNFLAGGED, POS, NEG, N = range(len(_CELLS))
+_ROW_LINES = (([TP, FP], FLAGGED), ([FN, TN], UNFLAGGED), ([TP, FN], POS), ([FP, TN], NEG),
+              ([FLAGGED, UNFLAGGED], N), ([POS, NEG], N))
+#: The cells each published value is computed from (hidden when any of them is).
+_DEPENDS: dict[str, tuple[int, ...]] = {
+    "n": (N,), "n_positive": (POS,), "n_flagged": (FLAGGED,),
+    "flag_rate": (FLAGGED, N), "precision": (TP, FLAGGED), "recall": (TP, POS), "fpr": (FP, NEG),
+    "mean_predicted": (N,), "observed_rate": (POS, N), "calibration_gap": (POS, N), "roc_auc": (POS, NEG),
+}
+_STATUS = np.array([PUBLISHED, PRIMARY, SECONDARY], dtype=object)
+_BLOCK = 32  # bootstrap replicates per block
+
+
+class FairnessGapWarning(UserWarning):
+    """A group's metric differs from its reference group's by more than the configured gap."""
+
+
+# --------------------------------------------------------------------------- inputs
+def age_bands(birth_year, as_of, *, edges: Sequence[int] = AGE_BAND_EDGES) -> pd.Categorical:
+    """Age bands (age = as-of year minus birth year) as an ordered categorical.
+
+    Examples
+    --------
+    >>> age_bands([2005, 1990, 1970, 1960, None], "2024-06-30").tolist()
+    ['<25', '25-34', '50-64', '50-64', nan]
+    """
+    edges = [int(e) for e in edges]
+    labels = [f"<{edges[0]}"] + [f"{a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:], strict=True)] \
+        + [f"{edges[-1]}+"]
+    year = pd.Timestamp(as_of).year
+    by = pd.to_numeric(pd.Series(birth_year), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    age = year - by
+    code = np.searchsorted(np.asarray(edges, dtype=np.float64), age, side="right")
+    code = np.where(np.isnan(age), -1, code)
+    return pd.Categorical.from_codes(code, categories=labels, ordered=True)
+
+
+def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.DataFrame | None = None,
+                    observed_until=None, attributes: Sequence[str] | None = None,
+                    age_band_edges: Sequence[int] = AGE_BAND_EDGES) -> pd.DataFrame:
+    """Scores at ``as_of``, true outcomes over the horizon and the person attributes, one row per person.
+
+    The scores are those the model gives at T (:func:`iizrisk.model.score`, the
+    point-in-time view); the labels are the model's outcome over T+1 ... T+H
+    computed from the full spells (:func:`iizrisk.outcomes.compute_outcome`);
+    the attributes are the latest values visible at T
+    (``build_timeline(spells, as_of=T).persons``).
+
+    Parameters
+    ----------
+    model : RiskModel
+        A fitted model (its ``outcome`` and ``horizon_months`` define the label).
+    spells : DataFrame
+        Canonical spells of the whole export (the horizon after T included).
+    as_of : date-like
+        The as-of date T; T plus the horizon must be observed.
+    interventions : DataFrame, optional
+        Passed to the scoring (needed when the model was trained with them).
+    observed_until : date-like, optional
+        Last observed day of the data; default from the spells.
+    attributes : list of str, optional
+        Person attributes to attach; default ``sex``, ``nationality_group``,
+        ``birth_year``, ``canton``. Other columns of the spells (a deployment's
+        own protected attributes) are taken from the person's latest row visible at T.
+    age_band_edges : sequence of int
+        Edges of the ``age_band`` column (:func:`age_bands`).
+
+    Returns
+    -------
+    DataFrame
+        ``person_id``, ``as_of``, ``score``, ``label`` (bool), the attributes and ``age_band``.
+
+    Raises
+    ------
+    ValidationError
+        The horizon after ``as_of`` is not observed in the spells.
+    """
+    from . import _time
+    from .errors import ValidationError
+    from .model import score
+    from .outcomes import compute_outcome
+    from .outcomes import observed_until as _observed_until
+    from .spells import as_of_day, build_timeline, point_in_time
+
+    t = as_of_day(as_of)
+    horizon = int(model.horizon_months)
+    last = _observed_until(spells) if observed_until is None else as_of_day(observed_until)
+    h_end = int(_time.add_months(t, horizon))
+    if h_end > last:
+        latest = _time.to_date(_time.add_months(last, -horizon))
+        raise ValidationError(
+            f"as-of {_time.to_date(t)}: the {horizon}-month horizon ends on {_time.to_date(h_end)}, after "
+            f"the last observed day of the spells ({_time.to_date(last)}); the outcomes are not known yet. "
+            f"Choose an as-of date on or before {latest}.")
+    ft = getattr(model, "features", None)
+    gap = int(getattr(ft, "merge_gap_days", 0) or 0)
+    sc = score(model, spells, as_of=t, interventions=interventions)
+    pairs = pd.DataFrame({"person_id": sc["person_id"].astype("str").to_numpy(),
+                          "as_of": np.full(len(sc), t, dtype=np.int32)})
+    lab = compute_outcome(spells, outcome=model.outcome, horizon_months=horizon, pairs=pairs,
+                          observed_until=last, merge_gap_days=gap)
+    out = pd.DataFrame({
+        "person_id": pairs["person_id"].to_numpy(),
+        "as_of": pd.Series(_time.from_days(pairs["as_of"].to_numpy())).astype("datetime64[s]"),
+        "score": sc["risk"].to_numpy(dtype=np.float64),
+        "label": lab["outcome"].to_numpy(dtype=bool),
+    })
+    wanted = list(attributes) if attributes is not None else ["sex", "nationality_group", "birth_year", "canton"]
+    tl = build_timeline(spells, as_of=t, merge_gap_days=gap)
+    codes = tl.person_ids.get_indexer(pd.Index(out["person_id"]))
+    others = [c for c in wanted if c not in tl.persons.columns and c in spells.columns]
+    latest_rows = None
+    if others:
+        view = point_in_time(spells, t)
+        latest_rows = (view.assign(person_id=view["person_id"].astype("str"))
+                       .sort_values(["person_id", "start_date"], kind="mergesort")
+                       .groupby("person_id")[others].last())
+    for c in wanted:
+        if c in tl.persons.columns:
+            vals = tl.persons[c].to_numpy()
+            out[c] = vals[codes] if len(vals) else np.full(len(out), None)
+        elif latest_rows is not None and c in latest_rows.columns:
+            out[c] = latest_rows[c].reindex(out["person_id"]).to_numpy()
+        else:
+            out[c] = None
+    if "birth_year" in out.columns:
+        out["age_band"] = age_bands(out["birth_year"], _time.to_date(t), edges=age_band_edges)
+    logger.info("labelled period at %s: %d persons scored, %d with the outcome %s within %d months",
+                _time.to_date(t), len(out), int(out["label"].sum()), model.outcome, horizon)
+    return out
+
+
+# --------------------------------------------------------------------------- groups
+@dataclass
+class _Set:
+    """One attribute (or intersection) and the group of every data row."""
+
+    name: str
+    columns: tuple[str, ...]
+    codes: np.ndarray
+    labels: list[str]
+    values: list[tuple[str, ...]]
+    offset: int = 0
+
+
+def _one_way(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in col.cat.categories]
+        raw = col.cat.codes.to_numpy().astype(np.int64)
+        order = cats + [MISSING]
+        codes = np.where(raw < 0, len(cats), raw)
+    else:
+        obj = col.astype(object).to_numpy()
+        miss = pd.isna(obj)
+        text = np.where(miss, MISSING, obj.astype(str)) if len(obj) else np.array([], dtype=object)
+        uniq = sorted(set(text.tolist()) - {MISSING}) + [MISSING]
+        pos = {v: i for i, v in enumerate(uniq)}
+        codes = np.fromiter((pos[v] for v in text), dtype=np.int64, count=len(text))
+        order = uniq
+    present = np.bincount(codes, minlength=len(order)) > 0
+    remap = np.cumsum(present) - 1
+    return remap[codes].astype(np.int64), [v for v, p in zip(order, present, strict=True) if p]
+
+
+def _build_sets(data: pd.DataFrame, groups: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[_Set]:
+    n = len(data)
+    sets = [_Set(OVERALL, (), np.zeros(n, dtype=np.int64), [ALL], [()])]
+    one: dict[str, _Set] = {}
+    for g in groups:
+        codes, labels = _one_way(data[g])
+        one[g] = _Set(g, (g,), codes, labels, [(lb,) for lb in labels])
+        sets.append(one[g])
+    for a, b in pairs:
+        sa, sb = one[a], one[b]
+        key = sa.codes * len(sb.labels) + sb.codes
+        uniq, inv = np.unique(key, return_inverse=True)
+        vals = [(sa.labels[k // len(sb.labels)], sb.labels[k % len(sb.labels)]) for k in uniq.tolist()]
+        sets.append(_Set(f"{a}{SEP}{b}", (a, b), inv.astype(np.int64), [SEP.join(v) for v in vals], vals))
+    off = 0
+    for s in sets:
+        s.offset = off
+        off += len(s.labels)
+    return sets
+
+
+@dataclass
+class _Plan:
+    """Everything that does not change between bootstrap replicates."""
+
+    y: np.ndarray
+    f: np.ndarray
+    s: np.ndarray
+    member: Any  # sparse (n rows x R group rows) indicator
+    auc: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]]
+    n_rows: int
+
+
+def _plan(sets: list[_Set], y: np.ndarray, f: np.ndarray, s: np.ndarray) -> _Plan:
+    from scipy import sparse
+
+    n = len(y)
+    R = sum(len(st.labels) for st in sets)
+    rows = np.concatenate([np.arange(n)] * len(sets)) if n else np.zeros(0, dtype=np.int64)
+    cols = np.concatenate([st.offset + st.codes for st in sets]) if n else np.zeros(0, dtype=np.int64)
+    member = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, R))
+    auc = []
+    for st in sets:
+        G = len(st.labels)
+        order = np.lexsort((s, st.codes))
+        c, v = st.codes[order], s[order]
+        new_group = np.ones(n, dtype=bool)
+        new_group[1:] = c[1:] != c[:-1]
+        new_block = new_group.copy()
+        new_block[1:] |= v[1:] != v[:-1]
+        pos = np.arange(n)
+        block_start = np.maximum.accumulate(np.where(new_block, pos, 0))
+        group_start = np.maximum.accumulate(np.where(new_group, pos, 0))
+        starts = np.flatnonzero(new_block)
+        ends = np.r_[starts[1:], n] - 1
+        block_end = np.repeat(ends, np.diff(np.r_[starts, n]))
+        agg = sparse.csr_matrix((np.ones(n), (pos, c)), shape=(n, G))
+        auc.append((st.offset, G, order, block_start, block_end, group_start, agg))
+    return _Plan(y=y.astype(np.float64), f=f.astype(np.float64), s=s.astype(np.float64), member=member,
+                 auc=auc, n_rows=R)
+
+
+def _weighted_stats(plan: _Plan, W: np.ndarray) -> dict[str, np.ndarray]:
+    """Weighted sums per group row for a block of weight vectors ``W`` (B x n): each (B x R)."""
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    B = W.shape[0]
+    M = plan.member
+
+    def agg(values: np.ndarray) -> np.ndarray:
+        return np.asarray((M.T @ values.T).T).reshape(B, plan.n_rows)
+
+    out = {"n": agg(W), "pos": agg(W * plan.y), "flagged": agg(W * plan.f), "tp": agg(W * (plan.y * plan.f)),
+           "score_sum": agg(W * plan.s)}
+    auc_num = np.zeros((B, plan.n_rows))
+    for offset, G, order, bstart, bend, gstart, grp in plan.auc:
+        if not len(order):
+            continue
+        Wo = W[:, order]
+        yo = plan.y[order]
+        negw = Wo * (1.0 - yo)
+        cs = np.cumsum(negw, axis=1)
+        ex = cs - negw  # exclusive cumulative sum
+        lower = ex[:, bstart] - ex[:, gstart]  # negatives with a strictly lower score in the group
+        equal = cs[:, bend] - ex[:, bstart]  # negatives tied with the row's score
+        contrib = Wo * yo * (lower + 0.5 * equal)
+        auc_num[:, offset:offset + G] = np.asarray((grp.T @ contrib.T).T).reshape(B, G)
+    out["auc_num"] = auc_num
+    return out
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.full(np.broadcast(a, b).shape, np.nan)
+    np.divide(a, b, out=out, where=b > 0)
+    return out
+
+
+def _metrics(st: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    n, pos, flagged, tp = st["n"], st["pos"], st["flagged"], st["tp"]
+    neg = n - pos
+    fp = flagged - tp
+    mean_pred = _div(st["score_sum"], n)
+    observed = _div(pos, n)
+    return {
+        "flag_rate": _div(flagged, n),
+        "precision": _div(tp, flagged),
+        "recall": _div(tp, pos),
+        "fpr": _div(fp, neg),
+        "mean_predicted": mean_pred,
+        "observed_rate": observed,
+        "calibration_gap": mean_pred - observed,
+        "roc_auc": _div(st["auc_num"], pos * neg),
+    }
+
+
+def _protect_rows(cells: np.ndarray, row_lines, group_lines, k: int) -> np.ndarray:
+    """Status (0 published, 1 primary, 2 secondary) of every cell of a (rows x cells) count table.
+
+    ``row_lines`` are (member columns, total column) applied within every row;
+    ``group_lines`` are (member rows, total row or -1 when known elsewhere)
+    applied to every column. The work is :func:`iizrisk.suppression.protect_cells`.
+    """
+    R, C = cells.shape
+    lines: list[tuple[np.ndarray, int]] = []
+    for r in range(R):
+        for members, total in row_lines:
+            lines.append((r * C + np.asarray(members), r * C + total))
+    for members, total in group_lines:
+        members = np.asarray(members, dtype=np.int64)
+        for c in range(C):
+            lines.append((members * C + c, total * C + c if total >= 0 else -1))
+    flat = np.asarray(cells, dtype=np.int64).ravel()
+    if k < 1:
+        return np.zeros((R, C), dtype=np.int8)
+    return protect_cells(flat, flat, lines, k=k).reshape(R, C)
+
+
+def _group_lines(sets: list[_Set]) -> list[tuple[np.ndarray, int]]:
+    """Lines across group rows: the groups of an attribute add up to the overall row, and the
+    cells of an intersection to the groups of each of its attributes."""
+    by_col = {st.columns[0]: st for st in sets if len(st.columns) == 1}
+    lines = []
+    for st in sets:
+        if len(st.columns) == 1:
+            lines.append((st.offset + np.arange(len(st.labels)), 0))
+        elif len(st.columns) == 2:
+            for j, col in enumerate(st.columns):
+                parent = by_col[col]
+                pos = {lb: i for i, lb in enumerate(parent.labels)}
+                key = np.array([pos[v[j]] for v in st.values])
+                for pk in np.unique(key):
+                    lines.append((st.offset + np.flatnonzero(key == pk), parent.offset + int(pk)))
+    return lines
+
+
+# --------------------------------------------------------------------------- the audit
+class FairnessAudit:
+    """Per-group metrics of a scored and labelled period, with gaps, intervals and suppression.
+
+    Parameters
+    ----------
+    groups : list of str, optional
+        Attribute columns to audit; default the columns of :data:`GROUP_COLUMNS`
+        present in the data (sex, nationality group, age band, canton).
+    intersections : "pairs", list of (str, str) or None, default "pairs"
+        Intersections to audit: every pair of ``groups``, the given pairs, or none.
+        Intersection rows whose size is suppressed are left out.
+    capacity : int or float, optional
+        People flagged per as-of date: the ``capacity`` highest scores (an int),
+        or that share of the people scored (a float between 0 and 1). Ties are
+        broken at random with ``random_state``. Required unless ``flagged_column``
+        is given.
+    score_column, label_column : str, default "score", "label"
+        Calibrated risk (0..1) and the observed outcome (bool).
+    flagged_column : str, optional
+        A bool column saying who was flagged (e.g. on a worklist) instead of a capacity.
+    reference : dict, optional
+        Reference group per attribute (``{"sex": "M"}``); default the largest
+        group. An intersection's reference is the cell of its attributes'
+        references when present, else its largest cell.
+    min_cell_size : int, default 5
+        Cells with fewer people are suppressed (``[privacy] min_cell_size``);
+        0 switches suppression off (internal use only: such tables must not leave the system).
+    max_gap : float, default 0.1
+        A difference from the reference larger than this (absolute) is flagged and warned about.
+    gap_metrics : sequence of str, default :data:`GAP_METRICS`
+    n_bootstrap : int, default 500
+        Bootstrap replicates for the confidence intervals (0: no intervals).
+    confidence : float, default 0.95
+    calibration_bins : int, default 5
+        Quantile bins of the risk for the calibration table and plot.
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    summary : DataFrame
+        One row per group (``overall`` first): ``attribute``, ``group``, ``reference``,
+        ``is_reference``, ``n``, ``n_positive``, ``n_flagged``, the :data:`METRICS`,
+        ``gap_flag`` and ``status`` (``published``, ``primary`` or ``secondary``
+        suppression of the group's size). Suppressed values are ``<NA>``.
+    gaps : DataFrame
+        One row per (group, metric) against the reference: ``value``,
+        ``reference_value``, ``difference`` (with ``difference_lo``/``_hi``),
+        ``ratio`` (with ``ratio_lo``/``_hi``), ``exceeds`` (the difference is larger
+        than ``max_gap``) and ``significant`` (the interval of the difference excludes 0).
+    calibration : DataFrame
+        Per one-way group and risk bin: ``n``, ``n_positive``, ``mean_predicted``,
+        ``observed_rate`` (suppressed).
+    capacity_ : int
+        People flagged.
+    flagged_ : ndarray of bool
+        Who was flagged, aligned with the rows of the data (stays in memory, never written).
+    n_ : int
+        People audited.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> d = pd.DataFrame({"score": rng.random(400), "sex": rng.choice(["F", "M"], 400)})
+    >>> d["label"] = rng.random(400) < d["score"]
+    >>> a = FairnessAudit(groups=["sex"], capacity=0.2, n_bootstrap=40, max_gap=1.0).fit(d)
+    >>> a.capacity_, list(a.gaps["metric"][:2])
+    (80, ['flag_rate', 'precision'])
+    """
+
+    def __init__(self, *, groups: Sequence[str] | None = None, intersections="pairs",
+                 capacity: int | float | None = None, score_column: str = "score",
+                 label_column: str = "label", flagged_column: str | None = None,
+                 reference: Mapping[str, str] | None = None, min_cell_size: int = 5,
+                 max_gap: float = 0.1, gap_metrics: Sequence[str] = GAP_METRICS, n_bootstrap: int = 500,
+                 confidence: float = 0.95, calibration_bins: int = 5, random_state: int = 0):
+        self.groups = groups
+        self.intersections = intersections
+        self.capacity = capacity
+        self.score_column = score_column
+        self.label_column = label_column
+        self.flagged_column = flagged_column
+        self.reference = reference
+        self.min_cell_size = min_cell_size
+        self.max_gap = max_gap
+        self.gap_metrics = gap_metrics
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.calibration_bins = calibration_bins
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ checks
+    def _check(self, data: pd.DataFrame) -> tuple[list[str], list[tuple[str, str]]]:
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"data must be a DataFrame, got {type(data).__name__}")
+        need = [self.score_column, self.label_column] + ([self.flagged_column] if self.flagged_column else [])
+        missing = [c for c in need if c not in data.columns]
+        if missing:
+            raise ValueError(f"data: column(s) {missing} missing; found {list(data.columns)}. "
+                             "Build the data with labelled_period() or name the columns.")
+        if self.groups is None:
+            groups = [g for g in GROUP_COLUMNS if g in data.columns]
+        else:
+            groups = list(self.groups)
+            absent = [g for g in groups if g not in data.columns]
+            if absent:
+                raise ValueError(f"group column(s) {absent} not in the data; found {list(data.columns)}")
+        if len(set(groups)) != len(groups):
+            raise ValueError(f"groups repeat a column: {groups}")
+        if self.intersections == "pairs":
+            pairs = list(combinations(groups, 2))
+        elif self.intersections is None:
+            pairs = []
+        else:
+            pairs = [tuple(p) for p in self.intersections]
+            bad = [p for p in pairs if len(p) != 2 or p[0] not in groups or p[1] not in groups or p[0] == p[1]]
+            if bad:
+                raise ValueError(f"intersections {bad}: give pairs of two different audited groups {groups}")
+        unknown = [m for m in self.gap_metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"gap_metrics {unknown} unknown; choose from {METRICS}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be between 0 and 1, got {self.confidence}")
+        if self.n_bootstrap < 0 or self.min_cell_size < 0 or self.calibration_bins < 1:
+            raise ValueError("n_bootstrap and min_cell_size must be >= 0, calibration_bins >= 1")
+        return groups, pairs
+
+    def _flags(self, data: pd.DataFrame, s: np.ndarray) -> np.ndarray:
+        if self.flagged_column is not None:
+            f = data[self.flagged_column]
+            if f.isna().any():
+                raise ValueError(f"{self.flagged_column}: {int(f.isna().sum())} missing value(s)")
+            return f.to_numpy(dtype=bool)
+        cap = self.capacity
+        if cap is None:
+            raise ValueError("give capacity (people flagged per as-of date) or flagged_column")
+        if isinstance(cap, bool) or not isinstance(cap, int | float | np.integer | np.floating) or cap <= 0:
+            raise ValueError(f"capacity must be a positive number of people or a share in (0, 1), got {cap!r}")
+        n = len(s)
+        dates = (pd.factorize(data["as_of"])[0] if "as_of" in data.columns else np.zeros(n, dtype=np.int64))
+        tie = np.random.default_rng(self.random_state).random(n)
+        order = np.lexsort((tie, -s, dates))
+        d = dates[order]
+        first = np.r_[0, np.flatnonzero(d[1:] != d[:-1]) + 1] if n else np.zeros(0, dtype=np.int64)
+        sizes = np.diff(np.r_[first, n])
+        rank = np.arange(n) - np.repeat(first, sizes)
+        if isinstance(cap, float | np.floating) and cap < 1:
+            k = np.ceil(cap * sizes - 1e-9).astype(np.int64)
+        elif isinstance(cap, float | np.floating) and cap != int(cap):
+            raise ValueError(f"capacity {cap}: a share must be below 1, a number of people whole")
+        else:
+            k = np.full(len(sizes), int(cap), dtype=np.int64)
+        out = np.zeros(n, dtype=bool)
+        out[order] = rank < np.repeat(k, sizes)
+        return out
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: pd.DataFrame) -> FairnessAudit:
+        """Compute the audit tables from one DataFrame (see :func:`labelled_period`).
+
+        Parameters
+        ----------
+        data : DataFrame
+            One row per person (and as-of date): the score, the label, the group
+            columns, optionally ``as_of`` (capacity applies per date) and a flag column.
+
+        Returns
+        -------
+        self
+
+        Warns
+        -----
+        FairnessGapWarning
+            When a published difference from the reference exceeds ``max_gap``.
+        """
+        groups, pairs = self._check(data)
+        s = pd.to_numeric(data[self.score_column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isnan(s).any() or ((s < 0) | (s > 1)).any():
+            raise ValueError(f"{self.score_column}: scores must be probabilities in [0, 1] without gaps")
+        lab = data[self.label_column]
+        if lab.isna().any():
+            raise ValueError(f"{self.label_column}: {int(lab.isna().sum())} missing label(s): audit only a "
+                             "period whose horizon is observed")
+        y = lab.to_numpy(dtype=bool)
+        f = self._flags(data, s)
+        self.n_ = int(len(data))
+        self.flagged_ = f
+        self.capacity_ = int(f.sum())
+        self.groups_ = groups
+        self.intersections_ = pairs
+        sets = _build_sets(data, groups, pairs)
+        self._sets = sets
+        plan = _plan(sets, y, f, s)
+        point = _weighted_stats(plan, np.ones((1, len(y))))
+        pm = {k: v[0] for k, v in _metrics(point).items()}
+        counts = {k: np.rint(v[0]).astype(np.int64) for k, v in point.items() if k != "score_sum" and k != "auc_num"}
+        ref = self._references(sets, counts["n"])
+        gm = list(self.gap_metrics)
+
+        # bootstrap: differences and ratios against the reference, per replicate
+        B = int(self.n_bootstrap)
+        R = plan.n_rows
+        has_ref = ref >= 0
+        diffs = np.full((B, R, len(gm)), np.nan)
+        ratios = np.full((B, R, len(gm)), np.nan)
+        if B and len(y):
+            rng = np.random.default_rng(self.random_state)
+            n = len(y)
+            for b0 in range(0, B, _BLOCK):
+                nb = min(_BLOCK, B - b0)
+                idx = rng.integers(0, n, size=(nb, n))
+                W = np.bincount((idx + (np.arange(nb) * n)[:, None]).ravel(), minlength=nb * n)
+                mb = _metrics(_weighted_stats(plan, W.reshape(nb, n)))
+                for j, m in enumerate(gm):
+                    v = mb[m]
+                    r_ = np.where(has_ref, ref, 0)
+                    diffs[b0:b0 + nb, :, j] = np.where(has_ref, v - v[:, r_], np.nan)
+                    ratios[b0:b0 + nb, :, j] = np.where(has_ref, _div(v, v[:, r_]), np.nan)
+        lo_q, hi_q = (1 - self.confidence) / 2, 1 - (1 - self.confidence) / 2
+        d_lo, d_hi = _percentiles(diffs, lo_q, hi_q)
+        r_lo, r_hi = _percentiles(ratios, lo_q, hi_q)
+
+        # suppression of every published number
+        cells = np.column_stack([counts["tp"], counts["flagged"] - counts["tp"], counts["pos"] - counts["tp"],
+                                 counts["n"] - counts["pos"] - counts["flagged"] + counts["tp"],
+                                 counts["flagged"], counts["n"] - counts["flagged"], counts["pos"],
+                                 counts["n"] - counts["pos"], counts["n"]])
+        status = _protect_rows(cells, _ROW_LINES, _group_lines(sets), int(self.min_cell_size))
+        hidden = {name: (status[:, list(dep)] != 0).any(axis=1) for name, dep in _DEPENDS.items()}
+        self.cell_status_ = pd.DataFrame(_STATUS[status], columns=list(_CELLS))
+
+        # tables
+        rows = [(st.name, lb) for st in sets for lb in st.labels]
+        summary = pd.DataFrame(rows, columns=["attribute", "group"])
+        ref_label = np.array([summary["group"].iloc[r] if r >= 0 else None for r in ref], dtype=object)
+        summary["reference"] = ref_label
+        summary["is_reference"] = ref == np.arange(R)
+        for name, key in (("n", "n"), ("n_positive", "pos"), ("n_flagged", "flagged")):
+            col = pd.array(counts[key], dtype="Int64")
+            col[hidden[name]] = pd.NA
+            summary[name] = col
+        for m in METRICS:
+            col = pd.array(pm[m], dtype="Float64")
+            col[hidden[m] | np.isnan(pm[m])] = pd.NA
+            summary[m] = col
+        # gaps: one row per (compared group, metric), in group order then metric order
+        cmp_rows = np.flatnonzero(has_ref & (ref != np.arange(R)))
+        J = len(gm)
+        rr = np.repeat(cmp_rows, J)
+        jj = np.tile(np.arange(J), len(cmp_rows))
+        rf = ref[rr]
+        val = np.array([pm[m] for m in gm]).T if J else np.zeros((R, 0))  # (R, J)
+        hid = np.array([hidden[m] for m in gm]).T if J else np.zeros((R, 0), dtype=bool)
+        hide = hid[rr, jj] | hid[rf, jj]
+        v, rv = val[rr, jj], val[rf, jj]
+        diff = v - rv
+        no_ratio = np.array([m in _NO_RATIO for m in gm], dtype=bool)[jj]
+        ratio = np.where(no_ratio, np.nan, _div(v, rv))
+        exceeds = ~hide & np.isfinite(diff) & (np.abs(np.nan_to_num(diff)) > self.max_gap)
+        exceeds_any = np.bincount(rr[exceeds], minlength=R) > 0
+        gaps = pd.DataFrame({
+            "attribute": summary["attribute"].to_numpy()[rr], "group": summary["group"].to_numpy()[rr],
+            "reference": ref_label[rr], "metric": np.asarray(gm, dtype=object)[jj],
+        })
+        hide_r = hide | no_ratio
+        for name, values, h in (("value", v, hide), ("reference_value", rv, hide), ("difference", diff, hide),
+                                ("difference_lo", d_lo[rr, jj], hide), ("difference_hi", d_hi[rr, jj], hide),
+                                ("ratio", ratio, hide_r), ("ratio_lo", r_lo[rr, jj], hide_r),
+                                ("ratio_hi", r_hi[rr, jj], hide_r)):
+            col = pd.array(np.where(np.isfinite(values), values, 0.0), dtype="Float64")
+            col[h | ~np.isfinite(values)] = pd.NA
+            gaps[name] = col
+        gaps["exceeds"] = exceeds
+        lo_, hi_ = d_lo[rr, jj], d_hi[rr, jj]
+        sig = pd.array((lo_ > 0) | (hi_ < 0), dtype="boolean")
+        sig[hide | ~np.isfinite(lo_)] = pd.NA
+        gaps["significant"] = sig
+        summary["gap_flag"] = exceeds_any
+        summary["status"] = _STATUS[status[:, N]]
+        multi = np.array([len(st.columns) > 1 for st in sets for _ in st.labels], dtype=bool)
+        keep = ~(multi & (status[:, N] != 0))
+        self.summary = summary.loc[keep].reset_index(drop=True)
+        self.gaps = gaps.loc[keep[rr]].reset_index(drop=True)
+        self.calibration = self._calibration_table(sets, y, s)
+        self._warn()
+        return self
+
+    def _references(self, sets: list[_Set], n: np.ndarray) -> np.ndarray:
+        ref = np.full(sum(len(st.labels) for st in sets), -1, dtype=np.int64)
+        chosen: dict[str, str] = {}
+        given = dict(self.reference or {})
+        unknown = sorted(set(given) - {st.name for st in sets if len(st.columns) == 1})
+        if unknown:
+            raise ValueError(f"reference given for {unknown}, which are not audited groups")
+        for st in sets:
+            if not st.columns:
+                continue
+            rows = st.offset + np.arange(len(st.labels))
+            if len(st.columns) == 1:
+                col = st.columns[0]
+                if col in given:
+                    if str(given[col]) not in st.labels:
+                        raise ValueError(f"reference {given[col]!r} for {col!r} is not a group of the data "
+                                         f"({', '.join(st.labels)})")
+                    pick = st.labels.index(str(given[col]))
+                else:
+                    sizes = np.where(np.array(st.labels) == MISSING, -1, n[rows])
+                    pick = int(np.argmax(sizes))
+                chosen[col] = st.labels[pick]
+            else:
+                want = tuple(chosen.get(c) for c in st.columns)
+                if want in st.values:
+                    pick = st.values.index(want)
+                else:
+                    sizes = np.where([MISSING in v for v in st.values], -1, n[rows])
+                    pick = int(np.argmax(sizes))
+            ref[rows] = st.offset + pick
+        return ref
+
+    def _calibration_table(self, sets: list[_Set], y: np.ndarray, s: np.ndarray) -> pd.DataFrame:
+        nb = int(self.calibration_bins)
+        edges = np.unique(np.quantile(s, np.linspace(0, 1, nb + 1)[1:-1])) if len(s) else np.array([])
+        b = np.searchsorted(edges, s, side="right")
+        nbins = len(edges) + 1
+        one = [st for st in sets if len(st.columns) <= 1]
+        R = sum(len(st.labels) for st in one)
+        n_cell = np.zeros((R, nbins))
+        pos = np.zeros((R, nbins))
+        ssum = np.zeros((R, nbins))
+        off = 0
+        meta = []
+        for st in one:
+            G = len(st.labels)
+            key = st.codes * nbins + b
+            n_cell[off:off + G] = np.bincount(key, minlength=G * nbins).reshape(G, nbins)
+            pos[off:off + G] = np.bincount(key, weights=y.astype(np.float64), minlength=G * nbins).reshape(G, nbins)
+            ssum[off:off + G] = np.bincount(key, weights=s, minlength=G * nbins).reshape(G, nbins)
+            meta += [(st.name, lb, off) for lb in st.labels]
+            off += G
+        n_cell, pos = n_cell.ravel().astype(np.int64), pos.ravel().astype(np.int64)
+        ssum = ssum.ravel()
+        cells = np.column_stack([pos, n_cell - pos, n_cell])
+        lines = []
+        # the bins of a group add up to its size (published in the summary: a known total)
+        for r in range(R):
+            lines.append((r * nbins + np.arange(nbins), -1))
+        # per bin, the groups of an attribute add up to the overall row
+        start = 1
+        for st in one[1:]:
+            G = len(st.labels)
+            for j in range(nbins):
+                lines.append(((start + np.arange(G)) * nbins + j, j))
+            start += G
+        status = _protect_rows(cells, [([0, 1], 2)], lines, int(self.min_cell_size))
+        hide = (status != 0).any(axis=1)
+        lower = np.r_[0.0, edges]
+        upper = np.r_[edges, 1.0]
+        out = pd.DataFrame({
+            "attribute": np.repeat([m[0] for m in meta], nbins),
+            "group": np.repeat([m[1] for m in meta], nbins),
+            "bin": np.tile(np.arange(1, nbins + 1), R),
+            "risk_from": np.tile(lower, R), "risk_to": np.tile(upper, R),
+        })
+        for name, vals in (("n", n_cell), ("n_positive", pos)):
+            col = pd.array(vals, dtype="Int64")
+            col[hide] = pd.NA
+            out[name] = col
+        for name, vals in (("mean_predicted", _div(ssum, n_cell.astype(np.float64))),
+                           ("observed_rate", _div(pos.astype(np.float64), n_cell.astype(np.float64)))):
+            col = pd.array(vals, dtype="Float64")
+            col[hide | np.isnan(vals)] = pd.NA
+            out[name] = col
+        out["status"] = _STATUS[status[:, 2]]
+        return out[n_cell > 0].reset_index(drop=True)
+
+    def _warn(self) -> None:
+        flagged = self.gaps[self.gaps["exceeds"]]
+        self.flagged_gaps_ = flagged.reset_index(drop=True)
+        if not len(flagged):
+            return
+        shown = "; ".join(
+            f"{r.attribute}={r.group} {r.metric} {float(r.difference):+.3f} vs {r.reference}"
+            for r in flagged.head(5).itertuples())
+        more = f" and {len(flagged) - 5} more" if len(flagged) > 5 else ""
+        warnings.warn(f"{len(flagged)} gap(s) larger than max_gap={self.max_gap}: {shown}{more}. "
+                      "Review the model before use (see the audit's gaps table).",
+                      FairnessGapWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ display
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "summary"):
+            raise AttributeError("FairnessAudit is not fitted: call fit(data) first")
+
+    def to_text(self, decimals: int = 3) -> str:
+        """The summary and the flagged gaps as plain text."""
+        self._check_fitted()
+        head = (f"Fairness audit: {self.n_:,} persons, {self.capacity_:,} flagged; cells < "
+                f"{self.min_cell_size} people suppressed (<NA>); max_gap {self.max_gap}")
+        cols = ["attribute", "group", "n", "n_flagged", *METRICS, "gap_flag"]
+        table = self.summary[cols].round(decimals).to_string(index=False)
+        lines = [head, table]
+        if len(self.flagged_gaps_):
+            lines.append("Gaps larger than max_gap:")
+            lines.append(self.flagged_gaps_[["attribute", "group", "reference", "metric", "difference",
+                                             "difference_lo", "difference_hi"]].round(decimals)
+                         .to_string(index=False))
+        return "\n".join(lines)
+
+    def print_summary(self, decimals: int = 3, *, file=None) -> None:
+        """Write :meth:`to_text` to ``file`` (a writable text stream) or, by default, the log (INFO)."""
+        text = self.to_text(decimals)
+        if file is not None:
+            file.write(text + "\n")
+        else:
+            logger.info("%s", text)
+
+    def _repr_html_(self) -> str:
+        if not hasattr(self, "summary"):
+            return "<b>FairnessAudit</b> (not fitted)"
+        cols = ["attribute", "group", "n", "n_flagged", *METRICS, "gap_flag"]
+        table = self.summary[cols].to_html(index=False, na_rep="&middot;", float_format=lambda x: f"{x:.3f}")
+        n_gap = len(self.flagged_gaps_)
+        colour = "#cf222e" if n_gap else "#1a7f37"
+        return (f"<div><b>Fairness audit</b>: {self.n_:,} persons, {self.capacity_:,} flagged; "
+                f"<span style='color:{colour}'>{n_gap} gap(s) above {self.max_gap}</span>; cells with fewer "
+                f"than {self.min_cell_size} people suppressed (&middot;).{table}</div>")
+
+    def plot(self, metric: str = "flag_rate", *, attributes: Sequence[str] | None = None, ax=None):
+        """Differences from the reference group with confidence intervals, one line per group.
+
+        Groups whose difference exceeds ``max_gap`` are drawn in red; the band
+        of +/- ``max_gap`` is shaded. Suppressed groups are not drawn.
+
+        Parameters
+        ----------
+        metric : str, default "flag_rate"
+            One of ``gap_metrics``.
+        attributes : list of str, optional
+            Attributes (or intersections, ``"sex:age_band"``) to show; default the one-way attributes.
+        ax : matplotlib Axes, optional
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        self._check_fitted()
+        if metric not in self.gap_metrics:
+            raise ValueError(f"metric {metric!r} is not audited; choose from {list(self.gap_metrics)}")
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            ax = plt.figure(figsize=(6.4, 4.0)).add_subplot()
+        attrs = list(attributes) if attributes is not None else list(self.groups_)
+        g = self.gaps[(self.gaps["metric"] == metric) & self.gaps["attribute"].isin(attrs)
+                      & self.gaps["difference"].notna()]
+        y = np.arange(len(g))[::-1]
+        diff = g["difference"].to_numpy(dtype=np.float64)
+        lo = g["difference_lo"].to_numpy(dtype=np.float64, na_value=np.nan)
+        hi = g["difference_hi"].to_numpy(dtype=np.float64, na_value=np.nan)
+        colours = np.where(g["exceeds"].to_numpy(dtype=bool), "#d64545", "#3b6ea8")
+        ax.axvspan(-self.max_gap, self.max_gap, color="#eeeeee", zorder=0)
+        ax.axvline(0, color="#666666", lw=0.8)
+        if len(g):
+            err = np.vstack([np.where(np.isnan(lo), 0, diff - lo), np.where(np.isnan(hi), 0, hi - diff)])
+            ax.errorbar(diff, y, xerr=np.clip(err, 0, None), fmt="none", ecolor="#999999", capsize=2)
+            ax.scatter(diff, y, c=colours, zorder=3)
+            ax.set_yticks(y, [f"{a}: {gr} (vs {rf})" for a, gr, rf in
+                              zip(g["attribute"], g["group"], g["reference"], strict=True)])
+        else:
+            ax.text(0.5, 0.5, "no published differences", ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
+        ax.set_xlabel(f"difference in {metric.replace('_', ' ')} from the reference group")
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        return ax
+
+    def plot_calibration(self, attribute: str = OVERALL, *, ax=None):
+        """Observed outcome rate against mean predicted risk per risk bin, one line per group.
+
+        Only published (not suppressed) bins are drawn.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        self._check_fitted()
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            ax = plt.figure(figsize=(4.8, 4.4)).add_subplot()
+        cal = self.calibration[self.calibration["attribute"] == attribute]
+        if attribute != OVERALL and attribute not in set(self.calibration["attribute"]):
+            raise ValueError(f"attribute {attribute!r} not audited; choose from {sorted(set(self.calibration['attribute']))}")
+        top = 0.05
+        for grp, d in cal.groupby("group", sort=False):
+            d = d[d["observed_rate"].notna() & d["mean_predicted"].notna()]
+            if not len(d):
+                continue
+            x = d["mean_predicted"].to_numpy(dtype=np.float64)
+            yv = d["observed_rate"].to_numpy(dtype=np.float64)
+            ax.plot(x, yv, marker="o", label=str(grp))
+            top = max(top, float(np.nanmax(x)), float(np.nanmax(yv)))
+        ax.plot([0, top], [0, top], color="#999999", lw=0.8, ls="--")
+        ax.set_xlabel("mean predicted risk")
+        ax.set_ylabel("observed outcome rate")
+        ax.set_title(f"calibration by {attribute}" if attribute != OVERALL else "calibration")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(frameon=False, fontsize="small")
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        return ax
+
+    # ------------------------------------------------------------------ files
+    def to_dir(self, path: str | Path, *, plots: bool = True) -> list[Path]:
+        """Write the (suppressed) tables as CSV and Parquet and the plots as PNG; return the files.
+
+        Files: ``fairness_summary``, ``fairness_gaps``, ``fairness_calibration``
+        (``.csv`` and ``.parquet``), and with ``plots`` ``fairness_<metric>.png``
+        and ``fairness_calibration.png``.
+        """
+        from .io import write_parquet_atomic
+
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for name, table in (("fairness_summary", self.summary), ("fairness_gaps", self.gaps),
+                            ("fairness_calibration", self.calibration)):
+            csv = path / f"{name}.csv"
+            table.to_csv(csv, index=False, na_rep="", lineterminator="\n")
+            written += [csv, write_parquet_atomic(table, path / f"{name}.parquet")]
+        if plots:
+            from matplotlib.figure import Figure
+
+            for m in self.gap_metrics:
+                fig = Figure(figsize=(6.4, 0.9 + 0.22 * max(4, int((self.gaps["metric"] == m).sum()))))
+                self.plot(m, ax=fig.subplots())
+                written.append(_save_png(fig, path / f"fairness_{m}.png"))
+            attrs = [OVERALL, *self.groups_]
+            fig = Figure(figsize=(4.2 * len(attrs), 4.0))
+            axes = np.atleast_1d(fig.subplots(1, len(attrs)))
+            for ax, a in zip(axes, attrs, strict=True):
+                self.plot_calibration(a, ax=ax)
+            written.append(_save_png(fig, path / "fairness_calibration.png"))
+        return written
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings and the (suppressed) tables as JSON-ready records, for model cards."""
+        self._check_fitted()
+        return {
+            "n": self.n_, "flagged": self.capacity_, "capacity": self.capacity,
+            "min_cell_size": self.min_cell_size, "max_gap": self.max_gap,
+            "confidence": self.confidence, "n_bootstrap": self.n_bootstrap,
+            "groups": list(self.groups_), "intersections": [SEP.join(p) for p in self.intersections_],
+            "summary": _records(self.summary), "gaps_exceeding": _records(self.flagged_gaps_),
+        }
+
+
+def _save_png(fig, path: Path) -> Path:
+    fig.savefig(path, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in df.astype(object).where(df.notna(), None).to_dict("records"):
+        out.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()})
+    return out
+
+
+def _percentiles(values: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over the replicates (axis 0) of the finite values.
+
+    Cells with finite values in fewer than half of the replicates get no interval.
+    """
+    B = values.shape[0]
+    shape = values.shape[1:]
+    if B == 0:
+        return np.full(shape, np.nan), np.full(shape, np.nan)
+    v = np.where(np.isfinite(values), values, np.nan)
+    ok = np.isfinite(v).sum(axis=0) >= max(1, math.ceil(B / 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells, masked below
+        q = np.nanquantile(v, [lo, hi], axis=0)
+    return np.where(ok, q[0], np.nan), np.where(ok, q[1], np.nan)
+
+
+# --------------------------------------------------------------------------- one call
+def audit_model(model, spells: pd.DataFrame, as_of, *, capacity: int | float, interventions=None,
+                observed_until=None, attributes: Sequence[str] | None = None, **params) -> FairnessAudit:
+    """Audit a model on the period starting at ``as_of``: :func:`labelled_period` then :class:`FairnessAudit`.
+
+    ``params`` go to :class:`FairnessAudit` (``groups``, ``min_cell_size``, ``max_gap``, ...).
+    """
+    data = labelled_period(model, spells, as_of, interventions=interventions, observed_until=observed_until,
+                           attributes=attributes)
+    audit = FairnessAudit(capacity=capacity, **params).fit(data)
+    audit.as_of_ = pd.Timestamp(as_of).date().isoformat()
+    audit.outcome_ = getattr(model, "outcome", None)
+    audit.horizon_months_ = getattr(model, "horizon_months", None)
+    return audit
+

@@ -1,0 +1,718 @@
+"""Model cards: what a risk model is for, what it learnt from, how well and how fairly it works.
+
+A model card is written at training time next to the model (Markdown, one
+self-contained HTML page and JSON) and again after an audit. It is the
+document a data-protection officer reads (DOMAIN.md sections 2, 6 and 7):
+
+* **intended use** -- a hint that triggers a human review, never an automated
+  decision about a person (nDSG Art. 21, GDPR Art. 22), and what the model
+  must not be used for;
+* **data** -- training, calibration and validation periods, the population
+  (everyone with a spell open at a month end), sizes, the data fingerprint;
+* **outcome** -- its definition and horizon;
+* **features** -- every input with its description (the feature catalogue of
+  :mod:`iizrisk.features`) and whether protected attributes are inputs
+  (they are not by default; enabling them is recorded prominently);
+* **metrics** -- held-out metrics of the model and its comparators (from the
+  manifest), calibration, and per group from a :class:`~iizrisk.fairness.FairnessAudit`
+  when one is attached (tables already suppressed: cells of fewer than
+  ``min_cell_size`` people are hidden);
+* **known limitations**, **fingerprints and versions**.
+
+The card is built from the model directory's ``manifest.json`` only: the
+model file is never unpickled to write it.
+
+Examples
+--------
+>>> manifest = {"model": "logistic", "outcome": "revolving_door", "horizon_months": 12,
+...             "features": [{"name": "n_transitions_24m", "dtype": "float32"}],
+...             "feature_params": {"include_protected": False}}
+>>> card = ModelCard(manifest)
+>>> card.to_dict()["protected_attributes"]["used_as_inputs"]
+[]
+>>> "never an automated decision" in card.to_markdown()
+True
+"""
+
+from __future__ import annotations
+
+import html as _html
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CARD_FORMAT", "CARD_FILES", "ModelCard", "write_model_card"]
+
+logger = logging.getLogger("iizrisk")
+
+CARD_FORMAT = "iizrisk-model-card/1"
+#: File names written by :func:`write_model_card`, by kind.
+CARD_FILES = {"md": "model_card.md", "html": "model_card.html", "json": "model_card.json"}
+_DEFAULT_PROTECTED = ("sex", "nationality_group")
+_NA = "·"
+
+_T: dict[str, dict[str, str]] = {
+    "title": {"en": "Model card", "de": "Modellkarte", "fr": "Fiche du modèle", "it": "Scheda del modello"},
+    "intended": {"en": "Intended use", "de": "Verwendungszweck", "fr": "Usage prévu", "it": "Uso previsto"},
+    "intended_text": {
+        "en": "The risk score is a hint that triggers a human review of a case by professionals (for "
+              "example proposing an early joint IIZ assessment). It is never an automated decision about a "
+              "person (nDSG Art. 21, GDPR Art. 22). Data are exchanged between institutions only with the "
+              "person's consent (Art. 35a AVIG, Art. 32 ATSG).",
+        "de": "Der Risikowert ist ein Hinweis, der eine Fallbesprechung durch Fachpersonen auslöst (zum "
+              "Beispiel den Vorschlag einer frühen gemeinsamen IIZ-Abklärung). Er ist nie eine automatisierte "
+              "Einzelentscheidung über eine Person (Art. 21 DSG, Art. 22 DSGVO). Daten werden zwischen "
+              "Institutionen nur mit Einwilligung der Person ausgetauscht (Art. 35a AVIG, Art. 32 ATSG).",
+        "fr": "Le score de risque est une indication qui déclenche l'examen d'un dossier par des "
+              "professionnels (par exemple proposer une évaluation CII commune précoce). Il n'est jamais une "
+              "décision individuelle automatisée (art. 21 LPD, art. 22 RGPD). Les données ne sont échangées "
+              "entre institutions qu'avec le consentement de la personne (art. 35a LACI, art. 32 LPGA).",
+        "it": "Il punteggio di rischio è un'indicazione che avvia l'esame di un caso da parte di "
+              "professionisti (per esempio proporre una valutazione CII comune precoce). Non è mai una "
+              "decisione individuale automatizzata (art. 21 LPD, art. 22 RGPD). I dati sono scambiati tra "
+              "istituzioni solo con il consenso della persona (art. 35a LADI, art. 32 LPGA).",
+    },
+    "users": {"en": "Intended users: IIZ coordinators and case managers, through per-institution worklists; "
+                    "analysts and researchers for evaluation.",
+              "de": "Vorgesehene Nutzende: IIZ-Koordinationsstellen und Fallführende über Arbeitslisten je "
+                    "Institution; Analyse und Forschung zur Evaluation.",
+              "fr": "Utilisateurs prévus : coordinateurs CII et gestionnaires de cas, par des listes de travail "
+                    "par institution ; analystes et chercheurs pour l'évaluation.",
+              "it": "Utenti previsti: coordinatori CII e gestori dei casi, tramite liste di lavoro per "
+                    "istituzione; analisti e ricercatori per la valutazione."},
+    "not_for": {"en": "Not intended for", "de": "Nicht vorgesehen für", "fr": "Usages exclus",
+                "it": "Usi esclusi"},
+    "not_for_items": {
+        "en": "decisions on benefits, sanctions, eligibility or access to measures|ranking people for any "
+              "purpose other than offering a review|treating people differently because of a protected "
+              "attribute|use outside the population and period described below without a new audit",
+        "de": "Entscheide über Leistungen, Sanktionen, Anspruch oder Zugang zu Massnahmen|Rangierung von "
+              "Personen zu einem anderen Zweck als dem Angebot einer Fallbesprechung|Ungleichbehandlung "
+              "wegen eines geschützten Merkmals|Einsatz ausserhalb der unten beschriebenen Population und "
+              "Periode ohne neue Prüfung",
+        "fr": "décisions sur des prestations, sanctions, droits ou l'accès à des mesures|classement de "
+              "personnes à une autre fin que proposer un examen|traitement différencié en raison d'un "
+              "attribut protégé|usage hors de la population et de la période décrites ci-dessous sans "
+              "nouvel audit",
+        "it": "decisioni su prestazioni, sanzioni, diritti o accesso a misure|classificazione di persone "
+              "per scopi diversi dall'offerta di un esame|trattamento differenziato a causa di un attributo "
+              "protetto|uso al di fuori della popolazione e del periodo descritti sotto senza nuovo audit",
+    },
+    "model": {"en": "Model", "de": "Modell", "fr": "Modèle", "it": "Modello"},
+    "data": {"en": "Data", "de": "Daten", "fr": "Données", "it": "Dati"},
+    "population_text": {
+        "en": "Population: everyone with a registration spell open at a month end (as-of date) of the "
+              "periods below, one snapshot per person and month; features use only what was known on that "
+              "day (point-in-time view), labels the following horizon.",
+        "de": "Population: alle Personen mit einer offenen Anmeldung an einem Monatsende (Stichtag) der "
+              "folgenden Perioden, eine Momentaufnahme pro Person und Monat; Merkmale nutzen nur, was am "
+              "Stichtag bekannt war, die Zielgrösse den folgenden Horizont.",
+        "fr": "Population : toute personne avec une inscription ouverte à une fin de mois (date de "
+              "référence) des périodes ci-dessous, une observation par personne et par mois ; les variables "
+              "n'utilisent que ce qui était connu ce jour-là, l'événement l'horizon suivant.",
+        "it": "Popolazione: tutte le persone con un'iscrizione aperta a una fine mese (data di riferimento) "
+              "dei periodi sotto, un'osservazione per persona e mese; le variabili usano solo ciò che era "
+              "noto quel giorno, l'evento l'orizzonte successivo.",
+    },
+    "outcome": {"en": "Outcome", "de": "Zielgrösse", "fr": "Événement prédit", "it": "Evento previsto"},
+    "horizon": {"en": "horizon", "de": "Horizont", "fr": "horizon", "it": "orizzonte"},
+    "months": {"en": "months", "de": "Monate", "fr": "mois", "it": "mesi"},
+    "features": {"en": "Features", "de": "Merkmale", "fr": "Variables", "it": "Variabili"},
+    "protected": {"en": "Protected attributes", "de": "Geschützte Merkmale", "fr": "Attributs protégés",
+                  "it": "Attributi protetti"},
+    "protected_none": {
+        "en": "No protected attribute is a model input. They are used only to audit the model.",
+        "de": "Kein geschütztes Merkmal ist ein Modelleingang. Sie dienen nur der Prüfung des Modells.",
+        "fr": "Aucun attribut protégé n'est une entrée du modèle. Ils servent uniquement à l'audit.",
+        "it": "Nessun attributo protetto è un input del modello. Servono solo all'audit.",
+    },
+    "protected_used": {
+        "en": "WARNING: protected attributes are model inputs (enabled explicitly): {names}. This use "
+              "must be justified, approved by the data-protection officer and monitored by audits.",
+        "de": "WARNUNG: geschützte Merkmale sind Modelleingänge (ausdrücklich eingeschaltet): {names}. "
+              "Diese Verwendung muss begründet, von der Datenschutzstelle genehmigt und durch Prüfungen "
+              "überwacht werden.",
+        "fr": "AVERTISSEMENT : des attributs protégés sont des entrées du modèle (activés explicitement) : "
+              "{names}. Cet usage doit être justifié, approuvé par le préposé à la protection des données "
+              "et suivi par des audits.",
+        "it": "AVVERTENZA: attributi protetti sono input del modello (attivati esplicitamente): {names}. "
+              "Questo uso deve essere giustificato, approvato dal responsabile della protezione dei dati e "
+              "sorvegliato da audit.",
+    },
+    "configured": {"en": "configured as protected", "de": "als geschützt konfiguriert",
+                   "fr": "configurés comme protégés", "it": "configurati come protetti"},
+    "metrics": {"en": "Metrics (held-out later period)", "de": "Kennzahlen (zurückgehaltene spätere Periode)",
+                "fr": "Mesures (période ultérieure réservée)", "it": "Metriche (periodo successivo riservato)"},
+    "no_metrics": {"en": "No held-out metrics recorded in the manifest.",
+                   "de": "Keine Kennzahlen im Manifest erfasst.",
+                   "fr": "Aucune mesure enregistrée dans le manifeste.",
+                   "it": "Nessuna metrica registrata nel manifesto."},
+    "calibration": {"en": "Calibration", "de": "Kalibrierung", "fr": "Calibration", "it": "Calibrazione"},
+    "calibration_text": {
+        "en": "Probabilities are calibrated ({method}) on a time slice after the training data.",
+        "de": "Die Wahrscheinlichkeiten sind auf einem Zeitabschnitt nach den Trainingsdaten kalibriert ({method}).",
+        "fr": "Les probabilités sont calibrées ({method}) sur une période postérieure aux données d'entraînement.",
+        "it": "Le probabilità sono calibrate ({method}) su un periodo successivo ai dati di addestramento.",
+    },
+    "fairness": {"en": "Metrics per group (fairness audit)", "de": "Kennzahlen nach Gruppen (Fairness-Prüfung)",
+                 "fr": "Mesures par groupe (audit d'équité)", "it": "Metriche per gruppo (audit di equità)"},
+    "no_audit": {"en": "No fairness audit attached yet: run `iizrisk audit` on a labelled period.",
+                 "de": "Noch keine Fairness-Prüfung beigefügt: `iizrisk audit` auf einer Periode mit "
+                       "bekanntem Ausgang ausführen.",
+                 "fr": "Aucun audit d'équité joint : lancer `iizrisk audit` sur une période dont l'issue est "
+                       "connue.",
+                 "it": "Nessun audit di equità allegato: eseguire `iizrisk audit` su un periodo con esito noto."},
+    "audit_text": {
+        "en": "Audit at {as_of}: {n} persons, {flagged} flagged at capacity; cells with fewer than {k} "
+              "people are suppressed ({na}); gaps above {gap} are flagged.",
+        "de": "Prüfung am {as_of}: {n} Personen, {flagged} bei der Kapazität markiert; Zellen mit weniger "
+              "als {k} Personen sind unterdrückt ({na}); Abweichungen über {gap} sind markiert.",
+        "fr": "Audit au {as_of} : {n} personnes, {flagged} signalées à la capacité ; les cellules de moins "
+              "de {k} personnes sont masquées ({na}) ; les écarts supérieurs à {gap} sont signalés.",
+        "it": "Audit al {as_of}: {n} persone, {flagged} segnalate alla capacità; le celle con meno di {k} "
+              "persone sono soppresse ({na}); gli scarti superiori a {gap} sono segnalati.",
+    },
+    "gaps": {"en": "Gaps above the threshold", "de": "Abweichungen über dem Schwellenwert",
+             "fr": "Écarts au-dessus du seuil", "it": "Scarti sopra la soglia"},
+    "no_gaps": {"en": "No published gap above the threshold.",
+                "de": "Keine veröffentlichte Abweichung über dem Schwellenwert.",
+                "fr": "Aucun écart publié au-dessus du seuil.",
+                "it": "Nessuno scarto pubblicato sopra la soglia."},
+    "limitations": {"en": "Known limitations", "de": "Bekannte Grenzen", "fr": "Limites connues",
+                    "it": "Limiti noti"},
+    "limitations_items": {
+        "en": "The model sees only registrations in the exported systems; people who leave for work, "
+              "abroad or nowhere look alike.|Outcomes are defined on registration data (BFS definitions); "
+              "they are proxies for a person's situation, not measures of it.|Earlier interventions change "
+              "outcomes: a person helped in time looks like a false alarm.|Relations change over time "
+              "(law, labour market, practice); metrics hold for the validation period and must be re-checked "
+              "with new audits.|Metrics of small groups are uncertain (see the intervals); cells with fewer "
+              "than the minimum number of people are not shown.|Missing or wrong attributes (birth year, "
+              "canton) affect the features and the audit groups.",
+        "de": "Das Modell sieht nur Anmeldungen in den gelieferten Systemen; wer in Arbeit, ins Ausland oder "
+              "ins Nichts abgeht, sieht gleich aus.|Die Zielgrössen sind auf Anmeldedaten definiert "
+              "(BFS-Definitionen); sie sind Näherungen an die Lage einer Person, keine Messung.|Frühere "
+              "Interventionen verändern den Ausgang: wer rechtzeitig Hilfe erhielt, erscheint als Fehlalarm."
+              "|Zusammenhänge ändern sich (Recht, Arbeitsmarkt, Praxis); die Kennzahlen gelten für die "
+              "Validierungsperiode und sind mit neuen Prüfungen zu bestätigen.|Kennzahlen kleiner Gruppen "
+              "sind unsicher (siehe Intervalle); Zellen unter der Mindestzahl Personen werden nicht gezeigt."
+              "|Fehlende oder falsche Angaben (Geburtsjahr, Kanton) beeinflussen Merkmale und Prüfgruppen.",
+        "fr": "Le modèle ne voit que les inscriptions des systèmes livrés ; une sortie vers l'emploi, "
+              "l'étranger ou nulle part se ressemblent.|Les événements sont définis sur des données "
+              "d'inscription (définitions OFS) ; ce sont des approximations de la situation d'une personne."
+              "|Des interventions antérieures changent l'issue : une personne aidée à temps paraît une "
+              "fausse alerte.|Les relations évoluent (droit, marché du travail, pratique) ; les mesures "
+              "valent pour la période de validation et doivent être revérifiées par de nouveaux audits."
+              "|Les mesures des petits groupes sont incertaines (voir les intervalles) ; les cellules sous "
+              "le nombre minimal de personnes ne sont pas montrées.|Des attributs manquants ou faux (année "
+              "de naissance, canton) affectent les variables et les groupes d'audit.",
+        "it": "Il modello vede solo le iscrizioni dei sistemi forniti; chi esce verso il lavoro, l'estero o "
+              "nel nulla appare uguale.|Gli eventi sono definiti su dati di iscrizione (definizioni UST); "
+              "sono approssimazioni della situazione di una persona.|Interventi precedenti cambiano l'esito: "
+              "una persona aiutata in tempo sembra un falso allarme.|Le relazioni cambiano nel tempo "
+              "(diritto, mercato del lavoro, prassi); le metriche valgono per il periodo di validazione e "
+              "vanno ricontrollate con nuovi audit.|Le metriche di piccoli gruppi sono incerte (vedi gli "
+              "intervalli); le celle sotto il numero minimo di persone non sono mostrate.|Attributi mancanti "
+              "o errati (anno di nascita, cantone) influenzano le variabili e i gruppi dell'audit.",
+    },
+    "fingerprints": {"en": "Fingerprints and versions", "de": "Fingerabdrücke und Versionen",
+                     "fr": "Empreintes et versions", "it": "Impronte e versioni"},
+    "signed_yes": {"en": "signed (HMAC-SHA-256)", "de": "signiert (HMAC-SHA-256)", "fr": "signé (HMAC-SHA-256)",
+                   "it": "firmato (HMAC-SHA-256)"},
+    "signed_no": {"en": "not signed", "de": "nicht signiert", "fr": "non signé", "it": "non firmato"},
+    "name": {"en": "name", "de": "Name", "fr": "nom", "it": "nome"},
+    "group": {"en": "group", "de": "Gruppe", "fr": "groupe", "it": "gruppo"},
+    "unit": {"en": "unit", "de": "Einheit", "fr": "unité", "it": "unità"},
+    "description": {"en": "description", "de": "Beschreibung", "fr": "description", "it": "descrizione"},
+    "item": {"en": "item", "de": "Angabe", "fr": "élément", "it": "voce"},
+    "value": {"en": "value", "de": "Wert", "fr": "valeur", "it": "valore"},
+}
+_LANGS = ("en", "de", "fr", "it")
+_METRIC_COLUMNS = ("roc_auc", "average_precision", "brier", "ece", "precision_at_k", "recall_at_k", "k",
+                   "prevalence")
+_AUDIT_COLUMNS = ("attribute", "group", "n", "n_flagged", "flag_rate", "precision", "recall", "fpr",
+                  "mean_predicted", "observed_rate", "roc_auc", "gap_flag")
+
+
+def _t(key: str, lang: str) -> str:
+    return _T[key].get(lang, _T[key]["en"])
+
+
+def _fmt(v: Any) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return _NA
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else ""
+    if isinstance(v, float | np.floating):
+        return f"{float(v):.0f}" if float(v).is_integer() and abs(float(v)) >= 1 else f"{float(v):.3f}"
+    if isinstance(v, int | np.integer):
+        return f"{int(v):,}"
+    return str(v)
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(x: Any) -> str:
+        return _fmt(x).replace("|", "\\|").replace("\n", " ")
+
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _html_table(header: list[str], rows: list[list[Any]], flag_col: int | None = None) -> str:
+    esc = _html.escape
+    body = []
+    for row in rows:
+        cls = " class='flag'" if flag_col is not None and bool(row[flag_col]) else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(_fmt(x))}</td>" for x in row) + "</tr>")
+    return ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(body)
+            + "</table>")
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _manifest_of_model(model) -> dict[str, Any]:
+    """A manifest-like dict of a fitted RiskModel that was not loaded from a directory."""
+    import platform
+
+    import sklearn
+
+    from . import __version__
+
+    manifest = getattr(model, "manifest_", None)
+    if manifest is not None:
+        return dict(manifest)
+    if not hasattr(model, "feature_names_in_"):
+        raise ValueError("the model is not fitted; give a fitted RiskModel or a model directory")
+    ft = getattr(model, "features", None)
+    return {
+        "model": model.model, "outcome": model.outcome, "horizon_months": model.horizon_months,
+        "calibration": model.calibration,
+        "features": [{"name": n, "dtype": model.feature_dtypes_.get(n)} for n in model.feature_names_in_],
+        "feature_params": ({k: (list(v) if isinstance(v, tuple) else v) for k, v in ft.get_params().items()}
+                           if ft is not None else None),
+        "training": getattr(model, "training_", getattr(model, "fit_info_", None)),
+        "metrics": getattr(model, "metrics_", None),
+        "versions": {"iizrisk": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                     "pandas": pd.__version__, "scikit-learn": sklearn.__version__},
+    }
+
+
+@dataclass
+class ModelCard:
+    """A model card built from a model manifest and, optionally, a fairness audit.
+
+    Parameters
+    ----------
+    manifest : dict
+        The model directory's ``manifest.json`` (see :func:`iizrisk.model.save_model`).
+    audit : FairnessAudit, optional
+        A fitted audit; its (suppressed) tables become the per-group section.
+    language : {"en", "de", "fr", "it"}, default "en"
+    protected_attributes : sequence of str, optional
+        The deployment's protected attributes (``[privacy] protected_attributes``);
+        default sex and nationality group.
+    source : str, optional
+        Where the manifest came from (shown in the card).
+    """
+
+    manifest: dict[str, Any]
+    audit: Any = None
+    language: str = "en"
+    protected_attributes: tuple[str, ...] = _DEFAULT_PROTECTED
+    source: str | None = None
+    _catalogue: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.language not in _LANGS:
+            raise ValueError(f"language {self.language!r} is not available; choose one of {', '.join(_LANGS)}")
+        self.protected_attributes = tuple(self.protected_attributes or ())
+        if self.audit is not None and not hasattr(self.audit, "summary"):
+            raise ValueError("audit must be a fitted FairnessAudit (call fit first)")
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_model(cls, model_dir_or_model, *, audit=None, language: str = "en",
+                   protected_attributes=None) -> ModelCard:
+        """The card of a model directory (its manifest only) or of a fitted RiskModel.
+
+        Raises
+        ------
+        ModelError
+            The directory holds no readable ``manifest.json``.
+        """
+        from .model import read_manifest
+
+        if isinstance(model_dir_or_model, str | os.PathLike):
+            manifest, source = read_manifest(model_dir_or_model), str(model_dir_or_model)
+        else:
+            manifest, source = _manifest_of_model(model_dir_or_model), None
+        return cls(manifest, audit=audit, language=language,
+                   protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED), source=source)
+
+    def _feature_table(self) -> pd.DataFrame:
+        from .features import feature_catalogue
+
+        names = [f["name"] for f in self.manifest.get("features") or []]
+        params = dict(self.manifest.get("feature_params") or {})
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()
+              if k in {"window_months", "bfs_window_months"}}
+        uses_protected = any(n.startswith(("sex_", "nationality_")) for n in names)
+        try:
+            cat = feature_catalogue(**kw, include_protected=bool(params.get("include_protected")) or uses_protected)
+        except (TypeError, ValueError):
+            cat = feature_catalogue(include_protected=True)
+        lang = self.language
+        rows = []
+        for n in names:
+            if n in cat.index:
+                c = cat.loc[n]
+                rows.append({"name": n, "group": c["group"], "unit": c[f"unit_{lang}"],
+                             "description": c[f"description_{lang}"]})
+            else:
+                rows.append({"name": n, "group": "", "unit": "", "description": ""})
+        return pd.DataFrame(rows, columns=["name", "group", "unit", "description"])
+
+    def protected_inputs(self) -> list[str]:
+        """Model inputs derived from a protected attribute (empty by default)."""
+        feats = self._feature_table()
+        prefixes = set()
+        for a in self.protected_attributes:
+            prefixes.add(a)
+            if a.endswith("_group"):
+                prefixes.add(a[: -len("_group")])
+        out = []
+        for name, grp in zip(feats["name"], feats["group"], strict=True):
+            if grp == "protected" or any(name == p or name.startswith(p + "_") for p in prefixes):
+                out.append(name)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card's content as JSON-ready data."""
+        m = self.manifest
+        lang = self.language
+        training = dict(m.get("training") or {})
+        metrics = m.get("metrics") or None
+        used = self.protected_inputs()
+        params = m.get("feature_params") or {}
+        outcome_desc = ""
+        try:
+            from .outcomes import get_outcome
+
+            outcome_desc = get_outcome(m.get("outcome", "")).description
+        except ValueError:
+            pass
+        main = (metrics or {}).get(m.get("model")) or {}
+        out: dict[str, Any] = {
+            "card_format": CARD_FORMAT,
+            "language": lang,
+            "source": self.source,
+            "intended_use": {"statement": _t("intended_text", lang), "users": _t("users", lang),
+                             "not_intended_for": _t("not_for_items", lang).split("|"),
+                             "legal_basis": ["nDSG Art. 21", "GDPR Art. 22", "Art. 35a AVIG", "Art. 32 ATSG"],
+                             "note": m.get("note")},
+            "model": {"kind": m.get("model"), "outcome": m.get("outcome"),
+                      "horizon_months": m.get("horizon_months"), "calibration": m.get("calibration"),
+                      "format": m.get("format"), "created": m.get("created"),
+                      "n_features": len(m.get("features") or [])},
+            "data": {"population": _t("population_text", lang),
+                     "periods": training.get("periods") or {k[:-7]: v for k, v in training.items()
+                                                             if k.endswith("_period")},
+                     **{k: training.get(k) for k in ("observed_until", "snapshots", "train_rows",
+                                                     "calibration_rows", "validation_rows", "prevalence_train",
+                                                     "prevalence_validation", "spells_rows", "capacity")
+                        if k in training},
+                     "input_columns": sorted(((m.get("input") or {}).get("columns") or {}).keys()),
+                     "interventions_used": bool((m.get("input") or {}).get("interventions"))},
+            "outcome": {"name": m.get("outcome"), "description": outcome_desc,
+                        "horizon_months": m.get("horizon_months")},
+            "features": self._feature_table().to_dict("records"),
+            "feature_params": params,
+            "protected_attributes": {
+                "configured": list(self.protected_attributes),
+                "used_as_inputs": used,
+                "include_protected": bool(params.get("include_protected", False)),
+                "statement": (_t("protected_used", lang).format(names=", ".join(used)) if used
+                              else _t("protected_none", lang)),
+            },
+            "metrics": metrics,
+            "calibration": {"method": m.get("calibration"), "ece": main.get("ece"), "brier": main.get("brier")},
+            "fairness": self._audit_dict(),
+            "limitations": _t("limitations_items", lang).split("|"),
+            "fingerprints": {"model_sha256": m.get("model_sha256"),
+                             "data_fingerprint": training.get("data_fingerprint"),
+                             "signed": bool(m.get("signature"))},
+            "versions": m.get("versions") or {},
+        }
+        return _jsonable(out)
+
+    def _audit_dict(self) -> dict[str, Any] | None:
+        a = self.audit
+        if a is None:
+            return None
+        d = a.to_dict()
+        d["as_of"] = getattr(a, "as_of_", None)
+        d["outcome"] = getattr(a, "outcome_", None)
+        return d
+
+    # ------------------------------------------------------------------ rendering
+    def _facts(self, d: dict[str, Any]) -> list[tuple[str, Any]]:
+        mo, da = d["model"], d["data"]
+        lang = self.language
+        facts = [("model", mo["kind"]), ("outcome", mo["outcome"]),
+                 (_t("horizon", lang), f"{mo['horizon_months']} {_t('months', lang)}"),
+                 ("calibration", mo["calibration"]), ("features", mo["n_features"]),
+                 ("created", mo["created"])]
+        for k, v in (da.get("periods") or {}).items():
+            facts.append((f"{k} period", " to ".join(v) if isinstance(v, list) else v))
+        for k in ("observed_until", "snapshots", "train_rows", "calibration_rows", "validation_rows",
+                  "prevalence_train", "prevalence_validation", "spells_rows"):
+            if k in da:
+                facts.append((k, da[k]))
+        return facts
+
+    def _metric_rows(self, d: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+        metrics = d.get("metrics") or {}
+        header = ["scorer", *_METRIC_COLUMNS]
+        rows = [[scorer, *[vals.get(c) for c in _METRIC_COLUMNS]] for scorer, vals in metrics.items()]
+        return header, rows
+
+    def _audit_rows(self) -> tuple[list[str], list[list[Any]]]:
+        s = self.audit.summary
+        cols = [c for c in _AUDIT_COLUMNS if c in s.columns]
+        rows = s[cols].astype(object).where(s[cols].notna(), None).values.tolist()
+        return cols, rows
+
+    def _gap_rows(self) -> tuple[list[str], list[list[Any]]]:
+        g = self.audit.flagged_gaps_
+        cols = ["attribute", "group", "reference", "metric", "difference", "difference_lo", "difference_hi",
+                "significant"]
+        rows = g[cols].astype(object).where(g[cols].notna(), None).values.tolist()
+        return cols, rows
+
+    def to_markdown(self) -> str:
+        """The card as Markdown."""
+        d = self.to_dict()
+        lang = self.language
+        title = f"{_t('title', lang)}: {d['model']['outcome']} ({d['model']['kind']})"
+        md = [f"# {title}", "", f"## {_t('intended', lang)}", "", f"> {d['intended_use']['statement']}", "",
+              d["intended_use"]["users"], "", f"**{_t('not_for', lang)}:**", ""]
+        md += [f"- {x}" for x in d["intended_use"]["not_intended_for"]]
+        md += ["", f"## {_t('model', lang)} / {_t('data', lang)}", "", d["data"]["population"], "",
+               _md_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)]), "",
+               f"## {_t('outcome', lang)}", "",
+               f"**{d['outcome']['name']}** ({_t('horizon', lang)} {d['outcome']['horizon_months']} "
+               f"{_t('months', lang)}): {d['outcome']['description']}", "",
+               f"## {_t('protected', lang)}", "",
+               f"**{d['protected_attributes']['statement']}**", "",
+               f"{_t('configured', lang)}: {', '.join(d['protected_attributes']['configured']) or '-'}", "",
+               f"## {_t('features', lang)}", "",
+               _md_table([_t("name", lang), _t("group", lang), _t("unit", lang), _t("description", lang)],
+                         [[f["name"], f["group"], f["unit"], f["description"]] for f in d["features"]]), "",
+               f"## {_t('metrics', lang)}", ""]
+        header, rows = self._metric_rows(d)
+        md += [_md_table(header, rows) if rows else _t("no_metrics", lang), ""]
+        md += [f"## {_t('calibration', lang)}", "",
+               _t("calibration_text", lang).format(method=d["calibration"]["method"] or "none")
+               + (f" ECE {_fmt(d['calibration']['ece'])}, Brier {_fmt(d['calibration']['brier'])}."
+                  if d["calibration"]["ece"] is not None else ""), ""]
+        md += [f"## {_t('fairness', lang)}", ""]
+        if self.audit is None:
+            md += [_t("no_audit", lang), ""]
+        else:
+            f = d["fairness"]
+            md += [_t("audit_text", lang).format(as_of=f.get("as_of") or "-", n=f"{f['n']:,}",
+                                                 flagged=f"{f['flagged']:,}", k=f["min_cell_size"], na=_NA,
+                                                 gap=f["max_gap"]), ""]
+            header, rows = self._audit_rows()
+            md += [_md_table(header, rows), "", f"### {_t('gaps', lang)}", ""]
+            header, rows = self._gap_rows()
+            md += [_md_table(header, rows) if rows else _t("no_gaps", lang), ""]
+        md += [f"## {_t('limitations', lang)}", ""]
+        md += [f"- {x}" for x in d["limitations"]]
+        fp = d["fingerprints"]
+        md += ["", f"## {_t('fingerprints', lang)}", "",
+               _md_table([_t("item", lang), _t("value", lang)],
+                         [["model_sha256", fp["model_sha256"]], ["data_fingerprint", fp["data_fingerprint"]],
+                          ["signature", _t("signed_yes" if fp["signed"] else "signed_no", lang)],
+                          *[[k, v] for k, v in d["versions"].items()]]), ""]
+        return "\n".join(md)
+
+    def _figure_uri(self) -> str:
+        if self.audit is None:
+            return ""
+        from matplotlib.figure import Figure
+
+        from .report import figure_to_data_uri
+
+        metrics = [m for m in ("flag_rate", "recall", "precision") if m in self.audit.gap_metrics]
+        if not metrics:
+            return ""
+        fig = Figure(figsize=(5.2 * len(metrics), 0.9 + 0.22 * max(4, len(self.audit.gaps) // 6)))
+        axes = np.atleast_1d(fig.subplots(1, len(metrics), sharey=True))
+        for ax, m in zip(axes, metrics, strict=True):
+            self.audit.plot(m, ax=ax)
+        return figure_to_data_uri(fig)
+
+    def to_html(self) -> str:
+        """The card as one self-contained HTML page (inline style, plot as a data URI)."""
+        d = self.to_dict()
+        lang = self.language
+        esc = _html.escape
+        title = f"{_t('title', lang)}: {d['model']['outcome']} ({d['model']['kind']})"
+        prot = d["protected_attributes"]
+        parts = [f"<h1>{esc(title)}</h1>",
+                 f"<h2>{esc(_t('intended', lang))}</h2>",
+                 f"<p class='notice'>{esc(d['intended_use']['statement'])}</p>",
+                 f"<p>{esc(d['intended_use']['users'])}</p>",
+                 f"<p><b>{esc(_t('not_for', lang))}:</b></p><ul>"
+                 + "".join(f"<li>{esc(x)}</li>" for x in d["intended_use"]["not_intended_for"]) + "</ul>",
+                 f"<h2>{esc(_t('model', lang))} / {esc(_t('data', lang))}</h2>",
+                 f"<p>{esc(d['data']['population'])}</p>",
+                 _html_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)]),
+                 f"<h2>{esc(_t('outcome', lang))}</h2>",
+                 f"<p><b>{esc(str(d['outcome']['name']))}</b> ({esc(_t('horizon', lang))} "
+                 f"{esc(str(d['outcome']['horizon_months']))} {esc(_t('months', lang))}): "
+                 f"{esc(d['outcome']['description'])}</p>",
+                 f"<h2>{esc(_t('protected', lang))}</h2>",
+                 f"<p class='{'warn' if prot['used_as_inputs'] else 'ok'}'>{esc(prot['statement'])}</p>",
+                 f"<p>{esc(_t('configured', lang))}: {esc(', '.join(prot['configured']) or '-')}</p>",
+                 f"<h2>{esc(_t('features', lang))}</h2>",
+                 _html_table([_t("name", lang), _t("group", lang), _t("unit", lang), _t("description", lang)],
+                             [[f["name"], f["group"], f["unit"], f["description"]] for f in d["features"]]),
+                 f"<h2>{esc(_t('metrics', lang))}</h2>"]
+        header, rows = self._metric_rows(d)
+        parts.append(_html_table(header, rows) if rows else f"<p>{esc(_t('no_metrics', lang))}</p>")
+        cal = d["calibration"]
+        parts += [f"<h2>{esc(_t('calibration', lang))}</h2>",
+                  "<p>" + esc(_t("calibration_text", lang).format(method=cal["method"] or "none")
+                              + (f" ECE {_fmt(cal['ece'])}, Brier {_fmt(cal['brier'])}."
+                                 if cal["ece"] is not None else "")) + "</p>",
+                  f"<h2>{esc(_t('fairness', lang))}</h2>"]
+        if self.audit is None:
+            parts.append(f"<p>{esc(_t('no_audit', lang))}</p>")
+        else:
+            f = d["fairness"]
+            parts.append("<p>" + esc(_t("audit_text", lang).format(
+                as_of=f.get("as_of") or "-", n=f"{f['n']:,}", flagged=f"{f['flagged']:,}",
+                k=f["min_cell_size"], na=_NA, gap=f["max_gap"])) + "</p>")
+            header, rows = self._audit_rows()
+            parts.append(_html_table(header, rows, flag_col=header.index("gap_flag")
+                                     if "gap_flag" in header else None))
+            uri = self._figure_uri()
+            if uri:
+                parts.append(f"<img alt='differences from the reference groups' src='{uri}'>")
+            header, rows = self._gap_rows()
+            parts += [f"<h3>{esc(_t('gaps', lang))}</h3>",
+                      _html_table(header, rows) if rows else f"<p>{esc(_t('no_gaps', lang))}</p>"]
+        fp = d["fingerprints"]
+        parts += [f"<h2>{esc(_t('limitations', lang))}</h2>",
+                  "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in d["limitations"]) + "</ul>",
+                  f"<h2>{esc(_t('fingerprints', lang))}</h2>",
+                  _html_table([_t("item", lang), _t("value", lang)],
+                              [["model_sha256", fp["model_sha256"]], ["data_fingerprint", fp["data_fingerprint"]],
+                               ["signature", _t("signed_yes" if fp["signed"] else "signed_no", lang)],
+                               *[[k, v] for k, v in d["versions"].items()]])]
+        style = (
+            "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:64rem;margin:1.2rem auto;"
+            "color:#1f2328;padding:0 1rem}h1{font-size:1.45rem}h2{font-size:1.15rem;margin-top:1.4rem}"
+            ".notice{background:#fff8c5;border-left:4px solid #d4a72c;padding:.5rem .8rem}"
+            ".warn{background:#ffebe9;border-left:4px solid #cf222e;padding:.5rem .8rem;font-weight:600}"
+            ".ok{background:#dafbe1;border-left:4px solid #1a7f37;padding:.5rem .8rem}"
+            "table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}"
+            "th,td{border-bottom:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}"
+            "tr.flag td{background:#ffebe9}img{max-width:100%}"
+        )
+        return (f"<!DOCTYPE html>\n<html lang='{lang}'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+                f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+    def _repr_html_(self) -> str:
+        d = self.to_dict()
+        prot = d["protected_attributes"]
+        colour = "#cf222e" if prot["used_as_inputs"] else "#1a7f37"
+        header, rows = self._metric_rows(d)
+        fair = ("" if self.audit is None else
+                f"<p>Fairness audit: {len(self.audit.flagged_gaps_)} gap(s) above {self.audit.max_gap}</p>")
+        return (f"<div><b>{_html.escape(_t('title', self.language))}</b>: {_html.escape(str(d['model']['kind']))}, "
+                f"outcome <i>{_html.escape(str(d['model']['outcome']))}</i>, horizon "
+                f"{d['model']['horizon_months']} months.<br>{_html.escape(d['intended_use']['statement'])}"
+                f"<p style='color:{colour}'>{_html.escape(prot['statement'])}</p>"
+                + (_html_table(header, rows) if rows else "") + fair + "</div>")
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``model_card.md``, ``model_card.html`` and ``model_card.json`` (each atomically)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        texts = {"md": self.to_markdown(), "html": self.to_html(),
+                 "json": json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"}
+        paths = {}
+        for kind, text in texts.items():
+            path = out_dir / CARD_FILES[kind]
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            paths[kind] = path
+        logger.debug("model card written to %s", out_dir)
+        return paths
+
+
+def write_model_card(model_dir_or_model, out_dir: str | Path, *, audit=None, language: str = "en",
+                     protected_attributes=None) -> dict[str, Path]:
+    """Write the model card (Markdown, HTML, JSON) of a model directory or fitted model to ``out_dir``.
+
+    Parameters
+    ----------
+    model_dir_or_model : path, RiskModel or dict
+        A model directory (only its ``manifest.json`` is read), a fitted model,
+        or a manifest as a dict.
+    out_dir : path
+        Folder for ``model_card.md``, ``model_card.html`` and ``model_card.json``
+        (the model directory itself at training time).
+    audit : FairnessAudit, optional
+        A fitted audit to include per-group metrics.
+    language : {"en", "de", "fr", "it"}, default "en"
+    protected_attributes : sequence of str, optional
+        The deployment's protected attributes; default sex and nationality group.
+
+    Returns
+    -------
+    dict
+        ``{"md": path, "html": path, "json": path}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> paths = write_model_card(ModelCard({"model": "logistic", "outcome": "revolving_door"}).manifest,
+    ...                          tempfile.mkdtemp())
+    >>> sorted(p.name for p in paths.values())
+    ['model_card.html', 'model_card.json', 'model_card.md']
+    """
+    if isinstance(model_dir_or_model, dict):
+        card = ModelCard(model_dir_or_model, audit=audit, language=language,
+                         protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED))
+    else:
+        card = ModelCard.from_model(model_dir_or_model, audit=audit, language=language,
+                                    protected_attributes=protected_attributes)
+    return card.save(out_dir)

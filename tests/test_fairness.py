@@ -1,0 +1,640 @@
+"""Fairness audit: vectorised metrics against a per-group reference, the bootstrap, suppression,
+gap warnings, plots, the labelled period and ``iizrisk audit``."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import warnings
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
+
+from iizrisk.cli import main
+from iizrisk.errors import ValidationError
+from iizrisk.fairness import (
+    METRICS,
+    MISSING,
+    FairnessAudit,
+    FairnessGapWarning,
+    _build_sets,
+    _metrics,
+    _plan,
+    _weighted_stats,
+    age_bands,
+    audit_model,
+    labelled_period,
+)
+from iizrisk.features import PointInTimeFeatures, ProtectedAttributeWarning
+from iizrisk.io import write_parquet_atomic
+
+AS_OF = "2023-02-28"  # the random spells are observed until 2024-03-19: the 12-month horizon is known
+
+
+def with_attributes(spells: pd.DataFrame, seed: int = 3) -> pd.DataFrame:
+    """The random spells with per-person sex, nationality group and canton (some missing)."""
+    rng = np.random.default_rng(seed)
+    ids = pd.unique(spells["person_id"])
+    attr = pd.DataFrame({
+        "person_id": ids,
+        "sex": rng.choice(np.array(["F", "M", None], dtype=object), len(ids), p=[.49, .49, .02]),
+        "nationality_group": rng.choice(["CH", "EU_EFTA", "THIRD"], len(ids), p=[.6, .25, .15]),
+        "canton": rng.choice(["ZH", "BE", "VD", "TI"], len(ids), p=[.4, .3, .2, .1]),
+    })
+    out = spells.merge(attr, on="person_id", how="left")
+    out["person_id"] = out["person_id"].astype("str")
+    return out
+
+
+@pytest.fixture(scope="module")
+def spells(random_spells):
+    return with_attributes(random_spells)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, spells):
+    from iizrisk.model import save_model, train
+
+    model, _ = train(spells, outcome="revolving_door", compare=False, max_train_rows=5000, model="logistic")
+    return save_model(model, tmp_path_factory.mktemp("fair") / "model")
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    from iizrisk.model import load_model
+
+    return load_model(model_dir)
+
+
+@pytest.fixture(scope="module")
+def period(model, spells):
+    return labelled_period(model, spells, AS_OF)
+
+
+def quiet_fit(audit: FairnessAudit, data: pd.DataFrame) -> FairnessAudit:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessGapWarning)
+        return audit.fit(data)
+
+
+# --------------------------------------------------------------------------- reference
+def _label(v) -> str:
+    return MISSING if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
+
+def reference_summary(data: pd.DataFrame, groups, pairs, flagged: np.ndarray) -> pd.DataFrame:
+    """The per-group metrics the slow obvious way: one boolean mask per group, sklearn's AUC."""
+    y = data["label"].to_numpy(dtype=bool)
+    s = data["score"].to_numpy(dtype=np.float64)
+    f = np.asarray(flagged, dtype=bool)
+    labels = {g: np.array([_label(v) for v in data[g].astype(object)], dtype=object) for g in groups}
+    cells = [("overall", "all", np.ones(len(data), dtype=bool))]
+    for g in groups:
+        for v in sorted(set(labels[g])):
+            cells.append((g, v, labels[g] == v))
+    for a, b in pairs:
+        for va in sorted(set(labels[a])):
+            for vb in sorted(set(labels[b])):
+                m = (labels[a] == va) & (labels[b] == vb)
+                if m.any():
+                    cells.append((f"{a}:{b}", f"{va}:{vb}", m))
+    rows = []
+    for attr, grp, m in cells:
+        n, pos = int(m.sum()), int(y[m].sum())
+        fl, tp = int(f[m].sum()), int((y & f)[m].sum())
+        fp, neg = fl - tp, n - pos
+        mean = float(s[m].mean()) if n else np.nan
+        obs = pos / n if n else np.nan
+        rows.append({
+            "attribute": attr, "group": grp, "n": n, "n_positive": pos, "n_flagged": fl,
+            "flag_rate": fl / n if n else np.nan, "precision": tp / fl if fl else np.nan,
+            "recall": tp / pos if pos else np.nan, "fpr": fp / neg if neg else np.nan,
+            "mean_predicted": mean, "observed_rate": obs, "calibration_gap": mean - obs,
+            "roc_auc": roc_auc_score(y[m], s[m]) if 0 < pos < n else np.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def reference_top_k(scores: np.ndarray, dates: np.ndarray, k: int) -> np.ndarray:
+    """Top k per date; for ties the audit breaks at random, so return the forced set and the border."""
+    forced = np.zeros(len(scores), dtype=bool)
+    border = np.zeros(len(scores), dtype=bool)
+    for d in np.unique(dates):
+        idx = np.flatnonzero(dates == d)
+        if len(idx) <= k:
+            forced[idx] = True
+            continue
+        kth = np.sort(scores[idx])[::-1][k - 1]
+        forced[idx[scores[idx] > kth]] = True
+        border[idx[scores[idx] == kth]] = True
+    return forced, border
+
+
+row_strategy = st.tuples(
+    st.one_of(st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]), st.floats(0, 1, allow_nan=False)),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from(["a", "b", None]),
+    st.sampled_from(["x", "y", "z"]),
+)
+
+
+def frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["score", "label", "flagged", "A", "B"])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(row_strategy, min_size=1, max_size=60))
+def test_metrics_match_the_per_group_reference(rows):
+    data = frame(rows)
+    audit = quiet_fit(FairnessAudit(groups=["A", "B"], flagged_column="flagged", min_cell_size=0,
+                                    n_bootstrap=0), data)
+    want = reference_summary(data, ["A", "B"], [("A", "B")], data["flagged"].to_numpy())
+    got = audit.summary.merge(want, on=["attribute", "group"], suffixes=("", "_ref"), how="outer",
+                              indicator=True)
+    assert (got["_merge"] == "both").all(), got[got["_merge"] != "both"]
+    for c in ["n", "n_positive", "n_flagged", *METRICS]:
+        np.testing.assert_allclose(got[c].to_numpy(dtype=np.float64, na_value=np.nan),
+                                   got[f"{c}_ref"].to_numpy(dtype=np.float64), rtol=1e-9, atol=1e-12,
+                                   err_msg=c)
+    assert (audit.summary["status"] == "published").all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(row_strategy, min_size=1, max_size=60), st.integers(1, 70), st.integers(0, 2**32 - 1))
+def test_capacity_flags_the_k_highest_per_date(rows, k, seed):
+    data = frame(rows)
+    data["as_of"] = np.random.default_rng(seed).choice(["2023-01-31", "2023-02-28"], len(data))
+    audit = quiet_fit(FairnessAudit(groups=["A"], capacity=k, min_cell_size=0, n_bootstrap=0,
+                                    random_state=seed), data)
+    f = audit.flagged_
+    forced, border = reference_top_k(data["score"].to_numpy(), data["as_of"].to_numpy(), k)
+    assert (f[forced]).all() and not (f & ~forced & ~border).any()
+    for d in data["as_of"].unique():
+        m = (data["as_of"] == d).to_numpy()
+        assert f[m].sum() == min(k, m.sum())
+    # the summary's flagged counts are those of the flags, and a refit gives the same flags
+    assert int(audit.summary["n_flagged"].iloc[0]) == f.sum()
+    again = quiet_fit(FairnessAudit(groups=["A"], capacity=k, min_cell_size=0, n_bootstrap=0,
+                                    random_state=seed), data)
+    assert np.array_equal(again.flagged_, f)
+
+
+def test_capacity_as_a_share():
+    data = pd.DataFrame({"score": np.linspace(0, 1, 200), "label": np.arange(200) % 3 == 0,
+                         "sex": ["F", "M"] * 100})
+    audit = quiet_fit(FairnessAudit(groups=["sex"], capacity=0.1, n_bootstrap=0), data)
+    assert audit.capacity_ == 20 and audit.flagged_[-20:].all() and not audit.flagged_[:-20].any()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(row_strategy, min_size=2, max_size=50), st.integers(0, 2**32 - 1))
+def test_bootstrap_weights_equal_a_resampled_frame(rows, seed):
+    """The weighted sums of a replicate are the metrics of the resampled rows (ties and AUC included)."""
+    data = frame(rows)
+    idx = np.random.default_rng(seed).integers(0, len(data), len(data))
+    sets = _build_sets(data, ["A", "B"], [("A", "B")])
+    plan = _plan(sets, data["label"].to_numpy(bool), data["flagged"].to_numpy(bool),
+                 data["score"].to_numpy(np.float64))
+    weights = np.bincount(idx, minlength=len(data))[None, :]
+    got = {k: v[0] for k, v in _metrics(_weighted_stats(plan, weights)).items()}
+    n = _weighted_stats(plan, weights)["n"][0]
+    labels = [(st_.name, lb) for st_ in sets for lb in st_.labels]
+    resampled = data.iloc[idx].reset_index(drop=True)
+    want = reference_summary(resampled, ["A", "B"], [("A", "B")], resampled["flagged"].to_numpy())
+    want = want.set_index(["attribute", "group"])
+    for r, key in enumerate(labels):
+        if n[r] == 0:
+            assert key not in want.index
+            continue
+        for m in METRICS:
+            w = float(want.loc[key, m])
+            assert np.isclose(got[m][r], w, rtol=1e-9, atol=1e-12, equal_nan=True), (key, m, got[m][r], w)
+
+
+def _simulate(rng, n, p_a=0.3, p_b=0.2):
+    g = rng.choice(["A", "B"], n)
+    return pd.DataFrame({"score": rng.random(n), "label": rng.random(n) < 0.5,
+                         "flagged": rng.random(n) < np.where(g == "A", p_a, p_b), "grp": g})
+
+
+def _interval(audit, metric, column="difference"):
+    row = audit.gaps[(audit.gaps["group"] == "A") & (audit.gaps["metric"] == metric)].iloc[0]
+    return float(row[f"{column}_lo"]), float(row[f"{column}_hi"])
+
+
+def test_bootstrap_intervals_cover_a_known_difference():
+    """Flags independent of labels: true flag-rate and recall differences 0.1, ratio 1.5, AUC difference 0."""
+    rng = np.random.default_rng(2024)
+    reps = 120
+    hits = {"flag_rate": 0, "recall": 0, "roc_auc": 0, "ratio": 0}
+    for r in range(reps):
+        data = _simulate(rng, 300)
+        audit = quiet_fit(FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "B"},
+                                        n_bootstrap=200, confidence=0.9, min_cell_size=0, random_state=r),
+                          data)
+        for metric, truth in (("flag_rate", 0.1), ("recall", 0.1), ("roc_auc", 0.0)):
+            lo, hi = _interval(audit, metric)
+            hits[metric] += lo <= truth <= hi
+        lo, hi = _interval(audit, "flag_rate", "ratio")
+        hits["ratio"] += lo <= 1.5 <= hi
+    for name, h in hits.items():
+        assert 0.8 <= h / reps <= 0.98, (name, h / reps)
+
+
+def test_bootstrap_intervals_narrow_with_more_people():
+    rng = np.random.default_rng(5)
+    widths = []
+    for n in (400, 1600):
+        w = []
+        for r in range(10):
+            audit = quiet_fit(FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "B"},
+                                            n_bootstrap=200, min_cell_size=0, random_state=r),
+                              _simulate(rng, n))
+            lo, hi = _interval(audit, "flag_rate")
+            w.append(hi - lo)
+        widths.append(np.mean(w))
+    assert 0.35 < widths[1] / widths[0] < 0.7  # about 1/2 for 4 times the people
+
+
+def test_bootstrap_is_reproducible_and_off_when_asked():
+    data = _simulate(np.random.default_rng(0), 500)
+    kw = dict(groups=["grp"], flagged_column="flagged", n_bootstrap=50, max_gap=1.0)
+    a = FairnessAudit(**kw, random_state=3).fit(data)
+    b = FairnessAudit(**kw, random_state=3).fit(data)
+    pd.testing.assert_frame_equal(a.gaps, b.gaps)
+    c = FairnessAudit(**{**kw, "n_bootstrap": 0}).fit(data)
+    assert c.gaps["difference_lo"].isna().all() and c.gaps["difference"].notna().all()
+
+
+# --------------------------------------------------------------------------- suppression
+def small_groups_frame(seed: int, n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "score": rng.beta(1, 4, n),
+        "label": rng.random(n) < 0.25,
+        "sex": rng.choice(["F", "M"], n),
+        "canton": rng.choice(["ZH", "BE", "TI", "AI", "UR"], n, p=[.5, .3, .15, .03, .02]),
+        "age_band": rng.choice(["<25", "25-49", "50+", None], n, p=[.2, .5, .28, .02]),
+    })
+
+
+def attacker(audit: FairnessAudit, data: pd.DataFrame) -> dict:
+    """Everything an outsider can derive from the published tables by arithmetic.
+
+    Knows which groups exist (worst case) and uses every published count and rate, the
+    relations inside a group row (flagged = tp + fp, ...) and between rows (groups add up to
+    their parent). Returns {(attribute, group, cell): value}.
+    """
+    groups = list(audit.groups_)
+    sets = _build_sets(data, groups, list(audit.intersections_))
+    known: dict = {}
+    s = audit.summary.set_index(["attribute", "group"])
+    for key, row in s.iterrows():
+        for cell, col in (("n", "n"), ("pos", "n_positive"), ("flagged", "n_flagged")):
+            if pd.notna(row[col]):
+                known[(*key, cell)] = float(row[col])
+    rates = [("flag_rate", "flagged", "n"), ("observed_rate", "pos", "n"), ("precision", "tp", "flagged"),
+             ("recall", "tp", "pos"), ("fpr", "fp", "neg")]
+    row_lines = [(("tp", "fp"), "flagged"), (("fn", "tn"), "unflagged"), (("tp", "fn"), "pos"),
+                 (("fp", "tn"), "neg"), (("flagged", "unflagged"), "n"), (("pos", "neg"), "n")]
+    keys = [(st_.name, lb) for st_ in sets for lb in st_.labels]
+    by_col = {st_.columns[0]: st_ for st_ in sets if len(st_.columns) == 1}
+    group_lines = []
+    for st_ in sets:
+        if len(st_.columns) == 1:
+            group_lines.append(([(st_.name, lb) for lb in st_.labels], ("overall", "all")))
+        elif len(st_.columns) == 2:
+            for j, col in enumerate(st_.columns):
+                for v in by_col[col].labels:
+                    members = [(st_.name, lb) for lb, vals in zip(st_.labels, st_.values, strict=True)
+                               if vals[j] == v]
+                    if members:
+                        group_lines.append((members, (col, v)))
+    cells = ["tp", "fp", "fn", "tn", "flagged", "unflagged", "pos", "neg", "n"]
+    changed = True
+    while changed:
+        changed = False
+
+        def learn(k, v):
+            nonlocal changed
+            if k not in known:
+                known[k] = float(np.round(v, 6))
+                changed = True
+
+        for key in keys:
+            if key in s.index:
+                row = s.loc[key]
+                if pd.notna(row["calibration_gap"]) and pd.notna(row["mean_predicted"]) and (*key, "n") in known:
+                    learn((*key, "pos"), (row["mean_predicted"] - row["calibration_gap"]) * known[(*key, "n")])
+                for rate, num, den in rates:
+                    if pd.isna(row[rate]):
+                        continue
+                    if (*key, den) in known:
+                        learn((*key, num), row[rate] * known[(*key, den)])
+                    elif (*key, num) in known and row[rate] > 0:
+                        learn((*key, den), known[(*key, num)] / row[rate])
+            for members, total in row_lines:
+                ks = [(*key, m) for m in members]
+                kt = (*key, total)
+                have = [k for k in ks if k in known]
+                if kt in known and len(have) == len(ks) - 1:
+                    missing = next(k for k in ks if k not in known)
+                    learn(missing, known[kt] - sum(known[k] for k in have))
+                elif kt not in known and len(have) == len(ks):
+                    learn(kt, sum(known[k] for k in ks))
+        for members, total in group_lines:
+            for c in cells:
+                ks = [(*m, c) for m in members]
+                kt = (*total, c)
+                have = [k for k in ks if k in known]
+                if kt in known and len(have) == len(ks) - 1:
+                    missing = next(k for k in ks if k not in known)
+                    learn(missing, known[kt] - sum(known[k] for k in have))
+                elif kt not in known and len(have) == len(ks):
+                    learn(kt, sum(known[k] for k in ks))
+    return known
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_no_small_cell_can_be_derived_from_the_published_tables(seed):
+    data = small_groups_frame(seed)
+    audit = quiet_fit(FairnessAudit(capacity=40, n_bootstrap=0, min_cell_size=5), data)
+    known = attacker(audit, data)
+    small = {k: v for k, v in known.items() if 0 < round(v) < 5}
+    assert not small, small
+    # and the suppression is not empty: counts and rates of the small cantons are hidden
+    assert audit.summary[["n_flagged", "precision", "recall"]].isna().any().any()
+    # an unsuppressed audit of the same data does reveal small cells (the attacker works)
+    raw = quiet_fit(FairnessAudit(capacity=40, n_bootstrap=0, min_cell_size=0), data)
+    assert any(0 < round(v) < 5 for v in attacker(raw, data).values())
+
+
+def test_published_counts_are_zero_or_at_least_k(period):
+    audit = quiet_fit(FairnessAudit(capacity=100, n_bootstrap=0, min_cell_size=5), period)
+    for table, cols in ((audit.summary, ["n", "n_positive", "n_flagged"]), (audit.calibration, ["n", "n_positive"])):
+        for c in cols:
+            v = table[c].dropna().to_numpy(dtype=np.int64)
+            assert ((v == 0) | (v >= 5)).all(), c
+    # rates of hidden counts are hidden too
+    s = audit.summary
+    assert s.loc[s["n_flagged"].isna(), "flag_rate"].isna().all()
+    assert s.loc[s["n_positive"].isna(), ["observed_rate", "calibration_gap", "recall"]].isna().all().all()
+    # gaps of suppressed metrics are suppressed
+    hidden = s[s["precision"].isna()][["attribute", "group"]]
+    g = audit.gaps.merge(hidden, on=["attribute", "group"])
+    assert g.loc[g["metric"] == "precision", ["value", "difference", "difference_lo"]].isna().all().all()
+    # intersection rows whose size is hidden are left out
+    inter = s[s["attribute"].str.contains(":")]
+    assert inter["n"].notna().all()
+
+
+def test_calibration_bins_are_suppressed_consistently():
+    data = small_groups_frame(7, n=600)
+    audit = quiet_fit(FairnessAudit(capacity=50, n_bootstrap=0, min_cell_size=5), data)
+    cal = audit.calibration
+    assert ((cal["n"].dropna() == 0) | (cal["n"].dropna() >= 5)).all()
+    assert ((cal["n_positive"].dropna() == 0) | (cal["n_positive"].dropna() >= 5)).all()
+    neg = (cal["n"] - cal["n_positive"]).dropna()
+    assert ((neg == 0) | (neg >= 5)).all()
+    # within a group the bins never hide exactly one cell (it would be the group size minus the others)
+    for _, d in cal.groupby(["attribute", "group"]):
+        assert d["n"].isna().sum() != 1
+    assert cal.loc[cal["n"].isna(), "observed_rate"].isna().all()
+
+
+# --------------------------------------------------------------------------- gaps and warnings
+def planted_gap(n_small: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    n = 1000
+    # C is tiny (suppressed); D is small enough to be its complementary suppression, so B stays published
+    g = np.array(["A"] * 500 + ["B"] * (440 - n_small) + ["C"] * n_small + ["D"] * 60)
+    flagged = rng.random(n) < np.where(g == "B", 0.4, 0.1)
+    flagged[g == "C"] = True
+    return pd.DataFrame({"score": rng.random(n), "label": rng.random(n) < 0.3, "flagged": flagged, "grp": g})
+
+
+def test_a_large_gap_warns_and_is_flagged():
+    data = planted_gap()
+    with pytest.warns(FairnessGapWarning, match=r"grp=B flag_rate \+0\.3"):
+        audit = FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "A"},
+                              n_bootstrap=100, max_gap=0.1).fit(data)
+    s = audit.summary.set_index("group")
+    assert bool(s.loc["B", "gap_flag"]) and not bool(s.loc["A", "gap_flag"])
+    row = audit.gaps[(audit.gaps["group"] == "B") & (audit.gaps["metric"] == "flag_rate")].iloc[0]
+    assert bool(row["exceeds"]) and bool(row["significant"]) and row["difference_lo"] > 0.2
+    assert row["ratio"] == pytest.approx(row["value"] / row["reference_value"])
+    # the tiny group C (all flagged) is suppressed: no warning, no flag, nothing published about it
+    assert pd.isna(s.loc["C", "n"]) and not bool(s.loc["C", "gap_flag"])
+    assert "grp=C" not in str(audit.flagged_gaps_["group"].tolist())
+    assert len(audit.flagged_gaps_) == int(audit.gaps["exceeds"].sum())
+
+
+def test_no_warning_below_the_threshold():
+    data = planted_gap()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        audit = FairnessAudit(groups=["grp"], flagged_column="flagged", n_bootstrap=20, max_gap=0.9).fit(data)
+    assert not audit.summary["gap_flag"].any() and not audit.gaps["exceeds"].any()
+
+
+def test_unsuppressed_small_group_gap_warns():
+    with pytest.warns(FairnessGapWarning, match="grp=C"):
+        FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "A"}, n_bootstrap=0,
+                      min_cell_size=0, max_gap=0.5).fit(planted_gap())
+
+
+def test_reference_groups():
+    data = small_groups_frame(0)
+    audit = quiet_fit(FairnessAudit(capacity=40, n_bootstrap=0, reference={"sex": "M", "canton": "BE"}), data)
+    s = audit.summary
+    assert set(s.loc[s["attribute"] == "sex", "reference"]) == {"M"}
+    assert set(s.loc[s["attribute"] == "canton", "reference"]) == {"BE"}
+    assert set(s.loc[s["attribute"] == "sex:canton", "reference"]) == {"M:BE"}
+    # default: the largest group that is not missing
+    d = quiet_fit(FairnessAudit(capacity=40, n_bootstrap=0), data).summary
+    assert set(d.loc[d["attribute"] == "canton", "reference"]) == {"ZH"}
+    assert set(d.loc[d["attribute"] == "age_band", "reference"]) == {"25-49"}
+    with pytest.raises(ValueError, match="not a group"):
+        FairnessAudit(capacity=40, reference={"sex": "X"}).fit(data)
+    with pytest.raises(ValueError, match="not audited"):
+        FairnessAudit(capacity=40, reference={"religion": "X"}).fit(data)
+
+
+def test_missing_values_form_their_own_group():
+    data = small_groups_frame(1)
+    s = quiet_fit(FairnessAudit(groups=["age_band"], capacity=40, n_bootstrap=0, min_cell_size=0), data).summary
+    assert MISSING in set(s["group"])
+    one = s[s["attribute"] == "age_band"]
+    assert one["n"].sum() == s.loc[0, "n"] == len(data)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.drop(columns="label"), "missing"),
+    (lambda d: d.assign(label=pd.array([None] + [True] * (len(d) - 1), dtype="boolean")), "missing label"),
+    (lambda d: d.assign(score=d["score"] + 1), r"probabilities in \[0, 1\]"),
+])
+def test_bad_input_is_named(change, message):
+    data = small_groups_frame(0)
+    with pytest.raises(ValueError, match=message):
+        FairnessAudit(capacity=10).fit(change(data))
+
+
+def test_bad_parameters():
+    data = small_groups_frame(0)
+    with pytest.raises(ValueError, match="give capacity"):
+        FairnessAudit().fit(data)
+    with pytest.raises(ValueError, match="capacity"):
+        FairnessAudit(capacity=-1).fit(data)
+    with pytest.raises(ValueError, match="not in the data"):
+        FairnessAudit(capacity=5, groups=["religion"]).fit(data)
+    with pytest.raises(ValueError, match="pairs"):
+        FairnessAudit(capacity=5, groups=["sex"], intersections=[("sex", "canton")]).fit(data)
+    with pytest.raises(ValueError, match="gap_metrics"):
+        FairnessAudit(capacity=5, gap_metrics=["accuracy"]).fit(data)
+
+
+# --------------------------------------------------------------------------- display
+def test_plots_text_and_html(tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    data = small_groups_frame(2, n=800)
+    audit = quiet_fit(FairnessAudit(capacity=80, n_bootstrap=30, min_cell_size=5), data)
+    ax = Figure().subplots()
+    assert audit.plot("recall", ax=ax) is ax and ax.get_xlabel().startswith("difference in recall")
+    assert audit.plot_calibration("sex", ax=ax) is ax
+    ax2 = audit.plot()
+    try:
+        assert ax2 is not None and len(ax2.get_yticks()) >= 1
+    finally:
+        plt.close(ax2.figure)
+    with pytest.raises(ValueError, match="not audited"):
+        audit.plot("accuracy", ax=ax)
+    buf = io.StringIO()
+    audit.print_summary(file=buf)
+    assert "Fairness audit" in buf.getvalue() and "<NA>" in buf.getvalue()
+    html = audit._repr_html_()
+    assert "&middot;" in html and "Fairness audit" in html
+    files = audit.to_dir(tmp_path / "out")
+    names = {p.name for p in files}
+    assert {"fairness_summary.csv", "fairness_gaps.parquet", "fairness_calibration.csv",
+            "fairness_flag_rate.png", "fairness_calibration.png"} <= names
+    back = pd.read_parquet(tmp_path / "out" / "fairness_summary.parquet")
+    assert list(back.columns) == list(audit.summary.columns) and len(back) == len(audit.summary)
+    assert back["n"].isna().tolist() == audit.summary["n"].isna().tolist()
+    json.dumps(audit.to_dict())  # JSON-ready for the model card
+    assert "not fitted" in FairnessAudit()._repr_html_()
+
+
+def test_age_bands():
+    bands = age_bands([2000, 1999, 1990, 1975, 1974, 1959, 1958, None], "2024-01-31")
+    assert bands.tolist()[:-1] == ["<25", "25-34", "25-34", "35-49", "50-64", "65+", "65+"]
+    assert pd.isna(bands[-1]) and bands.ordered
+
+
+# --------------------------------------------------------------------------- labelled period
+def test_default_model_uses_no_protected_attribute(model, model_dir):
+    names = list(model.feature_names_in_)
+    assert not [n for n in names if n.startswith(("sex", "nationality", "canton"))]
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["feature_params"]["include_protected"] is False
+    with pytest.warns(ProtectedAttributeWarning, match="protected attributes"):
+        ft = PointInTimeFeatures(include_protected=True).fit(None)
+    assert {"sex_female", "nationality_eu_efta", "nationality_third"} <= set(ft.get_feature_names_out())
+
+
+def test_labelled_period_scores_labels_and_attributes(model, spells, period):
+    from iizrisk.model import score
+    from iizrisk.outcomes import compute_outcome
+
+    sc = score(model, spells, as_of=AS_OF)
+    assert period["person_id"].tolist() == sc["person_id"].tolist()
+    assert np.array_equal(period["score"].to_numpy(), sc["risk"].to_numpy())
+    lab = compute_outcome(spells, AS_OF, outcome="revolving_door", horizon_months=12)
+    want = lab.set_index("person_id")["outcome"].reindex(period["person_id"]).to_numpy(dtype=bool)
+    assert np.array_equal(period["label"].to_numpy(), want)
+    attrs = spells.drop_duplicates("person_id").set_index("person_id")
+    for c in ("nationality_group", "canton"):
+        assert (period[c].to_numpy() == attrs[c].reindex(period["person_id"]).to_numpy()).all()
+    assert period["label"].any() and set(period["age_band"].dropna()) <= set(age_bands([], AS_OF).categories)
+
+
+def test_attributes_are_those_known_at_the_as_of_date(model, spells, period):
+    """Changing attributes on rows starting after T changes no attribute at T."""
+    later = spells.copy()
+    after = later["start_date"] > pd.Timestamp(AS_OF)
+    later.loc[after, "canton"] = "GE"
+    later.loc[after, "sex"] = "F"
+    again = labelled_period(model, later, AS_OF)
+    pd.testing.assert_frame_equal(again[["person_id", "score", "sex", "canton"]],
+                                  period[["person_id", "score", "sex", "canton"]])
+
+
+def test_horizon_must_be_observed(model, spells):
+    with pytest.raises(ValidationError, match="not known yet"):
+        labelled_period(model, spells, "2023-12-31")
+
+
+def test_audit_model_in_one_call(model, spells):
+    audit = audit_model(model, spells, AS_OF, capacity=80, n_bootstrap=20, max_gap=1.0)
+    assert audit.as_of_ == AS_OF and audit.outcome_ == "revolving_door"
+    assert set(audit.groups_) == {"sex", "nationality_group", "age_band", "canton"}
+    assert audit.capacity_ == 80
+
+
+# --------------------------------------------------------------------------- command line
+def test_cli_audit_writes_tables_plots_and_card(tmp_path, spells, model_dir, capsys):
+    write_parquet_atomic(spells, tmp_path / "spells.parquet")
+    out = tmp_path / "audit"
+    code = main(["audit", "--model", str(model_dir), "--spells", str(tmp_path / "spells.parquet"),
+                 "--as-of", AS_OF, "--out", str(out), "--capacity", "100", "--bootstrap", "30",
+                 "--language", "de"])
+    assert code == 0, capsys.readouterr().err
+    names = {p.name for p in out.iterdir()}
+    for stem in ("fairness_summary", "fairness_gaps", "fairness_calibration"):
+        assert {f"{stem}.csv", f"{stem}.parquet"} <= names
+    assert {"fairness_flag_rate.png", "model_card.md", "model_card.html", "model_card.json"} <= names
+    assert not [n for n in names if n.startswith(".")]  # no temporary leftovers
+    summary = pd.read_csv(out / "fairness_summary.csv")
+    for c in ("n", "n_positive", "n_flagged"):
+        v = summary[c].dropna()
+        assert ((v == 0) | (v >= 5)).all()
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["fairness"]["flagged"] == 100 and card["language"] == "de"
+    assert "Fairness-Prüfung" in (out / "model_card.md").read_text()
+    assert str(out / "model_card.html") in capsys.readouterr().out
+
+
+def test_cli_audit_exit_codes(tmp_path, spells, model_dir, capsys):
+    write_parquet_atomic(spells, tmp_path / "spells.parquet")
+    args = ["--spells", str(tmp_path / "spells.parquet"), "--out", str(tmp_path / "out"), "--bootstrap", "0"]
+    # model problems: missing, tampered
+    assert main(["audit", "--model", str(tmp_path / "none"), "--as-of", AS_OF, *args]) == 3
+    shutil.copytree(model_dir, tmp_path / "tampered")
+    with open(tmp_path / "tampered" / "model.joblib", "ab") as fh:
+        fh.write(b"\0")
+    assert main(["audit", "--model", str(tmp_path / "tampered"), "--as-of", AS_OF, *args]) == 3
+    # invalid input: unobserved horizon, missing spells, an attribute without values
+    assert main(["audit", "--model", str(model_dir), "--as-of", "2024-01-31", *args]) == 1
+    assert "not known yet" in capsys.readouterr().err
+    assert main(["audit", "--model", str(model_dir), "--as-of", AS_OF, "--spells", str(tmp_path / "no.parquet"),
+                 "--out", str(tmp_path / "out")]) == 1
+    assert main(["audit", "--model", str(model_dir), "--as-of", AS_OF, "--groups", "sex,religion", *args]) == 1
+    assert "religion" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_intersections_are_the_pairs_of_groups():
+    data = small_groups_frame(4)
+    audit = quiet_fit(FairnessAudit(capacity=30, n_bootstrap=0, min_cell_size=0), data)
+    want = {f"{a}:{b}" for a, b in combinations(["sex", "age_band", "canton"], 2)}
+    assert set(audit.summary["attribute"]) == {"overall", "sex", "age_band", "canton"} | want
+    none = quiet_fit(FairnessAudit(capacity=30, n_bootstrap=0, intersections=None), data)
+    assert not none.summary["attribute"].str.contains(":").any()
