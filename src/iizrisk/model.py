@@ -412,8 +412,13 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             cal_rows = ~fit_rows
         else:
             fit_rows, cal_rows = temporal_split(days, holdout_months=self.calibration_months, gap_months=gap)
-        if len(np.unique(y[fit_rows])) < 2 or (cal_rows.any() and len(np.unique(y[cal_rows])) < 2):
-            raise ValueError("the training or calibration slice holds a single class; use more dates")
+        if min(y[fit_rows].sum(), (~y[fit_rows]).sum()) < 2 or \
+                (cal_rows.any() and min(y[cal_rows].sum(), (~y[cal_rows]).sum()) < 2):
+            raise ValueError("the training or calibration slice holds fewer than two rows of a class; "
+                             "use more dates or persons")
+        if cal_rows.any() and y[cal_rows].sum() < 20:
+            logger.warning("only %d outcomes in the calibration slice: calibration will be coarse",
+                           int(y[cal_rows].sum()))
         Xf = X.loc[fit_rows] if not fit_rows.all() else X
         empty = [c for c in Xf.columns if Xf[c].isna().all()]
         if empty and self.model == "boosting":
@@ -427,9 +432,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if cal_rows.any():
             from sklearn.calibration import CalibratedClassifierCV
             from sklearn.frozen import FrozenEstimator
+            from sklearn.model_selection import KFold
 
+            # the frozen model is not refitted: the folds only split where its predictions
+            # come from, so a plain 2-fold split serves (no stratification warnings)
             self.calibrator_ = CalibratedClassifierCV(FrozenEstimator(self.estimator_),
-                                                      method=self.calibration)
+                                                      method=self.calibration, cv=KFold(2))
             with self._threads():
                 self.calibrator_.fit(X.loc[cal_rows], y[cal_rows])
         if days is not None:
@@ -608,7 +616,8 @@ class TrainingReport:
 
 def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
           outcome: str = "revolving_door", horizon_months: int = 12, model: str = "boosting",
-          first_as_of=None, last_as_of=None, burn_in_months: int = 24, validation_months: int = 6,
+          first_as_of=None, last_as_of=None, burn_in_months: int = 24, train_months: int = 36,
+          validation_months: int = 6,
           calibration_months: int = 6, gap_months: int | None = None, calibration: str | None = "isotonic",
           capacity: int = 50, max_train_rows: int | None = None, observed_until_date=None,
           features: PointInTimeFeatures | None = None, compare: bool = True, random_state: int = 0,
@@ -630,6 +639,9 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
         the first start date to the last month end whose horizon is observed.
     burn_in_months : int, default 24
         History needed before the first snapshot.
+    train_months : int, default 36
+        With no ``first_as_of``: months of training dates before the calibration
+        slice (older snapshots are left out).
     validation_months, calibration_months : int, default 6
         Held-out period at the end, and calibration slice before it.
     gap_months : int, optional
@@ -657,8 +669,15 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
     last_day = observed_until(spells) if observed_until_date is None else as_of_day(observed_until_date)
     start = _time.to_days(spells["start_date"])
     first_day = int(start[start != _time.MISSING_DAY].min())
-    lo = pd.Timestamp(_time.to_date(_time.add_months(first_day, burn_in_months))) if first_as_of is None \
-        else pd.Timestamp(first_as_of)
+    if first_as_of is None:
+        # enough history before the first snapshot, and no more than train_months of training
+        # dates before the calibration slice (older snapshots describe another labour market)
+        last_lab = int(_time.add_months(last_day, -horizon_months))
+        span = train_months + gap + calibration_months + gap + validation_months
+        lo_day = max(int(_time.add_months(first_day, burn_in_months)), int(_time.add_months(last_lab, -span)))
+        lo = pd.Timestamp(_time.to_date(lo_day))
+    else:
+        lo = pd.Timestamp(first_as_of)
     latest = [d for d in pd.date_range(lo, pd.Timestamp(_time.to_date(last_day)), freq="ME")
               if int(_time.add_months(_time.day(d), horizon_months)) <= last_day]
     if last_as_of is not None:

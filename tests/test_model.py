@@ -1,0 +1,310 @@
+"""Risk models: metrics, temporal split, training, model files, input checks, scoring and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from iizrisk import _time
+from iizrisk.cli import main
+from iizrisk.errors import InputMismatchError, KeyFileError, ModelError
+from iizrisk.model import (
+    BfsRuleBaseline,
+    RiskModel,
+    check_input,
+    evaluate,
+    expected_calibration_error,
+    load_model,
+    precision_recall_at_k,
+    save_model,
+    score,
+    signing_key,
+    temporal_split,
+    train,
+)
+from iizrisk.schema import load_schema
+
+INST = ["ALV", "IV", "SH", "BB", "MIG"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with threadpool_limits(1):  # the machine is shared: oversubscribed OpenMP is slow
+        yield
+
+
+def random_population(n: int, *, start: str = "2014-01-01", end: str = "2022-12-31",
+                      seed: int = 0) -> pd.DataFrame:
+    """Small random spells with a persistent latent frailty (fast, for plumbing tests)."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp(start)
+    span = (pd.Timestamp(end) - t0).days
+    rows = []
+    for i in range(n):
+        z = rng.normal()
+        day = int(rng.integers(0, span))
+        inst = rng.choice(INST, p=[.55, .12, .18, .1, .05])
+        by, edu = 1950 + int(rng.integers(0, 50)), rng.choice(["compulsory", "upper_secondary", "tertiary"])
+        while day < span:
+            end_d = day + int(rng.exponential(200 * np.exp(0.3 * z))) + 1
+            if inst == "ALV":
+                ex = "benefit_exhausted" if rng.random() < 0.15 + 0.1 * (z > 0) else "employment"
+            else:
+                ex = "employment" if rng.random() < 0.5 else "other"
+            closed = end_d < span
+            rows.append((f"p{i:05d}", inst, t0 + pd.Timedelta(days=day),
+                         t0 + pd.Timedelta(days=end_d) if closed else pd.NaT, ex if closed else None, by, edu))
+            if rng.random() < 0.35 - 0.15 * z:
+                break
+            day = end_d + int(rng.exponential(300 * np.exp(-0.6 * z))) + 1
+            if rng.random() < 0.4 + 0.2 * (z > 0):
+                inst = rng.choice(INST, p=[.4, .15, .3, .1, .05])
+    df = pd.DataFrame(rows, columns=["person_id", "institution", "start_date", "end_date", "exit_reason",
+                                     "birth_year", "education"])
+    df["birth_year"] = df["birth_year"].astype("Int64")
+    return df
+
+
+@pytest.fixture(scope="module")
+def spells() -> pd.DataFrame:
+    return random_population(1200, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(spells):
+    with threadpool_limits(1):
+        return train(spells, outcome="disintegration", max_iter=60, capacity=20)
+
+
+# ---------------------------------------------------------------- metrics
+def test_ece_matches_a_loop():
+    rng = np.random.default_rng(0)
+    p = rng.random(500)
+    y = rng.random(500) < p**2
+    bins = {}
+    for pi, yi in zip(p, y, strict=True):
+        bins.setdefault(min(int(pi * 10), 9), []).append((pi, yi))
+    want = sum(len(v) / 500 * abs(np.mean([b for _, b in v]) - np.mean([a for a, _ in v])) for v in bins.values())
+    assert expected_calibration_error(y, p) == pytest.approx(want)
+    assert expected_calibration_error(y, np.full(500, y.mean())) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_precision_recall_at_k_per_date_matches_a_loop():
+    rng = np.random.default_rng(1)
+    d = rng.integers(0, 4, 300)
+    s = rng.random(300)
+    y = rng.random(300) < s
+    prec, rec = precision_recall_at_k(y, s, d, k=10)
+    ps, rs = [], []
+    for day in range(4):
+        idx = np.flatnonzero(d == day)
+        top = idx[np.argsort(-s[idx])[:10]]
+        ps.append(y[top].mean())
+        rs.append(y[top].sum() / y[idx].sum())
+    assert prec == pytest.approx(np.mean(ps))
+    assert rec == pytest.approx(np.mean(rs))
+
+
+def test_evaluate_uses_sklearn_definitions():
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    rng = np.random.default_rng(2)
+    p = rng.random(200)
+    y = rng.random(200) < p
+    m = evaluate(y, {"a": p}, np.zeros(200), k=5).loc["a"]
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert m["average_precision"] == pytest.approx(average_precision_score(y, p))
+    assert m["brier"] == pytest.approx(brier_score_loss(y, p))
+
+
+def test_temporal_split_leaves_a_horizon_gap():
+    days = _time.to_days(pd.Series(pd.date_range("2018-01-31", periods=60, freq="ME")))
+    early, late = temporal_split(days, holdout_months=6, gap_months=12)
+    assert not (early & late).any()
+    assert late.sum() == 6
+    first_late = days[late].min()
+    assert (_time.add_months(days[early], 12) < first_late).all()
+    assert not (_time.add_months(days[~early & ~late], 12) < first_late).any()
+
+
+def test_rule_baseline_uses_training_rates():
+    X = pd.DataFrame({"revolving_door_24m": [1, 1, 1, 0, 0, 0, 0]})
+    m = BfsRuleBaseline().fit(X, [1, 1, 0, 0, 0, 0, 1])
+    assert m.predict_proba(pd.DataFrame({"revolving_door_24m": [1, 0]}))[:, 1].tolist() == [2 / 3, 1 / 4]
+
+
+# ---------------------------------------------------------------- the estimator
+def test_risk_model_follows_the_sklearn_contract():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    m = RiskModel(model="logistic", calibration="sigmoid", C=0.5)
+    assert clone(m).get_params() == m.get_params()
+    with pytest.raises(NotFittedError):
+        m.predict_proba(pd.DataFrame({"a": [1.0]}))
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)}).astype("float32")
+    y = X["a"].to_numpy() + rng.normal(size=600) > 0.5
+    assert m.fit(X, y) is m
+    assert list(m.feature_names_in_) == ["a", "b"] and m.n_features_in_ == 2
+    assert m.calibrator_ is not None and m.fit_info_["calibration_rows"] == 120
+    p = m.predict_proba(X)
+    assert p.shape == (600, 2) and np.allclose(p.sum(1), 1)
+    assert "RiskModel" in m._repr_html_() and "never decisions" in m._repr_html_()
+    assert m.summary.loc["model", "value"] == "logistic"
+    with pytest.raises(TypeError, match="categor"):
+        RiskModel().fit(X.assign(c=pd.Categorical(["x"] * 600)), y)
+    with pytest.raises(ValueError, match="single class"):
+        RiskModel().fit(X, np.zeros(600, dtype=bool))
+
+
+def test_training_respects_the_temporal_split(trained):
+    model, report = trained
+    per = {k: [pd.Timestamp(v[0]), pd.Timestamp(v[1])] for k, v in report.periods.items()}
+    h = report.info["horizon_months"]
+    # no label of an earlier slice sees the next slice: T + H before its first as-of date
+    assert per["train"][1] + pd.DateOffset(months=h) < per["calibration"][0]
+    assert per["calibration"][1] + pd.DateOffset(months=h) < per["validation"][0]
+    # the held-out horizon is observed
+    assert per["validation"][1] + pd.DateOffset(months=h) <= pd.Timestamp(report.info["observed_until"])
+    assert set(report.metrics.index) == {"boosting", "logistic", "bfs_rule"}
+    assert report.info["validation_rows"] > 0 and model.metrics_["boosting"]["roc_auc"] > 0.5
+    assert "Training report" in report._repr_html_()
+    assert model.fit_info_["train_rows"] == report.info["train_rows"]
+
+
+# ---------------------------------------------------------------- model files
+def test_model_directory_roundtrip(trained, tmp_path, spells):
+    model, _ = trained
+    path = save_model(model, tmp_path / "m")
+    man = json.loads((path / "manifest.json").read_text())
+    assert {"model_sha256", "versions", "features", "outcome", "horizon_months", "training", "metrics"} <= set(man)
+    assert man["training"]["data_fingerprint"] and man["training"]["periods"]["validation"]
+    assert [f["name"] for f in man["features"]] == list(model.feature_names_in_)
+    assert all(f["dtype"] == "float32" for f in man["features"])
+    back = load_model(path)
+    a = score(model, spells, as_of="2021-03-31")
+    b = score(back, spells, as_of="2021-03-31")
+    pd.testing.assert_frame_equal(a, b)
+    # overwrite in place: atomic replace, no temporary folders left behind
+    save_model(model, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_tampered_model_is_refused_before_unpickling(trained, tmp_path, monkeypatch):
+    import joblib
+
+    model, _ = trained
+    path = save_model(model, tmp_path / "m")
+    with open(path / "model.joblib", "ab") as fh:
+        fh.write(b"x")
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("unpickled a tampered file"))
+    with pytest.raises(ModelError, match="SHA-256"):
+        load_model(path)
+
+
+def test_signature_is_checked_when_a_key_is_configured(trained, tmp_path, monkeypatch):
+    model, _ = trained
+    signed = save_model(model, tmp_path / "signed", key=b"secret-1")
+    load_model(signed, key=b"secret-1")
+    with pytest.raises(ModelError, match="signature"):
+        load_model(signed, key=b"other")
+    man = json.loads((signed / "manifest.json").read_text())
+    man["outcome"] = "revolving_door"  # a changed manifest breaks the signature
+    (signed / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelError, match="signature"):
+        load_model(signed, key=b"secret-1")
+    unsigned = save_model(model, tmp_path / "unsigned")
+    with pytest.raises(ModelError, match="not signed"):
+        load_model(unsigned, key=b"secret-1")
+    with pytest.raises(ModelError, match="not a model directory"):
+        load_model(tmp_path / "nothing")
+    # keys come from a file or the environment, never from the command line
+    key_file = tmp_path / "key"
+    key_file.write_text("secret-1\n")
+    assert signing_key(file=key_file) == b"secret-1"
+    monkeypatch.setenv("IIZRISK_MODEL_KEY", "from-env")
+    assert signing_key() == b"from-env"
+    monkeypatch.setenv("IIZRISK_MODEL_KEY", "")
+    with pytest.raises(KeyFileError, match="empty"):
+        signing_key()
+    with pytest.raises(KeyFileError, match="cannot be read"):
+        signing_key(file=tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- scoring
+def test_input_mismatch_shows_a_readable_diff(trained, spells):
+    model, _ = trained
+    X = model.features.transform(spells, as_of="2021-03-31")
+    bad = X.drop(columns=["age"]).assign(extra=1.0, n_spells_24m=X["n_spells_24m"].astype(str))
+    with pytest.raises(InputMismatchError) as exc:
+        model.predict_proba(bad)
+    msg = str(exc.value)
+    assert "missing feature columns (1): age" in msg and "unexpected feature columns (1): extra" in msg
+    assert "n_spells_24m: model float32" in msg
+    with pytest.raises(InputMismatchError, match="'education'"):
+        check_input(model, spells=spells.drop(columns="education"))
+    with pytest.raises(InputMismatchError, match="birth_year.*model number, input string"):
+        score(model, spells.assign(birth_year=spells["birth_year"].astype(str)), as_of="2021-03-31")
+
+
+def test_scores_ignore_rows_after_the_as_of_date(trained, spells):
+    model, _ = trained
+    t = pd.Timestamp("2021-03-31")
+    full = score(model, spells, as_of=t)
+    cut = spells[spells["start_date"] <= t].copy()
+    cut.loc[cut["end_date"] > t, ["end_date", "exit_reason"]] = [pd.NaT, None]
+    pd.testing.assert_frame_equal(full, score(model, cut, as_of=t))
+    assert full["rank"].tolist() == list(range(1, len(full) + 1))
+    assert full["risk"].is_monotonic_decreasing
+    assert set(full["risk_band"]) <= {"low", "medium", "high"}
+
+
+# ---------------------------------------------------------------- command line
+def test_cli_train_score_features(tmp_path, spells, capsys):
+    src = tmp_path / "spells.parquet"
+    spells.to_parquet(src)
+    t = pd.Timestamp("2021-03-31")
+    cut = spells[spells["start_date"] <= t]
+    (tmp_path / "cut").mkdir()
+    cut.iloc[: len(cut) // 2].to_parquet(tmp_path / "cut" / "a.parquet")
+    cut.iloc[len(cut) // 2:].to_parquet(tmp_path / "cut" / "b.parquet")
+    key = tmp_path / "key"
+    key.write_text("k")
+    assert main(["-q", "train", "--spells", str(src), "--outcome", "disintegration", "--model", "logistic",
+                 "--out", str(tmp_path / "model"), "--key-file", str(key)]) == 0
+    assert "bfs_rule" in capsys.readouterr().out
+    for name, spells_arg in [("full", src), ("cut", tmp_path / "cut")]:
+        assert main(["-q", "score", "--model", str(tmp_path / "model"), "--spells", str(spells_arg),
+                     "--as-of", "2021-03-31", "--out", str(tmp_path / name), "--explain-top", "5",
+                     "--language", "it", "--key-file", str(key)]) == 0
+    a = pd.read_parquet(tmp_path / "full" / "scores.parquet")
+    b = pd.read_parquet(tmp_path / "cut" / "scores.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == load_schema("scores").names
+    assert a["reason_1"].iloc[:5].notna().all() and a["reason_1"].iloc[5:].isna().all()
+    assert a["reason_1_text"].iloc[0] and "{" not in a["reason_1_text"].iloc[0]
+    assert (a["outcome"] == "disintegration").all()
+    # a model directory signed with one key does not load without it configured
+    assert main(["-q", "score", "--model", str(tmp_path / "model"), "--spells", str(src), "--as-of",
+                 "2021-03-31", "--out", str(tmp_path / "x"), "--key-file", str(tmp_path / "none")]) == 2
+    os.environ.pop("IIZRISK_MODEL_KEY", None)
+    (tmp_path / "wrong").write_text("other")
+    assert main(["-q", "score", "--model", str(tmp_path / "model"), "--spells", str(src), "--as-of",
+                 "2021-03-31", "--out", str(tmp_path / "x"), "--key-file", str(tmp_path / "wrong")]) == 3
+    assert not (tmp_path / "x").exists()
+    assert main(["-q", "features", "--spells", str(src), "--as-of", "2021-03-31",
+                 "--out", str(tmp_path / "f.parquet")]) == 0
+    f = pd.read_parquet(tmp_path / "f.parquet")
+    assert f["person_id"].tolist() == sorted(a["person_id"])
+    assert f.shape[1] == 2 + len(json.loads((tmp_path / "model" / "manifest.json").read_text())["features"])
+    with pytest.raises(SystemExit) as exc:
+        main(["score", "--model", "m", "--spells", "s", "--as-of", "31.03.2021", "--out", "o"])
+    assert exc.value.code == 2
+    assert Path(tmp_path / "model" / "manifest.json").exists()
