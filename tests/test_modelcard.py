@@ -1,0 +1,203 @@
+"""Model cards: content from the manifest, protected attributes, the audit section, languages, files."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iizrisk.fairness import FairnessAudit, FairnessGapWarning, labelled_period
+from iizrisk.features import PointInTimeFeatures, ProtectedAttributeWarning
+from iizrisk.modelcard import CARD_FILES, ModelCard, write_model_card
+
+AS_OF = "2023-02-28"
+
+
+def with_attributes(spells: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ids = pd.unique(spells["person_id"])
+    attr = pd.DataFrame({"person_id": ids, "sex": rng.choice(["F", "M"], len(ids)),
+                         "nationality_group": rng.choice(["CH", "EU_EFTA", "THIRD"], len(ids), p=[.6, .25, .15]),
+                         "canton": rng.choice(["ZH", "BE", "VD"], len(ids))})
+    out = spells.merge(attr, on="person_id", how="left")
+    out["person_id"] = out["person_id"].astype("str")
+    return out
+
+
+@pytest.fixture(scope="module")
+def spells(random_spells):
+    return with_attributes(random_spells)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, spells):
+    from iizrisk.model import save_model, train
+
+    model, _ = train(spells, outcome="revolving_door", compare=False, max_train_rows=4000, model="logistic")
+    return model, save_model(model, tmp_path_factory.mktemp("card") / "model")
+
+
+@pytest.fixture(scope="module")
+def audit(trained, spells):
+    data = labelled_period(trained[0], spells, AS_OF)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessGapWarning)
+        a = FairnessAudit(capacity=100, n_bootstrap=30).fit(data)
+    a.as_of_ = AS_OF
+    return a, data
+
+
+def test_card_files_and_content(trained, tmp_path):
+    model, model_dir = trained
+    paths = write_model_card(model_dir, tmp_path)
+    assert {k: p.name for k, p in paths.items()} == CARD_FILES
+    card = json.loads(paths["json"].read_text(encoding="utf-8"))
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    # intended use: a hint for a human review, never an automated decision
+    iu = card["intended_use"]
+    assert "never an automated decision" in iu["statement"]
+    assert {"nDSG Art. 21", "GDPR Art. 22"} <= set(iu["legal_basis"])
+    assert any("decisions on benefits" in x for x in iu["not_intended_for"])
+    # data period and population, outcome, metrics, fingerprints and versions from the manifest
+    assert card["data"]["periods"] == manifest["training"]["periods"]
+    assert card["data"]["observed_until"] == manifest["training"]["observed_until"]
+    assert "spell open at a month end" in card["data"]["population"]
+    assert card["outcome"]["name"] == "revolving_door" and "BFS" in card["outcome"]["description"]
+    assert card["metrics"] == manifest["metrics"]
+    assert card["calibration"] == {"method": "isotonic", "ece": manifest["metrics"]["logistic"]["ece"],
+                                   "brier": manifest["metrics"]["logistic"]["brier"]}
+    assert card["fingerprints"]["model_sha256"] == manifest["model_sha256"]
+    assert card["fingerprints"]["data_fingerprint"] == manifest["training"]["data_fingerprint"]
+    assert card["versions"] == manifest["versions"]
+    # every feature with its description from the catalogue
+    names = [f["name"] for f in card["features"]]
+    assert names == [f["name"] for f in manifest["features"]] == list(model.feature_names_in_)
+    assert all(f["description"] and f["unit"] for f in card["features"])
+    # protected attributes: none are inputs by default, and the card says so
+    prot = card["protected_attributes"]
+    assert prot["used_as_inputs"] == [] and prot["include_protected"] is False
+    assert prot["configured"] == ["sex", "nationality_group"] and "No protected attribute" in prot["statement"]
+    assert card["fairness"] is None
+    md = paths["md"].read_text(encoding="utf-8")
+    for heading in ("## Intended use", "## Features", "## Metrics", "## Calibration", "## Known limitations",
+                    "## Fingerprints and versions", "## Protected attributes"):
+        assert heading in md
+    assert "iizrisk audit" in md  # no audit yet: says how to get one
+    assert manifest["model_sha256"] in md
+
+
+def test_html_is_self_contained(trained, audit, tmp_path):
+    a, _ = audit
+    paths = write_model_card(trained[1], tmp_path, audit=a)
+    html = paths["html"].read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+    assert "data:image/png;base64," in html  # the audit plot is embedded
+    assert not re.search(r"""(src|href)=['"](?!data:)""", html), "external resources"
+    assert "<script" not in html and "<link" not in html
+
+
+def test_card_is_written_from_the_manifest_only(trained, tmp_path):
+    """A broken model file does not matter: the card never unpickles the model."""
+    shutil.copytree(trained[1], tmp_path / "model")
+    (tmp_path / "model" / "model.joblib").write_bytes(b"not a pickle")
+    paths = write_model_card(tmp_path / "model", tmp_path / "card")
+    assert json.loads(paths["json"].read_text())["model"]["kind"] == "logistic"
+
+
+def test_card_beside_the_model_keeps_it_loadable(trained):
+    """Integration at training time: the card files in the model directory do not break loading."""
+    from iizrisk.model import load_model
+
+    write_model_card(trained[1], trained[1])
+    assert load_model(trained[1]).outcome == "revolving_door"
+
+
+def test_audit_section(trained, audit, tmp_path):
+    a, data = audit
+    paths = write_model_card(trained[1], tmp_path, audit=a)
+    card = json.loads(paths["json"].read_text())
+    fair = card["fairness"]
+    assert fair["as_of"] == AS_OF and fair["flagged"] == 100 and fair["min_cell_size"] == 5
+    assert len(fair["summary"]) == len(a.summary)
+    for rec in fair["summary"]:
+        for c in ("n", "n_positive", "n_flagged"):
+            assert rec[c] is None or rec[c] == 0 or rec[c] >= 5
+    assert len(fair["gaps_exceeding"]) == len(a.flagged_gaps_)
+    md = paths["md"].read_text()
+    assert "## Metrics per group (fairness audit)" in md and "· = " not in md
+    assert "cells with fewer than 5 people are suppressed (·)" in md
+    # no pseudonym of the audited people appears in the card (the HTML adds only a base64 plot)
+    text = paths["md"].read_text(encoding="utf-8") + paths["json"].read_text(encoding="utf-8")
+    html = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", paths["html"].read_text(encoding="utf-8"))
+    ids = set(data["person_id"])
+    assert not {t for t in re.findall(r"\bp\d+\b", text + html) if t in ids}
+
+
+def test_protected_attributes_enabled_are_warned_and_recorded(spells, tmp_path):
+    from iizrisk.model import save_model, train
+
+    with pytest.warns(ProtectedAttributeWarning):
+        model, _ = train(spells, outcome="revolving_door", compare=False, max_train_rows=3000, model="logistic",
+                         first_as_of="2019-06-30", features=PointInTimeFeatures(include_protected=True))
+    assert {"sex_female", "nationality_eu_efta", "nationality_third"} <= set(model.feature_names_in_)
+    d = save_model(model, tmp_path / "model")
+    card = json.loads(write_model_card(d, tmp_path / "card")["json"].read_text())
+    prot = card["protected_attributes"]
+    assert prot["include_protected"] is True
+    assert prot["used_as_inputs"] == ["sex_female", "nationality_eu_efta", "nationality_third"]
+    assert prot["statement"].startswith("WARNING: protected attributes are model inputs")
+    html = (tmp_path / "card" / "model_card.html").read_text()
+    assert "class='warn'" in html and "sex_female" in html
+    # the same from the fitted model in memory (notebooks)
+    assert ModelCard.from_model(model).protected_inputs() == prot["used_as_inputs"]
+
+
+def test_a_deployments_own_protected_attributes(trained):
+    """A deployment that declares education protected sees the education features named in the card."""
+    card = ModelCard.from_model(trained[1], protected_attributes=["sex", "nationality_group", "education"])
+    used = card.protected_inputs()
+    assert used and all(n.startswith("education_") for n in used)
+    assert "WARNING" in card.to_dict()["protected_attributes"]["statement"]
+
+
+@pytest.mark.parametrize("lang, words", [("de", ["## Verwendungszweck", "Art. 21 DSG", "Am Stichtag"]),
+                                         ("fr", ["## Usage prévu", "art. 21 LPD"]),
+                                         ("it", ["## Uso previsto", "art. 21 LPD"])])
+def test_languages(trained, lang, words):
+    md = ModelCard.from_model(trained[1], language=lang).to_markdown()
+    for w in words:
+        assert w in md
+
+
+def test_bad_language_and_unfitted_audit(trained):
+    with pytest.raises(ValueError, match="language"):
+        ModelCard.from_model(trained[1], language="rm")
+    with pytest.raises(ValueError, match="fitted FairnessAudit"):
+        ModelCard({"model": "logistic"}, audit=FairnessAudit())
+
+
+def test_missing_manifest_is_a_model_error(tmp_path):
+    from iizrisk.errors import ModelError
+
+    with pytest.raises(ModelError, match="manifest.json"):
+        write_model_card(tmp_path, tmp_path / "card")
+
+
+def test_in_memory_model_and_repr(trained):
+    model, _ = trained
+    card = ModelCard.from_model(model)  # loaded models carry their manifest
+    assert card.to_dict()["fingerprints"]["model_sha256"] is None  # trained in memory, not loaded
+    html = card._repr_html_()
+    assert "never an automated decision" in html and "roc_auc" in html
+
+
+def test_writing_twice_gives_identical_files(trained, audit, tmp_path):
+    a, _ = audit
+    first = {k: p.read_bytes() for k, p in write_model_card(trained[1], tmp_path / "a", audit=a).items()}
+    second = {k: p.read_bytes() for k, p in write_model_card(trained[1], tmp_path / "b", audit=a).items()}
+    assert first == second
