@@ -1,0 +1,183 @@
+"""Kaplan-Meier estimator with Greenwood confidence bands (log-log transformed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+__all__ = ["KaplanMeier"]
+
+
+class KaplanMeier:
+    """Kaplan-Meier estimate of a survival function, with pointwise confidence bands.
+
+    The bands use Greenwood's variance on the log(-log S) scale (the
+    "exponential Greenwood" bands of lifelines), so they stay inside [0, 1].
+    With ``weights`` (e.g. matching weights) the counts at risk and of events
+    are weighted sums; Greenwood's formula on weighted counts is then an
+    approximation, good when the weights are few and moderate (as after
+    matching).
+
+    Parameters
+    ----------
+    alpha : float, default 0.05
+        The bands cover ``1 - alpha``.
+
+    Attributes
+    ----------
+    survival_function_ : DataFrame
+        ``S(t)`` at time 0 and at every distinct observed time (index ``timeline``).
+    confidence_interval_ : DataFrame
+        ``lower`` and ``upper`` band of ``S(t)``, same index.
+    cumulative_density_ : DataFrame
+        ``1 - S(t)``: the cumulative incidence of the event (no competing risks).
+    event_table : DataFrame
+        Per distinct time: ``removed``, ``observed`` (events), ``censored``,
+        ``at_risk`` (weighted when weights were given).
+    median_survival_time_ : float
+        First time at which ``S(t) <= 0.5`` (inf when never reached).
+
+    Examples
+    --------
+    >>> km = KaplanMeier().fit([1, 2, 2, 3, 5], [1, 1, 0, 1, 0], label="all")
+    >>> km.survival_function_["all"].round(3).tolist()
+    [1.0, 0.8, 0.6, 0.3, 0.3]
+    >>> km.median_survival_time_
+    3.0
+    """
+
+    def __init__(self, *, alpha: float = 0.05):
+        self.alpha = alpha
+
+    def fit(self, durations, event_observed=None, *, weights=None, label: str = "KM_estimate"
+            ) -> KaplanMeier:
+        """Estimate the survival function.
+
+        Parameters
+        ----------
+        durations : array-like of float
+            Time from the origin to the event or to censoring (>= 0).
+        event_observed : array-like of bool, optional
+            True when the event was observed, False when censored (default: all events).
+        weights : array-like of float, optional
+            Non-negative case weights.
+        label : str
+            Column name of the estimate.
+
+        Returns
+        -------
+        self
+        """
+        t = np.asarray(durations, dtype=np.float64).ravel()
+        e = np.ones(len(t), dtype=bool) if event_observed is None else np.asarray(event_observed, dtype=bool).ravel()
+        w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+        if not (len(t) == len(e) == len(w)):
+            raise ValueError("durations, event_observed and weights must have the same length")
+        if not np.all(np.isfinite(t)) or (t < 0).any():
+            raise ValueError("durations must be finite numbers >= 0")
+        if (w < 0).any() or not np.all(np.isfinite(w)):
+            raise ValueError("weights must be finite and >= 0")
+        self.label = label
+        times, inv = np.unique(t, return_inverse=True)
+        removed = np.bincount(inv, weights=w, minlength=len(times))
+        observed = np.bincount(inv, weights=w * e, minlength=len(times))
+        at_risk = removed[::-1].cumsum()[::-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(at_risk > 0, 1.0 - observed / np.where(at_risk > 0, at_risk, 1.0), 1.0)
+            surv = np.cumprod(step)
+            green = np.where((at_risk > observed) & (observed > 0),
+                             observed / (at_risk * (at_risk - observed)), 0.0)
+            green = np.where((at_risk <= observed) & (observed > 0), np.inf, green)
+            var_sum = np.cumsum(green)
+            z = norm.ppf(1 - self.alpha / 2)
+            log_s = np.log(surv)
+            v = np.log(-log_s)
+            se = np.sqrt(var_sum) / np.abs(log_s)
+            lower = np.exp(-np.exp(v + z * se))
+            upper = np.exp(-np.exp(v - z * se))
+        lower = np.where(surv >= 1.0, 1.0, np.where(surv <= 0.0, 0.0, lower))
+        upper = np.where(surv >= 1.0, 1.0, np.where(surv <= 0.0, 0.0, upper))
+        # time 0 row (unless 0 is an observed time)
+        if len(times) and times[0] == 0:
+            idx = times
+        else:
+            idx = np.r_[0.0, times]
+            surv, lower, upper = np.r_[1.0, surv], np.r_[1.0, lower], np.r_[1.0, upper]
+            removed, observed, at_risk = np.r_[0.0, removed], np.r_[0.0, observed], \
+                np.r_[at_risk[0] if len(at_risk) else 0.0, at_risk]
+        index = pd.Index(idx, name="timeline")
+        self.survival_function_ = pd.DataFrame({label: surv}, index=index)
+        self.cumulative_density_ = pd.DataFrame({label: 1.0 - surv}, index=index)
+        self.confidence_interval_ = pd.DataFrame({f"{label}_lower_{1 - self.alpha:g}": lower,
+                                                  f"{label}_upper_{1 - self.alpha:g}": upper}, index=index)
+        self.event_table = pd.DataFrame({"removed": removed, "observed": observed,
+                                         "censored": removed - observed, "at_risk": at_risk}, index=index)
+        below = np.flatnonzero(surv <= 0.5)
+        self.median_survival_time_ = float(idx[below[0]]) if len(below) else float("inf")
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "survival_function_"):
+            raise AttributeError("KaplanMeier is not fitted yet: call fit(durations, event_observed)")
+
+    def survival_function_at_times(self, times) -> pd.Series:
+        """``S(t)`` at the given times (right-continuous step function)."""
+        self._check()
+        times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        idx = self.survival_function_.index.to_numpy()
+        pos = np.searchsorted(idx, times, side="right") - 1
+        vals = self.survival_function_[self.label].to_numpy()[np.maximum(pos, 0)]
+        return pd.Series(np.where(pos >= 0, vals, 1.0), index=times, name=self.label)
+
+    def confidence_interval_at_times(self, times) -> pd.DataFrame:
+        """Lower and upper band at the given times."""
+        self._check()
+        times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        idx = self.survival_function_.index.to_numpy()
+        pos = np.maximum(np.searchsorted(idx, times, side="right") - 1, 0)
+        return pd.DataFrame(self.confidence_interval_.to_numpy()[pos], index=times,
+                            columns=self.confidence_interval_.columns)
+
+    def at_risk_at_times(self, times) -> pd.Series:
+        """Number (weight) of units still at risk just before each time."""
+        self._check()
+        times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        et = self.event_table
+        idx = et.index.to_numpy()
+        pos = np.searchsorted(idx, times, side="left")
+        total = et["removed"].to_numpy()
+        after = np.r_[total[::-1].cumsum()[::-1], 0.0]
+        return pd.Series(after[pos], index=times, name="at_risk")
+
+    def plot(self, ax=None, *, ci: bool = True, cumulative: bool = False, **kwargs):
+        """Step plot of ``S(t)`` (or ``1 - S(t)`` with ``cumulative=True``) with the band.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        import matplotlib.pyplot as plt
+
+        self._check()
+        if ax is None:
+            _, ax = plt.subplots()
+        x = self.survival_function_.index.to_numpy()
+        y = self.survival_function_[self.label].to_numpy()
+        lo, hi = self.confidence_interval_.to_numpy().T
+        if cumulative:
+            y, lo, hi = 1 - y, 1 - hi, 1 - lo
+        (line,) = ax.step(x, y, where="post", label=kwargs.pop("label", self.label), **kwargs)
+        if ci:
+            ax.fill_between(x, lo, hi, step="post", alpha=0.25, color=line.get_color(), linewidth=0)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("time")
+        ax.set_ylabel("cumulative incidence" if cumulative else "survival")
+        return ax
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "survival_function_"):
+            return "<KaplanMeier: not fitted>"
+        n = float(self.event_table["removed"].sum())
+        ev = float(self.event_table["observed"].sum())
+        return f"<KaplanMeier {self.label!r}: {n:g} units, {ev:g} events>"
