@@ -295,8 +295,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     features : PointInTimeFeatures, optional
         How features are built from spells at scoring time; default
         ``PointInTimeFeatures()``.
-    max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization :
-        Gradient boosting parameters.
+    max_iter, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2_regularization :
+        Gradient boosting parameters. Shallow trees (``max_depth=5``) keep scoring
+        and TreeSHAP fast (TreeSHAP's cost grows with the square of the depth).
+    early_stopping : bool, default True
+        Stop adding trees when the loss on a random 10 % of the training rows
+        stops improving for 10 rounds.
     C : float, default 1.0
         Inverse regularisation of the logistic regression.
     random_state : int, default 0
@@ -316,10 +320,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def __init__(self, *, model: str = "boosting", calibration: str | None = "isotonic",
                  calibration_months: int = 6, gap_months: int | None = None,
                  outcome: str = "revolving_door", horizon_months: int = 12,
-                 features: PointInTimeFeatures | None = None, max_iter: int = 300,
-                 learning_rate: float = 0.05, max_leaf_nodes: int = 31, min_samples_leaf: int = 40,
-                 l2_regularization: float = 1.0, C: float = 1.0, random_state: int | None = 0,
-                 n_threads: int | None = None):
+                 features: PointInTimeFeatures | None = None, max_iter: int = 200,
+                 learning_rate: float = 0.1, max_leaf_nodes: int = 31, max_depth: int | None = 5,
+                 min_samples_leaf: int = 40, l2_regularization: float = 1.0, early_stopping: bool = True,
+                 C: float = 1.0, random_state: int | None = 0, n_threads: int | None = None):
         self.model = model
         self.calibration = calibration
         self.calibration_months = calibration_months
@@ -330,7 +334,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
+        self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
+        self.early_stopping = early_stopping
         self.l2_regularization = l2_regularization
         self.C = C
         self.random_state = random_state
@@ -350,9 +356,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
             return HistGradientBoostingClassifier(
                 max_iter=self.max_iter, learning_rate=self.learning_rate,
-                max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
-                l2_regularization=self.l2_regularization, categorical_features=None,
-                early_stopping=False, random_state=self.random_state)
+                max_leaf_nodes=self.max_leaf_nodes, max_depth=self.max_depth,
+                min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
+                categorical_features=None, early_stopping=self.early_stopping, validation_fraction=0.1,
+                n_iter_no_change=10, scoring="loss", random_state=self.random_state)
         if self.model == "logistic":
             from sklearn.impute import SimpleImputer
             from sklearn.linear_model import LogisticRegression
