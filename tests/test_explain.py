@@ -139,3 +139,22 @@ def test_global_importance_ranks_the_true_signal_first(models):
     assert set(gi.index[:2]) == {"n_transitions_24m", "current_days_alv"}
     assert gi["share"].sum() == pytest.approx(1.0)
     assert (np.diff(gi["mean_abs_contribution"].to_numpy()) <= 1e-12).all()
+
+
+def test_reasons_respect_the_disclosure_policy(models):
+    X, _, _, logit = models
+    ex = explain(logit, X.iloc[:300])
+    free = reason_codes(ex, language="en")
+    alv_only = reason_codes(ex, language="en", allowed_institutions={"ALV"})
+    specs = {s.name: s for s in feature_specs()}
+    named = set()
+    for k in (1, 2, 3):
+        for code in alv_only[f"reason_{k}"].dropna():
+            inst = specs[code].param_dict.get("institution")
+            assert inst in (None, "ALV"), code
+        named |= {specs[c].param_dict.get("institution") for c in free[f"reason_{k}"].dropna()}
+    assert named - {None, "ALV"}  # without the policy other institutions do appear
+    # rows whose reasons named no other institution keep them
+    same = [i for i in range(300) if all(specs[c].param_dict.get("institution") in (None, "ALV")
+                                         for c in free.iloc[i][["reason_1", "reason_2", "reason_3"]].dropna())]
+    pd.testing.assert_frame_equal(free.iloc[same], alv_only.iloc[same])

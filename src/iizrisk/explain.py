@@ -182,7 +182,8 @@ def _default_specs() -> list[FeatureSpec]:
 
 
 def reason_codes(explanation: Explanation, *, top: int = 3, language: str = "de",
-                 specs: list[FeatureSpec] | None = None) -> pd.DataFrame:
+                 specs: list[FeatureSpec] | None = None,
+                 allowed_institutions=None) -> pd.DataFrame:
     """The ``top`` risk-raising features of each row, as codes and sentences.
 
     Parameters
@@ -193,6 +194,12 @@ def reason_codes(explanation: Explanation, *, top: int = 3, language: str = "de"
     specs : list of FeatureSpec, optional
         Feature definitions; default those of the explanation's model, else
         iizrisk's default features.
+    allowed_institutions : collection of str, optional
+        Disclosure policy: only features about these institutions (or about
+        no particular institution) may be reasons. A list for institution X
+        passes X and the institutions it may name; features about any other
+        institution are skipped and the next risk-raising feature takes their
+        place. None: no restriction.
 
     Returns
     -------
@@ -206,16 +213,22 @@ def reason_codes(explanation: Explanation, *, top: int = 3, language: str = "de"
     vals = explanation.values.to_numpy()
     data = explanation.data.to_numpy(dtype=np.float64)
     names = np.asarray(explanation.values.columns, dtype=object)
+    if specs is None:
+        specs = explanation.specs
+    all_specs = list(specs) if specs is not None else _default_specs()
+    by_name = {s.name: s for s in all_specs}
+    if allowed_institutions is not None:
+        allowed = set(allowed_institutions)
+        hidden = np.array([by_name[c].param_dict.get("institution", None) not in allowed | {None}
+                           if c in by_name else False for c in names], dtype=bool)
+        if hidden.any():
+            vals = np.where(hidden[None, :], -np.inf, vals)
     n, m = vals.shape
     k = min(top, m)
     order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
     rows = np.arange(n)[:, None]
     top_vals = vals[rows, order]
     positive = top_vals > 0
-    if specs is None:
-        specs = explanation.specs
-    all_specs = list(specs) if specs is not None else _default_specs()
-    by_name = {s.name: s for s in all_specs}
     out: dict[str, np.ndarray] = {}
     for j in range(top):
         code = np.full(n, None, dtype=object)
