@@ -308,3 +308,24 @@ def test_cli_train_score_features(tmp_path, spells, capsys):
         main(["score", "--model", "m", "--spells", "s", "--as-of", "31.03.2021", "--out", "o"])
     assert exc.value.code == 2
     assert Path(tmp_path / "model" / "manifest.json").exists()
+
+
+# ---------------------------------------------------------------- quality on the synthetic population
+@pytest.fixture(scope="module")
+def synthetic():
+    synth = pytest.importorskip("iizrisk.synth")
+    return synth.generate(6000, "2016-01-01", "2022-12-31", seed=3)
+
+
+def test_boosting_beats_baselines_on_a_later_period(synthetic):
+    """Held-out later period: boosting beats logistic regression and the BFS rule, and is calibrated."""
+    with threadpool_limits(1):
+        model, report = train(synthetic.spells, interventions=synthetic.interventions,
+                              outcome="disintegration", capacity=50)
+    m = report.metrics
+    assert report.info["validation_rows"] > 5000 and 0.01 < report.info["prevalence_validation"] < 0.5
+    for metric in ("roc_auc", "average_precision"):
+        assert m.loc["boosting", metric] > m.loc["logistic", metric], metric
+        assert m.loc["boosting", metric] > m.loc["bfs_rule", metric], metric
+    assert m.loc["boosting", "ece"] <= 0.03
+    assert m.loc["boosting", "brier"] < m.loc["bfs_rule", "brier"]
