@@ -774,7 +774,8 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
     -------
     DataFrame
         ``person_id, as_of, outcome, risk, risk_band, rank`` sorted by rank
-        (1 = highest risk; ties by person id); with ``return_features`` also the
+        (1 = highest risk; equal risks in order of the person's first appearance
+        among the rows known at ``as_of``); with ``return_features`` also the
         feature frame (same row order).
     """
     check_is_fitted(model, "estimator_")
@@ -783,7 +784,9 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
     X = ft.transform(spells, as_of=as_of, interventions=interventions)
     risk = model.predict_proba(X)[:, 1] if len(X) else np.array([], dtype=np.float64)
     pid = X.index.get_level_values("person_id")
-    order = np.lexsort((np.asarray(pid, dtype=object).argsort(kind="stable").argsort(), -risk))
+    # stable: equal risks keep the feature rows' order (first appearance in the input among
+    # the rows known at the as-of date, which later rows cannot change)
+    order = np.argsort(-risk, kind="stable")
     out = pd.DataFrame({
         "person_id": np.asarray(pid, dtype=object)[order],
         "as_of": np.asarray(X.index.get_level_values("as_of"))[order],
