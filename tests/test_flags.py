@@ -134,7 +134,7 @@ tgap_strategy = st.sampled_from([0, 1, 5, 30, 90])
 
 
 # --------------------------------------------------------------------------- reference comparisons
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), mgap=gap_strategy,
        tgap=tgap_strategy)
 def test_transition_and_reentry_masks_match_reference(rows, T, mgap, tgap):
@@ -147,7 +147,7 @@ def test_transition_and_reentry_masks_match_reference(rows, T, mgap, tgap):
     assert got == expected
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=as_of_strategy, window=window_strategy, tgap=tgap_strategy,
        mgap=gap_strategy)
 def test_compute_flags_matches_reference(rows, T, window, tgap, mgap):
@@ -158,7 +158,7 @@ def test_compute_flags_matches_reference(rows, T, window, tgap, mgap):
     assert (flags["as_of"] == pd.Timestamp(T)).all()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=as_of_strategy, window=window_strategy, tgap=tgap_strategy,
        mgap=gap_strategy)
 def test_monthly_flags_match_reference(rows, T, window, tgap, mgap):
@@ -167,7 +167,7 @@ def test_monthly_flags_match_reference(rows, T, window, tgap, mgap):
     assert fast_flag_frame(flags) == ref_flag_frame(rows, T, window, tgap, mgap, spells_fn=ref_monthly)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(max_rows=30, persons="abcdefgh"), T=as_of_strategy, window=window_strategy)
 def test_flags_on_a_timeline_equal_flags_on_rows(rows, T, window):
     df = to_frame(rows)
@@ -213,7 +213,7 @@ def after_T_changes(draw):
     return rows, T, changed, shuffle
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=after_T_changes(), window=window_strategy, tgap=tgap_strategy, mgap=gap_strategy)
 def test_nothing_after_as_of_changes_a_flag(case, window, tgap, mgap):
     rows, T, changed, shuffled = case

@@ -238,7 +238,7 @@ def ref_all(rows: list[Row], T, gap, fn=ref_spells) -> dict[str, list[RefSpell]]
 
 
 # --------------------------------------------------------------------------- reference comparisons
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), gap=gap_strategy)
 def test_build_timeline_matches_reference(rows, T, gap):
     tl = build_timeline(to_frame(rows), as_of=T, merge_gap_days=gap)
@@ -257,7 +257,7 @@ def test_build_timeline_matches_reference(rows, T, gap):
     assert tl.merge_gap_days == gap and tl.mode == "daily"
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), gap=gap_strategy)
 def test_exit_reason_and_case_come_from_the_row_with_the_latest_end(rows, T, gap):
     tl = build_timeline(to_frame(rows, with_extra=True), as_of=T, merge_gap_days=gap)
@@ -270,7 +270,7 @@ def test_exit_reason_and_case_come_from_the_row_with_the_latest_end(rows, T, gap
         assert (None if pd.isna(case) else case) in ref_last_values(mine, spell, T, gap, "case")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), gap=gap_strategy)
 def test_monthly_mode_matches_reference(rows, T, gap):
     tl = build_timeline(to_frame(rows), as_of=T, merge_gap_days=gap)
@@ -284,7 +284,7 @@ def test_monthly_mode_matches_reference(rows, T, gap):
     assert m.merge_report.rows_merged == tl.merge_report.rows_merged + len(tl) - len(m)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=as_of_strategy)
 def test_point_in_time_rows_give_the_same_timeline(rows, T):
     df = to_frame(rows)

@@ -244,6 +244,23 @@ def _describe_rows(index: pd.Index, mask: np.ndarray, what: str, fix: str) -> st
     return f"{n:,} row(s) {what} (index {', '.join(labels)}{more}): {fix}"
 
 
+_PER_DAY = {"D": 1, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _days(values, *, missing: int = int(MISSING_DAY)) -> np.ndarray:
+    """Day numbers of a date column (:func:`iizrisk._time.to_days`), with a fast path for
+    numpy ``datetime64`` columns: integer floor division instead of a calendar cast."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind == "M" and np.datetime_data(dtype)[0] in _PER_DAY:
+        raw = np.asarray(values).view(np.int64)
+        out = (raw // _PER_DAY[np.datetime_data(dtype)[0]]).astype(np.int32)
+        nat = raw == np.iinfo(np.int64).min
+        if nat.any():
+            out[nat] = missing
+        return out
+    return _time.to_days(values, missing=missing)
+
+
 # --------------------------------------------------------------------------- point in time
 def point_in_time(spells: pd.DataFrame, as_of) -> pd.DataFrame:
     """Canonical rows as known on the evening of ``as_of``.
@@ -374,9 +391,9 @@ def build_timeline(
     n_in = len(spells)
     t = None if as_of is None else as_of_day(as_of)
 
-    start = _time.to_days(spells["start_date"])
+    start = _days(spells["start_date"])
     if "end_date" in spells.columns:
-        end = _time.to_days(spells["end_date"], missing=int(OPEN_END))
+        end = _days(spells["end_date"], missing=int(OPEN_END))
     else:
         end = np.full(n_in, OPEN_END, dtype=np.int32)
     pcodes, puniq = pd.factorize(spells["person_id"])
@@ -387,8 +404,8 @@ def build_timeline(
     bad_person = pcodes < 0
     bad_inst = icodes < 0
     for codes, uniq, bad in ((pcodes, puniq, bad_person), (icodes, iuniq, bad_inst)):
-        blank = [i for i, u in enumerate(uniq) if isinstance(u, str) and not u.strip()]
-        if blank:
+        blank = np.flatnonzero(pd.Series(uniq).astype("str").str.strip().eq("").to_numpy(bool))
+        if len(blank):
             bad |= np.isin(codes, blank)
     bad_start = start == MISSING_DAY
     bad_end = (end < start) & ~bad_start
@@ -419,7 +436,7 @@ def build_timeline(
     if t is not None:
         keep = start <= t
         if "recorded_date" in spells.columns:
-            rec = _time.to_days(spells["recorded_date"])
+            rec = _days(spells["recorded_date"])
             keep &= (rec <= t) | (rec == MISSING_DAY)
         if not keep.all():
             idx = np.flatnonzero(keep)
