@@ -226,18 +226,25 @@ def _bincount(person: np.ndarray, n: int, weights=None) -> np.ndarray:
     return np.bincount(person, weights=weights, minlength=n)
 
 
-def _group_max(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
+def _group_reduce(ufunc, person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
+    """``ufunc`` (maximum/minimum) of ``values`` per person code; ``fill`` where a person has none."""
     out = np.full(n, fill, dtype=np.float64)
-    if len(person):
-        np.maximum.at(out, person, values)
+    if not len(person):
+        return out
+    if len(person) > 1 and (person[1:] < person[:-1]).any():
+        order = np.argsort(person, kind="stable")
+        person, values = person[order], values[order]
+    starts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
+    out[person[starts]] = ufunc.reduceat(np.asarray(values, dtype=np.float64), starts)
     return out
+
+
+def _group_max(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
+    return _group_reduce(np.maximum, person, values, n, fill)
 
 
 def _group_min(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
-    out = np.full(n, fill, dtype=np.float64)
-    if len(person):
-        np.minimum.at(out, person, values)
-    return out
+    return _group_reduce(np.minimum, person, values, n, fill)
 
 
 def _union_days(person: np.ndarray, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
@@ -317,14 +324,18 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     reent = np.asarray(reentry_mask(tl), dtype=bool)
     by_start = np.lexsort((s, p))
     ps, ss, es = p[by_start], s[by_start], e[by_start]
-    pair = p * 256 + tl.inst.astype(np.int64)
+    # (person, institution) groups: the timeline is sorted by person, institution, start
+    first = tl.group_first()
+    group = np.cumsum(first) - 1
+    group_person = p[first]
     for w in window_months:
         w = int(w)
         w0 = int(_time.window_start(t, w))
         starts_in = s >= w0
         overlap = e >= w0
         cols[f"n_spells_{w}m"] = _bincount(p[starts_in], n)
-        cols[f"n_institutions_{w}m"] = _bincount(np.unique(pair[overlap]) // 256, n)
+        has = np.bincount(group[overlap], minlength=len(group_person)) > 0
+        cols[f"n_institutions_{w}m"] = _bincount(group_person[has], n)
         ov = es >= w0
         cols[f"days_registered_{w}m"] = _union_days(ps[ov], np.maximum(ss[ov], w0), es[ov], n)
         cols[f"n_transitions_{w}m"] = _bincount(p[starts_in & trans], n)
@@ -341,7 +352,11 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
 
     # BFS profile from the flags module (one definition of the revolving door)
     fl = compute_flags(tl, t, window_months=bw, transition_gap_days=transition_gap_days)
-    codes = tl.person_ids.get_indexer(pd.Index(fl["person_id"]))
+    # compute_flags gives one row per person with a spell overlapping the window, in person-code
+    # order: map rows to codes without looking up millions of pseudonyms
+    codes = np.flatnonzero(_bincount(p[e >= w0], n) > 0)
+    if len(codes) != len(fl):  # pragma: no cover - a change in compute_flags' contract
+        codes = tl.person_ids.get_indexer(pd.Index(fl["person_id"]))
     okc = codes >= 0
     n_inst_w = np.zeros(n)
     max_one = np.zeros(n)
