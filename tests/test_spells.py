@@ -197,11 +197,20 @@ def rows_strategy(draw, max_rows: int = 12, persons: str = "abc") -> list[Row]:
             continue
         person = draw(st.sampled_from(persons))
         inst = draw(st.sampled_from(INSTS))
-        if out and draw(st.integers(0, 3)) == 0:  # touching/overlapping an earlier row
+        kind = draw(st.integers(0, 5)) if out else 5
+        if kind == 0:  # same person, same start day, maybe another institution (simultaneous)
+            other = draw(st.sampled_from(out))
+            person, s = other.person, other.start
+        elif kind == 1:  # touching/overlapping an earlier row of the same person and institution
             other = draw(st.sampled_from(out))
             person, inst = other.person, other.inst
             anchor = other.end or other.start
             s = anchor + draw(st.integers(-3, 3)) * ONE
+            s = max(s, BASE)
+        elif kind == 2:  # another institution around an earlier row's end (transition gaps)
+            other = draw(st.sampled_from(out))
+            person = other.person
+            s = (other.end or other.start) + draw(st.sampled_from([-1, 0, 1, 2, 5, 6, 30, 31, 90, 91])) * ONE
             s = max(s, BASE)
         else:
             s = BASE + draw(st.integers(0, 120)) * ONE
