@@ -14,8 +14,7 @@ their results are checked to be equal.
 Usage::
 
     .venv/bin/python benchmarks/bench_flags.py                 # 1M and 3M spells + baseline
-    .venv/bin/python benchmarks/bench_flags.py --sizes 1e6 3e6 1e7
-    .venv/bin/python benchmarks/bench_flags.py --sizes 1e6 --with-io   # also the CLI reader
+    .venv/bin/python benchmarks/bench_flags.py --sizes 1e6 3e6 1e7 --baseline 2e5
 
 Targets: flags for 10M spells / 2M persons in <= 20 s and <= 4 GiB peak on
 2 cores; the vectorised flags >= 100x faster than the groupby-apply version.
@@ -75,8 +74,15 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_size(n_spells: int, with_io: bool) -> list[dict]:
-    """Stages for one size (run in its own process)."""
+def generate(n_spells: int, path: Path) -> None:
+    """Write random canonical spells to a Parquet file (own process: its memory is not counted)."""
+    df = make_spells(n_spells, n_spells // 5)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def run_pipeline(n_spells: int, path: Path) -> list[dict]:
+    """The batch job's stages in a fresh process: read (CLI reader), build_timeline, compute_flags."""
+    from iizrisk._commands.flags import _read_spells
     from iizrisk.flags import compute_flags
     from iizrisk.spells import build_timeline
 
@@ -89,21 +95,18 @@ def run_size(n_spells: int, with_io: bool) -> list[dict]:
                     "peak_rss_mib": round(_peak_mib())})
         return res
 
-    n_persons = n_spells // 5
-    df = stage("generate (not part of the target)", lambda: make_spells(n_spells, n_persons))
-    if with_io:
-        from iizrisk._commands.flags import _read_spells
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "spells.parquet"
-            stage("write parquet (not part of the target)",
-                  lambda: pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path))
-            del df
-            df = stage("read parquet (CLI reader)", lambda: _read_spells(path))
+    out.append({"spells": n_spells, "stage": "python + imports", "seconds": None,
+                "peak_rss_mib": round(_peak_mib())})
+    t_read = time.perf_counter()
+    df = stage("read parquet (CLI reader, 5 columns)", lambda: _read_spells(path))
     t0 = time.perf_counter()
     tl = stage("build_timeline(as_of)", lambda: build_timeline(df, as_of=AS_OF))
     flags = stage("compute_flags(timeline)", lambda: compute_flags(tl, AS_OF))
-    out.append({"spells": n_spells, "stage": "total flags from rows",
-                "seconds": round(time.perf_counter() - t0, 2), "peak_rss_mib": round(_peak_mib())})
+    t1 = time.perf_counter()
+    out.append({"spells": n_spells, "stage": "flags from rows (build + flags)", "seconds": round(t1 - t0, 2),
+                "peak_rss_mib": round(_peak_mib())})
+    out.append({"spells": n_spells, "stage": "read + build + flags", "seconds": round(t1 - t_read, 2),
+                "peak_rss_mib": round(_peak_mib())})
     out.append({"spells": n_spells, "stage": f"({tl.n_persons:,} persons, {len(tl):,} merged spells, "
                 f"{len(flags):,} flag rows)", "seconds": None, "peak_rss_mib": None})
     return out
@@ -167,30 +170,43 @@ def run_baseline(n_spells: int) -> list[dict]:
              "seconds": None, "peak_rss_mib": None}]
 
 
+def _child(*args: str) -> list[dict]:
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"benchmark step {args} failed:\n{res.stderr}")
+    lines = res.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else []
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e6, 3e6])
     ap.add_argument("--baseline", type=float, default=2e5, help="spells for the groupby-apply comparison "
                     "(0: skip)")
-    ap.add_argument("--with-io", action="store_true", help="also write and read Parquet (CLI reader)")
-    ap.add_argument("--_one", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--_generate", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--_pipeline", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--_baseline_only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args._one:
-        print(json.dumps(run_size(int(args._one), args.with_io)))
+    if args._generate:
+        generate(int(float(args._generate[0])), Path(args._generate[1]))
+        return 0
+    if args._pipeline:
+        print(json.dumps(run_pipeline(int(float(args._pipeline[0])), Path(args._pipeline[1]))))
         return 0
     if args._baseline_only:
         print(json.dumps(run_baseline(int(args.baseline))))
         return 0
     rows = []
-    for n in args.sizes:
-        cmd = [sys.executable, __file__, "--_one", str(n)] + (["--with-io"] if args.with_io else [])
-        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        rows += json.loads(res.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            path = str(Path(tmp) / f"spells_{int(n)}.parquet")
+            t0 = time.perf_counter()
+            _child("--_generate", str(n), path)
+            print(f"generated {int(n):,} spells in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            rows += _child("--_pipeline", str(n), path)
+            Path(path).unlink()
     if args.baseline:
-        cmd = [sys.executable, __file__, "--_baseline_only", "--baseline", str(args.baseline)]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        rows += json.loads(res.stdout.strip().splitlines()[-1])
+        rows += _child("--_baseline_only", "--baseline", str(args.baseline))
     table = pd.DataFrame(rows)
     table["spells"] = table["spells"].map("{:,}".format)
     with pd.option_context("display.max_colwidth", 80, "display.width", 160):
