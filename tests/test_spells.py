@@ -414,3 +414,16 @@ def test_as_of_day_forms():
 def test_repr_html_mentions_counts():
     tl = build_timeline(_rows(("ALV", "2024-01-01", None)), as_of="2024-02-01")
     assert "1 spells of 1 persons" in tl._repr_html_()
+
+
+def test_categorical_columns_give_the_same_timeline():
+    """iizrisk.io gives institution and enumerations as categoricals; pseudonyms may be too."""
+    df = _rows(("SH", "2024-01-01", None), ("ALV", "2024-01-01", "2024-02-01"), ("SH", "2024-01-05", None))
+    df["exit_reason"] = pd.Series([None, "employment", None], dtype="str")
+    cat = df.assign(person_id=df["person_id"].astype("category"),
+                    institution=pd.Categorical(df["institution"], categories=DEFAULT_INSTITUTIONS),
+                    exit_reason=pd.Categorical(df["exit_reason"], categories=EXIT_REASONS))
+    a, b = build_timeline(df, as_of="2024-06-30"), build_timeline(cat, as_of="2024-06-30")
+    pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
+    assert str(b.person_ids.dtype) == "str"
+    assert b.to_frame()["exit_reason"].tolist()[0] == "employment"

@@ -399,6 +399,8 @@ def build_timeline(
     pcodes, puniq = pd.factorize(spells["person_id"])
     icodes, iuniq = pd.factorize(spells["institution"])
     pcodes = pcodes.astype(np.int64, copy=False)
+    if isinstance(puniq, pd.Categorical | pd.CategoricalIndex):  # plain pseudonyms, not categories
+        puniq = pd.Index(np.asarray(puniq, dtype=object)).astype("str")
 
     # ---- refuse rows that cannot be placed on a timeline, naming every problem
     bad_person = pcodes < 0
