@@ -54,7 +54,7 @@ __all__ = ["Explanation", "explain", "reason_codes", "global_importance", "featu
 logger = logging.getLogger("iizrisk")
 
 #: Fewer rows than this are explained in one process (starting workers costs more).
-PARALLEL_MIN_ROWS = 2000
+PARALLEL_MIN_ROWS = 20000
 
 
 @dataclass

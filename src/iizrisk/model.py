@@ -968,5 +968,9 @@ def load_model(directory: str | Path, *, key: bytes | None = None) -> RiskModel:
     model = joblib.load(path)
     if not isinstance(model, RiskModel):
         raise ModelError(f"{path}: holds a {type(model).__name__}, not a RiskModel")
+    listed = [f.get("name") for f in manifest.get("features", [])]
+    if listed != list(model.feature_names_in_):
+        raise ModelError(f"{directory}: the manifest lists other features than the model was fitted on; "
+                         "the model directory is inconsistent: re-train it")
     model.manifest_ = manifest
     return model
