@@ -263,13 +263,12 @@ def _one_way(col: pd.Series) -> tuple[np.ndarray, list[str]]:
         order = cats + [MISSING]
         codes = np.where(raw < 0, len(cats), raw)
     else:
-        obj = col.astype(object).to_numpy()
-        miss = pd.isna(obj)
-        text = np.where(miss, MISSING, obj.astype(str)) if len(obj) else np.array([], dtype=object)
-        uniq = sorted(set(text.tolist()) - {MISSING}) + [MISSING]
-        pos = {v: i for i, v in enumerate(uniq)}
-        codes = np.fromiter((pos[v] for v in text), dtype=np.int64, count=len(text))
-        order = uniq
+        raw, uniq = pd.factorize(col, use_na_sentinel=True)
+        names = [str(u) for u in uniq]
+        order = sorted(set(names) - {MISSING}) + [MISSING]
+        pos = {v: i for i, v in enumerate(order)}
+        lookup = np.array([pos[v] for v in names] + [len(order) - 1], dtype=np.int64)  # -1: missing
+        codes = lookup[raw]
     present = np.bincount(codes, minlength=len(order)) > 0
     remap = np.cumsum(present) - 1
     return remap[codes].astype(np.int64), [v for v, p in zip(order, present, strict=True) if p]
