@@ -1,0 +1,331 @@
+"""Plots: each returns the Axes with the expected artists and labels on small data, suppresses small
+cells of people counts, and raises no warning; the nightly HTML summary in a headless browser."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+
+from iizrisk import plots
+from iizrisk.model import precision_recall_at_k
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def rows(*specs) -> pd.DataFrame:
+    """Spells from (person, institution, start, end[, exit_reason]) tuples."""
+    recs = [dict(zip(["person_id", "institution", "start_date", "end_date", "exit_reason"], s, strict=False))
+            for s in specs]
+    df = pd.DataFrame(recs)
+    if "exit_reason" not in df:
+        df["exit_reason"] = None
+    df["start_date"] = pd.to_datetime(df["start_date"])
+    df["end_date"] = pd.to_datetime(df["end_date"])
+    return df
+
+
+def texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts if t.get_gid() != "footnote"]
+
+
+def footnotes(ax) -> str:
+    return " ".join(t.get_text() for t in ax.texts if t.get_gid() == "footnote")
+
+
+# ------------------------------------------------------------------ transitions
+def test_transition_heatmap_counts_people_and_hides_small_cells():
+    pytest.importorskip("iizrisk.indicators")
+    # 8 people ALV -> SH, 2 people ALV -> IV (hidden), 6 people SH -> IV; all in 2023
+    spec = []
+    for i in range(8):
+        spec += [(f"a{i}", "ALV", "2023-01-01", "2023-03-31"), (f"a{i}", "SH", "2023-04-15", None)]
+    for i in range(2):
+        spec += [(f"b{i}", "ALV", "2023-01-01", "2023-03-31"), (f"b{i}", "IV", "2023-05-01", None)]
+    for i in range(6):
+        spec += [(f"c{i}", "SH", "2023-01-01", "2023-06-30"), (f"c{i}", "IV", "2023-07-01", None)]
+    spells = rows(*spec)
+    ax = plots.plot_transitions(spells, 2023)
+    assert isinstance(ax, Axes) and len(ax.images) == 1
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == [t.get_text() for t in ax.get_yticklabels()] == ["ALV", "IV", "SH"]
+    cells = [(r, c) for r in labels for c in labels]
+    grid = dict(zip(cells, texts(ax), strict=True))
+    assert grid[("ALV", "IV")] == "·"  # two people: suppressed
+    assert grid[("ALV", "ALV")] == "–"  # no transition to the same institution
+    assert "hidden" in footnotes(ax)
+    # without suppression (internal use) every cell is shown; the suppressed view shows the same
+    # numbers where it shows any, and only zeros or at least 5 people
+    full = plots.plot_transitions(spells, 2023, min_cell_size=0, ax=plt.figure().subplots())
+    exact = dict(zip(cells, texts(full), strict=True))
+    assert exact[("ALV", "SH")] == "8" and exact[("SH", "IV")] == "6" and exact[("ALV", "IV")] == "2"
+    assert "hidden" not in footnotes(full)
+    shown = {c: v for c, v in grid.items() if v not in ("·", "–")}
+    assert shown and all(exact[c] == v and (int(v) == 0 or int(v) >= 5) for c, v in shown.items())
+    hidden_per_row = pd.Series([v == "·" for v in grid.values()], index=pd.MultiIndex.from_tuples(cells))
+    assert (hidden_per_row.groupby(level=0).sum().isin([0, 2, 3])).all()  # never a lone hidden cell
+
+def test_transition_heatmap_from_a_long_table_and_rates():
+    t = pd.DataFrame({"from": ["ALV", "ALV", "SH", "SH", "(none)", "(none)"],
+                      "to": ["ALV", "SH", "ALV", "SH", "ALV", "SH"],
+                      "transitions": [0, 40, 12, 0, 300, 200], "persons": [0, 38, 12, 0, 290, 190],
+                      "rate": [0.0, 0.1, 0.05, 0.0, np.nan, np.nan]})
+    ax = plots.plot_transitions(t, value="rate")
+    assert "10.0%" in texts(ax) and "5.0%" in texts(ax)
+    assert [x.get_text() for x in ax.get_yticklabels()] == ["ALV", "SH"]  # entries left out
+    ax = plots.plot_transitions(t, entries=True, ax=plt.figure().subplots())
+    assert [x.get_text() for x in ax.get_yticklabels()] == ["ALV", "SH", "(none)"]
+    with pytest.raises(ValueError, match="value"):
+        plots.plot_transitions(t, value="share")
+    with pytest.raises(ValueError, match="year"):
+        plots.plot_transitions(rows(("a", "ALV", "2023-01-01", None)))
+
+
+# ------------------------------------------------------------------ flows
+def test_flows_count_people_per_month_and_suppress():
+    spec = [(f"p{i}", "ALV", "2023-01-10", "2023-01-20") for i in range(7)]
+    spec += [(f"p{i}", "ALV", "2023-01-21", "2023-01-31") for i in range(7)]  # touching: the same spell
+    spec += [(f"q{i}", "ALV", "2023-02-03", None) for i in range(3)]  # 3 people: hidden
+    spec += [(f"r{i}", "ALV", "2023-03-03", None) for i in range(9)]
+    spec += [(f"s{i}", "SH", "2023-01-05", None) for i in range(5)]
+    spec += [(f"t{i}", "SH", "2023-03-05", None) for i in range(6)]
+    ax = plots.plot_flows(rows(*spec))
+    assert isinstance(ax, Axes)
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert list(lines) == ["ALV", "SH"]
+    y = np.vstack([lines["ALV"].get_ydata(), lines["SH"].get_ydata()])
+    exact = np.array([[7, 3, 9], [5, 0, 6]])  # touching rows are one spell; people, not rows
+    assert np.isnan(y[0, 1])  # three people: hidden
+    shown = ~np.isnan(y)
+    assert (y[shown] == exact[shown]).all() and ((exact[shown] == 0) | (exact[shown] >= 5)).all()
+    # no line (an institution's months, a month's institutions) with a single hidden cell
+    assert not ((~shown).sum(axis=0) == 1).any() and not ((~shown).sum(axis=1) == 1).any()
+    assert "hidden" in footnotes(ax)
+    full = plots.plot_flows(rows(*spec), min_cell_size=0, ax=plt.figure().subplots())
+    assert np.array_equal(np.vstack([ln.get_ydata() for ln in full.get_lines()]), exact)
+    ax = plots.plot_flows(rows(*spec), min_cell_size=0, institutions=["SH"], ax=plt.figure().subplots())
+    assert [ln.get_label() for ln in ax.get_lines()] == ["SH"]
+    assert ax.get_lines()[0].get_ydata().tolist() == [5, 0, 6]
+
+
+def test_flows_by_quarter_on_random_spells(random_spells):
+    ax = plots.plot_flows(random_spells, start="2018-01-01", end="2019-12-31", freq="quarter")
+    y = np.column_stack([ln.get_ydata() for ln in ax.get_lines()])
+    assert y.shape == (8, 5) and ax.get_xlabel() == "quarter"
+    shown = y[~np.isnan(y)]
+    assert ((shown == 0) | (shown >= 5)).all()
+    with pytest.raises(ValueError, match="freq"):
+        plots.plot_flows(random_spells, freq="week")
+
+
+# ------------------------------------------------------------------ timeline
+def test_timeline_shows_the_point_in_time_view():
+    spells = rows(("x", "ALV", "2022-01-01", "2022-05-31", "benefit_exhausted"),
+                  ("x", "SH", "2022-06-01", "2022-12-31", "other"),
+                  ("x", "ALV", "2023-02-01", "2023-09-30"),  # ends after T: open at T
+                  ("x", "IV", "2023-08-01", None),  # starts after T: not known at T
+                  ("y", "IV", "2020-01-01", None))
+    ax = plots.plot_timeline(spells, "x", as_of="2023-06-30")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["ALV", "SH"]
+    handles, labels = ax.get_legend_handles_labels()
+    assert {"spell", "open spell", "transition", "re-entry", "benefits exhausted", "as of"} <= set(labels)
+    asof = [ln for ln in ax.get_lines() if ln.get_label() == "as of"][0]
+    assert pd.Timestamp(asof.get_xdata()[0]) == pd.Timestamp("2023-06-30")
+    # the open spell runs to the end of day T, not to its later end
+    import matplotlib.dates as mdates
+
+    right = max(p.get_x() + p.get_width() for p in ax.patches if p.get_height() == 0.5)
+    assert mdates.num2date(right).date() == pd.Timestamp("2023-07-01").date()
+    assert "revolving door" in ax.get_title(loc="left")
+    assert "x" not in ax.get_title(loc="left").split()  # the pseudonym is not shown
+    with pytest.raises(ValueError, match="no spell"):
+        plots.plot_timeline(spells, "x", as_of="2021-12-31")
+
+
+def test_timeline_of_the_full_data_has_no_as_of_line():
+    spells = rows(("x", "ALV", "2022-01-01", None), ("x", "BB", "2021-01-01", "2021-06-30"))
+    ax = plots.plot_timeline(spells, "x", label="Person 1")
+    assert ax.get_title(loc="left") == "Person 1"
+    assert not [ln for ln in ax.get_lines() if ln.get_label() == "as of"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["ALV", "BB"]
+
+
+# ------------------------------------------------------------------ risk bands
+def test_risk_bands_histogram_suppresses_small_bins():
+    rng = np.random.default_rng(0)
+    risk = np.r_[rng.uniform(0, 0.1, 300), rng.uniform(0.1, 0.25, 60), [0.5, 0.52, 0.9]]
+    s = pd.DataFrame({"risk": risk, "risk_band": np.where(risk < 0.1, "low", np.where(risk < 0.25, "medium",
+                                                                                        "high"))})
+    ax = plots.plot_risk_bands(s, bins=20)
+    assert isinstance(ax, Axes)
+    # 3 high people: hidden, with a medium bin (the high total would follow from the published band counts)
+    assert [c.get_label().split(" (")[0] for c in ax.containers] == ["low", "medium"]
+    heights = np.array([p.get_height() for c in ax.containers for p in c.patches])
+    assert heights[heights > 0].min() >= 5 and heights.sum() <= 360
+    assert [ln.get_xdata()[0] for ln in ax.get_lines() if ln.get_linestyle() == "--"] == [0.10, 0.25]
+    assert "never a decision" in footnotes(ax) and "hidden" in footnotes(ax)
+    ax = plots.plot_risk_bands(s, min_cell_size=0, language="de", ax=plt.figure().subplots())
+    assert [c.get_label() for c in ax.containers] == ["tief (300)", "mittel (60)", "hoch (3)"]
+    assert ax.get_xlabel() == "Risiko (kalibriert)" and "hidden" not in footnotes(ax)
+    assert sum(p.get_height() for c in ax.containers for p in c.patches) == 363
+
+
+# ------------------------------------------------------------------ calibration and capacity
+def test_calibration_curve_of_calibrated_scores_follows_the_diagonal():
+    rng = np.random.default_rng(1)
+    p = rng.beta(1, 6, 20000)
+    y = rng.random(20000) < p
+    ax = plots.plot_calibration(y, {"model": p, "constant": np.full(20000, y.mean())}, n_bins=8)
+    lines = {ln.get_label().split(" (")[0]: ln for ln in ax.get_lines()}
+    assert set(lines) == {"model", "constant", "perfect calibration"}
+    x, obs = lines["model"].get_xdata(), lines["model"].get_ydata()
+    assert len(x) == 8 and np.abs(x - obs).max() < 0.03
+    assert len(lines["constant"].get_xdata()) == 8  # ties split into equal-count bins
+    # bins with fewer rows than the cell size are not drawn
+    ax = plots.plot_calibration(y[:30], p[:30], n_bins=10, ax=plt.figure().subplots())
+    assert len(ax.get_lines()[0].get_xdata()) == 0
+    with pytest.raises(ValueError, match="values for"):
+        plots.plot_calibration(y, p[:10])
+
+
+def test_capacity_curves_equal_precision_and_recall_at_k():
+    rng = np.random.default_rng(2)
+    n = 900
+    d = rng.choice(pd.to_datetime(["2023-01-31", "2023-02-28", "2023-03-31"]).to_numpy(), n)
+    s = rng.random(n).round(2)  # ties, broken the same way
+    y = rng.random(n) < s * 0.4
+    ks = [1, 5, 20, 100, 400]
+    ax = plots.plot_capacity(y, {"model": s, "random": rng.random(n)}, as_of=d, capacities=ks, mark=20)
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    days = (pd.DatetimeIndex(d) - pd.Timestamp("1970-01-01")).days.to_numpy()
+    for i, k in enumerate(ks):
+        prec, rec = precision_recall_at_k(y, s, days, k=k)
+        assert lines["model: precision"].get_ydata()[i] == pytest.approx(prec)
+        assert lines["model: recall"].get_ydata()[i] == pytest.approx(rec)
+    assert lines["precision of a random list"].get_ydata()[0] == pytest.approx(y.mean())
+    assert any(t.get_text() == "capacity 20" for t in ax.texts)
+    with pytest.raises(ValueError, match=">= 1"):
+        plots.plot_capacity(y, s, capacities=[0, 3])
+
+
+# ------------------------------------------------------------------ fairness
+def test_group_metrics_from_a_fairness_audit():
+    from iizrisk.fairness import FairnessAudit
+
+    rng = np.random.default_rng(3)
+    n = 800
+    data = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n),
+                         "canton": rng.choice(["ZH", "BE", "UR"], n, p=[.6, .395, .005])})
+    data["label"] = rng.random(n) < data["score"] * 0.6
+    audit = FairnessAudit(groups=["sex", "canton"], capacity=80, n_bootstrap=20, max_gap=1.0).fit(data)
+    ax = plots.plot_group_metrics(audit)
+    assert len(ax.containers) == 3
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "sex: F" in labels[0] and any(lab.endswith("(ref)") for lab in labels)
+    assert any(lab.startswith("canton: UR") for lab in labels)
+    assert "·" in " ".join(texts(ax))  # UR's few people: suppressed values are marked, not drawn
+    assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]) == 3  # overall values
+    ax = plots.plot_group_metrics(audit.summary, metrics=["recall"], attributes=["sex"],
+                                  ax=plt.figure().subplots())
+    assert len(ax.containers) == 1 and len(ax.get_yticklabels()) == 2
+    with pytest.raises(ValueError, match="not in the audit"):
+        plots.plot_group_metrics(audit, metrics=["accuracy"])
+
+
+# ------------------------------------------------------------------ explanations
+def test_contributions_waterfall_adds_up_to_the_model_output():
+    from iizrisk.explain import explain
+    from iizrisk.model import RiskModel
+
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"n_transitions_24m": rng.poisson(1.0, 400), "n_reentries_24m": rng.poisson(0.5, 400),
+                      "age": rng.integers(18, 65, 400), "current_days_alv": rng.integers(0, 700, 400)}
+                     ).astype("float32")
+    y = (X["n_transitions_24m"] + 0.5 * X["n_reentries_24m"] + rng.normal(size=400) > 2).to_numpy()
+    model = RiskModel(model="logistic", calibration=None).fit(X, y)
+    ex = explain(model, X.head(3))
+    ax = plots.plot_contributions(ex, 1, top=2, language="de")
+    assert len(ax.patches) == 3  # two features and "2 other features"
+    bars = sorted(ax.patches, key=lambda p: -p.get_y())  # top to bottom
+    assert bars[0].get_x() == pytest.approx(ex.base_value)
+    assert bars[-1].get_x() + bars[-1].get_width() == pytest.approx(ex.output[1], abs=1e-5)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] == "2 other features" and "Monaten" in " ".join(labels)
+    colours = [tuple(np.round(p.get_facecolor()[:3], 2)) for p in bars]
+    widths = [p.get_width() for p in bars]
+    assert all((c == (0.84, 0.27, 0.27)) == (w > 0) for c, w in zip(colours, widths, strict=True))
+    # by index label too
+    ax = plots.plot_contributions(ex, ex.values.index[1], top=10, ax=plt.figure().subplots())
+    assert len(ax.patches) == 4
+
+
+# ------------------------------------------------------------------ the HTML summary
+def _summary_html(tmp_path: Path, language: str = "de") -> Path:
+    """The nightly run's summary.html (iizrisk.report) for a small scored population."""
+    from iizrisk.model import risk_bands
+    from iizrisk.report import run_summary
+    from iizrisk.worklist import build_worklists
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    risk = rng.beta(1.2, 9, n)
+    scores = pd.DataFrame({"person_id": [f"p{i}" for i in range(n)], "risk": risk,
+                           "risk_band": risk_bands(risk)})
+    insts = np.array(["ALV", "IV", "SH", "BB", "BSLB", "MIG", "UV", "KTG"])
+    oc = pd.DataFrame({"person_id": scores["person_id"], "institution": rng.choice(insts, n),
+                       "case_id": [f"c{i}" for i in range(n)]})
+    wl = build_worklists(scores, oc, capacity=25)
+    manifest = {"as_of": "2024-06-30", "persons_scored": n, "new_registrations": 120,
+                "rows": {"read": 12000, "quarantined": 3},
+                "risk_bands": scores["risk_band"].value_counts().sort_index().to_dict(),
+                "model": {"outcome": "revolving_door", "horizon_months": 12, "sha256": "ab" * 32}}
+    _, html = run_summary(manifest, scores, wl, language=language)
+    path = tmp_path / "summary.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def test_summary_html_is_self_contained(tmp_path):
+    html = _summary_html(tmp_path, "fr").read_text(encoding="utf-8")
+    assert 'lang="fr"' in html and "pas une décision" in html
+    sources = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in html and "<script" not in html and "@import" not in html
+
+
+def _screenshot_module():
+    spec = importlib.util.spec_from_file_location("iizrisk_screenshot", ROOT / "scripts" / "screenshot.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.skipif(_screenshot_module().find_chromium() is None,
+                    reason="Chromium is not installed (apt-get install chromium); CI does not install it")
+def test_summary_renders_on_one_screen_in_headless_chromium(tmp_path):
+    from PIL import Image
+
+    shot = _screenshot_module()
+    html = _summary_html(tmp_path)
+    png = shot.render(html, tmp_path / "summary.png", width=1280, height=900)
+    img = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+    assert img.shape == (900, 1280, 3)
+    # the embedded plot was drawn: pixels in the colours of the three risk bands
+    for colour in ("#8fbc8f", "#f0b429", "#d64545"):
+        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(img - rgb).sum(axis=2) < 12).sum() > 50, colour
+    # the notice is rendered (its yellow background) and the whole page fits on one screen
+    assert (np.abs(img - np.array([255, 248, 197])).sum(axis=2) < 6).sum() > 5000
+    assert 0 < shot.content_height(html, width=1280) <= 900
