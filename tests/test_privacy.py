@@ -188,10 +188,6 @@ def test_published_worklists_hold_no_pseudonyms(run, spells):
         assert not {m.decode() for m in HEX64.findall(text)} & pseudonyms, name
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "privacy gap (worklist/explain): reason texts such as 'n Tage bei der Sozialhilfe angemeldet' name "
-    "another institution on a list that may not name it (disclosure policy). Fix: on institution X's list "
-    "drop or generalise reasons whose feature concerns an institution other than X and the disclosed ones"))
 def test_reason_texts_name_only_the_own_or_disclosed_institutions(run):
     from iizrisk.explain import feature_spec_of
 
@@ -329,11 +325,6 @@ def test_clean_export_passes_the_same_commands(tmp_path, spells, model_dir, caps
     capsys.readouterr()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "privacy gap (pseudonym.looks_like_ahv / validate.check_raw_identifiers): an AHV number inside a "
-    "free-text value ('Rückruf erbeten, AHV 756.1234.5678.97') is not detected, only whole values are; "
-    "such input is processed instead of refused. Fix: also search text columns for embedded "
-    r"756[.\s]?\d{4}[.\s]?\d{4}[.\s]?\d{2} with a valid check digit"))
 def test_ahv_numbers_inside_free_text_are_refused(tmp_path, spells, raw_numbers, model_dir):
     bad, _ = planted(spells, raw_numbers, "remark_sentence")
     with pytest.raises(RawIdentifierError):
@@ -341,31 +332,34 @@ def test_ahv_numbers_inside_free_text_are_refused(tmp_path, spells, raw_numbers,
 
 
 def test_ahv_numbers_inside_free_text_reach_no_output(tmp_path, spells, raw_numbers, model_dir, caplog):
-    """Even where the guard misses them (see above), free text never flows into scores, lists or logs."""
+    """The refused run leaves nothing behind that holds them: no log line, no published file."""
     bad, numbers = planted(spells, raw_numbers, "remark_sentence")
     caplog.set_level(logging.DEBUG, logger="iizrisk")
-    run_nightly(deployment(tmp_path, bad, model_dir), as_of=AS_OF, progress=False)
-    assert not leaked(numbers, caplog.text)
-    texts = files_text(tmp_path)
-    assert any("run.log" in k for k in texts) and any("worklists" in k for k in texts)
-    for name, text in texts.items():
+    with pytest.raises(RawIdentifierError) as exc:
+        run_nightly(deployment(tmp_path, bad, model_dir), as_of=AS_OF, progress=False)
+    assert not leaked(numbers, caplog.text + str(exc.value) + exc.value.report.to_text())
+    assert not (tmp_path / "runs" / AS_OF).exists()
+    for name, text in files_text(tmp_path).items():
         assert not leaked(numbers, text), name
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "privacy gap (io.ingest quarantine / batch): with errors='quarantine' the raw text of every column "
-    "of a set-aside row is published in the run folder's quarantine.parquet, free text with an "
-    "embedded AHV number included. Fix: refuse embedded numbers (above), and keep only the canonical "
-    "columns (or no values, just row numbers and reasons) in the published quarantine file"))
 def test_quarantine_publishes_no_raw_identifier(tmp_path, spells, raw_numbers, model_dir):
+    # embedded numbers are refused even under the quarantine policy: nothing is published
     bad, numbers = planted(spells, raw_numbers, "remark_sentence")
     bad["institution"] = bad["institution"].astype(str)
     bad.loc[bad["remark"].astype(str).str.contains("AHV"), "institution"] = "XYZ"  # rows set aside
-    run_nightly(deployment(tmp_path, bad, model_dir, deployment={"errors": "quarantine"}), as_of=AS_OF,
-                progress=False)
-    q = tmp_path / "runs" / AS_OF / "quarantine.parquet"
-    assert q.exists()
-    assert not leaked(numbers, pd.read_parquet(q).astype(str).to_csv())
+    with pytest.raises(RawIdentifierError):
+        run_nightly(deployment(tmp_path, bad, model_dir, deployment={"errors": "quarantine"}), as_of=AS_OF,
+                    progress=False)
+    assert not (tmp_path / "runs" / AS_OF).exists()
+    # and a quarantine file never carries free text: only the schema's columns
+    clean = spells.assign(remark="Rückruf erbeten")
+    clean["institution"] = clean["institution"].astype(str)
+    clean.loc[clean.index[:3], "institution"] = "XYZ"
+    run_nightly(deployment(tmp_path / "b", clean, model_dir, deployment={"errors": "quarantine"}),
+                as_of=AS_OF, progress=False)
+    q = pd.read_parquet(tmp_path / "b" / "runs" / AS_OF / "quarantine.parquet")
+    assert len(q) == 3 and "remark" not in q.columns and not leaked(numbers, q.astype(str).to_csv())
 
 
 def test_error_messages_name_the_column_never_the_value(spells, raw_numbers):

@@ -150,3 +150,11 @@ def test_cli_pseudonymise(tmp_path, capsys, monkeypatch):
     code = main(["pseudonymise", "--key-file", str(key), "--id-column", "AHV_NR", str(bad), str(out3)])
     err = capsys.readouterr().err
     assert code == 1 and not out3.exists() and "rows 2" in err and wrong not in err
+
+
+def test_numbers_embedded_in_text_are_caught():
+    n = make_ahv("123123123", dotted=True)
+    wrong = n[:-1] + str((int(n[-1]) + 1) % 10)
+    s = pd.Series([f"Rückruf erbeten, AHV {n}", f"Dossier {n.replace('.', '')}.", f"AHV {wrong}",
+                   f"1{n.replace('.', '')}", "756 Fälle", None])
+    assert looks_like_ahv(s).tolist() == [True, True, False, False, False, False]

@@ -373,20 +373,21 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
                   exclude=excluded)
     selection = build_worklists(scores, oc, **common)
     explain_ids = pd.unique(selection.rows()["person_id"]) if len(selection) else np.array([], dtype=object)
-    langs = sorted({settings.worklist.language_per_institution.get(i, settings.worklist.language)
-                    for i in selection} | {settings.worklist.language})
-    reasons = {}
+    reasons: dict[str, pd.DataFrame] = {}
     pid_index = pd.Index(scores["person_id"].astype("str"))
     if len(explain_ids):
-        rows = pid_index.get_indexer(explain_ids)
-        expl = explain(model, X.iloc[rows])
-        for lang in langs:
-            rc = reason_codes(expl, language=lang)
-            rc.index = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
-            reasons[lang] = rc
-    default = reasons.get(settings.worklist.language)
-    if default is not None:
-        scores = scores.join(default, on="person_id")
+        expl = explain(model, X.iloc[pid_index.get_indexer(explain_ids)])
+        ids = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
+        disclose = set(settings.worklist.disclose_institutions)
+        for inst, wl in selection.lists.items():
+            rows = ids.get_indexer(wl["person_id"].astype(str))
+            lang = settings.worklist.language_per_institution.get(inst, settings.worklist.language)
+            rc = reason_codes(_subset(expl, rows), language=lang, allowed_institutions={inst} | disclose)
+            rc.index = ids[rows]
+            reasons[inst] = rc
+        overall = reason_codes(expl, language=settings.worklist.language)
+        overall.index = ids
+        scores = scores.join(overall, on="person_id")
 
     prog.stage("worklists")
     prev_lists = history.read("worklists", as_of=prev) if prev else None
@@ -432,6 +433,14 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
     timings = prog.done()
     logger.info("published %s in %.1f s", link, timings["total"])
     return RunResult(folder=link, as_of=t, manifest=manifest, worklists=worklists, scores=scores)
+
+
+def _subset(expl, rows: np.ndarray):
+    """The explanation of some of its rows."""
+    from dataclasses import replace
+
+    return replace(expl, values=expl.values.iloc[rows], data=expl.data.iloc[rows],
+                   output=np.asarray(expl.output)[rows])
 
 
 def _manifest(settings, t, ing, scores, worklists, excluded, mdir, model, model_hash, tmp) -> dict:

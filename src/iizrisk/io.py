@@ -73,8 +73,10 @@ class Ingestion:
     ----------
     spells : canonical spells (one row per input row that passed validation).
     report : every problem found, with row counts per source.
-    quarantine : rows set aside under ``errors="quarantine"``, raw values as
-        text plus ``_source``, ``_row`` (1-based data row) and ``_reason``.
+    quarantine : rows set aside under ``errors="quarantine"``: the values of
+        their schema columns as text (free-text and unknown columns are left
+        out, so that nothing unchecked is published) plus ``_source``, ``_row``
+        (1-based data row) and ``_reason``.
     files : one row per file read: source, path, SHA-256, rows, seconds.
     """
 
@@ -413,14 +415,18 @@ def _whole_file_problem(source, column, problem, fix, n):
 
 
 def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport,
-                  settings: Settings, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, bool]:
-    """Map, type and check one file; returns typed rows, bad-row mask, and fatal flag."""
+                  settings: Settings, rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, bool]:
+    """Map, type and check one file.
+
+    Returns the mapped text (schema columns only: what a quarantine file may
+    show), the typed rows, the bad-row mask and whether the file is unusable.
+    """
     schema = load_schema("spells")
     df = _map_source(raw, cfg, name, report)
     report.track_rows(len(df))
     if check_raw_identifiers(df, report, name, rows=rows):
         report.take_row_reasons()
-        return df, np.ones(len(df), dtype=bool), True
+        return df.iloc[:0], df, np.ones(len(df), dtype=bool), True
     fields = list(schema.fields)
     inst = cfg.institution
     if inst is None and "institution" in df.columns and df["institution"].nunique() == 1:
@@ -437,7 +443,8 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
                              extra_institutions=settings.deployment.extra_institutions)
     bad |= bad_sp
     fatal = any(p.problem == "required column missing" and p.source == name for p in report.problems)
-    return typed, bad, fatal
+    shown = [f.name for f in fields if f.name in df.columns]
+    return df[shown], typed, bad, fatal
 
 
 def ingest(source, *, settings: Settings | None = None, errors: str | None = None,
@@ -500,7 +507,7 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
         for label, df, meta, fileinfo in frames:
             rows = np.arange(1, len(df) + 1)
             report.rows_read[label] = len(df)
-            typed, bad, fatal = _ingest_frame(df, cfg, label, report, settings, rows)
+            mapped, typed, bad, fatal = _ingest_frame(df, cfg, label, report, settings, rows)
             reasons = report.take_row_reasons()
             fatal_any |= fatal
             if fileinfo is not None:
@@ -508,7 +515,7 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
                 files.append({"source": cfg.name, "file": str(p), "sha256": _sha256(p), "rows": len(df),
                               "seconds": round(secs, 3), **meta})
             if bad.any() and not fatal:
-                q = df.loc[bad].astype("str")
+                q = mapped.loc[bad].astype("str")  # schema columns only: no free text
                 q.insert(0, "_reason", reasons[bad] if reasons is not None else "")
                 q.insert(0, "_row", rows[bad])
                 q.insert(0, "_source", label)
@@ -561,6 +568,8 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.
         raise ValidationError(f"{path}: no such file or folder")
     try:
         tables = [pq.read_table(f, columns=columns) for f in files]
+        if columns is not None:
+            _refuse_raw_identifiers_elsewhere(files, columns, path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{path}: not a readable Parquet file ({exc})") from exc
     table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
@@ -575,6 +584,22 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.
             f"{path}: refused: column(s) {[p.column for p in report.problems]} hold values shaped like "
             "AHV numbers; pseudonymise at the source", report)
     return to_canonical_dtypes(df)
+
+
+def _refuse_raw_identifiers_elsewhere(files: list[Path], columns: list[str], path: Path) -> None:
+    """The guard covers the whole file, also the text columns a caller does not read."""
+    report = ValidationReport()
+    for f in files:
+        schema = pq.read_schema(f)
+        others = [fld.name for fld in schema if fld.name not in columns
+                  and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)
+                       or pa.types.is_dictionary(fld.type) or pa.types.is_integer(fld.type))]
+        if others:
+            check_raw_identifiers(_arrow_to_pandas(pq.read_table(f, columns=others)), report, str(f))
+    if report.problems:
+        raise RawIdentifierError(
+            f"{path}: refused: column(s) {[p.column for p in report.problems]} hold values shaped like "
+            "AHV numbers; pseudonymise at the source", report)
 
 
 def read_interventions(source) -> pd.DataFrame:

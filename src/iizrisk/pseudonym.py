@@ -79,10 +79,11 @@ def is_valid_ahv(values) -> np.ndarray:
 
 
 def looks_like_ahv(values) -> np.ndarray:
-    """Boolean mask of values shaped like AHV numbers with a valid check digit.
+    """Boolean mask of values holding an AHV number with a valid check digit.
 
-    Cheap on long columns: only values starting with ``756`` (after white
-    space) are examined further.
+    A value is caught when it is an AHV number (dots and white space allowed)
+    or when it contains one inside text (``"Rückruf, AHV 756.1234.5678.97"``).
+    Cheap on long columns: only values containing ``756`` are examined further.
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -99,11 +100,23 @@ def looks_like_ahv(values) -> np.ndarray:
     if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
         return np.zeros(len(s), dtype=bool)
     s = s.astype("str")
-    cand = s.str.lstrip().str.startswith("756").fillna(False).to_numpy(dtype=bool)
+    cand = s.str.contains("756", regex=False).fillna(False).to_numpy(dtype=bool)
     out = np.zeros(len(s), dtype=bool)
     if cand.any():
-        out[cand] = is_valid_ahv(s[cand])
+        # whole values, then numbers embedded in text ("Rückruf, AHV 756.1234.5678.97")
+        sub = s[cand].reset_index(drop=True)  # positions as index
+        hit = is_valid_ahv(sub)
+        rest = np.flatnonzero(~hit)
+        if len(rest):
+            found = sub.iloc[rest].str.findall(_EMBEDDED).explode().dropna()
+            if len(found):
+                ok = is_valid_ahv(found.astype("str"))
+                hit[np.unique(found.index[ok].to_numpy(dtype=np.int64))] = True
+        out[np.flatnonzero(cand)] = hit
     return out
+
+
+_EMBEDDED = r"(?<![\d.])756[.\s]?\d{4}[.\s]?\d{4}[.\s]?\d{2}(?![\d])"
 
 
 def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KEY_ENV) -> bytes:

@@ -150,8 +150,10 @@ def build_worklists(
         ``institution``, ``person_id`` of the last run's worklists, for ``new_on_list``.
     flags : DataFrame
         Per person flags (``person_id`` and flag columns) to show on the lists.
-    reasons : dict language -> DataFrame
-        Per person reason codes and texts (indexed by person_id) in each language.
+    reasons : dict institution -> DataFrame
+        Per person reason codes and texts (indexed by person_id) for each
+        institution's list: in its language, naming only institutions that
+        list may name (see :func:`iizrisk.explain.reason_codes`).
     language_of : dict
         Language per institution code (default ``default_language``).
     """
@@ -212,8 +214,8 @@ def build_worklists(
         if f is not None:
             df = df.join(f, on="person_id")
         lang = language_of.get(inst, default_language)
-        if reasons is not None and lang in reasons:
-            df = df.join(reasons[lang], on="person_id")
+        if reasons is not None and inst in reasons:
+            df = df.join(reasons[inst], on="person_id")
         if previous is not None and len(previous):
             prev = previous.loc[previous["institution"].astype(str) == inst, "person_id"].astype(str)
             df["new_on_list"] = ~df["person_id"].isin(prev)
