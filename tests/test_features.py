@@ -241,7 +241,7 @@ def test_reference_calendar_agrees_with_library():
             assert _time.to_date(_time.window_start(_time.day(t), w)) == months_back_plus_one(t, w)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=spell_rows(), ivs=interventions_rows(), t_off=st.integers(0, 2400))
 def test_features_match_reference(rows, ivs, t_off):
     t = D(t_off)
@@ -251,7 +251,7 @@ def test_features_match_reference(rows, ivs, t_off):
     assert list(X.columns) == [s.name for s in feature_specs()]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=spell_rows(), ivs=interventions_rows(), t_off=st.integers(100, 2200), data=st.data())
 def test_nothing_after_as_of_changes_a_feature(rows, ivs, t_off, data):
     """Rows starting later, ends moved beyond T, rows recorded later, later interventions: no change."""
