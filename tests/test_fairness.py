@@ -631,6 +631,26 @@ def test_cli_audit_exit_codes(tmp_path, spells, model_dir, capsys):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spells, model_dir, caplog):
+    from iizrisk.config import Settings
+
+    write_parquet_atomic(spells.drop(columns="canton"), tmp_path / "spells.parquet")
+    cfg = Settings.from_dict({"privacy": {"min_cell_size": 10, "protected_attributes": ["sex"]}},
+                             base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
+    out = tmp_path / "audit"
+    assert main(["audit", "--model", str(model_dir), "--spells", str(tmp_path / "spells.parquet"),
+                 "--as-of", AS_OF, "--out", str(out), "--config", str(cfg), "--bootstrap", "0"]) == 0
+    summary = pd.read_parquet(out / "fairness_summary.parquet")
+    # sex and age band (canton has no values here: left out with a warning)
+    assert set(summary["attribute"]) == {"overall", "sex", "age_band", "sex:age_band"}
+    for c in ("n", "n_positive", "n_flagged"):
+        v = summary[c].dropna()
+        assert ((v == 0) | (v >= 10)).all()
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["protected_attributes"]["configured"] == ["sex"] and card["fairness"]["min_cell_size"] == 10
+    assert "no values for canton" in caplog.text
+
+
 def test_intersections_are_the_pairs_of_groups():
     data = small_groups_frame(4)
     audit = quiet_fit(FairnessAudit(capacity=30, n_bootstrap=0, min_cell_size=0), data)

@@ -89,12 +89,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capacity", type=_capacity, metavar="K",
                    help="people flagged: the K highest risks, or a share such as 0.05 (default: the "
                         "capacity recorded at training, else 50)")
-    p.add_argument("--min-cell-size", type=_non_negative_int, default=5, metavar="N",
-                   help="suppress cells with fewer than N people (default 5)")
+    p.add_argument("--config", metavar="CONFIG",
+                   help="deployment configuration (.toml): its [privacy] min_cell_size and "
+                        "protected_attributes become the defaults of --min-cell-size and --groups")
+    p.add_argument("--min-cell-size", type=_non_negative_int, metavar="N",
+                   help="suppress cells with fewer than N people (default 5, or the configuration's)")
     p.add_argument("--max-gap", type=_positive_float, default=0.1, metavar="G",
                    help="flag differences from the reference group larger than G (default 0.1)")
-    p.add_argument("--groups", default=",".join(GROUP_COLUMNS), metavar="A,B",
-                   help="attributes to audit (default %(default)s)")
+    p.add_argument("--groups", metavar="A,B",
+                   help=f"attributes to audit (default {','.join(GROUP_COLUMNS)}, or the configuration's "
+                        "protected attributes with age_band and canton)")
     p.add_argument("--bootstrap", type=_non_negative_int, default=500, metavar="N",
                    help="bootstrap replicates for the intervals (default 500; 0: none)")
     p.add_argument("--language", choices=["en", "de", "fr", "it"], default="en",
@@ -105,23 +109,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, label, audit, write; errors carry their exit codes (1 input, 3 model)."""
-    from ..fairness import FairnessAudit, FairnessGapWarning, labelled_period
+    from ..config import Settings
+    from ..fairness import GROUP_COLUMNS, FairnessAudit, FairnessGapWarning, labelled_period
     from ..model import load_model, read_manifest, signing_key
     from ..modelcard import write_model_card
 
+    settings = Settings.load(args.config) if args.config else None
+    protected = list(settings.privacy.protected_attributes) if settings else None
+    min_cell = args.min_cell_size if args.min_cell_size is not None else \
+        (settings.privacy.min_cell_size if settings else 5)
+    if args.groups:
+        groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+    elif protected is not None:
+        groups = list(dict.fromkeys([*protected, "age_band", "canton"]))
+    else:
+        groups = list(GROUP_COLUMNS)
     model = load_model(args.model, key=signing_key(file=args.key_file))
     capacity = args.capacity
     if capacity is None:
         capacity = int((read_manifest(args.model).get("training") or {}).get("capacity") or 50)
     spells, interventions = read_inputs(args.spells, args.interventions)
-    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     wanted = sorted({"birth_year" if g == "age_band" else g for g in groups})
     data = labelled_period(model, spells, args.as_of, interventions=interventions, attributes=wanted)
     missing = [g for g in groups if g not in data.columns or data[g].isna().all()]
+    if missing and not args.groups:  # defaults: audit the attributes the export has
+        logger.warning("no values for %s in %s: not audited", ", ".join(missing), args.spells)
+        groups = [g for g in groups if g not in missing]
+        missing = [] if groups else missing
     if missing:
         raise ValidationError(f"{args.spells}: no values for the audited attribute(s) {missing}; add the "
                               "columns to the spells or leave them out with --groups")
-    audit = FairnessAudit(groups=groups, capacity=capacity, min_cell_size=args.min_cell_size,
+    audit = FairnessAudit(groups=groups, capacity=capacity, min_cell_size=min_cell,
                           max_gap=args.max_gap, n_bootstrap=args.bootstrap, random_state=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FairnessGapWarning)
@@ -143,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".audit-tmp-"))
     try:
         files = audit.to_dir(tmp)
-        files += list(write_model_card(args.model, tmp, audit=audit, language=args.language).values())
+        files += list(write_model_card(args.model, tmp, audit=audit, language=args.language,
+                                       protected_attributes=protected).values())
         final = []
         for f in files:
             os.replace(f, out / f.name)
