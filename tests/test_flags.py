@@ -450,3 +450,37 @@ def test_random_dates_cover_a_leap_day_and_window_start_agrees_with_reference():
     assert BASE <= dt.date(2024, 2, 29) <= BASE + 120 * ONE
     assert _time.to_date(_time.window_start(_time.day("2024-03-31"), 1)) == ref_window_start(
         dt.date(2024, 3, 31), 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(alphabet="756 a.ü", max_size=12)), max_size=40),
+       cuts=st.lists(st.integers(0, 40), max_size=3), block=st.sampled_from([1, 2, 3, 7, 1 << 24]))
+def test_byte_scan_finds_every_value_containing_the_needle(values, cuts, block):
+    from iizrisk._commands import flags as cmd
+
+    bounds = sorted({0, len(values), *(c for c in cuts if c <= len(values))})
+    whole = pa.array(values, type=pa.large_string())  # slices: chunks with a non-zero offset
+    col = pa.chunked_array([whole.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False)],
+                           type=pa.large_string())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cmd, "_BLOCK", block)
+        got = set(cmd._rows_containing(col, b"756").tolist())
+    must = {i for i, v in enumerate(values) if v is not None and "756" in v}
+    text = [v or "" for v in values]
+    may = {i for i in range(len(values)) if "756" in "".join(text[i:])[: len(text[i]) + 2] and text[i]}
+    assert must <= got <= may
+
+
+def test_cli_names_the_rows_with_raw_identifiers(tmp_path):
+    from iizrisk._commands.flags import _read_spells
+    from iizrisk.errors import RawIdentifierError
+
+    df = _cli_rows()
+    df.loc[3, "person_id"] = " 7561234567897"  # leading space, undotted
+    src = tmp_path / "s.parquet"
+    _write_parquet(df, src)
+    with pytest.raises(RawIdentifierError) as exc:
+        _read_spells(src)
+    [problem] = exc.value.report.problems
+    assert problem.column == "person_id" and problem.rows == (4,) and problem.example == ""
+    assert "7561234567897" not in str(exc.value)

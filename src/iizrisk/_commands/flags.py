@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -111,8 +112,9 @@ def _read_spells(path: Path) -> pd.DataFrame:
     """The columns of canonical spells the flags need, from one file or a folder.
 
     Each file may lack the optional columns (``end_date``: all open;
-    ``recorded_date``: known when exported). Dates become ``datetime64[s]``
-    (never Python date objects), strings the pyarrow-backed ``str`` dtype.
+    ``recorded_date``: known when exported). Dates become ``datetime64``
+    (never Python date objects), text the pyarrow-backed ``str`` dtype. Values
+    shaped like AHV numbers are refused, file by file.
     """
     tables = []
     for f in _files(Path(path)):
@@ -126,46 +128,104 @@ def _read_spells(path: Path) -> pd.DataFrame:
             table = pq.read_table(f, columns=[c for c in _COLUMNS if c in names])
         except (pa.ArrowException, OSError) as exc:
             raise ValidationError(f"{f}: not a readable Parquet file ({exc})") from exc
-        tables.append(_normalise(table, f))
-    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        table = _normalise(table, f)
+        _refuse_raw_identifiers(table, f)
+        tables.append(table)
+    if len(tables) > 1:
+        units = {t.schema.field(c).type for t in tables for c in _DATES if c in t.column_names}
+        if len(units) > 1:  # one timestamp unit across the files
+            tables = [t.cast(pa.schema([pa.field(fl.name, pa.timestamp("s")) if fl.name in _DATES else fl
+                                        for fl in t.schema])) for t in tables]
+        table = pa.concat_tables(tables, promote_options="default")
+    else:
+        table = tables[0]
     cols = {}
     for name in table.column_names:
         col = table.column(name)
         if name in _DATES:
-            cols[name] = pd.Series(col.to_numpy(), dtype="datetime64[s]")
+            cols[name] = pd.Series(col.to_numpy(), copy=False)
         else:
             cols[name] = pd.Series(col, dtype="str")
-    df = pd.DataFrame(cols)
-    _refuse_raw_identifiers(df, path)
-    return df
+    return pd.DataFrame(cols, copy=False)
 
 
 def _normalise(table: pa.Table, f: Path) -> pa.Table:
-    """Dates as timestamp[s], text as string, so that files of a folder concatenate."""
+    """Dates as timestamps (no time zone), text as large_string, so that files concatenate."""
     fields = []
     for field in table.schema:
+        t = field.type
         if field.name in _DATES:
-            ok = pa.types.is_date(field.type) or pa.types.is_timestamp(field.type) or pa.types.is_null(field.type)
-            if not ok:
-                raise ValidationError(f"{f}: column {field.name!r} has type {field.type}, not a date; "
+            if pa.types.is_timestamp(t) and t.tz is None and t.unit in {"s", "ms", "us", "ns"}:
+                fields.append(field)
+            elif pa.types.is_date(t) or pa.types.is_null(t) or pa.types.is_timestamp(t):
+                fields.append(pa.field(field.name, pa.timestamp("s")))
+            else:
+                raise ValidationError(f"{f}: column {field.name!r} has type {t}, not a date; "
                                       "canonical files store dates as Parquet dates")
-            fields.append(pa.field(field.name, pa.timestamp("s")))
         else:
             fields.append(pa.field(field.name, pa.large_string()))
+    schema = pa.schema(fields)
+    if schema.equals(table.schema):
+        return table
     try:
-        return table.cast(pa.schema(fields))
+        return table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ValidationError(f"{f}: cannot read the columns as canonical types ({exc})") from exc
 
 
-def _refuse_raw_identifiers(df: pd.DataFrame, path: Path) -> None:
+_BLOCK = 1 << 24  # bytes of text scanned at once
+
+
+def _rows_containing(col: pa.ChunkedArray, needle: bytes) -> np.ndarray:
+    """Positions of the values containing ``needle`` (a superset: a match may straddle two values).
+
+    A vectorised byte scan of the Arrow data buffers, in blocks of 16 MiB.
+    """
+    k = len(needle)
+    found = [np.zeros(0, dtype=np.int64)]
+    first_row = 0
+    for chunk in col.chunks:
+        n = len(chunk)
+        bufs = chunk.buffers()
+        if n and bufs[2] is not None:
+            offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + n + 1]
+            data = np.frombuffer(bufs[2], dtype=np.uint8)
+            lo, hi = int(offsets[0]), int(offsets[-1])
+            for b0 in range(lo, hi - k + 1, _BLOCK):
+                d = data[b0: min(hi, b0 + _BLOCK + k - 1)]
+                m = d[: len(d) - k + 1] == needle[0]
+                for j in range(1, k):
+                    m &= d[j: len(d) - k + 1 + j] == needle[j]
+                hits = np.flatnonzero(m) + b0
+                if len(hits):
+                    found.append(np.searchsorted(offsets, hits, side="right") - 1 + first_row)
+        first_row += n
+    rows = np.concatenate(found)
+    if len(rows) > 1:
+        rows.sort()
+        rows = rows[np.r_[True, rows[1:] != rows[:-1]]]
+    return rows
+
+
+def _refuse_raw_identifiers(table: pa.Table, f: Path) -> None:
+    """Refuse values shaped like AHV numbers (:func:`iizrisk.validate.check_raw_identifiers`).
+
+    Every AHV number contains ``756``: only the values containing it are examined.
+    """
     from ..validate import ValidationReport, check_raw_identifiers
 
     report = ValidationReport()
-    found = check_raw_identifiers(df, report, str(path))
+    found = []
+    for name in table.column_names:
+        if not pa.types.is_large_string(table.schema.field(name).type):
+            continue
+        rows = _rows_containing(table.column(name), b"756")
+        if len(rows):
+            sub = pd.DataFrame({name: pd.Series(table.column(name).take(pa.array(rows)), dtype="str")})
+            found += check_raw_identifiers(sub, report, str(f), rows=rows + 1)
     if found:
         raise RawIdentifierError(
-            f"{path}: refused: column(s) {found} hold values shaped like AHV numbers (raw "
+            f"{f}: refused: column(s) {found} hold values shaped like AHV numbers (raw "
             "identifiers); pseudonymise at the source with `iizrisk pseudonymise`", report)
 
 
