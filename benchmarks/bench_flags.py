@@ -2,10 +2,13 @@
 
 Random canonical spells (about 5 spells per person, 64-character hex
 pseudonyms, 8 institutions, 2015-2024, 10% open, a recorded_date on every
-row, 1% exact duplicates) are generated with numpy inside this script. Each
-size runs in a fresh subprocess so that its peak resident memory
-(``ru_maxrss``) is its own; the table gives the wall time of each stage and
-the peak RSS of the process at the end of the stage (input data included).
+row, 1% exact duplicates, rows in random order) are generated with numpy
+inside this script and written to Parquet by one subprocess; a fresh
+subprocess then runs what ``iizrisk flags`` runs: read the file, build the
+point-in-time timeline, compute the flags. The table gives the wall time and
+the CPU time (all threads) of each stage, and the peak resident memory of
+that process so far (``ru_maxrss``, input data included). On a shared
+machine the CPU time shows what a stage costs without waiting for a core.
 
 A per-person ``groupby().apply`` version of the flags, on 200k spells, is
 timed against :func:`iizrisk.flags.compute_flags` on the same timeline, and
@@ -88,25 +91,25 @@ def run_pipeline(n_spells: int, path: Path) -> list[dict]:
 
     out = []
 
+    def row(name, wall, cpu):
+        out.append({"spells": n_spells, "stage": name, "seconds": round(wall, 2),
+                    "cpu_seconds": round(cpu, 2), "peak_rss_mib": round(_peak_mib())})
+
     def stage(name, fn):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = fn()
-        out.append({"spells": n_spells, "stage": name, "seconds": round(time.perf_counter() - t0, 2),
-                    "peak_rss_mib": round(_peak_mib())})
+        row(name, time.perf_counter() - t0, time.process_time() - c0)
         return res
 
-    out.append({"spells": n_spells, "stage": "python + imports", "seconds": None,
-                "peak_rss_mib": round(_peak_mib())})
-    t_read = time.perf_counter()
+    out.append({"spells": n_spells, "stage": "python + imports", "peak_rss_mib": round(_peak_mib())})
+    t_read, c_read = time.perf_counter(), time.process_time()
     df = stage("read parquet (CLI reader, 5 columns)", lambda: _read_spells(path))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tl = stage("build_timeline(as_of)", lambda: build_timeline(df, as_of=AS_OF))
     flags = stage("compute_flags(timeline)", lambda: compute_flags(tl, AS_OF))
-    t1 = time.perf_counter()
-    out.append({"spells": n_spells, "stage": "flags from rows (build + flags)", "seconds": round(t1 - t0, 2),
-                "peak_rss_mib": round(_peak_mib())})
-    out.append({"spells": n_spells, "stage": "read + build + flags", "seconds": round(t1 - t_read, 2),
-                "peak_rss_mib": round(_peak_mib())})
+    t1, c1 = time.perf_counter(), time.process_time()
+    row("flags from rows (build + flags)", t1 - t0, c1 - c0)
+    row("read + build + flags", t1 - t_read, c1 - c_read)
     out.append({"spells": n_spells, "stage": f"({tl.n_persons:,} persons, {len(tl):,} merged spells, "
                 f"{len(flags):,} flag rows)", "seconds": None, "peak_rss_mib": None})
     return out
@@ -207,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             Path(path).unlink()
     if args.baseline:
         rows += _child("--_baseline_only", "--baseline", str(args.baseline))
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).reindex(columns=["spells", "stage", "seconds", "cpu_seconds",
+                                                 "peak_rss_mib"])
     table["spells"] = table["spells"].map("{:,}".format)
     with pd.option_context("display.max_colwidth", 80, "display.width", 160):
         print(table.to_string(index=False, na_rep=""))
