@@ -264,6 +264,8 @@ def test_scores_ignore_rows_after_the_as_of_date(trained, spells):
     assert full["rank"].tolist() == list(range(1, len(full) + 1))
     assert full["risk"].is_monotonic_decreasing
     assert set(full["risk_band"]) <= {"low", "medium", "high"}
+    empty = score(model, spells, as_of="1990-01-31")  # nobody registered yet
+    assert len(empty) == 0 and list(empty.columns) == list(full.columns)
 
 
 # ---------------------------------------------------------------- command line

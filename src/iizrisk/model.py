@@ -792,7 +792,7 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
         "as_of": np.asarray(X.index.get_level_values("as_of"))[order],
         "outcome": model.outcome,
         "risk": risk[order],
-        "risk_band": risk_bands(risk[order], bands),
+        "risk_band": pd.Series(risk_bands(risk[order], bands), dtype="str"),
         "rank": np.arange(1, len(X) + 1, dtype=np.int64),
     })
     out["person_id"] = out["person_id"].astype("str")
