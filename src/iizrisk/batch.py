@@ -150,6 +150,8 @@ class _Progress:
         if self._stage is not None:
             self.timings[self._stage] = round(now - self._t, 3)
         self._stage, self._t = name, now
+        if name == "_end":
+            return
         if os.environ.get(_FAULT_ENV) == name:
             os.kill(os.getpid(), signal.SIGKILL)
         logger.info("stage %s", name)
@@ -413,7 +415,8 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
     _write_json(manifest, tmp / "manifest.json")
     from .report import run_summary
 
-    md, html = run_summary(manifest, scores, worklists, language=settings.worklist.language)
+    md, html = run_summary(manifest, scores, worklists, language=settings.worklist.language,
+                           min_cell_size=settings.privacy.min_cell_size)
     (tmp / "summary.md").write_text(md, encoding="utf-8")
     (tmp / "summary.html").write_text(html, encoding="utf-8")
     token = _sha256_bytes(json.dumps(manifest, sort_keys=True, default=str).encode())[:10]

@@ -121,6 +121,7 @@ class PrivacySettings:
 
     min_cell_size: int = 5
     protected_attributes: list[str] = field(default_factory=lambda: ["sex", "nationality_group"])
+    fairness_max_gap: float = 0.10  # the fairness audit warns when a group gap exceeds this
 
 
 @dataclass

@@ -629,6 +629,14 @@ def read_canonical_table(path: Path) -> pd.DataFrame:
     return _arrow_to_pandas(pa.concat_tables([pq.read_table(f) for f in files]))
 
 
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a DataFrame to Parquet via a temporary file and an atomic rename.
 
@@ -646,6 +654,7 @@ def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> Path:
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

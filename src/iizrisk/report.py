@@ -63,43 +63,77 @@ def figure_to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _risk_figure(scores: pd.DataFrame, lang: str):
+def _risk_figure(scores: pd.DataFrame, lang: str, k: int):
+    """Histogram of risks by band, drawn from suppressed bin counts (bins of < k people hidden)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    import numpy as np
     from matplotlib.figure import Figure
 
+    from .suppression import suppress_table
+
+    top = max(0.05, float(scores["risk"].max()) if len(scores) else 1.0)
+    edges = np.linspace(0, top, 31)
+    b = np.clip(np.searchsorted(edges, scores["risk"].to_numpy(), side="right") - 1, 0, len(edges) - 2)
+    counts = (pd.DataFrame({"risk_band": scores["risk_band"].astype(str).to_numpy(), "bin": b})
+              .value_counts().rename("n").reset_index())
+    safe = suppress_table(counts, "n", dims=["risk_band", "bin"], k=k).table
     fig = Figure(figsize=(6, 2.4))
     ax = fig.subplots()
     colours = {"low": "#8fbc8f", "medium": "#f0b429", "high": "#d64545"}
-    bins = [i / 40 for i in range(41)]
+    width = edges[1] - edges[0]
     for band in ("low", "medium", "high"):
-        r = scores.loc[scores["risk_band"] == band, "risk"]
-        if len(r):
-            ax.hist(r, bins=bins, color=colours[band], label=band)
+        part = safe[safe["risk_band"] == band]
+        if len(part):
+            ax.bar(edges[part["bin"].to_numpy()], part["n"].fillna(0).to_numpy(dtype=float), width=width,
+                   align="edge", color=colours[band], label=band)
     ax.set_xlabel(_t("risk", lang))
     ax.set_ylabel(_t("persons", lang))
-    ax.set_xlim(0, max(0.05, float(scores["risk"].max()) if len(scores) else 1.0))
+    ax.set_xlim(0, top)
     ax.legend(frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return fig
 
 
-def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: str = "de") -> tuple[str, str]:
-    """The Markdown and the self-contained HTML summary of one run."""
+def _suppressed_counts(table: pd.DataFrame, dim: str, k: int) -> pd.DataFrame:
+    """Each count column of a per-``dim`` table with cells of < k people hidden (shown as '<k')."""
+    from .suppression import suppress_table
+
+    out = table[[dim]].copy()
+    for col in table.columns.drop(dim):
+        safe = suppress_table(table[[dim, col]], col, dims=[dim], k=k).table[col]
+        out[col] = [f"<{k}" if pd.isna(v) else f"{int(v):,}" for v in safe]
+    return out
+
+
+def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: str = "de",
+                min_cell_size: int = 5) -> tuple[str, str]:
+    """The Markdown and the self-contained HTML summary of one run.
+
+    Counts of people leave the system here, so cells of fewer than
+    ``min_cell_size`` people are suppressed (with secondary suppression), in
+    the tables and in the histogram.
+    """
     lang = language if language in _NOTICE else "en"
+    k = int(min_cell_size)
     wl = worklists.summary() if len(worklists) else pd.DataFrame(
         columns=["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"])
+    if len(wl):
+        wl = _suppressed_counts(wl, "institution", k)
     heads = [_t("inst", lang), _t("eligible", lang), _t("left_off", lang), _t("on_list", lang), _t("new", lang)]
     rows = wl[["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"]].values.tolist()
-    bands = manifest.get("risk_bands", {})
+    bands = {}
+    if manifest.get("risk_bands"):
+        bt = pd.DataFrame({"band": list(manifest["risk_bands"]), "n": list(manifest["risk_bands"].values())})
+        bands = dict(_suppressed_counts(bt, "band", k).values.tolist())
     r = manifest["rows"]
     facts = [
         (_t("as_of", lang), manifest["as_of"]),
         (_t("scored", lang), f"{manifest['persons_scored']:,} ({_t('new_reg', lang)} {manifest['new_registrations']:,})"),
         (_t("rows", lang), f"{r['read']:,} ({_t('quarantined', lang)} {r['quarantined']:,})"),
-        (_t("bands", lang), ", ".join(f"{k}: {v:,}" for k, v in bands.items())),
+        (_t("bands", lang), ", ".join(f"{b}: {v}" for b, v in bands.items())),
         (_t("model", lang), f"{manifest['model'].get('outcome')} · {manifest['model'].get('horizon_months')} m · "
                             f"sha256 {str(manifest['model'].get('sha256') or '')[:12]}"),
     ]
@@ -110,7 +144,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
     md_text = "\n".join(md) + "\n"
 
-    img = figure_to_data_uri(_risk_figure(scores, lang)) if len(scores) else ""
+    img = figure_to_data_uri(_risk_figure(scores, lang, k)) if len(scores) else ""
     esc = _html.escape
     table = ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"
              + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in rows)
