@@ -7,7 +7,7 @@ Random canonical spells (``_common.random_spells``: about 5 spells per person,
   (:class:`iizrisk.features.PointInTimeFeatures`, one ``build_timeline`` and
   one ``compute_flags`` included);
 * scoring them with a calibrated gradient-boosting model (default
-  parameters: at most 200 trees of depth 5, early stopping): the
+  parameters: 100 trees of depth 3): the
   probabilities and the ranking, and the whole :func:`iizrisk.model.score`
   (features included);
 * TreeSHAP explanations with reason codes for 5,000 worklist rows, in one

@@ -296,11 +296,13 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         How features are built from spells at scoring time; default
         ``PointInTimeFeatures()``.
     max_iter, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2_regularization :
-        Gradient boosting parameters. Shallow trees (``max_depth=5``) keep scoring
-        and TreeSHAP fast (TreeSHAP's cost grows with the square of the depth).
-    early_stopping : bool, default True
+        Gradient boosting parameters. The defaults (100 trees of depth 3) did best
+        on the synthetic Swiss population for both outcomes, rare ones included,
+        and keep scoring and TreeSHAP fast (TreeSHAP's cost grows with the number
+        of leaves and the square of the depth).
+    early_stopping : bool, default False
         Stop adding trees when the loss on a random 10 % of the training rows
-        stops improving for 10 rounds.
+        stops improving for 10 rounds (noisy for rare outcomes).
     C : float, default 1.0
         Inverse regularisation of the logistic regression.
     random_state : int, default 0
@@ -320,9 +322,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def __init__(self, *, model: str = "boosting", calibration: str | None = "isotonic",
                  calibration_months: int = 6, gap_months: int | None = None,
                  outcome: str = "revolving_door", horizon_months: int = 12,
-                 features: PointInTimeFeatures | None = None, max_iter: int = 200,
-                 learning_rate: float = 0.1, max_leaf_nodes: int = 31, max_depth: int | None = 5,
-                 min_samples_leaf: int = 40, l2_regularization: float = 1.0, early_stopping: bool = True,
+                 features: PointInTimeFeatures | None = None, max_iter: int = 100,
+                 learning_rate: float = 0.1, max_leaf_nodes: int = 31, max_depth: int | None = 3,
+                 min_samples_leaf: int = 40, l2_regularization: float = 1.0, early_stopping: bool = False,
                  C: float = 1.0, random_state: int | None = 0, n_threads: int | None = None):
         self.model = model
         self.calibration = calibration
