@@ -95,6 +95,12 @@ def test_logistic_contributions_are_exact_linear_terms(models):
     np.testing.assert_allclose(ex.values["age"].to_numpy(), want, atol=1e-10)
 
 
+def test_explaining_too_many_rows_is_refused(models):
+    X, _, boost, _ = models
+    with pytest.raises(ValueError, match="worklist"):
+        explain(boost, X, max_rows=100)
+
+
 def test_wrong_sum_is_refused(models, monkeypatch):
     X, _, boost, _ = models
     monkeypatch.setattr(type(boost), "decision_function", lambda self, X: np.zeros(len(X)))

@@ -124,7 +124,7 @@ def _linear_contributions(pipe, X: pd.DataFrame) -> tuple[np.ndarray, float]:
 
 
 def explain(model, X: pd.DataFrame, *, n_jobs: int | None = None, check: bool = True,
-            atol: float = 1e-5) -> Explanation:
+            atol: float = 1e-5, max_rows: int | None = 200_000) -> Explanation:
     """Contributions of every feature to each row's log-odds (before calibration).
 
     Parameters
@@ -138,6 +138,10 @@ def explain(model, X: pd.DataFrame, *, n_jobs: int | None = None, check: bool = 
     check : bool, default True
         Verify ``base_value + sum == decision_function`` for every row.
     atol : float, default 1e-5
+    max_rows : int or None, default 200,000
+        Refuse more rows than this (explaining a whole population takes
+        minutes to hours; explain the worklist, or a sample for global views).
+        None: no limit.
 
     Raises
     ------
@@ -147,6 +151,9 @@ def explain(model, X: pd.DataFrame, *, n_jobs: int | None = None, check: bool = 
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model, "estimator_")
+    if max_rows is not None and len(X) > max_rows:
+        raise ValueError(f"{len(X):,} rows to explain (limit {max_rows:,}): explain the worklist rows, "
+                         "or a sample for global views (global_importance samples for you)")
     Xm = model._check_X(X)
     if model.model == "boosting":
         jobs = n_jobs if n_jobs is not None else (2 if len(Xm) >= PARALLEL_MIN_ROWS else 1)
