@@ -148,6 +148,8 @@ def test_timeline_shows_the_point_in_time_view():
 
     right = max(p.get_x() + p.get_width() for p in ax.patches if p.get_height() == 0.5)
     assert mdates.num2date(right).date() == pd.Timestamp("2023-07-01").date()
+    lo, hi = (mdates.num2date(x).date() for x in ax.get_xlim())  # the 24-month window is in view
+    assert lo < pd.Timestamp("2021-07-01").date() and hi > pd.Timestamp("2023-06-30").date()
     assert "revolving door" in ax.get_title(loc="left")
     assert "x" not in ax.get_title(loc="left").split()  # the pseudonym is not shown
     with pytest.raises(ValueError, match="no spell"):
@@ -180,6 +182,7 @@ def test_risk_bands_histogram_suppresses_small_bins():
     assert [c.get_label() for c in ax.containers] == ["tief (300)", "mittel (60)", "hoch (3)"]
     assert ax.get_xlabel() == "Risiko (kalibriert)" and "hidden" not in footnotes(ax)
     assert sum(p.get_height() for c in ax.containers for p in c.patches) == 363
+    assert plots.plot_risk_bands(s, log=True, ax=plt.figure().subplots()).get_yscale() == "log"
 
 
 # ------------------------------------------------------------------ calibration and capacity

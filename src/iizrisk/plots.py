@@ -194,8 +194,10 @@ def plot_transitions(data: pd.DataFrame, year: int | None = None, *, value: str 
     long = long[long["from"].astype(str) != "Total"]
     if not entries:
         long = long[long["from"].astype(str) != "(none)"]
-    rows = list(dict.fromkeys(long["from"].astype(str)))
-    cols = list(dict.fromkeys(long["to"].astype(str)))
+    order = list(dict.fromkeys([*long["from"].astype(str), *long["to"].astype(str)]))
+    order = [x for x in order if x != "(none)"] + (["(none)"] if "(none)" in order else [])
+    rows = [x for x in order if x in set(long["from"].astype(str))]
+    cols = [x for x in order if x in set(long["to"].astype(str))]  # the same order as the rows
     if institutions is not None:
         keep = [str(i) for i in institutions]
         rows = [r for r in rows if r in keep or r == "(none)"]
@@ -410,6 +412,10 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
                       f"in {window_months} months" + (", revolving door" if bool(r["revolving_door"]) else ""))
     ax.set_yticks(np.arange(len(present))[::-1], names)
     ax.set_ylim(-0.6, len(present) - 0.2)
+    if t is not None:  # the whole window and the as-of date in view
+        lo = min(int(tl.start.min()), int(_time.window_start(t, window_months)))
+        pad = max(15, (t - lo) // 40)
+        ax.set_xlim(pd.Timestamp(_time.to_date(lo - pad)), pd.Timestamp(_time.to_date(t + pad)))
     ax.set_title(title, fontsize="small", loc="left")
     ax.legend(frameon=False, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _tidy(ax)
@@ -418,7 +424,7 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
 
 # --------------------------------------------------------------------------- scores
 def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.25), bins: int = 40,
-                    min_cell_size: int = 5, language: str = "en", ax=None):
+                    min_cell_size: int = 5, log: bool = False, language: str = "en", ax=None):
     """Histogram of calibrated risks, coloured by risk band, small bins suppressed.
 
     Parameters
@@ -435,6 +441,8 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
         the band counts and the number of people scored (published with every
         run) cannot give them back (:func:`iizrisk.suppression.protect_cells`);
         0 switches it off. A band's count is shown only when all its bins are.
+    log : bool, default False
+        Logarithmic count axis (most people have low risks; the tail is what matters).
     language : {"de", "fr", "it", "en"}, default "en"
     ax : matplotlib Axes, optional
 
@@ -491,6 +499,8 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
                 color=_GREY, ms=8, clip_on=False)
     for thr in bands:
         ax.axvline(float(thr), color="#57606a", lw=0.8, ls="--")
+    if log:
+        ax.set_yscale("log")
     ax.set_xlim(0, top)
     ax.set_xlabel(_w("risk", language))
     ax.set_ylabel(_w("persons", language))
@@ -717,7 +727,8 @@ def plot_group_metrics(audit, *, metrics: Sequence[str] = ("flag_rate", "precisi
         v = vals[:, j]
         ax.barh(off, np.nan_to_num(v), height=h * 0.9, color=f"C{j}", label=metric.replace("_", " "))
         for yy in off[np.isnan(v)]:
-            ax.text(0.0, yy, f" {_HIDDEN}", va="center", ha="left", fontsize="small", color=_GREY)
+            ax.text(0.0, yy, f" {_HIDDEN}", va="center", ha="left", fontsize="large", fontweight="bold",
+                    color=f"C{j}")
         if len(overall) and metric in overall.columns and pd.notna(overall[metric].iloc[0]):
             ax.axvline(float(overall[metric].iloc[0]), color=f"C{j}", lw=0.9, ls=":")
     ref = groups["is_reference"].to_numpy(dtype=bool) if "is_reference" in groups else np.zeros(n, bool)
