@@ -484,3 +484,25 @@ def test_cli_names_the_rows_with_raw_identifiers(tmp_path):
     [problem] = exc.value.report.problems
     assert problem.column == "person_id" and problem.rows == (4,) and problem.example == ""
     assert "7561234567897" not in str(exc.value)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=rows_strategy(max_rows=20), T=as_of_strategy, mgap=gap_strategy, tgap=tgap_strategy)
+def test_unpacked_sort_paths_give_the_same_results(rows, T, mgap, tgap):
+    """The lexsort/argsort fallbacks (keys too wide for one int64) agree with the packed sorts."""
+    import iizrisk.flags as flags_mod
+    import iizrisk.spells as spells_mod
+
+    df = to_frame(rows, with_extra=True)
+    packed = build_timeline(df, as_of=T, merge_gap_days=mgap)
+    packed_flags = compute_flags(packed, T, transition_gap_days=tgap, window_months=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(spells_mod, "_PACKED_BITS", 0)
+        mp.setattr(flags_mod, "_PACKED_BITS", 0)
+        wide = build_timeline(df, as_of=T, merge_gap_days=mgap)
+        wide_flags = compute_flags(wide, T, transition_gap_days=tgap, window_months=2)
+        wide_tr = transition_mask(wide, gap_days=tgap)
+    pd.testing.assert_frame_equal(packed.to_frame(), wide.to_frame())
+    assert packed.merge_report == wide.merge_report
+    np.testing.assert_array_equal(transition_mask(packed, gap_days=tgap), wide_tr)
+    pd.testing.assert_frame_equal(packed_flags, wide_flags)

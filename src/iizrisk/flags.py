@@ -55,6 +55,8 @@ __all__ = ["FLAG_COLUMNS", "compute_flags", "reentry_mask", "transition_mask"]
 
 logger = logging.getLogger("iizrisk")
 
+_PACKED_BITS = 63  # sort keys packed into one int64 when they fit (tests lower it)
+
 #: Columns of :func:`compute_flags` and of ``iizrisk flags``, in order.
 FLAG_COLUMNS: tuple[str, ...] = (
     "person_id",
@@ -131,11 +133,11 @@ def _transitions(person: np.ndarray, inst: np.ndarray, start: np.ndarray, end: n
     within = idx - run_first  # position inside the person's run (same run in every order)
     bw = max(int(within.max()).bit_length(), 1)
     sk = p * span + s_rel
-    if int(sk.max()).bit_length() + bw <= 63:
+    if int(sk.max()).bit_length() + bw <= _PACKED_BITS:
         packed = np.sort((sk << bw) | within)
         order = run_first + (packed & ((1 << bw) - 1))  # sorted position -> timeline index
         sk_sorted = packed >> bw
-    else:  # pragma: no cover - more than 2**63 packed keys
+    else:  # keys too wide to pack
         order = np.argsort(sk, kind="stable")
         sk_sorted = sk[order]
     new_block = _run_starts(sk_sorted)

@@ -69,6 +69,7 @@ _REQUIRED: tuple[str, ...] = tuple(load_schema("spells").required)
 _MAX_SHOWN = 5
 _MAX_INSTITUTIONS = 127  # institution codes are int8
 _MODES = ("daily", "monthly")
+_PACKED_BITS = 63  # sort keys packed into one int64 when they fit (tests lower it)
 
 
 def as_of_day(as_of) -> int:
@@ -548,8 +549,8 @@ def _merge(person, inst, start, end, *, n_inst: int, gap: int, need_perm: bool) 
     s_off = start.astype(np.int64) - lo
     e_off = np.where(end == OPEN_END, open_off, end.astype(np.int64) - lo)
     bs, be, bg = int(s_off.max()).bit_length(), int(open_off).bit_length(), int(g.max()).bit_length()
-    perm = None
-    if bg + bs + be <= 63:
+    perm = key = None
+    if bg + bs + be <= _PACKED_BITS:
         # one packed int64 key: np.sort is several times faster than argsort/lexsort
         key = (g << (bs + be)) | (s_off << be) | e_off
         if need_perm:
@@ -560,17 +561,21 @@ def _merge(person, inst, start, end, *, n_inst: int, gap: int, need_perm: bool) 
         e_off = key & ((1 << be) - 1)
         s_off = (key >> be) & ((1 << bs) - 1)
         g = key >> (bs + be)
-    else:  # pragma: no cover - needs > 2**63 distinct (person, institution, day) keys
+    else:  # keys too wide to pack (absurd date ranges, billions of persons)
         perm = np.lexsort((e_off, s_off, g))
         g, s_off, e_off = g[perm], s_off[perm], e_off[perm]
 
     new_group = np.ones(n, dtype=bool)
     new_group[1:] = g[1:] != g[:-1]
     dup = np.zeros(n, dtype=bool)
-    dup[1:] = ~new_group[1:] & (s_off[1:] == s_off[:-1]) & (e_off[1:] == e_off[:-1])
+    if key is not None:  # the packed key holds (group, start, end)
+        dup[1:] = key[1:] == key[:-1]
+    else:
+        dup[1:] = ~new_group[1:] & (s_off[1:] == s_off[:-1]) & (e_off[1:] == e_off[:-1])
+    del key
     # running max of the end within each group: the group rank in the high bits keeps the
     # composite key monotone across groups, so one accumulate serves every group
-    rank = (np.cumsum(new_group) - 1).astype(np.int64) << 32
+    rank = (np.cumsum(new_group, dtype=np.int64) - 1) << 32
     run = np.maximum.accumulate(rank + e_off)
     new_spell = new_group.copy()
     new_spell[1:] |= s_off[1:] > run[:-1] - rank[1:] + 1 + gap
@@ -584,10 +589,9 @@ def _merge(person, inst, start, end, *, n_inst: int, gap: int, need_perm: bool) 
         "end": np.where(m_end == open_off, int(OPEN_END), m_end + lo),
         "duplicates": int(dup.sum()),
         "perm": perm,
-        "row_person": g // n_inst,
-        "row_start": s_off,
     }
     if perm is not None:
+        out["row_person"], out["row_start"] = g // n_inst, s_off
         spell_id = np.cumsum(new_spell) - 1
         holds_end = e_off == m_end[spell_id]
         out["pick"] = np.maximum.reduceat(np.where(holds_end, np.arange(n), -1), firsts)
