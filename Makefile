@@ -35,3 +35,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache build dist src/*.egg-info
+
+# docs/summary.png: the demo's HTML summary rendered by headless Chromium (Debian: apt-get install chromium);
+# without a demo run in $(DEMO_OUT) a small demo canton is built first
+.PHONY: screenshot
+screenshot: $(STAMP)
+	$(PY) scripts/screenshot.py --run $(DEMO_OUT)/runs/latest --out docs/summary.png
