@@ -331,3 +331,21 @@ def test_boosting_beats_baselines_on_a_later_period(synthetic):
         assert m.loc["boosting", metric] > m.loc["bfs_rule", metric], metric
     assert m.loc["boosting", "ece"] <= 0.03
     assert m.loc["boosting", "brier"] < m.loc["bfs_rule", "brier"]
+
+
+def test_model_directory_carries_its_model_card(trained, tmp_path):
+    model, _ = trained
+    path = save_model(model, tmp_path / "m")
+    assert {"model_card.md", "model_card.html", "model_card.json"} <= {p.name for p in path.iterdir()}
+    assert "never an automated decision" in (path / "model_card.md").read_text()
+
+
+def test_protected_columns_are_not_required_to_score(spells):
+    rng = np.random.default_rng(0)
+    with_attrs = spells.assign(sex=rng.choice(["F", "M"], len(spells)),
+                               nationality_group=rng.choice(["CH", "THIRD"], len(spells)))
+    with threadpool_limits(1):
+        model, _ = train(with_attrs, outcome="disintegration", max_iter=20, capacity=20, compare=False)
+    assert not {"sex", "nationality_group"} & set(model.input_info_["columns"])
+    pd.testing.assert_frame_equal(score(model, with_attrs, as_of="2021-03-31"),
+                                  score(model, spells, as_of="2021-03-31"))

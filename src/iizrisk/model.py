@@ -568,7 +568,9 @@ def check_input(model: RiskModel, *, X: pd.DataFrame | None = None, spells: pd.D
 def _input_info(spells: pd.DataFrame, interventions) -> dict:
     from .schema import load_schema
 
-    used = [c for c in load_schema("spells").names if c not in {"case_id", "canton"}]
+    schema = load_schema("spells")
+    # protected attributes are audit-only: scoring must not require them
+    used = [c for c in schema.names if c not in {"case_id", "canton", *schema.protected}]
     return {"columns": {c: _dtype_kind(spells[c].dtype) for c in used if c in spells.columns},
             "interventions": interventions is not None}
 
@@ -904,6 +906,9 @@ def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = N
             manifest["signature"] = {"algorithm": "HMAC-SHA-256",
                                      "value": hmac.new(key, _canonical(manifest), hashlib.sha256).hexdigest()}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        from .modelcard import write_model_card
+
+        write_model_card(tmp, tmp)  # model_card.md/.html/.json, from the manifest alone
         old = None
         if directory.exists():
             old = directory.parent / f".{directory.name}.old-{os.getpid()}"
