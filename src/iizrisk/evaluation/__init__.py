@@ -91,10 +91,13 @@ from ._estimators import (
 )
 from ._matching import match_nearest
 from ._propensity import LogisticPropensity, default_propensity_model, logit
+from ._study import DEFAULT_OUTCOMES, AssessmentStudy, risk_set_table, study_outcome_columns
 from ._survival import KaplanMeier
 
 __all__ = [
     "ASSUMPTIONS",
+    "DEFAULT_OUTCOMES",
+    "AssessmentStudy",
     "SMD_THRESHOLD",
     "DifferenceInMeans",
     "IPWEstimator",
@@ -110,5 +113,7 @@ __all__ = [
     "logit",
     "match_nearest",
     "overlap_table",
+    "risk_set_table",
     "standardized_mean_differences",
+    "study_outcome_columns",
 ]

@@ -1,0 +1,812 @@
+"""From spells to a study: risk-set sampling, point-in-time covariates, outcomes after the index date.
+
+Design (sequential / risk-set matching)
+---------------------------------------
+* **Treated**: each person's *first* intervention of the studied type (default
+  ``joint_assessment``); the index day ``d`` is its date.
+* **Risk set on day d**: people registered on ``d`` (a merged spell with
+  ``start <= d <= end``) who have had no intervention of that type on or
+  before ``d``. They may be assessed later: a control is "not assessed *yet*"
+  (the comparison is "assess now" against "not now", the contrast of a
+  sequence of target trials; see the contamination diagnostic).
+* **Index dates are exact days**, not months: grouping by month would either
+  use information after an assessment (features at the month's end) or
+  miss the registration that led to it (features at the month's start).
+  Cost: one point-in-time feature computation per distinct assessment day
+  (a loop over days, vectorised over people).
+* **Controls are sampled**: on each index day, ``controls_per_treated`` people
+  per treated are drawn at random (without replacement) from the risk set.
+  A random sample of the risk set is still a valid comparison group, and it
+  has the treated's calendar distribution by construction; the matching then
+  picks the best among them (more controls per treated: better matches, more
+  time).
+* **Covariates**: :class:`iizrisk.features.PointInTimeFeatures` at ``d``, with
+  interventions dated *before* ``d`` (the index assessment itself is not a
+  covariate). By default (``covariate_view="event"``) the features see the
+  *event-time* view at ``d``: every row starting on or before ``d``, ends after
+  ``d`` open, exit reasons after ``d`` unknown -- nothing that happened after
+  ``d``, but rows recorded later count (``recorded_date`` is ignored). What a
+  confounder must be is *pre-treatment*; whether the data system had
+  recorded it by ``d`` does not matter for the adjustment. The strict
+  knowledge view (``covariate_view="recorded"``) also drops rows recorded
+  after ``d``; note that a row's ``recorded_date`` is the day its latest
+  version (usually its end) became known, so that view hides every spell
+  that was open on ``d`` and closed later -- with delayed recording most of
+  the people registered on ``d``.
+* **Outcomes** after ``d`` from the full data (the truth as finally known),
+  missing when the horizon ends after the data's last observed day:
+  the registered outcomes of :mod:`iizrisk.outcomes` (revolving door,
+  disintegration) over ``horizon_months`` (columns ``<name>_next_<H>m``);
+  ``days_registered_next_12m`` and ``days_registered_next_24m`` (days in
+  ``d+1 ... d+k months`` registered at any institution);
+  ``new_spells_next_24m`` (new ALV, IV or SH spells starting in
+  ``d+1 ... d+24 months``); and the time to a **sustained exit**: the first day
+  after ``d`` from which the person is registered nowhere for ``exit_months``
+  (6) months, as ``exit_days`` (days from ``d``) and ``exit_observed``. An exit
+  can only be confirmed ``exit_months`` after it starts, so follow-up is
+  censored at the last exit day that the data can confirm; an exit by death
+  or relocation censors instead of counting.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time as _timer
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .. import _time
+from .._time import OPEN_END
+from ..errors import ValidationError
+from ..spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
+
+__all__ = ["DEFAULT_OUTCOMES", "AssessmentStudy", "risk_set_table", "study_outcome_columns"]
+
+logger = logging.getLogger("iizrisk")
+
+_CORE = ("ALV", "IV", "SH")
+_CENSOR_REASONS = ("death", "relocation")
+_DAYS_RE = re.compile(r"^days_registered_next_(\d+)m$")
+_NEW_RE = re.compile(r"^new_spells_next_(\d+)m$")
+_FEATURE_INPUT = ("person_id", "institution", "start_date", "end_date", "exit_reason", "recorded_date",
+                  "birth_year", "education")
+_PROTECTED_INPUT = ("sex", "nationality_group")
+
+#: Feature options of a study by default (the feature defaults plus a 10-year history window).
+STUDY_FEATURE_OPTIONS: dict = {"window_months": (6, 12, 24, 60, 120)}
+
+#: Outcomes of :func:`risk_set_table` and the study by default.
+DEFAULT_OUTCOMES: tuple[str, ...] = ("revolving_door", "disintegration", "days_registered_next_12m",
+                                     "days_registered_next_24m", "new_spells_next_24m")
+
+
+def study_outcome_columns(outcomes, horizon_months: int) -> dict[str, str]:
+    """Column name of each requested outcome (registered outcomes get the horizon appended).
+
+    Examples
+    --------
+    >>> study_outcome_columns(["revolving_door", "days_registered_next_24m"], 12)
+    {'revolving_door': 'revolving_door_next_12m', 'days_registered_next_24m': 'days_registered_next_24m'}
+    """
+    from ..outcomes import outcome_names
+
+    out = {}
+    known = set(outcome_names())
+    for name in outcomes:
+        if _DAYS_RE.match(name) or _NEW_RE.match(name):
+            out[name] = name
+        elif name in known:
+            out[name] = f"{name}_next_{int(horizon_months)}m"
+        else:
+            raise ValueError(f"unknown study outcome {name!r}: use a registered outcome "
+                             f"({', '.join(sorted(known))}), days_registered_next_<k>m or new_spells_next_<k>m")
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+def _person_blocks(tl: Timeline):
+    """Registration blocks per person: the union of all spells (any institution), disjoint and sorted.
+
+    Returns arrays ``person``, ``start``, ``end`` (OPEN_END when open) and
+    ``censor`` (True when a spell ending on the block's last day ended by death
+    or relocation: the person left the population, the exit is not an event).
+    """
+    n = len(tl)
+    if n == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z, np.zeros(0, dtype=bool)
+    order = np.lexsort((tl.start, tl.person))
+    p = tl.person[order].astype(np.int64)
+    s = tl.start[order].astype(np.int64)
+    e = tl.end[order].astype(np.int64)
+    codes = [EXIT_REASONS.index(x) for x in _CENSOR_REASONS if x in EXIT_REASONS]
+    gone = np.isin(tl.exit_reason[order], codes)
+    run = pd.Series(e).groupby(p).cummax().to_numpy()
+    new = np.ones(n, dtype=bool)
+    new[1:] = (p[1:] != p[:-1]) | (s[1:] > run[:-1] + 1)
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:], n] - 1
+    b_end = run[last]
+    block_of = np.cumsum(new) - 1
+    holds = e == b_end[block_of]
+    return p[first], s[first], b_end, np.logical_or.reduceat(holds & gone, first)
+
+
+def _expand(pair_person: np.ndarray, item_person: np.ndarray):
+    """Pairs x items of the same person: (pair index, item index) arrays. ``item_person`` sorted."""
+    lo = np.searchsorted(item_person, pair_person, side="left")
+    hi = np.searchsorted(item_person, pair_person, side="right")
+    k = hi - lo
+    pair_idx = np.repeat(np.arange(len(pair_person)), k)
+    within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+    return pair_idx, lo[pair_idx] + within
+
+
+def _days_registered(blocks, person, day, months: int, last_day: int) -> np.ndarray:
+    """Days registered anywhere in ``day+1 ... add_months(day, months)``; NaN when not observed."""
+    bp, bs, be, _ = blocks
+    h = _time.add_months(day, months).astype(np.int64)
+    pi, bi = _expand(person, bp)
+    lo = np.maximum(bs[bi], day[pi] + 1)
+    hi = np.minimum(be[bi], h[pi])
+    days = np.bincount(pi, weights=np.maximum(0, hi - lo + 1), minlength=len(person))
+    return np.where(h <= last_day, days, np.nan)
+
+
+def _new_spells(tl: Timeline, person, day, months: int, last_day: int) -> np.ndarray:
+    """New ALV, IV or SH spells starting in ``day+1 ... add_months(day, months)``; NaN when not observed."""
+    codes = [tl.inst_code(c) for c in _CORE]
+    core = np.isin(tl.inst, [c for c in codes if c >= 0])
+    order = np.flatnonzero(core)
+    order = order[np.argsort(tl.person[order], kind="stable")]
+    sp, ss = tl.person[order].astype(np.int64), tl.start[order].astype(np.int64)
+    h = _time.add_months(day, months).astype(np.int64)
+    pi, si = _expand(person, sp)
+    hit = (ss[si] > day[pi]) & (ss[si] <= h[pi])
+    n = np.bincount(pi[hit], minlength=len(person)).astype(np.float64)
+    return np.where(h <= last_day, n, np.nan)
+
+
+def _last_confirmable_exit_end(last_day: int, months: int) -> int:
+    """Largest last-registered day ``e`` whose ``add_months(e, months)`` still lies within the data."""
+    e = int(_time.add_months(last_day, -months))
+    while int(_time.add_months(e + 1, months)) <= last_day:
+        e += 1
+    return e
+
+
+def _sustained_exit(blocks, person, day, months: int, last_day: int):
+    """Days from ``day`` to the first sustained exit (event) or to censoring, and the event flag."""
+    bp, bs, be, gone = blocks
+    n_b = len(bp)
+    e_max = _last_confirmable_exit_end(last_day, months)
+    # a block ends in a sustained exit when it is closed and the next block (if any) starts after the gap
+    closed = be != int(OPEN_END)
+    gap_end = np.where(closed, _time.add_months(np.where(closed, be, 0), months), np.iinfo(np.int64).max)
+    nxt_same = np.zeros(n_b, dtype=bool)
+    nxt_start = np.full(n_b, np.iinfo(np.int64).max)
+    if n_b > 1:
+        nxt_same[:-1] = bp[1:] == bp[:-1]
+        nxt_start[:-1] = np.where(nxt_same[:-1], bs[1:], np.iinfo(np.int64).max)
+    sustained = closed & (nxt_start > gap_end)
+    # first block of the person ending on or after the index day (blocks: by person, ends increasing)
+    off = np.int64(1) << np.int64(32)
+    base = int(min(bs.min() if n_b else 0, day.min() if len(day) else 0)) - 1
+    key = bp * off + np.minimum(be - base, off - 1)
+    q = np.searchsorted(key, person.astype(np.int64) * off + (day - base), side="left")
+    ok = (q < n_b) & (bp[np.minimum(q, max(n_b - 1, 0))] == person) if n_b else np.zeros(len(day), bool)
+    # the first sustained block at or after it (same person)
+    sus_pos = np.flatnonzero(sustained)
+    if len(sus_pos):
+        j = np.searchsorted(sus_pos, q, side="left")
+        b = sus_pos[np.minimum(j, len(sus_pos) - 1)]
+        has = ok & (j < len(sus_pos)) & (bp[b] == person)
+    else:
+        b = np.zeros(len(day), dtype=np.int64)
+        has = np.zeros(len(day), dtype=bool)
+    exit_end = np.where(has, be[b], np.iinfo(np.int64).max)
+    confirmed = has & (exit_end <= e_max)
+    by_reason = confirmed & gone[b]
+    event = confirmed & ~by_reason
+    dur = np.where(confirmed, exit_end + 1 - day, e_max + 1 - day)
+    return np.maximum(dur, 0).astype(np.float64), event
+
+
+# ----------------------------------------------------------------------------- the table
+def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
+                   intervention_type: str = "joint_assessment", controls_per_treated: int | None = 50,
+                   outcomes=DEFAULT_OUTCOMES, horizon_months: int = 12, exit_months: int = 6,
+                   period=None, observed_until=None, merge_gap_days: int = 0, covariate_view: str = "event",
+                   feature_options=None, random_state=None) -> pd.DataFrame:
+    """One row per (person, index day): the assessed on their day and sampled controls at risk that day.
+
+    See the module docstring (:mod:`iizrisk.evaluation`, section *From spells
+    to a study*) for the design.
+
+    Parameters
+    ----------
+    spells : DataFrame
+        Canonical spells of the whole export (the future included: outcomes need it).
+    interventions : DataFrame
+        ``person_id``, ``date``, ``type``.
+    intervention_type : str, default "joint_assessment"
+    controls_per_treated : int or None, default 50
+        Controls drawn per treated from each day's risk set; None: the whole risk set.
+    outcomes : list of str
+        Registered outcome names (over ``horizon_months``), ``days_registered_next_<k>m``,
+        ``new_spells_next_<k>m``. The sustained-exit columns are always added.
+    horizon_months : int, default 12
+    exit_months : int, default 6
+        Months without any registration that make an exit sustained.
+    period : (date-like, date-like), optional
+        Only index days in this range (both ends included).
+    observed_until : date-like, optional
+        Last observed day of the data; default :func:`iizrisk.outcomes.observed_until`.
+    merge_gap_days : int, default 0
+    covariate_view : {"event", "recorded"}, default "event"
+        Features from every row dated on or before ``d`` (``"event"``), or only
+        from rows recorded by ``d`` (``"recorded"``; see the module docstring).
+    feature_options : dict, optional
+        Keyword arguments of :class:`iizrisk.features.PointInTimeFeatures`
+        (``population`` is always ``"all"``, then limited to people registered on
+        ``d``). Default: the feature defaults plus a 120-month history window
+        (``window_months=(6, 12, 24, 60, 120)``): long histories are the main
+        measured trace of why people get assessed. ``include_protected=True``
+        adds sex and nationality group as *confounders* (legitimate in a
+        study: they are not used to score anyone); the warning the feature
+        builder raises for model inputs is then logged instead.
+    random_state : int, optional
+        Seed of the control sampling.
+
+    Returns
+    -------
+    DataFrame
+        ``person_id``, ``index_date``, ``treated``, ``later_assessment_days``
+        (days from the index day to the person's own first assessment; NaN
+        when never), one column per feature, one per outcome (float, NaN when
+        not observed), ``exit_days`` and ``exit_observed``. ``attrs["covariates"]``
+        lists the feature columns, ``attrs["outcomes"]`` the outcome columns.
+    """
+    from ..features import PointInTimeFeatures, ProtectedAttributeWarning
+    from ..outcomes import compute_outcome
+    from ..outcomes import observed_until as _observed_until
+
+    t0 = _timer.perf_counter()
+    for name, df, cols in (("spells", spells, ("person_id", "institution", "start_date")),
+                           ("interventions", interventions, ("person_id", "date", "type"))):
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"{name} must be a DataFrame, got {type(df).__name__}")
+        miss = [c for c in cols if c not in df.columns]
+        if miss:
+            raise ValidationError(f"{name}: required column(s) {miss} missing; found {list(df.columns)}")
+    if covariate_view not in ("event", "recorded"):
+        raise ValueError(f"covariate_view must be 'event' or 'recorded', got {covariate_view!r}")
+    if controls_per_treated is not None and int(controls_per_treated) < 1:
+        raise ValueError(f"controls_per_treated must be >= 1 or None, got {controls_per_treated!r}")
+    out_cols = study_outcome_columns(outcomes, horizon_months)
+    rng = np.random.default_rng(random_state)
+    last_day = as_of_day(observed_until) if observed_until is not None else _observed_until(spells)
+    tl = build_timeline(spells, merge_gap_days=merge_gap_days)
+    n_p = tl.n_persons
+
+    # first intervention of the type per person (persons without spells cannot be studied)
+    iv = interventions[interventions["type"].astype(object).to_numpy() == intervention_type]
+    iv_day = _time.to_days(iv["date"])
+    iv_code = tl.person_ids.get_indexer(pd.Index(iv["person_id"].astype(object)))
+    okv = (iv_code >= 0) & (iv_day != _time.MISSING_DAY)
+    if (~okv).any():
+        logger.info("study: %d %s row(s) left out (no spells of the person, or no date)",
+                    int((~okv).sum()), intervention_type)
+    first = np.full(n_p, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, iv_code[okv], iv_day[okv].astype(np.int64))
+    treated_p = np.flatnonzero(first < np.iinfo(np.int64).max)
+    lo = -np.inf if period is None else as_of_day(period[0])
+    hi = min(last_day, np.inf if period is None else as_of_day(period[1]))
+    treated_p = treated_p[(first[treated_p] >= lo) & (first[treated_p] <= hi)]
+    days = np.unique(first[treated_p])
+    if not len(days):
+        raise ValidationError(f"no person has a first {intervention_type!r} inside the period and the data")
+
+    # feature input: only the columns features use, rows indexed by person code
+    fo = dict(STUDY_FEATURE_OPTIONS if feature_options is None else feature_options)
+    fo["population"] = "all"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ProtectedAttributeWarning)
+        ft = PointInTimeFeatures(**fo).fit()
+    if any(issubclass(w.category, ProtectedAttributeWarning) for w in caught):
+        logger.info("study: sex and nationality group are covariates (confounders), not scoring inputs")
+    keep_cols = [c for c in _FEATURE_INPUT + (_PROTECTED_INPUT if fo.get("include_protected") else ())
+                 if c in spells.columns and not (c == "recorded_date" and covariate_view == "event")]
+    clash = sorted(set(out_cols.values()) & set(ft.get_feature_names_out()))
+    if clash:
+        raise ValueError(f"outcome column(s) {clash} have the name of a feature; rename the outcome")
+    fin = spells[keep_cols]
+    row_code = tl.person_ids.get_indexer(pd.Index(spells["person_id"].astype(object)))
+    iv_all_code = tl.person_ids.get_indexer(pd.Index(interventions["person_id"].astype(object)))
+    iv_all_day = _time.to_days(interventions["date"])
+    spell_p = tl.person.astype(np.int64)
+    spell_s, spell_e = tl.start.astype(np.int64), tl.end.astype(np.int64)
+
+    frames = []
+    n_not_registered = 0
+    for d in days:
+        d = int(d)
+        tr = treated_p[first[treated_p] == d]
+        reg = np.unique(spell_p[(spell_s <= d) & (spell_e >= d)])
+        cand = reg[first[reg] > d]
+        if controls_per_treated is not None:
+            k = min(len(cand), int(controls_per_treated) * len(tr))
+            cand = rng.choice(cand, size=k, replace=False) if k < len(cand) else cand
+        who = np.concatenate([tr, cand])
+        sel = np.zeros(n_p, dtype=bool)
+        sel[who] = True
+        rows = sel[np.maximum(row_code, 0)] & (row_code >= 0)
+        ivm = sel[np.maximum(iv_all_code, 0)] & (iv_all_code >= 0) & (iv_all_day < d) & \
+            (iv_all_day != _time.MISSING_DAY)
+        X = ft.transform(fin.loc[rows], as_of=d, interventions=interventions.loc[ivm])
+        X = X[X["n_institutions_now"].to_numpy() >= 1]  # registered on d in the covariate view
+        codes = tl.person_ids.get_indexer(pd.Index(X.index.get_level_values("person_id").astype(object)))
+        is_t = first[codes] == d
+        n_not_registered += len(tr) - int(is_t.sum())
+        X = X.reset_index(drop=True)
+        X.insert(0, "_code", codes)
+        X.insert(1, "_day", d)
+        X.insert(2, "treated", is_t)
+        frames.append(X)
+    table = pd.concat(frames, ignore_index=True)
+    if not table["treated"].any():
+        raise ValidationError(f"none of the {len(treated_p)} people with a first {intervention_type!r} in the "
+                              "period was registered on that day; nothing to compare")
+    if n_not_registered:
+        logger.warning("study: %d assessed person(s) not registered on their assessment day in the "
+                       "%s view; left out", n_not_registered, covariate_view)
+    table = table.sort_values(["_day", "treated", "_code"], ascending=[True, False, True], kind="stable")
+    table = table.reset_index(drop=True)
+    code = table["_code"].to_numpy(dtype=np.int64)
+    day = table["_day"].to_numpy(dtype=np.int64)
+    feature_cols = [c for c in table.columns if c not in ("_code", "_day", "treated")]
+    later = np.where(first[code] < np.iinfo(np.int64).max, first[code] - day, np.nan).astype(np.float64)
+
+    result = pd.DataFrame({
+        "person_id": pd.Series(np.asarray(tl.person_ids.take(code), dtype=object), dtype="str"),
+        "index_date": _time.from_days(day),
+        "treated": table["treated"].to_numpy(dtype=bool),
+        "later_assessment_days": later,
+    })
+    feats = table[feature_cols].astype(np.float64)
+    # outcomes
+    blocks = _person_blocks(tl)
+    outs = {}
+    pairs = pd.DataFrame({"person_id": result["person_id"].astype(object), "as_of": day.astype(np.int32)})
+    for name, col in out_cols.items():
+        m = _DAYS_RE.match(name)
+        n = _NEW_RE.match(name)
+        if m:
+            outs[col] = _days_registered(blocks, code, day, int(m.group(1)), last_day)
+        elif n:
+            outs[col] = _new_spells(tl, code, day, int(n.group(1)), last_day)
+        else:
+            lab = compute_outcome(spells, pairs=pairs, outcome=name, horizon_months=horizon_months,
+                                  observed_until=last_day, merge_gap_days=merge_gap_days)
+            outs[col] = lab["outcome"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    dur, ev = _sustained_exit(blocks, code, day, int(exit_months), last_day)
+    outs["exit_days"] = dur
+    outs["exit_observed"] = ev
+    result = pd.concat([result, feats, pd.DataFrame(outs)], axis=1)
+    result.attrs["covariates"] = feature_cols
+    result.attrs["outcomes"] = list(out_cols.values())
+    result.attrs["observed_until"] = str(_time.to_date(last_day))
+    logger.info("study table: %d assessed, %d control rows at %d index days in %.1f s",
+                int(result["treated"].sum()), int((~result["treated"]).sum()), len(days),
+                _timer.perf_counter() - t0)
+    return result
+
+
+# ----------------------------------------------------------------------------- the study
+_METHODS = {
+    "matching": "PropensityScoreMatching",
+    "ipw": "IPWEstimator",
+    "stratification": "PropensityScoreStratification",
+    "regression": "RegressionAdjustment",
+    "naive": "DifferenceInMeans",
+}
+
+
+class AssessmentStudy:
+    """Effect of an intervention (default: the first joint assessment) on outcomes after it, from spells.
+
+    Builds the risk-set table (:func:`risk_set_table`), then for every outcome
+    estimates the effect on the assessed (ATT) with ``method`` -- by default
+    1:1 propensity-score matching *within the same index day* (risk-set
+    matching) -- next to the naive comparison, and compares the time to a
+    sustained exit of the assessed with their matched controls (Kaplan-Meier).
+
+    Parameters
+    ----------
+    outcomes : list of str
+        See :func:`risk_set_table` (default: revolving door and disintegration
+        over the horizon, days registered in the next 12 and 24 months, new
+        ALV/IV/SH spells in the next 24 months).
+    horizon_months : int, default 12
+        Horizon of the registered outcomes.
+    method : {"matching", "ipw", "stratification", "regression", "naive"}, default "matching"
+    controls_per_treated : int or None, default 50
+        Controls sampled per treated from each day's risk set.
+    caliper : float or None, default 0.2
+        Matching caliper in standard deviations of the logit propensity score.
+    match_within : {"day", "month", "quarter", None}, default "month"
+        Pairs must share the index day, or its calendar month or quarter, or
+        nothing (None). Every row is measured at its own index day, so a wider
+        group never uses information after a row's day; it only lets a person
+        assessed on the 3rd be compared with someone at risk on the 17th. The
+        day's own risk set alone (``"day"``, strict risk-set matching) is often
+        too small to find comparable controls for the most complex cases.
+    bias_correction : bool, default False
+        Regression bias correction of the matched pair differences
+        (:class:`PropensityScoreMatching`).
+    replace : bool, default False
+        Matching with replacement.
+    n_bootstrap : int, default 200
+    alpha : float, default 0.05
+    intervention_type : str, default "joint_assessment"
+    exit_months : int, default 6
+        Months without registration that make an exit sustained.
+    followup_months : int, default 24
+        Time at which the survival summary reads the curves.
+    period, observed_until, merge_gap_days, covariate_view, feature_options
+        Passed to :func:`risk_set_table`.
+    covariates : list of str, optional
+        Feature columns to adjust for (default: every feature that varies).
+    random_state : int, optional
+        Seed of the control sampling and of the bootstraps.
+
+    Attributes
+    ----------
+    table_ : DataFrame
+        The risk-set table (one row per person and index day).
+    covariates_ : list of str
+        Covariates used (missing-value indicators included, constant columns dropped).
+    estimators_ : dict of str to fitted estimator
+        Per outcome column, the adjusted estimate with its balance and diagnostics.
+    naive_ : dict of str to DifferenceInMeans
+        Per outcome column, the unadjusted comparison.
+    pairs_ : DataFrame
+        The matching of the whole table used for the survival curves
+        (``treated`` and ``control`` row labels of ``table_``).
+    survival_ : dict of str to KaplanMeier
+        Time to a sustained exit (months) of the matched assessed and of their controls.
+    survival_summary_ : DataFrame
+    diagnostics_ : list of (level, message)
+
+    Examples
+    --------
+    >>> from iizrisk.synth import generate
+    >>> pop = generate(1500, "2018-01-01", "2021-12-31", seed=2)
+    >>> study = AssessmentStudy(outcomes=["days_registered_next_12m"], controls_per_treated=10,
+    ...                         n_bootstrap=50, random_state=0).fit(pop.spells, pop.interventions)
+    >>> list(study.summary.index)
+    ['days_registered_next_12m']
+    """
+
+    def __init__(self, *, outcomes=DEFAULT_OUTCOMES, horizon_months: int = 12, method="matching",
+                 controls_per_treated: int | None = 50, caliper: float | None = 0.2,
+                 match_within: str | None = "month", bias_correction: bool = False, replace: bool = False,
+                 n_bootstrap: int = 200, alpha: float = 0.05, intervention_type: str = "joint_assessment",
+                 exit_months: int = 6, followup_months: int = 24, period=None, observed_until=None,
+                 merge_gap_days: int = 0, covariate_view: str = "event", feature_options=None,
+                 covariates=None, random_state=None):
+        self.outcomes = outcomes
+        self.horizon_months = horizon_months
+        self.method = method
+        self.controls_per_treated = controls_per_treated
+        self.caliper = caliper
+        self.match_within = match_within
+        self.bias_correction = bias_correction
+        self.replace = replace
+        self.n_bootstrap = n_bootstrap
+        self.alpha = alpha
+        self.intervention_type = intervention_type
+        self.exit_months = exit_months
+        self.followup_months = followup_months
+        self.period = period
+        self.observed_until = observed_until
+        self.merge_gap_days = merge_gap_days
+        self.covariate_view = covariate_view
+        self.feature_options = feature_options
+        self.covariates = covariates
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, spells: pd.DataFrame, interventions: pd.DataFrame) -> AssessmentStudy:
+        """Build the risk-set table from spells and interventions, then estimate (see :meth:`fit_table`).
+
+        Returns
+        -------
+        self
+        """
+        table = risk_set_table(
+            spells, interventions, intervention_type=self.intervention_type,
+            controls_per_treated=self.controls_per_treated, outcomes=self.outcomes,
+            horizon_months=self.horizon_months, exit_months=self.exit_months, period=self.period,
+            observed_until=self.observed_until, merge_gap_days=self.merge_gap_days,
+            covariate_view=self.covariate_view, feature_options=self.feature_options,
+            random_state=self.random_state)
+        return self.fit_table(table)
+
+    def _estimator(self, *, design: bool = False):
+        from . import _estimators as E
+
+        common = {"n_bootstrap": 0 if design else self.n_bootstrap, "alpha": self.alpha,
+                  "random_state": self.random_state}
+        method = "matching" if design else self.method
+        if not isinstance(method, str):
+            import copy
+
+            return copy.deepcopy(method)
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
+        klass = getattr(E, _METHODS[method])
+        if method == "matching":
+            exact = None if self.match_within is None else ["_match_group"]
+            return klass(caliper=self.caliper, replace=self.replace, exact=exact,
+                         bias_correction=self.bias_correction, **common)
+        return klass(**common)
+
+    def fit_table(self, table: pd.DataFrame) -> AssessmentStudy:
+        """Estimate the effects on an existing risk-set table (from :func:`risk_set_table`).
+
+        Returns
+        -------
+        self
+        """
+        from ._estimators import DifferenceInMeans, add_missing_indicators
+        from ._survival import KaplanMeier
+
+        t0 = _timer.perf_counter()
+        covs = list(self.covariates) if self.covariates is not None else list(table.attrs.get("covariates", []))
+        outs = list(table.attrs.get("outcomes", study_outcome_columns(self.outcomes, self.horizon_months).values()))
+        missing = [c for c in [*covs, *outs, "treated", "index_date", "exit_days", "exit_observed"]
+                   if c not in table.columns]
+        if missing:
+            raise ValidationError(f"study table: column(s) {missing} missing; build it with risk_set_table")
+        if self.match_within not in ("day", "month", "quarter", None):
+            raise ValueError(f"match_within must be 'day', 'month', 'quarter' or None, got {self.match_within!r}")
+        prepared, covs = add_missing_indicators(table, covs)
+        freq = {"day": "D", "month": "M", "quarter": "Q"}.get(self.match_within or "day")
+        prepared["_match_group"] = pd.to_datetime(prepared["index_date"]).dt.to_period(freq).astype(str)
+        spread = prepared[covs].to_numpy(dtype=np.float64)
+        covs = [c for c, v in zip(covs, np.ptp(spread, axis=0) > 0, strict=True) if v]
+        self.table_, self.covariates_ = table, covs
+        self.estimators_, self.naive_ = {}, {}
+        self._mean_treated: dict[str, float] = {}
+        self.diagnostics_: list[tuple[str, str]] = []
+        for col in outs:
+            sub = prepared[prepared[col].notna()]
+            n1, n0 = int(sub["treated"].sum()), int((~sub["treated"]).sum())
+            if n1 < 2 or n0 < 2:
+                self.diagnostics_.append(("warning", f"{col}: only {n1} assessed and {n0} controls with the "
+                                          "outcome observed (horizon after the end of the data); not estimated"))
+                continue
+            self.naive_[col] = DifferenceInMeans(n_bootstrap=self.n_bootstrap, alpha=self.alpha,
+                                                 random_state=self.random_state).fit(sub, "treated", col)
+            try:
+                est = self._estimator().fit(sub, "treated", col, covs)
+            except ValidationError as exc:
+                self.diagnostics_.append(("warning", f"{col}: not estimated ({exc})"))
+                continue
+            self.estimators_[col] = est
+            rows = est.pairs_["treated"] if hasattr(est, "pairs_") else sub.index[sub["treated"].to_numpy(bool)]
+            self._mean_treated[col] = float(sub.loc[rows, col].mean())
+        self._fit_survival(prepared, covs, KaplanMeier)
+        self._study_diagnostics()
+        logger.info("study: %d outcome(s) estimated in %.1f s", len(self.estimators_), _timer.perf_counter() - t0)
+        return self
+
+    def _fit_survival(self, prepared, covs, KaplanMeier) -> None:
+        design = self._estimator(design=True)
+        t = prepared["treated"].to_numpy(dtype=bool)
+        X = prepared[covs].to_numpy(dtype=np.float64)
+        groups = design._groups(prepared)
+        e, _, pt, pc, n_un = design._match(t, X, groups)
+        self.propensity_ = pd.Series(e, index=prepared.index, name="propensity")
+        self.pairs_ = pd.DataFrame({"treated": prepared.index[pt], "control": prepared.index[pc]})
+        self.n_unmatched_ = n_un
+        dpm = 365.2425 / 12
+        dur = prepared["exit_days"].to_numpy(dtype=np.float64) / dpm
+        ev = prepared["exit_observed"].to_numpy(dtype=bool)
+        self.survival_ = {}
+        if len(pt):
+            self.survival_["assessed"] = KaplanMeier(alpha=self.alpha).fit(dur[pt], ev[pt], label="assessed")
+            self.survival_["matched controls"] = KaplanMeier(alpha=self.alpha).fit(
+                dur[pc], ev[pc], label="matched controls")
+        rows = []
+        z = float(_norm_ppf(1 - self.alpha / 2))
+        f = float(self.followup_months)
+        for arm, km in self.survival_.items():
+            s = float(km.survival_function_at_times([f]).iloc[0])
+            lo, hi = km.confidence_interval_at_times([f]).iloc[0].tolist()
+            et = km.event_table
+            rows.append({"arm": arm, "n": int(et["removed"].sum()), "exits": int(et["observed"].sum()),
+                         f"exit_by_{self.followup_months}m": 1 - s, "lower": 1 - hi, "upper": 1 - lo,
+                         "median_months_to_exit": km.median_survival_time_})
+        self.survival_summary_ = pd.DataFrame(rows).set_index("arm") if rows else pd.DataFrame()
+        if len(rows) == 2:
+            # difference of the cumulative incidences, Greenwood variances added (pairs treated as independent)
+            var = []
+            for km in self.survival_.values():
+                s = float(km.survival_function_at_times([f]).iloc[0])
+                et = km.event_table.loc[km.event_table.index <= f]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    g = np.where(et["at_risk"] > et["observed"],
+                                 et["observed"] / (et["at_risk"] * (et["at_risk"] - et["observed"])), 0.0)
+                var.append(s * s * float(np.nansum(g)))
+            a, c = self.survival_summary_[f"exit_by_{self.followup_months}m"].tolist()
+            se = float(np.sqrt(sum(var)))
+            self.survival_difference_ = {"difference": a - c, "se": se, "lower": a - c - z * se,
+                                         "upper": a - c + z * se}
+        else:
+            self.survival_difference_ = {}
+
+    def _study_diagnostics(self) -> None:
+        tab = self.table_
+        t = tab["treated"].to_numpy(dtype=bool)
+        n_days = tab.loc[t, "index_date"].nunique()
+        self.diagnostics_.insert(0, ("info", f"design: {int(t.sum())} assessed at {n_days} index days, "
+                                     f"{int((~t).sum())} control rows sampled from the risk sets "
+                                     f"({tab.loc[~t, 'person_id'].nunique()} distinct people)"))
+        if len(self.pairs_):
+            later = tab.loc[self.pairs_["control"], "later_assessment_days"].to_numpy(dtype=np.float64)
+            h_days = self.horizon_months * 365.2425 / 12
+            share = float(np.mean(later <= h_days))
+            level = "warning" if share > 0.1 else "info"
+            self.diagnostics_.append((level, f"contamination: {share:.1%} of the matched controls were themselves "
+                                      f"assessed within {self.horizon_months} months of their index day; the "
+                                      "estimate compares 'assessed now' with 'not yet assessed' and is diluted "
+                                      "towards zero when many controls are assessed soon after"))
+        n_un = self.n_unmatched_
+        if n_un:
+            share = n_un / max(int(t.sum()), 1)
+            self.diagnostics_.append(("warning" if share > 0.05 else "info",
+                                      f"matching (survival design): {n_un} assessed ({share:.1%}) found no "
+                                      "control within the caliper on their index day; more controls_per_treated "
+                                      "give more candidates"))
+
+    # ------------------------------------------------------------------ results
+    def _check(self) -> None:
+        if not hasattr(self, "estimators_"):
+            raise AttributeError("AssessmentStudy is not fitted yet: call fit(spells, interventions)")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per outcome: adjusted ATT with interval, group sizes and means, the naive difference."""
+        self._check()
+        lvl = f"{1 - self.alpha:.0%}"
+        rows = {}
+        for col, est in self.estimators_.items():
+            lo, hi = est.confidence_interval_
+            naive = self.naive_[col]
+            nlo, nhi = naive.confidence_interval_
+            if "n_pairs" in est.info_:
+                n1, n0 = est.info_["n_pairs"], est.info_["n_controls_used"]
+            else:
+                n1, n0 = est.n_treated_, est.n_control_
+            mean_t = self._mean_treated[col]
+            rows[col] = {"estimate": est.estimate_, "se": est.standard_error_, f"lower {lvl}": lo,
+                         f"upper {lvl}": hi, "p": est.p_value_, "n_treated": n1, "n_control": n0,
+                         "mean_treated": mean_t, "mean_if_untreated": mean_t - est.estimate_,
+                         "naive": naive.estimate_, f"naive lower {lvl}": nlo, f"naive upper {lvl}": nhi}
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.index.name = "outcome"
+        return out
+
+    def summary_text(self, decimals: int = 3) -> str:
+        """The text that :meth:`print_summary` prints."""
+        from ._estimators import ASSUMPTIONS
+
+        self._check()
+        method = self.method if isinstance(self.method, str) else type(self.method).__name__
+        first = next(iter(self.estimators_.values()), None)
+        lines = [f"<iizrisk.evaluation.AssessmentStudy: effect of the first {self.intervention_type!r} "
+                 "on the assessed (ATT)>",
+                 f"  method = {first._describe() if first is not None else method}",
+                 f"  covariates = {len(self.covariates_)} point-in-time features at the index day "
+                 f"({self.covariate_view} view)",
+                 f"  data observed until {self.table_.attrs.get('observed_until', '?')}", ""]
+        if len(self.estimators_):
+            lines.append(self.summary.to_string(float_format=lambda v: f"{v:.{decimals}f}"))
+        if len(self.survival_summary_):
+            lines += ["", f"Sustained exit (no registration for {self.exit_months} months), matched sample, "
+                      "Kaplan-Meier:", self.survival_summary_.to_string(float_format=lambda v: f"{v:.{decimals}f}")]
+            if self.survival_difference_:
+                d = self.survival_difference_
+                lines.append(f"  difference in exits by {self.followup_months} months: {d['difference']:.{decimals}f} "
+                             f"[{d['lower']:.{decimals}f}, {d['upper']:.{decimals}f}]")
+        lines += ["", "Diagnostics"]
+        marks = {"ok": "  ok ", "info": "  -- ", "warning": "  !! "}
+        lines += [f"{marks.get(lv, '     ')}{m}" for lv, m in self.diagnostics_]
+        if first is not None:
+            lines += [f"{marks.get(lv, '     ')}{m}" for lv, m in first.diagnostics_]
+            lines.append(f"  -- (balance and overlap shown for {next(iter(self.estimators_))}; each outcome's "
+                         "estimator holds its own in estimators_)")
+        lines += ["", "Assumptions", "  " + ASSUMPTIONS,
+                  "  In this design: the features at the index day must capture why coordinators chose "
+                  "these people (severity that the registrations do not show is not adjusted for), and "
+                  "everyone in a risk set could have been assessed that day."]
+        return "\n".join(lines)
+
+    def print_summary(self, decimals: int = 3, file=None) -> None:
+        """Print the estimates, the survival summary, the diagnostics and the assumptions."""
+        import sys
+
+        print(self.summary_text(decimals), file=file if file is not None else sys.stdout)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        if not hasattr(self, "estimators_"):
+            return "<b>AssessmentStudy</b>: not fitted"
+        return f"<pre>{html.escape(self.summary_text())}</pre>"
+
+    def plot(self, ax=None, *, ci: bool = True):
+        """Cumulative incidence of a sustained exit, assessed against matched controls, with bands.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        import matplotlib.pyplot as plt
+
+        self._check()
+        if ax is None:
+            _, ax = plt.subplots()
+        for km in self.survival_.values():
+            km.plot(ax=ax, ci=ci, cumulative=True)
+        ax.set_xlabel("months since the index day")
+        ax.set_ylabel(f"sustained exit ({self.exit_months} months unregistered)")
+        ax.set_xlim(0, None)
+        ax.legend(fontsize="small")
+        return ax
+
+    def plot_estimates(self, ax=None):
+        """Forest plot: adjusted and naive estimates with intervals, one row per outcome (each on its scale).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        import matplotlib.pyplot as plt
+
+        self._check()
+        s = self.summary
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 1.2 + 0.6 * max(len(s), 1)))
+        lvl = f"{1 - self.alpha:.0%}"
+        y = np.arange(len(s))
+        # each outcome on its own scale: divide by the naive interval's half width
+        scale = ((s[f"naive upper {lvl}"] - s[f"naive lower {lvl}"]) / 2).replace(0, 1).to_numpy()
+        for col, lo, hi, color, off, label in (
+                ("estimate", f"lower {lvl}", f"upper {lvl}", "C0", 0.12, "adjusted"),
+                ("naive", f"naive lower {lvl}", f"naive upper {lvl}", "C3", -0.12, "naive")):
+            est = s[col].to_numpy() / scale
+            ax.errorbar(est, y + off, xerr=[est - s[lo].to_numpy() / scale, s[hi].to_numpy() / scale - est],
+                        fmt="o", color=color, label=label, capsize=3)
+        ax.axvline(0, color="grey", linewidth=1)
+        ax.set_yticks(y, list(s.index))
+        ax.set_xlabel("effect in units of the naive interval's half width")
+        ax.legend(fontsize="small")
+        return ax
+
+    def plot_balance(self, ax=None, *, outcome: str | None = None):
+        """Love plot of the estimator of ``outcome`` (default: the first)."""
+        self._check()
+        est = self.estimators_[outcome or next(iter(self.estimators_))]
+        return est.plot(ax=ax)
+
+
+def _norm_ppf(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))

@@ -1,0 +1,415 @@
+"""From spells to a study: risk sets, covariates and outcomes against a slow reference; validation on synth.
+
+The reference works on raw rows day by day (registered on a day, merged
+spells, the first day of a sustained exit) and shares no code with
+:mod:`iizrisk.evaluation`. The validation runs the default study on
+synthetic populations whose true effect is known (``iizrisk.synth``: each
+assessed person is simulated again without the assessment).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from iizrisk.errors import ValidationError
+from iizrisk.evaluation import AssessmentStudy, risk_set_table
+from iizrisk.features import PointInTimeFeatures
+from iizrisk.outcomes import compute_outcome
+
+BASE = dt.date(2018, 1, 1)
+LAST = BASE + dt.timedelta(days=1500)
+INSTS = ["ALV", "IV", "SH", "BB"]
+REASONS = ["employment", "benefit_exhausted", "death", "relocation", "other", "transfer"]
+OWN = ["days_registered_next_12m", "days_registered_next_24m", "new_spells_next_12m"]
+
+
+def D(n: int) -> dt.date:
+    return BASE + dt.timedelta(days=int(n))
+
+
+def months_forward(t: dt.date, m: int) -> dt.date:
+    y, mo = divmod(t.month - 1 + m, 12)
+    y, mo = t.year + y, mo + 1
+    return dt.date(y, mo, min(t.day, calendar.monthrange(y, mo)[1]))
+
+
+# ------------------------------------------------------------------ data
+@st.composite
+def study_data(draw):
+    n_persons = draw(st.integers(2, 5))
+    rows = []
+    for _ in range(draw(st.integers(2, 14))):
+        p = f"p{draw(st.integers(0, n_persons - 1))}"
+        inst = draw(st.sampled_from(INSTS))
+        s = draw(st.integers(0, 1300))
+        e = None if draw(st.integers(0, 7)) == 0 else s + draw(st.integers(0, 300))
+        # the reason is a function of (institution, end): rows merged into one spell agree on it
+        reason = None if e is None else REASONS[(e + INSTS.index(inst)) % len(REASONS)]
+        rows.append((p, inst, s, e, reason))
+    # mostly on a day the person is registered (a row's start plus part of its length), some anywhere
+    assessed = []
+    for _ in range(draw(st.integers(1, 4))):
+        if draw(st.booleans()):
+            p, _, s, e, _ = rows[draw(st.integers(0, len(rows) - 1))]
+            assessed.append((int(p[1:]), s + draw(st.integers(0, 200 if e is None else e - s))))
+        else:
+            assessed.append((draw(st.integers(0, n_persons - 1)), draw(st.integers(0, 1400))))
+    return rows, assessed
+
+
+def to_frames(rows, assessed):
+    spells = pd.DataFrame({
+        "person_id": [r[0] for r in rows],
+        "institution": [r[1] for r in rows],
+        "start_date": pd.to_datetime([D(r[2]) for r in rows]),
+        "end_date": pd.to_datetime([None if r[3] is None else D(r[3]) for r in rows]),
+        "exit_reason": [r[4] for r in rows],
+        "birth_year": 1980,
+    })
+    interventions = pd.DataFrame({
+        "person_id": [f"p{a}" for a, _ in assessed] + ["p0"],
+        "date": pd.to_datetime([D(d) for _, d in assessed] + [D(5)]),
+        "type": ["joint_assessment"] * len(assessed) + ["case_management"],
+    })
+    return spells, interventions
+
+
+# ------------------------------------------------------------------ reference
+def ref_registered(rows, person, day: dt.date) -> bool:
+    return any(r[0] == person and D(r[2]) <= day and (r[3] is None or day <= D(r[3])) for r in rows)
+
+
+def ref_merged_starts(rows, person, inst):
+    spans = sorted((r[2], 10 ** 9 if r[3] is None else r[3]) for r in rows if r[0] == person and r[1] == inst)
+    starts, cur_end = [], None
+    for s, e in spans:
+        if cur_end is None or s > cur_end + 1:
+            starts.append(s)
+            cur_end = e
+        else:
+            cur_end = max(cur_end, e)
+    return [D(s) for s in starts]
+
+
+def ref_exit(rows, person, d: dt.date, last: dt.date, months: int = 6):
+    e_max = last
+    while months_forward(e_max, months) > last:
+        e_max -= dt.timedelta(days=1)
+    x = d + dt.timedelta(days=1)
+    while x - dt.timedelta(days=1) <= e_max:
+        prev = x - dt.timedelta(days=1)
+        if ref_registered(rows, person, prev) and not ref_registered(rows, person, x):
+            gap_end = months_forward(prev, months)
+            y, free = x, True
+            while y <= gap_end:
+                if ref_registered(rows, person, y):
+                    free = False
+                    break
+                y += dt.timedelta(days=1)
+            if free:
+                gone = any(r[0] == person and r[3] is not None and D(r[3]) == prev and r[4] in ("death", "relocation")
+                           for r in rows)
+                return float((x - d).days), not gone
+        x += dt.timedelta(days=1)
+    return float(max(0, (e_max + dt.timedelta(days=1) - d).days)), False
+
+
+def ref_rows(rows, assessed):
+    """Expected (person, day, treated) of the risk-set table with every control kept."""
+    persons = sorted({r[0] for r in rows})
+    first = {}
+    for a, d in assessed:
+        p = f"p{a}"
+        if p in persons:
+            first[p] = min(first.get(p, 10 ** 9), d)
+    out = set()
+    for d in sorted({v for v in first.values() if D(v) <= LAST}):
+        for p in persons:
+            if not ref_registered(rows, p, D(d)):
+                continue
+            if first.get(p) == d:
+                out.add((p, D(d), True))
+            elif first.get(p, 10 ** 9) > d:
+                out.add((p, D(d), False))
+    return out
+
+
+# ------------------------------------------------------------------ reference tests
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(study_data())
+def test_risk_sets_and_outcomes_equal_the_slow_reference(data):
+    rows, assessed = data
+    spells, interventions = to_frames(rows, assessed)
+    expected = ref_rows(rows, assessed)
+    if not any(t for _, _, t in expected):
+        with pytest.raises(ValidationError, match="no person|none of the"):
+            risk_set_table(spells, interventions, controls_per_treated=None, outcomes=OWN,
+                           observed_until=LAST, random_state=0)
+        return
+    tab = risk_set_table(spells, interventions, controls_per_treated=None, outcomes=OWN,
+                         observed_until=LAST, random_state=0)
+    event(f"sustained exits observed: {bool(tab['exit_observed'].any())}")
+    got = {(p, d.date(), bool(t)) for p, d, t in zip(tab["person_id"], tab["index_date"], tab["treated"],
+                                                     strict=True)}
+    assert got == expected
+    for _, r in tab.iterrows():
+        p, d = r["person_id"], r["index_date"].date()
+        for k, col in ((12, "days_registered_next_12m"), (24, "days_registered_next_24m")):
+            h = months_forward(d, k)
+            want = np.nan if h > LAST else float(sum(
+                ref_registered(rows, p, d + dt.timedelta(days=i)) for i in range(1, (h - d).days + 1)))
+            assert r[col] == pytest.approx(want, nan_ok=True), (col, p, d)
+        h = months_forward(d, 12)
+        want = np.nan if h > LAST else float(sum(
+            d < s <= h for inst in ("ALV", "IV", "SH") for s in ref_merged_starts(rows, p, inst)))
+        assert r["new_spells_next_12m"] == pytest.approx(want, nan_ok=True), (p, d)
+        dur, ev = ref_exit(rows, p, d, LAST)
+        assert (r["exit_days"], bool(r["exit_observed"])) == (dur, ev), (p, d)
+
+
+def test_covariates_are_the_point_in_time_features_at_the_index_day():
+    rng = np.random.default_rng(3)
+    rows = [(f"p{rng.integers(0, 30)}", str(rng.choice(INSTS)), int(s), None if rng.random() < 0.15 else int(s + rng.integers(0, 300)),
+             None) for s in rng.integers(0, 1300, 150)]
+    rows = [(p, i, s, e, None if e is None else REASONS[e % 6]) for p, i, s, e, _ in rows]
+    assessed = [(int(a), int(d)) for a, d in zip(rng.integers(0, 30, 12), rng.integers(200, 1100, 12), strict=True)]
+    spells, interventions = to_frames(rows, assessed)
+    interventions.loc[len(interventions)] = ["p1", pd.Timestamp(D(150)), "case_management"]
+    tab = risk_set_table(spells, interventions, controls_per_treated=None, outcomes=["revolving_door"],
+                         observed_until=LAST, feature_options={}, random_state=0)
+    cols = tab.attrs["covariates"]
+    assert tab.attrs["outcomes"] == ["revolving_door_next_12m"]
+    ft = PointInTimeFeatures(population="all").fit()
+    for d, grp in tab.groupby("index_date"):
+        iv = interventions[interventions["date"] < d]
+        X = ft.transform(spells, as_of=d, interventions=iv).xs(d, level="as_of")
+        np.testing.assert_allclose(grp[cols].to_numpy(), X.loc[grp["person_id"], cols].to_numpy(dtype=np.float64),
+                                   equal_nan=True)
+        assert (grp["n_institutions_now"] >= 1).all()
+        # the assessment on day d itself is no covariate
+        assert (grp["n_joint_assessments"] == 0).all()
+    lab = compute_outcome(spells, pairs=pd.DataFrame({"person_id": tab["person_id"], "as_of": tab["index_date"]}),
+                          outcome="revolving_door", horizon_months=12, observed_until=LAST)
+    want = lab["outcome"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    np.testing.assert_array_equal(tab["revolving_door_next_12m"].to_numpy(), want)
+
+
+def test_nothing_after_the_index_day_changes_a_covariate():
+    rng = np.random.default_rng(5)
+    rows = [(f"p{rng.integers(0, 25)}", str(rng.choice(INSTS)), int(s),
+             None if rng.random() < 0.1 else int(s + rng.integers(0, 400)), "other") for s in rng.integers(0, 1300, 120)]
+    d = 700
+    assessed = [(int(a), d) for a in range(0, 25, 3)]
+    spells, interventions = to_frames(rows, assessed)
+    base = risk_set_table(spells, interventions, controls_per_treated=None, observed_until=LAST,
+                          outcomes=["days_registered_next_12m"], period=(D(d), D(d)), random_state=0)
+    # the future rewritten: ends after d moved, rows starting after d dropped, new rows added
+    fut = spells.copy()
+    late_end = fut["end_date"] > pd.Timestamp(D(d))
+    fut.loc[late_end, "end_date"] = fut.loc[late_end, "end_date"] + pd.Timedelta(days=77)
+    fut.loc[late_end, "exit_reason"] = "employment"
+    fut = fut[fut["start_date"] <= pd.Timestamp(D(d))]
+    extra = pd.DataFrame({"person_id": ["p1", "p2"], "institution": ["SH", "IV"],
+                          "start_date": pd.to_datetime([D(d + 1), D(d + 30)]), "end_date": pd.NaT,
+                          "exit_reason": None, "birth_year": 1980})
+    fut = pd.concat([fut, extra], ignore_index=True)
+    iv = pd.concat([interventions, pd.DataFrame({"person_id": ["p3"], "date": pd.to_datetime([D(d + 5)]),
+                                                 "type": ["case_management"]})], ignore_index=True)
+    other = risk_set_table(fut, iv, controls_per_treated=None, observed_until=LAST,
+                           outcomes=["days_registered_next_12m"], period=(D(d), D(d)), random_state=0)
+    cols = base.attrs["covariates"]
+    a = base.set_index("person_id").sort_index()
+    b = other.set_index("person_id").sort_index()
+    assert list(a.index) == list(b.index) and a["treated"].equals(b["treated"])
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert not a["days_registered_next_12m"].equals(b["days_registered_next_12m"])
+
+
+def test_control_sampling_and_arguments():
+    rng = np.random.default_rng(1)
+    rows = [(f"p{rng.integers(0, 60)}", "ALV", int(s), int(s + 500), "other") for s in rng.integers(0, 800, 200)]
+    spells, interventions = to_frames(rows, [(1, 900), (2, 900), (3, 950)])
+    tab = risk_set_table(spells, interventions, controls_per_treated=3, outcomes=OWN, observed_until=LAST,
+                         random_state=0)
+    per_day = tab.groupby("index_date")["treated"].agg(["sum", "size"])
+    assert ((per_day["size"] - per_day["sum"]) <= 3 * per_day["sum"]).all()
+    again = risk_set_table(spells, interventions, controls_per_treated=3, outcomes=OWN, observed_until=LAST,
+                           random_state=0)
+    pd.testing.assert_frame_equal(tab, again)
+    with pytest.raises(ValueError, match="unknown study outcome"):
+        risk_set_table(spells, interventions, outcomes=["nope"])
+    with pytest.raises(ValidationError, match="interventions"):
+        risk_set_table(spells, interventions.drop(columns="type"))
+    with pytest.raises(ValidationError, match="no person"):
+        risk_set_table(spells, interventions, period=("2030-01-01", "2031-01-01"))
+    with pytest.raises(ValueError, match="covariate_view"):
+        risk_set_table(spells, interventions, covariate_view="later")
+
+
+# ------------------------------------------------------------------ synthetic populations with a known effect
+PERIOD = ("2018-01-01", "2021-12-31")  # horizons of 12 months observed by the export on 2022-12-31
+
+
+def population(seed: int, effect: float, n: int = 3000):
+    """Ten years of data, index days in the last five: the features see years of history."""
+    synth = pytest.importorskip("iizrisk.synth")
+    return synth.generate(n, "2014-01-01", "2022-12-31", seed=seed, effect=effect)
+
+
+def run_default(seed: int, effect: float, n: int = 3000):
+    """The default study on one population: (estimate, lower, upper, truth, naive, naive lower, naive upper)."""
+    pop = population(seed, effect, n)
+    study = AssessmentStudy(outcomes=["revolving_door"], period=PERIOD, random_state=seed).fit(
+        pop.spells, pop.interventions)
+    col = "revolving_door_next_12m"
+    s = study.summary.loc[col]
+    est = study.estimators_[col]
+    ids = study.table_.loc[est.pairs_["treated"], "person_id"]
+    truth = pop.truth.set_index("person_id").loc[ids]
+    true_att = float((truth["rd_12m"].astype(float) - truth["rd_12m_cf"].astype(float)).mean())
+    return (s["estimate"], s["lower 95%"], s["upper 95%"], true_att, s["naive"], s["naive lower 95%"],
+            s["naive upper 95%"])
+
+
+@pytest.fixture(scope="module")
+def small_study():
+    pop = population(11, 0.3, n=2000)
+    study = AssessmentStudy(outcomes=["revolving_door", "days_registered_next_12m"], period=PERIOD,
+                            n_bootstrap=100, random_state=0).fit(pop.spells, pop.interventions)
+    return pop, study
+
+
+def test_study_results_and_presentation(small_study):
+    import io
+
+    pop, study = small_study
+    s = study.summary
+    assert list(s.index) == ["revolving_door_next_12m", "days_registered_next_12m"]
+    assert {"estimate", "se", "lower 95%", "upper 95%", "naive", "n_treated", "mean_if_untreated"} <= set(s.columns)
+    assert (s["lower 95%"] <= s["estimate"]).all() and (s["estimate"] <= s["upper 95%"]).all()
+    est = study.estimators_["revolving_door_next_12m"]
+    pairs = study.table_.loc[est.pairs_["treated"]], study.table_.loc[est.pairs_["control"]]
+    assert pairs[0]["treated"].all() and not pairs[1]["treated"].any()
+    # risk-set matching within the month of the index day
+    months = [pd.to_datetime(p["index_date"]).dt.to_period("M").to_numpy() for p in pairs]
+    assert (months[0] == months[1]).all()
+    assert set(study.survival_) == {"assessed", "matched controls"}
+    buf = io.StringIO()
+    study.print_summary(file=buf)
+    text = buf.getvalue()
+    assert "Sustained exit" in text and "contamination" in text and "Assumptions" in text
+    assert "AssessmentStudy" in study._repr_html_()
+    for ax in (study.plot(), study.plot_estimates(), study.plot_balance()):
+        assert ax.has_data()
+    plt.close("all")
+
+
+def test_every_method_runs_on_the_study_table(small_study):
+    _, study = small_study
+    for method in ("ipw", "stratification", "regression", "naive"):
+        other = AssessmentStudy(outcomes=["days_registered_next_12m"], method=method, n_bootstrap=10,
+                                random_state=0).fit_table(study.table_)
+        assert np.isfinite(other.summary["estimate"]).all()
+
+
+def test_cli_writes_suppressed_outputs(small_study, tmp_path):
+    from iizrisk.cli import main
+    from iizrisk.io import write_parquet_atomic
+
+    pop, _ = small_study
+    write_parquet_atomic(pop.spells, tmp_path / "spells.parquet")
+    write_parquet_atomic(pop.interventions, tmp_path / "interventions.parquet")
+    out = tmp_path / "out"
+    args = ["evaluate", "--spells", str(tmp_path / "spells.parquet"), "--interventions",
+            str(tmp_path / "interventions.parquet"), "--outcome", "revolving_door", "--outcome",
+            "days_registered_next_12m", "--from", PERIOD[0], "--to", PERIOD[1], "--bootstrap", "20",
+            "--out", str(out)]
+    assert main(args) == 0
+    for name in ("estimates.csv", "balance.csv", "survival.csv", "survival.png", "balance.png", "study.json"):
+        assert (out / name).exists(), name
+    est = pd.read_csv(out / "estimates.csv", index_col=0)
+    assert list(est.index) == ["revolving_door_next_12m", "days_registered_next_12m"]
+    meta = json.loads((out / "study.json").read_text())
+    assert "no unmeasured confounding" in meta["assumptions"] and meta["min_cell_size"] == 5
+    surv = pd.read_csv(out / "survival.csv")
+    shown = surv[~surv["suppressed"]]
+    assert (shown["at_risk"] >= 5).all() and ((shown["exits"] == 0) | (shown["exits"] >= 5)).all()
+    assert surv.loc[surv["suppressed"], ["exits", "at_risk", "cumulative_exit"]].isna().all().all()
+    # with a huge minimum cell size nothing is published
+    big = tmp_path / "big"
+    assert main([*args[:-1], str(big), "--min-cell-size", "1000000"]) == 0
+    est = pd.read_csv(big / "estimates.csv", index_col=0)
+    assert est["suppressed"].all() and est["estimate"].isna().all() and est["n_treated"].isna().all()
+    assert pd.read_csv(big / "balance.csv", index_col=0)[["smd_before", "smd_after"]].isna().all().all()
+    design = json.loads((big / "study.json").read_text())["diagnostics"][0]["message"]
+    assert design.startswith("design: <1000000 assessed at <1000000 index days")
+
+
+@pytest.mark.parametrize("k", [5, 20])
+def test_survival_suppression_never_reveals_a_small_group(small_study, k):
+    from iizrisk._commands.evaluate import suppressed_survival
+
+    _, study = small_study
+    tab = suppressed_survival(study, k)
+    assert tab["suppressed"].any()  # the test data do have small months
+    for arm, g in tab.groupby("arm", sort=False):
+        km = study.survival_[arm]
+        et = km.event_table
+        true_exits = np.diff(np.r_[0.0, [et.loc[et.index <= m, "observed"].sum() for m in g["month"]]])
+        true_risk = km.at_risk_at_times(g["month"].to_numpy(dtype=float)).to_numpy()
+        hidden = g["suppressed"].to_numpy()
+        assert (true_risk[~hidden] >= k).all()
+        shown_exits = true_exits[~hidden]
+        assert ((shown_exits == 0) | (shown_exits >= k)).all()
+        # the step between two published months reveals the hidden months' total: 0 or at least k
+        run = 0.0
+        for h, x in zip(hidden, true_exits, strict=True):
+            if h:
+                run += x
+            else:
+                assert run == 0 or run >= k
+                run = 0.0
+        # numbers at risk are published rounded to a multiple of k (their differences count people)
+        shown = g.loc[~g["suppressed"], "at_risk"].astype(int)
+        assert (shown % k == 0).all()
+
+
+# ------------------------------------------------------------------ validation over 20 seeds (slow)
+SEEDS = range(20)
+
+
+@pytest.mark.slow
+def test_default_method_covers_the_true_effect_and_the_naive_one_does_not():
+    res = np.array([run_default(seed, 0.3) for seed in SEEDS])
+    est, lo, hi, truth, naive, nlo, nhi = res.T
+    covered = int(((lo <= truth) & (truth <= hi)).sum())
+    naive_covered = int(((nlo <= truth) & (truth <= nhi)).sum())
+    print(f"\ncoverage {covered}/20, mean bias {np.mean(est - truth):+.4f}, mean width {np.mean(hi - lo):.4f}; "
+          f"naive coverage {naive_covered}/20, mean naive bias {np.mean(naive - truth):+.4f}; "
+          f"mean true ATT {np.mean(truth):+.4f}")
+    assert covered >= 17
+    # the naive comparison is visibly biased: the assessed are the complex cases
+    assert naive_covered <= 10
+    bias = naive - truth
+    assert bias.mean() > 4 * bias.std(ddof=1) / np.sqrt(len(bias))
+    assert abs(np.mean(est - truth)) < bias.mean() / 3
+
+
+@pytest.mark.slow
+def test_default_method_finds_no_effect_where_there_is_none():
+    res = np.array([run_default(seed, 0.0) for seed in SEEDS])
+    est, lo, hi, truth, *_ = res.T
+    assert (truth == 0).all()
+    rejected = int(((lo > 0) | (hi < 0)).sum())
+    print(f"\nnull: {rejected}/20 intervals exclude 0; mean estimate {est.mean():+.4f}")
+    # binomial(20, 0.05): P(X >= 4) = 1.6%
+    assert rejected <= 3
