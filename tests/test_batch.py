@@ -214,6 +214,6 @@ def test_summary_suppresses_small_counts(tmp_path, random_spells, trained):
     res = run_nightly(cfg, as_of=AS_OF, progress=False)
     md = (tmp_path / "runs" / AS_OF / "summary.md").read_text()
     rows = [r for r in md.splitlines() if r.startswith("| ALV")]
-    assert rows and "<5" in rows[0] and "| 3 |" not in rows[0]  # 3 on the list: fewer than 5 people
+    assert rows and "·" in rows[0] and "| 3 |" not in rows[0]  # 3 on the list: fewer than 5 people
     md10, _ = run_summary(res.manifest, res.scores, res.worklists, min_cell_size=1)
     assert "| 3 |" in [r for r in md10.splitlines() if r.startswith("| ALV")][0]

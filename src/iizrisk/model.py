@@ -510,6 +510,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         """Write :attr:`summary` to the log at INFO level."""
         logger.info("%s", self.summary.to_string())
 
+    def _repr_mimebundle_(self, **kwargs):
+        """Jupyter shows the model summary (scikit-learn's own bundle would take precedence)."""
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
     def _repr_html_(self) -> str:
         try:
             table = self.summary.to_html()

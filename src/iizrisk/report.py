@@ -37,6 +37,10 @@ _T = {
     "model": {"de": "Modell", "fr": "Modèle", "it": "Modello", "en": "Model"},
     "outcome": {"de": "Zielgrösse", "fr": "Événement prédit", "it": "Evento previsto", "en": "Outcome"},
     "persons": {"de": "Personen", "fr": "personnes", "it": "persone", "en": "persons"},
+    "hidden": {"de": "verborgen: weniger als {k} Personen, oder verborgen, damit Summen keine kleine Zelle verraten",
+               "fr": "masqué : moins de {k} personnes, ou masqué pour que les totaux ne révèlent aucune petite cellule",
+               "it": "nascosto: meno di {k} persone, o nascosto affinché i totali non rivelino celle piccole",
+               "en": "hidden: fewer than {k} people, or hidden so that totals reveal no small cell"},
     "risk": {"de": "Risiko (kalibriert)", "fr": "Risque (calibré)", "it": "Rischio (calibrato)",
              "en": "Risk (calibrated)"},
 }
@@ -59,17 +63,14 @@ def _t(key: str, lang: str) -> str:
 def figure_to_data_uri(fig) -> str:
     """A matplotlib figure as a deterministic PNG data URI (no timestamps, no software tag)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=144, bbox_inches="tight", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _risk_figure(scores: pd.DataFrame, lang: str, k: int):
     """Histogram of risks by band, drawn from suppressed bin counts (bins of < k people hidden)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import numpy as np
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot, no backend switch: notebooks keep theirs
 
     from .suppression import suppress_table
 
@@ -88,6 +89,7 @@ def _risk_figure(scores: pd.DataFrame, lang: str, k: int):
         if len(part):
             ax.bar(edges[part["bin"].to_numpy()], part["n"].fillna(0).to_numpy(dtype=float), width=width,
                    align="edge", color=colours[band], label=band)
+    ax.set_yscale("log")  # rare outcomes: the few high risks stay visible beside the many low ones
     ax.set_xlabel(_t("risk", lang))
     ax.set_ylabel(_t("persons", lang))
     ax.set_xlim(0, top)
@@ -98,13 +100,17 @@ def _risk_figure(scores: pd.DataFrame, lang: str, k: int):
 
 
 def _suppressed_counts(table: pd.DataFrame, dim: str, k: int) -> pd.DataFrame:
-    """Each count column of a per-``dim`` table with cells of < k people hidden (shown as '<k')."""
+    """Each count column of a per-``dim`` table with small cells hidden (shown as '·').
+
+    Hidden cells hold fewer than k people, or are hidden so that a total cannot
+    reveal such a cell (secondary suppression).
+    """
     from .suppression import suppress_table
 
     out = table[[dim]].copy()
     for col in table.columns.drop(dim):
         safe = suppress_table(table[[dim, col]], col, dims=[dim], k=k).table[col]
-        out[col] = [f"<{k}" if pd.isna(v) else f"{int(v):,}" for v in safe]
+        out[col] = ["·" if pd.isna(v) else f"{int(v):,}" for v in safe]
     return out
 
 
@@ -142,6 +148,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     md += ["", f"## {_t('lists', lang)}", "", "| " + " | ".join(heads) + " |",
            "|" + "---|" * len(heads)]
     md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+    md += ["", f"· {_t('hidden', lang).format(k=k)}"]
     md_text = "\n".join(md) + "\n"
 
     img = figure_to_data_uri(_risk_figure(scores, lang, k)) if len(scores) else ""
@@ -164,9 +171,10 @@ th:first-child,td:first-child{{text-align:left}} img{{max-width:100%}}
 </style></head><body>
 <h1>{esc(_t('title', lang))} — {esc(manifest['as_of'])}</h1>
 <p class="notice">{esc(_NOTICE[lang])}</p>
-<div class="grid"><div><dl>{dl}</dl></div><div>{f'<img alt="risk distribution" src="{img}">' if img else ''}</div></div>
+<div class="grid"><div><dl>{dl}</dl></div><div>{f'<img alt="{esc(_t("bands", lang))}" src="{img}">' if img else ''}</div></div>
 <h2>{esc(_t('lists', lang))}</h2>
 {table}
+<p style="font-size:.8rem;color:#57606a">· {esc(_t('hidden', lang).format(k=k))}</p>
 </body></html>
 """
     return md_text, html

@@ -109,6 +109,8 @@ class ValidationReport:
         example = ""
         if show_example and values is not None:
             v = values.iloc[idx[0]] if isinstance(values, pd.Series) else values[idx[0]]
+            if isinstance(v, pd.Timestamp | np.datetime64) and not pd.isna(v):
+                v = pd.Timestamp(v).date().isoformat()
             example = "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)[:40]
         self.problems.append(Problem(source, column, problem, int(len(idx)),
                                      tuple(int(n) for n in numbers), example, fix, severity))

@@ -108,8 +108,8 @@ class WorklistSet:
 
     def _repr_html_(self) -> str:
         parts = [f"<b>Worklists</b> for {len(self.lists)} institution(s)", self.summary().to_html(index=False)]
-        for k, v in self.lists.items():
-            parts.append(f"<h4>{k}</h4>" + v.head(10).to_html(index=False))
+        for k, v in self.lists.items():  # pseudonyms stay out of displays
+            parts.append(f"<h4>{k}</h4>" + v.drop(columns=["person_id"]).head(10).to_html(index=False))
         return "".join(parts)
 
 
