@@ -1,0 +1,397 @@
+"""BFS indicators: fast vectorised versions against slow per-person references on random spells."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iizrisk import _time
+from iizrisk import indicators as ind
+from iizrisk.cli import main
+from iizrisk.flags import transition_mask
+from iizrisk.spells import build_timeline
+
+INF = 10**9
+SYSTEMS = ("ALV", "IV", "SH")
+YEAR = 2020
+BASE = _time.day("2018-06-01")
+
+
+# ------------------------------------------------------------------ slow references
+def d2date(d: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=d)
+
+
+def date2d(x: dt.date) -> int:
+    return (x - dt.date(1970, 1, 1)).days
+
+
+def ref_add_months(d: int, m: int) -> int:
+    x = d2date(d)
+    y, mo = divmod(x.year * 12 + (x.month - 1) + m, 12)
+    last = calendar.monthrange(y, mo + 1)[1]
+    return date2d(dt.date(y, mo + 1, min(x.day, last)))
+
+
+def ref_merge(rows):
+    """rows: (person, inst, start, end, reason) -> merged spells, reason of the latest end."""
+    by = defaultdict(list)
+    for p, i, s, e, r in rows:
+        by[p, i].append((s, e, r))
+    out = []
+    for (p, i), lst in sorted(by.items()):
+        lst.sort(key=lambda x: (x[0], x[1]))
+        cs, ce, cr = lst[0]
+        for s, e, r in lst[1:]:
+            if s <= ce + 1:
+                if e >= ce:
+                    ce, cr = e, r
+            else:
+                out.append((p, i, cs, ce, cr))
+                cs, ce, cr = s, e, r
+        out.append((p, i, cs, ce, cr))
+    return out
+
+
+def ref_monthly(spells):
+    """Runs of registered calendar months per person and institution."""
+    by = defaultdict(dict)
+    for p, i, s, e, r in spells:
+        a = d2date(s)
+        m0 = a.year * 12 + a.month - 1
+        if e >= INF:
+            m1 = 10**6
+        else:
+            b = d2date(e)
+            m1 = b.year * 12 + b.month - 1
+        for m in range(m0, min(m1, m0 + 400) + 1):
+            by[p, i][m] = r if e < INF else None
+        if m1 == 10**6:
+            by[p, i]["open"] = m0
+    out = []
+    for (p, i), months in by.items():
+        open_from = months.pop("open", None)
+        ms = sorted(months)
+        runs, cur = [], [ms[0]]
+        for m in ms[1:]:
+            if m == cur[-1] + 1:
+                cur.append(m)
+            else:
+                runs.append(cur)
+                cur = [m]
+        runs.append(cur)
+        for run in runs:
+            y0, mo0 = divmod(run[0], 12)
+            y1, mo1 = divmod(run[-1], 12)
+            s = date2d(dt.date(y0, mo0 + 1, 1))
+            is_open = open_from is not None and run[-1] >= open_from and run[-1] == ms[-1]
+            e = INF if is_open else date2d(dt.date(y1, mo1 + 1, calendar.monthrange(y1, mo1 + 1)[1]))
+            out.append((p, i, s, e, None if is_open else months[run[-1]]))
+    return sorted(out)
+
+
+def year_bounds():
+    return _time.day(f"{YEAR}-01-01"), _time.day(f"{YEAR}-12-31")
+
+
+def ref_combinations(spells):
+    y0, y1 = year_bounds()
+    sets = defaultdict(set)
+    for p, i, s, e, _ in spells:
+        if i in SYSTEMS and s <= y1 and e >= y0:
+            sets[p].add(i)
+    counts = [sum(1 for v in sets.values() if v == {x}) for x in SYSTEMS]
+    return counts + [sum(1 for v in sets.values() if len(v) >= 2)]
+
+
+def ref_entry(spells, person, systems, lookback=12):
+    y0, y1 = year_bounds()
+    own = [(s, e) for p, i, s, e, _ in spells if p == person and i in systems]
+    for s in sorted({s for s, _ in own if y0 <= s <= y1}):
+        ws = ref_add_months(s - 1, -lookback) + 1
+        if not any(s2 <= s - 1 and e2 >= ws for s2, e2 in own):
+            return s
+    return None
+
+
+def ref_profiles(spells):
+    counts = [0, 0, 0, 0]
+    for person in {p for p, *_ in spells}:
+        s = ref_entry(spells, person, SYSTEMS)
+        if s is None:
+            continue
+        w1 = ref_add_months(s, 24) - 1
+        n = defaultdict(int)
+        for p, i, s2, _e, _ in spells:
+            if p == person and i in SYSTEMS and s <= s2 <= w1:
+                n[i] += 1
+        many_sys = len(n) >= 2
+        repeated = max(n.values()) >= 2
+        counts[(2 if many_sys else 0) + (1 if repeated else 0)] += 1
+    return counts
+
+
+def ref_persistence(spells, system, months):
+    entrants = still = 0
+    for person in {p for p, *_ in spells}:
+        s = ref_entry(spells, person, (system,))
+        if s is None:
+            continue
+        entrants += 1
+        d = ref_add_months(s, months)
+        if any(p == person and i == system and s2 <= d <= e2 for p, i, s2, e2, _ in spells):
+            still += 1
+    return entrants, still
+
+
+def ref_reentry(spells, system, months):
+    y0, y1 = year_bounds()
+    leavers = back = 0
+    for person in {p for p, *_ in spells}:
+        own = sorted((s, e, r) for p, i, s, e, r in spells if p == person and i == system)
+        ends = [(e, k) for k, (s, e, r) in enumerate(own) if y0 <= e <= y1 and r != "death"]
+        if not ends:
+            continue
+        leavers += 1
+        e, k = min(ends)
+        if k + 1 < len(own) and own[k + 1][0] <= ref_add_months(e, months):
+            back += 1
+    return leavers, back
+
+
+def ref_transitions(spells, gap=90):
+    y0, y1 = year_bounds()
+    trans, pers = defaultdict(int), defaultdict(set)
+    for p, b, sb, _eb, _ in spells:
+        if not y0 <= sb <= y1:
+            continue
+        origins = {a for p2, a, sa, ea, _ in spells if p2 == p and a != b and sa < sb and ea + gap >= sb}
+        for a in origins or {"(none)"}:
+            trans[a, b] += 1
+            pers[a, b].add(p)
+    return trans, {k: len(v) for k, v in pers.items()}
+
+
+# ----------------------------------------------------------------- random spells
+OFFSETS = [0, 1, 2, 27, 28, 29, 30, 31, 59, 60, 61, 88, 89, 90, 91, 92, 181, 183, 364, 365, 366, 367, 396]
+DURATIONS = [0, 1, 27, 28, 29, 30, 31, 60, 120, 182, 364, 365, 366, 540, 700]
+
+
+@st.composite
+def random_rows(draw):
+    """Chains of rows per person whose starts fall on the boundaries that matter.
+
+    Each row starts a boundary offset (same day, 1 day, 90 days, 12 months ...)
+    after the previous row's start or end, so that touching rows, transition
+    gaps, look-back windows and month ends are all exercised.
+    """
+    rows = []
+    for p in range(draw(st.integers(1, 4))):
+        prev_s = prev_e = BASE + draw(st.integers(0, 900))
+        prev_i = "ALV"
+        for _ in range(draw(st.integers(1, 5))):
+            i = prev_i if draw(st.booleans()) else draw(st.sampled_from(["ALV", "IV", "SH", "BB"]))
+            anchor = draw(st.sampled_from(["start", "end", "end", "fresh"]))
+            off = draw(st.sampled_from(OFFSETS)) if draw(st.integers(0, 3)) else draw(st.integers(0, 500))
+            if anchor == "start":
+                s = prev_s + off
+            elif anchor == "end" and prev_e < INF:
+                s = prev_e + off
+            else:
+                s = BASE + draw(st.integers(0, 1400))
+            e = INF if draw(st.integers(0, 9)) == 0 else s + draw(st.sampled_from(DURATIONS) | st.integers(0, 800))
+            r = None if e >= INF else draw(st.sampled_from(["employment", "death", "transfer", None]))
+            rows.append((f"p{p}", i, s, e, r))
+            prev_s, prev_e, prev_i = s, e, i
+    return rows
+
+
+def frame(rows) -> pd.DataFrame:
+    return pd.DataFrame({
+        "person_id": [r[0] for r in rows],
+        "institution": [r[1] for r in rows],
+        "start_date": _time.from_days(np.array([r[2] for r in rows])),
+        "end_date": _time.from_days(np.array([int(_time.OPEN_END) if r[3] >= INF else r[3] for r in rows])),
+        "exit_reason": [r[4] for r in rows],
+    })
+
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(rows=random_rows(), monthly=st.booleans())
+def test_indicators_match_slow_references(rows, monthly):
+    df = frame(rows)
+    spells = ref_merge(rows)
+    if monthly:
+        spells = ref_monthly(spells)
+    tl = build_timeline(df, mode="monthly" if monthly else "daily")
+
+    comb = ind.system_combinations(tl, YEAR, min_cell_size=0)
+    assert comb["persons"].tolist()[:4] == ref_combinations(spells)
+
+    prof = ind.entrant_profiles(tl, YEAR, min_cell_size=0)
+    assert prof["persons"].tolist()[:4] == ref_profiles(spells)
+
+    pers = ind.persistence(tl, YEAR, min_cell_size=0)
+    for row in pers.itertuples(index=False):
+        assert (row.entrants, row.still_registered) == ref_persistence(spells, row.system, row.months)
+
+    reen = ind.reentry(tl, YEAR, min_cell_size=0)
+    for row in reen.itertuples(index=False):
+        assert (row.leavers, row.reentered) == ref_reentry(spells, row.system, row.months)
+
+    trans = ind.transition_matrix(tl, YEAR, min_cell_size=0)
+    ref_t, ref_p = ref_transitions(spells)
+    got = {(r["from"], r["to"]): (r["transitions"], r["persons"]) for r in trans.to_dict("records")}
+    for key, (t, p) in got.items():
+        assert (t, p) == (ref_t.get(key, 0), ref_p.get(key, 0)), key
+    assert sum(v for k, v in ref_t.items() if k in got) == sum(ref_t.values())
+
+
+@SETTINGS
+@given(rows=random_rows())
+def test_transition_pairs_agree_with_flags(rows):
+    tl = build_timeline(frame(rows))
+    b, _ = ind.transition_pairs(tl, np.arange(len(tl)), 90)
+    mask = np.zeros(len(tl), dtype=bool)
+    mask[b] = True
+    assert (mask == transition_mask(tl, gap_days=90)).all()
+
+
+@SETTINGS
+@given(rows=random_rows())
+def test_published_tables_have_no_small_cells(rows):
+    res = ind.bfs_indicators(frame(rows), YEAR, min_cell_size=5)
+    for name, t in res.tables.items():
+        for col in ("persons", "entrants", "still_registered", "leavers", "reentered", "from_registered"):
+            if col in t:
+                v = t[col].dropna().astype(int)
+                assert ((v == 0) | (v >= 5)).all(), (name, col)
+        for col in ("share", "rate"):
+            if col in t:
+                count = {"share": next(c for c in ("persons", "still_registered", "reentered") if c in t),
+                         "rate": "persons"}[col]
+                assert t.loc[t[count].isna(), col].isna().all(), (name, col)
+
+
+def test_entries_and_profiles_by_hand():
+    rows = pd.DataFrame({
+        "person_id": ["a", "a", "a", "b", "c", "c"],
+        "institution": ["ALV", "SH", "ALV", "ALV", "SH", "SH"],
+        "start_date": pd.to_datetime(["2020-01-06", "2020-09-01", "2021-05-01", "2020-03-01",
+                                      "2019-06-01", "2020-02-01"]),
+        "end_date": pd.to_datetime(["2020-06-30", "2020-12-31", "2021-07-31", "2020-05-31",
+                                    "2019-08-31", None]),
+    })
+    e = ind.entries(rows, 2020)
+    assert e["person_id"].tolist() == ["a", "b"]  # c was registered 5 months before
+    prof = ind.entrant_profiles(rows, 2020, min_cell_size=0)
+    assert prof.set_index("profile")["persons"].to_dict() == {
+        "one spell in one system": 1, "several spells in one system": 0,
+        "one spell each in several systems": 0, "revolving door": 1, "Total": 2}
+
+
+@pytest.mark.parametrize("entry", ["2020-02-15", "2020-03-01", "2020-02-29", "2020-12-31", "2020-01-01"])
+def test_lookback_boundary(entry):
+    # the 12-month look-back of an entry on day s covers add_months(s - 1, -12) + 1 ... s - 1
+    s = _time.day(entry)
+    first = ref_add_months(s - 1, -12) + 1
+    for last, entrant in ((first, False), (first - 1, True)):
+        rows = frame([("a", "SH", last - 300, last, None), ("a", "ALV", s, INF, None)])
+        assert len(ind.entries(rows, 2020)) == int(entrant), (entry, d2date(last))
+        pers = ind.persistence(rows, 2020, systems=["ALV"], months=[12], min_cell_size=0)
+        assert pers["entrants"].iloc[0] == 1  # entry into ALV alone: SH does not count
+
+
+def test_touching_rows_are_one_spell():
+    rows = pd.DataFrame({"person_id": ["a", "a", "a"], "institution": ["ALV"] * 3,
+                         "start_date": pd.to_datetime(["2020-01-01", "2020-03-01", "2020-06-02"]),
+                         "end_date": pd.to_datetime(["2020-02-29", "2020-05-31", "2020-08-31"])})
+    # January-February and March-May touch: one spell; June starts after a one-day gap
+    prof = ind.entrant_profiles(rows, 2020, min_cell_size=0).set_index("profile")["persons"]
+    assert prof["several spells in one system"] == 1
+    reen = ind.reentry(rows, 2020, systems=["ALV"], months=[6], min_cell_size=0)
+    assert (reen["leavers"].iloc[0], reen["reentered"].iloc[0]) == (1, 1)
+
+
+def test_monthly_mode_joins_short_gaps():
+    rows = pd.DataFrame({"person_id": ["a", "a"], "institution": ["ALV", "ALV"],
+                         "start_date": pd.to_datetime(["2020-01-01", "2020-03-10"]),
+                         "end_date": pd.to_datetime(["2020-02-20", "2020-04-30"])})
+    daily = ind.reentry(rows, 2020, systems=["ALV"], min_cell_size=0)
+    monthly = ind.reentry(rows, 2020, systems=["ALV"], monthly=True, min_cell_size=0)
+    assert daily["reentered"].tolist() == [1, 1]  # back after 18 days
+    assert monthly["leavers"].tolist() == [1, 1] and monthly["reentered"].tolist() == [0, 0]
+
+
+def test_suppressed_tables_and_files(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    starts = _time.day("2019-01-01") + rng.integers(0, 900, n)
+    rows = pd.DataFrame({
+        "person_id": [f"p{i % 150}" for i in range(n)],
+        "institution": rng.choice(["ALV", "ALV", "ALV", "SH", "IV", "BSLB"], n),
+        "start_date": _time.from_days(starts),
+        "end_date": _time.from_days(starts + rng.integers(10, 300, n)),
+    })
+    res = ind.bfs_indicators(rows, 2020, min_cell_size=5)
+    assert set(res.tables) == {"combinations", "profiles", "persistence", "reentry", "transitions"}
+    assert any(r.n_primary for r in res.suppression.values())
+    trans = res["transitions"]
+    assert not (trans["from"] == trans["to"]).any()
+    html = res._repr_html_()
+    assert "suppressed" in html and "combinations" in html
+    files = res.to_dir(tmp_path / "out")
+    assert len(files) == 10
+    back = pd.read_parquet(tmp_path / "out" / "profiles.parquet")
+    assert back["persons"].tolist() == res["profiles"]["persons"].tolist()
+    csv = pd.read_csv(tmp_path / "out" / "combinations.csv")
+    assert list(csv.columns) == ["combination", "persons", "share"]
+
+
+def test_cli_reads_a_folder_of_parquet_files(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    n = 300
+    starts = _time.day("2019-01-01") + rng.integers(0, 900, n)
+    rows = pd.DataFrame({
+        "person_id": pd.Series([f"{i % 120:064x}" for i in range(n)], dtype="str"),
+        "institution": rng.choice(["ALV", "SH", "IV"], n),
+        "start_date": _time.from_days(starts),
+        "end_date": _time.from_days(starts + rng.integers(10, 300, n)),
+    })
+    folder = tmp_path / "spells"
+    folder.mkdir()
+    rows.iloc[:150].to_parquet(folder / "a.parquet")
+    rows.iloc[150:].to_parquet(folder / "b.parquet")
+    out = tmp_path / "ind"
+    assert main(["indicators", "--spells", str(folder), "--year", "2020", "--out", str(out), "--monthly"]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("*.csv")) == [
+        "combinations.csv", "persistence.csv", "profiles.csv", "reentry.csv", "transitions.csv"]
+    direct = ind.system_combinations(rows, 2020, monthly=True)
+    assert pd.read_csv(out / "combinations.csv")["persons"].fillna(-1).tolist() == \
+        direct["persons"].fillna(-1).astype(int).tolist()
+    assert main(["indicators", "--spells", str(folder), "--year", "2020", "--out", str(out),
+                 "--min-cell-size", "0"]) == 2
+
+
+def test_empty_year_gives_zero_tables():
+    rows = pd.DataFrame({"person_id": ["a"], "institution": ["ALV"],
+                         "start_date": pd.to_datetime(["2010-01-01"]), "end_date": pd.to_datetime(["2010-02-01"])})
+    res = ind.bfs_indicators(rows, 2020, min_cell_size=0)
+    assert res["combinations"]["persons"].sum() == 0
+    assert res["persistence"]["entrants"].sum() == 0
+
+
+def test_wrong_input_type():
+    with pytest.raises(TypeError, match="DataFrame"):
+        ind.system_combinations([1, 2], 2020)
