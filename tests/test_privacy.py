@@ -302,11 +302,6 @@ def test_cli_validate_flags_audit_refuse_raw_identifiers(tmp_path, spells, raw_n
         assert not leaked(numbers, text), name
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "privacy gap (_commands/flags.py): `iizrisk flags` reads only the columns it needs and checks only "
-    "those for AHV numbers, so an export with raw AHV numbers in another column (free text, an "
-    "institution's own column) is accepted (exit 0) instead of refused. Fix: check the whole file "
-    "(pyarrow can scan the other string columns cheaply) or refuse unknown extra columns"))
 def test_cli_flags_refuses_raw_identifiers_in_any_column(tmp_path, spells, raw_numbers):
     bad, _ = planted(spells, raw_numbers, "remark")
     write_parquet_atomic(bad, tmp_path / "spells.parquet")

@@ -130,6 +130,7 @@ def _read_spells(path: Path) -> pd.DataFrame:
             raise ValidationError(f"{f}: not a readable Parquet file ({exc})") from exc
         table = _normalise(table, f)
         _refuse_raw_identifiers(table, f)
+        _refuse_raw_identifiers(_other_text_columns(f), f)  # the guard covers the whole file
         tables.append(table)
     if len(tables) > 1:
         units = {t.schema.field(c).type for t in tables for c in _DATES if c in t.column_names}
@@ -205,6 +206,17 @@ def _rows_containing(col: pa.ChunkedArray, needle: bytes) -> np.ndarray:
         rows.sort()
         rows = rows[np.r_[True, rows[1:] != rows[:-1]]]
     return rows
+
+
+def _other_text_columns(f: Path) -> pa.Table:
+    """The file's text, dictionary and integer columns the flags do not read, as large strings."""
+    names = [fld.name for fld in pq.read_schema(f) if fld.name not in _COLUMNS
+             and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)
+                  or pa.types.is_dictionary(fld.type) or pa.types.is_integer(fld.type))]
+    if not names:
+        return pa.table({})
+    extra = pq.read_table(f, columns=names)
+    return pa.table({n: extra.column(n).cast(pa.large_string()) for n in names})
 
 
 def _refuse_raw_identifiers(table: pa.Table, f: Path) -> None:
