@@ -221,6 +221,8 @@ def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.Dat
     wanted = list(attributes) if attributes is not None else ["sex", "nationality_group", "birth_year", "canton"]
     tl = build_timeline(spells, as_of=t, merge_gap_days=gap)
     codes = tl.person_ids.get_indexer(pd.Index(out["person_id"]))
+    if (codes < 0).any():  # scored people have a spell open at T, so they are in the view
+        raise AssertionError("labelled_period: a scored person is missing from the point-in-time view")
     others = [c for c in wanted if c not in tl.persons.columns and c in spells.columns]
     latest_rows = None
     if others:
