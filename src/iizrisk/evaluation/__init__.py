@@ -27,6 +27,31 @@ outcome=..., covariates=[...])`` returns itself with ``estimate_``,
   (risk sets);
 * :class:`PropensityScoreStratification` -- subclassification on the score.
 
+Also: :class:`KaplanMeier` (survival curves with Greenwood bands),
+:func:`balance_table`, :func:`overlap_table`, :func:`match_nearest` (the
+vectorised greedy matching), :class:`LogisticPropensity` (the default
+propensity model, refitted cheaply in bootstraps) and
+:func:`add_missing_indicators`.
+
+From spells to a study
+----------------------
+:class:`AssessmentStudy` (and ``iizrisk evaluate``) turns canonical spells and
+interventions into a plain table with :func:`risk_set_table` -- one row per
+person assessed on day ``d`` (their first joint assessment) and per control
+drawn from the *risk set* of ``d`` (registered on ``d``, not assessed by then),
+with the point-in-time features at ``d`` as covariates and outcomes over
+``d+1 ...``: revolving door and disintegration (:mod:`iizrisk.outcomes`), days
+registered and new spells in the next 12/24 months, time to a sustained exit
+(no registration for 6 months) -- and estimates the effect on the assessed:
+by default propensity-score matching of each assessed to a control at risk
+in the same calendar month (risk-set matching), next to the naive
+comparison, with Kaplan-Meier curves of sustained exits for the assessed and
+their matched controls. Index days are exact (information after ``d`` is
+never used); the design is documented in :mod:`iizrisk.evaluation._study`.
+Further study-specific diagnostics: assessed people without a control on
+their day, and *contamination* (controls assessed soon after their index
+day, which dilutes the contrast towards zero).
+
 Assumptions, and the diagnostics that show when they fail
 ----------------------------------------------------------
 An estimate is a causal effect only under three assumptions

@@ -152,6 +152,8 @@ class _EffectEstimator:
     _estimands: tuple[str, ...] = ("ATT", "ATE")
     _needs_covariates = True
     _has_after_balance = True
+    _weights_diagnostic = True  # effective sample sizes (not for matching, which drops controls by design)
+    _log_diagnostics = True  # log warnings at fit (a study collects them instead)
 
     # subclasses set their own parameters in __init__ and call these
     def _init_common(self, estimand, n_bootstrap, alpha, random_state, propensity_model):
@@ -261,7 +263,8 @@ class _EffectEstimator:
         self.diagnostics_ = self._diagnose()
         for level, msg in self.diagnostics_:
             if level == "warning":
-                logger.warning("%s: %s", type(self).__name__, msg)
+                logger.log(logging.WARNING if self._log_diagnostics else logging.DEBUG, "%s: %s",
+                           type(self).__name__, msg)
         return self
 
     # ---------------------------------------------------------------- diagnostics
@@ -274,7 +277,14 @@ class _EffectEstimator:
             if self._has_after_balance and after.notna().any():
                 bad = after[after > SMD_THRESHOLD].sort_values(ascending=False)
                 msg = (f"balance: {len(bal)} covariates; max |SMD| {before.max():.3f} before, "
-                       f"{after.max():.3f} after adjustment (threshold {SMD_THRESHOLD})")
+                       f"{after.max():.3f} after adjustment (threshold {SMD_THRESHOLD}")
+                if self.overlap_ is not None:
+                    # an SMD's standard error by chance alone, at the weighted group sizes
+                    n1 = float(self.overlap_.loc["effective_n", "treated"])
+                    n0 = float(self.overlap_.loc["effective_n", "control"])
+                    if n1 > 0 and n0 > 0:
+                        msg += f"; chance alone gives |SMD| of about {np.sqrt(1 / n1 + 1 / n0):.2f} at these sizes"
+                msg += ")"
                 if len(bad):
                     names = ", ".join(f"{k} ({v:.2f})" for k, v in bad.head(5).items())
                     out.append(("warning", f"{msg}; {len(bad)} imbalanced after adjustment: {names}"
@@ -307,7 +317,7 @@ class _EffectEstimator:
                 if extreme > 0.01:
                     out.append(("warning", f"overlap: {extreme:.1%} of units have a propensity score below "
                                 "0.01 or above 0.99; the ATE rests on few comparable units"))
-            if self.weights_ is not None and self._has_after_balance:
+            if self.weights_ is not None and self._has_after_balance and self._weights_diagnostic:
                 for arm in ("treated", "control"):
                     n = float(ov.loc["n", arm])
                     ess = float(ov.loc["effective_n", arm])
@@ -740,6 +750,7 @@ class PropensityScoreMatching(_EffectEstimator):
     """
 
     _estimands = ("ATT",)
+    _weights_diagnostic = False
 
     def __init__(self, *, caliper: float | None = 0.2, replace: bool = False, scale: str = "logit",
                  exact=None, bias_correction: bool = False, bootstrap: str = "pairs", estimand: str = "ATT",

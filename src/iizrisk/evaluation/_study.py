@@ -593,7 +593,9 @@ class AssessmentStudy:
             self.naive_[col] = DifferenceInMeans(n_bootstrap=self.n_bootstrap, alpha=self.alpha,
                                                  random_state=self.random_state).fit(sub, "treated", col)
             try:
-                est = self._estimator().fit(sub, "treated", col, covs)
+                est = self._estimator()
+                est._log_diagnostics = False  # collected below, printed by print_summary
+                est.fit(sub, "treated", col, covs)
             except ValidationError as exc:
                 self.diagnostics_.append(("warning", f"{col}: not estimated ({exc})"))
                 continue
@@ -602,6 +604,11 @@ class AssessmentStudy:
             self._mean_treated[col] = float(sub.loc[rows, col].mean())
         self._fit_survival(prepared, covs, KaplanMeier)
         self._study_diagnostics()
+        n_warn = sum(lv == "warning" for lv, _ in self.diagnostics_) + sum(
+            lv == "warning" for est in self.estimators_.values() for lv, _ in est.diagnostics_)
+        if n_warn:
+            logger.warning("study: %d diagnostic warning(s) (balance, overlap, matching); see print_summary()",
+                           n_warn)
         logger.info("study: %d outcome(s) estimated in %.1f s", len(self.estimators_), _timer.perf_counter() - t0)
         return self
 
