@@ -344,6 +344,9 @@ def test_cli_writes_suppressed_outputs(small_study, tmp_path):
     shown = surv[~surv["suppressed"]]
     assert (shown["at_risk"] >= 5).all() and ((shown["exits"] == 0) | (shown["exits"] >= 5)).all()
     assert surv.loc[surv["suppressed"], ["exits", "at_risk", "cumulative_exit"]].isna().all().all()
+    # usage errors are exit code 2, before any data is read
+    assert main(["evaluate", "--spells", "nowhere", "--interventions", "nowhere", "--outcome", "nope",
+                 "--out", str(tmp_path / "x")]) == 2
     # with a huge minimum cell size nothing is published
     big = tmp_path / "big"
     assert main([*args[:-1], str(big), "--min-cell-size", "1000000"]) == 0

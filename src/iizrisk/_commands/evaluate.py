@@ -110,10 +110,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import AssessmentStudy
+    from ..errors import ConfigError
+    from ..evaluation import AssessmentStudy, study_outcome_columns
     from ..evaluation._study import DEFAULT_OUTCOMES
     from .features import read_inputs
 
+    outcomes = tuple(args.outcome) if args.outcome else DEFAULT_OUTCOMES
+    try:
+        study_outcome_columns(outcomes, args.horizon_months)
+    except ValueError as exc:
+        raise ConfigError(f"--outcome: {exc}") from None
+    if args.caliper < 0 or args.bootstrap < 0 or args.min_cell_size < 1:
+        raise ConfigError("--caliper and --bootstrap must be >= 0 and --min-cell-size >= 1")
     spells, interventions = read_inputs(args.spells, args.interventions)
     if interventions is None:  # pragma: no cover - the option is required
         raise SystemExit("--interventions is required")
@@ -121,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.period_from or args.period_to:
         period = (args.period_from or "1900-01-01", args.period_to or "2999-12-31")
     study = AssessmentStudy(
-        outcomes=tuple(args.outcome) if args.outcome else DEFAULT_OUTCOMES,
+        outcomes=outcomes,
         horizon_months=args.horizon_months, method=args.method,
         controls_per_treated=args.controls_per_treated, caliper=args.caliper,
         match_within=None if args.match_within == "none" else args.match_within,
