@@ -352,8 +352,9 @@ class _Loop:
         self.eff1 = np.full(n, np.nan)
         self.ent_m = np.asarray(p.alv_entitlement_days, dtype=np.float64) / 21.7
         self.fw_days = p.alv_framework_months * DPM
-        # active persons (positions in pop) and their state
-        self.ix = np.flatnonzero(pop.L0 < np.minimum(pop.L1, horizon + 1))
+        # active persons (positions in pop) and their state; a life at risk ending before the
+        # period cannot leave a spell in it
+        self.ix = np.flatnonzero((pop.L0 < np.minimum(pop.L1, horizon + 1)) & (pop.L1 > win0))
         m = len(self.ix)
         self.t = pop.L0[self.ix].copy()  # start day of the current episode
         self.st = np.full(m, OUT, dtype=np.int8)
@@ -398,9 +399,12 @@ class _Loop:
         if not self.use_effect:
             return None
         who = self.who[g]
-        w0 = np.maximum((self.eff0[who] - anchor) / DPM, 0.0)
+        e0 = self.eff0[who]
+        none = np.isnan(e0)
+        if none.all():  # nobody in this group was assessed: no window at all
+            return None
+        w0 = np.maximum((e0 - anchor) / DPM, 0.0)
         w1 = np.maximum((self.eff1[who] - anchor) / DPM, 0.0)
-        none = np.isnan(w0)
         return np.where(none, 0.0, w0), np.where(none, 0.0, w1)
 
     def _day(self, g, key: str, mult, win=None, effect=False):
@@ -433,9 +437,13 @@ class _Loop:
 
     def _episode_window(self, g, offered):
         """Effect windows of this episode: earlier assessments plus the one offered now."""
+        if not self.use_effect:
+            return None
         w = self._windows(g, self.t[g])
-        if w is None or offered is None:
+        if offered is None:
             return w
+        if w is None:
+            w = (np.zeros(len(g)), np.zeros(len(g)))
         off, day_a = offered
         anchor = self.t[g]
         return (np.where(off, (day_a - anchor) / DPM, w[0]),
@@ -529,7 +537,7 @@ class _Loop:
             gs = g[sel]
             for j, dname in enumerate(dests):
                 x = extra.get(dname)
-                eff = self.use_effect and dname != "BB"
+                eff = self.use_effect and dname != "BB" and win is not None
                 w = (win[0][sel], win[1][sel]) if eff else None
                 for hz, hkey, stream in self.model.out.get((pcode, dname), ()):
                     mult = self._mult(hkey, gs, None if x is None else x[sel])

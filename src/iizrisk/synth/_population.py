@@ -549,7 +549,8 @@ def _assemble(chunks: list[_Chunk], p: SwissDefaults, *, seed: int, w0: int, w1:
 
     # spells, sorted by pseudonym, start, institution
     who = rows["who"]
-    order = np.lexsort((rows["measure"], rows["inst"], rows["start"], _rank(words)[who]))
+    rank = _rank(words)
+    order = np.lexsort((rows["measure"], rows["inst"], rows["start"], rank[who]))
     rows = {k: v[order] for k, v in rows.items()}
     who = rows["who"]
     case = _case_ids(pers["key"][who], rows["inst"], rows["case_start"])
@@ -580,7 +581,7 @@ def _assemble(chunks: list[_Chunk], p: SwissDefaults, *, seed: int, w0: int, w1:
     mask = truth["assess_inst"].astype(np.int64)
     # a joint assessment involves at least two institutions: IV joins ALV or SH, ALV joins IV
     mask = np.where(np.isin(mask, [1, 4]), mask | 2, np.where(mask == 2, 3, mask))
-    iorder = np.lexsort((_rank(words)[tw], truth["assess_day"]))
+    iorder = np.lexsort((rank[tw], truth["assess_day"]))
     interventions = pd.DataFrame({
         "person_id": _str_series(ids.take(pa.array(tw[iorder]))),
         "date": _time.from_days(truth["assess_day"][iorder]),
@@ -588,7 +589,7 @@ def _assemble(chunks: list[_Chunk], p: SwissDefaults, *, seed: int, w0: int, w1:
         "institutions": pd.Series(inst_names[mask[iorder]], dtype="str"),
     })
     # truth, one row per person (pseudonym order)
-    porder = np.argsort(_rank(words), kind="stable")
+    porder = np.argsort(rank, kind="stable")
     assessed = np.zeros(n, dtype=bool)
     assessed[tw] = True
     a_day = np.full(n, int(OPEN_END), dtype=np.int64)
