@@ -61,9 +61,16 @@ _HOUSEHOLD_FR = {"single": "personne seule", "single_parent": "famille monoparen
 _HOUSEHOLD_P = (0.55, 0.2, 0.08, 0.12, 0.05)
 _LOCAL_NAMES = {"BB": "Berufsbildung", "BSLB": "Laufbahnberatung", "MIG": "Integrationsfachstelle",
                 "UV": "Unfallversicherung", "KTG": "Krankentaggeld"}
-_RAV_OFFICES = ("RAV Zürich Oerlikon", "RAV Bümpliz", "RAV Thun", "RAV Luzern", "RAV St. Gallen",
-                "RAV Aarau", "RAV Wädenswil", "RAV Brühlgutpark Winterthur", "ORP Genève", "ORP Lausanne",
-                "URC Bellinzona", "RAV Biel/Bienne", "RAV Chur", "RAV Münchenstein", "RAV Zug")
+_RAV_OFFICES = {  # a few offices per canton (the rest: the canton's RAV with a district number)
+    "ZH": ("RAV Zürich Oerlikon", "RAV Wädenswil", "RAV Brühlgutpark Winterthur", "RAV Uster"),
+    "BE": ("RAV Bümpliz", "RAV Thun", "RAV Biel/Bienne", "RAV Langenthal"),
+    "LU": ("RAV Luzern", "RAV Sursee"), "SG": ("RAV St. Gallen", "RAV Rapperswil-Jona"),
+    "AG": ("RAV Aarau", "RAV Baden"), "BL": ("RAV Münchenstein", "RAV Liestal"), "BS": ("RAV Basel",),
+    "GR": ("RAV Chur", "RAV Davos"), "ZG": ("RAV Zug",), "TG": ("RAV Frauenfeld", "RAV Kreuzlingen"),
+    "GE": ("ORP Genève", "ORP Onex"), "VD": ("ORP Lausanne", "ORP Yverdon-les-Bains", "ORP Nyon"),
+    "NE": ("ORP Neuchâtel", "ORP La Chaux-de-Fonds"), "JU": ("ORP Delémont",),
+    "FR": ("ORP Fribourg", "RAV Düdingen"), "VS": ("ORP Sion", "RAV Brig-Glis"), "TI": ("URC Bellinzona", "URC Lugano"),
+}
 
 
 def _u(n: int, seed: int, stream: int) -> np.ndarray:
@@ -139,8 +146,13 @@ def write_exports(pop, path: str | Path) -> Settings:
     # ---------------------------------------------------------------- ALV (German)
     alv, counts = _mess(sp[sp["institution"] == "ALV"].reset_index(drop=True), seed, 10)
     c = common(alv, True)
-    office = np.array(_RAV_OFFICES, dtype=object)[
-        (_u(len(alv), seed, 14) * len(_RAV_OFFICES)).astype(np.int64)] if len(alv) else np.array([], dtype=object)
+    office = np.empty(len(alv), dtype=object)
+    cantons = alv["canton"].astype(str).to_numpy()
+    u = _u(len(alv), seed, 14)
+    for can in np.unique(cantons):
+        rows = cantons == can
+        names = np.array(_RAV_OFFICES.get(can, (f"RAV {can} 1", f"RAV {can} 2")), dtype=object)
+        office[rows] = names[(u[rows] * len(names)).astype(np.int64)]
     frame = pd.DataFrame({
         "PERS_PSEUDO": c["pid"], "FALL_NR": c["case"], "STELLE": "RAV", "ANMELDUNG": c["start"],
         "ABMELDUNG": c["end"], "ABMELDEGRUND": c["reason"], "ERFASST_AM": c["recorded"], "KANTON": c["canton"],
