@@ -148,7 +148,7 @@ def logit(p) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def fit_propensity(X: np.ndarray, treated: np.ndarray, model=None, sample_weight=None) -> np.ndarray:
+def fit_propensity(X: np.ndarray, treated: np.ndarray, model=None) -> np.ndarray:
     """Fit a clone of ``model`` (default :func:`default_propensity_model`) and return P(T=1 | X).
 
     A convergence warning of the solver is logged, not raised. Scores are
@@ -161,10 +161,7 @@ def fit_propensity(X: np.ndarray, treated: np.ndarray, model=None, sample_weight
     est = clone(model) if model is not None else default_propensity_model()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        if sample_weight is None:
-            est.fit(X, t.astype(np.int8))
-        else:
-            _fit_weighted(est, X, t.astype(np.int8), sample_weight)
+        est.fit(X, t.astype(np.int8))
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
             logger.warning("propensity model: %s", w.message)
@@ -173,11 +170,3 @@ def fit_propensity(X: np.ndarray, treated: np.ndarray, model=None, sample_weight
     classes = list(getattr(est, "classes_", [0, 1]))
     p = est.predict_proba(X)[:, classes.index(1)]
     return np.clip(p, EPS, 1 - EPS)
-
-
-def _fit_weighted(est, X, y, sample_weight) -> None:
-    if hasattr(est, "steps"):
-        last = est.steps[-1][0]
-        est.fit(X, y, **{f"{last}__sample_weight": sample_weight})
-    else:
-        est.fit(X, y, sample_weight=sample_weight)
