@@ -158,3 +158,12 @@ def test_numbers_embedded_in_text_are_caught():
     s = pd.Series([f"Rückruf erbeten, AHV {n}", f"Dossier {n.replace('.', '')}.", f"AHV {wrong}",
                    f"1{n.replace('.', '')}", "756 Fälle", None])
     assert looks_like_ahv(s).tolist() == [True, True, False, False, False, False]
+
+
+def test_hex_pseudonyms_with_digit_runs_are_not_ahv_numbers():
+    n = make_ahv("246813579")
+    hexlike = pd.Series([f"ab{n}cd" + "e" * 47, f"{n}f" + "0" * 50, "f" * 51 + n])
+    # 13 digits inside a run of hex characters: part of a pseudonym, not a number in text
+    assert not looks_like_ahv(hexlike[:2]).any()
+    # at the very end of a value a run of letters precedes it: still part of the token
+    assert not looks_like_ahv(hexlike[2:]).any()

@@ -116,7 +116,9 @@ def looks_like_ahv(values) -> np.ndarray:
     return out
 
 
-_EMBEDDED = r"(?<![\d.])756[.\s]?\d{4}[.\s]?\d{4}[.\s]?\d{2}(?![\d])"
+# a number standing as a word in text: not part of a longer run of letters or digits
+# (a 64-character hex pseudonym can hold 13 digits in a row; those are not AHV numbers)
+_EMBEDDED = r"(?<![0-9A-Za-z.])756[.\s]?\d{4}[.\s]?\d{4}[.\s]?\d{2}(?![0-9A-Za-z])"
 
 
 def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KEY_ENV) -> bytes:
