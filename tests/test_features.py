@@ -109,10 +109,12 @@ def months_back_plus_one(t: dt.date, w: int) -> dt.date:
 def ref_view(rows: list[dict], t: dt.date) -> list[dict]:
     out = []
     for r in rows:
-        if r["start_date"] > t or (r.get("recorded_date") is not None and r["recorded_date"] > t):
+        # recorded_date: the day the row, or its end, became known
+        late = r.get("recorded_date") is not None and r["recorded_date"] > t
+        if r["start_date"] > t or (r["end_date"] is None and late):
             continue
         r = dict(r)
-        if r["end_date"] is None or r["end_date"] > t:
+        if r["end_date"] is None or r["end_date"] > t or late:
             r["end_date"], r["exit_reason"] = None, None
         out.append(r)
     return out
@@ -261,7 +263,12 @@ def test_nothing_after_as_of_changes_a_feature(rows, ivs, t_off, data):
     changed = []
     for r in rows:
         r = dict(r)
-        if r["end_date"] is None or r["end_date"] > t:  # end unknown at T: move it, or its reason
+        late = r["recorded_date"] is not None and r["recorded_date"] > t
+        if late and r["end_date"] is not None:  # its end was learnt after T: any end, any reason
+            if data.draw(st.booleans()):
+                r["end_date"] = r["start_date"] + dt.timedelta(days=data.draw(st.integers(0, 900)))
+            r["exit_reason"] = data.draw(st.sampled_from(REASONS))
+        elif not late and (r["end_date"] is None or r["end_date"] > t):  # end unknown at T: move it
             if data.draw(st.booleans()):
                 r["end_date"] = None if data.draw(st.booleans()) else max(t, r["start_date"]) + \
                     dt.timedelta(days=data.draw(st.integers(1, 900)))

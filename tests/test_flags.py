@@ -184,14 +184,18 @@ def after_T_changes(draw):
     T = draw(as_of_strategy)
     changed = []
     for r in rows:
-        known = r.start <= T and (r.rec is None or r.rec <= T)
+        known = r.start <= T and not (r.end is None and r.rec is not None and r.rec > T)
+        end_unknown = known and r.end is not None and r.rec is not None and r.rec > T
         if not known:  # unknown at T: change anything that stays after T
             if r.start > T and draw(st.booleans()):
                 r = dataclasses.replace(r, start=r.start + draw(st.integers(0, 9)) * ONE, end=None)
-            elif r.rec is not None and r.rec > T:
+            elif r.rec is not None and r.rec > T:  # an open row recorded after T stays one
                 r = dataclasses.replace(r, rec=r.rec + draw(st.integers(0, 9)) * ONE,
-                                        end=None if draw(st.booleans()) else r.end,
                                         reason=draw(st.sampled_from(["other", None])))
+        elif end_unknown and draw(st.booleans()):  # its end was learnt after T: any end, any reason
+            r = dataclasses.replace(r, end=r.start + draw(st.integers(0, 90)) * ONE,
+                                    rec=r.rec + draw(st.integers(0, 9)) * ONE,
+                                    reason=draw(st.sampled_from(["employment", "other", None])))
         elif ref_is_open(r, T) and draw(st.booleans()):  # an end after T moves later, or is learnt
             later = max(r.end or T, T) + draw(st.integers(1, 60)) * ONE
             r = dataclasses.replace(r, end=later, reason=draw(st.sampled_from(["employment", None])))
@@ -202,10 +206,10 @@ def after_T_changes(draw):
         s = T + draw(st.integers(1, 60)) * ONE
         changed.append(Row(draw(st.sampled_from("abcz")), draw(st.sampled_from(INSTS)), s,
                            draw(st.one_of(st.none(), st.just(s + 5 * ONE)))))
-    for _ in range(draw(st.integers(0, 4))):  # rows about the past, recorded after T
+    for _ in range(draw(st.integers(0, 4))):  # open rows about the past, recorded after T
         s = max(BASE, T - draw(st.integers(0, 60)) * ONE)
-        changed.append(Row(draw(st.sampled_from("abcy")), draw(st.sampled_from(INSTS)), s,
-                           draw(st.one_of(st.none(), st.just(s))), rec=T + draw(st.integers(1, 9)) * ONE))
+        changed.append(Row(draw(st.sampled_from("abcy")), draw(st.sampled_from(INSTS)), s, None,
+                           rec=T + draw(st.integers(1, 9)) * ONE))
     shuffle = draw(st.booleans())
     if shuffle:
         order = draw(st.permutations(range(len(changed))))
@@ -393,7 +397,7 @@ def test_cli_reads_a_folder_and_options(tmp_path):
     combined = pd.concat([rows.iloc[:2], part], ignore_index=True)
     expected = compute_flags(combined, "2024-06-30", window_months=12, transition_gap_days=10,
                              merge_gap_days=3).set_index("person_id")
-    assert list(got.index) == list(expected.index) == ["p"]  # q's row is recorded after T
+    assert list(got.index) == list(expected.index) == ["p", "q"]  # q's IV end was recorded after T: open at T
     assert got["n_transitions_window"].tolist() == expected["n_transitions_window"].tolist()
 
 

@@ -57,15 +57,16 @@ class RefSpell:
 
 
 def ref_visible(rows: list[Row], T: dt.date | None) -> list[Row]:
-    """Rows of the point-in-time view: start <= T and recorded <= T where recorded."""
+    """Rows of the point-in-time view: start <= T; recorded_date is the day the row, or its
+    end, became known: an open row recorded after T was unknown at T."""
     if T is None:
         return list(rows)
-    return [r for r in rows if r.start <= T and (r.rec is None or r.rec <= T)]
+    return [r for r in rows if r.start <= T and not (r.end is None and r.rec is not None and r.rec > T)]
 
 
 def ref_is_open(r: Row, T: dt.date | None) -> bool:
-    """Open at T: no end, or an end after T."""
-    return r.end is None or (T is not None and r.end > T)
+    """Open at T: no end, an end after T, or an end recorded after T."""
+    return r.end is None or (T is not None and (r.end > T or (r.rec is not None and r.rec > T)))
 
 
 def ref_horizon(rows: list[Row], T: dt.date | None, gap: int) -> dt.date:
@@ -327,12 +328,17 @@ def test_touching_rows_merge_and_a_one_day_gap_splits():
 
 
 def test_ends_after_as_of_are_open_and_rows_recorded_later_are_unknown():
-    df = _rows(("SH", "2024-01-01", "2024-12-31"), ("IV", "2024-03-01", "2024-03-31"))
-    df["recorded_date"] = pd.to_datetime(["2024-01-05", "2024-04-02"])
+    df = _rows(("SH", "2024-01-01", "2024-12-31"), ("IV", "2024-03-01", "2024-03-31"),
+               ("ALV", "2024-03-20", None))
+    df["recorded_date"] = pd.to_datetime(["2024-01-05", "2024-04-02", "2024-04-03"])
     tl = build_timeline(df, as_of="2024-04-01")
-    assert tl.institutions[tl.inst[0]] == "SH" and len(tl) == 1
-    assert tl.is_open().tolist() == [True]
+    # the IV end was recorded after T: at T the IV spell was known and open;
+    # the open ALV row was recorded after T: unknown at T
+    assert sorted(tl.institutions[i] for i in tl.inst) == ["IV", "SH"]
+    assert tl.is_open().tolist() == [True, True]
     assert tl.merge_report.rows_after_as_of == 1
+    pit = point_in_time(df, "2024-04-01")
+    assert pit["institution"].tolist() == ["SH", "IV"] and pit["end_date"].isna().all()
 
 
 def test_monthly_mode_joins_adjacent_months_and_keeps_open():

@@ -3,8 +3,9 @@
 Rows of one person at one institution that overlap or touch are one spell
 (DOMAIN.md section 5); a gap of at least one day starts a new spell unless a
 merge gap is set. The *point-in-time view at as-of date T* keeps the rows
-with ``start_date <= T`` (and ``recorded_date <= T`` where that column
-exists and is filled); an end after T, or an empty end, is open at T.
+with ``start_date <= T``; ``recorded_date`` (the day the row, or its end,
+became known) leaves out open rows recorded after T and makes closed rows
+recorded after T open at T. An end after T, or an empty end, is open at T.
 
 Internally a :class:`Timeline` holds the merged spells as integer arrays
 (person code, institution code, start and end day numbers) sorted by person,
@@ -266,9 +267,11 @@ def _days(values, *, missing: int = int(MISSING_DAY)) -> np.ndarray:
 def point_in_time(spells: pd.DataFrame, as_of) -> pd.DataFrame:
     """Canonical rows as known on the evening of ``as_of``.
 
-    Keeps rows with ``start_date <= T`` (and ``recorded_date <= T`` where the
-    column exists and is filled); ends after T become empty (open), and so do
-    their exit reasons, which are not known at T.
+    Keeps rows with ``start_date <= T``; where ``recorded_date`` exists (the
+    day the row, or its end, became known), an open row recorded after T is
+    left out and a closed row recorded after T is open at T. Ends after T, or
+    recorded after T, become empty (open), and so do their exit reasons,
+    which are not known at T.
 
     Parameters
     ----------
@@ -295,19 +298,35 @@ def point_in_time(spells: pd.DataFrame, as_of) -> pd.DataFrame:
     t = as_of_day(as_of)
     start = _time.to_days(spells["start_date"])
     keep = (start <= t) & (start != MISSING_DAY)
+    raw_end = (_time.to_days(spells["end_date"], missing=int(OPEN_END)) if "end_date" in spells.columns
+               else np.full(len(spells), OPEN_END, dtype=np.int32))
+    end_unknown = np.zeros(len(spells), dtype=bool)
     if "recorded_date" in spells.columns:
-        rec = _time.to_days(spells["recorded_date"])
-        keep &= (rec <= t) | (rec == MISSING_DAY)
+        keep, end_unknown = _recorded_view(keep, _time.to_days(spells["recorded_date"]), raw_end, t)
     out = spells.loc[keep].copy()
     if "end_date" not in out.columns:
         return out
-    end = _time.to_days(out["end_date"], missing=int(OPEN_END))
-    after = end > t
+    after = (raw_end[keep] > t) | end_unknown[keep]
     if after.any():
         out.loc[after, "end_date"] = pd.NaT
         if "exit_reason" in out.columns:
             out.loc[after, "exit_reason"] = None
     return out
+
+
+def _recorded_view(keep: np.ndarray, rec: np.ndarray, end: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``recorded_date`` at T: which rows are known, and which of them have an unknown end.
+
+    ``recorded_date`` is the day the row, or its end, became known (DOMAIN.md
+    section 4). An open row recorded after T was not known at T: left out. A
+    closed row recorded after T is the record of its end: at T the spell was
+    known and still open, so it stays, with its end (and exit reason) unknown.
+    (A closed row's start is taken to have been known when it started.)
+    """
+    late = (rec > t) & (rec != MISSING_DAY)
+    is_open_row = end == OPEN_END
+    keep = keep & ~(late & is_open_row)
+    return keep, late & ~is_open_row
 
 
 # --------------------------------------------------------------------------- building
@@ -436,11 +455,12 @@ def build_timeline(
 
     # ---- point-in-time view
     idx = None
+    end_unknown = None  # closed rows whose end was recorded after T: open at T
     if t is not None:
         keep = start <= t
         if "recorded_date" in spells.columns:
             rec = _days(spells["recorded_date"])
-            keep &= (rec <= t) | (rec == MISSING_DAY)
+            keep, end_unknown = _recorded_view(keep, rec, end, t)
         if not keep.all():
             idx = np.flatnonzero(keep)
     rows_after = 0 if idx is None else n_in - len(idx)
@@ -451,7 +471,8 @@ def build_timeline(
     start, end, icodes = visible(start), visible(end), visible(icodes)
     pcodes = visible(pcodes)
     if t is not None:
-        end = np.where(end > t, OPEN_END, end).astype(np.int32)
+        late = end > t if end_unknown is None else (end > t) | visible(end_unknown)
+        end = np.where(late, OPEN_END, end).astype(np.int32)
 
     # ---- institution codes (extra codes: only those seen in the view)
     if institutions is None:
