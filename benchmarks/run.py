@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/run.py --compare-only         # the 200k comparisons only
 
 For each size it generates (and caches under ``benchmarks/.cache/``) a
-synthetic Swiss population with ``iizrisk.synth`` (about 5 spells per person),
+synthetic Swiss population with ``iizrisk.synth`` (persons chosen from a pilot's
+spells per person, so that the size is close to the number of spells asked for),
 trains a small model once (cached), then times each stage on the whole data:
 read, validate, point-in-time spells, flags, features, score, explain the
 worklist rows (5,000), write; and the whole ``iizrisk run`` in a fresh process.
@@ -54,7 +55,8 @@ def population(n_spells: int, seed: int = 11) -> Path:
     d = CACHE / f"pop_{n_spells}"
     if (d / "spells.parquet").exists():
         return d
-    n_persons = max(1000, n_spells // 5)
+    pilot = generate(20_000, START, END, seed=seed)
+    n_persons = max(1000, int(n_spells * 20_000 / len(pilot.spells)))
     t = time.perf_counter()
     pop = generate(n_persons, START, END, seed=seed)
     pop.to_dir(d)
