@@ -150,8 +150,17 @@ def notebook_features(spells: pd.DataFrame, as_of: str) -> pd.DataFrame:
     lo = t - pd.DateOffset(months=24) + pd.Timedelta(days=1)
 
     def per_person(g: pd.DataFrame) -> pd.Series:
-        g = g[g["start_date"] <= t]
-        end = g["end_date"].where(g["end_date"] <= t)
+        late = g["recorded_date"] > t  # recorded after T: the row, or its end, unknown at T
+        g = g[(g["start_date"] <= t) & ~(late & g["end_date"].isna())]
+        end = g["end_date"].where((g["end_date"] <= t) & ~late[g.index])
+        # merge rows of one institution that overlap or touch into spells
+        far = pd.Timestamp("2200-01-01")
+        g = g.assign(end_=end.fillna(far)).sort_values(["institution", "start_date"])
+        prev = g.groupby("institution")["end_"].transform(lambda e: e.cummax().shift()).astype("datetime64[s]")
+        new = prev.isna() | (g["start_date"] > prev + pd.Timedelta(days=1))
+        g = g.assign(spell=new.cumsum()).groupby(["institution", "spell"], as_index=False).agg(
+            start_date=("start_date", "min"), end_=("end_", "max"))
+        end = g["end_"].where(g["end_"] != far)
         is_open = end.isna()
         in_window = (g["start_date"] <= t) & (end.isna() | (end >= lo))
         start_w = g["start_date"].clip(lower=lo)
