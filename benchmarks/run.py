@@ -243,13 +243,15 @@ def main() -> None:
                     help="spell counts, comma-separated (default %(default)s)")
     ap.add_argument("--compare-size", type=int, default=200_000)
     ap.add_argument("--compare-only", action="store_true")
+    ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--featuretools-python", help="interpreter of an environment with featuretools")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
     a = ap.parse_args()
     os.environ.setdefault("IIZRISK_N_THREADS", "2")
     result = {"machine": machine(), "command": " ".join(sys.argv), "stages": [], "comparisons": []}
-    result["comparisons"] = comparisons(a.compare_size, a.featuretools_python)
-    print_table(result["comparisons"], f"Comparisons on {a.compare_size:,} spells")
+    if not a.skip_compare:
+        result["comparisons"] = comparisons(a.compare_size, a.featuretools_python)
+        print_table(result["comparisons"], f"Comparisons on {a.compare_size:,} spells")
     if not a.compare_only:
         for n in [int(x) for x in a.sizes.split(",") if x]:
             rows = stages(n)
