@@ -62,6 +62,10 @@ def test_run_publishes_worklists(tmp_path, random_spells, trained):
                               & (random_spells.end_date.isna() | (random_spells.end_date > t))]
     assert set(scores["person_id"]) == set(open_at_t["person_id"])
     assert scores["person_id"].is_unique and scores["rank"].tolist() == list(range(1, len(scores) + 1))
+    # first run: new registrations are people whose latest spell started on T itself
+    latest = random_spells[random_spells.start_date <= t].groupby("person_id")["start_date"].max()
+    expected_new = set(latest[latest == t].index) & set(scores["person_id"])
+    assert set(scores.loc[scores["new_registration"], "person_id"]) == expected_new
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["persons_scored"] == len(scores)
     assert manifest["model"]["sha256"] and manifest["inputs"][0]["sha256"]

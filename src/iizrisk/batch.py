@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import __version__, _time
 from .config import Settings
 from .errors import LockedError
 from .history import HistoryStore
@@ -355,12 +355,14 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
     scores, X = score(model, spells, as_of=t, interventions=interventions,
                       bands=tuple(settings.worklist.risk_bands), return_features=True)
     prev = history.previous(t)
-    since = pd.Timestamp(prev) if prev else pd.Timestamp(t) - pd.Timedelta(days=1)
-    first_start = (spells.assign(person_id=spells["person_id"].astype("str"))
-                   .loc[lambda d: d["start_date"] <= pd.Timestamp(t)]
-                   .groupby("person_id")["start_date"].max())
-    scores["new_registration"] = (first_start.reindex(scores["person_id"].astype("str")).to_numpy()
-                                  > np.datetime64(since))
+    since = _time.day(prev) if prev else _time.day(t) - 1
+    # the latest start per person in the view, vectorised on codes (spells are sorted by person)
+    latest = np.full(tl.n_persons, np.iinfo(np.int32).min, dtype=np.int64)
+    if len(tl):
+        firsts = np.flatnonzero(np.r_[True, tl.person[1:] != tl.person[:-1]])
+        latest[tl.person[firsts]] = np.maximum.reduceat(tl.start, firsts)
+    codes = tl.person_ids.get_indexer(pd.Index(scores["person_id"].astype("str")))
+    scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], latest.min(initial=0)) > since
 
     prog.stage("explain")
     oc = open_cases_at(tl)
@@ -373,31 +375,32 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
                   capacity_per_institution=settings.worklist.capacity_per_institution,
                   capacity_per_canton=settings.worklist.capacity_per_canton, canton_of=canton_of,
                   exclude=excluded)
-    selection = build_worklists(scores, oc, **common)
-    explain_ids = pd.unique(selection.rows()["person_id"]) if len(selection) else np.array([], dtype=object)
-    reasons: dict[str, pd.DataFrame] = {}
-    pid_index = pd.Index(scores["person_id"].astype("str"))
+    prev_lists = history.read("worklists", as_of=prev) if prev else None
+    worklists = build_worklists(
+        scores, oc, **common, previous=prev_lists, flags=flags,
+        disclose_institutions=settings.worklist.disclose_institutions,
+        language_of=settings.worklist.language_per_institution,
+        default_language=settings.worklist.language)
+    # explain only the worklist rows, each list in its language and within its disclosure policy
+    explain_ids = pd.unique(worklists.rows()["person_id"]) if len(worklists) else np.array([], dtype=object)
     if len(explain_ids):
+        pid_index = pd.Index(scores["person_id"].astype("str"))
         expl = explain(model, X.iloc[pid_index.get_indexer(explain_ids)])
         ids = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
         disclose = set(settings.worklist.disclose_institutions)
-        for inst, wl in selection.lists.items():
+        for inst, wl in worklists.lists.items():
             rows = ids.get_indexer(wl["person_id"].astype(str))
             lang = settings.worklist.language_per_institution.get(inst, settings.worklist.language)
             rc = reason_codes(_subset(expl, rows), language=lang, allowed_institutions={inst} | disclose)
             rc.index = ids[rows]
-            reasons[inst] = rc
+            tail = ["new_on_list", "language", "notice"]
+            worklists.lists[inst] = wl.join(rc, on="person_id")[[*[c for c in wl.columns if c not in tail],
+                                                                 *rc.columns, *tail]]
         overall = reason_codes(expl, language=settings.worklist.language)
         overall.index = ids
         scores = scores.join(overall, on="person_id")
 
     prog.stage("worklists")
-    prev_lists = history.read("worklists", as_of=prev) if prev else None
-    worklists = build_worklists(
-        scores, oc, **common, previous=prev_lists, flags=flags, reasons=reasons,
-        disclose_institutions=settings.worklist.disclose_institutions,
-        language_of=settings.worklist.language_per_institution,
-        default_language=settings.worklist.language)
 
     prog.stage("write")
     scores_out = scores.assign(as_of=pd.Timestamp(t).to_datetime64().astype("datetime64[s]"))
