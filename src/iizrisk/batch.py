@@ -356,13 +356,11 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
                       bands=tuple(settings.worklist.risk_bands), return_features=True)
     prev = history.previous(t)
     since = _time.day(prev) if prev else _time.day(t) - 1
-    # the latest start per person in the view, vectorised on codes (spells are sorted by person)
-    latest = np.full(tl.n_persons, np.iinfo(np.int32).min, dtype=np.int64)
-    if len(tl):
-        firsts = np.flatnonzero(np.r_[True, tl.person[1:] != tl.person[:-1]])
-        latest[tl.person[firsts]] = np.maximum.reduceat(tl.start, firsts)
+    from .features import _group_max
+
+    latest = _group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person in the view
     codes = tl.person_ids.get_indexer(pd.Index(scores["person_id"].astype("str")))
-    scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], latest.min(initial=0)) > since
+    scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
 
     prog.stage("explain")
     oc = open_cases_at(tl)

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from .config import Settings, SourceConfig
 from .errors import ConfigError, RawIdentifierError, ValidationError
 from .schema import Schema, institution_extension, load_schema
-from .validate import ValidationReport, check_raw_identifiers, check_spells, check_table
+from .validate import Problem, ValidationReport, check_raw_identifiers, check_spells, check_table
 
 __all__ = [
     "Ingestion",
@@ -394,9 +394,9 @@ def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: Validati
     df = df.drop(columns=[c for c in cfg.drop_columns if c in df.columns])
     unknown = sorted(set(cfg.columns) - set(df.columns))
     if unknown:
-        report.problems.append(_whole_file_problem(
-            name, ", ".join(unknown), "configured column not in the file",
-            f"the file's columns are {list(df.columns)[:15]}; correct [sources.columns]", len(df)))
+        report.problems.append(Problem(
+            name, ", ".join(unknown), "configured column not in the file", len(df), (), "",
+            f"the file's columns are {list(df.columns)[:15]}; correct [sources.columns]"))
     df = df.rename(columns=cfg.columns)
     if "institution" not in df.columns and cfg.institution:
         df["institution"] = cfg.institution
@@ -407,11 +407,6 @@ def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: Validati
             df[col] = mapped.where(mapped.notna(), s) if not isinstance(s.dtype, pd.CategoricalDtype) \
                 else mapped.astype(object).where(mapped.notna(), s.astype(object))
     return df
-
-
-def _whole_file_problem(source, column, problem, fix, n):
-    from .validate import Problem
-    return Problem(source, column, problem, n, (), "", fix)
 
 
 def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport,

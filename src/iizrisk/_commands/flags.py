@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -243,18 +241,7 @@ def _refuse_raw_identifiers(table: pa.Table, f: Path) -> None:
 
 # --------------------------------------------------------------------------- writing
 def _write_atomic(flags: pd.DataFrame, out: Path) -> None:
-    """Parquet via a temporary file in the same folder and ``os.replace``."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(flags, preserve_index=False)
-    table = table.set_column(table.schema.get_field_index("as_of"), "as_of",
-                             table.column("as_of").cast(pa.date32()))
-    table = table.replace_schema_metadata(None)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Parquet via :func:`iizrisk.io.write_parquet_atomic`, with ``as_of`` as a date32 column."""
+    from ..io import write_parquet_atomic
+
+    write_parquet_atomic(flags.assign(as_of=flags["as_of"].astype(pd.ArrowDtype(pa.date32()))), out)
