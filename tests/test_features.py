@@ -385,3 +385,19 @@ def test_reason_sentence_example_from_the_issue():
     assert spec.sentence(3, "en") == "3 moves between institutions in the last 24 months"
     with pytest.raises(ValueError, match="language"):
         spec.sentence(3, "rm")
+
+
+def test_a_shared_timeline_gives_the_same_features(random_spells):
+    from iizrisk.spells import build_timeline
+
+    ft = PointInTimeFeatures(merge_gap_days=3).fit()
+    tl = build_timeline(random_spells, as_of="2023-03-31", merge_gap_days=3)
+    pd.testing.assert_frame_equal(ft.transform(random_spells, as_of="2023-03-31", timeline=tl),
+                                  ft.transform(random_spells, as_of="2023-03-31"))
+    with pytest.raises(ValueError, match="merge_gap_days=3"):
+        ft.transform(random_spells, as_of="2023-03-31", timeline=build_timeline(random_spells, as_of="2023-03-31"))
+    with pytest.raises(ValueError, match="as_of=2023-03-30"):
+        ft.transform(random_spells, as_of="2023-03-31",
+                     timeline=build_timeline(random_spells, as_of="2023-03-30", merge_gap_days=3))
+    with pytest.raises(ValueError, match="one as-of date"):
+        ft.transform(random_spells, as_of=["2023-03-31", "2023-04-30"], timeline=tl)

@@ -352,8 +352,11 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
         mdir, model_hash = None, ""
 
     prog.stage("score")
+    gap = int(model.features.merge_gap_days) if model.features is not None else 0
+    same_view = gap == tl.merge_gap_days  # the flags' view serves the features too
     scores, X = score(model, spells, as_of=t, interventions=interventions,
-                      bands=tuple(settings.worklist.risk_bands), return_features=True)
+                      bands=tuple(settings.worklist.risk_bands), return_features=True,
+                      timeline=tl if same_view else None)
     prev = history.previous(t)
     since = _time.day(prev) if prev else _time.day(t) - 1
     from .features import _group_max
@@ -367,8 +370,7 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
     excluded = recently_assessed(interventions, t, settings.worklist.exclude_assessed_months)
     canton_of = None
     if settings.worklist.capacity_per_canton and "canton" in tl.persons.columns:
-        canton_of = pd.Series(tl.persons["canton"].to_numpy(),
-                              index=pd.Index(np.asarray(tl.person_ids, dtype=object)).astype("str"))
+        canton_of = pd.Series(tl.persons["canton"].to_numpy(), index=tl.person_ids.astype("str"))
     common = dict(capacity=settings.worklist.capacity,
                   capacity_per_institution=settings.worklist.capacity_per_institution,
                   capacity_per_canton=settings.worklist.capacity_per_canton, canton_of=canton_of,

@@ -287,13 +287,25 @@ def _prepare_interventions(interventions: pd.DataFrame | None):
 
 
 # ------------------------------------------------------------------ the computation
+def _check_timeline(timeline, days: list[int], merge_gap_days: int) -> None:
+    """Refuse a timeline that is not the view the features would build themselves."""
+    want = f"the daily point-in-time view at {_time.to_date(days[0])} with merge_gap_days={merge_gap_days}"
+    if len(days) != 1:
+        raise ValueError("timeline= serves one as-of date; pass the spells alone for several dates")
+    if timeline.as_of != days[0] or timeline.merge_gap_days != merge_gap_days or timeline.mode != "daily":
+        when = None if timeline.as_of is None else _time.to_date(timeline.as_of)
+        got = f"mode={timeline.mode!r}, as_of={when}, merge_gap_days={timeline.merge_gap_days}"
+        raise ValueError(f"timeline ({got}) is not {want}; build it with "
+                         f"build_timeline(spells, as_of=..., merge_gap_days={merge_gap_days})")
+
+
 def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], window_months,
                  bfs_window_months: int, merge_gap_days: int, transition_gap_days: int,
-                 population: str, interventions) -> tuple[pd.Index, dict[str, np.ndarray]]:
+                 population: str, interventions, timeline=None) -> tuple[pd.Index, dict[str, np.ndarray]]:
     """Feature columns at day ``t`` for the population, from the point-in-time view only."""
     from .flags import compute_flags, reentry_mask, transition_mask
 
-    tl = build_timeline(spells, as_of=t, merge_gap_days=merge_gap_days)
+    tl = timeline if timeline is not None else build_timeline(spells, as_of=t, merge_gap_days=merge_gap_days)
     n = tl.n_persons
     p = tl.person.astype(np.int64)
     s = tl.start.astype(np.int64)
@@ -519,8 +531,8 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
                                  bfs_window_months=self.bfs_window_months,
                                  include_protected=self.include_protected)
 
-    def transform(self, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None
-                  ) -> pd.DataFrame:
+    def transform(self, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
+                  timeline=None) -> pd.DataFrame:
         """Features at one or many as-of dates.
 
         Parameters
@@ -531,6 +543,16 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         as_of : date-like or sequence of date-likes
         interventions : DataFrame, optional
             ``person_id``, ``date``, ``type``; only rows dated <= T count at T.
+        timeline : Timeline, optional
+            ``build_timeline(spells, as_of=as_of, merge_gap_days=merge_gap_days)``
+            when the caller has it already (the nightly run builds it for the
+            flags): reused instead of merging the rows again. One as-of date only.
+
+        Raises
+        ------
+        ValueError
+            ``timeline`` is not the daily point-in-time view at ``as_of`` with
+            this transformer's merge gap.
 
         Returns
         -------
@@ -548,6 +570,8 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         days = sorted({as_of_day(d) for d in dates})
         if not days:
             raise ValueError("as_of holds no date")
+        if timeline is not None:
+            _check_timeline(timeline, days, int(self.merge_gap_days))
         iv = _prepare_interventions(interventions)
         windows = tuple(int(x) for x in np.atleast_1d(self.window_months))
         frames_ids, frames_days, blocks = [], [], []
@@ -556,7 +580,7 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
                 spells, t, specs=self.specs_, window_months=windows,
                 bfs_window_months=int(self.bfs_window_months), merge_gap_days=int(self.merge_gap_days),
                 transition_gap_days=int(self.transition_gap_days), population=self.population,
-                interventions=iv)
+                interventions=iv, timeline=timeline)
             frames_ids.append(ids)
             frames_days.append(np.full(len(ids), t, dtype=np.int32))
             blocks.append(cols)

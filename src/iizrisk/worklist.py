@@ -53,12 +53,15 @@ def open_cases_at(timeline) -> pd.DataFrame:
     """One row per spell open at the timeline's as-of date: person_id, institution, case_id."""
     is_open = timeline.is_open()
     case = timeline.case_id[is_open]
-    case_ids = (np.asarray(timeline.case_ids, dtype=object)[np.where(case < 0, 0, case)]
-                if len(timeline.case_ids) else np.full(int(is_open.sum()), None, dtype=object))
+    if len(timeline.case_ids):
+        case_id = pd.Index(timeline.case_ids).take(case, allow_fill=True, fill_value=None)
+    else:
+        case_id = pd.Index(np.full(int(is_open.sum()), None, dtype=object))
     return pd.DataFrame({
-        "person_id": np.asarray(timeline.person_ids, dtype=object)[timeline.person[is_open]],
-        "institution": np.asarray(timeline.institutions, dtype=object)[timeline.inst[is_open]],
-        "case_id": np.where(case < 0, None, case_ids),
+        "person_id": timeline.person_ids.take(timeline.person[is_open]).array,
+        "institution": pd.Categorical.from_codes(timeline.inst[is_open],
+                                                 categories=list(timeline.institutions)),
+        "case_id": case_id.array,
     })
 
 
@@ -160,57 +163,89 @@ def build_worklists(
     capacity_per_institution = capacity_per_institution or {}
     disclose = set(disclose_institutions or [])
     language_of = language_of or {}
-    oc = pd.DataFrame({"institution": open_cases["institution"].astype("str").to_numpy(),
-                       "person_id": open_cases["person_id"].astype("str").to_numpy(),
-                       "case_id": open_cases["case_id"].to_numpy()})
-    sc = pd.DataFrame({"risk": scores["risk"].to_numpy(), "risk_band": scores["risk_band"].to_numpy()},
-                      index=pd.Index(scores["person_id"].astype("str"), name="person_id"))
-    # selection over everyone, vectorised: one row per (institution, person) with a score
-    pairs = oc[["institution", "person_id"]].drop_duplicates()
-    pairs = pairs[pairs["person_id"].isin(sc.index)]
+    # everything below works on integer codes: scored persons by their row in `scores`,
+    # institutions by their rank in sorted order (hashing pseudonyms once, not per step)
+    pid = pd.Index(scores["person_id"].astype("str"), name="person_id")
+    if not pid.is_unique:
+        raise ValueError("scores: person_id repeats; build_worklists expects one row per scored person")
+    n = len(pid)
+    risk = scores["risk"].to_numpy(dtype=np.float64)
+    band = np.asarray(scores["risk_band"].to_numpy(), dtype=object)
+    oc_person = pid.get_indexer(pd.Index(open_cases["person_id"].astype("str")))
+    inst_cat = pd.Categorical(open_cases["institution"].astype("str"))
+    insts = [str(i) for i in inst_cat.categories]
+    oc_inst = inst_cat.codes.astype(np.int64)
+    oc_key = np.where((oc_person >= 0) & (oc_inst >= 0), oc_inst * n + oc_person, -1)
+
+    # selection over everyone: one row per (institution, scored person) with an open case
+    key = _sorted_unique(oc_key[oc_key >= 0])
+    p_inst, p_person = key // max(n, 1), key % max(n, 1)
+    eligible = np.bincount(p_inst, minlength=len(insts))
+    excluded = np.zeros(n, dtype=bool)
+    if exclude is not None and len(exclude):
+        codes = pid.get_indexer(pd.Index(np.asarray(exclude, dtype=object)).astype("str"))
+        excluded[codes[codes >= 0]] = True
+    gone = excluded[p_person]
+    left_off = np.bincount(p_inst[gone], minlength=len(insts))
     out = WorklistSet()
-    out.eligible = pairs.groupby("institution").size().astype(int).to_dict()
-    ex = pairs["person_id"].isin(pd.Index(np.asarray(exclude if exclude is not None else [], dtype=object)))
-    out.left_off_assessed = pairs[ex].groupby("institution").size().astype(int).reindex(
-        list(out.eligible), fill_value=0).to_dict()
-    pairs = pairs[~ex.to_numpy()].copy()
-    pairs["risk"] = sc["risk"].reindex(pairs["person_id"]).to_numpy()
-    pairs = pairs.sort_values(["institution", "risk", "person_id"], ascending=[True, False, True],
-                              kind="mergesort")
+    out.eligible = {insts[i]: int(eligible[i]) for i in np.flatnonzero(eligible)}
+    out.left_off_assessed = {insts[i]: int(left_off[i]) for i in np.flatnonzero(eligible)}
+    p_inst, p_person = p_inst[~gone], p_person[~gone]
+    # institution, then risk descending, then pseudonym (ties broken the same way every night)
+    name_rank = np.empty(n, dtype=np.int64)
+    name_rank[np.argsort(pid.to_numpy(dtype=object), kind="stable")] = np.arange(n)
+    order = np.lexsort((name_rank[p_person], -risk[p_person], p_inst))
+    p_inst, p_person = p_inst[order], p_person[order]
     if capacity_per_canton and canton_of is not None:
-        pairs["canton"] = canton_of.reindex(pairs["person_id"]).to_numpy()
-        n_in_canton = pairs.groupby(["institution", "canton"], dropna=False).cumcount()
-        pairs = pairs[n_in_canton.to_numpy() < pairs["canton"].map(capacity_per_canton).fillna(np.inf).to_numpy()]
-    rank = pairs.groupby("institution").cumcount().to_numpy() + 1
-    cap = pairs["institution"].map(lambda i: capacity_per_institution.get(i, capacity)).to_numpy()
-    sel = pairs[rank <= cap].assign(rank=rank[rank <= cap])
-    # decorations on the selected rows only
-    mine = oc.merge(sel[["institution", "person_id"]], on=["institution", "person_id"])
+        canton = canton_of.reindex(pid.take(p_person)).to_numpy()
+        n_in_canton = pd.DataFrame({"i": p_inst, "c": canton}).groupby(
+            ["i", "c"], dropna=False, sort=False).cumcount().to_numpy()
+        cap_canton = pd.Series(canton).map(capacity_per_canton).fillna(np.inf).to_numpy()
+        keep = n_in_canton < cap_canton
+        p_inst, p_person = p_inst[keep], p_person[keep]
+    pos = np.arange(len(p_inst))
+    first = np.r_[True, p_inst[1:] != p_inst[:-1]] if len(p_inst) else np.zeros(0, dtype=bool)
+    rank = pos - np.maximum.accumulate(np.where(first, pos, 0)) + 1
+    cap = np.array([capacity_per_institution.get(i, capacity) for i in insts] or [0])[p_inst]
+    chosen = rank <= cap
+    s_inst, s_person, s_rank = p_inst[chosen], p_person[chosen], rank[chosen]
+
+    # decorations, on the selected people only
+    on_list = np.zeros(n + 1, dtype=bool)  # the last slot: people without a score
+    on_list[s_person] = True
+    theirs_rows = on_list[oc_person]
+    oc_small = pd.DataFrame({"inst": oc_inst[theirs_rows], "person": oc_person[theirs_rows],
+                             "case_id": open_cases["case_id"].to_numpy()[theirs_rows]})
+    mine = oc_small[np.isin(oc_small["inst"] * n + oc_small["person"], s_inst * n + s_person)]
     cases = (mine.dropna(subset=["case_id"]).astype({"case_id": "str"})
-             .drop_duplicates().sort_values("case_id")
-             .groupby(["institution", "person_id"])["case_id"].agg(";".join))
-    theirs = oc[oc["person_id"].isin(sel["person_id"])][["person_id", "institution"]].drop_duplicates()
-    theirs = theirs.sort_values("institution")
+             .drop_duplicates().sort_values("case_id", kind="stable")
+             .groupby(["inst", "person"])["case_id"].agg(";".join))
+    theirs = oc_small[["person", "inst"]].drop_duplicates().sort_values("inst", kind="stable")
     f = None
     if flags is not None and len(flags):
-        f = flags.assign(person_id=flags["person_id"].astype("str")).set_index("person_id")
+        chosen_ids = pid.take(np.flatnonzero(on_list[:n]))
+        f = flags[flags["person_id"].astype("str").isin(chosen_ids)]
+        f = f.assign(person_id=f["person_id"].astype("str")).set_index("person_id")
         f = f[[c for c in f.columns if c != "as_of"]]
-    for inst, grp in sel.groupby("institution", sort=True):
+    for i in np.unique(s_inst):
+        inst = insts[i]
+        mask = s_inst == i
+        persons = s_person[mask]
         df = pd.DataFrame({
             "institution": inst,
-            "rank": grp["rank"].to_numpy(),
-            "person_id": grp["person_id"].to_numpy(),
+            "rank": s_rank[mask].astype(np.int64),
+            "person_id": np.asarray(pid.take(persons), dtype=object),
             "case_ids": cases.reindex(pd.MultiIndex.from_arrays(
-                [grp["institution"], grp["person_id"]])).to_numpy(),
-            "risk": grp["risk"].to_numpy(),
-            "risk_band": sc["risk_band"].reindex(grp["person_id"]).to_numpy(),
+                [np.full(len(persons), i), persons])).to_numpy(),
+            "risk": risk[persons],
+            "risk_band": band[persons],
         })
-        other = theirs[theirs["person_id"].isin(df["person_id"]) & (theirs["institution"] != inst)]
-        df["n_other_institutions"] = other.groupby("person_id").size().reindex(
-            df["person_id"], fill_value=0).to_numpy().astype(np.int64)
-        shown = other[other["institution"].isin(disclose)]
-        df["other_institutions_disclosed"] = shown.groupby("person_id")["institution"].agg("+".join).reindex(
-            df["person_id"], fill_value="").to_numpy()
+        other = theirs[theirs["person"].isin(persons) & (theirs["inst"] != i)]
+        df["n_other_institutions"] = other.groupby("person").size().reindex(
+            persons, fill_value=0).to_numpy().astype(np.int64)
+        shown = other[other["inst"].map(lambda c: insts[c] in disclose).astype(bool)]
+        names = shown.assign(name=[insts[c] for c in shown["inst"]]).groupby("person")["name"].agg("+".join)
+        df["other_institutions_disclosed"] = names.astype(object).reindex(persons, fill_value="").to_numpy()
         if f is not None:
             df = df.join(f, on="person_id")
         lang = language_of.get(inst, default_language)
@@ -226,3 +261,9 @@ def build_worklists(
         out.lists[inst] = df
     logger.info("worklists: %s", {k: len(v) for k, v in out.lists.items()})
     return out
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort and mask: much faster than ``np.unique`` on long int64 columns)."""
+    a = np.sort(a)
+    return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a

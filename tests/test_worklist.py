@@ -1,0 +1,148 @@
+"""Worklists: the vectorised selection against a plain per-institution reference.
+
+The reference reads like the rule in the module docstring: for each
+institution, the scored people with a case open there, minus the recently
+assessed ones, by risk (highest first, ties by pseudonym), at most a per-canton
+number, cut at the institution's capacity; each row shows that institution's
+own case ids and how many other institutions are involved (named only when
+disclosed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iizrisk.spells import build_timeline
+from iizrisk.worklist import build_worklists, open_cases_at
+
+INSTS = ["ALV", "IV", "SH", "BB"]
+PEOPLE = [f"p{i:02d}" for i in range(12)]
+
+
+def reference(scores, oc, *, capacity, capacity_per_institution, capacity_per_canton, canton_of,
+              exclude, disclose):
+    risk = dict(zip(scores["person_id"], scores["risk"], strict=True))
+    band = dict(zip(scores["person_id"], scores["risk_band"], strict=True))
+    rows = list(zip(oc["person_id"], oc["institution"], oc["case_id"], strict=True))
+    eligible, left_off, lists = {}, {}, {}
+    for inst in sorted({i for _, i, _ in rows}):
+        people = sorted({p for p, i, _ in rows if i == inst and p in risk})
+        if not people:
+            continue
+        eligible[inst] = len(people)
+        left_off[inst] = sum(p in exclude for p in people)
+        ranked = sorted((p for p in people if p not in exclude), key=lambda p: (-risk[p], p))
+        if capacity_per_canton:
+            seen: dict = {}
+            kept = []
+            for p in ranked:
+                c = canton_of.get(p)
+                seen[c] = seen.get(c, 0) + 1
+                if seen[c] <= capacity_per_canton.get(c, math.inf):
+                    kept.append(p)
+            ranked = kept
+        chosen = ranked[: capacity_per_institution.get(inst, capacity)]
+        if not chosen:
+            continue
+        out = []
+        for rank, p in enumerate(chosen, start=1):
+            cases = sorted({str(c) for q, i, c in rows if q == p and i == inst and pd.notna(c)})
+            others = sorted({i for q, i, _ in rows if q == p and i != inst})
+            out.append({"rank": rank, "person_id": p, "case_ids": ";".join(cases) if cases else None,
+                        "risk": risk[p], "risk_band": band[p], "n_other_institutions": len(others),
+                        "other_institutions_disclosed": "+".join(i for i in others if i in disclose)})
+        lists[inst] = out
+    return eligible, left_off, lists
+
+
+@st.composite
+def worklist_inputs(draw):
+    scored = draw(st.lists(st.sampled_from(PEOPLE), unique=True, max_size=len(PEOPLE)))
+    risk = draw(st.lists(st.sampled_from([0.1, 0.2, 0.5, 0.9]), min_size=len(scored), max_size=len(scored)))
+    scores = pd.DataFrame({"person_id": pd.Series(scored, dtype="str"), "risk": np.array(risk, dtype=float),
+                           "risk_band": ["b" + str(r) for r in risk]})
+    n = draw(st.integers(0, 25))
+    oc = pd.DataFrame({
+        "person_id": draw(st.lists(st.sampled_from(PEOPLE), min_size=n, max_size=n)),
+        "institution": draw(st.lists(st.sampled_from(INSTS), min_size=n, max_size=n)),
+        "case_id": draw(st.lists(st.one_of(st.none(), st.sampled_from(["c1", "c2", "c3"])),
+                                 min_size=n, max_size=n)),
+    })
+    exclude = draw(st.sets(st.sampled_from(PEOPLE), max_size=4))
+    capacity = draw(st.integers(1, 4))
+    per_inst = draw(st.dictionaries(st.sampled_from(INSTS), st.integers(0, 3), max_size=2))
+    canton_of = {p: draw(st.sampled_from(["ZH", "BE", None])) for p in PEOPLE}
+    per_canton = draw(st.one_of(st.just({}), st.dictionaries(st.sampled_from(["ZH", "BE"]),
+                                                             st.integers(0, 2), max_size=2)))
+    disclose = draw(st.sets(st.sampled_from(INSTS), max_size=2))
+    return scores, oc, dict(capacity=capacity, capacity_per_institution=per_inst,
+                            capacity_per_canton=per_canton, canton_of=canton_of,
+                            exclude=exclude, disclose=disclose)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=worklist_inputs())
+def test_worklists_equal_reference(data):
+    scores, oc, kw = data
+    want_eligible, want_left, want_lists = reference(scores, oc, **kw)
+    wl = build_worklists(scores, oc, capacity=kw["capacity"],
+                         capacity_per_institution=kw["capacity_per_institution"],
+                         capacity_per_canton=kw["capacity_per_canton"],
+                         canton_of=pd.Series(kw["canton_of"]) if kw["capacity_per_canton"] else None,
+                         exclude=np.array(sorted(kw["exclude"]), dtype=object),
+                         disclose_institutions=sorted(kw["disclose"]))
+    assert wl.eligible == want_eligible
+    assert wl.left_off_assessed == want_left
+    assert list(wl.lists) == list(want_lists)
+    for inst, want in want_lists.items():
+        got = wl[inst]
+        assert (got["institution"] == inst).all()
+        cols = list(want[0])
+        records = got[cols].astype(object).where(got[cols].notna(), None).to_dict("records")
+        assert records == want
+        assert got["new_on_list"].all()
+
+
+def test_worklists_marks_new_and_joins_flags():
+    scores = pd.DataFrame({"person_id": ["a", "b", "c"], "risk": [0.9, 0.5, 0.1],
+                           "risk_band": ["high", "medium", "low"]})
+    oc = pd.DataFrame({"person_id": ["a", "b", "c"], "institution": ["SH"] * 3, "case_id": ["1", "2", "3"]})
+    flags = pd.DataFrame({"person_id": ["c", "b", "a", "z"], "multi_registered": [False, True, False, True],
+                          "as_of": pd.Timestamp("2024-06-30")})
+    previous = pd.DataFrame({"institution": ["SH", "ALV"], "person_id": ["a", "b"]})
+    wl = build_worklists(scores, oc, capacity=2, flags=flags, previous=previous)
+    sh = wl["SH"]
+    assert sh["person_id"].tolist() == ["a", "b"]
+    assert sh["multi_registered"].tolist() == [False, True]
+    assert sh["new_on_list"].tolist() == [False, True]
+    assert "as_of" not in sh.columns
+
+
+def test_worklists_refuse_repeated_scores():
+    scores = pd.DataFrame({"person_id": ["a", "a"], "risk": [0.1, 0.2], "risk_band": ["low", "low"]})
+    oc = pd.DataFrame({"person_id": ["a"], "institution": ["SH"], "case_id": ["1"]})
+    try:
+        build_worklists(scores, oc)
+    except ValueError as exc:
+        assert "one row per scored person" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("repeated person_id accepted")
+
+
+def test_open_cases_at_timeline():
+    rows = pd.DataFrame({
+        "person_id": ["a", "a", "b", "c"], "institution": ["ALV", "SH", "SH", "IV"],
+        "case_id": ["A1", None, "S2", "I3"],
+        "start_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2023-01-01", "2024-03-01"]),
+        "end_date": pd.to_datetime([None, None, "2023-06-30", None]),
+    })
+    oc = open_cases_at(build_timeline(rows, as_of="2024-06-30"))
+    got = sorted(zip(oc["person_id"], oc["institution"].astype(str), oc["case_id"], strict=True),
+                 key=lambda r: (r[0], r[1]))
+    assert [(p, i, None if pd.isna(c) else c) for p, i, c in got] == [
+        ("a", "ALV", "A1"), ("a", "SH", None), ("c", "IV", "I3")]
