@@ -276,3 +276,63 @@ def test_date_parsing_matches_stdlib(texts):
             assert pd.isna(g), t
         else:
             assert g.date() == w, t
+
+
+# ------------------------------------------------------------------ duplicate rows and pseudonym codes
+_rows = st.lists(st.tuples(st.sampled_from(["a", "b", " b", None]), st.sampled_from(["ALV", "SH", None]),
+                           st.sampled_from(["c1", "c2", None]), st.integers(0, 2), st.sampled_from([1.5, None])),
+                 max_size=40)
+
+
+def _frame(rows) -> pd.DataFrame:
+    cols = list(zip(*rows, strict=True)) if rows else [[]] * 5
+    return pd.DataFrame({
+        "person_id": pd.Series(cols[0], dtype="str"),
+        "institution": pd.Categorical(cols[1], categories=["ALV", "SH"]),
+        "case_id": pd.Series(cols[2], dtype="str"),
+        "start_date": pd.to_datetime(pd.Series(cols[3], dtype="int64"), unit="D").astype("datetime64[s]"),
+        "amount": pd.Series(cols[4], dtype="float64"),
+    })
+
+
+@given(_rows, st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_duplicate_mask_matches_a_set_of_seen_rows(rows, only_text):
+    from iizrisk.validate import duplicate_mask
+
+    df = _frame(rows)
+    if only_text:
+        df = df[["person_id", "case_id"]]
+    seen, want = set(), []
+    for r in df.astype(object).itertuples(index=False):
+        key = tuple(None if pd.isna(v) else v for v in r)
+        want.append(key in seen)
+        seen.add(key)
+    assert duplicate_mask(df).tolist() == want
+
+
+@given(st.lists(st.sampled_from(["b", "a", " a ", "", "  ", None, "c"]), max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_encode_pseudonyms_strips_blanks_and_sorts(values):
+    from iizrisk.io import encode_pseudonyms
+
+    got = encode_pseudonyms(pd.Series(values, dtype="str"))
+    want = [None if v is None or not v.strip() else v.strip() for v in values]
+    assert [None if pd.isna(v) else v for v in got.astype(object)] == want
+    assert list(got.cat.categories) == sorted({v for v in want if v is not None})
+    assert encode_pseudonyms(got) is got  # already encoded: returned as it is
+
+
+@given(_rows)
+@settings(max_examples=100, deadline=None)
+def test_duplicate_mask_is_exact_when_every_hash_collides(rows):
+    import iizrisk.validate as V
+
+    df = _frame(rows)
+    want = df.duplicated().tolist()
+    mix = V._mix
+    V._mix = lambda codes, n: np.zeros(n, dtype=np.uint64)  # every row a candidate
+    try:
+        assert V.duplicate_mask(df).tolist() == want
+    finally:
+        V._mix = mix

@@ -433,3 +433,14 @@ def test_categorical_columns_give_the_same_timeline():
     pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
     assert str(b.person_ids.dtype) == "str"
     assert b.to_frame()["exit_reason"].tolist()[0] == "employment"
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids=st.lists(st.text("abc", max_size=3), unique=True, max_size=12),
+       values=st.lists(st.one_of(st.text("abcd", max_size=3), st.none()), max_size=20))
+def test_positions_equal_get_indexer(ids, values):
+    from iizrisk.spells import positions
+
+    index = pd.Index(ids, dtype="str")
+    want = index.get_indexer(pd.Index(values, dtype="str"))
+    np.testing.assert_array_equal(positions(index, values), want)

@@ -55,6 +55,7 @@ from .config import Settings
 from .errors import LockedError
 from .history import HistoryStore
 from .io import ingest, read_interventions, write_parquet_atomic
+from .spells import positions
 from .worklist import NOTICE, WorklistSet, build_worklists, open_cases_at, recently_assessed
 
 __all__ = ["RunResult", "RunLock", "run_nightly", "STAGES"]
@@ -362,7 +363,7 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
     from .features import _group_max
 
     latest = _group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person in the view
-    codes = tl.person_ids.get_indexer(pd.Index(scores["person_id"].astype("str")))
+    codes = tl.codes_of(scores["person_id"])
     scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
 
     prog.stage("explain")
@@ -384,8 +385,7 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
     # explain only the worklist rows, each list in its language and within its disclosure policy
     explain_ids = pd.unique(worklists.rows()["person_id"]) if len(worklists) else np.array([], dtype=object)
     if len(explain_ids):
-        pid_index = pd.Index(scores["person_id"].astype("str"))
-        expl = explain(model, X.iloc[pid_index.get_indexer(explain_ids)])
+        expl = explain(model, X.iloc[positions(pd.Index(scores["person_id"]), explain_ids)])
         ids = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
         disclose = set(settings.worklist.disclose_institutions)
         for inst, wl in worklists.lists.items():

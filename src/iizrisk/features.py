@@ -409,7 +409,7 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     if interventions is not None:
         pid, day, joint = interventions
         seen = day <= t
-        ic = tl.person_ids.get_indexer(pid[seen])
+        ic = tl.codes_of(pid[seen])
         iday, ijoint = day[seen].astype(np.int64), joint[seen]
         ok = ic >= 0
         ic, iday, ijoint = ic[ok], iday[ok], ijoint[ok]

@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pandas.api.types import union_categoricals
 
 from .config import Settings, SourceConfig
 from .errors import ConfigError, RawIdentifierError, ValidationError
@@ -54,6 +55,7 @@ __all__ = [
     "read_csv_text",
     "to_canonical_dtypes",
     "as_category",
+    "encode_pseudonyms",
     "write_parquet_atomic",
 ]
 
@@ -265,6 +267,43 @@ def as_category(col: pd.Series, categories: list[str] | None = None, *,
     return pd.Categorical.from_codes(mapping[codes], categories=pd.Index(cats, dtype="str"))
 
 
+def encode_pseudonyms(col: pd.Series) -> pd.Series:
+    """Person pseudonyms as a categorical with sorted categories, hashed once.
+
+    Every later step (validation, the timeline, scoring, worklists) works on
+    the integer codes instead of hashing 64-character strings again. Text is
+    stripped and blank values become missing, as for the other text columns.
+    Sorted categories keep ``sort_values`` and ``groupby`` in pseudonym order.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.dtype == "str":
+        cats = col.cat.categories
+        if cats.is_monotonic_increasing and not (cats.str.strip() != cats).any() and not (cats == "").any():
+            return col
+    codes, uniq = pd.factorize(col, sort=True, use_na_sentinel=True)
+    raw = pa.array(pd.Index(uniq).astype("str"), from_pandas=True)
+    text = pc.utf8_trim_whitespace(raw)
+    if pc.all(pc.equal(text, raw)).as_py() is False or pc.any(pc.equal(text, "")).as_py():
+        # stripped or blank pseudonyms: recode the distinct values (never all ten million)
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+        ucodes, cats = pd.factorize(pd.Series(text, dtype="str"), sort=True, use_na_sentinel=True)
+        codes = np.where(codes >= 0, np.r_[ucodes, -1][codes], -1)
+    else:
+        cats = uniq
+    codes = codes.astype(np.int32, copy=False)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype="str")),
+                     index=col.index, name=col.name)
+
+
+def _union_pseudonyms(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Give every frame's ``person_id`` the same categories, so that concatenating keeps the codes."""
+    cols = [f["person_id"] for f in frames if "person_id" in f.columns]
+    if len(cols) < 2 or not all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):
+        return frames
+    cats = union_categoricals([c.array for c in cols], sort_categories=True, ignore_order=True).categories
+    return [f.assign(person_id=f["person_id"].cat.set_categories(cats)) if "person_id" in f.columns else f
+            for f in frames]
+
+
 def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport, rows: np.ndarray,
              date_format: str | None, decimal: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """Type the columns named in ``fields``; record text that cannot be parsed.
@@ -274,7 +313,7 @@ def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport,
     """
     bad = np.zeros(len(df), dtype=bool)
     unparsed: dict[str, np.ndarray] = {}
-    out = df.copy()
+    out = df.copy(deep=False)  # columns are replaced, never changed in place
     for f in fields:
         if f.name not in out.columns:
             continue
@@ -313,8 +352,8 @@ def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport,
 def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = None) -> pd.DataFrame:
     """Cast a canonical table to the library's dtypes.
 
-    ``person_id`` and ``case_id`` as Arrow-backed strings (the timeline engine
-    factorises them once into integer codes), institution and the other
+    ``person_id`` as a categorical of sorted pseudonyms (:func:`encode_pseudonyms`:
+    hashed once, integer codes from then on), ``case_id`` as Arrow-backed strings, institution and the other
     enumerations as categoricals in schema order (dictionary-encoded by Arrow),
     dates as ``datetime64[s]``, ``birth_year`` as nullable ``Int16``.
     Columns not in the schema are kept as they are.
@@ -334,6 +373,8 @@ def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = No
         elif f.enum is not None:
             cats = list(dict.fromkeys([*f.enum, *(institutions or [])])) if c == "institution" else list(f.enum)
             out[c] = as_category(col, cats, extend=(c == "institution"))
+        elif c == "person_id":
+            out[c] = encode_pseudonyms(col)
         else:
             out[c] = col if pd.api.types.is_string_dtype(col) and col.dtype != object else col.astype("str")
     res = pd.DataFrame(out, index=df.index)
@@ -418,6 +459,8 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
     """
     schema = load_schema("spells")
     df = _map_source(raw, cfg, name, report)
+    if "person_id" in df.columns:
+        df["person_id"] = encode_pseudonyms(df["person_id"])  # once; codes from here on
     report.track_rows(len(df))
     if check_raw_identifiers(df, report, name, rows=rows):
         report.take_row_reasons()
@@ -533,7 +576,8 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
         raise ValidationError(f"input refused: a source lacks required columns; {report.summary_line()}",
                               report)
     report.rows_quarantined = n_bad
-    spells = pd.concat(good, ignore_index=True) if good else pd.DataFrame(columns=load_schema("spells").names)
+    spells = pd.concat(_union_pseudonyms(good), ignore_index=True) if good else \
+        pd.DataFrame(columns=load_schema("spells").names)
     spells = to_canonical_dtypes(spells, institutions=settings.institutions)
     quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
     logger.info("ingested %d rows in %.1f s (%d quarantined)", len(spells), time.perf_counter() - t0, n_bad)

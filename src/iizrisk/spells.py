@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import _time
 from ._time import MISSING_DAY, OPEN_END
@@ -134,7 +136,7 @@ class Timeline:
     person_ids : the pseudonyms, one per person code, in order of first appearance
         among the rows in the view (persons known only after the as-of date are absent).
     institutions : institution codes, one per ``inst`` code.
-    case_ids : the case numbers, one per ``case_id`` code.
+    case_ids : the case numbers, one per ``case_id`` code (codes may repeat a number).
     persons : one row per person code with the latest known attributes
         (``birth_year``, ``sex``, ``nationality_group``, ``education``, ``canton``) where present.
     as_of : the as-of day number of the view, or None for the full data.
@@ -187,6 +189,10 @@ class Timeline:
             first[1:] = (self.person[1:] != self.person[:-1]) | (self.inst[1:] != self.inst[:-1])
         return first
 
+    def codes_of(self, person_ids) -> np.ndarray:
+        """Person codes of these pseudonyms, -1 for people not in the timeline (vectorised)."""
+        return positions(self.person_ids, person_ids)
+
     def to_frame(self) -> pd.DataFrame:
         """The merged spells as a canonical DataFrame (open ends as NaT)."""
         reasons = np.array((*EXIT_REASONS, None), dtype=object)
@@ -194,7 +200,7 @@ class Timeline:
             case = self.case_ids.take(np.where(self.case_id < 0, 0, self.case_id)).where(
                 self.case_id >= 0, None)
         else:
-            case = pd.NA
+            case = pd.array(np.full(len(self), None, dtype=object), dtype="str")
         return pd.DataFrame(
             {
                 "person_id": self.person_ids.take(self.person),
@@ -215,6 +221,27 @@ class Timeline:
             f"persons, {int(self.is_open().sum()):,} open<table><tr><th>institution</th>"
             f"<th>spells</th></tr>{rows}</table>"
         )
+
+
+def positions(ids: pd.Index, values) -> np.ndarray:
+    """Position of each value in ``ids`` (distinct strings), -1 when absent.
+
+    Like ``ids.get_indexer(values)``, but the hash table is built on the
+    distinct ``values`` and ``ids`` are probed by Arrow: a few hundred
+    thousand pseudonyms are looked up among millions in a fraction of a
+    second, where building a table of the millions costs seconds.
+    """
+    values = pd.Index(values).astype("str")
+    if len(values) == 0 or len(ids) == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    codes, uniq = pd.factorize(values, use_na_sentinel=True)
+    found = pc.index_in(pa.array(pd.Index(ids).astype("str").array), value_set=pa.array(uniq.array))
+    found = found.to_numpy(zero_copy_only=False) if found.null_count == 0 else \
+        pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
+    hit = np.flatnonzero(found >= 0)
+    where = np.full(len(uniq) + 1, -1, dtype=np.int64)
+    where[found[hit]] = hit
+    return where[codes]
 
 
 # --------------------------------------------------------------------------- input checks
@@ -420,7 +447,7 @@ def build_timeline(
     icodes, iuniq = pd.factorize(spells["institution"])
     pcodes = pcodes.astype(np.int64, copy=False)
     if isinstance(puniq, pd.Categorical | pd.CategoricalIndex):  # plain pseudonyms, not categories
-        puniq = pd.Index(np.asarray(puniq, dtype=object)).astype("str")
+        puniq = pd.Index(puniq.categories.take(puniq.codes)).astype("str")
 
     # ---- refuse rows that cannot be placed on a timeline, naming every problem
     bad_person = pcodes < 0
@@ -505,8 +532,11 @@ def build_timeline(
         rc, ru = pd.factorize(spells["exit_reason"])
         reason = visible(_lookup(ru, EXIT_REASONS)[rc])
     if "case_id" in spells.columns:
-        cc, cu = pd.factorize(spells["case_id"])
-        case, case_ids = visible(cc.astype(np.int32)), pd.Index(cu)
+        # codes are row positions: no hashing of ten million case numbers
+        cid = spells["case_id"]
+        cid = cid if cid.dtype == "str" else cid.astype("str")
+        rowpos = np.where(cid.isna().to_numpy(), -1, np.arange(n_in)).astype(np.int32)
+        case, case_ids = visible(rowpos), pd.Index(cid.array, copy=False)
     attrs = [c for c in _PERSON_ATTRS if c in spells.columns]
     need_perm = reason is not None or case is not None or bool(attrs)
 

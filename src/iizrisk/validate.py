@@ -205,8 +205,7 @@ def check_table(df: pd.DataFrame, schema: Schema, *, source: str, report: Valida
         col = df[f.name]
         na = col.isna().to_numpy()
         if f.required:
-            empty = na | ((col.astype("str").str.strip() == "").fillna(True).to_numpy()
-                          if f.type == "string" else na)
+            empty = na | (_blank(col) if f.type == "string" else na)
             if unparsed and f.name in unparsed:
                 empty &= ~unparsed[f.name]
             report.add(source, f.name, f"empty {f.name}", empty, fix=f"every row needs a {f.name}",
@@ -240,6 +239,15 @@ def check_table(df: pd.DataFrame, schema: Schema, *, source: str, report: Valida
                        fix="correct the date; check the date format of the source", rows=rows)
             bad |= out
     return report, bad
+
+
+def _blank(col: pd.Series) -> np.ndarray:
+    """Rows whose text is empty after stripping (a categorical is checked on its categories)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        on_cats = np.asarray(pd.Index(col.cat.categories).astype("str").str.strip() == "", dtype=bool)
+        codes = col.cat.codes.to_numpy()
+        return np.r_[on_cats, False][codes]
+    return (col.astype("str").str.strip() == "").fillna(True).to_numpy()
 
 
 def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: ValidationReport | None = None,
@@ -280,25 +288,47 @@ def _column_codes(col: pd.Series) -> np.ndarray:
     return pd.factorize(col, use_na_sentinel=True)[0].astype(np.int64)
 
 
-def duplicate_mask(df: pd.DataFrame) -> np.ndarray:
-    """Rows identical in every column to an earlier row (in hash order).
+def _is_text(col: pd.Series) -> bool:
+    return not isinstance(col.dtype, pd.CategoricalDtype) and (
+        col.dtype == object or pd.api.types.is_string_dtype(col.dtype))
 
-    Vectorised: per-column integer codes are mixed into a 64-bit hash, rows are
-    sorted by it, and equal neighbours are confirmed column by column.
-    """
-    n = len(df)
-    codes = [_column_codes(df[c]) for c in df.columns]
+
+def _mix(codes: list[np.ndarray], n: int) -> np.ndarray:
     h = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for c in codes:
             h = (h ^ c.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
             h ^= h >> np.uint64(29)
-    order = np.argsort(h, kind="stable")
-    same = h[order][1:] == h[order][:-1]
-    a, b = order[1:][same], order[:-1][same]
-    for c in codes:
-        keep = c[a] == c[b]
-        a, b = a[keep], b[keep]
+    return h
+
+
+def duplicate_mask(df: pd.DataFrame) -> np.ndarray:
+    """Rows identical in every column to an earlier row (as ``df.duplicated()``, missing equal to missing).
+
+    Vectorised: the columns that are already integers (categorical codes, dates,
+    numbers) are mixed into a 64-bit hash; only rows sharing a hash with another
+    row are candidates (a collision only adds a candidate). Free-text columns
+    (case numbers: hashing ten million strings costs seconds) are coded on the
+    candidates only, which are then sorted on every column's codes and compared
+    with their neighbours, exactly.
+    """
+    n = len(df)
     out = np.zeros(n, dtype=bool)
-    out[a] = True
+    if n < 2:
+        return out
+    text = [c for c in df.columns if _is_text(df[c])]
+    cheap = [c for c in df.columns if c not in text]
+    cand = np.arange(n)
+    if cheap:
+        h = _mix([_column_codes(df[c]) for c in cheap], n)
+        cand = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
+    if len(cand) < 2:
+        return out
+    sub = df.iloc[cand]
+    codes = [_column_codes(sub[c]) for c in df.columns]
+    order = np.lexsort(codes[::-1])  # exact: equal rows adjacent, in input order (the first is kept)
+    same = np.ones(len(cand) - 1, dtype=bool)
+    for c in codes:
+        same &= c[order][1:] == c[order][:-1]
+    out[cand[order[1:][same]]] = True
     return out

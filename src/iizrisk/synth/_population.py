@@ -561,7 +561,9 @@ def _assemble(chunks: list[_Chunk], p: SwissDefaults, *, seed: int, w0: int, w1:
                   .astype(np.int64) + 1970) if n else np.zeros(0, dtype=np.int64)
     enum = load_schema("spells")
     spells = pd.DataFrame({
-        "person_id": _str_series(ids.take(pa.array(who))),
+        # dictionary-encoded as by iizrisk.io.encode_pseudonyms: sorted pseudonyms, codes = rank
+        "person_id": pd.Categorical.from_codes(
+            rank[who].astype(np.int32), categories=pd.Index(_str_series(ids.take(pa.array(np.argsort(rank)))))),
         "institution": _categorical(rows["inst"], enum.field("institution").enum),
         "case_id": _str_series(case),
         "start_date": _time.from_days(rows["start"]),
