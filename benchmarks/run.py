@@ -202,7 +202,7 @@ def vectorised_features(spells: pd.DataFrame, as_of: str) -> pd.DataFrame:
         "spells_24m": np.bincount(tl.person, weights=in_w, minlength=n).astype(np.int64),
         "institutions_24m": distinct(in_w),
         "days_registered_24m_sum": np.bincount(tl.person, weights=days, minlength=n).astype(np.int64),
-    }, index=pd.Index(np.asarray(tl.person_ids, dtype=object).astype(str), name="person_id"))
+    }, index=tl.person_ids.rename("person_id"))
     return out
 
 

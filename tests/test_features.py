@@ -401,3 +401,13 @@ def test_a_shared_timeline_gives_the_same_features(random_spells):
                      timeline=build_timeline(random_spells, as_of="2023-03-30", merge_gap_days=3))
     with pytest.raises(ValueError, match="one as-of date"):
         ft.transform(random_spells, as_of=["2023-03-31", "2023-04-30"], timeline=tl)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(-30000, 60000)), max_size=60))
+def test_person_start_order_equals_lexsort(pairs):
+    from iizrisk.features import _order_by_person_start
+
+    p = np.array([a for a, _ in pairs], dtype=np.int64)
+    s = np.array([b for _, b in pairs], dtype=np.int64)
+    np.testing.assert_array_equal(_order_by_person_start(p, s), np.lexsort((s, p)))

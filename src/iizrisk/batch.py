@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import __version__, _time
 from .config import Settings
@@ -321,6 +322,28 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
         return result
 
 
+def _release_memory() -> None:
+    """Hand memory freed by a stage back to the operating system.
+
+    glibc's heap and Arrow's allocator keep freed pages for reuse; after
+    ingesting ten million rows that is gigabytes the next stages would stack
+    their peak on. Best effort: skipped where the calls do not exist.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        pa.default_memory_pool().release_unused()
+    except (AttributeError, NotImplementedError):  # pragma: no cover - older pyarrow
+        pass
+    name = ctypes.util.find_library("c")
+    try:
+        if name:
+            ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
 def _run(settings, t, root, tmp, history, progress, model, build_timeline, compute_flags,
          load_model, read_manifest, score, signing_key) -> RunResult:
     from .explain import explain, reason_codes
@@ -334,6 +357,7 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
         interventions = read_interventions(settings.resolve(settings.deployment.interventions))
         interventions = interventions[pd.to_datetime(interventions["date"]) <= pd.Timestamp(t)]
 
+    _release_memory()
     prog.stage("timeline")
     tl = build_timeline(spells, as_of=t, merge_gap_days=settings.deployment.merge_gap_days)
 
@@ -366,6 +390,7 @@ def _run(settings, t, root, tmp, history, progress, model, build_timeline, compu
     codes = tl.codes_of(scores["person_id"])
     scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
 
+    _release_memory()
     prog.stage("explain")
     oc = open_cases_at(tl)
     excluded = recently_assessed(interventions, t, settings.worklist.exclude_assessed_months)

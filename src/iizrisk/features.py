@@ -287,6 +287,32 @@ def _prepare_interventions(interventions: pd.DataFrame | None):
 
 
 # ------------------------------------------------------------------ the computation
+class _Columns(dict):
+    """Feature columns, each kept only for the population rows and as float32 when stored.
+
+    Holding 56 float64 columns for every person of a national timeline would
+    cost gigabytes; the rows outside the population are never returned.
+    """
+
+    def __init__(self, rows: np.ndarray):
+        super().__init__()
+        self.rows = rows
+
+    def __setitem__(self, name: str, values) -> None:
+        super().__setitem__(name, np.asarray(values, dtype=np.float32)[self.rows])
+
+
+def _order_by_person_start(p: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``np.lexsort((s, p))``, as one stable argsort of a packed key (about 9x faster)."""
+    if not len(p):
+        return np.zeros(0, dtype=np.int64)
+    lo = int(s.min())
+    bs = max(int(s.max()) - lo, 1).bit_length()
+    if int(p.max()).bit_length() + bs > 62:  # pragma: no cover - absurd ranges
+        return np.lexsort((s, p))
+    return np.argsort((p.astype(np.int64) << bs) | (s.astype(np.int64) - lo), kind="stable")
+
+
 def _check_timeline(timeline, days: list[int], merge_gap_days: int) -> None:
     """Refuse a timeline that is not the view the features would build themselves."""
     want = f"the daily point-in-time view at {_time.to_date(days[0])} with merge_gap_days={merge_gap_days}"
@@ -315,7 +341,7 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
         pop = np.flatnonzero(_bincount(p[is_open], n) > 0)
     else:
         pop = np.flatnonzero(_bincount(p, n) > 0)
-    cols: dict[str, np.ndarray] = {}
+    cols = _Columns(pop)
 
     # current registrations: spells covering day T (an end on T still covers it)
     reg = tl.end.astype(np.int64) >= t
@@ -334,7 +360,7 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     # history windows
     trans = np.asarray(transition_mask(tl, gap_days=transition_gap_days), dtype=bool)
     reent = np.asarray(reentry_mask(tl), dtype=bool)
-    by_start = np.lexsort((s, p))
+    by_start = _order_by_person_start(p, s)
     ps, ss, es = p[by_start], s[by_start], e[by_start]
     # (person, institution) groups: the timeline is sorted by person, institution, start
     first = tl.group_first()
@@ -434,7 +460,7 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     # rows in person-code order: first appearance among the rows known at T, which rows
     # after T cannot change (sorting 2 million pseudonyms would cost seconds)
     ids = tl.person_ids.take(pop)
-    out = {sp.name: np.asarray(cols[sp.name], dtype=np.float32)[pop] for sp in specs}
+    out = {sp.name: cols[sp.name] for sp in specs}
     return ids, out
 
 

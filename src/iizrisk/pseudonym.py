@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import KeyFileError, PseudonymisationError
 
@@ -100,8 +101,16 @@ def looks_like_ahv(values) -> np.ndarray:
     if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
         return np.zeros(len(s), dtype=bool)
     s = s.astype("str")
-    cand = s.str.contains("756", regex=False).fillna(False).to_numpy(dtype=bool)
     out = np.zeros(len(s), dtype=bool)
+    try:
+        arrow = pa.chunked_array(pa.array(s.array)).cast(pa.large_string())
+    except (pa.ArrowException, TypeError):  # pragma: no cover - str dtype is Arrow-backed
+        arrow = None
+    if arrow is not None:  # a byte scan of the Arrow buffers (every AHV number contains 756)
+        cand = np.zeros(len(s), dtype=bool)
+        cand[rows_containing(arrow, b"756")] = True
+    else:  # pragma: no cover
+        cand = s.str.contains("756", regex=False).fillna(False).to_numpy(dtype=bool)
     if cand.any():
         # whole values, then numbers embedded in text ("Rückruf, AHV 756.1234.5678.97")
         sub = s[cand].reset_index(drop=True)  # positions as index
@@ -114,6 +123,42 @@ def looks_like_ahv(values) -> np.ndarray:
                 hit[np.unique(found.index[ok].to_numpy(dtype=np.int64))] = True
         out[np.flatnonzero(cand)] = hit
     return out
+
+
+_BLOCK = 1 << 24  # bytes of text scanned at once
+
+
+def rows_containing(col: pa.ChunkedArray, needle: bytes) -> np.ndarray:
+    """Positions of the values of a ``large_string`` column containing ``needle``.
+
+    A superset: a match may straddle two values (the caller checks the values
+    found). A vectorised byte scan of the Arrow data buffers, in blocks of
+    16 MiB: no Python string per value.
+    """
+    k = len(needle)
+    found = [np.zeros(0, dtype=np.int64)]
+    first_row = 0
+    for chunk in col.chunks:
+        n = len(chunk)
+        bufs = chunk.buffers()
+        if n and bufs[2] is not None:
+            offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + n + 1]
+            data = np.frombuffer(bufs[2], dtype=np.uint8)
+            lo, hi = int(offsets[0]), int(offsets[-1])
+            for b0 in range(lo, hi - k + 1, _BLOCK):
+                d = data[b0: min(hi, b0 + _BLOCK + k - 1)]
+                m = d[: len(d) - k + 1] == needle[0]
+                for j in range(1, k):
+                    m &= d[j: len(d) - k + 1 + j] == needle[j]
+                hits = np.flatnonzero(m) + b0
+                if len(hits):
+                    found.append(np.searchsorted(offsets, hits, side="right") - 1 + first_row)
+        first_row += n
+    rows = np.concatenate(found)
+    if len(rows) > 1:
+        rows.sort()
+        rows = rows[np.r_[True, rows[1:] != rows[:-1]]]
+    return rows
 
 
 # a number standing as a word in text: not part of a longer run of letters or digits

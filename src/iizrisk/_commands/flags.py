@@ -15,7 +15,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -172,38 +171,6 @@ def _normalise(table: pa.Table, f: Path) -> pa.Table:
         raise ValidationError(f"{f}: cannot read the columns as canonical types ({exc})") from exc
 
 
-_BLOCK = 1 << 24  # bytes of text scanned at once
-
-
-def _rows_containing(col: pa.ChunkedArray, needle: bytes) -> np.ndarray:
-    """Positions of the values containing ``needle`` (a superset: a match may straddle two values).
-
-    A vectorised byte scan of the Arrow data buffers, in blocks of 16 MiB.
-    """
-    k = len(needle)
-    found = [np.zeros(0, dtype=np.int64)]
-    first_row = 0
-    for chunk in col.chunks:
-        n = len(chunk)
-        bufs = chunk.buffers()
-        if n and bufs[2] is not None:
-            offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + n + 1]
-            data = np.frombuffer(bufs[2], dtype=np.uint8)
-            lo, hi = int(offsets[0]), int(offsets[-1])
-            for b0 in range(lo, hi - k + 1, _BLOCK):
-                d = data[b0: min(hi, b0 + _BLOCK + k - 1)]
-                m = d[: len(d) - k + 1] == needle[0]
-                for j in range(1, k):
-                    m &= d[j: len(d) - k + 1 + j] == needle[j]
-                hits = np.flatnonzero(m) + b0
-                if len(hits):
-                    found.append(np.searchsorted(offsets, hits, side="right") - 1 + first_row)
-        first_row += n
-    rows = np.concatenate(found)
-    if len(rows) > 1:
-        rows.sort()
-        rows = rows[np.r_[True, rows[1:] != rows[:-1]]]
-    return rows
 
 
 def _other_text_columns(f: Path) -> pa.Table:
@@ -222,6 +189,7 @@ def _refuse_raw_identifiers(table: pa.Table, f: Path) -> None:
 
     Every AHV number contains ``756``: only the values containing it are examined.
     """
+    from ..pseudonym import rows_containing
     from ..validate import ValidationReport, check_raw_identifiers
 
     report = ValidationReport()
@@ -229,7 +197,7 @@ def _refuse_raw_identifiers(table: pa.Table, f: Path) -> None:
     for name in table.column_names:
         if not pa.types.is_large_string(table.schema.field(name).type):
             continue
-        rows = _rows_containing(table.column(name), b"756")
+        rows = rows_containing(table.column(name), b"756")
         if len(rows):
             sub = pd.DataFrame({name: pd.Series(table.column(name).take(pa.array(rows)), dtype="str")})
             found += check_raw_identifiers(sub, report, str(f), rows=rows + 1)
