@@ -460,7 +460,7 @@ def test_random_dates_cover_a_leap_day_and_window_start_agrees_with_reference():
 @given(values=st.lists(st.one_of(st.none(), st.text(alphabet="756 a.ü", max_size=12)), max_size=40),
        cuts=st.lists(st.integers(0, 40), max_size=3), block=st.sampled_from([1, 2, 3, 7, 1 << 24]))
 def test_byte_scan_finds_every_value_containing_the_needle(values, cuts, block):
-    from iizrisk._commands import flags as cmd
+    from iizrisk import pseudonym as cmd
 
     bounds = sorted({0, len(values), *(c for c in cuts if c <= len(values))})
     whole = pa.array(values, type=pa.large_string())  # slices: chunks with a non-zero offset
@@ -468,7 +468,7 @@ def test_byte_scan_finds_every_value_containing_the_needle(values, cuts, block):
                            type=pa.large_string())
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cmd, "_BLOCK", block)
-        got = set(cmd._rows_containing(col, b"756").tolist())
+        got = set(cmd.rows_containing(col, b"756").tolist())
     must = {i for i, v in enumerate(values) if v is not None and "756" in v}
     text = [v or "" for v in values]
     may = {i for i in range(len(values)) if "756" in "".join(text[i:])[: len(text[i]) + 2] and text[i]}
