@@ -336,3 +336,14 @@ def test_duplicate_mask_is_exact_when_every_hash_collides(rows):
         assert V.duplicate_mask(df).tolist() == want
     finally:
         V._mix = mix
+
+
+def test_encode_pseudonyms_of_numbers_and_unsorted_categories():
+    from iizrisk.io import encode_pseudonyms
+
+    got = encode_pseudonyms(pd.Series([10, 9, 10]))
+    assert got.astype(str).tolist() == ["10", "9", "10"]
+    assert list(got.cat.categories) == ["10", "9"]  # text order
+    unsorted = pd.Series(pd.Categorical(["b", "a ", "b"], categories=["b", "a "]))
+    got = encode_pseudonyms(unsorted)
+    assert got.astype(str).tolist() == ["b", "a", "b"] and list(got.cat.categories) == ["a", "b"]

@@ -22,6 +22,8 @@ Examples
 [['ALV', '2024-02-01'], ['SH', '2024-03-01']]
 >>> str(spells["start_date"].dtype)
 'datetime64[s]'
+>>> spells["person_id"].cat.codes.tolist()  # pseudonyms are hashed once, then integer codes
+[0, 0]
 """
 
 from __future__ import annotations
@@ -280,9 +282,11 @@ def encode_pseudonyms(col: pd.Series) -> pd.Series:
         if cats.is_monotonic_increasing and not (cats.str.strip() != cats).any() and not (cats == "").any():
             return col
     codes, uniq = pd.factorize(col, sort=True, use_na_sentinel=True)
-    raw = pa.array(pd.Index(uniq).astype("str"), from_pandas=True)
+    uniq = pd.Index(uniq)
+    raw = pa.array(uniq.astype("str"), from_pandas=True)
     text = pc.utf8_trim_whitespace(raw)
-    if pc.all(pc.equal(text, raw)).as_py() is False or pc.any(pc.equal(text, "")).as_py():
+    if uniq.dtype != "str" or pc.all(pc.equal(text, raw)).as_py() is False or \
+            pc.any(pc.equal(text, "")).as_py():
         # stripped or blank pseudonyms: recode the distinct values (never all ten million)
         text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
         ucodes, cats = pd.factorize(pd.Series(text, dtype="str"), sort=True, use_na_sentinel=True)
@@ -353,8 +357,9 @@ def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = No
     """Cast a canonical table to the library's dtypes.
 
     ``person_id`` as a categorical of sorted pseudonyms (:func:`encode_pseudonyms`:
-    hashed once, integer codes from then on), ``case_id`` as Arrow-backed strings, institution and the other
-    enumerations as categoricals in schema order (dictionary-encoded by Arrow),
+    hashed once, integer codes from then on), ``case_id`` as Arrow-backed
+    strings, institution and the other enumerations as categoricals in schema
+    order (dictionary-encoded by Arrow),
     dates as ``datetime64[s]``, ``birth_year`` as nullable ``Int16``.
     Columns not in the schema are kept as they are.
     """
