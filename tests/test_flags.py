@@ -476,15 +476,15 @@ def test_byte_scan_finds_every_value_containing_the_needle(values, cuts, block):
 
 
 def test_cli_names_the_rows_with_raw_identifiers(tmp_path):
-    from iizrisk._commands.flags import _read_spells
     from iizrisk.errors import RawIdentifierError
+    from iizrisk.io import read_canonical
 
     df = _cli_rows()
     df.loc[3, "person_id"] = " 7561234567897"  # leading space, undotted
     src = tmp_path / "s.parquet"
     _write_parquet(df, src)
     with pytest.raises(RawIdentifierError) as exc:
-        _read_spells(src)
+        read_canonical(src, columns=["person_id", "institution", "start_date"])
     [problem] = exc.value.report.problems
     assert problem.column == "person_id" and problem.rows == (4,) and problem.example == ""
     assert "7561234567897" not in str(exc.value)

@@ -597,53 +597,81 @@ def read_spells(source, **kwargs) -> pd.DataFrame:
 def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
     """Fast path: canonical spells from a Parquet file or a folder of Parquet files.
 
-    Dates are read as ``datetime64[s]``, institution as categorical. Only the
-    raw-identifier guard and the required columns are checked here; use
-    :func:`ingest` for the full validation report.
+    Dates are read as ``datetime64[s]``, pseudonyms as categorical codes
+    (:func:`to_canonical_dtypes`). Only the required columns and the
+    raw-identifier guard are checked here, file by file; use :func:`ingest`
+    for the full validation report.
+
+    Parameters
+    ----------
+    path : file or folder
+    columns : list of str, optional
+        Read only these; optional ones a file lacks are left out (the
+        required columns among them must be present). The raw-identifier guard
+        still covers every text column of every file.
+
+    Raises
+    ------
+    ValidationError
+        No such file, no Parquet file in the folder, an unreadable file, a
+        required column missing, or a date column that does not hold dates.
+    RawIdentifierError
+        Values shaped like AHV numbers, with the file, column and row numbers.
     """
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
-        if not files:
-            raise ValidationError(f"{path}: no .parquet files in this folder")
-    elif path.exists():
-        files = [path]
-    else:
-        raise ValidationError(f"{path}: no such file or folder")
-    try:
-        tables = [pq.read_table(f, columns=columns) for f in files]
-        if columns is not None:
-            _refuse_raw_identifiers_elsewhere(files, columns, path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ValidationError(f"{path}: not a readable Parquet file ({exc})") from exc
-    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
-    df = _arrow_to_pandas(table)
+    files = _parquet_files(Path(path))
     schema = load_schema("spells")
-    missing = [c for c in schema.required if c not in df.columns and (columns is None or c in columns)]
-    if missing:
-        raise ValidationError(f"{path}: required column(s) {missing} missing; found {list(df.columns)}")
-    report = ValidationReport()
-    if check_raw_identifiers(df, report, str(path)):
+    required = [c for c in schema.required if columns is None or c in columns]
+    frames, report = [], ValidationReport()
+    for f in files:
+        try:
+            file_schema = pq.read_schema(f)
+            names = file_schema.names
+            missing = [c for c in required if c not in names]
+            if missing:
+                raise ValidationError(
+                    f"{f}: required column(s) {missing} missing; found {names}. Map the export onto the "
+                    "canonical columns (data/schemas/spells.json) first, e.g. with `iizrisk ingest`.")
+            want = names if columns is None else [c for c in columns if c in names]
+            for fld in file_schema:
+                if fld.name in want and fld.name in schema and schema.field(fld.name).type == "date" and not (
+                        pa.types.is_date(fld.type) or pa.types.is_timestamp(fld.type) or pa.types.is_null(fld.type)):
+                    raise ValidationError(f"{f}: column {fld.name!r} has type {fld.type}, not a date; canonical "
+                                          "files store dates as Parquet dates")
+            table = pq.read_table(f, columns=want)
+            others = [fld.name for fld in file_schema if fld.name not in want and _may_hold_text(fld.type)]
+            extra = pq.read_table(f, columns=others) if others else None
+        except (pa.ArrowException, OSError) as exc:
+            raise ValidationError(f"{f}: not a readable Parquet file ({exc})") from exc
+        df = _arrow_to_pandas(table)
+        check_raw_identifiers(df, report, str(f))  # row numbers within the file
+        if extra is not None:  # the guard covers the whole file, also columns not read
+            check_raw_identifiers(_arrow_to_pandas(extra), report, str(f))
+        frames.append(df)
+    if report.problems:
+        cols = ", ".join(f"{p.source}: {p.column!r}" for p in report.problems)
         raise RawIdentifierError(
-            f"{path}: refused: column(s) {[p.column for p in report.problems]} hold values shaped like "
-            "AHV numbers; pseudonymise at the source", report)
+            f"refused: column(s) {cols} hold values shaped like AHV numbers (raw identifiers); "
+            "pseudonymise at the source with `iizrisk pseudonymise`", report)
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return to_canonical_dtypes(df)
 
 
-def _refuse_raw_identifiers_elsewhere(files: list[Path], columns: list[str], path: Path) -> None:
-    """The guard covers the whole file, also the text columns a caller does not read."""
-    report = ValidationReport()
-    for f in files:
-        schema = pq.read_schema(f)
-        others = [fld.name for fld in schema if fld.name not in columns
-                  and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)
-                       or pa.types.is_dictionary(fld.type) or pa.types.is_integer(fld.type))]
-        if others:
-            check_raw_identifiers(_arrow_to_pandas(pq.read_table(f, columns=others)), report, str(f))
-    if report.problems:
-        raise RawIdentifierError(
-            f"{path}: refused: column(s) {[p.column for p in report.problems]} hold values shaped like "
-            "AHV numbers; pseudonymise at the source", report)
+def _parquet_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in {".parquet", ".pq"}
+                       and not p.name.startswith(".") and p.is_file())
+        if not files:
+            raise ValidationError(f"{path}: no .parquet files in this folder")
+        return files
+    if not path.exists():
+        raise ValidationError(f"{path} does not exist: give a Parquet file or a folder of Parquet files")
+    return [path]
+
+
+def _may_hold_text(t: pa.DataType) -> bool:
+    """Columns the raw-identifier guard reads: text, dictionaries and integers (an AHV number as a number)."""
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t) or \
+        pa.types.is_integer(t)
 
 
 def read_interventions(source) -> pd.DataFrame:
