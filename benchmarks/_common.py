@@ -80,28 +80,3 @@ def machine() -> dict:
 def save_json(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, default=str))
-
-
-def random_spells(n_spells: int, *, seed: int = 0, persons_per_spell: float = 0.2) -> pd.DataFrame:
-    """Random canonical spells (about 5 spells per person), vectorised."""
-    rng = np.random.default_rng(seed)
-    n_persons = max(1, int(n_spells * persons_per_spell))
-    person = rng.integers(0, n_persons, n_spells)
-    ids = np.char.add("p", np.arange(n_persons).astype(str))
-    inst = rng.choice(np.array(["ALV", "IV", "SH", "BB", "BSLB", "MIG"]), n_spells, p=[.45, .15, .25, .05, .05, .05])
-    start = np.datetime64("2015-01-01") + rng.integers(0, 3650, n_spells).astype("timedelta64[D]")
-    dur = rng.gamma(1.2, 200, n_spells).astype(int)
-    end = (start + dur.astype("timedelta64[D]")).astype("datetime64[s]")
-    export_day = np.datetime64("2025-12-31", "s")
-    end = np.where((rng.random(n_spells) < 0.15) | (end > export_day), np.datetime64("NaT"), end)
-    reasons = np.array(["employment", "transfer", "benefit_exhausted", "other", "unknown"])
-    return pd.DataFrame({
-        "person_id": pd.Series(ids[person], dtype="str"),
-        "institution": inst,
-        "case_id": pd.Series(np.char.add("c", np.arange(n_spells).astype(str)), dtype="str"),
-        "start_date": start.astype("datetime64[s]"),
-        "end_date": end.astype("datetime64[s]"),
-        "exit_reason": reasons[rng.integers(0, len(reasons), n_spells)],
-        "birth_year": rng.integers(1955, 2005, n_persons)[person],
-        "education": np.array(["compulsory", "upper_secondary", "tertiary"])[rng.integers(0, 3, n_persons)][person],
-    })

@@ -14,9 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CACHE, machine, print_table, random_spells, save_json, stage
+from _common import CACHE, machine, print_table, save_json, stage
 from iizrisk.config import Settings
 from iizrisk.io import ingest, read_canonical, write_parquet_atomic
+from iizrisk.synth import random_spells
 
 
 def main() -> None:

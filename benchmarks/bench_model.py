@@ -1,6 +1,6 @@
 """Benchmark of the risk-model stages: point-in-time features, scoring and explanations.
 
-Random canonical spells (``_common.random_spells``: about 5 spells per person,
+Random canonical spells (``iizrisk.synth.random_spells``: about 5 spells per person,
 2015-2024, 15 % open) at one as-of date:
 
 * features for everyone with a spell open on the as-of date
@@ -39,11 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
-from _common import machine, print_table, random_spells, save_json, stage
+from _common import machine, print_table, save_json, stage
 from iizrisk.explain import explain, reason_codes
 from iizrisk.features import PointInTimeFeatures
 from iizrisk.model import RiskModel, risk_bands, score
 from iizrisk.outcomes import compute_outcome
+from iizrisk.synth import random_spells
 
 AS_OF = "2024-06-30"
 TRAIN_AS_OF = "2023-06-30"

@@ -151,6 +151,7 @@ result does not depend on the chunk size, and the people of
 from ._calibration import CALIBRATION_TARGETS, calibration_report
 from ._params import AGE_BANDS, BANDS, SwissDefaults
 from ._population import SyntheticPopulation, generate, load
+from ._random import random_spells
 
 __all__ = [
     "AGE_BANDS",
@@ -161,4 +162,5 @@ __all__ = [
     "calibration_report",
     "generate",
     "load",
+    "random_spells",
 ]
