@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/run.py                        # 1M, 3M and 10M spells
     .venv/bin/python benchmarks/run.py --sizes 1000000        # one size
     .venv/bin/python benchmarks/run.py --compare-only         # the 200k comparisons only
+    .venv/bin/python benchmarks/run.py --skip-compare --sizes 10000000 --random-persons-per-spell 0.2
+                                                              # 10M random spells of 2M persons
 
 For each size it generates (and caches under ``benchmarks/.cache/``) a
 synthetic Swiss population with ``iizrisk.synth`` (persons chosen from a pilot's
@@ -65,6 +67,20 @@ def population(n_spells: int, seed: int = 11) -> Path:
     return d
 
 
+def random_population(n_spells: int, persons_per_spell: float, seed: int = 12) -> Path:
+    """Cached random spells of the issue's shape (``iizrisk.synth.random_spells``; no interventions)."""
+    from iizrisk.io import write_parquet_atomic
+    from iizrisk.synth import random_spells
+
+    d = CACHE / f"random_{n_spells}_{persons_per_spell:g}"
+    if not (d / "spells.parquet").exists():
+        spells = random_spells(n_spells, seed=seed, persons_per_spell=persons_per_spell,
+                               first="2015-01-01", days=3650)
+        d.mkdir(parents=True, exist_ok=True)
+        write_parquet_atomic(spells, d / "spells.parquet")
+    return d
+
+
 def model_dir() -> Path:
     """A cached model trained on a small population."""
     from iizrisk.io import read_canonical, read_canonical_table
@@ -81,14 +97,14 @@ def model_dir() -> Path:
     return d
 
 
-def stages(n_spells: int) -> list[dict]:
+def stages(n_spells: int, persons_per_spell: float | None = None) -> list[dict]:
     from iizrisk.explain import explain, reason_codes
     from iizrisk.flags import compute_flags
     from iizrisk.io import ingest, read_canonical, write_parquet_atomic
     from iizrisk.model import load_model
     from iizrisk.spells import build_timeline
 
-    pop = population(n_spells)
+    pop = population(n_spells) if persons_per_spell is None else random_population(n_spells, persons_per_spell)
     mdl = load_model(model_dir())
     rows: list = []
     size = {"spells": n_spells}
@@ -122,10 +138,11 @@ def nightly_run(pop: Path, n_spells: int, size: dict) -> dict:
     """``iizrisk run`` end to end in a fresh process; wall time, stage times and peak RSS."""
     from iizrisk.config import Settings
 
-    root = CACHE / f"deploy_{n_spells}"
+    root = CACHE / f"deploy_{pop.name}"
+    iv = pop / "interventions.parquet"
     cfg = Settings.from_dict({"sources": [{"name": "all", "path": str(pop / "spells.parquet")}],
                               "model": {"dir": str(model_dir())},
-                              "deployment": {"interventions": str(pop / "interventions.parquet")},
+                              "deployment": {"interventions": str(iv) if iv.exists() else ""},
                               "output": {"dir": str(root / "runs"), "history_dir": str(root / "history")}},
                              base_dir=root).save(root / "iizrisk.toml")
     code = ("import resource, sys; from iizrisk.cli import main; rc = main(['-q', 'run', sys.argv[1], "
@@ -209,7 +226,9 @@ def vectorised_features(spells: pd.DataFrame, as_of: str) -> pd.DataFrame:
 def comparisons(n_spells: int = 200_000, featuretools_python: str | None = None) -> list[dict]:
     from iizrisk.io import read_canonical
 
-    spells = read_canonical(population(n_spells) / "spells.parquet")
+    # the columns the subset needs (featuretools reads the same, without recorded_date)
+    spells = read_canonical(population(n_spells) / "spells.parquet",
+                            columns=["person_id", "institution", "start_date", "end_date", "recorded_date"])
     rows: list = []
     with stage(rows, "features subset: iizrisk vectorised", spells=n_spells):
         fast = vectorised_features(spells, AS_OF)
@@ -245,6 +264,9 @@ def main() -> None:
     ap.add_argument("--compare-only", action="store_true")
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--featuretools-python", help="interpreter of an environment with featuretools")
+    ap.add_argument("--random-persons-per-spell", type=float, metavar="R",
+                    help="use random spells (iizrisk.synth.random_spells) with R persons per spell "
+                         "instead of the synthetic Swiss population (0.2: 10M spells of 2M persons)")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
     a = ap.parse_args()
     os.environ.setdefault("IIZRISK_N_THREADS", "2")
@@ -254,9 +276,10 @@ def main() -> None:
         print_table(result["comparisons"], f"Comparisons on {a.compare_size:,} spells")
     if not a.compare_only:
         for n in [int(x) for x in a.sizes.split(",") if x]:
-            rows = stages(n)
+            rows = stages(n, a.random_persons_per_spell)
             result["stages"] += rows
-            print_table(rows, f"{n:,} spells")
+            shape = "" if a.random_persons_per_spell is None else f" (random, {a.random_persons_per_spell:g} persons per spell)"
+            print_table(rows, f"{n:,} spells{shape}")
     save_json(result, a.json)
     print(f"\nwritten {a.json}")
 
