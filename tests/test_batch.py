@@ -221,3 +221,17 @@ def test_summary_suppresses_small_counts(tmp_path, random_spells, trained):
     assert rows and "·" in rows[0] and "| 3 |" not in rows[0]  # 3 on the list: fewer than 5 people
     md10, _ = run_summary(res.manifest, res.scores, res.worklists, min_cell_size=1)
     assert "| 3 |" in [r for r in md10.splitlines() if r.startswith("| ALV")][0]
+
+
+@pytest.mark.parametrize("merge_gap", [0, 7])
+def test_run_scores_equal_a_direct_score_whatever_the_merge_gap(tmp_path, random_spells, trained, merge_gap):
+    """The run shares its timeline with the features only when it is the same view."""
+    from iizrisk.model import load_model, score
+
+    cfg = deployment(tmp_path, random_spells, trained, deployment={"merge_gap_days": merge_gap})
+    res = run_nightly(cfg, as_of="2023-06-30")
+    direct = score(load_model(trained), random_spells, as_of="2023-06-30")
+    got = res.scores.set_index("person_id")
+    want = direct.set_index(direct["person_id"].astype(str))
+    assert len(got) == len(want)
+    np.testing.assert_allclose(got.loc[want.index, "risk"].to_numpy(), want["risk"].to_numpy())
