@@ -68,7 +68,12 @@ def population(n_spells: int, seed: int = 11) -> Path:
 
 
 def random_population(n_spells: int, persons_per_spell: float, seed: int = 12) -> Path:
-    """Cached random spells of the issue's shape (``iizrisk.synth.random_spells``; no interventions)."""
+    """Cached random spells of the issue's shape (``iizrisk.synth.random_spells``).
+
+    With the columns the benchmark model was trained on: ``recorded_date`` (the
+    end, or the start of an open row, known a week later) and an empty
+    interventions file.
+    """
     from iizrisk.io import write_parquet_atomic
     from iizrisk.synth import random_spells
 
@@ -76,8 +81,12 @@ def random_population(n_spells: int, persons_per_spell: float, seed: int = 12) -
     if not (d / "spells.parquet").exists():
         spells = random_spells(n_spells, seed=seed, persons_per_spell=persons_per_spell,
                                first="2015-01-01", days=3650)
+        spells["recorded_date"] = spells["end_date"].fillna(spells["start_date"]) + pd.Timedelta(days=7)
         d.mkdir(parents=True, exist_ok=True)
         write_parquet_atomic(spells, d / "spells.parquet")
+        write_parquet_atomic(pd.DataFrame({"person_id": pd.Series([], dtype="str"),
+                                           "date": pd.Series([], dtype="datetime64[s]"),
+                                           "type": pd.Series([], dtype="str")}), d / "interventions.parquet")
     return d
 
 
