@@ -444,3 +444,11 @@ def test_positions_equal_get_indexer(ids, values):
     index = pd.Index(ids, dtype="str")
     want = index.get_indexer(pd.Index(values, dtype="str"))
     np.testing.assert_array_equal(positions(index, values), want)
+
+
+def test_repr_shows_counts_not_pseudonyms():
+    rows = pd.DataFrame({"person_id": ["secret-pseudonym"], "institution": ["SH"],
+                         "start_date": pd.to_datetime(["2024-01-01"]), "end_date": [pd.NaT]})
+    text = repr(build_timeline(rows, as_of="2024-06-30"))
+    assert "secret-pseudonym" not in text
+    assert "1 spells of 1 persons, 1 open" in text and "as of 2024-06-30" in text

@@ -212,6 +212,11 @@ class Timeline:
             }
         )
 
+    def __repr__(self) -> str:  # counts only: the pseudonyms stay out of logs and tracebacks
+        when = "full data" if self.as_of is None else f"as of {_time.to_date(self.as_of)}"
+        return (f"Timeline({when}, {self.mode}: {len(self):,} spells of {self.n_persons:,} persons, "
+                f"{int(self.is_open().sum()):,} open, institutions {list(self.institutions)})")
+
     def _repr_html_(self) -> str:
         ctr = pd.Series(self.inst).map(dict(enumerate(self.institutions))).value_counts()
         when = "full data" if self.as_of is None else f"as of {_time.to_date(self.as_of)}"
