@@ -235,3 +235,19 @@ def test_run_scores_equal_a_direct_score_whatever_the_merge_gap(tmp_path, random
     want = direct.set_index(direct["person_id"].astype(str))
     assert len(got) == len(want)
     np.testing.assert_allclose(got.loc[want.index, "risk"].to_numpy(), want["risk"].to_numpy())
+
+
+def test_summary_writes_swiss_numbers_and_translated_bands():
+    from iizrisk.report import run_summary
+    from iizrisk.worklist import WorklistSet
+
+    manifest = {"as_of": "2024-06-30", "persons_scored": 20645, "new_registrations": 1200,
+                "rows": {"read": 1234567, "quarantined": 0}, "risk_bands": {"high": 900, "low": 18000},
+                "model": {"outcome": "revolving_door", "horizon_months": 12, "sha256": "ab" * 32}}
+    scores = pd.DataFrame({"person_id": ["a"], "risk": [0.3], "risk_band": ["high"]})
+    md_de, _ = run_summary(manifest, scores, WorklistSet(), language="de")
+    assert "20’645" in md_de and "1’234’567" in md_de and "hoch: 900" in md_de and "tief: 18’000" in md_de
+    md_fr, _ = run_summary(manifest, scores, WorklistSet(), language="fr")
+    assert "20\u202f645" in md_fr and "élevé: 900" in md_fr
+    md_en, _ = run_summary(manifest, scores, WorklistSet(), language="en")
+    assert "20,645" in md_en and "high: 900" in md_en

@@ -13,7 +13,7 @@ import io
 
 import pandas as pd
 
-__all__ = ["run_summary", "figure_to_data_uri"]
+__all__ = ["BAND_NAMES", "figure_to_data_uri", "run_summary", "swiss_number"]
 
 _T = {
     "title": {"de": "IIZ-Nachtlauf", "fr": "Traitement nocturne CII", "it": "Elaborazione notturna CII",
@@ -56,8 +56,34 @@ _NOTICE = {
 }
 
 
+#: Band names per language (the data keep ``low`` / ``medium`` / ``high``).
+BAND_NAMES = {
+    "de": {"low": "tief", "medium": "mittel", "high": "hoch"},
+    "fr": {"low": "faible", "medium": "moyen", "high": "élevé"},
+    "it": {"low": "basso", "medium": "medio", "high": "alto"},
+    "en": {"low": "low", "medium": "medium", "high": "high"},
+}
+# thousands separators as written in Switzerland: 20’645 (de, it), 20 645 (fr, narrow space)
+_THOUSANDS = {"de": "\u2019", "it": "\u2019", "fr": "\u202f", "en": ","}
+
+
 def _t(key: str, lang: str) -> str:
     return _T[key].get(lang, _T[key]["en"])
+
+
+def swiss_number(n: int, lang: str = "de") -> str:
+    """A whole number with the thousands separator used in Switzerland for ``lang``.
+
+    Examples
+    --------
+    >>> swiss_number(20645), swiss_number(20645, "fr") == "20\u202f645", swiss_number(1234567, "en")
+    ('20’645', True, '1,234,567')
+    """
+    return f"{int(n):,}".replace(",", _THOUSANDS.get(lang, ","))
+
+
+def _band(name: str, lang: str) -> str:
+    return BAND_NAMES.get(lang, BAND_NAMES["en"]).get(str(name), str(name))
 
 
 def figure_to_data_uri(fig) -> str:
@@ -88,8 +114,9 @@ def _risk_figure(scores: pd.DataFrame, lang: str, k: int):
         part = safe[safe["risk_band"] == band]
         if len(part):
             ax.bar(edges[part["bin"].to_numpy()], part["n"].fillna(0).to_numpy(dtype=float), width=width,
-                   align="edge", color=colours[band], label=band)
-    ax.set_yscale("log")  # rare outcomes: the few high risks stay visible beside the many low ones
+                   align="edge", color=colours[band], label=_band(band, lang))
+    if (safe["n"].fillna(0) > 0).any():  # every bin hidden (a tiny run): nothing to put on a log axis
+        ax.set_yscale("log")  # rare outcomes: the few high risks stay visible beside the many low ones
     ax.set_xlabel(_t("risk", lang))
     ax.set_ylabel(_t("persons", lang))
     ax.set_xlim(0, top)
@@ -99,7 +126,7 @@ def _risk_figure(scores: pd.DataFrame, lang: str, k: int):
     return fig
 
 
-def _suppressed_counts(table: pd.DataFrame, dim: str, k: int) -> pd.DataFrame:
+def _suppressed_counts(table: pd.DataFrame, dim: str, k: int, lang: str = "en") -> pd.DataFrame:
     """Each count column of a per-``dim`` table with small cells hidden (shown as '·').
 
     Hidden cells hold fewer than k people, or are hidden so that a total cannot
@@ -110,7 +137,7 @@ def _suppressed_counts(table: pd.DataFrame, dim: str, k: int) -> pd.DataFrame:
     out = table[[dim]].copy()
     for col in table.columns.drop(dim):
         safe = suppress_table(table[[dim, col]], col, dims=[dim], k=k).table[col]
-        out[col] = ["·" if pd.isna(v) else f"{int(v):,}" for v in safe]
+        out[col] = ["·" if pd.isna(v) else swiss_number(v, lang) for v in safe]
     return out
 
 
@@ -127,19 +154,21 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     wl = worklists.summary() if len(worklists) else pd.DataFrame(
         columns=["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"])
     if len(wl):
-        wl = _suppressed_counts(wl, "institution", k)
+        wl = _suppressed_counts(wl, "institution", k, lang)
     heads = [_t("inst", lang), _t("eligible", lang), _t("left_off", lang), _t("on_list", lang), _t("new", lang)]
     rows = wl[["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"]].values.tolist()
     bands = {}
     if manifest.get("risk_bands"):
         bt = pd.DataFrame({"band": list(manifest["risk_bands"]), "n": list(manifest["risk_bands"].values())})
-        bands = dict(_suppressed_counts(bt, "band", k).values.tolist())
+        bands = dict(_suppressed_counts(bt, "band", k, lang).values.tolist())
     r = manifest["rows"]
     facts = [
         (_t("as_of", lang), manifest["as_of"]),
-        (_t("scored", lang), f"{manifest['persons_scored']:,} ({_t('new_reg', lang)} {manifest['new_registrations']:,})"),
-        (_t("rows", lang), f"{r['read']:,} ({_t('quarantined', lang)} {r['quarantined']:,})"),
-        (_t("bands", lang), ", ".join(f"{b}: {v}" for b, v in bands.items())),
+        (_t("scored", lang), f"{swiss_number(manifest['persons_scored'], lang)} "
+                             f"({_t('new_reg', lang)} {swiss_number(manifest['new_registrations'], lang)})"),
+        (_t("rows", lang), f"{swiss_number(r['read'], lang)} "
+                           f"({_t('quarantined', lang)} {swiss_number(r['quarantined'], lang)})"),
+        (_t("bands", lang), ", ".join(f"{_band(b, lang)}: {v}" for b, v in bands.items())),
         (_t("model", lang), f"{manifest['model'].get('outcome')} · {manifest['model'].get('horizon_months')} m · "
                             f"sha256 {str(manifest['model'].get('sha256') or '')[:12]}"),
     ]
