@@ -658,3 +658,22 @@ def test_intersections_are_the_pairs_of_groups():
     assert set(audit.summary["attribute"]) == {"overall", "sex", "age_band", "canton"} | want
     none = quiet_fit(FairnessAudit(capacity=30, n_bootstrap=0, intersections=None), data)
     assert not none.summary["attribute"].str.contains(":").any()
+
+
+def test_bootstrap_draws_people_not_rows():
+    """Each person twice (two as-of dates, same values): drawing people gives exactly the intervals of
+    one date (every weight doubles, every metric is a ratio); drawing rows would narrow them."""
+    one = _simulate(np.random.default_rng(8), 400)
+    one["person_id"] = [f"p{i}" for i in range(len(one))]
+    kw = dict(groups=["grp"], flagged_column="flagged", reference={"grp": "B"}, n_bootstrap=100,
+              min_cell_size=0, random_state=4, max_gap=1.0)
+    base = FairnessAudit(**kw).fit(one)
+    pd.testing.assert_frame_equal(base.gaps, FairnessAudit(**kw, cluster_column=None).fit(one).gaps)
+    twice = pd.concat([one, one], ignore_index=True)
+    by_person = FairnessAudit(**kw).fit(twice)
+    by_row = FairnessAudit(**kw, cluster_column=None).fit(twice)
+    cols = ["difference_lo", "difference_hi"]
+    np.testing.assert_allclose(by_person.gaps[cols].to_numpy(dtype=float), base.gaps[cols].to_numpy(dtype=float))
+    width = lambda a: float(np.nanmean(a.gaps["difference_hi"] - a.gaps["difference_lo"]))  # noqa: E731
+    assert width(by_row) < 0.85 * width(by_person)
+    assert by_person.to_dict()["bootstrap_unit"] == "person_id"

@@ -30,9 +30,10 @@ configured), the difference and the ratio of every metric with percentile
 bootstrap confidence intervals. A difference larger than ``max_gap`` sets
 ``gap_flag`` in the tables and raises a :class:`FairnessGapWarning`.
 
-The bootstrap resamples people with replacement. It is vectorised: each
-replicate draws the row indices as one array and turns them into
-per-row weights (how often each row was drawn), so every metric, ROC AUC
+The bootstrap resamples people with replacement (all rows of a person, at
+every as-of date, together). It is vectorised: each replicate draws the
+people as one array and turns them into per-row weights (how often the
+row's person was drawn), so every metric, ROC AUC
 included, is a weighted sum over the rows in a fixed order; replicates are
 processed in blocks. Who is flagged is kept fixed (the flags of the
 observed period), so the intervals describe the sampling variation of the
@@ -467,6 +468,10 @@ class FairnessAudit:
     calibration_bins : int, default 5
         Quantile bins of the risk for the calibration table and plot.
     random_state : int, default 0
+    cluster_column : str or None, default "person_id"
+        The bootstrap draws these units, not rows: the rows of one person at
+        several as-of dates are resampled together (they are not independent).
+        Ignored when the data lack the column; None resamples rows.
 
     Attributes
     ----------
@@ -505,7 +510,8 @@ class FairnessAudit:
                  label_column: str = "label", flagged_column: str | None = None,
                  reference: Mapping[str, str] | None = None, min_cell_size: int = 5,
                  max_gap: float = 0.1, gap_metrics: Sequence[str] = GAP_METRICS, n_bootstrap: int = 500,
-                 confidence: float = 0.95, calibration_bins: int = 5, random_state: int = 0):
+                 confidence: float = 0.95, calibration_bins: int = 5, random_state: int = 0,
+                 cluster_column: str | None = "person_id"):
         self.groups = groups
         self.intersections = intersections
         self.capacity = capacity
@@ -520,6 +526,7 @@ class FairnessAudit:
         self.confidence = confidence
         self.calibration_bins = calibration_bins
         self.random_state = random_state
+        self.cluster_column = cluster_column
 
     # ------------------------------------------------------------------ checks
     def _check(self, data: pd.DataFrame) -> tuple[list[str], list[tuple[str, str]]]:
@@ -637,12 +644,13 @@ class FairnessAudit:
         ratios = np.full((B, R, len(gm)), np.nan)
         if B and len(y):
             rng = np.random.default_rng(self.random_state)
-            n = len(y)
+            unit = self._units(data)
+            n = int(unit.max()) + 1  # units drawn with replacement; a row weighs what its unit drew
             for b0 in range(0, B, _BLOCK):
                 nb = min(_BLOCK, B - b0)
                 idx = rng.integers(0, n, size=(nb, n))
                 W = np.bincount((idx + (np.arange(nb) * n)[:, None]).ravel(), minlength=nb * n)
-                mb = _metrics(_weighted_stats(plan, W.reshape(nb, n)))
+                mb = _metrics(_weighted_stats(plan, W.reshape(nb, n)[:, unit]))
                 for j, m in enumerate(gm):
                     v = mb[m]
                     r_ = np.where(has_ref, ref, 0)
@@ -716,6 +724,14 @@ class FairnessAudit:
         self.calibration = self._calibration_table(sets, y, s)
         self._warn()
         return self
+
+    def _units(self, data: pd.DataFrame) -> np.ndarray:
+        """Bootstrap unit per row: the person's code (first appearance order), or the row."""
+        col = self.cluster_column
+        if col is None or col not in data.columns:
+            return np.arange(len(data))
+        codes = pd.factorize(data[col], use_na_sentinel=False)[0]
+        return codes.astype(np.int64)
 
     def _references(self, sets: list[_Set], n: np.ndarray) -> np.ndarray:
         ref = np.full(sum(len(st.labels) for st in sets), -1, dtype=np.int64)
@@ -983,6 +999,7 @@ class FairnessAudit:
             "n": self.n_, "flagged": self.capacity_, "capacity": self.capacity,
             "min_cell_size": self.min_cell_size, "max_gap": self.max_gap,
             "confidence": self.confidence, "n_bootstrap": self.n_bootstrap,
+            "bootstrap_unit": self.cluster_column or "row",
             "groups": list(self.groups_), "intersections": [SEP.join(p) for p in self.intersections_],
             "summary": _records(self.summary), "gaps_exceeding": _records(self.flagged_gaps_),
         }
