@@ -85,8 +85,9 @@ def generate(n_spells: int, path: Path) -> None:
 
 def run_pipeline(n_spells: int, path: Path) -> list[dict]:
     """The batch job's stages in a fresh process: read (CLI reader), build_timeline, compute_flags."""
-    from iizrisk._commands.flags import _read_spells
+    from iizrisk._commands.flags import _COLUMNS
     from iizrisk.flags import compute_flags
+    from iizrisk.io import read_canonical
     from iizrisk.spells import build_timeline
 
     out = []
@@ -103,7 +104,7 @@ def run_pipeline(n_spells: int, path: Path) -> list[dict]:
 
     out.append({"spells": n_spells, "stage": "python + imports", "peak_rss_mib": round(_peak_mib())})
     t_read, c_read = time.perf_counter(), time.process_time()
-    df = stage("read parquet (CLI reader, 5 columns)", lambda: _read_spells(path))
+    df = stage("read parquet (CLI reader, 5 columns)", lambda: read_canonical(path, columns=list(_COLUMNS)))
     t0, c0 = time.perf_counter(), time.process_time()
     tl = stage("build_timeline(as_of)", lambda: build_timeline(df, as_of=AS_OF))
     flags = stage("compute_flags(timeline)", lambda: compute_flags(tl, AS_OF))
