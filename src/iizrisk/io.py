@@ -281,9 +281,16 @@ def encode_pseudonyms(col: pd.Series) -> pd.Series:
         cats = col.cat.categories
         if cats.is_monotonic_increasing and not (cats.str.strip() != cats).any() and not (cats == "").any():
             return col
-    codes, uniq = pd.factorize(col, sort=True, use_na_sentinel=True)
+    codes, uniq = pd.factorize(col, use_na_sentinel=True)
     uniq = pd.Index(uniq)
     raw = pa.array(uniq.astype("str"), from_pandas=True)
+    if uniq.dtype == "str" and len(raw):  # sort the distinct values with Arrow (pandas' sort is slower)
+        order = pc.array_sort_indices(raw).to_numpy()
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+        raw = raw.take(pa.array(order))
+        uniq = pd.Index(pd.Series(raw, dtype="str"))
     text = pc.utf8_trim_whitespace(raw)
     if uniq.dtype != "str" or pc.all(pc.equal(text, raw)).as_py() is False or \
             pc.any(pc.equal(text, "")).as_py():
