@@ -347,3 +347,18 @@ def test_encode_pseudonyms_of_numbers_and_unsorted_categories():
     unsorted = pd.Series(pd.Categorical(["b", "a ", "b"], categories=["b", "a "]))
     got = encode_pseudonyms(unsorted)
     assert got.astype(str).tolist() == ["b", "a", "b"] and list(got.cat.categories) == ["a", "b"]
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="ab\x00é9 ", max_size=20),
+                          st.text(alphabet="0123456789abcdef", min_size=16, max_size=20)), max_size=60),
+       st.integers(0, 3))
+@settings(max_examples=400, deadline=None)
+def test_string_order_sorts_like_python(values, offset):
+    import pyarrow as pa
+
+    from iizrisk.io import string_order
+
+    arr = pa.array(["pad"] * offset + values, type=pa.large_string()).slice(offset)
+    got = [values[i] for i in string_order(arr)]
+    present = [v for v in values if v is not None]
+    assert got == sorted(present) + [None] * (len(values) - len(present))
