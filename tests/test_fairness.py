@@ -677,3 +677,12 @@ def test_bootstrap_draws_people_not_rows():
     width = lambda a: float(np.nanmean(a.gaps["difference_hi"] - a.gaps["difference_lo"]))  # noqa: E731
     assert width(by_row) < 0.85 * width(by_person)
     assert by_person.to_dict()["bootstrap_unit"] == "person_id"
+
+
+def test_ratio_to_a_subnormal_reference_is_infinite_without_a_warning():
+    from iizrisk.fairness import _div
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _div(np.array([0.1, 0.0, 1.0]), np.array([1.11253693e-313, 0.0, 2.0]))
+    assert np.isinf(got[0]) and np.isnan(got[1]) and got[2] == 0.5

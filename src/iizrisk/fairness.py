@@ -368,8 +368,10 @@ def _weighted_stats(plan: _Plan, W: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b where b > 0, else NaN; a tiny (subnormal) b gives inf, as in Python, without a warning."""
     out = np.full(np.broadcast(a, b).shape, np.nan)
-    np.divide(a, b, out=out, where=b > 0)
+    with np.errstate(over="ignore"):
+        np.divide(a, b, out=out, where=b > 0)
     return out
 
 
