@@ -159,7 +159,9 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     rows = wl[["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"]].values.tolist()
     bands = {}
     if manifest.get("risk_bands"):
-        bt = pd.DataFrame({"band": list(manifest["risk_bands"]), "n": list(manifest["risk_bands"].values())})
+        rank = {b: i for i, b in enumerate(BAND_NAMES["en"])}  # low, medium, high; others after
+        order = sorted(manifest["risk_bands"], key=lambda b: (rank.get(str(b), len(rank)), str(b)))
+        bt = pd.DataFrame({"band": order, "n": [manifest["risk_bands"][b] for b in order]})
         bands = dict(_suppressed_counts(bt, "band", k, lang).values.tolist())
     r = manifest["rows"]
     facts = [
