@@ -29,7 +29,8 @@ import warnings
 from pathlib import Path
 
 from ..errors import EXIT_OK, ValidationError
-from .features import add_key_argument, iso_date, read_inputs
+from ._args import int_at_least, iso_date
+from .features import add_key_argument, read_inputs
 
 HELP = "fairness audit of a model on a labelled period: suppressed tables, plots and the model card"
 DESCRIPTION = (
@@ -53,16 +54,6 @@ def _capacity(text: str) -> int | float:
     if value <= 0 or (value >= 1 and not value.is_integer()):
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of people (>= 1) or a share in (0, 1)")
     return int(value) if value >= 1 else value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is below 0")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -92,14 +83,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="CONFIG",
                    help="deployment configuration (.toml): its [privacy] min_cell_size and "
                         "protected_attributes become the defaults of --min-cell-size and --groups")
-    p.add_argument("--min-cell-size", type=_non_negative_int, metavar="N",
+    p.add_argument("--min-cell-size", type=int_at_least(0), metavar="N",
                    help="suppress cells with fewer than N people (default 5, or the configuration's)")
     p.add_argument("--max-gap", type=_positive_float, default=0.1, metavar="G",
                    help="flag differences from the reference group larger than G (default 0.1)")
     p.add_argument("--groups", metavar="A,B",
                    help=f"attributes to audit (default {','.join(GROUP_COLUMNS)}, or the configuration's "
                         "protected attributes with age_band and canton)")
-    p.add_argument("--bootstrap", type=_non_negative_int, default=500, metavar="N",
+    p.add_argument("--bootstrap", type=int_at_least(0), default=500, metavar="N",
                    help="bootstrap replicates for the intervals (default 500; 0: none)")
     p.add_argument("--language", choices=["en", "de", "fr", "it"], default="en",
                    help="language of the model card (default en)")

@@ -31,7 +31,6 @@ Small integers in the diagnostic messages of ``study.json`` are written as
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EXIT_OK
+from ._args import int_at_least, iso_date
 
 HELP = "estimate the effect of joint assessments on later outcomes (risk-set matching); write DIR"
 DESCRIPTION = (
@@ -58,23 +58,6 @@ DESCRIPTION = (
 logger = logging.getLogger("iizrisk")
 
 
-def _iso(value: str) -> str:
-    try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date in the form YYYY-MM-DD") from None
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n} must be at least 1")
-    return n
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spells", required=True, metavar="PATH", help="canonical spells: a Parquet file or folder")
     p.add_argument("--interventions", required=True, metavar="PATH", help="interventions (CSV or Parquet)")
@@ -83,26 +66,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "days_registered_next_<k>m, new_spells_next_<k>m (default: revolving_door, "
                         "disintegration, days_registered_next_12m, days_registered_next_24m, "
                         "new_spells_next_24m)")
-    p.add_argument("--horizon-months", type=_positive, default=12, metavar="N",
+    p.add_argument("--horizon-months", type=int_at_least(1), default=12, metavar="N",
                    help="horizon of revolving_door, disintegration and other registered outcomes (12)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--method", choices=["matching", "ipw", "stratification", "regression", "naive"],
                    default="matching", help="adjustment (default: risk-set matching on the propensity score)")
     p.add_argument("--intervention-type", default="joint_assessment", metavar="TYPE",
                    help="interventions studied (default joint_assessment)")
-    p.add_argument("--controls-per-treated", type=_positive, default=50, metavar="K",
+    p.add_argument("--controls-per-treated", type=int_at_least(1), default=50, metavar="K",
                    help="controls sampled per assessed person from each day's risk set (50)")
     p.add_argument("--caliper", type=float, default=0.2, metavar="SD",
                    help="matching caliper in SD of the logit propensity score (0.2)")
     p.add_argument("--match-within", choices=["day", "month", "quarter", "none"], default="month",
                    help="pairs share the index day, month or quarter, or nothing (month)")
-    p.add_argument("--exit-months", type=_positive, default=6, metavar="N",
+    p.add_argument("--exit-months", type=int_at_least(1), default=6, metavar="N",
                    help="months without registration that make an exit sustained (6)")
-    p.add_argument("--followup-months", type=_positive, default=24, metavar="N",
+    p.add_argument("--followup-months", type=int_at_least(1), default=24, metavar="N",
                    help="time at which the survival curves are summarised (24)")
-    p.add_argument("--from", dest="period_from", type=_iso, metavar="YYYY-MM-DD",
+    p.add_argument("--from", dest="period_from", type=iso_date, metavar="YYYY-MM-DD",
                    help="first assessment day studied")
-    p.add_argument("--to", dest="period_to", type=_iso, metavar="YYYY-MM-DD", help="last assessment day studied")
+    p.add_argument("--to", dest="period_to", type=iso_date, metavar="YYYY-MM-DD", help="last assessment day studied")
     p.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap replicates (200)")
     p.add_argument("--seed", type=int, default=0, help="random seed of sampling and bootstrap (0)")
     p.add_argument("--min-cell-size", type=int, default=5, metavar="K",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 
 import pandas as pd
+
+from ._args import iso_date
 
 HELP = "write the point-in-time features at an as-of date (one row per person with an open spell)"
 DESCRIPTION = (
@@ -14,14 +15,6 @@ DESCRIPTION = (
     "a spell open on that day, one column per feature (see the feature catalogue). Rows after the "
     "as-of date are ignored."
 )
-
-
-def iso_date(value: str) -> str:
-    """argparse type: a YYYY-MM-DD date."""
-    try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date in the form YYYY-MM-DD") from None
 
 
 def read_inputs(spells_path: str, interventions_path: str | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:

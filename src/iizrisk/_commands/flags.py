@@ -10,7 +10,6 @@ file and renamed: a failed run never leaves partial output.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyarrow as pa
 
 from ..flags import FLAG_COLUMNS, compute_flags
 from ..io import read_canonical
+from ._args import int_at_least, iso_date
 
 HELP = "flag multi-registration, transitions, re-entries and revolving doors at an as-of date"
 DESCRIPTION = (
@@ -35,38 +35,18 @@ logger = logging.getLogger("iizrisk")
 _COLUMNS = ("person_id", "institution", "start_date", "end_date", "recorded_date")
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
-
-
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``iizrisk flags``."""
     parser.add_argument("--spells", required=True, type=Path, metavar="PATH",
                         help="canonical spells: a Parquet file or a folder of Parquet files")
-    parser.add_argument("--as-of", required=True, type=_date, metavar="YYYY-MM-DD",
+    parser.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD",
                         help="as-of date T (the evening of that day)")
-    parser.add_argument("--window-months", type=_int_at_least(1), default=24, metavar="N",
+    parser.add_argument("--window-months", type=int_at_least(1), default=24, metavar="N",
                         help="window of N calendar months ending at T (default 24)")
-    parser.add_argument("--transition-gap-days", type=_int_at_least(0), default=90, metavar="D",
+    parser.add_argument("--transition-gap-days", type=int_at_least(0), default=90, metavar="D",
                         help="a start at another institution up to D days after a spell ended "
                              "is a transition (default 90)")
-    parser.add_argument("--merge-gap-days", type=_int_at_least(0), default=0, metavar="D",
+    parser.add_argument("--merge-gap-days", type=int_at_least(0), default=0, metavar="D",
                         help="merge rows of one person at one institution separated by at most "
                              "D unregistered days (default 0)")
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.parquet",

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .features import add_key_argument, iso_date, read_inputs
+from ._args import iso_date
+from .features import add_key_argument, read_inputs
 
 HELP = "score everyone with a spell open on the as-of date; write DIR/scores.parquet"
 DESCRIPTION = (

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 from ..errors import EXIT_OK, ConfigError
+from ._args import iso_date
 
 HELP = "generate a synthetic Swiss population: canonical spells, interventions and the truth"
 DESCRIPTION = (
@@ -16,18 +16,11 @@ DESCRIPTION = (
 )
 
 
-def _date(value: str) -> str:
-    try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD") from exc
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--persons", type=int, required=True, metavar="N",
                    help="people with at least one spell in the period")
-    p.add_argument("--start", type=_date, required=True, metavar="YYYY-MM-DD", help="first day of the period")
-    p.add_argument("--end", type=_date, required=True, metavar="YYYY-MM-DD",
+    p.add_argument("--start", type=iso_date, required=True, metavar="YYYY-MM-DD", help="first day of the period")
+    p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD",
                    help="last day of the period (the export date)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
