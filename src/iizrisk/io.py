@@ -269,7 +269,7 @@ def as_category(col: pd.Series, categories: list[str] | None = None, *,
     return pd.Categorical.from_codes(mapping[codes], categories=pd.Index(cats, dtype="str"))
 
 
-def string_order(arr: pa.Array) -> np.ndarray:
+def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """``argsort`` of Arrow strings (byte order, which is code point order), nulls last.
 
     A most-significant-digit radix sort on 8-byte big-endian chunks read
@@ -279,6 +279,8 @@ def string_order(arr: pa.Array) -> np.ndarray:
     pseudonyms take a fraction of a second, where a comparison sort of the
     strings takes about two seconds.
     """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     arr = arr.cast(pa.large_string()) if not pa.types.is_large_string(arr.type) else arr
     n = len(arr)
     valid = np.ones(n, dtype=bool) if arr.null_count == 0 else \

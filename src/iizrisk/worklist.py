@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from .io import string_order
 
 __all__ = ["NOTICE", "WorklistSet", "build_worklists", "open_cases_at", "recently_assessed"]
 
@@ -193,7 +196,7 @@ def build_worklists(
     p_inst, p_person = p_inst[~gone], p_person[~gone]
     # institution, then risk descending, then pseudonym (ties broken the same way every night)
     name_rank = np.empty(n, dtype=np.int64)
-    name_rank[np.argsort(pid.to_numpy(dtype=object), kind="stable")] = np.arange(n)
+    name_rank[string_order(pa.array(pid.array))] = np.arange(n)
     order = np.lexsort((name_rank[p_person], -risk[p_person], p_inst))
     p_inst, p_person = p_inst[order], p_person[order]
     if capacity_per_canton and canton_of is not None:
