@@ -102,15 +102,9 @@ def looks_like_ahv(values) -> np.ndarray:
         return np.zeros(len(s), dtype=bool)
     s = s.astype("str")
     out = np.zeros(len(s), dtype=bool)
-    try:
-        arrow = pa.chunked_array(pa.array(s.array)).cast(pa.large_string())
-    except (pa.ArrowException, TypeError):  # pragma: no cover - str dtype is Arrow-backed
-        arrow = None
-    if arrow is not None:  # a byte scan of the Arrow buffers (every AHV number contains 756)
-        cand = np.zeros(len(s), dtype=bool)
-        cand[rows_containing(arrow, b"756")] = True
-    else:  # pragma: no cover
-        cand = s.str.contains("756", regex=False).fillna(False).to_numpy(dtype=bool)
+    # a byte scan of the Arrow buffers (the str dtype is Arrow-backed; every AHV number contains 756)
+    cand = np.zeros(len(s), dtype=bool)
+    cand[rows_containing(pa.chunked_array(pa.array(s.array)).cast(pa.large_string()), b"756")] = True
     if cand.any():
         # whole values, then numbers embedded in text ("Rückruf, AHV 756.1234.5678.97")
         sub = s[cand].reset_index(drop=True)  # positions as index
