@@ -33,7 +33,10 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +51,14 @@ __all__ = [
     "OutputSettings",
     "PrivacySettings",
     "DeploymentSettings",
+    "HealthSettings",
+    "LANGUAGES",
+    "file_mode",
+    "dir_mode",
 ]
+
+#: languages of worklists, reasons and summaries
+LANGUAGES = ("de", "fr", "it", "en")
 
 
 @dataclass
@@ -66,6 +76,9 @@ class SourceConfig:
     columns: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     drop_columns: list[str] = field(default_factory=list)
+    #: institution codes this source may emit (default: ``[institution]`` for a constant
+    #: source; a source with an institution column must list the codes it may hold)
+    institutions: list[str] | None = None
 
 
 @dataclass
@@ -79,6 +92,9 @@ class DeploymentSettings:
     transition_gap_days: int = 90
     window_months: int = 24
     interventions: str | None = None  # CSV/Parquet of interventions (joint assessments, ...)
+    #: regular expression every ``person_id`` must match in full; the default is the
+    #: format ``iizrisk pseudonymise`` writes (64 lower-case hexadecimal characters)
+    pseudonym_pattern: str = "[0-9a-f]{64}"
 
 
 @dataclass
@@ -90,6 +106,9 @@ class ModelSettings:
     horizon_months: int = 12
     signing_key_env: str | None = None
     signing_key_file: str | None = None
+    #: without a signing key a model file's hash proves nothing; ``iizrisk run`` refuses an
+    #: unsigned model unless this is true
+    allow_unsigned_model: bool = False
 
 
 @dataclass
@@ -113,6 +132,27 @@ class OutputSettings:
     dir: str = "runs"
     history_dir: str = "history"
     history_keep_days: int = 730
+    #: permissions of every file written (octal text); never readable by others
+    mode: str = "0640"
+    #: group that owns run folders, worklists and history (default: the process's group)
+    group: str | None = None
+
+
+@dataclass
+class HealthSettings:
+    """Run-health gates: a run that fails one exits 1 and publishes nothing (unless forced)."""
+
+    min_persons_scored: int = 1
+    #: an institution's accepted rows may fall by at most this share since the last run
+    max_row_drop_percent: float = 50.0
+    #: a source's quarantined rows may be at most this share of its rows
+    max_quarantine_percent: float = 5.0
+    #: the newest date in a source's data may be at most this many days before the as-of date
+    max_export_age_days: int = 14
+    #: the as-of date may be at most this many days after the newest date in the data
+    max_as_of_after_data_days: int = 14
+    #: an institution with open cases must get a non-empty worklist
+    require_worklists: bool = True
 
 
 @dataclass
@@ -134,6 +174,7 @@ class Settings:
     worklist: WorklistSettings = field(default_factory=WorklistSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     base_dir: Path = field(default_factory=Path.cwd, repr=False, compare=False)
     config_path: Path | None = field(default=None, repr=False, compare=False)
 
@@ -143,7 +184,7 @@ class Settings:
                   origin: str = "settings") -> Settings:
         """Build settings from a plain dict (as read from TOML), checking every key."""
         data = dict(data)
-        known = {"deployment", "sources", "model", "worklist", "output", "privacy"}
+        known = {"deployment", "sources", "model", "worklist", "output", "privacy", "health"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(
@@ -152,7 +193,7 @@ class Settings:
         kwargs: dict[str, Any] = {}
         for name, klass in [("deployment", DeploymentSettings), ("model", ModelSettings),
                             ("worklist", WorklistSettings), ("output", OutputSettings),
-                            ("privacy", PrivacySettings)]:
+                            ("privacy", PrivacySettings), ("health", HealthSettings)]:
             if name in data:
                 kwargs[name] = _build(klass, data[name], f"{origin} [{name}]")
         sources = data.get("sources", [])
@@ -233,27 +274,124 @@ class Settings:
     def check(self, origin: str = "settings") -> None:
         """Raise :class:`ConfigError` naming every inconsistent value at once."""
         problems = []
-        if self.deployment.errors not in {"raise", "quarantine"}:
-            problems.append(f"[deployment] errors = {self.deployment.errors!r}: use 'raise' or 'quarantine'")
+        known = set(self.institutions)
+        codes = ", ".join(self.institutions)
+        d, w, o, h = self.deployment, self.worklist, self.output, self.health
+        if d.errors not in {"raise", "quarantine"}:
+            problems.append(f"[deployment] errors = {d.errors!r}: use 'raise' or 'quarantine'")
+        bad_extra = [c for c in d.extra_institutions if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,15}", c)]
+        if bad_extra:
+            problems.append(f"[deployment] extra_institutions {bad_extra}: codes are upper-case letters, "
+                            "digits and '_' (at most 16)")
+        try:
+            re.compile(d.pseudonym_pattern)
+        except re.error as exc:
+            problems.append(f"[deployment] pseudonym_pattern is not a regular expression ({exc})")
         for s in self.sources:
             if s.format not in {None, "csv", "parquet"}:
                 problems.append(f"[[sources]] {s.name}: format {s.format!r}: use 'csv' or 'parquet'")
             if s.decimal not in {".", ","}:
                 problems.append(f"[[sources]] {s.name}: decimal {s.decimal!r}: use '.' or ','")
-            if s.institution is not None and s.institution not in self.institutions:
+            if s.institution is not None and s.institution not in known:
                 problems.append(
                     f"[[sources]] {s.name}: institution {s.institution!r} is not a known code "
-                    f"({', '.join(self.institutions)}); add it to [deployment] extra_institutions"
+                    f"({codes}); add it to [deployment] extra_institutions"
                 )
-        if self.deployment.merge_gap_days < 0 or self.deployment.transition_gap_days < 0:
-            problems.append("[deployment] merge_gap_days and transition_gap_days must be >= 0")
-        bands = self.worklist.risk_bands
-        if list(bands) != sorted(bands) or any(not 0 < b < 1 for b in bands):
-            problems.append(f"[worklist] risk_bands {bands}: increasing probabilities between 0 and 1")
+            unknown = sorted(set(s.institutions or ()) - known)
+            if unknown:
+                problems.append(f"[[sources]] {s.name}: institutions {unknown} are not known codes ({codes})")
+            if s.institution is not None and s.institutions and s.institutions != [s.institution]:
+                problems.append(f"[[sources]] {s.name}: institution = {s.institution!r} and institutions = "
+                                f"{s.institutions} disagree; keep one")
+        for name in ("merge_gap_days", "transition_gap_days"):
+            if getattr(d, name) < 0:
+                problems.append(f"[deployment] {name} must be >= 0")
+        if d.window_months < 1:
+            problems.append("[deployment] window_months must be a positive whole number of months")
+        if self.model.horizon_months < 1:
+            problems.append("[model] horizon_months must be a positive whole number of months")
+        if w.capacity < 1:
+            problems.append("[worklist] capacity must be a positive whole number")
+        if w.exclude_assessed_months < 0:
+            problems.append("[worklist] exclude_assessed_months must be >= 0")
+        for table in ("capacity_per_institution", "language_per_institution"):
+            unknown = sorted(set(getattr(w, table)) - known)
+            if unknown:
+                problems.append(f"[worklist] {table}: {unknown} are not known institution codes ({codes})")
+        for table in ("capacity_per_institution", "capacity_per_canton"):
+            bad = {k: v for k, v in getattr(w, table).items() if not _is_int(v) or v < 1}
+            if bad:
+                problems.append(f"[worklist] {table}: {bad}: capacities are positive whole numbers")
+        unknown = sorted(set(w.disclose_institutions) - known)
+        if unknown:
+            problems.append(f"[worklist] disclose_institutions: {unknown} are not known institution codes "
+                            f"({codes})")
+        langs = {"language": w.language, **{f"language_per_institution.{k}": v
+                                            for k, v in w.language_per_institution.items()}}
+        for where, lang in langs.items():
+            if lang not in LANGUAGES:
+                problems.append(f"[worklist] {where} = {lang!r}: use one of {', '.join(LANGUAGES)}")
+        bands = w.risk_bands
+        if (not bands or any(not _is_number(b) for b in bands) or list(bands) != sorted(set(bands))
+                or any(not 0 < b < 1 for b in bands)):
+            problems.append(f"[worklist] risk_bands {bands}: one or more strictly increasing probabilities "
+                            "between 0 and 1, e.g. [0.10, 0.25]")
+        if o.history_keep_days < 1:
+            problems.append("[output] history_keep_days must be >= 1 (tonight's history is always kept)")
+        try:
+            mode = file_mode(o.mode)
+        except ValueError:
+            problems.append(f"[output] mode = {o.mode!r}: an octal permission such as '0640'")
+        else:
+            if mode & 0o007:
+                problems.append(f"[output] mode = {o.mode!r} lets every user of the machine read or write "
+                                "pseudonyms and risks; use '0640' (group may read) or '0600'")
+            if not mode & 0o600 == 0o600:
+                problems.append(f"[output] mode = {o.mode!r}: the owner must be able to read and write")
         if self.privacy.min_cell_size < 1:
             problems.append("[privacy] min_cell_size must be >= 1")
+        if not 0 <= self.privacy.fairness_max_gap <= 1:
+            problems.append("[privacy] fairness_max_gap must be between 0 and 1")
+        if h.min_persons_scored < 1:
+            problems.append("[health] min_persons_scored must be >= 1 (a run that scores nobody never passes)")
+        for name in ("max_row_drop_percent", "max_quarantine_percent"):
+            if not 0 <= getattr(h, name) <= 100:
+                problems.append(f"[health] {name} must be between 0 and 100")
+        for name in ("max_export_age_days", "max_as_of_after_data_days"):
+            if getattr(h, name) < 0:
+                problems.append(f"[health] {name} must be >= 0")
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
+
+
+def file_mode(text: str | int) -> int:
+    """The permission bits of ``[output] mode`` (``"0640"`` -> ``0o640``).
+
+    >>> oct(file_mode("0640")), oct(dir_mode(file_mode("0640")))
+    ('0o640', '0o750')
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    elif isinstance(text, str) and re.fullmatch(r"0?o?[0-7]{3}", text.strip()):
+        value = int(text.strip().lstrip("0o") or "0", 8)
+    else:
+        raise ValueError(f"not an octal mode: {text!r}")
+    if not 0 <= value <= 0o777:
+        raise ValueError(f"not a permission mode: {text!r}")
+    return value
+
+
+def dir_mode(mode: int) -> int:
+    """Folders get the search bit wherever files get the read bit."""
+    return mode | ((mode & 0o444) >> 2)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +405,40 @@ def _build(klass, data: Any, origin: str):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{origin}: unknown setting(s) {unknown}; known: {sorted(names)}")
+    hints = typing.get_type_hints(klass)
+    bad = [f"{k} = {v!r} (expected {_type_name(hints[k])})" for k, v in data.items()
+           if not _matches(v, hints[k])]
+    if bad:
+        raise ConfigError(f"{origin}: wrong type: " + "; ".join(bad))
     try:
         return klass(**data)
     except TypeError as exc:
         raise ConfigError(f"{origin}: {exc}") from exc
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a TOML value fits a field's type hint (bool is not a number here)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return _is_int(value)
+    if hint is float:
+        return _is_number(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items())
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
