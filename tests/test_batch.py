@@ -21,6 +21,7 @@ from iizrisk.io import write_parquet_atomic
 from iizrisk.worklist import NOTICE
 
 AS_OF = "2023-06-30"
+KEY = b"a model signing key of this test suite, long enough"
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +31,17 @@ def trained(tmp_path_factory, random_spells):
     d = tmp_path_factory.mktemp("model")
     model, _ = train(random_spells, outcome="revolving_door", compare=False, max_train_rows=8000,
                      model="logistic")
-    save_model(model, d / "model")
+    save_model(model, d / "model", key=KEY)
     return d / "model"
 
 
 def deployment(tmp_path: Path, spells: pd.DataFrame, model_dir: Path, **extra) -> Path:
     write_parquet_atomic(spells, tmp_path / "exports" / "spells.parquet")
+    (tmp_path / "model.key").write_bytes(KEY)
     cfg = {"sources": [{"name": "all", "path": "exports/spells.parquet"}],
-           "model": {"dir": str(model_dir)},
+           # the random spells' toy pseudonyms ("p12") stand in for real ones
+           "deployment": {"pseudonym_pattern": "p[0-9]+"},
+           "model": {"dir": str(model_dir), "signing_key_file": "model.key"},
            "worklist": {"capacity": 5, "language_per_institution": {"SH": "fr", "IV": "it"},
                         "disclose_institutions": ["ALV"]}}
     for k, v in extra.items():
@@ -139,7 +143,9 @@ def test_bad_input_publishes_nothing(tmp_path, random_spells, trained):
         run_nightly(cfg, as_of=AS_OF, progress=False)
     assert "unknown institution code" in exc.value.report.to_text()
     assert not (tmp_path / "runs" / AS_OF).exists()
-    assert list((tmp_path / "runs").glob(".tmp-*")) == [] and not (tmp_path / "runs" / ".lock").exists()
+    assert list((tmp_path / "runs").glob(".tmp-*")) == []
+    with RunLock(tmp_path / "runs" / ".lock"):  # the lock was released
+        pass
     # with the quarantine policy the bad row is set aside and the run completes
     cfg = deployment(tmp_path, bad, trained, deployment={"errors": "quarantine"})
     run_nightly(cfg, as_of=AS_OF, progress=False)
@@ -165,7 +171,7 @@ def test_lock(tmp_path):
     with lock:
         with pytest.raises(LockedError, match="another run holds the lock"):
             RunLock(tmp_path / ".lock").acquire()
-    # a stale lock from a dead process on this host is removed
+    # a lock file left by a dead process holds no lock: the kernel dropped it with the process
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
     import socket

@@ -112,3 +112,32 @@ def month_first_day(month_idx) -> np.ndarray:
 def month_last_day(month_idx) -> np.ndarray:
     """Last day (day number) of each month number."""
     return (month_first_day(np.asarray(month_idx, dtype=np.int64) + 1) - 1).astype(np.int32)
+
+
+def parse_date_text(text: str) -> _dt.date:
+    """A date typed by a person: ISO ``YYYY-MM-DD`` or Swiss ``dd.mm.yyyy``, nothing else.
+
+    Never read month first: ``01.02.2025`` is the 1st of February.
+
+    Examples
+    --------
+    >>> parse_date_text("2025-02-01") == parse_date_text("01.02.2025") == _dt.date(2025, 2, 1)
+    True
+    >>> parse_date_text("02/01/2025")
+    Traceback (most recent call last):
+    ...
+    ValueError: '02/01/2025' is not a date: write YYYY-MM-DD (e.g. 2025-02-01) or dd.mm.yyyy
+    """
+    import re
+
+    s = str(text).strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
+            return _dt.date.fromisoformat(s)
+        m = re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", s)
+        if m:
+            return _dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date of the calendar: write YYYY-MM-DD "
+                         "(e.g. 2025-02-01) or dd.mm.yyyy") from None
+    raise ValueError(f"{text!r} is not a date: write YYYY-MM-DD (e.g. 2025-02-01) or dd.mm.yyyy")

@@ -3,7 +3,8 @@
 ``iizrisk run CONFIG [--as-of YYYY-MM-DD]`` (and :func:`run_nightly` in
 Python) ingests and validates every source, builds the point-in-time view at
 the as-of date, computes flags and features, scores everyone with a spell
-open on that day, explains the worklist rows and publishes one run folder::
+open on that day, explains the worklist rows, checks the run-health gates
+and publishes one run folder (see :mod:`iizrisk.publish`)::
 
     runs/
       2024-06-30 -> .store/2024-06-30.3f2a9c1e     (symlink, swapped atomically)
@@ -11,24 +12,34 @@ open on that day, explains the worklist rows and publishes one run folder::
       .store/2024-06-30.3f2a9c1e/
         scores.parquet  flags.parquet  worklists/ALV.csv  worklists/ALV.parquet ...
         quarantine.parquet (only with errors="quarantine" and bad rows)
-        manifest.json  summary.md  summary.html  timings.json  run.log
+        history/ (this run's history entry)  manifest.json  summary.md  summary.html
+        timings.json  run.log
 
-Reliability
------------
+Guarantees
+----------
 * Everything is written to a temporary folder first; publication is one
-  atomic symlink swap, so readers see the old run or the new one, never half.
+  atomic symlink swap, so readers see the old run or the new one, never half,
+  and no link ever dangles.
 * Re-running the same as-of date with the same inputs gives byte-identical
-  files (all but ``timings.json`` and ``run.log``, which record when and how
-  long) and replaces that date's run atomically.
-* A lock file stops a second concurrent run (exit 4); a lock left by a dead
-  process on this host is detected and removed.
+  files (all but ``timings.json`` and ``run.log``).
+* An flock stops a second concurrent run (exit 4); it ends with its process.
 * ``kill -9`` at any moment leaves the published runs intact; the next run
   cleans up the leftovers and completes normally.
+* The run and its history entry are published together: the run folder
+  carries the entry, and the next night restores it into the history store
+  if a crash came between the two.
 * Bad input: exit 1 with the validation report, nothing published (or, with
   ``errors = "quarantine"``, bad rows set aside in ``quarantine.parquet``).
+* A run that fails a health gate (:mod:`iizrisk.health`) exits 1 and
+  publishes nothing, unless forced with a reason that the manifest records.
+* An as-of date after today, or long after the newest data, is refused
+  unless forced; retention never removes tonight's history or a newer one.
+* Files are written with ``[output] mode`` (default ``0640``), never readable
+  by every user of the machine.
 
-Exit codes: 0 ok, 1 invalid input, 2 usage/configuration, 3 model problem,
-4 locked by another run, 5 internal error.
+Exit codes: 0 ok, 1 invalid input or failed health gate, 2 usage/configuration,
+3 model problem, 4 locked by another run, 5 internal error, 6 operating-system
+failure (a path that cannot be read or written).
 """
 
 from __future__ import annotations
@@ -40,7 +51,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -53,92 +63,26 @@ import pyarrow as pa
 
 from . import __version__, _time
 from .config import Settings
-from .errors import LockedError
+from .errors import ConfigError, ModelError
+from .health import HealthError, HealthReport, RunFacts, check_health
 from .history import HistoryStore
 from .io import ingest, read_interventions, write_parquet_atomic
+from .publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
 from .spells import positions
 from .worklist import NOTICE, WorklistSet, build_worklists, open_cases_at, recently_assessed
 
-__all__ = ["RunResult", "RunLock", "run_nightly", "STAGES"]
+__all__ = ["RunResult", "RunLock", "run_nightly", "check_run", "STAGES"]
 
 logger = logging.getLogger("iizrisk")
 
-STAGES = ("ingest", "timeline", "flags", "model", "score", "explain", "worklists", "write", "publish",
-          "history")
+STAGES = ("ingest", "timeline", "flags", "model", "score", "explain", "worklists", "health", "write",
+          "publish", "history")
 _FAULT_ENV = "IIZRISK_FAULT_AT"  # testing hook: SIGKILL the process when this stage starts
-
-
-# ------------------------------------------------------------------ lock
-class RunLock:
-    """An exclusive lock file (``O_CREAT | O_EXCL``) holding pid, host and start time.
-
-    A lock whose process no longer runs on this host is stale and is removed.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._held = False
-
-    def _read(self) -> dict:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def _is_stale(self, info: dict) -> bool:
-        if not info:  # unreadable or half-written: stale if older than a minute
-            try:
-                return time.time() - self.path.stat().st_mtime > 60
-            except FileNotFoundError:
-                return True
-        if info.get("host") != socket.gethostname():
-            return False
-        try:
-            os.kill(int(info["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, KeyError, ValueError):
-            return False
-        return False
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                info = self._read()
-                if self._is_stale(info):
-                    logger.warning("removing stale lock %s (pid %s no longer runs)", self.path, info.get("pid"))
-                    self.path.unlink(missing_ok=True)
-                    continue
-                raise LockedError(
-                    f"another run holds the lock {self.path} (pid {info.get('pid', '?')} on "
-                    f"{info.get('host', '?')}, started {info.get('started', '?')}); wait for it to finish. "
-                    "If no run is active, delete the lock file.") from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                           "started": dt.datetime.now().isoformat(timespec="seconds")}, fh)
-            self._held = True
-            return
-        raise LockedError(f"could not take the lock {self.path}")
-
-    def release(self) -> None:
-        if self._held:
-            self.path.unlink(missing_ok=True)
-            self._held = False
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 # ------------------------------------------------------------------ progress
 class _Progress:
-    """Stage progress on stderr when it is a terminal; nothing in cron."""
+    """Stage progress as a tqdm bar on stderr when it is a terminal; nothing in cron."""
 
     def __init__(self, enabled: bool | None = None):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
@@ -146,6 +90,12 @@ class _Progress:
         self.timings: dict[str, float] = {}
         self._stage: str | None = None
         self._t = self.t0
+        self._bar = None
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=len(STAGES), file=sys.stderr, unit="stage", leave=False,
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {elapsed}")
 
     def stage(self, name: str) -> None:
         now = time.perf_counter()
@@ -156,36 +106,44 @@ class _Progress:
             return
         if os.environ.get(_FAULT_ENV) == name:
             os.kill(os.getpid(), signal.SIGKILL)
-        logger.info("stage %s", name)
-        if self.enabled:
-            i = STAGES.index(name) + 1 if name in STAGES else 0
-            bar = "#" * i + "." * (len(STAGES) - i)
-            sys.stderr.write(f"\r[{bar}] {i}/{len(STAGES)} {name:<10} {now - self.t0:6.1f}s")
-            sys.stderr.flush()
+        # on a terminal the bar shows the stage; log lines would tear it
+        logger.log(logging.DEBUG if self._bar is not None else logging.INFO, "stage %s", name)
+        if self._bar is not None:
+            self._bar.set_description_str(name)
+            self._bar.n = STAGES.index(name) if name in STAGES else 0
+            self._bar.refresh()
 
     def done(self) -> dict[str, float]:
         self.stage("_end")
         self.timings.pop("_end", None)
         self.timings["total"] = round(time.perf_counter() - self.t0, 3)
-        if self.enabled:
-            sys.stderr.write("\n")
+        self.close()
         return self.timings
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 # ------------------------------------------------------------------ result
 @dataclass
 class RunResult:
-    """What a nightly run published."""
+    """What a nightly run published (or, for :func:`check_run`, would publish)."""
 
-    folder: Path
+    folder: Path | None
     as_of: dt.date
     manifest: dict
     worklists: WorklistSet
     scores: pd.DataFrame = field(repr=False)
+    health: HealthReport = field(default_factory=HealthReport)
+    published: bool = True
 
     def _repr_html_(self) -> str:
+        where = (f"published at <code>{self.folder}</code>" if self.published
+                 else "<b>not published</b> (a check)")
         return (f"<b>Run {self.as_of}</b>: {self.manifest['persons_scored']:,} persons scored, "
-                f"published at <code>{self.folder}</code>" + self.worklists._repr_html_())
+                f"{where}; " + self.health._repr_html_() + self.worklists._repr_html_())
 
 
 # ------------------------------------------------------------------ helpers
@@ -197,129 +155,130 @@ def _write_json(obj, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
-def _cleanup(root: Path) -> None:
-    """Remove leftovers of interrupted runs: temporary folders and unreferenced stores."""
-    for p in root.glob(".tmp-*"):
-        shutil.rmtree(p, ignore_errors=True)
-    for p in root.glob(".*.link-tmp"):
-        p.unlink(missing_ok=True)
-    store = root / ".store"
-    if store.exists():
-        referenced = {os.path.realpath(p) for p in root.iterdir() if p.is_symlink()}
-        for p in store.iterdir():
-            if os.path.realpath(p) not in referenced:
-                shutil.rmtree(p, ignore_errors=True)
-
-
-def _swap_symlink(link: Path, target: str) -> None:
-    tmp = link.parent / f".{link.name}.link-tmp"
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
-
-def _publish(tmp: Path, root: Path, as_of: dt.date, token: str) -> Path:
-    store = root / ".store"
-    store.mkdir(exist_ok=True)
-    final = store / f"{as_of.isoformat()}.{token}"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(store)
-    link = root / as_of.isoformat()
-    old = os.path.realpath(link) if link.is_symlink() else None
-    if link.exists() and not link.is_symlink():
-        raise LockedError(f"{link} exists and is not a run link; move it away")
-    _swap_symlink(link, os.path.join(".store", final.name))
-    latest = max((p.name for p in root.iterdir() if p.is_symlink() and _is_date(p.name)), default=None)
-    if latest:
-        _swap_symlink(root / "latest", latest)
-    _fsync_dir(root)
-    if old and old != os.path.realpath(final):
-        shutil.rmtree(old, ignore_errors=True)
-    return link
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _is_date(name: str) -> bool:
-    try:
-        dt.date.fromisoformat(name)
-    except ValueError:
-        return False
-    return True
-
-
 def _resolve_as_of(as_of) -> dt.date:
+    """The as-of date: yesterday by default; text must be ISO ``YYYY-MM-DD`` (or ``dd.mm.yyyy``)."""
     if as_of is None:
         return dt.date.today() - dt.timedelta(days=1)
-    return pd.Timestamp(as_of).date()
+    if isinstance(as_of, str):
+        try:
+            return _time.parse_date_text(as_of)
+        except ValueError as exc:
+            raise ConfigError(f"as-of date: {exc}") from None
+    if isinstance(as_of, dt.datetime | pd.Timestamp):
+        return as_of.date()
+    if isinstance(as_of, dt.date):
+        return as_of
+    raise ConfigError(f"as_of = {as_of!r}: give a date or ISO text YYYY-MM-DD")
+
+
+def _check_as_of(t: dt.date, *, force: bool) -> None:
+    today = dt.date.today()
+    if t > today and not force:
+        raise ConfigError(
+            f"--as-of {t.isoformat()} lies after today ({today.isoformat()}): a run cannot see the "
+            "future, and its history would replace tomorrow's; give a date up to today "
+            "(or --force --reason \"...\" if the clock is wrong)")
 
 
 # ------------------------------------------------------------------ the run
 def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool | None = None,
-                model=None) -> RunResult:
+                model=None, force: bool = False, reason: str | None = None) -> RunResult:
     """Run the nightly job once and publish its run folder.
 
     Parameters
     ----------
     settings : Settings or path to the deployment TOML
-    as_of : date-like, optional
-        Default: yesterday.
+    as_of : date-like or ISO text, optional
+        Default: yesterday. A date after today, or more than ``[health]
+        max_as_of_after_data_days`` after the newest data, is refused unless forced.
     progress : bool, optional
         Show a progress bar on stderr (default: only when stderr is a terminal).
     model : RiskModel, optional
         Use this fitted model instead of loading ``[model] dir`` (notebooks).
+    force : bool
+        Publish although health gates failed (or the as-of date looks wrong).
+    reason : str
+        Required with ``force``: why; recorded in the manifest.
 
     Raises
     ------
-    ValidationError, RawIdentifierError
-        Invalid input (exit 1); nothing is published.
+    ValidationError, RawIdentifierError, HealthError
+        Invalid input or a failed health gate (exit 1); nothing is published.
+    ConfigError
+        A wrong setting or as-of date (exit 2).
     ModelError
-        The model is missing, tampered with or does not fit the input (exit 3).
+        The model is missing, tampered with, unsigned or does not fit (exit 3).
     LockedError
         Another run holds the lock (exit 4).
     """
-    from .flags import compute_flags
-    from .model import load_model, read_manifest, score, signing_key
-    from .spells import build_timeline
-
-    if not isinstance(settings, Settings):
-        settings = Settings.load(settings)
+    settings = settings if isinstance(settings, Settings) else Settings.load(settings)
+    if force and not (reason and reason.strip()):
+        raise ConfigError("--force needs --reason \"...\": the manifest records why the gates were overridden")
     t = _resolve_as_of(as_of)
+    _check_as_of(t, force=force)
     root = settings.resolve(settings.output.dir)
-    root.mkdir(parents=True, exist_ok=True)
     history = HistoryStore(settings.resolve(settings.output.history_dir))
-    with RunLock(root / ".lock"):
-        _cleanup(root)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{t.isoformat()}-", dir=root))
-        handler = logging.FileHandler(tmp / "run.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        if logger.level == logging.NOTSET or logger.level > logging.INFO:
-            logger.setLevel(logging.INFO)
-        try:
-            result = _run(settings, t, root, tmp, history, progress, model,
-                          build_timeline, compute_flags, load_model, read_manifest, score, signing_key)
-        except BaseException:
+    with Permissions(settings.output.mode, settings.output.group) as perms:
+        root.mkdir(parents=True, exist_ok=True)
+        perms.apply(root)
+        check_root(root, t)
+        with RunLock(root / ".lock"):
+            cleanup(root)
+            _restore_history(root, history, settings)
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{t.isoformat()}-", dir=root))
+            handler = logging.FileHandler(tmp / "run.log", encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+            prog = _Progress(progress)
+            try:
+                night = _Night.compute(settings, t, history, prog, model, force=force)
+                prog.stage("health")
+                health = night.health(force=force)
+                forced = {"reason": reason.strip(), "failed_gates": health.to_records()} if force else None
+                if force and not health.ok:
+                    logger.warning("forced despite %d failed gate(s): %s", len(health.failures), reason)
+                result = night.write_and_publish(tmp, root, history, prog, perms, forced)
+            except BaseException:
+                prog.close()
+                logger.removeHandler(handler)
+                handler.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             logger.removeHandler(handler)
             handler.close()
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        logger.removeHandler(handler)
-        handler.close()
-        return result
+            return result
+
+
+def check_run(settings: Settings | str | Path, *, as_of=None, model=None) -> RunResult:
+    """Would tonight's run publish? Everything :func:`run_nightly` does, up to publishing.
+
+    The same quarantine policy, model checks and health gates, and the same
+    errors (so the same exit codes); nothing is written and no lock is taken.
+    Returns the result that would have been published (``published=False``).
+
+    Raises
+    ------
+    HealthError
+        A gate failed (exit 1); ``report`` holds every failure.
+    """
+    settings = settings if isinstance(settings, Settings) else Settings.load(settings)
+    t = _resolve_as_of(as_of)
+    _check_as_of(t, force=False)
+    history = HistoryStore(settings.resolve(settings.output.history_dir))
+    prog = _Progress(False)
+    night = _Night.compute(settings, t, history, prog, model)
+    health = night.health(force=False)
+    manifest = night.manifest(None, None)
+    return RunResult(folder=None, as_of=t, manifest=manifest, worklists=night.worklists,
+                     scores=night.scores, health=health, published=False)
+
+
+def _restore_history(root: Path, history: HistoryStore, settings: Settings) -> None:
+    """Bring the history store in line with the published runs within the retention window."""
+    limit = dt.date.today() - dt.timedelta(days=settings.output.history_keep_days)
+    for d, folder in run_links(root).items():
+        if d >= limit:
+            history.restore(d, folder)
 
 
 def _release_memory() -> None:
@@ -344,126 +303,215 @@ def _release_memory() -> None:
         pass
 
 
-def _run(settings, t, root, tmp, history, progress, model, build_timeline, compute_flags,
-         load_model, read_manifest, score, signing_key) -> RunResult:
-    from .explain import explain, reason_codes
+def _load_model(settings: Settings):
+    """The deployment's model, verified: signed unless the deployment allows unsigned models."""
+    from . import model as _model
 
-    prog = _Progress(progress)
-    prog.stage("ingest")
-    ing = ingest(settings)
-    spells = ing.spells
-    interventions = None
-    if settings.deployment.interventions:
-        interventions = read_interventions(settings.resolve(settings.deployment.interventions))
-        interventions = interventions[pd.to_datetime(interventions["date"]) <= pd.Timestamp(t)]
+    mdir = settings.resolve(settings.model.dir)
+    if hasattr(_model, "model_key"):
+        key = _model.model_key(settings)
+        model = _model.load_model(mdir, key=key, allow_unsigned=settings.model.allow_unsigned_model)
+    else:  # pragma: no cover - until the model-file format lands
+        key = _model.signing_key(env=settings.model.signing_key_env or _model.KEY_ENV,
+                                 file=settings.resolve(settings.model.signing_key_file)
+                                 if settings.model.signing_key_file else None)
+        if key is None and not settings.model.allow_unsigned_model:
+            raise ModelError(f"model {mdir}: no signing key is configured, so nothing proves the model file "
+                             "is ours; set [model] signing_key_file or signing_key_env (and train with that "
+                             "key), or set [model] allow_unsigned_model = true")
+        model = _model.load_model(mdir, key=key)
+    read_manifest = _model.read_manifest
+    return model, mdir, read_manifest(mdir).get("model_sha256", "")
 
-    _release_memory()
-    prog.stage("timeline")
-    tl = build_timeline(spells, as_of=t, merge_gap_days=settings.deployment.merge_gap_days)
 
-    prog.stage("flags")
-    flags = compute_flags(tl, t, window_months=settings.deployment.window_months,
-                          transition_gap_days=settings.deployment.transition_gap_days)
+def _check_model_fits(model, settings: Settings) -> None:
+    want = (settings.model.outcome, int(settings.model.horizon_months))
+    got = (getattr(model, "outcome", None), getattr(model, "horizon_months", None))
+    if got != want:
+        raise ModelError(
+            f"the model predicts {got[0]!r} over {got[1]} months, but [model] asks for {want[0]!r} over "
+            f"{want[1]} months; train a model for these settings or correct [model] outcome / horizon_months")
 
-    prog.stage("model")
-    if model is None:
-        mdir = settings.resolve(settings.model.dir)
-        key = signing_key(env=settings.model.signing_key_env,
-                          file=settings.resolve(settings.model.signing_key_file)
-                          if settings.model.signing_key_file else None)
-        model = load_model(mdir, key=key)
-        model_hash = read_manifest(mdir).get("model_sha256", "")
-    else:
-        mdir, model_hash = None, ""
 
-    prog.stage("score")
-    gap = int(model.features.merge_gap_days) if model.features is not None else 0
-    same_view = gap == tl.merge_gap_days  # the flags' view serves the features too
-    scores, X = score(model, spells, as_of=t, interventions=interventions,
-                      bands=tuple(settings.worklist.risk_bands), return_features=True,
-                      timeline=tl if same_view else None)
-    prev = history.previous(t)
-    since = _time.day(prev) if prev else _time.day(t) - 1
-    from .features import _group_max
+@dataclass
+class _Night:
+    """Everything one night computes before anything is written."""
 
-    latest = _group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person in the view
-    codes = tl.codes_of(scores["person_id"])
-    scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
+    settings: Settings
+    t: dt.date
+    ing: object
+    interventions: pd.DataFrame | None
+    flags: pd.DataFrame
+    model: object
+    mdir: Path | None
+    model_hash: str
+    scores: pd.DataFrame
+    worklists: WorklistSet
+    excluded: pd.Index
+    facts: RunFacts
 
-    _release_memory()
-    prog.stage("explain")
-    oc = open_cases_at(tl)
-    excluded = recently_assessed(interventions, t, settings.worklist.exclude_assessed_months)
-    canton_of = None
-    if settings.worklist.capacity_per_canton and "canton" in tl.persons.columns:
-        canton_of = pd.Series(tl.persons["canton"].to_numpy(), index=tl.person_ids.astype("str"))
-    common = dict(capacity=settings.worklist.capacity,
-                  capacity_per_institution=settings.worklist.capacity_per_institution,
-                  capacity_per_canton=settings.worklist.capacity_per_canton, canton_of=canton_of,
-                  exclude=excluded)
-    prev_lists = history.read("worklists", as_of=prev) if prev else None
-    worklists = build_worklists(
-        scores, oc, **common, previous=prev_lists, flags=flags,
-        disclose_institutions=settings.worklist.disclose_institutions,
-        language_of=settings.worklist.language_per_institution,
-        default_language=settings.worklist.language)
-    # explain only the worklist rows, each list in its language and within its disclosure policy
-    explain_ids = pd.unique(worklists.rows()["person_id"]) if len(worklists) else np.array([], dtype=object)
-    if len(explain_ids):
-        expl = explain(model, X.iloc[positions(pd.Index(scores["person_id"]), explain_ids)])
-        ids = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
-        disclose = set(settings.worklist.disclose_institutions)
-        for inst, wl in worklists.lists.items():
-            rows = ids.get_indexer(wl["person_id"].astype(str))
-            lang = settings.worklist.language_per_institution.get(inst, settings.worklist.language)
-            rc = reason_codes(_subset(expl, rows), language=lang, allowed_institutions={inst} | disclose)
-            rc.index = ids[rows]
-            tail = ["new_on_list", "language", "notice"]
-            worklists.lists[inst] = wl.join(rc, on="person_id")[[*[c for c in wl.columns if c not in tail],
-                                                                 *rc.columns, *tail]]
-        overall = reason_codes(expl, language=settings.worklist.language)
-        overall.index = ids
-        scores = scores.join(overall, on="person_id")
+    @classmethod
+    def compute(cls, settings: Settings, t: dt.date, history: HistoryStore, prog: _Progress, model, *,
+                force: bool = False):
+        from .explain import explain, reason_codes
+        from .features import _group_max
+        from .flags import compute_flags
+        from .model import score
+        from .spells import build_timeline
 
-    prog.stage("worklists")
+        prog.stage("ingest")
+        ing = ingest(settings)
+        spells = ing.spells
+        interventions = getattr(ing, "interventions", None)
+        if interventions is None and settings.deployment.interventions:
+            interventions = read_interventions(settings.resolve(settings.deployment.interventions))
+        if interventions is not None:
+            interventions = interventions[pd.to_datetime(interventions["date"]) <= pd.Timestamp(t)]
+        newest = _newest_dates(spells, t)
+        newest_all = max((d for d in newest.values() if d is not None), default=None)
+        lag = settings.health.max_as_of_after_data_days
+        if newest_all is not None and (t - newest_all).days > lag and not force:
+            raise ConfigError(
+                f"--as-of {t.isoformat()} lies {(t - newest_all).days} days after the newest date in the data "
+                f"({newest_all.isoformat()}; at most {lag} allowed by [health] max_as_of_after_data_days): "
+                "give an earlier --as-of, deliver current exports, or --force --reason \"...\"")
 
-    prog.stage("write")
-    scores_out = scores.assign(as_of=pd.Timestamp(t).to_datetime64().astype("datetime64[s]"))
-    write_parquet_atomic(scores_out, tmp / "scores.parquet")
-    write_parquet_atomic(flags, tmp / "flags.parquet")
-    (tmp / "worklists").mkdir()
-    for inst, df in worklists.lists.items():
-        public = df.drop(columns=["person_id"])  # case ids suffice; the pseudonym stays inside
-        write_parquet_atomic(public, tmp / "worklists" / f"{inst}.parquet")
-        public.to_csv(tmp / "worklists" / f"{inst}.csv", index=False, sep=";", encoding="utf-8-sig",
-                      lineterminator="\n")
-    if len(ing.quarantine):
-        write_parquet_atomic(ing.quarantine, tmp / "quarantine.parquet")
-    manifest = _manifest(settings, t, ing, scores, worklists, excluded, mdir, model, model_hash, tmp)
-    _write_json(manifest, tmp / "manifest.json")
-    from .report import run_summary
+        _release_memory()
+        prog.stage("timeline")
+        tl = build_timeline(spells, as_of=t, merge_gap_days=settings.deployment.merge_gap_days)
 
-    md, html = run_summary(manifest, scores, worklists, language=settings.worklist.language,
-                           min_cell_size=settings.privacy.min_cell_size)
-    (tmp / "summary.md").write_text(md, encoding="utf-8")
-    (tmp / "summary.html").write_text(html, encoding="utf-8")
-    token = _sha256_bytes(json.dumps(manifest, sort_keys=True, default=str).encode())[:10]
+        prog.stage("flags")
+        flags = compute_flags(tl, t, window_months=settings.deployment.window_months,
+                              transition_gap_days=settings.deployment.transition_gap_days)
 
-    prog.stage("publish")
-    timings = dict(prog.timings)
-    _write_json({"as_of": t.isoformat(), "timings_seconds": timings,
-                 "finished": dt.datetime.now().isoformat(timespec="seconds")}, tmp / "timings.json")
-    link = _publish(tmp, root, t, token)
+        prog.stage("model")
+        if model is None:
+            model, mdir, model_hash = _load_model(settings)
+        else:
+            mdir, model_hash = None, ""
+        _check_model_fits(model, settings)
 
-    prog.stage("history")
-    history.write(t, scores=scores_out[["person_id", "outcome", "risk", "risk_band", "rank",
-                                        "new_registration"]],
-                  worklists=worklists.rows()[["institution", "person_id", "rank", "risk"]]
-                  if len(worklists) else pd.DataFrame({"institution": [], "person_id": []}))
-    history.prune(settings.output.history_keep_days, today=t)
-    timings = prog.done()
-    logger.info("published %s in %.1f s", link, timings["total"])
-    return RunResult(folder=link, as_of=t, manifest=manifest, worklists=worklists, scores=scores)
+        prog.stage("score")
+        gap = int(model.features.merge_gap_days) if model.features is not None else 0
+        same_view = gap == tl.merge_gap_days  # the flags' view serves the features too
+        scores, X = score(model, spells, as_of=t, interventions=interventions,
+                          bands=tuple(settings.worklist.risk_bands), return_features=True,
+                          timeline=tl if same_view else None)
+        prev = history.previous(t)
+        since = _time.day(prev) if prev else _time.day(t) - 1
+        latest = _group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person
+        codes = tl.codes_of(scores["person_id"])
+        scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
+
+        _release_memory()
+        prog.stage("explain")
+        w = settings.worklist
+        oc = open_cases_at(tl)
+        excluded = recently_assessed(interventions, t, w.exclude_assessed_months)
+        canton_of = None
+        if w.capacity_per_canton and "canton" in tl.persons.columns:
+            canton_of = pd.Series(tl.persons["canton"].to_numpy(), index=tl.person_ids.astype("str"))
+        prev_lists = history.read("worklists", as_of=prev) if prev else None
+        worklists = build_worklists(
+            scores, oc, capacity=w.capacity, capacity_per_institution=w.capacity_per_institution,
+            capacity_per_canton=w.capacity_per_canton, canton_of=canton_of, exclude=excluded,
+            previous=prev_lists, flags=flags, disclose_institutions=w.disclose_institutions,
+            language_of=w.language_per_institution, default_language=w.language)
+        # explain only the worklist rows, each list in its language and within its disclosure policy
+        explain_ids = pd.unique(worklists.rows()["person_id"]) if len(worklists) else np.array([], dtype=object)
+        if len(explain_ids):
+            expl = explain(model, X.iloc[positions(pd.Index(scores["person_id"]), explain_ids)])
+            ids = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
+            disclose = set(w.disclose_institutions)
+            for inst, wl in worklists.lists.items():
+                rows = ids.get_indexer(wl["person_id"].astype(str))
+                lang = w.language_per_institution.get(inst, w.language)
+                rc = reason_codes(_subset(expl, rows), language=lang, allowed_institutions={inst} | disclose)
+                rc.index = ids[rows]
+                tail = ["new_on_list", "language", "notice"]
+                worklists.lists[inst] = wl.join(rc, on="person_id")[
+                    [*[c for c in wl.columns if c not in tail], *rc.columns, *tail]]
+            overall = reason_codes(expl, language=w.language)
+            overall.index = ids
+            scores = scores.join(overall, on="person_id")
+
+        prog.stage("worklists")
+        facts = _facts(settings, t, ing, scores, oc, worklists, newest, history, prev)
+        return cls(settings=settings, t=t, ing=ing, interventions=interventions, flags=flags, model=model,
+                   mdir=mdir, model_hash=model_hash, scores=scores, worklists=worklists,
+                   excluded=excluded, facts=facts)
+
+    # -------------------------------------------------------------- health
+    def health(self, *, force: bool) -> HealthReport:
+        report = check_health(self.facts, self.settings.health)
+        if not report.ok and not force:
+            raise HealthError(f"run health: {len(report.failures)} gate(s) failed; nothing is published",
+                              report)
+        return report
+
+    # -------------------------------------------------------------- output
+    def manifest(self, tmp: Path | None, forced: dict | None) -> dict:
+        return _manifest(self, tmp, forced)
+
+    def write_and_publish(self, tmp: Path, root: Path, history: HistoryStore, prog: _Progress,
+                          perms: Permissions, forced: dict | None) -> RunResult:
+        from .report import run_summary
+
+        t, settings = self.t, self.settings
+        prog.stage("write")
+        scores_out = self.scores.assign(as_of=pd.Timestamp(t).to_datetime64().astype("datetime64[s]"))
+        write_parquet_atomic(scores_out, tmp / "scores.parquet")
+        write_parquet_atomic(self.flags, tmp / "flags.parquet")
+        (tmp / "worklists").mkdir()
+        for inst, df in self.worklists.lists.items():
+            public = df.drop(columns=["person_id"])  # case ids suffice; the pseudonym stays inside
+            write_parquet_atomic(public, tmp / "worklists" / f"{inst}.parquet")
+            _write_csv(public, tmp / "worklists" / f"{inst}.csv")
+        if len(self.ing.quarantine):
+            write_parquet_atomic(self.ing.quarantine, tmp / "quarantine.parquet")
+        wl_rows = self.worklists.rows()
+        entry = {
+            "scores": scores_out[["person_id", "outcome", "risk", "risk_band", "rank", "new_registration"]],
+            "worklists": wl_rows[["institution", "person_id", "rank", "risk"]] if len(wl_rows)
+            else pd.DataFrame({"institution": pd.Series([], dtype="str"),
+                               "person_id": pd.Series([], dtype="str")}),
+        }
+        for name, df in entry.items():
+            write_parquet_atomic(df, tmp / "history" / f"{name}.parquet")
+        manifest = self.manifest(tmp, forced)
+        token = _sha256_bytes(json.dumps(manifest, sort_keys=True, default=str).encode())[:10]
+        entry["runs"] = _runs_entry(self.facts, token, forced is not None)
+        write_parquet_atomic(entry["runs"], tmp / "history" / "runs.parquet")
+        _write_json(manifest, tmp / "manifest.json")
+        md, html = run_summary(manifest, self.scores, self.worklists, language=settings.worklist.language,
+                               min_cell_size=settings.privacy.min_cell_size)
+        (tmp / "summary.md").write_text(md, encoding="utf-8")
+        (tmp / "summary.html").write_text(html, encoding="utf-8")
+
+        prog.stage("publish")
+        _write_json({"as_of": t.isoformat(), "timings_seconds": dict(prog.timings),
+                     "finished": dt.datetime.now().isoformat(timespec="seconds")}, tmp / "timings.json")
+        perms.apply(tmp)
+        link = publish_run(tmp, root, t, token)  # the commit point
+
+        prog.stage("history")
+        history.write(t, **entry)
+        perms.apply(history.root)
+        history.prune(settings.output.history_keep_days, today=t)
+        timings = prog.done()
+        logger.info("published %s in %.1f s", link, timings["total"])
+        return RunResult(folder=link, as_of=t, manifest=manifest, worklists=self.worklists,
+                         scores=self.scores, health=check_health(self.facts, settings.health))
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    from . import worklist
+
+    writer = getattr(worklist, "write_worklist_csv", None)
+    if writer is not None:
+        writer(df, path)
+    else:  # pragma: no cover - until the CSV-injection-safe writer lands
+        df.to_csv(path, index=False, sep=";", encoding="utf-8-sig", lineterminator="\n")
 
 
 def _subset(expl, rows: np.ndarray):
@@ -474,11 +522,71 @@ def _subset(expl, rows: np.ndarray):
                    output=np.asarray(expl.output)[rows])
 
 
-def _manifest(settings, t, ing, scores, worklists, excluded, mdir, model, model_hash, tmp) -> dict:
+def _newest_dates(spells: pd.DataFrame, t: dt.date) -> dict[str, dt.date | None]:
+    """Per institution, the newest date in its rows on or before ``t`` (starts, ends, recorded dates)."""
+    if not len(spells):
+        return {}
+    ts = np.datetime64(t.isoformat(), "D")
+    newest = None
+    for col in ("start_date", "end_date", "recorded_date"):
+        if col not in spells.columns:
+            continue
+        d = spells[col].to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
+        d = np.where(d <= ts, d, np.datetime64("NaT"))
+        newest = d if newest is None else np.fmax(newest, d)
+    inst = spells["institution"].astype("str")
+    out = pd.Series(newest).groupby(inst.to_numpy()).max()
+    return {str(k): (None if pd.isna(v) else pd.Timestamp(v).date()) for k, v in out.items()}
+
+
+def _expected_institutions(settings: Settings) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for s in settings.sources:
+        for code in ([s.institution] if s.institution else (s.institutions or [])):
+            out.setdefault(code, []).append(s.name)
+    return out
+
+
+def _facts(settings, t, ing, scores, oc, worklists, newest, history, prev) -> RunFacts:
+    spells = ing.spells
+    rows = (spells["institution"].astype("str").value_counts().to_dict() if len(spells) else {})
+    prev_rows = None
+    if prev is not None and history.has(prev, "runs"):
+        pr = history.read("runs", as_of=prev)
+        if "institution" in pr.columns and "rows" in pr.columns:
+            prev_rows = {str(k): int(v) for k, v in zip(pr["institution"], pr["rows"], strict=True)}
+    quarantined = (ing.quarantine["_source"].value_counts().to_dict()
+                   if len(ing.quarantine) and "_source" in ing.quarantine.columns else {})
+    per_source = {label: (int(n), int(quarantined.get(label, 0))) for label, n in ing.report.rows_read.items()}
+    open_per = oc["institution"].astype("str").value_counts().to_dict() if len(oc) else {}
+    listed = {k: len(v) for k, v in worklists.lists.items()}
+    return RunFacts(as_of=t, persons_scored=len(scores), rows_per_institution={str(k): int(v) for k, v in rows.items()},
+                    expected_institutions=_expected_institutions(settings),
+                    previous_rows_per_institution=prev_rows, previous_as_of=prev,
+                    quarantine_per_source=per_source, newest_date_per_institution=newest,
+                    open_cases_per_institution={str(k): int(v) for k, v in open_per.items()},
+                    worklist_rows_per_institution=listed)
+
+
+def _runs_entry(facts: RunFacts, token: str, forced: bool) -> pd.DataFrame:
+    insts = sorted(set(facts.rows_per_institution) | set(facts.open_cases_per_institution))
+    return pd.DataFrame({
+        "institution": pd.Series(insts, dtype="str"),
+        "rows": [facts.rows_per_institution.get(i, 0) for i in insts],
+        "open_cases": [facts.open_cases_per_institution.get(i, 0) for i in insts],
+        "on_list": [facts.worklist_rows_per_institution.get(i, 0) for i in insts],
+        "persons_scored": facts.persons_scored,
+        "run": token,
+        "forced": forced,
+    })
+
+
+def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
     import platform
 
     import sklearn
 
+    settings, t, ing, scores, worklists = night.settings, night.t, night.ing, night.scores, night.worklists
     cfg = settings.config_path
     versions = {"iizrisk": __version__, "python": platform.python_version(), "numpy": np.__version__,
                 "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
@@ -497,14 +605,17 @@ def _manifest(settings, t, ing, scores, worklists, excluded, mdir, model, model_
         "persons_scored": int(len(scores)),
         "new_registrations": int(scores["new_registration"].sum()),
         "risk_bands": {str(k): int(v) for k, v in scores["risk_band"].value_counts().sort_index().items()},
-        "left_off_recent_assessment_persons": int(len(excluded)),
+        "left_off_recent_assessment_persons": int(len(night.excluded)),
         "worklists": {r["institution"]: {k: int(v) for k, v in r.items() if k != "institution"}
                       for r in worklists.summary().to_dict("records")},
-        "model": {"dir": str(mdir) if mdir else None, "sha256": model_hash,
-                  "outcome": getattr(model, "outcome", None),
-                  "horizon_months": getattr(model, "horizon_months", None)},
-        "outputs": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
-                          if p.is_file() and p.name not in {"run.log"}),
+        "model": {"dir": str(night.mdir) if night.mdir else None, "sha256": night.model_hash,
+                  "outcome": getattr(night.model, "outcome", None),
+                  "horizon_months": getattr(night.model, "horizon_months", None)},
+        "health": {"gates": "passed" if forced is None or not forced["failed_gates"] else "forced",
+                   "forced": forced},
+        "outputs": sorted({str(p.relative_to(tmp)) for p in tmp.rglob("*")
+                           if p.is_file() and p.name not in {"run.log"}} | {"history/runs.parquet"})
+        if tmp is not None else [],
         "versions": versions,
         "timings": "timings.json",
     }

@@ -5,11 +5,17 @@ Layout (Hive-style partitions, readable by pandas, pyarrow, DuckDB or Spark)::
     history/
       scores/as_of=2024-06-30/part-0.parquet
       worklists/as_of=2024-06-30/part-0.parquet
+      runs/as_of=2024-06-30/part-0.parquet       (one row per institution: rows, cases, list size)
 
 Each nightly run adds one partition per table; re-running an as-of date
 replaces that partition atomically (file rename), so the store never holds
-half a partition. Retention removes partitions older than the configured
-number of days. The store answers "who was on yesterday's list?" (new on the
+half a partition. The ``runs`` partition is written last and names the run
+folder it belongs to: it marks the date's entry as complete. Every published
+run folder also carries its own copy of the entry (``history/``), so the
+nightly job can restore an entry that a crash kept from reaching the store
+(:meth:`HistoryStore.restore`). Retention removes partitions older than the
+configured number of days before the run's as-of date (never tonight's, never
+a newer one, never more than ``keep_days >= 1`` allows). The store answers "who was on yesterday's list?" (new on the
 list) and serves audits.
 
 Examples
@@ -35,13 +41,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import ConfigError
 from .io import read_canonical_table, write_parquet_atomic
 
 __all__ = ["HistoryStore"]
 
 logger = logging.getLogger("iizrisk")
 
-_TABLES = ("scores", "worklists")
+_TABLES = ("scores", "worklists", "runs")
 
 
 def _date(value) -> dt.date:
@@ -60,13 +67,44 @@ class HistoryStore:
         return self.root / table / f"as_of={_date(as_of).isoformat()}" / "part-0.parquet"
 
     def write(self, as_of, **tables: pd.DataFrame) -> list[Path]:
-        """Write (or replace) the partitions of one as-of date, one atomic rename per file."""
+        """Write (or replace) the partitions of one as-of date, one atomic rename per file.
+
+        ``runs`` goes last: it marks the date's entry as complete.
+        """
         written = []
-        for name, df in tables.items():
+        order = sorted(tables, key=lambda k: k == "runs")
+        for name in order:
+            df = tables[name]
             if df is None:
                 continue
             written.append(write_parquet_atomic(df, self._part(name, as_of)))
         return written
+
+    def run_token(self, as_of) -> str | None:
+        """The run folder token recorded in the ``runs`` entry of a date (None without an entry)."""
+        if not self.has(as_of, "runs"):
+            return None
+        df = read_canonical_table(self._part("runs", as_of))
+        return str(df["run"].iloc[0]) if len(df) and "run" in df.columns else None
+
+    def restore(self, as_of, folder: Path) -> bool:
+        """Copy a published run's own history entry (``folder/history``) into the store.
+
+        Done when the store lacks the date's entry or holds one of another run
+        (a crash between publishing and writing history). Returns whether it copied.
+        """
+        src = Path(folder) / "history"
+        runs = src / "runs.parquet"
+        if not runs.is_file():
+            return False
+        token = str(read_canonical_table(runs)["run"].iloc[0])
+        if self.run_token(as_of) == token:
+            return False
+        tables = {t: read_canonical_table(src / f"{t}.parquet") for t in _TABLES
+                  if (src / f"{t}.parquet").is_file()}
+        self.write(as_of, **tables)
+        logger.warning("history: restored the entry of %s from its published run folder", _date(as_of))
+        return True
 
     def as_of_dates(self, table: str = "scores") -> list[dt.date]:
         """The as-of dates held, oldest first."""
@@ -108,8 +146,15 @@ class HistoryStore:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def prune(self, keep_days: int, *, today=None) -> list[dt.date]:
-        """Remove partitions older than ``keep_days`` before ``today``; return the dates removed."""
-        today = _date(today or dt.date.today())
+        """Remove partitions older than ``keep_days`` before ``today``; return the dates removed.
+
+        ``today`` is the run's as-of date; a date after the real today counts as
+        today, so a mistaken future as-of date cannot wipe the store.
+        """
+        if isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 1:
+            raise ConfigError(f"history_keep_days = {keep_days!r}: keep at least 1 day "
+                              "(tonight's partition is never removed)")
+        today = min(_date(today or dt.date.today()), dt.date.today())
         limit = today - dt.timedelta(days=int(keep_days))
         removed = set()
         for table in _TABLES:

@@ -1,4 +1,4 @@
-"""``iizrisk validate CONFIG``: check every configured source and print the report."""
+"""``iizrisk validate CONFIG``: would tonight's run publish? (or: check one data file)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,61 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_INVALID_INPUT, EXIT_OK
+from ._args import iso_date
 
-HELP = "validate the configured exports (or one file/folder); exit 0 when valid, 1 when not"
+HELP = "would tonight's run publish? same checks and exit code as `run` (or validate one data file)"
 DESCRIPTION = (
-    "Read every source of a deployment configuration (or one CSV/Parquet file or folder), map it "
-    "onto the canonical spells and print every problem found: file, column, rows, example and fix. "
-    "Nothing is written unless --report is given. Exit code 0 when valid, 1 when not."
+    "With a deployment configuration (.toml): do everything `iizrisk run` does up to publishing (the "
+    "same quarantine policy, model checks and health gates) and print the verdict; nothing is written "
+    "and no lock is taken. The exit code is the one `iizrisk run` would return: 0 it would publish, "
+    "1 invalid input or a failed health gate, 2 configuration, 3 model problem. "
+    "With a CSV/Parquet file or folder: map it onto the canonical spells and print every problem found "
+    "(file, column, rows, fix); exit 0 when valid, 1 when not."
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG", help="deployment configuration (.toml) or a data file/folder")
+    p.add_argument("--as-of", metavar="YYYY-MM-DD", type=iso_date,
+                   help="as-of date of the run to check (default: yesterday, as `run`)")
     p.add_argument("--institution", help="institution code for a single file without an institution column")
-    p.add_argument("--report", metavar="FILE", help="also write the problems as CSV to FILE")
+    p.add_argument("--report", metavar="FILE", help="also write the input problems as CSV to FILE")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..batch import check_run
+    from ..health import HealthError
     from ..io import ingest
 
+    path = Path(args.config)
+    if path.suffix.lower() == ".toml":
+        from ..config import Settings
+
+        settings = Settings.load(path)
+        if args.report:  # the input report as the run's policy sees it, written before any verdict
+            _write_report(ingest(settings, errors="quarantine").report, args.report)
+        try:
+            result = check_run(settings, as_of=args.as_of)
+        except HealthError as exc:
+            print(exc.report.to_text(), file=sys.stdout)
+            print("verdict: tonight's run would NOT publish (exit 1)")
+            return EXIT_INVALID_INPUT
+        m = result.manifest
+        print(f"input: {m['rows']['read']:,} rows read, {m['rows']['accepted']:,} accepted, "
+              f"{m['rows']['quarantined']:,} quarantined")
+        print(result.health.to_text())
+        sizes = ", ".join(f"{k} {v['on_list']}" for k, v in m["worklists"].items())
+        print(f"verdict: tonight's run would publish ({m['persons_scored']:,} persons scored; "
+              f"worklists: {sizes or 'none'})")
+        return EXIT_OK
     result = ingest(args.config, errors="quarantine", institution=args.institution)
     report = result.report
     if args.report:
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        report.to_frame().to_csv(args.report, index=False)
+        _write_report(report, args.report)
     print(report.to_text(), file=sys.stdout)
     return EXIT_OK if report.ok else EXIT_INVALID_INPUT
+
+
+def _write_report(report, target: str) -> None:
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    report.to_frame().to_csv(target, index=False, sep=";", encoding="utf-8-sig")
