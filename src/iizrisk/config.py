@@ -148,7 +148,7 @@ class HealthSettings:
     #: a source's quarantined rows may be at most this share of its rows
     max_quarantine_percent: float = 5.0
     #: the newest date in a source's data may be at most this many days before the as-of date
-    max_export_age_days: int = 14
+    max_export_age_days: int = 60
     #: the as-of date may be at most this many days after the newest date in the data
     max_as_of_after_data_days: int = 14
     #: an institution with open cases must get a non-empty worklist

@@ -38,7 +38,7 @@ class DemoResult:
             f"demo finished in {self.timings['total']:.0f} s ("
             + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings.items() if k != "total") + ")",
             f"  configuration : {self.config}",
-            f"  model         : {self.model_dir} (model card and metrics in manifest.json)",
+            f"  model         : {self.model_dir} (signed; model card and metrics in manifest.json)",
             f"  run folder    : {self.run_folder}",
             f"  HTML summary  : {self.run_folder / 'summary.html'}",
             "  worklists     : " + ", ".join(p.name for p in wl),
@@ -87,6 +87,10 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     settings.output.dir = str(out / "runs")
     settings.output.history_dir = str(out / "history")
     settings.deployment.interventions = "interventions.parquet"
+    # the signed path: a random model-signing key, readable by the owner only (a real deployment
+    # keeps it outside the data folders, e.g. /etc/iizrisk/model.key)
+    key_path = _signing_key_file(out / "secrets" / "model.key")
+    settings.model.signing_key_file = str(key_path)
     settings.worklist.language_per_institution = {"SH": "fr", "IV": "it"} | dict(
         settings.worklist.language_per_institution)
     settings.save(cfg_path)
@@ -101,7 +105,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     t = time.perf_counter()
     model, report = train(ing.spells, interventions=interventions, outcome=settings.model.outcome,
                           horizon_months=settings.model.horizon_months, max_train_rows=max_train_rows)
-    model_dir = save_model(model, settings.resolve(settings.model.dir))
+    model_dir = save_model(model, settings.resolve(settings.model.dir), key=key_path.read_bytes().strip())
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -111,3 +115,17 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     return DemoResult(out=out, config=cfg_path, model_dir=Path(model_dir), run_folder=result.folder,
                       timings={k: round(v, 1) for k, v in timings.items()},
                       training_metrics=report.metrics)
+
+
+def _signing_key_file(path: Path) -> Path:
+    """A new random signing key in a file only its owner may read (kept if it exists)."""
+    import os
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    return path
