@@ -10,18 +10,22 @@ disclosed).
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iizrisk.spells import build_timeline
-from iizrisk.worklist import build_worklists, open_cases_at
+from iizrisk.worklist import NOTICE, build_worklists, open_cases_at
 
 INSTS = ["ALV", "IV", "SH", "BB"]
 PEOPLE = [f"p{i:02d}" for i in range(12)]
+NOTICE_DE = NOTICE["de"]
 
 
 def reference(scores, oc, *, capacity, capacity_per_institution, capacity_per_canton, canton_of,
@@ -146,3 +150,116 @@ def test_open_cases_at_timeline():
                  key=lambda r: (r[0], r[1]))
     assert [(p, i, None if pd.isna(c) else c) for p, i, c in got] == [
         ("a", "ALV", "A1"), ("a", "SH", None), ("c", "IV", "I3")]
+
+
+# ---------------------------------------------------------------- privacy: only the institution's own case ids
+@st.composite
+def open_cases_across_institutions(draw):
+    """Open cases of a few people at several institutions; ids often alike, some holding ';'."""
+    n = draw(st.integers(0, 30))
+    people = draw(st.lists(st.sampled_from(PEOPLE), min_size=n, max_size=n))
+    insts = draw(st.lists(st.sampled_from(INSTS), min_size=n, max_size=n))
+    suffix = st.sampled_from(["1", "2", "1;2", "x", ""])
+    ids = [None if draw(st.booleans()) and draw(st.booleans()) else f"{i}-{draw(suffix)}" for i in insts]
+    oc = pd.DataFrame({"person_id": people, "institution": insts, "case_id": ids})
+    scored = sorted(set(people) | set(draw(st.lists(st.sampled_from(PEOPLE), max_size=3))))
+    risk = draw(st.lists(st.floats(0, 1), min_size=len(scored), max_size=len(scored)))
+    scores = pd.DataFrame({"person_id": scored, "risk": risk, "risk_band": "low"})
+    return scores, oc, draw(st.integers(1, 5))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=open_cases_across_institutions())
+def test_listed_case_ids_are_the_institutions_own_open_cases(data):
+    scores, oc, capacity = data
+    wl = build_worklists(scores, oc, capacity=capacity, disclose_institutions=["IV"])
+    for inst in wl:
+        for person, shown in zip(wl[inst]["person_id"], wl[inst]["case_ids"], strict=True):
+            own = {c for p, i, c in zip(oc["person_id"], oc["institution"], oc["case_id"], strict=True)
+                   if p == person and i == inst}
+            assert own, f"{inst} lists a person without an open case there"
+            ids = {c for c in own if pd.notna(c)}
+            if pd.isna(shown):
+                assert not ids
+            else:
+                assert shown == ";".join(sorted(ids))
+                assert all(part.startswith(f"{inst}-") for part in shown.split(";") if not part.isdigit())
+
+
+def test_own_case_check_refuses_a_foreign_case_id():
+    from iizrisk.errors import EXIT_INTERNAL, InternalError
+    from iizrisk.worklist import _check_own_cases
+
+    scores = pd.DataFrame({"person_id": ["a", "b"], "risk": [0.9, 0.5], "risk_band": "high"})
+    oc = pd.DataFrame({"person_id": ["a", "a", "b"], "institution": ["ALV", "SH", "SH"],
+                       "case_id": ["A1", "S-secret", "S2"]})
+    wl = build_worklists(scores, oc, capacity=5)
+    _check_own_cases(wl.lists, oc)  # the real result passes
+    leaked = {k: v.copy() for k, v in wl.lists.items()}
+    leaked["ALV"]["case_ids"] = "A1;S-secret"
+    with pytest.raises(InternalError) as exc:
+        _check_own_cases(leaked, oc)
+    assert exc.value.exit_code == EXIT_INTERNAL
+    assert "ALV" in str(exc.value) and "S-secret" not in str(exc.value) and "'a'" not in str(exc.value)
+    stranger = {k: v.copy() for k, v in wl.lists.items()}
+    stranger["ALV"] = pd.concat([stranger["ALV"], stranger["SH"][stranger["SH"]["person_id"] == "b"]
+                                 .assign(institution="ALV", case_ids=None)], ignore_index=True)
+    with pytest.raises(InternalError, match="1 row"):
+        _check_own_cases(stranger, oc)
+
+
+# ---------------------------------------------------------------- CSV for spreadsheets, no formula injection
+FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _read_like_a_spreadsheet(path):
+    """Cells as a spreadsheet splits them: UTF-8 with BOM, ';' between cells."""
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=";"))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.one_of(st.none(), st.text(max_size=6),
+                                st.sampled_from(FORMULA_FIRST).flatmap(lambda c: st.text(max_size=5).map(c.__add__))),
+                      min_size=1, max_size=8),
+       numbers=st.lists(st.floats(-1e6, 1e6), min_size=8, max_size=8))
+def test_write_worklist_csv_neutralises_formulas(tmp_path_factory, texts, numbers):
+    from iizrisk.worklist import write_worklist_csv
+
+    n = len(texts)
+    df = pd.DataFrame({"case_ids": pd.Series(texts, dtype="str"),
+                       "reason_1_text": pd.Series(texts[::-1], dtype=object),
+                       "risk_band": pd.Categorical(texts),
+                       "risk": numbers[:n], "rank": -np.arange(n), "new_on_list": True,
+                       "-n": 1, "=SUM(A1)": "x"})
+    path = write_worklist_csv(df, tmp_path_factory.mktemp("csv") / "ALV.csv")
+    rows = _read_like_a_spreadsheet(path)
+    assert len(rows) == n + 1  # a line break inside a cell never ends the row
+    header, body = rows[0], rows[1:]
+    assert header[:6] == ["case_ids", "reason_1_text", "risk_band", "risk", "rank", "new_on_list"]
+    assert header[6:] == ["'-n", "'=SUM(A1)"]
+    numeric = {"risk", "rank", "'-n"}
+    for row in body:
+        for name, cell in zip(header, row, strict=True):
+            if name in numeric:
+                float(cell)  # numbers stay numbers (negative ones too)
+            else:
+                assert not cell.startswith(FORMULA_FIRST), (name, cell)
+    back = pd.read_csv(path, sep=";", encoding="utf-8-sig", keep_default_na=False, dtype=str)
+    for col in ("case_ids", "reason_1_text", "risk_band"):
+        want = ["" if pd.isna(t) else ("'" + t if t.startswith(FORMULA_FIRST) else t) for t in df[col]]
+        assert back[col].tolist() == [w.replace("\r\n", "\n").replace("\r", "\n") for w in want]
+    assert np.allclose(back["risk"].astype(float), df["risk"])
+    assert (back["rank"].astype(int) == df["rank"]).all()
+
+
+def test_write_worklist_csv_writes_like_the_run_folder(tmp_path):
+    from iizrisk.worklist import write_worklist_csv
+
+    df = pd.DataFrame({"institution": ["ALV", "ALV"], "rank": [1, 2], "case_ids": ["A1", "A2;A3"],
+                       "risk": [0.5, -0.25], "notice": [NOTICE_DE, NOTICE_DE]})
+    path = write_worklist_csv(df, tmp_path / "w" / "ALV.csv")
+    df.to_csv(tmp_path / "plain.csv", index=False, sep=";", encoding="utf-8-sig", lineterminator="\n")
+    assert path.read_bytes() == (tmp_path / "plain.csv").read_bytes()
+    assert not [p.name for p in path.parent.iterdir() if p.name != "ALV.csv"]  # no temporary file left

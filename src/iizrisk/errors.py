@@ -3,6 +3,26 @@
 Every error derives from :class:`IizriskError`. Messages name the file, the
 column, the rows and what would fix the problem; they never contain raw
 identifiers (AHV numbers) or pseudonyms.
+
+Exit codes of the ``iizrisk`` command line:
+
+====  ==========================================================================
+code  meaning
+====  ==========================================================================
+0     success
+1     invalid input (validation report printed)
+2     usage or configuration error
+3     model problem (missing, tampered, mismatching input)
+4     another run holds the lock
+5     internal error (a bug: please report it)
+6     operating-system failure: a file or folder that cannot be read or
+      written (permissions, full disk, a folder or device where a file is
+      expected), or not enough memory
+====  ==========================================================================
+
+Input a user controls (options, files, data) never gives exit code 5: the
+command line maps an :class:`OSError` to 6 with the path and the fix, and
+the sub-commands check their options before any work starts.
 """
 
 from __future__ import annotations
@@ -14,6 +34,7 @@ __all__ = [
     "EXIT_MODEL",
     "EXIT_LOCKED",
     "EXIT_INTERNAL",
+    "EXIT_OS",
     "IizriskError",
     "ConfigError",
     "SchemaError",
@@ -24,6 +45,8 @@ __all__ = [
     "ModelError",
     "InputMismatchError",
     "LockedError",
+    "OperatingSystemError",
+    "InternalError",
 ]
 
 #: Exit codes of the ``iizrisk`` command line (documented in the README).
@@ -33,6 +56,7 @@ EXIT_USAGE = 2
 EXIT_MODEL = 3
 EXIT_LOCKED = 4
 EXIT_INTERNAL = 5
+EXIT_OS = 6
 
 
 class IizriskError(Exception):
@@ -89,3 +113,19 @@ class LockedError(IizriskError):
     """Another run holds the lock on the output folder."""
 
     exit_code = EXIT_LOCKED
+
+
+class OperatingSystemError(IizriskError):
+    """A file or folder could not be read or written, or memory ran out (not the data's fault).
+
+    The command line turns every :class:`OSError` (and :class:`MemoryError`)
+    into this error's exit code, with the path and the fix in the message.
+    """
+
+    exit_code = EXIT_OS
+
+
+class InternalError(IizriskError):
+    """An invariant of iizrisk itself was violated (a bug: please report it); nothing was written."""
+
+    exit_code = EXIT_INTERNAL

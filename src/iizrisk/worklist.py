@@ -22,20 +22,36 @@ Examples
 [[1, 'A1', 1]]
 >>> wl["SH"]["case_ids"].tolist()
 ['S1']
+
+Privacy invariant: a list shows only case ids of its own institution's open
+cases, for people with a case open there; :func:`build_worklists` checks this
+on its result and raises :class:`~iizrisk.errors.InternalError` (nothing is
+written) if it ever failed.
+
+Written as CSV for spreadsheets with :func:`write_worklist_csv`: ``;``,
+UTF-8 with BOM, and text cells that a spreadsheet would run as a formula
+(``=``, ``+``, ``-``, ``@``, tab, carriage return first) prefixed with ``'``
+(OWASP, CSV injection): case ids and texts come from the institutions'
+exports.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .errors import InternalError
 from .io import string_order
 
-__all__ = ["NOTICE", "WorklistSet", "build_worklists", "open_cases_at", "recently_assessed"]
+__all__ = ["NOTICE", "WorklistSet", "build_worklists", "open_cases_at", "recently_assessed",
+           "neutralise_formulas", "write_worklist_csv"]
 
 logger = logging.getLogger("iizrisk")
 
@@ -262,6 +278,7 @@ def build_worklists(
         df["language"] = lang
         df["notice"] = NOTICE.get(lang, NOTICE["en"])
         out.lists[inst] = df
+    _check_own_cases(out.lists, open_cases)
     logger.info("worklists: %s", {k: len(v) for k, v in out.lists.items()})
     return out
 
@@ -270,3 +287,153 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     """Sorted distinct values (sort and mask: much faster than ``np.unique`` on long int64 columns)."""
     a = np.sort(a)
     return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
+
+
+def _check_own_cases(lists: dict[str, pd.DataFrame], open_cases: pd.DataFrame) -> None:
+    """Raise InternalError unless each list shows only its own institution's open cases.
+
+    Checked on the result, independently of how it was built: every row's
+    person has a case open at the list's institution, and every case id
+    shown is one of that person's open case ids *at that institution* (ids
+    are compared as the ``;``-separated parts they are shown in, so an id
+    that itself holds ``;`` is compared part by part). Vectorised: one join
+    on the people listed. The message counts rows; it names no id.
+    """
+    frames = [df[["institution", "person_id", "case_ids"]] for df in lists.values() if len(df)]
+    if not frames:
+        return
+    listed = pd.concat(frames, ignore_index=True)
+    listed = pd.DataFrame({"institution": listed["institution"].astype("str").to_numpy(),
+                           "person_id": listed["person_id"].astype("str").to_numpy(),
+                           "case_ids": listed["case_ids"].to_numpy(dtype=object)})
+    oc_person = open_cases["person_id"].astype("str")
+    mine = oc_person.isin(pd.unique(listed["person_id"])).to_numpy()
+    own = pd.DataFrame({"institution": open_cases["institution"].astype("str").to_numpy()[mine],
+                        "person_id": oc_person.to_numpy()[mine],
+                        "case_id": open_cases["case_id"].to_numpy(dtype=object)[mine]})
+    pair = ["institution", "person_id"]
+    row_ok = pd.MultiIndex.from_frame(listed[pair]).isin(pd.MultiIndex.from_frame(own[pair]))
+
+    def parts(df: pd.DataFrame, col: str) -> pd.DataFrame:
+        has = df[col].notna().to_numpy()
+        sub = df.loc[has, pair].assign(part=df.loc[has, col].astype("str").str.split(";").to_numpy())
+        return sub.explode("part", ignore_index=True)
+
+    shown, held = parts(listed, "case_ids"), parts(own, "case_id")
+    keys = [*pair, "part"]
+    part_ok = pd.MultiIndex.from_frame(shown[keys]).isin(pd.MultiIndex.from_frame(held[keys]))
+    if row_ok.all() and part_ok.all():
+        return
+    bad = sorted(set(listed.loc[~row_ok, "institution"]) | set(shown.loc[~part_ok, "institution"]))
+    raise InternalError(
+        f"worklist(s) {', '.join(bad)}: {int((~row_ok).sum())} row(s) of people without an open case "
+        f"there and {int((~part_ok).sum())} case id(s) that are not the institution's own open cases; "
+        "nothing is published (a case id must never reach another institution). This is a bug: "
+        "please report it with the run log")
+
+
+#: First characters that make a spreadsheet read a text cell as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_RE = r"[=+\-@\t\r]"
+
+
+def _text_mask(col: pd.Series, test) -> np.ndarray:
+    """Rows of ``col`` holding text for which ``test(col.str)`` holds (False for non-text values)."""
+    try:
+        hit = test(col.str)  # NaN for values that are not text
+    except AttributeError:  # an object column without any text
+        return np.zeros(len(col), dtype=bool)
+    return hit.fillna(False).to_numpy(dtype=bool)
+
+
+def _as_text_column(col: pd.Series) -> pd.Series | None:
+    """``col`` if it may hold text (object, string, categorical of text), else None."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = col.cat.categories
+        if pd.api.types.is_object_dtype(cats.dtype) or pd.api.types.is_string_dtype(cats.dtype):
+            return col.astype(object)
+        return None
+    if pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype):
+        return col
+    return None  # numbers (also negative ones), booleans, dates stay what they are
+
+
+def _neutralise_text(col: pd.Series) -> pd.Series:
+    """``'`` before every text value starting with a formula character; other values untouched."""
+    text = _as_text_column(col)
+    if text is None:
+        return col
+    hit = _text_mask(text, lambda s: s.match(_FORMULA_RE))
+    if not hit.any():
+        return text
+    out = text.copy()
+    out[hit] = "'" + text[hit].astype("str")
+    return out
+
+
+def _cr_to_lf(col: pd.Series) -> pd.Series:
+    """Line breaks inside text cells as ``\\n``: the CSV writer quotes those, but not a bare ``\\r``."""
+    text = _as_text_column(col)
+    if text is None:
+        return col
+    hit = _text_mask(text, lambda s: s.contains("\r", regex=False))
+    if not hit.any():
+        return text
+    out = text.copy()
+    out[hit] = text[hit].astype("str").str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
+    return out
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells and column names cannot run as spreadsheet formulas.
+
+    Every text value (and column name) starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return gets a leading ``'`` (the OWASP advice
+    against CSV injection). Numeric, boolean and date columns are left as
+    they are: ``-0.5`` in a number column stays a number. Vectorised per
+    column.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"case_ids": ["=HYPERLINK(1)", "A-1"], "risk": [-0.5, 0.1]})
+    >>> neutralise_formulas(df).to_dict("list")
+    {'case_ids': ["'=HYPERLINK(1)", 'A-1'], 'risk': [-0.5, 0.1]}
+    """
+    out = df.copy()
+    for j in range(out.shape[1]):  # by position: column names may repeat
+        out.isetitem(j, _neutralise_text(out.iloc[:, j]))
+    out.columns = [f"'{c}" if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in out.columns]
+    return out
+
+
+def write_worklist_csv(df: pd.DataFrame, path) -> Path:
+    """Write ``df`` as CSV for a Swiss spreadsheet, safe against CSV injection; returns the path.
+
+    The format the run folders have always used -- ``;`` separator, UTF-8
+    with BOM (``utf-8-sig``), ``\\n`` line ends, no index -- after
+    :func:`neutralise_formulas`; a line break inside a text cell is written
+    as ``\\n`` (pandas quotes a cell holding ``\\n`` but not one holding a
+    bare ``\\r``, which a spreadsheet would take for the end of the row).
+    Written to a temporary file in the same folder and renamed, so readers
+    never see half a file; the file gets the usual permissions (``0666``
+    minus the umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safe = neutralise_formulas(df)
+    for j in range(safe.shape[1]):
+        safe.isetitem(j, _cr_to_lf(safe.iloc[:, j]))
+    safe.columns = [c.replace("\r\n", "\n").replace("\r", "\n") if isinstance(c, str) else c
+                    for c in safe.columns]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        safe.to_csv(tmp, index=False, sep=";", encoding="utf-8-sig", lineterminator="\n")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
