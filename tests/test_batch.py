@@ -257,3 +257,125 @@ def test_summary_writes_swiss_numbers_and_translated_bands():
     assert "20\u202f645" in md_fr and "élevé: 900" in md_fr
     md_en, _ = run_summary(manifest, scores, WorklistSet(), language="en")
     assert "20,645" in md_en and "high: 900" in md_en
+
+
+# ------------------------------------------------------------------ trust: dates, gates, history, files
+def test_future_as_of_is_refused_and_history_kept(tmp_path, random_spells, trained, capsys):
+    import datetime as dt
+
+    cfg = deployment(tmp_path, random_spells, trained)
+    run_nightly(cfg, as_of=AS_OF, progress=False)
+    before = HistoryStore(tmp_path / "history").as_of_dates()
+    future = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+    assert main(["run", str(cfg), "--as-of", future]) == 2
+    assert "lies after today" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / future).exists()
+    assert HistoryStore(tmp_path / "history").as_of_dates() == before
+
+
+def test_as_of_long_after_the_data_needs_force_and_a_reason(tmp_path, random_spells, trained, capsys):
+    cfg = deployment(tmp_path, random_spells, trained)
+    late = "2026-01-31"  # the random spells end in 2025
+    newest = max(random_spells["start_date"].max(), random_spells["end_date"].max())
+    assert (pd.Timestamp(late) - newest).days > 14
+    assert main(["run", str(cfg), "--as-of", late]) == 2
+    assert "days after the newest date in the data" in capsys.readouterr().err
+    assert main(["run", str(cfg), "--as-of", late, "--force"]) == 2
+    assert "--force needs --reason" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / late).exists()
+
+
+def test_a_failed_gate_publishes_nothing_unless_forced(tmp_path, random_spells, trained, capsys):
+    cfg = deployment(tmp_path, random_spells, trained, health={"min_persons_scored": 10**9})
+    assert main(["validate", str(cfg), "--as-of", AS_OF]) == 1
+    out = capsys.readouterr().out
+    assert "min_persons_scored" in out and "would NOT publish" in out
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 1
+    err = capsys.readouterr().err
+    assert "min_persons_scored" in err and "fix:" in err
+    assert not (tmp_path / "runs" / AS_OF).exists() and not HistoryStore(tmp_path / "history").as_of_dates()
+    assert main(["run", str(cfg), "--as-of", AS_OF, "--force", "--reason", "test canton, few people"]) == 0
+    manifest = json.loads((tmp_path / "runs" / AS_OF / "manifest.json").read_text())
+    assert manifest["health"]["gates"] == "forced"
+    assert manifest["health"]["forced"]["reason"] == "test canton, few people"
+    assert manifest["health"]["forced"]["failed_gates"][0]["gate"] == "min_persons_scored"
+
+
+def test_validate_gives_the_runs_verdict(tmp_path, random_spells, trained, capsys):
+    cfg = deployment(tmp_path, random_spells, trained)
+    assert main(["validate", str(cfg), "--as-of", AS_OF]) == 0
+    assert "would publish" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()  # a check writes nothing
+    bad = random_spells.copy()
+    bad["institution"] = bad["institution"].astype(str)
+    bad.loc[3, "institution"] = "XYZ"
+    cfg = deployment(tmp_path / "b", bad, trained)  # errors = "raise", as the run
+    assert main(["validate", str(cfg), "--as-of", AS_OF]) == main(["run", str(cfg), "--as-of", AS_OF]) == 1
+    cfg = deployment(tmp_path / "c", random_spells, tmp_path / "no-model")
+    assert main(["validate", str(cfg), "--as-of", AS_OF]) == main(["run", str(cfg), "--as-of", AS_OF]) == 3
+
+
+def test_a_crash_between_publishing_and_history_is_repaired(tmp_path, random_spells, trained, monkeypatch):
+    cfg = deployment(tmp_path, random_spells, trained)
+    real = HistoryStore.write
+
+    def crash(self, *a, **k):
+        raise KeyboardInterrupt  # the process dies right after the run was published
+
+    monkeypatch.setattr(HistoryStore, "write", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_nightly(cfg, as_of="2023-06-29", progress=False)
+    monkeypatch.setattr(HistoryStore, "write", real)
+    assert (tmp_path / "runs" / "2023-06-29").is_symlink()
+    assert HistoryStore(tmp_path / "history").as_of_dates() == []
+    r2 = run_nightly(cfg, as_of=AS_OF, progress=False)
+    h = HistoryStore(tmp_path / "history")
+    assert h.as_of_dates() == [pd.Timestamp("2023-06-29").date(), pd.Timestamp(AS_OF).date()]
+    # the second night knew the first night's list: people listed then are not new on the list now
+    first = pd.read_parquet(tmp_path / "runs" / "2023-06-29" / "history" / "worklists.parquet")
+    again = r2.worklists["ALV"][r2.worklists["ALV"]["person_id"].isin(first["person_id"])]
+    assert len(again) and not again["new_on_list"].any()
+
+
+def test_the_model_must_fit_the_settings(tmp_path, random_spells, trained, capsys):
+    cfg = deployment(tmp_path, random_spells, trained, model={"horizon_months": 6})
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 3
+    assert "horizon_months" in capsys.readouterr().err
+    cfg = deployment(tmp_path, random_spells, trained, model={"outcome": "disintegration"})
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 3
+
+
+def test_an_unsigned_model_is_refused_unless_allowed(tmp_path, random_spells, capsys):
+    from iizrisk.model import save_model, train
+
+    model, _ = train(random_spells, outcome="revolving_door", compare=False, max_train_rows=3000,
+                     model="logistic")
+    save_model(model, tmp_path / "unsigned")
+    cfg = deployment(tmp_path, random_spells, tmp_path / "unsigned", model={"signing_key_file": None})
+    s = Settings.load(cfg)
+    s.model.signing_key_file = None
+    s.save(cfg)
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 3
+    assert "allow_unsigned_model" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / AS_OF).exists()
+    s.model.allow_unsigned_model = True
+    s.save(cfg)
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 0
+
+
+def test_files_are_private_to_the_group_and_the_library_sets_no_log_level(tmp_path, random_spells, trained):
+    import logging
+    import stat
+
+    logger = logging.getLogger("iizrisk")
+    level = logger.level
+    cfg = deployment(tmp_path, random_spells, trained)
+    run_nightly(cfg, as_of=AS_OF, progress=False)
+    assert logger.level == level
+    for base in (tmp_path / "runs", tmp_path / "history"):
+        for p in [base, *base.rglob("*")]:
+            if p.is_symlink():
+                continue
+            mode = stat.S_IMODE(p.stat().st_mode)
+            assert mode & 0o007 == 0, (p, oct(mode))
+            assert mode == (0o750 if p.is_dir() else 0o640), (p, oct(mode))

@@ -224,7 +224,7 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
         check_root(root, t)
         with RunLock(root / ".lock"):
             cleanup(root)
-            _restore_history(root, history, settings)
+            _restore_history(root, history, settings, t)
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{t.isoformat()}-", dir=root))
             handler = logging.FileHandler(tmp / "run.log", encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -273,9 +273,9 @@ def check_run(settings: Settings | str | Path, *, as_of=None, model=None) -> Run
                      scores=night.scores, health=health, published=False)
 
 
-def _restore_history(root: Path, history: HistoryStore, settings: Settings) -> None:
+def _restore_history(root: Path, history: HistoryStore, settings: Settings, t: dt.date) -> None:
     """Bring the history store in line with the published runs within the retention window."""
-    limit = dt.date.today() - dt.timedelta(days=settings.output.history_keep_days)
+    limit = min(t, dt.date.today()) - dt.timedelta(days=settings.output.history_keep_days)
     for d, folder in run_links(root).items():
         if d >= limit:
             history.restore(d, folder)

@@ -1,0 +1,115 @@
+"""Run-health gates and the history store's retention and restore rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from iizrisk.config import HealthSettings, Settings
+from iizrisk.errors import ConfigError
+from iizrisk.health import RunFacts, check_health
+from iizrisk.history import HistoryStore
+
+T = dt.date(2024, 6, 30)
+
+
+def facts(**kw) -> RunFacts:
+    base = dict(as_of=T, persons_scored=100, rows_per_institution={"ALV": 1000, "SH": 500},
+                expected_institutions={"ALV": ["alv"], "SH": ["sh"]},
+                previous_rows_per_institution={"ALV": 1000, "SH": 500}, previous_as_of=T - dt.timedelta(1),
+                quarantine_per_source={"alv.csv": (1000, 10)},
+                newest_date_per_institution={"ALV": T, "SH": T - dt.timedelta(days=3)},
+                open_cases_per_institution={"ALV": 400, "SH": 200},
+                worklist_rows_per_institution={"ALV": 25, "SH": 25})
+    base.update(kw)
+    return RunFacts(**base)
+
+
+def gates(report) -> list[tuple[str, str]]:
+    return [(f.gate, f.subject) for f in report.failures]
+
+
+def test_a_healthy_run_passes():
+    assert check_health(facts(), HealthSettings()).ok
+
+
+@pytest.mark.parametrize("change, gate, subject", [
+    (dict(persons_scored=0), "min_persons_scored", "the run"),
+    (dict(rows_per_institution={"ALV": 1000}), "institution_rows", "institution SH (source 'sh')"),
+    (dict(rows_per_institution={"ALV": 1000, "SH": 249}), "max_row_drop_percent", "institution SH (source 'sh')"),
+    (dict(quarantine_per_source={"alv.csv": (1000, 51)}), "max_quarantine_percent", "source 'alv.csv'"),
+    (dict(newest_date_per_institution={"ALV": T, "SH": T - dt.timedelta(days=61)}), "max_export_age_days",
+     "institution SH (source 'sh')"),
+    (dict(worklist_rows_per_institution={"ALV": 25}), "require_worklists", "institution SH"),
+])
+def test_each_gate_fails_on_its_own(change, gate, subject):
+    report = check_health(facts(**change), HealthSettings())
+    assert gates(report) == [(gate, subject)]
+    text = report.to_text()
+    assert "fix:" in text and "--force --reason" in text and "nothing is published" in text
+
+
+def test_gates_at_their_bounds_pass():
+    s = HealthSettings()
+    ok = facts(rows_per_institution={"ALV": 1000, "SH": 250},  # exactly 50 % fewer
+               quarantine_per_source={"alv.csv": (1000, 50)},  # exactly 5 %
+               newest_date_per_institution={"ALV": T, "SH": T - dt.timedelta(days=60)})
+    assert check_health(ok, s).ok
+    assert check_health(facts(worklist_rows_per_institution={"ALV": 25}),
+                        HealthSettings(require_worklists=False)).ok
+
+
+@pytest.mark.parametrize("section, values, words", [
+    ("health", {"min_persons_scored": 0}, "min_persons_scored must be >= 1"),
+    ("health", {"max_quarantine_percent": 120.0}, "between 0 and 100"),
+    ("health", {"max_export_age_days": -1}, "max_export_age_days must be >= 0"),
+    ("health", {"require_worklists": "yes"}, "expected bool"),
+])
+def test_gate_settings_are_checked(section, values, words):
+    with pytest.raises(ConfigError, match=words):
+        Settings.from_dict({section: values})
+
+
+def _scores(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"person_id": [f"p{i}" for i in range(n)], "risk": [0.1] * n})
+
+
+def test_retention_never_removes_tonight_or_newer(tmp_path):
+    h = HistoryStore(tmp_path)
+    days = [T - dt.timedelta(days=d) for d in (10, 2, 1, 0)] + [T + dt.timedelta(days=3)]
+    for d in days:
+        h.write(d, scores=_scores(2))
+    removed = h.prune(1, today=T)
+    assert removed == days[:2] and h.as_of_dates() == days[2:]  # tonight, the day before, the newer one
+
+
+def test_retention_with_a_future_date_cannot_wipe_the_store(tmp_path):
+    h = HistoryStore(tmp_path)
+    today = dt.date.today()
+    h.write(today - dt.timedelta(days=3), scores=_scores(1))
+    assert h.prune(30, today=today + dt.timedelta(days=4000)) == []  # counts from the real today
+    assert len(h.as_of_dates()) == 1
+
+
+@pytest.mark.parametrize("keep", [0, -5, 1.5, True])
+def test_retention_needs_at_least_one_day(tmp_path, keep):
+    h = HistoryStore(tmp_path)
+    h.write(T, scores=_scores(1))
+    with pytest.raises(ConfigError, match="keep at least 1 day"):
+        h.prune(keep, today=T)
+    assert h.as_of_dates() == [T]
+
+
+def test_restore_copies_a_runs_own_entry_once(tmp_path):
+    run = tmp_path / "run"
+    entry = {"scores": _scores(3),
+             "worklists": pd.DataFrame({"institution": ["ALV"], "person_id": ["p1"]}),
+             "runs": pd.DataFrame({"institution": ["ALV"], "rows": [3], "run": ["0123456789"]})}
+    for name, df in entry.items():
+        (run / "history").mkdir(parents=True, exist_ok=True)
+        df.to_parquet(run / "history" / f"{name}.parquet")
+    h = HistoryStore(tmp_path / "history")
+    assert h.restore(T, run) and h.run_token(T) == "0123456789" and len(h.read("scores", as_of=T)) == 3
+    assert not h.restore(T, run)  # already there

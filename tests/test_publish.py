@@ -1,0 +1,142 @@
+"""Publishing run folders: links never dangle, nothing outside the store is deleted, the lock, permissions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iizrisk import publish
+from iizrisk.errors import ConfigError, LockedError
+from iizrisk.publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
+
+D = dt.date(2024, 6, 30)
+
+
+def _tmp_run(root: Path, content: str) -> Path:
+    tmp = root / f".tmp-{D.isoformat()}-abc"
+    tmp.mkdir(parents=True)
+    (tmp / "manifest.json").write_text(content)
+    return tmp
+
+
+def _assert_links_resolve(root: Path) -> None:
+    for name in (D.isoformat(), "latest"):
+        link = root / name
+        if link.is_symlink():
+            assert (link / "manifest.json").is_file(), f"{name} dangles"
+
+
+def test_same_input_rerun_never_leaves_a_link_dangling(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    publish_run(_tmp_run(root, "a"), root, D, "0123456789")
+    # every file-system step of the second publication leaves both links resolving
+    real_replace, real_rmtree = os.replace, shutil.rmtree
+    steps = []
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        steps.append("replace")
+        _assert_links_resolve(root)
+
+    def rmtree(path, *a, **k):
+        real_rmtree(path, *a, **k)
+        steps.append("rmtree")
+        _assert_links_resolve(root)
+
+    monkeypatch.setattr(publish.os, "replace", replace)
+    monkeypatch.setattr(publish.shutil, "rmtree", rmtree)
+    publish_run(_tmp_run(root, "a"), root, D, "0123456789")  # same token: same content
+    assert "rmtree" in steps and (root / "latest" / "manifest.json").read_text() == "a"
+    assert len(list((root / ".store").iterdir())) == 1  # the replaced folder is gone
+
+
+def test_publishing_never_deletes_outside_the_store(tmp_path):
+    root = tmp_path / "runs"
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("x")
+    root.mkdir()
+    os.symlink(outside, root / D.isoformat())  # a date link pointing anywhere
+    with pytest.raises(FileExistsError, match="not a link that iizrisk made") as exc:
+        check_root(root, D)
+    assert exc.value.filename == str(root / D.isoformat())
+    # even without the check, publishing does not remove what the old link pointed to
+    publish_run(_tmp_run(root, "new"), root, D, "0123456789")
+    assert (outside / "keep.txt").read_text() == "x"
+    assert (root / D.isoformat() / "manifest.json").read_text() == "new"
+
+
+@pytest.mark.parametrize("name", [D.isoformat(), "latest", ".store"])
+def test_a_plain_folder_where_a_link_belongs_is_refused(tmp_path, name):
+    root = tmp_path / "runs"
+    (root / name).mkdir(parents=True)
+    if name == ".store":
+        (root / ".store").rmdir()
+        (root / ".store").write_text("a file")
+    with pytest.raises(FileExistsError, match="move it out of the run folder"):
+        check_root(root, D)
+
+
+def test_cleanup_touches_only_what_iizrisk_wrote(tmp_path):
+    root = tmp_path / "runs"
+    publish_run(_tmp_run(root, "a"), root, D, "0123456789")
+    ours = [root / ".tmp-2024-07-01-x1y2", root / ".store" / "2024-05-31.abcdef0123"]
+    theirs = [root / ".tmp", root / ".tmp-notes", root / ".store" / "backup", root / "2024-05-31"]
+    for p in ours + theirs:
+        p.mkdir(parents=True)
+    cleanup(root)
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
+    assert list(run_links(root)) == [D]
+
+
+_HOLD = """
+import sys, time
+from iizrisk.publish import RunLock
+lock = RunLock(sys.argv[1]); lock.acquire(); print("held", flush=True); time.sleep(60)
+"""
+
+
+def test_lock_is_exclusive_and_dies_with_its_process(tmp_path):
+    path = tmp_path / ".lock"
+    with subprocess.Popen([sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE, text=True) as p:
+        try:
+            assert p.stdout.readline().strip() == "held"
+            with pytest.raises(LockedError, match=f"pid {p.pid}"):
+                RunLock(path).acquire()
+        finally:
+            p.kill()
+            p.wait()
+    with RunLock(path) as lock:  # kill -9 released it: no stale lock to take over
+        assert lock.held
+        with pytest.raises(LockedError):
+            RunLock(path).acquire()
+    assert path.exists()  # the file stays; only the lock on it counts
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_permissions_never_world_readable(tmp_path):
+    before = _umask()
+    perms = Permissions("0640")
+    with perms:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "a" / "f.txt").write_text("x")
+    assert stat.S_IMODE((tmp_path / "a" / "f.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o750
+    os.chmod(tmp_path / "a" / "f.txt", 0o666)
+    perms.apply(tmp_path / "a")
+    assert stat.S_IMODE((tmp_path / "a" / "f.txt").stat().st_mode) == 0o640
+    assert _umask() == before  # restored on leaving
+    with pytest.raises(ConfigError, match="no such group"):
+        Permissions("0640", group="no-such-group-iizrisk")
