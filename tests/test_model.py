@@ -31,6 +31,7 @@ from iizrisk.model import (
 from iizrisk.schema import load_schema
 
 INST = ["ALV", "IV", "SH", "BB", "MIG"]
+KEY = b"secret-1 of the model tests, at least 32 bytes"
 
 
 @pytest.fixture(autouse=True)
@@ -182,60 +183,64 @@ def test_training_respects_the_temporal_split(trained):
 # ---------------------------------------------------------------- model files
 def test_model_directory_roundtrip(trained, tmp_path, spells):
     model, _ = trained
-    path = save_model(model, tmp_path / "m")
+    path = save_model(model, tmp_path / "m", key=KEY)
     man = json.loads((path / "manifest.json").read_text())
     assert {"model_sha256", "versions", "features", "outcome", "horizon_months", "training", "metrics"} <= set(man)
     assert man["training"]["data_fingerprint"] and man["training"]["periods"]["validation"]
     assert [f["name"] for f in man["features"]] == list(model.feature_names_in_)
     assert all(f["dtype"] == "float32" for f in man["features"])
-    back = load_model(path)
+    back = load_model(path, key=KEY)
     a = score(model, spells, as_of="2021-03-31")
     b = score(back, spells, as_of="2021-03-31")
     pd.testing.assert_frame_equal(a, b)
     # overwrite in place: atomic replace, no temporary folders left behind
-    save_model(model, path)
+    save_model(model, path, key=KEY)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
-def test_tampered_model_is_refused_before_unpickling(trained, tmp_path, monkeypatch):
-    import joblib
+def test_tampered_model_is_refused_before_loading(trained, tmp_path, monkeypatch):
+    import skops.io
 
     model, _ = trained
-    path = save_model(model, tmp_path / "m")
-    with open(path / "model.joblib", "ab") as fh:
+    path = save_model(model, tmp_path / "m", key=KEY)
+    with open(path / "model.skops", "ab") as fh:
         fh.write(b"x")
-    monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("unpickled a tampered file"))
+    monkeypatch.setattr(skops.io, "loads", lambda *a, **k: pytest.fail("loaded a tampered file"))
     with pytest.raises(ModelError, match="SHA-256"):
-        load_model(path)
+        load_model(path, key=KEY)
 
 
 def test_signature_is_checked_when_a_key_is_configured(trained, tmp_path, monkeypatch):
     model, _ = trained
-    signed = save_model(model, tmp_path / "signed", key=b"secret-1")
-    load_model(signed, key=b"secret-1")
+    signed = save_model(model, tmp_path / "signed", key=KEY)
+    load_model(signed, key=KEY)
     with pytest.raises(ModelError, match="signature"):
-        load_model(signed, key=b"other")
+        load_model(signed, key=b"other key, long enough to be accepted")
     man = json.loads((signed / "manifest.json").read_text())
     man["outcome"] = "revolving_door"  # a changed manifest breaks the signature
     (signed / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ModelError, match="signature"):
-        load_model(signed, key=b"secret-1")
+        load_model(signed, key=KEY)
     unsigned = save_model(model, tmp_path / "unsigned")
     with pytest.raises(ModelError, match="not signed"):
-        load_model(unsigned, key=b"secret-1")
+        load_model(unsigned, key=KEY)
+    with pytest.raises(ModelError, match="not signed"):
+        load_model(unsigned)
     with pytest.raises(ModelError, match="not a model directory"):
         load_model(tmp_path / "nothing")
     # keys come from a file or the environment, never from the command line
     key_file = tmp_path / "key"
-    key_file.write_text("secret-1\n")
-    assert signing_key(file=key_file) == b"secret-1"
-    monkeypatch.setenv("IIZRISK_MODEL_KEY", "from-env")
-    assert signing_key() == b"from-env"
+    key_file.write_bytes(KEY + b"\n")
+    assert signing_key(file=key_file) == KEY
+    monkeypatch.setenv("IIZRISK_MODEL_KEY", "from-env, long enough for a signing key")
+    assert signing_key() == b"from-env, long enough for a signing key"
     monkeypatch.setenv("IIZRISK_MODEL_KEY", "")
     with pytest.raises(KeyFileError, match="empty"):
         signing_key()
-    with pytest.raises(KeyFileError, match="cannot be read"):
+    with pytest.raises(KeyFileError, match="missing does not exist"):
         signing_key(file=tmp_path / "missing")
+    with pytest.raises(KeyFileError, match="cannot be read"):
+        signing_key(file=tmp_path)  # a folder
 
 
 # ---------------------------------------------------------------- scoring
@@ -269,7 +274,7 @@ def test_scores_ignore_rows_after_the_as_of_date(trained, spells):
 
 
 # ---------------------------------------------------------------- command line
-def test_cli_train_score_features(tmp_path, spells, capsys):
+def test_cli_train_score_features(tmp_path, spells, trained, capsys):
     src = tmp_path / "spells.parquet"
     spells.to_parquet(src)
     t = pd.Timestamp("2021-03-31")
@@ -278,7 +283,7 @@ def test_cli_train_score_features(tmp_path, spells, capsys):
     cut.iloc[: len(cut) // 2].to_parquet(tmp_path / "cut" / "a.parquet")
     cut.iloc[len(cut) // 2:].to_parquet(tmp_path / "cut" / "b.parquet")
     key = tmp_path / "key"
-    key.write_text("k")
+    key.write_bytes(KEY)
     assert main(["-q", "train", "--spells", str(src), "--outcome", "disintegration", "--model", "logistic",
                  "--out", str(tmp_path / "model"), "--key-file", str(key)]) == 0
     assert "bfs_rule" in capsys.readouterr().out
@@ -297,9 +302,21 @@ def test_cli_train_score_features(tmp_path, spells, capsys):
     assert main(["-q", "score", "--model", str(tmp_path / "model"), "--spells", str(src), "--as-of",
                  "2021-03-31", "--out", str(tmp_path / "x"), "--key-file", str(tmp_path / "none")]) == 2
     os.environ.pop("IIZRISK_MODEL_KEY", None)
-    (tmp_path / "wrong").write_text("other")
+    (tmp_path / "wrong").write_text("other key, long enough to be accepted")
     assert main(["-q", "score", "--model", str(tmp_path / "model"), "--spells", str(src), "--as-of",
                  "2021-03-31", "--out", str(tmp_path / "x"), "--key-file", str(tmp_path / "wrong")]) == 3
+    assert not (tmp_path / "x").exists()
+    # an unsigned model scores only when allowed; a short key is a usage error
+    model, _ = trained
+    save_model(model, tmp_path / "unsigned")
+    score_args = ["-q", "score", "--model", str(tmp_path / "unsigned"), "--spells", str(src), "--as-of",
+                  "2021-03-31", "--explain-top", "0"]
+    assert main([*score_args, "--out", str(tmp_path / "x")]) == 3
+    assert "allow_unsigned_model = true" in capsys.readouterr().err
+    assert main([*score_args, "--out", str(tmp_path / "u"), "--allow-unsigned-model"]) == 0
+    assert (tmp_path / "u" / "scores.parquet").exists()
+    (tmp_path / "short").write_text("k")
+    assert main([*score_args, "--out", str(tmp_path / "x"), "--key-file", str(tmp_path / "short")]) == 2
     assert not (tmp_path / "x").exists()
     assert main(["-q", "features", "--spells", str(src), "--as-of", "2021-03-31",
                  "--out", str(tmp_path / "f.parquet")]) == 0

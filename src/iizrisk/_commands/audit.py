@@ -31,6 +31,7 @@ from pathlib import Path
 from ..errors import EXIT_OK, ValidationError
 from ._args import int_at_least, iso_date
 from .features import add_key_argument, read_inputs
+from .score import add_unsigned_argument
 
 HELP = "fairness audit of a model on a labelled period: suppressed tables, plots and the model card"
 DESCRIPTION = (
@@ -96,13 +97,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="language of the model card (default en)")
     p.add_argument("--seed", type=int, default=0, help="random seed of ties and the bootstrap (default 0)")
     add_key_argument(p)
+    add_unsigned_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load, label, audit, write; errors carry their exit codes (1 input, 3 model)."""
     from ..config import Settings
     from ..fairness import GROUP_COLUMNS, FairnessAudit, FairnessGapWarning, labelled_period
-    from ..model import load_model, read_manifest, signing_key
+    from ..model import load_model, model_key, signing_key
     from ..modelcard import write_model_card
 
     settings = Settings.load(args.config) if args.config else None
@@ -115,10 +117,13 @@ def run(args: argparse.Namespace) -> int:
         groups = list(dict.fromkeys([*protected, "age_band", "canton"]))
     else:
         groups = list(GROUP_COLUMNS)
-    model = load_model(args.model, key=signing_key(file=args.key_file))
+    # the key: --key-file, else the configuration's [model] key settings, else IIZRISK_MODEL_KEY
+    key = signing_key(file=args.key_file) if args.key_file or settings is None else model_key(settings)
+    allow_unsigned = args.allow_unsigned_model or bool(settings and settings.model.allow_unsigned_model)
+    model = load_model(args.model, key=key, allow_unsigned=allow_unsigned)
     capacity = args.capacity
-    if capacity is None:
-        capacity = int((read_manifest(args.model).get("training") or {}).get("capacity") or 50)
+    if capacity is None:  # from the manifest load_model verified
+        capacity = int((model.manifest_.get("training") or {}).get("capacity") or 50)
     spells, interventions = read_inputs(args.spells, args.interventions)
     wanted = sorted({"birth_year" if g == "age_band" else g for g in groups})
     data = labelled_period(model, spells, args.as_of, interventions=interventions, attributes=wanted)

@@ -11,7 +11,8 @@ from .features import add_key_argument, read_inputs
 
 HELP = "score everyone with a spell open on the as-of date; write DIR/scores.parquet"
 DESCRIPTION = (
-    "Load a model directory (hash and signature checked before unpickling), build the point-in-time "
+    "Load a model directory (signature and hash checked on the bytes that are then loaded; an unsigned "
+    "model only with --allow-unsigned-model), build the point-in-time "
     "features at the as-of date, write DIR/scores.parquet: person_id, as_of, outcome, risk "
     "(calibrated), risk_band, rank and, for the top --explain-top rows, reason_1..3 with their texts. "
     "Scores are hints for a human review, never decisions."
@@ -30,6 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bands", default="0.10,0.25", metavar="LOW,HIGH",
                    help="risk thresholds of the bands medium and high (0.10,0.25)")
     add_key_argument(p)
+    add_unsigned_argument(p)
+
+
+def add_unsigned_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-unsigned-model", action="store_true",
+                   help="load a model that is not signed when no signing key is configured (its hash alone "
+                        "proves nothing; default: refused, exit 3)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         bands = tuple(float(x) for x in args.bands.split(","))
     except ValueError:
         raise ConfigError(f"--bands {args.bands!r}: give two probabilities, e.g. 0.10,0.25") from None
-    model = load_model(args.model, key=signing_key(file=args.key_file))
+    model = load_model(args.model, key=signing_key(file=args.key_file),
+                       allow_unsigned=args.allow_unsigned_model)
     spells, interventions = read_inputs(args.spells, args.interventions)
     out = score_with_reasons(model, spells, as_of=args.as_of, interventions=interventions,
                              language=args.language, explain_top=args.explain_top, bands=bands)

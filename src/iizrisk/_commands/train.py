@@ -12,7 +12,9 @@ DESCRIPTION = (
     "Build monthly snapshots of everyone with an open spell, label them with the outcome over the "
     "horizon (full data), train on earlier as-of dates, calibrate on a later slice and report on a "
     "held-out later period against logistic regression and the BFS revolving-door rule. Writes "
-    "MODEL_DIR/model.joblib and MODEL_DIR/manifest.json atomically (signed when a key is configured)."
+    "MODEL_DIR/model.skops (no pickle) and MODEL_DIR/manifest.json atomically, signed with the key of "
+    "--key-file or IIZRISK_MODEL_KEY (unsigned models are refused by `score` and `run` unless allowed). "
+    "Shows a progress bar on stderr when it is a terminal."
 )
 
 

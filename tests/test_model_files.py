@@ -1,0 +1,354 @@
+"""Model files cannot run foreign code: safe format, one read, signatures, keys (issue 15, item 3)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from threadpoolctl import threadpool_limits
+
+import iizrisk.model as mm
+from iizrisk.config import Settings
+from iizrisk.errors import KeyFileError, ModelError
+from iizrisk.features import PointInTimeFeatures
+from iizrisk.model import (
+    KEY_ENV,
+    MIN_SIGNING_KEY_BYTES,
+    RiskModel,
+    load_model,
+    model_key,
+    read_manifest,
+    save_model,
+    signing_key,
+    train,
+)
+from iizrisk.synth import random_spells
+
+KEY = b"a signing key of the model-file tests, 32+ bytes"
+OTHER = b"another signing key, also long enough to be used"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with threadpool_limits(1):
+        yield
+
+
+def frame(n: int = 900, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, 4)), columns=["a", "b", "c", "d"]).astype("float32")
+    X.loc[::9, "b"] = np.nan
+    y = (X["a"] - 0.5 * X["c"] + rng.normal(size=n) > 1).to_numpy()
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted() -> RiskModel:
+    X, y = frame()
+    with threadpool_limits(1):
+        return RiskModel(max_iter=30, features=PointInTimeFeatures().fit(None)).fit(X, y)
+
+
+class Planted:
+    """A pickle that writes a marker file when it is loaded: the attack."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "foreign code ran"))
+
+
+def planted_bytes(tmp_path: Path, marker: Path) -> bytes:
+    payload = pickle.dumps(Planted(marker))
+    probe = tmp_path / "probe-marker"
+    pickle.loads(pickle.dumps(Planted(probe)))  # the payload is live: unpickling runs it
+    assert probe.exists()
+    return payload
+
+
+def rewrite(folder: Path, name: str, data: bytes, **manifest_changes) -> dict:
+    """What an attacker who can write the folder does: replace a file and recompute its hash."""
+    (folder / name).write_bytes(data)
+    man = json.loads((folder / "manifest.json").read_text())
+    man.update(model_file=name, model_sha256=hashlib.sha256(data).hexdigest(), **manifest_changes)
+    man = {k: v for k, v in man.items() if v is not None}
+    (folder / "manifest.json").write_text(json.dumps(man))
+    return man
+
+
+# ---------------------------------------------------------------- planted code
+@pytest.mark.parametrize("key", [None, KEY])
+@pytest.mark.parametrize("allow_unsigned", [False, True])
+def test_a_planted_pickle_never_runs(fitted, tmp_path, key, allow_unsigned):
+    marker = tmp_path / "marker"
+    payload = planted_bytes(tmp_path, marker)
+    for fmt, name in [("iizrisk-model/1", "model.joblib"), ("iizrisk-model/2", "model.skops")]:
+        folder = save_model(fitted, tmp_path / f"m-{name}", key=KEY)
+        (folder / "model.skops").unlink()
+        rewrite(folder, name, payload, format=fmt, signature=None)  # the attacker cannot sign
+        with pytest.raises(ModelError) as exc:
+            load_model(folder, key=key, allow_unsigned=allow_unsigned)
+        assert str(folder) in str(exc.value)
+        # and with a signature made with another key
+        man = json.loads((folder / "manifest.json").read_text())
+        man["signature"] = {"algorithm": "HMAC-SHA-256", "value": mm._sign(man, OTHER)}
+        (folder / "manifest.json").write_text(json.dumps(man))
+        with pytest.raises(ModelError):
+            load_model(folder, key=key, allow_unsigned=allow_unsigned)
+    assert not marker.exists()
+
+
+def test_an_unsigned_pickle_is_refused_even_when_unsigned_models_are_allowed(fitted, tmp_path, monkeypatch):
+    folder = save_model(fitted, tmp_path / "m")
+    (folder / "model.skops").unlink()
+    buf = io.BytesIO()
+    joblib.dump(fitted, buf)
+    rewrite(folder, "model.joblib", buf.getvalue(), format="iizrisk-model/1")
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("unpickled an unsigned file"))
+    with pytest.raises(ModelError, match="pickle.*never loaded unsigned.*retrain"):
+        load_model(folder, allow_unsigned=True)
+
+
+def test_an_old_signed_joblib_folder_still_loads_with_its_key(fitted, tmp_path):
+    folder = save_model(fitted, tmp_path / "m")
+    (folder / "model.skops").unlink()
+    buf = io.BytesIO()
+    joblib.dump(fitted, buf, compress=3)
+    man = rewrite(folder, "model.joblib", buf.getvalue(), format="iizrisk-model/1")
+    man["signature"] = {"algorithm": "HMAC-SHA-256", "value": mm._sign(man, KEY)}
+    (folder / "manifest.json").write_text(json.dumps(man))
+    X, _ = frame(200, seed=5)
+    back = load_model(folder, key=KEY)
+    assert np.array_equal(back.predict_proba(X), fitted.predict_proba(X))
+    with pytest.raises(ModelError, match="signature check failed"):
+        load_model(folder, key=OTHER)
+
+
+def test_a_skops_file_with_an_untrusted_type_is_refused(fitted, tmp_path, monkeypatch):
+    bad = RiskModel(model="logistic", calibration=None).fit(*frame())
+    bad.fit_info_ = {"hook": os.system}  # a file that names a function to call
+    data = sio.dumps(bad)
+    assert any("system" in t for t in sio.get_untrusted_types(data=data))
+    folder = save_model(fitted, tmp_path / "m")
+    rewrite(folder, "model.skops", data)
+    with pytest.raises(ModelError, match=r"outside the trusted list \(.*system"):
+        load_model(folder, allow_unsigned=True)
+    # nor is such a model written
+    with pytest.raises(ModelError, match="outside the trusted list"):
+        save_model(bad, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------- the safe format
+@pytest.mark.parametrize("kind", ["boosting", "logistic"])
+@pytest.mark.parametrize("calibration", ["isotonic", "sigmoid", None])
+def test_the_safe_format_round_trips_predictions_exactly(tmp_path, kind, calibration, monkeypatch):
+    X, y = frame(1200, seed=1)
+    m = RiskModel(model=kind, calibration=calibration, max_iter=25,
+                  features=PointInTimeFeatures().fit(None)).fit(X, y)
+    folder = save_model(m, tmp_path / "m", key=KEY)
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.skops", "model_card.html",
+                                                        "model_card.json", "model_card.md"]
+    assert read_manifest(folder)["format"] == "iizrisk-model/2"
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("a pickle was loaded"))
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("a pickle was loaded"))
+    back = load_model(folder, key=KEY)
+    Xt, _ = frame(700, seed=2)  # a test set the model has not seen
+    assert np.array_equal(back.predict_proba(Xt), m.predict_proba(Xt))
+    assert np.array_equal(back.decision_function(Xt), m.decision_function(Xt))
+    assert back.features.specs_ == m.features.specs_ and back.fit_info_ == m.fit_info_
+    assert back.manifest_["model_sha256"] == hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest()
+
+
+def test_tampering_with_one_byte_is_refused(fitted, tmp_path, monkeypatch):
+    folder = save_model(fitted, tmp_path / "m", key=KEY)
+    data = bytearray((folder / "model.skops").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / "model.skops").write_bytes(bytes(data))
+    monkeypatch.setattr(sio, "loads", lambda *a, **k: pytest.fail("built a tampered file"))
+    with pytest.raises(ModelError, match="SHA-256.*does not match"):
+        load_model(folder, key=KEY)
+    folder = save_model(fitted, tmp_path / "n", key=KEY)
+    raw = (folder / "manifest.json").read_text().replace('"horizon_months": 12', '"horizon_months": 13')
+    (folder / "manifest.json").write_text(raw)
+    with pytest.raises(ModelError, match="signature check failed"):
+        load_model(folder, key=KEY)
+
+
+# ---------------------------------------------------------------- one read
+def test_the_file_checked_is_the_file_loaded(fitted, tmp_path, monkeypatch):
+    """Each file is read once; swapping it on disk after the read changes nothing."""
+    folder = save_model(fitted, tmp_path / "m", key=KEY)
+    marker = tmp_path / "marker"
+    payload = planted_bytes(tmp_path, marker)
+    reads: list[str] = []
+    real = mm._read_member
+
+    def read_then_swap(f, name):
+        data = real(f, name)
+        reads.append(name)
+        if name == "model.skops":  # the attacker swaps the file right after it was checked
+            rewrite(folder, "model.skops", payload, signature=None)
+        return data
+
+    monkeypatch.setattr(mm, "_read_member", read_then_swap)
+    back = load_model(folder, key=KEY)
+    assert reads == ["manifest.json", "model.skops"]
+    X, _ = frame(300, seed=3)
+    assert np.array_equal(back.predict_proba(X), fitted.predict_proba(X))
+    assert not marker.exists()
+    monkeypatch.setattr(mm, "_read_member", real)
+    with pytest.raises(ModelError):
+        load_model(folder, key=KEY)
+
+
+def test_links_and_special_files_are_refused(fitted, tmp_path):
+    folder = save_model(fitted, tmp_path / "m", key=KEY)
+    (tmp_path / "link").symlink_to(folder)
+    with pytest.raises(ModelError, match="symbolic link.*real folder"):
+        load_model(tmp_path / "link", key=KEY)
+    with pytest.raises(ModelError, match="symbolic link"):
+        read_manifest(tmp_path / "link")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelError, match="not a folder"):
+        load_model(tmp_path / "file", key=KEY)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "none", key=KEY)
+    for name in ("model.skops", "manifest.json"):
+        copy = tmp_path / f"copy-{name}"
+        shutil.copytree(folder, copy)
+        elsewhere = tmp_path / f"elsewhere-{name}"
+        os.replace(copy / name, elsewhere)
+        (copy / name).symlink_to(elsewhere)  # same bytes, behind a link
+        with pytest.raises(ModelError, match=f"{name}: is a symbolic link"):
+            load_model(copy, key=KEY)
+    fifo = tmp_path / "fifo"
+    shutil.copytree(folder, fifo)
+    (fifo / "model.skops").unlink()
+    os.mkfifo(fifo / "model.skops")  # would block a plain open()
+    with pytest.raises(ModelError, match="not a regular file"):
+        load_model(fifo, key=KEY)
+    stray = tmp_path / "stray"
+    shutil.copytree(folder, stray)
+    (stray / "model.joblib").write_bytes(b"\0")
+    with pytest.raises(ModelError, match=r"does not list \(model.joblib\)"):
+        load_model(stray, key=KEY)
+
+
+# ---------------------------------------------------------------- signatures
+def test_unsigned_models_are_refused_unless_allowed(fitted, tmp_path):
+    unsigned = save_model(fitted, tmp_path / "unsigned")
+    assert "signature" not in read_manifest(unsigned)
+    with pytest.raises(ModelError) as exc:
+        load_model(unsigned)
+    msg = str(exc.value)
+    assert "not signed" in msg and "signing_key_file / signing_key_env" in msg
+    assert "--key-file" in msg and "allow_unsigned_model = true" in msg
+    assert load_model(unsigned, allow_unsigned=True).outcome == fitted.outcome
+    with pytest.raises(ModelError, match="not signed but a signing key is configured"):
+        load_model(unsigned, key=KEY, allow_unsigned=True)
+    signed = save_model(fitted, tmp_path / "signed", key=KEY)
+    for allow in (False, True):  # signed, but nothing to check the signature with
+        with pytest.raises(ModelError, match="signed but no signing key is configured"):
+            load_model(signed, allow_unsigned=allow)
+    with pytest.raises(ModelError, match="signature check failed"):
+        load_model(signed, key=OTHER)
+
+
+# ---------------------------------------------------------------- keys
+def test_keys_shorter_than_32_bytes_are_refused(fitted, tmp_path, monkeypatch):
+    assert MIN_SIGNING_KEY_BYTES == 32
+    short = "s3cret-but-short"
+    (tmp_path / "key").write_text(short + "\n")
+    with pytest.raises(KeyFileError) as exc:
+        signing_key(file=tmp_path / "key")
+    assert f"signing key file {tmp_path / 'key'} holds 16 bytes" in str(exc.value) and short not in str(exc.value)
+    monkeypatch.setenv(KEY_ENV, short)
+    with pytest.raises(KeyFileError, match=f"environment variable {KEY_ENV} holds 16 bytes") as exc:
+        signing_key()
+    assert short not in str(exc.value)
+    with pytest.raises(KeyFileError, match="at least 32"):
+        save_model(fitted, tmp_path / "m", key=short.encode())
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(KeyFileError, match="at least 32"):
+        load_model(tmp_path / "m", key=short.encode())
+    (tmp_path / "ok").write_bytes(b"x" * 32)
+    assert signing_key(file=tmp_path / "ok") == b"x" * 32
+
+
+def test_key_sources_resolve_the_same_way_everywhere(tmp_path, monkeypatch):
+    assert signing_key() is None  # nothing configured: the default variable is optional
+    assert signing_key(env=None) is None
+    with pytest.raises(KeyFileError, match="MY_MODEL_KEY .*is not set"):
+        signing_key(env="MY_MODEL_KEY")  # a variable named on purpose must be set
+    monkeypatch.setenv(KEY_ENV, KEY.decode())
+    assert signing_key() == KEY and signing_key(env=None) == KEY
+    monkeypatch.setenv("MY_MODEL_KEY", OTHER.decode())
+    assert signing_key(env="MY_MODEL_KEY") == OTHER
+    (tmp_path / "model.key").write_bytes(b"  " + OTHER + b"\n")
+    assert signing_key(file=tmp_path / "model.key") == OTHER  # a file wins over the variable
+    monkeypatch.setenv(KEY_ENV, "")
+    with pytest.raises(KeyFileError, match=f"environment variable {KEY_ENV} is empty"):
+        signing_key()
+    monkeypatch.setenv(KEY_ENV, KEY.decode())
+    with pytest.raises(KeyFileError, match="does not exist"):
+        signing_key(file=tmp_path / "missing")
+
+    def settings(**model):
+        return Settings.from_dict({"model": model}, base_dir=tmp_path)
+
+    assert model_key(settings()) == KEY  # the default variable, as train and score read it
+    assert model_key(settings(signing_key_env="MY_MODEL_KEY")) == OTHER
+    assert model_key(settings(signing_key_file="model.key", signing_key_env="MY_MODEL_KEY")) == OTHER
+    monkeypatch.delenv(KEY_ENV)
+    assert model_key(settings()) is None
+    monkeypatch.delenv("MY_MODEL_KEY")
+    with pytest.raises(KeyFileError, match="MY_MODEL_KEY"):
+        model_key(settings(signing_key_env="MY_MODEL_KEY"))
+    with pytest.raises(KeyFileError, match="nokey"):
+        model_key(settings(signing_key_file="nokey"))
+
+
+# ---------------------------------------------------------------- progress
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_training_progress_shows_only_on_a_terminal(monkeypatch, terminal):
+    spells = random_spells(2500, seed=3)
+    err = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    logger = logging.getLogger("iizrisk")
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("LOG %(message)s"))
+    monkeypatch.setattr(logger, "handlers", [handler])
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        train(spells, outcome="revolving_door", model="logistic", compare=False, max_train_rows=3000)
+    finally:
+        logger.setLevel(level)
+    out = err.getvalue()
+    logs = [line.split("\r")[-1] for line in out.split("\n") if "LOG " in line]
+    assert any(line.startswith("LOG fitted logistic model") for line in logs)
+    assert all(line.startswith("LOG ") for line in logs)  # whole lines, never inside the bar
+    if terminal:
+        assert "train: fit logistic" in out and "steps" in out
+    else:
+        assert "\r" not in out and "steps," not in out
