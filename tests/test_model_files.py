@@ -352,3 +352,30 @@ def test_training_progress_shows_only_on_a_terminal(monkeypatch, terminal):
         assert "train: fit logistic" in out and "steps" in out
     else:
         assert "\r" not in out and "steps," not in out
+
+
+# ---------------------------------------------------------------- command line
+def test_cli_audit_refuses_unsigned_models_unless_allowed(fitted, tmp_path, capsys):
+    """The model is checked before the spells are read: a missing spells file is exit 1, a model problem 3."""
+    from iizrisk.cli import main
+
+    unsigned = save_model(fitted, tmp_path / "unsigned")
+    signed = save_model(fitted, tmp_path / "signed", key=KEY)
+    (tmp_path / "model.key").write_bytes(KEY)
+
+    def audit(model: Path, *extra: str) -> int:
+        return main(["-q", "audit", "--model", str(model), "--spells", str(tmp_path / "none.parquet"),
+                     "--as-of", "2021-03-31", "--out", str(tmp_path / "out"), *extra])
+
+    assert audit(unsigned) == 3
+    assert "--allow-unsigned-model" in capsys.readouterr().err
+    assert audit(unsigned, "--allow-unsigned-model") == 1  # loaded; then the missing spells
+    assert audit(signed) == 3
+    assert audit(signed, "--key-file", str(tmp_path / "model.key")) == 1
+    cfg = Settings.from_dict({"model": {"signing_key_file": "model.key"}}, base_dir=tmp_path)
+    assert audit(signed, "--config", str(cfg.save(tmp_path / "signed.toml"))) == 1
+    cfg = Settings.from_dict({"model": {"allow_unsigned_model": True}}, base_dir=tmp_path)
+    assert audit(unsigned, "--config", str(cfg.save(tmp_path / "unsigned.toml"))) == 1
+    (tmp_path / "short.key").write_bytes(b"short")
+    assert audit(signed, "--key-file", str(tmp_path / "short.key")) == 2
+    assert "short.key holds 5 bytes" in capsys.readouterr().err
