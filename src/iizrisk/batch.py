@@ -69,7 +69,14 @@ from .history import HistoryStore
 from .io import ingest, read_interventions, write_parquet_atomic
 from .publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
 from .spells import positions
-from .worklist import NOTICE, WorklistSet, build_worklists, open_cases_at, recently_assessed
+from .worklist import (
+    NOTICE,
+    WorklistSet,
+    build_worklists,
+    open_cases_at,
+    recently_assessed,
+    write_worklist_csv,
+)
 
 __all__ = ["RunResult", "RunLock", "run_nightly", "check_run", "STAGES"]
 
@@ -466,7 +473,7 @@ class _Night:
         for inst, df in self.worklists.lists.items():
             public = df.drop(columns=["person_id"])  # case ids suffice; the pseudonym stays inside
             write_parquet_atomic(public, tmp / "worklists" / f"{inst}.parquet")
-            _write_csv(public, tmp / "worklists" / f"{inst}.csv")
+            write_worklist_csv(public, tmp / "worklists" / f"{inst}.csv")  # CSV injection neutralised
         if len(self.ing.quarantine):
             write_parquet_atomic(self.ing.quarantine, tmp / "quarantine.parquet")
         wl_rows = self.worklists.rows()
@@ -502,16 +509,6 @@ class _Night:
         logger.info("published %s in %.1f s", link, timings["total"])
         return RunResult(folder=link, as_of=t, manifest=manifest, worklists=self.worklists,
                          scores=self.scores, health=check_health(self.facts, settings.health))
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    from . import worklist
-
-    writer = getattr(worklist, "write_worklist_csv", None)
-    if writer is not None:
-        writer(df, path)
-    else:  # pragma: no cover - until the CSV-injection-safe writer lands
-        df.to_csv(path, index=False, sep=";", encoding="utf-8-sig", lineterminator="\n")
 
 
 def _subset(expl, rows: np.ndarray):

@@ -336,6 +336,10 @@ class Settings:
                 or any(not 0 < b < 1 for b in bands)):
             problems.append(f"[worklist] risk_bands {bands}: one or more strictly increasing probabilities "
                             "between 0 and 1, e.g. [0.10, 0.25]")
+        runs_dir, hist_dir = self.resolve(o.dir).resolve(), self.resolve(o.history_dir).resolve()
+        if runs_dir == hist_dir or runs_dir in hist_dir.parents or hist_dir in runs_dir.parents:
+            problems.append(f"[output] dir = {o.dir!r} and history_dir = {o.history_dir!r} overlap; give each "
+                            "its own folder (the run folder's cleanup must never meet the history)")
         if o.history_keep_days < 1:
             problems.append("[output] history_keep_days must be >= 1 (tonight's history is always kept)")
         try:
