@@ -20,7 +20,7 @@ def facts(**kw) -> RunFacts:
                 expected_institutions={"ALV": ["alv"], "SH": ["sh"]},
                 previous_rows_per_institution={"ALV": 1000, "SH": 500}, previous_as_of=T - dt.timedelta(1),
                 quarantine_per_source={"alv.csv": (1000, 10)},
-                newest_date_per_institution={"ALV": T, "SH": T - dt.timedelta(days=3)},
+                newest_date_per_source={"alv": T, "sh": T - dt.timedelta(days=3)},
                 open_cases_per_institution={"ALV": 400, "SH": 200},
                 worklist_rows_per_institution={"ALV": 25, "SH": 25})
     base.update(kw)
@@ -40,8 +40,8 @@ def test_a_healthy_run_passes():
     (dict(rows_per_institution={"ALV": 1000}), "institution_rows", "institution SH (source 'sh')"),
     (dict(rows_per_institution={"ALV": 1000, "SH": 249}), "max_row_drop_percent", "institution SH (source 'sh')"),
     (dict(quarantine_per_source={"alv.csv": (1000, 51)}), "max_quarantine_percent", "source 'alv.csv'"),
-    (dict(newest_date_per_institution={"ALV": T, "SH": T - dt.timedelta(days=61)}), "max_export_age_days",
-     "institution SH (source 'sh')"),
+    (dict(newest_date_per_source={"alv": T, "sh": T - dt.timedelta(days=61)}), "max_export_age_days",
+     "source 'sh'"),
     (dict(worklist_rows_per_institution={"ALV": 25}), "require_worklists", "institution SH"),
 ])
 def test_each_gate_fails_on_its_own(change, gate, subject):
@@ -55,7 +55,7 @@ def test_gates_at_their_bounds_pass():
     s = HealthSettings()
     ok = facts(rows_per_institution={"ALV": 1000, "SH": 250},  # exactly 50 % fewer
                quarantine_per_source={"alv.csv": (1000, 50)},  # exactly 5 %
-               newest_date_per_institution={"ALV": T, "SH": T - dt.timedelta(days=60)})
+               newest_date_per_source={"alv": T, "sh": T - dt.timedelta(days=60)})
     assert check_health(ok, s).ok
     assert check_health(facts(worklist_rows_per_institution={"ALV": 25}),
                         HealthSettings(require_worklists=False)).ok

@@ -536,6 +536,17 @@ def _newest_dates(spells: pd.DataFrame, t: dt.date) -> dict[str, dt.date | None]
     return {str(k): (None if pd.isna(v) else pd.Timestamp(v).date()) for k, v in out.items()}
 
 
+def _newest_per_source(settings: Settings, newest: dict[str, dt.date | None]) -> dict[str, dt.date | None]:
+    """A source's newest date: the newest of the institutions it delivers (a quiet small one is no sign)."""
+    out: dict[str, dt.date | None] = {}
+    for s in settings.sources:
+        dates = [newest.get(c) for c in ([s.institution] if s.institution else (s.institutions or []))]
+        dates = [d for d in dates if d is not None]
+        if dates:
+            out[s.name] = max(dates)
+    return out
+
+
 def _expected_institutions(settings: Settings) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for s in settings.sources:
@@ -560,7 +571,8 @@ def _facts(settings, t, ing, scores, oc, worklists, newest, history, prev) -> Ru
     return RunFacts(as_of=t, persons_scored=len(scores), rows_per_institution={str(k): int(v) for k, v in rows.items()},
                     expected_institutions=_expected_institutions(settings),
                     previous_rows_per_institution=prev_rows, previous_as_of=prev,
-                    quarantine_per_source=per_source, newest_date_per_institution=newest,
+                    quarantine_per_source=per_source,
+                    newest_date_per_source=_newest_per_source(settings, newest),
                     open_cases_per_institution={str(k): int(v) for k, v in open_per.items()},
                     worklist_rows_per_institution=listed)
 

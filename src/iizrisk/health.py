@@ -94,8 +94,8 @@ class RunFacts:
     previous_as_of: dt.date | None = None
     #: source label -> (rows read, rows quarantined)
     quarantine_per_source: dict[str, tuple[int, int]] = field(default_factory=dict)
-    #: institution -> newest date in its data on or before the as-of date
-    newest_date_per_institution: dict[str, dt.date | None] = field(default_factory=dict)
+    #: source -> newest date (start, end or recorded) in its data on or before the as-of date
+    newest_date_per_source: dict[str, dt.date | None] = field(default_factory=dict)
     open_cases_per_institution: dict[str, int] = field(default_factory=dict)
     worklist_rows_per_institution: dict[str, int] = field(default_factory=dict)
 
@@ -134,16 +134,13 @@ def check_health(facts: RunFacts, settings: HealthSettings) -> HealthReport:
                 f"at most {settings.max_quarantine_percent:g} % allowed)",
                 "read quarantine reasons with `iizrisk validate CONFIG` and fix the export or its "
                 "[[sources]] mapping"))
-    for inst, newest in sorted(facts.newest_date_per_institution.items()):
+    for source, newest in sorted(facts.newest_date_per_source.items()):
         if newest is None:
             continue
         age = (t - newest).days
         if age > settings.max_export_age_days:
-            sources = facts.expected_institutions.get(inst, [])
-            where = f"institution {inst}" + (f" (source {', '.join(repr(s) for s in sources)})"
-                                             if sources else "")
             out.append(GateFailure(
-                "max_export_age_days", where,
+                "max_export_age_days", f"source {source!r}",
                 f"the newest date in its data is {newest.isoformat()}, {age} days before the as-of date "
                 f"(at most {settings.max_export_age_days} allowed)",
                 "deliver a current export, or run for an earlier --as-of"))

@@ -172,7 +172,7 @@ def write_exports(pop, path: str | Path) -> Settings:
         columns={"PERS_PSEUDO": "person_id", "FALL_NR": "case_id", "STELLE": "institution",
                  "ANMELDUNG": "start_date", "ABMELDUNG": "end_date", "ABMELDEGRUND": "exit_reason",
                  "ERFASST_AM": "recorded_date", **de_common, "RAV_BUERO": "rav_office"},
-        values={"institution": {"RAV": "ALV"}, **de_values})]
+        values={"institution": {"RAV": "ALV"}, **de_values}, institutions=["ALV"])]
 
     # ----------------------------------------------------------------- IV (German)
     iv, counts = _mess(sp[sp["institution"] == "IV"].reset_index(drop=True), seed, 20, split=False)
@@ -247,7 +247,8 @@ def write_exports(pop, path: str | Path) -> Settings:
         columns={"PERS_PSEUDO": "person_id", "FALL_NR": "case_id", "STELLE": "institution",
                  "BEGINN": "start_date", "ENDE": "end_date", "AUSTRITTSGRUND": "exit_reason",
                  "ERFASST_AM": "recorded_date", **de_common},
-        values={"institution": {v: k for k, v in _LOCAL_NAMES.items()}, **de_values}))
+        values={"institution": {v: k for k, v in _LOCAL_NAMES.items()}, **de_values},
+        institutions=sorted(_LOCAL_NAMES)))
 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     where = pop.meta.get("canton") or "CH"
