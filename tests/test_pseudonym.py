@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -169,17 +170,175 @@ def test_hex_pseudonyms_with_digit_runs_are_not_ahv_numbers():
     assert not looks_like_ahv(hexlike[2:]).any()
 
 
-@given(st.lists(st.one_of(st.builds(make_ahv, digits9, st.booleans()),
-                          st.builds(lambda a, b: f"{a} {b}", st.text("abc756 ", max_size=6),
-                                    st.builds(make_ahv, digits9, st.booleans())),
-                          st.text(alphabet="0123456789.756 ab", max_size=20), st.none()), max_size=30))
-@settings(max_examples=200, deadline=None)
-def test_looks_like_ahv_matches_a_per_value_reference(values):
+# ------------------------------------------------------------------ every spelling of an AHV number
+def ref_normalise(v: str) -> str:
+    """The ASCII spelling of digits, spaces, dashes and apostrophes, one character at a time."""
+    import unicodedata
+
+    out = []
+    for ch in unicodedata.normalize("NFKC", v):
+        cat = unicodedata.category(ch)
+        if cat == "Cf":
+            continue
+        if cat == "Nd":
+            out.append(str(unicodedata.decimal(ch)))
+        elif cat == "Pd" or ch in "\u2212\u2043":
+            out.append("-")
+        elif ch in "\u2018\u2019\u201b\u2032\u02bc\u00b4`":
+            out.append("'")
+        elif cat.startswith("Z"):
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_NOT_AFTER = r"(?<![0-9])(?<![0-9][.,])"  # not inside a longer number, not a decimal fraction
+_REF_PATTERNS = [
+    _NOT_AFTER + r"(?P<n>756(?P<s1>[.\- \t/]?)[0-9]{4}(?P<s2>[.\- \t/]?)[0-9]{4}(?P<s3>[.\- \t/]?)[0-9]{2})(?![0-9])",
+    _NOT_AFTER + r"(?P<n>7(?P<g>[' .,])56[0-9](?P=g)[0-9]{3}(?P=g)[0-9]{3}(?P=g)[0-9]{3})(?![0-9])(?!(?P=g)[0-9])",
+    _NOT_AFTER + r"(?P<n>7[.,]56[0-9]{10})0{0,6}[eE]\+?0?12(?![0-9])",
+]
+
+
+def ref_ascii(text: str) -> bool:
+    """The slow, obvious reading of looks_like_ahv's rules on an ASCII-spelled value."""
     import re
 
-    from iizrisk.pseudonym import _EMBEDDED
+    for pattern in _REF_PATTERNS:
+        for m in re.finditer(f"(?=({pattern}))", text):
+            start = m.start()
+            digits = "".join(c for c in m.group("n") if c.isdigit())
+            if not (len(digits) == 13 and ref_check_digit(digits[:12]) == int(digits[12])):
+                continue
+            if pattern is _REF_PATTERNS[0] and not (m.group("s1") or m.group("s2") or m.group("s3")):
+                # 13 digits in a row inside a hex run of >= 16 characters (looking 16 each way): a hash
+                left = re.search(r"[0-9A-Za-z]*$", text[max(0, start - 16): start]).group()
+                right = re.match(r"[0-9A-Za-z]*", text[start + 13: start + 13 + 16]).group()
+                hexrun = re.fullmatch(r"[0-9a-fA-F]*", left + right) is not None
+                if hexrun and len(left) + 13 + len(right) >= 16:
+                    continue
+            return True
+    return False
 
-    def ref(v):
-        return isinstance(v, str) and (ref_valid(v) or any(ref_valid(m) for m in re.findall(_EMBEDDED, v)))
 
-    assert looks_like_ahv(pd.Series(values, dtype="str")).tolist() == [ref(v) for v in values]
+def ref_looks_like_ahv(v) -> bool:
+    if not isinstance(v, str):
+        return False
+    # values with characters beyond ASCII and Latin letters (U+00C0-U+017F) are normalised too
+    beyond = any(ord(c) >= 0x80 and not 0xC0 <= ord(c) <= 0x17F for c in v)
+    return ref_ascii(v) or (beyond and ref_ascii(ref_normalise(v)))
+
+
+def spellings(number: str) -> list[str]:
+    """The ways exports write one 13-digit number."""
+    a, b, c, d = number[:3], number[3:7], number[7:11], number[11:]
+    t = [number[0], number[1:4], number[4:7], number[7:10], number[10:]]
+    return [
+        f"{a}.{b}.{c}.{d}", f"{a}-{b}-{c}-{d}", f"{a} {b} {c} {d}", number,
+        f"{a}\u00a0{b}\u00a0{c}\u00a0{d}", f"{a}\u202f{b}\u202f{c}\u202f{d}", f"{a}\u2009{b}\u2009{c}\u2009{d}",
+        f"{a}\u2013{b}\u2013{c}\u2013{d}", f"{a}\u200b{b}{c}{d}",
+        f"RAV{number}", f"Nr.{a}.{b}.{c}.{d}", f"AHV:{a}.{b}.{c}.{d}", f"AHV_{number}", f"AHV {number}.",
+        f"{number[0]}.{number[1:]}E+12", f"{number[0]},{number[1:]}E+12", f"{number[0]}.{number[1:]}00e+012",
+        "'".join(t), "\u2019".join(t), " ".join(t), "\u202f".join(t), ",".join(t), f"{number}.0",
+        number.translate({ord(str(i)): 0xFF10 + i for i in range(10)}),  # full-width
+        number.translate({ord(str(i)): 0x0660 + i for i in range(10)}),  # Arabic-Indic
+        number.translate({ord(str(i)): 0x0966 + i for i in range(10)}),  # Devanagari
+    ]
+
+
+@pytest.mark.parametrize("i", range(len(spellings("7561234567897"))))
+def test_every_spelling_of_a_valid_number_is_caught(i):
+    n = make_ahv("123456789")
+    wrong = n[:-1] + str((int(n[-1]) + 1) % 10)
+    good, bad = spellings(n)[i], spellings(wrong)[i]
+    assert looks_like_ahv(pd.Series([good, bad, f"Rückruf, {good}", None], dtype="str")).tolist() == \
+        [True, False, True, False], repr(good)
+    assert ref_looks_like_ahv(good) and not ref_looks_like_ahv(bad)
+
+
+def test_not_caught_longer_numbers_fractions_and_hashes():
+    n = make_ahv("123456789")
+    values = [f"1{n}", f"{n}5", f"0.{n}", f"12,{n}", "7.56123E+12", "756 Fälle", "Tel. 044 756 12 34",
+              f"ab{n}cd" + "e" * 47, "f" * 51 + n, f"{n}f" + "0" * 50,
+              f"ALV-ab{n}c", f"ABC{n}",  # hex case numbers: a glued hex prefix is not told from one
+              "g" * 51 + n, f"ABCG{n}", f"AB{n}"]
+    assert looks_like_ahv(pd.Series(values, dtype="str")).tolist() == [False] * 12 + [True] * 3
+
+
+def test_hex_case_numbers_are_not_caught():
+    """16 random hex digits hold a valid 13-digit run about once in two million values."""
+    rng = np.random.default_rng(5)
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[rng.integers(0, 16, (10**5, 16))]
+    n = make_ahv("135792468")
+    digits[::7, 1:14] = np.frombuffer(n.encode(), dtype=np.uint8)
+    values = pd.Series(np.char.add("SH-", digits.view("S16").ravel().astype(str)), dtype="str")
+    assert not looks_like_ahv(values).any()
+
+
+def test_numbers_in_numeric_columns():
+    n = int(make_ahv("123456789"))
+    assert looks_like_ahv(pd.Series([n, 5, None], dtype="Int64")).tolist() == [True, False, False]
+    assert looks_like_ahv(pd.Series([float(n), 7.5e12, np.nan])).tolist() == [True, False, False]
+    assert looks_like_ahv(pd.Series([n, 1], dtype=object)).tolist() == [True, False]
+    assert looks_like_ahv(pd.Series(pd.Categorical([str(n), "x", None]))).tolist() == [True, False, False]
+    assert not looks_like_ahv(pd.Series([True, False])).any()
+
+
+_hex = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+
+
+@given(st.lists(_hex, min_size=1, max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_random_hex_pseudonyms_are_never_caught(values):
+    assert not looks_like_ahv(pd.Series(values, dtype="str")).any()
+
+
+def test_a_million_random_pseudonyms_are_not_caught():
+    rng = np.random.default_rng(3)
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[rng.integers(0, 16, (10**6, 64))]
+    # a few with 13 digits in a row planted that pass the check digit: a hash still
+    n = make_ahv("246813579")
+    digits[:1000, 20:33] = np.frombuffer(n.encode(), dtype=np.uint8)
+    values = pd.Series(digits.view("S64").ravel().astype(str), dtype="str")
+    assert not looks_like_ahv(values).any()
+
+
+_piece = st.one_of(
+    st.builds(make_ahv, digits9).flatmap(lambda n: st.sampled_from(spellings(n))),
+    st.builds(make_ahv, digits9).map(lambda n: n[:-1] + "0"),
+    st.text(alphabet="0123456789.,-' eE+7566abcfxyzRAV:_\u00a0\u202f\u200b\u2013\uff17\u0667ü", max_size=14),
+    st.text(alphabet="0123456789abcdef", min_size=0, max_size=40),
+    st.text(max_size=6),
+)
+_value = st.one_of(st.none(), st.lists(_piece, max_size=4).map("".join))
+
+
+@given(st.lists(_value, max_size=30))
+@settings(max_examples=400, deadline=None)
+def test_looks_like_ahv_matches_a_per_value_reference(values):
+    assert looks_like_ahv(pd.Series(values, dtype="str")).tolist() == [ref_looks_like_ahv(v) for v in values]
+
+
+@given(st.lists(_value, min_size=1, max_size=20), st.integers(0, 3), st.sampled_from([1, 2, 3, 7, 1 << 24]))
+@settings(max_examples=200, deadline=None)
+def test_byte_scan_blocks_and_array_offsets(values, offset, block):
+    import pyarrow as pa
+
+    from iizrisk import pseudonym as P
+
+    arr = pa.array(["pad756"] * offset + values, type=pa.large_string()).slice(offset)
+    beyond = [v is not None and any(ord(c) >= 0x80 and not 0xC0 <= ord(c) <= 0x17F for c in v) for v in values]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P, "_BLOCK", block)
+        mp.setattr(P, "_ANCHORS_AT_ONCE", 2)
+        assert P._scan_text(arr).tolist() == [v is not None and ref_ascii(v) for v in values]
+        assert P._rows_to_normalise(arr).tolist() == np.flatnonzero(beyond).tolist()
+        got = looks_like_ahv(pd.Series(values, dtype="str"))
+    assert got.tolist() == [ref_looks_like_ahv(v) for v in values]
+
+
+def test_exotic_unicode_never_crashes():
+    values = ["\U0001d7d5\U0001d7d3\U0001d7d4", "٧٥٦", "\x00756\x00", "\ufeff7561234567897", "①②③", "𝟕𝟓𝟔", "\u0000" * 3]
+    got = looks_like_ahv(pd.Series(values, dtype="str"))
+    assert got.tolist() == [ref_looks_like_ahv(v) for v in values]

@@ -12,8 +12,8 @@ and ingestion refuses any column that holds them.
 
 Examples
 --------
->>> is_valid_ahv(["756.1234.5678.97", "7561234567897", "756.1234.5678.90", None]).tolist()
-[True, True, False, False]
+>>> is_valid_ahv(["756.1234.5678.97", "7561234567897", "756-1234-5678-97", "756.1234.5678.90", None]).tolist()
+[True, True, True, False, False]
 >>> key = b"a demo key that is long enough!!"
 >>> p = pseudonymise_values(["756.1234.5678.97", "7561234567897"], key)
 >>> p[0] == p[1], len(p[0])
@@ -25,12 +25,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
+import unicodedata
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import KeyFileError, PseudonymisationError
 
@@ -54,9 +58,12 @@ _WEIGHTS = np.array([1, 3] * 6, dtype=np.int64)
 
 
 def normalise_ahv(values) -> pd.Series:
-    """Strip white space and the dots of the printed form: ``756.1234.5678.97`` -> ``7561234567897``."""
+    """Strip white space (also no-break and narrow spaces), dots and hyphens of the printed form.
+
+    ``756.1234.5678.97`` and ``756-1234-5678-97`` -> ``7561234567897``.
+    """
     s = pd.Series(values, dtype="str") if not isinstance(values, pd.Series) else values.astype("str")
-    return s.str.strip().str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+    return s.str.replace("[.\\-\\s\u00a0\u2007\u2009\u202f]", "", regex=True)
 
 
 def _check_digit_ok(digits13: pd.Series) -> np.ndarray:
@@ -80,46 +87,299 @@ def is_valid_ahv(values) -> np.ndarray:
 
 
 def looks_like_ahv(values) -> np.ndarray:
-    """Boolean mask of values holding an AHV number with a valid check digit.
+    """Boolean mask of values holding an AHV number with a valid check digit, in any spelling.
 
-    A value is caught when it is an AHV number (dots and white space allowed)
-    or when it contains one inside text (``"Rückruf, AHV 756.1234.5678.97"``).
-    Cheap on long columns: only values containing ``756`` are examined further.
+    A value is caught when it holds a 13-digit number with the ``756`` prefix
+    and a valid EAN-13 check digit written in any of the ways real exports
+    write it:
+
+    - printed with separators or none: ``756.1234.5678.97``, ``756-1234-5678-97``,
+      ``756 1234 5678 97`` (also non-breaking, narrow or thin spaces, Unicode
+      dashes, zero-width characters), ``7561234567897``;
+    - inside text, also glued to letters or punctuation: ``"Rückruf, AHV 756.1234.5678.97"``,
+      ``RAV7561234567897``, ``Nr.756.1234.5678.97``, ``AHV:7561234567897``, ``AHV_7561234567897``;
+    - as a number: thousands separators (``7'561'234'567'897``, ``7 561 234 567 897``),
+      Excel's scientific notation (``7.561234567897E+12``, ``7,561234567897E+12``),
+      a decimal tail (``7561234567897.0``), integer and float columns;
+    - with full-width or other scripts' digits (``７５６...``, Arabic-Indic, ...):
+      normalised (NFKC, then every Unicode decimal digit to its value) and flagged.
+
+    Not caught: a number that is part of a longer run of digits (``17561234567897``)
+    or the fraction of a decimal number (``0.7561234567897``), and 13 digits in a
+    row inside a run of at least 16 hexadecimal characters and no other letters
+    (looking 16 characters each way): a hash such as a 64-character pseudonym,
+    or a hex case number, where random digit runs are frequent enough to pass a
+    check digit now and then. So ``ABC7561234567897`` is not caught while
+    ``RAV7561234567897`` and ``AHV7561234567897`` are; printed forms with
+    separators are caught next to any characters.
+
+    Vectorised: a byte scan of the Arrow buffers finds the anchors ``756`` and
+    ``7?56`` (thousands and Excel forms) and checks the digit layouts around them
+    with numpy; only values with non-Latin characters are normalised (Arrow's
+    NFKC), and only values with digits of other scripts are mapped in Python.
+
+    >>> looks_like_ahv(["RAV7561234567897", "7.561234567897E+12", "7561234567896", "ALV-1"]).tolist()
+    [True, True, False, False]
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.CategoricalDtype):
         on_categories = looks_like_ahv(pd.Series(s.cat.categories.astype("str")))
         codes = s.cat.codes.to_numpy()
         return np.where(codes >= 0, np.r_[on_categories, False][codes], False)
-    if s.dtype.kind in "iuf" or pd.api.types.is_extension_array_dtype(s) and s.dtype.kind in "iuf":
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return np.zeros(len(s), dtype=bool)
+    if s.dtype.kind in "iuf":
         v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         cand = (v >= 7560000000000) & (v <= 7569999999999) & (v % 1 == 0)
         out = np.zeros(len(s), dtype=bool)
         if cand.any():
             out[cand] = is_valid_ahv(pd.Series(v[cand].astype(np.int64).astype(str)))
         return out
-    if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
+    if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
         return np.zeros(len(s), dtype=bool)
-    s = s.astype("str")
+    col = pa.chunked_array(pa.array(s.astype("str").array)).cast(pa.large_string())
     out = np.zeros(len(s), dtype=bool)
-    # a byte scan of the Arrow buffers (the str dtype is Arrow-backed; every AHV number contains 756)
-    cand = np.zeros(len(s), dtype=bool)
-    cand[rows_containing(pa.chunked_array(pa.array(s.array)).cast(pa.large_string()), b"756")] = True
-    if cand.any():
-        # whole values, then numbers embedded in text ("Rückruf, AHV 756.1234.5678.97")
-        sub = s[cand].reset_index(drop=True)  # positions as index
-        hit = is_valid_ahv(sub)
-        rest = np.flatnonzero(~hit)
-        if len(rest):
-            found = sub.iloc[rest].str.findall(_EMBEDDED).explode().dropna()
-            if len(found):
-                ok = is_valid_ahv(found.astype("str"))
-                hit[np.unique(found.index[ok].to_numpy(dtype=np.int64))] = True
-        out[np.flatnonzero(cand)] = hit
+    first = 0
+    for chunk in col.chunks:
+        n = len(chunk)
+        if n:
+            out[first: first + n] = _scan_text(chunk)
+            # values with characters beyond Latin letters: normalised, then scanned again
+            rows = _rows_to_normalise(chunk)
+            if len(rows):
+                norm = _normalised(chunk.take(pa.array(rows)))
+                found = _scan_text(norm)
+                exotic, mapped = _with_ascii_digits(norm)
+                if len(exotic):  # digits of other scripts: read with every digit mapped
+                    found[exotic] = _scan_text(mapped)
+                out[first + rows] |= found
+        first += n
     return out
 
 
+def _table(chars: bytes) -> np.ndarray:
+    t = np.zeros(256, dtype=bool)
+    t[np.frombuffer(chars, dtype=np.uint8)] = True
+    return t
+
+
+_DIGIT = _table(b"0123456789")
+_HEX = _table(b"0123456789abcdefABCDEF")
+_ALNUM = _table(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_PRINT_SEP = _table(b".- \t/")  # between the groups of 756.1234.5678.97
+_GROUP_SEP = _table(b"'., ")  # thousands separators of 7'561'234'567'897
+_DECIMAL = _table(b".,")
+_EXP = _table(b"eE")
+_LEFT, _RIGHT = 2, 31  # bytes examined before and after an anchor
+_HEX_TOKEN = 16  # a run of at least this many hex characters is a hash or hex code, not a glued number
+
+
+def _rows_to_normalise(chunk: pa.Array) -> np.ndarray:
+    """Rows (0-based, within ``chunk``) of a large_string array with characters beyond Latin letters.
+
+    Their UTF-8 lead bytes are 0xC2 (no-break space, superscripts, ...) and
+    0xC6 and above (other scripts, Unicode spaces and dashes, full-width
+    forms); 0xC3-0xC5 (ä, é, ç, œ, ...) are ordinary text. Blocks of pure ASCII
+    are skipped after one ``max``.
+    """
+    bufs = chunk.buffers()
+    n = len(chunk)
+    if not n or bufs[2] is None:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8)
+    found = [np.zeros(0, dtype=np.int64)]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    for b0 in range(lo, hi, _BLOCK):
+        seg = data[b0: min(hi, b0 + _BLOCK)]
+        if seg.max() < 0xC2:
+            continue
+        h = np.flatnonzero(seg >= 0xC2)
+        v = seg[h]
+        h = h[(v == 0xC2) | (v >= 0xC6)] + b0
+        if len(h):
+            found.append(np.unique(np.searchsorted(offsets, h, side="right") - 1))
+    rows = np.concatenate(found)
+    return np.unique(rows) if len(found) > 2 else rows
+
+
+def _anchors(data: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Positions in ``data[lo:hi]`` of ``756`` and of ``7?56`` (``?`` a thousands or decimal mark).
+
+    The pair ``56`` is searched first, as 16-bit words at both alignments (one
+    comparison per byte); the bytes before the few pairs found are checked next.
+    """
+    found = [np.zeros(0, dtype=np.int64)]
+    for b0 in range(lo, hi, _BLOCK):
+        seg = data[b0: min(hi, b0 + _BLOCK + 1)]  # one byte more: a pair across the block's end
+        m = len(seg)
+        even = np.flatnonzero(seg[: m - m % 2].view("<u2") == 0x3635) * 2
+        odd = np.flatnonzero(seg[1: m - (m - 1) % 2].view("<u2") == 0x3635) * 2 + 1
+        c = np.concatenate([even, odd])
+        c = c[c < _BLOCK] + b0  # a pair starting at the next block is found there
+        if not len(c):
+            continue
+        one, two = np.maximum(c - 1, 0), np.maximum(c - 2, 0)
+        a = one[(c - 1 >= lo) & (data[one] == 55)]
+        b = two[(c - 2 >= lo) & (data[two] == 55) & _GROUP_SEP[data[one]]]
+        found += [a, b]
+    p = np.concatenate(found)
+    p.sort()
+    return p
+
+
+def _ean_ok(digits: np.ndarray) -> np.ndarray:
+    """EAN-13 check of an (n, 13) matrix of digit values (0-9)."""
+    check = (10 - (digits[:, :12].astype(np.int64) @ _WEIGHTS) % 10) % 10
+    return check == digits[:, 12]
+
+
+def _scan_text(chunk: pa.Array) -> np.ndarray:
+    """Rows of a large_string array holding an AHV number in an ASCII spelling (see looks_like_ahv)."""
+    n = len(chunk)
+    out = np.zeros(n, dtype=bool)
+    bufs = chunk.buffers()
+    if not n or bufs[2] is None:
+        return out
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8)
+    anchors = _anchors(data, int(offsets[0]), int(offsets[-1]))
+    for a0 in range(0, len(anchors), _ANCHORS_AT_ONCE):
+        p = anchors[a0: a0 + _ANCHORS_AT_ONCE]
+        row = np.searchsorted(offsets, p, side="right") - 1
+        out[row[_ahv_at(data, p, offsets[row], offsets[row + 1])]] = True
+    return out
+
+
+def _ahv_at(data: np.ndarray, p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Which anchors ``p`` (in values ``[start, end)`` of ``data``) begin an AHV number."""
+    # most anchors fail at once: after 756 (and a separator) come four digits; after 7? two digits
+    nxt = data[np.minimum(p[:, None] + np.arange(3, 8), len(data) - 1)]
+    nxt[p[:, None] + np.arange(3, 8) >= end[:, None]] = 0
+    nd = _DIGIT[nxt]
+    maybe = (nd[:, :4].all(axis=1) | nd[:, 1:].all(axis=1)) | (data[p + 1] != 53)
+    hit = np.zeros(len(p), dtype=bool)
+    keep = np.flatnonzero(maybe)
+    if len(keep):
+        hit[keep] = _ahv_layouts(data, p[keep], start[keep], end[keep])
+    return hit
+
+
+def _ahv_layouts(data: np.ndarray, p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    # W[:, _LEFT + k] is the byte at p + k, or 0 outside the value
+    pos = p[:, None] + np.arange(-_LEFT, _RIGHT + 1)
+    inside = (pos >= start[:, None]) & (pos < end[:, None])
+    W = np.where(inside, data[np.clip(pos, 0, len(data) - 1)], 0).astype(np.uint8)
+
+    def at(k):
+        return W[:, _LEFT + k]
+
+    digit = _DIGIT[W]
+    # not the continuation of a longer number nor the fraction of a decimal one (0.756...)
+    left_ok = ~digit[:, _LEFT - 1] & ~(_DECIMAL[at(-1)] & digit[:, _LEFT - 2])
+    hit = np.zeros(len(p), dtype=bool)
+    # 756 1234 5678 97, each of the three separators present or not
+    is756 = (at(1) == 53) & (at(2) == 54) & left_ok
+    for seps in np.ndindex(2, 2, 2):
+        offs, k = [0, 1, 2], 3
+        ok = is756.copy()
+        for group, sep in zip((4, 4, 2), seps, strict=True):
+            if sep:
+                ok &= _PRINT_SEP[at(k)]
+                k += 1
+            offs += list(range(k, k + group))
+            k += group
+        ok &= digit[:, [_LEFT + o for o in offs]].all(axis=1) & ~digit[:, _LEFT + k]
+        if not ok.any():
+            continue
+        idx = np.flatnonzero(ok)
+        idx = idx[_ean_ok(W[idx][:, [_LEFT + o for o in offs]] - 48)]
+        if not any(seps):  # 13 digits in a row: not inside a long hex token (a hash)
+            idx = idx[~_in_hex_token(data, p[idx], start[idx], end[idx])]
+        hit[idx] = True
+    # 7'561'234'567'897: thousands separators
+    offs = [0, 2, 3, 4, 6, 7, 8, 10, 11, 12, 14, 15, 16]
+    ok = left_ok & _GROUP_SEP[at(1)] & (at(5) == at(1)) & (at(9) == at(1)) & (at(13) == at(1))
+    ok &= digit[:, [_LEFT + o for o in offs]].all(axis=1) & ~digit[:, _LEFT + 17]
+    ok &= ~((at(17) == at(1)) & digit[:, _LEFT + 18])  # 7'561'234'567'897'000 is a larger number
+    idx = np.flatnonzero(ok)
+    hit[idx[_ean_ok(W[idx][:, [_LEFT + o for o in offs]] - 48)]] = True
+    # 7.561234567897E+12 (Excel): mantissa 7.56 and ten more digits, trailing zeros, exponent 12
+    offs = [0, *range(2, 14)]
+    ok = left_ok & _DECIMAL[at(1)] & digit[:, [_LEFT + o for o in offs]].all(axis=1)
+    if ok.any():
+        rows = np.arange(len(p))
+        zeros = np.cumprod(W[:, _LEFT + 14: _LEFT + 21] == 48, axis=1).sum(axis=1)
+        q = _LEFT + 14 + zeros  # column of the exponent letter
+        ok &= _EXP[W[rows, np.minimum(q, W.shape[1] - 1)]] & (zeros < 7)
+        r = q + 1 + (W[rows, np.minimum(q + 1, W.shape[1] - 1)] == 43)  # '+'
+        r = r + (W[rows, np.minimum(r, W.shape[1] - 1)] == 48)  # E+012
+        r = np.minimum(r, W.shape[1] - 3)
+        ok &= (W[rows, r] == 49) & (W[rows, r + 1] == 50) & ~digit[rows, r + 2]
+        idx = np.flatnonzero(ok)
+        hit[idx[_ean_ok(W[idx][:, [_LEFT + o for o in offs]] - 48)]] = True
+    return hit
+
+
+def _in_hex_token(data: np.ndarray, p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Whether the 13 digits at ``p`` lie inside a run of >= 16 hex characters and no other letters."""
+    if not len(p):
+        return np.zeros(0, dtype=bool)
+    k = np.arange(1, _HEX_TOKEN + 1)
+
+    def runs(pos, valid):
+        b = np.where(valid, data[np.clip(pos, 0, len(data) - 1)], 0)
+        alnum = np.cumprod(_ALNUM[b], axis=1).sum(axis=1)
+        hexr = np.cumprod(_HEX[b], axis=1).sum(axis=1)
+        return alnum, hexr
+
+    left = p[:, None] - k
+    la, lh = runs(left, left >= start[:, None])
+    right = p[:, None] + 12 + k
+    ra, rh = runs(right, right < end[:, None])
+    return (la == lh) & (ra == rh) & (la + 13 + ra >= _HEX_TOKEN)
+
+
+@cache
+def _digit_table() -> dict[int, int]:
+    """Every Unicode decimal digit (Arabic-Indic, Devanagari, ...) to its ASCII digit."""
+    return {c: 48 + unicodedata.decimal(chr(c)) for c in range(sys.maxunicode + 1)
+            if unicodedata.category(chr(c)) == "Nd" and c > 127}
+
+
+def _normalised(arr: pa.Array) -> pa.Array:
+    """Text in the ASCII spelling of its digits, spaces and dashes (NFKC first).
+
+    Full-width digits and every kind of space become ASCII through NFKC;
+    dashes and apostrophes are mapped, invisible format characters (zero-width
+    space, soft hyphen) dropped. Digits of other scripts (Arabic-Indic, ...)
+    have no compatibility mapping: the few values holding them are mapped one
+    by one.
+    """
+    t = pc.utf8_normalize(arr, form="NFKC")
+    t = pc.replace_substring_regex(t, r"\p{Cf}", "")
+    t = pc.replace_substring_regex(t, r"[\p{Pd}\x{2212}\x{2043}]", "-")
+    t = pc.replace_substring_regex(t, r"[\x{2018}\x{2019}\x{201B}\x{2032}\x{02BC}\x{00B4}`]", "'")
+    t = pc.replace_substring_regex(t, r"\p{Z}", " ")
+    return t.cast(pa.large_string())
+
+
+def _with_ascii_digits(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """The rows holding digits of other scripts, and those values with ASCII digits."""
+    exotic = pc.fill_null(pc.match_substring_regex(pc.replace_substring_regex(arr, "[0-9]", ""), r"\p{Nd}"),
+                          False)
+    rows = np.flatnonzero(exotic.to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return rows, pa.array([], type=pa.large_string())
+    table = _digit_table()
+    mapped = [v.translate(table) for v in arr.take(pa.array(rows)).to_pylist()]  # these values only (rare)
+    return rows, pa.array(mapped, type=pa.large_string())
+
+
+
+
 _BLOCK = 1 << 24  # bytes of text scanned at once
+_ANCHORS_AT_ONCE = 1 << 19  # anchors checked at once (a matrix of 34 bytes each)
 
 
 def rows_containing(col: pa.ChunkedArray, needle: bytes) -> np.ndarray:
@@ -153,11 +413,6 @@ def rows_containing(col: pa.ChunkedArray, needle: bytes) -> np.ndarray:
         rows.sort()
         rows = rows[np.r_[True, rows[1:] != rows[:-1]]]
     return rows
-
-
-# a number standing as a word in text: not part of a longer run of letters or digits
-# (a 64-character hex pseudonym can hold 13 digits in a row; those are not AHV numbers)
-_EMBEDDED = r"(?<![0-9A-Za-z.])756[.\s]?\d{4}[.\s]?\d{4}[.\s]?\d{2}(?![0-9A-Za-z])"
 
 
 def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KEY_ENV) -> bytes:
