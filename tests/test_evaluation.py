@@ -419,6 +419,48 @@ def test_kaplan_meier_helpers_and_plot():
     ax = km.plot(cumulative=True)
     assert ax.get_ylabel() == "cumulative incidence"
     plt.close("all")
-    with pytest.raises(ValueError, match="durations"):
+    with pytest.raises(ValidationError, match="durations"):
         KaplanMeier().fit([-1, 2])
     assert "not fitted" in repr(KaplanMeier())
+
+
+@pytest.mark.parametrize("events", [
+    [1, np.nan, 0, 1],
+    [1, None, 0, 1],
+    pd.Series([True, pd.NA, False, True], dtype="boolean", name="exit_observed"),
+    pd.Series([1.0, np.nan, 0.0, 1.0], name="exit_observed", index=["p-a", "p-b", "p-c", "p-d"]),
+])
+def test_kaplan_meier_refuses_missing_events(events):
+    # a missing event was counted as an event (np.asarray(nan, dtype=bool) is True); lifelines raises too
+    with pytest.raises(ValidationError) as exc:
+        KaplanMeier().fit([1.0, 2.0, 3.0, 4.0], events)
+    msg = str(exc.value)
+    assert "missing" in msg and "positions 1," in msg
+    assert msg.startswith("exit_observed" if isinstance(events, pd.Series) else "event_observed")
+    assert "p-b" not in msg  # positions, never index labels (they may be pseudonyms)
+
+
+def test_kaplan_meier_refuses_events_other_than_0_1():
+    with pytest.raises(ValidationError, match="neither 0 nor 1"):
+        KaplanMeier().fit([1.0, 2.0], [1, 2])
+    with pytest.raises(ValidationError, match="neither 0/1 nor True/False"):
+        KaplanMeier().fit([1.0, 2.0], ["yes", "no"])
+    with pytest.raises(ValidationError, match="exit_days: 1 row"):
+        KaplanMeier().fit(pd.Series([1.0, np.nan], name="exit_days"), [1, 0])
+    km = KaplanMeier().fit([1.0, 2.0, 3.0], pd.Series([1.0, 0.0, 1.0]))
+    assert km.event_table["observed"].sum() == 2
+
+
+def test_a_single_covariate_name_is_one_column(table):
+    df, _ = table
+    one = IPWEstimator(n_bootstrap=0, random_state=0).fit(df, "t", "y", covariates="x1")
+    listed = IPWEstimator(n_bootstrap=0, random_state=0).fit(df, "t", "y", covariates=["x1"])
+    assert one.covariates_ == ["x1"]
+    assert one.estimate_ == listed.estimate_
+    filled, names = add_missing_indicators(df.assign(x1=df["x1"].where(df.index > 2)), "x1")
+    assert names == ["x1", "x1_missing"]
+    m = PropensityScoreMatching(n_bootstrap=0, exact="g", random_state=0).fit(
+        df.assign(g=(df["x2"] > 0).astype(int)), "t", "y", covariates="x1")
+    assert "exact on ['g']" in m._describe()
+    with pytest.raises(TypeError, match="column name or a list"):
+        IPWEstimator(n_bootstrap=0).fit(df, "t", "y", covariates=3)

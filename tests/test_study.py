@@ -416,3 +416,14 @@ def test_default_method_finds_no_effect_where_there_is_none():
     print(f"\nnull: {rejected}/20 intervals exclude 0; mean estimate {est.mean():+.4f}")
     # binomial(20, 0.05): P(X >= 4) = 1.6%
     assert rejected <= 3
+
+
+def test_a_single_covariate_name_is_one_column(small_study):
+    # a string was split into its letters (list("age") == ["a", "g", "e"]): "column(s) ['n', '_', ...] missing"
+    _, study = small_study
+    one = AssessmentStudy(outcomes=["revolving_door"], covariates="n_institutions_now", n_bootstrap=0,
+                          random_state=0).fit_table(study.table_)
+    assert one.covariates_ == ["n_institutions_now"]
+    listed = AssessmentStudy(outcomes=["revolving_door"], covariates=["n_institutions_now"], n_bootstrap=0,
+                             random_state=0).fit_table(study.table_)
+    pd.testing.assert_frame_equal(one.summary, listed.summary)

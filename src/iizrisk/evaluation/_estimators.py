@@ -46,6 +46,25 @@ _ESTIMAND_TEXT = {"ATT": "average effect on the treated", "ATE": "average effect
 
 
 # ----------------------------------------------------------------------------- input
+def column_list(columns, what: str = "covariates") -> list:
+    """Column names as a list: None is none, a single name (text) is one column, not its letters.
+
+    Examples
+    --------
+    >>> column_list("age"), column_list(["age", "sex"]), column_list(None)
+    (['age'], ['age', 'sex'], [])
+    """
+    if columns is None:
+        return []
+    if isinstance(columns, (str, bytes)):
+        return [columns.decode() if isinstance(columns, bytes) else columns]
+    try:
+        return list(columns)
+    except TypeError:
+        raise TypeError(f"{what} must be a column name or a list of column names, "
+                        f"got {type(columns).__name__}") from None
+
+
 def add_missing_indicators(df: pd.DataFrame, columns, *, fill: str = "median"
                            ) -> tuple[pd.DataFrame, list[str]]:
     """Fill missing covariate values and add a 0/1 indicator column per column with gaps.
@@ -76,7 +95,7 @@ def add_missing_indicators(df: pd.DataFrame, columns, *, fill: str = "median"
     """
     out = df.copy()
     names = []
-    for c in columns:
+    for c in column_list(columns, "columns"):
         col = pd.to_numeric(out[c], errors="raise").astype(np.float64)
         names.append(c)
         miss = col.isna().to_numpy()
@@ -108,7 +127,7 @@ def _numeric(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
 def _prepare(df, treatment: str, outcome: str, covariates, need_covariates: bool):
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"fit needs a pandas DataFrame with one row per unit, got {type(df).__name__}")
-    covariates = [] if covariates is None else list(covariates)
+    covariates = column_list(covariates)
     missing = [c for c in [treatment, outcome, *covariates] if c not in df.columns]
     if missing:
         raise ValidationError(f"column(s) {missing} not in the table; columns: {list(df.columns)}")
@@ -207,9 +226,9 @@ class _EffectEstimator:
             Column of 0/1 or bool: 1 for treated units.
         outcome : str
             Numeric or bool column (a proportion's difference for 0/1 outcomes).
-        covariates : list of str
+        covariates : list of str, or str
             Numeric or bool columns measured before treatment, without gaps
-            (see :func:`add_missing_indicators`).
+            (see :func:`add_missing_indicators`); a single name is one column.
 
         Returns
         -------
@@ -766,7 +785,7 @@ class PropensityScoreMatching(_EffectEstimator):
 
     def _describe(self) -> str:
         cal = "no caliper" if self.caliper is None else f"caliper {self.caliper:g} SD of the score"
-        ex = f", exact on {list(self.exact)}" if self.exact else ""
+        ex = f", exact on {column_list(self.exact, 'exact')}" if self.exact else ""
         bc = ", regression bias correction" if self.bias_correction else ""
         return (f"1:1 nearest-neighbour matching on the {self.scale} propensity score, "
                 f"{'with' if self.replace else 'without'} replacement, {cal}{ex}{bc}; {self.bootstrap} bootstrap")
@@ -783,7 +802,7 @@ class PropensityScoreMatching(_EffectEstimator):
     def _groups(self, df) -> np.ndarray | None:
         if not self.exact:
             return None
-        cols = [self.exact] if isinstance(self.exact, str) else list(self.exact)
+        cols = column_list(self.exact, "exact")
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise ValidationError(f"exact-matching column(s) {missing} not in the table")

@@ -458,8 +458,9 @@ class AssessmentStudy:
         Time at which the survival summary reads the curves.
     period, observed_until, merge_gap_days, covariate_view, feature_options
         Passed to :func:`risk_set_table`.
-    covariates : list of str, optional
-        Feature columns to adjust for (default: every feature that varies).
+    covariates : list of str, or str, optional
+        Feature columns to adjust for (default: every feature that varies);
+        a single name is one column.
     random_state : int, optional
         Seed of the control sampling and of the bootstraps.
 
@@ -562,11 +563,12 @@ class AssessmentStudy:
         -------
         self
         """
-        from ._estimators import DifferenceInMeans, add_missing_indicators
+        from ._estimators import DifferenceInMeans, add_missing_indicators, column_list
         from ._survival import KaplanMeier
 
         t0 = _timer.perf_counter()
-        covs = list(self.covariates) if self.covariates is not None else list(table.attrs.get("covariates", []))
+        covs = column_list(self.covariates) if self.covariates is not None else \
+            list(table.attrs.get("covariates", []))
         outs = list(table.attrs.get("outcomes", study_outcome_columns(self.outcomes, self.horizon_months).values()))
         missing = [c for c in [*covs, *outs, "treated", "index_date", "exit_days", "exit_observed"]
                    if c not in table.columns]

@@ -6,7 +6,52 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from ..errors import ValidationError
+
 __all__ = ["KaplanMeier"]
+
+
+def _positions(mask: np.ndarray) -> str:
+    """The first few 0-based positions of ``mask`` (positions, not index labels: those may be pseudonyms)."""
+    pos = np.flatnonzero(mask)
+    shown = ", ".join(str(int(i)) for i in pos[:5])
+    return f"{len(pos)} row(s) (positions {shown}{', ...' if len(pos) > 5 else ''}, counted from 0)"
+
+
+def _name(values, default: str) -> str:
+    name = getattr(values, "name", None)
+    return str(name) if isinstance(name, str) and name else default
+
+
+def _events(event_observed, n: int) -> np.ndarray:
+    """0/1 or True/False events as bool; a missing or other value raises ValidationError."""
+    if event_observed is None:
+        return np.ones(n, dtype=bool)
+    name = _name(event_observed, "event_observed")
+    arr = np.asarray(event_observed)
+    if arr.dtype == bool:
+        return arr.ravel()
+    if arr.dtype.kind in "iuf":
+        num = arr.astype(np.float64, copy=False).ravel()
+    else:  # object, pandas nullable (pd.NA), text: missing values first, then the others must be 0/1
+        ser = pd.Series(event_observed.to_numpy() if isinstance(event_observed, (pd.Series, pd.Index))
+                        else arr.ravel())
+        missing = ser.isna().to_numpy()
+        num = np.full(len(ser), np.nan)
+        num[~missing] = pd.to_numeric(ser[~missing].astype(object), errors="coerce").astype(np.float64)
+        bad = ~missing & np.isnan(num)
+        if bad.any():
+            raise ValidationError(f"{name}: {_positions(bad)} hold neither 0/1 nor True/False; an event "
+                                  "is 1/True (observed) or 0/False (censored)")
+    missing = np.isnan(num)
+    if missing.any():
+        raise ValidationError(f"{name}: {_positions(missing)} missing; an event is 1/True (observed) or "
+                              "0/False (censored), never missing: fill or drop those rows")
+    other = ~np.isin(num, [0.0, 1.0])
+    if other.any():
+        raise ValidationError(f"{name}: {_positions(other)} hold neither 0 nor 1; an event is 1/True "
+                              "(observed) or 0/False (censored)")
+    return num == 1.0
 
 
 class KaplanMeier:
@@ -59,7 +104,10 @@ class KaplanMeier:
         durations : array-like of float
             Time from the origin to the event or to censoring (>= 0).
         event_observed : array-like of bool, optional
-            True when the event was observed, False when censored (default: all events).
+            True (or 1) when the event was observed, False (or 0) when censored
+            (default: all events). A missing value (NaN, None, pd.NA) or any
+            other value raises :class:`~iizrisk.errors.ValidationError` naming
+            the column and the rows; it is never counted as an event.
         weights : array-like of float, optional
             Non-negative case weights.
         label : str
@@ -68,16 +116,28 @@ class KaplanMeier:
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValidationError
+            A missing or non-0/1 event, a duration that is missing, infinite
+            or negative, a weight that is missing, infinite or negative
+            (the message names the column and the rows).
         """
         t = np.asarray(durations, dtype=np.float64).ravel()
-        e = np.ones(len(t), dtype=bool) if event_observed is None else np.asarray(event_observed, dtype=bool).ravel()
         w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-        if not (len(t) == len(e) == len(w)):
+        e_len = len(t) if event_observed is None else np.size(np.asarray(event_observed))
+        if not (len(t) == e_len == len(w)):
             raise ValueError("durations, event_observed and weights must have the same length")
-        if not np.all(np.isfinite(t)) or (t < 0).any():
-            raise ValueError("durations must be finite numbers >= 0")
-        if (w < 0).any() or not np.all(np.isfinite(w)):
-            raise ValueError("weights must be finite and >= 0")
+        e = _events(event_observed, len(t))
+        bad = ~np.isfinite(t) | (t < 0)
+        if bad.any():
+            raise ValidationError(f"{_name(durations, 'durations')}: {_positions(bad)} missing, infinite or "
+                                  "negative; durations must be finite numbers >= 0")
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise ValidationError(f"{_name(weights, 'weights')}: {_positions(bad)} missing, infinite or "
+                                  "negative; weights must be finite and >= 0")
         self.label = label
         times, inv = np.unique(t, return_inverse=True)
         removed = np.bincount(inv, weights=w, minlength=len(times))
