@@ -159,7 +159,7 @@ def test_model_problems_exit_3(tmp_path, random_spells, trained, capsys):
     import shutil
 
     shutil.copytree(trained, tmp_path / "tampered")
-    with open(tmp_path / "tampered" / "model.joblib", "ab") as fh:
+    with open(tmp_path / "tampered" / "model.skops", "ab") as fh:
         fh.write(b"\0")
     cfg = deployment(tmp_path, random_spells, tmp_path / "tampered")
     with pytest.raises(ModelError):
@@ -236,7 +236,7 @@ def test_run_scores_equal_a_direct_score_whatever_the_merge_gap(tmp_path, random
 
     cfg = deployment(tmp_path, random_spells, trained, deployment={"merge_gap_days": merge_gap})
     res = run_nightly(cfg, as_of="2023-06-30")
-    direct = score(load_model(trained), random_spells, as_of="2023-06-30")
+    direct = score(load_model(trained, key=KEY), random_spells, as_of="2023-06-30")
     got = res.scores.set_index("person_id")
     want = direct.set_index(direct["person_id"].astype(str))
     assert len(got) == len(want)

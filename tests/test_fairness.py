@@ -34,6 +34,7 @@ from iizrisk.fairness import (
 from iizrisk.features import PointInTimeFeatures, ProtectedAttributeWarning
 from iizrisk.io import write_parquet_atomic
 
+KEY = b"a model signing key of the fairness tests, 32+ bytes"
 AS_OF = "2023-02-28"  # the random spells are observed until 2024-03-19: the 12-month horizon is known
 
 
@@ -62,14 +63,16 @@ def model_dir(tmp_path_factory, spells):
     from iizrisk.model import save_model, train
 
     model, _ = train(spells, outcome="revolving_door", compare=False, max_train_rows=5000, model="logistic")
-    return save_model(model, tmp_path_factory.mktemp("fair") / "model")
+    d = tmp_path_factory.mktemp("fair")
+    (d / "model.key").write_bytes(KEY)
+    return save_model(model, d / "model", key=KEY)
 
 
 @pytest.fixture(scope="module")
 def model(model_dir):
     from iizrisk.model import load_model
 
-    return load_model(model_dir)
+    return load_model(model_dir, key=KEY)
 
 
 @pytest.fixture(scope="module")
@@ -595,7 +598,7 @@ def test_cli_audit_writes_tables_plots_and_card(tmp_path, spells, model_dir, cap
     out = tmp_path / "audit"
     code = main(["audit", "--model", str(model_dir), "--spells", str(tmp_path / "spells.parquet"),
                  "--as-of", AS_OF, "--out", str(out), "--capacity", "100", "--bootstrap", "30",
-                 "--language", "de"])
+                 "--language", "de", "--key-file", str(model_dir.parent / "model.key")])
     assert code == 0, capsys.readouterr().err
     names = {p.name for p in out.iterdir()}
     for stem in ("fairness_summary", "fairness_gaps", "fairness_calibration"):
@@ -614,18 +617,19 @@ def test_cli_audit_writes_tables_plots_and_card(tmp_path, spells, model_dir, cap
 
 def test_cli_audit_exit_codes(tmp_path, spells, model_dir, capsys):
     write_parquet_atomic(spells, tmp_path / "spells.parquet")
-    args = ["--spells", str(tmp_path / "spells.parquet"), "--out", str(tmp_path / "out"), "--bootstrap", "0"]
+    args = ["--spells", str(tmp_path / "spells.parquet"), "--out", str(tmp_path / "out"), "--bootstrap", "0",
+            "--key-file", str(model_dir.parent / "model.key")]
     # model problems: missing, tampered
     assert main(["audit", "--model", str(tmp_path / "none"), "--as-of", AS_OF, *args]) == 3
     shutil.copytree(model_dir, tmp_path / "tampered")
-    with open(tmp_path / "tampered" / "model.joblib", "ab") as fh:
+    with open(tmp_path / "tampered" / "model.skops", "ab") as fh:
         fh.write(b"\0")
     assert main(["audit", "--model", str(tmp_path / "tampered"), "--as-of", AS_OF, *args]) == 3
     # invalid input: unobserved horizon, missing spells, an attribute without values
     assert main(["audit", "--model", str(model_dir), "--as-of", "2024-01-31", *args]) == 1
     assert "not known yet" in capsys.readouterr().err
     assert main(["audit", "--model", str(model_dir), "--as-of", AS_OF, "--spells", str(tmp_path / "no.parquet"),
-                 "--out", str(tmp_path / "out")]) == 1
+                 "--out", str(tmp_path / "out"), "--key-file", str(model_dir.parent / "model.key")]) == 1
     assert main(["audit", "--model", str(model_dir), "--as-of", AS_OF, "--groups", "sex,religion", *args]) == 1
     assert "religion" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -639,7 +643,8 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
                              base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
     out = tmp_path / "audit"
     assert main(["audit", "--model", str(model_dir), "--spells", str(tmp_path / "spells.parquet"),
-                 "--as-of", AS_OF, "--out", str(out), "--config", str(cfg), "--bootstrap", "0"]) == 0
+                 "--as-of", AS_OF, "--out", str(out), "--config", str(cfg), "--bootstrap", "0",
+                 "--key-file", str(model_dir.parent / "model.key")]) == 0
     summary = pd.read_parquet(out / "fairness_summary.parquet")
     # sex and age band (canton has no values here: left out with a warning)
     assert set(summary["attribute"]) == {"overall", "sex", "age_band", "sex:age_band"}

@@ -312,23 +312,11 @@ def _release_memory() -> None:
 
 def _load_model(settings: Settings):
     """The deployment's model, verified: signed unless the deployment allows unsigned models."""
-    from . import model as _model
+    from .model import load_model, model_key
 
     mdir = settings.resolve(settings.model.dir)
-    if hasattr(_model, "model_key"):
-        key = _model.model_key(settings)
-        model = _model.load_model(mdir, key=key, allow_unsigned=settings.model.allow_unsigned_model)
-    else:  # pragma: no cover - until the model-file format lands
-        key = _model.signing_key(env=settings.model.signing_key_env or _model.KEY_ENV,
-                                 file=settings.resolve(settings.model.signing_key_file)
-                                 if settings.model.signing_key_file else None)
-        if key is None and not settings.model.allow_unsigned_model:
-            raise ModelError(f"model {mdir}: no signing key is configured, so nothing proves the model file "
-                             "is ours; set [model] signing_key_file or signing_key_env (and train with that "
-                             "key), or set [model] allow_unsigned_model = true")
-        model = _model.load_model(mdir, key=key)
-    read_manifest = _model.read_manifest
-    return model, mdir, read_manifest(mdir).get("model_sha256", "")
+    model = load_model(mdir, key=model_key(settings), allow_unsigned=settings.model.allow_unsigned_model)
+    return model, mdir, model.manifest_.get("model_sha256", "")  # the verified manifest, not a second read
 
 
 def _check_model_fits(model, settings: Settings) -> None:

@@ -66,7 +66,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     from .batch import run_nightly
     from .config import Settings
     from .io import ingest, read_interventions
-    from .model import save_model, train
+    from .model import save_model, signing_key, train
     from .synth import generate
 
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     t = time.perf_counter()
     model, report = train(ing.spells, interventions=interventions, outcome=settings.model.outcome,
                           horizon_months=settings.model.horizon_months, max_train_rows=max_train_rows)
-    model_dir = save_model(model, settings.resolve(settings.model.dir), key=key_path.read_bytes().strip())
+    model_dir = save_model(model, settings.resolve(settings.model.dir), key=signing_key(file=key_path))
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
