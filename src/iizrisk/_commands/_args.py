@@ -1,28 +1,220 @@
-"""argparse types shared by the sub-commands (a module starting with ``_`` is not a command)."""
+"""argparse types shared by the sub-commands (a module starting with ``_`` is not a command).
+
+Every option a user types is checked here, before any work starts: a wrong
+value is a usage error (exit code 2, with the expected form), never a
+``ValueError`` deep inside the library (exit code 5 is kept for bugs).
+
+:func:`parse_as_of` is also the check for Python callers (``run_nightly``
+receives strings from notebooks too): an as-of date is ISO ``YYYY-MM-DD``
+only. ``01.02.2025`` is refused with the ISO spelling of 1 February as the
+fix; it is never read month first.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
+import re
+import stat
+from pathlib import Path
+
+from ..errors import ConfigError, OperatingSystemError
+
+__all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
+           "finite_float", "output_file", "check_input", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")  # Swiss dd.mm.yyyy
+_SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")  # dd/mm or mm/dd: ambiguous
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+
+#: Output suffixes written as CSV (``;``, UTF-8 with BOM) and as Parquet.
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _shown(text: str) -> str:
+    """The user's text for a message, shortened (an option is never data, but keep messages short)."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def parse_iso_date(value, what: str = "date") -> dt.date:
+    """A ``YYYY-MM-DD`` text (or a date) as a :class:`datetime.date`; anything else raises ConfigError.
+
+    A :class:`datetime.datetime` (also ``pandas.Timestamp``) and a
+    ``numpy.datetime64`` give their calendar day. Text must be exactly
+    ``YYYY-MM-DD`` (surrounding blanks ignored) and a real calendar day.
+
+    Examples
+    --------
+    >>> parse_iso_date("2025-02-01")
+    datetime.date(2025, 2, 1)
+    >>> parse_iso_date("01.02.2025")
+    Traceback (most recent call last):
+    ...
+    iizrisk.errors.ConfigError: date '01.02.2025' is not in the form YYYY-MM-DD; for 1 February 2025 write 2025-02-01
+    """
+    if isinstance(value, dt.date) and value != value:  # pandas.NaT is a datetime too
+        raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str):
+        import numpy as np
+
+        if isinstance(value, np.datetime64):
+            if np.isnat(value):
+                raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
+            return parse_iso_date(str(value.astype("datetime64[D]")), what)
+        raise ConfigError(f"{what} must be text in the form YYYY-MM-DD or a date, got a {type(value).__name__}")
+    text = value.strip()
+    if _ISO.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"{what} {_shown(value)} is not a calendar day (no such month or day); "
+                              "give it as YYYY-MM-DD, e.g. 2025-02-01") from None
+    m = _DOTTED.fullmatch(text)
+    if m:
+        day, month, year = (int(g) for g in m.groups())
+        try:
+            iso = dt.date(year, month, day)
+        except ValueError:
+            iso = None
+        if iso is not None:
+            raise ConfigError(f"{what} {_shown(value)} is not in the form YYYY-MM-DD; for "
+                              f"{iso.day} {_MONTHS[iso.month - 1]} {iso.year} write {iso.isoformat()}")
+    if _SLASHED.fullmatch(text):
+        raise ConfigError(f"{what} {_shown(value)} is ambiguous (day or month first?); "
+                          "give it as YYYY-MM-DD, e.g. 2025-02-01")
+    raise ConfigError(f"{what} {_shown(value)} is not in the form YYYY-MM-DD (e.g. 2025-02-01)")
+
+
+def parse_as_of(value) -> dt.date:
+    """An as-of date: ``YYYY-MM-DD`` text or a date, as :class:`datetime.date`.
+
+    For the command line and for Python callers alike (``run_nightly(as_of=...)``):
+    ``"2025-02-30"``, ``"yesterday"``, ``""`` and ``"01.02.2025"`` raise
+    :class:`~iizrisk.errors.ConfigError` (exit code 2) naming the expected form.
+
+    Examples
+    --------
+    >>> parse_as_of(" 2025-02-01 ")
+    datetime.date(2025, 2, 1)
+    """
+    return parse_iso_date(value, "as-of date")
 
 
 def iso_date(value: str) -> str:
     """argparse type: a YYYY-MM-DD date, returned as that text."""
     try:
-        return dt.date.fromisoformat(value).isoformat()
+        return parse_iso_date(value).isoformat()
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("date ")) from None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number") from None
 
 
 def int_at_least(minimum: int):
     """argparse type: a whole number of at least ``minimum``."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        value = _int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
         return value
 
     return parse
+
+
+def int_between(minimum: int, maximum: int):
+    """argparse type: a whole number from ``minimum`` to ``maximum``."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is not between {minimum} and {maximum}")
+        return value
+
+    return parse
+
+
+def finite_float(maximum: float = math.inf):
+    """argparse type: a finite number of at most ``maximum`` (no ``nan``, no ``inf``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a finite number")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{value:g} is above the maximum {maximum:g}")
+        return value
+
+    return parse
+
+
+def float_at_least(minimum: float):
+    """argparse type: a finite number of at least ``minimum``."""
+    finite = finite_float()
+
+    def parse(text: str) -> float:
+        value = finite(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value:g} is below the minimum {minimum:g}")
+        return value
+
+    return parse
+
+
+def output_file(*suffixes: str):
+    """argparse type: an output file whose name ends in one of ``suffixes`` (case ignored)."""
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if not text or path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(
+                f"{_shown(text)}: give a file name ending in {' or '.join(suffixes)} "
+                "(the ending chooses the format)")
+        return path
+
+    return parse
+
+
+def check_input(path, what: str = "input") -> Path:
+    """``path`` unless it is a FIFO, a device or a socket (reading one would block or never end).
+
+    Called by the commands before reading (not an argparse type: argparse
+    would not pass the error on). A missing path is left to the reader, which
+    says so in its own words.
+
+    Raises
+    ------
+    OperatingSystemError
+        Exit code 6, naming the path and the fix.
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        return p
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise OperatingSystemError(f"{p}: {kind}, not a regular file or folder; give the {what} as a "
+                                   "regular file (reading it would block or never end)")
+    return p
+
+
+def plain_path(text: str) -> str:
+    """argparse type: a path that is not a FIFO, device or socket (e.g. a key file); returned as given."""
+    try:
+        check_input(text, "file")
+    except OperatingSystemError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

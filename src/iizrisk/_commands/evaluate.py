@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import EXIT_OK
-from ._args import int_at_least, iso_date
+from ..errors import EXIT_OK, ValidationError
+from ._args import float_at_least, int_at_least, iso_date
 
 HELP = "estimate the effect of joint assessments on later outcomes (risk-set matching); write DIR"
 DESCRIPTION = (
@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="interventions studied (default joint_assessment)")
     p.add_argument("--controls-per-treated", type=int_at_least(1), default=50, metavar="K",
                    help="controls sampled per assessed person from each day's risk set (50)")
-    p.add_argument("--caliper", type=float, default=0.2, metavar="SD",
+    p.add_argument("--caliper", type=float_at_least(0), default=0.2, metavar="SD",
                    help="matching caliper in SD of the logit propensity score (0.2)")
     p.add_argument("--match-within", choices=["day", "month", "quarter", "none"], default="month",
                    help="pairs share the index day, month or quarter, or nothing (month)")
@@ -86,9 +86,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="period_from", type=iso_date, metavar="YYYY-MM-DD",
                    help="first assessment day studied")
     p.add_argument("--to", dest="period_to", type=iso_date, metavar="YYYY-MM-DD", help="last assessment day studied")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap replicates (200)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of sampling and bootstrap (0)")
-    p.add_argument("--min-cell-size", type=int, default=5, metavar="K",
+    p.add_argument("--bootstrap", type=int_at_least(0), default=200, metavar="B",
+                   help="bootstrap replicates (200)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed of sampling and bootstrap (0)")
+    p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
                    help="suppress counts of 1..K-1 people and what is derived from them (5)")
 
 
@@ -103,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
         study_outcome_columns(outcomes, args.horizon_months)
     except ValueError as exc:
         raise ConfigError(f"--outcome: {exc}") from None
-    if args.caliper < 0 or args.bootstrap < 0 or args.min_cell_size < 1:
-        raise ConfigError("--caliper and --bootstrap must be >= 0 and --min-cell-size >= 1")
+    if args.period_from and args.period_to and args.period_from > args.period_to:
+        raise ConfigError(f"--from {args.period_from} lies after --to {args.period_to}; give the first "
+                          "assessment day before the last")
     spells, interventions = read_inputs(args.spells, args.interventions)
     if interventions is None:  # pragma: no cover - the option is required
         raise SystemExit("--interventions is required")
@@ -119,11 +121,33 @@ def run(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap, intervention_type=args.intervention_type,
         exit_months=args.exit_months, followup_months=args.followup_months, period=period,
         random_state=args.seed)
-    study.fit(spells, interventions)
+    try:
+        study.fit(spells, interventions)
+    except (ValueError, TypeError) as exc:  # the library's checks of the data: invalid input, not a bug
+        raise ValidationError(f"{args.spells}, {args.interventions}: cannot build or estimate the study: "
+                              f"{_safe_reason(exc)}") from exc
     paths = write_outputs(study, args.out, k=args.min_cell_size, argv=vars(args))
     for path in paths:
         print(path, file=sys.stdout)
     return EXIT_OK
+
+
+def _safe_reason(exc: BaseException) -> str:
+    """The message of an error raised by iizrisk's own code; for one from a library only its kind.
+
+    iizrisk's messages name columns and counts, never values; a message from
+    pandas or numpy may quote a data value, so it is left out (``-vv`` logs
+    the traceback).
+    """
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    if module.startswith("iizrisk."):
+        return str(exc)
+    logger.debug("evaluate: %s", type(exc).__name__, exc_info=exc)
+    return f"{type(exc).__name__} in {module or 'a library'} (rerun with -vv for the details)"
 
 
 # --------------------------------------------------------------------------- suppression
@@ -303,10 +327,13 @@ def _plot_estimates(est: pd.DataFrame, path: Path) -> None:
     nhi = [c for c in e.columns if c.startswith("naive_upper_")][0]
     fig, axes = plt.subplots(len(e), 1, figsize=(6.5, 1.1 + 0.9 * max(len(e), 1)), squeeze=False)
     for ax, (name, r) in zip(axes[:, 0], e.iterrows(), strict=True):
-        ax.errorbar([r["estimate"]], [1], xerr=[[r["estimate"] - r[lo]], [r[hi] - r["estimate"]]], fmt="o",
-                    color="C0", capsize=3, label="adjusted")
-        ax.errorbar([r["naive"]], [0], xerr=[[r["naive"] - r[nlo]], [r[nhi] - r["naive"]]], fmt="o",
-                    color="C3", capsize=3, label="naive")
+        # the interval as a segment from its bounds: a bootstrap percentile interval need not contain
+        # the estimate (errorbar's xerr would be negative), and it is missing without bootstrap
+        for y, point, low, high, colour, label in ((1, r["estimate"], r[lo], r[hi], "C0", "adjusted"),
+                                                    (0, r["naive"], r[nlo], r[nhi], "C3", "naive")):
+            if np.isfinite(low) and np.isfinite(high):
+                ax.plot([low, high], [y, y], color=colour, linewidth=1.5, marker="|", markersize=8)
+            ax.plot([point], [y], "o", color=colour, label=label)
         ax.axvline(0, color="grey", linewidth=1)
         ax.set_yticks([0, 1], ["naive", "adjusted"])
         ax.set_ylim(-0.6, 1.6)

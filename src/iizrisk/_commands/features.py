@@ -7,13 +7,14 @@ import sys
 
 import pandas as pd
 
-from ._args import iso_date
+from ._args import CSV_SUFFIXES, PARQUET_SUFFIXES, check_input, iso_date, output_file, plain_path
 
 HELP = "write the point-in-time features at an as-of date (one row per person with an open spell)"
 DESCRIPTION = (
     "Build the point-in-time view of the spells at the as-of date and write one row per person with "
     "a spell open on that day, one column per feature (see the feature catalogue). Rows after the "
-    "as-of date are ignored."
+    "as-of date are ignored. The ending of --out chooses the format: .parquet or .csv (';', UTF-8 with "
+    "BOM, for spreadsheets)."
 )
 
 
@@ -21,13 +22,14 @@ def read_inputs(spells_path: str, interventions_path: str | None) -> tuple[pd.Da
     """Canonical spells (a Parquet file or folder) and optional interventions."""
     from ..io import read_canonical, read_interventions
 
-    spells = read_canonical(spells_path)
-    interventions = read_interventions(interventions_path) if interventions_path else None
+    spells = read_canonical(check_input(spells_path, "spells"))
+    interventions = read_interventions(check_input(interventions_path, "interventions")) \
+        if interventions_path else None
     return spells, interventions
 
 
 def add_key_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key-file", metavar="FILE",
+    p.add_argument("--key-file", metavar="FILE", type=plain_path,
                    help="file holding the model signing key (HMAC); default: the environment variable "
                    "IIZRISK_MODEL_KEY when set. The key itself is never a command-line argument.")
 
@@ -36,18 +38,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spells", required=True, metavar="PATH", help="canonical spells: a Parquet file or folder")
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
     p.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD", help="as-of date")
-    p.add_argument("--out", required=True, metavar="FILE.parquet", help="output Parquet file")
+    p.add_argument("--out", required=True, type=output_file(*PARQUET_SUFFIXES, *CSV_SUFFIXES),
+                   metavar="FILE.parquet|FILE.csv",
+                   help="output file, written atomically: Parquet for .parquet, CSV (';', UTF-8 with BOM) for .csv")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..features import PointInTimeFeatures
     from ..io import write_parquet_atomic
+    from ..worklist import write_worklist_csv
 
     spells, interventions = read_inputs(args.spells, args.interventions)
     X = PointInTimeFeatures().fit_transform(spells, as_of=args.as_of, interventions=interventions)
     out = X.reset_index()
     out["person_id"] = out["person_id"].astype("str")
     out["as_of"] = out["as_of"].astype("datetime64[s]")
-    write_parquet_atomic(out, args.out)
+    if args.out.suffix.lower() in CSV_SUFFIXES:
+        write_worklist_csv(out, args.out)
+    else:
+        write_parquet_atomic(out, args.out)
     print(f"{len(out):,} persons, {X.shape[1]} features at {args.as_of}; {args.out}", file=sys.stdout)
     return 0

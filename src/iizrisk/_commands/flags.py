@@ -1,10 +1,13 @@
-"""``iizrisk flags``: flags of every person at one as-of date, written to Parquet.
+"""``iizrisk flags``: flags of every person at one as-of date, written to Parquet or CSV.
 
 Reads canonical spells (one Parquet file or a folder of them), builds the
 point-in-time view at the as-of date and writes one row per person with at
-least one spell overlapping the window (columns :data:`iizrisk.flags.FLAG_COLUMNS`;
-``as_of`` as a Parquet ``date32``). The output is written to a temporary
-file and renamed: a failed run never leaves partial output.
+least one spell overlapping the window (columns :data:`iizrisk.flags.FLAG_COLUMNS`).
+The ending of ``--out`` chooses the format: ``.parquet`` (``as_of`` as a
+Parquet ``date32``) or ``.csv`` (``;``, UTF-8 with BOM, for Swiss
+spreadsheets; see :func:`iizrisk.worklist.write_worklist_csv`); any other
+ending is a usage error. The output is written to a temporary file and
+renamed: a failed run never leaves partial output.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pyarrow as pa
 
 from ..flags import FLAG_COLUMNS, compute_flags
 from ..io import read_canonical
-from ._args import int_at_least, iso_date
+from ._args import CSV_SUFFIXES, PARQUET_SUFFIXES, check_input, int_at_least, iso_date, output_file
 
 HELP = "flag multi-registration, transitions, re-entries and revolving doors at an as-of date"
 DESCRIPTION = (
@@ -49,14 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--merge-gap-days", type=int_at_least(0), default=0, metavar="D",
                         help="merge rows of one person at one institution separated by at most "
                              "D unregistered days (default 0)")
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE.parquet",
-                        help="output Parquet file (written atomically)")
+    parser.add_argument("--out", required=True, type=output_file(*PARQUET_SUFFIXES, *CSV_SUFFIXES),
+                        metavar="FILE.parquet|FILE.csv",
+                        help="output file, written atomically: Parquet for .parquet, CSV (';', UTF-8 "
+                             "with BOM) for .csv")
 
 
 def run(args: argparse.Namespace) -> int:
     """Read, flag, write; errors derive from IizriskError (exit 1 on bad input)."""
     t0 = time.perf_counter()
-    spells = read_canonical(args.spells, columns=list(_COLUMNS))
+    spells = read_canonical(check_input(args.spells, "spells"), columns=list(_COLUMNS))
     logger.info("read %d rows from %s in %.1f s", len(spells), args.spells, time.perf_counter() - t0)
     flags = compute_flags(spells, args.as_of, window_months=args.window_months,
                           transition_gap_days=args.transition_gap_days,
@@ -71,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- writing
 def _write_atomic(flags: pd.DataFrame, out: Path) -> None:
-    """Parquet via :func:`iizrisk.io.write_parquet_atomic`, with ``as_of`` as a date32 column."""
+    """Parquet (``as_of`` as a date32 column) or, for a ``.csv`` name, CSV for spreadsheets."""
     from ..io import write_parquet_atomic
+    from ..worklist import write_worklist_csv
 
-    write_parquet_atomic(flags.assign(as_of=flags["as_of"].astype(pd.ArrowDtype(pa.date32()))), out)
+    flags = flags.assign(as_of=flags["as_of"].astype(pd.ArrowDtype(pa.date32())))
+    if Path(out).suffix.lower() in CSV_SUFFIXES:
+        write_worklist_csv(flags, out)
+    else:
+        write_parquet_atomic(flags, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
+from ._args import check_input, int_at_least, int_between
 
 HELP = "BFS-compatible indicators of a year (system combinations, profiles, persistence, re-entry, transitions)"
 DESCRIPTION = (
@@ -18,26 +19,24 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spells", required=True, metavar="PATH",
                    help="canonical spells: a Parquet file or a folder of Parquet files")
-    p.add_argument("--year", type=int, required=True, metavar="YYYY", help="calendar year")
+    p.add_argument("--year", type=int_between(1900, 2199), required=True, metavar="YYYY", help="calendar year")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--min-cell-size", type=int, default=5, metavar="K",
-                   help="suppress cells with fewer than K people (default 5)")
+    p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
+                   help="suppress cells with fewer than K people (default 5; at least 1: unsuppressed "
+                        "tables must not leave the system)")
     p.add_argument("--monthly", action="store_true",
                    help="BFS monthly mode: a month counts as registered if any day of it is")
-    p.add_argument("--merge-gap-days", type=int, default=0, metavar="D",
+    p.add_argument("--merge-gap-days", type=int_at_least(0), default=0, metavar="D",
                    help="merge spells of one institution separated by at most D days (default 0)")
-    p.add_argument("--transition-gap-days", type=int, default=90, metavar="D",
+    p.add_argument("--transition-gap-days", type=int_at_least(0), default=90, metavar="D",
                    help="a start at most D days after another institution's spell ended is a transition")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..indicators import bfs_indicators
     from ..io import read_canonical
 
-    if args.min_cell_size < 1:
-        raise ConfigError("--min-cell-size must be >= 1: unsuppressed tables must not leave the system")
-    spells = read_canonical(args.spells)
+    spells = read_canonical(check_input(args.spells, "spells"))
     res = bfs_indicators(spells, args.year, min_cell_size=args.min_cell_size, monthly=args.monthly,
                          merge_gap_days=args.merge_gap_days, gap_days=args.transition_gap_days)
     res.to_dir(args.out)

@@ -8,7 +8,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import EXIT_INVALID_INPUT, EXIT_OK, ValidationError
+from ..errors import EXIT_INVALID_INPUT, EXIT_OK, ConfigError, ValidationError
+from ._args import CSV_SUFFIXES, PARQUET_SUFFIXES, check_input, output_file
+
+#: Endings of OUT: Parquet, or CSV (a machine file for ``iizrisk validate``/``run``, in IN's separator).
+_OUT_SUFFIXES = (*PARQUET_SUFFIXES, *CSV_SUFFIXES, ".txt")
 
 HELP = "replace a column of AHV numbers by keyed pseudonyms (HMAC-SHA-256)"
 DESCRIPTION = (
@@ -23,7 +27,8 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="IN", help="CSV or Parquet export holding the AHV column")
-    p.add_argument("output", metavar="OUT", help="output file (.csv or .parquet)")
+    p.add_argument("output", metavar="OUT", type=output_file(*_OUT_SUFFIXES),
+                   help="output file: .parquet, or .csv/.txt (CSV in IN's separator); other endings are refused")
     p.add_argument("--id-column", required=True, metavar="C", help="column holding the AHV numbers")
     p.add_argument("--key-file", metavar="K", help="file holding the secret key")
     p.add_argument("--key-env", default="IIZRISK_PSEUDONYM_KEY", metavar="VAR",
@@ -40,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from ..io import read_csv_text, write_parquet_atomic
     from ..pseudonym import load_key, pseudonymise
 
-    key = load_key(args.key_file, env=args.key_env)
-    src = Path(args.input)
+    if not args.out_column.strip():
+        raise ConfigError("--out-column is empty; give the name of the pseudonym column (default person_id)")
+    key = load_key(check_input(args.key_file, "key file") if args.key_file else None, env=args.key_env)
+    src = check_input(args.input)
     if not src.exists():
         raise ValidationError(f"{src}: no such file")
     if src.suffix.lower() in {".parquet", ".pq"}:
@@ -49,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         df, meta = read_csv_text(src, separator=args.separator, encoding=args.encoding)
         sep = meta["separator"]
+    if args.out_column != args.id_column and args.out_column in df.columns:
+        raise ConfigError(f"{src}: --out-column {args.out_column!r} is already a column of the input; "
+                          "choose another name (the AHV column itself may be replaced)")
     out, report = pseudonymise(df, args.id_column, key, out_column=args.out_column)
     if not report.ok:
         print(report.to_text(str(src), args.id_column), file=sys.stderr)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import EXIT_OK, ConfigError
-from ._args import iso_date
+from ..errors import EXIT_OK
+from ._args import finite_float, int_at_least, iso_date
 
 HELP = "generate a synthetic Swiss population: canonical spells, interventions and the truth"
 DESCRIPTION = (
@@ -17,7 +17,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--persons", type=int, required=True, metavar="N",
+    p.add_argument("--persons", type=int_at_least(0), required=True, metavar="N",
                    help="people with at least one spell in the period")
     p.add_argument("--start", type=iso_date, required=True, metavar="YYYY-MM-DD", help="first day of the period")
     p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD",
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--exports", action="store_true",
                    help="also write institution-style raw exports and iizrisk.toml")
-    p.add_argument("--effect", type=float, default=0.3, metavar="X",
+    p.add_argument("--effect", type=finite_float(1.0), default=0.3, metavar="X",
                    help="true effect of a joint assessment: relative reduction of the hazards of new "
                         "ALV/IV/SH spells for 24 months (hazard ratio 1 - X; default 0.3, 0 = none)")
     p.add_argument("--canton", metavar="XX", help="generate one canton (two-letter code)")
@@ -35,8 +35,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..synth import generate
 
-    if args.persons < 0:
-        raise ConfigError(f"--persons must be >= 0, got {args.persons}")
     pop = generate(args.persons, args.start, args.end, seed=args.seed, effect=args.effect,
                    canton=args.canton.upper() if args.canton else None)
     out = pop.to_dir(args.out, exports=args.exports)

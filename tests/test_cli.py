@@ -1,0 +1,297 @@
+"""The command line: exit codes (6 for the operating system, never 5 for user input), -q/-v anywhere,
+ISO as-of dates, output formats chosen by the file ending."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import errno
+import io
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iizrisk._commands._args import parse_as_of
+from iizrisk.cli import build_parser, main
+from iizrisk.errors import EXIT_INTERNAL, EXIT_OS, ConfigError
+
+AS_OF = "2021-06-30"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A small synthetic population: spells.parquet and interventions.parquet."""
+    from iizrisk.synth import generate
+
+    folder = tmp_path_factory.mktemp("cli")
+    generate(300, "2018-01-01", "2022-12-31", seed=3).to_dir(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _restore_logger():
+    """main() configures the iizrisk logger for the application: undo it after each test."""
+    log = logging.getLogger("iizrisk")
+    level, handlers = log.level, list(log.handlers)
+    yield
+    log.setLevel(level)
+    log.handlers[:] = handlers
+
+
+def flags_args(data, out):
+    return ["flags", "--spells", str(data / "spells.parquet"), "--as-of", AS_OF, "--out", str(out)]
+
+
+def run_main(argv, capsys) -> tuple[int, str]:
+    """Exit code (also of a usage error) and stderr."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- exit code 6: the operating system
+def test_exit_codes_are_documented():
+    parser = build_parser()
+    assert "6 operating-system failure" in parser.epilog
+    import iizrisk.cli
+    import iizrisk.errors
+
+    for doc in (iizrisk.cli.__doc__, iizrisk.errors.__doc__):
+        assert "\n6     operating-system failure" in doc
+
+
+def test_a_folder_where_the_output_file_should_be_is_exit_6(data, tmp_path, capsys):
+    out = tmp_path / "flags.parquet"
+    out.mkdir()
+    code, err = run_main(flags_args(data, out), capsys)
+    assert code == EXIT_OS
+    assert str(out) in err and "is a folder where a file is expected" in err
+    assert "internal error" not in err
+
+
+def test_a_file_where_the_output_folder_should_be_is_exit_6(data, tmp_path, capsys):
+    (tmp_path / "plain").write_text("x")
+    code, err = run_main(flags_args(data, tmp_path / "plain" / "flags.parquet"), capsys)
+    assert code == EXIT_OS and str(tmp_path / "plain") in err and "not a folder" in err
+
+
+@pytest.mark.parametrize(("error", "fix"), [
+    (PermissionError(errno.EACCES, "Permission denied", "/srv/iizrisk/out/flags.parquet"),
+     "writable by the service account"),
+    (OSError(errno.ENOSPC, "No space left on device", "/srv/iizrisk/out/flags.parquet"), "free disk space"),
+    (OSError(errno.EROFS, "Read-only file system", "/srv/iizrisk/out/flags.parquet"), "read-only"),
+    # pyarrow's errors carry no errno attribute, only text
+    (OSError("Failed to open local file '/srv/iizrisk/out/flags.parquet'. Detail: [errno 13] Permission denied"),
+     "writable by the service account"),
+])
+def test_operating_system_errors_name_the_path_and_the_fix(data, tmp_path, capsys, monkeypatch, error, fix):
+    import iizrisk.io
+
+    def fail(df, path):
+        raise error
+
+    monkeypatch.setattr(iizrisk.io, "write_parquet_atomic", fail)
+    code, err = run_main(flags_args(data, tmp_path / "flags.parquet"), capsys)
+    assert code == EXIT_OS
+    assert "/srv/iizrisk/out/flags.parquet" in err and fix in err
+    assert "internal error" not in err
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere")
+def test_a_read_only_folder_is_exit_6(data, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, err = run_main(flags_args(data, ro / "flags.csv"), capsys)
+    finally:
+        ro.chmod(0o755)
+    assert code == EXIT_OS and str(ro) in err and "service account" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_or_device_as_input_is_exit_6_not_a_hang(data, tmp_path, capsys):
+    fifo = tmp_path / "spells.parquet"
+    os.mkfifo(fifo)
+    code, err = run_main(["flags", "--spells", str(fifo), "--as-of", AS_OF, "--out", str(tmp_path / "o.parquet")],
+                         capsys)
+    assert code == EXIT_OS and "a FIFO, not a regular file" in err and str(fifo) in err
+    code, err = run_main(["features", "--spells", str(data / "spells.parquet"), "--interventions", os.devnull,
+                          "--as-of", AS_OF, "--out", str(tmp_path / "f.parquet")], capsys)
+    assert code == EXIT_OS and "a device" in err
+
+
+def test_memory_error_is_exit_6(data, tmp_path, capsys, monkeypatch):
+    import iizrisk._commands.flags as flags_command
+
+    def fail(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(flags_command, "compute_flags", fail)
+    code, err = run_main(flags_args(data, tmp_path / "o.parquet"), capsys)
+    assert code == EXIT_OS and "not enough memory" in err
+
+
+def test_a_real_bug_is_still_exit_5(data, tmp_path, capsys, monkeypatch):
+    import iizrisk._commands.flags as flags_command
+
+    def fail(*args, **kwargs):
+        raise KeyError("756.1234.5678.97")  # a value in a bug's message never reaches the user
+
+    monkeypatch.setattr(flags_command, "compute_flags", fail)
+    code, err = run_main(flags_args(data, tmp_path / "o.parquet"), capsys)
+    assert code == EXIT_INTERNAL and "internal error (KeyError)" in err and "756" not in err
+
+
+# ---------------------------------------------------------------- no user input gives exit code 5
+@pytest.mark.parametrize("argv", [
+    ["indicators", "--year", "0", "--out", "{tmp}/i"],
+    ["indicators", "--year", "99999", "--out", "{tmp}/i"],
+    ["indicators", "--year", "2021", "--out", "{tmp}/i", "--merge-gap-days", "-5"],
+    ["indicators", "--year", "2021", "--out", "{tmp}/i", "--transition-gap-days", "-1"],
+    ["indicators", "--year", "2021", "--out", "{tmp}/i", "--min-cell-size", "0"],
+    ["evaluate", "--interventions", "{data}/interventions.parquet", "--out", "{tmp}/e", "--seed", "-1"],
+    ["evaluate", "--interventions", "{data}/interventions.parquet", "--out", "{tmp}/e", "--caliper", "nan"],
+    ["evaluate", "--interventions", "{data}/interventions.parquet", "--out", "{tmp}/e", "--bootstrap", "-2"],
+    ["evaluate", "--interventions", "{data}/interventions.parquet", "--out", "{tmp}/e",
+     "--from", "2022-01-01", "--to", "2019-01-01"],
+    ["flags", "--as-of", AS_OF, "--out", "{tmp}/flags.xlsx"],
+    ["features", "--as-of", AS_OF, "--out", "{tmp}/features"],
+    ["flags", "--as-of", AS_OF, "--out", "{tmp}/f.parquet", "--window-months", "zwölf"],
+])
+def test_bad_options_are_usage_errors(data, tmp_path, capsys, argv):
+    argv = [a.format(tmp=tmp_path, data=data) for a in argv]
+    argv[1:1] = ["--spells", str(data / "spells.parquet")]
+    code, err = run_main(argv, capsys)
+    assert code == 2, err
+    assert "internal error" not in err
+
+
+def test_synth_and_pseudonymise_options_are_usage_errors(tmp_path, capsys):
+    synth = ["synth", "--start", "2020-01-01", "--end", "2021-01-01", "--out", str(tmp_path / "s")]
+    for extra in (["--persons", "-1"], ["--persons", "5", "--effect", "nan"], ["--persons", "5", "--effect", "2"]):
+        code, err = run_main([*synth, *extra], capsys)
+        assert code == 2 and "internal error" not in err
+    src = tmp_path / "in.csv"
+    src.write_text("AHV_NR;x\n756.1234.5678.97;1\n")
+    key = tmp_path / "key"
+    key.write_bytes(os.urandom(32).hex().encode())
+    base = ["pseudonymise", "--key-file", str(key), "--id-column", "AHV_NR", str(src)]
+    code, err = run_main([*base, str(tmp_path / "out.xlsx")], capsys)
+    assert code == 2 and "ending in .parquet" in err
+    code, err = run_main([*base, str(tmp_path / "out.csv"), "--out-column", "x"], capsys)
+    assert code == 2 and "already a column" in err and "756" not in err, err
+    assert not (tmp_path / "out.csv").exists()
+    code, err = run_main([*base, str(tmp_path / "out.csv"), "--out-column", " "], capsys)
+    assert code == 2 and "--out-column is empty" in err
+
+
+def test_evaluate_turns_the_librarys_value_errors_into_invalid_input(data, tmp_path, capsys, monkeypatch):
+    from iizrisk.evaluation import AssessmentStudy, study_outcome_columns
+
+    def own_check(self, spells, interventions):
+        study_outcome_columns(["nope"], 12)  # iizrisk's own ValueError: its message is safe to show
+
+    monkeypatch.setattr(AssessmentStudy, "fit", own_check)
+    args = ["evaluate", "--spells", str(data / "spells.parquet"), "--interventions",
+            str(data / "interventions.parquet"), "--out", str(tmp_path / "e")]
+    code, err = run_main(args, capsys)
+    assert code == 1 and "unknown study outcome 'nope'" in err
+
+    def third_party(self, spells, interventions):
+        pd.to_datetime(pd.Series(["756.1234.5678.97"]), format="%Y-%m-%d")  # pandas quotes the value
+
+    monkeypatch.setattr(AssessmentStudy, "fit", third_party)
+    code, err = run_main(args, capsys)
+    assert code == 1 and "ValueError in pandas" in err and "756" not in err
+
+
+def test_the_forest_plot_takes_an_estimate_outside_its_bootstrap_interval(tmp_path):
+    # a percentile interval need not contain the estimate: errorbar raised "'xerr' must not contain
+    # negative values" (exit 5 after the whole study); without bootstrap the bounds are missing
+    from iizrisk._commands.evaluate import _plot_estimates
+
+    est = pd.DataFrame({"suppressed": [False, False], "estimate": [0.3, -0.1],
+                        "lower_95": [0.1, np.nan], "upper_95": [0.2, np.nan], "naive": [0.5, 0.0],
+                        "naive_lower_95": [0.4, np.nan], "naive_upper_95": [0.45, np.nan]},
+                       index=["revolving_door_next_12m", "days_registered_next_12m"])
+    _plot_estimates(est, tmp_path / "estimates.png")
+    assert (tmp_path / "estimates.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- -q and -v before or after the command
+@pytest.mark.parametrize(("where", "level"), [
+    ([], logging.INFO), (["-q"], logging.WARNING), (["-v", "-v"], logging.DEBUG), (["-vv"], logging.DEBUG)])
+def test_log_options_before_or_after_the_command(data, tmp_path, capsys, where, level):
+    for i, argv in enumerate(([*where, *flags_args(data, tmp_path / "a.parquet")],
+                              [*flags_args(data, tmp_path / "b.parquet"), *where])):
+        assert main(argv) == 0, i
+        assert logging.getLogger("iizrisk").level == level, argv
+        err = capsys.readouterr().err
+        assert ("INFO flags at" in err) == (level <= logging.INFO), argv
+
+
+def test_verbose_counts_on_both_sides(data, tmp_path, capsys):
+    assert main(["-v", *flags_args(data, tmp_path / "a.parquet"), "-v"]) == 0
+    assert logging.getLogger("iizrisk").level == logging.DEBUG
+
+
+# ---------------------------------------------------------------- as-of dates: ISO only
+@pytest.mark.parametrize(("text", "hint"), [
+    ("01.02.2025", "for 1 February 2025 write 2025-02-01"),
+    ("2025-02-30", "not a calendar day"),
+    ("yesterday", "YYYY-MM-DD"),
+    ("", "YYYY-MM-DD"),
+    ("02/01/2025", "ambiguous"),
+    ("20250201", "YYYY-MM-DD"),
+])
+def test_as_of_must_be_iso(data, tmp_path, capsys, text, hint):
+    for command in (["flags", "--spells", str(data / "spells.parquet"), "--out", str(tmp_path / "o.parquet")],
+                    ["run", str(tmp_path / "none.toml")]):
+        code, err = run_main([*command, "--as-of", text], capsys)
+        assert code == 2 and hint in err and "--as-of" in err
+    with pytest.raises(ConfigError, match="YYYY-MM-DD"):
+        parse_as_of(text)
+
+
+def test_parse_as_of_for_python_callers():
+    assert parse_as_of("2025-02-01") == dt.date(2025, 2, 1)
+    assert parse_as_of(" 2025-02-01\n") == dt.date(2025, 2, 1)
+    assert parse_as_of(dt.date(2025, 2, 1)) == dt.date(2025, 2, 1)
+    assert parse_as_of(pd.Timestamp("2025-02-01 23:00")) == dt.date(2025, 2, 1)
+    assert parse_as_of(np.datetime64("2025-02-01")) == dt.date(2025, 2, 1)
+    for bad in (pd.NaT, np.datetime64("NaT"), None, 20250201):
+        with pytest.raises(ConfigError):
+            parse_as_of(bad)
+
+
+# ---------------------------------------------------------------- --out: the ending chooses the format
+def _spreadsheet_rows(path):
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: Excel opens umlauts right
+    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=";"))
+
+
+@pytest.mark.parametrize("command", ["flags", "features"])
+def test_out_csv_is_csv_and_out_parquet_is_parquet(data, tmp_path, command):
+    base = [command, "--spells", str(data / "spells.parquet"), "--as-of", AS_OF, "--out"]
+    assert main([*base, str(tmp_path / "x.parquet")]) == 0
+    assert main([*base, str(tmp_path / "x.csv")]) == 0
+    assert main([*base, str(tmp_path / "y.CSV")]) == 0
+    want = pd.read_parquet(tmp_path / "x.parquet")
+    assert (tmp_path / "x.parquet").read_bytes()[:4] == b"PAR1"
+    rows = _spreadsheet_rows(tmp_path / "x.csv")
+    assert rows[0] == list(want.columns) and len(rows) == len(want) + 1
+    got = pd.read_csv(tmp_path / "x.csv", sep=";", encoding="utf-8-sig")
+    assert got["person_id"].tolist() == want["person_id"].astype(str).tolist()
+    assert (got["as_of"] == AS_OF).all()
+    numeric = [c for c in want.columns if pd.api.types.is_numeric_dtype(want[c]) and not pd.api.types.is_bool_dtype(want[c])]
+    np.testing.assert_allclose(got[numeric].to_numpy(dtype=float), want[numeric].to_numpy(dtype=float),
+                               rtol=1e-12, equal_nan=True)
+    assert (tmp_path / "y.CSV").read_bytes() == (tmp_path / "x.csv").read_bytes()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
