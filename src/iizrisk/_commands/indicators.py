@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="canonical spells: a Parquet file or a folder of Parquet files")
     p.add_argument("--year", type=int_between(1900, 2199), required=True, metavar="YYYY", help="calendar year")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
+    p.add_argument("--min-cell-size", type=int, default=5, metavar="K",
                    help="suppress cells with fewer than K people (default 5; at least 1: unsuppressed "
                         "tables must not leave the system)")
     p.add_argument("--monthly", action="store_true",
@@ -33,9 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..indicators import bfs_indicators
     from ..io import read_canonical
 
+    if args.min_cell_size < 1:
+        raise ConfigError("--min-cell-size must be >= 1: unsuppressed tables must not leave the system")
     spells = read_canonical(check_input(args.spells, "spells"))
     res = bfs_indicators(spells, args.year, min_cell_size=args.min_cell_size, monthly=args.monthly,
                          merge_gap_days=args.merge_gap_days, gap_days=args.transition_gap_days)
