@@ -18,6 +18,8 @@ from iizrisk.io import (
 )
 
 HEADER = "PERS;INST;FALL;BEGINN;ENDE;GRUND;BEMERKUNG"
+# the toy person ids ("p1") of these tests stand in for pseudonyms: an explicit opt-out
+TOY_IDS = {"pseudonym_pattern": "p[0-9]+"}
 
 
 def alv_settings(tmp_path, **extra) -> Settings:
@@ -31,7 +33,7 @@ def alv_settings(tmp_path, **extra) -> Settings:
                                                                    "Aussteuerung": "benefit_exhausted"}},
         **extra,
     }
-    return Settings.from_dict({"sources": [src]}, base_dir=tmp_path)
+    return Settings.from_dict({"sources": [src], "deployment": TOY_IDS}, base_dir=tmp_path)
 
 
 def write(tmp_path, text: str, encoding="utf-8", name="alv.csv"):
@@ -69,7 +71,7 @@ def test_comma_separated_and_decimal_comma(tmp_path):
             'p1,2024-01-01,2024-02-01,"5432,50"\n')
     write(tmp_path, text)
     s = Settings.from_dict({"sources": [{"name": "alv", "path": "alv.csv", "institution": "ALV",
-                                         "decimal": ","}]}, base_dir=tmp_path)
+                                         "decimal": ","}], "deployment": TOY_IDS}, base_dir=tmp_path)
     sp = ingest(s).spells
     assert sp["insured_earnings"].iloc[0] == pytest.approx(5432.5)
 
@@ -165,11 +167,11 @@ def test_folder_and_glob_sources(tmp_path):
     d.mkdir()
     write(d, "person_id;start_date\np1;01.01.2024\n", name="a.csv")
     write(d, "person_id;start_date\np2;01.02.2024\n", name="b.csv")
-    s = Settings.from_dict({"sources": [{"name": "sh", "path": "exports/*.csv", "institution": "SH"}]},
-                           base_dir=tmp_path)
+    s = Settings.from_dict({"sources": [{"name": "sh", "path": "exports/*.csv", "institution": "SH"}],
+                            "deployment": TOY_IDS}, base_dir=tmp_path)
     res = ingest(s)
     assert sorted(res.spells["person_id"]) == ["p1", "p2"] and len(res.files) == 2
-    sp = ingest(d, institution="SH").spells
+    sp = ingest(d, institution="SH", pseudonym_pattern=None).spells
     assert len(sp) == 2
 
 
@@ -182,15 +184,15 @@ def test_canonical_parquet_roundtrip(tmp_path):
     assert str(back["start_date"].dtype) == "datetime64[s]"
     assert back["end_date"].isna().tolist() == [False, True]
     assert back["birth_year"].dtype == "Int16"
-    full = ingest(tmp_path / "s.parquet")
+    full = ingest(tmp_path / "s.parquet", pseudonym_pattern=None)
     assert full.report.ok and len(full.spells) == 2
 
 
 def test_extension_columns_are_typed_and_checked(tmp_path):
     write(tmp_path, "person_id;start_date;pension_degree;iv_decision\np1;01.01.2024;50;granted\n"
                     "p2;01.01.2024;150;maybe\n", name="iv.csv")
-    s = Settings.from_dict({"sources": [{"name": "iv", "path": "iv.csv", "institution": "IV"}]},
-                           base_dir=tmp_path)
+    s = Settings.from_dict({"sources": [{"name": "iv", "path": "iv.csv", "institution": "IV"}],
+                            "deployment": TOY_IDS}, base_dir=tmp_path)
     with pytest.raises(ValidationError) as exc:
         ingest(s)
     probs = {(p.column, p.problem) for p in exc.value.report.errors}
@@ -214,17 +216,20 @@ def test_interventions(tmp_path):
 
 
 def test_validate_cli_exit_codes(tmp_path, capsys):
-    write(tmp_path, GOOD)
-    cfg = alv_settings(tmp_path).save(tmp_path / "iizrisk.toml")
-    assert main(["validate", str(cfg)]) == 0
+    # a data file in canonical form (`validate CONFIG` gives the nightly run's verdict, see test_batch)
+    pid = "0123456789abcdef" * 4
+    body = f"{pid};ALV;A-1;01.02.2023;31.05.2023\n{pid};SH;S-1;2023-03-01;\n"
+    head = "person_id;institution;case_id;start_date;end_date\n"
+    write(tmp_path, head + body, name="spells.csv")
+    assert main(["validate", str(tmp_path / "spells.csv")]) == 0
     assert "Validation: OK" in capsys.readouterr().out
-    write(tmp_path, GOOD + "p9;XYZ;Z;31.02.2024;;;\n")
-    assert main(["validate", str(cfg), "--report", str(tmp_path / "r.csv")]) == 1
+    write(tmp_path, head + body + f"{pid};XYZ;Z;31.02.2024;\n", name="spells.csv")
+    assert main(["validate", str(tmp_path / "spells.csv"), "--report", str(tmp_path / "r.csv")]) == 1
     out = capsys.readouterr().out
     assert "unknown institution code" in out and "unparseable date" in out
-    assert len(pd.read_csv(tmp_path / "r.csv")) == 2
-    write(tmp_path, f"{HEADER}\n7561234567897;RAV;A;01.01.2024;;;\n")
-    assert main(["validate", str(cfg)]) == 1
+    assert len(pd.read_csv(tmp_path / "r.csv", sep=";")) == 2
+    write(tmp_path, head + "7561234567897;ALV;A;01.01.2024;\n", name="spells.csv")
+    assert main(["validate", str(tmp_path / "spells.csv")]) == 1
     assert "AHV" in capsys.readouterr().err
     assert main(["validate", str(tmp_path / "nothing.toml")]) == 2
 

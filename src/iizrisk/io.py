@@ -10,14 +10,41 @@ Every problem is collected into one :class:`~iizrisk.validate.ValidationReport`.
 With ``errors="raise"`` (default) any error refuses the whole input and
 nothing is returned; with ``errors="quarantine"`` bad rows are set aside in
 :attr:`Ingestion.quarantine` with their reasons and the good rows continue.
-Values shaped like AHV numbers are refused in every mode.
+
+What is refused, whatever the configuration:
+
+- values shaped like AHV numbers in any column, in any spelling
+  (:func:`iizrisk.pseudonym.looks_like_ahv`), and AHV numbers in a file name,
+  a folder name or a column header (refused without naming them:
+  "source 'alv', file #2 (name withheld ...)"); in every mode;
+- a ``person_id`` that does not match the pseudonym pattern in full: the
+  deployment's ``[deployment] pseudonym_pattern`` (default ``[0-9a-f]{64}``,
+  what ``iizrisk pseudonymise`` writes), also for a file or DataFrame read
+  without settings unless ``pseudonym_pattern=None`` is passed (toy ids such
+  as ``"p12"`` in examples and tests); surrounding white space is stripped first;
+- an institution code the source may not emit: ``[[sources]] institutions``,
+  default ``[institution]`` for a constant-institution source; a source that
+  maps an export column onto ``institution`` must list its codes (a
+  :class:`~iizrisk.errors.ConfigError` otherwise), while a source already in
+  canonical form (an ``institution`` column not mapped) may hold every code the
+  deployment knows;
+- NUL bytes anywhere in a text value; text longer than 64 characters in
+  ``case_id``, 128 in ``person_id`` and 4,096 in any other column
+  (:data:`iizrisk.validate.MAX_TEXT_LENGTH`);
+- a header naming a column twice (pandas would rename the second one and
+  ignore it), or two export columns mapped onto one canonical column;
+- a path that is not a regular file (a named pipe, a device such as
+  ``/dev/zero``): it could block or never end.
+
+Quarantine files never show a refused value: cells that are too long, hold
+a NUL byte or are not pseudonyms are replaced by ``<withheld: ...>``.
 
 Examples
 --------
 >>> import pandas as pd
 >>> raw = pd.DataFrame({"person_id": ["p1", "p1"], "institution": ["ALV", "SH"],
 ...                     "start_date": ["01.02.2024", "2024-03-01"], "end_date": ["", "31.03.2024"]})
->>> spells = read_spells(raw)
+>>> spells = read_spells(raw, pseudonym_pattern=None)  # toy ids, not pseudonyms
 >>> spells[["institution", "start_date"]].astype(str).values.tolist()
 [['ALV', '2024-02-01'], ['SH', '2024-03-01']]
 >>> str(spells["start_date"].dtype)
@@ -28,10 +55,15 @@ Examples
 
 from __future__ import annotations
 
+import codecs
+import csv
 import glob
 import hashlib
 import io as _io
 import logging
+import os
+import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +75,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
-from .config import Settings, SourceConfig
+from .config import DeploymentSettings, Settings, SourceConfig
 from .errors import ConfigError, RawIdentifierError, ValidationError
+from .pseudonym import looks_like_ahv
 from .schema import Schema, institution_extension, load_schema
-from .validate import Problem, ValidationReport, check_raw_identifiers, check_spells, check_table
+from .validate import (
+    Problem,
+    ValidationReport,
+    check_pseudonyms,
+    check_raw_identifiers,
+    check_spells,
+    check_table,
+    check_text_cells,
+)
 
 __all__ = [
     "Ingestion",
@@ -59,6 +100,8 @@ __all__ = [
     "as_category",
     "encode_pseudonyms",
     "write_parquet_atomic",
+    "check_header",
+    "DEFAULT_PSEUDONYM_PATTERN",
 ]
 
 logger = logging.getLogger("iizrisk")
@@ -67,6 +110,12 @@ _SEPARATORS = (";", ",", "\t", "|")
 _TRUE = {"true", "1", "yes", "ja", "oui", "si", "sì", "wahr", "j", "y"}
 _FALSE = {"false", "0", "no", "nein", "non", "falsch", "n"}
 _BINARY_MAGIC = (b"PK\x03\x04", b"%PDF", b"PAR1", b"\x89PNG", b"\xd0\xcf\x11\xe0", b"\x1f\x8b")
+#: byte-order marks, longest first (a UTF-32 LE mark starts like a UTF-16 LE one)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+#: the pattern of ``iizrisk pseudonymise``'s output, used when no settings are given
+DEFAULT_PSEUDONYM_PATTERN = DeploymentSettings().pseudonym_pattern
+_DEFAULT = object()  # "not given"
 
 
 @dataclass
@@ -82,12 +131,17 @@ class Ingestion:
         out, so that nothing unchecked is published) plus ``_source``, ``_row``
         (1-based data row) and ``_reason``.
     files : one row per file read: source, path, SHA-256, rows, seconds.
+    interventions : the deployment's ``[deployment] interventions`` file, read
+        with :func:`read_interventions` (validated, AHV-guarded, person ids
+        checked against the deployment's pseudonym pattern); None when not
+        configured or when the source is not a deployment configuration.
     """
 
     spells: pd.DataFrame
     report: ValidationReport
     quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
     files: pd.DataFrame = field(default_factory=pd.DataFrame)
+    interventions: pd.DataFrame | None = None
 
     def _repr_html_(self) -> str:
         return (f"<div><b>Ingestion</b>: {len(self.spells):,} canonical rows from "
@@ -101,20 +155,33 @@ def read_csv_text(path: str | Path, *, separator: str | None = None, encoding: s
     """Read a CSV export as text columns, detecting encoding and separator.
 
     Returns the table (every column as string, empty cells missing) and what
-    was detected (``encoding``, ``separator``). Raises
-    :class:`~iizrisk.errors.ValidationError` for an empty file, a binary file
-    or a file the CSV parser cannot read, naming the file.
+    was detected (``encoding``, ``separator``). A byte-order mark selects
+    UTF-8, UTF-16 or UTF-32; ``encoding = "utf-16"`` reads UTF-16 without one.
+    Raises :class:`~iizrisk.errors.ValidationError` for a path that is not a
+    regular file, an empty file, a binary file, a header naming a column
+    twice, or a file the CSV parser cannot read, naming the file, and
+    :class:`~iizrisk.errors.RawIdentifierError` for a header holding an AHV
+    number (not named).
     """
     path = Path(path)
     name = source or str(path)
-    data = path.read_bytes()
+    return _csv_from_bytes(_read_regular(path, name), separator=separator, encoding=encoding, name=name)
+
+
+def _csv_from_bytes(data: bytes, *, separator: str | None, encoding: str | None,
+                    name: str) -> tuple[pd.DataFrame, dict]:
     if not data.strip():
         raise ValidationError(f"{name}: the file is empty; export it again with a header row and data")
-    if data.startswith(_BINARY_MAGIC) or b"\x00" in data[:8192]:
+    bom = next((enc for mark, enc in _BOMS if data.startswith(mark)), None)
+    wide = _is_wide(bom) or (encoding is not None and _is_wide(encoding))
+    if data.startswith(_BINARY_MAGIC) or (not wide and b"\x00" in data[:8192]):
         raise ValidationError(
             f"{name}: this is not a CSV file (binary content); export the data as CSV text or "
-            "Parquet and check the source's path and format in the configuration")
-    text, enc = _decode(data, encoding, name)
+            "Parquet and check the source's path and format in the configuration (a UTF-16 export "
+            "without byte-order mark needs encoding = 'utf-16')")
+    text, enc = _decode(data, encoding, name, bom)
+    if not text.strip():
+        raise ValidationError(f"{name}: the file is empty; export it again with a header row and data")
     header = text.split("\n", 1)[0]
     sep = separator or _sniff_separator(header)
     if separator and _count_outside_quotes(header, separator) == 0:
@@ -124,6 +191,11 @@ def read_csv_text(path: str | Path, *, separator: str | None = None, encoding: s
             f"{name}: separator {separator!r} is configured but the header holds none{hint}; "
             f"set separator = {other!r} for this source (or remove the setting to detect it)")
     try:
+        cells = next(csv.reader(_io.StringIO(text), delimiter=sep), [])
+    except csv.Error:
+        cells = header.split(sep)
+    check_header([c.strip() for c in cells], name)  # before pandas renames a repeated column 'X.1'
+    try:
         df = pd.read_csv(_io.StringIO(text), sep=sep, dtype="str", keep_default_na=False,
                          na_values=[""], skipinitialspace=False, engine="c")
     except (pd.errors.ParserError, ValueError) as exc:
@@ -132,16 +204,32 @@ def read_csv_text(path: str | Path, *, separator: str | None = None, encoding: s
     return df, {"encoding": enc, "separator": sep}
 
 
-def _decode(data: bytes, encoding: str | None, name: str) -> tuple[str, str]:
+def _is_wide(encoding: str | None) -> bool:
+    """UTF-16 or UTF-32: NUL bytes are part of the text's encoding."""
+    try:
+        return encoding is not None and codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        return False
+
+
+def _decode(data: bytes, encoding: str | None, name: str, bom: str | None = None) -> tuple[str, str]:
     if encoding:
+        if bom is not None and bom != "utf-8-sig" and not _is_wide(encoding):
+            raise ValidationError(
+                f"{name}: the file starts with a {bom.upper()} byte-order mark but encoding = {encoding!r} is "
+                f"configured; set encoding = {bom!r} for this source (or remove the setting to detect it)")
         try:
-            return data.decode(encoding), encoding
+            return data.decode(encoding).removeprefix("\ufeff"), encoding
         except (UnicodeDecodeError, LookupError) as exc:
             raise ValidationError(
                 f"{name}: cannot be decoded as {encoding!r} ({exc}); remove the encoding setting "
-                "to detect it, or set the right one (utf-8, cp1252)") from exc
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+                "to detect it, or set the right one (utf-8, cp1252, utf-16)") from exc
+    if bom is not None:
+        try:
+            return data.decode(bom).removeprefix("\ufeff"), bom
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{name}: starts with a {bom} byte-order mark but cannot be decoded as "
+                                  f"{bom} ({exc}); export it again as UTF-8") from exc
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -446,6 +534,96 @@ def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = No
     return res[order]
 
 
+# ------------------------------------------------------------------------ files
+def check_header(names, where: str) -> None:
+    """Refuse a header holding an AHV number (not named) or naming a column twice.
+
+    Raises
+    ------
+    RawIdentifierError
+        A column name holds an AHV number; the column is named by position only.
+    ValidationError
+        A column name appears more than once (after stripping white space); the
+        report names each repeated column and its positions.
+    """
+    text = pd.Series([str(c) for c in names], dtype="str")
+    ahv = looks_like_ahv(text)
+    if ahv.any():
+        cols = ", ".join(f"#{i + 1}" for i in np.flatnonzero(ahv)[:5])
+        fix = ("rename the column at the source: a header must not hold an AHV number; pseudonymise the "
+               "data with `iizrisk pseudonymise` before it leaves the institution")
+        report = ValidationReport(problems=[Problem(
+            where, f"column {cols}", "column header shaped like an AHV number (name withheld)", 0, (), "", fix)])
+        raise RawIdentifierError(f"refused: {where}: column header {cols} holds a value shaped like an AHV "
+                                 f"number (name withheld); {fix}", report)
+    stripped = text.str.strip()
+    repeated = stripped[stripped.duplicated(keep=False)]
+    if len(repeated):
+        report = ValidationReport()
+        for col, pos in repeated.groupby(repeated, sort=False).groups.items():
+            at = ", ".join(f"#{i + 1}" for i in pos)
+            report.problems.append(Problem(
+                where, str(col), f"column appears {len(pos)} times in the header (columns {at})", 0, (), "",
+                "export each column once, or rename one of them (it would be read as "
+                f"{str(col) + '.1'!r} and silently ignored)"))
+        names_ = ", ".join(repr(p.column) for p in report.problems)
+        raise ValidationError(f"{where}: column(s) {names_} appear more than once in the header; export each "
+                              "column once, or rename the repeated ones", report)
+
+
+def _refuse_ahv_in_paths(paths: list[str], source: str, what: str = "file") -> None:
+    """Refuse file or folder names holding an AHV number, naming them by position only."""
+    if not paths:
+        return
+    hit = looks_like_ahv(pd.Series([str(p) for p in paths], dtype="str"))
+    if hit.any():
+        which = ", ".join(f"{what} #{i + 1}" for i in np.flatnonzero(hit)[:5])
+        raise RawIdentifierError(
+            f"refused: {source}, {which} (name withheld: it holds an AHV number); rename the export so that "
+            "its name and folders hold no AHV number, and pseudonymise its content at the source "
+            "(`iizrisk pseudonymise`)")
+
+
+def _kind(mode: int) -> str:
+    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return word
+    return "not a regular file"
+
+
+def _not_regular(name: str, path: Path, mode: int) -> ValidationError:
+    return ValidationError(f"{name}: {path} is {_kind(mode)}, not a regular file; point the source's path to "
+                           "an exported file (reading it could block or never end)")
+
+
+def _regular_file(path: Path, name: str) -> None:
+    """Refuse a path that does not exist or is not a regular file (a FIFO, a device, a folder)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise ValidationError(f"{name}: file not found; check the source's path in the configuration") from exc
+    except OSError as exc:
+        raise ValidationError(f"{name}: cannot be read ({exc.strerror}); check the path and permissions") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(name, path, st.st_mode)
+
+
+def _read_regular(path: Path, name: str) -> bytes:
+    """The bytes of a regular file; a FIFO or device is refused without blocking (O_NONBLOCK, fstat)."""
+    _regular_file(path, name)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ValidationError(f"{name}: cannot be read ({exc.strerror}); check the path and permissions") from exc
+    with open(fd, "rb", closefd=True) as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if not stat.S_ISREG(mode):  # replaced since the check
+            raise _not_regular(name, path, mode)
+        return fh.read()
+
+
 # ------------------------------------------------------------------------ sources
 def _files_of(path: Path, pattern_base: Path) -> list[Path]:
     if any(ch in str(path) for ch in "*?["):
@@ -456,18 +634,24 @@ def _files_of(path: Path, pattern_base: Path) -> list[Path]:
     return [path]
 
 
-def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, dict]:
+def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, dict, str]:
+    """One export as text columns (CSV) or typed columns (Parquet), its metadata and SHA-256."""
     fmt = cfg.format or ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
-    if not path.exists():
-        raise ValidationError(f"{name}: file not found; check the source's path in the configuration")
     if fmt == "parquet":
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise ValidationError(f"{name}: not a readable Parquet file ({exc})") from exc
-        return _arrow_to_pandas(table), {"format": "parquet"}
-    df, meta = read_csv_text(path, separator=cfg.separator, encoding=cfg.encoding, source=name)
-    return df, {"format": "csv", **meta}
+        return (*_read_parquet(path, name), _sha256(path))
+    data = _read_regular(path, name)
+    df, meta = _csv_from_bytes(data, separator=cfg.separator, encoding=cfg.encoding, name=name)
+    return df, {"format": "csv", **meta}, hashlib.sha256(data).hexdigest()
+
+
+def _read_parquet(path: Path, name: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    _regular_file(path, name)
+    try:
+        check_header(pq.read_schema(path).names, name)
+        table = pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValidationError(f"{name}: not a readable Parquet file ({exc})") from exc
+    return _arrow_to_pandas(table), {"format": "parquet"}
 
 
 def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -497,12 +681,22 @@ def _sha256(path: Path) -> str:
 
 def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport) -> pd.DataFrame:
     df = df.drop(columns=[c for c in cfg.drop_columns if c in df.columns])
+    raw_names = set(df.columns)
     unknown = sorted(set(cfg.columns) - set(df.columns))
     if unknown:
         report.problems.append(Problem(
             name, ", ".join(unknown), "configured column not in the file", len(df), (), "",
             f"the file's columns are {list(df.columns)[:15]}; correct [sources.columns]"))
     df = df.rename(columns=cfg.columns)
+    if df.columns.duplicated().any():
+        for col in pd.unique(df.columns[df.columns.duplicated()]):
+            sources = [k for k, v in cfg.columns.items() if v == col and k in raw_names] + \
+                ([col] if col in raw_names else [])
+            report.problems.append(Problem(
+                name, str(col), f"{len(sources)} columns of the export map onto {col!r}", len(df), (), "",
+                f"map one export column onto {col!r} in [sources.columns] (now {sources}); drop the others "
+                "with drop_columns"))
+        return df.loc[:, ~df.columns.duplicated()]
     if "institution" not in df.columns and cfg.institution:
         df["institution"] = cfg.institution
     for col, mapping in cfg.values.items():
@@ -515,20 +709,31 @@ def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: Validati
 
 
 def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport,
-                  settings: Settings, rows: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, bool]:
+                  settings: Settings, rows: np.ndarray, pattern: str | None,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, bool, dict[str, np.ndarray]]:
     """Map, type and check one file.
 
     Returns the mapped text (schema columns only: what a quarantine file may
-    show), the typed rows, the bad-row mask and whether the file is unusable.
+    show), the typed rows, the bad-row mask, whether the file is unusable and,
+    per column, the cells a quarantine file must withhold.
     """
     schema = load_schema("spells")
+    n_problems = len(report.problems)
     df = _map_source(raw, cfg, name, report)
+    if any("columns of the export map onto" in p.problem for p in report.problems[n_problems:]):
+        return df.iloc[:0], df, np.ones(len(df), dtype=bool), True, {}
     if "person_id" in df.columns:
         df["person_id"] = encode_pseudonyms(df["person_id"])  # once; codes from here on
     report.track_rows(len(df))
     if check_raw_identifiers(df, report, name, rows=rows):
         report.take_row_reasons()
-        return df.iloc[:0], df, np.ones(len(df), dtype=bool), True
+        return df.iloc[:0], df, np.ones(len(df), dtype=bool), True, {}
+    bad_text, withhold = check_text_cells(df, report, name, rows)
+    if pattern is not None and "person_id" in df.columns:
+        not_pseudonym = check_pseudonyms(df["person_id"], pattern, report, name, rows)
+        if not_pseudonym.any():
+            withhold["person_id"] = withhold.get("person_id", np.zeros(len(df), dtype=bool)) | not_pseudonym
+            bad_text |= not_pseudonym
     fields = list(schema.fields)
     inst = cfg.institution
     if inst is None and "institution" in df.columns and df["institution"].nunique() == 1:
@@ -538,19 +743,67 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
         fields += [f for f in ext.fields if f.name not in schema]
     typed, bad, unparsed = _convert(df, fields, source=name, report=report, rows=rows,
                                     date_format=cfg.date_format, decimal=cfg.decimal)
+    bad |= bad_text
     if ext is not None:
         _, bad_ext = check_table(typed, ext, source=name, report=report, rows=rows, unparsed=unparsed)
         bad |= bad_ext
     _, bad_sp = check_spells(typed, source=name, report=report, rows=rows, unparsed=unparsed,
                              extra_institutions=settings.deployment.extra_institutions)
     bad |= bad_sp
+    allowed = cfg.institutions if cfg.institutions is not None else (
+        [cfg.institution] if cfg.institution else None)
+    if allowed is not None and "institution" in typed.columns:
+        col = typed["institution"].astype("str")
+        other = (col.isin(settings.institutions) & ~col.isin(allowed)).to_numpy(dtype=bool, na_value=False)
+        report.add(name, "institution", "institution code not allowed for this source", other, col, rows=rows,
+                   fix=f"this source may emit {allowed} ([[sources]] institutions, or its constant institution); "
+                       "map the code in [sources.values.institution], list it in the source's institutions, "
+                       "or correct the export")
+        bad |= other
     fatal = any(p.problem == "required column missing" and p.source == name for p in report.problems)
     shown = [f.name for f in fields if f.name in df.columns]
-    return df[shown], typed, bad, fatal
+    return df[shown], typed, bad, fatal, withhold
+
+
+def _withheld(q: pd.DataFrame, withhold: dict[str, np.ndarray], bad: np.ndarray) -> pd.DataFrame:
+    """Quarantined rows as text with every refused cell replaced (never a raw value, never a long one)."""
+    q = q.copy()
+    for col, cells in withhold.items():
+        if col in q.columns:
+            q.loc[cells[bad], col] = "<withheld: refused value>"
+    for col in q.columns:  # defensive: nothing shaped like an AHV number leaves in a quarantine file
+        hit = looks_like_ahv(q[col])
+        if hit.any():
+            q.loc[hit, col] = "<withheld: refused value>"
+    return q
+
+
+def _pattern_of(pseudonym_pattern, settings: Settings | None) -> str | None:
+    if pseudonym_pattern is _DEFAULT:
+        pattern = settings.deployment.pseudonym_pattern if settings is not None else DEFAULT_PSEUDONYM_PATTERN
+    else:
+        pattern = pseudonym_pattern
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ConfigError(f"pseudonym_pattern {pattern!r} is not a regular expression ({exc})") from exc
+    return pattern
+
+
+def _check_institution_lists(settings: Settings) -> None:
+    """A source mapping an export column onto ``institution`` must list the codes it may emit."""
+    missing = [(s.name, k) for s in settings.sources for k, v in s.columns.items()
+               if v == "institution" and s.institutions is None and s.institution is None]
+    if missing:
+        where = "; ".join(f"[[sources]] {n}: column {k!r} is mapped onto institution" for n, k in missing)
+        raise ConfigError(
+            f"{settings.config_path or 'settings'}: {where}: list the institution codes this source may emit, "
+            f"e.g. institutions = [\"ALV\"] (known codes: {', '.join(settings.institutions)})")
 
 
 def ingest(source, *, settings: Settings | None = None, errors: str | None = None,
-           institution: str | None = None) -> Ingestion:
+           institution: str | None = None, pseudonym_pattern=_DEFAULT) -> Ingestion:
     """Read, map and validate spells from any source.
 
     Parameters
@@ -563,29 +816,48 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
         Default: the settings' ``[deployment] errors`` (``"raise"``).
     institution : str, optional
         Institution code for a single file or DataFrame without an institution column.
+    pseudonym_pattern : str or None, optional
+        For a path or DataFrame source only: the regular expression every
+        ``person_id`` must match in full. Default: ``settings``'
+        ``[deployment] pseudonym_pattern``, or without settings
+        :data:`DEFAULT_PSEUDONYM_PATTERN` (``[0-9a-f]{64}``); ``None`` checks
+        nothing (toy ids in examples and tests). A deployment configuration
+        always uses its own setting.
 
     Raises
     ------
     RawIdentifierError
-        Values shaped like AHV numbers were found (always, whatever ``errors``).
+        Values shaped like AHV numbers were found in a value, a column header
+        or a file name (always, whatever ``errors``).
     ValidationError
         With ``errors="raise"``, when any error was found; ``exc.report`` holds them all.
+        Whatever ``errors``: a path that is not a regular file, an empty or
+        binary file, a header naming a column twice.
+    ConfigError
+        A bad ``errors`` or pattern; ``pseudonym_pattern`` given with a deployment
+        configuration; a source mapping an institution column without listing its codes.
     """
     t0 = time.perf_counter()
+    deployment = isinstance(source, Settings) or (
+        isinstance(source, str | Path) and str(source).endswith(".toml"))
+    if deployment and pseudonym_pattern is not _DEFAULT:
+        raise ConfigError("a deployment configuration sets [deployment] pseudonym_pattern; "
+                          "do not pass pseudonym_pattern to ingest() with it")
     if isinstance(source, Settings):
         settings = source
+        _check_institution_lists(settings)
         items = [(s, settings.resolve(s.path)) for s in settings.sources]
         if not items:
             raise ConfigError(f"{settings.config_path or 'settings'}: no [[sources]] configured")
-    elif isinstance(source, str | Path) and str(source).endswith(".toml"):
+    elif deployment:
         settings = Settings.load(source)
         return ingest(settings, errors=errors)
     elif isinstance(source, pd.DataFrame):
-        settings = settings or Settings()
         items = [(SourceConfig(name="<DataFrame>", path="", institution=institution), source)]
     else:
-        settings = settings or Settings()
         items = [(SourceConfig(name=str(source), path=str(source), institution=institution), Path(source))]
+    pattern = _pattern_of(pseudonym_pattern, settings)
+    settings = settings or Settings()
     errors = errors or settings.deployment.errors
     if errors not in {"raise", "quarantine"}:
         raise ConfigError(f"errors={errors!r}: use 'raise' or 'quarantine'")
@@ -595,29 +867,32 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
     fatal_any = False
     for cfg, where in items:
         if isinstance(where, pd.DataFrame):
+            check_header(list(where.columns), cfg.name)
             frames = [(cfg.name, where, {"format": "DataFrame"}, None)]
         else:
+            _refuse_ahv_in_paths([str(where)], f"source {cfg.name!r}", "configured path")
             paths = _files_of(where, settings.base_dir)
+            _refuse_ahv_in_paths([str(p) for p in paths], f"source {cfg.name!r}")
             if not paths:
                 raise ValidationError(f"source {cfg.name!r}: no file matches {where}; check its path")
             frames = []
             for p in paths:
                 label = f"{cfg.name}:{p.name}" if len(paths) > 1 or p.name not in cfg.name else p.name
                 tf = time.perf_counter()
-                df, meta = _read_file(p, cfg, label)
-                frames.append((label, df, meta, (p, time.perf_counter() - tf)))
+                df, meta, digest = _read_file(p, cfg, label)
+                frames.append((label, df, meta, (p, time.perf_counter() - tf, digest)))
         for label, df, meta, fileinfo in frames:
             rows = np.arange(1, len(df) + 1)
             report.rows_read[label] = len(df)
-            mapped, typed, bad, fatal = _ingest_frame(df, cfg, label, report, settings, rows)
+            mapped, typed, bad, fatal, withhold = _ingest_frame(df, cfg, label, report, settings, rows, pattern)
             reasons = report.take_row_reasons()
             fatal_any |= fatal
             if fileinfo is not None:
-                p, secs = fileinfo
-                files.append({"source": cfg.name, "file": str(p), "sha256": _sha256(p), "rows": len(df),
+                p, secs, digest = fileinfo
+                files.append({"source": cfg.name, "file": str(p), "sha256": digest, "rows": len(df),
                               "seconds": round(secs, 3), **meta})
             if bad.any() and not fatal:
-                q = mapped.loc[bad].astype("str")  # schema columns only: no free text
+                q = _withheld(mapped.loc[bad].astype("str"), withhold, bad)  # schema columns only: no free text
                 q.insert(0, "_reason", reasons[bad] if reasons is not None else "")
                 q.insert(0, "_row", rows[bad])
                 q.insert(0, "_source", label)
@@ -644,8 +919,13 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
         pd.DataFrame(columns=load_schema("spells").names)
     spells = to_canonical_dtypes(spells, institutions=settings.institutions)
     quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
+    interventions = None
+    if deployment and settings.deployment.interventions:
+        interventions = read_interventions(settings.resolve(settings.deployment.interventions),
+                                           pseudonym_pattern=pattern)
     logger.info("ingested %d rows in %.1f s (%d quarantined)", len(spells), time.perf_counter() - t0, n_bad)
-    return Ingestion(spells=spells, report=report, quarantine=quarantine, files=pd.DataFrame(files))
+    return Ingestion(spells=spells, report=report, quarantine=quarantine, files=pd.DataFrame(files),
+                     interventions=interventions)
 
 
 def read_spells(source, **kwargs) -> pd.DataFrame:
@@ -672,19 +952,23 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.
     Raises
     ------
     ValidationError
-        No such file, no Parquet file in the folder, an unreadable file, a
+        No such file, no Parquet file in the folder, a path that is not a
+        regular file, an unreadable file, a header naming a column twice, a
         required column missing, or a date column that does not hold dates.
     RawIdentifierError
-        Values shaped like AHV numbers, with the file, column and row numbers.
+        Values shaped like AHV numbers, with the file, column and row numbers;
+        an AHV number in a file name or column header (not named).
     """
     files = _parquet_files(Path(path))
     schema = load_schema("spells")
     required = [c for c in schema.required if columns is None or c in columns]
     frames, report = [], ValidationReport()
     for f in files:
+        _regular_file(f, str(f))
         try:
             file_schema = pq.read_schema(f)
             names = file_schema.names
+            check_header(names, str(f))
             missing = [c for c in required if c not in names]
             if missing:
                 raise ValidationError(
@@ -716,9 +1000,11 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.
 
 
 def _parquet_files(path: Path) -> list[Path]:
+    _refuse_ahv_in_paths([str(path)], "the given path", "path")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in {".parquet", ".pq"}
-                       and not p.name.startswith(".") and p.is_file())
+                       and not p.name.startswith("."))
+        _refuse_ahv_in_paths([str(p) for p in files], f"folder {path}")
         if not files:
             raise ValidationError(f"{path}: no .parquet files in this folder")
         return files
@@ -733,21 +1019,40 @@ def _may_hold_text(t: pa.DataType) -> bool:
         pa.types.is_integer(t)
 
 
-def read_interventions(source) -> pd.DataFrame:
-    """Interventions (joint assessments, ...) from a CSV/Parquet file or DataFrame, validated."""
+def read_interventions(source, *, pseudonym_pattern: str | None = None) -> pd.DataFrame:
+    """Interventions (joint assessments, ...) from a CSV/Parquet file or DataFrame, validated.
+
+    Guarded as spells are: AHV numbers in values, headers or file names, NUL
+    bytes and overlong text are refused, and with ``pseudonym_pattern`` every
+    ``person_id`` must match it in full (:func:`ingest` passes the deployment's
+    pattern for ``[deployment] interventions``; ``None``, the default here,
+    checks nothing, as before).
+
+    Raises
+    ------
+    RawIdentifierError, ValidationError
+    """
     schema = load_schema("interventions")
+    if pseudonym_pattern is not None:
+        _pattern_of(pseudonym_pattern, None)
     if isinstance(source, pd.DataFrame):
         df, name = source.copy(), "<DataFrame>"
+        check_header(list(df.columns), name)
     else:
         p = Path(source)
+        _refuse_ahv_in_paths([str(p)], "interventions", "path")
         name = str(p)
         df = read_canonical_table(p) if p.suffix.lower() in {".parquet", ".pq"} or p.is_dir() else \
             read_csv_text(p)[0]
     report = ValidationReport()
     if check_raw_identifiers(df, report, name):
         raise RawIdentifierError(f"{name}: refused: values shaped like AHV numbers", report)
+    rows = np.arange(1, len(df) + 1)
+    check_text_cells(df, report, name, rows)
     typed, _, unparsed = _convert(df, schema.fields, source=name, report=report,
-                                  rows=np.arange(1, len(df) + 1), date_format=None, decimal=".")
+                                  rows=rows, date_format=None, decimal=".")
+    if pseudonym_pattern is not None and "person_id" in typed.columns:
+        check_pseudonyms(typed["person_id"], pseudonym_pattern, report, name, rows)
     check_table(typed, schema, source=name, report=report, unparsed=unparsed)
     if not report.ok:
         raise ValidationError(f"{name}: invalid interventions: {report.summary_line()}", report)
@@ -755,9 +1060,21 @@ def read_interventions(source) -> pd.DataFrame:
 
 
 def read_canonical_table(path: Path) -> pd.DataFrame:
-    """Any Parquet file or folder as pandas, dates as ``datetime64[s]``."""
+    """Any Parquet file or folder as pandas, dates as ``datetime64[s]`` (regular files only, headers checked)."""
+    path = Path(path)
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    return _arrow_to_pandas(pa.concat_tables([pq.read_table(f) for f in files]))
+    _refuse_ahv_in_paths([str(f) for f in files], f"folder {path}" if path.is_dir() else "the given path")
+    tables = []
+    for f in files:
+        _regular_file(f, str(f))
+        try:
+            check_header(pq.read_schema(f).names, str(f))
+            tables.append(pq.read_table(f))
+        except (pa.ArrowException, OSError) as exc:
+            raise ValidationError(f"{f}: not a readable Parquet file ({exc})") from exc
+    if not tables:
+        raise ValidationError(f"{path}: no .parquet files in this folder")
+    return _arrow_to_pandas(pa.concat_tables(tables))
 
 
 def _umask() -> int:

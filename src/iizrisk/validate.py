@@ -25,17 +25,27 @@ Examples
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import _time
-from .pseudonym import looks_like_ahv
+from .pseudonym import looks_like_ahv, rows_containing
 from .schema import Schema, load_schema
 
 __all__ = ["Problem", "ValidationReport", "check_spells", "check_table", "check_raw_identifiers",
-           "duplicate_mask"]
+           "check_text_cells", "check_pseudonyms", "duplicate_mask", "MAX_TEXT_LENGTH",
+           "MAX_TEXT_LENGTH_DEFAULT"]
+
+#: longest text accepted in a cell of these columns, in characters (a case number goes into
+#: every worklist; a pseudonym is 64 characters)
+MAX_TEXT_LENGTH = {"case_id": 64, "person_id": 128}
+#: longest text accepted in any other text column (free-text remarks included)
+MAX_TEXT_LENGTH_DEFAULT = 4096
 
 _MAX_ROWS_SHOWN = 5
 
@@ -172,6 +182,108 @@ def check_raw_identifiers(df: pd.DataFrame, report: ValidationReport, source: st
                            "column; raw identifiers are never processed",
                        rows=rows, show_example=False)
     return found
+
+
+def _text_of(col: pd.Series) -> tuple[pa.ChunkedArray | None, np.ndarray | None]:
+    """A text column as Arrow ``large_string`` (a categorical: its categories, and the codes)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = col.cat.categories
+        if not (pd.api.types.is_string_dtype(cats.dtype) or cats.dtype == object):
+            return None, None
+        arr = pa.chunked_array([pa.array(cats.astype("str").to_numpy(dtype=object), type=pa.large_string())])
+        return arr, col.cat.codes.to_numpy()
+    if not (pd.api.types.is_string_dtype(col.dtype) or col.dtype == object):
+        return None, None
+    return pa.chunked_array(pa.array(col.astype("str").array)).cast(pa.large_string()), None
+
+
+def _per_row(mask: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
+    return mask if codes is None else np.r_[mask, False][codes]
+
+
+def check_text_cells(df: pd.DataFrame, report: ValidationReport, source: str, rows: np.ndarray | None = None,
+                     *, limits: dict[str, int] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """NUL bytes and overlong values in every text column, as errors.
+
+    A NUL byte anywhere in a value (not only in the first kilobytes of a file)
+    is refused: other programs end the text there. Values longer than
+    :data:`MAX_TEXT_LENGTH` (``case_id`` 64 characters, ``person_id`` 128) or
+    :data:`MAX_TEXT_LENGTH_DEFAULT` (4,096) characters are refused. Vectorised:
+    a byte scan of the Arrow buffers and Arrow's ``utf8_length``; a categorical
+    column is checked on its categories. No value is shown.
+
+    Returns the bad rows and, per column, the cells a quarantine file must not show.
+    """
+    limits = {**MAX_TEXT_LENGTH, **(limits or {})}
+    bad = np.zeros(len(df), dtype=bool)
+    withhold: dict[str, np.ndarray] = {}
+    for name in df.columns:
+        arr, codes = _text_of(df[name])
+        if arr is None:
+            continue
+        nul = np.zeros(len(arr), dtype=bool)
+        nul[rows_containing(arr, b"\x00")] = True
+        limit = limits.get(str(name), MAX_TEXT_LENGTH_DEFAULT)
+        long_ = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(arr), limit), False)
+                           .to_numpy(zero_copy_only=False), dtype=bool)
+        nul, long_ = _per_row(nul, codes), _per_row(long_, codes)
+        report.add(source, str(name), "NUL byte in the text", nul, rows=rows, show_example=False,
+                   fix="remove control characters at the source (a NUL byte ends the text in other programs); "
+                       "check the export's encoding (UTF-16 needs encoding = 'utf-16')")
+        report.add(source, str(name), f"text longer than {limit:,} characters", long_, rows=rows,
+                   show_example=False, fix=f"correct the value at the source; {name!r} takes at most {limit:,} "
+                                           "characters (is a column shifted or a free-text field mapped here?)")
+        cells = nul | long_
+        if cells.any():
+            withhold[str(name)] = cells
+            bad |= cells
+    return bad, withhold
+
+
+def _fullmatch(arr: pa.ChunkedArray, pattern: str) -> np.ndarray:
+    """Values matching ``pattern`` in full: Arrow's RE2, or Python's ``re`` where RE2 cannot compile it."""
+    try:
+        got = pc.match_substring_regex(arr, f"^(?:{pattern})$")
+        return np.asarray(pc.fill_null(got, False).to_numpy(zero_copy_only=False), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        rx = re.compile(pattern)  # lookarounds, back references: the distinct values one by one
+        return np.array([v is not None and rx.fullmatch(v) is not None for v in arr.to_pylist()], dtype=bool)
+
+
+def check_pseudonyms(col: pd.Series, pattern: str, report: ValidationReport, source: str,
+                     rows: np.ndarray | None = None, *, column: str = "person_id") -> np.ndarray:
+    """Rows whose person id does not match ``pattern`` in full (missing ids are left to the schema check).
+
+    Checked on the distinct values. Values in upper or mixed case that would
+    match in lower case are reported apart: they would not link with the same
+    person's lower-case pseudonym at other institutions. No value is shown.
+    Returns the bad rows.
+
+    >>> report = ValidationReport()
+    >>> ids = pd.Series(["a" * 64, "A" * 64, "Muster Hans", None])
+    >>> check_pseudonyms(ids, "[0-9a-f]{64}", report, "demo").tolist()
+    [False, True, True, False]
+    >>> [p.problem for p in report.problems]
+    ['person_id in upper or mixed case', 'person_id is not a pseudonym']
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        cats = col.cat.categories
+    else:
+        codes, cats = pd.factorize(col, use_na_sentinel=True)
+    arr = pa.chunked_array([pa.array(pd.Index(cats).astype("str").to_numpy(dtype=object), type=pa.large_string())])
+    ok = _fullmatch(arr, pattern)
+    case = ~ok & _fullmatch(pc.utf8_lower(arr), pattern) if not ok.all() else np.zeros(len(ok), dtype=bool)
+    other = ~ok & ~case
+    fix = ("pseudonymise at the source with `iizrisk pseudonymise` (64 lower-case hexadecimal characters), "
+           f"or set [deployment] pseudonym_pattern (now {pattern!r}) if this deployment's pseudonyms differ")
+    case_rows, other_rows = np.r_[case, False][codes], np.r_[other, False][codes]
+    report.add(source, column, f"{column} in upper or mixed case", case_rows, rows=rows, show_example=False,
+               fix="write pseudonyms in lower case at the source: the same person's pseudonym in another "
+                   "case would not link across institutions; " + fix)
+    report.add(source, column, f"{column} is not a pseudonym", other_rows, rows=rows, show_example=False,
+               fix="a name, a birth date or a local number is no pseudonym; " + fix)
+    return case_rows | other_rows
 
 
 def check_table(df: pd.DataFrame, schema: Schema, *, source: str, report: ValidationReport | None = None,
