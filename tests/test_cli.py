@@ -295,3 +295,13 @@ def test_out_csv_is_csv_and_out_parquet_is_parquet(data, tmp_path, command):
                                rtol=1e-12, equal_nan=True)
     assert (tmp_path / "y.CSV").read_bytes() == (tmp_path / "x.csv").read_bytes()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_evaluate_without_any_estimate_says_why_and_writes_nothing(data, tmp_path, capsys):
+    # the empty summary had no columns: KeyError 'n_treated' in write_outputs, exit 5
+    out = tmp_path / "e"
+    code, err = run_main(["evaluate", "--spells", str(data / "spells.parquet"), "--interventions",
+                          str(data / "interventions.parquet"), "--out", str(out), "--caliper", "0",
+                          "--controls-per-treated", "1", "--bootstrap", "0"], capsys)
+    assert code == 1 and "no outcome could be estimated" in err and "caliper" in err
+    assert not out.exists()

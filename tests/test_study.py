@@ -427,3 +427,20 @@ def test_a_single_covariate_name_is_one_column(small_study):
     listed = AssessmentStudy(outcomes=["revolving_door"], covariates=["n_institutions_now"], n_bootstrap=0,
                              random_state=0).fit_table(study.table_)
     pd.testing.assert_frame_equal(one.summary, listed.summary)
+
+
+def test_a_study_without_estimates_still_summarises_and_writes(small_study, tmp_path):
+    # nothing matched within a zero caliper: summary had no columns and write_outputs raised KeyError
+    import io
+
+    from iizrisk._commands.evaluate import write_outputs
+
+    _, study = small_study
+    none = AssessmentStudy(outcomes=["revolving_door"], caliper=0.0, n_bootstrap=0,
+                           random_state=0).fit_table(study.table_)
+    if none.estimators_:  # pragma: no cover - the zero caliper matched someone after all
+        pytest.skip("a zero caliper found matches")
+    assert none.summary.empty and "n_treated" in none.summary.columns
+    paths = write_outputs(none, tmp_path, k=5)
+    assert {p.name for p in paths} >= {"estimates.csv", "study.json"}
+    none.print_summary(file=io.StringIO())

@@ -126,6 +126,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:  # the library's checks of the data: invalid input, not a bug
         raise ValidationError(f"{args.spells}, {args.interventions}: cannot build or estimate the study: "
                               f"{_safe_reason(exc)}") from exc
+    if not study.estimators_:  # nothing to publish: say why instead of writing empty tables
+        why = "; ".join(_mask_small_integers(m, args.min_cell_size) for lv, m in study.diagnostics_
+                        if lv == "warning")
+        raise ValidationError(f"{args.spells}: no outcome could be estimated ({why}); a larger --caliper, more "
+                              "--controls-per-treated or a longer --from/--to period may help; nothing written")
     paths = write_outputs(study, args.out, k=args.min_cell_size, argv=vars(args))
     for path in paths:
         print(path, file=sys.stdout)

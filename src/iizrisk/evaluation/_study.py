@@ -707,7 +707,10 @@ class AssessmentStudy:
                          f"upper {lvl}": hi, "p": est.p_value_, "n_treated": n1, "n_control": n0,
                          "mean_treated": mean_t, "mean_if_untreated": mean_t - est.estimate_,
                          "naive": naive.estimate_, f"naive lower {lvl}": nlo, f"naive upper {lvl}": nhi}
-        out = pd.DataFrame.from_dict(rows, orient="index")
+        columns = ["estimate", "se", f"lower {lvl}", f"upper {lvl}", "p", "n_treated", "n_control",
+                   "mean_treated", "mean_if_untreated", "naive", f"naive lower {lvl}", f"naive upper {lvl}"]
+        out = pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(
+            {c: pd.Series(dtype=np.float64) for c in columns}, index=pd.Index([], dtype=object))
         out.index.name = "outcome"
         return out
 
