@@ -163,6 +163,12 @@ def test_a_real_bug_is_still_exit_5(data, tmp_path, capsys, monkeypatch):
     ["flags", "--as-of", AS_OF, "--out", "{tmp}/flags.xlsx"],
     ["features", "--as-of", AS_OF, "--out", "{tmp}/features"],
     ["flags", "--as-of", AS_OF, "--out", "{tmp}/f.parquet", "--window-months", "zwölf"],
+    # numbers so large that the date arithmetic overflowed (OverflowError, ValueError: exit 5)
+    ["flags", "--as-of", AS_OF, "--out", "{tmp}/f.parquet", "--window-months", "99999999999999999999"],
+    ["flags", "--as-of", AS_OF, "--out", "{tmp}/f.parquet", "--transition-gap-days", "99999999999999999999"],
+    ["indicators", "--year", "2021", "--out", "{tmp}/i", "--transition-gap-days", "99999999999999999999"],
+    ["evaluate", "--interventions", "{data}/interventions.parquet", "--out", "{tmp}/e",
+     "--horizon-months", "99999999999"],
 ])
 def test_bad_options_are_usage_errors(data, tmp_path, capsys, argv):
     argv = [a.format(tmp=tmp_path, data=data) for a in argv]

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import ConfigError, OperatingSystemError
 
 __all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
-           "finite_float", "output_file", "check_input", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
+           "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")  # Swiss dd.mm.yyyy
@@ -123,12 +123,19 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number") from None
 
 
-def int_at_least(minimum: int):
-    """argparse type: a whole number of at least ``minimum``."""
+#: Upper bounds of periods given in months and days (100 years): larger ones overflow the date arithmetic.
+MAX_MONTHS = 1200
+MAX_DAYS = 36_525
+
+
+def int_at_least(minimum: int, maximum: int | None = None):
+    """argparse type: a whole number of at least ``minimum`` (and at most ``maximum``, when given)."""
     def parse(text: str) -> int:
         value = _int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is above the maximum {maximum}")
         return value
 
     return parse

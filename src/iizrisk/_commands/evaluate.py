@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EXIT_OK, ValidationError
-from ._args import float_at_least, int_at_least, iso_date
+from ._args import MAX_MONTHS, float_at_least, int_at_least, iso_date
 
 HELP = "estimate the effect of joint assessments on later outcomes (risk-set matching); write DIR"
 DESCRIPTION = (
@@ -66,27 +66,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "days_registered_next_<k>m, new_spells_next_<k>m (default: revolving_door, "
                         "disintegration, days_registered_next_12m, days_registered_next_24m, "
                         "new_spells_next_24m)")
-    p.add_argument("--horizon-months", type=int_at_least(1), default=12, metavar="N",
+    p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=12, metavar="N",
                    help="horizon of revolving_door, disintegration and other registered outcomes (12)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--method", choices=["matching", "ipw", "stratification", "regression", "naive"],
                    default="matching", help="adjustment (default: risk-set matching on the propensity score)")
     p.add_argument("--intervention-type", default="joint_assessment", metavar="TYPE",
                    help="interventions studied (default joint_assessment)")
-    p.add_argument("--controls-per-treated", type=int_at_least(1), default=50, metavar="K",
+    p.add_argument("--controls-per-treated", type=int_at_least(1, 1_000_000), default=50, metavar="K",
                    help="controls sampled per assessed person from each day's risk set (50)")
     p.add_argument("--caliper", type=float_at_least(0), default=0.2, metavar="SD",
                    help="matching caliper in SD of the logit propensity score (0.2)")
     p.add_argument("--match-within", choices=["day", "month", "quarter", "none"], default="month",
                    help="pairs share the index day, month or quarter, or nothing (month)")
-    p.add_argument("--exit-months", type=int_at_least(1), default=6, metavar="N",
+    p.add_argument("--exit-months", type=int_at_least(1, MAX_MONTHS), default=6, metavar="N",
                    help="months without registration that make an exit sustained (6)")
-    p.add_argument("--followup-months", type=int_at_least(1), default=24, metavar="N",
+    p.add_argument("--followup-months", type=int_at_least(1, MAX_MONTHS), default=24, metavar="N",
                    help="time at which the survival curves are summarised (24)")
     p.add_argument("--from", dest="period_from", type=iso_date, metavar="YYYY-MM-DD",
                    help="first assessment day studied")
     p.add_argument("--to", dest="period_to", type=iso_date, metavar="YYYY-MM-DD", help="last assessment day studied")
-    p.add_argument("--bootstrap", type=int_at_least(0), default=200, metavar="B",
+    p.add_argument("--bootstrap", type=int_at_least(0, 1_000_000), default=200, metavar="B",
                    help="bootstrap replicates (200)")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed of sampling and bootstrap (0)")
     p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",

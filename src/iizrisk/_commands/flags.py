@@ -22,7 +22,16 @@ import pyarrow as pa
 
 from ..flags import FLAG_COLUMNS, compute_flags
 from ..io import read_canonical
-from ._args import CSV_SUFFIXES, PARQUET_SUFFIXES, check_input, int_at_least, iso_date, output_file
+from ._args import (
+    CSV_SUFFIXES,
+    MAX_DAYS,
+    MAX_MONTHS,
+    PARQUET_SUFFIXES,
+    check_input,
+    int_at_least,
+    iso_date,
+    output_file,
+)
 
 HELP = "flag multi-registration, transitions, re-entries and revolving doors at an as-of date"
 DESCRIPTION = (
@@ -44,12 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="canonical spells: a Parquet file or a folder of Parquet files")
     parser.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD",
                         help="as-of date T (the evening of that day)")
-    parser.add_argument("--window-months", type=int_at_least(1), default=24, metavar="N",
+    parser.add_argument("--window-months", type=int_at_least(1, MAX_MONTHS), default=24, metavar="N",
                         help="window of N calendar months ending at T (default 24)")
-    parser.add_argument("--transition-gap-days", type=int_at_least(0), default=90, metavar="D",
+    parser.add_argument("--transition-gap-days", type=int_at_least(0, MAX_DAYS), default=90, metavar="D",
                         help="a start at another institution up to D days after a spell ended "
                              "is a transition (default 90)")
-    parser.add_argument("--merge-gap-days", type=int_at_least(0), default=0, metavar="D",
+    parser.add_argument("--merge-gap-days", type=int_at_least(0, MAX_DAYS), default=0, metavar="D",
                         help="merge rows of one person at one institution separated by at most "
                              "D unregistered days (default 0)")
     parser.add_argument("--out", required=True, type=output_file(*PARQUET_SUFFIXES, *CSV_SUFFIXES),

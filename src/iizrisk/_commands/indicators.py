@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import check_input, int_at_least, int_between
+from ._args import MAX_DAYS, check_input, int_at_least, int_between
 
 HELP = "BFS-compatible indicators of a year (system combinations, profiles, persistence, re-entry, transitions)"
 DESCRIPTION = (
@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "tables must not leave the system)")
     p.add_argument("--monthly", action="store_true",
                    help="BFS monthly mode: a month counts as registered if any day of it is")
-    p.add_argument("--merge-gap-days", type=int_at_least(0), default=0, metavar="D",
+    p.add_argument("--merge-gap-days", type=int_at_least(0, MAX_DAYS), default=0, metavar="D",
                    help="merge spells of one institution separated by at most D days (default 0)")
-    p.add_argument("--transition-gap-days", type=int_at_least(0), default=90, metavar="D",
+    p.add_argument("--transition-gap-days", type=int_at_least(0, MAX_DAYS), default=90, metavar="D",
                    help="a start at most D days after another institution's spell ended is a transition")
 
 
