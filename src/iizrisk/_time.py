@@ -8,9 +8,12 @@ An open end (no ``end_date``) is :data:`OPEN_END`, larger than any real day.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 
 import numpy as np
 import pandas as pd
+
+from .errors import ConfigError
 
 OPEN_END = np.int32(np.iinfo(np.int32).max)
 """Day number used for an open (unknown) end: later than any real day."""
@@ -114,30 +117,65 @@ def month_last_day(month_idx) -> np.ndarray:
     return (month_first_day(np.asarray(month_idx, dtype=np.int64) + 1) - 1).astype(np.int32)
 
 
-def parse_date_text(text: str) -> _dt.date:
-    """A date typed by a person: ISO ``YYYY-MM-DD`` or Swiss ``dd.mm.yyyy``, nothing else.
+# ------------------------------------------------------------------ dates typed by people
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")  # Swiss dd.mm.yyyy
+_SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")  # dd/mm or mm/dd: ambiguous
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
 
-    Never read month first: ``01.02.2025`` is the 1st of February.
+
+def _shown(text: str) -> str:
+    """The user's text for a message, shortened (an option is never data, but keep messages short)."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def parse_iso_date(value, what: str = "date") -> _dt.date:
+    """A ``YYYY-MM-DD`` text (or a date) as a :class:`datetime.date`; anything else raises ConfigError.
+
+    A :class:`datetime.datetime` (also ``pandas.Timestamp``) and a
+    ``numpy.datetime64`` give their calendar day. Text must be exactly
+    ``YYYY-MM-DD`` (surrounding blanks ignored) and a real calendar day.
 
     Examples
     --------
-    >>> parse_date_text("2025-02-01") == parse_date_text("01.02.2025") == _dt.date(2025, 2, 1)
-    True
-    >>> parse_date_text("02/01/2025")
+    >>> parse_iso_date("2025-02-01")
+    datetime.date(2025, 2, 1)
+    >>> parse_iso_date("01.02.2025")
     Traceback (most recent call last):
     ...
-    ValueError: '02/01/2025' is not a date: write YYYY-MM-DD (e.g. 2025-02-01) or dd.mm.yyyy
+    iizrisk.errors.ConfigError: date '01.02.2025' is not in the form YYYY-MM-DD; for 1 February 2025 write 2025-02-01
     """
-    import re
-
-    s = str(text).strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
-            return _dt.date.fromisoformat(s)
-        m = re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", s)
-        if m:
-            return _dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date of the calendar: write YYYY-MM-DD "
-                         "(e.g. 2025-02-01) or dd.mm.yyyy") from None
-    raise ValueError(f"{text!r} is not a date: write YYYY-MM-DD (e.g. 2025-02-01) or dd.mm.yyyy")
+    if isinstance(value, _dt.date) and value != value:  # pandas.NaT is a datetime too
+        raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
+    if not isinstance(value, str):
+        if isinstance(value, np.datetime64):
+            if np.isnat(value):
+                raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
+            return parse_iso_date(str(value.astype("datetime64[D]")), what)
+        raise ConfigError(f"{what} must be text in the form YYYY-MM-DD or a date, got a {type(value).__name__}")
+    text = value.strip()
+    if _ISO.fullmatch(text):
+        try:
+            return _dt.date.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"{what} {_shown(value)} is not a calendar day (no such month or day); "
+                              "give it as YYYY-MM-DD, e.g. 2025-02-01") from None
+    m = _DOTTED.fullmatch(text)
+    if m:
+        day, month, year = (int(g) for g in m.groups())
+        try:
+            iso = _dt.date(year, month, day)
+        except ValueError:
+            iso = None
+        if iso is not None:
+            raise ConfigError(f"{what} {_shown(value)} is not in the form YYYY-MM-DD; for "
+                              f"{iso.day} {_MONTHS[iso.month - 1]} {iso.year} write {iso.isoformat()}")
+    if _SLASHED.fullmatch(text):
+        raise ConfigError(f"{what} {_shown(value)} is ambiguous (day or month first?); "
+                          "give it as YYYY-MM-DD, e.g. 2025-02-01")
+    raise ConfigError(f"{what} {_shown(value)} is not in the form YYYY-MM-DD (e.g. 2025-02-01)")

@@ -51,7 +51,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import __version__, _time
+from ._progress import Steps
 from .config import Settings
 from .errors import ConfigError, ModelError
 from .health import HealthError, HealthReport, RunFacts, check_health
@@ -89,20 +89,14 @@ _FAULT_ENV = "IIZRISK_FAULT_AT"  # testing hook: SIGKILL the process when this s
 
 # ------------------------------------------------------------------ progress
 class _Progress:
-    """Stage progress as a tqdm bar on stderr when it is a terminal; nothing in cron."""
+    """Stage timings, the crash-test hook, and a bar on stderr when it is a terminal (nothing in cron)."""
 
     def __init__(self, enabled: bool | None = None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.steps = Steps(STAGES, enabled, label="run").__enter__()
         self.t0 = time.perf_counter()
         self.timings: dict[str, float] = {}
         self._stage: str | None = None
         self._t = self.t0
-        self._bar = None
-        if self.enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=len(STAGES), file=sys.stderr, unit="stage", leave=False,
-                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {elapsed}")
 
     def stage(self, name: str) -> None:
         now = time.perf_counter()
@@ -113,12 +107,8 @@ class _Progress:
             return
         if os.environ.get(_FAULT_ENV) == name:
             os.kill(os.getpid(), signal.SIGKILL)
-        # on a terminal the bar shows the stage; log lines would tear it
-        logger.log(logging.DEBUG if self._bar is not None else logging.INFO, "stage %s", name)
-        if self._bar is not None:
-            self._bar.set_description_str(name)
-            self._bar.n = STAGES.index(name) if name in STAGES else 0
-            self._bar.refresh()
+        logger.info("stage %s", name)
+        self.steps.step(name)
 
     def done(self) -> dict[str, float]:
         self.stage("_end")
@@ -128,9 +118,7 @@ class _Progress:
         return self.timings
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self.steps.__exit__(None, None, None)
 
 
 # ------------------------------------------------------------------ result
@@ -163,19 +151,10 @@ def _write_json(obj, path: Path) -> None:
 
 
 def _resolve_as_of(as_of) -> dt.date:
-    """The as-of date: yesterday by default; text must be ISO ``YYYY-MM-DD`` (or ``dd.mm.yyyy``)."""
+    """The as-of date: yesterday by default; text must be ISO ``YYYY-MM-DD`` (never read month first)."""
     if as_of is None:
         return dt.date.today() - dt.timedelta(days=1)
-    if isinstance(as_of, str):
-        try:
-            return _time.parse_date_text(as_of)
-        except ValueError as exc:
-            raise ConfigError(f"as-of date: {exc}") from None
-    if isinstance(as_of, dt.datetime | pd.Timestamp):
-        return as_of.date()
-    if isinstance(as_of, dt.date):
-        return as_of
-    raise ConfigError(f"as_of = {as_of!r}: give a date or ISO text YYYY-MM-DD")
+    return _time.parse_iso_date(as_of, "as-of date")
 
 
 def _check_as_of(t: dt.date, *, force: bool) -> None:

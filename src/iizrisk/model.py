@@ -91,6 +91,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _time
+from ._progress import Steps
 from .errors import InputMismatchError, KeyFileError, ModelError
 from .features import PointInTimeFeatures
 from .outcomes import compute_outcome, get_outcome, observed_until
@@ -662,48 +663,6 @@ def data_fingerprint(spells: pd.DataFrame) -> str:
 
 
 # ------------------------------------------------------------------ training
-class _Steps:
-    """Training steps as a tqdm bar on stderr when it is a terminal; log lines are written above it."""
-
-    def __init__(self, names: list[str], enabled: bool | None = None):
-        self.names = names
-        self.enabled = _is_terminal(sys.stderr) if enabled is None else bool(enabled)
-        self._bar = None
-        self._redirect = None
-        self._done = 0
-
-    def __enter__(self) -> _Steps:
-        if self.enabled:
-            from tqdm import tqdm
-            from tqdm.contrib.logging import logging_redirect_tqdm
-
-            self._redirect = logging_redirect_tqdm(loggers=[logger])
-            self._redirect.__enter__()
-            self._bar = tqdm(total=len(self.names), desc="train", unit="step", file=sys.stderr, leave=False,
-                             bar_format="{desc:<18} {bar} {n_fmt}/{total_fmt} steps, {elapsed}")
-        return self
-
-    def step(self, name: str) -> None:
-        if self._bar is not None:
-            if self._done:
-                self._bar.update(1)
-            self._done += 1
-            self._bar.set_description_str(f"train: {name}")
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        if self._redirect is not None:
-            self._redirect.__exit__(*exc)
-
-
-def _is_terminal(stream) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # closed or not a file
-        return False
-
-
 @dataclass
 class TrainingReport:
     """What :func:`train` did and how well the model does on the held-out later period.
@@ -792,7 +751,7 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
     steps = ["features", "labels", f"fit {model}"]
     if compare:
         steps += [f"fit {'logistic' if model == 'boosting' else 'boosting'}", "BFS rule"]
-    with _Steps(steps + ["evaluate"], progress) as bar:
+    with Steps(steps + ["evaluate"], progress, label="train") as bar:
         return _train(spells, interventions, outcome, horizon_months, model, first_as_of, last_as_of,
                       burn_in_months, train_months, validation_months, calibration_months, gap_months,
                       calibration, capacity, max_train_rows, observed_until_date, features, compare,

@@ -15,82 +15,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-import re
 import stat
 from pathlib import Path
 
+from .._time import _shown, parse_iso_date
 from ..errors import ConfigError, OperatingSystemError
 
 __all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
            "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")  # Swiss dd.mm.yyyy
-_SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")  # dd/mm or mm/dd: ambiguous
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")
-
 #: Output suffixes written as CSV (``;``, UTF-8 with BOM) and as Parquet.
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-def _shown(text: str) -> str:
-    """The user's text for a message, shortened (an option is never data, but keep messages short)."""
-    return repr(text if len(text) <= 40 else text[:37] + "...")
-
-
-def parse_iso_date(value, what: str = "date") -> dt.date:
-    """A ``YYYY-MM-DD`` text (or a date) as a :class:`datetime.date`; anything else raises ConfigError.
-
-    A :class:`datetime.datetime` (also ``pandas.Timestamp``) and a
-    ``numpy.datetime64`` give their calendar day. Text must be exactly
-    ``YYYY-MM-DD`` (surrounding blanks ignored) and a real calendar day.
-
-    Examples
-    --------
-    >>> parse_iso_date("2025-02-01")
-    datetime.date(2025, 2, 1)
-    >>> parse_iso_date("01.02.2025")
-    Traceback (most recent call last):
-    ...
-    iizrisk.errors.ConfigError: date '01.02.2025' is not in the form YYYY-MM-DD; for 1 February 2025 write 2025-02-01
-    """
-    if isinstance(value, dt.date) and value != value:  # pandas.NaT is a datetime too
-        raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str):
-        import numpy as np
-
-        if isinstance(value, np.datetime64):
-            if np.isnat(value):
-                raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
-            return parse_iso_date(str(value.astype("datetime64[D]")), what)
-        raise ConfigError(f"{what} must be text in the form YYYY-MM-DD or a date, got a {type(value).__name__}")
-    text = value.strip()
-    if _ISO.fullmatch(text):
-        try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            raise ConfigError(f"{what} {_shown(value)} is not a calendar day (no such month or day); "
-                              "give it as YYYY-MM-DD, e.g. 2025-02-01") from None
-    m = _DOTTED.fullmatch(text)
-    if m:
-        day, month, year = (int(g) for g in m.groups())
-        try:
-            iso = dt.date(year, month, day)
-        except ValueError:
-            iso = None
-        if iso is not None:
-            raise ConfigError(f"{what} {_shown(value)} is not in the form YYYY-MM-DD; for "
-                              f"{iso.day} {_MONTHS[iso.month - 1]} {iso.year} write {iso.isoformat()}")
-    if _SLASHED.fullmatch(text):
-        raise ConfigError(f"{what} {_shown(value)} is ambiguous (day or month first?); "
-                          "give it as YYYY-MM-DD, e.g. 2025-02-01")
-    raise ConfigError(f"{what} {_shown(value)} is not in the form YYYY-MM-DD (e.g. 2025-02-01)")
 
 
 def parse_as_of(value) -> dt.date:
