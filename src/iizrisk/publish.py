@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import fcntl
 import json
 import logging
@@ -37,7 +36,7 @@ import socket
 from pathlib import Path
 
 from .config import dir_mode, file_mode
-from .errors import ConfigError, LockedError
+from .errors import ConfigError, LockedError, OperatingSystemError
 
 __all__ = ["RunLock", "Permissions", "publish_run", "cleanup", "run_links", "store_token"]
 
@@ -209,10 +208,9 @@ def check_root(root: Path, as_of: dt.date) -> None:
         else:
             bad = p.exists() and not p.is_symlink() or (p.is_symlink() and not _points_into_store(root, p))
         if bad:
-            raise FileExistsError(
-                errno.EEXIST,
+            raise OperatingSystemError(
                 f"{p} is not a link that iizrisk made into {root / '.store'}; move it out of the run "
-                "folder (iizrisk never deletes what it did not write)", str(p))
+                "folder (iizrisk never deletes what it did not write)")
 
 
 def _points_into_store(root: Path, link: Path) -> bool:
