@@ -66,7 +66,7 @@ from .config import Settings
 from .errors import ConfigError, ModelError
 from .health import HealthError, HealthReport, RunFacts, check_health
 from .history import HistoryStore
-from .io import ingest, read_interventions, write_parquet_atomic
+from .io import ingest, write_parquet_atomic
 from .publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
 from .spells import positions
 from .worklist import (
@@ -336,9 +336,7 @@ class _Night:
         prog.stage("ingest")
         ing = ingest(settings)
         spells = ing.spells
-        interventions = getattr(ing, "interventions", None)
-        if interventions is None and settings.deployment.interventions:
-            interventions = read_interventions(settings.resolve(settings.deployment.interventions))
+        interventions = ing.interventions  # [deployment] interventions, read with the same guards
         if interventions is not None:
             interventions = interventions[pd.to_datetime(interventions["date"]) <= pd.Timestamp(t)]
         newest = _newest_dates(spells, t)
@@ -525,9 +523,11 @@ def _expected_institutions(settings: Settings) -> dict[str, list[str]]:
 def _facts(settings, t, ing, scores, oc, worklists, newest, history, prev) -> RunFacts:
     spells = ing.spells
     rows = (spells["institution"].astype("str").value_counts().to_dict() if len(spells) else {})
-    prev_rows = None
-    if prev is not None and history.has(prev, "runs"):
-        pr = history.read("runs", as_of=prev)
+    # the last run up to tonight: the run of an earlier night, or tonight's own earlier run when re-run
+    last = [d for d in history.as_of_dates("runs") if d <= t]
+    prev_rows, prev_as_of = None, (last[-1] if last else None)
+    if prev_as_of is not None:
+        pr = history.read("runs", as_of=prev_as_of)
         if "institution" in pr.columns and "rows" in pr.columns:
             prev_rows = {str(k): int(v) for k, v in zip(pr["institution"], pr["rows"], strict=True)}
     quarantined = (ing.quarantine["_source"].value_counts().to_dict()
@@ -537,7 +537,7 @@ def _facts(settings, t, ing, scores, oc, worklists, newest, history, prev) -> Ru
     listed = {k: len(v) for k, v in worklists.lists.items()}
     return RunFacts(as_of=t, persons_scored=len(scores), rows_per_institution={str(k): int(v) for k, v in rows.items()},
                     expected_institutions=_expected_institutions(settings),
-                    previous_rows_per_institution=prev_rows, previous_as_of=prev,
+                    previous_rows_per_institution=prev_rows, previous_as_of=prev_as_of,
                     quarantine_per_source=per_source,
                     newest_date_per_source=_newest_per_source(settings, newest),
                     open_cases_per_institution={str(k): int(v) for k, v in open_per.items()},

@@ -65,7 +65,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     """
     from .batch import run_nightly
     from .config import Settings
-    from .io import ingest, read_interventions
+    from .io import ingest
     from .model import save_model, signing_key, train
     from .synth import generate
 
@@ -98,7 +98,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
 
     t = time.perf_counter()
     ing = ingest(settings)
-    interventions = read_interventions(settings.resolve(settings.deployment.interventions))
+    interventions = ing.interventions
     logger.info("demo: %s", ing.report.summary_line())
     timings["ingest"] = time.perf_counter() - t
 
