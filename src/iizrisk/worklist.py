@@ -73,14 +73,16 @@ def open_cases_at(timeline) -> pd.DataFrame:
     is_open = timeline.is_open()
     case = timeline.case_id[is_open]
     if len(timeline.case_ids):
-        case_id = pd.Index(timeline.case_ids).take(case, allow_fill=True, fill_value=None)
+        # the array's take: -1 is "no case id" (pandas 3.0's Index.take read it as the last element,
+        # which put another person's case id on a list)
+        case_id = pd.Index(timeline.case_ids).array.take(case, allow_fill=True)
     else:
-        case_id = pd.Index(np.full(int(is_open.sum()), None, dtype=object))
+        case_id = pd.array(np.full(int(is_open.sum()), None, dtype=object))
     return pd.DataFrame({
         "person_id": timeline.person_ids.take(timeline.person[is_open]).array,
         "institution": pd.Categorical.from_codes(timeline.inst[is_open],
                                                  categories=list(timeline.institutions)),
-        "case_id": case_id.array,
+        "case_id": case_id,
     })
 
 
