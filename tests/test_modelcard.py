@@ -29,6 +29,8 @@ def with_attributes(spells: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
     return out
 
 
+KEY = b"a model signing key of the model card tests (32+ bytes)"
+
 @pytest.fixture(scope="module")
 def spells(random_spells):
     return with_attributes(random_spells)
@@ -39,7 +41,7 @@ def trained(tmp_path_factory, spells):
     from iizrisk.model import save_model, train
 
     model, _ = train(spells, outcome="revolving_door", compare=False, max_train_rows=4000, model="logistic")
-    return model, save_model(model, tmp_path_factory.mktemp("card") / "model")
+    return model, save_model(model, tmp_path_factory.mktemp("card") / "model", key=KEY)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,7 @@ def test_card_beside_the_model_keeps_it_loadable(trained):
     from iizrisk.model import load_model
 
     write_model_card(trained[1], trained[1])
-    assert load_model(trained[1]).outcome == "revolving_door"
+    assert load_model(trained[1], key=KEY).outcome == "revolving_door"
 
 
 def test_audit_section(trained, audit, tmp_path):
