@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._texts import LANGUAGES
 from .errors import ConfigError
 
 __all__ = [
@@ -57,8 +58,6 @@ __all__ = [
     "dir_mode",
 ]
 
-#: languages of worklists, reasons and summaries
-LANGUAGES = ("de", "fr", "it", "en")
 
 
 @dataclass
