@@ -229,18 +229,30 @@ def test_summary_suppresses_small_counts(tmp_path, random_spells, trained):
     assert "| 3 |" in [r for r in md10.splitlines() if r.startswith("| ALV")][0]
 
 
-@pytest.mark.parametrize("merge_gap", [0, 7])
-def test_run_scores_equal_a_direct_score_whatever_the_merge_gap(tmp_path, random_spells, trained, merge_gap):
-    """The run shares its timeline with the features only when it is the same view."""
+def test_run_scores_equal_a_direct_score(tmp_path, random_spells, trained):
+    """The run's one point-in-time view serves flags and features alike."""
     from iizrisk.model import load_model, score
 
-    cfg = deployment(tmp_path, random_spells, trained, deployment={"merge_gap_days": merge_gap})
+    cfg = deployment(tmp_path, random_spells, trained)
     res = run_nightly(cfg, as_of="2023-06-30")
     direct = score(load_model(trained, key=KEY), random_spells, as_of="2023-06-30")
     got = res.scores.set_index("person_id")
     want = direct.set_index(direct["person_id"].astype(str))
     assert len(got) == len(want)
     np.testing.assert_allclose(got.loc[want.index, "risk"].to_numpy(), want["risk"].to_numpy())
+
+
+@pytest.mark.parametrize("setting, value, attr", [("merge_gap_days", 7, "merge_gap_days"),
+                                                   ("transition_gap_days", 30, "transition_gap_days"),
+                                                   ("window_months", 12, "bfs_window_months")])
+def test_the_models_definitions_must_equal_the_deployments(tmp_path, random_spells, trained, capsys,
+                                                          setting, value, attr):
+    """One view at T: a model trained on other definitions is refused with the difference, not re-viewed."""
+    cfg = deployment(tmp_path, random_spells, trained, deployment={setting: value})
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 3
+    err = capsys.readouterr().err
+    assert f"[deployment] {setting} = {value}" in err and f"{attr} = " in err
+    assert not (tmp_path / "runs" / AS_OF).exists()
 
 
 def test_summary_writes_swiss_numbers_and_translated_bands():

@@ -44,6 +44,7 @@ failure (a path that cannot be read or written).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -82,7 +83,7 @@ __all__ = ["RunResult", "RunLock", "run_nightly", "check_run", "STAGES"]
 
 logger = logging.getLogger("iizrisk")
 
-STAGES = ("ingest", "timeline", "flags", "model", "score", "explain", "worklists", "health", "write",
+STAGES = ("ingest", "model", "timeline", "flags", "score", "worklists", "explain", "health", "write",
           "publish", "history")
 _FAULT_ENV = "IIZRISK_FAULT_AT"  # testing hook: SIGKILL the process when this stage starts
 
@@ -218,7 +219,6 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
             prog = _Progress(progress)
             try:
                 night = _Night.compute(settings, t, history, prog, model, force=force)
-                prog.stage("health")
                 health = night.health(force=force)
                 forced = {"reason": reason.strip(), "failed_gates": health.to_records()} if force else None
                 if force and not health.ok:
@@ -289,22 +289,139 @@ def _release_memory() -> None:
         pass
 
 
-def _load_model(settings: Settings):
-    """The deployment's model, verified: signed unless the deployment allows unsigned models."""
-    from .model import load_model, model_key
-
-    mdir = settings.resolve(settings.model.dir)
-    model = load_model(mdir, key=model_key(settings), allow_unsigned=settings.model.allow_unsigned_model)
-    return model, mdir, model.manifest_.get("model_sha256", "")  # the verified manifest, not a second read
-
-
 def _check_model_fits(model, settings: Settings) -> None:
+    """The model must predict what ``[model]`` asks for, on the deployment's definitions."""
     want = (settings.model.outcome, int(settings.model.horizon_months))
     got = (getattr(model, "outcome", None), getattr(model, "horizon_months", None))
     if got != want:
         raise ModelError(
             f"the model predicts {got[0]!r} over {got[1]} months, but [model] asks for {want[0]!r} over "
             f"{want[1]} months; train a model for these settings or correct [model] outcome / horizon_months")
+    ft = getattr(model, "features", None)
+    if ft is None:
+        return
+    d = settings.deployment
+    pairs = [("merge_gap_days", "merge_gap_days", d.merge_gap_days),
+             ("transition_gap_days", "transition_gap_days", d.transition_gap_days),
+             ("window_months", "bfs_window_months", d.window_months)]
+    diff = [f"[deployment] {name} = {want!r} but the model's features use {attr} = {getattr(ft, attr)!r}"
+            for name, attr, want in pairs if int(getattr(ft, attr)) != int(want)]
+    if diff:
+        raise ModelError("the model was trained on other definitions than the deployment's: " + "; ".join(diff)
+                         + "; retrain the model with the deployment's definitions or correct [deployment]")
+
+
+# ------------------------------------------------------------------ the stages
+# Each stage is a function with named inputs (its parameters, taken from what the stages before it
+# returned) and named outputs (the keys of the dict it returns). The night runs them top to bottom;
+# the stage timings come from this list.
+def _ingest(settings: Settings, t: dt.date, force: bool) -> dict:
+    ing = ingest(settings)
+    interventions = ing.interventions  # [deployment] interventions, read with the same guards
+    if interventions is not None:
+        interventions = interventions[pd.to_datetime(interventions["date"]) <= pd.Timestamp(t)]
+    newest = _newest_dates(ing.spells, t)
+    newest_all = max((d for d in newest.values() if d is not None), default=None)
+    lag = settings.health.max_as_of_after_data_days
+    if newest_all is not None and (t - newest_all).days > lag and not force:
+        raise ConfigError(
+            f"--as-of {t.isoformat()} lies {(t - newest_all).days} days after the newest date in the data "
+            f"({newest_all.isoformat()}; at most {lag} allowed by [health] max_as_of_after_data_days): "
+            "give an earlier --as-of, deliver current exports, or --force --reason \"...\"")
+    _release_memory()
+    return {"ing": ing, "spells": ing.spells, "interventions": interventions, "newest": newest}
+
+
+def _model(settings: Settings, model) -> dict:
+    if model is None:
+        from .model import load_model, model_key
+
+        mdir = settings.resolve(settings.model.dir)
+        model = load_model(mdir, key=model_key(settings), allow_unsigned=settings.model.allow_unsigned_model)
+        mdir, model_hash = mdir, model.manifest_.get("model_sha256", "")  # the verified manifest
+    else:
+        mdir, model_hash = None, ""
+    _check_model_fits(model, settings)
+    return {"model": model, "mdir": mdir, "model_hash": model_hash}
+
+
+def _timeline(settings: Settings, t: dt.date, spells: pd.DataFrame) -> dict:
+    from .spells import build_timeline
+
+    return {"tl": build_timeline(spells, as_of=t, merge_gap_days=settings.deployment.merge_gap_days)}
+
+
+def _flags(settings: Settings, t: dt.date, tl) -> dict:
+    from .flags import compute_flags
+
+    return {"flags": compute_flags(tl, t, window_months=settings.deployment.window_months,
+                                   transition_gap_days=settings.deployment.transition_gap_days)}
+
+
+def _score(settings: Settings, t: dt.date, spells, interventions, tl, model, history: HistoryStore) -> dict:
+    from .features import _group_max
+    from .model import score
+
+    # the model's definitions equal the deployment's (checked in _model): one view serves all
+    scores, X = score(model, spells, as_of=t, interventions=interventions,
+                      bands=tuple(settings.worklist.risk_bands), return_features=True, timeline=tl)
+    prev = history.previous(t)
+    since = _time.day(prev) if prev else _time.day(t) - 1
+    latest = _group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person
+    codes = tl.codes_of(scores["person_id"])
+    scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
+    _release_memory()
+    return {"scores": scores, "X": X, "prev": prev}
+
+
+def _worklists(settings: Settings, t: dt.date, tl, scores, interventions, flags, history: HistoryStore,
+               prev) -> dict:
+    w = settings.worklist
+    oc = open_cases_at(tl)
+    excluded = recently_assessed(interventions, t, w.exclude_assessed_months)
+    canton_of = None
+    if w.capacity_per_canton and "canton" in tl.persons.columns:
+        canton_of = pd.Series(tl.persons["canton"].to_numpy(), index=tl.person_ids.astype("str"))
+    prev_lists = history.read("worklists", as_of=prev) if prev else None
+    worklists = build_worklists(
+        scores, oc, capacity=w.capacity, capacity_per_institution=w.capacity_per_institution,
+        capacity_per_canton=w.capacity_per_canton, canton_of=canton_of, exclude=excluded,
+        previous=prev_lists, flags=flags, disclose_institutions=w.disclose_institutions,
+        language_of=w.language_per_institution, default_language=w.language)
+    return {"worklists": worklists, "open_cases": oc, "excluded": excluded}
+
+
+def _explain(settings: Settings, model, X, scores, worklists: WorklistSet) -> dict:
+    """Reasons for the worklist rows only, each list in its language and within its disclosure policy."""
+    from .explain import explain, reason_codes
+
+    w = settings.worklist
+    explain_ids = pd.unique(worklists.rows()["person_id"]) if len(worklists) else np.array([], dtype=object)
+    if len(explain_ids):
+        expl = explain(model, X.iloc[positions(pd.Index(scores["person_id"]), explain_ids)])
+        ids = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
+        disclose = set(w.disclose_institutions)
+        for inst, wl in worklists.lists.items():
+            rows = ids.get_indexer(wl["person_id"].astype(str))
+            lang = w.language_per_institution.get(inst, w.language)
+            rc = reason_codes(_subset(expl, rows), language=lang, allowed_institutions={inst} | disclose)
+            rc.index = ids[rows]
+            tail = ["new_on_list", "language", "notice"]
+            worklists.lists[inst] = wl.join(rc, on="person_id")[
+                [*[c for c in wl.columns if c not in tail], *rc.columns, *tail]]
+        overall = reason_codes(expl, language=w.language)
+        overall.index = ids
+        scores = scores.join(overall, on="person_id")
+    return {"scores": scores, "worklists": worklists}
+
+
+def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, newest, history) -> dict:
+    return {"facts": _facts(settings, t, ing, scores, open_cases, worklists, newest, history)}
+
+
+#: the night before anything is written, top to bottom
+_COMPUTE = (("ingest", _ingest), ("model", _model), ("timeline", _timeline), ("flags", _flags),
+            ("score", _score), ("worklists", _worklists), ("explain", _explain), ("health", _gates))
 
 
 @dataclass
@@ -327,91 +444,14 @@ class _Night:
     @classmethod
     def compute(cls, settings: Settings, t: dt.date, history: HistoryStore, prog: _Progress, model, *,
                 force: bool = False):
-        from .explain import explain, reason_codes
-        from .features import _group_max
-        from .flags import compute_flags
-        from .model import score
-        from .spells import build_timeline
+        import inspect
 
-        prog.stage("ingest")
-        ing = ingest(settings)
-        spells = ing.spells
-        interventions = ing.interventions  # [deployment] interventions, read with the same guards
-        if interventions is not None:
-            interventions = interventions[pd.to_datetime(interventions["date"]) <= pd.Timestamp(t)]
-        newest = _newest_dates(spells, t)
-        newest_all = max((d for d in newest.values() if d is not None), default=None)
-        lag = settings.health.max_as_of_after_data_days
-        if newest_all is not None and (t - newest_all).days > lag and not force:
-            raise ConfigError(
-                f"--as-of {t.isoformat()} lies {(t - newest_all).days} days after the newest date in the data "
-                f"({newest_all.isoformat()}; at most {lag} allowed by [health] max_as_of_after_data_days): "
-                "give an earlier --as-of, deliver current exports, or --force --reason \"...\"")
-
-        _release_memory()
-        prog.stage("timeline")
-        tl = build_timeline(spells, as_of=t, merge_gap_days=settings.deployment.merge_gap_days)
-
-        prog.stage("flags")
-        flags = compute_flags(tl, t, window_months=settings.deployment.window_months,
-                              transition_gap_days=settings.deployment.transition_gap_days)
-
-        prog.stage("model")
-        if model is None:
-            model, mdir, model_hash = _load_model(settings)
-        else:
-            mdir, model_hash = None, ""
-        _check_model_fits(model, settings)
-
-        prog.stage("score")
-        gap = int(model.features.merge_gap_days) if model.features is not None else 0
-        same_view = gap == tl.merge_gap_days  # the flags' view serves the features too
-        scores, X = score(model, spells, as_of=t, interventions=interventions,
-                          bands=tuple(settings.worklist.risk_bands), return_features=True,
-                          timeline=tl if same_view else None)
-        prev = history.previous(t)
-        since = _time.day(prev) if prev else _time.day(t) - 1
-        latest = _group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person
-        codes = tl.codes_of(scores["person_id"])
-        scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
-
-        _release_memory()
-        prog.stage("explain")
-        w = settings.worklist
-        oc = open_cases_at(tl)
-        excluded = recently_assessed(interventions, t, w.exclude_assessed_months)
-        canton_of = None
-        if w.capacity_per_canton and "canton" in tl.persons.columns:
-            canton_of = pd.Series(tl.persons["canton"].to_numpy(), index=tl.person_ids.astype("str"))
-        prev_lists = history.read("worklists", as_of=prev) if prev else None
-        worklists = build_worklists(
-            scores, oc, capacity=w.capacity, capacity_per_institution=w.capacity_per_institution,
-            capacity_per_canton=w.capacity_per_canton, canton_of=canton_of, exclude=excluded,
-            previous=prev_lists, flags=flags, disclose_institutions=w.disclose_institutions,
-            language_of=w.language_per_institution, default_language=w.language)
-        # explain only the worklist rows, each list in its language and within its disclosure policy
-        explain_ids = pd.unique(worklists.rows()["person_id"]) if len(worklists) else np.array([], dtype=object)
-        if len(explain_ids):
-            expl = explain(model, X.iloc[positions(pd.Index(scores["person_id"]), explain_ids)])
-            ids = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
-            disclose = set(w.disclose_institutions)
-            for inst, wl in worklists.lists.items():
-                rows = ids.get_indexer(wl["person_id"].astype(str))
-                lang = w.language_per_institution.get(inst, w.language)
-                rc = reason_codes(_subset(expl, rows), language=lang, allowed_institutions={inst} | disclose)
-                rc.index = ids[rows]
-                tail = ["new_on_list", "language", "notice"]
-                worklists.lists[inst] = wl.join(rc, on="person_id")[
-                    [*[c for c in wl.columns if c not in tail], *rc.columns, *tail]]
-            overall = reason_codes(expl, language=w.language)
-            overall.index = ids
-            scores = scores.join(overall, on="person_id")
-
-        prog.stage("worklists")
-        facts = _facts(settings, t, ing, scores, oc, worklists, newest, history, prev)
-        return cls(settings=settings, t=t, ing=ing, interventions=interventions, flags=flags, model=model,
-                   mdir=mdir, model_hash=model_hash, scores=scores, worklists=worklists,
-                   excluded=excluded, facts=facts)
+        ctx = {"settings": settings, "t": t, "history": history, "model": model, "force": force}
+        for name, stage in _COMPUTE:
+            prog.stage(name)
+            ctx.update(stage(**{p: ctx[p] for p in inspect.signature(stage).parameters}))
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in ctx.items() if k in fields})
 
     # -------------------------------------------------------------- health
     def health(self, *, force: bool) -> HealthReport:
@@ -520,7 +560,7 @@ def _expected_institutions(settings: Settings) -> dict[str, list[str]]:
     return out
 
 
-def _facts(settings, t, ing, scores, oc, worklists, newest, history, prev) -> RunFacts:
+def _facts(settings, t, ing, scores, oc, worklists, newest, history) -> RunFacts:
     spells = ing.spells
     rows = (spells["institution"].astype("str").value_counts().to_dict() if len(spells) else {})
     # the last run up to tonight: the run of an earlier night, or tonight's own earlier run when re-run
