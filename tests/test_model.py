@@ -287,6 +287,9 @@ def test_cli_train_score_features(tmp_path, spells, trained, capsys):
     assert main(["-q", "train", "--spells", str(src), "--outcome", "disintegration", "--model", "logistic",
                  "--out", str(tmp_path / "model"), "--key-file", str(key)]) == 0
     assert "bfs_rule" in capsys.readouterr().out
+    # `iizrisk train` writes the card beside the model, from the manifest of the final folder
+    card = json.loads((tmp_path / "model" / "model_card.json").read_text())
+    assert card["source"] == str(tmp_path / "model") and card["model"]["kind"] == "logistic"
     for name, spells_arg in [("full", src), ("cut", tmp_path / "cut")]:
         assert main(["-q", "score", "--model", str(tmp_path / "model"), "--spells", str(spells_arg),
                      "--as-of", "2021-03-31", "--out", str(tmp_path / name), "--explain-top", "5",
@@ -351,10 +354,28 @@ def test_boosting_beats_baselines_on_a_later_period(synthetic):
 
 
 def test_model_directory_carries_its_model_card(trained, tmp_path):
+    """save_model writes the model and its manifest; the card is written from the manifest by the
+    caller (iizrisk.model does not import iizrisk.modelcard), beside the model it stays loadable."""
+    from iizrisk.modelcard import write_model_card
+
     model, _ = trained
-    path = save_model(model, tmp_path / "m")
+    path = save_model(model, tmp_path / "m", key=KEY)
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.skops"]
+    write_model_card(path, path)
     assert {"model_card.md", "model_card.html", "model_card.json"} <= {p.name for p in path.iterdir()}
     assert "never an automated decision" in (path / "model_card.md").read_text()
+    assert load_model(path, key=KEY).outcome == model.outcome
+
+
+def test_the_model_package_does_not_import_the_model_card():
+    """The model <-> modelcard cycle is gone: iizrisk.model imports nothing of iizrisk.modelcard."""
+    import subprocess
+    import sys
+
+    code = ("import sys, iizrisk.model, iizrisk.model._files; "
+            "print('iizrisk.modelcard' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_protected_columns_are_not_required_to_score(spells):

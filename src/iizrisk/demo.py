@@ -67,6 +67,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     from .config import Settings
     from .io import ingest
     from .model import save_model, signing_key, train
+    from .modelcard import write_model_card
     from .synth import generate
 
     t0 = time.perf_counter()
@@ -106,6 +107,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     model, report = train(ing.spells, interventions=interventions, outcome=settings.model.outcome,
                           horizon_months=settings.model.horizon_months, max_train_rows=max_train_rows)
     model_dir = save_model(model, settings.resolve(settings.model.dir), key=signing_key(file=key_path))
+    write_model_card(model_dir, model_dir)  # the card beside the model, from its manifest
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()

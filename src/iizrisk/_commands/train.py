@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ValidationError
     from ..model import save_model, signing_key, train
+    from ..modelcard import write_model_card
 
     key = signing_key(file=args.key_file)  # fail on a bad key before the long training
     spells, interventions = read_inputs(args.spells, args.interventions)
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
                               max_train_rows=args.max_train_rows)
     except ValueError as exc:
         raise ValidationError(f"{args.spells}: cannot train: {exc}") from exc
-    save_model(model, args.out, key=key)
+    model_dir = save_model(model, args.out, key=key)
+    write_model_card(model_dir, model_dir)  # model_card.md/.html/.json, from the manifest alone
     print(f"model written to {args.out} ({args.model}, outcome {args.outcome}, "
           f"horizon {args.horizon_months} months)", file=sys.stdout)
     per = "; ".join(f"{k} {v[0]} to {v[1]}" for k, v in report.periods.items())

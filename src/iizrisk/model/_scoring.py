@@ -1,0 +1,125 @@
+"""Scoring: everyone with a spell open at T, the input checks against the fitted model, risk bands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from ..errors import InputMismatchError
+from ..features import PointInTimeFeatures
+
+if TYPE_CHECKING:
+    from ._estimator import RiskModel
+
+
+def _dtype_kind(dtype) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "date"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    return "string"
+
+
+
+def check_input(model: RiskModel, *, X: pd.DataFrame | None = None, spells: pd.DataFrame | None = None,
+                interventions: pd.DataFrame | None = None, source: str = "scoring input") -> None:
+    """Check scoring input against what the model was fitted on; raise with a readable diff.
+
+    ``X`` is compared with the feature names and dtypes, ``spells`` with the
+    canonical columns present at training (and their kinds), and the presence
+    of interventions with their use at training.
+
+    Raises
+    ------
+    InputMismatchError
+    """
+    lines: list[str] = []
+    if X is not None:
+        want = list(model.feature_names_in_)
+        have = list(X.columns)
+        missing = [c for c in want if c not in have]
+        extra = [c for c in have if c not in want]
+        if missing:
+            lines.append(f"  missing feature columns ({len(missing)}): {', '.join(missing[:10])}"
+                         + (" ..." if len(missing) > 10 else ""))
+        if extra:
+            lines.append(f"  unexpected feature columns ({len(extra)}): {', '.join(extra[:10])}"
+                         + (" ..." if len(extra) > 10 else ""))
+        for c in want:
+            if c in have:
+                if _dtype_kind(X[c].dtype) != "number":
+                    lines.append(f"  {c}: model {model.feature_dtypes_.get(c)}, input {X[c].dtype}")
+    info = getattr(model, "input_info_", None)
+    if spells is not None and info is not None:
+        for col, kind in info.get("columns", {}).items():
+            if col not in spells.columns:
+                lines.append(f"  spells column {col!r} ({kind}) was present at training and is missing")
+            elif _dtype_kind(spells[col].dtype) != kind:
+                lines.append(f"  spells column {col!r}: model {kind}, input {_dtype_kind(spells[col].dtype)} "
+                             f"({spells[col].dtype})")
+        if info.get("interventions") and interventions is None:
+            lines.append("  interventions were used at training and are missing (pass --interventions)")
+    if lines:
+        raise InputMismatchError(f"{source} does not match the model:\n" + "\n".join(lines)
+                                 + "\nfix: provide the same canonical columns and types as at training, "
+                                 "or retrain the model on this input")
+
+
+
+def risk_bands(risk, bands=(0.10, 0.25)) -> np.ndarray:
+    """Band names ``low`` / ``medium`` / ``high`` for calibrated risks.
+
+    Examples
+    --------
+    >>> risk_bands([0.05, 0.1, 0.3]).tolist()
+    ['low', 'medium', 'high']
+    """
+    names = np.array(["low", "medium", "high"], dtype=object)
+    if len(bands) != 2:
+        raise ValueError("risk bands need two thresholds (low/medium, medium/high)")
+    return names[np.searchsorted(np.asarray(bands, dtype=np.float64), np.asarray(risk), side="right")]
+
+
+def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
+          bands=(0.10, 0.25), return_features: bool = False, timeline=None):
+    """Score everyone with a spell open on ``as_of``.
+
+    Only the point-in-time view at ``as_of`` is used, so rows after the as-of
+    date change nothing. ``timeline``, when given, is that view already built
+    (see :meth:`PointInTimeFeatures.transform`).
+
+    Returns
+    -------
+    DataFrame
+        ``person_id, as_of, outcome, risk, risk_band, rank`` sorted by rank
+        (1 = highest risk; equal risks in order of the person's first appearance
+        among the rows known at ``as_of``); with ``return_features`` also the
+        feature frame (same row order).
+    """
+    check_is_fitted(model, "estimator_")
+    check_input(model, spells=spells, interventions=interventions)
+    ft = model.features if model.features is not None else PointInTimeFeatures().fit(None)
+    X = ft.transform(spells, as_of=as_of, interventions=interventions, timeline=timeline)
+    risk = model.predict_proba(X)[:, 1] if len(X) else np.array([], dtype=np.float64)
+    pid = X.index.get_level_values("person_id")
+    # stable: equal risks keep the feature rows' order (first appearance in the input among
+    # the rows known at the as-of date, which later rows cannot change)
+    order = np.argsort(-risk, kind="stable")
+    out = pd.DataFrame({
+        "person_id": np.asarray(pid, dtype=object)[order],
+        "as_of": np.asarray(X.index.get_level_values("as_of"))[order],
+        "outcome": model.outcome,
+        "risk": risk[order],
+        "risk_band": pd.Series(risk_bands(risk[order], bands), dtype="str"),
+        "rank": np.arange(1, len(X) + 1, dtype=np.int64),
+    })
+    out["person_id"] = out["person_id"].astype("str")
+    if return_features:
+        return out, X.iloc[order]
+    return out
+

@@ -1,0 +1,236 @@
+"""Training: monthly snapshots, labels, a temporal split, the held-out report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _time
+from .._progress import Steps
+from ..features import PointInTimeFeatures
+from ..outcomes import compute_outcome, get_outcome, observed_until
+from ..spells import as_of_day
+from ._estimator import BfsRuleBaseline, RiskModel
+from ._metrics import evaluate
+from ._scoring import _dtype_kind
+from ._split import _days_of, temporal_split
+
+logger = logging.getLogger("iizrisk")
+
+
+def _input_info(spells: pd.DataFrame, interventions) -> dict:
+    from ..schema import load_schema
+
+    schema = load_schema("spells")
+    # protected attributes are audit-only: scoring must not require them
+    used = [c for c in schema.names if c not in {"case_id", "canton", *schema.protected}]
+    return {"columns": {c: _dtype_kind(spells[c].dtype) for c in used if c in spells.columns},
+            "interventions": interventions is not None}
+
+
+def data_fingerprint(spells: pd.DataFrame) -> str:
+    """SHA-256 over the canonical columns of a spells table (row order matters).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"person_id": ["a"], "institution": ["ALV"],
+    ...                    "start_date": pd.to_datetime(["2024-01-01"])})
+    >>> len(data_fingerprint(df))
+    64
+    """
+    from ..schema import load_schema
+
+    cols = [c for c in load_schema("spells").names if c in spells.columns]
+    h = hashlib.sha256()
+    h.update(json.dumps(cols).encode())
+    h.update(pd.util.hash_pandas_object(spells[cols], index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+
+@dataclass
+class TrainingReport:
+    """What :func:`train` did and how well the model does on the held-out later period.
+
+    Attributes
+    ----------
+    metrics : DataFrame
+        One row per scorer (the model, the other model kind, the BFS rule):
+        ROC AUC, average precision, Brier score, ECE, precision and recall at k.
+    periods : dict
+        ``train``, ``calibration`` and ``validation`` as-of date ranges.
+    info : dict
+        Outcome, horizon, row counts, prevalence, data fingerprint.
+    """
+
+    metrics: pd.DataFrame
+    periods: dict[str, list[str]]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": {k: {m: (None if pd.isna(v) else float(v)) for m, v in row.items()}
+                            for k, row in self.metrics.to_dict(orient="index").items()},
+                "periods": self.periods, "info": self.info}
+
+    def _repr_html_(self) -> str:
+        per = ", ".join(f"{k}: {v[0]} to {v[1]}" for k, v in self.periods.items())
+        return (f"<b>Training report</b> — outcome <i>{self.info.get('outcome')}</i>, horizon "
+                f"{self.info.get('horizon_months')} months; {per}{self.metrics.round(4).to_html()}")
+
+
+def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
+          outcome: str = "revolving_door", horizon_months: int = 12, model: str = "boosting",
+          first_as_of=None, last_as_of=None, burn_in_months: int = 24, train_months: int = 36,
+          validation_months: int = 6,
+          calibration_months: int = 6, gap_months: int | None = None, calibration: str | None = "isotonic",
+          capacity: int = 50, max_train_rows: int | None = None, observed_until_date=None,
+          features: PointInTimeFeatures | None = None, compare: bool = True, random_state: int = 0,
+          progress: bool | None = None, **model_params) -> tuple[RiskModel, TrainingReport]:
+    """Train a risk model on monthly snapshots with a temporal split; report on a held-out later period.
+
+    Parameters
+    ----------
+    spells : DataFrame
+        Canonical spells of the whole export.
+    interventions : DataFrame, optional
+        Interventions (features count only those dated <= T).
+    outcome : str, default "revolving_door"
+        A registered outcome (:func:`iizrisk.outcomes.outcome_names`).
+    horizon_months : int, default 12
+    model : {"boosting", "logistic"}, default "boosting"
+    first_as_of, last_as_of : date-like, optional
+        Range of month-end snapshot dates; default from ``burn_in_months`` after
+        the first start date to the last month end whose horizon is observed.
+    burn_in_months : int, default 24
+        History needed before the first snapshot.
+    train_months : int, default 36
+        With no ``first_as_of``: months of training dates before the calibration
+        slice (older snapshots are left out).
+    validation_months, calibration_months : int, default 6
+        Held-out period at the end, and calibration slice before it.
+    gap_months : int, optional
+        Gap before each later slice; default ``horizon_months``.
+    calibration : {"isotonic", "sigmoid", None}
+    capacity : int, default 50
+        k for precision and recall at k (people reviewed per as-of date).
+    max_train_rows : int, optional
+        Random subsample of the earlier rows (speed).
+    observed_until_date : date-like, optional
+        Last observed day of the data; default from the data.
+    features : PointInTimeFeatures, optional
+    compare : bool, default True
+        Also fit the other model kind and the BFS rule and report them.
+    random_state : int, default 0
+    progress : bool, optional
+        Show the training steps as a progress bar on stderr; default only when
+        stderr is a terminal (never in cron or tests). Log lines are written
+        above the bar, never into it.
+    **model_params
+        Further :class:`RiskModel` parameters (``max_iter``, ``C``...).
+
+    Returns
+    -------
+    (RiskModel, TrainingReport)
+    """
+    get_outcome(outcome)
+    steps = ["features", "labels", f"fit {model}"]
+    if compare:
+        steps += [f"fit {'logistic' if model == 'boosting' else 'boosting'}", "BFS rule"]
+    with Steps(steps + ["evaluate"], progress, label="train") as bar:
+        return _train(spells, interventions, outcome, horizon_months, model, first_as_of, last_as_of,
+                      burn_in_months, train_months, validation_months, calibration_months, gap_months,
+                      calibration, capacity, max_train_rows, observed_until_date, features, compare,
+                      random_state, bar, model_params)
+
+
+def _train(spells, interventions, outcome, horizon_months, model, first_as_of, last_as_of, burn_in_months,
+           train_months, validation_months, calibration_months, gap_months, calibration, capacity,
+           max_train_rows, observed_until_date, features, compare, random_state, bar,
+           model_params) -> tuple[RiskModel, TrainingReport]:
+    gap = horizon_months if gap_months is None else int(gap_months)
+    last_day = observed_until(spells) if observed_until_date is None else as_of_day(observed_until_date)
+    start = _time.to_days(spells["start_date"])
+    first_day = int(start[start != _time.MISSING_DAY].min())
+    if first_as_of is None:
+        # enough history before the first snapshot, and no more than train_months of training
+        # dates before the calibration slice (older snapshots describe another labour market)
+        last_lab = int(_time.add_months(last_day, -horizon_months))
+        span = train_months + gap + calibration_months + gap + validation_months
+        lo_day = max(int(_time.add_months(first_day, burn_in_months)), int(_time.add_months(last_lab, -span)))
+        lo = pd.Timestamp(_time.to_date(lo_day))
+    else:
+        lo = pd.Timestamp(first_as_of)
+    latest = [d for d in pd.date_range(lo, pd.Timestamp(_time.to_date(last_day)), freq="ME")
+              if int(_time.add_months(_time.day(d), horizon_months)) <= last_day]
+    if last_as_of is not None:
+        latest = [d for d in latest if d <= pd.Timestamp(last_as_of)]
+    if len(latest) < 3:
+        raise ValueError(f"too few labelled month ends between {lo.date()} and the last observed day "
+                         f"{_time.to_date(last_day)} for horizon {horizon_months}: need a longer export")
+    days_all = np.array([_time.day(d) for d in latest], dtype=np.int64)
+    early, late = temporal_split(days_all, holdout_months=validation_months, gap_months=gap)
+    dates = [d for d, keep in zip(latest, early | late, strict=True) if keep]
+    ft = features if features is not None else PointInTimeFeatures()
+    ft = ft.fit(spells, as_of=dates) if not hasattr(ft, "feature_names_out_") else ft
+    logger.info("train: building features at %d month ends (%s to %s)", len(dates),
+                dates[0].date(), dates[-1].date())
+    bar.step("features")
+    X = ft.transform(spells, as_of=dates, interventions=interventions)
+    bar.step("labels")
+    lab = compute_outcome(spells, outcome=outcome, horizon_months=horizon_months, pairs=X.index,
+                          observed_until=last_day)
+    if not lab["observed"].all():  # pragma: no cover - dates were chosen observed
+        raise AssertionError("unobserved labels among training snapshots")
+    y = lab["outcome"].to_numpy(dtype=bool)
+    d = _days_of(X.index.get_level_values("as_of"))
+    first_val = int(days_all[late].min())
+    val = d >= first_val
+    fit_rows = ~val
+    if max_train_rows is not None and fit_rows.sum() > max_train_rows:
+        rng = np.random.default_rng(random_state)
+        keep = rng.choice(np.flatnonzero(fit_rows), size=max_train_rows, replace=False)
+        fit_rows = np.zeros(len(X), dtype=bool)
+        fit_rows[keep] = True
+    common = dict(calibration=calibration, calibration_months=calibration_months, gap_months=gap,
+                  outcome=outcome, horizon_months=horizon_months, features=ft, random_state=random_state)
+    Xf, yf, df_ = X.loc[fit_rows], y[fit_rows], d[fit_rows]
+    bar.step(f"fit {model}")
+    main = RiskModel(model=model, **common, **model_params).fit(Xf, yf, as_of=df_)
+    Xv, yv, dv = X.loc[val], y[val], d[val]
+    scores = {model: main.predict_proba(Xv)[:, 1]}
+    if compare:
+        other = "logistic" if model == "boosting" else "boosting"
+        bar.step(f"fit {other}")
+        alt = RiskModel(model=other, **common, n_threads=model_params.get("n_threads")).fit(Xf, yf, as_of=df_)
+        scores[other] = alt.predict_proba(Xv)[:, 1]
+        bar.step("BFS rule")
+        bw = int(ft.bfs_window_months)
+        rule = BfsRuleBaseline(column=f"revolving_door_{bw}m")
+        tr = df_ <= _time.day(main.fit_info_["train_period"][1])
+        rule.fit(Xf.loc[tr], yf[tr])
+        scores["bfs_rule"] = rule.predict_proba(Xv)[:, 1]
+    bar.step("evaluate")
+    metrics = evaluate(yv, scores, dv, k=capacity)
+    periods = {k[:-7]: v for k, v in main.fit_info_.items() if k.endswith("_period")}
+    periods["validation"] = [_time.to_date(dv.min()).isoformat(), _time.to_date(dv.max()).isoformat()]
+    info = {
+        "outcome": outcome, "horizon_months": horizon_months, "model": model,
+        "gap_months": gap, "capacity": capacity, "observed_until": _time.to_date(last_day).isoformat(),
+        "snapshots": int(len(X)), "train_rows": main.fit_info_["train_rows"],
+        "calibration_rows": main.fit_info_["calibration_rows"], "validation_rows": int(val.sum()),
+        "prevalence_train": float(yf.mean()), "prevalence_validation": float(yv.mean()),
+        "data_fingerprint": data_fingerprint(spells), "spells_rows": int(len(spells)),
+    }
+    report = TrainingReport(metrics=metrics, periods=periods, info=info)
+    main.metrics_ = report.to_dict()["metrics"]
+    main.training_ = {"periods": periods, **info}
+    main.input_info_ = _input_info(spells, interventions)
+    logger.info("held-out metrics:\n%s", metrics.round(4).to_string())
+    return main, report
+
