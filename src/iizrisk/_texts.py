@@ -1,7 +1,25 @@
-"""Texts in German, French, Italian and English: feature descriptions and reason sentences.
+"""The catalogue of texts in German, French, Italian and English, and Swiss number formatting.
 
-The sentences live in ``iizrisk/locale/<language>.json``, one file per
-language, so that translators edit JSON, not Python. A feature belongs to a
+Every user-facing text in the four languages lives in
+``iizrisk/locale/<language>.json``, one file per language, so that
+translators edit JSON, not Python. Each area has its namespace:
+
+=====================  =====================================================
+``summary.*``          the nightly run's summary (Markdown and HTML)
+``card.*``             model cards
+``plot.*``             words on plots
+``worklist.notice``    the statement every worklist row carries
+``risk_bands.*``       names of the risk bands (summary and plots)
+``families`` ...       feature descriptions and reason sentences (below)
+=====================  =====================================================
+
+:func:`text` returns one text with its ``{placeholders}`` filled in,
+:func:`text_items` a list of texts (bullet points), and :func:`swiss_number`
+writes a whole number with the thousands separator of the language (the
+catalogue's ``thousands_separator``). Every key exists in every language with
+the same placeholders (``tests/test_texts.py``).
+
+A feature belongs to a
 *family* (``n_transitions``, ``open``, ...) with parameters (window in months,
 institution, exit reason, education level); each family has a description and
 a sentence template per language:
@@ -13,6 +31,10 @@ a sentence template per language:
 
 Examples
 --------
+>>> text("summary.hidden", "it", k=5)
+'nascosto: meno di 5 persone, o nascosto affinché i totali non rivelino celle piccole'
+>>> swiss_number(20645, "de"), swiss_number(20645, "en")
+('20’645', '20,645')
 >>> render("n_transitions", {"window": 24}, 3, "de")
 '3 Wechsel zwischen Institutionen in den letzten 24 Monaten'
 >>> render("open", {"institution": "SH"}, 1.0, "fr")
@@ -27,7 +49,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["LANGUAGES", "load_locale", "describe", "render", "check_language"]
+__all__ = ["LANGUAGES", "check_language", "describe", "load_locale", "render", "swiss_number", "text",
+           "text_items"]
 
 LANGUAGES: tuple[str, ...] = ("de", "fr", "it", "en")
 
@@ -45,6 +68,73 @@ def load_locale(language: str) -> dict[str, Any]:
     check_language(language)
     path = resources.files("iizrisk") / "locale" / f"{language}.json"
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _lookup(key: str, language: str) -> Any:
+    node: Any = load_locale(language)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f"no text {key!r} in language {language!r}")
+        node = node[part]
+    return node
+
+
+def text(key: str, language: str, **fields: Any) -> str:
+    """The catalogue's text ``key`` in ``language`` with its placeholders filled in.
+
+    Parameters
+    ----------
+    key : str
+        Dotted key, such as ``"card.title"`` or ``"worklist.notice"``.
+    language : {"de", "fr", "it", "en"}
+    **fields
+        Values of the text's placeholders (``{k}``, ``{names}``...).
+
+    Raises
+    ------
+    ValueError
+        ``language`` has no catalogue.
+    KeyError
+        ``key`` is not a text, or a placeholder has no value in ``fields``.
+
+    Examples
+    --------
+    >>> text("card.title", "fr")
+    'Fiche du modèle'
+    """
+    value = _lookup(key, language)
+    if not isinstance(value, str):
+        raise KeyError(f"{key!r} is not a single text (use text_items for lists)")
+    return value.format(**fields)
+
+
+def text_items(key: str, language: str) -> tuple[str, ...]:
+    """The catalogue's list of texts ``key`` (bullet points) in ``language``.
+
+    Examples
+    --------
+    >>> text_items("card.not_for_items", "en")[0]
+    'decisions on benefits, sanctions, eligibility or access to measures'
+    """
+    value = _lookup(key, language)
+    if not isinstance(value, list):
+        raise KeyError(f"{key!r} is not a list of texts (use text for single texts)")
+    return tuple(value)
+
+
+def swiss_number(n: int, language: str = "de") -> str:
+    """A whole number with the thousands separator used in Switzerland for ``language``.
+
+    20’645 in German and Italian, 20 645 with a narrow no-break space in French,
+    20,645 in English (and for a language without catalogue).
+
+    Examples
+    --------
+    >>> swiss_number(20645), swiss_number(20645, "fr") == "20\u202f645", swiss_number(1234567, "en")
+    ('20’645', True, '1,234,567')
+    """
+    sep = load_locale(language)["thousands_separator"] if language in LANGUAGES else ","
+    return f"{int(n):,}".replace(",", sep)
 
 
 def _context(loc: dict, params: dict) -> dict[str, str]:

@@ -21,6 +21,8 @@ document a data-protection officer reads (DOMAIN.md sections 2, 6 and 7):
 
 The card is built from the model directory's ``manifest.json`` only: the
 model file is never unpickled to write it.
+Its texts in the four languages come from the text catalogue
+(:mod:`iizrisk._texts`, keys ``card.*``).
 
 Examples
 --------
@@ -48,6 +50,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._texts import swiss_number, text, text_items
+
 __all__ = ["CARD_FORMAT", "CARD_FILES", "ModelCard", "write_model_card"]
 
 logger = logging.getLogger("iizrisk")
@@ -57,183 +61,10 @@ CARD_FORMAT = "iizrisk-model-card/1"
 CARD_FILES = {"md": "model_card.md", "html": "model_card.html", "json": "model_card.json"}
 _DEFAULT_PROTECTED = ("sex", "nationality_group")
 _NA = "·"
+# The card's counts are written with English thousands separators (1,000) in every language, as published
+# so far: the tables beside them are language-neutral. Changing this changes every published card.
+_NUMBERS = "en"
 
-_T: dict[str, dict[str, str]] = {
-    "title": {"en": "Model card", "de": "Modellkarte", "fr": "Fiche du modèle", "it": "Scheda del modello"},
-    "intended": {"en": "Intended use", "de": "Verwendungszweck", "fr": "Usage prévu", "it": "Uso previsto"},
-    "intended_text": {
-        "en": "The risk score is a hint that triggers a human review of a case by professionals (for "
-              "example proposing an early joint IIZ assessment). It is never an automated decision about a "
-              "person (nDSG Art. 21, GDPR Art. 22). Data are exchanged between institutions only with the "
-              "person's consent (Art. 35a AVIG, Art. 32 ATSG).",
-        "de": "Der Risikowert ist ein Hinweis, der eine Fallbesprechung durch Fachpersonen auslöst (zum "
-              "Beispiel den Vorschlag einer frühen gemeinsamen IIZ-Abklärung). Er ist nie eine automatisierte "
-              "Einzelentscheidung über eine Person (Art. 21 DSG, Art. 22 DSGVO). Daten werden zwischen "
-              "Institutionen nur mit Einwilligung der Person ausgetauscht (Art. 35a AVIG, Art. 32 ATSG).",
-        "fr": "Le score de risque est une indication qui déclenche l'examen d'un dossier par des "
-              "professionnels (par exemple proposer une évaluation CII commune précoce). Il n'est jamais une "
-              "décision individuelle automatisée (art. 21 LPD, art. 22 RGPD). Les données ne sont échangées "
-              "entre institutions qu'avec le consentement de la personne (art. 35a LACI, art. 32 LPGA).",
-        "it": "Il punteggio di rischio è un'indicazione che avvia l'esame di un caso da parte di "
-              "professionisti (per esempio proporre una valutazione CII comune precoce). Non è mai una "
-              "decisione individuale automatizzata (art. 21 LPD, art. 22 RGPD). I dati sono scambiati tra "
-              "istituzioni solo con il consenso della persona (art. 35a LADI, art. 32 LPGA).",
-    },
-    "users": {"en": "Intended users: IIZ coordinators and case managers, through per-institution worklists; "
-                    "analysts and researchers for evaluation.",
-              "de": "Vorgesehene Nutzende: IIZ-Koordinationsstellen und Fallführende über Arbeitslisten je "
-                    "Institution; Analyse und Forschung zur Evaluation.",
-              "fr": "Utilisateurs prévus : coordinateurs CII et gestionnaires de cas, par des listes de travail "
-                    "par institution ; analystes et chercheurs pour l'évaluation.",
-              "it": "Utenti previsti: coordinatori CII e gestori dei casi, tramite liste di lavoro per "
-                    "istituzione; analisti e ricercatori per la valutazione."},
-    "not_for": {"en": "Not intended for", "de": "Nicht vorgesehen für", "fr": "Usages exclus",
-                "it": "Usi esclusi"},
-    "not_for_items": {
-        "en": "decisions on benefits, sanctions, eligibility or access to measures|ranking people for any "
-              "purpose other than offering a review|treating people differently because of a protected "
-              "attribute|use outside the population and period described below without a new audit",
-        "de": "Entscheide über Leistungen, Sanktionen, Anspruch oder Zugang zu Massnahmen|Rangierung von "
-              "Personen zu einem anderen Zweck als dem Angebot einer Fallbesprechung|Ungleichbehandlung "
-              "wegen eines geschützten Merkmals|Einsatz ausserhalb der unten beschriebenen Population und "
-              "Periode ohne neue Prüfung",
-        "fr": "décisions sur des prestations, sanctions, droits ou l'accès à des mesures|classement de "
-              "personnes à une autre fin que proposer un examen|traitement différencié en raison d'un "
-              "attribut protégé|usage hors de la population et de la période décrites ci-dessous sans "
-              "nouvel audit",
-        "it": "decisioni su prestazioni, sanzioni, diritti o accesso a misure|classificazione di persone "
-              "per scopi diversi dall'offerta di un esame|trattamento differenziato a causa di un attributo "
-              "protetto|uso al di fuori della popolazione e del periodo descritti sotto senza nuovo audit",
-    },
-    "model": {"en": "Model", "de": "Modell", "fr": "Modèle", "it": "Modello"},
-    "data": {"en": "Data", "de": "Daten", "fr": "Données", "it": "Dati"},
-    "population_text": {
-        "en": "Population: everyone with a registration spell open at a month end (as-of date) of the "
-              "periods below, one snapshot per person and month; features use only what was known on that "
-              "day (point-in-time view), labels the following horizon.",
-        "de": "Population: alle Personen mit einer offenen Anmeldung an einem Monatsende (Stichtag) der "
-              "folgenden Perioden, eine Momentaufnahme pro Person und Monat; Merkmale nutzen nur, was am "
-              "Stichtag bekannt war, die Zielgrösse den folgenden Horizont.",
-        "fr": "Population : toute personne avec une inscription ouverte à une fin de mois (date de "
-              "référence) des périodes ci-dessous, une observation par personne et par mois ; les variables "
-              "n'utilisent que ce qui était connu ce jour-là, l'événement l'horizon suivant.",
-        "it": "Popolazione: tutte le persone con un'iscrizione aperta a una fine mese (data di riferimento) "
-              "dei periodi sotto, un'osservazione per persona e mese; le variabili usano solo ciò che era "
-              "noto quel giorno, l'evento l'orizzonte successivo.",
-    },
-    "outcome": {"en": "Outcome", "de": "Zielgrösse", "fr": "Événement prédit", "it": "Evento previsto"},
-    "horizon": {"en": "horizon", "de": "Horizont", "fr": "horizon", "it": "orizzonte"},
-    "months": {"en": "months", "de": "Monate", "fr": "mois", "it": "mesi"},
-    "features": {"en": "Features", "de": "Merkmale", "fr": "Variables", "it": "Variabili"},
-    "protected": {"en": "Protected attributes", "de": "Geschützte Merkmale", "fr": "Attributs protégés",
-                  "it": "Attributi protetti"},
-    "protected_none": {
-        "en": "No protected attribute is a model input. They are used only to audit the model.",
-        "de": "Kein geschütztes Merkmal ist ein Modelleingang. Sie dienen nur der Prüfung des Modells.",
-        "fr": "Aucun attribut protégé n'est une entrée du modèle. Ils servent uniquement à l'audit.",
-        "it": "Nessun attributo protetto è un input del modello. Servono solo all'audit.",
-    },
-    "protected_used": {
-        "en": "WARNING: protected attributes are model inputs (enabled explicitly): {names}. This use "
-              "must be justified, approved by the data-protection officer and monitored by audits.",
-        "de": "WARNUNG: geschützte Merkmale sind Modelleingänge (ausdrücklich eingeschaltet): {names}. "
-              "Diese Verwendung muss begründet, von der Datenschutzstelle genehmigt und durch Prüfungen "
-              "überwacht werden.",
-        "fr": "AVERTISSEMENT : des attributs protégés sont des entrées du modèle (activés explicitement) : "
-              "{names}. Cet usage doit être justifié, approuvé par le préposé à la protection des données "
-              "et suivi par des audits.",
-        "it": "AVVERTENZA: attributi protetti sono input del modello (attivati esplicitamente): {names}. "
-              "Questo uso deve essere giustificato, approvato dal responsabile della protezione dei dati e "
-              "sorvegliato da audit.",
-    },
-    "configured": {"en": "configured as protected", "de": "als geschützt konfiguriert",
-                   "fr": "configurés comme protégés", "it": "configurati come protetti"},
-    "metrics": {"en": "Metrics (held-out later period)", "de": "Kennzahlen (zurückgehaltene spätere Periode)",
-                "fr": "Mesures (période ultérieure réservée)", "it": "Metriche (periodo successivo riservato)"},
-    "no_metrics": {"en": "No held-out metrics recorded in the manifest.",
-                   "de": "Keine Kennzahlen im Manifest erfasst.",
-                   "fr": "Aucune mesure enregistrée dans le manifeste.",
-                   "it": "Nessuna metrica registrata nel manifesto."},
-    "calibration": {"en": "Calibration", "de": "Kalibrierung", "fr": "Calibration", "it": "Calibrazione"},
-    "calibration_text": {
-        "en": "Probabilities are calibrated ({method}) on a time slice after the training data.",
-        "de": "Die Wahrscheinlichkeiten sind auf einem Zeitabschnitt nach den Trainingsdaten kalibriert ({method}).",
-        "fr": "Les probabilités sont calibrées ({method}) sur une période postérieure aux données d'entraînement.",
-        "it": "Le probabilità sono calibrate ({method}) su un periodo successivo ai dati di addestramento.",
-    },
-    "fairness": {"en": "Metrics per group (fairness audit)", "de": "Kennzahlen nach Gruppen (Fairness-Prüfung)",
-                 "fr": "Mesures par groupe (audit d'équité)", "it": "Metriche per gruppo (audit di equità)"},
-    "no_audit": {"en": "No fairness audit attached yet: run `iizrisk audit` on a labelled period.",
-                 "de": "Noch keine Fairness-Prüfung beigefügt: `iizrisk audit` auf einer Periode mit "
-                       "bekanntem Ausgang ausführen.",
-                 "fr": "Aucun audit d'équité joint : lancer `iizrisk audit` sur une période dont l'issue est "
-                       "connue.",
-                 "it": "Nessun audit di equità allegato: eseguire `iizrisk audit` su un periodo con esito noto."},
-    "audit_text": {
-        "en": "Audit at {as_of}: {n} persons, {flagged} flagged at capacity; cells with fewer than {k} "
-              "people are suppressed ({na}); gaps above {gap} are flagged.",
-        "de": "Prüfung am {as_of}: {n} Personen, {flagged} bei der Kapazität markiert; Zellen mit weniger "
-              "als {k} Personen sind unterdrückt ({na}); Abweichungen über {gap} sind markiert.",
-        "fr": "Audit au {as_of} : {n} personnes, {flagged} signalées à la capacité ; les cellules de moins "
-              "de {k} personnes sont masquées ({na}) ; les écarts supérieurs à {gap} sont signalés.",
-        "it": "Audit al {as_of}: {n} persone, {flagged} segnalate alla capacità; le celle con meno di {k} "
-              "persone sono soppresse ({na}); gli scarti superiori a {gap} sono segnalati.",
-    },
-    "gaps": {"en": "Gaps above the threshold", "de": "Abweichungen über dem Schwellenwert",
-             "fr": "Écarts au-dessus du seuil", "it": "Scarti sopra la soglia"},
-    "no_gaps": {"en": "No published gap above the threshold.",
-                "de": "Keine veröffentlichte Abweichung über dem Schwellenwert.",
-                "fr": "Aucun écart publié au-dessus du seuil.",
-                "it": "Nessuno scarto pubblicato sopra la soglia."},
-    "limitations": {"en": "Known limitations", "de": "Bekannte Grenzen", "fr": "Limites connues",
-                    "it": "Limiti noti"},
-    "limitations_items": {
-        "en": "The model sees only registrations in the exported systems; people who leave for work, "
-              "abroad or nowhere look alike.|Outcomes are defined on registration data (BFS definitions); "
-              "they are proxies for a person's situation, not measures of it.|Earlier interventions change "
-              "outcomes: a person helped in time looks like a false alarm.|Relations change over time "
-              "(law, labour market, practice); metrics hold for the validation period and must be re-checked "
-              "with new audits.|Metrics of small groups are uncertain (see the intervals); cells with fewer "
-              "than the minimum number of people are not shown.|Missing or wrong attributes (birth year, "
-              "canton) affect the features and the audit groups.",
-        "de": "Das Modell sieht nur Anmeldungen in den gelieferten Systemen; wer in Arbeit, ins Ausland oder "
-              "ins Nichts abgeht, sieht gleich aus.|Die Zielgrössen sind auf Anmeldedaten definiert "
-              "(BFS-Definitionen); sie sind Näherungen an die Lage einer Person, keine Messung.|Frühere "
-              "Interventionen verändern den Ausgang: wer rechtzeitig Hilfe erhielt, erscheint als Fehlalarm."
-              "|Zusammenhänge ändern sich (Recht, Arbeitsmarkt, Praxis); die Kennzahlen gelten für die "
-              "Validierungsperiode und sind mit neuen Prüfungen zu bestätigen.|Kennzahlen kleiner Gruppen "
-              "sind unsicher (siehe Intervalle); Zellen unter der Mindestzahl Personen werden nicht gezeigt."
-              "|Fehlende oder falsche Angaben (Geburtsjahr, Kanton) beeinflussen Merkmale und Prüfgruppen.",
-        "fr": "Le modèle ne voit que les inscriptions des systèmes livrés ; une sortie vers l'emploi, "
-              "l'étranger ou nulle part se ressemblent.|Les événements sont définis sur des données "
-              "d'inscription (définitions OFS) ; ce sont des approximations de la situation d'une personne."
-              "|Des interventions antérieures changent l'issue : une personne aidée à temps paraît une "
-              "fausse alerte.|Les relations évoluent (droit, marché du travail, pratique) ; les mesures "
-              "valent pour la période de validation et doivent être revérifiées par de nouveaux audits."
-              "|Les mesures des petits groupes sont incertaines (voir les intervalles) ; les cellules sous "
-              "le nombre minimal de personnes ne sont pas montrées.|Des attributs manquants ou faux (année "
-              "de naissance, canton) affectent les variables et les groupes d'audit.",
-        "it": "Il modello vede solo le iscrizioni dei sistemi forniti; chi esce verso il lavoro, l'estero o "
-              "nel nulla appare uguale.|Gli eventi sono definiti su dati di iscrizione (definizioni UST); "
-              "sono approssimazioni della situazione di una persona.|Interventi precedenti cambiano l'esito: "
-              "una persona aiutata in tempo sembra un falso allarme.|Le relazioni cambiano nel tempo "
-              "(diritto, mercato del lavoro, prassi); le metriche valgono per il periodo di validazione e "
-              "vanno ricontrollate con nuovi audit.|Le metriche di piccoli gruppi sono incerte (vedi gli "
-              "intervalli); le celle sotto il numero minimo di persone non sono mostrate.|Attributi mancanti "
-              "o errati (anno di nascita, cantone) influenzano le variabili e i gruppi dell'audit.",
-    },
-    "fingerprints": {"en": "Fingerprints and versions", "de": "Fingerabdrücke und Versionen",
-                     "fr": "Empreintes et versions", "it": "Impronte e versioni"},
-    "signed_yes": {"en": "signed (HMAC-SHA-256)", "de": "signiert (HMAC-SHA-256)", "fr": "signé (HMAC-SHA-256)",
-                   "it": "firmato (HMAC-SHA-256)"},
-    "signed_no": {"en": "not signed", "de": "nicht signiert", "fr": "non signé", "it": "non firmato"},
-    "name": {"en": "name", "de": "Name", "fr": "nom", "it": "nome"},
-    "group": {"en": "group", "de": "Gruppe", "fr": "groupe", "it": "gruppo"},
-    "unit": {"en": "unit", "de": "Einheit", "fr": "unité", "it": "unità"},
-    "description": {"en": "description", "de": "Beschreibung", "fr": "description", "it": "descrizione"},
-    "item": {"en": "item", "de": "Angabe", "fr": "élément", "it": "voce"},
-    "value": {"en": "value", "de": "Wert", "fr": "valeur", "it": "valore"},
-}
 _LANGS = ("en", "de", "fr", "it")
 _METRIC_COLUMNS = ("roc_auc", "average_precision", "brier", "ece", "precision_at_k", "recall_at_k", "k",
                    "prevalence")
@@ -241,8 +72,8 @@ _AUDIT_COLUMNS = ("attribute", "group", "n", "n_flagged", "flag_rate", "precisio
                   "mean_predicted", "observed_rate", "roc_auc", "gap_flag")
 
 
-def _t(key: str, lang: str) -> str:
-    return _T[key].get(lang, _T[key]["en"])
+def _t(key: str, lang: str, **fields: Any) -> str:
+    return text(f"card.{key}", lang, **fields)
 
 
 def _fmt(v: Any) -> str:
@@ -253,7 +84,7 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float | np.floating):
         return f"{float(v):.0f}" if float(v).is_integer() and abs(float(v)) >= 1 else f"{float(v):.3f}"
     if isinstance(v, int | np.integer):
-        return f"{int(v):,}"
+        return swiss_number(v, _NUMBERS)
     return str(v)
 
 
@@ -425,7 +256,7 @@ class ModelCard:
             "language": lang,
             "source": self.source,
             "intended_use": {"statement": _t("intended_text", lang), "users": _t("users", lang),
-                             "not_intended_for": _t("not_for_items", lang).split("|"),
+                             "not_intended_for": list(text_items("card.not_for_items", lang)),
                              "legal_basis": ["nDSG Art. 21", "GDPR Art. 22", "Art. 35a AVIG", "Art. 32 ATSG"],
                              "note": m.get("note")},
             "model": {"kind": m.get("model"), "outcome": m.get("outcome"),
@@ -449,13 +280,13 @@ class ModelCard:
                 "configured": list(self.protected_attributes),
                 "used_as_inputs": used,
                 "include_protected": bool(params.get("include_protected", False)),
-                "statement": (_t("protected_used", lang).format(names=", ".join(used)) if used
+                "statement": (_t("protected_used", lang, names=", ".join(used)) if used
                               else _t("protected_none", lang)),
             },
             "metrics": metrics,
             "calibration": {"method": m.get("calibration"), "ece": main.get("ece"), "brier": main.get("brier")},
             "fairness": self._audit_dict(),
-            "limitations": _t("limitations_items", lang).split("|"),
+            "limitations": list(text_items("card.limitations_items", lang)),
             "fingerprints": {"model_sha256": m.get("model_sha256"),
                              "data_fingerprint": training.get("data_fingerprint"),
                              "signed": bool(m.get("signature"))},
@@ -507,6 +338,10 @@ class ModelCard:
         rows = g[cols].astype(object).where(g[cols].notna(), None).values.tolist()
         return cols, rows
 
+    def _audit_text(self, f: dict[str, Any]) -> str:
+        return _t("audit_text", self.language, as_of=f.get("as_of") or "-", n=swiss_number(f["n"], _NUMBERS),
+                  flagged=swiss_number(f["flagged"], _NUMBERS), k=f["min_cell_size"], na=_NA, gap=f["max_gap"])
+
     def to_markdown(self) -> str:
         """The card as Markdown."""
         d = self.to_dict()
@@ -530,7 +365,7 @@ class ModelCard:
         header, rows = self._metric_rows(d)
         md += [_md_table(header, rows) if rows else _t("no_metrics", lang), ""]
         md += [f"## {_t('calibration', lang)}", "",
-               _t("calibration_text", lang).format(method=d["calibration"]["method"] or "none")
+               _t("calibration_text", lang, method=d["calibration"]["method"] or "none")
                + (f" ECE {_fmt(d['calibration']['ece'])}, Brier {_fmt(d['calibration']['brier'])}."
                   if d["calibration"]["ece"] is not None else ""), ""]
         md += [f"## {_t('fairness', lang)}", ""]
@@ -538,9 +373,7 @@ class ModelCard:
             md += [_t("no_audit", lang), ""]
         else:
             f = d["fairness"]
-            md += [_t("audit_text", lang).format(as_of=f.get("as_of") or "-", n=f"{f['n']:,}",
-                                                 flagged=f"{f['flagged']:,}", k=f["min_cell_size"], na=_NA,
-                                                 gap=f["max_gap"]), ""]
+            md += [self._audit_text(f), ""]
             header, rows = self._audit_rows()
             md += [_md_table(header, rows), "", f"### {_t('gaps', lang)}", ""]
             header, rows = self._gap_rows()
@@ -602,7 +435,7 @@ class ModelCard:
         parts.append(_html_table(header, rows) if rows else f"<p>{esc(_t('no_metrics', lang))}</p>")
         cal = d["calibration"]
         parts += [f"<h2>{esc(_t('calibration', lang))}</h2>",
-                  "<p>" + esc(_t("calibration_text", lang).format(method=cal["method"] or "none")
+                  "<p>" + esc(_t("calibration_text", lang, method=cal["method"] or "none")
                               + (f" ECE {_fmt(cal['ece'])}, Brier {_fmt(cal['brier'])}."
                                  if cal["ece"] is not None else "")) + "</p>",
                   f"<h2>{esc(_t('fairness', lang))}</h2>"]
@@ -610,9 +443,7 @@ class ModelCard:
             parts.append(f"<p>{esc(_t('no_audit', lang))}</p>")
         else:
             f = d["fairness"]
-            parts.append("<p>" + esc(_t("audit_text", lang).format(
-                as_of=f.get("as_of") or "-", n=f"{f['n']:,}", flagged=f"{f['flagged']:,}",
-                k=f["min_cell_size"], na=_NA, gap=f["max_gap"])) + "</p>")
+            parts.append("<p>" + esc(self._audit_text(f)) + "</p>")
             header, rows = self._audit_rows()
             parts.append(_html_table(header, rows, flag_col=header.index("gap_flag")
                                      if "gap_flag" in header else None))
@@ -663,12 +494,12 @@ class ModelCard:
         texts = {"md": self.to_markdown(), "html": self.to_html(),
                  "json": json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"}
         paths = {}
-        for kind, text in texts.items():
+        for kind, content in texts.items():
             path = out_dir / CARD_FILES[kind]
             fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
+                    fh.write(content)
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):

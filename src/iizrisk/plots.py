@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _time
+from . import _texts, _time
 from ._time import OPEN_END
 
 __all__ = [
@@ -73,29 +73,10 @@ BAND_COLOURS: dict[str, str] = {"low": "#8fbc8f", "medium": "#f0b429", "high": "
 _HIDDEN = "·"
 _GREY = "#8c959f"
 
-# the few words on plots that coordinators read, in the four languages
-_WORDS: dict[str, dict[str, str]] = {
-    "risk": {"de": "Risiko (kalibriert)", "fr": "Risque (calibré)", "it": "Rischio (calibrato)",
-             "en": "Risk (calibrated)"},
-    "persons": {"de": "Personen", "fr": "Personnes", "it": "Persone", "en": "Persons"},
-    "risk_title": {"de": "Verteilung der Risiken", "fr": "Distribution des risques",
-                   "it": "Distribuzione dei rischi", "en": "Distribution of risks"},
-    "low": {"de": "tief", "fr": "faible", "it": "basso", "en": "low"},
-    "medium": {"de": "mittel", "fr": "moyen", "it": "medio", "en": "medium"},
-    "high": {"de": "hoch", "fr": "élevé", "it": "alto", "en": "high"},
-    "hidden": {"de": "{n} Zelle(n) mit weniger als {k} Personen ausgeblendet",
-               "fr": "{n} cellule(s) de moins de {k} personnes masquée(s)",
-               "it": "{n} cella/e con meno di {k} persone nascosta/e",
-               "en": "{n} cell(s) with fewer than {k} people hidden"},
-    "hint": {"de": "Hinweis für eine Fallbesprechung, keine Entscheidung",
-             "fr": "Indication pour un examen, pas une décision",
-             "it": "Indicazione per un esame, non una decisione",
-             "en": "A hint for a human review, never a decision"},
-}
-
-
-def _w(key: str, language: str) -> str:
-    return _WORDS[key].get(language, _WORDS[key]["en"])
+def _w(key: str, language: str, **fields: Any) -> str:
+    """A word on a plot from the text catalogue (``plot.*``, band names ``risk_bands.*``); English by default."""
+    lang = language if language in _texts.LANGUAGES else "en"
+    return _texts.text(key if key.startswith("risk_bands.") else f"plot.{key}", lang, **fields)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -121,7 +102,7 @@ def _footnote(ax, text: str) -> None:
 
 
 def _hidden_note(n_hidden: int, k: int, language: str = "en") -> str:
-    return _w("hidden", language).format(n=n_hidden, k=k) if n_hidden else ""
+    return _w("hidden", language, n=n_hidden, k=k) if n_hidden else ""
 
 
 def _as_scorers(scores) -> dict[str, np.ndarray]:
@@ -489,9 +470,10 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
         h = np.nan_to_num(shown[j])
         if not h.any():
             continue
-        n = _HIDDEN if np.isnan(shown[j]).any() else f"{int(h.sum()):,}"  # a band's count only when all shown
+        # a band's count only when all shown; English separators (1,000) in every language, as published so far
+        n = _HIDDEN if np.isnan(shown[j]).any() else _texts.swiss_number(h.sum(), "en")
         ax.bar(edges[:-1], h, width=width, bottom=bottom, align="edge", color=BAND_COLOURS.get(name, _GREY),
-               label=f"{_w(name, language) if name in BAND_COLOURS else name} ({n})")
+               label=f"{_w(f'risk_bands.{name}', language) if name in BAND_COLOURS else name} ({n})")
         bottom += h
     hidden_bins = np.isnan(shown).any(axis=0)
     if hidden_bins.any():

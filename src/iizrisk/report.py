@@ -2,7 +2,9 @@
 
 The HTML embeds its plot as a PNG data URI and its style inline, so it can be
 mailed or opened from a file share; it fits one screen. Texts follow the
-configured language (de, fr, it, en).
+configured language (de, fr, it, en); they live in the text catalogue
+(:mod:`iizrisk._texts`, keys ``summary.*``), and counts are written with
+:func:`swiss_number`.
 """
 
 from __future__ import annotations
@@ -10,76 +12,22 @@ from __future__ import annotations
 import base64
 import html as _html
 import io
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import pandas as pd
 
+from ._texts import LANGUAGES, load_locale, swiss_number, text
+
 __all__ = ["BAND_NAMES", "figure_to_data_uri", "run_summary", "swiss_number"]
 
-_T = {
-    "title": {"de": "IIZ-Nachtlauf", "fr": "Traitement nocturne CII", "it": "Elaborazione notturna CII",
-              "en": "IIZ nightly run"},
-    "as_of": {"de": "Stichtag", "fr": "Date de référence", "it": "Data di riferimento", "en": "As of"},
-    "scored": {"de": "Bewertete Personen", "fr": "Personnes évaluées", "it": "Persone valutate",
-               "en": "Persons scored"},
-    "new_reg": {"de": "davon neu angemeldet", "fr": "dont nouvelles inscriptions", "it": "di cui nuove iscrizioni",
-                "en": "of whom newly registered"},
-    "rows": {"de": "Gelesene Zeilen", "fr": "Lignes lues", "it": "Righe lette", "en": "Rows read"},
-    "quarantined": {"de": "in Quarantäne", "fr": "en quarantaine", "it": "in quarantena", "en": "quarantined"},
-    "lists": {"de": "Arbeitslisten", "fr": "Listes de travail", "it": "Liste di lavoro", "en": "Worklists"},
-    "inst": {"de": "Institution", "fr": "Institution", "it": "Istituzione", "en": "Institution"},
-    "eligible": {"de": "offene Fälle", "fr": "dossiers ouverts", "it": "casi aperti", "en": "open cases"},
-    "left_off": {"de": "ausgelassen (kürzlich abgeklärt)", "fr": "omis (évaluation récente)",
-                 "it": "omessi (valutazione recente)", "en": "left off (recent assessment)"},
-    "on_list": {"de": "auf der Liste", "fr": "sur la liste", "it": "sulla lista", "en": "on the list"},
-    "new": {"de": "neu auf der Liste", "fr": "nouveaux sur la liste", "it": "nuovi sulla lista",
-            "en": "new on the list"},
-    "bands": {"de": "Risikostufen", "fr": "Niveaux de risque", "it": "Livelli di rischio", "en": "Risk bands"},
-    "model": {"de": "Modell", "fr": "Modèle", "it": "Modello", "en": "Model"},
-    "outcome": {"de": "Zielgrösse", "fr": "Événement prédit", "it": "Evento previsto", "en": "Outcome"},
-    "persons": {"de": "Personen", "fr": "personnes", "it": "persone", "en": "persons"},
-    "hidden": {"de": "verborgen: weniger als {k} Personen, oder verborgen, damit Summen keine kleine Zelle verraten",
-               "fr": "masqué : moins de {k} personnes, ou masqué pour que les totaux ne révèlent aucune petite cellule",
-               "it": "nascosto: meno di {k} persone, o nascosto affinché i totali non rivelino celle piccole",
-               "en": "hidden: fewer than {k} people, or hidden so that totals reveal no small cell"},
-    "risk": {"de": "Risiko (kalibriert)", "fr": "Risque (calibré)", "it": "Rischio (calibrato)",
-             "en": "Risk (calibrated)"},
-}
-_NOTICE = {
-    "de": "Die Liste ist ein Hinweis für eine Fallbesprechung durch Fachpersonen, keine Entscheidung "
-          "(Art. 21 DSG). Daten werden nur mit Einwilligung der Person ausgetauscht (Art. 35a AVIG, Art. 32 ATSG).",
-    "fr": "La liste est une indication pour un examen par des professionnels, pas une décision "
-          "(art. 21 LPD). Les données ne sont échangées qu'avec le consentement de la personne.",
-    "it": "La lista è un'indicazione per un esame da parte di professionisti, non una decisione "
-          "(art. 21 LPD). I dati sono scambiati solo con il consenso della persona.",
-    "en": "The list is a hint for a review by professionals, never a decision (nDSG Art. 21, GDPR Art. 22). "
-          "Data are exchanged only with the person's consent (Art. 35a AVG, Art. 32 ATSG).",
-}
+#: Band names per language (the data keep ``low`` / ``medium`` / ``high``), from the text catalogue.
+BAND_NAMES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {lang: MappingProxyType(dict(load_locale(lang)["risk_bands"])) for lang in LANGUAGES})
 
 
-#: Band names per language (the data keep ``low`` / ``medium`` / ``high``).
-BAND_NAMES = {
-    "de": {"low": "tief", "medium": "mittel", "high": "hoch"},
-    "fr": {"low": "faible", "medium": "moyen", "high": "élevé"},
-    "it": {"low": "basso", "medium": "medio", "high": "alto"},
-    "en": {"low": "low", "medium": "medium", "high": "high"},
-}
-# thousands separators as written in Switzerland: 20’645 (de, it), 20 645 (fr, narrow space)
-_THOUSANDS = {"de": "\u2019", "it": "\u2019", "fr": "\u202f", "en": ","}
-
-
-def _t(key: str, lang: str) -> str:
-    return _T[key].get(lang, _T[key]["en"])
-
-
-def swiss_number(n: int, lang: str = "de") -> str:
-    """A whole number with the thousands separator used in Switzerland for ``lang``.
-
-    Examples
-    --------
-    >>> swiss_number(20645), swiss_number(20645, "fr") == "20\u202f645", swiss_number(1234567, "en")
-    ('20’645', True, '1,234,567')
-    """
-    return f"{int(n):,}".replace(",", _THOUSANDS.get(lang, ","))
+def _t(key: str, lang: str, **fields) -> str:
+    return text(f"summary.{key}", lang, **fields)
 
 
 def _band(name: str, lang: str) -> str:
@@ -149,7 +97,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     ``min_cell_size`` people are suppressed (with secondary suppression), in
     the tables and in the histogram.
     """
-    lang = language if language in _NOTICE else "en"
+    lang = language if language in LANGUAGES else "en"
     k = int(min_cell_size)
     wl = worklists.summary() if len(worklists) else pd.DataFrame(
         columns=["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"])
@@ -174,12 +122,12 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
         (_t("model", lang), f"{manifest['model'].get('outcome')} · {manifest['model'].get('horizon_months')} m · "
                             f"sha256 {str(manifest['model'].get('sha256') or '')[:12]}"),
     ]
-    md = [f"# {_t('title', lang)} — {manifest['as_of']}", "", f"> {_NOTICE[lang]}", ""]
+    md = [f"# {_t('title', lang)} — {manifest['as_of']}", "", f"> {_t('notice', lang)}", ""]
     md += [f"- **{k}**: {v}" for k, v in facts]
     md += ["", f"## {_t('lists', lang)}", "", "| " + " | ".join(heads) + " |",
            "|" + "---|" * len(heads)]
     md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
-    md += ["", f"· {_t('hidden', lang).format(k=k)}"]
+    md += ["", f"· {_t('hidden', lang, k=k)}"]
     md_text = "\n".join(md) + "\n"
 
     img = figure_to_data_uri(_risk_figure(scores, lang, k)) if len(scores) else ""
@@ -201,11 +149,11 @@ th:first-child,td:first-child{{text-align:left}} img{{max-width:100%}}
 .grid{{display:grid;grid-template-columns:1fr 1fr;gap:1rem;align-items:start}}
 </style></head><body>
 <h1>{esc(_t('title', lang))} — {esc(manifest['as_of'])}</h1>
-<p class="notice">{esc(_NOTICE[lang])}</p>
+<p class="notice">{esc(_t('notice', lang))}</p>
 <div class="grid"><div><dl>{dl}</dl></div><div>{f'<img alt="{esc(_t("bands", lang))}" src="{img}">' if img else ''}</div></div>
 <h2>{esc(_t('lists', lang))}</h2>
 {table}
-<p style="font-size:.8rem;color:#57606a">· {esc(_t('hidden', lang).format(k=k))}</p>
+<p style="font-size:.8rem;color:#57606a">· {esc(_t('hidden', lang, k=k))}</p>
 </body></html>
 """
     return md_text, html

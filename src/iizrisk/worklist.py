@@ -40,13 +40,16 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ._texts import LANGUAGES, text
 from .errors import InternalError
 from .io import string_order
 
@@ -55,17 +58,8 @@ __all__ = ["NOTICE", "WorklistSet", "build_worklists", "open_cases_at", "recentl
 
 logger = logging.getLogger("iizrisk")
 
-#: The statement every worklist carries, per language.
-NOTICE = {
-    "de": "Hinweis für eine Fallbesprechung durch Fachpersonen – keine Entscheidung. "
-          "Eine gemeinsame Abklärung setzt die Einwilligung der Person voraus.",
-    "fr": "Indication pour un examen du dossier par des professionnels – pas une décision. "
-          "Une évaluation commune requiert le consentement de la personne.",
-    "it": "Indicazione per un esame del caso da parte di professionisti – non una decisione. "
-          "Una valutazione comune richiede il consenso della persona.",
-    "en": "A hint for a review by professionals, not a decision. "
-          "A joint assessment requires the person's consent.",
-}
+#: The statement every worklist carries, per language (read-only; from the text catalogue, ``worklist.notice``).
+NOTICE: Mapping[str, str] = MappingProxyType({lang: text("worklist.notice", lang) for lang in LANGUAGES})
 
 
 def open_cases_at(timeline) -> pd.DataFrame:
