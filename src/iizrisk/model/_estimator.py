@@ -105,7 +105,29 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     calibrator_ : ``CalibratedClassifierCV`` around the frozen base model, or None
     feature_names_in_, n_features_in_, feature_dtypes_, classes_
     fit_info_ : dict with training and calibration periods and row counts
+
+    Notes
+    -----
+    In a scikit-learn ``Pipeline`` after :class:`PointInTimeFeatures` (with
+    metadata routing enabled), the pipeline's ``as_of`` goes to the features
+    (``set_fit_request(as_of=True)`` and ``set_transform_request(as_of=True)``
+    on them) and this model reads each row's date from the ``as_of`` level of
+    their index. It therefore does not request ``as_of`` by default: the
+    pipeline's ``as_of`` lists the snapshot dates, not one date per row.
+    ``set_fit_request(as_of=True)`` routes a per-row ``as_of`` to :meth:`fit`
+    instead. ``y`` holds one outcome per feature row (person and as-of date,
+    in the order of the features), e.g. from
+    :func:`iizrisk.outcomes.compute_outcome` with ``pairs`` set to the
+    features' index.
+
+    scikit-learn's estimator checks feed NumPy arrays; this model takes
+    DataFrames with named feature columns only (the names go into the
+    manifest, the input checks and the explanations), so most of them fail by
+    design. ``tests/test_sklearn.py`` lists each with its reason.
     """
+
+    # the pipeline's as_of (snapshot dates) is for the features; the dates per row come from X's index
+    __metadata_request__fit = {"as_of": False}
 
     def __init__(self, *, model: str = "boosting", calibration: str | None = "isotonic",
                  calibration_months: int = 6, gap_months: int | None = None,
@@ -131,6 +153,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.C = C
         self.random_state = random_state
         self.n_threads = n_threads
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing features: native in boosting, imputed in logistic
+        return tags
 
     def _threads(self):
         from contextlib import nullcontext
