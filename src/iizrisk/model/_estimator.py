@@ -337,4 +337,3 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         return (f"<b>RiskModel</b> — {self.model}, outcome <i>{self.outcome}</i>, "
                 f"horizon {self.horizon_months} months. Scores are hints for a human review, "
                 f"never decisions.{table}")
-

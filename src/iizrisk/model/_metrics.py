@@ -88,4 +88,3 @@ def evaluate(y_true, scores: dict[str, np.ndarray], as_of_days, *, k: int = 50) 
             "prevalence": float(y.mean()) if len(y) else np.nan,
         })
     return pd.DataFrame(rows).set_index("scorer")
-

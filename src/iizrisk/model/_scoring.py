@@ -122,4 +122,3 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
     if return_features:
         return out, X.iloc[order]
     return out
-

@@ -49,4 +49,3 @@ def temporal_split(as_of_days, *, holdout_months: int, gap_months: int) -> tuple
     first_late = int(d[late].min())
     early = _time.add_months(d, int(gap_months)).astype(np.int64) < first_late
     return early, late
-

@@ -233,4 +233,3 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
     main.input_info_ = _input_info(spells, interventions)
     logger.info("held-out metrics:\n%s", metrics.round(4).to_string())
     return main, report
-
