@@ -308,7 +308,7 @@ def test_study_results_and_presentation(small_study):
     text = buf.getvalue()
     assert "Sustained exit" in text and "contamination" in text and "Assumptions" in text
     assert "AssessmentStudy" in study._repr_html_()
-    for ax in (study.plot(), study.plot_estimates(), study.plot_balance()):
+    for ax in (study.plot(), *study.plot_estimates(), study.plot_balance()):
         assert ax.has_data()
     plt.close("all")
 
@@ -359,10 +359,8 @@ def test_cli_writes_suppressed_outputs(small_study, tmp_path):
 
 @pytest.mark.parametrize("k", [5, 20])
 def test_survival_suppression_never_reveals_a_small_group(small_study, k):
-    from iizrisk._commands.evaluate import suppressed_survival
-
     _, study = small_study
-    tab = suppressed_survival(study, k)
+    tab = study.suppressed_survival(k)
     assert tab["suppressed"].any()  # the test data do have small months
     for arm, g in tab.groupby("arm", sort=False):
         km = study.survival_[arm]
@@ -430,10 +428,8 @@ def test_a_single_covariate_name_is_one_column(small_study):
 
 
 def test_a_study_without_estimates_still_summarises_and_writes(small_study, tmp_path):
-    # nothing matched within a zero caliper: summary had no columns and write_outputs raised KeyError
+    # nothing matched within a zero caliper: summary had no columns and write_outputs (now to_dir) raised KeyError
     import io
-
-    from iizrisk._commands.evaluate import write_outputs
 
     _, study = small_study
     none = AssessmentStudy(outcomes=["revolving_door"], caliper=0.0, n_bootstrap=0,
@@ -441,6 +437,6 @@ def test_a_study_without_estimates_still_summarises_and_writes(small_study, tmp_
     if none.estimators_:  # pragma: no cover - the zero caliper matched someone after all
         pytest.skip("a zero caliper found matches")
     assert none.summary.empty and "n_treated" in none.summary.columns
-    paths = write_outputs(none, tmp_path, k=5)
+    paths = none.to_dir(tmp_path, min_cell_size=5)
     assert {p.name for p in paths} >= {"estimates.csv", "study.json"}
     none.print_summary(file=io.StringIO())

@@ -23,6 +23,14 @@ code  meaning
 Input a user controls (options, files, data) never gives exit code 5: the
 command line maps an :class:`OSError` to 6 with the path and the fix, and
 the sub-commands check their options before any work starts.
+
+The errors about user input -- :class:`ConfigError` (settings, options) and
+:class:`ValidationError` (data; with :class:`RawIdentifierError`) -- are also
+:class:`ValueError`, as scikit-learn's ``NotFittedError`` is also a
+``ValueError``: Python code that guards a call with ``except ValueError``
+catches them as the bad values they are. The command line looks at
+:class:`IizriskError` first, so their exit codes stay 2 and 1. Model, lock,
+operating-system, schema and internal errors are not ``ValueError``.
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ class IizriskError(Exception):
     exit_code: int = EXIT_INVALID_INPUT
 
 
-class ConfigError(IizriskError):
+class ConfigError(IizriskError, ValueError):
     """The deployment configuration (TOML) or a settings value is wrong."""
 
     exit_code = EXIT_USAGE
@@ -77,7 +85,7 @@ class SchemaError(IizriskError):
     exit_code = EXIT_INTERNAL
 
 
-class ValidationError(IizriskError):
+class ValidationError(IizriskError, ValueError):
     """Input data failed validation; ``report`` holds every problem found."""
 
     def __init__(self, message: str, report=None):

@@ -76,6 +76,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._results import PLAIN_CSV, OutputFigure, OutputTable, ResultMixin
+from .errors import ConfigError
 from .suppression import PRIMARY, PUBLISHED, SECONDARY, protect_cells
 
 __all__ = [
@@ -434,7 +436,7 @@ def _group_lines(sets: list[_Set]) -> list[tuple[np.ndarray, int]]:
 
 
 # --------------------------------------------------------------------------- the audit
-class FairnessAudit:
+class FairnessAudit(ResultMixin):
     """Per-group metrics of a scored and labelled period, with gaps, intervals and suppression.
 
     Parameters
@@ -856,13 +858,12 @@ class FairnessAudit:
                          .to_string(index=False))
         return "\n".join(lines)
 
-    def print_summary(self, decimals: int = 3, *, file=None) -> None:
-        """Write :meth:`to_text` to ``file`` (a writable text stream) or, by default, the log (INFO)."""
-        text = self.to_text(decimals)
-        if file is not None:
-            file.write(text + "\n")
-        else:
-            logger.info("%s", text)
+    def summary_text(self, decimals: int = 3) -> str:
+        """The text that :meth:`print_summary` prints (:meth:`to_text`)."""
+        return self.to_text(decimals)
+
+    def _fitted(self) -> bool:
+        return hasattr(self, "summary")
 
     def _repr_html_(self) -> str:
         if not hasattr(self, "summary"):
@@ -961,38 +962,46 @@ class FairnessAudit:
         return ax
 
     # ------------------------------------------------------------------ files
-    def to_dir(self, path: str | Path, *, plots: bool = True) -> list[Path]:
+    def to_dir(self, path: str | Path, *, min_cell_size: int | None = None, plots: bool = True) -> list[Path]:
         """Write the (suppressed) tables as CSV and Parquet and the plots as PNG; return the files.
 
         Files: ``fairness_summary``, ``fairness_gaps``, ``fairness_calibration``
         (``.csv`` and ``.parquet``), and with ``plots`` ``fairness_<metric>.png``
         and ``fairness_calibration.png``.
+
+        The tables were suppressed at :meth:`fit` with ``min_cell_size`` (with
+        complementary cells, which need the people, not the tables); a larger
+        ``min_cell_size`` here cannot be applied afterwards and raises
+        :class:`~iizrisk.errors.ConfigError`: refit with it.
         """
-        from .io import write_parquet_atomic
-
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
-        for name, table in (("fairness_summary", self.summary), ("fairness_gaps", self.gaps),
-                            ("fairness_calibration", self.calibration)):
-            csv = path / f"{name}.csv"
-            table.to_csv(csv, index=False, na_rep="", lineterminator="\n")
-            written += [csv, write_parquet_atomic(table, path / f"{name}.parquet")]
-        if plots:
-            from matplotlib.figure import Figure
+        if min_cell_size is not None and int(min_cell_size) > int(self.min_cell_size):
+            raise ConfigError(f"min_cell_size={min_cell_size}: this audit was suppressed at fit with "
+                              f"min_cell_size={self.min_cell_size}; fit FairnessAudit(min_cell_size="
+                              f"{min_cell_size}) to publish with the larger cells")
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
 
-            for m in self.gap_metrics:
-                fig = Figure(figsize=(6.4, 0.9 + 0.22 * max(4, int((self.gaps["metric"] == m).sum()))))
-                self.plot(m, ax=fig.subplots())
-                written.append(_save_png(fig, path / f"fairness_{m}.png"))
-            attrs = [OVERALL, *self.groups_]
-            fig = Figure(figsize=(4.2 * len(attrs), 4.0))
-            axes = np.atleast_1d(fig.subplots(1, len(attrs)))
-            for ax, a in zip(axes, attrs, strict=True):
-                self.plot_calibration(a, ax=ax)
-            written.append(_save_png(fig, path / "fairness_calibration.png"))
-        return written
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        # suppressed at fit (protect_cells with complementary cells), with self.min_cell_size >= k
+        return [OutputTable(name, table, csv=PLAIN_CSV) for name, table in
+                (("fairness_summary", self.summary), ("fairness_gaps", self.gaps),
+                 ("fairness_calibration", self.calibration))]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        from matplotlib.figure import Figure
+
+        figures = []
+        for m in self.gap_metrics:
+            fig = Figure(figsize=(6.4, 0.9 + 0.22 * max(4, int((self.gaps["metric"] == m).sum()))))
+            self.plot(m, ax=fig.subplots())
+            figures.append(OutputFigure(f"fairness_{m}", fig))
+        attrs = [OVERALL, *self.groups_]
+        fig = Figure(figsize=(4.2 * len(attrs), 4.0))
+        axes = np.atleast_1d(fig.subplots(1, len(attrs)))
+        for ax, a in zip(axes, attrs, strict=True):
+            self.plot_calibration(a, ax=ax)
+        figures.append(OutputFigure("fairness_calibration", fig))
+        return figures
 
     def to_dict(self) -> dict[str, Any]:
         """The settings and the (suppressed) tables as JSON-ready records, for model cards."""
@@ -1005,11 +1014,6 @@ class FairnessAudit:
             "groups": list(self.groups_), "intersections": [SEP.join(p) for p in self.intersections_],
             "summary": _records(self.summary), "gaps_exceeding": _records(self.flagged_gaps_),
         }
-
-
-def _save_png(fig, path: Path) -> Path:
-    fig.savefig(path, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
-    return path
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

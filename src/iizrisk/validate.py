@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _time
+from ._results import OutputFigure, OutputTable, ResultMixin
 from .pseudonym import looks_like_ahv, rows_containing
 from .schema import Schema, load_schema
 
@@ -73,7 +74,7 @@ class Problem:
 
 
 @dataclass
-class ValidationReport:
+class ValidationReport(ResultMixin):
     """Every problem found in one ingestion, plus row counts per source."""
 
     problems: list[Problem] = field(default_factory=list)
@@ -145,6 +146,61 @@ class ValidationReport:
         lines = [f"{head} — {self.summary_line()}"]
         lines += ["  " + p.to_text() for p in self.problems]
         return "\n".join(lines)
+
+    # ------------------------------------------------------------------ result protocol
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per problem (:meth:`to_frame`)."""
+        return self.to_frame()
+
+    def _fitted(self) -> bool:
+        return True
+
+    def summary_text(self, decimals: int = 3) -> str:
+        """The text that :meth:`print_summary` prints (:meth:`to_text`)."""
+        return self.to_text()
+
+    def plot(self, ax=None):
+        """Rows affected per problem (horizontal bars; errors red, warnings amber); returns the axes."""
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(7, 1.5 + 0.3 * max(len(self.problems), 1)))
+        return _draw_problems(ax, self.to_frame(), self.summary_line())
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        """Problems and rows read per source, row counts of 1 .. k-1 hidden; no row numbers, no values."""
+        from .suppression import suppress_table
+
+        frame = self.to_frame().drop(columns=["rows", "example"])
+        hidden = np.zeros(len(frame), dtype=bool)
+        if len(frame):
+            cells = frame.assign(cell=np.arange(len(frame)).astype(str))
+            res = suppress_table(cells, "n_rows", dims=["cell"], k=k, margins=[], known_totals=False)
+            hidden = (res.status != "published").to_numpy()
+        frame["n_rows"] = frame["n_rows"].astype("Int64")
+        frame.loc[hidden, "n_rows"] = pd.NA
+        frame.insert(0, "suppressed", hidden)
+        sources = pd.DataFrame({"source": list(self.rows_read), "rows_read": list(self.rows_read.values())})
+        return [OutputTable("validation_problems", frame), OutputTable("validation_sources", sources)]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        from matplotlib.figure import Figure
+
+        frame = tables[0].frame
+        fig = Figure(figsize=(7, 1.5 + 0.3 * max(len(frame), 1)))
+        _draw_problems(fig.subplots(), frame, self.summary_line())
+        return [OutputFigure("validation_problems", fig)]
+
+    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True) -> list:
+        """Write ``validation_problems`` and ``validation_sources`` (CSV with ``;`` and BOM, Parquet) and a plot.
+
+        An aggregate to share: the row numbers and example values of
+        :meth:`to_frame` (and of ``iizrisk validate --report``) are left out,
+        and problems affecting 1 .. ``min_cell_size - 1`` rows (default 5) show
+        no count.
+        """
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
 
     def __str__(self) -> str:
         return self.to_text()
@@ -444,3 +500,21 @@ def duplicate_mask(df: pd.DataFrame) -> np.ndarray:
         same &= c[order][1:] == c[order][:-1]
     out[cand[order[1:][same]]] = True
     return out
+
+
+def _draw_problems(ax, frame: pd.DataFrame, title: str):
+    """Horizontal bars of the rows affected per problem (suppressed counts drawn as empty)."""
+    labels = [f"{r.source}: {r.column}: {r.problem}" for r in frame.itertuples()]
+    n = pd.to_numeric(frame["n_rows"], errors="coerce").astype("float64").fillna(0).to_numpy() if len(frame) \
+        else np.zeros(0)
+    colours = ["#cf222e" if s == "error" else "#bf8700" for s in frame.get("severity", [])]
+    y = np.arange(len(frame))[::-1]
+    if len(frame):
+        ax.barh(y, n, color=colours)
+        ax.set_yticks(y, labels, fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no problems found", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.set_xlabel("rows affected (errors red, warnings amber; hidden counts empty)")
+    ax.set_title(title, fontsize="small")
+    return ax

@@ -28,7 +28,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from ..errors import EXIT_OK, ValidationError
+from ..errors import EXIT_OK, IizriskError, ValidationError
 from ._args import int_at_least, iso_date
 from .features import add_key_argument, read_inputs
 from .score import add_unsigned_argument
@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", FairnessGapWarning)
         try:
             audit.fit(data)
+        except IizriskError:  # its own message and exit code (ValidationError and ConfigError are ValueErrors too)
+            raise
         except ValueError as exc:
             raise ValidationError(f"{args.spells}: cannot audit at {args.as_of}: {exc}") from exc
     for w in caught:

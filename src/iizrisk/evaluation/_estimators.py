@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import logging
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +13,8 @@ from scipy.stats import norm
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from ..errors import ValidationError
+from .._results import OutputFigure, OutputTable, ResultMixin
+from ..errors import IizriskError, ValidationError
 from ._balance import SMD_THRESHOLD, balance_table, overlap_table
 from ._matching import match_nearest
 from ._propensity import fit_propensity, logit
@@ -164,10 +164,11 @@ def _hajek_diff(t, y, w) -> float:
     return float(w1 @ y[t] / w1.sum() - w0 @ y[~t] / w0.sum())
 
 
-class _EffectEstimator:
+class _EffectEstimator(ResultMixin):
     """Shared machinery: input checks, bootstrap, balance, overlap, summaries, plots."""
 
     _method = ""
+    _method_words = "adjustment"  # for titles: "before and after <words>"
     _estimands: tuple[str, ...] = ("ATT", "ATE")
     _needs_covariates = True
     _has_after_balance = True
@@ -198,6 +199,8 @@ class _EffectEstimator:
             g = None if groups is None else groups[idx]
             try:
                 out[b] = self._estimate(t[idx], y[idx], X[idx], g).estimate
+            except IizriskError:  # user input (also a ValueError): not a failed replicate, as before
+                raise
             except (ValueError, np.linalg.LinAlgError) as exc:
                 logger.debug("bootstrap replicate %d failed: %s", b, exc)
         return out
@@ -279,6 +282,7 @@ class _EffectEstimator:
         else:
             self.balance_ = balance_table(np.zeros((len(t), 0)), t, names=[])
         self.overlap_ = None if ps is None else overlap_table(ps, t, weights=fit.weights)
+        self._store_cells(t, y, X)
         self.diagnostics_ = self._diagnose()
         for level, msg in self.diagnostics_:
             if level == "warning":
@@ -389,22 +393,12 @@ class _EffectEstimator:
         head = self._header()
         width = max(len(k) for k, _ in head)
         lines += [f"{k.rjust(width)} = {v}" for k, v in head]
-        lines += ["", self.summary.to_string(float_format=lambda v: f"{v:.{decimals}f}"), "", "Diagnostics"]
+        lines += ["", self.summary.to_string(float_format=lambda v: f"{v:.{decimals}f}"), "",
+                  f"Balance: {self._balance_verdict()}", "", "Diagnostics"]
         marks = {"ok": "  ok ", "info": "  -- ", "warning": "  !! "}
         lines += [f"{marks.get(level, '     ')}{msg}" for level, msg in self.diagnostics_] or ["  (none)"]
         lines += ["", "Assumptions", "  " + ASSUMPTIONS]
         return "\n".join(lines)
-
-    def print_summary(self, decimals: int = 3, file=None) -> None:
-        """Print the estimate, the diagnostics and the assumptions (lifelines style).
-
-        Parameters
-        ----------
-        decimals : int, default 3
-        file : writable, optional
-            Where to print (default ``sys.stdout``).
-        """
-        print(self.summary_text(decimals), file=file if file is not None else sys.stdout)
 
     def _repr_html_(self) -> str:
         if not hasattr(self, "estimate_"):
@@ -415,6 +409,7 @@ class _EffectEstimator:
                        for level, msg in self.diagnostics_)
         return (f"<b>{type(self).__name__}</b><table>{head}</table>"
                 f"{self.summary.to_html(float_format=lambda v: f'{v:.3f}')}"
+                f"<p><b>Balance</b>: {html.escape(self._balance_verdict())}</p>"
                 f"<p><b>Diagnostics</b></p><ul>{diag}</ul>"
                 f"<p><b>Assumptions</b>: {html.escape(ASSUMPTIONS)}</p>")
 
@@ -428,6 +423,9 @@ class _EffectEstimator:
     def plot(self, ax=None, *, max_covariates: int | None = 40):
         """Love plot: |standardised mean difference| of each covariate before and after adjustment.
 
+        The title names the adjustment in words; below the axis one sentence
+        says whether covariates remain above |SMD| 0.1 after it, and which.
+
         Parameters
         ----------
         ax : matplotlib Axes, optional
@@ -440,25 +438,79 @@ class _EffectEstimator:
         """
         import matplotlib.pyplot as plt
 
+        from ._outputs import draw_balance
+
         self._check_fitted()
-        bal = self.balance_
-        order = bal["smd_before"].abs().sort_values(ascending=True)
-        if max_covariates is not None:
-            order = order.tail(int(max_covariates))
-        bal = bal.loc[order.index]
+        n = len(self.balance_) if max_covariates is None else min(len(self.balance_), int(max_covariates))
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 1.5 + 0.22 * max(len(bal), 1)))
-        ypos = np.arange(len(bal))
-        ax.scatter(bal["smd_before"].abs(), ypos, marker="o", facecolors="none", edgecolors="C3",
-                   label="before adjustment")
-        if self._has_after_balance and bal["smd_after"].notna().any():
-            ax.scatter(bal["smd_after"].abs(), ypos, marker="o", color="C0", label="after adjustment")
-        ax.axvline(SMD_THRESHOLD, color="grey", linestyle="--", linewidth=1)
-        ax.set_yticks(ypos, [str(i) for i in bal.index])
-        ax.set_xlabel("|standardised mean difference|")
-        ax.set_title(f"Balance: {type(self).__name__}")
-        ax.legend(loc="lower right", fontsize="small")
-        return ax
+            _, ax = plt.subplots(figsize=(6.5, 2.0 + 0.22 * max(n, 1)))
+        return draw_balance(ax, self.balance_, method=self._method_words, after=self._has_after_balance,
+                            max_covariates=max_covariates, before_label="before adjustment",
+                            after_label="after adjustment")
+
+    def _balance_verdict(self) -> str:
+        from ._outputs import balance_verdict
+
+        if not self._has_after_balance:
+            return (f"{self._method_words} does not reweight: {int((self.balance_['smd_before'].abs() > SMD_THRESHOLD).sum())}"
+                    f" of {len(self.balance_)} covariates above |SMD| {SMD_THRESHOLD} before adjustment.")
+        return balance_verdict(self.balance_, self._method_words)
+
+    # ---------------------------------------------------------------- files
+    def _fitted(self) -> bool:
+        return hasattr(self, "estimate_")
+
+    def _store_cells(self, t, y, X) -> None:
+        """Counts of people that :meth:`to_dir` must not show when small (kept, not the data)."""
+        from ._outputs import binary_cells
+
+        groups = [t, ~t]
+        pt, pc = self.info_.get("pt"), self.info_.get("pc")
+        if pt is not None and pc is not None:  # matching: the matched treated and controls are groups too
+            mt, mc = np.zeros(len(t), dtype=bool), np.zeros(len(t), dtype=bool)
+            mt[pt], mc[pc] = True, True
+            groups += [mt, mc]
+        self._group_sizes_ = [int(g.sum()) for g in groups]
+        self._balance_cells_ = [binary_cells(X[:, j], groups) for j in range(X.shape[1])]
+        yc = binary_cells(y.astype(np.float64), [t, ~t])
+        if yc is not None and pt is not None and pc is not None:
+            yc += [float(y[pt].sum()), float(len(pt) - y[pt].sum()), float(y[pc].sum()), float(len(pc) - y[pc].sum())]
+        self._outcome_cells_ = yc
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        from .._results import SWISS_CSV, CsvFormat
+        from ._outputs import suppress_balance, suppress_summary
+
+        self._check_fitted()
+        fmt = CsvFormat(sep=SWISS_CSV.sep, bom=SWISS_CSV.bom, index=True)
+        return [OutputTable("estimate", suppress_summary(self.summary, [self._outcome_cells_], k, self.alpha),
+                            csv=fmt),
+                OutputTable("balance", suppress_balance(self.balance_, self._group_sizes_, self._balance_cells_, k)
+                            .rename_axis("covariate"), csv=fmt)]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        from ._outputs import plot_balance_table
+
+        bal = tables[1].frame
+        if not len(bal):
+            return []
+        return [OutputFigure("balance", plot_balance_table(bal, method=self._method_words,
+                                                           after=self._has_after_balance))]
+
+    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True) -> list:
+        """Write ``estimate`` (the summary row) and ``balance`` as CSV (``;``, BOM) and Parquet, and ``balance.png``.
+
+        Rows resting on fewer than ``min_cell_size`` people (default 5) are
+        hidden: the estimate when a group or (0/1 outcome) the people with or
+        without the outcome in a group are few; a 0/1 covariate whose counts in
+        a group (treated, controls, and for matching the matched of each) are
+        few; every covariate when a group is small.
+
+        Returns
+        -------
+        list of Path
+        """
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
 
     def plot_overlap(self, ax=None, *, bins: int = 30):
         """Histograms of the propensity score of treated and controls (densities).
@@ -516,6 +568,7 @@ class DifferenceInMeans(_EffectEstimator):
     3.0
     """
 
+    _method_words = "no adjustment (naive comparison)"
     _needs_covariates = False
     _has_after_balance = False
 
@@ -580,6 +633,7 @@ class RegressionAdjustment(_EffectEstimator):
     2.0
     """
 
+    _method_words = "regression adjustment"
     _has_after_balance = False
 
     def __init__(self, *, estimand: str = "ATT", outcome_model=None, n_bootstrap: int = 200,
@@ -653,6 +707,7 @@ class IPWEstimator(_EffectEstimator):
     True
     """
 
+    _method_words = "inverse-probability weighting"
     def __init__(self, *, estimand: str = "ATT", truncate_weights: float | None = None,
                  trim_propensity: float | None = None, stabilized: bool = True, normalize: bool = True,
                  n_bootstrap: int = 200, alpha: float = 0.05, random_state=None, propensity_model=None):
@@ -768,6 +823,7 @@ class PropensityScoreMatching(_EffectEstimator):
     True
     """
 
+    _method_words = "propensity-score matching"
     _estimands = ("ATT",)
     _weights_diagnostic = False
 
@@ -899,6 +955,7 @@ class PropensityScoreStratification(_EffectEstimator):
     True
     """
 
+    _method_words = "propensity-score stratification"
     def __init__(self, *, n_strata: int = 5, estimand: str = "ATT", n_bootstrap: int = 200,
                  alpha: float = 0.05, random_state=None, propensity_model=None):
         self._init_common(estimand, n_bootstrap, alpha, random_state, propensity_model)

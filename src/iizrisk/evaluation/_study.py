@@ -51,14 +51,17 @@ Design (sequential / risk-set matching)
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time as _timer
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import _time
+from .._results import PLAIN_CSV, CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
 from ..errors import ValidationError
 from ..spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
@@ -415,7 +418,7 @@ _METHODS = {
 }
 
 
-class AssessmentStudy:
+class AssessmentStudy(ResultMixin):
     """Effect of an intervention (default: the first joint assessment) on outcomes after it, from spells.
 
     Builds the risk-set table (:func:`risk_set_table`), then for every outcome
@@ -749,12 +752,6 @@ class AssessmentStudy:
                   "everyone in a risk set could have been assessed that day."]
         return "\n".join(lines)
 
-    def print_summary(self, decimals: int = 3, file=None) -> None:
-        """Print the estimates, the survival summary, the diagnostics and the assumptions."""
-        import sys
-
-        print(self.summary_text(decimals), file=file if file is not None else sys.stdout)
-
     def _repr_html_(self) -> str:
         import html
 
@@ -783,39 +780,182 @@ class AssessmentStudy:
         return ax
 
     def plot_estimates(self, ax=None):
-        """Forest plot: adjusted and naive estimates with intervals, one row per outcome (each on its scale).
+        """Forest plot: adjusted and naive estimates with intervals, one panel per outcome on its own scale.
+
+        Each panel's axis says what the effect counts (days registered, new
+        spells, percentage points of people with the outcome).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or sequence of Axes, optional
+            One axes per outcome (a single axes when there is one outcome);
+            default a new figure with a panel per outcome.
 
         Returns
         -------
-        matplotlib.axes.Axes
+        ndarray of matplotlib.axes.Axes
         """
         import matplotlib.pyplot as plt
 
+        from ._outputs import draw_estimates
+
         self._check()
         s = self.summary
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 1.2 + 0.6 * max(len(s), 1)))
         lvl = f"{1 - self.alpha:.0%}"
-        y = np.arange(len(s))
-        # each outcome on its own scale: divide by the naive interval's half width
-        scale = ((s[f"naive upper {lvl}"] - s[f"naive lower {lvl}"]) / 2).replace(0, 1).to_numpy()
-        for col, lo, hi, color, off, label in (
-                ("estimate", f"lower {lvl}", f"upper {lvl}", "C0", 0.12, "adjusted"),
-                ("naive", f"naive lower {lvl}", f"naive upper {lvl}", "C3", -0.12, "naive")):
-            est = s[col].to_numpy() / scale
-            ax.errorbar(est, y + off, xerr=[est - s[lo].to_numpy() / scale, s[hi].to_numpy() / scale - est],
-                        fmt="o", color=color, label=label, capsize=3)
-        ax.axvline(0, color="grey", linewidth=1)
-        ax.set_yticks(y, list(s.index))
-        ax.set_xlabel("effect in units of the naive interval's half width")
-        ax.legend(fontsize="small")
-        return ax
+        s = s.rename(columns=lambda c: c.replace(f" {lvl}", f"_{lvl.rstrip('%')}").replace(" ", "_"))
+        if ax is None:
+            fig, axes = plt.subplots(max(len(s), 1), 1, figsize=(6.5, 1.1 + 1.2 * max(len(s), 1)), squeeze=False)
+            axes = axes[:, 0]
+        else:
+            axes = np.atleast_1d(np.asarray(ax, dtype=object))
+            if len(axes) != len(s):
+                raise ValueError(f"plot_estimates: {len(s)} outcome(s) need as many axes, got {len(axes)}")
+        draw_estimates(axes, s)
+        if ax is None:
+            fig.tight_layout()
+        return axes
 
     def plot_balance(self, ax=None, *, outcome: str | None = None):
         """Love plot of the estimator of ``outcome`` (default: the first)."""
         self._check()
         est = self.estimators_[outcome or next(iter(self.estimators_))]
         return est.plot(ax=ax)
+
+
+    # ------------------------------------------------------------------ files
+    _private_files = True  # owner-only (0600), as iizrisk evaluate always wrote them
+    _csv = CsvFormat(sep=PLAIN_CSV.sep, bom=PLAIN_CSV.bom, index=True, float_format="%.6g")
+
+    def _fitted(self) -> bool:
+        return hasattr(self, "estimators_")
+
+    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True, parameters=None) -> list:
+        """Write the suppressed tables, the plots and ``study.json`` into ``path``; return the files.
+
+        Files: ``estimates.csv`` (one row per outcome), ``balance.csv`` (of the
+        first outcome's estimator), ``survival.csv`` (monthly Kaplan-Meier per
+        arm), ``survival.png``, ``balance.png``, ``estimates.png`` (with
+        ``plots``; each only when it has something to show) and ``study.json``
+        (parameters, diagnostics with small numbers written ``<k``,
+        assumptions, the files). Cells of fewer than ``min_cell_size`` people
+        (default 5) and what is derived from them are hidden (see
+        :mod:`iizrisk.evaluation._outputs`).
+
+        Parameters
+        ----------
+        parameters : dict, optional
+            Recorded in ``study.json`` (the command line's options).
+        """
+        import json
+
+        from .. import __version__
+        from .._results import _atomic_bytes
+        from ._estimators import ASSUMPTIONS
+        from ._outputs import mask_small_integers
+
+        self._check()
+        k = self._default_min_cell_size() if min_cell_size is None else int(min_cell_size)
+        paths = self._write_dir(path, min_cell_size=k, plots=plots)
+        params = {key: (str(v) if isinstance(v, os.PathLike) else v) for key, v in (parameters or {}).items()}
+        diags = [{"level": lv, "message": mask_small_integers(m, k)} for lv, m in self.diagnostics_]
+        if self.estimators_:
+            first = next(iter(self.estimators_.values()))
+            diags += [{"level": lv, "message": mask_small_integers(m, k)} for lv, m in first.diagnostics_]
+        meta = {
+            "iizrisk_version": __version__,
+            "observed_until": self.table_.attrs.get("observed_until"),
+            "method": next(iter(self.estimators_.values()))._describe() if self.estimators_ else None,
+            "parameters": params,
+            "min_cell_size": k,
+            "diagnostics": diags,
+            "assumptions": ASSUMPTIONS,
+            "files": [p.name for p in paths] + ["study.json"],
+        }
+        target = Path(path) / "study.json"
+        text = json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n"
+        paths.append(_atomic_bytes(text.encode("utf-8"), target))
+        return paths
+
+    def suppressed_estimates(self, k: int) -> pd.DataFrame:
+        """:attr:`summary` with the rows resting on fewer than ``k`` people hidden (``suppressed`` column)."""
+        from ._outputs import binary_cells, suppress_summary
+
+        self._check()
+        s = self.summary
+        cells = []
+        for col in s.index:
+            est = self.estimators_[col]
+            naive = self.naive_[col]
+            values = self.table_.loc[est.treated_.index, col].to_numpy(dtype=np.float64)  # rows analysed
+            t = naive.treated_.to_numpy()
+            c = binary_cells(values, [t, ~t])
+            if c is not None and hasattr(est, "pairs_"):
+                yt = self.table_.loc[est.pairs_["treated"], col].to_numpy(dtype=np.float64)
+                yc = self.table_.loc[est.pairs_["control"], col].to_numpy(dtype=np.float64)
+                c += [yt.sum(), len(yt) - yt.sum(), yc.sum(), len(yc) - yc.sum()]
+            cells.append(c)
+        return suppress_summary(s, cells, k, self.alpha)
+
+    def suppressed_balance(self, k: int) -> pd.DataFrame:
+        """Balance of the first outcome's estimator; 0/1 covariates with small counts hidden."""
+        from ._outputs import binary_cells, suppress_balance
+
+        self._check()
+        if not self.estimators_:
+            return pd.DataFrame()
+        est = next(iter(self.estimators_.values()))
+        t = est.treated_.to_numpy()
+        X = self.table_.loc[est.treated_.index]
+        if hasattr(est, "pairs_"):
+            groups = [t, ~t, est.treated_.index.isin(est.pairs_["treated"]),
+                      est.treated_.index.isin(est.pairs_["control"])]
+        else:
+            groups = [t, ~t]
+        cells: list = []
+        for cov in est.balance_.index:
+            if cov not in X.columns:  # missing-value indicator: its source column's gaps
+                base = cov.removesuffix("_missing")
+                v = X[base].isna().to_numpy(dtype=np.float64) if base in X.columns else None
+            else:
+                v = X[cov].to_numpy(dtype=np.float64)
+            cells.append(True if v is None else binary_cells(np.nan_to_num(v, nan=0.0), groups))
+        return suppress_balance(est.balance_, [g.sum() for g in groups], cells, k)
+
+    def suppressed_survival(self, k: int, months: int | None = None) -> pd.DataFrame:
+        """Monthly Kaplan-Meier table per arm with small exit counts (and what reveals them) hidden."""
+        from ._outputs import survival_table
+
+        self._check()
+        return survival_table(self.survival_, k, int(months or max(self.followup_months, 36)))
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        plain = CsvFormat(sep=PLAIN_CSV.sep, bom=PLAIN_CSV.bom, float_format="%.6g")
+        return [OutputTable("estimates", self.suppressed_estimates(k), csv=self._csv, parquet=False),
+                OutputTable("balance", self.suppressed_balance(k), csv=self._csv, parquet=False),
+                OutputTable("survival", self.suppressed_survival(k), csv=plain, parquet=False)]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        from ._outputs import (
+            method_words,
+            plot_balance_table,
+            plot_estimates_table,
+            plot_survival_table,
+        )
+
+        est, bal, surv = (t.frame for t in tables)
+        figures = []
+        if len(surv):
+            fig = plot_survival_table(
+                surv, ylabel=f"sustained exit ({self.exit_months} months unregistered)",
+                title="Sustained exit: assessed vs matched controls (published months only)")
+            figures.append(OutputFigure("survival", fig, dpi=110))
+        if len(bal):
+            first = next(iter(self.estimators_.values()))
+            fig = plot_balance_table(bal, method=method_words(first), after=first._has_after_balance)
+            figures.append(OutputFigure("balance", fig, dpi=110))
+        if len(est) and (~est["suppressed"]).any():
+            figures.append(OutputFigure("estimates", plot_estimates_table(est), dpi=110))
+        return figures
 
 
 def _norm_ppf(q: float) -> float:

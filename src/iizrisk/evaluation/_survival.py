@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .._results import OutputFigure, OutputTable, ResultMixin
 from ..errors import ValidationError
 
 __all__ = ["KaplanMeier"]
@@ -54,7 +55,7 @@ def _events(event_observed, n: int) -> np.ndarray:
     return num == 1.0
 
 
-class KaplanMeier:
+class KaplanMeier(ResultMixin):
     """Kaplan-Meier estimate of a survival function, with pointwise confidence bands.
 
     The bands use Greenwood's variance on the log(-log S) scale (the
@@ -234,6 +235,75 @@ class KaplanMeier:
         ax.set_xlabel("time")
         ax.set_ylabel("cumulative incidence" if cumulative else "survival")
         return ax
+
+    # ------------------------------------------------------------------ result protocol
+    def _fitted(self) -> bool:
+        return hasattr(self, "survival_function_")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row (the label): units, events, censored, median time (with band), last time, ``S`` there."""
+        self._check()
+        et = self.event_table
+        s = self.survival_function_[self.label]
+        ci = self.confidence_interval_
+        lo_col, hi_col = ci.columns
+        times = s.index.to_numpy()
+        # the median's band: first times at which the band's bounds fall to 0.5 (inf when never)
+        lower_median = times[ci[lo_col].to_numpy() <= 0.5]
+        upper_median = times[ci[hi_col].to_numpy() <= 0.5]
+        lvl = f"{1 - self.alpha:.0%}"
+        return pd.DataFrame({
+            "n": [float(et["removed"].sum())], "events": [float(et["observed"].sum())],
+            "censored": [float(et["censored"].sum())], "median": [self.median_survival_time_],
+            f"median lower {lvl}": [float(lower_median[0]) if len(lower_median) else float("inf")],
+            f"median upper {lvl}": [float(upper_median[0]) if len(upper_median) else float("inf")],
+            "last_time": [float(times[-1])], "survival_at_last_time": [float(s.iloc[-1])],
+        }, index=pd.Index([self.label], name="curve"))
+
+    def summary_text(self, decimals: int = 3) -> str:
+        """The text that :meth:`print_summary` prints."""
+        self._check()
+        return (f"<iizrisk.evaluation.KaplanMeier: {self.label!r}, {1 - self.alpha:.0%} exponential "
+                f"Greenwood bands>\n{self.summary.to_string(float_format=lambda v: f'{v:.{decimals}f}')}")
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        from ._outputs import survival_table
+
+        tmax = float(self.survival_function_.index.max())
+        step = max(1, int(np.ceil(tmax / 600)))
+        grid = np.arange(0, np.ceil(tmax) + step, step)
+        tab = survival_table({self.label: self}, k, 0, grid=grid)
+        tab = tab.rename(columns={"arm": "curve", "month": "time", "exits": "events",
+                                  "cumulative_exit": "cumulative_incidence"})
+        return [OutputTable("survival", tab)]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        from ._outputs import plot_survival_table
+
+        tab = tables[0].frame
+        if not len(tab):
+            return []
+        tab = tab.rename(columns={"curve": "arm", "time": "month", "events": "exits",
+                                  "cumulative_incidence": "cumulative_exit"})
+        return [OutputFigure("survival", plot_survival_table(
+            tab, ylabel="cumulative incidence (1 - S(t))", xlabel="time",
+            title=f"{self.label}: cumulative incidence (published times only)"))]
+
+    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True) -> list:
+        """Write ``survival`` (CSV with ``;`` and BOM, Parquet) and ``survival.png``: the suppressed curve.
+
+        One row per whole time unit (coarser steps beyond 600 units) from 0 up
+        to the last time: ``at_risk`` (rounded to a multiple of
+        ``min_cell_size``), ``events``, ``cumulative_incidence`` with its band;
+        times with fewer than ``min_cell_size`` (default 5) at risk are left
+        out, and times with few events (and what would reveal them) hidden.
+
+        Returns
+        -------
+        list of Path
+        """
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
 
     def __repr__(self) -> str:
         if not hasattr(self, "survival_function_"):

@@ -1,0 +1,278 @@
+"""One protocol for iizrisk's result objects (lifelines' "one printer"): show, plot, write.
+
+Every analysis result -- a fairness audit, an effect estimate, a survival
+curve, a study, a validation report -- answers the same five questions:
+
+``summary``
+    the main table, a :class:`pandas.DataFrame`;
+``print_summary(decimals=3, file=None)``
+    *prints* it: plain text in a terminal (``summary_text()``), HTML through
+    ``IPython.display`` in a Jupyter notebook (``_repr_html_()``); with
+    ``file`` always the text into that stream. Nothing goes to the log;
+``_repr_html_()``
+    the notebook's rich display;
+``plot(ax=None)``
+    the main plot on ``ax`` (a new figure when None); returns the axes;
+``to_dir(path, min_cell_size=None, plots=True)``
+    writes the *suppressed* tables (:mod:`iizrisk.suppression`, the one
+    disclosure-control helper) as CSV and Parquet and the plots as PNG into
+    ``path``; returns the files written, in order. Plots are drawn from the
+    suppressed tables only, so a figure never shows a hidden cell.
+
+Adopting it
+-----------
+Inherit :class:`ResultMixin` and provide
+
+* ``summary`` (attribute or property) -- the mixin's default ``summary_text``
+  and ``_repr_html_`` render it (override either for a richer display);
+* ``_fitted()`` -> bool (default: ``summary`` can be read without
+  ``AttributeError``), used by the default displays;
+* ``plot(ax=None, ...)`` returning the axes;
+* ``_output_tables(k)`` -> list of :class:`OutputTable` -- the tables with
+  cells of fewer than ``k`` people hidden;
+* ``_output_figures(tables)`` -> list of :class:`OutputFigure` (optional) --
+  figures drawn from those suppressed tables;
+* ``_default_min_cell_size()`` (optional) -- ``k`` when ``to_dir`` gets none
+  (default: the object's ``min_cell_size`` attribute, else 5).
+
+CSV format
+----------
+:data:`SWISS_CSV` (``;`` separator, UTF-8 with BOM, ``\\n`` line ends) is
+what Excel opens correctly with de-CH/fr-CH/it-CH settings; it is the
+default for new outputs and what ``iizrisk validate --report`` and the
+worklists write. :data:`PLAIN_CSV` (``,``, no BOM) is kept by the outputs
+that had it before this protocol (``iizrisk audit``'s and ``iizrisk
+evaluate``'s tables), so that their files stay byte-identical.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["DEFAULT_MIN_CELL_SIZE", "PLAIN_CSV", "SWISS_CSV", "CsvFormat", "OutputFigure", "OutputTable",
+           "ResultMixin", "in_notebook", "write_csv_atomic", "write_png_atomic"]
+
+#: ``k`` of :mod:`iizrisk.suppression` when neither the caller nor the object says otherwise.
+DEFAULT_MIN_CELL_SIZE = 5
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a table becomes CSV text (:meth:`pandas.DataFrame.to_csv` options and a BOM)."""
+
+    sep: str = ";"
+    bom: bool = True
+    index: bool = False
+    float_format: str | None = None
+    na_rep: str = ""
+
+
+#: Separator ``;`` and a UTF-8 BOM: what spreadsheets with Swiss settings expect.
+SWISS_CSV = CsvFormat()
+#: Separator ``,`` without BOM (the audit's and the evaluation's tables before this protocol).
+PLAIN_CSV = CsvFormat(sep=",", bom=False)
+
+
+@dataclass(frozen=True)
+class OutputTable:
+    """One suppressed table of :meth:`ResultMixin.to_dir`: ``<name>.csv`` and/or ``<name>.parquet``.
+
+    ``csv`` None writes no CSV; ``parquet`` False no Parquet. Parquet holds the
+    columns only: a meaningful index is made a column first when
+    ``csv.index`` is set.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    csv: CsvFormat | None = SWISS_CSV
+    parquet: bool = True
+
+
+@dataclass(frozen=True)
+class OutputFigure:
+    """One figure of :meth:`ResultMixin.to_dir`: ``<name>.png``."""
+
+    name: str
+    figure: Any  # matplotlib Figure
+    dpi: int = 96
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (IPython with a kernel), False in a terminal or without IPython."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:  # not imported by anyone: certainly no notebook
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # pragma: no cover - a broken IPython is a terminal
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_bytes(data: bytes, path: Path, *, mode: int | None = None) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | Path, fmt: CsvFormat = SWISS_CSV, *,
+                     private: bool = False) -> Path:
+    """Write ``frame`` as CSV in ``fmt`` (``\\n`` line ends, UTF-8) via a temporary file and a rename.
+
+    ``private`` keeps the temporary file's owner-only permissions (0600);
+    otherwise the file gets the usual ``0666 & ~umask``.
+    """
+    path = Path(path)
+    text = frame.to_csv(sep=fmt.sep, index=fmt.index, float_format=fmt.float_format, na_rep=fmt.na_rep,
+                        lineterminator="\n")
+    data = ("\ufeff" if fmt.bom else "").encode("utf-8") + text.encode("utf-8")
+    return _atomic_bytes(data, path, mode=None if private else 0o666 & ~_umask())
+
+
+def write_png_atomic(fig, path: str | Path, *, dpi: int = 96, private: bool = False) -> Path:
+    """Save a matplotlib figure as PNG (no software stamp: same figure, same bytes), atomically.
+
+    A pyplot figure is closed afterwards.
+    """
+    import io
+
+    path = Path(path)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        if getattr(fig, "number", None) is not None:  # a pyplot figure: free it
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+    return _atomic_bytes(buf.getvalue(), path, mode=None if private else 0o666 & ~_umask())
+
+
+class ResultMixin:
+    """``summary``, ``print_summary``, ``_repr_html_``, ``plot`` and ``to_dir`` for a result object.
+
+    See the module documentation for what a class provides to adopt it.
+    """
+
+    #: The files' permissions: False gives ``0666 & ~umask``, True owner-only (0600).
+    _private_files: bool = False
+
+    # ------------------------------------------------------------------ to provide
+    summary: Any  # a DataFrame (attribute or property)
+
+    def _fitted(self) -> bool:
+        try:
+            self.summary  # noqa: B018 - a property that raises when not fitted
+        except AttributeError:
+            return False
+        return True
+
+    def _title(self) -> str:
+        return type(self).__name__
+
+    def _output_tables(self, k: int) -> list[OutputTable]:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} writes no tables")
+
+    def _output_figures(self, tables: Sequence[OutputTable]) -> list[OutputFigure]:
+        return []
+
+    def _default_min_cell_size(self) -> int:
+        k = getattr(self, "min_cell_size", None)
+        return DEFAULT_MIN_CELL_SIZE if k is None else int(k)
+
+    # ------------------------------------------------------------------ display
+    def summary_text(self, decimals: int = 3) -> str:
+        """The text that :meth:`print_summary` prints."""
+        table = self.summary
+        body = table.to_string(float_format=lambda v: f"{v:.{decimals}f}") if len(table) else "(empty)"
+        return f"{self._title()}\n{body}"
+
+    def print_summary(self, decimals: int = 3, file=None) -> None:
+        """Print the summary: HTML in a Jupyter notebook, plain text elsewhere or into ``file``.
+
+        Parameters
+        ----------
+        decimals : int, default 3
+            Decimals of the text display.
+        file : writable text stream, optional
+            Print the text there (default: ``sys.stdout``, or the notebook's HTML display).
+        """
+        if file is None and in_notebook():
+            try:
+                from IPython.display import HTML, display
+            except ImportError:  # pragma: no cover - in_notebook needs IPython
+                pass
+            else:
+                display(HTML(self._repr_html_()))
+                return
+        print(self.summary_text(decimals), file=file if file is not None else sys.stdout)
+
+    def _repr_html_(self) -> str:
+        if not self._fitted():
+            return f"<b>{html.escape(type(self).__name__)}</b>: not fitted"
+        return (f"<div><b>{html.escape(self._title())}</b>"
+                f"{self.summary.to_html(float_format=lambda v: f'{v:.3f}', na_rep='&middot;')}</div>")
+
+    # ------------------------------------------------------------------ files
+    def to_dir(self, path: str | Path, *, min_cell_size: int | None = None, plots: bool = True) -> list[Path]:
+        """Write the suppressed tables (CSV and/or Parquet) and, with ``plots``, the PNG figures.
+
+        Parameters
+        ----------
+        path : str or Path
+            Output folder (created when missing). Each file is written atomically.
+        min_cell_size : int, optional
+            Cells of fewer people are hidden (:mod:`iizrisk.suppression`); default the
+            object's own ``min_cell_size``, else 5.
+        plots : bool, default True
+
+        Returns
+        -------
+        list of Path
+            The files written, tables first (CSV then Parquet per table), then figures.
+        """
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
+
+    def _write_dir(self, path: str | Path, *, min_cell_size: int | None, plots: bool) -> list[Path]:
+        from .io import write_parquet_atomic
+
+        k = self._default_min_cell_size() if min_cell_size is None else int(min_cell_size)
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        tables = self._output_tables(k)
+        written: list[Path] = []
+        for t in tables:
+            if t.csv is not None:
+                written.append(write_csv_atomic(t.frame, out / f"{t.name}.csv", t.csv,
+                                                private=self._private_files))
+            if t.parquet:
+                frame = t.frame.reset_index() if t.csv is not None and t.csv.index else t.frame
+                written.append(write_parquet_atomic(frame, out / f"{t.name}.parquet"))
+        if plots:
+            for f in self._output_figures(tables):
+                written.append(write_png_atomic(f.figure, out / f"{f.name}.png", dpi=f.dpi,
+                                                private=self._private_files))
+        return written

@@ -1,0 +1,301 @@
+"""Published outputs of the evaluation: suppressed tables, their plots, the words for the axes.
+
+Disclosure control (DOMAIN.md section 6, :mod:`iizrisk.suppression`): every
+count of people between 1 and ``k - 1`` is hidden, and so is everything
+computed from it: an outcome row whose group sizes or (for 0/1 outcomes)
+numbers of people with and without the outcome are small; a covariate whose
+0/1 counts in a group are small; survival months with few exits (and the
+months after a hidden run, until the hidden exits add up to ``k``), and the
+tail of a curve once fewer than ``k`` people are at risk; the numbers at risk
+are rounded to a multiple of ``k`` (their differences would count the people
+censored). Small integers in diagnostic messages are written as ``<k``.
+
+The plots are drawn from these suppressed tables only.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from ._balance import SMD_THRESHOLD
+
+_DAYS_RE = re.compile(r"^days_registered_next_(\d+)m$")
+_NEW_RE = re.compile(r"^new_spells_next_(\d+)m$")
+
+
+# --------------------------------------------------------------------------- words
+def mask_small_integers(text: str, k: int) -> str:
+    """Write integers 1 .. k-1 standing alone (not part of a decimal or a percentage) as ``<k``.
+
+    Examples
+    --------
+    >>> mask_small_integers("3 of 120 treated (2.5%), 0 left", 5)
+    '<5 of 120 treated (2.5%), 0 left'
+    """
+    return re.sub(r"(?<![\d.,])(\d+)(?![\d.,%])",
+                  lambda m: f"<{k}" if 0 < int(m.group(1)) < k else m.group(1), text)
+
+
+def effect_axis(outcome: str) -> tuple[str, float]:
+    """The words of an effect's axis and the factor from the estimate to them.
+
+    Examples
+    --------
+    >>> effect_axis("days_registered_next_12m")
+    ('difference in days registered in the next 12 months', 1.0)
+    >>> effect_axis("revolving_door_next_12m")
+    ('difference in the share with the outcome (percentage points)', 100.0)
+    """
+    m = _DAYS_RE.match(outcome)
+    if m:
+        return f"difference in days registered in the next {m.group(1)} months", 1.0
+    m = _NEW_RE.match(outcome)
+    if m:
+        return f"difference in new ALV/IV/SH spells per person in the next {m.group(1)} months", 1.0
+    return "difference in the share with the outcome (percentage points)", 100.0
+
+
+def method_words(estimator) -> str:
+    """A short name of an estimator's adjustment, for titles ("propensity-score matching")."""
+    return getattr(estimator, "_method_words", "") or "adjustment"
+
+
+def balance_verdict(bal: pd.DataFrame, method: str = "adjustment", *, limit: int = 5) -> str:
+    """One sentence: do covariates remain above |SMD| :data:`SMD_THRESHOLD` after ``method``?
+
+    ``bal`` is a balance table (``smd_before``, ``smd_after``; suppressed rows NaN).
+
+    Examples
+    --------
+    >>> bal = pd.DataFrame({"smd_before": [0.5, 0.3], "smd_after": [0.15, 0.02]}, index=["age", "alv"])
+    >>> balance_verdict(bal, "matching")
+    '1 of 2 covariates remain above |SMD| 0.1 after matching: age (0.15).'
+    """
+    after = bal["smd_after"].abs() if "smd_after" in bal else pd.Series(dtype=float)
+    shown = after.dropna()
+    if not len(shown):
+        return f"No balance after {method} to show (the method does not reweight, or the rows are suppressed)."
+    bad = shown[shown > SMD_THRESHOLD].sort_values(ascending=False)
+    if not len(bad):
+        return f"All {len(shown)} covariates shown are within |SMD| {SMD_THRESHOLD} after {method}."
+    names = ", ".join(f"{name} ({value:.2f})" for name, value in bad.head(limit).items())
+    more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
+    verb = "remains" if len(bad) == 1 and len(shown) == 1 else "remain"
+    return (f"{len(bad)} of {len(shown)} covariates {verb} above |SMD| {SMD_THRESHOLD} after {method}: "
+            f"{names}{more}.")
+
+
+# --------------------------------------------------------------------------- suppression
+def small(counts, k: int) -> np.ndarray:
+    """Counts of 1 .. k-1 people (primary rule of iizrisk.suppression), for each value."""
+    from ..suppression import suppress_table
+
+    c = pd.Series(np.asarray(counts, dtype=np.float64)).fillna(0).round().astype(np.int64)
+    tab = pd.DataFrame({"cell": np.arange(len(c)).astype(str), "n": c.to_numpy()})
+    res = suppress_table(tab, "n", dims=["cell"], k=k, margins=[], known_totals=False)
+    return (res.status != "published").to_numpy()
+
+
+def binary_cells(values: np.ndarray, groups) -> list[float] | None:
+    """People with and without a 0/1 value in each group, or None for a value that is not 0/1."""
+    if not np.isin(values, [0.0, 1.0]).all():
+        return None
+    cells: list[float] = []
+    for g in groups:
+        cells += [float(values[g].sum()), float(g.sum() - values[g].sum())]
+    return cells
+
+
+def suppress_summary(s: pd.DataFrame, cells: list[list[float] | None], k: int, alpha: float) -> pd.DataFrame:
+    """An effect summary (one row per outcome or estimand) with rows resting on fewer than ``k`` hidden.
+
+    ``cells`` holds per row the 0/1 outcome's counts of people (None: not a 0/1 outcome).
+    """
+    s = s.copy()
+    lvl = f"{1 - alpha:.0%}"
+    s = s.rename(columns=lambda c: c.replace(f" {lvl}", f"_{lvl.rstrip('%')}").replace(" ", "_"))
+    hide = np.zeros(len(s), dtype=bool)
+    for i, c in enumerate(cells):
+        if c is not None:
+            hide[i] |= small(c, k).any()
+    for c in (s["n_treated"], s["n_control"]):
+        hide |= small(c, k)
+    values = [c for c in s.columns if c not in ("n_treated", "n_control")]
+    s[["n_treated", "n_control"]] = s[["n_treated", "n_control"]].astype("Int64")
+    s.loc[hide, ["n_treated", "n_control"]] = pd.NA
+    s.loc[hide, values] = np.nan
+    s.insert(0, "suppressed", hide)
+    return s
+
+
+def suppress_balance(bal: pd.DataFrame, group_sizes, cells: list[list[float] | None | bool], k: int) -> pd.DataFrame:
+    """A balance table with the covariates whose 0/1 counts are small hidden (all when a group is small).
+
+    ``cells`` per covariate: its counts (a 0/1 covariate), None (not 0/1) or True (unknown: hidden).
+    """
+    bal = bal.copy()
+    hide = np.zeros(len(bal), dtype=bool)
+    for j, c in enumerate(cells):
+        if c is True:
+            hide[j] = True
+        elif c is not None:
+            hide[j] = small(c, k).any()
+    if small(list(group_sizes), k).any():
+        hide[:] = True
+    bal.loc[hide, :] = np.nan
+    bal.insert(0, "suppressed", hide)
+    return bal
+
+
+def survival_table(curves: dict, k: int, months: int, *, grid=None) -> pd.DataFrame:
+    """Monthly Kaplan-Meier table per curve with small exit counts (and what reveals them) hidden.
+
+    ``grid`` (whole numbers, ascending from 0) replaces the months 0 .. ``months``.
+    """
+    from ..suppression import suppress_table
+
+    rows = []
+    grid = np.arange(0, int(months) + 1, dtype=np.float64) if grid is None else np.asarray(grid, dtype=np.float64)
+    for arm, km in curves.items():
+        s = km.survival_function_at_times(grid).to_numpy()
+        ci = km.confidence_interval_at_times(grid).to_numpy()
+        at_risk = km.at_risk_at_times(grid).to_numpy()
+        cum_ev = np.array([float(km.event_table.loc[km.event_table.index <= g, "observed"].sum()) for g in grid])
+        exits = np.diff(np.r_[0.0, cum_ev])
+        for m in range(len(grid)):
+            rows.append({"arm": arm, "month": int(grid[m]), "at_risk": at_risk[m], "exits": exits[m],
+                         "cumulative_exit": 1 - s[m], "lower": 1 - ci[m, 1], "upper": 1 - ci[m, 0]})
+    tab = pd.DataFrame(rows)
+    if tab.empty:
+        return tab
+    tab = tab[tab["at_risk"] >= k].reset_index(drop=True)  # the tail with fewer than k at risk: not published
+    tab["at_risk"] = tab["at_risk"].round().astype(np.int64)
+    tab["exits"] = tab["exits"].round().astype(np.int64)
+    res = suppress_table(tab.assign(month=tab["month"].astype(str)), "exits", dims=["arm", "month"], k=k,
+                         margins=["month"], derived=["cumulative_exit", "lower", "upper"], also_hide=["at_risk"])
+    out = res.table.assign(month=tab["month"].to_numpy())
+    hidden = np.array(res.status != "published", dtype=bool)
+    # a published month after a hidden run reveals the run's total: extend the run until it holds >= k exits
+    for arm in out["arm"].unique():
+        idx = np.flatnonzero((out["arm"] == arm).to_numpy())
+        run = 0
+        for i in idx:
+            if hidden[i]:
+                run += int(tab.loc[i, "exits"])
+            elif 0 < run < k:
+                hidden[i] = True
+                run += int(tab.loc[i, "exits"])
+            else:
+                run = 0
+    # differences of the numbers at risk count the people who left (exits and censored): publish them
+    # rounded to a multiple of k
+    out["at_risk"] = (np.round(tab["at_risk"].to_numpy() / k) * k).astype(np.int64)
+    out["at_risk"] = out["at_risk"].astype("Int64")
+    out.loc[hidden, ["exits", "at_risk"]] = pd.NA
+    out.loc[hidden, ["cumulative_exit", "lower", "upper"]] = np.nan
+    out.insert(2, "suppressed", hidden)
+    return out
+
+
+# --------------------------------------------------------------------------- plots of suppressed tables
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_survival_table(tab: pd.DataFrame, *, ylabel: str, title: str, xlabel: str = "months since the index day"):
+    """Cumulative incidence per arm from a suppressed survival table (published months only); the figure."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (arm, g) in enumerate(tab.groupby("arm", sort=False)):
+        g = g[~g["suppressed"]]
+        ax.step(g["month"], g["cumulative_exit"], where="post", color=f"C{i}", label=arm)
+        ax.fill_between(g["month"], g["lower"].astype(float), g["upper"].astype(float), step="post",
+                        alpha=0.2, color=f"C{i}", linewidth=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def draw_balance(ax, bal: pd.DataFrame, *, method: str, after: bool = True, max_covariates: int | None = 40,
+                 before_label: str = "before", after_label: str = "after"):
+    """Love plot of a balance table on ``ax``: title in words, the verdict on the SMD threshold below it."""
+    b = bal[~bal["suppressed"]] if "suppressed" in bal else bal
+    order = b["smd_before"].abs().sort_values()
+    if max_covariates is not None:
+        order = order.tail(int(max_covariates))
+    n_all = len(b)
+    b = b.loc[order.index]
+    y = np.arange(len(b))
+    ax.scatter(b["smd_before"].abs(), y, facecolors="none", edgecolors="C3", label=before_label)
+    if after and b["smd_after"].notna().any():
+        ax.scatter(b["smd_after"].abs(), y, color="C0", label=after_label)
+    ax.axvline(SMD_THRESHOLD, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, [str(i) for i in b.index])
+    ax.set_xlabel("|standardised mean difference| (dashed: 0.1)")
+    ax.set_title(f"Covariate balance, treated vs controls, before and after {method}", fontsize="medium")
+    verdict = balance_verdict(bal, method) if after else (
+        f"{method.capitalize()} does not reweight: only the balance before adjustment is shown.")
+    if len(b) < n_all:
+        verdict += f" Shown: the {len(b)} covariates most imbalanced before adjustment."
+    import textwrap
+
+    ax.annotate("\n".join(textwrap.wrap(verdict, 95)), xy=(0, 0), xycoords="axes fraction", xytext=(0, -36),
+                textcoords="offset points", va="top", ha="left", fontsize="small",
+                color="#cf222e" if after and "remain" in verdict else "#333333")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_balance_table(bal: pd.DataFrame, *, method: str, after: bool = True):
+    """The figure of :func:`draw_balance` for a suppressed balance table (the 40 most imbalanced before)."""
+    plt = _pyplot()
+    b = bal[~bal["suppressed"]]
+    n = min(len(b), 40)
+    fig, ax = plt.subplots(figsize=(6.5, 2.0 + 0.22 * max(n, 1)))
+    draw_balance(ax, bal, method=method, after=after)
+    return fig
+
+
+def draw_estimates(axes, est: pd.DataFrame) -> None:
+    """Forest plot of a suppressed estimates table: one panel per outcome, each on its own scale, in words."""
+    e = est[~est["suppressed"]] if "suppressed" in est else est
+    lo = [c for c in e.columns if c.startswith("lower_")][0]
+    hi = [c for c in e.columns if c.startswith("upper_")][0]
+    nlo = [c for c in e.columns if c.startswith("naive_lower_")][0]
+    nhi = [c for c in e.columns if c.startswith("naive_upper_")][0]
+    for ax, (name, r) in zip(axes, e.iterrows(), strict=True):
+        label, factor = effect_axis(str(name))
+        # the interval as a segment from its bounds: a bootstrap percentile interval need not contain
+        # the estimate (errorbar's xerr would be negative), and it is missing without bootstrap
+        for y, point, low, high, colour, text in ((1, r["estimate"], r[lo], r[hi], "C0", "adjusted"),
+                                                   (0, r["naive"], r[nlo], r[nhi], "C3", "naive")):
+            if np.isfinite(low) and np.isfinite(high):
+                ax.plot([low * factor, high * factor], [y, y], color=colour, linewidth=1.5, marker="|",
+                        markersize=8)
+            ax.plot([point * factor], [y], "o", color=colour, label=text)
+        ax.axvline(0, color="grey", linewidth=1)
+        ax.set_yticks([0, 1], ["naive", "adjusted"])
+        ax.set_ylim(-0.6, 1.6)
+        ax.set_title(str(name), fontsize="small", loc="left")
+        ax.set_xlabel(f"{label}; assessed minus comparison", fontsize="small")
+
+
+def plot_estimates_table(est: pd.DataFrame):
+    """The figure of :func:`draw_estimates` (published rows only)."""
+    plt = _pyplot()
+    n = int((~est["suppressed"]).sum()) if "suppressed" in est else len(est)
+    fig, axes = plt.subplots(n, 1, figsize=(6.5, 1.1 + 1.2 * max(n, 1)), squeeze=False)
+    draw_estimates(axes[:, 0], est)
+    fig.tight_layout()
+    return fig
