@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -391,3 +392,179 @@ def test_files_are_private_to_the_group_and_the_library_sets_no_log_level(tmp_pa
             mode = stat.S_IMODE(p.stat().st_mode)
             assert mode & 0o007 == 0, (p, oct(mode))
             assert mode == (0o750 if p.is_dir() else 0o640), (p, oct(mode))
+
+
+# ------------------------------------------------------------------ every setting takes effect or is refused
+def _run_case(tmp_path, random_spells, trained, capsys, spells=None, argv=(), env=None, **sections):
+    """Run the deployment with ``sections`` changed; return (exit code, run folder or None, message)."""
+    from iizrisk.errors import ConfigError
+
+    try:
+        cfg = deployment(tmp_path, random_spells if spells is None else spells, trained, **sections)
+    except ConfigError as exc:  # refused when the settings are loaded (the run would exit 2)
+        return exc.exit_code, None, str(exc)
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        code = main(["run", str(cfg), "--as-of", AS_OF, *argv])
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    out, err = capsys.readouterr()
+    runs = Settings.load(cfg).resolve(Settings.load(cfg).output.dir)
+    folder = runs / AS_OF if (runs / AS_OF).exists() else None
+    return code, folder, out + err
+
+
+def _manifest_of(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def _lists(folder):
+    return {p.stem: pd.read_csv(p, sep=";", encoding="utf-8-sig") for p in (folder / "worklists").glob("*.csv")}
+
+
+def _with_bad_row(spells):
+    bad = spells.copy()
+    bad["institution"] = bad["institution"].astype(str)
+    bad.loc[3, "institution"] = "XYZ"
+    return bad
+
+
+def _assessed(tmp_path, spells, months_ago=1, every_alv=False):
+    """An interventions file: ALV people (200, or all of them) had a joint assessment recently."""
+    top = spells[spells["institution"].astype(str) == "ALV"]["person_id"].astype(str).unique()
+    top = top if every_alv else top[:200]
+    date = (pd.Timestamp(AS_OF) - pd.DateOffset(months=months_ago)).date().isoformat()
+    pd.DataFrame({"person_id": top, "date": date, "type": "joint_assessment",
+                  "institutions": "ALV+SH"}).to_csv(tmp_path / "interventions.csv", index=False)
+    return "interventions.csv"
+
+
+#: field -> how to change it, and what must then be seen (exit code and an effect on the run)
+_WALK = {
+    "deployment.name": (dict(deployment={"name": "Kanton Test"}),
+                        lambda code, f, msg, base: code == 0 and _manifest_of(f)["deployment"] == "Kanton Test"),
+    "deployment.extra_institutions": (dict(spells="bad", deployment={"extra_institutions": ["XYZ"]}),
+                                      lambda code, f, msg, base: code == 0),  # the XYZ row is accepted
+    "deployment.errors": (dict(spells="bad", deployment={"errors": "quarantine"}),
+                          lambda code, f, msg, base: code == 0 and (f / "quarantine.parquet").exists()),
+    "deployment.merge_gap_days": (dict(deployment={"merge_gap_days": 3}),
+                                  lambda code, f, msg, base: code == 3 and "merge_gap_days" in msg),
+    "deployment.transition_gap_days": (dict(deployment={"transition_gap_days": 30}),
+                                       lambda code, f, msg, base: code == 3 and "transition_gap_days" in msg),
+    "deployment.window_months": (dict(deployment={"window_months": 12}),
+                                 lambda code, f, msg, base: code == 3 and "window_months" in msg),
+    "deployment.interventions": (dict(deployment={"interventions": "ASSESSED"}),
+                                 lambda code, f, msg, base: code == 0
+                                 and _manifest_of(f)["left_off_recent_assessment_persons"] > 0),
+    "deployment.pseudonym_pattern": (dict(deployment={"pseudonym_pattern": "[0-9a-f]{64}"}),
+                                     lambda code, f, msg, base: code == 1 and "pseudonym" in msg),
+    "model.dir": (dict(model={"dir": "elsewhere"}), lambda code, f, msg, base: code == 3 and "elsewhere" in msg),
+    "model.outcome": (dict(model={"outcome": "disintegration"}), lambda code, f, msg, base: code == 3),
+    "model.horizon_months": (dict(model={"horizon_months": 6}), lambda code, f, msg, base: code == 3),
+    "model.signing_key_env": (dict(model={"signing_key_env": "IIZRISK_TEST_KEY", "signing_key_file": None},
+                                   env={"IIZRISK_TEST_KEY": KEY.decode()}),
+                              lambda code, f, msg, base: code == 0),  # the key comes from the variable
+    "model.signing_key_file": (dict(model={"signing_key_file": "wrong.key"}),
+                               lambda code, f, msg, base: code in (2, 3) and "wrong.key" in msg),
+    "model.allow_unsigned_model": (dict(model={"dir": "UNSIGNED", "allow_unsigned_model": True,
+                                               "signing_key_file": None}),
+                                   lambda code, f, msg, base: code == 0),  # refused without: test_corpus
+    "worklist.capacity": (dict(worklist={"capacity": 2}),
+                          lambda code, f, msg, base: code == 0 and max(len(v) for v in _lists(f).values()) == 2),
+    "worklist.capacity_per_institution": (dict(worklist={"capacity_per_institution": {"ALV": 1}}),
+                                          lambda code, f, msg, base: code == 0 and len(_lists(f)["ALV"]) == 1),
+    "worklist.capacity_per_canton": (dict(worklist={"capacity_per_canton": {"ZH": 1}}),
+                                     lambda code, f, msg, base: code == 2 and "canton" in msg),
+    "worklist.risk_bands": (dict(worklist={"risk_bands": [0.01, 0.02]}),
+                            lambda code, f, msg, base: code == 0
+                            and _manifest_of(f)["risk_bands"] != _manifest_of(base)["risk_bands"]),
+    "worklist.language": (dict(worklist={"language": "en"}),
+                          lambda code, f, msg, base: code == 0 and (_lists(f)["ALV"]["notice"] == NOTICE["en"]).all()),
+    "worklist.language_per_institution": (dict(worklist={"language_per_institution": {"ALV": "it"}}),
+                                          lambda code, f, msg, base: code == 0
+                                          and (_lists(f)["ALV"]["notice"] == NOTICE["it"]).all()),
+    "worklist.disclose_institutions": (dict(worklist={"disclose_institutions": []}),
+                                       lambda code, f, msg, base: code == 0
+                                       and all(v["other_institutions_disclosed"].isna().all()
+                                               for v in _lists(f).values())
+                                       and not all(v["other_institutions_disclosed"].isna().all()
+                                                   for v in _lists(base).values())),
+    "worklist.exclude_assessed_months": (dict(deployment={"interventions": "ASSESSED"},
+                                              worklist={"exclude_assessed_months": 0}),
+                                         lambda code, f, msg, base: code == 0
+                                         and _manifest_of(f)["left_off_recent_assessment_persons"] == 0),
+    "output.dir": (dict(output={"dir": "other-runs"}),
+                   lambda code, f, msg, base: code == 0 and "other-runs" in str(f)),
+    "output.history_dir": (dict(output={"history_dir": "other-history"}),
+                           lambda code, f, msg, base: code == 0 and (f.parent.parent / "other-history" / "runs").is_dir()),
+    "output.history_keep_days": (dict(output={"history_keep_days": 0}),
+                                 lambda code, f, msg, base: code == 2 and "history_keep_days" in msg),
+    "output.mode": (dict(output={"mode": "0600"}),
+                    lambda code, f, msg, base: code == 0 and (f / "manifest.json").stat().st_mode & 0o777 == 0o600),
+    "output.group": (dict(output={"group": "no-such-group-iizrisk"}),
+                     lambda code, f, msg, base: code == 2 and "no such group" in msg),
+    "privacy.min_cell_size": (dict(worklist={"capacity": 3}, privacy={"min_cell_size": 1}),
+                              lambda code, f, msg, base: code == 0
+                              and any(r.startswith("| ALV") and "| 3 |" in r
+                                      for r in (f / "summary.md").read_text().splitlines())),
+    "health.min_persons_scored": (dict(health={"min_persons_scored": 10**9}),
+                                  lambda code, f, msg, base: code == 1 and "min_persons_scored" in msg),
+    "health.max_row_drop_percent": (dict(spells="half", health={"max_row_drop_percent": 10.0}),
+                                    lambda code, f, msg, base: code == 1 and "max_row_drop_percent" in msg),
+    "health.max_quarantine_percent": (dict(spells="bad", deployment={"errors": "quarantine"},
+                                           health={"max_quarantine_percent": 0.0}),
+                                      lambda code, f, msg, base: code == 1 and "max_quarantine_percent" in msg),
+    "health.max_export_age_days": (dict(health={"max_export_age_days": 0}, argv=("--as-of", "2024-03-31")),
+                                   lambda code, f, msg, base: code == 1 and "max_export_age_days" in msg),
+    "health.max_as_of_after_data_days": (dict(health={"max_as_of_after_data_days": 1000},
+                                              argv=("--as-of", "2025-06-30")),
+                                         # the date is let through; the stale-export gate then speaks
+                                         lambda code, f, msg, base: code == 1 and "max_export_age_days" in msg),
+    "health.require_worklists": (dict(deployment={"interventions": "ASSESSED_ALL_ALV"},
+                                      health={"require_worklists": False}),
+                                 lambda code, f, msg, base: code == 0 and len(_lists(f).get("ALV", [])) == 0),
+}
+# settings whose effect lies outside the nightly run, with the test that shows it
+_ELSEWHERE = {
+    "privacy.protected_attributes": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
+    "privacy.fairness_max_gap": "read by `iizrisk audit --config` (FairnessAudit max_gap); replaced in issue 19",
+}
+
+
+def test_the_walk_covers_every_setting():
+    import dataclasses
+
+    s = Settings()
+    fields = {f"{sec}.{f.name}" for sec in ("deployment", "model", "worklist", "output", "privacy", "health")
+              for f in dataclasses.fields(getattr(s, sec))}
+    assert fields == set(_WALK) | set(_ELSEWHERE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("field", sorted(_WALK))
+def test_every_setting_takes_effect_or_is_refused(field, tmp_path, random_spells, trained, capsys):
+    change, effect = _WALK[field]
+    change = {k: dict(v) if isinstance(v, dict) else v for k, v in change.items()}
+    code0, base, _ = _run_case(tmp_path / "base", random_spells, trained, capsys)
+    assert code0 == 0
+    spells = {"bad": _with_bad_row(random_spells),
+              "half": random_spells.iloc[: len(random_spells) // 4]}.get(change.pop("spells", None))
+    argv = change.pop("argv", ())
+    (tmp_path / "case").mkdir()
+    marker = change.get("deployment", {}).get("interventions", "")
+    if marker.startswith("ASSESSED"):
+        change["deployment"]["interventions"] = _assessed(tmp_path / "case", random_spells,
+                                                          every_alv=marker == "ASSESSED_ALL_ALV")
+    env = change.pop("env", None)
+    if change.get("model", {}).get("dir") == "UNSIGNED":  # the same model, saved without a signature
+        from iizrisk.model import load_model, save_model
+
+        save_model(load_model(trained, key=KEY), tmp_path / "case" / "unsigned")
+        change["model"]["dir"] = str(tmp_path / "case" / "unsigned")
+    if field == "health.max_row_drop_percent":  # the same history: the drop is against the base run
+        shutil.copytree(tmp_path / "base" / "history", tmp_path / "case" / "history")
+    code, folder, msg = _run_case(tmp_path / "case", random_spells, trained, capsys, spells=spells, argv=argv,
+                                  env=env, **change)
+    assert effect(code, folder, msg, base), (field, code, msg[-2000:])

@@ -268,6 +268,7 @@ CASES = [
     Case("language_unknown", lambda d: settings(d, worklist={"language": "rm"}), 2, ("language", "de, fr, it, en")),
     Case("risk_bands_descending", lambda d: settings(d, worklist={"risk_bands": [0.5, 0.2]}), 2, ("risk_bands",)),
     Case("risk_bands_empty", lambda d: settings(d, worklist={"risk_bands": []}), 2, ("risk_bands",)),
+    Case("risk_bands_three", lambda d: settings(d, worklist={"risk_bands": [0.1, 0.2, 0.3]}), 2, ("risk_bands", "two")),
     Case("risk_band_outside", lambda d: settings(d, worklist={"risk_bands": [0.1, 1.5]}), 2, ("risk_bands",)),
     Case("capacity_unknown_institution", lambda d: settings(d, worklist={"capacity_per_institution": {"XYZ": 3}}),
          2, ("capacity_per_institution", "XYZ")),

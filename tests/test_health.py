@@ -113,3 +113,11 @@ def test_restore_copies_a_runs_own_entry_once(tmp_path):
     h = HistoryStore(tmp_path / "history")
     assert h.restore(T, run) and h.run_token(T) == "0123456789" and len(h.read("scores", as_of=T)) == 3
     assert not h.restore(T, run)  # already there
+
+
+def test_an_institution_the_last_run_had_is_watched_even_without_a_configured_code():
+    """A canonical export names its institutions in a column: the last run's rows tell what to expect."""
+    f = facts(expected_institutions={}, rows_per_institution={"ALV": 1000})
+    assert gates(check_health(f, HealthSettings())) == [("institution_rows", "institution SH")]
+    f = facts(expected_institutions={}, rows_per_institution={"ALV": 1000, "SH": 100})
+    assert gates(check_health(f, HealthSettings())) == [("max_row_drop_percent", "institution SH")]

@@ -380,7 +380,10 @@ def _worklists(settings: Settings, t: dt.date, tl, scores, interventions, flags,
     oc = open_cases_at(tl)
     excluded = recently_assessed(interventions, t, w.exclude_assessed_months)
     canton_of = None
-    if w.capacity_per_canton and "canton" in tl.persons.columns:
+    if w.capacity_per_canton:
+        if "canton" not in tl.persons.columns:
+            raise ConfigError("[worklist] capacity_per_canton is set, but no source maps a canton column; map one "
+                              "in [sources.columns] or remove capacity_per_canton")
         canton_of = pd.Series(tl.persons["canton"].to_numpy(), index=tl.person_ids.astype("str"))
     prev_lists = history.read("worklists", as_of=prev) if prev else None
     worklists = build_worklists(
@@ -544,9 +547,12 @@ def _newest_dates(spells: pd.DataFrame, t: dt.date) -> dict[str, dt.date | None]
 def _newest_per_source(settings: Settings, newest: dict[str, dt.date | None]) -> dict[str, dt.date | None]:
     """A source's newest date: the newest of the institutions it delivers (a quiet small one is no sign)."""
     out: dict[str, dt.date | None] = {}
+    claimed = {c for s in settings.sources for c in ([s.institution] if s.institution else (s.institutions or []))}
     for s in settings.sources:
-        dates = [newest.get(c) for c in ([s.institution] if s.institution else (s.institutions or []))]
-        dates = [d for d in dates if d is not None]
+        codes = [s.institution] if s.institution else s.institutions
+        if not codes:  # a canonical export naming its institutions in a column: those no other source claims
+            codes = [c for c in newest if c not in claimed]
+        dates = [d for d in (newest.get(c) for c in codes) if d is not None]
         if dates:
             out[s.name] = max(dates)
     return out
@@ -611,6 +617,7 @@ def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
         f.pop("seconds", None)
     return {
         "as_of": t.isoformat(),
+        "deployment": settings.deployment.name,
         "notice": NOTICE["en"],
         "config": {"path": str(cfg) if cfg else None,
                    "sha256": hashlib.sha256(cfg.read_bytes()).hexdigest() if cfg else None},

@@ -331,10 +331,10 @@ class Settings:
             if lang not in LANGUAGES:
                 problems.append(f"[worklist] {where} = {lang!r}: use one of {', '.join(LANGUAGES)}")
         bands = w.risk_bands
-        if (not bands or any(not _is_number(b) for b in bands) or list(bands) != sorted(set(bands))
+        if (len(bands) != 2 or any(not _is_number(b) for b in bands) or list(bands) != sorted(set(bands))
                 or any(not 0 < b < 1 for b in bands)):
-            problems.append(f"[worklist] risk_bands {bands}: one or more strictly increasing probabilities "
-                            "between 0 and 1, e.g. [0.10, 0.25]")
+            problems.append(f"[worklist] risk_bands {bands}: two strictly increasing probabilities between 0 "
+                            "and 1 (low < first <= medium < second <= high), e.g. [0.10, 0.25]")
         runs_dir, hist_dir = self.resolve(o.dir).resolve(), self.resolve(o.history_dir).resolve()
         if runs_dir == hist_dir or runs_dir in hist_dir.parents or hist_dir in runs_dir.parents:
             problems.append(f"[output] dir = {o.dir!r} and history_dir = {o.history_dir!r} overlap; give each "

@@ -110,14 +110,18 @@ def check_health(facts: RunFacts, settings: HealthSettings) -> HealthReport:
             f"{facts.persons_scored:,} persons scored (at least {settings.min_persons_scored:,} required)",
             "check that every export is complete and covers the as-of date; "
             "`iizrisk validate CONFIG` shows what was read"))
-    for inst, sources in sorted(facts.expected_institutions.items()):
+    previous = facts.previous_rows_per_institution or {}
+    # the institutions the sources are configured to deliver, and those the last run had rows of
+    watched = sorted(set(facts.expected_institutions) | {k for k, v in previous.items() if v})
+    for inst in watched:
+        sources = facts.expected_institutions.get(inst, [])
         n = facts.rows_per_institution.get(inst, 0)
-        where = f"institution {inst} (source {', '.join(repr(s) for s in sources)})"
+        where = f"institution {inst}" + (f" (source {', '.join(repr(s) for s in sources)})" if sources else "")
         if n == 0:
             out.append(GateFailure("institution_rows", where, "no accepted rows",
                                    "check that the export arrived and is not empty or all rejected"))
             continue
-        prev = (facts.previous_rows_per_institution or {}).get(inst)
+        prev = previous.get(inst)
         if prev:
             drop = 100.0 * (prev - n) / prev
             if drop > settings.max_row_drop_percent:
