@@ -529,7 +529,7 @@ _WALK = {
 # settings whose effect lies outside the nightly run, with the test that shows it
 _ELSEWHERE = {
     "privacy.protected_attributes": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
-    "privacy.fairness_max_gap": "read by `iizrisk audit --config` (FairnessAudit max_gap); replaced in issue 19",
+    "privacy.fairness_max_gap": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
 }
 
 

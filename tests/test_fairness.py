@@ -639,7 +639,8 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
     from iizrisk.config import Settings
 
     write_parquet_atomic(spells.drop(columns="canton"), tmp_path / "spells.parquet")
-    cfg = Settings.from_dict({"privacy": {"min_cell_size": 10, "protected_attributes": ["sex"]}},
+    cfg = Settings.from_dict({"privacy": {"min_cell_size": 10, "protected_attributes": ["sex"],
+                                          "fairness_max_gap": 0.37}},
                              base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
     out = tmp_path / "audit"
     assert main(["audit", "--model", str(model_dir), "--spells", str(tmp_path / "spells.parquet"),
@@ -653,6 +654,7 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
         assert ((v == 0) | (v >= 10)).all()
     card = json.loads((out / "model_card.json").read_text())
     assert card["protected_attributes"]["configured"] == ["sex"] and card["fairness"]["min_cell_size"] == 10
+    assert card["fairness"]["max_gap"] == 0.37  # [privacy] fairness_max_gap takes effect
     assert "no values for canton" in caplog.text
 
 

@@ -50,8 +50,8 @@ def test_a_pipeline_of_features_and_model_fits_with_routed_as_of(data, kind):
     spells, X, y = data
     direct = RiskModel(model=kind, max_iter=30).fit(X, y)
     with _routing():
-        features = PointInTimeFeatures().set_fit_request(as_of=True).set_transform_request(as_of=True)
-        pipe = make_pipeline(features, RiskModel(model=kind, max_iter=30)).fit(spells, y, as_of=DATES)
+        # no set_*_request calls: the features ask for as_of by default
+        pipe = make_pipeline(PointInTimeFeatures(), RiskModel(model=kind, max_iter=30)).fit(spells, y, as_of=DATES)
         last = pipe.predict_proba(spells, as_of=DATES[-1])
     model = pipe[-1]
     # the model took each row's date from the features' index: calibration on a later time slice

@@ -511,6 +511,11 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
     FrozenList(['person_id', 'as_of'])
     """
 
+    # with scikit-learn's metadata routing on, a Pipeline hands ``as_of`` to fit and transform
+    # without set_fit_request / set_transform_request calls
+    __metadata_request__fit = {"as_of": True}
+    __metadata_request__transform = {"as_of": True}
+
     def __init__(self, *, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
                  merge_gap_days: int = 0, transition_gap_days: int = 90,
                  include_protected: bool = False, population: str = "open"):

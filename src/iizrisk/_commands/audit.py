@@ -86,8 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "protected_attributes become the defaults of --min-cell-size and --groups")
     p.add_argument("--min-cell-size", type=int_at_least(0), metavar="N",
                    help="suppress cells with fewer than N people (default 5, or the configuration's)")
-    p.add_argument("--max-gap", type=_positive_float, default=0.1, metavar="G",
-                   help="flag differences from the reference group larger than G (default 0.1)")
+    p.add_argument("--max-gap", type=_positive_float, default=None, metavar="G",
+                   help="flag differences from the reference group larger than G (default: the "
+                        "configuration's [privacy] fairness_max_gap, else 0.1)")
     p.add_argument("--groups", metavar="A,B",
                    help=f"attributes to audit (default {','.join(GROUP_COLUMNS)}, or the configuration's "
                         "protected attributes with age_band and canton)")
@@ -111,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     protected = list(settings.privacy.protected_attributes) if settings else None
     min_cell = args.min_cell_size if args.min_cell_size is not None else \
         (settings.privacy.min_cell_size if settings else 5)
+    if args.max_gap is None:  # --max-gap, else [privacy] fairness_max_gap, else 0.1
+        args.max_gap = settings.privacy.fairness_max_gap if settings else 0.1
     if args.groups:
         groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     elif protected is not None:

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ValidationError
+    from ..errors import IizriskError, ValidationError
     from ..model import save_model, signing_key, train
     from ..modelcard import write_model_card
 
@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
                               validation_months=args.validation_months,
                               calibration_months=args.calibration_months, capacity=args.capacity,
                               max_train_rows=args.max_train_rows)
+    except IizriskError:  # user errors (also ValueErrors) keep their own message and exit code
+        raise
     except ValueError as exc:
         raise ValidationError(f"{args.spells}: cannot train: {exc}") from exc
     model_dir = save_model(model, args.out, key=key)
