@@ -335,7 +335,8 @@ def test_cli_train_score_features(tmp_path, spells, trained, capsys):
 # ---------------------------------------------------------------- quality on the synthetic population
 @pytest.fixture(scope="module")
 def synthetic():
-    synth = pytest.importorskip("iizrisk.synth")
+    from iizrisk import synth
+
     return synth.generate(6000, "2016-01-01", "2022-12-31", seed=3)
 
 

@@ -25,14 +25,6 @@ WARNING = re.compile(r"\b(\w*Warning): ")
 EXPECTED_WARNINGS = {"FairnessGapWarning"}
 
 
-def _study_available() -> bool:
-    try:
-        from iizrisk.evaluation import AssessmentStudy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _read(name: str):
     return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
 
@@ -68,12 +60,7 @@ def test_notebook_is_committed_clean_and_explained(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    *NAMES[:3],
-    pytest.param(NAMES[3], marks=pytest.mark.xfail(
-        not _study_available(), strict=False,
-        reason="iizrisk.evaluation.AssessmentStudy (study designs from spells) has not landed yet")),
-])
+@pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_headless(name, tmp_path, monkeypatch):
     # one thread per library in the kernel: the machine is shared, and oversubscribed OpenMP is slow
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

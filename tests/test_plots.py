@@ -47,7 +47,6 @@ def footnotes(ax) -> str:
 
 # ------------------------------------------------------------------ transitions
 def test_transition_heatmap_counts_people_and_hides_small_cells():
-    pytest.importorskip("iizrisk.indicators")
     # 8 people ALV -> SH, 2 people ALV -> IV (hidden), 6 people SH -> IV; all in 2023
     spec = []
     for i in range(8):

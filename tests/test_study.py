@@ -261,7 +261,8 @@ PERIOD = ("2018-01-01", "2021-12-31")  # horizons of 12 months observed by the e
 
 def population(seed: int, effect: float, n: int = 3000):
     """Ten years of data, index days in the last five: the features see years of history."""
-    synth = pytest.importorskip("iizrisk.synth")
+    from iizrisk import synth
+
     return synth.generate(n, "2014-01-01", "2022-12-31", seed=seed, effect=effect)
 
 
