@@ -388,3 +388,24 @@ def test_protected_columns_are_not_required_to_score(spells):
     assert not {"sex", "nationality_group"} & set(model.input_info_["columns"])
     pd.testing.assert_frame_equal(score(model, with_attrs, as_of="2021-03-31"),
                                   score(model, spells, as_of="2021-03-31"))
+
+
+def test_training_report_follows_the_result_protocol(tmp_path, capsys):
+    """summary, print_summary (prints), _repr_html_, plot(ax) and to_dir, as every result object."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from iizrisk.synth import random_spells
+
+    _, report = train(random_spells(6000, seed=1), compare=True, max_train_rows=2000, model="logistic")
+    assert report.summary is report.metrics and {"logistic", "boosting", "bfs_rule"} <= set(report.summary.index)
+    report.print_summary()
+    out = capsys.readouterr().out
+    assert "Training report" in out and "roc_auc" in out and "bfs_rule" in out
+    assert "<table" in report._repr_html_()
+    ax = report.plot()
+    assert len(ax.patches) == 3 * 2 and ax.get_ylim() == (0, 1)
+    written = {p.name for p in report.to_dir(tmp_path / "out")}
+    assert written == {"training_metrics.csv", "training_metrics.parquet", "training_metrics.png"}
+    back = pd.read_csv(tmp_path / "out" / "training_metrics.csv", sep=";", encoding="utf-8-sig")
+    assert back["scorer"].tolist() == report.metrics.index.tolist()

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import _time
 from .._progress import Steps
+from .._results import OutputFigure, OutputTable, ResultMixin
 from ..features import PointInTimeFeatures
 from ..outcomes import compute_outcome, get_outcome, observed_until
 from ..spells import as_of_day
@@ -55,7 +56,7 @@ def data_fingerprint(spells: pd.DataFrame) -> str:
 
 
 @dataclass
-class TrainingReport:
+class TrainingReport(ResultMixin):
     """What :func:`train` did and how well the model does on the held-out later period.
 
     Attributes
@@ -78,10 +79,47 @@ class TrainingReport:
                             for k, row in self.metrics.to_dict(orient="index").items()},
                 "periods": self.periods, "info": self.info}
 
+    # ------------------------------------------------ the result protocol (iizrisk._results)
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The held-out metrics, one row per scorer (the model, the other model kind, the BFS rule)."""
+        return self.metrics
+
+    def _title(self) -> str:
+        per = ", ".join(f"{k}: {v[0]} to {v[1]}" for k, v in self.periods.items())
+        return (f"Training report: outcome {self.info.get('outcome')}, horizon "
+                f"{self.info.get('horizon_months')} months; {per}")
+
     def _repr_html_(self) -> str:
         per = ", ".join(f"{k}: {v[0]} to {v[1]}" for k, v in self.periods.items())
         return (f"<b>Training report</b> — outcome <i>{self.info.get('outcome')}</i>, horizon "
                 f"{self.info.get('horizon_months')} months; {per}{self.metrics.round(4).to_html()}")
+
+    def plot(self, ax=None, *, metrics: tuple[str, ...] = ("roc_auc", "average_precision")):
+        """The held-out metrics of every scorer side by side; returns the axes."""
+        if ax is None:
+            from matplotlib.figure import Figure
+
+            ax = Figure(figsize=(6, 3.2)).subplots()
+        shown = [m for m in metrics if m in self.metrics.columns]
+        table = self.metrics[shown]
+        width = 0.8 / max(len(table.index), 1)
+        for i, (scorer, row) in enumerate(table.iterrows()):
+            ax.bar(np.arange(len(shown)) + i * width, row.to_numpy(dtype=float), width, label=str(scorer))
+        ax.set_xticks(np.arange(len(shown)) + width * (len(table.index) - 1) / 2, shown)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("held-out value (higher is better)")
+        ax.set_title(f"Held-out period {self.periods.get('validation', ['', ''])[0]} to "
+                     f"{self.periods.get('validation', ['', ''])[-1]}")
+        ax.legend(frameon=False)
+        return ax
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        # metrics over the whole held-out period: no cell counts people, nothing to suppress
+        return [OutputTable("training_metrics", self.metrics.reset_index())]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        return [OutputFigure("training_metrics", self.plot().figure)]
 
 
 def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
