@@ -409,3 +409,12 @@ def test_training_report_follows_the_result_protocol(tmp_path, capsys):
     assert written == {"training_metrics.csv", "training_metrics.parquet", "training_metrics.png"}
     back = pd.read_csv(tmp_path / "out" / "training_metrics.csv", sep=";", encoding="utf-8-sig")
     assert back["scorer"].tolist() == report.metrics.index.tolist()
+
+
+def test_risk_model_print_summary_prints(capsys):
+    from iizrisk.synth import random_spells
+
+    model, _ = train(random_spells(6000, seed=1), compare=False, max_train_rows=2000, model="logistic")
+    model.print_summary()
+    out = capsys.readouterr().out
+    assert out.startswith("RiskModel: logistic, outcome revolving_door") and "horizon_months" in out

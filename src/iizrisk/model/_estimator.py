@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -321,9 +322,18 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                     rows.append((f"{scorer}: {m}", round(float(metrics[m]), 4)))
         return pd.DataFrame(rows, columns=["item", "value"]).set_index("item")
 
-    def print_summary(self) -> None:  # pragma: no cover - display helper
-        """Write :attr:`summary` to the log at INFO level."""
-        logger.info("%s", self.summary.to_string())
+    def print_summary(self, file=None) -> None:
+        """Print :attr:`summary` (the result protocol of :mod:`iizrisk._results`): HTML in a
+        notebook, plain text in a terminal or into ``file``; never the log."""
+        from .._results import in_notebook
+
+        if file is None and in_notebook():
+            from IPython.display import HTML, display
+
+            display(HTML(self._repr_html_()))
+            return
+        print(f"RiskModel: {self.model}, outcome {self.outcome}, horizon {self.horizon_months} months\n"
+              f"{self.summary.to_string()}", file=file if file is not None else sys.stdout)
 
     def _repr_mimebundle_(self, **kwargs):
         """Jupyter shows the model summary (scikit-learn's own bundle would take precedence)."""
