@@ -344,6 +344,11 @@ def test_a_crash_between_publishing_and_history_is_repaired(tmp_path, random_spe
     r2 = run_nightly(cfg, as_of=AS_OF, progress=False)
     h = HistoryStore(tmp_path / "history")
     assert h.as_of_dates() == [pd.Timestamp("2023-06-29").date(), pd.Timestamp(AS_OF).date()]
+    # the restored scores entry is the history columns of the run's own scores
+    restored = h.read("scores", as_of="2023-06-29").drop(columns="as_of")
+    published = pd.read_parquet(tmp_path / "runs" / "2023-06-29" / "scores.parquet")
+    pd.testing.assert_frame_equal(restored.reset_index(drop=True),
+                                  published[restored.columns].reset_index(drop=True), check_dtype=False)
     # the second night knew the first night's list: people listed then are not new on the list now
     first = pd.read_parquet(tmp_path / "runs" / "2023-06-29" / "history" / "worklists.parquet")
     again = r2.worklists["ALV"][r2.worklists["ALV"]["person_id"].isin(first["person_id"])]

@@ -66,7 +66,7 @@ from ._progress import Steps
 from .config import Settings
 from .errors import ConfigError, ModelError
 from .health import HealthError, HealthReport, RunFacts, check_health
-from .history import HistoryStore
+from .history import HISTORY_SCORE_COLUMNS, HistoryStore
 from .io import ingest, write_parquet_atomic
 from .publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
 from .spells import positions
@@ -486,13 +486,14 @@ class _Night:
             write_parquet_atomic(self.ing.quarantine, tmp / "quarantine.parquet")
         wl_rows = self.worklists.rows()
         entry = {
-            "scores": scores_out[["person_id", "outcome", "risk", "risk_band", "rank", "new_registration"]],
+            "scores": scores_out[list(HISTORY_SCORE_COLUMNS)],
             "worklists": wl_rows[["institution", "person_id", "rank", "risk"]] if len(wl_rows)
             else pd.DataFrame({"institution": pd.Series([], dtype="str"),
                                "person_id": pd.Series([], dtype="str")}),
         }
-        for name, df in entry.items():
-            write_parquet_atomic(df, tmp / "history" / f"{name}.parquet")
+        # the run's own history entry: its worklists and (below) its runs row; the scores entry is
+        # the history columns of scores.parquet (HistoryStore.restore reads them there)
+        write_parquet_atomic(entry["worklists"], tmp / "history" / "worklists.parquet")
         manifest = self.manifest(tmp, forced)
         token = _sha256_bytes(json.dumps(manifest, sort_keys=True, default=str).encode())[:10]
         entry["runs"] = _runs_entry(self.facts, token, forced is not None)

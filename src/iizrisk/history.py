@@ -44,11 +44,13 @@ import pandas as pd
 from .errors import ConfigError
 from .io import read_canonical_table, write_parquet_atomic
 
-__all__ = ["HistoryStore"]
+__all__ = ["HistoryStore", "HISTORY_SCORE_COLUMNS"]
 
 logger = logging.getLogger("iizrisk")
 
 _TABLES = ("scores", "worklists", "runs")
+#: the columns of a run's ``scores.parquet`` that the history keeps
+HISTORY_SCORE_COLUMNS = ("person_id", "outcome", "risk", "risk_band", "rank", "new_registration")
 
 
 def _date(value) -> dt.date:
@@ -88,7 +90,8 @@ class HistoryStore:
         return str(df["run"].iloc[0]) if len(df) and "run" in df.columns else None
 
     def restore(self, as_of, folder: Path) -> bool:
-        """Copy a published run's own history entry (``folder/history``) into the store.
+        """Copy a published run's own history entry (``folder/history``, and the history columns of
+        ``folder/scores.parquet``) into the store.
 
         Done when the store lacks the date's entry or holds one of another run
         (a crash between publishing and writing history). Returns whether it copied.
@@ -102,6 +105,11 @@ class HistoryStore:
             return False
         tables = {t: read_canonical_table(src / f"{t}.parquet") for t in _TABLES
                   if (src / f"{t}.parquet").is_file()}
+        scores = Path(folder) / "scores.parquet"
+        if "scores" not in tables and scores.is_file():  # the run's scores hold the history's columns
+            import pyarrow.parquet as pq
+
+            tables["scores"] = pq.read_table(scores, columns=list(HISTORY_SCORE_COLUMNS)).to_pandas()
         self.write(as_of, **tables)
         logger.warning("history: restored the entry of %s from its published run folder", _date(as_of))
         return True
