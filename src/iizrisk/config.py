@@ -79,6 +79,14 @@ class SourceConfig:
     #: source; a source with an institution column must list the codes it may hold)
     institutions: list[str] | None = None
 
+    @property
+    def allowed_institutions(self) -> list[str] | None:
+        """The codes this source may emit: ``institutions``, else ``[institution]``; None when
+        its rows name their institutions in a column and the source lists none."""
+        if self.institutions is not None:
+            return list(self.institutions)
+        return [self.institution] if self.institution else None
+
 
 @dataclass
 class DeploymentSettings:

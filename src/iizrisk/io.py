@@ -750,8 +750,7 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
     _, bad_sp = check_spells(typed, source=name, report=report, rows=rows, unparsed=unparsed,
                              extra_institutions=settings.deployment.extra_institutions)
     bad |= bad_sp
-    allowed = cfg.institutions if cfg.institutions is not None else (
-        [cfg.institution] if cfg.institution else None)
+    allowed = cfg.allowed_institutions
     if allowed is not None and "institution" in typed.columns:
         col = typed["institution"].astype("str")
         other = (col.isin(settings.institutions) & ~col.isin(allowed)).to_numpy(dtype=bool, na_value=False)
