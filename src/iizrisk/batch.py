@@ -211,7 +211,7 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
         check_root(root, t)
         with RunLock(root / ".lock"):
             cleanup(root)
-            _restore_history(root, history, settings, t)
+            _restore_history(root, history, settings, t, perms)
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{t.isoformat()}-", dir=root))
             handler = logging.FileHandler(tmp / "run.log", encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -223,7 +223,7 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
                 forced = {"reason": reason.strip(), "failed_gates": health.to_records()} if force else None
                 if force and not health.ok:
                     logger.warning("forced despite %d failed gate(s): %s", len(health.failures), reason)
-                result = night.write_and_publish(tmp, root, history, prog, perms, forced)
+                result = night.write_and_publish(tmp, root, history, prog, perms, health, forced)
             except BaseException:
                 prog.close()
                 logger.removeHandler(handler)
@@ -259,12 +259,13 @@ def check_run(settings: Settings | str | Path, *, as_of=None, model=None) -> Run
                      scores=night.scores, health=health, published=False)
 
 
-def _restore_history(root: Path, history: HistoryStore, settings: Settings, t: dt.date) -> None:
+def _restore_history(root: Path, history: HistoryStore, settings: Settings, t: dt.date,
+                     perms: Permissions) -> None:
     """Bring the history store in line with the published runs within the retention window."""
     limit = min(t, dt.date.today()) - dt.timedelta(days=settings.output.history_keep_days)
     for d, folder in run_links(root).items():
         if d >= limit:
-            history.restore(d, folder)
+            perms.apply_written(history.root, history.restore(d, folder))
 
 
 def _release_memory() -> None:
@@ -338,7 +339,7 @@ def _model(settings: Settings, model) -> dict:
 
         mdir = settings.resolve(settings.model.dir)
         model = load_model(mdir, key=model_key(settings), allow_unsigned=settings.model.allow_unsigned_model)
-        mdir, model_hash = mdir, model.manifest_.get("model_sha256", "")  # the verified manifest
+        model_hash = model.manifest_.get("model_sha256", "")  # the verified manifest
     else:
         mdir, model_hash = None, ""
     _check_model_fits(model, settings)
@@ -469,7 +470,7 @@ class _Night:
         return _manifest(self, tmp, forced)
 
     def write_and_publish(self, tmp: Path, root: Path, history: HistoryStore, prog: _Progress,
-                          perms: Permissions, forced: dict | None) -> RunResult:
+                          perms: Permissions, health: HealthReport, forced: dict | None) -> RunResult:
         from .report import run_summary
 
         t, settings = self.t, self.settings
@@ -511,13 +512,12 @@ class _Night:
         link = publish_run(tmp, root, t, token)  # the commit point
 
         prog.stage("history")
-        history.write(t, **entry)
-        perms.apply(history.root)
+        perms.apply_written(history.root, history.write(t, **entry))
         history.prune(settings.output.history_keep_days, today=t)
         timings = prog.done()
         logger.info("published %s in %.1f s", link, timings["total"])
         return RunResult(folder=link, as_of=t, manifest=manifest, worklists=self.worklists,
-                         scores=self.scores, health=check_health(self.facts, settings.health))
+                         scores=self.scores, health=health)
 
 
 def _subset(expl, rows: np.ndarray):
@@ -548,9 +548,9 @@ def _newest_dates(spells: pd.DataFrame, t: dt.date) -> dict[str, dt.date | None]
 def _newest_per_source(settings: Settings, newest: dict[str, dt.date | None]) -> dict[str, dt.date | None]:
     """A source's newest date: the newest of the institutions it delivers (a quiet small one is no sign)."""
     out: dict[str, dt.date | None] = {}
-    claimed = {c for s in settings.sources for c in ([s.institution] if s.institution else (s.institutions or []))}
+    claimed = {c for s in settings.sources for c in (s.allowed_institutions or [])}
     for s in settings.sources:
-        codes = [s.institution] if s.institution else s.institutions
+        codes = s.allowed_institutions
         if not codes:  # a canonical export naming its institutions in a column: those no other source claims
             codes = [c for c in newest if c not in claimed]
         dates = [d for d in (newest.get(c) for c in codes) if d is not None]
@@ -562,7 +562,7 @@ def _newest_per_source(settings: Settings, newest: dict[str, dt.date | None]) ->
 def _expected_institutions(settings: Settings) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for s in settings.sources:
-        for code in ([s.institution] if s.institution else (s.institutions or [])):
+        for code in s.allowed_institutions or []:
             out.setdefault(code, []).append(s.name)
     return out
 

@@ -89,20 +89,21 @@ class HistoryStore:
         df = read_canonical_table(self._part("runs", as_of))
         return str(df["run"].iloc[0]) if len(df) and "run" in df.columns else None
 
-    def restore(self, as_of, folder: Path) -> bool:
+    def restore(self, as_of, folder: Path) -> list[Path]:
         """Copy a published run's own history entry (``folder/history``, and the history columns of
         ``folder/scores.parquet``) into the store.
 
         Done when the store lacks the date's entry or holds one of another run
-        (a crash between publishing and writing history). Returns whether it copied.
+        (a crash between publishing and writing history). Returns the files written (none when
+        the store already held the entry).
         """
         src = Path(folder) / "history"
         runs = src / "runs.parquet"
         if not runs.is_file():
-            return False
+            return []
         token = str(read_canonical_table(runs)["run"].iloc[0])
         if self.run_token(as_of) == token:
-            return False
+            return []
         tables = {t: read_canonical_table(src / f"{t}.parquet") for t in _TABLES
                   if (src / f"{t}.parquet").is_file()}
         scores = Path(folder) / "scores.parquet"
@@ -110,9 +111,9 @@ class HistoryStore:
             import pyarrow.parquet as pq
 
             tables["scores"] = pq.read_table(scores, columns=list(HISTORY_SCORE_COLUMNS)).to_pandas()
-        self.write(as_of, **tables)
+        written = self.write(as_of, **tables)
         logger.warning("history: restored the entry of %s from its published run folder", _date(as_of))
-        return True
+        return written
 
     def as_of_dates(self, table: str = "scores") -> list[dt.date]:
         """The as-of dates held, oldest first."""

@@ -138,15 +138,28 @@ class Permissions:
             os.umask(self._old_umask)
             self._old_umask = None
 
-    def apply(self, path: Path) -> None:
-        """Set mode (and group) on ``path`` and, for a folder, on everything inside it."""
-        paths = [path] if not path.is_dir() or path.is_symlink() else [path, *path.rglob("*")]
+    def apply(self, path: Path, *, recursive: bool = True) -> None:
+        """Set mode (and group) on ``path`` and, for a folder, on everything inside it (``recursive``)."""
+        walk = recursive and path.is_dir() and not path.is_symlink()
+        paths = [path, *path.rglob("*")] if walk else [path]
         for p in paths:
             if p.is_symlink():
                 continue
             if self.gid >= 0:
                 os.chown(p, -1, self.gid)
             os.chmod(p, self.dir_mode if p.is_dir() else self.file_mode)
+
+    def apply_written(self, root: Path, paths) -> None:
+        """Set mode (and group) on files written below ``root`` and on the folders from them up
+        to ``root``, without walking everything else the folder holds (the history of years)."""
+        root = Path(root)
+        seen: set[Path] = set()
+        for path in paths:
+            for p in (Path(path), *Path(path).parents):
+                if p in seen or not (p == root or root in p.parents):
+                    break
+                seen.add(p)
+                self.apply(p, recursive=False)
 
 
 # ------------------------------------------------------------------ store
