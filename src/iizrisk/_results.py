@@ -118,12 +118,6 @@ def in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_bytes(data: bytes, path: Path, *, mode: int | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -145,6 +139,8 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | Path, fmt: CsvFormat = SWI
     ``private`` keeps the temporary file's owner-only permissions (0600);
     otherwise the file gets the usual ``0666 & ~umask``.
     """
+    from .io import _umask
+
     path = Path(path)
     text = frame.to_csv(sep=fmt.sep, index=fmt.index, float_format=fmt.float_format, na_rep=fmt.na_rep,
                         lineterminator="\n")
@@ -158,6 +154,8 @@ def write_png_atomic(fig, path: str | Path, *, dpi: int = 96, private: bool = Fa
     A pyplot figure is closed afterwards.
     """
     import io
+
+    from .io import _umask
 
     path = Path(path)
     buf = io.BytesIO()

@@ -38,8 +38,6 @@ exports.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ._results import SWISS_CSV, write_csv_atomic
 from ._texts import LANGUAGES, text
 from .errors import InternalError
 from .io import string_order
@@ -421,15 +420,4 @@ def write_worklist_csv(df: pd.DataFrame, path) -> Path:
         safe.isetitem(j, _cr_to_lf(safe.iloc[:, j]))
     safe.columns = [c.replace("\r\n", "\n").replace("\r", "\n") if isinstance(c, str) else c
                     for c in safe.columns]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        safe.to_csv(tmp, index=False, sep=";", encoding="utf-8-sig", lineterminator="\n")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_csv_atomic(safe, path, SWISS_CSV)
