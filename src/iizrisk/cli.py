@@ -9,9 +9,9 @@ become a clear message on stderr and the documented exit code:
 code  meaning
 ====  ==========================================================
 0     success
-1     invalid input (validation report printed)
+1     invalid input (validation report printed) or a failed health gate
 2     usage or configuration error
-3     model problem (missing, tampered, mismatching input)
+3     model problem (missing, tampered, unsigned, mismatching input)
 4     another run holds the lock
 5     internal error (a bug: please report it)
 6     operating-system failure: a path that cannot be read or written
