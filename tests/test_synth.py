@@ -322,3 +322,61 @@ def test_calibration_on_200k_persons():
     assert bad.empty, "\n" + rep.to_string()
     # one in six new social-assistance cases had been "ausgesteuert" (SKOS): a check, not a target
     assert len(big.spells) / 200_000 > 2
+
+
+# ------------------------------------------------------------------ heterogeneous effects, people at risk
+def test_effect_modifier_matches_its_formula():
+    p = SwissDefaults()
+    m = E.effect_modifier(p, np.array([0.5, 0.5, 0.5, 1.5, 0.5]), np.array([False, True, False, False, False]),
+                          np.array([0.0, 0.0, 12.0, 0.0, 0.0]), np.array([1, 1, 1, 1, 3]))
+    expected = [1.0, 0.1, 0.1, np.exp(-0.5), np.exp(-0.7)]
+    assert np.allclose(m, expected)
+    eff = E.individual_effect(p, 0.3, True, np.array([0.5, 0.5]), np.array([False, True]), np.zeros(2),
+                              np.ones(2))
+    assert np.allclose(eff, [0.6, 0.06])
+    assert np.allclose(E.individual_effect(p, 0.3, False, np.zeros(3), np.ones(3, bool), np.zeros(3),
+                                           np.ones(3)), 0.3)
+    assert E.individual_effect(p, 0.9, True, np.array([0.5]), np.array([False]), np.zeros(1), np.ones(1))[0] == 1.0
+
+
+@pytest.fixture(scope="module")
+def het():
+    return generate(2500, START, END, seed=5, effect=0.5, heterogeneous=True, effect_sample=0.3)
+
+
+def test_heterogeneous_effects_vary_and_are_recorded(het, pop):
+    tr = het.truth
+    a = tr[tr["assessed"]]
+    eff = a["individual_effect"].astype(float)
+    assert len(a) > 20 and eff.notna().all() and eff.between(0, 1).all() and eff.std() > 0.02
+    assert het.meta["heterogeneous"] and het.meta["effect_sample"] == 0.3
+    # homogeneous: every assessment has the nominal effect, and nobody is sampled by default
+    b = pop.truth[pop.truth["assessed"]]
+    assert (b["individual_effect"].astype(float) == 0.3).all()
+    assert not pop.truth["effect_sample"].any() and pop.truth["sample_date"].isna().all()
+
+
+def test_sample_of_people_at_risk_is_simulated_twice(het):
+    tr = het.truth
+    s = tr[tr["effect_sample"]]
+    assert 0.1 * len(tr) < len(s) < 0.3 * len(tr)
+    assert not (s["assessed"] & (s["assessment_date"] <= s["sample_date"])).any()  # not yet assessed
+    assert s["sample_date"].dt.is_month_end.all()
+    assert s["individual_effect"].notna().all() and s["rd_12m"].notna().all() and s["rd_12m_cf"].notna().all()
+    # an assessment only lowers hazards: with common random numbers fewer new spells, rarely more
+    fewer = (s["new_spells_24m"] < s["new_spells_24m_cf"]).sum()
+    more = (s["new_spells_24m"] > s["new_spells_24m_cf"]).sum()
+    assert fewer > 3 * max(more, 1)
+    # the sample does not depend on the chunks
+    again = generate(1200, START, END, seed=5, effect=0.5, heterogeneous=True, effect_sample=0.3)
+    mine = tr[tr["person_id"].isin(set(again.truth["person_id"]))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again.truth, mine)
+
+
+def test_sample_without_effect_has_identical_outcomes():
+    none = generate(1200, START, END, seed=6, effect=0.0, heterogeneous=True, effect_sample=0.5)
+    s = none.truth[none.truth["effect_sample"]]
+    assert len(s) > 50
+    assert (s["rd_12m"] == s["rd_12m_cf"]).all() and (s["individual_effect"] == 0).all()
+    with pytest.raises(ConfigError, match="effect_sample"):
+        generate(10, START, END, effect_sample=1.5)

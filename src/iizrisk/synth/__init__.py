@@ -126,7 +126,25 @@ afterwards. ``truth`` holds, for each assessed person, both outcomes:
   starting within T+1..T+24 months.
 
 The true average effect on the treated is the mean difference
-(:meth:`SyntheticPopulation.true_att`). ``truth`` also holds ``severity``,
+(:meth:`SyntheticPopulation.true_att`).
+
+**Heterogeneous effects** (``generate(..., heterogeneous=True)``): the effect
+of an assessment depends on the person's situation on its day --
+``min(effect * het_gain * m, 1)`` with a modifier ``m`` that is largest at
+moderate severity in a first registration and small in an IV process, after a
+year of social assistance or after many earlier spells (``het_*`` fields of
+:class:`SwissDefaults`). ``truth["individual_effect"]`` holds each
+assessment's effect.
+
+**People at risk** (``generate(..., effect_sample=0.2)``): a random share of
+the people is also given a hypothetical assessment on one month's last day on
+which they are registered at ALV, IV or SH and not yet assessed, and
+simulated a second time with it (common random numbers, as the assessed).
+For them ``effect_sample`` is True, ``sample_date`` is that day, ``rd_12m`` /
+``new_spells_24m`` what would have happened with the assessment and
+``rd_12m_cf`` / ``new_spells_24m_cf`` what happened: the true individual
+effect, against which targeting policies are measured
+(:mod:`iizrisk.benefit`). ``truth`` also holds ``severity``,
 ``immigrant``, ``arrival_date``, ``assessed``, ``assessment_date``,
 ``effect``, ``hazard_ratio`` and ``effect_months`` for every person.
 

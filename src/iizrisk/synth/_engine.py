@@ -114,18 +114,18 @@ class Hazard:
         return np.where(r > 0, x, np.where(y > self.cum[i], np.inf, self.edges[i]))
 
 
-def latent(hz: Hazard, e: np.ndarray, mult: np.ndarray, d0=None, win=None, hr: float = 1.0) -> np.ndarray:
+def latent(hz: Hazard, e: np.ndarray, mult: np.ndarray, d0=None, win=None, hr=1.0) -> np.ndarray:
     """Months until the event of one cause, by inversion of its cumulative hazard.
 
     ``e`` are Exp(1) draws, ``mult`` the person's hazard multipliers, ``d0`` the
     months already elapsed (left truncation), ``win`` = (w0, w1) the effect
     window in the same duration coordinates, during which the hazard is
-    multiplied by ``hr``.
+    multiplied by ``hr`` (a number, or one per person).
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         inc = e / mult
         base = 0.0 if d0 is None else d0
-        if win is None or hr == 1.0:
+        if win is None or np.all(np.asarray(hr) == 1.0):
             y = inc if d0 is None else hz.H(d0) + inc
             x = hz.inv(y)
         else:
@@ -134,9 +134,32 @@ def latent(hz: Hazard, e: np.ndarray, mult: np.ndarray, d0=None, win=None, hr: f
             g_d0 = (hz.H(d0) if d0 is not None else 0.0) + (hr - 1.0) * (hz.H(np.clip(base, w0, w1)) - hw0)
             y = g_d0 + inc
             g1 = hw0 + hr * (hw1 - hw0)
-            x = np.where(y <= hw0, y, np.where(y <= g1, hw0 + (y - hw0) / max(hr, 1e-300), hw1 + (y - g1)))
+            x = np.where(y <= hw0, y, np.where(y <= g1, hw0 + (y - hw0) / np.maximum(hr, 1e-300), hw1 + (y - g1)))
             x = hz.inv(x)
     return x - base
+
+
+def effect_modifier(p: SwissDefaults, S, in_iv, sh_months, n_core) -> np.ndarray:
+    """Relative size of the assessment's effect in a person's situation (heterogeneous effects).
+
+    ``exp(-((S - het_severity_center) / het_severity_width)^2 / 2)`` (strongest at
+    moderate severity), times ``het_iv`` in an IV process, times ``het_sh_long``
+    after ``het_sh_long_months`` of social assistance, times ``exp(-het_history_decay
+    * (n_core - 1))`` for each ALV/IV/SH spell before the current one.
+    """
+    z = (np.asarray(S, dtype=np.float64) - p.het_severity_center) / p.het_severity_width
+    m = np.exp(-0.5 * z * z)
+    m = m * np.where(in_iv, p.het_iv, 1.0) * np.where(np.asarray(sh_months) >= p.het_sh_long_months, p.het_sh_long, 1.0)
+    return m * np.exp(-p.het_history_decay * np.maximum(np.asarray(n_core, dtype=np.float64) - 1.0, 0.0))
+
+
+def individual_effect(p: SwissDefaults, effect: float, heterogeneous: bool, S, in_iv, sh_months, n_core
+                      ) -> np.ndarray:
+    """The effect (relative reduction of the entry hazards, at most 1) of an assessment in this situation."""
+    n = len(np.atleast_1d(S))
+    if not heterogeneous:
+        return np.full(n, float(effect))
+    return np.minimum(float(effect) * p.het_gain * effect_modifier(p, S, in_iv, sh_months, n_core), 1.0)
 
 
 # ------------------------------------------------------------------------ persons
@@ -308,6 +331,7 @@ class CoreResult:
     assess_day: np.ndarray  # per person, -1 when never assessed
     assess_inst: np.ndarray  # bitmask ALV=1, IV=2, SH=4 open at the assessment
     iterations: int
+    assess_effect: np.ndarray | None = None  # per person, the effect of the assessment (1 - hazard ratio)
 
 
 _STREAM = {  # purpose ids of the draws (stable: changing them changes every population)
@@ -322,13 +346,20 @@ _STREAM = {  # purpose ids of the draws (stable: changing them changes every pop
 
 
 def simulate_core(pop: Persons, p: SwissDefaults, *, horizon: int, win0: int, win1: int, hr: float,
-                  effect_days: float) -> CoreResult:
+                  effect_days: float, heterogeneous: bool = False, forced_day=None,
+                  forced_effect=None) -> CoreResult:
     """Simulate ALV, IV, SH and BB episodes of every person from L0 to min(L1, horizon).
 
     Each loop iteration advances every active person by one episode (a period
     out of the systems, or one registration episode), vectorised over persons.
+    With ``heterogeneous`` each assessment's effect is ``1 - hr`` scaled by
+    :func:`effect_modifier` in the person's situation. ``forced_day`` (one day
+    per person) assesses every person on that day, with the effect
+    ``forced_effect``, instead of the offers (which are then switched off): the
+    second run of the sample of people at risk.
     """
-    return _Loop(pop, p, horizon=horizon, win0=win0, win1=win1, hr=hr, effect_days=effect_days).run()
+    return _Loop(pop, p, horizon=horizon, win0=win0, win1=win1, hr=hr, effect_days=effect_days,
+                 heterogeneous=heterogeneous, forced_day=forced_day, forced_effect=forced_effect).run()
 
 
 _BIG = np.iinfo(np.int64).max // 4
@@ -338,11 +369,12 @@ class _Loop:
     """State of the episode loop; one method per episode type, each vectorised over its persons."""
 
     def __init__(self, pop: Persons, p: SwissDefaults, *, horizon: int, win0: int, win1: int, hr: float,
-                 effect_days: float):
+                 effect_days: float, heterogeneous: bool = False, forced_day=None, forced_effect=None):
         self.pop, self.p, self.model = pop, p, _Model(p)
         self.hz = self.model.hz
         self.horizon, self.win0, self.win1 = horizon, win0, win1
         self.hr, self.effect_days = hr, effect_days
+        self.heterogeneous = heterogeneous
         self.use_effect = hr != 1.0
         self.rec = _Records()
         n = len(pop)
@@ -350,6 +382,15 @@ class _Loop:
         self.assess_inst = np.zeros(n, dtype=np.int8)
         self.eff0 = np.full(n, np.nan)
         self.eff1 = np.full(n, np.nan)
+        self.hr_p = np.full(n, float(hr))  # hazard ratio of each person's assessment
+        self.eff_p = np.full(n, round(1.0 - float(hr), 12))  # ... and its effect (as given, not 1 - hr)
+        if forced_day is not None:  # everyone assessed on a given day; no offers
+            fd = np.asarray(forced_day, dtype=np.int64)
+            self.assess_day[:] = fd
+            self.eff0[:] = fd
+            self.eff1[:] = fd + effect_days
+            self.eff_p[:] = np.asarray(forced_effect, dtype=np.float64)
+            self.hr_p[:] = 1.0 - self.eff_p
         self.ent_m = np.asarray(p.alv_entitlement_days, dtype=np.float64) / 21.7
         self.fw_days = p.alv_framework_months * DPM
         # active persons (positions in pop) and their state; a life at risk ending before the
@@ -376,7 +417,7 @@ class _Loop:
         while len(self.ix):
             self._step()
         return CoreResult(records=self.rec.arrays(), assess_day=self.assess_day, assess_inst=self.assess_inst,
-                          iterations=self.k)
+                          iterations=self.k, assess_effect=self.eff_p)
 
     def _life_reason(self, who, inst):
         le = self.pop.life_end[who]
@@ -395,7 +436,7 @@ class _Loop:
         return self.model.mult(key, self.S[g], self.logn[g], self.band[g], extra, self.rc[g])
 
     def _windows(self, g, anchor):
-        """Effect windows (months since ``anchor``) of earlier assessments, or None."""
+        """Effect windows (months since ``anchor``) of earlier assessments and their hazard ratios, or None."""
         if not self.use_effect:
             return None
         who = self.who[g]
@@ -405,13 +446,13 @@ class _Loop:
             return None
         w0 = np.maximum((e0 - anchor) / DPM, 0.0)
         w1 = np.maximum((self.eff1[who] - anchor) / DPM, 0.0)
-        return np.where(none, 0.0, w0), np.where(none, 0.0, w1)
+        return np.where(none, 0.0, w0), np.where(none, 0.0, w1), self.hr_p[who]
 
     def _day(self, g, key: str, mult, win=None, effect=False):
         """Last day of the episode (or the event day) if cause ``key`` happens first."""
         e = expo(self.key[g], self.k, _STREAM[key])
-        eff = effect and self.use_effect
-        months = latent(self.hz[key], e, mult, win=win if eff else None, hr=self.hr if eff else 1.0)
+        eff = effect and self.use_effect and win is not None
+        months = latent(self.hz[key], e, mult, win=win[:2] if eff else None, hr=win[2] if eff else 1.0)
         with np.errstate(invalid="ignore", over="ignore"):
             d = np.where(np.isfinite(months), self.t[g] + np.floor(months * DPM), _BIG)
         return np.minimum(d, _BIG).astype(np.int64)
@@ -433,7 +474,11 @@ class _Loop:
         d_lo, d_hi = p.assessment_delay_days
         delay = d_lo + np.floor(uniform(self.key[g], self.k, _STREAM["delay"]) * (d_hi - d_lo + 1))
         day_a = t + delay.astype(np.int64)
-        return off & (day_a <= self.win1), day_a
+        # the effect in the situation on the assessment day
+        sh_months = np.where(self.sho[g], (day_a - self.shs[g]) / DPM, 0.0)
+        eff = individual_effect(p, round(1.0 - self.hr, 12), self.heterogeneous, self.S[g], state == IVA, sh_months,
+                                self.ncore[g])
+        return off & (day_a <= self.win1), day_a, 1.0 - eff, eff
 
     def _episode_window(self, g, offered):
         """Effect windows of this episode: earlier assessments plus the one offered now."""
@@ -443,20 +488,23 @@ class _Loop:
         if offered is None:
             return w
         if w is None:
-            w = (np.zeros(len(g)), np.zeros(len(g)))
-        off, day_a = offered
+            w = (np.zeros(len(g)), np.zeros(len(g)), np.ones(len(g)))
+        off, day_a, hr_a, _ = offered
         anchor = self.t[g]
         return (np.where(off, (day_a - anchor) / DPM, w[0]),
-                np.where(off, (day_a + self.effect_days - anchor) / DPM, w[1]))
+                np.where(off, (day_a + self.effect_days - anchor) / DPM, w[1]),
+                np.where(off, hr_a, w[2]))
 
     def _confirm(self, g, offered, end, inst_mask):
         """The offered assessment happens if the episode lasts until its day."""
         if offered is None:
             return
-        off, day_a = offered
+        off, day_a, hr_a, eff_a = offered
         took = off & (day_a <= end)
         who = self.who[g][took]
         self.assess_day[who] = day_a[took]
+        self.hr_p[who] = hr_a[took]
+        self.eff_p[who] = eff_a[took]
         self.assess_inst[who] = inst_mask[took]
         self.eff0[who] = day_a[took]
         self.eff1[who] = day_a[took] + self.effect_days
@@ -543,7 +591,7 @@ class _Loop:
                     mult = self._mult(hkey, gs, None if x is None else x[sel])
                     e = expo(self.key[gs], self.k, _STREAM[stream + dname])
                     T[sel, j] = np.minimum(T[sel, j], latent(hz, e, mult, d0=self.d0[gs], win=w,
-                                                             hr=self.hr if eff else 1.0))
+                                                             hr=win[2][sel] if eff else 1.0))
         j = np.argmin(T, axis=1)
         Tm = T[np.arange(len(g)), j]
         with np.errstate(invalid="ignore", over="ignore"):

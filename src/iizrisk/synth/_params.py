@@ -133,6 +133,18 @@ class SwissDefaults:
         starts, if the episode lasts that long (otherwise it does not happen).
     effect_months : int
         How long the assessment's effect lasts (see ``generate(effect=...)``).
+    het_gain, het_severity_center, het_severity_width, het_iv, het_sh_long_months, het_sh_long,
+    het_history_decay : float
+        Heterogeneous effects (``generate(..., heterogeneous=True)``): an
+        assessment's effect is ``min(effect * het_gain * m, 1)`` with the
+        modifier ``m = exp(-((S - het_severity_center) / het_severity_width)^2 / 2)
+        * het_iv^[in an IV process] * het_sh_long^[social assistance for at
+        least het_sh_long_months] * exp(-het_history_decay * (n - 1))``, ``n``
+        the number of ALV, IV and SH spells started so far (the current one
+        included), all on the assessment day. Defaults (2, 0.5, 1, 0.1, 12,
+        0.1, 0.35): strongest (twice ``effect``) at moderate severity in a
+        first registration, a tenth in an IV process or after a year of
+        social assistance, fading with every earlier spell.
     bb_youth_age : int
         BB (vocational training, case management) is entered before this age.
     bslb_youth_mean, bslb_adult_rate, bslb_alv_share, bslb_duration_months : float
@@ -265,6 +277,13 @@ class SwissDefaults:
     assessment_sh: float = 0.5
     assessment_delay_days: tuple = (14, 90)
     effect_months: int = 24
+    het_gain: float = 2.0
+    het_severity_center: float = 0.5
+    het_severity_width: float = 1.0
+    het_iv: float = 0.1
+    het_sh_long_months: float = 12.0
+    het_sh_long: float = 0.1
+    het_history_decay: float = 0.35
 
     # other institutions
     bb_youth_age: int = 25

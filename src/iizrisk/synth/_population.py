@@ -286,6 +286,7 @@ class _Chunk:
     truth: dict[str, np.ndarray]
     n_at_risk: int
     iterations: int
+    sample: dict[str, np.ndarray] = field(default_factory=dict)  # the people at risk simulated twice
 
 
 def _export_view(rows: dict[str, np.ndarray], pop: E.Persons, p: SwissDefaults, w0: int, w1: int) -> dict:
@@ -312,11 +313,65 @@ def _export_view(rows: dict[str, np.ndarray], pop: E.Persons, p: SwissDefaults, 
     return out
 
 
+_SAMPLE_KEYS = ("who", "day", "effect", "rd", "rd_cf", "new", "new_cf")
+
+
+def _at_risk_sample(pop: E.Persons, core: dict[str, np.ndarray], out_who: np.ndarray, assess_day: np.ndarray,
+                    share: float, w0: int, w1: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random ``share`` of the output persons, each at one month's last day in [w0, w1] on which
+    they are registered at ALV, IV or SH and not yet assessed: (persons, days)."""
+    month_ends = _time.month_last_day(np.arange(_time.month_index(w0)[()], _time.month_index(w1)[()] + 1))
+    month_ends = month_ends[(month_ends >= w0) & (month_ends <= w1)].astype(np.int64)
+    none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if share <= 0 or not len(out_who) or not len(month_ends):
+        return none
+    cand = out_who[E.uniform(pop.key[out_who], E.K_PERSON + 600, 0) < share]
+    sel = np.isin(core["who"], cand) & np.isin(core["inst"], (E.I_ALV, E.I_IV, E.I_SH))
+    who, start, end = core["who"][sel], core["start"][sel], core["end"][sel]
+    lo = np.searchsorted(month_ends, start, side="left")
+    hi = np.searchsorted(month_ends, end, side="right")
+    k = np.maximum(hi - lo, 0)
+    row = np.repeat(np.arange(len(who)), k)
+    j = lo[row] + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
+    pair = np.unique(who[row] * len(month_ends) + j)
+    pw, pj = pair // len(month_ends), pair % len(month_ends)
+    a = assess_day[pw]
+    ok = (a < 0) | (a > month_ends[pj])
+    pw, pj = pw[ok], pj[ok]
+    if not len(pw):
+        return none
+    u = _uniform_rows(pop.key[pw], pj.astype(np.int64) + E.K_PERSON + 610, 1)
+    order = np.lexsort((u, pw))
+    first = np.r_[True, pw[order][1:] != pw[order][:-1]]
+    pick = order[first]
+    return pw[pick], month_ends[pj[pick]]
+
+
+def _situation(core: dict[str, np.ndarray], who: np.ndarray, day: np.ndarray):
+    """In an IV process, months of social assistance, ALV/IV/SH spells started so far: on ``day``."""
+    pos = np.full(int(core["who"].max()) + 1 if len(core["who"]) else 1, -1, dtype=np.int64)
+    pos[who] = np.arange(len(who))
+    r = pos[core["who"]] if len(core["who"]) else np.zeros(0, dtype=np.int64)
+    sel = r >= 0
+    r, inst, start, end = r[sel], core["inst"][sel], core["start"][sel], core["end"][sel]
+    measure = core["measure"][sel]
+    d = day[r]
+    covers = (start <= d) & (end >= d)
+    in_iv = np.bincount(r[covers & (inst == E.I_IV)], minlength=len(who)) > 0
+    sh = covers & (inst == E.I_SH)
+    sh_months = np.zeros(len(who))
+    np.maximum.at(sh_months, r[sh], (d[sh] - start[sh]) / E.DPM)
+    new = (start <= d) & ((inst == E.I_ALV) | (inst == E.I_SH) | ((inst == E.I_IV) & (measure == E.M_INTEGRATION)))
+    return in_iv, sh_months, np.bincount(r[new], minlength=len(who))
+
+
 def _simulate_chunk(pids: np.ndarray, p: SwissDefaults, *, seed: int, w0: int, w1: int, horizon: int,
-                    hr: float, canton: str | None) -> _Chunk:
+                    hr: float, canton: str | None, heterogeneous: bool = False,
+                    effect_sample: float = 0.0) -> _Chunk:
     pop = E.make_persons(pids, p, seed=seed, first_day=w0, last_day=w1, cantons=_CANTONS, canton=canton)
     effect_days = p.effect_months * E.DPM
-    core = E.simulate_core(pop, p, horizon=horizon, win0=w0, win1=w1, hr=hr, effect_days=effect_days)
+    core = E.simulate_core(pop, p, horizon=horizon, win0=w0, win1=w1, hr=hr, effect_days=effect_days,
+                           heterogeneous=heterogeneous)
     over = _overlays(pop, core.records, p, horizon)
     rows = {k: np.concatenate([core.records[k], over[k]]) for k in core.records}
     view = _export_view(rows, pop, p, w0, w1)
@@ -335,6 +390,20 @@ def _simulate_chunk(pids: np.ndarray, p: SwissDefaults, *, seed: int, w0: int, w
         rd_cf, n_new_cf = _outcomes(cf_rows, np.arange(len(assessed)), t_a)
     else:
         rd_cf, n_new_cf = rd.copy(), n_new.copy()
+    # people at risk, not (yet) assessed, simulated a second time with an assessment on a sampled day
+    s_who, s_day = _at_risk_sample(pop, core.records, out_who, core.assess_day, effect_sample, w0, w1)
+    in_iv, sh_months, n_core = _situation(core.records, s_who, s_day)
+    s_eff = E.individual_effect(p, round(1.0 - hr, 12), heterogeneous, pop.severity[s_who], in_iv, sh_months, n_core)
+    s_rd_cf, s_new_cf = _outcomes(rows, s_who, s_day)
+    if hr != 1.0 and len(s_who):
+        sub = pop.take(s_who)
+        tw = E.simulate_core(sub, p, horizon=horizon, win0=w0, win1=w1, hr=hr, effect_days=effect_days,
+                             forced_day=s_day, forced_effect=s_eff)
+        tw_over = _overlays(sub, tw.records, p, horizon)
+        tw_rows = {k: np.concatenate([tw.records[k], tw_over[k]]) for k in tw.records}
+        s_rd, s_new = _outcomes(tw_rows, np.arange(len(s_who)), s_day)
+    else:
+        s_rd, s_new = s_rd_cf.copy(), s_new_cf.copy()
     # keep output persons only, renumbered 0..n-1 in pid order
     remap = np.full(len(pop), -1, dtype=np.int64)
     remap[out_who] = np.arange(len(out_who))
@@ -344,9 +413,12 @@ def _simulate_chunk(pids: np.ndarray, p: SwissDefaults, *, seed: int, w0: int, w
         "assess_day": t_a,
         "assess_inst": core.assess_inst[assessed],
         "rd": rd, "rd_cf": rd_cf, "new": n_new, "new_cf": n_new_cf,
+        "effect": (core.assess_effect if core.assess_effect is not None else np.zeros(len(pop)))[assessed],
     }
+    sample = {"who": remap[s_who], "day": s_day, "effect": s_eff, "rd": s_rd, "rd_cf": s_rd_cf, "new": s_new,
+              "new_cf": s_new_cf}
     return _Chunk(rows=view, persons=pop.take(out_who), truth=truth, n_at_risk=len(pids),
-                  iterations=core.iterations)
+                  iterations=core.iterations, sample=sample)
 
 
 def _truncate(ch: _Chunk, need: int) -> _Chunk:
@@ -354,12 +426,13 @@ def _truncate(ch: _Chunk, need: int) -> _Chunk:
         return ch
     keep_rows = ch.rows["who"] < need
     keep_truth = ch.truth["who"] < need
+    keep_sample = ch.sample["who"] < need
     last_pid = ch.persons.pid[need - 1]
     return _Chunk(rows={k: v[keep_rows] for k, v in ch.rows.items()},
                   persons=ch.persons.take(np.arange(need)),
                   truth={k: v[keep_truth] for k, v in ch.truth.items()},
                   n_at_risk=int(last_pid - ch.persons.pid[0] + 1) if need else 0,
-                  iterations=ch.iterations)
+                  iterations=ch.iterations, sample={k: v[keep_sample] for k, v in ch.sample.items()})
 
 
 # ---------------------------------------------------------------------- the population
@@ -457,7 +530,8 @@ def _categorical(codes: np.ndarray, categories, missing=-1) -> pd.Categorical:
 
 
 def generate(n_persons: int, start, end, *, seed: int = 0, effect: float = 0.3, canton: str | None = None,
-             params: SwissDefaults | dict | None = None) -> SyntheticPopulation:
+             params: SwissDefaults | dict | None = None, heterogeneous: bool = False,
+             effect_sample: float = 0.0) -> SyntheticPopulation:
     """Generate a synthetic population (see :mod:`iizrisk.synth` for the model).
 
     Parameters
@@ -480,6 +554,20 @@ def generate(n_persons: int, start, end, *, seed: int = 0, effect: float = 0.3, 
         Generate one canton (two-letter code) instead of Switzerland.
     params : SwissDefaults or dict, optional
         Parameters, or changes to the Swiss defaults.
+    heterogeneous : bool, default False
+        Make the effect vary with the person's situation on the assessment
+        day: ``min(effect * het_gain * m, 1)`` with the modifier ``m`` of
+        :class:`SwissDefaults` (strongest at moderate severity early in a first
+        registration, near zero in an IV process or after a year of social
+        assistance). The effect of each assessment is in ``truth["individual_effect"]``.
+    effect_sample : float, default 0
+        Share of the people in the output drawn into a random sample of people
+        *at risk*: each is given one month's last day in the period on which
+        they are registered at ALV, IV or SH and not (yet) assessed, and is
+        simulated a second time with an assessment on that day (common random
+        numbers). ``truth`` then holds both outcomes (``effect_sample``,
+        ``sample_date``, ``rd_12m`` had they been assessed, ``rd_12m_cf`` as it
+        happened) and ``individual_effect``.
 
     Returns
     -------
@@ -497,6 +585,8 @@ def generate(n_persons: int, start, end, *, seed: int = 0, effect: float = 0.3, 
         raise ConfigError(f"n_persons must be a whole number >= 0, got {n_persons!r}")
     if not effect <= 1:
         raise ConfigError(f"effect must be at most 1 (the hazard ratio is 1 - effect), got {effect!r}")
+    if isinstance(effect_sample, bool) or not 0 <= float(effect_sample) <= 1:
+        raise ConfigError(f"effect_sample must be a share between 0 and 1, got {effect_sample!r}")
     if canton is not None and canton not in _CANTONS:
         raise ConfigError(f"canton {canton!r} is not a two-letter canton code ({', '.join(_CANTONS)})")
     p = params if isinstance(params, SwissDefaults) else SwissDefaults().replace(params or {})
@@ -514,7 +604,8 @@ def generate(n_persons: int, start, end, *, seed: int = 0, effect: float = 0.3, 
         need = n_persons - have
         size = int(min(_MAX_CHUNK, max(_MIN_CHUNK, need / max(rate, 0.02) * 1.05)))
         pids = np.arange(next_pid, next_pid + size, dtype=np.int64)
-        ch = _simulate_chunk(pids, p, seed=seed, w0=w0, w1=w1, horizon=horizon, hr=hr, canton=canton)
+        ch = _simulate_chunk(pids, p, seed=seed, w0=w0, w1=w1, horizon=horizon, hr=hr, canton=canton,
+                             heterogeneous=bool(heterogeneous), effect_sample=float(effect_sample))
         simulated += size
         next_pid += size
         got = len(ch.persons)
@@ -525,6 +616,8 @@ def generate(n_persons: int, start, end, *, seed: int = 0, effect: float = 0.3, 
         logger.info("synth: %d of %d persons (%d simulated, %d loop steps)", have, n_persons, simulated,
                     ch.iterations)
     pop = _assemble(chunks, p, seed=seed, w0=w0, w1=w1, hr=hr, effect=float(effect), canton=canton)
+    pop.meta["heterogeneous"] = bool(heterogeneous)
+    pop.meta["effect_sample"] = float(effect_sample)
     pop.meta["n_at_risk"] = int(sum(c.n_at_risk for c in chunks))
     logger.info("synth: %d persons, %d spell rows, %d assessed in %.1f s", n_persons, len(pop.spells),
                 int(pop.truth["assessed"].sum()), time.perf_counter() - t0)
@@ -543,7 +636,9 @@ def _assemble(chunks: list[_Chunk], p: SwissDefaults, *, seed: int, w0: int, w1:
             for k in E.Persons.__dataclass_fields__}
     truth = {k: np.concatenate([c.truth[k] + (offs[i] if k == "who" else 0) for i, c in enumerate(chunks)])
              if chunks else np.zeros(0, dtype=np.int64) for k in ("who", "assess_day", "assess_inst", "rd",
-                                                                   "rd_cf", "new", "new_cf")}
+                                                                   "rd_cf", "new", "new_cf", "effect")}
+    samp = {k: np.concatenate([c.sample[k] + (offs[i] if k == "who" else 0) for i, c in enumerate(chunks)])
+            if chunks else np.zeros(0, dtype=np.int64) for k in _SAMPLE_KEYS}
     words = pseudonym_words(seed, pers["pid"].astype(np.int64)) if n else np.zeros((0, 4), dtype=np.uint64)
     ids = _arrow_strings(_hex_words(words)) if n else pa.array([], pa.large_string())
 
@@ -597,11 +692,20 @@ def _assemble(chunks: list[_Chunk], p: SwissDefaults, *, seed: int, w0: int, w1:
     a_day = np.full(n, int(OPEN_END), dtype=np.int64)
     a_day[tw] = truth["assess_day"]
 
-    def per_person(values, dtype):
+    sw = samp["who"].astype(np.int64)
+
+    def per_person(values, dtype, sampled=None):
         out = pd.array([pd.NA] * n, dtype=dtype)
         if len(tw):
             out[tw] = values
+        if sampled is not None and len(sw):
+            out[sw] = sampled
         return out
+
+    in_sample = np.zeros(n, dtype=bool)
+    in_sample[sw] = True
+    s_day = np.full(n, int(OPEN_END), dtype=np.int64)
+    s_day[sw] = samp["day"]
 
     imm = pers["immigrant"].astype(bool)
     truth_df = pd.DataFrame({
@@ -614,10 +718,14 @@ def _assemble(chunks: list[_Chunk], p: SwissDefaults, *, seed: int, w0: int, w1:
         "effect": np.full(n, effect),
         "hazard_ratio": np.full(n, hr),
         "effect_months": np.full(n, p.effect_months, dtype=np.int64),
-        "rd_12m": per_person(truth["rd"].astype(bool), "boolean"),
-        "rd_12m_cf": per_person(truth["rd_cf"].astype(bool), "boolean"),
-        "new_spells_24m": per_person(truth["new"].astype(np.int64), "Int64"),
-        "new_spells_24m_cf": per_person(truth["new_cf"].astype(np.int64), "Int64"),
+        "rd_12m": per_person(truth["rd"].astype(bool), "boolean", samp["rd"].astype(bool)),
+        "rd_12m_cf": per_person(truth["rd_cf"].astype(bool), "boolean", samp["rd_cf"].astype(bool)),
+        "new_spells_24m": per_person(truth["new"].astype(np.int64), "Int64", samp["new"].astype(np.int64)),
+        "new_spells_24m_cf": per_person(truth["new_cf"].astype(np.int64), "Int64", samp["new_cf"].astype(np.int64)),
+        "individual_effect": per_person(truth["effect"].astype(np.float64), "Float64",
+                                        samp["effect"].astype(np.float64)),
+        "effect_sample": in_sample,
+        "sample_date": _time.from_days(s_day),
     }).iloc[porder].reset_index(drop=True)
     meta = {"n_persons": n, "start": str(_time.to_date(w0)), "end": str(_time.to_date(w1)), "seed": int(seed),
             "effect": effect, "hazard_ratio": hr, "canton": canton, "version": 1}
