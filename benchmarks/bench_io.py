@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import CACHE, machine, print_table, save_json, stage
 from iizrisk.config import Settings
-from iizrisk.io import ingest, read_canonical, write_parquet_atomic
+from iizrisk.io import ingest, read_canonical
+from iizrisk.store import write_parquet_atomic
 from iizrisk.synth import random_spells
 
 

@@ -74,7 +74,7 @@ def random_population(n_spells: int, persons_per_spell: float, seed: int = 12) -
     end, or the start of an open row, known a week later) and an empty
     interventions file.
     """
-    from iizrisk.io import write_parquet_atomic
+    from iizrisk.store import write_parquet_atomic
     from iizrisk.synth import random_spells
 
     d = CACHE / f"random_{n_spells}_{persons_per_spell:g}"
@@ -118,9 +118,10 @@ def model_dir() -> Path:
 def stages(n_spells: int, persons_per_spell: float | None = None) -> list[dict]:
     from iizrisk.explain import explain, reason_codes
     from iizrisk.flags import compute_flags
-    from iizrisk.io import ingest, read_canonical, write_parquet_atomic
+    from iizrisk.io import ingest, read_canonical
     from iizrisk.model import load_model
     from iizrisk.spells import build_timeline
+    from iizrisk.store import write_parquet_atomic
 
     pop = population(n_spells) if persons_per_spell is None else random_population(n_spells, persons_per_spell)
     mdl = load_model(model_dir(), key=BENCH_KEY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -16,9 +17,9 @@ import pytest
 from iizrisk.batch import RunLock, run_nightly
 from iizrisk.cli import main
 from iizrisk.config import Settings
-from iizrisk.errors import LockedError, ModelError, ValidationError
+from iizrisk.errors import ConfigError, LockedError, ModelError, ValidationError
 from iizrisk.history import HistoryStore
-from iizrisk.io import write_parquet_atomic
+from iizrisk.store import write_parquet_atomic
 from iizrisk.worklist import NOTICE
 
 AS_OF = "2023-06-30"
@@ -573,3 +574,34 @@ def test_every_setting_takes_effect_or_is_refused(field, tmp_path, random_spells
     code, folder, msg = _run_case(tmp_path / "case", random_spells, trained, capsys, spells=spells, argv=argv,
                                   env=env, **change)
     assert effect(code, folder, msg, base), (field, code, msg[-2000:])
+
+
+def test_every_stage_reads_the_resolved_read_only_settings(tmp_path, random_spells, trained, monkeypatch):
+    import dataclasses
+
+    import iizrisk.batch as batch
+
+    cfg = deployment(tmp_path, random_spells, trained)
+    editable = Settings.load(cfg)
+    editable.worklist.capacity = 3  # a notebook's edit is checked and taken over
+    seen = []
+    stages = []
+    for name, stage in batch._COMPUTE:
+        def spy(*args, _stage=stage, **kw):
+            seen.append(kw.get("settings"))
+            return _stage(*args, **kw)
+        spy.__signature__ = inspect.signature(stage)  # type: ignore[attr-defined]
+        stages.append((name, spy))
+    monkeypatch.setattr(batch, "_COMPUTE", tuple(stages))
+    result = batch.run_nightly(editable, as_of=AS_OF)
+    given = [s for s in seen if s is not None]
+    assert given and all(s is given[0] for s in given)  # resolved once, one object for every stage
+    assert given[0].is_resolved and given[0].worklist.capacity == 3
+    assert max(len(df) for df in result.worklists.lists.values()) <= 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        given[0].deployment.window_months = 12
+    with pytest.raises(TypeError):
+        given[0].worklist.capacity_per_institution["ALV"] = 1  # tables are read-only too
+    editable.worklist.capacity = 0  # the editable object stays editable; a wrong value is refused at resolve
+    with pytest.raises(ConfigError, match="capacity"):
+        editable.resolved()

@@ -90,12 +90,12 @@ def test_a_file_where_the_output_folder_should_be_is_exit_6(data, tmp_path, caps
      "writable by the service account"),
 ])
 def test_operating_system_errors_name_the_path_and_the_fix(data, tmp_path, capsys, monkeypatch, error, fix):
-    import iizrisk.io
+    import iizrisk.store
 
     def fail(df, path):
         raise error
 
-    monkeypatch.setattr(iizrisk.io, "write_parquet_atomic", fail)
+    monkeypatch.setattr(iizrisk.store, "write_parquet_atomic", fail)
     code, err = run_main(flags_args(data, tmp_path / "flags.parquet"), capsys)
     assert code == EXIT_OS
     assert "/srv/iizrisk/out/flags.parquet" in err and fix in err

@@ -32,7 +32,7 @@ from iizrisk.fairness import (
     labelled_period,
 )
 from iizrisk.features import PointInTimeFeatures, ProtectedAttributeWarning
-from iizrisk.io import write_parquet_atomic
+from iizrisk.store import write_parquet_atomic
 
 KEY = b"a model signing key of the fairness tests, 32+ bytes"
 AS_OF = "2023-02-28"  # the random spells are observed until 2024-03-19: the 12-month horizon is known

@@ -387,26 +387,30 @@ def test_reason_sentence_example_from_the_issue():
         spec.sentence(3, "rm")
 
 
-def test_a_shared_timeline_gives_the_same_features(random_spells):
-    from iizrisk.spells import build_timeline
+def test_a_shared_view_gives_the_same_features(random_spells):
+    from iizrisk.view import Definitions, View
 
-    ft = PointInTimeFeatures(merge_gap_days=3).fit()
-    tl = build_timeline(random_spells, as_of="2023-03-31", merge_gap_days=3)
-    pd.testing.assert_frame_equal(ft.transform(random_spells, as_of="2023-03-31", timeline=tl),
-                                  ft.transform(random_spells, as_of="2023-03-31"))
+    ft = PointInTimeFeatures(merge_gap_days=3, transition_gap_days=30, bfs_window_months=12).fit()
+    direct = ft.transform(random_spells, as_of="2023-03-31")
+    view = View.at(random_spells, "2023-03-31", Definitions(3, 30, 12))
+    pd.testing.assert_frame_equal(ft.transform(random_spells, as_of="2023-03-31", view=view), direct)
+    assert "transitions" in view.__dict__ and "flags" in view.__dict__  # computed once, kept for the next stage
+    # a view of other transition/window definitions shares its timeline only
+    other = View.at(random_spells, "2023-03-31", Definitions(3, 90, 24))
+    pd.testing.assert_frame_equal(ft.transform(random_spells, as_of="2023-03-31", view=other), direct)
     with pytest.raises(ValueError, match="merge_gap_days=3"):
-        ft.transform(random_spells, as_of="2023-03-31", timeline=build_timeline(random_spells, as_of="2023-03-31"))
-    with pytest.raises(ValueError, match="as_of=2023-03-30"):
+        ft.transform(random_spells, as_of="2023-03-31", view=View.at(random_spells, "2023-03-31"))
+    with pytest.raises(ValueError, match="2023-03-30"):
         ft.transform(random_spells, as_of="2023-03-31",
-                     timeline=build_timeline(random_spells, as_of="2023-03-30", merge_gap_days=3))
+                     view=View.at(random_spells, "2023-03-30", Definitions(merge_gap_days=3)))
     with pytest.raises(ValueError, match="one as-of date"):
-        ft.transform(random_spells, as_of=["2023-03-31", "2023-04-30"], timeline=tl)
+        ft.transform(random_spells, as_of=["2023-03-31", "2023-04-30"], view=view)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(-30000, 60000)), max_size=60))
 def test_person_start_order_equals_lexsort(pairs):
-    from iizrisk.features import _order_by_person_start
+    from iizrisk._arrays import order_by_person_start as _order_by_person_start
 
     p = np.array([a for a, _ in pairs], dtype=np.int64)
     s = np.array([b for _, b in pairs], dtype=np.int64)

@@ -158,6 +158,25 @@ def test_compute_flags_matches_reference(rows, T, window, tgap, mgap):
     assert (flags["as_of"] == pd.Timestamp(T)).all()
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=rows_strategy(), T=as_of_strategy, window=window_strategy, tgap=tgap_strategy,
+       mgap=gap_strategy)
+def test_the_views_cached_rules_match_the_reference(rows, T, window, tgap, mgap):
+    from iizrisk.view import Definitions, View
+
+    view = View.at(to_frame(rows), T, Definitions(mgap, tgap, window))
+    # the view's flags use its transition mask over every spell, compute_flags a restricted one
+    assert fast_flag_frame(view.flags) == ref_flag_frame(rows, T, window, tgap, mgap)
+    f = view.timeline.to_frame()
+    got = {(p, i, s.date()): (bool(a), bool(b)) for p, i, s, a, b in zip(
+        f["person_id"], f["institution"], f["start_date"], view.transitions, view.reentries, strict=True)}
+    assert got == {(p, s.inst, s.start): (ref_is_transition(s, spells, tgap), ref_is_reentry(s, spells))
+                   for p, spells in ref_all(rows, T, mgap).items() for s in spells}
+    assert view.flags is view.flags  # computed once
+    with pytest.raises(ValueError):
+        view.transitions[:1] = True  # shared between stages: read-only
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=as_of_strategy, window=window_strategy, tgap=tgap_strategy,
        mgap=gap_strategy)

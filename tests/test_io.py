@@ -361,7 +361,7 @@ def test_encode_pseudonyms_of_numbers_and_unsorted_categories():
 def test_string_order_sorts_like_python(values, offset):
     import pyarrow as pa
 
-    from iizrisk.io import string_order
+    from iizrisk._arrays import string_order
 
     arr = pa.array(["pad"] * offset + values, type=pa.large_string()).slice(offset)
     got = [values[i] for i in string_order(arr)]

@@ -24,8 +24,8 @@ from iizrisk.batch import run_nightly
 from iizrisk.cli import main
 from iizrisk.config import Settings
 from iizrisk.errors import RawIdentifierError
-from iizrisk.io import write_parquet_atomic
 from iizrisk.pseudonym import is_valid_ahv, pseudonymise_values
+from iizrisk.store import write_parquet_atomic
 
 AS_OF = "2023-06-30"
 KEY = b"privacy test key, never a real one!"

@@ -48,9 +48,7 @@ evaluate``'s tables), so that their files stay byte-identical.
 from __future__ import annotations
 
 import html
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,28 +56,20 @@ from typing import Any
 
 import pandas as pd
 
+from .store import (
+    PLAIN_CSV,
+    SWISS_CSV,
+    CsvFormat,
+    write_csv_atomic,
+    write_parquet_atomic,
+    write_png_atomic,
+)
+
 __all__ = ["DEFAULT_MIN_CELL_SIZE", "PLAIN_CSV", "SWISS_CSV", "CsvFormat", "OutputFigure", "OutputTable",
            "ResultMixin", "in_notebook", "write_csv_atomic", "write_png_atomic"]
 
 #: ``k`` of :mod:`iizrisk.suppression` when neither the caller nor the object says otherwise.
 DEFAULT_MIN_CELL_SIZE = 5
-
-
-@dataclass(frozen=True)
-class CsvFormat:
-    """How a table becomes CSV text (:meth:`pandas.DataFrame.to_csv` options and a BOM)."""
-
-    sep: str = ";"
-    bom: bool = True
-    index: bool = False
-    float_format: str | None = None
-    na_rep: str = ""
-
-
-#: Separator ``;`` and a UTF-8 BOM: what spreadsheets with Swiss settings expect.
-SWISS_CSV = CsvFormat()
-#: Separator ``,`` without BOM (the audit's and the evaluation's tables before this protocol).
-PLAIN_CSV = CsvFormat(sep=",", bom=False)
 
 
 @dataclass(frozen=True)
@@ -116,57 +106,6 @@ def in_notebook() -> bool:
     except Exception:  # pragma: no cover - a broken IPython is a terminal
         return False
     return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def _atomic_bytes(data: bytes, path: Path, *, mode: int | None = None) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str | Path, fmt: CsvFormat = SWISS_CSV, *,
-                     private: bool = False) -> Path:
-    """Write ``frame`` as CSV in ``fmt`` (``\\n`` line ends, UTF-8) via a temporary file and a rename.
-
-    ``private`` keeps the temporary file's owner-only permissions (0600);
-    otherwise the file gets the usual ``0666 & ~umask``.
-    """
-    from .io import _umask
-
-    path = Path(path)
-    text = frame.to_csv(sep=fmt.sep, index=fmt.index, float_format=fmt.float_format, na_rep=fmt.na_rep,
-                        lineterminator="\n")
-    data = ("\ufeff" if fmt.bom else "").encode("utf-8") + text.encode("utf-8")
-    return _atomic_bytes(data, path, mode=None if private else 0o666 & ~_umask())
-
-
-def write_png_atomic(fig, path: str | Path, *, dpi: int = 96, private: bool = False) -> Path:
-    """Save a matplotlib figure as PNG (no software stamp: same figure, same bytes), atomically.
-
-    A pyplot figure is closed afterwards.
-    """
-    import io
-
-    from .io import _umask
-
-    path = Path(path)
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    finally:
-        if getattr(fig, "number", None) is not None:  # a pyplot figure: free it
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-    return _atomic_bytes(buf.getvalue(), path, mode=None if private else 0o666 & ~_umask())
 
 
 class ResultMixin:
@@ -255,7 +194,6 @@ class ResultMixin:
         return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
 
     def _write_dir(self, path: str | Path, *, min_cell_size: int | None, plots: bool) -> list[Path]:
-        from .io import write_parquet_atomic
 
         k = self._default_min_cell_size() if min_cell_size is None else int(min_cell_size)
         out = Path(path)

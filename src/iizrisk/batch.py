@@ -62,14 +62,17 @@ import pandas as pd
 import pyarrow as pa
 
 from . import __version__, _time
+from ._arrays import group_max
 from ._progress import Steps
 from .config import Settings
 from .errors import ConfigError, ModelError
 from .health import HealthError, HealthReport, RunFacts, check_health
 from .history import HISTORY_SCORE_COLUMNS, HistoryStore
-from .io import ingest, write_parquet_atomic
+from .io import ingest
 from .publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
 from .spells import positions
+from .store import write_parquet_atomic
+from .view import Definitions, View
 from .worklist import (
     NOTICE,
     WorklistSet,
@@ -151,6 +154,11 @@ def _write_json(obj, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
+def _resolved(settings: Settings | str | Path) -> Settings:
+    """The settings of this run, resolved once: checked and read-only for every stage."""
+    return (settings if isinstance(settings, Settings) else Settings.load(settings)).resolved()
+
+
 def _resolve_as_of(as_of) -> dt.date:
     """The as-of date: yesterday by default; text must be ISO ``YYYY-MM-DD`` (never read month first)."""
     if as_of is None:
@@ -198,7 +206,7 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
     LockedError
         Another run holds the lock (exit 4).
     """
-    settings = settings if isinstance(settings, Settings) else Settings.load(settings)
+    settings = _resolved(settings)
     if force and not (reason and reason.strip()):
         raise ConfigError("--force needs --reason \"...\": the manifest records why the gates were overridden")
     t = _resolve_as_of(as_of)
@@ -247,7 +255,7 @@ def check_run(settings: Settings | str | Path, *, as_of=None, model=None) -> Run
     HealthError
         A gate failed (exit 1); ``report`` holds every failure.
     """
-    settings = settings if isinstance(settings, Settings) else Settings.load(settings)
+    settings = _resolved(settings)
     t = _resolve_as_of(as_of)
     _check_as_of(t, force=False)
     history = HistoryStore(settings.resolve(settings.output.history_dir))
@@ -301,12 +309,9 @@ def _check_model_fits(model, settings: Settings) -> None:
     ft = getattr(model, "features", None)
     if ft is None:
         return
-    d = settings.deployment
-    pairs = [("merge_gap_days", "merge_gap_days", d.merge_gap_days),
-             ("transition_gap_days", "transition_gap_days", d.transition_gap_days),
-             ("window_months", "bfs_window_months", d.window_months)]
-    diff = [f"[deployment] {name} = {want!r} but the model's features use {attr} = {getattr(ft, attr)!r}"
-            for name, attr, want in pairs if int(getattr(ft, attr)) != int(want)]
+    names = {"window_months": "bfs_window_months"}
+    diff = [f"[deployment] {name} = {want!r} but the model's features use {names.get(name, name)} = {got!r}"
+            for name, want, got in Definitions.from_settings(settings).differences(Definitions.of_features(ft))]
     if diff:
         raise ModelError("the model was trained on other definitions than the deployment's: " + "; ".join(diff)
                          + "; retrain the model with the deployment's definitions or correct [deployment]")
@@ -346,39 +351,37 @@ def _model(settings: Settings, model) -> dict:
     return {"model": model, "mdir": mdir, "model_hash": model_hash}
 
 
-def _timeline(settings: Settings, t: dt.date, spells: pd.DataFrame) -> dict:
-    from .spells import build_timeline
-
-    return {"tl": build_timeline(spells, as_of=t, merge_gap_days=settings.deployment.merge_gap_days)}
-
-
-def _flags(settings: Settings, t: dt.date, tl) -> dict:
-    from .flags import compute_flags
-
-    return {"flags": compute_flags(tl, t, window_months=settings.deployment.window_months,
-                                   transition_gap_days=settings.deployment.transition_gap_days)}
+def _view(settings: Settings, t: dt.date, spells: pd.DataFrame) -> dict:
+    view = View.at(spells, t, Definitions.from_settings(settings))
+    return {"view": view}
 
 
-def _score(settings: Settings, t: dt.date, spells, interventions, tl, model, history: HistoryStore) -> dict:
-    from .features import _group_max
+def _flags(view: View) -> dict:
+    return {"flags": view.flags}
+
+
+def _score(settings: Settings, t: dt.date, spells, interventions, view: View, model,
+           history: HistoryStore) -> dict:
     from .model import score
 
-    # the model's definitions equal the deployment's (checked in _model): one view serves all
+    # the model's definitions equal the deployment's (checked in _model): the view's transitions,
+    # re-entries and flags serve the features too
     scores, X = score(model, spells, as_of=t, interventions=interventions,
-                      bands=tuple(settings.worklist.risk_bands), return_features=True, timeline=tl)
+                      bands=tuple(settings.worklist.risk_bands), return_features=True, view=view)
     prev = history.previous(t)
     since = _time.day(prev) if prev else _time.day(t) - 1
-    latest = _group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person
+    tl = view.timeline
+    latest = group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person
     codes = tl.codes_of(scores["person_id"])
     scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
     _release_memory()
     return {"scores": scores, "X": X, "prev": prev}
 
 
-def _worklists(settings: Settings, t: dt.date, tl, scores, interventions, flags, history: HistoryStore,
-               prev) -> dict:
-    w = settings.worklist
-    oc = open_cases_at(tl)
+def _worklists(settings: Settings, t: dt.date, view: View, scores, interventions, flags,
+               history: HistoryStore, prev) -> dict:
+    w, tl = settings.worklist, view.timeline
+    oc = open_cases_at(view)
     excluded = recently_assessed(interventions, t, w.exclude_assessed_months)
     canton_of = None
     if w.capacity_per_canton:
@@ -424,7 +427,7 @@ def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, n
 
 
 #: the night before anything is written, top to bottom
-_COMPUTE = (("ingest", _ingest), ("model", _model), ("timeline", _timeline), ("flags", _flags),
+_COMPUTE = (("ingest", _ingest), ("model", _model), ("timeline", _view), ("flags", _flags),
             ("score", _score), ("worklists", _worklists), ("explain", _explain), ("health", _gates))
 
 

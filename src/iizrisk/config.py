@@ -60,8 +60,47 @@ __all__ = [
 
 
 
+class _Section:
+    """Base of every settings table: read-only once the settings are resolved (:meth:`Settings.resolved`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_resolved"):
+            raise dataclasses.FrozenInstanceError(
+                f"resolved settings are read-only: cannot set {type(self).__name__}.{name}; change the "
+                "Settings object before resolving it (Settings.load(...) gives an editable one)")
+        object.__setattr__(self, name, value)
+
+    def _freeze(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            object.__setattr__(self, f.name, _frozen_value(getattr(self, f.name)))
+        object.__setattr__(self, "_resolved", True)
+
+
+def _frozen_value(value: Any) -> Any:
+    if isinstance(value, _Section):
+        value._freeze()
+        return value
+    if isinstance(value, list | tuple):
+        return tuple(_frozen_value(v) for v in value)
+    if isinstance(value, dict | types.MappingProxyType):
+        return types.MappingProxyType({k: _frozen_value(v) for k, v in value.items()})
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A settings value as plain TOML data: tables as dicts (None left out), arrays as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if getattr(value, f.name) is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict | types.MappingProxyType):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 @dataclass
-class SourceConfig:
+class SourceConfig(_Section):
     """How to read one institution's export and map it onto the canonical spells."""
 
     name: str
@@ -89,7 +128,7 @@ class SourceConfig:
 
 
 @dataclass
-class DeploymentSettings:
+class DeploymentSettings(_Section):
     """Who runs iizrisk and which definitions it uses."""
 
     name: str = "iizrisk deployment"
@@ -105,7 +144,7 @@ class DeploymentSettings:
 
 
 @dataclass
-class ModelSettings:
+class ModelSettings(_Section):
     """Which model scores, for which outcome."""
 
     dir: str = "model"
@@ -119,7 +158,7 @@ class ModelSettings:
 
 
 @dataclass
-class WorklistSettings:
+class WorklistSettings(_Section):
     """What each institution's coordinators receive."""
 
     capacity: int = 25
@@ -133,7 +172,7 @@ class WorklistSettings:
 
 
 @dataclass
-class OutputSettings:
+class OutputSettings(_Section):
     """Where results go and how long history is kept."""
 
     dir: str = "runs"
@@ -146,7 +185,7 @@ class OutputSettings:
 
 
 @dataclass
-class HealthSettings:
+class HealthSettings(_Section):
     """Run-health gates: a run that fails one exits 1 and publishes nothing (unless forced)."""
 
     min_persons_scored: int = 1
@@ -163,7 +202,7 @@ class HealthSettings:
 
 
 @dataclass
-class PrivacySettings:
+class PrivacySettings(_Section):
     """Disclosure control for aggregates that leave the system."""
 
     min_cell_size: int = 5
@@ -172,7 +211,7 @@ class PrivacySettings:
 
 
 @dataclass
-class Settings:
+class Settings(_Section):
     """All settings of one deployment (one TOML file)."""
 
     deployment: DeploymentSettings = field(default_factory=DeploymentSettings)
@@ -237,31 +276,48 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every setting (None values left out, as TOML has no null)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            if f.name in {"base_dir", "config_path"}:
-                continue
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                out[f.name] = [_drop_none(dataclasses.asdict(v)) for v in value]
-            else:
-                out[f.name] = _drop_none(dataclasses.asdict(value))
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.name not in {"base_dir", "config_path"}}
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether these are resolved (read-only) settings."""
+        return bool(self.__dict__.get("_resolved"))
+
+    def resolved(self) -> Settings:
+        """The settings every stage of a run reads: checked again and read-only.
+
+        Resolved once at the start of a run (:func:`iizrisk.run_nightly`,
+        ``iizrisk run``); a stage that tried to change a setting would raise
+        :class:`dataclasses.FrozenInstanceError`. Settings edited in a notebook
+        are checked here as if read from the file, so a wrong value is a
+        :class:`ConfigError` before anything is read. Resolved settings return
+        themselves.
+
+        Examples
+        --------
+        >>> s = Settings.from_dict({"worklist": {"capacity": 10}}).resolved()
+        >>> try:
+        ...     s.worklist.capacity = 20
+        ... except AttributeError as exc:  # dataclasses.FrozenInstanceError
+        ...     print(str(exc)[:60])
+        resolved settings are read-only: cannot set WorklistSettings
+        """
+        if self.is_resolved:
+            return self
+        origin = str(self.config_path) if self.config_path else "settings"
+        out = Settings.from_dict(self.to_dict(), base_dir=self.base_dir, origin=origin)
+        out.config_path = self.config_path
+        out._freeze()
         return out
 
     def save(self, path: str | Path) -> Path:
         """Write the settings to a TOML file (atomically) and return its path."""
-        import os
-        import tempfile
-
         import tomli_w
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            tomli_w.dump(self.to_dict(), fh)
-        os.replace(tmp, path)
-        return path
+        from .store import write_bytes_atomic
+
+        return write_bytes_atomic(tomli_w.dumps(self.to_dict()).encode("utf-8"), path, private=True)
 
     # ------------------------------------------------------------- helpers
     def resolve(self, p: str | Path) -> Path:
@@ -307,7 +363,7 @@ class Settings:
             unknown = sorted(set(s.institutions or ()) - known)
             if unknown:
                 problems.append(f"[[sources]] {s.name}: institutions {unknown} are not known codes ({codes})")
-            if s.institution is not None and s.institutions and s.institutions != [s.institution]:
+            if s.institution is not None and s.institutions and list(s.institutions) != [s.institution]:
                 problems.append(f"[[sources]] {s.name}: institution = {s.institution!r} and institutions = "
                                 f"{s.institutions} disagree; keep one")
         for name in ("merge_gap_days", "transition_gap_days"):
@@ -403,10 +459,6 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None}
 
 
 def _build(klass, data: Any, origin: str):

@@ -65,9 +65,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _texts, _time
+from ._arrays import bincount as _bincount
+from ._arrays import group_max as _group_max
+from ._arrays import group_min as _group_min
+from ._arrays import order_by_person_start as _order_by_person_start
+from ._arrays import union_days as _union_days
 from ._time import OPEN_END
 from .errors import ValidationError
 from .spells import DEFAULT_INSTITUTIONS, EXIT_REASONS, Timeline, as_of_day, build_timeline
+from .view import Definitions, View
 
 __all__ = [
     "FeatureSpec",
@@ -221,52 +227,6 @@ def as_of_dates(first, last, *, day_of_month: str = "end") -> list[pd.Timestamp]
     return [d for d in pd.date_range(first, last, freq="ME") if d <= last]
 
 
-# ------------------------------------------------------------------ vectorised helpers
-def _bincount(person: np.ndarray, n: int, weights=None) -> np.ndarray:
-    return np.bincount(person, weights=weights, minlength=n)
-
-
-def _group_reduce(ufunc, person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
-    """``ufunc`` (maximum/minimum) of ``values`` per person code; ``fill`` where a person has none."""
-    out = np.full(n, fill, dtype=np.float64)
-    if not len(person):
-        return out
-    if len(person) > 1 and (person[1:] < person[:-1]).any():
-        order = np.argsort(person, kind="stable")
-        person, values = person[order], values[order]
-    starts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
-    out[person[starts]] = ufunc.reduceat(np.asarray(values, dtype=np.float64), starts)
-    return out
-
-
-def _group_max(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
-    return _group_reduce(np.maximum, person, values, n, fill)
-
-
-def _group_min(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
-    return _group_reduce(np.minimum, person, values, n, fill)
-
-
-def _union_days(person: np.ndarray, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """Days covered by the union of inclusive intervals [a, b] per person.
-
-    ``person`` and ``a`` must be sorted by (person, a). Each interval adds the
-    days beyond the running maximum end of the person's earlier intervals.
-    """
-    if not len(person):
-        return np.zeros(n)
-    b = b.astype(np.int64)
-    off = int(b.min()) - 1
-    key = (person.astype(np.int64) << 32) | (b - off)
-    run = np.maximum.accumulate(key)
-    prev_max = np.full(len(b), np.iinfo(np.int64).min // 4, dtype=np.int64)
-    same = np.zeros(len(b), dtype=bool)
-    same[1:] = person[1:] == person[:-1]
-    prev_max[1:] = np.where(same[1:], (run[:-1] & 0xFFFFFFFF) + off, prev_max[1:])
-    add = np.maximum(0, b - np.maximum(a.astype(np.int64), prev_max + 1) + 1)
-    return _bincount(person, n, add)
-
-
 def _person_values(tl: Timeline, column: str) -> pd.Series | None:
     if column not in tl.persons.columns:
         return None
@@ -302,36 +262,24 @@ class _Columns(dict):
         super().__setitem__(name, np.asarray(values, dtype=np.float32)[self.rows])
 
 
-def _order_by_person_start(p: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``np.lexsort((s, p))``, as one stable argsort of a packed key (about 9x faster)."""
-    if not len(p):
-        return np.zeros(0, dtype=np.int64)
-    lo = int(s.min())
-    bs = max(int(s.max()) - lo, 1).bit_length()
-    if int(p.max()).bit_length() + bs > 62:  # pragma: no cover - absurd ranges
-        return np.lexsort((s, p))
-    return np.argsort((p.astype(np.int64) << bs) | (s.astype(np.int64) - lo), kind="stable")
-
-
-def _check_timeline(timeline, days: list[int], merge_gap_days: int) -> None:
-    """Refuse a timeline that is not the view the features would build themselves."""
-    want = f"the daily point-in-time view at {_time.to_date(days[0])} with merge_gap_days={merge_gap_days}"
+def _check_view(view, days: list[int], definitions) -> None:
+    """Refuse a view that is not the one the features would build themselves."""
     if len(days) != 1:
-        raise ValueError("timeline= serves one as-of date; pass the spells alone for several dates")
-    if timeline.as_of != days[0] or timeline.merge_gap_days != merge_gap_days or timeline.mode != "daily":
-        when = None if timeline.as_of is None else _time.to_date(timeline.as_of)
-        got = f"mode={timeline.mode!r}, as_of={when}, merge_gap_days={timeline.merge_gap_days}"
-        raise ValueError(f"timeline ({got}) is not {want}; build it with "
-                         f"build_timeline(spells, as_of=..., merge_gap_days={merge_gap_days})")
+        raise ValueError("view= serves one as-of date; pass the spells alone for several dates")
+    if not view.is_at(days[0]) or view.definitions.merge_gap_days != definitions.merge_gap_days:
+        raise ValueError(f"{view!r} is not the view at {_time.to_date(days[0])} with merge_gap_days="
+                         f"{definitions.merge_gap_days}; build it with View.at(spells, as_of, definitions)")
 
 
 def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], window_months,
                  bfs_window_months: int, merge_gap_days: int, transition_gap_days: int,
-                 population: str, interventions, timeline=None) -> tuple[pd.Index, dict[str, np.ndarray]]:
+                 population: str, interventions, view: View | None = None) -> tuple[pd.Index, dict[str, np.ndarray]]:
     """Feature columns at day ``t`` for the population, from the point-in-time view only."""
-    from .flags import compute_flags, reentry_mask, transition_mask
-
-    tl = timeline if timeline is not None else build_timeline(spells, as_of=t, merge_gap_days=merge_gap_days)
+    defs = Definitions(merge_gap_days, transition_gap_days, bfs_window_months)
+    if view is None or view.definitions != defs:  # a view of other definitions shares the timeline only
+        view = View(view.timeline if view is not None else
+                    build_timeline(spells, as_of=t, merge_gap_days=merge_gap_days), defs)
+    tl = view.timeline
     n = tl.n_persons
     p = tl.person.astype(np.int64)
     s = tl.start.astype(np.int64)
@@ -358,8 +306,7 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     cols["days_since_first_start"] = t - _group_min(p, s, n, np.inf)
 
     # history windows
-    trans = np.asarray(transition_mask(tl, gap_days=transition_gap_days), dtype=bool)
-    reent = np.asarray(reentry_mask(tl), dtype=bool)
+    trans, reent = view.transitions, view.reentries
     by_start = _order_by_person_start(p, s)
     ps, ss, es = p[by_start], s[by_start], e[by_start]
     # (person, institution) groups: the timeline is sorted by person, institution, start
@@ -389,8 +336,8 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
         cols[f"n_spells_{inst.lower()}_{long_w}m"] = _bincount(p[m & (s >= w_long)], n)
 
     # BFS profile from the flags module (one definition of the revolving door)
-    fl = compute_flags(tl, t, window_months=bw, transition_gap_days=transition_gap_days)
-    # compute_flags gives one row per person with a spell overlapping the window, in person-code
+    fl = view.flags  # the flags module's rules, computed once per view
+    # the flags hold one row per person with a spell overlapping the window, in person-code
     # order: map rows to codes without looking up millions of pseudonyms
     codes = np.flatnonzero(_bincount(p[e >= w0], n) > 0)
     if len(codes) != len(fl):  # pragma: no cover - a change in compute_flags' contract
@@ -563,7 +510,7 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
                                  include_protected=self.include_protected)
 
     def transform(self, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
-                  timeline=None) -> pd.DataFrame:
+                  view: View | None = None) -> pd.DataFrame:
         """Features at one or many as-of dates.
 
         Parameters
@@ -574,16 +521,17 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         as_of : date-like or sequence of date-likes
         interventions : DataFrame, optional
             ``person_id``, ``date``, ``type``; only rows dated <= T count at T.
-        timeline : Timeline, optional
-            ``build_timeline(spells, as_of=as_of, merge_gap_days=merge_gap_days)``
-            when the caller has it already (the nightly run builds it for the
-            flags): reused instead of merging the rows again. One as-of date only.
+        view : View, optional
+            The :class:`~iizrisk.view.View` at ``as_of`` when the caller has it
+            already (the nightly run builds it once for the flags, the
+            features and the worklists): its timeline is reused instead of
+            merging the rows again, and its transitions, re-entries and flags
+            when its definitions equal this transformer's. One as-of date only.
 
         Raises
         ------
         ValueError
-            ``timeline`` is not the daily point-in-time view at ``as_of`` with
-            this transformer's merge gap.
+            ``view`` is not the view at ``as_of`` with this transformer's merge gap.
 
         Returns
         -------
@@ -601,8 +549,8 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         days = sorted({as_of_day(d) for d in dates})
         if not days:
             raise ValueError("as_of holds no date")
-        if timeline is not None:
-            _check_timeline(timeline, days, int(self.merge_gap_days))
+        if view is not None:
+            _check_view(view, days, Definitions.of_features(self))
         iv = _prepare_interventions(interventions)
         windows = tuple(int(x) for x in np.atleast_1d(self.window_months))
         frames_ids, frames_days, blocks = [], [], []
@@ -611,7 +559,7 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
                 spells, t, specs=self.specs_, window_months=windows,
                 bfs_window_months=int(self.bfs_window_months), merge_gap_days=int(self.merge_gap_days),
                 transition_gap_days=int(self.transition_gap_days), population=self.population,
-                interventions=iv, timeline=timeline)
+                interventions=iv, view=view)
             frames_ids.append(ids)
             frames_days.append(np.full(len(ids), t, dtype=np.int32))
             blocks.append(cols)

@@ -306,7 +306,10 @@ def compute_flags(spells_or_timeline, as_of, *, window_months: int = 24, transit
     return _flags(tl, t, int(window_months), gap)
 
 
-def _flags(tl: Timeline, t: int, window_months: int, gap: int) -> pd.DataFrame:
+def _flags(tl: Timeline, t: int, window_months: int, gap: int, *,
+           transition: np.ndarray | None = None) -> pd.DataFrame:
+    """The flags table; ``transition`` is :func:`transition_mask` over every spell when the caller has it
+    (a :class:`~iizrisk.view.View` caches it), else it is computed for the spells that can matter."""
     w0 = int(_time.window_start(t, window_months))
     start = tl.start.astype(np.int64)
     end = tl.end.astype(np.int64)  # OPEN_END is later than every day
@@ -317,13 +320,14 @@ def _flags(tl: Timeline, t: int, window_months: int, gap: int) -> pd.DataFrame:
     in_window = (start <= t) & (end >= w0)
     starts_in = (start >= w0) & (start <= t)
 
-    # transitions: only spells ending at most `gap` days before the window can matter
-    transition = np.zeros(len(tl), dtype=bool)
-    rel = np.flatnonzero((start <= t) & (end >= w0 - gap))
-    if len(rel):
-        _check_sorted(person[rel], tl.inst[rel], tl.start[rel], tl.end[rel])
-        transition[rel] = _transitions(person[rel], tl.inst[rel], start[rel], end[rel], gap)
-    transition &= starts_in
+    if transition is None:
+        # transitions: only spells ending at most `gap` days before the window can matter
+        transition = np.zeros(len(tl), dtype=bool)
+        rel = np.flatnonzero((start <= t) & (end >= w0 - gap))
+        if len(rel):
+            _check_sorted(person[rel], tl.inst[rel], tl.start[rel], tl.end[rel])
+            transition[rel] = _transitions(person[rel], tl.inst[rel], start[rel], end[rel], gap)
+    transition = transition & starts_in
     first = tl.group_first()
     reentry = ~first & starts_in
 

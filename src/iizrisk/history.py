@@ -42,7 +42,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ConfigError
-from .io import read_canonical_table, write_parquet_atomic
+from .io import read_canonical_table
+from .store import write_parquet_atomic
 
 __all__ = ["HistoryStore", "HISTORY_SCORE_COLUMNS"]
 

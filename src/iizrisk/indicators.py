@@ -690,7 +690,7 @@ class BfsIndicators:
 
     def to_dir(self, path: str | Path) -> list[Path]:
         """Write each table as ``<name>.csv`` and ``<name>.parquet`` into ``path``; returns the files."""
-        from .io import write_parquet_atomic
+        from .store import write_parquet_atomic
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)

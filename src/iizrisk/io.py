@@ -1,4 +1,4 @@
-"""Reading institution exports into one canonical spells table.
+"""Reading institution exports into one canonical spells table (writing is :mod:`iizrisk.store`).
 
 Sources are CSV files as Swiss exports come (``;`` or ``,`` separators, UTF-8
 with or without BOM or Windows-1252, ``dd.mm.yyyy`` or ISO dates, decimal
@@ -58,7 +58,6 @@ from __future__ import annotations
 import codecs
 import csv
 import glob
-import hashlib
 import io as _io
 import logging
 import os
@@ -75,10 +74,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
+from ._arrays import string_order
 from .config import DeploymentSettings, Settings, SourceConfig
 from .errors import ConfigError, RawIdentifierError, ValidationError
 from .pseudonym import looks_like_ahv
 from .schema import Schema, institution_extension, load_schema
+from .store import sha256_bytes, sha256_file
 from .validate import (
     Problem,
     ValidationReport,
@@ -99,7 +100,6 @@ __all__ = [
     "to_canonical_dtypes",
     "as_category",
     "encode_pseudonyms",
-    "write_parquet_atomic",
     "check_header",
     "DEFAULT_PSEUDONYM_PATTERN",
 ]
@@ -357,58 +357,6 @@ def as_category(col: pd.Series, categories: list[str] | None = None, *,
     return pd.Categorical.from_codes(mapping[codes], categories=pd.Index(cats, dtype="str"))
 
 
-def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """``argsort`` of Arrow strings (byte order, which is code point order), nulls last.
-
-    A most-significant-digit radix sort on 8-byte big-endian chunks read
-    straight from the Arrow buffers: each round sorts integers, and only the
-    values still tied go on to the next chunk. Ties after the last byte are
-    broken by length (a prefix sorts first). Two million random 64-character
-    pseudonyms take a fraction of a second, where a comparison sort of the
-    strings takes about two seconds.
-    """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_string()) if not pa.types.is_large_string(arr.type) else arr
-    n = len(arr)
-    valid = np.ones(n, dtype=bool) if arr.null_count == 0 else \
-        np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset: arr.offset + n + 1] if n else np.zeros(1, np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    data = np.concatenate([data, np.zeros(8, np.uint8)])  # reading past the last value stays in bounds
-    start, length = offsets[:-1], np.where(valid, offsets[1:] - offsets[:-1], 0)
-
-    def chunk(rows: np.ndarray, j: int) -> np.ndarray:
-        key = np.zeros(len(rows), dtype=np.uint64)
-        first, left = start[rows] + 8 * j, length[rows] - 8 * j
-        for k in range(8):  # byte k of the chunk, zero past the end of the value
-            b = data[np.minimum(first + k, len(data) - 1)].astype(np.uint64)
-            key |= np.where(left > k, b, 0).astype(np.uint64) << np.uint64(8 * (7 - k))
-        return key
-
-    order = np.flatnonzero(valid)
-    todo = np.arange(len(order))  # positions in `order` still tied with a neighbour
-    group = np.zeros(len(order), dtype=np.int64)  # their tie group (contiguous, increasing)
-    j = 0
-    while len(todo) > 1:
-        key = chunk(order[todo], j)
-        # inside each tie group, by this chunk (stable); one group at first
-        sub = np.argsort(key, kind="stable") if j == 0 else np.lexsort((key, group))
-        order[todo] = order[todo][sub]
-        key, group = key[sub], group[sub]
-        new = np.r_[True, (group[1:] != group[:-1]) | (key[1:] != key[:-1])]
-        group = np.cumsum(new) - 1
-        tied = np.bincount(group)[group] > 1
-        todo, group = todo[tied], group[tied]
-        if not (length[order[todo]] > 8 * (j + 1)).any():
-            break  # the rest agree on every byte they have: shorter first
-        j += 1
-    if len(todo) > 1:
-        order[todo] = order[todo][np.lexsort((length[order[todo]], group))]
-    return np.concatenate([order, np.flatnonzero(~valid)]).astype(np.int64)
-
-
 def encode_pseudonyms(col: pd.Series) -> pd.Series:
     """Person pseudonyms as a categorical with sorted categories, hashed once.
 
@@ -638,10 +586,10 @@ def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, 
     """One export as text columns (CSV) or typed columns (Parquet), its metadata and SHA-256."""
     fmt = cfg.format or ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
     if fmt == "parquet":
-        return (*_read_parquet(path, name), _sha256(path))
+        return (*_read_parquet(path, name), sha256_file(path))
     data = _read_regular(path, name)
     df, meta = _csv_from_bytes(data, separator=cfg.separator, encoding=cfg.encoding, name=name)
-    return df, {"format": "csv", **meta}, hashlib.sha256(data).hexdigest()
+    return df, {"format": "csv", **meta}, sha256_bytes(data)
 
 
 def _read_parquet(path: Path, name: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
@@ -669,14 +617,6 @@ def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
         else:
             cols[name] = col.to_pandas()
     return pd.DataFrame(cols)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport) -> pd.DataFrame:
@@ -1076,34 +1016,10 @@ def read_canonical_table(path: Path) -> pd.DataFrame:
     return _arrow_to_pandas(pa.concat_tables(tables))
 
 
-def _umask() -> int:
-    import os
+def __getattr__(name: str):
+    # pragma: no cover - kept for one release: the writers moved to iizrisk.store
+    if name == "write_parquet_atomic":
+        from .store import write_parquet_atomic
 
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write a DataFrame to Parquet via a temporary file and an atomic rename.
-
-    The file is deterministic for the same data (no pandas index, fixed
-    compression, no creation timestamps).
-    """
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    table = table.replace_schema_metadata(None)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        return write_parquet_atomic
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -42,7 +42,6 @@ import html as _html
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ._texts import swiss_number, text, text_items
+from .store import write_text_atomic
 
 __all__ = ["CARD_FORMAT", "CARD_FILES", "ModelCard", "write_model_card"]
 
@@ -496,15 +496,7 @@ class ModelCard:
         paths = {}
         for kind, content in texts.items():
             path = out_dir / CARD_FILES[kind]
-            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(content)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-            paths[kind] = path
+            paths[kind] = write_text_atomic(content, path, private=True)
         logger.debug("model card written to %s", out_dir)
         return paths
 

@@ -47,10 +47,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ._arrays import string_order
 from ._results import SWISS_CSV, write_csv_atomic
 from ._texts import LANGUAGES, text
 from .errors import InternalError
-from .io import string_order
 
 __all__ = ["NOTICE", "WorklistSet", "build_worklists", "open_cases_at", "recently_assessed",
            "neutralise_formulas", "write_worklist_csv"]
@@ -61,8 +61,13 @@ logger = logging.getLogger("iizrisk")
 NOTICE: Mapping[str, str] = MappingProxyType({lang: text("worklist.notice", lang) for lang in LANGUAGES})
 
 
-def open_cases_at(timeline) -> pd.DataFrame:
-    """One row per spell open at the timeline's as-of date: person_id, institution, case_id."""
+def open_cases_at(view) -> pd.DataFrame:
+    """One row per spell open at T: person_id, institution, case_id.
+
+    ``view`` is the :class:`~iizrisk.view.View` at T (or its point-in-time
+    :class:`~iizrisk.spells.Timeline`).
+    """
+    timeline = getattr(view, "timeline", view)
     is_open = timeline.is_open()
     case = timeline.case_id[is_open]
     if len(timeline.case_ids):

@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..features import PointInTimeFeatures
-    from ..io import write_parquet_atomic
+    from ..store import write_parquet_atomic
     from ..worklist import write_worklist_csv
 
     spells, interventions = read_inputs(args.spells, args.interventions)

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- writing
 def _write_atomic(flags: pd.DataFrame, out: Path) -> None:
     """Parquet (``as_of`` as a date32 column) or, for a ``.csv`` name, CSV for spreadsheets."""
-    from ..io import write_parquet_atomic
+    from ..store import write_parquet_atomic
     from ..worklist import write_worklist_csv
 
     flags = flags.assign(as_of=flags["as_of"].astype(pd.ArrowDtype(pa.date32())))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import EXIT_INVALID_INPUT, EXIT_OK, ConfigError, ValidationError
@@ -42,8 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..io import read_csv_text, write_parquet_atomic
+    from ..io import read_csv_text
     from ..pseudonym import load_key, pseudonymise
+    from ..store import CsvFormat, write_csv_atomic, write_parquet_atomic
 
     if not args.out_column.strip():
         raise ConfigError("--out-column is empty; give the name of the pseudonym column (default person_id)")
@@ -73,10 +72,6 @@ def run(args: argparse.Namespace) -> int:
     if dst.suffix.lower() in {".parquet", ".pq"}:
         write_parquet_atomic(out, dst)
     else:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-        os.close(fd)
-        out.to_csv(tmp, sep=sep, index=False, encoding="utf-8")
-        os.replace(tmp, dst)
+        write_csv_atomic(out, dst, CsvFormat(sep=sep, bom=False), private=True)
     print(f"{len(out):,} rows pseudonymised -> {dst}")
     return EXIT_OK if report.ok else EXIT_INVALID_INPUT

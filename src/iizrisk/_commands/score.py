@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     spells, interventions = read_inputs(args.spells, args.interventions)
     out = score_with_reasons(model, spells, as_of=args.as_of, interventions=interventions,
                              language=args.language, explain_top=args.explain_top, bands=bands)
-    from ..io import write_parquet_atomic
+    from ..store import write_parquet_atomic
 
     path = write_parquet_atomic(out, Path(args.out) / "scores.parquet")
     print(f"{len(out):,} persons scored at {args.as_of}; {path}", file=sys.stdout)

@@ -86,12 +86,12 @@ def risk_bands(risk, bands=(0.10, 0.25)) -> np.ndarray:
 
 
 def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
-          bands=(0.10, 0.25), return_features: bool = False, timeline=None):
+          bands=(0.10, 0.25), return_features: bool = False, view=None):
     """Score everyone with a spell open on ``as_of``.
 
     Only the point-in-time view at ``as_of`` is used, so rows after the as-of
-    date change nothing. ``timeline``, when given, is that view already built
-    (see :meth:`PointInTimeFeatures.transform`).
+    date change nothing. ``view``, when given, is that view already built
+    (a :class:`~iizrisk.view.View`; see :meth:`PointInTimeFeatures.transform`).
 
     Returns
     -------
@@ -104,7 +104,7 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
     check_is_fitted(model, "estimator_")
     check_input(model, spells=spells, interventions=interventions)
     ft = model.features if model.features is not None else PointInTimeFeatures().fit(None)
-    X = ft.transform(spells, as_of=as_of, interventions=interventions, timeline=timeline)
+    X = ft.transform(spells, as_of=as_of, interventions=interventions, view=view)
     risk = model.predict_proba(X)[:, 1] if len(X) else np.array([], dtype=np.float64)
     pid = X.index.get_level_values("person_id")
     # stable: equal risks keep the feature rows' order (first appearance in the input among

@@ -1,0 +1,123 @@
+"""Array helpers shared by the modules that work on whole populations at once.
+
+Small, dependency-free building blocks: a radix sort of Arrow strings, and
+reductions "per person code" (``bincount``, ``group_max``, ...) over arrays
+where ``person`` holds integer codes ``0 .. n-1``. No per-person Python loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["bincount", "group_max", "group_min", "group_reduce", "order_by_person_start", "string_order",
+           "union_days"]
+
+
+def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``argsort`` of Arrow strings (byte order, which is code point order), nulls last.
+
+    A most-significant-digit radix sort on 8-byte big-endian chunks read
+    straight from the Arrow buffers: each round sorts integers, and only the
+    values still tied go on to the next chunk. Ties after the last byte are
+    broken by length (a prefix sorts first). Two million random 64-character
+    pseudonyms take a fraction of a second, where a comparison sort of the
+    strings takes about two seconds.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string()) if not pa.types.is_large_string(arr.type) else arr
+    n = len(arr)
+    valid = np.ones(n, dtype=bool) if arr.null_count == 0 else \
+        np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset: arr.offset + n + 1] if n else np.zeros(1, np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    data = np.concatenate([data, np.zeros(8, np.uint8)])  # reading past the last value stays in bounds
+    start, length = offsets[:-1], np.where(valid, offsets[1:] - offsets[:-1], 0)
+
+    def chunk(rows: np.ndarray, j: int) -> np.ndarray:
+        key = np.zeros(len(rows), dtype=np.uint64)
+        first, left = start[rows] + 8 * j, length[rows] - 8 * j
+        for k in range(8):  # byte k of the chunk, zero past the end of the value
+            b = data[np.minimum(first + k, len(data) - 1)].astype(np.uint64)
+            key |= np.where(left > k, b, 0).astype(np.uint64) << np.uint64(8 * (7 - k))
+        return key
+
+    order = np.flatnonzero(valid)
+    todo = np.arange(len(order))  # positions in `order` still tied with a neighbour
+    group = np.zeros(len(order), dtype=np.int64)  # their tie group (contiguous, increasing)
+    j = 0
+    while len(todo) > 1:
+        key = chunk(order[todo], j)
+        # inside each tie group, by this chunk (stable); one group at first
+        sub = np.argsort(key, kind="stable") if j == 0 else np.lexsort((key, group))
+        order[todo] = order[todo][sub]
+        key, group = key[sub], group[sub]
+        new = np.r_[True, (group[1:] != group[:-1]) | (key[1:] != key[:-1])]
+        group = np.cumsum(new) - 1
+        tied = np.bincount(group)[group] > 1
+        todo, group = todo[tied], group[tied]
+        if not (length[order[todo]] > 8 * (j + 1)).any():
+            break  # the rest agree on every byte they have: shorter first
+        j += 1
+    if len(todo) > 1:
+        order[todo] = order[todo][np.lexsort((length[order[todo]], group))]
+    return np.concatenate([order, np.flatnonzero(~valid)]).astype(np.int64)
+
+
+def bincount(person: np.ndarray, n: int, weights=None) -> np.ndarray:
+    return np.bincount(person, weights=weights, minlength=n)
+
+
+def group_reduce(ufunc, person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
+    """``ufunc`` (maximum/minimum) of ``values`` per person code; ``fill`` where a person has none."""
+    out = np.full(n, fill, dtype=np.float64)
+    if not len(person):
+        return out
+    if len(person) > 1 and (person[1:] < person[:-1]).any():
+        order = np.argsort(person, kind="stable")
+        person, values = person[order], values[order]
+    starts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
+    out[person[starts]] = ufunc.reduceat(np.asarray(values, dtype=np.float64), starts)
+    return out
+
+
+def group_max(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
+    return group_reduce(np.maximum, person, values, n, fill)
+
+
+def group_min(person: np.ndarray, values: np.ndarray, n: int, fill) -> np.ndarray:
+    return group_reduce(np.minimum, person, values, n, fill)
+
+
+def union_days(person: np.ndarray, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Days covered by the union of inclusive intervals [a, b] per person.
+
+    ``person`` and ``a`` must be sorted by (person, a). Each interval adds the
+    days beyond the running maximum end of the person's earlier intervals.
+    """
+    if not len(person):
+        return np.zeros(n)
+    b = b.astype(np.int64)
+    off = int(b.min()) - 1
+    key = (person.astype(np.int64) << 32) | (b - off)
+    run = np.maximum.accumulate(key)
+    prev_max = np.full(len(b), np.iinfo(np.int64).min // 4, dtype=np.int64)
+    same = np.zeros(len(b), dtype=bool)
+    same[1:] = person[1:] == person[:-1]
+    prev_max[1:] = np.where(same[1:], (run[:-1] & 0xFFFFFFFF) + off, prev_max[1:])
+    add = np.maximum(0, b - np.maximum(a.astype(np.int64), prev_max + 1) + 1)
+    return bincount(person, n, add)
+
+
+def order_by_person_start(p: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``np.lexsort((s, p))``, as one stable argsort of a packed key (about 9x faster)."""
+    if not len(p):
+        return np.zeros(0, dtype=np.int64)
+    lo = int(s.min())
+    bs = max(int(s.max()) - lo, 1).bit_length()
+    if int(p.max()).bit_length() + bs > 62:  # pragma: no cover - absurd ranges
+        return np.lexsort((s, p))
+    return np.argsort((p.astype(np.int64) << bs) | (s.astype(np.int64) - lo), kind="stable")

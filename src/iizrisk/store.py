@@ -1,0 +1,146 @@
+"""Writing files: every file iizrisk writes goes through here, atomically.
+
+A writer puts the bytes into a temporary file beside the target and renames
+it over the target (:func:`os.replace`, atomic on POSIX): a reader sees the
+old file or the new one, never half of one, and a crash leaves at most a
+``.<name>.*.tmp`` file, never a truncated target.
+
+Permissions: a file is created ``0666 & ~umask`` (the deployment's
+:class:`~iizrisk.publish.Permissions` set the umask of a nightly run), or
+owner-only ``0600`` with ``private=True`` (settings, model cards, anything
+that may hold secrets or is written outside a run folder).
+
+The reading side is :mod:`iizrisk.io`; publishing run folders and the history
+store build on these writers (:mod:`iizrisk.publish`, :mod:`iizrisk.history`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["PLAIN_CSV", "SWISS_CSV", "CsvFormat", "sha256_bytes", "sha256_file", "umask", "write_bytes_atomic",
+           "write_csv_atomic", "write_json_atomic", "write_parquet_atomic", "write_png_atomic",
+           "write_text_atomic"]
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a table becomes CSV text (:meth:`pandas.DataFrame.to_csv` options and a BOM)."""
+
+    sep: str = ";"
+    bom: bool = True
+    index: bool = False
+    float_format: str | None = None
+    na_rep: str = ""
+
+
+#: Separator ``;`` and a UTF-8 BOM: what spreadsheets with Swiss settings expect.
+SWISS_CSV = CsvFormat()
+#: Separator ``,`` without BOM (the audit's and the evaluation's tables, unchanged since their first release).
+PLAIN_CSV = CsvFormat(sep=",", bom=False)
+
+
+def umask() -> int:
+    """The process's current umask (read without changing it for longer than one call)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _mode(private: bool) -> int:
+    return 0o600 if private else 0o666 & ~umask()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic(path: str | Path, write, *, private: bool) -> Path:
+    """Create ``path``'s folder, call ``write(tmp_path)``, set the mode, rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, _mode(private))  # mkstemp creates 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_bytes_atomic(data: bytes, path: str | Path, *, private: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    return _atomic(path, lambda tmp: Path(tmp).write_bytes(data), private=private)
+
+
+def write_text_atomic(text: str, path: str | Path, *, private: bool = False) -> Path:
+    """Write ``text`` as UTF-8 (line ends as given) atomically."""
+    return write_bytes_atomic(text.encode("utf-8"), path, private=private)
+
+
+def write_json_atomic(obj: Any, path: str | Path, *, private: bool = False, sort_keys: bool = True,
+                      indent: int = 2, ensure_ascii: bool = True) -> Path:
+    """Write ``obj`` as JSON (``default=str``, a final newline) atomically."""
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=str, ensure_ascii=ensure_ascii) + "\n"
+    return write_text_atomic(text, path, private=private)
+
+
+def write_parquet_atomic(df: pd.DataFrame, path: str | Path, *, private: bool = False) -> Path:
+    """Write a DataFrame to Parquet atomically.
+
+    The file is deterministic for the same data (no pandas index, no schema
+    metadata, zstd compression, no creation timestamps).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+    return _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", write_statistics=True),
+                   private=private)
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | Path, fmt: CsvFormat = SWISS_CSV, *,
+                     private: bool = False) -> Path:
+    """Write ``frame`` as CSV in ``fmt`` (``\\n`` line ends, UTF-8, a BOM if ``fmt.bom``) atomically."""
+    text = frame.to_csv(sep=fmt.sep, index=fmt.index, float_format=fmt.float_format, na_rep=fmt.na_rep,
+                        lineterminator="\n")
+    return write_bytes_atomic(("\ufeff" if fmt.bom else "").encode("utf-8") + text.encode("utf-8"), path,
+                              private=private)
+
+
+def write_png_atomic(fig, path: str | Path, *, dpi: int = 96, private: bool = False) -> Path:
+    """Save a matplotlib figure as PNG (no software stamp: same figure, same bytes), atomically.
+
+    A pyplot figure is closed afterwards.
+    """
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        if getattr(fig, "number", None) is not None:  # a pyplot figure: free it
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+    return write_bytes_atomic(buf.getvalue(), path, private=private)
