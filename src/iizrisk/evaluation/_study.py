@@ -269,7 +269,9 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     DataFrame
         ``person_id``, ``index_date``, ``treated``, ``later_assessment_days``
         (days from the index day to the person's own first assessment; NaN
-        when never), one column per feature, one per outcome (float, NaN when
+        when never), ``sampling_weight`` (1 for the assessed; for a control,
+        the people of its day's risk set per control drawn from it, so that
+        weighted rows stand for the whole risk set), one column per feature, one per outcome (float, NaN when
         not observed), ``exit_days`` and ``exit_observed``. ``attrs["covariates"]``
         lists the feature columns, ``attrs["outcomes"]`` the outcome columns.
     """
@@ -340,6 +342,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         tr = treated_p[first[treated_p] == d]
         reg = np.unique(spell_p[(spell_s <= d) & (spell_e >= d)])
         cand = reg[first[reg] > d]
+        n_cand = len(cand)
         if controls_per_treated is not None:
             k = min(len(cand), int(controls_per_treated) * len(tr))
             cand = rng.choice(cand, size=k, replace=False) if k < len(cand) else cand
@@ -358,6 +361,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         X.insert(0, "_code", codes)
         X.insert(1, "_day", d)
         X.insert(2, "treated", is_t)
+        X.insert(3, "_w", np.where(is_t, 1.0, n_cand / max(len(cand), 1)))
         frames.append(X)
     table = pd.concat(frames, ignore_index=True)
     if not table["treated"].any():
@@ -370,7 +374,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     table = table.reset_index(drop=True)
     code = table["_code"].to_numpy(dtype=np.int64)
     day = table["_day"].to_numpy(dtype=np.int64)
-    feature_cols = [c for c in table.columns if c not in ("_code", "_day", "treated")]
+    feature_cols = [c for c in table.columns if c not in ("_code", "_day", "treated", "_w")]
     later = np.where(first[code] < np.iinfo(np.int64).max, first[code] - day, np.nan).astype(np.float64)
 
     result = pd.DataFrame({
@@ -378,6 +382,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         "index_date": _time.from_days(day),
         "treated": table["treated"].to_numpy(dtype=bool),
         "later_assessment_days": later,
+        "sampling_weight": table["_w"].to_numpy(dtype=np.float64),
     })
     feats = table[feature_cols].astype(np.float64)
     # outcomes
@@ -849,7 +854,7 @@ class AssessmentStudy(ResultMixin):
         import json
 
         from .. import __version__
-        from .._results import _atomic_bytes
+        from ..store import write_bytes_atomic
         from ._estimators import ASSUMPTIONS
         from ._outputs import mask_small_integers
 
@@ -873,7 +878,7 @@ class AssessmentStudy(ResultMixin):
         }
         target = Path(path) / "study.json"
         text = json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n"
-        paths.append(_atomic_bytes(text.encode("utf-8"), target))
+        paths.append(write_bytes_atomic(text.encode("utf-8"), target, private=self._private_files))
         return paths
 
     def suppressed_estimates(self, k: int) -> pd.DataFrame:

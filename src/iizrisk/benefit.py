@@ -1,0 +1,865 @@
+"""Rank by benefit: whose revolving door would a joint assessment prevent, and would ranking by it prevent more?
+
+A risk score answers "who is likely to cycle?"; a coordinator with 25 places
+asks "whose cycling would an assessment prevent?". The two rankings differ
+when the effect of an assessment varies: people already on their way to an
+IV pension are at high risk but gain little. This module estimates the
+*conditional average treatment effect* (CATE) of an assessment from past
+assessments, and evaluates targeting policies offline before anyone uses them.
+
+Data
+----
+The risk-set table of :func:`iizrisk.evaluation.risk_set_table`: one row per
+person assessed on day ``d`` and per sampled control registered and not yet
+assessed on ``d``, with the point-in-time features at ``d`` and the outcome
+after ``d`` (default ``revolving_door_next_12m``). Rows are limited to people
+registered at ALV, IV or SH on their day (``population="core"``, the people a
+worklist proposes). ``sampling_weight`` makes the sampled controls stand for
+their whole risk set.
+
+Estimators (:class:`BenefitModel`)
+----------------------------------
+* ``learner="dr"`` (default) -- the DR-learner (Kennedy 2023): propensity
+  ``e(x)`` and outcome models ``mu0(x)``, ``mu1(x)`` are fitted on the other
+  folds (cross-fitting, folds by person), each row gets the doubly robust score
+  ``phi = mu1 - mu0 + t (y - mu1) / e - (1 - t) (y - mu0) / (1 - e)``, and an
+  effect model regresses ``phi`` on the features.
+* ``learner="t"`` -- the T-learner: ``mu1(x) - mu0(x)``.
+
+The *benefit* is the expected reduction of the outcome's probability,
+``-tau(x)``: 0.02 means two revolving doors prevented per 100 assessments of
+people like this one. The *risk* is ``mu0(x)``, the probability without an
+assessment. Every prediction used to judge the model is out of fold.
+
+Calibration of the estimated effects (:attr:`BenefitModel.calibration_`):
+the rows are split into ``n_groups`` quantile groups of predicted benefit;
+in each, the mean of the doubly robust scores estimates the group's true
+benefit, with a normal confidence interval. The best linear predictor test
+(:attr:`BenefitModel.blp_`, Chernozhukov, Demirer, Duflo and Fernández-Val;
+Semenova and Chernozhukov's form on doubly robust scores) regresses the scores
+on the centred predicted effect: a slope near 1 and clearly above 0 says the
+predicted differences are real, near 0 that they are noise.
+
+**Overlap.** A benefit model compares assessed and not-assessed people *in
+the same situation*. When assessments went only to one kind of people -- for
+example only to the highest-risk -- there is nobody to compare with, and
+:class:`BenefitModel` refuses (:class:`NoOverlapError`) instead of
+extrapolating.
+
+Policies (:func:`evaluate_policies`)
+------------------------------------
+Within each calendar month of index days, a policy gives assessments to a
+``capacity`` share (default 5 %) of the people at risk: top by risk, top by
+benefit, top by risk x benefit, at random within the high risk band (top
+``high_band`` share by risk), or at random. Its value -- outcomes prevented
+per 100 assessments -- is the (weighted) mean of the doubly robust scores of
+the people it selects, times -100, with a bootstrap interval (rows
+resampled, out-of-fold scores kept). Each policy's difference to top-by-risk
+comes with its own paired interval. On a synthetic population with
+``effect_sample`` (:mod:`iizrisk.synth`), :func:`true_policy_values` measures the
+same policies with the exact counterfactuals, with the oracle (realised
+individual effects) as the ceiling.
+
+Assumptions: those of :data:`iizrisk.evaluation.ASSUMPTIONS` (no unmeasured
+confounding, overlap, no interference); the effect is "assessed now" against
+"not now" (controls may be assessed later, which dilutes it).
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> n = 4000
+>>> x = rng.normal(size=n)
+>>> t = rng.random(n) < 1 / (1 + np.exp(1 - 0.5 * x))
+>>> y = rng.random(n) < 0.3 + 0.1 * x.clip(-2, 2) - t * 0.1 * (x > 0)
+>>> table = pd.DataFrame({"person_id": np.arange(n).astype(str), "x": x, "treated": t,
+...                       "revolving_door_next_12m": y.astype(float),
+...                       "index_date": pd.Timestamp("2020-01-31")})
+>>> m = BenefitModel(covariates=["x"], population="all", random_state=0).fit(table)
+>>> bool(m.blp_.loc["heterogeneity", "estimate"] > 0)
+True
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from sklearn.base import clone, is_classifier
+from threadpoolctl import threadpool_limits
+
+from ._results import OutputFigure, OutputTable, ResultMixin
+from .errors import ValidationError
+
+__all__ = ["DEFAULT_OUTCOME", "POLICIES", "BenefitModel", "NoOverlapError", "PolicyEvaluation",
+           "evaluate_policies", "features_at", "true_policy_values"]
+
+logger = logging.getLogger("iizrisk")
+
+#: The outcome column of the risk-set table that a benefit model explains by default.
+DEFAULT_OUTCOME = "revolving_door_next_12m"
+#: Targeting policies of :func:`evaluate_policies`, in the order reported.
+POLICIES: tuple[str, ...] = ("risk", "benefit", "risk_x_benefit", "random_high_band", "random")
+_POLICY_WORDS = {
+    "risk": "top k by risk (today)",
+    "benefit": "top k by estimated benefit",
+    "risk_x_benefit": "top k by risk x benefit",
+    "random_high_band": "at random within the high risk band",
+    "random": "at random among all at risk",
+    "oracle": "oracle: true individual effects (ceiling)",
+}
+#: Propensity scores are clipped to [CLIP, 1 - CLIP] in the doubly robust scores.
+CLIP = 0.01
+_CORE_OPEN = ("open_alv", "open_iv", "open_sh")
+_NOT_COVARIATES = ("person_id", "index_date", "treated", "later_assessment_days", "sampling_weight",
+                   "exit_days", "exit_observed")
+
+
+class NoOverlapError(ValidationError):
+    """The data cannot support a benefit model: the assessed have no comparable non-assessed people."""
+
+
+# ----------------------------------------------------------------------------- defaults
+def default_outcome_model():
+    """Outcome models ``mu0``, ``mu1``: L2-penalised logistic regression (C=1) on standardised features."""
+    from .evaluation import LogisticPropensity
+
+    return LogisticPropensity(C=1.0)
+
+
+def default_effect_model():
+    """The DR-learner's effect model: ridge regression on standardised features, penalty by leave-one-out."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 5, 13)))
+
+
+def _model_words(model, what: str) -> str:
+    """The model in words, with its penalty (every method line states the propensity model's penalty)."""
+    from .evaluation import LogisticPropensity
+
+    if isinstance(model, LogisticPropensity):
+        pen = "unpenalised" if model.C is None or np.isinf(model.C) else f"L2 penalty C={model.C:g}"
+        return f"{what}: logistic regression on standardised features ({pen})"
+    return f"{what}: {type(model).__name__}"
+
+
+def _fold_of(persons: np.ndarray, n_folds: int, rng) -> np.ndarray:
+    """Fold of each row: all rows of a person in the same fold."""
+    codes, uniques = pd.factorize(pd.Series(persons))
+    perm = rng.permutation(len(uniques))
+    return (perm % n_folds)[codes]
+
+
+def _predict(model, X) -> np.ndarray:
+    if is_classifier(model) or hasattr(model, "predict_proba"):
+        classes = list(getattr(model, "classes_", [0, 1]))
+        return model.predict_proba(X)[:, classes.index(1)]
+    return np.asarray(model.predict(X), dtype=np.float64)
+
+
+def _fit_outcome(model, X, y):
+    m = clone(model)
+    if hasattr(m, "predict_proba"):
+        if len(np.unique(y)) < 2:  # a group without events: a constant prediction
+            return _Constant(float(np.mean(y)))
+        return m.fit(X, y.astype(np.int8))
+    return m.fit(X, y)
+
+
+@dataclass
+class _Constant:
+    value: float
+
+    def predict(self, X):
+        return np.full(len(X), self.value)
+
+
+def _weighted_quantile_groups(score: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """Group 0..k-1 of each row by weighted quantiles of ``score`` (ties broken by order)."""
+    order = np.argsort(score, kind="stable")
+    cw = np.cumsum(w[order])
+    g = np.empty(len(score), dtype=np.int64)
+    g[order] = np.minimum((k * (cw - w[order] / 2) / cw[-1]).astype(np.int64), k - 1)
+    return g
+
+
+# ----------------------------------------------------------------------------- the model
+class BenefitModel(ResultMixin):
+    """Conditional effect of a joint assessment (DR-learner or T-learner) on a risk-set table.
+
+    Parameters
+    ----------
+    learner : {"dr", "t"}, default "dr"
+        DR-learner with cross-fitting, or T-learner (see the module documentation).
+    outcome : str, default "revolving_door_next_12m"
+        Outcome column; rows where it is missing (not yet observed) are left out.
+    covariates : list of str, optional
+        Feature columns (default: every column that is not an identifier, the
+        treatment, an outcome or a weight, and that varies).
+    population : {"core", "all"}, default "core"
+        ``"core"``: rows registered at ALV, IV or SH on their day (the
+        ``open_alv``/``open_iv``/``open_sh`` features); ``"all"``: every row.
+    n_folds : int, default 5
+        Cross-fitting folds (by person).
+    propensity_model, outcome_model, effect_model : scikit-learn estimators, optional
+        Defaults: :func:`iizrisk.evaluation.default_propensity_model` (logistic,
+        penalty stated in the method line), :func:`default_outcome_model`,
+        :func:`default_effect_model`.
+    n_groups : int, default 5
+        Quantile groups of predicted benefit in the calibration table.
+    max_outside_share : float, default 0.1
+        Refuse (:class:`NoOverlapError`) when more than this share of the
+        assessed have a propensity above every not-assessed person's, or above
+        0.98: nobody comparable was left unassessed.
+    alpha : float, default 0.05
+    random_state : int, optional
+
+    Attributes
+    ----------
+    data_ : DataFrame
+        The rows used: ``person_id``, ``index_date``, ``treated``, outcome,
+        ``weight``, ``fold``, and out of fold ``propensity``, ``risk`` (mu0),
+        ``benefit`` (-tau) and ``dr_score`` (the doubly robust score of the effect).
+    calibration_ : DataFrame
+        Per quantile group of predicted benefit: rows, assessed, mean predicted
+        benefit, doubly robust estimate with interval.
+    blp_ : DataFrame
+        The best linear predictor test: ``average`` (mean effect) and
+        ``heterogeneity`` (slope on the centred predicted effect) with se, z, p.
+    overlap_ : dict
+        ``outside_share``, ``extreme_share``, propensity ranges.
+    """
+
+    def __init__(self, *, learner: str = "dr", outcome: str = DEFAULT_OUTCOME, covariates=None,
+                 population: str = "core", n_folds: int = 5, propensity_model=None, outcome_model=None,
+                 effect_model=None, n_groups: int = 5, max_outside_share: float = 0.1, alpha: float = 0.05,
+                 random_state=None):
+        self.learner = learner
+        self.outcome = outcome
+        self.covariates = covariates
+        self.population = population
+        self.n_folds = n_folds
+        self.propensity_model = propensity_model
+        self.outcome_model = outcome_model
+        self.effect_model = effect_model
+        self.n_groups = n_groups
+        self.max_outside_share = max_outside_share
+        self.alpha = alpha
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ input
+    def _rows(self, table: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(f"fit needs the risk-set table (a DataFrame), got {type(table).__name__}")
+        need = ["person_id", "treated", self.outcome]
+        miss = [c for c in need if c not in table.columns]
+        if miss:
+            raise ValidationError(f"risk-set table: column(s) {miss} missing; build it with "
+                                  "iizrisk.evaluation.risk_set_table (outcomes=[...] names the outcome)")
+        keep = table[self.outcome].notna().to_numpy().copy()
+        if self.population == "core":
+            cols = [c for c in _CORE_OPEN if c in table.columns]
+            if cols:
+                keep &= (table[cols].to_numpy(dtype=np.float64) > 0).any(axis=1)
+        elif self.population != "all":
+            raise ValueError(f"population must be 'core' or 'all', got {self.population!r}")
+        return table.loc[keep]
+
+    def _covariates(self, rows: pd.DataFrame) -> list[str]:
+        if self.covariates is not None:
+            from .evaluation._estimators import column_list
+
+            cols = column_list(self.covariates)
+            miss = [c for c in cols if c not in rows.columns]
+            if miss:
+                raise ValidationError(f"covariate column(s) {miss} not in the table")
+            return cols
+        outcomes = set(rows.attrs.get("outcomes", ())) | {self.outcome}
+        out = []
+        for c in rows.columns:
+            if c in _NOT_COVARIATES or c in outcomes or c.startswith("_"):
+                continue
+            s = rows[c]
+            if not (pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)):
+                continue
+            if s.nunique(dropna=False) > 1:
+                out.append(c)
+        return out
+
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        X = frame.reindex(columns=self.covariates_).to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.where(np.isnan(X), self.fill_[None, :], X)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, table: pd.DataFrame) -> BenefitModel:
+        """Fit the nuisance and effect models with cross-fitting; compute calibration and the BLP test.
+
+        Raises
+        ------
+        NoOverlapError
+            When the assessed have no comparable not-assessed people.
+
+        Returns
+        -------
+        self
+        """
+        from .evaluation import default_propensity_model
+
+        if self.learner not in ("dr", "t"):
+            raise ValueError(f"learner must be 'dr' or 't', got {self.learner!r}")
+        if int(self.n_folds) < 2:
+            raise ValueError(f"n_folds must be >= 2, got {self.n_folds!r}")
+        rows = self._rows(table)
+        self.covariates_ = self._covariates(rows)
+        if not self.covariates_:
+            raise ValidationError("no covariate varies in the table: nothing to condition the effect on")
+        X0 = rows[self.covariates_].to_numpy(dtype=np.float64, na_value=np.nan)
+        med = np.nanmedian(np.where(np.isnan(X0).all(axis=0)[None, :], 0.0, X0), axis=0)
+        self.fill_ = np.where(np.isnan(med), 0.0, med)
+        X = self._matrix(rows)
+        t = rows["treated"].to_numpy(dtype=bool)
+        y = rows[self.outcome].to_numpy(dtype=np.float64)
+        w = rows["sampling_weight"].to_numpy(dtype=np.float64) if "sampling_weight" in rows.columns \
+            else np.ones(len(rows))
+        n1, n0 = int(t.sum()), int((~t).sum())
+        if n1 < 20 or n0 < 20:
+            raise ValidationError(f"a benefit model needs at least 20 assessed and 20 not assessed with an "
+                                  f"observed outcome; got {n1} and {n0}")
+        rng = np.random.default_rng(self.random_state)
+        fold = _fold_of(rows["person_id"].to_numpy(), int(self.n_folds), rng)
+        prop = self.propensity_model if self.propensity_model is not None else default_propensity_model()
+        outm = self.outcome_model if self.outcome_model is not None else default_outcome_model()
+        effm = self.effect_model if self.effect_model is not None else default_effect_model()
+        self.propensity_model_, self.outcome_model_spec_, self.effect_model_spec_ = prop, outm, effm
+
+        K = int(self.n_folds)
+
+        def nuisances(tr, te):
+            """Propensity and outcome models fitted on rows ``tr``, predicted for rows ``te``."""
+            return (_predict_propensity(prop, X[tr], t[tr], X[te]),
+                    _predict(_fit_outcome(outm, X[tr & ~t], y[tr & ~t]), X[te]),
+                    _predict(_fit_outcome(outm, X[tr & t], y[tr & t]), X[te]))
+
+        def scores(te, e_, m0, m1):
+            ec = np.clip(e_, CLIP, 1 - CLIP)
+            return m1 - m0 + t[te] * (y[te] - m1) / ec - (~t[te]) * (y[te] - m0) / (1 - ec)
+
+        e, mu0, mu1, phi = (np.zeros(len(y)) for _ in range(4))
+        with threadpool_limits(limits=1, user_api="blas"):
+            for k in range(K):
+                te = fold == k
+                if te.any():
+                    e[te], mu0[te], mu1[te] = nuisances(~te, te)
+                    phi[te] = scores(te, e[te], mu0[te], mu1[te])
+            self._check_overlap(e, t)
+            if self.learner == "dr":
+                # honest out-of-fold effects: the effect model of fold k never sees fold k, not even
+                # through the nuisance models behind its pseudo-outcomes (nested cross-fitting)
+                tau = np.zeros(len(y))
+                for k in range(K):
+                    te = fold == k
+                    if not te.any():
+                        continue
+                    inner = np.zeros(len(y))
+                    for j in range(K):
+                        tj = fold == j
+                        if j != k and tj.any():
+                            inner[tj] = scores(tj, *nuisances(~te & ~tj, tj))
+                    tau[te] = clone(effm).fit(X[~te], inner[~te]).predict(X[te])
+            else:
+                tau = mu1 - mu0
+        # the models for new people, fitted on every row
+        self.mu0_ = _fit_outcome(outm, X[~t], y[~t])
+        self.mu1_ = _fit_outcome(outm, X[t], y[t])
+        self.effect_ = clone(effm).fit(X, phi) if self.learner == "dr" else None
+        self.data_ = pd.DataFrame({
+            "person_id": rows["person_id"].to_numpy(),
+            "index_date": rows["index_date"].to_numpy() if "index_date" in rows.columns else pd.NaT,
+            "treated": t, self.outcome: y, "weight": w, "fold": fold, "propensity": e, "risk": mu0,
+            "benefit": -tau, "dr_score": phi,
+        }, index=rows.index)
+        self.n_treated_, self.n_control_ = n1, n0
+        self.calibration_ = self._calibration()
+        self.blp_ = self._blp()
+        return self
+
+    def _check_overlap(self, e: np.ndarray, t: np.ndarray) -> None:
+        top_control = float(e[~t].max())
+        outside = float(np.mean(e[t] > top_control))
+        extreme = float(np.mean(e[t] > 0.98))
+        self.overlap_ = {"outside_share": outside, "extreme_share": extreme,
+                         "treated_min": float(e[t].min()), "treated_max": float(e[t].max()),
+                         "control_min": float(e[~t].min()), "control_max": top_control}
+        worst = max(outside, extreme)
+        if worst > float(self.max_outside_share):
+            raise NoOverlapError(
+                f"no overlap: {worst:.0%} of the {int(t.sum())} assessed had a probability of being assessed "
+                f"(out-of-fold propensity) above every not-assessed person's ({top_control:.3f}) or above 0.98. "
+                "Assessments went almost only to people unlike the rest (for example only to the "
+                "highest-risk people), so the data show nobody comparable without an assessment and cannot "
+                "say whom an assessment helps. The benefit model refuses rather than extrapolate; keep "
+                f"ranking by risk, or assess some people across the whole range (max_outside_share="
+                f"{self.max_outside_share:g}).")
+
+    # ------------------------------------------------------------------ results
+    def _calibration(self) -> pd.DataFrame:
+        d = self.data_
+        k = int(self.n_groups)
+        g = _weighted_quantile_groups(d["benefit"].to_numpy(), d["weight"].to_numpy(), k)
+        z = norm.ppf(1 - self.alpha / 2)
+        lvl = f"{1 - self.alpha:.0%}"
+        out = []
+        for j in range(k):
+            s = g == j
+            w, phi = d["weight"].to_numpy()[s], d["dr_score"].to_numpy()[s]
+            est, se = _weighted_mean_se(-phi, w)
+            out.append({"group": j + 1, "n": int(s.sum()), "n_treated": int(d["treated"].to_numpy()[s].sum()),
+                        "predicted_benefit": float(np.average(d["benefit"].to_numpy()[s], weights=w)),
+                        "estimated_benefit": est, "se": se, f"lower {lvl}": est - z * se,
+                        f"upper {lvl}": est + z * se})
+        return pd.DataFrame(out).set_index("group")
+
+    def _blp(self) -> pd.DataFrame:
+        d = self.data_
+        w = d["weight"].to_numpy()
+        tau = -d["benefit"].to_numpy()
+        c = tau - np.average(tau, weights=w)
+        A = np.column_stack([np.ones(len(c)), c])
+        phi = d["dr_score"].to_numpy()
+        beta, se = _wls_hc(A, phi, w)
+        z = beta / np.where(se > 0, se, np.nan)
+        p = np.array([2 * norm.sf(abs(z[0])), norm.sf(z[1])])  # slope: one-sided (H1: slope > 0)
+        return pd.DataFrame({"estimate": beta, "se": se, "z": z, "p": p},
+                            index=pd.Index(["average", "heterogeneity"], name="term"))
+
+    def _check(self) -> None:
+        if not hasattr(self, "data_"):
+            raise AttributeError("BenefitModel is not fitted yet: call fit(table)")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The calibration table: estimated against predicted benefit by quantile group."""
+        self._check()
+        return self.calibration_
+
+    def method(self) -> str:
+        """The method line: learner, models and the propensity model's penalty."""
+        name = {"dr": f"DR-learner, {self.n_folds}-fold cross-fitting by person",
+                "t": f"T-learner (out of fold, {self.n_folds} folds)"}[self.learner]
+        parts = [name, _model_words(self.propensity_model_, "propensity"),
+                 _model_words(self.outcome_model_spec_, "outcome models")]
+        if self.learner == "dr":
+            parts.append(f"effect model: {type(self.effect_model_spec_).__name__}"
+                         if not hasattr(self.effect_model_spec_, "steps") else
+                         "effect model: " + " + ".join(type(s).__name__ for _, s in self.effect_model_spec_.steps))
+        return "; ".join(parts)
+
+    def summary_text(self, decimals: int = 3) -> str:
+        self._check()
+        b = self.blp_
+        o = self.overlap_
+        lines = [f"<iizrisk.benefit.BenefitModel: effect of an assessment on {self.outcome!r}>",
+                 f"  method = {self.method()}",
+                 f"  rows = {len(self.data_):,} ({self.n_treated_:,} assessed, {self.n_control_:,} not), "
+                 f"{len(self.covariates_)} features",
+                 f"  overlap: assessed propensity {o['treated_min']:.3f}..{o['treated_max']:.3f}, not assessed "
+                 f"{o['control_min']:.3f}..{o['control_max']:.3f}; {o['outside_share']:.1%} of the assessed "
+                 "above every not-assessed", "",
+                 "Benefit (outcomes prevented per assessment) by quantile group of predicted benefit:",
+                 self.calibration_.to_string(float_format=lambda v: f"{v:.{decimals}f}"), "",
+                 "Best linear predictor test (slope 1: calibrated differences; 0: no detected heterogeneity):",
+                 b.to_string(float_format=lambda v: f"{v:.{decimals}f}")]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        if not hasattr(self, "data_"):
+            return "<b>BenefitModel</b>: not fitted"
+        return f"<pre>{html.escape(self.summary_text())}</pre>"
+
+    def plot(self, ax=None):
+        """Estimated (doubly robust, with intervals) against predicted benefit per quantile group.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        self._check()
+        return _plot_calibration(self.calibration_, ax=ax, alpha=self.alpha)
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        self._check()
+        cal = self.calibration_.copy()
+        small = (cal["n"] < k) | (cal["n_treated"] < k)
+        cal["suppressed"] = small
+        cal.loc[small, [c for c in cal.columns if c != "suppressed"]] = np.nan
+        return [OutputTable("benefit_calibration", cal.reset_index()),
+                OutputTable("benefit_blp", self.blp_.reset_index())]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        import matplotlib.pyplot as plt
+
+        cal = tables[0].frame.set_index("group")
+        cal = cal[~cal["suppressed"].astype(bool)]
+        if not len(cal):
+            return []
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        _plot_calibration(cal, ax=ax, alpha=self.alpha)
+        return [OutputFigure("benefit_calibration", fig, dpi=110)]
+
+    # ------------------------------------------------------------------ new people
+    def predict_benefit(self, features: pd.DataFrame) -> pd.Series:
+        """Expected reduction of the outcome's probability if assessed now, per row of point-in-time features.
+
+        ``features`` has the covariate columns (e.g. the output of
+        :class:`iizrisk.features.PointInTimeFeatures` at as-of T); missing
+        columns or values take the training medians.
+        """
+        self._check()
+        X = self._matrix(features)
+        tau = self.effect_.predict(X) if self.effect_ is not None else _predict(self.mu1_, X) - _predict(self.mu0_, X)
+        return pd.Series(-np.asarray(tau, dtype=np.float64), index=features.index, name="benefit")
+
+    def predict_risk(self, features: pd.DataFrame) -> pd.Series:
+        """Probability of the outcome without an assessment (the control outcome model)."""
+        self._check()
+        return pd.Series(_predict(self.mu0_, self._matrix(features)), index=features.index, name="risk")
+
+
+def _predict_propensity(model, X_train, t_train, X_test) -> np.ndarray:
+    from .evaluation._propensity import EPS
+
+    m = clone(model)
+    m.fit(X_train, t_train.astype(np.int8))
+    classes = list(getattr(m, "classes_", [0, 1]))
+    return np.clip(m.predict_proba(X_test)[:, classes.index(1)], EPS, 1 - EPS)
+
+
+def _weighted_mean_se(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    if not len(x) or w.sum() <= 0:
+        return float("nan"), float("nan")
+    m = float(np.average(x, weights=w))
+    wn = w / w.sum()
+    return m, float(np.sqrt(np.sum(wn ** 2 * (x - m) ** 2)))
+
+
+def _wls_hc(A: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares with heteroscedasticity-robust (HC0) standard errors."""
+    Aw = A * w[:, None]
+    bread = np.linalg.pinv(A.T @ Aw)
+    beta = bread @ (Aw.T @ y)
+    r = y - A @ beta
+    meat = (Aw * r[:, None]).T @ (Aw * r[:, None])
+    return beta, np.sqrt(np.maximum(np.diag(bread @ meat @ bread), 0.0))
+
+
+def _plot_calibration(cal: pd.DataFrame, *, ax=None, alpha: float = 0.05):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.6))
+    lvl = f"{1 - alpha:.0%}"
+    x = 100 * cal["predicted_benefit"].to_numpy(dtype=np.float64)
+    yv = 100 * cal["estimated_benefit"].to_numpy(dtype=np.float64)
+    lo = 100 * cal[f"lower {lvl}"].to_numpy(dtype=np.float64)
+    hi = 100 * cal[f"upper {lvl}"].to_numpy(dtype=np.float64)
+    ax.errorbar(x, yv, yerr=[yv - lo, hi - yv], fmt="o", color="C0", capsize=3, label=f"estimated ({lvl} interval)")
+    lim = [min(np.nanmin(x), np.nanmin(lo), 0), max(np.nanmax(x), np.nanmax(hi), 0)]
+    ax.plot(lim, lim, color="grey", lw=0.8, ls="--", label="estimated = predicted")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("predicted benefit (prevented per 100 assessments)")
+    ax.set_ylabel("estimated benefit per 100")
+    ax.set_title("Calibration of the benefit model by group of predicted benefit")
+    ax.legend(fontsize="small")
+    return ax
+
+
+# ----------------------------------------------------------------------------- policies
+def _month_of(dates) -> np.ndarray:
+    d = pd.to_datetime(pd.Series(np.asarray(dates)))
+    return (d.dt.year * 12 + d.dt.month).to_numpy(dtype=np.int64)
+
+
+def _policy_scores(risk: np.ndarray, benefit: np.ndarray) -> dict[str, np.ndarray]:
+    """The score (higher first) of each top-k policy."""
+    return {"risk": risk, "benefit": benefit, "risk_x_benefit": risk * np.maximum(benefit, 0.0)}
+
+
+def _selection_weights(score: np.ndarray, month: np.ndarray, w: np.ndarray, capacity: float) -> np.ndarray:
+    """Share of each row's weight a top-k policy selects: the top ``capacity`` of each month's weight.
+
+    ``w`` may be a matrix (bootstrap replicates x rows); the order is the same for every replicate.
+    """
+    order = np.lexsort((-score, month))
+    m_sorted = month[order]
+    W = np.atleast_2d(w)[:, order]
+    cum = np.cumsum(W, axis=1)
+    first = np.r_[True, m_sorted[1:] != m_sorted[:-1]]
+    start_idx = np.flatnonzero(first)
+    seg = np.cumsum(first) - 1
+    before_month = np.where(start_idx > 0, cum[:, np.maximum(start_idx - 1, 0)], 0.0)
+    before_month[:, start_idx == 0] = 0.0
+    end_idx = np.r_[start_idx[1:], len(order)] - 1
+    total = cum[:, end_idx] - before_month
+    cap = capacity * total[:, seg]
+    within_before = cum - W - before_month[:, seg]
+    frac = np.clip((cap - within_before) / np.where(W > 0, W, 1.0), 0.0, 1.0)
+    frac = np.where(W > 0, frac, 0.0)
+    out = np.empty_like(W)
+    out[:, order] = W * frac
+    return out if np.ndim(w) == 2 else out[0]
+
+
+def _high_band(risk: np.ndarray, month: np.ndarray, w: np.ndarray, high_band: float) -> np.ndarray:
+    """0/1 weights of the rows in the top ``high_band`` (by weight) of risk within each month."""
+    return (_selection_weights(risk, month, w, high_band) > 0).astype(np.float64)
+
+
+def _values(policy_w: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Prevented per 100 assessments: -100 x the weighted mean of the scores of the selected."""
+    s = policy_w.sum(axis=-1)
+    return -100 * (policy_w @ phi) / np.where(s > 0, s, np.nan)
+
+
+@dataclass
+class PolicyEvaluation(ResultMixin):
+    """Offline values of targeting policies (outcomes prevented per 100 assessments) with intervals.
+
+    Attributes
+    ----------
+    values : DataFrame
+        One row per policy: ``value`` (doubly robust), interval, ``vs_risk``
+        (difference to top-by-risk) with its paired interval, ``true_value``
+        when known (synthetic data).
+    capacity : float
+    method : str
+    """
+
+    values: pd.DataFrame
+    capacity: float
+    method: str
+    alpha: float = 0.05
+    n_rows: int = 0
+    n_selected: dict | None = None
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.values
+
+    def _title(self) -> str:
+        return (f"Targeting policies at a capacity of {self.capacity:.0%} of the people at risk per month: "
+                "outcomes prevented per 100 assessments (doubly robust, offline)")
+
+    def summary_text(self, decimals: int = 2) -> str:
+        return "\n".join([self._title(), f"  method = {self.method}", f"  rows = {self.n_rows:,}", "",
+                          self.values.to_string(float_format=lambda v: f"{v:.{decimals}f}"), "",
+                          "A policy prevents more than top-by-risk only where the interval of vs_risk lies above 0."])
+
+    def plot(self, ax=None):
+        """Each policy's value with its interval (and the true value when known).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        return _plot_policies(self.values, ax=ax, alpha=self.alpha)
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        v = self.values.copy()
+        sel = self.n_selected or {}
+        v["suppressed"] = [sel.get(p, k) < k for p in v.index]
+        v.loc[v["suppressed"], [c for c in v.columns if c != "suppressed"]] = np.nan
+        return [OutputTable("policy_values", v.reset_index())]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        import matplotlib.pyplot as plt
+
+        v = tables[0].frame.set_index("policy")
+        v = v[~v["suppressed"].astype(bool)]
+        if not len(v):
+            return []
+        fig, ax = plt.subplots(figsize=(6.5, 3.2))
+        _plot_policies(v, ax=ax, alpha=self.alpha)
+        return [OutputFigure("policy_values", fig, dpi=110)]
+
+
+def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.2))
+    lvl = f"{1 - alpha:.0%}"
+    ypos = np.arange(len(v))[::-1]
+    val = v["value"].to_numpy(dtype=np.float64)
+    lo, hi = v[f"lower {lvl}"].to_numpy(dtype=np.float64), v[f"upper {lvl}"].to_numpy(dtype=np.float64)
+    ax.errorbar(val, ypos, xerr=[val - lo, hi - val], fmt="o", color="C0", capsize=3,
+                label=f"offline estimate ({lvl} interval)")
+    if "true_value" in v.columns and v["true_value"].notna().any():
+        ax.plot(v["true_value"].to_numpy(dtype=np.float64), ypos, "x", color="C3", label="true value (synthetic)")
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_yticks(ypos)
+    ax.set_yticklabels([_POLICY_WORDS.get(p, p) for p in v.index], fontsize="small")
+    ax.set_xlabel("outcomes prevented per 100 assessments")
+    ax.set_title("Who gets the places: value of each targeting policy")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def evaluate_policies(model: BenefitModel, *, capacity: float = 0.05, high_band: float = 0.2,
+                      n_bootstrap: int = 200, alpha: float | None = None, random_state=None) -> PolicyEvaluation:
+    """Doubly robust offline values of the targeting policies on the model's own (out-of-fold) rows.
+
+    Parameters
+    ----------
+    model : BenefitModel
+        Fitted; its out-of-fold risk, benefit and doubly robust scores are used.
+    capacity : float, default 0.05
+        Share of the (weighted) people at risk per calendar month of index days who get an assessment.
+    high_band : float, default 0.2
+        The high risk band of ``random_high_band``: the top share by risk within the month.
+    n_bootstrap : int, default 200
+        Bootstrap replicates (Poisson weights on the rows; the scores are kept).
+    alpha : float, optional
+        Default: the model's.
+    random_state : int, optional
+
+    Returns
+    -------
+    PolicyEvaluation
+    """
+    model._check()
+    if not 0 < float(capacity) <= 1:
+        raise ValueError(f"capacity must be a share in (0, 1], got {capacity!r}")
+    alpha = model.alpha if alpha is None else alpha
+    d = model.data_
+    month = _month_of(d["index_date"])
+    w = d["weight"].to_numpy(dtype=np.float64)
+    phi = d["dr_score"].to_numpy(dtype=np.float64)
+    risk, benefit = d["risk"].to_numpy(dtype=np.float64), d["benefit"].to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(random_state)
+    B = int(n_bootstrap)
+    Wb = w[None, :] * rng.poisson(1.0, size=(B, len(w))) if B else np.zeros((0, len(w)))
+    band = _high_band(risk, month, w, high_band)
+    sel = {}
+    for name, score in _policy_scores(risk, benefit).items():
+        sel[name] = (_selection_weights(score, month, w, capacity),
+                     _selection_weights(score, month, Wb, capacity) if B else None)
+    sel["random_high_band"] = (w * band, Wb * band[None, :] if B else None)
+    sel["random"] = (w, Wb if B else None)
+    return _policy_table(sel, phi, alpha, capacity, model, len(w))
+
+
+def _policy_table(sel, phi, alpha, capacity, model, n_rows, truth=None) -> PolicyEvaluation:
+    lvl = f"{1 - alpha:.0%}"
+    q = [alpha / 2, 1 - alpha / 2]
+    base_boot = _values(sel["risk"][1], phi) if sel["risk"][1] is not None else None
+    base = float(_values(sel["risk"][0], phi))
+    rows = {}
+    n_sel = {}
+    for name in POLICIES:
+        pw, pwb = sel[name]
+        v = float(_values(pw, phi))
+        row = {"value": v}
+        if pwb is not None and len(pwb):
+            boot = _values(pwb, phi)
+            lo, hi = np.nanquantile(boot, q)
+            dlo, dhi = np.nanquantile(boot - base_boot, q)
+            row.update({f"lower {lvl}": lo, f"upper {lvl}": hi, "vs_risk": v - base,
+                        f"vs_risk lower {lvl}": dlo, f"vs_risk upper {lvl}": dhi})
+        else:
+            row.update({f"lower {lvl}": np.nan, f"upper {lvl}": np.nan, "vs_risk": v - base,
+                        f"vs_risk lower {lvl}": np.nan, f"vs_risk upper {lvl}": np.nan})
+        rows[name] = row
+        n_sel[name] = int(np.count_nonzero(pw))
+    values = pd.DataFrame.from_dict(rows, orient="index")
+    values.index.name = "policy"
+    if truth is not None:
+        values["true_value"] = pd.Series(truth)
+    return PolicyEvaluation(values=values, capacity=float(capacity), method=model.method(), alpha=alpha,
+                            n_rows=n_rows, n_selected=n_sel)
+
+
+# ----------------------------------------------------------------------------- synthetic truth
+def features_at(spells: pd.DataFrame, interventions: pd.DataFrame, pairs: pd.DataFrame, *,
+                feature_options=None) -> pd.DataFrame:
+    """Point-in-time features of (``person_id``, ``as_of``) pairs, as :func:`~iizrisk.evaluation.risk_set_table`
+    computes them (event view, interventions dated before the day; one pass per distinct day).
+
+    Returns a DataFrame in the order of ``pairs`` (index as ``pairs``).
+    """
+    from . import _time
+    from .evaluation._study import _FEATURE_INPUT, STUDY_FEATURE_OPTIONS
+    from .features import PointInTimeFeatures
+
+    fo = dict(STUDY_FEATURE_OPTIONS if feature_options is None else feature_options)
+    fo["population"] = "all"
+    ft = PointInTimeFeatures(**fo).fit()
+    cols = [c for c in _FEATURE_INPUT if c in spells.columns and c != "recorded_date"]
+    days = _time.to_days(pairs["as_of"]).astype(np.int64)
+    pid = pairs["person_id"].astype(str).to_numpy()
+    sp_pid = spells["person_id"].astype(str).to_numpy()
+    iv_pid = interventions["person_id"].astype(str).to_numpy()
+    iv_day = _time.to_days(interventions["date"]).astype(np.int64)
+    parts = []
+    for d in np.unique(days):
+        who = np.unique(pid[days == d])
+        rows = np.isin(sp_pid, who)
+        ivm = np.isin(iv_pid, who) & (iv_day < d)
+        X = ft.transform(spells.loc[rows, cols], as_of=int(d), interventions=interventions.loc[ivm])
+        X = X.reset_index()
+        X["_day"] = int(d)
+        parts.append(X)
+    allx = pd.concat(parts, ignore_index=True)
+    allx["person_id"] = allx["person_id"].astype(str)
+    key = pd.MultiIndex.from_arrays([pid, days])
+    allx = allx.set_index(["person_id", "_day"])
+    allx = allx[~allx.index.duplicated()]
+    out = allx.reindex(key)
+    out.index = pairs.index
+    return out.drop(columns=[c for c in ("as_of",) if c in out.columns])
+
+
+def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions: pd.DataFrame,
+                       truth: pd.DataFrame, *, capacity: float = 0.05, high_band: float = 0.2,
+                       outcome: str = "rd_12m") -> pd.Series:
+    """True values of the policies (prevented per 100 assessments) on a synthetic population's sample at risk.
+
+    The people of ``truth["effect_sample"]`` (:func:`iizrisk.synth.generate` with
+    ``effect_sample``) are the candidates, each on their ``sample_date``; the
+    model scores them from their point-in-time features, each policy selects
+    the top ``capacity`` of each month, and its true value is ``100 x`` the mean
+    of ``<outcome>_cf - <outcome>`` (both simulated with common random numbers)
+    over the selected. ``oracle`` selects by the realised individual effect: the ceiling.
+    """
+    s = truth[truth["effect_sample"].astype(bool)]
+    if not len(s):
+        raise ValidationError("the truth has no sample of people at risk: generate(..., effect_sample=0.2)")
+    pairs = pd.DataFrame({"person_id": s["person_id"].astype(str).to_numpy(),
+                          "as_of": s["sample_date"].to_numpy()})
+    X = features_at(spells, interventions, pairs)
+    registered = X["n_institutions_now"].to_numpy(dtype=np.float64) >= 1 if "n_institutions_now" in X.columns \
+        else np.ones(len(X), dtype=bool)
+    if model.population == "core":
+        cols = [c for c in _CORE_OPEN if c in X.columns]
+        if cols:
+            registered &= (X[cols].to_numpy(dtype=np.float64) > 0).any(axis=1)
+    X, s = X[registered], s[registered]
+    ite = (s[f"{outcome}_cf"].astype(float) - s[outcome].astype(float)).to_numpy()
+    risk = model.predict_risk(X).to_numpy()
+    benefit = model.predict_benefit(X).to_numpy()
+    month = _month_of(s["sample_date"])
+    w = np.ones(len(ite))
+    out = {}
+    for name, score in {**_policy_scores(risk, benefit), "oracle": ite}.items():
+        pw = _selection_weights(score, month, w, capacity)
+        out[name] = float(100 * (pw @ ite) / pw.sum())
+    band = _high_band(risk, month, w, high_band)
+    out["random_high_band"] = float(100 * (band @ ite) / band.sum())
+    out["random"] = float(100 * ite.mean())
+    return pd.Series(out, name="true_value")

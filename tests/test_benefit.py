@@ -1,0 +1,185 @@
+"""Rank by benefit: the DR-learner and T-learner, their calibration, offline policy values, refusal without overlap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iizrisk.benefit import (
+    BenefitModel,
+    NoOverlapError,
+    _selection_weights,
+    evaluate_policies,
+)
+from iizrisk.evaluation import LogisticPropensity
+
+
+def _table(n=6000, seed=0, effect=True, overlap=True):
+    """A risk-set-like table: x1 drives risk and assessment, the effect is large at moderate x1 only."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    p0 = 1 / (1 + np.exp(-(-1.0 + 0.8 * x1)))
+    tau = -0.25 * np.exp(-0.5 * x1 ** 2) * (x2 > 0) if effect else np.zeros(n)
+    if overlap:
+        t = rng.random(n) < 1 / (1 + np.exp(-(-1.5 + 0.6 * x1)))
+    else:  # assessments only for the highest-risk people
+        t = x1 > np.quantile(x1, 0.9)
+    y = rng.random(n) < p0 + t * tau
+    months = pd.to_datetime("2020-01-31") + pd.offsets.MonthEnd(1) * (np.arange(n) % 12)
+    return pd.DataFrame({"person_id": np.arange(n).astype(str), "index_date": months, "treated": t,
+                         "x1": x1, "x2": x2, "x3": x2 > 0, "revolving_door_next_12m": y.astype(float)}), \
+        p0, tau
+
+
+COV = ["x1", "x2", "x3"]
+
+
+def _reference_selection(score, month, w, capacity):
+    """The slow obvious way: per month, walk down the ranking, filling the capacity (the last row in part)."""
+    out = np.zeros(len(score))
+    for m in np.unique(month):
+        idx = [i for i in range(len(score)) if month[i] == m]
+        idx.sort(key=lambda i: (-score[i], i))
+        room = capacity * sum(w[i] for i in idx)
+        for i in idx:
+            take = min(w[i], max(room, 0.0))
+            out[i] = take
+            room -= take
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.floats(0.1, 20)), min_size=1, max_size=40),
+       capacity=st.floats(0.01, 1.0))
+def test_selection_matches_the_slow_reference(data, capacity):
+    score = np.array([float(s) for s, _, _ in data])
+    month = np.array([m for _, m, _ in data])
+    w = np.array([x for _, _, x in data])
+    fast = _selection_weights(score, month, w, capacity)
+    ref = _reference_selection(score, month, w, capacity)
+    # ties: the same total per month and per score level (the order within a tie is free)
+    for m in np.unique(month):
+        for s in np.unique(score[month == m]):
+            sel = (month == m) & (score == s)
+            assert fast[sel].sum() == pytest.approx(ref[sel].sum(), abs=1e-9)
+    # the bootstrap matrix form gives the same as one row at a time
+    W = np.stack([w, 2 * w, w[::-1].copy()])
+    mat = _selection_weights(score, month, W, capacity)
+    assert np.allclose(mat[1], _selection_weights(score, month, 2 * w, capacity))
+
+
+@pytest.fixture(scope="module")
+def het():
+    table, p0, tau = _table(n=12000)
+    return table, p0, tau, BenefitModel(covariates=COV, population="all", random_state=0).fit(table)
+
+
+def test_dr_learner_finds_the_heterogeneity(het):
+    table, _, tau, m = het
+    assert m.blp_.loc["heterogeneity", "p"] < 0.01
+    assert m.blp_.loc["heterogeneity", "estimate"] > 0.3
+    # the groups of highest predicted benefit have the largest estimated benefit
+    cal = m.calibration_
+    assert cal["estimated_benefit"].iloc[-1] > cal["estimated_benefit"].iloc[0] + 0.05
+    # out-of-fold benefit correlates with the truth
+    assert np.corrcoef(m.data_["benefit"], -tau)[0, 1] > 0.5
+    # new people: the full model predicts on a DataFrame with the feature columns
+    pred = m.predict_benefit(table[COV].head(50))
+    assert pred.shape == (50,) and pred.notna().all()
+    assert m.predict_risk(table[COV].head(5)).between(0, 1).all()
+
+
+def test_method_line_states_the_propensity_penalty(het):
+    m = het[3]
+    assert "L2 penalty C=1" in m.method() and "DR-learner" in m.method()
+    text = m.summary_text()
+    assert "C=1" in text and "Best linear predictor" in text
+    t = BenefitModel(learner="t", covariates=COV, population="all", propensity_model=LogisticPropensity(C=1e6),
+                     random_state=0).fit(het[0])
+    assert "T-learner" in t.method() and "C=1e+06" in t.method()
+
+
+def test_policy_values_cover_the_truth_and_rank_by_benefit(het):
+    table, p0, tau, m = het
+    ev = evaluate_policies(m, capacity=0.1, n_bootstrap=200, random_state=1)
+    v = ev.values
+    lvl = "95%"
+    # the true value of each policy, on the same rows and selections, from the known effects
+    from iizrisk.benefit import _month_of
+
+    month = _month_of(table["index_date"])
+    w = np.ones(len(table))
+    d = m.data_
+    for name, score in {"risk": d["risk"].to_numpy(), "benefit": d["benefit"].to_numpy()}.items():
+        pw = _selection_weights(score, month, w, 0.1)
+        true = -100 * (pw @ tau) / pw.sum()
+        assert v.loc[name, f"lower {lvl}"] <= true <= v.loc[name, f"upper {lvl}"], (name, true)
+    assert v.loc["benefit", "value"] > v.loc["risk", "value"]
+    assert v.loc["benefit", f"vs_risk lower {lvl}"] > 0
+    assert list(v.index) == ["risk", "benefit", "risk_x_benefit", "random_high_band", "random"]
+
+
+def test_no_effect_no_claim():
+    # without an effect a policy claims to prevent something only by chance: at most once in 5 seeds
+    claims = 0
+    for seed in range(5):
+        table, _, _ = _table(effect=False, seed=seed)
+        m = BenefitModel(covariates=COV, population="all", random_state=0).fit(table)
+        v = evaluate_policies(m, capacity=0.1, n_bootstrap=200, random_state=0).values
+        claims += (v["lower 95%"] > 0).to_numpy().astype(int)
+    assert claims.max() <= 1
+
+
+def test_refuses_without_overlap():
+    table, _, _ = _table(overlap=False, seed=4)
+    with pytest.raises(NoOverlapError, match="highest-risk") as err:
+        BenefitModel(covariates=COV, population="all", random_state=0).fit(table)
+    assert err.value.exit_code != 5 and "refuses" in str(err.value)
+
+
+def test_input_errors():
+    table, _, _ = _table(n=200)
+    with pytest.raises(ValueError, match="learner"):
+        BenefitModel(learner="x").fit(table)
+    with pytest.raises(Exception, match="missing"):
+        BenefitModel(outcome="nope").fit(table)
+    with pytest.raises(Exception, match="at least 20 assessed"):
+        BenefitModel(covariates=COV, population="all").fit(table.assign(treated=np.arange(200) < 5))
+
+
+def test_results_follow_the_protocol(het, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    m = het[3]
+    ev = evaluate_policies(m, n_bootstrap=50, random_state=0)
+    files = [p.name for p in m.to_dir(tmp_path / "m")] + [p.name for p in ev.to_dir(tmp_path / "p")]
+    assert {"benefit_calibration.csv", "benefit_blp.csv", "benefit_calibration.png", "policy_values.csv",
+            "policy_values.png"} <= set(files)
+    assert "<pre>" in m._repr_html_() and ev._repr_html_().startswith("<div>")
+    ax = ev.plot()
+    assert ax.get_xlabel().startswith("outcomes prevented")
+    # a policy selecting fewer than k people is hidden
+    hidden = ev._output_tables(10**6)[0].frame
+    assert hidden["suppressed"].all() and hidden["value"].isna().all()
+
+
+@pytest.mark.slow
+def test_on_a_synthetic_canton_with_true_effects():
+    from iizrisk.benefit import true_policy_values
+    from iizrisk.evaluation import risk_set_table
+    from iizrisk.synth import generate
+
+    pop = generate(4000, "2018-01-01", "2021-12-31", seed=2, effect=0.5, heterogeneous=True, effect_sample=0.3,
+                   canton="ZH")
+    tab = risk_set_table(pop.spells, pop.interventions, controls_per_treated=10, outcomes=["revolving_door"],
+                         random_state=0)
+    assert (tab.loc[tab["treated"], "sampling_weight"] == 1).all()
+    assert (tab.loc[~tab["treated"], "sampling_weight"] >= 1).all()
+    m = BenefitModel(learner="t", random_state=0).fit(tab)
+    truth = true_policy_values(m, pop.spells, pop.interventions, pop.truth)
+    assert truth["oracle"] >= truth.drop("oracle").max()
+    assert set(truth.index) == {"risk", "benefit", "risk_x_benefit", "oracle", "random_high_band", "random"}
