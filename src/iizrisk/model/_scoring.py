@@ -85,6 +85,16 @@ def risk_bands(risk, bands=(0.10, 0.25)) -> np.ndarray:
     return names[np.searchsorted(np.asarray(bands, dtype=np.float64), np.asarray(risk), side="right")]
 
 
+def _uncalibrated(model, X: pd.DataFrame, risk: np.ndarray) -> np.ndarray:
+    """The base model's score before calibration (log-odds), the tie-break of equal calibrated risks.
+
+    A model without ``decision_function`` has no finer order than its risks: the risks themselves.
+    """
+    if not len(X) or not hasattr(model, "decision_function"):
+        return np.asarray(risk, dtype=np.float64)
+    return np.asarray(model.decision_function(X), dtype=np.float64)
+
+
 def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
           bands=(0.10, 0.25), return_features: bool = False, view=None):
     """Score everyone with a spell open on ``as_of``.
@@ -97,19 +107,24 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
     -------
     DataFrame
         ``person_id, as_of, outcome, risk, risk_band, rank`` sorted by rank
-        (1 = highest risk; equal risks in order of the person's first appearance
-        among the rows known at ``as_of``); with ``return_features`` also the
-        feature frame (same row order).
+        (1 = highest risk; equal calibrated risks -- isotonic calibration
+        creates many -- by the uncalibrated score, the base model's log-odds
+        (``model.decision_function``); truly equal scores in order of the
+        person's first appearance among the rows known at ``as_of``); with
+        ``return_features`` also the feature frame (same row order).
     """
     check_is_fitted(model, "estimator_")
     check_input(model, spells=spells, interventions=interventions)
     ft = model.features if model.features is not None else PointInTimeFeatures().fit(None)
     X = ft.transform(spells, as_of=as_of, interventions=interventions, view=view)
     risk = model.predict_proba(X)[:, 1] if len(X) else np.array([], dtype=np.float64)
+    raw = _uncalibrated(model, X, risk)
     pid = X.index.get_level_values("person_id")
-    # stable: equal risks keep the feature rows' order (first appearance in the input among
-    # the rows known at the as-of date, which later rows cannot change)
-    order = np.argsort(-risk, kind="stable")
+    # isotonic calibration maps whole ranges of scores to one risk: equal risks are ordered by the
+    # uncalibrated score (the calibrated values are kept); truly equal scores keep the feature rows'
+    # order (first appearance in the input among the rows known at the as-of date, which later rows
+    # cannot change)
+    order = np.lexsort((-raw, -risk))
     out = pd.DataFrame({
         "person_id": np.asarray(pid, dtype=object)[order],
         "as_of": np.asarray(X.index.get_level_values("as_of"))[order],
