@@ -183,3 +183,20 @@ def test_on_a_synthetic_canton_with_true_effects():
     truth = true_policy_values(m, pop.spells, pop.interventions, pop.truth)
     assert truth["oracle"] >= truth.drop("oracle").max()
     assert set(truth.index) == {"risk", "benefit", "risk_x_benefit", "oracle", "random_high_band", "random"}
+
+
+@pytest.mark.slow
+def test_cli_policy_writes_the_evaluation(tmp_path):
+    from iizrisk.cli import main
+    from iizrisk.store import write_parquet_atomic
+    from iizrisk.synth import generate
+
+    pop = generate(3000, "2018-01-01", "2021-12-31", seed=4, canton="BE")
+    write_parquet_atomic(pop.spells, tmp_path / "spells.parquet")
+    write_parquet_atomic(pop.interventions, tmp_path / "interventions.parquet")
+    base = ["policy", "--spells", str(tmp_path / "spells.parquet"), "--interventions",
+            str(tmp_path / "interventions.parquet"), "--out", str(tmp_path / "out")]
+    assert main([*base, "--capacity", "5"]) == 2  # a share, not a percentage: a usage error
+    assert main([*base, "--learner", "t", "--bootstrap", "20"]) == 0
+    for name in ("policy_values.csv", "benefit_calibration.csv", "benefit_blp.csv"):
+        assert (tmp_path / "out" / name).exists(), name
