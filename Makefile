@@ -5,11 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint floor bench venv clean help
+.PHONY: demo test lint typecheck floor bench venv clean help
 
 help:
 	@echo "make demo   set up .venv and run the nightly job on a synthetic canton"
 	@echo "make test   set up .venv with dev extras and run ruff and every test (notebooks included), then make floor"
+	@echo "make typecheck  mypy src (settings in pyproject.toml [tool.mypy])"
 	@echo "make floor  the declared minimum versions (ci/constraints-floor.txt) in .venv-floor: core tests and a small nightly run"
 	@echo "make bench  run the benchmark harness (benchmarks/run.py)"
 
@@ -27,6 +28,9 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy src
 
 test: lint
 	$(PY) -m pytest
