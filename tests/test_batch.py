@@ -426,8 +426,12 @@ def _manifest_of(folder):
     return json.loads((folder / "manifest.json").read_text())
 
 
-def _lists(folder):
-    return {p.stem: pd.read_csv(p, sep=";", encoding="utf-8-sig") for p in (folder / "worklists").glob("*.csv")}
+def _lists(folder, codes=False):
+    """The published worklists, from their Parquet files with ``codes`` (band codes), else as the CSV reads."""
+    if codes:
+        return {p.stem: pd.read_parquet(p) for p in (folder / "worklists").glob("*.parquet")}
+    return {p.stem: pd.read_csv(p, sep=";", encoding="utf-8-sig")
+            for p in (folder / "worklists").glob("*.csv") if "_" not in p.stem}
 
 
 def _with_bad_row(spells):
@@ -501,6 +505,16 @@ _WALK = {
                                               worklist={"exclude_assessed_months": 0}),
                                          lambda code, f, msg, base: code == 0
                                          and _manifest_of(f)["left_off_recent_assessment_persons"] == 0),
+    "worklist.min_band": (dict(worklist={"min_band": "high"}),
+                          lambda code, f, msg, base: code == 0
+                          and all(set(v["risk_band"]) <= {"high"} for v in _lists(f, codes=True).values())
+                          and sum(map(len, _lists(f).values())) < sum(map(len, _lists(base).values()))),
+    "worklist.min_band_per_institution": (dict(worklist={"min_band": "low",
+                                                         "min_band_per_institution": {"ALV": "high"}}),
+                                          lambda code, f, msg, base: code == 0
+                                          and set(_lists(f, codes=True)["ALV"]["risk_band"]) <= {"high"}
+                                          and any("low" in set(v["risk_band"])
+                                                  for v in _lists(f, codes=True).values())),
     "output.dir": (dict(output={"dir": "other-runs"}),
                    lambda code, f, msg, base: code == 0 and "other-runs" in str(f)),
     "output.history_dir": (dict(output={"history_dir": "other-history"}),
@@ -534,6 +548,10 @@ _WALK = {
 }
 # settings whose effect lies outside the nightly run, with the test that shows it
 _ELSEWHERE = {
+    "reviews.decisions": "tests/test_reviews.py::test_the_decision_list_is_configurable",
+    "reviews.keep_off_days": "tests/test_reviews.py::test_three_nights_with_reviews_between_them",
+    "reviews.interventions": "tests/test_reviews.py::test_three_nights_with_reviews_between_them",
+    "reviews.summary_decisions": "tests/test_reviews.py::test_three_nights_with_reviews_between_them",
     "privacy.protected_attributes": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
     "privacy.fairness_max_gap": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
 }
@@ -543,7 +561,8 @@ def test_the_walk_covers_every_setting():
     import dataclasses
 
     s = Settings()
-    fields = {f"{sec}.{f.name}" for sec in ("deployment", "model", "worklist", "output", "privacy", "health")
+    fields = {f"{sec}.{f.name}" for sec in ("deployment", "model", "worklist", "output", "privacy", "health",
+                                            "reviews")
               for f in dataclasses.fields(getattr(s, sec))}
     assert fields == set(_WALK) | set(_ELSEWHERE)
 

@@ -53,6 +53,8 @@ __all__ = [
     "PrivacySettings",
     "DeploymentSettings",
     "HealthSettings",
+    "ReviewSettings",
+    "REVIEW_DECISIONS",
     "LANGUAGES",
     "file_mode",
     "dir_mode",
@@ -169,6 +171,28 @@ class WorklistSettings(_Section):
     language_per_institution: dict[str, str] = field(default_factory=dict)
     disclose_institutions: list[str] = field(default_factory=list)
     exclude_assessed_months: int = 12
+    #: the lowest risk band listed ("low", "medium" or "high"); a list may then be shorter than its capacity
+    min_band: str = "medium"
+    min_band_per_institution: dict[str, str] = field(default_factory=dict)
+
+
+#: The decisions a coordinator records on a worklist row, by default (``[reviews] decisions``).
+REVIEW_DECISIONS = ("joint_assessment_proposed", "joint_assessment_held", "not_suitable", "already_in_iiz",
+                    "consent_declined", "data_error", "other")
+
+
+@dataclass
+class ReviewSettings(_Section):
+    """The reviews coordinators send back (``iizrisk reviews import``) and what they do the next night."""
+
+    #: the decisions offered in the review file's drop-down list
+    decisions: list[str] = field(default_factory=lambda: list(REVIEW_DECISIONS))
+    #: decision -> days the person stays off that institution's list, unless their risk band rises
+    keep_off_days: dict[str, int] = field(default_factory=lambda: {"not_suitable": 180, "already_in_iiz": 180})
+    #: decision -> intervention type it records (features, the recent-assessment exclusion, the study)
+    interventions: dict[str, str] = field(default_factory=lambda: {"joint_assessment_held": "joint_assessment"})
+    #: decisions counted in the run summary for the data steward
+    summary_decisions: list[str] = field(default_factory=lambda: ["data_error"])
 
 
 @dataclass
@@ -221,6 +245,7 @@ class Settings(_Section):
     output: OutputSettings = field(default_factory=OutputSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    reviews: ReviewSettings = field(default_factory=ReviewSettings)
     base_dir: Path = field(default_factory=Path.cwd, repr=False, compare=False)
     config_path: Path | None = field(default=None, repr=False, compare=False)
 
@@ -230,7 +255,7 @@ class Settings(_Section):
                   origin: str = "settings") -> Settings:
         """Build settings from a plain dict (as read from TOML), checking every key."""
         data = dict(data)
-        known = {"deployment", "sources", "model", "worklist", "output", "privacy", "health"}
+        known = {"deployment", "sources", "model", "worklist", "output", "privacy", "health", "reviews"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(
@@ -239,7 +264,8 @@ class Settings(_Section):
         kwargs: dict[str, Any] = {}
         for name, klass in [("deployment", DeploymentSettings), ("model", ModelSettings),
                             ("worklist", WorklistSettings), ("output", OutputSettings),
-                            ("privacy", PrivacySettings), ("health", HealthSettings)]:
+                            ("privacy", PrivacySettings), ("health", HealthSettings),
+                            ("reviews", ReviewSettings)]:
             if name in data:
                 kwargs[name] = _build(klass, data[name], f"{origin} [{name}]")
         sources = data.get("sources", [])
@@ -399,6 +425,15 @@ class Settings(_Section):
                 or any(not 0 < b < 1 for b in bands)):
             problems.append(f"[worklist] risk_bands {bands}: two strictly increasing probabilities between 0 "
                             "and 1 (low < first <= medium < second <= high), e.g. [0.10, 0.25]")
+        bands = ("low", "medium", "high")
+        for where, b in {"min_band": w.min_band, **{f"min_band_per_institution.{k}": v
+                                                    for k, v in w.min_band_per_institution.items()}}.items():
+            if b not in bands:
+                problems.append(f"[worklist] {where} = {b!r}: use one of {', '.join(bands)}")
+        unknown = sorted(set(w.min_band_per_institution) - known)
+        if unknown:
+            problems.append(f"[worklist] min_band_per_institution: {unknown} are not known institution codes ({codes})")
+        problems += _review_problems(self.reviews)
         runs_dir, hist_dir = self.resolve(o.dir).resolve(), self.resolve(o.history_dir).resolve()
         if runs_dir == hist_dir or runs_dir in hist_dir.parents or hist_dir in runs_dir.parents:
             problems.append(f"[output] dir = {o.dir!r} and history_dir = {o.history_dir!r} overlap; give each "
@@ -429,6 +464,27 @@ class Settings(_Section):
                 problems.append(f"[health] {name} must be >= 0")
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
+
+
+def _review_problems(r: ReviewSettings) -> list[str]:
+    """What is wrong in ``[reviews]``: unknown or misspelt decisions, non-positive days."""
+    out = []
+    bad = [d for d in r.decisions if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", d)]
+    if bad or not r.decisions or len(set(r.decisions)) != len(r.decisions):
+        out.append(f"[reviews] decisions {list(r.decisions)}: distinct codes of lower-case letters, digits and "
+                   "'_' (at most 40), at least one")
+    for table in ("keep_off_days", "interventions", "summary_decisions"):
+        unknown = sorted(set(getattr(r, table)) - set(r.decisions))
+        if unknown:
+            out.append(f"[reviews] {table}: {unknown} are not in [reviews] decisions; add them there or remove them")
+    bad_days = {k: v for k, v in r.keep_off_days.items() if not _is_int(v) or v < 1}
+    if bad_days:
+        out.append(f"[reviews] keep_off_days: {bad_days}: days are positive whole numbers")
+    bad_types = {k: v for k, v in r.interventions.items() if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", v)}
+    if bad_types:
+        out.append(f"[reviews] interventions: {bad_types}: intervention types are lower-case codes such as "
+                   "'joint_assessment'")
+    return out
 
 
 def file_mode(text: str | int) -> int:
