@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import AbstractContextManager
+from typing import Any
 
 logger = logging.getLogger("iizrisk")
 
@@ -29,8 +31,8 @@ class Steps:
         self.names = list(names)
         self.label = label
         self.enabled = is_terminal(sys.stderr) if enabled is None else bool(enabled)
-        self._bar = None
-        self._redirect = None
+        self._bar: Any = None  # the tqdm bar while shown
+        self._redirect: AbstractContextManager[None] | None = None
         self._done = 0
 
     def __enter__(self) -> Steps:
@@ -38,8 +40,9 @@ class Steps:
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
-            self._redirect = logging_redirect_tqdm(loggers=[logger])
-            self._redirect.__enter__()
+            redirect = logging_redirect_tqdm(loggers=[logger])
+            redirect.__enter__()
+            self._redirect = redirect
             self._bar = tqdm(total=len(self.names), desc=self.label, unit="step", file=sys.stderr, leave=False,
                              bar_format="{desc:<22} {bar} {n_fmt}/{total_fmt} steps, {elapsed}")
         return self

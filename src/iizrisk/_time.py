@@ -48,7 +48,7 @@ def day(value) -> int:
     """One date (``date``, ``Timestamp`` or ``'YYYY-MM-DD'``) as an int day number."""
     if isinstance(value, str):
         value = _dt.date.fromisoformat(value)
-    return int((np.datetime64(pd.Timestamp(value).date(), "D") - _EPOCH).astype(np.int64))
+    return int(np.datetime64(pd.Timestamp(value).date(), "D").astype(np.int64))  # days since _EPOCH
 
 
 def from_days(days, *, open_as_nat: bool = True) -> np.ndarray:

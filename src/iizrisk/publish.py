@@ -73,10 +73,10 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            info = self._holder()
+            holder = self._holder()
             raise LockedError(
-                f"another run holds the lock {self.path} (pid {info.get('pid', '?')} on "
-                f"{info.get('host', '?')}, started {info.get('started', '?')}); wait for it to finish "
+                f"another run holds the lock {self.path} (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}, started {holder.get('started', '?')}); wait for it to finish "
                 "(the lock ends with its process)") from None
         except OSError:
             os.close(fd)
@@ -173,7 +173,7 @@ def _is_date(name: str) -> bool:
 
 def run_links(root: Path) -> dict[dt.date, Path]:
     """The published date links of a run root and the store folders they point to."""
-    out = {}
+    out: dict[dt.date, Path] = {}
     if not root.is_dir():
         return out
     store = os.path.realpath(root / ".store")

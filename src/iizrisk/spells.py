@@ -481,9 +481,9 @@ def build_timeline(
             problems.append(_describe_rows(
                 spells.index, bad, f"with institution code(s) {unknown} not in {list(institutions)}",
                 "add the codes to the institutions (configuration: [deployment] extra_institutions)"))
-    problems = [p for p in problems if p]
-    if problems:
-        raise ValidationError("spells: cannot build the timeline: " + "; ".join(problems))
+    found = [p for p in problems if p]
+    if found:
+        raise ValidationError("spells: cannot build the timeline: " + "; ".join(found))
 
     # ---- point-in-time view
     idx = None

@@ -58,6 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 __all__ = [
@@ -130,7 +131,7 @@ class SuppressionResult:
 
 
 # ----------------------------------------------------------------------------- core
-def protect_cells(counts, people, lines: Sequence[tuple[Sequence[int], int]], *, k: int = 5,
+def protect_cells(counts, people, lines: Sequence[tuple[npt.ArrayLike, int]], *, k: int = 5,
                   suppress_zeros: bool = False) -> np.ndarray:
     """Primary and secondary suppression on a flat list of cells.
 
@@ -166,11 +167,11 @@ def protect_cells(counts, people, lines: Sequence[tuple[Sequence[int], int]], *,
     if not suppress_zeros:
         small &= people > 0
     status[small] = 1
-    lines = [(np.asarray(m, dtype=np.int64), int(t)) for m, t in lines]
+    groups = [(np.asarray(m, dtype=np.int64), int(t)) for m, t in lines]
     changed = True
     while changed:
         changed = False
-        for members, total in lines:
+        for members, total in groups:
             if len(members) == 0 or (total >= 0 and status[total] != 0):
                 continue  # no published total: this line reveals nothing
             hidden = members[status[members] != 0]

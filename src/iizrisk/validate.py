@@ -87,8 +87,9 @@ class ValidationReport(ResultMixin):
         """Start collecting, per row of the next table (length ``n``), the errors found."""
         self._row_reasons = np.full(n, "", dtype=object)
 
-    def take_row_reasons(self) -> np.ndarray:
-        """The reasons collected since :meth:`track_rows` (one string per row), and stop."""
+    def take_row_reasons(self) -> np.ndarray | None:
+        """The reasons collected since :meth:`track_rows` (one string per row; None without
+        :meth:`track_rows`), and stop."""
         out, self._row_reasons = self._row_reasons, None
         return out
 

@@ -37,10 +37,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--reason only goes with --force")
     result = run_nightly(args.config, as_of=args.as_of, progress=False if args.no_progress else None,
                          force=args.force, reason=args.reason)
+    folder = result.folder
+    assert folder is not None  # run_nightly publishes; only check_run leaves the folder out
     sizes = ", ".join(f"{k} {v['on_list']}" for k, v in result.manifest["worklists"].items())
-    print(f"published {result.folder} ({result.manifest['persons_scored']:,} persons scored; "
+    print(f"published {folder} ({result.manifest['persons_scored']:,} persons scored; "
           f"worklists: {sizes or 'none'})")
     if not result.health.ok:
         print(f"FORCED despite failed gates (reason: {args.reason}):\n{result.health.to_text()}")
-    print(f"summary: {result.folder / 'summary.html'}")
+    print(f"summary: {folder / 'summary.html'}")
     return EXIT_OK

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"verdict: tonight's run would publish ({m['persons_scored']:,} persons scored; "
               f"worklists: {sizes or 'none'})")
         return EXIT_OK
-    result = ingest(args.config, errors="quarantine", institution=args.institution)
-    report = result.report
+    ingestion = ingest(args.config, errors="quarantine", institution=args.institution)
+    report = ingestion.report
     if args.report:
         _write_report(report, args.report)
     print(report.to_text(), file=sys.stdout)
