@@ -464,3 +464,16 @@ def test_a_single_covariate_name_is_one_column(table):
     assert "exact on ['g']" in m._describe()
     with pytest.raises(TypeError, match="column name or a list"):
         IPWEstimator(n_bootstrap=0).fit(df, "t", "y", covariates=3)
+
+
+def test_every_method_line_states_the_propensity_penalty():
+    from iizrisk.evaluation import (
+        IPWEstimator,
+        LogisticPropensity,
+        PropensityScoreMatching,
+        PropensityScoreStratification,
+    )
+
+    for klass in (IPWEstimator, PropensityScoreMatching, PropensityScoreStratification):
+        assert "L2 penalty C=1" in klass()._describe()
+        assert "unpenalised" in klass(propensity_model=LogisticPropensity(C=np.inf))._describe()

@@ -142,12 +142,9 @@ def default_effect_model():
 
 def _model_words(model, what: str) -> str:
     """The model in words, with its penalty (every method line states the propensity model's penalty)."""
-    from .evaluation import LogisticPropensity
+    from .evaluation._estimators import propensity_words
 
-    if isinstance(model, LogisticPropensity):
-        pen = "unpenalised" if model.C is None or np.isinf(model.C) else f"L2 penalty C={model.C:g}"
-        return f"{what}: logistic regression on standardised features ({pen})"
-    return f"{what}: {type(model).__name__}"
+    return what + ":" + propensity_words(model).split(":", 1)[1]
 
 
 def _fold_of(persons: np.ndarray, n_folds: int, rng) -> np.ndarray:

@@ -157,6 +157,24 @@ class _Fit:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def propensity_words(model) -> str:
+    """The propensity model in words, with its penalty (stated in every method line that uses one).
+
+    Examples
+    --------
+    >>> propensity_words(None)
+    'propensity: logistic regression on standardised covariates, L2 penalty C=1'
+    """
+    from ._propensity import LogisticPropensity, default_propensity_model
+
+    m = default_propensity_model() if model is None else model
+    if isinstance(m, LogisticPropensity):
+        pen = "unpenalised" if m.C is None or np.isinf(m.C) else f"L2 penalty C={m.C:g}"
+        return f"propensity: logistic regression on standardised covariates, {pen}"
+    C = getattr(m, "C", None)
+    return f"propensity: {type(m).__name__}" + (f" (C={C:g})" if isinstance(C, int | float) else "")
+
+
 def _hajek_diff(t, y, w) -> float:
     w1, w0 = w[t], w[~t]
     if w1.sum() <= 0 or w0.sum() <= 0:
@@ -723,7 +741,7 @@ class IPWEstimator(_EffectEstimator):
             parts.append(f"weights truncated at the {self.truncate_weights:g} quantile")
         if self.trim_propensity is not None:
             parts.append(f"units with a score outside [{self.trim_propensity:g}, {1 - self.trim_propensity:g}] left out")
-        return ", ".join(parts)
+        return ", ".join(parts) + f"; {propensity_words(self.propensity_model)}"
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -844,7 +862,8 @@ class PropensityScoreMatching(_EffectEstimator):
         ex = f", exact on {column_list(self.exact, 'exact')}" if self.exact else ""
         bc = ", regression bias correction" if self.bias_correction else ""
         return (f"1:1 nearest-neighbour matching on the {self.scale} propensity score, "
-                f"{'with' if self.replace else 'without'} replacement, {cal}{ex}{bc}; {self.bootstrap} bootstrap")
+                f"{'with' if self.replace else 'without'} replacement, {cal}{ex}{bc}; {self.bootstrap} bootstrap; "
+                f"{propensity_words(self.propensity_model)}")
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -963,7 +982,8 @@ class PropensityScoreStratification(_EffectEstimator):
 
     def _describe(self) -> str:
         base = "treated" if self.estimand == "ATT" else "all units"
-        return f"stratification on the propensity score ({self.n_strata} strata, quantiles of the {base})"
+        return (f"stratification on the propensity score ({self.n_strata} strata, quantiles of the {base}); "
+                f"{propensity_words(self.propensity_model)}")
 
     def _check_params(self) -> None:
         super()._check_params()
