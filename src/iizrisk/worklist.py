@@ -23,22 +23,34 @@ Examples
 >>> wl["SH"]["case_ids"].tolist()
 ['S1']
 
+Selection, top to bottom: the people with a case open at the institution;
+minus those recently assessed (``exclude``) and those a coordinator of *this*
+institution reviewed and kept off (``keep_off``, :mod:`iizrisk.reviews`);
+minus those below the institution's minimum risk band (default: the low band
+is not listed, so a list may be shorter than its capacity); by risk, equal
+risks by the score's rank (the uncalibrated score breaks the ties that
+calibration creates), then by pseudonym; at most a per-canton number; cut at
+capacity. Each row then carries its history on this institution's lists
+(``first_listed``, ``times_listed``, ``days_on_list``, ``risk_change`` since
+the last listing) and the last review (``last_decision``,
+``last_decision_date``).
+
 Privacy invariant: a list shows only case ids of its own institution's open
 cases, for people with a case open there; :func:`build_worklists` checks this
 on its result and raises :class:`~iizrisk.errors.InternalError` (nothing is
 written) if it ever failed.
 
-Written as CSV for spreadsheets with :func:`write_worklist_csv`: ``;``,
-UTF-8 with BOM, and text cells that a spreadsheet would run as a formula
-(``=``, ``+``, ``-``, ``@``, tab, carriage return first) prefixed with ``'``
-(OWASP, CSV injection): case ids and texts come from the institutions'
-exports.
+Written as CSV for spreadsheets with :func:`write_worklist_csv` (the one
+writer of tables people open, :mod:`iizrisk.tables`): ``;``, UTF-8 with BOM,
+headers, bands and yes/no in the list's language, and text cells that a
+spreadsheet would run as a formula prefixed with ``'`` (OWASP, CSV
+injection): case ids and texts come from the institutions' exports.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -48,17 +60,39 @@ import pandas as pd
 import pyarrow as pa
 
 from ._arrays import string_order
-from ._results import SWISS_CSV, write_csv_atomic
 from ._texts import LANGUAGES, text
 from .errors import InternalError
+from .tables import FORMULA_START, neutralise_formulas, write_table
 
-__all__ = ["NOTICE", "WorklistSet", "build_worklists", "open_cases_at", "recently_assessed",
-           "neutralise_formulas", "write_worklist_csv"]
+__all__ = ["NOTICE", "BANDS", "FORMULA_START", "HISTORY_COLUMNS", "WorklistSet", "band_order", "build_worklists",
+           "open_cases_at", "recently_assessed", "neutralise_formulas", "write_worklist_csv"]
 
 logger = logging.getLogger("iizrisk")
 
 #: The statement every worklist carries, per language (read-only; from the text catalogue, ``worklist.notice``).
 NOTICE: Mapping[str, str] = MappingProxyType({lang: text("worklist.notice", lang) for lang in LANGUAGES})
+
+
+#: The risk bands from lowest to highest (a band's position is its order).
+BANDS = ("low", "medium", "high")
+#: The columns a worklist row carries about its history on that institution's lists.
+HISTORY_COLUMNS = ("first_listed", "times_listed", "days_on_list", "risk_change", "last_decision",
+                   "last_decision_date")
+#: The last columns of every worklist, in this order.
+_TAIL = ("new_on_list", "as_of", "language", "notice")
+
+#: Reasons for a list's rows: ``reasons(institution, person_ids, language)`` -> a table indexed by person_id.
+Reasons = Callable[[str, pd.Index, str], pd.DataFrame]
+
+
+def band_order(bands) -> np.ndarray:
+    """Position of each band name in :data:`BANDS` (0 low .. 2 high); other names rank above every band.
+
+    >>> band_order(["high", "low", "x"]).tolist()
+    [2, 0, 3]
+    """
+    idx = pd.Index(BANDS).get_indexer(pd.Index(np.asarray(bands, dtype=object)))
+    return np.where(idx < 0, len(BANDS), idx).astype(np.int64)
 
 
 def open_cases_at(view) -> pd.DataFrame:
@@ -98,11 +132,20 @@ def recently_assessed(interventions: pd.DataFrame | None, as_of, months: int,
 
 @dataclass
 class WorklistSet:
-    """Worklists per institution plus what was left off and why."""
+    """Worklists per institution plus what was left off and why.
+
+    ``capacity`` is each list's number of places; ``left_off_assessed`` the
+    people left off after a recent joint assessment, ``left_off_reviewed``
+    those a coordinator's review keeps off, ``below_min_band`` those under the
+    institution's minimum band (all per institution).
+    """
 
     lists: dict[str, pd.DataFrame] = field(default_factory=dict)
     left_off_assessed: dict[str, int] = field(default_factory=dict)
     eligible: dict[str, int] = field(default_factory=dict)
+    left_off_reviewed: dict[str, int] = field(default_factory=dict)
+    below_min_band: dict[str, int] = field(default_factory=dict)
+    capacity: dict[str, int] = field(default_factory=dict)
 
     def __getitem__(self, institution: str) -> pd.DataFrame:
         return self.lists[institution]
@@ -120,13 +163,18 @@ class WorklistSet:
         return pd.concat([df for df in self.lists.values()], ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
-        """Per institution: eligible people, left off (recent assessment), on the list, new."""
+        """Per institution: eligible people, left off (recent assessment, review, below the minimum band),
+        on the list, its places, new on the list."""
         return pd.DataFrame([
             {"institution": k, "eligible": self.eligible.get(k, 0),
              "left_off_recent_assessment": self.left_off_assessed.get(k, 0),
-             "on_list": len(v), "new_on_list": int(v["new_on_list"].sum()) if len(v) else 0}
+             "left_off_reviewed": self.left_off_reviewed.get(k, 0),
+             "below_min_band": self.below_min_band.get(k, 0),
+             "on_list": len(v), "places": self.capacity.get(k, len(v)),
+             "new_on_list": int(v["new_on_list"].sum()) if len(v) else 0}
             for k, v in self.lists.items()
-        ])
+        ], columns=["institution", "eligible", "left_off_recent_assessment", "left_off_reviewed", "below_min_band",
+                    "on_list", "places", "new_on_list"])
 
     def _repr_html_(self) -> str:
         parts = [f"<b>Worklists</b> for {len(self.lists)} institution(s)", self.summary().to_html(index=False)]
@@ -140,27 +188,36 @@ def build_worklists(
     open_cases: pd.DataFrame,
     *,
     capacity: int = 25,
-    capacity_per_institution: dict[str, int] | None = None,
-    capacity_per_canton: dict[str, int] | None = None,
+    capacity_per_institution: Mapping[str, int] | None = None,
+    capacity_per_canton: Mapping[str, int] | None = None,
     canton_of: pd.Series | None = None,
-    disclose_institutions: list[str] | None = None,
+    disclose_institutions=None,
     exclude: np.ndarray | None = None,
+    keep_off: pd.DataFrame | None = None,
+    min_band: str = "medium",
+    min_band_per_institution: Mapping[str, str] | None = None,
     previous: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
+    reviews: pd.DataFrame | None = None,
+    as_of=None,
     flags: pd.DataFrame | None = None,
-    reasons: dict[str, pd.DataFrame] | None = None,
-    language_of: dict[str, str] | None = None,
+    reasons: Reasons | Mapping[str, pd.DataFrame] | None = None,
+    language_of: Mapping[str, str] | None = None,
     default_language: str = "de",
 ) -> WorklistSet:
-    """Rank each institution's open cases by risk and cut at capacity.
+    """Select, rank and cut each institution's list, and decorate its rows.
 
     Parameters
     ----------
     scores : DataFrame
-        ``person_id``, ``risk``, ``risk_band`` (one row per scored person).
+        ``person_id``, ``risk``, ``risk_band`` (one row per scored person);
+        with ``rank`` (as :func:`iizrisk.model.score` gives it) equal risks
+        keep the score's order (its uncalibrated tie-break), else they go by
+        pseudonym.
     open_cases : DataFrame
         ``person_id``, ``institution``, ``case_id`` of the cases open at the as-of date.
     capacity, capacity_per_institution : int, dict
-        Rows per worklist (the dict overrides per institution code).
+        Places per worklist (the dict overrides per institution code).
     capacity_per_canton, canton_of : dict, Series
         Optional further cap per canton (``canton_of`` maps person_id to canton).
     disclose_institutions : list of str
@@ -168,18 +225,37 @@ def build_worklists(
         all others appear only in the count.
     exclude : array of person ids
         Left off every list (e.g. a joint assessment in the last months); counted.
+    keep_off : DataFrame
+        ``institution``, ``person_id``: left off that institution's list only
+        (a review's decision, :func:`iizrisk.reviews.keep_off`); counted.
+    min_band, min_band_per_institution : str, dict
+        The lowest band listed (``low``, ``medium``, ``high``; per institution
+        code); people below it are not listed (counted), so a list may be
+        shorter than its capacity. Band names outside :data:`BANDS` are listed.
     previous : DataFrame
         ``institution``, ``person_id`` of the last run's worklists, for ``new_on_list``.
+    history : DataFrame
+        ``institution``, ``person_id``, ``as_of``, ``risk`` of the past nights'
+        worklists (the history store's ``worklists`` table), for
+        ``first_listed``, ``times_listed``, ``days_on_list`` and ``risk_change``.
+    reviews : DataFrame
+        ``institution``, ``person_id``, ``review_date``, ``decision`` of the
+        reviews up to the as-of date, for ``last_decision`` and ``last_decision_date``.
+    as_of : date-like
+        The as-of date (the ``as_of`` column; needed with ``history``).
     flags : DataFrame
         Per person flags (``person_id`` and flag columns) to show on the lists.
-    reasons : dict institution -> DataFrame
-        Per person reason codes and texts (indexed by person_id) for each
-        institution's list: in its language, naming only institutions that
-        list may name (see :func:`iizrisk.explain.reason_codes`).
+    reasons : callable or dict institution -> DataFrame
+        The reasons of each list's rows: ``reasons(institution, person_ids,
+        language)`` returns a table indexed by person_id (in the list's
+        language, naming only institutions that list may name; see
+        :func:`iizrisk.explain.reason_codes`), called once per list with its
+        rows only; or such tables already computed, per institution.
     language_of : dict
         Language per institution code (default ``default_language``).
     """
     capacity_per_institution = capacity_per_institution or {}
+    min_band_per_institution = min_band_per_institution or {}
     disclose = set(disclose_institutions or [])
     language_of = language_of or {}
     # everything below works on integer codes: scored persons by their row in `scores`,
@@ -199,27 +275,41 @@ def build_worklists(
     # selection over everyone: one row per (institution, scored person) with an open case
     key = _sorted_unique(oc_key[oc_key >= 0])
     p_inst, p_person = key // max(n, 1), key % max(n, 1)
+    out = WorklistSet()
     eligible = np.bincount(p_inst, minlength=len(insts))
+    out.eligible = {insts[i]: int(eligible[i]) for i in np.flatnonzero(eligible)}
+    out.capacity = {insts[i]: int(capacity_per_institution.get(insts[i], capacity)) for i in np.flatnonzero(eligible)}
     excluded = np.zeros(n, dtype=bool)
     if exclude is not None and len(exclude):
         codes = pid.get_indexer(pd.Index(np.asarray(exclude, dtype=object)).astype("str"))
         excluded[codes[codes >= 0]] = True
-    gone = excluded[p_person]
-    left_off = np.bincount(p_inst[gone], minlength=len(insts))
-    out = WorklistSet()
-    out.eligible = {insts[i]: int(eligible[i]) for i in np.flatnonzero(eligible)}
-    out.left_off_assessed = {insts[i]: int(left_off[i]) for i in np.flatnonzero(eligible)}
-    p_inst, p_person = p_inst[~gone], p_person[~gone]
-    # institution, then risk descending, then pseudonym (ties broken the same way every night)
+    steps = [("left_off_assessed", excluded[p_person])]
+    if keep_off is not None and len(keep_off):
+        k_inst = pd.Index(insts).get_indexer(keep_off["institution"].astype("str"))
+        k_person = pid.get_indexer(pd.Index(keep_off["person_id"].astype("str")))
+        k_key = np.where((k_inst >= 0) & (k_person >= 0), k_inst * n + k_person, -1)
+        steps.append(("left_off_reviewed", np.isin(p_inst * n + p_person, k_key[k_key >= 0])))
+    else:
+        steps.append(("left_off_reviewed", np.zeros(len(p_inst), dtype=bool)))
+    lowest = band_order([min_band_per_institution.get(i, min_band) for i in insts] or ["low"])
+    steps.append(("below_min_band", band_order(band)[p_person] < lowest[p_inst]))
+    gone_before = np.zeros(len(p_inst), dtype=bool)
+    for name, gone in steps:  # each person counted under the first reason that leaves them off
+        counted = np.bincount(p_inst[gone & ~gone_before], minlength=len(insts))
+        setattr(out, name, {insts[i]: int(counted[i]) for i in np.flatnonzero(eligible)})
+        gone_before |= gone
+    p_inst, p_person = p_inst[~gone_before], p_person[~gone_before]
+    # institution, then risk descending, then the score's own order (its tie-break), then pseudonym
     name_rank = np.empty(n, dtype=np.int64)
     name_rank[string_order(pa.array(pid.array))] = np.arange(n)
-    order = np.lexsort((name_rank[p_person], -risk[p_person], p_inst))
+    score_rank = scores["rank"].to_numpy(dtype=np.int64) if "rank" in scores.columns else name_rank
+    order = np.lexsort((name_rank[p_person], score_rank[p_person], -risk[p_person], p_inst))
     p_inst, p_person = p_inst[order], p_person[order]
     if capacity_per_canton and canton_of is not None:
         canton = canton_of.reindex(pid.take(p_person)).to_numpy()
         n_in_canton = pd.DataFrame({"i": p_inst, "c": canton}).groupby(
             ["i", "c"], dropna=False, sort=False).cumcount().to_numpy()
-        cap_canton = pd.Series(canton).map(capacity_per_canton).fillna(np.inf).to_numpy()
+        cap_canton = pd.Series(canton).map(dict(capacity_per_canton)).fillna(np.inf).to_numpy()
         keep = n_in_canton < cap_canton
         p_inst, p_person = p_inst[keep], p_person[keep]
     pos = np.arange(len(p_inst))
@@ -246,6 +336,7 @@ def build_worklists(
         f = flags[flags["person_id"].astype("str").isin(chosen_ids)]
         f = f.assign(person_id=f["person_id"].astype("str")).set_index("person_id")
         f = f[[c for c in f.columns if c != "as_of"]]
+    t = None if as_of is None else pd.Timestamp(as_of).normalize()
     for i in np.unique(s_inst):
         inst = insts[i]
         mask = s_inst == i
@@ -268,19 +359,69 @@ def build_worklists(
         if f is not None:
             df = df.join(f, on="person_id")
         lang = language_of.get(inst, default_language)
-        if reasons is not None and inst in reasons:
+        if callable(reasons):
+            df = df.join(reasons(inst, pd.Index(df["person_id"], name="person_id"), lang), on="person_id")
+        elif reasons is not None and inst in reasons:
             df = df.join(reasons[inst], on="person_id")
+        if history is not None or reviews is not None:
+            df = _with_history(df, inst, history, reviews, t)
         if previous is not None and len(previous):
             prev = previous.loc[previous["institution"].astype(str) == inst, "person_id"].astype(str)
             df["new_on_list"] = ~df["person_id"].isin(prev)
         else:
             df["new_on_list"] = True
+        if t is not None:
+            df["as_of"] = t.to_datetime64().astype("datetime64[s]")
         df["language"] = lang
         df["notice"] = NOTICE.get(lang, NOTICE["en"])
         out.lists[inst] = df
     _check_own_cases(out.lists, open_cases)
     logger.info("worklists: %s", {k: len(v) for k, v in out.lists.items()})
     return out
+
+
+def _with_history(df: pd.DataFrame, inst: str, history: pd.DataFrame | None, reviews: pd.DataFrame | None,
+                  t: pd.Timestamp | None) -> pd.DataFrame:
+    """``df`` with its rows' history on this institution's lists and their last review.
+
+    ``history`` holds past nights only (nights before ``t``); tonight counts as one more listing.
+    """
+    if t is None:
+        raise ValueError("build_worklists: history or reviews need as_of (the as-of date)")
+    ids = pd.Index(df["person_id"].astype("str"))
+    day = np.datetime64(t.date(), "D")
+    first = pd.Series(day, index=ids)
+    times = pd.Series(1, index=ids, dtype=np.int64)
+    change = pd.Series(np.nan, index=ids)
+    if history is not None and len(history):
+        h = history[(history["institution"].astype("str") == inst)
+                    & (pd.to_datetime(history["as_of"]) < t)
+                    & history["person_id"].astype("str").isin(ids)]
+        h = h.assign(person_id=h["person_id"].astype("str"), as_of=pd.to_datetime(h["as_of"]))
+        g = h.sort_values("as_of", kind="stable").groupby("person_id")
+        past_first = g["as_of"].min().reindex(ids)
+        first = past_first.fillna(pd.Timestamp(t)).to_numpy(dtype="datetime64[D]")
+        first = pd.Series(first, index=ids)
+        times = times + g.size().reindex(ids, fill_value=0).to_numpy()
+        change = pd.Series(df["risk"].to_numpy(), index=ids) - g["risk"].last().reindex(ids)
+    df = df.copy()
+    df["first_listed"] = first.to_numpy().astype("datetime64[s]")
+    df["times_listed"] = times.to_numpy().astype(np.int64)
+    df["days_on_list"] = (day - first.to_numpy(dtype="datetime64[D]")).astype(np.int64)
+    df["risk_change"] = change.to_numpy(dtype=np.float64)
+    last_decision = pd.Series(None, index=ids, dtype=object)
+    last_date = pd.Series(pd.NaT, index=ids, dtype="datetime64[s]")
+    if reviews is not None and len(reviews):
+        r = reviews[(reviews["institution"].astype("str") == inst)
+                    & (pd.to_datetime(reviews["review_date"]) <= t)
+                    & reviews["person_id"].astype("str").isin(ids)]
+        r = r.assign(person_id=r["person_id"].astype("str"), review_date=pd.to_datetime(r["review_date"]))
+        last = r.sort_values(["review_date", "decision"], kind="stable").groupby("person_id").last()
+        last_decision = last["decision"].astype(object).reindex(ids)
+        last_date = last["review_date"].reindex(ids).astype("datetime64[s]")
+    df["last_decision"] = last_decision.to_numpy(dtype=object)
+    df["last_decision_date"] = last_date.to_numpy()
+    return df
 
 
 def _sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -332,97 +473,13 @@ def _check_own_cases(lists: dict[str, pd.DataFrame], open_cases: pd.DataFrame) -
         "please report it with the run log")
 
 
-#: First characters that make a spreadsheet read a text cell as a formula (OWASP, CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_RE = r"[=+\-@\t\r]"
-
-
-def _text_mask(col: pd.Series, test) -> np.ndarray:
-    """Rows of ``col`` holding text for which ``test(col.str)`` holds (False for non-text values)."""
-    try:
-        hit = test(col.str)  # NaN for values that are not text
-    except AttributeError:  # an object column without any text
-        return np.zeros(len(col), dtype=bool)
-    return hit.fillna(False).to_numpy(dtype=bool)
-
-
-def _as_text_column(col: pd.Series) -> pd.Series | None:
-    """``col`` if it may hold text (object, string, categorical of text), else None."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = col.cat.categories
-        if pd.api.types.is_object_dtype(cats.dtype) or pd.api.types.is_string_dtype(cats.dtype):
-            return col.astype(object)
-        return None
-    if pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype):
-        return col
-    return None  # numbers (also negative ones), booleans, dates stay what they are
-
-
-def _neutralise_text(col: pd.Series) -> pd.Series:
-    """``'`` before every text value starting with a formula character; other values untouched."""
-    text = _as_text_column(col)
-    if text is None:
-        return col
-    hit = _text_mask(text, lambda s: s.match(_FORMULA_RE))
-    if not hit.any():
-        return text
-    out = text.copy()
-    out[hit] = "'" + text[hit].astype("str")
-    return out
-
-
-def _cr_to_lf(col: pd.Series) -> pd.Series:
-    """Line breaks inside text cells as ``\\n``: the CSV writer quotes those, but not a bare ``\\r``."""
-    text = _as_text_column(col)
-    if text is None:
-        return col
-    hit = _text_mask(text, lambda s: s.contains("\r", regex=False))
-    if not hit.any():
-        return text
-    out = text.copy()
-    out[hit] = text[hit].astype("str").str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
-    return out
-
-
-def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` whose text cells and column names cannot run as spreadsheet formulas.
-
-    Every text value (and column name) starting with ``=``, ``+``, ``-``,
-    ``@``, a tab or a carriage return gets a leading ``'`` (the OWASP advice
-    against CSV injection). Numeric, boolean and date columns are left as
-    they are: ``-0.5`` in a number column stays a number. Vectorised per
-    column.
-
-    Examples
-    --------
-    >>> df = pd.DataFrame({"case_ids": ["=HYPERLINK(1)", "A-1"], "risk": [-0.5, 0.1]})
-    >>> neutralise_formulas(df).to_dict("list")
-    {'case_ids': ["'=HYPERLINK(1)", 'A-1'], 'risk': [-0.5, 0.1]}
-    """
-    out = df.copy()
-    for j in range(out.shape[1]):  # by position: column names may repeat
-        out.isetitem(j, _neutralise_text(out.iloc[:, j]))
-    out.columns = [f"'{c}" if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in out.columns]
-    return out
-
-
-def write_worklist_csv(df: pd.DataFrame, path) -> Path:
+def write_worklist_csv(df: pd.DataFrame, path, *, language: str | None = None) -> Path:
     """Write ``df`` as CSV for a Swiss spreadsheet, safe against CSV injection; returns the path.
 
-    The format the run folders have always used -- ``;`` separator, UTF-8
-    with BOM (``utf-8-sig``), ``\\n`` line ends, no index -- after
-    :func:`neutralise_formulas`; a line break inside a text cell is written
-    as ``\\n`` (pandas quotes a cell holding ``\\n`` but not one holding a
-    bare ``\\r``, which a spreadsheet would take for the end of the row).
-    Written to a temporary file in the same folder and renamed, so readers
-    never see half a file; the file gets the usual permissions (``0666``
-    minus the umask).
+    :func:`iizrisk.tables.write_table`: ``;`` separator, UTF-8 with BOM,
+    ``\n`` line ends, no index, formulas neutralised, line breaks in a cell
+    as ``\n``, written atomically; with ``language`` the headers, bands and
+    yes/no in that language and the risks in percent (the run's worklists),
+    without it the codes and values as they are.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    safe = neutralise_formulas(df)
-    for j in range(safe.shape[1]):
-        safe.isetitem(j, _cr_to_lf(safe.iloc[:, j]))
-    safe.columns = [c.replace("\r\n", "\n").replace("\r", "\n") if isinstance(c, str) else c
-                    for c in safe.columns]
-    return write_csv_atomic(safe, path, SWISS_CSV)
+    return write_table(df, path, language=language)

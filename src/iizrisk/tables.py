@@ -1,0 +1,224 @@
+"""Tables people open: one writer for every CSV (and xlsx) iizrisk writes for a person to read.
+
+A coordinator opens a worklist in a spreadsheet with Swiss settings; an
+analyst opens an indicator table the same way. So every such table is
+written by :func:`write_table`:
+
+* ``;`` as separator, UTF-8 with a BOM, ``\\n`` line ends (what Excel opens
+  correctly with de-CH, fr-CH and it-CH settings);
+* headers, risk band names and yes/no in the deployment's language (the
+  text catalogue, keys ``table.*`` and ``risk_bands.*``); a column the
+  catalogue does not name keeps its code;
+* risks as rounded percentages (``41.4`` in a column headed "Risiko (%)");
+* dates as ``YYYY-MM-DD``;
+* text cells a spreadsheet would run as a formula (``=``, ``+``, ``-``,
+  ``@``, tab, carriage return first) prefixed with ``'`` (OWASP, CSV
+  injection); line breaks inside a cell as ``\\n``.
+
+Machine-readable Parquet stays as it is. :func:`read_table` reads such a table
+back with the codes as headers (any of the four languages), and
+:func:`present` gives the frame as it is written (for an xlsx sheet).
+
+Examples
+--------
+>>> import pandas as pd
+>>> df = pd.DataFrame({"rank": [1], "risk": [0.41449], "risk_band": ["high"], "new_on_list": [True],
+...                    "case_ids": ["=1+1"]})
+>>> present(df, "de").to_dict("records")
+[{'Rang': 1, 'Risiko (%)': 41.4, 'Risikostufe': 'hoch', 'neu auf der Liste': 'ja', 'Fall-Nr.': "'=1+1"}]
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._texts import LANGUAGES, load_locale
+from .store import SWISS_CSV, write_csv_atomic
+
+__all__ = ["FORMULA_START", "PERCENT_COLUMNS", "header", "neutralise_formulas", "present", "read_table",
+           "write_table"]
+
+#: First characters that make a spreadsheet read a text cell as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_RE = r"[=+\-@\t\r]"
+#: Columns holding probabilities (written as percentages) or differences of them (percentage points).
+PERCENT_COLUMNS = ("risk", "risk_change")
+_BAND_COLUMNS = ("risk_band", "band_at_review")
+
+
+def _lang(language: str | None) -> str:
+    return language if language in LANGUAGES else "en"
+
+
+@functools.cache
+def _columns(language: str) -> dict[str, str]:
+    return dict(load_locale(language)["table"]["columns"])
+
+
+def header(column: str, language: str | None) -> str:
+    """The header of ``column`` in ``language`` (the code itself when the catalogue has no name for it).
+
+    Reason columns are named by their number: ``reason_2_text`` -> "Grund 2".
+    """
+    lang = _lang(language)
+    names = _columns(lang)
+    if column in names:
+        return names[column]
+    parts = column.split("_")
+    if len(parts) >= 2 and parts[0] == "reason" and parts[1].isdigit():
+        kind = "_".join(["reason_n", *parts[2:]])
+        if kind in names:
+            return names[kind].format(n=parts[1])
+    return column
+
+
+def _codes_of_headers() -> dict[str, str]:
+    """Every language's header -> the column code (for reading a table back)."""
+    out: dict[str, str] = {}
+    for lang in LANGUAGES:
+        for code, name in _columns(lang).items():
+            if "{n}" in name:
+                for n in range(1, 10):
+                    out[name.format(n=n)] = code.replace("_n", f"_{n}")
+            else:
+                out[name] = code
+    return out
+
+
+def _text_mask(col: pd.Series, test) -> np.ndarray:
+    """Rows of ``col`` holding text for which ``test(col.str)`` holds (False for non-text values)."""
+    try:
+        hit = test(col.str)  # NaN for values that are not text
+    except AttributeError:  # an object column without any text
+        return np.zeros(len(col), dtype=bool)
+    return hit.fillna(False).to_numpy(dtype=bool)
+
+
+def _as_text_column(col: pd.Series) -> pd.Series | None:
+    """``col`` if it may hold text (object, string, categorical of text), else None."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = col.cat.categories
+        if pd.api.types.is_object_dtype(cats.dtype) or pd.api.types.is_string_dtype(cats.dtype):
+            return col.astype(object)
+        return None
+    if pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype):
+        return col
+    return None  # numbers (also negative ones), booleans, dates stay what they are
+
+
+def _neutralise_text(col: pd.Series) -> pd.Series:
+    """``'`` before every text value starting with a formula character; other values untouched."""
+    text = _as_text_column(col)
+    if text is None:
+        return col
+    hit = _text_mask(text, lambda s: s.match(_FORMULA_RE))
+    if not hit.any():
+        return text
+    out = text.copy()
+    out[hit] = "'" + text[hit].astype("str")
+    return out
+
+
+def _cr_to_lf(col: pd.Series) -> pd.Series:
+    """Line breaks inside text cells as ``\\n``: the CSV writer quotes those, but not a bare ``\\r``."""
+    text = _as_text_column(col)
+    if text is None:
+        return col
+    hit = _text_mask(text, lambda s: s.contains("\r", regex=False))
+    if not hit.any():
+        return text
+    out = text.copy()
+    out[hit] = text[hit].astype("str").str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
+    return out
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells and column names cannot run as spreadsheet formulas.
+
+    Every text value (and column name) starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return gets a leading ``'`` (the OWASP advice
+    against CSV injection). Numeric, boolean and date columns are left as
+    they are: ``-0.5`` in a number column stays a number. Vectorised per
+    column.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"case_ids": ["=HYPERLINK(1)", "A-1"], "risk": [-0.5, 0.1]})
+    >>> neutralise_formulas(df).to_dict("list")
+    {'case_ids': ["'=HYPERLINK(1)", 'A-1'], 'risk': [-0.5, 0.1]}
+    """
+    out = df.copy()
+    for j in range(out.shape[1]):  # by position: column names may repeat
+        out.isetitem(j, _neutralise_text(out.iloc[:, j]))
+    out.columns = [f"'{c}" if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in out.columns]
+    return out
+
+
+def _safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Formulas neutralised and line breaks as ``\\n``, in cells and headers."""
+    safe = neutralise_formulas(df)
+    for j in range(safe.shape[1]):
+        safe.isetitem(j, _cr_to_lf(safe.iloc[:, j]))
+    safe.columns = [c.replace("\r\n", "\n").replace("\r", "\n") if isinstance(c, str) else c
+                    for c in safe.columns]
+    return safe
+
+
+def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = PERCENT_COLUMNS,
+            decimals: int = 1) -> pd.DataFrame:
+    """``df`` as a person reads it: headers, bands and yes/no in ``language``, risks in percent, safe text.
+
+    ``language`` None keeps the codes (headers, bands, booleans) and the
+    values; only the text is made safe. Dates become ``YYYY-MM-DD`` text.
+    """
+    out = df.copy()
+    if language is not None:
+        lang = _lang(language)
+        loc = load_locale(lang)
+        bands = dict(loc["risk_bands"])
+        yes, no = loc["table"]["yes"], loc["table"]["no"]
+        for j, col in enumerate(df.columns):
+            values = df.iloc[:, j]
+            if col in percent and pd.api.types.is_numeric_dtype(values.dtype):
+                out.isetitem(j, (values.astype(np.float64) * 100).round(decimals))
+            elif col in _BAND_COLUMNS:
+                out.isetitem(j, values.astype(object).map(lambda b: bands.get(str(b), b) if pd.notna(b) else b))
+            elif pd.api.types.is_bool_dtype(values.dtype):
+                out.isetitem(j, np.where(values.to_numpy(dtype=bool), yes, no).astype(object))
+            elif pd.api.types.is_datetime64_any_dtype(values.dtype):
+                out.isetitem(j, values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None))
+        out.columns = [header(str(c), lang) for c in df.columns]
+    else:
+        for j in range(df.shape[1]):
+            values = df.iloc[:, j]
+            if pd.api.types.is_datetime64_any_dtype(values.dtype):
+                out.isetitem(j, values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None))
+    return _safe(out)
+
+
+def write_table(df: pd.DataFrame, path: str | Path, *, language: str | None = None,
+                percent: Iterable[str] = PERCENT_COLUMNS, private: bool = False) -> Path:
+    """Write ``df`` as a table people open (see the module documentation); returns the path.
+
+    Written atomically (:func:`iizrisk.store.write_csv_atomic`); ``language``
+    None keeps the column codes and values (a machine-readable CSV that is
+    still safe to open).
+    """
+    return write_csv_atomic(present(df, language, percent=percent), path, SWISS_CSV, private=private)
+
+
+def read_table(path: str | Path, **read_csv) -> pd.DataFrame:
+    """Read a table written by :func:`write_table`, with the column codes as headers (in any language).
+
+    Values are read as they are written (percentages stay percentages);
+    keyword arguments go to :func:`pandas.read_csv`.
+    """
+    df = pd.read_csv(path, sep=";", encoding="utf-8-sig", **read_csv)
+    codes = _codes_of_headers()
+    df.columns = [codes.get(str(c), str(c)) for c in df.columns]
+    return df
