@@ -425,11 +425,11 @@ class Settings(_Section):
                 or any(not 0 < b < 1 for b in bands)):
             problems.append(f"[worklist] risk_bands {bands}: two strictly increasing probabilities between 0 "
                             "and 1 (low < first <= medium < second <= high), e.g. [0.10, 0.25]")
-        bands = ("low", "medium", "high")
+        band_names = ("low", "medium", "high")
         for where, b in {"min_band": w.min_band, **{f"min_band_per_institution.{k}": v
                                                     for k, v in w.min_band_per_institution.items()}}.items():
-            if b not in bands:
-                problems.append(f"[worklist] {where} = {b!r}: use one of {', '.join(bands)}")
+            if b not in band_names:
+                problems.append(f"[worklist] {where} = {b!r}: use one of {', '.join(band_names)}")
         unknown = sorted(set(w.min_band_per_institution) - known)
         if unknown:
             problems.append(f"[worklist] min_band_per_institution: {unknown} are not known institution codes ({codes})")
