@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import int_at_least, plain_path
 from .features import add_key_argument, read_inputs
 
 HELP = "train a risk model (temporal split, calibration) and write a model directory"
@@ -21,7 +22,10 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..outcomes import outcome_names
 
-    p.add_argument("--spells", required=True, metavar="PATH", help="canonical spells: a Parquet file or folder")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--spells", metavar="PATH", help="canonical spells: a Parquet file or folder")
+    src.add_argument("--snapshots", metavar="DIR", type=plain_path,
+                     help="a snapshot dataset written by `iizrisk snapshots` (features are not built again)")
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
     p.add_argument("--outcome", required=True, choices=outcome_names(), help="what the model predicts")
     p.add_argument("--horizon-months", type=int, default=12, metavar="N", help="horizon in months (12)")
@@ -33,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capacity", type=int, default=50, metavar="K",
                    help="people reviewed per as-of date, for precision/recall at k (50)")
     p.add_argument("--max-train-rows", type=int, metavar="N", help="subsample the training snapshots")
+    p.add_argument("--max-persons", type=int_at_least(1), metavar="N",
+                   help="train on a fixed random sample of about N persons with all their snapshots, chosen "
+                   "before any feature is built: memory and time depend on N, not on the population "
+                   "(recorded in the manifest)")
     add_key_argument(p)
 
 
@@ -42,17 +50,26 @@ def run(args: argparse.Namespace) -> int:
     from ..modelcard import write_model_card
 
     key = signing_key(file=args.key_file)  # fail on a bad key before the long training
-    spells, interventions = read_inputs(args.spells, args.interventions)
+    if args.spells:
+        spells, interventions = read_inputs(args.spells, args.interventions)
+    elif args.interventions:
+        from ..errors import ConfigError
+
+        raise ConfigError("--interventions with --snapshots: the snapshot dataset was built with its "
+                          "interventions already; give them to `iizrisk snapshots` instead")
+    else:
+        spells, interventions = None, None
     try:
         model, report = train(spells, interventions=interventions, outcome=args.outcome,
                               horizon_months=args.horizon_months, model=args.model,
                               validation_months=args.validation_months,
                               calibration_months=args.calibration_months, capacity=args.capacity,
-                              max_train_rows=args.max_train_rows)
+                              max_train_rows=args.max_train_rows, max_persons=args.max_persons,
+                              snapshots=args.snapshots)
     except IizriskError:  # user errors (also ValueErrors) keep their own message and exit code
         raise
     except ValueError as exc:
-        raise ValidationError(f"{args.spells}: cannot train: {exc}") from exc
+        raise ValidationError(f"{args.spells or args.snapshots}: cannot train: {exc}") from exc
     model_dir = save_model(model, args.out, key=key)
     write_model_card(model_dir, model_dir)  # model_card.md/.html/.json, from the manifest alone
     print(f"model written to {args.out} ({args.model}, outcome {args.outcome}, "

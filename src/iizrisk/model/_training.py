@@ -129,7 +129,8 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
           calibration_months: int = 6, gap_months: int | None = None, calibration: str | None = "isotonic",
           capacity: int = 50, max_train_rows: int | None = None, observed_until_date=None,
           features: PointInTimeFeatures | None = None, compare: bool = True, random_state: int = 0,
-          progress: bool | None = None, **model_params) -> tuple[RiskModel, TrainingReport]:
+          progress: bool | None = None, max_persons: int | None = None, snapshots=None,
+          **model_params) -> tuple[RiskModel, TrainingReport]:
     """Train a risk model on monthly snapshots with a temporal split; report on a held-out later period.
 
     Parameters
@@ -169,6 +170,21 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
         Show the training steps as a progress bar on stderr; default only when
         stderr is a terminal (never in cron or tests). Log lines are written
         above the bar, never into it.
+    max_persons : int, optional
+        Train on a fixed random sample of about this many persons, with all
+        their snapshots, chosen *before* any feature is built
+        (:func:`iizrisk.snapshots.sample_spells`): memory and time then depend
+        on the sample, not on the population. The sample is recorded in the
+        model's manifest (``training.sample``). Calibration and held-out
+        metrics stay unbiased: a random sample of persons is a random sample
+        of (person, date) snapshots, clustered by person; precision and recall
+        at k are taken at ``k = capacity x fraction`` per date (the same share
+        of the people at risk as ``capacity`` in the whole population).
+    snapshots : SnapshotSet or path, optional
+        Read features and labels from a snapshot dataset
+        (:func:`iizrisk.snapshots.build_snapshots`) instead of building them;
+        ``spells`` may then be None. With ``max_persons`` only the buckets
+        needed for the sample are read.
     **model_params
         Further :class:`RiskModel` parameters (``max_iter``, ``C``...).
 
@@ -177,6 +193,13 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
     (RiskModel, TrainingReport)
     """
     get_outcome(outcome)
+    if snapshots is not None:
+        from ..snapshots import SnapshotSet
+
+        snapshots = snapshots if isinstance(snapshots, SnapshotSet) else SnapshotSet.open(snapshots)
+        _check_snapshots(snapshots, outcome, horizon_months, features)
+    elif spells is None:
+        raise ValueError("train needs spells, or a snapshot dataset (snapshots=...)")
     steps = ["features", "labels", f"fit {model}"]
     if compare:
         steps += [f"fit {'logistic' if model == 'boosting' else 'boosting'}", "BFS rule"]
@@ -184,17 +207,51 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
         return _train(spells, interventions, outcome, horizon_months, model, first_as_of, last_as_of,
                       burn_in_months, train_months, validation_months, calibration_months, gap_months,
                       calibration, capacity, max_train_rows, observed_until_date, features, compare,
-                      random_state, bar, model_params)
+                      random_state, bar, model_params, max_persons, snapshots)
+
+
+def _check_snapshots(snaps, outcome: str, horizon_months: int, features) -> None:
+    want = {"outcome": outcome, "horizon_months": int(horizon_months)}
+    got = {k: snaps.meta.get(k) for k in want}
+    if got != want:
+        raise ValueError(f"the snapshot dataset {snaps.path} holds {got['outcome']!r} over "
+                         f"{got['horizon_months']} months, not {outcome!r} over {horizon_months}; build "
+                         "snapshots for this outcome and horizon")
+    if features is not None and snaps.features().get_params() != features.get_params():
+        raise ValueError(f"the snapshot dataset {snaps.path} was built with other feature parameters; "
+                         "train with its features (features=None) or rebuild it")
+
+
+def _snapshot_frame(snaps, dates, max_persons, random_state):
+    """Features and labels of ``dates`` from a snapshot dataset; with ``max_persons`` a person sample."""
+    from ..snapshots import person_fraction
+
+    X, lab = snaps.read(as_of=dates)
+    sample = None
+    ids = X.index.get_level_values("person_id")
+    n = int(ids.nunique())
+    if max_persons is not None and n > max_persons:
+        f = max_persons / n
+        codes, uniques = pd.factorize(ids)
+        keep = (person_fraction(uniques) < f)[codes]
+        X, lab = X.loc[keep], lab.loc[keep]
+        sample = {"persons": int(X.index.get_level_values("person_id").nunique()), "of_persons": n,
+                  "fraction": f, "method": f"person_fraction(person_id) < {f:.6g} (snapshot persons)"}
+    return X, lab, sample
 
 
 def _train(spells, interventions, outcome, horizon_months, model, first_as_of, last_as_of, burn_in_months,
            train_months, validation_months, calibration_months, gap_months, calibration, capacity,
            max_train_rows, observed_until_date, features, compare, random_state, bar,
-           model_params) -> tuple[RiskModel, TrainingReport]:
+           model_params, max_persons=None, snapshots=None) -> tuple[RiskModel, TrainingReport]:
     gap = horizon_months if gap_months is None else int(gap_months)
-    last_day = observed_until(spells) if observed_until_date is None else as_of_day(observed_until_date)
-    start = _time.to_days(spells["start_date"])
-    first_day = int(start[start != _time.MISSING_DAY].min())
+    if snapshots is not None:
+        last_day = as_of_day(observed_until_date or snapshots.meta["observed_until"])
+        first_day = int(_time.add_months(_time.day(snapshots.dates[0]), -burn_in_months))
+    else:
+        last_day = observed_until(spells) if observed_until_date is None else as_of_day(observed_until_date)
+        start = _time.to_days(spells["start_date"])
+        first_day = int(start[start != _time.MISSING_DAY].min())
     if first_as_of is None:
         # enough history before the first snapshot, and no more than train_months of training
         # dates before the calibration slice (older snapshots describe another labour market)
@@ -214,18 +271,43 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
     days_all = np.array([_time.day(d) for d in latest], dtype=np.int64)
     early, late = temporal_split(days_all, holdout_months=validation_months, gap_months=gap)
     dates = [d for d, keep in zip(latest, early | late, strict=True) if keep]
-    ft = features if features is not None else PointInTimeFeatures()
-    ft = ft.fit(spells, as_of=dates) if not hasattr(ft, "feature_names_out_") else ft
-    logger.info("train: building features at %d month ends (%s to %s)", len(dates),
-                dates[0].date(), dates[-1].date())
-    bar.step("features")
-    X = ft.transform(spells, as_of=dates, interventions=interventions)
-    bar.step("labels")
-    lab = compute_outcome(spells, outcome=outcome, horizon_months=horizon_months, pairs=X.index,
-                          observed_until=last_day)
+    sample: dict[str, Any] | None = None
+    if snapshots is not None:
+        dates = [d for d in dates if d in set(snapshots.dates)]
+        if len(dates) < 3:
+            raise ValueError(f"the snapshot dataset {snapshots.path} holds too few of the labelled month ends "
+                             "training needs; build snapshots for more month ends")
+        ft = snapshots.features()
+        bar.step("features")
+        X, lab, sample = _snapshot_frame(snapshots, dates, max_persons, random_state)
+        bar.step("labels")
+        fingerprint = snapshots.meta["data_fingerprint"]
+        input_info = snapshots.meta.get("input_info") or {}
+        n_rows = snapshots.meta.get("spells_rows")
+    else:
+        fingerprint, n_rows = data_fingerprint(spells), int(len(spells))
+        input_info = _input_info(spells, interventions)
+        if max_persons is not None:
+            from ..snapshots import sample_spells
+
+            spells, sample = sample_spells(spells, max_persons)
+            if interventions is not None and len(interventions):
+                interventions = interventions[interventions["person_id"].isin(pd.unique(spells["person_id"]))]
+            logger.info("train: a sample of %d of %d persons (%s)", sample["persons"], sample["of_persons"],
+                        sample["method"])
+        ft = features if features is not None else PointInTimeFeatures()
+        ft = ft.fit(spells, as_of=dates) if not hasattr(ft, "feature_names_out_") else ft
+        logger.info("train: building features at %d month ends (%s to %s)", len(dates),
+                    dates[0].date(), dates[-1].date())
+        bar.step("features")
+        X = ft.transform(spells, as_of=dates, interventions=interventions)
+        bar.step("labels")
+        lab = compute_outcome(spells, outcome=outcome, horizon_months=horizon_months, pairs=X.index,
+                              observed_until=last_day)
     if not lab["observed"].all():  # pragma: no cover - dates were chosen observed
         raise AssertionError("unobserved labels among training snapshots")
     y = lab["outcome"].to_numpy(dtype=bool)
+    k = capacity if sample is None else max(1, int(round(capacity * sample["fraction"])))
     d = _days_of(X.index.get_level_values("as_of"))
     first_val = int(days_all[late].min())
     val = d >= first_val
@@ -254,7 +336,7 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
         rule.fit(Xf.loc[tr], yf[tr])
         scores["bfs_rule"] = rule.predict_proba(Xv)[:, 1]
     bar.step("evaluate")
-    metrics = evaluate(yv, scores, dv, k=capacity)
+    metrics = evaluate(yv, scores, dv, k=k)
     periods = {k[:-7]: v for k, v in main.fit_info_.items() if k.endswith("_period")}
     periods["validation"] = [_time.to_date(dv.min()).isoformat(), _time.to_date(dv.max()).isoformat()]
     info = {
@@ -263,11 +345,14 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
         "snapshots": int(len(X)), "train_rows": main.fit_info_["train_rows"],
         "calibration_rows": main.fit_info_["calibration_rows"], "validation_rows": int(val.sum()),
         "prevalence_train": float(yf.mean()), "prevalence_validation": float(yv.mean()),
-        "data_fingerprint": data_fingerprint(spells), "spells_rows": int(len(spells)),
+        "data_fingerprint": fingerprint, "spells_rows": n_rows,
     }
+    if sample is not None:
+        info["sample"] = sample
+        info["capacity_in_sample"] = k
     report = TrainingReport(metrics=metrics, periods=periods, info=info)
     main.metrics_ = report.to_dict()["metrics"]
     main.training_ = {"periods": periods, **info}
-    main.input_info_ = _input_info(spells, interventions)
+    main.input_info_ = input_info
     logger.info("held-out metrics:\n%s", metrics.round(4).to_string())
     return main, report

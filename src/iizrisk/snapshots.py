@@ -1,0 +1,377 @@
+"""Snapshots as a dataset: point-in-time features and labels for many as-of dates, built once.
+
+Training, model selection, the fairness audit and the research study all need
+the same thing: the features of everyone with an open spell at many as-of
+dates (month ends), and each snapshot's outcome over the horizon. Built in one
+go for a national population they do not fit in memory (3.7 million persons
+at 60 month ends are 220 million rows), and built again by each of them they
+cost the same hour several times. :func:`build_snapshots` writes them once, to
+a partitioned Parquet dataset::
+
+    DIR/
+      dataset.json                       what was built, from what, how
+      as_of=2023-01-31/bucket=00.parquet
+      as_of=2023-01-31/bucket=01.parquet ...
+
+* **Partitioned by as-of date and by person bucket.** A person's bucket is a
+  fixed hash of the pseudonym (:func:`person_bucket`), so a bucket holds the
+  same persons at every date: reading some buckets is a random sample of
+  persons with all their snapshots (what :func:`iizrisk.model.train`'s
+  ``max_persons`` and :func:`read_snapshots` ``buckets=`` use).
+* **Bounded memory.** One bucket's spells are built into features one date at
+  a time: memory depends on the bucket, not on the population or the number
+  of dates. Features and labels of a person depend on that person's rows only,
+  so a bucket's snapshots equal the whole population's rows of those persons
+  (a test checks it).
+* **Crash-safe and resumable.** Each partition file is written atomically
+  (:mod:`iizrisk.store`): it is complete or absent. A second call with the same
+  data and settings skips the partitions that exist; with other data or
+  settings it refuses (``dataset.json`` records both), so a dataset never mixes
+  two builds.
+* **No dictionary per row group.** Pseudonyms are written as plain strings (a
+  categorical's dictionary would be repeated in every row group).
+
+Examples
+--------
+>>> import tempfile, pandas as pd
+>>> rows = pd.DataFrame({
+...     "person_id": ["a", "a", "b", "c"], "institution": ["ALV", "SH", "ALV", "IV"],
+...     "start_date": pd.to_datetime(["2022-01-01", "2022-06-01", "2022-03-01", "2022-02-01"]),
+...     "end_date": pd.to_datetime(["2022-05-15", None, "2022-04-30", None])})
+>>> snaps = build_snapshots(rows, tempfile.mkdtemp(), as_of=["2022-06-30", "2022-07-31"], buckets=2,
+...                         horizon_months=1, observed_until="2022-12-31")
+>>> X, labels = snaps.read()
+>>> sorted(X.index.get_level_values("person_id").unique())
+['a', 'c']
+>>> labels.columns.tolist()
+['outcome', 'observed']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__, _time
+from ._progress import Steps
+from .errors import ConfigError, ValidationError
+from .features import PointInTimeFeatures
+from .outcomes import _pension_starts, compute_outcome, get_outcome
+from .outcomes import observed_until as _observed_until
+from .spells import as_of_day, build_timeline
+from .store import write_json_atomic, write_parquet_atomic
+
+__all__ = ["SnapshotSet", "build_snapshots", "person_bucket", "person_fraction", "read_snapshots"]
+
+logger = logging.getLogger("iizrisk")
+
+META_FILE = "dataset.json"
+#: the hash behind buckets and samples; part of every dataset's meta so that a change is noticed
+HASH_METHOD = "pandas.util.hash_array (SipHash-2-4, key 0123456789123456) of the pseudonym"
+
+
+def _hash(ids) -> np.ndarray:
+    """A fixed 64-bit hash per pseudonym (vectorised; the same on every machine)."""
+    values = np.asarray(pd.Index(ids).astype("str"), dtype=object)
+    return pd.util.hash_array(values, hash_key="0123456789123456", categorize=False)
+
+
+def person_bucket(ids, buckets: int) -> np.ndarray:
+    """The bucket ``0 .. buckets-1`` of each pseudonym: a fixed hash modulo ``buckets``.
+
+    >>> bool(person_bucket(["a", "b", "a"], 16)[2] == person_bucket(["a"], 16)[0])
+    True
+    """
+    if isinstance(buckets, bool) or not isinstance(buckets, int | np.integer) or not 1 <= buckets <= 4096:
+        raise ConfigError(f"buckets must be a whole number from 1 to 4096, got {buckets!r}")
+    return (_hash(ids) % np.uint64(buckets)).astype(np.int64)
+
+
+def person_fraction(ids) -> np.ndarray:
+    """A fixed position in ``[0, 1)`` per pseudonym: ``person_fraction(ids) < f`` samples a share ``f``.
+
+    Independent of the buckets (other bits of the hash), so a sample is spread over every bucket.
+    """
+    return (_hash(ids) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _rows_of(spells: pd.DataFrame, mask_of_ids) -> pd.DataFrame:
+    """The rows of the persons for whom ``mask_of_ids(unique ids)`` is True (ids hashed once each)."""
+    codes, uniques = pd.factorize(spells["person_id"])
+    keep = np.asarray(mask_of_ids(uniques), dtype=bool)
+    return spells.loc[keep[codes]] if len(codes) else spells
+
+
+def sample_spells(spells: pd.DataFrame, max_persons: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows of a fixed random sample of about ``max_persons`` persons, and what was sampled.
+
+    The sample is ``person_fraction(id) < max_persons / persons``: the same
+    persons for the same data, whatever the row order, and nested (a larger
+    sample holds a smaller one).
+    """
+    if isinstance(max_persons, bool) or not isinstance(max_persons, int | np.integer) or max_persons < 1:
+        raise ConfigError(f"max_persons must be a whole number >= 1, got {max_persons!r}")
+    n = int(spells["person_id"].nunique())
+    if n <= max_persons:
+        return spells, {"persons": n, "of_persons": n, "fraction": 1.0, "method": "all persons"}
+    f = max_persons / n
+    out = _rows_of(spells, lambda ids: person_fraction(ids) < f)
+    return out, {"persons": int(out["person_id"].nunique()), "of_persons": n, "fraction": f,
+                 "method": f"person_fraction(person_id) < {f:.6g}; {HASH_METHOD}"}
+
+
+# ------------------------------------------------------------------ the dataset
+@dataclass(frozen=True)
+class SnapshotSet:
+    """A snapshot dataset on disk (:func:`build_snapshots`); read it with :meth:`read`."""
+
+    path: Path
+    meta: dict[str, Any]
+
+    @classmethod
+    def open(cls, path: str | Path) -> SnapshotSet:
+        """Open a dataset folder (its ``dataset.json`` must exist)."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: not a snapshot dataset (no {META_FILE}); build it with "
+                              "`iizrisk snapshots`") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"{path / META_FILE}: not readable JSON ({exc}); rebuild the dataset") from exc
+        return cls(path, meta)
+
+    @property
+    def dates(self) -> list[pd.Timestamp]:
+        """The as-of dates of the dataset."""
+        return [pd.Timestamp(d) for d in self.meta["as_of"]]
+
+    @property
+    def buckets(self) -> int:
+        return int(self.meta["buckets"])
+
+    def features(self) -> PointInTimeFeatures:
+        """The fitted feature transformer the snapshots were built with."""
+        return PointInTimeFeatures(**self.meta["features"]).fit()
+
+    def partition(self, as_of, bucket: int) -> Path:
+        return self.path / f"as_of={pd.Timestamp(as_of).date().isoformat()}" / f"bucket={bucket:03d}.parquet"
+
+    def missing(self) -> list[tuple[pd.Timestamp, int]]:
+        """Partitions not (yet) written: a build that stopped is resumed by building again."""
+        return [(d, b) for d in self.dates for b in range(self.buckets) if not self.partition(d, b).exists()]
+
+    def read(self, *, as_of=None, buckets=None, columns: list[str] | None = None,
+             observed_only: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Features and labels of some dates and buckets.
+
+        Parameters
+        ----------
+        as_of : date-like or sequence, optional
+            Dates to read (default: all).
+        buckets : sequence of int, optional
+            Buckets to read (default: all): a random sample of persons.
+        columns : list of str, optional
+            Feature columns to read (default: all).
+        observed_only : bool
+            Leave out snapshots whose horizon is not yet observed.
+
+        Returns
+        -------
+        (X, labels)
+            ``X`` as :meth:`PointInTimeFeatures.transform` returns it (index
+            ``person_id``, ``as_of``; sorted by as-of, then bucket); ``labels``
+            with the same index: ``outcome`` (nullable boolean), ``observed``.
+
+        Raises
+        ------
+        ValidationError
+            A partition asked for is missing (an unfinished build).
+        """
+        import pyarrow.parquet as pq
+
+        dates = self.dates if as_of is None else [pd.Timestamp(d) for d in
+                                                   ([as_of] if np.ndim(as_of) == 0 or isinstance(as_of, str)
+                                                    else as_of)]
+        known = set(self.dates)
+        unknown = [d.date().isoformat() for d in dates if d not in known]
+        if unknown:
+            raise ConfigError(f"{self.path}: no snapshots at {unknown}; the dataset holds "
+                              f"{self.meta['as_of'][0]} to {self.meta['as_of'][-1]}")
+        bks = range(self.buckets) if buckets is None else [int(b) for b in buckets]
+        cols = None if columns is None else ["person_id", "as_of", *columns, "outcome", "observed"]
+        parts = []
+        for d in dates:
+            for b in bks:
+                p = self.partition(d, b)
+                if not p.exists():
+                    raise ValidationError(f"{p}: partition missing (the build stopped before it); run "
+                                          "`iizrisk snapshots` again with the same arguments to finish it")
+                parts.append(pq.read_table(p, columns=cols))
+        import pyarrow as pa
+
+        table = pa.concat_tables(parts) if parts else None
+        frame = table.to_pandas() if table is not None else pd.DataFrame(columns=cols or [])
+        if observed_only and len(frame):
+            frame = frame[frame["observed"].to_numpy(dtype=bool)]
+        frame["person_id"] = frame["person_id"].astype("str")
+        frame = frame.set_index(["person_id", "as_of"])
+        labels = frame[["outcome", "observed"]].copy()
+        labels["outcome"] = labels["outcome"].astype("boolean")
+        return frame.drop(columns=["outcome", "observed"]), labels
+
+
+def read_snapshots(path: str | Path, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``SnapshotSet.open(path).read(**kwargs)``."""
+    return SnapshotSet.open(path).read(**kwargs)
+
+
+def _input_info(spells: pd.DataFrame, interventions) -> dict:
+    from .model._training import _input_info as info
+
+    return info(spells, interventions)
+
+
+def _fingerprint(spells: pd.DataFrame, interventions: pd.DataFrame | None) -> str:
+    """The spells' data fingerprint, combined with the interventions' when there are any."""
+    import hashlib
+
+    from .model import data_fingerprint
+
+    fp = data_fingerprint(spells)
+    if interventions is None or not len(interventions):
+        return fp
+    h = pd.util.hash_pandas_object(interventions.reset_index(drop=True), index=False).to_numpy()
+    return hashlib.sha256(fp.encode() + h.tobytes()).hexdigest()
+
+
+def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventions: pd.DataFrame | None = None,
+                    outcome: str = "revolving_door", horizon_months: int = 12,
+                    features: PointInTimeFeatures | None = None, buckets: int = 16, observed_until=None,
+                    progress: bool | None = None) -> SnapshotSet:
+    """Write the features and labels of everyone with an open spell at each as-of date.
+
+    Parameters
+    ----------
+    spells : DataFrame
+        Canonical spells of the whole export (the future included: labels need it).
+    out : path
+        The dataset folder (created; resumed when it holds the same build).
+    as_of : sequence of date-like
+        The as-of dates, e.g. :func:`iizrisk.features.as_of_dates` month ends.
+    interventions : DataFrame, optional
+    outcome : str, default "revolving_door"
+    horizon_months : int, default 12
+    features : PointInTimeFeatures, optional
+        Its parameters are recorded; default the standard features.
+    buckets : int, default 16
+        Person buckets per date: memory is about one bucket's features at one date.
+    observed_until : date-like, optional
+        The export's last observed day (default from the data); later horizons are
+        labelled ``pd.NA`` with ``observed`` False.
+    progress : bool, optional
+        A progress bar on stderr (default: only on a terminal).
+
+    Returns
+    -------
+    SnapshotSet
+
+    Raises
+    ------
+    ConfigError
+        ``out`` holds a dataset of other data or settings (nothing is written).
+    """
+    get_outcome(outcome)
+    out = Path(out)
+    dates = sorted({pd.Timestamp(_time.to_date(as_of_day(d))) for d in
+                    ([as_of] if np.ndim(as_of) == 0 or isinstance(as_of, str) else as_of)})
+    if not dates:
+        raise ConfigError("as_of holds no date")
+    ft = (features or PointInTimeFeatures())
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in ft.get_params().items()}
+    params = json.loads(json.dumps(params, default=lambda v: list(np.atleast_1d(v)) if np.ndim(v) else v))
+    ft = PointInTimeFeatures(**params).fit()
+    last_day = _observed_until(spells) if observed_until is None else as_of_day(observed_until)
+    meta = {
+        "format": 1, "iizrisk": __version__, "as_of": [d.date().isoformat() for d in dates],
+        "buckets": int(buckets), "outcome": outcome, "horizon_months": int(horizon_months),
+        "observed_until": _time.to_date(last_day).isoformat(), "features": params,
+        "data_fingerprint": _fingerprint(spells, interventions), "hash": HASH_METHOD,
+        "spells_rows": int(len(spells)), "input_info": _input_info(spells, interventions),
+    }
+    person_bucket(["x"], buckets)  # checks the number of buckets before anything is read
+    old = out / META_FILE
+    if old.exists():
+        have = SnapshotSet.open(out).meta
+        same = {k: have.get(k) for k in meta if k != "iizrisk"} == {k: v for k, v in meta.items() if k != "iizrisk"}
+        if not same:
+            diff = sorted(k for k in meta if k != "iizrisk" and have.get(k) != meta[k])
+            raise ConfigError(f"{out} holds snapshots of other data or settings ({', '.join(diff)} differ); "
+                              "give an empty folder, or delete this one to rebuild")
+    else:
+        write_json_atomic(meta, old)
+    snaps = SnapshotSet(out, meta)
+    todo = snaps.missing()
+    if not todo:
+        logger.info("snapshots: all %d partitions of %s exist", len(dates) * buckets, out)
+        return snaps
+    need = sorted({b for _, b in todo})
+    codes, uniques = pd.factorize(spells["person_id"])
+    row_bucket = person_bucket(uniques, buckets)[codes] if len(codes) else np.zeros(0, np.int64)
+    iv_bucket = (person_bucket(interventions["person_id"], buckets)
+                 if interventions is not None and len(interventions) else None)
+    with Steps([f"bucket {b}" for b in need], progress, label="snapshots") as bar:
+        for b in need:
+            bar.step(f"bucket {b}")
+            rows = spells.loc[row_bucket == b]
+            iv = interventions.loc[iv_bucket == b] if iv_bucket is not None else interventions
+            # labels exactly as compute_outcome(rows, ...) makes them, with the full timeline built once
+            full = build_timeline(rows) if len(rows) else None
+            opts = {"pension_starts": _pension_starts(rows, full)} if outcome == "disintegration" and full else {}
+            for d in dates:
+                path = snaps.partition(d, b)
+                if path.exists():
+                    continue
+                write_parquet_atomic(_partition(ft, rows, d, iv, full, outcome, horizon_months, last_day, opts),
+                                     path)
+            logger.debug("snapshots: bucket %d of %d written (%d rows of spells)", b + 1, buckets, len(rows))
+    logger.info("snapshots: %d partitions written to %s", len(todo), out)
+    return snaps
+
+
+def _partition(ft: PointInTimeFeatures, rows: pd.DataFrame, d: pd.Timestamp, iv, full, outcome: str,
+               horizon_months: int, last_day: int, opts: dict) -> pd.DataFrame:
+    """One (date, bucket) partition: ``person_id``, ``as_of``, the features, ``outcome``, ``observed``."""
+    X = ft.transform(rows, as_of=d, interventions=iv) if len(rows) else None
+    if X is None or not len(X):
+        cols = {"person_id": pd.Series([], dtype="str"), "as_of": pd.Series([], dtype="datetime64[s]")}
+        cols |= {c: pd.Series([], dtype="float32") for c in ft.get_feature_names_out()}
+        return pd.DataFrame(cols | {"outcome": pd.Series([], dtype="boolean"),
+                                    "observed": pd.Series([], dtype="bool")})
+    lab = compute_outcome(full, outcome=outcome, horizon_months=horizon_months, pairs=X.index,
+                          observed_until=last_day, **opts)
+    frame = X.reset_index()
+    frame["person_id"] = frame["person_id"].astype("str")
+    frame["as_of"] = frame["as_of"].astype("datetime64[s]")
+    frame["outcome"] = pd.array(lab["outcome"].array, dtype="boolean")
+    frame["observed"] = lab["observed"].to_numpy(dtype=bool)
+    return frame
+
+
+def default_dates(spells: pd.DataFrame, *, first=None, last=None, burn_in_months: int = 24) -> list[pd.Timestamp]:
+    """Month ends from ``burn_in_months`` after the first start (or ``first``) to the last observed day."""
+    start = _time.to_days(spells["start_date"])
+    start = start[start != _time.MISSING_DAY]
+    if not len(start):
+        raise ValidationError("spells: no start dates; nothing to snapshot")
+    lo = pd.Timestamp(first) if first is not None else pd.Timestamp(
+        _time.to_date(int(_time.add_months(int(start.min()), burn_in_months))))
+    hi = pd.Timestamp(last) if last is not None else pd.Timestamp(_time.to_date(_observed_until(spells)))
+    return list(pd.date_range(lo, hi, freq="ME"))
+
