@@ -432,6 +432,7 @@ def test_a_large_gap_warns_and_is_flagged():
     assert bool(s.loc["B", "gap_flag"]) and not bool(s.loc["A", "gap_flag"])
     row = audit.gaps[(audit.gaps["group"] == "B") & (audit.gaps["metric"] == "flag_rate")].iloc[0]
     assert bool(row["exceeds"]) and bool(row["significant"]) and row["difference_lo"] > 0.2
+    assert row["verdict"] == "exceeds" and row["rule"] == "difference" and row["bound_hi"] == 0.1
     assert row["ratio"] == pytest.approx(row["value"] / row["reference_value"])
     # the tiny group C (all flagged) is suppressed: no warning, no flag, nothing published about it
     assert pd.isna(s.loc["C", "n"]) and not bool(s.loc["C", "gap_flag"])
@@ -449,8 +450,17 @@ def test_no_warning_below_the_threshold():
 
 def test_unsuppressed_small_group_gap_warns():
     with pytest.warns(FairnessGapWarning, match="grp=C"):
-        FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "A"}, n_bootstrap=0,
+        FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "A"}, n_bootstrap=100,
                       min_cell_size=0, max_gap=0.5).fit(planted_gap())
+
+
+def test_without_intervals_nothing_is_judged():
+    """The rule judges intervals: with no bootstrap no disparity exceeds, whatever its size."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        audit = FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "A"}, n_bootstrap=0,
+                              min_cell_size=0, max_gap=0.5).fit(planted_gap())
+    assert set(audit.gaps["verdict"]) == {"not_judged"} and not audit.gaps["exceeds"].any()
 
 
 def test_reference_groups():
@@ -588,7 +598,7 @@ def test_horizon_must_be_observed(model, spells):
 def test_audit_model_in_one_call(model, spells):
     audit = audit_model(model, spells, AS_OF, capacity=80, n_bootstrap=20, max_gap=1.0)
     assert audit.as_of_ == AS_OF and audit.outcome_ == "revolving_door"
-    assert set(audit.groups_) == {"sex", "nationality_group", "age_band", "canton"}
+    assert set(audit.groups_) == {"sex", "nationality_group", "age_band", "disability", "canton"}
     assert audit.capacity_ == 80
 
 
@@ -639,8 +649,9 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
     from iizrisk.config import Settings
 
     write_parquet_atomic(spells.drop(columns="canton"), tmp_path / "spells.parquet")
-    cfg = Settings.from_dict({"privacy": {"min_cell_size": 10, "protected_attributes": ["sex"],
-                                          "fairness_max_gap": 0.37}},
+    cfg = Settings.from_dict({"privacy": {"min_cell_size": 10, "protected_attributes": ["sex", "age_band"],
+                                          "fairness_min_ratio": 0.37, "fairness_ratio_metrics": ["recall"],
+                                          "fairness_max_differences": {"fpr": 0.2}}},
                              base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
     out = tmp_path / "audit"
     assert main(["audit", "--model", str(model_dir), "--spells", str(tmp_path / "spells.parquet"),
@@ -653,8 +664,16 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
         v = summary[c].dropna()
         assert ((v == 0) | (v >= 10)).all()
     card = json.loads((out / "model_card.json").read_text())
-    assert card["protected_attributes"]["configured"] == ["sex"] and card["fairness"]["min_cell_size"] == 10
-    assert card["fairness"]["max_gap"] == 0.37  # [privacy] fairness_max_gap takes effect
+    assert card["protected_attributes"]["configured"] == ["sex", "age_band"]
+    assert card["fairness"]["min_cell_size"] == 10
+    # the [privacy] fairness rule takes effect: its bounds judge the metrics it names, and only those
+    assert card["fairness"]["rule"] == {"min_ratio": 0.37, "max_ratio": 1 / 0.37, "ratio_metrics": ["recall"],
+                                        "max_difference": {"fpr": 0.2}}
+    gaps = pd.read_parquet(out / "fairness_gaps.parquet")
+    judged = gaps[gaps["rule"] != ""]
+    assert set(judged["metric"]) == {"recall", "fpr"}
+    assert set(judged.loc[judged["metric"] == "recall", "bound_lo"]) == {0.37}
+    assert set(judged.loc[judged["metric"] == "fpr", "bound_hi"]) == {0.2}
     assert "no values for canton" in caplog.text
 
 
@@ -693,3 +712,129 @@ def test_ratio_to_a_subnormal_reference_is_infinite_without_a_warning():
         warnings.simplefilter("error")
         got = _div(np.array([0.1, 0.0, 1.0]), np.array([1.11253693e-313, 0.0, 2.0]))
     assert np.isinf(got[0]) and np.isnan(got[1]) and got[2] == 0.5
+
+
+# --------------------------------------------------------------------------- the rule
+def _rates(rates: dict[str, tuple[int, float]], seed: int = 0) -> pd.DataFrame:
+    """Groups of given sizes flagged at given rates (exactly), scores and labels at random."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for g, (n, rate) in rates.items():
+        flagged = np.zeros(n, dtype=bool)
+        flagged[: round(n * rate)] = True
+        parts.append(pd.DataFrame({"grp": g, "flagged": rng.permutation(flagged)}))
+    d = pd.concat(parts, ignore_index=True)
+    d["score"] = rng.random(len(d))
+    d["label"] = rng.random(len(d)) < 0.05
+    d["person_id"] = [f"p{i}" for i in range(len(d))]
+    return d
+
+
+def _flag_rate_row(audit: FairnessAudit, group: str) -> pd.Series:
+    g = audit.gaps
+    return g[(g["group"] == group) & (g["metric"] == "flag_rate")].iloc[0]
+
+
+def test_the_ratio_rule_flags_the_demos_third_country_ratio():
+    """The demo: third-country nationals flagged at 0.94 %, Swiss nationals at 0.29 % (3.2 times).
+    The absolute gap (0.65 points) is far below any difference bound; the four-fifths rule sees it."""
+    data = _rates({"CH": (20_000, 0.0029), "THIRD": (5_000, 0.0094)}, seed=1)
+    with pytest.warns(FairnessGapWarning, match=r"grp=THIRD flag_rate ratio 3\.2"):
+        audit = FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "CH"},
+                              n_bootstrap=400, min_cell_size=5).fit(data)
+    row = _flag_rate_row(audit, "THIRD")
+    assert row["ratio"] == pytest.approx(0.0094 / 0.0029, rel=0.02)
+    assert 1.25 < row["ratio_lo"] < row["ratio"] < row["ratio_hi"]
+    assert row["verdict"] == "exceeds" and row["rule"] == "ratio" and bool(row["exceeds"])
+    assert abs(row["difference"]) < 0.01  # the former absolute rule (0.1) could never have seen it
+    assert bool(audit.summary.set_index("group").loc["THIRD", "gap_flag"])
+    old = quiet_fit(FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "CH"},
+                                  n_bootstrap=100, max_gap=0.1), data)
+    assert not old.gaps["exceeds"].any()
+
+
+def test_a_ratio_whose_interval_includes_one_is_not_flagged():
+    data = _rates({"A": (3_000, 0.02), "B": (300, 0.03)}, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        audit = FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "A"},
+                              n_bootstrap=400, min_cell_size=5).fit(data)
+    row = _flag_rate_row(audit, "B")
+    assert row["ratio"] == pytest.approx(1.5) and row["ratio_lo"] < 1 < row["ratio_hi"]
+    assert row["verdict"] == "cannot_tell" and not bool(row["exceeds"])
+    assert row["n_needed"] > 300  # more people than the group has would be needed to decide
+    assert audit.verdict_counts()["exceeds"] == 0
+
+
+def test_a_ratio_close_to_one_with_a_narrow_interval_is_within():
+    data = _rates({"A": (40_000, 0.10), "B": (40_000, 0.102)}, seed=3)
+    audit = quiet_fit(FairnessAudit(groups=["grp"], flagged_column="flagged", reference={"grp": "A"},
+                                    n_bootstrap=200, intersections=None), data)
+    row = _flag_rate_row(audit, "B")
+    assert row["verdict"] == "within" and pd.isna(row["n_needed"])
+
+
+def _judge_slow(kind, lower, upper, est, lo, hi, n):
+    """The verdict and size needed one disparity at a time, the obvious way."""
+    import math
+
+    if not math.isfinite(est) or (kind == "ratio" and est <= 0) or math.isnan(lo) or math.isnan(hi):
+        return "not_judged", math.nan
+    f = math.log if kind == "ratio" else (lambda x: x)
+    e, a, b, lb, ub = f(est), f(lo), f(hi), f(lower), f(upper)
+    if b < lb or a > ub:
+        return "exceeds", math.nan
+    if a >= lb and b <= ub:
+        return "within", math.nan
+    dist = lb - e if e < lb else (e - ub if e > ub else min(e - lb, ub - e))
+    return "cannot_tell", (math.ceil(n * ((b - a) / 2 / dist) ** 2) if dist > 0 else math.nan)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["ratio", "difference"]),
+       vals=st.lists(st.floats(0.01, 5.0), min_size=3, max_size=3), n=st.integers(1, 10_000),
+       bound=st.floats(0.05, 0.95))
+def test_verdicts_match_the_slow_rule(kind, vals, n, bound):
+    from iizrisk.fairness import FairnessRule, _judge
+
+    lo, est, hi = sorted(vals)
+    if kind == "difference":
+        lo, est, hi = lo - 2.5, est - 2.5, hi - 2.5
+    lower, upper = (bound, 1 / bound) if kind == "ratio" else (-bound, bound)
+    v, need = _judge(kind, lower, upper, np.array([est]), np.array([lo]), np.array([hi]), np.array([float(n)]))
+    want_v, want_n = _judge_slow(kind, lower, upper, est, lo, hi, n)
+    assert v[0] == want_v
+    assert (np.isnan(need[0]) and np.isnan(want_n)) or need[0] == pytest.approx(want_n, rel=1e-9, abs=1)
+    rule = FairnessRule(min_ratio=bound) if kind == "ratio" else FairnessRule(max_difference={"fpr": bound})
+    assert rule.judge(kind, lower, upper, estimate=est, lo=lo, hi=hi, n=n)[0] == want_v
+
+
+def test_rule_settings_are_checked():
+    from iizrisk.config import Settings
+    from iizrisk.errors import ConfigError
+    from iizrisk.fairness import FairnessRule
+
+    with pytest.raises(ConfigError, match="fairness_min_ratio"):
+        Settings.from_dict({"privacy": {"fairness_min_ratio": 1.25}})
+    with pytest.raises(ConfigError, match="no ratio"):
+        Settings.from_dict({"privacy": {"fairness_ratio_metrics": ["calibration_gap"]}})
+    with pytest.raises(ConfigError, match="unknown"):
+        Settings.from_dict({"privacy": {"fairness_max_differences": {"accuracy": 0.1}}})
+    s = Settings.from_dict({"privacy": {"fairness_min_ratio": 0.9}})
+    assert FairnessRule.from_settings(s).bounds("flag_rate") == [("ratio", 0.9, 1 / 0.9)]
+    with pytest.raises(ValueError, match="not both"):
+        FairnessAudit(capacity=5, rule=FairnessRule(), max_gap=0.1).fit(small_groups_frame(0))
+
+
+def test_disability_proxy_is_a_recent_iv_registration(spells):
+    from iizrisk.fairness import disability_proxy
+    from iizrisk.spells import build_timeline
+
+    tl = build_timeline(spells, as_of=AS_OF)
+    got = pd.Series(disability_proxy(tl, AS_OF), index=tl.person_ids)
+    t = pd.Timestamp(AS_OF)
+    since = t - pd.DateOffset(months=60) + pd.Timedelta(days=1)
+    seen = spells[(spells["start_date"] <= t) & (spells["institution"] == "IV")
+                  & (spells["end_date"].isna() | (spells["end_date"] >= since))]
+    want = np.where(tl.person_ids.isin(set(seen["person_id"])), "IV", "no_IV")
+    assert (got.to_numpy() == want).all() and (want == "IV").any() and (want == "no_IV").any()

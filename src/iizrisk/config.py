@@ -230,8 +230,17 @@ class PrivacySettings(_Section):
     """Disclosure control for aggregates that leave the system."""
 
     min_cell_size: int = 5
-    protected_attributes: list[str] = field(default_factory=lambda: ["sex", "nationality_group"])
-    fairness_max_gap: float = 0.10  # the fairness audit warns when a group gap exceeds this
+    #: audit attributes: protected grounds of Art. 8(2) BV (age as age bands, disability through
+    #: its IV proxy) and the deployment's own
+    protected_attributes: list[str] = field(
+        default_factory=lambda: ["sex", "nationality_group", "age_band", "disability"])
+    #: the fairness rule (iizrisk.fairness.FairnessRule): a group's flag rate (and the other
+    #: fairness_ratio_metrics) must lie within fairness_min_ratio to 1/fairness_min_ratio times the
+    #: reference group's (four-fifths rule), and the differences named in fairness_max_differences
+    #: within their bounds; judged on the bootstrap confidence interval
+    fairness_min_ratio: float = 0.8
+    fairness_ratio_metrics: list[str] = field(default_factory=lambda: ["flag_rate"])
+    fairness_max_differences: dict[str, float] = field(default_factory=lambda: {"calibration_gap": 0.05})
 
 
 @dataclass
@@ -452,8 +461,7 @@ class Settings(_Section):
                 problems.append(f"[output] mode = {o.mode!r}: the owner must be able to read and write")
         if self.privacy.min_cell_size < 1:
             problems.append("[privacy] min_cell_size must be >= 1")
-        if not 0 <= self.privacy.fairness_max_gap <= 1:
-            problems.append("[privacy] fairness_max_gap must be between 0 and 1")
+        problems += _fairness_problems(self.privacy)
         if h.min_persons_scored < 1:
             problems.append("[health] min_persons_scored must be >= 1 (a run that scores nobody never passes)")
         for name in ("max_row_drop_percent", "max_quarantine_percent"):
@@ -464,6 +472,18 @@ class Settings(_Section):
                 problems.append(f"[health] {name} must be >= 0")
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
+
+
+def _fairness_problems(p: PrivacySettings) -> list[str]:
+    """The fairness rule's settings, checked by the rule itself (one definition of what is valid)."""
+    from .fairness import FairnessRule
+
+    try:
+        FairnessRule(min_ratio=p.fairness_min_ratio, ratio_metrics=tuple(p.fairness_ratio_metrics),
+                     max_difference=dict(p.fairness_max_differences))
+    except ConfigError as exc:
+        return [f"[privacy] fairness_min_ratio / fairness_ratio_metrics / fairness_max_differences: {exc}"]
+    return []
 
 
 def _review_problems(r: ReviewSettings) -> list[str]:

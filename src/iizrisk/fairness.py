@@ -27,8 +27,14 @@ large enough) and overall, :class:`FairnessAudit` reports
 
 and, against each attribute's reference group (the largest group unless
 configured), the difference and the ratio of every metric with percentile
-bootstrap confidence intervals. A difference larger than ``max_gap`` sets
-``gap_flag`` in the tables and raises a :class:`FairnessGapWarning`.
+bootstrap confidence intervals. A :class:`FairnessRule` judges them: by
+default the four-fifths rule on flag-rate ratios (a group flagged at less than
+0.8 or more than 1.25 times the reference's rate) plus a bound on the
+calibration gap. A disparity *exceeds* only when its whole confidence
+interval lies beyond the bound, is *within* when the whole interval lies
+inside, and otherwise *cannot tell at this sample size*, with the group size
+that would let the interval decide (``n_needed``). An exceeding disparity
+sets ``gap_flag`` in the tables and raises a :class:`FairnessGapWarning`.
 
 The bootstrap resamples people with replacement (all rows of a person, at
 every as-of date, together). It is vectorised: each replicate draws the
@@ -55,7 +61,7 @@ Examples
 >>> n = 600
 >>> data = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n)})
 >>> data["label"] = rng.random(n) < data["score"] * 0.5
->>> audit = FairnessAudit(groups=["sex"], capacity=60, n_bootstrap=50, max_gap=0.5).fit(data)
+>>> audit = FairnessAudit(groups=["sex"], capacity=60, n_bootstrap=50).fit(data)
 >>> audit.summary[["attribute", "group", "n", "n_flagged"]].to_dict("list")["group"]
 ['all', 'F', 'M']
 >>> int(audit.summary["n_flagged"].iloc[0])
@@ -64,11 +70,12 @@ Examples
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -88,15 +95,24 @@ __all__ = [
     "MISSING",
     "FairnessAudit",
     "FairnessGapWarning",
+    "FairnessRule",
+    "VERDICTS",
     "age_bands",
+    "disability_proxy",
     "labelled_period",
     "audit_model",
 ]
 
 logger = logging.getLogger("iizrisk")
 
-#: Attributes audited by default (the columns of :func:`labelled_period`).
-GROUP_COLUMNS: tuple[str, ...] = ("sex", "nationality_group", "age_band", "canton")
+#: Attributes audited by default (the columns of :func:`labelled_period`): the protected grounds of
+#: Art. 8(2) BV the data hold (sex, origin as nationality group, age, disability through its IV proxy)
+#: and the canton.
+GROUP_COLUMNS: tuple[str, ...] = ("sex", "nationality_group", "age_band", "disability", "canton")
+#: Verdicts of the rule on one disparity (column ``verdict`` of :attr:`FairnessAudit.gaps`).
+VERDICTS: tuple[str, ...] = ("exceeds", "cannot_tell", "within", "not_judged")
+#: Values of the ``disability`` attribute: an IV registration or process visible at T (the proxy).
+DISABILITY_PROXY: tuple[str, str] = ("IV", "no_IV")
 #: Lower edges of the age bands after the first: <25, 25-34, 35-49, 50-64, 65+.
 AGE_BAND_EDGES: tuple[int, ...] = (25, 35, 50, 65)
 #: Label of a missing attribute value (a group of its own, so that groups add up).
@@ -128,7 +144,131 @@ _BLOCK = 32  # bootstrap replicates per block
 
 
 class FairnessGapWarning(UserWarning):
-    """A group's metric differs from its reference group's by more than the configured gap."""
+    """A group's metric differs from its reference group's beyond the fairness rule's bound."""
+
+
+@dataclass(frozen=True)
+class FairnessRule:
+    """When a disparity between a group and its reference group exceeds what the deployment accepts.
+
+    Two kinds of bound, each judged on the bootstrap confidence interval:
+
+    * a **ratio** bound for the metrics in ``ratio_metrics``: the group's value
+      divided by the reference's must lie in ``[min_ratio, 1 / min_ratio]``
+      (the four-fifths rule with ``min_ratio=0.8``: 0.8 to 1.25);
+    * a **difference** bound per metric in ``max_difference``: the absolute
+      difference from the reference must be at most the bound (by default
+      the calibration gap, 0.05: the model over- or under-predicts a group
+      by at most five percentage points more than the reference).
+
+    A disparity *exceeds* when its whole interval lies beyond a bound,
+    is *within* when its whole interval lies inside every bound, and
+    otherwise the rule *cannot tell at this sample size*.
+
+    Parameters
+    ----------
+    min_ratio : float, default 0.8
+        Lower ratio bound (between 0 and 1); the upper bound is its inverse.
+    ratio_metrics : tuple of str, default ("flag_rate",)
+    max_difference : mapping of str to float, default {"calibration_gap": 0.05}
+
+    Examples
+    --------
+    >>> rule = FairnessRule()
+    >>> rule.bounds("flag_rate"), rule.bounds("calibration_gap")
+    ([('ratio', 0.8, 1.25)], [('difference', -0.05, 0.05)])
+    >>> rule.judge("ratio", 0.8, 1.25, estimate=3.2, lo=1.6, hi=5.6, n=400)[0]
+    'exceeds'
+    >>> rule.judge("ratio", 0.8, 1.25, estimate=1.1, lo=0.7, hi=1.6, n=400)[0]
+    'cannot_tell'
+    """
+
+    min_ratio: float = 0.8
+    ratio_metrics: tuple[str, ...] = ("flag_rate",)
+    max_difference: Mapping[str, float] = field(default_factory=lambda: {"calibration_gap": 0.05})
+
+    def __post_init__(self) -> None:
+        if not 0 < float(self.min_ratio) <= 1:
+            raise ConfigError(f"min_ratio={self.min_ratio}: a ratio bound between 0 (exclusive) and 1")
+        object.__setattr__(self, "ratio_metrics", tuple(self.ratio_metrics))
+        object.__setattr__(self, "max_difference", dict(self.max_difference))
+        unknown = sorted((set(self.ratio_metrics) | set(self.max_difference)) - set(METRICS))
+        if unknown:
+            raise ConfigError(f"fairness rule: metric(s) {unknown} unknown; choose from {', '.join(METRICS)}")
+        no_ratio = sorted(set(self.ratio_metrics) & _NO_RATIO)
+        if no_ratio:
+            raise ConfigError(f"fairness rule: {no_ratio} have no ratio (a signed gap); bound their difference")
+        bad = {k: v for k, v in self.max_difference.items() if not 0 <= float(v) <= 1}
+        if bad:
+            raise ConfigError(f"fairness rule: difference bounds {bad} must be between 0 and 1")
+
+    @classmethod
+    def from_settings(cls, settings) -> FairnessRule:
+        """The rule of ``[privacy] fairness_min_ratio``, ``fairness_ratio_metrics`` and
+        ``fairness_max_differences``."""
+        p = settings.privacy
+        return cls(min_ratio=float(p.fairness_min_ratio), ratio_metrics=tuple(p.fairness_ratio_metrics),
+                   max_difference={k: float(v) for k, v in p.fairness_max_differences.items()})
+
+    @classmethod
+    def differences_only(cls, max_gap: float, metrics: Sequence[str] = GAP_METRICS) -> FairnessRule:
+        """The former rule: an absolute difference bound on every compared metric."""
+        return cls(ratio_metrics=(), max_difference={m: float(max_gap) for m in metrics})
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics the rule judges, in table order."""
+        return tuple(m for m in METRICS if m in self.ratio_metrics or m in self.max_difference)
+
+    def bounds(self, metric: str) -> list[tuple[str, float, float]]:
+        """(kind, lower, upper) bounds of ``metric``: ``ratio`` and/or ``difference``."""
+        out = []
+        if metric in self.ratio_metrics:
+            out.append(("ratio", float(self.min_ratio), 1.0 / float(self.min_ratio)))
+        if metric in self.max_difference:
+            b = float(self.max_difference[metric])
+            out.append(("difference", -b, b))
+        return out
+
+    def judge(self, kind: str, lower: float, upper: float, *, estimate: float, lo: float, hi: float,
+              n: float) -> tuple[str, float]:
+        """Verdict on one disparity and the group size that would decide it (NaN when decided).
+
+        The interval's half-width shrinks about as ``1 / sqrt(n)`` (ratios on the
+        log scale): the size needed is ``n`` times the squared ratio of today's
+        half-width to the distance between the estimate and the bound it must
+        clear -- an approximation that assumes the reference grows alike.
+        """
+        v = _judge(kind, lower, upper, np.array([estimate], dtype=np.float64), np.array([lo], dtype=np.float64),
+                   np.array([hi], dtype=np.float64), np.array([n], dtype=np.float64))
+        return str(v[0][0]), float(v[1][0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as JSON-ready data (model cards, DPIA)."""
+        return {"min_ratio": float(self.min_ratio), "max_ratio": 1.0 / float(self.min_ratio),
+                "ratio_metrics": list(self.ratio_metrics),
+                "max_difference": {k: float(v) for k, v in self.max_difference.items()}}
+
+
+def _judge(kind: str, lower: float, upper: float, est: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+           n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised verdicts (object array) and sizes needed (float, NaN when decided or unknown)."""
+    with np.errstate(all="ignore"):  # log(0) and infinite interval ends (a reference of 0) are expected
+        if kind == "ratio":
+            e, a, b, lb, ub = np.log(est), np.log(lo), np.log(hi), math.log(lower), math.log(upper)
+        else:
+            e, a, b, lb, ub = est, lo, hi, lower, upper
+        ok = ~np.isnan(a) & ~np.isnan(b) & np.isfinite(e)  # an interval may end at infinity
+        exceeds = ok & ((b < lb) | (a > ub))
+        within = ok & (a >= lb) & (b <= ub)
+        verdict = np.where(exceeds, "exceeds", np.where(within, "within", "cannot_tell")).astype(object)
+        verdict[~ok] = "not_judged"
+        half = (b - a) / 2
+        # the bound the estimate must clear: the nearer one from inside, the crossed one from outside
+        dist = np.where(e < lb, lb - e, np.where(e > ub, e - ub, np.minimum(e - lb, ub - e)))
+        need = np.ceil(n * (half / dist) ** 2)
+    need = np.where((verdict == "cannot_tell") & (dist > 0) & np.isfinite(need), need, np.nan)
+    return verdict, need
 
 
 # --------------------------------------------------------------------------- inputs
@@ -151,9 +291,36 @@ def age_bands(birth_year, as_of, *, edges: Sequence[int] = AGE_BAND_EDGES) -> pd
     return pd.Categorical.from_codes(code, categories=labels, ordered=True)
 
 
+def disability_proxy(timeline, as_of, *, lookback_months: int = 60) -> np.ndarray:
+    """The disability proxy per person code of a point-in-time timeline: ``"IV"`` or ``"no_IV"``.
+
+    Disability is a protected ground (Art. 8(2) BV) the exports do not record;
+    an IV (disability insurance) registration or process is the available
+    proxy: a spell at IV open at T or ended within ``lookback_months`` before T.
+
+    Examples
+    --------
+    >>> from iizrisk.spells import build_timeline
+    >>> rows = pd.DataFrame({"person_id": ["a", "b", "c"], "institution": ["IV", "ALV", "IV"],
+    ...                      "start_date": pd.to_datetime(["2023-01-01", "2023-01-01", "2010-01-01"]),
+    ...                      "end_date": pd.to_datetime([None, None, "2012-01-01"])})
+    >>> disability_proxy(build_timeline(rows, as_of="2024-06-30"), "2024-06-30").tolist()
+    ['IV', 'no_IV', 'no_IV']
+    """
+    from . import _time
+    from .spells import as_of_day
+
+    t = as_of_day(as_of)
+    w0 = int(_time.window_start(t, int(lookback_months)))
+    iv = (timeline.inst == timeline.inst_code("IV")) & (timeline.end.astype(np.int64) >= w0)
+    has = np.bincount(timeline.person[iv].astype(np.int64), minlength=timeline.n_persons) > 0
+    return np.where(has, DISABILITY_PROXY[0], DISABILITY_PROXY[1]).astype(object)
+
+
 def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.DataFrame | None = None,
                     observed_until=None, attributes: Sequence[str] | None = None,
-                    age_band_edges: Sequence[int] = AGE_BAND_EDGES) -> pd.DataFrame:
+                    age_band_edges: Sequence[int] = AGE_BAND_EDGES,
+                    disability_lookback_months: int = 60) -> pd.DataFrame:
     """Scores at ``as_of``, true outcomes over the horizon and the person attributes, one row per person.
 
     The scores are those the model gives at T (:func:`iizrisk.model.score`, the
@@ -176,10 +343,13 @@ def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.Dat
         Last observed day of the data; default from the spells.
     attributes : list of str, optional
         Person attributes to attach; default ``sex``, ``nationality_group``,
-        ``birth_year``, ``canton``. Other columns of the spells (a deployment's
-        own protected attributes) are taken from the person's latest row visible at T.
+        ``birth_year``, ``disability`` (:func:`disability_proxy`), ``canton``. Other columns of the
+        spells (a deployment's own protected attributes) are taken from the person's latest row
+        visible at T.
     age_band_edges : sequence of int
         Edges of the ``age_band`` column (:func:`age_bands`).
+    disability_lookback_months : int, default 60
+        Window of the disability proxy (:func:`disability_proxy`).
 
     Returns
     -------
@@ -221,7 +391,8 @@ def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.Dat
         "score": sc["risk"].to_numpy(dtype=np.float64),
         "label": lab["outcome"].to_numpy(dtype=bool),
     })
-    wanted = list(attributes) if attributes is not None else ["sex", "nationality_group", "birth_year", "canton"]
+    wanted = list(attributes) if attributes is not None else ["sex", "nationality_group", "birth_year",
+                                                               "disability", "canton"]
     tl = build_timeline(spells, as_of=t, merge_gap_days=gap)
     codes = tl.person_ids.get_indexer(pd.Index(out["person_id"]))
     if (codes < 0).any():  # scored people have a spell open at T, so they are in the view
@@ -234,7 +405,9 @@ def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.Dat
                        .sort_values(["person_id", "start_date"], kind="mergesort")
                        .groupby("person_id")[others].last())
     for c in wanted:
-        if c in tl.persons.columns:
+        if c == "disability" and c not in tl.persons.columns:
+            out[c] = disability_proxy(tl, t, lookback_months=disability_lookback_months)[codes]
+        elif c in tl.persons.columns:
             vals = tl.persons[c].to_numpy()
             out[c] = vals[codes] if len(vals) else np.full(len(out), None)
         elif latest_rows is not None and c in latest_rows.columns:
@@ -463,9 +636,15 @@ class FairnessAudit(ResultMixin):
     min_cell_size : int, default 5
         Cells with fewer people are suppressed (``[privacy] min_cell_size``);
         0 switches suppression off (internal use only: such tables must not leave the system).
-    max_gap : float, default 0.1
-        A difference from the reference larger than this (absolute) is flagged and warned about.
+    rule : FairnessRule, optional
+        When a disparity exceeds (:class:`FairnessRule`); default the four-fifths rule on
+        flag-rate ratios and a calibration-gap bound of 0.05
+        (``FairnessRule.from_settings(settings)`` for a deployment's ``[privacy]`` rule).
+    max_gap : float, optional
+        The former rule, kept for existing callers: an absolute difference bound on every
+        compared metric (:meth:`FairnessRule.differences_only`). Give ``rule`` or ``max_gap``, not both.
     gap_metrics : sequence of str, default :data:`GAP_METRICS`
+        Metrics compared with the reference (the rule's metrics are always compared).
     n_bootstrap : int, default 500
         Bootstrap replicates for the confidence intervals (0: no intervals).
     confidence : float, default 0.95
@@ -487,8 +666,11 @@ class FairnessAudit(ResultMixin):
     gaps : DataFrame
         One row per (group, metric) against the reference: ``value``,
         ``reference_value``, ``difference`` (with ``difference_lo``/``_hi``),
-        ``ratio`` (with ``ratio_lo``/``_hi``), ``exceeds`` (the difference is larger
-        than ``max_gap``) and ``significant`` (the interval of the difference excludes 0).
+        ``ratio`` (with ``ratio_lo``/``_hi``), ``significant`` (the interval of the
+        difference excludes 0), ``rule`` (``ratio``, ``difference``, both joined by
+        ``+``, or empty), ``bound_lo``/``bound_hi`` (of the first rule), ``verdict``
+        (one of :data:`VERDICTS`), ``n_needed`` (the group size at which the interval
+        would decide, for ``cannot_tell``) and ``exceeds`` (``verdict == "exceeds"``).
     calibration : DataFrame
         Per one-way group and risk bin: ``n``, ``n_positive``, ``mean_predicted``,
         ``observed_rate`` (suppressed).
@@ -504,7 +686,7 @@ class FairnessAudit(ResultMixin):
     >>> rng = np.random.default_rng(1)
     >>> d = pd.DataFrame({"score": rng.random(400), "sex": rng.choice(["F", "M"], 400)})
     >>> d["label"] = rng.random(400) < d["score"]
-    >>> a = FairnessAudit(groups=["sex"], capacity=0.2, n_bootstrap=40, max_gap=1.0).fit(d)
+    >>> a = FairnessAudit(groups=["sex"], capacity=0.2, n_bootstrap=40).fit(d)
     >>> a.capacity_, list(a.gaps["metric"][:2])
     (80, ['flag_rate', 'precision'])
     """
@@ -513,7 +695,8 @@ class FairnessAudit(ResultMixin):
                  capacity: int | float | None = None, score_column: str = "score",
                  label_column: str = "label", flagged_column: str | None = None,
                  reference: Mapping[str, str] | None = None, min_cell_size: int = 5,
-                 max_gap: float = 0.1, gap_metrics: Sequence[str] = GAP_METRICS, n_bootstrap: int = 500,
+                 rule: FairnessRule | None = None, max_gap: float | None = None,
+                 gap_metrics: Sequence[str] = GAP_METRICS, n_bootstrap: int = 500,
                  confidence: float = 0.95, calibration_bins: int = 5, random_state: int = 0,
                  cluster_column: str | None = "person_id"):
         self.groups = groups
@@ -524,6 +707,7 @@ class FairnessAudit(ResultMixin):
         self.flagged_column = flagged_column
         self.reference = reference
         self.min_cell_size = min_cell_size
+        self.rule = rule
         self.max_gap = max_gap
         self.gap_metrics = gap_metrics
         self.n_bootstrap = n_bootstrap
@@ -559,6 +743,8 @@ class FairnessAudit(ResultMixin):
             bad = [p for p in pairs if len(p) != 2 or p[0] not in groups or p[1] not in groups or p[0] == p[1]]
             if bad:
                 raise ValueError(f"intersections {bad}: give pairs of two different audited groups {groups}")
+        if self.rule is not None and self.max_gap is not None:
+            raise ValueError("give rule or max_gap (the former difference bound), not both")
         unknown = [m for m in self.gap_metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"gap_metrics {unknown} unknown; choose from {METRICS}")
@@ -638,7 +824,8 @@ class FairnessAudit(ResultMixin):
         pm = {k: v[0] for k, v in _metrics(point).items()}
         counts = {k: np.rint(v[0]).astype(np.int64) for k, v in point.items() if k != "score_sum" and k != "auc_num"}
         ref = self._references(sets, counts["n"])
-        gm = list(self.gap_metrics)
+        rule = self.rule_ = self._rule()
+        gm = list(self.gap_metrics) + [m for m in rule.metrics if m not in self.gap_metrics]
 
         # bootstrap: differences and ratios against the reference, per replicate
         B = int(self.n_bootstrap)
@@ -700,7 +887,10 @@ class FairnessAudit(ResultMixin):
         diff = v - rv
         no_ratio = np.array([m in _NO_RATIO for m in gm], dtype=bool)[jj]
         ratio = np.where(no_ratio, np.nan, _div(v, rv))
-        exceeds = ~hide & np.isfinite(diff) & (np.abs(np.nan_to_num(diff)) > self.max_gap)
+        judged = self._judge(rule, gm, jj, hide, counts["n"][rr].astype(np.float64),
+                             {"ratio": (ratio, r_lo[rr, jj], r_hi[rr, jj]),
+                              "difference": (diff, d_lo[rr, jj], d_hi[rr, jj])})
+        exceeds = judged["verdict"] == "exceeds"
         exceeds_any = np.bincount(rr[exceeds], minlength=R) > 0
         gaps = pd.DataFrame({
             "attribute": summary["attribute"].to_numpy()[rr], "group": summary["group"].to_numpy()[rr],
@@ -714,11 +904,20 @@ class FairnessAudit(ResultMixin):
             col = pd.array(np.where(np.isfinite(values), values, 0.0), dtype="Float64")
             col[h | ~np.isfinite(values)] = pd.NA
             gaps[name] = col
-        gaps["exceeds"] = exceeds
         lo_, hi_ = d_lo[rr, jj], d_hi[rr, jj]
         sig = pd.array((lo_ > 0) | (hi_ < 0), dtype="boolean")
         sig[hide | ~np.isfinite(lo_)] = pd.NA
         gaps["significant"] = sig
+        gaps["rule"] = judged["rule"]
+        for name in ("bound_lo", "bound_hi"):
+            col = pd.array(np.nan_to_num(judged[name]), dtype="Float64")
+            col[np.isnan(judged[name])] = pd.NA
+            gaps[name] = col
+        gaps["verdict"] = judged["verdict"]
+        need = pd.array(np.nan_to_num(judged["n_needed"]).astype(np.int64), dtype="Int64")
+        need[np.isnan(judged["n_needed"])] = pd.NA
+        gaps["n_needed"] = need
+        gaps["exceeds"] = exceeds
         summary["gap_flag"] = exceeds_any
         summary["status"] = _STATUS[status[:, N]]
         multi = np.array([len(st.columns) > 1 for st in sets for _ in st.labels], dtype=bool)
@@ -728,6 +927,48 @@ class FairnessAudit(ResultMixin):
         self.calibration = self._calibration_table(sets, y, s)
         self._warn()
         return self
+
+    def _rule(self) -> FairnessRule:
+        if self.rule is not None:
+            if not isinstance(self.rule, FairnessRule):
+                raise TypeError(f"rule must be a FairnessRule, got {type(self.rule).__name__}")
+            return self.rule
+        if self.max_gap is not None:
+            if not float(self.max_gap) > 0:
+                raise ValueError(f"max_gap must be above 0, got {self.max_gap}")
+            return FairnessRule.differences_only(float(self.max_gap), self.gap_metrics)
+        return FairnessRule()
+
+    @staticmethod
+    def _judge(rule: FairnessRule, gm: list[str], jj: np.ndarray, hide: np.ndarray, n: np.ndarray,
+               values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Verdict per gap row: the worst over the metric's bounds (exceeds, cannot tell, within)."""
+        rank = {"exceeds": 0, "cannot_tell": 1, "within": 2, "not_judged": 3}
+        m = len(jj)
+        verdict = np.full(m, "not_judged", dtype=object)
+        need = np.full(m, np.nan)
+        kinds = np.full(m, "", dtype=object)
+        b_lo, b_hi = np.full(m, np.nan), np.full(m, np.nan)
+        for j, metric in enumerate(gm):
+            every = np.flatnonzero(jj == j)  # the rule is shown on suppressed rows too; they are not judged
+            rows = np.flatnonzero((jj == j) & ~hide)
+            first = True
+            for kind, lower, upper in rule.bounds(metric):
+                est, lo, hi = (a[rows] for a in values[kind])
+                v, nd = _judge(kind, lower, upper, est, lo, hi, n[rows])
+                if first:
+                    b_lo[every], b_hi[every], kinds[every] = lower, upper, kind
+                    verdict[rows], need[rows] = v, nd
+                    first = False
+                    continue
+                cur = np.array([rank[x] for x in verdict[rows]], dtype=np.int64)
+                new = np.array([rank[x] for x in v], dtype=np.int64)
+                better = np.where(new < cur, v, verdict[rows])
+                verdict[rows] = better
+                need[rows] = np.fmax(need[rows], nd)
+                kinds[every] = kinds[every] + "+" + kind
+        need[verdict != "cannot_tell"] = np.nan
+        return {"verdict": verdict, "n_needed": need, "rule": kinds, "bound_lo": b_lo, "bound_hi": b_hi}
 
     def _units(self, data: pd.DataFrame) -> np.ndarray:
         """Bootstrap unit per row: the person's code (first appearance order), or the row."""
@@ -830,13 +1071,28 @@ class FairnessAudit(ResultMixin):
         self.flagged_gaps_ = flagged.reset_index(drop=True)
         if not len(flagged):
             return
-        shown = "; ".join(
-            f"{r.attribute}={r.group} {r.metric} {float(r.difference):+.3f} vs {r.reference}"
-            for r in flagged.head(5).itertuples())
+        shown = "; ".join(_describe_gap(r) for r in flagged.head(5).itertuples())
         more = f" and {len(flagged) - 5} more" if len(flagged) > 5 else ""
-        warnings.warn(f"{len(flagged)} gap(s) larger than max_gap={self.max_gap}: {shown}{more}. "
-                      "Review the model before use (see the audit's gaps table).",
-                      FairnessGapWarning, stacklevel=3)
+        warnings.warn(f"{len(flagged)} disparit(ies) beyond the fairness rule ({self.rule_text()}), "
+                      f"confidence interval included: {shown}{more}. Review the model before use "
+                      "(see the audit's gaps table).", FairnessGapWarning, stacklevel=3)
+
+    def rule_text(self) -> str:
+        """The rule in one line of plain English (log messages; the card has it in four languages)."""
+        rule = getattr(self, "rule_", None) or self._rule()
+        parts = []
+        if rule.ratio_metrics:
+            parts.append(f"ratio of {', '.join(rule.ratio_metrics)} within {rule.min_ratio:g} to "
+                         f"{1 / rule.min_ratio:.3g}")
+        parts += [f"|difference of {m}| <= {b:g}" for m, b in rule.max_difference.items()]
+        return "; ".join(parts) or "no bounds"
+
+    def verdict_counts(self) -> dict[str, int]:
+        """Judged disparities per verdict (``exceeds``, ``cannot_tell``, ``within``)."""
+        self._check_fitted()
+        judged = self.gaps[self.gaps["verdict"] != "not_judged"]
+        counts = judged["verdict"].value_counts()
+        return {v: int(counts.get(v, 0)) for v in VERDICTS if v != "not_judged"}
 
     # ------------------------------------------------------------------ display
     def _check_fitted(self) -> None:
@@ -846,16 +1102,20 @@ class FairnessAudit(ResultMixin):
     def to_text(self, decimals: int = 3) -> str:
         """The summary and the flagged gaps as plain text."""
         self._check_fitted()
+        counts = self.verdict_counts()
         head = (f"Fairness audit: {self.n_:,} persons, {self.capacity_:,} flagged; cells < "
-                f"{self.min_cell_size} people suppressed (<NA>); max_gap {self.max_gap}")
+                f"{self.min_cell_size} people suppressed (<NA>); rule: {self.rule_text()}; "
+                f"{counts['exceeds']} exceed, {counts['cannot_tell']} cannot tell at this sample size, "
+                f"{counts['within']} within")
         cols = ["attribute", "group", "n", "n_flagged", *METRICS, "gap_flag"]
         table = self.summary[cols].round(decimals).to_string(index=False)
         lines = [head, table]
-        if len(self.flagged_gaps_):
-            lines.append("Gaps larger than max_gap:")
-            lines.append(self.flagged_gaps_[["attribute", "group", "reference", "metric", "difference",
-                                             "difference_lo", "difference_hi"]].round(decimals)
-                         .to_string(index=False))
+        cols = ["attribute", "group", "reference", "metric", "ratio", "ratio_lo", "ratio_hi", "difference",
+                "difference_lo", "difference_hi", "verdict", "n_needed"]
+        judged = self.gaps[self.gaps["verdict"].isin(["exceeds", "cannot_tell"])]
+        if len(judged):
+            lines.append("Disparities that exceed the rule or cannot be told at this sample size:")
+            lines.append(judged[cols].round(decimals).to_string(index=False))
         return "\n".join(lines)
 
     def summary_text(self, decimals: int = 3) -> str:
@@ -870,17 +1130,20 @@ class FairnessAudit(ResultMixin):
             return "<b>FairnessAudit</b> (not fitted)"
         cols = ["attribute", "group", "n", "n_flagged", *METRICS, "gap_flag"]
         table = self.summary[cols].to_html(index=False, na_rep="&middot;", float_format=lambda x: f"{x:.3f}")
-        n_gap = len(self.flagged_gaps_)
-        colour = "#cf222e" if n_gap else "#1a7f37"
+        counts = self.verdict_counts()
+        colour = "#cf222e" if counts["exceeds"] else "#1a7f37"
         return (f"<div><b>Fairness audit</b>: {self.n_:,} persons, {self.capacity_:,} flagged; "
-                f"<span style='color:{colour}'>{n_gap} gap(s) above {self.max_gap}</span>; cells with fewer "
-                f"than {self.min_cell_size} people suppressed (&middot;).{table}</div>")
+                f"<span style='color:{colour}'>{counts['exceeds']} disparit(ies) beyond the rule</span>, "
+                f"{counts['cannot_tell']} cannot tell at this sample size ({html.escape(self.rule_text())}); "
+                f"cells with fewer than {self.min_cell_size} people suppressed (&middot;).{table}</div>")
 
     def plot(self, metric: str = "flag_rate", *, attributes: Sequence[str] | None = None, ax=None):
         """Differences from the reference group with confidence intervals, one line per group.
 
-        Groups whose difference exceeds ``max_gap`` are drawn in red; the band
-        of +/- ``max_gap`` is shaded. Suppressed groups are not drawn.
+        Groups whose disparity exceeds the rule are drawn in red, those the rule
+        cannot tell at this sample size in orange; the band the rule allows for the
+        difference (when it bounds the difference of ``metric``) is shaded.
+        Suppressed groups are not drawn.
 
         Parameters
         ----------
@@ -908,8 +1171,12 @@ class FairnessAudit(ResultMixin):
         diff = g["difference"].to_numpy(dtype=np.float64)
         lo = g["difference_lo"].to_numpy(dtype=np.float64, na_value=np.nan)
         hi = g["difference_hi"].to_numpy(dtype=np.float64, na_value=np.nan)
-        colours = np.where(g["exceeds"].to_numpy(dtype=bool), "#d64545", "#3b6ea8")
-        ax.axvspan(-self.max_gap, self.max_gap, color="#eeeeee", zorder=0)
+        verdict = g["verdict"].to_numpy(dtype=object)
+        colours = np.where(verdict == "exceeds", "#d64545", np.where(verdict == "cannot_tell", "#d4a72c",
+                                                                     "#3b6ea8"))
+        bound = self.rule_.max_difference.get(metric)
+        if bound is not None:
+            ax.axvspan(-bound, bound, color="#eeeeee", zorder=0)
         ax.axvline(0, color="#666666", lw=0.8)
         if len(g):
             err = np.vstack([np.where(np.isnan(lo), 0, diff - lo), np.where(np.isnan(hi), 0, hi - diff)])
@@ -1008,12 +1275,25 @@ class FairnessAudit(ResultMixin):
         self._check_fitted()
         return {
             "n": self.n_, "flagged": self.capacity_, "capacity": self.capacity,
-            "min_cell_size": self.min_cell_size, "max_gap": self.max_gap,
+            "min_cell_size": self.min_cell_size, "rule": self.rule_.to_dict(),
+            "verdicts": self.verdict_counts(),
             "confidence": self.confidence, "n_bootstrap": self.n_bootstrap,
             "bootstrap_unit": self.cluster_column or "row",
             "groups": list(self.groups_), "intersections": [SEP.join(p) for p in self.intersections_],
             "summary": _records(self.summary), "gaps_exceeding": _records(self.flagged_gaps_),
+            "gaps_cannot_tell": _records(self.gaps[self.gaps["verdict"] == "cannot_tell"]),
         }
+
+
+def _describe_gap(r) -> str:
+    """One disparity in a log line: the ratio or difference with its interval."""
+    def num(x) -> str:
+        return "?" if x is None or x is pd.NA or not np.isfinite(float(x)) else f"{float(x):.3g}"
+    if str(r.rule).startswith("ratio"):
+        what = f"ratio {num(r.ratio)} ({num(r.ratio_lo)}-{num(r.ratio_hi)})"
+    else:
+        what = f"{float(r.difference):+.3f} ({num(r.difference_lo)} to {num(r.difference_hi)})"
+    return f"{r.attribute}={r.group} {r.metric} {what} vs {r.reference}"
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

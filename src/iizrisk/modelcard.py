@@ -107,6 +107,13 @@ def _html_table(header: list[str], rows: list[list[Any]], flag_col: int | None =
             + "</table>")
 
 
+def _rule_bounds(rule: dict[str, Any]) -> str:
+    """The fairness rule's bounds in symbols: ``flag_rate ×0.8–1.25; calibration_gap ±0.05``."""
+    parts = [f"{m} ×{rule['min_ratio']:g}–{rule['max_ratio']:.3g}" for m in rule.get("ratio_metrics") or ()]
+    parts += [f"{m} ±{b:g}" for m, b in (rule.get("max_difference") or {}).items()]
+    return "; ".join(parts) or "-"
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
@@ -340,7 +347,8 @@ class ModelCard:
 
     def _audit_text(self, f: dict[str, Any]) -> str:
         return _t("audit_text", self.language, as_of=f.get("as_of") or "-", n=swiss_number(f["n"], _NUMBERS),
-                  flagged=swiss_number(f["flagged"], _NUMBERS), k=f["min_cell_size"], na=_NA, gap=f["max_gap"])
+                  flagged=swiss_number(f["flagged"], _NUMBERS), k=f["min_cell_size"], na=_NA,
+                  gap=_rule_bounds(f.get("rule") or {}))
 
     def to_markdown(self) -> str:
         """The card as Markdown."""
@@ -480,7 +488,8 @@ class ModelCard:
         colour = "#cf222e" if prot["used_as_inputs"] else "#1a7f37"
         header, rows = self._metric_rows(d)
         fair = ("" if self.audit is None else
-                f"<p>Fairness audit: {len(self.audit.flagged_gaps_)} gap(s) above {self.audit.max_gap}</p>")
+                f"<p>Fairness audit: {len(self.audit.flagged_gaps_)} disparit(ies) beyond the rule "
+                f"({_html.escape(self.audit.rule_text())})</p>")
         return (f"<div><b>{_html.escape(_t('title', self.language))}</b>: {_html.escape(str(d['model']['kind']))}, "
                 f"outcome <i>{_html.escape(str(d['model']['outcome']))}</i>, horizon "
                 f"{d['model']['horizon_months']} months.<br>{_html.escape(d['intended_use']['statement'])}"

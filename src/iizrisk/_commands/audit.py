@@ -8,7 +8,9 @@ writes to DIR (every table suppressed: cells with fewer than
     fairness_summary.csv/.parquet       per group: n, flag rate, precision, recall, FPR,
                                         calibration, ROC AUC, gap flag
     fairness_gaps.csv/.parquet          per group and metric: difference and ratio to the
-                                        reference group with bootstrap intervals
+                                        reference group with bootstrap intervals, and the
+                                        rule's verdict (exceeds, cannot tell at this sample
+                                        size with the group size needed, within)
     fairness_calibration.csv/.parquet   observed vs predicted per risk bin and group
     fairness_<metric>.png, fairness_calibration.png
     model_card.md/.html/.json           the model card with the audit
@@ -38,10 +40,13 @@ DESCRIPTION = (
     "Score everyone with a spell open on the as-of date T, label them with the model's outcome over "
     "the horizon after T (T plus the horizon must lie within the data), and compare flag rate at "
     "capacity, precision, recall, false-positive rate, calibration and ROC AUC across sex, nationality "
-    "group, age band and canton and their pairs, against a reference group with bootstrap confidence "
-    "intervals. Writes the tables (CSV and Parquet; cells with fewer than --min-cell-size people "
-    "suppressed), plots (PNG) and the model card (Markdown, HTML, JSON) to DIR. Gaps above --max-gap "
-    "are flagged and logged as warnings. Exit codes: 0 ok, 1 invalid input, 2 usage, 3 model problem."
+    "group, age band, disability (IV proxy) and canton and their pairs, against a reference group with "
+    "bootstrap confidence intervals. The fairness rule (default: flag-rate ratios within 0.8 to 1.25, "
+    "the four-fifths rule, and calibration gaps within 0.05; the configuration's [privacy] fairness_* "
+    "settings) judges each disparity on its interval: exceeds, cannot tell at this sample size, or "
+    "within. Writes the tables (CSV and Parquet; cells with fewer than --min-cell-size people "
+    "suppressed), plots (PNG) and the model card (Markdown, HTML, JSON) to DIR; exceeding disparities "
+    "are logged as warnings. Exit codes: 0 ok, 1 invalid input, 2 usage, 3 model problem."
 )
 
 logger = logging.getLogger("iizrisk")
@@ -57,13 +62,13 @@ def _capacity(text: str) -> int | float:
     return int(value) if value >= 1 else value
 
 
-def _positive_float(text: str) -> float:
+def _ratio_bound(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be above 0")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value}: a ratio bound in (0, 1], such as 0.8")
     return value
 
 
@@ -82,13 +87,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="people flagged: the K highest risks, or a share such as 0.05 (default: the "
                         "capacity recorded at training, else 50)")
     p.add_argument("--config", metavar="CONFIG",
-                   help="deployment configuration (.toml): its [privacy] min_cell_size and "
-                        "protected_attributes become the defaults of --min-cell-size and --groups")
+                   help="deployment configuration (.toml): its [privacy] min_cell_size, "
+                        "protected_attributes and fairness rule (fairness_min_ratio, fairness_ratio_metrics, "
+                        "fairness_max_differences) become the defaults")
     p.add_argument("--min-cell-size", type=int_at_least(0), metavar="N",
                    help="suppress cells with fewer than N people (default 5, or the configuration's)")
-    p.add_argument("--max-gap", type=_positive_float, default=None, metavar="G",
-                   help="flag differences from the reference group larger than G (default: the "
-                        "configuration's [privacy] fairness_max_gap, else 0.1)")
+    p.add_argument("--min-ratio", type=_ratio_bound, default=None, metavar="R",
+                   help="ratio bound of the fairness rule: a group's flag rate must lie within R to 1/R times "
+                        "the reference's (default: the configuration's [privacy] fairness_min_ratio, else 0.8)")
     p.add_argument("--groups", metavar="A,B",
                    help=f"attributes to audit (default {','.join(GROUP_COLUMNS)}, or the configuration's "
                         "protected attributes with age_band and canton)")
@@ -104,7 +110,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load, label, audit, write; errors carry their exit codes (1 input, 3 model)."""
     from ..config import Settings
-    from ..fairness import GROUP_COLUMNS, FairnessAudit, FairnessGapWarning, labelled_period
+    from ..fairness import (
+        GROUP_COLUMNS,
+        FairnessAudit,
+        FairnessGapWarning,
+        FairnessRule,
+        labelled_period,
+    )
     from ..model import load_model, model_key, signing_key
     from ..modelcard import write_model_card
 
@@ -112,12 +124,14 @@ def run(args: argparse.Namespace) -> int:
     protected = list(settings.privacy.protected_attributes) if settings else None
     min_cell = args.min_cell_size if args.min_cell_size is not None else \
         (settings.privacy.min_cell_size if settings else 5)
-    if args.max_gap is None:  # --max-gap, else [privacy] fairness_max_gap, else 0.1
-        args.max_gap = settings.privacy.fairness_max_gap if settings else 0.1
+    rule = FairnessRule.from_settings(settings) if settings else FairnessRule()
+    if args.min_ratio is not None:  # --min-ratio, else [privacy] fairness_min_ratio, else 0.8
+        rule = FairnessRule(min_ratio=args.min_ratio, ratio_metrics=rule.ratio_metrics,
+                            max_difference=rule.max_difference)
     if args.groups:
         groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     elif protected is not None:
-        groups = list(dict.fromkeys([*protected, "age_band", "canton"]))
+        groups = list(dict.fromkeys([*protected, "canton"]))
     else:
         groups = list(GROUP_COLUMNS)
     # the key: --key-file, else the configuration's [model] key settings, else IIZRISK_MODEL_KEY
@@ -139,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"{args.spells}: no values for the audited attribute(s) {missing}; add the "
                               "columns to the spells or leave them out with --groups")
     audit = FairnessAudit(groups=groups, capacity=capacity, min_cell_size=min_cell,
-                          max_gap=args.max_gap, n_bootstrap=args.bootstrap, random_state=args.seed)
+                          rule=rule, n_bootstrap=args.bootstrap, random_state=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FairnessGapWarning)
         try:
@@ -170,8 +184,10 @@ def run(args: argparse.Namespace) -> int:
             final.append(out / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"audit at {args.as_of}: {audit.n_:,} persons, {audit.capacity_:,} flagged, "
-          f"{len(audit.flagged_gaps_)} gap(s) above {args.max_gap}", file=sys.stdout)
+    counts = audit.verdict_counts()
+    print(f"audit at {args.as_of}: {audit.n_:,} persons, {audit.capacity_:,} flagged; fairness rule "
+          f"({audit.rule_text()}): {counts['exceeds']} disparit(ies) exceed, {counts['cannot_tell']} cannot "
+          f"tell at this sample size, {counts['within']} within", file=sys.stdout)
     for f in final:
         print(f, file=sys.stdout)
     return EXIT_OK
