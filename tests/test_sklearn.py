@@ -1,10 +1,14 @@
-"""RiskModel in scikit-learn: a Pipeline with the point-in-time features (metadata routing), and
-scikit-learn's estimator checks with every expected failure declared and explained (issue 16, item 7)."""
+"""The package's estimators in scikit-learn: a Pipeline of the point-in-time features and RiskModel
+(metadata routing), and scikit-learn's estimator checks on every estimator of the package
+(RiskModel, PointInTimeFeatures, BfsRuleBaseline, LogisticPropensity) with every expected failure
+declared and explained (issue 16, item 7)."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 from functools import partial
+from pathlib import Path
 from unittest import SkipTest
 
 import numpy as np
@@ -16,8 +20,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
+import iizrisk
+from iizrisk.evaluation import LogisticPropensity
 from iizrisk.features import PointInTimeFeatures
-from iizrisk.model import RiskModel
+from iizrisk.model import BfsRuleBaseline, RiskModel
 from iizrisk.outcomes import compute_outcome
 from iizrisk.synth import random_spells
 
@@ -126,19 +132,115 @@ EXPECTED_FAILURES = {
 }
 #: checks that scikit-learn itself skips here, with the reason; any other skip fails the test
 EXPECTED_SKIPS = {
-    "check_array_api_input": "array API dispatch needs SciPy imported with SCIPY_ARRAY_API=1; RiskModel "
-                             "does not claim array API support",
+    "check_array_api_input": "array API dispatch needs SciPy imported with SCIPY_ARRAY_API=1; no estimator "
+                             "of the package claims array API support",
 }
+
+# PointInTimeFeatures turns spells into features at as-of dates: X is a table of spells and transform
+# needs the dates (keyword as_of; routed metadata in a Pipeline, see the tests above)
+_SPELLS = ("X is a table of spells (person_id, institution, start_date, end_date) and transform needs the "
+           "as-of dates (keyword-only as_of); the check passes a numeric array without as_of and gets a "
+           "TypeError")
+_FIT_READS_NO_DATA = ("fit checks the parameters and fixes the output columns without reading X (the "
+                      "features are computed in transform, from the spells at each as-of date), so it "
+                      "validates no data and sets no n_features_in_ (its input is spells, not features)")
+#: PointInTimeFeatures: checks that fail by design, with the reason
+PIT_EXPECTED_FAILURES = {
+    **dict.fromkeys([
+        "check_fit_score_takes_y", "check_estimators_dtypes", "check_dtype_object",
+        "check_pipeline_consistency", "check_estimators_pickle", "check_f_contiguous_array_estimator",
+        "check_transformer_data_not_an_array", "check_transformer_general", "check_transformer_preserve_dtypes",
+        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_dict_unchanged",
+        "check_fit_idempotent", "check_fit2d_predict1d",
+    ], _SPELLS),
+    "check_transformers_unfitted": "as_of is a required keyword of transform, so a call without it fails "
+                                   "with a TypeError before the fitted check (NotFittedError) is reached",
+    **dict.fromkeys([
+        "check_n_features_in_after_fitting", "check_n_features_in", "check_complex_data",
+        "check_estimators_empty_data_messages", "check_estimators_nan_inf", "check_estimator_sparse_tag",
+        "check_fit1d",
+    ], _FIT_READS_NO_DATA),
+}
+
+# BfsRuleBaseline scores the BFS revolving-door flag, a named feature column
+_FLAG_COLUMN = ("X must be a DataFrame holding the flag column (``column``, by name: the baseline reads that "
+                "one feature of the point-in-time features); the check passes a NumPy array and the column "
+                "lookup fails")
+_OUTCOME_RATES = "; y is averaged as a 0/1 outcome, without label checks"
+#: BfsRuleBaseline: checks that fail by design, with the reason
+BFS_EXPECTED_FAILURES = {
+    **dict.fromkeys([
+        "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+        "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_complex_data",
+        "check_dtype_object", "check_pipeline_consistency", "check_estimators_pickle",
+        "check_f_contiguous_array_estimator", "check_classifier_data_not_an_array", "check_classifiers_classes",
+        "check_supervised_y_2d", "check_methods_sample_order_invariance", "check_methods_subset_invariance",
+        "check_fit2d_1sample", "check_fit2d_1feature", "check_dict_unchanged", "check_fit_idempotent",
+        "check_fit_check_is_fitted", "check_n_features_in", "check_fit1d", "check_fit2d_predict1d",
+        "check_requires_y_none", "check_estimators_empty_data_messages", "check_estimators_nan_inf",
+    ], _FLAG_COLUMN),
+    **dict.fromkeys(["check_estimator_sparse_tag", "check_estimator_sparse_array",
+                     "check_estimator_sparse_matrix"],
+                    _FLAG_COLUMN + ", with a message that does not say 'sparse'"),
+    **dict.fromkeys(["check_classifiers_one_label", "check_classifiers_train",
+                     "check_classifiers_regression_target", "check_supervised_y_no_nan"],
+                    _FLAG_COLUMN + _OUTCOME_RATES),
+}
+
+# LogisticPropensity: the propensity model of the evaluation, fitted on 0/1 treatment by Newton's method
+_BINARY = ("a model of 0/1 treatment without the multi_class=False tag: on the check's three-class target "
+           "Newton's method diverges and warns (ConvergenceWarning, an error in the test run)")
+_NO_INPUT_CHECKS = "fit converts X with np.asarray and does not validate it (no validate_data)"
+_NO_LABEL_CHECKS = "y is read as 0/1 numbers, without label checks (no check_classification_targets)"
+#: LogisticPropensity: checks that fail by design, with the reason
+LOGIT_EXPECTED_FAILURES = {
+    **dict.fromkeys([
+        "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_sample_weights_pandas_series",
+        "check_sample_weights_not_an_array", "check_sample_weights_list", "check_sample_weights_shape",
+        "check_sample_weights_not_overwritten", "check_sample_weight_equivalence_on_dense_data",
+        "check_f_contiguous_array_estimator", "check_classifier_data_not_an_array", "check_supervised_y_2d",
+        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit2d_predict1d",
+        "check_classifiers_train",
+    ], _BINARY),
+    "check_n_features_in_after_fitting": _BINARY + "; and " + _NO_INPUT_CHECKS + ", so no n_features_in_",
+    "check_n_features_in": _NO_INPUT_CHECKS + ", so it sets no n_features_in_",
+    "check_complex_data": _NO_INPUT_CHECKS + ": complex values are cast with a ComplexWarning",
+    "check_estimators_empty_data_messages": _NO_INPUT_CHECKS + ": empty X is not refused",
+    "check_estimators_nan_inf": _NO_INPUT_CHECKS + ": NaN and inf are not refused",
+    "check_all_zero_sample_weights_error": _NO_INPUT_CHECKS + ": all-zero weights divide by zero "
+                                           "(RuntimeWarning) instead of a ValueError",
+    **dict.fromkeys(["check_estimator_sparse_tag", "check_estimator_sparse_array",
+                     "check_estimator_sparse_matrix"],
+                    _NO_INPUT_CHECKS + ": sparse X fails in float(), with a message that does not say 'sparse'"),
+    "check_classifiers_classes": _NO_LABEL_CHECKS + ": string labels cannot be converted",
+    "check_classifiers_one_label": _NO_LABEL_CHECKS + ": one class is fitted without the error naming the class",
+    "check_classifiers_one_label_sample_weights": _NO_LABEL_CHECKS + ": one class left after zero weights "
+                                                  "is not refused",
+    "check_classifiers_regression_target": _NO_LABEL_CHECKS + ": a continuous target is not refused",
+    "check_supervised_y_no_nan": _NO_LABEL_CHECKS + ": inf and NaN in y are not refused",
+    "check_requires_y_none": _NO_LABEL_CHECKS + ": y=None fails without scikit-learn's message",
+}
+
 _STRICT = ({"xfail_strict": True}
            if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters else {})
+
+#: every estimator of the package, as the checks see it (test_every_estimator_is_checked keeps it whole)
+ESTIMATORS = [RiskModel(n_threads=1), PointInTimeFeatures(), BfsRuleBaseline(), LogisticPropensity()]
+FAILURES = {"RiskModel": EXPECTED_FAILURES, "PointInTimeFeatures": PIT_EXPECTED_FAILURES,
+            "BfsRuleBaseline": BFS_EXPECTED_FAILURES, "LogisticPropensity": LOGIT_EXPECTED_FAILURES}
 
 
 def _name(check) -> str:
     return (check.func if isinstance(check, partial) else check).__name__
 
 
-@parametrize_with_checks([RiskModel(n_threads=1)], expected_failed_checks=lambda est: EXPECTED_FAILURES,
-                         **_STRICT)
+def _expected(estimator) -> dict[str, str]:
+    return FAILURES[type(estimator).__name__]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected, **_STRICT)
 def test_sklearn_estimator_checks(estimator, check):
     try:
         check(estimator)
@@ -148,9 +250,32 @@ def test_sklearn_estimator_checks(estimator, check):
         pytest.skip(f"declared: {EXPECTED_SKIPS[_name(check)]} ({exc})")
 
 
-def test_every_declared_failure_is_a_check_that_runs():
-    """The list does not go stale: each name is a check scikit-learn runs on RiskModel."""
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda est: type(est).__name__)
+def test_every_declared_failure_is_a_check_that_runs(estimator):
+    """The lists do not go stale: each name is a check scikit-learn runs on that estimator."""
     from sklearn.utils.estimator_checks import estimator_checks_generator
 
-    names = {_name(check) for _, check in estimator_checks_generator(RiskModel(), mark=None)}
-    assert set(EXPECTED_FAILURES) <= names and set(EXPECTED_SKIPS) <= names
+    names = {_name(check) for _, check in estimator_checks_generator(estimator, mark=None)}
+    assert set(_expected(estimator)) <= names and set(EXPECTED_SKIPS) <= names
+
+
+def _estimator_classes() -> set[str]:
+    """The package's scikit-learn estimators: classes deriving, directly or through one another, from
+    BaseEstimator (read from the source, so no module is imported for it)."""
+    bases: dict[str, set[str]] = {}
+    for path in Path(iizrisk.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases[node.name] = {b.id if isinstance(b, ast.Name) else b.attr
+                                    for b in node.bases if isinstance(b, ast.Name | ast.Attribute)}
+    found = {"BaseEstimator"}
+    while True:
+        more = {name for name, of in bases.items() if of & found} - found
+        if not more:
+            return found - {"BaseEstimator"}
+        found |= more
+
+
+def test_every_estimator_of_the_package_is_checked():
+    """A new estimator joins ESTIMATORS (and declares its expected failures) or this test fails."""
+    assert _estimator_classes() == {type(est).__name__ for est in ESTIMATORS} == set(FAILURES)
