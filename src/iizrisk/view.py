@@ -138,7 +138,9 @@ class View:
     @property
     def day(self) -> int:
         """T as a day number (:mod:`iizrisk._time`)."""
-        return int(self.timeline.as_of)  # type: ignore[arg-type]  # checked in __post_init__
+        t = self.timeline.as_of
+        assert t is not None  # checked in __post_init__
+        return int(t)
 
     @property
     def as_of(self) -> dt.date:
