@@ -22,7 +22,8 @@ from importlib import resources
 
 from .errors import SchemaError
 
-__all__ = ["Field", "Schema", "load_schema", "schema_names", "institution_extension"]
+__all__ = ["Field", "Schema", "load_schema", "schema_names", "institution_extension", "data_fingerprint",
+           "dtype_kind", "input_info"]
 
 
 @dataclass(frozen=True)
@@ -132,3 +133,50 @@ def institution_extension(code: str) -> Schema | None:
         return load_schema(f"spells_{code.lower()}")
     except SchemaError:
         return None
+
+
+# ------------------------------------------------------------------ what a table holds
+def dtype_kind(dtype) -> str:
+    """The contract's kind of a pandas dtype: ``boolean``, ``date``, ``number`` or ``string``."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "date"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    return "string"
+
+
+def input_info(spells, interventions) -> dict:
+    """The spell columns a model was trained on (kinds) and whether interventions were given.
+
+    Protected attributes are audit-only: scoring must not require them.
+    """
+    schema = load_schema("spells")
+    used = [c for c in schema.names if c not in {"case_id", "canton", *schema.protected}]
+    return {"columns": {c: dtype_kind(spells[c].dtype) for c in used if c in spells.columns},
+            "interventions": interventions is not None}
+
+
+def data_fingerprint(spells) -> str:
+    """SHA-256 over the canonical columns of a spells table (row order matters).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"person_id": ["a"], "institution": ["ALV"],
+    ...                    "start_date": pd.to_datetime(["2024-01-01"])})
+    >>> len(data_fingerprint(df))
+    64
+    """
+    import hashlib
+
+    import pandas as pd
+
+    cols = [c for c in load_schema("spells").names if c in spells.columns]
+    h = hashlib.sha256()
+    h.update(json.dumps(cols).encode())
+    h.update(pd.util.hash_pandas_object(spells[cols], index=False).to_numpy().tobytes())
+    return h.hexdigest()

@@ -64,6 +64,7 @@ from .errors import ConfigError, ValidationError
 from .features import PointInTimeFeatures
 from .outcomes import _pension_starts, compute_outcome, get_outcome
 from .outcomes import observed_until as _observed_until
+from .schema import data_fingerprint, input_info
 from .spells import as_of_day, build_timeline
 from .store import write_json_atomic, write_parquet_atomic
 
@@ -232,17 +233,9 @@ def read_snapshots(path: str | Path, **kwargs) -> tuple[pd.DataFrame, pd.DataFra
     return SnapshotSet.open(path).read(**kwargs)
 
 
-def _input_info(spells: pd.DataFrame, interventions) -> dict:
-    from .model._training import _input_info as info
-
-    return info(spells, interventions)
-
-
 def _fingerprint(spells: pd.DataFrame, interventions: pd.DataFrame | None) -> str:
     """The spells' data fingerprint, combined with the interventions' when there are any."""
     import hashlib
-
-    from .model import data_fingerprint
 
     fp = data_fingerprint(spells)
     if interventions is None or not len(interventions):
@@ -303,7 +296,7 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
         "buckets": int(buckets), "outcome": outcome, "horizon_months": int(horizon_months),
         "observed_until": _time.to_date(last_day).isoformat(), "features": params,
         "data_fingerprint": _fingerprint(spells, interventions), "hash": HASH_METHOD,
-        "spells_rows": int(len(spells)), "input_info": _input_info(spells, interventions),
+        "spells_rows": int(len(spells)), "input_info": input_info(spells, interventions),
     }
     person_bucket(["x"], buckets)  # checks the number of buckets before anything is read
     old = out / META_FILE

@@ -10,20 +10,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputMismatchError
 from ..features import PointInTimeFeatures
+from ..schema import dtype_kind
 
 if TYPE_CHECKING:
     from ._estimator import RiskModel
-
-
-def _dtype_kind(dtype) -> str:
-    if pd.api.types.is_bool_dtype(dtype):
-        return "boolean"
-    if pd.api.types.is_datetime64_any_dtype(dtype):
-        return "date"
-    if pd.api.types.is_numeric_dtype(dtype):
-        return "number"
-    return "string"
-
 
 
 def check_input(model: RiskModel, *, X: pd.DataFrame | None = None, spells: pd.DataFrame | None = None,
@@ -52,15 +42,15 @@ def check_input(model: RiskModel, *, X: pd.DataFrame | None = None, spells: pd.D
                          + (" ..." if len(extra) > 10 else ""))
         for c in want:
             if c in have:
-                if _dtype_kind(X[c].dtype) != "number":
+                if dtype_kind(X[c].dtype) != "number":
                     lines.append(f"  {c}: model {model.feature_dtypes_.get(c)}, input {X[c].dtype}")
     info = getattr(model, "input_info_", None)
     if spells is not None and info is not None:
         for col, kind in info.get("columns", {}).items():
             if col not in spells.columns:
                 lines.append(f"  spells column {col!r} ({kind}) was present at training and is missing")
-            elif _dtype_kind(spells[col].dtype) != kind:
-                lines.append(f"  spells column {col!r}: model {kind}, input {_dtype_kind(spells[col].dtype)} "
+            elif dtype_kind(spells[col].dtype) != kind:
+                lines.append(f"  spells column {col!r}: model {kind}, input {dtype_kind(spells[col].dtype)} "
                              f"({spells[col].dtype})")
         if info.get("interventions") and interventions is None:
             lines.append("  interventions were used at training and are missing (pass --interventions)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,43 +14,14 @@ from .._progress import Steps
 from .._results import OutputFigure, OutputTable, ResultMixin
 from ..features import PointInTimeFeatures
 from ..outcomes import compute_outcome, get_outcome, observed_until
+from ..schema import data_fingerprint
+from ..schema import input_info as _input_info
 from ..spells import as_of_day
 from ._estimator import BfsRuleBaseline, RiskModel
 from ._metrics import evaluate
-from ._scoring import _dtype_kind
 from ._split import _days_of, temporal_split
 
 logger = logging.getLogger("iizrisk")
-
-
-def _input_info(spells: pd.DataFrame, interventions) -> dict:
-    from ..schema import load_schema
-
-    schema = load_schema("spells")
-    # protected attributes are audit-only: scoring must not require them
-    used = [c for c in schema.names if c not in {"case_id", "canton", *schema.protected}]
-    return {"columns": {c: _dtype_kind(spells[c].dtype) for c in used if c in spells.columns},
-            "interventions": interventions is not None}
-
-
-def data_fingerprint(spells: pd.DataFrame) -> str:
-    """SHA-256 over the canonical columns of a spells table (row order matters).
-
-    Examples
-    --------
-    >>> df = pd.DataFrame({"person_id": ["a"], "institution": ["ALV"],
-    ...                    "start_date": pd.to_datetime(["2024-01-01"])})
-    >>> len(data_fingerprint(df))
-    64
-    """
-    from ..schema import load_schema
-
-    cols = [c for c in load_schema("spells").names if c in spells.columns]
-    h = hashlib.sha256()
-    h.update(json.dumps(cols).encode())
-    h.update(pd.util.hash_pandas_object(spells[cols], index=False).to_numpy().tobytes())
-    return h.hexdigest()
-
 
 
 @dataclass
