@@ -65,6 +65,9 @@ __all__ = [
 class _Section:
     """Base of every settings table: read-only once the settings are resolved (:meth:`Settings.resolved`)."""
 
+    if typing.TYPE_CHECKING:  # every subclass is a dataclass (dataclasses.fields below needs one)
+        __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_resolved"):
             raise dataclasses.FrozenInstanceError(
@@ -73,7 +76,7 @@ class _Section:
         object.__setattr__(self, name, value)
 
     def _freeze(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, _frozen_value(getattr(self, f.name)))
         object.__setattr__(self, "_resolved", True)
 
