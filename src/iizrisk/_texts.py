@@ -47,7 +47,7 @@ import json
 import math
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, SupportsIndex
 
 __all__ = ["LANGUAGES", "check_language", "describe", "load_locale", "render", "swiss_number", "text",
            "text_items"]
@@ -122,8 +122,9 @@ def text_items(key: str, language: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def swiss_number(n: int, language: str = "de") -> str:
-    """A whole number with the thousands separator used in Switzerland for ``language``.
+def swiss_number(n: SupportsIndex, language: str = "de") -> str:
+    """A whole number (an int or a NumPy integer) with the thousands separator used in Switzerland
+    for ``language``.
 
     20’645 in German and Italian, 20 645 with a narrow no-break space in French,
     20,645 in English (and for a language without catalogue).

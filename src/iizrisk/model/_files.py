@@ -361,7 +361,7 @@ def _parse_manifest(raw: bytes, path: Path) -> dict:
     return manifest
 
 
-def read_manifest(directory: str | Path) -> dict:
+def read_manifest(directory: str | os.PathLike[str]) -> dict:
     """The manifest of a model directory, **not verified** (use the one :func:`load_model` verified).
 
     Links and non-regular files are refused as in :func:`load_model`.
