@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from typing import SupportsIndex
 
 import numpy as np
 import pandas as pd
@@ -63,8 +64,8 @@ def from_days(days, *, open_as_nat: bool = True) -> np.ndarray:
     return out
 
 
-def to_date(day_number: int) -> _dt.date:
-    """One int day number as a :class:`datetime.date`."""
+def to_date(day_number: SupportsIndex) -> _dt.date:
+    """One int day number (an int, a NumPy integer or a 0-d integer array) as a :class:`datetime.date`."""
     return _dt.date(1970, 1, 1) + _dt.timedelta(days=int(day_number))
 
 
