@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from iizrisk import _time
@@ -157,12 +157,15 @@ def is_reentry(s, mine):
     return any(a["inst"] == s["inst"] and a["start"] < s["start"] for a in mine)
 
 
-def ref_features(rows, t: dt.date, interventions=(), windows=(6, 12, 24, 60)) -> dict[str, dict]:
+def ref_features(rows, t: dt.date, interventions=(), windows=(6, 12, 24, 60), lookback=60,
+                 bw=24) -> dict[str, dict]:
     view = ref_view(rows, t)
     spells = ref_merge(view)
+    w_look = months_back_plus_one(t, lookback)
     out = {}
     for p in sorted({s["person"] for s in spells}):
-        mine = [s for s in spells if s["person"] == p]
+        # features expire: spells that ended before the look-back window are forgotten
+        mine = [s for s in spells if s["person"] == p and end_or_big(s) >= w_look]
         if not any(s["end"] is None for s in mine):
             continue  # population: a spell open at T
         f: dict[str, float] = {}
@@ -171,10 +174,10 @@ def ref_features(rows, t: dt.date, interventions=(), windows=(6, 12, 24, 60)) ->
             f[f"open_{inst.lower()}"] = float(any(s["inst"] == inst for s in reg))
         f["n_institutions_now"] = len({s["inst"] for s in reg})
         for inst in ["ALV", "IV", "SH"]:
-            f[f"current_days_{inst.lower()}"] = sum((t - s["start"]).days + 1 for s in reg if s["inst"] == inst)
-        f["current_days_max"] = max((t - s["start"]).days + 1 for s in reg)
-        f["days_since_last_start"] = (t - max(s["start"] for s in mine)).days
-        f["days_since_first_start"] = (t - min(s["start"] for s in mine)).days
+            f[f"current_days_{inst.lower()}"] = sum((t - max(s["start"], w_look)).days + 1
+                                                    for s in reg if s["inst"] == inst)
+        f["current_days_max"] = max((t - max(s["start"], w_look)).days + 1 for s in reg)
+        f["days_since_last_start"] = (t - max(max(s["start"], w_look) for s in mine)).days
         for w in windows:
             w0 = months_back_plus_one(t, w)
             f[f"n_spells_{w}m"] = sum(s["start"] >= w0 for s in mine)
@@ -186,20 +189,20 @@ def ref_features(rows, t: dt.date, interventions=(), windows=(6, 12, 24, 60)) ->
             f[f"days_registered_{w}m"] = len(days)
             f[f"n_transitions_{w}m"] = sum(s["start"] >= w0 and is_transition(s, mine) for s in mine)
             f[f"n_reentries_{w}m"] = sum(s["start"] >= w0 and is_reentry(s, mine) for s in mine)
-        w0 = months_back_plus_one(t, 24)
-        w60 = months_back_plus_one(t, 60)
+        w0 = months_back_plus_one(t, bw)
+        w60 = months_back_plus_one(t, max(windows))
         for inst in ["ALV", "IV", "SH"]:
-            f[f"days_{inst.lower()}_24m"] = sum(
+            f[f"days_{inst.lower()}_{bw}m"] = sum(
                 max(0, (min(end_or_big(s), t) - max(s["start"], w0)).days + 1) for s in mine if s["inst"] == inst)
-            f[f"n_spells_{inst.lower()}_60m"] = sum(s["inst"] == inst and s["start"] >= w60 for s in mine)
+            f[f"n_spells_{inst.lower()}_{max(windows)}m"] = sum(s["inst"] == inst and s["start"] >= w60 for s in mine)
         per_inst: dict[str, int] = {}
         for s in mine:
             if min(end_or_big(s), t) >= w0:
                 per_inst[s["inst"]] = per_inst.get(s["inst"], 0) + 1
         n_inst, mx = len(per_inst), max(per_inst.values(), default=0)
-        f["max_spells_one_institution_24m"] = mx
-        f["revolving_door_24m"] = float(n_inst >= 2 and mx >= 2)
-        f["bfs_profile_24m"] = 0 if n_inst == 0 else (4 if n_inst >= 2 and mx >= 2 else 3 if n_inst >= 2
+        f[f"max_spells_one_institution_{bw}m"] = mx
+        f[f"revolving_door_{bw}m"] = float(n_inst >= 2 and mx >= 2)
+        f[f"bfs_profile_{bw}m"] = 0 if n_inst == 0 else (4 if n_inst >= 2 and mx >= 2 else 3 if n_inst >= 2
                                                      else 2 if mx >= 2 else 1)
         closed = [s for s in mine if s["end"] is not None]
         for r in ["benefit_exhausted", "employment", "transfer"]:
@@ -213,7 +216,7 @@ def ref_features(rows, t: dt.date, interventions=(), windows=(6, 12, 24, 60)) ->
         edu = [r["education"] for r in prow if r["education"] is not None]
         for lv in ["compulsory", "upper_secondary", "tertiary"]:
             f[f"education_{lv}"] = float(bool(edu) and edu[-1] == lv)
-        mine_iv = [i for i in interventions if i["person_id"] == p and i["date"] <= t]
+        mine_iv = [i for i in interventions if i["person_id"] == p and w_look <= i["date"] <= t]
         joint = [i["date"] for i in mine_iv if i["type"] == "joint_assessment"]
         f["n_joint_assessments"] = len(joint)
         f["days_since_joint_assessment"] = (t - max(joint)).days if joint else math.nan
@@ -390,11 +393,19 @@ def test_reason_sentence_example_from_the_issue():
 def test_a_shared_view_gives_the_same_features(random_spells):
     from iizrisk.view import Definitions, View
 
-    ft = PointInTimeFeatures(merge_gap_days=3, transition_gap_days=30, bfs_window_months=12).fit()
+    # spells that ended before the look-back window expire: the features build their own cut view
+    expiring = PointInTimeFeatures(merge_gap_days=3, transition_gap_days=30, bfs_window_months=12).fit()
+    view = View.at(random_spells, "2023-03-31", Definitions(3, 30, 12))
+    assert (view.timeline.end < _time.window_start(_time.day(dt.date(2023, 3, 31)), 60)).any()
+    pd.testing.assert_frame_equal(expiring.transform(random_spells, as_of="2023-03-31", view=view),
+                                  expiring.transform(random_spells, as_of="2023-03-31"))
+    # when nothing expires, the shared view's masks are computed once and kept for the next stage
+    ft = PointInTimeFeatures(merge_gap_days=3, transition_gap_days=30, bfs_window_months=12,
+                             max_lookback_months=600).fit()
     direct = ft.transform(random_spells, as_of="2023-03-31")
     view = View.at(random_spells, "2023-03-31", Definitions(3, 30, 12))
     pd.testing.assert_frame_equal(ft.transform(random_spells, as_of="2023-03-31", view=view), direct)
-    assert "transitions" in view.__dict__ and "flags" in view.__dict__  # computed once, kept for the next stage
+    assert "transitions" in view.__dict__ and "flags" in view.__dict__
     # a view of other transition/window definitions shares its timeline only
     other = View.at(random_spells, "2023-03-31", Definitions(3, 90, 24))
     pd.testing.assert_frame_equal(ft.transform(random_spells, as_of="2023-03-31", view=other), direct)
@@ -415,3 +426,93 @@ def test_person_start_order_equals_lexsort(pairs):
     p = np.array([a for a, _ in pairs], dtype=np.int64)
     s = np.array([b for _, b in pairs], dtype=np.int64)
     np.testing.assert_array_equal(_order_by_person_start(p, s), np.lexsort((s, p)))
+
+
+# ---------------------------------------------------------------- features expire
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(), ivs=interventions_rows(), t_off=st.integers(400, 2400))
+def test_features_with_a_short_lookback_match_the_reference(rows, ivs, t_off):
+    """A 12-month maximum look-back cuts the random spans often: the reference forgets alike."""
+    t = D(t_off)
+    ft = PointInTimeFeatures(window_months=(6, 12), bfs_window_months=12, max_lookback_months=12)
+    X = ft.fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
+    ref = ref_features(rows, t, ivs, windows=(6, 12), lookback=12, bw=12)
+    assert_same_features(X, ref, t)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(span=2400), ivs=interventions_rows(span=2400), t_off=st.integers(1900, 2600),
+       data=st.data())
+def test_nothing_before_the_lookback_changes_a_feature(rows, ivs, t_off, data):
+    """Spells that ended before the 60-month window, and interventions before it, may change freely,
+    appear or vanish: no feature at T changes (the person's attributes stay as they are)."""
+    t = D(t_off)
+    w_look = months_back_plus_one(t, 60)
+    ft = PointInTimeFeatures()
+    before = ft.fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
+    old_end = w_look - dt.timedelta(days=2)  # merged spells must not touch the window either
+    kept = [r for r in rows if not (r["end_date"] is not None and r["end_date"] < old_end
+                                    and (r["recorded_date"] is None or r["recorded_date"] <= t))]
+    # rows wholly before the window that do not touch a kept row of the same person and institution
+    def free(r):
+        return all(k["person_id"] != r["person_id"] or k["institution"] != r["institution"]
+                   or k["start_date"] > r["end_date"] + dt.timedelta(days=1) for k in kept)
+    changed = [r for r in rows if r in kept or (free(r) and data.draw(st.booleans()))]
+    for _ in range(data.draw(st.integers(0, 3))):
+        p = data.draw(st.sampled_from(sorted({r["person_id"] for r in rows})))
+        attrs = next(r for r in rows if r["person_id"] == p)
+        inst = data.draw(st.sampled_from(INSTS))
+        e = old_end - dt.timedelta(days=data.draw(st.integers(0, 900)))
+        s = e - dt.timedelta(days=data.draw(st.integers(0, 400)))
+        new = {"person_id": p, "institution": inst, "start_date": s, "end_date": e,
+               "exit_reason": data.draw(st.sampled_from(REASONS)), "recorded_date": None,
+               "birth_year": attrs["birth_year"], "education": attrs["education"]}
+        if free(new) and all(r["person_id"] != p or r["start_date"] > s for r in rows):
+            changed.insert(0, new)  # earlier rows: the person's latest attributes stay the latest
+    assume(kept)  # somebody is in the population at T
+    old_ivs = [{"person_id": f"p{data.draw(st.integers(0, 3))}", "type": "joint_assessment",
+                "date": w_look - dt.timedelta(days=data.draw(st.integers(1, 900)))}
+               for _ in range(data.draw(st.integers(0, 3)))]
+    after = ft.transform(to_frame(changed), as_of=t, interventions=iv_frame(
+        [i for i in ivs if i["date"] >= w_look] + old_ivs))
+    # rows come in order of first appearance, which earlier rows may change: compare by person
+    pd.testing.assert_frame_equal(before.sort_index(), after.sort_index())
+
+
+@pytest.mark.parametrize("kw", [{}, {"window_months": (3, 36), "bfs_window_months": 12, "max_lookback_months": 36},
+                                {"include_protected": True, "include_age": False}])
+def test_every_feature_looks_back_at_most_the_maximum(kw):
+    """The catalogue walk: every feature states its look-back, none beyond the maximum, no "ever" feature."""
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("ignore", ProtectedAttributeWarning)
+        ft = PointInTimeFeatures(**kw).fit()
+    maximum = ft.max_lookback_months
+    cat = ft.catalogue()
+    assert list(cat.index) == list(ft.get_feature_names_out())
+    assert cat["lookback_months"].between(0, maximum).all()
+    for spec in ft.specs_:
+        window = spec.param_dict.get("window")
+        if window is not None:
+            assert window <= spec.lookback_months <= maximum, spec
+        if spec.group != "person" and spec.group != "protected":
+            assert spec.lookback_months >= 1, spec  # history is bounded by a window, never "ever"
+        else:
+            assert spec.lookback_months == 0, spec
+    assert not [n for n in cat.index if "first" in n or n.endswith("_ever")]
+    assert ("age" in cat.index) == kw.get("include_age", True)
+    with pytest.raises(ValueError, match="max_lookback_months=24"):
+        PointInTimeFeatures(window_months=(12, 60), max_lookback_months=24).fit()
+
+
+def test_a_long_registration_counts_from_the_window():
+    """An IV registration open for 20 years: its duration is capped at the look-back window."""
+    rows = to_frame([{"person_id": "a", "institution": "IV", "start_date": dt.date(2004, 1, 1), "end_date": None},
+                     {"person_id": "a", "institution": "ALV", "start_date": dt.date(2005, 1, 1),
+                      "end_date": dt.date(2005, 6, 30), "exit_reason": "benefit_exhausted"}])
+    X = PointInTimeFeatures().fit_transform(rows, as_of="2024-06-30")
+    w0 = months_back_plus_one(dt.date(2024, 6, 30), 60)
+    cap = (dt.date(2024, 6, 30) - w0).days + 1
+    assert X["current_days_iv"].iloc[0] == cap == X["days_since_last_start"].iloc[0] + 1
+    assert X["n_exits_benefit_exhausted"].iloc[0] == 0 and np.isnan(X["days_since_last_exit"].iloc[0])

@@ -13,7 +13,7 @@ unit and a description in German, French, Italian and English):
 * **current registrations** (spells covering day T, as in
   :func:`iizrisk.flags.compute_flags`): registered at each institution, number of
   institutions, duration of the current ALV, IV and SH registrations, days
-  since the latest and the first registration;
+  since the latest registration;
 * **history** over windows of 6, 12, 24 and 60 months ending at T (DOMAIN.md
   windows): spells started, distinct institutions, days registered at any
   institution, transitions and re-entries started in the window
@@ -22,12 +22,23 @@ unit and a description in German, French, Italian and English):
 * **BFS profile so far**: the highest number of spells at one institution, the
   BFS revolving-door flag and the four BFS pathway profiles over 24 months
   (:func:`iizrisk.flags.compute_flags`);
-* **exit reasons so far**: exits with benefits exhausted (*Aussteuerung*), to
+* **exit reasons**: exits with benefits exhausted (*Aussteuerung*), to
   employment, by transfer, other; days since the last exit;
-* **the person**: age (as-of year minus birth year), education (one column per
-  level: categories are numbers, never native categoricals);
-* **earlier interventions** (dated <= T): joint assessments so far, days since
+* **the person**: age (as-of year minus birth year; ``include_age=False``
+  leaves it out), education (one column per level: categories are numbers,
+  never native categoricals);
+* **earlier interventions** (dated <= T): joint assessments, days since
   the last one, interventions over 12 months.
+
+**Features expire** (DOMAIN.md section 10: "ever-in" features never
+forget). Nothing older than ``max_lookback_months`` (default 60) before T is
+used: spells that ended before the look-back window are dropped before any
+feature, transition or re-entry is computed; durations and days since a
+start are counted from the window's first day at the earliest; exits and
+joint assessments count within the window only. Each :class:`FeatureSpec`
+states its ``lookback_months`` (0 for the person's attributes known at T:
+birth year and education), and ``tests/test_features.py`` walks the
+catalogue to check it.
 
 Protected attributes (sex, nationality group) are features only with
 ``include_protected=True``, which warns (:class:`ProtectedAttributeWarning`).
@@ -54,6 +65,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass
@@ -67,7 +79,6 @@ from sklearn.utils.validation import check_is_fitted
 from . import _texts, _time
 from ._arrays import bincount as _bincount
 from ._arrays import group_max as _group_max
-from ._arrays import group_min as _group_min
 from ._arrays import order_by_person_start as _order_by_person_start
 from ._arrays import union_days as _union_days
 from ._time import OPEN_END
@@ -107,6 +118,8 @@ class FeatureSpec:
     unit: str
     group: str
     params: tuple[tuple[str, Any], ...] = ()
+    #: how far back before T the feature looks, in months (0: an attribute of the person known at T)
+    lookback_months: int = 0
 
     @property
     def param_dict(self) -> dict[str, Any]:
@@ -129,8 +142,14 @@ class FeatureSpec:
 
 
 def feature_specs(*, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
-                  include_protected: bool = False) -> list[FeatureSpec]:
+                  include_protected: bool = False, include_age: bool = True,
+                  max_lookback_months: int = 60) -> list[FeatureSpec]:
     """Every feature, in column order, for these parameters.
+
+    Raises
+    ------
+    ValueError
+        A window is longer than ``max_lookback_months``.
 
     Examples
     --------
@@ -140,37 +159,43 @@ def feature_specs(*, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
     S = FeatureSpec
     bw = int(bfs_window_months)
     long_w = int(max(window_months))
-    out = [S(f"open_{i.lower()}", "open", "flag", "current", (("institution", i),))
+    L = int(max_lookback_months)
+    too_long = sorted({int(w) for w in (*window_months, bw, 12) if int(w) > L})
+    if too_long:
+        raise ValueError(f"windows of {too_long} months look back further than max_lookback_months={L}; "
+                         "shorten them or raise the maximum")
+    out = [S(f"open_{i.lower()}", "open", "flag", "current", (("institution", i),), L)
            for i in DEFAULT_INSTITUTIONS]
-    out.append(S("n_institutions_now", "n_institutions_now", "count", "current"))
-    out += [S(f"current_days_{i.lower()}", "current_days", "days", "current", (("institution", i),))
+    out.append(S("n_institutions_now", "n_institutions_now", "count", "current", (), L))
+    out += [S(f"current_days_{i.lower()}", "current_days", "days", "current", (("institution", i),), L)
             for i in DETAIL_INSTITUTIONS]
-    out += [S("current_days_max", "current_days_max", "days", "current"),
-            S("days_since_last_start", "days_since_last_start", "days", "current"),
-            S("days_since_first_start", "days_since_first_start", "days", "history")]
+    out += [S("current_days_max", "current_days_max", "days", "current", (), L),
+            S("days_since_last_start", "days_since_last_start", "days", "current", (), L)]
     for w in window_months:
         w = int(w)
         p = (("window", w),)
-        out += [S(f"n_spells_{w}m", "n_spells", "count", "history", p),
-                S(f"n_institutions_{w}m", "n_institutions", "count", "history", p),
-                S(f"days_registered_{w}m", "days_registered", "days", "history", p),
-                S(f"n_transitions_{w}m", "n_transitions", "count", "history", p),
-                S(f"n_reentries_{w}m", "n_reentries", "count", "history", p)]
-    out += [S(f"days_{i.lower()}_{bw}m", "days_inst", "days", "history", (("institution", i), ("window", bw)))
+        # transitions and re-entries also look at the earlier spells they follow: up to the maximum
+        out += [S(f"n_spells_{w}m", "n_spells", "count", "history", p, w),
+                S(f"n_institutions_{w}m", "n_institutions", "count", "history", p, w),
+                S(f"days_registered_{w}m", "days_registered", "days", "history", p, w),
+                S(f"n_transitions_{w}m", "n_transitions", "count", "history", p, L),
+                S(f"n_reentries_{w}m", "n_reentries", "count", "history", p, L)]
+    out += [S(f"days_{i.lower()}_{bw}m", "days_inst", "days", "history", (("institution", i), ("window", bw)), bw)
             for i in DETAIL_INSTITUTIONS]
     out += [S(f"n_spells_{i.lower()}_{long_w}m", "n_spells_inst", "count", "history",
-              (("institution", i), ("window", long_w))) for i in DETAIL_INSTITUTIONS]
+              (("institution", i), ("window", long_w)), long_w) for i in DETAIL_INSTITUTIONS]
     pb = (("window", bw),)
-    out += [S(f"max_spells_one_institution_{bw}m", "max_spells_one_institution", "count", "profile", pb),
-            S(f"revolving_door_{bw}m", "revolving_door", "flag", "profile", pb),
-            S(f"bfs_profile_{bw}m", "bfs_profile", "code", "profile", pb)]
-    out += [S(f"n_exits_{r}", "n_exits", "count", "exits", (("reason", r),)) for r in (*COUNTED_EXITS, "other")]
-    out.append(S("days_since_last_exit", "days_since_last_exit", "days", "exits"))
-    out.append(S("age", "age", "years", "person"))
+    out += [S(f"max_spells_one_institution_{bw}m", "max_spells_one_institution", "count", "profile", pb, bw),
+            S(f"revolving_door_{bw}m", "revolving_door", "flag", "profile", pb, L),
+            S(f"bfs_profile_{bw}m", "bfs_profile", "code", "profile", pb, bw)]
+    out += [S(f"n_exits_{r}", "n_exits", "count", "exits", (("reason", r),), L) for r in (*COUNTED_EXITS, "other")]
+    out.append(S("days_since_last_exit", "days_since_last_exit", "days", "exits", (), L))
+    if include_age:
+        out.append(S("age", "age", "years", "person"))
     out += [S(f"education_{lv}", "education", "flag", "person", (("level", lv),)) for lv in EDUCATION_LEVELS]
-    out += [S("n_joint_assessments", "n_joint_assessments", "count", "interventions"),
-            S("days_since_joint_assessment", "days_since_joint_assessment", "days", "interventions"),
-            S("n_interventions_12m", "n_interventions", "count", "interventions", (("window", 12),))]
+    out += [S("n_joint_assessments", "n_joint_assessments", "count", "interventions", (), L),
+            S("days_since_joint_assessment", "days_since_joint_assessment", "days", "interventions", (), L),
+            S("n_interventions_12m", "n_interventions", "count", "interventions", (("window", 12),), 12)]
     if include_protected:
         out.append(S("sex_female", "sex_female", "flag", "protected"))
         out += [S(f"nationality_{g.lower()}", "nationality", "flag", "protected", (("group", g),))
@@ -182,8 +207,9 @@ def feature_specs(*, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
 
 
 def feature_catalogue(*, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
-                      include_protected: bool = False) -> pd.DataFrame:
-    """The feature catalogue: name, group, unit, description and reason template in de/fr/it/en.
+                      include_protected: bool = False, include_age: bool = True,
+                      max_lookback_months: int = 60) -> pd.DataFrame:
+    """The feature catalogue: name, group, unit, look-back, description and reason template in de/fr/it/en.
 
     The ``template_<lang>`` columns show the reason sentence with the value
     written as ``{value}``.
@@ -198,8 +224,10 @@ def feature_catalogue(*, window_months=(6, 12, 24, 60), bfs_window_months: int =
     """
     rows = []
     for s in feature_specs(window_months=window_months, bfs_window_months=bfs_window_months,
-                           include_protected=include_protected):
-        row: dict[str, Any] = {"name": s.name, "family": s.family, "group": s.group, "unit": s.unit}
+                           include_protected=include_protected, include_age=include_age,
+                           max_lookback_months=max_lookback_months):
+        row: dict[str, Any] = {"name": s.name, "family": s.family, "group": s.group, "unit": s.unit,
+                               "lookback_months": s.lookback_months}
         for lang in _texts.LANGUAGES:
             row[f"unit_{lang}"] = _texts.load_locale(lang)["units"][s.unit]
             row[f"description_{lang}"] = s.description(lang)
@@ -271,18 +299,33 @@ def _check_view(view, days: list[int], definitions) -> None:
                          f"{definitions.merge_gap_days}; build it with View.at(spells, as_of, definitions)")
 
 
+def _expire(view: View, w_look: int, defs: Definitions) -> View:
+    """The view without the spells that ended before the look-back window (the same view when none did)."""
+    tl = view.timeline
+    keep = tl.end.astype(np.int64) >= w_look
+    if keep.all():
+        return view if view.definitions == defs else View(tl, defs)
+    cut = dataclasses.replace(tl, person=tl.person[keep], inst=tl.inst[keep], start=tl.start[keep],
+                              end=tl.end[keep], exit_reason=tl.exit_reason[keep], case_id=tl.case_id[keep])
+    return View(cut, defs)
+
+
 def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], window_months,
                  bfs_window_months: int, merge_gap_days: int, transition_gap_days: int,
-                 population: str, interventions, view: View | None = None) -> tuple[pd.Index, dict[str, np.ndarray]]:
+                 population: str, interventions, view: View | None = None,
+                 max_lookback_months: int = 60) -> tuple[pd.Index, dict[str, np.ndarray]]:
     """Feature columns at day ``t`` for the population, from the point-in-time view only."""
     defs = Definitions(merge_gap_days, transition_gap_days, bfs_window_months)
-    if view is None or view.definitions != defs:  # a view of other definitions shares the timeline only
-        view = View(view.timeline if view is not None else
-                    build_timeline(spells, as_of=t, merge_gap_days=merge_gap_days), defs)
+    if view is None:
+        view = View(build_timeline(spells, as_of=t, merge_gap_days=merge_gap_days), defs)
+    # features expire: spells that ended before the look-back window are forgotten
+    w_look = int(_time.window_start(t, int(max_lookback_months)))
+    view = _expire(view, w_look, defs)
     tl = view.timeline
     n = tl.n_persons
     p = tl.person.astype(np.int64)
     s = tl.start.astype(np.int64)
+    s_clip = np.maximum(s, w_look)  # a duration counts from the window's first day at the earliest
     is_open = tl.end == OPEN_END
     e = np.where(is_open, t, tl.end).astype(np.int64)  # last day registered so far
     if population == "open":
@@ -297,13 +340,12 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
         c = tl.inst_code(inst)
         cols[f"open_{inst.lower()}"] = _bincount(p[reg & (tl.inst == c)], n) > 0
     cols["n_institutions_now"] = _bincount(p[reg], n)
-    cur = t - s + 1
+    cur = t - s_clip + 1
     for inst in DETAIL_INSTITUTIONS:
         m = reg & (tl.inst == tl.inst_code(inst))
         cols[f"current_days_{inst.lower()}"] = _bincount(p[m], n, cur[m])
     cols["current_days_max"] = _group_max(p[reg], cur[reg], n, 0)
-    cols["days_since_last_start"] = t - _group_max(p, s, n, -np.inf)
-    cols["days_since_first_start"] = t - _group_min(p, s, n, np.inf)
+    cols["days_since_last_start"] = t - _group_max(p, s_clip, n, -np.inf)
 
     # history windows
     trans, reent = view.transitions, view.reentries
@@ -368,8 +410,9 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     # the person (latest attributes known at T)
     year_t = _time.to_date(t).year
     by = _person_values(tl, "birth_year")
-    cols["age"] = year_t - pd.to_numeric(by, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) \
-        if by is not None else np.full(n, np.nan)
+    if "age" in {sp.name for sp in specs}:
+        cols["age"] = year_t - pd.to_numeric(by, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) \
+            if by is not None else np.full(n, np.nan)
     edu = _person_values(tl, "education")
     edu_v = edu.astype(object).to_numpy() if edu is not None else np.full(n, None, dtype=object)
     for lv in EDUCATION_LEVELS:
@@ -381,7 +424,7 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     n_int = np.zeros(n)
     if interventions is not None:
         pid, day, joint = interventions
-        seen = day <= t
+        seen = (day <= t) & (day >= w_look)
         ic = tl.codes_of(pid[seen])
         iday, ijoint = day[seen].astype(np.int64), joint[seen]
         ok = ic >= 0
@@ -407,6 +450,12 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     # rows in person-code order: first appearance among the rows known at T, which rows
     # after T cannot change (sorting 2 million pseudonyms would cost seconds)
     ids = tl.person_ids.take(pop)
+    gone = [sp.name for sp in specs if sp.name not in cols]
+    if gone:  # a model fitted before features expired (days_since_first_start was an "ever" feature)
+        from .errors import ModelError
+
+        raise ModelError(f"the features {gone} no longer exist (features expire after "
+                         f"{max_lookback_months} months); retrain the model with this version")
     out = {sp.name: cols[sp.name] for sp in specs}
     return ids, out
 
@@ -437,6 +486,12 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
     population : {"open", "all"}, default "open"
         Who gets a row at T: persons with a spell open at T (the scored
         population), or everyone with a spell starting on or before T.
+    include_age : bool, default True
+        Add the person's age. Age is a protected ground (Art. 8(2) BV); see
+        ``benchmarks/fairness_age.py`` for the evidence behind the default.
+    max_lookback_months : int, default 60
+        Features expire: nothing that ended more than this many months before T
+        is used, and no window may be longer.
 
     Attributes
     ----------
@@ -465,13 +520,16 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
 
     def __init__(self, *, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
                  merge_gap_days: int = 0, transition_gap_days: int = 90,
-                 include_protected: bool = False, population: str = "open"):
+                 include_protected: bool = False, population: str = "open", include_age: bool = True,
+                 max_lookback_months: int = 60):
         self.window_months = window_months
         self.bfs_window_months = bfs_window_months
         self.merge_gap_days = merge_gap_days
         self.transition_gap_days = transition_gap_days
         self.include_protected = include_protected
         self.population = population
+        self.include_age = include_age
+        self.max_lookback_months = max_lookback_months
 
     def _specs(self) -> list[FeatureSpec]:
         w = tuple(int(x) for x in np.atleast_1d(self.window_months))
@@ -479,8 +537,11 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(f"window_months must be positive month counts, got {self.window_months!r}")
         if self.population not in {"open", "all"}:
             raise ValueError(f"population must be 'open' or 'all', got {self.population!r}")
+        if int(self.max_lookback_months) < 1:
+            raise ValueError(f"max_lookback_months must be a positive month count, got {self.max_lookback_months!r}")
         return feature_specs(window_months=w, bfs_window_months=int(self.bfs_window_months),
-                             include_protected=bool(self.include_protected))
+                             include_protected=bool(self.include_protected), include_age=bool(self.include_age),
+                             max_lookback_months=int(self.max_lookback_months))
 
     def fit(self, spells=None, y=None, *, as_of=None, interventions=None):
         """Check the parameters and fix the output columns; the data are not needed.
@@ -507,7 +568,8 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         """The feature catalogue (:func:`feature_catalogue`) for these parameters."""
         return feature_catalogue(window_months=tuple(np.atleast_1d(self.window_months)),
                                  bfs_window_months=self.bfs_window_months,
-                                 include_protected=self.include_protected)
+                                 include_protected=self.include_protected, include_age=self.include_age,
+                                 max_lookback_months=self.max_lookback_months)
 
     def transform(self, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
                   view: View | None = None) -> pd.DataFrame:
@@ -559,7 +621,7 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
                 spells, t, specs=self.specs_, window_months=windows,
                 bfs_window_months=int(self.bfs_window_months), merge_gap_days=int(self.merge_gap_days),
                 transition_gap_days=int(self.transition_gap_days), population=self.population,
-                interventions=iv, view=view)
+                interventions=iv, view=view, max_lookback_months=int(getattr(self, "max_lookback_months", 60)))
             frames_ids.append(ids)
             frames_days.append(np.full(len(ids), t, dtype=np.int32))
             blocks.append(cols)
