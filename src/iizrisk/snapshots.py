@@ -323,7 +323,8 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
         for b in need:
             bar.step(f"bucket {b}")
             rows = spells.loc[row_bucket == b]
-            iv = interventions.loc[iv_bucket == b] if iv_bucket is not None else interventions
+            iv = interventions.loc[iv_bucket == b] if interventions is not None and iv_bucket is not None \
+                else interventions
             # labels exactly as compute_outcome(rows, ...) makes them, with the full timeline built once
             full = build_timeline(rows) if len(rows) else None
             opts = {"pension_starts": _pension_starts(rows, full)} if outcome == "disintegration" and full else {}
