@@ -838,3 +838,30 @@ def test_disability_proxy_is_a_recent_iv_registration(spells):
                   & (spells["end_date"].isna() | (spells["end_date"] >= since))]
     want = np.where(tl.person_ids.isin(set(seen["person_id"])), "IV", "no_IV")
     assert (got.to_numpy() == want).all() and (want == "IV").any() and (want == "no_IV").any()
+
+
+# --------------------------------------------------------------------------- proxies
+def test_proxy_analysis_finds_nationality_planted_into_a_feature(spells):
+    """A synthetic canton where a feature carries nationality: the analysis finds it, and only it."""
+    from iizrisk.proxies import ProxyAnalysis, feature_strength
+
+    X = PointInTimeFeatures().fit_transform(spells, as_of=AS_OF)
+    persons = spells.drop_duplicates("person_id").set_index("person_id")
+    attrs = persons.reindex(X.index.get_level_values("person_id"))[["nationality_group", "sex"]]
+    attrs = attrs.reset_index(drop=True)
+    clean = ProxyAnalysis(n_splits=3).fit(X.reset_index(drop=True), attrs)
+    assert (clean.summary["auc"] < 0.62).all(), clean.summary  # random attributes: nothing carries them
+    assert clean.carriers() == {}
+    planted = X.reset_index(drop=True).copy()
+    third = (attrs["nationality_group"] == "THIRD").to_numpy()
+    rng = np.random.default_rng(0)
+    planted["n_spells_12m"] = planted["n_spells_12m"] + 3 * third * (rng.random(len(third)) < 0.8)
+    found = ProxyAnalysis(n_splits=3).fit(planted, attrs)
+    row = found.summary.set_index(["attribute", "group"]).loc[("nationality_group", "THIRD")]
+    assert row["auc"] > 0.8 and row["top_feature"] == "n_spells_12m"
+    assert found.carriers() == {"n_spells_12m": ["nationality_group"]}
+    # the strengths are the slow univariate AUC of each feature
+    slow = {c: 2 * abs(roc_auc_score(third, planted[c].fillna(-np.inf)) - 0.5) for c in planted.columns[:12]}
+    fast = feature_strength(planted.iloc[:, :12], third)
+    for c, v in slow.items():
+        assert fast[c] == pytest.approx(v, abs=1e-12), c
