@@ -10,7 +10,8 @@ and publishes one run folder (see :mod:`iizrisk.publish`)::
       2024-06-30 -> .store/2024-06-30.3f2a9c1e     (symlink, swapped atomically)
       latest     -> 2024-06-30
       .store/2024-06-30.3f2a9c1e/
-        scores.parquet  flags.parquet  worklists/ALV.csv  worklists/ALV.parquet ...
+        scores.parquet  flags.parquet  worklists/ALV.csv  worklists/ALV.parquet  worklists/ALV.xlsx
+        worklists/ALV_2024-06-30.csv  worklists/ALV_2024-06-30.xlsx (dated copies to send) ...
         quarantine.parquet (only with errors="quarantine" and bad rows)
         history/ (this run's history entry)  manifest.json  summary.md  summary.html
         timings.json  run.log
@@ -70,6 +71,13 @@ from .health import HealthError, HealthReport, RunFacts, check_health
 from .history import HISTORY_SCORE_COLUMNS, HistoryStore
 from .io import ingest
 from .publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
+from .reviews import (
+    decision_counts,
+    interventions_from_reviews,
+    keep_off,
+    review_frame,
+    write_review_file,
+)
 from .spells import positions
 from .store import write_parquet_atomic
 from .view import Definitions, View
@@ -86,7 +94,7 @@ __all__ = ["RunResult", "RunLock", "run_nightly", "check_run", "STAGES"]
 
 logger = logging.getLogger("iizrisk")
 
-STAGES = ("ingest", "model", "timeline", "flags", "score", "worklists", "explain", "health", "write",
+STAGES = ("ingest", "model", "timeline", "flags", "reviews", "score", "worklists", "explain", "health", "write",
           "publish", "history")
 _FAULT_ENV = "IIZRISK_FAULT_AT"  # testing hook: SIGKILL the process when this stage starts
 
@@ -360,6 +368,22 @@ def _flags(view: View) -> dict:
     return {"flags": view.flags}
 
 
+def _reviews(settings: Settings, t: dt.date, history: HistoryStore, interventions) -> dict:
+    """The coordinators' reviews up to T; the decisions that record interventions join the interventions."""
+    reviews = history.reviews(until=t)
+    recorded = interventions_from_reviews(reviews, settings.reviews.interventions)
+    if len(recorded):
+        if interventions is not None and len(interventions):
+            recorded["date"] = recorded["date"].astype(interventions["date"].dtype)
+            keep = [c for c in interventions.columns if c in recorded.columns]
+            interventions = pd.concat([interventions, recorded[keep]], ignore_index=True).drop_duplicates(
+                ["person_id", "date", "type"], ignore_index=True)
+        else:
+            interventions = recorded
+        logger.info("reviews: %d intervention(s) recorded by reviews", len(recorded))
+    return {"reviews": reviews, "interventions": interventions}
+
+
 def _score(settings: Settings, t: dt.date, spells, interventions, view: View, model,
            history: HistoryStore) -> dict:
     from .model import score
@@ -378,8 +402,8 @@ def _score(settings: Settings, t: dt.date, spells, interventions, view: View, mo
     return {"scores": scores, "X": X, "prev": prev}
 
 
-def _worklists(settings: Settings, t: dt.date, view: View, scores, interventions, flags,
-               history: HistoryStore, prev) -> dict:
+def _worklists(settings: Settings, t: dt.date, view: View, scores, interventions, flags, reviews,
+               history: HistoryStore, prev, model, X) -> dict:
     w, tl = settings.worklist, view.timeline
     oc = open_cases_at(view)
     excluded = recently_assessed(interventions, t, w.exclude_assessed_months)
@@ -390,36 +414,53 @@ def _worklists(settings: Settings, t: dt.date, view: View, scores, interventions
                               "in [sources.columns] or remove capacity_per_canton")
         canton_of = pd.Series(tl.persons["canton"].to_numpy(), index=tl.person_ids.astype("str"))
     prev_lists = history.read("worklists", as_of=prev) if prev else None
+    past_lists = history.read("worklists", until=t - dt.timedelta(days=1))
+    reasons = _ListReasons(model, X, scores, w.disclose_institutions)
     worklists = build_worklists(
         scores, oc, capacity=w.capacity, capacity_per_institution=w.capacity_per_institution,
         capacity_per_canton=w.capacity_per_canton, canton_of=canton_of, exclude=excluded,
-        previous=prev_lists, flags=flags, disclose_institutions=w.disclose_institutions,
+        keep_off=keep_off(reviews, scores, t, settings.reviews.keep_off_days),
+        min_band=w.min_band, min_band_per_institution=w.min_band_per_institution,
+        previous=prev_lists, history=past_lists, reviews=reviews, as_of=t, flags=flags,
+        disclose_institutions=w.disclose_institutions, reasons=reasons,
         language_of=w.language_per_institution, default_language=w.language)
-    return {"worklists": worklists, "open_cases": oc, "excluded": excluded}
+    since = prev if prev else t - dt.timedelta(days=1)
+    review_counts = decision_counts(reviews, settings.reviews.decisions, since=since, until=t)
+    return {"worklists": worklists, "open_cases": oc, "excluded": excluded, "review_counts": review_counts}
+
+
+class _ListReasons:
+    """The reasons of a list's rows (``build_worklists``'s ``reasons``): explained on demand, each list in its
+    language and within its disclosure policy."""
+
+    def __init__(self, model, X, scores, disclose):
+        self.model, self.X, self.disclose = model, X, set(disclose)
+        self.rows = pd.Index(scores["person_id"].astype(str))
+
+    def explain(self, person_ids):
+        from .explain import explain
+
+        return explain(self.model, self.X.iloc[positions(self.rows, np.asarray(person_ids, dtype=object))])
+
+    def __call__(self, institution: str, person_ids: pd.Index, language: str) -> pd.DataFrame:
+        from .explain import reason_codes
+
+        rc = reason_codes(self.explain(person_ids), language=language,
+                          allowed_institutions={institution} | self.disclose)
+        rc.index = pd.Index(person_ids.astype(str), name="person_id")
+        return rc
 
 
 def _explain(settings: Settings, model, X, scores, worklists: WorklistSet) -> dict:
-    """Reasons for the worklist rows only, each list in its language and within its disclosure policy."""
-    from .explain import explain, reason_codes
+    """Reasons in the deployment's language for the scores of everyone on a list (the lists carry their own)."""
+    from .explain import reason_codes
 
-    w = settings.worklist
-    explain_ids = pd.unique(worklists.rows()["person_id"]) if len(worklists) else np.array([], dtype=object)
-    if len(explain_ids):
-        expl = explain(model, X.iloc[positions(pd.Index(scores["person_id"]), explain_ids)])
-        ids = pd.Index(np.asarray(explain_ids, dtype=object).astype(str), name="person_id")
-        disclose = set(w.disclose_institutions)
-        for inst, wl in worklists.lists.items():
-            rows = ids.get_indexer(wl["person_id"].astype(str))
-            lang = w.language_per_institution.get(inst, w.language)
-            rc = reason_codes(_subset(expl, rows), language=lang, allowed_institutions={inst} | disclose)
-            rc.index = ids[rows]
-            tail = ["new_on_list", "language", "notice"]
-            worklists.lists[inst] = wl.join(rc, on="person_id")[
-                [*[c for c in wl.columns if c not in tail], *rc.columns, *tail]]
-        overall = reason_codes(expl, language=w.language)
-        overall.index = ids
+    ids = pd.unique(worklists.rows()["person_id"]) if len(worklists) else np.array([], dtype=object)
+    if len(ids):
+        overall = reason_codes(_ListReasons(model, X, scores, ()).explain(ids), language=settings.worklist.language)
+        overall.index = pd.Index(np.asarray(ids, dtype=object).astype(str), name="person_id")
         scores = scores.join(overall, on="person_id")
-    return {"scores": scores, "worklists": worklists}
+    return {"scores": scores}
 
 
 def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, newest, history) -> dict:
@@ -428,7 +469,8 @@ def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, n
 
 #: the night before anything is written, top to bottom
 _COMPUTE = (("ingest", _ingest), ("model", _model), ("timeline", _view), ("flags", _flags),
-            ("score", _score), ("worklists", _worklists), ("explain", _explain), ("health", _gates))
+            ("reviews", _reviews), ("score", _score), ("worklists", _worklists), ("explain", _explain),
+            ("health", _gates))
 
 
 @dataclass
@@ -447,6 +489,8 @@ class _Night:
     worklists: WorklistSet
     excluded: pd.Index
     facts: RunFacts
+    review_counts: pd.DataFrame
+    open_cases: pd.DataFrame
 
     @classmethod
     def compute(cls, settings: Settings, t: dt.date, history: HistoryStore, prog: _Progress, model, *,
@@ -482,10 +526,17 @@ class _Night:
         write_parquet_atomic(scores_out, tmp / "scores.parquet")
         write_parquet_atomic(self.flags, tmp / "flags.parquet")
         (tmp / "worklists").mkdir()
+        w = settings.worklist
         for inst, df in self.worklists.lists.items():
             public = df.drop(columns=["person_id"])  # case ids suffice; the pseudonym stays inside
+            lang = w.language_per_institution.get(inst, w.language)
             write_parquet_atomic(public, tmp / "worklists" / f"{inst}.parquet")
-            write_worklist_csv(public, tmp / "worklists" / f"{inst}.csv")  # CSV injection neutralised
+            # the tables people open: in the list's language, CSV injection neutralised; the .xlsx to fill
+            # in and send back (iizrisk reviews import); dated copies beside the latest ones
+            for name in (inst, f"{inst}_{t.isoformat()}"):
+                write_worklist_csv(review_frame(df), tmp / "worklists" / f"{name}.csv", language=lang)
+                write_review_file(df, tmp / "worklists" / f"{name}.xlsx", institution=inst, as_of=t,
+                                               language=lang, decisions=settings.reviews.decisions)
         if len(self.ing.quarantine):
             write_parquet_atomic(self.ing.quarantine, tmp / "quarantine.parquet")
         wl_rows = self.worklists.rows()
@@ -500,11 +551,17 @@ class _Night:
         write_parquet_atomic(entry["worklists"], tmp / "history" / "worklists.parquet")
         manifest = self.manifest(tmp, forced)
         token = _sha256_bytes(json.dumps(manifest, sort_keys=True, default=str).encode())[:10]
-        entry["runs"] = _runs_entry(self.facts, token, forced is not None)
+        entry["runs"] = _runs_entry(self.facts, token, forced is not None, self.open_cases)
         write_parquet_atomic(entry["runs"], tmp / "history" / "runs.parquet")
         _write_json(manifest, tmp / "manifest.json")
+        from .oversight import oversight
+
+        recent = oversight(history.read("worklists", until=t - dt.timedelta(days=1)), history.reviews(until=t),
+                           start=t - dt.timedelta(days=62), end=t, min_cell_size=settings.privacy.min_cell_size,
+                           decisions=tuple(settings.reviews.decisions))
         md, html = run_summary(manifest, self.scores, self.worklists, language=settings.worklist.language,
-                               min_cell_size=settings.privacy.min_cell_size)
+                               min_cell_size=settings.privacy.min_cell_size, review_counts=self.review_counts,
+                               summary_decisions=settings.reviews.summary_decisions, oversight=recent.summary)
         (tmp / "summary.md").write_text(md, encoding="utf-8")
         (tmp / "summary.html").write_text(html, encoding="utf-8")
 
@@ -583,7 +640,11 @@ def _facts(settings, t, ing, scores, oc, worklists, newest, history) -> RunFacts
     quarantined = (ing.quarantine["_source"].value_counts().to_dict()
                    if len(ing.quarantine) and "_source" in ing.quarantine.columns else {})
     per_source = {label: (int(n), int(quarantined.get(label, 0))) for label, n in ing.report.rows_read.items()}
-    open_per = oc["institution"].astype("str").value_counts().to_dict() if len(oc) else {}
+    # the gate "an institution with open cases gets a list" asks about the people who could be listed:
+    # people below the minimum band or kept off by a review are left off by design
+    by_design = {k: worklists.below_min_band.get(k, 0) + worklists.left_off_reviewed.get(k, 0)
+                 for k in worklists.eligible}
+    open_per = {k: max(0, n - by_design.get(k, 0)) for k, n in worklists.eligible.items()}
     listed = {k: len(v) for k, v in worklists.lists.items()}
     return RunFacts(as_of=t, persons_scored=len(scores), rows_per_institution={str(k): int(v) for k, v in rows.items()},
                     expected_institutions=_expected_institutions(settings),
@@ -594,12 +655,13 @@ def _facts(settings, t, ing, scores, oc, worklists, newest, history) -> RunFacts
                     worklist_rows_per_institution=listed)
 
 
-def _runs_entry(facts: RunFacts, token: str, forced: bool) -> pd.DataFrame:
-    insts = sorted(set(facts.rows_per_institution) | set(facts.open_cases_per_institution))
+def _runs_entry(facts: RunFacts, token: str, forced: bool, open_cases: pd.DataFrame) -> pd.DataFrame:
+    open_per = open_cases["institution"].astype("str").value_counts().to_dict() if len(open_cases) else {}
+    insts = sorted(set(facts.rows_per_institution) | set(open_per))
     return pd.DataFrame({
         "institution": pd.Series(insts, dtype="str"),
         "rows": [facts.rows_per_institution.get(i, 0) for i in insts],
-        "open_cases": [facts.open_cases_per_institution.get(i, 0) for i in insts],
+        "open_cases": [int(open_per.get(i, 0)) for i in insts],
         "on_list": [facts.worklist_rows_per_institution.get(i, 0) for i in insts],
         "persons_scored": facts.persons_scored,
         "run": token,
@@ -633,6 +695,9 @@ def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
         "new_registrations": int(scores["new_registration"].sum()),
         "risk_bands": {str(k): int(v) for k, v in scores["risk_band"].value_counts().sort_index().items()},
         "left_off_recent_assessment_persons": int(len(night.excluded)),
+        "reviews_since_last_run": {str(k): int(v) for k, v in
+                                   night.review_counts.groupby("decision")["n"].sum().sort_index().items()}
+        if len(night.review_counts) else {},
         "worklists": {r["institution"]: {k: int(v) for k, v in r.items() if k != "institution"}
                       for r in worklists.summary().to_dict("records")},
         "model": {"dir": str(night.mdir) if night.mdir else None, "sha256": night.model_hash,

@@ -6,6 +6,7 @@ Layout (Hive-style partitions, readable by pandas, pyarrow, DuckDB or Spark)::
       scores/as_of=2024-06-30/part-0.parquet
       worklists/as_of=2024-06-30/part-0.parquet
       runs/as_of=2024-06-30/part-0.parquet       (one row per institution: rows, cases, list size)
+      reviews/reviews.parquet                    (the coordinators' reviews, iizrisk.reviews)
 
 Each nightly run adds one partition per table; re-running an as-of date
 replaces that partition atomically (file rename), so the store never holds
@@ -17,6 +18,11 @@ nightly job can restore an entry that a crash kept from reaching the store
 configured number of days before the run's as-of date (never tonight's, never
 a newer one, never more than ``keep_days >= 1`` allows). The store answers "who was on yesterday's list?" (new on the
 list) and serves audits.
+
+The reviews are one table, not partitioned by run: an import replaces the
+file atomically (one rename) with the old rows and the new ones merged, so an
+import is stored whole or not at all, and re-importing a file writes the
+same bytes. Retention removes reviews dated before the limit.
 
 Examples
 --------
@@ -45,13 +51,27 @@ from .errors import ConfigError
 from .io import read_canonical_table
 from .store import write_parquet_atomic
 
-__all__ = ["HistoryStore", "HISTORY_SCORE_COLUMNS"]
+__all__ = ["HistoryStore", "HISTORY_SCORE_COLUMNS", "REVIEW_COLUMNS"]
 
 logger = logging.getLogger("iizrisk")
 
 _TABLES = ("scores", "worklists", "runs")
 #: the columns of a run's ``scores.parquet`` that the history keeps
 HISTORY_SCORE_COLUMNS = ("person_id", "outcome", "risk", "risk_band", "rank", "new_registration")
+
+
+#: the columns of the reviews table (see :mod:`iizrisk.reviews`)
+REVIEW_COLUMNS = ("institution", "person_id", "case_id", "review_date", "decision", "note", "listed",
+                  "list_as_of", "band_at_review")
+
+
+def _empty_reviews() -> pd.DataFrame:
+    return pd.DataFrame({
+        "institution": pd.Series([], dtype="str"), "person_id": pd.Series([], dtype="str"),
+        "case_id": pd.Series([], dtype="str"), "review_date": pd.Series([], dtype="datetime64[s]"),
+        "decision": pd.Series([], dtype="str"), "note": pd.Series([], dtype="str"),
+        "listed": pd.Series([], dtype=bool), "list_as_of": pd.Series([], dtype="datetime64[s]"),
+        "band_at_review": pd.Series([], dtype="str")})
 
 
 def _date(value) -> dt.date:
@@ -155,6 +175,28 @@ class HistoryStore:
             frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
+    # ------------------------------------------------------------------ reviews
+    @property
+    def reviews_path(self) -> Path:
+        return self.root / "reviews" / "reviews.parquet"
+
+    def reviews(self, *, until=None) -> pd.DataFrame:
+        """The stored reviews (:data:`REVIEW_COLUMNS`), those dated up to ``until`` when given."""
+        if not self.reviews_path.is_file():
+            return _empty_reviews()
+        df = read_canonical_table(self.reviews_path)
+        for col in ("review_date", "list_as_of"):
+            df[col] = pd.to_datetime(df[col]).astype("datetime64[s]")
+        if until is not None:
+            df = df[df["review_date"] <= pd.Timestamp(_date(until))].reset_index(drop=True)
+        return df
+
+    def write_reviews(self, reviews: pd.DataFrame) -> Path:
+        """Replace the reviews table with ``reviews`` (one atomic rename)."""
+        out = reviews[list(REVIEW_COLUMNS)].sort_values(
+            ["review_date", "institution", "person_id", "decision"], kind="stable").reset_index(drop=True)
+        return write_parquet_atomic(out, self.reviews_path)
+
     def prune(self, keep_days: int, *, today=None) -> list[dt.date]:
         """Remove partitions older than ``keep_days`` before ``today``; return the dates removed.
 
@@ -172,6 +214,12 @@ class HistoryStore:
                 if d < limit:
                     shutil.rmtree(self._part(table, d).parent, ignore_errors=True)
                     removed.add(d)
+        if self.reviews_path.is_file():
+            reviews = self.reviews()
+            old = reviews["review_date"] < pd.Timestamp(limit)
+            if old.any():
+                self.write_reviews(reviews[~old])
+                logger.info("history: removed %d review(s) dated before %s", int(old.sum()), limit)
         if removed:
             logger.info("history: removed %d as-of date(s) older than %s", len(removed), limit)
         return sorted(removed)

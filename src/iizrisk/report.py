@@ -89,22 +89,66 @@ def _suppressed_counts(table: pd.DataFrame, dim: str, k: int, lang: str = "en") 
     return out
 
 
+_LIST_COUNTS = ["eligible", "left_off_recent_assessment", "left_off_reviewed", "below_min_band", "on_list",
+                "new_on_list"]
+
+
+def _decision_table(counts: pd.DataFrame | None, decisions, k: int, lang: str) -> list[list[str]]:
+    """Rows ``institution, decision, n`` of the review counts of ``decisions``, small cells hidden."""
+    from .reviews import decision_label
+
+    if counts is None or not len(counts):
+        return []
+    c = counts[counts["decision"].isin(list(decisions))]
+    if not len(c):
+        return []
+    t = c.assign(key=c["institution"].astype(str) + "\t" + c["decision"].astype(str))[["key", "n"]]
+    safe = _suppressed_counts(t, "key", k, lang)
+    return [[key.split("\t")[0], decision_label(key.split("\t")[1], lang), n] for key, n in safe.values.tolist()]
+
+
+def _cell(value, lang: str) -> str:
+    """A figure of a summary table: '·' when hidden, whole numbers with the thousands separator."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return "·"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.1f}"
+    if isinstance(value, int | float):
+        return swiss_number(int(value), lang)
+    return str(value)
+
+
 def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: str = "de",
-                min_cell_size: int = 5) -> tuple[str, str]:
+                min_cell_size: int = 5, review_counts: pd.DataFrame | None = None,
+                summary_decisions=("data_error",), oversight: pd.DataFrame | None = None) -> tuple[str, str]:
     """The Markdown and the self-contained HTML summary of one run.
 
     Counts of people leave the system here, so cells of fewer than
     ``min_cell_size`` people are suppressed (with secondary suppression), in
-    the tables and in the histogram.
+    the tables and in the histogram. Each list says how many of its places
+    are used ("17 of 25"): a list holds nobody below its minimum risk band.
+    ``review_counts`` (institution, decision, n: the reviews recorded since the
+    last run) give the section for the data steward (``summary_decisions``)
+    and the reviews by decision; ``oversight`` (the suppressed
+    :attr:`iizrisk.oversight.Oversight.summary` of the last months) the
+    section "does a human decide?".
     """
     lang = language if language in LANGUAGES else "en"
     k = int(min_cell_size)
-    wl = worklists.summary() if len(worklists) else pd.DataFrame(
-        columns=["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"])
+    wl = worklists.summary() if len(worklists) else pd.DataFrame(columns=["institution", *_LIST_COUNTS, "places"])
+    places = wl["places"].tolist() if len(wl) else []
     if len(wl):
-        wl = _suppressed_counts(wl, "institution", k, lang)
-    heads = [_t("inst", lang), _t("eligible", lang), _t("left_off", lang), _t("on_list", lang), _t("new", lang)]
-    rows = wl[["institution", "eligible", "left_off_recent_assessment", "on_list", "new_on_list"]].values.tolist()
+        wl = _suppressed_counts(wl[["institution", *_LIST_COUNTS]], "institution", k, lang)
+    wl["places_used"] = [text("review.places", lang, used=u, capacity=swiss_number(c, lang))
+                         for u, c in zip(wl["on_list"], places, strict=True)] if len(wl) else []
+    heads = [_t("inst", lang), _t("eligible", lang), _t("left_off", lang), text("review.left_off_reviewed", lang),
+             text("review.below_min_band", lang), _t("on_list", lang), text("review.places_head", lang),
+             _t("new", lang)]
+    rows = wl[["institution", "eligible", "left_off_recent_assessment", "left_off_reviewed", "below_min_band",
+               "on_list", "places_used", "new_on_list"]].values.tolist()
+    steward = _decision_table(review_counts, summary_decisions, k, lang)
+    all_decisions = sorted(set(review_counts["decision"])) if review_counts is not None and len(review_counts) else []
+    reviewed = _decision_table(review_counts, all_decisions, k, lang)
     bands = {}
     if manifest.get("risk_bands"):
         rank = {b: i for i, b in enumerate(BAND_NAMES["en"])}  # low, medium, high; others after
@@ -127,6 +171,25 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     md += ["", f"## {_t('lists', lang)}", "", "| " + " | ".join(heads) + " |",
            "|" + "---|" * len(heads)]
     md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+    dec_heads = [_t("inst", lang), text("table.columns.decision", lang), _t("persons", lang)]
+    sections = [(text("review.data_errors", lang), dec_heads, steward, text("review.no_data_errors", lang)),
+                (text("review.reviews_in", lang), dec_heads, reviewed, "–")]
+    ov_cols = ["institution", "month", "listed", "reviewed", "median_days_to_review", "overrides", "agreement_share",
+               "repeatedly_listed_unreviewed"]
+    if oversight is not None:
+        from .tables import header
+
+        ov_rows = [[_cell(v, lang) for v in row] for row in oversight[ov_cols].values.tolist()] \
+            if len(oversight) else []
+        sections.append((text("oversight.title", lang), [header(c, lang) for c in ov_cols], ov_rows,
+                         text("oversight.none", lang)))
+    for title, heads_, table_rows, empty in sections:
+        md += ["", f"## {title}", ""]
+        if table_rows:
+            md += ["| " + " | ".join(heads_) + " |", "|" + "---|" * len(heads_)]
+            md += ["| " + " | ".join(str(x) for x in row) + " |" for row in table_rows]
+        else:
+            md.append(empty)
     md += ["", f"· {_t('hidden', lang, k=k)}"]
     md_text = "\n".join(md) + "\n"
 
@@ -136,6 +199,12 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
              + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in rows)
              + "</table>")
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts)
+    extra = ""
+    for title, heads_, table_rows, empty in sections:
+        extra += f"<h2>{esc(title)}</h2>"
+        extra += ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads_) + "</tr>"
+                  + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in table_rows)
+                  + "</table>") if table_rows else f"<p>{esc(empty)}</p>"
     html = f"""<!DOCTYPE html>
 <html lang="{lang}"><head><meta charset="utf-8">
 <title>{esc(_t('title', lang))} {esc(manifest['as_of'])}</title>
@@ -153,6 +222,7 @@ th:first-child,td:first-child{{text-align:left}} img{{max-width:100%}}
 <div class="grid"><div><dl>{dl}</dl></div><div>{f'<img alt="{esc(_t("bands", lang))}" src="{img}">' if img else ''}</div></div>
 <h2>{esc(_t('lists', lang))}</h2>
 {table}
+{extra}
 <p style="font-size:.8rem;color:#57606a">· {esc(_t('hidden', lang, k=k))}</p>
 </body></html>
 """

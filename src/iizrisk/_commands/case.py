@@ -1,0 +1,36 @@
+"""``iizrisk case CONFIG --institution ALV --case-id RAV-123``: one case as that institution may see it."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import EXIT_OK
+from ._args import iso_date
+
+HELP = "look up one case by the institution's case number: timeline, flags, reasons, risk history, reviews"
+DESCRIPTION = (
+    "Find the person behind one of the institution's own case numbers and show what that institution may "
+    "see under the disclosure policy: the spells at this institution and at the disclosed ones (others as a "
+    "count), the flags at the as-of date and the reasons on that night's list, the risk across past runs "
+    "and the institution's reviews. A number that is not one of the institution's cases gets the same answer "
+    "as an unknown one (exit 1). With --out the tables and the timeline plot are written there."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG", help="deployment configuration (.toml)")
+    p.add_argument("--institution", required=True, metavar="CODE", help="the institution asking (e.g. ALV)")
+    p.add_argument("--case-id", required=True, metavar="ID", help="its case number")
+    p.add_argument("--as-of", metavar="YYYY-MM-DD", type=iso_date, help="default: the last run")
+    p.add_argument("--out", metavar="DIR", help="write the tables (CSV, Parquet) and timeline.png here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..case import case_lookup
+
+    view = case_lookup(args.config, institution=args.institution, case_id=args.case_id, as_of=args.as_of)
+    view.print_summary()
+    if args.out:
+        written = view.to_dir(args.out)
+        print("written: " + ", ".join(str(p) for p in written))
+    return EXIT_OK

@@ -1,0 +1,44 @@
+"""``iizrisk oversight CONFIG [--from --to]``: does a human decide? Reviews of the worklists, in figures."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import EXIT_OK
+from ._args import iso_date
+
+HELP = "oversight: per institution and month, people listed and reviewed, days to review, decisions, overrides"
+DESCRIPTION = (
+    "Figures that show whether coordinators review the worklists, decide and sometimes depart from the "
+    "score, from the history store: per institution and month the people listed and reviewed, the median "
+    "days from listing to review, decisions by type, overrides (reviews of people not on the list) and "
+    "their share, the share of joint assessments proposed for listed people and for overrides, the "
+    "agreement of decisions with the risk band, and people listed repeatedly without a review. Cells of "
+    "fewer than [privacy] min_cell_size people are hidden. With --out the table is written as CSV "
+    "(';', UTF-8 with BOM, headers in the deployment's language) and Parquet, with a plot."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG", help="deployment configuration (.toml)")
+    p.add_argument("--from", dest="start", metavar="YYYY-MM-DD", type=iso_date, help="first month (its day)")
+    p.add_argument("--to", dest="end", metavar="YYYY-MM-DD", type=iso_date, help="last month (its day)")
+    p.add_argument("--out", metavar="DIR", help="write oversight.csv, oversight.parquet and oversight.png here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..config import Settings
+    from ..oversight import oversight_of
+    from ..tables import write_table
+
+    settings = Settings.load(args.config)
+    result = oversight_of(settings, start=args.start, end=args.end)
+    print(result.summary_text(decimals=1))
+    if args.out:
+        out = Path(args.out)
+        written = result.to_dir(out, min_cell_size=settings.privacy.min_cell_size)
+        written.append(write_table(result.summary, out / "oversight.csv", language=settings.worklist.language))
+        print("written: " + ", ".join(sorted({str(p) for p in written})))
+    return EXIT_OK

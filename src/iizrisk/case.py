@@ -1,0 +1,213 @@
+"""Case lookup: one person as one institution may see them, found by that institution's case number.
+
+Coordinators hold a case number, not a pseudonym. :func:`case_lookup` (and
+``iizrisk case CONFIG --institution ALV --case-id RAV-123``) finds the person
+among the cases *of that institution only* and shows, under the deployment's
+disclosure policy (DOMAIN.md section 6):
+
+* the timeline: the person's spells at this institution (with its case
+  numbers) and at the institutions whose involvement may be named
+  (``[worklist] disclose_institutions``; without case numbers); other
+  institutions appear only as a count;
+* the flags at the as-of date and, when the person was on that night's list,
+  the reasons given there;
+* the risk across past runs (history store);
+* the reviews of this institution.
+
+A case number that is not one of the institution's gets the same answer as
+one that does not exist, so a lookup never reveals another institution's
+cases; no output holds the pseudonym.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._results import OutputFigure, OutputTable, ResultMixin
+from ._texts import text
+from .errors import ValidationError
+
+__all__ = ["CaseView", "case_lookup"]
+
+
+@dataclass
+class CaseView(ResultMixin):
+    """One case as its institution may see it (no pseudonym anywhere; see :func:`case_lookup`)."""
+
+    institution: str
+    case_id: str
+    as_of: dt.date
+    timeline: pd.DataFrame
+    n_other_institutions: int
+    flags: pd.DataFrame
+    reasons: pd.DataFrame
+    risk_history: pd.DataFrame
+    reviews: pd.DataFrame
+    language: str = "de"
+    _spells: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    _person: str = field(default="", repr=False)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The timeline table."""
+        return self.timeline
+
+    def _title(self) -> str:
+        return f"{text('case.title', self.language)}: {self.institution} {self.case_id} ({self.as_of})"
+
+    def summary_text(self, decimals: int = 3) -> str:
+        lang = self.language
+        parts = [self._title(), "", text("case.timeline", lang),
+                 self.timeline.to_string(index=False) if len(self.timeline) else "-",
+                 f"+ {self.n_other_institutions} × {text('case.other_institution', lang)}"
+                 if self.n_other_institutions else "",
+                 "", text("case.flags", lang), self.flags.to_string(index=False) if len(self.flags) else "-"]
+        if len(self.reasons):
+            parts += ["", self.reasons.to_string(index=False)]
+        parts += ["", text("case.risk_history", lang),
+                  self.risk_history.to_string(index=False, float_format=lambda v: f"{v:.{decimals}f}")
+                  if len(self.risk_history) else "-",
+                  "", text("case.reviews", lang), self.reviews.to_string(index=False) if len(self.reviews) else "-"]
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        lang = self.language
+        out = [f"<b>{html.escape(self._title())}</b>"]
+        for title, df in ((text("case.timeline", lang), self.timeline), (text("case.flags", lang), self.flags),
+                          ("", self.reasons), (text("case.risk_history", lang), self.risk_history),
+                          (text("case.reviews", lang), self.reviews)):
+            if len(df):
+                out.append((f"<h4>{html.escape(title)}</h4>" if title else "") + df.to_html(index=False))
+        return "".join(out)
+
+    def plot(self, ax=None):
+        """The timeline of the spells this institution may see, the as-of line and the flags."""
+        from .plots import plot_timeline
+
+        return plot_timeline(self._spells, self._person, as_of=self.as_of,
+                             label=f"{self.institution} {self.case_id}", ax=ax)
+
+    def _default_min_cell_size(self) -> int:
+        return 1  # one person, for that person's own case work: nothing to aggregate
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        return [OutputTable(name, df) for name, df in (("timeline", self.timeline), ("flags", self.flags),
+                                                        ("risk_history", self.risk_history),
+                                                        ("reviews", self.reviews)) if len(df)]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7, 2.6))
+        self.plot(ax=fig.subplots())
+        return [OutputFigure("timeline", fig)]
+
+
+def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells: pd.DataFrame | None = None
+                ) -> CaseView:
+    """Look up one case of ``institution`` by its case number (see the module documentation).
+
+    Parameters
+    ----------
+    settings : Settings or path to the deployment TOML
+    institution : str
+        The institution asking; only its own cases are searched.
+    case_id : str
+        The case number as in the institution's export.
+    as_of : date-like, optional
+        Default: the last run in the history store, else yesterday.
+    spells : DataFrame, optional
+        Canonical spells already read (default: ingest the deployment's sources).
+
+    Raises
+    ------
+    ValidationError
+        No case with this number at this institution (exit 1); the message
+        names neither the case nor any other institution.
+    """
+    from .config import Settings
+    from .history import HistoryStore
+    from .io import ingest
+    from .view import Definitions, View
+
+    settings = (settings if isinstance(settings, Settings) else Settings.load(settings)).resolved()
+    history = HistoryStore(settings.resolve(settings.output.history_dir))
+    runs = history.as_of_dates("runs")
+    t = pd.Timestamp(as_of).date() if as_of is not None else (runs[-1] if runs else dt.date.today()
+                                                              - dt.timedelta(days=1))
+    w = settings.worklist
+    lang = w.language_per_institution.get(institution, w.language)
+    spells = ingest(settings).spells if spells is None else spells
+    inst = spells["institution"].astype("str")
+    case = spells["case_id"].astype("str") if "case_id" in spells.columns else pd.Series("", index=spells.index)
+    hit = (inst == institution) & (case == str(case_id).strip())
+    persons = pd.unique(spells.loc[hit, "person_id"].astype(str))
+    if len(persons) != 1:
+        raise ValidationError(f"case lookup: {text('case.not_found', 'en', institution=institution)}; check the "
+                              "case number in your case management system"
+                              + ("" if not len(persons) else " (the number belongs to several people: a data "
+                                 "error for the data steward)"))
+    person = str(persons[0])
+    ts = pd.Timestamp(t)
+    mine = (spells["person_id"].astype(str) == person).to_numpy() & (spells["start_date"] <= ts).to_numpy()
+    if "recorded_date" in spells.columns:
+        rec = pd.to_datetime(spells["recorded_date"])
+        mine &= (rec.isna() | (rec <= ts)).to_numpy()
+    own = spells.loc[mine]
+    allowed = {institution} | set(w.disclose_institutions)
+    shown = own[own["institution"].astype(str).isin(allowed)]
+    n_other = int(own.loc[~own["institution"].astype(str).isin(allowed), "institution"].astype(str).nunique())
+    end = pd.to_datetime(shown["end_date"])
+    timeline = pd.DataFrame({
+        "institution": shown["institution"].astype(str).to_numpy(),
+        "case_ids": np.where(shown["institution"].astype(str) == institution,
+                             shown["case_id"].astype(str) if "case_id" in shown else "", ""),
+        "start_date": pd.to_datetime(shown["start_date"]).dt.date.to_numpy(),
+        "end_date": np.where(end.isna() | (end > ts), None, end.dt.date.astype(object)),
+        "exit_reason": np.where(end.isna() | (end > ts), None,
+                                shown["exit_reason"].astype(object) if "exit_reason" in shown else None),
+    }).sort_values(["start_date", "institution"], kind="stable").reset_index(drop=True)
+    view = View.at(spells.loc[mine], t, Definitions.from_settings(settings))
+    flags = view.flags.drop(columns=["person_id"], errors="ignore")
+    reasons = _reasons_on_list(settings, institution, str(case_id).strip(), t)
+    risk = _risk_history(history, person)
+    reviews = history.reviews()
+    reviews = reviews[(reviews["institution"].astype(str) == institution)
+                      & (reviews["person_id"].astype(str) == person)]
+    reviews = reviews[["review_date", "decision", "note", "listed", "band_at_review"]].reset_index(drop=True)
+    plot_spells = shown.drop(columns=[c for c in ("case_id",) if c in shown.columns])
+    return CaseView(institution=institution, case_id=str(case_id).strip(), as_of=t, timeline=timeline,
+                    n_other_institutions=n_other, flags=flags.reset_index(drop=True), reasons=reasons,
+                    risk_history=risk, reviews=reviews, language=lang, _spells=plot_spells, _person=person)
+
+
+def _reasons_on_list(settings, institution: str, case_id: str, t: dt.date) -> pd.DataFrame:
+    """The row of the case on that night's published list of the institution (reasons in its language)."""
+    folder = settings.resolve(settings.output.dir) / t.isoformat() / "worklists" / f"{institution}.parquet"
+    if not Path(folder).is_file():
+        return pd.DataFrame()
+    wl = pd.read_parquet(folder)
+    on = wl["case_ids"].astype(str).str.split(";").map(lambda ids: case_id in ids)
+    cols = ["rank", "risk", "risk_band", *[c for c in wl.columns if c.startswith("reason_") and c.endswith("_text")]]
+    return wl.loc[on.to_numpy(dtype=bool), [c for c in cols if c in wl.columns]].reset_index(drop=True)
+
+
+def _risk_history(history, person: str) -> pd.DataFrame:
+    """The person's risk, band and rank in every run the history holds (read with a filter per night)."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for d in history.as_of_dates("scores"):
+        part = history.root / "scores" / f"as_of={d.isoformat()}" / "part-0.parquet"
+        tab = pq.read_table(part, columns=["person_id", "risk", "risk_band", "rank"],
+                            filters=[("person_id", "==", person)]).to_pandas()
+        if len(tab):
+            rows.append({"as_of": d, "risk": float(tab["risk"].iloc[0]), "risk_band": str(tab["risk_band"].iloc[0]),
+                         "rank": int(tab["rank"].iloc[0])})
+    return pd.DataFrame(rows, columns=["as_of", "risk", "risk_band", "rank"])

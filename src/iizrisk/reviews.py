@@ -1,0 +1,613 @@
+"""Reviews: the worklists come back filled in, and the next night respects them.
+
+Every night each institution's worklist is also written as an ``.xlsx``
+review file (:func:`write_review_file`): one sheet named after the
+institution, a frozen header in the list's language, sensible widths, and
+three columns to fill in -- the review date, a decision chosen from a
+drop-down list (``[reviews] decisions``) and a free-text note. A coordinator
+may add a row for a case that was not on the list (an *override*).
+
+``iizrisk reviews import CONFIG FILE...`` (:func:`import_reviews`) reads the
+filled files (xlsx or the CSV of the same table) and checks every row before
+anything is stored; each problem names the file, the row, the column and the
+fix, and nothing is stored while one remains:
+
+* each case id is looked up among the cases of the file's own institution
+  only (a case id of another institution is "not a case of ALV", never
+  "a case of SH"); no message repeats a case id or a note;
+* the decision must be one of the configured ones (its code or its name in
+  any language);
+* the review date must be a date, and not after today;
+* the note goes through the raw-identifier guard
+  (:func:`iizrisk.pseudonym.looks_like_ahv`).
+
+The reviews are stored in the history store (:meth:`HistoryStore.write_reviews`,
+one atomic rename) under the run lock, so an import never meets a nightly run
+half-way. One review per institution, person and day: a later import of the
+same day's review replaces it, and importing the same file again changes
+nothing.
+
+The next night (:mod:`iizrisk.batch`):
+
+* :func:`keep_off` -- a person whose last review at an institution was a
+  ``[reviews] keep_off_days`` decision (default ``not_suitable`` and
+  ``already_in_iiz``, 180 days) stays off that institution's list for that
+  many days, unless their risk band has risen since the review;
+* :func:`interventions_from_reviews` -- a ``[reviews] interventions``
+  decision (default ``joint_assessment_held``) is an intervention
+  (``joint_assessment``) dated on the review day: it feeds the features, the
+  "recently assessed" exclusion and the research study, with no second file to
+  keep (:func:`all_interventions`);
+* :func:`decision_counts` -- ``[reviews] summary_decisions`` (default
+  ``data_error``) are counted in the run summary for the data steward.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import re
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._results import ResultMixin
+from ._texts import LANGUAGES, load_locale, text
+from .errors import ValidationError
+from .history import REVIEW_COLUMNS, HistoryStore
+from .pseudonym import looks_like_ahv
+from .store import write_bytes_atomic
+from .tables import _codes_of_headers, header, present
+from .validate import MAX_TEXT_LENGTH_DEFAULT, Problem, ValidationReport
+from .worklist import band_order
+
+__all__ = ["FILL_IN", "META_SHEET", "ReviewImport", "all_interventions", "decision_counts", "decision_label",
+           "import_reviews", "interventions_from_reviews", "keep_off", "read_review_file", "review_frame",
+           "write_review_file"]
+
+logger = logging.getLogger("iizrisk")
+
+#: The columns a coordinator fills in.
+FILL_IN = ("review_date", "decision", "note")
+#: The hidden sheet that says which institution and night a review file belongs to.
+META_SHEET = "iizrisk"
+_LISTS_SHEET = "lists"
+_EPOCH_ZIP = (1980, 1, 1, 0, 0, 0)
+#: columns of the review file taken from the worklist (the rest of its columns are shown too)
+_KEY = ("institution", "case_ids")
+
+
+def decision_label(code: str, language: str) -> str:
+    """The name of a decision in ``language`` (the code itself for a deployment's own decision)."""
+    names = load_locale(language if language in LANGUAGES else "en")["review"]["decisions"]
+    return str(names.get(code, code))
+
+
+def _decision_codes(decisions: Sequence[str]) -> dict[str, str]:
+    """Every accepted spelling of a decision (code, name in any language; case and spaces ignored) -> code."""
+    out: dict[str, str] = {}
+    for code in decisions:
+        out[_norm(code)] = code
+        for lang in LANGUAGES:
+            out[_norm(decision_label(code, lang))] = code
+    return out
+
+
+def _norm(value: str) -> str:
+    return re.sub(r"\s+", " ", str(value).strip().lower().replace("_", " "))
+
+
+# ------------------------------------------------------------------ writing
+def review_frame(worklist: pd.DataFrame) -> pd.DataFrame:
+    """The worklist as a review table: no pseudonym, and empty review date, decision and note columns."""
+    df = worklist.drop(columns=[c for c in ("person_id",) if c in worklist.columns]).copy()
+    df["review_date"] = pd.Series([None] * len(df), dtype=object)
+    df["decision"] = pd.Series([None] * len(df), dtype=object)
+    df["note"] = pd.Series([None] * len(df), dtype=object)
+    return df
+
+
+def write_review_file(worklist: pd.DataFrame, path: str | Path, *, institution: str, as_of, language: str = "de",
+                      decisions: Sequence[str] = ()) -> Path:
+    """Write one institution's worklist as an ``.xlsx`` review file; returns the path.
+
+    The sheet is named after the institution; its header (in ``language``) is
+    frozen, the columns have widths that fit, the decision column offers
+    ``decisions`` (their names in ``language``) as a drop-down list, and the
+    review date column takes dates. A hidden sheet records the institution
+    and the as-of date. Same list, same bytes (no timestamps in the file).
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    t = pd.Timestamp(as_of).to_pydatetime()
+    frame = present(review_frame(worklist), language)
+    codes = list(review_frame(worklist).columns)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = institution
+    ws.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        ws.append([None if _missing(v) else (v.item() if isinstance(v, np.generic) else v) for v in row])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.freeze_panes = "A2"
+    for j, col in enumerate(frame.columns, start=1):
+        longest = int(frame.iloc[:, j - 1].astype(object).where(frame.iloc[:, j - 1].notna(), "").astype(str)
+                      .str.len().max()) if len(frame) else 0
+        width = min(60, max(8, max(longest, min(len(str(col)), 24)) + 2))
+        if codes[j - 1] in FILL_IN:
+            width = {"review_date": 14, "decision": 34, "note": 50}[codes[j - 1]]
+        ws.column_dimensions[get_column_letter(j)].width = width
+    n_rows = max(len(frame) + 200, 500)  # room for overrides: rows the coordinator adds
+    lists = wb.create_sheet(_LISTS_SHEET)
+    labels = [decision_label(d, language) for d in decisions]
+    for i, label in enumerate(labels, start=1):
+        lists.cell(row=i, column=1, value=label)
+    lists.sheet_state = "hidden"
+    col_of = {c: get_column_letter(codes.index(c) + 1) for c in FILL_IN}
+    if labels:
+        dv = DataValidation(type="list", formula1=f"{_LISTS_SHEET}!$A$1:$A${len(labels)}", allow_blank=True,
+                            showErrorMessage=True, errorTitle=header("decision", language),
+                            error=text("review.pick", language))
+        dv.add(f"{col_of['decision']}2:{col_of['decision']}{n_rows}")
+        ws.add_data_validation(dv)
+    dates = DataValidation(type="date", operator="greaterThan", formula1="36526", allow_blank=True,
+                           showErrorMessage=True, errorTitle=header("review_date", language), error="YYYY-MM-DD")
+    dates.add(f"{col_of['review_date']}2:{col_of['review_date']}{n_rows}")
+    ws.add_data_validation(dates)
+    for r in range(2, n_rows + 1):
+        ws[f"{col_of['review_date']}{r}"].number_format = "yyyy-mm-dd"
+    meta = wb.create_sheet(META_SHEET)
+    for key, value in (("institution", institution), ("as_of", t.date().isoformat()), ("language", language),
+                       ("instructions", text("review.instructions", language))):
+        meta.append([key, value])
+    meta.sheet_state = "hidden"
+    wb.properties.creator = "iizrisk"
+    wb.properties.created = t
+    buf = io.BytesIO()
+    wb.save(buf)
+    return write_bytes_atomic(_deterministic_zip(buf.getvalue(), t), path)
+
+
+def _missing(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):  # a list-like value is not missing
+        return False
+
+
+def _deterministic_zip(raw: bytes, when: dt.datetime) -> bytes:
+    """The xlsx with fixed member times and the save time in its properties replaced by ``when``."""
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)", rb"\g<1>" + stamp + rb"\g<2>",
+                              data)
+            zi = zipfile.ZipInfo(info.filename, date_time=_EPOCH_ZIP)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = 0o600 << 16
+            zout.writestr(zi, data)
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------ reading
+@dataclass
+class _Parsed:
+    """One review file as read: its rows with column codes, their row numbers, its institution."""
+
+    name: str
+    rows: pd.DataFrame
+    row_numbers: np.ndarray
+    institution: str | None
+
+
+def read_review_file(path: str | Path, report: ValidationReport | None = None) -> _Parsed:
+    """Read a filled review file (``.xlsx`` or ``.csv``) with the column codes as headers.
+
+    Problems with the file as a whole (empty, not a table, the institution's
+    sheet missing) go into ``report`` (a new one when None); the rows are
+    checked by :func:`import_reviews`.
+    """
+    path = Path(path)
+    report = report if report is not None else ValidationReport()
+    name = path.name
+    empty = _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), None)
+    if not path.is_file() or path.stat().st_size == 0:
+        _whole_file(report, name, "(file)", "the file is empty", fix="send the filled review file "
+                   "(the .xlsx or .csv the run wrote, with review date and decision filled in)")
+        return empty
+    if path.suffix.lower() in {".xlsx", ".xlsm"}:
+        return _read_xlsx(path, report)
+    if path.suffix.lower() in {".csv", ".txt"}:
+        try:
+            df = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        except (pd.errors.EmptyDataError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            _whole_file(report, name, "(file)", f"not a ';'-separated UTF-8 table ({type(exc).__name__})",
+                       fix="save the review file as CSV UTF-8 with ';' as separator, or send the .xlsx")
+            return empty
+        return _table(name, df, None, report)
+    _whole_file(report, name, "(file)", f"unknown file type {path.suffix!r}",
+               fix="send the .xlsx (or the .csv) review file as the run wrote it")
+    return empty
+
+
+def _read_xlsx(path: Path, report: ValidationReport) -> _Parsed:
+    from openpyxl import load_workbook
+
+    name = path.name
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several kinds for a damaged or foreign file
+        _whole_file(report, name, "(file)", f"not an xlsx workbook ({type(exc).__name__})",
+                   fix="send the .xlsx review file as the run wrote it, filled in with a spreadsheet program")
+        return _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), None)
+    try:
+        meta = {}
+        if META_SHEET in wb.sheetnames:
+            meta = {str(r[0]): r[1] for r in wb[META_SHEET].iter_rows(values_only=True) if r and r[0] is not None}
+        inst = str(meta["institution"]) if meta.get("institution") else None
+        if inst is None or inst not in wb.sheetnames:
+            sheets = [s for s in wb.sheetnames if s not in {META_SHEET, _LISTS_SHEET}]
+            _whole_file(report, name, "(sheet)", f"no sheet named {inst!r} holds the reviews (sheets: {', '.join(sheets)})"
+                       if inst else "the file is not a review file written by iizrisk (its information sheet is "
+                       "missing)",
+                       fix="fill in the sheet of the review file the run wrote, keep its name, and send that file")
+            return _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), inst)
+        rows = list(wb[inst].iter_rows(values_only=True))
+    finally:
+        wb.close()
+    if not rows:
+        _whole_file(report, name, "(sheet)", f"the sheet {inst!r} is empty",
+                   fix="send the review file the run wrote, filled in")
+        return _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), inst)
+    head = ["" if h is None else str(h) for h in rows[0]]
+    body = [r[: len(head)] for r in rows[1:]]
+    df = pd.DataFrame(body, columns=head, dtype=object)
+    return _table(name, df, inst, report)
+
+
+def _table(name: str, df: pd.DataFrame, inst: str | None, report: ValidationReport) -> _Parsed:
+    codes = _codes_of_headers()
+    df = df.copy()
+    df.columns = [codes.get(str(c).strip(), str(c).strip()) for c in df.columns]
+    df = df.loc[:, ~pd.Index(df.columns).duplicated()]
+    missing = [c for c in ("case_ids", *FILL_IN) if c not in df.columns]
+    if inst is None and "institution" not in df.columns:
+        missing.insert(0, "institution")
+    if missing:
+        _whole_file(report, name, ", ".join(missing), "column(s) missing",
+                   fix="keep the columns of the review file the run wrote (the headers may be in any of the four "
+                   "languages); add no columns before them")
+        return _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), inst)
+    numbers = np.arange(2, len(df) + 2, dtype=np.int64)  # the spreadsheet's row numbers (header = 1)
+    filled = np.zeros(len(df), dtype=bool)
+    for c in FILL_IN:
+        filled |= ~_blank(df[c])
+    if not filled.any():
+        _whole_file(report, name, ", ".join(header(c, "en") for c in FILL_IN), "no row is filled in",
+                   fix="fill in the review date and the decision of each case reviewed, then send the file")
+    return _Parsed(name, df.loc[filled].reset_index(drop=True), numbers[filled], inst)
+
+
+def _whole_file(report: ValidationReport, name: str, column: str, problem: str, *, fix: str) -> None:
+    """A problem of the file as a whole (no row to name)."""
+    report.problems.append(Problem(name, column, problem, 1, (), "", fix))
+
+
+def _blank(col: pd.Series) -> np.ndarray:
+    values = col.astype(object)
+    return (values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip())).to_numpy(dtype=bool)
+
+
+def _dates(col: pd.Series) -> pd.Series:
+    """Review dates as timestamps (NaT where not a date): xlsx dates, ``YYYY-MM-DD`` and ``dd.mm.yyyy`` text."""
+    values = col.astype(object)
+    is_dt = values.map(lambda v: isinstance(v, dt.date)).to_numpy(dtype=bool)
+    text_ = values.where(~is_dt, None).astype("string").str.strip()
+    iso = pd.to_datetime(text_.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    swiss = pd.to_datetime(text_, format="%d.%m.%Y", errors="coerce")
+    out = iso.fillna(swiss)
+    if is_dt.any():
+        out[is_dt] = pd.to_datetime(values[is_dt].map(lambda v: pd.Timestamp(v).normalize()))
+    return out.dt.normalize()
+
+
+# ------------------------------------------------------------------ importing
+@dataclass
+class ReviewImport(ResultMixin):
+    """What an import stored: rows read, and how many reviews were new, replaced or already there."""
+
+    files: list[str] = field(default_factory=list)
+    rows: int = 0
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    overrides: int = 0
+    per_institution: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame({"institution": list(self.per_institution),
+                             "reviews": list(self.per_institution.values())})
+
+    def summary_text(self, decimals: int = 3) -> str:
+        return (f"{self.rows} review(s) read from {len(self.files)} file(s): {self.added} new, {self.replaced} "
+                f"replaced, {self.unchanged} already stored; {self.overrides} of cases not on the list")
+
+    def plot(self, ax=None):
+        from .plots import _axes
+
+        ax = _axes(ax, (4, 2))
+        s = self.summary
+        ax.bar(s["institution"], s["reviews"])
+        return ax
+
+    def _output_tables(self, k: int):
+        return []
+
+
+def _case_map(settings, institutions: set[str]) -> pd.DataFrame:
+    """``institution, case_id, person_id`` of every case of ``institutions`` in the deployment's data."""
+    from .io import ingest
+
+    spells = ingest(settings).spells
+    if "case_id" not in spells.columns:
+        return pd.DataFrame({"institution": [], "case_id": [], "person_id": []}, dtype="str")
+    inst = spells["institution"].astype("str")
+    mine = inst.isin(institutions).to_numpy() & spells["case_id"].notna().to_numpy()
+    return pd.DataFrame({"institution": inst.to_numpy()[mine],
+                         "case_id": spells["case_id"].astype("str").to_numpy()[mine],
+                         "person_id": spells["person_id"].astype("str").to_numpy()[mine]}).drop_duplicates()
+
+
+def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> ReviewImport:
+    """Check the filled review files and store their reviews in the history store.
+
+    Every row of every file is checked first; with any problem a
+    :class:`~iizrisk.errors.ValidationError` carries the report (file, row,
+    column, fix) and nothing is stored. Then, under the run lock, the reviews
+    are merged into the history store in one atomic rename.
+
+    Parameters
+    ----------
+    settings : Settings or path to the deployment TOML
+    files : paths of ``.xlsx`` or ``.csv`` review files
+    today : date, optional
+        The day of the import (default: today); a review dated after it is refused.
+
+    Returns
+    -------
+    ReviewImport
+    """
+    from .config import Settings
+    from .publish import Permissions, RunLock
+
+    settings = (settings if isinstance(settings, Settings) else Settings.load(settings)).resolved()
+    today = pd.Timestamp(today or dt.date.today()).normalize()
+    decisions = _decision_codes(settings.reviews.decisions)
+    known = set(settings.institutions)
+    report = ValidationReport()
+    parsed = [read_review_file(f, report) for f in files]
+    checked = []
+    for p in parsed:
+        if not len(p.rows):
+            continue
+        checked.append(_check_rows(p, decisions, known, today, report, settings.reviews.decisions))
+    result = ReviewImport(files=[p.name for p in parsed])
+    if report.ok and checked:
+        rows = pd.concat([c for c in checked], ignore_index=True)
+        cases = _case_map(settings, set(rows["institution"]))
+        rows = _map_cases(rows, cases, report)
+    if not report.ok:
+        raise ValidationError(f"review import: {len(report.errors)} problem(s); nothing is stored", report)
+    if not checked:
+        return result
+    history = HistoryStore(settings.resolve(settings.output.history_dir))
+    root = settings.resolve(settings.output.dir)
+    with Permissions(settings.output.mode, settings.output.group) as perms:
+        root.mkdir(parents=True, exist_ok=True)
+        with RunLock(root / ".lock"):
+            new = _with_list_context(rows, history)
+            stored = history.reviews()
+            merged, stats = _merge(stored, new)
+            if stats["added"] or stats["replaced"]:
+                perms.apply_written(history.root, [history.write_reviews(merged)])
+    result.rows = len(new)
+    result.added, result.replaced, result.unchanged = stats["added"], stats["replaced"], stats["unchanged"]
+    result.overrides = int((~new["listed"]).sum())
+    result.per_institution = {str(k): int(v) for k, v in new["institution"].value_counts().sort_index().items()}
+    logger.info("reviews: %s", result.summary_text())
+    return result
+
+
+def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today: pd.Timestamp,
+                report: ValidationReport, offered: Sequence[str]) -> pd.DataFrame:
+    df, rows, name = p.rows, p.row_numbers, p.name
+    inst = (pd.Series(p.institution, index=df.index, dtype=object) if p.institution is not None
+            else df["institution"].astype(object).map(lambda v: str(v).strip() if v is not None else ""))
+    report.add(name, "institution", "not a known institution code", ~inst.isin(known).to_numpy(), inst, rows=rows,
+               fix=f"use the code of the list ({', '.join(sorted(known))})")
+    case = df["case_ids"].astype(object).map(lambda v: "" if v is None or pd.isna(v) else str(v).strip().lstrip("'"))
+    report.add(name, "case_ids", "case number missing", (case == "").to_numpy(), rows=rows,
+               fix="keep the case number of each row; for a case not on the list enter its case number")
+    code = df["decision"].astype(object).map(lambda v: decisions.get(_norm(v)) if v is not None and not pd.isna(v)
+                                             else None)
+    no_decision = _blank(df["decision"])
+    report.add(name, "decision", "decision missing", no_decision, rows=rows,
+               fix="choose a decision from the drop-down list for every row with a review date or note")
+    report.add(name, "decision", "not one of the decisions", (~no_decision) & code.isna().to_numpy(), df["decision"],
+               rows=rows, fix=f"choose one of: {', '.join(offered)} (or their names in the drop-down list)")
+    date = _dates(df["review_date"])
+    no_date = _blank(df["review_date"])
+    report.add(name, "review_date", "review date missing", no_date, rows=rows,
+               fix="enter the day of the review (YYYY-MM-DD or dd.mm.yyyy)")
+    report.add(name, "review_date", "not a date", (~no_date) & date.isna().to_numpy(), df["review_date"],
+               rows=rows, fix="enter the day of the review as YYYY-MM-DD or dd.mm.yyyy")
+    report.add(name, "review_date", f"after today ({today.date().isoformat()})", (date > today).to_numpy(),
+               rows=rows, fix="enter the day the review took place (not a planned date)")
+    note = df["note"].astype(object).map(lambda v: "" if v is None or pd.isna(v) else str(v))
+    report.add(name, "note", "holds what looks like an AHV number (a raw identifier)", looks_like_ahv(note),
+               rows=rows, show_example=False,
+               fix="remove the AHV number from the note: the case number identifies the person")
+    report.add(name, "note", f"longer than {MAX_TEXT_LENGTH_DEFAULT} characters",
+               (note.str.len() > MAX_TEXT_LENGTH_DEFAULT).to_numpy(), rows=rows, show_example=False,
+               fix="shorten the note")
+    return pd.DataFrame({"institution": inst.astype(str).to_numpy(), "case_ids": case.to_numpy(),
+                         "review_date": date.to_numpy(), "decision": code.to_numpy(dtype=object),
+                         "note": note.to_numpy(dtype=object), "_file": name, "_row": rows})
+
+
+def _map_cases(rows: pd.DataFrame, cases: pd.DataFrame, report: ValidationReport) -> pd.DataFrame:
+    """Each row's person, found among the cases of the row's own institution only."""
+    parts = rows[["institution", "case_ids"]].assign(case_id=rows["case_ids"].str.split(";")).explode("case_id")
+    parts["case_id"] = parts["case_id"].str.strip()
+    parts = parts[parts["case_id"] != ""]
+    key = ["institution", "case_id"]
+    per_case = cases.groupby(key)["person_id"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else None)
+    found = parts.join(per_case, on=key)
+    person = found.groupby(level=0)["person_id"].agg(
+        lambda s: s.iloc[0] if s.notna().all() and s.nunique() == 1 else None)
+    person = person.reindex(rows.index)
+    for name, sub in rows.groupby("_file", sort=False):
+        unknown = person.loc[sub.index].isna().to_numpy()
+        inst = sorted(set(sub.loc[unknown, "institution"]))
+        report.add(str(name), "case_ids", f"not a case of {', '.join(inst)}", unknown, rows=sub["_row"].to_numpy(),
+                   show_example=False,
+                   fix="enter a case number of your own institution exactly as in your case management system "
+                   "(the case numbers on the list are always right)")
+    return rows.assign(person_id=person.to_numpy(dtype=object), case_id=rows["case_ids"].str.split(";").str[0])
+
+
+def _with_list_context(rows: pd.DataFrame, history: HistoryStore) -> pd.DataFrame:
+    """Add, per review, the list it answers: was the person on that institution's latest list on or before the
+    review date (else an override), that list's date, and the person's risk band on it."""
+    lists = history.read("worklists")
+    out = rows[["institution", "person_id", "case_id", "review_date", "decision", "note"]].copy()
+    out["review_date"] = pd.to_datetime(out["review_date"]).astype("datetime64[s]")
+    list_as_of = pd.Series(pd.NaT, index=out.index, dtype="datetime64[s]")
+    listed = np.zeros(len(out), dtype=bool)
+    if len(lists):
+        lists = lists.assign(institution=lists["institution"].astype(str), person_id=lists["person_id"].astype(str))
+        nights = (lists[["institution", "as_of"]].drop_duplicates().sort_values("as_of")
+                  .assign(as_of=lambda d: pd.to_datetime(d["as_of"]).astype("datetime64[s]")))
+        order = out.sort_values("review_date").reset_index()
+        m = pd.merge_asof(order, nights.rename(columns={"as_of": "list_as_of"}), left_on="review_date",
+                          right_on="list_as_of", by="institution", direction="backward").set_index("index")
+        list_as_of = m["list_as_of"].reindex(out.index).astype("datetime64[s]")
+        on = pd.MultiIndex.from_frame(lists[["institution", "person_id", "as_of"]].assign(
+            as_of=lambda d: pd.to_datetime(d["as_of"]).astype("datetime64[s]")))
+        listed = pd.MultiIndex.from_arrays([out["institution"], out["person_id"], list_as_of]).isin(on)
+    out["listed"] = np.asarray(listed, dtype=bool)
+    out["list_as_of"] = list_as_of.to_numpy()
+    band = pd.Series(None, index=out.index, dtype=object)
+    for d in pd.unique(list_as_of.dropna()):
+        scores = history.read("scores", as_of=pd.Timestamp(d))
+        if not len(scores):
+            continue
+        b = pd.Series(scores["risk_band"].astype(str).to_numpy(), index=scores["person_id"].astype(str))
+        sel = (list_as_of == d).to_numpy()
+        band[sel] = b.reindex(out.loc[sel, "person_id"]).to_numpy()
+    out["band_at_review"] = band.to_numpy(dtype=object)
+    return out[list(REVIEW_COLUMNS)]
+
+
+def _merge(stored: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Stored reviews with ``new`` merged in: one per institution, person and day, the new one winning."""
+    key = ["institution", "person_id", "review_date"]
+    new = new.drop_duplicates(key, keep="last")
+    both = pd.concat([stored.assign(_new=False), new.assign(_new=True)], ignore_index=True)
+    both["review_date"] = pd.to_datetime(both["review_date"]).astype("datetime64[s]")
+    dup = both.duplicated(key, keep=False)
+    same = both.duplicated([*REVIEW_COLUMNS], keep=False)
+    n_new = int(both["_new"].sum())
+    unchanged = int((both["_new"] & dup & same).sum())
+    replaced = int((both["_new"] & dup & ~same).sum())
+    merged = both.drop_duplicates(key, keep="last").drop(columns="_new")
+    return merged, {"added": n_new - unchanged - replaced, "replaced": replaced, "unchanged": unchanged}
+
+
+# ------------------------------------------------------------------ the next night
+def _last_reviews(reviews: pd.DataFrame, as_of) -> pd.DataFrame:
+    """Each (institution, person)'s last review up to ``as_of``."""
+    r = reviews[pd.to_datetime(reviews["review_date"]) <= pd.Timestamp(as_of)]
+    return (r.sort_values(["review_date", "decision"], kind="stable")
+            .drop_duplicates(["institution", "person_id"], keep="last"))
+
+
+def keep_off(reviews: pd.DataFrame, scores: pd.DataFrame, as_of, keep_off_days: Mapping[str, int]) -> pd.DataFrame:
+    """``institution, person_id`` kept off that institution's list tonight by their last review there.
+
+    Kept off: the last review was a ``keep_off_days`` decision less than that
+    many days before ``as_of``, and the person's band tonight is not higher
+    than their band on the list the review answered (:data:`iizrisk.worklist.BANDS`).
+    """
+    empty = pd.DataFrame({"institution": pd.Series([], dtype="str"), "person_id": pd.Series([], dtype="str")})
+    if not len(reviews) or not keep_off_days:
+        return empty
+    t = pd.Timestamp(as_of)
+    last = _last_reviews(reviews, t)
+    days = last["decision"].astype(object).map(dict(keep_off_days)).astype(np.float64).to_numpy()
+    age = (t - pd.to_datetime(last["review_date"])).dt.days.to_numpy(dtype=np.float64)
+    within = ~np.isnan(days) & (age < np.nan_to_num(days))
+    last = last[within]
+    band_now = pd.Series(scores["risk_band"].astype(str).to_numpy(), index=scores["person_id"].astype(str))
+    now = band_order(band_now.reindex(last["person_id"].astype(str)).fillna("low").to_numpy())
+    then = band_order(last["band_at_review"].fillna("high").astype(str).to_numpy())
+    off = last[now <= then]
+    return off[["institution", "person_id"]].astype("str").reset_index(drop=True)
+
+
+def interventions_from_reviews(reviews: pd.DataFrame, types: Mapping[str, str], *, until=None) -> pd.DataFrame:
+    """The interventions recorded by reviews: ``person_id, date, type, institutions`` (dated on the review day)."""
+    r = reviews if until is None else reviews[pd.to_datetime(reviews["review_date"]) <= pd.Timestamp(until)]
+    r = r[r["decision"].isin(list(types))]
+    out = pd.DataFrame({"person_id": r["person_id"].astype(str).to_numpy(),
+                        "date": pd.to_datetime(r["review_date"]).to_numpy(dtype="datetime64[ns]"),
+                        "type": r["decision"].map(dict(types)).astype(str).to_numpy(),
+                        "institutions": r["institution"].astype(str).to_numpy()})
+    return out.drop_duplicates(["person_id", "date", "type"]).reset_index(drop=True)
+
+
+def all_interventions(settings, interventions: pd.DataFrame | None = None, *, until=None) -> pd.DataFrame | None:
+    """The deployment's interventions file plus the interventions recorded by reviews (no second file to keep).
+
+    ``interventions`` is the file as read (``ingest(settings).interventions``);
+    the research study and the features take the result.
+    """
+    history = HistoryStore(settings.resolve(settings.output.history_dir))
+    from_reviews = interventions_from_reviews(history.reviews(until=until), settings.reviews.interventions)
+    if not len(from_reviews):
+        return interventions
+    if interventions is None or not len(interventions):
+        return from_reviews
+    base = interventions.copy()
+    from_reviews["date"] = from_reviews["date"].astype(base["date"].dtype) \
+        if pd.api.types.is_datetime64_any_dtype(base["date"].dtype) else from_reviews["date"]
+    both = pd.concat([base, from_reviews[[c for c in from_reviews.columns if c in base.columns]]],
+                     ignore_index=True)
+    return both.drop_duplicates(["person_id", "date", "type"]).reset_index(drop=True)
+
+
+def decision_counts(reviews: pd.DataFrame, decisions: Iterable[str], *, since=None, until=None) -> pd.DataFrame:
+    """Reviews with one of ``decisions`` dated in (``since``, ``until``], counted per institution and decision."""
+    r = reviews[reviews["decision"].isin(list(decisions))]
+    d = pd.to_datetime(r["review_date"])
+    if since is not None:
+        r = r[(d > pd.Timestamp(since)).to_numpy()]
+        d = pd.to_datetime(r["review_date"])
+    if until is not None:
+        r = r[(d <= pd.Timestamp(until)).to_numpy()]
+    return (r.groupby(["institution", "decision"]).size().rename("n").reset_index()
+            if len(r) else pd.DataFrame({"institution": [], "decision": [], "n": []}))

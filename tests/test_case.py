@@ -1,0 +1,78 @@
+"""Case lookup: one person as one institution may see them, found by its own case number only."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+import test_reviews
+from iizrisk.batch import run_nightly
+from iizrisk.case import case_lookup
+from iizrisk.cli import main
+from iizrisk.errors import ValidationError
+
+trained = test_reviews.trained  # the trained model fixture, shared
+deployment = test_reviews.deployment
+
+AS_OF = "2023-06-30"
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory, random_spells, trained):
+    tmp = tmp_path_factory.mktemp("case")
+    cfg = deployment(tmp, random_spells, trained, worklist={"disclose_institutions": ["IV"]})
+    res = run_nightly(cfg, as_of=AS_OF, progress=False)
+    return cfg, res
+
+
+def test_a_case_on_the_list(night, random_spells):
+    cfg, res = night
+    row = res.worklists["ALV"].iloc[0]
+    case = row["case_ids"].split(";")[0]
+    v = case_lookup(cfg, institution="ALV", case_id=case, as_of=AS_OF)
+    person = row["person_id"]
+    t = pd.Timestamp(AS_OF)
+    mine = random_spells[(random_spells["person_id"] == person) & (random_spells["start_date"] <= t)]
+    inst = mine["institution"].astype(str)
+    # the reference: own and disclosed spells shown, others only counted
+    assert sorted(v.timeline["institution"]) == sorted(inst[inst.isin(["ALV", "IV"])])
+    assert v.n_other_institutions == inst[~inst.isin(["ALV", "IV"])].nunique()
+    shown_cases = set(v.timeline["case_ids"]) - {""}
+    assert shown_cases <= set(mine.loc[inst == "ALV", "case_id"].astype(str))
+    assert (v.timeline.loc[v.timeline["institution"] != "ALV", "case_ids"] == "").all()
+    assert len(v.flags) == 1 and bool(v.flags["multi_registered"].iloc[0]) == bool(row["multi_registered"])
+    assert len(v.reasons) == 1 and v.reasons["reason_1_text"].iloc[0] == row["reason_1_text"]
+    score = res.scores.set_index("person_id").loc[person]
+    assert v.risk_history[["risk", "rank"]].values.tolist() == [[pytest.approx(score["risk"]), score["rank"]]]
+    text = v.summary_text()
+    assert person not in text and person not in v._repr_html_()
+    ax = v.plot()
+    assert person not in ax.get_title()
+
+
+def test_another_institutions_case_is_not_found_and_not_named(night, capsys):
+    cfg, res = night
+    sh_case = res.worklists["SH"]["case_ids"].iloc[0].split(";")[0]
+    with pytest.raises(ValidationError) as err:
+        case_lookup(cfg, institution="ALV", case_id=sh_case, as_of=AS_OF)
+    msg = str(err.value)
+    assert "no case with this number at ALV" in msg and sh_case not in msg and "SH" not in msg
+    with pytest.raises(ValidationError) as err2:
+        case_lookup(cfg, institution="ALV", case_id="ALV-000000000", as_of=AS_OF)
+    assert str(err2.value) == msg  # unknown and foreign: the same answer
+    assert main(["case", str(cfg), "--institution", "ALV", "--case-id", sh_case]) == 1
+    assert sh_case not in capsys.readouterr().err
+
+
+def test_the_command_prints_the_case_without_the_pseudonym(night, capsys, tmp_path):
+    cfg, res = night
+    row = res.worklists["ALV"].iloc[0]
+    case = row["case_ids"].split(";")[0]
+    assert main(["case", str(cfg), "--institution", "ALV", "--case-id", case, "--out", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert case in out and row["person_id"] not in out
+    assert (tmp_path / "c" / "timeline.png").is_file()
+    for p in (tmp_path / "c").glob("*.csv"):
+        assert not re.search(rf"\b{row['person_id']}\b", p.read_text(encoding="utf-8-sig"))
