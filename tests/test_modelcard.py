@@ -83,7 +83,9 @@ def test_card_files_and_content(trained, tmp_path):
     # protected attributes: none are inputs by default, and the card says so
     prot = card["protected_attributes"]
     assert prot["used_as_inputs"] == [] and prot["include_protected"] is False
-    assert prot["configured"] == ["sex", "nationality_group"] and "No protected attribute" in prot["statement"]
+    # age is an input and IV inputs stand for disability: the card says so (it used to say "no protected attribute")
+    assert prot["configured"] == ["sex", "nationality_group"] and "Inputs related to a protected ground" in prot["statement"]
+    assert prot["related_inputs"]["age"]["relation"] == "direct"
     assert card["fairness"] is None
     md = paths["md"].read_text(encoding="utf-8")
     for heading in ("## Intended use", "## Features", "## Metrics", "## Calibration", "## Known limitations",
@@ -203,3 +205,23 @@ def test_writing_twice_gives_identical_files(trained, audit, tmp_path):
     first = {k: p.read_bytes() for k, p in write_model_card(trained[1], tmp_path / "a", audit=a).items()}
     second = {k: p.read_bytes() for k, p in write_model_card(trained[1], tmp_path / "b", audit=a).items()}
     assert first == second
+
+
+def test_the_card_names_every_input_related_to_a_protected_ground():
+    """Age is an input (a protected ground, Art. 8(2) BV); IV inputs stand for disability, MIG for origin."""
+    from iizrisk.features import feature_specs
+    from iizrisk.modelcard import ModelCard
+
+    names = [s.name for s in feature_specs()]
+    card = ModelCard({"model": "boosting", "outcome": "revolving_door",
+                      "features": [{"name": n} for n in names]}, language="de")
+    prot = card.to_dict()["protected_attributes"]
+    related = prot["related_inputs"]
+    assert related["age"] == {"attribute": "age_band", "relation": "direct"}
+    want_iv = {n for n in names if "iv" in n.split("_")}
+    assert {n for n, r in related.items() if r["attribute"] == "disability"} == want_iv and want_iv
+    assert related["open_mig"]["attribute"] == "nationality_group"
+    assert "age (age_band, direct)" in prot["statement"] and "Kein geschütztes Merkmal" not in prot["statement"]
+    without = ModelCard({"model": "boosting", "outcome": "revolving_door",
+                         "features": [{"name": "n_spells_6m"}]}, language="de").to_dict()
+    assert without["protected_attributes"]["related_inputs"] == {}

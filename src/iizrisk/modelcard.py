@@ -228,6 +228,32 @@ class ModelCard:
                 rows.append({"name": n, "group": "", "unit": "", "description": ""})
         return pd.DataFrame(rows, columns=["name", "group", "unit", "description"])
 
+    def related_inputs(self) -> dict[str, dict[str, str]]:
+        """Inputs related to a protected ground: feature -> {"attribute", "relation"}.
+
+        ``direct``: the input is the attribute (age, and sex or nationality when
+        enabled); ``proxy``: the input stands for it by design (an IV registration
+        for disability, the migrant integration service for origin,
+        :data:`iizrisk.proxies.DESIGNED_PROXIES`); ``measured``: a proxy analysis
+        recorded in the manifest (``proxies.carriers``) found it carries the attribute.
+        """
+        from .proxies import DESIGNED_PROXIES, DIRECT_INPUTS
+
+        out: dict[str, dict[str, str]] = {}
+        for f in self.manifest.get("features") or []:
+            name = f["name"]
+            for prefix, attr in DIRECT_INPUTS.items():
+                if name == prefix or (prefix.endswith("_") and name.startswith(prefix)):
+                    out[name] = {"attribute": attr, "relation": "direct"}
+            parts = name.upper().split("_")
+            for inst, attr in DESIGNED_PROXIES.items():
+                if name not in out and inst in parts:
+                    out[name] = {"attribute": attr, "relation": "proxy"}
+        for name, attrs in ((self.manifest.get("proxies") or {}).get("carriers") or {}).items():
+            if name not in out:
+                out[name] = {"attribute": ", ".join(attrs), "relation": "measured"}
+        return out
+
     def protected_inputs(self) -> list[str]:
         """Model inputs derived from a protected attribute (empty by default)."""
         feats = self._feature_table()
@@ -249,6 +275,7 @@ class ModelCard:
         training = dict(m.get("training") or {})
         metrics = m.get("metrics") or None
         used = self.protected_inputs()
+        related = self.related_inputs()
         params = m.get("feature_params") or {}
         outcome_desc = ""
         try:
@@ -287,8 +314,11 @@ class ModelCard:
                 "configured": list(self.protected_attributes),
                 "used_as_inputs": used,
                 "include_protected": bool(params.get("include_protected", False)),
+                "related_inputs": related,
                 "statement": (_t("protected_used", lang, names=", ".join(used)) if used
-                              else _t("protected_none", lang)),
+                              else _t("protected_related", lang, names=", ".join(
+                                  f"{n} ({r['attribute']}, {r['relation']})" for n, r in related.items()))
+                              if related else _t("protected_none", lang)),
             },
             "metrics": metrics,
             "calibration": {"method": m.get("calibration"), "ece": main.get("ece"), "brier": main.get("brier")},
