@@ -46,10 +46,12 @@ def one(scenario: str, seed: int, args) -> dict:
 
     t0 = time.perf_counter()
     params = {"assessment_severity": 0.0} if args.unconfounded else None
-    pop = generate(args.persons, args.start, args.end, seed=seed, effect_sample=0.3, params=params,
-                   **SCENARIOS[scenario])
+    pop = generate(args.persons, args.history_from, args.data_end, seed=seed, effect_sample=args.effect_sample,
+                   params=params, **SCENARIOS[scenario])
+    window = None if args.episode_days == [0, 0] else tuple(args.episode_days)
     tab = risk_set_table(pop.spells, pop.interventions, controls_per_treated=args.controls,
-                         outcomes=["revolving_door"], random_state=seed)
+                         outcomes=["revolving_door"], period=(args.start, args.end), episode_days=window,
+                         random_state=seed)
     try:
         m = BenefitModel(learner=args.learner, random_state=seed).fit(tab)
     except NoOverlapError as exc:
@@ -96,9 +98,17 @@ def report(df: pd.DataFrame) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--persons", type=int, default=8000)
-    ap.add_argument("--start", default="2018-01-01")
-    ap.add_argument("--end", default="2021-12-31")
+    ap.add_argument("--persons", type=int, default=12000)
+    ap.add_argument("--history-from", default="2014-01-01",
+                    help="first day of the data: the features see the history from here (2014-01-01)")
+    ap.add_argument("--data-end", default="2022-12-31", help="last day of the data (2022-12-31)")
+    ap.add_argument("--start", default="2018-01-01", help="first index day (2018-01-01)")
+    ap.add_argument("--end", default="2021-12-31", help="last index day (2021-12-31)")
+    ap.add_argument("--episode-days", type=int, nargs=2, default=[14, 90], metavar=("LO", "HI"),
+                    help="risk sets: people LO..HI days into an ALV/IV/SH episode, where the synthetic canton "
+                         "holds its assessments (14 90); 0 0: everyone registered (the design without overlap)")
+    ap.add_argument("--effect-sample", type=float, default=1.0,
+                    help="share of people simulated twice for the true values (1.0)")
     ap.add_argument("--controls", type=int, default=10)
     ap.add_argument("--capacity", type=float, default=0.05)
     ap.add_argument("--bootstrap", type=int, default=200)

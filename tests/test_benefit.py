@@ -200,3 +200,44 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
     assert main([*base, "--learner", "t", "--bootstrap", "20"]) == 0
     for name in ("policy_values.csv", "benefit_calibration.csv", "benefit_blp.csv"):
         assert (tmp_path / "out" / name).exists(), name
+
+
+def _sampled_risk_sets(n_days=12, per_day=4000, k=8, seed=0):
+    """Daily risk sets with rare, confounded assessments; controls sampled k per assessed, weighted.
+
+    Returns the sampled table and the true average effect over the whole risk sets (-0.1).
+    """
+    rng = np.random.default_rng(seed)
+    parts = []
+    for d in range(n_days):
+        x = rng.normal(size=per_day)
+        t = rng.random(per_day) < 1 / (1 + np.exp(-(-4.5 + 1.5 * x)))
+        y = rng.random(per_day) < 0.15 + 0.5 * (x > 1) - 0.1 * t
+        c = np.flatnonzero(~t)
+        keep = rng.choice(c, size=min(len(c), k * int(t.sum())), replace=False)
+        rows = np.r_[np.flatnonzero(t), keep]
+        parts.append(pd.DataFrame({
+            "person_id": [f"{d}-{i}" for i in rows], "index_date": pd.Timestamp("2020-01-01") + pd.Timedelta(days=d),
+            "treated": t[rows], "x": x[rows], "revolving_door_next_12m": y[rows].astype(float),
+            "sampling_weight": np.where(t[rows], 1.0, len(c) / len(keep))}))
+    return pd.concat(parts, ignore_index=True), -0.1
+
+
+def test_doubly_robust_scores_use_the_risk_sets_propensity_not_the_sampled_tables(monkeypatch):
+    """With sampled controls the table's propensity has odds k times the risk set's; the scores correct it.
+
+    Outcome models that ignore x (constant) leave all the adjustment to the propensity, so an
+    uncorrected propensity shows as bias (checked below with the correction switched off).
+    """
+    from sklearn.dummy import DummyClassifier
+
+    import iizrisk.benefit as B
+
+    tab, truth = _sampled_risk_sets()
+    kw = {"covariates": ["x"], "population": "all", "outcome_model": DummyClassifier(strategy="prior"),
+          "random_state": 0}
+    blp = BenefitModel(**kw).fit(tab).blp_.loc["average"]
+    assert abs(blp["estimate"] - truth) < 3 * blp["se"] + 0.01, blp
+    monkeypatch.setattr(B, "_control_weight_of_day", lambda rows, t, w: np.ones(len(rows)))
+    wrong = BenefitModel(**kw).fit(tab).blp_.loc["average"]
+    assert abs(wrong["estimate"] - truth) > 3 * wrong["se"], wrong

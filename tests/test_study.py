@@ -176,13 +176,20 @@ def test_risk_sets_and_outcomes_equal_the_slow_reference(data):
         assert (r["exit_days"], bool(r["exit_observed"])) == (dur, ev), (p, d)
 
 
-def test_covariates_are_the_point_in_time_features_at_the_index_day():
-    rng = np.random.default_rng(3)
-    rows = [(f"p{rng.integers(0, 30)}", str(rng.choice(INSTS)), int(s), None if rng.random() < 0.15 else int(s + rng.integers(0, 300)),
-             None) for s in rng.integers(0, 1300, 150)]
+def random_study_data(seed: int, n_persons: int, n_rows: int, n_assessed: int, open_share: float):
+    """Random spells and assessments (frames of :func:`to_frames`)."""
+    rng = np.random.default_rng(seed)
+    rows = [(f"p{rng.integers(0, n_persons)}", str(rng.choice(INSTS)), int(s),
+             None if rng.random() < open_share else int(s + rng.integers(0, 300)), None)
+            for s in rng.integers(0, 1300, n_rows)]
     rows = [(p, i, s, e, None if e is None else REASONS[e % 6]) for p, i, s, e, _ in rows]
-    assessed = [(int(a), int(d)) for a, d in zip(rng.integers(0, 30, 12), rng.integers(200, 1100, 12), strict=True)]
-    spells, interventions = to_frames(rows, assessed)
+    assessed = [(int(a), int(d)) for a, d in zip(rng.integers(0, n_persons, n_assessed),
+                                                 rng.integers(200, 1100, n_assessed), strict=True)]
+    return to_frames(rows, assessed)
+
+
+def test_covariates_are_the_point_in_time_features_at_the_index_day():
+    spells, interventions = random_study_data(3, 30, 150, 12, 0.15)
     interventions.loc[len(interventions)] = ["p1", pd.Timestamp(D(150)), "case_management"]
     tab = risk_set_table(spells, interventions, controls_per_treated=None, outcomes=["revolving_door"],
                          observed_until=LAST, feature_options={}, random_state=0)
@@ -441,3 +448,69 @@ def test_a_study_without_estimates_still_summarises_and_writes(small_study, tmp_
     paths = none.to_dir(tmp_path, min_cell_size=5)
     assert {p.name for p in paths} >= {"estimates.csv", "study.json"}
     none.print_summary(file=io.StringIO())
+
+
+# ------------------------------------------------------------------ episodes (time zero of the risk sets)
+def ref_episode_days(rows, person, day: dt.date):
+    """Days since the latest start of an ALV/IV/SH spell or the day after the latest end of one (slow).
+
+    Spells are merged first: rows of one institution that overlap or touch are one spell.
+    """
+    events = []
+    merged = []
+    for inst in ("ALV", "IV", "SH"):
+        own = sorted((s, 10 ** 9 if e is None else e) for p, i, s, e, _ in rows if p == person and i == inst)
+        for s, e in own:
+            if merged and merged[-1][0] == inst and s <= merged[-1][2] + 1:
+                merged[-1] = (inst, merged[-1][1], max(merged[-1][2], e))
+            else:
+                merged.append((inst, s, e))
+    for _, s, e in merged:
+        e = None if e == 10 ** 9 else e
+        if D(s) <= day:
+            events.append(D(s))
+        if e is not None and D(e) + dt.timedelta(days=1) <= day:
+            events.append(D(e) + dt.timedelta(days=1))
+    return float((day - max(events)).days) if events else float("nan")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_days_since_episode_start_equals_the_slow_reference(data):
+    from iizrisk.evaluation._study import days_since_episode_start
+
+    n = data.draw(st.integers(1, 25))
+    rows = []
+    for _ in range(n):
+        s = data.draw(st.integers(0, 600))
+        e = data.draw(st.one_of(st.none(), st.integers(s, s + 200)))
+        rows.append((f"p{data.draw(st.integers(0, 3))}", data.draw(st.sampled_from(INSTS)), s, e, None))
+    spells, _ = to_frames(rows, [])
+    qs = [(f"p{data.draw(st.integers(0, 4))}", data.draw(st.integers(0, 900))) for _ in range(8)]
+    got = days_since_episode_start(spells, [p for p, _ in qs], [D(d) for _, d in qs])
+    want = [ref_episode_days(rows, p, D(d)) for p, d in qs]
+    np.testing.assert_array_equal(got, np.array(want))
+
+
+def test_episode_days_limits_the_risk_set_to_people_who_could_be_assessed():
+    spells, interventions = random_study_data(5, 40, 200, 20, 0.2)
+    kw = {"controls_per_treated": None, "outcomes": ["revolving_door"], "observed_until": LAST,
+          "feature_options": {}, "random_state": 0}
+    full = risk_set_table(spells, interventions, **kw)
+    lim = risk_set_table(spells, interventions, episode_days=(14, 90), **kw)
+    ep = full["days_since_episode_start"]
+    inside = (ep >= 14) & (ep <= 90)
+    # the same rows as the full risk sets limited to the window, on the days an assessed person is inside it
+    # (every such day of the full table, and no other day with an assessed row)
+    days = set(lim["index_date"])
+    assert set(full.loc[full["treated"] & inside, "index_date"]) <= days
+    assert set(lim.loc[lim["treated"], "index_date"]) <= set(full.loc[full["treated"] & inside, "index_date"])
+    want = full[inside & full["index_date"].isin(days)]
+    assert len(lim) and len(lim) < len(full)
+    assert set(zip(lim["person_id"], lim["index_date"], lim["treated"], strict=True)) == \
+        set(zip(want["person_id"], want["index_date"], want["treated"], strict=True))
+    assert "days_since_episode_start" in lim.attrs["covariates"]
+    assert "days_since_episode_start" not in full.attrs["covariates"]
+    assert lim.attrs["episode_days"] == [14, 90] and full.attrs["episode_days"] is None
+    with pytest.raises(ValueError, match="episode_days"):
+        risk_set_table(spells, interventions, episode_days=(90, 14), **kw)

@@ -23,7 +23,20 @@ Estimators (:class:`BenefitModel`)
   ``e(x)`` and outcome models ``mu0(x)``, ``mu1(x)`` are fitted on the other
   folds (cross-fitting, folds by person), each row gets the doubly robust score
   ``phi = mu1 - mu0 + t (y - mu1) / e - (1 - t) (y - mu0) / (1 - e)``, and an
-  effect model regresses ``phi`` on the features.
+  effect model regresses ``phi`` on the features. ``e`` is the probability
+  of an assessment *in the risk set*: the table's controls are a sample of
+  each day's risk set (``sampling_weight`` people each), so the propensity
+  fitted on the table has odds that many times higher and is converted back
+  per row (without it each assessed would stand only for themselves, and the
+  weighted scores would be the outcome models' extrapolation).
+
+**Who could have been assessed.** Policy values and average effects over
+everyone at risk need assessed people in every situation a policy may pick.
+When assessments are held only early in an episode (as in the synthetic
+canton: 14-90 days after an ALV, SH or IV episode starts), build the table
+with ``risk_set_table(..., episode_days=(14, 90))``: the model, its policy
+values and :func:`true_policy_values` then concern people at that point of
+an episode only, where the data can answer.
 * ``learner="t"`` -- the T-learner: ``mu1(x) - mu0(x)``.
 
 The *benefit* is the expected reduction of the outcome's probability,
@@ -325,6 +338,7 @@ class BenefitModel(ResultMixin):
         y = rows[self.outcome].to_numpy(dtype=np.float64)
         w = rows["sampling_weight"].to_numpy(dtype=np.float64) if "sampling_weight" in rows.columns \
             else np.ones(len(rows))
+        c = _control_weight_of_day(rows, t, w)
         n1, n0 = int(t.sum()), int((~t).sum())
         if n1 < 20 or n0 < 20:
             raise ValidationError(f"a benefit model needs at least 20 assessed and 20 not assessed with an "
@@ -345,8 +359,11 @@ class BenefitModel(ResultMixin):
                     _predict(_fit_outcome(outm, X[tr & t], y[tr & t]), X[te]))
 
         def scores(te, e_, m0, m1):
+            # e_ is fitted on the table, where each day's controls are a sample of its risk set; the
+            # scores need the probability in the risk set itself (odds divided by the control weight)
             ec = np.clip(e_, CLIP, 1 - CLIP)
-            return m1 - m0 + t[te] * (y[te] - m1) / ec - (~t[te]) * (y[te] - m0) / (1 - ec)
+            ep = ec / (ec + (1 - ec) * c[te])
+            return m1 - m0 + t[te] * (y[te] - m1) / ep - (~t[te]) * (y[te] - m0) / (1 - ep)
 
         e, mu0, mu1, phi = (np.zeros(len(y)) for _ in range(4))
         with threadpool_limits(limits=1, user_api="blas"):
@@ -383,6 +400,8 @@ class BenefitModel(ResultMixin):
             "benefit": -tau, "dr_score": phi,
         }, index=rows.index)
         self.n_treated_, self.n_control_ = n1, n0
+        ep = table.attrs.get("episode_days")
+        self.episode_days_ = None if ep is None else (int(ep[0]), int(ep[1]))
         self.calibration_ = self._calibration()
         self.blp_ = self._blp()
         return self
@@ -527,6 +546,20 @@ class BenefitModel(ResultMixin):
         """Probability of the outcome without an assessment (the control outcome model)."""
         self._check()
         return pd.Series(_predict(self.mu0_, self._matrix(features)), index=features.index, name="risk")
+
+
+def _control_weight_of_day(rows: pd.DataFrame, t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per row, the sampling weight of the controls of its index day (1 when the day has none).
+
+    The controls of a day are a random sample of its risk set, each standing for
+    ``w`` people; the propensity fitted on the table has odds ``w`` times those in
+    the risk set, which the doubly robust scores correct row by row.
+    """
+    if "index_date" not in rows.columns:
+        return np.ones(len(rows))
+    day = pd.Series(pd.to_datetime(rows["index_date"]).to_numpy())
+    cw = pd.Series(np.where(t, np.nan, w)).groupby(day).max()
+    return day.map(cw).fillna(1.0).to_numpy(dtype=np.float64)
 
 
 def _predict_propensity(model, X_train, t_train, X_test) -> np.ndarray:
@@ -791,11 +824,10 @@ def features_at(spells: pd.DataFrame, interventions: pd.DataFrame, pairs: pd.Dat
     Returns a DataFrame in the order of ``pairs`` (index as ``pairs``).
     """
     from . import _time
-    from .evaluation._study import _FEATURE_INPUT, STUDY_FEATURE_OPTIONS
+    from .evaluation._study import _FEATURE_INPUT, days_since_episode_start, study_feature_options
     from .features import PointInTimeFeatures
 
-    fo = dict(STUDY_FEATURE_OPTIONS if feature_options is None else feature_options)
-    fo["population"] = "all"
+    fo = study_feature_options(feature_options)
     ft = PointInTimeFeatures(**fo).fit()
     cols = [c for c in _FEATURE_INPUT if c in spells.columns and c != "recorded_date"]
     days = _time.to_days(pairs["as_of"]).astype(np.int64)
@@ -819,7 +851,9 @@ def features_at(spells: pd.DataFrame, interventions: pd.DataFrame, pairs: pd.Dat
     allx = allx[~allx.index.duplicated()]
     out = allx.reindex(key)
     out.index = pairs.index
-    return out.drop(columns=[c for c in ("as_of",) if c in out.columns])
+    out = out.drop(columns=[c for c in ("as_of",) if c in out.columns])
+    out["days_since_episode_start"] = days_since_episode_start(spells, pid, pairs["as_of"].to_numpy())
+    return out
 
 
 def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions: pd.DataFrame,
@@ -846,7 +880,14 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
         cols = [c for c in _CORE_OPEN if c in X.columns]
         if cols:
             registered &= (X[cols].to_numpy(dtype=np.float64) > 0).any(axis=1)
+    window = getattr(model, "episode_days_", None)
+    if window is not None:  # the same eligibility as the table the model learnt from
+        ep = X["days_since_episode_start"].to_numpy(dtype=np.float64)
+        registered &= (ep >= window[0]) & (ep <= window[1])
     X, s = X[registered], s[registered]
+    if not len(s):
+        raise ValidationError("no person of the sample at risk is eligible (registered, inside the model's "
+                              "episode_days) on their sample date")
     ite = (s[f"{outcome}_cf"].astype(float) - s[outcome].astype(float)).to_numpy()
     risk = model.predict_risk(X).to_numpy()
     benefit = model.predict_benefit(X).to_numpy()

@@ -66,7 +66,8 @@ from .._time import OPEN_END
 from ..errors import ValidationError
 from ..spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
 
-__all__ = ["DEFAULT_OUTCOMES", "AssessmentStudy", "risk_set_table", "study_outcome_columns"]
+__all__ = ["DEFAULT_OUTCOMES", "AssessmentStudy", "days_since_episode_start", "risk_set_table",
+           "study_outcome_columns"]
 
 logger = logging.getLogger("iizrisk")
 
@@ -80,6 +81,30 @@ _PROTECTED_INPUT = ("sex", "nationality_group")
 
 #: Feature options of a study by default (the feature defaults plus a 10-year history window).
 STUDY_FEATURE_OPTIONS: dict = {"window_months": (6, 12, 24, 60, 120)}
+
+
+def study_feature_options(feature_options=None) -> dict:
+    """Keyword arguments of :class:`~iizrisk.features.PointInTimeFeatures` for a study (research use).
+
+    The study's defaults (:data:`STUDY_FEATURE_OPTIONS`) or ``feature_options``,
+    with ``population="all"`` and, unless given, ``max_lookback_months`` as long
+    as the longest window: scoring features may not look back further than
+    their maximum (60 months by default), but a study adjusts for the whole
+    history its windows cover (10 years by default).
+
+    Examples
+    --------
+    >>> study_feature_options()["window_months"]
+    (6, 12, 24, 60, 120)
+    """
+    from ..features import PointInTimeFeatures
+
+    fo = dict(STUDY_FEATURE_OPTIONS if feature_options is None else feature_options)
+    fo["population"] = "all"
+    if "max_lookback_months" not in fo and "max_lookback_months" in PointInTimeFeatures().get_params():
+        wins = [int(w) for w in np.atleast_1d(fo.get("window_months", (6, 12, 24, 60)))]
+        fo["max_lookback_months"] = max([*wins, int(fo.get("bfs_window_months", 24)), 12])
+    return fo
 
 #: Outcomes of :func:`risk_set_table` and the study by default.
 DEFAULT_OUTCOMES: tuple[str, ...] = ("revolving_door", "disintegration", "days_registered_next_12m",
@@ -173,6 +198,60 @@ def _new_spells(tl: Timeline, person, day, months: int, last_day: int) -> np.nda
     return np.where(h <= last_day, n, np.nan)
 
 
+def _episode_start_days(tl: Timeline, person, day) -> np.ndarray:
+    """Days since the current ALV, IV or SH *episode* started, on ``day`` (NaN without such a spell).
+
+    The episode starts at the latest start of an ALV, IV or SH spell on or
+    before ``day``, or the day after the latest end of one before ``day`` (a
+    change of situation while another registration goes on: ALV exhausted
+    while social assistance continues). Only starts and ends on or before
+    ``day`` are used (the event view at ``day``).
+    """
+    codes = [c for c in (tl.inst_code(x) for x in _CORE) if c >= 0]
+    core = np.isin(tl.inst, codes)
+    p = tl.person[core].astype(np.int64)
+    s = tl.start[core].astype(np.int64)
+    e = tl.end[core].astype(np.int64)
+    closed = e != int(OPEN_END)
+    ev_p = np.r_[p, p[closed]]
+    ev_d = np.r_[s, e[closed] + 1]
+    person = np.asarray(person, dtype=np.int64)
+    day = np.asarray(day, dtype=np.int64)
+    out = np.full(len(person), np.nan)
+    if not len(ev_p) or not len(person):
+        return out
+    base = int(min(ev_d.min(), day.min())) - 1
+    span = np.int64(1) << np.int64(32)
+    key = np.sort(ev_p * span + (ev_d - base))
+    pos = np.searchsorted(key, person * span + (day - base), side="right") - 1
+    hit = key[np.maximum(pos, 0)]
+    ok = (pos >= 0) & (hit // span == person)
+    return np.where(ok, day - (hit % span + base), np.nan)
+
+
+def days_since_episode_start(spells: pd.DataFrame, person_id, day, *, merge_gap_days: int = 0) -> np.ndarray:
+    """Days since the current ALV, IV or SH episode started, per (person, day) (NaN without one).
+
+    The column ``days_since_episode_start`` of :func:`risk_set_table`, for any
+    pairs (e.g. people to score). The episode starts at the latest start of an
+    ALV, IV or SH spell on or before the day, or the day after the latest end
+    of one before it.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"person_id": ["a", "a"], "institution": ["SH", "ALV"],
+    ...                      "start_date": pd.to_datetime(["2023-01-01", "2023-02-01"]),
+    ...                      "end_date": pd.to_datetime([None, "2023-03-31"])})
+    >>> days_since_episode_start(rows, ["a", "a"], ["2023-03-01", "2023-04-10"]).tolist()
+    [28.0, 9.0]
+    """
+    tl = build_timeline(spells, merge_gap_days=merge_gap_days)
+    code = tl.person_ids.get_indexer(pd.Index(pd.Series(np.asarray(person_id)).astype(str).astype(object)))
+    d = _time.to_days(pd.Series(np.asarray(day))).astype(np.int64)
+    out = _episode_start_days(tl, np.maximum(code, 0), d)
+    return np.where(code >= 0, out, np.nan)
+
+
 def _last_confirmable_exit_end(last_day: int, months: int) -> int:
     """Largest last-registered day ``e`` whose ``add_months(e, months)`` still lies within the data."""
     e = int(_time.add_months(last_day, -months))
@@ -223,7 +302,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
                    intervention_type: str = "joint_assessment", controls_per_treated: int | None = 50,
                    outcomes=DEFAULT_OUTCOMES, horizon_months: int = 12, exit_months: int = 6,
                    period=None, observed_until=None, merge_gap_days: int = 0, covariate_view: str = "event",
-                   feature_options=None, random_state=None) -> pd.DataFrame:
+                   feature_options=None, episode_days=None, random_state=None) -> pd.DataFrame:
     """One row per (person, index day): the assessed on their day and sampled controls at risk that day.
 
     See the module docstring (:mod:`iizrisk.evaluation`, section *From spells
@@ -261,6 +340,17 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         adds sex and nationality group as *confounders* (legitimate in a
         study: they are not used to score anyone); the warning the feature
         builder raises for model inputs is then logged instead.
+    episode_days : (int, int), optional
+        Eligibility at time zero: only people whose current ALV, IV or SH
+        *episode* started ``lo`` to ``hi`` days before ``d`` (both included;
+        ``days_since_episode_start``) are in the risk set, assessed and
+        controls alike; assessed people outside it are left out (logged).
+        Use it when assessments are only ever held in that part of an
+        episode (e.g. ``(14, 90)``): people at other points of their
+        registrations could not have been assessed that day, so comparing
+        with them (or estimating what an assessment would do to them)
+        extrapolates. ``days_since_episode_start`` then joins the covariates.
+        None (default): everyone registered on ``d``.
     random_state : int, optional
         Seed of the control sampling.
 
@@ -271,7 +361,8 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         (days from the index day to the person's own first assessment; NaN
         when never), ``sampling_weight`` (1 for the assessed; for a control,
         the people of its day's risk set per control drawn from it, so that
-        weighted rows stand for the whole risk set), one column per feature, one per outcome (float, NaN when
+        weighted rows stand for the whole risk set), ``days_since_episode_start`` (see ``episode_days``),
+        one column per feature, one per outcome (float, NaN when
         not observed), ``exit_days`` and ``exit_observed``. ``attrs["covariates"]``
         lists the feature columns, ``attrs["outcomes"]`` the outcome columns.
     """
@@ -291,6 +382,10 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         raise ValueError(f"covariate_view must be 'event' or 'recorded', got {covariate_view!r}")
     if controls_per_treated is not None and int(controls_per_treated) < 1:
         raise ValueError(f"controls_per_treated must be >= 1 or None, got {controls_per_treated!r}")
+    if episode_days is not None:
+        if len(episode_days) != 2 or not 0 <= int(episode_days[0]) <= int(episode_days[1]):
+            raise ValueError(f"episode_days must be (lo, hi) with 0 <= lo <= hi days, got {episode_days!r}")
+        ep_lo, ep_hi = int(episode_days[0]), int(episode_days[1])
     out_cols = study_outcome_columns(outcomes, horizon_months)
     rng = np.random.default_rng(random_state)
     last_day = as_of_day(observed_until) if observed_until is not None else _observed_until(spells)
@@ -316,8 +411,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         raise ValidationError(f"no person has a first {intervention_type!r} inside the period and the data")
 
     # feature input: only the columns features use, rows indexed by person code
-    fo = dict(STUDY_FEATURE_OPTIONS if feature_options is None else feature_options)
-    fo["population"] = "all"
+    fo = study_feature_options(feature_options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ProtectedAttributeWarning)
         ft = PointInTimeFeatures(**fo).fit()
@@ -337,11 +431,20 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
 
     frames = []
     n_not_registered = 0
+    n_outside = 0
     for d in days:
         d = int(d)
         tr = treated_p[first[treated_p] == d]
         reg = np.unique(spell_p[(spell_s <= d) & (spell_e >= d)])
         cand = reg[first[reg] > d]
+        if episode_days is not None:
+            ep_t = _episode_start_days(tl, tr, np.full(len(tr), d))
+            n_outside += int((~((ep_t >= ep_lo) & (ep_t <= ep_hi))).sum())
+            tr = tr[(ep_t >= ep_lo) & (ep_t <= ep_hi)]
+            if not len(tr):
+                continue
+            ep_c = _episode_start_days(tl, cand, np.full(len(cand), d))
+            cand = cand[(ep_c >= ep_lo) & (ep_c <= ep_hi)]
         n_cand = len(cand)
         if controls_per_treated is not None:
             k = min(len(cand), int(controls_per_treated) * len(tr))
@@ -363,6 +466,12 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         X.insert(2, "treated", is_t)
         X.insert(3, "_w", np.where(is_t, 1.0, n_cand / max(len(cand), 1)))
         frames.append(X)
+    if n_outside:
+        logger.warning("study: %d assessed person(s) outside episode_days=%s on their assessment day; left out",
+                       n_outside, tuple(episode_days))
+    if not frames:
+        raise ValidationError(f"no person with a first {intervention_type!r} in the period was inside "
+                              f"episode_days={tuple(episode_days)} on that day; widen the window")
     table = pd.concat(frames, ignore_index=True)
     if not table["treated"].any():
         raise ValidationError(f"none of the {len(treated_p)} people with a first {intervention_type!r} in the "
@@ -383,6 +492,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         "treated": table["treated"].to_numpy(dtype=bool),
         "later_assessment_days": later,
         "sampling_weight": table["_w"].to_numpy(dtype=np.float64),
+        "days_since_episode_start": _episode_start_days(tl, code, day),
     })
     feats = table[feature_cols].astype(np.float64)
     # outcomes
@@ -404,7 +514,8 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     outs["exit_days"] = dur
     outs["exit_observed"] = ev
     result = pd.concat([result, feats, pd.DataFrame(outs)], axis=1)
-    result.attrs["covariates"] = feature_cols
+    result.attrs["covariates"] = feature_cols + (["days_since_episode_start"] if episode_days is not None else [])
+    result.attrs["episode_days"] = None if episode_days is None else [ep_lo, ep_hi]
     result.attrs["outcomes"] = list(out_cols.values())
     result.attrs["observed_until"] = str(_time.to_date(last_day))
     logger.info("study table: %d assessed, %d control rows at %d index days in %.1f s",
