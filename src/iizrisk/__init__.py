@@ -65,6 +65,7 @@ _LAZY = {
     # responsible profiling
     "FairnessAudit": "fairness", "FairnessGapWarning": "fairness", "labelled_period": "fairness",
     "audit_model": "fairness", "ModelCard": "modelcard", "write_model_card": "modelcard",
+    "FairnessRule": "fairness", "ProxyAnalysis": "proxies",
     "suppress_table": "suppression", "suppress_crosstab": "suppression",
     "SuppressionResult": "suppression",
     # research
