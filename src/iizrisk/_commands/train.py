@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train on a fixed random sample of about N persons with all their snapshots, chosen "
                    "before any feature is built: memory and time depend on N, not on the population "
                    "(recorded in the manifest)")
+    p.add_argument("--spec", metavar="SELECTED_JSON", type=plain_path,
+                   help="train the specification chosen by `iizrisk select` (its selected.json): its model "
+                   "kind and parameters replace --model")
     add_key_argument(p)
 
 
@@ -59,13 +62,19 @@ def run(args: argparse.Namespace) -> int:
                           "interventions already; give them to `iizrisk snapshots` instead")
     else:
         spells, interventions = None, None
+    params: dict = {}
+    if args.spec:
+        from ..selection import load_spec
+
+        spec = load_spec(args.spec)
+        args.model, params = spec.kind, dict(spec.params)
     try:
         model, report = train(spells, interventions=interventions, outcome=args.outcome,
                               horizon_months=args.horizon_months, model=args.model,
                               validation_months=args.validation_months,
                               calibration_months=args.calibration_months, capacity=args.capacity,
                               max_train_rows=args.max_train_rows, max_persons=args.max_persons,
-                              snapshots=args.snapshots)
+                              snapshots=args.snapshots, **params)
     except IizriskError:  # user errors (also ValueErrors) keep their own message and exit code
         raise
     except ValueError as exc:

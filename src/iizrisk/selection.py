@@ -1,0 +1,658 @@
+"""Model selection over time: rolling-origin evaluation of a grid of specifications, and a stated rule.
+
+One held-out period says little about a model that will run every night
+for years while the labour market changes. Following DSaPP's triage
+("timechop" and "audition"), :func:`rolling_evaluation` evaluates a grid of
+specifications on many as-of splits of a snapshot dataset
+(:mod:`iizrisk.snapshots`, built once and read once for the whole grid):
+
+* **Splits.** Origins every ``every_months`` months over the last ``years``
+  years of labelled month ends. Split ``s`` evaluates on the month ends of
+  ``[origin, origin + test_months)`` and trains only on month ends whose
+  label horizon ends strictly before the origin (the rules of
+  :func:`iizrisk.model.temporal_split`, applied once per split): no training
+  label sees the evaluation period.
+* **Grid** (:func:`default_grid`): gradient boosting with three settings, the
+  logistic model, the BFS revolving-door rule, "the same list as last time"
+  (the reference model's list of the previous month end, kept), and the
+  reference boosting model without one feature group at a time (the groups of
+  :func:`iizrisk.features.feature_catalogue`).
+* **Metrics** per split and specification: precision and recall at
+  capacity (``k`` people per as-of date), average precision, ROC AUC, Brier
+  score, ECE (:func:`iizrisk.model.evaluate`), and list stability: the
+  Jaccard index of the top-k against the previous split's list (at each
+  split's first evaluation date) and against the reference specification on
+  the same dates. Regret is the distance to the best specification of a split.
+
+:class:`SelectionRule` states how one specification is chosen (for example the
+highest mean precision at capacity, subject to ECE <= 0.03 on every split and
+a top-k Jaccard against the previous split of at least a bound);
+:meth:`SelectionResult.select` applies it and says why, naming the runner-up
+and the margin. Baselines and ablations are yardsticks: only specifications
+that ``iizrisk train`` can train (``Spec.deployable``) are chosen.
+``Selection.to_json("selected.json")`` writes the choice that
+``iizrisk train --spec selected.json`` trains.
+
+Scores are hints that trigger a human review, never decisions.
+
+Examples
+--------
+>>> rule = SelectionRule(metric="precision_at_k", max_ece=0.03)
+>>> rule.metric, rule.max_ece
+('precision_at_k', 0.03)
+>>> [s.name for s in default_grid(groups=["history"])][:4]
+['boosting', 'boosting_shallow', 'boosting_deep', 'logistic']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _time
+from ._progress import Steps
+from ._results import OutputFigure, OutputTable, ResultMixin
+from .errors import ConfigError, ValidationError
+from .store import write_json_atomic
+
+__all__ = ["Spec", "SelectionRule", "SelectionResult", "Selection", "default_grid", "rolling_splits",
+           "rolling_evaluation", "top_k_mask", "jaccard", "load_spec"]
+
+logger = logging.getLogger("iizrisk")
+
+KINDS = ("boosting", "logistic", "bfs_rule", "last_list")
+#: metrics where lower is better (regret and the rule turn them around)
+LOWER_IS_BETTER = frozenset({"brier", "ece"})
+METRICS = ("precision_at_k", "recall_at_k", "average_precision", "roc_auc", "brier", "ece",
+           "jaccard_previous", "jaccard_reference")
+_MODEL_PARAMS = frozenset({"max_iter", "learning_rate", "max_leaf_nodes", "max_depth", "min_samples_leaf",
+                           "l2_regularization", "early_stopping", "C", "calibration"})
+
+
+# ------------------------------------------------------------------ specifications
+@dataclass(frozen=True)
+class Spec:
+    """One model specification of the grid.
+
+    Parameters
+    ----------
+    name : str
+    kind : {"boosting", "logistic", "bfs_rule", "last_list"}
+    params : dict
+        :class:`iizrisk.model.RiskModel` parameters (``max_iter``, ``max_depth``, ``C``...).
+    drop_groups : tuple of str
+        Feature groups left out (an ablation).
+    """
+
+    name: str
+    kind: str = "boosting"
+    params: dict[str, Any] = field(default_factory=dict)
+    drop_groups: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"spec {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        bad = sorted(set(self.params) - _MODEL_PARAMS)
+        if bad:
+            raise ConfigError(f"spec {self.name!r}: unknown model parameter(s) {bad}; known: "
+                              f"{sorted(_MODEL_PARAMS)}")
+
+    @property
+    def deployable(self) -> bool:
+        """True when ``iizrisk train --spec`` can train it (a model on all feature groups)."""
+        return self.kind in ("boosting", "logistic") and not self.drop_groups
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "params": dict(self.params),
+                "drop_groups": list(self.drop_groups)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Spec:
+        try:
+            return cls(name=str(d["name"]), kind=str(d.get("kind", "boosting")), params=dict(d.get("params", {})),
+                       drop_groups=tuple(d.get("drop_groups", ())))
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"a specification needs a name, a kind and params: {d!r} ({exc})") from None
+
+
+def default_grid(groups=None) -> list[Spec]:
+    """Boosting with three settings, logistic, the BFS rule, the last list, and one ablation per group.
+
+    ``groups`` default the groups of :func:`iizrisk.features.feature_catalogue`.
+    """
+    if groups is None:
+        from .features import feature_catalogue
+
+        groups = sorted(feature_catalogue()["group"].unique())
+    grid = [Spec("boosting"),
+            Spec("boosting_shallow", params={"max_iter": 60, "max_depth": 2}),
+            Spec("boosting_deep", params={"max_iter": 200, "max_depth": 5, "learning_rate": 0.05}),
+            Spec("logistic", "logistic"), Spec("bfs_rule", "bfs_rule"), Spec("last_list", "last_list")]
+    grid += [Spec(f"boosting_without_{g}", drop_groups=(g,)) for g in groups]
+    return grid
+
+
+def load_spec(path: str | Path) -> Spec:
+    """The chosen specification of a ``selected.json`` written by :meth:`Selection.to_json`."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file; write it with `iizrisk select`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{p}: not readable JSON ({exc})") from exc
+    if not isinstance(data, dict) or "spec" not in data:
+        raise ValidationError(f"{p}: holds no 'spec'; it is not a selection written by `iizrisk select`")
+    spec = Spec.from_dict(data["spec"])
+    if not spec.deployable:
+        raise ConfigError(f"{p}: the specification {spec.name!r} ({spec.kind}, without {list(spec.drop_groups)}) "
+                          "cannot be trained by `iizrisk train`")
+    return spec
+
+
+# ------------------------------------------------------------------ the rule
+@dataclass(frozen=True)
+class SelectionRule:
+    """How one specification is chosen from the rolling evaluation.
+
+    Parameters
+    ----------
+    metric : str, default "precision_at_k"
+        Ranked by its mean over the splits (lower first for ``brier``/``ece``).
+    max_ece : float or None, default 0.03
+        Every split's ECE must be at most this.
+    min_jaccard : float or None, default None
+        Every split's top-k Jaccard against the previous split must be at least this.
+    reference : str, default "boosting"
+        The current default (compared with the choice on the last split).
+
+    A TOML file states it in a ``[selection]`` table::
+
+        [selection]
+        metric = "precision_at_k"
+        max_ece = 0.03
+        min_jaccard = 0.2
+    """
+
+    metric: str = "precision_at_k"
+    max_ece: float | None = 0.03
+    min_jaccard: float | None = None
+    reference: str = "boosting"
+
+    def __post_init__(self):
+        if self.metric not in METRICS:
+            raise ConfigError(f"[selection] metric = {self.metric!r}: choose one of {list(METRICS)}")
+        for name in ("max_ece", "min_jaccard"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1):
+                raise ConfigError(f"[selection] {name} = {v!r}: a number from 0 to 1")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SelectionRule:
+        """The ``[selection]`` table of a TOML file."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
+        table = data.get("selection")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{p}: no [selection] table; see iizrisk.selection.SelectionRule")
+        known = {"metric", "max_ece", "min_jaccard", "reference"}
+        bad = sorted(set(table) - known)
+        if bad:
+            raise ConfigError(f"{p}: [selection] unknown setting(s) {bad}; known: {sorted(known)}")
+        return cls(**table)
+
+
+# ------------------------------------------------------------------ splits and lists
+def rolling_splits(dates, *, every_months: int = 3, years: int = 2, test_months: int = 3,
+                   gap_months: int = 12, train_months: int = 36, calibration_months: int = 6,
+                   horizon_months: int = 12, observed_until=None) -> pd.DataFrame:
+    """The as-of splits: one row per split with its training and evaluation month ends.
+
+    Evaluation dates of split ``s`` are the labelled month ends of ``test_months`` calendar months;
+    a training date's horizon (``gap_months``) ends strictly before the first of them (the rule of
+    :func:`iizrisk.model.temporal_split`)
+    and start at most ``train_months + gap + calibration_months`` months earlier.
+
+    Returns
+    -------
+    DataFrame
+        ``split``, ``origin``, ``train_dates`` and ``test_dates`` (lists of Timestamps).
+    """
+    if min(every_months, years, test_months) < 1:
+        raise ConfigError("every_months, years and test_months must be at least 1")
+    ds = sorted(pd.Timestamp(d) for d in dates)
+    if observed_until is not None:
+        last_obs = _time.day(pd.Timestamp(observed_until))
+        ds = [d for d in ds if int(_time.add_months(_time.day(d), horizon_months)) <= last_obs]
+    if len(ds) < 3:
+        raise ValidationError("too few labelled as-of dates for a rolling evaluation")
+    days = np.array([_time.day(d) for d in ds], dtype=np.int64)
+    last = ds[-1]
+    oldest = last - pd.offsets.MonthEnd(12 * years)
+    rows = []
+    # origins from the latest backwards, in whole calendar months: the last split ends at the last labelled date
+    for i in range(12 * years // every_months + 1):
+        end = last - pd.offsets.MonthEnd(i * every_months) if i else last
+        start = end - pd.offsets.MonthEnd(test_months)
+        if start < oldest:
+            break
+        late = (days > _time.day(start)) & (days <= _time.day(end))
+        if not late.any():
+            continue
+        first_test = int(days[late].min())
+        # the rule of iizrisk.model.temporal_split: a training date's horizon ends before the first test date
+        early = _time.add_months(days, gap_months).astype(np.int64) < first_test
+        span = train_months + gap_months + calibration_months
+        early &= days >= int(_time.add_months(first_test, -(span + gap_months)))
+        if early.sum() < 3:
+            break
+        rows.append({"origin": pd.Timestamp(_time.to_date(first_test)),
+                     "train_dates": [d for d, e in zip(ds, early, strict=True) if e],
+                     "test_dates": [d for d, e in zip(ds, late, strict=True) if e]})
+    if not rows:
+        raise ValidationError(f"no split fits: {len(days)} labelled month ends cannot hold {train_months} "
+                              f"training months, a gap of {gap_months} and {test_months} evaluation months; "
+                              "build snapshots for more month ends or shorten the periods")
+    out = pd.DataFrame(rows[::-1])
+    out.insert(0, "split", np.arange(len(out)))
+    return out
+
+
+def top_k_mask(score, as_of_days, *, k: int, random_state: int = 0) -> np.ndarray:
+    """True for the ``k`` highest scores of each as-of date (ties broken as in ``precision_recall_at_k``).
+
+    >>> top_k_mask([0.1, 0.9, 0.5, 0.7], [1, 1, 2, 2], k=1).tolist()
+    [False, True, False, True]
+    """
+    s = np.asarray(score, dtype=np.float64)
+    d = np.asarray(as_of_days)
+    tie = np.random.default_rng(random_state).random(len(s))
+    order = np.lexsort((tie, -s, d))
+    ds = d[order]
+    first = np.r_[0, np.flatnonzero(ds[1:] != ds[:-1]) + 1] if len(ds) else np.zeros(0, np.int64)
+    rank = np.arange(len(ds)) - np.repeat(first, np.diff(np.r_[first, len(ds)]))
+    out = np.zeros(len(s), dtype=bool)
+    out[order[rank < k]] = True
+    return out
+
+
+def jaccard(a, b) -> float:
+    """Jaccard index of two sets of ids (1.0 when both are empty).
+
+    >>> jaccard(["a", "b"], ["b", "c"])
+    0.3333333333333333
+    """
+    a, b = np.unique(np.asarray(a, dtype=object).astype(str)), np.unique(np.asarray(b, dtype=object).astype(str))
+    union = len(np.union1d(a, b))
+    return 1.0 if union == 0 else len(np.intersect1d(a, b)) / union
+
+
+def _jaccard_per_date(m1: np.ndarray, m2: np.ndarray, days: np.ndarray) -> float:
+    """Mean over dates of the Jaccard index of two top-k masks on the same rows."""
+    codes, _ = pd.factorize(days)
+    inter = np.bincount(codes, weights=(m1 & m2), minlength=codes.max() + 1 if len(codes) else 0)
+    union = np.bincount(codes, weights=(m1 | m2), minlength=codes.max() + 1 if len(codes) else 0)
+    return float(np.mean(np.where(union > 0, inter / np.maximum(union, 1), 1.0))) if len(union) else np.nan
+
+
+# ------------------------------------------------------------------ the result
+@dataclass
+class Selection:
+    """The specification a :class:`SelectionRule` chose, the runner-up, the margin and why."""
+
+    chosen: Spec
+    runner_up: Spec | None
+    margin: float
+    why: str
+    table: pd.DataFrame
+    rule: SelectionRule
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "iizrisk-selection/1", "spec": self.chosen.to_dict(),
+                "runner_up": None if self.runner_up is None else self.runner_up.to_dict(),
+                "margin": self.margin, "why": self.why, "rule": asdict(self.rule), **self.info,
+                "candidates": json.loads(self.table.reset_index().to_json(orient="records"))}
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write ``selected.json`` (what ``iizrisk train --spec`` reads)."""
+        return write_json_atomic(self.to_dict(), Path(path))
+
+    def __str__(self) -> str:
+        return self.why
+
+
+@dataclass
+class SelectionResult(ResultMixin):
+    """Metrics of every specification on every split (:func:`rolling_evaluation`).
+
+    Attributes
+    ----------
+    metrics : DataFrame
+        One row per (``split``, ``spec``): the metrics of :data:`METRICS`, ``n``,
+        ``prevalence``, ``k``, ``origin``.
+    splits : DataFrame
+        The splits (:func:`rolling_splits`).
+    specs : list of Spec
+    jaccard_between : DataFrame
+        Mean top-k Jaccard between every pair of specifications on the last split.
+    info : dict
+    """
+
+    metrics: pd.DataFrame
+    splits: pd.DataFrame
+    specs: list[Spec]
+    jaccard_between: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+    crosstab: pd.DataFrame | None = None
+
+    def regret(self, metric: str = "precision_at_k") -> pd.DataFrame:
+        """Distance to the best specification of each split (0 = best); splits x specs."""
+        wide = self.metrics.pivot(index="split", columns="spec", values=metric)
+        if metric in LOWER_IS_BETTER:
+            return wide.sub(wide.min(axis=1), axis=0)
+        return (-wide).add(wide.max(axis=1), axis=0)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Mean of every metric over the splits, the worst split's ECE and Jaccard, and the mean regret."""
+        g = self.metrics.groupby("spec", sort=False)
+        out = g[[m for m in METRICS if m in self.metrics.columns]].mean()
+        out["worst_ece"] = g["ece"].max()
+        out["worst_jaccard_previous"] = g["jaccard_previous"].min()
+        out["mean_regret"] = self.regret().mean()
+        out["splits"] = g.size()
+        return out.sort_values("precision_at_k", ascending=False)
+
+    def _title(self) -> str:
+        i = self.info
+        return (f"Rolling evaluation: {len(self.splits)} splits x {len(self.specs)} specifications, outcome "
+                f"{i.get('outcome')}, horizon {i.get('horizon_months')} months, capacity {i.get('k')} per as-of date")
+
+    def select(self, rule: SelectionRule | None = None) -> Selection:
+        """Apply ``rule`` to the deployable specifications; explain the choice.
+
+        Raises
+        ------
+        ValidationError
+            No specification meets the rule's constraints (the message says which failed where).
+        """
+        rule = rule or SelectionRule()
+        summ = self.summary
+        deploy = [s.name for s in self.specs if s.deployable]
+        table = summ.loc[[n for n in summ.index if n in deploy]].copy()
+        reasons = {n: [] for n in table.index}
+        if rule.max_ece is not None:
+            for n in table.index:
+                if table.loc[n, "worst_ece"] > rule.max_ece:
+                    bad = self.metrics[(self.metrics["spec"] == n) & (self.metrics["ece"] > rule.max_ece)]
+                    reasons[n].append(f"ECE {table.loc[n, 'worst_ece']:.3f} > {rule.max_ece} on split(s) "
+                                      f"{bad['split'].tolist()}")
+        if rule.min_jaccard is not None:
+            for n in table.index:
+                w = table.loc[n, "worst_jaccard_previous"]
+                if pd.notna(w) and w < rule.min_jaccard:
+                    reasons[n].append(f"top-k Jaccard against the previous split {w:.2f} < {rule.min_jaccard}")
+        table["eligible"] = [not reasons[n] for n in table.index]
+        table["excluded_because"] = ["; ".join(reasons[n]) for n in table.index]
+        asc = rule.metric in LOWER_IS_BETTER
+        table = table.sort_values(["eligible", rule.metric], ascending=[False, asc])
+        ok = table[table["eligible"]]
+        if not len(ok):
+            raise ValidationError("no specification meets the selection rule: "
+                                  + " | ".join(f"{n}: {r}" for n, r in table["excluded_because"].items()))
+        best = ok.index[0]
+        second = ok.index[1] if len(ok) > 1 else None
+        margin = float(abs(ok.loc[best, rule.metric] - ok.loc[second, rule.metric])) if second else float("nan")
+        spec = {s.name: s for s in self.specs}
+        words = "lowest" if asc else "highest"
+        why = [f"Chosen: {best} — the {words} mean {rule.metric} over {len(self.splits)} splits "
+               f"({ok.loc[best, rule.metric]:.3f})"]
+        cons = []
+        if rule.max_ece is not None:
+            cons.append(f"ECE <= {rule.max_ece} on every split (worst {ok.loc[best, 'worst_ece']:.3f})")
+        if rule.min_jaccard is not None:
+            cons.append(f"top-k Jaccard against the previous split >= {rule.min_jaccard} "
+                        f"(worst {ok.loc[best, 'worst_jaccard_previous']:.2f})")
+        if cons:
+            why[0] += " among those with " + " and ".join(cons)
+        why[0] += "."
+        if second:
+            why.append(f"Runner-up: {second} ({ok.loc[second, rule.metric]:.3f}); margin {margin:.3f}.")
+        excluded = table[~table["eligible"]]
+        for n, r in excluded["excluded_because"].items():
+            why.append(f"Excluded: {n} ({r}).")
+        last = self.metrics[self.metrics["split"] == self.metrics["split"].max()].set_index("spec")
+        info: dict[str, Any] = {"splits": len(self.splits), "seed": self.info.get("random_state"),
+                                "outcome": self.info.get("outcome"),
+                                "horizon_months": self.info.get("horizon_months")}
+        if rule.reference in last.index and best in last.index:
+            a, b = float(last.loc[best, rule.metric]), float(last.loc[rule.reference, rule.metric])
+            info["last_split"] = {"chosen": a, "reference": b, "reference_spec": rule.reference}
+            why.append(f"On the last split ({self.splits['origin'].iloc[-1].date()}): {best} {a:.3f}, "
+                       f"the current default {rule.reference} {b:.3f}.")
+        base = [n for n in ("bfs_rule", "last_list") if n in summ.index]
+        if base:
+            why.append("Yardsticks (not candidates): " + ", ".join(
+                f"{n} {summ.loc[n, rule.metric]:.3f}" for n in base) + ".")
+        return Selection(chosen=spec[best], runner_up=spec[second] if second else None, margin=margin,
+                         why=" ".join(why), table=table, rule=rule, info=info)
+
+    # ------------------------------------------------ display and files
+    def plot(self, ax=None, *, metric: str = "precision_at_k", regret: bool = False, specs=None):
+        """The metric (or its regret) of each specification by split origin; returns the axes."""
+        if ax is None:
+            from matplotlib.figure import Figure
+
+            ax = Figure(figsize=(7, 3.6)).subplots()
+        wide = (self.regret(metric) if regret
+                else self.metrics.pivot(index="split", columns="spec", values=metric))
+        origins = self.splits.set_index("split")["origin"]
+        names = [s.name for s in self.specs if s.name in wide.columns and (specs is None or s.name in specs)]
+        for n in names:
+            style = "--" if n in ("bfs_rule", "last_list") else ("-" if not n.startswith("boosting_without")
+                                                                 else ":")
+            ax.plot(origins.loc[wide.index], wide[n].to_numpy(dtype=float), style, marker="o", ms=3, label=n)
+        ax.set_xlabel("split origin (first evaluation month end)")
+        ax.set_ylabel(f"regret in {metric}" if regret else metric)
+        ax.set_title("Regret against the best specification per split" if regret else f"{metric} by split")
+        ax.legend(frameon=False, fontsize=7, ncol=2)
+        return ax
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        # metrics over thousands of snapshots per split: no cell counts people, nothing to suppress
+        tables = [OutputTable("selection_summary", self.summary.reset_index()),
+                  OutputTable("selection_metrics", self.metrics),
+                  OutputTable("selection_regret", self.regret().reset_index()),
+                  OutputTable("selection_jaccard", self.jaccard_between.reset_index())]
+        if self.crosstab is not None:
+            tables.append(OutputTable("selection_crosstab", self.crosstab.reset_index()))
+        return tables
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        return [OutputFigure("selection_by_split", self.plot().figure),
+                OutputFigure("selection_regret", self.plot(regret=True).figure)]
+
+
+# ------------------------------------------------------------------ the evaluation
+def _scorer(spec: Spec, cols: list[str], common: dict[str, Any], bfs_column: str):
+    from .model import BfsRuleBaseline, RiskModel
+
+    if spec.kind == "bfs_rule":
+        return BfsRuleBaseline(column=bfs_column), [bfs_column]
+    return RiskModel(model=spec.kind, **common, **spec.params), cols
+
+
+def crosstab(X: pd.DataFrame, listed: np.ndarray) -> pd.DataFrame:
+    """Every feature's mean among the listed and the rest, and the standardised difference.
+
+    >>> X = pd.DataFrame({"a": [1.0, 1.0, 0.0, 0.0]})
+    >>> crosstab(X, np.array([True, True, False, False]))["std_difference"].round(2).tolist()
+    [inf]
+    """
+    a, b = X.loc[listed], X.loc[~listed]
+    m1, m0 = a.mean(), b.mean()
+    sd = np.sqrt((a.var() + b.var()) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = (m1 - m0) / sd
+    return pd.DataFrame({"mean_top_k": m1, "mean_rest": m0, "std_difference": d}).rename_axis("feature")
+
+
+def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_months: int = 3, years: int = 2,
+                       test_months: int = 3, train_months: int = 36, calibration_months: int = 6,
+                       gap_months: int | None = None, capacity: int = 50, max_persons: int | None = None,
+                       random_state: int = 0, n_threads: int | None = None,
+                       progress: bool | None = None) -> SelectionResult:
+    """Evaluate a grid of specifications on rolling as-of splits of a snapshot dataset.
+
+    Parameters
+    ----------
+    snapshots : SnapshotSet or path
+        Built once (:func:`iizrisk.snapshots.build_snapshots`); read once for the whole grid.
+    grid : list of Spec, optional
+        Default :func:`default_grid`.
+    every_months, years, test_months : int
+        Origins every ``every_months`` months over the last ``years`` years; each split is evaluated
+        on ``test_months`` month ends.
+    train_months, calibration_months : int
+        Months of training month ends before the calibration slice; the calibration slice.
+    gap_months : int, optional
+        Default the dataset's horizon.
+    capacity : int, default 50
+        People reviewed per as-of date (k); with ``max_persons`` taken at ``k x fraction``.
+    max_persons : int, optional
+        A fixed random sample of persons (all their snapshots), as :func:`iizrisk.model.train`.
+    random_state : int, default 0
+        The seed of every model: the same seed gives the same result.
+    n_threads : int, optional
+        Threads per model fit.
+
+    Returns
+    -------
+    SelectionResult
+    """
+    from .model import evaluate
+    from .model._training import _snapshot_frame
+    from .snapshots import SnapshotSet
+
+    snaps = snapshots if isinstance(snapshots, SnapshotSet) else SnapshotSet.open(snapshots)
+    horizon = int(snaps.meta["horizon_months"])
+    gap = horizon if gap_months is None else int(gap_months)
+    splits = rolling_splits(snaps.dates, every_months=every_months, years=years, test_months=test_months,
+                            gap_months=gap, train_months=train_months, calibration_months=calibration_months,
+                            horizon_months=horizon, observed_until=snaps.meta["observed_until"])
+    grid = list(grid) if grid is not None else default_grid()
+    names = [s.name for s in grid]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"the grid names a specification twice: {names}")
+    model_specs = [s for s in grid if s.kind in ("boosting", "logistic")]
+    reference = model_specs[0] if model_specs else None
+    # every date needed, and for the last-list baseline the month end before each evaluation date
+    all_dates = snaps.dates
+    prev_of = {d: all_dates[i - 1] for i, d in enumerate(all_dates) if i > 0}
+    need = set()
+    for _, r in splits.iterrows():
+        need |= set(r["train_dates"]) | set(r["test_dates"])
+        need |= {prev_of[d] for d in r["test_dates"] if d in prev_of}
+    dates = sorted(need)
+    X, lab, sample = _snapshot_frame(snaps, dates, max_persons, random_state)
+    k = capacity if sample is None else max(1, int(round(capacity * sample["fraction"])))
+    from .features import feature_catalogue
+
+    ft = snaps.features()
+    cat = feature_catalogue(window_months=ft.window_months, bfs_window_months=ft.bfs_window_months,
+                            include_protected=ft.include_protected, include_age=ft.include_age,
+                            max_lookback_months=ft.max_lookback_months)
+    group_of = cat["group"].reindex(X.columns)
+    known_groups = set(cat["group"])
+    for s in grid:
+        bad = sorted(set(s.drop_groups) - known_groups)
+        if bad:
+            raise ConfigError(f"spec {s.name!r}: unknown feature group(s) {bad}; groups: {sorted(known_groups)}")
+    bfs_column = f"revolving_door_{int(ft.bfs_window_months)}m"
+    days = _time.to_days(pd.Series(X.index.get_level_values("as_of"))).astype(np.int64)
+    ids = np.asarray(X.index.get_level_values("person_id"), dtype=object)
+    y_all = lab["outcome"].to_numpy(dtype=bool, na_value=False)
+    observed = lab["observed"].to_numpy(dtype=bool)
+    common = dict(calibration_months=calibration_months, gap_months=gap, outcome=snaps.meta["outcome"],
+                  horizon_months=horizon, features=ft, random_state=random_state, n_threads=n_threads)
+    rows, prev_lists, last_masks = [], {}, {}
+    crosstab_frame = None
+    steps = [f"split {s}" for s in splits["split"]]
+    with Steps(steps, progress, label="select") as bar:
+        for _, sp in splits.iterrows():
+            bar.step(f"split {sp['split']}")
+            tr_days = np.array([_time.day(d) for d in sp["train_dates"]], dtype=np.int64)
+            te_days = np.array([_time.day(d) for d in sp["test_dates"]], dtype=np.int64)
+            tr = np.isin(days, tr_days) & observed
+            te = np.isin(days, te_days) & observed
+            pv_days = np.array([_time.day(prev_of[d]) for d in sp["test_dates"] if d in prev_of], dtype=np.int64)
+            pv = np.isin(days, pv_days)
+            Xtr, ytr, dtr = X.loc[tr], y_all[tr], days[tr]
+            Xte, yte, dte = X.loc[te], y_all[te], days[te]
+            scores: dict[str, np.ndarray] = {}
+            for s in grid:
+                if s.kind == "last_list":
+                    continue
+                cols = [c for c in X.columns if group_of.get(c) not in s.drop_groups]
+                est, use = _scorer(s, cols, common, bfs_column)
+                if s.kind == "bfs_rule":
+                    est.fit(Xtr[use], ytr)
+                else:
+                    est.fit(Xtr[use], ytr, as_of=dtr)
+                scores[s.name] = est.predict_proba(Xte[use])[:, 1]
+                if s is reference and any(g.kind == "last_list" for g in grid):
+                    # the reference list of the month end before each evaluation date, kept
+                    prev_risk = pd.Series(est.predict_proba(X.loc[pv, use])[:, 1], index=X.index[pv])
+                    prev_top = top_k_mask(prev_risk.to_numpy(), days[pv], k=k, random_state=random_state)
+                    step = {int(_time.day(prev_of[d])): _time.day(d) for d in sp["test_dates"] if d in prev_of}
+                    carried = pd.Series(np.where(prev_top, prev_risk.to_numpy(), 0.0),
+                                        index=pd.MultiIndex.from_arrays(
+                                            [ids[pv], np.array([step[int(v)] for v in days[pv]])]))
+                    key = pd.MultiIndex.from_arrays([ids[te], dte])
+                    got = carried.reindex(key).to_numpy(dtype=np.float64)
+                    scores["last_list"] = np.nan_to_num(got, nan=0.0)
+            scores = {s.name: scores[s.name] for s in grid if s.name in scores}
+            table = evaluate(yte, scores, dte, k=k)
+            first_day = int(te_days.min())
+            masks = {n: top_k_mask(v, dte, k=k, random_state=random_state) for n, v in scores.items()}
+            at_first = dte == first_day
+            for n in scores:
+                row = {"split": int(sp["split"]), "origin": sp["origin"], "spec": n, **table.loc[n].to_dict()}
+                listed = ids[te][at_first & masks[n]]
+                row["jaccard_previous"] = jaccard(listed, prev_lists[n]) if n in prev_lists else np.nan
+                prev_lists[n] = listed
+                row["jaccard_reference"] = (_jaccard_per_date(masks[n], masks[reference.name], dte)
+                                            if reference is not None and reference.name in masks else np.nan)
+                rows.append(row)
+            last_masks = (masks, dte)
+            if reference is not None and reference.name in masks:
+                crosstab_frame = crosstab(Xte, masks[reference.name])
+            logger.info("select: split %d (origin %s) evaluated on %d snapshots", sp["split"],
+                        sp["origin"].date(), int(te.sum()))
+    masks, dte = last_masks
+    names = list(masks)
+    jb = pd.DataFrame([[_jaccard_per_date(masks[a], masks[b], dte) for b in names] for a in names],
+                      index=pd.Index(names, name="spec"), columns=names)
+    metrics = pd.DataFrame(rows)
+    info = {"outcome": snaps.meta["outcome"], "horizon_months": horizon, "gap_months": gap, "k": k,
+            "capacity": capacity, "random_state": random_state, "every_months": every_months, "years": years,
+            "test_months": test_months, "train_months": train_months, "calibration_months": calibration_months,
+            "snapshots": str(snaps.path), "data_fingerprint": snaps.meta.get("data_fingerprint"),
+            "reference": None if reference is None else reference.name}
+    if sample is not None:
+        info["sample"] = sample
+    return SelectionResult(metrics=metrics, splits=splits, specs=grid, jaccard_between=jb, info=info,
+                           crosstab=crosstab_frame)

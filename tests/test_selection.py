@@ -1,0 +1,213 @@
+"""Model selection over time: splits that never see the evaluation period, lists, the stated rule, the command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iizrisk.errors import ConfigError, ValidationError
+from iizrisk.selection import (
+    SelectionResult,
+    SelectionRule,
+    Spec,
+    default_grid,
+    jaccard,
+    load_spec,
+    rolling_evaluation,
+    rolling_splits,
+    top_k_mask,
+)
+
+MONTH_ENDS = pd.date_range("2016-01-31", "2023-12-31", freq="ME")
+
+
+# ------------------------------------------------------------------ splits
+@settings(max_examples=40, deadline=None)
+@given(every=st.integers(1, 6), years=st.integers(1, 3), test=st.integers(1, 4), gap=st.integers(0, 18))
+def test_no_training_label_reaches_the_evaluation_period(every, years, test, gap):
+    splits = rolling_splits(MONTH_ENDS, every_months=every, years=years, test_months=test, gap_months=gap,
+                            horizon_months=12, observed_until="2023-12-31", train_months=24)
+    assert len(splits) >= 1 and splits["origin"].is_monotonic_increasing
+    last_labelled = max(d for d in MONTH_ENDS if d + pd.DateOffset(months=12) <= pd.Timestamp("2023-12-31"))
+    for _, s in splits.iterrows():
+        first_test = min(s["test_dates"])
+        assert s["origin"] == first_test and len(s["test_dates"]) == test
+        assert max(s["test_dates"]) <= last_labelled
+        for d in s["train_dates"]:  # the horizon of every training label ends before the first test date
+            assert d + pd.DateOffset(months=gap) < first_test
+    # origins every `every` months
+    months = [o.year * 12 + o.month for o in splits["origin"]]
+    assert all(b - a == every for a, b in zip(months, months[1:], strict=False))
+
+
+def test_too_short_a_dataset_is_refused_with_the_reason():
+    with pytest.raises(ValidationError, match="no split fits|too few"):
+        rolling_splits(MONTH_ENDS[:10], gap_months=12, horizon_months=12, observed_until="2017-06-30")
+
+
+# ------------------------------------------------------------------ lists
+def _top_k_slow(score, days, k, seed=0):
+    tie = np.random.default_rng(seed).random(len(score))
+    out = np.zeros(len(score), dtype=bool)
+    for d in set(days):
+        rows = [i for i in range(len(score)) if days[i] == d]
+        rows.sort(key=lambda i: (-score[i], tie[i]))
+        for i in rows[:k]:
+            out[i] = True
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from([0.0, 0.1, 0.5, 0.7, 1.0])), max_size=40),
+       st.integers(1, 5))
+def test_top_k_equals_the_obvious_loop(rows, k):
+    days = np.array([r[0] for r in rows], dtype=np.int64)
+    score = np.array([r[1] for r in rows], dtype=float)
+    assert (top_k_mask(score, days, k=k) == _top_k_slow(score, days, k)).all()
+
+
+@given(st.sets(st.integers(0, 20)), st.sets(st.integers(0, 20)))
+def test_jaccard_is_the_set_formula(a, b):
+    want = 1.0 if not (a | b) else len(a & b) / len(a | b)
+    assert jaccard([str(x) for x in a], [str(x) for x in b]) == pytest.approx(want)
+
+
+# ------------------------------------------------------------------ the rule, on a hand-made table
+def _result(values: dict[str, list[tuple[float, float, float]]]) -> SelectionResult:
+    """(precision, ece, jaccard_previous) per split and spec."""
+    rows = []
+    for name, per_split in values.items():
+        for i, (p, e, j) in enumerate(per_split):
+            rows.append({"split": i, "origin": pd.Timestamp("2022-01-31") + pd.offsets.MonthEnd(3 * i), "spec": name,
+                         "precision_at_k": p, "recall_at_k": p / 3, "average_precision": p, "roc_auc": 0.8,
+                         "brier": 0.04, "ece": e, "jaccard_previous": j, "jaccard_reference": 1.0})
+    n = len(next(iter(values.values())))
+    splits = pd.DataFrame({"split": range(n), "origin": [pd.Timestamp("2022-01-31") + pd.offsets.MonthEnd(3 * i)
+                                                          for i in range(n)]})
+    specs = [Spec(n) if not n.startswith("bfs") else Spec(n, "bfs_rule") for n in values]
+    return SelectionResult(metrics=pd.DataFrame(rows), splits=splits, specs=specs,
+                           jaccard_between=pd.DataFrame(), info={"random_state": 0})
+
+
+def test_the_rule_chooses_the_best_eligible_and_names_runner_up_margin_and_exclusions():
+    res = _result({"boosting": [(0.30, 0.01, 0.5), (0.32, 0.02, 0.5)],
+                   "greedy": [(0.50, 0.01, 0.5), (0.52, 0.08, 0.5)],       # best, but miscalibrated once
+                   "steady": [(0.33, 0.01, 0.6), (0.35, 0.02, 0.6)],
+                   "jumpy": [(0.40, 0.01, 0.5), (0.40, 0.01, 0.05)],       # unstable list
+                   "bfs_rule": [(0.60, 0.00, 0.9), (0.60, 0.00, 0.9)]})    # a yardstick, never chosen
+    sel = res.select(SelectionRule(max_ece=0.03, min_jaccard=0.1))
+    assert sel.chosen.name == "steady" and sel.runner_up.name == "boosting"
+    assert sel.margin == pytest.approx(0.34 - 0.31)
+    assert "greedy" in sel.why and "ECE 0.080 > 0.03 on split(s) [1]" in sel.why
+    assert "jumpy" in sel.why and "Jaccard" in sel.why
+    assert "Runner-up: boosting" in sel.why and "margin 0.030" in sel.why
+    assert sel.info["last_split"] == {"chosen": 0.35, "reference": 0.32, "reference_spec": "boosting"}
+    # without the constraints the best mean wins
+    assert res.select(SelectionRule(max_ece=None)).chosen.name == "greedy"
+    regret = res.regret()
+    assert (regret >= 0).all().all() and (regret.min(axis=1) == 0).all()
+    assert regret.loc[0, "boosting"] == pytest.approx(0.30)  # the bfs rule's 0.60 is the best of split 0
+
+
+def test_no_eligible_spec_is_a_validation_error_naming_why():
+    res = _result({"boosting": [(0.3, 0.2, 0.5)], "logistic": [(0.2, 0.1, 0.5)]})
+    with pytest.raises(ValidationError, match="boosting: ECE 0.200"):
+        res.select(SelectionRule(max_ece=0.03))
+
+
+def test_rule_from_toml_and_its_checks(tmp_path):
+    p = tmp_path / "rule.toml"
+    p.write_text('[selection]\nmetric = "average_precision"\nmax_ece = 0.05\nmin_jaccard = 0.2\n')
+    assert SelectionRule.from_toml(p) == SelectionRule("average_precision", 0.05, 0.2)
+    p.write_text('[selection]\nmetrc = "x"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        SelectionRule.from_toml(p)
+    with pytest.raises(ConfigError, match="choose one of"):
+        SelectionRule(metric="accuracy")
+    with pytest.raises(ConfigError, match="from 0 to 1"):
+        SelectionRule(max_ece=3)
+
+
+def test_only_deployable_specs_load_for_training(tmp_path):
+    grid = {s.name: s for s in default_grid(groups=["history", "person"])}
+    assert grid["boosting_deep"].deployable and not grid["boosting_without_history"].deployable
+    assert not grid["bfs_rule"].deployable and not grid["last_list"].deployable
+    p = tmp_path / "selected.json"
+    p.write_text(json.dumps({"spec": grid["boosting_without_history"].to_dict()}))
+    with pytest.raises(ConfigError, match="cannot be trained"):
+        load_spec(p)
+    p.write_text(json.dumps({"spec": grid["boosting_deep"].to_dict()}))
+    assert load_spec(p) == grid["boosting_deep"]
+    with pytest.raises(ConfigError, match="unknown model parameter"):
+        Spec("x", params={"depth": 3})
+
+
+# ------------------------------------------------------------------ end to end on a synthetic canton
+@pytest.fixture(scope="module")
+def canton(tmp_path_factory):
+    from iizrisk.snapshots import build_snapshots, default_dates
+    from iizrisk.synth import generate
+
+    pop = generate(1500, "2016-01-01", "2022-12-31", seed=5, canton="BE")
+    root = tmp_path_factory.mktemp("canton")
+    pop.spells.to_parquet(root / "spells.parquet")
+    snaps = build_snapshots(pop.spells, root / "snaps", as_of=default_dates(pop.spells, first="2018-01-31"),
+                            buckets=1, progress=False)
+    return root, snaps
+
+
+GRID = [Spec("boosting", params={"max_iter": 30}), Spec("logistic", "logistic"), Spec("bfs_rule", "bfs_rule"),
+        Spec("last_list", "last_list"), Spec("boosting_without_history", params={"max_iter": 30},
+                                             drop_groups=("history",))]
+
+
+@pytest.mark.slow
+def test_rolling_evaluation_is_complete_reproducible_and_written(canton, tmp_path):
+    _, snaps = canton
+    kw = dict(grid=GRID, every_months=3, years=1, test_months=2, train_months=18, capacity=10, n_threads=1)
+    res = rolling_evaluation(snaps, random_state=3, **kw)
+    m = res.metrics
+    assert len(res.splits) >= 4 and set(m["spec"]) == {s.name for s in GRID}
+    assert len(m) == len(res.splits) * len(GRID)
+    cols = ["precision_at_k", "recall_at_k", "average_precision", "roc_auc", "brier", "ece", "jaccard_reference"]
+    assert m[cols].notna().all().all()
+    assert m.loc[m["split"] > 0, "jaccard_previous"].notna().all()
+    assert (m.loc[m["spec"] == "boosting", "jaccard_reference"] == 1.0).all()
+    # the evaluation rows are the labelled snapshots of the test dates: n matches the dataset
+    X, lab = snaps.read(as_of=res.splits["test_dates"].iloc[-1], observed_only=True)
+    assert (m.loc[m["split"] == res.splits["split"].max(), "n"] == len(X)).all()
+    again = rolling_evaluation(snaps, random_state=3, **kw)
+    pd.testing.assert_frame_equal(res.metrics, again.metrics)
+    sel = res.select(SelectionRule(max_ece=0.1))
+    assert sel.chosen.deployable and sel.chosen.name in {"boosting", "logistic"}
+    assert sel.chosen == again.select(SelectionRule(max_ece=0.1)).chosen
+    files = res.to_dir(tmp_path / "out")
+    assert {p.name for p in files} >= {"selection_summary.csv", "selection_metrics.parquet", "selection_by_split.png",
+                                       "selection_regret.png", "selection_jaccard.csv"}
+    ax = res.plot(regret=True)
+    assert len(ax.lines) == len(GRID)
+
+
+@pytest.mark.slow
+def test_select_command_then_train_the_choice(canton, tmp_path):
+    from iizrisk.cli import main
+    from iizrisk.model import read_manifest
+
+    root, snaps = canton
+    out = tmp_path / "sel"
+    code = main(["select", "--snapshots", str(snaps.path), "--out", str(out), "--specs", "boosting_shallow,logistic",
+                 "--years", "1", "--every-months", "6", "--train-months", "18", "--capacity", "10",
+                 "--max-ece", "0.2", "--threads", "1"])
+    assert code == 0
+    chosen = json.loads((out / "selected.json").read_text())
+    assert chosen["spec"]["name"] in {"boosting_shallow", "logistic"} and "Runner-up" in chosen["why"]
+    code = main(["train", "--snapshots", str(snaps.path), "--outcome", "revolving_door", "--spec",
+                 str(out / "selected.json"), "--out", str(tmp_path / "m"), "--capacity", "10"])
+    assert code == 0
+    man = read_manifest(tmp_path / "m")
+    assert man["model"] == chosen["spec"]["kind"]
