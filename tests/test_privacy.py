@@ -119,12 +119,14 @@ def open_cases(spells: pd.DataFrame, as_of: str) -> pd.DataFrame:
 
 def published_lists(folder: Path) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, bytes]]:
     """Per institution: the CSV and Parquet worklists as read back, and the raw bytes of both files."""
+    from iizrisk.tables import read_table
+
     out = {}
-    for csv in sorted((folder / "worklists").glob("*.csv")):
-        inst = csv.stem
-        pq = csv.with_suffix(".parquet")
-        out[inst] = (pd.read_csv(csv, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False),
-                     pd.read_parquet(pq), csv.read_bytes() + pq.read_bytes())
+    for pq in sorted((folder / "worklists").glob("*.parquet")):  # the latest lists (dated copies are CSV/xlsx)
+        inst = pq.stem
+        csv = pq.with_suffix(".csv")
+        out[inst] = (read_table(csv, dtype=str, keep_default_na=False), pd.read_parquet(pq),
+                     csv.read_bytes() + pq.read_bytes())
     return out
 
 
