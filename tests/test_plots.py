@@ -331,3 +331,30 @@ def test_summary_renders_on_one_screen_in_headless_chromium(tmp_path):
     # the notice is rendered (its yellow background) and the whole page fits on one screen
     assert (np.abs(img - np.array([255, 248, 197])).sum(axis=2) < 6).sum() > 5000
     assert 0 < shot.content_height(html, width=1280) <= 900
+
+
+def test_log_histogram_keeps_its_size_and_says_which_risks_are_hidden():
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    r = np.r_[rng.beta(1, 12, 5000), [0.55, 0.6, 0.62]]  # the top three: fewer than 5 people per bin
+    s = pd.DataFrame({"risk": r, "risk_band": np.where(r < .1, "low", np.where(r < .25, "medium", "high"))})
+    fig = Figure(figsize=(6, 2.6))
+    ax = plots.plot_risk_bands(s, log=True, language="de", ax=fig.subplots())
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    width, height = Image.open(buf).size
+    assert width < 1000 and height < 600, (width, height)  # was 547 x 152,517 px
+    note = next(t.get_text() for t in ax.texts if t.get_gid() == "footnote")
+    assert "weniger als 5 Personen" in note and "die höchsten Risiken" in note
+    lo, hi = [float(x) for x in note.split("Risiken von ")[1].split(" %")[0].split("–")]
+    assert lo <= 55 and hi >= 62  # the hidden range covers the top three
+
+
+def test_run_summary_uses_the_one_histogram_and_says_what_it_hides():
+    import iizrisk.report as report
+
+    assert not hasattr(report, "_histogram") and "plot_risk_bands" in report._risk_figure.__code__.co_names

@@ -263,3 +263,53 @@ def test_write_worklist_csv_writes_like_the_run_folder(tmp_path):
     df.to_csv(tmp_path / "plain.csv", index=False, sep=";", encoding="utf-8-sig", lineterminator="\n")
     assert path.read_bytes() == (tmp_path / "plain.csv").read_bytes()
     assert not [p.name for p in path.parent.iterdir() if p.name != "ALV.csv"]  # no temporary file left
+
+
+# ------------------------------------------------------------------ ranks mean something (issue 17, item 4)
+from sklearn.base import BaseEstimator  # noqa: E402 - the fake model of this section only
+
+
+class _StepModel(BaseEstimator):
+    """A fitted-looking model whose calibrated risk is a step function of its score, as isotonic calibration
+    makes it: many people share a risk, while their uncalibrated scores (``decision_function``) differ."""
+
+    outcome = "revolving_door"
+    features = None
+    estimator_ = True
+
+    def fit(self, X=None, y=None):  # an estimator for scikit-learn's fitted check
+        return self
+
+    def __init__(self, weights, steps):
+        self.weights, self.steps = np.asarray(weights, dtype=float), np.sort(np.asarray(steps, dtype=float))
+
+    def decision_function(self, X):
+        cols = X.to_numpy(dtype=float, na_value=0.0)[:, : len(self.weights)]
+        return np.round(cols @ self.weights, 1)  # rounded: some people have truly equal scores
+
+    def predict_proba(self, X):
+        s = self.decision_function(X)
+        p = (np.searchsorted(self.steps, s, side="right") + 1) / (len(self.steps) + 2)
+        return np.c_[1 - p, p]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0]), min_size=3, max_size=3),
+       st.lists(st.floats(-3, 3, allow_nan=False), min_size=1, max_size=4))
+def test_ranks_tie_only_where_the_uncalibrated_scores_are_equal(random_spells, weights, steps):
+    from iizrisk.model import score
+
+    model = _StepModel(weights, steps)
+    s, X = score(model, random_spells, as_of="2023-06-30", return_features=True)
+    raw = model.decision_function(X)  # in rank order
+    risk = s["risk"].to_numpy()
+    assert (np.diff(risk) <= 0).all()
+    equal_risk = np.diff(risk) == 0
+    # equal risks are ordered by the uncalibrated score: a tie that remains is a tie of that score too
+    assert (np.diff(raw)[equal_risk] <= 0).all()
+    # the lists keep that order: within a list, equal risks follow the score's rank
+    oc = open_cases_at(build_timeline(random_spells, as_of=pd.Timestamp("2023-06-30").date()))
+    wl = build_worklists(s, oc, capacity=40, min_band="low")
+    pos = pd.Series(np.arange(len(s)), index=s["person_id"])
+    for df in wl.lists.values():
+        assert (np.diff(pos.loc[df["person_id"]].to_numpy()) > 0).all()

@@ -561,7 +561,8 @@ class _Night:
                            decisions=tuple(settings.reviews.decisions))
         md, html = run_summary(manifest, self.scores, self.worklists, language=settings.worklist.language,
                                min_cell_size=settings.privacy.min_cell_size, review_counts=self.review_counts,
-                               summary_decisions=settings.reviews.summary_decisions, oversight=recent.summary)
+                               summary_decisions=settings.reviews.summary_decisions, oversight=recent.summary,
+                               bands=tuple(settings.worklist.risk_bands))
         (tmp / "summary.md").write_text(md, encoding="utf-8")
         (tmp / "summary.html").write_text(html, encoding="utf-8")
 

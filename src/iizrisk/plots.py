@@ -477,8 +477,11 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
         bottom += h
     hidden_bins = np.isnan(shown).any(axis=0)
     if hidden_bins.any():
+        # the marks sit on the axis in axes coordinates: at y = 0 in data coordinates a log axis would put
+        # them at minus infinity, and a tight bounding box would stretch the figure to tens of thousands of
+        # pixels
         ax.plot((edges[:-1] + width / 2)[hidden_bins], np.zeros(int(hidden_bins.sum())), ls="none", marker="|",
-                color=_GREY, ms=8, clip_on=False)
+                color=_GREY, ms=8, clip_on=False, transform=ax.get_xaxis_transform())
     for thr in bands:
         ax.axvline(float(thr), color="#57606a", lw=0.8, ls="--")
     if log:
@@ -490,9 +493,23 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
     if ax.containers:
         ax.legend(frameon=False, fontsize="small", loc="upper right")
     _tidy(ax)
-    note = _hidden_note(int((status != 0).sum()), min_cell_size, language)
+    note = _hidden_risks(edges, cell % nb, status, min_cell_size, language)
     _footnote(ax, "; ".join(x for x in (note, _w("hint", language)) if x))
     return ax
+
+
+def _hidden_risks(edges: np.ndarray, cell_bin: np.ndarray, status: np.ndarray, k: int, language: str) -> str:
+    """What the suppression hid, in words: how many cells, at which risks, and whether the top of the list."""
+    hidden = status != 0
+    if not hidden.any():
+        return ""
+    lo, hi = edges[cell_bin[hidden].min()], edges[cell_bin[hidden].max() + 1]
+    lang = language if language in _texts.LANGUAGES else "en"
+    note = _texts.text("table.hidden_risks", lang, n=int(hidden.sum()), k=k, lo=f"{100 * lo:.0f}",
+                       hi=f"{100 * hi:.0f}")
+    if cell_bin[hidden].max() >= cell_bin.max():  # the highest risks are among the hidden
+        note += _texts.text("table.hidden_top", lang)
+    return note
 
 
 def plot_calibration(y_true, scores, *, n_bins: int = 10, strategy: str = "quantile", min_cell_size: int = 5,

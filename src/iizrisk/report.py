@@ -41,37 +41,19 @@ def figure_to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _risk_figure(scores: pd.DataFrame, lang: str, k: int):
-    """Histogram of risks by band, drawn from suppressed bin counts (bins of < k people hidden)."""
-    import numpy as np
+def _risk_figure(scores: pd.DataFrame, lang: str, k: int, bands=(0.10, 0.25)):
+    """The histogram of risks by band (:func:`iizrisk.plots.plot_risk_bands`, the one histogram), on a log
+    axis, small cells hidden and said so; returns the figure and the note on what is hidden."""
     from matplotlib.figure import Figure  # no pyplot, no backend switch: notebooks keep theirs
 
-    from .suppression import suppress_table
+    from .plots import plot_risk_bands
 
-    top = max(0.05, float(scores["risk"].max()) if len(scores) else 1.0)
-    edges = np.linspace(0, top, 31)
-    b = np.clip(np.searchsorted(edges, scores["risk"].to_numpy(), side="right") - 1, 0, len(edges) - 2)
-    counts = (pd.DataFrame({"risk_band": scores["risk_band"].astype(str).to_numpy(), "bin": b})
-              .value_counts().rename("n").reset_index())
-    safe = suppress_table(counts, "n", dims=["risk_band", "bin"], k=k).table
-    fig = Figure(figsize=(6, 2.4))
-    ax = fig.subplots()
-    colours = {"low": "#8fbc8f", "medium": "#f0b429", "high": "#d64545"}
-    width = edges[1] - edges[0]
-    for band in ("low", "medium", "high"):
-        part = safe[safe["risk_band"] == band]
-        if len(part):
-            ax.bar(edges[part["bin"].to_numpy()], part["n"].fillna(0).to_numpy(dtype=float), width=width,
-                   align="edge", color=colours[band], label=_band(band, lang))
-    if (safe["n"].fillna(0) > 0).any():  # every bin hidden (a tiny run): nothing to put on a log axis
-        ax.set_yscale("log")  # rare outcomes: the few high risks stay visible beside the many low ones
-    ax.set_xlabel(_t("risk", lang))
-    ax.set_ylabel(_t("persons", lang))
-    ax.set_xlim(0, top)
-    ax.legend(frameon=False)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    return fig
+    fig = Figure(figsize=(6, 2.6))
+    ax = plot_risk_bands(scores, bands=tuple(bands), bins=30, min_cell_size=k, log=True, language=lang,
+                         ax=fig.subplots())
+    note = next((t.get_text() for t in ax.texts if t.get_gid() == "footnote"), "")
+    hidden = note.split("; ")[0] if note.count("; ") else ""
+    return fig, hidden
 
 
 def _suppressed_counts(table: pd.DataFrame, dim: str, k: int, lang: str = "en") -> pd.DataFrame:
@@ -120,7 +102,8 @@ def _cell(value, lang: str) -> str:
 
 def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: str = "de",
                 min_cell_size: int = 5, review_counts: pd.DataFrame | None = None,
-                summary_decisions=("data_error",), oversight: pd.DataFrame | None = None) -> tuple[str, str]:
+                summary_decisions=("data_error",), oversight: pd.DataFrame | None = None,
+                bands=(0.10, 0.25)) -> tuple[str, str]:
     """The Markdown and the self-contained HTML summary of one run.
 
     Counts of people leave the system here, so cells of fewer than
@@ -135,6 +118,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     """
     lang = language if language in LANGUAGES else "en"
     k = int(min_cell_size)
+    fig, hidden = _risk_figure(scores, lang, k, bands) if len(scores) else (None, "")
     wl = worklists.summary() if len(worklists) else pd.DataFrame(columns=["institution", *_LIST_COUNTS, "places"])
     places = wl["places"].tolist() if len(wl) else []
     if len(wl):
@@ -191,9 +175,11 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
         else:
             md.append(empty)
     md += ["", f"· {_t('hidden', lang, k=k)}"]
+    if hidden:  # the histogram's hidden cells, in words (the top of the list must not vanish unsaid)
+        md += [f"· {_t('bands', lang)}: {hidden}"]
     md_text = "\n".join(md) + "\n"
 
-    img = figure_to_data_uri(_risk_figure(scores, lang, k)) if len(scores) else ""
+    img = figure_to_data_uri(fig) if fig is not None else ""
     esc = _html.escape
     table = ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"
              + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in rows)
@@ -223,7 +209,7 @@ th:first-child,td:first-child{{text-align:left}} img{{max-width:100%}}
 <h2>{esc(_t('lists', lang))}</h2>
 {table}
 {extra}
-<p style="font-size:.8rem;color:#57606a">· {esc(_t('hidden', lang, k=k))}</p>
+<p style="font-size:.8rem;color:#57606a">· {esc(_t('hidden', lang, k=k))}{(' · ' + esc(hidden)) if hidden else ''}</p>
 </body></html>
 """
     return md_text, html
