@@ -562,6 +562,10 @@ _ELSEWHERE = {
     "privacy.fairness_min_ratio": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
     "privacy.fairness_ratio_metrics": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
     "privacy.fairness_max_differences": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
+    # printed in the information document and the DPIA draft; a request without it is refused
+    "deployment.contact": "tests/test_information.py::test_the_document_names_the_contact_and_refuses_without_one",
+    # applied at ingestion with its audit trail; the round trip reaches the next run's features
+    "deployment.corrections": "tests/test_corrections.py::test_round_trip_contest_apply_rescore_conflict",
 }
 
 

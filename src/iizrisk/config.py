@@ -146,6 +146,12 @@ class DeploymentSettings(_Section):
     #: regular expression every ``person_id`` must match in full; the default is the
     #: format ``iizrisk pseudonymise`` writes (64 lower-case hexadecimal characters)
     pseudonym_pattern: str = "[0-9a-f]{64}"
+    #: whom a person asks about their data (nDSG Art. 25): office, address, e-mail or telephone;
+    #: printed in every information document (``iizrisk information-request``) and the DPIA draft
+    contact: str | None = None
+    #: corrections table (CSV or Parquet, iizrisk.corrections): contested rows corrected at ingestion,
+    #: with the audit trail; a later export that disagrees is reported to the data steward
+    corrections: str | None = None
 
 
 @dataclass
@@ -388,6 +394,12 @@ class Settings(_Section):
             re.compile(d.pseudonym_pattern)
         except re.error as exc:
             problems.append(f"[deployment] pseudonym_pattern is not a regular expression ({exc})")
+        if d.contact is not None and (not d.contact.strip() or len(d.contact) > 500):
+            problems.append("[deployment] contact: the office a person asks about their data (name, address, "
+                            "e-mail or telephone), non-empty and at most 500 characters")
+        if d.corrections is not None and Path(d.corrections).suffix.lower() not in {".csv", ".parquet"}:
+            problems.append(f"[deployment] corrections = {d.corrections!r}: a .csv or .parquet file "
+                            "(iizrisk.corrections)")
         for s in self.sources:
             if s.format not in {None, "csv", "parquet"}:
                 problems.append(f"[[sources]] {s.name}: format {s.format!r}: use 'csv' or 'parquet'")
