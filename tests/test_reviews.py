@@ -174,6 +174,27 @@ def test_three_nights_with_reviews_between_them(tmp_path, random_spells, trained
     # the dated files of every night stay beside the latest ones
     for night in NIGHTS:
         assert (runs / night / "worklists" / f"ALV_{night}.csv").is_file()
+    # the oversight figures of the three nights against the plain reference
+    from iizrisk.oversight import oversight_of
+    from test_oversight import reference
+
+    ov = oversight_of(cfg).table
+    lists, reviews = history.read("worklists"), history.reviews()
+    want = reference([{**r, "institution": str(r["institution"]), "person_id": str(r["person_id"])}
+                      for r in lists.to_dict("records")],
+                     [{**r, "band_at_review": r["band_at_review"] if isinstance(r["band_at_review"], str) else None}
+                      for r in reviews.to_dict("records")])
+    assert sorted(zip(ov["institution"], ov["month"], strict=True)) == sorted(want)
+    for row in ov.to_dict("records"):
+        for col, value in want[(row["institution"], row["month"])].items():
+            if col.startswith("decision:") and col not in row:
+                assert value == 0
+            elif value is None:
+                assert np.isnan(row[col]), col
+            else:
+                assert row[col] == pytest.approx(value), (col, row)
+    june = ov.set_index(["institution", "month"]).loc[("ALV", "2023-06")]
+    assert (june["reviewed"], june["overrides"]) == (5, 1)
 
 
 def _band(name: str) -> int:
