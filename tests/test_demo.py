@@ -28,3 +28,14 @@ def test_demo_end_to_end(tmp_path, capsys):
     lists = sorted(p.stem for p in (run / "worklists").glob("*.csv"))
     assert {"ALV", "SH", "IV"} <= set(lists)
     assert (run / "summary.html").read_text().count("data:image/png;base64,") == 1
+    # the coordinator's loop: reviews filled in, imported, and a second night a week later respects them
+    assert "reviews" in printed and "second night" in printed
+    second = out / "runs" / "2025-01-07"
+    m2 = json.loads((second / "manifest.json").read_text())
+    assert sum(m2["reviews_since_last_run"].values()) > 0
+    assert sum(v["left_off_reviewed"] for v in m2["worklists"].values()) > 0
+    reviewed = pd.read_parquet(out / "history" / "reviews" / "reviews.parquet")
+    assert (~reviewed["listed"]).sum() > 0  # overrides: cases that were not on the list
+    alv = pd.read_parquet(second / "worklists" / "ALV.parquet")
+    assert (alv["times_listed"] >= 1).all() and alv["last_decision"].notna().any()
+    assert (out / "runs" / "latest").resolve() == second.resolve()

@@ -4,8 +4,12 @@
 with institution-style raw exports (``;`` CSV, Windows-1252, ``dd.mm.yyyy``,
 duplicated and split rows, a few invalid rows), writes its deployment
 configuration, trains a model on the ingested exports, runs the nightly job
-for the last day and says where the worklists and the HTML summary are. It is
-the same path a cantonal IIZ office takes, on data that can be shipped.
+for the last day, then shows the coordinator's loop: coordinators review the
+top of each list (:func:`simulate_reviews`: filled-in ``.xlsx`` review files,
+decisions with some noise, a few cases not on the list), ``iizrisk reviews
+import`` stores them, and a second night's lists respect them. It says where
+the worklists and the HTML summary are. It is the same path a cantonal IIZ
+office takes, on data that can be shipped.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "run_demo", "simulate_reviews"]
 
 logger = logging.getLogger("iizrisk")
 
@@ -31,6 +35,8 @@ class DemoResult:
     run_folder: Path
     timings: dict
     training_metrics: object
+    first_run_folder: Path | None = None
+    reviews: object = None
 
     def describe(self) -> str:
         wl = sorted((self.run_folder / "worklists").glob("*.csv"))
@@ -39,6 +45,10 @@ class DemoResult:
             + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings.items() if k != "total") + ")",
             f"  configuration : {self.config}",
             f"  model         : {self.model_dir} (signed; model card and metrics in manifest.json)",
+            *([f"  first night   : {self.first_run_folder}",
+               f"  reviews       : {self.reviews.summary_text()} (iizrisk reviews import)",
+               "  second night  : the lists respect the decisions (kept off, assessed, history columns)"]
+              if self.first_run_folder is not None and self.reviews is not None else []),
             f"  run folder    : {self.run_folder}",
             f"  HTML summary  : {self.run_folder / 'summary.html'}",
             "  worklists     : " + ", ".join(p.name for p in wl),
@@ -49,7 +59,7 @@ class DemoResult:
 
 def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: int = 2024,
              end: str | None = None, canton: str = "ZH", max_train_rows: int = 150_000,
-             progress: bool | None = None) -> DemoResult:
+             progress: bool | None = None, reviews: bool = True) -> DemoResult:
     """Generate a synthetic canton, train a model, run the nightly job for the last day.
 
     Parameters
@@ -62,6 +72,9 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
         Length of the period, ending at ``end``.
     end : 'YYYY-MM-DD', optional
         Export date; default the last day of the previous year.
+    reviews : bool, default True
+        After the first night, coordinators review the lists (simulated), the
+        reviews are imported and a second night runs a week later.
     """
     from .batch import run_nightly
     from .config import Settings
@@ -113,10 +126,91 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     t = time.perf_counter()
     result = run_nightly(settings, as_of=end_d, progress=progress)
     timings["nightly run"] = time.perf_counter() - t
+    first, imported = None, None
+    second_d = min(end_d + dt.timedelta(days=7), dt.date.today() - dt.timedelta(days=1))
+    if reviews and second_d > end_d + dt.timedelta(days=1):
+        from .reviews import import_reviews
+
+        t = time.perf_counter()
+        files = simulate_reviews(result.folder, ing.spells, review_date=end_d + dt.timedelta(days=1),
+                                 out=out / "reviews", seed=seed, decisions=settings.reviews.decisions)
+        imported = import_reviews(settings, files)
+        first = result.folder
+        result = run_nightly(settings, as_of=second_d, progress=progress)
+        timings["reviews and second night"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return DemoResult(out=out, config=cfg_path, model_dir=Path(model_dir), run_folder=result.folder,
                       timings={k: round(v, 1) for k, v in timings.items()},
-                      training_metrics=report.metrics)
+                      training_metrics=report.metrics, first_run_folder=first, reviews=imported)
+
+
+#: How simulated coordinators decide, by risk band: (decision, probability).
+_DECIDE = {"high": (("joint_assessment_proposed", .45), ("joint_assessment_held", .15), ("not_suitable", .15),
+                    ("already_in_iiz", .1), ("consent_declined", .05), ("data_error", .03), ("other", .07)),
+           "medium": (("joint_assessment_proposed", .2), ("joint_assessment_held", .05), ("not_suitable", .4),
+                      ("already_in_iiz", .15), ("consent_declined", .05), ("data_error", .05), ("other", .1)),
+           "low": (("joint_assessment_proposed", .05), ("not_suitable", .7), ("already_in_iiz", .1),
+                   ("data_error", .05), ("other", .1))}
+
+
+def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | Path, seed: int = 0,
+                     share: float = 0.6, overrides: int = 2, decisions=None) -> list[Path]:
+    """Coordinators fill in a night's review files: the top ``share`` of each list, with noise.
+
+    Each institution's ``.xlsx`` review file in ``run_folder/worklists`` gets,
+    for the first ``share`` of its rows, the review date and a decision drawn
+    by the row's risk band (:data:`_DECIDE`: more proposals in the high band,
+    more "not suitable" below; decisions not in ``decisions`` are skipped),
+    plus ``overrides`` rows for cases of that institution open on the night
+    but not on its list (a joint assessment proposed). Synthetic data only;
+    returns the filled files written to ``out``.
+    """
+    import numpy as np
+    import pandas as pd
+    from openpyxl import load_workbook
+
+    from .reviews import decision_label
+    from .tables import header
+
+    rng = np.random.default_rng(seed)
+    run_folder, out = Path(run_folder), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    night = pd.Timestamp(run_folder.resolve().name.split(".")[0])
+    allowed = set(decisions) if decisions is not None else None
+    written = []
+    for pq_path in sorted(p for p in (run_folder / "worklists").glob("*.parquet")):
+        inst = pq_path.stem
+        wl = pd.read_parquet(pq_path)
+        wb = load_workbook(run_folder / "worklists" / f"{inst}.xlsx")
+        ws = wb[inst]
+        lang = str(wl["language"].iloc[0]) if len(wl) else "de"
+        head = [c.value for c in ws[1]]
+        col = {c: head.index(header(c, lang)) + 1 for c in ("case_ids", "review_date", "decision")}
+        n = int(np.ceil(share * len(wl)))
+        for i in range(n):
+            options = [(d, p) for d, p in _DECIDE.get(str(wl["risk_band"].iloc[i]), _DECIDE["low"])
+                       if allowed is None or d in allowed]
+            if not options:
+                continue
+            names, probs = zip(*options, strict=True)
+            decision = rng.choice(names, p=np.asarray(probs) / sum(probs))
+            ws.cell(row=i + 2, column=col["review_date"], value=pd.Timestamp(review_date).date())
+            ws.cell(row=i + 2, column=col["decision"], value=decision_label(str(decision), lang))
+        listed = set(wl["case_ids"].astype(str).str.split(";").explode())
+        is_open = ((spells["institution"].astype(str) == inst) & (spells["start_date"] <= night)
+                   & (spells["end_date"].isna() | (spells["end_date"] > night)) & spells["case_id"].notna())
+        pool = sorted(set(spells.loc[is_open, "case_id"].astype(str)) - listed)
+        row = ws.max_row
+        if allowed is None or "joint_assessment_proposed" in allowed:
+            for case in rng.choice(pool, size=min(overrides, len(pool)), replace=False) if pool else []:
+                row += 1
+                ws.cell(row=row, column=col["case_ids"], value=str(case))
+                ws.cell(row=row, column=col["review_date"], value=pd.Timestamp(review_date).date())
+                ws.cell(row=row, column=col["decision"], value=decision_label("joint_assessment_proposed", lang))
+        path = out / f"{inst}_reviewed.xlsx"
+        wb.save(path)
+        written.append(path)
+    return written
 
 
 def _signing_key_file(path: Path) -> Path:
