@@ -245,6 +245,8 @@ def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = N
             "metrics": getattr(model, "metrics_", None),
             "note": "Scores trigger a human review, never a decision.",
         }
+        if getattr(model, "reference_", None) is not None:  # the training reference of iizrisk.monitoring
+            manifest["reference"] = model.reference_
         if key is not None:
             manifest["signature"] = {"algorithm": SIGNATURE_ALGORITHM, "value": _sign(manifest, key)}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")

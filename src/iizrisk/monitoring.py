@@ -1,0 +1,544 @@
+"""Watching a deployed model every night: input drift, scores, list churn, precision before and after labels.
+
+A risk model runs every night for years, and its labels arrive a horizon
+(12 months) late. Meanwhile the labour market and the institutions' processes
+change. This module holds what the nightly run computes to notice it, each
+as rows of one long table appended to the history store (table
+``monitoring``, one partition per as-of date; columns :data:`COLUMNS`):
+
+* **Input drift** (``kind="drift"``): the population stability index of every
+  feature against the training reference, ``sum((a - e) * ln(a / e))`` over
+  the reference's bins (deciles of the training rows, missing values a bin of
+  their own; edges within 3 % of the maximum join the top bin, so that day
+  counts capped at a window's length, 365 or 366 days, do not drift with the calendar). The reference is computed at training (:func:`feature_reference`)
+  and stored in the model's manifest (``"reference"``), so a night needs no
+  training data.
+* **Scores** (``kind="score"``): the PSI of the calibrated risks, their mean
+  and quantiles, and the share of each risk band against the reference.
+* **List churn** (``kind="churn"``): per institution, the Jaccard index of
+  tonight's list against the previous run's (history ``worklists``), and the
+  numbers who entered and left.
+* **Expected precision before labels** (``kind="expected"``): the idea of
+  NannyML's confidence-based performance estimation (CBPE). A calibrated risk
+  is the probability of the outcome, so the expected share of listed people
+  with the outcome is the mean risk of the list; the expected ROC AUC follows
+  from the risks of everyone scored (:func:`expected_auc`).
+* **Realised performance** (``kind="realised"``): for the latest past run
+  whose horizon has passed (by today's data), the outcome of everyone it
+  scored, from today's spells: precision of each published list, ROC AUC,
+  Brier score and ECE over everyone scored, beside what was expected then.
+
+:class:`MonitoringThresholds` turns values into warnings (``warning`` True and
+a sentence in ``message``); :func:`warnings_of` lists them for the run summary.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> train = pd.DataFrame({"a": rng.normal(size=5000)})
+>>> ref = feature_reference(train)
+>>> same = feature_drift(pd.DataFrame({"a": rng.normal(size=5000)}), ref)
+>>> moved = feature_drift(pd.DataFrame({"a": rng.normal(1.0, size=5000)}), ref)
+>>> bool(same.loc["a", "psi"] < 0.05 < 0.25 < moved.loc["a", "psi"])
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _time
+
+__all__ = ["COLUMNS", "MonitoringThresholds", "feature_reference", "attach_reference", "reference_of",
+           "population_stability_index", "feature_drift", "score_monitoring", "list_churn", "expected_auc",
+           "expected_precision", "realised_performance", "monitor_night", "warnings_of", "read_monitoring",
+           "slow_down_exits"]
+
+logger = logging.getLogger("iizrisk")
+
+#: the columns of the history table ``monitoring``
+COLUMNS = ("kind", "name", "institution", "run_as_of", "value", "threshold", "warning", "message")
+#: shares below this count as this in the PSI (an empty bin would make it infinite)
+EPS = 1e-4
+BANDS = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class MonitoringThresholds:
+    """When a monitoring value becomes a warning (the ``[monitoring]`` settings).
+
+    Parameters
+    ----------
+    feature_psi : float, default 0.1
+        A feature's PSI against the training reference (0.1 moderate, 0.25 large).
+    score_psi : float, default 0.1
+        The calibrated risks' PSI against the reference.
+    band_share_change : float, default 0.05
+        Absolute change of a risk band's share against the reference.
+    min_list_jaccard : float, default 0.5
+        Tonight's list of an institution against the previous run's.
+    precision_gap : float, default 0.05
+        Realised minus expected precision of past lists, in absolute value.
+    max_ece : float, default 0.05
+        Realised calibration error of a past run.
+    fail_on_warning : bool, default False
+        The nightly gate fails (exit code of a failed gate) when any warning is raised.
+    """
+
+    feature_psi: float = 0.1
+    score_psi: float = 0.1
+    band_share_change: float = 0.05
+    min_list_jaccard: float = 0.5
+    precision_gap: float = 0.05
+    max_ece: float = 0.05
+    fail_on_warning: bool = False
+
+    @classmethod
+    def from_settings(cls, settings) -> MonitoringThresholds:
+        """From ``settings.monitoring`` when the settings have that section, else the defaults."""
+        sec = getattr(settings, "monitoring", None)
+        if sec is None:
+            return cls()
+        return cls(**{k: getattr(sec, k) for k in asdict(cls()) if hasattr(sec, k)})
+
+
+# ------------------------------------------------------------------ the reference
+def _edges(values: np.ndarray, bins: int) -> np.ndarray:
+    v = values[~np.isnan(values)]
+    if not len(v):
+        return np.zeros(0)
+    e = np.unique(np.quantile(v, np.arange(1, bins) / bins))
+    # a point mass at the top (days registered in a window: 365 or 366, 181 to 184 with the calendar)
+    # must not move between bins from one month to the next: edges near the maximum join the top bin
+    top = float(v.max())
+    return e[e < top - 0.03 * abs(top)] if top > 0 else e
+
+
+def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Shares of the bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)`` and of missing values (last)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    missing = np.isnan(values)
+    b = np.searchsorted(np.asarray(edges, dtype=np.float64), values[~missing], side="left")
+    counts = np.bincount(b, minlength=len(edges) + 1).astype(np.float64)
+    out = np.r_[counts, missing.sum()]
+    return out / n if n else out
+
+
+def feature_reference(X: pd.DataFrame, *, risk=None, bins: int = 10, max_rows: int = 500_000,
+                      random_state: int = 0) -> dict[str, Any]:
+    """The training reference of every feature (and of the risks): decile edges and shares.
+
+    Stored in the model's manifest under ``"reference"`` (plain JSON numbers).
+    ``max_rows`` rows at most are used (a fixed random sample).
+    """
+    n = len(X)
+    rows = np.arange(n)
+    if n > max_rows:
+        rows = np.sort(np.random.default_rng(random_state).choice(n, max_rows, replace=False))
+    feats = {}
+    for c in X.columns:
+        v = np.asarray(X[c].to_numpy(dtype=np.float64, na_value=np.nan))[rows]
+        e = _edges(v, bins)
+        feats[str(c)] = {"edges": [float(x) for x in e], "shares": [float(x) for x in _bin_shares(v, e)]}
+    ref: dict[str, Any] = {"method": f"population stability index over training deciles ({bins} bins, "
+                                     "missing values a bin of their own)", "bins": int(bins), "rows": int(len(rows)),
+                           "features": feats}
+    if isinstance(X.index, pd.MultiIndex) and "as_of" in X.index.names:
+        d = X.index.get_level_values("as_of")
+        ref["as_of"] = [pd.Timestamp(d.min()).date().isoformat(), pd.Timestamp(d.max()).date().isoformat()]
+    if risk is not None:
+        r = np.asarray(risk, dtype=np.float64)[rows]
+        e = _edges(r, bins)
+        ref["score"] = {"edges": [float(x) for x in e], "shares": [float(x) for x in _bin_shares(r, e)],
+                        "mean": float(np.nanmean(r))}
+    return ref
+
+
+def attach_reference(model, X: pd.DataFrame, **kwargs) -> Any:
+    """Compute the reference of ``X`` (the model's risks included) and keep it on the model.
+
+    :func:`iizrisk.model.save_model` writes ``model.reference_`` into the manifest.
+    """
+    risk = model.predict_proba(X[list(model.feature_names_in_)])[:, 1]
+    model.reference_ = feature_reference(X[list(model.feature_names_in_)], risk=risk, **kwargs)
+    return model
+
+
+def reference_of(model_or_manifest) -> dict[str, Any] | None:
+    """The reference of a model, a manifest dict or a model folder (None when it has none)."""
+    if isinstance(model_or_manifest, dict):
+        return model_or_manifest.get("reference")
+    if isinstance(model_or_manifest, str | Path):
+        from .model import read_manifest
+
+        return read_manifest(model_or_manifest).get("reference")
+    return getattr(model_or_manifest, "reference_", None)
+
+
+def population_stability_index(expected, actual, *, eps: float = EPS) -> float:
+    """``sum((a - e) * ln(a / e))`` over bins, shares floored at ``eps``.
+
+    >>> population_stability_index([0.5, 0.5], [0.5, 0.5])
+    0.0
+    """
+    e = np.maximum(np.asarray(expected, dtype=np.float64), eps)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), eps)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def feature_drift(X: pd.DataFrame, reference: dict[str, Any]) -> pd.DataFrame:
+    """The PSI of every feature of the reference, and its missing share then and now; index ``feature``."""
+    rows = []
+    for name, r in reference["features"].items():
+        if name not in X.columns:
+            rows.append({"feature": name, "psi": np.nan, "missing_now": np.nan, "missing_reference": r["shares"][-1]})
+            continue
+        now = _bin_shares(X[name].to_numpy(dtype=np.float64, na_value=np.nan), np.asarray(r["edges"]))
+        rows.append({"feature": name, "psi": population_stability_index(r["shares"], now),
+                     "missing_now": float(now[-1]), "missing_reference": r["shares"][-1]})
+    return pd.DataFrame(rows).set_index("feature")
+
+
+# ------------------------------------------------------------------ scores and lists
+def score_monitoring(risk, bands, reference: dict[str, Any] | None = None, *,
+                     band_thresholds=(0.10, 0.25)) -> pd.DataFrame:
+    """Risk PSI, mean and quantiles, band shares (and their reference shares); index ``name``."""
+    r = np.asarray(risk, dtype=np.float64)
+    rows = [("mean_risk", float(np.mean(r)) if len(r) else np.nan, None)]
+    for q in (0.5, 0.9, 0.99):
+        rows.append((f"risk_p{int(q * 100)}", float(np.quantile(r, q)) if len(r) else np.nan, None))
+    b = pd.Series(np.asarray(bands, dtype=object))
+    ref_bands = None
+    if reference is not None and "score" in reference:
+        s = reference["score"]
+        rows.append(("score_psi", population_stability_index(s["shares"], _bin_shares(r, np.asarray(s["edges"]))),
+                     None))
+        ref_bands = _band_shares_of_reference(s, band_thresholds)
+    for name in BANDS:
+        share = float((b == name).mean()) if len(b) else np.nan
+        rows.append((f"share_{name}", share, None if ref_bands is None else ref_bands[name]))
+    return pd.DataFrame(rows, columns=["name", "value", "reference"]).set_index("name")
+
+
+def _band_shares_of_reference(score_ref: dict[str, Any], thresholds) -> dict[str, float]:
+    """Band shares of the reference risks, from their decile bins (each bin counted at its upper edge)."""
+    edges = np.asarray(score_ref["edges"], dtype=np.float64)
+    shares = np.asarray(score_ref["shares"][:-1], dtype=np.float64)
+    upper = np.r_[edges, np.inf]
+    lower = np.r_[-np.inf, edges]
+    mid = np.where(np.isfinite(lower) & np.isfinite(upper), (lower + upper) / 2,
+                   np.where(np.isfinite(upper), upper, lower))
+    idx = np.searchsorted(np.asarray(thresholds, dtype=np.float64), mid, side="right")
+    total = shares.sum() or 1.0
+    return {name: float(shares[idx == i].sum() / total) for i, name in enumerate(BANDS)}
+
+
+def list_churn(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """Per institution: ``listed``, ``entered``, ``left`` and the ``jaccard`` of the two lists.
+
+    Both frames hold ``institution`` and ``person_id`` (the history's ``worklists`` rows).
+    """
+    cur = current[["institution", "person_id"]].astype(str).drop_duplicates()
+    prev = (previous[["institution", "person_id"]].astype(str).drop_duplicates() if previous is not None
+            and len(previous) else cur.iloc[:0])
+    both = cur.merge(prev, how="outer", indicator=True)
+    g = both.groupby("institution")["_merge"]
+    out = pd.DataFrame({"listed": g.apply(lambda m: int((m != "right_only").sum())),
+                        "entered": g.apply(lambda m: int((m == "left_only").sum())),
+                        "left": g.apply(lambda m: int((m == "right_only").sum())),
+                        "kept": g.apply(lambda m: int((m == "both").sum()))})
+    union = out["entered"] + out["left"] + out["kept"]
+    out["jaccard"] = np.where(union > 0, out["kept"] / union.clip(lower=1), 1.0)
+    if previous is None:  # no previous run (an empty previous list is a Jaccard of 0)
+        out["jaccard"] = np.nan
+    return out
+
+
+def expected_precision(risk_of_listed) -> float:
+    """Expected precision of a list before labels: the mean calibrated risk of the people on it (CBPE)."""
+    r = np.asarray(risk_of_listed, dtype=np.float64)
+    return float(r.mean()) if len(r) else float("nan")
+
+
+def expected_auc(risk) -> float:
+    """Expected ROC AUC when each person's outcome is Bernoulli(risk) (CBPE); ties count one half.
+
+    The probability that a random person with the outcome scores above a random one without it,
+    each pair weighted by ``p_i (1 - p_j)``, ``i != j``.
+
+    >>> round(expected_auc([0.1, 0.9]), 3)
+    0.988
+    """
+    p = np.asarray(risk, dtype=np.float64)
+    if len(p) < 2:
+        return float("nan")
+    uniq, inv = np.unique(p, return_inverse=True)
+    pos = np.bincount(inv, weights=p)
+    neg = np.bincount(inv, weights=1 - p)
+    self_pairs = np.bincount(inv, weights=p * (1 - p))
+    below = np.r_[0.0, np.cumsum(neg)[:-1]]
+    num = np.sum(pos * below) + 0.5 * np.sum(pos * neg - self_pairs)
+    den = pos.sum() * neg.sum() - self_pairs.sum()
+    return float(num / den) if den > 0 else float("nan")
+
+
+# ------------------------------------------------------------------ realised performance
+def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, spells: pd.DataFrame, *,
+                         as_of, outcome: str, horizon_months: int, observed_until=None) -> pd.DataFrame | None:
+    """What a past run's scores and lists achieved, now that its horizon has passed.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        The run's history ``scores`` (``person_id``, ``risk``).
+    worklists : DataFrame or None
+        The run's history ``worklists`` (``institution``, ``person_id``, ``risk``).
+    spells : DataFrame
+        Today's canonical spells (the run's future included).
+    as_of : date-like
+        The run's as-of date.
+
+    Returns
+    -------
+    DataFrame or None
+        None when the horizon has not passed by ``observed_until`` (default: from the spells).
+        Otherwise one row per institution and ``"all"``: ``listed``, ``realised_precision``,
+        ``expected_precision``; on ``"all"`` also ``roc_auc``, ``brier``, ``ece``, ``expected_auc``,
+        ``prevalence``, ``n`` (everyone scored).
+    """
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from .model import expected_calibration_error
+    from .outcomes import compute_outcome
+    from .outcomes import observed_until as _observed_until
+    from .spells import as_of_day
+
+    t = _time.day(pd.Timestamp(as_of))
+    last = _observed_until(spells) if observed_until is None else as_of_day(observed_until)
+    if int(_time.add_months(t, horizon_months)) > last:
+        return None
+    ids = scores["person_id"].astype(str).to_numpy()
+    pairs = pd.MultiIndex.from_arrays([ids, np.full(len(ids), pd.Timestamp(as_of))], names=["person_id", "as_of"])
+    lab = compute_outcome(spells, outcome=outcome, horizon_months=horizon_months, pairs=pairs, observed_until=last)
+    y = pd.Series(lab["outcome"].to_numpy(dtype=bool, na_value=False), index=ids)
+    risk = scores["risk"].to_numpy(dtype=np.float64)
+    yy = y.to_numpy()
+    both = 0 < yy.sum() < len(yy)
+    rows = []
+    if worklists is not None and len(worklists):
+        wl = worklists.assign(person_id=worklists["person_id"].astype(str))
+        wl = wl[wl["person_id"].isin(y.index)]
+        hit = y.reindex(wl["person_id"]).to_numpy(dtype=bool)
+        wl = wl.assign(hit=hit)
+        for inst, g in wl.groupby("institution", sort=True):
+            rows.append({"institution": str(inst), "listed": len(g), "realised_precision": float(g["hit"].mean()),
+                         "expected_precision": expected_precision(g["risk"])})
+        pooled = {"listed": len(wl), "realised_precision": float(wl["hit"].mean()),
+                  "expected_precision": expected_precision(wl["risk"])}
+    else:
+        pooled = {"listed": 0, "realised_precision": np.nan, "expected_precision": np.nan}
+    rows.append({"institution": "all", **pooled,
+                 "roc_auc": roc_auc_score(yy, risk) if both else np.nan,
+                 "brier": brier_score_loss(yy, risk) if len(yy) else np.nan,
+                 "ece": expected_calibration_error(yy, risk), "expected_auc": expected_auc(risk),
+                 "prevalence": float(yy.mean()) if len(yy) else np.nan, "n": len(yy)})
+    return pd.DataFrame(rows).set_index("institution")
+
+
+# ------------------------------------------------------------------ the night
+def _row(kind, name, value, *, institution="", run_as_of=None, threshold=np.nan, warning=False, message=""):
+    return {"kind": kind, "name": name, "institution": institution, "run_as_of": run_as_of,
+            "value": float(value) if value is not None and pd.notna(value) else np.nan,
+            "threshold": float(threshold) if threshold is not None else np.nan, "warning": bool(warning),
+            "message": message}
+
+
+def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, worklists: pd.DataFrame | None,
+                  reference: dict[str, Any] | None, history=None, spells: pd.DataFrame | None = None,
+                  outcome: str | None = None, horizon_months: int = 12,
+                  thresholds: MonitoringThresholds | None = None, band_thresholds=(0.10, 0.25)) -> pd.DataFrame:
+    """Every monitoring figure of one night, as the rows of the history table ``monitoring``.
+
+    Parameters
+    ----------
+    as_of : date-like
+        Tonight's as-of date.
+    X : DataFrame or None
+        Tonight's features (as scored); None skips input drift.
+    scores : DataFrame
+        Tonight's scores (``person_id``, ``risk``, ``risk_band``).
+    worklists : DataFrame or None
+        Tonight's list rows (``institution``, ``person_id``, ``risk``).
+    reference : dict or None
+        The model's reference (:func:`reference_of`).
+    history : HistoryStore, optional
+        For the previous run's lists and the past runs' scores.
+    spells : DataFrame, optional
+        Tonight's canonical spells, for the realised performance of past runs.
+    outcome : str, optional
+        Default the history scores' ``outcome`` column.
+    horizon_months : int, default 12
+    thresholds : MonitoringThresholds, optional
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`COLUMNS` (``run_as_of`` the run a figure is about: tonight, or a past run).
+    """
+    th = thresholds or MonitoringThresholds()
+    t = pd.Timestamp(as_of)
+    rows = []
+    if X is not None and reference is not None:
+        drift = feature_drift(X, reference)
+        for f, r in drift.iterrows():
+            warn = bool(pd.notna(r["psi"]) and r["psi"] >= th.feature_psi)
+            rows.append(_row("drift", f, r["psi"], run_as_of=t, threshold=th.feature_psi, warning=warn,
+                             message=(f"input drift: {f} PSI {r['psi']:.3f} >= {th.feature_psi} against the "
+                                      "training reference" if warn else "")))
+    sm = score_monitoring(scores["risk"], scores["risk_band"], reference, band_thresholds=band_thresholds)
+    for name, r in sm.iterrows():
+        warn, thr, msg = False, np.nan, ""
+        if name == "score_psi":
+            thr = th.score_psi
+            warn = bool(r["value"] >= thr)
+            msg = f"score drift: risk PSI {r['value']:.3f} >= {thr}" if warn else ""
+        elif str(name).startswith("share_") and pd.notna(r["reference"]):
+            thr = th.band_share_change
+            warn = bool(abs(r["value"] - r["reference"]) >= thr)
+            msg = (f"band {str(name)[6:]}: share {r['value']:.1%} against {r['reference']:.1%} at training"
+                   if warn else "")
+        rows.append(_row("score", name, r["value"], run_as_of=t, threshold=thr, warning=warn, message=msg))
+    if worklists is not None and len(worklists):
+        for inst, g in worklists.groupby("institution", sort=True):
+            rows.append(_row("expected", "expected_precision", expected_precision(g["risk"]), institution=str(inst),
+                             run_as_of=t))
+        rows.append(_row("expected", "expected_precision", expected_precision(worklists["risk"]),
+                         institution="all", run_as_of=t))
+    rows.append(_row("expected", "expected_auc", expected_auc(scores["risk"]), institution="all", run_as_of=t))
+    if history is not None and worklists is not None:
+        prev = history.previous(t, "worklists")
+        if prev is not None:
+            churn = list_churn(worklists, history.read("worklists", as_of=prev))
+            for inst, r in churn.iterrows():
+                warn = bool(pd.notna(r["jaccard"]) and r["jaccard"] < th.min_list_jaccard)
+                rows.append(_row("churn", "jaccard", r["jaccard"], institution=str(inst), run_as_of=t,
+                                 threshold=th.min_list_jaccard, warning=warn,
+                                 message=(f"list churn at {inst}: Jaccard {r['jaccard']:.2f} against the run of "
+                                          f"{prev} ({int(r['entered'])} entered, {int(r['left'])} left)"
+                                          if warn else "")))
+                for m in ("entered", "left"):
+                    rows.append(_row("churn", m, r[m], institution=str(inst), run_as_of=t))
+    if history is not None and spells is not None:
+        rows += _realised_rows(t, history, spells, outcome, horizon_months, th)
+    out = pd.DataFrame(rows, columns=list(COLUMNS))
+    out["run_as_of"] = pd.to_datetime(out["run_as_of"]).astype("datetime64[s]")
+    out["institution"] = out["institution"].astype(str)
+    return out
+
+
+def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th) -> list[dict]:
+    """The realised figures of the latest past run whose horizon has passed by ``t``."""
+    from .outcomes import observed_until as _observed_until
+
+    last = min(_observed_until(spells), _time.day(t))
+    due = [d for d in history.as_of_dates("scores")
+           if int(_time.add_months(_time.day(pd.Timestamp(d)), horizon_months)) <= last]
+    if not due:
+        return []
+    run = pd.Timestamp(due[-1])
+    sc = history.read("scores", as_of=run)
+    wl = history.read("worklists", as_of=run) if history.has(run, "worklists") else None
+    name = outcome or (str(sc["outcome"].iloc[0]) if "outcome" in sc.columns and len(sc) else "revolving_door")
+    perf = realised_performance(sc, wl, spells, as_of=run, outcome=name, horizon_months=horizon_months,
+                                observed_until=_time.to_date(last))
+    rows = []
+    if perf is None:  # pragma: no cover - chosen due
+        return rows
+    for inst, r in perf.iterrows():
+        gap = r["realised_precision"] - r["expected_precision"]
+        warn = bool(pd.notna(gap) and abs(gap) >= th.precision_gap)
+        rows.append(_row("realised", "realised_precision", r["realised_precision"], institution=str(inst),
+                         run_as_of=run, threshold=th.precision_gap, warning=warn,
+                         message=(f"the lists of {run.date()} at {inst}: realised precision {r['realised_precision']:.2f}"
+                                  f", expected {r['expected_precision']:.2f} then" if warn else "")))
+        rows.append(_row("realised", "expected_precision", r["expected_precision"], institution=str(inst),
+                         run_as_of=run))
+    a = perf.loc["all"]
+    for m in ("roc_auc", "brier", "expected_auc", "prevalence"):
+        rows.append(_row("realised", m, a[m], institution="all", run_as_of=run))
+    warn = bool(pd.notna(a["ece"]) and a["ece"] > th.max_ece)
+    rows.append(_row("realised", "ece", a["ece"], institution="all", run_as_of=run, threshold=th.max_ece, warning=warn,
+                     message=f"calibration of the run of {run.date()}: ECE {a['ece']:.3f} > {th.max_ece}" if warn else ""))
+    return rows
+
+
+def warnings_of(table: pd.DataFrame) -> list[str]:
+    """The warning sentences of a monitoring table (for the run summary)."""
+    if not len(table):
+        return []
+    return [str(m) for m in table.loc[table["warning"].astype(bool), "message"]]
+
+
+def read_monitoring(history_root: str | Path, *, since=None, until=None) -> pd.DataFrame:
+    """The ``monitoring`` table of a history store (``as_of`` column added), for a range of nights."""
+    import pyarrow.parquet as pq
+
+    base = Path(history_root) / "monitoring"
+    frames = []
+    if base.is_dir():
+        for p in sorted(base.glob("as_of=*/part-0.parquet")):
+            d = pd.Timestamp(p.parent.name[6:])
+            if (since is not None and d < pd.Timestamp(since)) or (until is not None and d > pd.Timestamp(until)):
+                continue
+            df = pq.read_table(p).to_pandas()
+            df.insert(0, "as_of", d)
+            frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["as_of", *COLUMNS])
+    return pd.concat(frames, ignore_index=True)
+
+
+def slow_down_exits(spells: pd.DataFrame, *, institution: str = "ALV", from_date, slowdown: float = 0.3,
+                    observed_until=None) -> pd.DataFrame:
+    """A dated policy change for drills and tests: exits from ``institution`` slow down from a date.
+
+    Every spell of ``institution`` still open on ``from_date`` (or starting later) lasts longer
+    after that date: its remaining duration is divided by ``1 - slowdown`` (the exit hazard times
+    ``1 - slowdown``). A spell whose new end falls after ``observed_until`` (default the latest
+    end or start) is open at the export (no end, no exit reason). Other rows are unchanged.
+
+    >>> rows = pd.DataFrame({"person_id": ["a"], "institution": ["ALV"],
+    ...                      "start_date": pd.to_datetime(["2024-01-01"]), "end_date": pd.to_datetime(["2024-01-31"])})
+    >>> slow_down_exits(rows, from_date="2024-01-11", slowdown=0.5, observed_until="2024-12-31")["end_date"].iloc[0]
+    Timestamp('2024-02-20 00:00:00')
+    """
+    if not 0 <= slowdown < 1:
+        from .errors import ConfigError
+
+        raise ConfigError(f"slowdown must be in [0, 1), got {slowdown!r}")
+    out = spells.copy()
+    d0 = pd.Timestamp(from_date)
+    last = (pd.Timestamp(observed_until) if observed_until is not None
+            else max(out["end_date"].max(), out["start_date"].max()))
+    start, end = pd.to_datetime(out["start_date"]), pd.to_datetime(out["end_date"])
+    hit = (out["institution"].astype(str) == institution).to_numpy() & (end > d0).to_numpy()
+    anchor = start.where(start > d0, d0)
+    stretched = anchor + (end - anchor) / (1 - slowdown)
+    new_end = stretched.dt.floor("D")
+    open_now = hit & (new_end > last).to_numpy()
+    out["end_date"] = end.where(~hit, new_end).where(~open_now, pd.NaT).astype(out["end_date"].dtype)
+    if "exit_reason" in out.columns:
+        out["exit_reason"] = out["exit_reason"].where(~open_now, None)
+    if "recorded_date" in out.columns:
+        # the end becomes known as late after the new end as after the old one; an open row when it started
+        rec = pd.to_datetime(out["recorded_date"])
+        moved = rec.where(~hit, rec + (new_end - end)).where(~open_now, start)
+        out["recorded_date"] = moved.astype(out["recorded_date"].dtype)
+    return out

@@ -1,0 +1,209 @@
+"""Monitoring: PSI, expected precision and AUC against slow references; realised performance after a shock.
+
+The synthetic population has no dated-shock option yet (its generator is being changed elsewhere), so the
+shock is planted by transforming the spells: :func:`iizrisk.monitoring.slow_down_exits` (ALV exits 30 %
+slower from a date).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iizrisk.history import HistoryStore
+from iizrisk.monitoring import (
+    COLUMNS,
+    MonitoringThresholds,
+    _bin_shares,
+    attach_reference,
+    expected_auc,
+    feature_drift,
+    feature_reference,
+    list_churn,
+    monitor_night,
+    population_stability_index,
+    read_monitoring,
+    realised_performance,
+    reference_of,
+    slow_down_exits,
+    warnings_of,
+)
+
+floats = st.one_of(st.floats(-5, 5, allow_nan=False), st.just(float("nan")), st.sampled_from([0.0, 1.0]))
+
+
+# ------------------------------------------------------------------ fast against slow
+@settings(max_examples=80, deadline=None)
+@given(st.lists(floats, min_size=1, max_size=60), st.lists(floats, min_size=1, max_size=60), st.integers(2, 6))
+def test_psi_equals_the_obvious_loop(ref_values, now_values, bins):
+    ref = feature_reference(pd.DataFrame({"x": ref_values}), bins=bins)["features"]["x"]
+    edges = ref["edges"]
+    # slow: put each value in its bin by walking the edges; missing values in the last bin
+    counts = [0] * (len(edges) + 2)
+    for v in now_values:
+        if np.isnan(v):
+            counts[-1] += 1
+            continue
+        i = 0
+        while i < len(edges) and v > edges[i]:
+            i += 1
+        counts[i] += 1
+    shares = [c / len(now_values) for c in counts]
+    assert np.allclose(_bin_shares(np.array(now_values), np.array(edges)), shares)
+    psi = sum((max(a, 1e-4) - max(e, 1e-4)) * np.log(max(a, 1e-4) / max(e, 1e-4))
+              for a, e in zip(shares, ref["shares"], strict=True))
+    got = feature_drift(pd.DataFrame({"x": now_values}), {"features": {"x": ref}}).loc["x", "psi"]
+    assert got == pytest.approx(psi, abs=1e-12) and got >= 0
+    assert population_stability_index(ref["shares"], ref["shares"]) == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.05, 0.2, 0.5, 0.9, 1.0]), min_size=2, max_size=30))
+def test_expected_auc_is_the_weighted_pair_count(p):
+    num = den = 0.0
+    for i, pi in enumerate(p):
+        for j, pj in enumerate(p):
+            if i == j:
+                continue
+            w = pi * (1 - pj)  # i has the outcome, j has not
+            den += w
+            num += w * (1.0 if pi > pj else 0.5 if pi == pj else 0.0)
+    want = num / den if den > 0 else float("nan")
+    got = expected_auc(p)
+    assert (np.isnan(want) and np.isnan(got)) or got == pytest.approx(want)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sets(st.tuples(st.sampled_from(["ALV", "SH"]), st.integers(0, 8))),
+       st.sets(st.tuples(st.sampled_from(["ALV", "SH"]), st.integers(0, 8))))
+def test_list_churn_is_set_arithmetic(now, before):
+    frame = lambda s: pd.DataFrame(sorted(s), columns=["institution", "person_id"]).astype(str)  # noqa: E731
+    if not now:
+        return
+    out = list_churn(frame(now), frame(before))
+    for inst, r in out.iterrows():
+        a = {p for i, p in now if i == inst}
+        b = {p for i, p in before if i == inst}
+        assert (r["entered"], r["left"], r["kept"]) == (len(a - b), len(b - a), len(a & b))
+        assert r["jaccard"] == pytest.approx(len(a & b) / len(a | b))
+
+
+def test_a_moved_feature_drifts_and_a_stable_one_does_not():
+    rng = np.random.default_rng(1)
+    ref = feature_reference(pd.DataFrame({"a": rng.normal(size=20000), "b": rng.integers(0, 2, 20000)}))
+    now = pd.DataFrame({"a": rng.normal(0.5, size=20000), "b": rng.integers(0, 2, 20000)})
+    d = feature_drift(now, ref)
+    assert d.loc["a", "psi"] > 0.1 > 0.01 > d.loc["b", "psi"]
+
+
+# ------------------------------------------------------------------ a synthetic canton
+@pytest.fixture(scope="module")
+def canton():
+    from iizrisk.features import PointInTimeFeatures
+    from iizrisk.model import RiskModel
+    from iizrisk.outcomes import compute_outcome
+    from iizrisk.synth import generate
+
+    pop = generate(2500, "2012-01-01", "2022-12-31", seed=11, canton="BE")
+    spells = pop.spells
+    dates = pd.date_range("2017-07-31", "2019-12-31", freq="ME")
+    ft = PointInTimeFeatures().fit()
+    X = ft.transform(spells, as_of=dates)
+    y = compute_outcome(spells, pairs=X.index)["outcome"].to_numpy(dtype=bool)
+    model = RiskModel(model="logistic", features=ft).fit(X, y)
+    attach_reference(model, X.loc[X.index.get_level_values("as_of") >= pd.Timestamp("2019-01-31")])
+    return spells, model
+
+
+def _night(model, spells, t, k=15):
+    from iizrisk.model import score
+
+    sc, X = score(model, spells, as_of=t, return_features=True)
+    inst = np.where(X["open_sh"].to_numpy() > 0, "SH", "ALV")
+    sc = sc.assign(institution=inst[np.argsort(np.argsort(-X.index.map(lambda _: 0).to_numpy()))])
+    top = sc.sort_values("rank").groupby("institution").head(k)
+    return sc, X, top[["institution", "person_id", "rank", "risk"]]
+
+
+def test_the_reference_is_stored_in_the_manifest(canton, tmp_path):
+    from iizrisk.model import read_manifest, save_model
+
+    _, model = canton
+    save_model(model, tmp_path / "m")
+    ref = reference_of(read_manifest(tmp_path / "m"))
+    assert ref == reference_of(tmp_path / "m") == model.reference_
+    assert set(ref["features"]) == set(model.feature_names_in_) and "score" in ref
+
+
+@pytest.mark.slow
+def test_realised_performance_after_a_shock_equals_a_direct_computation(canton, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from iizrisk.model import expected_calibration_error
+    from iizrisk.outcomes import compute_outcome
+
+    spells, model = canton
+    t = pd.Timestamp("2020-06-30")
+    sc, _, wl = _night(model, spells, t)
+    h = HistoryStore(tmp_path / "h")
+    h.write(t, scores=sc[["person_id", "outcome", "risk", "risk_band", "rank"]], worklists=wl)
+    shocked = slow_down_exits(spells, from_date="2020-09-01", slowdown=0.3, observed_until="2022-12-31")
+    perf = realised_performance(h.read("scores", as_of=t), h.read("worklists", as_of=t), shocked, as_of=t,
+                                outcome="revolving_door", horizon_months=12)
+    # direct: one person at a time, labelled from that person's rows only, then the textbook metrics
+    rows_of = {str(k): g for k, g in shocked.groupby(shocked["person_id"].astype(str), observed=True)}
+    truth = {}
+    for pid in sc["person_id"].astype(str):
+        one = compute_outcome(rows_of[pid], pairs=pd.MultiIndex.from_tuples([(pid, t)], names=["person_id", "as_of"]),
+                              observed_until="2022-12-31")
+        truth[pid] = bool(one["outcome"].iloc[0])
+    y = np.array([truth[p] for p in sc["person_id"].astype(str)])
+    assert 0 < y.sum() < len(y)
+    assert perf.loc["all", "roc_auc"] == pytest.approx(roc_auc_score(y, sc["risk"]))
+    assert perf.loc["all", "ece"] == pytest.approx(expected_calibration_error(y, sc["risk"]))
+    assert perf.loc["all", "prevalence"] == pytest.approx(y.mean())
+    for inst, g in wl.groupby("institution"):
+        hits = [truth[p] for p in g["person_id"].astype(str)]
+        assert perf.loc[inst, "realised_precision"] == pytest.approx(np.mean(hits))
+        assert perf.loc[inst, "expected_precision"] == pytest.approx(g["risk"].mean())
+    # the shock changed someone's outcome: the labels come from today's (shocked) data
+    before = realised_performance(sc, wl, spells, as_of=t, outcome="revolving_door", horizon_months=12,
+                                  observed_until="2022-12-31")
+    assert not before.drop(columns="expected_auc").equals(perf.drop(columns="expected_auc"))
+    # before the horizon has passed there is nothing to report
+    assert realised_performance(sc, wl, spells, as_of=t, outcome="revolving_door", horizon_months=12,
+                                observed_until="2021-06-29") is None
+
+
+@pytest.mark.slow
+def test_a_night_after_the_shock_warns_and_one_without_does_not(canton, tmp_path):
+    spells, model = canton
+    h = HistoryStore(tmp_path / "h")
+    t0, t = pd.Timestamp("2020-06-30"), pd.Timestamp("2020-07-31")
+    sc0, _, wl0 = _night(model, spells, t0)
+    h.write(t0, scores=sc0[["person_id", "outcome", "risk", "risk_band", "rank"]], worklists=wl0)
+    th = MonitoringThresholds(feature_psi=0.1)
+    shocked = slow_down_exits(spells, from_date="2019-07-01", slowdown=0.6)
+    tables = {}
+    for name, data in (("stable", spells), ("shocked", shocked)):
+        sc, X, wl = _night(model, data, t)
+        tables[name] = monitor_night(as_of=t, X=X, scores=sc, worklists=wl, reference=model.reference_,
+                                     history=h, spells=data, horizon_months=12, thresholds=th)
+    stable, shock = tables["stable"], tables["shocked"]
+    assert list(stable.columns) == list(COLUMNS)
+    assert set(stable["kind"]) >= {"drift", "score", "expected", "churn"}
+    drift_warn = lambda tab: set(tab.loc[(tab["kind"] == "drift") & tab["warning"], "name"])  # noqa: E731
+    assert not drift_warn(stable)
+    assert drift_warn(shock) & {"current_days_alv", "open_alv", "current_days_max", "days_since_last_exit"}
+    assert any("input drift" in w for w in warnings_of(shock))
+    exp = stable[(stable["kind"] == "expected") & (stable["name"] == "expected_precision")]
+    assert set(exp["institution"]) >= {"all"}
+    # written like a history partition, read back by the monitor command's reader
+    from iizrisk.store import write_parquet_atomic
+
+    write_parquet_atomic(stable, tmp_path / "h" / "monitoring" / f"as_of={t.date()}" / "part-0.parquet")
+    back = read_monitoring(tmp_path / "h")
+    assert len(back) == len(stable) and (back["as_of"] == t).all()
