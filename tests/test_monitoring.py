@@ -207,3 +207,29 @@ def test_a_night_after_the_shock_warns_and_one_without_does_not(canton, tmp_path
     write_parquet_atomic(stable, tmp_path / "h" / "monitoring" / f"as_of={t.date()}" / "part-0.parquet")
     back = read_monitoring(tmp_path / "h")
     assert len(back) == len(stable) and (back["as_of"] == t).all()
+
+
+def test_monitor_command_reports_trends_in_words(tmp_path, capsys):
+    from iizrisk.cli import main
+    from iizrisk.monitoring import _row
+    from iizrisk.store import write_parquet_atomic
+
+    for i, night in enumerate(pd.date_range("2024-03-01", periods=4, freq="D")):
+        psi = 0.02 if i < 2 else 0.4
+        rows = [_row("drift", "current_days_alv", psi, run_as_of=night, threshold=0.1, warning=psi >= 0.1,
+                     message="input drift" if psi >= 0.1 else ""),
+                _row("score", "share_high", 0.05 + 0.05 * i, run_as_of=night),
+                _row("expected", "expected_precision", 0.3, institution="all", run_as_of=night),
+                _row("churn", "jaccard", 0.8, institution="ALV", run_as_of=night)]
+        table = pd.DataFrame(rows, columns=list(COLUMNS)).astype({"run_as_of": "datetime64[s]"})
+        write_parquet_atomic(table, tmp_path / "h" / "monitoring" / f"as_of={night.date()}" / "part-0.parquet")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[output]\nhistory_dir = "h"\n')
+    assert main(["monitor", str(cfg), "--from", "2024-03-02", "--out", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "current_days_alv has moved away from the training reference since 2024-03-03" in out
+    assert "share of people in the high band went from 10.0% (2024-03-02) to 20.0% (2024-03-04)" in out
+    assert "2 warning(s) from 2024-03-02 to 2024-03-04" in out
+    assert (tmp_path / "m" / "report.html").read_text().count("<img") == 3
+    assert (tmp_path / "m" / "monitoring_trends.csv").is_file()
+    assert main(["monitor", str(cfg), "--from", "2030-01-01"]) != 0

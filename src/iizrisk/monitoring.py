@@ -54,11 +54,12 @@ import numpy as np
 import pandas as pd
 
 from . import _time
+from ._results import OutputFigure, OutputTable, ResultMixin
 
 __all__ = ["COLUMNS", "MonitoringThresholds", "feature_reference", "attach_reference", "reference_of",
            "population_stability_index", "feature_drift", "score_monitoring", "list_churn", "expected_auc",
            "expected_precision", "realised_performance", "monitor_night", "warnings_of", "read_monitoring",
-           "slow_down_exits"]
+           "slow_down_exits", "MonitoringTrends", "trends"]
 
 logger = logging.getLogger("iizrisk")
 
@@ -542,3 +543,120 @@ def slow_down_exits(spells: pd.DataFrame, *, institution: str = "ALV", from_date
         moved = rec.where(~hit, rec + (new_end - end)).where(~open_now, start)
         out["recorded_date"] = moved.astype(out["recorded_date"].dtype)
     return out
+
+
+# ------------------------------------------------------------------ trends (iizrisk monitor)
+@dataclass
+class MonitoringTrends(ResultMixin):
+    """Monitoring figures over many nights (:func:`trends`): tables, plots and what changed, in words."""
+
+    table: pd.DataFrame
+
+    def series(self, kind: str, name: str, institution: str = "all") -> pd.Series:
+        t = self.table
+        inst = t["institution"].isin([institution, ""]) if institution == "all" else t["institution"] == institution
+        s = t[(t["kind"] == kind) & (t["name"] == name) & inst]
+        return s.groupby("as_of")["value"].mean().sort_index()
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Per night: the largest feature PSI, the risk PSI, expected precision, list Jaccard, warnings."""
+        t = self.table
+        nights = pd.Index(sorted(t["as_of"].unique()), name="as_of")
+        drift = t[t["kind"] == "drift"].groupby("as_of")["value"]
+        churn = t[(t["kind"] == "churn") & (t["name"] == "jaccard")].groupby("as_of")["value"].min()
+        out = pd.DataFrame({
+            "max_feature_psi": drift.max().reindex(nights),
+            "most_drifted_feature": t[t["kind"] == "drift"].sort_values("value").groupby("as_of")["name"].last()
+            .reindex(nights),
+            "score_psi": self.series("score", "score_psi").reindex(nights),
+            "share_high": self.series("score", "share_high").reindex(nights),
+            "expected_precision": self.series("expected", "expected_precision").reindex(nights),
+            "realised_precision": self.series("realised", "realised_precision").reindex(nights),
+            "min_list_jaccard": churn.reindex(nights),
+            "warnings": t.groupby("as_of")["warning"].sum().reindex(nights).fillna(0).astype(int),
+        }, index=nights)
+        return out
+
+    def changes(self) -> list[str]:
+        """What changed between the first and the last night, in sentences (largest first)."""
+        s = self.summary
+        if not len(s):
+            return ["No monitoring figures in this period."]
+        first, last = s.index[0], s.index[-1]
+        d0, d1 = pd.Timestamp(first).date(), pd.Timestamp(last).date()
+        words = []
+        t = self.table
+        drift = t[(t["kind"] == "drift") & t["warning"]]
+        if len(drift):
+            since = drift.groupby("name")["as_of"].min().sort_values()
+            for f, d in since.head(5).items():
+                now = t[(t["kind"] == "drift") & (t["name"] == f) & (t["as_of"] == last)]["value"]
+                words.append(f"Input drift: {f} has moved away from the training reference since "
+                             f"{pd.Timestamp(d).date()} (PSI {float(now.iloc[0]) if len(now) else float('nan'):.2f} "
+                             f"on {d1}).")
+        for col, label in (("share_high", "share of people in the high band"),
+                           ("expected_precision", "expected precision of the lists"),
+                           ("realised_precision", "realised precision of past lists")):
+            a, b = s[col].dropna(), s[col].dropna()
+            if len(a) >= 2 and abs(b.iloc[-1] - a.iloc[0]) >= 0.02:
+                words.append(f"The {label} went from {a.iloc[0]:.1%} ({pd.Timestamp(a.index[0]).date()}) to "
+                             f"{b.iloc[-1]:.1%} ({pd.Timestamp(b.index[-1]).date()}).")
+        gap = (s["realised_precision"] - s["expected_precision"]).dropna()
+        if len(gap):
+            words.append(f"Realised minus expected precision: {gap.mean():+.3f} on average over {len(gap)} night(s).")
+        n = int(s["warnings"].sum())
+        words.append(f"{n} warning(s) from {d0} to {d1}." if n else f"No warning from {d0} to {d1}.")
+        return words
+
+    def _title(self) -> str:
+        return "Monitoring trends"
+
+    def plot(self, ax=None, *, what: str = "drift"):
+        """``drift`` (largest feature PSI and risk PSI), ``precision`` (expected vs realised) or ``churn``."""
+        if ax is None:
+            from matplotlib.figure import Figure
+
+            ax = Figure(figsize=(7, 3.2)).subplots()
+        s = self.summary
+        cols = {"drift": ["max_feature_psi", "score_psi"], "precision": ["expected_precision", "realised_precision"],
+                "churn": ["min_list_jaccard"]}[what]
+        for c in cols:
+            v = s[c].astype(float)
+            ax.plot(pd.to_datetime(s.index), v.to_numpy(), marker="o", ms=2, label=c)
+        ax.set_title({"drift": "Input and score drift (PSI)", "precision": "Precision of the lists",
+                      "churn": "List stability (smallest Jaccard against the previous run)"}[what])
+        ax.legend(frameon=False, fontsize=8)
+        return ax
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        # shares, indices and precisions of whole lists: no cell counts people
+        return [OutputTable("monitoring_trends", self.summary.reset_index()),
+                OutputTable("monitoring_rows", self.table)]
+
+    def _output_figures(self, tables) -> list[OutputFigure]:
+        return [OutputFigure(f"monitoring_{w}", self.plot(what=w).figure) for w in ("drift", "precision", "churn")]
+
+    def to_html(self) -> str:
+        """A self-contained HTML report: what changed, the plots (embedded), the nightly table."""
+        import base64
+        import html
+        import io
+
+        parts = ["<html><head><meta charset='utf-8'><title>iizrisk monitoring</title></head><body>",
+                 "<h1>Monitoring trends</h1><p>Scores are hints that trigger a human review, never decisions.</p>",
+                 "<h2>What changed</h2><ul>"]
+        parts += [f"<li>{html.escape(w)}</li>" for w in self.changes()]
+        parts.append("</ul>")
+        for w in ("drift", "precision", "churn"):
+            buf = io.BytesIO()
+            self.plot(what=w).figure.savefig(buf, format="png", dpi=80)
+            parts.append(f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'/>")
+        parts.append(self.summary.to_html(float_format=lambda v: f"{v:.3f}", na_rep=""))
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+
+def trends(history_root: str | Path, *, since=None, until=None) -> MonitoringTrends:
+    """The monitoring table of a history store over a period, as :class:`MonitoringTrends`."""
+    return MonitoringTrends(read_monitoring(history_root, since=since, until=until))

@@ -1,0 +1,47 @@
+"""``iizrisk monitor``: the nightly monitoring figures over a period: tables, plots, an HTML report, in words."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._args import iso_date, plain_path
+
+HELP = "show how the model's inputs, scores and lists changed over the nights (tables, plots, HTML)"
+DESCRIPTION = (
+    "Read the history store's monitoring table (written by the nightly run) from --from to --to and say "
+    "what changed: input drift per feature against the training reference, the risk distribution and bands, "
+    "list churn, and the precision expected before labels beside the precision realised once the horizon "
+    "passed. Writes tables, plots and report.html to --out (default MONITOR folder beside the history)."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG", type=plain_path, help="the deployment's TOML settings")
+    p.add_argument("--from", dest="since", type=iso_date, metavar="YYYY-MM-DD", help="first night")
+    p.add_argument("--to", dest="until", type=iso_date, metavar="YYYY-MM-DD", help="last night")
+    p.add_argument("--out", type=plain_path, metavar="DIR", help="output folder (default HISTORY/../monitoring)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..config import Settings
+    from ..errors import ConfigError
+    from ..monitoring import trends
+    from ..store import write_text_atomic
+
+    settings = Settings.load(args.config)
+    root = settings.resolve(settings.output.history_dir)
+    result = trends(root, since=args.since, until=args.until)
+    if not len(result.table):
+        raise ConfigError(f"{root}: no monitoring figures between {args.since or 'the start'} and "
+                          f"{args.until or 'today'}; the nightly run writes them to its history's monitoring table")
+    out = Path(args.out) if args.out else Path(root).parent / "monitoring"
+    result.to_dir(out, min_cell_size=settings.privacy.min_cell_size)
+    write_text_atomic(result.to_html(), out / "report.html")
+    result.print_summary(file=sys.stdout)
+    for line in result.changes():
+        print(line, file=sys.stdout)
+    print(f"written to {out} (report.html)", file=sys.stdout)
+    return 0
