@@ -331,7 +331,7 @@ def test_every_method_runs_on_the_study_table(small_study):
 
 def test_cli_writes_suppressed_outputs(small_study, tmp_path):
     from iizrisk.cli import main
-    from iizrisk.io import write_parquet_atomic
+    from iizrisk.store import write_parquet_atomic
 
     pop, _ = small_study
     write_parquet_atomic(pop.spells, tmp_path / "spells.parquet")

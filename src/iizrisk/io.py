@@ -1015,11 +1015,3 @@ def read_canonical_table(path: Path) -> pd.DataFrame:
         raise ValidationError(f"{path}: no .parquet files in this folder")
     return _arrow_to_pandas(pa.concat_tables(tables))
 
-
-def __getattr__(name: str):
-    # pragma: no cover - kept for one release: the writers moved to iizrisk.store
-    if name == "write_parquet_atomic":
-        from .store import write_parquet_atomic
-
-        return write_parquet_atomic
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

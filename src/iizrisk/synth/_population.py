@@ -483,7 +483,7 @@ class SyntheticPopulation:
         realistic mess) and ``iizrisk.toml`` (the deployment configuration that
         reads them). Parquet files are byte-identical for the same seed.
         """
-        from ..io import write_parquet_atomic
+        from ..store import write_parquet_atomic
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
