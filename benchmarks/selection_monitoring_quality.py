@@ -40,7 +40,7 @@ def main() -> None:
     rows = []
     for t in pd.date_range("2020-01-31", "2020-12-31", freq="ME"):
         sc = score(model, spells, as_of=t)
-        top = sc.nsmallest(K, "rank").assign(institution="all")
+        top = sc.nsmallest(K, "rank").assign(institution="top")  # "all" is the pooled row
         perf = realised_performance(sc, top, spells, as_of=t, outcome="revolving_door", horizon_months=12)
         rows.append({"as_of": t.date(), "expected": perf.loc["all", "expected_precision"],
                      "realised": perf.loc["all", "realised_precision"], "roc_auc": perf.loc["all", "roc_auc"],
