@@ -354,7 +354,9 @@ class _EffectEstimator(ResultMixin):
             relevant = out_t if self.estimand == "ATT" else max(out_t, out_c)
             out.append(("warning" if relevant > 0.01 else "ok", msg))
             if self.estimand == "ATE":
-                extreme = float(np.mean((self.propensity_ < 0.01) | (self.propensity_ > 0.99)))
+                ps = self.propensity_
+                assert ps is not None  # fit sets propensity_ and overlap_ from the same scores
+                extreme = float(np.mean((ps < 0.01) | (ps > 0.99)))
                 if extreme > 0.01:
                     out.append(("warning", f"overlap: {extreme:.1%} of units have a propensity score below "
                                 "0.01 or above 0.99; the ATE rests on few comparable units"))

@@ -16,6 +16,7 @@ The plots are drawn from these suppressed tables only.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,8 @@ def suppress_summary(s: pd.DataFrame, cells: list[list[float] | None], k: int, a
     return s
 
 
-def suppress_balance(bal: pd.DataFrame, group_sizes, cells: list[list[float] | None | bool], k: int) -> pd.DataFrame:
+def suppress_balance(bal: pd.DataFrame, group_sizes, cells: Sequence[list[float] | None | bool],
+                     k: int) -> pd.DataFrame:
     """A balance table with the covariates whose 0/1 counts are small hidden (all when a group is small).
 
     ``cells`` per covariate: its counts (a 0/1 covariate), None (not 0/1) or True (unknown: hidden).

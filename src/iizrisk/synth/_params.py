@@ -317,7 +317,7 @@ class SwissDefaults:
         unknown = sorted(set(changes) - names)
         if unknown:
             raise ConfigError(f"unknown synthetic-population parameter(s) {unknown}; known: {sorted(names)}")
-        merged = {}
+        merged: dict[str, Any] = {}
         for name, value in changes.items():
             old = getattr(self, name)
             merged[name] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value

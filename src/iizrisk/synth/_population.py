@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
@@ -97,7 +98,7 @@ def _overlays(pop: E.Persons, core: dict[str, np.ndarray], p: SwissDefaults, hor
     """Spells at BSLB, MIG, KTG and UV (none of them changes the ALV/IV/SH process)."""
     n = len(pop)
     lim_day = np.minimum(pop.L1, horizon + 1)
-    rows = {k: [] for k in ("who", "inst", "start", "end", "reason", "k")}
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("who", "inst", "start", "end", "reason", "k")}
 
     def add(who, inst, start, end, reason, k):
         rows["who"].append(who)
@@ -158,14 +159,14 @@ def _overlays(pop: E.Persons, core: dict[str, np.ndarray], p: SwissDefaults, hor
     a = np.flatnonzero(core["inst"] == E.I_ALV)
     if len(a) and p.bslb_alv_share > 0:
         who = core["who"][a]
-        key, kk = pop.key[who], core["k"][a]
-        u = _uniform_rows(key, kk, 70)
+        key, k_rows = pop.key[who], core["k"][a]
+        u = _uniform_rows(key, k_rows, 70)
         take = u < p.bslb_alv_share
-        who, key, kk, st = who[take], key[take], kk[take], core["start"][a][take]
-        start = st + np.floor(_uniform_rows(key, kk, 71) * 60).astype(np.int64)
-        dur = np.maximum(14, np.floor(-np.log(_uniform_rows(key, kk, 72)) * p.bslb_duration_months * E.DPM))
-        add(who, E.I_BSLB, start, start + dur.astype(np.int64) - 1,
-            _choice(_uniform_rows(key, kk, 73), (0.5, 0.2, 0, 0, 0, 0, 0, 0.3)), kk)
+        who, key, k_rows, st = who[take], key[take], k_rows[take], core["start"][a][take]
+        start = st + np.floor(_uniform_rows(key, k_rows, 71) * 60).astype(np.int64)
+        dur_days = np.maximum(14, np.floor(-np.log(_uniform_rows(key, k_rows, 72)) * p.bslb_duration_months * E.DPM))
+        add(who, E.I_BSLB, start, start + dur_days.astype(np.int64) - 1,
+            _choice(_uniform_rows(key, k_rows, 73), (0.5, 0.2, 0, 0, 0, 0, 0, 0.3)), k_rows)
     # integration services on arrival
     shares = np.array([p.mig_share[x] for x in E.NATIONALITIES])
     imm = np.flatnonzero(pop.immigrant)
@@ -181,13 +182,13 @@ def _overlays(pop: E.Persons, core: dict[str, np.ndarray], p: SwissDefaults, hor
     # sickness daily allowance before IV registrations
     iv = np.flatnonzero((core["inst"] == E.I_IV) & (core["measure"] == E.M_INTEGRATION))
     if len(iv) and p.ktg_before_iv > 0:
-        who, kk = core["who"][iv], core["k"][iv]
+        who, k_rows = core["who"][iv], core["k"][iv]
         key = pop.key[who]
-        take = _uniform_rows(key, kk, 80) < p.ktg_before_iv
-        who, key, kk, ivs = who[take], key[take], kk[take], core["start"][iv][take]
-        start = np.maximum(pop.L0[who], ivs - 60 - np.floor(_uniform_rows(key, kk, 81) * 300).astype(np.int64))
-        end = np.maximum(start, ivs + np.floor(_uniform_rows(key, kk, 82) * 90).astype(np.int64) - 1)
-        add(who, E.I_KTG, start, end, np.full(len(who), E.R_TRANS), kk)
+        take = _uniform_rows(key, k_rows, 80) < p.ktg_before_iv
+        who, key, k_rows, ivs = who[take], key[take], k_rows[take], core["start"][iv][take]
+        start = np.maximum(pop.L0[who], ivs - 60 - np.floor(_uniform_rows(key, k_rows, 81) * 300).astype(np.int64))
+        end = np.maximum(start, ivs + np.floor(_uniform_rows(key, k_rows, 82) * 90).astype(np.int64) - 1)
+        add(who, E.I_KTG, start, end, np.full(len(who), E.R_TRANS), k_rows)
     # free-standing sickness and accident allowances
     who = np.arange(n)
     for rate, inst, base, mean, reasons in (
@@ -219,8 +220,8 @@ def _overlays(pop: E.Persons, core: dict[str, np.ndarray], p: SwissDefaults, hor
     return r
 
 
-def _uniform_rows(key: np.ndarray, k: np.ndarray, stream: int) -> np.ndarray:
-    """Uniform draws keyed by a per-row episode index ``k`` (vector)."""
+def _uniform_rows(key: np.ndarray, k: np.ndarray, stream: int | np.ndarray) -> np.ndarray:
+    """Uniform draws keyed by a per-row episode index ``k`` (vector); ``stream`` one or one per row."""
     c = (k.astype(np.uint64) << np.uint64(24)) + np.uint64(stream * 0x51ED27 + 0xABCDEF)
     h = E._mix(key ^ E._mix(c))
     return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / (1 << 53))
@@ -320,7 +321,7 @@ def _at_risk_sample(pop: E.Persons, core: dict[str, np.ndarray], out_who: np.nda
                     share: float, w0: int, w1: int) -> tuple[np.ndarray, np.ndarray]:
     """A random ``share`` of the output persons, each at one month's last day in [w0, w1] on which
     they are registered at ALV, IV or SH and not yet assessed: (persons, days)."""
-    month_ends = _time.month_last_day(np.arange(_time.month_index(w0)[()], _time.month_index(w1)[()] + 1))
+    month_ends = _time.month_last_day(np.arange(int(_time.month_index(w0)[()]), int(_time.month_index(w1)[()]) + 1))
     month_ends = month_ends[(month_ends >= w0) & (month_ends <= w1)].astype(np.int64)
     none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if share <= 0 or not len(out_who) or not len(month_ends):
@@ -524,7 +525,7 @@ def load(path: str | Path) -> SyntheticPopulation:
                                truth=read_canonical_table(path / "truth.parquet"), params=params, meta=meta)
 
 
-def _categorical(codes: np.ndarray, categories, missing=-1) -> pd.Categorical:
+def _categorical(codes: npt.ArrayLike, categories, missing=-1) -> pd.Categorical:
     codes = np.asarray(codes).astype(np.int16)
     return pd.Categorical.from_codes(np.where(codes == missing, -1, codes), categories=list(categories))
 

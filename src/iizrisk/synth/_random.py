@@ -51,7 +51,7 @@ def random_spells(n_spells: int, *, seed: int = 0, persons_per_spell: float = 0.
         "case_id": pd.Series(np.char.add(np.char.add(inst, "-"), np.arange(n_spells).astype(str)), dtype="str"),
         "start_date": start.astype("datetime64[s]"),
         "end_date": end.astype("datetime64[s]"),
-        "exit_reason": np.where(pd.isna(end), None, _REASONS[rng.integers(0, 4, n_spells)]),
+        "exit_reason": np.where(pd.isna(end), np.array(None, dtype=object), _REASONS[rng.integers(0, 4, n_spells)]),
         "birth_year": rng.integers(1960, 2004, n_persons)[person],
         "education": _EDUCATION[rng.integers(0, 3, n_persons)][person],
     })
