@@ -233,3 +233,19 @@ def test_monitor_command_reports_trends_in_words(tmp_path, capsys):
     assert (tmp_path / "m" / "report.html").read_text().count("<img") == 3
     assert (tmp_path / "m" / "monitoring_trends.csv").is_file()
     assert main(["monitor", str(cfg), "--from", "2030-01-01"]) != 0
+
+
+@pytest.mark.slow
+def test_train_stores_the_reference_of_its_latest_training_slice(tmp_path):
+    from iizrisk.model import read_manifest, save_model, train
+    from iizrisk.monitoring import reference_of
+    from test_model import random_population
+
+    model, _ = train(random_population(900, seed=2), outcome="revolving_door", max_iter=20, compare=False)
+    ref = reference_of(model)
+    assert ref is not None and set(ref["features"]) == set(model.feature_names_in_)
+    cal = model.fit_info_["calibration_period"]
+    assert ref["as_of"] == cal  # the calibration months: the training rows closest to the nights it scores
+    assert abs(sum(ref["score"]["shares"]) - 1) < 1e-9
+    key = b"a model signing key of this test suite, long enough"
+    assert reference_of(read_manifest(save_model(model, tmp_path / "m", key=key))) == ref

@@ -19,6 +19,7 @@ from ..schema import input_info as _input_info
 from ..spells import as_of_day
 from ._estimator import BfsRuleBaseline, RiskModel
 from ._metrics import evaluate
+from ._reference import feature_reference
 from ._split import _days_of, temporal_split
 
 logger = logging.getLogger("iizrisk")
@@ -291,6 +292,11 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
     Xf, yf, df_ = X.loc[fit_rows], y[fit_rows], d[fit_rows]
     bar.step(f"fit {model}")
     main = RiskModel(model=model, **common, **model_params).fit(Xf, yf, as_of=df_)
+    # the training reference for monitoring: the most recent training slice, the calibration months
+    recent = df_ >= _time.day(main.fit_info_["calibration_period"][0]) if "calibration_period" in main.fit_info_ \
+        else np.ones(len(df_), dtype=bool)
+    main.reference_ = feature_reference(Xf.loc[recent], risk=main.predict_proba(Xf.loc[recent])[:, 1],
+                                        random_state=random_state)
     Xv, yv, dv = X.loc[val], y[val], d[val]
     scores = {model: main.predict_proba(Xv)[:, 1]}
     if compare:
