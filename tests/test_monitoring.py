@@ -249,3 +249,29 @@ def test_train_stores_the_reference_of_its_latest_training_slice(tmp_path):
     assert abs(sum(ref["score"]["shares"]) - 1) < 1e-9
     key = b"a model signing key of this test suite, long enough"
     assert reference_of(read_manifest(save_model(model, tmp_path / "m", key=key))) == ref
+
+
+@pytest.mark.parametrize("name", ["all", "ALL", " All "])
+def test_an_institution_named_like_the_pooled_row_is_refused(name):
+    from iizrisk.errors import ValidationError
+
+    spells = pd.DataFrame({"person_id": ["a", "b"], "institution": ["ALV", "SH"],
+                           "start_date": pd.to_datetime(["2020-01-01", "2020-02-01"]),
+                           "end_date": pd.to_datetime(["2020-03-31", pd.NaT])})
+    scores = pd.DataFrame({"person_id": ["a", "b"], "risk": [0.2, 0.6], "risk_band": ["medium", "high"]})
+    lists = pd.DataFrame({"institution": ["SH", name], "person_id": ["b", "a"], "risk": [0.6, 0.2]})
+    # the pooled row and that institution's row would share the label "all"
+    with pytest.raises(ValidationError, match="an institution is named .*labelled 'all'"):
+        realised_performance(scores, lists, spells, as_of="2020-01-31", outcome="revolving_door",
+                             horizon_months=12, observed_until="2021-12-31")
+    with pytest.raises(ValidationError, match="an institution is named"):
+        monitor_night(as_of="2020-01-31", X=None, scores=scores, worklists=lists, reference=None)
+    # otherwise one pooled row, labelled "all", beside one row per institution
+    ok = lists.assign(institution=["SH", "ALV"])
+    perf = realised_performance(scores, ok, spells, as_of="2020-01-31", outcome="revolving_door",
+                                horizon_months=12, observed_until="2021-12-31")
+    assert perf.index.is_unique and list(perf.index) == ["ALV", "SH", "all"]
+    assert perf.loc["all", "listed"] == 2 and perf.loc["all", "n"] == 2
+    night = monitor_night(as_of="2020-01-31", X=None, scores=scores, worklists=ok, reference=None)
+    pooled = night[(night["name"] == "expected_precision") & (night["institution"] == "all")]
+    assert len(pooled) == 1 and pooled["value"].iloc[0] == pytest.approx(0.4)

@@ -69,6 +69,8 @@ COLUMNS = ("kind", "name", "institution", "run_as_of", "value", "threshold", "wa
 #: shares below this count as this in the PSI (an empty bin would make it infinite)
 EPS = 1e-4
 BANDS = ("low", "medium", "high")
+#: the ``institution`` of pooled figures (every list together); no institution may be named so
+POOLED = "all"
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,23 @@ def list_churn(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataF
     return out
 
 
+def _refuse_pooled_name(worklists: pd.DataFrame | None) -> None:
+    """Refuse lists of an institution named like the pooled row (``"all"``, in any case).
+
+    Its figures and the pooled ones would share one label, and ``perf.loc["all"]`` would be two rows.
+    """
+    if worklists is None or not len(worklists) or "institution" not in worklists.columns:
+        return
+    names = pd.Series(pd.unique(worklists["institution"].astype(str)))
+    bad = sorted(names[names.str.strip().str.lower() == POOLED])
+    if bad:
+        from .errors import ValidationError
+
+        raise ValidationError(f"an institution is named {bad[0]!r}: the monitoring figures of all lists together "
+                              f"are labelled {POOLED!r}; rename that institution in the configuration "
+                              "(for example by its official abbreviation)")
+
+
 def expected_precision(risk_of_listed) -> float:
     """Expected precision of a list before labels: the mean calibrated risk of the people on it (CBPE)."""
     r = np.asarray(risk_of_listed, dtype=np.float64)
@@ -265,6 +284,11 @@ def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, s
         Otherwise one row per institution and ``"all"``: ``listed``, ``realised_precision``,
         ``expected_precision``; on ``"all"`` also ``roc_auc``, ``brier``, ``ece``, ``expected_auc``,
         ``prevalence``, ``n`` (everyone scored).
+
+    Raises
+    ------
+    ValidationError
+        An institution of ``worklists`` is named ``"all"`` (the label of the pooled row).
     """
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
@@ -273,6 +297,7 @@ def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, s
     from .outcomes import observed_until as _observed_until
     from .spells import as_of_day
 
+    _refuse_pooled_name(worklists)
     t = _time.day(pd.Timestamp(as_of))
     last = _observed_until(spells) if observed_until is None else as_of_day(observed_until)
     if int(_time.add_months(t, horizon_months)) > last:
@@ -297,7 +322,7 @@ def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, s
                   "expected_precision": expected_precision(wl["risk"])}
     else:
         pooled = {"listed": 0, "realised_precision": np.nan, "expected_precision": np.nan}
-    rows.append({"institution": "all", **pooled,
+    rows.append({"institution": POOLED, **pooled,
                  "roc_auc": roc_auc_score(yy, risk) if both else np.nan,
                  "brier": brier_score_loss(yy, risk) if len(yy) else np.nan,
                  "ece": expected_calibration_error(yy, risk), "expected_auc": expected_auc(risk),
@@ -328,7 +353,8 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
     scores : DataFrame
         Tonight's scores (``person_id``, ``risk``, ``risk_band``).
     worklists : DataFrame or None
-        Tonight's list rows (``institution``, ``person_id``, ``risk``).
+        Tonight's list rows (``institution``, ``person_id``, ``risk``); no institution named ``"all"``
+        (the label of the pooled figures: a :class:`~iizrisk.errors.ValidationError`).
     reference : dict or None
         The model's reference (:func:`reference_of`).
     history : HistoryStore, optional
@@ -345,6 +371,7 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
     DataFrame
         Columns :data:`COLUMNS` (``run_as_of`` the run a figure is about: tonight, or a past run).
     """
+    _refuse_pooled_name(worklists)
     th = thresholds or MonitoringThresholds()
     t = pd.Timestamp(as_of)
     rows = []
