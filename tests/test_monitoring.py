@@ -275,3 +275,41 @@ def test_an_institution_named_like_the_pooled_row_is_refused(name):
     night = monitor_night(as_of="2020-01-31", X=None, scores=scores, worklists=ok, reference=None)
     pooled = night[(night["name"] == "expected_precision") & (night["institution"] == "all")]
     assert len(pooled) == 1 and pooled["value"].iloc[0] == pytest.approx(0.4)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.01, 0.05, 0.0999, 0.1, 0.12, 0.2, 0.25, 0.3, 0.9]), min_size=1,
+                max_size=80))
+def test_reference_band_ranges_hold_the_true_band_shares(risks):
+    from iizrisk.monitoring import BANDS, _band_shares_of_reference, score_monitoring
+
+    r = np.array(risks)
+    ref = feature_reference(pd.DataFrame({"x": r}), risk=r)["score"]
+    ranges = _band_shares_of_reference(ref, (0.10, 0.25))
+    band = np.array(BANDS)[np.searchsorted([0.10, 0.25], r, side="right")]
+    for name in BANDS:
+        lo, hi = ranges[name]
+        assert lo - 1e-12 <= np.mean(band == name) <= hi + 1e-12
+    # the same risks tonight raise no band warning
+    sm = score_monitoring(r, band, {"score": ref})
+    for name in BANDS:
+        row = sm.loc[f"share_{name}"]
+        assert row["reference_low"] - 1e-12 <= row["value"] <= row["reference_high"] + 1e-12
+
+
+def test_attached_references_keep_the_exact_band_shares():
+    from iizrisk.monitoring import _band_shares_of_reference
+
+    class Model:  # the smallest model: risk = the one feature
+        feature_names_in_ = np.array(["x"])
+
+        def predict_proba(self, X):
+            p = X["x"].to_numpy()
+            return np.c_[1 - p, p]
+
+    r = np.r_[np.full(97, 0.02), 0.2, 0.3, 0.4]  # 2 % high: less than a decile
+    ref = attach_reference(Model(), pd.DataFrame({"x": r})).reference_["score"]
+    assert _band_shares_of_reference(ref, (0.10, 0.25)) == {"low": (0.97, 0.97), "medium": (0.01, 0.01),
+                                                            "high": (0.02, 0.02)}
+    lo, hi = _band_shares_of_reference(ref, (0.05, 0.25))["high"]  # other thresholds: the deciles' range
+    assert lo <= 0.02 <= hi

@@ -14,7 +14,8 @@ as rows of one long table appended to the history store (table
   and stored in the model's manifest (``"reference"``), so a night needs no
   training data.
 * **Scores** (``kind="score"``): the PSI of the calibrated risks, their mean
-  and quantiles, and the share of each risk band against the reference.
+  and quantiles, and the share of each risk band against the reference (its
+  exact share when the reference keeps it, else the range its deciles allow).
 * **List churn** (``kind="churn"``): per institution, the Jaccard index of
   tonight's list against the previous run's (history ``worklists``), and the
   numbers who entered and left.
@@ -84,7 +85,8 @@ class MonitoringThresholds:
     score_psi : float, default 0.1
         The calibrated risks' PSI against the reference.
     band_share_change : float, default 0.05
-        Absolute change of a risk band's share against the reference.
+        Absolute change of a risk band's share against the reference (beyond the range the
+        reference's deciles allow when it does not keep the exact share).
     min_list_jaccard : float, default 0.5
         Tonight's list of an institution against the previous run's.
     precision_gap : float, default 0.05
@@ -116,13 +118,16 @@ class MonitoringThresholds:
 # (computed at training time: iizrisk.model._reference)
 
 
-def attach_reference(model, X: pd.DataFrame, **kwargs) -> Any:
+def attach_reference(model, X: pd.DataFrame, *, band_thresholds=(0.10, 0.25), **kwargs) -> Any:
     """Compute the reference of ``X`` (the model's risks included) and keep it on the model.
 
+    Besides the deciles, the exact share of each risk band (``band_thresholds``) is kept.
     :func:`iizrisk.model.save_model` writes ``model.reference_`` into the manifest.
     """
     risk = model.predict_proba(X[list(model.feature_names_in_)])[:, 1]
-    model.reference_ = feature_reference(X[list(model.feature_names_in_)], risk=risk, **kwargs)
+    ref = feature_reference(X[list(model.feature_names_in_)], risk=risk, **kwargs)
+    ref["score"]["bands"] = _exact_band_shares(risk, band_thresholds)
+    model.reference_ = ref
     return model
 
 
@@ -164,35 +169,59 @@ def feature_drift(X: pd.DataFrame, reference: dict[str, Any]) -> pd.DataFrame:
 # ------------------------------------------------------------------ scores and lists
 def score_monitoring(risk, bands, reference: dict[str, Any] | None = None, *,
                      band_thresholds=(0.10, 0.25)) -> pd.DataFrame:
-    """Risk PSI, mean and quantiles, band shares (and their reference shares); index ``name``."""
+    """Risk PSI, mean and quantiles, band shares (and their reference share and range); index ``name``."""
     r = np.asarray(risk, dtype=np.float64)
-    rows = [("mean_risk", float(np.mean(r)) if len(r) else np.nan, None)]
+    rows = [("mean_risk", float(np.mean(r)) if len(r) else np.nan, None, None, None)]
     for q in (0.5, 0.9, 0.99):
-        rows.append((f"risk_p{int(q * 100)}", float(np.quantile(r, q)) if len(r) else np.nan, None))
+        rows.append((f"risk_p{int(q * 100)}", float(np.quantile(r, q)) if len(r) else np.nan, None, None, None))
     b = pd.Series(np.asarray(bands, dtype=object))
     ref_bands = None
     if reference is not None and "score" in reference:
         s = reference["score"]
         rows.append(("score_psi", population_stability_index(s["shares"], _bin_shares(r, np.asarray(s["edges"]))),
-                     None))
+                     None, None, None))
         ref_bands = _band_shares_of_reference(s, band_thresholds)
     for name in BANDS:
         share = float((b == name).mean()) if len(b) else np.nan
-        rows.append((f"share_{name}", share, None if ref_bands is None else ref_bands[name]))
-    return pd.DataFrame(rows, columns=["name", "value", "reference"]).set_index("name")
+        lo, hi = (None, None) if ref_bands is None else ref_bands[name]
+        rows.append((f"share_{name}", share, None if lo is None else (lo + hi) / 2, lo, hi))
+    return pd.DataFrame(rows, columns=["name", "value", "reference", "reference_low",
+                                       "reference_high"]).set_index("name")
 
 
-def _band_shares_of_reference(score_ref: dict[str, Any], thresholds) -> dict[str, float]:
-    """Band shares of the reference risks, from their decile bins (each bin counted at its upper edge)."""
+def _band_shares_of_reference(score_ref: dict[str, Any], thresholds) -> dict[str, tuple[float, float]]:
+    """The share of each band among the reference risks, as a range ``(low, high)``.
+
+    Exact (``low == high``) when the reference stores the band shares for these thresholds
+    (:func:`attach_reference`). Otherwise the decile bins bound it: the bins wholly inside a band
+    give the low end, those that overlap it the high end. (Counting a bin that straddles a threshold
+    in one band, as before, put the whole top decile in one band and raised band warnings on
+    unchanged data: a band of 2 % cannot be read off deciles.)
+    """
+    bands = score_ref.get("bands")
+    if bands is not None and [float(x) for x in bands["thresholds"]] == [float(x) for x in thresholds]:
+        return {name: (float(bands["shares"][name]),) * 2 for name in BANDS}
     edges = np.asarray(score_ref["edges"], dtype=np.float64)
     shares = np.asarray(score_ref["shares"][:-1], dtype=np.float64)
-    upper = np.r_[edges, np.inf]
-    lower = np.r_[-np.inf, edges]
-    mid = np.where(np.isfinite(lower) & np.isfinite(upper), (lower + upper) / 2,
-                   np.where(np.isfinite(upper), upper, lower))
-    idx = np.searchsorted(np.asarray(thresholds, dtype=np.float64), mid, side="right")
     total = shares.sum() or 1.0
-    return {name: float(shares[idx == i].sum() / total) for i, name in enumerate(BANDS)}
+    lower = np.r_[-np.inf, edges]  # bin i is (lower[i], upper[i]]
+    upper = np.r_[edges, np.inf]
+    cuts = np.r_[-np.inf, np.asarray(thresholds, dtype=np.float64), np.inf]  # band j is [cuts[j], cuts[j+1])
+    out = {}
+    for j, name in enumerate(BANDS):
+        a, c = cuts[j], cuts[j + 1]
+        inside = (lower >= a) & (upper < c)
+        overlap = (upper >= a) & (lower < c)
+        out[name] = (float(shares[inside].sum() / total), float(shares[overlap].sum() / total))
+    return out
+
+
+def _exact_band_shares(risk, thresholds) -> dict[str, Any]:
+    r = np.asarray(risk, dtype=np.float64)
+    r = r[~np.isnan(r)]
+    idx = np.searchsorted(np.asarray(thresholds, dtype=np.float64), r, side="right")
+    return {"thresholds": [float(x) for x in thresholds],
+            "shares": {name: float(np.mean(idx == i)) if len(r) else float("nan") for i, name in enumerate(BANDS)}}
 
 
 def list_churn(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
@@ -391,9 +420,10 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
             msg = f"score drift: risk PSI {r['value']:.3f} >= {thr}" if warn else ""
         elif str(name).startswith("share_") and pd.notna(r["reference"]):
             thr = th.band_share_change
-            warn = bool(abs(r["value"] - r["reference"]) >= thr)
-            msg = (f"band {str(name)[6:]}: share {r['value']:.1%} against {r['reference']:.1%} at training"
-                   if warn else "")
+            lo, hi = r["reference_low"], r["reference_high"]
+            warn = bool(r["value"] <= lo - thr or r["value"] >= hi + thr)
+            then = f"{lo:.1%}" if hi - lo < 1e-12 else f"{lo:.1%} to {hi:.1%}"
+            msg = f"band {str(name)[6:]}: share {r['value']:.1%} against {then} at training" if warn else ""
         rows.append(_row("score", name, r["value"], run_as_of=t, threshold=thr, warning=warn, message=msg))
     if worklists is not None and len(worklists):
         for inst, g in worklists.groupby("institution", sort=True):
