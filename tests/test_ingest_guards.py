@@ -22,8 +22,8 @@ from iizrisk.io import (
     read_canonical,
     read_csv_text,
     read_interventions,
-    write_parquet_atomic,
 )
+from iizrisk.store import write_parquet_atomic
 
 AHV = "7561234567897"  # valid EAN-13 check digit
 DOTTED = "756.1234.5678.97"
@@ -339,8 +339,8 @@ def test_readers_and_writers_close_every_file(tmp_path):
         import gc
         import pandas as pd
         from pathlib import Path
-        from iizrisk.io import (ingest, read_canonical, read_csv_text, read_interventions,
-                                write_parquet_atomic)
+        from iizrisk.io import ingest, read_canonical, read_csv_text, read_interventions
+        from iizrisk.store import write_parquet_atomic
         d = Path({str(tmp_path)!r})
         sp = ingest(d / "iizrisk.toml").spells
         write_parquet_atomic(sp, d / "out" / "s.parquet")

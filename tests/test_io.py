@@ -14,8 +14,8 @@ from iizrisk.io import (
     read_canonical,
     read_csv_text,
     read_interventions,
-    write_parquet_atomic,
 )
+from iizrisk.store import write_parquet_atomic
 
 HEADER = "PERS;INST;FALL;BEGINN;ENDE;GRUND;BEMERKUNG"
 # the toy person ids ("p1") of these tests stand in for pseudonyms: an explicit opt-out

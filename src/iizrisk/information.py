@@ -14,6 +14,8 @@ language, that an office hands to the person who asked. It holds:
   person's language from the list's reason codes and the values the
   registrations known on that night give);
 * the coordinators' **reviews and decisions**;
+* the **corrections** of the person's rows and what became of each
+  (:mod:`iizrisk.corrections`);
 * the model's **purpose and logic** in plain words, from the model card;
 * **retention** (``[output] history_keep_days``, the features' look-back) and
   **whom to contact** (``[deployment] contact``).
@@ -89,6 +91,7 @@ class InformationDocument(ResultMixin):
     scores: pd.DataFrame
     lists: pd.DataFrame
     reviews: pd.DataFrame
+    corrections: pd.DataFrame = field(default_factory=pd.DataFrame)
     model: dict[str, Any] = field(default_factory=dict)
     retention: dict[str, Any] = field(default_factory=dict)
 
@@ -101,7 +104,7 @@ class InformationDocument(ResultMixin):
     def nothing_held(self) -> bool:
         """Whether iizrisk holds nothing about the person."""
         return not any(len(df) for df in (self.registrations, self.interventions, self.scores, self.lists,
-                                          self.reviews))
+                                          self.reviews, self.corrections))
 
     def _title(self) -> str:
         return _t("title", self.language)
@@ -112,7 +115,8 @@ class InformationDocument(ResultMixin):
     def _output_tables(self, k: int) -> list[OutputTable]:
         return [OutputTable(name, df) for name, df in (
             ("registrations", self.registrations), ("interventions", self.interventions), ("flags", self.flags),
-            ("scores", self.scores), ("lists", self.lists), ("reviews", self.reviews)) if len(df)]
+            ("scores", self.scores), ("lists", self.lists), ("reviews", self.reviews),
+            ("corrections", self.corrections)) if len(df)]
 
     def summary_text(self, decimals: int = 3) -> str:
         lang = self.language
@@ -124,7 +128,7 @@ class InformationDocument(ResultMixin):
     def _sections(self) -> list[tuple[str, pd.DataFrame]]:
         return [("registrations", self.registrations), ("interventions", self.interventions),
                 ("flags", self.flags), ("scores", self.scores), ("lists", self.lists),
-                ("reviews", self.reviews)]
+                ("reviews", self.reviews), ("corrections", self.corrections)]
 
     # ------------------------------------------------------------------ the document
     def to_html(self) -> str:
@@ -146,6 +150,7 @@ class InformationDocument(ResultMixin):
             "scores": _t("scores_text", lang),
             "lists": _t("lists_text", lang),
             "reviews": _t("reviews_text", lang),
+            "corrections": _t("corrections_text", lang),
         }
         for key, df in self._sections():
             out.append(f"<h2>{e(_t(key, lang))}</h2><p>{e(sections[key])}</p>")
@@ -304,9 +309,14 @@ def information_request(settings, *, person: str, institution: str, language: st
     runs = history.as_of_dates("runs")
     t = pd.Timestamp(as_of).date() if as_of is not None else (runs[-1] if runs else dt.date.today()
                                                               - dt.timedelta(days=1))
+    trail = None
     if spells is None:
         ing = ingest(settings)
-        spells, interventions = ing.spells, ing.interventions
+        spells, interventions, trail = ing.spells, ing.interventions, ing.corrections
+    elif d.corrections:
+        from .io import read_corrections
+
+        trail = read_corrections(settings.resolve(d.corrections), pseudonym_pattern=d.pseudonym_pattern)
     mine = spells[(spells["person_id"].astype(str) == person).to_numpy()]
     allowed = {institution} | set(w.disclose_institutions)
     registrations = _registrations(mine, allowed, _sources_of(settings), lang)
@@ -325,11 +335,12 @@ def information_request(settings, *, person: str, institution: str, language: st
     scores = _scores(history, person, lang)
     lists = _lists(settings, history, person, mine, allowed, lang, manifest, interventions)
     reviews = _reviews(history, person, allowed, lang)
+    corrections = _corrections(trail, person, allowed, lang)
     lookback = int((manifest.get("feature_params") or {}).get("max_lookback_months") or 60)
     return InformationDocument(
         institution=institution, as_of=t, language=lang, deployment=d.name, contact=d.contact,
         registrations=registrations, interventions=ivs, flags=flags, scores=scores, lists=lists, reviews=reviews,
-        model=_model_text(model_dir, manifest, lang),
+        corrections=corrections, model=_model_text(model_dir, manifest, lang),
         retention={"history_keep_days": settings.output.history_keep_days, "lookback_months": lookback})
 
 
@@ -484,6 +495,25 @@ def _reviews(history, person: str, allowed: set[str], lang: str) -> pd.DataFrame
         "note": rv["note"].astype(object).where(rv["note"].notna(), None).to_numpy(),
     })
     return out.sort_values(["review_date", "institution"], kind="stable").reset_index(drop=True)
+
+
+def _corrections(trail: pd.DataFrame | None, person: str, allowed: set[str], lang: str) -> pd.DataFrame:
+    """The corrections of the person's rows, with what became of each at the last ingestion."""
+    cols = ["date", "institution", "case_id", "field", "old_value", "new_value", "reason", "by_role", "status"]
+    if trail is None or not len(trail):
+        return pd.DataFrame(columns=cols)
+    c = trail[(trail["person_id"].astype(str) == person).to_numpy()]
+    loc = load_locale(lang)["info"]
+    inst = c["institution"].astype(str)
+    return pd.DataFrame({
+        "date": [dt.date.fromisoformat(x) for x in c["date"]],
+        "institution": inst.to_numpy(),
+        "case_id": np.where(inst.isin(allowed), c["case_id"].astype(str), _t("case_withheld", lang)),
+        "field": [_header(f, lang) for f in c["field"]],
+        "old_value": c["old_value"].to_numpy(), "new_value": c["new_value"].to_numpy(),
+        "reason": c["reason"].to_numpy(), "by_role": c["by_role"].to_numpy(),
+        "status": [loc["statuses"].get(str(x), str(x)) for x in (c["status"] if "status" in c else [""] * len(c))],
+    }, columns=cols).sort_values("date", kind="stable").reset_index(drop=True)
 
 
 def _model_text(model_dir: Path, manifest: dict[str, Any], lang: str) -> dict[str, Any]:

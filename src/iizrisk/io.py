@@ -95,6 +95,7 @@ __all__ = [
     "ingest",
     "read_spells",
     "read_interventions",
+    "read_corrections",
     "read_canonical",
     "read_csv_text",
     "to_canonical_dtypes",
@@ -135,6 +136,10 @@ class Ingestion:
         with :func:`read_interventions` (validated, AHV-guarded, person ids
         checked against the deployment's pseudonym pattern); None when not
         configured or when the source is not a deployment configuration.
+    corrections : the audit trail of the deployment's ``[deployment] corrections``
+        (:mod:`iizrisk.corrections`): one row per correction with its ``status``
+        (applied, in_export, conflict, unmatched, ambiguous); None when not
+        configured. :attr:`correction_counts` counts them per status.
     """
 
     spells: pd.DataFrame
@@ -142,6 +147,14 @@ class Ingestion:
     quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
     files: pd.DataFrame = field(default_factory=pd.DataFrame)
     interventions: pd.DataFrame | None = None
+    corrections: pd.DataFrame | None = None
+
+    @property
+    def correction_counts(self) -> dict[str, int]:
+        """Corrections per status (:data:`iizrisk.corrections.STATUSES`; zeros without corrections)."""
+        from .corrections import correction_counts
+
+        return correction_counts(self.corrections)
 
     def _repr_html_(self) -> str:
         return (f"<div><b>Ingestion</b>: {len(self.spells):,} canonical rows from "
@@ -858,13 +871,43 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
         pd.DataFrame(columns=load_schema("spells").names)
     spells = to_canonical_dtypes(spells, institutions=settings.institutions)
     quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
+    corrections = None
+    if deployment and settings.deployment.corrections:  # contested rows corrected, with their trail
+        from .corrections import apply_corrections
+
+        spells, corrections = apply_corrections(
+            spells, read_corrections(settings.resolve(settings.deployment.corrections), pseudonym_pattern=pattern),
+            report)
     interventions = None
     if deployment and settings.deployment.interventions:
         interventions = read_interventions(settings.resolve(settings.deployment.interventions),
                                            pseudonym_pattern=pattern)
     logger.info("ingested %d rows in %.1f s (%d quarantined)", len(spells), time.perf_counter() - t0, n_bad)
     return Ingestion(spells=spells, report=report, quarantine=quarantine, files=pd.DataFrame(files),
-                     interventions=interventions)
+                     interventions=interventions, corrections=corrections)
+
+
+def read_corrections(path: str | Path, *, pseudonym_pattern: str | None) -> pd.DataFrame:
+    """Read a corrections file (CSV or Parquet) and check it (:func:`iizrisk.corrections.check_corrections`).
+
+    Guarded as exports are: no AHV number in its path, values or header, no
+    column named twice.
+
+    Raises
+    ------
+    RawIdentifierError, ValidationError
+        Also when the file does not exist (a configured correction is never dropped).
+    """
+    from .corrections import CORRECTION_COLUMNS, check_corrections
+
+    p = Path(path)
+    _refuse_ahv_in_paths([str(p)], "corrections", "path")
+    if not p.is_file():
+        raise ValidationError(f"corrections file {p} does not exist; create it (columns: "
+                              f"{', '.join(CORRECTION_COLUMNS)}) or remove [deployment] corrections")
+    df = read_canonical_table(p) if p.suffix.lower() == ".parquet" else read_csv_text(p)[0]
+    check_header(list(df.columns), str(p))
+    return check_corrections(df, pseudonym_pattern=pseudonym_pattern, name=str(p))
 
 
 def read_spells(source, **kwargs) -> pd.DataFrame:

@@ -1,0 +1,258 @@
+"""Corrections of contested registration rows, with their audit trail (nDSG Art. 32; issue 19 item 5).
+
+A person may contest a registration row (a wrong end date, a wrong exit
+reason). The office records the correction in one table, the file named by
+``[deployment] corrections`` (CSV or Parquet), one row per corrected value:
+
+===============  ==========================================================
+``person_id``    the person's pseudonym
+``institution``  the institution whose row is corrected
+``case_id``      its case number (identifies the row with the two above)
+``field``        the corrected column (:data:`CORRECTABLE`)
+``old_value``    the value the export holds and the person contested
+``new_value``    the corrected value (empty: no value, for optional columns)
+``reason``       why (no names, no AHV numbers)
+``date``         when the correction was decided (``YYYY-MM-DD``)
+``by_role``      who decided, by role (e.g. ``data steward ALV``)
+===============  ==========================================================
+
+:func:`iizrisk.io.ingest` applies the table to every deployment ingestion, so
+the next run's features and scores use the corrected values. Each correction
+gets a status in :attr:`iizrisk.io.Ingestion.corrections` (the trail):
+
+``applied``
+    the export holds the contested value; the new value replaces it;
+``in_export``
+    the export already holds the new value (the institution corrected its
+    own data); nothing to do;
+``conflict``
+    the export holds a third value: a later export changed the row after
+    the correction. The correction still wins (it is never silently
+    overwritten) and the conflict is reported to the data steward as a
+    warning in the validation report, naming the corrections file's rows;
+``unmatched``
+    no row of the export has this person, institution and case number (the
+    case is no longer exported, or the key is wrong); reported likewise;
+``ambiguous``
+    several rows carry the key and none holds the contested value; not
+    applied, reported likewise.
+
+A corrections file with a wrong column, an unknown field, a value the data
+contract refuses or a value shaped like an AHV number refuses the ingestion
+(exit 1): a correction is never dropped silently either.
+
+Examples
+--------
+>>> import pandas as pd
+>>> spells = pd.DataFrame({"person_id": ["p1"], "institution": ["ALV"], "case_id": ["A-1"],
+...                        "start_date": pd.to_datetime(["2024-01-01"]).astype("datetime64[s]"),
+...                        "end_date": pd.to_datetime(["2024-03-31"]).astype("datetime64[s]")})
+>>> table = pd.DataFrame({"person_id": ["p1"], "institution": ["ALV"], "case_id": ["A-1"],
+...                       "field": ["end_date"], "old_value": ["2024-03-31"], "new_value": ["2024-02-29"],
+...                       "reason": ["end reported late"], "date": ["2024-05-02"], "by_role": ["data steward"]})
+>>> fixed, trail = apply_corrections(spells, check_corrections(table, pseudonym_pattern=None))
+>>> str(fixed["end_date"].iloc[0].date()), trail["status"].tolist()
+('2024-02-29', ['applied'])
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+
+from .errors import RawIdentifierError, ValidationError
+from .validate import Problem, ValidationReport
+
+__all__ = ["CORRECTION_COLUMNS", "CORRECTABLE", "STATUSES", "check_corrections", "apply_corrections",
+           "correction_counts"]
+
+logger = logging.getLogger("iizrisk")
+
+#: the columns of a corrections table, in order
+CORRECTION_COLUMNS = ("person_id", "institution", "case_id", "field", "old_value", "new_value", "reason", "date",
+                      "by_role")
+#: the spells columns a correction may change (the row's key -- person, institution, case -- may not)
+CORRECTABLE = ("start_date", "end_date", "exit_reason", "recorded_date", "canton", "birth_year", "sex",
+               "nationality_group", "education")
+#: the status a correction gets at ingestion
+STATUSES = ("applied", "in_export", "conflict", "unmatched", "ambiguous")
+_REPORTED = {"conflict": "correction conflicts with a later export (the correction is kept)",
+             "unmatched": "correction matches no exported row",
+             "ambiguous": "correction matches several rows, none holding the contested value (not applied)"}
+_FIX = {"conflict": "the institution changed the row after the correction: check the export with it, then "
+                    "update the correction's old_value (to confirm it) or remove the correction",
+        "unmatched": "check person, institution and case number; remove the correction if the case is no longer "
+                     "exported",
+        "ambiguous": "check the contested value (old_value) against the export"}
+_SOURCE = "corrections"
+
+
+def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: str = "corrections"
+                      ) -> pd.DataFrame:
+    """The corrections table as text, every row checked against the data contract
+    (:func:`iizrisk.io.read_corrections` reads a file and calls it).
+
+    Raises
+    ------
+    RawIdentifierError
+        A value or header shaped like an AHV number (not repeated).
+    ValidationError
+        Missing or unknown columns, an unknown field, an institution or value the
+        data contract refuses, a date that is not ``YYYY-MM-DD``, an empty
+        reason, date or role, a person id that is not a pseudonym; every
+        problem at once, with the file's rows.
+    """
+    from .schema import load_schema
+    from .validate import check_raw_identifiers, check_text_cells
+
+    report = ValidationReport()
+    if check_raw_identifiers(df, report, name):
+        raise RawIdentifierError(f"{name}: refused: values shaped like AHV numbers; no AHV number, no name in a "
+                                 "correction", report)
+    missing = [c for c in CORRECTION_COLUMNS if c not in df.columns]
+    unknown = [c for c in df.columns if c not in CORRECTION_COLUMNS]
+    if missing or unknown:
+        raise ValidationError(f"{name}: columns {list(df.columns)}: " + "; ".join(
+            [f"missing {missing}" for _ in [0] if missing] + [f"unknown {unknown}" for _ in [0] if unknown])
+            + f"; a corrections table has the columns {', '.join(CORRECTION_COLUMNS)}")
+    t = df[list(CORRECTION_COLUMNS)].astype(object).where(df[list(CORRECTION_COLUMNS)].notna(), "")
+    t = t.map(lambda v: str(v).strip())
+    rows = np.arange(1, len(t) + 1)
+    check_text_cells(t, report, name, rows)
+    schema = load_schema("spells")
+    for col in ("person_id", "institution", "case_id", "field", "reason", "date", "by_role"):
+        report.add(name, col, "empty", (t[col] == "").to_numpy(), rows=rows, fix="every correction names its "
+                   "row, field, reason, date and who decided it (by role)")
+    if pseudonym_pattern is not None:
+        bad = ~t["person_id"].map(lambda v: bool(re.fullmatch(pseudonym_pattern, v))).to_numpy(dtype=bool)
+        report.add(name, "person_id", "not a pseudonym", bad & (t["person_id"] != "").to_numpy(), rows=rows,
+                   show_example=False, fix="compute it from the AHV number with `iizrisk pseudonymise`")
+    report.add(name, "field", "not a correctable column", ~t["field"].isin(CORRECTABLE).to_numpy()
+               & (t["field"] != "").to_numpy(), t["field"], rows=rows,
+               fix=f"correct one of {', '.join(CORRECTABLE)} (person, institution and case number identify the row)")
+    report.add(name, "date", "not a date YYYY-MM-DD", ~t["date"].map(_is_iso).to_numpy(dtype=bool)
+               & (t["date"] != "").to_numpy(), t["date"], rows=rows, fix="write the decision date as YYYY-MM-DD")
+    inst = schema.field("institution").enum or ()
+    report.add(name, "institution", "not an institution code", ~t["institution"].isin(inst).to_numpy()
+               & (t["institution"] != "").to_numpy(), t["institution"], rows=rows,
+               fix=f"use one of {', '.join(inst)}")
+    for col in ("old_value", "new_value"):
+        bad = np.array([f in CORRECTABLE and not _valid(f, v, schema) for f, v in zip(t["field"], t[col], strict=True)],
+                       dtype=bool)
+        report.add(name, col, "value the data contract refuses for its field", bad, t[col], rows=rows,
+                   fix="dates as YYYY-MM-DD, codes of the data contract (data/schemas/spells.json); empty only "
+                       "for an optional column")
+    same = (t["old_value"] == t["new_value"]).to_numpy()
+    report.add(name, "new_value", "equals old_value", same, rows=rows, fix="a correction changes the value")
+    if not report.ok:
+        raise ValidationError(f"{name}: invalid corrections: {report.summary_line()}", report)
+    return t.reset_index(drop=True)
+
+
+def _is_iso(v: str) -> bool:
+    try:
+        pd.Timestamp(v)
+    except ValueError:
+        return False
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v))
+
+
+def _valid(field: str, value: str, schema) -> bool:
+    f = schema.field(field)
+    if value == "":
+        return not f.required
+    if f.type == "date":
+        return _is_iso(value)
+    if f.type == "integer":
+        return bool(re.fullmatch(r"\d{1,4}", value))
+    return f.enum is None or value in f.enum
+
+
+def _typed(field: str, value: str):
+    from .schema import load_schema
+
+    f = load_schema("spells").field(field)
+    if value == "":
+        return pd.NaT if f.type == "date" else pd.NA
+    if f.type == "date":
+        return pd.Timestamp(value)
+    if f.type == "integer":
+        return int(value)
+    return value
+
+
+def _as_text(v) -> str:
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, pd.Timestamp):
+        return v.date().isoformat()
+    return str(v)
+
+
+def apply_corrections(spells: pd.DataFrame, corrections: pd.DataFrame, report: ValidationReport | None = None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Apply checked corrections to canonical spells; return the corrected spells and the trail.
+
+    The trail is the corrections table with ``status`` (:data:`STATUSES`) and
+    ``export_value`` (what the export held). Conflicts, unmatched and ambiguous
+    corrections are added to ``report`` as warnings for the data steward,
+    naming the rows of the corrections file (never a value).
+    """
+    out = spells.copy()
+    person = out["person_id"].astype(str).to_numpy()
+    inst = out["institution"].astype(str).to_numpy()
+    case = (out["case_id"].astype("str").fillna("").to_numpy() if "case_id" in out.columns
+            else np.full(len(out), "", dtype=object))
+    status, export_value = [], []
+    for c in corrections.itertuples(index=False):
+        rows = np.flatnonzero((person == c.person_id) & (inst == c.institution) & (case == c.case_id))
+        if c.field not in out.columns:
+            out[c.field] = pd.Series(pd.NA, index=out.index, dtype=object)
+        held = [_as_text(out[c.field].iloc[i]) for i in rows]
+        if not len(rows):
+            status.append("unmatched")
+            export_value.append("")
+            continue
+        contested = [i for i, v in zip(rows, held, strict=True) if v == c.old_value]
+        if len(contested) == 1 or (len(rows) == 1 and held[0] not in (c.new_value,)):
+            target = contested[0] if contested else rows[0]
+            status.append("applied" if contested else "conflict")
+            export_value.append(_as_text(out[c.field].iloc[target]))
+            _set(out, target, c.field, _typed(c.field, c.new_value))
+        elif any(v == c.new_value for v in held):
+            status.append("in_export")
+            export_value.append(c.new_value)
+        else:
+            status.append("ambiguous")
+            export_value.append("")
+    trail = corrections.assign(status=pd.Series(status, dtype="str", index=corrections.index),
+                               export_value=pd.Series(export_value, dtype="str", index=corrections.index))
+    if report is not None:
+        numbers = np.arange(1, len(trail) + 1)
+        for kind, problem in _REPORTED.items():
+            mask = (trail["status"] == kind).to_numpy()
+            if mask.any():
+                report.problems.append(Problem(_SOURCE, "field", problem, int(mask.sum()),
+                                               tuple(int(r) for r in numbers[mask][:5]), "", _FIX[kind], "warning"))
+    counts = correction_counts(trail)
+    if len(trail):
+        logger.info("corrections: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return out, trail
+
+
+def _set(df: pd.DataFrame, row: int, col: str, value) -> None:
+    s = df[col]
+    if isinstance(s.dtype, pd.CategoricalDtype) and value is not pd.NA and value not in s.cat.categories:
+        df[col] = s.cat.add_categories([value])
+    df.iloc[row, df.columns.get_loc(col)] = value
+
+
+def correction_counts(trail: pd.DataFrame | None) -> dict[str, int]:
+    """Corrections per status (every status, zeros included; all zero without a trail)."""
+    if trail is None or not len(trail):
+        return dict.fromkeys(STATUSES, 0)
+    vc = trail["status"].value_counts()
+    return {s: int(vc.get(s, 0)) for s in STATUSES}

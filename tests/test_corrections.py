@@ -1,0 +1,192 @@
+"""Corrections of contested rows: applied at ingestion with their trail, reaching the next run, conflicts reported."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import test_batch
+from iizrisk.batch import run_nightly
+from iizrisk.corrections import CORRECTION_COLUMNS, apply_corrections, check_corrections
+from iizrisk.errors import ConfigError, RawIdentifierError, ValidationError
+from iizrisk.features import PointInTimeFeatures
+from iizrisk.io import ingest
+from iizrisk.model import load_model, score
+from iizrisk.store import write_csv_atomic, write_parquet_atomic
+
+trained = test_batch.trained  # the module's trained model, shared with test_batch
+AS_OF = test_batch.AS_OF
+
+
+def _contested(spells: pd.DataFrame, model) -> tuple[str, int]:
+    """The row contested: a closed ALV spell ending 3 to 18 months before AS_OF, of a person scored then, whose
+    end 60 days earlier changes the calibrated risk (a flat step of the calibration would hide the change)."""
+    t = pd.Timestamp(AS_OF)
+    open_now = spells[(spells["start_date"] <= t) & (spells["end_date"].isna() | (spells["end_date"] > t))]
+    closed = spells[(spells["institution"] == "ALV") & spells["end_date"].between(t - pd.DateOffset(months=18),
+                                                                                   t - pd.DateOffset(months=3))
+                    & ((spells["end_date"] - spells["start_date"]).dt.days > 120)
+                    & spells["person_id"].isin(open_now["person_id"])]
+    per_key = spells.groupby(["person_id", "institution", "case_id"]).size()
+    for i in closed.index:
+        r = spells.loc[i]
+        if per_key[(r["person_id"], r["institution"], r["case_id"])] != 1:
+            continue
+        mine = spells[spells["person_id"] == r["person_id"]]
+        moved = mine.copy()
+        moved.loc[i, "end_date"] = r["end_date"] - pd.Timedelta(days=60)
+        if score(model, mine, as_of=AS_OF)["risk"].iloc[0] != score(model, moved, as_of=AS_OF)["risk"].iloc[0]:
+            return str(r["person_id"]), int(i)
+    raise AssertionError("no suitable row in the random spells")
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    base = {"reason": "Ende verspätet gemeldet", "date": "2023-06-01", "by_role": "Datenverantwortliche ALV"}
+    return pd.DataFrame([{**base, **r} for r in rows], columns=list(CORRECTION_COLUMNS))
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, random_spells, trained):
+    tmp = tmp_path_factory.mktemp("corrections")
+    spells = random_spells.copy()
+    person, i = _contested(spells, load_model(trained, key=test_batch.KEY))
+    row = spells.loc[i]
+    old_end = row["end_date"]
+    new_end = old_end - pd.Timedelta(days=60)
+    other = spells[(spells["person_id"] != person) & spells["exit_reason"].notna()].iloc[0]
+    table = _table([
+        {"person_id": person, "institution": "ALV", "case_id": row["case_id"], "field": "end_date",
+         "old_value": old_end.date().isoformat(), "new_value": new_end.date().isoformat()},
+        # the export already holds the corrected value
+        {"person_id": other["person_id"], "institution": other["institution"], "case_id": other["case_id"],
+         "field": "exit_reason", "old_value": "unknown" if other["exit_reason"] != "unknown" else "other",
+         "new_value": other["exit_reason"]},
+        {"person_id": person, "institution": "ALV", "case_id": "ALV-NOT-EXPORTED", "field": "exit_reason",
+         "old_value": "other", "new_value": "employment"},
+    ])
+    write_csv_atomic(table, tmp / "corrections.csv")
+    cfg = test_batch.deployment(tmp, spells, trained, deployment={"corrections": "corrections.csv"})
+    return tmp, cfg, spells, person, i, new_end
+
+
+def test_round_trip_contest_apply_rescore_conflict(scenario, trained):
+    tmp, cfg, spells, person, i, new_end = scenario
+    # apply: the ingestion corrects the row and counts every correction by status
+    ing = ingest(cfg)
+    assert ing.correction_counts == {"applied": 1, "in_export": 1, "conflict": 0, "unmatched": 1, "ambiguous": 0}
+    assert ing.corrections["status"].tolist() == ["applied", "in_export", "unmatched"]
+    unmatched = [p for p in ing.report.warnings if p.problem == "correction matches no exported row"]
+    assert len(unmatched) == 1 and unmatched[0].rows == (3,)
+    # the next run's features and score change as a direct computation says (the row edited by hand)
+    direct = spells.copy()
+    direct.loc[i, "end_date"] = new_end
+    ft = PointInTimeFeatures().fit(None)
+    mine = ing.spells[ing.spells["person_id"].astype(str) == person]
+    got = ft.transform(mine, as_of=AS_OF)
+    want = ft.transform(direct[direct["person_id"] == person], as_of=AS_OF)
+    before = ft.transform(spells[spells["person_id"] == person], as_of=AS_OF)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+    changed = [c for c in got.columns if got[c].iloc[0] != before[c].iloc[0]]
+    assert changed, "the correction reached no feature"
+    res = run_nightly(cfg, as_of=AS_OF, progress=False)
+    model = load_model(trained, key=test_batch.KEY)
+    risk_direct = score(model, direct[direct["person_id"] == person], as_of=AS_OF)["risk"].iloc[0]
+    risk_before = score(model, spells[spells["person_id"] == person], as_of=AS_OF)["risk"].iloc[0]
+    risk_run = res.scores.set_index(res.scores["person_id"].astype(str)).loc[person, "risk"]
+    assert risk_run == pytest.approx(risk_direct, abs=1e-12) and risk_run != pytest.approx(risk_before, abs=1e-9)
+    # a later export that changes the contested row again: reported to the data steward, never overwritten silently
+    later = spells.copy()
+    later.loc[i, "end_date"] = new_end - pd.Timedelta(days=7)
+    write_parquet_atomic(later, tmp / "exports" / "spells.parquet")
+    ing2 = ingest(cfg)
+    assert ing2.correction_counts["conflict"] == 1 and ing2.corrections["status"].iloc[0] == "conflict"
+    assert ing2.corrections["export_value"].iloc[0] == (new_end - pd.Timedelta(days=7)).date().isoformat()
+    conflict = [p for p in ing2.report.warnings if "conflicts with a later export" in p.problem]
+    assert len(conflict) == 1 and conflict[0].rows == (1,) and conflict[0].severity == "warning"
+    kept = ing2.spells[(ing2.spells["person_id"].astype(str) == person)
+                       & (ing2.spells["case_id"].astype(str) == spells.loc[i, "case_id"])]
+    assert kept["end_date"].tolist() == [new_end]
+    write_parquet_atomic(spells, tmp / "exports" / "spells.parquet")
+
+
+def test_the_information_document_shows_the_persons_corrections(scenario):
+    from iizrisk.config import Settings
+    from iizrisk.information import information_request
+
+    tmp, cfg, spells, person, i, new_end = scenario
+    s = Settings.load(cfg)
+    s.deployment.contact = "IIZ-Fachstelle"
+    doc = information_request(s, person=person, institution="ALV", language="en")
+    assert len(doc.corrections) == 2  # the applied one and the unmatched one; not the other person's
+    assert set(doc.corrections["new_value"]) == {new_end.date().isoformat(), "employment"}
+    assert "Ende verspätet gemeldet" in doc.to_html()
+
+
+def test_apply_matches_a_per_row_reference_on_random_tables():
+    rng = np.random.default_rng(3)
+    spells = pd.DataFrame({"person_id": [f"p{k % 7}" for k in range(40)], "institution": "ALV",
+                           "case_id": [f"A-{k % 13}" for k in range(40)],
+                           "exit_reason": rng.choice(["employment", "transfer", "other"], 40)})
+    rows = []
+    for _ in range(30):
+        k = int(rng.integers(40))
+        rows.append({"person_id": f"p{k % 7}", "institution": "ALV", "case_id": f"A-{int(rng.integers(15))}",
+                     "field": "exit_reason", "old_value": str(rng.choice(["employment", "transfer", "other"])),
+                     "new_value": "benefit_exhausted"})
+    table = check_corrections(_table(rows), pseudonym_pattern=None)
+    fixed, trail = apply_corrections(spells, table)
+    ref = spells.copy()
+    for r, st in zip(table.itertuples(), trail["status"], strict=True):
+        hit = ref.index[(ref["person_id"] == r.person_id) & (ref["case_id"] == r.case_id)]
+        contested = [j for j in hit if ref.loc[j, "exit_reason"] == r.old_value]
+        if not len(hit):
+            assert st == "unmatched"
+        elif len(contested) == 1:
+            assert st == "applied"
+            ref.loc[contested[0], "exit_reason"] = r.new_value
+        elif len(hit) == 1 and ref.loc[hit[0], "exit_reason"] != r.new_value:
+            assert st == "conflict"
+            ref.loc[hit[0], "exit_reason"] = r.new_value
+        elif (ref.loc[hit, "exit_reason"] == r.new_value).any():
+            assert st == "in_export"
+        else:
+            assert st == "ambiguous"
+    assert fixed["exit_reason"].tolist() == ref["exit_reason"].tolist()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"field": "person_id"}, "not a correctable column"),
+    ({"new_value": "retired"}, "value the data contract refuses for its field"),
+    ({"date": "01.06.2023"}, "not a date YYYY-MM-DD"),
+    ({"reason": ""}, "empty"),
+    ({"institution": "XYZ"}, "not an institution code"),
+    ({"person_id": "Meier Hans"}, "not a pseudonym"),
+])
+def test_a_bad_correction_refuses_the_ingestion_naming_the_row(change, message):
+    row = {"person_id": "p1", "institution": "ALV", "case_id": "A-1", "field": "exit_reason",
+           "old_value": "other", "new_value": "employment"}
+    table = _table([row, {**row, **change}])
+    with pytest.raises(ValidationError) as err:
+        check_corrections(table, pseudonym_pattern="p[0-9]+")
+    probs = [p for p in err.value.report.problems if p.problem == message]
+    assert probs and probs[0].rows == (2,), err.value.report.problems
+    assert "Meier" not in str(err.value)
+
+
+def test_ahv_numbers_in_a_correction_are_refused_unrepeated():
+    table = _table([{"person_id": "p1", "institution": "ALV", "case_id": "A-1", "field": "exit_reason",
+                     "old_value": "other", "new_value": "employment", "reason": "Rückruf 756.1234.5678.97"}])
+    with pytest.raises(RawIdentifierError) as err:
+        check_corrections(table, pseudonym_pattern=None)
+    assert not re.search(r"756\.1234", str(err.value))
+
+
+def test_the_corrections_setting_is_checked(tmp_path, random_spells, trained):
+    with pytest.raises(ConfigError, match=r"corrections = 'fixes.txt'"):
+        test_batch.deployment(tmp_path, random_spells, trained, deployment={"corrections": "fixes.txt"})
+    cfg = test_batch.deployment(tmp_path, random_spells, trained, deployment={"corrections": "missing.csv"})
+    with pytest.raises(ValidationError, match="does not exist"):
+        ingest(cfg)
