@@ -84,6 +84,7 @@ MEASURES: dict[str, tuple[tuple[str, ...], str]] = {
     "features_expire": (("stale_or_wrong_data",), "tests/test_features.py::test_every_feature_looks_back_at_most_the_maximum"),
     "retention": (("stale_or_wrong_data", "disclosure"), "tests/test_health.py::test_retention_never_removes_tonight_or_newer"),
     "information": (("opacity",), "tests/test_information.py::test_nothing_of_anyone_else_reaches_the_document"),
+    "corrections": (("stale_or_wrong_data",), "tests/test_corrections.py::test_round_trip_contest_apply_rescore_conflict"),
     "signed_model": (("tampering",), "tests/test_model_files.py::test_tampering_with_one_byte_is_refused"),
     "permissions": (("disclosure",), "tests/test_publish.py::test_permissions_never_world_readable"),
 }
