@@ -62,6 +62,10 @@ _LAZY = {
     # the nightly job
     "build_worklists": "worklist", "run_nightly": "batch", "HistoryStore": "history",
     "run_demo": "demo",
+    # the coordinator's loop
+    "import_reviews": "reviews", "write_review_file": "reviews", "ReviewImport": "reviews",
+    "oversight": "oversight", "oversight_of": "oversight", "Oversight": "oversight",
+    "case_lookup": "case", "CaseView": "case", "write_table": "tables", "read_table": "tables",
     # responsible profiling
     "FairnessAudit": "fairness", "FairnessGapWarning": "fairness", "labelled_period": "fairness",
     "audit_model": "fairness", "ModelCard": "modelcard", "write_model_card": "modelcard",
