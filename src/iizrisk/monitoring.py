@@ -171,7 +171,8 @@ def score_monitoring(risk, bands, reference: dict[str, Any] | None = None, *,
                      band_thresholds=(0.10, 0.25)) -> pd.DataFrame:
     """Risk PSI, mean and quantiles, band shares (and their reference share and range); index ``name``."""
     r = np.asarray(risk, dtype=np.float64)
-    rows = [("mean_risk", float(np.mean(r)) if len(r) else np.nan, None, None, None)]
+    rows: list[tuple[str, float, float | None, float | None, float | None]] = [
+        ("mean_risk", float(np.mean(r)) if len(r) else np.nan, None, None, None)]
     for q in (0.5, 0.9, 0.99):
         rows.append((f"risk_p{int(q * 100)}", float(np.quantile(r, q)) if len(r) else np.nan, None, None, None))
     b = pd.Series(np.asarray(bands, dtype=object))
@@ -184,7 +185,7 @@ def score_monitoring(risk, bands, reference: dict[str, Any] | None = None, *,
     for name in BANDS:
         share = float((b == name).mean()) if len(b) else np.nan
         lo, hi = (None, None) if ref_bands is None else ref_bands[name]
-        rows.append((f"share_{name}", share, None if lo is None else (lo + hi) / 2, lo, hi))
+        rows.append((f"share_{name}", share, None if lo is None or hi is None else (lo + hi) / 2, lo, hi))
     return pd.DataFrame(rows, columns=["name", "value", "reference", "reference_low",
                                        "reference_high"]).set_index("name")
 
@@ -468,7 +469,7 @@ def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th
     name = outcome or (str(sc["outcome"].iloc[0]) if "outcome" in sc.columns and len(sc) else "revolving_door")
     perf = realised_performance(sc, wl, spells, as_of=run, outcome=name, horizon_months=horizon_months,
                                 observed_until=_time.to_date(last))
-    rows = []
+    rows: list[dict[str, Any]] = []
     if perf is None:  # pragma: no cover - chosen due
         return rows
     for inst, r in perf.iterrows():

@@ -393,7 +393,7 @@ class SelectionResult(ResultMixin):
         summ = self.summary
         deploy = [s.name for s in self.specs if s.deployable]
         table = summ.loc[[n for n in summ.index if n in deploy]].copy()
-        reasons = {n: [] for n in table.index}
+        reasons: dict[str, list[str]] = {n: [] for n in table.index}
         if rule.max_ece is not None:
             for n in table.index:
                 if table.loc[n, "worst_ece"] > rule.max_ece:
@@ -588,7 +588,9 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
     observed = lab["observed"].to_numpy(dtype=bool)
     common = dict(calibration_months=calibration_months, gap_months=gap, outcome=snaps.meta["outcome"],
                   horizon_months=horizon, features=ft, random_state=random_state, n_threads=n_threads)
-    rows, prev_lists, last_masks = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    prev_lists: dict[str, np.ndarray] = {}
+    last_masks: tuple[dict[str, np.ndarray], Any] | None = None
     crosstab_frame = None
     steps = [f"split {s}" for s in splits["split"]]
     with Steps(steps, progress, label="select") as bar:
@@ -642,6 +644,8 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
                 crosstab_frame = crosstab(Xte, masks[reference.name])
             logger.info("select: split %d (origin %s) evaluated on %d snapshots", sp["split"],
                         sp["origin"].date(), int(te.sum()))
+    if last_masks is None:  # pragma: no cover - rolling_splits gives at least one split or raises
+        raise ValidationError("no split was evaluated")
     masks, dte = last_masks
     names = list(masks)
     jb = pd.DataFrame([[_jaccard_per_date(masks[a], masks[b], dte) for b in names] for a in names],
