@@ -127,7 +127,9 @@ def test_three_nights_with_reviews_between_them(tmp_path, random_spells, trained
     band_rose = _band(scores2.loc[by_rank[1], "risk_band"]) > _band(alv1["risk_band"].iloc[0])
     assert (by_rank[1] in set(alv2["person_id"])) == band_rose  # not_suitable: kept off ALV's list
     assert by_rank[2] not in set(everyone["person_id"])  # an assessment held: off every list
-    assert r2.manifest["left_off_recent_assessment_persons"] >= 1
+    # left off by a review (an assessment a coordinator recorded), not by the interventions file
+    assert r2.worklists.left_off_reviewed["ALV"] >= 1 + (not band_rose)
+    assert r2.manifest["left_off_recent_assessment_persons"] == r1.manifest["left_off_recent_assessment_persons"]
     # the reference: tonight's ALV list is the ranking of everyone else who could be listed
     expected_off = {by_rank[2]} | (set() if band_rose else {by_rank[1]})
     oc = _open_at(random_spells, NIGHTS[1])

@@ -369,8 +369,10 @@ def _flags(view: View) -> dict:
 
 
 def _reviews(settings: Settings, t: dt.date, history: HistoryStore, interventions) -> dict:
-    """The coordinators' reviews up to T; the decisions that record interventions join the interventions."""
+    """The coordinators' reviews up to T; the decisions that record interventions join the interventions
+    (``recorded``: those interventions alone; ``from_file``: the interventions file's)."""
     reviews = history.reviews(until=t)
+    from_file = interventions
     recorded = interventions_from_reviews(reviews, settings.reviews.interventions)
     if len(recorded):
         if interventions is not None and len(interventions):
@@ -381,7 +383,7 @@ def _reviews(settings: Settings, t: dt.date, history: HistoryStore, intervention
         else:
             interventions = recorded
         logger.info("reviews: %d intervention(s) recorded by reviews", len(recorded))
-    return {"reviews": reviews, "interventions": interventions}
+    return {"reviews": reviews, "interventions": interventions, "recorded": recorded, "from_file": from_file}
 
 
 def _score(settings: Settings, t: dt.date, spells, interventions, view: View, model,
@@ -402,11 +404,19 @@ def _score(settings: Settings, t: dt.date, spells, interventions, view: View, mo
     return {"scores": scores, "X": X, "prev": prev}
 
 
-def _worklists(settings: Settings, t: dt.date, view: View, scores, interventions, flags, reviews,
+def _worklists(settings: Settings, t: dt.date, view: View, scores, from_file, recorded, flags, reviews,
                history: HistoryStore, prev, model, X) -> dict:
     w, tl = settings.worklist, view.timeline
     oc = open_cases_at(view)
-    excluded = recently_assessed(interventions, t, w.exclude_assessed_months)
+    # left off after a recent assessment: those of the interventions file ("recent assessment"), and those a
+    # coordinator's review recorded, at every institution ("left off by a review")
+    excluded = recently_assessed(from_file, t, w.exclude_assessed_months)
+    assessed_by_review = recently_assessed(recorded, t, w.exclude_assessed_months)
+    kept_off = keep_off(reviews, scores, t, settings.reviews.keep_off_days)
+    if len(assessed_by_review):
+        pairs = oc.loc[oc["person_id"].astype("str").isin(pd.Index(assessed_by_review).astype("str")),
+                       ["institution", "person_id"]].astype("str")
+        kept_off = pd.concat([kept_off, pairs], ignore_index=True).drop_duplicates(ignore_index=True)
     canton_of = None
     if w.capacity_per_canton:
         if "canton" not in tl.persons.columns:
@@ -419,7 +429,7 @@ def _worklists(settings: Settings, t: dt.date, view: View, scores, interventions
     worklists = build_worklists(
         scores, oc, capacity=w.capacity, capacity_per_institution=w.capacity_per_institution,
         capacity_per_canton=w.capacity_per_canton, canton_of=canton_of, exclude=excluded,
-        keep_off=keep_off(reviews, scores, t, settings.reviews.keep_off_days),
+        keep_off=kept_off,
         min_band=w.min_band, min_band_per_institution=w.min_band_per_institution,
         previous=prev_lists, history=past_lists, reviews=reviews, as_of=t, flags=flags,
         disclose_institutions=w.disclose_institutions, reasons=reasons,

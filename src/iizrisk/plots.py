@@ -484,7 +484,7 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
                 color=_GREY, ms=8, clip_on=False, transform=ax.get_xaxis_transform())
     for thr in bands:
         ax.axvline(float(thr), color="#57606a", lw=0.8, ls="--")
-    if log:
+    if log and np.nan_to_num(shown).any():  # every cell hidden (a tiny run): nothing to put on a log axis
         ax.set_yscale("log")
     ax.set_xlim(0, top)
     ax.set_xlabel(_w("risk", language))
