@@ -29,17 +29,24 @@ NOTICE_DE = NOTICE["de"]
 
 
 def reference(scores, oc, *, capacity, capacity_per_institution, capacity_per_canton, canton_of,
-              exclude, disclose):
+              exclude, disclose, keep_off=(), min_band="low", min_band_per_institution=None):
+    order = {"low": 0, "medium": 1, "high": 2}
+    min_band_per_institution = min_band_per_institution or {}
     risk = dict(zip(scores["person_id"], scores["risk"], strict=True))
     band = dict(zip(scores["person_id"], scores["risk_band"], strict=True))
     rows = list(zip(oc["person_id"], oc["institution"], oc["case_id"], strict=True))
-    eligible, left_off, lists = {}, {}, {}
+    eligible, left_off, lists, reviewed, below = {}, {}, {}, {}, {}
     for inst in sorted({i for _, i, _ in rows}):
         people = sorted({p for p, i, _ in rows if i == inst and p in risk})
         if not people:
             continue
         eligible[inst] = len(people)
         left_off[inst] = sum(p in exclude for p in people)
+        reviewed[inst] = sum(p not in exclude and (inst, p) in keep_off for p in people)
+        lowest = order[min_band_per_institution.get(inst, min_band)]
+        below[inst] = sum(p not in exclude and (inst, p) not in keep_off and order.get(band[p], 3) < lowest
+                          for p in people)
+        people = [p for p in people if (inst, p) not in keep_off and order.get(band[p], 3) >= lowest]
         ranked = sorted((p for p in people if p not in exclude), key=lambda p: (-risk[p], p))
         if capacity_per_canton:
             seen: dict = {}
@@ -61,15 +68,17 @@ def reference(scores, oc, *, capacity, capacity_per_institution, capacity_per_ca
                         "risk": risk[p], "risk_band": band[p], "n_other_institutions": len(others),
                         "other_institutions_disclosed": "+".join(i for i in others if i in disclose)})
         lists[inst] = out
-    return eligible, left_off, lists
+    return eligible, left_off, lists, reviewed, below
 
 
 @st.composite
 def worklist_inputs(draw):
     scored = draw(st.lists(st.sampled_from(PEOPLE), unique=True, max_size=len(PEOPLE)))
     risk = draw(st.lists(st.sampled_from([0.1, 0.2, 0.5, 0.9]), min_size=len(scored), max_size=len(scored)))
+    bands = draw(st.lists(st.sampled_from(["low", "medium", "high", "b0.5"]), min_size=len(scored),
+                          max_size=len(scored)))
     scores = pd.DataFrame({"person_id": pd.Series(scored, dtype="str"), "risk": np.array(risk, dtype=float),
-                           "risk_band": ["b" + str(r) for r in risk]})
+                           "risk_band": bands})
     n = draw(st.integers(0, 25))
     oc = pd.DataFrame({
         "person_id": draw(st.lists(st.sampled_from(PEOPLE), min_size=n, max_size=n)),
@@ -84,24 +93,31 @@ def worklist_inputs(draw):
     per_canton = draw(st.one_of(st.just({}), st.dictionaries(st.sampled_from(["ZH", "BE"]),
                                                              st.integers(0, 2), max_size=2)))
     disclose = draw(st.sets(st.sampled_from(INSTS), max_size=2))
+    keep_off = draw(st.sets(st.tuples(st.sampled_from(INSTS), st.sampled_from(PEOPLE)), max_size=5))
+    min_band = draw(st.sampled_from(["low", "medium", "high"]))
+    min_per = draw(st.dictionaries(st.sampled_from(INSTS), st.sampled_from(["low", "medium", "high"]), max_size=2))
     return scores, oc, dict(capacity=capacity, capacity_per_institution=per_inst,
                             capacity_per_canton=per_canton, canton_of=canton_of,
-                            exclude=exclude, disclose=disclose)
+                            exclude=exclude, disclose=disclose, keep_off=keep_off, min_band=min_band,
+                            min_band_per_institution=min_per)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=worklist_inputs())
 def test_worklists_equal_reference(data):
     scores, oc, kw = data
-    want_eligible, want_left, want_lists = reference(scores, oc, **kw)
+    want_eligible, want_left, want_lists, want_reviewed, want_below = reference(scores, oc, **kw)
+    keep = pd.DataFrame(sorted(kw["keep_off"]), columns=["institution", "person_id"])
     wl = build_worklists(scores, oc, capacity=kw["capacity"],
                          capacity_per_institution=kw["capacity_per_institution"],
                          capacity_per_canton=kw["capacity_per_canton"],
                          canton_of=pd.Series(kw["canton_of"]) if kw["capacity_per_canton"] else None,
                          exclude=np.array(sorted(kw["exclude"]), dtype=object),
-                         disclose_institutions=sorted(kw["disclose"]))
+                         disclose_institutions=sorted(kw["disclose"]), keep_off=keep,
+                         min_band=kw["min_band"], min_band_per_institution=kw["min_band_per_institution"])
     assert wl.eligible == want_eligible
     assert wl.left_off_assessed == want_left
+    assert wl.left_off_reviewed == want_reviewed and wl.below_min_band == want_below
     assert list(wl.lists) == list(want_lists)
     for inst, want in want_lists.items():
         got = wl[inst]
