@@ -115,10 +115,15 @@ def test_small_cells_are_hidden_with_their_shares():
     assert "judged" not in o.summary.columns
 
 
-def test_oversight_command_and_run_summary_section(tmp_path):
+def test_oversight_command(tmp_path, capsys):
+    from iizrisk.cli import main
+    from iizrisk.config import Settings
     from iizrisk.history import HistoryStore
+    from iizrisk.tables import read_table
 
-    h = HistoryStore(tmp_path)
+    cfg = Settings.from_dict({"output": {"dir": "runs", "history_dir": "history"}}, base_dir=tmp_path).save(
+        tmp_path / "iizrisk.toml")
+    h = HistoryStore(tmp_path / "history")
     lists, reviews = _frames(
         [{"institution": "ALV", "person_id": f"p{i}", "as_of": DAY0} for i in range(8)],
         [{"institution": "ALV", "person_id": f"p{i}", "review_date": DAY0 + pd.Timedelta(days=2),
@@ -129,3 +134,10 @@ def test_oversight_command_and_run_summary_section(tmp_path):
     o = oversight(h.read("worklists"), h.reviews(), min_cell_size=5)
     row = o.summary.iloc[0]
     assert (row["listed"], row["reviewed"], row["median_days_to_review"], row["agreement_share"]) == (8, 6, 2.0, 0.0)
+    assert main(["oversight", str(cfg), "--from", "2024-01-01", "--to", "2024-01-31", "--out",
+                 str(tmp_path / "o")]) == 0
+    assert "Oversight" in capsys.readouterr().out
+    table = read_table(tmp_path / "o" / "oversight.csv")  # German headers, read back as codes
+    assert table[["institution", "listed", "reviewed"]].values.tolist() == [["ALV", 8, 6]]
+    assert "Geprüft" in (tmp_path / "o" / "oversight.csv").read_text(encoding="utf-8-sig")
+    assert main(["oversight", str(cfg), "--from", "2024-03-01"]) == 0  # no month in range: an empty table
