@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from iizrisk import _time
 from iizrisk.features import (
+    FeatureSpec,
     PointInTimeFeatures,
     ProtectedAttributeWarning,
     _union_days,
@@ -516,3 +518,23 @@ def test_a_long_registration_counts_from_the_window():
     cap = (dt.date(2024, 6, 30) - w0).days + 1
     assert X["current_days_iv"].iloc[0] == cap == X["days_since_last_start"].iloc[0] + 1
     assert X["n_exits_benefit_exhausted"].iloc[0] == 0 and np.isnan(X["days_since_last_exit"].iloc[0])
+
+
+@pytest.mark.parametrize("lookback, windows", [(60, (6, 12, 24, 60)), (36, (6, 12, 24))])
+def test_counts_over_the_lookback_say_it_in_every_language(lookback, windows):
+    """Exits and joint assessments count over the look-back: their texts name it, never "so far"."""
+    from iizrisk._texts import LANGUAGES
+
+    specs = [s for s in feature_specs(window_months=windows, max_lookback_months=lookback)
+             if s.family in {"n_exits", "days_since_last_exit", "n_joint_assessments", "days_since_joint_assessment"}]
+    assert len(specs) >= 4 and all(s.lookback_months == lookback for s in specs)
+    for s in specs:
+        for lang in LANGUAGES:
+            texts = [s.description(lang), s.sentence(3, lang), s.sentence(1, lang), s.sentence(float("nan"), lang)]
+            counted = [t for t in texts if not re.search(r"\d+ (days|Tagen|jours|giorni)", t)]
+            assert counted and all(str(lookback) in t for t in counted), (s.name, lang, texts)
+            low = " ".join(texts).lower()
+            assert not any(w in low for w in ("so far", "bisher", "jusqu'ici", "finora", "bis zum stichtag"))
+    # a spec pickled with a model fitted before the texts named the look-back renders it too
+    old = FeatureSpec("n_joint_assessments", "n_joint_assessments", "count", "interventions", (), lookback)
+    assert str(lookback) in old.sentence(2, "de")

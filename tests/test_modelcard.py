@@ -197,7 +197,7 @@ def test_in_memory_model_and_repr(trained):
     card = ModelCard.from_model(model)  # loaded models carry their manifest
     assert card.to_dict()["fingerprints"]["model_sha256"] is None  # trained in memory, not loaded
     html = card._repr_html_()
-    assert "never an automated decision" in html and "roc_auc" in html
+    assert "never an automated decision" in html and "ROC AUC" in html
 
 
 def test_writing_twice_gives_identical_files(trained, audit, tmp_path):
@@ -221,7 +221,42 @@ def test_the_card_names_every_input_related_to_a_protected_ground():
     want_iv = {n for n in names if "iv" in n.split("_")}
     assert {n for n, r in related.items() if r["attribute"] == "disability"} == want_iv and want_iv
     assert related["open_mig"]["attribute"] == "nationality_group"
-    assert "age (age_band, direct)" in prot["statement"] and "Kein geschütztes Merkmal" not in prot["statement"]
+    assert "age (Altersgruppe, direkt)" in prot["statement"] and "Kein geschütztes Merkmal" not in prot["statement"]
     without = ModelCard({"model": "boosting", "outcome": "revolving_door",
                          "features": [{"name": "n_spells_6m"}]}, language="de").to_dict()
     assert without["protected_attributes"]["related_inputs"] == {}
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it"])
+def test_the_card_has_no_english_labels_and_swiss_numbers(trained, audit, lang):
+    """Every table header and label in the card's language (no code, no English word), counts with the
+    language's thousands separator, and the disparities table with ratios, intervals and verdicts."""
+    from iizrisk._texts import load_locale, swiss_number
+
+    a, _ = audit
+    card = ModelCard.from_model(trained[1], audit=a, language=lang)
+    md = card.to_markdown()
+    english = {str(v) for table in ("columns", "facts", "verdicts", "attributes", "feature_groups")
+               for v in load_locale("en")["card"][table].values()}
+    own = {str(v) for table in ("columns", "facts", "verdicts", "attributes", "feature_groups")
+           for v in load_locale(lang)["card"][table].values()}
+    foreign = english - own
+    lines = md.splitlines()
+    headers = [line for i, line in enumerate(lines[:-1]) if line.startswith("| ") and lines[i + 1].startswith("|---")]
+    cells = [c.strip() for line in headers for c in line.strip("|").split("|")]
+    labels = [line.strip("|").split("|")[0].strip() for line in lines
+              if line.startswith("| ") and not line.startswith("|---") and line not in headers]
+    facts = labels[: len(card._facts(card.to_dict()))]
+    for c in cells + facts:
+        assert not re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", c), f"code {c!r} as a label in the {lang} card"
+        assert c not in foreign, f"English label {c!r} in the {lang} card"
+    assert not re.search(r"\|\s*yes\s*\|", md)
+    d = card.to_dict()["fairness"]
+    assert swiss_number(d["n"], lang) in md and (d["n"] < 1000 or swiss_number(d["n"], "en") not in md)
+    judged = a.gaps[a.gaps["verdict"].isin(["exceeds", "cannot_tell"])]
+    header, rows = card._gap_rows()
+    assert {"ratio", "ratio_lo", "ratio_hi", "verdict"} <= set(header) and len(rows) == len(judged)
+    words = load_locale(lang)["card"]["verdicts"]
+    assert {r[header.index("verdict")] for r in rows} <= {words["exceeds"], words["cannot_tell"]}
+    if len(judged):
+        assert words["cannot_tell" if "cannot_tell" in set(judged["verdict"]) else "exceeds"] in md

@@ -109,6 +109,11 @@ class ProtectedAttributeWarning(UserWarning):
     """Protected attributes (sex, nationality group) were enabled as model inputs."""
 
 
+#: families counted over the whole look-back (their texts say "in the last {window} months")
+_LOOKBACK_FAMILIES = frozenset({"n_exits", "days_since_last_exit", "n_joint_assessments",
+                                "days_since_joint_assessment"})
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """One feature: its column name, family (for texts), unit, group and parameters."""
@@ -123,7 +128,12 @@ class FeatureSpec:
 
     @property
     def param_dict(self) -> dict[str, Any]:
-        return dict(self.params)
+        """The parameters; a feature counted over its whole look-back (a spec pickled with a model fitted
+        before its texts named the look-back) gets it as its ``window``."""
+        out = dict(self.params)
+        if self.family in _LOOKBACK_FAMILIES and "window" not in out and self.lookback_months:
+            out["window"] = self.lookback_months
+        return out
 
     def description(self, language: str = "en") -> str:
         """Description in ``language`` (de, fr, it, en)."""
@@ -188,13 +198,16 @@ def feature_specs(*, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
     out += [S(f"max_spells_one_institution_{bw}m", "max_spells_one_institution", "count", "profile", pb, bw),
             S(f"revolving_door_{bw}m", "revolving_door", "flag", "profile", pb, L),
             S(f"bfs_profile_{bw}m", "bfs_profile", "code", "profile", pb, bw)]
-    out += [S(f"n_exits_{r}", "n_exits", "count", "exits", (("reason", r),), L) for r in (*COUNTED_EXITS, "other")]
-    out.append(S("days_since_last_exit", "days_since_last_exit", "days", "exits", (), L))
+    # counted over the whole look-back: their texts say "in the last L months" (window = L)
+    out += [S(f"n_exits_{r}", "n_exits", "count", "exits", (("reason", r), ("window", L)), L)
+            for r in (*COUNTED_EXITS, "other")]
+    out.append(S("days_since_last_exit", "days_since_last_exit", "days", "exits", (("window", L),), L))
     if include_age:
         out.append(S("age", "age", "years", "person"))
     out += [S(f"education_{lv}", "education", "flag", "person", (("level", lv),)) for lv in EDUCATION_LEVELS]
-    out += [S("n_joint_assessments", "n_joint_assessments", "count", "interventions", (), L),
-            S("days_since_joint_assessment", "days_since_joint_assessment", "days", "interventions", (), L),
+    out += [S("n_joint_assessments", "n_joint_assessments", "count", "interventions", (("window", L),), L),
+            S("days_since_joint_assessment", "days_since_joint_assessment", "days", "interventions",
+              (("window", L),), L),
             S("n_interventions_12m", "n_interventions", "count", "interventions", (("window", 12),), 12)]
     if include_protected:
         out.append(S("sex_female", "sex_female", "flag", "protected"))

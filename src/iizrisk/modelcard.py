@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._texts import swiss_number, text, text_items
+from ._texts import load_locale, swiss_number, text, text_items
 from .store import write_text_atomic
 
 __all__ = ["CARD_FORMAT", "CARD_FILES", "ModelCard", "write_model_card"]
@@ -61,56 +61,75 @@ CARD_FORMAT = "iizrisk-model-card/1"
 CARD_FILES = {"md": "model_card.md", "html": "model_card.html", "json": "model_card.json"}
 _DEFAULT_PROTECTED = ("sex", "nationality_group")
 _NA = "·"
-# The card's counts are written with English thousands separators (1,000) in every language, as published
-# so far: the tables beside them are language-neutral. Changing this changes every published card.
-_NUMBERS = "en"
 
 _LANGS = ("en", "de", "fr", "it")
 _METRIC_COLUMNS = ("roc_auc", "average_precision", "brier", "ece", "precision_at_k", "recall_at_k", "k",
                    "prevalence")
 _AUDIT_COLUMNS = ("attribute", "group", "n", "n_flagged", "flag_rate", "precision", "recall", "fpr",
                   "mean_predicted", "observed_rate", "roc_auc", "gap_flag")
+#: the columns of the card's table of disparities (judged by the fairness rule: exceeds or cannot tell)
+_GAP_COLUMNS = ("attribute", "group", "reference", "metric", "ratio", "ratio_lo", "ratio_hi", "difference",
+                "difference_lo", "difference_hi", "verdict", "n_needed")
 
 
 def _t(key: str, lang: str, **fields: Any) -> str:
     return text(f"card.{key}", lang, **fields)
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, lang: str = "en") -> str:
+    """One cell: counts with the language's Swiss thousands separator, yes in words, missing as ·."""
     if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return _NA
     if isinstance(v, bool | np.bool_):
-        return "yes" if v else ""
+        return text("table.yes", lang) if v else ""
     if isinstance(v, float | np.floating):
-        return f"{float(v):.0f}" if float(v).is_integer() and abs(float(v)) >= 1 else f"{float(v):.3f}"
+        if float(v).is_integer() and abs(float(v)) >= 1:
+            return swiss_number(int(v), lang)
+        return f"{float(v):.3f}"
     if isinstance(v, int | np.integer):
-        return swiss_number(v, _NUMBERS)
+        return swiss_number(v, lang)
     return str(v)
 
 
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+def _word(lang: str, table: str, code: Any) -> str:
+    """A code (column, fact, attribute, verdict...) in the card's words, the code when none is catalogued."""
+    return load_locale(lang)["card"][table].get(str(code), str(code))
+
+
+def _attribute(lang: str, code: Any) -> str:
+    """An audit attribute in words; an intersection ``disability:canton`` part by part."""
+    return ":".join(_word(lang, "attributes", part) for part in str(code).split(":"))
+
+
+def _group(lang: str, code: Any) -> str:
+    """An audit group in words where the catalogue names it (``all``, ``no_IV``...); codes such as ``CH`` stay."""
+    return ":".join(_word(lang, "groups", part) for part in str(code).split(":"))
+
+
+def _md_table(header: list[str], rows: list[list[Any]], lang: str = "en") -> str:
     def cell(x: Any) -> str:
-        return _fmt(x).replace("|", "\\|").replace("\n", " ")
+        return _fmt(x, lang).replace("|", "\\|").replace("\n", " ")
 
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
     return "\n".join(out)
 
 
-def _html_table(header: list[str], rows: list[list[Any]], flag_col: int | None = None) -> str:
+def _html_table(header: list[str], rows: list[list[Any]], flag_col: int | None = None, lang: str = "en") -> str:
     esc = _html.escape
     body = []
     for row in rows:
         cls = " class='flag'" if flag_col is not None and bool(row[flag_col]) else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(_fmt(x))}</td>" for x in row) + "</tr>")
+        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(_fmt(x, lang))}</td>" for x in row) + "</tr>")
     return ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(body)
             + "</table>")
 
 
-def _rule_bounds(rule: dict[str, Any]) -> str:
-    """The fairness rule's bounds in symbols: ``flag_rate ×0.8–1.25; calibration_gap ±0.05``."""
-    parts = [f"{m} ×{rule['min_ratio']:g}–{rule['max_ratio']:.3g}" for m in rule.get("ratio_metrics") or ()]
-    parts += [f"{m} ±{b:g}" for m, b in (rule.get("max_difference") or {}).items()]
+def _rule_bounds(rule: dict[str, Any], lang: str = "en") -> str:
+    """The fairness rule's bounds in symbols: ``flag rate ×0.8–1.25; calibration gap ±0.05``."""
+    parts = [f"{_word(lang, 'columns', m)} ×{rule['min_ratio']:g}–{rule['max_ratio']:.3g}"
+             for m in rule.get("ratio_metrics") or ()]
+    parts += [f"{_word(lang, 'columns', m)} ±{b:g}" for m, b in (rule.get("max_difference") or {}).items()]
     return "; ".join(parts) or "-"
 
 
@@ -317,7 +336,8 @@ class ModelCard:
                 "related_inputs": related,
                 "statement": (_t("protected_used", lang, names=", ".join(used)) if used
                               else _t("protected_related", lang, names=", ".join(
-                                  f"{n} ({r['attribute']}, {r['relation']})" for n, r in related.items()))
+                                  f"{n} ({', '.join(_word(lang, 'attributes', a) for a in r['attribute'].split(', '))}"
+                                  f", {_word(lang, 'relations', r['relation'])})" for n, r in related.items()))
                               if related else _t("protected_none", lang)),
             },
             "metrics": metrics,
@@ -344,41 +364,82 @@ class ModelCard:
     def _facts(self, d: dict[str, Any]) -> list[tuple[str, Any]]:
         mo, da = d["model"], d["data"]
         lang = self.language
-        facts = [("model", mo["kind"]), ("outcome", mo["outcome"]),
+        facts = [(_word(lang, "facts", "model"), mo["kind"]), (_word(lang, "facts", "outcome"), mo["outcome"]),
                  (_t("horizon", lang), f"{mo['horizon_months']} {_t('months', lang)}"),
-                 ("calibration", mo["calibration"]), ("features", mo["n_features"]),
-                 ("created", mo["created"])]
+                 (_word(lang, "facts", "calibration"), mo["calibration"]),
+                 (_word(lang, "facts", "features"), mo["n_features"]), (_word(lang, "facts", "created"), mo["created"])]
         for k, v in (da.get("periods") or {}).items():
-            facts.append((f"{k} period", " to ".join(v) if isinstance(v, list) else v))
+            facts.append((_word(lang, "facts", f"{k}_period"), f" {_t('to', lang)} ".join(v) if isinstance(v, list)
+                          else v))
         for k in ("observed_until", "snapshots", "train_rows", "calibration_rows", "validation_rows",
                   "prevalence_train", "prevalence_validation", "spells_rows"):
             if k in da:
-                facts.append((k, da[k]))
+                facts.append((_word(lang, "facts", k), da[k]))
         return facts
 
     def _metric_rows(self, d: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         metrics = d.get("metrics") or {}
-        header = ["scorer", *_METRIC_COLUMNS]
+        header = [_word(self.language, "columns", c) for c in ("scorer", *_METRIC_COLUMNS)]
         rows = [[scorer, *[vals.get(c) for c in _METRIC_COLUMNS]] for scorer, vals in metrics.items()]
         return header, rows
 
     def _audit_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """The per-group table: headers in the card's language, attributes in words (codes in ``gap_flag``'s place
+        are kept for the HTML's highlighting: see :meth:`to_html`)."""
         s = self.audit.summary
         cols = [c for c in _AUDIT_COLUMNS if c in s.columns]
         rows = s[cols].astype(object).where(s[cols].notna(), None).values.tolist()
+        for r in rows:
+            for j, c in enumerate(cols):
+                if c == "attribute":
+                    r[j] = _attribute(self.language, r[j])
+                elif c == "group":
+                    r[j] = _group(self.language, r[j])
         return cols, rows
 
     def _gap_rows(self) -> tuple[list[str], list[list[Any]]]:
-        g = self.audit.flagged_gaps_
-        cols = ["attribute", "group", "reference", "metric", "difference", "difference_lo", "difference_hi",
-                "significant"]
+        """The disparities the rule judged exceeding or could not tell, with ratios, intervals and verdicts."""
+        g = self.audit.gaps
+        g = g[g["verdict"].isin(["exceeds", "cannot_tell"])].sort_values(
+            "verdict", key=lambda v: v.map({"exceeds": 0, "cannot_tell": 1}), kind="stable")
+        cols = [c for c in _GAP_COLUMNS if c in g.columns]
         rows = g[cols].astype(object).where(g[cols].notna(), None).values.tolist()
+        lang = self.language
+        for r in rows:
+            for j, c in enumerate(cols):
+                if c == "attribute":
+                    r[j] = _attribute(lang, r[j])
+                elif c in ("group", "reference"):
+                    r[j] = _group(lang, r[j])
+                elif c == "metric":
+                    r[j] = _word(lang, "columns", r[j])
+                elif c == "verdict":
+                    r[j] = _word(lang, "verdicts", r[j])
         return cols, rows
 
+    def _headers(self, cols: list[str]) -> list[str]:
+        return [_word(self.language, "columns", c) for c in cols]
+
     def _audit_text(self, f: dict[str, Any]) -> str:
-        return _t("audit_text", self.language, as_of=f.get("as_of") or "-", n=swiss_number(f["n"], _NUMBERS),
-                  flagged=swiss_number(f["flagged"], _NUMBERS), k=f["min_cell_size"], na=_NA,
-                  gap=_rule_bounds(f.get("rule") or {}))
+        lang = self.language
+        return _t("audit_text", lang, as_of=f.get("as_of") or "-", n=swiss_number(f["n"], lang),
+                  flagged=swiss_number(f["flagged"], lang), k=f["min_cell_size"], na=_NA,
+                  gap=_rule_bounds(f.get("rule") or {}, lang))
+
+    def _fingerprint_rows(self, d: dict[str, Any]) -> list[list[Any]]:
+        fp, lang = d["fingerprints"], self.language
+        return [[_word(lang, "facts", "model_sha256"), fp["model_sha256"]],
+                [_word(lang, "facts", "data_fingerprint"), fp["data_fingerprint"]],
+                [_word(lang, "facts", "signature"), _t("signed_yes" if fp["signed"] else "signed_no", lang)],
+                *[[k, v] for k, v in d["versions"].items()]]
+
+    def _feature_rows(self, d: dict[str, Any]) -> list[list[Any]]:
+        return [[f["name"], _word(self.language, "feature_groups", f["group"]), f["unit"], f["description"]]
+                for f in d["features"]]
+
+    def _configured(self, d: dict[str, Any]) -> str:
+        return ", ".join(_word(self.language, "attributes", a) for a in d["protected_attributes"]["configured"]) \
+            or "-"
 
     def to_markdown(self) -> str:
         """The card as Markdown."""
@@ -389,23 +450,20 @@ class ModelCard:
               d["intended_use"]["users"], "", f"**{_t('not_for', lang)}:**", ""]
         md += [f"- {x}" for x in d["intended_use"]["not_intended_for"]]
         md += ["", f"## {_t('model', lang)} / {_t('data', lang)}", "", d["data"]["population"], "",
-               _md_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)]), "",
+               _md_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)], lang), "",
                f"## {_t('outcome', lang)}", "",
                f"**{d['outcome']['name']}** ({_t('horizon', lang)} {d['outcome']['horizon_months']} "
-               f"{_t('months', lang)}): {d['outcome']['description']}", "",
+               f"{_t('months', lang)}): {self._outcome_text(d)}", "",
                f"## {_t('protected', lang)}", "",
                f"**{d['protected_attributes']['statement']}**", "",
-               f"{_t('configured', lang)}: {', '.join(d['protected_attributes']['configured']) or '-'}", "",
+               f"{_t('configured', lang)}: {self._configured(d)}", "",
                f"## {_t('features', lang)}", "",
                _md_table([_t("name", lang), _t("group", lang), _t("unit", lang), _t("description", lang)],
-                         [[f["name"], f["group"], f["unit"], f["description"]] for f in d["features"]]), "",
+                         self._feature_rows(d), lang), "",
                f"## {_t('metrics', lang)}", ""]
         header, rows = self._metric_rows(d)
-        md += [_md_table(header, rows) if rows else _t("no_metrics", lang), ""]
-        md += [f"## {_t('calibration', lang)}", "",
-               _t("calibration_text", lang, method=d["calibration"]["method"] or "none")
-               + (f" ECE {_fmt(d['calibration']['ece'])}, Brier {_fmt(d['calibration']['brier'])}."
-                  if d["calibration"]["ece"] is not None else ""), ""]
+        md += [_md_table(header, rows, lang) if rows else _t("no_metrics", lang), ""]
+        md += [f"## {_t('calibration', lang)}", "", self._calibration_text(d), ""]
         md += [f"## {_t('fairness', lang)}", ""]
         if self.audit is None:
             md += [_t("no_audit", lang), ""]
@@ -413,18 +471,25 @@ class ModelCard:
             f = d["fairness"]
             md += [self._audit_text(f), ""]
             header, rows = self._audit_rows()
-            md += [_md_table(header, rows), "", f"### {_t('gaps', lang)}", ""]
+            md += [_md_table(self._headers(header), rows, lang), "", f"### {_t('gaps', lang)}", ""]
             header, rows = self._gap_rows()
-            md += [_md_table(header, rows) if rows else _t("no_gaps", lang), ""]
+            md += [_md_table(self._headers(header), rows, lang) if rows else _t("no_gaps", lang), ""]
         md += [f"## {_t('limitations', lang)}", ""]
         md += [f"- {x}" for x in d["limitations"]]
-        fp = d["fingerprints"]
         md += ["", f"## {_t('fingerprints', lang)}", "",
-               _md_table([_t("item", lang), _t("value", lang)],
-                         [["model_sha256", fp["model_sha256"]], ["data_fingerprint", fp["data_fingerprint"]],
-                          ["signature", _t("signed_yes" if fp["signed"] else "signed_no", lang)],
-                          *[[k, v] for k, v in d["versions"].items()]]), ""]
+               _md_table([_t("item", lang), _t("value", lang)], self._fingerprint_rows(d), lang), ""]
         return "\n".join(md)
+
+    def _outcome_text(self, d: dict[str, Any]) -> str:
+        """The outcome's definition in the card's language (the registry's English text for an outcome the
+        catalogue does not know)."""
+        return load_locale(self.language)["card"]["outcomes"].get(str(d["outcome"]["name"]),
+                                                                  d["outcome"]["description"])
+
+    def _calibration_text(self, d: dict[str, Any]) -> str:
+        cal = d["calibration"]
+        return (_t("calibration_text", self.language, method=cal["method"] or _t("none", self.language))
+                + (f" ECE {_fmt(cal['ece'])}, Brier {_fmt(cal['brier'])}." if cal["ece"] is not None else ""))
 
     def _figure_uri(self) -> str:
         if self.audit is None:
@@ -457,25 +522,21 @@ class ModelCard:
                  + "".join(f"<li>{esc(x)}</li>" for x in d["intended_use"]["not_intended_for"]) + "</ul>",
                  f"<h2>{esc(_t('model', lang))} / {esc(_t('data', lang))}</h2>",
                  f"<p>{esc(d['data']['population'])}</p>",
-                 _html_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)]),
+                 _html_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)], lang=lang),
                  f"<h2>{esc(_t('outcome', lang))}</h2>",
                  f"<p><b>{esc(str(d['outcome']['name']))}</b> ({esc(_t('horizon', lang))} "
                  f"{esc(str(d['outcome']['horizon_months']))} {esc(_t('months', lang))}): "
-                 f"{esc(d['outcome']['description'])}</p>",
+                 f"{esc(self._outcome_text(d))}</p>",
                  f"<h2>{esc(_t('protected', lang))}</h2>",
                  f"<p class='{'warn' if prot['used_as_inputs'] else 'ok'}'>{esc(prot['statement'])}</p>",
-                 f"<p>{esc(_t('configured', lang))}: {esc(', '.join(prot['configured']) or '-')}</p>",
+                 f"<p>{esc(_t('configured', lang))}: {esc(self._configured(d))}</p>",
                  f"<h2>{esc(_t('features', lang))}</h2>",
                  _html_table([_t("name", lang), _t("group", lang), _t("unit", lang), _t("description", lang)],
-                             [[f["name"], f["group"], f["unit"], f["description"]] for f in d["features"]]),
+                             self._feature_rows(d), lang=lang),
                  f"<h2>{esc(_t('metrics', lang))}</h2>"]
         header, rows = self._metric_rows(d)
-        parts.append(_html_table(header, rows) if rows else f"<p>{esc(_t('no_metrics', lang))}</p>")
-        cal = d["calibration"]
-        parts += [f"<h2>{esc(_t('calibration', lang))}</h2>",
-                  "<p>" + esc(_t("calibration_text", lang, method=cal["method"] or "none")
-                              + (f" ECE {_fmt(cal['ece'])}, Brier {_fmt(cal['brier'])}."
-                                 if cal["ece"] is not None else "")) + "</p>",
+        parts.append(_html_table(header, rows, lang=lang) if rows else f"<p>{esc(_t('no_metrics', lang))}</p>")
+        parts += [f"<h2>{esc(_t('calibration', lang))}</h2>", "<p>" + esc(self._calibration_text(d)) + "</p>",
                   f"<h2>{esc(_t('fairness', lang))}</h2>"]
         if self.audit is None:
             parts.append(f"<p>{esc(_t('no_audit', lang))}</p>")
@@ -483,22 +544,19 @@ class ModelCard:
             f = d["fairness"]
             parts.append("<p>" + esc(self._audit_text(f)) + "</p>")
             header, rows = self._audit_rows()
-            parts.append(_html_table(header, rows, flag_col=header.index("gap_flag")
-                                     if "gap_flag" in header else None))
+            parts.append(_html_table(self._headers(header), rows, flag_col=header.index("gap_flag")
+                                     if "gap_flag" in header else None, lang=lang))
             uri = self._figure_uri()
             if uri:
-                parts.append(f"<img alt='differences from the reference groups' src='{uri}'>")
+                parts.append(f"<img alt='{esc(_t('figure_alt', lang))}' src='{uri}'>")
             header, rows = self._gap_rows()
             parts += [f"<h3>{esc(_t('gaps', lang))}</h3>",
-                      _html_table(header, rows) if rows else f"<p>{esc(_t('no_gaps', lang))}</p>"]
-        fp = d["fingerprints"]
+                      _html_table(self._headers(header), rows, lang=lang) if rows
+                      else f"<p>{esc(_t('no_gaps', lang))}</p>"]
         parts += [f"<h2>{esc(_t('limitations', lang))}</h2>",
                   "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in d["limitations"]) + "</ul>",
                   f"<h2>{esc(_t('fingerprints', lang))}</h2>",
-                  _html_table([_t("item", lang), _t("value", lang)],
-                              [["model_sha256", fp["model_sha256"]], ["data_fingerprint", fp["data_fingerprint"]],
-                               ["signature", _t("signed_yes" if fp["signed"] else "signed_no", lang)],
-                               *[[k, v] for k, v in d["versions"].items()]])]
+                  _html_table([_t("item", lang), _t("value", lang)], self._fingerprint_rows(d), lang=lang)]
         style = (
             "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:64rem;margin:1.2rem auto;"
             "color:#1f2328;padding:0 1rem}h1{font-size:1.45rem}h2{font-size:1.15rem;margin-top:1.4rem}"
@@ -517,14 +575,16 @@ class ModelCard:
         prot = d["protected_attributes"]
         colour = "#cf222e" if prot["used_as_inputs"] else "#1a7f37"
         header, rows = self._metric_rows(d)
+        lang = self.language
         fair = ("" if self.audit is None else
-                f"<p>Fairness audit: {len(self.audit.flagged_gaps_)} disparit(ies) beyond the rule "
-                f"({_html.escape(self.audit.rule_text())})</p>")
-        return (f"<div><b>{_html.escape(_t('title', self.language))}</b>: {_html.escape(str(d['model']['kind']))}, "
-                f"outcome <i>{_html.escape(str(d['model']['outcome']))}</i>, horizon "
-                f"{d['model']['horizon_months']} months.<br>{_html.escape(d['intended_use']['statement'])}"
+                f"<p>{_html.escape(_t('repr_audit', lang, n=len(self.audit.flagged_gaps_)))} "
+                f"({_html.escape(_rule_bounds(self._audit_dict().get('rule') or {}, lang))})</p>")
+        return (f"<div><b>{_html.escape(_t('title', lang))}</b>: {_html.escape(str(d['model']['kind']))}, "
+                f"{_html.escape(_word(lang, 'facts', 'outcome'))} <i>{_html.escape(str(d['model']['outcome']))}</i>, "
+                f"{_html.escape(_t('horizon', lang))} {d['model']['horizon_months']} {_html.escape(_t('months', lang))}."
+                f"<br>{_html.escape(d['intended_use']['statement'])}"
                 f"<p style='color:{colour}'>{_html.escape(prot['statement'])}</p>"
-                + (_html_table(header, rows) if rows else "") + fair + "</div>")
+                + (_html_table(header, rows, lang=lang) if rows else "") + fair + "</div>")
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``model_card.md``, ``model_card.html`` and ``model_card.json`` (each atomically)."""
