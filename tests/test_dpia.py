@@ -120,3 +120,29 @@ def test_the_command_writes_markdown_html_and_json(deployment, tmp_path, capsys)
     assert [s["key"] for s in data["sections"]] == list(SECTIONS) and data["language"] == "fr"
     html = (tmp_path / "d" / DPIA_FILES["html"]).read_text(encoding="utf-8")
     assert html.count('class="open"') == sum(f["open"] for s in data["sections"] for f in s["fields"])
+
+
+def test_oversight_figures_fill_their_field_once_reviews_are_recorded(deployment, tmp_path):
+    import pandas as pd
+
+    from iizrisk.history import REVIEW_COLUMNS, HistoryStore
+
+    s = Settings.load(deployment)
+    s.output.history_dir = str(tmp_path / "history")
+    s.privacy.min_cell_size = 1
+    assert any(f.label == "Oversight figures" for _, f in dpia_draft(s, language="en").open_fields())
+    h = HistoryStore(tmp_path / "history")
+    people = [f"p{i}" for i in range(6)]
+    h.write("2023-06-28", worklists=pd.DataFrame({"institution": "ALV", "person_id": people,
+                                                  "rank": range(1, 7), "risk": 0.3}))
+    reviews = pd.DataFrame({"institution": "ALV", "person_id": people[:4], "case_id": "A-1",
+                            "review_date": pd.Timestamp("2023-06-29"), "decision": "not_suitable", "note": "",
+                            "listed": True, "list_as_of": pd.Timestamp("2023-06-28"), "band_at_review": "medium"})
+    h.write_reviews(reviews[list(REVIEW_COLUMNS)])
+    draft = dpia_draft(s, language="en")
+    assert not any(f.label == "Oversight figures" for _, f in draft.open_fields())
+    measures = next(x for x in draft.sections if x.key == "measures")
+    header, rows = measures.tables[1]
+    row = dict(zip(header, rows[0], strict=True))
+    assert (row["Institution"], row["Listed"], row["Reviewed"]) == ("ALV", 6, 4)
+    assert not _fields_filled_or_marked(draft)

@@ -46,6 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from ._texts import LANGUAGES, load_locale, swiss_number, text, text_items
 from .errors import ConfigError
 
@@ -247,7 +250,7 @@ def dpia_draft(settings, *, language: str | None = None, today=None) -> DpiaDraf
     created = today or dt.date.today()
     sections = [_description(settings, lang, manifest), _data(settings, lang), _purpose(settings, lang, card),
                 _recipients(settings, lang), _retention(settings, lang, manifest), _logic(settings, lang, card),
-                _necessity(lang), _risks(lang), _measures(lang)]
+                _necessity(lang), _risks(lang), _measures(settings, lang)]
     sections.append(_open_points(lang, sections))
     return DpiaDraft(deployment=settings.deployment.name, language=lang, created=created, sections=sections)
 
@@ -391,12 +394,37 @@ def _risks(lang: str) -> DpiaSection:
                           _t("h.severity", lang)], rows)])
 
 
-def _measures(lang: str) -> DpiaSection:
+def _measures(settings, lang: str) -> DpiaSection:
     rows = [[_t(f"measures.{m}", lang), ", ".join(_t(f"risks.{r}", lang).split(":")[0].strip() for r in risks), test]
             for m, (risks, test) in MEASURES.items()]
-    fields = [DpiaField(_t("f.toms", lang), None, _open(lang, "toms"))]
-    return DpiaSection("measures", _title(lang, "measures"), [_t("measures_text", lang)], fields,
-                       [([_t("h.measure", lang), _t("h.risks", lang), _t("h.test", lang)], rows)])
+    tables = [([_t("h.measure", lang), _t("h.risks", lang), _t("h.test", lang)], rows)]
+    oversight = _oversight(settings, lang)
+    fields = [DpiaField(_t("f.toms", lang), None, _open(lang, "toms")),
+              DpiaField(_t("f.oversight", lang), _t("oversight_text", lang) if oversight else None,
+                        None if oversight else _open(lang, "oversight"))]
+    if oversight:
+        tables.append(oversight)
+    return DpiaSection("measures", _title(lang, "measures"), [_t("measures_text", lang)], fields, tables)
+
+
+#: the oversight columns the draft shows (iizrisk.oversight; suppressed there)
+_OVERSIGHT_COLUMNS = ("institution", "month", "listed", "reviewed", "overrides", "agreement_share")
+
+
+def _oversight(settings, lang: str) -> tuple[list[str], list[list[Any]]] | None:
+    """The last three months of oversight figures in the history store (cells suppressed), or None."""
+    from .oversight import oversight_of
+    from .tables import header
+
+    table = oversight_of(settings).summary
+    if not len(table) or "reviewed" not in table.columns or not table["reviewed"].fillna(0).astype(float).sum():
+        return None
+    months = sorted(set(table["month"].astype(str)))[-3:]
+    table = table[table["month"].astype(str).isin(months)]
+    cols = [c for c in _OVERSIGHT_COLUMNS if c in table.columns]
+    rows = [[None if pd.isna(v) else (int(v) if isinstance(v, int | np.integer) else v) for v in r]
+            for r in table[cols].itertuples(index=False, name=None)]
+    return [header(c, lang) for c in cols], rows
 
 
 def _open_points(lang: str, sections: list[DpiaSection]) -> DpiaSection:
