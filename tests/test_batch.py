@@ -77,6 +77,9 @@ def test_run_publishes_worklists(tmp_path, random_spells, trained):
     assert manifest["persons_scored"] == len(scores)
     assert manifest["model"]["sha256"] and manifest["inputs"][0]["sha256"]
     for inst, info in manifest["worklists"].items():
+        if not info["on_list"]:  # nobody at or above the minimum band: counted, no file
+            assert not (folder / "worklists" / f"{inst}.csv").exists() and info["below_min_band"] > 0
+            continue
         wl = read_table(folder / "worklists" / f"{inst}.csv")  # headers in the list's language
         assert len(wl) == info["on_list"] <= 5
         lang = {"SH": "fr", "IV": "it"}.get(inst, "de")
@@ -517,9 +520,10 @@ _WALK = {
     "worklist.min_band_per_institution": (dict(worklist={"min_band": "low",
                                                          "min_band_per_institution": {"ALV": "high"}}),
                                           lambda code, f, msg, base: code == 0
-                                          and set(_lists(f, codes=True)["ALV"]["risk_band"]) <= {"high"}
-                                          and any("low" in set(v["risk_band"])
-                                                  for v in _lists(f, codes=True).values())),
+                                          and set(_lists(f, codes=True).get("ALV", {"risk_band": []})["risk_band"])
+                                          <= {"high"} and _manifest_of(f)["worklists"]["ALV"]["below_min_band"] > 0
+                                          and all(v["below_min_band"] == 0 for k, v in
+                                                  _manifest_of(f)["worklists"].items() if k != "ALV")),
     "output.dir": (dict(output={"dir": "other-runs"}),
                    lambda code, f, msg, base: code == 0 and "other-runs" in str(f)),
     "output.history_dir": (dict(output={"history_dir": "other-history"}),

@@ -119,7 +119,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     lang = language if language in LANGUAGES else "en"
     k = int(min_cell_size)
     fig, hidden = _risk_figure(scores, lang, k, bands) if len(scores) else (None, "")
-    wl = worklists.summary() if len(worklists) else pd.DataFrame(columns=["institution", *_LIST_COUNTS, "places"])
+    wl = worklists.summary()  # every institution with people eligible, an empty list too ("0 of 25 places")
     places = wl["places"].tolist() if len(wl) else []
     if len(wl):
         wl = _suppressed_counts(wl[["institution", *_LIST_COUNTS]], "institution", k, lang)

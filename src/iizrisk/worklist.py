@@ -163,8 +163,10 @@ class WorklistSet:
         return pd.concat([df for df in self.lists.values()], ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
-        """Per institution: eligible people, left off (recent assessment, review, below the minimum band),
-        on the list, its places, new on the list."""
+        """Per institution with people eligible (an empty list too): eligible people, left off (recent
+        assessment, review, below the minimum band), on the list, its places, new on the list."""
+        empty = pd.DataFrame({"new_on_list": pd.Series([], dtype=bool)})
+        names = [*self.lists, *sorted(set(self.eligible) - set(self.lists))]
         return pd.DataFrame([
             {"institution": k, "eligible": self.eligible.get(k, 0),
              "left_off_recent_assessment": self.left_off_assessed.get(k, 0),
@@ -172,7 +174,7 @@ class WorklistSet:
              "below_min_band": self.below_min_band.get(k, 0),
              "on_list": len(v), "places": self.capacity.get(k, len(v)),
              "new_on_list": int(v["new_on_list"].sum()) if len(v) else 0}
-            for k, v in self.lists.items()
+            for k, v in ((k, self.lists.get(k, empty)) for k in names)
         ], columns=["institution", "eligible", "left_off_recent_assessment", "left_off_reviewed", "below_min_band",
                     "on_list", "places", "new_on_list"])
 
