@@ -79,7 +79,7 @@ from .reviews import (
     write_review_file,
 )
 from .spells import positions
-from .store import write_parquet_atomic
+from .store import write_bytes_atomic, write_parquet_atomic
 from .view import Definitions, View
 from .worklist import (
     NOTICE,
@@ -543,10 +543,11 @@ class _Night:
             write_parquet_atomic(public, tmp / "worklists" / f"{inst}.parquet")
             # the tables people open: in the list's language, CSV injection neutralised; the .xlsx to fill
             # in and send back (iizrisk reviews import); dated copies beside the latest ones
-            for name in (inst, f"{inst}_{t.isoformat()}"):
-                write_worklist_csv(review_frame(df), tmp / "worklists" / f"{name}.csv", language=lang)
-                write_review_file(df, tmp / "worklists" / f"{name}.xlsx", institution=inst, as_of=t,
-                                               language=lang, decisions=settings.reviews.decisions)
+            latest = [write_worklist_csv(review_frame(df), tmp / "worklists" / f"{inst}.csv", language=lang),
+                      write_review_file(df, tmp / "worklists" / f"{inst}.xlsx", institution=inst, as_of=t,
+                                        language=lang, decisions=settings.reviews.decisions)]
+            for path in latest:  # the dated copies: the same bytes
+                write_bytes_atomic(path.read_bytes(), path.with_name(f"{inst}_{t.isoformat()}{path.suffix}"))
         if len(self.ing.quarantine):
             write_parquet_atomic(self.ing.quarantine, tmp / "quarantine.parquet")
         wl_rows = self.worklists.rows()

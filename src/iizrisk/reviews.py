@@ -164,8 +164,7 @@ def write_review_file(worklist: pd.DataFrame, path: str | Path, *, institution: 
                            showErrorMessage=True, errorTitle=header("review_date", language), error="YYYY-MM-DD")
     dates.add(f"{col_of['review_date']}2:{col_of['review_date']}{n_rows}")
     ws.add_data_validation(dates)
-    for r in range(2, n_rows + 1):
-        ws[f"{col_of['review_date']}{r}"].number_format = "yyyy-mm-dd"
+    ws.column_dimensions[col_of["review_date"]].number_format = "yyyy-mm-dd"  # the column's style: new cells too
     meta = wb.create_sheet(META_SHEET)
     for key, value in (("institution", institution), ("as_of", t.date().isoformat()), ("language", language),
                        ("instructions", text("review.instructions", language))):
