@@ -252,10 +252,11 @@ def test_reference_calendar_agrees_with_library():
 @given(rows=spell_rows(), ivs=interventions_rows(), t_off=st.integers(0, 2400))
 def test_features_match_reference(rows, ivs, t_off):
     t = D(t_off)
-    X = PointInTimeFeatures().fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
+    X = PointInTimeFeatures(include_age=True).fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
     ref = ref_features(rows, t, ivs)
     assert_same_features(X, ref, t)
-    assert list(X.columns) == [s.name for s in feature_specs()]
+    assert list(X.columns) == [s.name for s in feature_specs(include_age=True)]
+    assert "age" not in PointInTimeFeatures().fit().get_feature_names_out()  # a protected ground: off by default
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -436,7 +437,8 @@ def test_person_start_order_equals_lexsort(pairs):
 def test_features_with_a_short_lookback_match_the_reference(rows, ivs, t_off):
     """A 12-month maximum look-back cuts the random spans often: the reference forgets alike."""
     t = D(t_off)
-    ft = PointInTimeFeatures(window_months=(6, 12), bfs_window_months=12, max_lookback_months=12)
+    ft = PointInTimeFeatures(window_months=(6, 12), bfs_window_months=12, max_lookback_months=12,
+                             include_age=True)
     X = ft.fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
     ref = ref_features(rows, t, ivs, windows=(6, 12), lookback=12, bw=12)
     assert_same_features(X, ref, t)
@@ -503,7 +505,7 @@ def test_every_feature_looks_back_at_most_the_maximum(kw):
         else:
             assert spec.lookback_months == 0, spec
     assert not [n for n in cat.index if "first" in n or n.endswith("_ever")]
-    assert ("age" in cat.index) == kw.get("include_age", True)
+    assert ("age" in cat.index) == kw.get("include_age", False)
     with pytest.raises(ValueError, match="max_lookback_months=24"):
         PointInTimeFeatures(window_months=(12, 60), max_lookback_months=24).fit()
 

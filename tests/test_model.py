@@ -247,11 +247,11 @@ def test_signature_is_checked_when_a_key_is_configured(trained, tmp_path, monkey
 def test_input_mismatch_shows_a_readable_diff(trained, spells):
     model, _ = trained
     X = model.features.transform(spells, as_of="2021-03-31")
-    bad = X.drop(columns=["age"]).assign(extra=1.0, n_spells_24m=X["n_spells_24m"].astype(str))
+    bad = X.drop(columns=["n_spells_6m"]).assign(extra=1.0, n_spells_24m=X["n_spells_24m"].astype(str))
     with pytest.raises(InputMismatchError) as exc:
         model.predict_proba(bad)
     msg = str(exc.value)
-    assert "missing feature columns (1): age" in msg and "unexpected feature columns (1): extra" in msg
+    assert "missing feature columns (1): n_spells_6m" in msg and "unexpected feature columns (1): extra" in msg
     assert "n_spells_24m: model float32" in msg
     with pytest.raises(InputMismatchError, match="'education'"):
         check_input(model, spells=spells.drop(columns="education"))

@@ -195,7 +195,7 @@ def test_covariates_are_the_point_in_time_features_at_the_index_day():
                          observed_until=LAST, feature_options={}, random_state=0)
     cols = tab.attrs["covariates"]
     assert tab.attrs["outcomes"] == ["revolving_door_next_12m"]
-    ft = PointInTimeFeatures(population="all").fit()
+    ft = PointInTimeFeatures(population="all", include_age=True).fit()  # a study adjusts for age
     for d, grp in tab.groupby("index_date"):
         iv = interventions[interventions["date"] < d]
         X = ft.transform(spells, as_of=d, interventions=iv).xs(d, level="as_of")

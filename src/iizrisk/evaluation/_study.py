@@ -101,6 +101,9 @@ def study_feature_options(feature_options=None) -> dict:
 
     fo = dict(STUDY_FEATURE_OPTIONS if feature_options is None else feature_options)
     fo["population"] = "all"
+    # age confounds who is assessed and what follows: a study adjusts for it, although the risk
+    # model leaves it out by default (a protected ground; benchmarks/fairness_age.py)
+    fo.setdefault("include_age", True)
     if "max_lookback_months" not in fo and "max_lookback_months" in PointInTimeFeatures().get_params():
         wins = [int(w) for w in np.atleast_1d(fo.get("window_months", (6, 12, 24, 60)))]
         fo["max_lookback_months"] = max([*wins, int(fo.get("bfs_window_months", 24)), 12])
