@@ -97,5 +97,5 @@ def test_annotated_example_configuration_loads():
     for section in ("deployment", "model", "worklist", "output", "privacy", "health"):
         names = {f.name for f in dataclasses.fields(getattr(s, section))}
         # settings shown commented out (no value that suits every deployment)
-        documented = set(raw[section]) | {"signing_key_file", "signing_key_env", "group"}
+        documented = set(raw[section]) | {"signing_key_file", "signing_key_env", "group", "corrections"}
         assert names <= documented, (section, names - documented)

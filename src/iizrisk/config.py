@@ -491,7 +491,7 @@ class Settings(_Section):
 
 def _fairness_problems(p: PrivacySettings) -> list[str]:
     """The fairness rule's settings, checked by the rule itself (one definition of what is valid)."""
-    from .fairness import FairnessRule
+    from .fairness_rule import FairnessRule
 
     try:
         FairnessRule(min_ratio=p.fairness_min_ratio, ratio_metrics=tuple(p.fairness_ratio_metrics),
