@@ -218,7 +218,7 @@ def apply_corrections(spells: pd.DataFrame, corrections: pd.DataFrame, report: V
             continue
         contested = [i for i, v in zip(rows, held, strict=True) if v == c.old_value]
         if len(contested) == 1 or (len(rows) == 1 and held[0] not in (c.new_value,)):
-            target = contested[0] if contested else rows[0]
+            target = int(contested[0] if contested else rows[0])
             status.append("applied" if contested else "conflict")
             export_value.append(_as_text(out[c.field].iloc[target]))
             _set(out, target, c.field, _typed(c.field, c.new_value))

@@ -331,7 +331,8 @@ def _build_sets(data: pd.DataFrame, groups: Sequence[str], pairs: Sequence[tuple
         sa, sb = one[a], one[b]
         key = sa.codes * len(sb.labels) + sb.codes
         uniq, inv = np.unique(key, return_inverse=True)
-        vals = [(sa.labels[k // len(sb.labels)], sb.labels[k % len(sb.labels)]) for k in uniq.tolist()]
+        vals: list[tuple[str, ...]] = [(sa.labels[k // len(sb.labels)], sb.labels[k % len(sb.labels)])
+                                       for k in uniq.tolist()]
         sets.append(_Set(f"{a}{SEP}{b}", (a, b), inv.astype(np.int64), [SEP.join(v) for v in vals], vals))
     off = 0
     for s in sets:
@@ -557,6 +558,11 @@ class FairnessAudit(ResultMixin):
     >>> a.capacity_, list(a.gaps["metric"][:2])
     (80, ['flag_rate', 'precision'])
     """
+
+    # set after fit by audit_model and the ``audit`` command (read by the model card; absent otherwise)
+    as_of_: str | None
+    outcome_: str | None
+    horizon_months_: int | None
 
     def __init__(self, *, groups: Sequence[str] | None = None, intersections="pairs",
                  capacity: int | float | None = None, score_column: str = "score",
@@ -868,7 +874,8 @@ class FairnessAudit(ResultMixin):
                     pick = int(np.argmax(sizes))
                 chosen[col] = st.labels[pick]
             else:
-                want = tuple(chosen.get(c) for c in st.columns)
+                # a column without a chosen reference makes ``want`` shorter than every cell: no match
+                want = tuple(chosen[c] for c in st.columns if c in chosen)
                 if want in st.values:
                     pick = st.values.index(want)
                 else:
@@ -884,21 +891,22 @@ class FairnessAudit(ResultMixin):
         nbins = len(edges) + 1
         one = [st for st in sets if len(st.columns) <= 1]
         R = sum(len(st.labels) for st in one)
-        n_cell = np.zeros((R, nbins))
-        pos = np.zeros((R, nbins))
-        ssum = np.zeros((R, nbins))
+        n_grid = np.zeros((R, nbins))
+        pos_grid = np.zeros((R, nbins))
+        ssum_grid = np.zeros((R, nbins))
         off = 0
         meta = []
         for st in one:
             G = len(st.labels)
             key = st.codes * nbins + b
-            n_cell[off:off + G] = np.bincount(key, minlength=G * nbins).reshape(G, nbins)
-            pos[off:off + G] = np.bincount(key, weights=y.astype(np.float64), minlength=G * nbins).reshape(G, nbins)
-            ssum[off:off + G] = np.bincount(key, weights=s, minlength=G * nbins).reshape(G, nbins)
+            n_grid[off:off + G] = np.bincount(key, minlength=G * nbins).reshape(G, nbins)
+            pos_grid[off:off + G] = np.bincount(key, weights=y.astype(np.float64),
+                                                minlength=G * nbins).reshape(G, nbins)
+            ssum_grid[off:off + G] = np.bincount(key, weights=s, minlength=G * nbins).reshape(G, nbins)
             meta += [(st.name, lb, off) for lb in st.labels]
             off += G
-        n_cell, pos = n_cell.ravel().astype(np.int64), pos.ravel().astype(np.int64)
-        ssum = ssum.ravel()
+        n_cell, pos = n_grid.ravel().astype(np.int64), pos_grid.ravel().astype(np.int64)
+        ssum = ssum_grid.ravel()
         cells = np.column_stack([pos, n_cell - pos, n_cell])
         lines = []
         # the bins of a group add up to its size (published in the summary: a known total)

@@ -421,10 +421,11 @@ def _lists(settings, history, person: str, mine: pd.DataFrame, allowed: set[str]
         d, inst = pd.Timestamp(r["as_of"]).date(), str(r["institution"])
         own_cases = set(cases[(inst_all == inst).to_numpy()].dropna().astype(str))
         listed = _published_row(runs / d.isoformat() / "worklists" / f"{inst}.parquet", own_cases)
-        codes = [] if listed is None else [listed.get(f"reason_{j}") for j in range(1, 10)
-                                           if isinstance(listed.get(f"reason_{j}"), str)]
-        stored = [] if listed is None else [listed.get(f"{c}_text") for c in
-                                            (f"reason_{j}" for j in range(1, 10)) if isinstance(listed.get(f"{c}_text"), str)]
+        codes: list[str] = []
+        stored: list[str] = []
+        if listed is not None:
+            codes = [v for v in (listed.get(f"reason_{j}") for j in range(1, 10)) if isinstance(v, str)]
+            stored = [v for v in (listed.get(f"reason_{j}_text") for j in range(1, 10)) if isinstance(v, str)]
         reasons = _reasons_in(mine, interventions, d, codes, stored, manifest, lang, listed)
         shown_cases = ";".join(sorted(own_cases)) if inst in allowed else _t("case_withheld", lang)
         rows.append({"as_of": d, "institution": inst, "rank": int(r["rank"]), "risk": float(r["risk"]),
@@ -455,7 +456,8 @@ def _reasons_in(mine, interventions, d: dt.date, codes: list[str], stored: list[
     from .explain import feature_spec_of
     from .features import PointInTimeFeatures, ProtectedAttributeWarning
 
-    params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in (manifest.get("feature_params") or {}).items()}
+    params: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                              for k, v in (manifest.get("feature_params") or {}).items()}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ProtectedAttributeWarning)

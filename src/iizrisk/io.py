@@ -66,6 +66,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -815,9 +816,13 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
         raise ConfigError(f"errors={errors!r}: use 'raise' or 'quarantine'")
 
     report = ValidationReport()
-    good, quarantined, files = [], [], []
+    good: list[pd.DataFrame] = []
+    quarantined: list[pd.DataFrame] = []
+    files: list[dict[str, Any]] = []
     fatal_any = False
     for cfg, where in items:
+        # (label, frame, metadata, (path, seconds to read, SHA-256) or None for a DataFrame)
+        frames: list[tuple[str, pd.DataFrame, dict[str, Any], tuple[Path, float, str] | None]]
         if isinstance(where, pd.DataFrame):
             check_header(list(where.columns), cfg.name)
             frames = [(cfg.name, where, {"format": "DataFrame"}, None)]

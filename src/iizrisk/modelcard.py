@@ -229,8 +229,8 @@ class ModelCard:
 
         names = [f["name"] for f in self.manifest.get("features") or []]
         params = dict(self.manifest.get("feature_params") or {})
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()
-              if k in {"window_months", "bfs_window_months"}}
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()
+                              if k in {"window_months", "bfs_window_months"}}
         uses_protected = any(n.startswith(("sex_", "nationality_")) for n in names)
         try:
             cat = feature_catalogue(**kw, include_protected=bool(params.get("include_protected")) or uses_protected)
@@ -578,7 +578,7 @@ class ModelCard:
         lang = self.language
         fair = ("" if self.audit is None else
                 f"<p>{_html.escape(_t('repr_audit', lang, n=len(self.audit.flagged_gaps_)))} "
-                f"({_html.escape(_rule_bounds(self._audit_dict().get('rule') or {}, lang))})</p>")
+                f"({_html.escape(_rule_bounds((self._audit_dict() or {}).get('rule') or {}, lang))})</p>")
         return (f"<div><b>{_html.escape(_t('title', lang))}</b>: {_html.escape(str(d['model']['kind']))}, "
                 f"{_html.escape(_word(lang, 'facts', 'outcome'))} <i>{_html.escape(str(d['model']['outcome']))}</i>, "
                 f"{_html.escape(_t('horizon', lang))} {d['model']['horizon_months']} {_html.escape(_t('months', lang))}."
