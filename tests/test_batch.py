@@ -442,6 +442,11 @@ def _lists(folder, codes=False):
     return {p.stem: read_table(p) for p in (folder / "worklists").glob("*.csv") if "_" not in p.stem}
 
 
+def _named(folder) -> int:
+    """Rows of the published lists that name another institution."""
+    return sum(int(v["other_institutions_disclosed"].notna().sum()) for v in _lists(folder).values())
+
+
 def _with_bad_row(spells):
     bad = spells.copy()
     bad["institution"] = bad["institution"].astype(str)
@@ -503,12 +508,10 @@ _WALK = {
     "worklist.language_per_institution": (dict(worklist={"language_per_institution": {"ALV": "it"}}),
                                           lambda code, f, msg, base: code == 0
                                           and (_lists(f)["ALV"]["notice"] == NOTICE["it"]).all()),
-    "worklist.disclose_institutions": (dict(worklist={"disclose_institutions": []}),
+    "worklist.disclose_institutions": (dict(worklist={"disclose_institutions": ["ALV", "IV", "SH", "BB", "BSLB",
+                                                                                "MIG", "UV", "KTG"]}),
                                        lambda code, f, msg, base: code == 0
-                                       and all(v["other_institutions_disclosed"].isna().all()
-                                               for v in _lists(f).values())
-                                       and not all(v["other_institutions_disclosed"].isna().all()
-                                                   for v in _lists(base).values())),
+                                       and _named(f) > _named(base)),  # base: ALV only
     "worklist.exclude_assessed_months": (dict(deployment={"interventions": "ASSESSED"},
                                               worklist={"exclude_assessed_months": 0}),
                                          lambda code, f, msg, base: code == 0
