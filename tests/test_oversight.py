@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from iizrisk.oversight import ASSESSMENT_DECISIONS, oversight
@@ -86,6 +86,8 @@ def _frames(lists, reviews):
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
+@example(([], [{"institution": "ALV", "person_id": "a", "review_date": DAY0, "decision": "other", "listed": False,
+                "band_at_review": "low"}]))  # reviews, no list yet
 def test_oversight_equals_the_reference(h):
     lists, reviews = h
     got = oversight(*_frames(lists, reviews), min_cell_size=1, decisions=DECISIONS).table

@@ -127,11 +127,13 @@ def oversight(lists: pd.DataFrame, reviews: pd.DataFrame, *, start=None, end=Non
     """
     lists = lists.assign(institution=lists["institution"].astype(str), person_id=lists["person_id"].astype(str),
                          as_of=pd.to_datetime(lists["as_of"])) if len(lists) else \
-        pd.DataFrame({"institution": [], "person_id": [], "as_of": pd.to_datetime([])})
+        pd.DataFrame({"institution": pd.Series([], dtype="str"), "person_id": pd.Series([], dtype="str"),
+                      "as_of": pd.to_datetime([])})
     r = reviews.assign(institution=reviews["institution"].astype(str), person_id=reviews["person_id"].astype(str),
                        review_date=pd.to_datetime(reviews["review_date"])) if len(reviews) else \
-        pd.DataFrame({"institution": [], "person_id": [], "review_date": pd.to_datetime([]), "decision": [],
-                      "listed": np.array([], dtype=bool), "band_at_review": []})
+        pd.DataFrame({"institution": pd.Series([], dtype="str"), "person_id": pd.Series([], dtype="str"),
+                      "review_date": pd.to_datetime([]), "decision": pd.Series([], dtype="str"),
+                      "listed": np.array([], dtype=bool), "band_at_review": pd.Series([], dtype=object)})
     if not len(lists) and not len(r):
         return Oversight(pd.DataFrame(columns=_columns(decisions)), min_cell_size=int(min_cell_size),
                          decisions=tuple(decisions))
