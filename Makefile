@@ -9,7 +9,7 @@ DEMO_OUT ?= demo-output
 
 help:
 	@echo "make demo   set up .venv and run the nightly job on a synthetic canton"
-	@echo "make test   set up .venv with dev extras and run ruff and every test (notebooks included), then make floor"
+	@echo "make test   set up .venv with dev extras and run ruff, mypy and every test (notebooks included), then make floor"
 	@echo "make typecheck  mypy src (settings in pyproject.toml [tool.mypy])"
 	@echo "make floor  the declared minimum versions (ci/constraints-floor.txt) in .venv-floor: core tests and a small nightly run"
 	@echo "make bench  run the benchmark harness (benchmarks/run.py)"
@@ -32,7 +32,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src
 
-test: lint
+test: lint typecheck
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory floor
 

@@ -17,7 +17,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["01_explore", "02_train_and_explain", "03_worklist", "04_evaluate_prevention",
+NAMES = ["01_explore", "02_train_and_explain", "03_worklist", "04_evaluate_prevention", "05_review_loop",
          "06_model_selection_and_monitoring", "07_rank_by_benefit"]
 TIMEOUT = 240  # seconds per cell
 # a pseudonym: 64 hex digits (keyed SHA-256), unless labelled as a file or data hash

@@ -69,7 +69,7 @@ from .config import Settings
 from .errors import ConfigError, ModelError
 from .health import HealthError, HealthReport, RunFacts, check_health
 from .history import HISTORY_SCORE_COLUMNS, HistoryStore
-from .io import ingest
+from .io import Ingestion, ingest
 from .publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
 from .reviews import (
     decision_counts,
@@ -236,7 +236,8 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
             try:
                 night = _Night.compute(settings, t, history, prog, model, force=force)
                 health = night.health(force=force)
-                forced = {"reason": reason.strip(), "failed_gates": health.to_records()} if force else None
+                forced = ({"reason": (reason or "").strip(), "failed_gates": health.to_records()}
+                          if force else None)
                 if force and not health.ok:
                     logger.warning("forced despite %d failed gate(s): %s", len(health.failures), reason)
                 result = night.write_and_publish(tmp, root, history, prog, perms, health, forced)
@@ -489,7 +490,7 @@ class _Night:
 
     settings: Settings
     t: dt.date
-    ing: object
+    ing: Ingestion
     interventions: pd.DataFrame | None
     flags: pd.DataFrame
     model: object

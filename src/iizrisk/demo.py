@@ -19,6 +19,10 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .reviews import ReviewImport
 
 __all__ = ["DemoResult", "run_demo", "simulate_reviews"]
 
@@ -36,7 +40,7 @@ class DemoResult:
     timings: dict
     training_metrics: object
     first_run_folder: Path | None = None
-    reviews: object = None
+    reviews: ReviewImport | None = None
 
     def describe(self) -> str:
         wl = sorted((self.run_folder / "worklists").glob("*.csv"))
@@ -125,6 +129,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
 
     t = time.perf_counter()
     result = run_nightly(settings, as_of=end_d, progress=progress)
+    assert result.folder is not None  # run_nightly publishes (check_run would not)
     timings["nightly run"] = time.perf_counter() - t
     first, imported = None, None
     second_d = min(end_d + dt.timedelta(days=7), dt.date.today() - dt.timedelta(days=1))
@@ -137,8 +142,10 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
         imported = import_reviews(settings, files)
         first = result.folder
         result = run_nightly(settings, as_of=second_d, progress=progress)
+        assert result.folder is not None
         timings["reviews and second night"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
+    assert result.folder is not None
     return DemoResult(out=out, config=cfg_path, model_dir=Path(model_dir), run_folder=result.folder,
                       timings={k: round(v, 1) for k, v in timings.items()},
                       training_metrics=report.metrics, first_run_folder=first, reviews=imported)
