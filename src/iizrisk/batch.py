@@ -640,6 +640,10 @@ def _expected_institutions(settings: Settings) -> dict[str, list[str]]:
     return out
 
 
+#: below this many people who could be listed, an empty list because all were assessed recently is no alarm
+_FEW_TO_LIST = 5
+
+
 def _facts(settings, t, ing, scores, oc, worklists, newest, history) -> RunFacts:
     spells = ing.spells
     rows = (spells["institution"].astype("str").value_counts().to_dict() if len(spells) else {})
@@ -658,6 +662,9 @@ def _facts(settings, t, ing, scores, oc, worklists, newest, history) -> RunFacts
     by_design = {k: worklists.below_min_band.get(k, 0) + worklists.left_off_reviewed.get(k, 0)
                  for k in worklists.eligible}
     open_per = {k: max(0, n - by_design.get(k, 0)) for k, n in worklists.eligible.items()}
+    # a few people, all assessed recently, is an ordinary night at a small institution; many is a sign
+    # of a wrong interventions file (the gate's purpose)
+    open_per = {k: (v - worklists.left_off_assessed.get(k, 0) if v < _FEW_TO_LIST else v) for k, v in open_per.items()}
     listed = {k: len(v) for k, v in worklists.lists.items()}
     return RunFacts(as_of=t, persons_scored=len(scores), rows_per_institution={str(k): int(v) for k, v in rows.items()},
                     expected_institutions=_expected_institutions(settings),
