@@ -72,7 +72,7 @@ def scenario(tmp_path_factory, random_spells, trained):
     return tmp, cfg, spells, person, i, new_end
 
 
-def test_round_trip_contest_apply_rescore_conflict(scenario, trained):
+def test_round_trip_contest_apply_rescore_conflict(scenario, trained, capsys):
     tmp, cfg, spells, person, i, new_end = scenario
     # apply: the ingestion corrects the row and counts every correction by status
     ing = ingest(cfg)
@@ -97,6 +97,9 @@ def test_round_trip_contest_apply_rescore_conflict(scenario, trained):
     risk_before = score(model, spells[spells["person_id"] == person], as_of=AS_OF)["risk"].iloc[0]
     risk_run = res.scores.set_index(res.scores["person_id"].astype(str)).loc[person, "risk"]
     assert risk_run == pytest.approx(risk_direct, abs=1e-12) and risk_run != pytest.approx(risk_before, abs=1e-9)
+    # the manifest counts them, and `iizrisk validate` shows them to the data steward
+    assert res.manifest["corrections"] == {"applied": 1, "in_export": 1, "conflict": 0, "unmatched": 1,
+                                           "ambiguous": 0}
     # a later export that changes the contested row again: reported to the data steward, never overwritten silently
     later = spells.copy()
     later.loc[i, "end_date"] = new_end - pd.Timedelta(days=7)
@@ -109,6 +112,11 @@ def test_round_trip_contest_apply_rescore_conflict(scenario, trained):
     kept = ing2.spells[(ing2.spells["person_id"].astype(str) == person)
                        & (ing2.spells["case_id"].astype(str) == spells.loc[i, "case_id"])]
     assert kept["end_date"].tolist() == [new_end]
+    from iizrisk.cli import main
+
+    main(["validate", str(cfg), "--as-of", AS_OF])
+    shown = capsys.readouterr().out
+    assert "conflicts with a later export" in shown and "1 conflict" in shown
     write_parquet_atomic(spells, tmp / "exports" / "spells.parquet")
 
 

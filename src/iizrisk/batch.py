@@ -711,6 +711,7 @@ def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
         "rows": {"read": int(sum(ing.report.rows_read.values())), "accepted": int(len(ing.spells)),
                  "rejected": int(ing.report.rows_rejected), "quarantined": int(ing.report.rows_quarantined),
                  "warnings": [p.to_text() for p in ing.report.warnings]},
+        "corrections": {k: int(v) for k, v in ing.correction_counts.items()},
         "persons_scored": int(len(scores)),
         "new_registrations": int(scores["new_registration"].sum()),
         "risk_bands": {str(k): int(v) for k, v in scores["risk_band"].value_counts().sort_index().items()},

@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         m = result.manifest
         print(f"input: {m['rows']['read']:,} rows read, {m['rows']['accepted']:,} accepted, "
               f"{m['rows']['quarantined']:,} quarantined")
+        for warning in m["rows"]["warnings"]:  # for the data steward: e.g. a correction an export contradicts
+            print(f"warning: {warning}")
+        applied = {k: v for k, v in m.get("corrections", {}).items() if v}
+        if applied:
+            print("corrections: " + ", ".join(f"{v} {k}" for k, v in applied.items()))
         print(result.health.to_text())
         sizes = ", ".join(f"{k} {v['on_list']}" for k, v in m["worklists"].items())
         print(f"verdict: tonight's run would publish ({m['persons_scored']:,} persons scored; "
