@@ -643,3 +643,28 @@ def test_every_stage_reads_the_resolved_read_only_settings(tmp_path, random_spel
     editable.worklist.capacity = 0  # the editable object stays editable; a wrong value is refused at resolve
     with pytest.raises(ConfigError, match="capacity"):
         editable.resolved()
+
+
+def test_a_few_people_all_assessed_recently_leave_a_list_empty_without_failing_the_gate():
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from iizrisk.batch import _FEW_TO_LIST, _facts
+    from iizrisk.health import check_health
+    from iizrisk.worklist import WorklistSet
+
+    few, many = _FEW_TO_LIST - 1, _FEW_TO_LIST + 3
+    wl = WorklistSet(eligible={"IV": few + 2, "ALV": many, "SH": 6},
+                     left_off_assessed={"IV": few, "ALV": many, "SH": 0},
+                     below_min_band={"IV": 2, "ALV": 0, "SH": 6}, left_off_reviewed={})
+    ing = SimpleNamespace(spells=pd.DataFrame({"institution": ["IV", "ALV", "SH"]}),
+                          quarantine=pd.DataFrame(), report=SimpleNamespace(rows_read={}))
+    history = SimpleNamespace(as_of_dates=lambda table: [])
+    s = Settings.from_dict({}).resolved()
+    facts = _facts(s, dt.date(2024, 6, 30), ing, pd.DataFrame({"person_id": []}), None, wl, {}, history)
+    # IV: few candidates, all assessed recently (an ordinary night); SH: all below the minimum band (by design);
+    # ALV: many candidates, all left off as assessed (a wrong interventions file?): the gate asks
+    assert facts.open_cases_per_institution == {"IV": 0, "ALV": many, "SH": 0}
+    report = check_health(facts, s.health)
+    failed = [f for f in report.failures if f.gate == "require_worklists"]
+    assert len(failed) == 1 and "ALV" in failed[0].to_text()
