@@ -573,6 +573,12 @@ _ELSEWHERE = {
     "deployment.contact": "tests/test_information.py::test_the_document_names_the_contact_and_refuses_without_one",
     # applied at ingestion with its audit trail; the round trip reaches the next run's features
     "deployment.corrections": "tests/test_corrections.py::test_round_trip_contest_apply_rescore_conflict",
+    # the monitoring thresholds: monitor_night's tests show each (tests/test_monitoring.py); the nightly run
+    # passes them on and fail_on_warning turns a warning into a failed gate
+    **{f"monitoring.{k}": "tests/test_monitoring.py (thresholds) and tests/test_batch.py::"
+       "test_the_run_monitors_itself_and_a_warning_can_fail_it"
+       for k in ("feature_psi", "score_psi", "band_share_change", "min_list_jaccard", "precision_gap", "max_ece",
+                 "fail_on_warning")},
 }
 
 
@@ -581,7 +587,7 @@ def test_the_walk_covers_every_setting():
 
     s = Settings()
     fields = {f"{sec}.{f.name}" for sec in ("deployment", "model", "worklist", "output", "privacy", "health",
-                                            "reviews")
+                                            "reviews", "monitoring")
               for f in dataclasses.fields(getattr(s, sec))}
     assert fields == set(_WALK) | set(_ELSEWHERE)
 
@@ -645,7 +651,7 @@ def test_every_stage_reads_the_resolved_read_only_settings(tmp_path, random_spel
         editable.resolved()
 
 
-def test_a_few_people_all_assessed_recently_leave_a_list_empty_without_failing_the_gate():
+def test_recent_assessments_leave_a_list_empty_without_failing_the_gate_unless_they_take_everyone():
     import datetime as dt
     from types import SimpleNamespace
 
@@ -654,17 +660,41 @@ def test_a_few_people_all_assessed_recently_leave_a_list_empty_without_failing_t
     from iizrisk.worklist import WorklistSet
 
     few, many = _FEW_TO_LIST - 1, _FEW_TO_LIST + 3
-    wl = WorklistSet(eligible={"IV": few + 2, "ALV": many, "SH": 6},
-                     left_off_assessed={"IV": few, "ALV": many, "SH": 0},
-                     below_min_band={"IV": 2, "ALV": 0, "SH": 6}, left_off_reviewed={})
+    wl = WorklistSet(eligible={"IV": few + 2, "ALV": many, "SH": 6, "BB": 300},
+                     left_off_assessed={"IV": few, "ALV": many, "SH": 0, "BB": 20},
+                     below_min_band={"IV": 2, "ALV": 0, "SH": 6, "BB": 280}, left_off_reviewed={})
     ing = SimpleNamespace(spells=pd.DataFrame({"institution": ["IV", "ALV", "SH"]}),
                           quarantine=pd.DataFrame(), report=SimpleNamespace(rows_read={}))
     history = SimpleNamespace(as_of_dates=lambda table: [])
     s = Settings.from_dict({}).resolved()
     facts = _facts(s, dt.date(2024, 6, 30), ing, pd.DataFrame({"person_id": []}), None, wl, {}, history)
     # IV: few candidates, all assessed recently (an ordinary night); SH: all below the minimum band (by design);
-    # ALV: many candidates, all left off as assessed (a wrong interventions file?): the gate asks
-    assert facts.open_cases_per_institution == {"IV": 0, "ALV": many, "SH": 0}
+    # BB: the 20 above the band all assessed, but most open cases were not (an ordinary night at a busy office);
+    # ALV: everyone with an open case left off as assessed (a wrong interventions file?): the gate asks
+    assert facts.open_cases_per_institution == {"IV": 0, "ALV": many, "SH": 0, "BB": 0}
     report = check_health(facts, s.health)
     failed = [f for f in report.failures if f.gate == "require_worklists"]
     assert len(failed) == 1 and "ALV" in failed[0].to_text()
+
+
+def test_the_run_monitors_itself_and_a_warning_can_fail_it(tmp_path, random_spells, trained, capsys):
+    from iizrisk.monitoring import COLUMNS
+
+    cfg = deployment(tmp_path, random_spells, trained)
+    res = run_nightly(cfg, as_of=AS_OF)
+    hist = HistoryStore(tmp_path / "history")
+    table = hist.read("monitoring", as_of=AS_OF)
+    assert set(COLUMNS) <= set(table.columns) and len(table)
+    assert (res.folder / "history" / "monitoring.parquet").is_file()  # restored with the run if history is lost
+    summary = (res.folder / "summary.md").read_text(encoding="utf-8")
+    assert "## " + ("Überwachung" if "Überwachung" in summary else "Monitoring") in summary
+    assert res.manifest["monitoring"]["warnings"] == [str(m) for m in table.loc[table["warning"], "message"]]
+    # thresholds no night can meet: every figure warns; with fail_on_warning nothing is published
+    strict = deployment(tmp_path / "strict", random_spells, trained,
+                        monitoring={"feature_psi": 0.0, "score_psi": 0.0, "min_list_jaccard": 1.0,
+                                    "band_share_change": 0.0, "fail_on_warning": True})
+    code = main(["-q", "run", str(strict), "--as-of", AS_OF])
+    out = capsys.readouterr()
+    assert code == 1 and "[health] monitoring" in out.out + out.err
+    assert not (tmp_path / "strict" / "runs" / AS_OF).exists()  # nothing published
+    assert HistoryStore(tmp_path / "strict" / "history").as_of_dates("runs") == []

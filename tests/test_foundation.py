@@ -94,7 +94,7 @@ def test_annotated_example_configuration_loads():
     import tomllib
 
     raw = tomllib.loads((REPO / "examples" / "iizrisk.toml").read_text())
-    for section in ("deployment", "model", "worklist", "output", "privacy", "health", "reviews"):
+    for section in ("deployment", "model", "worklist", "output", "privacy", "health", "reviews", "monitoring"):
         names = {f.name for f in dataclasses.fields(getattr(s, section))}
         # settings shown commented out (no value that suits every deployment)
         documented = set(raw[section]) | {"signing_key_file", "signing_key_env", "group", "corrections"}

@@ -67,7 +67,7 @@ from ._arrays import group_max
 from ._progress import Steps
 from .config import Settings
 from .errors import ConfigError, ModelError
-from .health import HealthError, HealthReport, RunFacts, check_health
+from .health import GateFailure, HealthError, HealthReport, RunFacts, check_health
 from .history import HISTORY_SCORE_COLUMNS, HistoryStore
 from .io import Ingestion, ingest
 from .publish import Permissions, RunLock, check_root, cleanup, publish_run, run_links
@@ -94,8 +94,8 @@ __all__ = ["RunResult", "RunLock", "run_nightly", "check_run", "STAGES"]
 
 logger = logging.getLogger("iizrisk")
 
-STAGES = ("ingest", "model", "timeline", "flags", "reviews", "score", "worklists", "explain", "health", "write",
-          "publish", "history")
+STAGES = ("ingest", "model", "timeline", "flags", "reviews", "score", "worklists", "explain", "monitor", "health",
+          "write", "publish", "history")
 _FAULT_ENV = "IIZRISK_FAULT_AT"  # testing hook: SIGKILL the process when this stage starts
 
 
@@ -474,6 +474,24 @@ def _explain(settings: Settings, model, X, scores, worklists: WorklistSet) -> di
     return {"scores": scores}
 
 
+def _monitor(settings: Settings, t: dt.date, ing, model, X, scores, worklists: WorklistSet,
+             history: HistoryStore) -> dict:
+    """Tonight's monitoring figures (:func:`iizrisk.monitoring.monitor_night`): drift against the model's
+    training reference, risk bands, list churn, expected and realised precision."""
+    from .monitoring import MonitoringThresholds, monitor_night, reference_of
+
+    manifest = getattr(model, "manifest_", None) or {}
+    reference = manifest.get("reference") or reference_of(model)
+    rows = worklists.rows()
+    lists = rows[["institution", "person_id", "risk"]] if len(rows) else None
+    table = monitor_night(as_of=t, X=X, scores=scores, worklists=lists, reference=reference, history=history,
+                          spells=ing.spells, outcome=getattr(model, "outcome", None),
+                          horizon_months=int(getattr(model, "horizon_months", 12) or 12),
+                          thresholds=MonitoringThresholds.from_settings(settings),
+                          band_thresholds=tuple(settings.worklist.risk_bands))
+    return {"monitoring": table}
+
+
 def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, newest, history) -> dict:
     return {"facts": _facts(settings, t, ing, scores, open_cases, worklists, newest, history)}
 
@@ -481,7 +499,7 @@ def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, n
 #: the night before anything is written, top to bottom
 _COMPUTE = (("ingest", _ingest), ("model", _model), ("timeline", _view), ("flags", _flags),
             ("reviews", _reviews), ("score", _score), ("worklists", _worklists), ("explain", _explain),
-            ("health", _gates))
+            ("monitor", _monitor), ("health", _gates))
 
 
 @dataclass
@@ -502,6 +520,7 @@ class _Night:
     facts: RunFacts
     review_counts: pd.DataFrame
     open_cases: pd.DataFrame
+    monitoring: pd.DataFrame
 
     @classmethod
     def compute(cls, settings: Settings, t: dt.date, history: HistoryStore, prog: _Progress, model, *,
@@ -518,10 +537,21 @@ class _Night:
     # -------------------------------------------------------------- health
     def health(self, *, force: bool) -> HealthReport:
         report = check_health(self.facts, self.settings.health)
+        warned = self.monitoring_warnings()
+        if warned and self.settings.monitoring.fail_on_warning:
+            report.failures.append(GateFailure(
+                "monitoring", f"{len(warned)} warning(s)", "; ".join(warned[:5]),
+                "check the inputs and the model (iizrisk monitor CONFIG); retrain or correct the exports, or set "
+                "[monitoring] fail_on_warning = false to report warnings without failing"))
         if not report.ok and not force:
             raise HealthError(f"run health: {len(report.failures)} gate(s) failed; nothing is published",
                               report)
         return report
+
+    def monitoring_warnings(self) -> list[str]:
+        from .monitoring import warnings_of
+
+        return warnings_of(self.monitoring)
 
     # -------------------------------------------------------------- output
     def manifest(self, tmp: Path | None, forced: dict | None) -> dict:
@@ -561,6 +591,8 @@ class _Night:
         # the run's own history entry: its worklists and (below) its runs row; the scores entry is
         # the history columns of scores.parquet (HistoryStore.restore reads them there)
         write_parquet_atomic(entry["worklists"], tmp / "history" / "worklists.parquet")
+        entry["monitoring"] = self.monitoring
+        write_parquet_atomic(self.monitoring, tmp / "history" / "monitoring.parquet")
         manifest = self.manifest(tmp, forced)
         token = _sha256_bytes(json.dumps(manifest, sort_keys=True, default=str).encode())[:10]
         entry["runs"] = _runs_entry(self.facts, token, forced is not None, self.open_cases)
@@ -575,6 +607,7 @@ class _Night:
                                min_cell_size=settings.privacy.min_cell_size, review_counts=self.review_counts,
                                summary_decisions=settings.reviews.summary_decisions, oversight=recent.summary,
                                bands=tuple(settings.worklist.risk_bands))
+        md, html = _with_monitoring(md, html, self.monitoring_warnings(), settings.worklist.language)
         (tmp / "summary.md").write_text(md, encoding="utf-8")
         (tmp / "summary.html").write_text(html, encoding="utf-8")
 
@@ -591,6 +624,22 @@ class _Night:
         logger.info("published %s in %.1f s", link, timings["total"])
         return RunResult(folder=link, as_of=t, manifest=manifest, worklists=self.worklists,
                          scores=self.scores, health=health)
+
+
+def _with_monitoring(md: str, html: str, warnings: list[str], language: str) -> tuple[str, str]:
+    """The run summary with its monitoring section (the warnings, or that there are none)."""
+    import html as _html
+
+    from ._texts import text
+
+    title = text("monitor.summary_title", language)
+    head = text("monitor.summary_some", language, n=len(warnings)) if warnings else text("monitor.summary_none",
+                                                                                           language)
+    md = md.rstrip("\n") + f"\n\n## {title}\n\n{head}\n" + "".join(f"- {w}\n" for w in warnings)
+    items = "".join(f"<li>{_html.escape(w)}</li>" for w in warnings)
+    section = f"<h2>{_html.escape(title)}</h2><p>{_html.escape(head)}</p>" + (f"<ul>{items}</ul>" if items else "")
+    html = html.replace("</body>", section + "</body>") if "</body>" in html else html + section
+    return md, html
 
 
 def _subset(expl, rows: np.ndarray):
@@ -640,8 +689,15 @@ def _expected_institutions(settings: Settings) -> dict[str, list[str]]:
     return out
 
 
-#: below this many people who could be listed, an empty list because all were assessed recently is no alarm
+#: an empty list because everyone was assessed recently is an alarm only from this many people on ...
 _FEW_TO_LIST = 5
+#: ... and when at least this share of the institution's open cases were left off as assessed
+_ASSESSED_SHARE = 0.9
+
+
+def _suspicious(assessed: int, eligible: int) -> bool:
+    """Whether recent assessments leave off (nearly) everyone with an open case: a wrong interventions file?"""
+    return assessed >= _FEW_TO_LIST and assessed >= _ASSESSED_SHARE * eligible
 
 
 def _facts(settings, t, ing, scores, oc, worklists, newest, history) -> RunFacts:
@@ -662,9 +718,10 @@ def _facts(settings, t, ing, scores, oc, worklists, newest, history) -> RunFacts
     by_design = {k: worklists.below_min_band.get(k, 0) + worklists.left_off_reviewed.get(k, 0)
                  for k in worklists.eligible}
     open_per = {k: max(0, n - by_design.get(k, 0)) for k, n in worklists.eligible.items()}
-    # a few people, all assessed recently, is an ordinary night at a small institution; many is a sign
-    # of a wrong interventions file (the gate's purpose)
-    open_per = {k: (v - worklists.left_off_assessed.get(k, 0) if v < _FEW_TO_LIST else v) for k, v in open_per.items()}
+    # people left off after a recent joint assessment are left off by design too, unless (nearly) everyone
+    # with an open case was: then the interventions file is more likely wrong than the night (the gate asks)
+    open_per = {k: (v if _suspicious(worklists.left_off_assessed.get(k, 0), worklists.eligible[k])
+                    else max(0, v - worklists.left_off_assessed.get(k, 0))) for k, v in open_per.items()}
     listed = {k: len(v) for k, v in worklists.lists.items()}
     return RunFacts(as_of=t, persons_scored=len(scores), rows_per_institution={str(k): int(v) for k, v in rows.items()},
                     expected_institutions=_expected_institutions(settings),
@@ -712,6 +769,7 @@ def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
                  "rejected": int(ing.report.rows_rejected), "quarantined": int(ing.report.rows_quarantined),
                  "warnings": [p.to_text() for p in ing.report.warnings]},
         "corrections": {k: int(v) for k, v in ing.correction_counts.items()},
+        "monitoring": {"warnings": night.monitoring_warnings()},
         "persons_scored": int(len(scores)),
         "new_registrations": int(scores["new_registration"].sum()),
         "risk_bands": {str(k): int(v) for k, v in scores["risk_band"].value_counts().sort_index().items()},

@@ -53,6 +53,7 @@ __all__ = [
     "PrivacySettings",
     "DeploymentSettings",
     "HealthSettings",
+    "MonitoringSettings",
     "ReviewSettings",
     "REVIEW_DECISIONS",
     "LANGUAGES",
@@ -253,6 +254,26 @@ class PrivacySettings(_Section):
 
 
 @dataclass
+class MonitoringSettings(_Section):
+    """When the nightly monitoring (:mod:`iizrisk.monitoring`) warns, and whether a warning fails the run."""
+
+    #: a feature's population stability index against the model's training reference
+    feature_psi: float = 0.1
+    #: the calibrated risks' population stability index against the reference
+    score_psi: float = 0.1
+    #: absolute change of a risk band's share against the reference
+    band_share_change: float = 0.05
+    #: tonight's list of an institution against the previous run's (Jaccard of the listed people)
+    min_list_jaccard: float = 0.5
+    #: realised minus expected precision of past lists, in absolute value
+    precision_gap: float = 0.05
+    #: realised calibration error (ECE) of a past run
+    max_ece: float = 0.05
+    #: a warning fails the run's health (exit 1, nothing published) instead of only being reported
+    fail_on_warning: bool = False
+
+
+@dataclass
 class Settings(_Section):
     """All settings of one deployment (one TOML file)."""
 
@@ -263,6 +284,7 @@ class Settings(_Section):
     output: OutputSettings = field(default_factory=OutputSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     reviews: ReviewSettings = field(default_factory=ReviewSettings)
     base_dir: Path = field(default_factory=Path.cwd, repr=False, compare=False)
     config_path: Path | None = field(default=None, repr=False, compare=False)
@@ -273,7 +295,8 @@ class Settings(_Section):
                   origin: str = "settings") -> Settings:
         """Build settings from a plain dict (as read from TOML), checking every key."""
         data = dict(data)
-        known = {"deployment", "sources", "model", "worklist", "output", "privacy", "health", "reviews"}
+        known = {"deployment", "sources", "model", "worklist", "output", "privacy", "health", "reviews",
+                 "monitoring"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(
@@ -283,7 +306,7 @@ class Settings(_Section):
         for name, klass in [("deployment", DeploymentSettings), ("model", ModelSettings),
                             ("worklist", WorklistSettings), ("output", OutputSettings),
                             ("privacy", PrivacySettings), ("health", HealthSettings),
-                            ("reviews", ReviewSettings)]:
+                            ("reviews", ReviewSettings), ("monitoring", MonitoringSettings)]:
             if name in data:
                 kwargs[name] = _build(klass, data[name], f"{origin} [{name}]")
         sources = data.get("sources", [])
@@ -485,6 +508,14 @@ class Settings(_Section):
         for name in ("max_export_age_days", "max_as_of_after_data_days"):
             if getattr(h, name) < 0:
                 problems.append(f"[health] {name} must be >= 0")
+        m = self.monitoring
+        for name in ("feature_psi", "score_psi", "band_share_change", "min_list_jaccard", "precision_gap", "max_ece"):
+            v = getattr(m, name)
+            if not (0 <= v <= (1 if name in {"band_share_change", "min_list_jaccard", "precision_gap", "max_ece"}
+                               else 10)):
+                problems.append(f"[monitoring] {name} = {v!r}: "
+                                + ("a share between 0 and 1" if name != "feature_psi" and name != "score_psi"
+                                   else "a stability index between 0 and 10 (0.1 moderate, 0.25 large)"))
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
 

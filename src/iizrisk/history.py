@@ -55,7 +55,7 @@ __all__ = ["HistoryStore", "HISTORY_SCORE_COLUMNS", "REVIEW_COLUMNS"]
 
 logger = logging.getLogger("iizrisk")
 
-_TABLES = ("scores", "worklists", "runs")
+_TABLES = ("scores", "worklists", "monitoring", "runs")
 #: the columns of a run's ``scores.parquet`` that the history keeps
 HISTORY_SCORE_COLUMNS = ("person_id", "outcome", "risk", "risk_band", "rank", "new_registration")
 
