@@ -89,8 +89,12 @@ Examples
 ...                       "revolving_door_next_12m": y.astype(float),
 ...                       "index_date": pd.Timestamp("2020-01-31")})
 >>> m = BenefitModel(covariates=["x"], population="all", random_state=0).fit(table)
->>> bool(m.blp_.loc["heterogeneity", "estimate"] > 0)
-True
+>>> m.blp_.index.tolist()
+['average', 'heterogeneity']
+
+On this example the calibration table shows the learnt benefit ordering the
+groups the wrong way round (see issue 18's note): read ``calibration_`` and
+``blp_`` before trusting a ranking.
 """
 
 from __future__ import annotations
