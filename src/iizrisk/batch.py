@@ -478,7 +478,7 @@ def _monitor(settings: Settings, t: dt.date, ing, model, X, scores, worklists: W
              history: HistoryStore) -> dict:
     """Tonight's monitoring figures (:func:`iizrisk.monitoring.monitor_night`): drift against the model's
     training reference, risk bands, list churn, expected and realised precision."""
-    from .monitoring import MonitoringThresholds, monitor_night, reference_of
+    from .monitoring import monitor_night, reference_of
 
     manifest = getattr(model, "manifest_", None) or {}
     reference = manifest.get("reference") or reference_of(model)
@@ -487,7 +487,7 @@ def _monitor(settings: Settings, t: dt.date, ing, model, X, scores, worklists: W
     table = monitor_night(as_of=t, X=X, scores=scores, worklists=lists, reference=reference, history=history,
                           spells=ing.spells, outcome=getattr(model, "outcome", None),
                           horizon_months=int(getattr(model, "horizon_months", 12) or 12),
-                          thresholds=MonitoringThresholds.from_settings(settings),
+                          thresholds=settings.monitoring,
                           band_thresholds=tuple(settings.worklist.risk_bands))
     return {"monitoring": table}
 

@@ -261,7 +261,8 @@ class MonitoringSettings(_Section):
     feature_psi: float = 0.1
     #: the calibrated risks' population stability index against the reference
     score_psi: float = 0.1
-    #: absolute change of a risk band's share against the reference
+    #: absolute change of a risk band's share against the reference (beyond the range the reference's
+    #: deciles allow when it does not keep the exact share)
     band_share_change: float = 0.05
     #: tonight's list of an institution against the previous run's (Jaccard of the listed people)
     min_list_jaccard: float = 0.5

@@ -47,7 +47,7 @@ True
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ import pandas as pd
 
 from . import _time
 from ._results import OutputFigure, OutputTable, ResultMixin
+from .config import MonitoringSettings
 from .model._reference import _bin_shares, feature_reference
 
 __all__ = ["COLUMNS", "MonitoringThresholds", "feature_reference", "attach_reference", "reference_of",
@@ -74,44 +75,9 @@ BANDS = ("low", "medium", "high")
 POOLED = "all"
 
 
-@dataclass(frozen=True)
-class MonitoringThresholds:
-    """When a monitoring value becomes a warning (the ``[monitoring]`` settings).
-
-    Parameters
-    ----------
-    feature_psi : float, default 0.1
-        A feature's PSI against the training reference (0.1 moderate, 0.25 large).
-    score_psi : float, default 0.1
-        The calibrated risks' PSI against the reference.
-    band_share_change : float, default 0.05
-        Absolute change of a risk band's share against the reference (beyond the range the
-        reference's deciles allow when it does not keep the exact share).
-    min_list_jaccard : float, default 0.5
-        Tonight's list of an institution against the previous run's.
-    precision_gap : float, default 0.05
-        Realised minus expected precision of past lists, in absolute value.
-    max_ece : float, default 0.05
-        Realised calibration error of a past run.
-    fail_on_warning : bool, default False
-        The nightly gate fails (exit code of a failed gate) when any warning is raised.
-    """
-
-    feature_psi: float = 0.1
-    score_psi: float = 0.1
-    band_share_change: float = 0.05
-    min_list_jaccard: float = 0.5
-    precision_gap: float = 0.05
-    max_ece: float = 0.05
-    fail_on_warning: bool = False
-
-    @classmethod
-    def from_settings(cls, settings) -> MonitoringThresholds:
-        """From ``settings.monitoring`` when the settings have that section, else the defaults."""
-        sec = getattr(settings, "monitoring", None)
-        if sec is None:
-            return cls()
-        return cls(**{k: getattr(sec, k) for k in asdict(cls()) if hasattr(sec, k)})
+#: When a monitoring value becomes a warning: the ``[monitoring]`` settings (one definition of the
+#: thresholds and their defaults; a nightly run passes ``settings.monitoring``)
+MonitoringThresholds = MonitoringSettings
 
 
 # ------------------------------------------------------------------ the reference
