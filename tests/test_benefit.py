@@ -92,6 +92,67 @@ def test_dr_learner_finds_the_heterogeneity(het):
     assert m.predict_risk(table[COV].head(5)).between(0, 1).all()
 
 
+def _docstring_table(seed=0, n=4000, heterogeneous=True):
+    """The module docstring's example: benefit 0.1 for x > 0 (none otherwise), or 0.05 for everyone."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    t = rng.random(n) < 1 / (1 + np.exp(1 - 0.5 * x))
+    tau = -0.1 * (x > 0) if heterogeneous else np.full(n, -0.05)
+    y = rng.random(n) < 0.3 + 0.1 * x.clip(-2, 2) + t * tau
+    return pd.DataFrame({"person_id": np.arange(n).astype(str), "x": x, "treated": t,
+                         "revolving_door_next_12m": y.astype(float),
+                         "index_date": pd.Timestamp("2020-01-31")}), tau
+
+
+def test_benefit_is_prevention_everywhere(het):
+    """One sign convention end to end: benefit = outcomes prevented (positive = good).
+
+    The true effect ``tau`` lowers the outcome's probability; the learnt benefit
+    (out of fold and for new people) rises with ``-tau``, the BLP slope is
+    positive with its interval above 0, the calibration's groups of higher
+    predicted benefit prevent more, a policy's value is prevented per 100 and
+    top-by-benefit takes the largest predicted benefits.
+    """
+    table, _, tau, m = het
+    d = m.data_
+    assert np.corrcoef(d["benefit"], -tau)[0, 1] > 0.5
+    assert np.corrcoef(m.predict_benefit(table[COV]), -tau)[0, 1] > 0.5
+    b = m.blp_.loc["heterogeneity"]
+    assert b["estimate"] - 1.96 * b["se"] > 0
+    assert m.blp_.loc["average", "estimate"] < 0  # the average *effect* on the outcome: negative
+    est = m.calibration_["estimated_benefit"].to_numpy()
+    assert est[-1] > est[0] and np.corrcoef(np.arange(len(est)), est)[0, 1] > 0.8
+    # the DR scores estimate the effect (outcome with minus without), so benefit = -mean(score)
+    assert m.calibration_["estimated_benefit"].mean() == pytest.approx(-d["dr_score"].mean(), abs=0.01)
+    ev = evaluate_policies(m, capacity=0.1, n_bootstrap=0).values
+    assert ev.loc["benefit", "value"] > 0 and ev.loc["random", "value"] == pytest.approx(
+        -100 * np.average(d["dr_score"], weights=d["weight"]))
+    sel = _selection_weights(d["benefit"].to_numpy(), np.zeros(len(d), dtype=int), np.ones(len(d)), 0.1) > 0
+    assert d["benefit"][sel].min() >= d["benefit"][~sel].max()
+
+
+def test_calibration_and_blp_compare_rows_scored_by_the_same_fold_model():
+    """Out-of-fold predictions of different folds come from different models.
+
+    An effect model that learns only a level predicts, for fold k, the mean
+    score of the other folds; pooled over folds, such predictions are
+    ``-(mean_k - mean) / (K - 1)``, and a BLP slope on them was exactly
+    ``-(K - 1)`` = -4 and the calibration groups came out in the wrong order
+    (the docstring example showed it). Compared within fold, a model without
+    heterogeneity shows none.
+    """
+    from sklearn.dummy import DummyRegressor
+
+    table, _ = _docstring_table()
+    m = BenefitModel(covariates=["x"], population="all", effect_model=DummyRegressor(), random_state=0).fit(table)
+    assert abs(m.blp_.loc["heterogeneity", "estimate"]) < 1e-9
+    # a homogeneous effect: the slope is not called negative (it was -4, z < -1.96, on these seeds)
+    for seed in (2, 4, 8):
+        table, _ = _docstring_table(seed=seed, heterogeneous=False)
+        m = BenefitModel(covariates=["x"], population="all", random_state=seed).fit(table)
+        assert m.blp_.loc["heterogeneity", "z"] > -1.96, (seed, m.blp_)
+
+
 def test_method_line_states_the_propensity_penalty(het):
     m = het[3]
     assert "L2 penalty C=1" in m.method() and "DR-learner" in m.method()
@@ -110,9 +171,9 @@ def test_policy_values_cover_the_truth_and_rank_by_benefit(het):
     # the true value of each policy, on the same rows and selections, from the known effects
     from iizrisk.benefit import _month_of
 
-    month = _month_of(table["index_date"])
-    w = np.ones(len(table))
     d = m.data_
+    month = _month_of(table["index_date"]) * m.n_folds + d["fold"].to_numpy()  # selections are made within fold
+    w = np.ones(len(table))
     for name, score in {"risk": d["risk"].to_numpy(), "benefit": d["benefit"].to_numpy()}.items():
         pw = _selection_weights(score, month, w, 0.1)
         true = -100 * (pw @ tau) / pw.sum()
