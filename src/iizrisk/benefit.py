@@ -94,7 +94,7 @@ Examples
 ['average', 'heterogeneity']
 
 Four thousand rows are few for heterogeneity: on this draw the data happen to
-show more prevention at low ``x`` (the outcomes of the 95 assessed with
+show more prevention at low ``x`` (the outcomes of the 97 assessed with
 ``x < -1`` are 5.9 points below their controls', against no true effect),
 and the BLP slope is negative (-4.0, interval across 0). Over the next seven
 draws of the same design (seeds 1-7) it lies between 0.2 and 1.1 and the
