@@ -84,6 +84,7 @@ import numpy as np
 import pandas as pd
 
 from ._results import PLAIN_CSV, OutputFigure, OutputTable, ResultMixin
+from ._texts import load_locale, swiss_number, text
 from .errors import ConfigError
 from .fairness_rule import _NO_RATIO, GAP_METRICS, METRICS, VERDICTS, FairnessRule, _judge
 from .suppression import PRIMARY, PUBLISHED, SECONDARY, protect_cells
@@ -474,6 +475,85 @@ def _group_lines(sets: list[_Set]) -> list[tuple[np.ndarray, int]]:
                 for pk in np.unique(key):
                     lines.append((st.offset + np.flatnonzero(key == pk), parent.offset + int(pk)))
     return lines
+
+
+# --------------------------------------------------------------------------- words and numbers
+#: How a hidden (suppressed) or unknown value is shown in texts, HTML and the model card.
+NA_MARK = "·"
+#: Columns of the displayed tables (text, HTML, model card): the per-group summary and the judged disparities.
+DISPLAY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "summary": ("attribute", "group", "n", "n_flagged", *METRICS, "gap_flag"),
+    "gaps": ("attribute", "group", "reference", "metric", "ratio", "ratio_lo", "ratio_hi", "difference",
+             "difference_lo", "difference_hi", "verdict", "n_needed"),
+}
+
+
+def _fmt(v: Any, lang: str = "en", decimals: int = 3) -> str:
+    """One displayed value: whole numbers with the language's Swiss thousands separator, ``True`` as the
+    language's yes, hidden or missing values as :data:`NA_MARK`."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return NA_MARK
+    if isinstance(v, bool | np.bool_):
+        return text("table.yes", lang) if v else ""
+    if isinstance(v, float | np.floating):
+        if float(v).is_integer() and abs(float(v)) >= 1:
+            return swiss_number(int(v), lang)
+        return f"{float(v):.{decimals}f}"
+    if isinstance(v, int | np.integer):
+        return swiss_number(v, lang)
+    return str(v)
+
+
+def _word(lang: str, table: str, code: Any) -> str:
+    """A code (column, fact, attribute, verdict...) in the words of the catalogue's ``card.<table>``; the code
+    when none is catalogued."""
+    return load_locale(lang)["card"][table].get(str(code), str(code))
+
+
+def _attribute(lang: str, code: Any) -> str:
+    """An audit attribute in words; an intersection ``disability:canton`` part by part."""
+    return ":".join(_word(lang, "attributes", part) for part in str(code).split(SEP))
+
+
+def _group(lang: str, code: Any) -> str:
+    """An audit group in words where the catalogue names it (``all``, ``no_IV``, the nationality groups
+    ``THIRD``...); other codes (``F``, ``ZH``, ``50-64``) stay."""
+    loc = load_locale(lang)
+    names = {**loc["nationality_group"], **loc["card"]["groups"]}
+    return ":".join(names.get(part, part) for part in str(code).split(SEP))
+
+
+#: How each displayed column's codes become words.
+_IN_WORDS = {"attribute": _attribute, "group": _group, "reference": _group,
+             "metric": lambda lang, c: _word(lang, "columns", c), "verdict": lambda lang, c: _word(lang, "verdicts", c)}
+
+
+def _in_words(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """``frame`` with its code columns (attribute, group, reference, metric, verdict) in words: each distinct
+    code is looked up once."""
+    out = frame.copy()
+    for c in out.columns.intersection(list(_IN_WORDS)):
+        codes = pd.unique(out[c].astype(object))
+        out[c] = out[c].astype(object).map(dict(zip(codes, [_IN_WORDS[c](lang, x) for x in codes], strict=True)))
+    return out
+
+
+def _html_table(header: list[str], rows: list[list[Any]], flag_col: int | None = None, lang: str = "en",
+                decimals: int = 3) -> str:
+    """An HTML table of displayed values (:func:`_fmt`); rows whose ``flag_col`` is true get ``class='flag'``."""
+    esc = html.escape
+    body = []
+    for row in rows:
+        cls = " class='flag'" if flag_col is not None and bool(row[flag_col]) else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(_fmt(x, lang, decimals))}</td>" for x in row) + "</tr>")
+    return ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(body)
+            + "</table>")
+
+
+def _text_table(header: list[str], rows: list[list[Any]], lang: str = "en", decimals: int = 3) -> str:
+    """A plain-text table of displayed values (:func:`_fmt`), columns aligned."""
+    cells = pd.DataFrame([[_fmt(x, lang, decimals) for x in row] for row in rows], columns=range(len(header)))
+    return cells.set_axis(header, axis=1).to_string(index=False)
 
 
 # --------------------------------------------------------------------------- the audit
@@ -952,15 +1032,10 @@ class FairnessAudit(ResultMixin):
                       f"confidence interval included: {shown}{more}. Review the model before use "
                       "(see the audit's gaps table).", FairnessGapWarning, stacklevel=3)
 
-    def rule_text(self) -> str:
-        """The rule in one line of plain English (log messages; the card has it in four languages)."""
+    def rule_text(self, language: str = "en") -> str:
+        """The rule in one line of plain words (:meth:`FairnessRule.describe`); English in log messages."""
         rule = getattr(self, "rule_", None) or self._rule()
-        parts = []
-        if rule.ratio_metrics:
-            parts.append(f"ratio of {', '.join(rule.ratio_metrics)} within {rule.min_ratio:g} to "
-                         f"{1 / rule.min_ratio:.3g}")
-        parts += [f"|difference of {m}| <= {b:g}" for m, b in rule.max_difference.items()]
-        return "; ".join(parts) or "no bounds"
+        return rule.describe(language)
 
     def verdict_counts(self) -> dict[str, int]:
         """Judged disparities per verdict (``exceeds``, ``cannot_tell``, ``within``)."""
@@ -974,45 +1049,90 @@ class FairnessAudit(ResultMixin):
         if not hasattr(self, "summary"):
             raise AttributeError("FairnessAudit is not fitted: call fit(data) first")
 
-    def to_text(self, decimals: int = 3) -> str:
-        """The summary and the flagged gaps as plain text."""
+    def headline(self, language: str = "en") -> str:
+        """One line: people audited and flagged, suppression, the rule and the verdicts, in ``language``."""
         self._check_fitted()
-        counts = self.verdict_counts()
-        head = (f"Fairness audit: {self.n_:,} persons, {self.capacity_:,} flagged; cells < "
-                f"{self.min_cell_size} people suppressed (<NA>); rule: {self.rule_text()}; "
-                f"{counts['exceeds']} exceed, {counts['cannot_tell']} cannot tell at this sample size, "
-                f"{counts['within']} within")
-        cols = ["attribute", "group", "n", "n_flagged", *METRICS, "gap_flag"]
-        table = self.summary[cols].round(decimals).to_string(index=False)
-        lines = [head, table]
-        cols = ["attribute", "group", "reference", "metric", "ratio", "ratio_lo", "ratio_hi", "difference",
-                "difference_lo", "difference_hi", "verdict", "n_needed"]
-        judged = self.gaps[self.gaps["verdict"].isin(["exceeds", "cannot_tell"])]
-        if len(judged):
-            lines.append("Disparities that exceed the rule or cannot be told at this sample size:")
-            lines.append(judged[cols].round(decimals).to_string(index=False))
+        counts = {k: swiss_number(v, language) for k, v in self.verdict_counts().items()}
+        head = text("audit.head", language, n=swiss_number(self.n_, language),
+                    flagged=swiss_number(self.capacity_, language), k=self.min_cell_size, na=NA_MARK,
+                    rule=self.rule_text(language))
+        return f"{head}. {text('audit.verdicts', language, **counts)}."
+
+    def display_rows(self, table: str = "summary", language: str = "en") -> tuple[list[str], list[list[Any]]]:
+        """The columns (codes) and rows of a displayed table, codes in the words of ``language``.
+
+        Parameters
+        ----------
+        table : {"summary", "gaps"}
+            The per-group summary, or the disparities the rule judged exceeding or could not tell at this
+            sample size (exceeding first), with ratios, differences, intervals and the group size needed.
+        language : {"en", "de", "fr", "it"}
+
+        Returns
+        -------
+        columns : list of str
+            The codes of :data:`DISPLAY_COLUMNS` present (headers: ``card.columns`` of the catalogue).
+        rows : list of list
+            Values, numbers as numbers (``None`` when hidden), attributes, groups, metrics and verdicts in words.
+        """
+        self._check_fitted()
+        if table == "summary":
+            frame = self.summary
+        elif table == "gaps":
+            g = self.gaps
+            frame = g[g["verdict"].isin(["exceeds", "cannot_tell"])].sort_values(
+                "verdict", key=lambda v: v.map({"exceeds": 0, "cannot_tell": 1}), kind="stable")
+        else:
+            raise ValueError(f"table {table!r}: choose 'summary' or 'gaps'")
+        cols = [c for c in DISPLAY_COLUMNS[table] if c in frame.columns]
+        shown = _in_words(frame[cols], language)
+        return cols, shown.astype(object).where(shown.notna(), None).values.tolist()
+
+    def to_text(self, decimals: int = 3, *, language: str = "en") -> str:
+        """The summary and the disparities that exceed the rule or cannot be told, as plain text in ``language``.
+
+        Headers, attributes, groups and verdicts are the catalogue's words; whole numbers carry the
+        language's Swiss thousands separator; hidden cells show as ``·``.
+        """
+        lines = [f"{text('audit.title', language)}: {self.headline(language)}"]
+        for heading, cols, rows in self._shown(language):
+            lines += [f"{heading}:"] if heading else []
+            lines.append(_text_table([_word(language, "columns", c) for c in cols], rows, language, decimals))
         return "\n".join(lines)
 
-    def summary_text(self, decimals: int = 3) -> str:
+    def _shown(self, language: str) -> list[tuple[str, list[str], list[list[Any]]]]:
+        """(heading, columns, rows) of the displayed tables that have rows: the summary (no heading), then
+        the disparities that exceed the rule or cannot be told."""
+        shown = []
+        for table, heading in (("summary", ""), ("gaps", text("card.gaps", language))):
+            cols, rows = self.display_rows(table, language)
+            if rows:
+                shown.append((heading, cols, rows))
+        return shown
+
+    def summary_text(self, decimals: int = 3, *, language: str = "en") -> str:
         """The text that :meth:`print_summary` prints (:meth:`to_text`)."""
-        return self.to_text(decimals)
+        return self.to_text(decimals, language=language)
 
     def _fitted(self) -> bool:
         return hasattr(self, "summary")
 
-    def _repr_html_(self) -> str:
-        if not hasattr(self, "summary"):
-            return "<b>FairnessAudit</b> (not fitted)"
-        cols = ["attribute", "group", "n", "n_flagged", *METRICS, "gap_flag"]
-        table = self.summary[cols].to_html(index=False, na_rep="&middot;", float_format=lambda x: f"{x:.3f}")
-        counts = self.verdict_counts()
-        colour = "#cf222e" if counts["exceeds"] else "#1a7f37"
-        return (f"<div><b>Fairness audit</b>: {self.n_:,} persons, {self.capacity_:,} flagged; "
-                f"<span style='color:{colour}'>{counts['exceeds']} disparit(ies) beyond the rule</span>, "
-                f"{counts['cannot_tell']} cannot tell at this sample size ({html.escape(self.rule_text())}); "
-                f"cells with fewer than {self.min_cell_size} people suppressed (&middot;).{table}</div>")
+    def _repr_html_(self, *, language: str = "en") -> str:
+        """The notebook's display: the headline, the summary (rows beyond the rule in red) and the disparities."""
+        esc = html.escape
+        title = esc(text("audit.title", language))
+        if not self._fitted():
+            return f"<b>{title}</b> ({esc(text('audit.not_fitted', language))})"
+        colour = "#cf222e" if self.verdict_counts()["exceeds"] else "#1a7f37"
+        parts = [f"<div><b>{title}</b>: <span style='color:{colour}'>{esc(self.headline(language))}</span>"]
+        for heading, cols, rows in self._shown(language):
+            parts += [f"<p>{esc(heading)}</p>"] if heading else []
+            parts.append(_html_table([_word(language, "columns", c) for c in cols], rows, lang=language,
+                                     flag_col=cols.index("gap_flag") if "gap_flag" in cols else None))
+        return "".join(parts) + "</div>"
 
-    def plot(self, metric: str = "flag_rate", *, attributes: Sequence[str] | None = None, ax=None):
+    def plot(self, metric: str = "flag_rate", *, attributes: Sequence[str] | None = None, ax=None,
+             language: str = "en"):
         """Differences from the reference group with confidence intervals, one line per group.
 
         Groups whose disparity exceeds the rule are drawn in red, those the rule
@@ -1027,6 +1147,8 @@ class FairnessAudit(ResultMixin):
         attributes : list of str, optional
             Attributes (or intersections, ``"sex:age_band"``) to show; default the one-way attributes.
         ax : matplotlib Axes, optional
+        language : {"en", "de", "fr", "it"}, default "en"
+            Language of the labels.
 
         Returns
         -------
@@ -1057,20 +1179,21 @@ class FairnessAudit(ResultMixin):
             err = np.vstack([np.where(np.isnan(lo), 0, diff - lo), np.where(np.isnan(hi), 0, hi - diff)])
             ax.errorbar(diff, y, xerr=np.clip(err, 0, None), fmt="none", ecolor="#999999", capsize=2)
             ax.scatter(diff, y, c=colours, zorder=3)
-            ax.set_yticks(y, [f"{a}: {gr} (vs {rf})" for a, gr, rf in
-                              zip(g["attribute"], g["group"], g["reference"], strict=True)])
+            words = _in_words(g[["attribute", "group", "reference"]], language)
+            ax.set_yticks(y, [text("audit.plot_vs", language, attribute=a, group=gr, reference=rf) for a, gr, rf in
+                              zip(words["attribute"], words["group"], words["reference"], strict=True)])
         else:
-            ax.text(0.5, 0.5, "no published differences", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, text("audit.plot_none", language), ha="center", va="center", transform=ax.transAxes)
             ax.set_yticks([])
-        ax.set_xlabel(f"difference in {metric.replace('_', ' ')} from the reference group")
+        ax.set_xlabel(text("audit.plot_difference", language, metric=_word(language, "columns", metric)))
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         return ax
 
-    def plot_calibration(self, attribute: str = OVERALL, *, ax=None):
+    def plot_calibration(self, attribute: str = OVERALL, *, ax=None, language: str = "en"):
         """Observed outcome rate against mean predicted risk per risk bin, one line per group.
 
-        Only published (not suppressed) bins are drawn.
+        Only published (not suppressed) bins are drawn; labels in ``language``.
 
         Returns
         -------
@@ -1091,12 +1214,13 @@ class FairnessAudit(ResultMixin):
                 continue
             x = d["mean_predicted"].to_numpy(dtype=np.float64)
             yv = d["observed_rate"].to_numpy(dtype=np.float64)
-            ax.plot(x, yv, marker="o", label=str(grp))
+            ax.plot(x, yv, marker="o", label=_group(language, grp))
             top = max(top, float(np.nanmax(x)), float(np.nanmax(yv)))
         ax.plot([0, top], [0, top], color="#999999", lw=0.8, ls="--")
-        ax.set_xlabel("mean predicted risk")
-        ax.set_ylabel("observed outcome rate")
-        ax.set_title(f"calibration by {attribute}" if attribute != OVERALL else "calibration")
+        ax.set_xlabel(text("audit.plot_mean_predicted", language))
+        ax.set_ylabel(text("audit.plot_observed", language))
+        ax.set_title(text("audit.plot_calibration_by", language, attribute=_attribute(language, attribute))
+                     if attribute != OVERALL else text("audit.plot_calibration", language))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(frameon=False, fontsize="small")
         for side in ("top", "right"):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ._texts import load_locale, text
 from .errors import ConfigError
 
 __all__ = ["FairnessRule", "GAP_METRICS", "METRICS", "VERDICTS"]
@@ -126,6 +127,23 @@ class FairnessRule:
         v = _judge(kind, lower, upper, np.array([estimate], dtype=np.float64), np.array([lo], dtype=np.float64),
                    np.array([hi], dtype=np.float64), np.array([n], dtype=np.float64))
         return str(v[0][0]), float(v[1][0])
+
+    def describe(self, language: str = "en") -> str:
+        """The rule in plain words of ``language`` (audit texts, model cards, log messages in English).
+
+        Examples
+        --------
+        >>> FairnessRule().describe("de")
+        'Markierungsrate: Verhältnis zwischen 0.8 und 1.25; Kalibrierungsabstand: Differenz innerhalb ±0.05'
+        """
+        words = load_locale(language)["card"]["columns"]
+        parts = []
+        if self.ratio_metrics:
+            parts.append(text("audit.rule_ratio", language, metrics=", ".join(words.get(m, m) for m in self.ratio_metrics),
+                              lo=f"{float(self.min_ratio):g}", hi=f"{1 / float(self.min_ratio):.3g}"))
+        parts += [text("audit.rule_difference", language, metric=words.get(m, m), bound=f"{float(b):g}")
+                  for m, b in self.max_difference.items()]
+        return "; ".join(parts) or text("audit.rule_none", language)
 
     def to_dict(self) -> dict[str, Any]:
         """The rule as JSON-ready data (model cards, DPIA)."""

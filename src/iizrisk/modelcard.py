@@ -50,6 +50,9 @@ import numpy as np
 import pandas as pd
 
 from ._texts import load_locale, swiss_number, text, text_items
+from .fairness import NA_MARK as _NA
+from .fairness import _fmt, _html_table, _word
+from .fairness_rule import FairnessRule
 from .store import write_text_atomic
 
 __all__ = ["CARD_FORMAT", "CARD_FILES", "ModelCard", "write_model_card"]
@@ -60,77 +63,53 @@ CARD_FORMAT = "iizrisk-model-card/1"
 #: File names written by :func:`write_model_card`, by kind.
 CARD_FILES = {"md": "model_card.md", "html": "model_card.html", "json": "model_card.json"}
 _DEFAULT_PROTECTED = ("sex", "nationality_group")
-_NA = "·"
 
 _LANGS = ("en", "de", "fr", "it")
 _METRIC_COLUMNS = ("roc_auc", "average_precision", "brier", "ece", "precision_at_k", "recall_at_k", "k",
                    "prevalence")
-_AUDIT_COLUMNS = ("attribute", "group", "n", "n_flagged", "flag_rate", "precision", "recall", "fpr",
-                  "mean_predicted", "observed_rate", "roc_auc", "gap_flag")
-#: the columns of the card's table of disparities (judged by the fairness rule: exceeds or cannot tell)
-_GAP_COLUMNS = ("attribute", "group", "reference", "metric", "ratio", "ratio_lo", "ratio_hi", "difference",
-                "difference_lo", "difference_hi", "verdict", "n_needed")
+#: the oversight section's figures (before them the decisions by type: ``decision:<code>``)
+_OVERSIGHT_COLUMNS = ("institution", "month", "listed", "reviewed", "median_days_to_review")
+_OVERSIGHT_SHARES = ("override_share", "agreement_share", "repeatedly_listed_unreviewed")
+#: columns of Oversight.table that its suppressed summary drops: a frame holding them is not suppressed
+_OVERSIGHT_UNSUPPRESSED = ("judged", "listed_reviews", "proposed_listed", "proposed_override")
+
+
+def _oversight_summary(oversight: Any) -> pd.DataFrame | None:
+    """The suppressed oversight figures of an :class:`~iizrisk.oversight.Oversight` or of its ``summary``."""
+    if oversight is None:
+        return None
+    frame = oversight.summary if hasattr(oversight, "summary") else oversight
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"oversight must be an Oversight or its summary DataFrame, got {type(oversight).__name__}")
+    raw = [c for c in _OVERSIGHT_UNSUPPRESSED if c in frame.columns]
+    if raw:
+        raise ValueError(f"oversight: columns {raw} belong to the unsuppressed Oversight.table; give the "
+                         "Oversight itself or its summary (small cells hidden)")
+    missing = [c for c in _OVERSIGHT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"oversight: columns {missing} missing; give iizrisk.oversight's Oversight or its summary")
+    return frame.reset_index(drop=True)
 
 
 def _t(key: str, lang: str, **fields: Any) -> str:
     return text(f"card.{key}", lang, **fields)
 
 
-def _fmt(v: Any, lang: str = "en") -> str:
-    """One cell: counts with the language's Swiss thousands separator, yes in words, missing as ·."""
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-        return _NA
-    if isinstance(v, bool | np.bool_):
-        return text("table.yes", lang) if v else ""
-    if isinstance(v, float | np.floating):
-        if float(v).is_integer() and abs(float(v)) >= 1:
-            return swiss_number(int(v), lang)
-        return f"{float(v):.3f}"
-    if isinstance(v, int | np.integer):
-        return swiss_number(v, lang)
-    return str(v)
-
-
-def _word(lang: str, table: str, code: Any) -> str:
-    """A code (column, fact, attribute, verdict...) in the card's words, the code when none is catalogued."""
-    return load_locale(lang)["card"][table].get(str(code), str(code))
-
-
-def _attribute(lang: str, code: Any) -> str:
-    """An audit attribute in words; an intersection ``disability:canton`` part by part."""
-    return ":".join(_word(lang, "attributes", part) for part in str(code).split(":"))
-
-
-def _group(lang: str, code: Any) -> str:
-    """An audit group in words where the catalogue names it (``all``, ``no_IV``...); codes such as ``CH`` stay."""
-    return ":".join(_word(lang, "groups", part) for part in str(code).split(":"))
-
-
-def _md_table(header: list[str], rows: list[list[Any]], lang: str = "en") -> str:
+def _md_table(header: list[str], rows: list[list[Any]], lang: str = "en", decimals: int = 3) -> str:
     def cell(x: Any) -> str:
-        return _fmt(x, lang).replace("|", "\\|").replace("\n", " ")
+        return _fmt(x, lang, decimals).replace("|", "\\|").replace("\n", " ")
 
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
     return "\n".join(out)
 
 
-def _html_table(header: list[str], rows: list[list[Any]], flag_col: int | None = None, lang: str = "en") -> str:
-    esc = _html.escape
-    body = []
-    for row in rows:
-        cls = " class='flag'" if flag_col is not None and bool(row[flag_col]) else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(_fmt(x, lang))}</td>" for x in row) + "</tr>")
-    return ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(body)
-            + "</table>")
-
-
 def _rule_bounds(rule: dict[str, Any], lang: str = "en") -> str:
-    """The fairness rule's bounds in symbols: ``flag rate ×0.8–1.25; calibration gap ±0.05``."""
-    parts = [f"{_word(lang, 'columns', m)} ×{rule['min_ratio']:g}–{rule['max_ratio']:.3g}"
-             for m in rule.get("ratio_metrics") or ()]
-    parts += [f"{_word(lang, 'columns', m)} ±{b:g}" for m, b in (rule.get("max_difference") or {}).items()]
-    return "; ".join(parts) or "-"
+    """The fairness rule of an audit's dict in words (:meth:`FairnessRule.describe`)."""
+    if not rule:
+        return "-"
+    return FairnessRule(min_ratio=rule["min_ratio"], ratio_metrics=tuple(rule.get("ratio_metrics") or ()),
+                        max_difference=rule.get("max_difference") or {}).describe(lang)
 
 
 def _jsonable(v: Any) -> Any:
@@ -188,6 +167,11 @@ class ModelCard:
         default sex and nationality group.
     source : str, optional
         Where the manifest came from (shown in the card).
+    oversight : Oversight or DataFrame, optional
+        Evidence that a human decides (:func:`iizrisk.oversight.oversight_of`): the
+        :class:`~iizrisk.oversight.Oversight` or its ``summary`` (small cells hidden), per
+        institution and month. Without it the section "Human oversight" says that the card
+        has no such figures.
     """
 
     manifest: dict[str, Any]
@@ -195,6 +179,7 @@ class ModelCard:
     language: str = "en"
     protected_attributes: tuple[str, ...] = _DEFAULT_PROTECTED
     source: str | None = None
+    oversight: Any = None
     _catalogue: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -203,11 +188,12 @@ class ModelCard:
         self.protected_attributes = tuple(self.protected_attributes or ())
         if self.audit is not None and not hasattr(self.audit, "summary"):
             raise ValueError("audit must be a fitted FairnessAudit (call fit first)")
+        self.oversight = _oversight_summary(self.oversight)
 
     # ------------------------------------------------------------------ building
     @classmethod
     def from_model(cls, model_dir_or_model, *, audit=None, language: str = "en",
-                   protected_attributes=None) -> ModelCard:
+                   protected_attributes=None, oversight=None) -> ModelCard:
         """The card of a model directory (its manifest only) or of a fitted RiskModel.
 
         Raises
@@ -222,7 +208,8 @@ class ModelCard:
         else:
             manifest, source = _manifest_of_model(model_dir_or_model), None
         return cls(manifest, audit=audit, language=language,
-                   protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED), source=source)
+                   protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED), source=source,
+                   oversight=oversight)
 
     def _feature_table(self) -> pd.DataFrame:
         from .features import feature_catalogue
@@ -343,6 +330,7 @@ class ModelCard:
             "metrics": metrics,
             "calibration": {"method": m.get("calibration"), "ece": main.get("ece"), "brier": main.get("brier")},
             "fairness": self._audit_dict(),
+            "oversight": self._oversight_dict(),
             "limitations": list(text_items("card.limitations_items", lang)),
             "fingerprints": {"model_sha256": m.get("model_sha256"),
                              "data_fingerprint": training.get("data_fingerprint"),
@@ -360,13 +348,59 @@ class ModelCard:
         d["outcome"] = getattr(a, "outcome_", None)
         return d
 
+    def _oversight_dict(self) -> dict[str, Any]:
+        """The oversight figures as given (suppressed), or the statement that the card has none."""
+        ov, lang = self.oversight, self.language
+        if ov is None:
+            return {"attached": False, "statement": _t("no_oversight", lang), "period": None, "rows": []}
+        months = ov["month"].dropna().astype(str)
+        period = [months.min(), months.max()] if len(months) else None
+        statement = (_t("oversight_text", lang, start=period[0], end=period[1], na=_NA) if period
+                     else _t("oversight_empty", lang))
+        rows = ov.astype(object).where(ov.notna(), None).to_dict("records")
+        return {"attached": True, "statement": statement, "period": period, "rows": rows}
+
+    def _oversight_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """The oversight section's headers (in the card's language) and rows (the suppressed figures)."""
+        from .tables import header
+
+        ov, lang = self.oversight, self.language
+        if ov is None or not len(ov):
+            return [], []
+        decisions = [c for c in ov.columns if c.startswith("decision:")]
+        cols = [*_OVERSIGHT_COLUMNS, *decisions, *[c for c in _OVERSIGHT_SHARES if c in ov.columns]]
+        words = load_locale(lang)["review"]["decisions"]
+        heads = [f"{header('decision', lang)}: {words.get(c[len('decision:'):], c[len('decision:'):])}"
+                 if c in decisions else header(c, lang) for c in cols]
+        return heads, ov[cols].astype(object).where(ov[cols].notna(), None).values.tolist()
+
+    def _oversight_md(self, d: dict[str, Any]) -> list[str]:
+        lang = self.language
+        md = [f"## {_t('oversight', lang)}", "", d["oversight"]["statement"], ""]
+        heads, rows = self._oversight_rows()
+        if rows:
+            md += [_md_table(heads, rows, lang, decimals=1), "", text("oversight.agreement_note", lang), ""]
+        return md
+
+    def _oversight_html(self, d: dict[str, Any]) -> list[str]:
+        esc, lang = _html.escape, self.language
+        parts = [f"<h2>{esc(_t('oversight', lang))}</h2>",
+                 f"<p class='{'' if d['oversight']['attached'] else 'warn'}'>{esc(d['oversight']['statement'])}</p>"]
+        heads, rows = self._oversight_rows()
+        if rows:
+            parts += [_html_table(heads, rows, lang=lang, decimals=1),
+                      f"<p>{esc(text('oversight.agreement_note', lang))}</p>"]
+        return parts
+
     # ------------------------------------------------------------------ rendering
     def _facts(self, d: dict[str, Any]) -> list[tuple[str, Any]]:
         mo, da = d["model"], d["data"]
         lang = self.language
-        facts = [(_word(lang, "facts", "model"), mo["kind"]), (_word(lang, "facts", "outcome"), mo["outcome"]),
+        facts = [(_word(lang, "facts", "model"), _word(lang, "kinds", mo["kind"])),
+                 (_word(lang, "facts", "outcome"), _word(lang, "outcome_names", mo["outcome"])),
                  (_t("horizon", lang), f"{mo['horizon_months']} {_t('months', lang)}"),
-                 (_word(lang, "facts", "calibration"), mo["calibration"]),
+                 (_word(lang, "facts", "calibration"), _word(lang, "kinds", mo["calibration"])
+                  if mo["calibration"] else _t("none", lang)),
                  (_word(lang, "facts", "features"), mo["n_features"]), (_word(lang, "facts", "created"), mo["created"])]
         for k, v in (da.get("periods") or {}).items():
             facts.append((_word(lang, "facts", f"{k}_period"), f" {_t('to', lang)} ".join(v) if isinstance(v, list)
@@ -380,42 +414,18 @@ class ModelCard:
     def _metric_rows(self, d: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         metrics = d.get("metrics") or {}
         header = [_word(self.language, "columns", c) for c in ("scorer", *_METRIC_COLUMNS)]
-        rows = [[scorer, *[vals.get(c) for c in _METRIC_COLUMNS]] for scorer, vals in metrics.items()]
+        rows = [[_word(self.language, "kinds", scorer), *[vals.get(c) for c in _METRIC_COLUMNS]]
+                for scorer, vals in metrics.items()]
         return header, rows
 
     def _audit_rows(self) -> tuple[list[str], list[list[Any]]]:
-        """The per-group table: headers in the card's language, attributes in words (codes in ``gap_flag``'s place
-        are kept for the HTML's highlighting: see :meth:`to_html`)."""
-        s = self.audit.summary
-        cols = [c for c in _AUDIT_COLUMNS if c in s.columns]
-        rows = s[cols].astype(object).where(s[cols].notna(), None).values.tolist()
-        for r in rows:
-            for j, c in enumerate(cols):
-                if c == "attribute":
-                    r[j] = _attribute(self.language, r[j])
-                elif c == "group":
-                    r[j] = _group(self.language, r[j])
-        return cols, rows
+        """The per-group table: column codes (``gap_flag`` kept for the HTML's highlighting) and rows with
+        attributes and groups in words (:meth:`FairnessAudit.display_rows`)."""
+        return self.audit.display_rows("summary", self.language)
 
     def _gap_rows(self) -> tuple[list[str], list[list[Any]]]:
         """The disparities the rule judged exceeding or could not tell, with ratios, intervals and verdicts."""
-        g = self.audit.gaps
-        g = g[g["verdict"].isin(["exceeds", "cannot_tell"])].sort_values(
-            "verdict", key=lambda v: v.map({"exceeds": 0, "cannot_tell": 1}), kind="stable")
-        cols = [c for c in _GAP_COLUMNS if c in g.columns]
-        rows = g[cols].astype(object).where(g[cols].notna(), None).values.tolist()
-        lang = self.language
-        for r in rows:
-            for j, c in enumerate(cols):
-                if c == "attribute":
-                    r[j] = _attribute(lang, r[j])
-                elif c in ("group", "reference"):
-                    r[j] = _group(lang, r[j])
-                elif c == "metric":
-                    r[j] = _word(lang, "columns", r[j])
-                elif c == "verdict":
-                    r[j] = _word(lang, "verdicts", r[j])
-        return cols, rows
+        return self.audit.display_rows("gaps", self.language)
 
     def _headers(self, cols: list[str]) -> list[str]:
         return [_word(self.language, "columns", c) for c in cols]
@@ -445,14 +455,14 @@ class ModelCard:
         """The card as Markdown."""
         d = self.to_dict()
         lang = self.language
-        title = f"{_t('title', lang)}: {d['model']['outcome']} ({d['model']['kind']})"
+        title = self._title(d)
         md = [f"# {title}", "", f"## {_t('intended', lang)}", "", f"> {d['intended_use']['statement']}", "",
               d["intended_use"]["users"], "", f"**{_t('not_for', lang)}:**", ""]
         md += [f"- {x}" for x in d["intended_use"]["not_intended_for"]]
         md += ["", f"## {_t('model', lang)} / {_t('data', lang)}", "", d["data"]["population"], "",
                _md_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)], lang), "",
                f"## {_t('outcome', lang)}", "",
-               f"**{d['outcome']['name']}** ({_t('horizon', lang)} {d['outcome']['horizon_months']} "
+               f"**{_word(lang, 'outcome_names', d['outcome']['name'])}** ({_t('horizon', lang)} {d['outcome']['horizon_months']} "
                f"{_t('months', lang)}): {self._outcome_text(d)}", "",
                f"## {_t('protected', lang)}", "",
                f"**{d['protected_attributes']['statement']}**", "",
@@ -474,11 +484,17 @@ class ModelCard:
             md += [_md_table(self._headers(header), rows, lang), "", f"### {_t('gaps', lang)}", ""]
             header, rows = self._gap_rows()
             md += [_md_table(self._headers(header), rows, lang) if rows else _t("no_gaps", lang), ""]
+        md += self._oversight_md(d)
         md += [f"## {_t('limitations', lang)}", ""]
         md += [f"- {x}" for x in d["limitations"]]
         md += ["", f"## {_t('fingerprints', lang)}", "",
                _md_table([_t("item", lang), _t("value", lang)], self._fingerprint_rows(d), lang), ""]
         return "\n".join(md)
+
+    def _title(self, d: dict[str, Any]) -> str:
+        lang = self.language
+        return (f"{_t('title', lang)}: {_word(lang, 'outcome_names', d['model']['outcome'])} "
+                f"({_word(lang, 'kinds', d['model']['kind'])})")
 
     def _outcome_text(self, d: dict[str, Any]) -> str:
         """The outcome's definition in the card's language (the registry's English text for an outcome the
@@ -488,7 +504,8 @@ class ModelCard:
 
     def _calibration_text(self, d: dict[str, Any]) -> str:
         cal = d["calibration"]
-        return (_t("calibration_text", self.language, method=cal["method"] or _t("none", self.language))
+        method = _word(self.language, "kinds", cal["method"]) if cal["method"] else _t("none", self.language)
+        return (_t("calibration_text", self.language, method=method)
                 + (f" ECE {_fmt(cal['ece'])}, Brier {_fmt(cal['brier'])}." if cal["ece"] is not None else ""))
 
     def _figure_uri(self) -> str:
@@ -504,7 +521,7 @@ class ModelCard:
         fig = Figure(figsize=(5.2 * len(metrics), 0.9 + 0.22 * max(4, len(self.audit.gaps) // 6)))
         axes = np.atleast_1d(fig.subplots(1, len(metrics), sharey=True))
         for ax, m in zip(axes, metrics, strict=True):
-            self.audit.plot(m, ax=ax)
+            self.audit.plot(m, ax=ax, language=self.language)
         return figure_to_data_uri(fig)
 
     def to_html(self) -> str:
@@ -512,7 +529,7 @@ class ModelCard:
         d = self.to_dict()
         lang = self.language
         esc = _html.escape
-        title = f"{_t('title', lang)}: {d['model']['outcome']} ({d['model']['kind']})"
+        title = self._title(d)
         prot = d["protected_attributes"]
         parts = [f"<h1>{esc(title)}</h1>",
                  f"<h2>{esc(_t('intended', lang))}</h2>",
@@ -524,7 +541,7 @@ class ModelCard:
                  f"<p>{esc(d['data']['population'])}</p>",
                  _html_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)], lang=lang),
                  f"<h2>{esc(_t('outcome', lang))}</h2>",
-                 f"<p><b>{esc(str(d['outcome']['name']))}</b> ({esc(_t('horizon', lang))} "
+                 f"<p><b>{esc(_word(lang, 'outcome_names', d['outcome']['name']))}</b> ({esc(_t('horizon', lang))} "
                  f"{esc(str(d['outcome']['horizon_months']))} {esc(_t('months', lang))}): "
                  f"{esc(self._outcome_text(d))}</p>",
                  f"<h2>{esc(_t('protected', lang))}</h2>",
@@ -553,6 +570,7 @@ class ModelCard:
             parts += [f"<h3>{esc(_t('gaps', lang))}</h3>",
                       _html_table(self._headers(header), rows, lang=lang) if rows
                       else f"<p>{esc(_t('no_gaps', lang))}</p>"]
+        parts += self._oversight_html(d)
         parts += [f"<h2>{esc(_t('limitations', lang))}</h2>",
                   "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in d["limitations"]) + "</ul>",
                   f"<h2>{esc(_t('fingerprints', lang))}</h2>",
@@ -579,8 +597,9 @@ class ModelCard:
         fair = ("" if self.audit is None else
                 f"<p>{_html.escape(_t('repr_audit', lang, n=len(self.audit.flagged_gaps_)))} "
                 f"({_html.escape(_rule_bounds((self._audit_dict() or {}).get('rule') or {}, lang))})</p>")
-        return (f"<div><b>{_html.escape(_t('title', lang))}</b>: {_html.escape(str(d['model']['kind']))}, "
-                f"{_html.escape(_word(lang, 'facts', 'outcome'))} <i>{_html.escape(str(d['model']['outcome']))}</i>, "
+        return (f"<div><b>{_html.escape(_t('title', lang))}</b>: {_html.escape(_word(lang, 'kinds', d['model']['kind']))}, "
+                f"{_html.escape(_word(lang, 'facts', 'outcome'))} "
+                f"<i>{_html.escape(_word(lang, 'outcome_names', d['model']['outcome']))}</i>, "
                 f"{_html.escape(_t('horizon', lang))} {d['model']['horizon_months']} {_html.escape(_t('months', lang))}."
                 f"<br>{_html.escape(d['intended_use']['statement'])}"
                 f"<p style='color:{colour}'>{_html.escape(prot['statement'])}</p>"
@@ -601,7 +620,7 @@ class ModelCard:
 
 
 def write_model_card(model_dir_or_model, out_dir: str | Path, *, audit=None, language: str = "en",
-                     protected_attributes=None) -> dict[str, Path]:
+                     protected_attributes=None, oversight=None) -> dict[str, Path]:
     """Write the model card (Markdown, HTML, JSON) of a model directory or fitted model to ``out_dir``.
 
     Parameters
@@ -617,6 +636,8 @@ def write_model_card(model_dir_or_model, out_dir: str | Path, *, audit=None, lan
     language : {"en", "de", "fr", "it"}, default "en"
     protected_attributes : sequence of str, optional
         The deployment's protected attributes; default sex and nationality group.
+    oversight : Oversight or DataFrame, optional
+        The deployment's oversight figures (suppressed) for the section "Human oversight".
 
     Returns
     -------
@@ -633,8 +654,8 @@ def write_model_card(model_dir_or_model, out_dir: str | Path, *, audit=None, lan
     """
     if isinstance(model_dir_or_model, dict):
         card = ModelCard(model_dir_or_model, audit=audit, language=language,
-                         protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED))
+                         protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED), oversight=oversight)
     else:
         card = ModelCard.from_model(model_dir_or_model, audit=audit, language=language,
-                                    protected_attributes=protected_attributes)
+                                    protected_attributes=protected_attributes, oversight=oversight)
     return card.save(out_dir)

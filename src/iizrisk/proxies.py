@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ._results import PLAIN_CSV, OutputTable, ResultMixin
+from ._texts import load_locale, text
 
 __all__ = ["ProxyAnalysis", "feature_strength", "DESIGNED_PROXIES", "DIRECT_INPUTS"]
 
@@ -181,19 +182,58 @@ class ProxyAnalysis(ResultMixin):
         return {"summary": recs, "carriers": self.carriers(min_strength=min_strength, min_auc=min_auc),
                 "min_strength": min_strength, "min_auc": min_auc, "n_splits": self.n_splits}
 
-    def plot(self, ax=None):
-        """Cross-validated AUC per protected group (0.5: the inputs carry nothing of it)."""
+    # ------------------------------------------------------------------ display
+    def _title(self, language: str = "en") -> str:
+        return text("audit.proxy_title", language)
+
+    def display_rows(self, language: str = "en") -> tuple[list[str], list[list[Any]]]:
+        """Headers and rows of the summary in ``language``: attributes and groups in words, numbers as numbers."""
+        from .fairness import _in_words
+
+        loc = load_locale(language)
+        words = {**loc["card"]["columns"], **loc["audit"]["proxy_columns"]}
+        shown = _in_words(self.summary, language)
+        return ([words.get(c, c) for c in shown.columns],
+                shown.astype(object).where(shown.notna(), None).values.tolist())
+
+    def summary_text(self, decimals: int = 3, *, language: str = "en") -> str:
+        """The summary as plain text in ``language`` (what :meth:`print_summary` prints)."""
+        from .fairness import _text_table
+
+        header, rows = self.display_rows(language)
+        body = _text_table(header, rows, language, decimals) if rows else text("audit.proxy_none", language)
+        return f"{self._title(language)}\n{body}"
+
+    def _repr_html_(self, *, language: str = "en") -> str:
+        """The notebook's display of the summary in ``language``."""
+        import html
+
+        from .fairness import _html_table
+
+        title = html.escape(self._title(language))
+        if not self._fitted():
+            return f"<b>{title}</b> ({html.escape(text('audit.not_fitted', language))})"
+        header, rows = self.display_rows(language)
+        body = _html_table(header, rows, lang=language) if rows else \
+            f"<p>{html.escape(text('audit.proxy_none', language))}</p>"
+        return f"<div><b>{title}</b>{body}</div>"
+
+    def plot(self, ax=None, *, language: str = "en"):
+        """Cross-validated AUC per protected group (0.5: the inputs carry nothing of it), labels in ``language``."""
+        from .fairness import _attribute, _group
+
         if ax is None:
             import matplotlib.pyplot as plt
 
             ax = plt.figure(figsize=(6.0, 0.6 + 0.3 * max(3, len(self.summary)))).add_subplot()
-        labels = [f"{a}={g}" for a, g in zip(self.summary["attribute"], self.summary["group"], strict=True)]
+        labels = [f"{_attribute(language, a)}: {_group(language, g)}"
+                  for a, g in zip(self.summary["attribute"], self.summary["group"], strict=True)]
         y = np.arange(len(labels))[::-1]
         ax.barh(y, self.summary["auc"].to_numpy(dtype=np.float64) - 0.5, left=0.5, color="#3b6ea8")
         ax.axvline(0.5, color="#666666", lw=0.8)
         ax.set_yticks(y, labels)
         ax.set_xlim(0.4, 1.0)
-        ax.set_xlabel("cross-validated ROC AUC of predicting the group from the model inputs")
+        ax.set_xlabel(text("audit.proxy_axis", language))
         return ax
 
     def _output_tables(self, k: int) -> list[OutputTable]:
