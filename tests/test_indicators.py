@@ -17,6 +17,7 @@ from iizrisk import indicators as ind
 from iizrisk.cli import main
 from iizrisk.flags import transition_mask
 from iizrisk.spells import build_timeline
+from iizrisk.tables import header, read_table
 
 INF = 10**9
 SYSTEMS = ("ALV", "IV", "SH")
@@ -354,8 +355,17 @@ def test_suppressed_tables_and_files(tmp_path):
     assert len(files) == 10
     back = pd.read_parquet(tmp_path / "out" / "profiles.parquet")
     assert back["persons"].tolist() == res["profiles"]["persons"].tolist()
-    csv = pd.read_csv(tmp_path / "out" / "combinations.csv")
+    raw = (tmp_path / "out" / "combinations.csv").read_bytes()
+    assert raw.startswith("\ufeffcombination;persons;share\n".encode())  # ';' and a BOM: opens in Excel
+    csv = read_table(tmp_path / "out" / "combinations.csv")
     assert list(csv.columns) == ["combination", "persons", "share"]
+    de = res.to_dir(tmp_path / "de", language="de", xlsx=True)
+    assert len(de) == 15 and (tmp_path / "de" / "transitions.xlsx").is_file()
+    head = pd.read_csv(tmp_path / "de" / "transitions.csv", sep=";", encoding="utf-8-sig", nrows=0).columns
+    assert list(head) == [header(c, "de") for c in res["transitions"].columns]
+    assert "Ausgangsinstitution" in head
+    assert read_table(tmp_path / "de" / "transitions.csv")["persons"].fillna(-1).tolist() == \
+        res["transitions"]["persons"].fillna(-1).astype(int).tolist()
 
 
 def test_cli_reads_a_folder_of_parquet_files(tmp_path, capsys):
@@ -378,8 +388,13 @@ def test_cli_reads_a_folder_of_parquet_files(tmp_path, capsys):
     assert sorted(p.name for p in out.glob("*.csv")) == [
         "combinations.csv", "persistence.csv", "profiles.csv", "reentry.csv", "transitions.csv"]
     direct = ind.system_combinations(rows, 2020, monthly=True)
-    assert pd.read_csv(out / "combinations.csv")["persons"].fillna(-1).tolist() == \
+    assert read_table(out / "combinations.csv")["persons"].fillna(-1).tolist() == \
         direct["persons"].fillna(-1).astype(int).tolist()
+    assert main(["indicators", "--spells", str(folder), "--year", "2020", "--out", str(out / "fr"),
+                 "--language", "fr", "--xlsx"]) == 0
+    assert (out / "fr" / "combinations.xlsx").is_file()
+    assert read_table(out / "fr" / "combinations.csv").columns.tolist() == ["combination", "persons", "share"]
+    assert "Combinaison de systèmes" in (out / "fr" / "combinations.csv").read_text(encoding="utf-8-sig")
     assert main(["indicators", "--spells", str(folder), "--year", "2020", "--out", str(out),
                  "--min-cell-size", "0"]) == 2
 

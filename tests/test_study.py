@@ -24,6 +24,7 @@ from iizrisk.errors import ValidationError
 from iizrisk.evaluation import AssessmentStudy, risk_set_table
 from iizrisk.features import PointInTimeFeatures
 from iizrisk.outcomes import compute_outcome
+from iizrisk.tables import read_table
 
 BASE = dt.date(2018, 1, 1)
 LAST = BASE + dt.timedelta(days=1500)
@@ -344,11 +345,11 @@ def test_cli_writes_suppressed_outputs(small_study, tmp_path):
     assert main(args) == 0
     for name in ("estimates.csv", "balance.csv", "survival.csv", "survival.png", "balance.png", "study.json"):
         assert (out / name).exists(), name
-    est = pd.read_csv(out / "estimates.csv", index_col=0)
+    est = read_table(out / "estimates.csv", index_col=0)  # ';' and a BOM, as every table people open
     assert list(est.index) == ["revolving_door_next_12m", "days_registered_next_12m"]
     meta = json.loads((out / "study.json").read_text())
     assert "no unmeasured confounding" in meta["assumptions"] and meta["min_cell_size"] == 5
-    surv = pd.read_csv(out / "survival.csv")
+    surv = read_table(out / "survival.csv")
     shown = surv[~surv["suppressed"]]
     assert (shown["at_risk"] >= 5).all() and ((shown["exits"] == 0) | (shown["exits"] >= 5)).all()
     assert surv.loc[surv["suppressed"], ["exits", "at_risk", "cumulative_exit"]].isna().all().all()
@@ -357,10 +358,11 @@ def test_cli_writes_suppressed_outputs(small_study, tmp_path):
                  "--out", str(tmp_path / "x")]) == 2
     # with a huge minimum cell size nothing is published
     big = tmp_path / "big"
-    assert main([*args[:-1], str(big), "--min-cell-size", "1000000"]) == 0
-    est = pd.read_csv(big / "estimates.csv", index_col=0)
-    assert est["suppressed"].all() and est["estimate"].isna().all() and est["n_treated"].isna().all()
-    assert pd.read_csv(big / "balance.csv", index_col=0)[["smd_before", "smd_after"]].isna().all().all()
+    assert main([*args[:-1], str(big), "--min-cell-size", "1000000", "--language", "it"]) == 0
+    assert "Stima" in (big / "estimates.csv").read_text(encoding="utf-8-sig")  # headers in Italian
+    est = read_table(big / "estimates.csv", index_col=0)
+    assert (est["suppressed"] == "sì").all() and est["estimate"].isna().all() and est["n_treated"].isna().all()
+    assert read_table(big / "balance.csv", index_col=0)[["smd_before", "smd_after"]].isna().all().all()
     design = json.loads((big / "study.json").read_text())["diagnostics"][0]["message"]
     assert design.startswith("design: <1000000 assessed at <1000000 index days")
 

@@ -13,11 +13,12 @@ curve, a study, a validation report -- answers the same five questions:
     the notebook's rich display;
 ``plot(ax=None)``
     the main plot on ``ax`` (a new figure when None); returns the axes;
-``to_dir(path, min_cell_size=None, plots=True)``
+``to_dir(path, min_cell_size=None, plots=True, language=None, xlsx=None)``
     writes the *suppressed* tables (:mod:`iizrisk.suppression`, the one
-    disclosure-control helper) as CSV and Parquet and the plots as PNG into
-    ``path``; returns the files written, in order. Plots are drawn from the
-    suppressed tables only, so a figure never shows a hidden cell.
+    disclosure-control helper) as CSV (and xlsx) for people and Parquet for
+    machines, and the plots as PNG, into ``path``; returns the files written,
+    in order. Plots are drawn from the suppressed tables only, so a figure
+    never shows a hidden cell.
 
 Adopting it
 -----------
@@ -35,14 +36,21 @@ Inherit :class:`ResultMixin` and provide
 * ``_default_min_cell_size()`` (optional) -- ``k`` when ``to_dir`` gets none
   (default: the object's ``min_cell_size`` attribute, else 5).
 
-CSV format
-----------
-:data:`SWISS_CSV` (``;`` separator, UTF-8 with BOM, ``\\n`` line ends) is
-what Excel opens correctly with de-CH/fr-CH/it-CH settings; it is the
-default for new outputs and what ``iizrisk validate --report`` and the
-worklists write. :data:`PLAIN_CSV` (``,``, no BOM) is kept by the outputs
-that had it before this protocol (``iizrisk audit``'s and ``iizrisk
-evaluate``'s tables), so that their files stay byte-identical.
+Tables for people
+-----------------
+Every CSV goes through :func:`iizrisk.tables.write_table`, the one writer of
+tables people open: ``;`` as separator, UTF-8 with a BOM, formulas
+neutralised; with a ``language`` also the headers, band names and yes/no in
+that language and risks in percent (:mod:`iizrisk.tables`). ``language``
+None (the default) keeps the column codes as headers. With ``xlsx`` each
+table is also written as ``<name>.xlsx`` (a frozen header, widths that fit).
+An object may carry its defaults in ``output_language`` and ``output_xlsx``
+(a command sets them on the object it built; ``to_dir``'s arguments win).
+An :class:`OutputTable`'s :class:`~iizrisk.store.CsvFormat` says only whether
+its index is written (made a column first, in the CSV and the Parquet file),
+its ``float_format`` and its ``na_rep``: its separator and BOM are not used,
+every table is written the Swiss way (the ``,`` CSV without a BOM that the
+audit and the evaluation once wrote is gone).
 """
 
 from __future__ import annotations
@@ -61,9 +69,9 @@ from .store import (
     SWISS_CSV,
     CsvFormat,
     write_csv_atomic,
-    write_parquet_atomic,
     write_png_atomic,
 )
+from .tables import write_outputs
 
 __all__ = ["DEFAULT_MIN_CELL_SIZE", "PLAIN_CSV", "SWISS_CSV", "CsvFormat", "OutputFigure", "OutputTable",
            "ResultMixin", "in_notebook", "write_csv_atomic", "write_png_atomic"]
@@ -76,9 +84,11 @@ DEFAULT_MIN_CELL_SIZE = 5
 class OutputTable:
     """One suppressed table of :meth:`ResultMixin.to_dir`: ``<name>.csv`` and/or ``<name>.parquet``.
 
-    ``csv`` None writes no CSV; ``parquet`` False no Parquet. Parquet holds the
-    columns only: a meaningful index is made a column first when
-    ``csv.index`` is set.
+    ``csv`` None writes no CSV (nor xlsx); ``parquet`` False no Parquet. A
+    meaningful index is made a column first (in the CSV, the xlsx and the
+    Parquet file) when ``csv.index`` is set. Of ``csv`` only ``index``,
+    ``float_format`` and ``na_rep`` count: every CSV is written by
+    :func:`iizrisk.tables.write_table` (``;``, BOM).
     """
 
     name: str
@@ -116,6 +126,10 @@ class ResultMixin:
 
     #: The files' permissions: False gives ``0666 & ~umask``, True owner-only (0600).
     _private_files: bool = False
+    #: Language of the tables' headers, band names and yes/no when ``to_dir`` gets none (None: the codes).
+    output_language: str | None = None
+    #: Whether ``to_dir`` also writes each table as xlsx when it is not told.
+    output_xlsx: bool = False
 
     # ------------------------------------------------------------------ to provide
     summary: Any  # a DataFrame (attribute or property)
@@ -174,8 +188,9 @@ class ResultMixin:
                 f"{self.summary.to_html(float_format=lambda v: f'{v:.3f}', na_rep='&middot;')}</div>")
 
     # ------------------------------------------------------------------ files
-    def to_dir(self, path: str | Path, *, min_cell_size: int | None = None, plots: bool = True) -> list[Path]:
-        """Write the suppressed tables (CSV and/or Parquet) and, with ``plots``, the PNG figures.
+    def to_dir(self, path: str | Path, *, min_cell_size: int | None = None, plots: bool = True,
+               language: str | None = None, xlsx: bool | None = None) -> list[Path]:
+        """Write the suppressed tables (CSV, xlsx and/or Parquet) and, with ``plots``, the PNG figures.
 
         Parameters
         ----------
@@ -185,28 +200,36 @@ class ResultMixin:
             Cells of fewer people are hidden (:mod:`iizrisk.suppression`); default the
             object's own ``min_cell_size``, else 5.
         plots : bool, default True
+        language : {"de", "fr", "it", "en"}, optional
+            Headers, band names and yes/no of the CSV and xlsx tables in this language, risks
+            in percent (:func:`iizrisk.tables.write_table`); default the object's
+            ``output_language``, else the column codes.
+        xlsx : bool, optional
+            Also write each table as ``<name>.xlsx``; default the object's ``output_xlsx``.
 
         Returns
         -------
         list of Path
-            The files written, tables first (CSV then Parquet per table), then figures.
+            The files written, tables first (CSV, xlsx, Parquet per table), then figures.
         """
-        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots, language=language, xlsx=xlsx)
 
-    def _write_dir(self, path: str | Path, *, min_cell_size: int | None, plots: bool) -> list[Path]:
-
+    def _write_dir(self, path: str | Path, *, min_cell_size: int | None, plots: bool,
+                   language: str | None = None, xlsx: bool | None = None) -> list[Path]:
         k = self._default_min_cell_size() if min_cell_size is None else int(min_cell_size)
+        lang = self.output_language if language is None else language
+        with_xlsx = self.output_xlsx if xlsx is None else bool(xlsx)
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         tables = self._output_tables(k)
         written: list[Path] = []
         for t in tables:
-            if t.csv is not None:
-                written.append(write_csv_atomic(t.frame, out / f"{t.name}.csv", t.csv,
-                                                private=self._private_files))
-            if t.parquet:
-                frame = t.frame.reset_index() if t.csv is not None and t.csv.index else t.frame
-                written.append(write_parquet_atomic(frame, out / f"{t.name}.parquet"))
+            fmt = t.csv if t.csv is not None else SWISS_CSV
+            frame = t.frame.reset_index() if fmt.index else t.frame
+            written += write_outputs(frame, out, t.name, language=lang, csv=t.csv is not None,
+                                     xlsx=with_xlsx and t.csv is not None, parquet=t.parquet,
+                                     private=self._private_files, float_format=fmt.float_format,
+                                     na_rep=fmt.na_rep)
         if plots:
             for f in self._output_figures(tables):
                 written.append(write_png_atomic(f.figure, out / f"{f.name}.png", dpi=f.dpi,

@@ -688,17 +688,29 @@ class BfsIndicators:
     def __iter__(self):
         return iter(self.tables)
 
-    def to_dir(self, path: str | Path) -> list[Path]:
-        """Write each table as ``<name>.csv`` and ``<name>.parquet`` into ``path``; returns the files."""
-        from .store import write_parquet_atomic
+    def to_dir(self, path: str | Path, *, language: str | None = None, xlsx: bool = False) -> list[Path]:
+        """Write each table as ``<name>.csv`` (and ``<name>.xlsx``) for people and ``<name>.parquet``; returns the files.
+
+        The CSV and the xlsx go through :func:`iizrisk.tables.write_table`
+        (``;``, UTF-8 with BOM, formulas neutralised); the Parquet file holds
+        the table as it is.
+
+        Parameters
+        ----------
+        path : str or Path
+            Output folder (created when missing).
+        language : {"de", "fr", "it", "en"}, optional
+            Headers of the CSV and xlsx in this language (default: the column codes).
+        xlsx : bool, default False
+            Also write each table as an Excel sheet.
+        """
+        from .tables import write_outputs
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        written = []
+        written: list[Path] = []
         for name, t in self.tables.items():
-            csv = path / f"{name}.csv"
-            t.to_csv(csv, index=False, na_rep="")
-            written += [csv, write_parquet_atomic(t, path / f"{name}.parquet")]
+            written += write_outputs(t, path, name, language=language, xlsx=xlsx)
         return written
 
     def _repr_html_(self) -> str:

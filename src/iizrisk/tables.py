@@ -17,7 +17,29 @@ written by :func:`write_table`:
 
 Machine-readable Parquet stays as it is. :func:`read_table` reads such a table
 back with the codes as headers (any of the four languages), and
-:func:`present` gives the frame as it is written (for an xlsx sheet).
+:func:`present` gives the frame as it is written. :func:`write_xlsx` (or
+:func:`write_table` to a path ending in ``.xlsx``) writes the same cells as
+an Excel sheet: a frozen bold header, column widths that fit, and no cell
+that Excel would run as a formula. :func:`write_outputs` writes one table as
+CSV, xlsx and/or Parquet; the result objects' ``to_dir``
+(:mod:`iizrisk._results`) and :meth:`iizrisk.indicators.BfsIndicators.to_dir`
+write through it.
+
+Which numbers are percentages
+-----------------------------
+Only a person's *risk* is a percentage: the columns of
+:data:`PERCENT_COLUMNS` (``risk``, a predicted probability, and
+``risk_change``, a difference of two, in percentage points), and only when
+the headers are in a language (their headers say "(%)" or "points"). Every
+other number is written as it is: rates, shares and precisions of a group
+(``flag_rate``, ``precision``, ``observed_rate``, ``share``, ``rate``), the
+mean predicted risk of a group and the bounds of a calibration bin
+(``mean_predicted``, ``risk_from``, ``risk_to``: they stand next to the
+observed rate and must keep its scale), effects and intervals. A column whose
+header says "(%)" (``override_share``) already holds a percentage.
+``language`` None writes a table for machines that is still safe to open:
+codes as headers and values as they are, with ``;``, the BOM and the
+formulas neutralised.
 
 Examples
 --------
@@ -31,6 +53,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -38,10 +61,10 @@ import numpy as np
 import pandas as pd
 
 from ._texts import LANGUAGES, load_locale
-from .store import SWISS_CSV, write_csv_atomic
+from .store import SWISS_CSV, CsvFormat, write_bytes_atomic, write_csv_atomic, write_parquet_atomic
 
 __all__ = ["FORMULA_START", "PERCENT_COLUMNS", "header", "neutralise_formulas", "present", "read_table",
-           "write_table"]
+           "write_outputs", "write_table", "write_xlsx"]
 
 #: First characters that make a spreadsheet read a text cell as a formula (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -188,8 +211,11 @@ def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = 
                 out.isetitem(j, (values.astype(np.float64) * 100).round(decimals))
             elif col in _BAND_COLUMNS:
                 out.isetitem(j, values.astype(object).map(lambda b: bands.get(str(b), b) if pd.notna(b) else b))
-            elif pd.api.types.is_bool_dtype(values.dtype):
-                out.isetitem(j, np.where(values.to_numpy(dtype=bool), yes, no).astype(object))
+            elif pd.api.types.is_bool_dtype(values.dtype):  # also the nullable "boolean": NA stays empty
+                missing = values.isna().to_numpy(dtype=bool)
+                words = np.where(values.fillna(False).to_numpy(dtype=bool), yes, no).astype(object)
+                words[missing] = None
+                out.isetitem(j, words)
             elif pd.api.types.is_datetime64_any_dtype(values.dtype):
                 out.isetitem(j, values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None))
         out.columns = [header(str(c), lang) for c in df.columns]
@@ -202,14 +228,127 @@ def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = 
 
 
 def write_table(df: pd.DataFrame, path: str | Path, *, language: str | None = None,
-                percent: Iterable[str] = PERCENT_COLUMNS, private: bool = False) -> Path:
+                percent: Iterable[str] = PERCENT_COLUMNS, private: bool = False, float_format: str | None = None,
+                na_rep: str = "") -> Path:
     """Write ``df`` as a table people open (see the module documentation); returns the path.
 
-    Written atomically (:func:`iizrisk.store.write_csv_atomic`); ``language``
-    None keeps the column codes and values (a machine-readable CSV that is
-    still safe to open).
+    A path ending in ``.xlsx`` gives an Excel sheet (:func:`write_xlsx`),
+    any other a CSV (``;``, UTF-8 with BOM). Written atomically
+    (:mod:`iizrisk.store`).
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table with column codes as headers; its index is not written.
+    path : str or Path
+    language : {"de", "fr", "it", "en"}, optional
+        Headers, band names and yes/no in this language, risks in percent.
+        None keeps the column codes and values (a machine-readable CSV that is
+        still safe to open).
+    percent : iterable of str, default :data:`PERCENT_COLUMNS`
+        Columns written as percentages (only with a ``language``).
+    private : bool, default False
+        Owner-only permissions (0600).
+    float_format, na_rep : optional
+        As for :meth:`pandas.DataFrame.to_csv` (the CSV only).
     """
-    return write_csv_atomic(present(df, language, percent=percent), path, SWISS_CSV, private=private)
+    if Path(path).suffix.lower() == ".xlsx":
+        return write_xlsx(df, path, language=language, percent=percent, private=private)
+    fmt = CsvFormat(sep=SWISS_CSV.sep, bom=SWISS_CSV.bom, float_format=float_format, na_rep=na_rep)
+    return write_csv_atomic(present(df, language, percent=percent), path, fmt, private=private)
+
+
+#: Characters Excel refuses in a sheet name.
+_SHEET_FORBIDDEN = str.maketrans({c: "_" for c in "[]:*?/\\"})
+
+
+def _column_widths(frame: pd.DataFrame, *, least: int = 8, most: int = 60) -> list[int]:
+    """A width per column that fits its header and its longest value (in characters), within bounds."""
+    widths = []
+    for j, col in enumerate(frame.columns):
+        values = frame.iloc[:, j]
+        longest = int(values.astype(object).where(values.notna(), "").astype(str).str.len().max()) \
+            if len(frame) else 0
+        widths.append(min(most, max(least, longest, len(str(col))) + 2))
+    return widths
+
+
+def _formula_cells(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column positions of text cells starting with ``=`` (openpyxl would store them as formulas)."""
+    hits = np.zeros(frame.shape, dtype=bool)
+    for j in range(frame.shape[1]):
+        text = _as_text_column(frame.iloc[:, j])
+        if text is not None:
+            hits[:, j] = _text_mask(text, lambda s: s.startswith("="))
+    rows, cols = np.nonzero(hits)
+    return rows, cols
+
+
+def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = None,
+               percent: Iterable[str] = PERCENT_COLUMNS, private: bool = False, sheet: str | None = None) -> Path:
+    """Write ``df`` as an Excel sheet people open: the cells of :func:`write_table`; returns the path.
+
+    The header (in ``language``, see :func:`present`) is bold and frozen,
+    the columns are as wide as their longest value (8 to 60 characters), and
+    no cell is a formula: text is neutralised as in the CSV and every text
+    cell starting with ``=`` is stored as text. Written atomically.
+
+    Parameters
+    ----------
+    df : DataFrame
+    path : str or Path
+        The ``.xlsx`` file.
+    language, percent, private
+        As for :func:`write_table`.
+    sheet : str, optional
+        The sheet's name (default: the file's name without ``.xlsx``; at most
+        31 characters, ``[]:*?/\\`` replaced).
+
+    Examples
+    --------
+    >>> import tempfile, openpyxl
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = write_xlsx(pd.DataFrame({"risk": [0.414], "case_ids": ["=1+1"]}), Path(d) / "t.xlsx", language="de")
+    ...     ws = openpyxl.load_workbook(p).active
+    ...     [[c.value for c in row] for row in ws.iter_rows()], ws.freeze_panes
+    ([['Risiko (%)', 'Fall-Nr.'], [41.4, "'=1+1"]], 'A2')
+    """
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    frame = present(df, language, percent=percent)
+    name = (sheet or Path(path).stem or "table").translate(_SHEET_FORBIDDEN)[:31]
+    buf = io.BytesIO()
+    with pd.ExcelWriter(buf, engine="openpyxl") as writer:
+        frame.to_excel(writer, sheet_name=name, index=False, freeze_panes=(1, 0))
+        ws = writer.sheets[name]
+        for j, width in enumerate(_column_widths(frame), start=1):
+            ws.column_dimensions[get_column_letter(j)].width = width
+            ws.cell(row=1, column=j).font = Font(bold=True)
+        for i, j in zip(*_formula_cells(frame), strict=True):  # none after present(); a guard, not a loop over rows
+            ws.cell(row=int(i) + 2, column=int(j) + 1).data_type = "s"
+    return write_bytes_atomic(buf.getvalue(), path, private=private)
+
+
+def write_outputs(frame: pd.DataFrame, folder: str | Path, name: str, *, language: str | None = None,
+                  csv: bool = True, xlsx: bool = False, parquet: bool = True, private: bool = False,
+                  float_format: str | None = None, na_rep: str = "") -> list[Path]:
+    """Write one table as ``<name>.csv`` (people), ``<name>.xlsx`` (people) and ``<name>.parquet`` (machines).
+
+    The CSV and the xlsx go through :func:`write_table` (in ``language``);
+    the Parquet file holds the frame as it is (codes, probabilities, no
+    index). Returns the files written, in that order.
+    """
+    out = Path(folder)
+    written = []
+    if csv:
+        written.append(write_table(frame, out / f"{name}.csv", language=language, private=private,
+                                   float_format=float_format, na_rep=na_rep))
+    if xlsx:
+        written.append(write_xlsx(frame, out / f"{name}.xlsx", language=language, private=private))
+    if parquet:
+        written.append(write_parquet_atomic(frame, out / f"{name}.parquet", private=private))
+    return written
 
 
 def read_table(path: str | Path, **read_csv) -> pd.DataFrame:

@@ -193,15 +193,22 @@ class ValidationReport(ResultMixin):
         _draw_problems(fig.subplots(), frame, self.summary_line())
         return [OutputFigure("validation_problems", fig)]
 
-    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True) -> list:
+    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True,
+               language: str | None = None, xlsx: bool | None = None) -> list:
         """Write ``validation_problems`` and ``validation_sources`` (CSV with ``;`` and BOM, Parquet) and a plot.
 
         An aggregate to share: the row numbers and example values of
         :meth:`to_frame` (and of ``iizrisk validate --report``) are left out,
         and problems affecting 1 .. ``min_cell_size - 1`` rows (default 5) show
         no count.
+
+        Parameters
+        ----------
+        language, xlsx : optional
+            Headers in this language, and each table also as ``.xlsx``: as for
+            :meth:`iizrisk._results.ResultMixin.to_dir`.
         """
-        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots, language=language, xlsx=xlsx)
 
     def __str__(self) -> str:
         return self.to_text()

@@ -15,8 +15,11 @@ writes to DIR (every table suppressed: cells with fewer than
     fairness_<metric>.png, fairness_calibration.png
     model_card.md/.html/.json           the model card with the audit
 
-Files are written to a temporary folder first and moved into DIR only when
-everything succeeded.
+The CSV tables are for people (:func:`iizrisk.tables.write_table`: ``;``,
+UTF-8 with BOM, headers in the language of ``--language``, formulas
+neutralised); with ``--xlsx`` each table is also written as ``.xlsx``; the
+Parquet files keep the column codes for machines. Files are written to a
+temporary folder first and moved into DIR only when everything succeeded.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ DESCRIPTION = (
     "bootstrap confidence intervals. The fairness rule (default: flag-rate ratios within 0.8 to 1.25, "
     "the four-fifths rule, and calibration gaps within 0.05; the configuration's [privacy] fairness_* "
     "settings) judges each disparity on its interval: exceeds, cannot tell at this sample size, or "
-    "within. Writes the tables (CSV and Parquet; cells with fewer than --min-cell-size people "
+    "within. Writes the tables (CSV with ';' and headers in the --language, with --xlsx also Excel, and "
+    "Parquet; cells with fewer than --min-cell-size people "
     "suppressed), plots (PNG) and the model card (Markdown, HTML, JSON) to DIR; exceeding disparities "
     "are logged as warnings. Exit codes: 0 ok, 1 invalid input, 2 usage, 3 model problem."
 )
@@ -100,8 +104,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "protected attributes with age_band and canton)")
     p.add_argument("--bootstrap", type=int_at_least(0), default=500, metavar="N",
                    help="bootstrap replicates for the intervals (default 500; 0: none)")
-    p.add_argument("--language", choices=["en", "de", "fr", "it"], default="en",
-                   help="language of the model card (default en)")
+    p.add_argument("--language", choices=["en", "de", "fr", "it"], default=None,
+                   help="language of the model card and of the tables' headers (default: the configuration's "
+                        "[worklist] language, else en)")
+    p.add_argument("--xlsx", action="store_true", help="also write each table as <name>.xlsx (Excel)")
     p.add_argument("--seed", type=int, default=0, help="random seed of ties and the bootstrap (default 0)")
     add_key_argument(p)
     add_unsigned_argument(p)
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ..modelcard import write_model_card
 
     settings = Settings.load(args.config) if args.config else None
+    language = args.language or (settings.worklist.language if settings else "en")
     protected = list(settings.privacy.protected_attributes) if settings else None
     min_cell = args.min_cell_size if args.min_cell_size is not None else \
         (settings.privacy.min_cell_size if settings else 5)
@@ -170,13 +177,14 @@ def run(args: argparse.Namespace) -> int:
     audit.as_of_ = args.as_of
     audit.outcome_ = model.outcome
     audit.horizon_months_ = model.horizon_months
+    audit.output_language, audit.output_xlsx = language, args.xlsx  # the tables' headers; to_dir reads them
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".audit-tmp-"))
     try:
         files = audit.to_dir(tmp)
-        files += list(write_model_card(args.model, tmp, audit=audit, language=args.language,
+        files += list(write_model_card(args.model, tmp, audit=audit, language=language,
                                        protected_attributes=protected).values())
         final = []
         for f in files:

@@ -15,6 +15,10 @@ Writes into ``--out DIR`` (each file atomically):
 ``study.json``
     parameters, diagnostics, assumptions and the list of files.
 
+The CSV tables are for people (:func:`iizrisk.tables.write_table`: ``;``,
+UTF-8 with BOM, formulas neutralised; headers in ``--language``, else the
+column codes).
+
 The files are written by :meth:`iizrisk.evaluation.AssessmentStudy.to_dir`
 (the result protocol of :mod:`iizrisk._results`). Disclosure control
 (DOMAIN.md section 6, :mod:`iizrisk.suppression`): every
@@ -86,6 +90,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed of sampling and bootstrap (0)")
     p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
                    help="suppress counts of 1..K-1 people and what is derived from them (5)")
+    p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
+                   help="headers of the CSV tables in this language (default: the column codes)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                               "--controls-per-treated or a longer --from/--to period may help; nothing written")
     params = {key: v for key, v in vars(args).items()
               if not key.startswith("_") and key not in ("command", "verbose", "quiet")}
-    paths = study.to_dir(args.out, min_cell_size=args.min_cell_size, parameters=params)
+    paths = study.to_dir(args.out, min_cell_size=args.min_cell_size, parameters=params, language=args.language)
     logger.info("evaluate: %d files written to %s", len(paths), args.out)
     for path in paths:
         print(path, file=sys.stdout)

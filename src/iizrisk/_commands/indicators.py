@@ -1,4 +1,4 @@
-"""``iizrisk indicators``: BFS-compatible indicators of one year, as CSV and Parquet tables."""
+"""``iizrisk indicators``: BFS-compatible indicators of one year, as CSV (and xlsx) and Parquet tables."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from ._args import MAX_DAYS, check_input, int_at_least, int_between
 HELP = "BFS-compatible indicators of a year (system combinations, profiles, persistence, re-entry, transitions)"
 DESCRIPTION = (
     "Compute the BFS-compatible indicators of one calendar year from canonical spells (a Parquet "
-    "file or a folder of Parquet files) and write each table to DIR as <name>.csv and "
+    "file or a folder of Parquet files) and write each table to DIR as <name>.csv (';'-separated, "
+    "UTF-8 with BOM: what a spreadsheet with Swiss settings opens; with --xlsx also <name>.xlsx) and "
     "<name>.parquet. Cells with fewer than --min-cell-size people are suppressed (with secondary "
     "suppression), so the tables may leave the system."
 )
@@ -30,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="merge spells of one institution separated by at most D days (default 0)")
     p.add_argument("--transition-gap-days", type=int_at_least(0, MAX_DAYS), default=90, metavar="D",
                    help="a start at most D days after another institution's spell ended is a transition")
+    p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
+                   help="headers of the CSV and xlsx tables in this language (default: the column codes)")
+    p.add_argument("--xlsx", action="store_true", help="also write each table as <name>.xlsx (Excel)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
     spells = read_canonical(check_input(args.spells, "spells"))
     res = bfs_indicators(spells, args.year, min_cell_size=args.min_cell_size, monthly=args.monthly,
                          merge_gap_days=args.merge_gap_days, gap_days=args.transition_gap_days)
-    res.to_dir(args.out)
+    res.to_dir(args.out, language=args.language, xlsx=args.xlsx)
     print(args.out)
     return EXIT_OK

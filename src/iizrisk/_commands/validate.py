@@ -25,7 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as-of", metavar="YYYY-MM-DD", type=iso_date,
                    help="as-of date of the run to check (default: yesterday, as `run`)")
     p.add_argument("--institution", help="institution code for a single file without an institution column")
-    p.add_argument("--report", metavar="FILE", help="also write the input problems as CSV to FILE")
+    p.add_argument("--report", metavar="FILE",
+                   help="also write the input problems to FILE: a CSV (';', UTF-8 with BOM; headers in the "
+                        "configuration's [worklist] language) or, for a FILE ending in .xlsx, an Excel sheet")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
         settings = Settings.load(path)
         if args.report:  # the input report as the run's policy sees it, written before any verdict
-            _write_report(ingest(settings, errors="quarantine").report, args.report)
+            _write_report(ingest(settings, errors="quarantine").report, args.report, settings.worklist.language)
         try:
             result = check_run(settings, as_of=args.as_of)
         except HealthError as exc:
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_INVALID_INPUT
 
 
-def _write_report(report, target: str) -> None:
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    report.to_frame().to_csv(target, index=False, sep=";", encoding="utf-8-sig")
+def _write_report(report, target: str, language: str | None = None) -> None:
+    """The problems with their rows and examples, for the data steward: a table people open (``;``, BOM, safe)."""
+    from ..tables import write_table
+
+    write_table(report.to_frame(), target, language=language)

@@ -498,11 +498,11 @@ class _EffectEstimator(ResultMixin):
         self._outcome_cells_ = yc
 
     def _output_tables(self, k: int) -> list[OutputTable]:
-        from .._results import SWISS_CSV, CsvFormat
+        from .._results import CsvFormat
         from ._outputs import suppress_balance, suppress_summary
 
         self._check_fitted()
-        fmt = CsvFormat(sep=SWISS_CSV.sep, bom=SWISS_CSV.bom, index=True)
+        fmt = CsvFormat(index=True)
         return [OutputTable("estimate", suppress_summary(self.summary, [self._outcome_cells_], k, self.alpha),
                             csv=fmt),
                 OutputTable("balance", suppress_balance(self.balance_, self._group_sizes_, self._balance_cells_, k)
@@ -517,7 +517,8 @@ class _EffectEstimator(ResultMixin):
         return [OutputFigure("balance", plot_balance_table(bal, method=self._method_words,
                                                            after=self._has_after_balance))]
 
-    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True) -> list:
+    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True,
+               language: str | None = None, xlsx: bool | None = None) -> list:
         """Write ``estimate`` (the summary row) and ``balance`` as CSV (``;``, BOM) and Parquet, and ``balance.png``.
 
         Rows resting on fewer than ``min_cell_size`` people (default 5) are
@@ -526,11 +527,17 @@ class _EffectEstimator(ResultMixin):
         a group (treated, controls, and for matching the matched of each) are
         few; every covariate when a group is small.
 
+        Parameters
+        ----------
+        language, xlsx : optional
+            Headers in this language, and each table also as ``.xlsx``: as for
+            :meth:`iizrisk._results.ResultMixin.to_dir`.
+
         Returns
         -------
         list of Path
         """
-        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots, language=language, xlsx=xlsx)
 
     def plot_overlap(self, ax=None, *, bins: int = 30):
         """Histograms of the propensity score of treated and controls (densities).

@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _time
-from .._results import PLAIN_CSV, CsvFormat, OutputFigure, OutputTable, ResultMixin
+from .._results import CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
 from ..errors import ValidationError
 from ..spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
@@ -943,12 +943,13 @@ class AssessmentStudy(ResultMixin):
 
     # ------------------------------------------------------------------ files
     _private_files = True  # owner-only (0600), as iizrisk evaluate always wrote them
-    _csv = CsvFormat(sep=PLAIN_CSV.sep, bom=PLAIN_CSV.bom, index=True, float_format="%.6g")
+    _csv = CsvFormat(index=True, float_format="%.6g")  # ';' and BOM, as every table people open
 
     def _fitted(self) -> bool:
         return hasattr(self, "estimators_")
 
-    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True, parameters=None) -> list:
+    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True, parameters=None,
+               language: str | None = None, xlsx: bool | None = None) -> list:
         """Write the suppressed tables, the plots and ``study.json`` into ``path``; return the files.
 
         Files: ``estimates.csv`` (one row per outcome), ``balance.csv`` (of the
@@ -964,6 +965,9 @@ class AssessmentStudy(ResultMixin):
         ----------
         parameters : dict, optional
             Recorded in ``study.json`` (the command line's options).
+        language, xlsx : optional
+            Headers in this language, and each table also as ``.xlsx``: as for
+            :meth:`iizrisk._results.ResultMixin.to_dir`.
         """
         import json
 
@@ -974,7 +978,7 @@ class AssessmentStudy(ResultMixin):
 
         self._check()
         k = self._default_min_cell_size() if min_cell_size is None else int(min_cell_size)
-        paths = self._write_dir(path, min_cell_size=k, plots=plots)
+        paths = self._write_dir(path, min_cell_size=k, plots=plots, language=language, xlsx=xlsx)
         params = {key: (str(v) if isinstance(v, os.PathLike) else v) for key, v in (parameters or {}).items()}
         diags = [{"level": lv, "message": mask_small_integers(m, k)} for lv, m in self.diagnostics_]
         if self.estimators_:
@@ -1048,10 +1052,10 @@ class AssessmentStudy(ResultMixin):
         return survival_table(self.survival_, k, int(months or max(self.followup_months, 36)))
 
     def _output_tables(self, k: int) -> list[OutputTable]:
-        plain = CsvFormat(sep=PLAIN_CSV.sep, bom=PLAIN_CSV.bom, float_format="%.6g")
+        columns = CsvFormat(float_format="%.6g")
         return [OutputTable("estimates", self.suppressed_estimates(k), csv=self._csv, parquet=False),
                 OutputTable("balance", self.suppressed_balance(k), csv=self._csv, parquet=False),
-                OutputTable("survival", self.suppressed_survival(k), csv=plain, parquet=False)]
+                OutputTable("survival", self.suppressed_survival(k), csv=columns, parquet=False)]
 
     def _output_figures(self, tables) -> list[OutputFigure]:
         from ._outputs import (

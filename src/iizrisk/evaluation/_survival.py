@@ -290,7 +290,8 @@ class KaplanMeier(ResultMixin):
             tab, ylabel="cumulative incidence (1 - S(t))", xlabel="time",
             title=f"{self.label}: cumulative incidence (published times only)"))]
 
-    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True) -> list:
+    def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True,
+               language: str | None = None, xlsx: bool | None = None) -> list:
         """Write ``survival`` (CSV with ``;`` and BOM, Parquet) and ``survival.png``: the suppressed curve.
 
         One row per whole time unit (coarser steps beyond 600 units) from 0 up
@@ -299,11 +300,17 @@ class KaplanMeier(ResultMixin):
         times with fewer than ``min_cell_size`` (default 5) at risk are left
         out, and times with few events (and what would reveal them) hidden.
 
+        Parameters
+        ----------
+        language, xlsx : optional
+            Headers in this language, and each table also as ``.xlsx``: as for
+            :meth:`iizrisk._results.ResultMixin.to_dir`.
+
         Returns
         -------
         list of Path
         """
-        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots, language=language, xlsx=xlsx)
 
     def __repr__(self) -> str:
         if not hasattr(self, "survival_function_"):
