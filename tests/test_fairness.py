@@ -631,7 +631,10 @@ def test_cli_audit_writes_tables_plots_and_card(tmp_path, spells, model_dir, cap
     card = json.loads((out / "model_card.json").read_text())
     assert card["fairness"]["flagged"] == 100 and card["language"] == "de"
     assert "Fairness-Prüfung" in (out / "model_card.md").read_text()
-    assert str(out / "model_card.html") in capsys.readouterr().out
+    assert card["oversight"]["attached"] is False  # no configuration: the card says it has no figures
+    printed = capsys.readouterr().out
+    assert str(out / "model_card.html") in printed
+    assert f"Prüfung am {AS_OF}: " in printed and "Markierungsrate: Verhältnis zwischen 0.8 und 1.25" in printed
 
 
 def test_cli_audit_exit_codes(tmp_path, spells, model_dir, capsys):
@@ -674,6 +677,8 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
         assert ((v == 0) | (v >= 10)).all()
     card = json.loads((out / "model_card.json").read_text())
     assert card["protected_attributes"]["configured"] == ["sex", "age_band"]
+    # the deployment's oversight figures (its history holds none yet: the card says so)
+    assert card["oversight"]["attached"] and card["oversight"]["rows"] == []
     assert card["fairness"]["min_cell_size"] == 10
     # the [privacy] fairness rule takes effect: its bounds judge the metrics it names, and only those
     assert card["fairness"]["rule"] == {"min_ratio": 0.37, "max_ratio": 1 / 0.37, "ratio_metrics": ["recall"],

@@ -261,3 +261,100 @@ def test_the_card_has_no_english_labels_and_swiss_numbers(trained, audit, lang):
     assert {r[header.index("verdict")] for r in rows} <= {words["exceeds"], words["cannot_tell"]}
     if len(judged):
         assert words["cannot_tell" if "cannot_tell" in set(judged["verdict"]) else "exceeds"] in md
+
+
+# --------------------------------------------------------------------------- human oversight
+def oversight_history(seed: int = 4):
+    """Two months of nights: a large institution (ALV: most figures published) and a small one (IV: its
+    small cells hidden); reviews of listed people, overrides and people left unreviewed."""
+    from iizrisk.oversight import oversight
+
+    rng = np.random.default_rng(seed)
+    nights = pd.date_range("2024-01-08", "2024-02-26", freq="7D")
+    rows = []
+    for inst, n_people, per_night in (("ALV", 60, 25), ("IV", 9, 4)):
+        people = [f"{inst}{i:03d}" for i in range(n_people)]
+        rows += [(inst, p, night) for night in nights for p in rng.choice(people, per_night, replace=False)]
+    lists = pd.DataFrame(rows, columns=["institution", "person_id", "as_of"])
+    decisions = ["joint_assessment_proposed", "not_suitable", "other"]
+    picked = lists.sample(frac=0.35, random_state=seed).drop_duplicates(["institution", "person_id"])
+    listed = rng.random(len(picked)) < 0.85
+    reviews = pd.DataFrame({
+        "institution": picked["institution"].to_numpy(),
+        "person_id": np.where(listed, picked["person_id"].to_numpy(), [f"X{i}" for i in range(len(picked))]),
+        "review_date": picked["as_of"].to_numpy() + pd.to_timedelta(rng.integers(1, 12, len(picked)), unit="D"),
+        "decision": rng.choice(decisions, len(picked)), "listed": listed,
+        "band_at_review": rng.choice(["high", "medium", "low"], len(picked))})
+    return oversight(lists, reviews, min_cell_size=5, decisions=tuple(decisions))
+
+
+MANIFEST = {"model": "logistic", "outcome": "revolving_door", "horizon_months": 12}
+
+
+def _section(md: str, title: str) -> list[str]:
+    """The Markdown table rows (cells stripped) of the section headed ``## title``."""
+    lines = md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0].splitlines()
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines
+            if line.startswith("| ") and not line.startswith("|---")]
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_the_oversight_section_shows_the_suppressed_summary(lang):
+    """The card's 'Human oversight' section: the oversight summary's figures, per institution and month, in
+    the card's language (Markdown, HTML, JSON), with the small cells hidden as in the summary."""
+    from iizrisk._texts import load_locale, text
+    from iizrisk.fairness import _fmt
+
+    ov = oversight_history()
+    summary = ov.summary
+    hidden = summary.drop(columns=["institution", "month"]).isna()
+    assert hidden.to_numpy().any() and (~hidden).to_numpy().any()  # the example hides some cells, not all
+    card = ModelCard(MANIFEST, language=lang, oversight=ov)
+    d = card.to_dict()["oversight"]
+    assert d["attached"] and d["period"] == ["2024-01", "2024-03"]
+    want = summary.astype(object).where(summary.notna(), None).to_dict("records")
+    assert d["rows"] == want
+    assert ModelCard(MANIFEST, language=lang, oversight=summary).to_dict()["oversight"] == d
+    # the Markdown table: one row per institution and month, the summary's figures in the section's columns
+    title = load_locale(lang)["card"]["oversight"]
+    head, *rows = _section(card.to_markdown(), title)
+    heads, values = card._oversight_rows()
+    assert head == heads and len(rows) == len(summary)
+    cols = ["institution", "month", "listed", "reviewed", "median_days_to_review",
+            *[c for c in summary.columns if c.startswith("decision:")], "override_share", "agreement_share",
+            "repeatedly_listed_unreviewed"]
+    expected = [[_fmt(v, lang, 1) for v in row]
+                for row in summary[cols].astype(object).where(summary[cols].notna(), None).values.tolist()]
+    assert rows == expected
+    assert sum(c == "·" for r in rows for c in r) == int(summary[cols].isna().to_numpy().sum())
+    # headers in the card's language: decisions by type named by the review catalogue
+    words = load_locale(lang)["review"]["decisions"]
+    assert f"{text('table.columns.decision', lang)} ({words['not_suitable']})" in head
+    assert text("table.columns.median_days_to_review", lang) in head
+    html = card.to_html()
+    assert f"<h2>{title}</h2>" in html.replace("&#x27;", "'")
+    for r in expected:
+        assert "".join(f"<td>{c}</td>" for c in r) in html.replace("&#x27;", "'")
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_without_oversight_figures_the_section_says_so(lang):
+    from iizrisk._texts import load_locale
+
+    words = load_locale(lang)["card"]
+    card = ModelCard(MANIFEST, language=lang)
+    md = card.to_markdown()
+    assert f"## {words['oversight']}\n\n{words['no_oversight']}" in md
+    assert card.to_dict()["oversight"] == {"attached": False, "statement": words["no_oversight"], "period": None,
+                                           "rows": []}
+    assert "<p class='warn'>" in card.to_html()
+    empty = ModelCard(MANIFEST, language=lang, oversight=oversight_history().summary.iloc[:0])
+    assert empty.to_dict()["oversight"]["statement"] == words["oversight_empty"]
+
+
+def test_the_card_refuses_unsuppressed_oversight_figures():
+    ov = oversight_history()
+    with pytest.raises(ValueError, match="unsuppressed"):
+        ModelCard(MANIFEST, oversight=ov.table)
+    with pytest.raises(TypeError, match="Oversight"):
+        ModelCard(MANIFEST, oversight=[1, 2])

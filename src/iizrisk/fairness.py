@@ -1228,12 +1228,15 @@ class FairnessAudit(ResultMixin):
         return ax
 
     # ------------------------------------------------------------------ files
-    def to_dir(self, path: str | Path, *, min_cell_size: int | None = None, plots: bool = True) -> list[Path]:
+    def to_dir(self, path: str | Path, *, min_cell_size: int | None = None, plots: bool = True,
+               language: str | None = None, xlsx: bool | None = None) -> list[Path]:
         """Write the (suppressed) tables as CSV and Parquet and the plots as PNG; return the files.
 
         Files: ``fairness_summary``, ``fairness_gaps``, ``fairness_calibration``
-        (``.csv`` and ``.parquet``), and with ``plots`` ``fairness_<metric>.png``
-        and ``fairness_calibration.png``.
+        (``.csv`` and ``.parquet``, with ``xlsx`` also ``.xlsx``), and with ``plots``
+        ``fairness_<metric>.png`` and ``fairness_calibration.png``. ``language`` (default the
+        object's ``output_language``) names the tables' headers
+        (:meth:`~iizrisk._results.ResultMixin.to_dir`); the plots' labels are in ``output_language``.
 
         The tables were suppressed at :meth:`fit` with ``min_cell_size`` (with
         complementary cells, which need the people, not the tables); a larger
@@ -1245,7 +1248,7 @@ class FairnessAudit(ResultMixin):
             raise ConfigError(f"min_cell_size={min_cell_size}: this audit was suppressed at fit with "
                               f"min_cell_size={self.min_cell_size}; fit FairnessAudit(min_cell_size="
                               f"{min_cell_size}) to publish with the larger cells")
-        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots)
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots, language=language, xlsx=xlsx)
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         # suppressed at fit (protect_cells with complementary cells), with self.min_cell_size >= k
@@ -1259,13 +1262,13 @@ class FairnessAudit(ResultMixin):
         figures = []
         for m in self.gap_metrics:
             fig = Figure(figsize=(6.4, 0.9 + 0.22 * max(4, int((self.gaps["metric"] == m).sum()))))
-            self.plot(m, ax=fig.subplots())
+            self.plot(m, ax=fig.subplots(), language=self.output_language or "en")
             figures.append(OutputFigure(f"fairness_{m}", fig))
         attrs = [OVERALL, *self.groups_]
         fig = Figure(figsize=(4.2 * len(attrs), 4.0))
         axes = np.atleast_1d(fig.subplots(1, len(attrs)))
         for ax, a in zip(axes, attrs, strict=True):
-            self.plot_calibration(a, ax=ax)
+            self.plot_calibration(a, ax=ax, language=self.output_language or "en")
         figures.append(OutputFigure("fairness_calibration", fig))
         return figures
 

@@ -370,7 +370,7 @@ class ModelCard:
         decisions = [c for c in ov.columns if c.startswith("decision:")]
         cols = [*_OVERSIGHT_COLUMNS, *decisions, *[c for c in _OVERSIGHT_SHARES if c in ov.columns]]
         words = load_locale(lang)["review"]["decisions"]
-        heads = [f"{header('decision', lang)}: {words.get(c[len('decision:'):], c[len('decision:'):])}"
+        heads = [f"{header('decision', lang)} ({words.get(c[len('decision:'):], c[len('decision:'):])})"
                  if c in decisions else header(c, lang) for c in cols]
         return heads, ov[cols].astype(object).where(ov[cols].notna(), None).values.tolist()
 

@@ -13,7 +13,8 @@ writes to DIR (every table suppressed: cells with fewer than
                                         size with the group size needed, within)
     fairness_calibration.csv/.parquet   observed vs predicted per risk bin and group
     fairness_<metric>.png, fairness_calibration.png
-    model_card.md/.html/.json           the model card with the audit
+    model_card.md/.html/.json           the model card with the audit (with --config also the
+                                        oversight figures of the deployment's history)
 
 The CSV tables are for people (:func:`iizrisk.tables.write_table`: ``;``,
 UTF-8 with BOM, headers in the language of ``--language``, formulas
@@ -115,6 +116,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, label, audit, write; errors carry their exit codes (1 input, 3 model)."""
+    from .._texts import text
     from ..config import Settings
     from ..fairness import (
         GROUP_COLUMNS,
@@ -125,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..model import load_model, model_key, signing_key
     from ..modelcard import write_model_card
+    from ..oversight import oversight_of
 
     settings = Settings.load(args.config) if args.config else None
     language = args.language or (settings.worklist.language if settings else "en")
@@ -179,23 +182,23 @@ def run(args: argparse.Namespace) -> int:
     audit.horizon_months_ = model.horizon_months
     audit.output_language, audit.output_xlsx = language, args.xlsx  # the tables' headers; to_dir reads them
 
+    # evidence that a human decides: the deployment's oversight figures (suppressed) for the card
+    oversight = oversight_of(settings) if settings is not None else None
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".audit-tmp-"))
     try:
         files = audit.to_dir(tmp)
         files += list(write_model_card(args.model, tmp, audit=audit, language=language,
-                                       protected_attributes=protected).values())
+                                       protected_attributes=protected, oversight=oversight).values())
         final = []
         for f in files:
             os.replace(f, out / f.name)
             final.append(out / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    counts = audit.verdict_counts()
-    print(f"audit at {args.as_of}: {audit.n_:,} persons, {audit.capacity_:,} flagged; fairness rule "
-          f"({audit.rule_text()}): {counts['exceeds']} disparit(ies) exceed, {counts['cannot_tell']} cannot "
-          f"tell at this sample size, {counts['within']} within", file=sys.stdout)
+    print(f"{text('audit.at', language, as_of=args.as_of)}: {audit.headline(language)}", file=sys.stdout)
     for f in final:
         print(f, file=sys.stdout)
     return EXIT_OK
