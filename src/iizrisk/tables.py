@@ -351,13 +351,18 @@ def write_outputs(frame: pd.DataFrame, folder: str | Path, name: str, *, languag
     return written
 
 
-def read_table(path: str | Path, **read_csv) -> pd.DataFrame:
+def read_table(path: str | Path, **read) -> pd.DataFrame:
     """Read a table written by :func:`write_table`, with the column codes as headers (in any language).
 
-    Values are read as they are written (percentages stay percentages);
-    keyword arguments go to :func:`pandas.read_csv`.
+    A CSV (``;``, UTF-8 with or without BOM) or, for a path ending in
+    ``.xlsx``, the first sheet. Values are read as they are written
+    (percentages stay percentages, yes/no stay words); keyword arguments go
+    to :func:`pandas.read_csv` (or :func:`pandas.read_excel`).
     """
-    df = pd.read_csv(path, sep=";", encoding="utf-8-sig", **read_csv)
+    if Path(path).suffix.lower() == ".xlsx":
+        df = pd.read_excel(path, engine="openpyxl", **read)
+    else:
+        df = pd.read_csv(path, sep=";", encoding="utf-8-sig", **read)
     codes = _codes_of_headers()
     df.columns = [codes.get(str(c), str(c)) for c in df.columns]
     return df

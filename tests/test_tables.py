@@ -1,0 +1,385 @@
+"""Tables people open (iizrisk.tables): one writer, ';' and a BOM, no formula cells, headers in four languages.
+
+Issue 17, item 5: "CSV outputs open as separate columns in a ';'-separated
+reader, with no formula cells."
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iizrisk import tables
+from iizrisk._results import PLAIN_CSV, CsvFormat, OutputTable, ResultMixin
+from iizrisk._texts import LANGUAGES
+from iizrisk.tables import (
+    FORMULA_START,
+    header,
+    present,
+    read_table,
+    write_outputs,
+    write_table,
+    write_xlsx,
+)
+
+SRC = Path(tables.__file__).parent
+BOM = b"\xef\xbb\xbf"
+
+
+# --------------------------------------------------------------------------- what a spreadsheet sees
+def spreadsheet_rows(path: Path) -> list[list[str]]:
+    """The cells as a ';'-separated reader (Excel with Swiss settings) sees them; the file must have a BOM."""
+    raw = path.read_bytes()
+    assert raw.startswith(BOM), f"{path.name}: no UTF-8 BOM"
+    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=";"))
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def formula_cells(rows: list[list[str]]) -> list[str]:
+    """Cells a spreadsheet would run as a formula: text starting with = + - @ tab CR (numbers such as -0.5 are fine)."""
+    return [c for row in rows for c in row if c.startswith(FORMULA_START) and not _is_number(c)]
+
+
+def assert_opens_as_columns(path: Path) -> list[list[str]]:
+    rows = spreadsheet_rows(path)
+    assert rows, path.name
+    width = len(rows[0])
+    assert all(len(r) == width for r in rows), f"{path.name}: rows of {sorted({len(r) for r in rows})} columns"
+    assert formula_cells(rows) == [], path.name
+    return rows
+
+
+def assert_xlsx_safe(path: Path) -> None:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2", (path.name, ws.title)
+        cells = [c for row in ws.iter_rows() for c in row]
+        assert not [c.coordinate for c in cells if c.data_type == "f"], path.name
+        assert not [c.value for c in cells if isinstance(c.value, str) and c.value.startswith("=")], path.name
+
+
+# --------------------------------------------------------------------------- the writer
+TEXT = st.text(alphabet=st.sampled_from(list("ab ü;,\"'\n\r\t=+-@1.é")), max_size=8)
+
+
+@st.composite
+def frames(draw) -> pd.DataFrame:
+    n = draw(st.integers(0, 6))
+    names = draw(st.lists(TEXT.filter(bool), min_size=1, max_size=5, unique=True))
+    data = {}
+    for name in names:
+        kind = draw(st.sampled_from(["text", "int", "float", "bool", "nullable_bool", "date", "risk"]))
+        if kind == "text":
+            values = draw(st.lists(st.none() | TEXT, min_size=n, max_size=n))
+            data[name] = pd.Series(values, dtype=object)
+        elif kind == "int":
+            data[name] = pd.Series(draw(st.lists(st.integers(-10 ** 6, 10 ** 6), min_size=n, max_size=n)),
+                                   dtype=np.int64)
+        elif kind in ("float", "risk"):
+            values = draw(st.lists(st.floats(-1e6, 1e6) | st.just(np.nan), min_size=n, max_size=n))
+            data["risk" if kind == "risk" else name] = pd.Series(values, dtype=np.float64)
+        elif kind == "bool":
+            data[name] = pd.Series(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+        elif kind == "nullable_bool":
+            data[name] = pd.Series(draw(st.lists(st.none() | st.booleans(), min_size=n, max_size=n)),
+                                   dtype="boolean")
+        else:
+            values = draw(st.lists(st.none() | st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31)),
+                                   min_size=n, max_size=n))
+            data[name] = pd.to_datetime(pd.Series(values, dtype=object))
+    return pd.DataFrame(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(df=frames(), language=st.sampled_from([None, *LANGUAGES]))
+def test_any_frame_opens_as_separate_columns_without_formula_cells(tmp_path, df, language):
+    path = write_table(df, tmp_path / "t.csv", language=language)
+    rows = spreadsheet_rows(path)
+    assert len(rows) == len(df) + 1  # line breaks inside cells are quoted, not new rows
+    assert all(len(r) == df.shape[1] for r in rows)
+    assert formula_cells(rows) == []
+    # the neutralising ' is the only change to a text cell's content (line ends aside)
+    for j, col in enumerate(df.columns):
+        if df[col].dtype == object:
+            written = [r[j] for r in rows[1:]]
+            want = ["" if v is None else ("'" + v if v.startswith(FORMULA_START) else v).replace("\r\n", "\n")
+                    .replace("\r", "\n") for v in df[col]]
+            assert written == want
+
+
+def test_risks_are_percentages_only_with_a_language():
+    df = pd.DataFrame({"risk": [0.41449, np.nan], "risk_change": [-0.052, 0.0], "mean_predicted": [0.3, 0.2],
+                       "flag_rate": [0.1, 0.2], "risk_band": ["high", "low"], "suppressed": [True, False],
+                       "significant": pd.array([True, None], dtype="boolean")})
+    de = present(df, "de")
+    assert de["Risiko (%)"].tolist()[0] == 41.4 and np.isnan(de["Risiko (%)"].tolist()[1])
+    assert de[header("risk_change", "de")].tolist() == [-5.2, 0.0]
+    # a group's mean predicted risk stays on the scale of its observed rate; rates stay proportions
+    assert de[header("mean_predicted", "de")].tolist() == [0.3, 0.2]
+    assert de[header("flag_rate", "de")].tolist() == [0.1, 0.2]
+    assert de["Risikostufe"].tolist() == ["hoch", "tief"]
+    assert de[header("suppressed", "de")].tolist() == ["ja", "nein"]
+    significant = de[header("significant", "de")]
+    assert significant.iloc[0] == "ja" and pd.isna(significant.iloc[1])  # NA stays empty
+    codes = present(df, None)
+    assert list(codes.columns) == list(df.columns) and codes["risk"].tolist()[0] == 0.41449
+
+
+def test_csv_options_and_index_free_output(tmp_path):
+    df = pd.DataFrame({"estimate": [1 / 3], "n": pd.array([None], dtype="Int64")}, index=["x"])
+    path = write_table(df, tmp_path / "t.csv", float_format="%.3g", na_rep="NA")
+    assert path.read_bytes() == BOM + b"estimate;n\n0.333;NA\n"
+
+
+# --------------------------------------------------------------------------- headers in four languages
+def _columns(lang: str) -> dict[str, str]:
+    return json.loads((SRC / "locale" / f"{lang}.json").read_text(encoding="utf-8"))["table"]["columns"]
+
+
+def test_every_header_names_one_code_in_every_language():
+    seen: dict[str, str] = {}
+    codes = set().union(*(_columns(lang) for lang in LANGUAGES))
+    for lang in LANGUAGES:
+        cols = _columns(lang)
+        assert set(cols) == set(_columns("en")), lang  # the same codes in every language
+        for code, name in cols.items():
+            assert seen.setdefault(name, code) == code, f"{lang}: {name!r} names {seen[name]!r} and {code!r}"
+            assert name == code or name not in codes, f"{lang}: the header {name!r} is another column's code"
+            assert "ß" not in name  # Swiss German
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_headers_read_back_as_codes(tmp_path, language):
+    codes = [c for c in _columns(language) if "_n" not in c or not c.startswith("reason_n")]
+    codes += ["reason_1", "reason_2_text", "reason_3_contribution", "not_in_the_catalogue"]
+    df = pd.DataFrame({c: [1] for c in codes})
+    path = write_table(df, tmp_path / "t.csv", language=language)
+    head = spreadsheet_rows(path)[0]
+    assert head == [header(c, language) for c in codes]
+    assert head[-1] == "not_in_the_catalogue"  # a column the catalogue does not name keeps its code
+    assert list(read_table(path).columns) == codes
+    xlsx = write_table(df, tmp_path / "t.xlsx", language=language)
+    assert list(read_table(xlsx).columns) == codes
+
+
+def test_the_tables_people_see_most_are_named_in_every_language():
+    wanted = {"n", "flag_rate", "precision", "calibration_gap", "verdict", "persons", "share", "rate", "from",
+              "to", "estimate", "suppressed", "n_treated", "covariate", "smd_after", "at_risk", "severity",
+              "problem", "fix", "n_rows"}
+    for lang in LANGUAGES:
+        assert wanted <= set(_columns(lang)), lang
+        assert all(header(c, lang) != c for c in wanted)
+
+
+# --------------------------------------------------------------------------- xlsx
+def test_xlsx_round_trip(tmp_path):
+    from openpyxl import load_workbook
+
+    df = pd.DataFrame({"rank": [1, 2], "risk": [0.41449, 0.1], "risk_band": ["high", "low"],
+                       "new_on_list": [True, False], "as_of": pd.to_datetime(["2025-12-31", "2025-12-31"]),
+                       "case_ids": ["=HYPERLINK(\"http://x\")", "A-1"], "note": ["+41 00", "@SUM(1)"]})
+    path = write_xlsx(df, tmp_path / "ALV list.xlsx", language="de")
+    assert path.read_bytes()[:2] == b"PK"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # atomic: no temporary file left
+    ws = load_workbook(path).active
+    assert ws.title == "ALV list" and ws.freeze_panes == "A2"
+    rows = [[c.value for c in r] for r in ws.iter_rows()]
+    assert rows[0] == ["Rang", "Risiko (%)", "Risikostufe", "neu auf der Liste", "Stichtag", "Fall-Nr.", "Bemerkung"]
+    assert rows[1] == [1, 41.4, "hoch", "ja", "2025-12-31", "'=HYPERLINK(\"http://x\")", "'+41 00"]
+    assert rows[2][-1] == "'@SUM(1)"
+    assert all(c.font.bold for c in ws[1])
+    widths = [ws.column_dimensions[c].width for c in "ABCDEFG"]
+    assert all(8 <= w <= 62 for w in widths) and widths[5] > widths[0]  # the long case number gets room
+    assert_xlsx_safe(path)
+    back = read_table(path)
+    assert list(back.columns) == list(df.columns) and back["risk"].tolist() == [41.4, 10.0]
+    # the CSV holds the same cells
+    csv_rows = spreadsheet_rows(write_table(df, tmp_path / "ALV.csv", language="de"))
+    assert csv_rows[1][5] == rows[1][5] and csv_rows[0] == rows[0]
+
+
+def test_a_text_cell_starting_with_equals_is_never_a_formula(tmp_path, monkeypatch):
+    # the guard behind the neutralising ': even text that present() left alone is stored as text
+    monkeypatch.setattr(tables, "present", lambda df, language, percent=(): df)
+    path = write_xlsx(pd.DataFrame({"a": ["=1+1", "x"], "b": [1, 2]}), tmp_path / "t.xlsx")
+    from openpyxl import load_workbook
+
+    cell = load_workbook(path).active["A2"]
+    assert cell.value == "=1+1" and cell.data_type == "s"
+
+
+def test_write_outputs_writes_people_tables_and_machine_parquet(tmp_path):
+    df = pd.DataFrame({"risk": [0.25], "institution": ["ALV"]})
+    files = write_outputs(df, tmp_path, "t", language="fr", xlsx=True)
+    assert [p.name for p in files] == ["t.csv", "t.xlsx", "t.parquet"]
+    assert spreadsheet_rows(files[0])[1] == ["25.0", "ALV"]
+    pd.testing.assert_frame_equal(pd.read_parquet(files[2]), df)  # codes and probabilities for machines
+
+
+# --------------------------------------------------------------------------- every result object
+class _Tables(ResultMixin):
+    """A result object with every kind of OutputTable: the Swiss, the old plain, an index, Parquet only."""
+
+    summary = pd.DataFrame({"a": [1]})
+
+    def plot(self, ax=None):  # pragma: no cover - not drawn here
+        return ax
+
+    def _output_tables(self, k: int) -> list[OutputTable]:
+        frame = pd.DataFrame({"suppressed": [False, True], "estimate": [-0.5, np.nan],
+                              "problem": ["=cmd|' /C calc'!A0", "ok"]}, index=pd.Index(["x", "y"], name="outcome"))
+        return [OutputTable("swiss", frame.reset_index()), OutputTable("plain", frame.reset_index(), csv=PLAIN_CSV),
+                OutputTable("indexed", frame, csv=CsvFormat(index=True)),
+                OutputTable("machines", frame.reset_index(), csv=None)]
+
+
+def test_to_dir_writes_every_csv_the_swiss_way(tmp_path):
+    obj = _Tables()
+    files = obj.to_dir(tmp_path / "codes", plots=False)
+    assert [p.name for p in files] == ["swiss.csv", "swiss.parquet", "plain.csv", "plain.parquet", "indexed.csv",
+                                       "indexed.parquet", "machines.parquet"]
+    for p in files:
+        if p.suffix == ".csv":
+            rows = assert_opens_as_columns(p)
+            assert rows[0] == ["outcome", "suppressed", "estimate", "problem"], p.name  # index made a column
+    assert list(pd.read_parquet(tmp_path / "codes" / "indexed.parquet").columns)[0] == "outcome"
+    files = obj.to_dir(tmp_path / "it", plots=False, language="it", xlsx=True)
+    assert [p.name for p in files][:3] == ["swiss.csv", "swiss.xlsx", "swiss.parquet"]
+    assert "machines.xlsx" not in {p.name for p in files}  # a table not for people gets no sheet either
+    rows = assert_opens_as_columns(tmp_path / "it" / "plain.csv")
+    assert rows[0] == [header(c, "it") for c in ("outcome", "suppressed", "estimate", "problem")]
+    assert rows[1][1] == "no" and rows[2][1] == "sì"
+    assert_xlsx_safe(tmp_path / "it" / "indexed.xlsx")
+    # the object's own defaults, as a command sets them
+    obj.output_language, obj.output_xlsx = "fr", True
+    names = {p.name for p in obj.to_dir(tmp_path / "fr", plots=False)}
+    assert "plain.xlsx" in names and header("estimate", "fr") in (tmp_path / "fr" / "plain.csv").read_text("utf-8-sig")
+
+
+def _result_objects():
+    """The result objects the tests build cheaply, each with its to_dir."""
+    from iizrisk.evaluation import IPWEstimator, KaplanMeier, PropensityScoreMatching
+    from iizrisk.fairness import FairnessAudit
+    from iizrisk.validate import check_spells
+
+    rng = np.random.default_rng(0)
+    n = 600
+    severity = rng.normal(size=n)
+    t = rng.random(n) < 1 / (1 + np.exp(1 - severity))
+    table = pd.DataFrame({"severity": severity, "flag": (rng.random(n) < 0.3).astype(float), "treated": t,
+                          "y": (rng.random(n) < 0.3 + 0.1 * t).astype(float)})
+    data = pd.DataFrame({"score": np.linspace(0, 1, 400), "sex": ["F", "M"] * 200})
+    data["label"] = np.random.default_rng(1).random(400) < data["score"]
+    rows = pd.DataFrame({"person_id": ["p1", "=1+1"] + [f"p{i}" for i in range(10)],
+                         "institution": ["ALV", "XYZ"] + ["ALV"] * 10,
+                         "start_date": pd.to_datetime(["2024-01-05"] * 12),
+                         "end_date": pd.to_datetime(["2024-01-01"] + [None] * 11)})
+    return {
+        "ipw": IPWEstimator(n_bootstrap=10, random_state=0).fit(table, "treated", "y", ["severity", "flag"]),
+        "matching": PropensityScoreMatching(n_bootstrap=10, random_state=0).fit(table, "treated", "y",
+                                                                                  ["severity", "flag"]),
+        "kaplan_meier": KaplanMeier().fit(rng.integers(1, 30, 200).astype(float), rng.random(200) < 0.7,
+                                          label="arm"),
+        "fairness": FairnessAudit(groups=["sex"], capacity=40, n_bootstrap=0, max_gap=1.0).fit(data),
+        "validation": check_spells(rows, source="demo")[0],
+    }
+
+
+@pytest.fixture(scope="module")
+def result_objects():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _result_objects()
+
+
+@pytest.mark.parametrize("language", [None, "de", "fr"])
+def test_every_result_object_writes_swiss_csv_and_safe_xlsx(result_objects, tmp_path, language):
+    for name, obj in result_objects.items():
+        out = tmp_path / name
+        if name == "fairness":  # as `iizrisk audit` does it: the object's defaults
+            obj.output_language, obj.output_xlsx = language, True
+            files = obj.to_dir(out, plots=False)
+            obj.output_language, obj.output_xlsx = None, False
+        else:
+            files = obj.to_dir(out, plots=False, language=language, xlsx=True)
+        csvs = [p for p in files if p.suffix == ".csv"]
+        assert csvs, name
+        for p in csvs:
+            rows = assert_opens_as_columns(p)
+            frame = read_table(p, dtype=str, keep_default_na=False)
+            assert len(frame) == len(rows) - 1
+            parquet = p.with_suffix(".parquet")
+            if parquet.exists():  # the same columns for machines, as codes
+                assert list(frame.columns) == list(pd.read_parquet(parquet).columns), p.name
+            xlsx = p.with_suffix(".xlsx")
+            assert xlsx in files, p.name
+            assert_xlsx_safe(xlsx)
+            assert list(read_table(xlsx).columns) == list(frame.columns)
+
+
+def test_the_indicators_are_tables_people_open(tmp_path):
+    from iizrisk import _time
+    from iizrisk.indicators import bfs_indicators
+
+    rng = np.random.default_rng(2)
+    n = 400
+    starts = _time.day("2019-01-01") + rng.integers(0, 900, n)
+    spells = pd.DataFrame({"person_id": [f"p{i % 120}" for i in range(n)],
+                           "institution": rng.choice(["ALV", "SH", "IV"], n),
+                           "start_date": _time.from_days(starts),
+                           "end_date": _time.from_days(starts + rng.integers(10, 300, n))})
+    res = bfs_indicators(spells, 2020, min_cell_size=5)
+    files = res.to_dir(tmp_path, language="it", xlsx=True)
+    assert len(files) == 3 * len(res.tables)
+    for p in files:
+        if p.suffix == ".csv":
+            assert_opens_as_columns(p)
+            assert list(read_table(p).columns) == list(res[p.stem].columns)
+        elif p.suffix == ".xlsx":
+            assert_xlsx_safe(p)
+
+
+# --------------------------------------------------------------------------- one writer
+#: Files that may write CSV themselves: the writers, and files that are not for people to open.
+_OWN_CSV = {
+    "store.py": "the atomic writer every CSV goes through",
+    "tables.py": "the one writer of tables people open",
+    "synth/_exports.py": "simulated institution exports, in the institutions' own formats",
+    "_commands/pseudonymise.py": "pseudonymised exports for iizrisk to read, not for people",
+}
+
+
+def test_no_module_writes_a_csv_of_its_own():
+    own = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel in _OWN_CSV:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+                if name in ("to_csv", "write_csv_atomic", "to_excel"):
+                    own.append(f"{rel}:{node.lineno} {name}")
+    assert own == [], f"write tables people open through iizrisk.tables.write_table: {own}"
