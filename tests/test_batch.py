@@ -541,6 +541,21 @@ _WALK = {
                               lambda code, f, msg, base: code == 0
                               and any(r.startswith("| ALV") and "| 3 |" in r
                                       for r in (f / "summary.md").read_text().splitlines())),
+    # the night's flag-rate ratios (the summary's fairness section and the manifest); the audit takes them too
+    # (tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration)
+    "privacy.protected_attributes": (dict(privacy={"protected_attributes": ["age_band"]}),
+                                     lambda code, f, msg, base: code == 0
+                                     and _manifest_of(f)["fairness"]["attributes"] == ["age_band"]
+                                     and len(_manifest_of(base)["fairness"]["attributes"]) > 1),
+    "privacy.fairness_min_ratio": (dict(privacy={"fairness_min_ratio": 0.01}),
+                                   lambda code, f, msg, base: code == 0
+                                   and _manifest_of(f)["fairness"]["verdicts"]["exceeds"] == 0
+                                   and _manifest_of(f)["fairness"]["verdicts"]["within"] > 0
+                                   and _manifest_of(f)["fairness"]["rule"]["min_ratio"] == 0.01),
+    "privacy.fairness_ratio_metrics": (dict(privacy={"fairness_ratio_metrics": ["precision"]}),
+                                       lambda code, f, msg, base: code == 0
+                                       and sum(_manifest_of(f)["fairness"]["verdicts"].values()) == 0
+                                       and sum(_manifest_of(base)["fairness"]["verdicts"].values()) > 0),
     "health.min_persons_scored": (dict(health={"min_persons_scored": 10**9}),
                                   lambda code, f, msg, base: code == 1 and "min_persons_scored" in msg),
     "health.max_row_drop_percent": (dict(spells="half", health={"max_row_drop_percent": 10.0}),
@@ -564,10 +579,7 @@ _ELSEWHERE = {
     "reviews.keep_off_days": "tests/test_reviews.py::test_three_nights_with_reviews_between_them",
     "reviews.interventions": "tests/test_reviews.py::test_three_nights_with_reviews_between_them",
     "reviews.summary_decisions": "tests/test_reviews.py::test_three_nights_with_reviews_between_them",
-    "privacy.protected_attributes": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
-    # the fairness rule: test_cli_audit_takes_privacy_settings_from_the_configuration shows its effect
-    "privacy.fairness_min_ratio": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
-    "privacy.fairness_ratio_metrics": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
+    # the calibration bound needs outcomes: the audit (the nightly run judges the flag-rate ratios)
     "privacy.fairness_max_differences": "tests/test_fairness.py::test_cli_audit_takes_privacy_settings_from_the_configuration",
     # printed in the information document and the DPIA draft; a request without it is refused
     "deployment.contact": "tests/test_information.py::test_the_document_names_the_contact_and_refuses_without_one",
@@ -675,6 +687,31 @@ def test_recent_assessments_leave_a_list_empty_without_failing_the_gate_unless_t
     report = check_health(facts, s.health)
     failed = [f for f in report.failures if f.gate == "require_worklists"]
     assert len(failed) == 1 and "ALV" in failed[0].to_text()
+
+
+def test_the_run_judges_whom_its_lists_flag(tmp_path, random_spells, trained):
+    """The summary's fairness section and the manifest's entry are the night's flag-rate ratios, computed
+    directly from the published scores and lists."""
+    from iizrisk.fairness_rule import FairnessRule
+    from iizrisk.list_fairness import list_fairness
+    from iizrisk.view import View
+
+    cfg = deployment(tmp_path, random_spells, trained)
+    res = run_nightly(cfg, as_of=AS_OF)
+    listed = res.worklists.rows()["person_id"].to_numpy()
+    direct = list_fairness(View.at(random_spells, AS_OF), res.scores, listed,
+                           attributes=("sex", "nationality_group", "age_band", "disability"), rule=FairnessRule(),
+                           min_cell_size=5)
+    entry = res.manifest["fairness"]
+    judged = direct[~direct["is_reference"]]
+    assert entry["verdicts"] == {v: int((judged["verdict"] == v).sum()) for v in ("exceeds", "cannot_tell", "within")}
+    assert entry["attributes"] == sorted(set(direct["attribute"]))
+    assert [(e["attribute"], e["group"]) for e in entry["exceeds"]] == \
+        [(r.attribute, r.group) for r in judged[judged["verdict"] == "exceeds"].itertuples()]
+    summary = (res.folder / "summary.md").read_text(encoding="utf-8")
+    title = next(t for t in ("Wen die Listen heute erfassen", "Whom tonight's lists flag") if t in summary)
+    section = summary.split(f"## {title}")[1].split("\n## ")[0]
+    assert section.count("\n| ") - 1 == len(judged)  # a row per group that is not a reference (header aside)
 
 
 def test_the_run_monitors_itself_and_a_warning_can_fail_it(tmp_path, random_spells, trained, capsys):

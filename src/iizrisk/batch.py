@@ -67,6 +67,7 @@ from ._arrays import group_max
 from ._progress import Steps
 from .config import Settings
 from .errors import ConfigError, ModelError
+from .fairness_rule import FairnessRule
 from .health import GateFailure, HealthError, HealthReport, RunFacts, check_health
 from .history import HISTORY_SCORE_COLUMNS, HistoryStore
 from .io import Ingestion, ingest
@@ -474,6 +475,19 @@ def _explain(settings: Settings, model, X, scores, worklists: WorklistSet) -> di
     return {"scores": scores}
 
 
+def _fairness(settings: Settings, view: View, scores, worklists: WorklistSet) -> dict:
+    """Tonight's flag rates per protected group against the reference group, judged by the fairness rule
+    (:func:`iizrisk.list_fairness.list_fairness`: the one metric of the rule that needs no outcome)."""
+    from .list_fairness import list_fairness
+
+    rows = worklists.rows()
+    listed = rows["person_id"].to_numpy() if len(rows) else np.array([], dtype=object)
+    p = settings.privacy
+    table = list_fairness(view, scores, listed, attributes=tuple(p.protected_attributes),
+                          rule=FairnessRule.from_settings(settings), min_cell_size=p.min_cell_size)
+    return {"list_fairness": table}
+
+
 def _monitor(settings: Settings, t: dt.date, ing, model, X, scores, worklists: WorklistSet,
              history: HistoryStore) -> dict:
     """Tonight's monitoring figures (:func:`iizrisk.monitoring.monitor_night`): drift against the model's
@@ -499,7 +513,7 @@ def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, n
 #: the night before anything is written, top to bottom
 _COMPUTE = (("ingest", _ingest), ("model", _model), ("timeline", _view), ("flags", _flags),
             ("reviews", _reviews), ("score", _score), ("worklists", _worklists), ("explain", _explain),
-            ("monitor", _monitor), ("health", _gates))
+            ("fairness", _fairness), ("monitor", _monitor), ("health", _gates))
 
 
 @dataclass
@@ -521,6 +535,7 @@ class _Night:
     review_counts: pd.DataFrame
     open_cases: pd.DataFrame
     monitoring: pd.DataFrame
+    list_fairness: pd.DataFrame
 
     @classmethod
     def compute(cls, settings: Settings, t: dt.date, history: HistoryStore, prog: _Progress, model, *,
@@ -606,7 +621,8 @@ class _Night:
         md, html = run_summary(manifest, self.scores, self.worklists, language=settings.worklist.language,
                                min_cell_size=settings.privacy.min_cell_size, review_counts=self.review_counts,
                                summary_decisions=settings.reviews.summary_decisions, oversight=recent.summary,
-                               bands=tuple(settings.worklist.risk_bands))
+                               bands=tuple(settings.worklist.risk_bands), fairness=self.list_fairness,
+                               fairness_rule=FairnessRule.from_settings(settings))
         md, html = _with_monitoring(md, html, self.monitoring_warnings(), settings.worklist.language)
         (tmp / "summary.md").write_text(md, encoding="utf-8")
         (tmp / "summary.html").write_text(html, encoding="utf-8")
@@ -746,6 +762,21 @@ def _runs_entry(facts: RunFacts, token: str, forced: bool, open_cases: pd.DataFr
     })
 
 
+def _fairness_entry(table: pd.DataFrame, settings: Settings) -> dict:
+    """The manifest's fairness entry: the rule, the verdicts counted, and the disparities beyond the rule
+    (ratio and interval rounded; no counts of people)."""
+    judged = table[table["verdict"] != "not_judged"] if len(table) else table
+    counts = judged["verdict"].value_counts() if len(judged) else pd.Series(dtype=int)
+    beyond = judged[judged["verdict"] == "exceeds"] if len(judged) else judged
+    return {"metric": "flag_rate", "rule": FairnessRule.from_settings(settings).to_dict(),
+            "attributes": sorted(set(table["attribute"].astype(str))) if len(table) else [],
+            "verdicts": {v: int(counts.get(v, 0)) for v in ("exceeds", "cannot_tell", "within")},
+            "exceeds": [{"attribute": str(r.attribute), "group": str(r.group), "reference": str(r.reference),
+                         "ratio": None if r.hidden else round(float(r.ratio), 2),
+                         "ratio_ci": None if r.hidden else [round(float(r.ratio_lo), 2), round(float(r.ratio_hi), 2)]}
+                        for r in beyond.itertuples()]}
+
+
 def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
     import platform
 
@@ -770,6 +801,7 @@ def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
                  "warnings": [p.to_text() for p in ing.report.warnings]},
         "corrections": {k: int(v) for k, v in ing.correction_counts.items()},
         "monitoring": {"warnings": night.monitoring_warnings()},
+        "fairness": _fairness_entry(night.list_fairness, settings),
         "persons_scored": int(len(scores)),
         "new_registrations": int(scores["new_registration"].sum()),
         "risk_bands": {str(k): int(v) for k, v in scores["risk_band"].value_counts().sort_index().items()},

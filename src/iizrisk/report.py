@@ -100,10 +100,45 @@ def _cell(value, lang: str) -> str:
     return str(value)
 
 
+def _fairness_section(table: pd.DataFrame, rule, lang: str) -> tuple[str, str, list[str], list[list[str]]]:
+    """Title, intro, headers and rows of the section on whom tonight's lists flag (one row per group that is
+    not the reference; hidden figures as '·')."""
+    from .fairness_rule import FairnessRule
+
+    rule = rule if rule is not None else FairnessRule()
+    loc = load_locale(lang)
+    attrs, verdicts = loc["card"]["attributes"], loc["card"]["verdicts"]
+    values = {"nationality_group": loc["nationality_group"],
+              "disability": {"IV": text("list_fairness.iv", lang), "no_IV": text("list_fairness.no_iv", lang)}}
+    judged = table[~table["is_reference"].astype(bool)] if len(table) else table
+    counts = judged["verdict"].value_counts() if len(judged) else pd.Series(dtype=int)
+    intro = text("list_fairness.intro", lang, lo=f"{rule.min_ratio:g}", hi=f"{1 / rule.min_ratio:.3g}",
+                 exceeds=int(counts.get("exceeds", 0)), cannot_tell=int(counts.get("cannot_tell", 0)),
+                 within=int(counts.get("within", 0))) if "flag_rate" in rule.ratio_metrics \
+        else text("list_fairness.off", lang)
+
+    def group(attr: str, g) -> str:
+        return str(values.get(attr, {}).get(str(g), g))
+
+    def num(v, fmt: str) -> str:
+        return "·" if v is None or pd.isna(v) else format(float(v), fmt)
+
+    rows = [[str(attrs.get(r.attribute, r.attribute)), group(r.attribute, r.group), group(r.attribute, r.reference),
+             _cell(r.n, lang), _cell(r.n_listed, lang), num(r.flag_rate * 100 if not pd.isna(r.flag_rate) else None,
+                                                           ".2f"),
+             f"{num(r.ratio, '.2f')} [{num(r.ratio_lo, '.2f')}–{num(r.ratio_hi, '.2f')}]",
+             str(verdicts.get(r.verdict, r.verdict))]
+            for r in judged.itertuples()]
+    heads = [text(f"list_fairness.{c}", lang) for c in ("attribute", "group", "reference", "n", "listed",
+                                                          "flag_rate", "ratio", "verdict")]
+    return text("list_fairness.title", lang), intro, heads, rows
+
+
 def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: str = "de",
                 min_cell_size: int = 5, review_counts: pd.DataFrame | None = None,
                 summary_decisions=("data_error",), oversight: pd.DataFrame | None = None,
-                bands=(0.10, 0.25)) -> tuple[str, str]:
+                bands=(0.10, 0.25), fairness: pd.DataFrame | None = None,
+                fairness_rule=None) -> tuple[str, str]:
     """The Markdown and the self-contained HTML summary of one run.
 
     Counts of people leave the system here, so cells of fewer than
@@ -114,7 +149,10 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     last run) give the section for the data steward (``summary_decisions``)
     and the reviews by decision; ``oversight`` (the suppressed
     :attr:`iizrisk.oversight.Oversight.summary` of the last months) the
-    section "does a human decide?".
+    section "does a human decide?"; ``fairness`` (the night's flag-rate ratios,
+    :func:`iizrisk.list_fairness.list_fairness`, small cells hidden) judged by
+    ``fairness_rule`` (a :class:`~iizrisk.fairness_rule.FairnessRule`) the
+    section on whom the lists flag.
     """
     lang = language if language in LANGUAGES else "en"
     k = int(min_cell_size)
@@ -167,8 +205,15 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
             if len(oversight) else []
         sections.append((text("oversight.title", lang), [header(c, lang) for c in ov_cols], ov_rows,
                          text("oversight.none", lang)))
+    intros: dict[str, str] = {}
+    if fairness is not None:
+        title, intro, f_heads, f_rows = _fairness_section(fairness, fairness_rule, lang)
+        sections.append((title, f_heads, f_rows, text("list_fairness.none", lang)))
+        intros[title] = intro
     for title, heads_, table_rows, empty in sections:
         md += ["", f"## {title}", ""]
+        if title in intros:
+            md += [intros[title], ""]
         if table_rows:
             md += ["| " + " | ".join(heads_) + " |", "|" + "---|" * len(heads_)]
             md += ["| " + " | ".join(str(x) for x in row) + " |" for row in table_rows]
@@ -187,7 +232,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts)
     extra = ""
     for title, heads_, table_rows, empty in sections:
-        extra += f"<h2>{esc(title)}</h2>"
+        extra += f"<h2>{esc(title)}</h2>" + (f"<p>{esc(intros[title])}</p>" if title in intros else "")
         extra += ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads_) + "</tr>"
                   + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in table_rows)
                   + "</table>") if table_rows else f"<p>{esc(empty)}</p>"

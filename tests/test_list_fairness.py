@@ -1,0 +1,148 @@
+"""Tonight's flag-rate ratios (iizrisk.list_fairness) against a slow, obvious reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iizrisk.fairness import MISSING
+from iizrisk.fairness_rule import FairnessRule
+from iizrisk.list_fairness import COLUMNS, flag_rate_ratios, list_fairness
+
+
+def _reference(people: pd.DataFrame, listed: np.ndarray, attr: str, k: int) -> dict[str, dict]:
+    """Per group, by plain Python: size, listed, rate, ratio to the largest group, hidden."""
+    values = [MISSING if pd.isna(v) else str(v) for v in people[attr]]
+    sizes: dict[str, int] = {}
+    flagged: dict[str, int] = {}
+    for v, f in zip(values, listed, strict=True):
+        sizes[v] = sizes.get(v, 0) + 1
+        flagged[v] = flagged.get(v, 0) + int(f)
+    named = sorted(g for g in sizes if g != MISSING) or [MISSING]
+    ref = max(named, key=lambda g: sizes[g])  # the largest group with a value; ties: the first in sorted order
+    out = {}
+    for g in sizes:
+        rate = flagged[g] / sizes[g]
+        ref_rate = flagged[ref] / sizes[ref]
+        out[g] = {"n": sizes[g], "n_listed": flagged[g], "rate": rate,
+                  "ratio": rate / ref_rate if ref_rate else (np.inf if rate else np.nan), "reference": ref,
+                  "hidden": sizes[g] < k or flagged[g] < k or sizes[g] - flagged[g] < k}
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C", None]), st.booleans()), min_size=1, max_size=300),
+       st.integers(0, 6))
+def test_counts_rates_ratios_and_hiding_equal_the_reference(rows, k):
+    people = pd.DataFrame({"g": [r[0] for r in rows]})
+    listed = np.array([r[1] for r in rows])
+    t = flag_rate_ratios(people, listed, attributes=["g"], rule=FairnessRule(), min_cell_size=k, n_bootstrap=20)
+    ref = _reference(people, listed, "g", k)
+    assert list(t.columns) == list(COLUMNS)
+    assert sorted(t["group"]) == sorted(ref)
+    assert t["group"].tolist()[-1] == MISSING or MISSING not in ref  # the missing group comes last
+    for r in t.itertuples():
+        want = ref[r.group]
+        assert r.reference == want["reference"] and bool(r.hidden) == want["hidden"]
+        if want["hidden"]:
+            assert pd.isna(r.n) and pd.isna(r.n_listed) and pd.isna(r.ratio)
+            continue
+        assert (r.n, r.n_listed) == (want["n"], want["n_listed"])
+        assert r.flag_rate == pytest.approx(want["rate"])
+        if np.isfinite(want["ratio"]):
+            assert r.ratio == pytest.approx(want["ratio"])
+
+
+def test_intervals_equal_a_person_level_bootstrap_within_groups():
+    """The binomial replicates are the person-level bootstrap within groups: same quantiles up to noise."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    people = pd.DataFrame({"g": rng.choice(["CH", "EU", "THIRD"], n, p=[0.6, 0.2, 0.2])})
+    listed = rng.random(n) < np.where(people["g"] == "THIRD", 0.09, 0.04)
+    t = flag_rate_ratios(people, listed, attributes=["g"], rule=FairnessRule(), n_bootstrap=4000).set_index("group")
+    # the slow way: draw people with replacement within each group, B times
+    B = 2000
+    idx = {g: np.flatnonzero(people["g"].to_numpy() == g) for g in ("CH", "EU", "THIRD")}
+    rates = {g: np.array([listed[rng.choice(ix, len(ix))].mean() for _ in range(B)]) for g, ix in idx.items()}
+    for g in ("EU", "THIRD"):
+        boot = rates[g] / rates["CH"]
+        lo, hi = np.quantile(boot, [0.025, 0.975])
+        assert np.log(t.loc[g, "ratio_lo"]) == pytest.approx(np.log(lo), abs=0.06)
+        assert np.log(t.loc[g, "ratio_hi"]) == pytest.approx(np.log(hi), abs=0.06)
+
+
+def test_the_rule_flags_a_threefold_ratio_and_not_one_whose_interval_holds_one():
+    # the demo's situation: third-country flag rate 0.94 % against 0.29 % for Swiss nationals
+    people = pd.DataFrame({"nationality_group": ["CH"] * 20_000 + ["THIRD"] * 6_000 + ["EU_EFTA"] * 2_000})
+    listed = np.zeros(len(people), dtype=bool)
+    listed[:58] = True  # CH: 0.29 %
+    listed[20_000:20_056] = True  # THIRD: 0.93 %
+    listed[26_000:26_007] = True  # EU/EFTA: 0.35 %, a smaller group: cannot tell
+    t = flag_rate_ratios(people, listed, attributes=["nationality_group"], rule=FairnessRule(), min_cell_size=0,
+                         n_bootstrap=2000).set_index("group")
+    assert t.loc["THIRD", "ratio"] == pytest.approx(3.2, abs=0.05) and t.loc["THIRD", "verdict"] == "exceeds"
+    assert t.loc["EU_EFTA", "ratio_lo"] < 1 < t.loc["EU_EFTA", "ratio_hi"]
+    assert t.loc["EU_EFTA", "verdict"] == "cannot_tell" and t.loc["EU_EFTA", "n_needed"] > 2_000
+    assert t.loc["CH", "verdict"] == "not_judged" and bool(t.loc["CH", "is_reference"])
+    # a looser rule lets the threefold ratio through; a rule without flag-rate ratios judges nothing
+    loose = flag_rate_ratios(people, listed, attributes=["nationality_group"], rule=FairnessRule(min_ratio=0.1),
+                             min_cell_size=0).set_index("group")
+    assert loose.loc["THIRD", "verdict"] == "within"
+    off = flag_rate_ratios(people, listed, attributes=["nationality_group"],
+                           rule=FairnessRule(ratio_metrics=("precision",)), min_cell_size=0)
+    assert set(off["verdict"]) == {"not_judged"}
+
+
+def test_list_fairness_takes_the_attributes_at_t(random_spells):
+    from iizrisk.fairness import age_bands, disability_proxy
+    from iizrisk.view import View
+
+    as_of = "2023-06-30"
+    codes = pd.factorize(random_spells["person_id"])[0]
+    spells = random_spells.assign(sex=np.where(codes % 3 == 0, "F", np.where(codes % 7 == 0, None, "M")))
+    view = View.at(spells, as_of)
+    tl = view.timeline
+    scores = pd.DataFrame({"person_id": tl.person_ids.astype(str)[::2]})
+    listed = scores["person_id"].to_numpy()[::5]
+    t = list_fairness(view, scores, listed, attributes=["sex", "age_band", "disability", "no_such_column"],
+                      rule=FairnessRule(), min_cell_size=0, n_bootstrap=50)
+    assert set(t["attribute"]) <= {"sex", "age_band", "disability"}
+    codes = tl.person_ids.get_indexer(pd.Index(scores["person_id"]))
+    on = scores["person_id"].isin(listed).to_numpy()
+    direct = {
+        "sex": pd.Series(tl.persons["sex"].to_numpy()[codes]).fillna(MISSING).astype(str),
+        "disability": pd.Series(disability_proxy(tl, as_of)[codes]),
+        "age_band": pd.Series(np.asarray(age_bands(tl.persons["birth_year"].to_numpy()[codes], as_of),
+                                         dtype=object)).fillna(MISSING).astype(str),
+    }
+    for attr, values in direct.items():
+        want = pd.DataFrame({"g": values, "on": on}).groupby("g")["on"].agg(["size", "sum"])
+        got = t[t["attribute"] == attr].set_index("group")
+        assert sorted(got.index) == sorted(want.index)
+        assert (got["n"].astype(int) == want["size"].reindex(got.index)).all()
+        assert (got["n_listed"].astype(int) == want["sum"].reindex(got.index)).all()
+    bands = t.loc[t["attribute"] == "age_band", "group"].tolist()
+    assert bands == sorted(bands, key=lambda b: (b == MISSING, b != "<25", b))  # the bands in age order
+
+
+def test_summary_section_hides_small_cells_in_every_language():
+    from iizrisk.report import _fairness_section
+
+    people = pd.DataFrame({"sex": ["F"] * 400 + ["M"] * 500 + ["X"] * 3})
+    listed = np.zeros(len(people), dtype=bool)
+    listed[:40] = True
+    listed[400:420] = True
+    listed[900] = True
+    t = flag_rate_ratios(people, listed, attributes=["sex"], rule=FairnessRule(), min_cell_size=5)
+    seen = set()
+    for lang in ("de", "fr", "it", "en"):
+        title, intro, heads, rows = _fairness_section(t, FairnessRule(), lang)
+        seen.add(title)
+        assert len(rows) == 2 and all(len(r) == len(heads) for r in rows)  # F and X; M is the reference
+        x = next(r for r in rows if r[1] == "X")
+        assert x[3] == x[4] == x[5] == "·"  # the group of three: no count, no rate, no ratio
+        assert "0.8" in intro and "1.25" in intro
+    assert len(seen) == 4
