@@ -388,20 +388,26 @@ class BenefitModel(ResultMixin):
                     _predict(_fit_outcome(outm, X[tr & ~t], y[tr & ~t]), X[te]),
                     _predict(_fit_outcome(outm, X[tr & t], y[tr & t]), X[te]))
 
-        def scores(te, e_, m0, m1):
-            # e_ is fitted on the table, where each day's controls are a sample of its risk set; the
-            # scores need the probability in the risk set itself (odds divided by the control weight)
+        def scores(te, e_, m0, m1, risk_set=True):
+            # e_ is fitted on the table, where each day's controls are a sample of its risk set. Averages
+            # over the risk set (policy values, calibration, BLP: weighted rows) need the probability in
+            # the risk set itself (odds divided by the control weight). The effect model regresses the
+            # scores on the features row by row, unweighted: it needs the table's own probability, under
+            # which the scores' conditional mean is the same effect with far less noise (on the
+            # risk-set scale an unweighted regression would multiply the treated's outcome-model errors
+            # by the control weight)
             ec = np.clip(e_, CLIP, 1 - CLIP)
-            ep = ec / (ec + (1 - ec) * c[te])
+            ep = ec / (ec + (1 - ec) * c[te]) if risk_set else ec
             return m1 - m0 + t[te] * (y[te] - m1) / ep - (~t[te]) * (y[te] - m0) / (1 - ep)
 
-        e, mu0, mu1, phi = (np.zeros(len(y)) for _ in range(4))
+        e, mu0, mu1, phi, phi_table = (np.zeros(len(y)) for _ in range(5))
         with threadpool_limits(limits=1, user_api="blas"):
             for k in range(K):
                 te = fold == k
                 if te.any():
                     e[te], mu0[te], mu1[te] = nuisances(~te, te)
                     phi[te] = scores(te, e[te], mu0[te], mu1[te])
+                    phi_table[te] = scores(te, e[te], mu0[te], mu1[te], risk_set=False)
             self._check_overlap(e, t)
             if self.learner == "dr":
                 # honest out-of-fold effects: the effect model of fold k never sees fold k, not even
@@ -415,14 +421,14 @@ class BenefitModel(ResultMixin):
                     for j in range(K):
                         tj = fold == j
                         if j != k and tj.any():
-                            inner[tj] = scores(tj, *nuisances(~te & ~tj, tj))
+                            inner[tj] = scores(tj, *nuisances(~te & ~tj, tj), risk_set=False)
                     tau[te] = clone(effm).fit(X[~te], inner[~te]).predict(X[te])
             else:
                 tau = mu1 - mu0
         # the models for new people, fitted on every row
         self.mu0_ = _fit_outcome(outm, X[~t], y[~t])
         self.mu1_ = _fit_outcome(outm, X[t], y[t])
-        self.effect_ = clone(effm).fit(X, phi) if self.learner == "dr" else None
+        self.effect_ = clone(effm).fit(X, phi_table) if self.learner == "dr" else None
         self.data_ = pd.DataFrame({
             "person_id": rows["person_id"].to_numpy(),
             "index_date": rows["index_date"].to_numpy() if "index_date" in rows.columns else pd.NaT,
