@@ -188,6 +188,25 @@ def test_canonical_parquet_roundtrip(tmp_path):
     assert full.report.ok and len(full.spells) == 2
 
 
+def test_a_large_dictionary_is_written_once_as_values(tmp_path, monkeypatch):
+    """Pseudonyms as a categorical: written as plain values (a dictionary would repeat in every row group);
+    a small categorical (institution codes) keeps its dictionary; the values read back equal."""
+    import pyarrow.parquet as pq
+
+    from iizrisk import store
+
+    monkeypatch.setattr(store, "LARGE_DICTIONARY", 3)
+    df = pd.DataFrame({"person_id": pd.Categorical(["a", "b", "c", "d", "a", None]),
+                       "institution": pd.Categorical(["ALV", "IV", "ALV", "IV", "SH", "SH"])})
+    write_parquet_atomic(df, tmp_path / "s.parquet")
+    schema = pq.read_schema(tmp_path / "s.parquet")
+    assert str(schema.field("person_id").type) in {"string", "large_string"}
+    assert str(schema.field("institution").type).startswith("dictionary")
+    back = pd.read_parquet(tmp_path / "s.parquet")
+    assert back["person_id"].tolist()[:5] == ["a", "b", "c", "d", "a"] and pd.isna(back["person_id"].iloc[5])
+    assert back["institution"].astype(str).tolist() == df["institution"].astype(str).tolist()
+
+
 def test_extension_columns_are_typed_and_checked(tmp_path):
     write(tmp_path, "person_id;start_date;pension_degree;iv_decision\np1;01.01.2024;50;granted\n"
                     "p2;01.01.2024;150;maybe\n", name="iv.csv")

@@ -107,16 +107,28 @@ def write_json_atomic(obj: Any, path: str | Path, *, private: bool = False, sort
     return write_text_atomic(text, path, private=private)
 
 
+#: Categories above which a categorical column is written as plain values (:func:`write_parquet_atomic`).
+LARGE_DICTIONARY = 65_536
+
+
 def write_parquet_atomic(df: pd.DataFrame, path: str | Path, *, private: bool = False) -> Path:
     """Write a DataFrame to Parquet atomically.
 
     The file is deterministic for the same data (no pandas index, no schema
-    metadata, zstd compression, no creation timestamps).
+    metadata, zstd compression, no creation timestamps). A categorical column
+    with more than :data:`LARGE_DICTIONARY` categories (pseudonyms) is written
+    as its values: Parquet stores a column's dictionary in every row group,
+    and 3.7 million pseudonyms in each of ten row groups made a 297 MB file
+    1.38 GB and reading it 5 times slower. It reads back as text.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+    for i, f in enumerate(table.schema):  # a large dictionary would be repeated in every row group
+        if pa.types.is_dictionary(f.type) and max((len(c.dictionary) for c in table.column(i).chunks),
+                                                  default=0) > LARGE_DICTIONARY:
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
     return _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", write_statistics=True),
                    private=private)
 
