@@ -383,3 +383,23 @@ def test_no_module_writes_a_csv_of_its_own():
                 if name in ("to_csv", "write_csv_atomic", "to_excel"):
                     own.append(f"{rel}:{node.lineno} {name}")
     assert own == [], f"write tables people open through iizrisk.tables.write_table: {own}"
+
+
+def test_the_validation_report_for_the_data_steward(tmp_path, capsys):
+    import warnings
+
+    from iizrisk.cli import main
+
+    pid = "0123456789abcdef" * 4
+    (tmp_path / "spells.csv").write_text("person_id;institution;case_id;start_date;end_date\n"
+                                         f"{pid};ALV;=1+1;01.02.2023;31.05.2023\n{pid};XYZ;Z;31.02.2024;\n",
+                                         encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the row numbers are lists: no text, and no warning either
+        assert main(["validate", str(tmp_path / "spells.csv"), "--report", str(tmp_path / "r.csv")]) == 1
+        assert main(["validate", str(tmp_path / "spells.csv"), "--report", str(tmp_path / "r.xlsx")]) == 1
+    capsys.readouterr()
+    rows = assert_opens_as_columns(tmp_path / "r.csv")
+    assert rows[0][:4] == ["severity", "source", "column", "problem"] and len(rows) == 3
+    assert_xlsx_safe(tmp_path / "r.xlsx")
+    assert read_table(tmp_path / "r.xlsx")["problem"].tolist() == read_table(tmp_path / "r.csv")["problem"].tolist()

@@ -119,7 +119,7 @@ def _text_mask(col: pd.Series, test) -> np.ndarray:
         hit = test(col.str)  # NaN for values that are not text
     except AttributeError:  # an object column without any text
         return np.zeros(len(col), dtype=bool)
-    return hit.fillna(False).to_numpy(dtype=bool)
+    return hit.astype("boolean").fillna(False).to_numpy(dtype=bool)  # all-NaN (float) when no value is text
 
 
 def _as_text_column(col: pd.Series) -> pd.Series | None:
