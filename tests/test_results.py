@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iizrisk._results import PLAIN_CSV, SWISS_CSV, ResultMixin, write_csv_atomic
+from iizrisk._results import SWISS_CSV, CsvFormat, ResultMixin, write_csv_atomic
 from iizrisk.errors import (
     ConfigError,
     IizriskError,
@@ -93,7 +93,7 @@ def test_csv_formats(tmp_path):
     df = pd.DataFrame({"a": [1.5, np.nan], "b": ["x", "ü"]})
     swiss = write_csv_atomic(df, tmp_path / "s.csv", SWISS_CSV).read_bytes()
     assert swiss == "\ufeffa;b\n1.5;x\n;ü\n".encode()
-    plain = write_csv_atomic(df, tmp_path / "p.csv", PLAIN_CSV).read_bytes()
+    plain = write_csv_atomic(df, tmp_path / "p.csv", CsvFormat(sep=",", bom=False)).read_bytes()  # for machines
     assert plain == df.to_csv(index=False, lineterminator="\n").encode()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -147,6 +147,8 @@ def test_fairness_to_dir_refuses_a_larger_cell_size_than_fitted(tmp_path):
         audit.to_dir(tmp_path, min_cell_size=10)
     files = audit.to_dir(tmp_path, plots=False)
     assert [f.name for f in files][:2] == ["fairness_summary.csv", "fairness_summary.parquet"]
+    # a table people open: ';' and a BOM (it was ',' without a BOM before issue 17)
+    assert files[0].read_bytes().startswith(b"\xef\xbb\xbfattribute;group;reference;")
 
 
 def test_validation_report_to_dir_leaves_out_rows_and_examples(tmp_path):

@@ -403,3 +403,21 @@ def test_the_validation_report_for_the_data_steward(tmp_path, capsys):
     assert rows[0][:4] == ["severity", "source", "column", "problem"] and len(rows) == 3
     assert_xlsx_safe(tmp_path / "r.xlsx")
     assert read_table(tmp_path / "r.xlsx")["problem"].tolist() == read_table(tmp_path / "r.csv")["problem"].tolist()
+
+
+def test_a_persons_information_tables_are_in_their_language(tmp_path):
+    from iizrisk.information import InformationDocument
+
+    empty = pd.DataFrame()
+    doc = InformationDocument(institution="ALV", as_of=dt.date(2025, 12, 31), language="it", deployment="demo",
+                              contact="iiz@example.ch",
+                              registrations=pd.DataFrame({"institution": ["ALV"], "start_date": ["2025-01-02"]}),
+                              interventions=empty, flags=empty, lists=empty, reviews=empty,
+                              scores=pd.DataFrame({"as_of": ["2025-12-31"], "risk": [0.123], "risk_band": ["medium"]}))
+    files = doc.to_dir(tmp_path, plots=False)
+    assert [p.name for p in files] == ["registrations.csv", "registrations.parquet", "scores.csv", "scores.parquet"]
+    rows = assert_opens_as_columns(tmp_path / "scores.csv")
+    assert rows[0] == [header(c, "it") for c in ("as_of", "risk", "risk_band")] and rows[1][1] == "12.3"
+    assert pd.read_parquet(tmp_path / "scores.parquet")["risk"].tolist() == [0.123]  # machines: probabilities
+    assert spreadsheet_rows(doc.to_dir(tmp_path / "en", plots=False, language="en")[0])[0][1] == header(
+        "start_date", "en")

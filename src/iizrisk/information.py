@@ -112,6 +112,16 @@ class InformationDocument(ResultMixin):
     def _default_min_cell_size(self) -> int:
         return 1  # one person's own data, for that person: nothing to aggregate
 
+    def to_dir(self, path: str | Path, *, min_cell_size: int | None = None, plots: bool = True,
+               language: str | None = None, xlsx: bool | None = None) -> list[Path]:
+        """Write the document's tables (CSV for people, Parquet) into ``path``; returns the files.
+
+        The CSV (and xlsx) headers are in the person's language unless
+        ``language`` says otherwise (:meth:`iizrisk._results.ResultMixin.to_dir`).
+        """
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots, language=language or self.language,
+                               xlsx=xlsx)
+
     def _output_tables(self, k: int) -> list[OutputTable]:
         return [OutputTable(name, df) for name, df in (
             ("registrations", self.registrations), ("interventions", self.interventions), ("flags", self.flags),

@@ -45,7 +45,9 @@ class CsvFormat:
 
 #: Separator ``;`` and a UTF-8 BOM: what spreadsheets with Swiss settings expect.
 SWISS_CSV = CsvFormat()
-#: Separator ``,`` without BOM (the audit's and the evaluation's tables, unchanged since their first release).
+#: Separator ``,`` without BOM. No table people open is written so any more (every one goes through
+#: :func:`iizrisk.tables.write_table`, and an ``OutputTable(csv=PLAIN_CSV)`` is written the Swiss way);
+#: kept importable only until the last ``csv=PLAIN_CSV`` (fairness, proxies) is gone.
 PLAIN_CSV = CsvFormat(sep=",", bom=False)
 
 
