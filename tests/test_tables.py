@@ -421,3 +421,26 @@ def test_a_persons_information_tables_are_in_their_language(tmp_path):
     assert pd.read_parquet(tmp_path / "scores.parquet")["risk"].tolist() == [0.123]  # machines: probabilities
     assert spreadsheet_rows(doc.to_dir(tmp_path / "en", plots=False, language="en")[0])[0][1] == header(
         "start_date", "en")
+
+
+def test_iizrisk_audit_writes_tables_people_open_and_xlsx(tmp_path, random_spells, capsys):
+    from iizrisk.cli import main
+    from iizrisk.model import save_model, train
+    from iizrisk.store import write_parquet_atomic
+
+    key = b"a model signing key of the table tests, 32+ bytes"
+    model, _ = train(random_spells, outcome="revolving_door", compare=False, max_train_rows=3000, model="logistic")
+    (tmp_path / "model.key").write_bytes(key)
+    save_model(model, tmp_path / "model", key=key)
+    write_parquet_atomic(random_spells, tmp_path / "spells.parquet")
+    out = tmp_path / "audit"
+    code = main(["audit", "--model", str(tmp_path / "model"), "--spells", str(tmp_path / "spells.parquet"),
+                 "--as-of", "2023-02-28", "--out", str(out), "--groups", "age_band", "--bootstrap", "0",
+                 "--language", "fr", "--xlsx", "--key-file", str(tmp_path / "model.key")])
+    assert code == 0, capsys.readouterr().err
+    for stem in ("fairness_summary", "fairness_gaps", "fairness_calibration"):
+        rows = assert_opens_as_columns(out / f"{stem}.csv")
+        assert rows[0][:2] == [header("attribute", "fr"), header("group", "fr")]  # the card's language
+        assert list(read_table(out / f"{stem}.csv").columns) == list(pd.read_parquet(out / f"{stem}.parquet").columns)
+        assert_xlsx_safe(out / f"{stem}.xlsx")
+    assert json.loads((out / "model_card.json").read_text())["language"] == "fr"
