@@ -243,7 +243,8 @@ def test_on_a_synthetic_canton_with_true_effects():
     m = BenefitModel(learner="t", random_state=0).fit(tab)
     truth = true_policy_values(m, pop.spells, pop.interventions, pop.truth)
     assert truth["oracle"] >= truth.drop("oracle").max()
-    assert set(truth.index) == {"risk", "benefit", "risk_x_benefit", "oracle", "random_high_band", "random"}
+    assert set(truth.index) == {"risk", "benefit", "risk_x_benefit", "oracle", "oracle_relative", "random_high_band",
+                                "random"}
 
 
 @pytest.mark.slow
@@ -258,9 +259,14 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
     base = ["policy", "--spells", str(tmp_path / "spells.parquet"), "--interventions",
             str(tmp_path / "interventions.parquet"), "--out", str(tmp_path / "out")]
     assert main([*base, "--capacity", "5"]) == 2  # a share, not a percentage: a usage error
+    assert main([*base, "--episode-days", "90", "14"]) == 2  # LO > HI
     assert main([*base, "--learner", "t", "--bootstrap", "20"]) == 0
     for name in ("policy_values.csv", "benefit_calibration.csv", "benefit_blp.csv"):
         assert (tmp_path / "out" / name).exists(), name
+    # risk sets early in an episode, where the synthetic canton holds its assessments
+    out = tmp_path / "early"
+    assert main([*base[:-1], str(out), "--episode-days", "14", "90", "--learner", "t", "--bootstrap", "20"]) == 0
+    assert (out / "policy_values.csv").exists()
 
 
 def _sampled_risk_sets(n_days=12, per_day=4000, k=8, seed=0):

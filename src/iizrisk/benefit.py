@@ -421,7 +421,8 @@ class BenefitModel(ResultMixin):
                     for j in range(K):
                         tj = fold == j
                         if j != k and tj.any():
-                            inner[tj] = scores(tj, *nuisances(~te & ~tj, tj), risk_set=False)
+                            ej, m0j, m1j = nuisances(~te & ~tj, tj)
+                            inner[tj] = scores(tj, ej, m0j, m1j, risk_set=False)
                     tau[te] = clone(effm).fit(X[~te], inner[~te]).predict(X[te])
             else:
                 tau = mu1 - mu0
@@ -911,6 +912,9 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
     the top ``capacity`` of each month, and its true value is ``100 x`` the mean
     of ``<outcome>_cf - <outcome>`` (both simulated with common random numbers)
     over the selected. ``oracle`` selects by the realised individual effect: the ceiling.
+    ``oracle_relative`` (when the truth has ``individual_effect``) selects by
+    the model's risk times the person's true relative effect (the reduction of
+    the hazards): what knowing the effect's heterogeneity exactly would give.
     """
     s = truth[truth["effect_sample"].astype(bool)]
     if not len(s):
@@ -944,4 +948,10 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
     band = _high_band(risk, month, w, high_band)
     out["random_high_band"] = float(100 * (band @ ite) / band.sum())
     out["random"] = float(100 * ite.mean())
+    if "individual_effect" in s.columns and s["individual_effect"].notna().all():
+        # a model that knew each person's true relative effect and used its own risk: what the
+        # features and the risk model allow at best (with heterogeneous effects)
+        rel = s["individual_effect"].to_numpy(dtype=np.float64)
+        pw = _selection_weights(risk * rel, month, w, capacity)
+        out["oracle_relative"] = float(100 * (pw @ ite) / pw.sum())
     return pd.Series(out, name="true_value")

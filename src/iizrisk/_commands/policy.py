@@ -15,6 +15,11 @@ Writes into ``--out DIR`` (each file atomically, cells of fewer than
 
 Refuses (exit code 1, nothing written) when the data cannot support a
 benefit model, e.g. when assessments went only to the highest-risk people.
+
+``--episode-days LO HI`` builds the risk sets of people LO..HI days into an
+ALV, IV or SH episode (:func:`iizrisk.evaluation.risk_set_table`): where a
+canton holds its assessments only early in an episode, the other people at
+risk have nobody comparable who was assessed.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--learner", choices=["dr", "t"], default="dr", help="DR-learner (default) or T-learner")
     p.add_argument("--capacity", type=float_at_least(0.001), default=0.05, metavar="SHARE",
                    help="share of the people at risk per month who can be assessed (0.05)")
+    p.add_argument("--episode-days", type=int_at_least(0, 100_000), nargs=2, default=None, metavar=("LO", "HI"),
+                   help="risk sets of people LO..HI days into an ALV, IV or SH episode, where assessments are "
+                        "held (e.g. 14 90); the model and its policy values then concern that point of an "
+                        "episode only (default: everyone registered)")
     p.add_argument("--controls-per-treated", type=int_at_least(1, 1_000_000), default=10, metavar="K",
                    help="controls sampled per assessed person from each day's risk set (10)")
     p.add_argument("--bootstrap", type=int_at_least(0, 1_000_000), default=200, metavar="B",
@@ -67,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.capacity > 1:
         raise ConfigError(f"--capacity is a share of the people at risk (0.05 = 5 %), got {args.capacity:g}")
+    episode_days = None if args.episode_days is None else tuple(args.episode_days)
+    if episode_days is not None and episode_days[0] > episode_days[1]:
+        raise ConfigError(f"--episode-days LO HI needs LO <= HI, got {episode_days[0]} {episode_days[1]}")
     spells, interventions = read_inputs(args.spells, args.interventions)
     if interventions is None:  # pragma: no cover - the option is required
         raise SystemExit("--interventions is required")
@@ -74,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         table = risk_set_table(spells, interventions, controls_per_treated=args.controls_per_treated,
                                outcomes=[args.outcome], horizon_months=args.horizon_months,
-                               random_state=args.seed)
+                               episode_days=episode_days, random_state=args.seed)
         model = BenefitModel(learner=args.learner, outcome=outcome, random_state=args.seed).fit(table)
         policies = evaluate_policies(model, capacity=args.capacity, n_bootstrap=args.bootstrap,
                                      random_state=args.seed)
