@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import ast
+import html as _html
+import json
+import re
 import string
+import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import iizrisk
+import test_information
 from iizrisk import _texts
 from iizrisk._texts import LANGUAGES, load_locale, swiss_number, text, text_items
 
 SRC = Path(iizrisk.__file__).parent
+# a person's information request over two nightly runs (the fixtures of test_information)
+answered, trained = test_information.answered, test_information.trained
 
 
 def _leaves(node, prefix: str = "") -> dict[str, str | list]:
@@ -126,3 +135,109 @@ def test_the_guard_sees_a_four_language_dict(tmp_path):
     f.write_text('A = {"de": "Ja", "fr": "Oui", "it": "Sì", "en": "Yes"}\nB = dict(de=1, fr=2, en=3)\n')
     assert _four_language_dicts(f) == [1, 2]
     assert _texts.__name__ == "iizrisk._texts"
+
+
+# --------------------------------------------------------------------------- no English left in documents
+#: English fragments shorter than this are words a translation may share (``ROC AUC``, ``Brier``).
+MIN_SENTENCE = 13
+
+
+def _english_sentences(lang: str) -> set[str]:
+    """The en catalogue's texts (and the literal pieces of its templates) of at least :data:`MIN_SENTENCE`
+    characters that no text of ``lang``'s catalogue contains: English a reader of ``lang`` must not meet."""
+    own = [str(x) for v in CATALOGUES[lang].values() for x in (v if isinstance(v, list) else [v])]
+    out = set()
+    for value in CATALOGUES["en"].values():
+        for item in value if isinstance(value, list) else [value]:
+            for piece, *_ in string.Formatter().parse(item):
+                piece = piece.strip(" :;,.()")
+                if len(piece) >= MIN_SENTENCE and not any(piece in t for t in own):
+                    out.add(piece)
+    return out
+
+
+def _readable(document: str) -> str:
+    """A rendered text or HTML page as a reader sees it: entities decoded, embedded images dropped."""
+    return _html.unescape(re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", document))
+
+
+def _assert_no_english(lang: str, documents: dict[str, str]) -> None:
+    english = _english_sentences(lang)
+    found = {}
+    for name, doc in documents.items():
+        readable = _readable(doc)  # whole words: the code n_interventions_24m is no English text "interventions"
+        found[name] = sorted(s for s in english if s in readable
+                             and re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", readable))
+    assert not {k: v for k, v in found.items() if v}, f"English catalogue texts in the {lang} documents: {found}"
+
+
+@pytest.fixture(scope="module")
+def audit_and_proxies():
+    """A small fitted audit (sex, nationality group, the disability proxy) and a proxy analysis."""
+    from iizrisk.fairness import FairnessAudit
+    from iizrisk.proxies import ProxyAnalysis
+
+    rng = np.random.default_rng(3)
+    n = 1500
+    data = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n),
+                         "nationality_group": rng.choice(["CH", "EU_EFTA", "THIRD"], n, p=[.6, .25, .15]),
+                         "disability": rng.choice(["IV", "no_IV"], n, p=[.3, .7])})
+    data["score"] = np.clip(data["score"] + 0.2 * (data["disability"] == "IV"), 0, 1)
+    data["label"] = rng.random(n) < data["score"] * 0.4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        audit = FairnessAudit(capacity=150, n_bootstrap=40).fit(data)
+    X = pd.DataFrame({"open_iv": (data["disability"] == "IV").astype(float) * (rng.random(n) < 0.9),
+                      "n_spells_24m": rng.poisson(2, n).astype(float)})
+    proxies = ProxyAnalysis(n_splits=3).fit(X, data[["nationality_group", "disability"]])
+    return audit, proxies
+
+
+def _card_manifest() -> dict:
+    from iizrisk.features import feature_specs
+
+    metrics = {"roc_auc": 0.71, "average_precision": 0.2, "brier": 0.08, "ece": 0.01, "precision_at_k": 0.3,
+               "recall_at_k": 0.1, "k": 50, "prevalence": 0.1}
+    return {"model": "boosting", "outcome": "revolving_door", "horizon_months": 12, "calibration": "isotonic",
+            "features": [{"name": s.name} for s in feature_specs(include_age=True)],
+            "metrics": {"boosting": metrics, "logistic": metrics, "bfs_rule": metrics},
+            "training": {"periods": {"train": ["2018-01-31", "2020-01-31"]}, "observed_until": "2024-03-19",
+                         "snapshots": 54966, "train_rows": 12000, "data_fingerprint": "f2e2"},
+            "model_sha256": "5bc6", "signature": "x"}
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it"])
+def test_the_audit_proxies_and_model_card_are_free_of_english(lang, audit_and_proxies):
+    """Issue 19 item 7: the audit (text, HTML), the proxy analysis (text, HTML) and the model card (Markdown,
+    HTML, JSON; with and without an audit and oversight figures) hold no English catalogue text, and their counts
+    carry the language's Swiss thousands separator."""
+    from iizrisk.modelcard import ModelCard
+    from test_modelcard import oversight_history
+
+    audit, proxies = audit_and_proxies
+    full = ModelCard(_card_manifest(), audit=audit, language=lang, oversight=oversight_history())
+    bare = ModelCard(_card_manifest(), language=lang)
+    documents = {"audit text": audit.to_text(language=lang), "audit HTML": audit._repr_html_(language=lang),
+                 "proxy text": proxies.summary_text(language=lang), "proxy HTML": proxies._repr_html_(language=lang),
+                 "card": full.to_markdown(), "card HTML": full.to_html(), "card repr": full._repr_html_(),
+                 "bare card": bare.to_markdown(), "bare card HTML": bare.to_html()}
+    _assert_no_english(lang, documents)
+    # the JSON keeps codes (a feature's group "interventions"), but no English sentence
+    card_json = json.dumps(full.to_dict(), ensure_ascii=False, default=str)
+    assert not [s for s in _english_sentences(lang) if " " in s and s in card_json]
+    n = swiss_number(audit.n_, lang)
+    assert n != swiss_number(audit.n_, "en")  # 1,500 in English: the test sees the separator
+    assert n in documents["audit text"] and n in documents["card"]
+    assert text("audit.title", lang) in documents["audit text"]
+    for code in ("THIRD", "no_IV", "exceeds", "cannot_tell", "flag_rate", "revolving_door", "isotonic"):
+        assert not re.search(rf"(?<![\w-]){code}(?![\w-])", _readable(documents["card HTML"])), code
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it"])
+def test_the_information_document_is_free_of_english(lang, answered):
+    """A person's information document (information.py) in their language holds no English catalogue text."""
+    from iizrisk.information import information_request
+
+    cfg, _, person, *_ = answered
+    doc = information_request(cfg, person=person, institution="ALV", language=lang)
+    _assert_no_english(lang, {"information HTML": doc.to_html(), "information text": doc.summary_text()})

@@ -290,6 +290,8 @@ class ModelCard:
             outcome_desc = get_outcome(m.get("outcome", "")).description
         except ValueError:
             pass
+        # the definition in the card's language (the registry's English text for an outcome the catalogue lacks)
+        outcome_desc = load_locale(lang)["card"]["outcomes"].get(str(m.get("outcome")), outcome_desc)
         main = (metrics or {}).get(m.get("model")) or {}
         out: dict[str, Any] = {
             "card_format": CARD_FORMAT,
@@ -497,10 +499,8 @@ class ModelCard:
                 f"({_word(lang, 'kinds', d['model']['kind'])})")
 
     def _outcome_text(self, d: dict[str, Any]) -> str:
-        """The outcome's definition in the card's language (the registry's English text for an outcome the
-        catalogue does not know)."""
-        return load_locale(self.language)["card"]["outcomes"].get(str(d["outcome"]["name"]),
-                                                                  d["outcome"]["description"])
+        """The outcome's definition in the card's language (see :meth:`to_dict`)."""
+        return str(d["outcome"]["description"])
 
     def _calibration_text(self, d: dict[str, Any]) -> str:
         cal = d["calibration"]
