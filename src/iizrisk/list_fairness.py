@@ -134,14 +134,14 @@ def _groups(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         names = values.cat.categories.astype(str).to_numpy(dtype=object)
         codes = values.cat.codes.to_numpy().astype(np.int64)
-    else:
-        names, codes = np.unique(values.astype(object).where(values.notna(), MISSING).astype(str).to_numpy(),
-                                 return_inverse=True)
-        names, codes = names.astype(object), codes.astype(np.int64)
-        keep = names != MISSING
-        if not keep.all():  # the missing group last
-            order = np.concatenate([np.flatnonzero(keep), np.flatnonzero(~keep)])
-            names, codes = names[order], np.argsort(order)[codes]
+    else:  # hashed, then the few groups sorted (missing ones stay -1: the last group below)
+        codes, uniq = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
+        names = np.asarray(uniq, dtype=object).astype(str)
+        order = np.argsort(names, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        names = names[order].astype(object)
+        codes = np.where(codes < 0, -1, rank[np.maximum(codes, 0)]) if len(names) else codes.astype(np.int64)
     if (codes < 0).any():
         names, codes = np.append(names, MISSING), np.where(codes < 0, len(names), codes)
     return names, codes
@@ -186,12 +186,11 @@ def list_fairness(view, scores: pd.DataFrame, listed_person_ids, *, attributes: 
     from . import _time
 
     tl = view.timeline
-    ids = scores["person_id"].astype("str")
-    codes = tl.person_ids.get_indexer(pd.Index(ids))
+    codes = tl.codes_of(scores["person_id"])
     if (codes < 0).any():
         raise AssertionError("list_fairness: a scored person is missing from the view at T")
     t: dt.date = _time.to_date(tl.as_of)
-    people = pd.DataFrame(index=np.arange(len(ids)))
+    people = pd.DataFrame(index=np.arange(len(codes)))
     for attr in attributes:
         if attr == "age_band" and "birth_year" in tl.persons.columns:
             people[attr] = pd.Series(age_bands(tl.persons["birth_year"].to_numpy()[codes], t))
@@ -199,6 +198,9 @@ def list_fairness(view, scores: pd.DataFrame, listed_person_ids, *, attributes: 
             people[attr] = disability_proxy(tl, t, lookback_months=disability_lookback_months)[codes]
         elif attr in tl.persons.columns:
             people[attr] = tl.persons[attr].to_numpy()[codes]
-    listed = ids.isin(pd.Index(np.asarray(listed_person_ids, dtype=object)).astype("str")).to_numpy()
+    on_list = np.zeros(tl.n_persons + 1, dtype=bool)  # by person code; the last slot for the unknown (-1)
+    on_list[tl.codes_of(np.asarray(listed_person_ids, dtype=object))] = True
+    on_list[-1] = False
+    listed = on_list[codes]
     return flag_rate_ratios(people, listed, attributes=attributes, rule=rule, min_cell_size=min_cell_size,
                             n_bootstrap=n_bootstrap, random_state=random_state)
