@@ -55,6 +55,13 @@ that no hidden cell can be recovered by subtraction; a rate is hidden when a
 count it is computed from is hidden, and so is every gap involving it.
 Intersection rows whose size is hidden are left out of the tables.
 
+Displays -- :meth:`FairnessAudit.to_text`, ``_repr_html_``, the plots and the
+model card's tables (:meth:`FairnessAudit.display_rows`) -- take a
+``language`` (de, fr, it, en): headers, attributes, groups, metrics, verdicts
+and the rule (:meth:`FairnessRule.describe`) in the words of the text
+catalogue (``audit.*``, ``card.*``), whole numbers with the language's Swiss
+thousands separator, hidden cells as ``·``. Log messages stay in English.
+
 Examples
 --------
 >>> rng = np.random.default_rng(0)
@@ -66,6 +73,8 @@ Examples
 ['all', 'F', 'M']
 >>> int(audit.summary["n_flagged"].iloc[0])
 60
+>>> audit.to_text(language="de").splitlines()[0][:44]
+'Fairness-Prüfung: 600 Personen, 60 markiert;'
 """
 
 from __future__ import annotations
