@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -23,7 +25,7 @@ from threadpoolctl import threadpool_limits
 import iizrisk
 from iizrisk.evaluation import LogisticPropensity
 from iizrisk.features import PointInTimeFeatures
-from iizrisk.model import BfsRuleBaseline, RiskModel
+from iizrisk.model import BfsRuleBaseline, MedianImputer, RiskModel
 from iizrisk.outcomes import compute_outcome
 from iizrisk.synth import random_spells
 
@@ -227,9 +229,11 @@ _STRICT = ({"xfail_strict": True}
            if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters else {})
 
 #: every estimator of the package, as the checks see it (test_every_estimator_is_checked keeps it whole)
-ESTIMATORS = [RiskModel(n_threads=1), PointInTimeFeatures(), BfsRuleBaseline(), LogisticPropensity()]
+ESTIMATORS = [RiskModel(n_threads=1), PointInTimeFeatures(), BfsRuleBaseline(), LogisticPropensity(),
+              MedianImputer()]
 FAILURES = {"RiskModel": EXPECTED_FAILURES, "PointInTimeFeatures": PIT_EXPECTED_FAILURES,
-            "BfsRuleBaseline": BFS_EXPECTED_FAILURES, "LogisticPropensity": LOGIT_EXPECTED_FAILURES}
+            "BfsRuleBaseline": BFS_EXPECTED_FAILURES, "LogisticPropensity": LOGIT_EXPECTED_FAILURES,
+            "MedianImputer": {}}
 
 
 def _name(check) -> str:
@@ -279,3 +283,22 @@ def _estimator_classes() -> set[str]:
 def test_every_estimator_of_the_package_is_checked():
     """A new estimator joins ESTIMATORS (and declares its expected failures) or this test fails."""
     assert _estimator_classes() == {type(est).__name__ for est in ESTIMATORS} == set(FAILURES)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
+def test_median_imputer_equals_scikit_learns_simple_imputer(n, p, missing, seed):
+    """MedianImputer (the logistic model's first step) against SimpleImputer(strategy="median",
+    add_indicator=True, keep_empty_features=True): the same matrix on the training rows and on new rows."""
+    from sklearn.impute import SimpleImputer
+
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-3, 4, size=(n, p)).astype(np.float64)  # ties: medians of even counts too
+    X[rng.random(X.shape) < missing] = np.nan
+    new = rng.normal(size=(7, p))
+    new[rng.random(new.shape) < 0.4] = np.nan
+    ours = MedianImputer().fit(X)
+    theirs = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True).fit(X)
+    np.testing.assert_allclose(ours.transform(X), theirs.transform(X))
+    np.testing.assert_allclose(ours.transform(new), theirs.transform(new))
+    np.testing.assert_array_equal(ours.indicator_.features_, theirs.indicator_.features_)

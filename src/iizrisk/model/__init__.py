@@ -90,7 +90,7 @@ Examples
 
 from __future__ import annotations
 
-from ._estimator import MODEL_KINDS, BfsRuleBaseline, RiskModel
+from ._estimator import MODEL_KINDS, BfsRuleBaseline, MedianImputer, RiskModel
 from ._files import (
     KEY_ENV,
     MIN_SIGNING_KEY_BYTES,
@@ -110,6 +110,7 @@ __all__ = [
     "MODEL_KINDS",
     "RiskModel",
     "BfsRuleBaseline",
+    "MedianImputer",
     "TrainingReport",
     "train",
     "score",
@@ -132,6 +133,6 @@ __all__ = [
 
 # the public path, recorded in model files (skops and pickle) and allowed by TRUSTED_TYPES:
 # moving a class between the private modules must not change it
-for _cls in (RiskModel, BfsRuleBaseline, TrainingReport):
+for _cls in (RiskModel, BfsRuleBaseline, MedianImputer, TrainingReport):
     _cls.__module__ = __name__
 del _cls

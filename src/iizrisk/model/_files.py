@@ -47,6 +47,7 @@ _MAX_FILE_BYTES = 1 << 30
 TRUSTED_TYPES = (
     "iizrisk.features.FeatureSpec",
     "iizrisk.features.PointInTimeFeatures",
+    "iizrisk.model.MedianImputer",
     "iizrisk.model.RiskModel",
     "numpy.dtype",
     "sklearn.calibration._CalibratedClassifier",
