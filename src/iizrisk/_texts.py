@@ -6,9 +6,18 @@ translators edit JSON, not Python. Each area has its namespace:
 
 =====================  =====================================================
 ``summary.*``          the nightly run's summary (Markdown and HTML)
+``list_fairness.*``    the summary's section on whom tonight's lists flag
+``monitor.*``          the summary's monitoring section
 ``card.*``             model cards
+``audit.*``            the fairness audit and the proxy analysis (text, HTML, rule)
 ``plot.*``             words on plots
 ``worklist.notice``    the statement every worklist row carries
+``table.*``            headers, yes/no of the tables people open (iizrisk.tables)
+``review.*``           review files and decisions
+``oversight.*``        "does a human decide?" (summary, card, command)
+``case.*``             the case lookup
+``info.*``             the information document (nDSG Art. 25)
+``dpia.*``             the DPIA draft (nDSG Art. 22)
 ``risk_bands.*``       names of the risk bands (summary and plots)
 ``families`` ...       feature descriptions and reason sentences (below)
 =====================  =====================================================

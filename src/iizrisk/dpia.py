@@ -360,7 +360,8 @@ def _logic(settings, lang: str, card: dict[str, Any] | None) -> DpiaSection:
               metrics=", ".join(_word(lang, "metrics", m) for m in p.fairness_ratio_metrics),
               differences=", ".join(f"{_word(lang, 'metrics', k)} ≤ {v}" for k, v in p.fairness_max_differences.items())
               or "-")
-    fields = [DpiaField(_t("f.model_kind", lang), card["model"]["kind"] if card else None,
+    kind = load_locale(lang)["card"]["kinds"].get(str(card["model"]["kind"]), card["model"]["kind"]) if card else None
+    fields = [DpiaField(_t("f.model_kind", lang), kind,
                         None if card else _open(lang, "model")),
               DpiaField(_t("f.n_inputs", lang), card["model"]["n_features"] if card else None,
                         None if card else _open(lang, "model")),

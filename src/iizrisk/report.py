@@ -30,6 +30,11 @@ def _t(key: str, lang: str, **fields) -> str:
     return text(f"summary.{key}", lang, **fields)
 
 
+def _outcome_name(code, lang: str) -> str:
+    """The predicted outcome in words (``revolving_door`` -> "Drehtür"), the code when the catalogue lacks it."""
+    return str(load_locale(lang)["card"]["outcome_names"].get(str(code), code))
+
+
 def _band(name: str, lang: str) -> str:
     return BAND_NAMES.get(lang, BAND_NAMES["en"]).get(str(name), str(name))
 
@@ -185,7 +190,8 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
         (_t("rows", lang), f"{swiss_number(r['read'], lang)} "
                            f"({_t('quarantined', lang)} {swiss_number(r['quarantined'], lang)})"),
         (_t("bands", lang), ", ".join(f"{_band(b, lang)}: {v}" for b, v in bands.items())),
-        (_t("model", lang), f"{manifest['model'].get('outcome')} · {manifest['model'].get('horizon_months')} m · "
+        (_t("model", lang), f"{_outcome_name(manifest['model'].get('outcome'), lang)} · "
+                            f"{manifest['model'].get('horizon_months')} m · "
                             f"sha256 {str(manifest['model'].get('sha256') or '')[:12]}"),
     ]
     md = [f"# {_t('title', lang)} — {manifest['as_of']}", "", f"> {_t('notice', lang)}", ""]
