@@ -84,7 +84,7 @@ def test_filled_from_the_configuration_model_card_and_rule(deployment):
     assert values["History kept (days)"] == "400" and values["Features' look-back (months)"] == "60"
     related = values["Inputs related to a protected ground"]
     # age is no input by default (a protected ground); the IV inputs stand for disability
-    assert values["Model"] == "logistic" and "age (" not in related and "disability" in related
+    assert values["Model"] == "logistic regression" and "age (" not in related and "disability" in related
     assert "between 0.8 and 1.25" in values["Fairness rule"]
     header, rows = by["recipients"].tables[0]
     table = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
