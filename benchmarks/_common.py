@@ -14,6 +14,9 @@ import numpy as np
 import pandas as pd
 
 CACHE = Path(__file__).resolve().parent / ".cache"
+#: The format of the cached inputs: raise it when the files the project writes change, so that a cache
+#: written before is built again (2: pseudonyms as plain Parquet values, no dictionary per row group).
+CACHE_FORMAT = 2
 
 
 def _rss_mib() -> float:
@@ -80,3 +83,28 @@ def machine() -> dict:
 def save_json(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, default=str))
+
+
+def cached(path: Path) -> bool:
+    """True when ``path`` (a cached file or folder) exists in the current :data:`CACHE_FORMAT`.
+
+    An older or unstamped one is removed, so the caller builds it again and then calls
+    :func:`stamp`.
+    """
+    import shutil
+
+    mark = path.parent / f"{path.name}.format"
+    if path.exists() and mark.exists() and mark.read_text().strip() == str(CACHE_FORMAT):
+        return True
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    mark.unlink(missing_ok=True)
+    return False
+
+
+def stamp(path: Path) -> Path:
+    """Record that ``path`` was built in the current :data:`CACHE_FORMAT`; returns ``path``."""
+    (path.parent / f"{path.name}.format").write_text(f"{CACHE_FORMAT}\n")
+    return path

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CACHE, machine, print_table, save_json, stage
+from _common import CACHE, cached, machine, print_table, save_json, stage, stamp
 from iizrisk.config import Settings
 from iizrisk.io import ingest, read_canonical
 from iizrisk.store import write_parquet_atomic
@@ -29,8 +29,8 @@ def main() -> None:
     a = ap.parse_args()
     rows: list = []
     pq_path = CACHE / f"spells_{a.parquet_rows}.parquet"
-    if not pq_path.exists():
-        write_parquet_atomic(random_spells(a.parquet_rows, seed=1), pq_path)
+    if not cached(pq_path):
+        stamp(write_parquet_atomic(random_spells(a.parquet_rows, seed=1), pq_path))
     with stage(rows, "parquet: read_canonical", rows=a.parquet_rows):
         df = read_canonical(pq_path)
     del df

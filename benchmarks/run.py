@@ -44,7 +44,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import CACHE, machine, print_table, save_json, stage  # noqa: E402
+from _common import CACHE, cached, machine, print_table, save_json, stage, stamp  # noqa: E402
 
 AS_OF = "2024-06-30"
 START, END = "2015-01-01", "2024-12-31"
@@ -55,13 +55,14 @@ def population(n_spells: int, seed: int = 11) -> Path:
     from iizrisk.synth import generate
 
     d = CACHE / f"pop_{n_spells}"
-    if (d / "spells.parquet").exists():
+    if cached(d):
         return d
     pilot = generate(20_000, START, END, seed=seed)
     n_persons = max(1000, int(n_spells * 20_000 / len(pilot.spells)))
     t = time.perf_counter()
     pop = generate(n_persons, START, END, seed=seed)
     pop.to_dir(d)
+    stamp(d)
     print(f"generated {len(pop.spells):,} spells of {n_persons:,} persons in {time.perf_counter() - t:.0f} s",
           file=sys.stderr)
     return d
@@ -78,7 +79,7 @@ def random_population(n_spells: int, persons_per_spell: float, seed: int = 12) -
     from iizrisk.synth import random_spells
 
     d = CACHE / f"random_{n_spells}_{persons_per_spell:g}"
-    if not (d / "spells.parquet").exists():
+    if not cached(d):
         spells = random_spells(n_spells, seed=seed, persons_per_spell=persons_per_spell,
                                first="2015-01-01", days=3650)
         spells["recorded_date"] = spells["end_date"].fillna(spells["start_date"]) + pd.Timedelta(days=7)
@@ -87,6 +88,7 @@ def random_population(n_spells: int, persons_per_spell: float, seed: int = 12) -
         write_parquet_atomic(pd.DataFrame({"person_id": pd.Series([], dtype="str"),
                                            "date": pd.Series([], dtype="datetime64[s]"),
                                            "type": pd.Series([], dtype="str")}), d / "interventions.parquet")
+        stamp(d)
     return d
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import CACHE, print_table  # noqa: E402
+from _common import CACHE, cached, print_table, stamp  # noqa: E402
 
 KEY = b"the benchmarks' model signing key, 32 bytes or more"
 
@@ -35,10 +35,11 @@ def population(persons: int, seed: int = 21) -> Path:
     from iizrisk.synth import generate
 
     d = CACHE / f"train_pop_{persons}"
-    if not (d / "spells.parquet").exists():
+    if not cached(d):
         pop = generate(persons, "2012-01-01", "2024-12-31", seed=seed)
         write_parquet_atomic(pop.spells, d / "spells.parquet")
         write_parquet_atomic(pop.interventions, d / "interventions.parquet")
+        stamp(d)
     return d
 
 
