@@ -1,73 +1,160 @@
-"""Issue 20 quality targets on a synthetic canton: expected vs realised precision, and a planted ALV slowdown.
+"""Issue 20 quality targets on a synthetic canton: planted shocks, and expected vs realised precision.
 
-Run by hand: ``.venv/bin/python benchmarks/selection_monitoring_quality.py [N_PERSONS]``. Prints two tables:
-the label-free expected precision of the top-k (CBPE) beside the realised one over 12 monthly as-of dates,
-and, per night every ``STEP`` days, the drift warnings with and without ALV exits slowed by 30 % from a date
-(the synthetic generator has no shock option yet: the shock is planted with monitoring.slow_down_exits).
+Run by hand (small populations first; each part alone with ``--part``)::
+
+    .venv/bin/python benchmarks/selection_monitoring_quality.py --persons 20000 --part shock
+    .venv/bin/python benchmarks/selection_monitoring_quality.py --persons 8000 --part cbpe [--calibration sigmoid]
+
+``shock``: a model is trained on 2016-2019, then :func:`iizrisk.monitoring.monitor_night` runs every
+night (input drift of every feature, risk drift and bands, the institutions' flows) for the 180 nights
+before a shock date on the stable canton, and for the 30 nights from it on the same canton with a
+shock planted by :func:`iizrisk.synth.apply_shocks`: ALV exits 30 % slower, or SH no longer recording
+exit reasons. Prints, per data set, the nights with a warning, the first warning after the shock and
+what it said. Target: a warning within 30 nights of the shock, at most one night with a warning in the
+180 nights without it.
+
+``cbpe``: the label-free expected precision of the top-k (mean calibrated risk of the listed people)
+beside the realised precision over the 12 month ends of each year of ``--years`` (the model is trained
+up to 2019-06); mean absolute and signed error. Target: mean absolute error at most 0.05.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
+import numpy as np
 import pandas as pd
 
 from iizrisk.features import PointInTimeFeatures
 from iizrisk.model import RiskModel, score
 from iizrisk.monitoring import (
+    FlowThresholds,
     MonitoringThresholds,
     attach_reference,
-    feature_drift,
+    monitor_night,
     realised_performance,
-    slow_down_exits,
 )
 from iizrisk.outcomes import compute_outcome
-from iizrisk.synth import generate
+from iizrisk.synth import apply_shocks, generate
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 4000
-K, STEP, SHOCK = 30, 5, pd.Timestamp("2020-07-01")
+SHOCK = pd.Timestamp("2020-07-01")
+END = "2022-12-31"
+SHOCKS = {"alv_exits_30pct_slower": "slow_exits:ALV:2020-07-01:0.3",
+          "sh_stops_exit_reasons": "no_exit_reasons:SH:2020-07-01"}
 
 
-def main() -> None:
-    t0 = time.time()
-    spells = generate(N, "2012-01-01", "2022-12-31", seed=21, canton="BE").spells
+def _model(spells: pd.DataFrame, *, kind: str = "boosting", calibration: str = "isotonic",
+           calibration_months: int = 6) -> RiskModel:
+    """Trained on the month ends 2016-07 .. 2019-06, reference on its last 12 months."""
     ft = PointInTimeFeatures().fit()
     X = ft.transform(spells, as_of=pd.date_range("2016-07-31", "2019-06-30", freq="ME"))
     y = compute_outcome(spells, pairs=X.index)["outcome"].to_numpy(dtype=bool)
-    model = RiskModel(features=ft, n_threads=1).fit(X, y)
+    model = RiskModel(model=kind, features=ft, n_threads=1, calibration=calibration,
+                      calibration_months=calibration_months).fit(X, y)
     attach_reference(model, X.loc[X.index.get_level_values("as_of") >= pd.Timestamp("2018-07-31")])
+    return model
+
+
+def shock_part(spells: pd.DataFrame, model: RiskModel, th: MonitoringThresholds, flow: FlowThresholds, *,
+               before: int, after: int, step: int) -> pd.DataFrame:
+    """One row per night and data set: warnings by kind and the first message."""
+    data = {"stable": spells, **{name: apply_shocks(spells, [s], observed_until=END) for name, s in SHOCKS.items()}}
     rows = []
-    for t in pd.date_range("2020-01-31", "2020-12-31", freq="ME"):
-        sc = score(model, spells, as_of=t)
-        top = sc.nsmallest(K, "rank").assign(institution="top")  # "all" is the pooled row
-        perf = realised_performance(sc, top, spells, as_of=t, outcome="revolving_door", horizon_months=12)
-        rows.append({"as_of": t.date(), "expected": perf.loc["all", "expected_precision"],
-                     "realised": perf.loc["all", "realised_precision"], "roc_auc": perf.loc["all", "roc_auc"],
-                     "expected_auc": perf.loc["all", "expected_auc"]})
-    cbpe = pd.DataFrame(rows)
-    print(f"CBPE, k={K}, {N} persons\n{cbpe.round(3).to_string(index=False)}")
-    print(f"mean |expected - realised| precision: {(cbpe.expected - cbpe.realised).abs().mean():.3f}; "
-          f"mean (realised - expected): {(cbpe.realised - cbpe.expected).mean():+.3f}")
-    th = MonitoringThresholds()
-    shocked = slow_down_exits(spells, from_date=SHOCK, slowdown=0.3, observed_until="2022-12-31")
-    nights = pd.date_range(SHOCK - pd.Timedelta(days=180), SHOCK + pd.Timedelta(days=90), freq=f"{STEP}D")
+    for name, d in data.items():
+        nights = (pd.date_range(SHOCK - pd.Timedelta(days=before), SHOCK - pd.Timedelta(days=1), freq=f"{step}D")
+                  if name == "stable" else pd.DatetimeIndex([]))
+        nights = nights.append(pd.date_range(SHOCK, SHOCK + pd.Timedelta(days=after - 1), freq=f"{step}D"))
+        for t in nights:
+            sc, X = score(model, d, as_of=t, return_features=True)
+            tab = monitor_night(as_of=t, X=X, scores=sc, worklists=None, reference=model.reference_, spells=d,
+                                thresholds=th, flow_thresholds=flow)
+            w = tab[tab["warning"]]
+            drift = tab[tab["kind"] == "drift"]
+            rows.append({"data": name, "night": t, "after_shock": t >= SHOCK,
+                         "max_feature_psi": drift["value"].max(),
+                         "drift_warnings": int((w["kind"] == "drift").sum()),
+                         "score_warnings": int((w["kind"] == "score").sum()),
+                         "flow_warnings": int((w["kind"] == "flow").sum()),
+                         "message": str(w["message"].iloc[0]) if len(w) else ""})
+    return pd.DataFrame(rows)
+
+
+def report_shocks(nights: pd.DataFrame, step: int) -> None:
+    nights = nights.assign(warned=(nights[["drift_warnings", "score_warnings", "flow_warnings"]].sum(axis=1) > 0))
     out = []
-    for t in nights:
-        for name, data in (("stable", spells), ("shocked", shocked)):
-            Xt = ft.transform(data, as_of=[t])
-            d = feature_drift(Xt, model.reference_)["psi"]
-            out.append({"night": t.date(), "data": name, "max_psi": d.max(), "feature": d.idxmax(),
-                        "warning": bool(d.max() >= th.feature_psi)})
-    nd = pd.DataFrame(out)
-    wide = nd.pivot(index="night", columns="data", values=["max_psi", "warning"])
-    print(wide.to_string())
-    stable_warn = int(nd[(nd.data == "stable")].warning.sum())
-    after = nd[(nd.data == "shocked") & (pd.to_datetime(nd.night) >= SHOCK) & nd.warning]
-    first = after.night.min() if len(after) else None
-    print(f"false warnings without the shock: {stable_warn} of {int((nd.data == 'stable').sum())} nights "
-          f"(every {STEP} days); first warning after the shock: {first} "
-          f"({(pd.Timestamp(first) - SHOCK).days if first else 'none'} days)")
+    for (name, after), g in nights.groupby(["data", "after_shock"], sort=False):
+        first = g.loc[g["warned"], "night"].min() if after else None
+        out.append({"data": name, "period": "from the shock date" if after else "before the shock",
+                    "nights": len(g), "nights_with_a_warning": int(g["warned"].sum()),
+                    "drift": int((g["drift_warnings"] > 0).sum()), "score": int((g["score_warnings"] > 0).sum()),
+                    "flow": int((g["flow_warnings"] > 0).sum()), "max_feature_psi": round(g["max_feature_psi"].max(), 3),
+                    "first_warning_day": (int((first - SHOCK).days) if first is not None and pd.notna(first)
+                                          else None)})
+    print(pd.DataFrame(out).to_string(index=False))
+    for name in SHOCKS:
+        g = nights[(nights["data"] == name) & nights["warned"]]
+        if len(g):
+            print(f"{name}, first warning: {g['night'].iloc[0].date()}: {g['message'].iloc[0]}")
+    stable = nights[(nights["data"] == "stable") & nights["warned"]]
+    for r in stable.itertuples():
+        print(f"stable, warning on {r.night.date()}: {r.message}")
+    print(f"(nights every {step} day(s))")
+
+
+def cbpe_part(spells: pd.DataFrame, model: RiskModel, k: int, year: int) -> pd.DataFrame:
+    rows = []
+    for t in pd.date_range(f"{year}-01-31", f"{year}-12-31", freq="ME"):
+        sc = score(model, spells, as_of=t)
+        top = sc.nsmallest(k, "rank").assign(institution="top")  # "all" is the pooled row
+        perf = realised_performance(sc, top, spells, as_of=t, outcome="revolving_door", horizon_months=12)
+        rows.append({"as_of": t.date(), "scored": int(perf.loc["all", "n"]),
+                     "expected": perf.loc["all", "expected_precision"],
+                     "realised": perf.loc["all", "realised_precision"],
+                     "mean_risk": float(sc["risk"].mean()), "prevalence": perf.loc["all", "prevalence"],
+                     "roc_auc": perf.loc["all", "roc_auc"], "expected_auc": perf.loc["all", "expected_auc"],
+                     "ece": perf.loc["all", "ece"]})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--persons", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=21)
+    ap.add_argument("--part", choices=["shock", "cbpe", "all"], default="all")
+    ap.add_argument("--before", type=int, default=180, help="nights without the shock (180)")
+    ap.add_argument("--after", type=int, default=30, help="nights from the shock date (30)")
+    ap.add_argument("--step", type=int, default=1, help="days between nights (1)")
+    ap.add_argument("--k", type=int, default=30, help="list length for the precision (30)")
+    ap.add_argument("--model", default="boosting", choices=["boosting", "logistic"])
+    ap.add_argument("--flow-z", type=float, default=FlowThresholds.z)
+    ap.add_argument("--calibration", default="isotonic", choices=["isotonic", "sigmoid"])
+    ap.add_argument("--calibration-months", type=int, default=6)
+    ap.add_argument("--years", type=int, nargs="+", default=[2020, 2021],
+                    help="years of monthly as-of dates for the precision (2020 2021)")
+    args = ap.parse_args()
+    t0 = time.time()
+    spells = generate(args.persons, "2012-01-01", END, seed=args.seed, canton="BE").spells
+    model = _model(spells, kind=args.model, calibration=args.calibration,
+                   calibration_months=args.calibration_months)
+    print(f"{args.persons} persons (canton BE, seed {args.seed}), {len(spells)} rows; model {args.model} "
+          f"({args.calibration} calibration on {args.calibration_months} months) trained in {time.time() - t0:.0f} s")
+    if args.part in ("shock", "all"):
+        th, flow = MonitoringThresholds(), FlowThresholds(z=args.flow_z)
+        nights = shock_part(spells, model, th, flow, before=args.before, after=args.after, step=args.step)
+        print(f"\nplanted shocks from {SHOCK.date()}; thresholds: feature/score PSI {th.feature_psi}, bands "
+              f"{th.band_share_change}, {flow}")
+        report_shocks(nights, args.step)
+    if args.part in ("cbpe", "all"):
+        for year in args.years:
+            cbpe = cbpe_part(spells, model, args.k, year)
+            print(f"\nCBPE, k={args.k}, as-of month ends of {year}\n{cbpe.round(3).to_string(index=False)}")
+            err = cbpe["realised"] - cbpe["expected"]
+            print(f"{year}: expected vs realised precision over {len(cbpe)} as-of dates: mean |error| "
+                  f"{err.abs().mean():.3f}, mean signed error (realised - expected) {err.mean():+.3f}, "
+                  f"sd of the error {err.std():.3f} (binomial sd of one list: "
+                  f"{np.sqrt((cbpe['expected'] * (1 - cbpe['expected'])).mean() / args.k):.3f}); "
+                  f"mean risk / prevalence {cbpe['mean_risk'].mean() / cbpe['prevalence'].mean():.2f}")
     print(f"total {time.time() - t0:.0f} s")
 
 

@@ -313,3 +313,188 @@ def test_attached_references_keep_the_exact_band_shares():
                                                             "high": (0.02, 0.02)}
     lo, hi = _band_shares_of_reference(ref, (0.05, 0.25))["high"]  # other thresholds: the deciles' range
     assert lo <= 0.02 <= hi
+
+
+# ------------------------------------------------------------------ planted shocks and the institutions' flows
+def test_shocks_parse_and_refuse_with_the_syntax():
+    from iizrisk.errors import ConfigError
+    from iizrisk.synth import Shock
+
+    s = Shock.parse("slow_exits:alv:2020-07-01:0.3")
+    assert (s.kind, s.institution, s.date, s.size) == ("slow_exits", "ALV", pd.Timestamp("2020-07-01"), 0.3)
+    assert Shock.parse(s.to_text()) == s
+    assert Shock.parse("no_exit_reasons:SH:2020-07-01").to_text() == "no_exit_reasons:SH:2020-07-01"
+    for bad, match in (("slow:ALV:2020-07-01", "choose one of"), ("slow_exits:ALV", "KIND:INSTITUTION"),
+                       ("slow_exits:ALV:2020-13-01", "YYYY-MM-DD"), ("slow_exits:ALV:2020-07-01:1.5", r"\[0, 1\)"),
+                       ("slow_exits:ALV:2020-07-01:x", "not a number")):
+        with pytest.raises(ConfigError, match=match):
+            Shock.parse(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["ALV", "SH"]), st.integers(0, 300),
+                          st.one_of(st.none(), st.integers(0, 300))), min_size=1, max_size=10),
+       st.integers(0, 300), st.sampled_from([0.0, 0.3, 0.5]))
+def test_slowed_exits_equal_the_obvious_loop(rows, shock_day, size):
+    from iizrisk.synth import slow_down_exits
+
+    day0 = pd.Timestamp("2020-01-01")
+    data = []
+    for p, inst, a, length in rows:
+        end = None if length is None else day0 + pd.Timedelta(days=a + length)
+        data.append({"person_id": p, "institution": inst, "start_date": day0 + pd.Timedelta(days=a),
+                     "end_date": end, "exit_reason": None if end is None else "employment",
+                     "recorded_date": day0 + pd.Timedelta(days=a + (length or 0) + 3)})
+    spells = pd.DataFrame(data).astype({"end_date": "datetime64[s]", "start_date": "datetime64[s]",
+                                        "recorded_date": "datetime64[s]"})
+    d, last = day0 + pd.Timedelta(days=shock_day), day0 + pd.Timedelta(days=500)
+    got = slow_down_exits(spells, from_date=d, slowdown=size, observed_until=last)
+    for i, r in spells.iterrows():
+        g = got.loc[i]
+        if r["institution"] != "ALV" or pd.isna(r["end_date"]) or r["end_date"] <= d:
+            assert (g["end_date"] == r["end_date"] or (pd.isna(g["end_date"]) and pd.isna(r["end_date"])))
+            assert g["recorded_date"] == r["recorded_date"]
+            continue
+        anchor = max(r["start_date"], d)
+        want = (anchor + (r["end_date"] - anchor) / (1 - size)).floor("D")
+        if want > last:  # open at the export
+            assert pd.isna(g["end_date"]) and pd.isna(g["exit_reason"]) and g["recorded_date"] == r["start_date"]
+        else:
+            assert g["end_date"] == want and g["exit_reason"] == "employment"
+            assert g["recorded_date"] == r["recorded_date"] + (want - r["end_date"])
+
+
+def test_a_shocked_synthetic_export_keeps_everything_else(tmp_path):
+    from iizrisk.cli import main
+    from iizrisk.synth import apply_shocks, generate
+
+    pop = generate(300, "2018-01-01", "2021-12-31", seed=3)
+    code = main(["synth", "--persons", "300", "--start", "2018-01-01", "--end", "2021-12-31", "--seed", "3",
+                 "--out", str(tmp_path / "s"), "--shock", "slow_exits:ALV:2020-07-01:0.3",
+                 "--shock", "no_exit_reasons:SH:2021-01-01"])
+    assert code == 0
+    import json
+
+    meta = json.loads((tmp_path / "s" / "synth.json").read_text())
+    assert meta["shocks"] == ["slow_exits:ALV:2020-07-01:0.3", "no_exit_reasons:SH:2021-01-01"]
+    dates = {c: "datetime64[ns]" for c in ("start_date", "end_date", "recorded_date")}
+    got = pd.read_parquet(tmp_path / "s" / "spells.parquet").astype(dates)
+    want = apply_shocks(pop.spells, ["slow_exits:ALV:2020-07-01:0.3", "no_exit_reasons:SH:2021-01-01"],
+                        observed_until="2021-12-31").astype(dates)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False,
+                                  check_categorical=False)
+    before = pop.spells.astype(dates)
+    changed = (got["end_date"].fillna(pd.Timestamp(0)) != before["end_date"].fillna(pd.Timestamp(0))).to_numpy()
+    assert changed.any() and (got.loc[changed, "institution"].astype(str) == "ALV").all()
+    sh_late = (got["institution"].astype(str) == "SH") & (got["end_date"] >= "2021-01-01")
+    assert sh_late.any() and got.loc[sh_late, "exit_reason"].isna().all()
+    # the rest of the export is untouched
+    same = ["person_id", "institution", "start_date", "sex", "birth_year"]
+    pd.testing.assert_frame_equal(got[same], before[same].reset_index(drop=True), check_categorical=False,
+                                  check_dtype=False)
+
+
+def _flows_slow(spells, t, w, nb):
+    """institution_flows one row and one window at a time."""
+    t = pd.Timestamp(t)
+    out = []
+    for inst in sorted(set(spells["institution"])):
+        for j in range(nb + 1):
+            e = t - pd.Timedelta(days=j * w)
+            s0 = e - pd.Timedelta(days=w)
+            c = dict(institution=inst, window=j, stock=0, exits=0, ends=0, exits_unknown=0, entries=0)
+            for _, r in spells[spells["institution"] == inst].iterrows():
+                rec, end = r["recorded_date"], r["end_date"]
+                if r["start_date"] > e or (pd.isna(end) and rec > e):
+                    continue  # not known at e
+                end_at = end if pd.notna(end) and rec <= e and end <= e else None
+                if r["start_date"] <= s0 and (end_at is None or end_at > s0):
+                    c["stock"] += 1
+                    c["exits"] += end_at is not None
+                if end_at is not None and s0 < end_at <= e:
+                    c["ends"] += 1
+                    c["exits_unknown"] += pd.isna(r["exit_reason"]) or r["exit_reason"] == "unknown"
+                c["entries"] += s0 < r["start_date"] <= e
+            out.append(c)
+    return pd.DataFrame(out)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ALV", "SH"]), st.integers(0, 120), st.one_of(st.none(), st.integers(0, 90)),
+                          st.integers(0, 40), st.sampled_from(["employment", "unknown", None])),
+                min_size=1, max_size=12), st.integers(60, 150))
+def test_institution_flows_equal_the_obvious_loop(rows, t):
+    from iizrisk.monitoring import institution_flows
+
+    day0 = pd.Timestamp("2020-01-01")
+    spells = pd.DataFrame([{"person_id": str(i), "institution": inst, "start_date": day0 + pd.Timedelta(days=a),
+                            "end_date": None if n is None else day0 + pd.Timedelta(days=a + n),
+                            "recorded_date": day0 + pd.Timedelta(days=a + (n or 0) + delay),
+                            "exit_reason": None if n is None else reason}
+                           for i, (inst, a, n, delay, reason) in enumerate(rows)])
+    spells = spells.astype({"start_date": "datetime64[s]", "end_date": "datetime64[s]", "recorded_date": "datetime64[s]"})
+    as_of = day0 + pd.Timedelta(days=t)
+    got = institution_flows(spells, as_of, window_days=20, baseline_windows=2)
+    want = _flows_slow(spells, as_of, 20, 2)
+    cols = ["institution", "window", "stock", "exits", "ends", "exits_unknown", "entries"]
+    key = ["institution", "window"]
+    pd.testing.assert_frame_equal(got[cols].sort_values(key).reset_index(drop=True),
+                                  want[cols].sort_values(key).reset_index(drop=True), check_dtype=False)
+
+
+def test_flow_changes_warn_on_a_clear_change_only():
+    from iizrisk.monitoring import FlowThresholds, flow_changes
+
+    def flows(tonight_exits, stock=1000, base_exits=(100, 96, 104, 99, 101, 100)):
+        rows = [{"institution": "ALV", "window": j, "stock": stock, "exits": x, "ends": x, "exits_unknown": 2,
+                 "entries": 50} for j, x in enumerate((tonight_exits, *base_exits))]
+        return pd.DataFrame(rows)
+
+    th = FlowThresholds(z=4, min_change=0.15)
+    quiet = flow_changes(flows(95), th)
+    assert not quiet["warning"].any()
+    slow = flow_changes(flows(50), th).set_index("statistic")
+    assert slow.loc["exit_rate", "warning"] and slow.loc["exit_rate", "relative_change"] == pytest.approx(-0.5)
+    # z: (0.05 - 0.1) / sqrt(max(0.1 * 0.9, 0.05 * 0.95) / 1000 + spread beyond sampling), spread 0 here
+    assert slow.loc["exit_rate", "z"] == pytest.approx((0.05 - 0.1) / np.sqrt(0.09 / 1000), rel=1e-6)
+    # a significant but small change at a large stock is no warning (min_change)
+    big = flow_changes(flows(9000, stock=100000, base_exits=(10000, 10010, 9990, 10000)), th).set_index("statistic")
+    assert abs(big.loc["exit_rate", "z"]) > 4 and not big.loc["exit_rate", "warning"]
+    # too few events to judge
+    few = flow_changes(flows(0, stock=20, base_exits=(2, 3, 2, 3)), th).set_index("statistic")
+    assert np.isnan(few.loc["exit_rate", "z"]) and not few.loc["exit_rate", "warning"]
+
+
+def _warning_nights(spells, nights):
+    """Nights on which monitor_night (flows; no model here) warns, and the first message."""
+    out = {}
+    for t in nights:
+        tab = monitor_night(as_of=t, X=None, scores=pd.DataFrame({"person_id": [], "risk": [], "risk_band": []}),
+                            worklists=None, reference=None, spells=spells)
+        w = tab[tab["warning"]]
+        if len(w):
+            out[t] = str(w["message"].iloc[0])
+    return out
+
+
+@pytest.mark.slow
+def test_a_planted_shock_warns_within_30_nights_and_the_stable_canton_hardly_ever():
+    """The issue's quality target, cheaply: the institutions' flows every night on a small canton.
+
+    The full target (a 30 % ALV slow-down at the size of a real canton, with the feature and risk
+    drift of a trained model) is benchmarks/selection_monitoring_quality.py.
+    """
+    from iizrisk.synth import apply_shocks, generate
+
+    spells = generate(20000, "2014-01-01", "2021-12-31", seed=4, canton="BE").spells
+    shock = pd.Timestamp("2020-07-01")
+    # every third night (the 30-day windows of neighbouring nights overlap; the benchmark runs every night)
+    stable = _warning_nights(spells, pd.date_range(shock - pd.Timedelta(days=180), periods=60, freq="3D"))
+    assert len(stable) <= 1, stable
+    for text in ("no_exit_reasons:SH:2020-07-01", "slow_exits:ALV:2020-07-01:0.5"):
+        shocked = apply_shocks(spells, [text], observed_until="2021-12-31")
+        after = _warning_nights(shocked, pd.date_range(shock, periods=10, freq="3D").append(
+            pd.DatetimeIndex([shock + pd.Timedelta(days=29)])))
+        assert after, f"{text}: no warning within 30 nights"
+        first = min(after)
+        assert "input drift" in after[first] and text.split(":")[1] in after[first]

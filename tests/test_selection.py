@@ -16,8 +16,10 @@ from iizrisk.selection import (
     SelectionRule,
     Spec,
     default_grid,
+    flag_rate_ratios,
     jaccard,
     load_spec,
+    person_attributes,
     rolling_evaluation,
     rolling_splits,
     top_k_mask,
@@ -147,6 +149,70 @@ def test_only_deployable_specs_load_for_training(tmp_path):
         Spec("x", params={"depth": 3})
 
 
+# ------------------------------------------------------------------ fairness gaps
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["sex", "age_band"]), st.sampled_from(["a", "b", "c"]),
+                          st.integers(0, 60), st.integers(0, 60)), min_size=1, max_size=12),
+       st.integers(1, 40))
+def test_flag_rate_ratios_equal_the_obvious_loop(cells, min_group):
+    counts = pd.DataFrame([(a, g, n + f, f) for a, g, n, f in cells], columns=["attribute", "group", "n", "flagged"])
+    got = flag_rate_ratios(counts, min_group=min_group)
+    for attr in set(counts["attribute"]):
+        pooled = {}
+        for a, g, n, f in counts.itertuples(index=False):
+            if a == attr:
+                pn, pf = pooled.get(g, (0, 0))
+                pooled[g] = (pn + n, pf + f)
+        big = {g: v for g, v in pooled.items() if v[0] >= min_group}
+        mine = got[got["attribute"] == attr]
+        if not big:
+            assert not len(mine)
+            continue
+        ref = sorted(big, key=lambda g: (-big[g][0], g))[0]  # the largest group (then by name)
+        base = big[ref][1] / big[ref][0]
+        want = {g: (f / n / base if base > 0 else np.nan) for g, (n, f) in big.items() if g != ref}
+        assert dict(zip(mine["group"], mine["reference"], strict=True)) == {g: ref for g in want}
+        for g, r in zip(mine["group"], mine["ratio"], strict=True):
+            assert (np.isnan(r) and np.isnan(want[g])) or r == pytest.approx(want[g])
+        finite = {g: abs(np.log(r)) for g, r in want.items() if not np.isnan(r) and r > 0}
+        worst = mine.loc[mine["worst"], "group"].tolist()
+        assert len(worst) == (1 if want else 0)
+        if finite and all(r > 0 for r in want.values() if not np.isnan(r)):
+            assert abs(np.log(want[worst[0]])) == pytest.approx(max(finite.values()))
+
+
+def test_the_rule_keeps_flag_rate_ratios_within_their_bounds():
+    res = _result({"boosting": [(0.30, 0.01, 0.5), (0.32, 0.01, 0.5)],
+                   "unfair": [(0.40, 0.01, 0.5), (0.40, 0.01, 0.5)]})
+    rows = []
+    for split in (0, 1):
+        for spec, f_flagged in (("boosting", 9), ("unfair", 2)):  # "unfair" flags women far less often
+            rows += [(split, spec, "sex", "F", 100, f_flagged), (split, spec, "sex", "M", 120, 12)]
+    res.fairness = pd.DataFrame(rows, columns=["split", "spec", "attribute", "group", "n", "flagged"])
+    res.info["fairness_min_group"] = 30
+    summ = res.summary
+    assert summ.loc["unfair", "flag_ratio_sex"] == pytest.approx(0.2) and summ.loc["boosting",
+                                                                                 "flag_ratio_sex"] == pytest.approx(0.9)
+    assert res.select(SelectionRule(max_ece=None)).chosen.name == "unfair"
+    sel = res.select(SelectionRule(max_ece=None, min_flag_ratio=0.8))
+    assert sel.chosen.name == "boosting"
+    assert "flag-rate ratio 0.20 by sex outside [0.80, 1.25]" in sel.why
+    assert "flag-rate ratios between protected groups within [0.80, 1.25]" in sel.why
+    assert SelectionRule(min_flag_ratio=0.5).min_flag_ratio == 0.5
+    with pytest.raises(ConfigError, match="above 0"):
+        SelectionRule(min_flag_ratio=0)
+
+
+def test_person_attributes_take_each_persons_latest_known_value():
+    rows = pd.DataFrame({"person_id": ["a", "a", "b", "b"], "institution": ["ALV"] * 4,
+                         "start_date": pd.to_datetime(["2021-01-01", "2020-01-01", "2020-01-01", "2020-06-01"]),
+                         "sex": [None, "F", "M", "M"], "nationality_group": ["CH", "EU_EFTA", None, "THIRD"],
+                         "birth_year": [1980, 1980, 1990, 1990]})
+    got = person_attributes(rows)
+    assert got.loc["a", "sex"] == "F" and got.loc["a", "nationality_group"] == "CH"
+    assert got.loc["b", "nationality_group"] == "THIRD" and int(got.loc["b", "birth_year"]) == 1990
+
+
 # ------------------------------------------------------------------ end to end on a synthetic canton
 @pytest.fixture(scope="module")
 def canton(tmp_path_factory):
@@ -158,7 +224,7 @@ def canton(tmp_path_factory):
     pop.spells.to_parquet(root / "spells.parquet")
     snaps = build_snapshots(pop.spells, root / "snaps", as_of=default_dates(pop.spells, first="2018-01-31"),
                             buckets=1, progress=False)
-    return root, snaps
+    return root, snaps, person_attributes(pop.spells)
 
 
 GRID = [Spec("boosting", params={"max_iter": 30}), Spec("logistic", "logistic"), Spec("bfs_rule", "bfs_rule"),
@@ -168,27 +234,36 @@ GRID = [Spec("boosting", params={"max_iter": 30}), Spec("logistic", "logistic"),
 
 @pytest.mark.slow
 def test_rolling_evaluation_is_complete_reproducible_and_written(canton, tmp_path):
-    _, snaps = canton
-    kw = dict(grid=GRID, every_months=3, years=1, test_months=2, train_months=18, capacity=10, n_threads=1)
+    _, snaps, attributes = canton
+    kw = dict(grid=GRID, every_months=3, years=1, test_months=2, train_months=18, capacity=10, n_threads=1,
+              attributes=attributes, fairness_min_group=20)
     res = rolling_evaluation(snaps, random_state=3, **kw)
     m = res.metrics
     assert len(res.splits) >= 4 and set(m["spec"]) == {s.name for s in GRID}
     assert len(m) == len(res.splits) * len(GRID)
     cols = ["precision_at_k", "recall_at_k", "average_precision", "roc_auc", "brier", "ece", "jaccard_reference"]
     assert m[cols].notna().all().all()
-    assert m.loc[m["split"] > 0, "jaccard_previous"].notna().all()
-    assert (m.loc[m["spec"] == "boosting", "jaccard_reference"] == 1.0).all()
-    # the evaluation rows are the labelled snapshots of the test dates: n matches the dataset
-    X, lab = snaps.read(as_of=res.splits["test_dates"].iloc[-1], observed_only=True)
-    assert (m.loc[m["split"] == res.splits["split"].max(), "n"] == len(X)).all()
+    # the fairness gaps of every protected attribute, per split and specification, and pooled in the summary
+    fair = [f"flag_ratio_{a}" for a in ("sex", "nationality_group", "age_band", "disability")]
+    assert set(fair) <= set(m.columns) and set(fair) <= set(res.summary.columns)
+    assert res.summary[fair].notna().all().all()
+    assert set(res.fairness["attribute"]) == {"sex", "nationality_group", "age_band", "disability"}
+    # every split's flagged rows are k per evaluation date (the disability proxy is known for everyone)
+    per = res.fairness.groupby(["split", "spec", "attribute"])["flagged"].sum()
+    want = res.splits.set_index("split")["test_dates"].map(len).reindex(per.index.get_level_values("split")) * 10
+    assert (per.to_numpy() <= want.to_numpy()).all()
+    dis = per.index.get_level_values("attribute") == "disability"
+    assert (per.to_numpy()[dis] == want.to_numpy()[dis]).all()
     again = rolling_evaluation(snaps, random_state=3, **kw)
     pd.testing.assert_frame_equal(res.metrics, again.metrics)
+    pd.testing.assert_frame_equal(res.fairness, again.fairness)
+    pd.testing.assert_frame_equal(res.summary, again.summary)
     sel = res.select(SelectionRule(max_ece=0.1))
     assert sel.chosen.deployable and sel.chosen.name in {"boosting", "logistic"}
     assert sel.chosen == again.select(SelectionRule(max_ece=0.1)).chosen
     files = res.to_dir(tmp_path / "out")
     assert {p.name for p in files} >= {"selection_summary.csv", "selection_metrics.parquet", "selection_by_split.png",
-                                       "selection_regret.png", "selection_jaccard.csv"}
+                                       "selection_regret.png", "selection_jaccard.csv", "selection_fairness.parquet"}
     ax = res.plot(regret=True)
     assert len(ax.lines) == len(GRID)
 
@@ -198,7 +273,7 @@ def test_select_command_then_train_the_choice(canton, tmp_path):
     from iizrisk.cli import main
     from iizrisk.model import read_manifest
 
-    root, snaps = canton
+    root, snaps, _ = canton
     out = tmp_path / "sel"
     code = main(["select", "--snapshots", str(snaps.path), "--out", str(out), "--specs", "boosting_shallow,logistic",
                  "--years", "1", "--every-months", "6", "--train-months", "18", "--capacity", "10",

@@ -16,6 +16,16 @@ as rows of one long table appended to the history store (table
 * **Scores** (``kind="score"``): the PSI of the calibrated risks, their mean
   and quantiles, and the share of each risk band against the reference (its
   exact share when the reference keeps it, else the range its deciles allow).
+* **The institutions' flows** (``kind="flow"``, from tonight's spells): per
+  institution, the share of open cases that ended in the last 30 days, the
+  share of ends without an exit reason, and the new registrations, each
+  against the 12 windows of 30 days before (:func:`institution_flows`,
+  :func:`flow_changes`). A process change -- exits slowing down after an ALV
+  revision, an institution that stops recording exit reasons -- shows here
+  within weeks, long before the stock of people, and so the features, has
+  moved far enough for their PSI to notice (a change detector: once the
+  baseline windows have absorbed the change, the warning stops, and the
+  feature PSI against the training reference takes over).
 * **List churn** (``kind="churn"``): per institution, the Jaccard index of
   tonight's list against the previous run's (history ``worklists``), and the
   numbers who entered and left.
@@ -59,7 +69,8 @@ from ._results import OutputFigure, OutputTable, ResultMixin
 from .config import MonitoringSettings
 from .model._reference import _bin_shares, feature_reference
 
-__all__ = ["COLUMNS", "MonitoringThresholds", "feature_reference", "attach_reference", "reference_of",
+__all__ = ["COLUMNS", "MonitoringThresholds", "FlowThresholds", "FLOW_STATISTICS", "institution_flows",
+           "flow_changes", "feature_reference", "attach_reference", "reference_of",
            "population_stability_index", "feature_drift", "score_monitoring", "list_churn", "expected_auc",
            "expected_precision", "realised_performance", "monitor_night", "warnings_of", "read_monitoring",
            "slow_down_exits", "MonitoringTrends", "trends"]
@@ -257,6 +268,195 @@ def expected_auc(risk) -> float:
     return float(num / den) if den > 0 else float("nan")
 
 
+# ------------------------------------------------------------------ flows (the institutions' processes)
+@dataclass(frozen=True)
+class FlowThresholds:
+    """When a change in an institution's flows becomes a warning (:func:`flow_changes`).
+
+    The ``[monitoring]`` settings may carry the same values as ``flow_window_days``,
+    ``flow_baseline_windows``, ``flow_z``, ``flow_min_change`` and ``flow_min_count``; a night reads
+    them there first (:meth:`of`), else these defaults.
+
+    Parameters
+    ----------
+    window_days : int, default 30
+        Tonight's window: the days ``T - window_days + 1 .. T``.
+    baseline_windows : int, default 12
+        The windows of the same length just before it (about a year), the baseline.
+    z : float, default 4.0
+        A change is judged on ``|z| >= z``: its distance from the baseline in standard errors
+        (sampling error plus the baseline windows' own spread, see :func:`flow_changes`).
+    min_change : float, default 0.15
+        ... and on a relative change of at least this (a real but small change at national scale is
+        no warning).
+    min_count : float, default 5.0
+        Judged only when tonight's observed or expected count is at least this.
+    """
+
+    window_days: int = 30
+    baseline_windows: int = 12
+    z: float = 4.0
+    min_change: float = 0.15
+    min_count: float = 5.0
+
+    @classmethod
+    def of(cls, settings: Any) -> FlowThresholds:
+        """The flow thresholds of ``[monitoring]`` settings (the defaults for fields they lack)."""
+        if isinstance(settings, FlowThresholds):
+            return settings
+        d = cls()
+        return cls(**{f: type(getattr(d, f))(getattr(settings, f"flow_{f}", getattr(d, f)))
+                      for f in ("window_days", "baseline_windows", "z", "min_change", "min_count")})
+
+
+#: the flow statistics of :func:`flow_changes`: (numerator, denominator or None for a Poisson count)
+FLOW_STATISTICS = {"exit_rate": ("exits", "stock"), "unknown_exit_reason": ("exits_unknown", "ends"),
+                   "entries": ("entries", None)}
+
+
+def institution_flows(spells: pd.DataFrame, as_of, *, window_days: int = 30,
+                      baseline_windows: int = 12) -> pd.DataFrame:
+    """Per institution and window of ``window_days`` days ending at ``T - j * window_days``: stock and flows.
+
+    Window ``j = 0`` is tonight's (the days ``T - window_days + 1 .. T``), ``j = 1 ..
+    baseline_windows`` the ones before it. Each window is counted **as it was known at its last day**
+    ``e``: a row counts from its start if ``start <= e`` (an open row only once recorded by ``e``), and
+    its end counts only when ``recorded_date <= e`` (without ``recorded_date``, always) -- so the
+    reporting delay weighs on every window alike and tonight's window is not short of late ends.
+
+    Returns
+    -------
+    DataFrame
+        ``institution``, ``window``, ``window_end``, ``stock`` (rows open on the day before the
+        window), ``exits`` (of those, ended in the window), ``ends`` (rows ended in the window),
+        ``exits_unknown`` (of ``ends``, without an exit reason or ``unknown``), ``entries`` (rows
+        started in the window).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"person_id": ["a", "b", "c"], "institution": ["ALV"] * 3,
+    ...                      "start_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-05-10"]),
+    ...                      "end_date": pd.to_datetime(["2024-05-20", None, None]),
+    ...                      "exit_reason": [None, None, None]})
+    >>> f = institution_flows(rows, "2024-05-31", baseline_windows=1)
+    >>> f[["window", "stock", "exits", "exits_unknown", "entries"]].to_numpy().tolist()
+    [[0, 2, 1, 1, 1], [1, 2, 0, 0, 0]]
+    """
+    from ._time import MISSING_DAY, OPEN_END
+
+    t = _time.day(pd.Timestamp(as_of))
+    w, nb = int(window_days), int(baseline_windows)
+    if w < 1 or nb < 0:
+        raise ValueError("window_days must be at least 1 and baseline_windows at least 0")
+    first = t - (nb + 1) * w
+    start = _time.to_days(spells["start_date"])
+    end = (_time.to_days(spells["end_date"], missing=int(OPEN_END)) if "end_date" in spells.columns
+           else np.full(len(spells), OPEN_END, dtype=np.int32))
+    rec = (_time.to_days(spells["recorded_date"]) if "recorded_date" in spells.columns
+           else np.full(len(start), MISSING_DAY, dtype=np.int32))
+    # rows that may count in some window: ended after the first, or their end recorded after it
+    keep = (start <= t) & (start != MISSING_DAY) & ((end > first) | (rec > first))
+    start, end, rec = start[keep], end[keep], rec[keep]
+    if "exit_reason" in spells.columns:
+        reason = spells["exit_reason"].astype(object)[keep]
+        unknown = (reason.isna() | (reason.astype(str).str.strip().str.lower() == "unknown")).to_numpy()
+    else:
+        unknown = np.ones(len(start), dtype=bool)
+    codes, names = pd.factorize(spells["institution"].astype(str), sort=True)  # every institution of the export
+    codes = codes[keep]
+    n_inst = len(names)
+    is_open = end == OPEN_END
+    has_rec = rec != MISSING_DAY
+    frames = []
+    for j in range(nb + 1):
+        e = t - j * w
+        s0 = e - w  # the day before the window
+        known = (start <= e) & ~(is_open & has_rec & (rec > e))
+        end_at = np.where(~is_open & (~has_rec | (rec <= e)) & (end <= e), end, OPEN_END)
+        stock = known & (start <= s0) & (end_at > s0)
+        ended = known & (end_at > s0) & (end_at <= e)
+
+        def count(m: np.ndarray) -> np.ndarray:
+            return np.bincount(codes[m], minlength=n_inst)
+
+        frames.append(pd.DataFrame({
+            "institution": np.asarray(names, dtype=object), "window": j,
+            "window_end": pd.Timestamp(_time.to_date(e)), "stock": count(stock), "exits": count(stock & ended),
+            "ends": count(ended), "exits_unknown": count(ended & unknown),
+            "entries": count(known & (start > s0) & (start <= e))}))
+    if not frames or n_inst == 0:
+        return pd.DataFrame(columns=["institution", "window", "window_end", "stock", "exits", "ends",
+                                     "exits_unknown", "entries"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def flow_changes(flows: pd.DataFrame, thresholds: FlowThresholds | None = None) -> pd.DataFrame:
+    """Tonight's flow rates against the baseline windows, per institution and statistic.
+
+    For each statistic of :data:`FLOW_STATISTICS` (``exit_rate``: exits among the rows open before
+    the window; ``unknown_exit_reason``: the share of ends without a reason; ``entries``: a count),
+    tonight's rate ``r0 = x0 / n0`` is compared with the pooled baseline ``p = sum(x) / sum(n)``
+    over windows ``1 .. baseline_windows``:
+    ``z = (r0 - p) / sqrt(max(v(p), v(r0)) / n0 + between)``, where ``v(q)`` is the binomial
+    variance ``q (1 - q)`` (Poisson: ``q``), the larger of the two a cautious choice for rare
+    events, and ``between`` the spread of the baseline windows' rates beyond their sampling error
+    (seasons, trends; at least 0). A change warns when ``|z| >= z``, the relative change
+    ``r0 / p - 1`` is at least ``min_change`` in absolute value, and tonight's observed or
+    expected count is at least ``min_count``.
+
+    Returns
+    -------
+    DataFrame
+        ``institution``, ``statistic``, ``value`` (``r0``), ``baseline`` (``p``), ``relative_change``,
+        ``z``, ``count``, ``warning``.
+    """
+    th = thresholds or FlowThresholds()
+    rows = []
+    if not len(flows):
+        return pd.DataFrame(columns=["institution", "statistic", "value", "baseline", "relative_change", "z",
+                                     "count", "warning"])
+    for stat, (num, den) in FLOW_STATISTICS.items():
+        x = flows.pivot(index="institution", columns="window", values=num).astype(np.float64)
+        n = (flows.pivot(index="institution", columns="window", values=den).astype(np.float64) if den
+             else pd.DataFrame(1.0, index=x.index, columns=x.columns))
+        x0, n0 = x[0].to_numpy(), n[0].to_numpy()
+        xb, nb = x.drop(columns=0).to_numpy(), n.drop(columns=0).to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = xb.sum(axis=1) / nb.sum(axis=1)
+            r0 = x0 / n0
+            rb = np.where(nb > 0, xb / nb, np.nan)
+            var = (lambda q, m: q * (1 - q) / m) if den else (lambda q, m: q / m)
+            ok_b = (nb > 0).sum(axis=1)
+            spread = np.nanvar(rb, axis=1, ddof=1) if xb.shape[1] > 1 else np.full(len(p), np.nan)
+            samp = np.nanmean(np.where(nb > 0, var(p[:, None], np.where(nb > 0, nb, 1.0)), np.nan), axis=1)
+            between = np.nan_to_num(np.maximum(spread - samp, 0.0), nan=0.0)
+            sd = np.sqrt(np.fmax(var(p, n0), var(r0, n0)) + between)
+            z = (r0 - p) / sd
+            rel = r0 / p - 1
+        judged = (ok_b >= 3) & (n0 > 0) & (np.fmax(x0, p * n0) >= th.min_count) & np.isfinite(z)
+        warn = judged & (np.abs(z) >= th.z) & (np.abs(np.nan_to_num(rel, nan=np.inf)) >= th.min_change)
+        rows.append(pd.DataFrame({"institution": x.index.astype(str), "statistic": stat, "value": r0,
+                                  "baseline": p, "relative_change": rel, "z": np.where(judged, z, np.nan),
+                                  "count": x0, "warning": warn}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _flow_rows(t: pd.Timestamp, spells: pd.DataFrame, ft: FlowThresholds) -> list[dict]:
+    ch = flow_changes(institution_flows(spells, t, window_days=ft.window_days,
+                                        baseline_windows=ft.baseline_windows), ft)
+    words = {"exit_rate": "exits among the open cases", "unknown_exit_reason": "ends without an exit reason",
+             "entries": "new registrations"}
+    rows = []
+    for r in ch.itertuples(index=False):
+        fmt = (lambda v: f"{v:.0f}") if r.statistic == "entries" else (lambda v: f"{v:.1%}")
+        msg = (f"input drift: {words[r.statistic]} at {r.institution} in the {ft.window_days} days to {t.date()}: "
+               f"{fmt(r.value)} against {fmt(r.baseline)} in the {ft.baseline_windows} windows before "
+               f"({r.relative_change:+.0%}, z {r.z:+.1f})" if r.warning else "")
+        rows.append(_row("flow", r.statistic, r.value, institution=r.institution, run_as_of=t, threshold=ft.z,
+                         warning=r.warning, message=msg))
+    return rows
+
+
 # ------------------------------------------------------------------ realised performance
 def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, spells: pd.DataFrame, *,
                          as_of, outcome: str, horizon_months: int, observed_until=None) -> pd.DataFrame | None:
@@ -337,7 +537,8 @@ def _row(kind, name, value, *, institution="", run_as_of=None, threshold=np.nan,
 def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, worklists: pd.DataFrame | None,
                   reference: dict[str, Any] | None, history=None, spells: pd.DataFrame | None = None,
                   outcome: str | None = None, horizon_months: int = 12,
-                  thresholds: MonitoringThresholds | None = None, band_thresholds=(0.10, 0.25)) -> pd.DataFrame:
+                  thresholds: MonitoringThresholds | None = None, band_thresholds=(0.10, 0.25),
+                  flow_thresholds: FlowThresholds | None = None) -> pd.DataFrame:
     """Every monitoring figure of one night, as the rows of the history table ``monitoring``.
 
     Parameters
@@ -361,6 +562,8 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
         Default the history scores' ``outcome`` column.
     horizon_months : int, default 12
     thresholds : MonitoringThresholds, optional
+    flow_thresholds : FlowThresholds, optional
+        Default :meth:`FlowThresholds.of` the ``thresholds`` (their ``flow_*`` fields, else the defaults).
 
     Returns
     -------
@@ -392,6 +595,8 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
             then = f"{lo:.1%}" if hi - lo < 1e-12 else f"{lo:.1%} to {hi:.1%}"
             msg = f"band {str(name)[6:]}: share {r['value']:.1%} against {then} at training" if warn else ""
         rows.append(_row("score", name, r["value"], run_as_of=t, threshold=thr, warning=warn, message=msg))
+    if spells is not None:
+        rows += _flow_rows(t, spells, flow_thresholds or FlowThresholds.of(th))
     if worklists is not None and len(worklists):
         for inst, g in worklists.groupby("institution", sort=True):
             rows.append(_row("expected", "expected_precision", expected_precision(g["risk"]), institution=str(inst),
@@ -484,41 +689,17 @@ def read_monitoring(history_root: str | Path, *, since=None, until=None) -> pd.D
 
 def slow_down_exits(spells: pd.DataFrame, *, institution: str = "ALV", from_date, slowdown: float = 0.3,
                     observed_until=None) -> pd.DataFrame:
-    """A dated policy change for drills and tests: exits from ``institution`` slow down from a date.
-
-    Every spell of ``institution`` still open on ``from_date`` (or starting later) lasts longer
-    after that date: its remaining duration is divided by ``1 - slowdown`` (the exit hazard times
-    ``1 - slowdown``). A spell whose new end falls after ``observed_until`` (default the latest
-    end or start) is open at the export (no end, no exit reason). Other rows are unchanged.
+    """A dated policy change for drills and tests: :func:`iizrisk.synth.slow_down_exits` (kept here for notebooks).
 
     >>> rows = pd.DataFrame({"person_id": ["a"], "institution": ["ALV"],
     ...                      "start_date": pd.to_datetime(["2024-01-01"]), "end_date": pd.to_datetime(["2024-01-31"])})
     >>> slow_down_exits(rows, from_date="2024-01-11", slowdown=0.5, observed_until="2024-12-31")["end_date"].iloc[0]
     Timestamp('2024-02-20 00:00:00')
     """
-    if not 0 <= slowdown < 1:
-        from .errors import ConfigError
+    from .synth._shocks import slow_down_exits as _slow
 
-        raise ConfigError(f"slowdown must be in [0, 1), got {slowdown!r}")
-    out = spells.copy()
-    d0 = pd.Timestamp(from_date)
-    last = (pd.Timestamp(observed_until) if observed_until is not None
-            else max(out["end_date"].max(), out["start_date"].max()))
-    start, end = pd.to_datetime(out["start_date"]), pd.to_datetime(out["end_date"])
-    hit = (out["institution"].astype(str) == institution).to_numpy() & (end > d0).to_numpy()
-    anchor = start.where(start > d0, d0)
-    stretched = anchor + (end - anchor) / (1 - slowdown)
-    new_end = stretched.dt.floor("D")
-    open_now = hit & (new_end > last).to_numpy()
-    out["end_date"] = end.where(~hit, new_end).where(~open_now, pd.NaT).astype(out["end_date"].dtype)
-    if "exit_reason" in out.columns:
-        out["exit_reason"] = out["exit_reason"].where(~open_now, None)
-    if "recorded_date" in out.columns:
-        # the end becomes known as late after the new end as after the old one; an open row when it started
-        rec = pd.to_datetime(out["recorded_date"])
-        moved = rec.where(~hit, rec + (new_end - end)).where(~open_now, start)
-        out["recorded_date"] = moved.astype(out["recorded_date"].dtype)
-    return out
+    return _slow(spells, institution=institution, from_date=from_date, slowdown=slowdown,
+                 observed_until=observed_until)
 
 
 # ------------------------------------------------------------------ trends (iizrisk monitor)

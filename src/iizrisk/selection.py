@@ -63,7 +63,8 @@ from .errors import ConfigError, ValidationError
 from .store import write_json_atomic
 
 __all__ = ["Spec", "SelectionRule", "SelectionResult", "Selection", "default_grid", "rolling_splits",
-           "rolling_evaluation", "top_k_mask", "jaccard", "load_spec"]
+           "rolling_evaluation", "top_k_mask", "jaccard", "load_spec", "person_attributes", "flag_rate_ratios",
+           "FAIRNESS_ATTRIBUTES"]
 
 logger = logging.getLogger("iizrisk")
 
@@ -172,6 +173,11 @@ class SelectionRule:
         Every split's top-k Jaccard against the previous split must be at least this.
     reference : str, default "boosting"
         The current default (compared with the choice on the last split).
+    min_flag_ratio : float or None, default None
+        The flag rate of every protected group over its reference group's (pooled over the splits,
+        :meth:`SelectionResult.fairness_ratios`) must lie in ``[min_flag_ratio, 1 / min_flag_ratio]``
+        (0.8: the four-fifths rule of :class:`iizrisk.fairness_rule.FairnessRule`). A point estimate:
+        the audit (``iizrisk audit``) judges the chosen model with confidence intervals.
 
     A TOML file states it in a ``[selection]`` table::
 
@@ -179,20 +185,24 @@ class SelectionRule:
         metric = "precision_at_k"
         max_ece = 0.03
         min_jaccard = 0.2
+        min_flag_ratio = 0.5
     """
 
     metric: str = "precision_at_k"
     max_ece: float | None = 0.03
     min_jaccard: float | None = None
     reference: str = "boosting"
+    min_flag_ratio: float | None = None
 
     def __post_init__(self):
         if self.metric not in METRICS:
             raise ConfigError(f"[selection] metric = {self.metric!r}: choose one of {list(METRICS)}")
-        for name in ("max_ece", "min_jaccard"):
+        for name in ("max_ece", "min_jaccard", "min_flag_ratio"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1):
                 raise ConfigError(f"[selection] {name} = {v!r}: a number from 0 to 1")
+        if self.min_flag_ratio == 0:
+            raise ConfigError("[selection] min_flag_ratio = 0: a ratio bound above 0 (0.8 is the four-fifths rule)")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> SelectionRule:
@@ -207,7 +217,7 @@ class SelectionRule:
         table = data.get("selection")
         if not isinstance(table, dict):
             raise ConfigError(f"{p}: no [selection] table; see iizrisk.selection.SelectionRule")
-        known = {"metric", "max_ece", "min_jaccard", "reference"}
+        known = {"metric", "max_ece", "min_jaccard", "reference", "min_flag_ratio"}
         bad = sorted(set(table) - known)
         if bad:
             raise ConfigError(f"{p}: [selection] unknown setting(s) {bad}; known: {sorted(known)}")
@@ -349,6 +359,11 @@ class SelectionResult(ResultMixin):
     jaccard_between : DataFrame
         Mean top-k Jaccard between every pair of specifications on the last split.
     info : dict
+    crosstab : DataFrame or None
+        The reference specification's top-k against the rest on the last split, feature by feature.
+    fairness : DataFrame or None
+        Rows and flagged rows per (``split``, ``spec``, ``attribute``, ``group``); the metrics hold each
+        split's ``flag_ratio_<attribute>`` and :meth:`fairness_ratios` pools them over the splits.
     """
 
     metrics: pd.DataFrame
@@ -357,6 +372,30 @@ class SelectionResult(ResultMixin):
     jaccard_between: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
     crosstab: pd.DataFrame | None = None
+    fairness: pd.DataFrame | None = None
+
+    def fairness_ratios(self) -> pd.DataFrame:
+        """Flag-rate ratios against each attribute's reference group, pooled over the splits, per spec.
+
+        Columns as :func:`flag_rate_ratios` plus ``spec``; groups smaller than the evaluation's
+        ``fairness_min_group`` (pooled) are left out.
+        """
+        if self.fairness is None or not len(self.fairness):
+            return pd.DataFrame(columns=["spec", "attribute", "group", "reference", "n", "flagged", "flag_rate",
+                                         "ratio", "worst"])
+        mg = int(self.info.get("fairness_min_group", 30))
+        frames = [flag_rate_ratios(g, min_group=mg).assign(spec=name)
+                  for name, g in self.fairness.groupby("spec", sort=False)]
+        out = pd.concat(frames, ignore_index=True)
+        return out[["spec", *[c for c in out.columns if c != "spec"]]]
+
+    def _pooled_worst(self) -> pd.DataFrame:
+        """spec x ``flag_ratio_<attribute>``: the worst pooled ratio per attribute."""
+        r = self.fairness_ratios()
+        if not len(r):
+            return pd.DataFrame()
+        w = r[r["worst"]].pivot(index="spec", columns="attribute", values="ratio")
+        return w.rename(columns=lambda a: f"flag_ratio_{a}")
 
     def regret(self, metric: str = "precision_at_k") -> pd.DataFrame:
         """Distance to the best specification of each split (0 = best); splits x specs."""
@@ -367,13 +406,17 @@ class SelectionResult(ResultMixin):
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Mean of every metric over the splits, the worst split's ECE and Jaccard, and the mean regret."""
+        """Mean of every metric over the splits, the worst split's ECE and Jaccard, the mean regret, and the
+        worst flag-rate ratio per protected attribute pooled over the splits (``flag_ratio_<attribute>``)."""
         g = self.metrics.groupby("spec", sort=False)
         out = g[[m for m in METRICS if m in self.metrics.columns]].mean()
         out["worst_ece"] = g["ece"].max()
         out["worst_jaccard_previous"] = g["jaccard_previous"].min()
         out["mean_regret"] = self.regret().mean()
         out["splits"] = g.size()
+        fair = self._pooled_worst()
+        if len(fair):  # pooled over the splits: one split's few listed people say little
+            out = out.join(fair)
         return out.sort_values("precision_at_k", ascending=False)
 
     def _title(self) -> str:
@@ -405,6 +448,15 @@ class SelectionResult(ResultMixin):
                 w = table.loc[n, "worst_jaccard_previous"]
                 if pd.notna(w) and w < rule.min_jaccard:
                     reasons[n].append(f"top-k Jaccard against the previous split {w:.2f} < {rule.min_jaccard}")
+        fair_cols = [c for c in table.columns if str(c).startswith("flag_ratio_")]
+        if rule.min_flag_ratio is not None:
+            lo, hi = float(rule.min_flag_ratio), 1.0 / float(rule.min_flag_ratio)
+            for n in table.index:
+                for c in fair_cols:
+                    v = table.loc[n, c]
+                    if pd.notna(v) and not lo <= v <= hi:
+                        reasons[n].append(f"flag-rate ratio {v:.2f} by {c[len('flag_ratio_'):]} outside "
+                                          f"[{lo:.2f}, {hi:.2f}]")
         table["eligible"] = [not reasons[n] for n in table.index]
         table["excluded_because"] = ["; ".join(reasons[n]) for n in table.index]
         asc = rule.metric in LOWER_IS_BETTER
@@ -426,6 +478,11 @@ class SelectionResult(ResultMixin):
         if rule.min_jaccard is not None:
             cons.append(f"top-k Jaccard against the previous split >= {rule.min_jaccard} "
                         f"(worst {ok.loc[best, 'worst_jaccard_previous']:.2f})")
+        if rule.min_flag_ratio is not None and fair_cols:
+            ratios = ", ".join(f"{c[len('flag_ratio_'):]} {ok.loc[best, c]:.2f}" for c in fair_cols
+                               if pd.notna(ok.loc[best, c]))
+            cons.append(f"flag-rate ratios between protected groups within [{rule.min_flag_ratio:.2f}, "
+                        f"{1 / rule.min_flag_ratio:.2f}] pooled over the splits ({ratios or 'none judged'})")
         if cons:
             why[0] += " among those with " + " and ".join(cons)
         why[0] += "."
@@ -479,6 +536,14 @@ class SelectionResult(ResultMixin):
                   OutputTable("selection_jaccard", self.jaccard_between.reset_index())]
         if self.crosstab is not None:
             tables.append(OutputTable("selection_crosstab", self.crosstab.reset_index()))
+        if self.fairness is not None:
+            # flag rates of groups of at least fairness_min_group evaluation rows; the flagged counts are
+            # pooled over splits and specifications of whole lists (k per date), not people to protect
+            fr = self.fairness_ratios()
+            small = (fr["flagged"] > 0) & (fr["flagged"] < k)  # a handful of flagged person-months: hidden
+            fr[["flagged", "flag_rate", "ratio"]] = fr[["flagged", "flag_rate", "ratio"]].astype(float).mask(
+                np.repeat(small.to_numpy()[:, None], 3, axis=1))
+            tables.append(OutputTable("selection_fairness", fr))
         return tables
 
     def _output_figures(self, tables) -> list[OutputFigure]:
@@ -510,11 +575,131 @@ def crosstab(X: pd.DataFrame, listed: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"mean_top_k": m1, "mean_rest": m0, "std_difference": d}).rename_axis("feature")
 
 
+#: protected attributes of the fairness columns (``disability`` from the features, the others from ``attributes``)
+FAIRNESS_ATTRIBUTES = ("sex", "nationality_group", "age_band", "disability")
+
+
+def person_attributes(spells: pd.DataFrame) -> pd.DataFrame:
+    """The protected attributes of each person (``sex``, ``nationality_group``, ``birth_year``), index ``person_id``.
+
+    Each person's latest non-missing value by ``start_date`` (the spells' columns that exist).
+
+    >>> rows = pd.DataFrame({"person_id": ["a", "a", "b"], "start_date": pd.to_datetime(["2020-01-01",
+    ...                      "2021-01-01", "2020-01-01"]), "sex": ["F", None, "M"], "birth_year": [1980, 1980, 1990]})
+    >>> person_attributes(rows).to_dict("index")
+    {'a': {'sex': 'F', 'birth_year': 1980}, 'b': {'sex': 'M', 'birth_year': 1990}}
+    """
+    cols = [c for c in ("sex", "nationality_group", "birth_year") if c in spells.columns]
+    if not cols:
+        return pd.DataFrame(index=pd.Index([], name="person_id", dtype="str"))
+    order = np.argsort(_time.to_days(spells["start_date"]), kind="stable")
+    rows = spells.iloc[order]
+    out = rows[cols].groupby(rows["person_id"].astype(str).to_numpy(), sort=True).last()
+    for c in ("sex", "nationality_group"):
+        if c in out.columns:
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+    out.index.name = "person_id"
+    return out
+
+
+def _protected_groups(X: pd.DataFrame, ids: np.ndarray, days: np.ndarray,
+                      attributes: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    """Each protected attribute's group label per row (object arrays; None when unknown)."""
+    from .fairness import AGE_BAND_EDGES, DISABILITY_PROXY
+
+    out: dict[str, np.ndarray] = {}
+    if attributes is not None and len(attributes):
+        a = attributes.reindex(pd.Index(np.asarray(ids, dtype=object).astype(str)))
+        for c in ("sex", "nationality_group"):
+            if c in a.columns:
+                out[c] = a[c].astype(object).where(a[c].notna(), None).to_numpy()
+        if "birth_year" in a.columns:
+            by = pd.to_numeric(a["birth_year"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            year = pd.DatetimeIndex(_time.from_days(np.asarray(days))).year.to_numpy()
+            age = year - by
+            edges = np.asarray(AGE_BAND_EDGES, dtype=np.float64)
+            labels = np.array([f"<{AGE_BAND_EDGES[0]}"] + [f"{lo}-{hi - 1}" for lo, hi in
+                                                           zip(AGE_BAND_EDGES[:-1], AGE_BAND_EDGES[1:], strict=True)]
+                              + [f"{AGE_BAND_EDGES[-1]}+"], dtype=object)
+            band = labels[np.searchsorted(edges, np.nan_to_num(age, nan=0.0), side="right")]
+            band[np.isnan(age)] = None
+            out["age_band"] = band
+    if {"open_iv", "n_spells_iv_60m"} <= set(X.columns):
+        iv = (X["open_iv"].to_numpy(dtype=np.float64, na_value=0) > 0) | \
+             (X["n_spells_iv_60m"].to_numpy(dtype=np.float64, na_value=0) > 0)
+        out["disability"] = np.where(iv, DISABILITY_PROXY[0], DISABILITY_PROXY[1]).astype(object)
+    return {k: out[k] for k in FAIRNESS_ATTRIBUTES if k in out}
+
+
+def _group_counts(mask: np.ndarray, groups: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Rows and flagged rows per attribute and group (unknown values left out)."""
+    frames = []
+    for attr, g in groups.items():
+        known = pd.notna(g) & (g != None)  # noqa: E711 - object arrays hold None
+        codes, labels = pd.factorize(pd.Series(g[known]).astype(str), sort=True)
+        frames.append(pd.DataFrame({"attribute": attr, "group": np.asarray(labels, dtype=object),
+                                    "n": np.bincount(codes, minlength=len(labels)),
+                                    "flagged": np.bincount(codes, weights=mask[known].astype(np.float64),
+                                                           minlength=len(labels)).astype(np.int64)}))
+    return (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=["attribute", "group", "n", "flagged"]))
+
+
+def flag_rate_ratios(counts: pd.DataFrame, *, min_group: int = 30) -> pd.DataFrame:
+    """Per attribute: every group's flag rate over the reference group's (the largest group, as the audit).
+
+    Groups with fewer than ``min_group`` rows are left out (their rate says little). The ratio is
+    NaN when the reference flags no one. ``worst`` is, per attribute, the ratio furthest from 1 on
+    the log scale (the one a bound ``[min_ratio, 1 / min_ratio]`` meets first).
+
+    Returns
+    -------
+    DataFrame
+        ``attribute``, ``group``, ``reference``, ``n``, ``flagged``, ``flag_rate``, ``ratio``,
+        ``worst`` (bool).
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"attribute": ["sex", "sex"], "group": ["F", "M"], "n": [400, 600],
+    ...                   "flagged": [4, 12]})
+    >>> flag_rate_ratios(c)[["group", "reference", "ratio"]].to_dict("records")
+    [{'group': 'F', 'reference': 'M', 'ratio': 0.5}]
+    """
+    c = counts.groupby(["attribute", "group"], as_index=False, sort=True)[["n", "flagged"]].sum()
+    c = c[c["n"] >= min_group].copy()
+    if not len(c):
+        return pd.DataFrame(columns=["attribute", "group", "reference", "n", "flagged", "flag_rate", "ratio", "worst"])
+    c["flag_rate"] = c["flagged"] / c["n"]
+    ref = c.sort_values(["attribute", "n", "group"], ascending=[True, False, True]).groupby("attribute").head(1)
+    ref = ref.set_index("attribute")
+    c["reference"] = c["attribute"].map(ref["group"])
+    base = c["attribute"].map(ref["flag_rate"]).to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c["ratio"] = np.where(base > 0, c["flag_rate"].to_numpy() / base, np.nan)
+    c = c[c["group"] != c["reference"]].reset_index(drop=True)
+    with np.errstate(divide="ignore"):
+        far = np.abs(np.log(c["ratio"].to_numpy(dtype=np.float64)))
+    c["_far"] = np.where(np.isnan(far), -1.0, far)
+    c["worst"] = False
+    if len(c):
+        c.loc[c.groupby("attribute")["_far"].idxmax(), "worst"] = True
+    return c.drop(columns="_far")[["attribute", "group", "reference", "n", "flagged", "flag_rate", "ratio", "worst"]]
+
+
+def _worst_ratios(counts: pd.DataFrame, min_group: int) -> dict[str, float]:
+    """``{"flag_ratio_<attribute>": worst ratio}`` of one set of counts."""
+    r = flag_rate_ratios(counts, min_group=min_group)
+    w = r[r["worst"]].set_index("attribute")["ratio"]
+    return {f"flag_ratio_{a}": float(w[a]) if a in w.index else np.nan
+            for a in counts["attribute"].unique()} if len(counts) else {}
+
+
 def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_months: int = 3, years: int = 2,
                        test_months: int = 3, train_months: int = 36, calibration_months: int = 6,
                        gap_months: int | None = None, capacity: int = 50, max_persons: int | None = None,
                        random_state: int = 0, n_threads: int | None = None,
-                       progress: bool | None = None) -> SelectionResult:
+                       progress: bool | None = None, attributes: pd.DataFrame | None = None,
+                       fairness_min_group: int = 30) -> SelectionResult:
     """Evaluate a grid of specifications on rolling as-of splits of a snapshot dataset.
 
     Parameters
@@ -538,6 +723,14 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
         The seed of every model: the same seed gives the same result.
     n_threads : int, optional
         Threads per model fit.
+    attributes : DataFrame, optional
+        Protected attributes per person (:func:`person_attributes`: ``sex``, ``nationality_group``,
+        ``birth_year``, index ``person_id``). With them, and always for the disability proxy (an IV
+        registration open or within 60 months, from the features), each split and specification gets
+        ``flag_ratio_<attribute>``: the flag rate (share in the top-k) of the group furthest from its
+        reference group (the largest), over the reference's. Groups of fewer than
+        ``fairness_min_group`` evaluation rows are left out.
+    fairness_min_group : int, default 30
 
     Returns
     -------
@@ -589,6 +782,7 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
     common = dict(calibration_months=calibration_months, gap_months=gap, outcome=snaps.meta["outcome"],
                   horizon_months=horizon, features=ft, random_state=random_state, n_threads=n_threads)
     rows: list[dict[str, Any]] = []
+    fair_rows: list[pd.DataFrame] = []
     prev_lists: dict[str, np.ndarray] = {}
     last_masks: tuple[dict[str, np.ndarray], Any] | None = None
     crosstab_frame = None
@@ -630,6 +824,7 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
             table = evaluate(yte, scores, dte, k=k)
             first_day = int(te_days.min())
             masks = {n: top_k_mask(v, dte, k=k, random_state=random_state) for n, v in scores.items()}
+            groups = _protected_groups(Xte, ids[te], dte, attributes)
             at_first = dte == first_day
             for n in scores:
                 row = {"split": int(sp["split"]), "origin": sp["origin"], "spec": n, **table.loc[n].to_dict()}
@@ -638,6 +833,9 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
                 prev_lists[n] = listed
                 row["jaccard_reference"] = (_jaccard_per_date(masks[n], masks[reference.name], dte)
                                             if reference is not None and reference.name in masks else np.nan)
+                counts = _group_counts(masks[n], groups)
+                row.update(_worst_ratios(counts, fairness_min_group))
+                fair_rows.append(counts.assign(split=int(sp["split"]), spec=n))
                 rows.append(row)
             last_masks = (masks, dte)
             if reference is not None and reference.name in masks:
@@ -655,8 +853,11 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
             "capacity": capacity, "random_state": random_state, "every_months": every_months, "years": years,
             "test_months": test_months, "train_months": train_months, "calibration_months": calibration_months,
             "snapshots": str(snaps.path), "data_fingerprint": snaps.meta.get("data_fingerprint"),
-            "reference": None if reference is None else reference.name}
+            "reference": None if reference is None else reference.name, "fairness_min_group": fairness_min_group,
+            "fairness_attributes": sorted({a for f in fair_rows for a in f["attribute"].unique()})}
     if sample is not None:
         info["sample"] = sample
+    fairness = (pd.concat(fair_rows, ignore_index=True)[["split", "spec", "attribute", "group", "n", "flagged"]]
+                if fair_rows else None)
     return SelectionResult(metrics=metrics, splits=splits, specs=grid, jaccard_between=jb, info=info,
-                           crosstab=crosstab_frame)
+                           crosstab=crosstab_frame, fairness=fairness)

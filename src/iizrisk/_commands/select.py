@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      "(snapshots are built into OUT/snapshots first)")
     src.add_argument("--snapshots", metavar="DIR", type=plain_path, help="a dataset of `iizrisk snapshots`")
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet), with --spells")
+    p.add_argument("--attributes", metavar="PATH", help="with --snapshots: canonical spells to read the protected "
+                   "attributes from (sex, nationality group, birth year) for the fairness columns; with --spells "
+                   "they come from those spells")
     p.add_argument("--outcome", choices=outcome_names(), default="revolving_door", help="with --spells")
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=12, metavar="N")
     p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
@@ -42,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-ece", type=finite_float(1.0), default=0.03, metavar="X", help="ECE bound per split")
     p.add_argument("--min-jaccard", type=finite_float(1.0), metavar="X",
                    help="top-k Jaccard against the previous split, per split")
+    p.add_argument("--min-flag-ratio", type=finite_float(1.0), metavar="X",
+                   help="flag-rate ratios between protected groups within [X, 1/X], pooled over the splits "
+                        "(0.8: the four-fifths rule)")
     p.add_argument("--seed", type=int, default=0, help="seed of every model (0)")
     p.add_argument("--threads", type=int_at_least(1), metavar="N", help="threads per model fit")
 
@@ -50,11 +56,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..selection import SelectionRule, default_grid, rolling_evaluation
+    from ..selection import SelectionRule, default_grid, person_attributes, rolling_evaluation
 
     out = Path(args.out)
     rule = (SelectionRule.from_toml(args.rule) if args.rule else
-            SelectionRule(metric=args.metric, max_ece=args.max_ece, min_jaccard=args.min_jaccard))
+            SelectionRule(metric=args.metric, max_ece=args.max_ece, min_jaccard=args.min_jaccard,
+                          min_flag_ratio=args.min_flag_ratio))
     grid = default_grid()
     if args.specs:
         want = [s.strip() for s in args.specs.split(",") if s.strip()]
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--specs: unknown specification(s) {unknown}; known: {[s.name for s in grid]}")
         grid = [s for s in grid if s.name in want]
     snapshots = args.snapshots
+    attributes = None
     if args.spells:
         from ..snapshots import build_snapshots, default_dates
         from .features import read_inputs
@@ -71,12 +79,19 @@ def run(args: argparse.Namespace) -> int:
         snapshots = build_snapshots(spells, out / "snapshots", as_of=default_dates(spells),
                                     interventions=interventions, outcome=args.outcome,
                                     horizon_months=args.horizon_months)
+        attributes = person_attributes(spells)
     elif args.interventions:
         raise ConfigError("--interventions with --snapshots: the snapshot dataset holds them already")
+    if args.attributes:
+        if args.spells:
+            raise ConfigError("--attributes with --spells: the protected attributes come from --spells")
+        from .features import read_inputs
+
+        attributes = person_attributes(read_inputs(args.attributes, None)[0])
     result = rolling_evaluation(snapshots, grid=grid, every_months=args.every_months, years=args.years,
                                 test_months=args.test_months, train_months=args.train_months,
                                 capacity=args.capacity, max_persons=args.max_persons, random_state=args.seed,
-                                n_threads=args.threads)
+                                n_threads=args.threads, attributes=attributes)
     result.to_dir(out)
     selection = result.select(rule)
     selection.to_json(out / "selected.json")

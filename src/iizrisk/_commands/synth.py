@@ -30,13 +30,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="true effect of a joint assessment: relative reduction of the hazards of new "
                         "ALV/IV/SH spells for 24 months (hazard ratio 1 - X; default 0.3, 0 = none)")
     p.add_argument("--canton", metavar="XX", help="generate one canton (two-letter code)")
+    p.add_argument("--shock", action="append", default=[], metavar="KIND:INST:YYYY-MM-DD[:SIZE]",
+                   help="plant a dated change for monitoring drills (repeatable): slow_exits:ALV:2020-07-01:0.3 "
+                        "(exits 30 %% slower from that day) or no_exit_reasons:SH:2020-07-01 (no exit reason "
+                        "recorded from that day); applied to the simulated spells, see iizrisk.synth.Shock")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..synth import generate
+    import dataclasses
 
+    from ..synth import Shock, apply_shocks, generate
+
+    shocks = [Shock.parse(s) for s in args.shock]  # refused before the simulation runs
     pop = generate(args.persons, args.start, args.end, seed=args.seed, effect=args.effect,
                    canton=args.canton.upper() if args.canton else None)
+    if shocks:
+        pop = dataclasses.replace(pop, spells=apply_shocks(pop.spells, shocks, observed_until=args.end),
+                                  meta={**pop.meta, "shocks": [s.to_text() for s in shocks]})
     out = pop.to_dir(args.out, exports=args.exports)
     print(out)
     return EXIT_OK

@@ -157,6 +157,18 @@ tables; ``severity_effects``, ``history_effects``, ``recent_effects`` and
 timing; the other institutions; reporting delays. Change them with
 ``generate(..., params={"hazards": {"ALV:top_up": (0.002,)}})``.
 
+Dated shocks
+------------
+For monitoring drills a dated change can be planted in the exported spells
+(:class:`Shock`, :func:`apply_shocks`, ``iizrisk synth --shock
+KIND:INSTITUTION:YYYY-MM-DD[:SIZE]``): ``slow_exits`` (exits from an
+institution slow down by ``SIZE``, default 0.3, from the date) or
+``no_exit_reasons`` (an institution stops recording exit reasons from the
+date). Both transform the simulated spells after the simulation; the later
+life of a person whose spell was stretched is not simulated again (the
+simplifications are listed in :func:`slow_down_exits`). No shock is planted
+unless asked for.
+
 Determinism and scale
 ---------------------
 The same seed and arguments give the same population and byte-identical
@@ -170,15 +182,21 @@ from ._calibration import CALIBRATION_TARGETS, calibration_report
 from ._params import AGE_BANDS, BANDS, SwissDefaults
 from ._population import SyntheticPopulation, generate, load
 from ._random import random_spells
+from ._shocks import SHOCK_KINDS, Shock, apply_shocks, slow_down_exits, stop_recording_exit_reasons
 
 __all__ = [
     "AGE_BANDS",
     "BANDS",
     "CALIBRATION_TARGETS",
+    "SHOCK_KINDS",
+    "Shock",
     "SwissDefaults",
     "SyntheticPopulation",
+    "apply_shocks",
     "calibration_report",
     "generate",
     "load",
     "random_spells",
+    "slow_down_exits",
+    "stop_recording_exit_reasons",
 ]
