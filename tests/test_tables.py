@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iizrisk import tables
-from iizrisk._results import PLAIN_CSV, CsvFormat, OutputTable, ResultMixin
+from iizrisk._results import CsvFormat, OutputTable, ResultMixin
 from iizrisk._texts import LANGUAGES
 from iizrisk.tables import (
     FORMULA_START,
@@ -247,7 +247,7 @@ class _Tables(ResultMixin):
     def _output_tables(self, k: int) -> list[OutputTable]:
         frame = pd.DataFrame({"suppressed": [False, True], "estimate": [-0.5, np.nan],
                               "problem": ["=cmd|' /C calc'!A0", "ok"]}, index=pd.Index(["x", "y"], name="outcome"))
-        return [OutputTable("swiss", frame.reset_index()), OutputTable("plain", frame.reset_index(), csv=PLAIN_CSV),
+        return [OutputTable("swiss", frame.reset_index()), OutputTable("plain", frame.reset_index(), csv=CsvFormat(sep=",", bom=False)),
                 OutputTable("indexed", frame, csv=CsvFormat(index=True)),
                 OutputTable("machines", frame.reset_index(), csv=None)]
 
@@ -366,7 +366,8 @@ _OWN_CSV = {
     "store.py": "the atomic writer every CSV goes through",
     "tables.py": "the one writer of tables people open",
     "synth/_exports.py": "simulated institution exports, in the institutions' own formats",
-    "_commands/pseudonymise.py": "pseudonymised exports for iizrisk to read, not for people",
+    "_commands/pseudonymise.py": "the pseudonymised export, for iizrisk to read (its report of invalid rows goes "
+                                 "through write_table)",
 }
 
 

@@ -65,7 +65,6 @@ from typing import Any
 import pandas as pd
 
 from .store import (
-    PLAIN_CSV,
     SWISS_CSV,
     CsvFormat,
     write_csv_atomic,
@@ -73,7 +72,7 @@ from .store import (
 )
 from .tables import write_outputs
 
-__all__ = ["DEFAULT_MIN_CELL_SIZE", "PLAIN_CSV", "SWISS_CSV", "CsvFormat", "OutputFigure", "OutputTable",
+__all__ = ["DEFAULT_MIN_CELL_SIZE", "SWISS_CSV", "CsvFormat", "OutputFigure", "OutputTable",
            "ResultMixin", "in_notebook", "write_csv_atomic", "write_png_atomic"]
 
 #: ``k`` of :mod:`iizrisk.suppression` when neither the caller nor the object says otherwise.

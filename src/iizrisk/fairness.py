@@ -92,7 +92,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._results import PLAIN_CSV, OutputFigure, OutputTable, ResultMixin
+from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import load_locale, swiss_number, text
 from .errors import ConfigError
 from .fairness_rule import _NO_RATIO, GAP_METRICS, METRICS, VERDICTS, FairnessRule, _judge
@@ -1261,7 +1261,7 @@ class FairnessAudit(ResultMixin):
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         # suppressed at fit (protect_cells with complementary cells), with self.min_cell_size >= k
-        return [OutputTable(name, table, csv=PLAIN_CSV) for name, table in
+        return [OutputTable(name, table) for name, table in
                 (("fairness_summary", self.summary), ("fairness_gaps", self.gaps),
                  ("fairness_calibration", self.calibration))]
 

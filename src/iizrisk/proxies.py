@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._results import PLAIN_CSV, OutputTable, ResultMixin
+from ._results import OutputTable, ResultMixin
 from ._texts import load_locale, text
 
 __all__ = ["ProxyAnalysis", "feature_strength", "DESIGNED_PROXIES", "DIRECT_INPUTS"]
@@ -238,5 +238,5 @@ class ProxyAnalysis(ResultMixin):
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         # groups smaller than min_cell_size were never analysed; only AUCs and strengths are published
-        return [OutputTable("proxy_summary", self.summary.drop(columns=["n"]), csv=PLAIN_CSV),
-                OutputTable("proxy_strengths", self.strengths, csv=PLAIN_CSV)]
+        return [OutputTable("proxy_summary", self.summary.drop(columns=["n"])),
+                OutputTable("proxy_strengths", self.strengths)]

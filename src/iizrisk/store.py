@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["PLAIN_CSV", "SWISS_CSV", "CsvFormat", "sha256_bytes", "sha256_file", "umask", "write_bytes_atomic",
+__all__ = ["SWISS_CSV", "CsvFormat", "sha256_bytes", "sha256_file", "umask", "write_bytes_atomic",
            "write_csv_atomic", "write_json_atomic", "write_parquet_atomic", "write_png_atomic",
            "write_text_atomic"]
 
@@ -45,10 +45,6 @@ class CsvFormat:
 
 #: Separator ``;`` and a UTF-8 BOM: what spreadsheets with Swiss settings expect.
 SWISS_CSV = CsvFormat()
-#: Separator ``,`` without BOM. No table people open is written so any more (every one goes through
-#: :func:`iizrisk.tables.write_table`, and an ``OutputTable(csv=PLAIN_CSV)`` is written the Swiss way);
-#: kept importable only until the last ``csv=PLAIN_CSV`` (fairness, proxies) is gone.
-PLAIN_CSV = CsvFormat(sep=",", bom=False)
 
 
 def umask() -> int:

@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     view = case_lookup(args.config, institution=args.institution, case_id=args.case_id, as_of=args.as_of)
     view.print_summary()
     if args.out:
-        written = view.to_dir(args.out)
+        written = view.to_dir(args.out, language=view.language)
         print("written: " + ", ".join(str(p) for p in written))
     return EXIT_OK

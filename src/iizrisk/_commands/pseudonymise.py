@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import read_csv_text
     from ..pseudonym import load_key, pseudonymise
     from ..store import CsvFormat, write_csv_atomic, write_parquet_atomic
+    from ..tables import write_table
 
     if not args.out_column.strip():
         raise ConfigError("--out-column is empty; give the name of the pseudonym column (default person_id)")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         rows = pd.DataFrame({"row": list(report.invalid_rows) + list(report.missing_rows),
                              "problem": ["invalid AHV number"] * len(report.invalid_rows)
                              + ["empty"] * len(report.missing_rows)}).sort_values("row")
-        rows.to_csv(f"{args.output}.invalid.csv", index=False)
+        write_table(rows, f"{args.output}.invalid.csv", private=True)  # row numbers, never the numbers
     dst = Path(args.output)
     if dst.suffix.lower() in {".parquet", ".pq"}:
         write_parquet_atomic(out, dst)
