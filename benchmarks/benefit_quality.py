@@ -179,6 +179,9 @@ def report(df: pd.DataFrame, args) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 (0)")
+    ap.add_argument("--report", nargs="+", metavar="CSV",
+                    help="only print the report of per-seed rows written earlier with --csv (several runs pooled)")
     ap.add_argument("--persons", type=int, default=12000)
     ap.add_argument("--history-from", default="2014-01-01",
                     help="first day of the data: the features see the history from here (2014-01-01)")
@@ -199,9 +202,16 @@ def main(argv=None) -> int:
     ap.add_argument("--csv", help="also write the per-seed rows here")
     args = ap.parse_args(argv)
     logging.getLogger("iizrisk").setLevel(logging.ERROR)
+    if args.report:
+        df = pd.concat([pd.read_csv(f) for f in args.report], ignore_index=True)
+        df = df.drop_duplicates(["scenario", "seed"], keep="last")
+        df = df[df["scenario"].isin(args.scenarios)]
+        df["refused"] = df["refused"].where(df["refused"].notna(), None) if "refused" in df else None
+        print(report(df, args))
+        return 0
     rows = []
     for sc in args.scenarios:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             r = one(sc, seed, args)
             rows.append(r)
             shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()
