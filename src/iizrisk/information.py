@@ -132,8 +132,10 @@ class InformationDocument(ResultMixin):
         lang = self.language
         parts = [self._title(), ""]
         for key, df in self._sections():
-            parts += [_t(key, lang), df.to_string(index=False) if len(df) else _t("none", lang), ""]
-        return "\n".join(parts)
+            parts += [_t(key, lang), _presented(df, lang).to_string(index=False) if len(df) else _t("none", lang), ""]
+        text_ = "\n".join(parts)
+        _refuse_raw_identifiers(text_)
+        return text_
 
     def _sections(self) -> list[tuple[str, pd.DataFrame]]:
         return [("registrations", self.registrations), ("interventions", self.interventions),
@@ -213,7 +215,7 @@ def _cell(v: Any, col: str, lang: str) -> str:
     if isinstance(v, pd.Timestamp | dt.date):
         return _date_text(v, lang)
     if col == "risk":
-        return f"{100 * float(v):.1f}".replace(".", "," if lang in ("de", "fr", "it") else ".")
+        return f"{100 * float(v):.1f} %"  # a decimal point, as on the lists and the model card
     if isinstance(v, int | np.integer) and col not in ("birth_year",):
         return swiss_number(v, lang)
     return str(v)
@@ -224,6 +226,12 @@ def _header(col: str, lang: str) -> str:
 
     own = load_locale(lang)["info"]["columns"]
     return own[col] if col in own else header(col, lang)
+
+
+def _presented(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """``df`` as the document shows it: headers and cells in ``lang`` (the text display's table)."""
+    return pd.DataFrame({_header(c, lang): [_cell(v, c, lang) for v in df[c].tolist()] for c in df.columns},
+                        columns=[_header(c, lang) for c in df.columns])
 
 
 def _table_html(df: pd.DataFrame, lang: str) -> str:
