@@ -28,7 +28,11 @@ Estimators (:class:`BenefitModel`)
   each day's risk set (``sampling_weight`` people each), so the propensity
   fitted on the table has odds that many times higher and is converted back
   per row (without it each assessed would stand only for themselves, and the
-  weighted scores would be the outcome models' extrapolation).
+  weighted scores would be the outcome models' extrapolation). These
+  risk-set scores serve the weighted averages (policy values, calibration,
+  BLP). The effect model fits the rows unweighted, so it regresses the
+  scores built with the table's own propensity: their conditional mean is the
+  same effect, with far less noise.
 
 **Who could have been assessed.** Policy values and average effects over
 everyone at risk need assessed people in every situation a policy may pick.
@@ -45,12 +49,13 @@ people like this one. The *risk* is ``mu0(x)``, the probability without an
 assessment. Every prediction used to judge the model is out of fold.
 
 Calibration of the estimated effects (:attr:`BenefitModel.calibration_`):
-the rows are split into ``n_groups`` quantile groups of predicted benefit;
-in each, the mean of the doubly robust scores estimates the group's true
-benefit, with a normal confidence interval. The best linear predictor test
+the rows are split into ``n_groups`` quantile groups of predicted benefit
+(within each cross-fitting fold: rows are ranked only against rows scored by
+the same models); in each, the mean of the doubly robust scores estimates
+the group's true benefit, with a normal confidence interval. The best linear predictor test
 (:attr:`BenefitModel.blp_`, Chernozhukov, Demirer, Duflo and Fernández-Val;
 Semenova and Chernozhukov's form on doubly robust scores) regresses the scores
-on the centred predicted effect: a slope near 1 and clearly above 0 says the
+on the predicted effect centred within its fold: a slope near 1 and clearly above 0 says the
 predicted differences are real, near 0 that they are noise.
 
 **Overlap.** A benefit model compares assessed and not-assessed people *in
@@ -272,7 +277,8 @@ class BenefitModel(ResultMixin):
         benefit, doubly robust estimate with interval.
     blp_ : DataFrame
         The best linear predictor test: ``average`` (mean effect) and
-        ``heterogeneity`` (slope on the centred predicted effect) with se, z, p.
+        ``heterogeneity`` (slope on the predicted effect centred within its
+        fold) with se, z, p.
     overlap_ : dict
         ``outside_share``, ``extreme_share``, propensity ranges.
     """
