@@ -130,6 +130,10 @@ def test_the_reasons_are_reworded_in_the_persons_language(answered):
     manifest = read_manifest(settings.resolve(settings.model.dir))
     again = _reasons_in(mine, None, pd.Timestamp(night).date(), codes, stored, manifest, "de", {"language": "fr"})
     assert codes and again == stored
+    # the text display speaks French too: headers, yes/no and risks as the document shows them
+    shown = doc_fr.summary_text()
+    assert "Risque" in shown or "risque" in shown
+    assert not any(w in shown.split() for w in ("True", "False", "risk_band", "case_id", "NaN", "None")), shown
 
 
 def test_the_document_names_the_contact_and_refuses_without_one(answered, tmp_path):

@@ -215,7 +215,7 @@ def _cell(v: Any, col: str, lang: str) -> str:
     if isinstance(v, pd.Timestamp | dt.date):
         return _date_text(v, lang)
     if col == "risk":
-        return f"{100 * float(v):.1f} %"  # a decimal point, as on the lists and the model card
+        return f"{100 * float(v):.1f}"  # under "Risk (%)": a decimal point, as on the lists and the model card
     if isinstance(v, int | np.integer) and col not in ("birth_year",):
         return swiss_number(v, lang)
     return str(v)
