@@ -418,3 +418,58 @@ def test_risk_model_print_summary_prints(capsys):
     model.print_summary()
     out = capsys.readouterr().out
     assert out.startswith("RiskModel: logistic, outcome revolving_door") and "horizon_months" in out
+
+
+# ---------------------------------------------------------------- ablations (iizrisk select's drop-one-group specs)
+def test_an_ablation_trains_without_its_feature_group_and_scores_every_night(spells, tmp_path, capsys):
+    from iizrisk.errors import ConfigError
+    from iizrisk.features import feature_catalogue
+    from iizrisk.model import read_manifest
+
+    model, report = train(spells, outcome="revolving_door", max_iter=30, capacity=20, drop_groups=("history",))
+    history = set(feature_catalogue().query("group == 'history'").index)
+    assert history and not history & set(model.feature_names_in_)
+    # the features the model builds every night leave the group out too (the scoring input check holds)
+    assert model.features.exclude_groups == ("history",)
+    assert list(model.features.feature_names_out_) == list(model.feature_names_in_)
+    assert set(report.metrics.index) == {"boosting", "logistic", "bfs_rule"}  # the BFS rule keeps its column
+    assert report.info["dropped_feature_groups"] == ["history"]
+    assert set(model.reference_["features"]) == set(model.feature_names_in_)
+    path = save_model(model, tmp_path / "m", key=KEY)
+    assert read_manifest(path)["training"]["dropped_feature_groups"] == ["history"]
+    a = score(model, spells, as_of="2021-03-31")
+    pd.testing.assert_frame_equal(a, score(load_model(path, key=KEY), spells, as_of="2021-03-31"))
+    with pytest.raises(ConfigError, match="unknown feature group"):
+        train(spells, outcome="revolving_door", max_iter=5, compare=False, drop_groups=("hobbies",))
+    # iizrisk train --spec trains an ablation chosen by iizrisk select
+    spec = tmp_path / "selected.json"
+    spec.write_text(json.dumps({"spec": {"name": "boosting_without_exits", "kind": "boosting",
+                                         "params": {"max_iter": 20}, "drop_groups": ["exits"]}}))
+    src = tmp_path / "spells.parquet"
+    spells.to_parquet(src)
+    key = tmp_path / "key"
+    key.write_bytes(KEY)
+    assert main(["-q", "train", "--spells", str(src), "--outcome", "revolving_door", "--spec", str(spec),
+                 "--out", str(tmp_path / "abl"), "--key-file", str(key)]) == 0
+    man = read_manifest(tmp_path / "abl")
+    exits = set(feature_catalogue().query("group == 'exits'").index)
+    assert man["training"]["dropped_feature_groups"] == ["exits"]
+    assert not exits & {f["name"] for f in man["features"]}
+
+
+def test_feature_groups_left_out_leave_their_columns_and_catalogue_rows_out():
+    from iizrisk.features import PointInTimeFeatures, feature_catalogue
+
+    whole = PointInTimeFeatures().fit()
+    cat = feature_catalogue()
+    for group in sorted(set(cat["group"])):
+        ft = PointInTimeFeatures(exclude_groups=(group,)).fit()
+        want = [c for c in whole.feature_names_out_ if cat.loc[c, "group"] != group]
+        assert list(ft.feature_names_out_) == want
+        assert set(ft.catalogue().index) == set(want)
+    rows = random_population(60, seed=3)
+    X = PointInTimeFeatures(exclude_groups=("history", "exits")).fit().transform(rows, as_of="2021-03-31")
+    full = whole.transform(rows, as_of="2021-03-31")
+    pd.testing.assert_frame_equal(X, full[list(X.columns)])
+    with pytest.raises(ValueError, match="unknown feature group"):
+        PointInTimeFeatures(exclude_groups=("hobbies",)).fit()

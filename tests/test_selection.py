@@ -137,12 +137,14 @@ def test_rule_from_toml_and_its_checks(tmp_path):
 
 def test_only_deployable_specs_load_for_training(tmp_path):
     grid = {s.name: s for s in default_grid(groups=["history", "person"])}
-    assert grid["boosting_deep"].deployable and not grid["boosting_without_history"].deployable
+    assert grid["boosting_deep"].deployable and grid["boosting_without_history"].deployable  # train(drop_groups=)
     assert not grid["bfs_rule"].deployable and not grid["last_list"].deployable
     p = tmp_path / "selected.json"
-    p.write_text(json.dumps({"spec": grid["boosting_without_history"].to_dict()}))
+    p.write_text(json.dumps({"spec": grid["bfs_rule"].to_dict()}))
     with pytest.raises(ConfigError, match="cannot be trained"):
         load_spec(p)
+    p.write_text(json.dumps({"spec": grid["boosting_without_history"].to_dict()}))
+    assert load_spec(p) == grid["boosting_without_history"]
     p.write_text(json.dumps({"spec": grid["boosting_deep"].to_dict()}))
     assert load_spec(p) == grid["boosting_deep"]
     with pytest.raises(ConfigError, match="unknown model parameter"):

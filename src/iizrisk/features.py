@@ -509,6 +509,9 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
     max_lookback_months : int, default 60
         Features expire: nothing that ended more than this many months before T
         is used, and no window may be longer.
+    exclude_groups : tuple of str, default ()
+        Feature groups left out (the ``group`` column of :func:`feature_catalogue`):
+        the ablations of ``iizrisk select``, trained by ``train(drop_groups=...)``.
 
     Attributes
     ----------
@@ -534,11 +537,13 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
     # without set_fit_request / set_transform_request calls
     __metadata_request__fit = {"as_of": True}
     __metadata_request__transform = {"as_of": True}
+    #: the default for transformers pickled before the parameter existed (get_params reads it)
+    exclude_groups: tuple[str, ...] = ()
 
     def __init__(self, *, window_months=(6, 12, 24, 60), bfs_window_months: int = 24,
                  merge_gap_days: int = 0, transition_gap_days: int = 90,
                  include_protected: bool = False, population: str = "open", include_age: bool = False,
-                 max_lookback_months: int = 60):
+                 max_lookback_months: int = 60, exclude_groups=()):
         self.window_months = window_months
         self.bfs_window_months = bfs_window_months
         self.merge_gap_days = merge_gap_days
@@ -547,6 +552,7 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         self.population = population
         self.include_age = include_age
         self.max_lookback_months = max_lookback_months
+        self.exclude_groups = exclude_groups
 
     def _specs(self) -> list[FeatureSpec]:
         w = tuple(int(x) for x in np.atleast_1d(self.window_months))
@@ -556,9 +562,15 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(f"population must be 'open' or 'all', got {self.population!r}")
         if int(self.max_lookback_months) < 1:
             raise ValueError(f"max_lookback_months must be a positive month count, got {self.max_lookback_months!r}")
-        return feature_specs(window_months=w, bfs_window_months=int(self.bfs_window_months),
-                             include_protected=bool(self.include_protected), include_age=bool(self.include_age),
-                             max_lookback_months=int(self.max_lookback_months))
+        specs = feature_specs(window_months=w, bfs_window_months=int(self.bfs_window_months),
+                              include_protected=bool(self.include_protected), include_age=bool(self.include_age),
+                              max_lookback_months=int(self.max_lookback_months))
+        drop = set(self.exclude_groups or ())
+        unknown = sorted(drop - {s.group for s in specs})
+        if unknown:
+            raise ValueError(f"exclude_groups: unknown feature group(s) {unknown}; groups: "
+                             f"{sorted({s.group for s in specs})}")
+        return [s for s in specs if s.group not in drop]
 
     def fit(self, spells=None, y=None, *, as_of=None, interventions=None):
         """Check the parameters and fix the output columns; the data are not needed.
@@ -583,10 +595,12 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
 
     def catalogue(self) -> pd.DataFrame:
         """The feature catalogue (:func:`feature_catalogue`) for these parameters."""
-        return feature_catalogue(window_months=tuple(np.atleast_1d(self.window_months)),
-                                 bfs_window_months=self.bfs_window_months,
-                                 include_protected=self.include_protected, include_age=self.include_age,
-                                 max_lookback_months=self.max_lookback_months)
+        cat = feature_catalogue(window_months=tuple(np.atleast_1d(self.window_months)),
+                                bfs_window_months=self.bfs_window_months,
+                                include_protected=self.include_protected, include_age=self.include_age,
+                                max_lookback_months=self.max_lookback_months)
+        drop = set(self.exclude_groups or ())
+        return cat[~cat["group"].isin(drop)] if drop else cat
 
     def transform(self, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
                   view: View | None = None) -> pd.DataFrame:

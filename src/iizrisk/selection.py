@@ -28,8 +28,9 @@ specifications on many as-of splits of a snapshot dataset
 highest mean precision at capacity, subject to ECE <= 0.03 on every split and
 a top-k Jaccard against the previous split of at least a bound);
 :meth:`SelectionResult.select` applies it and says why, naming the runner-up
-and the margin. Baselines and ablations are yardsticks: only specifications
-that ``iizrisk train`` can train (``Spec.deployable``) are chosen.
+and the margin. The baselines (the BFS rule, the last list) are yardsticks:
+only specifications that ``iizrisk train`` can train (``Spec.deployable``:
+the models, ablations included -- ``train(drop_groups=...)``) are chosen.
 ``Selection.to_json("selected.json")`` writes the choice that
 ``iizrisk train --spec selected.json`` trains.
 
@@ -107,8 +108,8 @@ class Spec:
 
     @property
     def deployable(self) -> bool:
-        """True when ``iizrisk train --spec`` can train it (a model on all feature groups)."""
-        return self.kind in ("boosting", "logistic") and not self.drop_groups
+        """True when ``iizrisk train --spec`` can train it: a model (ablations included), not a baseline."""
+        return self.kind in ("boosting", "logistic")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "params": dict(self.params),
@@ -762,18 +763,15 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
     dates = sorted(need)
     X, lab, sample = _snapshot_frame(snaps, dates, max_persons, random_state)
     k = capacity if sample is None else max(1, int(round(capacity * sample["fraction"])))
-    from .features import feature_catalogue
+    from .model._training import columns_without
 
     ft = snaps.features()
-    cat = feature_catalogue(window_months=ft.window_months, bfs_window_months=ft.bfs_window_months,
-                            include_protected=ft.include_protected, include_age=ft.include_age,
-                            max_lookback_months=ft.max_lookback_months)
-    group_of = cat["group"].reindex(X.columns)
-    known_groups = set(cat["group"])
+    model_columns: dict[str, list[str]] = {}
     for s in grid:
-        bad = sorted(set(s.drop_groups) - known_groups)
-        if bad:
-            raise ConfigError(f"spec {s.name!r}: unknown feature group(s) {bad}; groups: {sorted(known_groups)}")
+        try:
+            model_columns[s.name] = columns_without(ft, list(X.columns), s.drop_groups)
+        except ConfigError as exc:
+            raise ConfigError(f"spec {s.name!r}: {exc}") from None
     bfs_column = f"revolving_door_{int(ft.bfs_window_months)}m"
     days = _time.to_days(pd.Series(X.index.get_level_values("as_of"))).astype(np.int64)
     ids = np.asarray(X.index.get_level_values("person_id"), dtype=object)
@@ -802,7 +800,7 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
             for s in grid:
                 if s.kind == "last_list":
                     continue
-                cols = [c for c in X.columns if group_of.get(c) not in s.drop_groups]
+                cols = model_columns[s.name]
                 est, use = _scorer(s, cols, common, bfs_column)
                 if s.kind == "bfs_rule":
                     est.fit(Xtr[use], ytr)

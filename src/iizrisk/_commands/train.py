@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "from about 25,000 persons (benchmarks/train_scale.py); 0 means every person")
     p.add_argument("--spec", metavar="SELECTED_JSON", type=plain_path,
                    help="train the specification chosen by `iizrisk select` (its selected.json): its model "
-                   "kind and parameters replace --model")
+                   "kind, parameters and left-out feature groups replace --model")
     add_key_argument(p)
 
 
@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
         spec = load_spec(args.spec)
         args.model, params = spec.kind, dict(spec.params)
+        if spec.drop_groups:
+            params["drop_groups"] = tuple(spec.drop_groups)
     try:
         model, report = train(spells, interventions=interventions, outcome=args.outcome,
                               horizon_months=args.horizon_months, model=args.model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,7 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
           capacity: int = 50, max_train_rows: int | None = None, observed_until_date=None,
           features: PointInTimeFeatures | None = None, compare: bool = True, random_state: int = 0,
           progress: bool | None = None, max_persons: int | None = None, snapshots=None,
-          **model_params) -> tuple[RiskModel, TrainingReport]:
+          drop_groups: Sequence[str] = (), **model_params) -> tuple[RiskModel, TrainingReport]:
     """Train a risk model on monthly snapshots with a temporal split; report on a held-out later period.
 
     Parameters
@@ -155,6 +156,11 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
         (:func:`iizrisk.snapshots.build_snapshots`) instead of building them;
         ``spells`` may then be None. With ``max_persons`` only the buckets
         needed for the sample are read.
+    drop_groups : sequence of str, default ()
+        Feature groups the model leaves out (:func:`iizrisk.features.feature_catalogue` ``group``;
+        an ablation of ``iizrisk select``). The features are still built; the model, its
+        comparison model and its monitoring reference use the others (the BFS rule keeps its
+        column). Recorded in the manifest (``training.dropped_feature_groups``).
     **model_params
         Further :class:`RiskModel` parameters (``max_iter``, ``C``...).
 
@@ -177,7 +183,39 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
         return _train(spells, interventions, outcome, horizon_months, model, first_as_of, last_as_of,
                       burn_in_months, train_months, validation_months, calibration_months, gap_months,
                       calibration, capacity, max_train_rows, observed_until_date, features, compare,
-                      random_state, bar, model_params, max_persons, snapshots)
+                      random_state, bar, model_params, max_persons, snapshots, tuple(drop_groups))
+
+
+def without_groups(ft: PointInTimeFeatures, drop_groups) -> PointInTimeFeatures:
+    """A fitted copy of ``ft`` that leaves out the feature groups ``drop_groups`` as well.
+
+    Raises
+    ------
+    ConfigError
+        A group :func:`~iizrisk.features.feature_catalogue` does not know.
+
+    Examples
+    --------
+    >>> ft = without_groups(PointInTimeFeatures(), ["history"])
+    >>> cols = list(ft.feature_names_out_)
+    >>> "n_spells_12m" in cols, "open_alv" in cols, ft.exclude_groups
+    (False, True, ('history',))
+    """
+    from sklearn.base import clone
+
+    from ..errors import ConfigError
+
+    drop = tuple(dict.fromkeys([*(ft.exclude_groups or ()), *drop_groups]))
+    try:
+        return clone(ft).set_params(exclude_groups=drop).fit()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def columns_without(ft: PointInTimeFeatures, columns, drop_groups) -> list[str]:
+    """``columns`` without those of the feature groups ``drop_groups`` (order kept; see :func:`without_groups`)."""
+    keep = set(without_groups(ft, drop_groups).feature_names_out_)
+    return [c for c in columns if c in keep]
 
 
 def _check_snapshots(snaps, outcome: str, horizon_months: int, features) -> None:
@@ -213,7 +251,8 @@ def _snapshot_frame(snaps, dates, max_persons, random_state):
 def _train(spells, interventions, outcome, horizon_months, model, first_as_of, last_as_of, burn_in_months,
            train_months, validation_months, calibration_months, gap_months, calibration, capacity,
            max_train_rows, observed_until_date, features, compare, random_state, bar,
-           model_params, max_persons=None, snapshots=None) -> tuple[RiskModel, TrainingReport]:
+           model_params, max_persons=None, snapshots=None,
+           drop_groups: tuple[str, ...] = ()) -> tuple[RiskModel, TrainingReport]:
     gap = horizon_months if gap_months is None else int(gap_months)
     if snapshots is not None:
         last_day = as_of_day(observed_until_date or snapshots.meta["observed_until"])
@@ -289,6 +328,11 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
         fit_rows[keep] = True
     common = dict(calibration=calibration, calibration_months=calibration_months, gap_months=gap,
                   outcome=outcome, horizon_months=horizon_months, features=ft, random_state=random_state)
+    Xall = X
+    if drop_groups:  # an ablation: the model, and the features it builds every night, leave the groups out
+        ft = without_groups(ft, drop_groups)
+        common["features"] = ft
+        X = X[list(ft.feature_names_out_)]
     Xf, yf, df_ = X.loc[fit_rows], y[fit_rows], d[fit_rows]
     bar.step(f"fit {model}")
     main = RiskModel(model=model, **common, **model_params).fit(Xf, yf, as_of=df_)
@@ -308,8 +352,8 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
         bw = int(ft.bfs_window_months)
         rule = BfsRuleBaseline(column=f"revolving_door_{bw}m")
         tr = df_ <= _time.day(main.fit_info_["train_period"][1])
-        rule.fit(Xf.loc[tr], yf[tr])
-        scores["bfs_rule"] = rule.predict_proba(Xv)[:, 1]
+        rule.fit(Xall.loc[fit_rows].loc[tr], yf[tr])
+        scores["bfs_rule"] = rule.predict_proba(Xall.loc[val])[:, 1]
     bar.step("evaluate")
     metrics = evaluate(yv, scores, dv, k=k)
     periods = {k[:-7]: v for k, v in main.fit_info_.items() if k.endswith("_period")}
@@ -322,6 +366,8 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
         "prevalence_train": float(yf.mean()), "prevalence_validation": float(yv.mean()),
         "data_fingerprint": fingerprint, "spells_rows": n_rows,
     }
+    if drop_groups:
+        info["dropped_feature_groups"] = list(drop_groups)
     if sample is not None:
         info["sample"] = sample
         info["capacity_in_sample"] = k
