@@ -129,13 +129,14 @@ def test_list_fairness_takes_the_attributes_at_t(random_spells):
 
 
 def test_summary_section_hides_small_cells_in_every_language():
+    from iizrisk._texts import swiss_number
     from iizrisk.report import _fairness_section
 
-    people = pd.DataFrame({"sex": ["F"] * 400 + ["M"] * 500 + ["X"] * 3})
+    people = pd.DataFrame({"sex": ["F"] * 4000 + ["M"] * 5000 + ["X"] * 3})
     listed = np.zeros(len(people), dtype=bool)
-    listed[:40] = True
-    listed[400:420] = True
-    listed[900] = True
+    listed[:400] = True
+    listed[4000:4200] = True
+    listed[9000] = True
     t = flag_rate_ratios(people, listed, attributes=["sex"], rule=FairnessRule(), min_cell_size=5)
     seen = set()
     for lang in ("de", "fr", "it", "en"):
@@ -145,4 +146,6 @@ def test_summary_section_hides_small_cells_in_every_language():
         x = next(r for r in rows if r[1] == "X")
         assert x[3] == x[4] == x[5] == "·"  # the group of three: no count, no rate, no ratio
         assert "0.8" in intro and "1.25" in intro
+        f = next(r for r in rows if r[1] == "F")
+        assert f[3] == swiss_number(4000, lang) != "4000" and f[5] == "10.00"  # 400 of 4000, in percent
     assert len(seen) == 4

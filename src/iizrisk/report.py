@@ -125,12 +125,14 @@ def _fairness_section(table: pd.DataFrame, rule, lang: str) -> tuple[str, str, l
     def group(attr: str, g) -> str:
         return str(values.get(attr, {}).get(str(g), g))
 
-    def num(v, fmt: str) -> str:
-        return "·" if v is None or pd.isna(v) else format(float(v), fmt)
+    def num(v, fmt: str, scale: float = 1.0) -> str:
+        return "·" if v is None or pd.isna(v) else format(float(v) * scale, fmt)
+
+    def count(v) -> str:
+        return _cell(None if pd.isna(v) else int(v), lang)  # numpy and pandas integers with the separator
 
     rows = [[str(attrs.get(r.attribute, r.attribute)), group(r.attribute, r.group), group(r.attribute, r.reference),
-             _cell(r.n, lang), _cell(r.n_listed, lang), num(r.flag_rate * 100 if not pd.isna(r.flag_rate) else None,
-                                                           ".2f"),
+             count(r.n), count(r.n_listed), num(r.flag_rate, ".2f", 100),
              f"{num(r.ratio, '.2f')} [{num(r.ratio_lo, '.2f')}–{num(r.ratio_hi, '.2f')}]",
              str(verdicts.get(r.verdict, r.verdict))]
             for r in judged.itertuples()]
