@@ -287,6 +287,10 @@ def test_cli_train_score_features(tmp_path, spells, trained, capsys):
     assert main(["-q", "train", "--spells", str(src), "--outcome", "disintegration", "--model", "logistic",
                  "--out", str(tmp_path / "model"), "--key-file", str(key)]) == 0
     assert "bfs_rule" in capsys.readouterr().out
+    # --no-compare: the report holds the model alone
+    assert main(["-q", "train", "--spells", str(src), "--outcome", "disintegration", "--model", "logistic",
+                 "--out", str(tmp_path / "alone"), "--key-file", str(key), "--no-compare"]) == 0
+    assert "bfs_rule" not in capsys.readouterr().out
     # `iizrisk train` writes the card beside the model, from the manifest of the final folder
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
     assert card["source"] == str(tmp_path / "model") and card["model"]["kind"] == "logistic"
@@ -409,6 +413,30 @@ def test_training_report_follows_the_result_protocol(tmp_path, capsys):
     assert written == {"training_metrics.csv", "training_metrics.parquet", "training_metrics.png"}
     back = pd.read_csv(tmp_path / "out" / "training_metrics.csv", sep=";", encoding="utf-8-sig")
     assert back["scorer"].tolist() == report.metrics.index.tolist()
+
+
+def test_the_comparison_model_learns_from_a_bounded_sample(monkeypatch):
+    """The other model kind is fitted on at most COMPARE_MAX_ROWS training rows (a random sample in time order);
+    the model itself on all of them."""
+    from iizrisk.model import _training
+    from iizrisk.synth import random_spells
+
+    seen = []
+    fit = RiskModel.fit
+
+    def spy(self, X, y, *, as_of=None):
+        seen.append((self.model, len(X), np.all(np.diff(np.asarray(as_of)) >= 0)))
+        return fit(self, X, y, as_of=as_of)
+
+    monkeypatch.setattr(_training, "COMPARE_MAX_ROWS", 700)
+    monkeypatch.setattr(RiskModel, "fit", spy)
+    _, report = train(random_spells(6000, seed=1), compare=True, max_train_rows=2000, model="logistic")
+    (kind, n_main, _), (other, n_other, ordered) = seen
+    assert (kind, other) == ("logistic", "boosting") and n_main == 2000 and n_other == 700 and ordered
+    assert "boosting" in report.metrics.index
+    assert [int(i) for i in _training._at_most(10, 20, 0)] == list(range(10))
+    s = _training._at_most(1000, 10, 3)
+    assert len(s) == 10 == len(set(s.tolist())) and (np.diff(s) > 0).all()
 
 
 def test_risk_model_print_summary_prints(capsys):

@@ -46,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "before any feature is built: memory and time depend on N, not on the population "
                    f"(recorded in the manifest). Default {DEFAULT_MAX_PERSONS:,}: held-out AUC stops improving "
                    "from about 25,000 persons (benchmarks/train_scale.py); 0 means every person")
+    p.add_argument("--no-compare", dest="compare", action="store_false",
+                   help="skip the comparison on the held-out months with the other model kind and the BFS rule "
+                   "(the comparison model learns from at most 300,000 training rows, "
+                   "iizrisk.model._training.COMPARE_MAX_ROWS)")
     p.add_argument("--spec", metavar="SELECTED_JSON", type=plain_path,
                    help="train the specification chosen by `iizrisk select` (its selected.json): its model "
                    "kind, parameters and left-out feature groups replace --model")
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                               validation_months=args.validation_months,
                               calibration_months=args.calibration_months, capacity=args.capacity,
                               max_train_rows=args.max_train_rows, max_persons=args.max_persons or None,
-                              snapshots=args.snapshots, **params)
+                              snapshots=args.snapshots, compare=args.compare, **params)
     except IizriskError:  # user errors (also ValueErrors) keep their own message and exit code
         raise
     except ValueError as exc:

@@ -135,7 +135,9 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
         Last observed day of the data; default from the data.
     features : PointInTimeFeatures, optional
     compare : bool, default True
-        Also fit the other model kind and the BFS rule and report them.
+        Also fit the other model kind and the BFS rule and report them on the held-out
+        months; the other model kind learns from a random sample of at most
+        :data:`COMPARE_MAX_ROWS` of the training rows.
     random_state : int, default 0
     progress : bool, optional
         Show the training steps as a progress bar on stderr; default only when
@@ -184,6 +186,17 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
                       burn_in_months, train_months, validation_months, calibration_months, gap_months,
                       calibration, capacity, max_train_rows, observed_until_date, features, compare,
                       random_state, bar, model_params, max_persons, snapshots, tuple(drop_groups))
+
+
+#: Training rows the comparison model (the other model kind) learns from at most: it is reported, not used.
+COMPARE_MAX_ROWS = 300_000
+
+
+def _at_most(n: int, cap: int, random_state: int) -> np.ndarray:
+    """Positions of a random sample of at most ``cap`` of ``n`` rows, in their order (all when ``n <= cap``)."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(random_state).choice(n, size=cap, replace=False))
 
 
 def without_groups(ft: PointInTimeFeatures, drop_groups) -> PointInTimeFeatures:
@@ -346,7 +359,9 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
     if compare:
         other = "logistic" if model == "boosting" else "boosting"
         bar.step(f"fit {other}")
-        alt = RiskModel(model=other, **common, n_threads=model_params.get("n_threads")).fit(Xf, yf, as_of=df_)
+        few = _at_most(len(Xf), COMPARE_MAX_ROWS, random_state)  # a comparison, not the model: bounded
+        alt = RiskModel(model=other, **common, n_threads=model_params.get("n_threads")).fit(
+            Xf.iloc[few], yf[few], as_of=df_[few])
         scores[other] = alt.predict_proba(Xv)[:, 1]
         bar.step("BFS rule")
         bw = int(ft.bfs_window_months)
