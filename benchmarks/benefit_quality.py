@@ -85,17 +85,25 @@ def one(scenario: str, seed: int, args) -> dict:
     tab = risk_set_table(pop.spells, pop.interventions, controls_per_treated=args.controls,
                          outcomes=["revolving_door"], period=(args.start, args.end), episode_days=window,
                          random_state=seed)
+    normal_refused = None
     if scenario == "nooverlap":
+        try:  # the same canton's own table (assessed 14-90 days into an episode) must not be refused
+            BenefitModel(learner=args.learner, random_state=seed).fit(tab)
+            normal_refused = ""
+        except NoOverlapError as exc:
+            normal_refused = str(exc)[:80]
         tab = only_highest_risk(tab, "revolving_door_next_12m", top=0.2)
     try:
         m = BenefitModel(learner=args.learner, random_state=seed).fit(tab)
     except NoOverlapError as exc:
-        return {"scenario": scenario, "seed": seed, "refused": str(exc)[:80], "seconds": time.perf_counter() - t0}
+        return {"scenario": scenario, "seed": seed, "refused": str(exc)[:80], "normal_refused": normal_refused,
+                "seconds": time.perf_counter() - t0}
     except ValidationError as exc:  # too few assessed: refused too, for another reason
         return {"scenario": scenario, "seed": seed, "refused": "too few: " + str(exc)[:70],
-                "seconds": time.perf_counter() - t0}
+                "normal_refused": normal_refused, "seconds": time.perf_counter() - t0}
     if scenario == "nooverlap":
-        return {"scenario": scenario, "seed": seed, "refused": None, "seconds": time.perf_counter() - t0}
+        return {"scenario": scenario, "seed": seed, "refused": None, "normal_refused": normal_refused,
+                "seconds": time.perf_counter() - t0}
     ev = evaluate_policies(m, capacity=args.capacity, n_bootstrap=args.bootstrap, random_state=seed).values
     truth = true_policy_values(m, pop.spells, pop.interventions, pop.truth, capacity=args.capacity)
     blp = m.blp_.loc["heterogeneity"]
@@ -118,6 +126,10 @@ def report(df: pd.DataFrame, args) -> str:
         refused = g["refused"].notna() if "refused" in g else pd.Series(False, index=g.index)
         if sc == "nooverlap":
             no_overlap = int(g["refused"].fillna("").str.startswith("no overlap").sum())
+            if "normal_refused" in g:
+                wrong = int(g["normal_refused"].fillna("").astype(str).str.len().gt(0).sum())
+                targets.append(("no refusal of the same cantons' own tables (overlap)",
+                                f"refused {wrong} of {len(g)}", "0", wrong == 0))
             targets.append(("refuses without overlap (assessed kept only in the top 20 % of risk)",
                             f"refused {int(refused.sum())} of {len(g)} ({no_overlap} for no overlap, the rest "
                             "for too few assessed)", "all", bool(refused.all())))
@@ -216,7 +228,7 @@ def main(argv=None) -> int:
             rows.append(r)
             shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()
                      if k in ("scenario", "seed", "refused", "n_treated", "risk_true", "benefit_true", "benefit_est",
-                              "risk_est", "oracle", "rel_ceiling", "blp_slope", "seconds")}
+                              "risk_est", "oracle", "rel_ceiling", "blp_slope", "seconds", "normal_refused")}
             print(shown, flush=True)
     df = pd.DataFrame(rows)
     if args.csv:

@@ -201,6 +201,27 @@ def test_refuses_without_overlap():
     assert err.value.exit_code != 5 and "refuses" in str(err.value)
 
 
+def test_refuses_when_a_few_not_assessed_at_the_top_hide_the_separation():
+    """Assessed only in the top decile of x1, but 2 % of the not assessed also up there: the maximum alone
+    would pass (no assessed above every not-assessed), the 95th percentile does not."""
+    table, _, _ = _table(overlap=False, seed=4)
+    t = table["treated"].to_numpy()
+    rng = np.random.default_rng(0)
+    lift = rng.choice(np.flatnonzero(~t), size=int(0.02 * (~t).sum()), replace=False)
+    x1 = table["x1"].to_numpy().copy()
+    x1[lift] = x1[t].max() + rng.random(len(lift))
+    table["x1"] = x1
+    kw = {"covariates": COV, "population": "all", "random_state": 0}
+    with pytest.raises(NoOverlapError, match="95 % of the not-assessed") as err:
+        BenefitModel(**kw).fit(table)
+    assert "highest-risk" in str(err.value)
+    m = BenefitModel(max_concentrated_share=1.0, **kw).fit(table)
+    assert m.overlap_["outside_share"] <= 0.1 < m.overlap_["above_control_q95_share"]
+    # with overlap, few assessed are above the not-assessed's 95th percentile
+    ok, _, _ = _table(n=3000, seed=1)
+    assert BenefitModel(**kw).fit(ok).overlap_["above_control_q95_share"] < 0.3
+
+
 def test_input_errors():
     table, _, _ = _table(n=200)
     with pytest.raises(ValueError, match="learner"):
