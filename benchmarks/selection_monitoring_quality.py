@@ -13,6 +13,11 @@ exit reasons. Prints, per data set, the nights with a warning, the first warning
 what it said. Target: a warning within 30 nights of the shock, at most one night with a warning in the
 180 nights without it.
 
+``speed``: ``rolling_evaluation`` of 6 splits x 5 specifications (boosting, logistic, the BFS rule,
+the last list, boosting without the history group) on the snapshots of ``--persons`` persons, one
+thread per fit; prints wall and CPU time of the snapshot build and of the evaluation, and the peak
+memory (``/usr/bin/time -v`` around the script says the same).
+
 ``cbpe``: the label-free expected precision of the top-k (mean calibrated risk of the listed people)
 beside the realised precision over the 12 month ends of each year of ``--years`` (the model is trained
 up to 2019-06); mean absolute and signed error. Target: mean absolute error at most 0.05.
@@ -117,11 +122,40 @@ def cbpe_part(spells: pd.DataFrame, model: RiskModel, k: int, year: int) -> pd.D
     return pd.DataFrame(rows)
 
 
+def speed_part(persons: int, seed: int) -> None:
+    import os
+    import resource
+    import tempfile
+
+    from iizrisk.selection import Spec, person_attributes, rolling_evaluation
+    from iizrisk.snapshots import build_snapshots, default_dates
+
+    grid = [Spec("boosting"), Spec("logistic", "logistic"), Spec("bfs_rule", "bfs_rule"),
+            Spec("last_list", "last_list"), Spec("boosting_without_history", drop_groups=("history",))]
+    pop = generate(persons, "2014-01-01", END, seed=seed, canton="BE")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0, c0 = time.perf_counter(), os.times()
+        snaps = build_snapshots(pop.spells, f"{tmp}/snaps", as_of=default_dates(pop.spells, first="2016-01-31"),
+                                buckets=4, progress=False)
+        t1, c1 = time.perf_counter(), os.times()
+        res = rolling_evaluation(snaps, grid=grid, every_months=2, years=1, test_months=2, train_months=36,
+                                 capacity=50, n_threads=1, progress=False, attributes=person_attributes(pop.spells))
+        t2, c2 = time.perf_counter(), os.times()
+        rows = len(snaps.read(as_of=snaps.dates[-1:])[0])
+    cpu = lambda a, b: (b.user - a.user) + (b.system - a.system)  # noqa: E731
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\nspeed: {persons} persons, {len(snaps.dates)} month ends (about {rows} snapshots each), "
+          f"{len(res.splits)} splits x {len(grid)} specifications")
+    print(f"snapshots: {t1 - t0:.0f} s wall, {cpu(c0, c1):.0f} s CPU; rolling evaluation: {t2 - t1:.0f} s wall, "
+          f"{cpu(c1, c2):.0f} s CPU; peak memory {peak:.2f} GiB")
+    print(res.summary[["precision_at_k", "roc_auc", "ece", "worst_ece"]].round(3).to_string())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--persons", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=21)
-    ap.add_argument("--part", choices=["shock", "cbpe", "all"], default="all")
+    ap.add_argument("--part", choices=["shock", "cbpe", "speed", "all"], default="all")
     ap.add_argument("--before", type=int, default=180, help="nights without the shock (180)")
     ap.add_argument("--after", type=int, default=30, help="nights from the shock date (30)")
     ap.add_argument("--step", type=int, default=1, help="days between nights (1)")
@@ -133,6 +167,9 @@ def main() -> None:
     ap.add_argument("--years", type=int, nargs="+", default=[2020, 2021],
                     help="years of monthly as-of dates for the precision (2020 2021)")
     args = ap.parse_args()
+    if args.part == "speed":
+        speed_part(args.persons, args.seed)
+        return
     t0 = time.time()
     spells = generate(args.persons, "2012-01-01", END, seed=args.seed, canton="BE").spells
     model = _model(spells, kind=args.model, calibration=args.calibration,

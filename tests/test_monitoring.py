@@ -498,3 +498,37 @@ def test_a_planted_shock_warns_within_30_nights_and_the_stable_canton_hardly_eve
         assert after, f"{text}: no warning within 30 nights"
         first = min(after)
         assert "input drift" in after[first] and text.split(":")[1] in after[first]
+
+
+def test_a_realised_precision_warns_only_beyond_the_bound_and_beyond_chance(tmp_path, monkeypatch):
+    import iizrisk.monitoring as mon
+    from iizrisk.monitoring import expected_precision_sd
+
+    run, t = pd.Timestamp("2020-01-31"), pd.Timestamp("2021-03-31")
+    h = HistoryStore(tmp_path / "h")
+    listed = pd.DataFrame({"institution": ["ALV"] * 50, "person_id": [f"p{i}" for i in range(50)],
+                           "rank": range(1, 51), "risk": 0.3})
+    scores = listed.assign(outcome="revolving_door", risk_band="high")[
+        ["person_id", "outcome", "risk", "risk_band", "rank"]]
+    h.write(run, scores=scores, worklists=listed)
+    spells = pd.DataFrame({"person_id": ["p0"], "institution": ["ALV"], "start_date": pd.to_datetime(["2019-01-01"]),
+                           "end_date": pd.to_datetime(["2021-03-31"])})
+    sd = expected_precision_sd(listed["risk"])
+    assert sd == pytest.approx(np.sqrt(50 * 0.21) / 50)
+
+    def night(realised):
+        perf = pd.DataFrame({"listed": [50, 50], "realised_precision": [realised] * 2,
+                             "expected_precision": [0.3, 0.3], "expected_precision_sd": [sd, sd],
+                             "roc_auc": [np.nan, 0.8], "brier": [np.nan, 0.1], "ece": [np.nan, 0.01],
+                             "expected_auc": [np.nan, 0.8], "prevalence": [np.nan, 0.05], "n": [np.nan, 50]},
+                            index=pd.Index(["ALV", "all"], name="institution"))
+        monkeypatch.setattr(mon, "realised_performance", lambda *a, **k: perf)
+        tab = monitor_night(as_of=t, X=None, scores=scores, worklists=None, reference=None, history=h,
+                            spells=spells, thresholds=MonitoringThresholds(precision_gap=0.05),
+                            flow_thresholds=mon.FlowThresholds(min_count=1e9))
+        return tab[(tab["kind"] == "realised") & (tab["name"] == "realised_precision")].set_index("institution")
+
+    # 0.38 is 0.08 away: beyond the bound, but within 3 chance sd (3 x 0.065): no warning
+    assert not night(0.38)["warning"].any()
+    loud = night(0.52)  # 0.22 away: beyond both
+    assert loud["warning"].all() and "by chance alone" in loud.loc["ALV", "message"]
