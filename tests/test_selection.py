@@ -261,7 +261,7 @@ def test_rolling_evaluation_is_complete_reproducible_and_written(canton, tmp_pat
     pd.testing.assert_frame_equal(res.fairness, again.fairness)
     pd.testing.assert_frame_equal(res.summary, again.summary)
     sel = res.select(SelectionRule(max_ece=0.1))
-    assert sel.chosen.deployable and sel.chosen.name in {"boosting", "logistic"}
+    assert sel.chosen.deployable and sel.chosen.name in {"boosting", "logistic", "boosting_without_history"}
     assert sel.chosen == again.select(SelectionRule(max_ece=0.1)).chosen
     files = res.to_dir(tmp_path / "out")
     assert {p.name for p in files} >= {"selection_summary.csv", "selection_metrics.parquet", "selection_by_split.png",
