@@ -378,15 +378,19 @@ def institution_flows(spells: pd.DataFrame, as_of, *, window_days: int = 30,
     rec = (_time.to_days(spells["recorded_date"]) if "recorded_date" in spells.columns
            else np.full(len(start), MISSING_DAY, dtype=np.int32))
     # rows that may count in some window: ended after the first, or their end recorded after it
-    keep = (start <= t) & (start != MISSING_DAY) & ((end > first) | (rec > first))
+    ic, iu = pd.factorize(spells["institution"])  # every institution of the export, by name
+    keep = (start <= t) & (start != MISSING_DAY) & ((end > first) | (rec > first)) & (ic >= 0)
     start, end, rec = start[keep], end[keep], rec[keep]
-    if "exit_reason" in spells.columns:
-        reason = spells["exit_reason"].astype(object)[keep]
-        unknown = (reason.isna() | (reason.astype(str).str.strip().str.lower() == "unknown")).to_numpy()
+    if "exit_reason" in spells.columns:  # factorised: a few distinct values, millions of rows
+        rc, ru = pd.factorize(spells["exit_reason"])
+        named_unknown = np.asarray(pd.Index(ru).astype(str).str.strip().str.lower() == "unknown", dtype=bool)
+        unknown = ((rc < 0) | np.r_[named_unknown, False][rc])[keep]
     else:
         unknown = np.ones(len(start), dtype=bool)
-    codes, names = pd.factorize(spells["institution"].astype(str), sort=True)  # every institution of the export
-    codes = codes[keep]
+    names = pd.Index(iu).astype(str)
+    order = np.argsort(np.asarray(names), kind="stable")
+    names = names[order]
+    codes = np.argsort(order)[ic[keep]]
     n_inst = len(names)
     is_open = end == OPEN_END
     has_rec = rec != MISSING_DAY
