@@ -465,6 +465,26 @@ def test_flow_changes_warn_on_a_clear_change_only():
     assert np.isnan(few.loc["exit_rate", "z"]) and not few.loc["exit_rate", "warning"]
 
 
+def test_a_night_after_the_data_judges_the_flows_up_to_the_datas_last_day():
+    """Run a week after the export's last day, tonight's window would hold seven unreported days: the flows are
+    those of the last day, and so is the window the message names."""
+    from iizrisk.synth import random_spells
+
+    spells = random_spells(4000, seed=3)
+    spells["recorded_date"] = spells["end_date"].fillna(spells["start_date"])
+    last = spells["recorded_date"].max().normalize()
+
+    def flows(t):
+        tab = monitor_night(as_of=t, X=None, scores=pd.DataFrame({"person_id": [], "risk": [], "risk_band": []}),
+                            worklists=None, reference=None, spells=spells)
+        return tab[tab["kind"] == "flow"].drop(columns=["run_as_of"], errors="ignore").reset_index(drop=True)
+
+    at_last, week_later = flows(last), flows(last + pd.Timedelta(days=7))
+    assert len(at_last) and (at_last["value"].to_numpy() == week_later["value"].to_numpy()).all()
+    shown = [m for m in week_later["message"] if m]
+    assert all(str(last.date()) in m for m in shown)
+
+
 def _warning_nights(spells, nights):
     """Nights on which monitor_night (flows; no model here) warns, and the first message."""
     out = {}

@@ -470,14 +470,20 @@ def flow_changes(flows: pd.DataFrame, thresholds: FlowThresholds | None = None) 
 
 
 def _flow_rows(t: pd.Timestamp, spells: pd.DataFrame, ft: FlowThresholds) -> list[dict]:
-    ch = flow_changes(institution_flows(spells, t, window_days=ft.window_days,
+    from .outcomes import observed_until
+
+    # the windows end on the data's last day when the night runs after it: days nobody has reported yet
+    # would read as a drop in exits and registrations
+    last = pd.Timestamp(_time.to_date(observed_until(spells))) if len(spells) else t
+    end = min(t, last)
+    ch = flow_changes(institution_flows(spells, end, window_days=ft.window_days,
                                         baseline_windows=ft.baseline_windows), ft)
     words = {"exit_rate": "exits among the open cases", "unknown_exit_reason": "ends without an exit reason",
              "entries": "new registrations"}
     rows = []
     for r in ch.itertuples(index=False):
         fmt = (lambda v: f"{v:.0f}") if r.statistic == "entries" else (lambda v: f"{v:.1%}")
-        msg = (f"input drift: {words[r.statistic]} at {r.institution} in the {ft.window_days} days to {t.date()}: "
+        msg = (f"input drift: {words[r.statistic]} at {r.institution} in the {ft.window_days} days to {end.date()}: "
                f"{fmt(r.value)} against {fmt(r.baseline)} in the {ft.baseline_windows} windows before "
                f"({r.relative_change:+.0%}, z {r.z:+.1f})" if r.warning else "")
         rows.append(_row("flow", r.statistic, r.value, institution=r.institution, run_as_of=t, threshold=ft.z,
