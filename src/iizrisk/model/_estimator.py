@@ -87,6 +87,7 @@ class MedianImputer(TransformerMixin, BaseEstimator):
 
     Examples
     --------
+    >>> import numpy as np
     >>> X = np.array([[1.0, np.nan], [3.0, 4.0], [np.nan, 6.0]])
     >>> MedianImputer().fit_transform(X).tolist()
     [[1.0, 5.0, 0.0, 1.0], [3.0, 4.0, 0.0, 0.0], [2.0, 6.0, 1.0, 0.0]]
