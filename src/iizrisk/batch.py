@@ -765,12 +765,12 @@ def _runs_entry(facts: RunFacts, token: str, forced: bool, open_cases: pd.DataFr
 def _fairness_entry(table: pd.DataFrame, settings: Settings) -> dict:
     """The manifest's fairness entry: the rule, the verdicts counted, and the disparities beyond the rule
     (ratio and interval rounded; no counts of people)."""
-    judged = table[table["verdict"] != "not_judged"] if len(table) else table
-    counts = judged["verdict"].value_counts() if len(judged) else pd.Series(dtype=int)
-    beyond = judged[judged["verdict"] == "exceeds"] if len(judged) else judged
+    from .list_fairness import verdict_counts
+
+    beyond = table[table["verdict"] == "exceeds"] if len(table) else table
     return {"metric": "flag_rate", "rule": FairnessRule.from_settings(settings).to_dict(),
             "attributes": sorted(set(table["attribute"].astype(str))) if len(table) else [],
-            "verdicts": {v: int(counts.get(v, 0)) for v in ("exceeds", "cannot_tell", "within")},
+            "verdicts": verdict_counts(table),
             "exceeds": [{"attribute": str(r.attribute), "group": str(r.group), "reference": str(r.reference),
                          "ratio": None if r.hidden else round(float(r.ratio), 2),
                          "ratio_ci": None if r.hidden else [round(float(r.ratio_lo), 2), round(float(r.ratio_hi), 2)]}

@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 
 from .fairness import MISSING, age_bands, disability_proxy
-from .fairness_rule import FairnessRule
+from .fairness_rule import FairnessRule, _judge
 
-__all__ = ["COLUMNS", "flag_rate_ratios", "list_fairness"]
+__all__ = ["COLUMNS", "flag_rate_ratios", "list_fairness", "verdict_counts"]
 
 #: Columns of the table (one row per attribute and group).
 COLUMNS: tuple[str, ...] = ("attribute", "group", "reference", "is_reference", "n", "n_listed", "flag_rate",
@@ -109,7 +109,7 @@ def flag_rate_ratios(people: pd.DataFrame, listed, *, attributes: Sequence[str],
                 lo, hi = np.quantile(boot, lo_q, axis=1), np.quantile(boot, hi_q, axis=1)
         else:
             lo = hi = np.full(len(groups), np.nan)
-        verdict, need = _judged(lower, upper, ratio, lo, hi, n)
+        verdict, need = _judge("ratio", lower, upper, ratio, lo, hi, n.astype(np.float64))  # the rule's own
         verdict[ref], need[ref] = "not_judged", np.nan
         if rate[ref] == 0 or "flag_rate" not in rule.ratio_metrics:
             verdict[:], need[:] = "not_judged", np.nan
@@ -147,14 +147,11 @@ def _groups(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return names, codes
 
 
-def _judged(lower: float, upper: float, ratio: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rule's verdicts (a ratio bound) and the group sizes that would decide, per group."""
-    rule = FairnessRule(min_ratio=lower, ratio_metrics=("flag_rate",), max_difference={})
-    pairs = [rule.judge("ratio", lower, upper, estimate=float(e), lo=float(a), hi=float(b), n=float(m))
-             for e, a, b, m in zip(ratio, lo, hi, n, strict=True)]  # one per group, not per person
-    return (np.array([p[0] for p in pairs], dtype=object),
-            np.array([p[1] for p in pairs], dtype=np.float64))
+def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
+    """Judged disparities of a :func:`flag_rate_ratios` table per verdict (``exceeds``, ``cannot_tell``,
+    ``within``): the summary's sentence and the manifest's counts."""
+    counts = table["verdict"].value_counts() if len(table) else pd.Series(dtype=int)
+    return {v: int(counts.get(v, 0)) for v in ("exceeds", "cannot_tell", "within")}
 
 
 def list_fairness(view, scores: pd.DataFrame, listed_person_ids, *, attributes: Sequence[str],

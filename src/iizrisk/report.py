@@ -109,6 +109,7 @@ def _fairness_section(table: pd.DataFrame, rule, lang: str) -> tuple[str, str, l
     """Title, intro, headers and rows of the section on whom tonight's lists flag (one row per group that is
     not the reference; hidden figures as '·')."""
     from .fairness_rule import FairnessRule
+    from .list_fairness import verdict_counts
 
     rule = rule if rule is not None else FairnessRule()
     loc = load_locale(lang)
@@ -116,11 +117,8 @@ def _fairness_section(table: pd.DataFrame, rule, lang: str) -> tuple[str, str, l
     values = {"nationality_group": loc["nationality_group"],
               "disability": {"IV": text("list_fairness.iv", lang), "no_IV": text("list_fairness.no_iv", lang)}}
     judged = table[~table["is_reference"].astype(bool)] if len(table) else table
-    counts = judged["verdict"].value_counts() if len(judged) else pd.Series(dtype=int)
     intro = text("list_fairness.intro", lang, lo=f"{rule.min_ratio:g}", hi=f"{1 / rule.min_ratio:.3g}",
-                 exceeds=int(counts.get("exceeds", 0)), cannot_tell=int(counts.get("cannot_tell", 0)),
-                 within=int(counts.get("within", 0))) if "flag_rate" in rule.ratio_metrics \
-        else text("list_fairness.off", lang)
+                 **verdict_counts(table)) if "flag_rate" in rule.ratio_metrics else text("list_fairness.off", lang)
 
     def group(attr: str, g) -> str:
         return str(values.get(attr, {}).get(str(g), g))
