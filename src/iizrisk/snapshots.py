@@ -247,7 +247,7 @@ def _fingerprint(spells: pd.DataFrame, interventions: pd.DataFrame | None) -> st
 def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventions: pd.DataFrame | None = None,
                     outcome: str = "revolving_door", horizon_months: int = 12,
                     features: PointInTimeFeatures | None = None, buckets: int = 16, observed_until=None,
-                    progress: bool | None = None) -> SnapshotSet:
+                    progress: bool | None = None, client: Any = None) -> SnapshotSet:
     """Write the features and labels of everyone with an open spell at each as-of date.
 
     Parameters
@@ -270,6 +270,13 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
         labelled ``pd.NA`` with ``observed`` False.
     progress : bool, optional
         A progress bar on stderr (default: only on a terminal).
+    client : distributed.Client, optional
+        Build the buckets as tasks on this Dask cluster (:mod:`iizrisk.distributed`):
+        each task builds one bucket and writes its partitions into ``out``, which
+        every worker must see at the same path (shared storage). The client
+        splits the spells into buckets and sends each to a worker. The
+        partitions are byte-identical to the single-process build, and a build
+        stopped on Dask is finished by either path.
 
     Returns
     -------
@@ -278,9 +285,15 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
     Raises
     ------
     ConfigError
-        ``out`` holds a dataset of other data or settings (nothing is written).
+        ``out`` holds a dataset of other data or settings (nothing is written);
+        with ``client``: Dask is not installed, a worker runs other package
+        versions, or a worker cannot see ``out``.
     """
     get_outcome(outcome)
+    if client is not None:
+        from .distributed import require_dask
+
+        require_dask()  # before anything is written
     out = Path(out)
     dates = sorted({pd.Timestamp(_time.to_date(as_of_day(d))) for d in
                     ([as_of] if np.ndim(as_of) == 0 or isinstance(as_of, str) else as_of)})
@@ -319,24 +332,81 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
     row_bucket = person_bucket(uniques, buckets)[codes] if len(codes) else np.zeros(0, np.int64)
     iv_bucket = (person_bucket(interventions["person_id"], buckets)
                  if interventions is not None and len(interventions) else None)
-    with Steps([f"bucket {b}" for b in need], progress, label="snapshots") as bar:
-        for b in need:
-            bar.step(f"bucket {b}")
-            rows = spells.loc[row_bucket == b]
-            iv = interventions.loc[iv_bucket == b] if interventions is not None and iv_bucket is not None \
-                else interventions
-            # labels exactly as compute_outcome(rows, ...) makes them, with the full timeline built once
-            full = build_timeline(rows) if len(rows) else None
-            opts = {"pension_starts": _pension_starts(rows, full)} if outcome == "disintegration" and full else {}
-            for d in dates:
-                path = snaps.partition(d, b)
-                if path.exists():
-                    continue
-                write_parquet_atomic(_partition(ft, rows, d, iv, full, outcome, horizon_months, last_day, opts),
-                                     path)
-            logger.debug("snapshots: bucket %d of %d written (%d rows of spells)", b + 1, buckets, len(rows))
+
+    def bucket_input(b: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        iv = interventions.loc[iv_bucket == b] if interventions is not None and iv_bucket is not None \
+            else interventions
+        return spells.loc[row_bucket == b], iv
+
+    paths = {b: [snaps.partition(d, b) for d in dates] for b in need}
+    if client is not None:
+        _build_on_dask(client, snaps, need, bucket_input, ft, dates, paths, outcome, int(horizon_months), last_day,
+                       progress)
+    else:
+        with Steps([f"bucket {b}" for b in need], progress, label="snapshots") as bar:
+            for b in need:
+                bar.step(f"bucket {b}")
+                rows, iv = bucket_input(b)
+                _build_bucket(ft, rows, iv, dates, paths[b], outcome, horizon_months, last_day)
+                logger.debug("snapshots: bucket %d of %d written (%d rows of spells)", b + 1, buckets, len(rows))
     logger.info("snapshots: %d partitions written to %s", len(todo), out)
     return snaps
+
+
+def _build_bucket(ft: PointInTimeFeatures, rows: pd.DataFrame, iv, dates: list[pd.Timestamp], paths: list[Path],
+                  outcome: str, horizon_months: int, last_day: int) -> int:
+    """Write one bucket's missing partitions (``paths[i]`` for ``dates[i]``); the number written."""
+    # labels exactly as compute_outcome(rows, ...) makes them, with the full timeline built once
+    full = build_timeline(rows) if len(rows) else None
+    opts = {"pension_starts": _pension_starts(rows, full)} if outcome == "disintegration" and full else {}
+    n = 0
+    for d, path in zip(dates, paths, strict=True):
+        if path.exists():
+            continue
+        write_parquet_atomic(_partition(ft, rows, d, iv, full, outcome, horizon_months, last_day, opts), path)
+        n += 1
+    return n
+
+
+def _bucket_task(meta_file: str, ft: PointInTimeFeatures, rows: pd.DataFrame, iv, dates: list[pd.Timestamp],
+                 paths: list[str], outcome: str, horizon_months: int, last_day: int) -> dict[str, Any]:
+    """One bucket as a Dask task, on a worker: :func:`_build_bucket`, with the worker's cost.
+
+    Refuses to write when the worker does not see the dataset's ``dataset.json``
+    (the folder is not on storage shared with the client).
+    """
+    import os
+    import resource
+    import time
+
+    if not Path(meta_file).exists():
+        raise ConfigError(f"a Dask worker ({os.uname().nodename}) does not see {meta_file}: the dataset folder "
+                          "must be on storage every worker mounts at the same path")
+    t0, c0 = time.perf_counter(), time.process_time()
+    n = _build_bucket(ft, rows, iv, dates, [Path(p) for p in paths], outcome, horizon_months, last_day)
+    return {"written": n, "rows": len(rows), "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0, "pid": os.getpid(),
+            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def _build_on_dask(client, snaps: SnapshotSet, need: list[int], bucket_input, ft: PointInTimeFeatures,
+                   dates: list[pd.Timestamp], paths: dict[int, list[Path]], outcome: str, horizon_months: int,
+                   last_day: int, progress: bool | None) -> list[dict[str, Any]]:
+    """The buckets ``need`` as Dask tasks (:func:`iizrisk.distributed.run_tasks`); each task's cost."""
+    from .distributed import check_workers, run_tasks
+
+    n_workers = check_workers(client)
+    meta_file = str((snaps.path / META_FILE).resolve())
+    args = ((meta_file, ft, *bucket_input(b), dates, [str(p.resolve()) for p in paths[b]], outcome,
+             horizon_months, last_day) for b in need)
+    with Steps([f"bucket {b}" for b in need], progress, label="snapshots on Dask") as bar:
+        done = run_tasks(client, _bucket_task, args, on_done=lambda i, _: bar.step(f"bucket {need[i]}"))
+    logger.info("snapshots: %d buckets built on Dask (%d workers at the start)", len(need), n_workers)
+    left = [(d, b) for d, b in snaps.missing() if b in set(need)]
+    if left:
+        raise ValidationError(f"{snaps.path}: {len(left)} partition(s) still missing after the Dask build; the "
+                              "workers wrote elsewhere (the folder must be shared storage at the same path)")
+    return done
 
 
 def _partition(ft: PointInTimeFeatures, rows: pd.DataFrame, d: pd.Timestamp, iv, full, outcome: str,
