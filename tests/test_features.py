@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import math
 import re
 
@@ -106,6 +107,33 @@ def months_back_plus_one(t: dt.date, w: int) -> dt.date:
         y, m = y - 1, m + 12
     d = min(t.day, calendar.monthrange(y, m)[1])
     return dt.date(y, m, d) + dt.timedelta(days=1)
+
+
+@functools.cache
+def ref_shortest(w: int) -> int:
+    """Days in the shortest window of w calendar months ending on any day of 2001-2028, by brute force."""
+    t, best = dt.date(2001, 1, 1), 10**9
+    while t < dt.date(2029, 1, 1):
+        best = min(best, (t - months_back_plus_one(t, w)).days + 1)
+        t += dt.timedelta(days=1)
+    return best
+
+
+def ref_capped(f: dict, windows, lookback: int, bw: int) -> dict:
+    """Day counts stop at the shortest window of their length; days since, one day before it."""
+    out = dict(f)
+    for name, v in f.items():
+        if isinstance(v, float) and math.isnan(v):
+            continue
+        if name.startswith("current_days_"):
+            out[name] = min(v, ref_shortest(lookback))
+        elif name in ("days_since_last_start", "days_since_last_exit", "days_since_joint_assessment"):
+            out[name] = min(v, ref_shortest(lookback) - 1)
+        elif name.startswith("days_registered_"):
+            out[name] = min(v, ref_shortest(int(name.removeprefix("days_registered_").removesuffix("m"))))
+        elif name in {f"days_{i}_{bw}m" for i in ("alv", "iv", "sh")}:
+            out[name] = min(v, ref_shortest(bw))
+    return out
 
 
 def ref_view(rows: list[dict], t: dt.date) -> list[dict]:
@@ -224,7 +252,7 @@ def ref_features(rows, t: dt.date, interventions=(), windows=(6, 12, 24, 60), lo
         f["days_since_joint_assessment"] = (t - max(joint)).days if joint else math.nan
         w12 = months_back_plus_one(t, 12)
         f["n_interventions_12m"] = sum(i["date"] >= w12 for i in mine_iv)
-        out[p] = f
+        out[p] = ref_capped(f, windows, lookback, bw)
     return out
 
 
@@ -517,8 +545,27 @@ def test_a_long_registration_counts_from_the_window():
                       "end_date": dt.date(2005, 6, 30), "exit_reason": "benefit_exhausted"}])
     X = PointInTimeFeatures().fit_transform(rows, as_of="2024-06-30")
     w0 = months_back_plus_one(dt.date(2024, 6, 30), 60)
-    cap = (dt.date(2024, 6, 30) - w0).days + 1
+    assert (dt.date(2024, 6, 30) - w0).days + 1 == 1827  # this window holds two 29 Februaries
+    cap = ref_shortest(60)  # ... but the count stops at the shortest 60-month window
+    assert cap == 1826
     assert X["current_days_iv"].iloc[0] == cap == X["days_since_last_start"].iloc[0] + 1
+
+
+def test_registered_all_along_counts_the_same_in_a_leap_year():
+    """A leap day does not move a person registered every day: the day counts stop at the shortest window.
+
+    Before the cap, days_registered_12m was 366 while a window held 29 February and 365 otherwise,
+    and a stable canton's score drifted from 29 February 2020 on (issue: monitoring's false warnings).
+    """
+    rows = to_frame([{"person_id": "a", "institution": "SH", "start_date": dt.date(2010, 1, 1), "end_date": None},
+                     {"person_id": "a", "institution": "ALV", "start_date": dt.date(2012, 1, 1), "end_date": None}])
+    days = pd.date_range("2019-12-31", "2021-03-31", freq="D")
+    X = pd.concat([PointInTimeFeatures().fit_transform(rows, as_of=d) for d in days[::7].append(days[-1:])])
+    day_cols = [c for c in X.columns if c.startswith(("days_", "current_days"))]
+    varying = {c: sorted(X[c].unique().tolist()) for c in day_cols if X[c].nunique() > 1}
+    assert not varying, varying
+    assert X["days_registered_12m"].iloc[0] == 365 and X["days_registered_6m"].iloc[0] == 181
+    assert X["days_sh_24m"].iloc[0] == 730 and X["current_days_sh"].iloc[0] == 1826
     assert X["n_exits_benefit_exhausted"].iloc[0] == 0 and np.isnan(X["days_since_last_exit"].iloc[0])
 
 

@@ -8,6 +8,7 @@ An open end (no ``end_date``) is :data:`OPEN_END`, larger than any real day.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from typing import SupportsIndex
 
@@ -99,6 +100,29 @@ def window_start(as_of, months: int) -> np.ndarray:
     datetime.date(2022, 7, 1)
     """
     return (add_months(as_of, -int(months)) + 1).astype(np.int32)
+
+
+@functools.lru_cache(maxsize=64)
+def shortest_window_days(months: int) -> int:
+    """Days in the shortest window of ``months`` calendar months ending on any day.
+
+    A window's length depends on the calendar: 12 months hold 365 or 366 days,
+    6 months 181 to 184. Day counts capped at this length do not change with
+    the calendar (a person registered every day of the window counts the same
+    in a leap year), so a model that splits at the cap does not see a leap day
+    as a change in people. Taken over every day of 28 years (a full cycle of
+    weekdays and leap years between 1901 and 2099).
+
+    Examples
+    --------
+    >>> [shortest_window_days(m) for m in (6, 12, 24, 60)]
+    [181, 365, 730, 1826]
+    """
+    m = int(months)
+    if m < 1:
+        raise ValueError(f"months must be positive, got {months!r}")
+    t = np.arange(day("2001-01-01"), day("2029-01-01"), dtype=np.int64)
+    return int((t - window_start(t, m).astype(np.int64) + 1).min())
 
 
 def month_index(days) -> np.ndarray:
