@@ -591,6 +591,9 @@ _ELSEWHERE = {
        "test_the_run_monitors_itself_and_a_warning_can_fail_it"
        for k in ("feature_psi", "score_psi", "band_share_change", "min_list_jaccard", "precision_gap", "max_ece",
                  "fail_on_warning")},
+    # the flow thresholds reach the night's flow rows: a test sets each in a TOML and sees it applied
+    **{f"monitoring.flow_{k}": "tests/test_monitoring.py::test_flow_thresholds_come_from_the_deployment_settings"
+       for k in ("window_days", "baseline_windows", "z", "min_change", "min_count")},
 }
 
 

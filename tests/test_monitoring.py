@@ -552,3 +552,65 @@ def test_a_realised_precision_warns_only_beyond_the_bound_and_beyond_chance(tmp_
     assert not night(0.38)["warning"].any()
     loud = night(0.52)  # 0.22 away: beyond both
     assert loud["warning"].all() and "by chance alone" in loud.loc["ALV", "message"]
+
+
+def test_flow_thresholds_come_from_the_deployment_settings(tmp_path):
+    """Each ``[monitoring] flow_*`` setting of a TOML reaches the night's flow rows; a wrong value is refused."""
+    from iizrisk.config import Settings
+    from iizrisk.errors import ConfigError
+    from iizrisk.monitoring import FlowThresholds
+    from iizrisk.synth import random_spells
+
+    toml = tmp_path / "iizrisk.toml"
+    toml.write_text("[monitoring]\nflow_window_days = 14\nflow_baseline_windows = 6\nflow_z = 2.5\n"
+                    "flow_min_change = 0.3\nflow_min_count = 1e9\n", encoding="utf-8")
+    settings = Settings.load(toml)
+    assert FlowThresholds.of(settings.monitoring) == FlowThresholds(window_days=14, baseline_windows=6, z=2.5,
+                                                                    min_change=0.3, min_count=1e9)
+    spells = random_spells(3000, seed=5)
+    spells["recorded_date"] = spells["end_date"].fillna(spells["start_date"])
+    t = spells["recorded_date"].max().normalize()
+
+    def flow_rows(th):
+        tab = monitor_night(as_of=t, X=None, scores=pd.DataFrame({"person_id": [], "risk": [], "risk_band": []}),
+                            worklists=None, reference=None, spells=spells, thresholds=th)
+        return tab[tab["kind"] == "flow"]
+
+    ours, default = flow_rows(settings.monitoring), flow_rows(None)
+    assert len(ours) and (ours["threshold"] == 2.5).all() and (default["threshold"] == 4.0).all()
+    assert not ours["warning"].any()  # min_count 1e9: nothing is judged
+    # a 14-day window counts fewer new registrations than a 30-day one
+    n14 = ours.set_index(["institution", "name"])["value"].xs("entries", level="name")
+    n30 = default.set_index(["institution", "name"])["value"].xs("entries", level="name")
+    assert (n14 <= n30).all() and (n14 < n30).any()
+    for bad in ("flow_window_days = 3", "flow_baseline_windows = 1", "flow_z = 0", "flow_min_change = 1.5",
+                "flow_min_count = -1"):
+        toml.write_text(f"[monitoring]\n{bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=bad.split(" = ")[0]):
+            Settings.load(toml)
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_warnings_speak_the_summarys_language(lang):
+    """The messages the run summary lists come from the catalogue in the deployment's language."""
+    from iizrisk._texts import load_locale, text
+    from iizrisk.monitoring import FlowThresholds
+    from iizrisk.synth import random_spells
+
+    spells = random_spells(3000, seed=5)
+    spells["recorded_date"] = spells["end_date"].fillna(spells["start_date"])
+    t = spells["recorded_date"].max().normalize()
+    tab = monitor_night(as_of=t, X=None, scores=pd.DataFrame({"person_id": [], "risk": [], "risk_band": []}),
+                        worklists=None, reference=None, spells=spells, language=lang,
+                        flow_thresholds=FlowThresholds(z=1e-9, min_change=0.0, min_count=0.0))
+    said = list(tab.loc[tab["warning"], "message"])
+    assert said and all(said)
+    words = {text(f"monitor.flow_{s}", lang) for s in ("exit_rate", "unknown_exit_reason", "entries")}
+    names = set(load_locale(lang)["institutions"].values())
+    assert all(any(w in m for w in words) and any(n in m for n in names) for m in said), said
+    if lang != "en":
+        english = ("against", "windows before", "input drift", "new registrations", " at ")
+        assert not [m for m in said if any(e in m for e in english)], said
+    with pytest.raises(ValueError):
+        monitor_night(as_of=t, X=None, scores=pd.DataFrame({"person_id": [], "risk": [], "risk_band": []}),
+                      worklists=None, reference=None, spells=spells, language="xx")

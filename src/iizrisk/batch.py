@@ -502,7 +502,8 @@ def _monitor(settings: Settings, t: dt.date, ing, model, X, scores, worklists: W
                           spells=ing.spells, outcome=getattr(model, "outcome", None),
                           horizon_months=int(getattr(model, "horizon_months", 12) or 12),
                           thresholds=settings.monitoring,
-                          band_thresholds=tuple(settings.worklist.risk_bands))
+                          band_thresholds=tuple(settings.worklist.risk_bands),
+                          language=settings.worklist.language)  # the run summary shows the messages
     return {"monitoring": table}
 
 

@@ -270,6 +270,16 @@ class MonitoringSettings(_Section):
     precision_gap: float = 0.05
     #: realised calibration error (ECE) of a past run
     max_ece: float = 0.05
+    #: institution flows (:class:`iizrisk.monitoring.FlowThresholds`): tonight's window of days ...
+    flow_window_days: int = 30
+    #: ... against this many windows of the same length just before it (12 x 30 days: about a year)
+    flow_baseline_windows: int = 12
+    #: a flow change warns at this distance from the baseline, in standard errors ...
+    flow_z: float = 4.0
+    #: ... and a relative change of at least this share
+    flow_min_change: float = 0.15
+    #: flows judged only when tonight's observed or expected count reaches this
+    flow_min_count: float = 5.0
     #: a warning fails the run's health (exit 1, nothing published) instead of only being reported
     fail_on_warning: bool = False
 
@@ -517,6 +527,17 @@ class Settings(_Section):
                 problems.append(f"[monitoring] {name} = {v!r}: "
                                 + ("a share between 0 and 1" if name != "feature_psi" and name != "score_psi"
                                    else "a stability index between 0 and 10 (0.1 moderate, 0.25 large)"))
+        if not 7 <= m.flow_window_days <= 366:
+            problems.append(f"[monitoring] flow_window_days = {m.flow_window_days!r}: days from 7 to 366")
+        if not 3 <= m.flow_baseline_windows <= 60:
+            problems.append(f"[monitoring] flow_baseline_windows = {m.flow_baseline_windows!r}: "
+                            "from 3 to 60 windows (a baseline needs a spread)")
+        if not m.flow_z > 0:
+            problems.append(f"[monitoring] flow_z = {m.flow_z!r}: standard errors above 0 (4 by default)")
+        if not 0 <= m.flow_min_change <= 1:
+            problems.append(f"[monitoring] flow_min_change = {m.flow_min_change!r}: a share between 0 and 1")
+        if not m.flow_min_count >= 0:
+            problems.append(f"[monitoring] flow_min_count = {m.flow_min_count!r}: a count of 0 or more")
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
 

@@ -71,6 +71,7 @@ import pandas as pd
 
 from . import _time
 from ._results import OutputFigure, OutputTable, ResultMixin
+from ._texts import check_language, load_locale, text
 from .config import MonitoringSettings
 from .model._reference import _bin_shares, feature_reference
 
@@ -469,7 +470,20 @@ def flow_changes(flows: pd.DataFrame, thresholds: FlowThresholds | None = None) 
     return pd.concat(rows, ignore_index=True)
 
 
-def _flow_rows(t: pd.Timestamp, spells: pd.DataFrame, ft: FlowThresholds) -> list[dict]:
+def _say(key: str, language: str, **fields) -> str:
+    """One monitoring message of the catalogue (``monitor.msg_<key>``) in ``language``."""
+    return text(f"monitor.msg_{key}", language, **fields)
+
+
+def _at(institution: str, language: str) -> str:
+    """An institution as the messages name it: its name in the language, or all of them for the pooled rows."""
+    if institution == POOLED:
+        return text("monitor.all_institutions", language)
+    names = load_locale(language)["institutions"]
+    return str(names.get(institution, institution))
+
+
+def _flow_rows(t: pd.Timestamp, spells: pd.DataFrame, ft: FlowThresholds, language: str = "en") -> list[dict]:
     from .outcomes import observed_until
 
     # the windows end on the data's last day when the night runs after it: days nobody has reported yet
@@ -478,14 +492,13 @@ def _flow_rows(t: pd.Timestamp, spells: pd.DataFrame, ft: FlowThresholds) -> lis
     end = min(t, last)
     ch = flow_changes(institution_flows(spells, end, window_days=ft.window_days,
                                         baseline_windows=ft.baseline_windows), ft)
-    words = {"exit_rate": "exits among the open cases", "unknown_exit_reason": "ends without an exit reason",
-             "entries": "new registrations"}
     rows = []
     for r in ch.itertuples(index=False):
         fmt = (lambda v: f"{v:.0f}") if r.statistic == "entries" else (lambda v: f"{v:.1%}")
-        msg = (f"input drift: {words[r.statistic]} at {r.institution} in the {ft.window_days} days to {end.date()}: "
-               f"{fmt(r.value)} against {fmt(r.baseline)} in the {ft.baseline_windows} windows before "
-               f"({r.relative_change:+.0%}, z {r.z:+.1f})" if r.warning else "")
+        msg = (_say("flow", language, what=text(f"monitor.flow_{r.statistic}", language),
+                    institution=_at(str(r.institution), language), days=ft.window_days, date=end.date(),
+                    value=fmt(r.value), baseline=fmt(r.baseline), windows=ft.baseline_windows,
+                    change=f"{r.relative_change:+.0%}", z=f"{r.z:+.1f}") if r.warning else "")
         rows.append(_row("flow", r.statistic, r.value, institution=r.institution, run_as_of=t, threshold=ft.z,
                          warning=r.warning, message=msg))
     return rows
@@ -576,7 +589,7 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
                   reference: dict[str, Any] | None, history=None, spells: pd.DataFrame | None = None,
                   outcome: str | None = None, horizon_months: int = 12,
                   thresholds: MonitoringThresholds | None = None, band_thresholds=(0.10, 0.25),
-                  flow_thresholds: FlowThresholds | None = None) -> pd.DataFrame:
+                  flow_thresholds: FlowThresholds | None = None, language: str = "en") -> pd.DataFrame:
     """Every monitoring figure of one night, as the rows of the history table ``monitoring``.
 
     Parameters
@@ -602,6 +615,8 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
     thresholds : MonitoringThresholds, optional
     flow_thresholds : FlowThresholds, optional
         Default :meth:`FlowThresholds.of` the ``thresholds`` (their ``flow_*`` fields, else the defaults).
+    language : {"en", "de", "fr", "it"}, default "en"
+        The language of the warnings' ``message`` (the run summary's language; catalogue ``monitor.msg_*``).
 
     Returns
     -------
@@ -609,6 +624,7 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
         Columns :data:`COLUMNS` (``run_as_of`` the run a figure is about: tonight, or a past run).
     """
     _refuse_pooled_name(worklists)
+    check_language(language)
     th = thresholds or MonitoringThresholds()
     t = pd.Timestamp(as_of)
     rows = []
@@ -617,24 +633,25 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
         for f, r in drift.iterrows():
             warn = bool(pd.notna(r["psi"]) and r["psi"] >= th.feature_psi)
             rows.append(_row("drift", f, r["psi"], run_as_of=t, threshold=th.feature_psi, warning=warn,
-                             message=(f"input drift: {f} PSI {r['psi']:.3f} >= {th.feature_psi} against the "
-                                      "training reference" if warn else "")))
+                             message=(_say("feature_drift", language, feature=f, psi=f"{r['psi']:.3f}",
+                                           threshold=th.feature_psi) if warn else "")))
     sm = score_monitoring(scores["risk"], scores["risk_band"], reference, band_thresholds=band_thresholds)
     for name, r in sm.iterrows():
         warn, thr, msg = False, np.nan, ""
         if name == "score_psi":
             thr = th.score_psi
             warn = bool(r["value"] >= thr)
-            msg = f"score drift: risk PSI {r['value']:.3f} >= {thr}" if warn else ""
+            msg = _say("score_drift", language, psi=f"{r['value']:.3f}", threshold=thr) if warn else ""
         elif str(name).startswith("share_") and pd.notna(r["reference"]):
             thr = th.band_share_change
             lo, hi = r["reference_low"], r["reference_high"]
             warn = bool(r["value"] <= lo - thr or r["value"] >= hi + thr)
-            then = f"{lo:.1%}" if hi - lo < 1e-12 else f"{lo:.1%} to {hi:.1%}"
-            msg = f"band {str(name)[6:]}: share {r['value']:.1%} against {then} at training" if warn else ""
+            then = f"{lo:.1%}" if hi - lo < 1e-12 else _say("band_range", language, low=f"{lo:.1%}", high=f"{hi:.1%}")
+            band = load_locale(language)["risk_bands"].get(str(name)[6:], str(name)[6:])
+            msg = _say("band_share", language, band=band, share=f"{r['value']:.1%}", then=then) if warn else ""
         rows.append(_row("score", name, r["value"], run_as_of=t, threshold=thr, warning=warn, message=msg))
     if spells is not None:
-        rows += _flow_rows(t, spells, flow_thresholds or FlowThresholds.of(th))
+        rows += _flow_rows(t, spells, flow_thresholds or FlowThresholds.of(th), language)
     if worklists is not None and len(worklists):
         for inst, g in [*worklists.groupby("institution", sort=True), (POOLED, worklists)]:
             rows.append(_row("expected", "expected_precision", expected_precision(g["risk"]), institution=str(inst),
@@ -650,20 +667,20 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
                 warn = bool(pd.notna(r["jaccard"]) and r["jaccard"] < th.min_list_jaccard)
                 rows.append(_row("churn", "jaccard", r["jaccard"], institution=str(inst), run_as_of=t,
                                  threshold=th.min_list_jaccard, warning=warn,
-                                 message=(f"list churn at {inst}: Jaccard {r['jaccard']:.2f} against the run of "
-                                          f"{prev} ({int(r['entered'])} entered, {int(r['left'])} left)"
-                                          if warn else "")))
+                                 message=(_say("churn", language, institution=_at(str(inst), language),
+                                               jaccard=f"{r['jaccard']:.2f}", previous=prev,
+                                               entered=int(r["entered"]), left=int(r["left"])) if warn else "")))
                 for m in ("entered", "left"):
                     rows.append(_row("churn", m, r[m], institution=str(inst), run_as_of=t))
     if history is not None and spells is not None:
-        rows += _realised_rows(t, history, spells, outcome, horizon_months, th)
+        rows += _realised_rows(t, history, spells, outcome, horizon_months, th, language)
     out = pd.DataFrame(rows, columns=list(COLUMNS))
     out["run_as_of"] = pd.to_datetime(out["run_as_of"]).astype("datetime64[s]")
     out["institution"] = out["institution"].astype(str)
     return out
 
 
-def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th) -> list[dict]:
+def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th, language: str = "en") -> list[dict]:
     """The realised figures of the latest past run whose horizon has passed by ``t``."""
     from .outcomes import observed_until as _observed_until
 
@@ -688,9 +705,9 @@ def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th
         warn = bool(pd.notna(gap) and abs(gap) >= th.precision_gap and abs(gap) >= PRECISION_GAP_Z * sd)
         rows.append(_row("realised", "realised_precision", r["realised_precision"], institution=str(inst),
                          run_as_of=run, threshold=th.precision_gap, warning=warn,
-                         message=(f"the lists of {run.date()} at {inst}: realised precision {r['realised_precision']:.2f}"
-                                  f", expected {r['expected_precision']:.2f} then (± {sd:.2f} by chance alone)"
-                                  if warn else "")))
+                         message=(_say("realised", language, run=run.date(), institution=_at(str(inst), language),
+                                       realised=f"{r['realised_precision']:.2f}",
+                                       expected=f"{r['expected_precision']:.2f}", sd=f"{sd:.2f}") if warn else "")))
         rows.append(_row("realised", "expected_precision", r["expected_precision"], institution=str(inst),
                          run_as_of=run))
     a = perf.loc["all"]
@@ -698,7 +715,8 @@ def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th
         rows.append(_row("realised", m, a[m], institution="all", run_as_of=run))
     warn = bool(pd.notna(a["ece"]) and a["ece"] > th.max_ece)
     rows.append(_row("realised", "ece", a["ece"], institution="all", run_as_of=run, threshold=th.max_ece, warning=warn,
-                     message=f"calibration of the run of {run.date()}: ECE {a['ece']:.3f} > {th.max_ece}" if warn else ""))
+                     message=(_say("ece", language, run=run.date(), ece=f"{a['ece']:.3f}", threshold=th.max_ece)
+                              if warn else "")))
     return rows
 
 
