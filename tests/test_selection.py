@@ -263,6 +263,8 @@ def test_rolling_evaluation_is_complete_reproducible_and_written(canton, tmp_pat
     sel = res.select(SelectionRule(max_ece=0.1))
     assert sel.chosen.deployable and sel.chosen.name in {"boosting", "logistic", "boosting_without_history"}
     assert sel.chosen == again.select(SelectionRule(max_ece=0.1)).chosen
+    # the quality target: the chosen spec is not worse than the current default on the last split
+    assert sel.info["last_split"]["chosen"] >= sel.info["last_split"]["reference"]
     files = res.to_dir(tmp_path / "out")
     assert {p.name for p in files} >= {"selection_summary.csv", "selection_metrics.parquet", "selection_by_split.png",
                                        "selection_regret.png", "selection_jaccard.csv", "selection_fairness.parquet"}
@@ -288,3 +290,23 @@ def test_select_command_then_train_the_choice(canton, tmp_path):
     assert code == 0
     man = read_manifest(tmp_path / "m")
     assert man["model"] == chosen["spec"]["kind"]
+
+
+def test_a_challenger_worse_on_the_last_split_does_not_replace_the_default():
+    """The mean over old splits is not enough: the chosen spec is not worse than the default on the last one."""
+    res = _result({"boosting": [(0.30, 0.01, 0.5), (0.30, 0.01, 0.5), (0.40, 0.01, 0.5)],
+                   "faded": [(0.60, 0.01, 0.5), (0.60, 0.01, 0.5), (0.35, 0.01, 0.5)],   # best mean, worse now
+                   "steady": [(0.33, 0.01, 0.5), (0.33, 0.01, 0.5), (0.41, 0.01, 0.5)]})
+    sel = res.select(SelectionRule(max_ece=None))
+    assert sel.chosen.name == "steady" and "no worse than the current default boosting" in sel.why
+    assert "faded (precision_at_k 0.350 on the last split, worse than the current default boosting (0.400))" \
+        in sel.why
+    last = sel.info["last_split"]
+    assert last["chosen"] >= last["reference"]
+    assert res.select(SelectionRule(max_ece=None, hold_last_split=False)).chosen.name == "faded"
+    # lower is better for the Brier score: the bound turns round
+    res.metrics["brier"] = 1 - res.metrics["precision_at_k"]
+    assert res.select(SelectionRule(metric="brier", max_ece=None)).chosen.name == "steady"
+    assert res.select(SelectionRule(metric="brier", max_ece=None, hold_last_split=False)).chosen.name == "faded"
+    with pytest.raises(ConfigError, match="hold_last_split"):
+        SelectionRule(hold_last_split="yes")  # type: ignore[arg-type]

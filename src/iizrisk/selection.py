@@ -179,6 +179,10 @@ class SelectionRule:
         :meth:`SelectionResult.fairness_ratios`) must lie in ``[min_flag_ratio, 1 / min_flag_ratio]``
         (0.8: the four-fifths rule of :class:`iizrisk.fairness_rule.FairnessRule`). A point estimate:
         the audit (``iizrisk audit``) judges the chosen model with confidence intervals.
+    hold_last_split : bool, default True
+        A challenger (any specification but ``reference``) is eligible only if it is not worse than
+        the reference on the last split: a better mean earned on old splits does not replace a
+        default that works better now. False: the mean alone decides.
 
     A TOML file states it in a ``[selection]`` table::
 
@@ -194,6 +198,7 @@ class SelectionRule:
     min_jaccard: float | None = None
     reference: str = "boosting"
     min_flag_ratio: float | None = None
+    hold_last_split: bool = True
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -202,6 +207,8 @@ class SelectionRule:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1):
                 raise ConfigError(f"[selection] {name} = {v!r}: a number from 0 to 1")
+        if not isinstance(self.hold_last_split, bool):
+            raise ConfigError(f"[selection] hold_last_split = {self.hold_last_split!r}: true or false")
         if self.min_flag_ratio == 0:
             raise ConfigError("[selection] min_flag_ratio = 0: a ratio bound above 0 (0.8 is the four-fifths rule)")
 
@@ -218,7 +225,7 @@ class SelectionRule:
         table = data.get("selection")
         if not isinstance(table, dict):
             raise ConfigError(f"{p}: no [selection] table; see iizrisk.selection.SelectionRule")
-        known = {"metric", "max_ece", "min_jaccard", "reference", "min_flag_ratio"}
+        known = {"metric", "max_ece", "min_jaccard", "reference", "min_flag_ratio", "hold_last_split"}
         bad = sorted(set(table) - known)
         if bad:
             raise ConfigError(f"{p}: [selection] unknown setting(s) {bad}; known: {sorted(known)}")
@@ -458,9 +465,18 @@ class SelectionResult(ResultMixin):
                     if pd.notna(v) and not lo <= v <= hi:
                         reasons[n].append(f"flag-rate ratio {v:.2f} by {c[len('flag_ratio_'):]} outside "
                                           f"[{lo:.2f}, {hi:.2f}]")
+        asc = rule.metric in LOWER_IS_BETTER
+        last = self.metrics[self.metrics["split"] == self.metrics["split"].max()].set_index("spec")
+        if rule.hold_last_split and rule.reference in last.index:
+            ref = float(last.loc[rule.reference, rule.metric])
+            for n in table.index:
+                if n != rule.reference and n in last.index and pd.notna(ref):
+                    v = float(last.loc[n, rule.metric])
+                    if (v > ref) if asc else (v < ref):
+                        reasons[n].append(f"{rule.metric} {v:.3f} on the last split, worse than the current "
+                                          f"default {rule.reference} ({ref:.3f})")
         table["eligible"] = [not reasons[n] for n in table.index]
         table["excluded_because"] = ["; ".join(reasons[n]) for n in table.index]
-        asc = rule.metric in LOWER_IS_BETTER
         table = table.sort_values(["eligible", rule.metric], ascending=[False, asc])
         ok = table[table["eligible"]]
         if not len(ok):
@@ -479,6 +495,8 @@ class SelectionResult(ResultMixin):
         if rule.min_jaccard is not None:
             cons.append(f"top-k Jaccard against the previous split >= {rule.min_jaccard} "
                         f"(worst {ok.loc[best, 'worst_jaccard_previous']:.2f})")
+        if rule.hold_last_split and rule.reference in last.index and best != rule.reference:
+            cons.append(f"no worse than the current default {rule.reference} on the last split")
         if rule.min_flag_ratio is not None and fair_cols:
             ratios = ", ".join(f"{c[len('flag_ratio_'):]} {ok.loc[best, c]:.2f}" for c in fair_cols
                                if pd.notna(ok.loc[best, c]))
@@ -492,7 +510,6 @@ class SelectionResult(ResultMixin):
         excluded = table[~table["eligible"]]
         for n, r in excluded["excluded_because"].items():
             why.append(f"Excluded: {n} ({r}).")
-        last = self.metrics[self.metrics["split"] == self.metrics["split"].max()].set_index("spec")
         info: dict[str, Any] = {"splits": len(self.splits), "seed": self.info.get("random_state"),
                                 "outcome": self.info.get("outcome"),
                                 "horizon_months": self.info.get("horizon_months")}

@@ -48,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-flag-ratio", type=finite_float(1.0), metavar="X",
                    help="flag-rate ratios between protected groups within [X, 1/X], pooled over the splits "
                         "(0.8: the four-fifths rule)")
+    p.add_argument("--mean-only", action="store_true",
+                   help="let a better mean replace the current default even where it is worse on the last split")
     p.add_argument("--seed", type=int, default=0, help="seed of every model (0)")
     p.add_argument("--threads", type=int_at_least(1), metavar="N", help="threads per model fit")
 
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     rule = (SelectionRule.from_toml(args.rule) if args.rule else
             SelectionRule(metric=args.metric, max_ece=args.max_ece, min_jaccard=args.min_jaccard,
-                          min_flag_ratio=args.min_flag_ratio))
+                          min_flag_ratio=args.min_flag_ratio, hold_last_split=not args.mean_only))
     grid = default_grid()
     if args.specs:
         want = [s.strip() for s in args.specs.split(",") if s.strip()]
