@@ -310,3 +310,38 @@ def test_a_challenger_worse_on_the_last_split_does_not_replace_the_default():
     assert res.select(SelectionRule(metric="brier", max_ece=None, hold_last_split=False)).chosen.name == "faded"
     with pytest.raises(ConfigError, match="hold_last_split"):
         SelectionRule(hold_last_split="yes")  # type: ignore[arg-type]
+
+
+def test_max_train_rows_bounds_every_splits_fit(canton, monkeypatch):
+    """Each split's models learn from at most max_train_rows rows; evaluation rows are never sampled."""
+    import iizrisk.selection as selection
+
+    _, snaps, _ = canton
+    fitted: list[int] = []
+    scorer = selection._scorer
+
+    def spying(*args, **kwargs):
+        est, use = scorer(*args, **kwargs)
+        fit = est.fit
+
+        def fit_and_count(X, y, **kw):
+            fitted.append(len(X))
+            return fit(X, y, **kw)
+
+        est.fit = fit_and_count
+        return est, use
+
+    monkeypatch.setattr(selection, "_scorer", spying)
+    grid = [Spec("boosting", params={"max_iter": 20}), Spec("bfs_rule", "bfs_rule")]
+    kw = dict(grid=grid, every_months=3, years=1, test_months=2, train_months=18, capacity=10, n_threads=1,
+              random_state=3)
+    full = rolling_evaluation(snaps, **kw)
+    n_full = list(fitted)
+    fitted.clear()
+    small = rolling_evaluation(snaps, max_train_rows=1500, **kw)
+    assert min(n_full) > 1500 and fitted and max(fitted) == 1500
+    # the same evaluation rows: the BFS rule does not learn from the rows, so its metrics are unchanged
+    a, b = (r.metrics.set_index(["split", "spec"]) for r in (full, small))
+    pd.testing.assert_series_equal(a.xs("bfs_rule", level="spec")["precision_at_k"],
+                                   b.xs("bfs_rule", level="spec")["precision_at_k"])
+    assert not a.xs("boosting", level="spec")["brier"].equals(b.xs("boosting", level="spec")["brier"])

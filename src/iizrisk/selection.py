@@ -715,7 +715,7 @@ def _worst_ratios(counts: pd.DataFrame, min_group: int) -> dict[str, float]:
 def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_months: int = 3, years: int = 2,
                        test_months: int = 3, train_months: int = 36, calibration_months: int = 6,
                        gap_months: int | None = None, capacity: int = 50, max_persons: int | None = None,
-                       random_state: int = 0, n_threads: int | None = None,
+                       random_state: int = 0, n_threads: int | None = None, max_train_rows: int | None = None,
                        progress: bool | None = None, attributes: pd.DataFrame | None = None,
                        fairness_min_group: int = 30) -> SelectionResult:
     """Evaluate a grid of specifications on rolling as-of splits of a snapshot dataset.
@@ -741,6 +741,10 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
         The seed of every model: the same seed gives the same result.
     n_threads : int, optional
         Threads per model fit.
+    max_train_rows : int, optional
+        Each split's models learn from a random sample of at most this many of its training rows
+        (the split's number is added to the seed; calibration and evaluation rows are not sampled):
+        the fits' time stops growing with the population, as ``iizrisk train --max-train-rows``.
     attributes : DataFrame, optional
         Protected attributes per person (:func:`person_attributes`: ``sex``, ``nationality_group``,
         ``birth_year``, index ``person_id``). With them, and always for the disability proxy (an IV
@@ -755,7 +759,7 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
     SelectionResult
     """
     from .model import evaluate
-    from .model._training import _snapshot_frame
+    from .model._training import _bounded, _snapshot_frame
     from .snapshots import SnapshotSet
 
     snaps = snapshots if isinstance(snapshots, SnapshotSet) else SnapshotSet.open(snapshots)
@@ -808,6 +812,8 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
             tr_days = np.array([_time.day(d) for d in sp["train_dates"]], dtype=np.int64)
             te_days = np.array([_time.day(d) for d in sp["test_dates"]], dtype=np.int64)
             tr = np.isin(days, tr_days) & observed
+            if max_train_rows is not None and tr.sum() > max_train_rows:
+                tr = _bounded(tr, int(max_train_rows), random_state + int(sp["split"]))
             te = np.isin(days, te_days) & observed
             pv_days = np.array([_time.day(prev_of[d]) for d in sp["test_dates"] if d in prev_of], dtype=np.int64)
             pv = np.isin(days, pv_days)

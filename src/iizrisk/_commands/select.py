@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-months", type=int_at_least(1, MAX_MONTHS), default=36, metavar="N")
     p.add_argument("--capacity", type=int_at_least(1), default=50, metavar="K", help="people per as-of date (50)")
     p.add_argument("--max-persons", type=int_at_least(1), metavar="N", help="a fixed random sample of persons")
+    p.add_argument("--max-train-rows", type=int_at_least(1000), metavar="N",
+                   help="each split's models learn from at most N training rows (a random sample)")
     p.add_argument("--specs", metavar="NAME,...", help="only these specifications of the default grid")
     p.add_argument("--rule", metavar="TOML", type=plain_path, help="a file with a [selection] table")
     p.add_argument("--metric", default="precision_at_k", help="ranked by its mean over splits")
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     result = rolling_evaluation(snapshots, grid=grid, every_months=args.every_months, years=args.years,
                                 test_months=args.test_months, train_months=args.train_months,
                                 capacity=args.capacity, max_persons=args.max_persons, random_state=args.seed,
-                                n_threads=args.threads, attributes=attributes)
+                                max_train_rows=args.max_train_rows, n_threads=args.threads, attributes=attributes)
     result.to_dir(out)
     selection = result.select(rule)
     selection.to_json(out / "selected.json")

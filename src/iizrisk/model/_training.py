@@ -199,6 +199,14 @@ def _at_most(n: int, cap: int, random_state: int) -> np.ndarray:
     return np.sort(np.random.default_rng(random_state).choice(n, size=cap, replace=False))
 
 
+def _bounded(rows: np.ndarray, cap: int, random_state: int) -> np.ndarray:
+    """The boolean mask ``rows`` with a random sample of at most ``cap`` of its True rows left True."""
+    where = np.flatnonzero(rows)
+    out = np.zeros(len(rows), dtype=bool)
+    out[where[_at_most(len(where), cap, random_state)]] = True
+    return out
+
+
 def without_groups(ft: PointInTimeFeatures, drop_groups) -> PointInTimeFeatures:
     """A fitted copy of ``ft`` that leaves out the feature groups ``drop_groups`` as well.
 
@@ -335,10 +343,7 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
     val = d >= first_val
     fit_rows = ~val
     if max_train_rows is not None and fit_rows.sum() > max_train_rows:
-        rng = np.random.default_rng(random_state)
-        keep = rng.choice(np.flatnonzero(fit_rows), size=max_train_rows, replace=False)
-        fit_rows = np.zeros(len(X), dtype=bool)
-        fit_rows[keep] = True
+        fit_rows = _bounded(fit_rows, max_train_rows, random_state)
     common = dict(calibration=calibration, calibration_months=calibration_months, gap_months=gap,
                   outcome=outcome, horizon_months=horizon_months, features=ft, random_state=random_state)
     Xall = X
