@@ -6,6 +6,7 @@ pickled, what it writes goes through the shared folder, as on a real cluster.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -145,6 +146,150 @@ def test_a_worker_that_does_not_see_the_folder_refuses_to_write(tmp_path):
         _bucket_task(str(tmp_path / "elsewhere" / "dataset.json"), PointInTimeFeatures().fit(), pd.DataFrame(),
                      None, [], [], "revolving_door", 12, 0)
     assert not (tmp_path / "elsewhere").exists()
+
+
+# ------------------------------------------------------------------ the research study's risk-set table
+@pytest.fixture(scope="module")
+def population():
+    from iizrisk import synth
+
+    return synth.generate(1200, "2015-01-01", "2022-12-31", seed=11, effect=0.3)
+
+
+STUDY_CASES = {
+    "sampled controls": {"period": ("2019-01-01", "2019-12-31"), "controls_per_treated": 20, "random_state": 3},
+    "episode window, all outcomes": {
+        "period": ("2020-01-01", "2020-12-31"), "controls_per_treated": 5, "episode_days": (14, 200),
+        "outcomes": ["revolving_door", "disintegration", "days_registered_next_12m", "new_spells_next_24m"],
+        "random_state": 1},
+    "recorded view, every control": {"period": ("2019-01-01", "2019-12-31"), "controls_per_treated": None,
+                                     "covariate_view": "recorded", "merge_gap_days": 3,
+                                     "outcomes": ["revolving_door", "days_registered_next_24m"]},
+}
+
+
+@pytest.mark.parametrize("case", list(STUDY_CASES))
+def test_the_risk_set_table_on_dask_is_identical(client, population, case):
+    from iizrisk.evaluation import risk_set_table
+
+    kw = STUDY_CASES[case]
+    one = risk_set_table(population.spells, population.interventions, **kw)
+    dask = risk_set_table(population.spells, population.interventions, client=client, buckets=2, **kw)
+    assert len(one) > 50 and one["treated"].sum() >= 5 and not one["treated"].all()
+    pd.testing.assert_frame_equal(dask, one, check_exact=True)
+    assert dask.attrs == one.attrs
+
+
+def test_a_bucket_of_the_table_is_the_table_of_its_persons(population):
+    # the per-person work of a bucket alone gives the bucket's rows of the whole table (no cluster needed)
+    from iizrisk.evaluation import risk_set_table
+    from iizrisk.snapshots import person_bucket
+
+    kw = {"period": ("2019-01-01", "2019-12-31"), "controls_per_treated": None,
+          "outcomes": ["revolving_door", "days_registered_next_12m"]}
+    whole = risk_set_table(population.spells, population.interventions, **kw)
+    mine = person_bucket(population.spells["person_id"], 2) == 0
+    ivm = person_bucket(population.interventions["person_id"], 2) == 0
+    part = risk_set_table(population.spells[mine], population.interventions[ivm], **kw)
+    # the days the bucket's own assessed define; on them, every registered person of the bucket in both
+    want = whole[(person_bucket(whole["person_id"], 2) == 0)
+                 & whole["index_date"].isin(part["index_date"])].reset_index(drop=True)
+    assert len(want) > 50
+    cols = [c for c in whole.columns if c != "sampling_weight"]  # the weights depend on the risk set's size
+    pd.testing.assert_frame_equal(part[cols], want[cols], check_exact=True)
+
+
+def test_study_arguments_on_dask_are_checked(client, population, monkeypatch):
+    from iizrisk.evaluation import risk_set_table
+
+    with pytest.raises(ValueError, match="buckets"):
+        risk_set_table(population.spells, population.interventions, client=client, buckets=0)
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ConfigError, match=r"iizrisk\[dask\]"):
+        risk_set_table(population.spells, population.interventions, client=client)
+
+
+# ------------------------------------------------------------------ the command line
+def _main(argv, capsys) -> tuple[int, str]:
+    from iizrisk.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def cluster_of_the_cli(client, monkeypatch):
+    """``--dask`` gets the module's LocalCluster (one cluster for all tests); what it asked for is recorded."""
+    from contextlib import contextmanager
+
+    import iizrisk.distributed as mod
+
+    asked: list = []
+
+    @contextmanager
+    def reuse(address=None, **kwargs):
+        asked.append((address, kwargs))
+        yield client
+
+    monkeypatch.setattr(mod, "dask_client", reuse)
+    return asked
+
+
+def test_cli_snapshots_with_dask_writes_the_same_dataset(cluster_of_the_cli, spells, tmp_path, capsys):
+    from iizrisk.store import write_parquet_atomic
+
+    src = write_parquet_atomic(spells, tmp_path / "spells.parquet")
+    base = ["-q", "snapshots", "--spells", str(src), "--outcome", "revolving_door", "--from", "2022-10-31",
+            "--to", "2023-01-31", "--buckets", "3", "--horizon-months", "3"]
+    assert _main([*base, "--out", str(tmp_path / "one")], capsys)[0] == 0
+    assert cluster_of_the_cli == []
+    assert _main([*base, "--out", str(tmp_path / "dask"), "--dask", "--workers", "3"], capsys)[0] == 0
+    assert cluster_of_the_cli == [(None, {"workers": 3})]
+    a, b = _files(tmp_path / "one"), _files(tmp_path / "dask")
+    assert len(a) == 1 + 4 * 3 and a == b
+
+
+def test_cli_evaluate_with_dask_writes_the_same_tables(cluster_of_the_cli, population, tmp_path, capsys):
+    from iizrisk.store import write_parquet_atomic
+
+    sp = write_parquet_atomic(population.spells, tmp_path / "spells.parquet")
+    iv = write_parquet_atomic(population.interventions, tmp_path / "interventions.parquet")
+    base = ["-q", "evaluate", "--spells", str(sp), "--interventions", str(iv), "--outcome",
+            "days_registered_next_12m", "--from", "2019-01-01", "--to", "2020-12-31", "--controls-per-treated", "5",
+            "--bootstrap", "5", "--min-cell-size", "1"]
+    assert _main([*base, "--out", str(tmp_path / "one")], capsys)[0] == 0
+    assert _main([*base, "--out", str(tmp_path / "dask"), "--dask", "tcp://scheduler.example:8786"], capsys)[0] == 0
+    assert cluster_of_the_cli == [("tcp://scheduler.example:8786", {"workers": 2})]
+    a, b = _files(tmp_path / "one"), _files(tmp_path / "dask")
+    assert "estimates.csv" in a and a.keys() == b.keys()
+    assert [k for k in a if k.endswith((".csv", ".png")) and a[k] != b[k]] == []
+    one, dask = (json.loads(x["study.json"]) for x in (a, b))
+    assert one["parameters"].pop("out") != dask["parameters"].pop("out")
+    assert one == dask
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--workers", "2"], "add --dask"),
+    (["--dask", "tcp://h:8786", "--workers", "2"], "has its own workers"),
+    (["--dask", "tcp:// h"], "without spaces"),
+    (["--dask", "--workers", "0"], "not between 1 and"),
+])
+def test_cli_dask_options_are_checked_before_any_work(extra, message, tmp_path, capsys):
+    argv = ["snapshots", "--spells", str(tmp_path / "absent.parquet"), "--outcome", "revolving_door",
+            "--out", str(tmp_path / "s"), *extra]
+    code, err = _main(argv, capsys)
+    assert code == 2 and message in err and not (tmp_path / "s").exists()
+    assert "absent.parquet" not in err  # refused before reading the spells
+
+
+def test_cli_without_dask_says_what_to_install(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    code, err = _main(["snapshots", "--spells", str(tmp_path / "absent.parquet"), "--outcome", "revolving_door",
+                       "--out", str(tmp_path / "s"), "--dask"], capsys)
+    assert code == 2 and "pip install 'iizrisk[dask]'" in err
 
 
 # ------------------------------------------------------------------ the client

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, OperatingSystemError
 
 __all__ = ["DEFAULT_WORKERS", "INSTALL_HINT", "check_workers", "dask_client", "require_dask", "run_tasks",
            "start_client"]
@@ -121,8 +121,9 @@ def start_client(address: str | None = None, *, workers: int = DEFAULT_WORKERS, 
     for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    # the scheduler's HTTP server starts in any case: on a free port, never on another cluster's 8787
     return distributed.Client(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
-                              memory_limit=memory_limit, dashboard_address=None,
+                              memory_limit=memory_limit, dashboard_address=":0",
                               silence_logs=logging.WARNING)
 
 
@@ -198,7 +199,8 @@ def run_tasks(client: Any, fn: Callable[..., Any], arguments: Iterable[tuple], *
 
     When a task fails, no further task is submitted; the tasks already running
     are waited for (so that their files are complete, not half-written), and
-    the first error is raised.
+    the first error is raised (a worker killed for lack of memory as
+    :class:`~iizrisk.errors.OperatingSystemError`, exit code 6).
 
     Parameters
     ----------
@@ -261,6 +263,10 @@ def run_tasks(client: Any, fn: Callable[..., Any], arguments: Iterable[tuple], *
     except BaseException:  # interrupted on the client: cancel what has not started
         client.cancel(list(index))
         raise
+    if isinstance(error, distributed.KilledWorker):
+        raise OperatingSystemError(f"a Dask worker died while running a task ({error}); workers are killed "
+                                   "when they run out of memory: give each worker more memory, or use more "
+                                   "person buckets so that each task is smaller") from error
     if error is not None:
         raise error
     return [results[i] for i in sorted(results)]

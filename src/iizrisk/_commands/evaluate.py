@@ -43,6 +43,7 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, IizriskError, ValidationError
 from ._args import MAX_MONTHS, float_at_least, int_at_least, iso_date
+from .snapshots import add_dask_arguments, check_dask_args, dask_from_args
 
 HELP = "estimate the effect of joint assessments on later outcomes (risk-set matching); write DIR"
 DESCRIPTION = (
@@ -51,7 +52,8 @@ DESCRIPTION = (
     "point-in-time features at d as covariates, outcomes after d. Writes the estimates (with the "
     "naive comparison), balance tables, survival curves of a sustained exit and plots to DIR, with "
     "cells of fewer than --min-cell-size people suppressed. The estimates are causal only if the "
-    "features capture why people were assessed (see study.json, 'assumptions')."
+    "features capture why people were assessed (see study.json, 'assumptions'). With --dask the covariates "
+    "and outcomes are computed per person bucket on a Dask cluster; the results are identical."
 )
 
 logger = logging.getLogger("iizrisk")
@@ -92,6 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="suppress counts of 1..K-1 people and what is derived from them (5)")
     p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
                    help="headers of the CSV tables in this language (default: the column codes)")
+    add_dask_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.period_from and args.period_to and args.period_from > args.period_to:
         raise ConfigError(f"--from {args.period_from} lies after --to {args.period_to}; give the first "
                           "assessment day before the last")
+    check_dask_args(args)
     spells, interventions = read_inputs(args.spells, args.interventions)
     if interventions is None:  # pragma: no cover - the option is required
         raise SystemExit("--interventions is required")
@@ -124,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
         exit_months=args.exit_months, followup_months=args.followup_months, period=period,
         random_state=args.seed)
     try:
-        study.fit(spells, interventions)
+        with dask_from_args(args) as client:
+            if client is None:
+                study.fit(spells, interventions)
+            else:
+                study.fit(spells, interventions, client=client)
     except IizriskError:  # its own message and exit code (ValidationError and ConfigError are ValueErrors too)
         raise
     except (ValueError, TypeError) as exc:  # the library's checks of the data: invalid input, not a bug
@@ -136,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"{args.spells}: no outcome could be estimated ({why}); a larger --caliper, more "
                               "--controls-per-treated or a longer --from/--to period may help; nothing written")
     params = {key: v for key, v in vars(args).items()
-              if not key.startswith("_") and key not in ("command", "verbose", "quiet")}
+              if not key.startswith("_") and key not in ("command", "verbose", "quiet", "dask", "workers")}
     paths = study.to_dir(args.out, min_cell_size=args.min_cell_size, parameters=params, language=args.language)
     logger.info("evaluate: %d files written to %s", len(paths), args.out)
     for path in paths:

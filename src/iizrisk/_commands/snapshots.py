@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from ._args import MAX_MONTHS, int_at_least, int_between, iso_date, plain_path
+
+logger = logging.getLogger("iizrisk")
 
 HELP = "build the snapshot dataset (features and labels at many month ends) that train can read"
 DESCRIPTION = (
@@ -14,8 +20,57 @@ DESCRIPTION = (
     "observed day), to OUT as Parquet partitioned by as-of date and person bucket. Memory is about one "
     "bucket at one date. Each partition is written atomically: a build that stops is finished by running "
     "the same command again; a folder holding another build is refused. `iizrisk train --snapshots OUT` "
-    "then trains without building features again."
+    "then trains without building features again. With --dask the buckets are built as tasks on a Dask "
+    "cluster (a LocalCluster of --workers processes, or the scheduler at ADDRESS; OUT must then be on "
+    "storage every worker sees): the partitions are byte-identical."
 )
+
+
+def add_dask_arguments(p: argparse.ArgumentParser) -> None:
+    """``--dask [ADDRESS]`` and ``--workers N`` (shared with ``iizrisk evaluate``)."""
+    p.add_argument("--dask", nargs="?", const="", default=None, type=_address, metavar="ADDRESS",
+                   help="run the per-person work on Dask (pip install 'iizrisk[dask]'): a LocalCluster on this "
+                        "machine, or the scheduler at ADDRESS (tcp://host:8786); results are identical")
+    p.add_argument("--workers", type=int_between(1, 1024), default=None, metavar="N",
+                   help="worker processes of the LocalCluster of --dask (2)")
+
+
+def _address(text: str) -> str:
+    """argparse type: a scheduler address without spaces (empty: a LocalCluster)."""
+    if text != text.strip() or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError("give the scheduler address without spaces, e.g. tcp://host:8786")
+    return text
+
+
+def check_dask_args(args: argparse.Namespace) -> None:
+    """Check ``--dask``/``--workers`` and that Dask is installed (before any data are read)."""
+    from ..errors import ConfigError
+
+    if args.dask is None:
+        if args.workers is not None:
+            raise ConfigError("--workers sets the LocalCluster of --dask; add --dask")
+        return
+    if args.dask and args.workers is not None:
+        raise ConfigError(f"--workers is for a LocalCluster; the cluster at {args.dask} has its own workers")
+    from ..distributed import require_dask
+
+    require_dask()
+
+
+@contextmanager
+def dask_from_args(args: argparse.Namespace) -> Iterator[Any]:
+    """The Dask client that ``--dask``/``--workers`` ask for (None without ``--dask``), closed on leaving."""
+    check_dask_args(args)
+    if args.dask is None:
+        yield None
+        return
+    from ..distributed import DEFAULT_WORKERS, dask_client
+
+    workers = args.workers or DEFAULT_WORKERS
+    with dask_client(args.dask or None, workers=workers) as client:
+        logger.info("on Dask: %s", f"the scheduler at {args.dask}" if args.dask
+                    else f"a LocalCluster of {workers} worker processes")
+        yield client
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,20 +86,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--buckets", type=int_between(1, 4096), default=16, metavar="N",
                    help="person buckets per month end (16); memory is about one bucket's features")
     p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="the dataset folder")
+    add_dask_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..snapshots import build_snapshots, default_dates
     from .features import read_inputs
 
+    check_dask_args(args)
     spells, interventions = read_inputs(args.spells, args.interventions)
     dates = default_dates(spells, first=args.first, last=args.last)
     if not dates:
         from ..errors import ConfigError
 
         raise ConfigError(f"no month end between --from {args.first} and --to {args.last}")
-    snaps = build_snapshots(spells, args.out, as_of=dates, interventions=interventions, outcome=args.outcome,
-                            horizon_months=args.horizon_months, buckets=args.buckets)
+    with dask_from_args(args) as client:
+        snaps = build_snapshots(spells, args.out, as_of=dates, interventions=interventions, outcome=args.outcome,
+                                horizon_months=args.horizon_months, buckets=args.buckets, client=client)
     print(f"{len(dates)} month ends ({dates[0].date()} to {dates[-1].date()}) x {args.buckets} buckets "
           f"-> {snaps.path}", file=sys.stdout)
     return 0

@@ -305,7 +305,8 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
                    intervention_type: str = "joint_assessment", controls_per_treated: int | None = 50,
                    outcomes=DEFAULT_OUTCOMES, horizon_months: int = 12, exit_months: int = 6,
                    period=None, observed_until=None, merge_gap_days: int = 0, covariate_view: str = "event",
-                   feature_options=None, episode_days=None, random_state=None) -> pd.DataFrame:
+                   feature_options=None, episode_days=None, random_state=None, client=None,
+                   buckets: int | None = None) -> pd.DataFrame:
     """One row per (person, index day): the assessed on their day and sampled controls at risk that day.
 
     See the module docstring (:mod:`iizrisk.evaluation`, section *From spells
@@ -356,6 +357,16 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         None (default): everyone registered on ``d``.
     random_state : int, optional
         Seed of the control sampling.
+    client : distributed.Client, optional
+        Compute the covariates and outcomes on this Dask cluster
+        (:mod:`iizrisk.distributed`), one person bucket per task. The risk sets
+        and the control sampling are decided here, once, as without a client;
+        each task gets its bucket's spells, interventions and sampled rows.
+        The table is identical to the one built without a client.
+    buckets : int, optional
+        With ``client``: the person buckets (tasks); default one per worker
+        thread. Each task computes features once per index day, so more
+        buckets cost more per-day overhead.
 
     Returns
     -------
@@ -370,10 +381,16 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         lists the feature columns, ``attrs["outcomes"]`` the outcome columns.
     """
     from ..features import PointInTimeFeatures, ProtectedAttributeWarning
-    from ..outcomes import compute_outcome
     from ..outcomes import observed_until as _observed_until
 
     t0 = _timer.perf_counter()
+    if client is not None:
+        from ..distributed import require_dask
+
+        require_dask()
+        if buckets is not None and (isinstance(buckets, bool) or not isinstance(buckets, int | np.integer)
+                                    or not 1 <= buckets <= 4096):
+            raise ValueError(f"buckets must be a whole number from 1 to 4096, got {buckets!r}")
     for name, df, cols in (("spells", spells, ("person_id", "institution", "start_date")),
                            ("interventions", interventions, ("person_id", "date", "type"))):
         if not isinstance(df, pd.DataFrame):
@@ -425,15 +442,11 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     clash = sorted(set(out_cols.values()) & set(ft.get_feature_names_out()))
     if clash:
         raise ValueError(f"outcome column(s) {clash} have the name of a feature; rename the outcome")
-    fin = spells[keep_cols]
-    row_code = tl.person_ids.get_indexer(pd.Index(spells["person_id"].astype(object)))
-    iv_all_code = tl.person_ids.get_indexer(pd.Index(interventions["person_id"].astype(object)))
-    iv_all_day = _time.to_days(interventions["date"])
     spell_p = tl.person.astype(np.int64)
     spell_s, spell_e = tl.start.astype(np.int64), tl.end.astype(np.int64)
 
-    frames = []
-    n_not_registered = 0
+    # the design, decided here once: who is at risk on each index day, and which controls are drawn
+    pair_code, pair_day, pair_w, pair_t = [], [], [], []
     n_outside = 0
     for d in days:
         d = int(d)
@@ -452,71 +465,49 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         if controls_per_treated is not None:
             k = min(len(cand), int(controls_per_treated) * len(tr))
             cand = rng.choice(cand, size=k, replace=False) if k < len(cand) else cand
-        who = np.concatenate([tr, cand])
-        sel = np.zeros(n_p, dtype=bool)
-        sel[who] = True
-        rows = sel[np.maximum(row_code, 0)] & (row_code >= 0)
-        ivm = sel[np.maximum(iv_all_code, 0)] & (iv_all_code >= 0) & (iv_all_day < d) & \
-            (iv_all_day != _time.MISSING_DAY)
-        X = ft.transform(fin.loc[rows], as_of=d, interventions=interventions.loc[ivm])
-        X = X[X["n_institutions_now"].to_numpy() >= 1]  # registered on d in the covariate view
-        codes = tl.person_ids.get_indexer(pd.Index(X.index.get_level_values("person_id").astype(object)))
-        is_t = first[codes] == d
-        n_not_registered += len(tr) - int(is_t.sum())
-        X = X.reset_index(drop=True)
-        X.insert(0, "_code", codes)
-        X.insert(1, "_day", d)
-        X.insert(2, "treated", is_t)
-        X.insert(3, "_w", np.where(is_t, 1.0, n_cand / max(len(cand), 1)))
-        frames.append(X)
+        # the table's order: by day, the assessed first, then by person
+        pair_code += [np.sort(tr), np.sort(cand)]
+        pair_day += [np.full(len(tr) + len(cand), d, dtype=np.int64)]
+        pair_w += [np.ones(len(tr)), np.full(len(cand), n_cand / max(len(cand), 1))]
+        pair_t += [np.ones(len(tr), dtype=bool), np.zeros(len(cand), dtype=bool)]
     if n_outside:
         logger.warning("study: %d assessed person(s) outside episode_days=%s on their assessment day; left out",
                        n_outside, tuple(episode_days))
-    if not frames:
+    if not pair_day:
         raise ValidationError(f"no person with a first {intervention_type!r} in the period was inside "
                               f"episode_days={tuple(episode_days)} on that day; widen the window")
-    table = pd.concat(frames, ignore_index=True)
-    if not table["treated"].any():
+    codes_all = np.concatenate(pair_code).astype(np.int64)
+    days_all = np.concatenate(pair_day)
+    design = pd.DataFrame({"person_id": np.asarray(tl.person_ids.take(codes_all), dtype=object),
+                           "day": days_all})
+    opts = {"ft": ft, "keep_cols": keep_cols, "out_cols": out_cols, "horizon_months": int(horizon_months),
+            "exit_months": int(exit_months), "merge_gap_days": merge_gap_days, "last_day": int(last_day)}
+
+    # the per-person work: covariates and outcomes of the sampled rows (on Dask: one person bucket per task)
+    if client is None:
+        per_row = _risk_set_rows(spells, interventions, design, opts, tl=tl)
+    else:
+        per_row = _risk_set_rows_on_dask(client, spells, interventions, design, opts, buckets)
+    kept = per_row.index.to_numpy(dtype=np.int64)
+    treated = np.concatenate(pair_t)[kept]
+    if not treated.any():
         raise ValidationError(f"none of the {len(treated_p)} people with a first {intervention_type!r} in the "
                               "period was registered on that day; nothing to compare")
+    n_not_registered = int(np.concatenate(pair_t).sum()) - int(treated.sum())
     if n_not_registered:
         logger.warning("study: %d assessed person(s) not registered on their assessment day in the "
                        "%s view; left out", n_not_registered, covariate_view)
-    table = table.sort_values(["_day", "treated", "_code"], ascending=[True, False, True], kind="stable")
-    table = table.reset_index(drop=True)
-    code = table["_code"].to_numpy(dtype=np.int64)
-    day = table["_day"].to_numpy(dtype=np.int64)
-    feature_cols = [c for c in table.columns if c not in ("_code", "_day", "treated", "_w")]
+    code, day = codes_all[kept], days_all[kept]
     later = np.where(first[code] < np.iinfo(np.int64).max, first[code] - day, np.nan).astype(np.float64)
-
     result = pd.DataFrame({
         "person_id": pd.Series(np.asarray(tl.person_ids.take(code), dtype=object), dtype="str"),
         "index_date": _time.from_days(day),
-        "treated": table["treated"].to_numpy(dtype=bool),
+        "treated": treated,
         "later_assessment_days": later,
-        "sampling_weight": table["_w"].to_numpy(dtype=np.float64),
-        "days_since_episode_start": _episode_start_days(tl, code, day),
+        "sampling_weight": np.concatenate(pair_w)[kept].astype(np.float64),
     })
-    feats = table[feature_cols].astype(np.float64)
-    # outcomes
-    blocks = _person_blocks(tl)
-    outs = {}
-    pairs = pd.DataFrame({"person_id": result["person_id"].astype(object), "as_of": day.astype(np.int32)})
-    for name, col in out_cols.items():
-        m = _DAYS_RE.match(name)
-        n = _NEW_RE.match(name)
-        if m:
-            outs[col] = _days_registered(blocks, code, day, int(m.group(1)), last_day)
-        elif n:
-            outs[col] = _new_spells(tl, code, day, int(n.group(1)), last_day)
-        else:
-            lab = compute_outcome(spells, pairs=pairs, outcome=name, horizon_months=horizon_months,
-                                  observed_until=last_day, merge_gap_days=merge_gap_days)
-            outs[col] = lab["outcome"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    dur, ev = _sustained_exit(blocks, code, day, int(exit_months), last_day)
-    outs["exit_days"] = dur
-    outs["exit_observed"] = ev
-    result = pd.concat([result, feats, pd.DataFrame(outs)], axis=1)
+    result = pd.concat([result, per_row.reset_index(drop=True)], axis=1)
+    feature_cols = [str(c) for c in ft.get_feature_names_out()]
     result.attrs["covariates"] = feature_cols + (["days_since_episode_start"] if episode_days is not None else [])
     result.attrs["episode_days"] = None if episode_days is None else [ep_lo, ep_hi]
     result.attrs["outcomes"] = list(out_cols.values())
@@ -525,6 +516,108 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
                 int(result["treated"].sum()), int((~result["treated"]).sum()), len(days),
                 _timer.perf_counter() - t0)
     return result
+
+
+def _risk_set_rows(spells: pd.DataFrame, interventions: pd.DataFrame, design: pd.DataFrame, opts: dict, *,
+                   tl: Timeline | None = None) -> pd.DataFrame:
+    """Covariates and outcomes of the design's (person, index day) rows, from these persons' data only.
+
+    ``design`` holds ``person_id`` and ``day`` (day numbers, sorted), one row
+    per sampled (person, day). Returns one row per design row registered on
+    its day in the covariate view, indexed by the design row's position:
+    ``days_since_episode_start``, the features (float), the outcomes,
+    ``exit_days`` and ``exit_observed``. A person's values depend on that
+    person's spells and interventions only: any subset of persons (a person
+    bucket) gives the same rows for them.
+    """
+    from ..outcomes import compute_outcome
+
+    ft = opts["ft"]
+    if tl is None:
+        tl = build_timeline(spells, merge_gap_days=opts["merge_gap_days"])
+    n_p = tl.n_persons
+    last_day = opts["last_day"]
+    code = tl.person_ids.get_indexer(pd.Index(design["person_id"].astype(object)))
+    if (code < 0).any():
+        raise ValidationError(f"study: {int((code < 0).sum())} sampled row(s) name persons without spells here")
+    day = design["day"].to_numpy(dtype=np.int64)
+    fin = spells[opts["keep_cols"]]
+    row_code = tl.person_ids.get_indexer(pd.Index(spells["person_id"].astype(object)))
+    iv_code = tl.person_ids.get_indexer(pd.Index(interventions["person_id"].astype(object)))
+    iv_day = _time.to_days(interventions["date"])
+    feature_cols = [str(c) for c in ft.get_feature_names_out()]
+    pos = np.full(n_p, -1, dtype=np.int64)  # design row of each person on the current day (-1: none)
+    uniq, at, cnt = np.unique(day, return_index=True, return_counts=True)
+    frames = []
+    for d, a, c in zip(uniq.tolist(), at.tolist(), cnt.tolist(), strict=True):
+        here = np.arange(a, a + c)
+        pos[code[here]] = here
+        sel = pos >= 0
+        rows = sel[np.maximum(row_code, 0)] & (row_code >= 0)
+        ivm = sel[np.maximum(iv_code, 0)] & (iv_code >= 0) & (iv_day < d) & (iv_day != _time.MISSING_DAY)
+        X = ft.transform(fin.loc[rows], as_of=d, interventions=interventions.loc[ivm])
+        X = X[X["n_institutions_now"].to_numpy() >= 1]  # registered on d in the covariate view
+        xc = tl.person_ids.get_indexer(pd.Index(X.index.get_level_values("person_id").astype(object)))
+        X = X.reset_index(drop=True)[feature_cols]
+        X.insert(0, "_row", pos[xc])
+        frames.append(X)
+        pos[code[here]] = -1
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_row", *feature_cols])
+    table = table.sort_values("_row", kind="stable")
+    kept = table["_row"].to_numpy(dtype=np.int64)
+    k_code, k_day = code[kept], day[kept]
+    out = pd.DataFrame({"days_since_episode_start": _episode_start_days(tl, k_code, k_day)}, index=kept)
+    feats = table[feature_cols].astype(np.float64).set_axis(kept)
+    blocks = _person_blocks(tl)
+    outs = {}
+    pairs = pd.DataFrame({"person_id": design["person_id"].to_numpy(dtype=object)[kept],
+                          "as_of": k_day.astype(np.int32)})
+    for name, col in opts["out_cols"].items():
+        m = _DAYS_RE.match(name)
+        n = _NEW_RE.match(name)
+        if m:
+            outs[col] = _days_registered(blocks, k_code, k_day, int(m.group(1)), last_day)
+        elif n:
+            outs[col] = _new_spells(tl, k_code, k_day, int(n.group(1)), last_day)
+        else:
+            lab = compute_outcome(spells, pairs=pairs, outcome=name, horizon_months=opts["horizon_months"],
+                                  observed_until=last_day, merge_gap_days=opts["merge_gap_days"])
+            outs[col] = lab["outcome"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    dur, ev = _sustained_exit(blocks, k_code, k_day, opts["exit_months"], last_day)
+    outs["exit_days"] = dur
+    outs["exit_observed"] = ev
+    return pd.concat([out, feats, pd.DataFrame(outs, index=kept)], axis=1)
+
+
+def _risk_set_rows_task(spells: pd.DataFrame, interventions: pd.DataFrame, design: pd.DataFrame,
+                        opts: dict) -> pd.DataFrame:
+    """One person bucket of :func:`_risk_set_rows` as a Dask task; indexed by the whole design's rows."""
+    rows = _risk_set_rows(spells, interventions, design[["person_id", "day"]].reset_index(drop=True), opts)
+    return rows.set_axis(design["_row"].to_numpy(dtype=np.int64)[rows.index.to_numpy(dtype=np.int64)])
+
+
+def _risk_set_rows_on_dask(client, spells: pd.DataFrame, interventions: pd.DataFrame, design: pd.DataFrame,
+                           opts: dict, buckets: int | None) -> pd.DataFrame:
+    """:func:`_risk_set_rows` per person bucket on a Dask cluster; the rows in the design's order."""
+    from ..distributed import check_workers, run_tasks
+    from ..snapshots import person_bucket
+
+    n_workers = check_workers(client)
+    if buckets is None:
+        buckets = max(1, sum(client.nthreads().values()))
+
+    def bucket_of(ids) -> np.ndarray:
+        codes, uniques = pd.factorize(ids)
+        return person_bucket(uniques, buckets)[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+
+    row_b, iv_b, des_b = (bucket_of(spells["person_id"]), bucket_of(interventions["person_id"]),
+                          bucket_of(design["person_id"]))
+    design = design.assign(_row=np.arange(len(design), dtype=np.int64))
+    todo = [b for b in range(buckets) if (des_b == b).any()]
+    args = ((spells.loc[row_b == b], interventions.loc[iv_b == b], design.loc[des_b == b], opts) for b in todo)
+    parts = run_tasks(client, _risk_set_rows_task, args)
+    logger.info("study table: %d person buckets built on Dask (%d workers at the start)", len(todo), n_workers)
+    return pd.concat(parts).sort_index(kind="stable")
 
 
 # ----------------------------------------------------------------------------- the study
@@ -643,8 +736,15 @@ class AssessmentStudy(ResultMixin):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, spells: pd.DataFrame, interventions: pd.DataFrame) -> AssessmentStudy:
+    def fit(self, spells: pd.DataFrame, interventions: pd.DataFrame, *, client=None) -> AssessmentStudy:
         """Build the risk-set table from spells and interventions, then estimate (see :meth:`fit_table`).
+
+        Parameters
+        ----------
+        spells, interventions : DataFrame
+        client : distributed.Client, optional
+            Build the table's covariates and outcomes on this Dask cluster
+            (:func:`risk_set_table`); the table and so the estimates are the same.
 
         Returns
         -------
@@ -656,7 +756,7 @@ class AssessmentStudy(ResultMixin):
             horizon_months=self.horizon_months, exit_months=self.exit_months, period=self.period,
             observed_until=self.observed_until, merge_gap_days=self.merge_gap_days,
             covariate_view=self.covariate_view, feature_options=self.feature_options,
-            random_state=self.random_state)
+            random_state=self.random_state, client=client)
         return self.fit_table(table)
 
     def _estimator(self, *, design: bool = False):
