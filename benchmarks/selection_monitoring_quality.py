@@ -132,7 +132,9 @@ def cbpe_part(spells: pd.DataFrame, model: RiskModel, k: int, year: int) -> pd.D
     return pd.DataFrame(rows)
 
 
-def speed_part(persons: int, seed: int) -> None:
+def speed_part(persons: int, seed: int, *, max_train_rows: int | None = None, threads: int = 1,
+               dask_workers: int = 0, max_persons: int | None = None) -> None:
+    import contextlib
     import os
     import resource
     import tempfile
@@ -142,20 +144,33 @@ def speed_part(persons: int, seed: int) -> None:
 
     grid = [Spec("boosting"), Spec("logistic", "logistic"), Spec("bfs_rule", "bfs_rule"),
             Spec("last_list", "last_list"), Spec("boosting_without_history", drop_groups=("history",))]
+    tg = time.perf_counter()
     pop = generate(persons, "2014-01-01", END, seed=seed, canton="BE")
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"generated {persons} persons in {time.perf_counter() - tg:.0f} s", flush=True)
+    if dask_workers:
+        from iizrisk.distributed import dask_client
+
+        cm: contextlib.AbstractContextManager = dask_client(workers=dask_workers)
+    else:
+        cm = contextlib.nullcontext()
+    with tempfile.TemporaryDirectory() as tmp, cm as client:
         t0, c0 = time.perf_counter(), os.times()
         snaps = build_snapshots(pop.spells, f"{tmp}/snaps", as_of=default_dates(pop.spells, first="2016-01-31"),
-                                buckets=4, progress=False)
+                                buckets=max(4, 4 * dask_workers), progress=False, client=client)
         t1, c1 = time.perf_counter(), os.times()
+        print(f"snapshots built in {t1 - t0:.0f} s", flush=True)
         res = rolling_evaluation(snaps, grid=grid, every_months=2, years=1, test_months=2, train_months=36,
-                                 capacity=50, n_threads=1, progress=False, attributes=person_attributes(pop.spells))
+                                 capacity=50, n_threads=threads, progress=False, max_train_rows=max_train_rows,
+                                 max_persons=max_persons, attributes=person_attributes(pop.spells))
         t2, c2 = time.perf_counter(), os.times()
         rows = len(snaps.read(as_of=snaps.dates[-1:])[0])
-    cpu = lambda a, b: (b.user - a.user) + (b.system - a.system)  # noqa: E731
+    # this process and its finished children (Dask's LocalCluster workers are children)
+    cpu = lambda a, b: sum(getattr(b, f) - getattr(a, f)  # noqa: E731
+                           for f in ("user", "system", "children_user", "children_system"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"\nspeed: {persons} persons, {len(snaps.dates)} month ends (about {rows} snapshots each), "
-          f"{len(res.splits)} splits x {len(grid)} specifications")
+          f"{len(res.splits)} splits x {len(grid)} specifications; max_train_rows {max_train_rows}, "
+          f"max_persons {max_persons}, {threads} thread(s) per fit, Dask workers {dask_workers or 'none'}")
     print(f"snapshots: {t1 - t0:.0f} s wall, {cpu(c0, c1):.0f} s CPU; rolling evaluation: {t2 - t1:.0f} s wall, "
           f"{cpu(c1, c2):.0f} s CPU; peak memory {peak:.2f} GiB")
     print(res.summary[["precision_at_k", "roc_auc", "ece", "worst_ece"]].round(3).to_string())
@@ -172,13 +187,18 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=30, help="list length for the precision (30)")
     ap.add_argument("--model", default="boosting", choices=["boosting", "logistic"])
     ap.add_argument("--flow-z", type=float, default=FlowThresholds.z)
+    ap.add_argument("--max-train-rows", type=int, help="speed: each split's fits on at most N rows")
+    ap.add_argument("--max-persons", type=int, help="speed: a random sample of persons for the evaluation")
+    ap.add_argument("--threads", type=int, default=1, help="speed: threads per fit (1)")
+    ap.add_argument("--dask-workers", type=int, default=0, help="speed: build the snapshots on a LocalCluster")
     ap.add_argument("--calibration", default="isotonic", choices=["isotonic", "sigmoid"])
     ap.add_argument("--calibration-months", type=int, default=6)
     ap.add_argument("--years", type=int, nargs="+", default=[2020, 2021],
                     help="years of monthly as-of dates for the precision (2020 2021)")
     args = ap.parse_args()
     if args.part == "speed":
-        speed_part(args.persons, args.seed)
+        speed_part(args.persons, args.seed, max_train_rows=args.max_train_rows, threads=args.threads,
+                   dask_workers=args.dask_workers, max_persons=args.max_persons)
         return
     t0 = time.time()
     spells = generate(args.persons, "2012-01-01", END, seed=args.seed, canton="BE").spells

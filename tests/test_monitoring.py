@@ -504,6 +504,7 @@ def test_a_planted_shock_warns_within_30_nights_and_the_stable_canton_hardly_eve
     The full target (a 30 % ALV slow-down at the size of a real canton, with the feature and risk
     drift of a trained model) is benchmarks/selection_monitoring_quality.py.
     """
+    from iizrisk._texts import load_locale
     from iizrisk.synth import apply_shocks, generate
 
     spells = generate(20000, "2014-01-01", "2021-12-31", seed=4, canton="BE").spells
@@ -517,7 +518,8 @@ def test_a_planted_shock_warns_within_30_nights_and_the_stable_canton_hardly_eve
             pd.DatetimeIndex([shock + pd.Timedelta(days=29)])))
         assert after, f"{text}: no warning within 30 nights"
         first = min(after)
-        assert "input drift" in after[first] and text.split(":")[1] in after[first]
+        named = load_locale("en")["institutions"][text.split(":")[1]]  # the institution, as the summary names it
+        assert "input drift" in after[first] and named in after[first]
 
 
 def test_a_realised_precision_warns_only_beyond_the_bound_and_beyond_chance(tmp_path, monkeypatch):
@@ -614,3 +616,36 @@ def test_warnings_speak_the_summarys_language(lang):
     with pytest.raises(ValueError):
         monitor_night(as_of=t, X=None, scores=pd.DataFrame({"person_id": [], "risk": [], "risk_band": []}),
                       worklists=None, reference=None, spells=spells, language="xx")
+
+
+@pytest.mark.parametrize("outcome", ["revolving_door", "disintegration"])
+def test_realised_performance_from_tonights_view_equals_the_full_build(outcome):
+    """The nightly run hands its point-in-time timeline over: the labels are the same as from the spells,
+    and a view that ends before the horizon is refused rather than read as 'nothing happened'."""
+    from iizrisk.outcomes import compute_outcome
+    from iizrisk.synth import generate
+    from iizrisk.view import View
+
+    spells = generate(3000, "2016-01-01", "2021-12-31", seed=8, canton="BE").spells
+    t = pd.Timestamp("2021-12-31")
+    run = pd.Timestamp("2020-11-30")
+    view = View.at(spells, t)
+    opened = view.timeline.person_ids.take(np.unique(view.timeline.person[view.timeline.start <= _day(run)]))
+    rng = np.random.default_rng(0)
+    ids = np.asarray(opened, dtype=object)[: 1500]
+    scores = pd.DataFrame({"person_id": np.append(ids, "nobody-known"), "risk": rng.random(len(ids) + 1)})
+    lists = scores.nlargest(40, "risk").assign(institution=np.repeat(["ALV", "SH"], 20))
+    kw = dict(as_of=run, outcome=outcome, horizon_months=12, observed_until=t.date())
+    full = realised_performance(scores.iloc[:-1], lists[lists["person_id"] != "nobody-known"], spells, **kw)
+    fast = realised_performance(scores, lists, spells, timeline=view.timeline, **kw)
+    pd.testing.assert_frame_equal(fast, full)
+    assert full.loc["all", "prevalence"] > 0
+    with pytest.raises(ValueError, match="observed_until"):
+        compute_outcome(View.at(spells, "2021-06-30").timeline, outcome=outcome, observed_until="2021-12-31",
+                        pairs=pd.DataFrame({"person_id": ids[:5], "as_of": [run] * 5}))
+
+
+def _day(ts):
+    from iizrisk._time import day
+
+    return day(ts)

@@ -488,7 +488,7 @@ def _fairness(settings: Settings, view: View, scores, worklists: WorklistSet) ->
     return {"list_fairness": table}
 
 
-def _monitor(settings: Settings, t: dt.date, ing, model, X, scores, worklists: WorklistSet,
+def _monitor(settings: Settings, t: dt.date, ing, view: View, model, X, scores, worklists: WorklistSet,
              history: HistoryStore) -> dict:
     """Tonight's monitoring figures (:func:`iizrisk.monitoring.monitor_night`): drift against the model's
     training reference, risk bands, list churn, expected and realised precision."""
@@ -503,7 +503,8 @@ def _monitor(settings: Settings, t: dt.date, ing, model, X, scores, worklists: W
                           horizon_months=int(getattr(model, "horizon_months", 12) or 12),
                           thresholds=settings.monitoring,
                           band_thresholds=tuple(settings.worklist.risk_bands),
-                          language=settings.worklist.language)  # the run summary shows the messages
+                          language=settings.worklist.language,  # the run summary shows the messages
+                          timeline=view.timeline)  # past runs' labels as known tonight, no second build
     return {"monitoring": table}
 
 

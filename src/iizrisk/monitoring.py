@@ -506,7 +506,8 @@ def _flow_rows(t: pd.Timestamp, spells: pd.DataFrame, ft: FlowThresholds, langua
 
 # ------------------------------------------------------------------ realised performance
 def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, spells: pd.DataFrame, *,
-                         as_of, outcome: str, horizon_months: int, observed_until=None) -> pd.DataFrame | None:
+                         as_of, outcome: str, horizon_months: int, observed_until=None,
+                         timeline=None) -> pd.DataFrame | None:
     """What a past run's scores and lists achieved, now that its horizon has passed.
 
     Parameters
@@ -519,6 +520,10 @@ def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, s
         Today's canonical spells (the run's future included).
     as_of : date-like
         The run's as-of date.
+    timeline : Timeline, optional
+        Tonight's point-in-time timeline of ``spells`` (:class:`iizrisk.view.View`), built on or after
+        ``observed_until``: the labels as known tonight, without building the whole timeline again
+        (at 10M spells that build is most of the cost). Persons it does not hold are left out.
 
     Returns
     -------
@@ -547,18 +552,29 @@ def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, s
     if int(_time.add_months(t, horizon_months)) > last:
         return None
     ids = scores["person_id"].astype(str).to_numpy()
-    pairs = pd.MultiIndex.from_arrays([ids, np.full(len(ids), pd.Timestamp(as_of))], names=["person_id", "as_of"])
-    lab = compute_outcome(spells, outcome=outcome, horizon_months=horizon_months, pairs=pairs, observed_until=last)
-    y = pd.Series(lab["outcome"].to_numpy(dtype=bool, na_value=False), index=ids)
     risk = scores["risk"].to_numpy(dtype=np.float64)
-    yy = y.to_numpy()
+    if timeline is not None:
+        from .outcomes import _pension_starts
+
+        held = timeline.person_ids.get_indexer(pd.Index(ids)) >= 0
+        ids, risk = ids[held], risk[held]
+        options: dict[str, Any] = ({"pension_starts": _pension_starts(spells, timeline)}
+                                   if outcome == "disintegration" else {})
+        source = timeline
+    else:
+        options, source = {}, spells
+    # a plain frame of pairs: a MultiIndex would factorize a million pseudonyms for nothing
+    pairs = pd.DataFrame({"person_id": ids, "as_of": np.full(len(ids), t, dtype=np.int32)})
+    lab = compute_outcome(source, outcome=outcome, horizon_months=horizon_months, pairs=pairs, observed_until=last,
+                          **options)
+    yy = lab["outcome"].to_numpy(dtype=bool, na_value=False)
     both = 0 < yy.sum() < len(yy)
     rows = []
     if worklists is not None and len(worklists):
-        wl = worklists.assign(person_id=worklists["person_id"].astype(str))
-        wl = wl[wl["person_id"].isin(y.index)]
-        hit = y.reindex(wl["person_id"]).to_numpy(dtype=bool)
-        wl = wl.assign(hit=hit)
+        # the few listed looked up among the scored (not the scored among the listed: Series.isin of
+        # pyarrow strings walks its argument in Python, 20 s for a million scored)
+        pos = pd.Index(ids).get_indexer(worklists["person_id"].astype(str))
+        wl = worklists.loc[pos >= 0].assign(hit=yy[pos[pos >= 0]])
         for inst, g in wl.groupby("institution", sort=True):
             rows.append({"institution": str(inst), "listed": len(g), "realised_precision": float(g["hit"].mean()),
                          "expected_precision": expected_precision(g["risk"]),
@@ -589,7 +605,8 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
                   reference: dict[str, Any] | None, history=None, spells: pd.DataFrame | None = None,
                   outcome: str | None = None, horizon_months: int = 12,
                   thresholds: MonitoringThresholds | None = None, band_thresholds=(0.10, 0.25),
-                  flow_thresholds: FlowThresholds | None = None, language: str = "en") -> pd.DataFrame:
+                  flow_thresholds: FlowThresholds | None = None, language: str = "en",
+                  timeline=None) -> pd.DataFrame:
     """Every monitoring figure of one night, as the rows of the history table ``monitoring``.
 
     Parameters
@@ -617,6 +634,9 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
         Default :meth:`FlowThresholds.of` the ``thresholds`` (their ``flow_*`` fields, else the defaults).
     language : {"en", "de", "fr", "it"}, default "en"
         The language of the warnings' ``message`` (the run summary's language; catalogue ``monitor.msg_*``).
+    timeline : Timeline, optional
+        Tonight's point-in-time timeline of ``spells``: past runs' labels as known tonight
+        (:func:`realised_performance`), without building the whole timeline again.
 
     Returns
     -------
@@ -673,14 +693,15 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
                 for m in ("entered", "left"):
                     rows.append(_row("churn", m, r[m], institution=str(inst), run_as_of=t))
     if history is not None and spells is not None:
-        rows += _realised_rows(t, history, spells, outcome, horizon_months, th, language)
+        rows += _realised_rows(t, history, spells, outcome, horizon_months, th, language, timeline)
     out = pd.DataFrame(rows, columns=list(COLUMNS))
     out["run_as_of"] = pd.to_datetime(out["run_as_of"]).astype("datetime64[s]")
     out["institution"] = out["institution"].astype(str)
     return out
 
 
-def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th, language: str = "en") -> list[dict]:
+def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th, language: str = "en",
+                   timeline=None) -> list[dict]:
     """The realised figures of the latest past run whose horizon has passed by ``t``."""
     from .outcomes import observed_until as _observed_until
 
@@ -693,8 +714,9 @@ def _realised_rows(t: pd.Timestamp, history, spells, outcome, horizon_months, th
     sc = history.read("scores", as_of=run)
     wl = history.read("worklists", as_of=run) if history.has(run, "worklists") else None
     name = outcome or (str(sc["outcome"].iloc[0]) if "outcome" in sc.columns and len(sc) else "revolving_door")
+    usable = timeline is not None and timeline.as_of is not None and int(timeline.as_of) >= last
     perf = realised_performance(sc, wl, spells, as_of=run, outcome=name, horizon_months=horizon_months,
-                                observed_until=_time.to_date(last))
+                                observed_until=_time.to_date(last), timeline=timeline if usable else None)
     rows: list[dict[str, Any]] = []
     if perf is None:  # pragma: no cover - chosen due
         return rows

@@ -319,7 +319,10 @@ def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str
     ----------
     spells : DataFrame or Timeline
         Canonical rows of the *whole* export (the future included), or a full
-        timeline built from them without ``as_of``.
+        timeline built from them without ``as_of``. A point-in-time timeline
+        (built with ``as_of``) gives the labels as known on that evening, and
+        only for horizons that end by then: ``observed_until`` may not be later
+        than its ``as_of`` (the nightly monitoring judges past runs this way).
     as_of : date-like or sequence of date-likes, optional
         As-of dates; with no ``pairs``, every person with a spell open on each
         date is labelled.
@@ -349,8 +352,9 @@ def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str
         tl = spells
         if observed_until is None:
             raise ValueError("pass observed_until when giving a Timeline (the export's last observed day)")
-        if tl.as_of is not None:
-            raise ValueError("outcomes need the full timeline (built without as_of), not a point-in-time view")
+        if tl.as_of is not None and as_of_day(observed_until) > int(tl.as_of):
+            raise ValueError("outcomes need the full timeline (built without as_of), or a point-in-time view "
+                             "whose as-of date is at least observed_until: after it, the view cannot tell")
     else:
         tl = build_timeline(spells, merge_gap_days=merge_gap_days)
         if observed_until is None:
