@@ -376,7 +376,6 @@ def _bucket_task(meta_file: str, ft: PointInTimeFeatures, rows: pd.DataFrame, iv
     (the folder is not on storage shared with the client).
     """
     import os
-    import resource
     import time
 
     if not Path(meta_file).exists():
@@ -385,8 +384,7 @@ def _bucket_task(meta_file: str, ft: PointInTimeFeatures, rows: pd.DataFrame, iv
     t0, c0 = time.perf_counter(), time.process_time()
     n = _build_bucket(ft, rows, iv, dates, [Path(p) for p in paths], outcome, horizon_months, last_day)
     return {"written": n, "rows": len(rows), "seconds": time.perf_counter() - t0,
-            "cpu_seconds": time.process_time() - c0, "pid": os.getpid(),
-            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            "cpu_seconds": time.process_time() - c0, "pid": os.getpid()}
 
 
 def _build_on_dask(client, snaps: SnapshotSet, need: list[int], bucket_input, ft: PointInTimeFeatures,
