@@ -551,30 +551,41 @@ def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, s
     last = _observed_until(spells) if observed_until is None else as_of_day(observed_until)
     if int(_time.add_months(t, horizon_months)) > last:
         return None
-    ids = scores["person_id"].astype(str).to_numpy()
     risk = scores["risk"].to_numpy(dtype=np.float64)
+    lists = worklists if worklists is not None and len(worklists) else None
     if timeline is not None:
-        from .outcomes import _pension_starts
+        # tonight's codes: one lookup of the scored, none of the flags, a few for the listed
+        from .outcomes import _pension_starts, get_outcome
 
-        held = timeline.person_ids.get_indexer(pd.Index(ids)) >= 0
-        ids, risk = ids[held], risk[held]
+        codes = timeline.person_ids.get_indexer(scores["person_id"])
+        held = codes >= 0
+        codes, risk = codes[held], risk[held]
         options: dict[str, Any] = ({"pension_starts": _pension_starts(spells, timeline)}
                                    if outcome == "disintegration" else {})
-        source = timeline
+        yy = np.asarray(get_outcome(outcome).func(timeline, codes, np.full(len(codes), t, dtype=np.int64),
+                                                  horizon_months, **options), dtype=bool)
+        if lists is not None:
+            hit_of, scored = np.zeros(timeline.n_persons, dtype=bool), np.zeros(timeline.n_persons, dtype=bool)
+            hit_of[codes], scored[codes] = yy, True
+            lc = timeline.person_ids.get_indexer(lists["person_id"])
+            ok = lc >= 0
+            ok[ok] = scored[lc[ok]]
+            wl = lists.loc[ok].assign(hit=hit_of[lc[ok]])
     else:
-        options, source = {}, spells
-    # a plain frame of pairs: a MultiIndex would factorize a million pseudonyms for nothing
-    pairs = pd.DataFrame({"person_id": ids, "as_of": np.full(len(ids), t, dtype=np.int32)})
-    lab = compute_outcome(source, outcome=outcome, horizon_months=horizon_months, pairs=pairs, observed_until=last,
-                          **options)
-    yy = lab["outcome"].to_numpy(dtype=bool, na_value=False)
+        ids = scores["person_id"].astype(str).to_numpy()
+        # a plain frame of pairs: a MultiIndex would factorize a million pseudonyms for nothing
+        pairs = pd.DataFrame({"person_id": ids, "as_of": np.full(len(ids), t, dtype=np.int32)})
+        lab = compute_outcome(spells, outcome=outcome, horizon_months=horizon_months, pairs=pairs,
+                              observed_until=last)
+        yy = lab["outcome"].to_numpy(dtype=bool, na_value=False)
+        if lists is not None:
+            # the few listed looked up among the scored (not the scored among the listed: Series.isin of
+            # pyarrow strings walks its argument in Python, 20 s for a million scored)
+            pos = pd.Index(ids).get_indexer(lists["person_id"].astype(str))
+            wl = lists.loc[pos >= 0].assign(hit=yy[pos[pos >= 0]])
     both = 0 < yy.sum() < len(yy)
     rows = []
-    if worklists is not None and len(worklists):
-        # the few listed looked up among the scored (not the scored among the listed: Series.isin of
-        # pyarrow strings walks its argument in Python, 20 s for a million scored)
-        pos = pd.Index(ids).get_indexer(worklists["person_id"].astype(str))
-        wl = worklists.loc[pos >= 0].assign(hit=yy[pos[pos >= 0]])
+    if lists is not None:
         for inst, g in wl.groupby("institution", sort=True):
             rows.append({"institution": str(inst), "listed": len(g), "realised_precision": float(g["hit"].mean()),
                          "expected_precision": expected_precision(g["risk"]),

@@ -206,7 +206,13 @@ def revolving_door_outcome(tl: Timeline, person_codes, as_of_days, horizon_month
         flags = compute_flags(view, h_end, window_months=window_months,
                               transition_gap_days=transition_gap_days)
         rd = np.zeros(tl.n_persons, dtype=bool)
-        codes = tl.person_ids.get_indexer(pd.Index(flags["person_id"]))
+        # the flags hold one row per person with a spell overlapping the window, in person-code order
+        # (compute_flags' contract): the codes without looking up millions of pseudonyms
+        w0 = int(_time.window_start(h_end, window_months))
+        codes = np.flatnonzero(np.bincount(view.person[view.end.astype(np.int64) >= w0],
+                                           minlength=tl.n_persons) > 0)
+        if len(codes) != len(flags):  # pragma: no cover - a change in compute_flags' contract
+            codes = tl.person_ids.get_indexer(pd.Index(flags["person_id"]))
         ok = codes >= 0
         rd[codes[ok]] = np.asarray(flags["revolving_door"], dtype=bool)[ok]
         pc = person_codes[rows]
