@@ -649,3 +649,17 @@ def _day(ts):
     from iizrisk._time import day
 
     return day(ts)
+
+
+def test_input_drift_reads_a_sample_beyond_max_rows_and_agrees_with_the_whole():
+    from iizrisk.model._reference import feature_reference
+    from iizrisk.monitoring import feature_drift
+
+    rng = np.random.default_rng(3)
+    ref = feature_reference(pd.DataFrame({"a": rng.normal(size=20000), "b": rng.poisson(2, 20000).astype(float)}))
+    now = pd.DataFrame({"a": rng.normal(0.3, 1, 60000), "b": rng.poisson(2, 60000).astype(float)})
+    whole, part = feature_drift(now, ref, max_rows=10**9), feature_drift(now, ref, max_rows=20000)
+    assert whole.loc["a", "psi"] > 0.05 and part.loc["a", "psi"] == pytest.approx(whole.loc["a", "psi"], abs=0.01)
+    assert part.loc["b", "psi"] < 0.01
+    assert not part.equals(whole)  # the sample is read, not the whole
+    pd.testing.assert_frame_equal(part, feature_drift(now, ref, max_rows=20000))  # the same sample every night

@@ -140,8 +140,19 @@ def population_stability_index(expected, actual, *, eps: float = EPS) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def feature_drift(X: pd.DataFrame, reference: dict[str, Any]) -> pd.DataFrame:
-    """The PSI of every feature of the reference, and its missing share then and now; index ``feature``."""
+#: rows of tonight's features the input drift reads at most (a fixed random sample beyond it)
+DRIFT_MAX_ROWS = 250_000
+
+
+def feature_drift(X: pd.DataFrame, reference: dict[str, Any], *, max_rows: int = DRIFT_MAX_ROWS) -> pd.DataFrame:
+    """The PSI of every feature of the reference, and its missing share then and now; index ``feature``.
+
+    At most ``max_rows`` rows are read (a fixed random sample): a bin's share then has a standard
+    error below 0.001, and the PSI's sampling error is about (bins - 1) / (2 n) = 2e-5 -- nothing next to
+    the 0.1 of a warning -- while a national night (a million people scored) reads a quarter.
+    """
+    if len(X) > max_rows:
+        X = X.iloc[np.sort(np.random.default_rng(0).choice(len(X), size=max_rows, replace=False))]
     rows = []
     for name, r in reference["features"].items():
         if name not in X.columns:
