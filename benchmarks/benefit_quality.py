@@ -71,6 +71,12 @@ def only_highest_risk(tab: pd.DataFrame, outcome: str, top: float = 0.2) -> pd.D
     return out
 
 
+def _propensity(args):
+    from iizrisk.evaluation import LogisticPropensity
+
+    return None if args.propensity_c is None else LogisticPropensity(C=args.propensity_c)
+
+
 def one(scenario: str, seed: int, args) -> dict:
     from iizrisk.benefit import BenefitModel, NoOverlapError, evaluate_policies, true_policy_values
     from iizrisk.errors import ValidationError
@@ -88,13 +94,13 @@ def one(scenario: str, seed: int, args) -> dict:
     normal_refused = None
     if scenario == "nooverlap":
         try:  # the same canton's own table (assessed 14-90 days into an episode) must not be refused
-            BenefitModel(learner=args.learner, random_state=seed).fit(tab)
+            BenefitModel(learner=args.learner, random_state=seed, propensity_model=_propensity(args)).fit(tab)
             normal_refused = ""
         except NoOverlapError as exc:
             normal_refused = str(exc)[:80]
         tab = only_highest_risk(tab, "revolving_door_next_12m", top=0.2)
     try:
-        m = BenefitModel(learner=args.learner, random_state=seed).fit(tab)
+        m = BenefitModel(learner=args.learner, random_state=seed, propensity_model=_propensity(args)).fit(tab)
     except NoOverlapError as exc:
         return {"scenario": scenario, "seed": seed, "refused": str(exc)[:80], "normal_refused": normal_refused,
                 "seconds": time.perf_counter() - t0}
@@ -105,14 +111,23 @@ def one(scenario: str, seed: int, args) -> dict:
         return {"scenario": scenario, "seed": seed, "refused": None, "normal_refused": normal_refused,
                 "seconds": time.perf_counter() - t0}
     ev = evaluate_policies(m, capacity=args.capacity, n_bootstrap=args.bootstrap, random_state=seed).values
+    plain = evaluate_policies(m, capacity=args.capacity, n_bootstrap=args.bootstrap, random_state=seed,
+                              normalised=False).values
     truth = true_policy_values(m, pop.spells, pop.interventions, pop.truth, capacity=args.capacity)
     blp = m.blp_.loc["heterogeneity"]
+    d = m.data_
+    t = d["treated"].to_numpy(bool)
     row = {"scenario": scenario, "seed": seed, "seconds": time.perf_counter() - t0, "n_treated": m.n_treated_,
            "blp_slope": blp["estimate"], "blp_lo": blp["estimate"] - 1.96 * blp["se"], "oracle": truth["oracle"],
-           "rel_ceiling": truth.get("oracle_relative", np.nan)}
+           "rel_ceiling": truth.get("oracle_relative", np.nan),
+           "propensity_C": getattr(m, "propensity_penalty_", None),
+           # the assessed's inverse risk-set propensities over the weighted rows they stand for (1 if calibrated)
+           "ipw_ratio": float((1 / d["risk_set_propensity"].to_numpy()[t]).sum() / d["weight"].sum())}
     for p in ev.index:
         row[f"{p}_est"] = ev.loc[p, "value"]
         row[f"{p}_lo"], row[f"{p}_hi"] = ev.loc[p, "lower 95%"], ev.loc[p, "upper 95%"]
+        row[f"{p}_est_plain"] = plain.loc[p, "value"]
+        row[f"{p}_lo_plain"], row[f"{p}_hi_plain"] = plain.loc[p, "lower 95%"], plain.loc[p, "upper 95%"]
         row[f"{p}_true"] = truth[p]
     row["vs_risk_lo"] = ev.loc["benefit", "vs_risk lower 95%"]
     row["vs_risk_hi"] = ev.loc["benefit", "vs_risk upper 95%"]
@@ -161,6 +176,21 @@ def report(df: pd.DataFrame, args) -> str:
         lines.append("  coverage of the true values by the 95% intervals: "
                      + ", ".join(f"{p} {cover[p]}/{n}" for p in POLICIES))
         lines.append("  intervals entirely above 0 (claims): " + ", ".join(f"{p} {claims[p]}/{n}" for p in POLICIES))
+        lines.append("  mean 95% interval width (self-normalised): "
+                     + ", ".join(f"{p} {(g[f'{p}_hi'] - g[f'{p}_lo']).mean():.1f}" for p in POLICIES))
+        if f"{POLICIES[0]}_lo_plain" in g:
+            cover_p = {p: int(((g[f"{p}_lo_plain"] <= g[f"{p}_true"]) & (g[f"{p}_true"] <= g[f"{p}_hi_plain"])).sum())
+                       for p in POLICIES}
+            claims_p = {p: int((g[f"{p}_lo_plain"] > 0).sum()) for p in POLICIES}
+            lines.append("  plain (not normalised) values: mean " + ", ".join(
+                f"{p} {g[f'{p}_est_plain'].mean():.2f}" for p in POLICIES))
+            lines.append("    coverage " + ", ".join(f"{p} {cover_p[p]}/{n}" for p in POLICIES) + "; claims "
+                         + ", ".join(f"{p} {claims_p[p]}/{n}" for p in POLICIES))
+            lines.append("    mean 95% interval width " + ", ".join(
+                f"{p} {(g[f'{p}_hi_plain'] - g[f'{p}_lo_plain']).mean():.1f}" for p in POLICIES))
+        if "ipw_ratio" in g:
+            lines.append(f"  propensity: penalty C chosen {g['propensity_C'].median():g} (median), assessed's inverse "
+                         f"risk-set propensities / weighted rows {g['ipw_ratio'].mean():.2f} (1 if calibrated)")
         lines.append(f"  BLP slope mean {g['blp_slope'].mean():.2f}, interval above 0 in "
                      f"{int((g['blp_lo'] > 0).sum())}/{n}; seconds per seed {g['seconds'].mean():.0f}")
         need = int(np.ceil(0.85 * n))
@@ -209,6 +239,9 @@ def main(argv=None) -> int:
     ap.add_argument("--capacity", type=float, default=0.05)
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--learner", choices=["dr", "t"], default="dr")
+    ap.add_argument("--propensity-c", type=float, default=None, metavar="C",
+                    help="a fixed propensity penalty (e.g. 1, the earlier default); default: chosen by the model "
+                         "by cross-validated log loss")
     ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     ap.add_argument("--unconfounded", action="store_true")
     ap.add_argument("--csv", help="also write the per-seed rows here")

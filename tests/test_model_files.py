@@ -379,3 +379,79 @@ def test_cli_audit_refuses_unsigned_models_unless_allowed(fitted, tmp_path, caps
     (tmp_path / "short.key").write_bytes(b"short")
     assert audit(signed, "--key-file", str(tmp_path / "short.key")) == 2
     assert "short.key holds 5 bytes" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the benefit model
+@pytest.fixture(scope="module")
+def benefit_fit():
+    from iizrisk.benefit import BenefitModel
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = rng.normal(size=n)
+    t = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.5 * x))
+    y = rng.random(n) < 0.3 + 0.1 * x.clip(-2, 2) - t * 0.1 * (x > 0)
+    table = pd.DataFrame({"person_id": [f"PSEUDONYM{i:07d}" for i in range(n)], "x": x,
+                          "z": rng.normal(size=n), "treated": t, "revolving_door_next_12m": y.astype(float),
+                          "index_date": pd.Timestamp("2020-01-31") + pd.to_timedelta(np.arange(n) % 60, "D")})
+    with threadpool_limits(1):
+        return table, BenefitModel(covariates=["x", "z"], population="all", random_state=0).fit(table)
+
+
+def _unzipped(data: bytes) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return b"".join(z.read(name) for name in z.namelist())
+
+
+def test_a_benefit_model_round_trips_without_its_rows(benefit_fit, tmp_path, monkeypatch):
+    from iizrisk.benefit import load_benefit_model
+
+    table, m = benefit_fit
+    path = m.save(tmp_path / "benefit.skops")
+    data = path.read_bytes()
+    # no pseudonym in the file, compressed or not; the rows (data_) are not saved
+    assert b"PSEUDONYM" not in data and b"PSEUDONYM" not in _unzipped(data)
+    assert b"person_id" not in _unzipped(data)
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("a pickle was loaded"))
+    back = load_benefit_model(path)
+    new = table[["x", "z"]].sample(500, random_state=1)
+    assert np.array_equal(back.predict_benefit(new), m.predict_benefit(new))
+    assert np.array_equal(back.predict_risk(new), m.predict_risk(new))
+    pd.testing.assert_frame_equal(back.calibration_, m.calibration_)
+    pd.testing.assert_frame_equal(back.blp_, m.blp_)
+    assert back.method() == m.method() and back.summary_text() == m.summary_text()
+    assert not hasattr(back, "data_") and hasattr(m, "data_")  # saving left the fitted model whole
+    from iizrisk.benefit import evaluate_policies
+
+    with pytest.raises(AttributeError, match="holds no rows"):
+        evaluate_policies(back)
+
+
+def test_a_benefit_model_file_with_an_untrusted_type_is_refused(benefit_fit, tmp_path):
+    import copy
+
+    from iizrisk.benefit import load_benefit_model
+
+    _, m = benefit_fit
+    bad = copy.copy(m)
+    del bad.data_
+    bad.calibration_, bad.blp_ = None, None
+    bad.overlap_ = {"hook": os.system}  # a file that names a function to call
+    data = sio.dumps(bad)
+    assert any("system" in t for t in sio.get_untrusted_types(data=data))
+    (tmp_path / "bad.skops").write_bytes(data)
+    with pytest.raises(ModelError, match=r"outside the trusted list \(.*system"):
+        load_benefit_model(tmp_path / "bad.skops")
+    with pytest.raises(ModelError, match="outside the trusted list"):
+        bad.save(tmp_path / "never.skops")
+    assert not (tmp_path / "never.skops").exists()
+    # a risk model's file is not a benefit model; a link is not followed
+    (tmp_path / "other.skops").write_bytes(sio.dumps({"a": 1}))
+    with pytest.raises(ModelError, match="not a BenefitModel"):
+        load_benefit_model(tmp_path / "other.skops")
+    good = m.save(tmp_path / "good.skops")
+    (tmp_path / "link.skops").symlink_to(good)
+    with pytest.raises(ModelError, match="symbolic link"):
+        load_benefit_model(tmp_path / "link.skops")

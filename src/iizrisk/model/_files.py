@@ -45,6 +45,9 @@ _MAX_FILE_BYTES = 1 << 30
 #: (scikit-learn estimators, numpy and Python containers). Each is built by ``__new__`` and
 #: its attributes set (``__setstate__``): no code of the file runs. Anything else is refused.
 TRUSTED_TYPES = (
+    "iizrisk.benefit.BenefitModel",
+    "iizrisk.benefit._Constant",
+    "iizrisk.evaluation._propensity.LogisticPropensity",
     "iizrisk.features.FeatureSpec",
     "iizrisk.features.PointInTimeFeatures",
     "iizrisk.model.MedianImputer",
@@ -177,7 +180,7 @@ def _untrusted(data: bytes) -> list[str]:
     return sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
 
 
-def _dump(model: RiskModel) -> bytes:
+def _dump(model: Any) -> bytes:
     import zipfile
 
     import skops.io as sio
