@@ -30,6 +30,10 @@ a partitioned Parquet dataset::
   two builds.
 * **No dictionary per row group.** Pseudonyms are written as plain strings (a
   categorical's dictionary would be repeated in every row group).
+* **On Dask** (``client=``, :mod:`iizrisk.distributed`): each bucket is a task
+  that writes its own partitions into the folder (shared storage); the files
+  are byte-identical to the single-process build, and either path finishes
+  a build the other started.
 
 Examples
 --------

@@ -13,7 +13,9 @@ Design (sequential / risk-set matching)
   use information after an assessment (features at the month's end) or
   miss the registration that led to it (features at the month's start).
   Cost: one point-in-time feature computation per distinct assessment day
-  (a loop over days, vectorised over people).
+  (a loop over days, vectorised over people). On Dask (``client=``) the
+  risk sets and control draws are still decided here, once; the features
+  and outcomes are computed per person bucket, with the same result.
 * **Controls are sampled**: on each index day, ``controls_per_treated`` people
   per treated are drawn at random (without replacement) from the risk set.
   A random sample of the risk set is still a valid comparison group, and it
