@@ -285,7 +285,7 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
             str(tmp_path / "interventions.parquet"), "--out", str(tmp_path / "out")]
     assert main([*base, "--capacity", "5"]) == 2  # a share, not a percentage: a usage error
     assert main([*base, "--episode-days", "90", "14"]) == 2  # LO > HI
-    assert main([*base, "--learner", "t", "--bootstrap", "20"]) == 0
+    assert main([*base, "--learner", "t", "--bootstrap", "20", "--plain-values"]) == 0
     for name in ("policy_values.csv", "benefit_calibration.csv", "benefit_blp.csv"):
         assert (tmp_path / "out" / name).exists(), name
     # risk sets early in an episode, where the synthetic canton holds its assessments

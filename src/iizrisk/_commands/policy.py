@@ -10,8 +10,10 @@ Writes into ``--out DIR`` (each file atomically, cells of fewer than
 ``policy_values.csv/.parquet/.png``
     outcomes prevented per 100 assessments for each targeting policy (top k by
     risk, by benefit, by risk x benefit, at random in the high band, at
-    random), doubly robust, with bootstrap intervals and the difference to
-    top-by-risk.
+    random), doubly robust (self-normalised: each inverse-propensity term divided
+    by its weight total among the selected; ``--plain-values``: the plain mean
+    of the doubly robust scores), with bootstrap intervals and the difference
+    to top-by-risk.
 
 Refuses (exit code 1, nothing written) when the data cannot support a
 benefit model, e.g. when assessments went only to the highest-risk people.
@@ -62,6 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="controls sampled per assessed person from each day's risk set (10)")
     p.add_argument("--bootstrap", type=int_at_least(0, 1_000_000), default=200, metavar="B",
                    help="bootstrap replicates (200)")
+    p.add_argument("--plain-values", action="store_true",
+                   help="policy values as the plain mean of the doubly robust scores instead of the "
+                        "self-normalised (Hajek) form, the default")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (0)")
     p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
                    help="suppress groups and policies resting on 1..K-1 people (5)")
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                                episode_days=episode_days, random_state=args.seed)
         model = BenefitModel(learner=args.learner, outcome=outcome, random_state=args.seed).fit(table)
         policies = evaluate_policies(model, capacity=args.capacity, n_bootstrap=args.bootstrap,
-                                     random_state=args.seed)
+                                     normalised=not getattr(args, "plain_values", False), random_state=args.seed)
     except IizriskError:  # NoOverlapError and the other checks: their own message and exit code
         raise
     except (ValueError, TypeError) as exc:
