@@ -137,6 +137,7 @@ FLOORS = {
     "iizrisk.schema": 0, "iizrisk.fairness_rule": 0, "iizrisk.config": 1, "iizrisk.io": 1, "iizrisk.validate": 1,
     "iizrisk.pseudonym": 0, "iizrisk.history": 1, "iizrisk.publish": 1, "iizrisk.snapshots": 4,
     "iizrisk.fairness": 5, "iizrisk.modelcard": 5, "iizrisk.list_fairness": 6,
+    "iizrisk.distributed": 0,  # imports only the errors; snapshots and the study import it lazily
 }
 
 

@@ -591,6 +591,9 @@ _ELSEWHERE = {
        "test_the_run_monitors_itself_and_a_warning_can_fail_it"
        for k in ("feature_psi", "score_psi", "band_share_change", "min_list_jaccard", "precision_gap", "max_ece",
                  "fail_on_warning")},
+    # the research commands' Dask cluster (the nightly run does not use Dask)
+    **{f"dask.{k}": "tests/test_distributed.py::test_dask_settings_of_the_deployment_reach_the_client"
+       for k in ("scheduler", "workers")},
     # the flow thresholds reach the night's flow rows: a test sets each in a TOML and sees it applied
     **{f"monitoring.flow_{k}": "tests/test_monitoring.py::test_flow_thresholds_come_from_the_deployment_settings"
        for k in ("window_days", "baseline_windows", "z", "min_change", "min_count")},
@@ -601,9 +604,10 @@ def test_the_walk_covers_every_setting():
     import dataclasses
 
     s = Settings()
-    fields = {f"{sec}.{f.name}" for sec in ("deployment", "model", "worklist", "output", "privacy", "health",
-                                            "reviews", "monitoring")
-              for f in dataclasses.fields(getattr(s, sec))}
+    # every section of the settings, found rather than listed: a new section cannot escape the walk
+    sections = [f.name for f in dataclasses.fields(s) if dataclasses.is_dataclass(getattr(s, f.name))]
+    assert {"deployment", "monitoring", "dask"} <= set(sections)
+    fields = {f"{sec}.{f.name}" for sec in sections for f in dataclasses.fields(getattr(s, sec))}
     assert fields == set(_WALK) | set(_ELSEWHERE)
 
 

@@ -330,3 +330,41 @@ def test_client_arguments_are_checked():
         start_client("   ")
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
         start_client("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_dask_settings_of_the_deployment_reach_the_client(monkeypatch, tmp_path):
+    """``--dask --config TOML`` takes the [dask] scheduler (or the LocalCluster's workers) from the settings;
+    a command line value wins for the workers, and wrong settings are refused."""
+    import argparse
+    from contextlib import contextmanager
+
+    import iizrisk.distributed as distributed
+    from iizrisk._commands.snapshots import dask_from_args
+    from iizrisk.errors import ConfigError
+
+    seen = []
+
+    @contextmanager
+    def fake_client(address=None, **kwargs):
+        seen.append((address, kwargs.get("workers")))
+        yield object()
+
+    monkeypatch.setattr(distributed, "dask_client", fake_client)
+    toml = tmp_path / "iizrisk.toml"
+
+    def client_of(text, **args):
+        toml.write_text(text, encoding="utf-8")
+        ns = argparse.Namespace(**{"dask": "", "workers": None, "config": toml, **args})
+        with dask_from_args(ns):
+            pass
+        return seen.pop()
+
+    assert client_of('[dask]\nscheduler = "tcp://10.0.0.5:8786"\n') == ("tcp://10.0.0.5:8786", 2)
+    assert client_of("[dask]\nworkers = 3\n") == (None, 3)
+    assert client_of("[dask]\nworkers = 3\n", workers=1) == (None, 1)
+    assert client_of('[dask]\nscheduler = "tcp://a:1"\n', dask="tcp://b:2") == ("tcp://b:2", 2)
+    with pytest.raises(ConfigError, match="names the scheduler"):
+        client_of('[dask]\nscheduler = "tcp://a:1"\n', workers=2)
+    for bad, word in (('scheduler = "tcp:// a"', "without spaces"), ("workers = 0", "1 to 1024")):
+        with pytest.raises(ConfigError, match=word):
+            client_of(f"[dask]\n{bad}\n")

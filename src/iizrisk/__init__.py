@@ -66,6 +66,8 @@ _LAZY = {
     "import_reviews": "reviews", "write_review_file": "reviews", "ReviewImport": "reviews",
     "oversight": "oversight", "oversight_of": "oversight", "Oversight": "oversight",
     "case_lookup": "case", "CaseView": "case", "write_table": "tables", "read_table": "tables",
+    # scale-out (optional extra iizrisk[dask])
+    "dask_client": "distributed",
     # responsible profiling
     "FairnessAudit": "fairness", "FairnessGapWarning": "fairness", "labelled_period": "fairness",
     "audit_model": "fairness", "ModelCard": "modelcard", "write_model_card": "modelcard",

@@ -54,6 +54,7 @@ __all__ = [
     "DeploymentSettings",
     "HealthSettings",
     "MonitoringSettings",
+    "DaskSettings",
     "ReviewSettings",
     "REVIEW_DECISIONS",
     "LANGUAGES",
@@ -285,6 +286,19 @@ class MonitoringSettings(_Section):
 
 
 @dataclass
+class DaskSettings(_Section):
+    """Where ``iizrisk snapshots --dask`` and ``iizrisk evaluate --dask`` run (``--config`` names this file).
+
+    The nightly run does not use Dask (it fits one machine); see docs/dask.md.
+    """
+
+    #: the scheduler of a running cluster, e.g. "tcp://10.0.0.5:8786"; empty: a LocalCluster on this machine
+    scheduler: str = ""
+    #: worker processes of that LocalCluster (ignored with a scheduler)
+    workers: int = 2
+
+
+@dataclass
 class Settings(_Section):
     """All settings of one deployment (one TOML file)."""
 
@@ -297,6 +311,7 @@ class Settings(_Section):
     health: HealthSettings = field(default_factory=HealthSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     reviews: ReviewSettings = field(default_factory=ReviewSettings)
+    dask: DaskSettings = field(default_factory=DaskSettings)
     base_dir: Path = field(default_factory=Path.cwd, repr=False, compare=False)
     config_path: Path | None = field(default=None, repr=False, compare=False)
 
@@ -307,7 +322,7 @@ class Settings(_Section):
         """Build settings from a plain dict (as read from TOML), checking every key."""
         data = dict(data)
         known = {"deployment", "sources", "model", "worklist", "output", "privacy", "health", "reviews",
-                 "monitoring"}
+                 "monitoring", "dask"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(
@@ -317,7 +332,8 @@ class Settings(_Section):
         for name, klass in [("deployment", DeploymentSettings), ("model", ModelSettings),
                             ("worklist", WorklistSettings), ("output", OutputSettings),
                             ("privacy", PrivacySettings), ("health", HealthSettings),
-                            ("reviews", ReviewSettings), ("monitoring", MonitoringSettings)]:
+                            ("reviews", ReviewSettings), ("monitoring", MonitoringSettings),
+                            ("dask", DaskSettings)]:
             if name in data:
                 kwargs[name] = _build(klass, data[name], f"{origin} [{name}]")
         sources = data.get("sources", [])
@@ -538,6 +554,11 @@ class Settings(_Section):
             problems.append(f"[monitoring] flow_min_change = {m.flow_min_change!r}: a share between 0 and 1")
         if not m.flow_min_count >= 0:
             problems.append(f"[monitoring] flow_min_count = {m.flow_min_count!r}: a count of 0 or more")
+        if any(c.isspace() for c in self.dask.scheduler):
+            problems.append(f"[dask] scheduler = {self.dask.scheduler!r}: an address without spaces, "
+                            "e.g. tcp://host:8786 (empty: a LocalCluster)")
+        if not 1 <= self.dask.workers <= 1024:
+            problems.append(f"[dask] workers = {self.dask.workers!r}: from 1 to 1024 worker processes")
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
 

@@ -33,6 +33,8 @@ def add_dask_arguments(p: argparse.ArgumentParser) -> None:
                         "machine, or the scheduler at ADDRESS (tcp://host:8786); results are identical")
     p.add_argument("--workers", type=int_between(1, 1024), default=None, metavar="N",
                    help="worker processes of the LocalCluster of --dask (2)")
+    p.add_argument("--config", type=plain_path, metavar="TOML",
+                   help="the deployment's settings: --dask without ADDRESS uses its [dask] scheduler and workers")
 
 
 def _address(text: str) -> str:
@@ -49,6 +51,8 @@ def check_dask_args(args: argparse.Namespace) -> None:
     if args.dask is None:
         if args.workers is not None:
             raise ConfigError("--workers sets the LocalCluster of --dask; add --dask")
+        if args.config is not None:
+            raise ConfigError("--config gives --dask its [dask] settings; add --dask")
         return
     if args.dask and args.workers is not None:
         raise ConfigError(f"--workers is for a LocalCluster; the cluster at {args.dask} has its own workers")
@@ -66,9 +70,20 @@ def dask_from_args(args: argparse.Namespace) -> Iterator[Any]:
         return
     from ..distributed import DEFAULT_WORKERS, dask_client
 
-    workers = args.workers or DEFAULT_WORKERS
-    with dask_client(args.dask or None, workers=workers) as client:
-        logger.info("on Dask: %s", f"the scheduler at {args.dask}" if args.dask
+    address, workers = args.dask or None, args.workers or DEFAULT_WORKERS
+    if args.config is not None:
+        from ..config import Settings
+        from ..errors import ConfigError
+
+        d = Settings.load(args.config).dask
+        if address is None and d.scheduler:
+            if args.workers is not None:
+                raise ConfigError(f"--workers is for a LocalCluster; {args.config} names the scheduler "
+                                  f"{d.scheduler} ([dask] scheduler)")
+            address = d.scheduler
+        workers = args.workers or d.workers
+    with dask_client(address, workers=workers) as client:
+        logger.info("on Dask: %s", f"the scheduler at {address}" if address
                     else f"a LocalCluster of {workers} worker processes")
         yield client
 
