@@ -281,8 +281,13 @@ def test_select_command_then_train_the_choice(canton, tmp_path):
     out = tmp_path / "sel"
     code = main(["select", "--snapshots", str(snaps.path), "--out", str(out), "--specs", "boosting_shallow,logistic",
                  "--years", "1", "--every-months", "6", "--train-months", "18", "--capacity", "10",
-                 "--max-ece", "0.2", "--threads", "1"])
+                 "--max-ece", "0.2", "--threads", "1", "--language", "fr"])
     assert code == 0
+    from iizrisk.tables import read_table
+
+    head = (out / "selection_summary.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    assert ";" in head and "precision_at_k" not in head  # French headers, Swiss separator
+    assert "precision_at_k" in read_table(out / "selection_summary.csv").columns  # read back as codes
     chosen = json.loads((out / "selected.json").read_text())
     assert chosen["spec"]["name"] in {"boosting_shallow", "logistic"} and "Runner-up" in chosen["why"]
     code = main(["train", "--snapshots", str(snaps.path), "--outcome", "revolving_door", "--spec",

@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(0.8: the four-fifths rule)")
     p.add_argument("--mean-only", action="store_true",
                    help="let a better mean replace the current default even where it is worse on the last split")
+    p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
+                   help="headers of the CSV tables in this language (default: the column codes)")
     p.add_argument("--seed", type=int, default=0, help="seed of every model (0)")
     p.add_argument("--threads", type=int_at_least(1), metavar="N", help="threads per model fit")
 
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                                 test_months=args.test_months, train_months=args.train_months,
                                 capacity=args.capacity, max_persons=args.max_persons, random_state=args.seed,
                                 max_train_rows=args.max_train_rows, n_threads=args.threads, attributes=attributes)
-    result.to_dir(out)
+    result.to_dir(out, language=args.language)
     selection = result.select(rule)
     selection.to_json(out / "selected.json")
     result.print_summary(file=sys.stdout)
