@@ -663,3 +663,22 @@ def test_input_drift_reads_a_sample_beyond_max_rows_and_agrees_with_the_whole():
     assert part.loc["b", "psi"] < 0.01
     assert not part.equals(whole)  # the sample is read, not the whole
     pd.testing.assert_frame_equal(part, feature_drift(now, ref, max_rows=20000))  # the same sample every night
+
+
+def test_list_churn_of_a_few_people_is_not_judged(tmp_path):
+    """One person leaving a one-person list is a Jaccard of 0: no warning below CHURN_MIN_PEOPLE."""
+    from iizrisk.history import HistoryStore
+    from iizrisk.monitoring import CHURN_MIN_PEOPLE
+
+    h = HistoryStore(tmp_path)
+    before, t = pd.Timestamp("2024-06-29"), pd.Timestamp("2024-06-30")
+    n = CHURN_MIN_PEOPLE
+    old = pd.DataFrame({"institution": ["IV"] + ["ALV"] * n, "person_id": ["p-iv"] + [f"a{i}" for i in range(n)],
+                        "risk": 0.5})
+    new = pd.DataFrame({"institution": ["ALV"] * n, "person_id": [f"b{i}" for i in range(n)], "risk": 0.5})
+    h.write(before, worklists=old.assign(as_of=before))
+    tab = monitor_night(as_of=t, X=None, scores=pd.DataFrame({"person_id": [], "risk": [], "risk_band": []}),
+                        worklists=new, reference=None, history=h)
+    j = tab[(tab["kind"] == "churn") & (tab["name"] == "jaccard")].set_index("institution")
+    assert j.loc["IV", "value"] == 0 and not j.loc["IV", "warning"]  # 1 person left a 1-person list
+    assert j.loc["ALV", "value"] == 0 and j.loc["ALV", "warning"]  # 20 people, none kept

@@ -76,7 +76,7 @@ from .config import MonitoringSettings
 from .model._reference import _bin_shares, feature_reference
 
 __all__ = ["COLUMNS", "MonitoringThresholds", "FlowThresholds", "FLOW_STATISTICS", "institution_flows",
-           "flow_changes", "expected_precision_sd", "PRECISION_GAP_Z", "feature_reference", "attach_reference",
+           "flow_changes", "expected_precision_sd", "PRECISION_GAP_Z", "CHURN_MIN_PEOPLE", "feature_reference", "attach_reference",
            "reference_of",
            "population_stability_index", "feature_drift", "score_monitoring", "list_churn", "expected_auc",
            "expected_precision", "realised_performance", "monitor_night", "warnings_of", "read_monitoring",
@@ -139,6 +139,10 @@ def population_stability_index(expected, actual, *, eps: float = EPS) -> float:
     a = np.maximum(np.asarray(actual, dtype=np.float64), eps)
     return float(np.sum((a - e) * np.log(a / e)))
 
+
+#: list churn is judged only when tonight's and the previous run's lists together hold at least this many
+#: people: one person leaving a one-person list is a Jaccard of 0, and says nothing
+CHURN_MIN_PEOPLE = 10
 
 #: rows of tonight's features the input drift reads at most (a fixed random sample beyond it)
 DRIFT_MAX_ROWS = 250_000
@@ -706,7 +710,9 @@ def monitor_night(*, as_of, X: pd.DataFrame | None, scores: pd.DataFrame, workli
         if prev is not None:
             churn = list_churn(worklists, history.read("worklists", as_of=prev))
             for inst, r in churn.iterrows():
-                warn = bool(pd.notna(r["jaccard"]) and r["jaccard"] < th.min_list_jaccard)
+                # a list of a few people changes by chance: judged from CHURN_MIN_PEOPLE in either run
+                judged = int(r["listed"]) + int(r["left"]) >= CHURN_MIN_PEOPLE
+                warn = bool(judged and pd.notna(r["jaccard"]) and r["jaccard"] < th.min_list_jaccard)
                 rows.append(_row("churn", "jaccard", r["jaccard"], institution=str(inst), run_as_of=t,
                                  threshold=th.min_list_jaccard, warning=warn,
                                  message=(_say("churn", language, institution=_at(str(inst), language),
