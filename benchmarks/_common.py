@@ -49,13 +49,20 @@ class _PeakSampler:
 
 
 @contextmanager
-def stage(table: list, name: str, **extra):
-    """Time a block; append {stage, seconds, peak_rss_mib, ...} to ``table``."""
+def stage(table: list, name: str, *, cpu: bool = False, **extra):
+    """Time a block; append {stage, seconds, peak_rss_mib, ...} to ``table``.
+
+    ``cpu=True`` adds ``cpu_seconds``, the process's CPU time in the block (the figure to compare on a
+    loaded machine, where wall time says little).
+    """
     with _PeakSampler() as s:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         yield
-        secs = time.perf_counter() - t0
-    table.append({"stage": name, "seconds": round(secs, 2), "peak_rss_mib": round(s.peak), **extra})
+        secs, cpu_secs = time.perf_counter() - t0, time.process_time() - c0
+    row = {"stage": name, "seconds": round(secs, 2), "peak_rss_mib": round(s.peak), **extra}
+    if cpu:
+        row["cpu_seconds"] = round(cpu_secs, 2)
+    table.append(row)
 
 
 def print_table(rows: list, title: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import numpy as np
 import pandas as pd
@@ -37,11 +36,8 @@ N_FEATURES = 55
 
 
 def _timed(rows: list[dict], name: str, fn, **info):
-    c0 = time.process_time()
-    with stage(rows, name, **info):
-        out = fn()
-    rows[-1]["cpu_seconds"] = round(time.process_time() - c0, 2)
-    return out
+    with stage(rows, name, cpu=True, **info):
+        return fn()
 
 
 def run(n_spells: int) -> list[dict]:

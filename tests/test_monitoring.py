@@ -622,6 +622,7 @@ def test_warnings_speak_the_summarys_language(lang):
 def test_realised_performance_from_tonights_view_equals_the_full_build(outcome):
     """The nightly run hands its point-in-time timeline over: the labels are the same as from the spells,
     and a view that ends before the horizon is refused rather than read as 'nothing happened'."""
+    from iizrisk._time import day
     from iizrisk.outcomes import compute_outcome
     from iizrisk.synth import generate
     from iizrisk.view import View
@@ -630,7 +631,7 @@ def test_realised_performance_from_tonights_view_equals_the_full_build(outcome):
     t = pd.Timestamp("2021-12-31")
     run = pd.Timestamp("2020-11-30")
     view = View.at(spells, t)
-    opened = view.timeline.person_ids.take(np.unique(view.timeline.person[view.timeline.start <= _day(run)]))
+    opened = view.timeline.person_ids.take(np.unique(view.timeline.person[view.timeline.start <= day(run)]))
     rng = np.random.default_rng(0)
     ids = np.asarray(opened, dtype=object)[: 1500]
     scores = pd.DataFrame({"person_id": np.append(ids, "nobody-known"), "risk": rng.random(len(ids) + 1)})
@@ -644,11 +645,6 @@ def test_realised_performance_from_tonights_view_equals_the_full_build(outcome):
         compute_outcome(View.at(spells, "2021-06-30").timeline, outcome=outcome, observed_until="2021-12-31",
                         pairs=pd.DataFrame({"person_id": ids[:5], "as_of": [run] * 5}))
 
-
-def _day(ts):
-    from iizrisk._time import day
-
-    return day(ts)
 
 
 def test_input_drift_reads_a_sample_beyond_max_rows_and_agrees_with_the_whole():
