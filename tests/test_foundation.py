@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import iizrisk
 from iizrisk import _time
@@ -99,3 +101,23 @@ def test_annotated_example_configuration_loads():
         # settings shown commented out (no value that suits every deployment)
         documented = set(raw[section]) | {"signing_key_file", "signing_key_env", "group", "corrections"}
         assert names <= documented, (section, names - documented)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), unit=st.sampled_from(["s", "ms", "us", "ns"]))
+def test_to_days_of_a_date_column_equals_the_cast_to_days(data, unit):
+    """The fast path (the column's integers floor-divided) against numpy's own cast: negatives, NaT, any unit."""
+    import pandas as pd
+
+    per_day = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}[unit]
+    bound = 100 * 366 * per_day  # 1870..2070: within every unit's range
+    ticks = data.draw(st.lists(st.one_of(st.none(), st.integers(-bound, bound),
+                                         st.integers(-3, 3).map(lambda d: d * per_day - 1)), max_size=40))
+    raw = np.array([np.datetime64("NaT") if v is None else np.datetime64(v, unit) for v in ticks],
+                   dtype=f"datetime64[{unit}]")
+    want = (raw.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(np.int64)
+    want[np.isnat(raw)] = -7
+    for values in (pd.Series(raw), pd.Index(raw)):
+        got = _time.to_days(values, missing=-7)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, want.astype(np.int32))

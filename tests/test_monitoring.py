@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from iizrisk.history import HistoryStore
@@ -405,9 +405,9 @@ def _flows_slow(spells, t, w, nb):
             c = dict(institution=inst, window=j, stock=0, exits=0, ends=0, exits_unknown=0, entries=0)
             for _, r in spells[spells["institution"] == inst].iterrows():
                 rec, end = r["recorded_date"], r["end_date"]
-                if r["start_date"] > e or (pd.isna(end) and rec > e):
+                if r["start_date"] > e or (pd.isna(end) and pd.notna(rec) and rec > e):
                     continue  # not known at e
-                end_at = end if pd.notna(end) and rec <= e and end <= e else None
+                end_at = end if pd.notna(end) and (pd.isna(rec) or rec <= e) and end <= e else None
                 if r["start_date"] <= s0 and (end_at is None or end_at > s0):
                     c["stock"] += 1
                     c["exits"] += end_at is not None
@@ -419,23 +419,26 @@ def _flows_slow(spells, t, w, nb):
     return pd.DataFrame(out)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["ALV", "SH"]), st.integers(0, 120), st.one_of(st.none(), st.integers(0, 90)),
-                          st.integers(0, 40), st.sampled_from(["employment", "unknown", None])),
-                min_size=1, max_size=12), st.integers(60, 150))
-def test_institution_flows_equal_the_obvious_loop(rows, t):
+                          st.one_of(st.none(), st.integers(0, 40)), st.sampled_from(["employment", "unknown", None])),
+                min_size=1, max_size=12), st.integers(60, 150), st.integers(1, 25), st.integers(0, 5))
+@example(rows=[("ALV", 60, 10, None, None)], t=80, w=20, nb=1)  # started on the day before the window: an exit
+def test_institution_flows_equal_the_obvious_loop(rows, t, w, nb):
+    """Every window counted row by row, against the counts by window index and difference arrays."""
     from iizrisk.monitoring import institution_flows
 
     day0 = pd.Timestamp("2020-01-01")
     spells = pd.DataFrame([{"person_id": str(i), "institution": inst, "start_date": day0 + pd.Timedelta(days=a),
                             "end_date": None if n is None else day0 + pd.Timedelta(days=a + n),
-                            "recorded_date": day0 + pd.Timedelta(days=a + (n or 0) + delay),
+                            "recorded_date": None if delay is None else day0 + pd.Timedelta(days=a + (n or 0) + delay),
                             "exit_reason": None if n is None else reason}
                            for i, (inst, a, n, delay, reason) in enumerate(rows)])
     spells = spells.astype({"start_date": "datetime64[s]", "end_date": "datetime64[s]", "recorded_date": "datetime64[s]"})
     as_of = day0 + pd.Timedelta(days=t)
-    got = institution_flows(spells, as_of, window_days=20, baseline_windows=2)
-    want = _flows_slow(spells, as_of, 20, 2)
+    got = institution_flows(spells, as_of, window_days=w, baseline_windows=nb)
+    want = _flows_slow(spells, as_of, w, nb)
+    assert (got["window_end"] == as_of - pd.to_timedelta(got["window"] * w, unit="D")).all()
     cols = ["institution", "window", "stock", "exits", "ends", "exits_unknown", "entries"]
     key = ["institution", "window"]
     pd.testing.assert_frame_equal(got[cols].sort_values(key).reset_index(drop=True),

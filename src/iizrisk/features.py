@@ -75,7 +75,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass
@@ -328,9 +327,7 @@ def _expire(view: View, w_look: int, defs: Definitions) -> View:
     keep = tl.end.astype(np.int64) >= w_look
     if keep.all():
         return view if view.definitions == defs else View(tl, defs)
-    cut = dataclasses.replace(tl, person=tl.person[keep], inst=tl.inst[keep], start=tl.start[keep],
-                              end=tl.end[keep], exit_reason=tl.exit_reason[keep], case_id=tl.case_id[keep])
-    return View(cut, defs)
+    return View(tl.keep_rows(keep), defs)
 
 
 def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], window_months,

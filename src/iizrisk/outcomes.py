@@ -76,6 +76,7 @@ __all__ = [
     "observed_until",
     "revolving_door_outcome",
     "disintegration_outcome",
+    "pension_starts",
     "timeline_view",
 ]
 
@@ -302,14 +303,19 @@ def observed_until(spells: pd.DataFrame) -> int:
     return int(days.max())
 
 
-def _pension_starts(spells: pd.DataFrame, tl: Timeline) -> tuple[np.ndarray, np.ndarray] | None:
+def pension_starts(spells: pd.DataFrame, tl: Timeline) -> tuple[np.ndarray, np.ndarray] | None:
+    """The IV pension starts of the ``iv_measure`` column as ``(person codes of tl, days)``, or None.
+
+    The extra events :func:`disintegration_outcome` takes as ``pension_starts``; persons ``tl`` does
+    not hold are left out.
+    """
     if "iv_measure" not in spells.columns:
         return None
     rows = (spells["institution"].astype(str) == "IV").to_numpy() & \
         (spells["iv_measure"].astype(object) == "pension").to_numpy()
     if not rows.any():
         return None
-    codes = tl.person_ids.get_indexer(pd.Index(spells.loc[rows, "person_id"]))
+    codes = tl.codes_of(spells.loc[rows, "person_id"])
     days = _time.to_days(spells.loc[rows, "start_date"])
     ok = codes >= 0
     return codes[ok], days[ok]
@@ -366,7 +372,7 @@ def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str
         if observed_until is None:
             observed_until = globals()["observed_until"](spells)
         if outcome == "disintegration" and "pension_starts" not in options:
-            options["pension_starts"] = _pension_starts(spells, tl)
+            options["pension_starts"] = pension_starts(spells, tl)
     last_day = as_of_day(observed_until)
 
     if pairs is not None:

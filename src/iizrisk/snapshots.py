@@ -66,7 +66,7 @@ from . import __version__, _time
 from ._progress import Steps
 from .errors import ConfigError, ValidationError
 from .features import PointInTimeFeatures
-from .outcomes import _pension_starts, compute_outcome, get_outcome
+from .outcomes import compute_outcome, get_outcome, pension_starts
 from .outcomes import observed_until as _observed_until
 from .schema import data_fingerprint, input_info
 from .spells import as_of_day, build_timeline
@@ -362,7 +362,7 @@ def _build_bucket(ft: PointInTimeFeatures, rows: pd.DataFrame, iv, dates: list[p
     """Write one bucket's missing partitions (``paths[i]`` for ``dates[i]``); the number written."""
     # labels exactly as compute_outcome(rows, ...) makes them, with the full timeline built once
     full = build_timeline(rows) if len(rows) else None
-    opts = {"pension_starts": _pension_starts(rows, full)} if outcome == "disintegration" and full else {}
+    opts = {"pension_starts": pension_starts(rows, full)} if outcome == "disintegration" and full else {}
     n = 0
     for d, path in zip(dates, paths, strict=True):
         if path.exists():

@@ -38,7 +38,7 @@ Examples
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -188,6 +188,18 @@ class Timeline:
         if len(self) > 1:
             first[1:] = (self.person[1:] != self.person[:-1]) | (self.inst[1:] != self.inst[:-1])
         return first
+
+    def keep_rows(self, keep: np.ndarray) -> Timeline:
+        """The timeline of the rows where ``keep`` is true; person codes and everything else unchanged.
+
+        The rows of whole persons give those persons' flags, features and outcomes unchanged (each is
+        computed from the person's own rows), at the cost of their rows only.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        if keep.all():
+            return self
+        return replace(self, person=self.person[keep], inst=self.inst[keep], start=self.start[keep],
+                       end=self.end[keep], exit_reason=self.exit_reason[keep], case_id=self.case_id[keep])
 
     def codes_of(self, person_ids) -> np.ndarray:
         """Person codes of these pseudonyms, -1 for people not in the timeline (vectorised)."""
