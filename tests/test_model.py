@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from iizrisk import _time
@@ -501,3 +503,20 @@ def test_feature_groups_left_out_leave_their_columns_and_catalogue_rows_out():
     pd.testing.assert_frame_equal(X, full[list(X.columns)])
     with pytest.raises(ValueError, match="unknown feature group"):
         PointInTimeFeatures(exclude_groups=("hobbies",)).fit()
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), model=st.sampled_from(["boosting", "logistic"]),
+       calibration=st.sampled_from(["isotonic", "sigmoid", None]), n=st.integers(1, 40))
+def test_one_pass_risk_and_log_odds_equal_the_two_calls(seed, model, calibration, n):
+    """Scoring runs the base model once; the calibrated risk and the log-odds are exactly what
+    predict_proba and decision_function give (the obvious two passes), for every calibration."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(size=400), "b": rng.integers(0, 5, 400)}).astype("float32")
+    y = X["a"].to_numpy() + rng.normal(size=400) > 0.8
+    m = RiskModel(model=model, calibration=calibration, max_iter=20).fit(X, y) if model == "boosting" else \
+        RiskModel(model=model, calibration=calibration).fit(X, y)
+    new = pd.DataFrame({"a": rng.normal(0, 2, n), "b": rng.integers(0, 7, n)}).astype("float32")
+    risk, raw = m.risk_and_log_odds(new)
+    np.testing.assert_array_equal(risk, m.predict_proba(new)[:, 1])
+    np.testing.assert_array_equal(raw, m.decision_function(new))

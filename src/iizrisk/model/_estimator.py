@@ -372,6 +372,30 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         est = self.calibrator_ if self.calibrator_ is not None else self.estimator_
         return self._batched(lambda x: est.predict_proba(x), X)
 
+    def risk_and_log_odds(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The calibrated risk and the base model's log-odds, from one pass of the base model.
+
+        Equal to ``predict_proba(X)[:, 1]`` and ``decision_function(X)``: an isotonic or sigmoid
+        calibration around the frozen base model maps the base model's decision function, so the
+        nightly scoring need not run the boosting twice (a million people: about 6 s). Other
+        calibrations, and models without a decision function, call both.
+        """
+        X = self._check_X(X)
+        cal = self.calibrator_
+        one = (cal is not None and hasattr(self.estimator_, "decision_function")
+               and len(getattr(cal, "calibrated_classifiers_", ())) == 1
+               and getattr(cal.calibrated_classifiers_[0], "method", None) in ("isotonic", "sigmoid")
+               and len(cal.calibrated_classifiers_[0].calibrators) == 1 and len(self.classes_) == 2)
+        if cal is None or not one:
+            risk = self.predict_proba(X)[:, 1]
+            return risk, (self.decision_function(X) if hasattr(self.estimator_, "decision_function")
+                          else np.asarray(risk, dtype=np.float64))
+        raw = self.decision_function(X)
+        risk = np.asarray(cal.calibrated_classifiers_[0].calibrators[0].predict(raw), dtype=np.float64)
+        # as scikit-learn's calibrated classifier: a probability minimally above 1 is 1
+        risk[(1.0 < risk) & (risk <= 1.0 + 1e-5)] = 1.0
+        return risk, raw
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """True where the calibrated risk is at least 0.5 (rare: use ranks or bands instead)."""
         return self.predict_proba(X)[:, 1] >= 0.5

@@ -107,8 +107,11 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
     check_input(model, spells=spells, interventions=interventions)
     ft = model.features if model.features is not None else PointInTimeFeatures().fit(None)
     X = ft.transform(spells, as_of=as_of, interventions=interventions, view=view)
-    risk = model.predict_proba(X)[:, 1] if len(X) else np.array([], dtype=np.float64)
-    raw = _uncalibrated(model, X, risk)
+    if len(X) and hasattr(model, "risk_and_log_odds"):
+        risk, raw = model.risk_and_log_odds(X)  # one pass of the base model for both
+    else:
+        risk = model.predict_proba(X)[:, 1] if len(X) else np.array([], dtype=np.float64)
+        raw = _uncalibrated(model, X, risk)
     pid = X.index.get_level_values("person_id")
     # isotonic calibration maps whole ranges of scores to one risk: equal risks are ordered by the
     # uncalibrated score (the calibrated values are kept); truly equal scores keep the feature rows'
