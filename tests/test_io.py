@@ -386,3 +386,14 @@ def test_string_order_sorts_like_python(values, offset):
     got = [values[i] for i in string_order(arr)]
     present = [v for v in values if v is not None]
     assert got == sorted(present) + [None] * (len(values) - len(present))
+
+
+@given(st.lists(st.one_of(st.integers(0, 6), st.integers(2**64 - 4, 2**64 - 1)), max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_shared_hashes_are_those_that_occur_twice(values):
+    """The sort-based candidates equal pandas' duplicated(keep=False), in order, extreme values included."""
+    from iizrisk.validate import _shared
+
+    h = np.array(values, dtype=np.uint64)
+    want = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
+    np.testing.assert_array_equal(_shared(h), want)

@@ -40,6 +40,7 @@ import pandas as pd
 
 from .fairness import MISSING, age_bands, disability_proxy
 from .fairness_rule import FairnessRule, _judge
+from .spells import positions
 
 __all__ = ["COLUMNS", "flag_rate_ratios", "list_fairness", "verdict_counts"]
 
@@ -195,9 +196,10 @@ def list_fairness(view, scores: pd.DataFrame, listed_person_ids, *, attributes: 
             people[attr] = disability_proxy(tl, t, lookback_months=disability_lookback_months)[codes]
         elif attr in tl.persons.columns:
             people[attr] = tl.persons[attr].to_numpy()[codes]
-    on_list = np.zeros(tl.n_persons + 1, dtype=bool)  # by person code; the last slot for the unknown (-1)
-    on_list[tl.codes_of(np.asarray(listed_person_ids, dtype=object))] = True
-    on_list[-1] = False
-    listed = on_list[codes]
+    # the listed among the scored (a list holds scored people only; looking them up among the scored
+    # probes a million pseudonyms, not the timeline's millions)
+    at = positions(pd.Index(scores["person_id"]), np.asarray(listed_person_ids, dtype=object))
+    listed = np.zeros(len(codes), dtype=bool)
+    listed[at[at >= 0]] = True
     return flag_rate_ratios(people, listed, attributes=attributes, rule=rule, min_cell_size=min_cell_size,
                             n_bootstrap=n_bootstrap, random_state=random_state)
