@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import json
 import os
@@ -742,3 +743,45 @@ def test_the_run_monitors_itself_and_a_warning_can_fail_it(tmp_path, random_spel
     assert code == 1 and "[health] monitoring" in out.out + out.err
     assert not (tmp_path / "strict" / "runs" / AS_OF).exists()  # nothing published
     assert HistoryStore(tmp_path / "strict" / "history").as_of_dates("runs") == []
+
+
+def _newest_dates_slow(spells, t):
+    """One row at a time: the newest of a row's dates on or before t, the newest per institution."""
+    out: dict = {}
+    for _, r in spells.iterrows():
+        if pd.isna(r["institution"]):
+            continue
+        days = [pd.Timestamp(r[c]).date() for c in ("start_date", "end_date", "recorded_date")
+                if c in spells.columns and pd.notna(r[c]) and pd.Timestamp(r[c]).date() <= t]
+        best = max(days) if days else None
+        key = str(r["institution"])
+        if key not in out or (best is not None and (out[key] is None or best > out[key])):
+            out[key] = best
+    return out
+
+
+def test_newest_dates_per_institution_equal_the_obvious_loop():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from iizrisk.batch import _newest_dates
+
+    day = st.one_of(st.none(), st.integers(-400, 400))
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["ALV", "SH", "IV", None]), day, day, day), max_size=25),
+           st.booleans(), st.booleans())
+    def check(rows, categorical, with_recorded):
+        base = pd.Timestamp("2024-01-01")
+        frame = pd.DataFrame({
+            "institution": [r[0] for r in rows],
+            **{c: [None if r[i] is None else base + pd.Timedelta(days=r[i]) for r in rows]
+               for i, c in ((1, "start_date"), (2, "end_date"), (3, "recorded_date"))}})
+        frame = frame.astype({c: "datetime64[s]" for c in ("start_date", "end_date", "recorded_date")})
+        frame["institution"] = frame["institution"].astype("category" if categorical else "str")
+        if not with_recorded:
+            frame = frame.drop(columns="recorded_date")
+        t = dt.date(2024, 1, 1)
+        assert _newest_dates(frame, t) == _newest_dates_slow(frame, t)
+
+    check()

@@ -669,20 +669,23 @@ def _subset(expl, rows: np.ndarray):
 
 
 def _newest_dates(spells: pd.DataFrame, t: dt.date) -> dict[str, dt.date | None]:
-    """Per institution, the newest date in its rows on or before ``t`` (starts, ends, recorded dates)."""
+    """Per institution, the newest date in its rows on or before ``t`` (starts, ends, recorded dates).
+
+    On day numbers and institution codes: at 10M rows, turning the categorical institutions into
+    strings and grouping on them took 3 of the 4 seconds this took before.
+    """
     if not len(spells):
         return {}
-    ts = np.datetime64(t.isoformat(), "D")
-    newest = None
+    td, none = _time.day(t), np.iinfo(np.int32).min
+    newest = np.full(len(spells), none, dtype=np.int64)
     for col in ("start_date", "end_date", "recorded_date"):
-        if col not in spells.columns:
-            continue
-        d = spells[col].to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
-        d = np.where(d <= ts, d, np.datetime64("NaT"))
-        newest = d if newest is None else np.fmax(newest, d)
-    inst = spells["institution"].astype("str")
-    out = pd.Series(newest).groupby(inst.to_numpy()).max()
-    return {str(k): (None if pd.isna(v) else pd.Timestamp(v).date()) for k, v in out.items()}
+        if col in spells.columns:
+            d = _time.to_days(spells[col], missing=none).astype(np.int64)
+            np.maximum(newest, np.where(d <= td, d, none), out=newest)
+    codes, names = pd.factorize(spells["institution"])  # a categorical's codes: no string is built
+    known = codes >= 0
+    out = pd.Series(newest[known]).groupby(codes[known]).max()
+    return {str(names[int(k)]): (None if v == none else _time.to_date(int(v))) for k, v in out.items()}
 
 
 def _newest_per_source(settings: Settings, newest: dict[str, dt.date | None]) -> dict[str, dt.date | None]:

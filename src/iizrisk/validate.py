@@ -335,7 +335,8 @@ def check_pseudonyms(col: pd.Series, pattern: str, report: ValidationReport, sou
         cats = col.cat.categories
     else:
         codes, cats = pd.factorize(col, use_na_sentinel=True)
-    arr = pa.chunked_array([pa.array(pd.Index(cats).astype("str").to_numpy(dtype=object), type=pa.large_string())])
+    # the distinct values' own Arrow buffers (through Python objects, 3.7M pseudonyms took 2 s)
+    arr = pa.chunked_array([pa.array(pd.Index(cats).astype("str").array).cast(pa.large_string())])
     ok = _fullmatch(arr, pattern)
     case = ~ok & _fullmatch(pc.utf8_lower(arr), pattern) if not ok.all() else np.zeros(len(ok), dtype=bool)
     other = ~ok & ~case
