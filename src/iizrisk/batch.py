@@ -723,7 +723,8 @@ def _suspicious(assessed: int, eligible: int) -> bool:
 
 def _facts(settings, t, ing, scores, oc, worklists, newest, history) -> RunFacts:
     spells = ing.spells
-    rows = (spells["institution"].astype("str").value_counts().to_dict() if len(spells) else {})
+    # counted on the categorical's codes (as strings, 10M institutions took 2 s); unseen categories are no rows
+    rows = {str(k): int(v) for k, v in spells["institution"].value_counts().items() if v > 0} if len(spells) else {}
     # the last run up to tonight: the run of an earlier night, or tonight's own earlier run when re-run
     last = [d for d in history.as_of_dates("runs") if d <= t]
     prev_rows, prev_as_of = None, (last[-1] if last else None)
