@@ -14,6 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from iizrisk.config import Settings
 from iizrisk.errors import ConfigError, RawIdentifierError, ValidationError
@@ -366,3 +369,19 @@ def test_quarantine_withholds_whatever_looks_like_an_ahv_number():
     out = _withheld(q, {"person_id": np.array([False, True, True, True])}, np.array([True, False, True, True]))
     assert out["case_id"].tolist()[0] == "A-1" and AHV not in out.to_csv()
     assert out["person_id"].tolist() == [P1, "<withheld: refused value>", "<withheld: refused value>"]
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["", "ok", "a\x00b", "\x00", "é" * 70, "x" * 65])), max_size=20))
+@hypothesis_settings(max_examples=100, deadline=None)
+def test_text_cells_of_a_categorical_equal_those_of_its_values(values):
+    """A categorical column is checked on its categories: the same rows and problems as the plain column."""
+    from iizrisk.validate import ValidationReport, check_text_cells
+
+    plain = pd.DataFrame({"case_id": pd.Series(values, dtype="str")})
+    found = []
+    for frame in (plain, plain.astype({"case_id": "category"})):
+        report = ValidationReport()
+        bad, _ = check_text_cells(frame, report, "src")
+        found.append((bad.tolist(), sorted((p.problem, p.rows) for p in report.problems)))
+    assert found[0] == found[1]
+    assert found[0][0] == [v is not None and ("\x00" in v or len(v) > 64) for v in values]
