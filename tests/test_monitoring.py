@@ -714,3 +714,32 @@ def test_the_label_free_precision_is_right_on_average_over_each_year():
             err.append(perf.loc["ALV", "realised_precision"] - perf.loc["ALV", "expected_precision"])
         assert len(err) == 12 and abs(np.mean(err)) <= 0.05 and np.mean(np.abs(err)) <= 0.05, \
             (year, np.round(err, 3))
+
+
+def test_realised_figures_read_a_fixed_sample_and_the_lists_stay_exact():
+    """Beyond max_persons the pooled figures are those of the fixed sample, labelled as the whole would be;
+    every listed person is labelled whatever the sample, so the lists' precision equals the unsampled one."""
+    from iizrisk._time import day
+    from iizrisk.monitoring import _fixed_sample
+    from iizrisk.synth import generate
+    from iizrisk.view import View
+
+    spells = generate(3000, "2016-01-01", "2021-12-31", seed=8, canton="BE").spells
+    t, run = pd.Timestamp("2021-12-31"), pd.Timestamp("2020-11-30")
+    view = View.at(spells, t)
+    tl = view.timeline
+    ids = np.asarray(tl.person_ids.take(np.unique(tl.person[tl.start <= day(run)])), dtype=object)[:1500]
+    rng = np.random.default_rng(1)
+    scores = pd.DataFrame({"person_id": ids, "risk": rng.random(len(ids))})
+    lists = scores.nlargest(40, "risk").assign(institution=np.repeat(["ALV", "SH"], 20))
+    kw = dict(as_of=run, outcome="revolving_door", horizon_months=12, observed_until=t.date(), timeline=view.timeline)
+    whole = realised_performance(scores, lists, spells, max_persons=None, **kw)
+    part = realised_performance(scores, lists, spells, max_persons=400, **kw)
+    pd.testing.assert_frame_equal(part.drop(index="all"), whole.drop(index="all"))
+    assert part.loc["all", "n"] == 400 and whole.loc["all", "n"] == len(ids)
+    # the sample's figures, from the whole's labels of the same rows
+    sample = scores.iloc[_fixed_sample(len(scores), 400)]
+    labelled = realised_performance(sample, None, spells, max_persons=None, **kw)
+    for m in ("roc_auc", "brier", "ece", "prevalence", "expected_auc"):
+        assert part.loc["all", m] == pytest.approx(labelled.loc["all", m])
+    assert 0 < labelled.loc["all", "prevalence"] < 1

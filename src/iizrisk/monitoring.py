@@ -150,6 +150,11 @@ DRIFT_MAX_ROWS = 100_000
 REALISED_MAX_PERSONS = 200_000
 
 
+def _fixed_sample(n: int, at_most: int) -> np.ndarray:
+    """Sorted positions of a fixed random sample of ``at_most`` of ``n`` rows (the same every night)."""
+    return np.sort(np.random.default_rng(0).choice(n, size=at_most, replace=False))
+
+
 def feature_drift(X: pd.DataFrame, reference: dict[str, Any], *, max_rows: int = DRIFT_MAX_ROWS) -> pd.DataFrame:
     """The PSI of every feature of the reference, and its missing share then and now; index ``feature``.
 
@@ -158,7 +163,7 @@ def feature_drift(X: pd.DataFrame, reference: dict[str, Any], *, max_rows: int =
     the 0.1 of a warning -- while a national night (a million people scored) reads a tenth.
     """
     if len(X) > max_rows:
-        X = X.iloc[np.sort(np.random.default_rng(0).choice(len(X), size=max_rows, replace=False))]
+        X = X.iloc[_fixed_sample(len(X), max_rows)]
     rows = []
     for name, r in reference["features"].items():
         if name not in X.columns:
@@ -599,7 +604,7 @@ def realised_performance(scores: pd.DataFrame, worklists: pd.DataFrame | None, s
     in_sample = np.ones(len(ids), dtype=bool)
     if max_persons is not None and len(ids) > max_persons:
         in_sample[:] = False
-        in_sample[np.random.default_rng(0).choice(len(ids), size=int(max_persons), replace=False)] = True
+        in_sample[_fixed_sample(len(ids), int(max_persons))] = True
     list_pos = positions(ids, lists["person_id"]) if lists is not None else np.zeros(0, dtype=np.int64)
     wanted = in_sample.copy()
     wanted[list_pos[list_pos >= 0]] = True
