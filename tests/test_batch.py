@@ -592,6 +592,10 @@ _ELSEWHERE = {
        "test_the_run_monitors_itself_and_a_warning_can_fail_it"
        for k in ("feature_psi", "score_psi", "band_share_change", "min_list_jaccard", "precision_gap", "max_ece",
                  "fail_on_warning")},
+    # the order of the lists by benefit: a night with a benefit model whose evidence supports it, and nights
+    # that refuse one without (exit 2), without a file (exit 3) or of another outcome
+    **{f"worklist.{k}": "tests/test_rank_by_benefit.py::test_a_night_ranks_by_benefit_where_its_evidence_supports_it "
+       "and ::test_a_night_refuses_an_ordering_its_evidence_does_not_support" for k in ("rank_by", "benefit_model")},
     # the research commands' Dask cluster (the nightly run does not use Dask)
     **{f"dask.{k}": "tests/test_distributed.py::test_dask_settings_of_the_deployment_reach_the_client"
        for k in ("scheduler", "workers")},

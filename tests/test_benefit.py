@@ -290,8 +290,16 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
         assert (tmp_path / "out" / name).exists(), name
     # risk sets early in an episode, where the synthetic canton holds its assessments
     out = tmp_path / "early"
-    assert main([*base[:-1], str(out), "--episode-days", "14", "90", "--learner", "t", "--bootstrap", "20"]) == 0
+    assert main([*base[:-1], str(out), "--episode-days", "14", "90", "--learner", "t", "--bootstrap", "20",
+                 "--save-model", str(tmp_path / "benefit.skops")]) == 0
     assert (out / "policy_values.csv").exists()
+    # the saved model carries this evaluation: the evidence a deployment's rank_by is judged on
+    from iizrisk.benefit import load_benefit_model
+
+    saved = load_benefit_model(tmp_path / "benefit.skops")
+    assert saved.episode_days_ == (14, 90) and saved.evidence_["capacity"] == 0.05
+    ev = saved.evidence("benefit")
+    assert "per 100 assessments" in ev.reason and ev.lower is not None and ev.supported == (ev.lower > 0)
 
 
 def _sampled_risk_sets(n_days=12, per_day=4000, k=8, seed=0):

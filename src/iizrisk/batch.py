@@ -57,10 +57,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:  # scikit-learn is imported only when the lists are ordered by benefit
+    from .benefit import BenefitModel
 
 from . import __version__, _time
 from ._arrays import group_max
@@ -95,8 +99,8 @@ __all__ = ["RunResult", "RunLock", "run_nightly", "check_run", "STAGES"]
 
 logger = logging.getLogger("iizrisk")
 
-STAGES = ("ingest", "model", "timeline", "flags", "reviews", "score", "worklists", "explain", "monitor", "health",
-          "write", "publish", "history")
+STAGES = ("ingest", "model", "timeline", "flags", "reviews", "score", "benefit", "worklists", "explain", "monitor",
+          "health", "write", "publish", "history")
 _FAULT_ENV = "IIZRISK_FAULT_AT"  # testing hook: SIGKILL the process when this stage starts
 
 
@@ -358,7 +362,47 @@ def _model(settings: Settings, model) -> dict:
     else:
         mdir, model_hash = None, ""
     _check_model_fits(model, settings)
-    return {"model": model, "mdir": mdir, "model_hash": model_hash}
+    return {"model": model, "mdir": mdir, "model_hash": model_hash, "ranking": _ranking(settings)}
+
+
+@dataclass
+class _Ranking:
+    """How tonight's lists are ordered: by risk, or by the benefit model's estimate (with its evidence)."""
+
+    rank_by: str = "risk"
+    model: BenefitModel | None = None
+    path: Path | None = None
+    sha256: str | None = None
+    evidence: str | None = None
+
+    def manifest(self) -> dict:
+        return {"rank_by": self.rank_by, "benefit_model": str(self.path) if self.path else None,
+                "benefit_model_sha256": self.sha256, "evidence": self.evidence}
+
+
+def _ranking(settings: Settings) -> _Ranking:
+    """The benefit model of ``[worklist] rank_by``, refused unless its own offline evaluation supports it."""
+    w = settings.worklist
+    if w.rank_by == "risk":
+        if w.benefit_model:
+            logger.info("[worklist] benefit_model is set but rank_by = 'risk': the lists are ordered by risk")
+        return _Ranking()
+    from .benefit import load_benefit_model
+
+    path = settings.resolve(str(w.benefit_model))
+    bm = load_benefit_model(path)  # ModelError (exit 3): missing, a link, foreign types, not a benefit model
+    want = f"{settings.model.outcome}_next_{int(settings.model.horizon_months)}m"
+    if bm.outcome != want:
+        raise ConfigError(f"[worklist] benefit_model {path}: estimates the benefit on {bm.outcome!r}, but [model] "
+                          f"scores {want!r}; evaluate a benefit model for the same outcome and horizon "
+                          "(iizrisk policy --outcome --horizon-months) or set rank_by = \"risk\"")
+    ev = bm.evidence(w.rank_by)
+    if not ev.supported:
+        raise ConfigError(f"[worklist] rank_by = {w.rank_by!r} is not supported by {path}: {ev.reason}. Keep "
+                          "rank_by = \"risk\" until an offline evaluation on more past assessments shows the "
+                          "change preventing more (iizrisk policy --save-model)")
+    logger.info("worklists ranked by %s: %s", w.rank_by, ev.reason)
+    return _Ranking(w.rank_by, bm, path, getattr(bm, "file_sha256_", None), ev.reason)
 
 
 def _view(settings: Settings, t: dt.date, spells: pd.DataFrame) -> dict:
@@ -406,8 +450,24 @@ def _score(settings: Settings, t: dt.date, spells, interventions, view: View, mo
     return {"scores": scores, "X": X, "prev": prev}
 
 
+def _benefit(t: dt.date, spells, interventions, view: View, ranking: _Ranking) -> dict:
+    """The expected benefit of an assessment tonight, for people with an open ALV, IV or SH case
+    (only when the lists are ordered by benefit; NaN outside the benefit model's situations)."""
+    if ranking.model is None:
+        return {"benefit": None}
+    from .benefit import benefit_at
+
+    oc = open_cases_at(view)
+    core = oc.loc[oc["institution"].astype("str").isin(("ALV", "IV", "SH")), "person_id"]
+    persons = pd.unique(core.astype("str").to_numpy())
+    benefit = benefit_at(ranking.model, spells, interventions, persons, t)
+    logger.info("benefit: %d of %d people with an open ALV/IV/SH case inside the benefit model's situations",
+                int(benefit.notna().sum()), len(benefit))
+    return {"benefit": benefit}
+
+
 def _worklists(settings: Settings, t: dt.date, view: View, scores, from_file, recorded, flags, reviews,
-               history: HistoryStore, prev, model, X) -> dict:
+               history: HistoryStore, prev, model, X, ranking: _Ranking, benefit) -> dict:
     w, tl = settings.worklist, view.timeline
     oc = open_cases_at(view)
     # left off after a recent assessment: those of the interventions file ("recent assessment"), and those a
@@ -435,7 +495,8 @@ def _worklists(settings: Settings, t: dt.date, view: View, scores, from_file, re
         min_band=w.min_band, min_band_per_institution=w.min_band_per_institution,
         previous=prev_lists, history=past_lists, reviews=reviews, as_of=t, flags=flags,
         disclose_institutions=w.disclose_institutions, reasons=reasons,
-        language_of=w.language_per_institution, default_language=w.language)
+        language_of=w.language_per_institution, default_language=w.language,
+        rank_by=ranking.rank_by, benefit=benefit, benefit_outcome=settings.model.outcome)
     since = prev if prev else t - dt.timedelta(days=1)
     review_counts = decision_counts(reviews, settings.reviews.decisions, since=since, until=t)
     return {"worklists": worklists, "open_cases": oc, "excluded": excluded, "review_counts": review_counts}
@@ -514,7 +575,7 @@ def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, n
 
 #: the night before anything is written, top to bottom
 _COMPUTE = (("ingest", _ingest), ("model", _model), ("timeline", _view), ("flags", _flags),
-            ("reviews", _reviews), ("score", _score), ("worklists", _worklists), ("explain", _explain),
+            ("reviews", _reviews), ("score", _score), ("benefit", _benefit), ("worklists", _worklists), ("explain", _explain),
             ("fairness", _fairness), ("monitor", _monitor), ("health", _gates))
 
 
@@ -530,6 +591,7 @@ class _Night:
     model: object
     mdir: Path | None
     model_hash: str
+    ranking: _Ranking
     scores: pd.DataFrame
     worklists: WorklistSet
     excluded: pd.Index
@@ -817,6 +879,7 @@ def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
         if len(night.review_counts) else {},
         "worklists": {r["institution"]: {k: int(v) for k, v in r.items() if k != "institution"}
                       for r in worklists.summary().to_dict("records")},
+        "ranking": night.ranking.manifest(),
         "model": {"dir": str(night.mdir) if night.mdir else None, "sha256": night.model_hash,
                   "outcome": getattr(night.model, "outcome", None),
                   "horizon_months": getattr(night.model, "horizon_months", None)},

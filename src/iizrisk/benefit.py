@@ -141,6 +141,7 @@ learnt benefit correlates with the true one. Read ``calibration_`` and
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 from dataclasses import dataclass
@@ -153,10 +154,12 @@ from sklearn.base import clone, is_classifier
 from threadpoolctl import threadpool_limits
 
 from ._results import OutputFigure, OutputTable, ResultMixin
+from .config import RANK_BY
 from .errors import ValidationError
 
-__all__ = ["DEFAULT_OUTCOME", "POLICIES", "BenefitModel", "NoOverlapError", "PolicyEvaluation",
-           "evaluate_policies", "features_at", "load_benefit_model", "true_policy_values"]
+__all__ = ["DEFAULT_OUTCOME", "POLICIES", "RANK_BY", "BenefitModel", "Evidence", "NoOverlapError",
+           "PolicyEvaluation", "benefit_at", "evaluate_policies", "features_at", "load_benefit_model",
+           "true_policy_values"]
 
 logger = logging.getLogger("iizrisk")
 
@@ -184,6 +187,24 @@ _NOT_COVARIATES = ("person_id", "index_date", "treated", "later_assessment_days"
 
 class NoOverlapError(ValidationError):
     """The data cannot support a benefit model: the assessed have no comparable non-assessed people."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Whether a benefit model's offline evaluation supports ordering worklists by ``rank_by``.
+
+    ``reason`` is one sentence with the figures (policy value, top-by-risk's,
+    the difference's interval); the numbers are None without an evaluation.
+    """
+
+    rank_by: str
+    supported: bool
+    reason: str
+    value: float | None = None
+    risk_value: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    capacity: float | None = None
 
 
 # ----------------------------------------------------------------------------- defaults
@@ -355,6 +376,9 @@ class BenefitModel(ResultMixin):
     A fitted model is saved with :meth:`save` (one ``.skops`` file without the
     rows) and read back with :func:`load_benefit_model`.
     """
+
+    #: SHA-256 of the file a loaded model was read from (:func:`load_benefit_model`); None when fitted here
+    file_sha256_: str | None = None
 
     def __init__(self, *, learner: str = "dr", outcome: str = DEFAULT_OUTCOME, covariates=None,
                  population: str = "core", n_folds: int = 5, propensity_model=None, outcome_model=None,
@@ -608,14 +632,116 @@ class BenefitModel(ResultMixin):
             raise AttributeError("this BenefitModel holds no rows (a saved model keeps none): its policies "
                                  "can only be evaluated on the fitted model, before saving")
 
+    # ------------------------------------------------------------------ evidence
+    def attach_evidence(self, evaluation: PolicyEvaluation) -> BenefitModel:
+        """Keep the offline evaluation of the targeting policies with the model (saved with it).
+
+        A deployment may order its worklists by benefit (``[worklist] rank_by``)
+        only with a benefit model whose own evaluation shows that ordering
+        preventing more than top-by-risk (:meth:`evidence`).
+
+        Parameters
+        ----------
+        evaluation : PolicyEvaluation
+            :func:`evaluate_policies` of this model, with bootstrap intervals.
+
+        Returns
+        -------
+        self
+        """
+        self._check_rows()
+        if not isinstance(evaluation, PolicyEvaluation):
+            raise TypeError(f"attach_evidence needs a PolicyEvaluation, got {type(evaluation).__name__}")
+        days = pd.to_datetime(pd.Series(self.data_["index_date"]))
+        self.evidence_ = {
+            "capacity": float(evaluation.capacity), "alpha": float(evaluation.alpha),
+            "method": str(evaluation.method), "n_rows": int(evaluation.n_rows),
+            "values": _frame_to_plain(evaluation.values),
+            "first_index_date": None if days.isna().all() else str(days.min().date()),
+            "last_index_date": None if days.isna().all() else str(days.max().date()),
+        }
+        return self
+
+    def evidence(self, rank_by: str) -> Evidence:
+        """Whether this model's offline evaluation supports ordering worklists by ``rank_by``.
+
+        Supported when the policy's doubly robust value exceeds top-by-risk's
+        with the whole paired interval of the difference above 0 (the
+        evaluation attached by :meth:`attach_evidence`, e.g. by ``iizrisk
+        policy``). ``"risk"`` needs no evidence.
+
+        Parameters
+        ----------
+        rank_by : {"risk", "benefit", "risk_x_benefit"}
+
+        Returns
+        -------
+        Evidence
+        """
+        if rank_by not in RANK_BY:
+            raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
+        if rank_by == "risk":
+            return Evidence(rank_by, True, "top k by risk needs no benefit model")
+        ev = getattr(self, "evidence_", None)
+        if not ev:
+            return Evidence(rank_by, False, "the benefit model holds no offline evaluation of the targeting "
+                            "policies: write it with `iizrisk policy --save-model FILE`, which evaluates the "
+                            "policies on the same rows and keeps the evaluation in the file")
+        v = _frame_from_plain(ev["values"])
+        lvl = f"{1 - ev['alpha']:.0%}"
+        row = v.loc[rank_by] if rank_by in v.index else None
+        if row is None or not np.isfinite(row.get(f"vs_risk lower {lvl}", np.nan)):
+            return Evidence(rank_by, False, f"the offline evaluation has no interval for {_POLICY_WORDS[rank_by]} "
+                            "(evaluate it with bootstrap replicates: iizrisk policy --bootstrap 200)")
+        value, base = float(row["value"]), float(v.loc["risk", "value"])
+        lo, hi = float(row[f"vs_risk lower {lvl}"]), float(row[f"vs_risk upper {lvl}"])
+        period = (f", assessments {ev['first_index_date']}..{ev['last_index_date']}"
+                  if ev.get("first_index_date") else "")
+        figures = (f"offline evaluation at a capacity of {ev['capacity']:.0%} of the people at risk per month "
+                   f"({ev['n_rows']:,} rows{period}): {_POLICY_WORDS[rank_by]} prevents {value:.1f} per 100 "
+                   f"assessments against {base:.1f} for top k by risk, a difference of {value - base:+.1f} "
+                   f"({lvl} interval {lo:+.1f} to {hi:+.1f})")
+        if lo > 0:
+            return Evidence(rank_by, True, figures + ": it prevents more than ranking by risk", value, base, lo, hi,
+                            ev["capacity"])
+        return Evidence(rank_by, False, figures + ": the interval does not lie above 0, so the data do not show "
+                        "that it prevents more than ranking by risk", value, base, lo, hi, ev["capacity"])
+
+    def benefit_in_domain(self, features: pd.DataFrame) -> pd.Series:
+        """The expected benefit of the rows in the situations the model learnt from; NaN elsewhere.
+
+        Like :meth:`predict_benefit`, but rows outside the model's population
+        get no estimate instead of an extrapolation: people not registered at
+        ALV, IV or SH (``population="core"``: the ``open_alv``/``open_iv``/
+        ``open_sh`` features), and, when the risk sets were limited to a
+        point of an episode (``episode_days``), people at another point
+        (``days_since_episode_start``).
+        """
+        b = self.predict_benefit(features)
+        inside = np.ones(len(features), dtype=bool)
+        if self.population == "core":
+            cols = [c for c in _CORE_OPEN if c in features.columns]
+            if cols:
+                inside &= (features[cols].to_numpy(dtype=np.float64, na_value=0.0) > 0).any(axis=1)
+        window = getattr(self, "episode_days_", None)
+        if window is not None:
+            if "days_since_episode_start" not in features.columns:
+                raise ValidationError("the benefit model learnt from people "
+                                      f"{window[0]}..{window[1]} days into an episode; its features need "
+                                      "days_since_episode_start (iizrisk.benefit.features_at gives it)")
+            ep = features["days_since_episode_start"].to_numpy(dtype=np.float64, na_value=np.nan)
+            inside &= (ep >= window[0]) & (ep <= window[1])
+        return b.where(inside)
+
     # ------------------------------------------------------------------ files
     def save(self, path) -> Path:
         """Write the fitted model to one ``.skops`` file (atomically), without its rows.
 
         The file holds what predicting needs (features, fill values, outcome
-        and effect models), the calibration table, the BLP test and the
-        overlap figures; never the rows (``data_``: pseudonyms, index days,
-        outcomes), so it holds no pseudonym. It is written with ``skops.io``,
+        and effect models), the calibration table, the BLP test, the
+        overlap figures and the offline evaluation of :meth:`attach_evidence`;
+        never the rows (``data_``: pseudonyms, index days, outcomes), so it
+        holds no pseudonym. It is written with ``skops.io``,
         not pickle; :func:`load_benefit_model` builds only the types of
         :data:`iizrisk.model.TRUSTED_TYPES`.
 
@@ -636,6 +762,7 @@ class BenefitModel(ResultMixin):
         self._check()
         state = copy.copy(self)
         state.__dict__.pop("data_", None)
+        state.__dict__.pop("file_sha256_", None)
         for name in _SAVED_FRAMES:
             if isinstance(state.__dict__.get(name), pd.DataFrame):
                 setattr(state, name, _frame_to_plain(state.__dict__[name]))
@@ -756,6 +883,7 @@ def load_benefit_model(path) -> BenefitModel:
     :data:`iizrisk.model.TRUSTED_TYPES` are built, none of the file's code runs.
     The model predicts as the saved one did; it holds no rows, so
     :func:`evaluate_policies` needs the fitted model itself.
+    ``file_sha256_`` is the SHA-256 of the bytes read.
 
     Raises
     ------
@@ -784,6 +912,7 @@ def load_benefit_model(path) -> BenefitModel:
     model = _loads_skops(data, p)
     if not isinstance(model, BenefitModel):
         raise ModelError(f"{p}: holds a {type(model).__name__}, not a BenefitModel")
+    model.file_sha256_ = hashlib.sha256(data).hexdigest()  # of the bytes read, for the run's manifest
     for name in _SAVED_FRAMES:
         plain = getattr(model, name, None)
         if isinstance(plain, dict):
@@ -1140,9 +1269,9 @@ def features_at(spells: pd.DataFrame, interventions: pd.DataFrame, pairs: pd.Dat
     iv_day = _time.to_days(interventions["date"]).astype(np.int64)
     parts = []
     for d in np.unique(days):
-        who = np.unique(pid[days == d])
-        rows = np.isin(sp_pid, who)
-        ivm = np.isin(iv_pid, who) & (iv_day < d)
+        who = pd.Index(np.unique(pid[days == d]))
+        rows = who.get_indexer(sp_pid) >= 0
+        ivm = (who.get_indexer(iv_pid) >= 0) & (iv_day < d)
         X = ft.transform(spells.loc[rows, cols], as_of=int(d), interventions=interventions.loc[ivm])
         X = X.reset_index()
         X["_day"] = int(d)
@@ -1156,6 +1285,34 @@ def features_at(spells: pd.DataFrame, interventions: pd.DataFrame, pairs: pd.Dat
     out.index = pairs.index
     out = out.drop(columns=[c for c in ("as_of",) if c in out.columns])
     out["days_since_episode_start"] = days_since_episode_start(spells, pid, pairs["as_of"].to_numpy())
+    return out
+
+
+def benefit_at(model: BenefitModel, spells: pd.DataFrame, interventions: pd.DataFrame | None, person_ids,
+               as_of) -> pd.Series:
+    """Each person's expected benefit of an assessment at ``as_of`` (NaN outside the model's situations).
+
+    The point-in-time features are those the model learnt from
+    (:func:`features_at`: the study's feature options, interventions dated
+    before the day, ``days_since_episode_start``), computed from ``spells``
+    and ``interventions`` up to ``as_of``; :meth:`BenefitModel.benefit_in_domain`
+    leaves out people the model has no comparable assessed people for.
+
+    Returns
+    -------
+    Series
+        Indexed by ``person_id`` (as strings, in the order given), name ``benefit``.
+    """
+    ids = pd.Index(np.asarray(person_ids, dtype=object).astype(str), name="person_id")
+    if not len(ids):
+        return pd.Series(np.zeros(0), index=ids, name="benefit")
+    if interventions is None:
+        interventions = pd.DataFrame({"person_id": pd.Series(dtype=object),
+                                      "date": pd.Series(dtype="datetime64[ns]"), "type": pd.Series(dtype=object)})
+    pairs = pd.DataFrame({"person_id": ids.to_numpy(), "as_of": pd.Timestamp(as_of)})
+    X = features_at(spells, interventions, pairs)
+    out = model.benefit_in_domain(X)
+    out.index = ids
     return out
 
 

@@ -185,7 +185,17 @@ class WorklistSettings(_Section):
     #: the lowest risk band listed ("low", "medium" or "high"); a list may then be shorter than its capacity
     min_band: str = "medium"
     min_band_per_institution: dict[str, str] = field(default_factory=dict)
+    #: the order of each list: "risk" (highest risk first), or "benefit" / "risk_x_benefit" (the
+    #: expected benefit of a joint assessment, from ``benefit_model``), allowed only when that
+    #: model's own offline evaluation shows the ordering preventing more than ordering by risk
+    rank_by: str = "risk"
+    #: the benefit model file (``iizrisk policy --save-model``), needed when rank_by is not "risk"
+    benefit_model: str | None = None
 
+
+#: How a deployment may order its worklists (``[worklist] rank_by``): by risk, or by the expected benefit of
+#: a joint assessment (:mod:`iizrisk.benefit`) where a benefit model's offline evaluation supports it.
+RANK_BY = ("risk", "benefit", "risk_x_benefit")
 
 #: The decisions a coordinator records on a worklist row, by default (``[reviews] decisions``).
 REVIEW_DECISIONS = ("joint_assessment_proposed", "joint_assessment_held", "not_suitable", "already_in_iiz",
@@ -507,6 +517,12 @@ class Settings(_Section):
         unknown = sorted(set(w.min_band_per_institution) - known)
         if unknown:
             problems.append(f"[worklist] min_band_per_institution: {unknown} are not known institution codes ({codes})")
+        if w.rank_by not in RANK_BY:
+            problems.append(f"[worklist] rank_by = {w.rank_by!r}: use one of {', '.join(RANK_BY)}")
+        elif w.rank_by != "risk" and not w.benefit_model:
+            problems.append(f"[worklist] rank_by = {w.rank_by!r} needs benefit_model, the file that "
+                            "`iizrisk policy --save-model FILE` writes with its offline evaluation; or "
+                            "set rank_by = \"risk\"")
         problems += _review_problems(self.reviews)
         runs_dir, hist_dir = self.resolve(o.dir).resolve(), self.resolve(o.history_dir).resolve()
         if runs_dir == hist_dir or runs_dir in hist_dir.parents or hist_dir in runs_dir.parents:

@@ -29,7 +29,7 @@ Which numbers are percentages
 -----------------------------
 Only a person's *risk* is a percentage: the columns of
 :data:`PERCENT_COLUMNS` (``risk``, a predicted probability, and
-``risk_change``, a difference of two, in percentage points), and only when
+``risk_change`` and ``benefit``, differences of two, in percentage points), and only when
 the headers are in a language (their headers say "(%)" or "points"). Every
 other number is written as it is: rates, shares and precisions of a group
 (``flag_rate``, ``precision``, ``observed_rate``, ``share``, ``rate``), the
@@ -70,7 +70,7 @@ __all__ = ["FORMULA_START", "PERCENT_COLUMNS", "header", "neutralise_formulas", 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_RE = r"[=+\-@\t\r]"
 #: Columns holding probabilities (written as percentages) or differences of them (percentage points).
-PERCENT_COLUMNS = ("risk", "risk_change")
+PERCENT_COLUMNS = ("risk", "risk_change", "benefit")
 _BAND_COLUMNS = ("risk_band", "band_at_review")
 
 

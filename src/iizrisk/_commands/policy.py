@@ -15,6 +15,12 @@ Writes into ``--out DIR`` (each file atomically, cells of fewer than
     of the doubly robust scores), with bootstrap intervals and the difference
     to top-by-risk.
 
+``--save-model FILE`` also writes the benefit model (``.skops``, no pseudonym,
+no rows) with this offline evaluation in it: the file a deployment names in
+``[worklist] benefit_model`` to order its worklists by benefit
+(``rank_by``), which the nightly run allows only where this evaluation
+shows the ordering preventing more than ordering by risk.
+
 Refuses (exit code 1, nothing written) when the data cannot support a
 benefit model, e.g. when assessments went only to the highest-risk people.
 
@@ -67,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plain-values", action="store_true",
                    help="policy values as the plain mean of the doubly robust scores instead of the "
                         "self-normalised (Hajek) form, the default")
+    p.add_argument("--save-model", metavar="FILE", default=None,
+                   help="also write the benefit model with this evaluation (.skops): the file of "
+                        "[worklist] benefit_model")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (0)")
     p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
                    help="suppress groups and policies resting on 1..K-1 people (5)")
@@ -102,6 +111,13 @@ def run(args: argparse.Namespace) -> int:
                               f"{_safe_reason(exc)}") from exc
     paths = model.to_dir(args.out, min_cell_size=args.min_cell_size)
     paths += policies.to_dir(args.out, min_cell_size=args.min_cell_size)
+    if args.save_model:
+        saved = model.attach_evidence(policies).save(args.save_model)
+        for rank_by in ("benefit", "risk_x_benefit"):
+            ev = model.evidence(rank_by)
+            logger.info("policy: rank_by = %r %s: %s", rank_by, "supported" if ev.supported else "not supported",
+                        ev.reason)
+        paths.append(saved)
     print(policies.summary_text(), file=sys.stderr)
     logger.info("policy: %d files written to %s", len(paths), args.out)
     for path in paths:
