@@ -659,11 +659,15 @@ def test_cli_audit_exit_codes(tmp_path, spells, model_dir, capsys):
 
 def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spells, model_dir, caplog):
     from iizrisk.config import Settings
+    from test_rank_by_benefit import fitted
 
     write_parquet_atomic(spells.drop(columns="canton"), tmp_path / "spells.parquet")
+    # a benefit model whose evidence supports ordering by benefit
+    fitted().save(tmp_path / "benefit.skops")
     cfg = Settings.from_dict({"privacy": {"min_cell_size": 10, "protected_attributes": ["sex", "age_band"],
                                           "fairness_min_ratio": 0.37, "fairness_ratio_metrics": ["recall"],
-                                          "fairness_max_differences": {"fpr": 0.2}}},
+                                          "fairness_max_differences": {"fpr": 0.2}},
+                              "worklist": {"rank_by": "benefit", "benefit_model": "benefit.skops"}},
                              base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
     out = tmp_path / "audit"
     assert main(["audit", "--model", str(model_dir), "--spells", str(tmp_path / "spells.parquet"),
@@ -680,6 +684,9 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
     # the deployment's oversight figures (its history holds none yet: the card says so)
     assert card["oversight"]["attached"] and card["oversight"]["rows"] == []
     assert card["fairness"]["min_cell_size"] == 10
+    # the deployment orders its lists by benefit: the card documents the benefit model and its evidence
+    assert card["ranking"]["rank_by"] == "benefit" and card["ranking"]["supported"]
+    assert card["ranking"]["benefit_model"]["file_sha256"] and len(card["ranking"]["policies"]) == 5
     # the [privacy] fairness rule takes effect: its bounds judge the metrics it names, and only those
     assert card["fairness"]["rule"] == {"min_ratio": 0.37, "max_ratio": 1 / 0.37, "ratio_metrics": ["recall"],
                                         "max_difference": {"fpr": 0.2}}

@@ -240,3 +240,26 @@ def test_a_night_refuses_an_ordering_its_evidence_does_not_support(tmp_path, ran
                                                                                "needs benefit_model")]:
         with pytest.raises(ConfigError, match=words):
             Settings.from_dict({"worklist": worklist}).resolved()
+
+
+def test_the_model_card_documents_the_benefit_model_in_four_languages(helps_the_young):
+    from iizrisk._texts import text, text_items
+    from iizrisk.modelcard import ModelCard
+
+    manifest = {"model": "logistic", "outcome": "revolving_door", "horizon_months": 12}
+    ev = helps_the_young.evidence("benefit")
+    for lang in ("de", "fr", "it", "en"):
+        card = ModelCard(manifest, language=lang, benefit=helps_the_young, rank_by="benefit")
+        md, page, d = card.to_markdown(), card.to_html(), card.to_dict()
+        section = md.split(f"## {text('card.ranking', lang)}")[1].split("\n## ")[0]
+        assert f"{ev.value:.1f}" in section and f"{ev.lower:+.1f}" in section  # the evidence's figures
+        assert all(item in section for item in text_items("card.ranking_limits_items", lang))
+        assert section.count("\n| ") == 6 and "{" not in section  # header and five policies; no placeholder
+        assert "<p class='ok'>" in page and text("card.ranking", lang) in page
+        assert d["ranking"]["supported"] and d["ranking"]["benefit_model"]["assessed"] == helps_the_young.n_treated_
+    # ordered by risk: one sentence, no benefit model
+    plain = ModelCard(manifest, language="de")
+    assert plain.to_dict()["ranking"] == {"rank_by": "risk", "statement": text("card.ranking_risk", "de"),
+                                          "benefit_model": None}
+    with pytest.raises(ValueError, match="give the benefit model"):
+        ModelCard(manifest, rank_by="benefit")

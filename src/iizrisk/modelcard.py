@@ -172,6 +172,13 @@ class ModelCard:
         :class:`~iizrisk.oversight.Oversight` or its ``summary`` (small cells hidden), per
         institution and month. Without it the section "Human oversight" says that the card
         has no such figures.
+    benefit : BenefitModel, optional
+        The deployment's benefit model (``[worklist] benefit_model``, read with
+        :func:`iizrisk.benefit.load_benefit_model`) when its lists are ordered by
+        benefit: the section "Order of the worklists" then documents it, its
+        offline evaluation (the evidence) and its limits.
+    rank_by : {"risk", "benefit", "risk_x_benefit"}, default "risk"
+        The deployment's ``[worklist] rank_by``.
     """
 
     manifest: dict[str, Any]
@@ -180,6 +187,8 @@ class ModelCard:
     protected_attributes: tuple[str, ...] = _DEFAULT_PROTECTED
     source: str | None = None
     oversight: Any = None
+    benefit: Any = None
+    rank_by: str = "risk"
     _catalogue: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -188,12 +197,18 @@ class ModelCard:
         self.protected_attributes = tuple(self.protected_attributes or ())
         if self.audit is not None and not hasattr(self.audit, "summary"):
             raise ValueError("audit must be a fitted FairnessAudit (call fit first)")
+        from .config import RANK_BY
+
+        if self.rank_by not in RANK_BY:
+            raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {self.rank_by!r}")
+        if self.rank_by != "risk" and (self.benefit is None or not hasattr(self.benefit, "evidence")):
+            raise ValueError(f"rank_by={self.rank_by!r}: give the benefit model (benefit=...) the lists are ordered by")
         self.oversight = _oversight_summary(self.oversight)
 
     # ------------------------------------------------------------------ building
     @classmethod
     def from_model(cls, model_dir_or_model, *, audit=None, language: str = "en",
-                   protected_attributes=None, oversight=None) -> ModelCard:
+                   protected_attributes=None, oversight=None, benefit=None, rank_by: str = "risk") -> ModelCard:
         """The card of a model directory (its manifest only) or of a fitted RiskModel.
 
         Raises
@@ -209,7 +224,7 @@ class ModelCard:
             manifest, source = _manifest_of_model(model_dir_or_model), None
         return cls(manifest, audit=audit, language=language,
                    protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED), source=source,
-                   oversight=oversight)
+                   oversight=oversight, benefit=benefit, rank_by=rank_by)
 
     def _feature_table(self) -> pd.DataFrame:
         from .features import feature_catalogue
@@ -333,6 +348,7 @@ class ModelCard:
             "calibration": {"method": m.get("calibration"), "ece": main.get("ece"), "brier": main.get("brier")},
             "fairness": self._audit_dict(),
             "oversight": self._oversight_dict(),
+            "ranking": self._ranking_dict(),
             "limitations": list(text_items("card.limitations_items", lang)),
             "fingerprints": {"model_sha256": m.get("model_sha256"),
                              "data_fingerprint": training.get("data_fingerprint"),
@@ -361,6 +377,80 @@ class ModelCard:
                      else _t("oversight_empty", lang))
         rows = ov.astype(object).where(ov.notna(), None).to_dict("records")
         return {"attached": True, "statement": statement, "period": period, "rows": rows}
+
+    def _ranking_dict(self) -> dict[str, Any]:
+        """The order of the lists: by risk, or by the benefit model with its evidence and limits."""
+        lang = self.language
+        if self.rank_by == "risk":
+            return {"rank_by": "risk", "statement": _t("ranking_risk", lang), "benefit_model": None}
+        bm = self.benefit
+        plain = getattr(bm, "evidence_", None) or {}
+        ev = bm.evidence(self.rank_by)
+        level = f"{1 - float(plain.get('alpha', 0.05)):.0%}".replace("%", " %")
+        statement = _t("ranking_benefit", lang, order=_word(lang, "orders", self.rank_by),
+                       n1=swiss_number(int(bm.n_treated_), lang), n0=swiss_number(int(bm.n_control_), lang),
+                       start=plain.get("first_index_date") or _NA, end=plain.get("last_index_date") or _NA)
+        evidence = (_t("ranking_evidence", lang, capacity=f"{float(ev.capacity) * 100:g} %",
+                       value=_fmt(ev.value, lang, 1), base=_fmt(ev.risk_value, lang, 1),
+                       diff=f"{float(ev.value) - float(ev.risk_value):+.1f}", level=level,
+                       lo=f"{float(ev.lower):+.1f}", hi=f"{float(ev.upper):+.1f}")
+                    if ev.value is not None else ev.reason)
+        policies = []
+        if plain.get("values"):
+            from .benefit import _frame_from_plain
+
+            v = _frame_from_plain(plain["values"])
+            lvl = f"{1 - float(plain['alpha']):.0%}"
+            for name, r in v.iterrows():
+                policies.append({"policy": name, "value": r["value"], "lower": r.get(f"lower {lvl}"),
+                                 "upper": r.get(f"upper {lvl}"), "vs_risk": r.get("vs_risk"),
+                                 "vs_risk_lower": r.get(f"vs_risk lower {lvl}"),
+                                 "vs_risk_upper": r.get(f"vs_risk upper {lvl}")})
+        return {"rank_by": self.rank_by, "statement": statement, "evidence": evidence,
+                "supported": bool(ev.supported), "method": _t("ranking_method", lang, method=bm.method()),
+                "benefit_model": {"outcome": bm.outcome, "assessed": int(bm.n_treated_),
+                                  "not_assessed": int(bm.n_control_),
+                                  "episode_days": getattr(bm, "episode_days_", None),
+                                  "file_sha256": getattr(bm, "file_sha256_", None),
+                                  "blp": bm.blp_.reset_index().to_dict("records"), "capacity": ev.capacity},
+                "policies": policies, "limits": list(text_items("card.ranking_limits_items", lang))}
+
+    def _ranking_rows(self, d: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+        lang = self.language
+        heads = [_word(lang, "policy_head", k) for k in ("policy", "value", "interval", "vs_risk", "vs_risk_interval")]
+
+        def span(lo: Any, hi: Any) -> str:
+            return f"{_fmt(lo, lang, 1)} – {_fmt(hi, lang, 1)}"
+
+        rows = [[_word(lang, "policies", p["policy"]), _fmt(p["value"], lang, 1), span(p["lower"], p["upper"]),
+                 "" if p["policy"] == "risk" else f"{float(p['vs_risk']):+.1f}",
+                 "" if p["policy"] == "risk" else span(p["vs_risk_lower"], p["vs_risk_upper"])]
+                for p in d["ranking"]["policies"]]
+        return heads, rows
+
+    def _ranking_md(self, d: dict[str, Any]) -> list[str]:
+        lang, r = self.language, d["ranking"]
+        md = [f"## {_t('ranking', lang)}", "", r["statement"], ""]
+        if r["rank_by"] == "risk":
+            return md
+        heads, rows = self._ranking_rows(d)
+        md += [r["evidence"], "", r["method"], ""]
+        md += [_md_table(heads, rows, lang), ""] if rows else []
+        md += [f"### {_t('ranking_limits', lang)}", "", *[f"- {x}" for x in r["limits"]], ""]
+        return md
+
+    def _ranking_html(self, d: dict[str, Any]) -> list[str]:
+        esc, lang, r = _html.escape, self.language, d["ranking"]
+        parts = [f"<h2>{esc(_t('ranking', lang))}</h2>", f"<p>{esc(r['statement'])}</p>"]
+        if r["rank_by"] == "risk":
+            return parts
+        heads, rows = self._ranking_rows(d)
+        parts += [f"<p class='{'ok' if r['supported'] else 'warn'}'>{esc(r['evidence'])}</p>",
+                  f"<p>{esc(r['method'])}</p>"]
+        parts += [_html_table(heads, rows, lang=lang)] if rows else []
+        parts += [f"<h3>{esc(_t('ranking_limits', lang))}</h3>",
+                  "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in r["limits"]) + "</ul>"]
+        return parts
 
     def _oversight_rows(self) -> tuple[list[str], list[list[Any]]]:
         """The oversight section's headers (in the card's language) and rows (the suppressed figures)."""
@@ -487,6 +577,7 @@ class ModelCard:
             header, rows = self._gap_rows()
             md += [_md_table(self._headers(header), rows, lang) if rows else _t("no_gaps", lang), ""]
         md += self._oversight_md(d)
+        md += self._ranking_md(d)
         md += [f"## {_t('limitations', lang)}", ""]
         md += [f"- {x}" for x in d["limitations"]]
         md += ["", f"## {_t('fingerprints', lang)}", "",
@@ -571,6 +662,7 @@ class ModelCard:
                       _html_table(self._headers(header), rows, lang=lang) if rows
                       else f"<p>{esc(_t('no_gaps', lang))}</p>"]
         parts += self._oversight_html(d)
+        parts += self._ranking_html(d)
         parts += [f"<h2>{esc(_t('limitations', lang))}</h2>",
                   "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in d["limitations"]) + "</ul>",
                   f"<h2>{esc(_t('fingerprints', lang))}</h2>",
@@ -620,7 +712,8 @@ class ModelCard:
 
 
 def write_model_card(model_dir_or_model, out_dir: str | Path, *, audit=None, language: str = "en",
-                     protected_attributes=None, oversight=None) -> dict[str, Path]:
+                     protected_attributes=None, oversight=None, benefit=None,
+                     rank_by: str = "risk") -> dict[str, Path]:
     """Write the model card (Markdown, HTML, JSON) of a model directory or fitted model to ``out_dir``.
 
     Parameters
@@ -638,6 +731,9 @@ def write_model_card(model_dir_or_model, out_dir: str | Path, *, audit=None, lan
         The deployment's protected attributes; default sex and nationality group.
     oversight : Oversight or DataFrame, optional
         The deployment's oversight figures (suppressed) for the section "Human oversight".
+    benefit, rank_by : BenefitModel, str, optional
+        The deployment's order of the lists and, when not by risk, its benefit
+        model (section "Order of the worklists").
 
     Returns
     -------
@@ -654,8 +750,10 @@ def write_model_card(model_dir_or_model, out_dir: str | Path, *, audit=None, lan
     """
     if isinstance(model_dir_or_model, dict):
         card = ModelCard(model_dir_or_model, audit=audit, language=language,
-                         protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED), oversight=oversight)
+                         protected_attributes=tuple(protected_attributes or _DEFAULT_PROTECTED), oversight=oversight,
+                         benefit=benefit, rank_by=rank_by)
     else:
         card = ModelCard.from_model(model_dir_or_model, audit=audit, language=language,
-                                    protected_attributes=protected_attributes, oversight=oversight)
+                                    protected_attributes=protected_attributes, oversight=oversight,
+                                    benefit=benefit, rank_by=rank_by)
     return card.save(out_dir)

@@ -184,6 +184,13 @@ def run(args: argparse.Namespace) -> int:
 
     # evidence that a human decides: the deployment's oversight figures (suppressed) for the card
     oversight = oversight_of(settings) if settings is not None else None
+    # the order of the deployment's lists: by risk, or by its benefit model (documented with its evidence)
+    rank_by, benefit = "risk", None
+    if settings is not None and settings.worklist.rank_by != "risk":
+        from ..benefit import load_benefit_model
+
+        rank_by = settings.worklist.rank_by
+        benefit = load_benefit_model(settings.resolve(str(settings.worklist.benefit_model)))
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         files = audit.to_dir(tmp)
         files += list(write_model_card(args.model, tmp, audit=audit, language=language,
-                                       protected_attributes=protected, oversight=oversight).values())
+                                       protected_attributes=protected, oversight=oversight,
+                                       benefit=benefit, rank_by=rank_by).values())
         final = []
         for f in files:
             os.replace(f, out / f.name)
