@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     ap.add_argument("--controls", type=int, default=10)
     ap.add_argument("--capacity", type=float, default=0.05)
     ap.add_argument("--bootstrap", type=int, default=200)
-    ap.add_argument("--learner", choices=["dr", "t"], default="dr")
+    ap.add_argument("--learner", choices=["dr", "t", "s"], default="dr")
     ap.add_argument("--propensity-c", type=float, default=None, metavar="C",
                     help="a fixed propensity penalty (e.g. 1, the earlier default); default: chosen by the model "
                          "by cross-validated log loss")

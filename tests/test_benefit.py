@@ -416,3 +416,28 @@ def test_self_normalised_policy_values(het):
     assert plain.loc["random", "value"] == pytest.approx(-100 * np.average(d["dr_score"], weights=w))
     # the scores are the same parts: where the weight totals are right, both agree closely
     assert hajek.values.loc["random", "value"] == pytest.approx(plain.loc["random", "value"], abs=1.0)
+
+
+def test_the_s_learner_is_one_logistic_model_with_assessment_interactions(het, tmp_path):
+    from iizrisk.benefit import _fit_interactions, _interaction_design, load_benefit_model
+
+    table, _, tau, _ = het
+    m = BenefitModel(covariates=COV, population="all", learner="s", random_state=0).fit(table)
+    assert np.corrcoef(m.data_["benefit"], -tau)[0, 1] > 0.5
+    assert m.blp_.loc["heterogeneity", "z"] > 2
+    assert f"L2 penalty C={m.outcome_penalty_:g} (chosen by 5-fold" in m.method()
+    # the two arms' models are the joint model's predictions without and with the assessment (the slow way:
+    # the joint model on the design of every row, with the assessment set to 0 and to 1)
+    X = table[COV].to_numpy(dtype=float)[:3000]
+    t = table["treated"].to_numpy()[:3000]
+    y = table["revolving_door_next_12m"].to_numpy()[:3000]
+    m0, m1 = _fit_interactions(X, t, y, 0.3)
+    joint = LogisticPropensity(C=0.3).fit(_interaction_design(X, t, X.mean(axis=0)), y.astype(int))
+    for arm, model in ((0, m0), (1, m1)):
+        want = joint.predict_proba(_interaction_design(X, np.full(len(X), arm), X.mean(axis=0)))[:, 1]
+        assert np.allclose(model.predict_proba(X)[:, 1], want, atol=1e-10)
+    # saved and read back, it predicts the same benefit
+    back = load_benefit_model(m.save(tmp_path / "s.skops"))
+    assert np.allclose(back.predict_benefit(table[COV].head(200)), m.predict_benefit(table[COV].head(200)))
+    with pytest.raises(ValueError, match="'dr', 't' or 's'"):
+        BenefitModel(learner="x").fit(table)

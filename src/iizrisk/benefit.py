@@ -62,6 +62,16 @@ with ``risk_set_table(..., episode_days=(14, 90))``: the model, its policy
 values and :func:`true_policy_values` then concern people at that point of
 an episode only, where the data can answer.
 * ``learner="t"`` -- the T-learner: ``mu1(x) - mu0(x)``.
+* ``learner="s"`` -- the S-learner with assessment interactions: one
+  L2-penalised logistic outcome model on the features, the assessment and
+  the assessment times each (centred) feature, all standardised; ``mu0``
+  and ``mu1`` are its predictions without and with the assessment, the
+  benefit ``mu0 - mu1``. The effect acts on the log-odds, so the same shift
+  prevents more where the risk is moderate to high, and the shared main
+  effects leave the few assessed only the interactions to learn. Its
+  penalty is chosen by cross-validated log loss over the person folds
+  (:data:`OUTCOME_PENALTY_GRID`). Policy values, calibration and the BLP
+  test use the doubly robust scores built on its out-of-fold ``mu0``/``mu1``.
 
 The *benefit* is the expected reduction of the outcome's probability,
 ``-tau(x)``: 0.02 means two revolving doors prevented per 100 assessments of
@@ -180,6 +190,8 @@ CLIP = 0.01
 #: Penalties (scikit-learn's C, inverse strength) among which the default propensity model's is
 #: chosen by cross-validated log loss over the model's person folds.
 PENALTY_GRID: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+#: Penalties among which the S-learner's outcome model's is chosen by cross-validated log loss.
+OUTCOME_PENALTY_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 _CORE_OPEN = ("open_alv", "open_iv", "open_sh")
 _NOT_COVARIATES = ("person_id", "index_date", "treated", "later_assessment_days", "sampling_weight",
                    "exit_days", "exit_observed")
@@ -242,6 +254,8 @@ def _choose_penalty(X: np.ndarray, t: np.ndarray, fold: np.ndarray, grid=PENALTY
                     ) -> tuple[float, np.ndarray]:
     """The propensity penalty with the smallest out-of-fold log loss over the person folds: (C, mean losses).
 
+    (Also the S-learner's outcome penalty: ``X`` its design, ``t`` the outcome.)
+
     On the synthetic cantons' tables (57 point-in-time features, 150-370
     assessed) a logistic propensity with C=1 is overfit out of fold: the
     assessed's inverse propensities sum to 1.2-1.5 times the risk sets they
@@ -263,6 +277,32 @@ def _choose_penalty(X: np.ndarray, t: np.ndarray, fold: np.ndarray, grid=PENALTY
             losses[j] -= float(np.sum(ti[te] * np.log(p) + (1 - ti[te]) * np.log1p(-p)))
     losses /= len(t)
     return float(grid[int(np.argmin(losses))]), losses
+
+
+def _interaction_design(X: np.ndarray, t: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The S-learner's columns: the features, the assessment, and the assessment times each centred feature."""
+    tf = t.astype(np.float64)
+    return np.column_stack([X, tf, tf[:, None] * (X - centre[None, :])])
+
+
+def _fit_interactions(X: np.ndarray, t: np.ndarray, y: np.ndarray, C: float):
+    """The S-learner's logistic model, returned as two logistic models of the features: without and with
+    the assessment (their coefficients are the fitted model's, so no new type is saved)."""
+    from .evaluation import LogisticPropensity
+
+    if len(np.unique(y)) < 2:
+        return _Constant(float(np.mean(y))), _Constant(float(np.mean(y)))
+    centre = X.mean(axis=0)
+    fit = LogisticPropensity(C=C).fit(_interaction_design(X, t, centre), y.astype(np.int8))
+    p = X.shape[1]
+    a, b_t, g = fit.coef_[0][:p], float(fit.coef_[0][p]), fit.coef_[0][p + 1:]
+    arms = []
+    for coef, intercept in ((a, float(fit.intercept_[0])), (a + g, float(fit.intercept_[0]) + b_t - float(g @ centre))):
+        arm = LogisticPropensity(C=C)
+        arm.coef_, arm.intercept_, arm.classes_, arm.n_iter_ = coef[None, :].copy(), np.array([intercept]), \
+            np.array([0, 1]), fit.n_iter_
+        arms.append(arm)
+    return arms[0], arms[1]
 
 
 def _predict(model, X) -> np.ndarray:
@@ -324,8 +364,9 @@ class BenefitModel(ResultMixin):
 
     Parameters
     ----------
-    learner : {"dr", "t"}, default "dr"
-        DR-learner with cross-fitting, or T-learner (see the module documentation).
+    learner : {"dr", "t", "s"}, default "dr"
+        DR-learner with cross-fitting, T-learner, or S-learner with
+        assessment interactions (see the module documentation).
     outcome : str, default "revolving_door_next_12m"
         Outcome column; rows where it is missing (not yet observed) are left out.
     covariates : list of str, optional
@@ -456,8 +497,8 @@ class BenefitModel(ResultMixin):
         """
         from .evaluation import LogisticPropensity
 
-        if self.learner not in ("dr", "t"):
-            raise ValueError(f"learner must be 'dr' or 't', got {self.learner!r}")
+        if self.learner not in ("dr", "t", "s"):
+            raise ValueError(f"learner must be 'dr', 't' or 's', got {self.learner!r}")
         if int(self.n_folds) < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds!r}")
         rows = self._rows(table)
@@ -490,12 +531,24 @@ class BenefitModel(ResultMixin):
         self.propensity_model_, self.outcome_model_spec_, self.effect_model_spec_ = prop, outm, effm
 
         K = int(self.n_folds)
+        s_C = 0.0
+        if self.learner == "s":  # one outcome model with assessment interactions, its penalty by CV log loss
+            with threadpool_limits(limits=1, user_api="blas"):
+                s_C, _ = _choose_penalty(_interaction_design(X, t, X.mean(axis=0)), y, fold,
+                                         grid=OUTCOME_PENALTY_GRID)
+        self.outcome_penalty_ = s_C if self.learner == "s" else None
+
+        def outcome_pair(tr, te):
+            """mu0 and mu1 of rows ``te`` from outcome models fitted on rows ``tr``."""
+            if self.learner == "s":
+                m0, m1 = _fit_interactions(X[tr], t[tr], y[tr], s_C)
+                return _predict(m0, X[te]), _predict(m1, X[te])
+            return (_predict(_fit_outcome(outm, X[tr & ~t], y[tr & ~t]), X[te]),
+                    _predict(_fit_outcome(outm, X[tr & t], y[tr & t]), X[te]))
 
         def nuisances(tr, te):
             """Propensity and outcome models fitted on rows ``tr``, predicted for rows ``te``."""
-            return (_predict_propensity(prop, X[tr], t[tr], X[te]),
-                    _predict(_fit_outcome(outm, X[tr & ~t], y[tr & ~t]), X[te]),
-                    _predict(_fit_outcome(outm, X[tr & t], y[tr & t]), X[te]))
+            return (_predict_propensity(prop, X[tr], t[tr], X[te]), *outcome_pair(tr, te))
 
         def scores(te, e_, m0, m1, risk_set=True):
             # e_ is fitted on the table, where each day's controls are a sample of its risk set. Averages
@@ -535,8 +588,11 @@ class BenefitModel(ResultMixin):
             else:
                 tau = mu1 - mu0
         # the models for new people, fitted on every row
-        self.mu0_ = _fit_outcome(outm, X[~t], y[~t])
-        self.mu1_ = _fit_outcome(outm, X[t], y[t])
+        if self.learner == "s":
+            self.mu0_, self.mu1_ = _fit_interactions(X, t, y, s_C)
+        else:
+            self.mu0_ = _fit_outcome(outm, X[~t], y[~t])
+            self.mu1_ = _fit_outcome(outm, X[t], y[t])
         self.effect_ = clone(effm).fit(X, phi_table) if self.learner == "dr" else None
         self.data_ = pd.DataFrame({
             "person_id": rows["person_id"].to_numpy(),
@@ -778,12 +834,20 @@ class BenefitModel(ResultMixin):
     def method(self) -> str:
         """The method line: learner, models and the propensity model's penalty."""
         name = {"dr": f"DR-learner, {self.n_folds}-fold cross-fitting by person",
-                "t": f"T-learner (out of fold, {self.n_folds} folds)"}[self.learner]
+                "t": f"T-learner (out of fold, {self.n_folds} folds)",
+                "s": f"S-learner with assessment interactions (out of fold, {self.n_folds} folds)"}[self.learner]
         prop = _model_words(self.propensity_model_, "propensity")
         if getattr(self, "propensity_penalty_", None) is not None:
             prop += (f" (chosen by {self.n_folds}-fold cross-validated log loss by person from "
                      f"C={PENALTY_GRID[0]:g}..{PENALTY_GRID[-1]:g})")
-        parts = [name, prop, _model_words(self.outcome_model_spec_, "outcome models")]
+        if self.learner == "s":
+            outcome = (f"outcome model: logistic regression on the standardised features, the assessment and "
+                       f"their products, L2 penalty C={self.outcome_penalty_:g} (chosen by {self.n_folds}-fold "
+                       f"cross-validated log loss by person from C={OUTCOME_PENALTY_GRID[0]:g}.."
+                       f"{OUTCOME_PENALTY_GRID[-1]:g})")
+        else:
+            outcome = _model_words(self.outcome_model_spec_, "outcome models")
+        parts = [name, prop, outcome]
         if self.learner == "dr":
             parts.append(f"effect model: {type(self.effect_model_spec_).__name__}"
                          if not hasattr(self.effect_model_spec_, "steps") else

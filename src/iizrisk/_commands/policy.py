@@ -59,7 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="outcome to prevent (revolving_door)")
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=12, metavar="N",
                    help="horizon of the outcome (12)")
-    p.add_argument("--learner", choices=["dr", "t"], default="dr", help="DR-learner (default) or T-learner")
+    p.add_argument("--learner", choices=["dr", "t", "s"], default="dr",
+                   help="DR-learner (default), T-learner, or S-learner with assessment interactions")
     p.add_argument("--capacity", type=float_at_least(0.001), default=0.05, metavar="SHARE",
                    help="share of the people at risk per month who can be assessed (0.05)")
     p.add_argument("--episode-days", type=int_at_least(0, 100_000), nargs=2, default=None, metavar=("LO", "HI"),
