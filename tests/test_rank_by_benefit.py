@@ -208,9 +208,13 @@ def test_a_night_ranks_by_benefit_where_its_evidence_supports_it(tmp_path, rando
     assert some_outside
     folder = tmp_path / "runs" / AS_OF
     assert json.loads((folder / "manifest.json").read_text())["ranking"] == ranking
+    # the run summary names the order and the benefit model's file (German: the deployment's language)
+    assert f"nach erwartetem Nutzen (Nutzenmodell sha256 {ranking['benefit_model_sha256'][:12]}" in \
+        (folder / "summary.md").read_text()
     # ordered by risk (the default), the same night has no benefit columns
     cfg = deployment(tmp_path / "r", random_spells, risk_model)
     assert "benefit" not in run_nightly(cfg, as_of=AS_OF, progress=False).worklists.lists["ALV"].columns
+    assert "**Reihenfolge der Listen**: nach Risiko" in (tmp_path / "r" / "runs" / AS_OF / "summary.md").read_text()
 
 
 def test_a_night_refuses_an_ordering_its_evidence_does_not_support(tmp_path, random_spells, request, capsys):

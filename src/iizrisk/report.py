@@ -139,6 +139,14 @@ def _fairness_section(table: pd.DataFrame, rule, lang: str) -> tuple[str, str, l
     return text("list_fairness.title", lang), intro, heads, rows
 
 
+def _order_text(ranking: dict | None, lang: str) -> str:
+    """The order of the lists in words: by risk, or by the benefit model's estimate (manifest ``ranking``)."""
+    if not ranking or ranking.get("rank_by", "risk") == "risk":
+        return _t("order_risk", lang)
+    order = load_locale(lang)["card"]["orders"].get(ranking["rank_by"], ranking["rank_by"])
+    return _t("order_benefit", lang, order=order, sha=str(ranking.get("benefit_model_sha256") or "")[:12])
+
+
 def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: str = "de",
                 min_cell_size: int = 5, review_counts: pd.DataFrame | None = None,
                 summary_decisions=("data_error",), oversight: pd.DataFrame | None = None,
@@ -193,6 +201,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
         (_t("model", lang), f"{_outcome_name(manifest['model'].get('outcome'), lang)} · "
                             f"{manifest['model'].get('horizon_months')} m · "
                             f"sha256 {str(manifest['model'].get('sha256') or '')[:12]}"),
+        (_t("order", lang), _order_text(manifest.get("ranking"), lang)),
     ]
     md = [f"# {_t('title', lang)} — {manifest['as_of']}", "", f"> {_t('notice', lang)}", ""]
     md += [f"- **{k}**: {v}" for k, v in facts]
