@@ -267,3 +267,34 @@ def test_the_model_card_documents_the_benefit_model_in_four_languages(helps_the_
                                           "benefit_model": None}
     with pytest.raises(ValueError, match="give the benefit model"):
         ModelCard(manifest, rank_by="benefit")
+
+
+@settings(max_examples=8, deadline=None)
+@given(day=st.dates(min_value=pd.Timestamp("2021-01-01").date(), max_value=pd.Timestamp("2023-06-30").date()),
+       later_shift=st.integers(1, 400))
+def test_the_benefit_at_a_day_ignores_everything_after_it(random_spells, helps_the_young, day, later_shift):
+    """Point in time: rows, ends, exit reasons and assessments after the day change no one's benefit on it."""
+    from iizrisk.benefit import benefit_at
+
+    t = pd.Timestamp(day)
+    cols = ["age", "days_registered_24m", "n_spells_24m", "days_since_episode_start", "n_joint_assessments"]
+    model = BenefitModel(covariates=cols, population="all", random_state=0).fit(
+        benefit_table(n=3000).assign(n_spells_24m=lambda d: d["days_registered_24m"] // 200,
+                                     days_since_episode_start=lambda d: d["age"] * 3,
+                                     n_joint_assessments=lambda d: (d["age"] % 3 == 0) * 1.0))
+    assert (np.abs(model.effect_[-1].coef_) > 0).all()  # every feature moves the benefit
+    persons = random_spells["person_id"].unique()[:400]
+    iv = pd.DataFrame({"person_id": persons[:40], "date": t - pd.Timedelta(days=30), "type": "joint_assessment"})
+    full = benefit_at(model, random_spells, iv, persons, t)
+    # what was known on the day: later rows gone, ends and exits after it unknown, later assessments gone
+    cut = random_spells[random_spells.start_date <= t].copy()
+    later = cut.end_date > t
+    cut.loc[later, "end_date"] = pd.NaT
+    cut.loc[later, "exit_reason"] = None
+    more_iv = pd.concat([iv, pd.DataFrame({"person_id": persons[40:80], "date": t + pd.Timedelta(days=later_shift),
+                                           "type": "joint_assessment"})], ignore_index=True)
+    pd.testing.assert_series_equal(full, benefit_at(model, cut, more_iv, persons, t))
+    assert full.notna().sum() > 0
+    # while the assessments before the day do count
+    without = benefit_at(model, random_spells, None, persons, t)
+    assert (without.iloc[:40] != full.iloc[:40]).any() and without.iloc[80:].equals(full.iloc[80:])
