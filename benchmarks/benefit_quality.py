@@ -196,7 +196,7 @@ def one(scenario: str, seed: int, args) -> dict:
         row[f"{p}_lo"], row[f"{p}_hi"] = ev.loc[p, "lower 95%"], ev.loc[p, "upper 95%"]
         row[f"{p}_est_plain"] = plain.loc[p, "value"]
         row[f"{p}_lo_plain"], row[f"{p}_hi_plain"] = plain.loc[p, "lower 95%"], plain.loc[p, "upper 95%"]
-        row[f"{p}_true"] = truth[p]
+        row[f"{p}_true"] = truth.get(p, np.nan)  # "actual": no true value on the sample at risk
     row["vs_risk_lo"] = ev.loc["benefit", "vs_risk lower 95%"]
     row["vs_risk_hi"] = ev.loc["benefit", "vs_risk upper 95%"]
     return row

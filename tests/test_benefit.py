@@ -181,7 +181,15 @@ def test_policy_values_cover_the_truth_and_rank_by_benefit(het):
         assert v.loc[name, f"lower {lvl}"] <= true <= v.loc[name, f"upper {lvl}"], (name, true)
     assert v.loc["benefit", "value"] > v.loc["risk", "value"]
     assert v.loc["benefit", f"vs_risk lower {lvl}"] > 0
-    assert list(v.index) == ["risk", "benefit", "risk_x_benefit", "random_high_band", "random"]
+    assert list(v.index) == ["risk", "benefit", "risk_x_benefit", "random_high_band", "random", "actual"]
+    # the coordinators' own choices: the true effect on the assessed lies in the interval
+    t = d["treated"].to_numpy()
+    true_actual = -100 * tau[t].mean()
+    assert v.loc["actual", f"lower {lvl}"] <= true_actual <= v.loc["actual", f"upper {lvl}"]
+    assert ev.n_selected["actual"] == t.sum()
+    # the plain form is the mean of the assessed's doubly robust scores
+    plain = evaluate_policies(m, capacity=0.1, n_bootstrap=0, normalised=False).values
+    assert plain.loc["actual", "value"] == pytest.approx(-100 * d["dr_score"].to_numpy()[t].mean())
 
 
 def test_no_effect_no_claim():

@@ -686,7 +686,7 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
     assert card["fairness"]["min_cell_size"] == 10
     # the deployment orders its lists by benefit: the card documents the benefit model and its evidence
     assert card["ranking"]["rank_by"] == "benefit" and card["ranking"]["supported"]
-    assert card["ranking"]["benefit_model"]["file_sha256"] and len(card["ranking"]["policies"]) == 5
+    assert card["ranking"]["benefit_model"]["file_sha256"] and len(card["ranking"]["policies"]) == 6
     # the [privacy] fairness rule takes effect: its bounds judge the metrics it names, and only those
     assert card["fairness"]["rule"] == {"min_ratio": 0.37, "max_ratio": 1 / 0.37, "ratio_metrics": ["recall"],
                                         "max_difference": {"fpr": 0.2}}

@@ -258,7 +258,7 @@ def test_the_model_card_documents_the_benefit_model_in_four_languages(helps_the_
         section = md.split(f"## {text('card.ranking', lang)}")[1].split("\n## ")[0]
         assert f"{ev.value:.1f}" in section and f"{ev.lower:+.1f}" in section  # the evidence's figures
         assert all(item in section for item in text_items("card.ranking_limits_items", lang))
-        assert section.count("\n| ") == 6 and "{" not in section  # header and five policies; no placeholder
+        assert section.count("\n| ") == 7 and "{" not in section  # header and six policies; no placeholder
         assert "<p class='ok'>" in page and text("card.ranking", lang) in page
         assert d["ranking"]["supported"] and d["ranking"]["benefit_model"]["assessed"] == helps_the_young.n_treated_
     # ordered by risk: one sentence, no benefit model

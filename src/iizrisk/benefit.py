@@ -100,7 +100,9 @@ Within each calendar month of index days (and within each cross-fitting
 fold, whose rows are ranked by that fold's models), a policy gives assessments to a
 ``capacity`` share (default 5 %) of the people at risk: top by risk, top by
 benefit, top by risk x benefit, at random within the high risk band (top
-``high_band`` share by risk), or at random. Its value -- outcomes prevented
+``high_band`` share by risk), or at random; ``actual`` is the coordinators'
+own choice, the assessments that were held (as many as they were): its value
+is the doubly robust effect on the assessed. Its value -- outcomes prevented
 per 100 assessments -- is the (weighted) mean of the doubly robust scores of
 the people it selects, times -100, self-normalised by default: among the
 selected, the assessed's inverse-propensity-weighted residuals are divided
@@ -176,13 +178,14 @@ logger = logging.getLogger("iizrisk")
 #: The outcome column of the risk-set table that a benefit model explains by default.
 DEFAULT_OUTCOME = "revolving_door_next_12m"
 #: Targeting policies of :func:`evaluate_policies`, in the order reported.
-POLICIES: tuple[str, ...] = ("risk", "benefit", "risk_x_benefit", "random_high_band", "random")
+POLICIES: tuple[str, ...] = ("risk", "benefit", "risk_x_benefit", "random_high_band", "random", "actual")
 _POLICY_WORDS = {
     "risk": "top k by risk (today)",
     "benefit": "top k by estimated benefit",
     "risk_x_benefit": "top k by risk x benefit",
     "random_high_band": "at random within the high risk band",
     "random": "at random among all at risk",
+    "actual": "the assessments actually held (the coordinators' choices)",
     "oracle": "oracle: true individual effects (ceiling)",
 }
 #: Propensity scores are clipped to [CLIP, 1 - CLIP] in the doubly robust scores.
@@ -1270,6 +1273,8 @@ def evaluate_policies(model: BenefitModel, *, capacity: float = 0.05, high_band:
                      _selection_weights(score, month, Wb, capacity) if B else None)
     sel["random_high_band"] = (w * band, Wb * band[None, :] if B else None)
     sel["random"] = (w, Wb if B else None)
+    treated = d["treated"].to_numpy(dtype=np.float64)  # the coordinators' choices: whom they assessed, as many
+    sel["actual"] = (treated, Wb * treated[None, :] if B else None)
     if normalised:
         value = _ScoreParts.of(d, model.outcome).values
         how = "policy values: self-normalised (Hajek) doubly robust, each inverse-propensity term divided by its weight total"
