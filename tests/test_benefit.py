@@ -305,6 +305,18 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
     from iizrisk.benefit import load_benefit_model
 
     saved = load_benefit_model(tmp_path / "benefit.skops")
+    # the deployment's own data: its sources, interventions and [model] outcome
+    from iizrisk.config import Settings
+
+    cfg = Settings.from_dict({"sources": [{"name": "all", "path": "spells.parquet"}],
+                              "deployment": {"interventions": "interventions.parquet"},
+                              "model": {"horizon_months": 12}}, base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
+    dep = ["policy", "--config", str(cfg), "--out", str(tmp_path / "dep"), "--episode-days", "14", "90",
+           "--learner", "t", "--bootstrap", "20"]
+    assert main([*dep, "--spells", str(tmp_path / "spells.parquet")]) == 2  # both: a usage error
+    assert main([*dep, "--save-model", str(tmp_path / "dep.skops")]) == 0
+    assert load_benefit_model(tmp_path / "dep.skops").outcome == "revolving_door_next_12m"
+    assert main(["policy", "--out", str(tmp_path / "x")]) == 2  # no data at all
     assert saved.episode_days_ == (14, 90) and saved.evidence_["capacity"] == 0.05
     ev = saved.evidence("benefit")
     assert "per 100 assessments" in ev.reason and ev.lower is not None and ev.supported == (ev.lower > 0)

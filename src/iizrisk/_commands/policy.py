@@ -15,6 +15,12 @@ Writes into ``--out DIR`` (each file atomically, cells of fewer than
     of the doubly robust scores), with bootstrap intervals and the difference
     to top-by-risk.
 
+``--config CONFIG`` reads the deployment's own data instead of ``--spells`` and
+``--interventions``: its sources' spells (with the same checks as the nightly
+run), its interventions file plus the joint assessments its coordinators'
+reviews recorded, and its ``[model]`` outcome and horizon, so that the
+benefit model it saves fits the deployment's ``[worklist] rank_by``.
+
 ``--save-model FILE`` also writes the benefit model (``.skops``, no pseudonym,
 no rows) with this offline evaluation in it: the file a deployment names in
 ``[worklist] benefit_model`` to order its worklists by benefit
@@ -52,13 +58,17 @@ logger = logging.getLogger("iizrisk")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--spells", required=True, metavar="PATH", help="canonical spells: a Parquet file or folder")
-    p.add_argument("--interventions", required=True, metavar="PATH", help="interventions (CSV or Parquet)")
+    p.add_argument("--config", metavar="CONFIG",
+                   help="the deployment's TOML: its sources' spells, its interventions file and the joint "
+                        "assessments its coordinators' reviews recorded, its [model] outcome and horizon "
+                        "(instead of --spells and --interventions)")
+    p.add_argument("--spells", metavar="PATH", help="canonical spells: a Parquet file or folder")
+    p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--outcome", default="revolving_door", choices=["revolving_door", "disintegration"],
-                   help="outcome to prevent (revolving_door)")
-    p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=12, metavar="N",
-                   help="horizon of the outcome (12)")
+    p.add_argument("--outcome", default=None, choices=["revolving_door", "disintegration"],
+                   help="outcome to prevent (revolving_door; with --config its [model] outcome)")
+    p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=None, metavar="N",
+                   help="horizon of the outcome (12; with --config its [model] horizon_months)")
     p.add_argument("--learner", choices=["dr", "t", "s"], default="dr",
                    help="DR-learner (default), T-learner, or S-learner with assessment interactions")
     p.add_argument("--capacity", type=float_at_least(0.001), default=0.05, metavar="SHARE",
@@ -82,6 +92,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="suppress groups and policies resting on 1..K-1 people (5)")
 
 
+def _inputs(args: argparse.Namespace, read_inputs):
+    """Spells, interventions, outcome and horizon: from the deployment (--config) or from the files."""
+    from ..errors import ConfigError
+
+    if args.config:
+        if args.spells or args.interventions:
+            raise ConfigError("give either --config (the deployment's data) or --spells and --interventions, "
+                              "not both")
+        from ..config import Settings
+        from ..io import ingest
+        from ..reviews import all_interventions
+
+        settings = Settings.load(args.config)
+        ing = ingest(settings)
+        interventions = all_interventions(settings, ing.interventions)
+        if interventions is None or not len(interventions):
+            raise ValidationError(f"{args.config}: no past assessments to learn from: [deployment] interventions "
+                                  "names no file and the reviews recorded none (decisions mapped by [reviews] "
+                                  "interventions)")
+        return (ing.spells, interventions, args.outcome or settings.model.outcome,
+                args.horizon_months or int(settings.model.horizon_months))
+    if not (args.spells and args.interventions):
+        raise ConfigError("give --spells and --interventions (files), or --config (the deployment's data)")
+    spells, interventions = read_inputs(args.spells, args.interventions)
+    return spells, interventions, args.outcome or "revolving_door", args.horizon_months or 12
+
+
 def run(args: argparse.Namespace) -> int:
     from ..benefit import BenefitModel, evaluate_policies
     from ..errors import ConfigError
@@ -94,13 +131,12 @@ def run(args: argparse.Namespace) -> int:
     episode_days = None if args.episode_days is None else tuple(args.episode_days)
     if episode_days is not None and episode_days[0] > episode_days[1]:
         raise ConfigError(f"--episode-days LO HI needs LO <= HI, got {episode_days[0]} {episode_days[1]}")
-    spells, interventions = read_inputs(args.spells, args.interventions)
-    if interventions is None:  # pragma: no cover - the option is required
-        raise SystemExit("--interventions is required")
-    outcome = f"{args.outcome}_next_{args.horizon_months}m"
+    spells, interventions, outcome_name, horizon = _inputs(args, read_inputs)
+    where = args.config or f"{args.spells}, {args.interventions}"
+    outcome = f"{outcome_name}_next_{horizon}m"
     try:
         table = risk_set_table(spells, interventions, controls_per_treated=args.controls_per_treated,
-                               outcomes=[args.outcome], horizon_months=args.horizon_months,
+                               outcomes=[outcome_name], horizon_months=horizon,
                                episode_days=episode_days, random_state=args.seed)
         model = BenefitModel(learner=args.learner, outcome=outcome, random_state=args.seed).fit(table)
         policies = evaluate_policies(model, capacity=args.capacity, n_bootstrap=args.bootstrap,
@@ -108,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
     except IizriskError:  # NoOverlapError and the other checks: their own message and exit code
         raise
     except (ValueError, TypeError) as exc:
-        raise ValidationError(f"{args.spells}, {args.interventions}: cannot evaluate the policies: "
-                              f"{_safe_reason(exc)}") from exc
+        raise ValidationError(f"{where}: cannot evaluate the policies: {_safe_reason(exc)}") from exc
     paths = model.to_dir(args.out, min_cell_size=args.min_cell_size)
     paths += policies.to_dir(args.out, min_cell_size=args.min_cell_size)
     if args.save_model:
