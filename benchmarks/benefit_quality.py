@@ -81,6 +81,19 @@ Twenty seeds (seeds 0-19, 12,000 persons, het, learner dr; same code as above)::
         severity that drives assessments is not in the features, so the
         estimates are biased where their intervals are narrow
 
+    --seeds 20 --persons 12000 --scenarios zero
+        no claims (0/20 each policy; plain: risk x benefit 1/20); coverage risk 19,
+        benefit 20, risk x benefit 20, random in the high band 17, random 13 of 20
+        (offline random -2.71 against a true 0)
+    --seeds 20 --persons 12000 --scenarios hom
+        offline benefit-minus-risk interval below 0 in 0/20, yet the true ratio is
+        0.50 (benefit 2.09, risk 4.17): the paired intervals are too wide to see it;
+        coverage 19, 20, 19, 19, 16 of 20
+    --seeds 20 --persons 12000 --scenarios het --unconfounded
+        (195 assessed per canton) coverage risk 18, benefit 20, risk x benefit 20,
+        random in the high band 17, random 17 of 20; claims at most 2/20 (random);
+        ratio 0.59 (known relative effect x model risk / risk: 1.67)
+
 The S-learner with assessment interactions (``--learner s``) on the same
 cantons (seeds 0-9)::
 
