@@ -94,6 +94,13 @@ Twenty seeds (seeds 0-19, 12,000 persons, het, learner dr; same code as above)::
         random in the high band 17, random 17 of 20; claims at most 2/20 (random);
         ratio 0.59 (known relative effect x model risk / risk: 1.67)
 
+The T-learner on the same 20 cantons (the default of ``iizrisk policy`` since)::
+
+    --seeds 20 --persons 12000 --scenarios het --learner t
+        risk 5.62 (its risk ranking is dr's), benefit 4.81, risk x benefit 4.77;
+        ratio 0.86; coverage risk 19, benefit 18, risk x benefit 18, random in
+        the high band 16, random 14 of 20; no claims
+
 The S-learner with assessment interactions (``--learner s``) on the same
 cantons (seeds 0-9)::
 

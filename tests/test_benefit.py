@@ -293,7 +293,7 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
             str(tmp_path / "interventions.parquet"), "--out", str(tmp_path / "out")]
     assert main([*base, "--capacity", "5"]) == 2  # a share, not a percentage: a usage error
     assert main([*base, "--episode-days", "90", "14"]) == 2  # LO > HI
-    assert main([*base, "--learner", "t", "--bootstrap", "20", "--plain-values"]) == 0
+    assert main([*base, "--learner", "dr", "--bootstrap", "20", "--plain-values"]) == 0
     for name in ("policy_values.csv", "benefit_calibration.csv", "benefit_blp.csv"):
         assert (tmp_path / "out" / name).exists(), name
     # risk sets early in an episode, where the synthetic canton holds its assessments
@@ -312,7 +312,7 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
                               "deployment": {"interventions": "interventions.parquet"},
                               "model": {"horizon_months": 12}}, base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
     dep = ["policy", "--config", str(cfg), "--out", str(tmp_path / "dep"), "--episode-days", "14", "90",
-           "--learner", "t", "--bootstrap", "20"]
+           "--bootstrap", "20"]  # the default learner, the T-learner
     assert main([*dep, "--spells", str(tmp_path / "spells.parquet")]) == 2  # both: a usage error
     assert main([*dep, "--save-model", str(tmp_path / "dep.skops")]) == 0
     assert load_benefit_model(tmp_path / "dep.skops").outcome == "revolving_door_next_12m"

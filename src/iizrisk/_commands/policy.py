@@ -69,8 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="outcome to prevent (revolving_door; with --config its [model] outcome)")
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=None, metavar="N",
                    help="horizon of the outcome (12; with --config its [model] horizon_months)")
-    p.add_argument("--learner", choices=["dr", "t", "s"], default="dr",
-                   help="DR-learner (default), T-learner, or S-learner with assessment interactions")
+    p.add_argument("--learner", choices=["dr", "t", "s"], default="t",
+                   help="T-learner (default: over 20 synthetic cantons its benefit ranking prevented 0.86 times "
+                        "as much as ranking by risk, the S-learner's 0.70 and the DR-learner's 0.43), DR-learner, "
+                        "or S-learner with assessment interactions")
     p.add_argument("--capacity", type=float_at_least(0.001), default=0.05, metavar="SHARE",
                    help="share of the people at risk per month who can be assessed (0.05)")
     p.add_argument("--episode-days", type=int_at_least(0, 100_000), nargs=2, default=None, metavar=("LO", "HI"),
