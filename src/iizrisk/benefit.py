@@ -776,7 +776,10 @@ class BenefitModel(ResultMixin):
         point of an episode (``episode_days``), people at another point
         (``days_since_episode_start``).
         """
-        b = self.predict_benefit(features)
+        return self.predict_benefit(features).where(self._inside(features))
+
+    def _inside(self, features: pd.DataFrame) -> np.ndarray:
+        """True for the rows in the situations the model learnt from (its population and episode window)."""
         inside = np.ones(len(features), dtype=bool)
         if self.population == "core":
             cols = [c for c in _CORE_OPEN if c in features.columns]
@@ -790,7 +793,7 @@ class BenefitModel(ResultMixin):
                                       "days_since_episode_start (iizrisk.benefit.features_at gives it)")
             ep = features["days_since_episode_start"].to_numpy(dtype=np.float64, na_value=np.nan)
             inside &= (ep >= window[0]) & (ep <= window[1])
-        return b.where(inside)
+        return inside
 
     # ------------------------------------------------------------------ files
     def save(self, path) -> Path:
@@ -1408,14 +1411,7 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
     X = features_at(spells, interventions, pairs)
     registered = X["n_institutions_now"].to_numpy(dtype=np.float64) >= 1 if "n_institutions_now" in X.columns \
         else np.ones(len(X), dtype=bool)
-    if model.population == "core":
-        cols = [c for c in _CORE_OPEN if c in X.columns]
-        if cols:
-            registered &= (X[cols].to_numpy(dtype=np.float64) > 0).any(axis=1)
-    window = getattr(model, "episode_days_", None)
-    if window is not None:  # the same eligibility as the table the model learnt from
-        ep = X["days_since_episode_start"].to_numpy(dtype=np.float64)
-        registered &= (ep >= window[0]) & (ep <= window[1])
+    registered &= model._inside(X)  # the same eligibility as the table the model learnt from
     X, s = X[registered], s[registered]
     if not len(s):
         raise ValidationError("no person of the sample at risk is eligible (registered, inside the model's "

@@ -61,6 +61,7 @@ import pyarrow as pa
 
 from ._arrays import string_order
 from ._texts import LANGUAGES, text
+from .config import RANK_BY
 from .errors import InternalError
 from .tables import FORMULA_START, neutralise_formulas, write_table
 
@@ -271,8 +272,8 @@ def build_worklists(
     benefit_outcome : str, default "revolving_door"
         The outcome the benefit prevents, for the reason's wording.
     """
-    if rank_by not in ("risk", "benefit", "risk_x_benefit"):
-        raise ValueError(f"rank_by must be 'risk', 'benefit' or 'risk_x_benefit', got {rank_by!r}")
+    if rank_by not in RANK_BY:
+        raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
     if rank_by != "risk" and benefit is None:
         raise ValueError(f"rank_by={rank_by!r} needs the benefit of the scored people (benefit=...)")
     capacity_per_institution = capacity_per_institution or {}
