@@ -451,25 +451,24 @@ def _score(settings: Settings, t: dt.date, spells, interventions, view: View, mo
 
 
 def _benefit(t: dt.date, spells, interventions, view: View, ranking: _Ranking) -> dict:
-    """The expected benefit of an assessment tonight, for people with an open ALV, IV or SH case
-    (only when the lists are ordered by benefit; NaN outside the benefit model's situations)."""
+    """The cases open tonight and, when the lists are ordered by benefit, the expected benefit of an
+    assessment for people with an open ALV, IV or SH case (NaN outside the benefit model's situations)."""
+    oc = open_cases_at(view)
     if ranking.model is None:
-        return {"benefit": None}
+        return {"open_cases": oc, "benefit": None}
     from .benefit import benefit_at
 
-    oc = open_cases_at(view)
     core = oc.loc[oc["institution"].astype("str").isin(("ALV", "IV", "SH")), "person_id"]
     persons = pd.unique(core.astype("str").to_numpy())
     benefit = benefit_at(ranking.model, spells, interventions, persons, t)
     logger.info("benefit: %d of %d people with an open ALV/IV/SH case inside the benefit model's situations",
                 int(benefit.notna().sum()), len(benefit))
-    return {"benefit": benefit}
+    return {"open_cases": oc, "benefit": benefit}
 
 
 def _worklists(settings: Settings, t: dt.date, view: View, scores, from_file, recorded, flags, reviews,
-               history: HistoryStore, prev, model, X, ranking: _Ranking, benefit) -> dict:
-    w, tl = settings.worklist, view.timeline
-    oc = open_cases_at(view)
+               history: HistoryStore, prev, model, X, ranking: _Ranking, benefit, open_cases) -> dict:
+    w, tl, oc = settings.worklist, view.timeline, open_cases
     # left off after a recent assessment: those of the interventions file ("recent assessment"), and those a
     # coordinator's review recorded, at every institution ("left off by a review")
     excluded = recently_assessed(from_file, t, w.exclude_assessed_months)
@@ -499,7 +498,7 @@ def _worklists(settings: Settings, t: dt.date, view: View, scores, from_file, re
         rank_by=ranking.rank_by, benefit=benefit, benefit_outcome=settings.model.outcome)
     since = prev if prev else t - dt.timedelta(days=1)
     review_counts = decision_counts(reviews, settings.reviews.decisions, since=since, until=t)
-    return {"worklists": worklists, "open_cases": oc, "excluded": excluded, "review_counts": review_counts}
+    return {"worklists": worklists, "excluded": excluded, "review_counts": review_counts}
 
 
 class _ListReasons:
