@@ -472,6 +472,42 @@ def test_features_with_a_short_lookback_match_the_reference(rows, ivs, t_off):
     assert_same_features(X, ref, t)
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(max_persons=3, max_rows=24, span=1200), ivs=interventions_rows(),
+       t_off=st.integers(700, 1300), lookback=st.sampled_from([12, 24]))
+def test_a_view_with_its_rules_computed_gives_the_reference_features(rows, ivs, t_off, lookback):
+    """The nightly run has computed the view's transitions and flags before scoring: the features reuse
+    them where forgetting the old spells cannot change them (a 24-month look-back, 12-month windows and a
+    90-day gap), and compute their own where it can (a 12-month look-back: a spell starting early in the
+    window may have been a transition from a forgotten one). Either way they equal the reference."""
+    from iizrisk.view import Definitions, View
+
+    t = D(t_off)
+    ft = PointInTimeFeatures(window_months=(6, 12), bfs_window_months=12, max_lookback_months=lookback,
+                             include_age=True).fit()
+    frame = to_frame(rows)
+    view = View.at(frame, t, Definitions(ft.merge_gap_days, ft.transition_gap_days, ft.bfs_window_months))
+    assert len(view.flags) >= 0  # the flags stage runs before scoring
+    assert view.has_rules()
+    X = ft.transform(frame, as_of=t, interventions=iv_frame(ivs), view=view)
+    assert_same_features(X, ref_features(rows, t, ivs, windows=(6, 12), lookback=lookback, bw=12), t)
+
+
+@pytest.mark.parametrize("lookback", [12, 24, 36])
+def test_the_rules_of_the_nightly_view_give_the_features_of_a_fresh_one(random_spells, lookback):
+    """12,000 random spells: features from a view whose transitions and flags the flags stage computed
+    equal those of a fresh build, whether they are reused (24, 36 months) or not (12)."""
+    from iizrisk.view import Definitions, View
+
+    ft = PointInTimeFeatures(window_months=(6, 12), bfs_window_months=12, max_lookback_months=lookback).fit()
+    as_of = "2023-03-31"
+    view = View.at(random_spells, as_of, Definitions(ft.merge_gap_days, ft.transition_gap_days, 12))
+    assert (view.timeline.end < _time.window_start(_time.day(dt.date(2023, 3, 31)), lookback)).any()
+    assert view.flags is not None and view.has_rules()
+    pd.testing.assert_frame_equal(ft.transform(random_spells, as_of=as_of, view=view),
+                                  ft.transform(random_spells, as_of=as_of))
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=spell_rows(span=2400), ivs=interventions_rows(span=2400), t_off=st.integers(1900, 2600),
        data=st.data())

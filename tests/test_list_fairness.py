@@ -126,6 +126,12 @@ def test_list_fairness_takes_the_attributes_at_t(random_spells):
         assert (got["n_listed"].astype(int) == want["sum"].reindex(got.index)).all()
     bands = t.loc[t["attribute"] == "age_band", "group"].tolist()
     assert bands == sorted(bands, key=lambda b: (b == MISSING, b != "<25", b))  # the bands in age order
+    # the nightly run hands over the codes it looked up when scoring: the same table
+    given = list_fairness(view, scores, listed, attributes=["sex", "age_band", "disability"],
+                          rule=FairnessRule(), min_cell_size=0, n_bootstrap=50, codes=codes)
+    pd.testing.assert_frame_equal(given, t)
+    with pytest.raises(ValueError, match="codes for"):
+        list_fairness(view, scores, listed, attributes=["sex"], rule=FairnessRule(), codes=codes[1:])
 
 
 def test_summary_section_hides_small_cells_in_every_language():

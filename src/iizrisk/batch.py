@@ -447,7 +447,7 @@ def _score(settings: Settings, t: dt.date, spells, interventions, view: View, mo
     codes = tl.codes_of(scores["person_id"])
     scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
     _release_memory()
-    return {"scores": scores, "X": X, "prev": prev}
+    return {"scores": scores, "X": X, "prev": prev, "score_codes": codes}
 
 
 def _benefit(t: dt.date, spells, interventions, view: View, ranking: _Ranking) -> dict:
@@ -535,7 +535,7 @@ def _explain(settings: Settings, model, X, scores, worklists: WorklistSet) -> di
     return {"scores": scores}
 
 
-def _fairness(settings: Settings, view: View, scores, worklists: WorklistSet) -> dict:
+def _fairness(settings: Settings, view: View, scores, worklists: WorklistSet, score_codes) -> dict:
     """Tonight's flag rates per protected group against the reference group, judged by the fairness rule
     (:func:`iizrisk.list_fairness.list_fairness`: the one metric of the rule that needs no outcome)."""
     from .list_fairness import list_fairness
@@ -544,7 +544,8 @@ def _fairness(settings: Settings, view: View, scores, worklists: WorklistSet) ->
     listed = rows["person_id"].to_numpy() if len(rows) else np.array([], dtype=object)
     p = settings.privacy
     table = list_fairness(view, scores, listed, attributes=tuple(p.protected_attributes),
-                          rule=FairnessRule.from_settings(settings), min_cell_size=p.min_cell_size)
+                          rule=FairnessRule.from_settings(settings), min_cell_size=p.min_cell_size,
+                          codes=score_codes)
     return {"list_fairness": table}
 
 

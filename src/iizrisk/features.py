@@ -321,13 +321,21 @@ def _check_view(view, days: list[int], definitions) -> None:
                          f"{definitions.merge_gap_days}; build it with View.at(spells, as_of, definitions)")
 
 
-def _expire(view: View, w_look: int, defs: Definitions) -> View:
-    """The view without the spells that ended before the look-back window (the same view when none did)."""
+def _expire(view: View, w_look: int, defs: Definitions) -> tuple[View, np.ndarray | None]:
+    """The view without the spells that ended before the look-back window (the same view when none did),
+    and the rows kept (None when all were)."""
     tl = view.timeline
     keep = tl.end.astype(np.int64) >= w_look
     if keep.all():
-        return view if view.definitions == defs else View(tl, defs)
-    return View(tl.keep_rows(keep), defs)
+        return (view if view.definitions == defs else View(tl, defs)), None
+    return View(tl.keep_rows(keep), defs), keep
+
+
+def _rules_unchanged_by_expiry(t: int, w_look: int, windows, gap: int) -> bool:
+    """Whether forgetting the spells that ended before ``w_look`` leaves the transitions and flags the
+    features read unchanged: those of spells starting in the windows, decided by spells that ended at
+    most ``gap`` days before them."""
+    return int(_time.window_start(t, int(max(windows)))) - int(gap) >= w_look
 
 
 def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], window_months,
@@ -343,7 +351,12 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     # day counts stop at the shortest window of their length (12 months: 365 days), so that a
     # leap day or a long month does not move the people registered all along (module docstring)
     look_cap = _time.shortest_window_days(int(max_lookback_months))
-    view = _expire(view, w_look, defs)
+    full = view
+    view, kept = _expire(view, w_look, defs)
+    # the transitions and flags the full view has computed already (the nightly run's flags stage) serve
+    # when expiry cannot change the ones the features read; otherwise the expired view computes its own
+    reuse = kept is not None and full.definitions == defs and full.has_rules() and _rules_unchanged_by_expiry(
+        t, w_look, (*window_months, bfs_window_months), transition_gap_days)
     tl = view.timeline
     n = tl.n_persons
     p = tl.person.astype(np.int64)
@@ -371,7 +384,8 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     cols["days_since_last_start"] = np.minimum(t - _group_max(p, s_clip, n, -np.inf), look_cap - 1)
 
     # history windows
-    trans, reent = view.transitions, view.reentries
+    trans = full.transitions[kept] if reuse else view.transitions
+    reent = view.reentries
     by_start = _order_by_person_start(p, s)
     ps, ss, es = p[by_start], s[by_start], e[by_start]
     # (person, institution) groups: the timeline is sorted by person, institution, start
@@ -403,7 +417,7 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
         cols[f"n_spells_{inst.lower()}_{long_w}m"] = _bincount(p[m & (s >= w_long)], n)
 
     # BFS profile from the flags module (one definition of the revolving door)
-    fl = view.flags  # the flags module's rules, computed once per view
+    fl = (full if reuse else view).flags  # the flags module's rules, computed once per view
     # the flags hold one row per person with a spell overlapping the window, in person-code
     # order: map rows to codes without looking up millions of pseudonyms
     codes = np.flatnonzero(_bincount(p[e >= w0], n) > 0)

@@ -182,6 +182,10 @@ class View:
         return _flags(self.timeline, self.day, d.window_months, d.transition_gap_days,
                       transition=self.transitions)
 
+    def has_rules(self) -> bool:
+        """Whether the transitions and the flags are computed already (cached on this view)."""
+        return "transitions" in self.__dict__ and "flags" in self.__dict__
+
     def __repr__(self) -> str:  # counts only: the pseudonyms stay out of logs and tracebacks
         d, tl = self.definitions, self.timeline
         return (f"View(as of {self.as_of}: {len(tl):,} spells of {tl.n_persons:,} persons; merge gap "
