@@ -155,3 +155,26 @@ def test_summary_section_hides_small_cells_in_every_language():
         f = next(r for r in rows if r[1] == "F")
         assert f[3] == swiss_number(4000, lang) != "4000" and f[5] == "10.00"  # 400 of 4000, in percent
     assert len(seen) == 4
+
+
+def test_categorical_attributes_give_the_table_of_plain_text(random_spells):
+    """Ingestion gives sex and nationality as categoricals (categories in schema order): the groups, the
+    reference and every figure are those of the same values as plain text."""
+    from iizrisk.view import View
+
+    codes = pd.factorize(random_spells["person_id"])[0]
+    sex = np.where(codes % 3 == 0, "M", np.where(codes % 7 == 0, None, "F"))
+    nat = np.where(codes % 5 == 0, "THIRD", "CH")
+    plain = random_spells.assign(sex=pd.Series(sex, dtype="str"), nationality_group=pd.Series(nat, dtype="str"))
+    cat = random_spells.assign(sex=pd.Categorical(sex, categories=["M", "F"]),
+                               nationality_group=pd.Categorical(nat, categories=["THIRD", "EU", "CH"]))
+    tables = []
+    for spells in (plain, cat):
+        view = View.at(spells, "2023-06-30")
+        scores = pd.DataFrame({"person_id": view.timeline.person_ids.astype(str)[::2]})
+        tables.append(list_fairness(view, scores, scores["person_id"].to_numpy()[::7],
+                                    attributes=["sex", "nationality_group"], rule=FairnessRule(),
+                                    min_cell_size=0, n_bootstrap=100))
+    assert str(View.at(cat, "2023-06-30").timeline.persons["sex"].dtype) == "category"
+    pd.testing.assert_frame_equal(tables[1], tables[0])
+    assert tables[0]["group"].tolist()[:2] == ["F", "M"]

@@ -194,14 +194,19 @@ def list_fairness(view, scores: pd.DataFrame, listed_person_ids, *, attributes: 
     if (codes < 0).any():
         raise AssertionError("list_fairness: a scored person is missing from the view at T")
     t: dt.date = _time.to_date(tl.as_of)
-    people = pd.DataFrame(index=np.arange(len(codes)))
+    cols: dict[str, object] = {}
     for attr in attributes:
         if attr == "age_band" and "birth_year" in tl.persons.columns:
-            people[attr] = pd.Series(age_bands(tl.persons["birth_year"].to_numpy()[codes], t))
+            cols[attr] = pd.Series(age_bands(tl.persons["birth_year"].to_numpy()[codes], t))
         elif attr == "disability":
-            people[attr] = disability_proxy(tl, t, lookback_months=disability_lookback_months)[codes]
-        elif attr in tl.persons.columns:
-            people[attr] = tl.persons[attr].to_numpy()[codes]
+            cols[attr] = disability_proxy(tl, t, lookback_months=disability_lookback_months)[codes]
+        elif attr in tl.persons.columns:  # a categorical's codes taken, not a million values as objects
+            col = tl.persons[attr].take(codes).reset_index(drop=True)
+            if isinstance(col.dtype, pd.CategoricalDtype):  # its groups in text order, as for plain values
+                cats = col.cat.categories
+                col = col.cat.reorder_categories(cats[np.argsort(cats.astype(str), kind="stable")])
+            cols[attr] = col
+    people = pd.DataFrame(cols, index=pd.RangeIndex(len(codes)))
     # the listed among the scored (a list holds scored people only; looking them up among the scored
     # probes a million pseudonyms, not the timeline's millions)
     at = positions(pd.Index(scores["person_id"]), np.asarray(listed_person_ids, dtype=object))
