@@ -476,10 +476,9 @@ def test_features_with_a_short_lookback_match_the_reference(rows, ivs, t_off):
 @given(rows=spell_rows(max_persons=3, max_rows=24, span=1200), ivs=interventions_rows(),
        t_off=st.integers(700, 1300), lookback=st.sampled_from([12, 24]))
 def test_a_view_with_its_rules_computed_gives_the_reference_features(rows, ivs, t_off, lookback):
-    """The nightly run has computed the view's transitions and flags before scoring: the features reuse
-    them where forgetting the old spells cannot change them (a 24-month look-back, 12-month windows and a
-    90-day gap), and compute their own where it can (a 12-month look-back: a spell starting early in the
-    window may have been a transition from a forgotten one). Either way they equal the reference."""
+    """The nightly run has computed the view's transitions and flags before scoring: the features take
+    them, deciding again only the transitions a forgotten spell could have made (a spell starting within
+    the gap after the look-back window's start; a 12-month look-back cuts often): the reference's."""
     from iizrisk.view import Definitions, View
 
     t = D(t_off)
@@ -496,7 +495,7 @@ def test_a_view_with_its_rules_computed_gives_the_reference_features(rows, ivs, 
 @pytest.mark.parametrize("lookback", [12, 24, 36])
 def test_the_rules_of_the_nightly_view_give_the_features_of_a_fresh_one(random_spells, lookback):
     """12,000 random spells: features from a view whose transitions and flags the flags stage computed
-    equal those of a fresh build, whether they are reused (24, 36 months) or not (12)."""
+    equal those of a fresh build, at look-backs that forget more or less."""
     from iizrisk.view import Definitions, View
 
     ft = PointInTimeFeatures(window_months=(6, 12), bfs_window_months=12, max_lookback_months=lookback).fit()

@@ -54,6 +54,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,6 +313,31 @@ def _release_memory() -> None:
         pass
 
 
+#: Libraries the later stages import (the model file, the explanations, the summary's figure).
+_LATER_IMPORTS = ("sklearn.ensemble", "skops.io", "shap", "matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
+def _warm_imports() -> threading.Thread:
+    """Import the later stages' libraries on a second thread while ingestion reads and hashes the exports.
+
+    Reading Parquet and Arrow's kernels release the GIL, so the imports (several seconds of the run at
+    any data size) mostly overlap with them instead of adding to the run. An import that fails here is
+    left to fail where the stage imports it, with its own error.
+    """
+    import importlib
+
+    def work() -> None:
+        for name in _LATER_IMPORTS:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the stage that needs it reports it
+                return
+
+    th = threading.Thread(target=work, name="iizrisk-imports")  # joined at exit: never cut off mid-import
+    th.start()
+    return th
+
+
 def _check_model_fits(model, settings: Settings) -> None:
     """The model must predict what ``[model]`` asks for, on the deployment's definitions."""
     want = (settings.model.outcome, int(settings.model.horizon_months))
@@ -336,6 +362,7 @@ def _check_model_fits(model, settings: Settings) -> None:
 # returned) and named outputs (the keys of the dict it returns). The night runs them top to bottom;
 # the stage timings come from this list.
 def _ingest(settings: Settings, t: dt.date, force: bool) -> dict:
+    _warm_imports()
     ing = ingest(settings)
     interventions = ing.interventions  # [deployment] interventions, read with the same guards
     if interventions is not None:

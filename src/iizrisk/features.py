@@ -331,11 +331,21 @@ def _expire(view: View, w_look: int, defs: Definitions) -> tuple[View, np.ndarra
     return View(tl.keep_rows(keep), defs), keep
 
 
-def _rules_unchanged_by_expiry(t: int, w_look: int, windows, gap: int) -> bool:
-    """Whether forgetting the spells that ended before ``w_look`` leaves the transitions and flags the
-    features read unchanged: those of spells starting in the windows, decided by spells that ended at
-    most ``gap`` days before them."""
-    return int(_time.window_start(t, int(max(windows)))) - int(gap) >= w_look
+def _expired_transitions(kept: np.ndarray, tl, w_look: int, gap: int) -> np.ndarray:
+    """The transitions of the cut timeline ``tl`` from the full view's (``kept``: theirs on ``tl``'s rows).
+
+    A forgotten spell ended before ``w_look``, so only a spell starting before ``w_look + gap`` can have
+    been a transition from it: those are decided again among the spells that start before that day
+    (every earlier spell of theirs is among them), the rest keep the full view's answer.
+    """
+    from .flags import _transitions
+
+    rel = np.flatnonzero(tl.start.astype(np.int64) < int(w_look) + int(gap))
+    if not len(rel):
+        return kept
+    out = kept.copy()
+    out[rel] = _transitions(tl.person[rel], tl.inst[rel], tl.start[rel], tl.end[rel], int(gap))
+    return out
 
 
 def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], window_months,
@@ -354,9 +364,11 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     full = view
     view, kept = _expire(view, w_look, defs)
     # the transitions and flags the full view has computed already (the nightly run's flags stage) serve
-    # when expiry cannot change the ones the features read; otherwise the expired view computes its own
-    reuse = kept is not None and full.definitions == defs and full.has_rules() and _rules_unchanged_by_expiry(
-        t, w_look, (*window_months, bfs_window_months), transition_gap_days)
+    # the cut view: its transitions are the full view's, decided again only where a forgotten spell could
+    # have made one; of the flags the features read the institutions and spells per institution in the
+    # BFS window, which count only spells overlapping that window, and the window lies inside the look-back
+    # (feature_specs refuses a longer one): a forgotten spell ended before it
+    reuse = kept is not None and full.definitions == defs and full.has_rules()
     tl = view.timeline
     n = tl.n_persons
     p = tl.person.astype(np.int64)
@@ -384,7 +396,8 @@ def _features_at(spells: pd.DataFrame, t: int, *, specs: list[FeatureSpec], wind
     cols["days_since_last_start"] = np.minimum(t - _group_max(p, s_clip, n, -np.inf), look_cap - 1)
 
     # history windows
-    trans = full.transitions[kept] if reuse else view.transitions
+    trans = _expired_transitions(full.transitions[kept], tl, w_look, transition_gap_days) if reuse \
+        else view.transitions
     reent = view.reentries
     by_start = _order_by_person_start(p, s)
     ps, ss, es = p[by_start], s[by_start], e[by_start]
