@@ -355,22 +355,48 @@ def _build_sets(data: pd.DataFrame, groups: Sequence[str], pairs: Sequence[tuple
 class _Plan:
     """Everything that does not change between bootstrap replicates.
 
-    A replicate only reweighs the rows, so every statistic is a weighted sum
-    over fixed indicator matrices: ``sums`` (rows x 5R) gives each group row's
-    n, positives, flagged, true positives and score sum in one sparse product.
-    The ROC AUC needs, per group, the negatives below and tied with each
-    positive's score: rows of the same group, score and label are
-    interchangeable, so each set's rows are pooled into such cells (isotonic
-    calibration leaves about a thousand distinct risks among a million people)
-    and the ordering works on the cells' weights.
+    A replicate only reweighs the rows, and rows alike in what a statistic
+    reads are interchangeable, so the rows are pooled into cells once and a
+    replicate weighs the cells: one sparse product per pooling, each with one
+    entry per row.
+
+    - Counts (n, positives, flagged, true positives): rows of the same group
+      in every set, label and flag (a few thousand cells); the score sum
+      takes the same cells weighted by the score.
+    - The ROC AUC needs, per group, the negatives below and tied with each
+      positive's score: per set, rows of one group, score and label
+      (isotonic calibration leaves about a thousand distinct risks among a
+      million people), ordered by group and score.
     """
 
-    sums: Any  # sparse (n rows x 5R): indicators times 1, y, f, y*f, s
+    pool: Any  # sparse (n rows x cells): each row's cell of the counts
+    pool_score: Any  # the same, holding the row's score
+    members: Any  # sparse (cells x R): the group rows each cell belongs to
+    cell_y: np.ndarray
+    cell_f: np.ndarray
     auc: list[tuple[int, int, Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]]
     n_rows: int
 
 
-_SUMS = ("n", "pos", "flagged", "tp", "score_sum")
+def _one_per_row(cell: np.ndarray, n_cells: int, data: np.ndarray | None = None):
+    """Sparse (rows x cells) matrix with one entry per row, built directly in CSR form (no sorting)."""
+    from scipy import sparse
+
+    n = len(cell)
+    values = np.ones(n) if data is None else np.asarray(data, dtype=np.float64)
+    return sparse.csr_matrix((values, cell.astype(np.int64), np.arange(n + 1)), shape=(n, n_cells))
+
+
+def _cells(keys: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's cell (rows with equal keys share one; cells in key order) and a row of each cell."""
+    key = np.zeros(n, dtype=np.int64)
+    for k in keys:
+        width = int(k.max()) + 1 if len(k) else 1
+        if int(key.max(initial=0)) >= (1 << 62) // width:  # keep the combined key in 64 bits
+            key = np.unique(key, return_inverse=True)[1].ravel().astype(np.int64)
+        key = key * width + k
+    _, first, cell = np.unique(key, return_index=True, return_inverse=True)
+    return cell.ravel().astype(np.int64), first
 
 
 def _plan(sets: list[_Set], y: np.ndarray, f: np.ndarray, s: np.ndarray) -> _Plan:
@@ -378,34 +404,32 @@ def _plan(sets: list[_Set], y: np.ndarray, f: np.ndarray, s: np.ndarray) -> _Pla
 
     n = len(y)
     R = sum(len(st.labels) for st in sets)
-    yf, ff, sf = y.astype(np.float64), f.astype(np.float64), s.astype(np.float64)
-    rows = np.concatenate([np.arange(n)] * len(sets)) if n else np.zeros(0, dtype=np.int64)
-    cols = np.concatenate([st.offset + st.codes for st in sets]) if n else np.zeros(0, dtype=np.int64)
-    k = len(sets)
-    values = [np.ones(n * k), np.tile(yf, k), np.tile(ff, k), np.tile(yf * ff, k), np.tile(sf, k)]
-    sums = sparse.csr_matrix((np.concatenate(values), (np.tile(rows, 5), np.concatenate(
-        [cols + j * R for j in range(5)]))), shape=(n, 5 * R)) if n else sparse.csr_matrix((0, 5 * R))
+    yi, fi, sf = y.astype(np.int64), f.astype(np.int64), s.astype(np.float64)
+    cell, first = _cells([st.codes for st in sets] + [yi, fi], n)
+    C = len(first)
+    members = sparse.csr_matrix(
+        (np.ones(C * len(sets)), (np.tile(np.arange(C), len(sets)),
+                                  np.concatenate([st.offset + st.codes[first] for st in sets]))), shape=(C, R))
     rank = np.unique(sf, return_inverse=True)[1].ravel().astype(np.int64) if n else np.zeros(0, dtype=np.int64)
     S = int(rank.max()) + 1 if n else 1
     auc = []
     for st in sets:
         G = len(st.labels)
         # cells in (group, score, label) order: the key's order
-        keys, cell = np.unique((st.codes * S + rank) * 2 + y.astype(np.int64), return_inverse=True)
-        cell = cell.ravel()
-        C = len(keys)
+        keys, a_cell = np.unique((st.codes * S + rank) * 2 + yi, return_inverse=True)
+        K = len(keys)
         c_group, c_rank, c_y = keys // 2 // S, keys // 2 % S, (keys % 2).astype(np.float64)
-        pos = np.arange(C)
-        new_group = np.r_[True, c_group[1:] != c_group[:-1]] if C else np.zeros(0, dtype=bool)
-        new_block = new_group | np.r_[True, c_rank[1:] != c_rank[:-1]] if C else np.zeros(0, dtype=bool)
-        block_start = np.maximum.accumulate(np.where(new_block, pos, 0)) if C else pos
-        group_start = np.maximum.accumulate(np.where(new_group, pos, 0)) if C else pos
+        pos = np.arange(K)
+        new_group = np.r_[True, c_group[1:] != c_group[:-1]] if K else np.zeros(0, dtype=bool)
+        new_block = new_group | np.r_[True, c_rank[1:] != c_rank[:-1]] if K else np.zeros(0, dtype=bool)
+        block_start = np.maximum.accumulate(np.where(new_block, pos, 0)) if K else pos
+        group_start = np.maximum.accumulate(np.where(new_group, pos, 0)) if K else pos
         starts = np.flatnonzero(new_block)
-        block_end = np.repeat(np.r_[starts[1:], C] - 1, np.diff(np.r_[starts, C])) if C else pos
-        pool = sparse.csr_matrix((np.ones(n), (np.arange(n), cell)), shape=(n, C))
-        agg = sparse.csr_matrix((np.ones(C), (pos, c_group)), shape=(C, G))
-        auc.append((st.offset, G, pool, c_y, block_start, block_end, group_start, agg))
-    return _Plan(sums=sums, auc=auc, n_rows=R)
+        block_end = np.repeat(np.r_[starts[1:], K] - 1, np.diff(np.r_[starts, K])) if K else pos
+        agg = sparse.csr_matrix((np.ones(K), (pos, c_group)), shape=(K, G))
+        auc.append((st.offset, G, _one_per_row(a_cell.ravel(), K), c_y, block_start, block_end, group_start, agg))
+    return _Plan(pool=_one_per_row(cell, C), pool_score=_one_per_row(cell, C, sf), members=members,
+                 cell_y=yi[first].astype(np.float64), cell_f=fi[first].astype(np.float64), auc=auc, n_rows=R)
 
 
 def _weighted_stats(plan: _Plan, W: np.ndarray) -> dict[str, np.ndarray]:
@@ -413,19 +437,26 @@ def _weighted_stats(plan: _Plan, W: np.ndarray) -> dict[str, np.ndarray]:
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
     B, R = W.shape[0], plan.n_rows
     WT = np.ascontiguousarray(W.T)
-    total = np.asarray(plan.sums.T @ WT).T  # (B x 5R)
-    out = {name: total[:, j * R:(j + 1) * R].reshape(B, R) for j, name in enumerate(_SUMS)}
+    Wc = np.asarray(plan.pool.T @ WT).T  # (B x cells): the weight of each cell
+    M = plan.members
+
+    def per_group(cell_values: np.ndarray) -> np.ndarray:
+        return np.asarray((M.T @ cell_values.T).T).reshape(B, R)
+
+    out = {"n": per_group(Wc), "pos": per_group(Wc * plan.cell_y), "flagged": per_group(Wc * plan.cell_f),
+           "tp": per_group(Wc * (plan.cell_y * plan.cell_f)),
+           "score_sum": per_group(np.asarray(plan.pool_score.T @ WT).T)}
     auc_num = np.zeros((B, R))
     for offset, G, pool, yc, bstart, bend, gstart, grp in plan.auc:
         if not len(yc):
             continue
-        Wc = np.asarray(pool.T @ WT).T  # (B x cells): the weight of each cell
-        negw = Wc * (1.0 - yc)
+        Wa = np.asarray(pool.T @ WT).T  # (B x cells): the weight of each cell
+        negw = Wa * (1.0 - yc)
         cs = np.cumsum(negw, axis=1)
         ex = cs - negw  # exclusive cumulative sum
         lower = ex[:, bstart] - ex[:, gstart]  # negatives with a strictly lower score in the group
         equal = cs[:, bend] - ex[:, bstart]  # negatives tied with the cell's score
-        contrib = Wc * yc * (lower + 0.5 * equal)
+        contrib = Wa * yc * (lower + 0.5 * equal)
         auc_num[:, offset:offset + G] = np.asarray((grp.T @ contrib.T).T).reshape(B, G)
     out["auc_num"] = auc_num
     return out
