@@ -841,11 +841,15 @@ class FairnessAudit(ResultMixin):
             rng = np.random.default_rng(self.random_state)
             unit = self._units(data)
             n = int(unit.max()) + 1  # units drawn with replacement; a row weighs what its unit drew
+            one_row_each = len(unit) == n and bool((unit == np.arange(n)).all())
             for b0 in range(0, B, _BLOCK):
                 nb = min(_BLOCK, B - b0)
                 idx = rng.integers(0, n, size=(nb, n))
-                W = np.bincount((idx + (np.arange(nb) * n)[:, None]).ravel(), minlength=nb * n)
-                mb = _metrics(_weighted_stats(plan, W.reshape(nb, n)[:, unit]))
+                W = np.empty((nb, n), dtype=np.float64)
+                for r in range(nb):  # a replicate's draws counted per unit (no (nb x n) temporaries)
+                    W[r] = np.bincount(idx[r], minlength=n)
+                del idx
+                mb = _metrics(_weighted_stats(plan, W if one_row_each else W[:, unit]))
                 for j, m in enumerate(gm):
                     v = mb[m]
                     r_ = np.where(has_ref, ref, 0)
