@@ -243,7 +243,8 @@ def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.Dat
     from .model import score
     from .outcomes import compute_outcome
     from .outcomes import observed_until as _observed_until
-    from .spells import as_of_day, build_timeline, point_in_time
+    from .spells import as_of_day, point_in_time
+    from .view import Definitions, View
 
     t = as_of_day(as_of)
     horizon = int(model.horizon_months)
@@ -257,7 +258,9 @@ def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.Dat
             f"Choose an as-of date on or before {latest}.")
     ft = getattr(model, "features", None)
     gap = int(getattr(ft, "merge_gap_days", 0) or 0)
-    sc = score(model, spells, as_of=t, interventions=interventions)
+    # one view at T serves the scores and the attributes (its timeline, and the codes of the scored)
+    view = View.at(spells, t, Definitions.of_features(ft) if ft is not None else Definitions(merge_gap_days=gap))
+    sc = score(model, spells, as_of=t, interventions=interventions, view=view)
     pairs = pd.DataFrame({"person_id": sc["person_id"].astype("str").to_numpy(),
                           "as_of": np.full(len(sc), t, dtype=np.int32)})
     lab = compute_outcome(spells, outcome=model.outcome, horizon_months=horizon, pairs=pairs,
@@ -270,8 +273,8 @@ def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.Dat
     })
     wanted = list(attributes) if attributes is not None else ["sex", "nationality_group", "birth_year",
                                                                "disability", "canton"]
-    tl = build_timeline(spells, as_of=t, merge_gap_days=gap)
-    codes = tl.person_ids.get_indexer(pd.Index(out["person_id"]))
+    tl = view.timeline
+    codes = tl.codes_of(out["person_id"])
     if (codes < 0).any():  # scored people have a spell open at T, so they are in the view
         raise AssertionError("labelled_period: a scored person is missing from the point-in-time view")
     others = [c for c in wanted if c not in tl.persons.columns and c in spells.columns]
@@ -284,9 +287,8 @@ def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.Dat
     for c in wanted:
         if c == "disability" and c not in tl.persons.columns:
             out[c] = disability_proxy(tl, t, lookback_months=disability_lookback_months)[codes]
-        elif c in tl.persons.columns:
-            vals = tl.persons[c].to_numpy()
-            out[c] = vals[codes] if len(vals) else np.full(len(out), None)
+        elif c in tl.persons.columns:  # taken by code (a categorical stays one)
+            out[c] = tl.persons[c].take(codes).to_numpy() if len(tl.persons) else np.full(len(out), None)
         elif latest_rows is not None and c in latest_rows.columns:
             out[c] = latest_rows[c].reindex(out["person_id"]).to_numpy()
         else:
