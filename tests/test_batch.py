@@ -789,3 +789,18 @@ def test_newest_dates_per_institution_equal_the_obvious_loop():
         assert _newest_dates(frame, t) == _newest_dates_slow(frame, t)
 
     check()
+
+
+def test_the_early_imports_leave_a_failing_library_to_its_stage(monkeypatch):
+    """Ingestion imports the later stages' libraries on a second thread; one that cannot be imported
+    raises nothing there (the stage that needs it reports it) and stops the thread."""
+    import threading
+
+    import iizrisk.batch as B
+
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_type))
+    monkeypatch.setattr(B, "_LATER_IMPORTS", ("iizrisk_no_such_library", "json"))
+    th = B._warm_imports()
+    th.join(timeout=60)
+    assert not th.is_alive() and raised == []
