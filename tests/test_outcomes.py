@@ -72,6 +72,28 @@ def test_outcome_matches_reference(rows, t_off, h, kind):
     assert got["observed"].all()
 
 
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(max_persons=8, max_rows=24, span=1500), h=st.sampled_from([1, 6, 12]),
+       kind=st.sampled_from(["revolving_door", "disintegration"]), share=st.sampled_from([0.0, 0.25, 2.0]),
+       data=st.data())
+def test_pairs_on_many_days_match_the_reference(rows, h, kind, share, data):
+    # the research study labels a few people on each of thousands of days: every pair is labelled from
+    # its own day, the flags of a day's few people computed on their rows alone (share 2: always) or on
+    # everyone's (share 0)
+    outcomes._SUBSET_SHARE = share
+    df = to_frame(rows)
+    persons = sorted(df["person_id"].unique())
+    n = data.draw(st.integers(1, 14))
+    who = [data.draw(st.sampled_from(persons)) for _ in range(n)]
+    when = [D(data.draw(st.sampled_from([0, 200, 365, 700, 701, 1100, 1460]))) for _ in range(n)]
+    pairs = pd.DataFrame({"person_id": who, "as_of": pd.to_datetime(when)})
+    try:
+        got = compute_outcome(df, outcome=kind, horizon_months=h, pairs=pairs, observed_until="2099-12-31")
+    finally:
+        outcomes._SUBSET_SHARE = 0.25
+    assert got["outcome"].tolist() == [ref_outcome(rows, p, t, h, kind) for p, t in zip(who, when, strict=True)]
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=spell_rows(max_persons=3, max_rows=10, span=1500), t_off=st.integers(0, 1200),
        kind=st.sampled_from(["revolving_door", "disintegration"]), data=st.data())
@@ -107,6 +129,40 @@ def test_revolving_door_example():
     # the new spell lies after a 1-month horizon: no outcome yet
     out = compute_outcome(rows, "2022-12-31", horizon_months=1, observed_until="2024-06-30")
     assert not out["outcome"].any()
+
+
+def test_events_on_the_horizon_ends_count_and_on_the_as_of_day_do_not():
+    # T + 12 months is 2022-12-31 for T = 2021-12-31: an event on either end of T+1 ... T+H, per pair
+    rows = _rows(
+        ("a", "ALV", dt.date(2021, 1, 1), dt.date(2022, 12, 31), "benefit_exhausted"),  # on T+H: counts
+        ("b", "ALV", dt.date(2021, 1, 1), dt.date(2021, 12, 31), "benefit_exhausted"),  # on T: does not
+        ("c", "IV", dt.date(2021, 1, 1), dt.date(2022, 1, 1), "pension"),  # on T+1: counts
+    )
+    pairs = pd.DataFrame({"person_id": ["a", "b", "c", "a", "c"],
+                          "as_of": pd.to_datetime(["2021-12-31"] * 3 + ["2022-12-31", "2022-01-01"])})
+    out = compute_outcome(rows, outcome="disintegration", horizon_months=12, pairs=pairs,
+                          observed_until="2024-12-31")
+    assert out["outcome"].tolist() == [True, False, True, False, False]
+
+
+@pytest.mark.parametrize("share", [0.0, 2.0])
+def test_revolving_door_of_a_few_people_on_their_rows_alone(share):
+    rows = _rows(
+        ("z", "SH", dt.date(2021, 1, 1), None, None),  # not labelled: the few are a subset
+        ("p", "ALV", dt.date(2022, 1, 1), dt.date(2022, 6, 30), "transfer"),
+        ("p", "SH", dt.date(2022, 7, 15), dt.date(2023, 1, 31), "other"),
+        ("p", "ALV", dt.date(2023, 3, 1), None, None),  # re-entry and transition: a revolving door
+        ("q", "ALV", dt.date(2022, 1, 1), dt.date(2022, 3, 31), "employment"),
+        ("q", "ALV", dt.date(2023, 2, 1), None, None),  # a re-entry, but one institution only
+    )
+    pairs = pd.DataFrame({"person_id": ["q", "p", "q"],
+                          "as_of": pd.to_datetime(["2022-12-31", "2022-12-31", "2023-06-30"])})
+    outcomes._SUBSET_SHARE = share
+    try:
+        out = compute_outcome(rows, horizon_months=12, pairs=pairs, observed_until="2024-12-31")
+    finally:
+        outcomes._SUBSET_SHARE = 0.25
+    assert out["outcome"].tolist() == [False, True, False]
 
 
 def test_disintegration_events():

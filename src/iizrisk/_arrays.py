@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["bincount", "group_max", "group_min", "group_reduce", "order_by_person_start", "string_order",
-           "union_days"]
+__all__ = ["bincount", "group_max", "group_min", "group_reduce", "order_by_person_start", "ranges",
+           "string_order", "union_days"]
 
 
 def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -121,3 +121,14 @@ def order_by_person_start(p: np.ndarray, s: np.ndarray) -> np.ndarray:
     if int(p.max()).bit_length() + bs > 62:  # pragma: no cover - absurd ranges
         return np.lexsort((s, p))
     return np.argsort((p.astype(np.int64) << bs) | (s.astype(np.int64) - lo), kind="stable")
+
+
+def ranges(lo: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The indices ``lo[i], lo[i] + 1, ..., lo[i] + k[i] - 1`` of every ``i``, concatenated in order.
+
+    >>> ranges(np.array([5, 0]), np.array([2, 3])).tolist()
+    [5, 6, 0, 1, 2]
+    """
+    lo = np.asarray(lo, dtype=np.int64)
+    k = np.asarray(k, dtype=np.int64)
+    return np.repeat(lo - (np.cumsum(k) - k), k) + np.arange(int(k.sum()), dtype=np.int64)

@@ -173,15 +173,16 @@ def timeline_view(tl: Timeline, day: int) -> Timeline:
     )
 
 
-def _per_person_any(tl: Timeline, mask: np.ndarray) -> np.ndarray:
-    return np.bincount(tl.person[mask], minlength=tl.n_persons) > 0
-
-
 def _reason_code(name: str) -> int:
     return EXIT_REASONS.index(name) if name in EXIT_REASONS else -99
 
 
 # --------------------------------------------------------------------------- built-ins
+# the revolving-door flags of one as-of date are computed on the labelled people's rows alone when they
+# are fewer than this share of the timeline's people (copying their rows costs less than flagging everyone)
+_SUBSET_SHARE = 0.25
+
+
 def revolving_door_outcome(tl: Timeline, person_codes, as_of_days, horizon_months: int, *,
                            transition_gap_days: int = 90, window_months: int = 24,
                            **options) -> np.ndarray:
@@ -196,29 +197,60 @@ def revolving_door_outcome(tl: Timeline, person_codes, as_of_days, horizon_month
     person_codes = np.asarray(person_codes, dtype=np.int64)
     as_of_days = np.asarray(as_of_days, dtype=np.int64)
     out = np.zeros(len(person_codes), dtype=bool)
+    if not len(person_codes):
+        return out
+    h_ends = _time.add_months(as_of_days, int(horizon_months)).astype(np.int64)
+    # a new spell (transition or re-entry) of the person within T+1 ... T+H, for every pair at once
     new_kind = np.asarray(transition_mask(tl, gap_days=transition_gap_days), dtype=bool) | \
         np.asarray(reentry_mask(tl), dtype=bool)
-    for t in np.unique(as_of_days):
-        rows = as_of_days == t
+    any_new = _any_event(tl.person[new_kind], tl.start[new_kind], person_codes, as_of_days, h_ends)
+    # the BFS definition over the window ending at T+H: the flags of the people labelled at each T only
+    # (a person's flags come from the person's own spells; thousands of study days label a few each)
+    order = np.argsort(as_of_days, kind="stable")
+    ts, at = np.unique(as_of_days[order], return_index=True)
+    for t, rows in zip(ts.tolist(), np.split(order, at[1:]), strict=True):
+        pc = person_codes[rows]
+        if len(pc) < _SUBSET_SHARE * tl.n_persons:
+            who, local = np.unique(pc, return_inverse=True)
+            sub = tl.of_persons(who)
+        else:
+            sub, local = tl, pc
         h_end = int(_time.add_months(int(t), int(horizon_months)))
-        started = new_kind & (tl.start > t) & (tl.start <= h_end)
-        any_new = _per_person_any(tl, started)
-        view = timeline_view(tl, h_end)
+        view = timeline_view(sub, h_end)
         flags = compute_flags(view, h_end, window_months=window_months,
                               transition_gap_days=transition_gap_days)
-        rd = np.zeros(tl.n_persons, dtype=bool)
+        rd = np.zeros(sub.n_persons, dtype=bool)
         # the flags hold one row per person with a spell overlapping the window, in person-code order
         # (compute_flags' contract): the codes without looking up millions of pseudonyms
         w0 = int(_time.window_start(h_end, window_months))
         codes = np.flatnonzero(np.bincount(view.person[view.end.astype(np.int64) >= w0],
-                                           minlength=tl.n_persons) > 0)
+                                           minlength=sub.n_persons) > 0)
         if len(codes) != len(flags):  # pragma: no cover - a change in compute_flags' contract
-            codes = tl.person_ids.get_indexer(pd.Index(flags["person_id"]))
+            codes = sub.person_ids.get_indexer(pd.Index(flags["person_id"]))
         ok = codes >= 0
         rd[codes[ok]] = np.asarray(flags["revolving_door"], dtype=bool)[ok]
-        pc = person_codes[rows]
-        out[rows] = any_new[pc] & rd[pc]
+        out[rows] = any_new[rows] & rd[local]
     return out
+
+
+def _any_event(ev_person: np.ndarray, ev_day: np.ndarray, person_codes: np.ndarray, after: np.ndarray,
+               until: np.ndarray) -> np.ndarray:
+    """Whether each pair's person has an event on a day in ``after + 1 ... until`` (vectorised).
+
+    One sort of the events by (person, day) and two binary searches per pair.
+    """
+    first = np.asarray(after, dtype=np.int64) + 1
+    last = np.asarray(until, dtype=np.int64)
+    if not len(ev_person) or not len(first):
+        return np.zeros(len(person_codes), dtype=bool)
+    # days outside every query's range only need to stay outside it: clip them next to it, so that
+    # (person, day) packs into one int64 without overflow (open ends and missing days included)
+    lo, hi = int(first.min()) - 1, int(last.max()) + 1
+    span = hi - lo + 1
+    day = np.clip(np.asarray(ev_day, dtype=np.int64), lo, hi) - lo
+    key = np.sort(np.asarray(ev_person, dtype=np.int64) * span + day)
+    base = np.asarray(person_codes, dtype=np.int64) * span
+    return np.searchsorted(key, base + (last - lo), side="right") > np.searchsorted(key, base + (first - lo))
 
 
 def disintegration_outcome(tl: Timeline, person_codes, as_of_days, horizon_months: int, *,
@@ -250,15 +282,8 @@ def disintegration_outcome(tl: Timeline, person_codes, as_of_days, horizon_month
         ev_person = np.concatenate([ev_person, np.asarray(pension_starts[0], dtype=np.int64)])
         ev_day = np.concatenate([ev_day, np.asarray(pension_starts[1], dtype=np.int64)])
     has = ev_day != far
-    ev_person, ev_day = ev_person[has], ev_day[has]
-    out = np.zeros(len(person_codes), dtype=bool)
-    for t in np.unique(as_of_days):
-        rows = as_of_days == t
-        h_end = int(_time.add_months(int(t), int(horizon_months)))
-        hit = (ev_day > t) & (ev_day <= h_end)
-        any_ev = np.bincount(ev_person[hit], minlength=tl.n_persons) > 0
-        out[rows] = any_ev[person_codes[rows]]
-    return out
+    h_ends = _time.add_months(as_of_days, int(horizon_months)).astype(np.int64)
+    return _any_event(ev_person[has], ev_day[has], person_codes, as_of_days, h_ends)
 
 
 register_outcome(

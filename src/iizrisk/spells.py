@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _time
+from ._arrays import ranges
 from ._time import MISSING_DAY, OPEN_END
 from .errors import ValidationError
 from .schema import load_schema
@@ -200,6 +201,24 @@ class Timeline:
             return self
         return replace(self, person=self.person[keep], inst=self.inst[keep], start=self.start[keep],
                        end=self.end[keep], exit_reason=self.exit_reason[keep], case_id=self.case_id[keep])
+
+    def of_persons(self, codes) -> Timeline:
+        """The timeline of these persons only, their codes renumbered ``0 ... len(codes) - 1`` in the order given.
+
+        ``codes`` are distinct person codes. Each person's flags, features and outcomes are computed
+        from the person's own rows, so they are unchanged, at the cost of these persons' rows only
+        (the research study labels a few hundred people on each of thousands of days).
+        """
+        codes = np.asarray(codes, dtype=np.int64)
+        lo = np.searchsorted(self.person, codes, side="left")
+        k = np.searchsorted(self.person, codes, side="right") - lo
+        rows = ranges(lo, k)
+        return replace(self, person=np.repeat(np.arange(len(codes), dtype=self.person.dtype), k),
+                       inst=self.inst[rows], start=self.start[rows], end=self.end[rows],
+                       exit_reason=self.exit_reason[rows], case_id=self.case_id[rows],
+                       person_ids=self.person_ids.take(codes),
+                       persons=self.persons.iloc[codes].reset_index(drop=True).rename_axis(self.persons.index.name),
+                       merge_report=None)
 
     def codes_of(self, person_ids) -> np.ndarray:
         """Person codes of these pseudonyms, -1 for people not in the timeline (vectorised)."""

@@ -58,11 +58,13 @@ import re
 import time as _timer
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import _time
+from .._arrays import ranges
 from .._results import CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
 from ..errors import ValidationError
@@ -173,9 +175,7 @@ def _expand(pair_person: np.ndarray, item_person: np.ndarray):
     lo = np.searchsorted(item_person, pair_person, side="left")
     hi = np.searchsorted(item_person, pair_person, side="right")
     k = hi - lo
-    pair_idx = np.repeat(np.arange(len(pair_person)), k)
-    within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
-    return pair_idx, lo[pair_idx] + within
+    return np.repeat(np.arange(len(pair_person)), k), ranges(lo, k)
 
 
 def _days_registered(blocks, person, day, months: int, last_day: int) -> np.ndarray:
@@ -444,8 +444,8 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     clash = sorted(set(out_cols.values()) & set(ft.get_feature_names_out()))
     if clash:
         raise ValueError(f"outcome column(s) {clash} have the name of a feature; rename the outcome")
-    spell_p = tl.person.astype(np.int64)
-    spell_s, spell_e = tl.start.astype(np.int64), tl.end.astype(np.int64)
+    spell_p, spell_s, spell_e = tl.person, tl.start, tl.end  # int32: half the bytes each day's scan reads
+    registered = np.zeros(n_p, dtype=bool)
 
     # the design, decided here once: who is at risk on each index day, and which controls are drawn
     pair_code, pair_day, pair_w, pair_t = [], [], [], []
@@ -453,7 +453,9 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     for d in days:
         d = int(d)
         tr = treated_p[first[treated_p] == d]
-        reg = np.unique(spell_p[(spell_s <= d) & (spell_e >= d)])
+        registered[spell_p[(spell_s <= d) & (spell_e >= d)]] = True
+        reg = np.flatnonzero(registered)  # sorted, as np.unique would give them, without a sort
+        registered[reg] = False
         cand = reg[first[reg] > d]
         if episode_days is not None:
             ep_t = _episode_start_days(tl, tr, np.full(len(tr), d))
@@ -532,12 +534,11 @@ def _risk_set_rows(spells: pd.DataFrame, interventions: pd.DataFrame, design: pd
     person's spells and interventions only: any subset of persons (a person
     bucket) gives the same rows for them.
     """
-    from ..outcomes import compute_outcome
+    from ..outcomes import compute_outcome, pension_starts
 
     ft = opts["ft"]
     if tl is None:
         tl = build_timeline(spells, merge_gap_days=opts["merge_gap_days"])
-    n_p = tl.n_persons
     last_day = opts["last_day"]
     code = tl.person_ids.get_indexer(pd.Index(design["person_id"].astype(object)))
     if (code < 0).any():
@@ -548,22 +549,31 @@ def _risk_set_rows(spells: pd.DataFrame, interventions: pd.DataFrame, design: pd
     iv_code = tl.person_ids.get_indexer(pd.Index(interventions["person_id"].astype(object)))
     iv_day = _time.to_days(interventions["date"])
     feature_cols = [str(c) for c in ft.get_feature_names_out()]
-    pos = np.full(n_p, -1, dtype=np.int64)  # design row of each person on the current day (-1: none)
+    # each day's people and their rows: spells and interventions grouped by person code once, so that a
+    # day costs its own people's rows, not a pass over everyone's
+    sp_order = np.argsort(row_code, kind="stable")
+    sp_code = row_code[sp_order]
+    iv_order = np.argsort(iv_code, kind="stable")
+    iv_sorted = iv_code[iv_order]
+
+    def rows_of(sorted_code: np.ndarray, order: np.ndarray, persons: np.ndarray) -> np.ndarray:
+        lo = np.searchsorted(sorted_code, persons, side="left")
+        return np.sort(order[ranges(lo, np.searchsorted(sorted_code, persons, side="right") - lo)])
+
     uniq, at, cnt = np.unique(day, return_index=True, return_counts=True)
     frames = []
     for d, a, c in zip(uniq.tolist(), at.tolist(), cnt.tolist(), strict=True):
         here = np.arange(a, a + c)
-        pos[code[here]] = here
-        sel = pos >= 0
-        rows = sel[np.maximum(row_code, 0)] & (row_code >= 0)
-        ivm = sel[np.maximum(iv_code, 0)] & (iv_code >= 0) & (iv_day < d) & (iv_day != _time.MISSING_DAY)
-        X = ft.transform(fin.loc[rows], as_of=d, interventions=interventions.loc[ivm])
+        rows = rows_of(sp_code, sp_order, code[here])
+        ivr = rows_of(iv_sorted, iv_order, code[here])
+        ivr = ivr[(iv_day[ivr] < d) & (iv_day[ivr] != _time.MISSING_DAY)]
+        X = ft.transform(fin.take(rows), as_of=d, interventions=interventions.take(ivr))
         X = X[X["n_institutions_now"].to_numpy() >= 1]  # registered on d in the covariate view
-        xc = tl.person_ids.get_indexer(pd.Index(X.index.get_level_values("person_id").astype(object)))
+        at_day = pd.Index(tl.person_ids.take(code[here])).get_indexer(
+            pd.Index(X.index.get_level_values("person_id")))
         X = X.reset_index(drop=True)[feature_cols]
-        X.insert(0, "_row", pos[xc])
+        X.insert(0, "_row", here[at_day])
         frames.append(X)
-        pos[code[here]] = -1
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_row", *feature_cols])
     table = table.sort_values("_row", kind="stable")
     kept = table["_row"].to_numpy(dtype=np.int64)
@@ -582,8 +592,9 @@ def _risk_set_rows(spells: pd.DataFrame, interventions: pd.DataFrame, design: pd
         elif n:
             outs[col] = _new_spells(tl, k_code, k_day, int(n.group(1)), last_day)
         else:
-            lab = compute_outcome(spells, pairs=pairs, outcome=name, horizon_months=opts["horizon_months"],
-                                  observed_until=last_day, merge_gap_days=opts["merge_gap_days"])
+            extra: dict[str, Any] = {"pension_starts": pension_starts(spells, tl)} if name == "disintegration" else {}
+            lab = compute_outcome(tl, pairs=pairs, outcome=name, horizon_months=opts["horizon_months"],
+                                  observed_until=last_day, **extra)
             outs[col] = lab["outcome"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
     dur, ev = _sustained_exit(blocks, k_code, k_day, opts["exit_months"], last_day)
     outs["exit_days"] = dur
