@@ -47,6 +47,23 @@ def test_the_dataset_equals_building_everything_at_once(spells, tmp_path):
     assert labels["observed"].dtype == bool
 
 
+def test_buckets_built_in_processes_are_byte_identical(spells, tmp_path, caplog):
+    one = build_snapshots(spells, tmp_path / "one", as_of=DATES, buckets=3, horizon_months=6)
+    with caplog.at_level("INFO", logger="iizrisk"):
+        two = build_snapshots(spells, tmp_path / "two", as_of=DATES, buckets=3, horizon_months=6, jobs=2)
+    assert "3 buckets built in 2 processes" in caplog.text
+    files = sorted(p.relative_to(one.path) for p in one.path.rglob("*.parquet"))
+    assert len(files) == len(DATES) * 3
+    assert files == sorted(p.relative_to(two.path) for p in two.path.rglob("*.parquet"))
+    for f in files:
+        assert (one.path / f).read_bytes() == (two.path / f).read_bytes(), f
+    with pytest.raises(ConfigError, match="jobs must be a whole number"):
+        build_snapshots(spells, tmp_path / "bad", as_of=DATES, jobs=0)
+    with pytest.raises(ConfigError, match="Dask client"):
+        build_snapshots(spells, tmp_path / "bad", as_of=DATES, jobs=2, client=object())
+    assert not (tmp_path / "bad").exists()
+
+
 def test_buckets_are_a_sample_of_persons_with_all_their_snapshots(spells, tmp_path):
     snaps = build_snapshots(spells, tmp_path / "s", as_of=DATES, buckets=4, horizon_months=6)
     X, _ = snaps.read(buckets=[1])
@@ -217,6 +234,8 @@ def test_the_command_line_builds_resumes_and_trains(population, tmp_path, capsys
     assert main(argv) == 0
     assert "60 month ends" in capsys.readouterr().out
     assert main(argv) == 0  # a second run finds every partition and keeps them
+    assert main([*argv, "--jobs", "2", "--dask"]) == EXIT_USAGE  # processes here or a cluster, not both
+    assert "--jobs runs processes on this machine" in capsys.readouterr().err
     assert main([*argv[:-2], "--horizon-months", "6", "--out", str(tmp_path / "s")]) == EXIT_USAGE
     assert "other data or settings" in capsys.readouterr().err
     key = tmp_path / "k"

@@ -251,7 +251,7 @@ def _fingerprint(spells: pd.DataFrame, interventions: pd.DataFrame | None) -> st
 def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventions: pd.DataFrame | None = None,
                     outcome: str = "revolving_door", horizon_months: int = 12,
                     features: PointInTimeFeatures | None = None, buckets: int = 16, observed_until=None,
-                    progress: bool | None = None, client: Any = None) -> SnapshotSet:
+                    progress: bool | None = None, client: Any = None, jobs: int = 1) -> SnapshotSet:
     """Write the features and labels of everyone with an open spell at each as-of date.
 
     Parameters
@@ -281,6 +281,11 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
         splits the spells into buckets and sends each to a worker. The
         partitions are byte-identical to the single-process build, and a build
         stopped on Dask is finished by either path.
+    jobs : int, default 1
+        Buckets built at once in separate processes on this machine (joblib); 2 on
+        a 2-core machine about halves the time. Each process holds one bucket, so
+        memory grows by about one bucket's working set per extra job. The
+        partitions are byte-identical to ``jobs=1``. Not with ``client``.
 
     Returns
     -------
@@ -294,6 +299,11 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
         versions, or a worker cannot see ``out``.
     """
     get_outcome(outcome)
+    if isinstance(jobs, bool) or not isinstance(jobs, int | np.integer) or not 1 <= jobs <= 256:
+        raise ConfigError(f"jobs must be a whole number from 1 to 256, got {jobs!r}")
+    if client is not None and jobs != 1:
+        raise ConfigError("jobs is for processes on this machine; with a Dask client the cluster's workers "
+                          "build the buckets (leave jobs at 1)")
     if client is not None:
         from .distributed import require_dask
 
@@ -346,6 +356,9 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
     if client is not None:
         _build_on_dask(client, snaps, need, bucket_input, ft, dates, paths, outcome, int(horizon_months), last_day,
                        progress)
+    elif jobs > 1 and len(need) > 1:
+        _build_in_processes(int(jobs), need, bucket_input, ft, dates, paths, outcome, int(horizon_months), last_day,
+                            progress)
     else:
         with Steps([f"bucket {b}" for b in need], progress, label="snapshots") as bar:
             for b in need:
@@ -370,6 +383,35 @@ def _build_bucket(ft: PointInTimeFeatures, rows: pd.DataFrame, iv, dates: list[p
         write_parquet_atomic(_partition(ft, rows, d, iv, full, outcome, horizon_months, last_day, opts), path)
         n += 1
     return n
+
+
+def _bucket_job(b: int, ft: PointInTimeFeatures, rows: pd.DataFrame, iv, dates: list[pd.Timestamp],
+                paths: list[Path], outcome: str, horizon_months: int, last_day: int) -> int:
+    """One bucket in a worker process of :func:`_build_in_processes`; returns the bucket."""
+    _build_bucket(ft, rows, iv, dates, paths, outcome, horizon_months, last_day)
+    return b
+
+
+def _build_in_processes(jobs: int, need: list[int], bucket_input, ft: PointInTimeFeatures,
+                        dates: list[pd.Timestamp], paths: dict[int, list[Path]], outcome: str, horizon_months: int,
+                        last_day: int, progress: bool | None) -> None:
+    """The buckets ``need``, ``jobs`` at once in worker processes on this machine (joblib's loky backend).
+
+    Each process gets one bucket's rows through a pipe (``max_nbytes=None``: no
+    memory-mapped copy of the data in a temporary folder) and writes its
+    partitions itself, atomically; a bucket is handed out only when a process
+    is free, so the parent holds at most ``jobs`` buckets' copies at a time.
+    """
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(_bucket_job)(b, ft, *bucket_input(b), dates, paths[b], outcome, horizon_months, last_day)
+             for b in need)
+    with Steps([f"bucket {b}" for b in need], progress, label=f"snapshots ({jobs} processes)") as bar:
+        done = Parallel(n_jobs=min(jobs, len(need)), backend="loky", max_nbytes=None, pre_dispatch="n_jobs",
+                        return_as="generator_unordered")(tasks)
+        for b in done:
+            bar.step(f"bucket {b}")
+    logger.info("snapshots: %d buckets built in %d processes", len(need), min(jobs, len(need)))
 
 
 def _bucket_task(meta_file: str, ft: PointInTimeFeatures, rows: pd.DataFrame, iv, dates: list[pd.Timestamp],

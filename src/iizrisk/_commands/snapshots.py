@@ -101,6 +101,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--buckets", type=int_between(1, 4096), default=16, metavar="N",
                    help="person buckets per month end (16); memory is about one bucket's features")
     p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="the dataset folder")
+    p.add_argument("--jobs", type=int_between(1, 256), default=1, metavar="N",
+                   help="buckets built at once in processes on this machine (1); 2 on 2 cores about halves "
+                        "the time, each extra job holds one more bucket in memory; not with --dask")
     add_dask_arguments(p)
 
 
@@ -108,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     from ..snapshots import build_snapshots, default_dates
     from .features import read_inputs
 
+    if args.jobs != 1 and args.dask is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError("--jobs runs processes on this machine, --dask runs on a cluster: use one of them")
     check_dask_args(args)
     spells, interventions = read_inputs(args.spells, args.interventions)
     dates = default_dates(spells, first=args.first, last=args.last)
@@ -117,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no month end between --from {args.first} and --to {args.last}")
     with dask_from_args(args) as client:
         snaps = build_snapshots(spells, args.out, as_of=dates, interventions=interventions, outcome=args.outcome,
-                                horizon_months=args.horizon_months, buckets=args.buckets, client=client)
+                                horizon_months=args.horizon_months, buckets=args.buckets, client=client,
+                                jobs=args.jobs)
     print(f"{len(dates)} month ends ({dates[0].date()} to {dates[-1].date()}) x {args.buckets} buckets "
           f"-> {snaps.path}", file=sys.stdout)
     return 0
