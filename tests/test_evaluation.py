@@ -307,6 +307,46 @@ def test_logistic_propensity_matches_scikit_learn():
     assert np.all(np.isfinite(sep.coef_))
 
 
+def test_logistic_propensity_summed_over_blocks_equals_one_block(monkeypatch):
+    from iizrisk.evaluation import _propensity
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(1000, 4)) * [1, 10, 0.1, 3] + [0, 5, 0, -2]
+    y = (rng.random(1000) < 1 / (1 + np.exp(-(X[:, 0] - 1)))).astype(int)
+    w = rng.random(1000) + 0.5
+    whole = LogisticPropensity(C=0.5).fit(X, y, sample_weight=w)
+    monkeypatch.setattr(_propensity, "_BLOCK", 97)  # ten whole blocks and a part
+    blocks = LogisticPropensity(C=0.5).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(blocks.coef_, whole.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(blocks.intercept_, whole.intercept_, rtol=1e-10, atol=1e-12)
+
+
+def test_reused_propensity_fits_are_fitted_once_per_distinct_data(monkeypatch):
+    from iizrisk.evaluation._propensity import fit_propensity, reusing_fits
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 3))
+    t = rng.random(300) < 1 / (1 + np.exp(-X[:, 0]))
+    fits = []
+    real = LogisticPropensity.fit
+    monkeypatch.setattr(LogisticPropensity, "fit", lambda self, *a, **k: fits.append(1) or real(self, *a, **k))
+    alone = fit_propensity(X, t)
+    with reusing_fits():
+        a = fit_propensity(X, t)
+        b = fit_propensity(X.copy(), t.copy())  # the same data in other arrays
+        np.testing.assert_array_equal(b, alone)
+        a[:] = 0.5  # a caller changing its scores changes no one else's
+        b[:] = 0.5
+        c = fit_propensity(X, t)
+        moved = X.copy()
+        moved[7, 1] += 1e-9
+        fit_propensity(moved, t)  # other data
+        fit_propensity(X, t, LogisticPropensity(C=2.0))  # another model
+    fit_propensity(X, t)  # after the block: fitted again
+    assert len(fits) == 5
+    np.testing.assert_array_equal(c, alone)
+
+
 # ------------------------------------------------------------------- matching vs a slow reference
 def ref_match(st_, sc, gt, gc, caliper, replace):
     """All admissible pairs sorted by the documented key, then greedy (or each treated's minimum)."""

@@ -259,12 +259,14 @@ class _EffectEstimator(ResultMixin):
         t, y, X, names = _prepare(df, treatment, outcome, covariates, self._needs_covariates)
         groups = self._groups(df)
         rng = np.random.default_rng(self.random_state)
-        # many small matrix products: a multi-threaded BLAS only adds overhead (and thrashes on busy hosts)
+        # the estimate once, with every BLAS thread (a national study's propensity fit multiplies matrices of
+        # millions of rows); the bootstrap's many small products on one (more only add overhead and thrash
+        # on busy hosts)
+        fit = self._estimate(t, y, X, groups)
+        if not np.isfinite(fit.estimate):
+            raise ValidationError(f"{type(self).__name__}: no estimate possible "
+                                  f"({fit.info.get('why', 'no comparable units')})")
         with threadpool_limits(limits=1, user_api="blas"):
-            fit = self._estimate(t, y, X, groups)
-            if not np.isfinite(fit.estimate):
-                raise ValidationError(f"{type(self).__name__}: no estimate possible "
-                                      f"({fit.info.get('why', 'no comparable units')})")
             boot = self._bootstrap(t, y, X, groups, fit, rng) if int(self.n_bootstrap) > 0 else np.zeros(0)
         failed = int(np.isnan(boot).sum())
         if failed:

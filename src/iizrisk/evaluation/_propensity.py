@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["LogisticPropensity", "default_propensity_model", "fit_propensity", "logit"]
+__all__ = ["LogisticPropensity", "default_propensity_model", "fit_propensity", "logit", "reusing_fits"]
 
 logger = logging.getLogger("iizrisk")
 
 #: Propensity scores are clipped to [EPS, 1 - EPS] before logits and weights.
 EPS = 1e-6
+#: Rows per block of the Newton fit's sums (about 80 MB of a block's temporary at 40 covariates).
+_BLOCK = 1 << 18
 
 
 class LogisticPropensity(ClassifierMixin, BaseEstimator):
@@ -64,27 +70,45 @@ class LogisticPropensity(ClassifierMixin, BaseEstimator):
         w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         sw = w.sum()
         mu = w @ X / sw
-        sd = np.sqrt(w @ (X - mu) ** 2 / sw)
+        # the variance and the Hessian are summed over blocks of rows, and the standardised covariates exist
+        # one block at a time: a research study's table has millions of rows, and full-size copies cost
+        # gigabytes and page faults
+        blocks = [slice(a, min(a + _BLOCK, n)) for a in range(0, n, _BLOCK)]
+        var = sum((w[b] @ (X[b] - mu) ** 2 for b in blocks), np.zeros(p))
+        sd = np.sqrt(var / sw)
         sd = np.where(sd > 0, sd, 1.0)
-        Z = np.column_stack([np.ones(n), (X - mu) / sd])
         lam = np.full(p + 1, 1.0 / float(self.C))
         lam[0] = 0.0
         beta = np.zeros(p + 1)
         ybar = float(w @ y / sw)
         beta[0] = np.log(max(ybar, 1e-12)) - np.log(max(1 - ybar, 1e-12))
 
+        def linear(b):  # Z @ b, with Z = [1, (X - mu) / sd]
+            slope = b[1:] / sd
+            return X @ slope + (b[0] - float(mu @ slope))
+
         def loss(b):
-            eta = Z @ b
+            eta = linear(b)
             return float(w @ (np.logaddexp(0.0, eta) - y * eta) + 0.5 * lam @ b ** 2)
 
         cur = loss(beta)
         converged = False
         it = 0
         for it in range(1, int(self.max_iter) + 1):  # noqa: B007 - Newton iterations, not units
-            eta = Z @ beta
+            eta = linear(beta)
             prob = 0.5 * (1.0 + np.tanh(0.5 * eta))
-            grad = Z.T @ (w * (prob - y)) + lam * beta
-            H = (Z * (w * prob * (1 - prob))[:, None]).T @ Z
+            r = w * (prob - y)
+            r0 = float(r.sum())
+            grad = np.concatenate([[r0], (r @ X - mu * r0) / sd]) + lam * beta
+            v = w * prob * (1 - prob)
+            H = np.zeros((p + 1, p + 1))
+            for b in blocks:
+                Zb = (X[b] - mu) / sd
+                vZ = Zb * v[b, None]
+                H[0, 0] += v[b].sum()
+                H[0, 1:] += vZ.sum(axis=0)
+                H[1:, 1:] += vZ.T @ Zb
+            H[1:, 0] = H[0, 1:]
             H[np.diag_indices_from(H)] += lam + 1e-10
             try:
                 step = np.linalg.solve(H, grad)
@@ -159,6 +183,10 @@ def fit_propensity(X: np.ndarray, treated: np.ndarray, model=None) -> np.ndarray
         p = np.full(len(t), t.mean())
         return np.clip(p, EPS, 1 - EPS)
     est = clone(model) if model is not None else default_propensity_model()
+    memo = _FITS.get()
+    key = _fit_key(X, t, est) if memo is not None else None
+    if memo is not None and key in memo:
+        return memo[key].copy()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         est.fit(X, t.astype(np.int8))
@@ -168,5 +196,39 @@ def fit_propensity(X: np.ndarray, treated: np.ndarray, model=None) -> np.ndarray
         else:  # pragma: no cover - pass other warnings on unchanged
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     classes = list(getattr(est, "classes_", [0, 1]))
-    p = est.predict_proba(X)[:, classes.index(1)]
-    return np.clip(p, EPS, 1 - EPS)
+    p = np.clip(est.predict_proba(X)[:, classes.index(1)], EPS, 1 - EPS)
+    if memo is not None:
+        memo[key] = p.copy()
+        while len(memo) > _MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+    return p
+
+
+# fits kept within reusing_fits(): the last few, keyed by a digest of the data and the model's parameters
+_FITS: ContextVar[dict | None] = ContextVar("iizrisk_propensity_fits", default=None)
+_MEMO_SIZE = 4
+
+
+@contextmanager
+def reusing_fits() -> Iterator[None]:
+    """Within the block, :func:`fit_propensity` fits a model once per distinct data and parameters.
+
+    A research study estimates several outcomes on the same rows: each
+    outcome's estimator fits the same propensity model to the same covariates
+    and treatment, which on millions of rows takes a minute each. The scores
+    are kept for the last four distinct fits (the key is a BLAKE2 digest of
+    the covariates and the treatment, and the model's parameters); a copy is
+    returned, so an estimator cannot change another's.
+    """
+    token = _FITS.set({})
+    try:
+        yield
+    finally:
+        _FITS.reset(token)
+
+
+def _fit_key(X: np.ndarray, t: np.ndarray, est) -> tuple:
+    h = hashlib.blake2b(digest_size=32)
+    h.update(np.ascontiguousarray(X, dtype=np.float64).data.cast("B"))
+    h.update(np.ascontiguousarray(t, dtype=np.uint8).data.cast("B"))
+    return (type(est).__qualname__, repr(sorted(est.get_params().items())), X.shape, h.hexdigest())

@@ -799,6 +799,7 @@ class AssessmentStudy(ResultMixin):
         self
         """
         from ._estimators import DifferenceInMeans, add_missing_indicators, column_list
+        from ._propensity import reusing_fits
         from ._survival import KaplanMeier
 
         t0 = _timer.perf_counter()
@@ -814,32 +815,34 @@ class AssessmentStudy(ResultMixin):
         prepared, covs = add_missing_indicators(table, covs)
         freq = {"day": "D", "month": "M", "quarter": "Q"}.get(self.match_within or "day")
         prepared["_match_group"] = pd.to_datetime(prepared["index_date"]).dt.to_period(freq).astype(str)
-        spread = prepared[covs].to_numpy(dtype=np.float64)
-        covs = [c for c, v in zip(covs, np.ptp(spread, axis=0) > 0, strict=True) if v]
+        # covariates that vary, one column at a time (a copy of the whole matrix costs gigabytes on a national table)
+        covs = [c for c in covs if np.ptp(prepared[c].to_numpy(dtype=np.float64)) > 0]
         self.table_, self.covariates_ = table, covs
         self.estimators_, self.naive_ = {}, {}
         self._mean_treated: dict[str, float] = {}
         self.diagnostics_: list[tuple[str, str]] = []
-        for col in outs:
-            sub = prepared[prepared[col].notna()]
-            n1, n0 = int(sub["treated"].sum()), int((~sub["treated"]).sum())
-            if n1 < 2 or n0 < 2:
-                self.diagnostics_.append(("warning", f"{col}: only {n1} assessed and {n0} controls with the "
-                                          "outcome observed (horizon after the end of the data); not estimated"))
-                continue
-            self.naive_[col] = DifferenceInMeans(n_bootstrap=self.n_bootstrap, alpha=self.alpha,
-                                                 random_state=self.random_state).fit(sub, "treated", col)
-            try:
-                est = self._estimator()
-                est._log_diagnostics = False  # collected below, printed by print_summary
-                est.fit(sub, "treated", col, covs)
-            except ValidationError as exc:
-                self.diagnostics_.append(("warning", f"{col}: not estimated ({exc})"))
-                continue
-            self.estimators_[col] = est
-            rows = est.pairs_["treated"] if hasattr(est, "pairs_") else sub.index[sub["treated"].to_numpy(bool)]
-            self._mean_treated[col] = float(sub.loc[rows, col].mean())
-        self._fit_survival(prepared, covs, KaplanMeier)
+        # outcomes observed on the same rows share one propensity fit (minutes each on a national table)
+        with reusing_fits():
+            for col in outs:
+                sub = prepared[prepared[col].notna()]
+                n1, n0 = int(sub["treated"].sum()), int((~sub["treated"]).sum())
+                if n1 < 2 or n0 < 2:
+                    self.diagnostics_.append(("warning", f"{col}: only {n1} assessed and {n0} controls with the "
+                                              "outcome observed (horizon after the end of the data); not estimated"))
+                    continue
+                self.naive_[col] = DifferenceInMeans(n_bootstrap=self.n_bootstrap, alpha=self.alpha,
+                                                     random_state=self.random_state).fit(sub, "treated", col)
+                try:
+                    est = self._estimator()
+                    est._log_diagnostics = False  # collected below, printed by print_summary
+                    est.fit(sub, "treated", col, covs)
+                except ValidationError as exc:
+                    self.diagnostics_.append(("warning", f"{col}: not estimated ({exc})"))
+                    continue
+                self.estimators_[col] = est
+                rows = est.pairs_["treated"] if hasattr(est, "pairs_") else sub.index[sub["treated"].to_numpy(bool)]
+                self._mean_treated[col] = float(sub.loc[rows, col].mean())
+            self._fit_survival(prepared, covs, KaplanMeier)
         self._study_diagnostics()
         n_warn = sum(lv == "warning" for lv, _ in self.diagnostics_) + sum(
             lv == "warning" for est in self.estimators_.values() for lv, _ in est.diagnostics_)
