@@ -270,7 +270,11 @@ def test_add_missing_indicators_then_fit(table):
 
 
 # ------------------------------------------------------------------- balance helpers
-def test_balance_table_matches_the_formula():
+@pytest.mark.parametrize("block", [7, 1 << 16])  # the rows in several blocks, or in one
+def test_balance_table_matches_the_formula(block, monkeypatch):
+    from iizrisk.evaluation import _balance
+
+    monkeypatch.setattr(_balance, "_BLOCK", block)
     rng = np.random.default_rng(1)
     X = rng.normal(size=(50, 2))
     t = rng.random(50) < 0.5
@@ -284,7 +288,9 @@ def test_balance_table_matches_the_formula():
         assert tab.loc[name, "smd_before"] == pytest.approx(before)
         assert tab.loc[name, "smd_after"] == pytest.approx(after)
         assert tab.loc[name, "variance_ratio_before"] == pytest.approx(x[t].var(ddof=1) / x[~t].var(ddof=1))
+        assert tab.loc[name, "mean_control_after"] == pytest.approx(np.average(x[~t], weights=w[~t]))
     np.testing.assert_allclose(standardized_mean_differences(X, t), tab["smd_before"])
+    np.testing.assert_allclose(standardized_mean_differences(X, t, w), tab["smd_after"])
     assert standardized_mean_differences(np.ones((4, 1)), [1, 1, 0, 0]).tolist() == [0.0]
     assert effective_sample_size(np.ones(7)) == pytest.approx(7.0)
     ov = overlap_table(np.linspace(0.1, 0.9, 50), t)
@@ -517,3 +523,24 @@ def test_every_method_line_states_the_propensity_penalty():
     for klass in (IPWEstimator, PropensityScoreMatching, PropensityScoreStratification):
         assert "L2 penalty C=1" in klass()._describe()
         assert "unpenalised" in klass(propensity_model=LogisticPropensity(C=np.inf))._describe()
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), n=st.integers(0, 40), p=st.integers(0, 5), n_groups=st.integers(0, 4),
+       block=st.sampled_from([1, 7, 1 << 16]))
+def test_binary_cells_of_columns_equal_one_column_at_a_time(data, n, p, n_groups, block):
+    from iizrisk.evaluation import _outputs
+    from iizrisk.evaluation._outputs import binary_cells, binary_cells_of_columns
+
+    cols = [data.draw(st.lists(st.sampled_from([0.0, 1.0]) if data.draw(st.booleans()) else
+                               st.sampled_from([0.0, 1.0, 0.5, -2.0, np.nan]), min_size=n, max_size=n))
+            for _ in range(p)]
+    X = np.array(cols, dtype=np.float64).T.reshape(n, p)
+    groups = [np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+              for _ in range(n_groups)]
+    _outputs._CELL_BLOCK = block  # the 0/1 check over several blocks of rows
+    try:
+        got = binary_cells_of_columns(X, groups)
+    finally:
+        _outputs._CELL_BLOCK = 1 << 16
+    assert got == [binary_cells(X[:, j], groups) for j in range(p)]

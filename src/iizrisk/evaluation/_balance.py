@@ -18,19 +18,35 @@ __all__ = [
 SMD_THRESHOLD = 0.1
 
 
-def _wmean_var(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and (frequency-weight style) variance of each column of ``x``."""
-    sw = w.sum()
+_BLOCK = 1 << 16  # rows per block: a national study's table has millions of rows, copied one block at a time
+
+
+def _wmean_var(X: np.ndarray, w: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and (frequency-weight style) variance of each column of ``X[rows]``.
+
+    The rows are read in blocks, so no copy of the group's whole matrix is made.
+    """
+    n = len(X)
+    sel = np.ones(n, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    blocks = [slice(a, min(a + _BLOCK, n)) for a in range(0, n, _BLOCK)]
+    wg = w[sel]
+    sw = wg.sum()
     if sw <= 0:
-        nan = np.full(x.shape[1], np.nan)
+        nan = np.full(X.shape[1], np.nan)
         return nan, nan
-    m = w @ x / sw
-    v = w @ (x - m) ** 2 / sw
+    m = sum((w[b][sel[b]] @ X[b][sel[b]] for b in blocks), np.zeros(X.shape[1])) / sw
+    v = sum((w[b][sel[b]] @ (X[b][sel[b]] - m) ** 2 for b in blocks), np.zeros(X.shape[1])) / sw
     # unbiased for frequency weights (counts); equals ddof=1 when all weights are 1
-    n_eff = sw ** 2 / (w ** 2).sum()
+    n_eff = sw ** 2 / (wg ** 2).sum()
     if n_eff > 1:
         v = v * n_eff / (n_eff - 1)
     return m, v
+
+
+def _smd(diff: np.ndarray, v1: np.ndarray, v0: np.ndarray) -> np.ndarray:
+    sd = np.sqrt((v1 + v0) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, diff / np.where(sd > 0, sd, 1.0), np.where(np.abs(diff) < 1e-12, 0.0, np.nan))
 
 
 def effective_sample_size(weights) -> float:
@@ -69,15 +85,11 @@ def standardized_mean_differences(X, treated, weights=None) -> np.ndarray:
     t = np.asarray(treated, dtype=bool)
     w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=np.float64)
     ones = np.ones(len(t))
-    _, v1 = _wmean_var(X[t], ones[t])
-    _, v0 = _wmean_var(X[~t], ones[~t])
-    m1, _ = _wmean_var(X[t], w[t])
-    m0, _ = _wmean_var(X[~t], w[~t])
-    sd = np.sqrt((v1 + v0) / 2)
-    diff = m1 - m0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        smd = np.where(sd > 0, diff / np.where(sd > 0, sd, 1.0), np.where(np.abs(diff) < 1e-12, 0.0, np.nan))
-    return smd
+    _, v1 = _wmean_var(X, ones, t)
+    _, v0 = _wmean_var(X, ones, ~t)
+    m1, _ = _wmean_var(X, w, t)
+    m0, _ = _wmean_var(X, w, ~t)
+    return _smd(m1 - m0, v1, v0)
 
 
 def balance_table(X, treated, *, weights=None, names=None) -> pd.DataFrame:
@@ -121,12 +133,12 @@ def balance_table(X, treated, *, weights=None, names=None) -> pd.DataFrame:
         names = [f"x{j}" for j in range(X.shape[1])]
     t = np.asarray(treated, dtype=bool)
     ones = np.ones(len(t))
-    m1b, v1b = _wmean_var(X[t], ones[t])
-    m0b, v0b = _wmean_var(X[~t], ones[~t])
+    m1b, v1b = _wmean_var(X, ones, t)
+    m0b, v0b = _wmean_var(X, ones, ~t)
     out = {
         "mean_treated_before": m1b,
         "mean_control_before": m0b,
-        "smd_before": standardized_mean_differences(X, t),
+        "smd_before": _smd(m1b - m0b, v1b, v0b),
     }
     with np.errstate(divide="ignore", invalid="ignore"):
         vr_before = np.where(v0b > 0, v1b / np.where(v0b > 0, v0b, 1.0), np.nan)
@@ -136,12 +148,12 @@ def balance_table(X, treated, *, weights=None, names=None) -> pd.DataFrame:
                    variance_ratio_before=vr_before, variance_ratio_after=nan)
     else:
         w = np.asarray(weights, dtype=np.float64)
-        m1a, v1a = _wmean_var(X[t], w[t])
-        m0a, v0a = _wmean_var(X[~t], w[~t])
+        m1a, v1a = _wmean_var(X, w, t)
+        m0a, v0a = _wmean_var(X, w, ~t)
         with np.errstate(divide="ignore", invalid="ignore"):
             vr_after = np.where(v0a > 0, v1a / np.where(v0a > 0, v0a, 1.0), np.nan)
-        out.update(mean_treated_after=m1a, mean_control_after=m0a,
-                   smd_after=standardized_mean_differences(X, t, w),
+        # the after-adjustment SMD keeps the unweighted variances (Austin 2009), as standardized_mean_differences
+        out.update(mean_treated_after=m1a, mean_control_after=m0a, smd_after=_smd(m1a - m0a, v1b, v0b),
                    variance_ratio_before=vr_before, variance_ratio_after=vr_after)
     return pd.DataFrame(out, index=pd.Index(names, name="covariate"))
 

@@ -484,7 +484,7 @@ class _EffectEstimator(ResultMixin):
 
     def _store_cells(self, t, y, X) -> None:
         """Counts of people that :meth:`to_dir` must not show when small (kept, not the data)."""
-        from ._outputs import binary_cells
+        from ._outputs import binary_cells, binary_cells_of_columns
 
         groups = [t, ~t]
         pt, pc = self.info_.get("pt"), self.info_.get("pc")
@@ -493,7 +493,7 @@ class _EffectEstimator(ResultMixin):
             mt[pt], mc[pc] = True, True
             groups += [mt, mc]
         self._group_sizes_ = [int(g.sum()) for g in groups]
-        self._balance_cells_ = [binary_cells(X[:, j], groups) for j in range(X.shape[1])]
+        self._balance_cells_ = binary_cells_of_columns(X, groups)
         yc = binary_cells(y.astype(np.float64), [t, ~t])
         if yc is not None and pt is not None and pc is not None:
             yc += [float(y[pt].sum()), float(len(pt) - y[pt].sum()), float(y[pc].sum()), float(len(pc) - y[pc].sum())]

@@ -110,6 +110,28 @@ def binary_cells(values: np.ndarray, groups) -> list[float] | None:
     return cells
 
 
+_CELL_BLOCK = 1 << 16  # rows per block of the 0/1 check
+
+
+def binary_cells_of_columns(X: np.ndarray, groups) -> list[list[float] | None]:
+    """:func:`binary_cells` of every column of ``X``, in one pass over the rows.
+
+    A national study's balance table has millions of rows: the group sums are
+    one matrix product, and the 0/1 check reads the matrix in blocks of rows.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, p = X.shape
+    is01 = np.ones(p, dtype=bool)
+    for a in range(0, n, _CELL_BLOCK):
+        b = X[a:a + _CELL_BLOCK]
+        is01 &= ((b == 0.0) | (b == 1.0)).all(axis=0)
+    G = np.column_stack([np.asarray(g, dtype=np.float64) for g in groups]) if len(groups) else np.zeros((n, 0))
+    ones = G.T @ X  # people with the value 1, per group and column
+    size = G.sum(axis=0)
+    return [[float(v) for i in range(G.shape[1]) for v in (ones[i, j], size[i] - ones[i, j])] if is01[j] else None
+            for j in range(p)]
+
+
 def suppress_summary(s: pd.DataFrame, cells: list[list[float] | None], k: int, alpha: float) -> pd.DataFrame:
     """An effect summary (one row per outcome or estimand) with rows resting on fewer than ``k`` hidden.
 
