@@ -268,6 +268,22 @@ def test_build_timeline_matches_reference(rows, T, gap):
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), data=st.data())
+def test_a_timeline_of_some_persons_is_theirs_from_the_whole(rows, T, data):
+    tl = build_timeline(to_frame(rows), as_of=T)
+    codes = data.draw(st.permutations(range(tl.n_persons)))[: data.draw(st.integers(0, tl.n_persons))]
+    sub = tl.of_persons(codes)
+    assert list(sub.person_ids) == [tl.person_ids[c] for c in codes]
+    mine = sub.to_frame()
+    whole = tl.to_frame()
+    want = pd.concat([whole[whole["person_id"] == tl.person_ids[c]] for c in codes]) if codes else whole.iloc[:0]
+    pd.testing.assert_frame_equal(mine.reset_index(drop=True), want.reset_index(drop=True))
+    assert (np.diff(sub.person) >= 0).all()  # still sorted by person
+    pd.testing.assert_frame_equal(sub.persons, tl.persons.iloc[list(codes)].reset_index(drop=True)
+                                  .rename_axis(tl.persons.index.name))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), gap=gap_strategy)
 def test_exit_reason_and_case_come_from_the_row_with_the_latest_end(rows, T, gap):
     tl = build_timeline(to_frame(rows, with_extra=True), as_of=T, merge_gap_days=gap)
