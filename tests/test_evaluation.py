@@ -348,8 +348,14 @@ def test_reused_propensity_fits_are_fitted_once_per_distinct_data(monkeypatch):
         moved[7, 1] += 1e-9
         fit_propensity(moved, t)  # other data
         fit_propensity(X, t, LogisticPropensity(C=2.0))  # another model
+        fortran = np.asfortranarray(X)  # a DataFrame's to_numpy order: hashed without a copy, reused among its own
+        np.testing.assert_allclose(fit_propensity(fortran, t), alone, rtol=1e-12)
+        fit_propensity(np.asfortranarray(X), t)
+        changed = np.asfortranarray(X)
+        changed[3, 0] += 1.0
+        fit_propensity(changed, t)
     fit_propensity(X, t)  # after the block: fitted again
-    assert len(fits) == 5
+    assert len(fits) == 7
     np.testing.assert_array_equal(c, alone)
 
 

@@ -229,6 +229,10 @@ def reusing_fits() -> Iterator[None]:
 
 def _fit_key(X: np.ndarray, t: np.ndarray, est) -> tuple:
     h = hashlib.blake2b(digest_size=32)
-    h.update(np.ascontiguousarray(X, dtype=np.float64).data.cast("B"))
+    # a matrix in column order (a DataFrame's to_numpy) is hashed as its transpose: no copy of gigabytes
+    # (the same data in the other order only misses the reuse)
+    order = "F" if X.flags.f_contiguous and not X.flags.c_contiguous else "C"
+    h.update(order.encode())
+    h.update(np.ascontiguousarray(X.T if order == "F" else X, dtype=np.float64).data.cast("B"))
     h.update(np.ascontiguousarray(t, dtype=np.uint8).data.cast("B"))
     return (type(est).__qualname__, repr(sorted(est.get_params().items())), X.shape, h.hexdigest())

@@ -823,8 +823,9 @@ class AssessmentStudy(ResultMixin):
         self.diagnostics_: list[tuple[str, str]] = []
         # outcomes observed on the same rows share one propensity fit (minutes each on a national table)
         with reusing_fits():
+            needed = ["treated", "_match_group", *covs]
             for col in outs:
-                sub = prepared[prepared[col].notna()]
+                sub = prepared.loc[prepared[col].notna().to_numpy(), [*needed, col]]
                 n1, n0 = int(sub["treated"].sum()), int((~sub["treated"]).sum())
                 if n1 < 2 or n0 < 2:
                     self.diagnostics_.append(("warning", f"{col}: only {n1} assessed and {n0} controls with the "
@@ -842,6 +843,7 @@ class AssessmentStudy(ResultMixin):
                 self.estimators_[col] = est
                 rows = est.pairs_["treated"] if hasattr(est, "pairs_") else sub.index[sub["treated"].to_numpy(bool)]
                 self._mean_treated[col] = float(sub.loc[rows, col].mean())
+                del sub  # the last outcome's rows are not held through the survival curves
             self._fit_survival(prepared, covs, KaplanMeier)
         self._study_diagnostics()
         n_warn = sum(lv == "warning" for lv, _ in self.diagnostics_) + sum(
