@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["bincount", "group_max", "group_min", "group_reduce", "order_by_person_start", "ranges",
+__all__ = ["bincount", "group_max", "group_min", "group_reduce", "matches", "order_by_person_start", "ranges",
            "string_order", "union_days"]
 
 
@@ -132,3 +132,16 @@ def ranges(lo: np.ndarray, k: np.ndarray) -> np.ndarray:
     lo = np.asarray(lo, dtype=np.int64)
     k = np.asarray(k, dtype=np.int64)
     return np.repeat(lo - (np.cumsum(k) - k), k) + np.arange(int(k.sum()), dtype=np.int64)
+
+
+def matches(keys: np.ndarray, sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair ``(i, j)`` with ``sorted_values[j] == keys[i]``, by ``i`` then ``j`` (vectorised).
+
+    ``sorted_values`` is sorted; each key's equal values are one run of it, found by two binary searches.
+
+    >>> [a.tolist() for a in matches(np.array([2, 0, 1]), np.array([0, 2, 2, 3]))]
+    [[0, 0, 1], [1, 2, 0]]
+    """
+    lo = np.searchsorted(sorted_values, keys, side="left")
+    k = np.searchsorted(sorted_values, keys, side="right") - lo
+    return np.repeat(np.arange(len(keys)), k), ranges(lo, k)

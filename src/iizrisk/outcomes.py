@@ -207,15 +207,15 @@ def revolving_door_outcome(tl: Timeline, person_codes, as_of_days, horizon_month
     # the BFS definition over the window ending at T+H: the flags of the people labelled at each T only
     # (a person's flags come from the person's own spells; thousands of study days label a few each)
     order = np.argsort(as_of_days, kind="stable")
-    ts, at = np.unique(as_of_days[order], return_index=True)
-    for t, rows in zip(ts.tolist(), np.split(order, at[1:]), strict=True):
+    _, at = np.unique(as_of_days[order], return_index=True)
+    for rows in np.split(order, at[1:]):
         pc = person_codes[rows]
         if len(pc) < _SUBSET_SHARE * tl.n_persons:
             who, local = np.unique(pc, return_inverse=True)
             sub = tl.of_persons(who)
         else:
             sub, local = tl, pc
-        h_end = int(_time.add_months(int(t), int(horizon_months)))
+        h_end = int(h_ends[rows[0]])
         view = timeline_view(sub, h_end)
         flags = compute_flags(view, h_end, window_months=window_months,
                               transition_gap_days=transition_gap_days)

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _time
-from ._arrays import ranges
+from ._arrays import matches
 from ._time import MISSING_DAY, OPEN_END
 from .errors import ValidationError
 from .schema import load_schema
@@ -210,11 +210,8 @@ class Timeline:
         (the research study labels a few hundred people on each of thousands of days).
         """
         codes = np.asarray(codes, dtype=np.int64)
-        lo = np.searchsorted(self.person, codes, side="left")
-        k = np.searchsorted(self.person, codes, side="right") - lo
-        rows = ranges(lo, k)
-        return replace(self, person=np.repeat(np.arange(len(codes), dtype=self.person.dtype), k),
-                       inst=self.inst[rows], start=self.start[rows], end=self.end[rows],
+        person, rows = matches(codes, self.person)
+        return replace(self, person=person.astype(self.person.dtype), inst=self.inst[rows], start=self.start[rows], end=self.end[rows],
                        exit_reason=self.exit_reason[rows], case_id=self.case_id[rows],
                        person_ids=self.person_ids.take(codes),
                        persons=self.persons.iloc[codes].reset_index(drop=True).rename_axis(self.persons.index.name),

@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _time
-from .._arrays import ranges
+from .._arrays import matches
 from .._results import CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
 from ..errors import ValidationError
@@ -170,19 +170,11 @@ def _person_blocks(tl: Timeline):
     return p[first], s[first], b_end, np.logical_or.reduceat(holds & gone, first)
 
 
-def _expand(pair_person: np.ndarray, item_person: np.ndarray):
-    """Pairs x items of the same person: (pair index, item index) arrays. ``item_person`` sorted."""
-    lo = np.searchsorted(item_person, pair_person, side="left")
-    hi = np.searchsorted(item_person, pair_person, side="right")
-    k = hi - lo
-    return np.repeat(np.arange(len(pair_person)), k), ranges(lo, k)
-
-
 def _days_registered(blocks, person, day, months: int, last_day: int) -> np.ndarray:
     """Days registered anywhere in ``day+1 ... add_months(day, months)``; NaN when not observed."""
     bp, bs, be, _ = blocks
     h = _time.add_months(day, months).astype(np.int64)
-    pi, bi = _expand(person, bp)
+    pi, bi = matches(person, bp)
     lo = np.maximum(bs[bi], day[pi] + 1)
     hi = np.minimum(be[bi], h[pi])
     days = np.bincount(pi, weights=np.maximum(0, hi - lo + 1), minlength=len(person))
@@ -197,7 +189,7 @@ def _new_spells(tl: Timeline, person, day, months: int, last_day: int) -> np.nda
     order = order[np.argsort(tl.person[order], kind="stable")]
     sp, ss = tl.person[order].astype(np.int64), tl.start[order].astype(np.int64)
     h = _time.add_months(day, months).astype(np.int64)
-    pi, si = _expand(person, sp)
+    pi, si = matches(person, sp)
     hit = (ss[si] > day[pi]) & (ss[si] <= h[pi])
     n = np.bincount(pi[hit], minlength=len(person)).astype(np.float64)
     return np.where(h <= last_day, n, np.nan)
@@ -557,8 +549,7 @@ def _risk_set_rows(spells: pd.DataFrame, interventions: pd.DataFrame, design: pd
     iv_sorted = iv_code[iv_order]
 
     def rows_of(sorted_code: np.ndarray, order: np.ndarray, persons: np.ndarray) -> np.ndarray:
-        lo = np.searchsorted(sorted_code, persons, side="left")
-        return np.sort(order[ranges(lo, np.searchsorted(sorted_code, persons, side="right") - lo)])
+        return np.sort(order[matches(persons, sorted_code)[1]])
 
     uniq, at, cnt = np.unique(day, return_index=True, return_counts=True)
     frames = []
