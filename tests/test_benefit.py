@@ -276,8 +276,24 @@ def test_on_a_synthetic_canton_with_true_effects():
     m = BenefitModel(learner="t", random_state=0).fit(tab)
     truth = true_policy_values(m, pop.spells, pop.interventions, pop.truth)
     assert truth["oracle"] >= truth.drop("oracle").max()
-    assert set(truth.index) == {"risk", "benefit", "risk_x_benefit", "oracle", "oracle_relative", "random_high_band",
-                                "random"}
+    assert set(truth.index) == {"risk", "benefit", "risk_x_benefit", "oracle", "oracle_relative", "oracle_features",
+                                "random_high_band", "random"}
+
+
+def test_relative_effect_from_features_is_learnt_out_of_fold():
+    from iizrisk.benefit import _relative_effect_from_features
+
+    rng = np.random.default_rng(3)
+    n = 1500
+    persons = np.repeat(np.arange(n // 3), 3)  # three rows per person, all in one fold
+    x = rng.normal(size=n)
+    rel = np.where(x > 0, 0.9, 0.1)
+    pred = _relative_effect_from_features(x[:, None], rel, persons)
+    assert np.corrcoef(pred, rel)[0, 1] > 0.9
+    # noise attached to a person: an in-sample fit would learn it through the person's code, out of fold cannot
+    noise = rng.random(n // 3)[persons]
+    pred = _relative_effect_from_features(persons[:, None].astype(float), noise, persons)
+    assert abs(np.corrcoef(pred, noise)[0, 1]) < 0.2
 
 
 @pytest.mark.slow

@@ -1388,6 +1388,22 @@ def benefit_at(model: BenefitModel, spells: pd.DataFrame, interventions: pd.Data
     return out
 
 
+def _relative_effect_from_features(X: np.ndarray, rel: np.ndarray, persons: np.ndarray,
+                                   n_folds: int = 5) -> np.ndarray:
+    """The true relative effect as the features predict it, out of fold (folds by person; see true_policy_values)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    fold = _fold_of(persons, n_folds, np.random.default_rng(0))
+    out = np.full(len(rel), float(np.mean(rel)))
+    for k in range(n_folds):
+        te = fold == k
+        if te.any() and (~te).sum() >= 20:
+            reg = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, early_stopping=False,
+                                                random_state=0)
+            out[te] = reg.fit(X[~te], rel[~te]).predict(X[te])
+    return out
+
+
 def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions: pd.DataFrame,
                        truth: pd.DataFrame, *, capacity: float = 0.05, high_band: float = 0.2,
                        outcome: str = "rd_12m") -> pd.Series:
@@ -1402,6 +1418,13 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
     ``oracle_relative`` (when the truth has ``individual_effect``) selects by
     the model's risk times the person's true relative effect (the reduction of
     the hazards): what knowing the effect's heterogeneity exactly would give.
+    ``oracle_features`` selects by the model's risk times the true relative
+    effect *as far as the features tell it*: a gradient boosting regression
+    of ``individual_effect`` on the model's covariates, each person predicted
+    by the regression fitted on the other folds (five, by person). No ranking
+    computed from the features can be expected to beat it; part of the
+    synthetic effect's heterogeneity lies in the latent severity, which
+    ``oracle_relative`` sees and the features do not.
     """
     s = truth[truth["effect_sample"].astype(bool)]
     if not len(s):
@@ -1434,4 +1457,8 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
         rel = s["individual_effect"].to_numpy(dtype=np.float64)
         pw = _selection_weights(risk * rel, month, w, capacity)
         out["oracle_relative"] = float(100 * (pw @ ite) / pw.sum())
+        pw = _selection_weights(risk * _relative_effect_from_features(model._matrix(X), rel,
+                                                                      s["person_id"].to_numpy()),
+                                month, w, capacity)
+        out["oracle_features"] = float(100 * (pw @ ite) / pw.sum())
     return pd.Series(out, name="true_value")
