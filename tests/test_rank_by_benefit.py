@@ -269,6 +269,24 @@ def test_the_model_card_documents_the_benefit_model_in_four_languages(helps_the_
         ModelCard(manifest, rank_by="benefit")
 
 
+def test_the_model_card_says_in_four_languages_why_a_model_without_evidence_cannot_order():
+    from iizrisk._texts import text
+    from iizrisk.modelcard import ModelCard
+
+    manifest = {"model": "logistic", "outcome": "revolving_door", "horizon_months": 12}
+    bare = fitted(evidence=False)
+    no_interval = fitted()
+    cols = no_interval.evidence_["values"]["columns"]  # the evaluation kept, its intervals lost (no bootstrap)
+    for c in [c for c in cols if "lower" in c or "upper" in c]:
+        cols[c] = [np.nan] * len(cols[c])
+    for model, code in ((bare, "no_evaluation"), (no_interval, "no_interval")):
+        assert model.evidence("benefit").code == code and not model.evidence("benefit").supported
+        for lang in ("de", "fr", "it", "en"):
+            d = ModelCard(manifest, language=lang, benefit=model, rank_by="benefit").to_dict()["ranking"]
+            assert d["evidence"] == text(f"card.ranking_{code}", lang) and not d["supported"]
+    assert len({text("card.ranking_no_evaluation", lang) for lang in ("de", "fr", "it", "en")}) == 4
+
+
 @settings(max_examples=8, deadline=None)
 @given(day=st.dates(min_value=pd.Timestamp("2021-01-01").date(), max_value=pd.Timestamp("2023-06-30").date()),
        later_shift=st.integers(1, 400))

@@ -220,6 +220,9 @@ class Evidence:
     lower: float | None = None
     upper: float | None = None
     capacity: float | None = None
+    #: why, as a key of the texts' catalogue (``card.ranking_<code>``): "risk", "no_evaluation",
+    #: "no_interval", "supported" or "not_supported"
+    code: str = ""
 
 
 # ----------------------------------------------------------------------------- defaults
@@ -740,18 +743,19 @@ class BenefitModel(ResultMixin):
         if rank_by not in RANK_BY:
             raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
         if rank_by == "risk":
-            return Evidence(rank_by, True, "top k by risk needs no benefit model")
+            return Evidence(rank_by, True, "top k by risk needs no benefit model", code="risk")
         ev = getattr(self, "evidence_", None)
         if not ev:
             return Evidence(rank_by, False, "the benefit model holds no offline evaluation of the targeting "
                             "policies: write it with `iizrisk policy --save-model FILE`, which evaluates the "
-                            "policies on the same rows and keeps the evaluation in the file")
+                            "policies on the same rows and keeps the evaluation in the file", code="no_evaluation")
         v = _frame_from_plain(ev["values"])
         lvl = f"{1 - ev['alpha']:.0%}"
         row = v.loc[rank_by] if rank_by in v.index else None
         if row is None or not np.isfinite(row.get(f"vs_risk lower {lvl}", np.nan)):
             return Evidence(rank_by, False, f"the offline evaluation has no interval for {_POLICY_WORDS[rank_by]} "
-                            "(evaluate it with bootstrap replicates: iizrisk policy --bootstrap 200)")
+                            "(evaluate it with bootstrap replicates: iizrisk policy --bootstrap 200)",
+                            code="no_interval")
         value, base = float(row["value"]), float(v.loc["risk", "value"])
         lo, hi = float(row[f"vs_risk lower {lvl}"]), float(row[f"vs_risk upper {lvl}"])
         period = (f", assessments {ev['first_index_date']}..{ev['last_index_date']}"
@@ -762,9 +766,10 @@ class BenefitModel(ResultMixin):
                    f"({lvl} interval {lo:+.1f} to {hi:+.1f})")
         if lo > 0:
             return Evidence(rank_by, True, figures + ": it prevents more than ranking by risk", value, base, lo, hi,
-                            ev["capacity"])
+                            ev["capacity"], code="supported")
         return Evidence(rank_by, False, figures + ": the interval does not lie above 0, so the data do not show "
-                        "that it prevents more than ranking by risk", value, base, lo, hi, ev["capacity"])
+                        "that it prevents more than ranking by risk", value, base, lo, hi, ev["capacity"],
+                        code="not_supported")
 
     def benefit_in_domain(self, features: pd.DataFrame) -> pd.Series:
         """The expected benefit of the rows in the situations the model learnt from; NaN elsewhere.

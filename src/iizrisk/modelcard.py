@@ -394,7 +394,7 @@ class ModelCard:
                        value=_fmt(ev.value, lang, 1), base=_fmt(ev.risk_value, lang, 1),
                        diff=f"{float(ev.value) - float(ev.risk_value):+.1f}", level=level,
                        lo=f"{float(ev.lower):+.1f}", hi=f"{float(ev.upper):+.1f}")
-                    if ev.value is not None else ev.reason)
+                    if ev.value is not None else _t(f"ranking_{ev.code}", lang))
         policies = []
         if plain.get("values"):
             from .benefit import _frame_from_plain
