@@ -330,8 +330,14 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
     dep = ["policy", "--config", str(cfg), "--out", str(tmp_path / "dep"), "--episode-days", "14", "90",
            "--bootstrap", "20"]  # the default learner, the T-learner
     assert main([*dep, "--spells", str(tmp_path / "spells.parquet")]) == 2  # both: a usage error
-    assert main([*dep, "--save-model", str(tmp_path / "dep.skops")]) == 0
+    assert main([*dep, "--save-model", str(tmp_path / "dep.skops"), "--language", "fr"]) == 0
     assert load_benefit_model(tmp_path / "dep.skops").outcome == "revolving_door_next_12m"
+    # --language: the tables as a Swiss spreadsheet opens them, headers in French, the interval's level named
+    with open(tmp_path / "dep" / "policy_values.csv", encoding="utf-8") as f:
+        head = f.readline()
+    assert head.startswith("\ufeffOrdre;Valeur;Borne inférieure (95 %);Borne supérieure (95 %);"), head
+    with open(tmp_path / "early" / "policy_values.csv", encoding="utf-8-sig") as f:
+        assert f.readline().startswith("policy;value;lower 95%")  # without --language: the codes
     assert main(["policy", "--out", str(tmp_path / "x")]) == 2  # no data at all
     assert saved.episode_days_ == (14, 90) and saved.evidence_["capacity"] == 0.05
     ev = saved.evidence("benefit")

@@ -445,3 +445,13 @@ def test_iizrisk_audit_writes_tables_people_open_and_xlsx(tmp_path, random_spell
         assert list(read_table(out / f"{stem}.csv").columns) == list(pd.read_parquet(out / f"{stem}.parquet").columns)
         assert_xlsx_safe(out / f"{stem}.xlsx")
     assert json.loads((out / "model_card.json").read_text())["language"] == "fr"
+
+
+def test_an_intervals_bounds_are_named_with_their_level_in_every_language():
+    from iizrisk.tables import header
+
+    assert header("lower 90%", "de") == "Untere Grenze (90 %)"
+    assert header("vs_risk upper 95%", "it") == "Differenza rispetto ai primi k per rischio: limite superiore (95 %)"
+    assert header("upper 99.5%", "fr") == "Borne supérieure (99.5 %)"
+    for code in ("lower 95", "lower95%", "risk lower 95%"):  # not a bound's column: the code itself
+        assert header(code, "de") == code

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -92,6 +93,11 @@ def header(column: str, language: str | None) -> str:
     names = _columns(lang)
     if column in names:
         return names[column]
+    level = re.fullmatch(r"(vs_risk )?(lower|upper) (\d+(?:\.\d+)?)%", column)  # an interval's bound: "lower 95%"
+    if level is not None:
+        key = ("vs_risk_" if level.group(1) else "") + level.group(2) + "_level"
+        if key in names:
+            return names[key].format(level=level.group(3))
     parts = column.split("_")
     if len(parts) >= 2 and parts[0] == "reason" and parts[1].isdigit():
         kind = "_".join(["reason_n", *parts[2:]])

@@ -92,6 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (0)")
     p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
                    help="suppress groups and policies resting on 1..K-1 people (5)")
+    p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
+                   help="headers of the CSV tables in this language (default: the column codes)")
 
 
 def _inputs(args: argparse.Namespace, read_inputs):
@@ -147,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     except (ValueError, TypeError) as exc:
         raise ValidationError(f"{where}: cannot evaluate the policies: {_safe_reason(exc)}") from exc
-    paths = model.to_dir(args.out, min_cell_size=args.min_cell_size)
-    paths += policies.to_dir(args.out, min_cell_size=args.min_cell_size)
+    paths = model.to_dir(args.out, min_cell_size=args.min_cell_size, language=args.language)
+    paths += policies.to_dir(args.out, min_cell_size=args.min_cell_size, language=args.language)
     if args.save_model:
         saved = model.attach_evidence(policies).save(args.save_model)
         for rank_by in ("benefit", "risk_x_benefit"):
