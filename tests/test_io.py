@@ -347,6 +347,23 @@ def test_encode_pseudonyms_strips_blanks_and_sorts(values):
     assert encode_pseudonyms(got) is got  # already encoded: returned as it is
 
 
+@given(st.lists(st.sampled_from(["b", "a", " a", "a ", "", "ä", "Z", "é9", "ab", "a\x00"]), min_size=2, max_size=40),
+       st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_encode_pseudonyms_of_a_sorted_export_as_the_slow_reference(values, blank):
+    from iizrisk.io import _sorted_runs, encode_pseudonyms
+
+    values = sorted(values)  # code point order: the byte order of UTF-8
+    col = pd.Series(values + ([None] if blank else []), dtype="str")
+    got = encode_pseudonyms(col)
+    want = [None if v is None or not v.strip() else v.strip() for v in col.astype(object).where(col.notna(), None)]
+    assert [None if pd.isna(v) else v for v in got.astype(object)] == want
+    assert list(got.cat.categories) == sorted({v for v in want if v is not None})
+    # the runs path is taken exactly when the column is in order and complete
+    assert (_sorted_runs(col) is not None) == (not blank)
+    assert _sorted_runs(pd.Series(["b", "a"], dtype="str")) is None
+
+
 @given(_rows)
 @settings(max_examples=100, deadline=None)
 def test_duplicate_mask_is_exact_when_every_hash_collides(rows):

@@ -371,6 +371,25 @@ def as_category(col: pd.Series, categories: list[str] | None = None, *,
     return pd.Categorical.from_codes(mapping[codes], categories=pd.Index(cats, dtype="str"))
 
 
+def _sorted_runs(col: pd.Series) -> tuple[np.ndarray, pa.Array | pa.ChunkedArray] | None:
+    """Codes and distinct values of a text column already in byte order without gaps, else None.
+
+    An export sorted by pseudonym is coded from the runs of equal neighbours: two comparisons of
+    each value with the next, instead of hashing every value and sorting the distinct ones.
+    """
+    if col.dtype != "str" or len(col) < 2:
+        return None
+    arr = pa.array(col.array)  # chunks kept: the kernels compare across them (joining copies every string)
+    if arr.null_count:
+        return None
+    head, tail = arr.slice(0, len(arr) - 1), arr.slice(1)
+    if not pc.all(pc.less_equal(head, tail)).as_py():
+        return None
+    start = np.r_[True, pc.not_equal(head, tail).to_numpy(zero_copy_only=False)]
+    codes = np.cumsum(start, dtype=np.int64) - 1
+    return codes, arr.filter(pa.array(start))
+
+
 def encode_pseudonyms(col: pd.Series) -> pd.Series:
     """Person pseudonyms as a categorical with sorted categories, hashed once.
 
@@ -383,10 +402,15 @@ def encode_pseudonyms(col: pd.Series) -> pd.Series:
         cats = col.cat.categories
         if cats.is_monotonic_increasing and not (cats.str.strip() != cats).any() and not (cats == "").any():
             return col
-    codes, uniq = pd.factorize(col, use_na_sentinel=True)
-    uniq = pd.Index(uniq)
-    raw = pa.array(uniq.astype("str"), from_pandas=True)
-    if uniq.dtype == "str" and len(raw):  # sort the distinct values with Arrow (pandas' sort is slower)
+    runs = _sorted_runs(col)
+    if runs is not None:  # already in pseudonym order (as the synthetic exports): no hashing, no sorting
+        codes, raw = runs
+        uniq = pd.Index(pd.Series(raw, dtype="str"))
+    else:
+        codes, uniq = pd.factorize(col, use_na_sentinel=True)
+        uniq = pd.Index(uniq)
+        raw = pa.array(uniq.astype("str"), from_pandas=True)
+    if runs is None and uniq.dtype == "str" and len(raw):  # sort the distinct values with Arrow (faster)
         order = string_order(raw)
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))

@@ -463,7 +463,7 @@ def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: Valid
 def _column_codes(col: pd.Series) -> np.ndarray:
     """Integer codes with equal values <=> equal codes (missing values share one code)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        return col.cat.codes.to_numpy().astype(np.int64)
+        return col.cat.codes.to_numpy()  # int8/int16/int32: mixed and compared as they are
     if pd.api.types.is_datetime64_any_dtype(col):
         return col.to_numpy(dtype="datetime64[s]").view(np.int64)
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
@@ -478,11 +478,16 @@ def _is_text(col: pd.Series) -> bool:
 
 
 def _mix(codes: list[np.ndarray], n: int) -> np.ndarray:
+    """A 64-bit hash of each row's codes (any integer width; a code is read as its 64-bit two's complement)."""
     h = np.zeros(n, dtype=np.uint64)
+    tmp = np.empty(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for c in codes:
-            h = (h ^ c.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
-            h ^= h >> np.uint64(29)
+        for c in codes:  # in place: h = ((h ^ c) * K) ^ (((h ^ c) * K) >> 29)
+            np.copyto(tmp, c, casting="unsafe")
+            np.bitwise_xor(h, tmp, out=h)
+            np.multiply(h, np.uint64(0x9E3779B97F4A7C15), out=h)
+            np.right_shift(h, np.uint64(29), out=tmp)
+            np.bitwise_xor(h, tmp, out=h)
     return h
 
 
