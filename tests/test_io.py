@@ -186,6 +186,12 @@ def test_canonical_parquet_roundtrip(tmp_path):
     assert back["birth_year"].dtype == "Int16"
     full = ingest(tmp_path / "s.parquet", pseudonym_pattern=None)
     assert full.report.ok and len(full.spells) == 2
+    # the file's SHA-256 (computed beside the read) is the file's
+    import hashlib
+
+    assert full.files["sha256"].tolist() == [hashlib.sha256((tmp_path / "s.parquet").read_bytes()).hexdigest()]
+    csv = write(tmp_path, GOOD, "utf-8")
+    assert ingest(alv_settings(tmp_path)).files["sha256"].tolist() == [hashlib.sha256(csv.read_bytes()).hexdigest()]
 
 
 def test_a_large_dictionary_is_written_once_as_values(tmp_path, monkeypatch):

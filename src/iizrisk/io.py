@@ -64,6 +64,7 @@ import os
 import re
 import stat
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,7 +388,7 @@ def _sorted_runs(col: pd.Series) -> tuple[np.ndarray, pa.Array | pa.ChunkedArray
         return None
     start = np.r_[True, pc.not_equal(head, tail).to_numpy(zero_copy_only=False)]
     codes = np.cumsum(start, dtype=np.int64) - 1
-    return codes, arr.filter(pa.array(start))
+    return codes, arr.filter(pa.array(start)).combine_chunks()
 
 
 def encode_pseudonyms(col: pd.Series) -> pd.Series:
@@ -620,14 +621,28 @@ def _files_of(path: Path, pattern_base: Path) -> list[Path]:
     return [path]
 
 
-def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, dict, str]:
-    """One export as text columns (CSV) or typed columns (Parquet), its metadata and SHA-256."""
+def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, dict, Future[str]]:
+    """One export as text columns (CSV) or typed columns (Parquet), its metadata and SHA-256.
+
+    A Parquet file's SHA-256 is computed in a second thread while the file is read and checked
+    (hashlib releases the GIL): ``.result()`` gives it.
+    """
     fmt = cfg.format or ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
+    digest: Future[str] = Future()
     if fmt == "parquet":
-        return (*_read_parquet(path, name), sha256_file(path))
+        _regular_file(path, name)
+        hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iizrisk-sha256")
+        digest = hasher.submit(sha256_file, path)
+        hasher.shutdown(wait=False)  # the thread ends with its one task
+        try:
+            return (*_read_parquet(path, name), digest)
+        except BaseException:
+            digest.cancel()
+            raise
     data = _read_regular(path, name)
     df, meta = _csv_from_bytes(data, separator=cfg.separator, encoding=cfg.encoding, name=name)
-    return df, {"format": "csv", **meta}, sha256_bytes(data)
+    digest.set_result(sha256_bytes(data))
+    return df, {"format": "csv", **meta}, digest
 
 
 def _read_parquet(path: Path, name: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
@@ -846,7 +861,7 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
     fatal_any = False
     for cfg, where in items:
         # (label, frame, metadata, (path, seconds to read, SHA-256) or None for a DataFrame)
-        frames: list[tuple[str, pd.DataFrame, dict[str, Any], tuple[Path, float, str] | None]]
+        frames: list[tuple[str, pd.DataFrame, dict[str, Any], tuple[Path, float, Future[str]] | None]]
         if isinstance(where, pd.DataFrame):
             check_header(list(where.columns), cfg.name)
             frames = [(cfg.name, where, {"format": "DataFrame"}, None)]
@@ -870,7 +885,7 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
             fatal_any |= fatal
             if fileinfo is not None:
                 p, secs, digest = fileinfo
-                files.append({"source": cfg.name, "file": str(p), "sha256": digest, "rows": len(df),
+                files.append({"source": cfg.name, "file": str(p), "sha256": digest.result(), "rows": len(df),
                               "seconds": round(secs, 3), **meta})
             if bad.any() and not fatal:
                 q = _withheld(mapped.loc[bad].astype("str"), withhold, bad)  # schema columns only: no free text
