@@ -372,7 +372,7 @@ def as_category(col: pd.Series, categories: list[str] | None = None, *,
     return pd.Categorical.from_codes(mapping[codes], categories=pd.Index(cats, dtype="str"))
 
 
-def _sorted_runs(col: pd.Series) -> tuple[np.ndarray, pa.Array | pa.ChunkedArray] | None:
+def _sorted_runs(col: pd.Series) -> tuple[np.ndarray, pa.Array] | None:
     """Codes and distinct values of a text column already in byte order without gaps, else None.
 
     An export sorted by pseudonym is coded from the runs of equal neighbours: two comparisons of
@@ -388,7 +388,9 @@ def _sorted_runs(col: pd.Series) -> tuple[np.ndarray, pa.Array | pa.ChunkedArray
         return None
     start = np.r_[True, pc.not_equal(head, tail).to_numpy(zero_copy_only=False)]
     codes = np.cumsum(start, dtype=np.int64) - 1
-    return codes, arr.filter(pa.array(start)).combine_chunks()
+    first = arr.filter(pa.array(start))
+    # one chunk: with the read's chunks the categories made the timeline slower and the peak larger
+    return codes, first.combine_chunks() if isinstance(first, pa.ChunkedArray) else first
 
 
 def encode_pseudonyms(col: pd.Series) -> pd.Series:
