@@ -385,3 +385,40 @@ def test_text_cells_of_a_categorical_equal_those_of_its_values(values):
         found.append((bad.tolist(), sorted((p.problem, p.rows) for p in report.problems)))
     assert found[0] == found[1]
     assert found[0][0] == [v is not None and ("\x00" in v or len(v) > 64) for v in values]
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="0123456789abcdefABCgé\x00 ", min_size=0, max_size=6)),
+                max_size=40), st.integers(1, 6), st.integers(0, 3))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_hex_pseudonyms_are_checked_on_the_bytes_as_re2_checks_them(values, n, offset):
+    import pyarrow.compute as pc
+
+    from iizrisk.validate import _fullmatch, _hex_fullmatch
+
+    arr = pa.chunked_array([pa.array(values, type=pa.large_string()).slice(min(offset, len(values)))],
+                           type=pa.large_string())
+    pattern = f"[0-9a-f]{{{n}}}"
+    re2 = np.asarray(pc.fill_null(pc.match_substring_regex(arr, f"^(?:{pattern})$"), False)
+                     .to_numpy(zero_copy_only=False), dtype=bool)
+    assert _fullmatch(arr, pattern).tolist() == re2.tolist()
+    fast = _hex_fullmatch(arr, n)
+    present = arr.drop_null().to_pylist()
+    # the byte path decides exactly when every value is present and n bytes long
+    assert (fast is not None) == (arr.null_count == 0 and all(len(v.encode()) == n for v in present))
+    if fast is not None:
+        assert fast.tolist() == re2.tolist()
+
+
+@given(st.data(), st.integers(1, 8))
+@hypothesis_settings(max_examples=200, deadline=None)
+def test_hex_pseudonyms_of_the_right_length_take_the_byte_path(data, n):
+    import pyarrow.compute as pc
+
+    from iizrisk.validate import _hex_fullmatch
+
+    values = data.draw(st.lists(st.text(alphabet="0123456789abcdefAFgz/:`", min_size=n, max_size=n), max_size=30))
+    arr = pa.chunked_array([pa.array(values, type=pa.large_string())], type=pa.large_string())
+    fast = _hex_fullmatch(arr, n)
+    assert fast is not None
+    re2 = pc.match_substring_regex(arr, f"^(?:[0-9a-f]{{{n}}})$").to_numpy(zero_copy_only=False)
+    assert fast.tolist() == np.asarray(re2, dtype=bool).tolist()

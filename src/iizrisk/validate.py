@@ -311,8 +311,49 @@ def check_text_cells(df: pd.DataFrame, report: ValidationReport, source: str, ro
     return bad, withhold
 
 
+#: The pattern of fixed-length lower-case hexadecimal pseudonyms (the default ``[0-9a-f]{64}``).
+_HEX_PATTERN = re.compile(r"\[0-9a-f\]\{([1-9][0-9]{0,3})\}")
+_HEX_BYTES = np.zeros(256, dtype=bool)
+_HEX_BYTES[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = True
+_HEX_BLOCK = 1 << 20
+
+
+def _hex_fullmatch(arr: pa.ChunkedArray, n: int) -> np.ndarray | None:
+    """``[0-9a-f]{n}`` in full, read from the Arrow buffers; None unless every value is present and n bytes long.
+
+    Where every value has ``n`` bytes the values lie back to back, so the data buffer is a matrix
+    of ``n`` columns whose bytes are looked up in a table (blocks of rows): a fraction of RE2's
+    time on millions of pseudonyms. Anything else (a missing or shorter value) returns None and
+    RE2 decides.
+    """
+    out = []
+    for chunk in arr.chunks:
+        if chunk.null_count:
+            return None
+        if not len(chunk):
+            continue
+        chunk = chunk.cast(pa.large_string())
+        bufs = chunk.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + len(chunk) + 1]
+        if offsets[-1] - offsets[0] != n * len(chunk) or (np.diff(offsets) != n).any():
+            return None
+        data = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]: offsets[-1]].reshape(len(chunk), n)
+        ok = np.empty(len(chunk), dtype=bool)
+        for i in range(0, len(chunk), _HEX_BLOCK):
+            ok[i: i + _HEX_BLOCK] = _HEX_BYTES[data[i: i + _HEX_BLOCK]].all(axis=1)
+        out.append(ok)
+    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
+
+
 def _fullmatch(arr: pa.ChunkedArray, pattern: str) -> np.ndarray:
-    """Values matching ``pattern`` in full: Arrow's RE2, or Python's ``re`` where RE2 cannot compile it."""
+    """Values matching ``pattern`` in full: Arrow's RE2, or Python's ``re`` where RE2 cannot compile it.
+
+    The default pseudonym pattern ``[0-9a-f]{N}`` is checked on the bytes (:func:`_hex_fullmatch`).
+    """
+    hexa = _HEX_PATTERN.fullmatch(pattern)
+    fast = _hex_fullmatch(arr, int(hexa.group(1))) if hexa is not None else None
+    if fast is not None:
+        return fast
     try:
         got = pc.match_substring_regex(arr, f"^(?:{pattern})$")
         return np.asarray(pc.fill_null(got, False).to_numpy(zero_copy_only=False), dtype=bool)
