@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -485,6 +486,12 @@ def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: Valid
     Exact duplicate rows are reported as a warning (they merge into one spell).
     """
     schema = load_schema("spells")
+    duplicates: Future[np.ndarray] | None = None
+    if len(df) and all(c in df.columns for c in schema.required):
+        # beside the column checks, in a second thread (its sort and hashing release the GIL); both only read df
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iizrisk-duplicates")
+        duplicates = pool.submit(duplicate_mask, df)
+        pool.shutdown(wait=False)
     report, bad = check_table(df, schema, source=source, report=report, rows=rows,
                               extra_enum={"institution": extra_institutions or []}, today=today,
                               unparsed=unparsed)
@@ -494,8 +501,8 @@ def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: Valid
         report.add(source, "end_date", "end before start", before, df["end_date"],
                    fix="correct the dates (end_date is the last day registered, inclusive)", rows=rows)
         bad |= before
-    if len(df) and all(c in df.columns for c in schema.required):
-        report.add(source, "(all columns)", "exact duplicate rows", duplicate_mask(df),
+    if duplicates is not None:
+        report.add(source, "(all columns)", "exact duplicate rows", duplicates.result(),
                    fix="none needed: duplicates are merged into one spell; check the export if many",
                    severity="warning", rows=rows, show_example=False)
     return report, bad
