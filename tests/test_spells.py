@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from iizrisk import _time
@@ -460,6 +460,34 @@ def test_positions_equal_get_indexer(ids, values):
     index = pd.Index(ids, dtype="str")
     want = index.get_indexer(pd.Index(values, dtype="str"))
     np.testing.assert_array_equal(positions(index, values), want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(st.text("0a9f\x01", min_size=3, max_size=3), unique=True, max_size=40),
+       values=st.one_of(st.lists(st.text("0a9f\x01", min_size=3, max_size=3), max_size=40),
+                        st.lists(st.one_of(st.text("0a9fé", min_size=3, max_size=3), st.text("0a", max_size=4)),
+                                 max_size=40)),
+       shuffled=st.booleans())
+@example(ids=["faa", "aaa"], values=["aaa", "0a9"], shuffled=True)
+@example(ids=["aaa", "faa"], values=["aaé", "faa"], shuffled=False)
+def test_positions_by_binary_search_equal_get_indexer(ids, values, shuffled):
+    import iizrisk.spells as S
+
+    ids = sorted(ids, key=lambda v: v.encode(), reverse=shuffled)  # a timeline's ids are in byte order
+    index = pd.Index(ids, dtype="str")
+    want = index.get_indexer(pd.Index(values, dtype="str"))
+    least, S._SORTED_MIN_VALUES = S._SORTED_MIN_VALUES, 0
+    try:
+        np.testing.assert_array_equal(S.positions(index, values), want)
+    finally:
+        S._SORTED_MIN_VALUES = least
+    same_width = all(len(v.encode()) == 3 for v in ids + values)
+    searched = S._sorted_positions(index, pd.Index(values, dtype="str"))
+    if len(ids) and len(values) and same_width and (not shuffled or len(ids) == 1):
+        assert searched is not None  # the binary search decides
+        np.testing.assert_array_equal(searched, want)
+    elif not same_width or (shuffled and len(ids) > 1):
+        assert searched is None
 
 
 def test_repr_shows_counts_not_pseudonyms():

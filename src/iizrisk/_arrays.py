@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["bincount", "group_max", "group_min", "group_reduce", "matches", "order_by_person_start", "ranges",
-           "string_order", "union_days"]
+__all__ = ["bincount", "fixed_width", "group_max", "group_min", "group_reduce", "matches", "order_by_person_start",
+           "ranges", "string_order", "union_days"]
 
 
 def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -65,6 +65,35 @@ def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if len(todo) > 1:
         order[todo] = order[todo][np.lexsort((length[order[todo]], group))]
     return np.concatenate([order, np.flatnonzero(~valid)]).astype(np.int64)
+
+
+def fixed_width(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Strings as an ``(n, width)`` byte matrix when every value is present and equally long; else None.
+
+    Values of one length lie back to back in Arrow's data buffer, so each chunk is a view of
+    it (several chunks are joined). ``width`` is the matrix's second dimension (0 for no rows).
+    """
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    parts, width = [], None
+    for chunk in chunks:
+        if chunk.null_count:
+            return None
+        if not len(chunk):
+            continue
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            return None
+        chunk = chunk.cast(pa.large_string())
+        bufs = chunk.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + len(chunk) + 1]
+        w = int(offsets[1] - offsets[0])
+        if (width is not None and w != width) or (np.diff(offsets) != w).any():
+            return None
+        width = w
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+        parts.append(data[offsets[0]: offsets[-1]].reshape(len(chunk), w))
+    if not parts:
+        return np.zeros((0, 0), dtype=np.uint8)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def bincount(person: np.ndarray, n: int, weights=None) -> np.ndarray:

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _time
-from ._arrays import matches
+from ._arrays import fixed_width, matches
 from ._time import MISSING_DAY, OPEN_END
 from .errors import ValidationError
 from .schema import load_schema
@@ -256,17 +256,45 @@ class Timeline:
         )
 
 
+#: From this many values on, :func:`positions` tries the binary search of :func:`_sorted_positions` (its
+#: checks read every id once; a few values are looked up faster by Arrow's hash table)
+_SORTED_MIN_VALUES = 10_000
+
+
+def _sorted_positions(ids: pd.Index, values: pd.Index) -> np.ndarray | None:
+    """:func:`positions` by binary search, where ``ids`` are sorted, distinct and every value of both sides
+    has the same number of bytes, none of them 0 (pseudonyms): None where that does not hold.
+
+    Such strings compare as numpy's fixed-width bytes, byte by byte, as Arrow sorts them.
+    """
+    a = fixed_width(pa.array(pd.Index(ids).astype("str").array))
+    b = fixed_width(pa.array(values.array)) if a is not None else None
+    if a is None or b is None or a.shape[1] != b.shape[1] or a.shape[1] == 0 or not (a.all() and b.all()):
+        return None
+    kind = f"S{a.shape[1]}"
+    ka, kb = np.ascontiguousarray(a).view(kind).ravel(), np.ascontiguousarray(b).view(kind).ravel()
+    if not (ka[1:] > ka[:-1]).all():
+        return None
+    at = np.minimum(np.searchsorted(ka, kb), len(ka) - 1)
+    return np.where(ka[at] == kb, at, -1).astype(np.int64)
+
+
 def positions(ids: pd.Index, values) -> np.ndarray:
     """Position of each value in ``ids`` (distinct strings), -1 when absent.
 
     Like ``ids.get_indexer(values)``, but the hash table is built on the
     distinct ``values`` and ``ids`` are probed by Arrow: a few hundred
     thousand pseudonyms are looked up among millions in a fraction of a
-    second, where building a table of the millions costs seconds.
+    second, where building a table of the millions costs seconds. Many
+    pseudonyms of one length among sorted ``ids`` (a timeline's) are found by
+    binary search instead (:func:`_sorted_positions`).
     """
     values = pd.Index(values).astype("str")
     if len(values) == 0 or len(ids) == 0:
         return np.full(len(values), -1, dtype=np.int64)
+    sorted_hit = _sorted_positions(ids, values) if len(values) >= _SORTED_MIN_VALUES else None
+    if sorted_hit is not None:
+        return sorted_hit
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
     found = pc.index_in(pa.array(pd.Index(ids).astype("str").array), value_set=pa.array(uniq.array))
     found = found.to_numpy(zero_copy_only=False) if found.null_count == 0 else \

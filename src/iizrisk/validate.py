@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _time
+from ._arrays import fixed_width
 from ._results import OutputFigure, OutputTable, ResultMixin
 from .pseudonym import looks_like_ahv, rows_containing
 from .schema import Schema, load_schema
@@ -322,28 +323,17 @@ _HEX_BLOCK = 1 << 20
 def _hex_fullmatch(arr: pa.ChunkedArray, n: int) -> np.ndarray | None:
     """``[0-9a-f]{n}`` in full, read from the Arrow buffers; None unless every value is present and n bytes long.
 
-    Where every value has ``n`` bytes the values lie back to back, so the data buffer is a matrix
-    of ``n`` columns whose bytes are looked up in a table (blocks of rows): a fraction of RE2's
-    time on millions of pseudonyms. Anything else (a missing or shorter value) returns None and
-    RE2 decides.
+    The values' bytes (:func:`iizrisk._arrays.fixed_width`) are looked up in a table, in blocks
+    of rows: a fraction of RE2's time on millions of pseudonyms. Anything else (a missing or
+    shorter value) returns None and RE2 decides.
     """
-    out = []
-    for chunk in arr.chunks:
-        if chunk.null_count:
-            return None
-        if not len(chunk):
-            continue
-        chunk = chunk.cast(pa.large_string())
-        bufs = chunk.buffers()
-        offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + len(chunk) + 1]
-        if offsets[-1] - offsets[0] != n * len(chunk) or (np.diff(offsets) != n).any():
-            return None
-        data = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]: offsets[-1]].reshape(len(chunk), n)
-        ok = np.empty(len(chunk), dtype=bool)
-        for i in range(0, len(chunk), _HEX_BLOCK):
-            ok[i: i + _HEX_BLOCK] = _HEX_BYTES[data[i: i + _HEX_BLOCK]].all(axis=1)
-        out.append(ok)
-    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
+    data = fixed_width(arr)
+    if data is None or (len(data) and data.shape[1] != n):
+        return None
+    ok = np.empty(len(data), dtype=bool)
+    for i in range(0, len(data), _HEX_BLOCK):
+        ok[i: i + _HEX_BLOCK] = _HEX_BYTES[data[i: i + _HEX_BLOCK]].all(axis=1)
+    return ok
 
 
 def _fullmatch(arr: pa.ChunkedArray, pattern: str) -> np.ndarray:
