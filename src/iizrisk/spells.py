@@ -275,7 +275,11 @@ def _sorted_positions(ids: pd.Index, values: pd.Index) -> np.ndarray | None:
     ka, kb = np.ascontiguousarray(a).view(kind).ravel(), np.ascontiguousarray(b).view(kind).ravel()
     if not (ka[1:] > ka[:-1]).all():
         return None
-    at = np.minimum(np.searchsorted(ka, kb), len(ka) - 1)
+    # searched in sorted order: values in random order make every search a run of cache misses (1M values
+    # among 3.7M: 1.8 s, against 0.2 s for sorting them and 0.2 s for searching in order)
+    order = np.argsort(kb)
+    at = np.empty(len(kb), dtype=np.int64)
+    at[order] = np.minimum(np.searchsorted(ka, kb[order]), len(ka) - 1)
     return np.where(ka[at] == kb, at, -1).astype(np.int64)
 
 
