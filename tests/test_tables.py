@@ -455,3 +455,20 @@ def test_an_intervals_bounds_are_named_with_their_level_in_every_language():
     assert header("upper 99.5%", "fr") == "Borne supérieure (99.5 %)"
     for code in ("lower 95", "lower95%", "risk lower 95%"):  # not a bound's column: the code itself
         assert header(code, "de") == code
+
+
+@settings(max_examples=200, deadline=None)
+@given(df=frames(), cat=st.booleans())
+def test_small_frames_are_made_safe_as_the_column_wise_reference(df, cat):
+    import iizrisk.tables as T
+
+    if cat:  # text as a categorical and as pandas' str, besides the strategy's object columns
+        df = df.assign(**{f"{c}_cat": df[c].astype("category") for c in df.columns if df[c].dtype == object},
+                       **{f"{c}_str": df[c].astype("str") for c in df.columns if df[c].dtype == object})
+    small = T._safe(df)
+    least, T._SMALL_ROWS = T._SMALL_ROWS, -1
+    try:
+        reference = T._safe(df)
+    finally:
+        T._SMALL_ROWS = least
+    pd.testing.assert_frame_equal(small, reference)

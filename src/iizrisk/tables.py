@@ -188,11 +188,43 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Frames of at most this many rows are made safe value by value (:func:`_safe_small`): a worklist of 25
+#: rows and 38 columns took 45 ms through the column-wise string methods, eight of them each night
+_SMALL_ROWS = 1000
+
+
+def _safe_value(v):
+    """One cell as :func:`_safe` leaves it: ``'`` before a formula character, ``\\r`` line breaks as ``\\n``."""
+    if not isinstance(v, str):
+        return v
+    if v.startswith(FORMULA_START):
+        v = "'" + v
+    return v.replace("\r\n", "\n").replace("\r", "\n") if "\r" in v else v
+
+
+def _safe_small(col: pd.Series) -> pd.Series:
+    """:func:`_neutralise_text` then :func:`_cr_to_lf`, value by value (a small frame's column)."""
+    text = _as_text_column(col)
+    if text is None:
+        return col
+    values = text.to_numpy(dtype=object)
+    new = [_safe_value(v) for v in values]
+    if all(a is b for a, b in zip(new, values, strict=True)):
+        return text
+    return pd.Series(new, index=text.index, name=text.name, dtype=text.dtype)
+
+
 def _safe(df: pd.DataFrame) -> pd.DataFrame:
     """Formulas neutralised and line breaks as ``\\n``, in cells and headers."""
-    safe = neutralise_formulas(df)
-    for j in range(safe.shape[1]):
-        safe.isetitem(j, _cr_to_lf(safe.iloc[:, j]))
+    if len(df) <= _SMALL_ROWS:
+        safe = df.copy()
+        for j in range(safe.shape[1]):
+            safe.isetitem(j, _safe_small(safe.iloc[:, j]))
+        safe.columns = [f"'{c}" if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in safe.columns]
+    else:
+        safe = neutralise_formulas(df)
+        for j in range(safe.shape[1]):
+            safe.isetitem(j, _cr_to_lf(safe.iloc[:, j]))
     safe.columns = [c.replace("\r\n", "\n").replace("\r", "\n") if isinstance(c, str) else c
                     for c in safe.columns]
     return safe
