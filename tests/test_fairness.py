@@ -276,6 +276,15 @@ def test_bootstrap_is_reproducible_and_off_when_asked():
     assert c.gaps["difference_lo"].isna().all() and c.gaps["difference"].notna().all()
 
 
+def test_bootstrap_draws_are_those_of_one_block_draw():
+    """Each replicate draws its units on its own: the same numbers as one (replicates x units) draw, so the
+    intervals did not change when the block draw was given up for memory."""
+    n, nb = 1001, 5
+    block = np.random.default_rng(7).integers(0, n, size=(nb, n))
+    rng = np.random.default_rng(7)
+    assert all((rng.integers(0, n, size=n) == block[r]).all() for r in range(nb))
+
+
 # --------------------------------------------------------------------------- suppression
 def small_groups_frame(seed: int, n: int = 400) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
