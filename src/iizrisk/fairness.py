@@ -434,11 +434,18 @@ def _plan(sets: list[_Set], y: np.ndarray, f: np.ndarray, s: np.ndarray) -> _Pla
                  cell_y=yi[first].astype(np.float64), cell_f=fi[first].astype(np.float64), auc=auc, n_rows=R)
 
 
-def _weighted_stats(plan: _Plan, W: np.ndarray) -> dict[str, np.ndarray]:
-    """Weighted sums per group row for a block of weight vectors ``W`` (B x n): each (B x R)."""
+def _weighted_stats(plan: _Plan, W: np.ndarray, buffer: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Weighted sums per group row for a block of weight vectors ``W`` (B x n): each (B x R).
+
+    ``buffer`` (n x B), when given in that shape, receives ``W``'s transpose instead of a new array.
+    """
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
     B, R = W.shape[0], plan.n_rows
-    WT = np.ascontiguousarray(W.T)
+    if buffer is not None and buffer.shape == (W.shape[1], B) and buffer.flags.c_contiguous:
+        WT = buffer
+        np.copyto(WT, W.T)
+    else:
+        WT = np.ascontiguousarray(W.T)
     Wc = np.asarray(plan.pool.T @ WT).T  # (B x cells): the weight of each cell
     M = plan.members
 
@@ -848,12 +855,13 @@ class FairnessAudit(ResultMixin):
             # numbers as one (nb x n) draw per block, without allocating (and page-faulting) 2 x nb x n
             # numbers afresh for each block (at 941,000 people: 0.5 GB per block of 32)
             W_all = np.empty((min(_BLOCK, B), n), dtype=np.float64)
+            WT_all = np.empty((len(unit), min(_BLOCK, B)), dtype=np.float64)  # its transpose, per row
             for b0 in range(0, B, _BLOCK):
                 nb = min(_BLOCK, B - b0)
                 W = W_all[:nb]
                 for r in range(nb):  # a replicate's draws counted per unit
                     W[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
-                mb = _metrics(_weighted_stats(plan, W if one_row_each else W[:, unit]))
+                mb = _metrics(_weighted_stats(plan, W if one_row_each else W[:, unit], buffer=WT_all))
                 for j, m in enumerate(gm):
                     v = mb[m]
                     r_ = np.where(has_ref, ref, 0)
