@@ -76,7 +76,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
-from ._arrays import string_order
+from ._arrays import fixed_width, string_order
 from .config import DeploymentSettings, Settings, SourceConfig
 from .errors import ConfigError, RawIdentifierError, ValidationError
 from .pseudonym import looks_like_ahv
@@ -393,6 +393,19 @@ def _sorted_runs(col: pd.Series) -> tuple[np.ndarray, pa.Array] | None:
     return codes, first.combine_chunks() if isinstance(first, pa.ChunkedArray) else first
 
 
+def _trimmed(arr: pa.Array) -> bool:
+    """True when no value can change by stripping white space or be blank, judged on the bytes.
+
+    Equally long values (pseudonyms) whose first and last bytes are all visible ASCII: nothing to
+    strip, nothing empty. Otherwise False, and Arrow trims and compares.
+    """
+    data = fixed_width(arr)
+    if data is None or not len(data) or data.shape[1] == 0:
+        return False
+    ends = data[:, [0, data.shape[1] - 1]]
+    return bool(((ends >= 0x21) & (ends <= 0x7E)).all())
+
+
 def encode_pseudonyms(col: pd.Series) -> pd.Series:
     """Person pseudonyms as a categorical with sorted categories, hashed once.
 
@@ -420,9 +433,9 @@ def encode_pseudonyms(col: pd.Series) -> pd.Series:
         codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
         raw = raw.take(pa.array(order))
         uniq = pd.Index(pd.Series(raw, dtype="str"))
-    text = pc.utf8_trim_whitespace(raw)
-    if uniq.dtype != "str" or pc.all(pc.equal(text, raw)).as_py() is False or \
-            pc.any(pc.equal(text, "")).as_py():
+    text = raw if _trimmed(raw) else pc.utf8_trim_whitespace(raw)
+    if uniq.dtype != "str" or (text is not raw and (pc.all(pc.equal(text, raw)).as_py() is False or
+                                                   pc.any(pc.equal(text, "")).as_py())):
         # stripped or blank pseudonyms: recode the distinct values (never all ten million)
         text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
         ucodes, cats = pd.factorize(pd.Series(text, dtype="str"), sort=True, use_na_sentinel=True)
