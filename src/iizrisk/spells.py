@@ -729,7 +729,7 @@ def _person_attributes(spells: pd.DataFrame, cols: list[str], rows: np.ndarray, 
     pos = np.arange(len(rows), dtype=np.int64)
     for c in cols:
         col = spells[c]
-        valid = col.iloc[rows].notna().to_numpy()
+        valid = col.notna().to_numpy(dtype=bool)[rows]  # without taking the column itself
         vp = row_person[valid]
         take = np.full(n_persons, -1, dtype=np.int64)
         if len(vp):
