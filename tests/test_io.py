@@ -437,3 +437,13 @@ def test_shared_hashes_are_those_that_occur_twice(values):
     h = np.array(values, dtype=np.uint64)
     want = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
     np.testing.assert_array_equal(_shared(h), want)
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["ALV", "IV", "SH", "XX", ""])), max_size=30),
+       st.lists(st.sampled_from(["ALV", "IV", "SH", "ZZ"]), max_size=4), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_isin_of_a_categorical_as_pandas(values, allowed, categorical):
+    from iizrisk.validate import _isin
+
+    col = pd.Series(values, dtype="category" if categorical else "str")
+    assert _isin(col, allowed).tolist() == col.isin(allowed).to_numpy(dtype=bool).tolist()

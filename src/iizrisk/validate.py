@@ -429,7 +429,7 @@ def check_table(df: pd.DataFrame, schema: Schema, *, source: str, report: Valida
             bad |= empty
         if f.enum is not None:
             allowed = list(f.enum) + list(extra_enum.get(f.name, []))
-            outside = ~na & ~col.isin(allowed).to_numpy()
+            outside = ~na & ~_isin(col, allowed)
             label = "unknown institution code" if f.name == "institution" else f"value outside {f.name} codes"
             fix = (f"use one of {allowed}" + ("; map local codes in [sources.values.institution] or add "
                    "the code to [deployment] extra_institutions" if f.name == "institution" else
@@ -496,6 +496,14 @@ def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: Valid
                    fix="none needed: duplicates are merged into one spell; check the export if many",
                    severity="warning", rows=rows, show_example=False)
     return report, bad
+
+
+def _isin(col: pd.Series, allowed: list) -> np.ndarray:
+    """``col.isin(allowed)`` as a boolean array; a categorical's categories are looked up, not its rows."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        ok = np.r_[np.asarray(col.cat.categories.isin(allowed), dtype=bool), False]
+        return ok[col.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry: not in the list
+    return np.asarray(col.isin(allowed).to_numpy(), dtype=bool)
 
 
 def _column_codes(col: pd.Series) -> np.ndarray:
