@@ -184,8 +184,13 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for j in range(out.shape[1]):  # by position: column names may repeat
         out.isetitem(j, _neutralise_text(out.iloc[:, j]))
-    out.columns = [f"'{c}" if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in out.columns]
+    out.columns = _neutralised_headers(out.columns)
     return out
+
+
+def _neutralised_headers(columns) -> list:
+    """Column names starting with a formula character get a leading ``'``."""
+    return [f"'{c}" if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in columns]
 
 
 #: Frames of at most this many rows are made safe value by value (:func:`_safe_small`): a worklist of 25
@@ -220,7 +225,7 @@ def _safe(df: pd.DataFrame) -> pd.DataFrame:
         safe = df.copy()
         for j in range(safe.shape[1]):
             safe.isetitem(j, _safe_small(safe.iloc[:, j]))
-        safe.columns = [f"'{c}" if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in safe.columns]
+        safe.columns = _neutralised_headers(safe.columns)
     else:
         safe = neutralise_formulas(df)
         for j in range(safe.shape[1]):
