@@ -85,6 +85,7 @@ from .store import sha256_bytes, sha256_file
 from .validate import (
     Problem,
     ValidationReport,
+    _isin,
     check_pseudonyms,
     check_raw_identifiers,
     check_spells,
@@ -433,9 +434,10 @@ def encode_pseudonyms(col: pd.Series) -> pd.Series:
         codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
         raw = raw.take(pa.array(order))
         uniq = pd.Index(pd.Series(raw, dtype="str"))
-    text = raw if _trimmed(raw) else pc.utf8_trim_whitespace(raw)
-    if uniq.dtype != "str" or (text is not raw and (pc.all(pc.equal(text, raw)).as_py() is False or
-                                                   pc.any(pc.equal(text, "")).as_py())):
+    strip = not _trimmed(raw)  # the bytes may hold white space to strip or a blank
+    text = pc.utf8_trim_whitespace(raw) if strip else raw
+    if uniq.dtype != "str" or (strip and (pc.all(pc.equal(text, raw)).as_py() is False or
+                                          pc.any(pc.equal(text, "")).as_py())):
         # stripped or blank pseudonyms: recode the distinct values (never all ten million)
         text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
         ucodes, cats = pd.factorize(pd.Series(text, dtype="str"), sort=True, use_na_sentinel=True)
@@ -760,8 +762,8 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
     bad |= bad_sp
     allowed = cfg.allowed_institutions
     if allowed is not None and "institution" in typed.columns:
-        col = typed["institution"].astype("str")
-        other = (col.isin(settings.institutions) & ~col.isin(allowed)).to_numpy(dtype=bool, na_value=False)
+        col = typed["institution"]
+        other = _isin(col, settings.institutions) & ~_isin(col, allowed)
         report.add(name, "institution", "institution code not allowed for this source", other, col, rows=rows,
                    fix=f"this source may emit {allowed} ([[sources]] institutions, or its constant institution); "
                        "map the code in [sources.values.institution], list it in the source's institutions, "
