@@ -1449,10 +1449,13 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
     benefit = model.predict_benefit(X).to_numpy()
     month = _month_of(s["sample_date"])
     w = np.ones(len(ite))
-    out = {}
-    for name, score in {**_policy_scores(risk, benefit), "oracle": ite}.items():
+
+    def prevented(score: np.ndarray) -> float:
+        """True outcomes prevented per 100 assessments of the top ``capacity`` of each month by ``score``."""
         pw = _selection_weights(score, month, w, capacity)
-        out[name] = float(100 * (pw @ ite) / pw.sum())
+        return float(100 * (pw @ ite) / pw.sum())
+
+    out = {name: prevented(score) for name, score in {**_policy_scores(risk, benefit), "oracle": ite}.items()}
     band = _high_band(risk, month, w, high_band)
     out["random_high_band"] = float(100 * (band @ ite) / band.sum())
     out["random"] = float(100 * ite.mean())
@@ -1460,10 +1463,7 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
         # a model that knew each person's true relative effect and used its own risk: what the
         # features and the risk model allow at best (with heterogeneous effects)
         rel = s["individual_effect"].to_numpy(dtype=np.float64)
-        pw = _selection_weights(risk * rel, month, w, capacity)
-        out["oracle_relative"] = float(100 * (pw @ ite) / pw.sum())
-        pw = _selection_weights(risk * _relative_effect_from_features(model._matrix(X), rel,
-                                                                      s["person_id"].to_numpy()),
-                                month, w, capacity)
-        out["oracle_features"] = float(100 * (pw @ ite) / pw.sum())
+        out["oracle_relative"] = prevented(risk * rel)
+        out["oracle_features"] = prevented(
+            risk * _relative_effect_from_features(model._matrix(X), rel, s["person_id"].to_numpy()))
     return pd.Series(out, name="true_value")
