@@ -376,7 +376,8 @@ def test_encode_pseudonyms_of_a_sorted_export_as_the_slow_reference(values, blan
 def test_encode_pseudonyms_of_equally_long_values_strips_as_the_reference(values, in_order):
     import pyarrow as pa
 
-    from iizrisk.io import _trimmed, encode_pseudonyms
+    from iizrisk._arrays import plain_ends
+    from iizrisk.io import encode_pseudonyms
 
     values = sorted(values) if in_order else values  # every value two bytes long (the NBSP and é too)
     got = encode_pseudonyms(pd.Series(values, dtype="str"))
@@ -384,7 +385,44 @@ def test_encode_pseudonyms_of_equally_long_values_strips_as_the_reference(values
     assert [None if pd.isna(v) else v for v in got.astype(object)] == want
     assert list(got.cat.categories) == sorted({v for v in want if v is not None})
     # the byte test skips Arrow's trimming only where nothing could be stripped
-    assert _trimmed(pa.array(values, type=pa.large_string())) == all(v.isascii() and v == v.strip() for v in values)
+    assert plain_ends(pa.array(values, type=pa.large_string())) == all(v.isascii() and v == v.strip() for v in values)
+
+
+_TEXTS = st.lists(st.one_of(st.none(), st.text(st.sampled_from(["a", "Z", "9", "-", " ", "\t", "\n", "\u00a0",
+                                                                "\u2009", "\u3000", "é", "~", "\x7f"]),
+                                                max_size=4)), max_size=25)
+
+
+@given(_TEXTS, st.sampled_from(["string", "large_string", "chunked", "sliced"]))
+@settings(max_examples=300, deadline=None)
+def test_plain_ends_is_true_exactly_when_stripping_changes_nothing(values, layout):
+    import pyarrow as pa
+
+    from iizrisk._arrays import plain_ends
+
+    present = [v for v in values if v is not None]
+    want = all(v != "" and v.strip() == v and v[0].isascii() and v[-1].isascii() and v[0].isprintable()
+               and v[-1].isprintable() for v in present)
+    if layout == "chunked":
+        arr = pa.chunked_array([pa.array(values[:3], type=pa.large_string()),
+                                pa.array(values[3:], type=pa.large_string())])
+    elif layout == "sliced":  # offsets not starting at the buffer's start
+        arr = pa.array(["  ", *values, " "], type=pa.large_string()).slice(1, len(values))
+    else:
+        arr = pa.array(values, type=getattr(pa, layout)())
+    assert plain_ends(arr) == want
+
+
+@given(_TEXTS)
+@settings(max_examples=200, deadline=None)
+def test_blank_to_na_equals_strip_then_blank_to_missing(values):
+    from iizrisk.io import _blank_to_na
+
+    col = pd.Series(values, dtype="str")
+    got = _blank_to_na(col)
+    want = [None if v is None or not v.strip() else v.strip() for v in values]
+    assert str(got.dtype) == "str"
+    assert [None if pd.isna(v) else v for v in got.astype(object)] == want
 
 
 @given(_rows)

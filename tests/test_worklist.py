@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iizrisk.spells import build_timeline
-from iizrisk.worklist import NOTICE, build_worklists, open_cases_at
+from iizrisk.worklist import BANDS, NOTICE, band_order, build_worklists, open_cases_at
 
 INSTS = ["ALV", "IV", "SH", "BB"]
 PEOPLE = [f"p{i:02d}" for i in range(12)]
@@ -86,6 +86,9 @@ def worklist_inputs(draw):
         "case_id": draw(st.lists(st.one_of(st.none(), st.sampled_from(["c1", "c2", "c3"])),
                                  min_size=n, max_size=n)),
     })
+    if draw(st.booleans()):  # as the nightly run gives them: a categorical, categories unsorted and some unused
+        cats = draw(st.permutations([*INSTS, "ZZ"]))
+        oc["institution"] = pd.Categorical(oc["institution"], categories=cats)
     exclude = draw(st.sets(st.sampled_from(PEOPLE), max_size=4))
     capacity = draw(st.integers(1, 4))
     per_inst = draw(st.dictionaries(st.sampled_from(INSTS), st.integers(0, 3), max_size=2))
@@ -126,6 +129,17 @@ def test_worklists_equal_reference(data):
         records = got[cols].astype(object).where(got[cols].notna(), None).to_dict("records")
         assert records == want
         assert got["new_on_list"].all()
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["low", "medium", "high", "x", " low", "Low", ""])),
+                max_size=30), st.sampled_from(["list", "object", "str", "category"]))
+def test_band_order_equals_the_index_lookup(names, kind):
+    want = pd.Index(BANDS).get_indexer(pd.Index(np.asarray(names, dtype=object)))
+    want = np.where(want < 0, len(BANDS), want)
+    values = {"list": names, "object": np.asarray(names, dtype=object), "str": pd.Series(names, dtype="str"),
+              "category": pd.Series(names, dtype="category")}[kind]
+    got = band_order(values)
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()
 
 
 def test_worklists_marks_new_and_joins_flags():

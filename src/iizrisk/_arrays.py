@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = ["bincount", "fixed_width", "group_max", "group_min", "group_reduce", "matches", "order_by_person_start",
-           "ranges", "string_order", "union_days"]
+           "plain_ends", "ranges", "string_order", "union_days"]
 
 
 def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -94,6 +94,37 @@ def fixed_width(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     if not parts:
         return np.zeros((0, 0), dtype=np.uint8)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def plain_ends(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """True when every present value begins and ends with a visible ASCII character (judged on the bytes).
+
+    Then stripping white space (ASCII or Unicode, which is never visible ASCII) changes no value
+    and no value is blank: the callers skip Arrow's trimming, which copies every string. Missing
+    values are passed over. False for anything but Arrow text, or an empty value.
+    """
+    for chunk in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]):
+        n = len(chunk)
+        if not n:
+            continue
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            return False
+        bufs = chunk.buffers()
+        width = np.int32 if pa.types.is_string(chunk.type) else np.int64
+        offsets = np.frombuffer(bufs[1], dtype=width)[chunk.offset: chunk.offset + n + 1].astype(np.int64)
+        start, end = offsets[:-1], offsets[1:]
+        if chunk.null_count:  # a missing value's offsets mean nothing
+            present = np.asarray(pc.is_valid(chunk).to_numpy(zero_copy_only=False), dtype=bool)
+            start, end = start[present], end[present]
+        if not len(start):
+            continue
+        if (end <= start).any():
+            return False
+        data = np.frombuffer(bufs[2], dtype=np.uint8)
+        ends = np.concatenate([data[start], data[end - 1]])
+        if not ((ends >= 0x21) & (ends <= 0x7E)).all():
+            return False
+    return True
 
 
 def bincount(person: np.ndarray, n: int, weights=None) -> np.ndarray:

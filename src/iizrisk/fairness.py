@@ -184,6 +184,12 @@ def disability_proxy(timeline, as_of, *, lookback_months: int = 60) -> np.ndarra
     >>> disability_proxy(build_timeline(rows, as_of="2024-06-30"), "2024-06-30").tolist()
     ['IV', 'no_IV', 'no_IV']
     """
+    # the two names taken by code: millions of references to two strings, not millions of strings
+    return np.array(DISABILITY_PROXY, dtype=object)[_disability_codes(timeline, as_of, lookback_months=lookback_months)]
+
+
+def _disability_codes(timeline, as_of, *, lookback_months: int = 60) -> np.ndarray:
+    """:func:`disability_proxy` as codes into :data:`DISABILITY_PROXY` (0 ``"IV"``, 1 ``"no_IV"``), per person code."""
     from . import _time
     from .spells import as_of_day
 
@@ -191,7 +197,7 @@ def disability_proxy(timeline, as_of, *, lookback_months: int = 60) -> np.ndarra
     w0 = int(_time.window_start(t, int(lookback_months)))
     iv = (timeline.inst == timeline.inst_code("IV")) & (timeline.end.astype(np.int64) >= w0)
     has = np.bincount(timeline.person[iv].astype(np.int64), minlength=timeline.n_persons) > 0
-    return np.where(has, DISABILITY_PROXY[0], DISABILITY_PROXY[1]).astype(object)
+    return np.where(has, 0, 1).astype(np.int8)
 
 
 def labelled_period(model, spells: pd.DataFrame, as_of, *, interventions: pd.DataFrame | None = None,

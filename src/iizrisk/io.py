@@ -76,7 +76,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
-from ._arrays import fixed_width, string_order
+from ._arrays import plain_ends, string_order
 from .config import DeploymentSettings, Settings, SourceConfig
 from .errors import ConfigError, RawIdentifierError, ValidationError
 from .pseudonym import looks_like_ahv
@@ -341,6 +341,8 @@ def _blank_to_na(col: pd.Series) -> pd.Series:
     """Strip text and turn empty cells into missing values (Arrow kernels, no Python loop)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         return col
+    if col.dtype == "str" and plain_ends(pa.array(col.array)):  # nothing to strip, nothing blank (no copy)
+        return col
     trimmed = pc.utf8_trim_whitespace(pa.array(col.astype("str"), from_pandas=True))
     trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
     return pd.Series(trimmed, index=col.index, dtype="str")
@@ -394,19 +396,6 @@ def _sorted_runs(col: pd.Series) -> tuple[np.ndarray, pa.Array] | None:
     return codes, first.combine_chunks() if isinstance(first, pa.ChunkedArray) else first
 
 
-def _trimmed(arr: pa.Array) -> bool:
-    """True when no value can change by stripping white space or be blank, judged on the bytes.
-
-    Equally long values (pseudonyms) whose first and last bytes are all visible ASCII: nothing to
-    strip, nothing empty. Otherwise False, and Arrow trims and compares.
-    """
-    data = fixed_width(arr)
-    if data is None or not len(data) or data.shape[1] == 0:
-        return False
-    ends = data[:, [0, data.shape[1] - 1]]
-    return bool(((ends >= 0x21) & (ends <= 0x7E)).all())
-
-
 def encode_pseudonyms(col: pd.Series) -> pd.Series:
     """Person pseudonyms as a categorical with sorted categories, hashed once.
 
@@ -417,7 +406,7 @@ def encode_pseudonyms(col: pd.Series) -> pd.Series:
     """
     if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.dtype == "str":
         cats = col.cat.categories
-        if cats.is_monotonic_increasing and not (cats.str.strip() != cats).any() and not (cats == "").any():
+        if cats.is_monotonic_increasing and plain_ends(pa.array(cats.array)):  # sorted, nothing to strip
             return col
     runs = _sorted_runs(col)
     if runs is not None:  # already in pseudonym order (as the synthetic exports): no hashing, no sorting
@@ -434,7 +423,7 @@ def encode_pseudonyms(col: pd.Series) -> pd.Series:
         codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
         raw = raw.take(pa.array(order))
         uniq = pd.Index(pd.Series(raw, dtype="str"))
-    strip = not _trimmed(raw)  # the bytes may hold white space to strip or a blank
+    strip = not plain_ends(raw)  # the bytes may hold white space to strip or a blank
     text = pc.utf8_trim_whitespace(raw) if strip else raw
     if uniq.dtype != "str" or (strip and (pc.all(pc.equal(text, raw)).as_py() is False or
                                           pc.any(pc.equal(text, "")).as_py())):
@@ -516,7 +505,8 @@ def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = No
     """
     schema = load_schema("spells")
     out = {}
-    for c in df.columns:
+    # built in the schema's order (selecting the columns afterwards would copy every one)
+    for c in [c for c in schema.names if c in df.columns] + [c for c in df.columns if c not in schema]:
         col = df[c]
         if c not in schema:
             out[c] = col
@@ -533,9 +523,7 @@ def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = No
             out[c] = encode_pseudonyms(col)
         else:
             out[c] = col if pd.api.types.is_string_dtype(col) and col.dtype != object else col.astype("str")
-    res = pd.DataFrame(out, index=df.index)
-    order = [c for c in schema.names if c in res.columns] + [c for c in res.columns if c not in schema]
-    return res[order]
+    return pd.DataFrame(out, index=df.index)
 
 
 # ------------------------------------------------------------------------ files

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .fairness import MISSING, age_bands, disability_proxy
+from .fairness import DISABILITY_PROXY, MISSING, _disability_codes, age_bands
 from .fairness_rule import FairnessRule, _judge
 from .spells import positions
 
@@ -199,7 +199,10 @@ def list_fairness(view, scores: pd.DataFrame, listed_person_ids, *, attributes: 
         if attr == "age_band" and "birth_year" in tl.persons.columns:
             cols[attr] = pd.Series(age_bands(tl.persons["birth_year"].to_numpy()[codes], t))
         elif attr == "disability":
-            cols[attr] = disability_proxy(tl, t, lookback_months=disability_lookback_months)[codes]
+            # a categorical of the groups present (as a column of names would give), in text order
+            cols[attr] = pd.Categorical.from_codes(
+                _disability_codes(tl, t, lookback_months=disability_lookback_months)[codes],
+                categories=list(DISABILITY_PROXY)).remove_unused_categories()
         elif attr in tl.persons.columns:  # a categorical's codes taken, not a million values as objects
             col = tl.persons[attr].take(codes).reset_index(drop=True)
             if isinstance(col.dtype, pd.CategoricalDtype):  # its groups in text order, as for plain values

@@ -58,11 +58,13 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._arrays import string_order
 from ._texts import LANGUAGES, text
 from .config import RANK_BY
 from .errors import InternalError
+from .spells import positions
 from .tables import FORMULA_START, neutralise_formulas, write_table
 
 __all__ = ["NOTICE", "BANDS", "FORMULA_START", "HISTORY_COLUMNS", "WorklistSet", "band_order", "benefit_reasons",
@@ -92,7 +94,11 @@ def band_order(bands) -> np.ndarray:
     >>> band_order(["high", "low", "x"]).tolist()
     [2, 0, 3]
     """
-    idx = pd.Index(BANDS).get_indexer(pd.Index(np.asarray(bands, dtype=object)))
+    # looked up by Arrow: a million band names of the night's scores are never made Python strings
+    arr = pa.array(pd.Index(bands, dtype=object if not isinstance(bands, pd.Series | pd.Index) else None)
+                   .astype("str").array)
+    idx = pc.fill_null(pc.index_in(arr, value_set=pa.array(BANDS, type=arr.type)), -1)
+    idx = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
     return np.where(idx < 0, len(BANDS), idx).astype(np.int64)
 
 
@@ -282,16 +288,15 @@ def build_worklists(
     language_of = language_of or {}
     # everything below works on integer codes: scored persons by their row in `scores`,
     # institutions by their rank in sorted order (hashing pseudonyms once, not per step)
+    # (pseudonyms and bands stay Arrow text: a million Python strings per column cost 0.1-0.2 s each)
     pid = pd.Index(scores["person_id"].astype("str"), name="person_id")
-    if not pid.is_unique:
+    if pc.count_distinct(pa.array(pid.array), mode="all").as_py() != len(pid):
         raise ValueError("scores: person_id repeats; build_worklists expects one row per scored person")
     n = len(pid)
     risk = scores["risk"].to_numpy(dtype=np.float64)
-    band = np.asarray(scores["risk_band"].to_numpy(), dtype=object)
-    oc_person = pid.get_indexer(pd.Index(open_cases["person_id"].astype("str")))
-    inst_cat = pd.Categorical(open_cases["institution"].astype("str"))
-    insts = [str(i) for i in inst_cat.categories]
-    oc_inst = inst_cat.codes.astype(np.int64)
+    band = scores["risk_band"].reset_index(drop=True)
+    oc_person = positions(pid, open_cases["person_id"])
+    oc_inst, insts = _sorted_codes(open_cases["institution"])
     oc_key = np.where((oc_person >= 0) & (oc_inst >= 0), oc_inst * n + oc_person, -1)
 
     # selection over everyone: one row per (institution, scored person) with an open case
@@ -303,12 +308,12 @@ def build_worklists(
     out.capacity = {insts[i]: int(capacity_per_institution.get(insts[i], capacity)) for i in np.flatnonzero(eligible)}
     excluded = np.zeros(n, dtype=bool)
     if exclude is not None and len(exclude):
-        codes = pid.get_indexer(pd.Index(np.asarray(exclude, dtype=object)).astype("str"))
+        codes = positions(pid, np.asarray(exclude, dtype=object))
         excluded[codes[codes >= 0]] = True
     steps = [("left_off_assessed", excluded[p_person])]
     if keep_off is not None and len(keep_off):
         k_inst = pd.Index(insts).get_indexer(keep_off["institution"].astype("str"))
-        k_person = pid.get_indexer(pd.Index(keep_off["person_id"].astype("str")))
+        k_person = positions(pid, keep_off["person_id"])
         k_key = np.where((k_inst >= 0) & (k_person >= 0), k_inst * n + k_person, -1)
         steps.append(("left_off_reviewed", np.isin(p_inst * n + p_person, k_key[k_key >= 0])))
     else:
@@ -354,7 +359,7 @@ def build_worklists(
     on_list[s_person] = True
     theirs_rows = on_list[oc_person]
     oc_small = pd.DataFrame({"inst": oc_inst[theirs_rows], "person": oc_person[theirs_rows],
-                             "case_id": open_cases["case_id"].to_numpy()[theirs_rows]})
+                             "case_id": open_cases["case_id"].array[theirs_rows].to_numpy()})
     mine = oc_small[np.isin(oc_small["inst"] * n + oc_small["person"], s_inst * n + s_person)]
     cases = (mine.dropna(subset=["case_id"]).astype({"case_id": "str"})
              .drop_duplicates().sort_values("case_id", kind="stable")
@@ -378,7 +383,7 @@ def build_worklists(
             "case_ids": cases.reindex(pd.MultiIndex.from_arrays(
                 [np.full(len(persons), i), persons])).to_numpy(),
             "risk": risk[persons],
-            "risk_band": band[persons],
+            "risk_band": band.take(persons).to_numpy(dtype=object),
         })
         lang = language_of.get(inst, default_language)
         if gain is not None:
@@ -411,6 +416,23 @@ def build_worklists(
     _check_own_cases(out.lists, open_cases)
     logger.info("worklists: %s", {k: len(v) for k, v in out.lists.items()})
     return out
+
+
+def _sorted_codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """The distinct values present (as text, sorted) and each row's code among them, -1 when missing.
+
+    A categorical is coded from its codes (a million rows never become text).
+    """
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        codes, names = pd.factorize(col.astype("str"), sort=True)
+        return codes.astype(np.int64), [str(x) for x in names]
+    codes = col.cat.codes.to_numpy().astype(np.int64)
+    cats = np.array([str(c) for c in col.cat.categories], dtype=object)
+    used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(cats)))
+    order = used[np.argsort(cats[used].astype(str), kind="stable")]
+    rank = np.full(len(cats) + 1, -1, dtype=np.int64)  # the last slot: missing (code -1)
+    rank[order] = np.arange(len(order))
+    return rank[codes], [str(x) for x in cats[order]]
 
 
 def benefit_reasons(benefit, outcome: str, language: str) -> np.ndarray:
@@ -503,11 +525,11 @@ def _check_own_cases(lists: dict[str, pd.DataFrame], open_cases: pd.DataFrame) -
     listed = pd.DataFrame({"institution": listed["institution"].astype("str").to_numpy(),
                            "person_id": listed["person_id"].astype("str").to_numpy(),
                            "case_ids": listed["case_ids"].to_numpy(dtype=object)})
-    oc_person = open_cases["person_id"].astype("str")
-    mine = oc_person.isin(pd.unique(listed["person_id"])).to_numpy()
-    own = pd.DataFrame({"institution": open_cases["institution"].astype("str").to_numpy()[mine],
-                        "person_id": oc_person.to_numpy()[mine],
-                        "case_id": open_cases["case_id"].to_numpy(dtype=object)[mine]})
+    mine = open_cases["person_id"].astype("str").isin(pd.unique(listed["person_id"])).to_numpy()
+    own = open_cases.loc[mine]  # the listed people's open cases only, before any value becomes a Python string
+    own = pd.DataFrame({"institution": own["institution"].astype("str").to_numpy(),
+                        "person_id": own["person_id"].astype("str").to_numpy(),
+                        "case_id": own["case_id"].to_numpy(dtype=object)})
     pair = ["institution", "person_id"]
     row_ok = pd.MultiIndex.from_frame(listed[pair]).isin(pd.MultiIndex.from_frame(own[pair]))
 
