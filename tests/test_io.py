@@ -162,6 +162,20 @@ def test_quarantine_sets_bad_rows_aside(tmp_path):
     assert res.report.rows_quarantined == 2 and not res.report.ok
 
 
+def test_quarantine_reasons_follow_the_order_of_the_checks(tmp_path):
+    """Text checks, then typing, then the table's checks: as when they ran one after another (the
+    typing now runs first, beside the search for duplicates, and its problems are added after)."""
+    long_case = "C" * 65
+    write(tmp_path, f"{HEADER}\np1;XYZ;{long_case};31.02.2024;;;\np2;RAV;B;01.01.2024;;;\n")
+    res = ingest(alv_settings(tmp_path), errors="quarantine")
+    assert res.quarantine["_reason"].tolist() == [
+        "case_id: text longer than 64 characters; start_date: unparseable date; "
+        "institution: unknown institution code"]
+    assert [p.problem for p in res.report.problems] == [
+        "text longer than 64 characters", "unparseable date", "unknown institution code"]
+    assert long_case not in res.quarantine.to_csv()  # the refused cell is withheld
+
+
 def test_folder_and_glob_sources(tmp_path):
     d = tmp_path / "exports"
     d.mkdir()
@@ -485,3 +499,36 @@ def test_isin_of_a_categorical_as_pandas(values, allowed, categorical):
 
     col = pd.Series(values, dtype="category" if categorical else "str")
     assert _isin(col, allowed).tolist() == col.isin(allowed).to_numpy(dtype=bool).tolist()
+
+
+@st.composite
+def _masks(draw):
+    n = draw(st.integers(1, 8))
+    return n, draw(st.lists(st.tuples(st.booleans(), st.lists(st.booleans(), min_size=n, max_size=n)),
+                            max_size=6))
+
+
+@given(_masks())
+@settings(max_examples=200, deadline=None)
+def test_absorbed_report_equals_one_built_in_order(masks):
+    from iizrisk.validate import ValidationReport
+
+    n, checks = masks
+    in_order, first, later = ValidationReport(), ValidationReport(), ValidationReport()
+    for r in (in_order, first, later):
+        r.track_rows(n)
+    for k, (apart, mask) in enumerate(checks):
+        args = ("src", f"c{k}", f"problem {k}", np.array(mask))
+        in_order.add(*args, fix="f")
+        (later if apart else first).add(*args, fix="f")
+    # the checks run apart come after the others in both reports
+    want = ValidationReport()
+    want.track_rows(n)
+    for apart in (False, True):
+        for k, (a, mask) in enumerate(checks):
+            if a == apart:
+                want.add("src", f"c{k}", f"problem {k}", np.array(mask), fix="f")
+    first.absorb(later)
+    assert first.problems == want.problems
+    assert first.take_row_reasons().tolist() == want.take_row_reasons().tolist()
+    assert later.take_row_reasons() is None  # taken over, not shared

@@ -85,6 +85,7 @@ from .store import sha256_bytes, sha256_file
 from .validate import (
     Problem,
     ValidationReport,
+    _duplicates_in_background,
     _isin,
     check_pseudonyms,
     check_raw_identifiers,
@@ -723,6 +724,20 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
     if "person_id" in df.columns:
         df["person_id"] = encode_pseudonyms(df["person_id"])  # once; codes from here on
     report.track_rows(len(df))
+    fields = list(schema.fields)
+    inst = cfg.institution
+    if inst is None and "institution" in df.columns and df["institution"].nunique() == 1:
+        inst = str(df["institution"].dropna().iloc[0]) if df["institution"].notna().any() else None
+    ext: Schema | None = institution_extension(inst) if inst else None
+    if ext is not None:
+        fields += [f for f in ext.fields if f.name not in schema]
+    # typed first, so that the search for duplicate rows (a second thread) runs beside the text
+    # checks; the typing's problems wait in a report of their own and follow the text checks' as before
+    typing = ValidationReport()
+    typing.track_rows(len(df))
+    typed, bad, unparsed = _convert(df, fields, source=name, report=typing, rows=rows,
+                                    date_format=cfg.date_format, decimal=cfg.decimal)
+    duplicates = _duplicates_in_background(typed)
     if check_raw_identifiers(df, report, name, rows=rows):
         report.take_row_reasons()
         return df.iloc[:0], df, np.ones(len(df), dtype=bool), True, {}
@@ -732,21 +747,13 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
         if not_pseudonym.any():
             withhold["person_id"] = withhold.get("person_id", np.zeros(len(df), dtype=bool)) | not_pseudonym
             bad_text |= not_pseudonym
-    fields = list(schema.fields)
-    inst = cfg.institution
-    if inst is None and "institution" in df.columns and df["institution"].nunique() == 1:
-        inst = str(df["institution"].dropna().iloc[0]) if df["institution"].notna().any() else None
-    ext: Schema | None = institution_extension(inst) if inst else None
-    if ext is not None:
-        fields += [f for f in ext.fields if f.name not in schema]
-    typed, bad, unparsed = _convert(df, fields, source=name, report=report, rows=rows,
-                                    date_format=cfg.date_format, decimal=cfg.decimal)
+    report.absorb(typing)
     bad |= bad_text
     if ext is not None:
         _, bad_ext = check_table(typed, ext, source=name, report=report, rows=rows, unparsed=unparsed)
         bad |= bad_ext
     _, bad_sp = check_spells(typed, source=name, report=report, rows=rows, unparsed=unparsed,
-                             extra_institutions=settings.deployment.extra_institutions)
+                             extra_institutions=settings.deployment.extra_institutions, duplicates=duplicates)
     bad |= bad_sp
     allowed = cfg.allowed_institutions
     if allowed is not None and "institution" in typed.columns:

@@ -112,6 +112,22 @@ class ValidationReport(ResultMixin):
         self.problems.extend(other.problems)
         self.rows_read.update(other.rows_read)
 
+    def absorb(self, other: ValidationReport) -> None:
+        """Take ``other``'s problems and row reasons as if they had been added here now.
+
+        For checks run apart (into a report of their own, tracking the same rows) whose
+        problems must follow those found so far: the report reads as if run in order.
+        """
+        self.problems.extend(other.problems)
+        theirs = other.take_row_reasons()
+        mine = self._row_reasons
+        if theirs is None or mine is None or len(theirs) != len(mine):
+            return
+        has = np.flatnonzero(theirs != "")
+        if len(has):
+            sep = np.where(mine[has] == "", "", "; ").astype(object)
+            mine[has] = mine[has] + sep + theirs[has]
+
     def add(self, source: str, column: str, problem: str, mask: np.ndarray, values=None, *,
             fix: str, severity: str = "error", rows: np.ndarray | None = None,
             show_example: bool = True) -> None:
@@ -466,22 +482,35 @@ def _blank(col: pd.Series) -> np.ndarray:
     return (col.astype("str").str.strip() == "").fillna(True).to_numpy()
 
 
+def _duplicates_in_background(df: pd.DataFrame) -> Future[np.ndarray] | None:
+    """:func:`duplicate_mask` of typed spells, computed in a second thread; None when ``df`` is
+    empty or lacks a required column (then :func:`check_spells` reports that instead).
+
+    Its sort and hashing release the GIL, so other checks of the same rows run meanwhile;
+    ``df`` must not change until ``.result()`` has been read.
+    """
+    if not len(df) or not all(c in df.columns for c in load_schema("spells").required):
+        return None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iizrisk-duplicates")
+    duplicates = pool.submit(duplicate_mask, df)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    return duplicates
+
+
 def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: ValidationReport | None = None,
                  rows: np.ndarray | None = None, extra_institutions: list[str] | None = None,
                  today: pd.Timestamp | None = None, unparsed: dict[str, np.ndarray] | None = None,
-                 ) -> tuple[ValidationReport, np.ndarray]:
+                 duplicates: Future[np.ndarray] | None = None) -> tuple[ValidationReport, np.ndarray]:
     """Check typed canonical spells: the schema checks plus end before start.
 
     Returns the report and the mask of bad rows (severity ``error``).
-    Exact duplicate rows are reported as a warning (they merge into one spell).
+    Exact duplicate rows are reported as a warning (they merge into one spell);
+    ``duplicates`` is their search started earlier on the same ``df``
+    (:func:`_duplicates_in_background`), else it starts here, beside the column checks.
     """
     schema = load_schema("spells")
-    duplicates: Future[np.ndarray] | None = None
-    if len(df) and all(c in df.columns for c in schema.required):
-        # beside the column checks, in a second thread (its sort and hashing release the GIL); both only read df
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iizrisk-duplicates")
-        duplicates = pool.submit(duplicate_mask, df)
-        pool.shutdown(wait=False)
+    if duplicates is None:
+        duplicates = _duplicates_in_background(df)
     report, bad = check_table(df, schema, source=source, report=report, rows=rows,
                               extra_enum={"institution": extra_institutions or []}, today=today,
                               unparsed=unparsed)
