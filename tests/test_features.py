@@ -353,6 +353,23 @@ def test_many_dates_loop_over_dates_and_keep_order():
     assert (X.dtypes == np.float32).all()
 
 
+def test_one_date_gives_the_rows_and_index_of_many_dates(random_spells):
+    """One as-of date builds its index from the person codes (no hashing): the same index, rows and
+    lookups as the general path, which hashes the ids of every date."""
+    ft = PointInTimeFeatures().fit(None)
+    one = ft.transform(random_spells, as_of="2023-06-30")
+    many = ft.transform(random_spells, as_of=["2023-05-31", "2023-06-30"])
+    at = many.xs(pd.Timestamp("2023-06-30"), level="as_of", drop_level=False)
+    pd.testing.assert_frame_equal(one, at)
+    rebuilt = pd.MultiIndex.from_arrays([one.index.get_level_values(0), one.index.get_level_values(1)],
+                                        names=["person_id", "as_of"])
+    pd.testing.assert_index_equal(one.index, rebuilt, exact=True)
+    assert one.index.is_unique and one.index.levels[0].is_unique
+    first = one.index[len(one) // 2]
+    pd.testing.assert_series_equal(one.loc[first], at.loc[first])
+    assert (one.index.get_level_values(0).tolist() == one.index.droplevel(1).tolist())
+
+
 def test_protected_attributes_only_when_enabled():
     rows = to_frame([{"person_id": "a", "institution": "ALV", "start_date": dt.date(2020, 1, 1),
                       "end_date": None, "sex": "F", "nationality_group": "THIRD"}])

@@ -699,8 +699,13 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         ids = frames_ids[0].append(frames_ids[1:]) if len(frames_ids) > 1 else frames_ids[0]
         if ids.dtype != "str":
             ids = ids.astype("str")
-        when = pd.DatetimeIndex(_time.from_days(np.concatenate(frames_days)))
-        index = pd.MultiIndex.from_arrays([ids, when], names=["person_id", "as_of"])
+        if len(days) == 1:  # distinct persons at one date: the index from its codes, no hashing of the ids
+            index = pd.MultiIndex(levels=[ids, pd.DatetimeIndex(_time.from_days(days))],
+                                  codes=[np.arange(len(ids)), np.zeros(len(ids), dtype=np.int64)],
+                                  names=["person_id", "as_of"], verify_integrity=False)
+        else:
+            when = pd.DatetimeIndex(_time.from_days(np.concatenate(frames_days)))
+            index = pd.MultiIndex.from_arrays([ids, when], names=["person_id", "as_of"])
         data = {name: np.concatenate([b[name] for b in blocks]) for name in self.feature_names_out_}
         return pd.DataFrame(data, index=index, copy=False)
 
