@@ -184,7 +184,8 @@ def score_monitoring(risk, bands, reference: dict[str, Any] | None = None, *,
         ("mean_risk", float(np.mean(r)) if len(r) else np.nan, None, None, None)]
     for q in (0.5, 0.9, 0.99):
         rows.append((f"risk_p{int(q * 100)}", float(np.quantile(r, q)) if len(r) else np.nan, None, None, None))
-    b = pd.Series(np.asarray(bands, dtype=object))
+    # a text column is compared as it is (a million bands as Python strings cost 0.1 s)
+    b = bands.reset_index(drop=True) if isinstance(bands, pd.Series) else pd.Series(np.asarray(bands, dtype=object))
     ref_bands = None
     if reference is not None and "score" in reference:
         s = reference["score"]
