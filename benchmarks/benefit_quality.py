@@ -188,7 +188,7 @@ def one(scenario: str, seed: int, args) -> dict:
     from iizrisk.synth import generate
 
     t0 = time.perf_counter()
-    params = {"assessment_severity": 0.0} if args.unconfounded else None
+    params = {**({"assessment_severity": 0.0} if args.unconfounded else {}), **dict(args.param)} or None
     pop = generate(args.persons, args.history_from, args.data_end, seed=seed, params=params,
                    effect_sample=0.0 if scenario == "nooverlap" else args.effect_sample, **SCENARIOS[scenario])
     window = None if args.episode_days == [0, 0] else tuple(args.episode_days)
@@ -326,10 +326,23 @@ def report(df: pd.DataFrame, args) -> str:
                             f"max {most}/{n} ({', '.join(f'{p} {claims[p]}' for p in POLICIES)})",
                             f"<= {int(np.floor(0.1 * n))}/{n}", most <= np.floor(0.1 * n)))
     lines += ["", f"Quality targets ({args.persons:,} persons, learner {args.learner}, capacity {args.capacity:.0%}, "
-              f"{'unconfounded' if args.unconfounded else 'confounded by latent severity'}):", "",
+              f"{'unconfounded' if args.unconfounded else 'confounded by latent severity'}"
+              f"{''.join(f', {k}={v:g}' for k, v in getattr(args, 'param', []))}):", "",
               "| target | measured | asked | met |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {'yes' if d else 'no'} |" for a, b, c, d in targets]
     return "\n".join(lines)
+
+
+def _param(text: str) -> tuple[str, float]:
+    from iizrisk.synth import SwissDefaults
+
+    name, sep, value = text.partition("=")
+    if not sep or name not in SwissDefaults.__dataclass_fields__:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=VALUE with a field of iizrisk.synth.SwissDefaults")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value must be a number") from None
 
 
 def main(argv=None) -> int:
@@ -358,6 +371,10 @@ def main(argv=None) -> int:
                          "by cross-validated log loss")
     ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     ap.add_argument("--unconfounded", action="store_true")
+    ap.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                    help="a synthetic canton's parameter (iizrisk.synth.SwissDefaults), repeatable; e.g. "
+                         "het_severity_width=1e9: the effect no longer varies with the latent severity, only with "
+                         "what the features see (an IV process, long social assistance, earlier spells)")
     ap.add_argument("--csv", help="also write the per-seed rows here")
     args = ap.parse_args(argv)
     logging.getLogger("iizrisk").setLevel(logging.ERROR)
