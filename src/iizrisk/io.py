@@ -64,7 +64,7 @@ import os
 import re
 import stat
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
 from ._arrays import plain_ends, string_order
+from ._threads import in_background
 from .config import DeploymentSettings, Settings, SourceConfig
 from .errors import ConfigError, RawIdentifierError, ValidationError
 from .pseudonym import looks_like_ahv
@@ -637,9 +638,7 @@ def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, 
     digest: Future[str] = Future()
     if fmt == "parquet":
         _regular_file(path, name)
-        hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iizrisk-sha256")
-        digest = hasher.submit(sha256_file, path)
-        hasher.shutdown(wait=False)  # the thread ends with its one task
+        digest = in_background(sha256_file, path, name="sha256")
         try:
             return (*_read_parquet(path, name), digest)
         except BaseException:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import html
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from . import _time
 from ._arrays import fixed_width
 from ._results import OutputFigure, OutputTable, ResultMixin
+from ._threads import in_background
 from .pseudonym import looks_like_ahv, rows_containing
 from .schema import Schema, load_schema
 
@@ -491,10 +492,7 @@ def _duplicates_in_background(df: pd.DataFrame) -> Future[np.ndarray] | None:
     """
     if not len(df) or not all(c in df.columns for c in load_schema("spells").required):
         return None
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iizrisk-duplicates")
-    duplicates = pool.submit(duplicate_mask, df)
-    pool.shutdown(wait=False)  # the thread ends with its one task
-    return duplicates
+    return in_background(duplicate_mask, df, name="duplicates")
 
 
 def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: ValidationReport | None = None,
