@@ -168,6 +168,20 @@ def test_worklists_refuse_repeated_scores():
         raise AssertionError("repeated person_id accepted")
 
 
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ab", "ba", "b\u00e9", ""])), max_size=8))
+def test_worklists_refuse_repeated_scores_exactly_when_an_id_repeats(ids):
+    scores = pd.DataFrame({"person_id": pd.Series(ids, dtype="str"), "risk": np.linspace(0, 1, len(ids)),
+                           "risk_band": "low"})
+    oc = pd.DataFrame({"person_id": ["a"], "institution": ["SH"], "case_id": ["1"]})
+    repeats = pd.Series(ids, dtype=object).duplicated().any()  # missing ids repeat too
+    try:
+        build_worklists(scores, oc)
+    except ValueError as exc:
+        assert repeats and "one row per scored person" in str(exc)
+    else:
+        assert not repeats
+
+
 def test_open_cases_at_timeline():
     rows = pd.DataFrame({
         "person_id": ["a", "a", "b", "c"], "institution": ["ALV", "SH", "SH", "IV"],

@@ -290,9 +290,12 @@ def build_worklists(
     # institutions by their rank in sorted order (hashing pseudonyms once, not per step)
     # (pseudonyms and bands stay Arrow text: a million Python strings per column cost 0.1-0.2 s each)
     pid = pd.Index(scores["person_id"].astype("str"), name="person_id")
-    if pc.count_distinct(pa.array(pid.array), mode="all").as_py() != len(pid):
-        raise ValueError("scores: person_id repeats; build_worklists expects one row per scored person")
     n = len(pid)
+    ids = pa.array(pid.array)
+    by_name = string_order(ids)  # pseudonym order: the last tie-break, and repeats are neighbours in it
+    in_order = ids.take(pa.array(by_name))
+    if n > 1 and (pc.any(pc.equal(in_order.slice(1), in_order.slice(0, n - 1))).as_py() or ids.null_count > 1):
+        raise ValueError("scores: person_id repeats; build_worklists expects one row per scored person")
     risk = scores["risk"].to_numpy(dtype=np.float64)
     band = scores["risk_band"].reset_index(drop=True)
     oc_person = positions(pid, open_cases["person_id"])
@@ -328,7 +331,7 @@ def build_worklists(
     p_inst, p_person = p_inst[~gone_before], p_person[~gone_before]
     # institution, then risk descending, then the score's own order (its tie-break), then pseudonym
     name_rank = np.empty(n, dtype=np.int64)
-    name_rank[string_order(pa.array(pid.array))] = np.arange(n)
+    name_rank[by_name] = np.arange(n)
     score_rank = scores["rank"].to_numpy(dtype=np.int64) if "rank" in scores.columns else name_rank
     gain = None if benefit is None else benefit.set_axis(benefit.index.astype("str")).reindex(pid).to_numpy(
         dtype=np.float64, na_value=np.nan)
