@@ -364,6 +364,10 @@ def test_one_date_gives_the_rows_and_index_of_many_dates(random_spells):
     rebuilt = pd.MultiIndex.from_arrays([one.index.get_level_values(0), one.index.get_level_values(1)],
                                         names=["person_id", "as_of"])
     pd.testing.assert_index_equal(one.index, rebuilt, exact=True)
+    for got, want in zip(one.index.levels, rebuilt.levels, strict=True):  # the same levels, in the same order
+        pd.testing.assert_index_equal(got, want, exact=True)
+    for got, want in zip(one.index.codes, rebuilt.codes, strict=True):
+        np.testing.assert_array_equal(got, want)
     assert one.index.is_unique and one.index.levels[0].is_unique
     first = one.index[len(one) // 2]
     pd.testing.assert_series_equal(one.loc[first], at.loc[first])

@@ -139,6 +139,45 @@ def test_ahv_numbers_refused_even_in_quarantine_mode(tmp_path):
     assert "'person_id'" in msg and "7561234567897" not in msg
 
 
+def test_a_file_with_ahv_numbers_is_neither_typed_nor_searched_for_duplicates(tmp_path, monkeypatch):
+    """The refusal comes before any other work on the rows: no typing, no thread left working on them."""
+    import threading
+
+    import iizrisk.io as io_module
+
+    started = []
+    monkeypatch.setattr(io_module, "_convert", lambda *a, **k: started.append("typing"))
+    monkeypatch.setattr(io_module, "_duplicates_in_background", lambda df: started.append("duplicates"))
+    write(tmp_path, f"{HEADER}\n7561234567897;RAV;A;01.01.2024;;;\n7561234567897;RAV;A;01.01.2024;;;\n")
+    with pytest.raises(RawIdentifierError):
+        ingest(alv_settings(tmp_path), errors="quarantine")
+    assert started == []
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("iizrisk-duplicates")]
+
+
+def test_a_failing_check_does_not_leave_the_duplicate_search_unclaimed(tmp_path, monkeypatch):
+    from concurrent.futures import Future
+
+    import iizrisk.io as io_module
+
+    searches: list[Future] = []
+
+    def search(df):
+        fut: Future = Future()  # never started: cancel() succeeds
+        searches.append(fut)
+        return fut
+
+    def broken(*a, **k):
+        raise RuntimeError("a check broke")
+
+    monkeypatch.setattr(io_module, "_duplicates_in_background", search)
+    monkeypatch.setattr(io_module, "check_text_cells", broken)
+    write(tmp_path, f"{HEADER}\np1;RAV;A;01.01.2024;;;\n")
+    with pytest.raises(RuntimeError, match="a check broke"):
+        ingest(alv_settings(tmp_path))
+    assert len(searches) == 1 and searches[0].cancelled()
+
+
 def test_empty_file(tmp_path):
     write(tmp_path, "")
     with pytest.raises(ValidationError, match="the file is empty"):
@@ -425,6 +464,7 @@ def test_plain_ends_is_true_exactly_when_stripping_changes_nothing(values, layou
     else:
         arr = pa.array(values, type=getattr(pa, layout)())
     assert plain_ends(arr) == want
+    assert plain_ends(pa.array([], type=pa.int64())) is False  # not text, even when empty
 
 
 @given(_TEXTS)

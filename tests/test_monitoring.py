@@ -743,3 +743,15 @@ def test_realised_figures_read_a_fixed_sample_and_the_lists_stay_exact():
     for m in ("roc_auc", "brier", "ece", "prevalence", "expected_auc"):
         assert part.loc["all", m] == pytest.approx(labelled.loc["all", m])
     assert 0 < labelled.loc["all", "prevalence"] < 1
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["low", "medium", "high", "other"])), min_size=1, max_size=20),
+       st.sampled_from(["list", "object", "str", "string", "category"]))
+def test_band_shares_count_every_scored_person_whatever_the_column_type(bands, kind):
+    from iizrisk.monitoring import BANDS, score_monitoring
+
+    values = {"list": bands, "object": pd.Series(bands, dtype=object), "str": pd.Series(bands, dtype="str"),
+              "string": pd.Series(bands, dtype="string"), "category": pd.Series(bands, dtype="category")}[kind]
+    sm = score_monitoring(np.linspace(0, 1, len(bands)), values)
+    for name in BANDS:  # missing bands stay in the denominator
+        assert sm.loc[f"share_{name}", "value"] == pytest.approx(sum(b == name for b in bands) / len(bands))

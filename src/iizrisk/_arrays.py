@@ -104,11 +104,11 @@ def plain_ends(arr: pa.Array | pa.ChunkedArray) -> bool:
     values are passed over. False for anything but Arrow text, or an empty value.
     """
     for chunk in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]):
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            return False
         n = len(chunk)
         if not n:
             continue
-        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
-            return False
         bufs = chunk.buffers()
         width = np.int32 if pa.types.is_string(chunk.type) else np.int64
         offsets = np.frombuffer(bufs[1], dtype=width)[chunk.offset: chunk.offset + n + 1].astype(np.int64)

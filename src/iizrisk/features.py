@@ -82,6 +82,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -89,6 +90,7 @@ from . import _texts, _time
 from ._arrays import bincount as _bincount
 from ._arrays import group_max as _group_max
 from ._arrays import order_by_person_start as _order_by_person_start
+from ._arrays import string_order
 from ._arrays import union_days as _union_days
 from ._time import OPEN_END
 from .errors import ValidationError
@@ -697,11 +699,17 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
             blocks.append(cols)
             logger.debug("features at %s: %d persons", _time.to_date(t), len(ids))
         ids = frames_ids[0].append(frames_ids[1:]) if len(frames_ids) > 1 else frames_ids[0]
+        distinct_text = len(days) == 1 and ids.dtype == "str" and not ids.hasnans  # one row per person
         if ids.dtype != "str":
             ids = ids.astype("str")
-        if len(days) == 1:  # distinct persons at one date: the index from its codes, no hashing of the ids
-            index = pd.MultiIndex(levels=[ids, pd.DatetimeIndex(_time.from_days(days))],
-                                  codes=[np.arange(len(ids)), np.zeros(len(ids), dtype=np.int64)],
+        if distinct_text:
+            # the index from_arrays would build (sorted level, codes = ranks), with a radix sort of the
+            # pseudonyms instead of hashing them (938,488 ids: 0.4-1 s)
+            order = string_order(pa.array(ids.array))
+            rank = np.empty(len(ids), dtype=np.int64)
+            rank[order] = np.arange(len(ids))
+            index = pd.MultiIndex(levels=[ids.take(order), pd.DatetimeIndex(_time.from_days(days))],
+                                  codes=[rank, np.zeros(len(ids), dtype=np.int64)],
                                   names=["person_id", "as_of"], verify_integrity=False)
         else:
             when = pd.DatetimeIndex(_time.from_days(np.concatenate(frames_days)))

@@ -723,6 +723,9 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
     if "person_id" in df.columns:
         df["person_id"] = encode_pseudonyms(df["person_id"])  # once; codes from here on
     report.track_rows(len(df))
+    if check_raw_identifiers(df, report, name, rows=rows):  # first: a refused file is processed no further
+        report.take_row_reasons()
+        return df.iloc[:0], df, np.ones(len(df), dtype=bool), True, {}
     fields = list(schema.fields)
     inst = cfg.institution
     if inst is None and "institution" in df.columns and df["institution"].nunique() == 1:
@@ -730,29 +733,31 @@ def _ingest_frame(raw: pd.DataFrame, cfg: SourceConfig, name: str, report: Valid
     ext: Schema | None = institution_extension(inst) if inst else None
     if ext is not None:
         fields += [f for f in ext.fields if f.name not in schema]
-    # typed first, so that the search for duplicate rows (a second thread) runs beside the text
-    # checks; the typing's problems wait in a report of their own and follow the text checks' as before
+    # typed before the text checks, so that the search for duplicate rows (a second thread) runs beside
+    # them; the typing's problems wait in a report of their own and follow the text checks' as before
     typing = ValidationReport()
     typing.track_rows(len(df))
     typed, bad, unparsed = _convert(df, fields, source=name, report=typing, rows=rows,
                                     date_format=cfg.date_format, decimal=cfg.decimal)
     duplicates = _duplicates_in_background(typed)
-    if check_raw_identifiers(df, report, name, rows=rows):
-        report.take_row_reasons()
-        return df.iloc[:0], df, np.ones(len(df), dtype=bool), True, {}
-    bad_text, withhold = check_text_cells(df, report, name, rows)
-    if pattern is not None and "person_id" in df.columns:
-        not_pseudonym = check_pseudonyms(df["person_id"], pattern, report, name, rows)
-        if not_pseudonym.any():
-            withhold["person_id"] = withhold.get("person_id", np.zeros(len(df), dtype=bool)) | not_pseudonym
-            bad_text |= not_pseudonym
-    report.absorb(typing)
-    bad |= bad_text
-    if ext is not None:
-        _, bad_ext = check_table(typed, ext, source=name, report=report, rows=rows, unparsed=unparsed)
-        bad |= bad_ext
-    _, bad_sp = check_spells(typed, source=name, report=report, rows=rows, unparsed=unparsed,
-                             extra_institutions=settings.deployment.extra_institutions, duplicates=duplicates)
+    try:
+        bad_text, withhold = check_text_cells(df, report, name, rows)
+        if pattern is not None and "person_id" in df.columns:
+            not_pseudonym = check_pseudonyms(df["person_id"], pattern, report, name, rows)
+            if not_pseudonym.any():
+                withhold["person_id"] = withhold.get("person_id", np.zeros(len(df), dtype=bool)) | not_pseudonym
+                bad_text |= not_pseudonym
+        report.absorb(typing)
+        bad |= bad_text
+        if ext is not None:
+            _, bad_ext = check_table(typed, ext, source=name, report=report, rows=rows, unparsed=unparsed)
+            bad |= bad_ext
+        _, bad_sp = check_spells(typed, source=name, report=report, rows=rows, unparsed=unparsed,
+                                 extra_institutions=settings.deployment.extra_institutions, duplicates=duplicates)
+    except BaseException:
+        if duplicates is not None:  # not started yet: never; running: it only reads, and its result is dropped
+            duplicates.cancel()
+        raise
     bad |= bad_sp
     allowed = cfg.allowed_institutions
     if allowed is not None and "institution" in typed.columns:

@@ -193,7 +193,7 @@ def score_monitoring(risk, bands, reference: dict[str, Any] | None = None, *,
                      None, None, None))
         ref_bands = _band_shares_of_reference(s, band_thresholds)
     for name in BANDS:
-        share = float((b == name).mean()) if len(b) else np.nan
+        share = float(np.asarray((b == name).fillna(False), dtype=bool).mean()) if len(b) else np.nan
         lo, hi = (None, None) if ref_bands is None else ref_bands[name]
         rows.append((f"share_{name}", share, None if lo is None or hi is None else (lo + hi) / 2, lo, hi))
     return pd.DataFrame(rows, columns=["name", "value", "reference", "reference_low",

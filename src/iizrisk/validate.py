@@ -118,6 +118,8 @@ class ValidationReport(ResultMixin):
 
         For checks run apart (into a report of their own, tracking the same rows) whose
         problems must follow those found so far: the report reads as if run in order.
+        Only the problems and row reasons are taken (not ``other``'s row counts); the row
+        reasons only when both reports track the same number of rows.
         """
         self.problems.extend(other.problems)
         theirs = other.take_row_reasons()
