@@ -334,24 +334,25 @@ def check_text_cells(df: pd.DataFrame, report: ValidationReport, source: str, ro
 
 #: The pattern of fixed-length lower-case hexadecimal pseudonyms (the default ``[0-9a-f]{64}``).
 _HEX_PATTERN = re.compile(r"\[0-9a-f\]\{([1-9][0-9]{0,3})\}")
-_HEX_BYTES = np.zeros(256, dtype=bool)
-_HEX_BYTES[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = True
-_HEX_BLOCK = 1 << 20
+_HEX_BLOCK = 1 << 18  # rows per block: a block's byte matrix and its masks stay in the cache
 
 
 def _hex_fullmatch(arr: pa.ChunkedArray, n: int) -> np.ndarray | None:
     """``[0-9a-f]{n}`` in full, read from the Arrow buffers; None unless every value is present and n bytes long.
 
-    The values' bytes (:func:`iizrisk._arrays.fixed_width`) are looked up in a table, in blocks
-    of rows: a fraction of RE2's time on millions of pseudonyms. Anything else (a missing or
-    shorter value) returns None and RE2 decides.
+    The values' bytes (:func:`iizrisk._arrays.fixed_width`) are compared with the two ranges in
+    blocks of rows: a fraction of RE2's time on millions of pseudonyms (3.7M: 0.15 s; a lookup
+    table took 0.45 s). Anything else (a missing or shorter value) returns None and RE2 decides.
     """
     data = fixed_width(arr)
     if data is None or (len(data) and data.shape[1] != n):
         return None
     ok = np.empty(len(data), dtype=bool)
+    zero, a = np.uint8(ord("0")), np.uint8(ord("a"))
     for i in range(0, len(data), _HEX_BLOCK):
-        ok[i: i + _HEX_BLOCK] = _HEX_BYTES[data[i: i + _HEX_BLOCK]].all(axis=1)
+        d = data[i: i + _HEX_BLOCK]
+        # unsigned bytes wrap around: b - 48 < 10 exactly for "0".."9", b - 97 < 6 for "a".."f"
+        ok[i: i + _HEX_BLOCK] = (((d - zero) < 10) | ((d - a) < 6)).all(axis=1)
     return ok
 
 
