@@ -329,6 +329,14 @@ def _parse_numbers(col: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(s, errors="coerce").astype("Float64")
 
 
+def _int32_range(col: pd.Series) -> bool:
+    """An integer column (numpy or nullable) whose values all fit ``Int32``: typed by a cast alone."""
+    if not pd.api.types.is_integer_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        return False
+    lo, hi = col.min(), col.max()  # missing values skipped; both missing when every value is
+    return bool(pd.isna(lo) or (int(lo) >= np.iinfo(np.int32).min and int(hi) <= np.iinfo(np.int32).max))
+
+
 def _parse_bool(col: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(col):
         return col.astype("boolean")
@@ -471,6 +479,9 @@ def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport,
             conv = _parse_dates(col, date_format)
             what, fix = "unparseable date", "use dd.mm.yyyy or yyyy-mm-dd with a real calendar day" + (
                 f" (configured format {date_format!r})" if date_format else "")
+        elif f.type == "integer" and _int32_range(col):  # whole numbers already: no round trip through floats
+            conv = col.astype("Int32")
+            what, fix = "not a number", f"use digits with decimal {decimal!r} (set `decimal` for the source)"
         elif f.type in {"integer", "number"}:
             conv = _parse_numbers(col, decimal)
             if f.type == "integer":
