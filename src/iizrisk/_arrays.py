@@ -15,6 +15,15 @@ __all__ = ["bincount", "fixed_width", "group_max", "group_min", "group_reduce", 
            "plain_ends", "ranges", "string_order", "union_days"]
 
 
+def _text_buffers(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A ``string`` or ``large_string`` array's ``n + 1`` offsets (int64, from its own offset on) and data bytes."""
+    chunk = chunk.cast(pa.large_string()) if not pa.types.is_large_string(chunk.type) else chunk
+    n, bufs = len(chunk), chunk.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + n + 1] if n else np.zeros(1, np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
 def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """``argsort`` of Arrow strings (byte order, which is code point order), nulls last.
 
@@ -31,9 +40,7 @@ def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     n = len(arr)
     valid = np.ones(n, dtype=bool) if arr.null_count == 0 else \
         np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset: arr.offset + n + 1] if n else np.zeros(1, np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    offsets, data = _text_buffers(arr)
     data = np.concatenate([data, np.zeros(8, np.uint8)])  # reading past the last value stays in bounds
     start, length = offsets[:-1], np.where(valid, offsets[1:] - offsets[:-1], 0)
 
@@ -82,14 +89,11 @@ def fixed_width(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
             continue
         if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             return None
-        chunk = chunk.cast(pa.large_string())
-        bufs = chunk.buffers()
-        offsets = np.frombuffer(bufs[1], dtype=np.int64)[chunk.offset: chunk.offset + len(chunk) + 1]
+        offsets, data = _text_buffers(chunk)
         w = int(offsets[1] - offsets[0])
         if (width is not None and w != width) or (np.diff(offsets) != w).any():
             return None
         width = w
-        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
         parts.append(data[offsets[0]: offsets[-1]].reshape(len(chunk), w))
     if not parts:
         return np.zeros((0, 0), dtype=np.uint8)
@@ -106,12 +110,9 @@ def plain_ends(arr: pa.Array | pa.ChunkedArray) -> bool:
     for chunk in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]):
         if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             return False
-        n = len(chunk)
-        if not n:
+        if not len(chunk):
             continue
-        bufs = chunk.buffers()
-        width = np.int32 if pa.types.is_string(chunk.type) else np.int64
-        offsets = np.frombuffer(bufs[1], dtype=width)[chunk.offset: chunk.offset + n + 1].astype(np.int64)
+        offsets, data = _text_buffers(chunk)
         start, end = offsets[:-1], offsets[1:]
         if chunk.null_count:  # a missing value's offsets mean nothing
             present = np.asarray(pc.is_valid(chunk).to_numpy(zero_copy_only=False), dtype=bool)
@@ -120,7 +121,6 @@ def plain_ends(arr: pa.Array | pa.ChunkedArray) -> bool:
             continue
         if (end <= start).any():
             return False
-        data = np.frombuffer(bufs[2], dtype=np.uint8)
         ends = np.concatenate([data[start], data[end - 1]])
         if not ((ends >= 0x21) & (ends <= 0x7E)).all():
             return False
