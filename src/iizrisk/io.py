@@ -479,17 +479,17 @@ def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport,
             conv = _parse_dates(col, date_format)
             what, fix = "unparseable date", "use dd.mm.yyyy or yyyy-mm-dd with a real calendar day" + (
                 f" (configured format {date_format!r})" if date_format else "")
-        elif f.type == "integer" and _int32_range(col):  # whole numbers already: no round trip through floats
-            conv = col.astype("Int32")
-            what, fix = "not a number", f"use digits with decimal {decimal!r} (set `decimal` for the source)"
         elif f.type in {"integer", "number"}:
-            conv = _parse_numbers(col, decimal)
-            if f.type == "integer":
-                frac = conv.notna() & (conv.fillna(0) % 1 != 0)
-                report.add(source, f.name, "not a whole number", frac.to_numpy(dtype=bool), col,
-                           fix="give a whole number", rows=rows)
-                bad |= frac.to_numpy(dtype=bool)
-                conv = conv.where(~frac).round().astype("Int32")
+            if f.type == "integer" and _int32_range(col):  # whole numbers already: no round trip through floats
+                conv = col.astype("Int32")
+            else:
+                conv = _parse_numbers(col, decimal)
+                if f.type == "integer":
+                    frac = conv.notna() & (conv.fillna(0) % 1 != 0)
+                    report.add(source, f.name, "not a whole number", frac.to_numpy(dtype=bool), col,
+                               fix="give a whole number", rows=rows)
+                    bad |= frac.to_numpy(dtype=bool)
+                    conv = conv.where(~frac).round().astype("Int32")
             what, fix = "not a number", f"use digits with decimal {decimal!r} (set `decimal` for the source)"
         elif f.type == "boolean":
             conv = _parse_bool(col)
