@@ -268,13 +268,16 @@ def _sorted_positions(ids: pd.Index, values: pd.Index) -> np.ndarray | None:
     Such strings compare as numpy's fixed-width bytes, byte by byte, as Arrow sorts them.
     """
     a = fixed_width(pa.array(pd.Index(ids).astype("str").array))
-    b = fixed_width(pa.array(values.array)) if a is not None else None
-    if a is None or b is None or a.shape[1] != b.shape[1] or a.shape[1] == 0 or not (a.all() and b.all()):
+    if a is None or a.shape[1] == 0 or not a.all():
         return None
     kind = f"S{a.shape[1]}"
-    ka, kb = np.ascontiguousarray(a).view(kind).ravel(), np.ascontiguousarray(b).view(kind).ravel()
-    if not (ka[1:] > ka[:-1]).all():
+    ka = np.ascontiguousarray(a).view(kind).ravel()
+    if not (ka[1:] > ka[:-1]).all():  # ids in any other order (a night's scores): the values are not read
         return None
+    b = fixed_width(pa.array(values.array))
+    if b is None or b.shape[1] != a.shape[1] or not b.all():
+        return None
+    kb = np.ascontiguousarray(b).view(kind).ravel()
     # searched in sorted order: values in random order make every search a run of cache misses (1M values
     # among 3.7M: 1.8 s, against 0.2 s for sorting them and 0.2 s for searching in order)
     order = np.argsort(kb)
