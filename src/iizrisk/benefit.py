@@ -1450,14 +1450,16 @@ def true_policy_values(model: BenefitModel, spells: pd.DataFrame, interventions:
     month = _month_of(s["sample_date"])
     w = np.ones(len(ite))
 
-    def prevented(score: np.ndarray) -> float:
-        """True outcomes prevented per 100 assessments of the top ``capacity`` of each month by ``score``."""
-        pw = _selection_weights(score, month, w, capacity)
+    def per_100(pw: np.ndarray) -> float:
+        """True outcomes prevented per 100 assessments given with weights ``pw``."""
         return float(100 * (pw @ ite) / pw.sum())
 
+    def prevented(score: np.ndarray) -> float:
+        """:func:`per_100` of the top ``capacity`` of each month by ``score``."""
+        return per_100(_selection_weights(score, month, w, capacity))
+
     out = {name: prevented(score) for name, score in {**_policy_scores(risk, benefit), "oracle": ite}.items()}
-    band = _high_band(risk, month, w, high_band)
-    out["random_high_band"] = float(100 * (band @ ite) / band.sum())
+    out["random_high_band"] = per_100(_high_band(risk, month, w, high_band))
     out["random"] = float(100 * ite.mean())
     if "individual_effect" in s.columns and s["individual_effect"].notna().all():
         # a model that knew each person's true relative effect and used its own risk: what the
