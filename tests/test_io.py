@@ -505,6 +505,30 @@ def test_encode_pseudonyms_of_numbers_and_unsorted_categories():
     assert got.astype(str).tolist() == ["b", "a", "b"] and list(got.cat.categories) == ["a", "b"]
 
 
+@given(st.lists(st.text(alphabet="ab9é", max_size=4), unique=True, max_size=12), st.data(),
+       st.sampled_from(["fast", "absent", "other signature"]))
+@settings(max_examples=150, deadline=None)
+def test_distinct_categorical_equals_the_checked_public_one(cats, data, pandas_kind):
+    """The unchecked fast path gives exactly what ``from_codes`` gives, and another pandas falls back to it."""
+    from unittest import mock
+
+    from iizrisk.io import _distinct_categorical
+
+    codes = np.array(data.draw(st.lists(st.integers(-1, len(cats) - 1), max_size=30)), dtype=np.int32)
+    index = pd.Index(cats, dtype="str")
+    want = pd.Categorical.from_codes(codes, categories=index)
+    patch = {"fast": mock.patch.object(pd.CategoricalDtype, "_from_fastpath", pd.CategoricalDtype._from_fastpath),
+             "absent": mock.patch.object(pd.CategoricalDtype, "_from_fastpath", None),
+             "other signature": mock.patch.object(pd.CategoricalDtype, "_from_fastpath",
+                                                  classmethod(lambda cls, values: None))}[pandas_kind]
+    with patch:
+        got = _distinct_categorical(codes, index)
+    assert got.dtype == want.dtype and list(got.categories) == cats and got.categories.dtype == "str"
+    np.testing.assert_array_equal(got.codes, want.codes)
+    with pytest.raises(ValueError):  # the codes are still checked
+        _distinct_categorical(np.array([len(cats)], dtype=np.int32), index)
+
+
 @given(st.lists(st.one_of(st.none(), st.text(alphabet="ab\x00é9 ", max_size=20),
                           st.text(alphabet="0123456789abcdef", min_size=16, max_size=20)), max_size=60),
        st.integers(0, 3))
@@ -520,13 +544,16 @@ def test_string_order_sorts_like_python(values, offset):
     assert got == sorted(present) + [None] * (len(values) - len(present))
 
 
-@given(st.lists(st.one_of(st.integers(0, 6), st.integers(2**64 - 4, 2**64 - 1)), max_size=60))
+@given(st.lists(st.one_of(st.integers(0, 6), st.integers(2**32 - 3, 2**32 + 2**24 + 1),
+                          st.integers(2**64 - 4, 2**64 - 1)), max_size=60),
+       st.sampled_from([np.uint64, np.uint32]))
 @settings(max_examples=300, deadline=None)
-def test_shared_hashes_are_those_that_occur_twice(values):
-    """The sort-based candidates equal pandas' duplicated(keep=False), in order, extreme values included."""
+def test_shared_hashes_are_those_that_occur_twice(values, dtype):
+    """The sort-based candidates equal pandas' duplicated(keep=False), in order, extreme values included
+    (also values that agree in the low 24 bits the sieve looks at)."""
     from iizrisk.validate import _shared
 
-    h = np.array(values, dtype=np.uint64)
+    h = np.array(values, dtype=np.uint64).astype(dtype)  # uint32: the values' low 32 bits
     want = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
     np.testing.assert_array_equal(_shared(h), want)
 

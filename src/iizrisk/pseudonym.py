@@ -124,8 +124,9 @@ def looks_like_ahv(values) -> np.ndarray:
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.CategoricalDtype):
         on_categories = looks_like_ahv(pd.Series(s.cat.categories.astype("str")))
-        codes = s.cat.codes.to_numpy()
-        return np.where(codes >= 0, np.r_[on_categories, False][codes], False)
+        if not on_categories.any():  # the usual case: no row needs looking up
+            return np.zeros(len(s), dtype=bool)
+        return np.r_[on_categories, False][s.cat.codes.to_numpy()]  # code -1 (missing): the last entry
     if pd.api.types.is_bool_dtype(s.dtype):
         return np.zeros(len(s), dtype=bool)
     if s.dtype.kind in "iuf":
