@@ -792,7 +792,7 @@ def test_newest_dates_per_institution_equal_the_obvious_loop():
 
 
 def test_the_early_imports_leave_a_failing_library_to_its_stage(monkeypatch):
-    """Ingestion imports the later stages' libraries on a second thread; one that cannot be imported
+    """The timeline stage imports the later stages' libraries on a second thread; one that cannot be imported
     raises nothing there (the stage that needs it reports it) and stops the thread."""
     import threading
 

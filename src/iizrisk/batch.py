@@ -100,7 +100,7 @@ __all__ = ["RunResult", "RunLock", "run_nightly", "check_run", "STAGES"]
 
 logger = logging.getLogger("iizrisk")
 
-STAGES = ("ingest", "model", "timeline", "flags", "reviews", "score", "benefit", "worklists", "explain", "monitor",
+STAGES = ("ingest", "timeline", "flags", "model", "reviews", "score", "benefit", "worklists", "explain", "monitor",
           "health", "write", "publish", "history")
 _FAULT_ENV = "IIZRISK_FAULT_AT"  # testing hook: SIGKILL the process when this stage starts
 
@@ -318,11 +318,12 @@ _LATER_IMPORTS = ("sklearn.ensemble", "skops.io", "shap", "matplotlib.figure", "
 
 
 def _warm_imports() -> threading.Thread:
-    """Import the later stages' libraries on a second thread while ingestion reads and hashes the exports.
+    """Import the later stages' libraries on a second thread while the timeline is built.
 
-    Reading Parquet and Arrow's kernels release the GIL, so the imports (several seconds of the run at
-    any data size) mostly overlap with them instead of adding to the run. An import that fails here is
-    left to fail where the stage imports it, with its own error.
+    The timeline's numpy work releases the GIL in long stretches, so the imports (about 2 s at any
+    data size) mostly overlap with it instead of adding to the run. During ingestion, whose many
+    short steps each wait for the GIL again, they made ingestion 1-2 s slower than they saved.
+    An import that fails here is left to fail where the stage imports it, with its own error.
     """
     import importlib
 
@@ -362,7 +363,6 @@ def _check_model_fits(model, settings: Settings) -> None:
 # returned) and named outputs (the keys of the dict it returns). The night runs them top to bottom;
 # the stage timings come from this list.
 def _ingest(settings: Settings, t: dt.date, force: bool) -> dict:
-    _warm_imports()
     ing = ingest(settings)
     interventions = ing.interventions  # [deployment] interventions, read with the same guards
     if interventions is not None:
@@ -433,6 +433,7 @@ def _ranking(settings: Settings) -> _Ranking:
 
 
 def _view(settings: Settings, t: dt.date, spells: pd.DataFrame) -> dict:
+    _warm_imports()  # the model stage, after the flags, needs scikit-learn and skops
     view = View.at(spells, t, Definitions.from_settings(settings))
     return {"view": view}
 
@@ -601,7 +602,7 @@ def _gates(settings: Settings, t: dt.date, ing, scores, open_cases, worklists, n
 
 
 #: the night before anything is written, top to bottom
-_COMPUTE = (("ingest", _ingest), ("model", _model), ("timeline", _view), ("flags", _flags),
+_COMPUTE = (("ingest", _ingest), ("timeline", _view), ("flags", _flags), ("model", _model),
             ("reviews", _reviews), ("score", _score), ("benefit", _benefit), ("worklists", _worklists), ("explain", _explain),
             ("fairness", _fairness), ("monitor", _monitor), ("health", _gates))
 
