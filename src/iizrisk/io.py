@@ -556,7 +556,7 @@ def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = No
             out[c] = encode_pseudonyms(col)
         else:
             out[c] = col if pd.api.types.is_string_dtype(col) and col.dtype != object else col.astype("str")
-    return pd.DataFrame(out, index=df.index)
+    return pd.DataFrame(out, index=df.index, copy=False)  # not stacked into 2-D blocks: no column is copied
 
 
 # ------------------------------------------------------------------------ files
@@ -705,7 +705,7 @@ def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
             cols[name] = pd.Series(col, dtype="str")
         else:
             cols[name] = col.to_pandas()
-    return pd.DataFrame(cols)
+    return pd.DataFrame(cols, copy=False)  # no copy: the columns are new, and stacking the dates copied them
 
 
 def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport) -> pd.DataFrame:

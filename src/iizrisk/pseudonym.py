@@ -129,6 +129,8 @@ def looks_like_ahv(values) -> np.ndarray:
         return np.r_[on_categories, False][s.cat.codes.to_numpy()]  # code -1 (missing): the last entry
     if pd.api.types.is_bool_dtype(s.dtype):
         return np.zeros(len(s), dtype=bool)
+    if s.dtype.kind in "iu" and np.iinfo(getattr(s.dtype, "numpy_dtype", s.dtype)).max < 7560000000000:
+        return np.zeros(len(s), dtype=bool)  # too narrow for 13 digits (birth years as Int16)
     if s.dtype.kind in "iuf":
         v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         cand = (v >= 7560000000000) & (v <= 7569999999999) & (v % 1 == 0)
