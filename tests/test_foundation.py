@@ -121,3 +121,46 @@ def test_to_days_of_a_date_column_equals_the_cast_to_days(data, unit):
         got = _time.to_days(values, missing=-7)
         assert got.dtype == np.int32
         np.testing.assert_array_equal(got, want.astype(np.int32))
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from iizrisk._memory import keep_freed_memory
+applied = keep_freed_memory() if sys.argv[1] == "keep" else None
+a = np.ones(64 * 2**20 // 8)  # 64 MiB: above glibc's largest mmap threshold
+del a
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+b = np.ones(64 * 2**20 // 8)  # the same size again: served from what was freed, or mapped anew
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_freed_memory_is_reused_instead_of_faulted_in_again():
+    """With keep_freed_memory, a second array of the size just freed costs (almost) no page faults;
+    without it, glibc unmaps the first and faults every page of the second in anew."""
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True)
+        applied, n = out.stdout.split()
+        return applied, int(n)
+
+    applied, kept = faults("keep")
+    if applied != "True":
+        pytest.skip("not glibc: keep_freed_memory changes nothing here")
+    _, fresh = faults("default")
+    assert fresh > 0
+    assert kept * 4 < fresh, (kept, fresh)
+
+
+def test_release_memory_runs_after_keeping():
+    """The nightly's release after ingestion works also once freed memory is kept (best effort, no error)."""
+    import subprocess
+    import sys
+
+    code = ("from iizrisk._memory import keep_freed_memory, release_memory\n"
+            "import numpy as np\nkeep_freed_memory(); a = np.ones(2**24); del a; release_memory(); print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"

@@ -62,13 +62,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 if TYPE_CHECKING:  # scikit-learn is imported only when the lists are ordered by benefit
     from .benefit import BenefitModel
 
 from . import __version__, _time
 from ._arrays import group_max
+from ._memory import release_memory
 from ._progress import Steps
 from .config import Settings
 from .errors import ConfigError, ModelError
@@ -291,28 +291,6 @@ def _restore_history(root: Path, history: HistoryStore, settings: Settings, t: d
             perms.apply_written(history.root, history.restore(d, folder))
 
 
-def _release_memory() -> None:
-    """Hand memory freed by a stage back to the operating system.
-
-    glibc's heap and Arrow's allocator keep freed pages for reuse; after
-    ingesting ten million rows that is gigabytes the next stages would stack
-    their peak on. Best effort: skipped where the calls do not exist.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        pa.default_memory_pool().release_unused()
-    except (AttributeError, NotImplementedError):  # pragma: no cover - older pyarrow
-        pass
-    name = ctypes.util.find_library("c")
-    try:
-        if name:
-            ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        pass
-
-
 #: Libraries the later stages import (the model file, the explanations, the summary's figure).
 _LATER_IMPORTS = ("sklearn.ensemble", "skops.io", "shap", "matplotlib.figure", "matplotlib.backends.backend_agg")
 
@@ -375,7 +353,7 @@ def _ingest(settings: Settings, t: dt.date, force: bool) -> dict:
             f"--as-of {t.isoformat()} lies {(t - newest_all).days} days after the newest date in the data "
             f"({newest_all.isoformat()}; at most {lag} allowed by [health] max_as_of_after_data_days): "
             "give an earlier --as-of, deliver current exports, or --force --reason \"...\"")
-    _release_memory()
+    release_memory()
     return {"ing": ing, "spells": ing.spells, "interventions": interventions, "newest": newest}
 
 
@@ -474,7 +452,7 @@ def _score(settings: Settings, t: dt.date, spells, interventions, view: View, mo
     latest = group_max(tl.person, tl.start, tl.n_persons, -np.inf)  # latest start per person
     codes = tl.codes_of(scores["person_id"])
     scores["new_registration"] = np.where(codes >= 0, latest[np.maximum(codes, 0)], -np.inf) > since
-    _release_memory()
+    release_memory()
     return {"scores": scores, "X": X, "prev": prev, "score_codes": codes}
 
 

@@ -116,6 +116,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, label, audit, write; errors carry their exit codes (1 input, 3 model)."""
+    from .._memory import keep_freed_memory
     from .._texts import text
     from ..config import Settings
     from ..fairness import (
@@ -129,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from ..modelcard import write_model_card
     from ..oversight import oversight_of
 
+    keep_freed_memory()  # its stages build and drop arrays of hundreds of MB: reused, not faulted in anew
     settings = Settings.load(args.config) if args.config else None
     language = args.language or (settings.worklist.language if settings else "en")
     protected = list(settings.privacy.protected_attributes) if settings else None
