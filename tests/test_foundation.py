@@ -164,3 +164,20 @@ def test_release_memory_runs_after_keeping():
             "import numpy as np\nkeep_freed_memory(); a = np.ones(2**24); del a; release_memory(); print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_keep_freed_memory_takes_arrows_jemalloc_where_pyarrow_has_it():
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+        want = "jemalloc"
+    except NotImplementedError:
+        want = pa.default_memory_pool().backend_name  # unchanged
+    code = ("import pyarrow as pa\nfrom iizrisk._memory import keep_freed_memory\nkeep_freed_memory()\n"
+            "print(pa.default_memory_pool().backend_name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == want

@@ -406,7 +406,7 @@ def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str
         pid = pd.Index(pairs["person_id"])
         days = _time.to_days(pd.Series(pairs["as_of"])) if not np.issubdtype(
             np.asarray(pairs["as_of"]).dtype, np.integer) else np.asarray(pairs["as_of"], dtype=np.int32)
-        codes = tl.person_ids.get_indexer(pid)
+        codes = tl.codes_of(pid)  # not a hash table of the timeline's millions of pseudonyms (3 s at 3.7M)
         if (codes < 0).any():
             raise ValueError(f"{int((codes < 0).sum())} pair(s) name persons without any spell")
     else:
