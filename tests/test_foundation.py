@@ -181,3 +181,39 @@ def test_keep_freed_memory_takes_arrows_jemalloc_where_pyarrow_has_it():
             "print(pa.default_memory_pool().backend_name)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == want
+
+
+_POOL_AFTER_AUDIT = """
+import os
+import sys
+import pyarrow as pa
+from iizrisk import cli
+sys.argv = ["iizrisk", "-q", "audit", "--model", sys.argv[2], "--spells", sys.argv[2], "--as-of", "2023-12-31",
+            "--out", sys.argv[2]]
+code = cli.console() if os.environ["HOW"] == "console" else cli.main(sys.argv[1:])
+print(code, pa.default_memory_pool().backend_name)
+"""
+
+
+@pytest.mark.parametrize("how", ["console", "main"])
+def test_only_the_console_script_tunes_the_process_memory(tmp_path, how):
+    """The audit as a command of its own keeps freed memory (Arrow on jemalloc where pyarrow has it);
+    the same audit called from Python (a notebook, a service) leaves the process as it was."""
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    default = pa.default_memory_pool().backend_name
+    try:
+        pa.jemalloc_memory_pool()
+        tuned = "jemalloc"
+    except NotImplementedError:
+        tuned = default
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"} | {"HOW": how}
+    out = subprocess.run([sys.executable, "-c", _POOL_AFTER_AUDIT, "x", str(tmp_path / "missing")],
+                         capture_output=True, text=True, env=env, check=True)
+    code, pool = out.stdout.split()
+    assert code != "0"  # no model there: refused, whatever the memory settings
+    assert pool == (tuned if how == "console" else default)

@@ -630,3 +630,62 @@ def test_integer_columns_are_typed_as_their_float_twins_are(values, dtype):
                         str(typed["birth_year"].dtype), bad.tolist(), [p.problem for p in report.problems],
                         report.take_row_reasons().tolist()))
     assert results[0] == results[1]
+
+
+def test_frames_read_from_parquet_can_be_changed_in_place(tmp_path):
+    """The readers hand out ordinary frames: Arrow's read-only buffers are never the frame's own."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from iizrisk.io import read_canonical, read_canonical_table
+
+    t = pa.table({"person_id": pa.array(["a" * 64, "b" * 64], type=pa.large_string()),
+                  "institution": pa.array(["ALV", "SH"]).dictionary_encode(),
+                  "start_date": pa.array([pd.Timestamp("2024-01-01"), pd.Timestamp("2024-02-01")]),
+                  "birth_year": pa.array([1980, 1990], type=pa.int16()), "score": pa.array([0.1, 0.2])})
+    pq.write_table(t, tmp_path / "s.parquet")
+    spells = read_canonical(tmp_path / "s.parquet")
+    spells.loc[0, "birth_year"] = 1981
+    spells.loc[1, "institution"] = "ALV"
+    table = read_canonical_table(tmp_path / "s.parquet")
+    table.loc[0, "score"] = 1.0
+    table.loc[0, "birth_year"] = 1
+    assert spells["birth_year"].tolist() == [1981, 1990] and list(spells["institution"]) == ["ALV", "ALV"]
+    assert table["score"].tolist() == [1.0, 0.2]
+
+
+def test_canonical_dtypes_never_share_a_column_with_their_input():
+    from iizrisk.io import to_canonical_dtypes
+
+    inp = to_canonical_dtypes(pd.DataFrame({"person_id": ["a", "b"], "institution": ["ALV", "SH"],
+                                            "start_date": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+                                            "exit_reason": ["employment", "other"]}))
+    out = to_canonical_dtypes(inp)  # coded already: the shortcut that returns the codes as they are
+    out.loc[0, "exit_reason"] = "other"
+    out.loc[0, "institution"] = "SH"
+    assert list(inp["exit_reason"]) == ["employment", "other"] and list(inp["institution"]) == ["ALV", "SH"]
+
+
+_NUMBER_DTYPES = ["int16", "Int16", "UInt8", "Int32", "Int64", "int64", "uint64", "float64", "Float64",
+                  "int16[pyarrow]", "uint8[pyarrow]", "int64[pyarrow]", "Sparse[int16]"]
+
+
+@given(st.sampled_from(_NUMBER_DTYPES), st.data())
+@settings(max_examples=300, deadline=None)
+def test_duplicate_rows_of_every_number_dtype_as_pandas_finds_them(dtype, data):
+    """Numeric columns of any backend, missing values, -0.0 and integers above 2**53 included."""
+    from iizrisk.validate import duplicate_mask
+
+    nullable = not (dtype in {"int16", "int64", "uint64"} or dtype.startswith("Sparse"))
+    base = pd.Series([], dtype=dtype).dtype
+    info = np.iinfo(base.numpy_dtype if hasattr(base, "numpy_dtype") else
+                    base.subtype if hasattr(base, "subtype") else base) if "float" not in dtype.lower() else None
+    if info is None:
+        value = st.sampled_from([0.0, -0.0, 1.5, 2.0**53, 2.0**53 + 2, -7.0])
+    else:
+        value = st.sampled_from([v for v in (0, 1, -1, 2**53, 2**53 + 1, 2**63 - 1, 255, 300)
+                                 if info.min <= v <= info.max])
+    values = data.draw(st.lists(st.one_of(value, st.none()) if nullable else value, max_size=25))
+    people = data.draw(st.lists(st.sampled_from(["p", "q"]), min_size=len(values), max_size=len(values)))
+    df = pd.DataFrame({"person_id": pd.Series(people, dtype="str"), "amount": pd.Series(values, dtype=dtype)})
+    assert duplicate_mask(df).tolist() == df.duplicated().tolist()

@@ -11,8 +11,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["bincount", "fixed_width", "group_max", "group_min", "group_reduce", "matches", "order_by_person_start",
-           "plain_ends", "ranges", "string_order", "union_days"]
+__all__ = ["bincount", "fixed_width", "group_max", "group_min", "group_reduce", "integer_bits", "matches",
+           "order_by_person_start", "plain_ends", "ranges", "string_order", "union_days"]
+
+
+def integer_bits(dtype) -> int | None:
+    """Bits of an integer dtype (numpy's, pandas' nullable or Arrow-backed), None for any other dtype."""
+    try:
+        return int(np.iinfo(getattr(dtype, "numpy_dtype", dtype)).bits)
+    except (TypeError, ValueError):  # not an integer dtype (float, object, a sparse column, ...)
+        return None
 
 
 def _text_buffers(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:

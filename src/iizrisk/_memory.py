@@ -45,14 +45,22 @@ def keep_freed_memory() -> bool:
     keeps more). Memory returns to the system when the process ends, or at
     :func:`release_memory`.
 
-    Returns True when glibc took the settings, False elsewhere (nothing changed there).
+    The settings last for the whole process: the console script applies them for the commands that
+    ask (``KEEPS_FREED_MEMORY``), never a call from Python (:func:`iizrisk.cli.main`). An Arrow pool
+    chosen with ``ARROW_DEFAULT_MEMORY_POOL`` is kept.
+
+    Returns True when glibc took its settings, False where the C library is not glibc (Arrow's
+    pool may still have been switched).
     """
+    import os
+
     import pyarrow as pa
 
-    try:
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except (AttributeError, NotImplementedError):  # a pyarrow built without jemalloc: its default stays
-        pass
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        try:
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+        except (AttributeError, NotImplementedError):  # a pyarrow built without jemalloc: its default stays
+            pass
     libc = _libc()
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is None:

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                            parents=[after])
         module.add_arguments(p)
-        p.set_defaults(_run=module.run, _parser=p)
+        p.set_defaults(_run=module.run, _parser=p, _keeps_freed_memory=getattr(module, "KEEPS_FREED_MEMORY", False))
     return parser
 
 
@@ -174,13 +174,28 @@ def _os_message(exc: OSError) -> str:
     return f"{where}: {fix}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+def console() -> int:
+    """Entry point of the ``iizrisk`` console script and of ``python -m iizrisk``: :func:`main` in a
+    process of its own, which a command may tune for itself (:mod:`iizrisk._memory`)."""
+    return main(own_process=True)
+
+
+def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
+    """Run one command; returns the exit code.
+
+    ``own_process``: the command runs in a process of its own (the console script), so settings
+    that last for the whole process may be made (a command's ``KEEPS_FREED_MEMORY``). Called
+    from Python (a notebook, a service, the tests), nothing of the process is changed.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
+    if own_process and args._keeps_freed_memory:
+        from ._memory import keep_freed_memory
+
+        keep_freed_memory()
     if isinstance(getattr(args, "as_of", None), str):  # every command's --as-of is YYYY-MM-DD
         from ._commands._args import parse_as_of
 

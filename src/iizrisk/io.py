@@ -382,7 +382,7 @@ def as_category(col: pd.Series, categories: list[str] | None = None, *,
         cats += sorted(set(dictionary) - set(cats))
     if dictionary == cats and isinstance(col.dtype, pd.CategoricalDtype) and not col.cat.ordered \
             and col.cat.categories.dtype == "str":
-        return col.array  # coded so already (typed spells): no row is looked up again
+        return col.array.copy()  # coded so already (typed spells): copied, never looked up again
     pos = {c: i for i, c in enumerate(cats)}
     mapping = np.array([pos.get(d, -1) for d in dictionary] + [-1], dtype=np.int32)
     return pd.Categorical.from_codes(mapping[codes], categories=pd.Index(cats, dtype="str"))
@@ -556,7 +556,7 @@ def to_canonical_dtypes(df: pd.DataFrame, *, institutions: list[str] | None = No
             out[c] = encode_pseudonyms(col)
         else:
             out[c] = col if pd.api.types.is_string_dtype(col) and col.dtype != object else col.astype("str")
-    return pd.DataFrame(out, index=df.index, copy=False)  # not stacked into 2-D blocks: no column is copied
+    return pd.DataFrame(out, index=df.index)
 
 
 # ------------------------------------------------------------------------ files
@@ -705,7 +705,7 @@ def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
             cols[name] = pd.Series(col, dtype="str")
         else:
             cols[name] = col.to_pandas()
-    return pd.DataFrame(cols, copy=False)  # no copy: the columns are new, and stacking the dates copied them
+    return pd.DataFrame(cols)
 
 
 def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport) -> pd.DataFrame:

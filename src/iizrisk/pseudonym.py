@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._arrays import integer_bits
 from .errors import KeyFileError, PseudonymisationError
 
 __all__ = [
@@ -129,7 +130,8 @@ def looks_like_ahv(values) -> np.ndarray:
         return np.r_[on_categories, False][s.cat.codes.to_numpy()]  # code -1 (missing): the last entry
     if pd.api.types.is_bool_dtype(s.dtype):
         return np.zeros(len(s), dtype=bool)
-    if s.dtype.kind in "iu" and np.iinfo(getattr(s.dtype, "numpy_dtype", s.dtype)).max < 7560000000000:
+    bits = integer_bits(s.dtype)
+    if bits is not None and bits <= 32:
         return np.zeros(len(s), dtype=bool)  # too narrow for 13 digits (birth years as Int16)
     if s.dtype.kind in "iuf":
         v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _time
-from ._arrays import fixed_width
+from ._arrays import fixed_width, integer_bits
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._threads import in_background
 from .pseudonym import looks_like_ahv, rows_containing
@@ -559,11 +559,17 @@ def _column_codes(col: pd.Series) -> np.ndarray:
         return col.cat.codes.to_numpy()  # int8/int16/int32: mixed and compared as they are
     if pd.api.types.is_datetime64_any_dtype(col):
         return col.to_numpy(dtype="datetime64[s]").view(np.int64)
-    if pd.api.types.is_integer_dtype(col) and np.iinfo(getattr(col.dtype, "numpy_dtype", col.dtype)).bits <= 32:
-        # missing: a code no value of 32 bits or fewer can take (one pass instead of three through floats)
-        return col.to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).min)
-    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        v = col.to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_integer_dtype(col):
+        bits = integer_bits(col.dtype)
+        if bits is not None and bits <= 32:
+            # missing: a code no value of 32 bits or fewer can take (one pass instead of three through floats)
+            codes = col.to_numpy(dtype=np.int64, na_value=0)  # 0 first: it fits every backend's own type
+            codes = codes if codes.flags.writeable else codes.copy()
+            codes[col.isna().to_numpy(dtype=bool)] = np.iinfo(np.int64).min
+            return codes
+        # wider integers: exact (through floats, two values above 2**53 could share a code)
+    elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        v = col.to_numpy(dtype=float, na_value=np.nan) + 0.0  # -0.0 + 0.0 is 0.0: equal zeros, equal codes
         return np.where(np.isnan(v), np.inf, v).view(np.int64)
     return pd.factorize(col, use_na_sentinel=True)[0].astype(np.int64)
 

@@ -40,6 +40,9 @@ from .features import add_key_argument, read_inputs
 from .score import add_unsigned_argument
 
 HELP = "fairness audit of a model on a labelled period: suppressed tables, plots and the model card"
+#: run as the console script, glibc keeps freed memory for the next arrays (:mod:`iizrisk._memory`): the audit's
+#: stages build and drop arrays of hundreds of MB
+KEEPS_FREED_MEMORY = True
 DESCRIPTION = (
     "Score everyone with a spell open on the as-of date T, label them with the model's outcome over "
     "the horizon after T (T plus the horizon must lie within the data), and compare flag rate at "
@@ -116,7 +119,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, label, audit, write; errors carry their exit codes (1 input, 3 model)."""
-    from .._memory import keep_freed_memory
     from .._texts import text
     from ..config import Settings
     from ..fairness import (
@@ -130,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
     from ..modelcard import write_model_card
     from ..oversight import oversight_of
 
-    keep_freed_memory()  # its stages build and drop arrays of hundreds of MB: reused, not faulted in anew
     settings = Settings.load(args.config) if args.config else None
     language = args.language or (settings.worklist.language if settings else "en")
     protected = list(settings.privacy.protected_attributes) if settings else None
