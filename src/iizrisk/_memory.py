@@ -46,7 +46,7 @@ def keep_freed_memory() -> bool:
     :func:`release_memory`.
 
     The settings last for the whole process: the console script applies them for the commands that
-    ask (``KEEPS_FREED_MEMORY``), never a call from Python (:func:`iizrisk.cli.main`). An Arrow pool
+    ask (``KEEPS_FREED_MEMORY``: ``audit`` and ``train``), never a call from Python (:func:`iizrisk.cli.main`). An Arrow pool
     chosen with ``ARROW_DEFAULT_MEMORY_POOL`` is kept.
 
     Returns True when glibc took its settings, False where the C library is not glibc (Arrow's

@@ -13,6 +13,9 @@ from .features import add_key_argument, read_inputs
 DEFAULT_MAX_PERSONS = 200_000
 
 HELP = "train a risk model (temporal split, calibration) and write a model directory"
+#: run as the console script, glibc keeps freed memory for the next arrays (:mod:`iizrisk._memory`): at 92,000
+#: persons, 31 s instead of 32 s, system 3.7-4.5 s instead of 4.7-5.9 s, peak 2.2 GB instead of 2.3 GB
+KEEPS_FREED_MEMORY = True
 DESCRIPTION = (
     "Build monthly snapshots of everyone with an open spell, label them with the outcome over the "
     "horizon (full data), train on earlier as-of dates, calibrate on a later slice and report on a "
