@@ -689,3 +689,14 @@ def test_duplicate_rows_of_every_number_dtype_as_pandas_finds_them(dtype, data):
     people = data.draw(st.lists(st.sampled_from(["p", "q"]), min_size=len(values), max_size=len(values)))
     df = pd.DataFrame({"person_id": pd.Series(people, dtype="str"), "amount": pd.Series(values, dtype=dtype)})
     assert duplicate_mask(df).tolist() == df.duplicated().tolist()
+
+
+@given(st.lists(st.booleans(), max_size=6), st.data())
+@settings(max_examples=200, deadline=None)
+def test_category_rows_as_a_per_row_reference(mask, data):
+    from iizrisk._arrays import category_rows
+
+    codes = np.array(data.draw(st.lists(st.integers(-1, len(mask) - 1), max_size=20)), dtype=np.int8)
+    got = category_rows(np.array(mask, dtype=bool), codes)
+    assert got.dtype == bool and got.tolist() == [c >= 0 and mask[c] for c in codes.tolist()]
+    assert category_rows(np.array(mask, dtype=bool), None).tolist() == mask

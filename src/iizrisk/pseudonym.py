@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._arrays import integer_bits
+from ._arrays import category_rows, integer_bits
 from .errors import KeyFileError, PseudonymisationError
 
 __all__ = [
@@ -124,10 +124,7 @@ def looks_like_ahv(values) -> np.ndarray:
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.CategoricalDtype):
-        on_categories = looks_like_ahv(pd.Series(s.cat.categories.astype("str")))
-        if not on_categories.any():  # the usual case: no row needs looking up
-            return np.zeros(len(s), dtype=bool)
-        return np.r_[on_categories, False][s.cat.codes.to_numpy()]  # code -1 (missing): the last entry
+        return category_rows(looks_like_ahv(pd.Series(s.cat.categories.astype("str"))), s.cat.codes.to_numpy())
     if pd.api.types.is_bool_dtype(s.dtype):
         return np.zeros(len(s), dtype=bool)
     bits = integer_bits(s.dtype)

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _time
-from ._arrays import fixed_width, integer_bits
+from ._arrays import category_rows, fixed_width, integer_bits
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._threads import in_background
 from .pseudonym import looks_like_ahv, rows_containing
@@ -304,13 +304,6 @@ def _text_of(col: pd.Series) -> tuple[pa.ChunkedArray | None, np.ndarray | None]
     return _large_strings(col), None
 
 
-def _per_row(mask: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
-    """A categorical's mask of categories as a mask of its rows (missing: False)."""
-    if codes is None:
-        return mask
-    return np.r_[mask, False][codes] if mask.any() else np.zeros(len(codes), dtype=bool)
-
-
 def check_text_cells(df: pd.DataFrame, report: ValidationReport, source: str, rows: np.ndarray | None = None,
                      *, limits: dict[str, int] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """NUL bytes and overlong values in every text column, as errors.
@@ -336,7 +329,7 @@ def check_text_cells(df: pd.DataFrame, report: ValidationReport, source: str, ro
         limit = limits.get(str(name), MAX_TEXT_LENGTH_DEFAULT)
         long_ = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(arr), limit), False)
                            .to_numpy(zero_copy_only=False), dtype=bool)
-        nul, long_ = _per_row(nul, codes), _per_row(long_, codes)
+        nul, long_ = category_rows(nul, codes), category_rows(long_, codes)
         report.add(source, str(name), "NUL byte in the text", nul, rows=rows, show_example=False,
                    fix="remove control characters at the source (a NUL byte ends the text in other programs); "
                        "check the export's encoding (UTF-16 needs encoding = 'utf-16')")
@@ -419,7 +412,7 @@ def check_pseudonyms(col: pd.Series, pattern: str, report: ValidationReport, sou
     other = ~ok & ~case
     fix = ("pseudonymise at the source with `iizrisk pseudonymise` (64 lower-case hexadecimal characters), "
            f"or set [deployment] pseudonym_pattern (now {pattern!r}) if this deployment's pseudonyms differ")
-    case_rows, other_rows = np.r_[case, False][codes], np.r_[other, False][codes]
+    case_rows, other_rows = category_rows(case, codes), category_rows(other, codes)
     report.add(source, column, f"{column} in upper or mixed case", case_rows, rows=rows, show_example=False,
                fix="write pseudonyms in lower case at the source: the same person's pseudonym in another "
                    "case would not link across institutions; " + fix)
@@ -499,7 +492,7 @@ def _blank(col: pd.Series) -> np.ndarray:
     """Rows whose text is empty after stripping (a categorical is checked on its categories)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         on_cats = np.asarray(pd.Index(col.cat.categories).astype("str").str.strip() == "", dtype=bool)
-        return _per_row(on_cats, col.cat.codes.to_numpy())
+        return category_rows(on_cats, col.cat.codes.to_numpy())
     return (col.astype("str").str.strip() == "").fillna(True).to_numpy()
 
 
@@ -548,8 +541,7 @@ def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: Valid
 def _isin(col: pd.Series, allowed: list) -> np.ndarray:
     """``col.isin(allowed)`` as a boolean array; a categorical's categories are looked up, not its rows."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        ok = np.r_[np.asarray(col.cat.categories.isin(allowed), dtype=bool), False]
-        return ok[col.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry: not in the list
+        return category_rows(np.asarray(col.cat.categories.isin(allowed), dtype=bool), col.cat.codes.to_numpy())
     return np.asarray(col.isin(allowed).to_numpy(), dtype=bool)
 
 
