@@ -422,3 +422,117 @@ def test_hex_pseudonyms_of_the_right_length_take_the_byte_path(data, n):
     assert fast is not None
     re2 = pc.match_substring_regex(arr, f"^(?:[0-9a-f]{{{n}}})$").to_numpy(zero_copy_only=False)
     assert fast.tolist() == np.asarray(re2, dtype=bool).tolist()
+
+
+@given(st.integers(0, 4).map(lambda k: 8 * k) | st.integers(1, 20), st.data())
+@hypothesis_settings(max_examples=200, deadline=None)
+def test_hex_rows_eight_bytes_at_a_time_equal_a_byte_by_byte_reference(width, data):
+    from iizrisk.validate import _hex_rows
+
+    near = [0x00, 0x2F, 0x30, 0x39, 0x3A, 0x40, 0x60, 0x61, 0x66, 0x67, 0x7F, 0x80, 0xAF, 0xB0, 0xE1, 0xFF]
+    rows = data.draw(st.lists(st.lists(st.sampled_from(near) | st.integers(0, 255), min_size=width,
+                                       max_size=width), max_size=12))
+    matrix = np.array(rows, dtype=np.uint8).reshape(len(rows), width)
+    expected = [all(b in b"0123456789abcdef" for b in row) for row in rows]
+    assert _hex_rows(matrix).tolist() == expected
+
+
+def test_hex_rows_reject_every_other_byte_in_every_lane():
+    from iizrisk.validate import _hex_rows
+
+    for width in (8, 16, 24):
+        for pos in range(width):
+            m = np.full((256, width), ord("7"), dtype=np.uint8)
+            m[:, pos] = np.arange(256)
+            assert _hex_rows(m).tolist() == [b in b"0123456789abcdef" for b in range(256)]
+
+
+# ---------------------------------------------------------------- Parquet column types of an export
+def _export(tmp_path: Path, **columns) -> Path:
+    n = len(next(iter(columns.values())))
+    base = {"person_id": pa.array([P1, P2, P3][:n] + [P1] * max(0, n - 3)),
+            "institution": pa.array(["ALV"] * n), "case_id": pa.array([f"c{i}" for i in range(n)]),
+            "start_date": pa.array([pd.Timestamp("2024-01-01").date()] * n)}
+    p = tmp_path / "export.parquet"
+    pq.write_table(pa.table({**base, **columns}), p)
+    return p
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_timestamps_with_parts_of_a_second_are_floored_not_refused(tmp_path, unit):
+    """A database writes its entry times with milliseconds: the day counts, the time of day is floored."""
+    per = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    second = 1_704_067_200  # 2024-01-01 00:00:00
+    ticks = [second * per + per // 2, None, -per // 2 if per > 1 else -1, (second + 86_399) * per + per - 1]
+    p = _export(tmp_path, start_date=pa.array(ticks, pa.timestamp(unit)))
+    # the reference: floor to the second in Python integers
+    want = [pd.Timestamp(t // per, unit="s") if t is not None else pd.NaT for t in ticks]
+    read = read_canonical(p)["start_date"]
+    assert str(read.dtype) == "datetime64[s]" and read.tolist() == want
+    got = ingest(p, pseudonym_pattern=None, errors="quarantine")  # the missing start date: quarantined
+    assert got.spells["start_date"].tolist() == [want[0], want[2], want[3]] and len(got.quarantine) == 1
+
+
+def test_timestamps_with_a_time_zone_keep_their_local_day(tmp_path):
+    """00:30 in Zurich is the day it was recorded on, not the day before in UTC."""
+    winter, summer = (pd.Timestamp(t, tz="Europe/Zurich") for t in ("2024-03-01 00:30", "2024-09-17 00:30"))
+    p = _export(tmp_path, start_date=pa.array([winter, summer], pa.timestamp("ms", tz="Europe/Zurich")))
+    got = ingest(p, pseudonym_pattern=None)
+    assert got.spells["start_date"].tolist() == [pd.Timestamp("2024-03-01 00:30"), pd.Timestamp("2024-09-17 00:30")]
+
+
+@pytest.mark.parametrize("column, values, says", [
+    ("person_id", pa.array([[1], [2]]), "nested values"),
+    ("case_id", pa.array([{"a": 1}, {"a": 2}]), "nested values"),
+    ("canton", pa.array([[("a", 1)], [("b", 2)]], pa.map_(pa.string(), pa.int64())), "nested values"),
+    ("person_id", pa.array([b"\xff\xfe", b"\x00\xc3"]), "not UTF-8 text"),
+    ("case_id", pa.array([b"\xff", b"\xfe"], pa.binary(1)).dictionary_encode(), "not UTF-8 text"),
+])
+def test_parquet_columns_no_contract_column_takes_are_refused_by_name(tmp_path, column, values, says):
+    p = _export(tmp_path, **{column: values})
+    for read in (lambda: ingest(p, pseudonym_pattern=None), lambda: read_canonical(p)):
+        with pytest.raises(ValidationError) as exc:
+            read()
+        assert str(p) in str(exc.value) or p.name in str(exc.value)
+        assert repr(column) in str(exc.value) and says in str(exc.value)
+    cli = subprocess.run([sys.executable, "-m", "iizrisk", "validate", str(p)], capture_output=True, text=True)
+    assert cli.returncode == 1, cli.stderr
+    assert says in cli.stderr and "internal error" not in cli.stderr
+
+
+def test_binary_text_columns_are_decoded(tmp_path):
+    p = _export(tmp_path, case_id=pa.array([b"c1", b"c2"], pa.large_binary()),
+                person_id=pa.array([P1.encode(), P2.encode()]).dictionary_encode())
+    got = ingest(p).spells
+    assert got["case_id"].tolist() == ["c1", "c2"] and got["person_id"].astype(str).tolist() == [P1, P2]
+
+
+def test_dropped_columns_of_a_parquet_export_are_never_read(tmp_path):
+    """A column the source drops may hold anything (nested notes, bytes): it is not read at all."""
+    p = _export(tmp_path, notes=pa.array([[1], [2]]), blob=pa.array([b"\xff", b"\xfe"]))
+    s = settings(tmp_path, path=p.name, columns={}, drop_columns=["notes", "blob"])
+    got = ingest(s)
+    assert len(got.spells) == 2 and "notes" not in got.spells.columns
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="aé€😀 \u00a0", max_size=12)), max_size=30), st.integers(0, 14))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_values_longer_than_a_limit_are_counted_in_characters(values, limit):
+    """Bytes first, characters only where the bytes exceed the limit: the same as counting characters."""
+    from iizrisk.validate import _longer_than
+
+    arr = pa.chunked_array([pa.array(values, type=pa.large_string())], type=pa.large_string())
+    assert _longer_than(arr, limit).tolist() == [v is not None and len(v) > limit for v in values]
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="ab \t\u00a0\u2003é", max_size=5)), max_size=30),
+       st.booleans())
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_blank_text_is_what_stripping_leaves_empty(values, categorical):
+    from iizrisk.validate import _blank
+
+    col = pd.Series(values, dtype="str")
+    if categorical:
+        col = col.astype("category")
+    got = _blank(col).tolist()
+    assert got == [v is not None and v.strip() == "" for v in values]  # a missing value is the caller's

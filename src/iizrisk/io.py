@@ -671,7 +671,7 @@ def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, 
         _regular_file(path, name)
         digest = in_background(sha256_file, path, name="sha256")
         try:
-            return (*_read_parquet(path, name), digest)
+            return (*_read_parquet(path, name, drop=cfg.drop_columns), digest)
         except BaseException:
             digest.cancel()
             raise
@@ -681,31 +681,121 @@ def _read_file(path: Path, cfg: SourceConfig, name: str) -> tuple[pd.DataFrame, 
     return df, {"format": "csv", **meta}, digest
 
 
-def _read_parquet(path: Path, name: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
+def _read_parquet(path: Path, name: str, drop: list[str] | tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
+    """One Parquet export without the columns the source drops (never read: nothing of them is processed)."""
     _regular_file(path, name)
     try:
-        check_header(pq.read_schema(path).names, name)
-        table = pq.read_table(path, columns=columns)
+        names = pq.read_schema(path).names
+        check_header(names, name)
+        table = pq.read_table(path, columns=[c for c in names if c not in drop] if drop else None)
     except (pa.ArrowException, OSError) as exc:
         raise ValidationError(f"{name}: not a readable Parquet file ({exc})") from exc
-    return _arrow_to_pandas(table), {"format": "parquet"}
+    return _arrow_to_pandas(table, name), {"format": "parquet"}
 
 
-def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Arrow to pandas keeping dates as datetime64[s] (not Python date objects)."""
-    cols = {}
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_NAT_TICKS = np.iinfo(np.int64).min
+
+
+def _arrow_dates(col: pa.ChunkedArray) -> np.ndarray:
+    """Arrow dates or timestamps as ``datetime64[s]``, in one copy of the column.
+
+    A time of day is kept to the second (parts of a second are floored: a timestamp a database wrote
+    with milliseconds is no error). A timestamp with a time zone gives its wall-clock time there, so
+    that an entry at 00:30 in Zurich stays on its day instead of moving to the day before in UTC.
+    """
+    t = col.type
+    if pa.types.is_date(t):
+        values = col.cast(pa.timestamp("s")).to_numpy(zero_copy_only=False)
+    elif t.tz is not None:
+        values = col.to_pandas().dt.tz_localize(None).to_numpy()
+    else:
+        values = col.to_numpy(zero_copy_only=False)
+    ticks = values.view(np.int64)
+    per = _TICKS_PER_SECOND[np.datetime_data(values.dtype)[0]]
+    if per > 1:
+        nat = ticks == _NAT_TICKS
+        ticks = np.floor_divide(ticks, per)
+        ticks[nat] = _NAT_TICKS
+    elif not ticks.flags.writeable:  # Arrow's own buffer: the frame gets a copy it may change
+        ticks = ticks.copy()
+    return ticks.view("datetime64[s]")
+
+
+def _arrow_text(col: pa.ChunkedArray, name: str, where: str) -> pa.ChunkedArray:
+    """Binary Parquet values as UTF-8 text, or a :class:`ValidationError` naming the file, column and fix."""
+    try:
+        return col.cast(pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValidationError(
+            f"{where}: column {name!r} holds bytes that are not UTF-8 text (Parquet type {col.type}); "
+            "export it as text in UTF-8, or leave the column out of the export") from exc
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) or \
+        str(t) == "binary_view"
+
+
+def _is_nested(t: pa.DataType) -> bool:
+    return pa.types.is_nested(t) or pa.types.is_union(t) or (
+        pa.types.is_dictionary(t) and _is_nested(t.value_type))
+
+
+def _arrow_to_pandas(table: pa.Table, where: str = "<table>") -> pd.DataFrame:
+    """Arrow to pandas: dates as ``datetime64[s]`` (:func:`_arrow_dates`), text as Arrow-backed ``str``.
+
+    Binary columns are decoded as UTF-8; a column of nested values (lists, structs, maps) or of bytes
+    that are not text is refused with a :class:`ValidationError` naming ``where`` and the column. Every
+    column is the frame's own and writable (never one of Arrow's read-only buffers); the frame is built
+    without consolidating its columns into blocks (a copy of every date column).
+    """
+    cols: dict[str, pd.Series] = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
         t = col.type
+        if _is_nested(t):
+            raise ValidationError(
+                f"{where}: column {name!r} has the Parquet type {t}: nested values, which no column of the "
+                "data contract takes; export it as text, a number or a date, or leave the column out of the "
+                "export (or list it in the source's drop_columns)")
+        if pa.types.is_dictionary(t) and _is_binary(t.value_type):
+            col = col.cast(t.value_type)  # decoded below, as a plain binary column
+            t = col.type
+        if _is_binary(t):
+            col = _arrow_text(col, name, where)
+            t = col.type
         if pa.types.is_date(t) or pa.types.is_timestamp(t):
-            cols[name] = pd.Series(col.cast(pa.timestamp("s")).to_numpy(zero_copy_only=False),
-                                   dtype="datetime64[s]")
-        elif pa.types.is_dictionary(t):
-            cols[name] = col.to_pandas()
-        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            cols[name] = pd.Series(_arrow_dates(col), dtype="datetime64[s]", copy=False)
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or str(t) == "string_view":
             cols[name] = pd.Series(col, dtype="str")
         else:
-            cols[name] = col.to_pandas()
-    return pd.DataFrame(cols)
+            cat = _shared_dictionary(col) if pa.types.is_dictionary(t) else None
+            s = pd.Series(cat, copy=False) if cat is not None else col.to_pandas()
+            values = s.to_numpy() if isinstance(s.dtype, np.dtype) else None
+            cols[name] = s.copy() if values is not None and not values.flags.writeable else s
+    return pd.DataFrame(cols, copy=False)
+
+
+def _shared_dictionary(col: pa.ChunkedArray) -> pd.Categorical | None:
+    """A dictionary column whose chunks share one dictionary of distinct text, as a categorical of its indices.
+
+    A Parquet file written from a categorical repeats its dictionary in every row group; the indices are
+    then the codes, and no chunk needs remapping (Arrow's conversion unifies the chunks' dictionaries,
+    three to seven times slower). None for anything else.
+    """
+    if not col.num_chunks:
+        return None
+    first = col.chunk(0).dictionary
+    if not (pa.types.is_string(first.type) or pa.types.is_large_string(first.type)) or first.null_count or \
+            not all(c.dictionary.equals(first) for c in col.chunks):
+        return None
+    cats = pd.Index(pd.Series(first, dtype="str"))
+    if cats.has_duplicates:
+        return None
+    indices = pa.chunked_array([c.indices for c in col.chunks], type=col.type.index_type)
+    codes = np.asarray(pc.fill_null(indices, -1).to_numpy(zero_copy_only=False))
+    return pd.Categorical.from_codes(codes if codes.flags.writeable else codes.copy(), categories=cats,
+                                     ordered=col.type.ordered)
 
 
 def _map_source(df: pd.DataFrame, cfg: SourceConfig, name: str, report: ValidationReport) -> pd.DataFrame:
@@ -1058,10 +1148,10 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.
             extra = pq.read_table(f, columns=others) if others else None
         except (pa.ArrowException, OSError) as exc:
             raise ValidationError(f"{f}: not a readable Parquet file ({exc})") from exc
-        df = _arrow_to_pandas(table)
+        df = _arrow_to_pandas(table, str(f))
         check_raw_identifiers(df, report, str(f))  # row numbers within the file
         if extra is not None:  # the guard covers the whole file, also columns not read
-            check_raw_identifiers(_arrow_to_pandas(extra), report, str(f))
+            check_raw_identifiers(_arrow_to_pandas(extra, str(f)), report, str(f))
         frames.append(df)
     if report.problems:
         cols = ", ".join(f"{p.source}: {p.column!r}" for p in report.problems)
@@ -1147,5 +1237,5 @@ def read_canonical_table(path: Path) -> pd.DataFrame:
             raise ValidationError(f"{f}: not a readable Parquet file ({exc})") from exc
     if not tables:
         raise ValidationError(f"{path}: no .parquet files in this folder")
-    return _arrow_to_pandas(pa.concat_tables(tables))
+    return _arrow_to_pandas(pa.concat_tables(tables), str(path))
 
