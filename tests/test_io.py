@@ -700,3 +700,28 @@ def test_category_rows_as_a_per_row_reference(mask, data):
     got = category_rows(np.array(mask, dtype=bool), codes)
     assert got.dtype == bool and got.tolist() == [c >= 0 and mask[c] for c in codes.tolist()]
     assert category_rows(np.array(mask, dtype=bool), None).tolist() == mask
+
+
+@given(st.data(), st.integers(0, 4), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_filter_strings_equals_arrows_filter(data, width, fixed):
+    """The one-copy path for values of one width, and Arrow's way for the rest, give Arrow's filter."""
+    import pyarrow as pa
+
+    from iizrisk._arrays import filter_strings
+
+    text = st.text(st.sampled_from(["a", "é", "0"]), min_size=width, max_size=width) if fixed else \
+        st.one_of(st.none(), st.text(st.sampled_from(["a", "é", "0"]), max_size=4))
+    values = data.draw(st.lists(text, max_size=30))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(values)), max_size=3)))
+    kind = data.draw(st.sampled_from([pa.string(), pa.large_string()]))
+    bounds = [0, *cuts, len(values)]
+    # chunks that are slices: their offsets do not start at their buffer's start
+    arr = pa.chunked_array([pa.array(["zz" * width, *values[a:b]], type=kind).slice(1)
+                            for a, b in zip(bounds, bounds[1:], strict=False)], type=kind)
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values))), dtype=bool)
+    for whole in (arr, arr.combine_chunks()):  # a chunked array or one array
+        got = filter_strings(whole, mask)
+        assert isinstance(got, pa.Array) and got.type == pa.large_string()
+        got.validate(full=True)
+        assert got.to_pylist() == [v for v, m in zip(values, mask, strict=True) if m]

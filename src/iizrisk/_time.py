@@ -43,11 +43,13 @@ def to_days(values, *, missing: int = int(MISSING_DAY)) -> np.ndarray:
             and isinstance(values.dtype, np.dtype) and values.dtype.kind == "M" else None)
     if unit in _PER_DAY:
         # the column's own integers, floor-divided: three passes fewer than a cast to days (10M dates
-        # in 0.1 s instead of 0.45 s, and the nightly run converts each date column several times)
+        # in 0.1 s instead of 0.45 s, and the nightly run converts each date column several times),
+        # written as int32 straight away (no 80 MB of int64 in between)
         ticks = values.to_numpy().view(np.int64)
-        out = np.floor_divide(ticks, _PER_DAY[unit])
+        out = np.empty(len(ticks), dtype=np.int32)
+        np.floor_divide(ticks, _PER_DAY[unit], out=out, casting="unsafe")
         out[ticks == _NAT] = missing
-        return out.astype(np.int32)
+        return out
     if isinstance(values, pd.Series | pd.Index):
         arr = values.to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
     else:

@@ -76,7 +76,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
-from ._arrays import plain_ends, string_order
+from ._arrays import filter_strings, plain_ends, string_order
 from ._threads import in_background
 from .config import DeploymentSettings, Settings, SourceConfig
 from .errors import ConfigError, RawIdentifierError, ValidationError
@@ -404,9 +404,8 @@ def _sorted_runs(col: pd.Series) -> tuple[np.ndarray, pa.Array] | None:
         return None
     start = np.r_[True, pc.not_equal(head, tail).to_numpy(zero_copy_only=False)]
     codes = np.cumsum(start, dtype=np.int64) - 1
-    first = arr.filter(pa.array(start))
     # one chunk: with the read's chunks the categories made the timeline slower and the peak larger
-    return codes, first.combine_chunks() if isinstance(first, pa.ChunkedArray) else first
+    return codes, filter_strings(arr, start)
 
 
 def encode_pseudonyms(col: pd.Series) -> pd.Series:
