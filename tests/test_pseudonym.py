@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iizrisk.cli import main
-from iizrisk.errors import KeyFileError
+from iizrisk.errors import KeyFileError, PseudonymisationError
 from iizrisk.pseudonym import (
     is_valid_ahv,
     load_key,
@@ -364,3 +366,154 @@ def test_exotic_unicode_never_crashes():
     values = ["\U0001d7d5\U0001d7d3\U0001d7d4", "٧٥٦", "\x00756\x00", "\ufeff7561234567897", "①②③", "𝟕𝟓𝟔", "\u0000" * 3]
     got = looks_like_ahv(pd.Series(values, dtype="str"))
     assert got.tolist() == [ref_looks_like_ahv(v) for v in values]
+
+
+# ------------------------------------------------------------------ the command never lets a number out
+def _run(argv, capsys) -> tuple[int, str]:
+    """Exit code (also of a usage error) and everything printed."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def _leaks(text: str, encodings=()) -> bool:
+    """Whether ``text`` holds an AHV number, also once encoded again in one of ``encodings`` (read as Latin-1)."""
+    again = [text.encode(enc, errors="ignore").decode("latin-1") for enc in encodings]
+    return bool(looks_like_ahv(pd.Series([text, *again], dtype="str")).any())
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    path = tmp_path / "k.key"
+    path.write_bytes(KEY)
+    return path
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "cp500"])
+def test_cli_a_header_read_in_the_wrong_encoding_is_not_shown(tmp_path, capsys, key_file, encoding):
+    n = make_ahv("123456789", dotted=True)
+    src = tmp_path / "alv.csv"
+    src.write_bytes(f"ahv;note\n{n};x\n{n};yz\n".encode())  # an even length: UTF-16 decodes it
+    garbage = src.read_bytes().decode(encoding)
+    out = tmp_path / "o.csv"
+    code, text = _run(["pseudonymise", "--key-file", str(key_file), "--id-column", "ahv", "--encoding", encoding,
+                       str(src), str(out)], capsys)
+    assert code == 1 and not out.exists(), text
+    assert "check --encoding" in text and "'ahv' not found" in text
+    assert garbage[:3] not in text and not _leaks(text, ["utf-16-le", "utf-16-be", encoding])
+
+
+def test_readable_columns_shows_plain_names_only():
+    from iizrisk.pseudonym import readable_columns
+
+    assert readable_columns(["AHV_NR", "Eintritt", "Genève", "Straße", "Nr."]) == \
+        "['AHV_NR', 'Eintritt', 'Genève', 'Straße', 'Nr.']"
+    assert readable_columns([f"c{i}" for i in range(40)]).endswith("'c29'] and 10 more")
+    withheld = [["\u6861\u3b76\u6f6e\u6574"], ["ok", "a\x01b"], ["x" * 101], ["ok", f"AHV {make_ahv('123456789')}"],
+                ["\u0430\u0431\u0432"], ["a\ufffdb"], ["tab\there"]]
+    assert [readable_columns(names) for names in withheld] == [None] * len(withheld)
+
+
+def test_pseudonymise_does_not_echo_a_garbled_header():
+    n = make_ahv("123456789", dotted=True)
+    garbled = f"ahv;note\n{n};x\n".encode().decode("utf-16-le")
+    with pytest.raises(PseudonymisationError, match="check the file's encoding") as err:
+        pseudonymise(pd.DataFrame({garbled: ["1"]}), "ahv", KEY)
+    assert garbled not in str(err.value) and not _leaks(str(err.value), ["utf-16-le"])
+    with pytest.raises(PseudonymisationError, match=r"columns are \['AHV_NR'\]"):
+        pseudonymise(pd.DataFrame({"AHV_NR": ["1"]}), "ahv", KEY)
+    with pytest.raises(PseudonymisationError, match="name withheld") as err:
+        pseudonymise(pd.DataFrame({"AHV_NR": ["1"]}), n, KEY)
+    assert not _leaks(str(err.value))
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_cli_refuses_ahv_numbers_in_other_columns(tmp_path, capsys, key_file, skip):
+    n1, n2 = make_ahv("100000001"), make_ahv("100000002", dotted=True)
+    src = tmp_path / "alv.csv"
+    src.write_text(f"ahv;x;note;ort\n{n1};{n1};ok;Bern\n{n2};;Rückruf AHV {n2};Biel\n{n1};1;ok;Thun\n",
+                   encoding="utf-8")
+    out = tmp_path / "o.csv"
+    code, text = _run(["pseudonymise", "--key-file", str(key_file), "--id-column", "ahv", str(src), str(out),
+                       *(["--skip-invalid"] if skip else [])], capsys)
+    assert code == 1, text
+    assert not out.exists() and not (tmp_path / "o.csv.invalid.csv").exists()
+    assert "'x'" in text and "'note'" in text and "'ort'" not in text and "rows 1" in text and "rows 2" in text
+    assert not _leaks(text)
+
+
+def test_cli_refuses_ahv_numbers_in_other_parquet_columns(tmp_path, capsys, key_file):
+    n = make_ahv("100000003")
+    src = tmp_path / "alv.parquet"
+    pd.DataFrame({"ahv": [n, n], "old_id": [5, int(n)]}).to_parquet(src)
+    out = tmp_path / "o.parquet"
+    code, text = _run(["pseudonymise", "--key-file", str(key_file), "--id-column", "ahv", str(src), str(out)],
+                      capsys)
+    assert code == 1 and not out.exists() and "'old_id'" in text and "rows 2" in text and not _leaks(text)
+    pd.DataFrame({"ahv": [n], n: ["x"]}).to_parquet(src)  # a column named by an AHV number
+    code, text = _run(["pseudonymise", "--key-file", str(key_file), "--id-column", "ahv", str(src), str(out)],
+                      capsys)
+    assert code == 1 and not out.exists() and "column header #2" in text and not _leaks(text)
+
+
+@pytest.mark.parametrize("option", ["--out-column", "--id-column", "--encoding", "--separator", "OUT", "IN",
+                                    "--key-file"])
+def test_cli_refuses_ahv_numbers_in_its_arguments_without_echoing_them(tmp_path, capsys, key_file, option):
+    n = make_ahv("123456789")
+    src = tmp_path / "alv.csv"
+    src.write_text(f"ahv;x\n{n};1\n")
+    args = {"--key-file": str(key_file), "--id-column": "ahv", "IN": str(src), "OUT": str(tmp_path / "o.csv")}
+    for value in (n, make_ahv("123456789", dotted=True), f"AHV_{n}"):
+        args[option] = {"IN": str(tmp_path / f"{value}.csv"), "OUT": str(tmp_path / f"{value}.csv"),
+                        "--key-file": str(tmp_path / value)}.get(option, value)
+        argv = ["pseudonymise", *[x for k, v in args.items() if k.startswith("--") for x in (k, v)],
+                args["IN"], args["OUT"]]
+        code, text = _run(argv, capsys)
+        assert code == 2, text
+        assert "withheld" in text and not _leaks(text)
+        assert not list(tmp_path.glob("*756*"))
+
+
+def test_cli_never_writes_over_its_input_or_key(tmp_path, capsys, key_file):
+    n = make_ahv("123456789")
+    src = tmp_path / "alv.csv"
+    raw = f"ahv;x\n{n};1\n{n[:-1]}0;2\n"
+    src.write_text(raw)
+    (tmp_path / "link.csv").symlink_to(src)
+    (tmp_path / "sub").mkdir()
+    key_txt = tmp_path / "key.txt"
+    key_txt.write_bytes(KEY)
+    base = ["pseudonymise", "--key-file", str(key_file), "--id-column", "ahv", "--skip-invalid"]
+    for out in (src, tmp_path / "link.csv", tmp_path / "sub" / ".." / "alv.csv"):
+        code, text = _run([*base, str(src), str(out)], capsys)
+        assert code == 2 and "is IN" in text and "another file name" in text, text
+    os.link(src, tmp_path / "hard.csv")
+    code, text = _run([*base, str(tmp_path / "hard.csv"), str(src)], capsys)
+    assert code == 2 and "is IN" in text
+    # the list of invalid rows (OUT.invalid.csv) neither
+    side = tmp_path / "o.csv.invalid.csv"
+    side.write_text(raw)
+    code, text = _run([*base, str(side), str(tmp_path / "o.csv")], capsys)
+    assert code == 2 and "is IN" in text and not (tmp_path / "o.csv").exists()
+    code, text = _run(["pseudonymise", "--key-file", str(key_txt), "--id-column", "ahv", str(src),
+                       str(key_txt)], capsys)
+    assert code == 2 and "is the key file" in text and key_txt.read_bytes() == KEY
+    assert src.read_text() == raw and side.read_text() == raw
+
+
+def test_cli_output_is_owner_only_in_both_formats(tmp_path, capsys, key_file):
+    src = tmp_path / "alv.csv"
+    src.write_text(f"ahv;x\n{make_ahv('123456789')};1\n")
+    old = os.umask(0o022)
+    try:
+        for suffix in (".csv", ".parquet"):
+            out = tmp_path / f"o{suffix}"
+            code, _ = _run(["pseudonymise", "--key-file", str(key_file), "--id-column", "ahv", str(src),
+                            str(out)], capsys)
+            assert code == 0 and stat.S_IMODE(out.stat().st_mode) == 0o600, suffix
+    finally:
+        os.umask(old)
+    assert not list(tmp_path.glob(".o*.tmp"))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -417,6 +418,36 @@ def rows_containing(col: pa.ChunkedArray, needle: bytes) -> np.ndarray:
     return rows
 
 
+#: A column name fit for a message: printable ASCII and Latin letters (Swiss exports' headers), at most 100.
+_PLAIN_NAME = re.compile(r"[\x20-\x7e\u00a0-\u024f\u1e00-\u1eff]{0,100}")
+_NAMES_SHOWN = 30
+
+
+def readable_columns(columns) -> str | None:
+    """The column names for a message, or None when they must not be shown.
+
+    A header read in the wrong encoding (a UTF-8 file read as UTF-16 gives
+    CJK characters) is the file's bytes in disguise: the AHV numbers of its
+    rows come back when the text is encoded again, and :func:`looks_like_ahv`
+    cannot see them. So names are shown only when every one of them is plain
+    text: printable ASCII or Latin letters (no other scripts, no control
+    characters), at most 100 characters, and none holding an AHV number.
+    Otherwise none is shown. At most 30 names are listed.
+
+    Examples
+    --------
+    >>> readable_columns(["AHV_NR", "Eintritt", "Genève"])
+    "['AHV_NR', 'Eintritt', 'Genève']"
+    >>> readable_columns(["\u6861\u3b76"]) is None, readable_columns(["x", "AHV 7561234567897"]) is None
+    (True, True)
+    """
+    names = [str(c) for c in columns]
+    if not all(_PLAIN_NAME.fullmatch(n) for n in names) or looks_like_ahv(pd.Series(names, dtype="str")).any():
+        return None
+    more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
+    return f"{names[:_NAMES_SHOWN]}{more}"
+
+
 def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KEY_ENV) -> bytes:
     """Read the secret key from a file, or else from an environment variable.
 
@@ -514,8 +545,12 @@ def pseudonymise(
     (the pseudonym column first), and a report listing the invalid rows.
     """
     if id_column not in df.columns:
+        names = readable_columns(df.columns)
+        column = "(name withheld: an AHV number)" if looks_like_ahv([str(id_column)]).any() else repr(id_column)
         raise PseudonymisationError(
-            f"column {id_column!r} not found; columns are {list(df.columns)}"
+            f"column {column} not found; columns are {names}" if names is not None else
+            f"column {column} not found; the column names do not look like plain text (withheld: "
+            "a header read in the wrong encoding can hold an AHV number); check the file's encoding"
         )
     raw = df[id_column]
     missing = raw.isna().to_numpy() | (raw.astype("str").str.strip() == "").fillna(True).to_numpy()

@@ -1,12 +1,22 @@
-"""``iizrisk pseudonymise``: replace AHV numbers by keyed HMAC-SHA-256 pseudonyms at the source."""
+"""``iizrisk pseudonymise``: replace AHV numbers by keyed HMAC-SHA-256 pseudonyms at the source.
+
+Nothing the command writes or prints holds an AHV number: the names it is
+given (IN, OUT, the key file, ``--id-column``, ``--out-column``) are refused
+when they hold one (not echoed), an AHV number in any column other than
+``--id-column`` refuses the file (columns and rows named, never the value),
+and a header that does not read as plain column names (a file read in the
+wrong ``--encoding``) is not shown. OUT is written atomically and owner-only
+(0600), and never over IN or the key file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_INVALID_INPUT, EXIT_OK, ConfigError, ValidationError
+from ..errors import EXIT_INVALID_INPUT, EXIT_OK, ConfigError, RawIdentifierError, ValidationError
 from ._args import CSV_SUFFIXES, PARQUET_SUFFIXES, check_input, output_file
 
 #: Endings of OUT: Parquet, or CSV (a machine file for ``iizrisk validate``/``run``, in IN's separator).
@@ -19,46 +29,122 @@ DESCRIPTION = (
     "The key comes from --key-file or an environment variable, never from the command line. "
     "Rows with invalid or empty numbers are reported by row number and nothing is written, unless "
     "--skip-invalid is given (then they are left out and listed in OUT.invalid.csv, rows only). "
-    "Exit code 1 whenever invalid rows were found."
+    "Exit code 1 whenever invalid rows were found. An AHV number in any other column refuses the "
+    "file (exit code 1, nothing written). OUT is written owner-only (0600) and never over IN."
 )
 
 
+def _no_ahv(what: str, fix: str, then=None):
+    """argparse type: text holding no AHV number (refused without echoing it), passed on to ``then``."""
+    def parse(text: str):
+        from ..pseudonym import looks_like_ahv
+
+        if looks_like_ahv([text]).any():
+            raise argparse.ArgumentTypeError(f"{what} holds a value shaped like an AHV number (withheld here); "
+                                             f"{fix}")
+        return then(text) if then is not None else text
+
+    return parse
+
+
+_RENAME = "rename it (and its folders) so that no AHV number appears in a path"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", metavar="IN", help="CSV or Parquet export holding the AHV column")
-    p.add_argument("output", metavar="OUT", type=output_file(*_OUT_SUFFIXES),
+    p.add_argument("input", metavar="IN", type=_no_ahv("the path", _RENAME),
+                   help="CSV or Parquet export holding the AHV column")
+    p.add_argument("output", metavar="OUT", type=_no_ahv("the path", _RENAME, output_file(*_OUT_SUFFIXES)),
                    help="output file: .parquet, or .csv/.txt (CSV in IN's separator); other endings are refused")
-    p.add_argument("--id-column", required=True, metavar="C", help="column holding the AHV numbers")
-    p.add_argument("--key-file", metavar="K", help="file holding the secret key")
+    p.add_argument("--id-column", required=True, metavar="C",
+                   type=_no_ahv("the column name", "give the name of the column holding the AHV numbers"),
+                   help="column holding the AHV numbers")
+    p.add_argument("--key-file", metavar="K", type=_no_ahv("the path", _RENAME),
+                   help="file holding the secret key")
     p.add_argument("--key-env", default="IIZRISK_PSEUDONYM_KEY", metavar="VAR",
                    help="environment variable holding the key when no --key-file (default %(default)s)")
-    p.add_argument("--out-column", default="person_id", help="name of the pseudonym column (default %(default)s)")
-    p.add_argument("--separator", help="CSV separator of IN (detected when omitted)")
-    p.add_argument("--encoding", help="encoding of IN (UTF-8 with/without BOM or Windows-1252 detected)")
+    p.add_argument("--out-column", default="person_id",
+                   type=_no_ahv("the column name", "give a name for the pseudonym column (default person_id)"),
+                   help="name of the pseudonym column (default %(default)s)")
+    p.add_argument("--separator", type=_no_ahv("the separator", "give the separator character, e.g. ';'"),
+                   help="CSV separator of IN (detected when omitted)")
+    p.add_argument("--encoding", type=_no_ahv("the encoding", "give an encoding such as utf-8, cp1252 or utf-16"),
+                   help="encoding of IN (UTF-8 with/without BOM or Windows-1252 detected)")
     p.add_argument("--skip-invalid", action="store_true", help="write the valid rows, list the invalid ones")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one existing file (also through a symbolic or hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except FileNotFoundError:
+        return False
+
+
+def _refuse_overwriting(targets: list[Path], protected: dict[str, Path]) -> None:
+    """Refuse (exit code 2) an output that is IN or the key file under any path."""
+    for dst in targets:
+        for what, path in protected.items():
+            if _same_file(dst, path):
+                raise ConfigError(f"OUT {dst} is {what} {path} (the same file); writing it would overwrite "
+                                  f"{what}: give OUT another file name")
+
+
+def _refuse_raw_identifiers(df, id_column: str, src: Path) -> None:
+    """Refuse a table holding AHV numbers outside ``id_column``: columns and rows named, values never."""
+    from ..pseudonym import looks_like_ahv
+    from ..validate import ValidationReport
+
+    report = ValidationReport(rows_read={str(src): len(df)})
+    for col in df.columns:
+        if col != id_column:
+            report.add(str(src), str(col), "values shaped like AHV numbers (raw identifiers)",
+                       looks_like_ahv(df[col]), show_example=False,
+                       fix=f"only --id-column {id_column!r} is pseudonymised: remove the AHV numbers from this "
+                           "column at the source, or drop the column; nothing is written while they are there")
+    if report.problems:
+        cols = ", ".join(repr(p.column) for p in report.problems)
+        raise RawIdentifierError(f"refused: {src}: column(s) {cols} hold values shaped like AHV numbers (values "
+                                 "withheld); nothing written", report)
 
 
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..io import read_csv_text
-    from ..pseudonym import load_key, pseudonymise
+    from ..io import check_header, read_csv_text
+    from ..pseudonym import load_key, pseudonymise, readable_columns
     from ..store import CsvFormat, write_csv_atomic, write_parquet_atomic
     from ..tables import write_table
 
     if not args.out_column.strip():
         raise ConfigError("--out-column is empty; give the name of the pseudonym column (default person_id)")
-    key = load_key(check_input(args.key_file, "key file") if args.key_file else None, env=args.key_env)
+    key_file = check_input(args.key_file, "key file") if args.key_file else None
+    key = load_key(key_file, env=args.key_env)
     src = check_input(args.input)
     if not src.exists():
         raise ValidationError(f"{src}: no such file")
+    dst = Path(args.output)
+    invalid_list = Path(f"{args.output}.invalid.csv")
+    _refuse_overwriting([dst, invalid_list], {"IN": src, **({"the key file": key_file} if key_file else {})})
     if src.suffix.lower() in {".parquet", ".pq"}:
-        df, sep = pd.read_parquet(src), ";"
+        df, sep, hint = pd.read_parquet(src), ";", ""
+        check_header(list(df.columns), str(src))  # read_csv_text checks a CSV header
     else:
         df, meta = read_csv_text(src, separator=args.separator, encoding=args.encoding)
         sep = meta["separator"]
+        hint = f" in encoding {meta['encoding']!r}"
+    if args.id_column not in df.columns:
+        names = readable_columns(df.columns)
+        if names is None:
+            raise ValidationError(
+                f"{src}: column {args.id_column!r} not found, and the header does not look like column names"
+                f"{hint} (withheld: text read in the wrong encoding can hide an AHV number); check --encoding "
+                "(leave it out to detect UTF-8 or Windows-1252) and --separator")
+        raise ValidationError(f"{src}: column {args.id_column!r} not found; columns are {names}; "
+                              "give the column holding the AHV numbers with --id-column")
     if args.out_column != args.id_column and args.out_column in df.columns:
         raise ConfigError(f"{src}: --out-column {args.out_column!r} is already a column of the input; "
                           "choose another name (the AHV column itself may be replaced)")
+    _refuse_raw_identifiers(df, args.id_column, src)
     out, report = pseudonymise(df, args.id_column, key, out_column=args.out_column)
     if not report.ok:
         print(report.to_text(str(src), args.id_column), file=sys.stderr)
@@ -68,10 +154,9 @@ def run(args: argparse.Namespace) -> int:
         rows = pd.DataFrame({"row": list(report.invalid_rows) + list(report.missing_rows),
                              "problem": ["invalid AHV number"] * len(report.invalid_rows)
                              + ["empty"] * len(report.missing_rows)}).sort_values("row")
-        write_table(rows, f"{args.output}.invalid.csv", private=True)  # row numbers, never the numbers
-    dst = Path(args.output)
+        write_table(rows, invalid_list, private=True)  # row numbers, never the numbers
     if dst.suffix.lower() in {".parquet", ".pq"}:
-        write_parquet_atomic(out, dst)
+        write_parquet_atomic(out, dst, private=True)
     else:
         write_csv_atomic(out, dst, CsvFormat(sep=sep, bom=False), private=True)
     print(f"{len(out):,} rows pseudonymised -> {dst}")
