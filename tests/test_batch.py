@@ -804,3 +804,55 @@ def test_the_early_imports_leave_a_failing_library_to_its_stage(monkeypatch):
     th = B._warm_imports()
     th.join(timeout=60)
     assert not th.is_alive() and raised == []
+
+
+def test_the_model_stage_waits_for_the_early_imports(monkeypatch, trained):
+    """Two threads importing scikit-learn at once can see a half-initialised module (exit 5 about one
+    night in eight on a small deployment): the model stage imports nothing before the thread is done."""
+    import threading
+    import time
+
+    import iizrisk.batch as B
+    from iizrisk.model import load_model
+
+    model = load_model(trained, key=KEY)
+    done = []
+
+    def slow_import():
+        time.sleep(0.3)
+        done.append(True)
+
+    th = threading.Thread(target=slow_import)
+    th.start()
+    settings = Settings.from_dict({"model": {"outcome": model.outcome, "horizon_months": model.horizon_months}})
+    B._model(settings, model, th)
+    assert done == [True]
+
+
+@pytest.mark.parametrize("case", ["empty export", "as-of before the data"])
+def test_a_night_with_nobody_to_score_fails_its_gate_and_publishes_nothing(tmp_path, random_spells, trained, capsys,
+                                                                          case):
+    """An export that is only a header, or an as-of date before every spell: exit 1 from the health gate
+    (forced or not), never an internal error from a stage that meets nobody."""
+    spells = random_spells.iloc[:0] if case == "empty export" else random_spells
+    cfg = deployment(tmp_path, spells, trained)
+    as_of = AS_OF if case == "empty export" else "1950-06-30"
+    code = main(["validate", str(cfg), "--as-of", as_of])
+    err = capsys.readouterr().err
+    assert code == 1 and "internal error" not in err, err[-2000:]
+    for forced in ([], ["--force", "--reason", "test"]):
+        assert main(["run", str(cfg), "--as-of", as_of, *forced]) == 1
+        err = capsys.readouterr().err
+        assert "min_persons_scored" in err and "internal error" not in err, err[-2000:]
+    assert not (tmp_path / "runs" / as_of).exists()
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "1899-12-31", "9999-12-31"])
+def test_as_of_dates_outside_the_calendar_iizrisk_works_with_are_usage_errors(tmp_path, random_spells, trained,
+                                                                             capsys, as_of):
+    cfg = deployment(tmp_path, random_spells, trained)
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        main(["validate", str(cfg), "--as-of", as_of])
+    assert exc.value.code == 2 and "1900-01-01 to 2199-12-31" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="1900-01-01 to 2199-12-31"):  # from Python too
+        run_nightly(cfg, as_of=as_of, progress=False)

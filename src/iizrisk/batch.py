@@ -302,6 +302,11 @@ def _warm_imports() -> threading.Thread:
     data size) mostly overlap with it instead of adding to the run. During ingestion, whose many
     short steps each wait for the GIL again, they made ingestion 1-2 s slower than they saved.
     An import that fails here is left to fail where the stage imports it, with its own error.
+
+    The model stage joins the thread before it imports anything itself: two threads importing
+    scikit-learn at once can see one of its modules half initialised (``cannot import name 'clone'
+    from partially initialized module 'sklearn.base'``), which ended a small night with exit 5
+    about once in eight runs.
     """
     import importlib
 
@@ -357,7 +362,8 @@ def _ingest(settings: Settings, t: dt.date, force: bool) -> dict:
     return {"ing": ing, "spells": ing.spells, "interventions": interventions, "newest": newest}
 
 
-def _model(settings: Settings, model) -> dict:
+def _model(settings: Settings, model, imports: threading.Thread) -> dict:
+    imports.join()  # never import beside the warming thread (see _warm_imports)
     if model is None:
         from .model import load_model, model_key
 
@@ -411,9 +417,9 @@ def _ranking(settings: Settings) -> _Ranking:
 
 
 def _view(settings: Settings, t: dt.date, spells: pd.DataFrame) -> dict:
-    _warm_imports()  # the model stage, after the flags, needs scikit-learn and skops
+    imports = _warm_imports()  # the model stage, after the flags, needs scikit-learn and skops
     view = View.at(spells, t, Definitions.from_settings(settings))
-    return {"view": view}
+    return {"view": view, "imports": imports}
 
 
 def _flags(view: View) -> dict:
@@ -631,6 +637,9 @@ class _Night:
         if not report.ok and not force:
             raise HealthError(f"run health: {len(report.failures)} gate(s) failed; nothing is published",
                               report)
+        if self.facts.persons_scored == 0:  # --force overrides a judgement, never an empty night
+            raise HealthError("run health: nobody was scored, so there is nothing to publish, also with --force "
+                              "(min_persons_scored); check the exports and the as-of date", report)
         return report
 
     def monitoring_warnings(self) -> list[str]:

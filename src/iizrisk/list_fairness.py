@@ -96,6 +96,8 @@ def flag_rate_ratios(people: pd.DataFrame, listed, *, attributes: Sequence[str],
         n = np.bincount(codes, minlength=len(groups)).astype(np.int64)
         n_listed = np.bincount(codes, weights=flag, minlength=len(groups)).astype(np.int64)
         groups, n, n_listed = groups[n > 0], n[n > 0], n_listed[n > 0]  # categories nobody has
+        if not len(groups):  # nobody: nothing to judge (the run's health gate reports an empty night)
+            continue
         rate = n_listed / n
         # the reference: the largest group with a value (the first of equally large ones)
         ref = int(np.argmax(np.where(groups == MISSING, -1, n))) if (groups != MISSING).any() else 0
