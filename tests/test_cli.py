@@ -311,3 +311,15 @@ def test_evaluate_without_any_estimate_says_why_and_writes_nothing(data, tmp_pat
                           "--controls-per-treated", "1", "--bootstrap", "0"], capsys)
     assert code == 1 and "no outcome could be estimated" in err and "caliper" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["flags", "features", "indicators"])
+def test_an_export_without_rows_is_invalid_input_not_a_crash(data, tmp_path, capsys, command):
+    """Columns but no rows: exit 1 naming the file (indicators crashed with exit 5)."""
+    empty = tmp_path / "empty.parquet"
+    pd.read_parquet(data / "spells.parquet").iloc[:0].to_parquet(empty)
+    argv = {"flags": ["flags", "--spells", str(empty), "--as-of", AS_OF, "--out", str(tmp_path / "f.parquet")],
+            "features": ["features", "--spells", str(empty), "--as-of", AS_OF, "--out", str(tmp_path / "x.parquet")],
+            "indicators": ["indicators", "--spells", str(empty), "--year", "2021", "--out", str(tmp_path / "i")]}
+    code, err = run_main(argv[command], capsys)
+    assert code == 1 and "no spells" in err and str(empty) in err, err

@@ -226,3 +226,27 @@ def test_the_commands_that_keep_freed_memory_are_the_measured_ones():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     keeping = sorted(name for name, p in sub.choices.items() if p.get_default("_keeps_freed_memory"))
     assert keeping == ["audit", "run", "train"]
+
+
+@pytest.mark.parametrize("table, key, value", [
+    ("deployment", "merge_gap_days", 10**30), ("deployment", "transition_gap_days", 10**30),
+    ("deployment", "window_months", 10**30), ("model", "horizon_months", 10**6),
+    ("worklist", "exclude_assessed_months", 100_000), ("worklist", "capacity", 10**30),
+    ("output", "history_keep_days", 10_000_000), ("privacy", "min_cell_size", 10**30),
+    ("health", "max_export_age_days", 10**30), ("health", "max_as_of_after_data_days", 10**30),
+])
+def test_periods_and_counts_beyond_the_calendar_are_refused_by_name(table, key, value):
+    """Whole numbers too large for the date arithmetic (they passed the check and overflowed later: exit 5)."""
+    with pytest.raises(ConfigError, match=rf"\[{table}\] {key}"):
+        Settings.from_dict({table: {key: value}})
+
+
+@pytest.mark.parametrize("fmt, ok", [("%d.%m.%Y", True), ("%Y-%m-%d", True), ("%d/%m/%y", True), ("%Q", False),
+                                     ("%", False), ("%d.%m", False), ("", False)])
+def test_a_sources_date_format_must_give_back_its_day(fmt, ok):
+    src = {"name": "alv", "path": "alv.csv", "institution": "ALV", "date_format": fmt}
+    if ok:
+        Settings.from_dict({"sources": [src]})
+    else:
+        with pytest.raises(ConfigError, match="date_format"):
+            Settings.from_dict({"sources": [src]})

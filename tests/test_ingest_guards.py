@@ -536,3 +536,13 @@ def test_blank_text_is_what_stripping_leaves_empty(values, categorical):
         col = col.astype("category")
     got = _blank(col).tolist()
     assert got == [v is not None and v.strip() == "" for v in values]  # a missing value is the caller's
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "1e400", "NaN"])
+def test_a_number_that_is_not_finite_is_not_a_number(value):
+    """``inf`` in an integer column crashed ingestion (exit 5); it is 'not a number' like any other text."""
+    df = pd.DataFrame({"person_id": [P1, P2], "institution": ["ALV", "SH"], "case_id": ["1", "2"],
+                       "start_date": ["2020-01-01", "2020-01-01"], "birth_year": [value, "1980"]})
+    got = ingest(df, errors="quarantine")
+    assert len(got.spells) == 1 and got.quarantine["_row"].tolist() == [1]
+    assert [p.problem for p in got.report.problems] == ["not a number"]

@@ -185,6 +185,19 @@ def parse_iso_date(value, what: str = "date") -> _dt.date:
     ...
     iizrisk.errors.ConfigError: date '01.02.2025' is not in the form YYYY-MM-DD; for 1 February 2025 write 2025-02-01
     """
+    date = _parse_iso_date(value, what)
+    if not EARLIEST_DATE <= date <= LATEST_DATE:  # the date arithmetic around it would overflow or run for ages
+        raise ConfigError(f"{what} {_shown(str(date))} lies outside {EARLIEST_DATE} to {LATEST_DATE}, the dates "
+                          "iizrisk works with; give a date in that range as YYYY-MM-DD")
+    return date
+
+
+#: The range of dates :func:`parse_iso_date` accepts (the data contract's earliest plausible date, and
+#: two centuries on): windows and horizons around a date stay inside the calendar.
+EARLIEST_DATE, LATEST_DATE = _dt.date(1900, 1, 1), _dt.date(2199, 12, 31)
+
+
+def _parse_iso_date(value, what: str) -> _dt.date:
     if isinstance(value, _dt.date) and value != value:  # pandas.NaT is a datetime too
         raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
     if isinstance(value, _dt.datetime):
@@ -195,7 +208,7 @@ def parse_iso_date(value, what: str = "date") -> _dt.date:
         if isinstance(value, np.datetime64):
             if np.isnat(value):
                 raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
-            return parse_iso_date(str(value.astype("datetime64[D]")), what)
+            return _parse_iso_date(str(value.astype("datetime64[D]")), what)
         raise ConfigError(f"{what} must be text in the form YYYY-MM-DD or a date, got a {type(value).__name__}")
     text = value.strip()
     if _ISO.fullmatch(text):

@@ -44,6 +44,12 @@ from typing import Any
 from ._texts import LANGUAGES
 from .errors import ConfigError
 
+#: Upper bounds of periods given in months and days (100 years): larger ones overflow the date arithmetic.
+MAX_MONTHS = 1200
+MAX_DAYS = 36_525
+#: Upper bound of counts (capacities, cell sizes): beyond anyone's population, within every integer type used.
+MAX_COUNT = 10_000_000
+
 __all__ = [
     "Settings",
     "SourceConfig",
@@ -465,6 +471,10 @@ class Settings(_Section):
                 problems.append(f"[[sources]] {s.name}: format {s.format!r}: use 'csv' or 'parquet'")
             if s.decimal not in {".", ","}:
                 problems.append(f"[[sources]] {s.name}: decimal {s.decimal!r}: use '.' or ','")
+            if s.date_format is not None and not _is_day_format(s.date_format):
+                problems.append(f"[[sources]] {s.name}: date_format {s.date_format!r} is no date format that "
+                                "gives back the day it writes; use strftime codes for day, month and year, "
+                                "e.g. '%d.%m.%Y' or '%Y-%m-%d'")
             if s.institution is not None and s.institution not in known:
                 problems.append(
                     f"[[sources]] {s.name}: institution {s.institution!r} is not a known code "
@@ -476,25 +486,26 @@ class Settings(_Section):
             if s.institution is not None and s.institutions and list(s.institutions) != [s.institution]:
                 problems.append(f"[[sources]] {s.name}: institution = {s.institution!r} and institutions = "
                                 f"{s.institutions} disagree; keep one")
+        # periods are bounded (100 years, MAX_DAYS and MAX_MONTHS): larger ones overflow the date arithmetic
         for name in ("merge_gap_days", "transition_gap_days"):
-            if getattr(d, name) < 0:
-                problems.append(f"[deployment] {name} must be >= 0")
-        if d.window_months < 1:
-            problems.append("[deployment] window_months must be a positive whole number of months")
-        if self.model.horizon_months < 1:
-            problems.append("[model] horizon_months must be a positive whole number of months")
-        if w.capacity < 1:
-            problems.append("[worklist] capacity must be a positive whole number")
-        if w.exclude_assessed_months < 0:
-            problems.append("[worklist] exclude_assessed_months must be >= 0")
+            if not 0 <= getattr(d, name) <= MAX_DAYS:
+                problems.append(f"[deployment] {name} must be between 0 and {MAX_DAYS:,} days")
+        if not 1 <= d.window_months <= MAX_MONTHS:
+            problems.append(f"[deployment] window_months must be a whole number of months from 1 to {MAX_MONTHS}")
+        if not 1 <= self.model.horizon_months <= MAX_MONTHS:
+            problems.append(f"[model] horizon_months must be a whole number of months from 1 to {MAX_MONTHS}")
+        if not 1 <= w.capacity <= MAX_COUNT:
+            problems.append(f"[worklist] capacity must be a whole number from 1 to {MAX_COUNT:,}")
+        if not 0 <= w.exclude_assessed_months <= MAX_MONTHS:
+            problems.append(f"[worklist] exclude_assessed_months must be between 0 and {MAX_MONTHS} months")
         for table in ("capacity_per_institution", "language_per_institution"):
             unknown = sorted(set(getattr(w, table)) - known)
             if unknown:
                 problems.append(f"[worklist] {table}: {unknown} are not known institution codes ({codes})")
         for table in ("capacity_per_institution", "capacity_per_canton"):
-            bad = {k: v for k, v in getattr(w, table).items() if not _is_int(v) or v < 1}
+            bad = {k: v for k, v in getattr(w, table).items() if not _is_int(v) or not 1 <= v <= MAX_COUNT}
             if bad:
-                problems.append(f"[worklist] {table}: {bad}: capacities are positive whole numbers")
+                problems.append(f"[worklist] {table}: {bad}: capacities are whole numbers from 1 to {MAX_COUNT:,}")
         unknown = sorted(set(w.disclose_institutions) - known)
         if unknown:
             problems.append(f"[worklist] disclose_institutions: {unknown} are not known institution codes "
@@ -528,8 +539,9 @@ class Settings(_Section):
         if runs_dir == hist_dir or runs_dir in hist_dir.parents or hist_dir in runs_dir.parents:
             problems.append(f"[output] dir = {o.dir!r} and history_dir = {o.history_dir!r} overlap; give each "
                             "its own folder (the run folder's cleanup must never meet the history)")
-        if o.history_keep_days < 1:
-            problems.append("[output] history_keep_days must be >= 1 (tonight's history is always kept)")
+        if not 1 <= o.history_keep_days <= MAX_DAYS:
+            problems.append(f"[output] history_keep_days must be from 1 (tonight's history is always kept) to "
+                            f"{MAX_DAYS:,} days")
         try:
             mode = file_mode(o.mode)
         except ValueError:
@@ -540,8 +552,8 @@ class Settings(_Section):
                                 "pseudonyms and risks; use '0640' (group may read) or '0600'")
             if not mode & 0o600 == 0o600:
                 problems.append(f"[output] mode = {o.mode!r}: the owner must be able to read and write")
-        if self.privacy.min_cell_size < 1:
-            problems.append("[privacy] min_cell_size must be >= 1")
+        if not 1 <= self.privacy.min_cell_size <= MAX_COUNT:
+            problems.append(f"[privacy] min_cell_size must be a whole number from 1 to {MAX_COUNT:,}")
         problems += _fairness_problems(self.privacy)
         if h.min_persons_scored < 1:
             problems.append("[health] min_persons_scored must be >= 1 (a run that scores nobody never passes)")
@@ -549,8 +561,8 @@ class Settings(_Section):
             if not 0 <= getattr(h, name) <= 100:
                 problems.append(f"[health] {name} must be between 0 and 100")
         for name in ("max_export_age_days", "max_as_of_after_data_days"):
-            if getattr(h, name) < 0:
-                problems.append(f"[health] {name} must be >= 0")
+            if not 0 <= getattr(h, name) <= MAX_DAYS:
+                problems.append(f"[health] {name} must be between 0 and {MAX_DAYS:,} days")
         m = self.monitoring
         for name in ("feature_psi", "score_psi", "band_share_change", "min_list_jaccard", "precision_gap", "max_ece"):
             v = getattr(m, name)
@@ -591,6 +603,19 @@ def _fairness_problems(p: PrivacySettings) -> list[str]:
     return []
 
 
+def _is_day_format(fmt: object) -> bool:
+    """A strftime format that writes a day and reads the same day back (``%Q`` or a stray ``%``: no)."""
+    import datetime as dt
+
+    if not isinstance(fmt, str) or not fmt.strip():
+        return False
+    day = dt.datetime(2024, 11, 23)  # day, month and year all differ: each must be in the format
+    try:
+        return dt.datetime.strptime(day.strftime(fmt), fmt) == day
+    except ValueError:
+        return False
+
+
 def _review_problems(r: ReviewSettings) -> list[str]:
     """What is wrong in ``[reviews]``: unknown or misspelt decisions, non-positive days."""
     out = []
@@ -602,9 +627,9 @@ def _review_problems(r: ReviewSettings) -> list[str]:
         unknown = sorted(set(getattr(r, table)) - set(r.decisions))
         if unknown:
             out.append(f"[reviews] {table}: {unknown} are not in [reviews] decisions; add them there or remove them")
-    bad_days = {k: v for k, v in r.keep_off_days.items() if not _is_int(v) or v < 1}
+    bad_days = {k: v for k, v in r.keep_off_days.items() if not _is_int(v) or not 1 <= v <= MAX_DAYS}
     if bad_days:
-        out.append(f"[reviews] keep_off_days: {bad_days}: days are positive whole numbers")
+        out.append(f"[reviews] keep_off_days: {bad_days}: days are whole numbers from 1 to {MAX_DAYS:,}")
     bad_types = {k: v for k, v in r.interventions.items() if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", v)}
     if bad_types:
         out.append(f"[reviews] interventions: {bad_types}: intervention types are lower-case codes such as "

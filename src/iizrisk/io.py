@@ -321,12 +321,15 @@ def _parse_dates(col: pd.Series, fmt: str | None) -> pd.Series:
 
 
 def _parse_numbers(col: pd.Series, decimal: str) -> pd.Series:
+    """Numbers as ``Float64``; text that is no finite number (also ``inf``, ``-Infinity``) as missing."""
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        return col.astype("Float64")
-    s = col.astype("str").str.strip().str.replace("'", "", regex=False).str.replace(" ", "", regex=False)
-    if decimal == ",":
-        s = s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    return pd.to_numeric(s, errors="coerce").astype("Float64")
+        out = col.astype("Float64")
+    else:
+        s = col.astype("str").str.strip().str.replace("'", "", regex=False).str.replace(" ", "", regex=False)
+        if decimal == ",":
+            s = s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        out = pd.to_numeric(s, errors="coerce").astype("Float64")
+    return out.mask(np.isinf(out.to_numpy(dtype=np.float64, na_value=np.nan)))
 
 
 def _int32_range(col: pd.Series) -> bool:

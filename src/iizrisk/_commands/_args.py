@@ -19,10 +19,11 @@ import stat
 from pathlib import Path
 
 from .._time import _shown, parse_iso_date
+from ..config import MAX_DAYS, MAX_MONTHS
 from ..errors import ConfigError, OperatingSystemError
 
 __all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
-           "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
+           "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
 #: Output suffixes written as CSV (``;``, UTF-8 with BOM) and as Parquet.
 CSV_SUFFIXES = (".csv",)
@@ -59,9 +60,6 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number") from None
 
 
-#: Upper bounds of periods given in months and days (100 years): larger ones overflow the date arithmetic.
-MAX_MONTHS = 1200
-MAX_DAYS = 36_525
 
 
 def int_at_least(minimum: int, maximum: int | None = None):
@@ -128,6 +126,25 @@ def output_file(*suffixes: str):
         return path
 
     return parse
+
+
+def read_spells_input(path, columns: list[str] | None = None):
+    """Canonical spells from a command's ``--spells`` (:func:`iizrisk.io.read_canonical`), never none.
+
+    Raises
+    ------
+    ValidationError
+        Exit code 1: the file or folder holds no rows (nothing to flag, count or score); or what
+        :func:`~iizrisk.io.read_canonical` raises.
+    """
+    from ..errors import ValidationError
+    from ..io import read_canonical
+
+    spells = read_canonical(check_input(path, "spells"), columns=columns)
+    if not len(spells):
+        raise ValidationError(f"{path}: no spells: the export has its columns but no rows; check the export "
+                              "(was it written before the data arrived?)")
+    return spells
 
 
 def check_input(path, what: str = "input") -> Path:

@@ -7,7 +7,15 @@ import sys
 
 import pandas as pd
 
-from ._args import CSV_SUFFIXES, PARQUET_SUFFIXES, check_input, iso_date, output_file, plain_path
+from ._args import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    check_input,
+    iso_date,
+    output_file,
+    plain_path,
+    read_spells_input,
+)
 
 HELP = "write the point-in-time features at an as-of date (one row per person with an open spell)"
 DESCRIPTION = (
@@ -20,9 +28,9 @@ DESCRIPTION = (
 
 def read_inputs(spells_path: str, interventions_path: str | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Canonical spells (a Parquet file or folder) and optional interventions."""
-    from ..io import read_canonical, read_interventions
+    from ..io import read_interventions
 
-    spells = read_canonical(check_input(spells_path, "spells"))
+    spells = read_spells_input(spells_path)
     interventions = read_interventions(check_input(interventions_path, "interventions")) \
         if interventions_path else None
     return spells, interventions

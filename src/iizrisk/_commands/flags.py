@@ -21,16 +21,15 @@ import pandas as pd
 import pyarrow as pa
 
 from ..flags import FLAG_COLUMNS, compute_flags
-from ..io import read_canonical
 from ._args import (
     CSV_SUFFIXES,
     MAX_DAYS,
     MAX_MONTHS,
     PARQUET_SUFFIXES,
-    check_input,
     int_at_least,
     iso_date,
     output_file,
+    read_spells_input,
 )
 
 HELP = "flag multi-registration, transitions, re-entries and revolving doors at an as-of date"
@@ -70,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read, flag, write; errors derive from IizriskError (exit 1 on bad input)."""
     t0 = time.perf_counter()
-    spells = read_canonical(check_input(args.spells, "spells"), columns=list(_COLUMNS))
+    spells = read_spells_input(args.spells, columns=list(_COLUMNS))
     logger.info("read %d rows from %s in %.1f s", len(spells), args.spells, time.perf_counter() - t0)
     flags = compute_flags(spells, args.as_of, window_months=args.window_months,
                           transition_gap_days=args.transition_gap_days,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import MAX_DAYS, check_input, int_at_least, int_between
+from ._args import MAX_DAYS, int_at_least, int_between, read_spells_input
 
 HELP = "BFS-compatible indicators of a year (system combinations, profiles, persistence, re-entry, transitions)"
 DESCRIPTION = (
@@ -39,11 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..indicators import bfs_indicators
-    from ..io import read_canonical
 
     if args.min_cell_size < 1:
         raise ConfigError("--min-cell-size must be >= 1: unsuppressed tables must not leave the system")
-    spells = read_canonical(check_input(args.spells, "spells"))
+    spells = read_spells_input(args.spells)
     res = bfs_indicators(spells, args.year, min_cell_size=args.min_cell_size, monthly=args.monthly,
                          merge_gap_days=args.merge_gap_days, gap_days=args.transition_gap_days)
     res.to_dir(args.out, language=args.language, xlsx=args.xlsx)
