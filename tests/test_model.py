@@ -15,7 +15,9 @@ from threadpoolctl import threadpool_limits
 
 from iizrisk import _time
 from iizrisk.cli import main
-from iizrisk.errors import InputMismatchError, KeyFileError, ModelError
+from iizrisk.config import Settings
+from iizrisk.errors import ConfigError, InputMismatchError, KeyFileError, ModelError
+from iizrisk.explain import score_with_reasons
 from iizrisk.model import (
     BfsRuleBaseline,
     RiskModel,
@@ -24,12 +26,14 @@ from iizrisk.model import (
     expected_calibration_error,
     load_model,
     precision_recall_at_k,
+    risk_bands,
     save_model,
     score,
     signing_key,
     temporal_split,
     train,
 )
+from iizrisk.model._scoring import check_bands
 from iizrisk.schema import load_schema
 
 INST = ["ALV", "IV", "SH", "BB", "MIG"]
@@ -273,6 +277,61 @@ def test_scores_ignore_rows_after_the_as_of_date(trained, spells):
     assert set(full["risk_band"]) <= {"low", "medium", "high"}
     empty = score(model, spells, as_of="1990-01-31")  # nobody registered yet
     assert len(empty) == 0 and list(empty.columns) == list(full.columns)
+
+
+#: Band thresholds against the rule 0 < low < high < 1, as (thresholds, valid).
+BANDS = [((0.10, 0.25), True), ((1e-6, 0.999999), True), ((0.1,), False), ((0.1, 0.2, 0.3), False),
+         ((0.5, 0.1), False), ((float("nan"), 0.5), False), ((0.1, float("inf")), False), ((0, 1), False),
+         ((0.0, 0.5), False), ((0.1, 0.1), False), ((True, 0.5), False), (("0.1", "0.2"), False), ((), False)]
+
+
+@pytest.mark.parametrize("bands, valid", BANDS)
+def test_risk_bands_follow_the_rule_of_the_deployment_file(bands, valid):
+    """Bad thresholds raise ValueError naming the rule (a descending pair named 0.108 "high", nan gave
+    everyone "low"), and the rule is that of ``[worklist] risk_bands``."""
+    if valid:
+        assert check_bands(bands) == tuple(float(b) for b in bands)
+        assert risk_bands([bands[0] / 2, bands[0], bands[1]], bands).tolist() == ["low", "medium", "high"]
+        Settings.from_dict({"worklist": {"risk_bands": list(bands)}})
+    else:
+        with pytest.raises(ValueError, match=r"0 < low < high < 1"):
+            risk_bands([0.108], bands)
+        with pytest.raises(ConfigError, match="risk_bands"):
+            Settings.from_dict({"worklist": {"risk_bands": list(bands)}})
+
+
+@pytest.mark.parametrize("text", ["0.1", "0.1,0.2,0.3", "0.5,0.1", "nan,0.5", "0,1", "0.1,0.1", "abc", ""])
+def test_cli_refuses_bad_bands_before_any_work(tmp_path, capsys, text):
+    """A usage error (exit 2) naming the rule; before the fix ``0.1`` was exit 5 and ``0.5,0.1`` exit 0."""
+    with pytest.raises(SystemExit) as exc:
+        main(["score", "--model", str(tmp_path / "none"), "--spells", str(tmp_path / "none.parquet"),
+              "--as-of", "2021-03-31", "--out", str(tmp_path / "o"), f"--bands={text}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --bands" in err and "0 < low < high < 1" in err and "e.g. 0.10,0.25" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_scores_with_reasons_of_one_person_and_of_nobody(trained, spells):
+    """One person open at the as-of date is scored and explained like in the whole population (writing the
+    reasons into a one-row frame raised TypeError, exit 5); nobody open gives the empty table."""
+    model, _ = trained
+    t = pd.Timestamp("2021-03-31")
+    full = score_with_reasons(model, spells, as_of=t, explain_top=len(spells), language="en")
+    cols = [c for c in full.columns if c.startswith("reason_")]
+    assert full["reason_1"].notna().any()
+    for n in (1, 2):
+        ids = full["person_id"].iloc[[0, -1][:n]]
+        part = score_with_reasons(model, spells[spells["person_id"].isin(ids)], as_of=t, language="en")
+        assert part["person_id"].tolist() == ids.tolist()
+        assert part.dtypes.to_dict() == full.dtypes.to_dict()
+        mine = full.set_index("person_id").loc[ids, ["risk", "risk_band", *cols]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part[["risk", "risk_band", *cols]], mine)
+        unexplained = score_with_reasons(model, spells[spells["person_id"].isin(ids)], as_of=t, explain_top=0)
+        assert len(unexplained) == n and unexplained[cols].isna().all().all()
+    nobody = score_with_reasons(model, spells, as_of="1990-01-31")  # nobody registered yet
+    assert len(nobody) == 0 and list(nobody.columns) == list(full.columns)
+    assert nobody.dtypes.to_dict() == full.dtypes.to_dict()
 
 
 # ---------------------------------------------------------------- command line

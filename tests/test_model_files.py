@@ -249,6 +249,28 @@ def test_links_and_special_files_are_refused(fitted, tmp_path):
         load_model(stray, key=KEY)
 
 
+@pytest.mark.parametrize("name", ["manifest.json", "model.skops"])
+def test_a_folder_in_place_of_a_model_file_is_named(fitted, tmp_path, capsys, name):
+    """A folder where a model file belongs is a damaged model (exit 3) and the message names its path;
+    it was exit 6 with the file descriptor's number (``4: is a folder ...``) in place of the path."""
+    from iizrisk.cli import main
+
+    folder = save_model(fitted, tmp_path / "m", key=KEY)
+    (folder / name).unlink()
+    (folder / name).mkdir()
+    with pytest.raises(ModelError, match=f"{folder / name}: is a folder, not a regular file"):
+        load_model(folder, key=KEY)
+    if name == "manifest.json":
+        with pytest.raises(ModelError, match=f"{folder / name}: is a folder"):
+            read_manifest(folder)
+    (tmp_path / "model.key").write_bytes(KEY)
+    assert main(["-q", "score", "--model", str(folder), "--key-file", str(tmp_path / "model.key"),
+                 "--spells", str(tmp_path / "none.parquet"), "--as-of", "2021-03-31",
+                 "--out", str(tmp_path / "out")]) == 3
+    err = capsys.readouterr().err
+    assert f"error: {folder / name}: is a folder, not a regular file" in err and "retrain" in err
+
+
 # ---------------------------------------------------------------- signatures
 def test_unsigned_models_are_refused_unless_allowed(fitted, tmp_path):
     unsigned = save_model(fitted, tmp_path / "unsigned")

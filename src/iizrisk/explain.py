@@ -305,12 +305,15 @@ def score_with_reasons(model, spells: pd.DataFrame, *, as_of, interventions: pd.
     n = max(0, min(int(explain_top), len(scores)))
     codes = [f"reason_{j + 1}" for j in range(top)]
     texts = [f"reason_{j + 1}_text" for j in range(top)]
+    rc = reason_codes(explain(model, X.iloc[:n], n_jobs=n_jobs), top=top, language=language) if n else None
     for c in codes + texts:
-        scores[c] = pd.Series([None] * len(scores), dtype="str")
-    if n:
-        rc = reason_codes(explain(model, X.iloc[:n], n_jobs=n_jobs), top=top, language=language)
-        for c in codes + texts:
-            scores.loc[: n - 1, c] = rc[c].to_numpy()
+        # each column is built whole (the top n rows, then None) and set at once: writing the top
+        # rows into an existing str column (``scores.loc[: n - 1, c] = ...``) fails in pandas when
+        # the frame has a single row
+        values = np.full(len(scores), None, dtype=object)
+        if rc is not None:
+            values[:n] = rc[c].to_numpy()
+        scores[c] = pd.Series(values, index=scores.index, dtype="str")
     scores["as_of"] = pd.to_datetime(scores["as_of"]).astype("datetime64[s]")
     logger.info("scored %d persons at %s; explained the top %d", len(scores), as_of, n)
     return scores

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._time import _shown
 from ._args import iso_date
 from .features import add_key_argument, read_inputs
 
@@ -28,10 +29,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--language", choices=["de", "fr", "it", "en"], default="de", help="reason texts (de)")
     p.add_argument("--explain-top", type=int, default=500, metavar="N",
                    help="explain the N highest risks (500); 0: no reasons")
-    p.add_argument("--bands", default="0.10,0.25", metavar="LOW,HIGH",
-                   help="risk thresholds of the bands medium and high (0.10,0.25)")
+    p.add_argument("--bands", type=band_thresholds, default="0.10,0.25", metavar="LOW,HIGH",
+                   help="risk thresholds of the bands medium and high, 0 < LOW < HIGH < 1 (0.10,0.25)")
     add_key_argument(p)
     add_unsigned_argument(p)
+
+
+def band_thresholds(text: str) -> tuple[float, float]:
+    """argparse type: ``LOW,HIGH``, the thresholds of the bands medium and high (0 < LOW < HIGH < 1).
+
+    The rule of ``[worklist] risk_bands`` (:func:`iizrisk.model._scoring.check_bands`); anything
+    else is a usage error (exit code 2), never a ValueError in scoring or a silently wrong band.
+    """
+    from ..model._scoring import BANDS_RULE, check_bands
+
+    try:
+        return check_bands([float(x) for x in text.split(",")])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: give low,high, {BANDS_RULE}, e.g. 0.10,0.25") from None
 
 
 def add_unsigned_argument(p: argparse.ArgumentParser) -> None:
@@ -41,19 +56,14 @@ def add_unsigned_argument(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..explain import score_with_reasons
     from ..model import load_model, signing_key
 
-    try:
-        bands = tuple(float(x) for x in args.bands.split(","))
-    except ValueError:
-        raise ConfigError(f"--bands {args.bands!r}: give two probabilities, e.g. 0.10,0.25") from None
     model = load_model(args.model, key=signing_key(file=args.key_file),
                        allow_unsigned=args.allow_unsigned_model)
     spells, interventions = read_inputs(args.spells, args.interventions)
     out = score_with_reasons(model, spells, as_of=args.as_of, interventions=interventions,
-                             language=args.language, explain_top=args.explain_top, bands=bands)
+                             language=args.language, explain_top=args.explain_top, bands=args.bands)
     from ..store import write_parquet_atomic
 
     path = write_parquet_atomic(out, Path(args.out) / "scores.parquet")

@@ -347,10 +347,18 @@ def _read_member(folder: _Folder, name: str) -> bytes:
             raise ModelError(f"{path}: is a symbolic link; model files are not read through links "
                              "(the target could be switched): copy the real file or retrain") from None
         raise ModelError(f"{path}: cannot be read: {exc.strerror}") from exc
+    # checked on the raw descriptor: os.fdopen refuses a folder with an error that names the
+    # descriptor's number, not the path
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:  # pragma: no cover - fstat of an open descriptor
+        os.close(fd)
+        raise ModelError(f"{path}: cannot be read: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        what = "is a folder, not a regular file" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ModelError(f"{path}: {what}; the model directory was changed: retrain the model")
     with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ModelError(f"{path}: not a regular file; the model directory was changed: retrain the model")
         if st.st_size > _MAX_FILE_BYTES:
             raise ModelError(f"{path}: {st.st_size:,} bytes is more than any model file iizrisk writes "
                              f"({_MAX_FILE_BYTES:,}); refusing to read it")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,8 +62,44 @@ def check_input(model: RiskModel, *, X: pd.DataFrame | None = None, spells: pd.D
 
 
 
+#: The rule for risk-band thresholds, the same as for ``[worklist] risk_bands`` (:mod:`iizrisk.config`).
+BANDS_RULE = ("two numbers with 0 < low < high < 1 (a risk below low is in band low, from low on medium, "
+              "from high on high)")
+
+
+def check_bands(bands) -> tuple[float, float]:
+    """The thresholds ``(low, high)`` of the bands medium and high, checked.
+
+    The rule of ``[worklist] risk_bands`` in the deployment file: two numbers
+    (not booleans) with ``0 < low < high < 1``; ``nan`` and infinities are
+    refused by it.
+
+    Raises
+    ------
+    ValueError
+        Naming the thresholds given and the rule (:data:`BANDS_RULE`).
+
+    Examples
+    --------
+    >>> check_bands([0.1, 0.25])
+    (0.1, 0.25)
+    """
+    try:
+        values = tuple(bands)
+    except TypeError:
+        values = ()
+    if not (len(values) == 2
+            and all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in values)
+            and 0 < float(values[0]) < float(values[1]) < 1):
+        raise ValueError(f"risk bands {bands!r}: give {BANDS_RULE}, e.g. (0.10, 0.25)")
+    return float(values[0]), float(values[1])
+
+
 def risk_bands(risk, bands=(0.10, 0.25)) -> np.ndarray:
     """Band names ``low`` / ``medium`` / ``high`` for calibrated risks.
+
+    ``bands`` are the thresholds of medium and high (:func:`check_bands`: two
+    numbers with ``0 < low < high < 1``; anything else raises ValueError).
 
     Examples
     --------
@@ -70,9 +107,8 @@ def risk_bands(risk, bands=(0.10, 0.25)) -> np.ndarray:
     ['low', 'medium', 'high']
     """
     names = np.array(["low", "medium", "high"], dtype=object)
-    if len(bands) != 2:
-        raise ValueError("risk bands need two thresholds (low/medium, medium/high)")
-    return names[np.searchsorted(np.asarray(bands, dtype=np.float64), np.asarray(risk), side="right")]
+    thresholds = np.asarray(check_bands(bands), dtype=np.float64)
+    return names[np.searchsorted(thresholds, np.asarray(risk), side="right")]
 
 
 def _uncalibrated(model, X: pd.DataFrame, risk: np.ndarray) -> np.ndarray:
