@@ -323,3 +323,23 @@ def test_an_export_without_rows_is_invalid_input_not_a_crash(data, tmp_path, cap
             "indicators": ["indicators", "--spells", str(empty), "--year", "2021", "--out", str(tmp_path / "i")]}
     code, err = run_main(argv[command], capsys)
     assert code == 1 and "no spells" in err and str(empty) in err, err
+
+
+@pytest.mark.parametrize("command", ["score", "dpia", "indicators", "audit", "demo"])
+def test_an_empty_output_path_is_a_usage_error(data, tmp_path, capsys, command, monkeypatch):
+    """``--out ''`` wrote into the current folder with exit 0."""
+    monkeypatch.chdir(tmp_path)
+    argv = {"score": ["score", "--model", "m", "--spells", "s", "--as-of", AS_OF, "--out", ""],
+            "dpia": ["dpia", "cfg.toml", "--out", " "],
+            "indicators": ["indicators", "--spells", "s", "--year", "2021", "--out", ""],
+            "audit": ["audit", "--model", "m", "--spells", "s", "--as-of", AS_OF, "--out", ""],
+            "demo": ["demo", "--out", ""]}[command]
+    code, err = run_main(argv, capsys)
+    assert code == 2 and "an empty path" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_oversight_refuses_a_period_that_ends_before_it_starts(tmp_path, capsys):
+    code, err = run_main(["oversight", str(tmp_path / "cfg.toml"), "--from", "2026-01-01", "--to", "2025-01-01"],
+                         capsys)
+    assert code == 2 and "lies after --to" in err, err

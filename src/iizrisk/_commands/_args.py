@@ -172,7 +172,10 @@ def check_input(path, what: str = "input") -> Path:
 
 
 def plain_path(text: str) -> str:
-    """argparse type: a path that is not a FIFO, device or socket (e.g. a key file); returned as given."""
+    """argparse type: a path that is not empty, a FIFO, a device or a socket (e.g. a key file, an output
+    folder); returned as given. An empty ``--out ''`` would have written into the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
     try:
         check_input(text, "file")
     except OperatingSystemError as exc:

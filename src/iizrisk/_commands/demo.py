@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
+from ._args import plain_path
 
 HELP = "generate a synthetic canton, train a model and run the nightly job (the README's main job)"
 DESCRIPTION = (
@@ -15,7 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for data, model and runs")
+    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="folder for data, model and runs")
     p.add_argument("--persons", type=int, default=50_000, help="people registered in the period (default %(default)s)")
     p.add_argument("--years", type=int, default=10, help="length of the period in years (default %(default)s)")
     p.add_argument("--seed", type=int, default=2024, help="random seed (default %(default)s)")

@@ -42,7 +42,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, IizriskError, ValidationError
-from ._args import MAX_MONTHS, float_at_least, int_at_least, iso_date
+from ._args import MAX_MONTHS, float_at_least, int_at_least, iso_date, plain_path
 from .snapshots import add_dask_arguments, check_dask_args, dask_from_args
 
 HELP = "estimate the effect of joint assessments on later outcomes (risk-set matching); write DIR"
@@ -69,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "new_spells_next_24m)")
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=12, metavar="N",
                    help="horizon of revolving_door, disintegration and other registered outcomes (12)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
     p.add_argument("--method", choices=["matching", "ipw", "stratification", "regression", "naive"],
                    default="matching", help="adjustment (default: risk-set matching on the propensity score)")
     p.add_argument("--intervention-type", default="joint_assessment", metavar="TYPE",

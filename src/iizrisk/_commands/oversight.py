@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import iso_date
+from ._args import iso_date, plain_path
 
 HELP = "oversight: per institution and month, people listed and reviewed, days to review, decisions, overrides"
 DESCRIPTION = (
@@ -23,16 +23,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG", help="deployment configuration (.toml)")
     p.add_argument("--from", dest="start", metavar="YYYY-MM-DD", type=iso_date, help="first month (its day)")
     p.add_argument("--to", dest="end", metavar="YYYY-MM-DD", type=iso_date, help="last month (its day)")
-    p.add_argument("--out", metavar="DIR", help="write oversight.csv, oversight.parquet and oversight.png here")
+    p.add_argument("--out", type=plain_path, metavar="DIR", help="write oversight.csv, oversight.parquet and oversight.png here")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import Settings
+    from ..errors import ConfigError
     from ..oversight import oversight_of
     from ..tables import write_table
 
+    if args.start and args.end and args.start > args.end:  # ISO dates: compared as text
+        raise ConfigError(f"--from {args.start} lies after --to {args.end}: give the earlier date with --from")
     settings = Settings.load(args.config)
     result = oversight_of(settings, start=args.start, end=args.end)
     print(result.summary_text(decimals=1))

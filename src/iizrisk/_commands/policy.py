@@ -43,7 +43,7 @@ import logging
 import sys
 
 from ..errors import EXIT_OK, IizriskError, ValidationError
-from ._args import MAX_MONTHS, float_at_least, int_at_least
+from ._args import MAX_MONTHS, float_at_least, int_at_least, plain_path
 
 HELP = "offline evaluation of targeting by benefit against targeting by risk; write DIR"
 DESCRIPTION = (
@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(instead of --spells and --interventions)")
     p.add_argument("--spells", metavar="PATH", help="canonical spells: a Parquet file or folder")
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
     p.add_argument("--outcome", default=None, choices=["revolving_door", "disintegration"],
                    help="outcome to prevent (revolving_door; with --config its [model] outcome)")
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=None, metavar="N",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import finite_float, int_at_least, iso_date
+from ._args import finite_float, int_at_least, iso_date, plain_path
 
 HELP = "generate a synthetic Swiss population: canonical spells, interventions and the truth"
 DESCRIPTION = (
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD",
                    help="last day of the period (the export date)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
     p.add_argument("--exports", action="store_true",
                    help="also write institution-style raw exports and iizrisk.toml")
     p.add_argument("--effect", type=finite_float(1.0), default=0.3, metavar="X",

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon-months", type=int, default=12, metavar="N", help="horizon in months (12)")
     p.add_argument("--model", choices=["boosting", "logistic"], default="boosting",
                    help="gradient boosting (default) or the transparent logistic regression")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
+    p.add_argument("--out", required=True, type=plain_path, metavar="MODEL_DIR", help="model directory to write")
     p.add_argument("--validation-months", type=int, default=6, metavar="N", help="held-out months (6)")
     p.add_argument("--calibration-months", type=int, default=6, metavar="N", help="calibration months (6)")
     p.add_argument("--capacity", type=int, default=50, metavar="K",
