@@ -343,3 +343,14 @@ def test_oversight_refuses_a_period_that_ends_before_it_starts(tmp_path, capsys)
     code, err = run_main(["oversight", str(tmp_path / "cfg.toml"), "--from", "2026-01-01", "--to", "2025-01-01"],
                          capsys)
     assert code == 2 and "lies after --to" in err, err
+
+
+@pytest.mark.parametrize("value", ["7561234567897", "756.1234.5678.97", "756 1234 5678 97", "７５６１２３４５６７８９７"])
+def test_an_identifier_typed_into_an_option_is_never_echoed(data, tmp_path, capsys, value):
+    for argv in (["flags", "--spells", str(data / "spells.parquet"), "--as-of", value, "--out", str(tmp_path / "f.csv")],
+                 ["features", "--spells", "s", "--as-of", AS_OF, "--out", f"{value}.txt"],
+                 ["indicators", "--spells", "s", "--year", value, "--out", str(tmp_path)]):
+        code, err = run_main(argv, capsys)
+        assert code == 2 and "withheld" in err, err
+        digits = "".join(c for c in err if c.isdigit())
+        assert "7561234567897" not in digits.translate(str.maketrans("０１２３４５６７８９", "0123456789"))

@@ -164,8 +164,15 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "October", "November", "December")
 
 
+#: Nine or more digits in a row, also with the separators AHV numbers are written with: never echoed.
+_LONG_NUMBER = re.compile(r"\d(?:[\s.'\u2019\-]?\d){8,}")
+
+
 def _shown(text: str) -> str:
-    """The user's text for a message, shortened (an option is never data, but keep messages short)."""
+    """The user's text for a message, shortened; withheld when it holds a long number (an AHV number
+    typed into the wrong option must not reach a terminal's log). Dates have eight digits at most."""
+    if _LONG_NUMBER.search(text):
+        return "(value withheld: it holds a long number, perhaps an identifier)"
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 

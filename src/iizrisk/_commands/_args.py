@@ -67,9 +67,9 @@ def int_at_least(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         value = _int(text)
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is below the minimum {minimum}")
         if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"{value} is above the maximum {maximum}")
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is above the maximum {maximum}")
         return value
 
     return parse
@@ -80,7 +80,7 @@ def int_between(minimum: int, maximum: int):
     def parse(text: str) -> int:
         value = _int(text)
         if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"{value} is not between {minimum} and {maximum}")
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not between {minimum} and {maximum}")
         return value
 
     return parse
@@ -96,7 +96,7 @@ def finite_float(maximum: float = math.inf):
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{_shown(text)} is not a finite number")
         if value > maximum:
-            raise argparse.ArgumentTypeError(f"{value:g} is above the maximum {maximum:g}")
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is above the maximum {maximum:g}")
         return value
 
     return parse
@@ -109,7 +109,7 @@ def float_at_least(minimum: float):
     def parse(text: str) -> float:
         value = finite(text)
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value:g} is below the minimum {minimum:g}")
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is below the minimum {minimum:g}")
         return value
 
     return parse
