@@ -198,3 +198,77 @@ def test_the_corrections_setting_is_checked(tmp_path, random_spells, trained):
     cfg = test_batch.deployment(tmp_path, random_spells, trained, deployment={"corrections": "missing.csv"})
     with pytest.raises(ValidationError, match="does not exist"):
         ingest(cfg)
+
+
+@pytest.mark.parametrize("new_value", ["0001-01-01", "1899-12-31", "2099-01-01"])
+def test_an_implausible_new_date_refuses_the_ingestion_naming_file_row_and_fix(new_value):
+    row = {"person_id": "p1", "institution": "ALV", "case_id": "A-1", "field": "end_date",
+           "old_value": "2024-03-31", "new_value": "2024-02-29"}
+    table = _table([row, {**row, "new_value": new_value}])
+    with pytest.raises(ValidationError, match=r"fixes\.csv: invalid corrections") as err:
+        check_corrections(table, pseudonym_pattern="p[0-9]+", name="fixes.csv", today=pd.Timestamp("2025-06-30"))
+    [prob] = err.value.report.problems
+    assert (prob.source, prob.column, prob.rows) == ("fixes.csv", "new_value", (2,))
+    assert prob.problem.startswith("implausible date") and "2026-06-30" in prob.fix
+    # the data contract's bounds, as for an export: the last plausible day is accepted
+    ok = check_corrections(_table([{**row, "new_value": "2026-06-30"}]), pseudonym_pattern=None,
+                           today=pd.Timestamp("2025-06-30"))
+    assert ok["new_value"].tolist() == ["2026-06-30"]
+
+
+def _two_spells() -> pd.DataFrame:
+    return pd.DataFrame({"person_id": ["p1", "p2"], "institution": ["ALV", "ALV"], "case_id": ["A-1", "A-2"],
+                         "start_date": pd.to_datetime(["2024-01-01", "2024-01-01"]).astype("datetime64[s]"),
+                         "end_date": pd.to_datetime(["2024-03-31", "2024-03-31"]).astype("datetime64[s]")})
+
+
+def test_a_correction_ending_its_row_before_it_starts_is_refused_naming_file_row_and_field():
+    fine = {"person_id": "p1", "institution": "ALV", "case_id": "A-1", "field": "end_date",
+            "old_value": "2024-03-31", "new_value": "2024-02-29"}
+    # two corrections moving both dates of a row: judged together, once both are applied
+    later = check_corrections(_table([
+        {**fine, "case_id": "A-2", "person_id": "p2", "field": "start_date", "old_value": "2024-01-01",
+         "new_value": "2024-05-01"},
+        {**fine, "case_id": "A-2", "person_id": "p2", "old_value": "2024-03-31", "new_value": "2024-06-30"}]),
+        pseudonym_pattern=None)
+    fixed, trail = apply_corrections(_two_spells(), later)
+    assert trail["status"].tolist() == ["applied", "applied"]
+    assert fixed["start_date"].iloc[1] == pd.Timestamp("2024-05-01")
+    table = check_corrections(_table([
+        fine,
+        {**fine, "person_id": "p2", "case_id": "A-2", "new_value": "2023-12-31"},  # end before its start
+        {**fine, "person_id": "p2", "case_id": "A-2", "field": "start_date", "old_value": "2024-01-01",
+         "new_value": "2024-01-02"},  # moves the start; the row still ends before it
+        {**fine, "person_id": "p1", "field": "start_date", "old_value": "2024-01-01", "new_value": "2024-02-15"},
+    ]), pseudonym_pattern=None, name="fixes.csv")
+    with pytest.raises(ValidationError, match=r"fixes\.csv: invalid corrections.*row\(s\) 2, 3 would") as err:
+        apply_corrections(_two_spells(), table)
+    probs = {p.problem: p for p in err.value.report.problems}
+    assert set(probs) == {"the correction of end_date leaves the row with end_date before start_date",
+                          "the correction of start_date leaves the row with end_date before start_date"}
+    end, start = (probs[f"the correction of {f} leaves the row with end_date before start_date"]
+                  for f in ("end_date", "start_date"))
+    assert (end.source, end.column, end.rows, end.example) == ("fixes.csv", "new_value", (2,), "2023-12-31")
+    assert start.rows == (3,) and "remove the correction" in start.fix and start.severity == "error"
+
+
+def test_the_nightly_run_names_the_corrections_file_for_an_end_before_start(tmp_path, random_spells, trained,
+                                                                           capsys):
+    from iizrisk.cli import main
+
+    spells = random_spells
+    per_key = spells.groupby(["person_id", "institution", "case_id"])["start_date"].transform("size")
+    r = spells[spells["end_date"].notna() & (per_key == 1)
+               & (spells["start_date"] > pd.Timestamp("1960-01-02"))].iloc[0]
+    write_csv_atomic(_table([{"person_id": r["person_id"], "institution": r["institution"], "case_id": r["case_id"],
+                              "field": "end_date", "old_value": r["end_date"].date().isoformat(),
+                              "new_value": (r["start_date"] - pd.Timedelta(days=1)).date().isoformat()}]),
+                     tmp_path / "corrections.csv")
+    # the quarantine policy sets aside rows of an export, never a correction
+    cfg = test_batch.deployment(tmp_path, spells, trained,
+                                deployment={"corrections": "corrections.csv", "errors": "quarantine"})
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 1
+    out = "\n".join(capsys.readouterr())
+    assert "corrections.csv: column 'new_value': the correction of end_date leaves the row with end_date before " \
+           "start_date: 1 rows, rows 1" in out
+    assert "cannot build the timeline" not in out and not re.search(r"756\.?\d{4}", out)

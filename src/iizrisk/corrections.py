@@ -38,8 +38,14 @@ gets a status in :attr:`iizrisk.io.Ingestion.corrections` (the trail):
     applied, reported likewise.
 
 A corrections file with a wrong column, an unknown field, a value the data
-contract refuses or a value shaped like an AHV number refuses the ingestion
-(exit 1): a correction is never dropped silently either.
+contract refuses (a new date that is no calendar day or lies outside the
+contract's plausible dates included) or a value shaped like an AHV number
+refuses the ingestion (exit 1): a correction is never dropped silently either.
+So does a correction that would leave its row ending before it starts (an
+``end_date`` before the ``start_date``, after every correction of the row):
+the error names the corrections file, its rows, the field and the fix, whatever
+``[deployment] errors`` says (that policy sets aside rows of an export, never
+a correction).
 
 Examples
 --------
@@ -90,10 +96,14 @@ _FIX = {"conflict": "the institution changed the row after the correction: check
 _SOURCE = "corrections"
 
 
-def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: str = "corrections"
-                      ) -> pd.DataFrame:
+def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: str = "corrections",
+                      today: pd.Timestamp | None = None) -> pd.DataFrame:
     """The corrections table as text, every row checked against the data contract
     (:func:`iizrisk.io.read_corrections` reads a file and calls it).
+
+    ``today`` (default: today) bounds the plausible new dates, as for an
+    export. The table returned remembers ``name`` (in ``attrs["source"]``), so
+    that :func:`apply_corrections` names the file.
 
     Raises
     ------
@@ -101,7 +111,8 @@ def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: 
         A value or header shaped like an AHV number (not repeated).
     ValidationError
         Missing or unknown columns, an unknown field, an institution or value the
-        data contract refuses, a date that is not ``YYYY-MM-DD``, an empty
+        data contract refuses, a date that is not ``YYYY-MM-DD``, a new date
+        outside the data contract's plausible dates, an empty
         reason, date or role, a person id that is not a pseudonym; every
         problem at once, with the file's rows.
     """
@@ -145,11 +156,22 @@ def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: 
         report.add(name, col, "value the data contract refuses for its field", bad, t[col], rows=rows,
                    fix="dates as YYYY-MM-DD, codes of the data contract (data/schemas/spells.json); empty only "
                        "for an optional column")
+    lo_date, years_after = schema.plausible_dates()
+    today = pd.Timestamp(today if today is not None else pd.Timestamp.today()).normalize()
+    lo, hi = pd.Timestamp(lo_date), today + pd.DateOffset(years=years_after)
+    implausible = np.array([f in CORRECTABLE and v != "" and schema.field(f).type == "date" and _valid(f, v, schema)
+                            and not lo <= pd.Timestamp(v) <= hi for f, v in zip(t["field"], t["new_value"],
+                                                                                  strict=True)], dtype=bool)
+    report.add(name, "new_value", f"implausible date (before {lo_date} or more than {years_after} year(s) after "
+               "today)", implausible, t["new_value"], rows=rows,
+               fix=f"correct the new date (YYYY-MM-DD, from {lo_date} to {hi.date().isoformat()})")
     same = (t["old_value"] == t["new_value"]).to_numpy()
     report.add(name, "new_value", "equals old_value", same, rows=rows, fix="a correction changes the value")
     if not report.ok:
         raise ValidationError(f"{name}: invalid corrections: {report.summary_line()}", report)
-    return t.reset_index(drop=True)
+    t = t.reset_index(drop=True)
+    t.attrs["source"] = name
+    return t
 
 
 def _is_iso(v: str) -> bool:
@@ -192,22 +214,39 @@ def _as_text(v) -> str:
     return str(v)
 
 
-def apply_corrections(spells: pd.DataFrame, corrections: pd.DataFrame, report: ValidationReport | None = None
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def apply_corrections(spells: pd.DataFrame, corrections: pd.DataFrame, report: ValidationReport | None = None,
+                      *, name: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply checked corrections to canonical spells; return the corrected spells and the trail.
 
     The trail is the corrections table with ``status`` (:data:`STATUSES`) and
     ``export_value`` (what the export held). Conflicts, unmatched and ambiguous
     corrections are added to ``report`` as warnings for the data steward,
     naming the rows of the corrections file (never a value).
+
+    Parameters
+    ----------
+    name : str, optional
+        The corrections file, for the messages (default: the one
+        :func:`check_corrections` remembered, else ``"corrections"``).
+
+    Raises
+    ------
+    ValidationError
+        A correction of ``start_date`` or ``end_date`` leaves its row ending
+        before it starts (checked once every correction is applied, so that
+        two corrections may move both dates); every such correction at once,
+        with the rows of the corrections file, whatever ``[deployment] errors``
+        says.
     """
+    name = name or str(corrections.attrs.get("source") or "corrections")
     out = spells.copy()
     person = out["person_id"].astype(str).to_numpy()
     inst = out["institution"].astype(str).to_numpy()
     case = (out["case_id"].astype("str").fillna("").to_numpy() if "case_id" in out.columns
             else np.full(len(out), "", dtype=object))
     status, export_value = [], []
-    for c in corrections.itertuples(index=False):
+    moved: list[tuple[int, int]] = []  # (correction, row of spells) of the dates changed
+    for k, c in enumerate(corrections.itertuples(index=False)):
         rows = np.flatnonzero((person == c.person_id) & (inst == c.institution) & (case == c.case_id))
         if c.field not in out.columns:
             out[c.field] = pd.Series(pd.NA, index=out.index, dtype=object)
@@ -222,12 +261,15 @@ def apply_corrections(spells: pd.DataFrame, corrections: pd.DataFrame, report: V
             status.append("applied" if contested else "conflict")
             export_value.append(_as_text(out[c.field].iloc[target]))
             _set(out, target, c.field, _typed(c.field, c.new_value))
+            if c.field in ("start_date", "end_date"):
+                moved.append((k, target))
         elif any(v == c.new_value for v in held):
             status.append("in_export")
             export_value.append(c.new_value)
         else:
             status.append("ambiguous")
             export_value.append("")
+    _refuse_end_before_start(out, corrections, moved, name)
     trail = corrections.assign(status=pd.Series(status, dtype="str", index=corrections.index),
                                export_value=pd.Series(export_value, dtype="str", index=corrections.index))
     if report is not None:
@@ -241,6 +283,32 @@ def apply_corrections(spells: pd.DataFrame, corrections: pd.DataFrame, report: V
     if len(trail):
         logger.info("corrections: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
     return out, trail
+
+
+def _refuse_end_before_start(spells: pd.DataFrame, corrections: pd.DataFrame, moved: list[tuple[int, int]],
+                             name: str) -> None:
+    """Refuse the corrections of a date that leave their row ending before it starts, naming the file's rows."""
+    if not moved or not {"start_date", "end_date"} <= set(spells.columns):
+        return
+    start, end = spells["start_date"], spells["end_date"]
+    bad = np.zeros(len(corrections), dtype=bool)
+    for k, i in moved:
+        s, e = start.iloc[i], end.iloc[i]
+        bad[k] |= bool(pd.notna(s) and pd.notna(e) and e < s)
+    if not bad.any():
+        return
+    report = ValidationReport()
+    fields = corrections["field"].astype("str").to_numpy()
+    rows = np.arange(1, len(corrections) + 1)
+    dates = corrections["new_value"].astype("str").map(lambda v: v if _is_iso(v) else "")  # dates only, no AHV
+    for field, other in (("end_date", "start_date"), ("start_date", "end_date")):
+        report.add(name, "new_value", f"the correction of {field} leaves the row with end_date before start_date",
+                   bad & (fields == field), dates, rows=rows,
+                   fix=f"check the new {field} against the row's {other} in the export; correct both dates (one "
+                       "correction each) or remove the correction")
+    raise ValidationError(f"{name}: invalid corrections: {report.summary_line()}; row(s) "
+                          f"{', '.join(map(str, rows[bad][:5]))}{' and more' if bad.sum() > 5 else ''} would leave "
+                          "a spell with end_date before start_date", report)
 
 
 def _set(df: pd.DataFrame, row: int, col: str, value) -> None:
