@@ -162,15 +162,17 @@ def test_three_nights_with_reviews_between_them(tmp_path, random_spells, trained
     assert f"{len(alv2)} von 8 Plätzen belegt" in summary
     assert r2.manifest["reviews_since_last_run"]["data_error"] == 1
 
-    # night 3: a later review replaces the day's review; a proposal lifts nothing
-    filled2 = fill(runs / NIGHTS[1] / "worklists" / "ALV.xlsx", {1: ("2023-06-27", "other", "")},
+    # night 3: a later import replaces the day's review (sent in the file of the list it answers: a review
+    # dated before a list's as-of date is refused in that list's file); a proposal lifts nothing
+    filled2 = fill(runs / NIGHTS[0] / "worklists" / f"ALV_{NIGHTS[0]}.xlsx", {4: (day, "other", "")},
                    tmp_path / "ALV_2.xlsx")
     res3 = import_reviews(cfg, [filled2])
+    assert (res3.added, res3.replaced) == (0, 1)
+    with pytest.raises(ValidationError, match="nothing is stored"):
+        import_reviews(cfg, [fill(runs / NIGHTS[1] / "worklists" / "ALV.xlsx", {1: (day, "other", "")},
+                                  tmp_path / "ALV_3.xlsx")])
     r3 = run_nightly(cfg, as_of=NIGHTS[2], progress=False)
     alv3 = in_memory(r3, "ALV")
-    changed = alv2["person_id"].iloc[0]
-    if changed in {by_rank[4], override_person}:
-        assert res3.replaced == 1
     assert (alv3.loc[alv3["person_id"].isin(alv2["person_id"]) & alv3["person_id"].isin(alv1["person_id"]),
                      "times_listed"] == 3).all()
     # the dated files of every night stay beside the latest ones
@@ -313,6 +315,113 @@ def test_xlsx_round_trip_and_csv_import(night, tmp_path, capsys):
     except ValidationError as exc:
         raise AssertionError(exc.report.to_text()) from exc
     assert (r.added, r.per_institution) == (1, {"SH": 1})
+
+
+def _store_bytes(cfg) -> bytes | None:
+    s = Settings.load(cfg)
+    path = HistoryStore(s.resolve(s.output.history_dir)).reviews_path
+    return path.read_bytes() if path.exists() else None
+
+
+def _set_cells(xlsx: Path, out: Path, cells: list[tuple[int, str, object]], language: str = "de") -> Path:
+    """Write raw values into a review file: (spreadsheet row, column code, value)."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(xlsx)
+    ws = next(wb[s] for s in wb.sheetnames if wb[s].sheet_state == "visible")
+    head = [c.value for c in ws[1]]
+    for row, code, value in cells:
+        ws.cell(row=row, column=head.index(header(code, language)) + 1, value=value)
+    wb.save(out)
+    return out
+
+
+# a review date must be a calendar day from the as-of date of the list it answers (NIGHTS[2]) to today
+BAD_DATES = {"0000-01-01": "not a date", "0001-01-01": f"before the as-of date of the list it answers ({NIGHTS[2]})",
+             "today": "not a date", "now": "not a date", "Today": "not a date", "2023-06-30xyz": "not a date",
+             "2099-01-01": "after today", "01.01.2099": "after today", dt.date(2099, 1, 1): "after today",
+             "2023-06-29": f"before the as-of date of the list it answers ({NIGHTS[2]})",
+             dt.date(1950, 6, 1): f"before the as-of date of the list it answers ({NIGHTS[2]})",
+             "30.02.2024": "not a date", "756.1234.5678.97": "not a date"}
+
+
+@pytest.mark.slow
+def test_review_dates_outside_the_list_and_today_are_refused(night, tmp_path):
+    _, cfg, _ = night
+    before = _store_bytes(cfg)
+    for i, (value, problem) in enumerate(BAD_DATES.items()):
+        path = _set_cells(_xlsx(night), tmp_path / f"d{i}.xlsx",
+                          [(2, "review_date", value), (2, "decision", decision_label("not_suitable", "de"))])
+        with pytest.raises(ValidationError) as err:
+            import_reviews(cfg, [path])
+        report = err.value.report.to_text()
+        assert f"{path.name}: column 'review_date': {problem}" in report and "rows 2" in report, (value, report)
+        assert "Fix: enter the day" in report and "756.1234" not in report, (value, report)
+        assert _store_bytes(cfg) == before, value
+    # the command line refuses a word for a date with exit 1 (invalid input)
+    assert main(["reviews", "import", str(cfg), str(tmp_path / "d2.xlsx")]) == 1
+    # a row the coordinator added to the CSV, without the list's as-of date: not before 1900-01-01
+    xlsx = _xlsx(night)
+    table = read_table(Path(str(xlsx).replace("ALV.xlsx", "ALV.csv")), dtype=str, keep_default_na=False)
+    table = pd.concat([table, table.iloc[[0]].assign(as_of="", review_date="1899-12-31", decision="other")],
+                      ignore_index=True)
+    csv_path = tmp_path / "ALV.csv"
+    table.to_csv(csv_path, sep=";", index=False, encoding="utf-8-sig")
+    with pytest.raises(ValidationError) as err:
+        import_reviews(cfg, [csv_path])
+    assert f"ALV.csv: column 'review_date': before 1900-01-01: 1 rows, rows {len(table) + 1}" in \
+        err.value.report.to_text()
+    assert _store_bytes(cfg) == before
+
+
+@pytest.mark.slow
+def test_contradicting_rows_for_one_case_are_refused(night, tmp_path):
+    _, cfg, res = night
+    case = res.worklists["ALV"]["case_ids"].iloc[0]
+    before = _store_bytes(cfg)
+    day = ("2023-07-01", "not_suitable", "")
+
+    def refused(paths, *expected):
+        with pytest.raises(ValidationError) as err:
+            import_reviews(cfg, paths)
+        report = err.value.report.to_text()
+        for text_ in expected:
+            assert text_ in report, (text_, report)
+        assert case not in report and "Fix: keep one" in report
+        assert _store_bytes(cfg) == before
+        return report
+
+    # the same case twice in one file with different decisions, on one day or on two: both rows named
+    for i, other in enumerate([("2023-07-01", "joint_assessment_held", ""), ("2023-07-02", "other", "")]):
+        path = fill(_xlsx(night), {1: day}, tmp_path / f"two{i}.xlsx", add=[(case, *other)])
+        last = pd.read_excel(path, sheet_name="ALV").shape[0] + 1
+        refused([path], f"{path.name}: column 'decision': one case on several rows with different decisions: "
+                f"2 rows, rows 2, {last}. Fix: keep one decision per case")
+    # one day, one decision, two notes: only one could be stored
+    path = fill(_xlsx(night), {1: day}, tmp_path / "notes.xlsx", add=[(case, "2023-07-01", "not_suitable", "x")])
+    refused([path], f"{path.name}: column 'note': one case reviewed on one day with different notes")
+    # two files of one import, the same case and day, different decisions: each file named
+    a = fill(_xlsx(night), {1: day}, tmp_path / "a.xlsx")
+    b = fill(_xlsx(night), {1: ("2023-07-01", "other", "")}, tmp_path / "b.xlsx")
+    report = refused([a, b], "a.xlsx: column 'decision': one case reviewed on one day with different decisions "
+                     "(a.xlsx row 2; b.xlsx row 2)", "b.xlsx: column 'decision'")
+    assert "Fix: keep one review per case and day" in report
+
+
+def test_identical_rows_for_one_case_are_stored_once(tmp_path, random_spells, trained):
+    cfg = deployment(tmp_path, random_spells, trained)
+    res = run_nightly(cfg, as_of=NIGHTS[2], progress=False)
+    case = res.worklists["ALV"]["case_ids"].iloc[0]
+    xlsx = tmp_path / "runs" / NIGHTS[2] / "worklists" / "ALV.xlsx"
+    # the list's as-of date itself is a valid review day
+    path = fill(xlsx, {1: (NIGHTS[2], "not_suitable", "Rückruf")}, tmp_path / "twice.xlsx",
+                add=[(case, dt.date.fromisoformat(NIGHTS[2]), "not_suitable", "Rückruf")])
+    got = import_reviews(cfg, [path])
+    assert (got.rows, got.added, got.merged) == (1, 1, 1)
+    assert "1 identical repeated row(s) merged" in got.summary_text()
+    s = Settings.load(cfg)
+    stored = HistoryStore(s.resolve(s.output.history_dir)).reviews()
+    assert len(stored) == 1 and stored["decision"].tolist() == ["not_suitable"]
 
 
 def test_published_csv_opens_as_columns_without_formulas(night):

@@ -17,7 +17,14 @@ fix, and nothing is stored while one remains:
   "a case of SH"); no message repeats a case id or a note;
 * the decision must be one of the configured ones (its code or its name in
   any language);
-* the review date must be a date, and not after today;
+* the review date must be a real calendar day (``YYYY-MM-DD`` or
+  ``dd.mm.yyyy``, no words such as "today"), not before the as-of date of the
+  list it answers (the row's as-of date, else the file's; 1900-01-01 when
+  neither is known) and not after today;
+* one decision per case and file: two rows for the same case with different
+  decisions (or the same day with a different note) are both refused, and so
+  are two files of one import giving the same case different reviews on one
+  day; identical rows are merged into one review, with a warning;
 * the note goes through the raw-identifier guard
   (:func:`iizrisk.pseudonym.looks_like_ahv`).
 
@@ -80,6 +87,10 @@ _LISTS_SHEET = "lists"
 _EPOCH_ZIP = (1980, 1, 1, 0, 0, 0)
 #: columns of the review file taken from the worklist (the rest of its columns are shown too)
 _KEY = ("institution", "case_ids")
+#: the earliest review date accepted when the list a row answers is not known
+_EARLIEST = pd.Timestamp("1900-01-01")
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+_SWISS_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
 
 
 def decision_label(code: str, language: str) -> str:
@@ -210,6 +221,8 @@ class _Parsed:
     rows: pd.DataFrame
     row_numbers: np.ndarray
     institution: str | None
+    #: the as-of date of the list the file was written for (the xlsx's information sheet), when known
+    as_of: object = None
 
 
 def read_review_file(path: str | Path, report: ValidationReport | None = None) -> _Parsed:
@@ -274,10 +287,10 @@ def _read_xlsx(path: Path, report: ValidationReport) -> _Parsed:
     head = ["" if h is None else str(h) for h in rows[0]]
     body = [r[: len(head)] for r in rows[1:]]
     df = pd.DataFrame(body, columns=head, dtype=object)
-    return _table(name, df, inst, report)
+    return _table(name, df, inst, report, as_of=meta.get("as_of"))
 
 
-def _table(name: str, df: pd.DataFrame, inst: str | None, report: ValidationReport) -> _Parsed:
+def _table(name: str, df: pd.DataFrame, inst: str | None, report: ValidationReport, *, as_of=None) -> _Parsed:
     codes = _codes_of_headers()
     df = df.copy()
     df.columns = [codes.get(str(c).strip(), str(c).strip()) for c in df.columns]
@@ -297,7 +310,7 @@ def _table(name: str, df: pd.DataFrame, inst: str | None, report: ValidationRepo
     if not filled.any():
         _whole_file(report, name, ", ".join(header(c, "en") for c in FILL_IN), "no row is filled in",
                    fix="fill in the review date and the decision of each case reviewed, then send the file")
-    return _Parsed(name, df.loc[filled].reset_index(drop=True), numbers[filled], inst)
+    return _Parsed(name, df.loc[filled].reset_index(drop=True), numbers[filled], inst, as_of)
 
 
 def _whole_file(report: ValidationReport, name: str, column: str, problem: str, *, fix: str) -> None:
@@ -310,17 +323,37 @@ def _blank(col: pd.Series) -> np.ndarray:
     return (values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip())).to_numpy(dtype=bool)
 
 
+def _day(value) -> dt.date | None:
+    """One cell as a calendar day: an xlsx date, or ``YYYY-MM-DD`` (a time of day may follow) or
+    ``dd.mm.yyyy`` text; None for anything else (no words such as "today", no impossible day, no year 0)."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.date() if isinstance(value, dt.datetime) else value
+    if not isinstance(value, str):
+        return None
+    v = value.strip()
+    m = _ISO_DAY.fullmatch(v)
+    ymd = (m.group(1), m.group(2), m.group(3)) if m else None
+    if ymd is None and (m := _SWISS_DAY.fullmatch(v)):
+        ymd = (m.group(3), m.group(2), m.group(1))
+    if ymd is None:
+        return None
+    try:
+        return dt.date(*(int(x) for x in ymd))
+    except ValueError:  # 2025-02-30, year 0
+        return None
+
+
 def _dates(col: pd.Series) -> pd.Series:
-    """Review dates as timestamps (NaT where not a date): xlsx dates, ``YYYY-MM-DD`` and ``dd.mm.yyyy`` text."""
-    values = col.astype(object)
-    is_dt = values.map(lambda v: isinstance(v, dt.date)).to_numpy(dtype=bool)
-    text_ = values.where(~is_dt, None).astype("string").str.strip()
-    iso = pd.to_datetime(text_.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
-    swiss = pd.to_datetime(text_, format="%d.%m.%Y", errors="coerce")
-    out = iso.fillna(swiss)
-    if is_dt.any():
-        out[is_dt] = pd.to_datetime(values[is_dt].map(lambda v: pd.Timestamp(v).normalize()))
-    return out.dt.normalize()
+    """Review dates as timestamps (NaT where not a calendar day, see :func:`_day`)."""
+    days = [_day(v) for v in col.astype(object)]
+    return pd.Series([pd.NaT if d is None else pd.Timestamp(d) for d in days], index=col.index,
+                     dtype="datetime64[s]")
+
+
+def _no_ahv(values: pd.Series) -> pd.Series:
+    """``values`` for an example in a report, a value shaped like an AHV number blanked (never echoed)."""
+    text_ = values.astype(object).map(lambda v: "" if v is None or _missing(v) else str(v))
+    return values.astype(object).where(~looks_like_ahv(text_), None)
 
 
 # ------------------------------------------------------------------ importing
@@ -334,6 +367,8 @@ class ReviewImport(ResultMixin):
     replaced: int = 0
     unchanged: int = 0
     overrides: int = 0
+    #: rows that repeated another row of the import exactly (same case, day, decision and note): stored once
+    merged: int = 0
     per_institution: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -343,7 +378,8 @@ class ReviewImport(ResultMixin):
 
     def summary_text(self, decimals: int = 3) -> str:
         return (f"{self.rows} review(s) read from {len(self.files)} file(s): {self.added} new, {self.replaced} "
-                f"replaced, {self.unchanged} already stored; {self.overrides} of cases not on the list")
+                f"replaced, {self.unchanged} already stored; {self.overrides} of cases not on the list"
+                + (f"; {self.merged} identical repeated row(s) merged" if self.merged else ""))
 
     def plot(self, ax=None):
         from .plots import _axes
@@ -409,6 +445,7 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
         rows = pd.concat([c for c in checked], ignore_index=True)
         cases = _case_map(settings, set(rows["institution"]))
         rows = _map_cases(rows, cases, report)
+        rows, n_merged = _one_review_per_case(rows, report)
     if not report.ok:
         raise ValidationError(f"review import: {len(report.errors)} problem(s); nothing is stored", report)
     if not checked:
@@ -426,6 +463,9 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
     result.rows = len(new)
     result.added, result.replaced, result.unchanged = stats["added"], stats["replaced"], stats["unchanged"]
     result.overrides = int((~new["listed"]).sum())
+    result.merged = n_merged
+    for w in report.warnings:
+        logger.warning("reviews: %s", w.to_text())
     result.per_institution = {str(k): int(v) for k, v in new["institution"].value_counts().sort_index().items()}
     logger.info("reviews: %s", result.summary_text())
     return result
@@ -452,10 +492,19 @@ def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today
     no_date = _blank(df["review_date"])
     report.add(name, "review_date", "review date missing", no_date, rows=rows,
                fix="enter the day of the review (YYYY-MM-DD or dd.mm.yyyy)")
-    report.add(name, "review_date", "not a date", (~no_date) & date.isna().to_numpy(), df["review_date"],
-               rows=rows, fix="enter the day of the review as YYYY-MM-DD or dd.mm.yyyy")
+    report.add(name, "review_date", "not a date", (~no_date) & date.isna().to_numpy(), _no_ahv(df["review_date"]),
+               rows=rows, fix="enter the day of the review as YYYY-MM-DD or dd.mm.yyyy (a real calendar day, "
+               "no words such as 'today')")
     report.add(name, "review_date", f"after today ({today.date().isoformat()})", (date > today).to_numpy(),
                rows=rows, fix="enter the day the review took place (not a planned date)")
+    earliest = _earliest(p)
+    early = (date < earliest).to_numpy()
+    for bound in sorted(set(earliest[early])):
+        what = ("before 1900-01-01" if bound == _EARLIEST
+                else f"before the as-of date of the list it answers ({bound.date().isoformat()})")
+        report.add(name, "review_date", what, early & (earliest == bound).to_numpy(), date, rows=rows,
+                   fix=f"enter the day the review took place, from {bound.date().isoformat()} to today "
+                   f"({today.date().isoformat()}), as YYYY-MM-DD or dd.mm.yyyy")
     note = df["note"].astype(object).map(lambda v: "" if v is None or pd.isna(v) else str(v))
     report.add(name, "note", "holds what looks like an AHV number (a raw identifier)", looks_like_ahv(note),
                rows=rows, show_example=False,
@@ -466,6 +515,16 @@ def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today
     return pd.DataFrame({"institution": inst.astype(str).to_numpy(), "case_ids": case.to_numpy(),
                          "review_date": date.to_numpy(), "decision": code.to_numpy(dtype=object),
                          "note": note.to_numpy(dtype=object), "_file": name, "_row": rows})
+
+
+def _earliest(p: _Parsed) -> pd.Series:
+    """Per row, the earliest review date accepted: the as-of date of the list the row answers (the row's own
+    as-of date, else the file's), never before 1900-01-01."""
+    file_day = _day(p.as_of)
+    fallback = _EARLIEST if file_day is None else max(_EARLIEST, pd.Timestamp(file_day))
+    own = (_dates(p.rows["as_of"]) if "as_of" in p.rows.columns
+           else pd.Series(pd.NaT, index=p.rows.index, dtype="datetime64[s]"))
+    return own.where(own.notna() & (own > _EARLIEST), fallback).astype("datetime64[s]")
 
 
 def _map_cases(rows: pd.DataFrame, cases: pd.DataFrame, report: ValidationReport) -> pd.DataFrame:
@@ -487,6 +546,47 @@ def _map_cases(rows: pd.DataFrame, cases: pd.DataFrame, report: ValidationReport
                    fix="enter a case number of your own institution exactly as in your case management system "
                    "(the case numbers on the list are always right)")
     return rows.assign(person_id=person.to_numpy(dtype=object), case_id=rows["case_ids"].str.split(";").str[0])
+
+
+def _one_review_per_case(rows: pd.DataFrame, report: ValidationReport) -> tuple[pd.DataFrame, int]:
+    """``rows`` with exactly repeated rows merged (a warning each), and the number merged.
+
+    One decision per case and file: rows of one file for the same case (its person at the institution) with
+    different decisions are refused, every one of them named. Rows of the import for the same case and day with
+    a different decision or note (in one file or two) are refused too: only one of them could be stored.
+    Rows that repeat each other exactly are stored once.
+    """
+    known = rows[rows["person_id"].notna()]
+    case = ["institution", "person_id"]
+    refused: set = set()
+    split = known[known.duplicated(["_file", *case], keep=False)]
+    for (name, _, _), g in split.groupby(["_file", *case], sort=False):
+        if g["decision"].nunique() > 1:
+            report.add(str(name), "decision", "one case on several rows with different decisions",
+                       np.ones(len(g), dtype=bool), rows=g["_row"].to_numpy(), show_example=False,
+                       fix="keep one decision per case: delete the rows of this case that do not hold the decision "
+                       "taken (a later decision goes into the next list's file)")
+            refused.update(g.index)
+    day = [*case, "review_date"]
+    rest = known.drop(index=list(refused))
+    rest = rest[rest.duplicated(day, keep=False)]
+    drop: list = []
+    for _, g in rest.groupby(day, sort=False):
+        where = "; ".join(f"{f} row {r}" for f, r in zip(g["_file"], g["_row"], strict=True))
+        if len(g[["decision", "note"]].drop_duplicates()) > 1:
+            column = "decision" if g["decision"].nunique() > 1 else "note"
+            for name, sub in g.groupby("_file", sort=False):
+                report.add(str(name), column, f"one case reviewed on one day with different {column}s ({where})",
+                           np.ones(len(sub), dtype=bool), rows=sub["_row"].to_numpy(), show_example=False,
+                           fix="keep one review per case and day: delete all but the row that holds the review "
+                           "taken, in every file named")
+        else:
+            for name, sub in g.iloc[1:].groupby("_file", sort=False):
+                report.add(str(name), "case_ids", f"one case repeated with the same review ({where}): stored once",
+                           np.ones(len(sub), dtype=bool), rows=sub["_row"].to_numpy(), show_example=False,
+                           severity="warning", fix="nothing to do; keep one row per case next time")
+            drop.extend(g.index[1:])
+    return rows.drop(index=drop).reset_index(drop=True), len(drop)
 
 
 def _with_list_context(rows: pd.DataFrame, history: HistoryStore) -> pd.DataFrame:
