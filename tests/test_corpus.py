@@ -284,7 +284,8 @@ CASES = [
     Case("outcome_mismatch", lambda d: settings(d, model={"outcome": "disintegration"}), 3, ("outcome",)),
     Case("horizon_mismatch", lambda d: settings(d, model={"horizon_months": 6}), 3, ("horizon_months",)),
     # ---------------------------------------------------------------- dates and flags
-    Case("as_of_in_the_future", lambda d: ["--as-of", "2999-01-01"], 2, ("after today",)),
+    Case("as_of_in_the_future", lambda d: ["--as-of", "2199-01-01"], 2, ("after today",)),
+    Case("as_of_beyond_the_calendar", lambda d: ["--as-of", "2999-01-01"], 2, ("1900-01-01 to 2199-12-31",)),
     Case("as_of_month_first", lambda d: ["--as-of", "12/31/2024"], 2, ("YYYY-MM-DD",)),
     Case("as_of_not_a_day", lambda d: ["--as-of", "2024-02-30"], 2, ("2024-02-30",)),
     Case("as_of_long_after_data", lambda d: ["--as-of", "2025-06-30"], 2, ("newest date in the data", "--force")),

@@ -64,7 +64,7 @@ def test_gates_at_their_bounds_pass():
 @pytest.mark.parametrize("section, values, words", [
     ("health", {"min_persons_scored": 0}, "min_persons_scored must be >= 1"),
     ("health", {"max_quarantine_percent": 120.0}, "between 0 and 100"),
-    ("health", {"max_export_age_days": -1}, "max_export_age_days must be >= 0"),
+    ("health", {"max_export_age_days": -1}, "max_export_age_days must be between 0 and 36,525 days"),
     ("health", {"require_worklists": "yes"}, "expected bool"),
 ])
 def test_gate_settings_are_checked(section, values, words):
