@@ -354,3 +354,14 @@ def test_an_identifier_typed_into_an_option_is_never_echoed(data, tmp_path, caps
         assert code == 2 and "withheld" in err, err
         digits = "".join(c for c in err if c.isdigit())
         assert "7561234567897" not in digits.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+
+
+def test_a_choice_or_a_code_holding_an_identifier_is_never_echoed(data, tmp_path, capsys):
+    """argparse's 'invalid choice' and the commands' 'unknown code' messages repeat the value given."""
+    ahv = "756.1234.5678.97"
+    for argv, code in ((["indicators", "--spells", "s", "--year", "2021", "--out", str(tmp_path), "--language", ahv], 2),
+                       (["evaluate", "--spells", str(data / "spells.parquet"), "--interventions",
+                         str(data / "interventions.parquet"), "--out", str(tmp_path / "ev"), "--outcome", ahv], 2)):
+        got, err = run_main(argv, capsys)
+        assert got == code and "<withheld>" in err, err
+        assert "1234" not in err, err

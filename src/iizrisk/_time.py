@@ -15,7 +15,7 @@ from typing import SupportsIndex
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from .errors import _LONG_NUMBER, ConfigError
 
 OPEN_END = np.int32(np.iinfo(np.int32).max)
 """Day number used for an open (unknown) end: later than any real day."""
@@ -162,10 +162,6 @@ _DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")  # Swiss dd.mm.yyyy
 _SLASHED = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")  # dd/mm or mm/dd: ambiguous
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December")
-
-
-#: Nine or more digits in a row, also with the separators AHV numbers are written with: never echoed.
-_LONG_NUMBER = re.compile(r"\d(?:[\s.'\u2019\-]?\d){8,}")
 
 
 def _shown(text: str) -> str:

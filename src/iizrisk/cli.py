@@ -42,13 +42,28 @@ import logging
 import pkgutil
 import re
 import sys
+from typing import NoReturn
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_OS, EXIT_USAGE, ConfigError, IizriskError
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_OS,
+    EXIT_USAGE,
+    ConfigError,
+    IizriskError,
+    withhold_long_numbers,
+)
 
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("iizrisk")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors never echo a long number (an AHV number given as a choice)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(withhold_long_numbers(message))
 
 
 def _command_modules():
@@ -60,9 +75,9 @@ def _command_modules():
         yield info.name.replace("_", "-"), importlib.import_module(f"{_commands.__name__}.{info.name}")
 
 
-def _log_options(dest_prefix: str = "") -> argparse.ArgumentParser:
+def _log_options(dest_prefix: str = "") -> _Parser:
     """``-v`` and ``-q``, shared by the main parser and every sub-command (no defaults: see main)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     group = common.add_argument_group("log output")
     group.add_argument("-v", "--verbose", dest=f"{dest_prefix}verbose", action="count", default=argparse.SUPPRESS,
                        help="more log output (-vv for debug); before or after the command")
@@ -72,8 +87,8 @@ def _log_options(dest_prefix: str = "") -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(
+    """The argument parser with every sub-command (their parsers are of the same class)."""
+    parser = _Parser(
         prog="iizrisk",
         description=(
             "iizrisk: join pseudonymised registrations of ALV, IV, SH and other institutions, "
@@ -216,7 +231,9 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         report = getattr(exc, "report", None)
         if report is not None:
             print(report.to_text(), file=sys.stderr)
-        print(f"iizrisk {args.command}: error: {exc}", file=sys.stderr)
+        # a value the user gave may come back in the message (an unknown code, a specification): never a
+        # long number, which may be an AHV number typed into the wrong option
+        print(f"iizrisk {args.command}: error: {withhold_long_numbers(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"iizrisk {args.command}: interrupted", file=sys.stderr)

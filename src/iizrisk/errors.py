@@ -35,6 +35,8 @@ operating-system, schema and internal errors are not ``ValueError``.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "EXIT_OK",
     "EXIT_INVALID_INPUT",
@@ -45,6 +47,7 @@ __all__ = [
     "EXIT_OS",
     "IizriskError",
     "ConfigError",
+    "withhold_long_numbers",
     "SchemaError",
     "ValidationError",
     "RawIdentifierError",
@@ -137,3 +140,16 @@ class InternalError(IizriskError):
     """An invariant of iizrisk itself was violated (a bug: please report it); nothing was written."""
 
     exit_code = EXIT_INTERNAL
+
+
+#: Nine or more digits in a row, also with the separators AHV numbers are written with: never echoed.
+_LONG_NUMBER = re.compile(r"\d(?:[\s.'\u2019\-]?\d){8,}")
+
+
+def withhold_long_numbers(text: str) -> str:
+    """``text`` for a message, every long number in it (an AHV number in any spelling) withheld.
+
+    >>> withhold_long_numbers("unknown code '756.1234.5678.97'; 10,065,912 rows, 2024-06-30")
+    "unknown code '<withheld>'; 10,065,912 rows, 2024-06-30"
+    """
+    return _LONG_NUMBER.sub("<withheld>", text)
