@@ -755,3 +755,29 @@ def test_band_shares_count_every_scored_person_whatever_the_column_type(bands, k
     sm = score_monitoring(np.linspace(0, 1, len(bands)), values)
     for name in BANDS:  # missing bands stay in the denominator
         assert sm.loc[f"share_{name}", "value"] == pytest.approx(sum(b == name for b in bands) / len(bands))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "junk", "another table", "not a date"])
+def test_a_damaged_monitoring_partition_is_invalid_input_naming_it(tmp_path, damage):
+    """A history store changed by hand: exit 1 naming the partition (a truncated file crashed with exit 5; a
+    scores table was exported as monitoring rows, pseudonyms and all)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from iizrisk.errors import ValidationError
+
+    part = tmp_path / "h" / "monitoring" / "as_of=2026-01-07" / "part-0.parquet"
+    part.parent.mkdir(parents=True)
+    table = pa.table({c: pa.array(["x"]) for c in COLUMNS})
+    pq.write_table(table, part)
+    assert len(read_monitoring(tmp_path / "h")) == 1
+    if damage == "truncated":
+        part.write_bytes(part.read_bytes()[:100])
+    elif damage == "junk":
+        part.write_text("junk")
+    elif damage == "another table":
+        pq.write_table(pa.table({"person_id": ["a" * 64], "risk": [0.3]}), part)
+    else:
+        part.parent.rename(part.parent.with_name("as_of=notadate"))
+    with pytest.raises(ValidationError, match="history store was changed by hand"):
+        read_monitoring(tmp_path / "h")

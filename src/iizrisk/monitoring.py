@@ -73,6 +73,7 @@ from . import _time
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import check_language, load_locale, text
 from .config import MonitoringSettings
+from .errors import IizriskError
 from .model._reference import _bin_shares, feature_reference
 
 __all__ = ["COLUMNS", "MonitoringThresholds", "FlowThresholds", "FLOW_STATISTICS", "institution_flows",
@@ -824,16 +825,30 @@ def warnings_of(table: pd.DataFrame) -> list[str]:
 
 def read_monitoring(history_root: str | Path, *, since=None, until=None) -> pd.DataFrame:
     """The ``monitoring`` table of a history store (``as_of`` column added), for a range of nights."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from .errors import ValidationError
 
     base = Path(history_root) / "monitoring"
     frames = []
+    fix = ("the history store was changed by hand: restore the partition from a backup, or remove it (the "
+           "next runs write their own)")
     if base.is_dir():
         for p in sorted(base.glob("as_of=*/part-0.parquet")):
-            d = pd.Timestamp(p.parent.name[6:])
+            try:
+                d = pd.Timestamp(_time.parse_iso_date(p.parent.name[6:], "partition"))
+            except IizriskError as exc:
+                raise ValidationError(f"{p.parent}: not a night's partition ({exc}); {fix}") from None
             if (since is not None and d < pd.Timestamp(since)) or (until is not None and d > pd.Timestamp(until)):
                 continue
-            df = pq.read_table(p).to_pandas()
+            try:
+                df = pq.read_table(p).to_pandas()
+            except (pa.ArrowException, OSError) as exc:
+                raise ValidationError(f"{p}: not a readable Parquet file ({exc}); {fix}") from None
+            # never another table's rows (people, scores) in the trends and their export
+            if any(c not in COLUMNS for c in df.columns) or not {"kind", "name", "value"} <= set(df.columns):
+                raise ValidationError(f"{p}: not a monitoring table (columns other than {list(COLUMNS)}); {fix}")
             df.insert(0, "as_of", d)
             frames.append(df)
     if not frames:
