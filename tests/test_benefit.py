@@ -483,3 +483,20 @@ def test_the_s_learner_is_one_logistic_model_with_assessment_interactions(het, t
     assert np.allclose(back.predict_benefit(table[COV].head(200)), m.predict_benefit(table[COV].head(200)))
     with pytest.raises(ValueError, match="'dr', 't' or 's'"):
         BenefitModel(learner="x").fit(table)
+
+
+def test_the_policy_plot_draws_an_interval_that_misses_its_estimate():
+    """One bootstrap replicate (policy --bootstrap 1) gives an interval beside the estimate: matplotlib's
+    errorbar refused the negative length with exit 5; the interval is drawn from its own ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from iizrisk.benefit import _plot_policies
+
+    v = pd.DataFrame({"value": [2.0, 1.0], "lower 95%": [2.5, 0.5], "upper 95%": [2.5, 1.5]}, index=["risk", "benefit"])
+    ax = _plot_policies(v)
+    segments = ax.collections[0].get_segments()
+    assert [(s[0][0], s[1][0]) for s in segments] == [(2.5, 2.5), (0.5, 1.5)]
+    plt.close(ax.figure)

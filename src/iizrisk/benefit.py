@@ -1216,8 +1216,10 @@ def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05):
     ypos = np.arange(len(v))[::-1]
     val = v["value"].to_numpy(dtype=np.float64)
     lo, hi = v[f"lower {lvl}"].to_numpy(dtype=np.float64), v[f"upper {lvl}"].to_numpy(dtype=np.float64)
-    ax.errorbar(val, ypos, xerr=[val - lo, hi - val], fmt="o", color="C0", capsize=3,
-                label=f"offline estimate ({lvl} interval)")
+    # the interval drawn from its own ends: a bootstrap interval need not hold the estimate (few
+    # replicates, a skewed statistic), and errorbar refuses negative lengths
+    ax.hlines(ypos, lo, hi, color="C0", lw=1.2)
+    ax.plot(val, ypos, "o", color="C0", label=f"offline estimate ({lvl} interval)")
     if "true_value" in v.columns and v["true_value"].notna().any():
         ax.plot(v["true_value"].to_numpy(dtype=np.float64), ypos, "x", color="C3", label="true value (synthetic)")
     ax.axvline(0, color="black", lw=0.6)
