@@ -546,3 +546,10 @@ def test_a_number_that_is_not_finite_is_not_a_number(value):
     got = ingest(df, errors="quarantine")
     assert len(got.spells) == 1 and got.quarantine["_row"].tolist() == [1]
     assert [p.problem for p in got.report.problems] == ["not a number"]
+
+
+def test_a_frame_with_columns_of_several_levels_is_refused_by_name():
+    df = pd.DataFrame({"person_id": [P1], "institution": ["ALV"], "case_id": ["c1"], "start_date": ["2024-01-01"]})
+    df.columns = pd.MultiIndex.from_tuples([(c, "x") for c in df.columns])
+    with pytest.raises(ValidationError, match="2 levels"):
+        ingest(df)

@@ -1014,6 +1014,10 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
         # (label, frame, metadata, (path, seconds to read, SHA-256) or None for a DataFrame)
         frames: list[tuple[str, pd.DataFrame, dict[str, Any], tuple[Path, float, Future[str]] | None]]
         if isinstance(where, pd.DataFrame):
+            if isinstance(where.columns, pd.MultiIndex):
+                raise ValidationError(f"{cfg.name}: its columns have {where.columns.nlevels} levels (a MultiIndex); "
+                                      "give one level of column names, e.g. df.columns = "
+                                      "['_'.join(map(str, c)) for c in df.columns], then map them")
             check_header(list(where.columns), cfg.name)
             frames = [(cfg.name, where, {"format": "DataFrame"}, None)]
         else:
