@@ -143,3 +143,16 @@ def test_oversight_command(tmp_path, capsys):
     assert table[["institution", "listed", "reviewed"]].values.tolist() == [["ALV", 8, 6]]
     assert "Geprüft" in (tmp_path / "o" / "oversight.csv").read_text(encoding="utf-8-sig")
     assert main(["oversight", str(cfg), "--from", "2024-03-01"]) == 0  # no month in range: an empty table
+
+
+def test_oversight_without_a_history_store_is_invalid_input(tmp_path, capsys):
+    """A missing store (or history_dir naming a file) printed an empty table with exit 0."""
+    from iizrisk.cli import main
+    from iizrisk.config import Settings
+
+    cfg = Settings.from_dict({"output": {"dir": "runs", "history_dir": "history"}}, base_dir=tmp_path).save(
+        tmp_path / "iizrisk.toml")
+    assert main(["oversight", str(cfg)]) == 1
+    assert "no history store with worklists" in capsys.readouterr().err
+    (tmp_path / "history").write_text("x")
+    assert main(["oversight", str(cfg)]) == 1

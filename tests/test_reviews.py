@@ -505,3 +505,15 @@ def test_the_manifest_counts_reviews_only_in_codes(night):
     m = json.loads((tmp / "runs" / NIGHTS[2] / "manifest.json").read_text())
     assert m["reviews_since_last_run"] == {}
     assert {"left_off_reviewed", "below_min_band", "places"} <= set(m["worklists"]["ALV"])
+
+
+def test_another_table_in_place_of_the_reviews_is_invalid_input_naming_it(tmp_path):
+    """oversight crashed with KeyError('review_date') (exit 5) on a store whose reviews file was replaced."""
+    from iizrisk.errors import ValidationError
+    from iizrisk.history import HistoryStore
+    from iizrisk.store import write_parquet_atomic
+
+    store = HistoryStore(tmp_path / "history")
+    write_parquet_atomic(pd.DataFrame({"person_id": ["a" * 64], "risk": [0.3]}), store.reviews_path)
+    with pytest.raises(ValidationError, match="not the reviews table"):
+        store.reviews()

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError
+from .errors import ConfigError, ValidationError
 from .io import read_canonical_table
 from .store import write_parquet_atomic
 
@@ -185,6 +185,10 @@ class HistoryStore:
         if not self.reviews_path.is_file():
             return _empty_reviews()
         df = read_canonical_table(self.reviews_path)
+        missing = [c for c in ("person_id", "decision", "review_date", "list_as_of") if c not in df.columns]
+        if missing:  # another table in its place: the store was changed by hand
+            raise ValidationError(f"{self.reviews_path}: not the reviews table (no column(s) {missing}); the "
+                                  "history store was changed by hand: restore the file from a backup")
         for col in ("review_date", "list_as_of"):
             df[col] = pd.to_datetime(df[col]).astype("datetime64[s]")
         if until is not None:
