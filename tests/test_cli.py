@@ -365,3 +365,12 @@ def test_a_choice_or_a_code_holding_an_identifier_is_never_echoed(data, tmp_path
         got, err = run_main(argv, capsys)
         assert got == code and "<withheld>" in err, err
         assert "1234" not in err, err
+
+
+@pytest.mark.parametrize("outcome", ["days_registered_next_0m", "new_spells_next_99999999m"])
+def test_a_study_outcome_over_no_months_or_beyond_the_calendar_is_refused(data, tmp_path, capsys, outcome):
+    """An outcome over 0 months (or past the calendar) gave an all-zero estimate with exit 0."""
+    code, err = run_main(["evaluate", "--spells", str(data / "spells.parquet"), "--interventions",
+                          str(data / "interventions.parquet"), "--out", str(tmp_path / "ev"), "--outcome", outcome],
+                         capsys)
+    assert code == 2 and "from 1 to 1200" in err, err

@@ -67,6 +67,7 @@ from .. import _time
 from .._arrays import matches
 from .._results import CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
+from ..config import MAX_MONTHS
 from ..errors import ValidationError
 from ..spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
 
@@ -131,7 +132,10 @@ def study_outcome_columns(outcomes, horizon_months: int) -> dict[str, str]:
     out = {}
     known = set(outcome_names())
     for name in outcomes:
-        if _DAYS_RE.match(name) or _NEW_RE.match(name):
+        m = _DAYS_RE.match(name) or _NEW_RE.match(name)
+        if m:
+            if not 1 <= int(m.group(1)) <= MAX_MONTHS:  # 0 months measures nothing; more overflows the dates
+                raise ValueError(f"study outcome {name!r}: the months <k> run from 1 to {MAX_MONTHS}")
             out[name] = name
         elif name in known:
             out[name] = f"{name}_next_{int(horizon_months)}m"
