@@ -237,15 +237,10 @@ def _suppressed(t: pd.DataFrame, k: int) -> pd.DataFrame:
 def oversight_of(settings, *, start=None, end=None) -> Oversight:
     """:func:`oversight` of a deployment's history store (``[privacy] min_cell_size``, ``[reviews] decisions``)."""
     from .config import Settings
-    from .errors import ValidationError
     from .history import HistoryStore
 
     settings = settings if isinstance(settings, Settings) else Settings.load(settings)
-    root = settings.resolve(settings.output.history_dir)
-    if not (root / "worklists").is_dir():  # nothing was ever listed here: no table of zeros
-        raise ValidationError(f"{root}: no history store with worklists ([output] history_dir); the nightly run "
-                              "writes it: check the setting, or run iizrisk run first")
-    history = HistoryStore(root)
+    history = HistoryStore(settings.resolve(settings.output.history_dir))
     return oversight(history.read("worklists"), history.reviews(), start=start, end=end,
                      min_cell_size=settings.privacy.min_cell_size, decisions=tuple(settings.reviews.decisions),
                      assessment=tuple(d for d in ASSESSMENT_DECISIONS if d in settings.reviews.decisions)

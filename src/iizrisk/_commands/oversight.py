@@ -30,13 +30,17 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import Settings
-    from ..errors import ConfigError
+    from ..errors import ConfigError, ValidationError
     from ..oversight import oversight_of
     from ..tables import write_table
 
     if args.start and args.end and args.start > args.end:  # ISO dates: compared as text
         raise ConfigError(f"--from {args.start} lies after --to {args.end}: give the earlier date with --from")
     settings = Settings.load(args.config)
+    root = settings.resolve(settings.output.history_dir)
+    if not (root / "worklists").is_dir():  # nothing was ever listed here: no table of zeros with exit 0
+        raise ValidationError(f"{root}: no history store with worklists ([output] history_dir); the nightly run "
+                              "writes it: check the setting, or run iizrisk run first")
     result = oversight_of(settings, start=args.start, end=args.end)
     print(result.summary_text(decimals=1))
     if args.out:
