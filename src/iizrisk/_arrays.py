@@ -93,15 +93,11 @@ def string_order(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.concatenate([order, np.flatnonzero(~valid)]).astype(np.int64)
 
 
-def fixed_width(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
-    """Strings as an ``(n, width)`` byte matrix when every value is present and equally long; else None.
-
-    Values of one length lie back to back in Arrow's data buffer, so each chunk is a view of
-    it (several chunks are joined). ``width`` is the matrix's second dimension (0 for no rows).
-    """
-    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+def _fixed_width_parts(arr: pa.Array | pa.ChunkedArray) -> list[np.ndarray] | None:
+    """Each non-empty chunk as an ``(len(chunk), width)`` view of its data buffer, when every value is
+    present, text and equally long (in all chunks); else None."""
     parts, width = [], None
-    for chunk in chunks:
+    for chunk in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]):
         if chunk.null_count:
             return None
         if not len(chunk):
@@ -114,6 +110,18 @@ def fixed_width(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
             return None
         width = w
         parts.append(data[offsets[0]: offsets[-1]].reshape(len(chunk), w))
+    return parts
+
+
+def fixed_width(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Strings as an ``(n, width)`` byte matrix when every value is present and equally long; else None.
+
+    Values of one length lie back to back in Arrow's data buffer, so each chunk is a view of
+    it (several chunks are joined). ``width`` is the matrix's second dimension (0 for no rows).
+    """
+    parts = _fixed_width_parts(arr)
+    if parts is None:
+        return None
     if not parts:
         return np.zeros((0, 0), dtype=np.uint8)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -122,35 +130,25 @@ def fixed_width(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
 def filter_strings(arr: pa.Array | pa.ChunkedArray, mask: np.ndarray) -> pa.Array:
     """The values of ``arr`` where ``mask`` is True, as one ``large_string`` array.
 
-    Values of one width (pseudonyms) are copied once, chunk by chunk, into one buffer; Arrow's
-    ``filter`` keeps the chunks, and joining them copies every value a second time (3.7M
-    pseudonyms of 64 characters: 237 MB twice). Anything else takes Arrow's way.
+    Values of one width (pseudonyms) are copied once, chunk by chunk (:func:`_fixed_width_parts`),
+    into one buffer; Arrow's ``filter`` keeps the chunks, and joining them copies every value a
+    second time (3.7M pseudonyms of 64 characters: 237 MB twice). Anything else takes Arrow's way.
     """
-    chunks = [c for c in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]) if len(c)]
-    widths = set()
-    for c in chunks:
-        if c.null_count or not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)):
-            widths.add(-1)
-            break
-        offsets, _ = _text_buffers(c)
-        w = offsets[1:] - offsets[:-1]
-        widths.update({int(w.min()), int(w.max())})
-    if len(widths) != 1 or -1 in widths or len(arr) != len(mask):
+    parts = _fixed_width_parts(arr)
+    if not parts or len(arr) != len(mask):
         out = arr.filter(pa.array(mask))
         out = out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
         return out.cast(pa.large_string()) if not pa.types.is_large_string(out.type) else out
-    width = widths.pop()
+    width = parts[0].shape[1]
     n = int(np.count_nonzero(mask))
     data = np.empty((n, width), dtype=np.uint8)
     done = first = 0
-    for c in chunks:
-        offsets, buf = _text_buffers(c)
-        keep = mask[first: first + len(c)]
+    for rows in parts:  # the non-empty chunks in order: an empty one holds no row of the mask
+        keep = mask[first: first + len(rows)]
         k = int(np.count_nonzero(keep))
         if k:
-            rows = buf[offsets[0]: offsets[-1]].reshape(len(c), width)
             np.compress(keep, rows, axis=0, out=data[done: done + k])
-        done, first = done + k, first + len(c)
+        done, first = done + k, first + len(rows)
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64) if width else np.zeros(n + 1, np.int64)
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
