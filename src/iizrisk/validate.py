@@ -267,10 +267,11 @@ class ValidationReport(ResultMixin):
 
 
 def check_raw_identifiers(df: pd.DataFrame, report: ValidationReport, source: str,
-                          rows: np.ndarray | None = None) -> list[str]:
+                          rows: np.ndarray | None = None, *, fix: str | None = None) -> list[str]:
     """Record every column holding AHV-shaped values; return their names.
 
-    The example value is never shown: it would be the raw identifier.
+    The example value is never shown: it would be the raw identifier. ``fix`` replaces the
+    default advice (pseudonymise at the source).
     """
     found = []
     for col in df.columns:
@@ -278,8 +279,8 @@ def check_raw_identifiers(df: pd.DataFrame, report: ValidationReport, source: st
         if mask.any():
             found.append(str(col))
             report.add(source, str(col), "values shaped like AHV numbers (raw identifiers)", mask,
-                       fix="pseudonymise at the source with `iizrisk pseudonymise` and drop the raw "
-                           "column; raw identifiers are never processed",
+                       fix=fix or "pseudonymise at the source with `iizrisk pseudonymise` and drop the raw "
+                                  "column; raw identifiers are never processed",
                        rows=rows, show_example=False)
     return found
 

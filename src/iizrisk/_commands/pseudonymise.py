@@ -91,16 +91,12 @@ def _refuse_overwriting(targets: list[Path], protected: dict[str, Path]) -> None
 
 def _refuse_raw_identifiers(df, id_column: str, src: Path) -> None:
     """Refuse a table holding AHV numbers outside ``id_column``: columns and rows named, values never."""
-    from ..pseudonym import looks_like_ahv
-    from ..validate import ValidationReport
+    from ..validate import ValidationReport, check_raw_identifiers
 
     report = ValidationReport(rows_read={str(src): len(df)})
-    for col in df.columns:
-        if col != id_column:
-            report.add(str(src), str(col), "values shaped like AHV numbers (raw identifiers)",
-                       looks_like_ahv(df[col]), show_example=False,
-                       fix=f"only --id-column {id_column!r} is pseudonymised: remove the AHV numbers from this "
-                           "column at the source, or drop the column; nothing is written while they are there")
+    check_raw_identifiers(df.drop(columns=[id_column]), report, str(src),
+                          fix=f"only --id-column {id_column!r} is pseudonymised: remove the AHV numbers from this "
+                              "column at the source, or drop the column; nothing is written while they are there")
     if report.problems:
         cols = ", ".join(repr(p.column) for p in report.problems)
         raise RawIdentifierError(f"refused: {src}: column(s) {cols} hold values shaped like AHV numbers (values "
