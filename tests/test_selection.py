@@ -122,6 +122,24 @@ def test_no_eligible_spec_is_a_validation_error_naming_why():
         res.select(SelectionRule(max_ece=0.03))
 
 
+def test_only_yardsticks_is_a_validation_error_naming_them():
+    res = _result({"bfs_rule": [(0.3, 0.0, 0.5)]})
+    with pytest.raises(ValidationError, match=r"no specification that can be deployed.*'bfs_rule'.*--specs"):
+        res.select(SelectionRule())
+
+
+def test_a_split_without_outcomes_is_refused_naming_the_split_and_the_fix(canton):
+    """Too few persons for a split: a ValidationError naming the split and the fix, never a crash."""
+    _, snaps, _ = canton
+    kw = dict(grid=[Spec("boosting", params={"max_iter": 5})], every_months=3, years=1, test_months=2,
+              train_months=18, capacity=10, n_threads=1, progress=False)
+    for persons in (1, 15):
+        with pytest.raises(ValidationError, match=r"split \d+ \(origin \d{4}-\d\d-\d\d\).*"
+                                                  r"persons") as info:
+            rolling_evaluation(snaps, max_persons=persons, **kw)
+        assert "person(s)" in str(info.value)
+
+
 def test_rule_from_toml_and_its_checks(tmp_path):
     p = tmp_path / "rule.toml"
     p.write_text('[selection]\nmetric = "average_precision"\nmax_ece = 0.05\nmin_jaccard = 0.2\n')

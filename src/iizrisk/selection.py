@@ -444,6 +444,10 @@ class SelectionResult(ResultMixin):
         summ = self.summary
         deploy = [s.name for s in self.specs if s.deployable]
         table = summ.loc[[n for n in summ.index if n in deploy]].copy()
+        if not len(table):
+            raise ValidationError(
+                f"the evaluation holds no specification that can be deployed, only the yardsticks "
+                f"{list(summ.index)}: add a boosting or logistic specification (--specs)")
         reasons: dict[str, list[str]] = {n: [] for n in table.index}
         if rule.max_ece is not None:
             for n in table.index:
@@ -712,6 +716,20 @@ def _worst_ratios(counts: pd.DataFrame, min_group: int) -> dict[str, float]:
             for a in counts["attribute"].unique()} if len(counts) else {}
 
 
+def _check_split(split, y_train: np.ndarray, n_test: int, n_persons: int, max_persons: int | None) -> None:
+    """Refuse a split its models cannot learn from or be judged on, naming the split and the fix."""
+    positives = int(y_train.sum())
+    if 0 < positives < len(y_train) and n_test > 0:
+        return
+    sample = f" (--max-persons {max_persons})" if max_persons is not None else ""
+    raise ValidationError(
+        f"split {int(split['split'])} (origin {pd.Timestamp(split['origin']).date()}) cannot be evaluated: "
+        f"{len(y_train)} training row(s) with an observed outcome, {positives} of them positive, and "
+        f"{n_test} evaluation row(s), from {n_persons} person(s){sample}. Each split needs training rows "
+        "with and without the outcome and rows to evaluate; use more persons, or fewer --years or "
+        "--test-months so that the splits fall where outcomes are observed")
+
+
 def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_months: int = 3, years: int = 2,
                        test_months: int = 3, train_months: int = 36, calibration_months: int = 6,
                        gap_months: int | None = None, capacity: int = 50, max_persons: int | None = None,
@@ -805,6 +823,7 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
     prev_lists: dict[str, np.ndarray] = {}
     last_masks: tuple[dict[str, np.ndarray], Any] | None = None
     crosstab_frame = None
+    n_persons = int(pd.unique(ids).size)
     steps = [f"split {s}" for s in splits["split"]]
     with Steps(steps, progress, label="select") as bar:
         for _, sp in splits.iterrows():
@@ -817,6 +836,7 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
             te = np.isin(days, te_days) & observed
             pv_days = np.array([_time.day(prev_of[d]) for d in sp["test_dates"] if d in prev_of], dtype=np.int64)
             pv = np.isin(days, pv_days)
+            _check_split(sp, y_all[tr], int(te.sum()), n_persons, max_persons)
             Xtr, ytr, dtr = X.loc[tr], y_all[tr], days[tr]
             Xte, yte, dte = X.loc[te], y_all[te], days[te]
             scores: dict[str, np.ndarray] = {}
@@ -825,10 +845,16 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
                     continue
                 cols = model_columns[s.name]
                 est, use = _scorer(s, cols, common, bfs_column)
-                if s.kind == "bfs_rule":
-                    est.fit(Xtr[use], ytr)
-                else:
-                    est.fit(Xtr[use], ytr, as_of=dtr)
+                try:
+                    if s.kind == "bfs_rule":
+                        est.fit(Xtr[use], ytr)
+                    else:
+                        est.fit(Xtr[use], ytr, as_of=dtr)
+                except ValidationError as exc:
+                    raise ValidationError(
+                        f"split {int(sp['split'])} (origin {pd.Timestamp(sp['origin']).date()}), spec {s.name!r}: "
+                        f"{exc} ({int(ytr.sum())} positive of {len(ytr)} training rows from {n_persons} "
+                        "person(s))") from None
                 scores[s.name] = est.predict_proba(Xte[use])[:, 1]
                 if s is reference and any(g.kind == "last_list" for g in grid):
                     # the reference list of the month end before each evaluation date, kept

@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _time
+from ..errors import ValidationError
 from ._scoring import check_input
 from ._split import _as_of_of, temporal_split
 
@@ -284,7 +285,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if len(y) != len(X):
             raise ValueError(f"y has {len(y)} values for {len(X)} rows")
         if len(np.unique(y)) < 2:
-            raise ValueError("y holds a single class; the outcome never (or always) happens in these rows")
+            raise ValidationError("y holds a single class; the outcome never (or always) happens in these rows")
         if self.calibration not in {"isotonic", "sigmoid", None}:
             raise ValueError(f"calibration must be 'isotonic', 'sigmoid' or None, got {self.calibration!r}")
         for c in X.columns:
@@ -309,8 +310,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             fit_rows, cal_rows = temporal_split(days, holdout_months=self.calibration_months, gap_months=gap)
         if min(y[fit_rows].sum(), (~y[fit_rows]).sum()) < 2 or \
                 (cal_rows.any() and min(y[cal_rows].sum(), (~y[cal_rows]).sum()) < 2):
-            raise ValueError("the training or calibration slice holds fewer than two rows of a class; "
-                             "use more dates or persons")
+            raise ValidationError("the training or calibration slice holds fewer than two rows of a class; "
+                                  "use more dates or persons")
         if cal_rows.any() and y[cal_rows].sum() < 20:
             logger.warning("only %d outcomes in the calibration slice: calibration will be coarse",
                            int(y[cal_rows].sum()))
