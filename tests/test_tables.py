@@ -144,6 +144,14 @@ def test_risks_are_percentages_only_with_a_language():
     assert list(codes.columns) == list(df.columns) and codes["risk"].tolist()[0] == 0.41449
 
 
+def test_reason_weights_are_rounded_only_for_a_reader():
+    df = pd.DataFrame({"reason_1_contribution": [1.1572703835537022, -0.00049, np.nan], "n": [1, 2, 3]})
+    de = present(df, "de")
+    assert [str(v) for v in de[header("reason_1_contribution", "de")].tolist()[:2]] == ["1.157", "0.0"]
+    assert np.isnan(de[header("reason_1_contribution", "de")].iloc[2]) and de[header("n", "de")].tolist() == [1, 2, 3]
+    assert present(df, None)["reason_1_contribution"].tolist()[0] == 1.1572703835537022
+
+
 def test_csv_options_and_index_free_output(tmp_path):
     df = pd.DataFrame({"estimate": [1 / 3], "n": pd.array([None], dtype="Int64")}, index=["x"])
     path = write_table(df, tmp_path / "t.csv", float_format="%.3g", na_rep="NA")

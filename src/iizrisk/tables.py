@@ -72,6 +72,8 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_RE = r"[=+\-@\t\r]"
 #: Columns holding probabilities (written as percentages) or differences of them (percentage points).
 PERCENT_COLUMNS = ("risk", "risk_change", "benefit")
+#: Decimals of a reason's weight (``reason_1_contribution``, log-odds) in a table a person reads.
+CONTRIBUTION_DECIMALS = 3
 _BAND_COLUMNS = ("risk_band", "band_at_review")
 
 
@@ -252,6 +254,9 @@ def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = 
             values = df.iloc[:, j]
             if col in percent and pd.api.types.is_numeric_dtype(values.dtype):
                 out.isetitem(j, (values.astype(np.float64) * 100).round(decimals))
+            elif str(col).endswith("_contribution") and pd.api.types.is_float_dtype(values.dtype):
+                # a weight to read, not 16 digits; + 0.0 turns a rounded -0.0 into 0.0
+                out.isetitem(j, values.round(CONTRIBUTION_DECIMALS) + 0.0)
             elif col in _BAND_COLUMNS:
                 out.isetitem(j, values.astype(object).map(lambda b: bands.get(str(b), b) if pd.notna(b) else b))
             elif pd.api.types.is_bool_dtype(values.dtype):  # also the nullable "boolean": NA stays empty
