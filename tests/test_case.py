@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,7 +12,8 @@ import test_reviews
 from iizrisk.batch import run_nightly
 from iizrisk.case import case_lookup
 from iizrisk.cli import main
-from iizrisk.errors import ValidationError
+from iizrisk.errors import ConfigError, ValidationError
+from iizrisk.reviews import import_reviews
 
 trained = test_reviews.trained  # the trained model fixture, shared
 deployment = test_reviews.deployment
@@ -64,6 +66,33 @@ def test_another_institutions_case_is_not_found_and_not_named(night, capsys):
     assert str(err2.value) == msg  # unknown and foreign: the same answer
     assert main(["case", str(cfg), "--institution", "ALV", "--case-id", sh_case]) == 1
     assert sh_case not in capsys.readouterr().err
+
+
+def test_the_lookup_sees_only_what_was_known_at_its_as_of_date(night, random_spells, tmp_path):
+    """Point in time: a case opened after the as-of date is not found; runs and reviews after it are not shown."""
+    cfg, res = night
+    row = res.worklists["ALV"].iloc[0]
+    case = row["case_ids"].split(";")[0]
+    spell = random_spells[(random_spells["institution"] == "ALV") & (random_spells["case_id"] == case)]
+    opened = spell["start_date"].min()
+    day_before = (opened - pd.Timedelta(days=1)).date().isoformat()
+    with pytest.raises(ValidationError, match="no case with this number at ALV"):
+        case_lookup(cfg, institution="ALV", case_id=case, as_of=day_before)
+    v = case_lookup(cfg, institution="ALV", case_id=case, as_of=opened.date().isoformat())
+    assert len(v.risk_history) == 0 and len(v.reviews) == 0  # the night of AS_OF lies after it
+    assert (pd.to_datetime(v.timeline["start_date"]) <= opened).all()
+    later = case_lookup(cfg, institution="ALV", case_id=case, as_of=AS_OF)
+    assert len(later.risk_history) == 1
+    # a review is shown from its date on
+    xlsx = next(Path(cfg).parent.rglob(f"{AS_OF}/worklists/ALV.xlsx"))
+    import_reviews(cfg, [test_reviews.fill(xlsx, {1: ("2023-07-03", "already_in_iiz", "")}, tmp_path / "r.xlsx")])
+    assert len(case_lookup(cfg, institution="ALV", case_id=case, as_of="2023-07-02").reviews) == 0
+    seen = case_lookup(cfg, institution="ALV", case_id=case, as_of="2023-07-03").reviews
+    assert seen["decision"].tolist() == ["already_in_iiz"]
+    with pytest.raises(ConfigError, match="after today"):
+        case_lookup(cfg, institution="ALV", case_id=case, as_of="2199-01-01")
+    with pytest.raises(ConfigError, match="YYYY-MM-DD"):
+        case_lookup(cfg, institution="ALV", case_id=case, as_of="30.06.2023")
 
 
 def test_the_command_prints_the_case_without_the_pseudonym(night, capsys, tmp_path):

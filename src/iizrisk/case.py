@@ -11,8 +11,11 @@ disclosure policy (DOMAIN.md section 6):
   institutions appear only as a count;
 * the flags at the as-of date and, when the person was on that night's list,
   the reasons given there;
-* the risk across past runs (history store);
-* the reviews of this institution.
+* the risk across the runs up to the as-of date (history store);
+* the reviews of this institution up to the as-of date.
+
+Everything is as it was known at the as-of date: a case opened (or recorded)
+later is not found, and later runs and reviews are not shown.
 
 A case number that is not one of the institution's gets the same answer as
 one that does not exist, so a lookup never reveals another institution's
@@ -29,9 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import _time
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import text
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 
 __all__ = ["CaseView", "case_lookup"]
 
@@ -139,14 +143,22 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     settings = (settings if isinstance(settings, Settings) else Settings.load(settings)).resolved()
     history = HistoryStore(settings.resolve(settings.output.history_dir))
     runs = history.as_of_dates("runs")
-    t = pd.Timestamp(as_of).date() if as_of is not None else (runs[-1] if runs else dt.date.today()
-                                                              - dt.timedelta(days=1))
+    t = _time.parse_iso_date(as_of, "as-of date") if as_of is not None else (
+        runs[-1] if runs else dt.date.today() - dt.timedelta(days=1))
+    if t > dt.date.today():
+        raise ConfigError(f"case lookup: the as-of date {t.isoformat()} lies after today "
+                          f"({dt.date.today().isoformat()}); give a date up to today")
     w = settings.worklist
     lang = w.language_per_institution.get(institution, w.language)
     spells = ingest(settings).spells if spells is None else spells
     inst = spells["institution"].astype("str")
     case = spells["case_id"].astype("str") if "case_id" in spells.columns else pd.Series("", index=spells.index)
-    hit = (inst == institution) & (case == str(case_id).strip())
+    ts = pd.Timestamp(t)
+    known = (spells["start_date"] <= ts).to_numpy()  # point in time: a case opened later is not known yet
+    if "recorded_date" in spells.columns:
+        rec = pd.to_datetime(spells["recorded_date"])
+        known &= (rec.isna() | (rec <= ts)).to_numpy()
+    hit = (inst == institution).to_numpy() & (case == str(case_id).strip()).to_numpy() & known
     persons = pd.unique(spells.loc[hit, "person_id"].astype(str))
     if len(persons) != 1:
         raise ValidationError(f"case lookup: {text('case.not_found', 'en', institution=institution)}; check the "
@@ -154,11 +166,7 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
                               + ("" if not len(persons) else " (the number belongs to several people: a data "
                                  "error for the data steward)"))
     person = str(persons[0])
-    ts = pd.Timestamp(t)
-    mine = (spells["person_id"].astype(str) == person).to_numpy() & (spells["start_date"] <= ts).to_numpy()
-    if "recorded_date" in spells.columns:
-        rec = pd.to_datetime(spells["recorded_date"])
-        mine &= (rec.isna() | (rec <= ts)).to_numpy()
+    mine = (spells["person_id"].astype(str) == person).to_numpy() & known
     own = spells.loc[mine]
     allowed = {institution} | set(w.disclose_institutions)
     shown = own[own["institution"].astype(str).isin(allowed)]
@@ -176,10 +184,11 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     view = View.at(spells.loc[mine], t, Definitions.from_settings(settings))
     flags = view.flags.drop(columns=["person_id"], errors="ignore")
     reasons = _reasons_on_list(settings, institution, str(case_id).strip(), t)
-    risk = _risk_history(history, person)
+    risk = _risk_history(history, person, t)
     reviews = history.reviews()
     reviews = reviews[(reviews["institution"].astype(str) == institution)
-                      & (reviews["person_id"].astype(str) == person)]
+                      & (reviews["person_id"].astype(str) == person)
+                      & (pd.to_datetime(reviews["review_date"]) <= ts)]
     reviews = reviews[["review_date", "decision", "note", "listed", "band_at_review"]].reset_index(drop=True)
     plot_spells = shown.drop(columns=[c for c in ("case_id",) if c in shown.columns])
     return CaseView(institution=institution, case_id=str(case_id).strip(), as_of=t, timeline=timeline,
@@ -198,12 +207,14 @@ def _reasons_on_list(settings, institution: str, case_id: str, t: dt.date) -> pd
     return wl.loc[on.to_numpy(dtype=bool), [c for c in cols if c in wl.columns]].reset_index(drop=True)
 
 
-def _risk_history(history, person: str) -> pd.DataFrame:
-    """The person's risk, band and rank in every run the history holds (read with a filter per night)."""
+def _risk_history(history, person: str, t: dt.date | None = None) -> pd.DataFrame:
+    """The person's risk, band and rank in every run (up to ``t``) the history holds (a filter per night)."""
     import pyarrow.parquet as pq
 
     rows = []
     for d in history.as_of_dates("scores"):
+        if t is not None and d > t:
+            break
         part = history.root / "scores" / f"as_of={d.isoformat()}" / "part-0.parquet"
         tab = pq.read_table(part, columns=["person_id", "risk", "risk_band", "rank"],
                             filters=[("person_id", "==", person)]).to_pandas()

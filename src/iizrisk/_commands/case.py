@@ -11,9 +11,10 @@ HELP = "look up one case by the institution's case number: timeline, flags, reas
 DESCRIPTION = (
     "Find the person behind one of the institution's own case numbers and show what that institution may "
     "see under the disclosure policy: the spells at this institution and at the disclosed ones (others as a "
-    "count), the flags at the as-of date and the reasons on that night's list, the risk across past runs "
-    "and the institution's reviews. A number that is not one of the institution's cases gets the same answer "
-    "as an unknown one (exit 1). With --out the tables and the timeline plot are written there."
+    "count), the flags at the as-of date and the reasons on that night's list, the risk across the runs "
+    "and the institution's reviews up to the as-of date: what was known then (a case opened later is not "
+    "found). A number that is not one of the institution's cases gets the same answer as an unknown one "
+    "(exit 1). With --out the tables and the timeline plot are written there."
 )
 
 
