@@ -14,6 +14,7 @@ from iizrisk.outcomes import compute_outcome
 from iizrisk.snapshots import (
     SnapshotSet,
     build_snapshots,
+    default_dates,
     person_bucket,
     person_fraction,
     read_snapshots,
@@ -223,6 +224,27 @@ def test_training_from_snapshots_equals_training_from_spells(population, tmp_pat
 
 
 @pytest.mark.slow
+def test_default_dates_keep_to_the_data(spells, caplog):
+    """--from before the first start and --to after the last observed day are narrowed to the data."""
+    from iizrisk import _time
+    from iizrisk.outcomes import observed_until
+
+    first = spells["start_date"].min()
+    seen = pd.Timestamp(_time.to_date(observed_until(spells)))
+    inside = default_dates(spells, first="2022-01-01", last="2022-12-31")
+    assert inside == list(pd.date_range("2022-01-31", "2022-12-31", freq="ME"))
+    with caplog.at_level("INFO", logger="iizrisk"):
+        wide = default_dates(spells, first="1900-01-01", last="2199-12-31")
+    assert wide == list(pd.date_range(first, seen + pd.offsets.MonthEnd(0), freq="ME"))
+    assert wide[0] >= first and wide[0] - first < pd.Timedelta(days=31)
+    assert wide[-1] == seen + pd.offsets.MonthEnd(0)
+    assert "the first start" in caplog.text and "the last observed day" in caplog.text
+    with pytest.raises(ConfigError, match=r"no month end between .* the spells start on .* observed until"):
+        default_dates(spells, first="2199-01-01", last="2199-12-31")
+    with pytest.raises(ValidationError, match="the export is too short"):
+        default_dates(spells.iloc[:1])
+
+
 def test_the_command_line_builds_resumes_and_trains(population, tmp_path, capsys):
     from iizrisk.cli import main
     from iizrisk.errors import EXIT_USAGE

@@ -473,13 +473,39 @@ def _partition(ft: PointInTimeFeatures, rows: pd.DataFrame, d: pd.Timestamp, iv,
 
 
 def default_dates(spells: pd.DataFrame, *, first=None, last=None, burn_in_months: int = 24) -> list[pd.Timestamp]:
-    """Month ends from ``burn_in_months`` after the first start (or ``first``) to the last observed day."""
+    """Month ends from ``burn_in_months`` after the first start (or ``first``) to the last observed day (or ``last``).
+
+    ``first`` before the first start and ``last`` after the month end of the
+    last observed day are narrowed to the data (with a log line): a month end before
+    anyone's first spell holds nobody, and one after the export would treat
+    every open spell as still open on a day nobody has reported yet.
+    """
     start = _time.to_days(spells["start_date"])
     start = start[start != _time.MISSING_DAY]
     if not len(start):
         raise ValidationError("spells: no start dates; nothing to snapshot")
+    earliest = pd.Timestamp(_time.to_date(int(start.min())))
+    observed = pd.Timestamp(_time.to_date(_observed_until(spells)))
     lo = pd.Timestamp(first) if first is not None else pd.Timestamp(
         _time.to_date(int(_time.add_months(int(start.min()), burn_in_months))))
-    hi = pd.Timestamp(last) if last is not None else pd.Timestamp(_time.to_date(_observed_until(spells)))
-    return list(pd.date_range(lo, hi, freq="ME"))
+    hi = pd.Timestamp(last) if last is not None else observed
+    if lo < earliest:
+        logger.info("snapshots: from %s, the first start, not %s: nobody is open before it",
+                    earliest.date(), lo.date())
+        lo = earliest
+    last_month_end = observed + pd.offsets.MonthEnd(0)  # the export's month: its last day may hold no event
+    if hi > last_month_end:
+        logger.info("snapshots: up to %s, the month end of the last observed day (%s), not %s: the data "
+                    "end there", last_month_end.date(), observed.date(), hi.date())
+        hi = last_month_end
+    dates = list(pd.date_range(lo, hi, freq="ME"))
+    if not dates:
+        data = (f"the spells start on {earliest.date()} and are observed until {observed.date()}")
+        if first is not None or last is not None:
+            raise ConfigError(f"no month end between {lo.date()} and {hi.date()}: {data}; give --from and --to "
+                              "within that period")
+        raise ValidationError(f"no month end to snapshot: {data}, and the first month end comes "
+                              f"{burn_in_months} months after the first start (a history to look back on); "
+                              "the export is too short")
+    return dates
 

@@ -117,11 +117,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--jobs runs processes on this machine, --dask runs on a cluster: use one of them")
     check_dask_args(args)
     spells, interventions = read_inputs(args.spells, args.interventions)
-    dates = default_dates(spells, first=args.first, last=args.last)
-    if not dates:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"no month end between --from {args.first} and --to {args.last}")
+    dates = default_dates(spells, first=args.first, last=args.last)  # never empty: it says why
     with dask_from_args(args) as client:
         snaps = build_snapshots(spells, args.out, as_of=dates, interventions=interventions, outcome=args.outcome,
                                 horizon_months=args.horizon_months, buckets=args.buckets, client=client,
