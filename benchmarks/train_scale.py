@@ -44,8 +44,9 @@ def population(persons: int, seed: int = 21) -> Path:
 
 
 def one(pop: Path, sample: int, out: Path) -> dict:
-    key = CACHE / "model.key"
-    key.write_bytes(KEY)
+    from iizrisk.store import write_bytes_atomic
+
+    key = write_bytes_atomic(KEY, CACHE / "model.key", private=True)  # a key only its owner may read
     code = ("import resource, sys; from iizrisk.cli import main; rc = main(sys.argv[1:]); "
             "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
     argv = ["-q", "train", "--spells", str(pop / "spells.parquet"), "--interventions",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 import pandas as pd
 import pytest
@@ -12,6 +14,14 @@ matplotlib.use("Agg")
 
 
 make_random_spells = random_spells_of  # one generator for tests and benchmarks (iizrisk.synth)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _owner_only_umask():
+    """Files the tests make themselves (key files above all) are owner-only, as a service account's are."""
+    old = os.umask(0o077)
+    yield
+    os.umask(old)
 
 
 @pytest.fixture(scope="session")

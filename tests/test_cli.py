@@ -16,7 +16,7 @@ import pytest
 
 from iizrisk._commands._args import parse_as_of
 from iizrisk.cli import build_parser, main
-from iizrisk.errors import EXIT_INTERNAL, EXIT_OS, ConfigError
+from iizrisk.errors import EXIT_INTERNAL, EXIT_OS, EXIT_USAGE, ConfigError
 
 AS_OF = "2021-06-30"
 
@@ -124,6 +124,23 @@ def test_a_fifo_or_device_as_input_is_exit_6_not_a_hang(data, tmp_path, capsys):
     code, err = run_main(["features", "--spells", str(data / "spells.parquet"), "--interventions", os.devnull,
                           "--as-of", AS_OF, "--out", str(tmp_path / "f.parquet")], capsys)
     assert code == EXIT_OS and "a device" in err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_link_loop_or_a_file_on_the_path_is_a_clear_error_not_a_traceback(data, tmp_path, capsys):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    (tmp_path / "afile").write_text("x")
+    code, err = run_main(["flags", "--spells", str(tmp_path / "a"), "--as-of", AS_OF, "--out",
+                          str(tmp_path / "o.parquet")], capsys)
+    assert code == EXIT_OS and "a loop of symbolic links" in err and str(tmp_path / "a") in err
+    for out, why in ((tmp_path / "a", "a loop of symbolic links"),
+                     (tmp_path / "afile" / "sub", "a part of the path is a file")):
+        code, err = run_main(["synth", "--persons", "10", "--start", "2020-01-01", "--end", "2020-12-31",
+                              "--out", str(out)], capsys)  # --out DIR: checked as the arguments are read
+        assert code == EXIT_USAGE and why in err and str(out) in err and "Traceback" not in err
+        code, err = run_main(flags_args(data, out / "o.parquet"), capsys)  # --out FILE: when it is written
+        assert code == EXIT_OS and str(out) in err and "Traceback" not in err
 
 
 def test_memory_error_is_exit_6(data, tmp_path, capsys, monkeypatch):
@@ -339,10 +356,11 @@ def test_an_empty_output_path_is_a_usage_error(data, tmp_path, capsys, command, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_oversight_refuses_a_period_that_ends_before_it_starts(tmp_path, capsys):
-    code, err = run_main(["oversight", str(tmp_path / "cfg.toml"), "--from", "2026-01-01", "--to", "2025-01-01"],
+@pytest.mark.parametrize("command", ["oversight", "monitor"])
+def test_a_period_that_ends_before_it_starts_is_refused(tmp_path, capsys, command):
+    code, err = run_main([command, str(tmp_path / "cfg.toml"), "--from", "2026-01-01", "--to", "2025-01-01"],
                          capsys)
-    assert code == 2 and "lies after --to" in err, err
+    assert code == 2 and "--from 2026-01-01 lies after --to 2025-01-01" in err, err
 
 
 @pytest.mark.parametrize("value", ["7561234567897", "756.1234.5678.97", "756 1234 5678 97", "７５６１２３４５６７８９７"])

@@ -16,7 +16,13 @@ from threadpoolctl import threadpool_limits
 from iizrisk import _time
 from iizrisk.cli import main
 from iizrisk.config import Settings
-from iizrisk.errors import ConfigError, InputMismatchError, KeyFileError, ModelError
+from iizrisk.errors import (
+    ConfigError,
+    InputMismatchError,
+    KeyFileError,
+    ModelError,
+    ValidationError,
+)
 from iizrisk.explain import score_with_reasons
 from iizrisk.model import (
     BfsRuleBaseline,
@@ -249,6 +255,24 @@ def test_signature_is_checked_when_a_key_is_configured(trained, tmp_path, monkey
         signing_key(file=tmp_path)  # a folder
 
 
+@pytest.mark.parametrize("mode, refused", [(0o600, None), (0o640, None), (0o400, None),
+                                           (0o644, "anyone on this machine can read it"),
+                                           (0o604, "anyone on this machine can read it"),
+                                           (0o660, "others than its owner can replace it"),
+                                           (0o602, "others than its owner can replace it")])
+def test_a_signing_key_file_open_to_others_is_refused(tmp_path, mode, refused):
+    """A key anyone may read lets anyone sign a model; one others may write lets them replace it."""
+    key_file = tmp_path / "key"
+    key_file.write_bytes(KEY)
+    key_file.chmod(mode)
+    if refused is None:
+        assert signing_key(file=key_file) == KEY
+        return
+    with pytest.raises(KeyFileError, match=f"mode {mode:04o}: {refused}.*chmod 600") as err:
+        signing_key(file=key_file)
+    assert KEY.decode(errors="replace") not in str(err.value)
+
+
 # ---------------------------------------------------------------- scoring
 def test_input_mismatch_shows_a_readable_diff(trained, spells):
     model, _ = trained
@@ -335,6 +359,15 @@ def test_scores_with_reasons_of_one_person_and_of_nobody(trained, spells):
 
 
 # ---------------------------------------------------------------- command line
+def test_a_held_out_period_without_outcomes_writes_no_model(spells):
+    """Nothing happens in the last two years (the export still reaches its end): no model nobody can judge."""
+    last = spells["start_date"].max()
+    quiet = spells[spells["start_date"] <= last - pd.DateOffset(years=2)].copy()
+    quiet.loc[quiet.index[0], "end_date"] = last
+    with pytest.raises(ValidationError, match=r"held-out period .* holds [\d,]+ snapshots with 0 outcome"):
+        train(quiet, outcome="revolving_door", max_iter=10, compare=False, progress=False)
+
+
 def test_cli_train_score_features(tmp_path, spells, trained, capsys):
     src = tmp_path / "spells.parquet"
     spells.to_parquet(src)
@@ -383,6 +416,15 @@ def test_cli_train_score_features(tmp_path, spells, trained, capsys):
     assert "allow_unsigned_model = true" in capsys.readouterr().err
     assert main([*score_args, "--out", str(tmp_path / "u"), "--allow-unsigned-model"]) == 0
     assert (tmp_path / "u" / "scores.parquet").exists()
+    # nobody open at the as-of date, or an as-of in the future: an error, never an empty or stretched result
+    capsys.readouterr()
+    before = [a if a != "2021-03-31" else "1950-01-31" for a in score_args]
+    assert main([*before, "--out", str(tmp_path / "e"), "--allow-unsigned-model"]) == 1
+    assert "nobody to score at 1950-01-31" in capsys.readouterr().err and not (tmp_path / "e").exists()
+    with pytest.raises(SystemExit) as future:
+        main([*[a if a != "2021-03-31" else "2199-01-31" for a in score_args], "--out", str(tmp_path / "e"),
+              "--allow-unsigned-model"])
+    assert future.value.code == 2 and "lies after today" in capsys.readouterr().err
     (tmp_path / "short").write_text("k")
     assert main([*score_args, "--out", str(tmp_path / "x"), "--key-file", str(tmp_path / "short")]) == 2
     assert not (tmp_path / "x").exists()

@@ -126,6 +126,40 @@ def _umask() -> int:
     return mask
 
 
+def test_files_and_folders_written_are_never_open_to_everyone(tmp_path):
+    """Whatever the umask (022 is common), what iizrisk writes is at most group-readable; private is 0600."""
+    from iizrisk.store import make_dirs, write_parquet_atomic, write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        f = write_text_atomic("x", tmp_path / "a" / "b" / "f.txt")
+        p = write_parquet_atomic(__import__("pandas").DataFrame({"x": [1]}), tmp_path / "p.parquet")
+        secret = write_text_atomic("k", tmp_path / "s.txt", private=True)
+        d = make_dirs(tmp_path / "c" / "d")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o640 and stat.S_IMODE(p.stat().st_mode) == 0o640
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "c", d):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o750, folder
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        make_dirs(f)
+
+
+def test_the_console_script_creates_nothing_open_to_everyone(tmp_path, random_spells):
+    """A one-off command (here flags) under umask 022: its output and folders are not world-readable."""
+    from iizrisk.store import write_parquet_atomic
+
+    spells = write_parquet_atomic(random_spells.iloc[:200], tmp_path / "spells.parquet")
+    out = tmp_path / "o" / "flags.csv"
+    code = "import os, sys; os.umask(0o022); from iizrisk.cli import console; sys.exit(console())"
+    done = subprocess.run([sys.executable, "-c", code, "-q", "flags", "--spells", str(spells), "--as-of",
+                           "2023-06-30", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(out.stat().st_mode) & 0o007 == 0
+    assert stat.S_IMODE(out.parent.stat().st_mode) & 0o007 == 0
+
+
 def test_permissions_never_world_readable(tmp_path):
     before = _umask()
     perms = Permissions("0640")

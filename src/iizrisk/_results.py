@@ -67,6 +67,7 @@ import pandas as pd
 from .store import (
     SWISS_CSV,
     CsvFormat,
+    make_dirs,
     write_csv_atomic,
     write_png_atomic,
 )
@@ -219,7 +220,7 @@ class ResultMixin:
         lang = self.output_language if language is None else language
         with_xlsx = self.output_xlsx if xlsx is None else bool(xlsx)
         out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)
         tables = self._output_tables(k)
         written: list[Path] = []
         for t in tables:

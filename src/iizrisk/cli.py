@@ -36,9 +36,11 @@ sets logger levels.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import errno
 import importlib
 import logging
+import os
 import pkgutil
 import re
 import sys
@@ -207,17 +209,25 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
-    if own_process and args._keeps_freed_memory:
-        from ._memory import keep_freed_memory
+    if own_process:
+        # nothing this process creates is open to everyone (iizrisk.store.NOT_FOR_EVERYONE; store imports pandas)
+        os.umask(os.umask(0) | 0o007)
+        if args._keeps_freed_memory:
+            from ._memory import keep_freed_memory
 
-        keep_freed_memory()
+            keep_freed_memory()
     if isinstance(getattr(args, "as_of", None), str):  # every command's --as-of is YYYY-MM-DD
         from ._commands._args import parse_as_of
 
         try:
-            args.as_of = parse_as_of(args.as_of).isoformat()
+            as_of = parse_as_of(args.as_of)
         except ConfigError as exc:
             args._parser.error(f"argument --as-of: {exc}")
+        today = dt.date.today()
+        if as_of > today and not hasattr(args, "force"):  # `run` decides itself (--force: the clock may be wrong)
+            args._parser.error(f"argument --as-of: {as_of} lies after today ({today}): no data can hold the "
+                               "future, and open spells would be stretched to it; give a date up to today")
+        args.as_of = as_of.isoformat()
     verbose = getattr(args, "verbose", 0) + getattr(args, "_sub_verbose", 0)
     quiet = getattr(args, "quiet", False) or getattr(args, "_sub_quiet", False)
     for name in ("_sub_verbose", "_sub_quiet"):

@@ -334,8 +334,11 @@ class Settings(_Section):
     # ------------------------------------------------------------------ io
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: Path | str | None = None,
-                  origin: str = "settings") -> Settings:
-        """Build settings from a plain dict (as read from TOML), checking every key."""
+                  origin: str = "settings", config_path: Path | None = None) -> Settings:
+        """Build settings from a plain dict (as read from TOML), checking every key.
+
+        ``config_path``: the file the dict was read from (kept apart from the output folders).
+        """
         data = dict(data)
         known = {"deployment", "sources", "model", "worklist", "output", "privacy", "health", "reviews",
                  "monitoring", "dask"}
@@ -362,7 +365,7 @@ class Settings(_Section):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"{origin}: source names must be unique; repeated: {dup}")
-        settings = cls(**kwargs, base_dir=Path(base_dir) if base_dir else Path.cwd())
+        settings = cls(**kwargs, base_dir=Path(base_dir) if base_dir else Path.cwd(), config_path=config_path)
         settings.check(origin)
         return settings
 
@@ -380,9 +383,7 @@ class Settings(_Section):
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
-        settings = cls.from_dict(data, base_dir=path.resolve().parent, origin=str(path))
-        settings.config_path = path.resolve()
-        return settings
+        return cls.from_dict(data, base_dir=path.resolve().parent, origin=str(path), config_path=path.resolve())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every setting (None values left out, as TOML has no null)."""
@@ -430,6 +431,39 @@ class Settings(_Section):
         return write_bytes_atomic(tomli_w.dumps(self.to_dict()).encode("utf-8"), path, private=True)
 
     # ------------------------------------------------------------- helpers
+    def _overlap_problems(self) -> list[str]:
+        """The run and history folders: each its own, and apart from the model, the inputs and the settings.
+
+        A run folder's cleanup and permissions must never meet the history, the model or the exports (a
+        run sets its root folder to ``[output] mode``).
+        """
+        o, problems = self.output, []
+        resolved: dict[str, Path] = {}
+        named = {"[output] dir": o.dir, "[output] history_dir": o.history_dir, "[model] dir": self.model.dir,
+                 **{f"[[sources]] {src.name!r} path": src.path for src in self.sources},
+                 **({"[deployment] interventions": self.deployment.interventions}
+                    if self.deployment.interventions else {})}
+        for what, value in named.items():
+            try:
+                resolved[what] = self.resolve(value).resolve()
+            except (OSError, RuntimeError):  # a loop of symbolic links (RuntimeError before Python 3.13):
+                continue  # the machine's state, not a setting: the stage that uses the path says so (exit 6)
+        if self.config_path is not None:
+            resolved["the settings file"] = self.config_path
+        for out in ("[output] dir", "[output] history_dir"):
+            if out not in resolved:
+                continue
+            a = resolved[out]
+            for what, b in resolved.items():
+                if what == out or (out == "[output] history_dir" and what == "[output] dir"):
+                    continue
+                if a == b or a in b.parents or b in a.parents:
+                    problems.append(f"{out} = {named[out]!r} and {what} ({b}) overlap; give the "
+                                    f"{'runs' if out == '[output] dir' else 'history'} a folder of its own "
+                                    "(a run's cleanup and permissions must never meet the history, the model, "
+                                    "the exports or the settings)")
+        return problems
+
     def resolve(self, p: str | Path) -> Path:
         """A path from the settings, resolved against the configuration's folder."""
         p = Path(p).expanduser()
@@ -535,10 +569,7 @@ class Settings(_Section):
                             "`iizrisk policy --save-model FILE` writes with its offline evaluation; or "
                             "set rank_by = \"risk\"")
         problems += _review_problems(self.reviews)
-        runs_dir, hist_dir = self.resolve(o.dir).resolve(), self.resolve(o.history_dir).resolve()
-        if runs_dir == hist_dir or runs_dir in hist_dir.parents or hist_dir in runs_dir.parents:
-            problems.append(f"[output] dir = {o.dir!r} and history_dir = {o.history_dir!r} overlap; give each "
-                            "its own folder (the run folder's cleanup must never meet the history)")
+        problems += self._overlap_problems()
         if not 1 <= o.history_keep_days <= MAX_DAYS:
             problems.append(f"[output] history_keep_days must be from 1 (tonight's history is always kept) to "
                             f"{MAX_DAYS:,} days")

@@ -79,7 +79,7 @@ from pandas.api.types import union_categoricals
 from ._arrays import filter_strings, plain_ends, string_order
 from ._threads import in_background
 from .config import DeploymentSettings, Settings, SourceConfig
-from .errors import ConfigError, RawIdentifierError, ValidationError
+from .errors import ConfigError, OperatingSystemError, RawIdentifierError, ValidationError
 from .pseudonym import looks_like_ahv
 from .schema import Schema, institution_extension, load_schema
 from .store import sha256_bytes, sha256_file
@@ -630,8 +630,9 @@ def _regular_file(path: Path, name: str) -> None:
         st = os.stat(path)
     except FileNotFoundError as exc:
         raise ValidationError(f"{name}: file not found; check the source's path in the configuration") from exc
-    except OSError as exc:
-        raise ValidationError(f"{name}: cannot be read ({exc.strerror}); check the path and permissions") from exc
+    except OSError as exc:  # no permission, a loop of links, an I/O error: the machine's, not the data's
+        raise OperatingSystemError(f"{name}: {path} cannot be read ({exc.strerror}); check the path and "
+                                   "the service account's permissions") from exc
     if not stat.S_ISREG(st.st_mode):
         raise _not_regular(name, path, st.st_mode)
 
@@ -643,7 +644,8 @@ def _read_regular(path: Path, name: str) -> bytes:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise ValidationError(f"{name}: cannot be read ({exc.strerror}); check the path and permissions") from exc
+        raise OperatingSystemError(f"{name}: {path} cannot be read ({exc.strerror}); check the path and "
+                                   "the service account's permissions") from exc
     with open(fd, "rb", closefd=True) as fh:
         mode = os.fstat(fh.fileno()).st_mode
         if not stat.S_ISREG(mode):  # replaced since the check

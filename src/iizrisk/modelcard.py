@@ -53,7 +53,7 @@ from ._texts import load_locale, swiss_number, text, text_items
 from .fairness import NA_MARK as _NA
 from .fairness import _fmt, _html_table, _word
 from .fairness_rule import FairnessRule
-from .store import write_text_atomic
+from .store import make_dirs, write_text_atomic
 
 __all__ = ["CARD_FORMAT", "CARD_FILES", "ModelCard", "write_model_card"]
 
@@ -700,7 +700,7 @@ class ModelCard:
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``model_card.md``, ``model_card.html`` and ``model_card.json`` (each atomically)."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(out_dir)
         texts = {"md": self.to_markdown(), "html": self.to_html(),
                  "json": json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"}
         paths = {}

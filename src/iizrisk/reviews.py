@@ -68,7 +68,7 @@ from ._texts import LANGUAGES, load_locale, text
 from .errors import ValidationError
 from .history import REVIEW_COLUMNS, HistoryStore
 from .pseudonym import looks_like_ahv
-from .store import write_bytes_atomic
+from .store import make_dirs, write_bytes_atomic
 from .tables import _codes_of_headers, header, present
 from .validate import MAX_TEXT_LENGTH_DEFAULT, Problem, ValidationReport
 from .worklist import band_order
@@ -453,7 +453,7 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
     history = HistoryStore(settings.resolve(settings.output.history_dir))
     root = settings.resolve(settings.output.dir)
     with Permissions(settings.output.mode, settings.output.group) as perms:
-        root.mkdir(parents=True, exist_ok=True)
+        make_dirs(root)
         with RunLock(root / ".lock"):
             new = _with_list_context(rows, history)
             stored = history.reviews()

@@ -5,10 +5,11 @@ it over the target (:func:`os.replace`, atomic on POSIX): a reader sees the
 old file or the new one, never half of one, and a crash leaves at most a
 ``.<name>.*.tmp`` file, never a truncated target.
 
-Permissions: a file is created ``0666 & ~umask`` (the deployment's
-:class:`~iizrisk.publish.Permissions` set the umask of a nightly run), or
-owner-only ``0600`` with ``private=True`` (settings, model cards, anything
-that may hold secrets or is written outside a run folder).
+Permissions: a file is created ``0660 & ~umask`` and a folder ``0770 & ~umask``
+(the deployment's :class:`~iizrisk.publish.Permissions` set the umask of a
+nightly run): readable by the deployment's group at most, never by everyone,
+whatever the umask. With ``private=True`` a file is owner-only ``0600``
+(settings, model cards, anything that may hold secrets).
 
 The reading side is :mod:`iizrisk.io`; publishing run folders and the history
 store build on these writers (:mod:`iizrisk.publish`, :mod:`iizrisk.history`).
@@ -28,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["SWISS_CSV", "CsvFormat", "sha256_bytes", "sha256_file", "umask", "write_bytes_atomic",
-           "write_csv_atomic", "write_json_atomic", "write_parquet_atomic", "write_png_atomic",
+           "make_dirs", "write_csv_atomic", "write_json_atomic", "write_parquet_atomic", "write_png_atomic",
            "write_text_atomic"]
 
 
@@ -54,8 +55,34 @@ def umask() -> int:
     return mask
 
 
+#: The permission bits iizrisk never gives: read, write or enter for everyone.
+NOT_FOR_EVERYONE = 0o007
+
+
 def _mode(private: bool) -> int:
-    return 0o600 if private else 0o666 & ~umask()
+    return 0o600 if private else 0o666 & ~umask() & ~NOT_FOR_EVERYONE
+
+
+def make_dirs(path: str | Path) -> Path:
+    """Create the folder ``path`` and its missing parents, ``0770 & ~umask`` each (never open to everyone).
+
+    :meth:`pathlib.Path.mkdir` with ``parents=True`` gives the parents the default mode, ``0777 & ~umask``:
+    with the common umask 022 a folder anyone may list.
+    """
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o777 & ~NOT_FOR_EVERYONE)
+        except FileExistsError:  # made meanwhile by another process; a file there fails below
+            pass
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a folder")
+    return path
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -75,7 +102,7 @@ def sha256_file(path: str | Path) -> str:
 def _atomic(path: str | Path, write, *, private: bool) -> Path:
     """Create ``path``'s folder, call ``write(tmp_path)``, set the mode, rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

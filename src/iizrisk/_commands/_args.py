@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import math
 import stat
 from pathlib import Path
@@ -147,6 +148,17 @@ def read_spells_input(path, columns: list[str] | None = None):
     return spells
 
 
+def check_period(first: str | None, last: str | None) -> None:
+    """Refuse ``--from`` after ``--to`` (ISO dates, compared as text), naming both (exit 2).
+
+    Without it a reversed period reads as an empty one: a table of nothing, or "no figures".
+    """
+    if first and last and first > last:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--from {first} lies after --to {last}: give the earlier date with --from")
+
+
 def check_input(path, what: str = "input") -> Path:
     """``path`` unless it is a FIFO, a device or a socket (reading one would block or never end).
 
@@ -164,6 +176,12 @@ def check_input(path, what: str = "input") -> Path:
         mode = p.stat().st_mode
     except FileNotFoundError:
         return p
+    except OSError as exc:  # a link loop, a file where a folder belongs, no permission, a name too long
+        why = {errno.ELOOP: "a loop of symbolic links",
+               errno.ENOTDIR: "a part of the path is a file, not a folder",
+               errno.EACCES: "permission denied to this account on the way to it"}.get(
+            exc.errno or 0, exc.strerror or type(exc).__name__)
+        raise OperatingSystemError(f"{p}: {why}; give the {what} as a path this account can reach") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
         raise OperatingSystemError(f"{p}: {kind}, not a regular file or folder; give the {what} as a "

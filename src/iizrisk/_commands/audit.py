@@ -196,7 +196,9 @@ def run(args: argparse.Namespace) -> int:
         benefit = load_benefit_model(settings.resolve(str(settings.worklist.benefit_model)))
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..store import make_dirs
+
+    make_dirs(out)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".audit-tmp-"))
     try:
         files = audit.to_dir(tmp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import iso_date, plain_path
+from ._args import check_period, iso_date, plain_path
 
 HELP = "show how the model's inputs, scores and lists changed over the nights (tables, plots, HTML)"
 DESCRIPTION = (
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from ..monitoring import trends
     from ..store import write_text_atomic
 
+    check_period(args.since, args.until)
     settings = Settings.load(args.config)
     root = settings.resolve(settings.output.history_dir)
     result = trends(root, since=args.since, until=args.until)

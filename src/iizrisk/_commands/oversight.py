@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import iso_date, plain_path
+from ._args import check_period, iso_date, plain_path
 
 HELP = "oversight: per institution and month, people listed and reviewed, days to review, decisions, overrides"
 DESCRIPTION = (
@@ -30,12 +30,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import Settings
-    from ..errors import ConfigError, ValidationError
+    from ..errors import ValidationError
     from ..oversight import oversight_of
     from ..tables import write_table
 
-    if args.start and args.end and args.start > args.end:  # ISO dates: compared as text
-        raise ConfigError(f"--from {args.start} lies after --to {args.end}: give the earlier date with --from")
+    check_period(args.start, args.end)
     settings = Settings.load(args.config)
     root = settings.resolve(settings.output.history_dir)
     if not (root / "worklists").is_dir():  # nothing was ever listed here: no table of zeros with exit 0

@@ -64,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     spells, interventions = read_inputs(args.spells, args.interventions)
     out = score_with_reasons(model, spells, as_of=args.as_of, interventions=interventions,
                              language=args.language, explain_top=args.explain_top, bands=args.bands)
+    if not len(out):  # never an empty result with exit 0
+        from ..errors import ValidationError
+
+        first, last = spells["start_date"].min(), spells["start_date"].max()
+        raise ValidationError(f"{args.spells}: nobody to score at {args.as_of}: no one had an open case the model "
+                              f"scores then (the spells start from {first:%Y-%m-%d} to {last:%Y-%m-%d}); give an "
+                              "--as-of date within the data")
     from ..store import write_parquet_atomic
 
     path = write_parquet_atomic(out, Path(args.out) / "scores.parquet")

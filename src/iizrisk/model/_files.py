@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import KeyFileError, ModelError
+from ..store import make_dirs, write_bytes_atomic, write_text_atomic
 from ._estimator import RiskModel
 
 logger = logging.getLogger("iizrisk")
@@ -58,6 +59,8 @@ TRUSTED_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.model_selection._split.KFold",
 )
+#: A key file may be read by its owner and the deployment's group, written by its owner only.
+KEY_MODE_REFUSED = 0o027
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -112,13 +115,22 @@ def signing_key(*, env: str | None = None, file: str | Path | None = None) -> by
     if file is not None:
         p = Path(file)
         try:
-            key = p.read_bytes().strip()
+            with open(p, "rb") as fh:
+                mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+                key = fh.read().strip()
         except FileNotFoundError:
             raise KeyFileError(f"signing key file {p} does not exist; create it with "
                                f"`python -c \"import secrets; print(secrets.token_hex(32))\" > {p}` "
                                "and keep it readable only by the service account") from None
         except OSError as exc:
             raise KeyFileError(f"signing key file {p} cannot be read: {exc.strerror}") from exc
+        if mode & KEY_MODE_REFUSED:
+            raise KeyFileError(
+                f"signing key file {p} has mode {mode:04o}: "
+                + ("anyone on this machine can read it and sign a model the nightly run would load"
+                   if mode & 0o004 else "others than its owner can replace it")
+                + f"; make it readable only by the service account (`chmod 600 {p}`, or 640 for the "
+                "deployment's group) and create a new key if it may have been read")
         return _check_key(key, f"signing key file {p}")
     name = KEY_ENV if env is None else env
     value = os.environ.get(name)
@@ -226,10 +238,10 @@ def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = N
         _check_key(key, "the signing key given to save_model")
     data = _dump(model)
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(directory.parent)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
-        (tmp / MODEL_FILE).write_bytes(data)
+        write_bytes_atomic(data, tmp / MODEL_FILE)
         manifest = {
             "format": FORMAT,
             "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
@@ -253,7 +265,7 @@ def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = N
             manifest["reference"] = model.reference_
         if key is not None:
             manifest["signature"] = {"algorithm": SIGNATURE_ALGORITHM, "value": _sign(manifest, key)}
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        write_text_atomic(json.dumps(manifest, indent=2, default=str), tmp / MANIFEST_FILE)
         old = None
         if directory.is_symlink() or directory.exists():
             old = directory.parent / f".{directory.name}.old-{os.getpid()}"
@@ -506,7 +518,8 @@ def load_model(directory: str | Path, *, key: bytes | None = None, allow_unsigne
     digest = hashlib.sha256(data).hexdigest()
     want = str(manifest.get("model_sha256", ""))
     if not hmac.compare_digest(digest, want):
-        raise ModelError(f"{path}: SHA-256 {digest[:12]}... does not match the manifest ({want[:12]}...): "
+        # the hash after a word, never after "256": the message's guard against long numbers would join them
+        raise ModelError(f"{path}: its SHA-256 hash, {digest[:12]}..., does not match the manifest's, {want[:12]}...: "
                          "the file was changed; refusing to load it (retrain the model)")
     if fmt == LEGACY_FORMAT:
         import joblib

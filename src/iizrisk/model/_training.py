@@ -375,6 +375,14 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
         rule.fit(Xall.loc[fit_rows].loc[tr], yf[tr])
         scores["bfs_rule"] = rule.predict_proba(Xall.loc[val])[:, 1]
     bar.step("evaluate")
+    positives = int(np.asarray(yv, dtype=bool).sum())
+    if not 0 < positives < len(yv):  # a model nobody can judge is not written
+        from ..errors import ValidationError
+
+        raise ValidationError(
+            f"the held-out period ({_time.to_date(dv.min())} to {_time.to_date(dv.max())}) holds {len(yv):,} "
+            f"snapshots with {positives:,} outcome(s): the model's ranking cannot be judged on it, so no model "
+            "is written; train on more persons (--max-persons) or a longer export")
     metrics = evaluate(yv, scores, dv, k=k)
     periods = {k[:-7]: v for k, v in main.fit_info_.items() if k.endswith("_period")}
     periods["validation"] = [_time.to_date(dv.min()).isoformat(), _time.to_date(dv.max()).isoformat()]
