@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
 import pytest
 
+from iizrisk import demo
 from iizrisk.cli import main
+from iizrisk.demo import MAX_YEARS, MIN_PERSONS, MIN_YEARS, run_demo
+from iizrisk.errors import ConfigError
 
 
 @pytest.mark.slow
@@ -39,3 +43,80 @@ def test_demo_end_to_end(tmp_path, capsys):
     alv = pd.read_parquet(second / "worklists" / "ALV.parquet")
     assert (alv["times_listed"] >= 1).all() and alv["last_decision"].notna().any()
     assert (out / "runs" / "latest").resolve() == second.resolve()
+
+
+# ------------------------------------------------------------------ options refused before anything is written
+@pytest.fixture
+def nothing_simulated(monkeypatch):
+    """The demo must refuse before its first step: simulating fails the test (instead of running for ages)."""
+    import iizrisk.synth
+
+    def never(*args, **kwargs):
+        raise AssertionError("the demo started: the option should have been refused before")
+
+    monkeypatch.setattr(iizrisk.synth, "generate", never)
+
+
+def _main(argv: list[str]) -> int:
+    """The exit code, also of a usage error argparse refuses."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+@pytest.mark.parametrize("extra", [["--persons", "0"], ["--persons", "1"], ["--persons", str(MIN_PERSONS - 1)],
+                                   ["--persons", "10000001"], ["--years", "0"], ["--years", str(MIN_YEARS - 1)],
+                                   ["--years", str(MAX_YEARS + 1)], ["--end", "2024-02-30"]])
+def test_a_demo_that_could_not_run_is_refused_before_anything_is_written(tmp_path, capsys, nothing_simulated, extra):
+    out = tmp_path / "demo"
+    assert _main(["demo", "--out", str(out), "--persons", str(MIN_PERSONS), *extra]) == 2
+    assert extra[0] in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_run_demo_refuses_too_small_a_canton_for_python_callers(tmp_path, nothing_simulated):
+    for kwargs in ({"persons": 0}, {"persons": 1}, {"years": 1}, {"persons": True}, {"end": "31.12.2024"}):
+        with pytest.raises(ConfigError, match="--persons|--years|--end"):
+            run_demo(tmp_path / "demo", **kwargs)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_a_folder_holding_other_files_is_refused_untouched(tmp_path, capsys, nothing_simulated):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    (mine / "data").mkdir()  # a folder of the user's named like the demo's, without an earlier demo in it
+    (mine / "data" / "export.csv").write_text("a;b\n")
+    for out in (mine, mine / "data"):
+        assert _main(["demo", "--out", str(out), "--persons", "1000"]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and "not empty" in err and "new or empty folder" in err
+    assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == ["data", "data/export.csv",
+                                                                               "notes.txt"]
+    assert _main(["demo", "--out", str(mine / "notes.txt"), "--persons", "1000"]) == 2
+    assert "a file, not a folder" in capsys.readouterr().err
+
+
+def test_an_earlier_demo_or_an_empty_folder_is_accepted(tmp_path):
+    earlier = tmp_path / "earlier"
+    (earlier / "data").mkdir(parents=True)
+    (earlier / "data" / "synth.json").write_text("{}")
+    for name in ("secrets", "model", "runs", "history", "reviews"):
+        (earlier / name).mkdir()
+    (tmp_path / "empty").mkdir()
+    for out in (earlier, tmp_path / "empty", tmp_path / "new"):
+        folder, start, end = demo._check_arguments(out, persons=MIN_PERSONS, years=MIN_YEARS, end="2024-12-31")
+        assert folder == out.resolve() and (start, end) == (dt.date(2025 - MIN_YEARS, 1, 1), dt.date(2024, 12, 31))
+    # the period of a leap day's export: from the day after 28 February
+    assert demo._check_arguments(tmp_path / "new", persons=MIN_PERSONS, years=5, end="2024-02-29")[1] == dt.date(2019, 3, 1)
+
+
+@pytest.mark.slow
+def test_the_smallest_demo_runs_and_runs_again_in_its_folder(tmp_path, capsys):
+    out = tmp_path / "demo"
+    for _ in range(2):
+        assert main(["demo", "--out", str(out), "--persons", str(MIN_PERSONS), "--years", str(MIN_YEARS),
+                     "--end", "2024-12-31", "--seed", "7"]) == 0
+        assert "never a decision" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(demo._DEMO_ENTRIES)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import MAX_COUNT
+from ..demo import MAX_YEARS, MIN_PERSONS, MIN_YEARS
 from ..errors import EXIT_OK
-from ._args import plain_path
+from ._args import int_between, iso_date, plain_path
 
 HELP = "generate a synthetic canton, train a model and run the nightly job (the README's main job)"
 DESCRIPTION = (
@@ -16,12 +18,16 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="folder for data, model and runs")
-    p.add_argument("--persons", type=int, default=50_000, help="people registered in the period (default %(default)s)")
-    p.add_argument("--years", type=int, default=10, help="length of the period in years (default %(default)s)")
+    p.add_argument("--out", required=True, type=plain_path, metavar="DIR",
+                   help="folder for data, model and runs: new, empty, or an earlier demo's (replaced)")
+    p.add_argument("--persons", type=int_between(MIN_PERSONS, MAX_COUNT), default=50_000, metavar="N",
+                   help=f"people registered in the period, {MIN_PERSONS:,} to {MAX_COUNT:,} (default %(default)s)")
+    p.add_argument("--years", type=int_between(MIN_YEARS, MAX_YEARS), default=10, metavar="Y",
+                   help=f"length of the period in years, {MIN_YEARS} to {MAX_YEARS} (default %(default)s)")
     p.add_argument("--seed", type=int, default=2024, help="random seed (default %(default)s)")
-    p.add_argument("--end", metavar="YYYY-MM-DD", help="export date (default: last day of the previous year)")
-    p.add_argument("--canton", default="ZH", help="two-letter canton code (default %(default)s)")
+    p.add_argument("--end", type=iso_date, metavar="YYYY-MM-DD",
+                   help="export date (default: last day of the previous year)")
+    p.add_argument("--canton", default="ZH", type=str.upper, help="two-letter canton code (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .._time import _shown
+from ..config import MAX_COUNT
 from ..errors import EXIT_OK
 from ._args import finite_float, int_at_least, iso_date, plain_path
 
@@ -17,8 +19,8 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--persons", type=int_at_least(0), required=True, metavar="N",
-                   help="people with at least one spell in the period")
+    p.add_argument("--persons", type=int_at_least(1, MAX_COUNT), required=True, metavar="N",
+                   help=f"people with at least one spell in the period (1 to {MAX_COUNT:,})")
     p.add_argument("--start", type=iso_date, required=True, metavar="YYYY-MM-DD", help="first day of the period")
     p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD",
                    help="last day of the period (the export date)")
@@ -26,9 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
     p.add_argument("--exports", action="store_true",
                    help="also write institution-style raw exports and iizrisk.toml")
-    p.add_argument("--effect", type=finite_float(1.0), default=0.3, metavar="X",
+    p.add_argument("--effect", type=_effect, default=0.3, metavar="X",
                    help="true effect of a joint assessment: relative reduction of the hazards of new "
-                        "ALV/IV/SH spells for 24 months (hazard ratio 1 - X; default 0.3, 0 = none)")
+                        "ALV/IV/SH spells for 24 months (hazard ratio 1 - X; default 0.3, 0 = none; from -1 = an "
+                        "assessment that doubles them, to 1 = prevents them)")
     p.add_argument("--canton", metavar="XX", help="generate one canton (two-letter code)")
     p.add_argument("--shock", action="append", default=[], metavar="KIND:INST:YYYY-MM-DD[:SIZE]",
                    help="plant a dated change for monitoring drills (repeatable): slow_exits:ALV:2020-07-01:0.3 "
@@ -36,12 +39,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "recorded from that day); applied to the simulated spells, see iizrisk.synth.Shock")
 
 
+def _effect(text: str) -> float:
+    """argparse type of --effect: a finite number from :data:`~iizrisk.synth._population.MIN_EFFECT` to 1."""
+    # imported here, not at the top: the parser is built for every command
+    from ..synth._population import MIN_EFFECT
+
+    value = finite_float(1.0)(text)
+    if value < MIN_EFFECT:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is below the minimum {MIN_EFFECT:g} (a hazard ratio of "
+                                         f"{1 - MIN_EFFECT:g}: an assessment that doubles the new spells)")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..synth import Shock, apply_shocks, generate
 
-    shocks = [Shock.parse(s) for s in args.shock]  # refused before the simulation runs
+    # refused before the simulation runs: a shock at no simulated institution or outside the period changes nothing
+    shocks = [Shock.parse(s).check_period(args.start, args.end) for s in args.shock]
     pop = generate(args.persons, args.start, args.end, seed=args.seed, effect=args.effect,
                    canton=args.canton.upper() if args.canton else None)
     if shocks:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from .. import _time
 from .._time import OPEN_END
+from ..config import MAX_COUNT
 from ..errors import ConfigError
 from ..schema import load_schema
 from . import _engine as E
@@ -31,6 +32,9 @@ _CASE_PREFIX = {"ALV": "RAV", "IV": "IV", "SH": "SD", "BB": "CMBB", "BSLB": "BSL
                 "UV": "UV", "KTG": "KTG"}
 _MAX_CHUNK = 200_000
 _MIN_CHUNK = 4_096
+#: Smallest true effect (``generate(effect=...)``, ``iizrisk synth --effect``): -1 is a hazard ratio of 2, an
+#: assessment that doubles the hazards of new spells. Far below it the hazards overflow.
+MIN_EFFECT = -1.0
 
 
 # ----------------------------------------------------------------------------- strings
@@ -538,7 +542,7 @@ def generate(n_persons: int, start, end, *, seed: int = 0, effect: float = 0.3, 
     Parameters
     ----------
     n_persons : int
-        Number of people in the output: people with at least one spell in the
+        Number of people in the output (0 to 10,000,000): people with at least one spell in the
         reporting period [start, end]. More people are simulated (the
         population at risk, ``meta["n_at_risk"]``); those never registered in
         the period are left out.
@@ -550,7 +554,8 @@ def generate(n_persons: int, start, end, *, seed: int = 0, effect: float = 0.3, 
         True effect of a joint assessment: the relative reduction of every
         hazard of starting a new ALV, IV or SH spell during ``effect_months``
         (24) after it; the hazard ratio is ``1 - effect``. 0 means no effect,
-        a negative value harm; at most 1.
+        a negative value harm; from -1 (hazard ratio 2: an assessment that
+        doubles the new spells) to 1 (prevents them).
     canton : str, optional
         Generate one canton (two-letter code) instead of Switzerland.
     params : SwissDefaults or dict, optional
@@ -582,10 +587,12 @@ def generate(n_persons: int, start, end, *, seed: int = 0, effect: float = 0.3, 
     >>> pop.spells["person_id"].str.len().unique().tolist()
     [64]
     """
-    if isinstance(n_persons, bool) or not isinstance(n_persons, int | np.integer) or n_persons < 0:
-        raise ConfigError(f"n_persons must be a whole number >= 0, got {n_persons!r}")
-    if not effect <= 1:
-        raise ConfigError(f"effect must be at most 1 (the hazard ratio is 1 - effect), got {effect!r}")
+    if isinstance(n_persons, bool) or not isinstance(n_persons, int | np.integer) or not 0 <= n_persons <= MAX_COUNT:
+        raise ConfigError(f"n_persons must be a whole number from 0 to {MAX_COUNT:,}, got {n_persons!r}")
+    if isinstance(effect, bool) or not isinstance(effect, int | float | np.integer | np.floating) \
+            or not MIN_EFFECT <= effect <= 1:
+        raise ConfigError(f"effect must be a number from {MIN_EFFECT:g} (hazard ratio {1 - MIN_EFFECT:g}: an "
+                          f"assessment that harms) to 1 (the hazard ratio is 1 - effect), got {effect!r}")
     if isinstance(effect_sample, bool) or not 0 <= float(effect_sample) <= 1:
         raise ConfigError(f"effect_sample must be a share between 0 and 1, got {effect_sample!r}")
     if canton is not None and canton not in _CANTONS:

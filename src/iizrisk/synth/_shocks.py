@@ -46,6 +46,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError
+from ._engine import INSTITUTIONS
 
 __all__ = ["SHOCK_KINDS", "Shock", "apply_shocks", "slow_down_exits", "stop_recording_exit_reasons"]
 
@@ -70,8 +72,11 @@ class Shock:
     date : str or Timestamp
         The first day of the change.
     institution : str, default "ALV"
-    size : float, default 0.3
-        ``slow_exits`` only: the relative reduction of the exit hazard, in [0, 1).
+        One of the simulated institutions (ALV, IV, SH, BB, BSLB, MIG, UV, KTG): a shock at any
+        other would change nothing and is refused.
+    size : float, optional
+        ``slow_exits`` only: the relative reduction of the exit hazard, in [0, 1) (default 0.3).
+        ``no_exit_reasons`` takes no size (it stays None; one given is refused).
 
     Examples
     --------
@@ -84,7 +89,7 @@ class Shock:
     kind: str
     date: Any
     institution: str = "ALV"
-    size: float = 0.3
+    size: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SHOCK_KINDS:
@@ -96,8 +101,20 @@ class Shock:
         if pd.isna(d):
             raise ConfigError(f"shock date {self.date!r}: give a day as YYYY-MM-DD")
         object.__setattr__(self, "date", d.normalize())
-        object.__setattr__(self, "institution", str(self.institution).strip().upper())
-        size = float(self.size)
+        institution = str(self.institution).strip().upper()
+        if institution not in INSTITUTIONS:
+            raise ConfigError(f"shock institution {self.institution!r}: not a simulated institution; choose one "
+                              f"of {', '.join(INSTITUTIONS)}")
+        object.__setattr__(self, "institution", institution)
+        if self.kind == "no_exit_reasons":
+            if self.size is not None:
+                raise ConfigError(f"shock size {self.size!r}: no_exit_reasons takes no size (exit reasons are "
+                                  "no longer recorded at all); write no_exit_reasons:INSTITUTION:YYYY-MM-DD")
+            return
+        try:
+            size = 0.3 if self.size is None else float(self.size)
+        except (ValueError, TypeError):
+            size = math.nan
         if not 0 <= size < 1:
             raise ConfigError(f"shock size {self.size!r}: a relative slow-down in [0, 1)")
         object.__setattr__(self, "size", size)
@@ -109,8 +126,11 @@ class Shock:
         if len(parts) not in (3, 4):
             raise ConfigError(f"shock {text!r}: write KIND:INSTITUTION:YYYY-MM-DD[:SIZE], for example "
                               "slow_exits:ALV:2020-07-01:0.3 or no_exit_reasons:SH:2020-07-01")
+        if len(parts) == 4 and parts[0] == "no_exit_reasons":
+            raise ConfigError(f"shock {text!r}: no_exit_reasons takes no size (exit reasons are no longer "
+                              f"recorded at all); write {':'.join(parts[:3])}")
         try:
-            size = float(parts[3]) if len(parts) == 4 else 0.3
+            size = float(parts[3]) if len(parts) == 4 else None
         except ValueError:
             raise ConfigError(f"shock {text!r}: the size {parts[3]!r} is not a number") from None
         return cls(kind=parts[0], institution=parts[1], date=parts[2], size=size)
@@ -120,9 +140,28 @@ class Shock:
         tail = f":{self.size:g}" if self.kind == "slow_exits" else ""
         return f"{self.kind}:{self.institution}:{self.date.date()}{tail}"
 
+    def check_period(self, start, end) -> Shock:
+        """This shock, or :class:`~iizrisk.errors.ConfigError` if its date lies outside ``start``..``end``.
+
+        A shock outside the simulated period would change nothing (``iizrisk synth`` checks every
+        ``--shock`` against ``--start`` and ``--end`` before simulating).
+
+        >>> Shock.parse("no_exit_reasons:SH:2030-01-01").check_period("2020-01-01", "2022-12-31")
+        Traceback (most recent call last):
+        ...
+        iizrisk.errors.ConfigError: shock 'no_exit_reasons:SH:2030-01-01': the date 2030-01-01 lies outside the period 2020-01-01 to 2022-12-31 and would change nothing; give a date within the period (--start to --end)
+        """
+        lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+        if not lo <= self.date <= hi:
+            raise ConfigError(f"shock {self.to_text()!r}: the date {self.date.date()} lies outside the period "
+                              f"{lo.date()} to {hi.date()} and would change nothing; give a date within the "
+                              "period (--start to --end)")
+        return self
+
     def apply(self, spells: pd.DataFrame, *, observed_until=None) -> pd.DataFrame:
         """The spells with this shock planted (a copy)."""
         if self.kind == "slow_exits":
+            assert self.size is not None  # set in __post_init__
             return slow_down_exits(spells, institution=self.institution, from_date=self.date,
                                    slowdown=self.size, observed_until=observed_until)
         return stop_recording_exit_reasons(spells, institution=self.institution, from_date=self.date)
