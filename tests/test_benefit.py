@@ -500,3 +500,45 @@ def test_the_policy_plot_draws_an_interval_that_misses_its_estimate():
     segments = ax.collections[0].get_segments()
     assert [(s[0][0], s[1][0]) for s in segments] == [(2.5, 2.5), (0.5, 1.5)]
     plt.close(ax.figure)
+
+
+def test_an_arm_without_outcomes_is_a_constant_model_and_is_predicted(tmp_path):
+    """Assessed people without any outcome: their outcome model is a constant (no scikit-learn estimator).
+
+    Predicting it asked scikit-learn whether it is a classifier, which raised inside scikit-learn's tags
+    (``iizrisk policy`` on one institution's spells exited 5), in fitting and in a saved model's predictions
+    (the nightly run's ``rank_by = "benefit"``).
+    """
+    from iizrisk.benefit import _Constant, load_benefit_model
+
+    table, _, _ = _table(n=3000, seed=2)
+    table.loc[table["treated"], "revolving_door_next_12m"] = 0.0
+    m = BenefitModel(learner="t", covariates=COV, population="all", random_state=0).fit(table)
+    assert isinstance(m.mu1_, _Constant)
+    assert np.isfinite(m.data_["benefit"]).all()
+    saved = load_benefit_model(m.save(tmp_path / "benefit.skops"))
+    risk, benefit = saved.predict_risk(table.head(50)), saved.predict_benefit(table.head(50))
+    assert risk.notna().all() and benefit.notna().all()
+
+
+def test_an_outcome_that_never_occurs_is_refused_naming_it():
+    """Nobody has the outcome (e.g. one institution's spells: no revolving door): no effect to estimate,
+    refused as a data problem instead of policy values that are all zero."""
+    from iizrisk.errors import ValidationError
+
+    table, _, _ = _table(n=1000, seed=3)
+    with pytest.raises(ValidationError, match=r"'revolving_door_next_12m' is 0 for every one of the 1,000 rows"):
+        BenefitModel(learner="t", covariates=COV, population="all").fit(table.assign(revolving_door_next_12m=0.0))
+
+
+@pytest.mark.slow
+def test_cli_policy_on_one_institution_is_a_data_error_not_a_crash(tmp_path):
+    from iizrisk.cli import main
+    from iizrisk.store import write_parquet_atomic
+    from iizrisk.synth import generate
+
+    pop = generate(2000, "2019-01-01", "2024-12-31", seed=0)
+    write_parquet_atomic(pop.spells[pop.spells["institution"] == "ALV"], tmp_path / "spells.parquet")
+    write_parquet_atomic(pop.interventions, tmp_path / "interventions.parquet")
+    assert main(["policy", "--spells", str(tmp_path / "spells.parquet"), "--interventions",
+                 str(tmp_path / "interventions.parquet"), "--out", str(tmp_path / "out"), "--bootstrap", "5"]) == 1

@@ -410,3 +410,51 @@ def test_empty_year_gives_zero_tables():
 def test_wrong_input_type():
     with pytest.raises(TypeError, match="DataFrame"):
         ind.system_combinations([1, 2], 2020)
+
+
+def _spells_2019_2021(n=200, seed=2):
+    rng = np.random.default_rng(seed)
+    starts = _time.day("2019-01-01") + rng.integers(0, 700, n)
+    return pd.DataFrame({
+        "person_id": pd.Series([f"{i % 80:064x}" for i in range(n)], dtype="str"),
+        "institution": rng.choice(["ALV", "SH", "IV"], n),
+        "start_date": _time.from_days(starts),
+        "end_date": _time.from_days(starts + rng.integers(10, 300, n)),  # closed: the data end in 2021
+    })
+
+
+@pytest.mark.parametrize("year, words", [(1950, "no spell overlaps 1950"), (2150, "lies after the data"),
+                                         (2022, "lies after the data")])
+def test_cli_refuses_a_year_the_data_do_not_cover(tmp_path, capsys, year, words):
+    """A year before every spell gave tables of zeros, one after the data counts extrapolated from open
+    spells, both with exit 0: refused (exit 1, a data problem: another export may hold the year), naming
+    the period the data cover."""
+    rows = _spells_2019_2021()
+    rows.to_parquet(tmp_path / "spells.parquet")
+    out = tmp_path / "ind"
+    assert main(["indicators", "--spells", str(tmp_path / "spells.parquet"), "--year", str(year),
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    first, last = rows["start_date"].min().date(), rows["end_date"].max().date()
+    assert words in err and f"the spells cover {first} to {last}" in err, err
+    assert not out.exists()
+    assert main(["indicators", "--spells", str(tmp_path / "spells.parquet"), "--year", "2020", "--out", str(out)]) == 0
+
+
+def test_empty_spells_are_refused_not_a_key_error(tmp_path):
+    """An empty frame: transition_matrix (and bfs_indicators through it) raised KeyError from suppress_table."""
+    from iizrisk.errors import ConfigError, ValidationError
+
+    empty = _spells_2019_2021().iloc[:0]
+    for call in (lambda: ind.bfs_indicators(empty, 2020), lambda: ind.transition_matrix(empty, 2020),
+                 lambda: ind.system_combinations(empty, 2020), lambda: ind.transition_matrix(build_timeline(empty), 2020)):
+        with pytest.raises(ValidationError, match="no spells"):
+            call()
+    rows = _spells_2019_2021()
+    with pytest.raises(ConfigError, match="institutions must list one or more"):
+        ind.transition_matrix(rows, 2020, institutions=[])
+    with pytest.raises(ConfigError, match="year must be a whole calendar year"):
+        ind.transition_matrix(rows, 2020.5)
+    with pytest.raises(ConfigError, match="language 'xx' is not available"):
+        ind.bfs_indicators(rows, 2020).to_dir(tmp_path / "out", language="xx")
+    assert not (tmp_path / "out").exists()

@@ -517,3 +517,28 @@ def test_cli_output_is_owner_only_in_both_formats(tmp_path, capsys, key_file):
     finally:
         os.umask(old)
     assert not list(tmp_path.glob(".o*.tmp"))
+
+
+@pytest.mark.parametrize("key", [b"", b"k", b"0123456789abcde", bytearray(b"short")])
+def test_the_api_refuses_a_short_key_as_load_key_does(key):
+    """An empty or short key lets anyone reverse the pseudonyms by trying every AHV number:
+    pseudonymise and pseudonymise_values refuse it (as load_key does), without echoing it."""
+    from iizrisk.errors import KeyFileError
+    from iizrisk.pseudonym import MIN_KEY_BYTES
+
+    df = pd.DataFrame({"ahv": [make_ahv("123456789")]})
+    for call in (lambda: pseudonymise(df, "ahv", key), lambda: pseudonymise_values(df["ahv"], key)):
+        with pytest.raises(KeyFileError, match=f"holds {len(key)} bytes; a key needs at least {MIN_KEY_BYTES}") as exc:
+            call()
+        assert exc.value.exit_code == 2
+        assert repr(bytes(key)) not in str(exc.value) and repr(bytes(key).decode()) not in str(exc.value)
+
+
+def test_the_api_refuses_a_key_that_is_not_bytes():
+    df = pd.DataFrame({"ahv": [make_ahv("123456789")]})
+    with pytest.raises(KeyFileError, match="must be bytes, got a str; read it with iizrisk.load_key") as exc:
+        pseudonymise(df, "ahv", "a text key that is long enough for the length rule")
+    assert "a text key" not in str(exc.value)
+    with pytest.raises(KeyFileError, match="must be bytes, got a NoneType"):
+        pseudonymise_values(df["ahv"], None)
+    assert len(pseudonymise(df, "ahv", bytearray(KEY))[0]) == 1  # bytes-like keys are keys

@@ -162,12 +162,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from ._results import OutputFigure, OutputTable, ResultMixin
 from .config import RANK_BY
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 
 __all__ = ["DEFAULT_OUTCOME", "POLICIES", "RANK_BY", "BenefitModel", "Evidence", "NoOverlapError",
            "PolicyEvaluation", "benefit_at", "evaluate_policies", "features_at", "load_benefit_model",
@@ -312,7 +312,14 @@ def _fit_interactions(X: np.ndarray, t: np.ndarray, y: np.ndarray, C: float):
 
 
 def _predict(model, X) -> np.ndarray:
-    if is_classifier(model) or hasattr(model, "predict_proba"):
+    """Predicted probabilities (a classifier's of class 1) or values of ``model`` for the rows of ``X``.
+
+    A :class:`_Constant` (an arm without events, also in a saved model) predicts its value: it is no
+    scikit-learn estimator, and asking scikit-learn whether it is a classifier raises (its tags).
+    """
+    if isinstance(model, _Constant):
+        return model.predict(X)
+    if hasattr(model, "predict_proba"):
         classes = list(getattr(model, "classes_", [0, 1]))
         return model.predict_proba(X)[:, classes.index(1)]
     return np.asarray(model.predict(X), dtype=np.float64)
@@ -460,7 +467,7 @@ class BenefitModel(ResultMixin):
             if cols:
                 keep &= (table[cols].to_numpy(dtype=np.float64) > 0).any(axis=1)
         elif self.population != "all":
-            raise ValueError(f"population must be 'core' or 'all', got {self.population!r}")
+            raise ConfigError(f"population must be 'core' or 'all', got {self.population!r}")
         return table.loc[keep]
 
     def _covariates(self, rows: pd.DataFrame) -> list[str]:
@@ -504,9 +511,9 @@ class BenefitModel(ResultMixin):
         from .evaluation import LogisticPropensity
 
         if self.learner not in ("dr", "t", "s"):
-            raise ValueError(f"learner must be 'dr', 't' or 's', got {self.learner!r}")
-        if int(self.n_folds) < 2:
-            raise ValueError(f"n_folds must be >= 2, got {self.n_folds!r}")
+            raise ConfigError(f"learner must be 'dr', 't' or 's', got {self.learner!r}")
+        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int | np.integer) or self.n_folds < 2:
+            raise ConfigError(f"n_folds must be >= 2, got {self.n_folds!r}")
         rows = self._rows(table)
         self.covariates_ = self._covariates(rows)
         if not self.covariates_:
@@ -524,6 +531,12 @@ class BenefitModel(ResultMixin):
         if n1 < 20 or n0 < 20:
             raise ValidationError(f"a benefit model needs at least 20 assessed and 20 not assessed with an "
                                   f"observed outcome; got {n1} and {n0}")
+        if len(y) and float(y.min()) == float(y.max()):  # every row alike: no effect to estimate, all values 0
+            raise ValidationError(
+                f"the outcome {self.outcome!r} is {y[0]:g} for every one of the {len(y):,} rows (assessed and not "
+                "assessed alike): there is no effect of an assessment to estimate. Use data in which the outcome "
+                "occurs (e.g. spells of every institution, not of one only, or a longer period) or another "
+                "outcome")
         rng = np.random.default_rng(self.random_state)
         fold = _fold_of(rows["person_id"].to_numpy(), int(self.n_folds), rng)
         if self.propensity_model is not None:
@@ -741,7 +754,7 @@ class BenefitModel(ResultMixin):
         Evidence
         """
         if rank_by not in RANK_BY:
-            raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
+            raise ConfigError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
         if rank_by == "risk":
             return Evidence(rank_by, True, "top k by risk needs no benefit model", code="risk")
         ev = getattr(self, "evidence_", None)
@@ -1263,8 +1276,10 @@ def evaluate_policies(model: BenefitModel, *, capacity: float = 0.05, high_band:
     PolicyEvaluation
     """
     model._check_rows()
-    if not 0 < float(capacity) <= 1:
-        raise ValueError(f"capacity must be a share in (0, 1], got {capacity!r}")
+    for name, share in (("capacity", capacity), ("high_band", high_band)):
+        if isinstance(share, bool) or not isinstance(share, int | float | np.integer | np.floating) \
+                or not 0 < float(share) <= 1:
+            raise ConfigError(f"{name} must be a share in (0, 1], e.g. 0.05 for 5 %, got {share!r}")
     alpha = model.alpha if alpha is None else alpha
     d = model.data_
     # each month's selection is made within each cross-fitting fold: a fold's rows are ranked by its own

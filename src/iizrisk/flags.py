@@ -49,6 +49,8 @@ import numpy as np
 import pandas as pd
 
 from . import _time
+from .config import MAX_MONTHS
+from .errors import ConfigError
 from .spells import Timeline, _check_gap, as_of_day, build_timeline
 
 __all__ = ["FLAG_COLUMNS", "compute_flags", "reentry_mask", "transition_mask"]
@@ -264,9 +266,10 @@ def compute_flags(spells_or_timeline, as_of, *, window_months: int = 24, transit
     ValidationError
         The rows cannot be built into a timeline (see
         :func:`~iizrisk.spells.build_timeline`).
-    ValueError
-        A Timeline of another as-of date (or the full data) is given: it would
-        use what was not known at T.
+    ConfigError
+        (also a ValueError) ``as_of`` is not a date, an option is out of range,
+        or a Timeline of another as-of date (or the full data) is given: it
+        would use what was not known at T.
 
     Examples
     --------
@@ -284,19 +287,20 @@ def compute_flags(spells_or_timeline, as_of, *, window_months: int = 24, transit
     """
     t = as_of_day(as_of)
     if isinstance(window_months, bool) or not isinstance(window_months, int | np.integer) \
-            or window_months < 1:
-        raise ValueError(f"window_months must be a whole number >= 1, got {window_months!r}")
+            or not 1 <= window_months <= MAX_MONTHS:
+        raise ConfigError(f"window_months must be a whole number of months from 1 to {MAX_MONTHS}, got "
+                          f"{_time._shown(repr(window_months))}")
     gap = _check_gap(transition_gap_days, "transition_gap_days")
     merge_gap = _check_gap(merge_gap_days, "merge_gap_days")
     if isinstance(spells_or_timeline, Timeline):
         tl = spells_or_timeline
         if tl.as_of != t:
             when = "the full data" if tl.as_of is None else f"as of {_time.to_date(tl.as_of)}"
-            raise ValueError(
+            raise ConfigError(
                 f"the timeline holds {when}, not the point-in-time view at {_time.to_date(t)}: "
                 "build it with build_timeline(spells, as_of=...) for the same date")
         if merge_gap and merge_gap != tl.merge_gap_days:
-            raise ValueError(f"merge_gap_days={merge_gap} but the timeline was built with "
+            raise ConfigError(f"merge_gap_days={merge_gap} but the timeline was built with "
                              f"merge_gap_days={tl.merge_gap_days}")
     elif isinstance(spells_or_timeline, pd.DataFrame):
         tl = build_timeline(spells_or_timeline, as_of=t, merge_gap_days=merge_gap)

@@ -83,6 +83,7 @@ import pandas as pd
 
 from . import _time
 from ._time import OPEN_END
+from .errors import ConfigError, ValidationError
 from .spells import EXIT_REASONS, Timeline, build_timeline, monthly_spells
 from .suppression import SuppressionResult, suppress_table
 
@@ -119,15 +120,25 @@ NONE_ORIGIN = "(none)"
 
 # --------------------------------------------------------------------------- helpers
 def _year_bounds(year: int) -> tuple[int, int]:
+    if isinstance(year, bool | np.bool_) or not isinstance(year, int | np.integer) \
+            or not _time.EARLIEST_DATE.year <= year <= _time.LATEST_DATE.year:
+        raise ConfigError(f"year must be a whole calendar year from {_time.EARLIEST_DATE.year} to "
+                          f"{_time.LATEST_DATE.year}, e.g. 2024; got {_time._shown(str(year))} ({type(year).__name__})")
     return _time.day(f"{int(year):04d}-01-01"), _time.day(f"{int(year):04d}-12-31")
 
 
 def _timeline(spells, *, monthly: bool = False, merge_gap_days: int = 0) -> Timeline:
     if isinstance(spells, Timeline):
-        return monthly_spells(spells) if monthly else spells
-    if isinstance(spells, pd.DataFrame):
-        return build_timeline(spells, merge_gap_days=merge_gap_days, mode="monthly" if monthly else "daily")
-    raise TypeError(f"expected canonical spells (DataFrame) or a Timeline, got {type(spells).__name__}")
+        tl = monthly_spells(spells) if monthly else spells
+    elif isinstance(spells, pd.DataFrame):
+        tl = build_timeline(spells, merge_gap_days=merge_gap_days, mode="monthly" if monthly else "daily")
+    else:
+        raise TypeError(f"expected canonical spells (DataFrame) or a Timeline, got {type(spells).__name__}")
+    if not len(tl):  # every table would be zeros (or could not be laid out): nothing to count
+        raise ValidationError("spells: no spells (the table has no rows); the indicators of a year need the "
+                              "canonical spells of that year and the years around it: check the export, or "
+                              "read it with iizrisk.ingest")
+    return tl
 
 
 def _system_index(tl: Timeline, systems: Sequence[str]) -> np.ndarray:
@@ -609,7 +620,10 @@ def transition_pairs(tl: Timeline, b_rows: np.ndarray, gap_days: int = 90) -> tu
 def _transitions(tl, year, gap_days, institutions, k):
     y0, y1 = _year_bounds(year)
     present = [tl.institutions[c] for c in np.unique(tl.inst)]
-    insts = list(institutions) if institutions is not None else present
+    if institutions is not None and (isinstance(institutions, str | bytes) or not len(institutions)):
+        raise ConfigError("institutions must list one or more institution codes, e.g. ['ALV', 'IV', 'SH'] "
+                          "(or be left out: every institution with a spell)")
+    insts = [str(i) for i in institutions] if institutions is not None else present
     b_rows = np.flatnonzero((tl.start >= y0) & (tl.start <= y1))
     b, a = transition_pairs(tl, b_rows, gap_days)
     ni = len(tl.institutions)
@@ -644,7 +658,7 @@ def _transitions(tl, year, gap_days, institutions, k):
             else:
                 tr, pe = int(n_trans[cf * (ni + 1) + ct]), int(n_pers[cf * (ni + 1) + ct])
             rows.append({"from": f, "to": t, "transitions": tr, "persons": pe})
-    long = pd.DataFrame(rows)
+    long = pd.DataFrame(rows, columns=["from", "to", "transitions", "persons"])
     res = suppress_table(long, "transitions", dims=["from", "to"], people="persons", k=k)
     out = res.table
     # denominators: a separate one-dimensional table, suppressed on its own
@@ -704,8 +718,12 @@ class BfsIndicators:
         xlsx : bool, default False
             Also write each table as an Excel sheet.
         """
+        from ._texts import LANGUAGES
         from .tables import write_outputs
 
+        if language is not None and language not in LANGUAGES:
+            raise ConfigError(f"language {_time._shown(str(language))} is not available; choose one of "
+                              f"{', '.join(LANGUAGES)} (or none: the column codes)")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []

@@ -65,6 +65,8 @@ import pandas as pd
 
 from . import _time
 from ._time import OPEN_END
+from .config import MAX_MONTHS
+from .errors import ConfigError, ValidationError, withhold_long_numbers
 from .spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
 
 __all__ = [
@@ -126,7 +128,7 @@ def register_outcome(name: str, func: OutcomeFunction | None = None, *, descript
 
     def _register(f: OutcomeFunction) -> OutcomeFunction:
         if name in _REGISTRY and not overwrite:
-            raise ValueError(f"outcome {name!r} is already registered; pass overwrite=True to replace it")
+            raise ConfigError(f"outcome {name!r} is already registered; pass overwrite=True to replace it")
         _REGISTRY[name] = Outcome(name, f, description or (f.__doc__ or "").strip().split("\n")[0])
         return f
 
@@ -138,7 +140,8 @@ def get_outcome(name: str) -> Outcome:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown outcome {name!r}; registered: {', '.join(outcome_names())}") from None
+        raise ConfigError(withhold_long_numbers(
+            f"unknown outcome {name!r}; registered: {', '.join(outcome_names())}")) from None
 
 
 def outcome_names() -> list[str]:
@@ -324,7 +327,8 @@ def observed_until(spells: pd.DataFrame) -> int:
         days = np.concatenate([days, end[end != _time.MISSING_DAY]])
     days = days[days != _time.MISSING_DAY]
     if not len(days):
-        raise ValueError("cannot tell the last observed day of an empty export; pass observed_until")
+        raise ValidationError("cannot tell the last observed day of an empty export (no dates); pass "
+                              "observed_until, or check the export")
     return int(days.max())
 
 
@@ -344,6 +348,15 @@ def pension_starts(spells: pd.DataFrame, tl: Timeline) -> tuple[np.ndarray, np.n
     days = _time.to_days(spells.loc[rows, "start_date"])
     ok = codes >= 0
     return codes[ok], days[ok]
+
+
+def _check_horizon(horizon_months) -> None:
+    """A horizon is a whole number of months from 1 to :data:`~iizrisk.config.MAX_MONTHS` (as the settings'
+    ``[model] horizon_months``); anything else is a ConfigError."""
+    if isinstance(horizon_months, bool | np.bool_) or not isinstance(horizon_months, int | np.integer) \
+            or not 1 <= horizon_months <= MAX_MONTHS:
+        raise ConfigError(f"horizon_months must be a whole number of months from 1 to {MAX_MONTHS} (as "
+                          f"[model] horizon_months), got {_time._shown(repr(horizon_months))}")
 
 
 def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str = "revolving_door",
@@ -366,6 +379,8 @@ def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str
     outcome : str, default "revolving_door"
         A registered outcome (:func:`outcome_names`).
     horizon_months : int, default 12
+        Months after T the outcome looks at: a whole number from 1 to
+        :data:`~iizrisk.config.MAX_MONTHS` (else :class:`~iizrisk.errors.ConfigError`).
     pairs : DataFrame or MultiIndex, optional
         Explicit (``person_id``, ``as_of``) pairs, e.g. the index of a feature
         frame from :class:`iizrisk.features.PointInTimeFeatures`.
@@ -385,12 +400,13 @@ def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str
         ``observed`` (bool), ``horizon_end`` (datetime64).
     """
     spec = get_outcome(outcome)
+    _check_horizon(horizon_months)
     if isinstance(spells, Timeline):
         tl = spells
         if observed_until is None:
-            raise ValueError("pass observed_until when giving a Timeline (the export's last observed day)")
+            raise ConfigError("pass observed_until when giving a Timeline (the export's last observed day)")
         if tl.as_of is not None and as_of_day(observed_until) > int(tl.as_of):
-            raise ValueError("outcomes need the full timeline (built without as_of), or a point-in-time view "
+            raise ConfigError("outcomes need the full timeline (built without as_of), or a point-in-time view "
                              "whose as-of date is at least observed_until: after it, the view cannot tell")
     else:
         tl = build_timeline(spells, merge_gap_days=merge_gap_days)
@@ -408,10 +424,10 @@ def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str
             np.asarray(pairs["as_of"]).dtype, np.integer) else np.asarray(pairs["as_of"], dtype=np.int32)
         codes = tl.codes_of(pid)  # not a hash table of the timeline's millions of pseudonyms (3 s at 3.7M)
         if (codes < 0).any():
-            raise ValueError(f"{int((codes < 0).sum())} pair(s) name persons without any spell")
+            raise ValidationError(f"{int((codes < 0).sum())} pair(s) name persons without any spell")
     else:
         if as_of is None:
-            raise ValueError("pass as_of dates or explicit pairs")
+            raise ConfigError("as_of is missing: pass as_of dates (e.g. '2024-06-30') or explicit pairs")
         dates = [as_of] if np.ndim(as_of) == 0 or isinstance(as_of, str) else list(as_of)
         codes_l, days_l = [], []
         for d in dates:

@@ -477,8 +477,22 @@ def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KE
             f"no key: pass a key file or set the environment variable {env} "
             "(a key is never accepted as a command-line argument)"
         )
+    return _checked_key(key, origin)
+
+
+def _checked_key(key, origin: str = "the key") -> bytes:
+    """``key`` as bytes, refused (:class:`KeyFileError`, never echoing it) unless bytes of at least
+    :data:`MIN_KEY_BYTES`: with a short key every AHV number's pseudonym can be found by trying them all."""
+    if not isinstance(key, bytes | bytearray | memoryview):
+        raise KeyFileError(f"{origin} must be bytes, got a {type(key).__name__}; read it with "
+                           "iizrisk.load_key(key_file) (a key file or the environment variable "
+                           f"{DEFAULT_KEY_ENV})")
+    key = bytes(key)
     if len(key) < MIN_KEY_BYTES:
-        raise KeyFileError(f"{origin} holds {len(key)} bytes; a key needs at least {MIN_KEY_BYTES}")
+        raise KeyFileError(f"{origin} holds {len(key)} bytes; a key needs at least {MIN_KEY_BYTES} (a short key "
+                           "lets anyone recover the AHV numbers by trying them all); create one with "
+                           "`python -c \"import secrets; print(secrets.token_hex(32))\"` and read it with "
+                           "iizrisk.load_key")
     return key
 
 
@@ -487,7 +501,13 @@ def pseudonymise_values(values, key: bytes) -> np.ndarray:
 
     Each distinct number is hashed once. Values must be valid AHV numbers;
     use :func:`pseudonymise` for a table with invalid rows reported.
+
+    Raises
+    ------
+    KeyFileError
+        When ``key`` is not bytes or is shorter than :data:`MIN_KEY_BYTES` bytes.
     """
+    key = _checked_key(key)
     norm = normalise_ahv(values)
     codes, uniques = pd.factorize(norm)
     if (codes < 0).any():
@@ -543,7 +563,13 @@ def pseudonymise(
 
     Returns the table without the raw column and without the invalid rows
     (the pseudonym column first), and a report listing the invalid rows.
+
+    Raises
+    ------
+    KeyFileError
+        When ``key`` is not bytes or is shorter than :data:`MIN_KEY_BYTES` bytes (as :func:`load_key`).
     """
+    key = _checked_key(key)
     if id_column not in df.columns:
         names = readable_columns(df.columns)
         column = "(name withheld: an AHV number)" if looks_like_ahv([str(id_column)]).any() else repr(id_column)

@@ -48,8 +48,10 @@ import pyarrow.compute as pc
 from . import _time
 from ._arrays import fixed_width, matches
 from ._time import MISSING_DAY, OPEN_END
-from .errors import ValidationError
-from .schema import load_schema
+from .config import MAX_DAYS
+from .errors import ConfigError, ValidationError
+from .pseudonym import readable_columns
+from .schema import dtype_kind, load_schema
 
 __all__ = [
     "DEFAULT_INSTITUTIONS",
@@ -86,13 +88,34 @@ def as_of_day(as_of) -> int:
     >>> as_of_day(30)
     30
     """
-    if isinstance(as_of, bool):
-        raise TypeError("as_of must be a date, 'YYYY-MM-DD' or an int day number, not a bool")
+    if isinstance(as_of, bool | np.bool_):
+        raise ConfigError("as_of must be a date, 'YYYY-MM-DD' or an int day number, not a bool")
     if isinstance(as_of, int | np.integer):
-        return int(as_of)
-    if as_of is None or (not isinstance(as_of, str) and pd.isna(as_of)):
-        raise ValueError("as_of is missing: give a date such as '2024-06-30'")
-    return _time.day(as_of)
+        return _day_number(int(as_of))
+    if as_of is None or (isinstance(as_of, float | np.floating) and np.isnan(as_of)):
+        raise ConfigError("as_of is missing: give a date such as '2024-06-30'")
+    return _time.day(_time.parse_iso_date(as_of, "as_of"))
+
+
+_FIRST_DAY, _LAST_DAY = _time.day(_time.EARLIEST_DATE), _time.day(_time.LATEST_DATE)
+
+
+def _day_number(value: int) -> int:
+    """An int ``as_of``: a day number (days since 1970-01-01) in the dates iizrisk works with, else ConfigError.
+
+    A date written as a number (20250630) is refused with its ``YYYY-MM-DD`` spelling.
+    """
+    if _FIRST_DAY <= value <= _LAST_DAY:
+        return value
+    hint = "give the date as 'YYYY-MM-DD', e.g. '2025-06-30'"
+    text = str(value)
+    if len(text) == 8:  # perhaps YYYYMMDD
+        try:
+            hint = f"for that date write '{_time.parse_iso_date(f'{text[:4]}-{text[4:6]}-{text[6:]}')}'"
+        except ConfigError:
+            pass
+    raise ConfigError(f"as_of {_time._shown(text)} is read as a day number (days since 1970-01-01) and lies "
+                      f"outside {_time.EARLIEST_DATE} to {_time.LATEST_DATE}; {hint}")
 
 
 @dataclass(frozen=True)
@@ -314,22 +337,76 @@ def positions(ids: pd.Index, values) -> np.ndarray:
 
 # --------------------------------------------------------------------------- input checks
 def _check_gap(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int number of days, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise ConfigError(f"{name} must be an int number of days, got {_time._shown(repr(value))}")
+    if not 0 <= value <= MAX_DAYS:  # larger gaps overflow the day arithmetic
+        raise ConfigError(f"{name} must be a whole number of days from 0 to {MAX_DAYS:,}, got "
+                          f"{_time._shown(str(value))}")
     return int(value)
 
 
-def _require_columns(spells: pd.DataFrame, what: str = "spells") -> None:
+#: The date columns of the canonical spells (the schema's fields of type date).
+_DATE_COLUMNS: tuple[str, ...] = tuple(load_schema("spells").names_of_type("date"))
+
+
+def check_spells_frame(spells, what: str = "spells") -> None:
+    """The entry check of a canonical spells frame given to a public function; O(columns), no row is read.
+
+    A DataFrame with one level of column names, each required column present
+    (and once), no date column (``start_date``, ``end_date``,
+    ``recorded_date``) of numbers or true/false values: a ``datetime64``
+    column (any unit, with or without a time zone) is what the fast paths
+    read; ``YYYY-MM-DD`` text or date objects are converted where the column
+    is read (:func:`_column_days`, which refuses text that is not a date).
+    Anything else is refused (:class:`ValidationError`) naming the column and
+    the fix; something that is no DataFrame is a :class:`TypeError`.
+    """
     if not isinstance(spells, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame of canonical rows, got {type(spells).__name__}")
+    if spells.columns.nlevels > 1:
+        raise ValidationError(
+            f"{what}: the column names have {spells.columns.nlevels} levels (a MultiIndex); give one level of "
+            "canonical names (person_id, institution, start_date, ...), e.g. with "
+            "spells.columns = spells.columns.get_level_values(-1)")
     missing = [c for c in _REQUIRED if c not in spells.columns]
     if missing:
+        shown = readable_columns(spells.columns)
         raise ValidationError(
-            f"{what}: required column(s) {missing} missing; found {list(spells.columns)}. "
-            "Map the export's columns onto the canonical names (data/schemas/spells.json)."
+            f"{what}: required column(s) {missing} missing; "
+            + (f"found {shown}. " if shown is not None else "the column names found are withheld (not plain "
+               "text: check the file's encoding). ")
+            + "Map the export's columns onto the canonical names (data/schemas/spells.json)."
         )
+    known = [c for c in dict.fromkeys((*_REQUIRED, *_DATE_COLUMNS)) if c in spells.columns]
+    twice = [c for c in known if isinstance(spells[c], pd.DataFrame)]
+    if twice:
+        raise ValidationError(f"{what}: column(s) {twice} appear more than once; keep one of each")
+    for c in _DATE_COLUMNS:
+        kind = dtype_kind(spells[c].dtype) if c in spells.columns else "date"
+        if kind in ("number", "boolean"):  # day counts? Excel serials? never read as dates by guesswork
+            raise ValidationError(
+                f"{what}: column {c!r} holds {'numbers' if kind == 'number' else 'true/false values'}, not "
+                f"dates (dtype {spells[c].dtype}); {_DATE_FIX.format(c=c)}")
+
+
+_DATE_FIX = ("read the file with iizrisk.ingest (or iizrisk.read_spells), or convert the column with "
+             "pandas.to_datetime(spells[{c!r}], format='%Y-%m-%d')")
+
+
+def _column_days(spells: pd.DataFrame, column: str, *, missing: int = int(MISSING_DAY),
+                 what: str = "spells") -> np.ndarray:
+    """Day numbers of a date column of ``spells`` (:func:`_days`); a column of ``YYYY-MM-DD`` text or date
+    objects is converted, and one that is not is refused naming the column (its values are never shown:
+    a misplaced column may hold identifiers)."""
+    values = spells[column]
+    if dtype_kind(values.dtype) == "date":
+        return _days(values, missing=missing)
+    try:  # exactly YYYY-MM-DD: numpy's own parsing would read "2023" or a 13-digit number as a year
+        return _days(pd.to_datetime(values, format="%Y-%m-%d"), missing=missing)
+    except (ValueError, TypeError, OverflowError):
+        raise ValidationError(
+            f"{what}: column {column!r} holds values that are not dates (dtype {values.dtype}; dates as text must "
+            f"be YYYY-MM-DD); {_DATE_FIX.format(c=column)}, which names the rows") from None
 
 
 def _describe_rows(index: pd.Index, mask: np.ndarray, what: str, fix: str) -> str | None:
@@ -390,14 +467,15 @@ def point_in_time(spells: pd.DataFrame, as_of) -> pd.DataFrame:
     1          NaT
     Name: end_date, dtype: datetime64[us]
     """
+    check_spells_frame(spells)
     t = as_of_day(as_of)
-    start = _time.to_days(spells["start_date"])
+    start = _column_days(spells, "start_date")
     keep = (start <= t) & (start != MISSING_DAY)
-    raw_end = (_time.to_days(spells["end_date"], missing=int(OPEN_END)) if "end_date" in spells.columns
+    raw_end = (_column_days(spells, "end_date", missing=int(OPEN_END)) if "end_date" in spells.columns
                else np.full(len(spells), OPEN_END, dtype=np.int32))
     end_unknown = np.zeros(len(spells), dtype=bool)
     if "recorded_date" in spells.columns:
-        keep, end_unknown = _recorded_view(keep, _time.to_days(spells["recorded_date"]), raw_end, t)
+        keep, end_unknown = _recorded_view(keep, _column_days(spells, "recorded_date"), raw_end, t)
     out = spells.loc[keep].copy()
     if "end_date" not in out.columns:
         return out
@@ -451,7 +529,8 @@ def build_timeline(
         Canonical registration rows (``person_id``, ``institution``, ``start_date``
         required; ``end_date``, ``exit_reason``, ``recorded_date``, ``case_id`` and
         person attributes used when present). Dates as ``datetime64`` (any unit),
-        ``datetime.date`` objects or ISO strings.
+        ``datetime.date`` objects or ``YYYY-MM-DD`` text; a date column of numbers,
+        or of text that is not a date, is refused naming the column.
     as_of : date-like, optional
         Build the point-in-time view of the evening of this day: rows starting or
         recorded later are ignored, ends after it are open (and their exit
@@ -500,15 +579,15 @@ def build_timeline(
     [True]
     """
     if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        raise ConfigError(f"mode must be one of {_MODES}, got {_time._shown(str(mode))}")
     gap = _check_gap(merge_gap_days, "merge_gap_days")
-    _require_columns(spells)
+    check_spells_frame(spells)
     n_in = len(spells)
     t = None if as_of is None else as_of_day(as_of)
 
-    start = _days(spells["start_date"])
+    start = _column_days(spells, "start_date")
     if "end_date" in spells.columns:
-        end = _days(spells["end_date"], missing=int(OPEN_END))
+        end = _column_days(spells, "end_date", missing=int(OPEN_END))
     else:
         end = np.full(n_in, OPEN_END, dtype=np.int32)
     pcodes, puniq = pd.factorize(spells["person_id"])
@@ -554,7 +633,7 @@ def build_timeline(
     if t is not None:
         keep = start <= t
         if "recorded_date" in spells.columns:
-            rec = _days(spells["recorded_date"])
+            rec = _column_days(spells, "recorded_date")
             keep, end_unknown = _recorded_view(keep, rec, end, t)
         if not keep.all():
             idx = np.flatnonzero(keep)

@@ -1,0 +1,155 @@
+"""Wrong, hostile or missing inputs to the public functions: clear errors of iizrisk's own classes.
+
+Found by fuzzing the public API (``iizrisk.__all__``): raw pandas/numpy exceptions (KeyError, TypeError,
+OverflowError, "Error parsing datetime string"), float dates silently read as day numbers, plain
+ValueErrors for bad options. Data problems are :class:`ValidationError` (exit 1), bad options
+:class:`ConfigError` (exit 2); both are ValueErrors, so ``except ValueError`` still catches them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import iizrisk
+from iizrisk.errors import ConfigError, ValidationError
+
+AHV = "7561234567897"
+
+
+def _rows() -> pd.DataFrame:
+    return pd.DataFrame({"person_id": ["a", "a", "b"], "institution": ["ALV", "SH", "IV"],
+                         "start_date": pd.to_datetime(["2023-01-01", "2023-03-01", "2023-02-01"]),
+                         "end_date": pd.to_datetime(["2023-02-28", None, None])})
+
+
+#: the public functions taking a spells frame and an as-of date
+CALLS = {
+    "compute_flags": lambda s, as_of="2023-06-30": iizrisk.compute_flags(s, as_of),
+    "point_in_time": lambda s, as_of="2023-06-30": iizrisk.point_in_time(s, as_of),
+    "build_timeline": lambda s, as_of="2023-06-30": iizrisk.build_timeline(s, as_of=as_of),
+}
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+@pytest.mark.parametrize("column, values, words", [
+    ("start_date", "garbage", "column 'start_date' holds values that are not dates"),
+    ("start_date", AHV, "column 'start_date' holds values that are not dates"),
+    ("end_date", "2023-13-45", "column 'end_date' holds values that are not dates"),
+    ("recorded_date", "x", "column 'recorded_date' holds values that are not dates"),
+    ("start_date", 1.5, "column 'start_date' holds numbers, not dates"),
+    ("start_date", 19_000, "column 'start_date' holds numbers, not dates"),
+    ("end_date", True, "column 'end_date' holds true/false values, not dates"),
+])
+def test_a_date_column_that_is_not_dates_is_refused_naming_it(call, column, values, words):
+    with pytest.raises(ValidationError, match=words) as exc:
+        call(_rows().assign(**{column: values}))
+    msg = str(exc.value)
+    assert "iizrisk.ingest" in msg and f"pandas.to_datetime(spells[{column!r}]" in msg
+    assert AHV not in msg
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+def test_dates_as_datetime64_text_or_date_objects_are_read_alike(call):
+    rows = _rows()
+    text = rows.assign(start_date=rows["start_date"].dt.strftime("%Y-%m-%d"))
+    objects = rows.assign(start_date=[d.date() for d in rows["start_date"]])
+    zoned = rows.assign(start_date=rows["start_date"].dt.tz_localize("UTC"))
+    want = call(rows)
+    for other in (text, objects, zoned, rows.assign(start_date=rows["start_date"].astype("datetime64[ms]"))):
+        got = call(other)
+        assert len(got) == len(want)
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+def test_a_missing_or_doubled_column_and_a_multiindex_are_refused(call):
+    with pytest.raises(ValidationError, match=r"required column\(s\) \['start_date'\] missing"):
+        call(_rows().drop(columns="start_date"))
+    multi = _rows()
+    multi.columns = pd.MultiIndex.from_tuples([(c, "x") for c in multi.columns])
+    with pytest.raises(ValidationError, match="2 levels \\(a MultiIndex\\)"):
+        call(multi)
+    doubled = pd.concat([_rows(), _rows()[["start_date"]]], axis=1)
+    with pytest.raises(ValidationError, match=r"\['start_date'\] appear more than once"):
+        call(doubled)
+
+
+def test_a_header_holding_an_ahv_number_is_not_echoed():
+    rows = _rows().rename(columns={"start_date": AHV})
+    with pytest.raises(ValidationError, match="missing") as exc:
+        iizrisk.build_timeline(rows)
+    assert AHV not in str(exc.value)
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+@pytest.mark.parametrize("as_of, words", [
+    ("2025-02-30", "not a calendar day"),
+    ("garbage", "not in the form YYYY-MM-DD"),
+    ("30.06.2025", "write 2025-06-30"),
+    (20250630, "for that date write '2025-06-30'"),
+    (int(AHV), "value withheld"),
+    (10**30, "value withheld"),
+    (float("nan"), "as_of is missing"),
+    (True, "not a bool"),
+    (pd.NaT, "no date"),
+    (dt.date(1066, 10, 14), "outside 1900-01-01 to 2199-12-31"),
+])
+def test_a_bad_as_of_is_a_config_error(call, as_of, words):
+    with pytest.raises(ConfigError, match=words) as exc:
+        call(_rows(), as_of)
+    assert exc.value.exit_code == 2 and AHV not in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["compute_flags", "point_in_time"])
+def test_as_of_none_is_a_config_error_where_a_date_is_needed(name):
+    with pytest.raises(ConfigError, match="as_of is missing"):
+        CALLS[name](_rows(), None)
+    assert len(iizrisk.build_timeline(_rows(), as_of=None)) == 3  # the full data
+
+
+def test_as_of_in_every_date_form_gives_one_day():
+    want = iizrisk.as_of_day("2023-06-30")
+    for form in (dt.date(2023, 6, 30), dt.datetime(2023, 6, 30, 13), pd.Timestamp("2023-06-30"),
+                 np.datetime64("2023-06-30"), " 2023-06-30 ", want, np.int32(want)):
+        assert iizrisk.as_of_day(form) == want
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"window_months": 0}, "window_months must be a whole number of months from 1 to 1200"),
+    ({"window_months": 10**6}, "window_months must be"),
+    ({"window_months": 1.5}, "window_months must be"),
+    ({"transition_gap_days": -1}, "transition_gap_days must be a whole number of days from 0"),
+    ({"transition_gap_days": 1.5}, "transition_gap_days must be an int"),
+    ({"merge_gap_days": 10**12}, "merge_gap_days must be a whole number of days"),
+])
+def test_bad_flag_options_are_config_errors(kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        iizrisk.compute_flags(_rows(), "2023-06-30", **kwargs)
+
+
+def test_a_timeline_of_another_day_is_a_config_error():
+    with pytest.raises(ConfigError, match="point-in-time view"):
+        iizrisk.compute_flags(iizrisk.build_timeline(_rows()), "2023-06-30")
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        iizrisk.build_timeline(_rows(), mode="weekly")
+
+
+@pytest.mark.parametrize("horizon", [0, -12, 1201, 1.5, True, "12"])
+def test_compute_outcome_refuses_a_horizon_that_is_no_whole_positive_number_of_months(horizon):
+    with pytest.raises(ConfigError, match="horizon_months must be a whole number of months from 1 to 1200"):
+        iizrisk.compute_outcome(_rows(), "2023-03-31", horizon_months=horizon)
+
+
+def test_compute_outcome_bad_options_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown outcome 'nope'; registered: revolving_door"):
+        iizrisk.compute_outcome(_rows(), "2023-03-31", outcome="nope")
+    with pytest.raises(ConfigError, match="unknown outcome '<withheld>'"):
+        iizrisk.compute_outcome(_rows(), "2023-03-31", outcome=AHV)
+    with pytest.raises(ConfigError, match="as_of is missing"):
+        iizrisk.compute_outcome(_rows())
+    with pytest.raises(ConfigError, match="observed_until"):
+        iizrisk.compute_outcome(iizrisk.build_timeline(_rows()), "2023-03-31")
+    assert len(iizrisk.compute_outcome(_rows(), "2023-03-31", horizon_months=1)) == 2
