@@ -64,6 +64,17 @@ def test_dates_as_datetime64_text_or_date_objects_are_read_alike(call):
         assert len(got) == len(want)
 
 
+def test_a_zoned_timestamp_counts_on_its_local_day():
+    """00:30 on 2 January in Zurich is 23:30 on 1 January in UTC: the spell starts on the 2nd, as ingestion reads it."""
+    from iizrisk.spells import point_in_time
+
+    zoned = pd.DataFrame({"person_id": ["a", "b"], "institution": ["ALV", "SH"],
+                          "start_date": pd.to_datetime(["2020-01-02 00:30", "2019-05-01 00:00"])
+                          .tz_localize("Europe/Zurich")})
+    assert point_in_time(zoned, "2020-01-01")["person_id"].tolist() == ["b"]
+    assert point_in_time(zoned, "2020-01-02")["person_id"].tolist() == ["a", "b"]
+
+
 @pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
 def test_a_missing_or_doubled_column_and_a_multiindex_are_refused(call):
     with pytest.raises(ValidationError, match=r"required column\(s\) \['start_date'\] missing"):

@@ -502,6 +502,21 @@ def test_the_policy_plot_draws_an_interval_that_misses_its_estimate():
     plt.close(ax.figure)
 
 
+def test_a_classifier_without_probabilities_is_refused_not_read_as_probabilities():
+    """SVC's predict gives 0/1 decisions: effects built from them would be silently wrong."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.svm import SVC
+
+    from iizrisk.benefit import _predict
+    from iizrisk.errors import ConfigError
+
+    X = np.random.default_rng(0).random((40, 2))
+    y = (X[:, 0] > 0.5).astype(int)
+    with pytest.raises(ConfigError, match="SVC is a classifier without predict_proba"):
+        _predict(SVC().fit(X, y), X)
+    np.testing.assert_allclose(_predict(LinearRegression().fit(X, y), X), LinearRegression().fit(X, y).predict(X))
+
+
 def test_an_arm_without_outcomes_is_a_constant_model_and_is_predicted(tmp_path):
     """Assessed people without any outcome: their outcome model is a constant (no scikit-learn estimator).
 

@@ -95,6 +95,30 @@ def test_the_lookup_sees_only_what_was_known_at_its_as_of_date(night, random_spe
         case_lookup(cfg, institution="ALV", case_id=case, as_of="30.06.2023")
 
 
+def test_a_recorded_date_after_the_as_of_date_is_read_as_the_nightly_run_reads_it(night, random_spells):
+    """A closed row recorded later was known then, still open; an open row recorded later was not known."""
+    cfg, res = night
+    case = res.worklists["ALV"].iloc[0]["case_ids"].split(";")[0]
+    spells = random_spells.copy()
+    spells["recorded_date"] = spells["start_date"]
+    row = spells.index[(spells["institution"] == "ALV") & (spells["case_id"] == case)][0]
+    opened = spells.loc[row, "start_date"]
+    day = opened + pd.Timedelta(days=15)
+    spells.loc[row, ["end_date", "recorded_date"]] = [opened + pd.Timedelta(days=10), opened + pd.Timedelta(days=20)]
+    then = case_lookup(cfg, institution="ALV", case_id=case, as_of=day.date().isoformat(), spells=spells)
+    mine = then.timeline[then.timeline["case_ids"] == case]
+    assert len(mine) == 1 and mine["end_date"].isna().all()  # its end was recorded later: open then
+    later = case_lookup(cfg, institution="ALV", case_id=case, as_of=(opened + pd.Timedelta(days=25)).date().isoformat(),
+                        spells=spells)
+    assert later.timeline.loc[later.timeline["case_ids"] == case, "end_date"].tolist() == [
+        (opened + pd.Timedelta(days=10)).date()]
+    spells.loc[row, "end_date"] = pd.NaT  # an open row recorded after the as-of date: not known then
+    others = (spells["institution"] == "ALV") & (spells["case_id"] == case) & (spells.index != row)
+    if not others.any():
+        with pytest.raises(ValidationError, match="no case with this number at ALV"):
+            case_lookup(cfg, institution="ALV", case_id=case, as_of=day.date().isoformat(), spells=spells)
+
+
 def test_the_command_prints_the_case_without_the_pseudonym(night, capsys, tmp_path):
     cfg, res = night
     row = res.worklists["ALV"].iloc[0]

@@ -67,7 +67,7 @@ def _main(argv: list[str]) -> int:
 
 @pytest.mark.parametrize("extra", [["--persons", "0"], ["--persons", "1"], ["--persons", str(MIN_PERSONS - 1)],
                                    ["--persons", "10000001"], ["--years", "0"], ["--years", str(MIN_YEARS - 1)],
-                                   ["--years", str(MAX_YEARS + 1)], ["--end", "2024-02-30"]])
+                                   ["--years", str(MAX_YEARS + 1)], ["--end", "2024-02-30"], ["--end", "2199-12-31"]])
 def test_a_demo_that_could_not_run_is_refused_before_anything_is_written(tmp_path, capsys, nothing_simulated, extra):
     out = tmp_path / "demo"
     assert _main(["demo", "--out", str(out), "--persons", str(MIN_PERSONS), *extra]) == 2

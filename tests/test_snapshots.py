@@ -223,7 +223,6 @@ def test_training_from_snapshots_equals_training_from_spells(population, tmp_pat
     assert rep.info["snapshots"] < rep_via.info["snapshots"] and rep.info["sample"]["persons"] < 700
 
 
-@pytest.mark.slow
 def test_default_dates_keep_to_the_data(spells, caplog):
     """--from before the first start and --to after the last observed day are narrowed to the data."""
     from iizrisk import _time
@@ -245,6 +244,7 @@ def test_default_dates_keep_to_the_data(spells, caplog):
         default_dates(spells.iloc[:1])
 
 
+@pytest.mark.slow
 def test_the_command_line_builds_resumes_and_trains(population, tmp_path, capsys):
     from iizrisk.cli import main
     from iizrisk.errors import EXIT_USAGE

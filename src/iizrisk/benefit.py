@@ -162,7 +162,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from threadpoolctl import threadpool_limits
 
 from ._results import OutputFigure, OutputTable, ResultMixin
@@ -322,6 +322,13 @@ def _predict(model, X) -> np.ndarray:
     if hasattr(model, "predict_proba"):
         classes = list(getattr(model, "classes_", [0, 1]))
         return model.predict_proba(X)[:, classes.index(1)]
+    try:
+        classifier = is_classifier(model)
+    except Exception:  # an estimator without scikit-learn's tags: judged by its methods alone
+        classifier = False
+    if classifier:  # its predict gives 0/1 decisions, not the probabilities the effects are built from
+        raise ConfigError(f"{type(model).__name__} is a classifier without predict_proba; give one that "
+                          "predicts probabilities (e.g. SVC(probability=True)) or a regressor")
     return np.asarray(model.predict(X), dtype=np.float64)
 
 

@@ -154,10 +154,16 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     inst = spells["institution"].astype("str")
     case = spells["case_id"].astype("str") if "case_id" in spells.columns else pd.Series("", index=spells.index)
     ts = pd.Timestamp(t)
-    known = (spells["start_date"] <= ts).to_numpy()  # point in time: a case opened later is not known yet
+    # point in time (iizrisk.spells.point_in_time): a case opened later is not known yet; an open row recorded
+    # later was not known either, and a closed row recorded later was known, still open (its end came later)
+    known = (spells["start_date"] <= ts).to_numpy()
+    end_later = np.zeros(len(spells), dtype=bool)
     if "recorded_date" in spells.columns:
-        rec = pd.to_datetime(spells["recorded_date"])
-        known &= (rec.isna() | (rec <= ts)).to_numpy()
+        late = (pd.to_datetime(spells["recorded_date"]) > ts).to_numpy()
+        closed = pd.to_datetime(spells["end_date"]).notna().to_numpy() if "end_date" in spells.columns \
+            else np.zeros(len(spells), dtype=bool)
+        known = known & ~(late & ~closed)
+        end_later = late & closed
     hit = (inst == institution).to_numpy() & (case == str(case_id).strip()).to_numpy() & known
     persons = pd.unique(spells.loc[hit, "person_id"].astype(str))
     if len(persons) != 1:
@@ -168,10 +174,12 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     person = str(persons[0])
     mine = (spells["person_id"].astype(str) == person).to_numpy() & known
     own = spells.loc[mine]
+    open_then = end_later[mine]
     allowed = {institution} | set(w.disclose_institutions)
-    shown = own[own["institution"].astype(str).isin(allowed)]
+    show = own["institution"].astype(str).isin(allowed).to_numpy()
+    shown, open_then = own[show], open_then[show]
     n_other = int(own.loc[~own["institution"].astype(str).isin(allowed), "institution"].astype(str).nunique())
-    end = pd.to_datetime(shown["end_date"])
+    end = pd.to_datetime(shown["end_date"]).mask(open_then)  # an end recorded after the as-of date: open then
     timeline = pd.DataFrame({
         "institution": shown["institution"].astype(str).to_numpy(),
         "case_ids": np.where(shown["institution"].astype(str) == institution,

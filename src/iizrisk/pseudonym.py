@@ -464,7 +464,7 @@ def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KE
         except FileNotFoundError as exc:
             raise KeyFileError(
                 f"key file {path} does not exist; create it with a random secret shared by the "
-                f"institutions (e.g. `python -c \"import secrets; print(secrets.token_hex(32))\" > {path}`)"
+                f"institutions (e.g. `(umask 077; python -c \"import secrets; print(secrets.token_hex(32))\" > {path})`)"
             ) from exc
         except OSError as exc:
             raise KeyFileError(f"key file {path} cannot be read: {exc.strerror}") from exc

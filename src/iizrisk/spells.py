@@ -399,6 +399,8 @@ def _column_days(spells: pd.DataFrame, column: str, *, missing: int = int(MISSIN
     objects is converted, and one that is not is refused naming the column (its values are never shown:
     a misplaced column may hold identifiers)."""
     values = spells[column]
+    if isinstance(values.dtype, pd.DatetimeTZDtype):  # its local day, as ingestion reads a zoned timestamp
+        values = values.dt.tz_localize(None)
     if dtype_kind(values.dtype) == "date":
         return _days(values, missing=missing)
     try:  # exactly YYYY-MM-DD: numpy's own parsing would read "2023" or a 13-digit number as a year
@@ -418,20 +420,8 @@ def _describe_rows(index: pd.Index, mask: np.ndarray, what: str, fix: str) -> st
     return f"{n:,} row(s) {what} (index {', '.join(labels)}{more}): {fix}"
 
 
-_PER_DAY = {"D": 1, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
-
-
 def _days(values, *, missing: int = int(MISSING_DAY)) -> np.ndarray:
-    """Day numbers of a date column (:func:`iizrisk._time.to_days`), with a fast path for
-    numpy ``datetime64`` columns: integer floor division instead of a calendar cast."""
-    dtype = getattr(values, "dtype", None)
-    if isinstance(dtype, np.dtype) and dtype.kind == "M" and np.datetime_data(dtype)[0] in _PER_DAY:
-        raw = np.asarray(values).view(np.int64)
-        out = (raw // _PER_DAY[np.datetime_data(dtype)[0]]).astype(np.int32)
-        nat = raw == np.iinfo(np.int64).min
-        if nat.any():
-            out[nat] = missing
-        return out
+    """Day numbers of a date column (:func:`iizrisk._time.to_days`, which writes int32 directly)."""
     return _time.to_days(values, missing=missing)
 
 

@@ -75,7 +75,7 @@ def _key_problem(key: bytes, origin: str) -> str | None:
     if len(key) < MIN_SIGNING_KEY_BYTES:
         return (f"{origin} holds {len(key)} bytes; a model signing key needs at least {MIN_SIGNING_KEY_BYTES} "
                 "(HMAC-SHA-256: no shorter than the hash, RFC 2104); create one with "
-                "`python -c \"import secrets; print(secrets.token_hex(32))\" > FILE`")
+                "`(umask 077; python -c \"import secrets; print(secrets.token_hex(32))\" > FILE)`")
     return None
 
 
@@ -120,7 +120,7 @@ def signing_key(*, env: str | None = None, file: str | Path | None = None) -> by
                 key = fh.read().strip()
         except FileNotFoundError:
             raise KeyFileError(f"signing key file {p} does not exist; create it with "
-                               f"`python -c \"import secrets; print(secrets.token_hex(32))\" > {p}` "
+                               f"`(umask 077; python -c \"import secrets; print(secrets.token_hex(32))\" > {p})` "
                                "and keep it readable only by the service account") from None
         except OSError as exc:
             raise KeyFileError(f"signing key file {p} cannot be read: {exc.strerror}") from exc

@@ -341,6 +341,14 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
     d = _days_of(X.index.get_level_values("as_of"))
     first_val = int(days_all[late].min())
     val = d >= first_val
+    positives = int(y[val].sum())
+    if not 0 < positives < int(val.sum()):  # a model nobody can judge is not fitted, nor written
+        from ..errors import ValidationError
+
+        raise ValidationError(
+            f"the held-out period (from {_time.to_date(first_val)}) holds {int(val.sum()):,} snapshots with "
+            f"{positives:,} outcome(s): the model's ranking cannot be judged on it, so no model is trained; "
+            "train on more persons (--max-persons) or a longer export")
     fit_rows = ~val
     if max_train_rows is not None and fit_rows.sum() > max_train_rows:
         fit_rows = _bounded(fit_rows, max_train_rows, random_state)
@@ -375,14 +383,6 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
         rule.fit(Xall.loc[fit_rows].loc[tr], yf[tr])
         scores["bfs_rule"] = rule.predict_proba(Xall.loc[val])[:, 1]
     bar.step("evaluate")
-    positives = int(np.asarray(yv, dtype=bool).sum())
-    if not 0 < positives < len(yv):  # a model nobody can judge is not written
-        from ..errors import ValidationError
-
-        raise ValidationError(
-            f"the held-out period ({_time.to_date(dv.min())} to {_time.to_date(dv.max())}) holds {len(yv):,} "
-            f"snapshots with {positives:,} outcome(s): the model's ranking cannot be judged on it, so no model "
-            "is written; train on more persons (--max-persons) or a longer export")
     metrics = evaluate(yv, scores, dv, k=k)
     periods = {k[:-7]: v for k, v in main.fit_info_.items() if k.endswith("_period")}
     periods["validation"] = [_time.to_date(dv.min()).isoformat(), _time.to_date(dv.max()).isoformat()]
