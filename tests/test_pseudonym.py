@@ -392,6 +392,28 @@ def key_file(tmp_path):
     return path
 
 
+@pytest.mark.parametrize("mode, refused", [(0o600, None), (0o640, None), (0o644, "anyone on this machine can read it"),
+                                           (0o620, "others than its owner can replace it")])
+def test_a_key_file_open_to_others_is_refused(key_file, capsys, tmp_path, mode, refused):
+    """A pseudonymisation key anyone may read reverses every pseudonym: refused, by the API and the command."""
+    from iizrisk.cli import main
+    from iizrisk.errors import KeyFileError
+    from iizrisk.pseudonym import load_key
+
+    key_file.chmod(mode)
+    if refused is None:
+        assert load_key(key_file) == KEY
+        return
+    with pytest.raises(KeyFileError, match=f"mode {mode:04o}: {refused}.*chmod 600") as err:
+        load_key(key_file)
+    assert KEY.decode(errors="replace") not in str(err.value)
+    src = tmp_path / "in.csv"
+    src.write_text("ahv;x\n756.1234.5678.97;1\n", encoding="utf-8")
+    assert main(["pseudonymise", "--key-file", str(key_file), "--id-column", "ahv", str(src),
+                 str(tmp_path / "out.csv")]) == 2
+    assert "chmod 600" in capsys.readouterr().err and not (tmp_path / "out.csv").exists()
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "cp500"])
 def test_cli_a_header_read_in_the_wrong_encoding_is_not_shown(tmp_path, capsys, key_file, encoding):
     n = make_ahv("123456789", dotted=True)

@@ -459,8 +459,10 @@ def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KE
     """
     if key_file is not None:
         path = Path(key_file)
+        from .store import read_secret_file
+
         try:
-            key = path.read_bytes().strip()
+            key = read_secret_file(path, "key file", "recover the AHV number behind every pseudonym")
         except FileNotFoundError as exc:
             raise KeyFileError(
                 f"key file {path} does not exist; create it with a random secret shared by the "

@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import KeyFileError, ModelError
-from ..store import make_dirs, write_bytes_atomic, write_text_atomic
+from ..store import make_dirs, read_secret_file, write_bytes_atomic, write_text_atomic
 from ._estimator import RiskModel
 
 logger = logging.getLogger("iizrisk")
@@ -59,8 +59,6 @@ TRUSTED_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.model_selection._split.KFold",
 )
-#: A key file may be read by its owner and the deployment's group, written by its owner only.
-KEY_MODE_REFUSED = 0o027
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -115,22 +113,13 @@ def signing_key(*, env: str | None = None, file: str | Path | None = None) -> by
     if file is not None:
         p = Path(file)
         try:
-            with open(p, "rb") as fh:
-                mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
-                key = fh.read().strip()
+            key = read_secret_file(p, "signing key file", "sign a model the nightly run would load")
         except FileNotFoundError:
             raise KeyFileError(f"signing key file {p} does not exist; create it with "
                                f"`(umask 077; python -c \"import secrets; print(secrets.token_hex(32))\" > {p})` "
                                "and keep it readable only by the service account") from None
         except OSError as exc:
             raise KeyFileError(f"signing key file {p} cannot be read: {exc.strerror}") from exc
-        if mode & KEY_MODE_REFUSED:
-            raise KeyFileError(
-                f"signing key file {p} has mode {mode:04o}: "
-                + ("anyone on this machine can read it and sign a model the nightly run would load"
-                   if mode & 0o004 else "others than its owner can replace it")
-                + f"; make it readable only by the service account (`chmod 600 {p}`, or 640 for the "
-                "deployment's group) and create a new key if it may have been read")
         return _check_key(key, f"signing key file {p}")
     name = KEY_ENV if env is None else env
     value = os.environ.get(name)
