@@ -146,6 +146,23 @@ def test_files_and_folders_written_are_never_open_to_everyone(tmp_path):
         make_dirs(f)
 
 
+def test_a_synthetic_population_written_from_python_is_not_open_to_everyone(tmp_path):
+    """From a notebook under umask 022: the population, its exports, its settings and the indicators."""
+    from iizrisk.indicators import bfs_indicators
+    from iizrisk.synth import generate
+
+    old = os.umask(0o022)
+    try:
+        pop = generate(300, "2018-01-01", "2021-12-31", seed=2)
+        pop.to_dir(tmp_path / "pop", exports=True)
+        bfs_indicators(pop.spells, 2021).to_dir(tmp_path / "ind")
+    finally:
+        os.umask(old)
+    made = [p for p in tmp_path.rglob("*") if not p.is_symlink()]
+    assert len(made) > 10 and any(p.suffix == ".csv" for p in made)
+    assert [str(p) for p in made if stat.S_IMODE(p.stat().st_mode) & 0o007] == []
+
+
 def test_the_console_script_creates_nothing_open_to_everyone(tmp_path, random_spells):
     """A one-off command (here flags) under umask 022: its output and folders are not world-readable."""
     from iizrisk.store import write_parquet_atomic

@@ -15,6 +15,7 @@ office takes, on data that can be shipped.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import time
 from dataclasses import dataclass
@@ -193,11 +194,11 @@ def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | 
     from openpyxl import load_workbook
 
     from .reviews import decision_label
+    from .store import make_dirs, write_bytes_atomic
     from .tables import header
 
     rng = np.random.default_rng(seed)
-    run_folder, out = Path(run_folder), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    run_folder, out = Path(run_folder), make_dirs(out)
     night = pd.Timestamp(run_folder.resolve().name.split(".")[0])
     allowed = set(decisions) if decisions is not None else None
     written = []
@@ -230,9 +231,9 @@ def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | 
                 ws.cell(row=row, column=col["case_ids"], value=str(case))
                 ws.cell(row=row, column=col["review_date"], value=pd.Timestamp(review_date).date())
                 ws.cell(row=row, column=col["decision"], value=decision_label("joint_assessment_proposed", lang))
-        path = out / f"{inst}_reviewed.xlsx"
-        wb.save(path)
-        written.append(path)
+        buf = io.BytesIO()
+        wb.save(buf)
+        written.append(write_bytes_atomic(buf.getvalue(), out / f"{inst}_reviewed.xlsx"))
     return written
 
 

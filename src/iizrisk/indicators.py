@@ -85,6 +85,7 @@ from . import _time
 from ._time import OPEN_END
 from .errors import ConfigError, ValidationError
 from .spells import EXIT_REASONS, Timeline, build_timeline, monthly_spells
+from .store import make_dirs
 from .suppression import SuppressionResult, suppress_table
 
 __all__ = [
@@ -724,8 +725,7 @@ class BfsIndicators:
         if language is not None and language not in LANGUAGES:
             raise ConfigError(f"language {_time._shown(str(language))} is not available; choose one of "
                               f"{', '.join(LANGUAGES)} (or none: the column codes)")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = make_dirs(path)
         written: list[Path] = []
         for name, t in self.tables.items():
             written += write_outputs(t, path, name, language=language, xlsx=xlsx)

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import DeploymentSettings, Settings, SourceConfig
+from ..store import make_dirs, write_bytes_atomic, write_text_atomic
 from . import _engine as E
 
 __all__ = ["write_exports"]
@@ -114,14 +115,13 @@ def _local(col: pd.Series, mapping: dict) -> pd.Series:
 
 
 def _write(df: pd.DataFrame, path: Path, encoding: str) -> None:
-    df.to_csv(path, sep=";", index=False, encoding=encoding, lineterminator="\r\n")
+    write_bytes_atomic(df.to_csv(sep=";", index=False, lineterminator="\r\n").encode(encoding), path)
 
 
 def write_exports(pop, path: str | Path) -> Settings:
     """Write ``exports/`` and ``iizrisk.toml`` for a population (see module docstring)."""
     path = Path(path)
-    out = path / "exports"
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dirs(path / "exports")
     seed = int(pop.meta.get("seed", 0))
     sp = pop.spells
     manifest: dict[str, dict] = {}
@@ -250,7 +250,7 @@ def write_exports(pop, path: str | Path) -> Settings:
         values={"institution": {v: k for k, v in _LOCAL_NAMES.items()}, **de_values},
         institutions=sorted(_LOCAL_NAMES)))
 
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomic(json.dumps(manifest, indent=1, sort_keys=True) + "\n", out / "manifest.json")
     where = pop.meta.get("canton") or "CH"
     settings = Settings(
         deployment=DeploymentSettings(name=f"Synthetic population {where} (seed {seed})", errors="quarantine",

@@ -488,15 +488,14 @@ class SyntheticPopulation:
         realistic mess) and ``iizrisk.toml`` (the deployment configuration that
         reads them). Parquet files are byte-identical for the same seed.
         """
-        from ..store import write_parquet_atomic
+        from ..store import make_dirs, write_parquet_atomic, write_text_atomic
 
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = make_dirs(path)
         write_parquet_atomic(self.spells, path / "spells.parquet")
         write_parquet_atomic(self.interventions, path / "interventions.parquet")
         write_parquet_atomic(self.truth, path / "truth.parquet")
         meta = {**self.meta, "params": self.params.to_dict()}
-        (path / "synth.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        write_text_atomic(json.dumps(meta, indent=1, sort_keys=True) + "\n", path / "synth.json")
         if exports:
             from ._exports import write_exports
 
