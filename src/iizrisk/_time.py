@@ -195,6 +195,19 @@ def parse_iso_date(value, what: str = "date") -> _dt.date:
     return date
 
 
+def not_after_today(date: _dt.date, what: str = "--as-of", *, why: str = "no data can hold the future",
+                    fix: str = "give a date up to today") -> _dt.date:
+    """``date`` unless it lies after today (the machine's clock): then ConfigError naming both, why and the fix.
+
+    The one rule behind every command's ``--as-of`` (``run`` may override it with ``--force``), the case
+    lookup's as-of date and the demo's export date.
+    """
+    today = _dt.date.today()
+    if date > today:
+        raise ConfigError(f"{what} {date.isoformat()} lies after today ({today.isoformat()}): {why}; {fix}")
+    return date
+
+
 #: The range of dates :func:`parse_iso_date` accepts (the data contract's earliest plausible date, and
 #: two centuries on): windows and horizons around a date stay inside the calendar.
 EARLIEST_DATE, LATEST_DATE = _dt.date(1900, 1, 1), _dt.date(2199, 12, 31)

@@ -181,12 +181,9 @@ def _resolve_as_of(as_of) -> dt.date:
 
 
 def _check_as_of(t: dt.date, *, force: bool) -> None:
-    today = dt.date.today()
-    if t > today and not force:
-        raise ConfigError(
-            f"--as-of {t.isoformat()} lies after today ({today.isoformat()}): a run cannot see the "
-            "future, and its history would replace tomorrow's; give a date up to today "
-            "(or --force --reason \"...\" if the clock is wrong)")
+    if not force:
+        _time.not_after_today(t, why="a run cannot see the future, and its history would replace tomorrow's",
+                              fix="give a date up to today (or --force --reason \"...\" if the clock is wrong)")
 
 
 # ------------------------------------------------------------------ the run

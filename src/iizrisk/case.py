@@ -35,7 +35,7 @@ import pandas as pd
 from . import _time
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import text
-from .errors import ConfigError, ValidationError
+from .errors import ValidationError
 
 __all__ = ["CaseView", "case_lookup"]
 
@@ -145,9 +145,7 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     runs = history.as_of_dates("runs")
     t = _time.parse_iso_date(as_of, "as-of date") if as_of is not None else (
         runs[-1] if runs else dt.date.today() - dt.timedelta(days=1))
-    if t > dt.date.today():
-        raise ConfigError(f"case lookup: the as-of date {t.isoformat()} lies after today "
-                          f"({dt.date.today().isoformat()}); give a date up to today")
+    _time.not_after_today(t, "case lookup: the as-of date")
     w = settings.worklist
     lang = w.language_per_institution.get(institution, w.language)
     spells = ingest(settings).spells if spells is None else spells

@@ -36,7 +36,6 @@ sets logger levels.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import errno
 import importlib
 import logging
@@ -223,10 +222,13 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
             as_of = parse_as_of(args.as_of)
         except ConfigError as exc:
             args._parser.error(f"argument --as-of: {exc}")
-        today = dt.date.today()
-        if as_of > today and not hasattr(args, "force"):  # `run` decides itself (--force: the clock may be wrong)
-            args._parser.error(f"argument --as-of: {as_of} lies after today ({today}): no data can hold the "
-                               "future, and open spells would be stretched to it; give a date up to today")
+        if not hasattr(args, "force"):  # `run` decides itself (--force: the clock may be wrong)
+            from ._time import not_after_today
+
+            try:
+                not_after_today(as_of, why="no data can hold the future, and open spells would be stretched to it")
+            except ConfigError as exc:
+                args._parser.error(f"argument {exc}")
         args.as_of = as_of.isoformat()
     verbose = getattr(args, "verbose", 0) + getattr(args, "_sub_verbose", 0)
     quiet = getattr(args, "quiet", False) or getattr(args, "_sub_quiet", False)

@@ -239,7 +239,7 @@ def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | 
 
 def _check_arguments(out: str | Path, *, persons, years, end) -> tuple[Path, dt.date, dt.date]:
     """The resolved ``out`` folder, first and last day of the period; ConfigError before anything is written."""
-    from ._time import parse_iso_date
+    from ._time import not_after_today, parse_iso_date
     from .config import MAX_COUNT
     from .errors import ConfigError
 
@@ -249,8 +249,8 @@ def _check_arguments(out: str | Path, *, persons, years, end) -> tuple[Path, dt.
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise ConfigError(f"--{name} {value!r}: give a whole number from {lo:,} to {hi:,} ({why})")
     end_d = parse_iso_date(end, "--end") if end is not None else dt.date(dt.date.today().year - 1, 12, 31)
-    if end_d > dt.date.today():  # the nightly run would refuse it, after the synthesis and the training
-        raise ConfigError(f"--end {end_d} lies after today ({dt.date.today()}); give an export date up to today")
+    # the nightly run would refuse it, after the synthesis and the training
+    not_after_today(end_d, "--end", why="no export comes from the future", fix="give an export date up to today")
     if end_d.year - years < 1900:
         raise ConfigError(f"--end {end_d} with --years {years}: the period would begin before 1900; give a "
                           "later --end or fewer --years")
