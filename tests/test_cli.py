@@ -16,7 +16,7 @@ import pytest
 
 from iizrisk._commands._args import parse_as_of
 from iizrisk.cli import build_parser, main
-from iizrisk.errors import EXIT_INTERNAL, EXIT_OS, EXIT_USAGE, ConfigError
+from iizrisk.errors import EXIT_INTERNAL, EXIT_OS, ConfigError
 
 AS_OF = "2021-06-30"
 
@@ -138,7 +138,7 @@ def test_a_link_loop_or_a_file_on_the_path_is_a_clear_error_not_a_traceback(data
                      (tmp_path / "afile" / "sub", "a part of the path is a file")):
         code, err = run_main(["synth", "--persons", "10", "--start", "2020-01-01", "--end", "2020-12-31",
                               "--out", str(out)], capsys)  # --out DIR: checked as the arguments are read
-        assert code == EXIT_USAGE and why in err and str(out) in err and "Traceback" not in err
+        assert code == EXIT_OS and why in err and str(out) in err and "Traceback" not in err
         code, err = run_main(flags_args(data, out / "o.parquet"), capsys)  # --out FILE: when it is written
         assert code == EXIT_OS and str(out) in err and "Traceback" not in err
 

@@ -52,6 +52,7 @@ from .errors import (
     EXIT_USAGE,
     ConfigError,
     IizriskError,
+    OperatingSystemError,
     withhold_long_numbers,
 )
 
@@ -204,7 +205,11 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     from Python (a notebook, a service, the tests), nothing of the process is changed.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except OperatingSystemError as exc:  # a path option the machine cannot reach (plain_path): as for any path
+        print(f"iizrisk: error: {withhold_long_numbers(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
