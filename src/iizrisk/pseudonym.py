@@ -26,6 +26,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -448,6 +449,35 @@ def readable_columns(columns) -> str | None:
     return f"{names[:_NAMES_SHOWN]}{more}"
 
 
+#: A secret's file (a key) may be read by its owner and the deployment's group, written by its owner only.
+SECRET_MODE_REFUSED = 0o027
+
+
+def read_secret_file(path: str | Path, what: str, harm: str) -> bytes:
+    """The bytes of a key file (surrounding whitespace removed), unless others may read or replace it.
+
+    ``what`` names the file in the message ("signing key file"), ``harm`` says what a reader could do
+    ("sign a model the nightly run would load"). :class:`FileNotFoundError` and other :class:`OSError`
+    are left to the caller, whose message says how to create the key.
+
+    Raises
+    ------
+    KeyFileError
+        Everyone may read the file, or others than its owner may write it (exit 2), naming the ``chmod``.
+    """
+    with open(path, "rb") as fh:
+        mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+        data = fh.read().strip()
+    if mode & SECRET_MODE_REFUSED:
+        raise KeyFileError(
+            f"{what} {path} has mode {mode:04o}: "
+            + (f"anyone on this machine can read it and {harm}" if mode & 0o004
+               else "others than its owner can replace it")
+            + f"; make it readable only by the service account (`chmod 600 {path}`, or 640 for the deployment's "
+            "group) and create a new key if it may have been read")
+    return data
+
+
 def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KEY_ENV) -> bytes:
     """Read the secret key from a file, or else from an environment variable.
 
@@ -459,8 +489,6 @@ def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KE
     """
     if key_file is not None:
         path = Path(key_file)
-        from .store import read_secret_file
-
         try:
             key = read_secret_file(path, "key file", "recover the AHV number behind every pseudonym")
         except FileNotFoundError as exc:

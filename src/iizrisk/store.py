@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["SWISS_CSV", "CsvFormat", "sha256_bytes", "sha256_file", "umask", "write_bytes_atomic",
-           "make_dirs", "read_secret_file", "write_csv_atomic", "write_json_atomic", "write_parquet_atomic", "write_png_atomic",
+           "make_dirs", "write_csv_atomic", "write_json_atomic", "write_parquet_atomic", "write_png_atomic",
            "write_text_atomic"]
 
 
@@ -83,39 +83,6 @@ def make_dirs(path: str | Path) -> Path:
     if not path.is_dir():
         raise NotADirectoryError(f"{path} exists and is not a folder")
     return path
-
-
-#: A secret's file (a key) may be read by its owner and the deployment's group, written by its owner only.
-SECRET_MODE_REFUSED = 0o027
-
-
-def read_secret_file(path: str | Path, what: str, harm: str) -> bytes:
-    """The bytes of a key file (surrounding whitespace removed), unless others may read or replace it.
-
-    ``what`` names the file in the message ("signing key file"), ``harm`` says what a reader could do
-    ("sign a model the nightly run would load"). :class:`FileNotFoundError` and other :class:`OSError`
-    are left to the caller, whose message says how to create the key.
-
-    Raises
-    ------
-    KeyFileError
-        Everyone may read the file, or others than its owner may write it (exit 2), naming the ``chmod``.
-    """
-    import stat
-
-    from .errors import KeyFileError
-
-    with open(path, "rb") as fh:
-        mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
-        data = fh.read().strip()
-    if mode & SECRET_MODE_REFUSED:
-        raise KeyFileError(
-            f"{what} {path} has mode {mode:04o}: "
-            + (f"anyone on this machine can read it and {harm}" if mode & 0o004
-               else "others than its owner can replace it")
-            + f"; make it readable only by the service account (`chmod 600 {path}`, or 640 for the deployment's "
-            "group) and create a new key if it may have been read")
-    return data
 
 
 def sha256_bytes(data: bytes) -> str:

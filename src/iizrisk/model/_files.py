@@ -22,7 +22,8 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import KeyFileError, ModelError
-from ..store import make_dirs, read_secret_file, write_bytes_atomic, write_text_atomic
+from ..pseudonym import read_secret_file
+from ..store import make_dirs, write_bytes_atomic, write_text_atomic
 from ._estimator import RiskModel
 
 logger = logging.getLogger("iizrisk")
