@@ -138,6 +138,7 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     from .config import Settings
     from .history import HistoryStore
     from .io import ingest
+    from .spells import point_in_time
     from .view import Definitions, View
 
     settings = (settings if isinstance(settings, Settings) else Settings.load(settings)).resolved()
@@ -149,45 +150,37 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     w = settings.worklist
     lang = w.language_per_institution.get(institution, w.language)
     spells = ingest(settings).spells if spells is None else spells
-    inst = spells["institution"].astype("str")
-    case = spells["case_id"].astype("str") if "case_id" in spells.columns else pd.Series("", index=spells.index)
     ts = pd.Timestamp(t)
-    # point in time (iizrisk.spells.point_in_time): a case opened later is not known yet; an open row recorded
-    # later was not known either, and a closed row recorded later was known, still open (its end came later)
-    known = (spells["start_date"] <= ts).to_numpy()
-    end_later = np.zeros(len(spells), dtype=bool)
-    if "recorded_date" in spells.columns:
-        late = (pd.to_datetime(spells["recorded_date"]) > ts).to_numpy()
-        closed = pd.to_datetime(spells["end_date"]).notna().to_numpy() if "end_date" in spells.columns \
-            else np.zeros(len(spells), dtype=bool)
-        known = known & ~(late & ~closed)
-        end_later = late & closed
-    hit = (inst == institution).to_numpy() & (case == str(case_id).strip()).to_numpy() & known
-    persons = pd.unique(spells.loc[hit, "person_id"].astype(str))
+    # the rows as known on the evening of t: a case opened (or recorded) later is not known yet, an end
+    # recorded later is open then
+    known = point_in_time(spells, t)
+    inst = known["institution"].astype("str")
+    case = known["case_id"].astype("str") if "case_id" in known.columns else pd.Series("", index=known.index)
+    hit = (inst == institution) & (case == str(case_id).strip())
+    persons = pd.unique(known.loc[hit, "person_id"].astype(str))
     if len(persons) != 1:
         raise ValidationError(f"case lookup: {text('case.not_found', 'en', institution=institution)}; check the "
                               "case number in your case management system"
                               + ("" if not len(persons) else " (the number belongs to several people: a data "
                                  "error for the data steward)"))
     person = str(persons[0])
-    mine = (spells["person_id"].astype(str) == person).to_numpy() & known
-    own = spells.loc[mine]
-    open_then = end_later[mine]
+    own = known[(known["person_id"].astype(str) == person).to_numpy()]
     allowed = {institution} | set(w.disclose_institutions)
     show = own["institution"].astype(str).isin(allowed).to_numpy()
-    shown, open_then = own[show], open_then[show]
-    n_other = int(own.loc[~own["institution"].astype(str).isin(allowed), "institution"].astype(str).nunique())
-    end = pd.to_datetime(shown["end_date"]).mask(open_then)  # an end recorded after the as-of date: open then
+    shown = own[show]
+    n_other = int(own.loc[~show, "institution"].astype(str).nunique())
+    end = pd.to_datetime(shown["end_date"])  # NaT for an end after t, or recorded after it
     timeline = pd.DataFrame({
         "institution": shown["institution"].astype(str).to_numpy(),
         "case_ids": np.where(shown["institution"].astype(str) == institution,
                              shown["case_id"].astype(str) if "case_id" in shown else "", ""),
         "start_date": pd.to_datetime(shown["start_date"]).dt.date.to_numpy(),
-        "end_date": np.where(end.isna() | (end > ts), None, end.dt.date.astype(object)),
-        "exit_reason": np.where(end.isna() | (end > ts), None,
+        "end_date": np.where(end.isna(), None, end.dt.date.astype(object)),
+        "exit_reason": np.where(end.isna(), None,
                                 shown["exit_reason"].astype(object) if "exit_reason" in shown else None),
     }).sort_values(["start_date", "institution"], kind="stable").reset_index(drop=True)
-    view = View.at(spells.loc[mine], t, Definitions.from_settings(settings))
+    view = View.at(spells[(spells["person_id"].astype(str) == person).to_numpy()], t,
+                   Definitions.from_settings(settings))
     flags = view.flags.drop(columns=["person_id"], errors="ignore")
     reasons = _reasons_on_list(settings, institution, str(case_id).strip(), t)
     risk = _risk_history(history, person, t)
