@@ -499,6 +499,8 @@ def test_the_policy_plot_draws_an_interval_that_misses_its_estimate():
     ax = _plot_policies(v)
     segments = ax.collections[0].get_segments()
     assert [(s[0][0], s[1][0]) for s in segments] == [(2.5, 2.5), (0.5, 1.5)]
+    caps = [line for line in ax.lines if line.get_marker() == "|"]  # each interval's ends are marked
+    assert sorted(x for line in caps for x in line.get_xdata()) == [0.5, 1.5, 2.5, 2.5]
     plt.close(ax.figure)
 
 

@@ -1239,6 +1239,8 @@ def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05):
     # the interval drawn from its own ends: a bootstrap interval need not hold the estimate (few
     # replicates, a skewed statistic), and errorbar refuses negative lengths
     ax.hlines(ypos, lo, hi, color="C0", lw=1.2)
+    for ends in (lo, hi):  # the caps mark where each interval ends
+        ax.plot(ends, ypos, "|", color="C0", ms=8, mew=1.2)
     ax.plot(val, ypos, "o", color="C0", label=f"offline estimate ({lvl} interval)")
     if "true_value" in v.columns and v["true_value"].notna().any():
         ax.plot(v["true_value"].to_numpy(dtype=np.float64), ypos, "x", color="C3", label="true value (synthetic)")
@@ -1247,7 +1249,8 @@ def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05):
     ax.set_yticklabels([_POLICY_WORDS.get(p, p) for p in v.index], fontsize="small")
     ax.set_xlabel("outcomes prevented per 100 assessments")
     ax.set_title("Who gets the places: value of each targeting policy")
-    ax.legend(fontsize="small")
+    # below the axes: inside, the legend covered the intervals of the middle policies
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
     return ax
 
 
