@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from iizrisk import _time
 from iizrisk import indicators as ind
 from iizrisk.cli import main
+from iizrisk.errors import ValidationError
 from iizrisk.flags import transition_mask
 from iizrisk.spells import build_timeline
 from iizrisk.tables import header, read_table
@@ -224,6 +225,14 @@ def frame(rows) -> pd.DataFrame:
     })
 
 
+def covers_year(rows) -> bool:
+    """Slow reference: can the rows (or merged spells) answer for YEAR (observed until YEAR at least, a spell
+    overlapping it)? A timeline knows its merged spells only: pass those for one."""
+    y0, y1 = _time.day(f"{YEAR}-01-01"), _time.day(f"{YEAR}-12-31")
+    last = max([s for _, _, s, _, _ in rows] + [e for _, _, _, e, _ in rows if e < INF])
+    return last >= y0 and any(s <= y1 and e >= y0 for _, _, s, e, _ in rows)
+
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -235,6 +244,12 @@ def test_indicators_match_slow_references(rows, monthly):
     if monthly:
         spells = ref_monthly(spells)
     tl = build_timeline(df, mode="monthly" if monthly else "daily")
+    if not covers_year(spells):
+        for call in (ind.system_combinations, ind.entrant_profiles, ind.persistence, ind.reentry,
+                     ind.transition_matrix, ind.bfs_indicators):
+            with pytest.raises(ValidationError, match=f"year {YEAR}( lies after the data|: no spell overlaps)"):
+                call(tl, YEAR)
+        return
 
     comb = ind.system_combinations(tl, YEAR, min_cell_size=0)
     assert comb["persons"].tolist()[:4] == ref_combinations(spells)
@@ -271,6 +286,10 @@ def test_transition_pairs_agree_with_flags(rows):
 @SETTINGS
 @given(rows=random_rows())
 def test_published_tables_have_no_small_cells(rows):
+    if not covers_year(rows):
+        with pytest.raises(ValidationError, match=f"year {YEAR}"):
+            ind.bfs_indicators(frame(rows), YEAR, min_cell_size=5)
+        return
     res = ind.bfs_indicators(frame(rows), YEAR, min_cell_size=5)
     for name, t in res.tables.items():
         for col in ("persons", "entrants", "still_registered", "leavers", "reentered", "from_registered"):
@@ -399,9 +418,15 @@ def test_cli_reads_a_folder_of_parquet_files(tmp_path, capsys):
                  "--min-cell-size", "0"]) == 2
 
 
-def test_empty_year_gives_zero_tables():
-    rows = pd.DataFrame({"person_id": ["a"], "institution": ["ALV"],
-                         "start_date": pd.to_datetime(["2010-01-01"]), "end_date": pd.to_datetime(["2010-02-01"])})
+def test_a_year_without_anyone_in_the_systems_gives_zero_tables():
+    """The data cover 2020 (a vocational guidance spell), but nobody is at ALV, IV or SH in it: zeros.
+    Data that end in 2010 cannot answer for 2020 at all: refused."""
+    rows = pd.DataFrame({"person_id": ["a", "b"], "institution": ["ALV", "BB"],
+                         "start_date": pd.to_datetime(["2010-01-01", "2019-06-01"]),
+                         "end_date": pd.to_datetime(["2010-02-01", "2021-12-31"])})
+    with pytest.raises(ValidationError, match="year 2020 lies after the data: the spells cover 2010-01-01 to "
+                                              "2010-02-01"):
+        ind.bfs_indicators(rows.iloc[:1], 2020, min_cell_size=0)
     res = ind.bfs_indicators(rows, 2020, min_cell_size=0)
     assert res["combinations"]["persons"].sum() == 0
     assert res["persistence"]["entrants"].sum() == 0
@@ -439,6 +464,28 @@ def test_cli_refuses_a_year_the_data_do_not_cover(tmp_path, capsys, year, words)
     assert words in err and f"the spells cover {first} to {last}" in err, err
     assert not out.exists()
     assert main(["indicators", "--spells", str(tmp_path / "spells.parquet"), "--year", "2020", "--out", str(out)]) == 0
+
+
+@pytest.mark.parametrize("year, words", [(1950, "no spell overlaps 1950"), (2150, "lies after the data"),
+                                         (2022, "lies after the data")])
+def test_every_indicator_function_refuses_a_year_the_data_do_not_cover(year, words):
+    """The command's check lived in the command only: from Python, a year the data do not cover gave
+    tables of zeros (or counts of spells still open at the export) without a word. Every public function
+    refuses it, from a frame or a timeline, naming the period; a covered year still counts."""
+    from iizrisk.errors import ValidationError
+
+    rows = _spells_2019_2021()
+    first, last = rows["start_date"].min().date(), rows["end_date"].max().date()
+    calls = [ind.bfs_indicators, ind.system_combinations, ind.entries, ind.entrant_profiles, ind.persistence,
+             ind.reentry, ind.transition_matrix]
+    for call in calls:
+        for spells in (rows, build_timeline(rows)):
+            with pytest.raises(ValidationError, match=words) as exc:
+                call(spells, year)
+            assert f"the spells cover {first} to {last}" in str(exc.value)
+        call(rows, 2020)
+    with pytest.raises(ValidationError, match="lies after the data"):  # a given data_end is the last day
+        ind.persistence(rows, 2021, data_end="2020-12-31")
 
 
 def test_empty_spells_are_refused_not_a_key_error(tmp_path):

@@ -128,7 +128,11 @@ def _year_bounds(year: int) -> tuple[int, int]:
     return _time.day(f"{int(year):04d}-01-01"), _time.day(f"{int(year):04d}-12-31")
 
 
-def _timeline(spells, *, monthly: bool = False, merge_gap_days: int = 0) -> Timeline:
+def _timeline(spells, year, *, monthly: bool = False, merge_gap_days: int = 0, data_end=None
+              ) -> tuple[Timeline, int | None]:
+    """The spells' timeline and their last observed day (:func:`_resolve_data_end`), after checking that
+    they can answer for ``year`` (:func:`_check_year`)."""
+    y0, y1 = _year_bounds(year)
     if isinstance(spells, Timeline):
         tl = monthly_spells(spells) if monthly else spells
     elif isinstance(spells, pd.DataFrame):
@@ -139,7 +143,26 @@ def _timeline(spells, *, monthly: bool = False, merge_gap_days: int = 0) -> Time
         raise ValidationError("spells: no spells (the table has no rows); the indicators of a year need the "
                               "canonical spells of that year and the years around it: check the export, or "
                               "read it with iizrisk.ingest")
-    return tl
+    de = _resolve_data_end(spells, data_end)
+    _check_year(tl, int(year), y0, y1, de)
+    return tl, de
+
+
+def _check_year(tl: Timeline, year: int, y0: int, y1: int, data_end: int | None) -> None:
+    """Refuse a year the data cannot answer: one after the last observed day, or one no spell overlaps.
+
+    Either gave tables of zeros, or counts extrapolated from spells still open at the export, without a
+    word. The message names the period the data cover; another export may hold the year.
+    """
+    first, last = int(tl.start.min()), _data_end(tl) if data_end is None else int(data_end)
+    period = f"the spells cover {_time.to_date(first)} to {_time.to_date(last)} (first start to last observed day)"
+    if y0 > last:
+        raise ValidationError(f"year {year} lies after the data: {period}; nothing of {year} is known yet. Give "
+                              f"a year up to {_time.to_date(last).year}, or the export that holds {year}")
+    if not np.any((tl.start <= y1) & (tl.end >= y0)):
+        raise ValidationError(f"year {year}: no spell overlaps {year}; {period}. Give a year in "
+                              f"{_time.to_date(first).year}..{_time.to_date(last).year}, or the export that "
+                              f"holds {year}")
 
 
 def _system_index(tl: Timeline, systems: Sequence[str]) -> np.ndarray:
@@ -193,7 +216,7 @@ def _share_table(labels: list[str], counts: np.ndarray, dim: str, k: int) -> tup
 
 # --------------------------------------------------------------------- combinations
 def system_combinations(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS, monthly: bool = False,
-                        min_cell_size: int = 5, merge_gap_days: int = 0) -> pd.DataFrame:
+                        min_cell_size: int = 5, merge_gap_days: int = 0, data_end=None) -> pd.DataFrame:
     """People registered in the year, by the combination of systems.
 
     Parameters
@@ -207,6 +230,9 @@ def system_combinations(spells, year: int, *, systems: Sequence[str] = BFS_SYSTE
     min_cell_size : int, default 5
         Cells with fewer people are suppressed (0 disables).
     merge_gap_days : int, default 0
+    data_end : date-like, optional
+        The last observed day (default: the spells' latest recorded date, else their latest start or
+        end; a timeline's as-of date). A year after it is refused.
 
     Returns
     -------
@@ -220,7 +246,8 @@ def system_combinations(spells, year: int, *, systems: Sequence[str] = BFS_SYSTE
     >>> system_combinations(rows, 2020, min_cell_size=0)["share"].tolist()
     [0.5, 0.0, 0.5, 0.0, 1.0]
     """
-    return _combinations(_timeline(spells, monthly=monthly, merge_gap_days=merge_gap_days),
+    return _combinations(_timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days,
+                                   data_end=data_end)[0],
                          year, systems, min_cell_size)[0]
 
 
@@ -241,8 +268,10 @@ def _combinations(tl: Timeline, year: int, systems: Sequence[str], k: int):
 
 # -------------------------------------------------------------------------- entries
 def entries(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS, lookback_months: int = 12,
-            monthly: bool = False, merge_gap_days: int = 0) -> pd.DataFrame:
+            monthly: bool = False, merge_gap_days: int = 0, data_end=None) -> pd.DataFrame:
     """Entrants into the systems in ``year``: person and entry day (see module docstring).
+
+    ``data_end``: the last observed day, as for :func:`system_combinations`.
 
     Returns
     -------
@@ -257,7 +286,7 @@ def entries(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS, lookback
     >>> entries(rows, 2020)["person_id"].tolist()  # a was registered 14 months before: entrant
     ['a', 'b']
     """
-    tl = _timeline(spells, monthly=monthly, merge_gap_days=merge_gap_days)
+    tl, _ = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     person, day = _entries(tl, year, _system_index(tl, systems) >= 0, lookback_months)
     order = np.argsort(person, kind="stable")
     return pd.DataFrame({"person_id": tl.person_ids.take(person[order]),
@@ -315,9 +344,9 @@ def entrant_profiles(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS,
     >>> entrant_profiles(rows, 2020, min_cell_size=0)["persons"].tolist()
     [1, 0, 0, 1, 2]
     """
-    tl = _timeline(spells, monthly=monthly, merge_gap_days=merge_gap_days)
+    tl, de = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     return _profiles(tl, year, systems, lookback_months, follow_months, min_cell_size,
-                     _resolve_data_end(spells, data_end))[0]
+                     de)[0]
 
 
 def _as_day(value) -> int:
@@ -328,6 +357,8 @@ def _resolve_data_end(spells, data_end) -> int | None:
     """The last observed day: given, or from a DataFrame (:func:`iizrisk.outcomes.observed_until`)."""
     if data_end is not None:
         return _as_day(data_end)
+    if isinstance(spells, Timeline) and spells.as_of is not None:  # a view at T knows nothing after T
+        return int(spells.as_of)
     if isinstance(spells, pd.DataFrame) and len(spells):
         from .outcomes import observed_until
 
@@ -435,9 +466,9 @@ def persistence(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS, mont
     >>> persistence(rows, 2020, systems=["SH"], min_cell_size=0)["share"].tolist()
     [0.5, 0.5]
     """
-    tl = _timeline(spells, monthly=monthly, merge_gap_days=merge_gap_days)
+    tl, de = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     return _persistence(tl, year, systems, months, lookback_months, min_cell_size,
-                        _resolve_data_end(spells, data_end))[0]
+                        de)[0]
 
 
 def _registered_on(tl: Timeline, rows_sel: np.ndarray, person: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -528,9 +559,9 @@ def reentry(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS, months: 
     >>> reentry(rows, 2020, systems=["ALV"], min_cell_size=0)["share"].tolist()
     [0.5, 0.5]
     """
-    tl = _timeline(spells, monthly=monthly, merge_gap_days=merge_gap_days)
+    tl, de = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     return _reentry(tl, year, systems, months, exclude_exit_reasons, min_cell_size,
-                    _resolve_data_end(spells, data_end))[0]
+                    de)[0]
 
 
 def _reentry(tl, year, systems, months, exclude, k, data_end):
@@ -560,7 +591,8 @@ def _reentry(tl, year, systems, months, exclude, k, data_end):
 
 # ----------------------------------------------------------------------- transitions
 def transition_matrix(spells, year: int, *, gap_days: int = 90, institutions: Sequence[str] | None = None,
-                      monthly: bool = False, min_cell_size: int = 5, merge_gap_days: int = 0) -> pd.DataFrame:
+                      monthly: bool = False, min_cell_size: int = 5, merge_gap_days: int = 0,
+                      data_end=None) -> pd.DataFrame:
     """Transitions between institutions whose destination spell starts in ``year``.
 
     Parameters
@@ -575,6 +607,9 @@ def transition_matrix(spells, year: int, *, gap_days: int = 90, institutions: Se
     monthly : bool, default False
     min_cell_size : int, default 5
     merge_gap_days : int, default 0
+    data_end : date-like, optional
+        The last observed day (default: the spells' latest recorded date, else their latest start or
+        end; a timeline's as-of date). A year after it is refused.
 
     Returns
     -------
@@ -593,7 +628,7 @@ def transition_matrix(spells, year: int, *, gap_days: int = 90, institutions: Se
     >>> t.loc[t["transitions"] > 0, ["from", "to", "transitions"]].values.tolist()
     [['ALV', 'SH', 1], ['(none)', 'ALV', 2], ['(none)', 'SH', 1]]
     """
-    tl = _timeline(spells, monthly=monthly, merge_gap_days=merge_gap_days)
+    tl, _ = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     return _transitions(tl, year, gap_days, institutions, min_cell_size)[0]
 
 
@@ -773,8 +808,7 @@ def bfs_indicators(spells, year: int, *, min_cell_size: int = 5, monthly: bool =
     >>> sorted(res.tables)
     ['combinations', 'persistence', 'profiles', 'reentry', 'transitions']
     """
-    tl = _timeline(spells, monthly=monthly, merge_gap_days=merge_gap_days)
-    de = _resolve_data_end(spells, data_end)
+    tl, de = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     k = min_cell_size
     out, sup = {}, {}
     out["combinations"], sup["combinations"] = _combinations(tl, year, systems, k)

@@ -43,42 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.min_cell_size < 1:
         raise ConfigError("--min-cell-size must be >= 1: unsuppressed tables must not leave the system")
     spells = read_spells_input(args.spells)
-    _check_year_in_data(spells, args.year)
     res = bfs_indicators(spells, args.year, min_cell_size=args.min_cell_size, monthly=args.monthly,
                          merge_gap_days=args.merge_gap_days, gap_days=args.transition_gap_days)
     res.to_dir(args.out, language=args.language, xlsx=args.xlsx)
     print(args.out)
     return EXIT_OK
-
-
-def _check_year_in_data(spells, year: int) -> None:
-    """Refuse a ``--year`` the data cannot answer (exit 1): one after the last observed day, or one that no
-    spell overlaps. Either would give tables of zeros (or counts extrapolated from open spells) and exit 0.
-
-    A data problem rather than a usage one: the year is a valid option and another export may hold it; the
-    message names the period this export covers.
-    """
-    import numpy as np
-
-    from .. import _time
-    from ..errors import ValidationError
-    from ..outcomes import observed_until
-    from ..spells import _column_days, check_spells_frame
-
-    check_spells_frame(spells)
-    start = _column_days(spells, "start_date")
-    end = (_column_days(spells, "end_date", missing=int(_time.OPEN_END)) if "end_date" in spells.columns
-           else np.full(len(start), _time.OPEN_END, dtype=np.int32))
-    known = start != _time.MISSING_DAY
-    if not known.any():
-        return  # no start date at all: the timeline refuses the rows, naming them
-    first, last = int(start[known].min()), observed_until(spells)
-    y0, y1 = _time.day(f"{year:04d}-01-01"), _time.day(f"{year:04d}-12-31")
-    period = f"the spells cover {_time.to_date(first)} to {_time.to_date(last)} (first start to last observed day)"
-    if y0 > last:
-        raise ValidationError(f"--year {year} lies after the data: {period}; nothing of {year} is known yet. Give "
-                              f"a year up to {_time.to_date(last).year}, or the export that holds {year}")
-    if not np.any(known & (start <= y1) & (end >= y0)):
-        raise ValidationError(f"--year {year}: no spell overlaps {year}; {period}. Give a year in "
-                              f"{_time.to_date(first).year}..{_time.to_date(last).year}, or the export that "
-                              f"holds {year}")

@@ -86,7 +86,7 @@ def calibration_report(population, year: int | None = None, *, monthly: bool = T
             year = _default_year(meta["start"], meta["end"])
     tl = build_timeline(spells, mode="monthly" if monthly else "daily")
     data_end = meta.get("end")
-    comb = ind.system_combinations(tl, year, min_cell_size=0).set_index("combination")["share"]
+    comb = ind.system_combinations(tl, year, min_cell_size=0, data_end=data_end).set_index("combination")["share"]
     prof = ind.entrant_profiles(tl, year, min_cell_size=0, data_end=data_end).set_index("profile")["share"]
     pers = ind.persistence(tl, year, min_cell_size=0, data_end=data_end)
     reen = ind.reentry(tl, year, min_cell_size=0, data_end=data_end)
