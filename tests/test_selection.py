@@ -22,6 +22,8 @@ from iizrisk.selection import (
     person_attributes,
     rolling_evaluation,
     rolling_splits,
+    snapshot_dates,
+    snapshot_months,
     top_k_mask,
 )
 
@@ -50,6 +52,91 @@ def test_no_training_label_reaches_the_evaluation_period(every, years, test, gap
 def test_too_short_a_dataset_is_refused_with_the_reason():
     with pytest.raises(ValidationError, match="no split fits|too few"):
         rolling_splits(MONTH_ENDS[:10], gap_months=12, horizon_months=12, observed_until="2017-06-30")
+
+
+# ------------------------------------------------------------------ the month ends select --spells builds
+@pytest.fixture(scope="module")
+def long_history(tmp_path_factory):
+    """A small synthetic canton whose first spell lies decades back (1983; 1975 at national scale)."""
+    from iizrisk.synth import generate
+
+    pop = generate(300, "2016-01-01", "2022-12-31", seed=5, canton="BE")
+    path = tmp_path_factory.mktemp("history") / "spells.parquet"
+    pop.spells.to_parquet(path)
+    return pop.spells, path
+
+
+def _select_asks_for(monkeypatch, argv: list[str]) -> tuple[int, list[list[pd.Timestamp]]]:
+    """Run ``iizrisk select`` up to the snapshot build, which records its month ends and stops it."""
+    import iizrisk.snapshots
+    from iizrisk.cli import main
+
+    asked: list[list[pd.Timestamp]] = []
+
+    def stop(spells, out, *, as_of, **kwargs):
+        asked.append([pd.Timestamp(d) for d in as_of])
+        raise ConfigError("stopped by the test before building")
+
+    monkeypatch.setattr(iizrisk.snapshots, "build_snapshots", stop)
+    return main(["select", *argv]), asked
+
+
+def test_select_from_spells_builds_only_the_month_ends_its_splits_use(long_history, tmp_path, monkeypatch,
+                                                                       capsys):
+    """Not every month end since the first spell: the latest labelled ones the splits use, named in a log line.
+
+    As train's default keeps to its last labelled months (73), select's keeps to the 90 its splits can use;
+    from the first spell that would be about 450 month ends here (600 at national scale).
+    """
+    from iizrisk import _time
+    from iizrisk.errors import EXIT_USAGE
+    from iizrisk.outcomes import observed_until
+    from iizrisk.snapshots import default_dates
+
+    spells, path = long_history
+    seen = observed_until(spells)
+    code, asked = _select_asks_for(monkeypatch, ["--spells", str(path), "--out", str(tmp_path / "sel")])
+    assert code == EXIT_USAGE and "stopped by the test" in capsys.readouterr().err
+    (dates,) = asked
+    assert len(dates) == snapshot_months() == 90
+    assert dates == list(pd.date_range(dates[0], dates[-1], freq="ME"))
+    labelled = _time.add_months(_time.to_days(pd.DatetimeIndex(dates)), 12) <= seen
+    assert labelled.all() and not _time.add_months(_time.day(dates[-1] + pd.offsets.MonthEnd(1)), 12) <= seen
+    assert spells["start_date"].min() < dates[0] - pd.DateOffset(years=20)
+    # the splits over these month ends are those over every month end since the first spell
+    every = default_dates(spells)
+    assert len(every) > 4 * len(dates)
+    kw = dict(horizon_months=12, observed_until=_time.to_date(seen))
+    pd.testing.assert_frame_equal(rolling_splits(dates, **kw), rolling_splits(every, **kw))
+    # other settings, other month ends; the log line names the range and why
+    code, asked = _select_asks_for(monkeypatch, ["--spells", str(path), "--out", str(tmp_path / "sel"),
+                                                 "--years", "1", "--train-months", "18", "--horizon-months", "6"])
+    err = capsys.readouterr().err
+    (dates,) = asked
+    assert len(dates) == snapshot_months(years=1, train_months=18, horizon_months=6) == 48
+    assert f"select: snapshots at 48 month ends, {dates[0].date()} to {dates[-1].date()}" in err
+    assert "6-month horizon is observed" in err and "iizrisk snapshots --from/--to" in err
+    assert dates == snapshot_dates(spells, years=1, train_months=18, horizon_months=6)
+
+
+def test_select_from_too_short_an_export_is_refused_naming_its_period(long_history, tmp_path, monkeypatch,
+                                                                      capsys):
+    """Month ends after the burn-in, but none labelled: refused before anything is built, with the data's period."""
+    from iizrisk.errors import EXIT_INVALID_INPUT
+    from iizrisk.snapshots import default_dates
+
+    spells, _ = long_history
+    recent = spells[spells["start_date"] >= "2020-01-01"]
+    assert len(default_dates(recent)) >= 10  # snapshots could be built, but no split could learn from them
+    recent.to_parquet(tmp_path / "recent.parquet")
+    code, asked = _select_asks_for(monkeypatch, ["--spells", str(tmp_path / "recent.parquet"),
+                                                 "--out", str(tmp_path / "sel")])
+    err = capsys.readouterr().err
+    assert code == EXIT_INVALID_INPUT and asked == []
+    assert "no month end whose 12-month horizon is observed to snapshot: the spells start on 2020-01-" in err
+    assert "observed until 2022-12-" in err and "the export is too short" in err
+    with pytest.raises(ValidationError, match="the export is too short"):
+        snapshot_dates(recent)
 
 
 # ------------------------------------------------------------------ lists

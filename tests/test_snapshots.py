@@ -234,14 +234,41 @@ def test_default_dates_keep_to_the_data(spells, caplog):
     assert inside == list(pd.date_range("2022-01-31", "2022-12-31", freq="ME"))
     with caplog.at_level("INFO", logger="iizrisk"):
         wide = default_dates(spells, first="1900-01-01", last="2199-12-31")
-    assert wide == list(pd.date_range(first, seen + pd.offsets.MonthEnd(0), freq="ME"))
+    assert wide == list(pd.date_range(first, seen, freq="ME"))
     assert wide[0] >= first and wide[0] - first < pd.Timedelta(days=31)
-    assert wide[-1] == seen + pd.offsets.MonthEnd(0)
+    assert wide[-1] <= seen and seen - wide[-1] < pd.Timedelta(days=31)
     assert "the first start" in caplog.text and "the last observed day" in caplog.text
     with pytest.raises(ConfigError, match=r"no month end between .* the spells start on .* observed until"):
         default_dates(spells, first="2199-01-01", last="2199-12-31")
     with pytest.raises(ValidationError, match="the export is too short"):
         default_dates(spells.iloc[:1])
+
+
+def test_a_far_to_gives_the_same_last_month_end_as_the_default(spells, caplog):
+    """Point in time: an explicit --to after the data ends where the default ends, never after the observed day.
+
+    The fixture's export is observed until 2024-03-19: its month end 2024-03-31 would need the 12 days after it.
+    """
+    from iizrisk import _time
+    from iizrisk.outcomes import observed_until
+
+    seen = pd.Timestamp(_time.to_date(observed_until(spells)))
+    assert seen != seen + pd.offsets.MonthEnd(0)  # observed until mid-month: the case that differed
+    default = default_dates(spells)
+    with caplog.at_level("INFO", logger="iizrisk"):
+        far = default_dates(spells, last="2199-12-31")
+        month_end = default_dates(spells, last=seen + pd.offsets.MonthEnd(0))
+    assert far == default and month_end == default
+    assert far[-1] <= seen and far[-1] == seen - pd.offsets.MonthEnd(1)
+    assert f"up to {seen.date()}, the last observed day, not 2199-12-31" in caplog.text
+    # an as-of date on the observed day itself is fully observed and kept
+    on_day = spells.assign(recorded_date=pd.Timestamp("2024-02-29"))
+    assert default_dates(on_day, last="2199-12-31")[-1] == pd.Timestamp("2024-02-29")
+    # a --to after the data that leaves no month end is refused, naming the data's period
+    late = spells.assign(recorded_date=pd.Timestamp("2024-03-19"))
+    with pytest.raises(ConfigError, match=r"no month end between 2024-03-01 and 2024-03-19: the spells start on "
+                                          r".* observed until 2024-03-19"):
+        default_dates(late, first="2024-03-01", last="2199-12-31")
 
 
 @pytest.mark.slow
@@ -254,7 +281,9 @@ def test_the_command_line_builds_resumes_and_trains(population, tmp_path, capsys
     argv = ["snapshots", "--spells", str(tmp_path / "spells.parquet"), "--outcome", "revolving_door",
             "--from", "2018-01-31", "--to", "2022-12-31", "--buckets", "2", "--out", str(tmp_path / "s")]
     assert main(argv) == 0
-    assert "60 month ends" in capsys.readouterr().out
+    # the data are observed until 2022-12-30: the month end 2022-12-31 after it is left out, with a log line
+    out, err = capsys.readouterr()
+    assert "59 month ends (2018-01-31 to 2022-11-30)" in out and "the last observed day, not 2022-12-31" in err
     assert main(argv) == 0  # a second run finds every partition and keeps them
     assert main([*argv, "--jobs", "2", "--dask"]) == EXIT_USAGE  # processes here or a cluster, not both
     assert "--jobs runs processes on this machine" in capsys.readouterr().err

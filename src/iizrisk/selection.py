@@ -64,8 +64,8 @@ from .errors import ConfigError, ValidationError
 from .store import write_json_atomic
 
 __all__ = ["Spec", "SelectionRule", "SelectionResult", "Selection", "default_grid", "rolling_splits",
-           "rolling_evaluation", "top_k_mask", "jaccard", "load_spec", "person_attributes", "flag_rate_ratios",
-           "FAIRNESS_ATTRIBUTES"]
+           "snapshot_months", "snapshot_dates", "rolling_evaluation", "top_k_mask", "jaccard", "load_spec",
+           "person_attributes", "flag_rate_ratios", "FAIRNESS_ATTRIBUTES"]
 
 logger = logging.getLogger("iizrisk")
 
@@ -286,6 +286,50 @@ def rolling_splits(dates, *, every_months: int = 3, years: int = 2, test_months:
     out = pd.DataFrame(rows[::-1])
     out.insert(0, "split", np.arange(len(out)))
     return out
+
+
+def snapshot_months(*, every_months: int = 3, years: int = 2, test_months: int = 3, train_months: int = 36,
+                    calibration_months: int = 6, horizon_months: int = 12, gap_months: int | None = None) -> int:
+    """How many labelled month ends :func:`rolling_splits` can use: the latest ones, up to the last labelled.
+
+    The oldest split evaluates from ``years`` years (less the rest of ``every_months``) before the
+    last labelled month end, and trains back to ``train_months + calibration_months`` and two gaps
+    before its first evaluation date; older month ends are never used. With the defaults 90,
+    against the 73 that ``iizrisk train`` uses by default (``train_months + validation_months +
+    calibration_months`` and two gaps).
+
+    >>> snapshot_months()
+    90
+    """
+    if min(every_months, years, test_months) < 1:
+        raise ConfigError("every_months, years and test_months must be at least 1")
+    gap = horizon_months if gap_months is None else int(gap_months)
+    evaluated = max(12 * years - test_months, 0) // every_months * every_months + test_months
+    return int(evaluated + train_months + 2 * gap + calibration_months)
+
+
+def snapshot_dates(spells: pd.DataFrame, *, every_months: int = 3, years: int = 2, test_months: int = 3,
+                   train_months: int = 36, calibration_months: int = 6, horizon_months: int = 12,
+                   gap_months: int | None = None, burn_in_months: int = 24) -> list[pd.Timestamp]:
+    """The month ends :func:`rolling_evaluation` uses with these settings: the default of ``iizrisk select --spells``.
+
+    The last :func:`snapshot_months` month ends whose horizon the data observe, and none within
+    ``burn_in_months`` of the first start (:func:`iizrisk.snapshots.default_dates`, which refuses
+    an export too short with its period): the same rule as ``iizrisk train``'s default (its last
+    labelled months, after the burn-in), not every month end since the first spell. A log line
+    names the range. Other month ends: ``iizrisk snapshots --from/--to``, then ``select --snapshots``.
+    """
+    from .snapshots import default_dates
+
+    months = snapshot_months(every_months=every_months, years=years, test_months=test_months,
+                             train_months=train_months, calibration_months=calibration_months,
+                             horizon_months=horizon_months, gap_months=gap_months)
+    dates = default_dates(spells, burn_in_months=burn_in_months, horizon_months=horizon_months, latest=months)
+    logger.info("select: snapshots at %d month ends, %s to %s: the latest (at most %d) whose %d-month horizon is "
+                "observed (splits over the last %d months, %d training months each), not within %d months of the "
+                "first start; `iizrisk snapshots --from/--to` and `select --snapshots` for others", len(dates),
+                dates[0].date(), dates[-1].date(), months, horizon_months, 12 * years, train_months, burn_in_months)
+    return dates
 
 
 def top_k_mask(score, as_of_days, *, k: int, random_state: int = 0) -> np.ndarray:

@@ -472,20 +472,49 @@ def _partition(ft: PointInTimeFeatures, rows: pd.DataFrame, d: pd.Timestamp, iv,
     return frame
 
 
-def default_dates(spells: pd.DataFrame, *, first=None, last=None, burn_in_months: int = 24) -> list[pd.Timestamp]:
+def default_dates(spells: pd.DataFrame, *, first=None, last=None, burn_in_months: int = 24,
+                  horizon_months: int | None = None, latest: int | None = None) -> list[pd.Timestamp]:
     """Month ends from ``burn_in_months`` after the first start (or ``first``) to the last observed day (or ``last``).
 
-    ``first`` before the first start and ``last`` after the month end of the
-    last observed day are narrowed to the data (with a log line): a month end before
-    anyone's first spell holds nobody, and one after the export would treat
-    every open spell as still open on a day nobody has reported yet.
+    ``first`` before the first start and ``last`` after the last observed day
+    are narrowed to the data (with a log line): a month end before anyone's
+    first spell holds nobody, and one after the last observed day would treat
+    every open spell as still open on days nobody has reported yet (the
+    point-in-time rule: nothing at an as-of date may need data after the
+    export). A given ``last`` and the default end at the same day, so they give
+    the same month ends.
+
+    Parameters
+    ----------
+    spells : DataFrame
+        Canonical spells; their first start and last observed day
+        (:func:`iizrisk.outcomes.observed_until`) bound the dates.
+    first, last : date-like, optional
+        The range asked for (``iizrisk snapshots --from/--to``).
+    burn_in_months : int, default 24
+        With no ``first``: the history before the first month end.
+    horizon_months : int, optional
+        Only the month ends whose label horizon the data observe (the
+        labelled ones: all that training and model selection learn from).
+    latest : int, optional
+        With no ``first``: only the last ``latest`` of the month ends (the
+        burn-in still holds), as ``iizrisk train`` keeps to its last
+        labelled months (:func:`iizrisk.selection.snapshot_dates`).
+
+    Raises
+    ------
+    ConfigError
+        No month end within ``first`` and ``last``: names the data's period.
+    ValidationError
+        No month end by default: the export is too short (names its period).
     """
     start = _time.to_days(spells["start_date"])
     start = start[start != _time.MISSING_DAY]
     if not len(start):
         raise ValidationError("spells: no start dates; nothing to snapshot")
     earliest = pd.Timestamp(_time.to_date(int(start.min())))
-    observed = pd.Timestamp(_time.to_date(_observed_until(spells)))
+    observed_day = _observed_until(spells)
+    observed = pd.Timestamp(_time.to_date(observed_day))
     lo = pd.Timestamp(first) if first is not None else pd.Timestamp(
         _time.to_date(int(_time.add_months(int(start.min()), burn_in_months))))
     hi = pd.Timestamp(last) if last is not None else observed
@@ -493,19 +522,23 @@ def default_dates(spells: pd.DataFrame, *, first=None, last=None, burn_in_months
         logger.info("snapshots: from %s, the first start, not %s: nobody is open before it",
                     earliest.date(), lo.date())
         lo = earliest
-    last_month_end = observed + pd.offsets.MonthEnd(0)  # the export's month: its last day may hold no event
-    if hi > last_month_end:
-        logger.info("snapshots: up to %s, the month end of the last observed day (%s), not %s: the data "
-                    "end there", last_month_end.date(), observed.date(), hi.date())
-        hi = last_month_end
-    dates = list(pd.date_range(lo, hi, freq="ME"))
-    if not dates:
-        data = (f"the spells start on {earliest.date()} and are observed until {observed.date()}")
+    if hi > observed:  # the same end as the default: no month end after the last observed day
+        logger.info("snapshots: up to %s, the last observed day, not %s: the data end there, and a month end "
+                    "after it is not fully observed", observed.date(), hi.date())
+        hi = observed
+    dates = pd.date_range(lo, hi, freq="ME")
+    if horizon_months is not None and len(dates):
+        ends = _time.add_months(_time.to_days(dates), int(horizon_months))
+        dates = dates[ends <= observed_day]
+    if latest is not None and first is None:
+        dates = dates[max(len(dates) - int(latest), 0):]
+    if not len(dates):
+        data = f"the spells start on {earliest.date()} and are observed until {observed.date()}"
+        labelled = (f" whose {horizon_months}-month horizon is observed" if horizon_months is not None else "")
         if first is not None or last is not None:
-            raise ConfigError(f"no month end between {lo.date()} and {hi.date()}: {data}; give --from and --to "
-                              "within that period")
-        raise ValidationError(f"no month end to snapshot: {data}, and the first month end comes "
+            raise ConfigError(f"no month end{labelled} between {lo.date()} and {hi.date()}: {data}; give --from "
+                              "and --to within that period")
+        raise ValidationError(f"no month end{labelled} to snapshot: {data}, and the first month end comes "
                               f"{burn_in_months} months after the first start (a history to look back on); "
                               "the export is too short")
-    return dates
-
+    return list(dates)

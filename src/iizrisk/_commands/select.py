@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--spells", metavar="PATH", help="canonical spells: a Parquet file or folder "
-                     "(snapshots are built into OUT/snapshots first)")
+                     "(snapshots are built into OUT/snapshots first, at the latest labelled month ends the "
+                     "splits use: 90 with the defaults; `iizrisk snapshots --from/--to` for others)")
     src.add_argument("--snapshots", metavar="DIR", type=plain_path, help="a dataset of `iizrisk snapshots`")
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet), with --spells")
     p.add_argument("--attributes", metavar="PATH", help="with --snapshots: canonical spells to read the protected "
@@ -78,13 +79,17 @@ def run(args: argparse.Namespace) -> int:
     snapshots = args.snapshots
     attributes = None
     if args.spells:
-        from ..snapshots import build_snapshots, default_dates
+        from ..selection import snapshot_dates
+        from ..snapshots import build_snapshots
         from .features import read_inputs
 
         spells, interventions = read_inputs(args.spells, args.interventions)
-        snapshots = build_snapshots(spells, out / "snapshots", as_of=default_dates(spells),
-                                    interventions=interventions, outcome=args.outcome,
-                                    horizon_months=args.horizon_months)
+        # only the month ends the splits use, as train keeps to its last labelled months (never empty: it says why)
+        dates = snapshot_dates(spells, every_months=args.every_months, years=args.years,
+                               test_months=args.test_months, train_months=args.train_months,
+                               horizon_months=args.horizon_months)
+        snapshots = build_snapshots(spells, out / "snapshots", as_of=dates, interventions=interventions,
+                                    outcome=args.outcome, horizon_months=args.horizon_months)
         attributes = person_attributes(spells)
     elif args.interventions:
         raise ConfigError("--interventions with --snapshots: the snapshot dataset holds them already")

@@ -17,7 +17,8 @@ HELP = "build the snapshot dataset (features and labels at many month ends) that
 DESCRIPTION = (
     "Write the point-in-time features of everyone with an open spell, and each snapshot's outcome over the "
     "horizon, at every month end from --from to --to (default: 24 months after the first start to the last "
-    "observed day), to OUT as Parquet partitioned by as-of date and person bucket. Memory is about one "
+    "observed day; a later --to is narrowed to that day), to OUT as Parquet partitioned by as-of date and "
+    "person bucket. Memory is about one "
     "bucket at one date. Each partition is written atomically: a build that stops is finished by running "
     "the same command again; a folder holding another build is refused. `iizrisk train --snapshots OUT` "
     "then trains without building features again. With --dask the buckets are built as tasks on a Dask "
@@ -97,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=12, metavar="N",
                    help="horizon in months (12)")
     p.add_argument("--from", dest="first", type=iso_date, metavar="YYYY-MM-DD", help="first month end")
-    p.add_argument("--to", dest="last", type=iso_date, metavar="YYYY-MM-DD", help="last month end")
+    p.add_argument("--to", dest="last", type=iso_date, metavar="YYYY-MM-DD", help="last month end (at most the data's last observed day)")
     p.add_argument("--buckets", type=int_between(1, 4096), default=16, metavar="N",
                    help="person buckets per month end (16); memory is about one bucket's features")
     p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="the dataset folder")
