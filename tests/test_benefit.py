@@ -504,6 +504,35 @@ def test_the_policy_plot_draws_an_interval_that_misses_its_estimate():
     plt.close(ax.figure)
 
 
+@pytest.mark.parametrize("language", ["de", "fr", "it", "en"])
+def test_the_policy_and_calibration_figures_speak_the_language_of_their_tables(language):
+    """iizrisk policy --language fr wrote French tables beside English figures: the figures take the
+    language, with the policies named as in the model card."""
+    from matplotlib.figure import Figure
+
+    from iizrisk._texts import text
+    from iizrisk.benefit import _plot_calibration, _plot_policies
+
+    v = pd.DataFrame({"value": [2.0, 1.0, 3.0], "lower 95%": [1.0, 0.5, 2.0], "upper 95%": [3.0, 1.5, 4.0],
+                      "true_value": [2.1, 0.9, 3.3]}, index=["risk", "benefit", "oracle"])
+    ax = _plot_policies(v, ax=Figure().subplots(), language=language)
+    assert ax.get_title() == text("plot.policy_title", language)
+    assert ax.get_xlabel() == text("plot.policy_axis", language)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        text("card.policies.risk", language), text("card.policies.benefit", language),
+        text("plot.policy_oracle", language)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        text("plot.policy_estimate", language, level="95"), text("plot.policy_true", language)]
+    cal = pd.DataFrame({"predicted_benefit": [0.01, 0.03], "estimated_benefit": [0.0, 0.04],
+                        "lower 95%": [-0.02, 0.01], "upper 95%": [0.02, 0.07]})
+    ax = _plot_calibration(cal, ax=Figure().subplots(), language=language)
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == (
+        text("plot.benefit_title", language), text("plot.benefit_predicted", language),
+        text("plot.benefit_estimated", language))
+    if language != "en":
+        assert ax.get_title() != text("plot.benefit_title", "en")
+
+
 def test_a_classifier_without_probabilities_is_refused_not_read_as_probabilities():
     """SVC's predict gives 0/1 decisions: effects built from them would be silently wrong."""
     from sklearn.linear_model import LinearRegression

@@ -155,6 +155,25 @@ def test_timeline_shows_the_point_in_time_view():
         plots.plot_timeline(spells, "x", as_of="2021-12-31")
 
 
+@pytest.mark.parametrize("language", ["de", "fr", "it"])
+def test_timeline_speaks_the_coordinators_language(language):
+    """The case lookup's figure was English on a French or Italian list: the legend, the title and the
+    flags come from the text catalogue (words the lists and the case tables already use)."""
+    from iizrisk._texts import text
+
+    spells = rows(("x", "ALV", "2022-01-01", "2022-05-31", "benefit_exhausted"),
+                  ("x", "SH", "2022-06-01", "2022-12-31", "other"), ("x", "ALV", "2023-02-01", "2023-09-30"))
+    ax = plots.plot_timeline(spells, "x", as_of="2023-06-30", language=language)
+    _, labels = ax.get_legend_handles_labels()
+    assert set(labels) == {text(f"plot.timeline_{k}", language) for k in ("spell", "open", "transition", "reentry",
+                                                                             "as_of")} | {
+        text("plot.timeline_window", language, months=24), text("exit_reasons.benefit_exhausted", language)}
+    title = ax.get_title(loc="left")
+    assert title.startswith(text("plot.timeline_title", language)) and "2023-06-30" in title
+    assert title.endswith(", " + text("card.outcome_names.revolving_door", language))
+    assert "spell" not in title and "as of" not in title
+
+
 def test_timeline_of_the_full_data_has_no_as_of_line():
     spells = rows(("x", "ALV", "2022-01-01", None), ("x", "BB", "2021-01-01", "2021-06-30"))
     ax = plots.plot_timeline(spells, "x", label="Person 1")

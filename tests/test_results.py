@@ -165,3 +165,37 @@ def test_validation_report_to_dir_leaves_out_rows_and_examples(tmp_path):
     assert (tmp_path / "validation_problems.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     assert any(f.suffix == ".png" for f in files)
     assert report.plot().has_data()
+
+
+def test_to_dir_draws_the_figures_in_the_tables_language(tmp_path, monkeypatch):
+    """The tables of ``to_dir(language="fr")`` had French headers while every figure stayed English (the
+    fairness figures followed only the object's own default): the figures get the same language."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from iizrisk import _results
+    from iizrisk._results import OutputFigure, OutputTable, ResultMixin
+
+    seen = []
+
+    class Toy(ResultMixin):
+        summary = pd.DataFrame({"persons": [10]})
+        output_language = None
+
+        def plot(self, ax=None):
+            return ax
+
+        def _output_tables(self, k):
+            return [OutputTable("toy", self.summary)]
+
+        def _output_figures(self, tables, language="en"):
+            seen.append(language)
+            return [OutputFigure("toy", Figure())]
+
+    monkeypatch.setattr(_results, "write_png_atomic", lambda fig, path, **kw: path)
+    Toy().to_dir(tmp_path / "a", language="fr")
+    Toy().to_dir(tmp_path / "b")  # no language: the tables keep their codes, the figures are English
+    toy = Toy()
+    toy.output_language = "it"  # the object's default, as a command sets it
+    toy.to_dir(tmp_path / "c")
+    assert seen == ["fr", "en", "it"]

@@ -31,8 +31,9 @@ Inherit :class:`ResultMixin` and provide
 * ``plot(ax=None, ...)`` returning the axes;
 * ``_output_tables(k)`` -> list of :class:`OutputTable` -- the tables with
   cells of fewer than ``k`` people hidden;
-* ``_output_figures(tables)`` -> list of :class:`OutputFigure` (optional) --
-  figures drawn from those suppressed tables;
+* ``_output_figures(tables, language)`` -> list of :class:`OutputFigure`
+  (optional) -- figures drawn from those suppressed tables, their words in
+  ``language`` where the figure is read beyond analysts (English otherwise);
 * ``_default_min_cell_size()`` (optional) -- ``k`` when ``to_dir`` gets none
   (default: the object's ``min_cell_size`` attribute, else 5).
 
@@ -147,7 +148,7 @@ class ResultMixin:
     def _output_tables(self, k: int) -> list[OutputTable]:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} writes no tables")
 
-    def _output_figures(self, tables: Sequence[OutputTable]) -> list[OutputFigure]:
+    def _output_figures(self, tables: Sequence[OutputTable], language: str = "en") -> list[OutputFigure]:
         return []
 
     def _default_min_cell_size(self) -> int:
@@ -203,7 +204,9 @@ class ResultMixin:
         language : {"de", "fr", "it", "en"}, optional
             Headers, band names and yes/no of the CSV and xlsx tables in this language, risks
             in percent (:func:`iizrisk.tables.write_table`); default the object's
-            ``output_language``, else the column codes.
+            ``output_language``, else the column codes. The figures that coordinators
+            or the data-protection officer read (policies, case, fairness) take the
+            same language (default English).
         xlsx : bool, optional
             Also write each table as ``<name>.xlsx``; default the object's ``output_xlsx``.
 
@@ -231,7 +234,7 @@ class ResultMixin:
                                      private=self._private_files, float_format=fmt.float_format,
                                      na_rep=fmt.na_rep)
         if plots:
-            for f in self._output_figures(tables):
+            for f in self._output_figures(tables, lang or "en"):  # the tables' language, else English
                 written.append(write_png_atomic(f.figure, out / f"{f.name}.png", dpi=f.dpi,
                                                 private=self._private_files))
         return written

@@ -166,6 +166,7 @@ from sklearn.base import clone, is_classifier
 from threadpoolctl import threadpool_limits
 
 from ._results import OutputFigure, OutputTable, ResultMixin
+from ._texts import LANGUAGES, text
 from .config import RANK_BY
 from .errors import ConfigError, ValidationError
 
@@ -908,15 +909,21 @@ class BenefitModel(ResultMixin):
             return "<b>BenefitModel</b>: not fitted"
         return f"<pre>{html.escape(self.summary_text())}</pre>"
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, *, language: str = "en"):
         """Estimated (doubly robust, with intervals) against predicted benefit per quantile group.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        language : {"en", "de", "fr", "it"}, default "en"
+            Language of the labels.
 
         Returns
         -------
         matplotlib.axes.Axes
         """
         self._check()
-        return _plot_calibration(self.calibration_, ax=ax, alpha=self.alpha)
+        return _plot_calibration(self.calibration_, ax=ax, alpha=self.alpha, language=language)
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         self._check()
@@ -927,15 +934,15 @@ class BenefitModel(ResultMixin):
         return [OutputTable("benefit_calibration", cal.reset_index()),
                 OutputTable("benefit_blp", self.blp_.reset_index())]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
-        import matplotlib.pyplot as plt
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
+        from matplotlib.figure import Figure
 
         cal = tables[0].frame.set_index("group")
         cal = cal[~cal["suppressed"].astype(bool)]
         if not len(cal):
             return []
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        _plot_calibration(cal, ax=ax, alpha=self.alpha)
+        fig = Figure(figsize=(5.5, 3.6))
+        _plot_calibration(cal, ax=fig.subplots(), alpha=self.alpha, language=language)
         return [OutputFigure("benefit_calibration", fig, dpi=110)]
 
     # ------------------------------------------------------------------ new people
@@ -1062,23 +1069,32 @@ def _wls_hc(A: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np
     return beta, np.sqrt(np.maximum(np.diag(bread @ meat @ bread), 0.0))
 
 
-def _plot_calibration(cal: pd.DataFrame, *, ax=None, alpha: float = 0.05):
+def _plot_words(language: str):
+    """The plot's words in ``language`` (English for anything else): ``words(key, **fields)``."""
+    lang = language if language in LANGUAGES else "en"
+    return lambda key, **fields: text(f"plot.{key}", lang, **fields), lang
+
+
+def _plot_calibration(cal: pd.DataFrame, *, ax=None, alpha: float = 0.05, language: str = "en"):
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.6))
+    words, _ = _plot_words(language)
     lvl = f"{1 - alpha:.0%}"
+    level = f"{100 * (1 - alpha):g}"
     x = 100 * cal["predicted_benefit"].to_numpy(dtype=np.float64)
     yv = 100 * cal["estimated_benefit"].to_numpy(dtype=np.float64)
     lo = 100 * cal[f"lower {lvl}"].to_numpy(dtype=np.float64)
     hi = 100 * cal[f"upper {lvl}"].to_numpy(dtype=np.float64)
-    ax.errorbar(x, yv, yerr=[yv - lo, hi - yv], fmt="o", color="C0", capsize=3, label=f"estimated ({lvl} interval)")
+    ax.errorbar(x, yv, yerr=[yv - lo, hi - yv], fmt="o", color="C0", capsize=3,
+                label=words("benefit_estimate", level=level))
     lim = [min(np.nanmin(x), np.nanmin(lo), 0), max(np.nanmax(x), np.nanmax(hi), 0)]
-    ax.plot(lim, lim, color="grey", lw=0.8, ls="--", label="estimated = predicted")
+    ax.plot(lim, lim, color="grey", lw=0.8, ls="--", label=words("benefit_diagonal"))
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_xlabel("predicted benefit (prevented per 100 assessments)")
-    ax.set_ylabel("estimated benefit per 100")
-    ax.set_title("Calibration of the benefit model by group of predicted benefit")
+    ax.set_xlabel(words("benefit_predicted"))
+    ax.set_ylabel(words("benefit_estimated"))
+    ax.set_title(words("benefit_title"))
     ax.legend(fontsize="small")
     return ax
 
@@ -1199,14 +1215,20 @@ class PolicyEvaluation(ResultMixin):
                           self.values.to_string(float_format=lambda v: f"{v:.{decimals}f}"), "",
                           "A policy prevents more than top-by-risk only where the interval of vs_risk lies above 0."])
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, *, language: str = "en"):
         """Each policy's value with its interval (and the true value when known).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        language : {"en", "de", "fr", "it"}, default "en"
+            Language of the labels (the policies' names are the model card's).
 
         Returns
         -------
         matplotlib.axes.Axes
         """
-        return _plot_policies(self.values, ax=ax, alpha=self.alpha)
+        return _plot_policies(self.values, ax=ax, alpha=self.alpha, language=language)
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         v = self.values.copy()
@@ -1215,23 +1237,24 @@ class PolicyEvaluation(ResultMixin):
         v.loc[v["suppressed"], [c for c in v.columns if c != "suppressed"]] = np.nan
         return [OutputTable("policy_values", v.reset_index())]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
-        import matplotlib.pyplot as plt
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
+        from matplotlib.figure import Figure
 
         v = tables[0].frame.set_index("policy")
         v = v[~v["suppressed"].astype(bool)]
         if not len(v):
             return []
-        fig, ax = plt.subplots(figsize=(6.5, 3.2))
-        _plot_policies(v, ax=ax, alpha=self.alpha)
+        fig = Figure(figsize=(6.5, 3.2))
+        _plot_policies(v, ax=fig.subplots(), alpha=self.alpha, language=language)
         return [OutputFigure("policy_values", fig, dpi=110)]
 
 
-def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05):
+def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05, language: str = "en"):
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.2))
+    words, lang = _plot_words(language)
     lvl = f"{1 - alpha:.0%}"
     ypos = np.arange(len(v))[::-1]
     val = v["value"].to_numpy(dtype=np.float64)
@@ -1241,17 +1264,27 @@ def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05):
     ax.hlines(ypos, lo, hi, color="C0", lw=1.2)
     for ends in (lo, hi):  # the caps mark where each interval ends
         ax.plot(ends, ypos, "|", color="C0", ms=8, mew=1.2)
-    ax.plot(val, ypos, "o", color="C0", label=f"offline estimate ({lvl} interval)")
+    ax.plot(val, ypos, "o", color="C0", label=words("policy_estimate", level=f"{100 * (1 - alpha):g}"))
     if "true_value" in v.columns and v["true_value"].notna().any():
-        ax.plot(v["true_value"].to_numpy(dtype=np.float64), ypos, "x", color="C3", label="true value (synthetic)")
+        ax.plot(v["true_value"].to_numpy(dtype=np.float64), ypos, "x", color="C3", label=words("policy_true"))
     ax.axvline(0, color="black", lw=0.6)
     ax.set_yticks(ypos)
-    ax.set_yticklabels([_POLICY_WORDS.get(p, p) for p in v.index], fontsize="small")
-    ax.set_xlabel("outcomes prevented per 100 assessments")
-    ax.set_title("Who gets the places: value of each targeting policy")
+    ax.set_yticklabels([_policy_label(p, lang) for p in v.index], fontsize="small")
+    ax.set_xlabel(words("policy_axis"))
+    ax.set_title(words("policy_title"))
     # below the axes: inside, the legend covered the intervals of the middle policies
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
     return ax
+
+
+def _policy_label(policy: str, language: str) -> str:
+    """A policy's name in ``language``: the model card's words (``card.policies``), the oracle's own."""
+    if policy == "oracle":
+        return text("plot.policy_oracle", language)
+    try:
+        return text(f"card.policies.{policy}", language)
+    except KeyError:  # a policy of another version: its code
+        return policy
 
 
 def evaluate_policies(model: BenefitModel, *, capacity: float = 0.05, high_band: float = 0.2,

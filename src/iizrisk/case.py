@@ -90,12 +90,14 @@ class CaseView(ResultMixin):
                 out.append((f"<h4>{html.escape(title)}</h4>" if title else "") + df.to_html(index=False))
         return "".join(out)
 
-    def plot(self, ax=None):
-        """The timeline of the spells this institution may see, the as-of line and the flags."""
+    def plot(self, ax=None, *, language: str | None = None):
+        """The timeline of the spells this institution may see, the as-of line and the flags, in ``language``
+        (default: the institution's list language, :attr:`language`)."""
         from .plots import plot_timeline
 
         return plot_timeline(self._spells, self._person, as_of=self.as_of,
-                             label=f"{self.institution} {self.case_id}", ax=ax)
+                             label=f"{self.institution} {self.case_id}",
+                             language=self.language if language is None else language, ax=ax)
 
     def _default_min_cell_size(self) -> int:
         return 1  # one person, for that person's own case work: nothing to aggregate
@@ -105,11 +107,11 @@ class CaseView(ResultMixin):
                                                         ("risk_history", self.risk_history),
                                                         ("reviews", self.reviews)) if len(df)]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(7, 2.6))
-        self.plot(ax=fig.subplots())
+        self.plot(ax=fig.subplots(), language=language)
         return [OutputFigure("timeline", fig)]
 
 

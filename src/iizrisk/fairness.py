@@ -1309,7 +1309,7 @@ class FairnessAudit(ResultMixin):
         (``.csv`` and ``.parquet``, with ``xlsx`` also ``.xlsx``), and with ``plots``
         ``fairness_<metric>.png`` and ``fairness_calibration.png``. ``language`` (default the
         object's ``output_language``) names the tables' headers
-        (:meth:`~iizrisk._results.ResultMixin.to_dir`); the plots' labels are in ``output_language``.
+        (:meth:`~iizrisk._results.ResultMixin.to_dir`) and the plots' labels (default English).
 
         The tables were suppressed at :meth:`fit` with ``min_cell_size`` (with
         complementary cells, which need the people, not the tables); a larger
@@ -1329,19 +1329,19 @@ class FairnessAudit(ResultMixin):
                 (("fairness_summary", self.summary), ("fairness_gaps", self.gaps),
                  ("fairness_calibration", self.calibration))]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from matplotlib.figure import Figure
 
         figures = []
         for m in self.gap_metrics:
             fig = Figure(figsize=(6.4, 0.9 + 0.22 * max(4, int((self.gaps["metric"] == m).sum()))))
-            self.plot(m, ax=fig.subplots(), language=self.output_language or "en")
+            self.plot(m, ax=fig.subplots(), language=language)
             figures.append(OutputFigure(f"fairness_{m}", fig))
         attrs = [OVERALL, *self.groups_]
         fig = Figure(figsize=(4.2 * len(attrs), 4.0))
         axes = np.atleast_1d(fig.subplots(1, len(attrs)))
         for ax, a in zip(axes, attrs, strict=True):
-            self.plot_calibration(a, ax=ax, language=self.output_language or "en")
+            self.plot_calibration(a, ax=ax, language=language)
         figures.append(OutputFigure("fairness_calibration", fig))
         return figures
 

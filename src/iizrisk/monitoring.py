@@ -960,7 +960,7 @@ class MonitoringTrends(ResultMixin):
         return [OutputTable("monitoring_trends", self.summary.reset_index()),
                 OutputTable("monitoring_rows", self.table)]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         return [OutputFigure(f"monitoring_{w}", self.plot(what=w).figure) for w in ("drift", "precision", "churn")]
 
     def to_html(self) -> str:

@@ -73,10 +73,14 @@ BAND_COLOURS: dict[str, str] = {"low": "#8fbc8f", "medium": "#f0b429", "high": "
 _HIDDEN = "·"
 _GREY = "#8c959f"
 
+def _lang(language: str) -> str:
+    """A catalogue's language: ``language`` when it has one, else English."""
+    return language if language in _texts.LANGUAGES else "en"
+
+
 def _w(key: str, language: str, **fields: Any) -> str:
     """A word on a plot from the text catalogue (``plot.*``, band names ``risk_bands.*``); English by default."""
-    lang = language if language in _texts.LANGUAGES else "en"
-    return _texts.text(key if key.startswith("risk_bands.") else f"plot.{key}", lang, **fields)
+    return _texts.text(key if key.startswith("risk_bands.") else f"plot.{key}", _lang(language), **fields)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -303,7 +307,8 @@ def plot_flows(spells: pd.DataFrame, *, start=None, end=None, institutions: Sequ
 
 # --------------------------------------------------------------------------- one person
 def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_months: int = 24,
-                  transition_gap_days: int = 90, merge_gap_days: int = 0, label: str | None = None, ax=None):
+                  transition_gap_days: int = 90, merge_gap_days: int = 0, label: str | None = None,
+                  language: str = "en", ax=None):
     """One person's spells: a row per institution, spells as bars, the as-of line and the flags.
 
     With ``as_of`` only the point-in-time view at that date is drawn (what a
@@ -328,6 +333,8 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
     transition_gap_days, merge_gap_days : int
     label : str, optional
         Title prefix (e.g. "Person 3 on the ALV list").
+    language : {"de", "fr", "it", "en"}, default "en"
+        Language of the title, legend and the flags (a coordinator's case lookup: its list's language).
     ax : matplotlib Axes, optional
 
     Returns
@@ -363,34 +370,36 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
     if t is not None:
         w0 = int(_time.window_start(t, window_months))
         ax.axvspan(pd.Timestamp(_time.to_date(w0)), pd.Timestamp(_time.to_date(t)), color="#f6f8fa", zorder=0,
-                   label=f"{window_months}-month window")
+                   label=_w("timeline_window", language, months=window_months))
     ax.barh(y[closed], (end_d - start_d)[closed], left=start_d[closed], height=0.5, color="#3b6ea8",
-            label="spell")
+            label=_w("timeline_spell", language))
     if (~closed).any():
         ax.barh(y[~closed], (end_d - start_d)[~closed], left=start_d[~closed], height=0.5, color="#9ab8dc",
-                hatch="//", edgecolor="#3b6ea8", label="open spell")
+                hatch="//", edgecolor="#3b6ea8", label=_w("timeline_open", language))
     tr = transition_mask(tl, gap_days=transition_gap_days)
     re = reentry_mask(tl)
     if tr.any():
-        ax.scatter(start_d[tr], y[tr] + 0.38, marker="v", color="#d64545", zorder=3, label="transition")
+        ax.scatter(start_d[tr], y[tr] + 0.38, marker="v", color="#d64545", zorder=3,
+                   label=_w("timeline_transition", language))
     if re.any():
         ax.scatter(start_d[re], y[re] - 0.38, marker="o", facecolors="none", edgecolors="#7a3e9d", zorder=3,
-                   label="re-entry")
+                   label=_w("timeline_reentry", language))
     from .spells import EXIT_REASONS
 
     exhausted = closed & (tl.exit_reason == EXIT_REASONS.index("benefit_exhausted"))
     if exhausted.any():
         ax.scatter(end_d[exhausted], y[exhausted], marker="X", color="#1f2328", zorder=3,
-                   label="benefits exhausted")
-    title = label or "Timeline of one person"
+                   label=_texts.text("exit_reasons.benefit_exhausted", _lang(language)))
+    title = label or _w("timeline_title", language)
     if t is not None:
-        ax.axvline(pd.Timestamp(_time.to_date(t)), color="#cf222e", lw=1.2, ls="--", label="as of")
+        ax.axvline(pd.Timestamp(_time.to_date(t)), color="#cf222e", lw=1.2, ls="--", label=_w("timeline_as_of", language))
         f = compute_flags(tl, t, window_months=window_months, transition_gap_days=transition_gap_days)
         if len(f):
             r = f.iloc[0]
-            title += (f" — as of {_time.to_date(t)}: registered at {int(r['n_registered'])} now, "
-                      f"{int(r['n_institutions_window'])} institution(s) and {int(r['n_spells_window'])} spell(s) "
-                      f"in {window_months} months" + (", revolving door" if bool(r["revolving_door"]) else ""))
+            title += _w("timeline_flags", language, date=_time.to_date(t), n=int(r["n_registered"]),
+                        k=int(r["n_institutions_window"]), m=int(r["n_spells_window"]), months=window_months)
+            if bool(r["revolving_door"]):
+                title += ", " + _texts.text("card.outcome_names.revolving_door", _lang(language))
     ax.set_yticks(np.arange(len(present))[::-1], names)
     ax.set_ylim(-0.6, len(present) - 0.2)
     if t is not None:  # the whole window and the as-of date in view
@@ -504,7 +513,7 @@ def _hidden_risks(edges: np.ndarray, cell_bin: np.ndarray, status: np.ndarray, k
     if not hidden.any():
         return ""
     lo, hi = edges[cell_bin[hidden].min()], edges[cell_bin[hidden].max() + 1]
-    lang = language if language in _texts.LANGUAGES else "en"
+    lang = _lang(language)
     note = _texts.text("table.hidden_risks", lang, n=int(hidden.sum()), k=k, lo=f"{100 * lo:.0f}",
                        hi=f"{100 * hi:.0f}")
     if cell_bin[hidden].max() >= cell_bin.max():  # the highest risks are among the hidden

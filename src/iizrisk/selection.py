@@ -612,7 +612,7 @@ class SelectionResult(ResultMixin):
             tables.append(OutputTable("selection_fairness", fr))
         return tables
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         return [OutputFigure("selection_by_split", self.plot().figure),
                 OutputFigure("selection_regret", self.plot(regret=True).figure)]
 

@@ -221,7 +221,7 @@ class ValidationReport(ResultMixin):
         sources = pd.DataFrame({"source": list(self.rows_read), "rows_read": list(self.rows_read.values())})
         return [OutputTable("validation_problems", frame), OutputTable("validation_sources", sources)]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from matplotlib.figure import Figure
 
         frame = tables[0].frame

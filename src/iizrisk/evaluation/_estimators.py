@@ -510,7 +510,7 @@ class _EffectEstimator(ResultMixin):
                 OutputTable("balance", suppress_balance(self.balance_, self._group_sizes_, self._balance_cells_, k)
                             .rename_axis("covariate"), csv=fmt)]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from ._outputs import plot_balance_table
 
         bal = tables[1].frame

@@ -1170,7 +1170,7 @@ class AssessmentStudy(ResultMixin):
                 OutputTable("balance", self.suppressed_balance(k), csv=self._csv, parquet=False),
                 OutputTable("survival", self.suppressed_survival(k), csv=columns, parquet=False)]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from ._outputs import (
             method_words,
             plot_balance_table,

@@ -278,7 +278,7 @@ class KaplanMeier(ResultMixin):
                                   "cumulative_exit": "cumulative_incidence"})
         return [OutputTable("survival", tab)]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from ._outputs import plot_survival_table
 
         tab = tables[0].frame

@@ -89,7 +89,7 @@ class TrainingReport(ResultMixin):
         # metrics over the whole held-out period: no cell counts people, nothing to suppress
         return [OutputTable("training_metrics", self.metrics.reset_index())]
 
-    def _output_figures(self, tables) -> list[OutputFigure]:
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         return [OutputFigure("training_metrics", self.plot().figure)]
 
 
