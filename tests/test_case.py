@@ -129,3 +129,30 @@ def test_the_command_prints_the_case_without_the_pseudonym(night, capsys, tmp_pa
     assert (tmp_path / "c" / "timeline.png").is_file()
     for p in (tmp_path / "c").glob("*.csv"):
         assert not re.search(rf"\b{row['person_id']}\b", p.read_text(encoding="utf-8-sig"))
+
+
+def test_the_command_writes_every_file_or_none(night, capsys, tmp_path, monkeypatch):
+    """A plot that cannot be written (a full disk) leaves no tables without it: exit 6 naming the file, and the
+    folder holds nothing of the case; files already there stay."""
+    import errno
+
+    import iizrisk._results
+
+    cfg, res = night
+    case = res.worklists["ALV"].iloc[0]["case_ids"].split(";")[0]
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+
+    def full_disk(fig, path, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(iizrisk._results, "write_png_atomic", full_disk)
+    assert main(["case", str(cfg), "--institution", "ALV", "--case-id", case, "--out", str(out)]) == 6
+    err = capsys.readouterr().err
+    assert "timeline.png: no space left on the device: free disk space" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # no table, no temporary folder
+    monkeypatch.undo()
+    assert main(["case", str(cfg), "--institution", "ALV", "--case-id", case, "--out", str(out)]) == 0
+    assert {"timeline.csv", "timeline.png", "notes.txt"} <= {p.name for p in out.iterdir()}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -65,6 +65,28 @@ def test_exit_codes_are_documented():
         assert "\n6     operating-system failure" in doc
 
 
+def test_the_console_umask_takes_the_stores_bits_and_loads_no_pandas(tmp_path, capsys, monkeypatch):
+    """The bits nothing gets are defined once (iizrisk.store.NOT_FOR_EVERYONE); the store the command line
+    imports for them loads no pandas, so a command starts as fast as before."""
+    import subprocess
+    import sys
+
+    import iizrisk.store
+
+    monkeypatch.setattr(iizrisk.store, "NOT_FOR_EVERYONE", 0o070)  # a value of its own: the literal would give 0o027
+    old = os.umask(0o022)
+    try:
+        # the command fails (no settings file): the umask is set before it runs
+        main(["case", str(tmp_path / "none.toml"), "--institution", "ALV", "--case-id", "1"], own_process=True)
+        assert os.umask(0o022) == 0o072
+    finally:
+        os.umask(old)
+    loaded = subprocess.run([sys.executable, "-c", "import sys, iizrisk.cli, iizrisk.store; "
+                             "print(sorted({'pandas', 'numpy'} & set(sys.modules)))"],
+                            capture_output=True, text=True, timeout=120, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
 def test_a_folder_where_the_output_file_should_be_is_exit_6(data, tmp_path, capsys):
     out = tmp_path / "flags.parquet"
     out.mkdir()

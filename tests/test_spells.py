@@ -426,6 +426,33 @@ def test_dates_in_any_form():
     assert frame_spells(build_timeline(b)) == expected == frame_spells(build_timeline(c))
 
 
+def test_an_end_date_column_without_a_value_is_every_spell_open():
+    """pandas gives a column with nothing in it as float64 NaN: every end is empty, not a column of numbers."""
+    from types import SimpleNamespace
+
+    from iizrisk import compute_flags
+    from iizrisk.errors import InputMismatchError
+    from iizrisk.model._scoring import check_input
+
+    dated = _rows(("ALV", "2024-01-01", None), ("SH", "2024-03-01", None), ("IV", "2024-07-01", None))
+    dated["exit_reason"] = None
+    empty = dated.assign(end_date=np.nan)
+    assert empty["end_date"].dtype == np.float64
+    got, want = point_in_time(empty, "2024-06-30"), point_in_time(dated, "2024-06-30")
+    assert got["end_date"].isna().all()
+    pd.testing.assert_frame_equal(got.drop(columns="end_date"), want.drop(columns="end_date"))
+    tl = build_timeline(empty, as_of="2024-06-30")
+    assert tl.is_open().all() and len(tl) == 2
+    pd.testing.assert_frame_equal(tl.to_frame(), build_timeline(dated, as_of="2024-06-30").to_frame())
+    pd.testing.assert_frame_equal(compute_flags(empty, "2024-06-30"), compute_flags(dated, "2024-06-30"))
+    model = SimpleNamespace(input_info_={"columns": {"end_date": "date"}})  # trained on dates
+    check_input(model, spells=empty)  # scoring reads it as dates too
+    with pytest.raises(ValidationError, match="column 'end_date' holds numbers, not dates"):
+        point_in_time(empty.assign(end_date=[np.nan, 19_800.0, np.nan]), "2024-06-30")
+    with pytest.raises(InputMismatchError, match="'end_date': model date, input number"):
+        check_input(model, spells=empty.assign(end_date=[np.nan, 19_800.0, np.nan]))
+
+
 def test_as_of_day_forms():
     assert as_of_day("2024-02-29") == as_of_day(dt.date(2024, 2, 29)) == \
         as_of_day(pd.Timestamp("2024-02-29 13:00")) == (dt.date(2024, 2, 29) - dt.date(1970, 1, 1)).days

@@ -24,9 +24,10 @@ MISSING_DAY = np.int32(np.iinfo(np.int32).min)
 """Day number used for a missing date that is not an open end (e.g. no recorded_date)."""
 
 _EPOCH = np.datetime64("1970-01-01", "D")
-#: ticks of a datetime64 unit per day, and the integer of NaT
-_PER_DAY = {"D": 1, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
-_NAT = np.iinfo(np.int64).min
+#: ticks of a datetime64 unit per second and per day, and the integer of NaT
+TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_PER_DAY = {"D": 1, **{unit: 86_400 * n for unit, n in TICKS_PER_SECOND.items()}}
+NAT_TICKS = np.iinfo(np.int64).min
 
 
 def to_days(values, *, missing: int = int(MISSING_DAY)) -> np.ndarray:
@@ -48,7 +49,7 @@ def to_days(values, *, missing: int = int(MISSING_DAY)) -> np.ndarray:
         ticks = values.to_numpy().view(np.int64)
         out = np.empty(len(ticks), dtype=np.int32)
         np.floor_divide(ticks, _PER_DAY[unit], out=out, casting="unsafe")
-        out[ticks == _NAT] = missing
+        out[ticks == NAT_TICKS] = missing
         return out
     if isinstance(values, pd.Series | pd.Index):
         arr = values.to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))

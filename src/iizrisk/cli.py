@@ -214,8 +214,9 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         parser.print_help()
         return EXIT_USAGE
     if own_process:
-        # nothing this process creates is open to everyone (iizrisk.store.NOT_FOR_EVERYONE; store imports pandas)
-        os.umask(os.umask(0) | 0o007)
+        from .store import NOT_FOR_EVERYONE
+
+        os.umask(os.umask(0) | NOT_FOR_EVERYONE)  # nothing this process creates is open to everyone
         if args._keeps_freed_memory:
             from ._memory import keep_freed_memory
 

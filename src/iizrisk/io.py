@@ -78,6 +78,7 @@ from pandas.api.types import union_categoricals
 
 from ._arrays import filter_strings, plain_ends, string_order
 from ._threads import in_background
+from ._time import NAT_TICKS, TICKS_PER_SECOND
 from .config import DeploymentSettings, Settings, SourceConfig
 from .errors import ConfigError, OperatingSystemError, RawIdentifierError, ValidationError
 from .pseudonym import looks_like_ahv
@@ -709,10 +710,6 @@ def _read_parquet(path: Path, name: str, drop: list[str] | tuple[str, ...] = ())
     return _arrow_to_pandas(table, name), {"format": "parquet"}
 
 
-_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-_NAT_TICKS = np.iinfo(np.int64).min
-
-
 def _arrow_dates(col: pa.ChunkedArray) -> np.ndarray:
     """Arrow dates or timestamps as ``datetime64[s]``, in one copy of the column.
 
@@ -728,11 +725,11 @@ def _arrow_dates(col: pa.ChunkedArray) -> np.ndarray:
     else:
         values = col.to_numpy(zero_copy_only=False)
     ticks = values.view(np.int64)
-    per = _TICKS_PER_SECOND[np.datetime_data(values.dtype)[0]]
+    per = TICKS_PER_SECOND[np.datetime_data(values.dtype)[0]]
     if per > 1:
-        nat = ticks == _NAT_TICKS
+        nat = ticks == NAT_TICKS
         ticks = np.floor_divide(ticks, per)
-        ticks[nat] = _NAT_TICKS
+        ticks[nat] = NAT_TICKS
     elif not ticks.flags.writeable:  # Arrow's own buffer: the frame gets a copy it may change
         ticks = ticks.copy()
     return ticks.view("datetime64[s]")

@@ -358,6 +358,8 @@ def check_spells_frame(spells, what: str = "spells") -> None:
     column (any unit, with or without a time zone) is what the fast paths
     read; ``YYYY-MM-DD`` text or date objects are converted where the column
     is read (:func:`_column_days`, which refuses text that is not a date).
+    A column of numbers without a single value (:func:`empty_number_column`)
+    is a date column without dates; only there are the rows read.
     Anything else is refused (:class:`ValidationError`) naming the column and
     the fix; something that is no DataFrame is a :class:`TypeError`.
     """
@@ -383,10 +385,19 @@ def check_spells_frame(spells, what: str = "spells") -> None:
         raise ValidationError(f"{what}: column(s) {twice} appear more than once; keep one of each")
     for c in _DATE_COLUMNS:
         kind = dtype_kind(spells[c].dtype) if c in spells.columns else "date"
+        if kind == "number" and empty_number_column(spells[c]):  # no value at all: every date missing
+            continue
         if kind in ("number", "boolean"):  # day counts? Excel serials? never read as dates by guesswork
             raise ValidationError(
                 f"{what}: column {c!r} holds {'numbers' if kind == 'number' else 'true/false values'}, not "
                 f"dates (dtype {spells[c].dtype}); {_DATE_FIX.format(c=c)}")
+
+
+def empty_number_column(column: pd.Series) -> bool:
+    """Whether ``column`` is of numbers without a single value: a ``float64`` column of NaN is what pandas makes
+    of a column with nothing in it (an ``end_date`` where every spell is open). As a date column it holds
+    missing dates only, and is read so (:func:`check_spells_frame`)."""
+    return dtype_kind(column.dtype) == "number" and not column.notna().any()
 
 
 _DATE_FIX = ("read the file with iizrisk.ingest (or iizrisk.read_spells), or convert the column with "
@@ -471,7 +482,9 @@ def point_in_time(spells: pd.DataFrame, as_of) -> pd.DataFrame:
         return out
     after = (raw_end[keep] > t) | end_unknown[keep]
     if after.any():
-        out.loc[after, "end_date"] = pd.NaT
+        given = after & (raw_end[keep] != OPEN_END)  # an empty end stays empty (in a column of float NaN too)
+        if given.any():
+            out.loc[given, "end_date"] = pd.NaT
         if "exit_reason" in out.columns:
             out.loc[after, "exit_reason"] = None
     return out

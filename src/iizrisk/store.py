@@ -21,16 +21,19 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # the writers take frames; importing the store (the command line does) loads no pandas
+    import pandas as pd
 
 __all__ = ["SWISS_CSV", "CsvFormat", "sha256_bytes", "sha256_file", "umask", "write_bytes_atomic",
-           "make_dirs", "write_csv_atomic", "write_json_atomic", "write_parquet_atomic", "write_png_atomic",
-           "write_text_atomic"]
+           "make_dirs", "write_csv_atomic", "write_files_together", "write_json_atomic", "write_parquet_atomic",
+           "write_png_atomic", "write_text_atomic"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,34 @@ def _atomic(path: str | Path, write, *, private: bool) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_files_together(folder: str | Path, write: Callable[[Path], Iterable[Path]], *, label: str) -> list[Path]:
+    """Files written into ``folder`` all or none: a command's output that must not be left half written.
+
+    ``write(tmp)`` writes the files into a hidden temporary folder inside ``folder``
+    (``.<label>-tmp-*``) and returns their paths; only when it has written every one
+    are they moved into ``folder`` (:func:`os.replace`, each atomic, over files of the
+    same name). When ``write`` fails, the temporary folder goes and ``folder`` holds
+    nothing of it. The files lie directly in the temporary folder (as
+    :meth:`~iizrisk._results.ResultMixin.to_dir` writes them).
+
+    Returns
+    -------
+    list of Path
+        The files in ``folder``, in the order ``write`` returned them.
+    """
+    folder = make_dirs(folder)
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{label}-tmp-"))
+    try:
+        moved = []
+        for f in write(tmp):
+            target = folder / Path(f).name
+            os.replace(f, target)
+            moved.append(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return moved
 
 
 def write_bytes_atomic(data: bytes, path: str | Path, *, private: bool = False) -> Path:

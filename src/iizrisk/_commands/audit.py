@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -195,22 +192,15 @@ def run(args: argparse.Namespace) -> int:
         rank_by = settings.worklist.rank_by
         benefit = load_benefit_model(settings.resolve(str(settings.worklist.benefit_model)))
 
-    out = Path(args.out)
-    from ..store import make_dirs
+    from ..store import write_files_together
 
-    make_dirs(out)
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".audit-tmp-"))
-    try:
+    def write(tmp: Path) -> list[Path]:
         files = audit.to_dir(tmp)
-        files += list(write_model_card(args.model, tmp, audit=audit, language=language,
-                                       protected_attributes=protected, oversight=oversight,
-                                       benefit=benefit, rank_by=rank_by).values())
-        final = []
-        for f in files:
-            os.replace(f, out / f.name)
-            final.append(out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return files + list(write_model_card(args.model, tmp, audit=audit, language=language,
+                                             protected_attributes=protected, oversight=oversight,
+                                             benefit=benefit, rank_by=rank_by).values())
+
+    final = write_files_together(args.out, write, label="audit")
     print(f"{text('audit.at', language, as_of=args.as_of)}: {audit.headline(language)}", file=sys.stdout)
     for f in final:
         print(f, file=sys.stdout)

@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
 
     view = case_lookup(args.config, institution=args.institution, case_id=args.case_id, as_of=args.as_of)
     view.print_summary()
-    if args.out:
-        written = view.to_dir(args.out, language=view.language)
+    if args.out:  # all or nothing: a plot that fails leaves no tables without it
+        from ..store import write_files_together
+
+        written = write_files_together(args.out, lambda tmp: view.to_dir(tmp, language=view.language),
+                                       label="case")
         print("written: " + ", ".join(str(p) for p in written))
     return EXIT_OK

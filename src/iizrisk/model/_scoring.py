@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..errors import InputMismatchError
 from ..features import PointInTimeFeatures
 from ..schema import dtype_kind
+from ..spells import empty_number_column
 
 if TYPE_CHECKING:
     from ._estimator import RiskModel
@@ -50,7 +51,7 @@ def check_input(model: RiskModel, *, X: pd.DataFrame | None = None, spells: pd.D
         for col, kind in info.get("columns", {}).items():
             if col not in spells.columns:
                 lines.append(f"  spells column {col!r} ({kind}) was present at training and is missing")
-            elif dtype_kind(spells[col].dtype) != kind:
+            elif dtype_kind(spells[col].dtype) != kind and not (kind == "date" and empty_number_column(spells[col])):
                 lines.append(f"  spells column {col!r}: model {kind}, input {dtype_kind(spells[col].dtype)} "
                              f"({spells[col].dtype})")
         if info.get("interventions") and interventions is None:
