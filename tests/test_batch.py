@@ -241,6 +241,32 @@ def test_summary_suppresses_small_counts(tmp_path, random_spells, trained):
     assert "| 3 |" in [r for r in md10.splitlines() if r.startswith("| ALV")][0]
 
 
+def test_the_summarys_oversight_counts_tonights_lists(tmp_path, random_spells, trained):
+    """The oversight table of a month's first night said 0 on the list: it read the history up to the night
+    before, and tonight's lists enter the history only after publication. A forced rerun of the night
+    counts its lists once."""
+    from iizrisk._texts import text
+
+    cfg = deployment(tmp_path, random_spells, trained, privacy={"min_cell_size": 1})
+    header = text("oversight.title", "de")
+
+    def listed() -> dict[str, str]:
+        md = (tmp_path / "runs" / AS_OF / "summary.md").read_text(encoding="utf-8")
+        lines = md[md.index(header):].splitlines()
+        first = next(i for i, r in enumerate(lines) if r.startswith("|"))
+        table = lines[first:next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))]
+        cols = [c.strip() for c in table[0].strip("|").split("|")]
+        at = cols.index(text("table.columns.listed", "de"))
+        return {r.strip("|").split("|")[0].strip(): r.strip("|").split("|")[at].strip() for r in table[2:]}
+
+    res = run_nightly(cfg, as_of=AS_OF, progress=False)
+    sizes = res.worklists.rows().groupby("institution", observed=True).size()
+    want = {str(k): str(v) for k, v in sizes.items() if v}
+    assert want and listed() == want
+    run_nightly(cfg, as_of=AS_OF, progress=False, force=True, reason="rerun")
+    assert listed() == want
+
+
 def test_run_scores_equal_a_direct_score(tmp_path, random_spells, trained):
     """The run's one point-in-time view serves flags and features alike."""
     from iizrisk.model import load_model, score

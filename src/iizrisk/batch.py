@@ -691,7 +691,12 @@ class _Night:
         _write_json(manifest, tmp / "manifest.json")
         from .oversight import oversight
 
-        recent = oversight(history.read("worklists", until=t - dt.timedelta(days=1)), history.reviews(until=t),
+        # the nights before from the history, tonight's lists from this run (its history entry is written
+        # after publication; a forced rerun of the night must not count the earlier run's lists as well)
+        lists = history.read("worklists", until=t - dt.timedelta(days=1))
+        tonight = entry["worklists"][["institution", "person_id"]].assign(as_of=pd.Timestamp(t))
+        lists = pd.concat([lists, tonight], ignore_index=True) if len(lists) else tonight
+        recent = oversight(lists, history.reviews(until=t),
                            start=t - dt.timedelta(days=62), end=t, min_cell_size=settings.privacy.min_cell_size,
                            decisions=tuple(settings.reviews.decisions))
         md, html = run_summary(manifest, self.scores, self.worklists, language=settings.worklist.language,
