@@ -267,6 +267,27 @@ def test_the_summarys_oversight_counts_tonights_lists(tmp_path, random_spells, t
     assert listed() == want
 
 
+def test_an_institution_with_nobody_listed_tonight_gets_an_empty_list(tmp_path, random_spells, trained):
+    """IV's cases were all below its minimum band: no IV.csv was written, and a coordinator could not tell
+    "nobody tonight" from a failed job. Its list is written with its headers and no row."""
+    from iizrisk.tables import read_table
+
+    cfg = deployment(tmp_path, random_spells, trained,
+                     worklist={"risk_bands": [0.98, 0.99], "min_band": "low", "min_band_per_institution": {"IV": "high"}})
+    res = run_nightly(cfg, as_of=AS_OF, progress=False)
+    summary = res.worklists.summary().set_index("institution")
+    assert summary.loc["IV", "eligible"] > 0 and summary.loc["IV", "on_list"] == 0
+    folder = tmp_path / "runs" / AS_OF / "worklists"
+    for name in ("IV.csv", "IV.xlsx", "IV.parquet", f"IV_{AS_OF}.csv", f"IV_{AS_OF}.xlsx"):
+        assert (folder / name).is_file(), name
+    full, empty = read_table(folder / "ALV.csv"), read_table(folder / "IV.csv")
+    assert len(empty) == 0 and list(empty.columns) == list(full.columns) and len(full) > 0
+    assert len(pd.read_parquet(folder / "IV.parquet")) == 0
+    assert (folder / "IV.csv").read_text(encoding="utf-8-sig").splitlines() == [  # in IV's language
+        (folder / "IV.csv").read_text(encoding="utf-8-sig").splitlines()[0]]
+    assert (folder / "IV.csv").read_text(encoding="utf-8-sig").startswith("Istituzione;Rango;")
+
+
 def test_run_scores_equal_a_direct_score(tmp_path, random_spells, trained):
     """The run's one point-in-time view serves flags and features alike."""
     from iizrisk.model import load_model, score

@@ -659,7 +659,12 @@ class _Night:
         write_parquet_atomic(self.flags, tmp / "flags.parquet")
         (tmp / "worklists").mkdir()
         w = settings.worklist
-        for inst, df in self.worklists.lists.items():
+        lists = dict(self.worklists.lists)
+        if lists:  # an institution with open cases but nobody listed tonight gets an empty list, not no file:
+            template = next(iter(lists.values())).iloc[:0]  # its coordinators tell "nobody" from a failed job
+            for inst in sorted(set(self.worklists.eligible) - set(lists)):
+                lists[inst] = template.assign(institution=pd.Series([], dtype=template["institution"].dtype))
+        for inst, df in lists.items():
             public = df.drop(columns=["person_id"])  # case ids suffice; the pseudonym stays inside
             lang = w.language_per_institution.get(inst, w.language)
             write_parquet_atomic(public, tmp / "worklists" / f"{inst}.parquet")
