@@ -43,6 +43,15 @@ def test_demo_end_to_end(tmp_path, capsys):
     alv = pd.read_parquet(second / "worklists" / "ALV.parquet")
     assert (alv["times_listed"] >= 1).all() and alv["last_decision"].notna().any()
     assert (out / "runs" / "latest").resolve() == second.resolve()
+    # the model card beside the model speaks the deployment's language and names its protected attributes
+    from iizrisk._texts import text
+    from iizrisk.config import Settings
+
+    settings = Settings.load(out / "data" / "iizrisk.toml")
+    card = (out / "model" / "model_card.md").read_text(encoding="utf-8")
+    assert settings.worklist.language == "de" and card.startswith("# " + text("card.title", "de"))
+    assert len(settings.privacy.protected_attributes) > 2
+    assert all(text(f"card.attributes.{a}", "de") in card for a in settings.privacy.protected_attributes)
 
 
 # ------------------------------------------------------------------ options refused before anything is written

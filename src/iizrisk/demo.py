@@ -61,7 +61,8 @@ class DemoResult:
             f"demo finished in {self.timings['total']:.0f} s ("
             + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings.items() if k != "total") + ")",
             f"  configuration : {self.config}",
-            f"  model         : {self.model_dir} (signed; model card and metrics in manifest.json)",
+            f"  model         : {self.model_dir} (signed; model card in model_card.html, metrics in "
+            "manifest.json)",
             *([f"  first night   : {self.first_run_folder}",
                f"  reviews       : {self.reviews.summary_text()} (iizrisk reviews import)",
                "  second night  : the lists respect the decisions (kept off, assessed, history columns)"]
@@ -141,7 +142,10 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     model, report = train(ing.spells, interventions=interventions, outcome=settings.model.outcome,
                           horizon_months=settings.model.horizon_months, max_train_rows=max_train_rows)
     model_dir = save_model(model, settings.resolve(settings.model.dir), key=signing_key(file=key_path))
-    write_model_card(model_dir, model_dir)  # the card beside the model, from its manifest
+    # the card beside the model, from its manifest, in the deployment's language and naming its protected
+    # attributes (the defaults named two of the four and wrote English for a German-speaking office)
+    write_model_card(model_dir, model_dir, language=settings.worklist.language,
+                     protected_attributes=list(settings.privacy.protected_attributes))
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
