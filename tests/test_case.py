@@ -47,11 +47,32 @@ def test_a_case_on_the_list(night, random_spells):
     assert len(v.flags) == 1 and bool(v.flags["multi_registered"].iloc[0]) == bool(row["multi_registered"])
     assert len(v.reasons) == 1 and v.reasons["reason_1_text"].iloc[0] == row["reason_1_text"]
     score = res.scores.set_index("person_id").loc[person]
-    assert v.risk_history[["risk", "rank"]].values.tolist() == [[pytest.approx(score["risk"]), score["rank"]]]
+    # its rank on the ALV list (the list's "Rang") and among everyone scored, each under its own header
+    assert v.risk_history[["risk", "rank_on_list", "rank_all"]].values.tolist() == [
+        [pytest.approx(score["risk"]), row["rank"], score["rank"]]]
     text = v.summary_text()
     assert person not in text and person not in v._repr_html_()
     ax = v.plot()
     assert person not in ax.get_title()
+
+
+def test_the_timelines_title_gives_the_flags_of_the_table_not_of_the_visible_spells(night):
+    """The title recomputed the flags from the spells the institution may see: "1 registration today, 1
+    institution" beside a flags table with 2 and 3. It now states the table's flags, in the list's language."""
+    from iizrisk._texts import text
+
+    cfg, res = night
+    for row in res.worklists["ALV"].itertuples():
+        v = case_lookup(cfg, institution="ALV", case_id=row.case_ids.split(";")[0], as_of=AS_OF)
+        if v.n_other_institutions:  # spells the lookup counts but does not draw
+            break
+    else:
+        pytest.skip("no listed ALV case with an institution the lookup does not show")
+    f = v.flags.iloc[0]
+    want = text("plot.timeline_flags", v.language, date=pd.Timestamp(AS_OF).date(), n=int(f["n_registered"]),
+                k=int(f["n_institutions_window"]), m=int(f["n_spells_window"]), months=24)
+    assert want in v.plot().get_title(loc="left")
+    assert int(f["n_institutions_window"]) > v.timeline["institution"].nunique()  # more than it draws
 
 
 def test_another_institutions_case_is_not_found_and_not_named(night, capsys):

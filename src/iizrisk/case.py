@@ -97,7 +97,8 @@ class CaseView(ResultMixin):
 
         return plot_timeline(self._spells, self._person, as_of=self.as_of,
                              label=f"{self.institution} {self.case_id}",
-                             language=self.language if language is None else language, ax=ax)
+                             language=self.language if language is None else language,
+                             flags=self.flags.iloc[0] if len(self.flags) else None, ax=ax)
 
     def _default_min_cell_size(self) -> int:
         return 1  # one person, for that person's own case work: nothing to aggregate
@@ -185,7 +186,7 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
                    Definitions.from_settings(settings))
     flags = view.flags.drop(columns=["person_id"], errors="ignore")
     reasons = _reasons_on_list(settings, institution, str(case_id).strip(), t)
-    risk = _risk_history(history, person, t)
+    risk = _risk_history(history, person, t, institution)
     reviews = history.reviews()
     reviews = reviews[(reviews["institution"].astype(str) == institution)
                       & (reviews["person_id"].astype(str) == person)
@@ -208,8 +209,14 @@ def _reasons_on_list(settings, institution: str, case_id: str, t: dt.date) -> pd
     return wl.loc[on.to_numpy(dtype=bool), [c for c in cols if c in wl.columns]].reset_index(drop=True)
 
 
-def _risk_history(history, person: str, t: dt.date | None = None) -> pd.DataFrame:
-    """The person's risk, band and rank in every run (up to ``t``) the history holds (a filter per night)."""
+def _risk_history(history, person: str, t: dt.date | None = None, institution: str | None = None) -> pd.DataFrame:
+    """The person's risk, band and rank among everyone scored in every run (up to ``t``) the history holds
+    (a filter per night); with ``institution`` also the rank on that institution's list that night (empty
+    when not listed).
+
+    The two ranks differ: the lists' "Rang" is the place on one institution's list, ``rank_all`` the place
+    among everyone scored in the canton (the case lookup showed the latter under the list's header).
+    """
     import pyarrow.parquet as pq
 
     rows = []
@@ -220,6 +227,25 @@ def _risk_history(history, person: str, t: dt.date | None = None) -> pd.DataFram
         tab = pq.read_table(part, columns=["person_id", "risk", "risk_band", "rank"],
                             filters=[("person_id", "==", person)]).to_pandas()
         if len(tab):
-            rows.append({"as_of": d, "risk": float(tab["risk"].iloc[0]), "risk_band": str(tab["risk_band"].iloc[0]),
-                         "rank": int(tab["rank"].iloc[0])})
-    return pd.DataFrame(rows, columns=["as_of", "risk", "risk_band", "rank"])
+            row: dict = {"as_of": d, "risk": float(tab["risk"].iloc[0]), "risk_band": str(tab["risk_band"].iloc[0])}
+            if institution is not None:
+                row["rank_on_list"] = _list_rank(history, d, institution, person)
+            rows.append({**row, "rank_all": int(tab["rank"].iloc[0])})
+    cols = ["as_of", "risk", "risk_band", *(["rank_on_list"] if institution is not None else []), "rank_all"]
+    out = pd.DataFrame(rows, columns=cols)
+    if institution is not None:
+        out["rank_on_list"] = out["rank_on_list"].astype("Int64")
+    return out
+
+
+def _list_rank(history, d: dt.date, institution: str, person: str) -> int | None:
+    """The person's rank on the institution's list of night ``d`` (the history's worklists), None if not on it."""
+    import pyarrow.parquet as pq
+
+    part = history.root / "worklists" / f"as_of={d.isoformat()}" / "part-0.parquet"
+    if not part.is_file():
+        return None
+    tab = pq.read_table(part, columns=["institution", "person_id", "rank"],
+                        filters=[("person_id", "==", person)]).to_pandas()
+    tab = tab[tab["institution"].astype(str) == institution]
+    return int(tab["rank"].iloc[0]) if len(tab) else None

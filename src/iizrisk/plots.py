@@ -308,7 +308,7 @@ def plot_flows(spells: pd.DataFrame, *, start=None, end=None, institutions: Sequ
 # --------------------------------------------------------------------------- one person
 def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_months: int = 24,
                   transition_gap_days: int = 90, merge_gap_days: int = 0, label: str | None = None,
-                  language: str = "en", ax=None):
+                  language: str = "en", flags: Mapping[str, Any] | None = None, ax=None):
     """One person's spells: a row per institution, spells as bars, the as-of line and the flags.
 
     With ``as_of`` only the point-in-time view at that date is drawn (what a
@@ -335,6 +335,11 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
         Title prefix (e.g. "Person 3 on the ALV list").
     language : {"de", "fr", "it", "en"}, default "en"
         Language of the title, legend and the flags (a coordinator's case lookup: its list's language).
+    flags : mapping, optional
+        The flags at ``as_of`` for the title (``n_registered``, ``n_institutions_window``,
+        ``n_spells_window``, ``revolving_door``): the case lookup passes those of all the person's
+        spells while it draws only the spells its institution may see. Default: computed from
+        ``spells``.
     ax : matplotlib Axes, optional
 
     Returns
@@ -393,9 +398,11 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
     title = label or _w("timeline_title", language)
     if t is not None:
         ax.axvline(pd.Timestamp(_time.to_date(t)), color="#cf222e", lw=1.2, ls="--", label=_w("timeline_as_of", language))
-        f = compute_flags(tl, t, window_months=window_months, transition_gap_days=transition_gap_days)
-        if len(f):
-            r = f.iloc[0]
+        r = flags
+        if r is None:
+            f = compute_flags(tl, t, window_months=window_months, transition_gap_days=transition_gap_days)
+            r = f.iloc[0] if len(f) else None
+        if r is not None:
             title += _w("timeline_flags", language, date=_time.to_date(t), n=int(r["n_registered"]),
                         k=int(r["n_institutions_window"]), m=int(r["n_spells_window"]), months=window_months)
             if bool(r["revolving_door"]):
