@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from iizrisk._texts import text
 from iizrisk.fairness import MISSING
 from iizrisk.fairness_rule import FairnessRule
 from iizrisk.list_fairness import COLUMNS, flag_rate_ratios, list_fairness
@@ -155,6 +156,26 @@ def test_summary_section_hides_small_cells_in_every_language():
         f = next(r for r in rows if r[1] == "F")
         assert f[3] == swiss_number(4000, lang) != "4000" and f[5] == "10.00"  # 400 of 4000, in percent
     assert len(seen) == 4
+
+
+@pytest.mark.parametrize("lang, outside", [("de", "ausserhalb der Regel"), ("fr", "hors de la règle"),
+                                           ("it", "fuori dalla regola"), ("en", "outside the rule")])
+def test_a_ratio_far_below_the_rule_is_outside_it_in_the_summary(lang, outside):
+    """A group flagged at a twentieth of the reference's rate (ratio 0.05, rule 0.8 to 1.25) does not
+    "exceed" the rule: the run summary says it lies outside it, with the intro's words; the code stays."""
+    from iizrisk.report import _fairness_section
+
+    people = pd.DataFrame({"age_band": ["25-49"] * 6000 + ["65+"] * 4000})
+    listed = np.zeros(len(people), dtype=bool)
+    listed[:600] = True  # 10 % of the reference
+    listed[6000:6020] = True  # 0.5 % of the older people
+    t = flag_rate_ratios(people, listed, attributes=["age_band"], rule=FairnessRule(), min_cell_size=5)
+    row = t[t["group"] == "65+"].iloc[0]
+    assert row["verdict"] == "exceeds" and row["ratio"] == pytest.approx(0.05)
+    _, intro, heads, rows = _fairness_section(t, FairnessRule(), lang)
+    (older,) = [r for r in rows if r[1] == "65+"]
+    assert older[heads.index(text("list_fairness.verdict", lang))] == outside
+    assert f"1 {outside}" in intro
 
 
 def test_categorical_attributes_give_the_table_of_plain_text(random_spells):

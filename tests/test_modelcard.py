@@ -63,7 +63,7 @@ def test_card_files_and_content(trained, tmp_path):
     # intended use: a hint for a human review, never an automated decision
     iu = card["intended_use"]
     assert "never an automated decision" in iu["statement"]
-    assert {"nDSG Art. 21", "GDPR Art. 22"} <= set(iu["legal_basis"])
+    assert {"nDSG Art. 21", "GDPR Art. 22", "Art. 35a AVG", "Art. 32 ATSG"} <= set(iu["legal_basis"])
     assert any("decisions on benefits" in x for x in iu["not_intended_for"])
     # data period and population, outcome, metrics, fingerprints and versions from the manifest
     assert card["data"]["periods"] == manifest["training"]["periods"]
@@ -358,3 +358,131 @@ def test_the_card_refuses_unsuppressed_oversight_figures():
         ModelCard(MANIFEST, oversight=ov.table)
     with pytest.raises(TypeError, match="Oversight"):
         ModelCard(MANIFEST, oversight=[1, 2])
+
+
+# --------------------------------------------------------------------------- the fairness figure and verdicts
+#: the card's words for a disparity the rule judges beyond its bounds, above or below
+OUTSIDE = {"de": "ausserhalb der Regel", "fr": "hors de la règle", "it": "fuori dalla regola", "en": "outside the rule"}
+PLAIN_MANIFEST = {"model": "logistic", "outcome": "revolving_door", "horizon_months": 12, "features": []}
+
+
+def planted_disparities(n: int = 12_000, seed: int = 0) -> pd.DataFrame:
+    """Third-country nationals flagged three times as often as the Swiss, people of 65+ a tenth as often
+    as the reference age band and almost never with the outcome: their flag rate is published, their
+    recall and precision are hidden (too few flagged with the outcome)."""
+    rng = np.random.default_rng(seed)
+    d = pd.DataFrame({"sex": rng.choice(["F", "M"], n),
+                      "nationality_group": rng.choice(["CH", "EU_EFTA", "THIRD"], n, p=[.6, .28, .12]),
+                      "age_band": rng.choice(["<25", "25-34", "35-49", "50-64", "65+"], n,
+                                             p=[.15, .3, .25, .2, .1])})
+    older = (d["age_band"] == "65+").to_numpy()
+    d["flagged"] = rng.random(n) < np.where(d["nationality_group"] == "THIRD", 0.15, 0.05) * np.where(older, 0.1, 1)
+    d["score"] = rng.random(n)
+    d["label"] = rng.random(n) < np.where(older, 0.02, 0.2)
+    d["person_id"] = [f"p{i}" for i in range(n)]
+    return d
+
+
+@pytest.fixture(scope="module")
+def planted_audit():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessGapWarning)
+        return FairnessAudit(groups=["sex", "nationality_group", "age_band"], flagged_column="flagged",
+                             n_bootstrap=100).fit(planted_disparities())
+
+
+def _boxes_overlap(a, b) -> bool:
+    """Whether two display boxes share more than an edge (half a pixel of tolerance)."""
+    return (min(a.x1, b.x1) - max(a.x0, b.x0) > 0.5) and (min(a.y1, b.y1) - max(a.y0, b.y0) > 0.5)
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_the_fairness_figure_labels_every_point_with_its_own_group(planted_audit, lang):
+    """Each panel (flag rate, recall, precision) has its own groups: the label beside a point is that point's
+    group (a shared y axis once put the last panel's labels on every panel), its colour is its verdict's,
+    the legend names the colours, and no text runs into another."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_rgba
+
+    from iizrisk._texts import load_locale, text
+    from iizrisk.fairness import VERDICT_COLOURS, _in_words
+
+    a = planted_audit
+    rows = {m: a.plotted_rows(m) for m in ("flag_rate", "recall", "precision")}
+    assert "65+" in set(rows["flag_rate"]["group"]) and "65+" not in set(rows["recall"]["group"])
+    fig = ModelCard(PLAIN_MANIFEST, audit=a, language=lang)._figure()
+    panels = [ax for ax in fig.axes if any(isinstance(c, PathCollection) for c in ax.collections)]
+    assert len(panels) == len(rows)
+    for ax, (metric, g) in zip(panels, rows.items(), strict=True):
+        assert ax.get_xlabel() == text("audit.plot_difference", lang, metric=load_locale(lang)["card"]["columns"][metric])
+        words = _in_words(g[["attribute", "group", "reference"]], lang)
+        want = {text("audit.plot_vs", lang, attribute=at, group=gr, reference=rf): (float(x), v)
+                for at, gr, rf, x, v in zip(words["attribute"], words["group"], words["reference"],
+                                            g["difference"], g["verdict"], strict=True)}
+        assert len(want) == len(g)
+        ticks = {round(float(y)): t.get_text() for y, t in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)}
+        assert sorted(ticks.values()) == sorted(want)
+        points = next(c for c in ax.collections if isinstance(c, PathCollection))
+        offsets, colours = points.get_offsets(), points.get_facecolors()
+        assert len(offsets) == len(g)
+        for (x, y), colour in zip(offsets, colours, strict=True):
+            difference, verdict = want[ticks[round(float(y))]]
+            assert x == pytest.approx(difference)
+            assert tuple(colour) == pytest.approx(to_rgba(VERDICT_COLOURS[verdict]))
+    (legend,) = fig.legends
+    shown = pd.concat(rows.values())["verdict"]
+    assert [t.get_text() for t in legend.get_texts()] == [load_locale(lang)["card"]["verdicts"][v]
+                                                          for v in ("exceeds", "cannot_tell", "within", "not_judged")
+                                                          if v in set(shown)]
+    # nothing overlaps: the tick labels, axis labels and legend texts, nor a text with another panel
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [(i, t) for i, ax in enumerate(panels)
+             for t in [ax.xaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]]
+    texts += [(-1, t) for t in legend.get_texts()]
+    boxes = [(i, t.get_text(), t.get_window_extent(renderer)) for i, t in texts if t.get_visible() and t.get_text()]
+    for k, (i, s, box) in enumerate(boxes):
+        for _, s2, box2 in boxes[k + 1:]:
+            assert not _boxes_overlap(box, box2), f"{s!r} overlaps {s2!r} in the {lang} figure"
+        for j, ax in enumerate(panels):
+            if j != i:
+                assert not _boxes_overlap(box, ax.get_window_extent(renderer)), f"{s!r} runs into panel {j}"
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_a_ratio_below_the_rule_is_outside_it_not_exceeding(planted_audit, lang):
+    """People of 65+ flagged at a tenth of the reference's rate: the card says "outside the rule", not
+    "exceeds"; the machine code stays "exceeds"."""
+    a = planted_audit
+    row = a.gaps[(a.gaps["group"] == "65+") & (a.gaps["metric"] == "flag_rate")].iloc[0]
+    assert row["verdict"] == "exceeds" and row["ratio_hi"] < 0.8
+    card = ModelCard(PLAIN_MANIFEST, audit=a, language=lang)
+    header, rows = card._gap_rows()
+    verdicts = {(r[header.index("group")], r[header.index("metric")]): r[header.index("verdict")] for r in rows}
+    metric = card._headers(["flag_rate"])[0]
+    assert verdicts[("65+", metric)] == OUTSIDE[lang]
+    assert OUTSIDE[lang] in card.to_markdown()
+    summary_header, summary = card._audit_rows()
+    flagged = {r[summary_header.index("group")]: r[summary_header.index("gap_flag")] for r in summary}
+    assert flagged["65+"] is True
+    assert {r["verdict"] for r in card.to_dict()["fairness"]["gaps_exceeding"]} == {"exceeds"}
+
+
+def test_the_french_card_sets_a_space_before_the_colon():
+    """French typography: "Fiche du modèle : ...", "Usages exclus :" (a no-break space before the colon);
+    the other languages keep "Model card: ..."."""
+    from iizrisk._texts import text
+
+    for lang in ("fr", "de", "it", "en"):
+        card = ModelCard(PLAIN_MANIFEST, language=lang)
+        md, html, short = card.to_markdown(), card.to_html(), card._repr_html_()
+        colon = "\u00a0:" if lang == "fr" else ":"
+        labels = [text(f"card.{k}", lang) for k in ("title", "not_for", "configured")]
+        for label in labels:
+            assert f"{label}{colon}" in md and f"{label}{colon}" in html, (lang, label)
+            if lang == "fr":
+                assert f"{label}:" not in md and f"{label}:" not in html and f"{label} :" not in md, label
+        assert f"{text('card.months', lang)}){colon} " in md and f"{labels[0]}</b>{colon} " in short
+    md = ModelCard(PLAIN_MANIFEST, language="fr").to_markdown()
+    assert "les sorties vers l'emploi, l'étranger ou nulle part se ressemblent" in md

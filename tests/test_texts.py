@@ -71,6 +71,30 @@ def test_lists_have_the_same_length_in_every_language():
             assert {len(CATALOGUES[lang][key]) for lang in LANGUAGES} == {len(value)}, key
 
 
+#: the person's consent to a data exchange between institutions (DOMAIN.md section 6): Art. 35a of the
+#: employment services act (AVG, French LSE, Italian LC) and Art. 32 ATSG (French and Italian LPGA); and the
+#: limits on automated decisions (nDSG Art. 21, GDPR Art. 22)
+CONSENT_LAW = {"de": "(Art. 35a AVG, Art. 32 ATSG)", "fr": "(art. 35a LSE, art. 32 LPGA)",
+               "it": "(art. 35a LC, art. 32 LPGA)", "en": "(Art. 35a AVG, Art. 32 ATSG)"}
+DECISION_LAW = {"de": "(Art. 21 DSG, Art. 22 DSGVO)", "fr": "(art. 21 LPD, art. 22 RGPD)",
+                "it": "(art. 21 LPD, art. 22 RGPD)", "en": "(nDSG Art. 21, GDPR Art. 22)"}
+
+
+def test_the_consent_to_exchange_data_cites_the_employment_services_act():
+    """Not the unemployment insurance act (AVIG, French LACI, Italian LADI): every language cites Art. 35a AVG
+    with Art. 32 ATSG, and the lists' notice names the law in every language."""
+    wrong = re.compile(r"35a\s+(AVIG|LACI|LADI)")
+    cited = [(lang, key) for lang, catalogue in CATALOGUES.items() for key, value in catalogue.items()
+             if any(wrong.search(item) for item in (value if isinstance(value, list) else [value]))]
+    assert not cited, f"Art. 35a of the unemployment insurance act cited: {cited}"
+    for lang in LANGUAGES:
+        for key in ("summary.notice", "card.intended_text", "dpia.necessity_text"):
+            value = CATALOGUES[lang][key]
+            assert CONSENT_LAW[lang] in " ".join(value if isinstance(value, list) else [value]), (lang, key)
+        for key in ("summary.notice", "card.intended_text"):
+            assert DECISION_LAW[lang] in CATALOGUES[lang][key], (lang, key)
+
+
 def test_text_fills_placeholders_and_refuses_what_is_not_there():
     assert text("summary.hidden", "de", k=5).startswith("verborgen: weniger als 5 Personen")
     assert text("worklist.notice", "en").startswith("A hint for a review")

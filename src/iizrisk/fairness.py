@@ -108,10 +108,12 @@ __all__ = [
     "FairnessGapWarning",
     "FairnessRule",
     "VERDICTS",
+    "VERDICT_COLOURS",
     "age_bands",
     "disability_proxy",
     "labelled_period",
     "audit_model",
+    "verdict_legend",
 ]
 
 logger = logging.getLogger("iizrisk")
@@ -587,6 +589,32 @@ def _group(lang: str, code: Any) -> str:
     loc = load_locale(lang)
     names = {**loc["nationality_group"], **loc["card"]["groups"]}
     return ":".join(names.get(part, part) for part in str(code).split(SEP))
+
+
+#: The colour of each verdict's points in the plots and their legend (:func:`verdict_legend`): outside the rule
+#: red, cannot tell at this sample size ochre, within the rule blue, not judged (no bound on the metric, or no
+#: interval) grey.
+VERDICT_COLOURS: dict[str, str] = {"exceeds": "#d64545", "cannot_tell": "#d4a72c", "within": "#3b6ea8",
+                                   "not_judged": "#8c959f"}
+
+
+def verdict_legend(fig, verdicts, language: str = "en"):
+    """A legend above ``fig``'s panels naming the colour of each verdict among ``verdicts`` (the verdicts of the
+    points drawn, in :data:`VERDICTS`' order) in the words of ``language``; None when no point is drawn.
+
+    The figure needs a constrained layout (``Figure(layout="constrained")``): the legend is placed outside
+    the panels, above them.
+    """
+    from matplotlib.lines import Line2D
+
+    present = set(verdicts)
+    shown = [v for v in VERDICTS if v in present]
+    if not shown:
+        return None
+    handles = [Line2D([], [], ls="none", marker="o", color=VERDICT_COLOURS[v], label=_word(language, "verdicts", v))
+               for v in shown]
+    return fig.legend(handles=handles, loc="outside upper center", ncol=len(shown), frameon=False,
+                      fontsize="small", handletextpad=0.3, columnspacing=1.2)
 
 
 #: How each displayed column's codes become words.
@@ -1204,14 +1232,25 @@ class FairnessAudit(ResultMixin):
                                      flag_col=cols.index("gap_flag") if "gap_flag" in cols else None))
         return "".join(parts) + "</div>"
 
+    def plotted_rows(self, metric: str, attributes: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows of :attr:`gaps` that :meth:`plot` draws for ``metric``, top to bottom: those of
+        ``attributes`` (default the one-way attributes) with a published difference."""
+        self._check_fitted()
+        attrs = list(attributes) if attributes is not None else list(self.groups_)
+        return self.gaps[(self.gaps["metric"] == metric) & self.gaps["attribute"].isin(attrs)
+                         & self.gaps["difference"].notna()]
+
     def plot(self, metric: str = "flag_rate", *, attributes: Sequence[str] | None = None, ax=None,
              language: str = "en"):
         """Differences from the reference group with confidence intervals, one line per group.
 
-        Groups whose disparity exceeds the rule are drawn in red, those the rule
-        cannot tell at this sample size in orange; the band the rule allows for the
-        difference (when it bounds the difference of ``metric``) is shaded.
-        Suppressed groups are not drawn.
+        Groups whose disparity lies outside the rule are drawn in red, those the rule
+        cannot tell at this sample size in ochre, those within it in blue, and those the
+        rule does not judge in grey (:data:`VERDICT_COLOURS`; :func:`verdict_legend` names
+        them); the band the rule allows for the difference (when it bounds the difference
+        of ``metric``) is shaded. Suppressed groups are not drawn. Each axes carries its
+        own group labels: do not share the y axis between plots of different metrics (their
+        groups differ).
 
         Parameters
         ----------
@@ -1234,16 +1273,12 @@ class FairnessAudit(ResultMixin):
             import matplotlib.pyplot as plt
 
             ax = plt.figure(figsize=(6.4, 4.0)).add_subplot()
-        attrs = list(attributes) if attributes is not None else list(self.groups_)
-        g = self.gaps[(self.gaps["metric"] == metric) & self.gaps["attribute"].isin(attrs)
-                      & self.gaps["difference"].notna()]
+        g = self.plotted_rows(metric, attributes)
         y = np.arange(len(g))[::-1]
         diff = g["difference"].to_numpy(dtype=np.float64)
         lo = g["difference_lo"].to_numpy(dtype=np.float64, na_value=np.nan)
         hi = g["difference_hi"].to_numpy(dtype=np.float64, na_value=np.nan)
-        verdict = g["verdict"].to_numpy(dtype=object)
-        colours = np.where(verdict == "exceeds", "#d64545", np.where(verdict == "cannot_tell", "#d4a72c",
-                                                                     "#3b6ea8"))
+        colours = [VERDICT_COLOURS.get(v, VERDICT_COLOURS["not_judged"]) for v in g["verdict"]]
         bound = self.rule_.max_difference.get(metric)
         if bound is not None:
             ax.axvspan(-bound, bound, color="#eeeeee", zorder=0)
@@ -1334,8 +1369,10 @@ class FairnessAudit(ResultMixin):
 
         figures = []
         for m in self.gap_metrics:
-            fig = Figure(figsize=(6.4, 0.9 + 0.22 * max(4, int((self.gaps["metric"] == m).sum()))))
+            rows = self.plotted_rows(m)  # the one-way groups drawn, not the intersections' rows
+            fig = Figure(figsize=(8.0, 1.3 + 0.26 * max(4, len(rows))), layout="constrained")
             self.plot(m, ax=fig.subplots(), language=language)
+            verdict_legend(fig, rows["verdict"], language)
             figures.append(OutputFigure(f"fairness_{m}", fig))
         attrs = [OVERALL, *self.groups_]
         fig = Figure(figsize=(4.2 * len(attrs), 4.0))

@@ -95,6 +95,11 @@ def _t(key: str, lang: str, **fields: Any) -> str:
     return text(f"card.{key}", lang, **fields)
 
 
+def _colon(lang: str) -> str:
+    """The colon after a label: French sets a no-break space before it ("Fiche du modèle : ...")."""
+    return "\u00a0:" if lang == "fr" else ":"
+
+
 def _md_table(header: list[str], rows: list[list[Any]], lang: str = "en", decimals: int = 3) -> str:
     def cell(x: Any) -> str:
         return _fmt(x, lang, decimals).replace("|", "\\|").replace("\n", " ")
@@ -314,7 +319,7 @@ class ModelCard:
             "source": self.source,
             "intended_use": {"statement": _t("intended_text", lang), "users": _t("users", lang),
                              "not_intended_for": list(text_items("card.not_for_items", lang)),
-                             "legal_basis": ["nDSG Art. 21", "GDPR Art. 22", "Art. 35a AVIG", "Art. 32 ATSG"],
+                             "legal_basis": ["nDSG Art. 21", "GDPR Art. 22", "Art. 35a AVG", "Art. 32 ATSG"],
                              "note": m.get("note")},
             "model": {"kind": m.get("model"), "outcome": m.get("outcome"),
                       "horizon_months": m.get("horizon_months"), "calibration": m.get("calibration"),
@@ -549,16 +554,16 @@ class ModelCard:
         lang = self.language
         title = self._title(d)
         md = [f"# {title}", "", f"## {_t('intended', lang)}", "", f"> {d['intended_use']['statement']}", "",
-              d["intended_use"]["users"], "", f"**{_t('not_for', lang)}:**", ""]
+              d["intended_use"]["users"], "", f"**{_t('not_for', lang)}{_colon(lang)}**", ""]
         md += [f"- {x}" for x in d["intended_use"]["not_intended_for"]]
         md += ["", f"## {_t('model', lang)} / {_t('data', lang)}", "", d["data"]["population"], "",
                _md_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)], lang), "",
                f"## {_t('outcome', lang)}", "",
                f"**{_word(lang, 'outcome_names', d['outcome']['name'])}** ({_t('horizon', lang)} {d['outcome']['horizon_months']} "
-               f"{_t('months', lang)}): {self._outcome_text(d)}", "",
+               f"{_t('months', lang)}){_colon(lang)} {self._outcome_text(d)}", "",
                f"## {_t('protected', lang)}", "",
                f"**{d['protected_attributes']['statement']}**", "",
-               f"{_t('configured', lang)}: {self._configured(d)}", "",
+               f"{_t('configured', lang)}{_colon(lang)} {self._configured(d)}", "",
                f"## {_t('features', lang)}", "",
                _md_table([_t("name", lang), _t("group", lang), _t("unit", lang), _t("description", lang)],
                          self._feature_rows(d), lang), "",
@@ -586,7 +591,7 @@ class ModelCard:
 
     def _title(self, d: dict[str, Any]) -> str:
         lang = self.language
-        return (f"{_t('title', lang)}: {_word(lang, 'outcome_names', d['model']['outcome'])} "
+        return (f"{_t('title', lang)}{_colon(lang)} {_word(lang, 'outcome_names', d['model']['outcome'])} "
                 f"({_word(lang, 'kinds', d['model']['kind'])})")
 
     def _outcome_text(self, d: dict[str, Any]) -> str:
@@ -599,21 +604,35 @@ class ModelCard:
         return (_t("calibration_text", self.language, method=method)
                 + (f" ECE {_fmt(cal['ece'])}, Brier {_fmt(cal['brier'])}." if cal["ece"] is not None else ""))
 
-    def _figure_uri(self) -> str:
+    def _figure(self):
+        """The audit's differences from the reference groups (flag rate, recall, precision): one panel per
+        metric, stacked, each with its own groups as labels (the groups differ between metrics: a hidden or
+        missing difference is not drawn) and its own axis label, and a legend of the verdicts' colours
+        above; None without an audit or without these metrics."""
         if self.audit is None:
-            return ""
+            return None
         from matplotlib.figure import Figure
 
-        from .report import figure_to_data_uri
+        from .fairness import verdict_legend
 
         metrics = [m for m in ("flag_rate", "recall", "precision") if m in self.audit.gap_metrics]
         if not metrics:
-            return ""
-        fig = Figure(figsize=(5.2 * len(metrics), 0.9 + 0.22 * max(4, len(self.audit.gaps) // 6)))
-        axes = np.atleast_1d(fig.subplots(1, len(metrics), sharey=True))
+            return None
+        rows = [self.audit.plotted_rows(m) for m in metrics]
+        heights = [1.0 + 0.24 * max(2, len(r)) for r in rows]
+        fig = Figure(figsize=(8.8, 0.4 + sum(heights)), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(len(metrics), 1, gridspec_kw={"height_ratios": heights}))
         for ax, m in zip(axes, metrics, strict=True):
             self.audit.plot(m, ax=ax, language=self.language)
-        return figure_to_data_uri(fig)
+            ax.locator_params(axis="x", nbins=6)  # the long group labels leave the values little room
+        verdict_legend(fig, pd.concat([r["verdict"] for r in rows]), self.language)
+        return fig
+
+    def _figure_uri(self) -> str:
+        from .report import figure_to_data_uri
+
+        fig = self._figure()
+        return "" if fig is None else figure_to_data_uri(fig)
 
     def to_html(self) -> str:
         """The card as one self-contained HTML page (inline style, plot as a data URI)."""
@@ -626,18 +645,18 @@ class ModelCard:
                  f"<h2>{esc(_t('intended', lang))}</h2>",
                  f"<p class='notice'>{esc(d['intended_use']['statement'])}</p>",
                  f"<p>{esc(d['intended_use']['users'])}</p>",
-                 f"<p><b>{esc(_t('not_for', lang))}:</b></p><ul>"
+                 f"<p><b>{esc(_t('not_for', lang) + _colon(lang))}</b></p><ul>"
                  + "".join(f"<li>{esc(x)}</li>" for x in d["intended_use"]["not_intended_for"]) + "</ul>",
                  f"<h2>{esc(_t('model', lang))} / {esc(_t('data', lang))}</h2>",
                  f"<p>{esc(d['data']['population'])}</p>",
                  _html_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)], lang=lang),
                  f"<h2>{esc(_t('outcome', lang))}</h2>",
                  f"<p><b>{esc(_word(lang, 'outcome_names', d['outcome']['name']))}</b> ({esc(_t('horizon', lang))} "
-                 f"{esc(str(d['outcome']['horizon_months']))} {esc(_t('months', lang))}): "
+                 f"{esc(str(d['outcome']['horizon_months']))} {esc(_t('months', lang))}){_colon(lang)} "
                  f"{esc(self._outcome_text(d))}</p>",
                  f"<h2>{esc(_t('protected', lang))}</h2>",
                  f"<p class='{'warn' if prot['used_as_inputs'] else 'ok'}'>{esc(prot['statement'])}</p>",
-                 f"<p>{esc(_t('configured', lang))}: {esc(self._configured(d))}</p>",
+                 f"<p>{esc(_t('configured', lang))}{_colon(lang)} {esc(self._configured(d))}</p>",
                  f"<h2>{esc(_t('features', lang))}</h2>",
                  _html_table([_t("name", lang), _t("group", lang), _t("unit", lang), _t("description", lang)],
                              self._feature_rows(d), lang=lang),
@@ -689,7 +708,8 @@ class ModelCard:
         fair = ("" if self.audit is None else
                 f"<p>{_html.escape(_t('repr_audit', lang, n=len(self.audit.flagged_gaps_)))} "
                 f"({_html.escape(_rule_bounds((self._audit_dict() or {}).get('rule') or {}, lang))})</p>")
-        return (f"<div><b>{_html.escape(_t('title', lang))}</b>: {_html.escape(_word(lang, 'kinds', d['model']['kind']))}, "
+        return (f"<div><b>{_html.escape(_t('title', lang))}</b>{_colon(lang)} "
+                f"{_html.escape(_word(lang, 'kinds', d['model']['kind']))}, "
                 f"{_html.escape(_word(lang, 'facts', 'outcome'))} "
                 f"<i>{_html.escape(_word(lang, 'outcome_names', d['model']['outcome']))}</i>, "
                 f"{_html.escape(_t('horizon', lang))} {d['model']['horizon_months']} {_html.escape(_t('months', lang))}."
