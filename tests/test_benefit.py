@@ -588,3 +588,29 @@ def test_cli_policy_on_one_institution_is_a_data_error_not_a_crash(tmp_path):
     write_parquet_atomic(pop.interventions, tmp_path / "interventions.parquet")
     assert main(["policy", "--spells", str(tmp_path / "spells.parquet"), "--interventions",
                  str(tmp_path / "interventions.parquet"), "--out", str(tmp_path / "out"), "--bootstrap", "5"]) == 1
+
+
+@pytest.mark.parametrize("episode_days", [None, ["14", "90"]])
+def test_the_policy_command_says_how_to_compare_like_with_like_when_refused(tmp_path, monkeypatch, capsys,
+                                                                            episode_days):
+    """On the demo's data `iizrisk policy --config` was refused for want of overlap, and the message named a
+    Python parameter as the remedy: the command points to --episode-days, the option that compares people
+    at the point of an episode where assessments are held, unless it was given."""
+    import iizrisk.evaluation
+    from iizrisk._commands import policy as command
+    from iizrisk.cli import main
+
+    monkeypatch.setattr(command, "_inputs", lambda args, read: (None, None, "revolving_door", 12))
+    monkeypatch.setattr(iizrisk.evaluation, "risk_set_table", lambda *a, **k: pd.DataFrame())
+
+    def refuse(self, table):
+        raise NoOverlapError("no overlap: 80% of the 40 assessed had a probability of being assessed above that "
+                             "of 95 % of the not-assessed.")
+
+    monkeypatch.setattr(BenefitModel, "fit", refuse)
+    argv = ["policy", "--spells", "s.parquet", "--interventions", "i.parquet", "--out", str(tmp_path / "p")]
+    assert main(argv + (["--episode-days", *episode_days] if episode_days else [])) == 1
+    err = capsys.readouterr().err
+    assert "no overlap: 80%" in err
+    assert ("--episode-days 14 90" in err) == (episode_days is None)
+    assert not (tmp_path / "p").exists()

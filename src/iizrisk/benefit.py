@@ -655,8 +655,8 @@ class BenefitModel(ResultMixin):
                 "Assessments went almost only to people unlike the rest (for example only to the "
                 "highest-risk people), so the data show too few comparable people without an assessment to "
                 "say whom an assessment helps. The benefit model refuses rather than extrapolate; keep "
-                "ranking by risk, or assess some people across the whole range (max_concentrated_share="
-                f"{self.max_concentrated_share:g}).")
+                "ranking by risk, or assess some people across the whole range (the threshold: "
+                f"BenefitModel(max_concentrated_share={self.max_concentrated_share:g}) in Python).")
         worst = max(outside, extreme)
         if worst > float(self.max_outside_share):
             raise NoOverlapError(
@@ -665,8 +665,8 @@ class BenefitModel(ResultMixin):
                 "Assessments went almost only to people unlike the rest (for example only to the "
                 "highest-risk people), so the data show nobody comparable without an assessment and cannot "
                 "say whom an assessment helps. The benefit model refuses rather than extrapolate; keep "
-                f"ranking by risk, or assess some people across the whole range (max_outside_share="
-                f"{self.max_outside_share:g}).")
+                "ranking by risk, or assess some people across the whole range (the threshold: "
+                f"BenefitModel(max_outside_share={self.max_outside_share:g}) in Python).")
 
     # ------------------------------------------------------------------ results
     def _calibration(self) -> pd.DataFrame:

@@ -124,7 +124,7 @@ def _inputs(args: argparse.Namespace, read_inputs):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..benefit import BenefitModel, evaluate_policies
+    from ..benefit import BenefitModel, NoOverlapError, evaluate_policies
     from ..errors import ConfigError
     from ..evaluation import risk_set_table
     from .evaluate import _safe_reason
@@ -145,7 +145,14 @@ def run(args: argparse.Namespace) -> int:
         model = BenefitModel(learner=args.learner, outcome=outcome, random_state=args.seed).fit(table)
         policies = evaluate_policies(model, capacity=args.capacity, n_bootstrap=args.bootstrap,
                                      normalised=not getattr(args, "plain_values", False), random_state=args.seed)
-    except IizriskError:  # NoOverlapError and the other checks: their own message and exit code
+    except NoOverlapError as exc:
+        if episode_days is None:  # the usual reason on real and synthetic data alike: compare like with like
+            raise NoOverlapError(
+                f"{exc} If the assessments were held at one point of an episode (as in the synthetic and demo "
+                "data: 14 to 90 days after an ALV, IV or SH episode starts), compare only people at that point: "
+                "--episode-days 14 90.") from exc
+        raise
+    except IizriskError:  # the other checks: their own message and exit code
         raise
     except (ValueError, TypeError) as exc:
         raise ValidationError(f"{where}: cannot evaluate the policies: {_safe_reason(exc)}") from exc
