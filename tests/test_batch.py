@@ -330,6 +330,30 @@ def test_summary_writes_swiss_numbers_and_translated_bands():
     assert "20,645" in md_en and "high: 900" in md_en
 
 
+def test_a_hidden_part_of_a_lists_row_hides_its_total():
+    """IV: 4,789 eligible, 27 left off, 0 reviewed, 4,761 below the band: the hidden "on the list" was
+    4789 - 27 - 0 - 4761 = 1. The row's total is hidden with it; a row without a hidden part keeps it."""
+    from iizrisk.report import run_summary
+
+    class Lists:
+        def summary(self):
+            return pd.DataFrame({"institution": ["ALV", "IV", "SH"], "eligible": [900, 4789, 2000],
+                                 "left_off_recent_assessment": [20, 27, 50], "left_off_reviewed": [0, 0, 0],
+                                 "below_min_band": [600, 4761, 1920], "on_list": [25, 1, 30],
+                                 "places": [25, 25, 30], "new_on_list": [10, 0, 12]})
+
+    manifest = {"as_of": "2024-06-30", "persons_scored": 5689, "new_registrations": 100,
+                "rows": {"read": 9000, "quarantined": 0},
+                "model": {"outcome": "revolving_door", "horizon_months": 12, "sha256": "ab" * 32}}
+    md, _ = run_summary(manifest, pd.DataFrame({"risk": [], "risk_band": []}), Lists(), language="en")
+    rows = {r.strip("|").split("|")[0].strip(): [c.strip() for c in r.strip("|").split("|")[1:]]
+            for r in md.splitlines() if r.startswith(("| ALV", "| IV", "| SH"))}
+    assert rows["IV"][:5] == ["·", "27", "0", "4,761", "·"]
+    # ALV's 25 is hidden too, lest the column's total give IV's 1 away; its total goes with it
+    assert rows["ALV"][:5] == ["·", "20", "0", "600", "·"]
+    assert rows["SH"][:5] == ["2,000", "50", "0", "1,920", "30"]
+
+
 # ------------------------------------------------------------------ trust: dates, gates, history, files
 def test_future_as_of_is_refused_and_history_kept(tmp_path, random_spells, trained, capsys):
     import datetime as dt

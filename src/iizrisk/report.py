@@ -174,6 +174,10 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     places = wl["places"].tolist() if len(wl) else []
     if len(wl):
         wl = _suppressed_counts(wl[["institution", *_LIST_COUNTS]], "institution", k, lang)
+        # a row's parts add up to its eligible people (with those beyond the places, none when the list is not
+        # full): a hidden part would be eligible minus the others, so the total goes with it
+        parts = wl[["left_off_recent_assessment", "left_off_reviewed", "below_min_band", "on_list"]]
+        wl.loc[(parts == "·").any(axis=1).to_numpy(), "eligible"] = "·"
     wl["places_used"] = [text("review.places", lang, used=u, capacity=swiss_number(c, lang))
                          for u, c in zip(wl["on_list"], places, strict=True)] if len(wl) else []
     heads = [_t("inst", lang), _t("eligible", lang), _t("left_off", lang), text("review.left_off_reviewed", lang),
