@@ -164,3 +164,23 @@ def test_reasons_respect_the_disclosure_policy(models):
     same = [i for i in range(300) if all(specs[c].param_dict.get("institution") in (None, "ALV")
                                          for c in free.iloc[i][["reason_1", "reason_2", "reason_3"]].dropna())]
     pd.testing.assert_frame_equal(free.iloc[same], alv_only.iloc[same])
+
+
+@pytest.mark.parametrize("institution", ["ALV", "SH", "IV"])
+def test_being_registered_at_the_lists_own_institution_is_no_reason(models, institution):
+    """24 of 25 rows of the MIG list gave "currently registered at migrant integration": true of everyone on
+    that list. On institution X's list open_<x> is skipped and the next risk-raising feature moves up; the
+    other reasons keep their order, and open_<x> remains a reason on other lists."""
+    X, _, _, logit = models
+    ex = explain(logit, X.iloc[:300])
+    own = f"open_{institution.lower()}"
+    free = reason_codes(ex, language="en")
+    listed = reason_codes(ex, language="en", list_institution=institution)
+    cols = ["reason_1", "reason_2", "reason_3"]
+    assert not listed[cols].isin([own]).any().any()
+    vals = ex.values.drop(columns=[own])
+    for i in range(300):  # the reference: the top three positive contributions among the other features
+        row = vals.iloc[i]
+        want = [c for c in row.sort_values(ascending=False, kind="stable").index[:3] if row[c] > 0]
+        assert [c for c in listed.iloc[i][cols] if c is not None] == want
+    assert free[cols].isin([own]).any().any()  # without the list's institution it is a reason somewhere

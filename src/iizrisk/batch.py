@@ -527,7 +527,7 @@ class _ListReasons:
         from .explain import reason_codes
 
         rc = reason_codes(self.explain(person_ids), language=language,
-                          allowed_institutions={institution} | self.disclose)
+                          allowed_institutions={institution} | self.disclose, list_institution=institution)
         rc.index = pd.Index(person_ids.astype(str), name="person_id")
         return rc
 

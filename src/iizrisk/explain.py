@@ -190,7 +190,7 @@ def _default_specs() -> list[FeatureSpec]:
 
 def reason_codes(explanation: Explanation, *, top: int = 3, language: str = "de",
                  specs: list[FeatureSpec] | None = None,
-                 allowed_institutions=None) -> pd.DataFrame:
+                 allowed_institutions=None, list_institution: str | None = None) -> pd.DataFrame:
     """The ``top`` risk-raising features of each row, as codes and sentences.
 
     Parameters
@@ -207,6 +207,11 @@ def reason_codes(explanation: Explanation, *, top: int = 3, language: str = "de"
         passes X and the institutions it may name; features about any other
         institution are skipped and the next risk-raising feature takes their
         place. None: no restriction.
+    list_institution : str, optional
+        The institution whose list the rows are on: being registered there
+        now (``open_<institution>``) holds for everyone on that list and
+        tells its coordinators nothing, so it is no reason (the next
+        risk-raising feature takes its place).
 
     Returns
     -------
@@ -224,12 +229,17 @@ def reason_codes(explanation: Explanation, *, top: int = 3, language: str = "de"
         specs = explanation.specs
     all_specs = list(specs) if specs is not None else _default_specs()
     by_name = {s.name: s for s in all_specs}
+    hidden = np.zeros(len(names), dtype=bool)
     if allowed_institutions is not None:
         allowed = set(allowed_institutions)
-        hidden = np.array([by_name[c].param_dict.get("institution", None) not in allowed | {None}
-                           if c in by_name else False for c in names], dtype=bool)
-        if hidden.any():
-            vals = np.where(hidden[None, :], -np.inf, vals)
+        hidden |= np.array([by_name[c].param_dict.get("institution", None) not in allowed | {None}
+                            if c in by_name else False for c in names], dtype=bool)
+    if list_institution is not None:  # true of everyone on this list: no reason
+        hidden |= np.array([c in by_name and by_name[c].family == "open"
+                            and by_name[c].param_dict.get("institution") == list_institution for c in names],
+                           dtype=bool)
+    if hidden.any():
+        vals = np.where(hidden[None, :], -np.inf, vals)
     n, m = vals.shape
     k = min(top, m)
     order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
