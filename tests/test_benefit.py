@@ -258,6 +258,39 @@ def test_results_follow_the_protocol(het, tmp_path):
     assert hidden["suppressed"].all() and hidden["value"].isna().all()
 
 
+def test_policy_values_are_written_with_the_policies_names(tmp_path):
+    """iizrisk policy --language fr wrote French headers over rows reading risk, benefit, random_high_band,
+    actual, with values of 16 digits."""
+    from iizrisk._texts import text
+    from iizrisk.benefit import POLICIES, PolicyEvaluation
+
+    v = pd.DataFrame({"value": np.linspace(1 / 3, 7.123456, len(POLICIES)), "lower 95%": np.linspace(-1, 1, 6) / 7,
+                      "upper 95%": np.linspace(9, 19, 6) / 7, "vs_risk": np.linspace(0, 5, 6) / 3},
+                     index=pd.Index(POLICIES, name="policy"))
+    ev = PolicyEvaluation(values=v, capacity=0.05, method="test", n_selected={p: 100 for p in POLICIES})
+    files = ev.to_dir(tmp_path, language="fr", plots=False)
+    csv = pd.read_csv(tmp_path / "policy_values.csv", sep=";", encoding="utf-8-sig", dtype=str)
+    assert csv.iloc[:, 0].tolist() == [text(f"card.policies.{p}", "fr") for p in POLICIES]
+    assert csv.iloc[:, 0].tolist()[3] == "au hasard dans la catégorie de risque élevé"
+    for col in csv.columns[1:5]:  # outcomes prevented per 100 assessments: two decimals
+        assert all(len(x.partition(".")[2]) <= 2 for x in csv[col]), csv[col]
+    assert [float(x) for x in csv.iloc[:, 1]] == np.round(v["value"], 2).tolist()
+    machine = pd.read_parquet(tmp_path / "policy_values.parquet")  # for machines: codes and every digit
+    assert machine["policy"].tolist() == list(POLICIES) and machine["value"].tolist() == v["value"].tolist()
+    assert len(files) == 2
+
+
+def test_the_best_linear_predictor_rows_are_named(het, tmp_path):
+    from iizrisk._texts import text
+
+    het[3].to_dir(tmp_path, language="it", plots=False)
+    blp = pd.read_csv(tmp_path / "benefit_blp.csv", sep=";", encoding="utf-8-sig", dtype=str)
+    assert blp.iloc[:, 0].tolist() == [text("table.values.average", "it"), text("table.values.heterogeneity", "it")]
+    cal = pd.read_csv(tmp_path / "benefit_calibration.csv", sep=";", encoding="utf-8-sig", dtype=str)
+    assert not cal.iloc[:, 1].str.contains(".", regex=False).any()  # people counted: "2400", not "2400.0"
+    assert pd.read_parquet(tmp_path / "benefit_blp.parquet")["term"].tolist() == ["average", "heterogeneity"]
+
+
 @pytest.mark.slow
 def test_on_a_synthetic_canton_with_true_effects():
     from iizrisk.benefit import true_policy_values

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 
 import test_reviews
+from iizrisk._texts import load_locale, text
 from iizrisk.batch import run_nightly
 from iizrisk.case import case_lookup
 from iizrisk.cli import main
 from iizrisk.errors import ConfigError, ValidationError
 from iizrisk.reviews import import_reviews
+from iizrisk.tables import read_table
 
 trained = test_reviews.trained  # the trained model fixture, shared
 deployment = test_reviews.deployment
@@ -108,8 +110,18 @@ def test_the_lookup_sees_only_what_was_known_at_its_as_of_date(night, random_spe
     xlsx = next(Path(cfg).parent.rglob(f"{AS_OF}/worklists/ALV.xlsx"))
     import_reviews(cfg, [test_reviews.fill(xlsx, {1: ("2023-07-03", "already_in_iiz", "")}, tmp_path / "r.xlsx")])
     assert len(case_lookup(cfg, institution="ALV", case_id=case, as_of="2023-07-02").reviews) == 0
-    seen = case_lookup(cfg, institution="ALV", case_id=case, as_of="2023-07-03").reviews
+    view = case_lookup(cfg, institution="ALV", case_id=case, as_of="2023-07-03")
+    seen = view.reviews
     assert seen["decision"].tolist() == ["already_in_iiz"]
+    # written for the coordinator: the decision and the exit reasons by their names, not their codes
+    view.to_dir(tmp_path / "fr", language="fr", plots=False)
+    reviews = read_table(tmp_path / "fr" / "reviews.csv", dtype=str, keep_default_na=False)
+    assert reviews["decision"].tolist() == [text("review.decisions.already_in_iiz", "fr")] == ["déjà en CII"]
+    timeline = read_table(tmp_path / "fr" / "timeline.csv", dtype=str, keep_default_na=False)
+    reasons = set(timeline["exit_reason"]) - {""}
+    names = load_locale("fr")["exit_reasons"]
+    assert reasons and reasons <= set(names.values()) and not reasons & set(names), reasons
+    assert pd.read_parquet(tmp_path / "fr" / "reviews.parquet")["decision"].tolist() == ["already_in_iiz"]
     with pytest.raises(ConfigError, match="after today"):
         case_lookup(cfg, institution="ALV", case_id=case, as_of="2199-01-01")
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):

@@ -418,6 +418,45 @@ def test_cli_reads_a_folder_of_parquet_files(tmp_path, capsys):
                  "--min-cell-size", "0"]) == 2
 
 
+def test_cli_writes_the_rows_in_the_tables_language(tmp_path):
+    """iizrisk indicators --language it wrote Italian headers over rows reading "ALV only", "two or more",
+    "Total", "revolving door", "(none)", and shares with 17 digits."""
+    from openpyxl import load_workbook
+
+    from iizrisk._texts import text
+
+    rows = _spells_2019_2021(n=600, seed=3)
+    rows.to_parquet(tmp_path / "spells.parquet")
+    out = tmp_path / "it"
+    assert main(["indicators", "--spells", str(tmp_path / "spells.parquet"), "--year", "2020", "--out", str(out),
+                 "--language", "it", "--xlsx"]) == 0
+
+    def cells(name: str) -> pd.DataFrame:
+        return pd.read_csv(out / f"{name}.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+
+    combinations = cells("combinations")
+    assert combinations.iloc[:, 0].tolist() == ["solo ALV", "solo IV", "solo SH", "due o più sistemi", "Totale"]
+    assert [r[0] for r in load_workbook(out / "combinations.xlsx").active.iter_rows(values_only=True)][1:] == \
+        combinations.iloc[:, 0].tolist()
+    assert cells("profiles").iloc[:, 0].tolist() == [text(f"bfs_profiles.{i}", "it") for i in (1, 2, 3, 4)] + ["Totale"]
+    origins = cells("transitions")[header("from", "it")]
+    assert "(nessuna)" in origins.tolist() and "(none)" not in origins.tolist()
+    for name in ("combinations", "profiles", "persistence", "reentry", "transitions"):
+        t = cells(name)
+        for code in ("share", "rate"):
+            if header(code, "it") in t.columns:  # shares with three decimals at most
+                assert all(len(v.partition(".")[2]) <= 3 for v in t[header(code, "it")]), (name, t)
+        for code in ("persons", "entrants", "still_registered", "leavers", "reentered", "from_registered"):
+            if header(code, "it") in t.columns:  # counts as whole numbers
+                assert not any("." in v for v in t[header(code, "it")]), (name, t)
+    # for machines: the codes and every digit
+    machine = pd.read_parquet(out / "combinations.parquet")
+    assert machine["combination"].tolist() == ["ALV only", "IV only", "SH only", "two or more", "Total"]
+    direct = ind.system_combinations(rows, 2020)
+    assert machine["share"].fillna(-1).tolist() == direct["share"].fillna(-1).tolist()
+    assert pd.read_parquet(out / "profiles.parquet")["profile"].tolist() == [*ind.PROFILES, "Total"]
+
+
 def test_a_year_without_anyone_in_the_systems_gives_zero_tables():
     """The data cover 2020 (a vocational guidance spell), but nobody is at ALV, IV or SH in it: zeros.
     Data that end in 2010 cannot answer for 2020 at all: refused."""

@@ -152,6 +152,70 @@ def test_reason_weights_are_rounded_only_for_a_reader():
     assert present(df, None)["reason_1_contribution"].tolist()[0] == 1.1572703835537022
 
 
+@pytest.mark.parametrize("language", ["de", "fr", "it"])
+def test_codes_in_known_columns_are_written_by_their_names(tmp_path, language):
+    """A worklist's "Letzter Entscheid" showed joint_assessment_proposed, and a case's timeline the exit reason
+    pension, under headers in the list's language (while the review file's drop-down offered the names)."""
+    from iizrisk._texts import text
+
+    df = pd.DataFrame({"rank": [1, 2, 3],
+                       "last_decision": pd.Series(["joint_assessment_proposed", "consent_declined", None], dtype=object),
+                       "decision": pd.Series(["data_error", "a_deployments_own", None], dtype=object),
+                       "exit_reason": pd.Categorical(["pension", "relocation", "unknown"]),
+                       "risk_band": ["high", "medium", "low"]})
+    csv_path, xlsx_path, parquet_path = write_outputs(df, tmp_path, "wl", language=language, xlsx=True)
+    want = {
+        "last_decision": [text("review.decisions.joint_assessment_proposed", language),
+                          text("review.decisions.consent_declined", language), ""],
+        "decision": [text("review.decisions.data_error", language), "a_deployments_own", ""],  # unknown: as it is
+        "exit_reason": [text(f"exit_reasons.{r}", language) for r in ("pension", "relocation", "unknown")],
+        "risk_band": [text(f"risk_bands.{b}", language) for b in ("high", "medium", "low")],
+    }
+    rows = spreadsheet_rows(csv_path)
+    from openpyxl import load_workbook
+
+    cells = [["" if c is None else c for c in row] for row in load_workbook(xlsx_path).active.iter_rows(values_only=True)]
+    for got in (rows, cells):
+        for code, names in want.items():
+            j = list(got[0]).index(header(code, language))
+            assert [r[j] for r in got[1:]] == names, (code, got)
+    assert "pension" not in csv_path.read_text(encoding="utf-8-sig")
+    machine = pd.read_parquet(parquet_path)  # for machines: the codes
+    assert machine["last_decision"].tolist()[:2] == ["joint_assessment_proposed", "consent_declined"]
+    assert machine["exit_reason"].astype(str).tolist() == ["pension", "relocation", "unknown"]
+    assert present(df, None)["decision"].tolist()[0] == "data_error"  # no language: codes
+
+
+def test_every_exit_reason_of_the_data_contract_has_a_name_in_every_language():
+    from iizrisk._texts import load_locale
+    from iizrisk.spells import EXIT_REASONS
+
+    for lang in LANGUAGES:
+        names = load_locale(lang)["exit_reasons"]
+        assert set(EXIT_REASONS) <= set(names), (lang, sorted(set(EXIT_REASONS) - set(names)))
+        assert len(set(names.values())) == len(names), lang  # no two reasons read alike
+        if lang != "en":
+            assert all(tables.value_name("exit_reason", r, lang) != r for r in EXIT_REASONS), lang
+
+
+def test_shares_are_rounded_and_counts_whole_only_for_a_reader(tmp_path):
+    """Shares were written with 17 digits ("Quota 0.43871951219512195") and counts with a hidden cell as floats
+    ("7505.0")."""
+    df = pd.DataFrame({"combination": ["ALV only", "two or more", "Total"], "persons": [7505.0, np.nan, 17107.0],
+                       "share": [0.43871951219512195, np.nan, 1.0], "n_treated": [3.0, 4.0, 5.0],
+                       "estimate": [1.0, 2.0, 2.5], "value": [1 / 3, 2.0, np.nan]})
+    rows = spreadsheet_rows(write_table(df, tmp_path / "t.csv", language="de", rounding={"value": 2}))
+    assert rows[1:] == [["nur ALV", "7505", "0.439", "3", "1.0", "0.33"],
+                        ["zwei oder mehr Systeme", "", "", "4", "2.0", "2.0"],
+                        ["Total", "17107", "1.0", "5", "2.5", ""]]
+    from openpyxl import load_workbook
+
+    xlsx = write_xlsx(df, tmp_path / "t.xlsx", language="de", rounding={"value": 2})
+    assert list(load_workbook(xlsx).active.iter_rows(values_only=True))[1] == ("nur ALV", 7505, 0.439, 3, 1, 0.33)
+    codes = spreadsheet_rows(write_table(df, tmp_path / "codes.csv", rounding={"value": 2}))  # for machines
+    assert codes[1] == ["ALV only", "7505.0", "0.43871951219512195", "3.0", "1.0", "0.3333333333333333"]
+
+
 def test_csv_options_and_index_free_output(tmp_path):
     df = pd.DataFrame({"estimate": [1 / 3], "n": pd.array([None], dtype="Int64")}, index=["x"])
     path = write_table(df, tmp_path / "t.csv", float_format="%.3g", na_rep="NA")
@@ -227,7 +291,7 @@ def test_xlsx_round_trip(tmp_path):
 
 def test_a_text_cell_starting_with_equals_is_never_a_formula(tmp_path, monkeypatch):
     # the guard behind the neutralising ': even text that present() left alone is stored as text
-    monkeypatch.setattr(tables, "present", lambda df, language, percent=(): df)
+    monkeypatch.setattr(tables, "present", lambda df, language, percent=(), rounding=None: df)
     path = write_xlsx(pd.DataFrame({"a": ["=1+1", "x"], "b": [1, 2]}), tmp_path / "t.xlsx")
     from openpyxl import load_workbook
 

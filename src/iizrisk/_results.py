@@ -41,7 +41,8 @@ Tables for people
 -----------------
 Every CSV goes through :func:`iizrisk.tables.write_table`, the one writer of
 tables people open: ``;`` as separator, UTF-8 with a BOM, formulas
-neutralised; with a ``language`` also the headers, band names and yes/no in
+neutralised; with a ``language`` also the headers, band names, the names of
+known codes (decisions, exit reasons, policies) and yes/no in
 that language and risks in percent (:mod:`iizrisk.tables`). ``language``
 None (the default) keeps the column codes as headers. With ``xlsx`` each
 table is also written as ``<name>.xlsx`` (a frozen header, widths that fit).
@@ -58,7 +59,7 @@ from __future__ import annotations
 
 import html
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,13 +90,16 @@ class OutputTable:
     meaningful index is made a column first (in the CSV, the xlsx and the
     Parquet file) when ``csv.index`` is set. Of ``csv`` only ``index``,
     ``float_format`` and ``na_rep`` count: every CSV is written by
-    :func:`iizrisk.tables.write_table` (``;``, BOM).
+    :func:`iizrisk.tables.write_table` (``;``, BOM). ``rounding`` (column ->
+    decimals) rounds those columns in the CSV and the xlsx written in a
+    language (the Parquet file keeps every digit).
     """
 
     name: str
     frame: pd.DataFrame
     csv: CsvFormat | None = SWISS_CSV
     parquet: bool = True
+    rounding: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,7 @@ class ResultMixin:
             written += write_outputs(frame, out, t.name, language=lang, csv=t.csv is not None,
                                      xlsx=with_xlsx and t.csv is not None, parquet=t.parquet,
                                      private=self._private_files, float_format=fmt.float_format,
-                                     na_rep=fmt.na_rep)
+                                     na_rep=fmt.na_rep, rounding=t.rounding)
         if plots:
             for f in self._output_figures(tables, lang or "en"):  # the tables' language, else English
                 written.append(write_png_atomic(f.figure, out / f"{f.name}.png", dpi=f.dpi,

@@ -189,6 +189,8 @@ _POLICY_WORDS = {
     "actual": "the assessments actually held (the coordinators' choices)",
     "oracle": "oracle: true individual effects (ceiling)",
 }
+#: Decimals of a policy value (outcomes prevented per 100 assessments) in the tables people read.
+VALUE_DECIMALS = 2
 #: Propensity scores are clipped to [CLIP, 1 - CLIP] in the doubly robust scores.
 CLIP = 0.01
 #: Penalties (scikit-learn's C, inverse strength) among which the default propensity model's is
@@ -1235,7 +1237,9 @@ class PolicyEvaluation(ResultMixin):
         sel = self.n_selected or {}
         v["suppressed"] = [sel.get(p, k) < k for p in v.index]
         v.loc[v["suppressed"], [c for c in v.columns if c != "suppressed"]] = np.nan
-        return [OutputTable("policy_values", v.reset_index())]
+        # outcomes prevented per 100 assessments: two decimals for people, every digit in the Parquet file
+        per_100 = {c: VALUE_DECIMALS for c in v.columns if pd.api.types.is_float_dtype(v[c].dtype)}
+        return [OutputTable("policy_values", v.reset_index(), rounding=per_100)]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from matplotlib.figure import Figure

@@ -750,7 +750,8 @@ class BfsIndicators:
         path : str or Path
             Output folder (created when missing).
         language : {"de", "fr", "it", "en"}, optional
-            Headers of the CSV and xlsx in this language (default: the column codes).
+            Headers and row names of the CSV and xlsx in this language, shares rounded (default: the
+            column codes and the values as they are; the Parquet files keep them either way).
         xlsx : bool, default False
             Also write each table as an Excel sheet.
         """

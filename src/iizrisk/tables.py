@@ -9,7 +9,11 @@ written by :func:`write_table`:
 * headers, risk band names and yes/no in the deployment's language (the
   text catalogue, keys ``table.*`` and ``risk_bands.*``); a column the
   catalogue does not name keeps its code;
-* risks as rounded percentages (``41.4`` in a column headed "Risiko (%)");
+* the values of the columns of :data:`VALUE_COLUMNS` (decisions, exit
+  reasons, policies, the indicators' rows) by their names in the catalogue;
+  a value it does not name stays as it is;
+* risks as rounded percentages (``41.4`` in a column headed "Risiko (%)"),
+  shares and rates with three decimals, counts as whole numbers;
 * dates as ``YYYY-MM-DD``;
 * text cells a spreadsheet would run as a formula (``=``, ``+``, ``-``,
   ``@``, tab, carriage return first) prefixed with ``'`` (OWASP, CSV
@@ -31,12 +35,20 @@ Only a person's *risk* is a percentage: the columns of
 :data:`PERCENT_COLUMNS` (``risk``, a predicted probability, and
 ``risk_change`` and ``benefit``, differences of two, in percentage points), and only when
 the headers are in a language (their headers say "(%)" or "points"). Every
-other number is written as it is: rates, shares and precisions of a group
+other number keeps its scale: rates, shares and precisions of a group
 (``flag_rate``, ``precision``, ``observed_rate``, ``share``, ``rate``), the
 mean predicted risk of a group and the bounds of a calibration bin
 (``mean_predicted``, ``risk_from``, ``risk_to``: they stand next to the
 observed rate and must keep its scale), effects and intervals. A column whose
 header says "(%)" (``override_share``) already holds a percentage.
+
+With a ``language`` the columns of :data:`ROUNDED_COLUMNS` (``share``,
+``rate``: the indicators' shares) are rounded to their decimals (three), and a column of counts
+(:func:`_counts`: ``persons``, ``n``, ``n_treated``...) holding floats only
+because of a hidden (empty) cell is written as whole numbers ("7505", not
+"7505.0"); a producer may round more columns (``rounding``: the policy values
+per 100 assessments, two decimals). The Parquet files keep every digit.
+
 ``language`` None writes a table for machines that is still safe to open:
 codes as headers and values as they are, with ``;``, the BOM and the
 formulas neutralised.
@@ -48,6 +60,9 @@ Examples
 ...                    "case_ids": ["=1+1"]})
 >>> present(df, "de").to_dict("records")
 [{'Rang': 1, 'Risiko (%)': 41.4, 'Risikostufe': 'hoch', 'neu auf der Liste': 'ja', 'Fall-Nr.': "'=1+1"}]
+>>> present(pd.DataFrame({"last_decision": ["consent_declined", "data_error"], "exit_reason": ["pension", "x"]}),
+...         "fr").to_dict("list")
+{'Dernière décision': ['consentement refusé', 'erreur de données'], 'Motif de sortie': ['rente', 'x']}
 """
 
 from __future__ import annotations
@@ -55,8 +70,10 @@ from __future__ import annotations
 import functools
 import io
 import re
-from collections.abc import Iterable
+import string
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -64,8 +81,8 @@ import pandas as pd
 from ._texts import LANGUAGES, load_locale
 from .store import SWISS_CSV, CsvFormat, write_bytes_atomic, write_csv_atomic, write_parquet_atomic
 
-__all__ = ["FORMULA_START", "PERCENT_COLUMNS", "header", "neutralise_formulas", "present", "read_table",
-           "write_outputs", "write_table", "write_xlsx"]
+__all__ = ["FORMULA_START", "PERCENT_COLUMNS", "ROUNDED_COLUMNS", "VALUE_COLUMNS", "header", "neutralise_formulas",
+           "present", "read_table", "value_name", "write_outputs", "write_table", "write_xlsx"]
 
 #: First characters that make a spreadsheet read a text cell as a formula (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -74,7 +91,25 @@ _FORMULA_RE = r"[=+\-@\t\r]"
 PERCENT_COLUMNS = ("risk", "risk_change", "benefit")
 #: Decimals of a reason's weight (``reason_1_contribution``, log-odds) in a table a person reads.
 CONTRIBUTION_DECIMALS = 3
-_BAND_COLUMNS = ("risk_band", "band_at_review")
+#: Columns whose values are codes the text catalogue names: column -> the catalogue sections naming them.
+#: A value is found by its code (a key of the section) or by its English name (the indicators' rows hold
+#: "two or more", "Total", "revolving door"); an English name with a placeholder ("{system} only") matches
+#: any word in its place. A value no section names is written as it is.
+VALUE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "risk_band": ("risk_bands",), "band_at_review": ("risk_bands",),
+    "decision": ("review.decisions",), "last_decision": ("review.decisions",),
+    "exit_reason": ("exit_reasons",),
+    "policy": ("card.policies",), "term": ("table.values",),
+    "combination": ("table.values",), "profile": ("bfs_profiles", "table.values"), "from": ("table.values",),
+})
+#: Decimals of shares and rates in a table a person reads (with a ``language``; Parquet keeps every digit).
+ROUNDED_COLUMNS: Mapping[str, int] = MappingProxyType({"share": 3, "rate": 3})
+#: Columns of counts (besides ``n`` and ``n_*``): floats there come from a hidden cell and are whole numbers.
+_COUNT_COLUMNS = frozenset({
+    "persons", "entrants", "still_registered", "leavers", "reentered", "transitions", "from_registered",
+    "listed", "reviewed", "overrides", "agreeing", "repeatedly_listed_unreviewed", "times_listed", "exits",
+    "rows_read", "splits", "rank",
+})
 
 
 def _lang(language: str | None) -> str:
@@ -106,6 +141,85 @@ def header(column: str, language: str | None) -> str:
         if kind in names:
             return names[kind].format(n=parts[1])
     return column
+
+
+def _section(lang: str, key: str) -> dict[str, str]:
+    """The texts of the catalogue section ``key`` (dotted) in ``lang`` (empty when there is none)."""
+    node = load_locale(lang)
+    for part in key.split("."):
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return {str(k): v for k, v in node.items() if isinstance(v, str)} if isinstance(node, dict) else {}
+
+
+@functools.cache
+def _vocabulary(sections: tuple[str, ...], lang: str) -> tuple[dict[str, str], tuple[tuple[re.Pattern, str], ...]]:
+    """Names in ``lang`` of the codes of ``sections``: by code and by English name; patterns for templates."""
+    names: dict[str, str] = {}
+    patterns: list[tuple[re.Pattern, str]] = []
+    for key in sections:
+        english, own = _section("en", key), _section(lang, key)
+        for code, name in own.items():
+            parts = list(string.Formatter().parse(english.get(code, "")))
+            if any(field is not None for _, field, _, _ in parts):  # "{system} only": any word in its place
+                regex = "".join(re.escape(lit) + (f"(?P<{field}>.+)" if field is not None else "")
+                                for lit, field, _, _ in parts)
+                patterns.append((re.compile(regex), name))
+                continue
+            names.setdefault(code, name)
+            if code in english:
+                names.setdefault(english[code], name)
+    return names, tuple(patterns)
+
+
+def value_name(column: str, value, language: str | None):
+    """The name in ``language`` of ``value``, a code of the column ``column`` (:data:`VALUE_COLUMNS`).
+
+    A column without a vocabulary, a value the catalogue does not name and
+    ``language`` None leave ``value`` as it is.
+
+    Examples
+    --------
+    >>> value_name("last_decision", "data_error", "de"), value_name("combination", "ALV only", "it")
+    ('Datenfehler', 'solo ALV')
+    >>> value_name("profile", "revolving door", "fr"), value_name("exit_reason", "own_code", "fr")
+    ('porte tournante', 'own_code')
+    """
+    sections = VALUE_COLUMNS.get(column)
+    if language is None or sections is None or not isinstance(value, str):
+        return value
+    names, patterns = _vocabulary(sections, _lang(language))
+    if value in names:
+        return names[value]
+    for pattern, name in patterns:
+        hit = pattern.fullmatch(value)
+        if hit is not None:
+            return name.format(**hit.groupdict())
+    return value
+
+
+def _named(values: pd.Series, column: str, lang: str) -> pd.Series:
+    """``values`` (codes of ``column``) by their names in ``lang``; missing and unknown values as they are."""
+    obj = values.astype(object)
+    names = {v: value_name(column, v, lang) for v in pd.unique(obj) if isinstance(v, str)}
+    return pd.Series([names.get(v, v) if isinstance(v, str) else v for v in obj], index=values.index,
+                     name=values.name, dtype=object)
+
+
+def _counts(column: str) -> bool:
+    """Whether ``column`` holds counts (people, rows, spells)."""
+    return column in _COUNT_COLUMNS or column == "n" or column.startswith("n_")
+
+
+def _whole(values: pd.Series) -> pd.Series | None:
+    """``values`` (floats) as nullable integers when every one present is a whole number, else None."""
+    x = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.isnan(x)
+    there = x[~missing]
+    if not np.all(np.isfinite(there)) or not np.all(there == np.round(there)) \
+            or (len(there) and np.abs(there).max() >= 2.0 ** 53):
+        return None
+    whole = pd.arrays.IntegerArray(np.where(missing, 0, x).astype(np.int64), missing)
+    return pd.Series(whole, index=values.index, name=values.name)
 
 
 def _codes_of_headers() -> dict[str, str]:
@@ -238,18 +352,21 @@ def _safe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = PERCENT_COLUMNS,
-            decimals: int = 1) -> pd.DataFrame:
-    """``df`` as a person reads it: headers, bands and yes/no in ``language``, risks in percent, safe text.
+            decimals: int = 1, rounding: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """``df`` as a person reads it: headers, codes and yes/no in ``language``, risks in percent, safe text.
 
-    ``language`` None keeps the codes (headers, bands, booleans) and the
-    values; only the text is made safe. Dates become ``YYYY-MM-DD`` text.
+    ``language`` None keeps the codes (headers, bands, decisions...,
+    booleans) and the values; only the text is made safe. Dates become
+    ``YYYY-MM-DD`` text. ``decimals`` are those of the percentages;
+    ``rounding`` (column -> decimals) rounds more columns than
+    :data:`ROUNDED_COLUMNS` (with a ``language``).
     """
     out = df.copy()
     if language is not None:
         lang = _lang(language)
         loc = load_locale(lang)
-        bands = dict(loc["risk_bands"])
         yes, no = loc["table"]["yes"], loc["table"]["no"]
+        rounded = {**ROUNDED_COLUMNS, **(rounding or {})}
         for j, col in enumerate(df.columns):
             values = df.iloc[:, j]
             if col in percent and pd.api.types.is_numeric_dtype(values.dtype):
@@ -257,8 +374,13 @@ def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = 
             elif str(col).endswith("_contribution") and pd.api.types.is_float_dtype(values.dtype):
                 # a weight to read, not 16 digits; + 0.0 turns a rounded -0.0 into 0.0
                 out.isetitem(j, values.round(CONTRIBUTION_DECIMALS) + 0.0)
-            elif col in _BAND_COLUMNS:
-                out.isetitem(j, values.astype(object).map(lambda b: bands.get(str(b), b) if pd.notna(b) else b))
+            elif col in rounded and pd.api.types.is_float_dtype(values.dtype):
+                out.isetitem(j, values.round(int(rounded[col])) + 0.0)
+            elif _counts(str(col)) and pd.api.types.is_float_dtype(values.dtype) \
+                    and (whole := _whole(values)) is not None:
+                out.isetitem(j, whole)
+            elif col in VALUE_COLUMNS:
+                out.isetitem(j, _named(values, str(col), lang))
             elif pd.api.types.is_bool_dtype(values.dtype):  # also the nullable "boolean": NA stays empty
                 missing = values.isna().to_numpy(dtype=bool)
                 words = np.where(values.fillna(False).to_numpy(dtype=bool), yes, no).astype(object)
@@ -277,7 +399,7 @@ def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = 
 
 def write_table(df: pd.DataFrame, path: str | Path, *, language: str | None = None,
                 percent: Iterable[str] = PERCENT_COLUMNS, private: bool = False, float_format: str | None = None,
-                na_rep: str = "") -> Path:
+                na_rep: str = "", rounding: Mapping[str, int] | None = None) -> Path:
     """Write ``df`` as a table people open (see the module documentation); returns the path.
 
     A path ending in ``.xlsx`` gives an Excel sheet (:func:`write_xlsx`),
@@ -290,20 +412,23 @@ def write_table(df: pd.DataFrame, path: str | Path, *, language: str | None = No
         The table with column codes as headers; its index is not written.
     path : str or Path
     language : {"de", "fr", "it", "en"}, optional
-        Headers, band names and yes/no in this language, risks in percent.
-        None keeps the column codes and values (a machine-readable CSV that is
-        still safe to open).
+        Headers, band names, the names of codes (:data:`VALUE_COLUMNS`) and
+        yes/no in this language, risks in percent, shares rounded. None keeps
+        the column codes and values (a machine-readable CSV that is still safe
+        to open).
     percent : iterable of str, default :data:`PERCENT_COLUMNS`
         Columns written as percentages (only with a ``language``).
     private : bool, default False
         Owner-only permissions (0600).
     float_format, na_rep : optional
         As for :meth:`pandas.DataFrame.to_csv` (the CSV only).
+    rounding : mapping of str to int, optional
+        Decimals of further columns (only with a ``language``), besides :data:`ROUNDED_COLUMNS`.
     """
     if Path(path).suffix.lower() == ".xlsx":
-        return write_xlsx(df, path, language=language, percent=percent, private=private)
+        return write_xlsx(df, path, language=language, percent=percent, private=private, rounding=rounding)
     fmt = CsvFormat(sep=SWISS_CSV.sep, bom=SWISS_CSV.bom, float_format=float_format, na_rep=na_rep)
-    return write_csv_atomic(present(df, language, percent=percent), path, fmt, private=private)
+    return write_csv_atomic(present(df, language, percent=percent, rounding=rounding), path, fmt, private=private)
 
 
 #: Characters Excel refuses in a sheet name.
@@ -333,7 +458,8 @@ def _formula_cells(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = None,
-               percent: Iterable[str] = PERCENT_COLUMNS, private: bool = False, sheet: str | None = None) -> Path:
+               percent: Iterable[str] = PERCENT_COLUMNS, private: bool = False, sheet: str | None = None,
+               rounding: Mapping[str, int] | None = None) -> Path:
     """Write ``df`` as an Excel sheet people open: the cells of :func:`write_table`; returns the path.
 
     The header (in ``language``, see :func:`present`) is bold and frozen,
@@ -346,7 +472,7 @@ def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = Non
     df : DataFrame
     path : str or Path
         The ``.xlsx`` file.
-    language, percent, private
+    language, percent, private, rounding
         As for :func:`write_table`.
     sheet : str, optional
         The sheet's name (default: the file's name without ``.xlsx``; at most
@@ -364,7 +490,7 @@ def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = Non
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    frame = present(df, language, percent=percent)
+    frame = present(df, language, percent=percent, rounding=rounding)
     name = (sheet or Path(path).stem or "table").translate(_SHEET_FORBIDDEN)[:31]
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as writer:
@@ -380,20 +506,23 @@ def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = Non
 
 def write_outputs(frame: pd.DataFrame, folder: str | Path, name: str, *, language: str | None = None,
                   csv: bool = True, xlsx: bool = False, parquet: bool = True, private: bool = False,
-                  float_format: str | None = None, na_rep: str = "") -> list[Path]:
+                  float_format: str | None = None, na_rep: str = "",
+                  rounding: Mapping[str, int] | None = None) -> list[Path]:
     """Write one table as ``<name>.csv`` (people), ``<name>.xlsx`` (people) and ``<name>.parquet`` (machines).
 
-    The CSV and the xlsx go through :func:`write_table` (in ``language``);
-    the Parquet file holds the frame as it is (codes, probabilities, no
-    index). Returns the files written, in that order.
+    The CSV and the xlsx go through :func:`write_table` (in ``language``,
+    with ``rounding``); the Parquet file holds the frame as it is (codes,
+    probabilities, every digit, no index). Returns the files written, in that
+    order.
     """
     out = Path(folder)
     written = []
     if csv:
         written.append(write_table(frame, out / f"{name}.csv", language=language, private=private,
-                                   float_format=float_format, na_rep=na_rep))
+                                   float_format=float_format, na_rep=na_rep, rounding=rounding))
     if xlsx:
-        written.append(write_xlsx(frame, out / f"{name}.xlsx", language=language, private=private))
+        written.append(write_xlsx(frame, out / f"{name}.xlsx", language=language, private=private,
+                                  rounding=rounding))
     if parquet:
         written.append(write_parquet_atomic(frame, out / f"{name}.parquet", private=private))
     return written

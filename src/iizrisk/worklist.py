@@ -42,7 +42,7 @@ written) if it ever failed.
 
 Written as CSV for spreadsheets with :func:`write_worklist_csv` (the one
 writer of tables people open, :mod:`iizrisk.tables`): ``;``, UTF-8 with BOM,
-headers, bands and yes/no in the list's language, and text cells that a
+headers, bands, the last decision and yes/no in the list's language, and text cells that a
 spreadsheet would run as a formula prefixed with ``'`` (OWASP, CSV
 injection): case ids and texts come from the institutions' exports.
 """
@@ -559,8 +559,8 @@ def write_worklist_csv(df: pd.DataFrame, path, *, language: str | None = None) -
 
     :func:`iizrisk.tables.write_table`: ``;`` separator, UTF-8 with BOM,
     ``\n`` line ends, no index, formulas neutralised, line breaks in a cell
-    as ``\n``, written atomically; with ``language`` the headers, bands and
-    yes/no in that language and the risks in percent (the run's worklists),
+    as ``\n``, written atomically; with ``language`` the headers, bands, the
+    last decision and yes/no in that language and the risks in percent (the run's worklists),
     without it the codes and values as they are.
     """
     return write_table(df, path, language=language)

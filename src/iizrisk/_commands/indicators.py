@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transition-gap-days", type=int_at_least(0, MAX_DAYS), default=90, metavar="D",
                    help="a start at most D days after another institution's spell ended is a transition")
     p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
-                   help="headers of the CSV and xlsx tables in this language (default: the column codes)")
+                   help="headers and row names of the CSV and xlsx tables in this language, shares rounded "
+                        "(default: the column codes and the values as they are)")
     p.add_argument("--xlsx", action="store_true", help="also write each table as <name>.xlsx (Excel)")
 
 

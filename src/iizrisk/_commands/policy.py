@@ -93,7 +93,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
                    help="suppress groups and policies resting on 1..K-1 people (5)")
     p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
-                   help="headers of the CSV tables in this language (default: the column codes)")
+                   help="headers and policy names of the CSV tables in this language, values rounded "
+                        "(default: the column codes and the values as they are)")
 
 
 def _inputs(args: argparse.Namespace, read_inputs):
