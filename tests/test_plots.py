@@ -377,3 +377,20 @@ def test_run_summary_uses_the_one_histogram_and_says_what_it_hides():
     import iizrisk.report as report
 
     assert not hasattr(report, "_histogram") and "plot_risk_bands" in report._risk_figure.__code__.co_names
+
+
+def test_timeline_dates_do_not_overlap_over_a_long_history():
+    """A case with eight years of spells had its ISO dates run into each other ("2023-072023-10...")."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    spells = rows(("x", "IV", "2016-01-01", "2018-05-31"), ("x", "IV", "2019-06-01", "2020-12-31"),
+                  ("x", "SH", "2021-02-01", "2022-09-30"), ("x", "IV", "2023-02-01", None))
+    for as_of in ("2024-06-30", "2023-05-31"):
+        fig = Figure(figsize=(7, 2.6))
+        ax = plots.plot_timeline(spells, "x", as_of=as_of, ax=fig.subplots())
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+        assert 3 <= len(boxes) <= 8
+        assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False)), [t.get_text() for t in
+                                                                                  ax.get_xticklabels()]

@@ -413,6 +413,12 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
         lo = min(int(tl.start.min()), int(_time.window_start(t, window_months)))
         pad = max(15, (t - lo) // 40)
         ax.set_xlim(pd.Timestamp(_time.to_date(lo - pad)), pd.Timestamp(_time.to_date(t + pad)))
+    # few, short date labels (the year once, then months): a long history overlapped its ISO dates
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_title(title, fontsize="small", loc="left")
     ax.legend(frameon=False, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _tidy(ax)
