@@ -289,6 +289,7 @@ def test_xlsx_round_trip_and_csv_import(night, tmp_path, capsys):
     wb = load_workbook(xlsx)
     ws = wb["ALV"]
     assert ws.freeze_panes == "A2" and wb["iizrisk"].sheet_state == "hidden"
+    assert ws.auto_filter.ref == ws.dimensions  # filter buttons on the header, over every row
     head = [c.value for c in ws[1]]
     dv = [d for d in ws.data_validations.dataValidation if d.type == "list"]
     assert len(dv) == 1 and header("decision", "de") in head

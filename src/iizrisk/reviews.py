@@ -151,6 +151,7 @@ def write_review_file(worklist: pd.DataFrame, path: str | Path, *, institution: 
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     ws.freeze_panes = "A2"
+    ws.auto_filter.ref = ws.dimensions  # sort and filter by band, institution count... without a setting
     for j, col in enumerate(frame.columns, start=1):
         longest = int(frame.iloc[:, j - 1].astype(object).where(frame.iloc[:, j - 1].notna(), "").astype(str)
                       .str.len().max()) if len(frame) else 0
@@ -378,7 +379,7 @@ class ReviewImport(ResultMixin):
 
     def summary_text(self, decimals: int = 3) -> str:
         return (f"{self.rows} review(s) read from {len(self.files)} file(s): {self.added} new, {self.replaced} "
-                f"replaced, {self.unchanged} already stored; {self.overrides} of cases not on the list"
+                f"replaced, {self.unchanged} already stored; {self.overrides} of them on cases that were not on the list"
                 + (f"; {self.merged} identical repeated row(s) merged" if self.merged else ""))
 
     def plot(self, ax=None):

@@ -496,6 +496,8 @@ def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = Non
     with pd.ExcelWriter(buf, engine="openpyxl") as writer:
         frame.to_excel(writer, sheet_name=name, index=False, freeze_panes=(1, 0))
         ws = writer.sheets[name]
+        if len(frame.columns):
+            ws.auto_filter.ref = ws.dimensions  # the header's filter buttons: sort and filter at once
         for j, width in enumerate(_column_widths(frame), start=1):
             ws.column_dimensions[get_column_letter(j)].width = width
             ws.cell(row=1, column=j).font = Font(bold=True)
