@@ -895,3 +895,11 @@ def test_proxy_analysis_finds_nationality_planted_into_a_feature(spells):
     fast = feature_strength(planted.iloc[:, :12], third)
     for c, v in slow.items():
         assert fast[c] == pytest.approx(v, abs=1e-12), c
+
+
+def test_a_displayed_value_is_never_minus_zero():
+    """The card's tables showed "-0.000" for a tiny negative difference."""
+    from iizrisk.fairness import _fmt
+
+    assert [_fmt(v) for v in (-0.0001, -0.0, 0.0004, -0.5, -0.0016)] == ["0.000", "0.000", "0.000", "-0.500", "-0.002"]
+    assert _fmt(-0.00001, decimals=1) == "0.0" and _fmt(-2.0) == "-2"

@@ -566,7 +566,8 @@ def _fmt(v: Any, lang: str = "en", decimals: int = 3) -> str:
     if isinstance(v, float | np.floating):
         if float(v).is_integer() and abs(float(v)) >= 1:
             return swiss_number(int(v), lang)
-        return f"{float(v):.{decimals}f}"
+        shown = f"{float(v):.{decimals}f}"
+        return shown[1:] if shown.startswith("-") and not shown.strip("-0.") else shown  # never "-0.000"
     if isinstance(v, int | np.integer):
         return swiss_number(v, lang)
     return str(v)
