@@ -89,8 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="as-of date T of the audited period (its horizon must be observed)")
     p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
     p.add_argument("--capacity", type=_capacity, metavar="K",
-                   help="people flagged: the K highest risks, or a share such as 0.05 (default: the "
-                        "capacity recorded at training, else 50)")
+                   help="people flagged: the K highest risks, or a share such as 0.05 (default: with --config "
+                        "the places of the deployment's lists at the as-of date, else the capacity recorded at "
+                        "training, else 50)")
     p.add_argument("--config", metavar="CONFIG",
                    help="deployment configuration (.toml): its [privacy] min_cell_size, "
                         "protected_attributes and fairness rule (fairness_min_ratio, fairness_ratio_metrics, "
@@ -112,6 +113,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of ties and the bootstrap (default 0)")
     add_key_argument(p)
     add_unsigned_argument(p)
+
+
+def _places(settings, spells, as_of) -> int | None:
+    """The places of the deployment's lists at ``as_of``: each institution with a case open then (as known
+    then) has its ``[worklist]`` capacity. None when no case is open (the model's own capacity applies).
+
+    The audit flags the highest risks; with a configuration it flags as many as the lists hold, not the
+    capacity the model was trained with (50 where eight lists of 25 are published).
+    """
+    import pandas as pd
+
+    from ..spells import point_in_time
+
+    cols = [c for c in ("person_id", "institution", "start_date", "end_date", "recorded_date", "exit_reason")
+            if c in spells.columns]
+    known = point_in_time(spells[cols], as_of)  # as known at T: later rows left out, later ends open
+    if "end_date" in known.columns:  # registered on T: no end known then, or an end on T itself
+        end = pd.to_datetime(known["end_date"])
+        known = known[(end.isna() | (end >= pd.Timestamp(as_of))).to_numpy()]
+    institutions = sorted(set(known["institution"].astype(str)))
+    if not institutions:
+        return None
+    w = settings.worklist
+    places = {i: int(w.capacity_per_institution.get(i, w.capacity)) for i in institutions}
+    logger.info("audit: capacity %d, the places of the deployment's lists at %s (%s); --capacity sets another",
+                sum(places.values()), as_of, ", ".join(f"{i} {n}" for i, n in places.items()))
+    return sum(places.values())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,10 +176,12 @@ def run(args: argparse.Namespace) -> int:
     key = signing_key(file=args.key_file) if args.key_file or settings is None else model_key(settings)
     allow_unsigned = args.allow_unsigned_model or bool(settings and settings.model.allow_unsigned_model)
     model = load_model(args.model, key=key, allow_unsigned=allow_unsigned)
+    spells, interventions = read_inputs(args.spells, args.interventions)
     capacity = args.capacity
+    if capacity is None and settings is not None:  # the places of the deployment's lists, as published
+        capacity = _places(settings, spells, args.as_of)
     if capacity is None:  # from the manifest load_model verified
         capacity = int((model.manifest_.get("training") or {}).get("capacity") or 50)
-    spells, interventions = read_inputs(args.spells, args.interventions)
     wanted = sorted({"birth_year" if g == "age_band" else g for g in groups})
     data = labelled_period(model, spells, args.as_of, interventions=interventions, attributes=wanted)
     missing = [g for g in groups if g not in data.columns or data[g].isna().all()]
