@@ -69,7 +69,8 @@ class DemoResult:
               if self.first_run_folder is not None and self.reviews is not None else []),
             f"  run folder    : {self.run_folder}",
             f"  HTML summary  : {self.run_folder / 'summary.html'}",
-            "  worklists     : " + ", ".join(p.name for p in wl),
+            f"  worklists     : {self.run_folder / 'worklists'} (" + ", ".join(p.stem for p in wl)
+            + ": .csv to read, .xlsx to fill in and import, .parquet)",
             "Each worklist is a hint for a human review, never a decision.",
         ]
         return "\n".join(lines)

@@ -417,7 +417,7 @@ def build_worklists(
         df["notice"] = NOTICE.get(lang, NOTICE["en"])
         out.lists[inst] = df
     _check_own_cases(out.lists, open_cases)
-    logger.info("worklists: %s", {k: len(v) for k, v in out.lists.items()})
+    logger.info("worklists: %s", ", ".join(f"{k} {len(v)}" for k, v in out.lists.items()) or "none")
     return out
 
 
