@@ -136,7 +136,9 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     t = time.perf_counter()
     ing = ingest(settings)
     interventions = ing.interventions
-    logger.info("demo: %s", ing.report.summary_line())
+    logger.info("demo: %s%s", ing.report.summary_line(),  # what was found, without its examples (cell values)
+                "".join(f"\n  [{q.severity}] {q.source}: {q.column}: {q.problem} ({q.n_rows:,} rows)"
+                        for q in ing.report.problems))
     timings["ingest"] = time.perf_counter() - t
 
     t = time.perf_counter()
