@@ -486,3 +486,28 @@ def test_the_french_card_sets_a_space_before_the_colon():
         assert f"{text('card.months', lang)}){colon} " in md and f"{labels[0]}</b>{colon} " in short
     md = ModelCard(PLAIN_MANIFEST, language="fr").to_markdown()
     assert "les sorties vers l'emploi, l'étranger ou nulle part se ressemblent" in md
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_the_card_says_what_the_model_learnt_from_when_training_sampled(lang):
+    """The card said "one snapshot per person and month" while the model learnt from 98,546 of 430,000:
+    the samples of persons (--max-persons) and of rows (max_train_rows) are stated; without them, nothing."""
+    from iizrisk._texts import swiss_number, text
+
+    training = {"sample": {"persons": 200_000, "of_persons": 3_700_000, "fraction": 0.054},
+                "fit_sample": {"rows": 150_000, "of_rows": 431_250, "max_train_rows": 150_000}}
+    md = ModelCard({**PLAIN_MANIFEST, "training": training}, language=lang).to_markdown()
+    assert text("card.sample_persons", lang, persons=swiss_number(200_000, lang),
+                of=swiss_number(3_700_000, lang), share="5.4 %") in md
+    assert text("card.sample_rows", lang, rows=swiss_number(150_000, lang), of=swiss_number(431_250, lang)) in md
+    plain = ModelCard(PLAIN_MANIFEST, language=lang).to_markdown()
+    assert text("card.population_text", lang) in plain and "150" not in plain
+
+
+def test_training_records_its_row_sample_in_the_manifest(random_spells):
+    from iizrisk.model import train
+
+    model, _ = train(random_spells, outcome="revolving_door", compare=False, max_train_rows=3000, model="logistic")
+    fit = model.training_["fit_sample"]
+    assert fit["rows"] == 3000 < fit["of_rows"]  # train and calibration rows come from it (minus the gap)
+    assert model.training_["train_rows"] + model.training_["calibration_rows"] <= 3000

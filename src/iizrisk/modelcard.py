@@ -325,7 +325,7 @@ class ModelCard:
                       "horizon_months": m.get("horizon_months"), "calibration": m.get("calibration"),
                       "format": m.get("format"), "created": m.get("created"),
                       "n_features": len(m.get("features") or [])},
-            "data": {"population": _t("population_text", lang),
+            "data": {"population": _t("population_text", lang) + self._sampling_text(training),
                      "periods": training.get("periods") or {k[:-7]: v for k, v in training.items()
                                                              if k.endswith("_period")},
                      **{k: training.get(k) for k in ("observed_until", "snapshots", "train_rows",
@@ -490,6 +490,21 @@ class ModelCard:
         return parts
 
     # ------------------------------------------------------------------ rendering
+    def _sampling_text(self, training: dict[str, Any]) -> str:
+        """What the model learnt from when training sampled: the persons (``--max-persons``), the rows
+        before the held-out period (``max_train_rows``); empty when it used every snapshot."""
+        lang, out = self.language, ""
+        sample = training.get("sample")
+        if isinstance(sample, dict) and sample.get("persons") is not None:
+            out += " " + _t("sample_persons", lang, persons=swiss_number(int(sample["persons"]), lang),
+                            of=swiss_number(int(sample.get("of_persons") or 0), lang),
+                            share=f"{100 * float(sample.get('fraction') or 0):.1f} %")
+        fit = training.get("fit_sample")
+        if isinstance(fit, dict) and fit.get("rows") is not None:
+            out += " " + _t("sample_rows", lang, rows=swiss_number(int(fit["rows"]), lang),
+                            of=swiss_number(int(fit["of_rows"]), lang))
+        return out
+
     def _facts(self, d: dict[str, Any]) -> list[tuple[str, Any]]:
         mo, da = d["model"], d["data"]
         lang = self.language

@@ -350,7 +350,9 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
             f"{positives:,} outcome(s): the model's ranking cannot be judged on it, so no model is trained; "
             "train on more persons (--max-persons) or a longer export")
     fit_rows = ~val
+    fit_sample = None
     if max_train_rows is not None and fit_rows.sum() > max_train_rows:
+        fit_sample = {"rows": int(max_train_rows), "of_rows": int(fit_rows.sum()), "max_train_rows": int(max_train_rows)}
         fit_rows = _bounded(fit_rows, max_train_rows, random_state)
     common = dict(calibration=calibration, calibration_months=calibration_months, gap_months=gap,
                   outcome=outcome, horizon_months=horizon_months, features=ft, random_state=random_state)
@@ -399,6 +401,8 @@ def _train(spells, interventions, outcome, horizon_months, model, first_as_of, l
     if sample is not None:
         info["sample"] = sample
         info["capacity_in_sample"] = k
+    if fit_sample is not None:  # the rows the model was fitted and calibrated on: a random sample of these
+        info["fit_sample"] = fit_sample
     report = TrainingReport(metrics=metrics, periods=periods, info=info)
     main.metrics_ = report.to_dict()["metrics"]
     main.training_ = {"periods": periods, **info}
