@@ -201,6 +201,12 @@ def test_risk_bands_histogram_suppresses_small_bins():
     assert ax.get_xlabel() == "Risiko (kalibriert)" and "hidden" not in footnotes(ax)
     assert sum(p.get_height() for c in ax.containers for p in c.patches) == 363
     assert plots.plot_risk_bands(s, log=True, ax=plt.figure().subplots()).get_yscale() == "log"
+    for log in (True, False):  # the tallest bar stays inside the frame; risks read in percent
+        ax = plots.plot_risk_bands(s, log=log, ax=plt.figure().subplots())
+        tallest = max(p.get_y() + p.get_height() for c in ax.containers for p in c.patches)
+        assert ax.get_ylim()[1] > tallest
+        ax.figure.canvas.draw()
+        assert all(t.get_text().endswith("%") for t in ax.get_xticklabels() if t.get_text())
 
 
 # ------------------------------------------------------------------ calibration and capacity

@@ -506,9 +506,17 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
                 color=_GREY, ms=8, clip_on=False, transform=ax.get_xaxis_transform())
     for thr in bands:
         ax.axvline(float(thr), color="#57606a", lw=0.8, ls="--")
+    tallest = float(bottom.max()) if len(bottom) else 0.0
     if log and np.nan_to_num(shown).any():  # every cell hidden (a tiny run): nothing to put on a log axis
         ax.set_yscale("log")
+        lowest = float(np.nanmin(np.where(bottom > 0, bottom, np.nan)))
+        ax.set_ylim(max(0.5, lowest / 2), tallest * 2)  # room above the tallest bar (it was cut at the frame)
+    elif tallest:
+        ax.set_ylim(0, tallest * 1.08)
     ax.set_xlim(0, top)
+    from matplotlib.ticker import PercentFormatter
+
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))  # risks in percent, as the footnote
     ax.set_xlabel(_w("risk", language))
     ax.set_ylabel(_w("persons", language))
     ax.set_title(_w("risk_title", language), fontsize="medium")
