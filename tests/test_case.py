@@ -77,6 +77,25 @@ def test_the_timelines_title_gives_the_flags_of_the_table_not_of_the_visible_spe
     assert int(f["n_institutions_window"]) > v.timeline["institution"].nunique()  # more than it draws
 
 
+def test_the_lookup_reads_in_the_lists_language(night, tmp_path):
+    """The console and notebook showed the lookup's tables with column codes and English values ("high",
+    "True", "employment"), and the reasons without a heading nor a file: on the SH list (French) they read
+    in French, under their title, and --out writes the reasons too."""
+    from iizrisk._texts import text
+
+    cfg, res = night
+    case = res.worklists["SH"]["case_ids"].iloc[0].split(";")[0]
+    v = case_lookup(cfg, institution="SH", case_id=case, as_of=AS_OF)
+    assert v.language == "fr" and len(v.reasons) == 1
+    shown = v.summary_text()
+    for key in ("timeline", "flags", "reasons", "risk_history"):
+        assert text(f"case.{key}", "fr") in shown and text(f"case.{key}", "fr") in v._repr_html_()
+    assert text("table.columns.risk_band", "fr") in shown and text("table.columns.rank_on_list", "fr") in shown
+    assert "risk_band" not in shown and " True" not in shown and " high" not in shown
+    written = {p.name for p in v.to_dir(tmp_path / "out")}
+    assert "reasons.csv" in written
+
+
 def test_another_institutions_case_is_not_found_and_not_named(night, capsys):
     cfg, res = night
     sh_case = res.worklists["SH"]["case_ids"].iloc[0].split(";")[0]

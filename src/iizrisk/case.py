@@ -65,29 +65,31 @@ class CaseView(ResultMixin):
     def _title(self) -> str:
         return f"{text('case.title', self.language)}: {self.institution} {self.case_id} ({self.as_of})"
 
-    def summary_text(self, decimals: int = 3) -> str:
+    def _sections(self) -> list[tuple[str, pd.DataFrame]]:
+        """The lookup's tables with their titles, as the coordinator reads them: headers, bands, decisions,
+        exit reasons and yes/no in the list's language, risks in percent (:func:`iizrisk.tables.present`)."""
+        from .tables import present
+
         lang = self.language
-        parts = [self._title(), "", text("case.timeline", lang),
-                 self.timeline.to_string(index=False) if len(self.timeline) else "-",
-                 f"+ {self.n_other_institutions} × {text('case.other_institution', lang)}"
-                 if self.n_other_institutions else "",
-                 "", text("case.flags", lang), self.flags.to_string(index=False) if len(self.flags) else "-"]
-        if len(self.reasons):
-            parts += ["", self.reasons.to_string(index=False)]
-        parts += ["", text("case.risk_history", lang),
-                  self.risk_history.to_string(index=False, float_format=lambda v: f"{v:.{decimals}f}")
-                  if len(self.risk_history) else "-",
-                  "", text("case.reviews", lang), self.reviews.to_string(index=False) if len(self.reviews) else "-"]
+        return [(text(f"case.{key}", lang), present(df, lang)) for key, df in (
+            ("timeline", self.timeline), ("flags", self.flags), ("reasons", self.reasons),
+            ("risk_history", self.risk_history), ("reviews", self.reviews))]
+
+    def summary_text(self, decimals: int = 3) -> str:
+        parts = [self._title()]
+        for i, (title, df) in enumerate(self._sections()):
+            if i == 2 and not len(df):  # no reasons: the case was not on that night's list
+                continue
+            parts += ["", title, df.to_string(index=False) if len(df) else "-"]
+            if i == 0 and self.n_other_institutions:
+                parts.append(f"+ {self.n_other_institutions} × {text('case.other_institution', self.language)}")
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
-        lang = self.language
         out = [f"<b>{html.escape(self._title())}</b>"]
-        for title, df in ((text("case.timeline", lang), self.timeline), (text("case.flags", lang), self.flags),
-                          ("", self.reasons), (text("case.risk_history", lang), self.risk_history),
-                          (text("case.reviews", lang), self.reviews)):
+        for title, df in self._sections():
             if len(df):
-                out.append((f"<h4>{html.escape(title)}</h4>" if title else "") + df.to_html(index=False))
+                out.append(f"<h4>{html.escape(title)}</h4>" + df.to_html(index=False))
         return "".join(out)
 
     def plot(self, ax=None, *, language: str | None = None):
@@ -105,6 +107,7 @@ class CaseView(ResultMixin):
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         return [OutputTable(name, df) for name, df in (("timeline", self.timeline), ("flags", self.flags),
+                                                        ("reasons", self.reasons),
                                                         ("risk_history", self.risk_history),
                                                         ("reviews", self.reviews)) if len(df)]
 
