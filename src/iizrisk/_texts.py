@@ -58,10 +58,19 @@ from functools import cache
 from importlib import resources
 from typing import Any, SupportsIndex
 
-__all__ = ["LANGUAGES", "check_language", "describe", "load_locale", "render", "swiss_number", "text",
+__all__ = ["LANGUAGES", "check_language", "colon", "describe", "load_locale", "render", "swiss_number", "text",
            "text_items"]
 
 LANGUAGES: tuple[str, ...] = ("de", "fr", "it", "en")
+
+
+def colon(language: str) -> str:
+    """The colon after a label in ``language``: French sets a no-break space before it ("Fiche du modèle : …").
+
+    >>> "Titre" + colon("fr"), "Titel" + colon("de")
+    ('Titre\xa0:', 'Titel:')
+    """
+    return "\u00a0:" if language == "fr" else ":"
 
 
 def check_language(language: str) -> str:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from . import _time
 from ._results import OutputFigure, OutputTable, ResultMixin
-from ._texts import text
+from ._texts import colon, text
 from .errors import ValidationError
 
 __all__ = ["CaseView", "case_lookup"]
@@ -63,7 +63,7 @@ class CaseView(ResultMixin):
         return self.timeline
 
     def _title(self) -> str:
-        return f"{text('case.title', self.language)}: {self.institution} {self.case_id} ({self.as_of})"
+        return f"{text('case.title', self.language)}{colon(self.language)} {self.institution} {self.case_id} ({self.as_of})"
 
     def _sections(self) -> list[tuple[str, pd.DataFrame]]:
         """The lookup's tables with their titles, as the coordinator reads them: headers, bands, decisions,
@@ -71,7 +71,7 @@ class CaseView(ResultMixin):
         from .tables import present
 
         lang = self.language
-        return [(text(f"case.{key}", lang), present(df, lang)) for key, df in (
+        return [(text(f"case.{key}", lang), present(df, lang).fillna("")) for key, df in (  # no "None"/"NaN"
             ("timeline", self.timeline), ("flags", self.flags), ("reasons", self.reasons),
             ("risk_history", self.risk_history), ("reviews", self.reviews))]
 

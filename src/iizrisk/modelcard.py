@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._texts import load_locale, swiss_number, text, text_items
+from ._texts import colon, load_locale, swiss_number, text, text_items
 from .fairness import NA_MARK as _NA
 from .fairness import _fmt, _html_table, _word
 from .fairness_rule import FairnessRule
@@ -93,11 +93,6 @@ def _oversight_summary(oversight: Any) -> pd.DataFrame | None:
 
 def _t(key: str, lang: str, **fields: Any) -> str:
     return text(f"card.{key}", lang, **fields)
-
-
-def _colon(lang: str) -> str:
-    """The colon after a label: French sets a no-break space before it ("Fiche du modèle : ...")."""
-    return "\u00a0:" if lang == "fr" else ":"
 
 
 def _md_table(header: list[str], rows: list[list[Any]], lang: str = "en", decimals: int = 3) -> str:
@@ -569,16 +564,16 @@ class ModelCard:
         lang = self.language
         title = self._title(d)
         md = [f"# {title}", "", f"## {_t('intended', lang)}", "", f"> {d['intended_use']['statement']}", "",
-              d["intended_use"]["users"], "", f"**{_t('not_for', lang)}{_colon(lang)}**", ""]
+              d["intended_use"]["users"], "", f"**{_t('not_for', lang)}{colon(lang)}**", ""]
         md += [f"- {x}" for x in d["intended_use"]["not_intended_for"]]
         md += ["", f"## {_t('model', lang)} / {_t('data', lang)}", "", d["data"]["population"], "",
                _md_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)], lang), "",
                f"## {_t('outcome', lang)}", "",
                f"**{_word(lang, 'outcome_names', d['outcome']['name'])}** ({_t('horizon', lang)} {d['outcome']['horizon_months']} "
-               f"{_t('months', lang)}){_colon(lang)} {self._outcome_text(d)}", "",
+               f"{_t('months', lang)}){colon(lang)} {self._outcome_text(d)}", "",
                f"## {_t('protected', lang)}", "",
                f"**{d['protected_attributes']['statement']}**", "",
-               f"{_t('configured', lang)}{_colon(lang)} {self._configured(d)}", "",
+               f"{_t('configured', lang)}{colon(lang)} {self._configured(d)}", "",
                f"## {_t('features', lang)}", "",
                _md_table([_t("name", lang), _t("group", lang), _t("unit", lang), _t("description", lang)],
                          self._feature_rows(d), lang), "",
@@ -606,7 +601,7 @@ class ModelCard:
 
     def _title(self, d: dict[str, Any]) -> str:
         lang = self.language
-        return (f"{_t('title', lang)}{_colon(lang)} {_word(lang, 'outcome_names', d['model']['outcome'])} "
+        return (f"{_t('title', lang)}{colon(lang)} {_word(lang, 'outcome_names', d['model']['outcome'])} "
                 f"({_word(lang, 'kinds', d['model']['kind'])})")
 
     def _outcome_text(self, d: dict[str, Any]) -> str:
@@ -660,18 +655,18 @@ class ModelCard:
                  f"<h2>{esc(_t('intended', lang))}</h2>",
                  f"<p class='notice'>{esc(d['intended_use']['statement'])}</p>",
                  f"<p>{esc(d['intended_use']['users'])}</p>",
-                 f"<p><b>{esc(_t('not_for', lang) + _colon(lang))}</b></p><ul>"
+                 f"<p><b>{esc(_t('not_for', lang) + colon(lang))}</b></p><ul>"
                  + "".join(f"<li>{esc(x)}</li>" for x in d["intended_use"]["not_intended_for"]) + "</ul>",
                  f"<h2>{esc(_t('model', lang))} / {esc(_t('data', lang))}</h2>",
                  f"<p>{esc(d['data']['population'])}</p>",
                  _html_table([_t("item", lang), _t("value", lang)], [[k, v] for k, v in self._facts(d)], lang=lang),
                  f"<h2>{esc(_t('outcome', lang))}</h2>",
                  f"<p><b>{esc(_word(lang, 'outcome_names', d['outcome']['name']))}</b> ({esc(_t('horizon', lang))} "
-                 f"{esc(str(d['outcome']['horizon_months']))} {esc(_t('months', lang))}){_colon(lang)} "
+                 f"{esc(str(d['outcome']['horizon_months']))} {esc(_t('months', lang))}){colon(lang)} "
                  f"{esc(self._outcome_text(d))}</p>",
                  f"<h2>{esc(_t('protected', lang))}</h2>",
                  f"<p class='{'warn' if prot['used_as_inputs'] else 'ok'}'>{esc(prot['statement'])}</p>",
-                 f"<p>{esc(_t('configured', lang))}{_colon(lang)} {esc(self._configured(d))}</p>",
+                 f"<p>{esc(_t('configured', lang))}{colon(lang)} {esc(self._configured(d))}</p>",
                  f"<h2>{esc(_t('features', lang))}</h2>",
                  _html_table([_t("name", lang), _t("group", lang), _t("unit", lang), _t("description", lang)],
                              self._feature_rows(d), lang=lang),
@@ -723,7 +718,7 @@ class ModelCard:
         fair = ("" if self.audit is None else
                 f"<p>{_html.escape(_t('repr_audit', lang, n=len(self.audit.flagged_gaps_)))} "
                 f"({_html.escape(_rule_bounds((self._audit_dict() or {}).get('rule') or {}, lang))})</p>")
-        return (f"<div><b>{_html.escape(_t('title', lang))}</b>{_colon(lang)} "
+        return (f"<div><b>{_html.escape(_t('title', lang))}</b>{colon(lang)} "
                 f"{_html.escape(_word(lang, 'kinds', d['model']['kind']))}, "
                 f"{_html.escape(_word(lang, 'facts', 'outcome'))} "
                 f"<i>{_html.escape(_word(lang, 'outcome_names', d['model']['outcome']))}</i>, "
