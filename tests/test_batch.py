@@ -267,6 +267,16 @@ def test_the_summarys_oversight_counts_tonights_lists(tmp_path, random_spells, t
     assert listed() == want
 
 
+def test_the_manifest_lists_every_file_of_the_run(tmp_path, random_spells, trained):
+    """summary.md, summary.html and timings.json are written after the manifest and were missing from its
+    outputs; every file of the run folder but the log is listed, and nothing that is not there."""
+    cfg = deployment(tmp_path, random_spells, trained)
+    res = run_nightly(cfg, as_of=AS_OF, progress=False)
+    folder = tmp_path / "runs" / AS_OF
+    files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != "run.log"}
+    assert set(res.manifest["outputs"]) == files and {"summary.md", "summary.html", "timings.json"} <= files
+
+
 def test_an_institution_with_nobody_listed_tonight_gets_an_empty_list(tmp_path, random_spells, trained):
     """IV's cases were all below its minimum band: no IV.csv was written, and a coordinator could not tell
     "nobody tonight" from a failed job. Its list is written with its headers and no row."""

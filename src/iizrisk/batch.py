@@ -908,7 +908,9 @@ def _manifest(night: _Night, tmp: Path | None, forced: dict | None) -> dict:
         "health": {"gates": "passed" if forced is None or not forced["failed_gates"] else "forced",
                    "forced": forced},
         "outputs": sorted({str(p.relative_to(tmp)) for p in tmp.rglob("*")
-                           if p.is_file() and p.name not in {"run.log"}} | {"history/runs.parquet"})
+                           if p.is_file() and p.name not in {"run.log"}}
+                          # written after the manifest: the run's history row, the manifest, summary, timings
+                          | {"history/runs.parquet", "manifest.json", "summary.md", "summary.html", "timings.json"})
         if tmp is not None else [],
         "versions": versions,
         "timings": "timings.json",
