@@ -96,6 +96,28 @@ def test_the_lookup_reads_in_the_lists_language(night, tmp_path):
     assert "reasons.csv" in written
 
 
+def test_a_case_not_on_the_list_is_shown_too(night, random_spells, capsys, tmp_path):
+    """Its rank on the list is empty (a nullable integer): the display wrote "" into it and crashed
+    (exit 5) for every case scored but not listed."""
+    cfg, res = night
+    t = pd.Timestamp(AS_OF)
+    listed = set(res.worklists["ALV"]["person_id"].astype(str))
+    alv = random_spells[(random_spells["institution"] == "ALV") & (random_spells["start_date"] <= t)
+                        & (random_spells["end_date"].isna() | (random_spells["end_date"] > t))]
+    alv = alv[~alv["person_id"].astype(str).isin(listed)
+              & alv["person_id"].astype(str).isin(set(res.scores["person_id"].astype(str)))]
+    case = str(alv["case_id"].iloc[0])
+    v = case_lookup(cfg, institution="ALV", case_id=case, as_of=AS_OF)
+    assert len(v.reasons) == 0 and v.risk_history["rank_on_list"].isna().all()
+    assert "<NA>" not in v.summary_text() and "<NA>" not in v._repr_html_()
+    assert main(["case", str(cfg), "--institution", "ALV", "--case-id", case, "--as-of", AS_OF,
+                 "--out", str(tmp_path / "c")]) == 0
+    # every table is written, an empty one with its headers: nothing of a case written there before stays
+    written = {p.name for p in (tmp_path / "c").iterdir()}
+    assert {f"{n}.csv" for n in ("timeline", "flags", "reasons", "risk_history", "reviews")} <= written
+    assert len((tmp_path / "c" / "reasons.csv").read_text(encoding="utf-8-sig").splitlines()) == 1
+
+
 def test_another_institutions_case_is_not_found_and_not_named(night, capsys):
     cfg, res = night
     sh_case = res.worklists["SH"]["case_ids"].iloc[0].split(";")[0]

@@ -276,7 +276,7 @@ def test_xlsx_round_trip(tmp_path):
     assert ws.title == "ALV list" and ws.freeze_panes == "A2"
     assert ws.auto_filter.ref == "A1:G3"  # filter buttons on the header, over every row
     rows = [[c.value for c in r] for r in ws.iter_rows()]
-    assert rows[0] == ["Rang", "Risiko (%)", "Risikostufe", "neu auf der Liste", "Stichtag", "Fall-Nr.", "Bemerkung"]
+    assert rows[0] == ["Rang", "Risiko (%)", "Risikostufe", "Neu auf der Liste", "Stichtag", "Fall-Nr.", "Bemerkung"]
     assert rows[1] == [1, 41.4, "hoch", "ja", "2025-12-31", "'=HYPERLINK(\"http://x\")", "'+41 00"]
     assert rows[2][-1] == "'@SUM(1)"
     assert all(c.font.bold for c in ws[1])

@@ -71,12 +71,12 @@ class CaseView(ResultMixin):
         from .tables import present
 
         lang = self.language
-        return [(text(f"case.{key}", lang), present(df, lang).fillna("")) for key, df in (  # no "None"/"NaN"
+        return [(text(f"case.{key}", lang), _blank_missing(present(df, lang))) for key, df in (
             ("timeline", self.timeline), ("flags", self.flags), ("reasons", self.reasons),
             ("risk_history", self.risk_history), ("reviews", self.reviews))]
 
     def summary_text(self, decimals: int = 3) -> str:
-        parts = [self._title()]
+        parts = [self._title()]  # (decimals: the protocol's; the tables are written as the lists are)
         for i, (title, df) in enumerate(self._sections()):
             if i == 2 and not len(df):  # no reasons: the case was not on that night's list
                 continue
@@ -106,10 +106,12 @@ class CaseView(ResultMixin):
         return 1  # one person, for that person's own case work: nothing to aggregate
 
     def _output_tables(self, k: int) -> list[OutputTable]:
+        # every table, an empty one with its headers: a folder written for another case before holds no
+        # table of that case next to this one's (a case not on the list has no reasons)
+        reasons = self.reasons if len(self.reasons.columns) else pd.DataFrame(columns=_REASON_COLUMNS)
         return [OutputTable(name, df) for name, df in (("timeline", self.timeline), ("flags", self.flags),
-                                                        ("reasons", self.reasons),
-                                                        ("risk_history", self.risk_history),
-                                                        ("reviews", self.reviews)) if len(df)]
+                                                        ("reasons", reasons), ("risk_history", self.risk_history),
+                                                        ("reviews", self.reviews))]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from matplotlib.figure import Figure
@@ -117,6 +119,17 @@ class CaseView(ResultMixin):
         fig = Figure(figsize=(7, 2.6))
         self.plot(ax=fig.subplots(), language=language)
         return [OutputFigure("timeline", fig)]
+
+
+#: The columns of the reasons table (the case's row on that night's list)
+_REASON_COLUMNS = ["rank", "risk", "risk_band", "reason_1_text", "reason_2_text", "reason_3_text"]
+
+
+def _blank_missing(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` for display with empty cells where values are missing (not "None", "NaN" or "<NA>"), whatever
+    the column's dtype (a nullable integer refuses an empty string: made text first)."""
+    out = df.astype(object)
+    return out.where(out.notna(), "")
 
 
 def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells: pd.DataFrame | None = None

@@ -59,7 +59,7 @@ Examples
 >>> df = pd.DataFrame({"rank": [1], "risk": [0.41449], "risk_band": ["high"], "new_on_list": [True],
 ...                    "case_ids": ["=1+1"]})
 >>> present(df, "de").to_dict("records")
-[{'Rang': 1, 'Risiko (%)': 41.4, 'Risikostufe': 'hoch', 'neu auf der Liste': 'ja', 'Fall-Nr.': "'=1+1"}]
+[{'Rang': 1, 'Risiko (%)': 41.4, 'Risikostufe': 'hoch', 'Neu auf der Liste': 'ja', 'Fall-Nr.': "'=1+1"}]
 >>> present(pd.DataFrame({"last_decision": ["consent_declined", "data_error"], "exit_reason": ["pension", "x"]}),
 ...         "fr").to_dict("list")
 {'Dernière décision': ['consentement refusé', 'erreur de données'], 'Motif de sortie': ['rente', 'x']}
