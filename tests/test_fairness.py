@@ -696,13 +696,14 @@ def test_cli_audit_takes_privacy_settings_from_the_configuration(tmp_path, spell
     # it flags as many as the deployment's lists hold at T (25 places per institution with a case open),
     # not the capacity the model was trained with
     t = pd.Timestamp(AS_OF)
-    open_at_t = set()
-    for r in spells.itertuples():  # the point-in-time rule, row by row
+    open_at_t: dict[str, set] = {}
+    for r in spells.itertuples():  # the point-in-time rule, row by row: open at T, as known then
         later = "recorded_date" in spells.columns and pd.notna(r.recorded_date) and r.recorded_date > t
         if r.start_date <= t and not (pd.isna(r.end_date) and later) and (
-                pd.isna(r.end_date) or later or r.end_date >= t):
-            open_at_t.add(str(r.institution))
-    assert card["fairness"]["capacity"] == 25 * len(open_at_t) and len(open_at_t) > 1
+                pd.isna(r.end_date) or later or r.end_date > t):
+            open_at_t.setdefault(str(r.institution), set()).add(r.person_id)
+    assert card["fairness"]["capacity"] == sum(min(25, len(p)) for p in open_at_t.values())
+    assert len(open_at_t) > 1
     assert "the places of the deployment's lists" in caplog.text
     # the deployment orders its lists by benefit: the card documents the benefit model and its evidence
     assert card["ranking"]["rank_by"] == "benefit" and card["ranking"]["supported"]

@@ -90,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
     p.add_argument("--capacity", type=_capacity, metavar="K",
                    help="people flagged: the K highest risks, or a share such as 0.05 (default: with --config "
-                        "the places of the deployment's lists at the as-of date, else the capacity recorded at "
+                        "the places the deployment's lists can hold at the as-of date, else the capacity recorded at "
                         "training, else 50)")
     p.add_argument("--config", metavar="CONFIG",
                    help="deployment configuration (.toml): its [privacy] min_cell_size, "
@@ -116,11 +116,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _places(settings, spells, as_of) -> int | None:
-    """The places of the deployment's lists at ``as_of``: each institution with a case open then (as known
-    then) has its ``[worklist]`` capacity. None when no case is open (the model's own capacity applies).
+    """The places of the deployment's lists at ``as_of``: each institution's ``[worklist]`` capacity, at
+    most the people with a case open there then (as known then: an end after T, or recorded after it, is
+    open). None when no case is open (the model's own capacity applies).
 
-    The audit flags the highest risks; with a configuration it flags as many as the lists hold, not the
-    capacity the model was trained with (50 where eight lists of 25 are published).
+    The audit flags the highest risks; with a configuration it flags as many as the lists can hold, not
+    the capacity the model was trained with (50 where eight lists of 25 are published). An upper bound:
+    the lists leave out people below ``min_band``, recently assessed or kept off by a review, and a
+    person on two lists is flagged once.
     """
     import pandas as pd
 
@@ -129,16 +132,17 @@ def _places(settings, spells, as_of) -> int | None:
     cols = [c for c in ("person_id", "institution", "start_date", "end_date", "recorded_date", "exit_reason")
             if c in spells.columns]
     known = point_in_time(spells[cols], as_of)  # as known at T: later rows left out, later ends open
-    if "end_date" in known.columns:  # registered on T: no end known then, or an end on T itself
-        end = pd.to_datetime(known["end_date"])
-        known = known[(end.isna() | (end >= pd.Timestamp(as_of))).to_numpy()]
-    institutions = sorted(set(known["institution"].astype(str)))
-    if not institutions:
+    if "end_date" in known.columns:  # open at T as the nightly run counts it: no end known then
+        known = known[pd.to_datetime(known["end_date"]).isna().to_numpy()]
+    people = known.assign(institution=known["institution"].astype(str)).groupby("institution")["person_id"] \
+        .nunique()
+    if not len(people):
         return None
     w = settings.worklist
-    places = {i: int(w.capacity_per_institution.get(i, w.capacity)) for i in institutions}
-    logger.info("audit: capacity %d, the places of the deployment's lists at %s (%s); --capacity sets another",
-                sum(places.values()), as_of, ", ".join(f"{i} {n}" for i, n in places.items()))
+    places = {i: min(int(w.capacity_per_institution.get(i, w.capacity)), int(n)) for i, n in people.items()}
+    logger.info("audit: capacity %d, the places of the deployment's lists at %s (%s; at most the people with "
+                "a case open there); --capacity sets another", sum(places.values()), as_of,
+                ", ".join(f"{i} {n}" for i, n in places.items()))
     return sum(places.values())
 
 
