@@ -296,6 +296,14 @@ def test_an_institution_with_nobody_listed_tonight_gets_an_empty_list(tmp_path, 
     assert (folder / "IV.csv").read_text(encoding="utf-8-sig").splitlines() == [  # in IV's language
         (folder / "IV.csv").read_text(encoding="utf-8-sig").splitlines()[0]]
     assert (folder / "IV.csv").read_text(encoding="utf-8-sig").startswith("Istituzione;Rango;")
+    # nobody listed anywhere (a night published with --force): every institution still gets its list
+    cfg = deployment(tmp_path / "none", random_spells, trained,
+                     worklist={"risk_bands": [0.98, 0.99], "min_band": "high"})
+    res = run_nightly(cfg, as_of=AS_OF, progress=False, force=True, reason="test: nobody listed")
+    folder = tmp_path / "none" / "runs" / AS_OF / "worklists"
+    assert not len(res.worklists) and set(res.worklists.eligible)
+    for inst in res.worklists.eligible:
+        assert read_table(folder / f"{inst}.csv").empty and (folder / f"{inst}.xlsx").is_file(), inst
 
 
 def test_run_scores_equal_a_direct_score(tmp_path, random_spells, trained):

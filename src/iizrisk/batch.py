@@ -660,10 +660,13 @@ class _Night:
         (tmp / "worklists").mkdir()
         w = settings.worklist
         lists = dict(self.worklists.lists)
-        if lists:  # an institution with open cases but nobody listed tonight gets an empty list, not no file:
-            template = next(iter(lists.values())).iloc[:0]  # its coordinators tell "nobody" from a failed job
-            for inst in sorted(set(self.worklists.eligible) - set(lists)):
-                lists[inst] = template.assign(institution=pd.Series([], dtype=template["institution"].dtype))
+        # an institution with open cases but nobody listed tonight gets an empty list, not no file: its
+        # coordinators tell "nobody" from a failed job (the columns of tonight's lists, else the core ones)
+        template = next(iter(lists.values())).iloc[:0] if lists else pd.DataFrame(
+            {c: pd.Series([], dtype=object)
+             for c in ("institution", "rank", "person_id", "case_ids", "risk", "risk_band")})
+        for inst in sorted(set(self.worklists.eligible) - set(lists)):
+            lists[inst] = template.assign(institution=pd.Series([], dtype=template["institution"].dtype))
         for inst, df in lists.items():
             public = df.drop(columns=["person_id"])  # case ids suffice; the pseudonym stays inside
             lang = w.language_per_institution.get(inst, w.language)
