@@ -343,7 +343,7 @@ def test_summary_writes_swiss_numbers_and_translated_bands():
     md_de, _ = run_summary(manifest, scores, WorklistSet(), language="de")
     assert "20’645" in md_de and "1’234’567" in md_de and "tief: 18’000, hoch: 900" in md_de  # low first
     md_fr, _ = run_summary(manifest, scores, WorklistSet(), language="fr")
-    assert "20\u202f645" in md_fr and "élevé: 900" in md_fr
+    assert "20\u202f645" in md_fr and "élevé\u00a0: 900" in md_fr and "- **Date de référence**\u00a0: 2024-06-30" in md_fr
     md_en, _ = run_summary(manifest, scores, WorklistSet(), language="en")
     assert "20,645" in md_en and "high: 900" in md_en
 

@@ -494,7 +494,7 @@ def test_the_card_says_what_the_model_learnt_from_when_training_sampled(lang):
     the samples of persons (--max-persons) and of rows (max_train_rows) are stated; without them, nothing."""
     from iizrisk._texts import swiss_number, text
 
-    training = {"sample": {"persons": 200_000, "of_persons": 3_700_000, "fraction": 0.054},
+    training = {"sample": {"persons": 200_000, "of_persons": 3_700_000, "fraction": 0.0547},  # 5.4 % drawn
                 "fit_sample": {"rows": 150_000, "of_rows": 431_250, "max_train_rows": 150_000}}
     md = ModelCard({**PLAIN_MANIFEST, "training": training}, language=lang).to_markdown()
     assert text("card.sample_persons", lang, persons=swiss_number(200_000, lang),

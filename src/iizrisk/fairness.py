@@ -93,7 +93,7 @@ import numpy as np
 import pandas as pd
 
 from ._results import OutputFigure, OutputTable, ResultMixin
-from ._texts import load_locale, swiss_number, text
+from ._texts import colon, load_locale, swiss_number, text
 from .errors import ConfigError
 from .fairness_rule import _NO_RATIO, GAP_METRICS, METRICS, VERDICTS, FairnessRule, _judge
 from .suppression import PRIMARY, PUBLISHED, SECONDARY, protect_cells
@@ -1196,7 +1196,7 @@ class FairnessAudit(ResultMixin):
         Headers, attributes, groups and verdicts are the catalogue's words; whole numbers carry the
         language's Swiss thousands separator; hidden cells show as ``·``.
         """
-        lines = [f"{text('audit.title', language)}: {self.headline(language)}"]
+        lines = [f"{text('audit.title', language)}{colon(language)} {self.headline(language)}"]
         for heading, cols, rows in self._shown(language):
             lines += [f"{heading}:"] if heading else []
             lines.append(_text_table([_word(language, "columns", c) for c in cols], rows, language, decimals))

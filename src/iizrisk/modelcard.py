@@ -490,10 +490,10 @@ class ModelCard:
         before the held-out period (``max_train_rows``); empty when it used every snapshot."""
         lang, out = self.language, ""
         sample = training.get("sample")
-        if isinstance(sample, dict) and sample.get("persons") is not None:
-            out += " " + _t("sample_persons", lang, persons=swiss_number(int(sample["persons"]), lang),
-                            of=swiss_number(int(sample.get("of_persons") or 0), lang),
-                            share=f"{100 * float(sample.get('fraction') or 0):.1f} %")
+        if isinstance(sample, dict) and sample.get("persons") is not None and sample.get("of_persons"):
+            persons, of = int(sample["persons"]), int(sample["of_persons"])  # the share drawn, not the hash's bound
+            out += " " + _t("sample_persons", lang, persons=swiss_number(persons, lang),
+                            of=swiss_number(of, lang), share=f"{100 * persons / of:.1f} %")
         fit = training.get("fit_sample")
         if isinstance(fit, dict) and fit.get("rows") is not None:
             out += " " + _t("sample_rows", lang, rows=swiss_number(int(fit["rows"]), lang),

@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 import pandas as pd
 
-from ._texts import LANGUAGES, load_locale, swiss_number, text
+from ._texts import LANGUAGES, colon, load_locale, swiss_number, text
 
 __all__ = ["BAND_NAMES", "figure_to_data_uri", "run_summary", "swiss_number"]
 
@@ -201,14 +201,14 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
                              f"({_t('new_reg', lang)} {swiss_number(manifest['new_registrations'], lang)})"),
         (_t("rows", lang), f"{swiss_number(r['read'], lang)} "
                            f"({_t('quarantined', lang)} {swiss_number(r['quarantined'], lang)})"),
-        (_t("bands", lang), ", ".join(f"{_band(b, lang)}: {v}" for b, v in bands.items())),
+        (_t("bands", lang), ", ".join(f"{_band(b, lang)}{colon(lang)} {v}" for b, v in bands.items())),
         (_t("model", lang), f"{_outcome_name(manifest['model'].get('outcome'), lang)} · "
                             f"{manifest['model'].get('horizon_months')} m · "
                             f"sha256 {str(manifest['model'].get('sha256') or '')[:12]}"),
         (_t("order", lang), _order_text(manifest.get("ranking"), lang)),
     ]
     md = [f"# {_t('title', lang)} — {manifest['as_of']}", "", f"> {_t('notice', lang)}", ""]
-    md += [f"- **{k}**: {v}" for k, v in facts]
+    md += [f"- **{k}**{colon(lang)} {v}" for k, v in facts]
     md += ["", f"## {_t('lists', lang)}", "", "| " + " | ".join(heads) + " |",
            "|" + "---|" * len(heads)]
     md += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
@@ -240,7 +240,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
             md.append(empty)
     md += ["", f"· {_t('hidden', lang, k=k)}"]
     if hidden:  # the histogram's hidden cells, in words (the top of the list must not vanish unsaid)
-        md += [f"· {_t('bands', lang)}: {hidden}"]
+        md += [f"· {_t('bands', lang)}{colon(lang)} {hidden}"]
     md_text = "\n".join(md) + "\n"
 
     img = figure_to_data_uri(fig) if fig is not None else ""

@@ -148,7 +148,7 @@ def _places(settings, spells, as_of) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, label, audit, write; errors carry their exit codes (1 input, 3 model)."""
-    from .._texts import text
+    from .._texts import colon, text
     from ..config import Settings
     from ..fairness import (
         GROUP_COLUMNS,
@@ -235,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
                                              benefit=benefit, rank_by=rank_by).values())
 
     final = write_files_together(args.out, write, label="audit")
-    print(f"{text('audit.at', language, as_of=args.as_of)}: {audit.headline(language)}", file=sys.stdout)
+    print(f"{text('audit.at', language, as_of=args.as_of)}{colon(language)} {audit.headline(language)}",
+          file=sys.stdout)
     for f in final:
         print(f, file=sys.stdout)
     return EXIT_OK
