@@ -289,6 +289,10 @@ def test_the_command_line_builds_resumes_and_trains(population, tmp_path, capsys
     assert "--jobs runs processes on this machine" in capsys.readouterr().err
     assert main([*argv[:-2], "--horizon-months", "6", "--out", str(tmp_path / "s")]) == EXIT_USAGE
     assert "other data or settings" in capsys.readouterr().err
+    other = [a if a != "2018-01-31" else "2019-01-31" for a in argv]  # other month ends: which, said
+    assert main(other) == EXIT_USAGE
+    assert ("it holds 59 month ends 2018-01-31 to 2022-11-30, asked 47 from 2019-01-31 to 2022-11-30"
+            in capsys.readouterr().err)
     key = tmp_path / "k"
     key.write_bytes(b"a model signing key of this test suite, long enough")
     assert main(["train", "--snapshots", str(tmp_path / "s"), "--outcome", "revolving_door", "--key-file",
