@@ -58,10 +58,19 @@ from functools import cache
 from importlib import resources
 from typing import Any, SupportsIndex
 
-__all__ = ["LANGUAGES", "check_language", "colon", "describe", "load_locale", "render", "swiss_number", "text",
-           "text_items"]
+__all__ = ["LANGUAGES", "check_language", "colon", "describe", "load_locale", "or_english", "render", "swiss_number",
+           "text", "text_items"]
 
 LANGUAGES: tuple[str, ...] = ("de", "fr", "it", "en")
+
+
+def or_english(language: str | None) -> str:
+    """``language`` when the catalogue has it, else English (for words that must be shown in some language).
+
+    >>> or_english("fr"), or_english("rm"), or_english(None)
+    ('fr', 'en', 'en')
+    """
+    return language if language in LANGUAGES else "en"
 
 
 def colon(language: str) -> str:

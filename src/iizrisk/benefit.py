@@ -166,7 +166,7 @@ from sklearn.base import clone, is_classifier
 from threadpoolctl import threadpool_limits
 
 from ._results import OutputFigure, OutputTable, ResultMixin
-from ._texts import LANGUAGES, text
+from ._texts import or_english, text
 from .config import RANK_BY
 from .errors import ConfigError, ValidationError
 
@@ -1073,7 +1073,7 @@ def _wls_hc(A: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np
 
 def _plot_words(language: str):
     """The plot's words in ``language`` (English for anything else): ``words(key, **fields)``."""
-    lang = language if language in LANGUAGES else "en"
+    lang = or_english(language)
     return lambda key, **fields: text(f"plot.{key}", lang, **fields), lang
 
 

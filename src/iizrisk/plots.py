@@ -75,7 +75,7 @@ _GREY = "#8c959f"
 
 def _lang(language: str) -> str:
     """A catalogue's language: ``language`` when it has one, else English."""
-    return language if language in _texts.LANGUAGES else "en"
+    return _texts.or_english(language)
 
 
 def _w(key: str, language: str, **fields: Any) -> str:

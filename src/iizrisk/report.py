@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 import pandas as pd
 
-from ._texts import LANGUAGES, colon, load_locale, swiss_number, text
+from ._texts import LANGUAGES, colon, load_locale, or_english, swiss_number, text
 
 __all__ = ["BAND_NAMES", "figure_to_data_uri", "run_summary", "swiss_number"]
 
@@ -167,7 +167,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     ``fairness_rule`` (a :class:`~iizrisk.fairness_rule.FairnessRule`) the
     section on whom the lists flag.
     """
-    lang = language if language in LANGUAGES else "en"
+    lang = or_english(language)
     k = int(min_cell_size)
     fig, hidden = _risk_figure(scores, lang, k, bands) if len(scores) else (None, "")
     wl = worklists.summary()  # every institution with people eligible, an empty list too ("0 of 25 places")

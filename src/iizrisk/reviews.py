@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from ._results import ResultMixin
-from ._texts import LANGUAGES, load_locale, text
+from ._texts import LANGUAGES, load_locale, or_english, text
 from .errors import ValidationError
 from .history import REVIEW_COLUMNS, HistoryStore
 from .pseudonym import looks_like_ahv
@@ -95,7 +95,7 @@ _SWISS_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
 
 def decision_label(code: str, language: str) -> str:
     """The name of a decision in ``language`` (the code itself for a deployment's own decision)."""
-    names = load_locale(language if language in LANGUAGES else "en")["review"]["decisions"]
+    names = load_locale(or_english(language))["review"]["decisions"]
     return str(names.get(code, code))
 
 

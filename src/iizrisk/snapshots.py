@@ -332,11 +332,11 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
         same = {k: have.get(k) for k in meta if k != "iizrisk"} == {k: v for k, v in meta.items() if k != "iizrisk"}
         if not same:
             diff = sorted(k for k in meta if k != "iizrisk" and have.get(k) != meta[k])
-            dates = ""
+            which = ""
             if "as_of" in diff and have.get("as_of") and meta.get("as_of"):  # the month ends, say which
-                dates = (f": it holds {len(have['as_of'])} month ends {have['as_of'][0]} to {have['as_of'][-1]}, "
+                which = (f": it holds {len(have['as_of'])} month ends {have['as_of'][0]} to {have['as_of'][-1]}, "
                          f"asked {len(meta['as_of'])} from {meta['as_of'][0]} to {meta['as_of'][-1]}")
-            raise ConfigError(f"{out} holds snapshots of other data or settings ({', '.join(diff)} differ{dates}); "
+            raise ConfigError(f"{out} holds snapshots of other data or settings ({', '.join(diff)} differ{which}); "
                               "give an empty folder, or delete this one to rebuild")
     else:
         write_json_atomic(meta, old)

@@ -78,7 +78,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from ._texts import LANGUAGES, load_locale
+from ._texts import LANGUAGES, load_locale, or_english
 from .store import SWISS_CSV, CsvFormat, write_bytes_atomic, write_csv_atomic, write_parquet_atomic
 
 __all__ = ["FORMULA_START", "PERCENT_COLUMNS", "ROUNDED_COLUMNS", "VALUE_COLUMNS", "header", "neutralise_formulas",
@@ -113,7 +113,7 @@ _COUNT_COLUMNS = frozenset({
 
 
 def _lang(language: str | None) -> str:
-    return language if language in LANGUAGES else "en"
+    return or_english(language)
 
 
 @functools.cache
