@@ -20,6 +20,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--persons", "4000", "--years", "6", "--end", "2024-12-31"]) == 0
     printed = capsys.readouterr().out
     assert "summary.html" in printed and "never a decision" in printed
+    listed = next(line for line in printed.splitlines() if line.strip().startswith("worklists"))
+    assert "(ALV, " in listed and "ALV_20" not in listed  # the latest lists, not their dated copies
     run = out / "runs" / "2024-12-31"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["persons_scored"] > 0
