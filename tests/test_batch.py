@@ -296,6 +296,12 @@ def test_an_institution_with_nobody_listed_tonight_gets_an_empty_list(tmp_path, 
     assert (folder / "IV.csv").read_text(encoding="utf-8-sig").splitlines() == [  # in IV's language
         (folder / "IV.csv").read_text(encoding="utf-8-sig").splitlines()[0]]
     assert (folder / "IV.csv").read_text(encoding="utf-8-sig").startswith("Istituzione;Rango;")
+    # the demo's coordinators skip an empty list (its Italian headers were looked up in German: exit 5)
+    from iizrisk.demo import simulate_reviews
+
+    files = simulate_reviews(tmp_path / "runs" / AS_OF, random_spells, review_date=pd.Timestamp(AS_OF).date(),
+                             out=tmp_path / "reviews")
+    assert files and not any("IV" in Path(f).name for f in files)
     # nobody listed anywhere (a night published with --force): every institution still gets its list
     cfg = deployment(tmp_path / "none", random_spells, trained,
                      worklist={"risk_bands": [0.98, 0.99], "min_band": "high"})

@@ -214,9 +214,11 @@ def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | 
     for pq_path in sorted(p for p in (run_folder / "worklists").glob("*.parquet")):
         inst = pq_path.stem
         wl = pd.read_parquet(pq_path)
+        if not len(wl):  # an empty list (nobody listed tonight): nothing to review; its language unknown here
+            continue
         wb = load_workbook(run_folder / "worklists" / f"{inst}.xlsx")
         ws = wb[inst]
-        lang = str(wl["language"].iloc[0]) if len(wl) else "de"
+        lang = str(wl["language"].iloc[0])
         head = [c.value for c in ws[1]]
         col = {c: head.index(header(c, lang)) + 1 for c in ("case_ids", "review_date", "decision")}
         n = int(np.ceil(share * len(wl)))
