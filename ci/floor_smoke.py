@@ -86,9 +86,14 @@ def check_demo(persons: int) -> list[str]:
         for p in csvs:
             with p.open(encoding="utf-8-sig", newline="") as fh:
                 sizes[p.stem] = sum(1 for _ in csv.reader(fh, delimiter=";")) - 1
-        empty = [k for k, n in sizes.items() if n < 1]
-        if empty:
-            problems.append(f"empty worklists: {empty}")
+        # an institution with nobody listed tonight has a list with headers only; each list holds as many
+        # rows as the manifest says, its dated copy the same, and some list holds somebody
+        listed = {k: int(v.get("on_list", -1)) for k, v in (manifest.get("worklists") or {}).items()}
+        wrong = {k: (n, listed.get(k.split("_")[0])) for k, n in sizes.items() if n != listed.get(k.split("_")[0])}
+        if wrong:
+            problems.append(f"worklists whose rows differ from the manifest's on_list (rows, on_list): {wrong}")
+        if not any(sizes.values()):
+            problems.append(f"every worklist is empty: {sizes}")
         print(f"floor smoke: {read} rows read, {quarantined} quarantined; worklists {sizes}")
         print(f"floor smoke: versions in the run's manifest: {manifest.get('versions')}")
     return problems
