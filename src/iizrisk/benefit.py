@@ -1071,18 +1071,13 @@ def _wls_hc(A: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np
     return beta, np.sqrt(np.maximum(np.diag(bread @ meat @ bread), 0.0))
 
 
-def _plot_words(language: str):
-    """The plot's words in ``language`` (English for anything else): ``words(key, **fields)``."""
-    lang = or_english(language)
-    return lambda key, **fields: text(f"plot.{key}", lang, **fields), lang
-
-
 def _plot_calibration(cal: pd.DataFrame, *, ax=None, alpha: float = 0.05, language: str = "en"):
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.6))
-    words, _ = _plot_words(language)
+    from .plots import _w
+
     lvl = f"{1 - alpha:.0%}"
     level = f"{100 * (1 - alpha):g}"
     x = 100 * cal["predicted_benefit"].to_numpy(dtype=np.float64)
@@ -1090,13 +1085,13 @@ def _plot_calibration(cal: pd.DataFrame, *, ax=None, alpha: float = 0.05, langua
     lo = 100 * cal[f"lower {lvl}"].to_numpy(dtype=np.float64)
     hi = 100 * cal[f"upper {lvl}"].to_numpy(dtype=np.float64)
     ax.errorbar(x, yv, yerr=[yv - lo, hi - yv], fmt="o", color="C0", capsize=3,
-                label=words("benefit_estimate", level=level))
+                label=_w("benefit_estimate", language, level=level))
     lim = [min(np.nanmin(x), np.nanmin(lo), 0), max(np.nanmax(x), np.nanmax(hi), 0)]
-    ax.plot(lim, lim, color="grey", lw=0.8, ls="--", label=words("benefit_diagonal"))
+    ax.plot(lim, lim, color="grey", lw=0.8, ls="--", label=_w("benefit_diagonal", language))
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_xlabel(words("benefit_predicted"))
-    ax.set_ylabel(words("benefit_estimated"))
-    ax.set_title(words("benefit_title"))
+    ax.set_xlabel(_w("benefit_predicted", language))
+    ax.set_ylabel(_w("benefit_estimated", language))
+    ax.set_title(_w("benefit_title", language))
     ax.legend(fontsize="small")
     return ax
 
@@ -1258,7 +1253,8 @@ def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05, language: s
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.2))
-    words, lang = _plot_words(language)
+    from .plots import _w
+
     lvl = f"{1 - alpha:.0%}"
     ypos = np.arange(len(v))[::-1]
     val = v["value"].to_numpy(dtype=np.float64)
@@ -1268,14 +1264,14 @@ def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05, language: s
     ax.hlines(ypos, lo, hi, color="C0", lw=1.2)
     for ends in (lo, hi):  # the caps mark where each interval ends
         ax.plot(ends, ypos, "|", color="C0", ms=8, mew=1.2)
-    ax.plot(val, ypos, "o", color="C0", label=words("policy_estimate", level=f"{100 * (1 - alpha):g}"))
+    ax.plot(val, ypos, "o", color="C0", label=_w("policy_estimate", language, level=f"{100 * (1 - alpha):g}"))
     if "true_value" in v.columns and v["true_value"].notna().any():
-        ax.plot(v["true_value"].to_numpy(dtype=np.float64), ypos, "x", color="C3", label=words("policy_true"))
+        ax.plot(v["true_value"].to_numpy(dtype=np.float64), ypos, "x", color="C3", label=_w("policy_true", language))
     ax.axvline(0, color="black", lw=0.6)
     ax.set_yticks(ypos)
-    ax.set_yticklabels([_policy_label(p, lang) for p in v.index], fontsize="small")
-    ax.set_xlabel(words("policy_axis"))
-    ax.set_title(words("policy_title"))
+    ax.set_yticklabels([_policy_label(p, or_english(language)) for p in v.index], fontsize="small")
+    ax.set_xlabel(_w("policy_axis", language))
+    ax.set_title(_w("policy_title", language))
     # below the axes: inside, the legend covered the intervals of the middle policies
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
     return ax

@@ -73,14 +73,9 @@ BAND_COLOURS: dict[str, str] = {"low": "#8fbc8f", "medium": "#f0b429", "high": "
 _HIDDEN = "·"
 _GREY = "#8c959f"
 
-def _lang(language: str) -> str:
-    """A catalogue's language: ``language`` when it has one, else English."""
-    return _texts.or_english(language)
-
-
 def _w(key: str, language: str, **fields: Any) -> str:
     """A word on a plot from the text catalogue (``plot.*``, band names ``risk_bands.*``); English by default."""
-    return _texts.text(key if key.startswith("risk_bands.") else f"plot.{key}", _lang(language), **fields)
+    return _texts.text(key if key.startswith("risk_bands.") else f"plot.{key}", _texts.or_english(language), **fields)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -394,7 +389,7 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
     exhausted = closed & (tl.exit_reason == EXIT_REASONS.index("benefit_exhausted"))
     if exhausted.any():
         ax.scatter(end_d[exhausted], y[exhausted], marker="X", color="#1f2328", zorder=3,
-                   label=_texts.text("exit_reasons.benefit_exhausted", _lang(language)))
+                   label=_texts.text("exit_reasons.benefit_exhausted", _texts.or_english(language)))
     title = label or _w("timeline_title", language)
     if t is not None:
         ax.axvline(pd.Timestamp(_time.to_date(t)), color="#cf222e", lw=1.2, ls="--", label=_w("timeline_as_of", language))
@@ -406,7 +401,7 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
             title += _w("timeline_flags", language, date=_time.to_date(t), n=int(r["n_registered"]),
                         k=int(r["n_institutions_window"]), m=int(r["n_spells_window"]), months=window_months)
             if bool(r["revolving_door"]):
-                title += ", " + _texts.text("card.outcome_names.revolving_door", _lang(language))
+                title += ", " + _texts.text("card.outcome_names.revolving_door", _texts.or_english(language))
     ax.set_yticks(np.arange(len(present))[::-1], names)
     ax.set_ylim(-0.6, len(present) - 0.2)
     if t is not None:  # the whole window and the as-of date in view
@@ -534,7 +529,7 @@ def _hidden_risks(edges: np.ndarray, cell_bin: np.ndarray, status: np.ndarray, k
     if not hidden.any():
         return ""
     lo, hi = edges[cell_bin[hidden].min()], edges[cell_bin[hidden].max() + 1]
-    lang = _lang(language)
+    lang = _texts.or_english(language)
     note = _texts.text("table.hidden_risks", lang, n=int(hidden.sum()), k=k, lo=f"{100 * lo:.0f}",
                        hi=f"{100 * hi:.0f}")
     if cell_bin[hidden].max() >= cell_bin.max():  # the highest risks are among the hidden

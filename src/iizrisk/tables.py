@@ -78,7 +78,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from ._texts import LANGUAGES, load_locale, or_english
+from ._texts import LANGUAGES, _lookup, load_locale, or_english
 from .store import SWISS_CSV, CsvFormat, write_bytes_atomic, write_csv_atomic, write_parquet_atomic
 
 __all__ = ["FORMULA_START", "PERCENT_COLUMNS", "ROUNDED_COLUMNS", "VALUE_COLUMNS", "header", "neutralise_formulas",
@@ -112,10 +112,6 @@ _COUNT_COLUMNS = frozenset({
 })
 
 
-def _lang(language: str | None) -> str:
-    return or_english(language)
-
-
 @functools.cache
 def _columns(language: str) -> dict[str, str]:
     return dict(load_locale(language)["table"]["columns"])
@@ -126,7 +122,7 @@ def header(column: str, language: str | None) -> str:
 
     Reason columns are named by their number: ``reason_2_text`` -> "Grund 2".
     """
-    lang = _lang(language)
+    lang = or_english(language)
     names = _columns(lang)
     if column in names:
         return names[column]
@@ -145,9 +141,10 @@ def header(column: str, language: str | None) -> str:
 
 def _section(lang: str, key: str) -> dict[str, str]:
     """The texts of the catalogue section ``key`` (dotted) in ``lang`` (empty when there is none)."""
-    node = load_locale(lang)
-    for part in key.split("."):
-        node = node.get(part, {}) if isinstance(node, dict) else {}
+    try:
+        node = _lookup(key, lang)
+    except KeyError:
+        return {}
     return {str(k): v for k, v in node.items() if isinstance(v, str)} if isinstance(node, dict) else {}
 
 
@@ -187,7 +184,7 @@ def value_name(column: str, value, language: str | None):
     sections = VALUE_COLUMNS.get(column)
     if language is None or sections is None or not isinstance(value, str):
         return value
-    names, patterns = _vocabulary(sections, _lang(language))
+    names, patterns = _vocabulary(sections, or_english(language))
     if value in names:
         return names[value]
     for pattern, name in patterns:
@@ -363,7 +360,7 @@ def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = 
     """
     out = df.copy()
     if language is not None:
-        lang = _lang(language)
+        lang = or_english(language)
         loc = load_locale(lang)
         yes, no = loc["table"]["yes"], loc["table"]["no"]
         rounded = {**ROUNDED_COLUMNS, **(rounding or {})}
