@@ -108,9 +108,8 @@ class CaseView(ResultMixin):
     def _output_tables(self, k: int) -> list[OutputTable]:
         # every table, an empty one with its headers: a folder written for another case before holds no
         # table of that case next to this one's (a case not on the list has no reasons)
-        reasons = self.reasons if len(self.reasons.columns) else pd.DataFrame(columns=_REASON_COLUMNS)
         return [OutputTable(name, df) for name, df in (("timeline", self.timeline), ("flags", self.flags),
-                                                        ("reasons", reasons), ("risk_history", self.risk_history),
+                                                        ("reasons", self.reasons), ("risk_history", self.risk_history),
                                                         ("reviews", self.reviews))]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
@@ -217,12 +216,11 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
 def _reasons_on_list(settings, institution: str, case_id: str, t: dt.date) -> pd.DataFrame:
     """The row of the case on that night's published list of the institution (reasons in its language)."""
     folder = settings.resolve(settings.output.dir) / t.isoformat() / "worklists" / f"{institution}.parquet"
-    if not Path(folder).is_file():
-        return pd.DataFrame()
+    if not Path(folder).is_file():  # no list that night: the table with its headers and no row
+        return pd.DataFrame(columns=_REASON_COLUMNS)
     wl = pd.read_parquet(folder)
     on = wl["case_ids"].astype(str).str.split(";").map(lambda ids: case_id in ids)
-    cols = ["rank", "risk", "risk_band", *[c for c in wl.columns if c.startswith("reason_") and c.endswith("_text")]]
-    return wl.loc[on.to_numpy(dtype=bool), [c for c in cols if c in wl.columns]].reset_index(drop=True)
+    return wl.loc[on.to_numpy(dtype=bool), [c for c in _REASON_COLUMNS if c in wl.columns]].reset_index(drop=True)
 
 
 def _risk_history(history, person: str, t: dt.date | None = None, institution: str | None = None) -> pd.DataFrame:
@@ -235,6 +233,13 @@ def _risk_history(history, person: str, t: dt.date | None = None, institution: s
     """
     import pyarrow.parquet as pq
 
+    ranks: dict[dt.date, int] = {}  # the nights the person was on the institution's list, from the history
+    if institution is not None:
+        lists = history.read("worklists", until=t)
+        if len(lists):
+            mine = lists[(lists["person_id"].astype(str) == person).to_numpy()
+                         & (lists["institution"].astype(str) == institution).to_numpy()]
+            ranks = dict(zip(pd.to_datetime(mine["as_of"]).dt.date, mine["rank"].astype(int), strict=True))
     rows = []
     for d in history.as_of_dates("scores"):
         if t is not None and d > t:
@@ -245,7 +250,7 @@ def _risk_history(history, person: str, t: dt.date | None = None, institution: s
         if len(tab):
             row: dict = {"as_of": d, "risk": float(tab["risk"].iloc[0]), "risk_band": str(tab["risk_band"].iloc[0])}
             if institution is not None:
-                row["rank_on_list"] = _list_rank(history, d, institution, person)
+                row["rank_on_list"] = ranks.get(d)
             rows.append({**row, "rank_all": int(tab["rank"].iloc[0])})
     cols = ["as_of", "risk", "risk_band", *(["rank_on_list"] if institution is not None else []), "rank_all"]
     out = pd.DataFrame(rows, columns=cols)
@@ -253,15 +258,3 @@ def _risk_history(history, person: str, t: dt.date | None = None, institution: s
         out["rank_on_list"] = out["rank_on_list"].astype("Int64")
     return out
 
-
-def _list_rank(history, d: dt.date, institution: str, person: str) -> int | None:
-    """The person's rank on the institution's list of night ``d`` (the history's worklists), None if not on it."""
-    import pyarrow.parquet as pq
-
-    part = history.root / "worklists" / f"as_of={d.isoformat()}" / "part-0.parquet"
-    if not part.is_file():
-        return None
-    tab = pq.read_table(part, columns=["institution", "person_id", "rank"],
-                        filters=[("person_id", "==", person)]).to_pandas()
-    tab = tab[tab["institution"].astype(str) == institution]
-    return int(tab["rank"].iloc[0]) if len(tab) else None
