@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +56,7 @@ class DemoResult:
     reviews: ReviewImport | None = None
 
     def describe(self) -> str:
-        wl = [p for p in sorted((self.run_folder / "worklists").glob("*.csv"))  # the latest, not the dated copies
-              if not re.search(r"_\d{4}-\d{2}-\d{2}$", p.stem)]
+        wl = sorted((self.run_folder / "worklists").glob("*.parquet"))  # one per list (the dated copies have none)
         lines = [
             f"demo finished in {self.timings['total']:.0f} s ("
             + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings.items() if k != "total") + ")",
