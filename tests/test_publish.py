@@ -191,3 +191,99 @@ def test_permissions_never_world_readable(tmp_path):
     assert _umask() == before  # restored on leaving
     with pytest.raises(ConfigError, match="no such group"):
         Permissions("0640", group="no-such-group-iizrisk")
+
+
+def _two_files(contents: dict[str, str]):
+    def write(tmp: Path) -> list[Path]:
+        out = []
+        for name, text in contents.items():
+            (tmp / name).write_text(text)
+            out.append(tmp / name)
+        return out
+    return write
+
+
+def test_files_written_together_replace_the_old_ones_and_leave_no_temporary_folder(tmp_path):
+    from iizrisk.store import write_files_together
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "a.csv").write_text("old a")
+    (out / "mine.txt").write_text("mine")
+    written = write_files_together(out, _two_files({"a.csv": "new a", "b.csv": "new b"}), label="t")
+    assert written == [out / "a.csv", out / "b.csv"]
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.csv": "new a", "b.csv": "new b", "mine.txt": "mine"}
+
+
+def test_a_failed_write_leaves_the_folder_as_it_was_and_names_the_published_file(tmp_path):
+    """The error names o/b.csv, not the hidden temporary folder; a folder the call created goes again."""
+    import errno
+
+    from iizrisk.store import write_files_together
+
+    def full_disk(tmp: Path) -> list[Path]:
+        (tmp / "a.csv").write_text("a")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "b.csv"))
+
+    out = tmp_path / "new" / "o"
+    with pytest.raises(OSError) as exc:
+        write_files_together(out, full_disk, label="t")
+    assert exc.value.filename == str(out / "b.csv")
+    assert not (tmp_path / "new").exists()  # both folders it made are gone
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(OSError):
+        write_files_together(kept, full_disk, label="t")
+    assert kept.is_dir() and list(kept.iterdir()) == []  # a folder that was there stays
+
+
+def test_a_folder_where_a_file_goes_is_refused_before_anything_moves(tmp_path):
+    from iizrisk.store import write_files_together
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "a.csv").write_text("old a")
+    (out / "b.csv").mkdir()
+    with pytest.raises(IsADirectoryError) as exc:
+        write_files_together(out, _two_files({"a.csv": "new a", "b.csv": "new b"}), label="t")
+    assert exc.value.filename == str(out / "b.csv")
+    assert (out / "a.csv").read_text() == "old a"
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_a_move_that_fails_puts_back_what_the_earlier_moves_replaced(tmp_path, monkeypatch):
+    """All or none even when the second rename fails: the first file is the old one again, a new one goes."""
+    import errno
+
+    import iizrisk.store
+    from iizrisk.store import write_files_together
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "a.csv").write_text("old a")
+    real = os.replace
+
+    def fails_on_c(src, dst):
+        if Path(dst).name == "c.csv":
+            raise OSError(errno.EIO, "Input/output error", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(iizrisk.store.os, "replace", fails_on_c)
+    with pytest.raises(OSError, match="Input/output"):
+        write_files_together(out, _two_files({"a.csv": "new a", "b.csv": "new b", "c.csv": "new c"}), label="t")
+    monkeypatch.undo()
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.csv": "old a"}
+
+
+def test_a_link_where_a_file_goes_is_refused_and_left_alone(tmp_path):
+    from iizrisk.store import write_files_together
+
+    out = tmp_path / "o"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere.csv"
+    elsewhere.write_text("not ours")
+    (out / "a.csv").symlink_to(elsewhere)
+    with pytest.raises(FileExistsError) as exc:
+        write_files_together(out, _two_files({"a.csv": "new a"}), label="t")
+    assert exc.value.filename == str(out / "a.csv")
+    assert (out / "a.csv").is_symlink() and elsewhere.read_text() == "not ours"

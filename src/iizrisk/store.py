@@ -17,6 +17,7 @@ store build on these writers (:mod:`iizrisk.publish`, :mod:`iizrisk.history`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -118,32 +119,91 @@ def _atomic(path: str | Path, write, *, private: bool) -> Path:
     return path
 
 
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders :func:`make_dirs` would create for ``path``, the deepest first."""
+    missing = []
+    p = path
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _final_names(exc: OSError, tmp: Path, folder: Path) -> None:
+    """An error while writing names the file as it would have been published, not its temporary path."""
+    for attr in ("filename", "filename2"):
+        name = getattr(exc, attr, None)
+        if isinstance(name, str | os.PathLike) and str(name).startswith(str(tmp) + os.sep):
+            setattr(exc, attr, str(folder / os.path.relpath(name, tmp)))
+
+
 def write_files_together(folder: str | Path, write: Callable[[Path], Iterable[Path]], *, label: str) -> list[Path]:
     """Files written into ``folder`` all or none: a command's output that must not be left half written.
 
     ``write(tmp)`` writes the files into a hidden temporary folder inside ``folder``
     (``.<label>-tmp-*``) and returns their paths; only when it has written every one
     are they moved into ``folder`` (:func:`os.replace`, each atomic, over files of the
-    same name). When ``write`` fails, the temporary folder goes and ``folder`` holds
-    nothing of it. The files lie directly in the temporary folder (as
+    same name). The files lie directly in the temporary folder (as
     :meth:`~iizrisk._results.ResultMixin.to_dir` writes them).
+
+    When anything fails, ``folder`` is left as it was: the temporary folder goes;
+    a folder or link where one of the files would go is refused before any file
+    is moved; a move that fails puts back what the earlier moves replaced; and a
+    ``folder`` this call created is removed again. An :class:`OSError` names the
+    file as it would have been published, never the temporary folder.
 
     Returns
     -------
     list of Path
         The files in ``folder``, in the order ``write`` returned them.
     """
+    created = _missing_folders(Path(folder))
     folder = make_dirs(folder)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{label}-tmp-"))
+    moved: list[tuple[Path, Path | None]] = []  # each file in place, and the copy of the file it replaced
+    done = False
     try:
-        moved = []
-        for f in write(tmp):
-            target = folder / Path(f).name
+        files = [Path(f) for f in write(tmp)]
+        targets = [folder / f.name for f in files]
+        for target in targets:  # before anything moves: a folder or a link is never replaced
+            if target.is_symlink():  # followed, it would write wherever the link points
+                raise FileExistsError(errno.EEXIST, "a link is where a file goes", str(target))
+            if target.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a folder is where a file goes", str(target))
+        kept = tmp / ".replaced"
+        kept.mkdir()
+        for f, target in zip(files, targets, strict=True):
+            backup = None
+            if os.path.lexists(target):  # kept (a second name, the file stays in place) until all are moved
+                backup = kept / target.name
+                try:
+                    os.link(target, backup)
+                except OSError:  # a file system without hard links
+                    shutil.copy2(target, backup)
             os.replace(f, target)
-            moved.append(target)
+            moved.append((target, backup))
+        done = True
+    except OSError as exc:
+        _final_names(exc, tmp, folder)
+        raise
     finally:
+        if not done:
+            for target, backup in reversed(moved):  # the folder as it was
+                try:
+                    if backup is None:
+                        os.unlink(target)
+                    else:
+                        os.replace(backup, target)
+                except OSError:
+                    pass
         shutil.rmtree(tmp, ignore_errors=True)
-    return moved
+        if not done:
+            for d in created:  # only the folders this call made, and only while empty
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+    return [target for target, _ in moved]
 
 
 def write_bytes_atomic(data: bytes, path: str | Path, *, private: bool = False) -> Path:
