@@ -296,6 +296,9 @@ def test_xlsx_round_trip_and_csv_import(night, tmp_path, capsys):
     labels = [c.value for c in wb["lists"]["A"]]
     assert labels == [decision_label(d, "de") for d in Settings.load(cfg).reviews.decisions]
     assert ws.column_dimensions["A"].width >= 8
+    listed = ws.cell(row=2, column=head.index(header("first_listed", "de")) + 1)  # a date cell, sorts as one
+    assert listed.is_date and listed.value.date() == res.worklists["ALV"]["first_listed"].iloc[0].date()
+    assert listed.number_format.lower() == "yyyy-mm-dd"
     filled = fill(xlsx, {2: ("2023-07-01", "already_in_iiz", "läuft bei der IV")}, tmp_path / "back.xlsx")
     assert main(["reviews", "import", str(cfg), str(filled)]) == 0
     assert "1 new" in capsys.readouterr().out

@@ -277,7 +277,9 @@ def test_xlsx_round_trip(tmp_path):
     assert ws.auto_filter.ref == "A1:G3"  # filter buttons on the header, over every row
     rows = [[c.value for c in r] for r in ws.iter_rows()]
     assert rows[0] == ["Rang", "Risiko (%)", "Risikostufe", "Neu auf der Liste", "Stichtag", "Fall-Nr.", "Bemerkung"]
-    assert rows[1] == [1, 41.4, "hoch", "ja", "2025-12-31", "'=HYPERLINK(\"http://x\")", "'+41 00"]
+    # the date is a date cell (sorts and filters as a date), shown as in the CSV
+    assert rows[1] == [1, 41.4, "hoch", "ja", dt.datetime(2025, 12, 31), "'=HYPERLINK(\"http://x\")", "'+41 00"]
+    assert ws["E2"].number_format.lower() == "yyyy-mm-dd" and ws["E2"].is_date
     assert rows[2][-1] == "'@SUM(1)"
     assert all(c.font.bold for c in ws[1])
     widths = [ws.column_dimensions[c].width for c in "ABCDEFG"]
@@ -287,7 +289,19 @@ def test_xlsx_round_trip(tmp_path):
     assert list(back.columns) == list(df.columns) and back["risk"].tolist() == [41.4, 10.0]
     # the CSV holds the same cells
     csv_rows = spreadsheet_rows(write_table(df, tmp_path / "ALV.csv", language="de"))
-    assert csv_rows[1][5] == rows[1][5] and csv_rows[0] == rows[0]
+    assert csv_rows[1][5] == rows[1][5] and csv_rows[0] == rows[0] and csv_rows[1][4] == "2025-12-31"
+
+
+def test_xlsx_dates_are_date_cells_and_a_missing_date_an_empty_cell(tmp_path):
+    from openpyxl import load_workbook
+
+    df = pd.DataFrame({"first_listed": pd.to_datetime(["2025-11-30", None]).astype("datetime64[s]"),
+                       "last_decision_date": pd.Series([pd.NaT, pd.NaT], dtype="datetime64[s]")})
+    ws = load_workbook(write_xlsx(df, tmp_path / "t.xlsx", language="fr")).active
+    assert [[c.value for c in r] for r in ws.iter_rows(min_row=2)] == [[dt.datetime(2025, 11, 30), None],
+                                                                        [None, None]]
+    back = read_table(tmp_path / "t.xlsx")
+    assert back["first_listed"].iloc[0] == pd.Timestamp("2025-11-30")
 
 
 def test_a_text_cell_starting_with_equals_is_never_a_formula(tmp_path, monkeypatch):

@@ -69,7 +69,7 @@ from .errors import ValidationError
 from .history import REVIEW_COLUMNS, HistoryStore
 from .pseudonym import looks_like_ahv
 from .store import make_dirs, write_bytes_atomic
-from .tables import _codes_of_headers, header, present
+from .tables import _codes_of_headers, header, present, spreadsheet_dates
 from .validate import MAX_TEXT_LENGTH_DEFAULT, Problem, ValidationReport
 from .worklist import band_order
 
@@ -139,13 +139,14 @@ def write_review_file(worklist: pd.DataFrame, path: str | Path, *, institution: 
     from openpyxl.worksheet.datavalidation import DataValidation
 
     t = pd.Timestamp(as_of).to_pydatetime()
-    frame = present(review_frame(worklist), language)
-    codes = list(review_frame(worklist).columns)
+    review = review_frame(worklist)
+    frame = present(review, language)
+    codes = list(review.columns)
     wb = Workbook()
     ws = wb.active
     ws.title = institution
     ws.append(list(frame.columns))
-    for row in frame.itertuples(index=False):
+    for row in spreadsheet_dates(review, frame).itertuples(index=False):  # dates as date cells (yyyy-mm-dd)
         ws.append([None if _missing(v) else (v.item() if isinstance(v, np.generic) else v) for v in row])
     for cell in ws[1]:
         cell.font = Font(bold=True)

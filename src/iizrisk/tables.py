@@ -82,7 +82,7 @@ from ._texts import LANGUAGES, _lookup, load_locale, or_english
 from .store import SWISS_CSV, CsvFormat, write_bytes_atomic, write_csv_atomic, write_parquet_atomic
 
 __all__ = ["FORMULA_START", "PERCENT_COLUMNS", "ROUNDED_COLUMNS", "VALUE_COLUMNS", "header", "neutralise_formulas",
-           "present", "read_table", "value_name", "write_outputs", "write_table", "write_xlsx"]
+           "present", "read_table", "spreadsheet_dates", "value_name", "write_outputs", "write_table", "write_xlsx"]
 
 #: First characters that make a spreadsheet read a text cell as a formula (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -428,6 +428,22 @@ def write_table(df: pd.DataFrame, path: str | Path, *, language: str | None = No
     return write_csv_atomic(present(df, language, percent=percent, rounding=rounding), path, fmt, private=private)
 
 
+def spreadsheet_dates(df: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (``df`` as :func:`present` shows it) with ``df``'s date columns as dates again.
+
+    For a spreadsheet: a cell holding a date (``datetime.date``, shown ``yyyy-mm-dd``)
+    sorts and filters as a date, where the text of the CSV would sort as text.
+    A missing date stays an empty cell. Columns are matched by position.
+    """
+    out = frame.copy()
+    for j in range(df.shape[1]):
+        values = df.iloc[:, j]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            days = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+            out.isetitem(j, days.dt.date.astype(object).where(values.notna(), None))
+    return out
+
+
 #: Characters Excel refuses in a sheet name.
 _SHEET_FORBIDDEN = str.maketrans({c: "_" for c in "[]:*?/\\"})
 
@@ -460,8 +476,8 @@ def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = Non
     """Write ``df`` as an Excel sheet people open: the cells of :func:`write_table`; returns the path.
 
     The header (in ``language``, see :func:`present`) is bold and frozen,
-    the columns are as wide as their longest value (8 to 60 characters), and
-    no cell is a formula: text is neutralised as in the CSV and every text
+    the columns are as wide as their longest value (8 to 60 characters), dates
+    are date cells (:func:`spreadsheet_dates`), and no cell is a formula: text is neutralised as in the CSV and every text
     cell starting with ``=`` is stored as text. Written atomically.
 
     Parameters
@@ -490,8 +506,8 @@ def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = Non
     frame = present(df, language, percent=percent, rounding=rounding)
     name = (sheet or Path(path).stem or "table").translate(_SHEET_FORBIDDEN)[:31]
     buf = io.BytesIO()
-    with pd.ExcelWriter(buf, engine="openpyxl") as writer:
-        frame.to_excel(writer, sheet_name=name, index=False, freeze_panes=(1, 0))
+    with pd.ExcelWriter(buf, engine="openpyxl", date_format="yyyy-mm-dd") as writer:
+        spreadsheet_dates(df, frame).to_excel(writer, sheet_name=name, index=False, freeze_panes=(1, 0))
         ws = writer.sheets[name]
         if len(frame.columns):
             ws.auto_filter.ref = ws.dimensions  # the header's filter buttons: sort and filter at once
