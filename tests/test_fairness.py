@@ -915,3 +915,46 @@ def test_a_displayed_value_is_never_minus_zero():
 
     assert [_fmt(v) for v in (-0.0001, -0.0, 0.0004, -0.5, -0.0016)] == ["0.000", "0.000", "0.000", "-0.500", "-0.002"]
     assert _fmt(-0.00001, decimals=1) == "0.0" and _fmt(-2.0) == "-2"
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "it", "en"])
+def test_the_audits_tables_people_open_name_every_code_and_round_the_rates(tmp_path, language):
+    """A German audit reads "Geschlecht", "Frauen:Drittstaaten", "Markierungsrate", "nicht beurteilt", not the
+    codes; rates to three decimals, ratios to two; the Parquet files keep the codes and every digit."""
+    from iizrisk._texts import load_locale
+    from iizrisk.tables import header
+
+    def spreadsheet_rows(path):  # as Excel with Swiss settings reads them (';', the BOM)
+        import csv
+        import io
+
+        return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""), delimiter=";"))
+
+    rng = np.random.default_rng(5)
+    n = 1200
+    data = pd.DataFrame({"score": rng.random(n), "label": rng.random(n) < 0.2,
+                         "sex": rng.choice(["F", "M"], n), "nationality_group": rng.choice(["CH", "THIRD"], n)})
+    audit = quiet_fit(FairnessAudit(groups=["sex", "nationality_group"], capacity=0.1, n_bootstrap=20,
+                                    random_state=1), data)
+    audit.to_dir(tmp_path, language=language, plots=False)
+    card = load_locale(language)["card"]
+    groups = {**load_locale(language)["nationality_group"], **card["groups"]}
+    gaps = spreadsheet_rows(tmp_path / "fairness_gaps.csv")
+    head, rows = gaps[0], gaps[1:]
+    col = {h: j for j, h in enumerate(head)}
+    words = {r[col[header("attribute", language)]] for r in rows}
+    assert card["attributes"]["sex"] in words and f"{card['attributes']['sex']}:" \
+        f"{card['attributes']['nationality_group']}" in words
+    assert {r[col[header("group", language)]] for r in rows} >= {groups["F"], f"{groups['F']}:{groups['THIRD']}"}
+    assert {r[col[header("metric", language)]] for r in rows} >= {card["columns"]["flag_rate"]}
+    assert {r[col[header("verdict", language)]] for r in rows} <= set(card["verdicts"].values())
+    loc = load_locale(language)["table"]
+    assert {r[col[header("significant", language)]] for r in rows} <= {loc["yes"], loc["no"], ""}
+    ratios = [r[col[header("ratio", language)]] for r in rows if r[col[header("ratio", language)]]]
+    assert ratios and all(len(v.split(".")[-1]) <= 2 for v in ratios)
+    summary = spreadsheet_rows(tmp_path / "fairness_summary.csv")
+    rate = summary[0].index(header("flag_rate", language))
+    assert all(len(r[rate].split(".")[-1]) <= 3 for r in summary[1:] if r[rate])
+    assert {r[summary[0].index(header("status", language))] for r in summary[1:]} == {card["statuses"]["published"]}
+    raw = pd.read_parquet(tmp_path / "fairness_gaps.parquet")  # codes and every digit for machines
+    assert "F:THIRD" in set(raw["group"]) and raw["ratio"].dropna().map(lambda v: v != round(v, 2)).any()

@@ -618,6 +618,14 @@ def verdict_legend(fig, verdicts, language: str = "en"):
                       fontsize="small", handletextpad=0.3, columnspacing=1.2)
 
 
+#: Decimals of the audit's rates, gaps, ratios and risk bounds in the tables a person reads (Parquet keeps every
+#: digit): a rate to a tenth of a percent, a ratio to a hundredth, a calibration class's bounds to 0.01 %.
+_DECIMALS: dict[str, int] = {
+    **dict.fromkeys(("flag_rate", "precision", "recall", "fpr", "mean_predicted", "observed_rate", "calibration_gap",
+                     "roc_auc", "value", "reference_value", "difference", "difference_lo", "difference_hi",
+                     "bound_lo", "bound_hi"), 3),
+    **dict.fromkeys(("ratio", "ratio_lo", "ratio_hi"), 2), **dict.fromkeys(("risk_from", "risk_to"), 4)}
+
 #: How each displayed column's codes become words.
 _IN_WORDS = {"attribute": _attribute, "group": _group, "reference": _group,
              "metric": lambda lang, c: _word(lang, "columns", c), "verdict": lambda lang, c: _word(lang, "verdicts", c)}
@@ -1361,7 +1369,7 @@ class FairnessAudit(ResultMixin):
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         # suppressed at fit (protect_cells with complementary cells), with self.min_cell_size >= k
-        return [OutputTable(name, table) for name, table in
+        return [OutputTable(name, table, rounding=_DECIMALS) for name, table in
                 (("fairness_summary", self.summary), ("fairness_gaps", self.gaps),
                  ("fairness_calibration", self.calibration))]
 

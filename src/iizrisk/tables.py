@@ -101,7 +101,13 @@ VALUE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "exit_reason": ("exit_reasons",),
     "policy": ("card.policies",), "term": ("table.values",),
     "combination": ("table.values",), "profile": ("bfs_profiles", "table.values"), "from": ("table.values",),
+    # the fairness audits' tables: an intersection ("sex:nationality_group", "F:THIRD") is named part by part
+    "attribute": ("card.attributes",), "group": ("nationality_group", "card.groups"),
+    "reference": ("nationality_group", "card.groups"), "metric": ("card.columns",), "verdict": ("card.verdicts",),
+    "rule": ("card.rules",), "status": ("card.statuses",),
 })
+#: The separator of an intersection's parts in a code column (``sex:nationality_group``, ``F:THIRD``).
+_PARTS = ":"
 #: Decimals of shares and rates in a table a person reads (with a ``language``; Parquet keeps every digit).
 ROUNDED_COLUMNS: Mapping[str, int] = MappingProxyType({"share": 3, "rate": 3})
 #: Columns of counts (besides ``n`` and ``n_*``): floats there come from a hidden cell and are whole numbers.
@@ -180,6 +186,8 @@ def value_name(column: str, value, language: str | None):
     ('Datenfehler', 'solo ALV')
     >>> value_name("profile", "revolving door", "fr"), value_name("exit_reason", "own_code", "fr")
     ('porte tournante', 'own_code')
+    >>> value_name("group", "F:THIRD", "de"), value_name("attribute", "sex:age_band", "it")
+    ('Frauen:Drittstaaten', "sesso:fascia d'età")
     """
     sections = VALUE_COLUMNS.get(column)
     if language is None or sections is None or not isinstance(value, str):
@@ -191,6 +199,8 @@ def value_name(column: str, value, language: str | None):
         hit = pattern.fullmatch(value)
         if hit is not None:
             return name.format(**hit.groupdict())
+    if _PARTS in value:  # an intersection: each part by its name (a part without one stays)
+        return _PARTS.join(str(value_name(column, part, language)) for part in value.split(_PARTS))
     return value
 
 
@@ -348,6 +358,14 @@ def _safe(df: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+def _yes_no(values: pd.Series) -> bool:
+    """An object column of True/False with missing values (e.g. "significant", unknown where not tested)."""
+    if values.dtype != object:
+        return False
+    present_ = values.dropna()
+    return bool(len(present_)) and all(isinstance(v, bool | np.bool_) for v in pd.unique(present_))
+
+
 def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = PERCENT_COLUMNS,
             decimals: int = 1, rounding: Mapping[str, int] | None = None) -> pd.DataFrame:
     """``df`` as a person reads it: headers, codes and yes/no in ``language``, risks in percent, safe text.
@@ -378,7 +396,7 @@ def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = 
                 out.isetitem(j, whole)
             elif col in VALUE_COLUMNS:
                 out.isetitem(j, _named(values, str(col), lang))
-            elif pd.api.types.is_bool_dtype(values.dtype):  # also the nullable "boolean": NA stays empty
+            elif pd.api.types.is_bool_dtype(values.dtype) or _yes_no(values):  # also "boolean": NA stays empty
                 missing = values.isna().to_numpy(dtype=bool)
                 words = np.where(values.fillna(False).to_numpy(dtype=bool), yes, no).astype(object)
                 words[missing] = None
