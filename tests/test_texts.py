@@ -265,3 +265,24 @@ def test_the_information_document_is_free_of_english(lang, answered):
     cfg, _, person, *_ = answered
     doc = information_request(cfg, person=person, institution="ALV", language=lang)
     _assert_no_english(lang, {"information HTML": doc.to_html(), "information text": doc.summary_text()})
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_reason_never_says_registered_for_0_days(lang):
+    """0 of a count or a duration is said in words: "currently not registered at IV" (as the ``open``
+    family says it), never "registered at IV for 0 days"; 1 in the singular."""
+    from iizrisk._texts import render
+
+    params = {"institution": "IV", "window": 24, "reason": "other"}
+    assert render("current_days", params, 0, lang) == render("open", params, 0, lang)
+    families = load_locale(lang)["families"]
+    counted = [f for f, fam in families.items() if "template" in fam and "{value}" in fam["template"]
+               and f not in ("age", "bfs_profile", "days_since_last_start", "days_since_last_exit",
+                             "days_since_joint_assessment")]
+    assert len(counted) >= 14
+    for family in counted:
+        zero = render(family, params, 0, lang)
+        assert not re.search(r"\b0\b", zero), (family, zero)
+        one = render(family, params, 1.0, lang)
+        assert not re.search(r"\b1 (Tagen|days|jours|giorni)\b", one), (family, one)  # "1 Tag", "1 day"
+    assert "17" in render("current_days", params, 17, lang)

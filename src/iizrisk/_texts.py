@@ -198,7 +198,14 @@ def _number(value: float) -> str:
 
 
 def render(family: str, params: dict, value, language: str) -> str:
-    """The reason sentence of one feature with the person's value, in ``language``."""
+    """The reason sentence of one feature with the person's value, in ``language``.
+
+    A family's ``zero`` and ``one`` texts say 0 and 1 in words ("currently not registered at IV",
+    "for 1 day"); other values fill its ``template``.
+
+    >>> render("current_days", {"institution": "IV"}, 0, "de"), render("current_days", {"institution": "IV"}, 1, "en")
+    ('zurzeit nicht bei der IV angemeldet', 'registered at disability insurance (IV) for 1 day')
+    """
     loc = load_locale(language)
     fam = _family(loc, family)
     ctx = _context(loc, params)
@@ -212,6 +219,8 @@ def render(family: str, params: dict, value, language: str) -> str:
     value = float(value)
     if "true" in fam:
         return fam["true" if value >= 0.5 else "false"].format(**ctx)
+    if value == 0 and "zero" in fam:  # "none", never "registered at IV for 0 days"
+        return fam["zero"].format(**ctx)
     if value == 1 and "one" in fam:
         return fam["one"].format(**ctx)
     label = loc.get("bfs_profiles", {}).get(_number(value), _number(value))
