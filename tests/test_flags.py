@@ -151,8 +151,9 @@ def test_transition_and_reentry_masks_match_reference(rows, T, mgap, tgap):
 @given(rows=rows_strategy(), T=as_of_strategy, window=window_strategy, tgap=tgap_strategy,
        mgap=gap_strategy)
 def test_compute_flags_matches_reference(rows, T, window, tgap, mgap):
+    # the rows are an export taken at T (data_end): their recorded dates are random, not the export's day
     flags = compute_flags(to_frame(rows), T, window_months=window, transition_gap_days=tgap,
-                          merge_gap_days=mgap)
+                          merge_gap_days=mgap, data_end=T)
     assert tuple(flags.columns) == FLAG_COLUMNS
     assert fast_flag_frame(flags) == ref_flag_frame(rows, T, window, tgap, mgap)
     assert (flags["as_of"] == pd.Timestamp(T)).all()
@@ -190,7 +191,7 @@ def test_monthly_flags_match_reference(rows, T, window, tgap, mgap):
 @given(rows=rows_strategy(max_rows=30, persons="abcdefgh"), T=as_of_strategy, window=window_strategy)
 def test_flags_on_a_timeline_equal_flags_on_rows(rows, T, window):
     df = to_frame(rows)
-    a = compute_flags(df, T, window_months=window, merge_gap_days=3)
+    a = compute_flags(df, T, window_months=window, merge_gap_days=3, data_end=T)
     b = compute_flags(build_timeline(df, as_of=T, merge_gap_days=3), T, window_months=window)
     pd.testing.assert_frame_equal(a, b)
 
@@ -240,7 +241,7 @@ def after_T_changes(draw):
 @given(case=after_T_changes(), window=window_strategy, tgap=tgap_strategy, mgap=gap_strategy)
 def test_nothing_after_as_of_changes_a_flag(case, window, tgap, mgap):
     rows, T, changed, shuffled = case
-    kw = {"window_months": window, "transition_gap_days": tgap, "merge_gap_days": mgap}
+    kw = {"window_months": window, "transition_gap_days": tgap, "merge_gap_days": mgap, "data_end": T}
     a = compute_flags(to_frame(rows, with_extra=True), T, **kw)
     b = compute_flags(to_frame(changed, with_extra=True), T, **kw)
     if shuffled:  # row order changes the order of persons, nothing else
@@ -529,3 +530,25 @@ def test_unpacked_sort_paths_give_the_same_results(rows, T, mgap, tgap):
     assert packed.merge_report == wide.merge_report
     np.testing.assert_array_equal(transition_mask(packed, gap_days=tgap), wide_tr)
     pd.testing.assert_frame_equal(packed_flags, wide_flags)
+
+
+def test_an_as_of_date_long_after_the_data_is_refused_naming_the_last_recorded_day():
+    """Spells open at the export are not taken as running on for years: an as-of date more than 14 days after
+    the last recorded date is refused (flags of 2040 from an export of 2023 would be fiction); data_end says
+    when the export was taken where the recorded dates do not tell it."""
+    from iizrisk.errors import ValidationError
+
+    rows = pd.DataFrame({"person_id": ["a", "b"], "institution": ["ALV", "SH"],
+                         "start_date": pd.to_datetime(["2023-01-01", "2023-06-01"]), "end_date": pd.NaT,
+                         "recorded_date": pd.to_datetime(["2023-01-03", "2023-12-31"])})
+    assert compute_flags(rows, "2024-01-14")["n_registered"].tolist() == [1, 1]  # 14 days: an export's age
+    with pytest.raises(ValidationError, match=r"2024-01-15 lies 15 days after the last recorded date of the "
+                                              r"spells \(2023-12-31.*on or before 2024-01-14"):
+        compute_flags(rows, "2024-01-15")
+    with pytest.raises(ValidationError, match="2040-01-01 lies"):
+        compute_flags(rows, "2040-01-01")
+    assert len(compute_flags(rows, "2040-01-01", data_end="2040-01-01")) == 2  # the export says it was taken then
+    with pytest.raises(ValidationError, match="after data_end"):
+        compute_flags(rows, "2024-01-15", data_end="2023-12-01")
+    no_record = rows.drop(columns="recorded_date")  # nothing tells the export's day: nothing refused
+    assert len(compute_flags(no_record, "2030-01-01")) == 2  # taken as open: the caller knows its export

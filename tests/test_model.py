@@ -336,6 +336,22 @@ def test_cli_refuses_bad_bands_before_any_work(tmp_path, capsys, text):
     assert not (tmp_path / "o").exists()
 
 
+def test_scoring_a_day_long_after_the_export_is_refused(trained, spells):
+    """Risks for 2030 from an export of 2022 would be fiction: refused naming the last recorded day (the
+    nightly run checks its own window and gives its view); data_end states the export's day where the
+    rows hold no recorded dates."""
+    from iizrisk.errors import ValidationError
+
+    model, _ = trained
+    recorded = spells.assign(recorded_date=spells["start_date"])
+    last = recorded["recorded_date"].max()
+    assert len(score(model, recorded, as_of=last + pd.Timedelta(days=14)))
+    with pytest.raises(ValidationError, match=f"after the last recorded date of the spells \\({last.date()}"):
+        score(model, recorded, as_of="2030-12-31")
+    with pytest.raises(ValidationError, match="after data_end"):
+        score(model, spells, as_of="2030-12-31", data_end=last)
+
+
 def test_scores_with_reasons_of_one_person_and_of_nobody(trained, spells):
     """One person open at the as-of date is scored and explained like in the whole population (writing the
     reasons into a one-row frame raised TypeError, exit 5); nobody open gives the empty table."""

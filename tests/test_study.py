@@ -516,3 +516,23 @@ def test_episode_days_limits_the_risk_set_to_people_who_could_be_assessed():
     assert lim.attrs["episode_days"] == [14, 90] and full.attrs["episode_days"] is None
     with pytest.raises(ValueError, match="episode_days"):
         risk_set_table(spells, interventions, episode_days=(90, 14), **kw)
+
+
+def test_the_survival_figure_leaves_a_hidden_month_blank_instead_of_carrying_the_level_through_it():
+    """Months 19-24 of the assessed are hidden: no drawn line covers them (the table's month 25 may lie far
+    above month 18's level), each published month's value lasts to the next month, and a note says why."""
+    from iizrisk.evaluation._outputs import plot_survival_table
+
+    m = np.arange(30)
+    rows = [pd.DataFrame({"arm": arm, "month": m, "cumulative_exit": np.minimum(1, 0.03 * m + off),
+                          "lower": 0.0, "upper": 1.0, "suppressed": hidden})
+            for arm, off, hidden in (("assessed", 0.0, (m >= 19) & (m <= 24)),
+                                     ("matched controls", 0.1, np.zeros(30, bool)))]
+    fig = plot_survival_table(pd.concat(rows), ylabel="exit", title="t")
+    ax = fig.axes[0]
+    assessed = [line for line in ax.get_lines() if line.get_color() == ax.get_lines()[0].get_color()]
+    spans = sorted((float(line.get_xdata().min()), float(line.get_xdata().max())) for line in assessed)
+    assert spans == [(0.0, 19.0), (25.0, 30.0)]  # month 18 lasts to 19; nothing over 19..25
+    assert any("hidden" in t.get_text() for t in fig.texts)
+    whole = [line for line in ax.get_lines() if line not in assessed]
+    assert [(line.get_xdata().min(), line.get_xdata().max()) for line in whole] == [(0, 30)]

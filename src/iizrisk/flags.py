@@ -51,7 +51,7 @@ import pandas as pd
 from . import _time
 from .config import MAX_MONTHS
 from .errors import ConfigError
-from .spells import Timeline, _check_gap, as_of_day, build_timeline
+from .spells import Timeline, _check_gap, as_of_day, build_timeline, refuse_as_of_after_data
 
 __all__ = ["FLAG_COLUMNS", "compute_flags", "reentry_mask", "transition_mask"]
 
@@ -234,7 +234,7 @@ def reentry_mask(tl: Timeline) -> np.ndarray:
 
 
 def compute_flags(spells_or_timeline, as_of, *, window_months: int = 24, transition_gap_days: int = 90,
-                  merge_gap_days: int = 0) -> pd.DataFrame:
+                  merge_gap_days: int = 0, data_end=None) -> pd.DataFrame:
     """Flags of every person at as-of date T, vectorised over all persons.
 
     Parameters
@@ -252,6 +252,10 @@ def compute_flags(spells_or_timeline, as_of, *, window_months: int = 24, transit
     merge_gap_days : int, default 0
         Merge gap used to build the timeline from rows; a Timeline keeps the
         gap it was built with (a different non-zero value raises).
+    data_end : date-like, optional
+        The last observed day of the rows (the day the export was taken).
+        Default: their latest recorded date; rows without recorded dates are
+        not checked. An ``as_of`` more than 14 days after it is refused.
 
     Returns
     -------
@@ -265,7 +269,8 @@ def compute_flags(spells_or_timeline, as_of, *, window_months: int = 24, transit
     ------
     ValidationError
         The rows cannot be built into a timeline (see
-        :func:`~iizrisk.spells.build_timeline`).
+        :func:`~iizrisk.spells.build_timeline`), or ``as_of`` lies more than
+        14 days after ``data_end`` (:func:`~iizrisk.spells.refuse_as_of_after_data`).
     ConfigError
         (also a ValueError) ``as_of`` is not a date, an option is out of range,
         or a Timeline of another as-of date (or the full data) is given: it
@@ -303,7 +308,8 @@ def compute_flags(spells_or_timeline, as_of, *, window_months: int = 24, transit
             raise ConfigError(f"merge_gap_days={merge_gap} but the timeline was built with "
                              f"merge_gap_days={tl.merge_gap_days}")
     elif isinstance(spells_or_timeline, pd.DataFrame):
-        tl = build_timeline(spells_or_timeline, as_of=t, merge_gap_days=merge_gap)
+        tl = build_timeline(spells_or_timeline, as_of=t, merge_gap_days=merge_gap)  # checks the rows first
+        refuse_as_of_after_data(spells_or_timeline, t, data_end=data_end)
     else:
         raise TypeError("compute_flags takes a DataFrame of canonical spells or a Timeline, got "
                         f"{type(spells_or_timeline).__name__}")

@@ -67,7 +67,7 @@ from . import _time
 from ._time import OPEN_END
 from .config import MAX_MONTHS
 from .errors import ConfigError, ValidationError, withhold_long_numbers
-from .spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
+from .spells import EXIT_REASONS, Timeline, as_of_day, build_timeline, observed_until
 
 __all__ = [
     "Outcome",
@@ -302,36 +302,6 @@ register_outcome(
 
 
 # --------------------------------------------------------------------------- public entry
-def observed_until(spells: pd.DataFrame) -> int:
-    """Last observed day of a canonical export, as a day number.
-
-    The latest ``recorded_date`` when that column is filled, else the latest
-    start or (closed) end date: nothing after this day is known, so a horizon
-    ending later is not fully observed.
-
-    Examples
-    --------
-    >>> rows = pd.DataFrame({"start_date": pd.to_datetime(["2023-01-01"]),
-    ...                      "end_date": pd.to_datetime(["2023-03-31"])})
-    >>> _time.to_date(observed_until(rows)).isoformat()
-    '2023-03-31'
-    """
-    if "recorded_date" in spells.columns:
-        rec = _time.to_days(spells["recorded_date"])
-        rec = rec[rec != _time.MISSING_DAY]
-        if len(rec):
-            return int(rec.max())
-    days = _time.to_days(spells["start_date"])
-    if "end_date" in spells.columns:
-        end = _time.to_days(spells["end_date"])
-        days = np.concatenate([days, end[end != _time.MISSING_DAY]])
-    days = days[days != _time.MISSING_DAY]
-    if not len(days):
-        raise ValidationError("cannot tell the last observed day of an empty export (no dates); pass "
-                              "observed_until, or check the export")
-    return int(days.max())
-
-
 def pension_starts(spells: pd.DataFrame, tl: Timeline) -> tuple[np.ndarray, np.ndarray] | None:
     """The IV pension starts of the ``iv_measure`` column as ``(person codes of tl, days)``, or None.
 

@@ -54,6 +54,7 @@ from .pseudonym import readable_columns
 from .schema import dtype_kind, load_schema
 
 __all__ = [
+    "AS_OF_AFTER_DATA_DAYS",
     "DEFAULT_INSTITUTIONS",
     "EXIT_REASONS",
     "MergeReport",
@@ -61,7 +62,9 @@ __all__ = [
     "as_of_day",
     "build_timeline",
     "monthly_spells",
+    "observed_until",
     "point_in_time",
+    "refuse_as_of_after_data",
 ]
 
 logger = logging.getLogger("iizrisk")
@@ -76,6 +79,71 @@ _MAX_SHOWN = 5
 _MAX_INSTITUTIONS = 127  # institution codes are int8
 _MODES = ("daily", "monthly")
 _PACKED_BITS = 63  # sort keys packed into one int64 when they fit (tests lower it)
+
+
+def observed_until(spells: pd.DataFrame) -> int:
+    """Last observed day of a canonical export, as a day number.
+
+    The latest ``recorded_date`` when that column is filled, else the latest
+    start or (closed) end date: nothing after this day is known, so a horizon
+    ending later is not fully observed.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"start_date": pd.to_datetime(["2023-01-01"]),
+    ...                      "end_date": pd.to_datetime(["2023-03-31"])})
+    >>> _time.to_date(observed_until(rows)).isoformat()
+    '2023-03-31'
+    """
+    if "recorded_date" in spells.columns:
+        rec = _time.to_days(spells["recorded_date"])
+        rec = rec[rec != _time.MISSING_DAY]
+        if len(rec):
+            return int(rec.max())
+    days = _time.to_days(spells["start_date"])
+    if "end_date" in spells.columns:
+        end = _time.to_days(spells["end_date"])
+        days = np.concatenate([days, end[end != _time.MISSING_DAY]])
+    days = days[days != _time.MISSING_DAY]
+    if not len(days):
+        raise ValidationError("cannot tell the last observed day of an empty export (no dates); pass "
+                              "observed_until, or check the export")
+    return int(days.max())
+
+
+
+#: How many days after the last observed day of the spells an as-of date may lie (as the nightly run's
+#: default ``[health] max_as_of_after_data_days``): an export is a few days old when it is read.
+AS_OF_AFTER_DATA_DAYS = 14
+
+
+def refuse_as_of_after_data(spells: pd.DataFrame, t: int, *, data_end=None, what: str = "as_of") -> None:
+    """Refuse an as-of day ``t`` more than :data:`AS_OF_AFTER_DATA_DAYS` after the last observed day.
+
+    The registrations open at the export would be taken as running on unseen, so flags and risks
+    would describe a day nothing is known of. The last observed day is ``data_end`` when given, else
+    the spells' latest recorded date (:func:`observed_until`). Without recorded dates (hand-made rows,
+    an export of starts and ends only) the latest start may lie long before the export was taken, and
+    nothing is refused unless ``data_end`` says so. Call it on rows already checked (their dates are dates).
+
+    Raises
+    ------
+    ValidationError
+        Naming the last observed day and the latest as-of date the data support.
+    """
+    if data_end is not None:
+        last = as_of_day(data_end)
+    elif "recorded_date" in spells.columns and spells["recorded_date"].notna().any():
+        last = observed_until(spells)
+    else:
+        return
+    if int(t) - last > AS_OF_AFTER_DATA_DAYS:
+        latest = _time.to_date(last + AS_OF_AFTER_DATA_DAYS)
+        source = "data_end" if data_end is not None else "the last recorded date of the spells"
+        raise ValidationError(
+            f"{what} {_time.to_date(int(t))} lies {int(t) - last} days after {source} "
+            f"({_time.to_date(last)}; at most {AS_OF_AFTER_DATA_DAYS} days allowed): nothing is known of that "
+            f"day. Give an as-of date on or before {latest}, spells that reach it, or data_end=")
 
 
 def as_of_day(as_of) -> int:

@@ -235,14 +235,32 @@ def _pyplot():
 
 
 def plot_survival_table(tab: pd.DataFrame, *, ylabel: str, title: str, xlabel: str = "months since the index day"):
-    """Cumulative incidence per arm from a suppressed survival table (published months only); the figure."""
+    """Cumulative incidence per arm from a suppressed survival table (published months only); the figure.
+
+    Each run of consecutive published months is drawn on its own, each month's value up to the next month:
+    a hidden month is a gap, never the last published value carried through it (the table's value at the
+    end of a gap could differ from the level drawn). A note under the axis says so when there are gaps.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    gaps = False
     for i, (arm, g) in enumerate(tab.groupby("arm", sort=False)):
-        g = g[~g["suppressed"]]
-        ax.step(g["month"], g["cumulative_exit"], where="post", color=f"C{i}", label=arm)
-        ax.fill_between(g["month"], g["lower"].astype(float), g["upper"].astype(float), step="post",
-                        alpha=0.2, color=f"C{i}", linewidth=0)
+        g = g[~g["suppressed"]].sort_values("month")
+        if not len(g):
+            continue
+        month = g["month"].to_numpy(dtype=np.int64)
+        run = np.r_[0, np.cumsum(np.diff(month) != 1)]  # runs of consecutive published months
+        gaps |= bool(run[-1] > 0)
+        for j in range(int(run[-1]) + 1):  # a few runs per arm: a loop over the table's gaps, not its people
+            r = g[run == j]
+            x = np.r_[r["month"].to_numpy(dtype=np.float64), r["month"].iloc[-1] + 1.0]  # the last month lasts
+            values = [np.r_[r[c].to_numpy(dtype=np.float64), float(r[c].iloc[-1])]
+                      for c in ("cumulative_exit", "lower", "upper")]
+            ax.step(x, values[0], where="post", color=f"C{i}", label=arm if j == 0 else None)
+            ax.fill_between(x, values[1], values[2], step="post", alpha=0.2, color=f"C{i}", linewidth=0)
+    if gaps:  # below the axis label, in room made for it
+        fig.subplots_adjust(bottom=0.2)
+        fig.text(0.01, 0.015, "Gaps: months hidden for small numbers of people.", fontsize="small", color="0.35")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)

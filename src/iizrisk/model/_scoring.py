@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..errors import InputMismatchError
 from ..features import PointInTimeFeatures
 from ..schema import dtype_kind
-from ..spells import empty_number_column
+from ..spells import as_of_day, empty_number_column, refuse_as_of_after_data
 
 if TYPE_CHECKING:
     from ._estimator import RiskModel
@@ -123,12 +123,14 @@ def _uncalibrated(model, X: pd.DataFrame, risk: np.ndarray) -> np.ndarray:
 
 
 def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
-          bands=(0.10, 0.25), return_features: bool = False, view=None):
+          bands=(0.10, 0.25), return_features: bool = False, view=None, data_end=None):
     """Score everyone with a spell open on ``as_of``.
 
     Only the point-in-time view at ``as_of`` is used, so rows after the as-of
     date change nothing. ``view``, when given, is that view already built
     (a :class:`~iizrisk.view.View`; see :meth:`PointInTimeFeatures.transform`).
+    ``data_end`` is the last observed day of ``spells`` (default: their
+    latest recorded date), as for :func:`~iizrisk.flags.compute_flags`.
 
     Returns
     -------
@@ -139,11 +141,21 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
         (``model.decision_function``); truly equal scores in order of the
         person's first appearance among the rows known at ``as_of``); with
         ``return_features`` also the feature frame (same row order).
+
+    Raises
+    ------
+    ValidationError
+        Without ``view``: ``as_of`` lies more than 14 days after ``data_end``
+        (:func:`~iizrisk.spells.refuse_as_of_after_data`). The
+        nightly run checks that itself (``[health] max_as_of_after_data_days``,
+        which ``--force`` may pass) and gives its view.
     """
     check_is_fitted(model, "estimator_")
     check_input(model, spells=spells, interventions=interventions)
     ft = model.features if model.features is not None else PointInTimeFeatures().fit(None)
-    X = ft.transform(spells, as_of=as_of, interventions=interventions, view=view)
+    X = ft.transform(spells, as_of=as_of, interventions=interventions, view=view)  # checks the rows first
+    if view is None:
+        refuse_as_of_after_data(spells, as_of_day(as_of), data_end=data_end)
     if len(X) and hasattr(model, "risk_and_log_odds"):
         risk, raw = model.risk_and_log_odds(X)  # one pass of the base model for both
     else:
