@@ -815,10 +815,34 @@ def test_the_run_judges_whom_its_lists_flag(tmp_path, random_spells, trained):
     assert entry["attributes"] == sorted(set(direct["attribute"]))
     assert [(e["attribute"], e["group"]) for e in entry["exceeds"]] == \
         [(r.attribute, r.group) for r in judged[judged["verdict"] == "exceeds"].itertuples()]
+    # a hidden group is neither judged nor listed: every ratio beyond the rule can be read
+    assert (direct.loc[direct["hidden"], "verdict"] == "not_judged").all()
+    assert all(e["ratio"] is not None and None not in e["ratio_ci"] for e in entry["exceeds"])
     summary = (res.folder / "summary.md").read_text(encoding="utf-8")
     title = next(t for t in ("Wen die Listen heute erfassen", "Whom tonight's lists flag") if t in summary)
     section = summary.split(f"## {title}")[1].split("\n## ")[0]
     assert section.count("\n| ") - 1 == len(judged)  # a row per group that is not a reference (header aside)
+
+
+def test_the_manifest_neither_counts_nor_lists_a_hidden_group():
+    """The manifest's fairness entry (counts and disparities beyond the rule) agrees with the summary: a
+    group whose figures are hidden is not judged, even in a table that still carries a verdict for it."""
+    from iizrisk.batch import _fairness_entry
+    from iizrisk.fairness_rule import FairnessRule
+    from iizrisk.list_fairness import flag_rate_ratios
+
+    people = pd.DataFrame({"age_band": ["25-49"] * 6000 + ["65+"] * 4000 + ["50-64"] * 3000})
+    listed = np.zeros(len(people), dtype=bool)
+    listed[:600] = True
+    listed[6000:6003] = True  # 65+: 3 listed, hidden
+    listed[10_000:10_020] = True  # 50-64: shown, outside the rule
+    table = flag_rate_ratios(people, listed, attributes=["age_band"], rule=FairnessRule(), min_cell_size=5)
+    settings = Settings.from_dict({})
+    for t in (table, table.assign(verdict=np.where(table["hidden"], "exceeds", table["verdict"]))):
+        entry = _fairness_entry(t, settings)
+        assert [e["group"] for e in entry["exceeds"]] == ["50-64"]
+        assert entry["exceeds"][0]["ratio"] == pytest.approx(0.07, abs=0.005)
+        assert entry["verdicts"] == {"exceeds": 1, "cannot_tell": 0, "within": 0}
 
 
 def test_the_run_monitors_itself_and_a_warning_can_fail_it(tmp_path, random_spells, trained, capsys):

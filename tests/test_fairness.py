@@ -421,6 +421,52 @@ def test_calibration_bins_are_suppressed_consistently():
     assert cal.loc[cal["n"].isna(), "observed_rate"].isna().all()
 
 
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_a_calibration_rows_status_says_what_is_hidden_in_it(seed):
+    """A bin whose positives (or negatives) are hidden is blank as a whole: it was "published" because
+    its size was. The status is published exactly when the row's values are, primary when one of its
+    counts is small, secondary when it only protects another cell."""
+    data = small_groups_frame(seed, n=600)
+    audit = quiet_fit(FairnessAudit(capacity=50, n_bootstrap=0, min_cell_size=5), data)
+    cal = audit.calibration
+    hidden = cal["n"].isna().to_numpy()
+    assert hidden.any() and (~hidden).any()
+    assert ((cal["status"] != "published").to_numpy() == hidden).all()
+    for col in ("n_positive", "mean_predicted", "observed_rate"):
+        assert cal.loc[hidden, col].isna().all()
+    # the true counts of each bin: a primary row holds a small one, a secondary row none
+    s, y = data["score"].to_numpy(), data["label"].to_numpy(dtype=bool)
+    edges = np.unique(cal["risk_to"])[:-1]
+    b = np.searchsorted(edges, s, side="right") + 1
+    for r in cal[hidden].itertuples():
+        rows = (b == r.bin) & (np.ones(len(data), dtype=bool) if r.attribute == "overall"
+                               else (data[r.attribute].astype(object).fillna(MISSING) == r.group).to_numpy())
+        counts = [int(rows.sum()), int(y[rows].sum()), int((~y[rows]).sum())]
+        small = any(0 < c < 5 for c in counts)
+        assert r.status == ("primary" if small else "secondary"), (r, counts)
+
+
+def test_a_calibration_panel_whose_bins_are_all_hidden_says_so():
+    from matplotlib.figure import Figure
+
+    from iizrisk._texts import text
+
+    data = small_groups_frame(2, n=800)
+    data["tiny"] = np.where(np.arange(len(data)) < 795, "A", "B")  # B: 5 people, about 1 per bin
+    audit = quiet_fit(FairnessAudit(groups=["sex", "tiny"], capacity=80, n_bootstrap=0, min_cell_size=5), data)
+    cal = audit.calibration
+    assert cal.loc[cal["attribute"] == "tiny", "n"].isna().all()
+    assert cal.loc[cal["attribute"] == "sex", "n"].notna().any()
+    for lang in ("de", "fr", "it", "en"):
+        note = text("audit.plot_calibration_hidden", lang, k=5)
+        empty = audit.plot_calibration("tiny", ax=Figure().subplots(), language=lang)
+        (shown,) = [t for t in empty.texts if t.get_gid() == "all_hidden"]
+        assert " ".join(shown.get_text().split()) == note and "5" in note
+        assert not empty.get_lines()[:-1]  # the diagonal only
+        drawn = audit.plot_calibration("sex", ax=Figure().subplots(), language=lang)
+        assert not [t for t in drawn.texts if t.get_gid() == "all_hidden"]
+
+
 # --------------------------------------------------------------------------- gaps and warnings
 def planted_gap(n_small: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(11)

@@ -50,6 +50,7 @@ def test_counts_rates_ratios_and_hiding_equal_the_reference(rows, k):
         assert r.reference == want["reference"] and bool(r.hidden) == want["hidden"]
         if want["hidden"]:
             assert pd.isna(r.n) and pd.isna(r.n_listed) and pd.isna(r.ratio)
+            assert r.verdict == "not_judged" and pd.isna(r.n_needed)  # a verdict would tell of the hidden cells
             continue
         assert (r.n, r.n_listed) == (want["n"], want["n_listed"])
         assert r.flag_rate == pytest.approx(want["rate"])
@@ -199,3 +200,38 @@ def test_categorical_attributes_give_the_table_of_plain_text(random_spells):
     assert str(View.at(cat, "2023-06-30").timeline.persons["sex"].dtype) == "category"
     pd.testing.assert_frame_equal(tables[1], tables[0])
     assert tables[0]["group"].tolist()[:2] == ["F", "M"]
+
+
+def _hidden_far_below() -> pd.DataFrame:
+    """65+ has 3 of 4000 listed against 10 % of the reference: a ratio far outside the rule, but hidden."""
+    people = pd.DataFrame({"age_band": ["25-49"] * 6000 + ["65+"] * 4000 + ["50-64"] * 3000})
+    listed = np.zeros(len(people), dtype=bool)
+    listed[:600] = True
+    listed[6000:6003] = True
+    listed[10_000:10_020] = True  # 50-64: 0.67 % of 3000, shown and outside the rule
+    return flag_rate_ratios(people, listed, attributes=["age_band"], rule=FairnessRule(), min_cell_size=5)
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_a_hidden_group_gets_no_verdict_in_the_table_the_counts_or_the_summary(lang):
+    """A row of '·' was judged "outside the rule" and counted among those outside: the verdict said on which
+    side of the bound its hidden counts lie. It is not judged, and the summary says why."""
+    from iizrisk._texts import load_locale
+    from iizrisk.list_fairness import verdict_counts
+    from iizrisk.report import _fairness_section
+
+    t = _hidden_far_below().set_index("group")
+    assert bool(t.loc["65+", "hidden"]) and t.loc["65+", "verdict"] == "not_judged"
+    assert pd.isna(t.loc["65+", "n_needed"])
+    assert t.loc["50-64", "verdict"] == "exceeds" and not t.loc["50-64", "hidden"]
+    assert verdict_counts(t.reset_index()) == {"exceeds": 1, "cannot_tell": 0, "within": 0}
+    verdicts = load_locale(lang)["card"]["verdicts"]
+    _, intro, heads, rows = _fairness_section(t.reset_index(), FairnessRule(), lang)
+    (older,) = [r for r in rows if r[1] == "65+"]
+    assert older[3:6] == ["·", "·", "·"]
+    assert older[heads.index(text("list_fairness.verdict", lang))] == verdicts["not_judged"]
+    assert f"1 {verdicts['exceeds']}" in intro and text("list_fairness.hidden", lang) in intro
+    # nothing hidden: no sentence about hidden groups
+    shown = t.reset_index()
+    shown = shown[~shown["hidden"]]
+    assert text("list_fairness.hidden", lang) not in _fairness_section(shown, FairnessRule(), lang)[1]

@@ -156,3 +156,85 @@ def test_oversight_without_a_history_store_is_invalid_input(tmp_path, capsys):
     assert "no history store with worklists" in capsys.readouterr().err
     (tmp_path / "history").write_text("x")
     assert main(["oversight", str(cfg)]) == 1
+
+
+def _first_night_and_a_month_of_reviews():
+    """ALV: 12 listed in January, none reviewed; in February 10 listed and 12 reviewed (2 overrides): a share
+    above 100 %. SH: 3 listed (hidden, no line). BB: reviews only, nobody listed (no share, nothing hidden).
+    KTG: 8 listed in both months, none reviewed."""
+    lists = ([{"institution": "ALV", "person_id": f"p{i}", "as_of": DAY0} for i in range(12)]
+             + [{"institution": "ALV", "person_id": f"p{i}", "as_of": DAY0 + pd.Timedelta(days=10)} for i in range(10)]
+             + [{"institution": "SH", "person_id": f"s{i}", "as_of": DAY0} for i in range(3)]
+             + [{"institution": "KTG", "person_id": f"k{i}", "as_of": DAY0 + pd.Timedelta(days=d)}
+                for i in range(8) for d in (0, 10)])
+    reviews = ([{"institution": "ALV", "person_id": f"p{i}", "review_date": DAY0 + pd.Timedelta(days=12),
+                 "decision": "not_suitable", "listed": i < 10, "band_at_review": "medium"} for i in range(12)]
+               + [{"institution": "BB", "person_id": f"b{i}", "review_date": DAY0 + pd.Timedelta(days=12),
+                   "decision": "other", "listed": False, "band_at_review": None} for i in range(6)])
+    return oversight(*_frames(lists, reviews), min_cell_size=5, decisions=DECISIONS)
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_the_plot_starts_at_zero_and_names_only_what_it_draws(lang):
+    """The first night (nothing reviewed) drew an axis from -4 % to 4 %, a legend with institutions whose
+    figures are hidden and no title."""
+    from matplotlib.figure import Figure
+
+    from iizrisk._texts import text
+
+    o = _first_night_and_a_month_of_reviews()
+    s = o.summary.set_index(["institution", "month"])
+    assert pd.isna(s.loc[("SH", "2024-01"), "listed"]) and s.loc[("ALV", "2024-02"), "reviewed"] == 12
+    ax = o.plot(ax=Figure().subplots(), language=lang)
+    lo, hi = ax.get_ylim()
+    assert lo == 0 and hi >= 120  # 12 reviewed of 10 listed in February
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ALV", "KTG"]  # not SH: no point drawn
+    alv, ktg = ax.get_lines()
+    assert list(alv.get_ydata()) == [0.0, 120.0] and list(ktg.get_xdata()) == [0, 1]
+    assert np.isnan(ktg.get_ydata()[0]) and ktg.get_ydata()[1] == 0  # January hidden (secondary)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2024-01", "2024-02"]
+    assert ax.get_title() == text("oversight.plot_title", lang)
+    assert ax.get_ylabel() == text("oversight.plot_axis", lang)
+    notes = [t.get_text() for t in ax.texts]
+    assert notes == [text("oversight.plot_hidden", lang, k=5, names="SH")]  # BB: nothing hidden, no share
+    # a first night with nothing reviewed: 0 % on an axis from 0, not -4 % to 4 %
+    first = oversight(*_frames([{"institution": "ALV", "person_id": f"p{i}", "as_of": DAY0} for i in range(6)], []),
+                      min_cell_size=5)
+    ax = first.plot(ax=Figure().subplots(), language=lang)
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] >= 100
+    # nothing to draw at all: said in the panel
+    empty = oversight(*_frames([], []), min_cell_size=5).plot(ax=Figure().subplots(), language=lang)
+    assert [" ".join(t.get_text().split()) for t in empty.texts] == [text("oversight.plot_none", lang, k=5)]
+    assert empty.get_legend() is None
+
+
+def test_to_dir_writes_the_peoples_table_in_the_language_and_the_plot(tmp_path):
+    """to_dir(language="fr", xlsx=True) wrote oversight.parquet only, without a word."""
+    from openpyxl import load_workbook
+
+    from iizrisk._texts import text
+    from iizrisk.tables import header, read_table
+
+    o = _first_night_and_a_month_of_reviews()
+    files = o.to_dir(tmp_path, language="fr", xlsx=True)
+    assert [f.name for f in files] == ["oversight.csv", "oversight.xlsx", "oversight.parquet", "oversight.png"]
+    first_line = (tmp_path / "oversight.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    assert first_line.startswith(f"{header('institution', 'fr')};") and header("listed", "fr") in first_line
+    assert header("listed", "fr") != "listed"
+    back = read_table(tmp_path / "oversight.csv")  # French headers, read back as codes
+    want = o.summary
+    assert back[["institution", "month"]].values.tolist() == want[["institution", "month"]].values.tolist()
+    assert back["listed"].isna().tolist() == want["listed"].isna().tolist()  # SH's hidden cell stays empty
+    assert (back["listed"].dropna().astype(int) == want["listed"].dropna().astype(int).to_numpy()).all()
+    sheet = load_workbook(tmp_path / "oversight.xlsx").active
+    assert sheet.cell(1, 1).value == header("institution", "fr")
+    parquet = pd.read_parquet(tmp_path / "oversight.parquet")
+    assert list(parquet.columns) == list(want.columns)  # the codes, for machines
+    # a larger minimum hides more, in the table and in the figure's note
+    stricter = o.to_dir(tmp_path / "k20", min_cell_size=20, plots=False)
+    assert [f.name for f in stricter] == ["oversight.csv", "oversight.parquet"]
+    listed = pd.read_parquet(tmp_path / "k20" / "oversight.parquet")["listed"]
+    assert listed[listed != 0].isna().all()  # BB's zero stays: "nobody" is no small cell
+    (fig,) = o._output_figures(o._output_tables(20), "de")
+    assert [" ".join(t.get_text().split()) for t in fig.figure.axes[0].texts] == [  # nothing drawn, and why
+        text("oversight.plot_none", "de", k=20), text("oversight.plot_hidden", "de", k=20, names="ALV, BB, KTG, SH")]

@@ -857,16 +857,17 @@ def _runs_entry(facts: RunFacts, token: str, forced: bool, open_cases: pd.DataFr
 
 def _fairness_entry(table: pd.DataFrame, settings: Settings) -> dict:
     """The manifest's fairness entry: the rule, the verdicts counted, and the disparities beyond the rule
-    (ratio and interval rounded; no counts of people)."""
+    (ratio and interval rounded; no counts of people). A hidden group is not judged
+    (:func:`~iizrisk.list_fairness.flag_rate_ratios`): it is neither counted nor listed, as in the summary."""
     from .list_fairness import verdict_counts
 
-    beyond = table[table["verdict"] == "exceeds"] if len(table) else table
+    beyond = table[(table["verdict"] == "exceeds") & ~table["hidden"].astype(bool)] if len(table) else table
     return {"metric": "flag_rate", "rule": FairnessRule.from_settings(settings).to_dict(),
             "attributes": sorted(set(table["attribute"].astype(str))) if len(table) else [],
             "verdicts": verdict_counts(table),
             "exceeds": [{"attribute": str(r.attribute), "group": str(r.group), "reference": str(r.reference),
-                         "ratio": None if r.hidden else round(float(r.ratio), 2),
-                         "ratio_ci": None if r.hidden else [round(float(r.ratio_lo), 2), round(float(r.ratio_hi), 2)]}
+                         "ratio": round(float(r.ratio), 2),
+                         "ratio_ci": [round(float(r.ratio_lo), 2), round(float(r.ratio_hi), 2)]}
                         for r in beyond.itertuples()]}
 
 

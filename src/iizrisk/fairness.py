@@ -82,6 +82,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -724,7 +725,10 @@ class FairnessAudit(ResultMixin):
         would decide, for ``cannot_tell``) and ``exceeds`` (``verdict == "exceeds"``).
     calibration : DataFrame
         Per one-way group and risk bin: ``n``, ``n_positive``, ``mean_predicted``,
-        ``observed_rate`` (suppressed).
+        ``observed_rate`` and ``status``. A bin's values are hidden together (``<NA>``)
+        when any of its counts (people, positives, negatives) is: ``status`` is
+        ``primary`` when one of them holds fewer than ``min_cell_size`` people,
+        ``secondary`` when one is hidden to protect another cell, else ``published``.
     capacity_ : int
         People flagged.
     flagged_ : ndarray of bool
@@ -1128,7 +1132,9 @@ class FairnessAudit(ResultMixin):
             col = pd.array(vals, dtype="Float64")
             col[hide | np.isnan(vals)] = pd.NA
             out[name] = col
-        out["status"] = _STATUS[status[:, 2]]
+        # the row's values are hidden together: primary when one of its counts is small, else secondary
+        # when one is hidden to protect another cell, else published
+        out["status"] = _STATUS[np.where((status == 1).any(axis=1), 1, status.max(axis=1))]
         return out[n_cell > 0].reset_index(drop=True)
 
     def _warn(self) -> None:
@@ -1310,7 +1316,8 @@ class FairnessAudit(ResultMixin):
     def plot_calibration(self, attribute: str = OVERALL, *, ax=None, language: str = "en"):
         """Observed outcome rate against mean predicted risk per risk bin, one line per group.
 
-        Only published (not suppressed) bins are drawn; labels in ``language``.
+        Only published (not suppressed) bins are drawn; a panel without any says that its
+        bins are hidden. Labels in ``language``.
 
         Returns
         -------
@@ -1334,6 +1341,11 @@ class FairnessAudit(ResultMixin):
             ax.plot(x, yv, marker="o", label=_group(language, grp))
             top = max(top, float(np.nanmax(x)), float(np.nanmax(yv)))
         ax.plot([0, top], [0, top], color="#999999", lw=0.8, ls="--")
+        if not ax.get_legend_handles_labels()[0]:  # nothing published: say so, not an empty panel
+            ax.text(0.5, 0.5, textwrap.fill(text("audit.plot_calibration_hidden", language, k=self.min_cell_size),
+                                            34),
+                    ha="center", va="center", transform=ax.transAxes, fontsize="small", color="#57606a",
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.9}, gid="all_hidden")
         ax.set_xlabel(text("audit.plot_mean_predicted", language))
         ax.set_ylabel(text("audit.plot_observed", language))
         ax.set_title(text("audit.plot_calibration_by", language, attribute=_attribute(language, attribute))

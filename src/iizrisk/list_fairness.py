@@ -68,8 +68,9 @@ def flag_rate_ratios(people: pd.DataFrame, listed, *, attributes: Sequence[str],
         is among its ``ratio_metrics`` (else every verdict is ``not_judged``).
     min_cell_size : int, default 5
         A group with fewer people, fewer listed or fewer not listed has its counts,
-        rate and ratio hidden (``hidden`` True; ``<NA>``); its verdict stays (it
-        reveals no count).
+        rate and ratio hidden (``hidden`` True; ``<NA>``) and is not judged (verdict
+        ``not_judged``, no ``n_needed``): a verdict on a ratio nobody may read would
+        say on which side of the bound its small counts lie.
     n_bootstrap : int, default 2000
         Replicates of the stratified bootstrap.
     confidence : float, default 0.95
@@ -79,7 +80,8 @@ def flag_rate_ratios(people: pd.DataFrame, listed, *, attributes: Sequence[str],
     -------
     DataFrame
         The :data:`COLUMNS`; the reference group's ratio is 1 and its verdict
-        ``not_judged``, and so is the verdict of a group whose reference flags nobody.
+        ``not_judged``, and so is the verdict of a hidden group and of a group whose
+        reference flags nobody.
     """
     flag = np.asarray(listed, dtype=bool)
     if len(flag) != len(people):
@@ -117,6 +119,7 @@ def flag_rate_ratios(people: pd.DataFrame, listed, *, attributes: Sequence[str],
         if rate[ref] == 0 or "flag_rate" not in rule.ratio_metrics:
             verdict[:], need[:] = "not_judged", np.nan
         hidden = (n < k) | (n_listed < k) | (n - n_listed < k)
+        verdict[hidden], need[hidden] = "not_judged", np.nan  # a verdict would tell of the hidden cells
         parts.append(pd.DataFrame({
             "attribute": attr, "group": groups, "reference": groups[ref], "is_reference": np.arange(len(groups)) == ref,
             "n": n, "n_listed": n_listed, "flag_rate": rate, "ratio": ratio, "ratio_lo": lo, "ratio_hi": hi,
@@ -152,8 +155,10 @@ def _groups(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
     """Judged disparities of a :func:`flag_rate_ratios` table per verdict (``exceeds``, ``cannot_tell``,
-    ``within``): the summary's sentence and the manifest's counts."""
-    counts = table["verdict"].value_counts() if len(table) else pd.Series(dtype=int)
+    ``within``): the summary's sentence and the manifest's counts. A hidden group is not judged
+    (``not_judged``) and never counted."""
+    judged = table[~table["hidden"].astype(bool)] if len(table) and "hidden" in table else table
+    counts = judged["verdict"].value_counts() if len(judged) else pd.Series(dtype=int)
     return {v: int(counts.get(v, 0)) for v in ("exceeds", "cannot_tell", "within")}
 
 

@@ -49,13 +49,15 @@ Examples
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ._results import OutputTable, ResultMixin
+from ._results import OutputFigure, OutputTable, ResultMixin
+from ._texts import text
 from .suppression import suppress_table
 
 __all__ = ["ASSESSMENT_DECISIONS", "Oversight", "oversight", "oversight_of"]
@@ -71,6 +73,10 @@ class Oversight(ResultMixin):
 
     ``table`` holds the figures as computed (internal use: tests, the run);
     ``summary`` the same with cells of fewer than ``min_cell_size`` people hidden.
+    :meth:`~iizrisk._results.ResultMixin.to_dir` writes that suppressed table as
+    ``oversight.csv`` (headers in ``language``; with ``xlsx`` also ``oversight.xlsx``)
+    and ``oversight.parquet`` (codes), and with ``plots`` :meth:`plot` in ``language``
+    as ``oversight.png``.
     """
 
     table: pd.DataFrame
@@ -84,24 +90,71 @@ class Oversight(ResultMixin):
     def _title(self) -> str:
         return "Oversight: does a human decide?"
 
-    def plot(self, ax=None):
-        """Share of listed people reviewed per month, one line per institution (suppressed figures)."""
-        from .plots import _axes, _tidy
+    def plot(self, ax=None, *, language: str = "en"):
+        """Share of listed people reviewed per month, one line per institution (suppressed figures).
 
-        ax = _axes(ax, (6.0, 2.6))
-        s = self.summary
-        for inst, part in s.groupby("institution", sort=True):
-            share = 100 * part["reviewed"].astype(float) / part["listed"].astype(float).replace(0, np.nan)
-            ax.plot(part["month"], share, marker="o", label=str(inst))
-        ax.set_ylabel("reviewed / listed (%)")
-        if len(s):
-            ax.legend(frameon=False, fontsize="small")
-        _tidy(ax)
-        return ax
+        The axis starts at 0 % (a share may pass 100 %: reviews count people reviewed in the month,
+        listed or not). An institution whose figures are hidden draws no line: it is named in a note
+        under the axes, not in the legend. Words in ``language``.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        from .plots import _axes
+
+        return _plot(self.summary, int(self.min_cell_size), _axes(ax, (6.0, 2.8)), language)
 
     def _output_tables(self, k: int) -> list[OutputTable]:
-        # Parquet for machines; the CSV people open is written by iizrisk.tables (the command's --out)
-        return [OutputTable("oversight", _suppressed(self.table, k), csv=None)]
+        # the people's CSV (and xlsx) in the language, and Parquet for machines (cells hidden in both)
+        table = _suppressed(self.table, k)
+        table.attrs["min_cell_size"] = int(k)  # for the figure's note on hidden institutions
+        return [OutputTable("oversight", table)]
+
+    def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
+        from matplotlib.figure import Figure
+
+        (table,) = [t for t in tables if t.name == "oversight"]
+        fig = Figure(figsize=(6.0, 2.8))
+        k = int(table.frame.attrs.get("min_cell_size", self._default_min_cell_size()))
+        _plot(table.frame, k, fig.subplots(), language)  # the suppressed table written beside it
+        return [OutputFigure("oversight", fig)]
+
+
+def _plot(summary: pd.DataFrame, k: int, ax, language: str):
+    """The plot of :meth:`Oversight.plot` from a suppressed table (``k``: the cells' minimum, for the note)."""
+    from .plots import _footnote, _tidy
+
+    months = sorted(set(summary["month"].astype(str)))
+    at = {m: i for i, m in enumerate(months)}
+    hidden, top = [], 100.0
+    for inst, part in summary.groupby("institution", sort=True):
+        listed = part["listed"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        reviewed = part["reviewed"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(listed > 0, 100 * reviewed / listed, np.nan)
+        if np.isnan(share).all():  # nothing to draw: hidden figures are said, months without a list are not
+            if (np.isnan(listed) | np.isnan(reviewed)).any():
+                hidden.append(str(inst))
+            continue
+        ax.plot([at[m] for m in part["month"].astype(str)], share, marker="o", label=str(inst), clip_on=False)
+        top = max(top, float(np.nanmax(share)))
+    ax.set_ylim(0, 1.05 * top)
+    step = max(1, -(-len(months) // 8))  # at most about 8 month labels
+    ax.set_xticks(range(0, len(months), step), months[::step])
+    if months:
+        ax.set_xlim(-0.5, len(months) - 0.5)
+    ax.set_ylabel(text("oversight.plot_axis", language))
+    ax.set_title(text("oversight.plot_title", language))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize="small")
+    else:
+        ax.text(0.5, 0.5, textwrap.fill(text("oversight.plot_none", language, k=k), 50), ha="center",
+                va="center", transform=ax.transAxes, fontsize="small", color="#57606a")
+    if hidden:
+        _footnote(ax, text("oversight.plot_hidden", language, k=k, names=", ".join(hidden)))
+    _tidy(ax)
+    return ax
 
 
 def _month(values) -> np.ndarray:

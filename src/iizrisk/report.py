@@ -119,6 +119,8 @@ def _fairness_section(table: pd.DataFrame, rule, lang: str) -> tuple[str, str, l
     judged = table[~table["is_reference"].astype(bool)] if len(table) else table
     intro = text("list_fairness.intro", lang, lo=f"{rule.min_ratio:g}", hi=f"{1 / rule.min_ratio:.3g}",
                  **verdict_counts(table)) if "flag_rate" in rule.ratio_metrics else text("list_fairness.off", lang)
+    if "flag_rate" in rule.ratio_metrics and len(judged) and judged["hidden"].astype(bool).any():
+        intro += " " + text("list_fairness.hidden", lang)  # why a row of '·' says "not judged"
 
     def group(attr: str, g) -> str:
         return str(values.get(attr, {}).get(str(g), g))

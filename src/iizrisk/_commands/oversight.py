@@ -15,7 +15,7 @@ DESCRIPTION = (
     "their share, the share of joint assessments proposed for listed people and for overrides, the "
     "agreement of decisions with the risk band, and people listed repeatedly without a review. Cells of "
     "fewer than [privacy] min_cell_size people are hidden. With --out the table is written as CSV "
-    "(';', UTF-8 with BOM, headers in the deployment's language) and Parquet, with a plot."
+    "(';', UTF-8 with BOM, headers in the deployment's language) and Parquet, with a plot in that language."
 )
 
 
@@ -32,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
     from ..config import Settings
     from ..errors import ValidationError
     from ..oversight import oversight_of
-    from ..tables import write_table
 
     check_period(args.start, args.end)
     settings = Settings.load(args.config)
@@ -44,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary_text(decimals=1))
     if args.out:
         out = Path(args.out)
-        written = result.to_dir(out, min_cell_size=settings.privacy.min_cell_size)
-        written.append(write_table(result.summary, out / "oversight.csv", language=settings.worklist.language))
+        written = result.to_dir(out, min_cell_size=settings.privacy.min_cell_size, language=settings.worklist.language)
         print("written: " + ", ".join(sorted({str(p) for p in written})))
     return EXIT_OK
