@@ -96,6 +96,35 @@ def test_the_lookup_reads_in_the_lists_language(night, tmp_path):
     assert "reasons.csv" in written
 
 
+def test_the_files_of_a_lookup_are_in_the_lists_language(night, tmp_path, monkeypatch):
+    """to_dir() without a language wrote codes as headers ("as_of;n_registered"), "high" and
+    "employment", and an English timeline, while the view, its HTML and its plot were French."""
+    from iizrisk.case import CaseView
+    from iizrisk.tables import header, value_name
+
+    cfg, res = night
+    case = res.worklists["SH"]["case_ids"].iloc[0].split(";")[0]
+    v = case_lookup(cfg, institution="SH", case_id=case, as_of=AS_OF)
+    assert v.language == "fr"
+    drawn = []
+    plot = CaseView.plot
+    monkeypatch.setattr(CaseView, "plot", lambda self, ax=None, *, language=None: drawn.append(language)
+                        or plot(self, ax, language=language))
+    v.to_dir(tmp_path / "out")
+    assert drawn == ["fr"]  # the timeline.png in the view's language
+    for name, frame in (("risk_history", v.risk_history), ("flags", v.flags), ("timeline", v.timeline)):
+        first = (tmp_path / "out" / f"{name}.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+        assert first.split(";") == [header(c, "fr") for c in frame.columns], (name, first)
+    bands = read_table(tmp_path / "out" / "risk_history.csv", dtype=str)["risk_band"]
+    assert bands.tolist() == [value_name("risk_band", b, "fr") for b in v.risk_history["risk_band"]]
+    # an explicit language, or the object's output_language, still wins
+    v.to_dir(tmp_path / "de", language="de", plots=False)
+    first = (tmp_path / "de" / "flags.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    assert first.split(";") == [header(c, "de") for c in v.flags.columns]
+    with pytest.raises(ConfigError, match="language 'FR': use one of de, fr, it, en"):
+        v.to_dir(tmp_path / "bad", language="FR")
+
+
 def test_a_case_not_on_the_list_is_shown_too(night, random_spells, capsys, tmp_path):
     """Its rank on the list is empty (a nullable integer): the display wrote "" into it and crashed
     (exit 5) for every case scored but not listed."""

@@ -541,6 +541,6 @@ def test_empty_spells_are_refused_not_a_key_error(tmp_path):
         ind.transition_matrix(rows, 2020, institutions=[])
     with pytest.raises(ConfigError, match="year must be a whole calendar year"):
         ind.transition_matrix(rows, 2020.5)
-    with pytest.raises(ConfigError, match="language 'xx' is not available"):
+    with pytest.raises(ConfigError, match="language 'xx': use one of de, fr, it, en"):
         ind.bfs_indicators(rows, 2020).to_dir(tmp_path / "out", language="xx")
     assert not (tmp_path / "out").exists()

@@ -14,6 +14,8 @@ import pytest
 from matplotlib.axes import Axes
 
 from iizrisk import plots
+from iizrisk._texts import text
+from iizrisk.errors import ConfigError, ValidationError
 from iizrisk.model import precision_recall_at_k
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,13 +291,138 @@ def test_contributions_waterfall_adds_up_to_the_model_output():
     assert bars[0].get_x() == pytest.approx(ex.base_value)
     assert bars[-1].get_x() + bars[-1].get_width() == pytest.approx(ex.output[1], abs=1e-5)
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[-1] == "2 other features" and "Monaten" in " ".join(labels)
+    assert labels[-1] == "2 weitere Merkmale" and "Monaten" in " ".join(labels)
     colours = [tuple(np.round(p.get_facecolor()[:3], 2)) for p in bars]
     widths = [p.get_width() for p in bars]
     assert all((c == (0.84, 0.27, 0.27)) == (w > 0) for c, w in zip(colours, widths, strict=True))
     # by index label too
     ax = plots.plot_contributions(ex, ex.values.index[1], top=10, ax=plt.figure().subplots())
     assert len(ax.patches) == 4
+
+
+def _explanation():
+    from iizrisk.explain import Explanation
+
+    names = ["n_transitions_24m", "age", "n_reentries_24m", "current_days_alv"]
+    return Explanation(values=pd.DataFrame([[0.8, -0.2, 0.3, 0.1], [0.1, 0.2, -0.4, 0.5]], columns=names),
+                       base_value=-3.0, data=pd.DataFrame([[3.0, 41.0, 1.0, 200.0], [1.0, 30.0, 0.0, 20.0]],
+                                                          columns=names), output=np.array([-2.0, -2.6]))
+
+
+def _words(ax) -> dict[str, str]:
+    """The words of a contributions figure besides the feature sentences."""
+    notes = {t.get_text() for t in ax.texts if t.get_gid() != "footnote"}
+    return {"rest": ax.get_yticklabels()[-1].get_text(), "marks": " | ".join(sorted(notes)),
+            "axis": ax.get_xlabel(), "note": footnotes(ax)}
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "it"])
+def test_contributions_speak_the_language_in_every_word(language):
+    """With language="fr" the feature sentences were French, but "46 other features", "base", "this
+    person", the axis label and the footnote stayed English."""
+    ex = _explanation()
+    english = _words(plots.plot_contributions(ex, 0, top=2, language="en", ax=plt.figure().subplots()))
+    ax = plots.plot_contributions(ex, 0, top=2, language=language, ax=plt.figure().subplots())
+    words = _words(ax)
+    assert words == {"rest": text("plot.contrib_rest", language, n=2),
+                     "marks": " | ".join(sorted([text("plot.contrib_base", language),
+                                                 text("plot.contrib_person", language)])),
+                     "axis": text("plot.contrib_axis", language), "note": text("plot.contrib_note", language)}
+    assert all(words[k] != english[k] for k in words), (words, english)
+    one = plots.plot_contributions(ex, 0, top=3, language=language, ax=plt.figure().subplots())
+    assert one.get_yticklabels()[-1].get_text() == text("plot.contrib_rest_one", language)
+
+
+def test_contributions_name_the_rows_there_are():
+    """plot_contributions(ex, 99) raised pandas' "single positional indexer is out-of-bounds"."""
+    ex = _explanation()
+    with pytest.raises(ConfigError, match=r"row 99: the explanation has 2 row\(s\); give a position from 0 to 1"):
+        plots.plot_contributions(ex, 99)
+    with pytest.raises(ConfigError, match="row -3"):
+        plots.plot_contributions(ex, -3)
+    with pytest.raises(ConfigError, match="not in the explanation's index") as err:
+        plots.plot_contributions(ex, "someone")
+    assert "someone" not in str(err.value)  # a label may be a pseudonym: not echoed
+    last = plots.plot_contributions(ex, -1, top=10, ax=plt.figure().subplots())
+    assert sum(p.get_width() for p in last.patches) == pytest.approx(0.4)  # the second row's contributions
+
+
+def test_risk_bands_name_a_missing_column():
+    """A frame without risk_band gave KeyError: 'risk_band' from inside pandas."""
+    s = pd.DataFrame({"risk": [0.05, 0.2, 0.4] * 10})
+    with pytest.raises(ValidationError, match=r"scores has no column 'risk_band'.*risk_bands\(scores\['risk'\]\)"):
+        plots.plot_risk_bands(s)
+    with pytest.raises(ValidationError, match="no column 'risk' and 'risk_band'"):
+        plots.plot_risk_bands(pd.DataFrame({"x": [1]}))
+
+
+def test_flows_read_start_and_end_as_iso_dates_only():
+    """start="01.02.2018" was read month-first (2 January) without a word: the plot showed January."""
+    spells = rows(*[(f"p{i}", "ALV", "2018-02-10", None) for i in range(6)])
+    with pytest.raises(ConfigError, match="start '01.02.2018' is not in the form YYYY-MM-DD; for 1 February "
+                                          "2018 write 2018-02-01"):
+        plots.plot_flows(spells, start="01.02.2018", end="2018-03-01")
+    with pytest.raises(ConfigError, match="end '03/01/2018' is ambiguous"):
+        plots.plot_flows(spells, start="2018-02-01", end="03/01/2018")
+    with pytest.raises(ConfigError, match="end 2018-01-31 lies before start 2018-02-01"):
+        plots.plot_flows(spells, start="2018-02-01", end="2018-01-31")
+    ax = plots.plot_flows(spells, start=pd.Timestamp("2018-02-01"), end="2018-03-01", min_cell_size=0)
+    assert [str(x)[:10] for x in ax.get_lines()[0].get_xdata()] == ["2018-02-01", "2018-03-01"]
+    assert ax.get_lines()[0].get_ydata().tolist() == [6, 0]
+
+
+def test_unknown_institution_codes_are_refused_not_drawn_empty():
+    """institutions=["alv"] drew empty axes (flows) and an empty image with RuntimeWarnings (transitions)."""
+    spec = []
+    for i in range(8):
+        spec += [(f"a{i}", "ALV", "2023-01-01", "2023-03-31"), (f"a{i}", "SH", "2023-04-15", None)]
+    spells = rows(*spec)
+    for call in (lambda inst: plots.plot_flows(spells, institutions=inst, ax=plt.figure().subplots()),
+                 lambda inst: plots.plot_transitions(spells, 2023, institutions=inst, ax=plt.figure().subplots())):
+        with pytest.raises(ConfigError, match=r"institutions: 'alv' not known; use codes of ALV, IV, SH.*"
+                                              r"\(case matters: 'ALV'\)"):
+            call(["alv"])
+        with pytest.raises(ConfigError, match="must list one or more institution codes"):
+            call("ALV")
+        call(["ALV", "KTG"])  # a known institution without a spell is drawn (zeros)
+    drawn = plots.plot_transitions(spells, 2023, min_cell_size=0, ax=plt.figure().subplots())
+    table = pd.DataFrame({"from": ["ALV", "SH"], "to": ["SH", "ALV"], "persons": [8, 0]})
+    with pytest.raises(ConfigError, match="'IV' not known; use codes of ALV, SH$"):
+        plots.plot_transitions(table, institutions=["ALV", "IV"])
+    assert "8" in texts(drawn)
+
+
+@pytest.mark.parametrize("figure", ["contributions", "group_metrics", "risk_bands"])
+def test_the_footnote_sits_below_the_axis_label(figure):
+    """The footnote sat at a fixed 30 points under the axes, on top of a one-line x label; it now hangs
+    under the label, also a label of two lines set afterwards."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from iizrisk.fairness import FairnessAudit
+
+    rng = np.random.default_rng(3)
+    risk = rng.beta(1.2, 9, 500)
+    data = pd.DataFrame({"score": rng.random(400), "sex": rng.choice(["F", "M"], 400)})
+    data["label"] = rng.random(400) < data["score"]
+    draw = {"contributions": lambda ax: plots.plot_contributions(_explanation(), 0, top=2, language="fr", ax=ax),
+            "group_metrics": lambda ax: plots.plot_group_metrics(
+                FairnessAudit(groups=["sex"], capacity=40, n_bootstrap=0, max_gap=1.0).fit(data), ax=ax),
+            "risk_bands": lambda ax: plots.plot_risk_bands(pd.DataFrame({"risk": risk, "risk_band": np.where(
+                risk < .1, "low", np.where(risk < .25, "medium", "high"))}), language="fr", ax=ax)}[figure]
+    for two_lines in (False, True):
+        fig = Figure(figsize=(6, 3))
+        ax = draw(fig.subplots())
+        if two_lines:
+            ax.set_xlabel(ax.get_xlabel() + "\n" + "a second line")
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        note = next(t for t in ax.texts if t.get_gid() == "footnote").get_window_extent(renderer)
+        label = ax.xaxis.label.get_window_extent(renderer)
+        ticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+        assert note.y1 < label.y0, (figure, two_lines, note, label)  # below the label, not on it
+        assert all(note.y1 < b.y0 for b in ticks)
+        assert note.x0 == pytest.approx(ax.get_window_extent(renderer).x0, abs=1)  # at the axes' left edge
 
 
 # ------------------------------------------------------------------ the HTML summary

@@ -18,6 +18,7 @@ import iizrisk
 import test_information
 from iizrisk import _texts
 from iizrisk._texts import LANGUAGES, load_locale, swiss_number, text, text_items
+from iizrisk.errors import ConfigError
 
 SRC = Path(iizrisk.__file__).parent
 # a person's information request over two nightly runs (the fixtures of test_information)
@@ -107,8 +108,67 @@ def test_text_fills_placeholders_and_refuses_what_is_not_there():
         text("card.limitations_items", "en")
     with pytest.raises(KeyError, match="not a list"):
         text_items("card.title", "en")
-    with pytest.raises(ValueError, match="not available"):
+    with pytest.raises(ConfigError, match="language 'rm': use one of de, fr, it, en"):
         text("card.title", "rm")
+
+
+def _language_entry_points():
+    """Every public entry point taking ``language=``: name -> call(language, folder), writing into folder."""
+    from matplotlib.figure import Figure
+
+    from iizrisk import plots, tables
+    from iizrisk.evaluation import KaplanMeier
+    from iizrisk.explain import Explanation, reason_codes
+    from iizrisk.fairness import FairnessAudit
+    from iizrisk.indicators import bfs_indicators
+
+    frame = pd.DataFrame({"rank": [1, 2], "risk": [0.41, 0.2], "risk_band": ["high", "medium"]})
+    spells = pd.DataFrame({"person_id": [f"p{i}" for i in range(12)] * 2, "institution": ["ALV", "SH"] * 12,
+                           "start_date": pd.to_datetime(["2020-01-06"] * 12 + ["2020-09-01"] * 12),
+                           "end_date": pd.to_datetime(["2020-08-31"] * 12 + ["2020-12-31"] * 12)})
+    ex = Explanation(values=pd.DataFrame({"n_transitions_24m": [0.8], "age": [-0.2]}), base_value=-3.0,
+                     data=pd.DataFrame({"n_transitions_24m": [3.0], "age": [41.0]}), output=np.array([-2.4]))
+    audit_data = pd.DataFrame({"score": np.linspace(0, 1, 200), "sex": ["F", "M"] * 100,
+                               "label": np.arange(200) % 3 == 0})
+
+    def axes():
+        return Figure().subplots()
+
+    return {
+        "check_language": lambda lang, d: _texts.check_language(lang),
+        "tables.present": lambda lang, d: tables.present(frame, lang),
+        "tables.write_table": lambda lang, d: tables.write_table(frame, d / "t.csv", language=lang),
+        "tables.write_table xlsx": lambda lang, d: tables.write_table(frame, d / "t.xlsx", language=lang),
+        "tables.write_xlsx": lambda lang, d: tables.write_xlsx(frame, d / "t.xlsx", language=lang),
+        "tables.write_outputs": lambda lang, d: tables.write_outputs(frame, d, "t", language=lang, csv=False),
+        "KaplanMeier.to_dir": lambda lang, d: KaplanMeier().fit([1, 2, 2, 3, 5, 6, 7], [1, 1, 0, 1, 0, 1, 1])
+        .to_dir(d, language=lang),
+        "FairnessAudit.to_dir": lambda lang, d: FairnessAudit(groups=["sex"], capacity=20, n_bootstrap=0,
+                                                              max_gap=1.0).fit(audit_data).to_dir(d, language=lang),
+        "BfsIndicators.to_dir": lambda lang, d: bfs_indicators(spells, 2020).to_dir(d, language=lang),
+        "plot_timeline": lambda lang, d: plots.plot_timeline(spells, "p0", as_of="2020-12-31", language=lang,
+                                                             ax=axes()),
+        "plot_risk_bands": lambda lang, d: plots.plot_risk_bands(frame, language=lang, ax=axes()),
+        "plot_contributions": lambda lang, d: plots.plot_contributions(ex, language=lang, ax=axes()),
+        "reason_codes": lambda lang, d: reason_codes(ex, language=lang),
+    }
+
+
+@pytest.mark.parametrize("entry", list(_language_entry_points()))
+def test_a_language_the_catalogue_lacks_is_refused_the_same_way_everywhere(entry, tmp_path):
+    """"FR", "xx" or "rm" gave English tables and plots without a word in some places (to_dir, present,
+    write_table, the plots), a ValueError in others and a ConfigError in a third: one rule now, a
+    ConfigError naming the argument and the choices, before anything is written."""
+    call = _language_entry_points()[entry]
+    for code in ("FR", "xx", "rm", "fr-CH"):
+        folder = tmp_path / code
+        with pytest.raises(ConfigError) as err:
+            call(code, folder)
+        assert str(err.value) == f"language '{code}': use one of de, fr, it, en", entry
+        assert not folder.exists() or not any(folder.iterdir()), (entry, sorted(folder.iterdir()))
+    call("fr", tmp_path / "fr")  # a language the catalogue has is taken
+    if entry not in ("check_language", "reason_codes"):  # None keeps its meaning: codes, or English on plots
+        call(None, tmp_path / "none")
 
 
 def test_swiss_numbers():

@@ -44,7 +44,9 @@ tables people open: ``;`` as separator, UTF-8 with a BOM, formulas
 neutralised; with a ``language`` also the headers, band names, the names of
 known codes (decisions, exit reasons, policies) and yes/no in
 that language and risks in percent (:mod:`iizrisk.tables`). ``language``
-None (the default) keeps the column codes as headers. With ``xlsx`` each
+None (the default) keeps the column codes as headers; a code the catalogue
+lacks ("FR", "fr-CH") raises :class:`~iizrisk.errors.ConfigError` before
+anything is written (:func:`iizrisk._texts.check_language`). With ``xlsx`` each
 table is also written as ``<name>.xlsx`` (a frozen header, widths that fit).
 An object may carry its defaults in ``output_language`` and ``output_xlsx``
 (a command sets them on the object it built; ``to_dir``'s arguments win).
@@ -66,6 +68,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._texts import check_language
 from .store import (
     SWISS_CSV,
     CsvFormat,
@@ -218,6 +221,11 @@ class ResultMixin:
         -------
         list of Path
             The files written, tables first (CSV, xlsx, Parquet per table), then figures.
+
+        Raises
+        ------
+        ConfigError
+            ``language`` is not one of the catalogue's (:func:`iizrisk._texts.check_language`).
         """
         return self._write_dir(path, min_cell_size=min_cell_size, plots=plots, language=language, xlsx=xlsx)
 
@@ -225,6 +233,8 @@ class ResultMixin:
                    language: str | None = None, xlsx: bool | None = None) -> list[Path]:
         k = self._default_min_cell_size() if min_cell_size is None else int(min_cell_size)
         lang = self.output_language if language is None else language
+        if lang is not None:  # "FR" or "fr-CH" is refused before anything is written, not written in English
+            check_language(lang)
         with_xlsx = self.output_xlsx if xlsx is None else bool(xlsx)
         out = Path(path)
         make_dirs(out)

@@ -58,6 +58,9 @@ from functools import cache
 from importlib import resources
 from typing import Any, SupportsIndex
 
+from ._time import _shown
+from .errors import ConfigError
+
 __all__ = ["LANGUAGES", "check_language", "colon", "describe", "load_locale", "or_english", "render", "swiss_number",
            "text", "text_items"]
 
@@ -82,11 +85,39 @@ def colon(language: str) -> str:
     return "\u00a0:" if language == "fr" else ":"
 
 
-def check_language(language: str) -> str:
-    """Return ``language`` if texts exist for it, else raise ValueError naming the choices."""
-    if language not in LANGUAGES:
-        raise ValueError(f"language {language!r} is not available; choose one of {', '.join(LANGUAGES)}")
-    return language
+def check_language(language: str, what: str = "language") -> str:
+    """Return ``language`` if the catalogue has texts for it, else raise ConfigError naming ``what`` and the choices.
+
+    The one rule of every public ``language=`` argument (tables, plots, result
+    objects' ``to_dir``, reasons): a code the catalogue lacks ("FR", "fr-CH",
+    "rm") is refused, never silently replaced by English. :func:`or_english`
+    stays for internal fallbacks where a text may be missing.
+
+    Parameters
+    ----------
+    language : str
+        The code to check.
+    what : str, default "language"
+        The argument's name in the message (``--language``, ``[worklist] language``...).
+
+    Raises
+    ------
+    ConfigError
+        ``language`` is not one of :data:`LANGUAGES` (a ``ValueError`` too).
+
+    Examples
+    --------
+    >>> check_language("fr")
+    'fr'
+    >>> check_language("FR")
+    Traceback (most recent call last):
+    ...
+    iizrisk.errors.ConfigError: language 'FR': use one of de, fr, it, en
+    """
+    if isinstance(language, str) and language in LANGUAGES:
+        return language
+    shown = _shown(language) if isinstance(language, str) else repr(language)
+    raise ConfigError(f"{what} {shown}: use one of {', '.join(LANGUAGES)}")
 
 
 @cache
@@ -119,8 +150,8 @@ def text(key: str, language: str, **fields: Any) -> str:
 
     Raises
     ------
-    ValueError
-        ``language`` has no catalogue.
+    ConfigError
+        ``language`` has no catalogue (:func:`check_language`).
     KeyError
         ``key`` is not a text, or a placeholder has no value in ``fields``.
 

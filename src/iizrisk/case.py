@@ -102,6 +102,19 @@ class CaseView(ResultMixin):
                              language=self.language if language is None else language,
                              flags=self.flags.iloc[0] if len(self.flags) else None, ax=ax)
 
+    def to_dir(self, path: str | Path, *, min_cell_size: int | None = None, plots: bool = True,
+               language: str | None = None, xlsx: bool | None = None) -> list[Path]:
+        """Write the lookup's tables (CSV, xlsx and/or Parquet) and its timeline (PNG), as the coordinator read them.
+
+        As :meth:`iizrisk._results.ResultMixin.to_dir`, but ``language`` defaults to the view's
+        own: the object's ``output_language`` when set, else :attr:`language` (the institution's
+        list language, that of :meth:`plot` and the HTML), so the files a coordinator keeps match
+        what they saw. A code the catalogue lacks raises :class:`~iizrisk.errors.ConfigError`.
+        """
+        if language is None:
+            language = self.output_language if self.output_language is not None else self.language
+        return self._write_dir(path, min_cell_size=min_cell_size, plots=plots, language=language, xlsx=xlsx)
+
     def _default_min_cell_size(self) -> int:
         return 1  # one person, for that person's own case work: nothing to aggregate
 

@@ -49,8 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._texts import LANGUAGES, load_locale, swiss_number, text, text_items
-from .errors import ConfigError
+from ._texts import check_language, load_locale, swiss_number, text, text_items
 
 __all__ = ["DpiaDraft", "DpiaSection", "DpiaField", "dpia_draft", "MEASURES", "RISKS", "SECTIONS", "OPEN_MARK",
            "DPIA_FILES"]
@@ -244,8 +243,7 @@ def dpia_draft(settings, *, language: str | None = None, today=None) -> DpiaDraf
 
     settings = (settings if isinstance(settings, Settings) else Settings.load(settings)).resolved()
     lang = language or settings.worklist.language
-    if lang not in LANGUAGES:
-        raise ConfigError(f"language {lang!r}: use one of {', '.join(LANGUAGES)}")
+    check_language(lang)
     manifest, card = _card(settings, lang)
     created = today or dt.date.today()
     sections = [_description(settings, lang, manifest), _data(settings, lang), _purpose(settings, lang, card),

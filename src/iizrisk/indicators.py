@@ -755,12 +755,11 @@ class BfsIndicators:
         xlsx : bool, default False
             Also write each table as an Excel sheet.
         """
-        from ._texts import LANGUAGES
+        from ._texts import check_language
         from .tables import write_outputs
 
-        if language is not None and language not in LANGUAGES:
-            raise ConfigError(f"language {_time._shown(str(language))} is not available; choose one of "
-                              f"{', '.join(LANGUAGES)} (or none: the column codes)")
+        if language is not None:  # the one rule of every language= argument, before the folder is made
+            check_language(language)
         path = make_dirs(path)
         written: list[Path] = []
         for name, t in self.tables.items():

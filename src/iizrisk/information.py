@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from ._results import OutputTable, ResultMixin
-from ._texts import LANGUAGES, load_locale, swiss_number, text
+from ._texts import check_language, load_locale, swiss_number, text
 from .errors import ConfigError, RawIdentifierError, ValidationError
 
 __all__ = ["InformationDocument", "information_request", "INFORMATION_FILE"]
@@ -320,8 +320,7 @@ def information_request(settings, *, person: str, institution: str, language: st
         raise ConfigError(f"--institution {institution!r} is not a known institution code "
                           f"({', '.join(settings.institutions)})")
     lang = language or w.language_per_institution.get(institution, w.language)
-    if lang not in LANGUAGES:
-        raise ConfigError(f"language {lang!r}: use one of {', '.join(LANGUAGES)}")
+    check_language(lang)
     person = _check_person(person, settings)
     history = HistoryStore(settings.resolve(settings.output.history_dir))
     runs = history.as_of_dates("runs")

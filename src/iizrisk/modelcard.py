@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._texts import colon, load_locale, swiss_number, text, text_items
+from ._texts import check_language, colon, load_locale, swiss_number, text, text_items
 from .fairness import NA_MARK as _NA
 from .fairness import _fmt, _html_table, _word
 from .fairness_rule import FairnessRule
@@ -64,7 +64,6 @@ CARD_FORMAT = "iizrisk-model-card/1"
 CARD_FILES = {"md": "model_card.md", "html": "model_card.html", "json": "model_card.json"}
 _DEFAULT_PROTECTED = ("sex", "nationality_group")
 
-_LANGS = ("en", "de", "fr", "it")
 _METRIC_COLUMNS = ("roc_auc", "average_precision", "brier", "ece", "precision_at_k", "recall_at_k", "k",
                    "prevalence")
 #: the oversight section's figures (before them the decisions by type: ``decision:<code>``)
@@ -192,8 +191,7 @@ class ModelCard:
     _catalogue: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.language not in _LANGS:
-            raise ValueError(f"language {self.language!r} is not available; choose one of {', '.join(_LANGS)}")
+        check_language(self.language)
         self.protected_attributes = tuple(self.protected_attributes or ())
         if self.audit is not None and not hasattr(self.audit, "summary"):
             raise ValueError("audit must be a fitted FairnessAudit (call fit first)")

@@ -53,6 +53,7 @@ import pandas as pd
 
 from . import _texts, _time
 from ._time import OPEN_END
+from .errors import ConfigError, ValidationError
 
 __all__ = [
     "BAND_COLOURS",
@@ -78,6 +79,32 @@ def _w(key: str, language: str, **fields: Any) -> str:
     return _texts.text(key if key.startswith("risk_bands.") else f"plot.{key}", _texts.or_english(language), **fields)
 
 
+def _language(language: str | None) -> str:
+    """A plot's ``language`` checked (:func:`iizrisk._texts.check_language`): ConfigError for a code the
+    catalogue lacks ("FR", "fr-CH"), never a plot silently in English; None is English."""
+    return "en" if language is None else _texts.check_language(language)
+
+
+def _known_institutions(institutions, known: Sequence[str]) -> list[str] | None:
+    """``institutions`` (codes to draw) as a list, each one of ``known``; None stays None (all).
+
+    A code that is not known ("alv" for "ALV", a typo) would draw an empty plot without a word: it is
+    refused, naming the known codes.
+    """
+    if institutions is None:
+        return None
+    if isinstance(institutions, str | bytes) or not len(institutions):
+        raise ConfigError("institutions must list one or more institution codes, e.g. ['ALV', 'IV', 'SH'] "
+                          "(or be left out: every institution with a spell)")
+    wanted = [str(i) for i in institutions]
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        cased = [k for u in unknown for k in known if k.lower() == u.lower()]
+        raise ConfigError(f"institutions: {', '.join(_time._shown(u) for u in unknown)} not known; use codes of "
+                          f"{', '.join(known)}" + (f" (case matters: {', '.join(map(repr, cased))})" if cased else ""))
+    return wanted
+
+
 # --------------------------------------------------------------------------- helpers
 def _axes(ax, figsize: tuple[float, float]):
     """The given axes, or new ones on a new pyplot figure (shown inline in Jupyter)."""
@@ -94,10 +121,17 @@ def _tidy(ax) -> None:
 
 
 def _footnote(ax, text: str) -> None:
-    """A small grey note under the axes (hidden cells, the review notice)."""
+    """A small grey note under the axes and below the x-axis label (hidden cells, the review notice).
+
+    Its left edge is the axes' and its top 4 points under the bottom of the x-axis label, wherever
+    the tick labels put that label (a fixed offset of -30 points sat on a one-line label): the
+    position is taken from the label's extent each time the figure is drawn, so a label set or
+    changed later moves the note too.
+    """
     if text:
-        ax.annotate(text, xy=(0, 0), xycoords="axes fraction", xytext=(0, -30), textcoords="offset points",
-                    ha="left", va="top", fontsize="x-small", color=_GREY, gid="footnote")
+        ax.annotate(text, xy=(0, 0), xycoords=("axes fraction", ax.xaxis.label), xytext=(0, -4),
+                    textcoords="offset points", ha="left", va="top", fontsize="x-small", color=_GREY,
+                    gid="footnote")
 
 
 def _hidden_note(n_hidden: int, k: int, language: str = "en") -> str:
@@ -135,7 +169,9 @@ def plot_transitions(data: pd.DataFrame, year: int | None = None, *, value: str 
         Distinct people per cell, spell pairs, or people moving from A to B
         per person registered at A in the year.
     institutions : list of str, optional
-        Institutions to show (default: every institution with a spell).
+        Institutions to show (default: every institution with a spell); a code that is neither a
+        known institution nor in ``data`` raises :class:`~iizrisk.errors.ConfigError` (codes are
+        case-sensitive: ``"ALV"``).
     gap_days : int, default 90
         A spell at B starting at most this many days after a spell at A ended
         counts as a transition (DOMAIN.md section 5).
@@ -164,11 +200,19 @@ def plot_transitions(data: pd.DataFrame, year: int | None = None, *, value: str 
         raise ValueError(f"value {value!r}: choose 'persons', 'transitions' or 'rate'")
     if {"from", "to"} <= set(data.columns) and value in data.columns:
         long = data
+        if institutions is not None:  # the table's own codes are the known ones
+            given = pd.unique(np.r_[data["from"].astype(str).to_numpy(), data["to"].astype(str).to_numpy()])
+            institutions = _known_institutions(institutions, [c for c in given if c not in ("(none)", "Total")])
     else:
         if year is None:
             raise ValueError("give the year of the transitions when passing spells")
         from .indicators import transition_matrix
+        from .spells import DEFAULT_INSTITUTIONS
 
+        if institutions is not None and "institution" in data.columns:
+            seen = set(pd.unique(data["institution"].astype(str)))
+            institutions = _known_institutions(
+                institutions, [*DEFAULT_INSTITUTIONS, *sorted(seen - set(DEFAULT_INSTITUTIONS))])
         long = transition_matrix(data, int(year), gap_days=gap_days, institutions=institutions,
                                  min_cell_size=min_cell_size)
     long = long[long["from"].astype(str) != "Total"]
@@ -223,10 +267,13 @@ def plot_flows(spells: pd.DataFrame, *, start=None, end=None, institutions: Sequ
     ----------
     spells : DataFrame
         Canonical spells (merged first: rows that overlap or touch are one spell).
-    start, end : date-like, optional
-        Months to show (default: from the first to the last start).
+    start, end : str or date, optional
+        Months to show (default: from the first to the last start), as ``YYYY-MM-DD`` text or a
+        date; other text ("01.02.2018") raises :class:`~iizrisk.errors.ConfigError` with the ISO
+        spelling (:func:`iizrisk._time.parse_iso_date`).
     institutions : list of str, optional
-        Institutions to draw (default: all with a spell, in code order).
+        Institutions to draw (default: all with a spell, in code order); a code that is not known
+        (``"alv"`` for ``"ALV"``) raises :class:`~iizrisk.errors.ConfigError` naming the known ones.
     freq : {"month", "quarter", "year"}, default "month"
         Period of the counts (quarters keep small data above the cell size).
     min_cell_size : int, default 5
@@ -263,15 +310,20 @@ def plot_flows(spells: pd.DataFrame, *, start=None, end=None, institutions: Sequ
     month = _month_start(tl.start).astype(np.int64) // step  # periods since 1970
     lo = int(month.min()) if len(month) else 0
     hi = int(month.max()) if len(month) else 0
-    if start is not None:
-        lo = int(np.datetime64(pd.Timestamp(start).date(), "M").astype(np.int64)) // step
-    if end is not None:
-        hi = int(np.datetime64(pd.Timestamp(end).date(), "M").astype(np.int64)) // step
+    first = None if start is None else _time.parse_iso_date(start, "start")
+    last = None if end is None else _time.parse_iso_date(end, "end")
+    if first is not None:
+        lo = int(np.datetime64(first, "M").astype(np.int64)) // step
+    if last is not None:
+        hi = int(np.datetime64(last, "M").astype(np.int64)) // step
     if hi < lo:
-        raise ValueError(f"end {end} lies before start {start}")
+        raise ConfigError(f"end {last if last is not None else '(the last registration in the data)'} lies "
+                          f"before start {first if first is not None else '(the first registration in the data)'}; "
+                          "give an end on or after the start")
     insts = [i for i in tl.institutions if tl.inst_code(i) in set(np.unique(tl.inst).tolist())]
-    if institutions is not None:
-        insts = [i for i in institutions if i in tl.institutions]
+    chosen = _known_institutions(institutions, tl.institutions)
+    if chosen is not None:
+        insts = chosen
     codes = np.array([tl.inst_code(i) for i in insts], dtype=np.int64)
     n_m, n_i = hi - lo + 1, len(insts)
     slot = np.full(len(tl.institutions), -1, dtype=np.int64)
@@ -329,7 +381,8 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
     label : str, optional
         Title prefix (e.g. "Person 3 on the ALV list").
     language : {"de", "fr", "it", "en"}, default "en"
-        Language of the title, legend and the flags (a coordinator's case lookup: its list's language).
+        Language of the title, legend and the flags (a coordinator's case lookup: its list's language);
+        None is English, another code raises :class:`~iizrisk.errors.ConfigError`.
     flags : mapping, optional
         The flags at ``as_of`` for the title (``n_registered``, ``n_institutions_window``,
         ``n_spells_window``, ``revolving_door``): the case lookup passes those of all the person's
@@ -349,6 +402,7 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
     from .flags import compute_flags, reentry_mask, transition_mask
     from .spells import build_timeline
 
+    language = _language(language)
     rows = spells[(spells["person_id"].astype("str") == str(person_id)).to_numpy()]
     tl = build_timeline(rows, as_of=as_of, merge_gap_days=merge_gap_days)
     if not len(tl):
@@ -389,7 +443,7 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
     exhausted = closed & (tl.exit_reason == EXIT_REASONS.index("benefit_exhausted"))
     if exhausted.any():
         ax.scatter(end_d[exhausted], y[exhausted], marker="X", color="#1f2328", zorder=3,
-                   label=_texts.text("exit_reasons.benefit_exhausted", _texts.or_english(language)))
+                   label=_texts.text("exit_reasons.benefit_exhausted", language))
     title = label or _w("timeline_title", language)
     if t is not None:
         ax.axvline(pd.Timestamp(_time.to_date(t)), color="#cf222e", lw=1.2, ls="--", label=_w("timeline_as_of", language))
@@ -401,7 +455,7 @@ def plot_timeline(spells: pd.DataFrame, person_id: str, *, as_of=None, window_mo
             title += _w("timeline_flags", language, date=_time.to_date(t), n=int(r["n_registered"]),
                         k=int(r["n_institutions_window"]), m=int(r["n_spells_window"]), months=window_months)
             if bool(r["revolving_door"]):
-                title += ", " + _texts.text("card.outcome_names.revolving_door", _texts.or_english(language))
+                title += ", " + _texts.text("card.outcome_names.revolving_door", language)
     ax.set_yticks(np.arange(len(present))[::-1], names)
     ax.set_ylim(-0.6, len(present) - 0.2)
     if t is not None:  # the whole window and the as-of date in view
@@ -442,6 +496,8 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
     log : bool, default False
         Logarithmic count axis (most people have low risks; the tail is what matters).
     language : {"de", "fr", "it", "en"}, default "en"
+        Language of the labels, band names and the footnote; None is English, another code raises
+        :class:`~iizrisk.errors.ConfigError`.
     ax : matplotlib Axes, optional
 
     Returns
@@ -461,6 +517,13 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
     """
     from .suppression import protect_cells
 
+    language = _language(language)
+    missing = [c for c in ("risk", "risk_band") if c not in scores.columns]
+    if missing:
+        fix = ("; or add the bands: scores.assign(risk_band=iizrisk.model.risk_bands(scores['risk']))"
+               if missing == ["risk_band"] else "")
+        raise ValidationError(f"scores has no column {' and '.join(map(repr, missing))}: give the frame that "
+                              f"iizrisk.model.score returns (or a run's scores.parquet){fix}")
     risk = scores["risk"].to_numpy(dtype=np.float64)
     band = scores["risk_band"].astype("str").to_numpy()
     top = max(0.05, float(risk.max()) if len(risk) else 1.0)
@@ -779,11 +842,15 @@ def plot_contributions(explanation, row: Any = 0, *, top: int = 8, language: str
     explanation : Explanation
         From :func:`iizrisk.explain.explain` (log-odds before calibration).
     row : int or index label, default 0
-        Position of the row (an int) or its index label (``(person_id, as_of)``).
+        Position of the row (an int, negative from the end) or its index label (``(person_id, as_of)``);
+        a position outside the explanation's rows or a label not in its index raises
+        :class:`~iizrisk.errors.ConfigError`.
     top : int, default 8
         Features with the largest absolute contributions; the others are one bar.
     language : {"de", "fr", "it", "en"}, default "en"
-        Language of the feature sentences (the person's values).
+        Language of every word on the figure: the feature sentences (the person's values), the bar of the
+        other features, the base and output marks, the axis label and the footnote. None is English,
+        another code raises :class:`~iizrisk.errors.ConfigError`.
     ax : matplotlib Axes, optional
 
     Returns
@@ -804,10 +871,8 @@ def plot_contributions(explanation, row: Any = 0, *, top: int = 8, language: str
     """
     from .explain import feature_spec_of
 
-    if isinstance(row, int | np.integer) and not isinstance(row, bool):
-        i = int(row)
-    else:
-        i = int(explanation.values.index.get_loc(row))
+    language = _language(language)
+    i = _row_position(explanation.values.index, row)
     contrib = explanation.values.iloc[i].to_numpy(dtype=np.float64)
     value = explanation.data.iloc[i].to_numpy(dtype=np.float64)
     names = np.asarray(explanation.values.columns, dtype=object)
@@ -820,7 +885,7 @@ def plot_contributions(explanation, row: Any = 0, *, top: int = 8, language: str
     c = contrib[shown]
     if len(rest):
         c = np.r_[c, contrib[rest].sum()]
-        labels.append(f"{len(rest)} other features")
+        labels.append(_w("contrib_rest_one", language) if len(rest) == 1 else _w("contrib_rest", language, n=len(rest)))
     base = float(explanation.base_value)
     left = base + np.r_[0.0, np.cumsum(c)[:-1]]
     ax = _axes(ax, (7.0, 1.2 + 0.38 * len(c)))
@@ -830,12 +895,35 @@ def plot_contributions(explanation, row: Any = 0, *, top: int = 8, language: str
     ax.axvline(base, color="#57606a", lw=0.8, ls=":")
     out = base + float(c.sum())
     ax.axvline(out, color="#1f2328", lw=1.0)
-    ax.annotate("base", xy=(base, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
-                fontsize="x-small", color="#57606a")
-    ax.annotate("this person", xy=(out, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
-                fontsize="x-small")
+    ax.annotate(_w("contrib_base", language), xy=(base, 1.0), xycoords=("data", "axes fraction"), ha="center",
+                va="bottom", fontsize="x-small", color="#57606a")
+    ax.annotate(_w("contrib_person", language), xy=(out, 1.0), xycoords=("data", "axes fraction"), ha="center",
+                va="bottom", fontsize="x-small")
     ax.set_yticks(ypos, labels, fontsize="small")
-    ax.set_xlabel("contribution to the log-odds (before calibration); red raises the risk")
+    ax.set_xlabel(_w("contrib_axis", language))
     _tidy(ax)
-    _footnote(ax, "Reasons explain the score; the score is a hint for a human review, never a decision")
+    _footnote(ax, _w("contrib_note", language))
     return ax
+
+
+def _row_position(index: pd.Index, row: Any) -> int:
+    """The position of ``row`` (a position, negative from the end, or an index label) among ``index``'s rows.
+
+    Raises ConfigError naming the rows there are; a label is not echoed (it holds a pseudonym).
+    """
+    n = len(index)
+    if not n:
+        raise ConfigError("row: the explanation has no rows; explain at least one row first")
+    if isinstance(row, int | np.integer) and not isinstance(row, bool):
+        if not -n <= int(row) < n:
+            raise ConfigError(f"row {int(row)}: the explanation has {n} row(s); give a position from 0 to {n - 1} "
+                              f"(or -1 to {-n} from the end), or a row's index label")
+        return int(row) % n
+    try:
+        where = index.get_loc(row)
+    except (KeyError, TypeError):
+        raise ConfigError(f"row: this label is not in the explanation's index ({n} row(s)); give a position "
+                          f"from 0 to {n - 1} or a label of explanation.values.index") from None
+    if not isinstance(where, int | np.integer):  # a label of several rows: a slice or a mask
+        raise ConfigError("row: this label names several rows of the explanation; give the row's position")
+    return int(where)

@@ -51,7 +51,10 @@ per 100 assessments, two decimals). The Parquet files keep every digit.
 
 ``language`` None writes a table for machines that is still safe to open:
 codes as headers and values as they are, with ``;``, the BOM and the
-formulas neutralised.
+formulas neutralised. Any other code than ``de``, ``fr``, ``it`` and ``en``
+("FR", "fr-CH") raises :class:`~iizrisk.errors.ConfigError` before anything
+is written (:func:`iizrisk._texts.check_language`), rather than a table in
+English.
 
 Examples
 --------
@@ -78,7 +81,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from ._texts import LANGUAGES, _lookup, load_locale, or_english
+from ._texts import LANGUAGES, _lookup, check_language, load_locale
 from .store import SWISS_CSV, CsvFormat, write_bytes_atomic, write_csv_atomic, write_parquet_atomic
 
 __all__ = ["FORMULA_START", "PERCENT_COLUMNS", "ROUNDED_COLUMNS", "VALUE_COLUMNS", "header", "neutralise_formulas",
@@ -118,6 +121,12 @@ _COUNT_COLUMNS = frozenset({
 })
 
 
+def _language(language: str | None) -> str | None:
+    """``language`` checked (:func:`iizrisk._texts.check_language`: ConfigError for a code the catalogue
+    lacks, such as "FR" or "fr-CH"); None stays None (the codes)."""
+    return None if language is None else check_language(language)
+
+
 @functools.cache
 def _columns(language: str) -> dict[str, str]:
     return dict(load_locale(language)["table"]["columns"])
@@ -126,9 +135,10 @@ def _columns(language: str) -> dict[str, str]:
 def header(column: str, language: str | None) -> str:
     """The header of ``column`` in ``language`` (the code itself when the catalogue has no name for it).
 
-    Reason columns are named by their number: ``reason_2_text`` -> "Grund 2".
+    Reason columns are named by their number: ``reason_2_text`` -> "Grund 2". ``language`` None
+    gives the English header.
     """
-    lang = or_english(language)
+    lang = _language(language) or "en"
     names = _columns(lang)
     if column in names:
         return names[column]
@@ -192,7 +202,7 @@ def value_name(column: str, value, language: str | None):
     sections = VALUE_COLUMNS.get(column)
     if language is None or sections is None or not isinstance(value, str):
         return value
-    names, patterns = _vocabulary(sections, or_english(language))
+    names, patterns = _vocabulary(sections, check_language(language))
     if value in names:
         return names[value]
     for pattern, name in patterns:
@@ -376,9 +386,9 @@ def present(df: pd.DataFrame, language: str | None, *, percent: Iterable[str] = 
     ``rounding`` (column -> decimals) rounds more columns than
     :data:`ROUNDED_COLUMNS` (with a ``language``).
     """
+    lang = _language(language)
     out = df.copy()
-    if language is not None:
-        lang = or_english(language)
+    if lang is not None:
         loc = load_locale(lang)
         yes, no = loc["table"]["yes"], loc["table"]["no"]
         rounded = {**ROUNDED_COLUMNS, **(rounding or {})}
@@ -430,7 +440,7 @@ def write_table(df: pd.DataFrame, path: str | Path, *, language: str | None = No
         Headers, band names, the names of codes (:data:`VALUE_COLUMNS`) and
         yes/no in this language, risks in percent, shares rounded. None keeps
         the column codes and values (a machine-readable CSV that is still safe
-        to open).
+        to open); another code raises :class:`~iizrisk.errors.ConfigError`.
     percent : iterable of str, default :data:`PERCENT_COLUMNS`
         Columns written as percentages (only with a ``language``).
     private : bool, default False
@@ -440,6 +450,7 @@ def write_table(df: pd.DataFrame, path: str | Path, *, language: str | None = No
     rounding : mapping of str to int, optional
         Decimals of further columns (only with a ``language``), besides :data:`ROUNDED_COLUMNS`.
     """
+    language = _language(language)
     if Path(path).suffix.lower() == ".xlsx":
         return write_xlsx(df, path, language=language, percent=percent, private=private, rounding=rounding)
     fmt = CsvFormat(sep=SWISS_CSV.sep, bom=SWISS_CSV.bom, float_format=float_format, na_rep=na_rep)
@@ -548,6 +559,7 @@ def write_outputs(frame: pd.DataFrame, folder: str | Path, name: str, *, languag
     probabilities, every digit, no index). Returns the files written, in that
     order.
     """
+    language = _language(language)  # before any file: a bad code writes nothing
     out = Path(folder)
     written = []
     if csv:

@@ -265,7 +265,11 @@ def plot_survival_table(tab: pd.DataFrame, *, ylabel: str, title: str, xlabel: s
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    else:  # every month hidden: say so instead of an empty panel
+        ax.text(0.5, 0.5, "Every month is hidden (small numbers of people).", ha="center", va="center",
+                transform=ax.transAxes, color="0.35")
     return fig
 
 
