@@ -294,6 +294,8 @@ def test_verbose_counts_on_both_sides(data, tmp_path, capsys):
     ("", "YYYY-MM-DD"),
     ("02/01/2025", "ambiguous"),
     ("20250201", "YYYY-MM-DD"),
+    ("2025-02-01 15:00", "holds a time of day: dates are whole days; give 2025-02-01 (YYYY-MM-DD)"),
+    ("2025-02-01T15:00:00+01:00", "holds a time of day"),
 ])
 def test_as_of_must_be_iso(data, tmp_path, capsys, text, hint):
     for command in (["flags", "--spells", str(data / "spells.parquet"), "--out", str(tmp_path / "o.parquet")],

@@ -214,6 +214,10 @@ def not_after_today(date: _dt.date, what: str = "--as-of", *, why: str = "no dat
 EARLIEST_DATE, LATEST_DATE = _dt.date(1900, 1, 1), _dt.date(2199, 12, 31)
 
 
+#: A day with a time of day: "2023-06-30 15:00", "2023-06-30T15:00:00", "2023-06-30 15:00:00.5+01:00".
+_WITH_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
 def _parse_iso_date(value, what: str) -> _dt.date:
     if isinstance(value, _dt.date) and value != value:  # pandas.NaT is a datetime too
         raise ConfigError(f"{what}: no date (NaT); give it as YYYY-MM-DD")
@@ -244,6 +248,9 @@ def _parse_iso_date(value, what: str) -> _dt.date:
         if iso is not None:
             raise ConfigError(f"{what} {_shown(value)} is not in the form YYYY-MM-DD; for "
                               f"{iso.day} {_MONTHS[iso.month - 1]} {iso.year} write {iso.isoformat()}")
+    m = _WITH_TIME.fullmatch(text)
+    if m:  # a timestamp, not an identifier: the day it names, without the time
+        raise ConfigError(f"{what} holds a time of day: dates are whole days; give {m.group(1)} (YYYY-MM-DD)")
     if _SLASHED.fullmatch(text):
         raise ConfigError(f"{what} {_shown(value)} is ambiguous (day or month first?); "
                           "give it as YYYY-MM-DD, e.g. 2025-02-01")
