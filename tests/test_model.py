@@ -637,3 +637,25 @@ def test_one_pass_risk_and_log_odds_equal_the_two_calls(seed, model, calibration
     risk, raw = m.risk_and_log_odds(new)
     np.testing.assert_array_equal(risk, m.predict_proba(new)[:, 1])
     np.testing.assert_array_equal(raw, m.decision_function(new))
+
+
+def test_the_training_report_in_a_language_names_its_columns_and_values(trained, tmp_path):
+    """The held-out metrics table: the model kind in words, the held-out snapshots called observations (they
+    are person x month end, not people), capacity and prevalence named, metrics to three decimals."""
+    import csv
+    import io
+
+    from iizrisk.tables import header, value_name
+
+    _, report = trained
+    report.to_dir(tmp_path, language="fr", plots=False)
+    rows = list(csv.reader(io.StringIO((tmp_path / "training_metrics.csv").read_text(encoding="utf-8-sig")),
+                           delimiter=";"))
+    head = rows[0]
+    assert header("n_snapshots", "fr") in head and header("n", "fr") not in head
+    assert {"scorer", "k", "prevalence", "n"}.isdisjoint(head)
+    assert rows[1][head.index(header("scorer", "fr"))] == value_name("scorer", report.metrics.index[0], "fr") != \
+        report.metrics.index[0]
+    auc = rows[1][head.index(header("roc_auc", "fr"))]
+    assert len(auc.split(".")[-1]) <= 3
+    assert "n_snapshots" in pd.read_parquet(tmp_path / "training_metrics.parquet").columns

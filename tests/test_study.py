@@ -536,3 +536,27 @@ def test_the_survival_figure_leaves_a_hidden_month_blank_instead_of_carrying_the
     assert any("hidden" in t.get_text() for t in fig.texts)
     whole = [line for line in ax.get_lines() if line not in assessed]
     assert [(line.get_xdata().min(), line.get_xdata().max()) for line in whole] == [(0, 30)]
+
+
+@pytest.mark.parametrize("language", ["fr", "de", "it"])
+def test_the_studys_tables_in_a_language_name_every_column_and_round(small_study, tmp_path, language):
+    """Every header of the three tables a person opens is a name, not a code (the interval bounds, the balance
+    before and after, the variance ratios), the arms are named, and effects are rounded to 0.0001."""
+    import csv
+    import io
+    import re
+
+    from iizrisk.tables import header, value_name
+
+    _, study = small_study
+    study.to_dir(tmp_path, language=language, plots=False)
+    for name in ("estimates", "balance", "survival"):
+        rows = list(csv.reader(io.StringIO((tmp_path / f"{name}.csv").read_text(encoding="utf-8-sig")),
+                               delimiter=";"))
+        codes = [h for h in rows[0] if re.fullmatch(r"[a-z0-9_ %]+", h) and h != "SMD"]
+        assert codes == [], (name, codes)
+        if name == "survival":
+            assert {r[0] for r in rows[1:]} == {value_name("arm", a, language) for a in ("assessed", "matched controls")}
+    est = list(csv.reader(io.StringIO((tmp_path / "estimates.csv").read_text(encoding="utf-8-sig")), delimiter=";"))
+    effect = est[1][est[0].index(header("estimate", language))]
+    assert len(effect.split(".")[-1]) <= 4

@@ -535,12 +535,17 @@ def test_iizrisk_audit_writes_tables_people_open_and_xlsx(tmp_path, random_spell
 
 
 def test_an_intervals_bounds_are_named_with_their_level_in_every_language():
+    from iizrisk.tables import _codes_of_headers as T_codes
     from iizrisk.tables import header
 
     assert header("lower 90%", "de") == "Untere Grenze (90 %)"
     assert header("vs_risk upper 95%", "it") == "Differenza rispetto ai primi k per rischio: limite superiore (95 %)"
     assert header("upper 99.5%", "fr") == "Borne supérieure (99.5 %)"
-    for code in ("lower 95", "lower95%", "risk lower 95%"):  # not a bound's column: the code itself
+    assert header("naive_lower_95", "fr") == "Comparaison naïve, intervalle à 95 % : borne inférieure"
+    assert header("upper_90", "de") == "90-%-Intervall: obere Grenze"
+    back = T_codes()
+    assert back["90-%-Intervall: obere Grenze"] == "upper_90" and back["Borne inférieure (95 %)"] == "lower 95%"
+    for code in ("lower 95", "lower95%", "risk lower 95%", "lower_95%", "naive lower 95%"):  # the code itself
         assert header(code, "de") == code
 
 

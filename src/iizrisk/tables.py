@@ -108,6 +108,7 @@ VALUE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "attribute": ("card.attributes",), "group": ("nationality_group", "card.groups"),
     "reference": ("nationality_group", "card.groups"), "metric": ("card.columns",), "verdict": ("card.verdicts",),
     "rule": ("card.rules",), "status": ("card.statuses",),
+    "arm": ("table.values",), "scorer": ("card.kinds",),
 })
 #: The separator of an intersection's parts in a code column (``sex:nationality_group``, ``F:THIRD``).
 _PARTS = ":"
@@ -145,6 +146,11 @@ def header(column: str, language: str | None) -> str:
     level = re.fullmatch(r"(vs_risk )?(lower|upper) (\d+(?:\.\d+)?)%", column)  # an interval's bound: "lower 95%"
     if level is not None:
         key = ("vs_risk_" if level.group(1) else "") + level.group(2) + "_level"
+        if key in names:
+            return names[key].format(level=level.group(3))
+    level = re.fullmatch(r"(naive_)?(lower|upper)_(\d+)", column)  # the same, as the estimators' tables name it
+    if level is not None:
+        key = (level.group(1) or "") + "interval_" + level.group(2)
         if key in names:
             return names[key].format(level=level.group(3))
     parts = column.split("_")
@@ -247,9 +253,21 @@ def _codes_of_headers() -> dict[str, str]:
             if "{n}" in name:
                 for n in range(1, 10):
                     out[name.format(n=n)] = code.replace("_n", f"_{n}")
+            elif "{level}" in name:  # an interval's bound at the usual levels (header() names any level)
+                out[name] = code
+                for lvl in (50, 80, 90, 95, 99):
+                    out[name.format(level=lvl)] = _level_code(code, lvl)
             else:
                 out[name] = code
     return out
+
+
+def _level_code(key: str, level: int) -> str:
+    """The column code of a bound's catalogue key at ``level``: ``lower_level`` -> ``lower 95%``,
+    ``vs_risk_upper_level`` -> ``vs_risk upper 95%``, ``naive_interval_lower`` -> ``naive_lower_95``."""
+    if "interval_" in key:
+        return key.replace("interval_", "") + f"_{level}"
+    return key.removesuffix("_level").replace("vs_risk_", "vs_risk ") + f" {level}%"
 
 
 def _text_mask(col: pd.Series, test) -> np.ndarray:

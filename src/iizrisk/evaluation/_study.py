@@ -638,6 +638,17 @@ _METHODS = {
 }
 
 
+#: Decimals of the study's tables a person reads (in a language; without one every digit is kept): effects
+#: and means to 0.0001, balance to 0.001, variance ratios to 0.01.
+_ESTIMATE_DECIMALS: dict[str, int] = dict.fromkeys(
+    ("estimate", "se", "lower_95", "upper_95", "p_value", "mean_treated", "mean_control", "naive", "naive_lower_95",
+     "naive_upper_95"), 4)
+_BALANCE_DECIMALS: dict[str, int] = {
+    **dict.fromkeys(("mean_treated_before", "mean_control_before", "smd_before", "mean_treated_after",
+                     "mean_control_after", "smd_after"), 3),
+    **dict.fromkeys(("variance_ratio_before", "variance_ratio_after"), 2)}
+
+
 class AssessmentStudy(ResultMixin):
     """Effect of an intervention (default: the first joint assessment) on outcomes after it, from spells.
 
@@ -1166,9 +1177,12 @@ class AssessmentStudy(ResultMixin):
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         columns = CsvFormat(float_format="%.6g")
-        return [OutputTable("estimates", self.suppressed_estimates(k), csv=self._csv, parquet=False),
-                OutputTable("balance", self.suppressed_balance(k), csv=self._csv, parquet=False),
-                OutputTable("survival", self.suppressed_survival(k), csv=columns, parquet=False)]
+        return [OutputTable("estimates", self.suppressed_estimates(k), csv=self._csv, parquet=False,
+                            rounding=_ESTIMATE_DECIMALS),
+                OutputTable("balance", self.suppressed_balance(k), csv=self._csv, parquet=False,
+                            rounding=_BALANCE_DECIMALS),
+                OutputTable("survival", self.suppressed_survival(k), csv=columns, parquet=False,
+                            rounding=dict.fromkeys(("cumulative_exit", "lower", "upper"), 3))]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from ._outputs import (

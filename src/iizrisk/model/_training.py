@@ -86,8 +86,11 @@ class TrainingReport(ResultMixin):
         return ax
 
     def _output_tables(self, k: int) -> list[OutputTable]:
-        # metrics over the whole held-out period: no cell counts people, nothing to suppress
-        return [OutputTable("training_metrics", self.metrics.reset_index())]
+        # metrics over the whole held-out period: no cell counts people, nothing to suppress; ``n`` counts
+        # the held-out snapshots (a person at each month end), not people: named so in the files
+        table = self.metrics.reset_index().rename(columns={"n": "n_snapshots"})
+        decimals = {c: 3 for c in table.columns if pd.api.types.is_float_dtype(table[c])} | {"prevalence": 4}
+        return [OutputTable("training_metrics", table, rounding=decimals)]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         return [OutputFigure("training_metrics", self.plot().figure)]
