@@ -58,6 +58,8 @@ def make_spells(n_spells: int, n_persons: int, seed: int = 0) -> pd.DataFrame:
                     rng.choice(len(INSTITUTIONS), size=n_base, p=SHARES))
     start = np.datetime64("2015-01-01") + rng.integers(0, 3650, n_base).astype("timedelta64[D]")
     end = (start + rng.geometric(1 / 200, n_base).astype("timedelta64[D]")).astype("datetime64[s]")
+    # the export is taken on 2025-12-31: no end after it (a far-future end is refused as implausible)
+    end = np.minimum(end, np.datetime64("2025-12-31", "s"))
     end[rng.random(n_base) < 0.1] = np.datetime64("NaT")
     known = np.where(np.isnat(end), start.astype("datetime64[s]"), end)
     recorded = known + rng.integers(0, 30, n_base).astype("timedelta64[D]")

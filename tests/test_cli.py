@@ -416,3 +416,76 @@ def test_a_study_outcome_over_no_months_or_beyond_the_calendar_is_refused(data, 
                           str(data / "interventions.parquet"), "--out", str(tmp_path / "ev"), "--outcome", outcome],
                          capsys)
     assert code == 2 and "from 1 to 1200" in err, err
+
+
+# ---------------------------------------------------------------- as-of dates outside the data (D10)
+@pytest.mark.parametrize("command", ["flags", "features"])
+def test_an_as_of_date_long_before_the_data_is_refused_with_the_period(data, tmp_path, capsys, command):
+    out = tmp_path / "o.parquet"
+    code, err = run_main([command, "--spells", str(data / "spells.parquet"), "--as-of", "1950-01-01",
+                          "--out", str(out)], capsys)
+    spells = pd.read_parquet(data / "spells.parquet")
+    first = pd.Timestamp(spells["start_date"].min()).date().isoformat()
+    assert code == 1 and "nobody to" in err and "1950-01-01" in err and f"cover {first} to " in err
+    assert not out.exists()
+
+
+def test_features_refuse_an_as_of_date_long_after_the_data(data, tmp_path, capsys):
+    out = tmp_path / "o.parquet"
+    code, err = run_main(["features", "--spells", str(data / "spells.parquet"), "--as-of", "2024-06-30",
+                          "--out", str(out)], capsys)
+    assert code == 1 and "--as-of 2024-06-30 lies" in err and "days after" in err and not out.exists()
+
+
+# ---------------------------------------------------------------- values validate refuses (D23, D24)
+@pytest.mark.parametrize(("column", "value", "says"), [
+    ("end_date", pd.Timestamp("9999-12-31"), "leave the end empty for an open registration"),
+    ("institution", "RAV", "unknown institution code"),
+])
+@pytest.mark.parametrize("command", ["flags", "features"])
+def test_commands_reading_canonical_spells_refuse_what_validate_refuses(data, tmp_path, capsys, command,
+                                                                       column, value, says):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(data / "spells.parquet")
+    df = table.to_pandas()
+    if column == "end_date":
+        end = [None if v is None else v for v in table.column("end_date").to_pylist()]
+        end = [dt.date(9999, 12, 31) if v is None else v for v in end]
+        table = table.set_column(table.schema.get_field_index("end_date"), "end_date", pa.array(end, pa.date32()))
+    else:
+        df["institution"] = df["institution"].astype(str).replace({"ALV": value})
+        table = pa.Table.from_pandas(df, preserve_index=False)
+    src = tmp_path / "bad.parquet"
+    pq.write_table(table, src)
+    out = tmp_path / "o.parquet"
+    code, err = run_main([command, "--spells", str(src), "--as-of", AS_OF, "--out", str(out)], capsys)
+    assert code == 1 and str(src) in err and f"column {column!r}" in err and says in err
+    assert "rows " in err and not out.exists()
+
+
+def test_a_deployments_own_institution_codes_are_read_with_its_config(data, tmp_path, capsys, monkeypatch):
+    """`snapshots --config` (and `evaluate --config`) read the spells with [deployment] extra_institutions."""
+    import pyarrow.parquet as pq
+
+    import iizrisk.snapshots
+
+    df = pq.read_table(data / "spells.parquet").to_pandas()
+    df["institution"] = df["institution"].astype(str).replace({"ALV": "RAV"})
+    src = tmp_path / "own.parquet"
+    df.to_parquet(src)
+    toml = tmp_path / "iizrisk.toml"
+    toml.write_text('[deployment]\nextra_institutions = ["RAV"]\n', encoding="utf-8")
+    seen = []
+
+    def stop(spells, out, **kwargs):
+        seen.append(sorted(set(spells["institution"].astype(str))))
+        raise ConfigError("stopped by the test before building")
+
+    monkeypatch.setattr(iizrisk.snapshots, "build_snapshots", stop)
+    argv = ["snapshots", "--spells", str(src), "--outcome", "revolving_door", "--out", str(tmp_path / "s")]
+    code, err = run_main(argv, capsys)
+    assert code == 1 and "unknown institution code" in err and not seen
+    code, err = run_main([*argv, "--config", str(toml)], capsys)
+    assert code == 2 and "stopped by the test" in err and "RAV" in seen[0] and "ALV" not in seen[0]

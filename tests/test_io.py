@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from iizrisk.cli import main
@@ -725,3 +727,75 @@ def test_filter_strings_equals_arrows_filter(data, width, fixed):
         assert isinstance(got, pa.Array) and got.type == pa.large_string()
         got.validate(full=True)
         assert got.to_pylist() == [v for v, m in zip(values, mask, strict=True) if m]
+
+
+# ------------------------------------------------- the fast path refuses what validate refuses (D23, D24)
+def _canonical(tmp_path, **changes):
+    df = pd.DataFrame({"person_id": ["a", "b", "c"], "institution": ["ALV", "IV", "SH"],
+                       "start_date": pd.to_datetime(["2020-01-01", "2021-05-05", "2022-02-02"]),
+                       "end_date": pd.to_datetime(["2020-06-30", None, None]),
+                       "recorded_date": pd.to_datetime(["2020-07-03", "2021-05-06", "2022-02-03"])})
+    for col, (row, value) in changes.items():
+        df[col] = df[col].astype(object)
+        df.loc[row, col] = value
+        if col.endswith("_date"):
+            df[col] = pd.to_datetime(df[col])
+    path = tmp_path / "s.parquet"
+    write_parquet_atomic(df, path)
+    return path
+
+
+def test_read_canonical_refuses_an_open_end_written_as_9999_12_31(tmp_path):
+    """An end 9999-12-31 standing for "still open" closes the row: rows recorded after T would enter T's view."""
+    import datetime as dt
+
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"person_id": ["a", "b"], "institution": ["ALV", "IV"],
+                             "start_date": pa.array([dt.date(2020, 1, 1), dt.date(2021, 5, 5)], pa.date32()),
+                             "end_date": pa.array([dt.date(2020, 6, 30), dt.date(9999, 12, 31)], pa.date32())}),
+                   path)
+    with pytest.raises(ValidationError) as exc:
+        read_canonical(path)
+    (p,) = exc.value.report.problems
+    assert p.source == str(path) and p.column == "end_date" and p.problem.startswith("implausible date")
+    assert p.rows == (2,) and p.example == "9999-12-31"
+    assert "leave the end empty for an open registration" in str(exc.value)
+    assert "leave the end empty for an open registration" in p.fix
+    # validate says the same of the same file
+    report = ingest(path, errors="quarantine", pseudonym_pattern=None).report
+    assert [(q.column, q.problem, q.rows) for q in report.problems] == [(p.column, p.problem, p.rows)]
+
+
+def test_read_canonical_refuses_implausible_recorded_dates_and_birth_years(tmp_path):
+    with pytest.raises(ValidationError, match="recorded_date"):
+        read_canonical(_canonical(tmp_path, recorded_date=(1, "2100-01-01")))
+    path = _canonical(tmp_path)
+    df = pq.read_table(path).to_pandas()
+    df["birth_year"] = [1980, -5, None]
+    write_parquet_atomic(df, path)
+    with pytest.raises(ValidationError, match=r"birth_year.*outside \[1900, 2030\]"):
+        read_canonical(path)
+
+
+def test_read_canonical_refuses_unknown_institution_codes_unless_the_deployment_declares_them(tmp_path):
+    """'RAV' for ALV (a local name) would leave every ALV feature empty: refused with the codes and the fix."""
+    path = _canonical(tmp_path, institution=(0, "RAV"))
+    with pytest.raises(ValidationError) as exc:
+        read_canonical(path)
+    (p,) = exc.value.report.problems
+    assert (p.source, p.column, p.problem, p.rows, p.example) == (str(path), "institution",
+                                                                    "unknown institution code", (1,), "RAV")
+    assert "'ALV'" in p.fix and "extra_institutions" in str(exc.value)
+    # a deployment's own code, declared in [deployment] extra_institutions, is read
+    spells = read_canonical(path, extra_institutions=["RAV"])
+    assert spells["institution"].astype(str).tolist() == ["RAV", "IV", "SH"]
+    # in a folder of files the rows are numbered within their file
+    folder = tmp_path / "d"
+    folder.mkdir()
+    write_parquet_atomic(pq.read_table(_canonical(tmp_path)).to_pandas(), folder / "a.parquet")
+    write_parquet_atomic(pq.read_table(_canonical(tmp_path, institution=(2, "XYZ"))).to_pandas(),
+                         folder / "b.parquet")
+    with pytest.raises(ValidationError) as exc:
+        read_canonical(folder)
+    (p,) = exc.value.report.problems
+    assert p.source == str(folder / "b.parquet") and p.rows == (3,)

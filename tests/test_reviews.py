@@ -33,6 +33,7 @@ from iizrisk.reviews import (
     keep_off,
 )
 from iizrisk.tables import header, read_table
+from iizrisk.validate import ValidationReport
 
 trained = test_batch.trained  # the module's trained model, shared with test_batch
 
@@ -521,3 +522,52 @@ def test_another_table_in_place_of_the_reviews_is_invalid_input_naming_it(tmp_pa
     write_parquet_atomic(pd.DataFrame({"person_id": ["a" * 64], "risk": [0.3]}), store.reviews_path)
     with pytest.raises(ValidationError, match="not the reviews table"):
         store.reviews()
+
+
+# ---------------------------------------------------------------- files that are not review files (D7, D8)
+def _review_workbook(path: Path) -> Path:
+    from openpyxl import Workbook
+
+    from iizrisk.reviews import META_SHEET
+
+    wb = Workbook()
+    wb.active.title = "ALV"
+    wb["ALV"].append(["case_ids", "review_date", "decision", "note"])
+    wb["ALV"].append(["ALV-1", "2023-07-01", "other", ""])
+    meta = wb.create_sheet(META_SHEET)
+    meta.append(["institution", "ALV"])
+    wb.save(path)
+    return path
+
+
+def test_a_damaged_workbook_is_named_with_the_fix(tmp_path):
+    """A zip whose sheet XML is damaged (an Excel crash, a bad transfer) is a user's file: no internal error."""
+    import zipfile
+
+    from iizrisk.reviews import read_review_file
+
+    good = _review_workbook(tmp_path / "good.xlsx")
+    bad = tmp_path / "ALV_damaged.xlsx"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.startswith("xl/worksheets/sheet1"):
+                data = data[: len(data) // 2] + b"\xff<<not xml" + data[len(data) // 2:]
+            zout.writestr(item, data)
+    report = ValidationReport()
+    read_review_file(bad, report)
+    (p,) = report.problems
+    assert p.source == "ALV_damaged.xlsx" and "damaged" in p.problem and "save it again" in p.fix
+    ok = ValidationReport()
+    read_review_file(good, ok)
+    assert not [q for q in ok.problems if q.column in {"(file)", "(sheet)"}]
+
+
+def test_a_missing_file_or_a_folder_is_not_called_empty(tmp_path):
+    from iizrisk.reviews import read_review_file
+
+    for path, says in ((tmp_path / "nope.xlsx", "does not exist"), (tmp_path, "a folder")):
+        report = ValidationReport()
+        read_review_file(path, report)
+        (p,) = report.problems
+        assert says in p.problem and "empty" not in p.problem and p.source == path.name

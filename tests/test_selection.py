@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from iizrisk import _time
 from iizrisk.errors import ConfigError, ValidationError
 from iizrisk.selection import (
     SelectionResult,
     SelectionRule,
     Spec,
+    check_years,
     default_grid,
     flag_rate_ratios,
     jaccard,
@@ -455,3 +457,72 @@ def test_max_train_rows_bounds_every_splits_fit(canton, monkeypatch):
     pd.testing.assert_series_equal(a.xs("bfs_rule", level="spec")["precision_at_k"],
                                    b.xs("bfs_rule", level="spec")["precision_at_k"])
     assert not a.xs("boosting", level="spec")["brier"].equals(b.xs("boosting", level="spec")["brier"])
+
+
+# ------------------------------------------------------------------ options beyond the data (D3, D4, D14)
+def test_every_split_can_hold_the_models_calibration_slice():
+    """A split whose few training dates all lie within the calibration months would fail inside the model's
+    temporal split (an internal error): such older splits are left out like those without training dates."""
+    from iizrisk.model._split import temporal_split
+
+    splits = rolling_splits(MONTH_ENDS, every_months=1, years=7, test_months=1, gap_months=12, horizon_months=12,
+                            observed_until="2023-12-31", train_months=24, calibration_months=6)
+    for _, s in splits.iterrows():
+        days = _time.to_days(pd.Series(pd.DatetimeIndex(s["train_dates"])))
+        temporal_split(days, holdout_months=6, gap_months=12)  # raises ValueError when it cannot
+
+
+def test_check_years_names_the_period_the_snapshots_cover():
+    check_years(MONTH_ENDS, years=2, horizon_months=12, observed_until="2023-12-31")
+    with pytest.raises(ConfigError, match=r"--years 50: .*2016-01-31 to 2022-12-31 \(83 months\); give --years 6"):
+        check_years(MONTH_ENDS, years=50, horizon_months=12, observed_until="2023-12-31")
+
+
+def test_select_refuses_too_many_years_and_a_negative_seed_before_any_work(long_history, tmp_path, monkeypatch,
+                                                                          capsys):
+    from iizrisk.errors import EXIT_USAGE
+
+    _, path = long_history
+    code, asked = _select_asks_for(monkeypatch, ["--spells", str(path), "--out", str(tmp_path / "sel"),
+                                                 "--years", "50"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and not asked and "--years 50" in err and "give --years" in err
+    assert "internal error" not in err and not (tmp_path / "sel").exists()
+    with pytest.raises(SystemExit) as exc:
+        _select_asks_for(monkeypatch, ["--spells", str(path), "--out", str(tmp_path / "sel"), "--seed", "-1"])
+    assert exc.value.code == EXIT_USAGE and "--seed" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small_snapshots(long_history, tmp_path_factory):
+    from iizrisk.snapshots import build_snapshots, default_dates
+
+    spells, _ = long_history
+    return build_snapshots(spells, tmp_path_factory.mktemp("small_snaps") / "snaps",
+                           as_of=default_dates(spells, horizon_months=6)[-40:], horizon_months=6, buckets=1,
+                           progress=False)
+
+
+def test_select_on_snapshots_refuses_more_years_than_they_hold(small_snapshots, tmp_path, capsys):
+    from iizrisk.cli import main
+    from iizrisk.errors import EXIT_USAGE
+
+    code = main(["select", "--snapshots", str(small_snapshots.path), "--years", "50", "--specs", "logistic",
+                 "--out", str(tmp_path / "sel")])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "--years 50" in err and "internal error" not in err
+    assert not (tmp_path / "sel").exists()
+
+
+def test_select_leaves_no_files_when_one_cannot_be_written(small_snapshots, tmp_path, capsys):
+    from iizrisk.cli import main
+    from iizrisk.errors import EXIT_OS
+
+    out = tmp_path / "sel"
+    (out / "selected.json").mkdir(parents=True)  # stands in for a full disk or a write error
+    code = main(["select", "--snapshots", str(small_snapshots.path), "--years", "1", "--every-months", "6",
+                 "--train-months", "12", "--specs", "logistic,bfs_rule", "--capacity", "10", "--max-ece", "1",
+                 "--threads", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == EXIT_OS, err
+    assert sorted(p.name for p in out.iterdir()) == ["selected.json"] and not any((out / "selected.json").iterdir())

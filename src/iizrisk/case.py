@@ -164,12 +164,14 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     ------
     ValidationError
         No case with this number at this institution (exit 1); the message
-        names neither the case nor any other institution.
+        names neither the case nor any other institution; an ``as_of`` given
+        more than 14 days after the spells' last recorded date
+        (:func:`~iizrisk.spells.refuse_as_of_after_data`).
     """
     from .config import Settings
     from .history import HistoryStore
     from .io import ingest
-    from .spells import point_in_time
+    from .spells import point_in_time, refuse_as_of_after_data
     from .view import Definitions, View
 
     settings = (settings if isinstance(settings, Settings) else Settings.load(settings)).resolved()
@@ -181,6 +183,8 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     w = settings.worklist
     lang = w.language_per_institution.get(institution, w.language)
     spells = ingest(settings).spells if spells is None else spells
+    if as_of is not None:  # a day long after the data: open registrations would be shown as running on unseen
+        refuse_as_of_after_data(spells, _time.day(t), what="case lookup: the as-of date")
     ts = pd.Timestamp(t)
     # the rows as known on the evening of t: a case opened (or recorded) later is not known yet, an end
     # recorded later is open then

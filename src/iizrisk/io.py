@@ -1113,13 +1113,16 @@ def read_spells(source, **kwargs) -> pd.DataFrame:
     return ingest(source, **kwargs).spells
 
 
-def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
+def read_canonical(path: str | Path, *, columns: list[str] | None = None,
+                   extra_institutions: list[str] | None = None) -> pd.DataFrame:
     """Fast path: canonical spells from a Parquet file or a folder of Parquet files.
 
     Dates are read as ``datetime64[s]``, pseudonyms as categorical codes
-    (:func:`to_canonical_dtypes`). Only the required columns and the
-    raw-identifier guard are checked here, file by file; use :func:`ingest`
-    for the full validation report.
+    (:func:`to_canonical_dtypes`). Checked here, file by file: the required
+    columns, the raw-identifier guard and the values that change a point-in-time
+    result (:func:`~iizrisk.validate.check_canonical_values`: institution codes,
+    plausible dates, birth years); use :func:`ingest` for the full validation
+    report.
 
     Parameters
     ----------
@@ -1128,13 +1131,19 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.
         Read only these; optional ones a file lacks are left out (the
         required columns among them must be present). The raw-identifier guard
         still covers every text column of every file.
+    extra_institutions : list of str, optional
+        Institution codes a deployment adds to the schema's list (its
+        ``[deployment] extra_institutions``); any other code is refused.
 
     Raises
     ------
     ValidationError
         No such file, no Parquet file in the folder, a path that is not a
         regular file, an unreadable file, a header naming a column twice, a
-        required column missing, or a date column that does not hold dates.
+        required column missing, or a date column that does not hold dates;
+        an unknown institution code, an implausible date (e.g. an end 9999-12-31
+        standing for "still open") or a birth year out of range, naming the
+        file, column, rows and the fix (as ``iizrisk validate`` does).
     RawIdentifierError
         Values shaped like AHV numbers, with the file, column and row numbers;
         an AHV number in a file name or column header (not named).
@@ -1176,7 +1185,41 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None) -> pd.
             f"refused: column(s) {cols} hold values shaped like AHV numbers (raw identifiers); "
             "pseudonymise at the source with `iizrisk pseudonymise`", report)
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return to_canonical_dtypes(df)
+    df = to_canonical_dtypes(df, institutions=list(extra_institutions or []))
+    _refuse_implausible_values(df, files, [len(f) for f in frames], extra_institutions)
+    return df
+
+
+def _refuse_implausible_values(df: pd.DataFrame, files: list[Path], lengths: list[int],
+                               extra_institutions: list[str] | None) -> None:
+    """:func:`~iizrisk.validate.check_canonical_values` of each file's rows of ``df``; raise when any is bad."""
+    from .validate import check_canonical_values
+
+    report, at = ValidationReport(), 0
+    for f, n in zip(files, lengths, strict=True):
+        part = df if n == len(df) else df.iloc[at:at + n]  # rows numbered within their file
+        check_canonical_values(part, source=str(f), report=report, extra_institutions=extra_institutions)
+        report.rows_read[str(f)] = n
+        at += n
+    if not report.problems:
+        return
+    report.rows_rejected = len(df)
+    found = "; ".join(f"{p.source}: column {p.column!r}: {p.problem} ({p.n_rows:,} rows, e.g. {p.example!r})"
+                      for p in report.problems)
+    hints = []
+    if any(p.column == "institution" for p in report.problems):
+        extra = f" (declared here: {list(extra_institutions)})" if extra_institutions else ""
+        hints.append("map local institution names onto the known codes before writing the canonical file "
+                     "(`iizrisk validate` shows them); a deployment's own codes go into its [deployment] "
+                     "extra_institutions" + extra + ", read with `iizrisk run`/`iizrisk validate` or a command's "
+                     "--config")
+    if any(p.column == "end_date" and p.problem.startswith("implausible") for p in report.problems):
+        hints.append("leave the end empty for an open registration (a sentinel such as 9999-12-31 closes the row "
+                     "and lets rows recorded after the as-of date into its view)")
+    if any(p.column != "institution" and not (p.column == "end_date" and p.problem.startswith("implausible"))
+           for p in report.problems):
+        hints.append("correct the other values named (dates: check how the export writes them)")
+    raise ValidationError(f"input refused: {found}. Fix: " + "; ".join(hints), report)
 
 
 def _parquet_files(path: Path) -> list[Path]:

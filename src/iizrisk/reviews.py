@@ -238,7 +238,19 @@ def read_review_file(path: str | Path, report: ValidationReport | None = None) -
     report = report if report is not None else ValidationReport()
     name = path.name
     empty = _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), None)
-    if not path.is_file() or path.stat().st_size == 0:
+    if not path.exists():
+        _whole_file(report, name, "(file)", "the file does not exist",
+                    fix="check the path and the file name (the .xlsx or .csv review file the run wrote)")
+        return empty
+    if path.is_dir():
+        _whole_file(report, name, "(file)", "a folder where a review file is expected",
+                    fix="give the review file itself (the .xlsx or .csv in it), not its folder")
+        return empty
+    if not path.is_file():
+        _whole_file(report, name, "(file)", "not a regular file (a FIFO, a device or a socket)",
+                    fix="copy the review file to a regular file and give that")
+        return empty
+    if path.stat().st_size == 0:
         _whole_file(report, name, "(file)", "the file is empty", fix="send the filled review file "
                    "(the .xlsx or .csv the run wrote, with review date and decision filled in)")
         return empty
@@ -257,6 +269,23 @@ def read_review_file(path: str | Path, report: ValidationReport | None = None) -
     return empty
 
 
+class _DamagedWorkbook(Exception):
+    """A part of an xlsx workbook cannot be read (a damaged XML part, a bad checksum)."""
+
+
+def _sheet_rows(wb, sheet: str) -> list[tuple]:
+    """The values of a sheet's rows; a read-only workbook reads its parts only now, so damage shows here."""
+    import xml.etree.ElementTree as ET
+    import zipfile
+    import zlib
+
+    try:
+        return list(wb[sheet].iter_rows(values_only=True))
+    except (ET.ParseError, zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError,
+            TypeError) as exc:  # what a damaged part raises (openpyxl, zipfile, the XML parser)
+        raise _DamagedWorkbook(type(exc).__name__) from exc
+
+
 def _read_xlsx(path: Path, report: ValidationReport) -> _Parsed:
     from openpyxl import load_workbook
 
@@ -270,7 +299,7 @@ def _read_xlsx(path: Path, report: ValidationReport) -> _Parsed:
     try:
         meta = {}
         if META_SHEET in wb.sheetnames:
-            meta = {str(r[0]): r[1] for r in wb[META_SHEET].iter_rows(values_only=True) if r and r[0] is not None}
+            meta = {str(r[0]): r[1] for r in _sheet_rows(wb, META_SHEET) if r and r[0] is not None}
         inst = str(meta["institution"]) if meta.get("institution") else None
         if inst is None or inst not in wb.sheetnames:
             sheets = [s for s in wb.sheetnames if s not in {META_SHEET, _LISTS_SHEET}]
@@ -279,7 +308,11 @@ def _read_xlsx(path: Path, report: ValidationReport) -> _Parsed:
                        "missing)",
                        fix="fill in the sheet of the review file the run wrote, keep its name, and send that file")
             return _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), inst)
-        rows = list(wb[inst].iter_rows(values_only=True))
+        rows = _sheet_rows(wb, inst)
+    except _DamagedWorkbook as exc:
+        _whole_file(report, name, "(file)", f"the workbook is damaged ({exc})",
+                    fix="open it in Excel and save it again, or ask for the file to be sent again")
+        return _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), None)
     finally:
         wb.close()
     if not rows:

@@ -64,7 +64,7 @@ from .errors import ConfigError, ValidationError
 from .store import write_json_atomic
 
 __all__ = ["Spec", "SelectionRule", "SelectionResult", "Selection", "default_grid", "rolling_splits",
-           "snapshot_months", "snapshot_dates", "rolling_evaluation", "top_k_mask", "jaccard", "load_spec",
+           "check_years", "snapshot_months", "snapshot_dates", "rolling_evaluation", "top_k_mask", "jaccard", "load_spec",
            "person_attributes", "flag_rate_ratios", "FAIRNESS_ATTRIBUTES"]
 
 logger = logging.getLogger("iizrisk")
@@ -276,6 +276,10 @@ def rolling_splits(dates, *, every_months: int = 3, years: int = 2, test_months:
         early &= days >= int(_time.add_months(first_test, -(span + gap_months)))
         if early.sum() < 3:
             break
+        if calibration_months > 0:  # the model's calibration slice (temporal_split) needs dates before it too
+            tr = days[early]
+            if not (tr <= int(_time.add_months(int(tr.max()), -calibration_months))).any():
+                break
         rows.append({"origin": pd.Timestamp(_time.to_date(first_test)),
                      "train_dates": [d for d, e in zip(ds, early, strict=True) if e],
                      "test_dates": [d for d, e in zip(ds, late, strict=True) if e]})
@@ -286,6 +290,36 @@ def rolling_splits(dates, *, every_months: int = 3, years: int = 2, test_months:
     out = pd.DataFrame(rows[::-1])
     out.insert(0, "split", np.arange(len(out)))
     return out
+
+
+def check_years(dates, *, years: int, horizon_months: int, observed_until=None) -> None:
+    """Refuse ``years`` of splits reaching back before the first labelled month end (``--years``; exit 2).
+
+    :func:`rolling_splits` leaves out the splits the data cannot hold; a number of years beyond
+    every labelled month end is a mistake of the option, named before any work with the period the
+    labelled month ends cover and the most years they allow.
+
+    Raises
+    ------
+    ConfigError
+    """
+    ds = sorted(pd.Timestamp(d) for d in dates)
+    if observed_until is not None:
+        last_obs = _time.day(pd.Timestamp(observed_until))
+        ds = [d for d in ds if int(_time.add_months(_time.day(d), horizon_months)) <= last_obs]
+    if len(ds) < 3:
+        return  # rolling_splits says why nothing fits
+    first, last = ds[0], ds[-1]
+    if last - pd.offsets.MonthEnd(12 * int(years)) >= first:
+        return
+    months = (last.year - first.year) * 12 + last.month - first.month
+    most = months // 12
+    fix = (f"give --years {most} or fewer" if most >= 1 else
+           "build snapshots for more month ends (`iizrisk snapshots --from/--to`)")
+    raise ConfigError(
+        f"--years {years}: the splits would reach back {12 * int(years)} months before the last labelled month "
+        f"end, but the labelled month ends (whose {horizon_months}-month outcome is observed) cover "
+        f"{first.date()} to {last.date()} ({months} months); {fix}")
 
 
 def snapshot_months(*, every_months: int = 3, years: int = 2, test_months: int = 3, train_months: int = 36,

@@ -42,8 +42,8 @@ from .pseudonym import looks_like_ahv, rows_containing
 from .schema import Schema, load_schema
 
 __all__ = ["Problem", "ValidationReport", "check_spells", "check_table", "check_raw_identifiers",
-           "check_text_cells", "check_pseudonyms", "duplicate_mask", "MAX_TEXT_LENGTH",
-           "MAX_TEXT_LENGTH_DEFAULT"]
+           "check_text_cells", "check_pseudonyms", "check_canonical_values", "duplicate_mask",
+           "MAX_TEXT_LENGTH", "MAX_TEXT_LENGTH_DEFAULT"]
 
 #: longest text accepted in a cell of these columns, in characters (a case number goes into
 #: every worklist; a pseudonym is 64 characters)
@@ -529,11 +529,38 @@ def check_table(df: pd.DataFrame, schema: Schema, *, source: str, report: Valida
             d = _time.to_days(col)
             present = d != _time.MISSING_DAY
             out = present & ((d < date_lo) | (d > date_hi))
+            fix = "correct the date; check the date format of the source"
+            if f.name == "end_date":  # 9999-12-31, 2099-12-31: an "open" sentinel closes the row in the past
+                fix += "; leave the end empty for an open registration (not a far-future date such as 9999-12-31)"
             report.add(source, f.name, f"implausible date (before {lo_date} or more than "
-                       f"{years_after} year(s) after today)", out, col,
-                       fix="correct the date; check the date format of the source", rows=rows)
+                       f"{years_after} year(s) after today)", out, col, fix=fix, rows=rows)
             bad |= out
     return report, bad
+
+
+#: the columns :func:`check_canonical_values` checks: what changes a point-in-time result when wrong
+_CANONICAL_VALUE_COLUMNS = ("institution", "start_date", "end_date", "recorded_date", "birth_year")
+
+
+def check_canonical_values(df: pd.DataFrame, *, source: str, report: ValidationReport | None = None,
+                           extra_institutions: list[str] | None = None, today: pd.Timestamp | None = None,
+                           ) -> tuple[ValidationReport, np.ndarray]:
+    """The value checks of :func:`check_spells` that the fast path (:func:`iizrisk.io.read_canonical`) needs.
+
+    Institution codes outside the schema's list and ``extra_institutions``, implausible dates (such
+    as the "still open" sentinel 9999-12-31 in ``end_date``) and birth years out of range, with
+    the same problems and fixes as ``iizrisk validate``; empty values and the order of the dates
+    are left to the timeline, which names them. Vectorised: a categorical is checked on its
+    categories. Row numbers are 1-based positions in ``df``.
+    """
+    import dataclasses
+
+    schema = load_schema("spells")
+    fields = tuple(dataclasses.replace(f, required=False) for f in schema.fields
+                   if f.name in _CANONICAL_VALUE_COLUMNS and f.name in df.columns)
+    sub = Schema(schema.name, schema.title, fields, schema.raw)
+    return check_table(df, sub, source=source, report=report,
+                       extra_enum={"institution": list(extra_institutions or [])}, today=today)
 
 
 def _blank(col: pd.Series) -> np.ndarray:

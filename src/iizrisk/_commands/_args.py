@@ -18,13 +18,14 @@ import errno
 import math
 import stat
 from pathlib import Path
+from typing import NoReturn
 
 from .._time import _shown, parse_iso_date
 from ..config import MAX_DAYS, MAX_MONTHS
 from ..errors import ConfigError, OperatingSystemError
 
 __all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
-           "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
+           "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
 #: Output suffixes written as CSV (``;``, UTF-8 with BOM) and as Parquet.
 CSV_SUFFIXES = (".csv",)
@@ -129,8 +130,11 @@ def output_file(*suffixes: str):
     return parse
 
 
-def read_spells_input(path, columns: list[str] | None = None):
+def read_spells_input(path, columns: list[str] | None = None, extra_institutions: list[str] | None = None):
     """Canonical spells from a command's ``--spells`` (:func:`iizrisk.io.read_canonical`), never none.
+
+    ``extra_institutions``: the deployment's own codes (``[deployment] extra_institutions`` of a command's
+    ``--config``); any other code outside the schema's list is refused, as are implausible dates.
 
     Raises
     ------
@@ -141,11 +145,34 @@ def read_spells_input(path, columns: list[str] | None = None):
     from ..errors import ValidationError
     from ..io import read_canonical
 
-    spells = read_canonical(check_input(path, "spells"), columns=columns)
+    spells = read_canonical(check_input(path, "spells"), columns=columns, extra_institutions=extra_institutions)
     if not len(spells):
         raise ValidationError(f"{path}: no spells: the export has its columns but no rows; check the export "
                               "(was it written before the data arrived?)")
     return spells
+
+
+def refuse_empty_result(spells, path, as_of, what: str) -> NoReturn:
+    """Refuse a result with nobody in it (exit 1), naming the days the spells cover (``as_of`` outside them).
+
+    Called by the commands whose result is one row per person at an as-of date (``flags``, ``features``)
+    when it has no row: an as-of date long before the data gives an empty table, never a result.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``path``, the as-of date and the spells' first start and last observed day.
+    """
+    from .._time import to_date, to_days
+    from ..errors import ValidationError
+    from ..spells import observed_until
+
+    starts = to_days(spells["start_date"])
+    first = to_date(int(starts.min())) if len(starts) else None
+    last = to_date(observed_until(spells)) if len(starts) else None
+    raise ValidationError(
+        f"{path}: nobody to {what} at {as_of}: the spells cover {first} to {last}; give an as-of date "
+        "within that period")
 
 
 def check_period(first: str | None, last: str | None) -> None:

@@ -43,7 +43,12 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, IizriskError, ValidationError
 from ._args import MAX_MONTHS, float_at_least, int_at_least, iso_date, plain_path
-from .snapshots import add_dask_arguments, check_dask_args, dask_from_args
+from .snapshots import (
+    add_dask_arguments,
+    check_dask_args,
+    config_extra_institutions,
+    dask_from_args,
+)
 
 HELP = "estimate the effect of joint assessments on later outcomes (risk-set matching); write DIR"
 DESCRIPTION = (
@@ -113,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--from {args.period_from} lies after --to {args.period_to}; give the first "
                           "assessment day before the last")
     check_dask_args(args)
-    spells, interventions = read_inputs(args.spells, args.interventions)
+    spells, interventions = read_inputs(args.spells, args.interventions,
+                                        extra_institutions=config_extra_institutions(args))
     if interventions is None:  # pragma: no cover - the option is required
         raise SystemExit("--interventions is required")
     period = None

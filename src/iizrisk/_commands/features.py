@@ -15,6 +15,7 @@ from ._args import (
     output_file,
     plain_path,
     read_spells_input,
+    refuse_empty_result,
 )
 
 HELP = "write the point-in-time features at an as-of date (one row per person with an open spell)"
@@ -26,11 +27,15 @@ DESCRIPTION = (
 )
 
 
-def read_inputs(spells_path: str, interventions_path: str | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Canonical spells (a Parquet file or folder) and optional interventions."""
+def read_inputs(spells_path: str, interventions_path: str | None, *,
+                extra_institutions: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Canonical spells (a Parquet file or folder) and optional interventions.
+
+    ``extra_institutions``: the deployment's own institution codes (from a command's ``--config``).
+    """
     from ..io import read_interventions
 
-    spells = read_spells_input(spells_path)
+    spells = read_spells_input(spells_path, extra_institutions=extra_institutions)
     interventions = read_interventions(check_input(interventions_path, "interventions")) \
         if interventions_path else None
     return spells, interventions
@@ -53,11 +58,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..features import PointInTimeFeatures
+    from ..spells import as_of_day, refuse_as_of_after_data
     from ..store import write_parquet_atomic
     from ..worklist import write_worklist_csv
 
     spells, interventions = read_inputs(args.spells, args.interventions)
+    # as score() and compute_flags(): open registrations would be stretched to a day nothing is known of
+    refuse_as_of_after_data(spells, as_of_day(args.as_of), what="--as-of")
     X = PointInTimeFeatures().fit_transform(spells, as_of=args.as_of, interventions=interventions)
+    if not len(X):  # an as-of date before the data: an empty table is no result
+        refuse_empty_result(spells, args.spells, args.as_of, "describe")
     out = X.reset_index()
     out["person_id"] = out["person_id"].astype("str")
     out["as_of"] = out["as_of"].astype("datetime64[s]")

@@ -30,6 +30,7 @@ from ._args import (
     iso_date,
     output_file,
     read_spells_input,
+    refuse_empty_result,
 )
 
 HELP = "flag multi-registration, transitions, re-entries and revolving doors at an as-of date"
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     flags = compute_flags(spells, args.as_of, window_months=args.window_months,
                           transition_gap_days=args.transition_gap_days,
                           merge_gap_days=args.merge_gap_days)
+    if not len(flags):  # an as-of date before the data: an empty table is no result
+        refuse_empty_result(spells, args.spells, args.as_of, "flag")
     del spells
     _write_atomic(flags, args.out)
     logger.info("flags at %s: %d persons (%d multi-registered, %d in a revolving door) -> %s in %.1f s",

@@ -55,7 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="let a better mean replace the current default even where it is worse on the last split")
     p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
                    help="headers of the CSV tables in this language (default: the column codes)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every model (0)")
+    p.add_argument("--seed", type=int_at_least(0, 2**32 - 1), default=0, metavar="N",
+                   help="seed of every model, 0 to 4294967295 (0)")
     p.add_argument("--threads", type=int_at_least(1), metavar="N", help="threads per model fit")
 
 
@@ -63,7 +64,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..selection import SelectionRule, default_grid, person_attributes, rolling_evaluation
+    from ..selection import (
+        SelectionRule,
+        check_years,
+        default_grid,
+        person_attributes,
+        rolling_evaluation,
+    )
+    from ..store import write_files_together
 
     out = Path(args.out)
     rule = (SelectionRule.from_toml(args.rule) if args.rule else
@@ -88,11 +96,18 @@ def run(args: argparse.Namespace) -> int:
         dates = snapshot_dates(spells, every_months=args.every_months, years=args.years,
                                test_months=args.test_months, train_months=args.train_months,
                                horizon_months=args.horizon_months)
+        check_years(dates, years=args.years, horizon_months=args.horizon_months)  # before the build
         snapshots = build_snapshots(spells, out / "snapshots", as_of=dates, interventions=interventions,
                                     outcome=args.outcome, horizon_months=args.horizon_months)
         attributes = person_attributes(spells)
     elif args.interventions:
         raise ConfigError("--interventions with --snapshots: the snapshot dataset holds them already")
+    else:
+        from ..snapshots import SnapshotSet
+
+        snapshots = SnapshotSet.open(snapshots)
+        check_years(snapshots.dates, years=args.years, horizon_months=int(snapshots.meta["horizon_months"]),
+                    observed_until=snapshots.meta["observed_until"])
     if args.attributes:
         if args.spells:
             raise ConfigError("--attributes with --spells: the protected attributes come from --spells")
@@ -103,9 +118,12 @@ def run(args: argparse.Namespace) -> int:
                                 test_months=args.test_months, train_months=args.train_months,
                                 capacity=args.capacity, max_persons=args.max_persons, random_state=args.seed,
                                 max_train_rows=args.max_train_rows, n_threads=args.threads, attributes=attributes)
-    result.to_dir(out, language=args.language)
     selection = result.select(rule)
-    selection.to_json(out / "selected.json")
+
+    def write(tmp):  # all or nothing: a failure leaves no tables without selected.json, nor the reverse
+        return [*result.to_dir(tmp, language=args.language), selection.to_json(tmp / "selected.json")]
+
+    write_files_together(out, write, label="select")
     result.print_summary(file=sys.stdout)
     print(selection.why, file=sys.stdout)
     print(f"written to {out} (selected.json: `iizrisk train --spec {out / 'selected.json'}` trains it)",

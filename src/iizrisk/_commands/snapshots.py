@@ -35,7 +35,17 @@ def add_dask_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int_between(1, 1024), default=None, metavar="N",
                    help="worker processes of the LocalCluster of --dask (2)")
     p.add_argument("--config", type=plain_path, metavar="TOML",
-                   help="the deployment's settings: --dask without ADDRESS uses its [dask] scheduler and workers")
+                   help="the deployment's settings: the spells may hold its [deployment] extra_institutions; "
+                        "--dask without ADDRESS uses its [dask] scheduler and workers")
+
+
+def config_extra_institutions(args: argparse.Namespace) -> list[str] | None:
+    """The ``[deployment] extra_institutions`` of ``--config`` (None without it): codes the spells may hold."""
+    if getattr(args, "config", None) is None:
+        return None
+    from ..config import Settings
+
+    return list(Settings.load(args.config).deployment.extra_institutions)
 
 
 def _address(text: str) -> str:
@@ -52,8 +62,6 @@ def check_dask_args(args: argparse.Namespace) -> None:
     if args.dask is None:
         if args.workers is not None:
             raise ConfigError("--workers sets the LocalCluster of --dask; add --dask")
-        if args.config is not None:
-            raise ConfigError("--config gives --dask its [dask] settings; add --dask")
         return
     if args.dask and args.workers is not None:
         raise ConfigError(f"--workers is for a LocalCluster; the cluster at {args.dask} has its own workers")
@@ -117,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError("--jobs runs processes on this machine, --dask runs on a cluster: use one of them")
     check_dask_args(args)
-    spells, interventions = read_inputs(args.spells, args.interventions)
+    spells, interventions = read_inputs(args.spells, args.interventions,
+                                        extra_institutions=config_extra_institutions(args))
     dates = default_dates(spells, first=args.first, last=args.last)  # never empty: it says why
     with dask_from_args(args) as client:
         snaps = build_snapshots(spells, args.out, as_of=dates, interventions=interventions, outcome=args.outcome,
