@@ -389,9 +389,9 @@ def test_cli_train_score_features(tmp_path, spells, trained, capsys):
     spells.to_parquet(src)
     t = pd.Timestamp("2021-03-31")
     cut = spells[spells["start_date"] <= t]
-    (tmp_path / "cut").mkdir()
-    cut.iloc[: len(cut) // 2].to_parquet(tmp_path / "cut" / "a.parquet")
-    cut.iloc[len(cut) // 2:].to_parquet(tmp_path / "cut" / "b.parquet")
+    (tmp_path / "cut_spells").mkdir()  # a folder of Parquet spells; the scores go elsewhere (never into it)
+    cut.iloc[: len(cut) // 2].to_parquet(tmp_path / "cut_spells" / "a.parquet")
+    cut.iloc[len(cut) // 2:].to_parquet(tmp_path / "cut_spells" / "b.parquet")
     key = tmp_path / "key"
     key.write_bytes(KEY)
     assert main(["-q", "train", "--spells", str(src), "--outcome", "disintegration", "--model", "logistic",
@@ -404,7 +404,7 @@ def test_cli_train_score_features(tmp_path, spells, trained, capsys):
     # `iizrisk train` writes the card beside the model, from the manifest of the final folder
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
     assert card["source"] == str(tmp_path / "model") and card["model"]["kind"] == "logistic"
-    for name, spells_arg in [("full", src), ("cut", tmp_path / "cut")]:
+    for name, spells_arg in [("full", src), ("cut", tmp_path / "cut_spells")]:
         assert main(["-q", "score", "--model", str(tmp_path / "model"), "--spells", str(spells_arg),
                      "--as-of", "2021-03-31", "--out", str(tmp_path / name), "--explain-top", "5",
                      "--language", "it", "--key-file", str(key)]) == 0

@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import errno
 import math
+import os
 import stat
 from pathlib import Path
 from typing import NoReturn
@@ -25,7 +26,7 @@ from ..config import MAX_DAYS, MAX_MONTHS
 from ..errors import ConfigError, OperatingSystemError
 
 __all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
-           "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
+           "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "refuse_overwriting_inputs", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
 #: Output suffixes written as CSV (``;``, UTF-8 with BOM) and as Parquet.
 CSV_SUFFIXES = (".csv",)
@@ -223,3 +224,50 @@ def plain_path(text: str) -> str:
         raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
     check_input(text, "file")  # OperatingSystemError: exit 6, as for every path the machine cannot use
     return text
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one existing file or folder (also through a symbolic or hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def refuse_overwriting_inputs(inputs: dict[str, object], *, files: dict[str, object] | None = None,
+                              folders: dict[str, object] | None = None) -> None:
+    """Refuse (exit code 2) an output that is, or would write into, one of a command's inputs.
+
+    Called by the commands with their options before any work starts (``pseudonymise`` refuses
+    OUT equal to IN the same way). ``inputs``, ``files`` (single output files) and ``folders``
+    (output folders) map an option's name (``"--spells"``) to its path, or to ``None`` when
+    not given. Refused:
+
+    * an output that is an input under any path (the same file or folder, also through a link):
+      the output would replace it, and the atomic rename ignores a read-only input's mode;
+    * an output file directly inside an input folder, or an output folder that is an input
+      folder: the written files would be read back as input the next time (a folder of
+      Parquet spells reads every ``*.parquet`` in it) or replace one of its files.
+
+    Raises
+    ------
+    ConfigError
+        Exit code 2, naming both options and the fix.
+    """
+    outputs = [(o, p, False) for o, p in (files or {}).items()] + [(o, p, True) for o, p in (folders or {}).items()]
+    for out_opt, out, is_folder in outputs:
+        if out is None:
+            continue
+        o = Path(str(out))
+        for in_opt, inp in inputs.items():
+            if inp is None:
+                continue
+            i = Path(str(inp))
+            kind = "folder" if is_folder else "file"
+            if _same_path(o, i):
+                what = "folder" if i.is_dir() else "file"
+                raise ConfigError(f"{out_opt} {o} is the {in_opt} input {i} (the same {what}); writing there would "
+                                  f"overwrite the input: give {out_opt} another {kind}")
+            if not is_folder and i.is_dir() and _same_path(o.parent, i):
+                raise ConfigError(f"{out_opt} {o} lies in the {in_opt} input folder {i}; writing there would change "
+                                  f"the input (its files are read as {in_opt}): give {out_opt} a file outside it")

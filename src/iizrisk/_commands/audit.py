@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import EXIT_OK, IizriskError, ValidationError
-from ._args import int_at_least, iso_date, plain_path
+from ._args import int_at_least, iso_date, plain_path, refuse_overwriting_inputs
 from .features import add_key_argument, read_inputs
 from .score import add_unsigned_argument
 
@@ -161,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     from ..modelcard import write_model_card
     from ..oversight import oversight_of
 
+    refuse_overwriting_inputs({"--model": args.model, "--spells": args.spells, "--interventions": args.interventions,
+                               "--key-file": args.key_file, "--config": args.config}, folders={"--out": args.out})
     settings = Settings.load(args.config) if args.config else None
     language = args.language or (settings.worklist.language if settings else "en")
     protected = list(settings.privacy.protected_attributes) if settings else None

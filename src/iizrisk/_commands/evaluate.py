@@ -42,7 +42,14 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, IizriskError, ValidationError
-from ._args import MAX_MONTHS, float_at_least, int_at_least, iso_date, plain_path
+from ._args import (
+    MAX_MONTHS,
+    float_at_least,
+    int_at_least,
+    iso_date,
+    plain_path,
+    refuse_overwriting_inputs,
+)
 from .snapshots import (
     add_dask_arguments,
     check_dask_args,
@@ -118,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--from {args.period_from} lies after --to {args.period_to}; give the first "
                           "assessment day before the last")
     check_dask_args(args)
+    refuse_overwriting_inputs({"--spells": args.spells, "--interventions": args.interventions},
+                              folders={"--out": args.out})
     spells, interventions = read_inputs(args.spells, args.interventions,
                                         extra_institutions=config_extra_institutions(args))
     if interventions is None:  # pragma: no cover - the option is required

@@ -16,6 +16,7 @@ from ._args import (
     plain_path,
     read_spells_input,
     refuse_empty_result,
+    refuse_overwriting_inputs,
 )
 
 HELP = "write the point-in-time features at an as-of date (one row per person with an open spell)"
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from ..store import write_parquet_atomic
     from ..worklist import write_worklist_csv
 
+    refuse_overwriting_inputs({"--spells": args.spells, "--interventions": args.interventions},
+                              files={"--out": args.out})
     spells, interventions = read_inputs(args.spells, args.interventions)
     # as score() and compute_flags(): open registrations would be stretched to a day nothing is known of
     refuse_as_of_after_data(spells, as_of_day(args.as_of), what="--as-of")

@@ -31,6 +31,7 @@ from ._args import (
     output_file,
     read_spells_input,
     refuse_empty_result,
+    refuse_overwriting_inputs,
 )
 
 HELP = "flag multi-registration, transitions, re-entries and revolving doors at an as-of date"
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read, flag, write; errors derive from IizriskError (exit 1 on bad input)."""
     t0 = time.perf_counter()
+    refuse_overwriting_inputs({"--spells": args.spells}, files={"--out": args.out})
     spells = read_spells_input(args.spells, columns=list(_COLUMNS))
     logger.info("read %d rows from %s in %.1f s", len(spells), args.spells, time.perf_counter() - t0)
     flags = compute_flags(spells, args.as_of, window_months=args.window_months,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import MAX_DAYS, int_at_least, int_between, plain_path, read_spells_input
+from ._args import (
+    MAX_DAYS,
+    int_at_least,
+    int_between,
+    plain_path,
+    read_spells_input,
+    refuse_overwriting_inputs,
+)
 
 HELP = "BFS-compatible indicators of a year (system combinations, profiles, persistence, re-entry, transitions)"
 DESCRIPTION = (
@@ -43,9 +50,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.min_cell_size < 1:
         raise ConfigError("--min-cell-size must be >= 1: unsuppressed tables must not leave the system")
+    refuse_overwriting_inputs({"--spells": args.spells}, folders={"--out": args.out})
     spells = read_spells_input(args.spells)
     res = bfs_indicators(spells, args.year, min_cell_size=args.min_cell_size, monthly=args.monthly,
                          merge_gap_days=args.merge_gap_days, gap_days=args.transition_gap_days)
-    res.to_dir(args.out, language=args.language, xlsx=args.xlsx)
+    from ..store import write_files_together
+
+    # all or none: a table that cannot be written leaves no others of a failed run behind
+    write_files_together(args.out, lambda tmp: res.to_dir(tmp, language=args.language, xlsx=args.xlsx),
+                         label="indicators")
     print(args.out)
     return EXIT_OK

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import Settings
     from ..errors import ConfigError
     from ..monitoring import trends
-    from ..store import write_text_atomic
+    from ..store import write_files_together, write_text_atomic
 
     check_period(args.since, args.until)
     settings = Settings.load(args.config)
@@ -39,8 +39,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{root}: no monitoring figures between {args.since or 'the start'} and "
                           f"{args.until or 'today'}; the nightly run writes them to its history's monitoring table")
     out = Path(args.out) if args.out else Path(root).parent / "monitoring"
-    result.to_dir(out, min_cell_size=settings.privacy.min_cell_size)
-    write_text_atomic(result.to_html(), out / "report.html")
+
+    def write(tmp: Path) -> list[Path]:  # all or none: a failed run leaves no half of the figures behind
+        files = result.to_dir(tmp, min_cell_size=settings.privacy.min_cell_size)
+        return [*files, write_text_atomic(result.to_html(), tmp / "report.html")]
+
+    write_files_together(out, write, label="monitor")
     result.print_summary(file=sys.stdout)
     for line in result.changes():
         print(line, file=sys.stdout)

@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     result = oversight_of(settings, start=args.start, end=args.end)
     print(result.summary_text(decimals=1))
     if args.out:
-        out = Path(args.out)
-        written = result.to_dir(out, min_cell_size=settings.privacy.min_cell_size, language=settings.worklist.language)
+        from ..store import write_files_together
+
+        written = write_files_together(  # all or none: a failed run leaves no table without the other
+            Path(args.out), lambda tmp: result.to_dir(tmp, min_cell_size=settings.privacy.min_cell_size,
+                                                      language=settings.worklist.language), label="oversight")
         print("written: " + ", ".join(sorted({str(p) for p in written})))
     return EXIT_OK

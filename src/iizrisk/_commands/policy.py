@@ -40,10 +40,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 from ..errors import EXIT_OK, IizriskError, ValidationError
-from ._args import MAX_MONTHS, float_at_least, int_at_least, plain_path
+from ._args import (
+    MAX_MONTHS,
+    float_at_least,
+    int_at_least,
+    output_file,
+    plain_path,
+    refuse_overwriting_inputs,
+)
 
 HELP = "offline evaluation of targeting by benefit against targeting by risk; write DIR"
 DESCRIPTION = (
@@ -86,9 +96,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plain-values", action="store_true",
                    help="policy values as the plain mean of the doubly robust scores instead of the "
                         "self-normalised (Hajek) form, the default")
-    p.add_argument("--save-model", metavar="FILE", default=None,
-                   help="also write the benefit model with this evaluation (.skops): the file of "
-                        "[worklist] benefit_model")
+    p.add_argument("--save-model", metavar="FILE", default=None, type=output_file(".skops"),
+                   help="also write the benefit model with this evaluation (.skops, not an input file): the file "
+                        "of [worklist] benefit_model")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (0)")
     p.add_argument("--min-cell-size", type=int_at_least(1), default=5, metavar="K",
                    help="suppress groups and policies resting on 1..K-1 people (5)")
@@ -110,6 +120,9 @@ def _inputs(args: argparse.Namespace, read_inputs):
         from ..reviews import all_interventions
 
         settings = Settings.load(args.config)
+        _refuse_overwriting(args, {**{f"[sources] {s.name}": settings.resolve(s.path) for s in settings.sources},
+                                   "[deployment] interventions": (settings.resolve(settings.deployment.interventions)
+                                                                  if settings.deployment.interventions else None)})
         ing = ingest(settings)
         interventions = all_interventions(settings, ing.interventions)
         if interventions is None or not len(interventions):
@@ -124,6 +137,19 @@ def _inputs(args: argparse.Namespace, read_inputs):
     return spells, interventions, args.outcome or "revolving_door", args.horizon_months or 12
 
 
+def _refuse_overwriting(args: argparse.Namespace, inputs: dict[str, object] | None = None) -> None:
+    """Refuse (exit code 2) --out or --save-model naming an input, and a --save-model that cannot be a file."""
+    from ..errors import OperatingSystemError
+
+    refuse_overwriting_inputs({"--config": args.config, "--spells": args.spells,
+                               "--interventions": args.interventions, **(inputs or {})},
+                              files={"--save-model": args.save_model}, folders={"--out": args.out})
+    if args.save_model is not None:
+        if args.save_model.is_dir():  # found only after the whole computation and --out written
+            raise OperatingSystemError(f"--save-model {args.save_model}: is a folder where a file is expected: "
+                                       "give a file name ending in .skops")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..benefit import BenefitModel, NoOverlapError, evaluate_policies
     from ..errors import ConfigError
@@ -136,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     episode_days = None if args.episode_days is None else tuple(args.episode_days)
     if episode_days is not None and episode_days[0] > episode_days[1]:
         raise ConfigError(f"--episode-days LO HI needs LO <= HI, got {episode_days[0]} {episode_days[1]}")
+    _refuse_overwriting(args)  # before any work: a wrong --save-model found at the end left --out written
     spells, interventions, outcome_name, horizon = _inputs(args, read_inputs)
     where = args.config or f"{args.spells}, {args.interventions}"
     outcome = f"{outcome_name}_next_{horizon}m"
@@ -157,15 +184,34 @@ def run(args: argparse.Namespace) -> int:
         raise
     except (ValueError, TypeError) as exc:
         raise ValidationError(f"{where}: cannot evaluate the policies: {_safe_reason(exc)}") from exc
-    paths = model.to_dir(args.out, min_cell_size=args.min_cell_size, language=args.language)
-    paths += policies.to_dir(args.out, min_cell_size=args.min_cell_size, language=args.language)
-    if args.save_model:
-        saved = model.attach_evidence(policies).save(args.save_model)
-        for rank_by in ("benefit", "risk_x_benefit"):
-            ev = model.evidence(rank_by)
-            logger.info("policy: rank_by = %r %s: %s", rank_by, "supported" if ev.supported else "not supported",
-                        ev.reason)
-        paths.append(saved)
+    from ..store import make_dirs, write_files_together
+
+    staged: list[Path] = []  # --save-model written beside its place, moved there once --out is written
+
+    def write(tmp: Path) -> list[Path]:
+        files = model.to_dir(tmp, min_cell_size=args.min_cell_size, language=args.language)
+        files += policies.to_dir(tmp, min_cell_size=args.min_cell_size, language=args.language)
+        if args.save_model:
+            make_dirs(args.save_model.parent)
+            fd, name = tempfile.mkstemp(dir=args.save_model.parent, prefix=f".{args.save_model.name}.",
+                                        suffix=".tmp")
+            os.close(fd)
+            staged.append(Path(name))
+            model.attach_evidence(policies).save(staged[0])
+        return files
+
+    try:
+        paths = write_files_together(args.out, write, label="policy")  # all or none
+        if staged:
+            os.replace(staged.pop(), args.save_model)
+            for rank_by in ("benefit", "risk_x_benefit"):
+                ev = model.evidence(rank_by)
+                logger.info("policy: rank_by = %r %s: %s", rank_by, "supported" if ev.supported else "not supported",
+                            ev.reason)
+            paths.append(args.save_model)
+    finally:
+        for f in staged:
+            f.unlink(missing_ok=True)
     print(policies.summary_text(), file=sys.stderr)
     logger.info("policy: %d files written to %s", len(paths), args.out)
     for path in paths:

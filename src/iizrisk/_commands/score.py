@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .._time import _shown
-from ._args import iso_date, plain_path
+from ._args import iso_date, plain_path, refuse_overwriting_inputs
 from .features import add_key_argument, read_inputs
 
 HELP = "score everyone with a spell open on the as-of date; write DIR/scores.parquet"
@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from ..explain import score_with_reasons
     from ..model import load_model, signing_key
 
+    refuse_overwriting_inputs({"--model": args.model, "--spells": args.spells, "--interventions": args.interventions,
+                               "--key-file": args.key_file}, folders={"--out": args.out})
     model = load_model(args.model, key=signing_key(file=args.key_file),
                        allow_unsigned=args.allow_unsigned_model)
     spells, interventions = read_inputs(args.spells, args.interventions)

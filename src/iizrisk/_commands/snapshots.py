@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ._args import MAX_MONTHS, int_at_least, int_between, iso_date, plain_path
+from ._args import (
+    MAX_MONTHS,
+    int_at_least,
+    int_between,
+    iso_date,
+    plain_path,
+    refuse_overwriting_inputs,
+)
 
 logger = logging.getLogger("iizrisk")
 
@@ -125,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError("--jobs runs processes on this machine, --dask runs on a cluster: use one of them")
     check_dask_args(args)
+    refuse_overwriting_inputs({"--spells": args.spells, "--interventions": args.interventions,
+                               "--config": args.config}, folders={"--out": args.out})
     spells, interventions = read_inputs(args.spells, args.interventions,
                                         extra_institutions=config_extra_institutions(args))
     dates = default_dates(spells, first=args.first, last=args.last)  # never empty: it says why

@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD",
                    help="last day of the period (the export date)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=plain_path, metavar="DIR",
+                   help="output folder: new, empty, or an earlier synth output's (its files replaced)")
     p.add_argument("--exports", action="store_true",
                    help="also write institution-style raw exports and iizrisk.toml")
     p.add_argument("--effect", type=_effect, default=0.3, metavar="X",
@@ -51,10 +52,35 @@ def _effect(text: str) -> float:
     return value
 
 
+def _check_out(out: str) -> None:
+    """Refuse (exit code 2) an --out that is a file, or a non-empty folder that is no earlier synth output.
+
+    The files are written over those of the same names: pointed at a deployment's folder,
+    its iizrisk.toml, exports and spells would be swapped for synthetic ones. An earlier
+    output (``synth.json`` in it) is written over, as ``demo`` replaces an earlier demo.
+    """
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {out}: a file, not a folder; give a new or empty folder for the synthetic data")
+    if path.is_dir() and not (path / "synth.json").is_file():
+        entries = sorted(p.name for p in path.iterdir())
+        if entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise ConfigError(f"--out {out}: the folder is not empty and holds no earlier synthetic data ({shown}; "
+                              "no synth.json); its files of the same names would be replaced: give a new or empty "
+                              "folder")
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..synth import Shock, apply_shocks, generate
+
+    _check_out(args.out)
 
     # refused before the simulation runs: a shock at no simulated institution or outside the period changes nothing
     shocks = [Shock.parse(s).check_period(args.start, args.end) for s in args.shock]

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon-months", type=int, default=12, metavar="N", help="horizon in months (12)")
     p.add_argument("--model", choices=["boosting", "logistic"], default="boosting",
                    help="gradient boosting (default) or the transparent logistic regression")
-    p.add_argument("--out", required=True, type=plain_path, metavar="MODEL_DIR", help="model directory to write")
+    p.add_argument("--out", required=True, type=plain_path, metavar="MODEL_DIR", help="model directory to write: new, empty, or an earlier model's (replaced)")
     p.add_argument("--validation-months", type=int, default=6, metavar="N", help="held-out months (6)")
     p.add_argument("--calibration-months", type=int, default=6, metavar="N", help="calibration months (6)")
     p.add_argument("--capacity", type=int, default=50, metavar="K",
@@ -61,10 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import IizriskError, ValidationError
-    from ..model import save_model, signing_key, train
+    from ..model import check_model_folder, save_model, signing_key, train
     from ..modelcard import write_model_card
 
     key = signing_key(file=args.key_file)  # fail on a bad key before the long training
+    check_model_folder(args.out, "--out")  # a file or another folder would be replaced by the model
     if args.spells:
         spells, interventions = read_inputs(args.spells, args.interventions)
     elif args.interventions:

@@ -66,7 +66,7 @@ Layout: one private module per concept, everything public re-exported here
   :func:`precision_recall_at_k`;
 * ``_training``: :func:`train`, :class:`TrainingReport`, :func:`data_fingerprint`;
 * ``_scoring``: :func:`score`, :func:`check_input`, :func:`risk_bands`;
-* ``_files``: :func:`save_model`, :func:`load_model`, :func:`read_manifest`,
+* ``_files``: :func:`save_model`, :func:`check_model_folder`, :func:`load_model`, :func:`read_manifest`,
   :func:`signing_key`, :func:`model_key`, :data:`TRUSTED_TYPES`.
 
 The public classes keep ``__module__ == "iizrisk.model"``: model files
@@ -95,6 +95,7 @@ from ._files import (
     KEY_ENV,
     MIN_SIGNING_KEY_BYTES,
     TRUSTED_TYPES,
+    check_model_folder,
     load_model,
     model_key,
     read_manifest,
@@ -122,6 +123,7 @@ __all__ = [
     "check_input",
     "data_fingerprint",
     "save_model",
+    "check_model_folder",
     "load_model",
     "read_manifest",
     "signing_key",

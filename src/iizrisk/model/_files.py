@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ..errors import KeyFileError, ModelError
+from ..errors import ConfigError, KeyFileError, ModelError
 from ..pseudonym import read_secret_file
 from ..store import make_dirs, write_bytes_atomic, write_text_atomic
 from ._estimator import RiskModel
@@ -42,6 +42,11 @@ LEGACY_FORMAT = "iizrisk-model/1"
 LEGACY_MODEL_FILE = "model.joblib"
 _FILES = {FORMAT: MODEL_FILE, LEGACY_FORMAT: LEGACY_MODEL_FILE}
 _PAYLOAD_SUFFIXES = (".skops", ".joblib", ".pkl", ".pickle")
+#: What a model folder holds: the model file, its manifest and the model card (``iizrisk.modelcard``).
+#: A folder holding only these, with the manifest, is an earlier model, which :func:`save_model` replaces;
+#: any other non-empty folder (and a file) is refused.
+MODEL_FOLDER_ENTRIES = (MODEL_FILE, LEGACY_MODEL_FILE, MANIFEST_FILE, "model_card.md", "model_card.html",
+                        "model_card.json")
 _MAX_FILE_BYTES = 1 << 30
 #: Types :func:`load_model` builds from a ``model.skops`` beyond skops' own list of safe types
 #: (scikit-learn estimators, numpy and Python containers). Each is built by ``__new__`` and
@@ -196,6 +201,43 @@ def _dump(model: Any) -> bytes:
     return data
 
 
+def _leftover(name: str) -> bool:
+    """A temporary file an interrupted atomic write of a model folder's file left (``.model_card.md.x.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp") and any(
+        name.startswith(f".{e}.") for e in MODEL_FOLDER_ENTRIES)
+
+
+def check_model_folder(directory: str | Path, what: str = "the model folder") -> Path:
+    """``directory`` if :func:`save_model` may write there: absent, an empty folder or an earlier model's.
+
+    Saving replaces the whole folder: a file, or a folder holding anything but a model's files
+    (:data:`MODEL_FOLDER_ENTRIES`, with ``manifest.json``), is refused so that a mistyped path
+    (the data folder, a CSV) is never wiped. A symbolic link is replaced, never what it points to.
+
+    Raises
+    ------
+    ConfigError
+        Exit code 2, naming ``what`` and the fix.
+    """
+    directory = Path(directory)
+    if directory.is_symlink() or not directory.exists():
+        return directory
+    fix = "give a new or empty folder, or an earlier model's folder (which is replaced)"
+    if not directory.is_dir():
+        raise ConfigError(f"{what} {directory}: a file, not a model folder; writing the model would replace it: "
+                          f"{fix}")
+    try:
+        entries = sorted(p.name for p in directory.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"{what} {directory}: the folder cannot be listed ({exc.strerror or exc}); {fix}") from None
+    foreign = [e for e in entries if e not in MODEL_FOLDER_ENTRIES and not _leftover(e)]
+    if foreign or (entries and MANIFEST_FILE not in entries):
+        shown = ", ".join((foreign or entries)[:3]) + (", ..." if len(foreign or entries) > 3 else "")
+        raise ConfigError(f"{what} {directory}: the folder is not empty and holds no earlier model ({shown}); "
+                          f"writing the model would replace it: {fix}")
+    return directory
+
+
 def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = None) -> Path:
     """Write ``model.skops`` and ``manifest.json`` to ``directory`` atomically.
 
@@ -212,12 +254,17 @@ def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = N
 
         write_model_card(directory, directory)  # model_card.md/.html/.json
 
+    ``directory`` must be absent, an empty folder or an earlier model's folder
+    (:func:`check_model_folder`): the save replaces it whole.
+
     Returns
     -------
     Path of the model directory.
 
     Raises
     ------
+    ConfigError
+        ``directory`` is a file, or a non-empty folder that holds no earlier model.
     KeyFileError
         ``key`` is shorter than :data:`MIN_SIGNING_KEY_BYTES`.
     ModelError
@@ -226,8 +273,8 @@ def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = N
     check_is_fitted(model, "estimator_")
     if key is not None:
         _check_key(key, "the signing key given to save_model")
+    directory = check_model_folder(directory)
     data = _dump(model)
-    directory = Path(directory)
     make_dirs(directory.parent)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
@@ -257,6 +304,7 @@ def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = N
             manifest["signature"] = {"algorithm": SIGNATURE_ALGORITHM, "value": _sign(manifest, key)}
         write_text_atomic(json.dumps(manifest, indent=2, default=str), tmp / MANIFEST_FILE)
         old = None
+        check_model_folder(directory)  # again: something may have been put there meanwhile
         if directory.is_symlink() or directory.exists():
             old = directory.parent / f".{directory.name}.old-{os.getpid()}"
             os.replace(directory, old)
