@@ -560,3 +560,18 @@ def test_the_studys_tables_in_a_language_name_every_column_and_round(small_study
     est = list(csv.reader(io.StringIO((tmp_path / "estimates.csv").read_text(encoding="utf-8-sig")), delimiter=";"))
     effect = est[1][est[0].index(header("estimate", language))]
     assert len(effect.split(".")[-1]) <= 4
+
+
+def test_cli_from_without_to_studies_up_to_the_data(small_study, tmp_path):
+    """--from alone is a period open at its end (it was refused naming a date nobody typed, 2999-12-31)."""
+    from iizrisk.cli import main
+    from iizrisk.store import write_parquet_atomic
+
+    pop, _ = small_study
+    write_parquet_atomic(pop.spells, tmp_path / "spells.parquet")
+    write_parquet_atomic(pop.interventions, tmp_path / "interventions.parquet")
+    args = ["evaluate", "--spells", str(tmp_path / "spells.parquet"), "--interventions",
+            str(tmp_path / "interventions.parquet"), "--outcome", "revolving_door", "--from", PERIOD[0],
+            "--bootstrap", "5", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert (tmp_path / "out" / "estimates.csv").exists()

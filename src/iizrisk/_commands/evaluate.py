@@ -41,6 +41,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .._time import EARLIEST_DATE, LATEST_DATE
 from ..errors import EXIT_OK, IizriskError, ValidationError
 from ._args import (
     MAX_MONTHS,
@@ -133,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--interventions is required")
     period = None
     if args.period_from or args.period_to:
-        period = (args.period_from or "1900-01-01", args.period_to or "2999-12-31")
+        # an open side reaches the first or last day iizrisk works with (the data bound it anyway)
+        period = (args.period_from or EARLIEST_DATE.isoformat(), args.period_to or LATEST_DATE.isoformat())
     study = AssessmentStudy(
         outcomes=outcomes,
         horizon_months=args.horizon_months, method=args.method,
