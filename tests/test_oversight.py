@@ -142,7 +142,10 @@ def test_oversight_command(tmp_path, capsys):
     table = read_table(tmp_path / "o" / "oversight.csv")  # German headers, read back as codes
     assert table[["institution", "listed", "reviewed"]].values.tolist() == [["ALV", 8, 6]]
     assert "Geprüft" in (tmp_path / "o" / "oversight.csv").read_text(encoding="utf-8-sig")
-    assert main(["oversight", str(cfg), "--from", "2024-03-01"]) == 0  # no month in range: an empty table
+    capsys.readouterr()
+    assert main(["oversight", str(cfg), "--from", "2024-03-01", "--out", str(tmp_path / "none")]) == 2  # no month
+    assert "no worklists and no reviews between 2024-03-01 and today" in capsys.readouterr().err  # never exit 0 on
+    assert not (tmp_path / "none").exists()  # nothing, and no empty table written
 
 
 def test_oversight_without_a_history_store_is_invalid_input(tmp_path, capsys):

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import Settings
-    from ..errors import ValidationError
+    from ..errors import ConfigError, ValidationError
     from ..oversight import oversight_of
 
     check_period(args.start, args.end)
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"{root}: no history store with worklists ([output] history_dir); the nightly run "
                               "writes it: check the setting, or run iizrisk run first")
     result = oversight_of(settings, start=args.start, end=args.end)
+    if not len(result.table):  # a period without lists or reviews: no table of nothing with exit 0
+        raise ConfigError(f"{root}: no worklists and no reviews between {args.start or 'the start'} and "
+                          f"{args.end or 'today'}; give a period the nightly runs cover (--from, --to)")
     print(result.summary_text(decimals=1))
     if args.out:
         from ..store import write_files_together
