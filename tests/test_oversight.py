@@ -143,9 +143,10 @@ def test_oversight_command(tmp_path, capsys):
     assert table[["institution", "listed", "reviewed"]].values.tolist() == [["ALV", 8, 6]]
     assert "Geprüft" in (tmp_path / "o" / "oversight.csv").read_text(encoding="utf-8-sig")
     capsys.readouterr()
-    assert main(["oversight", str(cfg), "--from", "2024-03-01", "--out", str(tmp_path / "none")]) == 2  # no month
-    assert "no worklists and no reviews between 2024-03-01 and today" in capsys.readouterr().err  # never exit 0 on
-    assert not (tmp_path / "none").exists()  # nothing, and no empty table written
+    # no month in range: never exit 0 on nothing, and no empty table written
+    assert main(["oversight", str(cfg), "--from", "2024-03-01", "--out", str(tmp_path / "none")]) == 2
+    assert "no worklists and no reviews between 2024-03-01 and today" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_oversight_without_a_history_store_is_invalid_input(tmp_path, capsys):
