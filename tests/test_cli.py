@@ -489,3 +489,75 @@ def test_a_deployments_own_institution_codes_are_read_with_its_config(data, tmp_
     assert code == 1 and "unknown institution code" in err and not seen
     code, err = run_main([*argv, "--config", str(toml)], capsys)
     assert code == 2 and "stopped by the test" in err and "RAV" in seen[0] and "ALV" not in seen[0]
+
+
+# ---------------------------------------------------------------- an AHV number in a path or a message (D9)
+_AHV_SPELLINGS = ["756.1234.5678.97", "7561234567897", "756_6604_8764_70", "756·6604·8764·70", "756,1234,5678,97"]
+
+
+@pytest.mark.parametrize("number", _AHV_SPELLINGS)
+def test_a_path_holding_an_ahv_number_is_refused_without_echoing_it(data, tmp_path, capsys, number):
+    """--out FILE, --out DIR and input paths: refused before anything is read or written (exit 2)."""
+    spells = str(data / "spells.parquet")
+    cases = [
+        ["features", "--spells", spells, "--as-of", AS_OF, "--out", str(tmp_path / f"{number}.csv")],
+        ["flags", "--spells", spells, "--as-of", AS_OF, "--out", str(tmp_path / number / "f.parquet")],
+        ["score", "--model", str(tmp_path / "m"), "--spells", spells, "--as-of", AS_OF,
+         "--out", str(tmp_path / "sc" / number)],
+        ["monitor", str(tmp_path / "x.toml"), "--out", str(tmp_path / "mon" / number)],
+        ["information-request", str(tmp_path / "x.toml"), "--person", "a" * 64, "--institution", "ALV",
+         "--out", str(tmp_path / "ir" / number)],
+        ["reviews", "import", str(tmp_path / "x.toml"), str(tmp_path / f"{number}.xlsx")],
+        ["features", "--spells", str(tmp_path / f"{number}.parquet"), "--as-of", AS_OF,
+         "--out", str(tmp_path / "f.csv")],
+    ]
+    for argv in cases:
+        code, err = run_main(argv, capsys)
+        assert code == 2 and "shaped like an AHV number" in err, (argv, err)
+        assert number not in err and number.replace("·", "") not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_information_request_refuses_an_out_folder_named_by_the_pseudonym(tmp_path, capsys):
+    person = "ab12" * 16
+    code, err = run_main(["information-request", str(tmp_path / "x.toml"), "--person", person,
+                          "--institution", "ALV", "--out", str(tmp_path / "ir" / person)], capsys)
+    assert code == 2 and "pseudonym" in err and person not in err
+    assert not (tmp_path / "ir").exists()
+
+
+def test_reports_os_errors_and_log_lines_never_show_an_ahv_number(data, tmp_path, capsys, monkeypatch):
+    """Whatever a command prints through the command line -- a validation report naming a file, an
+    operating-system error naming a path, a log line -- has its AHV numbers withheld, in any spelling."""
+    import iizrisk._commands.flags as flags_command
+    from iizrisk.errors import ValidationError
+
+    class Report:
+        def to_text(self):
+            return "[error] Rückruf_756_6604_8764_70.csv: column 'decision': rows 2, 3; 756·1234·5678·97"
+
+    def invalid(*args, **kwargs):
+        logging.getLogger("iizrisk").warning("reading 756_6604_8764_70.csv and 756 . 1234 . 5678 . 97")
+        raise ValidationError("invalid", report=Report())
+
+    monkeypatch.setattr(flags_command, "compute_flags", invalid)
+    code, err = run_main(flags_args(data, tmp_path / "o.parquet"), capsys)
+    assert code == 1 and "column 'decision': rows 2, 3" in err and "reading" in err
+    assert "6604" not in err and "1234" not in err, err
+
+    def oserror(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", "/data/756_6604_8764_70/x.parquet")
+
+    monkeypatch.setattr(flags_command, "compute_flags", oserror)
+    code, err = run_main(flags_args(data, tmp_path / "o.parquet"), capsys)
+    assert code == EXIT_OS and "/data/" in err and "6604" not in err, err
+
+
+# ---------------------------------------------------------------- published tables keep their cells (D11)
+def test_audit_refuses_a_min_cell_size_below_1_as_indicators_and_policy_do(data, tmp_path, capsys):
+    base = ["--spells", str(data / "spells.parquet"), "--out", str(tmp_path / "a"), "--min-cell-size", "0"]
+    for argv in (["audit", "--model", str(tmp_path / "m"), "--as-of", AS_OF, *base],
+                 ["policy", "--interventions", str(data / "interventions.parquet"), *base]):
+        code, err = run_main(argv, capsys)
+        assert code == 2 and "--min-cell-size" in err and "minimum 1" in err, err
+    assert not (tmp_path / "a").exists()

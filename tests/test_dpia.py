@@ -13,6 +13,7 @@ from iizrisk._texts import LANGUAGES
 from iizrisk.cli import main
 from iizrisk.config import Settings
 from iizrisk.dpia import DPIA_FILES, MEASURES, OPEN_MARK, RISKS, SECTIONS, dpia_draft
+from iizrisk.errors import ConfigError
 from iizrisk.model import save_model, train
 
 TESTS = Path(__file__).parent
@@ -148,3 +149,33 @@ def test_oversight_figures_fill_their_field_once_reviews_are_recorded(deployment
     row = dict(zip(header, rows[0], strict=True))
     assert (row["Institution"], row["Listed"], row["Reviewed"]) == ("ALV", 6, 4)
     assert not _fields_filled_or_marked(draft)
+
+
+def test_a_failed_write_leaves_no_draft_in_part(deployment, tmp_path, capsys):
+    """One file that cannot be written (a folder in its place stands in for a full disk): none is left."""
+    out = tmp_path / "d"
+    (out / DPIA_FILES["json"]).mkdir(parents=True)
+    assert main(["dpia", str(deployment), "--out", str(out)]) == 6
+    assert sorted(p.name for p in out.iterdir()) == [DPIA_FILES["json"]]
+    assert ".tmp" not in capsys.readouterr().err
+    (out / DPIA_FILES["md"]).write_text("the earlier draft")  # an earlier draft is not half replaced
+    assert main(["dpia", str(deployment), "--out", str(out)]) == 6
+    assert (out / DPIA_FILES["md"]).read_text() == "the earlier draft"
+
+
+@pytest.mark.parametrize("where", ["name", "contact"])
+def test_an_ahv_number_in_a_setting_is_refused_naming_the_setting(deployment, tmp_path, capsys, where):
+    text = deployment.read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if x.startswith(f"{where} = "))
+    bad = tmp_path / "ahv.toml"
+    bad.write_text(text.replace(line, f'{where} = "Kanton 756_6604_8764_70"'), encoding="utf-8")
+    assert main(["dpia", str(bad), "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert f"[deployment] {where}" in err and "AHV number" in err and "6604" not in err, err
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(ConfigError, match=r"\[deployment\] name.*withheld") as exc:
+        Settings.from_dict({"deployment": {"name": "756.1234.5678.97"}})
+    assert "1234" not in str(exc.value)
+    with pytest.raises(ConfigError, match=r"\[\[sources\]\] #1 path"):
+        Settings.from_dict({"sources": [{"name": "a", "path": "in/756 1234 5678 97.csv"}]})
+    Settings.from_dict({"deployment": {"name": "Kanton ZH, Fall ALV-2023-000123, 2024-06-30"}})  # no number

@@ -190,6 +190,12 @@ def ref_normalise(v: str) -> str:
             out.append("'")
         elif cat.startswith("Z"):
             out.append(" ")
+        elif ch in "\u00b7\u2022\u2027\u2219\u22c5\u2e31\u30fb":
+            out.append(".")
+        elif ch in "\u2044\u2215\u29f8":
+            out.append("/")
+        elif ch in "\u2236\ua789":
+            out.append(":")
         else:
             out.append(ch)
     return "".join(out)
@@ -197,7 +203,8 @@ def ref_normalise(v: str) -> str:
 
 _NOT_AFTER = r"(?<![0-9])(?<![0-9][.,])"  # not inside a longer number, not a decimal fraction
 _REF_PATTERNS = [
-    _NOT_AFTER + r"(?P<n>756(?P<s1>[.\- \t/]?)[0-9]{4}(?P<s2>[.\- \t/]?)[0-9]{4}(?P<s3>[.\- \t/]?)[0-9]{2})(?![0-9])",
+    _NOT_AFTER + r"(?P<n>756(?P<s1>[.\-_/\\|,:;' \t\r\n]{0,3})[0-9]{4}(?P<s2>[.\-_/\\|,:;' \t\r\n]{0,3})[0-9]{4}"
+    r"(?P<s3>[.\-_/\\|,:;' \t\r\n]{0,3})[0-9]{2})(?![0-9])",
     _NOT_AFTER + r"(?P<n>7(?P<g>[' .,])56[0-9](?P=g)[0-9]{3}(?P=g)[0-9]{3}(?P=g)[0-9]{3})(?![0-9])(?!(?P=g)[0-9])",
     _NOT_AFTER + r"(?P<n>7[.,]56[0-9]{10})0{0,6}[eE]\+?0?12(?![0-9])",
 ]
@@ -215,7 +222,7 @@ def ref_ascii(text: str) -> bool:
                 continue
             if pattern is _REF_PATTERNS[0] and not (m.group("s1") or m.group("s2") or m.group("s3")):
                 # 13 digits in a row inside a hex run of >= 16 characters (looking 16 each way): a hash
-                left = re.search(r"[0-9A-Za-z]*$", text[max(0, start - 16): start]).group()
+                left = re.search(r"[0-9A-Za-z]*\Z", text[max(0, start - 16): start]).group()
                 right = re.match(r"[0-9A-Za-z]*", text[start + 13: start + 13 + 16]).group()
                 hexrun = re.fullmatch(r"[0-9a-fA-F]*", left + right) is not None
                 if hexrun and len(left) + 13 + len(right) >= 16:
@@ -243,6 +250,9 @@ def spellings(number: str) -> list[str]:
         f"RAV{number}", f"Nr.{a}.{b}.{c}.{d}", f"AHV:{a}.{b}.{c}.{d}", f"AHV_{number}", f"AHV {number}.",
         f"{number[0]}.{number[1:]}E+12", f"{number[0]},{number[1:]}E+12", f"{number[0]}.{number[1:]}00e+012",
         "'".join(t), "\u2019".join(t), " ".join(t), "\u202f".join(t), ",".join(t), f"{number}.0",
+        f"{a}_{b}_{c}_{d}", f"{a},{b},{c},{d}", f"{a}:{b}:{c}:{d}", f"{a}\u00b7{b}\u00b7{c}\u00b7{d}",
+        f"{a}/{b}/{c}/{d}", f"{a};{b};{c};{d}", f"{a}|{b}|{c}|{d}", f"{a}'{b}'{c}'{d}", f"{a}\u2022{b}\u2022{c}\u2022{d}",
+        f"{a} . {b} . {c} . {d}", f"{a} _{b}\u00a0-\u00a0{c}\r\n{d}", f"AHV_{a}_{b}_{c}_{d}", f"{a}\uff3f{b}\uff3f{c}\uff3f{d}",
         number.translate({ord(str(i)): 0xFF10 + i for i in range(10)}),  # full-width
         number.translate({ord(str(i)): 0x0660 + i for i in range(10)}),  # Arabic-Indic
         number.translate({ord(str(i)): 0x0966 + i for i in range(10)}),  # Devanagari
@@ -266,6 +276,17 @@ def test_not_caught_longer_numbers_fractions_and_hashes():
               f"ALV-ab{n}c", f"ABC{n}",  # hex case numbers: a glued hex prefix is not told from one
               "g" * 51 + n, f"ABCG{n}", f"AB{n}"]
     assert looks_like_ahv(pd.Series(values, dtype="str")).tolist() == [False] * 12 + [True] * 3
+
+
+def test_separators_do_not_make_dates_case_numbers_or_lists_ahv_numbers():
+    """The wider set of separators (D26) still needs 756, groups of 4, 4 and 2 and a valid check digit."""
+    n = make_ahv("660487647")
+    a, b, c, d = n[:3], n[3:7], n[7:11], n[11:]
+    values = ["ALV-2023-000123", "2024-06-30", "30.06.2024", "12:30:45", "2024-06-30/2025-06-30",
+              "756_1234", "Tel. 044 756 12 34", f"{a} .  .{b}.{c}.{d}",  # four separators
+              f"1{a}_{b}_{c}_{d}", f"{a}_{b}_{c}{d}0", f"{a}__{b}__{c}__{d[0]}_{d[1]}",
+              f"{a}_{b}_{c}_{d}"]
+    assert looks_like_ahv(pd.Series(values, dtype="str")).tolist() == [False] * 11 + [True]
 
 
 def test_hex_case_numbers_are_not_caught():
@@ -331,7 +352,8 @@ def test_a_million_random_pseudonyms_are_not_caught():
 _piece = st.one_of(
     st.builds(make_ahv, digits9).flatmap(lambda n: st.sampled_from(spellings(n))),
     st.builds(make_ahv, digits9).map(lambda n: n[:-1] + "0"),
-    st.text(alphabet="0123456789.,-' eE+7566abcfxyzRAV:_\u00a0\u202f\u200b\u2013\uff17\u0667ü", max_size=14),
+    st.text(alphabet="0123456789.,-' eE+7566abcfxyzRAV:_/;|\\\t\r\n\u00a0\u202f\u200b\u2013\u00b7\u2022\uff17\u0667ü",
+            max_size=14),
     st.text(alphabet="0123456789abcdef", min_size=0, max_size=40),
     st.text(max_size=6),
 )

@@ -571,3 +571,19 @@ def test_a_missing_file_or_a_folder_is_not_called_empty(tmp_path):
         read_review_file(path, report)
         (p,) = report.problems
         assert says in p.problem and "empty" not in p.problem and p.source == path.name
+
+
+@pytest.mark.slow
+def test_an_ahv_number_in_a_note_is_refused_whatever_its_separators(night, tmp_path):
+    """Underscores, commas, colons, middle dots, spaced dots between the groups (D26): refused, not echoed."""
+    spellings = ["756_6604_8764_70", "756,6604,8764,70", "756:6604:8764:70", "756·6604·8764·70",
+                 "756 . 6604 . 8764 . 70"]
+    _, cfg, _ = night
+    before = _store_bytes(cfg)
+    for i, number in enumerate(spellings):
+        path = fill(_xlsx(night), {1: ("2023-07-01", "other", f"Rückruf AHV {number}")}, tmp_path / f"n{i}.xlsx")
+        with pytest.raises(ValidationError) as err:
+            import_reviews(cfg, [path])
+        report = err.value.report.to_text()
+        assert "AHV number" in report and "6604" not in report, (number, report)
+    assert _store_bytes(cfg) == before

@@ -526,3 +526,19 @@ def test_select_leaves_no_files_when_one_cannot_be_written(small_snapshots, tmp_
     err = capsys.readouterr().err
     assert code == EXIT_OS, err
     assert sorted(p.name for p in out.iterdir()) == ["selected.json"] and not any((out / "selected.json").iterdir())
+
+
+def test_a_rule_holding_an_ahv_number_is_refused_naming_the_setting(tmp_path):
+    """A reference is copied into selected.json: an AHV number in it is refused, not echoed (D20)."""
+    from iizrisk.errors import ConfigError
+    from iizrisk.selection import SelectionRule
+
+    rule = tmp_path / "rule.toml"
+    for number in ("756.1234.5678.97", "756_6604_8764_70"):
+        rule.write_text(f'[selection]\nreference = "{number}"\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"\[selection\] reference") as exc:
+            SelectionRule.from_toml(rule)
+        assert number not in str(exc.value) and "withheld" in str(exc.value)
+        with pytest.raises(ConfigError, match=r"\[selection\] reference"):
+            SelectionRule(reference=number)
+    assert SelectionRule(reference="logistic").reference == "logistic"

@@ -127,11 +127,19 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _WithholdingFormatter(logging.Formatter):
+    """Every log line (and traceback) with its long numbers withheld: a path or a value in a message
+    may hold an AHV number (a file named after a person)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return withhold_long_numbers(super().format(record))
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(_WithholdingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
     logger.setLevel(level)
 
@@ -173,7 +181,11 @@ def _is_non_folder(path: str) -> bool:
 
 
 def _os_message(exc: OSError) -> str:
-    """The path(s) and the fix of an operating-system error; never data values."""
+    """The path(s) and the fix of an operating-system error; never data values nor long numbers."""
+    return withhold_long_numbers(_os_text(exc))
+
+
+def _os_text(exc: OSError) -> str:
     code = exc.errno
     detail = None
     if code is None:  # e.g. pyarrow: "Failed to open local file '...'. Detail: [errno 13] Permission denied"
@@ -247,8 +259,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
         return int(args._run(args) or 0)
     except IizriskError as exc:
         report = getattr(exc, "report", None)
-        if report is not None:
-            print(report.to_text(), file=sys.stderr)
+        if report is not None:  # names files and values too (a review file named after a person)
+            print(withhold_long_numbers(report.to_text()), file=sys.stderr)
         # a value the user gave may come back in the message (an unknown code, a specification): never a
         # long number, which may be an AHV number typed into the wrong option
         print(f"iizrisk {args.command}: error: {withhold_long_numbers(str(exc))}", file=sys.stderr)

@@ -340,6 +340,7 @@ class Settings(_Section):
         ``config_path``: the file the dict was read from (kept apart from the output folders).
         """
         data = dict(data)
+        refuse_ahv_numbers(data, origin)
         known = {"deployment", "sources", "model", "worklist", "output", "privacy", "health", "reviews",
                  "monitoring", "dask"}
         unknown = sorted(set(data) - known)
@@ -620,6 +621,45 @@ class Settings(_Section):
             problems.append(f"[dask] workers = {self.dask.workers!r}: from 1 to 1024 worker processes")
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
+
+
+def _strings(value: Any, where: str, top: bool = True):
+    """``(where, text)`` for every string of a TOML value: the values, and the names of tables' keys."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict | types.MappingProxyType):
+        for k, v in value.items():
+            yield f"a setting name in {where}", str(k)
+            yield from _strings(v, f"{where} {k}" if top else f"{where}.{k}", False)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{where}[{i}]", False)
+
+
+def refuse_ahv_numbers(data: dict[str, Any], origin: str) -> None:
+    """Refuse (:class:`ConfigError`, exit 2) settings holding an AHV number in any spelling, in any value or
+    name: a deployment name or a reference would be copied into reports (dpia, selection) and messages.
+
+    Every string is scanned in one call of :func:`iizrisk.pseudonym.looks_like_ahv`; the message names
+    the settings, never the values.
+    """
+    from .pseudonym import looks_like_ahv
+
+    found = []
+    for section, value in data.items():
+        where = f"[{section}]"
+        if section == "sources" and isinstance(value, list):
+            found += [pair for i, v in enumerate(value) for pair in _strings(v, f"[[sources]] #{i + 1}")]
+        else:
+            found += [("a section name", str(section)), *_strings(value, where)]
+    if not found:
+        return
+    hits = looks_like_ahv([text for _, text in found])
+    if hits.any():
+        names = list(dict.fromkeys(where for (where, _), hit in zip(found, hits, strict=True) if hit))
+        raise ConfigError(f"{origin}: {', '.join(names)} hold(s) a value shaped like an AHV number (withheld here); "
+                          "settings are copied into reports and messages: remove the number (a path: rename "
+                          "the file or folder)")
 
 
 def _fairness_problems(p: PrivacySettings) -> list[str]:

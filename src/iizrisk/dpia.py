@@ -193,13 +193,20 @@ class DpiaDraft:
         return self.to_html()
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write :data:`DPIA_FILES` into ``out_dir``; return their paths by kind."""
-        from .store import write_json_atomic, write_text_atomic
+        """Write :data:`DPIA_FILES` into ``out_dir``, all or none; return their paths by kind.
 
-        out = Path(out_dir)
-        return {"md": write_text_atomic(self.to_markdown(), out / DPIA_FILES["md"]),
-                "html": write_text_atomic(self.to_html(), out / DPIA_FILES["html"]),
-                "json": write_json_atomic(self.to_dict(), out / DPIA_FILES["json"])}
+        The files are written together (:func:`iizrisk.store.write_files_together`): when one cannot
+        be written, ``out_dir`` is left as it was (no draft in part, no earlier draft half replaced).
+        """
+        from .store import write_files_together, write_json_atomic, write_text_atomic
+
+        def write(tmp: Path) -> list[Path]:
+            return [write_text_atomic(self.to_markdown(), tmp / DPIA_FILES["md"]),
+                    write_text_atomic(self.to_html(), tmp / DPIA_FILES["html"]),
+                    write_json_atomic(self.to_dict(), tmp / DPIA_FILES["json"])]
+
+        written = write_files_together(out_dir, write, label="dpia")
+        return dict(zip(("md", "html", "json"), written, strict=True))
 
 
 def _t(key: str, lang: str, **fields: Any) -> str:

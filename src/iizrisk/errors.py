@@ -144,6 +144,13 @@ class InternalError(IizriskError):
 
 #: Nine or more digits in a row, also with the separators AHV numbers are written with: never echoed.
 _LONG_NUMBER = re.compile(r"\d(?:[\s.'\u2019\-]?\d){8,}")
+#: What may stand between the groups of an AHV number (also Unicode spaces, dashes, middle dots, slashes).
+_AHV_SEP = (r"[\s._/\\|,:;'\u2019\u00b7\u2022\u2027\u2219\u22c5\u2e31\u30fb\uff65\u2044\u2215\u2236"
+            r"\-\u2010-\u2015\u2212\ufe58\ufe63\uff0c\uff0d\uff0e\uff0f\uff1a\uff1b\uff3f\u200b-\u200d\u2060\u00ad]")
+#: An AHV number with up to three of those between its groups (756_1234_5678_97, 756 . 1234 . 5678 . 97), and
+#: with thousands separators (7,561,234,567,897): withheld though the long-number pattern does not see them.
+_AHV_SPELLED = re.compile(
+    rf"(?<!\d)[7\uff17]{_AHV_SEP}{{0,3}}[5\uff15]{_AHV_SEP}{{0,3}}[6\uff16](?:{_AHV_SEP}{{0,3}}\d){{10}}(?!\d)")
 
 
 def withhold_long_numbers(text: str) -> str:
@@ -151,5 +158,7 @@ def withhold_long_numbers(text: str) -> str:
 
     >>> withhold_long_numbers("unknown code '756.1234.5678.97'; 10,065,912 rows, 2024-06-30")
     "unknown code '<withheld>'; 10,065,912 rows, 2024-06-30"
+    >>> withhold_long_numbers("756_1234_5678_97, 756·1234·5678·97, 756 : 1234 : 5678 : 97; rows 1, 2, 3")
+    '<withheld>, <withheld>, <withheld>; rows 1, 2, 3'
     """
-    return _LONG_NUMBER.sub("<withheld>", text)
+    return _LONG_NUMBER.sub("<withheld>", _AHV_SPELLED.sub("<withheld>", text))

@@ -97,8 +97,11 @@ def looks_like_ahv(values) -> np.ndarray:
     write it:
 
     - printed with separators or none: ``756.1234.5678.97``, ``756-1234-5678-97``,
-      ``756 1234 5678 97`` (also non-breaking, narrow or thin spaces, Unicode
-      dashes, zero-width characters), ``7561234567897``;
+      ``756 1234 5678 97``, ``756_1234_5678_97``, ``756/1234/5678/97``, with ``,``,
+      ``:``, ``;``, ``|``, ``\\``, ``'`` or middle dots (``756·1234·5678·97``), also
+      non-breaking, narrow or thin spaces, Unicode dashes, zero-width characters,
+      and up to three of them between two groups (``756 . 1234 . 5678 . 97``);
+      or none: ``7561234567897``;
     - inside text, also glued to letters or punctuation: ``"Rückruf, AHV 756.1234.5678.97"``,
       ``RAV7561234567897``, ``Nr.756.1234.5678.97``, ``AHV:7561234567897``, ``AHV_7561234567897``;
     - as a number: thousands separators (``7'561'234'567'897``, ``7 561 234 567 897``),
@@ -170,7 +173,9 @@ def _table(chars: bytes) -> np.ndarray:
 _DIGIT = _table(b"0123456789")
 _HEX = _table(b"0123456789abcdefABCDEF")
 _ALNUM = _table(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_PRINT_SEP = _table(b".- \t/")  # between the groups of 756.1234.5678.97
+#: between the groups of 756.1234.5678.97 (after normalisation: middle dots are ".", Unicode spaces " ")
+_PRINT_SEP = _table(b".-_/\\|,:;' \t\r\n")
+_MAX_SEP = 3  # separators in a row between two groups: "756 . 1234 . 5678 . 97"
 _GROUP_SEP = _table(b"'., ")  # thousands separators of 7'561'234'567'897
 _DECIMAL = _table(b".,")
 _EXP = _table(b"eE")
@@ -257,11 +262,14 @@ def _scan_text(chunk: pa.Array) -> np.ndarray:
 
 def _ahv_at(data: np.ndarray, p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Which anchors ``p`` (in values ``[start, end)`` of ``data``) begin an AHV number."""
-    # most anchors fail at once: after 756 (and a separator) come four digits; after 7? two digits
-    nxt = data[np.minimum(p[:, None] + np.arange(3, 8), len(data) - 1)]
-    nxt[p[:, None] + np.arange(3, 8) >= end[:, None]] = 0
-    nd = _DIGIT[nxt]
-    maybe = (nd[:, :4].all(axis=1) | nd[:, 1:].all(axis=1)) | (data[p + 1] != 53)
+    # most anchors fail at once: after 756 (and up to three separators) come four digits; after 7? two digits
+    ahead = p[:, None] + np.arange(3, 7 + _MAX_SEP)
+    nxt = data[np.minimum(ahead, len(data) - 1)]
+    nxt[ahead >= end[:, None]] = 0
+    nd, ns = _DIGIT[nxt], _PRINT_SEP[nxt]
+    maybe = data[p + 1] != 53
+    for skip in range(_MAX_SEP + 1):
+        maybe |= ns[:, :skip].all(axis=1) & nd[:, skip: skip + 4].all(axis=1)
     hit = np.zeros(len(p), dtype=bool)
     keep = np.flatnonzero(maybe)
     if len(keep):
@@ -284,23 +292,9 @@ def _ahv_layouts(data: np.ndarray, p: np.ndarray, start: np.ndarray, end: np.nda
     hit = np.zeros(len(p), dtype=bool)
     # 756 1234 5678 97, each of the three separators present or not
     is756 = (at(1) == 53) & (at(2) == 54) & left_ok
-    for seps in np.ndindex(2, 2, 2):
-        offs, k = [0, 1, 2], 3
-        ok = is756.copy()
-        for group, sep in zip((4, 4, 2), seps, strict=True):
-            if sep:
-                ok &= _PRINT_SEP[at(k)]
-                k += 1
-            offs += list(range(k, k + group))
-            k += group
-        ok &= digit[:, [_LEFT + o for o in offs]].all(axis=1) & ~digit[:, _LEFT + k]
-        if not ok.any():
-            continue
-        idx = np.flatnonzero(ok)
-        idx = idx[_ean_ok(W[idx][:, [_LEFT + o for o in offs]] - 48)]
-        if not any(seps):  # 13 digits in a row: not inside a long hex token (a hash)
-            idx = idx[~_in_hex_token(data, p[idx], start[idx], end[idx])]
-        hit[idx] = True
+    idx = np.flatnonzero(is756)
+    if len(idx):
+        hit[idx[_grouped_756(W[idx], data, p[idx], start[idx], end[idx])]] = True
     # 7'561'234'567'897: thousands separators
     offs = [0, 2, 3, 4, 6, 7, 8, 10, 11, 12, 14, 15, 16]
     ok = left_ok & _GROUP_SEP[at(1)] & (at(5) == at(1)) & (at(9) == at(1)) & (at(13) == at(1))
@@ -322,6 +316,47 @@ def _ahv_layouts(data: np.ndarray, p: np.ndarray, start: np.ndarray, end: np.nda
         ok &= (W[rows, r] == 49) & (W[rows, r + 1] == 50) & ~digit[rows, r + 2]
         idx = np.flatnonzero(ok)
         hit[idx[_ean_ok(W[idx][:, [_LEFT + o for o in offs]] - 48)]] = True
+    return hit
+
+
+def _grouped_756(W: np.ndarray, data: np.ndarray, p: np.ndarray, start: np.ndarray,
+                 end: np.ndarray) -> np.ndarray:
+    """Which windows ``W`` (an anchor ``756`` at column ``_LEFT``) hold ``756 1234 5678 97``.
+
+    Between the groups a run of up to :data:`_MAX_SEP` separators (``.``, ``-``, ``_``, ``/``,
+    ``,``, ``:``, spaces, ...; see ``_PRINT_SEP``) or none; 13 digits in a row inside a long
+    hex token (a hash) are not a number. Group by group, each row at its own column, the rows
+    that fail dropped at once.
+    """
+    n, width = W.shape
+    flat = np.ascontiguousarray(W).ravel()
+    idx = np.arange(n)  # the rows still in the running, narrowed after each group
+    k = idx * width + _LEFT + 3  # where the next separators or digits are, in ``flat``
+    any_sep = np.zeros(n, dtype=bool)
+    starts: list[np.ndarray] = []  # per group, where its digits start
+    for group in (4, 4, 2):
+        run = np.zeros(len(idx), dtype=np.int64)
+        still = np.ones(len(idx), dtype=bool)
+        for j in range(_MAX_SEP + 1):  # the run of separators, counted up to one too many
+            still &= _PRINT_SEP[flat[k + j]]
+            run += still
+        ok = run <= _MAX_SEP
+        k = k + run
+        for j in range(group + (group == 2)):  # the last group: no digit after it
+            ok &= _DIGIT[flat[k + j]] != (j == 2 == group)
+        idx, k, run = idx[ok], k[ok], run[ok]
+        starts = [s_[ok] for s_ in starts] + [k]
+        any_sep[idx] |= run > 0
+        k = k + group
+    hit = np.zeros(n, dtype=bool)
+    if not len(idx):
+        return hit
+    cols = np.concatenate([(idx * width + _LEFT)[:, None] + np.arange(3)]  # 756, then the three groups
+                          + [s_[:, None] + np.arange(g) for s_, g in zip(starts, (4, 4, 2), strict=True)], axis=1)
+    idx = idx[_ean_ok(flat[cols].astype(np.int64) - 48)]
+    glued = idx[~any_sep[idx]]  # 13 digits in a row: not inside a long hex token (a hash)
+    hit[idx] = True
+    hit[glued] = ~_in_hex_token(data, p[glued], start[glued], end[glued])
     return hit
 
 
@@ -355,8 +390,8 @@ def _normalised(arr: pa.Array) -> pa.Array:
     """Text in the ASCII spelling of its digits, spaces and dashes (NFKC first).
 
     Full-width digits and every kind of space become ASCII through NFKC;
-    dashes and apostrophes are mapped, invisible format characters (zero-width
-    space, soft hyphen) dropped. Digits of other scripts (Arabic-Indic, ...)
+    dashes, apostrophes, middle dots (to ``.``), slashes and colons are mapped,
+    invisible format characters (zero-width space, soft hyphen) dropped. Digits of other scripts (Arabic-Indic, ...)
     have no compatibility mapping: the few values holding them are mapped one
     by one.
     """
@@ -365,7 +400,14 @@ def _normalised(arr: pa.Array) -> pa.Array:
     t = pc.replace_substring_regex(t, r"[\p{Pd}\x{2212}\x{2043}]", "-")
     t = pc.replace_substring_regex(t, r"[\x{2018}\x{2019}\x{201B}\x{2032}\x{02BC}\x{00B4}`]", "'")
     t = pc.replace_substring_regex(t, r"\p{Z}", " ")
+    t = pc.replace_substring_regex(t, _MIDDLE_DOTS, ".")
+    t = pc.replace_substring_regex(t, r"[\x{2044}\x{2215}\x{29F8}]", "/")
+    t = pc.replace_substring_regex(t, r"[\x{2236}\x{A789}]", ":")
     return t.cast(pa.large_string())
+
+
+#: Dots written between the groups of a number (middle dot, bullet, dot operator, katakana middle dot, ...).
+_MIDDLE_DOTS = r"[\x{00B7}\x{2022}\x{2027}\x{2219}\x{22C5}\x{2E31}\x{30FB}]"
 
 
 def _with_ascii_digits(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:

@@ -60,6 +60,7 @@ import pandas as pd
 from . import _time
 from ._progress import Steps
 from ._results import OutputFigure, OutputTable, ResultMixin
+from .config import refuse_ahv_numbers
 from .errors import ConfigError, ValidationError
 from .store import write_json_atomic
 
@@ -201,6 +202,8 @@ class SelectionRule:
     hold_last_split: bool = True
 
     def __post_init__(self):
+        refuse_ahv_numbers({"selection": {k: v for k, v in asdict(self).items() if isinstance(v, str)}},
+                           "selection rule")
         if self.metric not in METRICS:
             raise ConfigError(f"[selection] metric = {self.metric!r}: choose one of {list(METRICS)}")
         for name in ("max_ece", "min_jaccard", "min_flag_ratio"):
@@ -222,6 +225,7 @@ class SelectionRule:
             raise ConfigError(f"{p}: no such file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
+        refuse_ahv_numbers(data, str(p))  # a reference is copied into selected.json
         table = data.get("selection")
         if not isinstance(table, dict):
             raise ConfigError(f"{p}: no [selection] table; see iizrisk.selection.SelectionRule")

@@ -26,7 +26,7 @@ from ..config import MAX_DAYS, MAX_MONTHS
 from ..errors import ConfigError, OperatingSystemError
 
 __all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
-           "finite_float", "output_file", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "refuse_overwriting_inputs", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
+           "finite_float", "output_file", "no_ahv_path", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "refuse_overwriting_inputs", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
 #: Output suffixes written as CSV (``;``, UTF-8 with BOM) and as Parquet.
 CSV_SUFFIXES = (".csv",)
@@ -118,10 +118,33 @@ def float_at_least(minimum: float):
     return parse
 
 
+#: The fix of a path holding an AHV number (as ``pseudonymise`` says it).
+_RENAME = "rename it (and its folders) so that no AHV number appears in a path"
+
+
+def _ahv_in_path(text) -> bool:
+    from ..pseudonym import looks_like_ahv
+
+    return bool(looks_like_ahv([str(text)]).any())
+
+
+def no_ahv_path(text: str) -> str:
+    """argparse type: a path holding no AHV number in any spelling (refused without echoing it).
+
+    A file or folder named after a person (``756.1234.5678.97.xlsx``) would put the number into every
+    message, log line and the name of what is written: refused at input, as ``pseudonymise`` does.
+    """
+    if _ahv_in_path(text):
+        raise argparse.ArgumentTypeError(f"the path holds a value shaped like an AHV number (withheld here); "
+                                         f"{_RENAME}")
+    return text
+
+
 def output_file(*suffixes: str):
-    """argparse type: an output file whose name ends in one of ``suffixes`` (case ignored)."""
+    """argparse type: an output file whose name ends in one of ``suffixes`` (case ignored), holding no
+    AHV number (:func:`no_ahv_path`)."""
     def parse(text: str) -> Path:
-        path = Path(text)
+        path = Path(no_ahv_path(text))
         if not text or path.suffix.lower() not in suffixes:
             raise argparse.ArgumentTypeError(
                 f"{_shown(text)}: give a file name ending in {' or '.join(suffixes)} "
@@ -196,9 +219,13 @@ def check_input(path, what: str = "input") -> Path:
 
     Raises
     ------
+    ConfigError
+        Exit code 2: the path holds an AHV number (withheld in the message; see :func:`no_ahv_path`).
     OperatingSystemError
         Exit code 6, naming the path and the fix.
     """
+    if _ahv_in_path(path):
+        raise ConfigError(f"the {what} path holds a value shaped like an AHV number (withheld here); {_RENAME}")
     p = Path(path)
     try:
         mode = p.stat().st_mode
@@ -219,9 +246,11 @@ def check_input(path, what: str = "input") -> Path:
 
 def plain_path(text: str) -> str:
     """argparse type: a path that is not empty, a FIFO, a device or a socket (e.g. a key file, an output
-    folder); returned as given. An empty ``--out ''`` would have written into the current folder."""
+    folder) and holds no AHV number (:func:`no_ahv_path`); returned as given. An empty ``--out ''`` would
+    have written into the current folder."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
+    no_ahv_path(text)
     check_input(text, "file")  # OperatingSystemError: exit 6, as for every path the machine cannot use
     return text
 

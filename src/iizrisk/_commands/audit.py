@@ -96,8 +96,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="deployment configuration (.toml): its [privacy] min_cell_size, "
                         "protected_attributes and fairness rule (fairness_min_ratio, fairness_ratio_metrics, "
                         "fairness_max_differences) become the defaults")
-    p.add_argument("--min-cell-size", type=int_at_least(0), metavar="N",
-                   help="suppress cells with fewer than N people (default 5, or the configuration's)")
+    p.add_argument("--min-cell-size", type=int_at_least(1), metavar="N",
+                   help="suppress cells with fewer than N people (default 5, or the configuration's; at least 1: "
+                        "unsuppressed tables must not leave the system)")
     p.add_argument("--min-ratio", type=_ratio_bound, default=None, metavar="R",
                    help="ratio bound of the fairness rule: a group's flag rate must lie within R to 1/R times "
                         "the reference's (default: the configuration's [privacy] fairness_min_ratio, else 0.8)")

@@ -35,8 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ValidationError
+    from ..errors import ConfigError, ValidationError
     from ..information import information_request
+
+    person = args.person.strip().lower()
+    if len(person) >= 16 and person in str(args.out).lower():  # the AHV number is refused by plain_path
+        raise ConfigError("--out holds the person's pseudonym (withheld here): the folder's name would tie the "
+                          "answer to the person in every listing and log; name it otherwise, e.g. by the "
+                          "request's date or number")
 
     doc = information_request(args.config, person=args.person, institution=args.institution,
                               language=args.language, as_of=args.as_of)
