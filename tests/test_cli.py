@@ -489,6 +489,22 @@ def test_a_deployments_own_institution_codes_are_read_with_its_config(data, tmp_
     assert code == 1 and "unknown institution code" in err and not seen
     code, err = run_main([*argv, "--config", str(toml)], capsys)
     assert code == 2 and "stopped by the test" in err and "RAV" in seen[0] and "ALV" not in seen[0]
+    # audit --config too (its model and key stubbed: the reading is what is tested)
+    import iizrisk._commands.audit
+    import iizrisk.model
+
+    monkeypatch.setattr(iizrisk.model, "model_key", lambda settings: b"k" * 32)
+    monkeypatch.setattr(iizrisk.model, "load_model", lambda *a, **k: object())
+
+    def places(settings, spells, as_of):
+        seen.append(sorted(set(spells["institution"].astype(str))))
+        raise ConfigError("stopped by the test before auditing")
+
+    monkeypatch.setattr(iizrisk._commands.audit, "_places", places)
+    audit = ["audit", "--model", str(tmp_path), "--spells", str(src), "--as-of", "2023-06-30",
+             "--out", str(tmp_path / "a"), "--config", str(toml)]
+    code, err = run_main(audit, capsys)
+    assert code == 2 and "stopped by the test before auditing" in err and "RAV" in seen[-1], err
 
 
 # ---------------------------------------------------------------- an AHV number in a path or a message (D9)

@@ -183,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
     key = signing_key(file=args.key_file) if args.key_file or settings is None else model_key(settings)
     allow_unsigned = args.allow_unsigned_model or bool(settings and settings.model.allow_unsigned_model)
     model = load_model(args.model, key=key, allow_unsigned=allow_unsigned)
-    spells, interventions = read_inputs(args.spells, args.interventions)
+    spells, interventions = read_inputs(  # a deployment's own institution codes are known with --config
+        args.spells, args.interventions,
+        extra_institutions=list(settings.deployment.extra_institutions) if settings is not None else None)
     capacity = args.capacity
     if capacity is None and settings is not None:  # the places of the deployment's lists, as published
         capacity = _places(settings, spells, args.as_of)
