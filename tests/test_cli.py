@@ -577,3 +577,21 @@ def test_audit_refuses_a_min_cell_size_below_1_as_indicators_and_policy_do(data,
         code, err = run_main(argv, capsys)
         assert code == 2 and "--min-cell-size" in err and "minimum 1" in err, err
     assert not (tmp_path / "a").exists()
+
+
+def test_interventions_whose_pseudonyms_match_nobody_are_refused(data, tmp_path, capsys):
+    """Upper-cased by a spreadsheet (or made with another key): every intervention feature would be 0 without a
+    word. Refused (exit 1) naming the file; the same interventions as written are read."""
+    import pandas as pd
+
+    from iizrisk.store import write_parquet_atomic
+
+    interventions = pd.read_parquet(data / "interventions.parquet")
+    upper = write_parquet_atomic(interventions.assign(person_id=interventions["person_id"].astype(str).str.upper()),
+                                 tmp_path / "upper.parquet")
+    argv = ["features", "--spells", str(data / "spells.parquet"), "--as-of", "2021-06-30",
+            "--out", str(tmp_path / "f.parquet"), "--interventions"]
+    code, err = run_main([*argv, str(upper)], capsys)
+    assert code == 1 and "upper.parquet: none of the" in err and "same key" in err, err
+    assert not (tmp_path / "f.parquet").exists()
+    assert run_main([*argv, str(data / "interventions.parquet")], capsys)[0] == 0

@@ -7,6 +7,7 @@ import sys
 
 import pandas as pd
 
+from ..errors import ValidationError
 from ._args import (
     CSV_SUFFIXES,
     PARQUET_SUFFIXES,
@@ -39,7 +40,24 @@ def read_inputs(spells_path: str, interventions_path: str | None, *,
     spells = read_spells_input(spells_path, extra_institutions=extra_institutions)
     interventions = read_interventions(check_input(interventions_path, "interventions")) \
         if interventions_path else None
+    if interventions is not None:
+        _refuse_strangers(spells, interventions, interventions_path)
     return spells, interventions
+
+
+def _refuse_strangers(spells: pd.DataFrame, interventions: pd.DataFrame, path) -> None:
+    """Interventions none of whose pseudonyms is among the spells' people: every intervention feature would be
+    0 without a word (pseudonyms made with another key, or changed by a spreadsheet, e.g. upper-cased)."""
+    if not len(interventions) or not len(spells):
+        return
+    people = spells["person_id"]
+    known = people.cat.categories if isinstance(people.dtype, pd.CategoricalDtype) else pd.Index(people.unique())
+    theirs = pd.Index(pd.unique(interventions["person_id"].astype(str).to_numpy()))
+    if not (known.get_indexer(theirs) >= 0).any():
+        raise ValidationError(
+            f"{path}: none of the {len(theirs):,} people in the interventions is among the spells' people: "
+            "their pseudonyms must be made with the same key and written unchanged (a spreadsheet may have "
+            "changed their case); check the export, or leave --interventions out")
 
 
 def add_key_argument(p: argparse.ArgumentParser) -> None:
