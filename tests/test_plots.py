@@ -271,6 +271,12 @@ def test_group_metrics_from_a_fairness_audit():
     assert len(ax.containers) == 1 and len(ax.get_yticklabels()) == 2
     with pytest.raises(ValueError, match="not in the audit"):
         plots.plot_group_metrics(audit, metrics=["accuracy"])
+    # an attribute the audit does not hold drew an empty plot without a word (a ConfigError is a ValueError)
+    with pytest.raises(ConfigError, match=r"attributes: 'gender' not in the audit; give a list of the audited "
+                                          r"attributes \['sex', 'canton'\]"):
+        plots.plot_group_metrics(audit, attributes=["gender"])
+    with pytest.raises(ConfigError, match=r"must be a list of attributes, e.g. \['sex'\]"):
+        plots.plot_group_metrics(audit, attributes="sex")
 
 
 # ------------------------------------------------------------------ explanations

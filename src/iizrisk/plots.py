@@ -796,12 +796,19 @@ def plot_group_metrics(audit, *, metrics: Sequence[str] = ("flag_rate", "precisi
     summary = audit if isinstance(audit, pd.DataFrame) else audit.summary
     missing = [m for m in metrics if m not in summary.columns]
     if missing:
-        raise ValueError(f"metric(s) {missing} not in the audit; available: "
-                         f"{[c for c in summary.columns if summary[c].dtype.kind == 'f']}")
+        raise ConfigError(f"metric(s) {missing} not in the audit; available: "
+                          f"{[c for c in summary.columns if summary[c].dtype.kind == 'f']}")
     overall = summary[summary["attribute"].astype(str) == "overall"]
     groups = summary[(summary["attribute"].astype(str) != "overall")
                      & ~summary["attribute"].astype(str).str.contains(":", regex=False)]
     if attributes is not None:
+        known = list(dict.fromkeys(groups["attribute"].astype(str)))
+        unknown = [a for a in attributes if a not in known]
+        if isinstance(attributes, str):
+            raise ConfigError(f"attributes must be a list of attributes, e.g. [{_time._shown(attributes)}]")
+        if unknown:  # an empty plot would say nothing
+            raise ConfigError(f"attributes: {', '.join(_time._shown(str(a)) for a in unknown)} not in the audit; "
+                              f"give a list of the audited attributes {known} (case matters)")
         groups = groups[groups["attribute"].isin(list(attributes))]
     n, m = len(groups), len(metrics)
     ax = _axes(ax, (6.4, 1.0 + 0.28 * max(n, 1) * max(m, 1)))
