@@ -709,6 +709,14 @@ def test_cli_audit_exit_codes(tmp_path, spells, model_dir, capsys):
                  "--out", str(tmp_path / "out"), "--key-file", str(model_dir.parent / "model.key")]) == 1
     assert main(["audit", "--model", str(model_dir), "--as-of", AS_OF, "--groups", "sex,religion", *args]) == 1
     assert "religion" in capsys.readouterr().err
+    # before the data: nobody registered, said so with the period covered (not "add the columns")
+    assert main(["audit", "--model", str(model_dir), "--as-of", "1960-01-01", *args]) == 1
+    err = capsys.readouterr().err
+    assert "nobody is registered on 1960-01-01: the spells cover" in err and "add the" not in err, err
+    # a negative seed is the option's fault, refused before any work (not blamed on the spells)
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error: exit 2
+        main(["audit", "--model", str(model_dir), "--as-of", AS_OF, "--seed", "-1", *args])
+    assert usage.value.code == 2 and "--seed" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

@@ -111,7 +111,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="language of the model card and of the tables' headers (default: the configuration's "
                         "[worklist] language, else en)")
     p.add_argument("--xlsx", action="store_true", help="also write each table as <name>.xlsx (Excel)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of ties and the bootstrap (default 0)")
+    p.add_argument("--seed", type=int_at_least(0, 2**32 - 1), default=0,
+                   help="random seed of ties and the bootstrap (default 0)")
     add_key_argument(p)
     add_unsigned_argument(p)
 
@@ -193,6 +194,16 @@ def run(args: argparse.Namespace) -> int:
         capacity = int((model.manifest_.get("training") or {}).get("capacity") or 50)
     wanted = sorted({"birth_year" if g == "age_band" else g for g in groups})
     data = labelled_period(model, spells, args.as_of, interventions=interventions, attributes=wanted)
+    if not len(data):  # nobody registered then: not a matter of the attributes
+        import pandas as pd
+
+        from .. import _time
+        from ..spells import observed_until
+
+        first = pd.to_datetime(spells["start_date"]).min()
+        raise ValidationError(f"{args.spells}: nobody is registered on {args.as_of}: the spells cover "
+                              f"{first.date()} to {_time.to_date(observed_until(spells))}; give an as-of date "
+                              "in that period")
     missing = [g for g in groups if g not in data.columns or data[g].isna().all()]
     if missing and not args.groups:  # defaults: audit the attributes the export has
         logger.warning("no values for %s in %s: not audited", ", ".join(missing), args.spells)
