@@ -208,6 +208,10 @@ def test_a_real_bug_is_still_exit_5(data, tmp_path, capsys, monkeypatch):
     ["indicators", "--year", "2021", "--out", "{tmp}/i", "--transition-gap-days", "99999999999999999999"],
     ["evaluate", "--interventions", "{data}/interventions.parquet", "--out", "{tmp}/e",
      "--horizon-months", "99999999999"],
+    # counts that mean nothing below 1 (or 0): refused, not "explained the top 0" or k silently 1
+    ["score", "--model", "{tmp}/m", "--as-of", AS_OF, "--out", "{tmp}/s", "--explain-top", "-1"],
+    ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--capacity", "0"],
+    ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--max-train-rows", "0"],
 ])
 def test_bad_options_are_usage_errors(data, tmp_path, capsys, argv):
     argv = [a.format(tmp=tmp_path, data=data) for a in argv]

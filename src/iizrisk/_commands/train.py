@@ -41,9 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=plain_path, metavar="MODEL_DIR", help="model directory to write: new, empty, or an earlier model's (replaced)")
     p.add_argument("--validation-months", type=int, default=6, metavar="N", help="held-out months (6)")
     p.add_argument("--calibration-months", type=int, default=6, metavar="N", help="calibration months (6)")
-    p.add_argument("--capacity", type=int, default=50, metavar="K",
+    p.add_argument("--capacity", type=int_at_least(1), default=50, metavar="K",
                    help="people reviewed per as-of date, for precision/recall at k (50)")
-    p.add_argument("--max-train-rows", type=int, metavar="N", help="subsample the training snapshots")
+    p.add_argument("--max-train-rows", type=int_at_least(1), metavar="N", help="subsample the training snapshots")
     p.add_argument("--max-persons", type=int_at_least(0), metavar="N", default=DEFAULT_MAX_PERSONS,
                    help="train on a fixed random sample of about N persons with all their snapshots, chosen "
                    "before any feature is built: memory and time depend on N, not on the population "
