@@ -159,6 +159,10 @@ def test_another_institutions_case_is_not_found_and_not_named(night, capsys):
     assert str(err2.value) == msg  # unknown and foreign: the same answer
     assert main(["case", str(cfg), "--institution", "ALV", "--case-id", sh_case]) == 1
     assert sh_case not in capsys.readouterr().err
+    # a wrong institution code is said to be one (it blamed the case number), naming the deployment's codes
+    assert main(["case", str(cfg), "--institution", "alv", "--case-id", sh_case]) == 2
+    err = capsys.readouterr().err
+    assert "'alv' is not an institution of this deployment; use one of ALV," in err and sh_case not in err
 
 
 def test_the_lookup_sees_only_what_was_known_at_its_as_of_date(night, random_spells, tmp_path):

@@ -153,6 +153,11 @@ def test_cli_pseudonymise(tmp_path, capsys, monkeypatch):
     code = main(["pseudonymise", "--key-file", str(key), "--id-column", "AHV_NR", str(bad), str(out3)])
     err = capsys.readouterr().err
     assert code == 1 and not out3.exists() and "rows 2" in err and wrong not in err
+    # a header without rows: exit 1, nothing written (it printed "0 rows pseudonymised" with exit 0)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("AHV_NR;x\n")
+    code = main(["pseudonymise", "--key-file", str(key), "--id-column", "AHV_NR", str(empty), str(out3)])
+    assert code == 1 and not out3.exists() and "no rows; nothing written" in capsys.readouterr().err
 
 
 def test_numbers_embedded_in_text_are_caught():

@@ -177,6 +177,11 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     settings = (settings if isinstance(settings, Settings) else Settings.load(settings)).resolved()
     history = HistoryStore(settings.resolve(settings.output.history_dir))
     runs = history.as_of_dates("runs")
+    if institution not in settings.institutions:  # a wrong code is not a wrong case number
+        from .errors import ConfigError
+
+        raise ConfigError(f"case lookup: {_time._shown(str(institution))} is not an institution of this deployment; "
+                          f"use one of {', '.join(settings.institutions)} (case matters)")
     t = _time.parse_iso_date(as_of, "as-of date") if as_of is not None else (
         runs[-1] if runs else dt.date.today() - dt.timedelta(days=1))
     _time.not_after_today(t, "case lookup: the as-of date")

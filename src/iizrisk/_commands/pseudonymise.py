@@ -140,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out_column != args.id_column and args.out_column in df.columns:
         raise ConfigError(f"{src}: --out-column {args.out_column!r} is already a column of the input; "
                           "choose another name (the AHV column itself may be replaced)")
+    if not len(df):  # nothing to pseudonymise: no empty export with exit 0
+        raise ValidationError(f"{src}: the file has its columns but no rows; nothing written: check the export "
+                              "(was it written before the data arrived?)")
     _refuse_raw_identifiers(df, args.id_column, src)
     out, report = pseudonymise(df, args.id_column, key, out_column=args.out_column)
     if not report.ok:
