@@ -241,6 +241,21 @@ def test_periods_and_counts_beyond_the_calendar_are_refused_by_name(table, key, 
         Settings.from_dict({table: {key: value}})
 
 
+def test_a_mistyped_outcome_is_refused_when_the_settings_are_read():
+    """'revolving-door' passed the settings and surfaced late (or never: dpia, monitor and case ran with it)."""
+    from iizrisk.config import BUILTIN_OUTCOMES
+    from iizrisk.outcomes import outcome_names, register_outcome
+
+    assert set(BUILTIN_OUTCOMES) <= set(outcome_names())
+    with pytest.raises(ConfigError, match=r"\[model\] outcome = 'revolving-door'.*revolving_door, disintegration"):
+        Settings.from_dict({"model": {"outcome": "revolving-door"}})
+    for name in BUILTIN_OUTCOMES:
+        assert Settings.from_dict({"model": {"outcome": name}}).model.outcome == name
+    register_outcome("own_outcome_cfg", lambda tl, codes, days, h, **o: np.zeros(len(codes), dtype=bool),
+                     overwrite=True)
+    assert Settings.from_dict({"model": {"outcome": "own_outcome_cfg"}}).model.outcome == "own_outcome_cfg"
+
+
 @pytest.mark.parametrize("fmt, ok", [("%d.%m.%Y", True), ("%Y-%m-%d", True), ("%d/%m/%y", True), ("%Q", False),
                                      ("%", False), ("%d.%m", False), ("", False)])
 def test_a_sources_date_format_must_give_back_its_day(fmt, ok):

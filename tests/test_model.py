@@ -598,6 +598,11 @@ def test_an_ablation_trains_without_its_feature_group_and_scores_every_night(spe
     key.write_bytes(KEY)
     assert main(["-q", "train", "--spells", str(src), "--outcome", "revolving_door", "--spec", str(spec),
                  "--out", str(tmp_path / "abl"), "--key-file", str(key)]) == 0
+    # parameters a model refuses are the file's fault (exit 2, naming it), not the spells' (exit 1)
+    spec.write_text(json.dumps({"spec": {"name": "logistic", "kind": "logistic", "params": {"C": -1}}}))
+    assert main(["-q", "train", "--spells", str(src), "--outcome", "revolving_door", "--spec", str(spec),
+                 "--no-compare", "--out", str(tmp_path / "bad"), "--key-file", str(key)]) == 2
+    assert not (tmp_path / "bad").exists()
     man = read_manifest(tmp_path / "abl")
     exits = set(feature_catalogue().query("group == 'exits'").index)
     assert man["training"]["dropped_feature_groups"] == ["exits"]

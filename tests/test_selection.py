@@ -258,6 +258,22 @@ def test_only_deployable_specs_load_for_training(tmp_path):
         Spec("x", params={"depth": 3})
 
 
+def test_a_choice_made_for_another_outcome_or_without_its_kind_is_refused(tmp_path):
+    """A damaged or mismatched selected.json trained something else without a word (exit 0)."""
+    p = tmp_path / "selected.json"
+    logistic = {"name": "logistic", "kind": "logistic", "params": {}, "drop_groups": []}
+    p.write_text(json.dumps({"spec": {k: v for k, v in logistic.items() if k != "kind"}}))
+    with pytest.raises(ConfigError, match="lacks its name or kind"):
+        load_spec(p)  # it would have become a boosting model
+    p.write_text(json.dumps({"spec": logistic, "outcome": "disintegration", "horizon_months": 12}))
+    with pytest.raises(ConfigError, match="made for outcome 'disintegration', not 'revolving_door'"):
+        load_spec(p, outcome="revolving_door", horizon_months=12)
+    with pytest.raises(ConfigError, match="made for horizon_months 12, not 24.*--horizon-months 12"):
+        load_spec(p, outcome="disintegration", horizon_months=24)
+    assert load_spec(p, outcome="disintegration", horizon_months=12).kind == "logistic"
+    assert load_spec(p).kind == "logistic"  # a caller who does not say what it trains is not checked
+
+
 # ------------------------------------------------------------------ fairness gaps
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["sex", "age_band"]), st.sampled_from(["a", "b", "c"]),

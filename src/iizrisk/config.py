@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import tomllib
 import types
 import typing
@@ -197,6 +198,20 @@ class WorklistSettings(_Section):
     rank_by: str = "risk"
     #: the benefit model file (``iizrisk policy --save-model``), needed when rank_by is not "risk"
     benefit_model: str | None = None
+
+
+#: The outcomes iizrisk registers itself (:mod:`iizrisk.outcomes`); a Python caller may register more.
+BUILTIN_OUTCOMES = ("revolving_door", "disintegration")
+
+
+def _outcome_names() -> list[str]:
+    """The outcomes known now: the built-in ones, and any registered in this process (without importing pandas)."""
+    registry = sys.modules.get("iizrisk.outcomes")
+    return list(dict.fromkeys([*BUILTIN_OUTCOMES, *(registry.outcome_names() if registry else [])]))
+
+
+def _known_outcome(name: str) -> bool:
+    return name in _outcome_names()
 
 
 #: How a deployment may order its worklists (``[worklist] rank_by``): by risk, or by the expected benefit of
@@ -527,6 +542,9 @@ class Settings(_Section):
                 problems.append(f"[deployment] {name} must be between 0 and {MAX_DAYS:,} days")
         if not 1 <= d.window_months <= MAX_MONTHS:
             problems.append(f"[deployment] window_months must be a whole number of months from 1 to {MAX_MONTHS}")
+        if not _known_outcome(self.model.outcome):
+            problems.append(f"[model] outcome = {self.model.outcome!r} is no outcome iizrisk knows: use one of "
+                            f"{', '.join(_outcome_names())} (or register your own in Python before loading)")
         if not 1 <= self.model.horizon_months <= MAX_MONTHS:
             problems.append(f"[model] horizon_months must be a whole number of months from 1 to {MAX_MONTHS}")
         if not 1 <= w.capacity <= MAX_COUNT:

@@ -61,7 +61,7 @@ from . import _time
 from ._progress import Steps
 from ._results import OutputFigure, OutputTable, ResultMixin
 from .config import refuse_ahv_numbers
-from .errors import ConfigError, ValidationError
+from .errors import ConfigError, ValidationError, withhold_long_numbers
 from .store import write_json_atomic
 
 __all__ = ["Spec", "SelectionRule", "SelectionResult", "Selection", "default_grid", "rolling_splits",
@@ -142,8 +142,17 @@ def default_grid(groups=None) -> list[Spec]:
     return grid
 
 
-def load_spec(path: str | Path) -> Spec:
-    """The chosen specification of a ``selected.json`` written by :meth:`Selection.to_json`."""
+def load_spec(path: str | Path, *, outcome: str | None = None, horizon_months: int | None = None) -> Spec:
+    """The chosen specification of a ``selected.json`` written by :meth:`Selection.to_json`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``selected.json``.
+    outcome, horizon_months : optional
+        What the model about to be trained predicts: a choice made for another outcome or horizon is
+        refused (:class:`~iizrisk.errors.ConfigError`), as is a file whose choice lacks its kind.
+    """
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -153,7 +162,15 @@ def load_spec(path: str | Path) -> Spec:
         raise ValidationError(f"{p}: not readable JSON ({exc})") from exc
     if not isinstance(data, dict) or "spec" not in data:
         raise ValidationError(f"{p}: holds no 'spec'; it is not a selection written by `iizrisk select`")
+    if not isinstance(data["spec"], dict) or not {"name", "kind"} <= set(data["spec"]):
+        raise ConfigError(f"{p}: the chosen specification lacks its name or kind; write the file anew with "
+                          "`iizrisk select`")
     spec = Spec.from_dict(data["spec"])
+    for key, wanted in (("outcome", outcome), ("horizon_months", horizon_months)):
+        if wanted is not None and data.get(key) is not None and data[key] != wanted:
+            raise ConfigError(withhold_long_numbers(
+                f"{p}: the choice was made for {key} {data[key]!r}, not {wanted!r}; train with "
+                f"--{key.replace('_', '-')} {data[key]}, or select anew for {wanted!r}"))
     if not spec.deployable:
         raise ConfigError(f"{p}: the specification {spec.name!r} ({spec.kind}, without {list(spec.drop_groups)}) "
                           "cannot be trained by `iizrisk train`")

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.spec:
         from ..selection import load_spec
 
-        spec = load_spec(args.spec)
+        spec = load_spec(args.spec, outcome=args.outcome, horizon_months=args.horizon_months)
         args.model, params = spec.kind, dict(spec.params)
         if spec.drop_groups:
             params["drop_groups"] = tuple(spec.drop_groups)
@@ -93,6 +93,13 @@ def run(args: argparse.Namespace) -> int:
     except IizriskError:  # user errors (also ValueErrors) keep their own message and exit code
         raise
     except ValueError as exc:
+        from sklearn.utils._param_validation import InvalidParameterError
+
+        if args.spec and isinstance(exc, InvalidParameterError):  # the parameters came from the file
+            from ..errors import ConfigError
+
+            raise ConfigError(f"{args.spec}: the chosen parameters cannot be trained ({exc}); write the file "
+                              "anew with `iizrisk select`") from exc
         raise ValidationError(f"{args.spells or args.snapshots}: cannot train: {exc}") from exc
     model_dir = save_model(model, args.out, key=key)
     write_model_card(model_dir, model_dir)  # model_card.md/.html/.json, from the manifest alone
