@@ -599,3 +599,24 @@ def test_interventions_whose_pseudonyms_match_nobody_are_refused(data, tmp_path,
     assert code == 1 and "upper.parquet: none of the" in err and "same key" in err, err
     assert not (tmp_path / "f.parquet").exists()
     assert run_main([*argv, str(data / "interventions.parquet")], capsys)[0] == 0
+
+
+def test_a_study_of_a_type_the_interventions_lack_names_the_file_and_its_types(data, tmp_path, capsys):
+    """'--intervention-type foo' and a header-only file said 'no person has a first ... inside the period':
+    neither the file nor what to do."""
+    import pandas as pd
+
+    from iizrisk.store import write_parquet_atomic
+
+    interventions = pd.read_parquet(data / "interventions.parquet")
+    empty = write_parquet_atomic(interventions.iloc[:0], tmp_path / "empty.parquet")
+    spells = ["--spells", str(data / "spells.parquet")]
+    code, err = run_main(["evaluate", *spells, "--interventions", str(data / "interventions.parquet"),
+                          "--intervention-type", "foo", "--out", str(tmp_path / "e")], capsys)
+    assert code == 1 and "interventions.parquet: no intervention of type 'foo'" in err, err
+    assert "the file holds 'joint_assessment'" in err and "--intervention-type" in err, err
+    assert "case_management, integration_plan" in err, err  # the schema's types
+    for command in (["evaluate", "--out", str(tmp_path / "e")], ["policy", "--out", str(tmp_path / "p")]):
+        code, err = run_main([*command, *spells, "--interventions", str(empty)], capsys)
+        assert code == 1 and "empty.parquet: no interventions: the file has its columns but no rows" in err, err
+    assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()

@@ -152,7 +152,7 @@ def test_risk_sets_and_outcomes_equal_the_slow_reference(data):
     spells, interventions = to_frames(rows, assessed)
     expected = ref_rows(rows, assessed)
     if not any(t for _, _, t in expected):
-        with pytest.raises(ValidationError, match="no person|none of the"):
+        with pytest.raises(ValidationError, match="no person|none of the|no row of type"):
             risk_set_table(spells, interventions, controls_per_treated=None, outcomes=OWN,
                            observed_until=LAST, random_state=0)
         return
@@ -259,6 +259,8 @@ def test_control_sampling_and_arguments():
         risk_set_table(spells, interventions.drop(columns="type"))
     with pytest.raises(ValidationError, match="no person"):
         risk_set_table(spells, interventions, period=("2030-01-01", "2031-01-01"))
+    with pytest.raises(ValidationError, match="no row of type 'foo' \\(the table holds .*'joint_assessment'\\)"):
+        risk_set_table(spells, interventions, intervention_type="foo")
     with pytest.raises(ValueError, match="covariate_view"):
         risk_set_table(spells, interventions, covariate_view="later")
 

@@ -176,6 +176,31 @@ def read_spells_input(path, columns: list[str] | None = None, extra_institutions
     return spells
 
 
+def require_interventions_of_type(interventions, path, kind: str, option: str | None = "--intervention-type") -> None:
+    """Refuse an interventions file without a row of the studied type (exit 1), naming the types it holds.
+
+    A header-only file or a type spelled otherwise ('foo', 'Joint_Assessment') is the user's to fix,
+    so the message says which types the file has and where the type is chosen.
+
+    Raises
+    ------
+    ValidationError
+        Naming ``path``, the type and the types present.
+    """
+    from ..errors import ValidationError, withhold_long_numbers
+    from ..schema import load_schema
+
+    if interventions is None or not len(interventions):
+        raise ValidationError(f"{path}: no interventions: the file has its columns but no rows; a study of "
+                              f"{kind!r} needs the days they were held")
+    types = sorted(set(interventions["type"].dropna().astype(str)))
+    if kind not in types:
+        choose = f"; choose one with {option}" if option else ""
+        raise ValidationError(withhold_long_numbers(
+            f"{path}: no intervention of type {kind!r}; the file holds {', '.join(map(repr, types)) or 'none'}"
+            f"{choose} (the schema's types: {', '.join(load_schema('interventions').field('type').enum or ())})"))
+
+
 def refuse_empty_result(spells, path, as_of, what: str) -> NoReturn:
     """Refuse a result with nobody in it (exit 1), naming the days the spells cover (``as_of`` outside them).
 

@@ -50,6 +50,7 @@ from ._args import (
     iso_date,
     plain_path,
     refuse_overwriting_inputs,
+    require_interventions_of_type,
 )
 from .snapshots import (
     add_dask_arguments,
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
                                         extra_institutions=config_extra_institutions(args))
     if interventions is None:  # pragma: no cover - the option is required
         raise SystemExit("--interventions is required")
+    require_interventions_of_type(interventions, args.interventions, args.intervention_type)
     period = None
     if args.period_from or args.period_to:
         # an open side reaches the first or last day iizrisk works with (the data bound it anyway)

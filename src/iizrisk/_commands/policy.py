@@ -53,6 +53,7 @@ from ._args import (
     output_file,
     plain_path,
     refuse_overwriting_inputs,
+    require_interventions_of_type,
 )
 
 HELP = "offline evaluation of targeting by benefit against targeting by risk; write DIR"
@@ -134,6 +135,7 @@ def _inputs(args: argparse.Namespace, read_inputs):
     if not (args.spells and args.interventions):
         raise ConfigError("give --spells and --interventions (files), or --config (the deployment's data)")
     spells, interventions = read_inputs(args.spells, args.interventions)
+    require_interventions_of_type(interventions, args.interventions, "joint_assessment", option=None)
     return spells, interventions, args.outcome or "revolving_door", args.horizon_months or 12
 
 

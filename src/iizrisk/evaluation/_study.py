@@ -68,7 +68,7 @@ from .._arrays import matches
 from .._results import CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
 from ..config import MAX_MONTHS
-from ..errors import ValidationError
+from ..errors import ValidationError, withhold_long_numbers
 from ..spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
 
 __all__ = ["DEFAULT_OUTCOMES", "AssessmentStudy", "days_since_episode_start", "risk_set_table",
@@ -412,6 +412,11 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
 
     # first intervention of the type per person (persons without spells cannot be studied)
     iv = interventions[interventions["type"].astype(object).to_numpy() == intervention_type]
+    if not len(iv):
+        types = sorted(set(interventions["type"].dropna().astype(str)))
+        raise ValidationError(withhold_long_numbers(
+            f"interventions: no row of type {intervention_type!r} (the table holds "
+            f"{', '.join(map(repr, types)) or 'no rows'}); choose intervention_type among them"))
     iv_day = _time.to_days(iv["date"])
     iv_code = tl.person_ids.get_indexer(pd.Index(iv["person_id"].astype(object)))
     okv = (iv_code >= 0) & (iv_day != _time.MISSING_DAY)
