@@ -545,7 +545,7 @@ def test_a_number_that_is_not_finite_is_not_a_number(value):
                        "start_date": ["2020-01-01", "2020-01-01"], "birth_year": [value, "1980"]})
     got = ingest(df, errors="quarantine")
     assert len(got.spells) == 1 and got.quarantine["_row"].tolist() == [1]
-    assert [p.problem for p in got.report.problems] == ["not a number"]
+    assert [p.problem for p in got.report.errors] == ["not a number"]  # (and a warning: no end_date column)
 
 
 def test_a_frame_with_columns_of_several_levels_is_refused_by_name():

@@ -85,6 +85,7 @@ from .pseudonym import looks_like_ahv
 from .schema import Schema, institution_extension, load_schema
 from .store import sha256_bytes, sha256_file
 from .validate import (
+    NO_END_DATE,
     Problem,
     ValidationReport,
     _duplicates_in_background,
@@ -1164,6 +1165,8 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None,
                     f"{f}: required column(s) {missing} missing; found {names}. Map the export onto the "
                     "canonical columns (data/schemas/spells.json) first, e.g. with `iizrisk ingest`.")
             want = names if columns is None else [c for c in columns if c in names]
+            if "end_date" not in names and (columns is None or "end_date" in columns):
+                logger.warning("%s: %s", f, NO_END_DATE)
             for fld in file_schema:
                 if fld.name in want and fld.name in schema and schema.field(fld.name).type == "date" and not (
                         pa.types.is_date(fld.type) or pa.types.is_timestamp(fld.type) or pa.types.is_null(fld.type)):

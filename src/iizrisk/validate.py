@@ -587,6 +587,12 @@ def _duplicates_in_background(df: pd.DataFrame) -> Future[np.ndarray] | None:
     return in_background(duplicate_mask, df, name="duplicates")
 
 
+#: what to do when the spells have no ``end_date`` column (the contract allows it: every spell open)
+NO_END_DATE_FIX = ("map the export's end column onto end_date (in [sources.columns], or when writing the "
+                   "canonical file); leave it out only if every registration is still open")
+NO_END_DATE = f"no end_date column: every spell is treated as still open at the export; {NO_END_DATE_FIX}"
+
+
 def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: ValidationReport | None = None,
                  rows: np.ndarray | None = None, extra_institutions: list[str] | None = None,
                  today: pd.Timestamp | None = None, unparsed: dict[str, np.ndarray] | None = None,
@@ -604,6 +610,10 @@ def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: Valid
     report, bad = check_table(df, schema, source=source, report=report, rows=rows,
                               extra_enum={"institution": extra_institutions or []}, today=today,
                               unparsed=unparsed)
+    if "end_date" not in df.columns:  # allowed by the contract, but usually a column the mapping missed
+        report.add(source, "end_date", "column missing: every spell is treated as still open at the export",
+                   np.ones(len(df), dtype=bool), fix=NO_END_DATE_FIX, severity="warning", rows=rows,
+                   show_example=False)
     if all(c in df.columns for c in ("start_date", "end_date")):
         s, e = _time.to_days(df["start_date"]), _time.to_days(df["end_date"])
         before = (s != _time.MISSING_DAY) & (e != _time.MISSING_DAY) & (e < s)
