@@ -539,6 +539,11 @@ def test_empty_spells_are_refused_not_a_key_error(tmp_path):
     rows = _spells_2019_2021()
     with pytest.raises(ConfigError, match="institutions must list one or more"):
         ind.transition_matrix(rows, 2020, institutions=[])
+    with pytest.raises(ConfigError, match=r"institutions \['RAV', 'alv'\] are not known institution codes; "
+                                          "use some of ALV, IV, SH"):
+        ind.transition_matrix(rows, 2020, institutions=["ALV", "RAV", "alv"])  # rows of zeros before
+    known_but_absent = ind.transition_matrix(rows, 2020, institutions=["ALV", "BB"], min_cell_size=0)
+    assert known_but_absent.loc[known_but_absent["to"] == "BB", "transitions"].eq(0).all()
     with pytest.raises(ConfigError, match="year must be a whole calendar year"):
         ind.transition_matrix(rows, 2020.5)
     with pytest.raises(ConfigError, match="language 'xx': use one of de, fr, it, en"):

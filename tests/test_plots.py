@@ -121,6 +121,22 @@ def test_flows_count_people_per_month_and_suppress():
     assert ax.get_lines()[0].get_ydata().tolist() == [5, 0, 6]
 
 
+def test_flows_start_by_default_where_the_export_holds_every_registration():
+    """An export holds old registrations only if still open: from 1975 the line rose from decades of zeros."""
+    spec = [(f"old{i}", "IV", f"{1975 + i}-03-01", None) for i in range(3)]  # left-censored stock
+    spec += [(f"p{i}", "ALV", "2019-02-10", "2019-04-30") for i in range(6)]  # the first end: 2019-04
+    spec += [(f"q{i}", "ALV", "2019-05-03", None) for i in range(7)]
+    ax = plots.plot_flows(rows(*spec), min_cell_size=0)
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert pd.DatetimeIndex(lines["ALV"].get_xdata()).strftime("%Y-%m").tolist() == ["2019-04", "2019-05"]
+    assert lines["ALV"].get_ydata().tolist() == [0, 7] and lines["IV"].get_ydata().tolist() == [0, 0]
+    assert "from 2019-04, the first end of a spell: 9 earlier starts not shown" in footnotes(ax)
+    ax = plots.plot_flows(rows(*spec), min_cell_size=0, start="1975-01-01", freq="year", ax=plt.figure().subplots())
+    assert ax.get_lines()[1].get_ydata()[0] == 1 and "earlier starts" not in footnotes(ax)  # asked: shown
+    open_only = plots.plot_flows(rows(*spec[:3]), min_cell_size=0, freq="year", ax=plt.figure().subplots())
+    assert len(open_only.get_lines()[0].get_xdata()) == 3  # nothing ended: from the first start (1975-1977)
+
+
 def test_flows_by_quarter_on_random_spells(random_spells):
     ax = plots.plot_flows(random_spells, start="2018-01-01", end="2019-12-31", freq="quarter")
     y = np.column_stack([ln.get_ydata() for ln in ax.get_lines()])

@@ -83,8 +83,8 @@ import pandas as pd
 
 from . import _time
 from ._time import OPEN_END
-from .errors import ConfigError, ValidationError
-from .spells import EXIT_REASONS, Timeline, build_timeline, monthly_spells
+from .errors import ConfigError, ValidationError, withhold_long_numbers
+from .spells import DEFAULT_INSTITUTIONS, EXIT_REASONS, Timeline, build_timeline, monthly_spells
 from .store import make_dirs
 from .suppression import SuppressionResult, suppress_table
 
@@ -660,6 +660,11 @@ def _transitions(tl, year, gap_days, institutions, k):
         raise ConfigError("institutions must list one or more institution codes, e.g. ['ALV', 'IV', 'SH'] "
                           "(or be left out: every institution with a spell)")
     insts = [str(i) for i in institutions] if institutions is not None else present
+    known = [*DEFAULT_INSTITUTIONS, *(i for i in tl.institutions if i not in DEFAULT_INSTITUTIONS)]
+    unknown = [i for i in insts if i not in known]
+    if unknown:  # a typo ('RAV', 'alv') gave rows of zeros
+        raise ConfigError(withhold_long_numbers(
+            f"institutions {unknown} are not known institution codes; use some of {', '.join(known)}"))
     b_rows = np.flatnonzero((tl.start >= y0) & (tl.start <= y1))
     b, a = transition_pairs(tl, b_rows, gap_days)
     ni = len(tl.institutions)

@@ -268,9 +268,12 @@ def plot_flows(spells: pd.DataFrame, *, start=None, end=None, institutions: Sequ
     spells : DataFrame
         Canonical spells (merged first: rows that overlap or touch are one spell).
     start, end : str or date, optional
-        Months to show (default: from the first to the last start), as ``YYYY-MM-DD`` text or a
+        Months to show, as ``YYYY-MM-DD`` text or a
         date; other text ("01.02.2018") raises :class:`~iizrisk.errors.ConfigError` with the ISO
-        spelling (:func:`iizrisk._time.parse_iso_date`).
+        spelling (:func:`iizrisk._time.parse_iso_date`). By default from the month in which a spell
+        first ended (before it an export holds only the registrations still open then, so the
+        counts are incomplete: a line rising from decades of near-zero) to the last start; the
+        footnote says so.
     institutions : list of str, optional
         Institutions to draw (default: all with a spell, in code order); a code that is not known
         (``"alv"`` for ``"ALV"``) raises :class:`~iizrisk.errors.ConfigError` naming the known ones.
@@ -310,6 +313,14 @@ def plot_flows(spells: pd.DataFrame, *, start=None, end=None, institutions: Sequ
     month = _month_start(tl.start).astype(np.int64) // step  # periods since 1970
     lo = int(month.min()) if len(month) else 0
     hi = int(month.max()) if len(month) else 0
+    ended = tl.end[tl.end != OPEN_END]
+    notes = []
+    if start is None and len(ended):  # before the first end the export holds only what was still open
+        first_end = int(_month_start(np.array([ended.min()])).astype(np.int64)[0]) // step
+        if first_end > lo:
+            notes.append(f"from {_period_label(first_end, step)}, the first end of a spell: "
+                         f"{int((month < first_end).sum()):,} earlier starts not shown (incomplete counts)")
+        lo = min(max(lo, first_end), hi)
     first = None if start is None else _time.parse_iso_date(start, "start")
     last = None if end is None else _time.parse_iso_date(end, "end")
     if first is not None:
@@ -348,8 +359,14 @@ def plot_flows(spells: pd.DataFrame, *, start=None, end=None, institutions: Sequ
     if n_i:
         ax.legend(frameon=False, fontsize="small", ncols=min(n_i, 4))
     _tidy(ax)
-    _footnote(ax, _hidden_note(res.n_primary + res.n_secondary, min_cell_size))
+    hidden = _hidden_note(res.n_primary + res.n_secondary, min_cell_size)
+    _footnote(ax, "\n".join(n for n in (*notes, hidden) if n))
     return ax
+
+
+def _period_label(period: int, step: int) -> str:
+    """A period number of :func:`plot_flows` (months since 1970 divided by ``step``) as ``YYYY-MM``."""
+    return str(np.datetime64(period * step, "M"))
 
 
 # --------------------------------------------------------------------------- one person
