@@ -505,6 +505,34 @@ def test_cli_refuses_a_year_the_data_do_not_cover(tmp_path, capsys, year, words)
     assert main(["indicators", "--spells", str(tmp_path / "spells.parquet"), "--year", "2020", "--out", str(out)]) == 0
 
 
+def test_cli_refuses_tables_whose_every_count_is_hidden(tmp_path, capsys):
+    """Four people: five tables of dots and zeros were written with exit 0. Refused (exit 1), nothing
+    written; with cells of one person (tables kept inside the office) they are published."""
+    rows = _spells_2019_2021(n=4)
+    rows.to_parquet(tmp_path / "spells.parquet")
+    argv = ["indicators", "--spells", str(tmp_path / "spells.parquet"), "--year", "2020", "--out"]
+    assert main([*argv, str(tmp_path / "ind")]) == 1
+    err = capsys.readouterr().err
+    assert "every count of 2020 is hidden (fewer than 5 people) or zero: nothing to publish" in err, err
+    assert not (tmp_path / "ind").exists()
+    assert main([*argv, str(tmp_path / "ind1"), "--min-cell-size", "1"]) == 0
+    assert (tmp_path / "ind1" / "combinations.csv").exists()
+
+
+def test_a_year_the_data_end_in_is_warned_as_partial(caplog):
+    """A half-observed year counted registrations of six months as the year's, without a word."""
+    rows = _spells_2019_2021()
+    end = rows["end_date"].max()
+    with caplog.at_level("WARNING", logger="iizrisk"):
+        ind.system_combinations(rows, end.year, min_cell_size=0)
+    days = (end - pd.Timestamp(f"{end.year}-01-01")).days + 1
+    assert f"year {end.year} is observed only until {end.date()} ({days} of 365 days)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="iizrisk"):
+        ind.system_combinations(rows, end.year - 1, min_cell_size=0)
+    assert "observed only until" not in caplog.text
+
+
 @pytest.mark.parametrize("year, words", [(1950, "no spell overlaps 1950"), (2150, "lies after the data"),
                                          (2022, "lies after the data")])
 def test_every_indicator_function_refuses_a_year_the_data_do_not_cover(year, words):

@@ -163,6 +163,10 @@ def _check_year(tl: Timeline, year: int, y0: int, y1: int, data_end: int | None)
         raise ValidationError(f"year {year}: no spell overlaps {year}; {period}. Give a year in "
                               f"{_time.to_date(first).year}..{_time.to_date(last).year}, or the export that "
                               f"holds {year}")
+    if last < y1:  # the year's counts cover only its first part: say so, as for the follow-up periods
+        logger.warning("year %d is observed only until %s (%d of %d days): its counts cover part of the year; "
+                       "compare them with other years only after the export holds the whole of %d",
+                       year, _time.to_date(last), last - y0 + 1, y1 - y0 + 1, year)
 
 
 def _system_index(tl: Timeline, systems: Sequence[str]) -> np.ndarray:

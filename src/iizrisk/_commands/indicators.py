@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     spells = read_spells_input(args.spells)
     res = bfs_indicators(spells, args.year, min_cell_size=args.min_cell_size, monthly=args.monthly,
                          merge_gap_days=args.merge_gap_days, gap_days=args.transition_gap_days)
+    _refuse_all_hidden(res, args.spells)
     from ..store import write_files_together
 
     # all or none: a table that cannot be written leaves no others of a failed run behind
@@ -61,3 +62,25 @@ def run(args: argparse.Namespace) -> int:
                          label="indicators")
     print(args.out)
     return EXIT_OK
+
+
+
+def _refuse_all_hidden(res, path) -> None:
+    """Refuse tables whose every count is hidden or zero (exit 1): nothing to publish, nothing learnt.
+
+    A population too small for the cell size gave five tables of dots and zeros with exit 0.
+    """
+    import numpy as np
+
+    from ..errors import ValidationError
+
+    for name, table in res.tables.items():
+        dims = set(res.suppression[name].dims)  # a dimension such as months is no count
+        numbers = table.drop(columns=[c for c in table.columns if c in dims]).select_dtypes("number")
+        numbers = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        if (numbers > 0).any():  # a published count (hidden ones are missing)
+            return
+    raise ValidationError(
+        f"{path}: every count of {res.year} is hidden (fewer than {res.min_cell_size} people) or zero: "
+        "nothing to publish. Give the spells of a larger population (a canton or more), or a smaller "
+        "--min-cell-size if the tables stay inside the office; nothing written")
