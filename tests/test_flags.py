@@ -443,7 +443,7 @@ def test_cli_bad_input_exits_1_and_keeps_old_output(tmp_path, capsys, problem):
     assert code == 1
     assert "iizrisk flags: error:" in err
     expected = {"missing file": "does not exist", "missing column": "start_date",
-                "bad rows": "end_date before start_date", "not parquet": "Parquet",
+                "bad rows": f"{src}: column 'end_date': end before start (1 row: 2;", "not parquet": "Parquet",
                 "empty folder": "no .parquet"}[problem]
     assert expected in err
     assert out.read_bytes() == b"previous output"

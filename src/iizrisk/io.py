@@ -1207,7 +1207,9 @@ def _refuse_implausible_values(df: pd.DataFrame, files: list[Path], lengths: lis
     if not report.problems:
         return
     report.rows_rejected = len(df)
-    found = "; ".join(f"{p.source}: column {p.column!r}: {p.problem} ({p.n_rows:,} rows, e.g. {p.example!r})"
+    found = "; ".join(f"{p.source}: column {p.column!r}: {p.problem} ({p.n_rows:,} "
+                      f"{'row' if p.n_rows == 1 else 'rows'}: {', '.join(map(str, p.rows))}"
+                      f"{', ...' if p.n_rows > len(p.rows) else ''}; e.g. {p.example!r})"
                       for p in report.problems)
     hints = []
     if any(p.column == "institution" for p in report.problems):
@@ -1219,8 +1221,11 @@ def _refuse_implausible_values(df: pd.DataFrame, files: list[Path], lengths: lis
     if any(p.column == "end_date" and p.problem.startswith("implausible") for p in report.problems):
         hints.append("leave the end empty for an open registration (a sentinel such as 9999-12-31 closes the row "
                      "and lets rows recorded after the as-of date into its view)")
+    if any(p.problem == "end before start" for p in report.problems):
+        hints.append("correct the dates of the rows whose end lies before their start (end_date is the last day "
+                     "registered, inclusive)")
     if any(p.column != "institution" and not (p.column == "end_date" and p.problem.startswith("implausible"))
-           for p in report.problems):
+           and p.problem != "end before start" for p in report.problems):
         hints.append("correct the other values named (dates: check how the export writes them)")
     raise ValidationError(f"input refused: {found}. Fix: " + "; ".join(hints), report)
 

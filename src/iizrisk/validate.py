@@ -549,7 +549,7 @@ def check_canonical_values(df: pd.DataFrame, *, source: str, report: ValidationR
 
     Institution codes outside the schema's list and ``extra_institutions``, implausible dates (such
     as the "still open" sentinel 9999-12-31 in ``end_date``) and birth years out of range, with
-    the same problems and fixes as ``iizrisk validate``; empty values and the order of the dates
+    the same problems and fixes as ``iizrisk validate``, and an end before the start; empty values
     are left to the timeline, which names them. Vectorised: a categorical is checked on its
     categories. Row numbers are 1-based positions in ``df``.
     """
@@ -559,8 +559,21 @@ def check_canonical_values(df: pd.DataFrame, *, source: str, report: ValidationR
     fields = tuple(dataclasses.replace(f, required=False) for f in schema.fields
                    if f.name in _CANONICAL_VALUE_COLUMNS and f.name in df.columns)
     sub = Schema(schema.name, schema.title, fields, schema.raw)
-    return check_table(df, sub, source=source, report=report,
-                       extra_enum={"institution": list(extra_institutions or [])}, today=today)
+    report, bad = check_table(df, sub, source=source, report=report,
+                              extra_enum={"institution": list(extra_institutions or [])}, today=today)
+    bad |= _end_before_start(df, report, source, None)
+    return report, bad
+
+
+def _end_before_start(df: pd.DataFrame, report: ValidationReport, source: str, rows: np.ndarray | None) -> np.ndarray:
+    """Rows whose end_date lies before their start_date, reported as an error (none without both columns)."""
+    if not all(c in df.columns for c in ("start_date", "end_date")):
+        return np.zeros(len(df), dtype=bool)
+    s, e = _time.to_days(df["start_date"]), _time.to_days(df["end_date"])
+    before = (s != _time.MISSING_DAY) & (e != _time.MISSING_DAY) & (e < s)
+    report.add(source, "end_date", "end before start", before, df["end_date"],
+               fix="correct the dates (end_date is the last day registered, inclusive)", rows=rows)
+    return before
 
 
 def _blank(col: pd.Series) -> np.ndarray:
@@ -614,12 +627,7 @@ def check_spells(df: pd.DataFrame, *, source: str = "<DataFrame>", report: Valid
         report.add(source, "end_date", "column missing: every spell is treated as still open at the export",
                    np.ones(len(df), dtype=bool), fix=NO_END_DATE_FIX, severity="warning", rows=rows,
                    show_example=False)
-    if all(c in df.columns for c in ("start_date", "end_date")):
-        s, e = _time.to_days(df["start_date"]), _time.to_days(df["end_date"])
-        before = (s != _time.MISSING_DAY) & (e != _time.MISSING_DAY) & (e < s)
-        report.add(source, "end_date", "end before start", before, df["end_date"],
-                   fix="correct the dates (end_date is the last day registered, inclusive)", rows=rows)
-        bad |= before
+    bad |= _end_before_start(df, report, source, rows)
     if duplicates is not None:
         report.add(source, "(all columns)", "exact duplicate rows", duplicates.result(),
                    fix="none needed: duplicates are merged into one spell; check the export if many",
