@@ -102,6 +102,23 @@ def test_a_file_where_the_output_folder_should_be_is_exit_6(data, tmp_path, caps
     assert code == EXIT_OS and str(tmp_path / "plain") in err and "not a folder" in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["indicators", "--spells", "{data}/spells.parquet", "--year", "2021"],
+    ["synth", "--persons", "5", "--start", "2020-01-01", "--end", "2020-12-31"],
+    ["evaluate", "--spells", "{data}/spells.parquet", "--interventions", "{data}/interventions.parquet"],
+    ["policy", "--spells", "{data}/spells.parquet", "--interventions", "{data}/interventions.parquet"],
+    ["score", "--spells", "{data}/spells.parquet", "--model", "{tmp}/m", "--as-of", AS_OF],
+])
+def test_a_file_given_as_the_output_folder_is_refused_before_any_work(data, tmp_path, capsys, argv):
+    """The whole computation ran, then failed writing (exit 6): refused by the parser, with the same exit code."""
+    (tmp_path / "plain").write_text("x")
+    code, err = run_main([*(a.format(data=data, tmp=tmp_path) for a in argv), "--out", str(tmp_path / "plain")],
+                         capsys)
+    assert code == EXIT_OS and f"{tmp_path / 'plain'} exists and is not a folder: give an output folder" in err, err
+    assert "read" not in err  # nothing was read: the refusal comes first
+    assert (tmp_path / "plain").read_text() == "x"
+
+
 @pytest.mark.parametrize(("error", "fix"), [
     (PermissionError(errno.EACCES, "Permission denied", "/srv/iizrisk/out/flags.parquet"),
      "writable by the service account"),
@@ -212,6 +229,11 @@ def test_a_real_bug_is_still_exit_5(data, tmp_path, capsys, monkeypatch):
     ["score", "--model", "{tmp}/m", "--as-of", AS_OF, "--out", "{tmp}/s", "--explain-top", "-1"],
     ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--capacity", "0"],
     ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--max-train-rows", "0"],
+    # periods checked before the features of every month end are built (they were checked after)
+    ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--horizon-months", "0"],
+    ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--horizon-months", "-12"],
+    ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--validation-months", "0"],
+    ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--calibration-months", "0"],
 ])
 def test_bad_options_are_usage_errors(data, tmp_path, capsys, argv):
     argv = [a.format(tmp=tmp_path, data=data) for a in argv]
@@ -219,6 +241,8 @@ def test_bad_options_are_usage_errors(data, tmp_path, capsys, argv):
     code, err = run_main(argv, capsys)
     assert code == 2, err
     assert "internal error" not in err
+    if argv[0] == "train":  # refused by the parser, before any data is read
+        assert f"iizrisk train: error: argument {argv[-2]}" in err, err
 
 
 def test_synth_and_pseudonymise_options_are_usage_errors(tmp_path, capsys):

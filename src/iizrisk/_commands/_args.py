@@ -26,7 +26,7 @@ from ..config import MAX_DAYS, MAX_MONTHS
 from ..errors import ConfigError, OperatingSystemError
 
 __all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
-           "finite_float", "output_file", "no_ahv_path", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "refuse_overwriting_inputs", "plain_path", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
+           "finite_float", "output_file", "no_ahv_path", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "refuse_overwriting_inputs", "plain_path", "output_folder", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
 #: Output suffixes written as CSV (``;``, UTF-8 with BOM) and as Parquet.
 CSV_SUFFIXES = (".csv",)
@@ -277,6 +277,22 @@ def plain_path(text: str) -> str:
         raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
     no_ahv_path(text)
     check_input(text, "file")  # OperatingSystemError: exit 6, as for every path the machine cannot use
+    return text
+
+
+def output_folder(text: str) -> str:
+    """argparse type of an output folder (``--out DIR``): a :func:`plain_path` that is not an existing file.
+
+    A file there made the command do all its work and fail at the end, when writing (exit 6); it is
+    refused (still exit 6: the machine's state, not the option's spelling) before any work starts.
+    """
+    from ..errors import OperatingSystemError
+
+    plain_path(text)
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise OperatingSystemError(f"{text} exists and is not a folder: give an output folder (new, or one "
+                                   "written before), not a file")
     return text
 
 

@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import EXIT_OK, IizriskError, ValidationError
-from ._args import int_at_least, iso_date, plain_path, refuse_overwriting_inputs
+from ._args import int_at_least, iso_date, output_folder, refuse_overwriting_inputs
 from .features import add_key_argument, read_inputs
 from .score import add_unsigned_argument
 
@@ -87,7 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
     p.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD",
                    help="as-of date T of the audited period (its horizon must be observed)")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="output folder")
     p.add_argument("--capacity", type=_capacity, metavar="K",
                    help="people flagged: the K highest risks, or a share such as 0.05 (default: with --config "
                         "the places the deployment's lists can hold at the as-of date, else the capacity recorded at "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import iso_date, plain_path
+from ._args import iso_date, output_folder
 
 HELP = "look up one case by the institution's case number: timeline, flags, reasons, risk history, reviews"
 DESCRIPTION = (
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--institution", required=True, metavar="CODE", help="the institution asking (e.g. ALV)")
     p.add_argument("--case-id", required=True, metavar="ID", help="its case number")
     p.add_argument("--as-of", metavar="YYYY-MM-DD", type=iso_date, help="default: the last run")
-    p.add_argument("--out", type=plain_path, metavar="DIR", help="write the tables (CSV, Parquet) and timeline.png here")
+    p.add_argument("--out", type=output_folder, metavar="DIR", help="write the tables (CSV, Parquet) and timeline.png here")
 
 
 def run(args: argparse.Namespace) -> int:

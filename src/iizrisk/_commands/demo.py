@@ -7,7 +7,7 @@ import argparse
 from ..config import MAX_COUNT
 from ..demo import MAX_YEARS, MIN_PERSONS, MIN_YEARS
 from ..errors import EXIT_OK
-from ._args import int_between, iso_date, plain_path
+from ._args import int_between, iso_date, output_folder
 
 HELP = "generate a synthetic canton, train a model and run the nightly job (the README's main job)"
 DESCRIPTION = (
@@ -18,7 +18,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR",
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR",
                    help="folder for data, model and runs: new, empty, or an earlier demo's (replaced)")
     p.add_argument("--persons", type=int_between(MIN_PERSONS, MAX_COUNT), default=50_000, metavar="N",
                    help=f"people registered in the period, {MIN_PERSONS:,} to {MAX_COUNT:,} (default %(default)s)")

@@ -6,7 +6,7 @@ import argparse
 
 from .._texts import LANGUAGES
 from ..errors import EXIT_OK
-from ._args import plain_path
+from ._args import output_folder
 
 HELP = "write a data-protection impact assessment draft (nDSG Art. 22) of the deployment"
 DESCRIPTION = (
@@ -21,7 +21,7 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG", help="deployment configuration (.toml)")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="folder to write the draft into")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="folder to write the draft into")
     p.add_argument("--language", choices=LANGUAGES, help="default: [worklist] language")
 
 

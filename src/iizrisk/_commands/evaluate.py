@@ -48,7 +48,7 @@ from ._args import (
     float_at_least,
     int_at_least,
     iso_date,
-    plain_path,
+    output_folder,
     refuse_overwriting_inputs,
     require_interventions_of_type,
 )
@@ -83,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "new_spells_next_24m)")
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=12, metavar="N",
                    help="horizon of revolving_door, disintegration and other registered outcomes (12)")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="output folder")
     p.add_argument("--method", choices=["matching", "ipw", "stratification", "regression", "naive"],
                    default="matching", help="adjustment (default: risk-set matching on the propensity score)")
     p.add_argument("--intervention-type", default="joint_assessment", metavar="TYPE",

@@ -9,7 +9,7 @@ from ._args import (
     MAX_DAYS,
     int_at_least,
     int_between,
-    plain_path,
+    output_folder,
     read_spells_input,
     refuse_overwriting_inputs,
 )
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spells", required=True, metavar="PATH",
                    help="canonical spells: a Parquet file or a folder of Parquet files")
     p.add_argument("--year", type=int_between(1900, 2199), required=True, metavar="YYYY", help="calendar year")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="output folder")
     p.add_argument("--min-cell-size", type=int, default=5, metavar="K",
                    help="suppress cells with fewer than K people (default 5; at least 1: unsuppressed "
                         "tables must not leave the system)")

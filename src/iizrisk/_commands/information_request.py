@@ -6,7 +6,7 @@ import argparse
 
 from .._texts import LANGUAGES
 from ..errors import EXIT_OK
-from ._args import iso_date, plain_path
+from ._args import iso_date, output_folder
 
 HELP = "answer a person's request for information (nDSG Art. 25): one HTML document of everything held"
 DESCRIPTION = (
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--person", required=True, metavar="PSEUDONYM", help="the person's pseudonym")
     p.add_argument("--institution", required=True, metavar="CODE",
                    help="the institution the answering office acts for (e.g. ALV)")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="folder to write information.html into")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="folder to write information.html into")
     p.add_argument("--language", choices=LANGUAGES, help="the person's language (default: the institution's "
                    "list language)")
     p.add_argument("--as-of", metavar="YYYY-MM-DD", type=iso_date, help="date of the flags (default: the last run)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import check_period, iso_date, plain_path
+from ._args import check_period, iso_date, output_folder, plain_path
 
 HELP = "show how the model's inputs, scores and lists changed over the nights (tables, plots, HTML)"
 DESCRIPTION = (
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG", type=plain_path, help="the deployment's TOML settings")
     p.add_argument("--from", dest="since", type=iso_date, metavar="YYYY-MM-DD", help="first night")
     p.add_argument("--to", dest="until", type=iso_date, metavar="YYYY-MM-DD", help="last night")
-    p.add_argument("--out", type=plain_path, metavar="DIR", help="output folder (default HISTORY/../monitoring)")
+    p.add_argument("--out", type=output_folder, metavar="DIR", help="output folder (default HISTORY/../monitoring)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import check_period, iso_date, plain_path
+from ._args import check_period, iso_date, output_folder
 
 HELP = "oversight: per institution and month, people listed and reviewed, days to review, decisions, overrides"
 DESCRIPTION = (
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG", help="deployment configuration (.toml)")
     p.add_argument("--from", dest="start", metavar="YYYY-MM-DD", type=iso_date, help="first month (its day)")
     p.add_argument("--to", dest="end", metavar="YYYY-MM-DD", type=iso_date, help="last month (its day)")
-    p.add_argument("--out", type=plain_path, metavar="DIR", help="write oversight.csv, oversight.parquet and oversight.png here")
+    p.add_argument("--out", type=output_folder, metavar="DIR", help="write oversight.csv, oversight.parquet and oversight.png here")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -51,7 +51,7 @@ from ._args import (
     float_at_least,
     int_at_least,
     output_file,
-    plain_path,
+    output_folder,
     refuse_overwriting_inputs,
     require_interventions_of_type,
 )
@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(instead of --spells and --interventions)")
     p.add_argument("--spells", metavar="PATH", help="canonical spells: a Parquet file or folder")
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="output folder")
     p.add_argument("--outcome", default=None, choices=["revolving_door", "disintegration"],
                    help="outcome to prevent (revolving_door; with --config its [model] outcome)")
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=None, metavar="N",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .._time import _shown
-from ._args import int_at_least, iso_date, plain_path, refuse_overwriting_inputs
+from ._args import int_at_least, iso_date, output_folder, refuse_overwriting_inputs
 from .features import add_key_argument, read_inputs
 
 HELP = "score everyone with a spell open on the as-of date; write DIR/scores.parquet"
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spells", required=True, metavar="PATH", help="canonical spells: a Parquet file or folder")
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
     p.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD", help="as-of date")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="output folder")
     p.add_argument("--language", choices=["de", "fr", "it", "en"], default="de", help="reason texts (de)")
     p.add_argument("--explain-top", type=int_at_least(0), default=500, metavar="N",
                    help="explain the N highest risks (500); 0: no reasons")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import MAX_MONTHS, finite_float, int_at_least, plain_path
+from ._args import MAX_MONTHS, finite_float, int_at_least, output_folder, plain_path
 
 HELP = "evaluate model specifications over rolling time splits and choose one by a stated rule"
 DESCRIPTION = (
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "they come from those spells")
     p.add_argument("--outcome", choices=outcome_names(), default="revolving_door", help="with --spells")
     p.add_argument("--horizon-months", type=int_at_least(1, MAX_MONTHS), default=12, metavar="N")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="output folder")
     p.add_argument("--every-months", type=int_at_least(1, 120), default=3, metavar="M", help="split spacing (3)")
     p.add_argument("--years", type=int_at_least(1, 50), default=2, metavar="Y", help="years of splits (2)")
     p.add_argument("--test-months", type=int_at_least(1, 120), default=3, metavar="N",

@@ -14,6 +14,7 @@ from ._args import (
     int_at_least,
     int_between,
     iso_date,
+    output_folder,
     plain_path,
     refuse_overwriting_inputs,
 )
@@ -116,7 +117,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="last", type=iso_date, metavar="YYYY-MM-DD", help="last month end (at most the data's last observed day)")
     p.add_argument("--buckets", type=int_between(1, 4096), default=16, metavar="N",
                    help="person buckets per month end (16); memory is about one bucket's features")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR", help="the dataset folder")
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="the dataset folder")
     p.add_argument("--jobs", type=int_between(1, 256), default=1, metavar="N",
                    help="buckets built at once in processes on this machine (1); 2 on 2 cores about halves "
                         "the time, each extra job holds one more bucket in memory; not with --dask")

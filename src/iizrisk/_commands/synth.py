@@ -7,7 +7,7 @@ import argparse
 from .._time import _shown
 from ..config import MAX_COUNT
 from ..errors import EXIT_OK
-from ._args import finite_float, int_at_least, iso_date, plain_path
+from ._args import finite_float, int_at_least, iso_date, output_folder
 
 HELP = "generate a synthetic Swiss population: canonical spells, interventions and the truth"
 DESCRIPTION = (
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD",
                    help="last day of the period (the export date)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    p.add_argument("--out", required=True, type=plain_path, metavar="DIR",
+    p.add_argument("--out", required=True, type=output_folder, metavar="DIR",
                    help="output folder: new, empty, or an earlier synth output's (its files replaced)")
     p.add_argument("--exports", action="store_true",
                    help="also write institution-style raw exports and iizrisk.toml")

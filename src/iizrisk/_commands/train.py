@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import int_at_least, plain_path
+from ._args import MAX_MONTHS, int_at_least, int_between, plain_path
 from .features import add_key_argument, read_inputs
 
 #: ``--max-persons`` by default: about 5 GiB of features; benchmarks/train_scale.py shows the held-out AUC
@@ -35,12 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="a snapshot dataset written by `iizrisk snapshots` (features are not built again)")
     p.add_argument("--interventions", metavar="PATH", help="interventions (CSV or Parquet)")
     p.add_argument("--outcome", required=True, choices=outcome_names(), help="what the model predicts")
-    p.add_argument("--horizon-months", type=int, default=12, metavar="N", help="horizon in months (12)")
+    p.add_argument("--horizon-months", type=int_between(1, MAX_MONTHS), default=12, metavar="N", help="horizon in months (12)")
     p.add_argument("--model", choices=["boosting", "logistic"], default="boosting",
                    help="gradient boosting (default) or the transparent logistic regression")
     p.add_argument("--out", required=True, type=plain_path, metavar="MODEL_DIR", help="model directory to write: new, empty, or an earlier model's (replaced)")
-    p.add_argument("--validation-months", type=int, default=6, metavar="N", help="held-out months (6)")
-    p.add_argument("--calibration-months", type=int, default=6, metavar="N", help="calibration months (6)")
+    p.add_argument("--validation-months", type=int_between(1, MAX_MONTHS), default=6, metavar="N", help="held-out months (6)")
+    p.add_argument("--calibration-months", type=int_between(1, MAX_MONTHS), default=6, metavar="N", help="calibration months (6)")
     p.add_argument("--capacity", type=int_at_least(1), default=50, metavar="K",
                    help="people reviewed per as-of date, for precision/recall at k (50)")
     p.add_argument("--max-train-rows", type=int_at_least(1), metavar="N", help="subsample the training snapshots")
