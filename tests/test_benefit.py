@@ -14,6 +14,7 @@ from iizrisk.benefit import (
     _selection_weights,
     evaluate_policies,
 )
+from iizrisk.errors import ValidationError
 from iizrisk.evaluation import LogisticPropensity
 
 
@@ -235,9 +236,9 @@ def test_input_errors():
     table, _, _ = _table(n=200)
     with pytest.raises(ValueError, match="learner"):
         BenefitModel(learner="x").fit(table)
-    with pytest.raises(Exception, match="missing"):
+    with pytest.raises(ValidationError, match="missing"):
         BenefitModel(outcome="nope").fit(table)
-    with pytest.raises(Exception, match="at least 20 assessed"):
+    with pytest.raises(ValidationError, match="at least 20 assessed"):
         BenefitModel(covariates=COV, population="all").fit(table.assign(treated=np.arange(200) < 5))
 
 

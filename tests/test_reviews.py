@@ -23,7 +23,7 @@ import test_batch
 from iizrisk.batch import run_nightly
 from iizrisk.cli import main
 from iizrisk.config import Settings
-from iizrisk.errors import ValidationError
+from iizrisk.errors import ConfigError, ValidationError
 from iizrisk.history import HistoryStore
 from iizrisk.reviews import (
     all_interventions,
@@ -455,7 +455,7 @@ def test_the_decision_list_is_configurable(tmp_path, random_spells, trained):
                tmp_path / "bad.xlsx")
     with pytest.raises(ValidationError, match="problem"):
         import_reviews(cfg, [bad])
-    with pytest.raises(Exception, match="not in \\[reviews\\] decisions"):
+    with pytest.raises(ConfigError, match="not in \\[reviews\\] decisions"):
         Settings.from_dict({"reviews": {"decisions": ["a"], "keep_off_days": {"b": 3}}})
 
 

@@ -481,11 +481,22 @@ def test_every_split_can_hold_the_models_calibration_slice():
     temporal split (an internal error): such older splits are left out like those without training dates."""
     from iizrisk.model._split import temporal_split
 
-    splits = rolling_splits(MONTH_ENDS, every_months=1, years=7, test_months=1, gap_months=12, horizon_months=12,
-                            observed_until="2023-12-31", train_months=24, calibration_months=6)
-    for _, s in splits.iterrows():
-        days = _time.to_days(pd.Series(pd.DatetimeIndex(s["train_dates"])))
-        temporal_split(days, holdout_months=6, gap_months=12)  # raises ValueError when it cannot
+    kw = dict(every_months=1, years=7, test_months=1, gap_months=12, horizon_months=12, observed_until="2023-12-31",
+              train_months=24)
+    every = rolling_splits(MONTH_ENDS, calibration_months=0, **kw)  # no calibration slice: nothing left out for it
+    splits = rolling_splits(MONTH_ENDS, calibration_months=6, **kw)
+
+    def fits(train_dates) -> bool:
+        try:
+            temporal_split(_time.to_days(pd.Series(pd.DatetimeIndex(train_dates))), holdout_months=6, gap_months=12)
+        except ValueError:
+            return False
+        return True
+
+    kept = set(splits["origin"])
+    assert 0 < len(splits) < len(every)  # some older splits are left out, the rest kept
+    for _, s in every.iterrows():  # exactly those whose training dates cannot hold the calibration slice
+        assert (s["origin"] in kept) == fits(s["train_dates"]), s["origin"]
 
 
 def test_check_years_names_the_period_the_snapshots_cover():
