@@ -126,6 +126,35 @@ def test_scores_ignore_rows_after_as_of(tmp_path, random_spells, trained):
     pd.testing.assert_frame_equal(a.drop(columns="new_registration"), b.drop(columns="new_registration"))
 
 
+def test_assessments_dated_after_the_as_of_date_change_nothing(tmp_path, random_spells, trained):
+    """An assessment entered for tomorrow (T+1) must not take anybody off tonight's list, nor change a score;
+    one held on T does."""
+    base = run_nightly(deployment(tmp_path / "none", random_spells, trained), as_of=AS_OF, progress=False)
+    top = base.worklists["ALV"]["person_id"].iloc[:3].tolist()
+    t = pd.Timestamp(AS_OF)
+
+    def night(name: str, days: list[int]):
+        cfg = deployment(tmp_path / name, random_spells, trained)
+        pd.DataFrame({"person_id": top, "date": [(t + pd.Timedelta(days=d)).date().isoformat() for d in days],
+                      "type": "joint_assessment", "institutions": "ALV+SH"}).to_csv(tmp_path / name / "iv.csv",
+                                                                                   index=False)
+        s = Settings.load(cfg)
+        s.deployment.interventions = "iv.csv"
+        s.save(cfg)
+        return run_nightly(cfg, as_of=AS_OF, progress=False)
+
+    later = night("later", [1, 2, 400])
+    assert list(later.worklists) == list(base.worklists)
+    for inst in base.worklists:
+        pd.testing.assert_frame_equal(later.worklists[inst], base.worklists[inst])
+    assert later.manifest["worklists"]["ALV"]["left_off_recent_assessment"] == 0
+    a = pd.read_parquet(tmp_path / "none" / "runs" / AS_OF / "scores.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "later" / "runs" / AS_OF / "scores.parquet"), a)
+    on_t = night("on_t", [0, 0, 0])
+    assert not set(top) & set(on_t.worklists["ALV"]["person_id"])
+    assert on_t.manifest["worklists"]["ALV"]["left_off_recent_assessment"] == 3
+
+
 def test_second_day_marks_new_and_skips_assessed(tmp_path, random_spells, trained):
     cfg = deployment(tmp_path, random_spells, trained)
     r1 = run_nightly(cfg, as_of="2023-06-29", progress=False)
