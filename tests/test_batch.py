@@ -463,6 +463,26 @@ def test_validate_gives_the_runs_verdict(tmp_path, random_spells, trained, capsy
     assert main(["validate", str(cfg), "--as-of", AS_OF]) == main(["run", str(cfg), "--as-of", AS_OF]) == 3
 
 
+def test_validate_report_never_replaces_the_deployments_files(tmp_path, random_spells, trained, capsys):
+    """--report was written over whatever was there: the settings (exit 0), an export, the model's manifest."""
+    cfg = deployment(tmp_path, random_spells, trained)
+    export = tmp_path / "exports" / "spells.parquet"
+    manifest = trained / "manifest.json"
+    before = {p: p.read_bytes() for p in (cfg, export, manifest)}
+    for target, words in ((cfg, "ending in .csv or .xlsx"), (export, "ending in .csv or .xlsx"),
+                          (trained / "report.csv", "lies in the [model] dir folder"),
+                          (tmp_path / "runs" / "report.csv", "lies in the [output] dir folder")):
+        try:
+            code = main(["validate", str(cfg), "--as-of", AS_OF, "--report", str(target)])
+        except SystemExit as exc:  # refused by the parser
+            code = exc.code
+        assert code == 2, target
+        assert words in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (trained / "report.csv").exists() and not (tmp_path / "runs").exists()
+    assert main(["validate", str(cfg), "--as-of", AS_OF, "--report", str(tmp_path / "report.csv")]) == 0
+
+
 def test_a_crash_between_publishing_and_history_is_repaired(tmp_path, random_spells, trained, monkeypatch):
     cfg = deployment(tmp_path, random_spells, trained)
     real = HistoryStore.write

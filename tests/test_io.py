@@ -338,6 +338,14 @@ def test_validate_cli_exit_codes(tmp_path, capsys):
     write(tmp_path, head + "7561234567897;ALV;A;01.01.2024;\n", name="spells.csv")
     assert main(["validate", str(tmp_path / "spells.csv")]) == 1
     assert "AHV" in capsys.readouterr().err
+    write(tmp_path, head, name="spells.csv")  # a header without rows: "Validation: OK" with exit 0 before
+    assert main(["validate", str(tmp_path / "spells.csv")]) == 1
+    assert "holds no rows" in capsys.readouterr().out
+    # the report never replaces the file it checks
+    write(tmp_path, head + body, name="spells.csv")
+    before = (tmp_path / "spells.csv").read_bytes()
+    assert main(["validate", str(tmp_path / "spells.csv"), "--report", str(tmp_path / "spells.csv")]) == 2
+    assert (tmp_path / "spells.csv").read_bytes() == before and "overwrite the input" in capsys.readouterr().err
     assert main(["validate", str(tmp_path / "nothing.toml")]) == 2
 
 

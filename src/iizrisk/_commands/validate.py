@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_INVALID_INPUT, EXIT_OK
-from ._args import iso_date
+from ._args import iso_date, output_file, refuse_overwriting_inputs
 
 HELP = "would tonight's run publish? same checks and exit code as `run` (or validate one data file)"
 DESCRIPTION = (
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as-of", metavar="YYYY-MM-DD", type=iso_date,
                    help="as-of date of the run to check (default: yesterday, as `run`)")
     p.add_argument("--institution", help="institution code for a single file without an institution column")
-    p.add_argument("--report", metavar="FILE",
+    p.add_argument("--report", metavar="FILE", type=output_file(".csv", ".xlsx"),
                    help="also write the input problems to FILE: a CSV (';', UTF-8 with BOM; headers in the "
                         "configuration's [worklist] language) or, for a FILE ending in .xlsx, an Excel sheet")
 
@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         from ..config import Settings
 
         settings = Settings.load(path)
+        if args.report:
+            _refuse_report_over_the_deployment(args.report, path, settings)
         if args.report:  # the input report as the run's policy sees it, written before any verdict
             _write_report(ingest(settings, errors="quarantine").report, args.report, settings.worklist.language)
         try:
@@ -61,12 +63,44 @@ def run(args: argparse.Namespace) -> int:
         print(f"verdict: tonight's run would publish ({m['persons_scored']:,} persons scored; "
               f"worklists: {sizes or 'none'})")
         return EXIT_OK
+    if args.report:
+        refuse_overwriting_inputs({"CONFIG": args.config}, files={"--report": args.report})
     ingestion = ingest(args.config, errors="quarantine", institution=args.institution)
     report = ingestion.report
     if args.report:
         _write_report(report, args.report)
     print(report.to_text(), file=sys.stdout)
+    if report.ok and not sum(report.rows_read.values()):  # a header without rows is no export
+        print(f"verdict: {args.config} holds no rows: an export with its columns but no rows is invalid input "
+              "(was it written before the data arrived?)", file=sys.stdout)
+        return EXIT_INVALID_INPUT
     return EXIT_OK if report.ok else EXIT_INVALID_INPUT
+
+
+def _refuse_report_over_the_deployment(report: Path, config: Path, settings) -> None:
+    """Refuse (exit 2) a ``--report`` that would replace one of the deployment's files or land in its folders.
+
+    The report is written atomically over whatever is at its path: the settings file, an export, the
+    model's manifest or a published worklist were replaced (and the command still exited 0).
+    """
+    from ..errors import ConfigError
+
+    inputs: dict[str, object] = {"CONFIG": config}
+    for src in settings.sources:
+        inputs[f"[[sources]] {src.name!r} path"] = settings.resolve(src.path)
+    for key, value in (("[deployment] interventions", settings.deployment.interventions),
+                       ("[deployment] corrections", settings.deployment.corrections),
+                       ("[model] signing_key_file", settings.model.signing_key_file)):
+        if value:
+            inputs[key] = settings.resolve(value)
+    refuse_overwriting_inputs(inputs, files={"--report": report})
+    target = Path(report).resolve()
+    for key, folder in (("[model] dir", settings.model.dir), ("[output] dir", settings.output.dir),
+                        ("[output] history_dir", settings.output.history_dir)):
+        root = settings.resolve(folder).resolve()
+        if target == root or root in target.parents:
+            raise ConfigError(f"--report {report} lies in the {key} folder {root}: the report would change "
+                              "what the runs wrote or read; give --report a file outside it")
 
 
 def _write_report(report, target: str, language: str | None = None) -> None:
