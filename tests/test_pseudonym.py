@@ -441,6 +441,40 @@ def test_a_key_file_open_to_others_is_refused(key_file, capsys, tmp_path, mode, 
     assert "chmod 600" in capsys.readouterr().err and not (tmp_path / "out.csv").exists()
 
 
+def test_a_key_file_others_may_replace_or_that_never_ends_is_refused(tmp_path):
+    """Only the mode bits were checked: a key owned by another account, or in a folder anyone may change, was
+    trusted (and a model signed with it unpickled); a named pipe blocked the nightly run forever."""
+    from iizrisk.errors import KeyFileError
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "k.key").write_bytes(KEY)
+    (shared / "k.key").chmod(0o600)
+    for mode, refused in ((0o700, None), (0o750, None), (0o770, "has mode 0770: others can change it"),
+                          (0o777, "has mode 0777"), (0o1777, None)):  # sticky, as /tmp: nobody replaces it
+        shared.chmod(mode)
+        if refused is None:
+            assert load_key(shared / "k.key") == KEY
+            continue
+        with pytest.raises(KeyFileError, match=f"lies in the folder {shared}, which {refused}.*chmod 700"):
+            load_key(shared / "k.key")
+        safe = tmp_path / "safe"
+        safe.mkdir(mode=0o700, exist_ok=True)
+        link = safe / "k.key"
+        link.unlink(missing_ok=True)
+        link.symlink_to(shared / "k.key")  # a link from a safe folder does not make the real one safe
+        with pytest.raises(KeyFileError, match=f"lies in the folder {shared}"):
+            load_key(link)
+    shared.chmod(0o700)
+    os.mkfifo(tmp_path / "pipe.key", 0o600)
+    with pytest.raises(KeyFileError, match="is not a regular file"):
+        load_key(tmp_path / "pipe.key")
+    if os.geteuid() == 0:  # only root can give a file to another account
+        os.chown(shared / "k.key", 65534, -1)
+        with pytest.raises(KeyFileError, match="belongs to another account \\(uid 65534\\)"):
+            load_key(shared / "k.key")
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "cp500"])
 def test_cli_a_header_read_in_the_wrong_encoding_is_not_shown(tmp_path, capsys, key_file, encoding):
     n = make_ahv("123456789", dotted=True)

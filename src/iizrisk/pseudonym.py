@@ -502,14 +502,26 @@ def read_secret_file(path: str | Path, what: str, harm: str) -> bytes:
     ("sign a model the nightly run would load"). :class:`FileNotFoundError` and other :class:`OSError`
     are left to the caller, whose message says how to create the key.
 
+    The file must be a regular file (a named pipe would block the nightly run forever while it holds
+    the run lock) owned by the account reading it or by root, in folders (the named one and, through a
+    link, the real one) that only that account or root may change: whoever may replace the file may
+    sign a model, and a signed model of the old format is unpickled (code).
+
     Raises
     ------
     KeyFileError
-        Everyone may read the file, or others than its owner may write it (exit 2), naming the ``chmod``.
+        Everyone may read the file, others than its owner may write it, it is owned by another account,
+        it lies in a folder others may change, or it is not a regular file (exit 2), naming the fix.
     """
-    with open(path, "rb") as fh:
-        mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens without waiting for a writer
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyFileError(f"{what} {path} is not a regular file (a named pipe, device or socket); give the "
+                               "path of the file that holds the key")
+        mode = stat.S_IMODE(st.st_mode)
         data = fh.read().strip()
+    _refuse_foreign_key_file(Path(path), st, what, harm)
     if mode & SECRET_MODE_REFUSED:
         raise KeyFileError(
             f"{what} {path} has mode {mode:04o}: "
@@ -518,6 +530,31 @@ def read_secret_file(path: str | Path, what: str, harm: str) -> bytes:
             + f"; make it readable only by the service account (`chmod 600 {path}`, or 640 for the deployment's "
             "group) and create a new key if it may have been read")
     return data
+
+
+def _trusted_owner(uid: int) -> bool:
+    """Whether ``uid`` is the account running iizrisk or root (who may change anything anyway)."""
+    return not hasattr(os, "geteuid") or uid in (os.geteuid(), 0)
+
+
+def _refuse_foreign_key_file(path: Path, st: os.stat_result, what: str, harm: str) -> None:
+    """Refuse a key file another account owns or may replace through its folder (see :func:`read_secret_file`)."""
+    if not _trusted_owner(st.st_uid):
+        raise KeyFileError(f"{what} {path} belongs to another account (uid {st.st_uid}), which could replace it "
+                           f"and {harm}; give the file to the service account (`chown` it) or create a new key")
+    folders = dict.fromkeys([path.absolute().parent, path.resolve().parent])  # the named folder and the real one
+    for folder in folders:
+        try:
+            fst = os.stat(folder)
+        except OSError:
+            continue  # the file was read through it: a folder that cannot be inspected is left alone
+        sticky = bool(fst.st_mode & stat.S_ISVTX)  # like /tmp: nobody may replace another's file
+        if not _trusted_owner(fst.st_uid) or (stat.S_IMODE(fst.st_mode) & 0o022 and not sticky):
+            who = (f"belongs to another account (uid {fst.st_uid})" if not _trusted_owner(fst.st_uid)
+                   else f"has mode {stat.S_IMODE(fst.st_mode):04o}: others can change it")
+            raise KeyFileError(f"{what} {path} lies in the folder {folder}, which {who}: they could replace the "
+                               f"key and {harm}; keep key files in a folder only the service account may change "
+                               f"(`chmod 700 {folder}`)")
 
 
 def load_key(key_file: str | Path | None = None, *, env: str | None = DEFAULT_KEY_ENV) -> bytes:
