@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -447,6 +448,34 @@ def test_a_failed_gate_publishes_nothing_unless_forced(tmp_path, random_spells, 
     assert manifest["health"]["gates"] == "forced"
     assert manifest["health"]["forced"]["reason"] == "test canton, few people"
     assert manifest["health"]["forced"]["failed_gates"][0]["gate"] == "min_persons_scored"
+
+
+def test_ahv_numbers_never_reach_the_manifest_or_the_run_log(tmp_path, random_spells, trained, capsys,
+                                                            monkeypatch):
+    """--reason was copied into the manifest, a log line into run.log with a plain formatter (the console
+    withheld it), the settings file's name into the manifest."""
+    import iizrisk.batch as batch
+
+    cfg = deployment(tmp_path, random_spells, trained, health={"min_persons_scored": 10**9})
+    for reason in ("Person 756.1234.5678.97 geprueft", "AHV 756-1234-5678-97 ok"):
+        assert main(["run", str(cfg), "--as-of", AS_OF, "--force", "--reason", reason]) == 2
+        err = capsys.readouterr().err
+        assert "--reason hold(s) a number shaped like an AHV number" in err and "5678" not in err, err
+    named = tmp_path / "7561234567897.toml"
+    named.write_bytes(cfg.read_bytes())
+    assert main(["run", str(named), "--as-of", AS_OF, "--force", "--reason", "test"]) == 2
+    assert "the settings file's path hold(s)" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / AS_OF).exists()
+    compute = batch._Night.compute
+
+    def logging_compute(*args, **kwargs):
+        logging.getLogger("iizrisk").warning("reading /exports/756.1234.5678.97.csv")
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(batch._Night, "compute", logging_compute)
+    assert main(["run", str(cfg), "--as-of", AS_OF, "--force", "--reason", "a small test canton"]) == 0
+    log = (tmp_path / "runs" / AS_OF / "run.log").read_text()
+    assert "reading /exports/" in log and "5678" not in log, log
 
 
 def test_validate_gives_the_runs_verdict(tmp_path, random_spells, trained, capsys):

@@ -71,7 +71,7 @@ from ._arrays import group_max
 from ._memory import release_memory
 from ._progress import Steps
 from .config import Settings
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, WithholdingFormatter
 from .fairness_rule import FairnessRule
 from .health import GateFailure, HealthError, HealthReport, RunFacts, check_health
 from .history import HISTORY_SCORE_COLUMNS, HistoryStore
@@ -187,6 +187,18 @@ def _check_as_of(t: dt.date, *, force: bool) -> None:
 
 
 # ------------------------------------------------------------------ the run
+def _refuse_ahv_numbers_in_the_record(settings: Settings, reason: str | None) -> None:
+    """Refuse (exit 2) a ``--reason`` or a settings file name holding an AHV number: both go into the manifest."""
+    from .pseudonym import looks_like_ahv
+
+    named = {"--reason": reason or "", "the settings file's path": str(settings.config_path or "")}
+    hits = looks_like_ahv(list(named.values()))
+    found = [what for what, hit in zip(named, hits, strict=True) if hit]
+    if found:
+        raise ConfigError(f"{' and '.join(found)} hold(s) a number shaped like an AHV number (withheld here): the "
+                          "manifest records it; write the reason without it (a path: rename the file)")
+
+
 def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool | None = None,
                 model=None, force: bool = False, reason: str | None = None) -> RunResult:
     """Run the nightly job once and publish its run folder.
@@ -220,6 +232,7 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
     settings = _resolved(settings)
     if force and not (reason and reason.strip()):
         raise ConfigError("--force needs --reason \"...\": the manifest records why the gates were overridden")
+    _refuse_ahv_numbers_in_the_record(settings, reason)
     t = _resolve_as_of(as_of)
     _check_as_of(t, force=force)
     root = settings.resolve(settings.output.dir)
@@ -233,7 +246,7 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
             _restore_history(root, history, settings, t, perms)
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{t.isoformat()}-", dir=root))
             handler = logging.FileHandler(tmp / "run.log", encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            handler.setFormatter(WithholdingFormatter("%(asctime)s %(levelname)s %(message)s"))
             logger.addHandler(handler)
             prog = _Progress(progress)
             try:

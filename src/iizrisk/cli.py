@@ -53,6 +53,7 @@ from .errors import (
     ConfigError,
     IizriskError,
     OperatingSystemError,
+    WithholdingFormatter,
     withhold_long_numbers,
 )
 
@@ -127,19 +128,11 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-class _WithholdingFormatter(logging.Formatter):
-    """Every log line (and traceback) with its long numbers withheld: a path or a value in a message
-    may hold an AHV number (a file named after a person)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return withhold_long_numbers(super().format(record))
-
-
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(_WithholdingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(WithholdingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
     logger.setLevel(level)
 

@@ -35,6 +35,7 @@ operating-system, schema and internal errors are not ``ValueError``.
 
 from __future__ import annotations
 
+import logging
 import re
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "IizriskError",
     "ConfigError",
     "withhold_long_numbers",
+    "WithholdingFormatter",
     "SchemaError",
     "ValidationError",
     "RawIdentifierError",
@@ -162,3 +164,11 @@ def withhold_long_numbers(text: str) -> str:
     '<withheld>, <withheld>, <withheld>; rows 1, 2, 3'
     """
     return _LONG_NUMBER.sub("<withheld>", _AHV_SPELLED.sub("<withheld>", text))
+
+
+class WithholdingFormatter(logging.Formatter):
+    """Every log line (and traceback) with its long numbers withheld: a path or a value in a message
+    may hold an AHV number (a file named after a person). Used for the console and each run's ``run.log``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return withhold_long_numbers(super().format(record))
