@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from iizrisk.errors import ValidationError
 from iizrisk.evaluation import (
@@ -313,6 +314,36 @@ def test_logistic_propensity_matches_scikit_learn():
     assert np.all(np.isfinite(sep.coef_))
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(12, 60), p=st.integers(1, 4), C=st.sampled_from([0.1, 1.0, 10.0]),
+       seed=st.integers(0, 2**31 - 1))
+def test_logistic_propensity_weights_equal_repeated_rows_and_scikit_learn(n, p, C, seed):
+    """Integer sample weights are repeated rows (0 drops a row); any weights give scikit-learn's
+    StandardScaler + LogisticRegression(C) fitted with the same weights (the scaler weighted too)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)) * rng.uniform(0.1, 10, p) + rng.normal(0, 3, p)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X[:, 0] - X[:, 0].mean())))).astype(int)
+    y[:2], y[2:4] = 1, 0  # both classes among the rows that keep a weight
+    k = rng.integers(0, 4, n)
+    k[:4] = rng.integers(1, 4, 4)
+    weighted = LogisticPropensity(C=C).fit(X, y, sample_weight=k.astype(float))
+    repeated = LogisticPropensity(C=C).fit(np.repeat(X, k, axis=0), np.repeat(y, k))
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(weighted.intercept_, repeated.intercept_, rtol=1e-7, atol=1e-9)
+    w = rng.uniform(0.2, 3.0, n)
+    ours = LogisticPropensity(C=C).fit(X, y, sample_weight=w).predict_proba(X)[:, 1]
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=C, tol=1e-12, max_iter=10_000))
+    ref.fit(X, y, standardscaler__sample_weight=w, logisticregression__sample_weight=w)
+    np.testing.assert_allclose(ours, ref.predict_proba(X)[:, 1], atol=1e-6)
+    # the weights matter: unweighted differs (a test that could not fail would pass here too)
+    plain = LogisticPropensity(C=C).fit(X, y).predict_proba(X)[:, 1]
+    assert np.abs(plain - ours).max() > 1e-6
+
+
 def test_logistic_propensity_summed_over_blocks_equals_one_block(monkeypatch):
     from iizrisk.evaluation import _propensity
 
@@ -550,3 +581,97 @@ def test_binary_cells_of_columns_equal_one_column_at_a_time(data, n, p, n_groups
     finally:
         _outputs._CELL_BLOCK = 1 << 16
     assert got == [binary_cells(X[:, j], groups) for j in range(p)]
+
+
+# ------------------------------------------------------------------- IPW vs a slow per-unit reference
+class _GivenPropensity(ClassifierMixin, BaseEstimator):
+    """A propensity "model" that returns the first covariate as the score: the scores are the test's."""
+
+    def fit(self, X, y):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        e = np.asarray(X, dtype=np.float64)[:, 0]
+        return np.column_stack([1 - e, e])
+
+
+def ref_ipw(t, y, e, a, estimand, normalize):
+    """The documented IPW estimates, one unit at a time over the units with a <= e <= 1 - a.
+
+    Weights: ATT 1 (treated) and e / (1 - e) (controls); ATE 1 / e and 1 / (1 - e). Hájek: the
+    difference of the weighted means of the groups. Horvitz-Thompson: the difference of the weighted
+    sums over the units kept (ATE) or the treated kept (ATT).
+    """
+    s1 = s0 = w1 = w0 = 0.0
+    n_kept = n_kept_treated = 0
+    for i in range(len(t)):
+        if not (a <= e[i] <= 1 - a):
+            continue
+        n_kept += 1
+        if t[i]:
+            n_kept_treated += 1
+            w = 1.0 if estimand == "ATT" else 1.0 / e[i]
+            s1 += w * y[i]
+            w1 += w
+        else:
+            w = e[i] / (1 - e[i]) if estimand == "ATT" else 1.0 / (1 - e[i])
+            s0 += w * y[i]
+            w0 += w
+    if normalize:
+        return s1 / w1 - s0 / w0 if w1 > 0 and w0 > 0 else math.nan
+    n = n_kept if estimand == "ATE" else n_kept_treated
+    return (s1 - s0) / n if n else math.nan
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), a=st.sampled_from([None, 0.0, 0.05, 0.1]), estimand=st.sampled_from(["ATT", "ATE"]),
+       normalize=st.booleans(), stabilized=st.booleans())
+def test_ipw_equals_the_slow_reference(data, a, estimand, normalize, stabilized):
+    """Hájek and Horvitz-Thompson, ATT and ATE, with trimming: scores on the bounds are kept."""
+    b = 0.0 if a is None else a
+    bounds = [b, 1 - b] if b > 0 else []  # scores exactly on the trimming bounds
+    score = st.one_of(st.sampled_from([*bounds, 0.02, 0.05, 0.1, 0.5, 0.9, 0.95, 0.98]), st.floats(0.01, 0.99))
+    rest = data.draw(st.lists(st.tuples(st.booleans(), st.integers(-5, 5), score), max_size=16))
+    # at least 2 treated and 2 controls (the estimators refuse fewer)
+    rows = [(True, 1, 0.5), (True, 3, data.draw(score)), (False, 0, 0.5), (False, -2, data.draw(score)), *rest]
+    t = np.array([r[0] for r in rows])
+    y = np.array([float(r[1]) for r in rows])
+    e = np.array([r[2] for r in rows])
+    df = pd.DataFrame({"t": t.astype(int), "y": y, "e": e})
+    est = IPWEstimator(estimand=estimand, trim_propensity=a, normalize=normalize, stabilized=stabilized,
+                       n_bootstrap=0, propensity_model=_GivenPropensity())
+    want = ref_ipw(t, y, e, b, estimand, normalize)
+    if math.isnan(want):
+        with pytest.raises(ValidationError, match="no estimate possible"):
+            est.fit(df, "t", "y", ["e"])
+        return
+    est.fit(df, "t", "y", ["e"])
+    assert est.estimate_ == pytest.approx(want, rel=1e-9, abs=1e-9)
+    assert est.info_["n_trimmed"] == sum(not (b <= x <= 1 - b) for x in e)
+    np.testing.assert_array_equal(est.propensity_.to_numpy(), e)
+
+
+# ------------------------------------------------------------------- non-finite input
+ALL_ESTIMATORS = [DifferenceInMeans, RegressionAdjustment, IPWEstimator, PropensityScoreMatching,
+                  PropensityScoreStratification]
+
+
+@pytest.mark.parametrize("make", ALL_ESTIMATORS, ids=lambda k: k.__name__)
+@pytest.mark.parametrize("column", ["x1", "y"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_infinite_values_are_refused_naming_the_column_and_rows(make, column, value):
+    """An infinite covariate or outcome was let through: IPW then blamed overlap ("no comparable units"),
+    stratification and matching gave a number. Now a ValidationError names the column, rows and fix."""
+    df, _ = confounded_table(300, seed=4)
+    df.index = pd.RangeIndex(100, 400)
+    df.loc[[117, 250], column] = value
+    with pytest.raises(ValidationError) as exc:
+        make(n_bootstrap=0).fit(df, "t", "y", COVS)
+    msg = str(exc.value)
+    what = "outcome" if column == "y" else "covariate"
+    assert f"{what} column {column!r}: 2 infinite value(s) (index 117, 250)" in msg
+    assert "comparable" not in msg and "replace those values with finite ones or drop those rows" in msg
+    # the same table with finite values fits
+    df.loc[[117, 250], column] = 0.0
+    assert np.isfinite(make(n_bootstrap=0).fit(df, "t", "y", COVS).estimate_)

@@ -3,6 +3,8 @@ gap warnings, plots, the labelled period and ``iizrisk audit``."""
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import io
 import json
 import shutil
@@ -934,6 +936,66 @@ def test_disability_proxy_is_a_recent_iv_registration(spells):
                   & (spells["end_date"].isna() | (spells["end_date"] >= since))]
     want = np.where(tl.person_ids.isin(set(seen["person_id"])), "IV", "no_IV")
     assert (got.to_numpy() == want).all() and (want == "IV").any() and (want == "no_IV").any()
+
+
+def _months_before(day: datetime.date, months: int) -> datetime.date:
+    """The same day ``months`` calendar months earlier, clipped to the month's last day."""
+    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return datetime.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(),
+       as_of=st.one_of(st.sampled_from([datetime.date(2024, 2, 29), datetime.date(2024, 3, 31),
+                                        datetime.date(2023, 6, 30)]),
+                       st.dates(datetime.date(2016, 1, 1), datetime.date(2028, 12, 31))),
+       months=st.sampled_from([1, 12, 60]))
+def test_disability_proxy_equals_a_per_person_loop(data, as_of, months):
+    """IV is an IV spell visible at T (started on or before T) that is open or ended on or after the
+    look-back window's first day (T minus ``months`` months plus one day): a spell ending on that day is
+    "IV", one ending the day before is "no_IV", one starting after T is invisible."""
+    from iizrisk.fairness import disability_proxy
+    from iizrisk.spells import build_timeline
+
+    one = datetime.timedelta(days=1)
+    first = _months_before(as_of, months) + one  # the window's first day
+    day = st.one_of(st.sampled_from([first - one, first, first + one, as_of, as_of + one]),
+                    st.dates(first - datetime.timedelta(days=90), as_of + datetime.timedelta(days=30)))
+    rows = []
+    for p, inst, a, b, is_open in data.draw(st.lists(
+            st.tuples(st.sampled_from(["a", "b", "c", "d", "e"]), st.sampled_from(["IV", "IV", "ALV", "SH"]),
+                      day, day, st.booleans()), min_size=1, max_size=12)):
+        rows.append((p, inst, min(a, b), None if is_open else max(a, b)))
+    spells = pd.DataFrame(rows, columns=["person_id", "institution", "start_date", "end_date"])
+    spells["start_date"] = pd.to_datetime(spells["start_date"])
+    spells["end_date"] = pd.to_datetime(spells["end_date"])
+    tl = build_timeline(spells, as_of=as_of.isoformat())
+    got = dict(zip(tl.person_ids, disability_proxy(tl, as_of.isoformat(), lookback_months=months), strict=True))
+    want = {}
+    for p, inst, start, end in rows:
+        if start > as_of:
+            continue  # not yet known at T
+        iv = inst == "IV" and (end is None or end >= first)
+        want[p] = "IV" if iv or want.get(p) == "IV" else "no_IV"
+    assert got == want
+
+
+def test_disability_proxy_at_the_edges_of_the_look_back():
+    """T 2024-06-30, 60 months: the window starts on 2019-07-01 (DOMAIN.md: T minus W months plus one day)."""
+    from iizrisk.fairness import disability_proxy
+    from iizrisk.spells import build_timeline
+
+    rows = pd.DataFrame({
+        "person_id": ["on_first_day", "day_before", "open", "later", "later", "ended_after_T"],
+        "institution": ["IV", "IV", "IV", "ALV", "IV", "IV"],
+        "start_date": pd.to_datetime(["2018-01-01", "2018-01-01", "2010-01-01", "2024-01-01", "2024-07-01",
+                                      "2024-06-30"]),
+        "end_date": pd.to_datetime(["2019-07-01", "2019-06-30", None, None, None, "2024-08-01"]),
+    })
+    tl = build_timeline(rows, as_of="2024-06-30")
+    got = dict(zip(tl.person_ids, disability_proxy(tl, "2024-06-30", lookback_months=60), strict=True))
+    assert got == {"on_first_day": "IV", "day_before": "no_IV", "open": "IV", "later": "no_IV",
+                   "ended_after_T": "IV"}
 
 
 # --------------------------------------------------------------------------- proxies

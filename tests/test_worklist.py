@@ -10,7 +10,9 @@ disclosed).
 
 from __future__ import annotations
 
+import calendar
 import csv
+import datetime
 import io
 import math
 
@@ -357,3 +359,37 @@ def test_ranks_tie_only_where_the_uncalibrated_scores_are_equal(random_spells, w
     pos = pd.Series(np.arange(len(s)), index=s["person_id"])
     for df in wl.lists.values():
         assert (np.diff(pos.loc[df["person_id"]].to_numpy()) > 0).all()
+
+
+def months_before(day: datetime.date, months: int) -> datetime.date:
+    """The same day ``months`` calendar months earlier, clipped to the month's last day."""
+    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return datetime.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(),
+       as_of=st.one_of(st.sampled_from([datetime.date(2024, 2, 29), datetime.date(2024, 3, 31),
+                                        datetime.date(2023, 12, 31), datetime.date(2024, 6, 30)]),
+                       st.dates(datetime.date(2015, 1, 1), datetime.date(2030, 12, 31))),
+       months=st.integers(-1, 25), types=st.sampled_from([("joint_assessment",),
+                                                          ("joint_assessment", "case_review")]),
+       as_text=st.booleans())
+def test_recently_assessed_equals_the_slow_reference(data, as_of, months, types, as_text):
+    """Assessed in the ``months`` months ending at T: after T minus ``months`` months, up to T itself.
+    An assessment after T (the run's future) never takes a person off tonight's list."""
+    from iizrisk.worklist import recently_assessed
+
+    lo = months_before(as_of, months)  # the day before the window's first day
+    day = st.one_of(st.sampled_from([as_of + datetime.timedelta(days=1), as_of, lo,
+                                     lo + datetime.timedelta(days=1), lo - datetime.timedelta(days=1)]),
+                    st.dates(lo - datetime.timedelta(days=60), as_of + datetime.timedelta(days=60)))
+    rows = data.draw(st.lists(st.tuples(st.sampled_from(PEOPLE), day,
+                                        st.sampled_from(["joint_assessment", "case_review", "phone_call"])),
+                              max_size=20))
+    iv = pd.DataFrame(rows, columns=["person_id", "date", "type"])
+    iv["date"] = iv["date"].astype(str) if as_text else pd.to_datetime(iv["date"])
+    got = recently_assessed(iv, pd.Timestamp(as_of), months, types)
+    want = {p for p, d, ty in rows if lo < d <= as_of and ty in types}
+    assert sorted(got) == sorted(want) and len(got) == len(set(got))
+    assert recently_assessed(None, as_of, months).tolist() == []

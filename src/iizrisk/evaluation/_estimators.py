@@ -120,7 +120,15 @@ def _numeric(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
                 f"{what} column {col!r}: {int(s.isna().sum())} missing value(s) (index {', '.join(rows)}"
                 f"{', ...' if s.isna().sum() > 5 else ''}); drop those rows or fill them "
                 "(add_missing_indicators for covariates)")
-        return s.to_numpy(dtype=np.float64)
+        values = s.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():  # +-inf: refused here, not taken for a failure of overlap (or a silent estimate)
+            rows = [str(x) for x in s.index[bad][:5]]
+            raise ValidationError(
+                f"{what} column {col!r}: {int(bad.sum())} infinite value(s) (index {', '.join(rows)}"
+                f"{', ...' if bad.sum() > 5 else ''}); the estimators need finite numbers (an infinite value is "
+                "often a ratio divided by zero): replace those values with finite ones or drop those rows")
+        return values
     raise ValidationError(f"{what} column {col!r} has type {s.dtype}; it must be numeric or boolean")
 
 
