@@ -110,11 +110,11 @@ def test_a_file_where_the_output_folder_should_be_is_exit_6(data, tmp_path, caps
     ["score", "--spells", "{data}/spells.parquet", "--model", "{tmp}/m", "--as-of", AS_OF],
 ])
 def test_a_file_given_as_the_output_folder_is_refused_before_any_work(data, tmp_path, capsys, argv):
-    """The whole computation ran, then failed writing (exit 6): refused by the parser, with the same exit code."""
+    """The whole computation ran, then failed writing (exit 6): a usage error (exit 2) found by the parser."""
     (tmp_path / "plain").write_text("x")
     code, err = run_main([*(a.format(data=data, tmp=tmp_path) for a in argv), "--out", str(tmp_path / "plain")],
                          capsys)
-    assert code == EXIT_OS and f"{tmp_path / 'plain'} exists and is not a folder: give an output folder" in err, err
+    assert code == 2 and "is a file, not a folder: give an output folder" in err, err
     assert "read" not in err  # nothing was read: the refusal comes first
     assert (tmp_path / "plain").read_text() == "x"
 

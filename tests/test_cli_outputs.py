@@ -226,7 +226,7 @@ def test_synth_refuses_a_folder_holding_other_files(tmp_path, capsys):
     assert code == EXIT_USAGE and "holds no earlier synthetic data" in err, err
     assert _tree(dep) == before
     (tmp_path / "file").write_text("x")
-    assert run_main([*synth, "--out", str(tmp_path / "file")], capsys)[0] == EXIT_OS  # a file where a folder goes
+    assert run_main([*synth, "--out", str(tmp_path / "file")], capsys)[0] == EXIT_USAGE
     assert (tmp_path / "file").read_text() == "x"
     # new, empty, and an earlier synth output (replaced) are fine
     (tmp_path / "empty").mkdir()

@@ -284,15 +284,13 @@ def output_folder(text: str) -> str:
     """argparse type of an output folder (``--out DIR``): a :func:`plain_path` that is not an existing file.
 
     A file there made the command do all its work and fail at the end, when writing (exit 6); it is
-    refused (still exit 6: the machine's state, not the option's spelling) before any work starts.
+    a usage error (exit 2) before any work starts, as ``demo``, ``synth`` and ``train`` had it.
     """
-    from ..errors import OperatingSystemError
-
     plain_path(text)
     p = Path(text)
     if p.exists() and not p.is_dir():
-        raise OperatingSystemError(f"{text} exists and is not a folder: give an output folder (new, or one "
-                                   "written before), not a file")
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is a file, not a folder: give an output folder (new, "
+                                         "or one written before)")
     return text
 
 
