@@ -492,6 +492,53 @@ def test_validate_gives_the_runs_verdict(tmp_path, random_spells, trained, capsy
     assert main(["validate", str(cfg), "--as-of", AS_OF]) == main(["run", str(cfg), "--as-of", AS_OF]) == 3
 
 
+def test_validate_gives_the_runs_exit_code_for_the_output_folders(tmp_path, random_spells, trained, capsys):
+    """validate said 'would publish' (0) where the run failed on an unknown group (2), a folder of the
+    operator's where tonight's link goes (6) or a history folder that is a file (6)."""
+    cases = [("group", {"output": {"group": "no-such-group-iizrisk"}}, 2, "no such group"),
+             ("plain", {}, 6, "is not a link that iizrisk made"),
+             ("file", {"output": {"history_dir": "hist.txt"}}, 6, "is a file, not a folder")]
+    for name, extra, code, words in cases:
+        cfg = deployment(tmp_path / name, random_spells, trained, **extra)
+        if name == "plain":
+            (tmp_path / name / "runs" / AS_OF).mkdir(parents=True)
+        if name == "file":
+            (tmp_path / name / "hist.txt").write_text("x")
+        assert main(["validate", str(cfg), "--as-of", AS_OF]) == code, name
+        assert words in capsys.readouterr().err, name
+        assert main(["run", str(cfg), "--as-of", AS_OF]) == code, name
+        capsys.readouterr()
+
+
+def test_a_history_folder_the_run_cannot_write_stops_it_before_publishing(tmp_path, random_spells, trained, capsys,
+                                                                          monkeypatch):
+    """The run published, then failed writing the history (exit 6), with a message that hid the publication."""
+    import iizrisk.batch as batch
+
+    cfg = deployment(tmp_path, random_spells, trained)
+    assert main(["run", str(cfg), "--as-of", "2023-06-29"]) == 0
+    locked = tmp_path / "history" / "scores"
+    assert locked.is_dir()
+    real = os.access
+    monkeypatch.setattr(batch.os, "access", lambda p, mode: Path(p) != locked and real(p, mode))  # as non-root
+    for command in ("validate", "run"):
+        assert main([command, str(cfg), "--as-of", AS_OF]) == 6
+        assert f"{locked} is not writable by this account" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / AS_OF).exists()
+
+
+def test_a_damaged_history_entry_is_written_anew_from_its_run_folder(tmp_path, random_spells, trained):
+    """An unreadable runs entry made every later night fail (exit 1, no fix); the run folder holds a copy."""
+    cfg = deployment(tmp_path, random_spells, trained)
+    run_nightly(cfg, as_of="2023-06-29", progress=False)
+    store = HistoryStore(tmp_path / "history")
+    token = store.run_token("2023-06-29")
+    part = next((tmp_path / "history" / "runs").glob("as_of=2023-06-29/*.parquet"))
+    part.write_bytes(b"garbage")
+    run_nightly(cfg, as_of=AS_OF, progress=False)
+    assert store.run_token("2023-06-29") == token and (tmp_path / "runs" / AS_OF).is_dir()
+
+
 def test_validate_report_never_replaces_the_deployments_files(tmp_path, random_spells, trained, capsys):
     """--report was written over whatever was there: the settings (exit 0), an export, the model's manifest."""
     cfg = deployment(tmp_path, random_spells, trained)
@@ -572,11 +619,15 @@ def test_files_are_private_to_the_group_and_the_library_sets_no_log_level(tmp_pa
     logger = logging.getLogger("iizrisk")
     level = logger.level
     cfg = deployment(tmp_path, random_spells, trained)
+    (tmp_path / "runs" / "tools").mkdir(parents=True)  # an operator's files: not iizrisk's to re-mode
+    (tmp_path / "runs" / "tools" / "check.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "runs" / "tools" / "check.sh").chmod(0o700)
     run_nightly(cfg, as_of=AS_OF, progress=False)
     assert logger.level == level
+    assert stat.S_IMODE((tmp_path / "runs" / "tools" / "check.sh").stat().st_mode) == 0o700  # was made 0640
     for base in (tmp_path / "runs", tmp_path / "history"):
         for p in [base, *base.rglob("*")]:
-            if p.is_symlink():
+            if p.is_symlink() or "tools" in p.parts:
                 continue
             mode = stat.S_IMODE(p.stat().st_mode)
             assert mode & 0o007 == 0, (p, oct(mode))

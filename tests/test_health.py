@@ -43,6 +43,8 @@ def test_a_healthy_run_passes():
     (dict(newest_date_per_source={"alv": T, "sh": T - dt.timedelta(days=61)}), "max_export_age_days",
      "source 'sh'"),
     (dict(worklist_rows_per_institution={"ALV": 25}), "require_worklists", "institution SH"),
+    # rows, but none on or before the as-of date (a night long before the data published empty lists)
+    (dict(newest_date_per_source={"alv": T, "sh": None}), "max_export_age_days", "source 'sh'"),
 ])
 def test_each_gate_fails_on_its_own(change, gate, subject):
     report = check_health(facts(**change), HealthSettings())
@@ -121,3 +123,14 @@ def test_an_institution_the_last_run_had_is_watched_even_without_a_configured_co
     assert gates(check_health(f, HealthSettings())) == [("institution_rows", "institution SH")]
     f = facts(expected_institutions={}, rows_per_institution={"ALV": 1000, "SH": 100})
     assert gates(check_health(f, HealthSettings())) == [("max_row_drop_percent", "institution SH")]
+
+
+def test_a_source_whose_rows_all_lie_after_the_as_of_date_has_no_newest_date():
+    """Such a source was left out of the export-age gate: the night scored 2 people and published with exit 0."""
+    from iizrisk.batch import _newest_per_source
+    from iizrisk.config import Settings
+
+    s = Settings.from_dict({"sources": [{"name": "alv", "institution": "ALV", "path": "a.csv"},
+                                        {"name": "sh", "institution": "SH", "path": "s.csv"},
+                                        {"name": "iv", "institution": "IV", "path": "i.csv"}]})
+    assert _newest_per_source(s, {"ALV": T, "SH": None}) == {"alv": T, "sh": None}  # IV: no rows at all

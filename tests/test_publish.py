@@ -287,3 +287,25 @@ def test_a_link_where_a_file_goes_is_refused_and_left_alone(tmp_path):
         write_files_together(out, _two_files({"a.csv": "new a"}), label="t")
     assert exc.value.filename == str(out / "a.csv")
     assert (out / "a.csv").is_symlink() and elsewhere.read_text() == "not ours"
+
+
+def test_a_write_that_fails_without_a_file_name_names_the_file(tmp_path):
+    """pyarrow's 'Error writing bytes to file' (a full disk) names no file: the message said 'a file or folder'."""
+    import errno
+
+    from iizrisk.store import _atomic
+
+    def full_disk(tmp):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file")
+
+    with pytest.raises(OSError) as err:
+        _atomic(tmp_path / "runs" / "ALV.parquet", full_disk, private=False)
+    assert err.value.filename == str(tmp_path / "runs" / "ALV.parquet")
+    assert not list((tmp_path / "runs").iterdir())  # the temporary file is gone
+
+    def named(tmp):
+        raise PermissionError(errno.EACCES, "Permission denied", "/elsewhere/x")
+
+    with pytest.raises(OSError) as err:
+        _atomic(tmp_path / "runs" / "ALV.parquet", named, private=False)
+    assert err.value.filename == "/elsewhere/x"  # a name the error has is kept

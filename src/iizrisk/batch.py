@@ -235,13 +235,15 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
     _refuse_ahv_numbers_in_the_record(settings, reason)
     t = _resolve_as_of(as_of)
     _check_as_of(t, force=force)
+    _check_output_folders(settings, t)
     root = settings.resolve(settings.output.dir)
     history = HistoryStore(settings.resolve(settings.output.history_dir))
     with Permissions(settings.output.mode, settings.output.group) as perms:
         root.mkdir(parents=True, exist_ok=True)
-        perms.apply(root)
+        perms.apply(root, recursive=False)  # what iizrisk wrote, never the rest of a folder it was given
         check_root(root, t)
         with RunLock(root / ".lock"):
+            perms.apply_written(root, [root / ".lock", *([root / ".store"] if (root / ".store").is_dir() else [])])
             cleanup(root)
             _restore_history(root, history, settings, t, perms)
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{t.isoformat()}-", dir=root))
@@ -283,6 +285,7 @@ def check_run(settings: Settings | str | Path, *, as_of=None, model=None) -> Run
     settings = _resolved(settings)
     t = _resolve_as_of(as_of)
     _check_as_of(t, force=False)
+    _check_output_folders(settings, t)
     history = HistoryStore(settings.resolve(settings.output.history_dir))
     prog = _Progress(False)
     night = _Night.compute(settings, t, history, prog, model)
@@ -290,6 +293,30 @@ def check_run(settings: Settings | str | Path, *, as_of=None, model=None) -> Run
     manifest = night.manifest(None, None)
     return RunResult(folder=None, as_of=t, manifest=manifest, worklists=night.worklists,
                      scores=night.scores, health=health, published=False)
+
+
+def _check_output_folders(settings: Settings, t: dt.date) -> None:
+    """What :func:`run_nightly` checks of its folders before any work, without writing: the group exists
+    (exit 2), the run and history folders are folders or can be made, and tonight's entries of the run
+    folder are iizrisk's (exit 6). ``validate`` said "would publish" where the run then failed."""
+    from .errors import OperatingSystemError
+
+    Permissions(settings.output.mode, settings.output.group)  # an unknown group: ConfigError, as the run
+    for key, value in (("[output] dir", settings.output.dir), ("[output] history_dir", settings.output.history_dir)):
+        folder = settings.resolve(value)
+        existing = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+        if not existing.is_dir():
+            raise OperatingSystemError(f"{key} = {value!r}: {existing} is a file, not a folder; give {key} a folder "
+                                       "(new, or the one earlier runs used)")
+        # the folder and its own folders (the history's tables): a run published, then failed on the history
+        inside = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
+        for p in (existing, *inside):
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise OperatingSystemError(f"{key}: {p} is not writable by this account; give the service account "
+                                           "write access to it (`chown` or `chmod u+w`), nothing was published")
+    root = settings.resolve(settings.output.dir)
+    if root.is_dir():
+        check_root(root, t)
 
 
 def _restore_history(root: Path, history: HistoryStore, settings: Settings, t: dt.date,
@@ -799,6 +826,8 @@ def _newest_per_source(settings: Settings, newest: dict[str, dt.date | None]) ->
         dates = [d for d in (newest.get(c) for c in codes) if d is not None]
         if dates:
             out[s.name] = max(dates)
+        elif any(c in newest for c in codes):  # rows, but none known at the as-of date: the gate says so
+            out[s.name] = None
     return out
 
 

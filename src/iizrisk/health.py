@@ -139,7 +139,11 @@ def check_health(facts: RunFacts, settings: HealthSettings) -> HealthReport:
                 "read quarantine reasons with `iizrisk validate CONFIG` and fix the export or its "
                 "[[sources]] mapping"))
     for source, newest in sorted(facts.newest_date_per_source.items()):
-        if newest is None:
+        if newest is None:  # rows, all after the as-of date: the night would score almost nobody
+            out.append(GateFailure(
+                "max_export_age_days", f"source {source!r}",
+                "no date in its data lies on or before the as-of date: its registrations begin later",
+                "give an as-of date within the period the exports cover"))
             continue
         age = (t - newest).days
         if age > settings.max_export_age_days:

@@ -123,7 +123,12 @@ class HistoryStore:
         if not runs.is_file():
             return []
         token = str(read_canonical_table(runs)["run"].iloc[0])
-        if self.run_token(as_of) == token:
+        try:
+            held = self.run_token(as_of)
+        except ValidationError:  # a damaged entry blocked every later night: the run folder holds a copy
+            held = None
+            logger.warning("history: the entry of %s cannot be read; writing it anew from %s", _date(as_of), folder)
+        if held == token:
             return []
         tables = {t: read_canonical_table(src / f"{t}.parquet") for t in _TABLES
                   if (src / f"{t}.parquet").is_file()}

@@ -113,6 +113,10 @@ def _atomic(path: str | Path, write, *, private: bool) -> Path:
         write(tmp)
         os.chmod(tmp, _mode(private))  # mkstemp creates 0600
         os.replace(tmp, path)
+    except OSError as exc:
+        if not getattr(exc, "filename", None):  # pyarrow's "Error writing bytes" names no file: name ours
+            exc.filename = str(path)
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
