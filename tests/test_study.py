@@ -349,6 +349,10 @@ def test_cli_writes_suppressed_outputs(small_study, tmp_path):
         assert (out / name).exists(), name
     est = read_table(out / "estimates.csv", index_col=0)  # ';' and a BOM, as every table people open
     assert list(est.index) == ["revolving_door_next_12m", "days_registered_next_12m"]
+    for name in ("estimates", "balance", "survival"):  # and for programs: Parquet with the same rows and codes
+        parquet, csv = pd.read_parquet(out / f"{name}.parquet"), read_table(out / f"{name}.csv")
+        assert len(parquet) == len(csv) and set(csv.columns) <= {*parquet.columns, *parquet.index.names}, name
+    assert pd.read_parquet(out / "estimates.parquet")["outcome"].tolist() == list(est.index)
     meta = json.loads((out / "study.json").read_text())
     assert "no unmeasured confounding" in meta["assumptions"] and meta["min_cell_size"] == 5
     surv = read_table(out / "survival.csv")

@@ -1072,7 +1072,6 @@ class AssessmentStudy(ResultMixin):
 
     # ------------------------------------------------------------------ files
     _private_files = True  # owner-only (0600), as iizrisk evaluate always wrote them
-    _csv = CsvFormat(index=True, float_format="%.6g")  # ';' and BOM, as every table people open
 
     def _fitted(self) -> bool:
         return hasattr(self, "estimators_")
@@ -1181,12 +1180,12 @@ class AssessmentStudy(ResultMixin):
         return survival_table(self.survival_, k, int(months or max(self.followup_months, 36)))
 
     def _output_tables(self, k: int) -> list[OutputTable]:
-        columns = CsvFormat(float_format="%.6g")
-        return [OutputTable("estimates", self.suppressed_estimates(k), csv=self._csv, parquet=False,
+        columns = CsvFormat(float_format="%.6g")  # the outcome and covariate names as a first column, in both
+        return [OutputTable("estimates", self.suppressed_estimates(k).reset_index(), csv=columns,
                             rounding=_ESTIMATE_DECIMALS),
-                OutputTable("balance", self.suppressed_balance(k), csv=self._csv, parquet=False,
+                OutputTable("balance", self.suppressed_balance(k).reset_index(), csv=columns,
                             rounding=_BALANCE_DECIMALS),
-                OutputTable("survival", self.suppressed_survival(k), csv=columns, parquet=False,
+                OutputTable("survival", self.suppressed_survival(k), csv=columns,
                             rounding=dict.fromkeys(("cumulative_exit", "lower", "upper"), 3))]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
