@@ -88,6 +88,9 @@ def test_transition_heatmap_from_a_long_table_and_rates():
     assert [x.get_text() for x in ax.get_yticklabels()] == ["ALV", "SH"]  # entries left out
     ax = plots.plot_transitions(t, entries=True, ax=plt.figure().subplots())
     assert [x.get_text() for x in ax.get_yticklabels()] == ["ALV", "SH", "(none)"]
+    # entries have no rate (nobody is registered at "(none)"): not shown as hidden cells, not counted
+    ax = plots.plot_transitions(t, value="rate", entries=True, ax=plt.figure().subplots())
+    assert texts(ax)[-2:] == ["–", "–"] and "hidden" not in footnotes(ax)
     with pytest.raises(ValueError, match="value"):
         plots.plot_transitions(t, value="share")
     with pytest.raises(ValueError, match="year"):

@@ -231,6 +231,8 @@ def plot_transitions(data: pd.DataFrame, year: int | None = None, *, value: str 
     grid = grid.reindex(index=rows, columns=cols)
     vals = grid.to_numpy(dtype=np.float64, na_value=np.nan)
     same = np.asarray(grid.index)[:, None] == np.asarray(grid.columns)[None, :]
+    if value == "rate":  # entries come from nowhere: a share of "people registered at (none)" does not exist
+        same |= (np.asarray(grid.index) == "(none)")[:, None] & np.ones(len(cols), dtype=bool)[None, :]
     hidden = np.isnan(vals) & ~same
     ax = _axes(ax, (1.2 + 0.75 * len(cols), 1.0 + 0.6 * len(rows)))
     import matplotlib
