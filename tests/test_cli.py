@@ -247,7 +247,8 @@ def test_bad_options_are_usage_errors(data, tmp_path, capsys, argv):
 
 def test_synth_and_pseudonymise_options_are_usage_errors(tmp_path, capsys):
     synth = ["synth", "--start", "2020-01-01", "--end", "2021-01-01", "--out", str(tmp_path / "s")]
-    for extra in (["--persons", "-1"], ["--persons", "5", "--effect", "nan"], ["--persons", "5", "--effect", "2"]):
+    for extra in (["--persons", "-1"], ["--persons", "5", "--effect", "nan"], ["--persons", "5", "--effect", "2"],
+                  ["--persons", "5", "--seed", "-2"]):
         code, err = run_main([*synth, *extra], capsys)
         assert code == 2 and "internal error" not in err
     src = tmp_path / "in.csv"

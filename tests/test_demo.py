@@ -78,7 +78,8 @@ def _main(argv: list[str]) -> int:
 
 @pytest.mark.parametrize("extra", [["--persons", "0"], ["--persons", "1"], ["--persons", str(MIN_PERSONS - 1)],
                                    ["--persons", "10000001"], ["--years", "0"], ["--years", str(MIN_YEARS - 1)],
-                                   ["--years", str(MAX_YEARS + 1)], ["--end", "2024-02-30"], ["--end", "2199-12-31"]])
+                                   ["--years", str(MAX_YEARS + 1)], ["--end", "2024-02-30"], ["--end", "2199-12-31"],
+                                   ["--seed", "-2"]])  # a negative seed: an internal error (exit 5) after the work
 def test_a_demo_that_could_not_run_is_refused_before_anything_is_written(tmp_path, capsys, nothing_simulated, extra):
     out = tmp_path / "demo"
     assert _main(["demo", "--out", str(out), "--persons", str(MIN_PERSONS), *extra]) == 2
@@ -87,8 +88,9 @@ def test_a_demo_that_could_not_run_is_refused_before_anything_is_written(tmp_pat
 
 
 def test_run_demo_refuses_too_small_a_canton_for_python_callers(tmp_path, nothing_simulated):
-    for kwargs in ({"persons": 0}, {"persons": 1}, {"years": 1}, {"persons": True}, {"end": "31.12.2024"}):
-        with pytest.raises(ConfigError, match="--persons|--years|--end"):
+    for kwargs in ({"persons": 0}, {"persons": 1}, {"years": 1}, {"persons": True}, {"end": "31.12.2024"},
+                   {"seed": -2}):
+        with pytest.raises(ConfigError, match="--persons|--years|--end|--seed"):
             run_demo(tmp_path / "demo", **kwargs)
     assert not (tmp_path / "demo").exists()
 

@@ -110,7 +110,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    out, start_d, end_d = _check_arguments(out, persons=persons, years=years, end=end)
+    out, start_d, end_d = _check_arguments(out, persons=persons, years=years, end=end, seed=seed)
 
     logger.info("demo: generating %s persons in canton %s, %s to %s", f"{persons:,}", canton, start_d, end_d)
     pop = generate(persons, start_d.isoformat(), end_d.isoformat(), seed=seed, canton=canton)
@@ -246,11 +246,14 @@ def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | 
     return written
 
 
-def _check_arguments(out: str | Path, *, persons, years, end) -> tuple[Path, dt.date, dt.date]:
+def _check_arguments(out: str | Path, *, persons, years, end, seed: int = 0) -> tuple[Path, dt.date, dt.date]:
     """The resolved ``out`` folder, first and last day of the period; ConfigError before anything is written."""
     from ._time import not_after_today, parse_iso_date
     from .config import MAX_COUNT
     from .errors import ConfigError
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # numpy refuses it after the training
+        raise ConfigError(f"--seed {seed!r}: give a whole number of at least 0")
 
     for name, value, lo, hi, why in (
             ("persons", persons, MIN_PERSONS, MAX_COUNT, "fewer leave too few outcomes to train a model"),

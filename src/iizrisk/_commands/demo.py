@@ -7,7 +7,7 @@ import argparse
 from ..config import MAX_COUNT
 from ..demo import MAX_YEARS, MIN_PERSONS, MIN_YEARS
 from ..errors import EXIT_OK
-from ._args import int_between, iso_date, output_folder
+from ._args import int_at_least, int_between, iso_date, output_folder
 
 HELP = "generate a synthetic canton, train a model and run the nightly job (the README's main job)"
 DESCRIPTION = (
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"people registered in the period, {MIN_PERSONS:,} to {MAX_COUNT:,} (default %(default)s)")
     p.add_argument("--years", type=int_between(MIN_YEARS, MAX_YEARS), default=10, metavar="Y",
                    help=f"length of the period in years, {MIN_YEARS} to {MAX_YEARS} (default %(default)s)")
-    p.add_argument("--seed", type=int, default=2024, help="random seed (default %(default)s)")
+    p.add_argument("--seed", type=int_at_least(0), default=2024, help="random seed (default %(default)s)")
     p.add_argument("--end", type=iso_date, metavar="YYYY-MM-DD",
                    help="export date (default: last day of the previous year)")
     p.add_argument("--canton", default="ZH", type=str.upper, help="two-letter canton code (default %(default)s)")

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=iso_date, required=True, metavar="YYYY-MM-DD", help="first day of the period")
     p.add_argument("--end", type=iso_date, required=True, metavar="YYYY-MM-DD",
                    help="last day of the period (the export date)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--out", required=True, type=output_folder, metavar="DIR",
                    help="output folder: new, empty, or an earlier synth output's (its files replaced)")
     p.add_argument("--exports", action="store_true",
