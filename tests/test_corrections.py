@@ -198,6 +198,12 @@ def test_the_corrections_setting_is_checked(tmp_path, random_spells, trained):
     cfg = test_batch.deployment(tmp_path, random_spells, trained, deployment={"corrections": "missing.csv"})
     with pytest.raises(ValidationError, match="does not exist"):
         ingest(cfg)
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv", 0o600)  # said 'does not exist'; reading it would block
+    cfg = test_batch.deployment(tmp_path, random_spells, trained, deployment={"corrections": "pipe.csv"})
+    with pytest.raises(ValidationError, match="pipe.csv is a named pipe.*not a regular file"):
+        ingest(cfg)
 
 
 @pytest.mark.parametrize("new_value", ["0001-01-01", "1899-12-31", "2099-01-01"])

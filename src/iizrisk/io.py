@@ -1101,9 +1101,10 @@ def read_corrections(path: str | Path, *, pseudonym_pattern: str | None) -> pd.D
 
     p = Path(path)
     _refuse_ahv_in_paths([str(p)], "corrections", "path")
-    if not p.is_file():
+    if not p.exists():
         raise ValidationError(f"corrections file {p} does not exist; create it (columns: "
                               f"{', '.join(CORRECTION_COLUMNS)}) or remove [deployment] corrections")
+    _regular_file(p, f"corrections file {p}")  # a named pipe, a device or a folder: said as such
     df = read_canonical_table(p) if p.suffix.lower() == ".parquet" else read_csv_text(p)[0]
     check_header(list(df.columns), str(p))
     return check_corrections(df, pseudonym_pattern=pseudonym_pattern, name=str(p))
