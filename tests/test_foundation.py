@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +266,157 @@ def test_a_sources_date_format_must_give_back_its_day(fmt, ok):
     else:
         with pytest.raises(ConfigError, match="date_format"):
             Settings.from_dict({"sources": [src]})
+
+
+# ------------------------------------------------------------- misspelt settings that switched safeguards off
+def test_the_known_protected_attributes_are_what_the_nightly_fairness_check_computes():
+    """config.PROTECTED_ATTRIBUTES (config imports no pandas) is the audit's default set and education: each
+    one computed by list_fairness (age_band and disability derived, the others the persons' columns of a view)
+    and named in the reports of every language."""
+    from iizrisk._texts import LANGUAGES, text
+    from iizrisk.config import PROTECTED_ATTRIBUTES, PrivacySettings
+    from iizrisk.fairness import GROUP_COLUMNS
+    from iizrisk.spells import _PERSON_ATTRS
+
+    assert set(PROTECTED_ATTRIBUTES) == set(GROUP_COLUMNS) | {"education"}
+    assert set(PROTECTED_ATTRIBUTES) <= {"age_band", "disability"} | set(_PERSON_ATTRS)
+    assert set(PrivacySettings().protected_attributes) <= set(PROTECTED_ATTRIBUTES)
+    for lang in LANGUAGES:
+        assert all(text(f"card.attributes.{a}", lang) for a in PROTECTED_ATTRIBUTES)
+
+
+@pytest.mark.parametrize("attributes, words", [
+    (["religion", "sexe"], ["['religion', 'sexe'] are not attributes", "age_band"]),
+    (["sex", "sex:age_band"], ["['sex:age_band'] are not attributes"]),
+    ([], ["protected_attributes = []", "cannot be switched off", "leave the key out"]),
+    (["sex", "sex"], ["['sex'] named more than once"]),
+])
+def test_unknown_or_no_protected_attributes_are_refused(attributes, words):
+    """Unknown names were dropped without a word: the nightly fairness check compared nothing (exit 0)."""
+    with pytest.raises(ConfigError, match=r"\[privacy\] protected_attributes") as exc:
+        Settings.from_dict({"privacy": {"protected_attributes": attributes}})
+    assert all(w in str(exc.value) for w in words), str(exc.value)
+    for ok in (["sex"], ["education", "canton", "disability"]):
+        assert Settings.from_dict({"privacy": {"protected_attributes": ok}}).privacy.protected_attributes == ok
+
+
+@pytest.mark.parametrize("capacities, shown", [({"zh": 3}, "['zh'] are not canton codes"),
+                                               ({"ZH": 3, "Zürich": 2}, "['Zürich']"), ({"XX": 1}, "['XX']")])
+def test_a_capacity_per_canton_names_cantons_by_their_codes(capacities, shown):
+    """A lower-case or unknown canton's limit was ignored (ALV listed 25 instead of 3)."""
+    with pytest.raises(ConfigError, match=r"\[worklist\] capacity_per_canton") as exc:
+        Settings.from_dict({"worklist": {"capacity_per_canton": capacities}})
+    assert shown in str(exc.value) and "AG, AI" in str(exc.value) and "ZH" in str(exc.value)
+    if "zh" in capacities:
+        assert "ZH for 'zh'" in str(exc.value)
+    assert Settings.from_dict({"worklist": {"capacity_per_canton": {"ZH": 3, "AG": 2}}}).worklist.capacity_per_canton
+
+
+def _source(**kw):
+    return {"name": "alv", "institution": "ALV", "path": "alv.csv", **kw}
+
+
+@pytest.mark.parametrize("source, words", [
+    (_source(columns={"ERFASST_AM": "recorded_dat"}), ["[sources.columns] {'ERFASST_AM': 'recorded_dat'}",
+                                                        "recorded_date", "drop_columns"]),
+    (_source(columns={"MASSNAHME": "iv_measure"}), ["{'MASSNAHME': 'iv_measure'}", "rav_office"]),  # IV's, not ALV's
+    (_source(values={"exit_reasn": {"Stellenantritt": "employment"}}), ["[sources.values] tables ['exit_reasn']"]),
+])
+def test_a_source_maps_onto_canonical_columns_only(source, words):
+    """A misspelt target dropped the canonical column for that source (ERFASST_AM = "recorded_dat": no recorded
+    date, another point-in-time rule), a misspelt [sources.values.<column>] mapped nothing."""
+    with pytest.raises(ConfigError, match=r"\[\[sources\]\] alv") as exc:
+        Settings.from_dict({"sources": [source]})
+    assert all(w in str(exc.value) for w in words), str(exc.value)
+
+
+def test_the_columns_of_an_institutions_extension_schema_may_be_mapped():
+    """Extension columns (iv_measure for IV, rav_office for ALV) are canonical for their institution, and for a
+    source whose rows name their institution without a list of codes."""
+    Settings.from_dict({"sources": [
+        _source(columns={"M": "rav_office", "A": "recorded_date"}, values={"exit_reason": {"a": "employment"}}),
+        {"name": "iv", "institution": "IV", "path": "iv.csv", "columns": {"M": "iv_measure"},
+         "values": {"iv_measure": {"BM": "vocational"}}},
+        {"name": "mixed", "path": "m.csv", "institutions": ["IV", "SH"],
+         "columns": {"I": "institution", "M": "iv_measure", "H": "household_type"}}]})
+
+
+@pytest.mark.parametrize("table, key, value", [
+    ("monitoring", "flow_z", float("inf")), ("monitoring", "flow_min_count", float("inf")),
+    ("monitoring", "flow_z", float("nan")), ("health", "max_row_drop_percent", float("nan")),
+    ("privacy", "fairness_max_differences", {"calibration_gap": float("inf")}),
+])
+def test_infinite_or_nan_numbers_are_refused(table, key, value):
+    """TOML writes inf and nan: flow_z = inf passed the check (a warning that can never fire)."""
+    with pytest.raises(ConfigError, match=rf"\[{table}\] {key}\S* = (inf|nan) is not a finite number"):
+        Settings.from_dict({table: {key: value}})
+
+
+# ------------------------------------------------------------- empty texts where a file, key or pattern is named
+@pytest.mark.parametrize("data, words", [
+    ({"deployment": {"interventions": ""}}, "[deployment] interventions = '' is empty: give the interventions "
+                                            "file (CSV or Parquet), or leave the key out"),
+    ({"deployment": {"corrections": "  "}}, "[deployment] corrections = '  ' is blank"),
+    ({"deployment": {"pseudonym_pattern": ""}}, "[deployment] pseudonym_pattern = '' is empty"),
+    ({"deployment": {"pseudonym_pattern": " "}}, "[deployment] pseudonym_pattern = ' ' is blank"),
+    ({"model": {"signing_key_file": ""}}, "[model] signing_key_file = '' is empty: give the file holding the "
+                                          "model signing key, or leave the key out"),
+    ({"model": {"signing_key_env": " "}}, "[model] signing_key_env = ' ' is blank"),
+    ({"model": {"dir": ""}}, "[model] dir = '' is empty: give the model folder, or leave the key out (default "
+                             "'model')"),
+    ({"output": {"dir": ""}}, "[output] dir = '' is empty"),
+    ({"output": {"history_dir": " "}}, "[output] history_dir = ' ' is blank"),
+    ({"output": {"group": ""}}, "[output] group = '' is empty"),
+    ({"worklist": {"benefit_model": " "}}, "[worklist] benefit_model = ' ' is blank"),
+    ({"sources": [_source(path="")]}, "[[sources]] alv: path = '' is empty: give a file, a glob or a folder"),
+    ({"sources": [_source(name=" ")]}, "[[sources]] #1: name = ' ' is blank"),
+    ({"sources": [_source(separator="")]}, "[[sources]] alv: separator = '' is empty"),
+    ({"sources": [_source(encoding="")]}, "[[sources]] alv: encoding = '' is empty"),
+])
+def test_empty_paths_keys_and_patterns_are_refused_by_name(data, words):
+    """An empty text meant "no interventions file", "no key", the configuration's folder as the export, or a
+    pattern no pseudonym matches: each failed later with a wrong exit code and a wrong fix."""
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_dict(data)
+    assert words in str(exc.value), str(exc.value)
+    assert "overlap" not in str(exc.value)  # an empty path is named once, not as a folder overlapping the runs
+
+
+def test_a_tab_separator_and_the_examples_empty_benefit_model_are_no_empty_texts():
+    s = Settings.from_dict({"sources": [_source(separator="\t")], "worklist": {"benefit_model": ""}})
+    assert s.sources[0].separator == "\t"
+
+
+# ------------------------------------------------------------- the settings file itself
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_as_the_configuration_is_exit_6_not_a_hang(tmp_path):
+    """`iizrisk validate FIFO` blocked in read_text for ever (a nightly `run` would have held its lock)."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "iizrisk.toml"
+    os.mkfifo(fifo)
+    try:
+        out = subprocess.run([sys.executable, "-m", "iizrisk", "validate", str(fifo)], capture_output=True,
+                             text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("iizrisk validate FIFO hung")
+    assert out.returncode == 6, out.stderr
+    assert str(fifo) in out.stderr and "a FIFO (named pipe), not a regular file" in out.stderr
+
+
+def test_a_folder_or_device_as_the_configuration_is_an_operating_system_error(tmp_path, capsys):
+    """As a folder was already (exit 6); a device was read as an empty file: every default, exit 0."""
+    from iizrisk.errors import EXIT_OS, OperatingSystemError
+
+    folder = tmp_path / "iizrisk.toml"
+    folder.mkdir()
+    for path, what in ((folder, "a folder"), (Path(os.devnull), "a device")):
+        with pytest.raises(OperatingSystemError, match=f"{what}, not a regular file") as exc:
+            Settings.load(path)
+        assert str(path) in str(exc.value) and exc.value.exit_code == EXIT_OS
+    assert main(["validate", str(folder)]) == EXIT_OS
+    assert "a folder, not a regular file" in capsys.readouterr().err
+    ok = tmp_path / "ok.toml"
+    ok.write_bytes(b"[worklist]\r\ncapacity = 7\r\n")
+    assert Settings.load(ok).worklist.capacity == 7

@@ -346,3 +346,24 @@ def test_a_reason_never_says_registered_for_0_days(lang):
         one = render(family, params, 1.0, lang)
         assert not re.search(r"\b1 (Tagen|days|jours|giorni)\b", one), (family, one)  # "1 Tag", "1 day"
     assert "17" in render("current_days", params, 17, lang)
+
+
+#: "new" in each language, as the n_spells family says it
+_NEW = {"de": r"\bneue?\b", "fr": r"\bnouvelles?\b", "it": r"\bnuov[ae]\b", "en": r"\bnew\b"}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_counts_of_registrations_started_in_a_window_say_new(lang):
+    """n_spells_<inst>_<k>m counts the registrations that STARTED in the window: "no registration at SH in the
+    last 60 months" stood next to "registered at SH for 1826 days" on the same row. Zero, one and many say
+    "new", as n_spells does; Swiss spelling (no sharp s)."""
+    from iizrisk._texts import render
+
+    params = {"institution": "SH", "window": 60}
+    for family in ("n_spells", "n_spells_inst"):
+        fam = load_locale(lang)["families"][family]
+        assert set(fam) >= {"template", "one", "zero"}
+        for value in (0, 1, 3):
+            said = render(family, params, value, lang)
+            assert re.search(_NEW[lang], said), (family, value, said)
+            assert "ß" not in said

@@ -33,7 +33,10 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
+import stat
 import sys
 import tomllib
 import types
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ._texts import LANGUAGES
-from .errors import ConfigError
+from .errors import ConfigError, OperatingSystemError
 
 #: Upper bounds of periods given in months and days (100 years): larger ones overflow the date arithmetic.
 MAX_MONTHS = 1200
@@ -64,6 +67,7 @@ __all__ = [
     "DaskSettings",
     "ReviewSettings",
     "REVIEW_DECISIONS",
+    "PROTECTED_ATTRIBUTES",
     "LANGUAGES",
     "file_mode",
     "dir_mode",
@@ -267,13 +271,22 @@ class HealthSettings(_Section):
     require_worklists: bool = True
 
 
+#: The attributes the nightly fairness check (:func:`iizrisk.list_fairness.list_fairness`) computes and the
+#: reports name (``[privacy] protected_attributes``): the audit's default attributes
+#: (:data:`iizrisk.fairness.GROUP_COLUMNS`) and education. Any other name would be skipped without a word
+#: (the fairness check a no-op), so it is refused when the settings are read.
+PROTECTED_ATTRIBUTES = ("sex", "nationality_group", "age_band", "disability", "canton", "education")
+
+
 @dataclass
 class PrivacySettings(_Section):
     """Disclosure control for aggregates that leave the system."""
 
     min_cell_size: int = 5
     #: audit attributes: protected grounds of Art. 8(2) BV (age as age bands, disability through
-    #: its IV proxy) and the deployment's own
+    #: its IV proxy), and canton or education where a deployment audits them too; each one of
+    #: :data:`PROTECTED_ATTRIBUTES`, at least one (the nightly fairness check is a safeguard: no
+    #: setting switches it off)
     protected_attributes: list[str] = field(
         default_factory=lambda: ["sex", "nationality_group", "age_band", "disability"])
     #: the fairness rule (iizrisk.fairness.FairnessRule): a group's flag rate (and the other
@@ -387,14 +400,14 @@ class Settings(_Section):
 
     @classmethod
     def load(cls, path: str | Path) -> Settings:
-        """Read settings from a TOML file; relative paths resolve against its folder."""
+        """Read settings from a TOML file; relative paths resolve against its folder.
+
+        A missing file, text that is not UTF-8 or not TOML, and every wrong setting are a :class:`ConfigError`
+        (exit 2); a folder, a FIFO, a device or a socket instead of the file an :class:`OperatingSystemError`
+        (exit 6), refused without reading (a FIFO would block for ever).
+        """
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise ConfigError(f"configuration file {path} does not exist") from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"configuration file {path} is not UTF-8 text") from exc
+        text = _read_config_text(path)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -460,6 +473,8 @@ class Settings(_Section):
                  **({"[deployment] interventions": self.deployment.interventions}
                     if self.deployment.interventions else {})}
         for what, value in named.items():
+            if not str(value).strip():
+                continue  # an empty path: refused on its own (_blank_problems), it overlaps nothing
             try:
                 resolved[what] = self.resolve(value).resolve()
             except (OSError, RuntimeError):  # a loop of symbolic links (RuntimeError before Python 3.13):
@@ -494,8 +509,41 @@ class Settings(_Section):
             c for c in self.deployment.extra_institutions
         ]
 
+    def _source_column_problems(self) -> list[str]:
+        """``[sources.columns]`` targets and ``[sources.values.<column>]`` tables that name no canonical column.
+
+        The canonical columns are those of ``data/schemas/spells.json`` and of the extension schemas of the
+        institutions the source may emit (of every institution when it lists none). A target outside them
+        (``ERFASST_AM = "recorded_dat"``) would leave the canonical column out without a word.
+        """
+        from .schema import institution_extension, load_schema, schema_names
+
+        base = load_schema("spells").names
+        every = [n.removeprefix("spells_").upper() for n in schema_names() if n.startswith("spells_")]
+        problems = []
+        for s in self.sources:
+            codes = s.allowed_institutions or every
+            extension = [c for code in codes if (e := institution_extension(code)) is not None for c in e.names]
+            allowed = list(dict.fromkeys([*base, *extension]))
+            where = "data/schemas/spells.json" + ("" if not extension else
+                                                  f" and the extension schema of {', '.join(codes)}"
+                                                  if s.allowed_institutions else " and the extension schemas")
+            bad = {k: v for k, v in s.columns.items() if v not in allowed}
+            if bad:
+                problems.append(f"[[sources]] {s.name}: [sources.columns] {bad}: no canonical column; map export "
+                                f"columns onto columns of {where} ({', '.join(allowed)}); leave a column you do "
+                                "not need unmapped, or list it in drop_columns")
+            unknown = sorted(set(s.values) - set(allowed))
+            if unknown:
+                problems.append(f"[[sources]] {s.name}: [sources.values] tables {unknown} name no canonical column; "
+                                f"values are mapped in columns of {where} ({', '.join(allowed)}), e.g. "
+                                "[sources.values.exit_reason]")
+        return problems
+
     def check(self, origin: str = "settings") -> None:
         """Raise :class:`ConfigError` naming every inconsistent value at once."""
+        from .schema import load_schema
+
         problems = []
         known = set(self.institutions)
         codes = ", ".join(self.institutions)
@@ -513,7 +561,8 @@ class Settings(_Section):
         if d.contact is not None and (not d.contact.strip() or len(d.contact) > 500):
             problems.append("[deployment] contact: the office a person asks about their data (name, address, "
                             "e-mail or telephone), non-empty and at most 500 characters")
-        if d.corrections is not None and Path(d.corrections).suffix.lower() not in {".csv", ".parquet"}:
+        if d.corrections and d.corrections.strip() and \
+                Path(d.corrections).suffix.lower() not in {".csv", ".parquet"}:  # an empty one: _blank_problems
             problems.append(f"[deployment] corrections = {d.corrections!r}: a .csv or .parquet file "
                             "(iizrisk.corrections)")
         for s in self.sources:
@@ -536,6 +585,9 @@ class Settings(_Section):
             if s.institution is not None and s.institutions and list(s.institutions) != [s.institution]:
                 problems.append(f"[[sources]] {s.name}: institution = {s.institution!r} and institutions = "
                                 f"{s.institutions} disagree; keep one")
+        problems += self._source_column_problems()
+        problems += _blank_problems(self)
+        problems += _non_finite_problems(self)
         # periods are bounded (100 years, MAX_DAYS and MAX_MONTHS): larger ones overflow the date arithmetic
         for name in ("merge_gap_days", "transition_gap_days"):
             if not 0 <= getattr(d, name) <= MAX_DAYS:
@@ -555,6 +607,13 @@ class Settings(_Section):
             unknown = sorted(set(getattr(w, table)) - known)
             if unknown:
                 problems.append(f"[worklist] {table}: {unknown} are not known institution codes ({codes})")
+        cantons = list(load_schema("spells").field("canton").enum or ())
+        not_cantons = [k for k in w.capacity_per_canton if k not in cantons]
+        if not_cantons:  # a misspelt canton's limit would be ignored without a word
+            upper = {k: k.strip().upper() for k in not_cantons if k.strip().upper() in cantons}
+            problems.append(f"[worklist] capacity_per_canton: {not_cantons} are not canton codes; use the two-letter "
+                            f"upper-case codes ({', '.join(cantons)})"
+                            + (f": {', '.join(f'{v} for {k!r}' for k, v in upper.items())}" if upper else ""))
         for table in ("capacity_per_institution", "capacity_per_canton"):
             bad = {k: v for k, v in getattr(w, table).items() if not _is_int(v) or not 1 <= v <= MAX_COUNT}
             if bad:
@@ -604,6 +663,7 @@ class Settings(_Section):
                 problems.append(f"[output] mode = {o.mode!r}: the owner must be able to read and write")
         if not 1 <= self.privacy.min_cell_size <= MAX_COUNT:
             problems.append(f"[privacy] min_cell_size must be a whole number from 1 to {MAX_COUNT:,}")
+        problems += _protected_attribute_problems(self.privacy)
         problems += _fairness_problems(self.privacy)
         if h.min_persons_scored < 1:
             problems.append("[health] min_persons_scored must be >= 1 (a run that scores nobody never passes)")
@@ -639,6 +699,43 @@ class Settings(_Section):
             problems.append(f"[dask] workers = {self.dask.workers!r}: from 1 to 1024 worker processes")
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
+
+
+def _kind(mode: int) -> str:
+    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return word
+    return "not a regular file"
+
+
+def _not_a_config_file(path: Path, mode: int) -> OperatingSystemError:
+    return OperatingSystemError(f"configuration file {path} is {_kind(mode)}, not a regular file; give the path "
+                                "of the TOML settings file (reading anything else could block or never end)")
+
+
+def _read_config_text(path: Path) -> str:
+    """The text of a settings file: a regular file only, never blocking on a FIFO or a device.
+
+    A missing file is a :class:`ConfigError` (exit 2); a folder, a FIFO, a device or a socket is the machine's
+    state, an :class:`OperatingSystemError` (exit 6, as a folder gave before); it is opened without blocking
+    (``O_NONBLOCK``) and checked again once open, in case it was replaced in between.
+    """
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_a_config_file(path, st.st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    with open(fd, encoding="utf-8", closefd=True) as fh:  # text mode: universal newlines, as read_text
+        mode = os.fstat(fh.fileno()).st_mode
+        if not stat.S_ISREG(mode):  # replaced since the check
+            raise _not_a_config_file(path, mode)
+        try:
+            return fh.read()
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not UTF-8 text") from exc
 
 
 def _strings(value: Any, where: str, top: bool = True):
@@ -678,6 +775,103 @@ def refuse_ahv_numbers(data: dict[str, Any], origin: str) -> None:
         raise ConfigError(f"{origin}: {', '.join(names)} hold(s) a value shaped like an AHV number (withheld here); "
                           "settings are copied into reports and messages: remove the number (a path: rename "
                           "the file or folder)")
+
+
+def _protected_attribute_problems(p: PrivacySettings) -> list[str]:
+    """Unknown, repeated or no protected attributes: each would make the nightly fairness check skip an
+    attribute (or all of them) without a word. An empty list is refused, not an opt-out: the check is a
+    safeguard that no setting switches off (leave the key out for the default attributes)."""
+    attrs = list(p.protected_attributes)
+    out = []
+    unknown = [a for a in attrs if a not in PROTECTED_ATTRIBUTES]
+    if unknown:
+        out.append(f"[privacy] protected_attributes: {unknown} are not attributes the fairness check knows (it "
+                   f"would skip them); use {', '.join(PROTECTED_ATTRIBUTES)} (age as age_band)")
+    if not attrs:
+        out.append(f"[privacy] protected_attributes = []: name at least one of {', '.join(PROTECTED_ATTRIBUTES)}; "
+                   "the nightly fairness check cannot be switched off (leave the key out for the default "
+                   f"{PrivacySettings().protected_attributes})")
+    repeated = sorted({a for a in attrs if attrs.count(a) > 1})
+    if repeated:
+        out.append(f"[privacy] protected_attributes: {repeated} named more than once; name each once")
+    return out
+
+
+#: Settings naming a file, a folder, a key, a group or a pattern: empty (or blank), each would silently mean
+#: "none", the configuration's own folder, or a pattern no pseudonym matches. (section, key, what, optional)
+_NAMING_TEXTS = (
+    ("deployment", "interventions", "the interventions file (CSV or Parquet)", True),
+    ("deployment", "corrections", "the corrections table (CSV or Parquet)", True),
+    ("deployment", "pseudonym_pattern", "a regular expression every person_id matches in full", False),
+    ("model", "dir", "the model folder", False),
+    ("model", "signing_key_file", "the file holding the model signing key", True),
+    ("model", "signing_key_env", "the name of the environment variable holding the model signing key", True),
+    ("output", "dir", "the folder of the runs", False),
+    ("output", "history_dir", "the folder of the history", False),
+    ("output", "group", "the group owning runs and history", True),
+)
+#: The same for each ``[[sources]]`` table (a separator may be a space or a tab: only "" is refused there).
+_SOURCE_TEXTS = (("name", "a name", False), ("path", "a file, a glob or a folder", False),
+                 ("encoding", "an encoding such as 'cp1252'", True), ("separator", "a separator such as ';'", True))
+
+
+def _blank_problems(s: Settings) -> list[str]:
+    """Empty or blank texts where a file, folder, key, group or pattern is named (refused when read: later
+    they would mean "none", the configuration's folder or "no pseudonym is valid", with a wrong fix)."""
+    out = []
+
+    def blank(key: str, value: str | None) -> bool:
+        return value is not None and (value == "" if key == "separator" else not value.strip())
+
+    for section, key, what, optional in _NAMING_TEXTS:
+        value = getattr(getattr(s, section), key)
+        if blank(key, value):
+            default = getattr(type(getattr(s, section))(), key)
+            out.append(f"[{section}] {key} = {value!r} is {_empty(value)}: give {what}, or leave the key out"
+                       + (" (none)" if optional else f" (default {default!r})"))
+    for i, src in enumerate(s.sources):
+        label = src.name if src.name.strip() else f"#{i + 1}"
+        for key, what, optional in _SOURCE_TEXTS:
+            value = getattr(src, key)
+            if blank(key, value):
+                out.append(f"[[sources]] {label}: {key} = {value!r} is {_empty(value)}: give {what}"
+                           + (", or leave the key out (detected from the file)" if optional else ""))
+    bm = s.worklist.benefit_model
+    if bm and not bm.strip():  # "" is the annotated example's "none" (rank_by = "risk")
+        out.append(f"[worklist] benefit_model = {bm!r} is blank: give the benefit model file, or leave the key out")
+    return out
+
+
+def _empty(value: str) -> str:
+    return "empty" if value == "" else "blank"
+
+
+def _floats(value: Any, where: str):
+    """``(where, number)`` for every float in a setting's value (lists and tables included)."""
+    if isinstance(value, float):
+        yield where, value
+    elif isinstance(value, dict | types.MappingProxyType):
+        for k, v in value.items():
+            yield from _floats(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _floats(v, f"{where}[{i}]")
+
+
+def _non_finite_problems(s: Settings) -> list[str]:
+    """Infinite or NaN numbers (TOML has ``inf`` and ``nan``): a threshold that never or always fires."""
+    out = []
+    for f in dataclasses.fields(s):
+        section = getattr(s, f.name)
+        if not isinstance(section, _Section):
+            continue  # the sources hold no numbers
+        defaults = type(section)()
+        for g in dataclasses.fields(section):
+            for where, v in _floats(getattr(section, g.name), f"[{f.name}] {g.name}"):
+                if not math.isfinite(v):
+                    out.append(f"{where} = {v!r} is not a finite number: give a finite one (default "
+                               f"{getattr(defaults, g.name)!r})")
+    return out
 
 
 def _fairness_problems(p: PrivacySettings) -> list[str]:
