@@ -287,6 +287,12 @@ def test_input_mismatch_shows_a_readable_diff(trained, spells):
         check_input(model, spells=spells.drop(columns="education"))
     with pytest.raises(InputMismatchError, match="birth_year.*model number, input string"):
         score(model, spells.assign(birth_year=spells["birth_year"].astype(str)), as_of="2021-03-31")
+    import copy
+
+    with_iv = copy.copy(model)
+    with_iv.input_info_ = {**model.input_info_, "interventions": True}
+    with pytest.raises(InputMismatchError, match=r"--interventions to `iizrisk score`, \[deployment\] interventions"):
+        check_input(with_iv, spells=spells)  # the fix said "pass --interventions", which `run` does not have
 
 
 def test_scores_ignore_rows_after_the_as_of_date(trained, spells):

@@ -55,7 +55,8 @@ def check_input(model: RiskModel, *, X: pd.DataFrame | None = None, spells: pd.D
                 lines.append(f"  spells column {col!r}: model {kind}, input {dtype_kind(spells[col].dtype)} "
                              f"({spells[col].dtype})")
         if info.get("interventions") and interventions is None:
-            lines.append("  interventions were used at training and are missing (pass --interventions)")
+            lines.append("  interventions were used at training and are missing (give them: --interventions to "
+                         "`iizrisk score`, [deployment] interventions to `iizrisk run`)")
     if lines:
         raise InputMismatchError(f"{source} does not match the model:\n" + "\n".join(lines)
                                  + "\nfix: provide the same canonical columns and types as at training, "
