@@ -559,6 +559,24 @@ def test_validate_report_never_replaces_the_deployments_files(tmp_path, random_s
     assert main(["validate", str(cfg), "--as-of", AS_OF, "--report", str(tmp_path / "report.csv")]) == 0
 
 
+@pytest.mark.parametrize("argv", [["dpia"], ["monitor"], ["oversight"], ["case", "--institution", "ALV", "--case-id", "x"],
+                                  ["information-request", "--person", "p1", "--institution", "ALV"]])
+def test_commands_reading_the_settings_never_write_into_the_deployments_folders(tmp_path, random_spells, trained,
+                                                                               capsys, argv):
+    """An --out in the model, runs or history folder (or the settings themselves) is refused before any work."""
+    cfg = deployment(tmp_path, random_spells, trained)
+    for out, words in ((trained / "out", "lies in the [model] dir folder"),
+                       (tmp_path / "history" / "out", "lies in the [output] history_dir folder"),
+                       (tmp_path / "runs", "lies in the [output] dir folder")):
+        try:
+            code = main([argv[0], str(cfg), *argv[1:], "--out", str(out)])
+        except SystemExit as exc:
+            code = exc.code
+        assert code == 2, (argv, out)
+        assert words in capsys.readouterr().err, (argv, out)
+        assert not out.exists() or out == tmp_path / "runs"
+
+
 def test_a_crash_between_publishing_and_history_is_repaired(tmp_path, random_spells, trained, monkeypatch):
     cfg = deployment(tmp_path, random_spells, trained)
     real = HistoryStore.write

@@ -26,7 +26,7 @@ from ..config import MAX_DAYS, MAX_MONTHS
 from ..errors import ConfigError, OperatingSystemError
 
 __all__ = ["parse_as_of", "parse_iso_date", "iso_date", "int_at_least", "int_between", "float_at_least",
-           "finite_float", "output_file", "no_ahv_path", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "refuse_overwriting_inputs", "plain_path", "output_folder", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
+           "finite_float", "output_file", "no_ahv_path", "MAX_MONTHS", "MAX_DAYS", "check_input", "read_spells_input", "refuse_empty_result", "refuse_overwriting_inputs", "refuse_writing_into_the_deployment", "plain_path", "output_folder", "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
 #: Output suffixes written as CSV (``;``, UTF-8 with BOM) and as Parquet.
 CSV_SUFFIXES = (".csv",)
@@ -339,3 +339,41 @@ def refuse_overwriting_inputs(inputs: dict[str, object], *, files: dict[str, obj
             if not is_folder and i.is_dir() and _same_path(o.parent, i):
                 raise ConfigError(f"{out_opt} {o} lies in the {in_opt} input folder {i}; writing there would change "
                                   f"the input (its files are read as {in_opt}): give {out_opt} a file outside it")
+
+
+def refuse_writing_into_the_deployment(settings, config, *, files: dict[str, object] | None = None,
+                                       folders: dict[str, object] | None = None) -> None:
+    """Refuse (exit 2) an output of a command reading a deployment's settings that would replace one of its
+    files (the settings, an export, the interventions, corrections or key file) or land in the folders its
+    runs manage (the model, the runs, the history).
+
+    An output there was written over whatever was at its path: ``validate --report`` replaced the settings
+    file, an export, the model's manifest or a published worklist (and the command still exited 0).
+    ``files`` and ``folders`` map options to paths (None: not given), as :func:`refuse_overwriting_inputs`.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option, the folder or file and the fix.
+    """
+    from ..errors import ConfigError
+
+    inputs: dict[str, object] = {"CONFIG": config}
+    for src in settings.sources:
+        inputs[f"[[sources]] {src.name!r} path"] = settings.resolve(src.path)
+    for key, value in (("[deployment] interventions", settings.deployment.interventions),
+                       ("[deployment] corrections", settings.deployment.corrections),
+                       ("[model] signing_key_file", settings.model.signing_key_file)):
+        if value:
+            inputs[key] = settings.resolve(value)
+    refuse_overwriting_inputs(inputs, files=files, folders=folders)
+    for option, out in [*(files or {}).items(), *(folders or {}).items()]:
+        if out is None:
+            continue
+        target = Path(str(out)).resolve()
+        for key, folder in (("[model] dir", settings.model.dir), ("[output] dir", settings.output.dir),
+                            ("[output] history_dir", settings.output.history_dir)):
+            root = settings.resolve(folder).resolve()
+            if target == root or root in target.parents:
+                raise ConfigError(f"{option} {out} lies in the {key} folder {root}: it would change what the runs "
+                                  f"wrote or read; give {option} a place outside it")

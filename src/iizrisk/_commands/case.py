@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import iso_date, output_folder
+from ._args import iso_date, output_folder, refuse_writing_into_the_deployment
 
 HELP = "look up one case by the institution's case number: timeline, flags, reasons, risk history, reviews"
 DESCRIPTION = (
@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..case import case_lookup
 
+    if args.out:
+        from ..config import Settings
+
+        refuse_writing_into_the_deployment(Settings.load(args.config), args.config, folders={"--out": args.out})
     view = case_lookup(args.config, institution=args.institution, case_id=args.case_id, as_of=args.as_of)
     view.print_summary()
     if args.out:  # all or nothing: a plot that fails leaves no tables without it

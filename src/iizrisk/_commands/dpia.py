@@ -6,7 +6,7 @@ import argparse
 
 from .._texts import LANGUAGES
 from ..errors import EXIT_OK
-from ._args import output_folder
+from ._args import output_folder, refuse_writing_into_the_deployment
 
 HELP = "write a data-protection impact assessment draft (nDSG Art. 22) of the deployment"
 DESCRIPTION = (
@@ -26,8 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..config import Settings
     from ..dpia import dpia_draft
 
+    refuse_writing_into_the_deployment(Settings.load(args.config), args.config, folders={"--out": args.out})
     draft = dpia_draft(args.config, language=args.language)
     paths = draft.save(args.out)
     print(f"written: {', '.join(str(p) for p in paths.values())}; {len(draft.open_fields())} field(s) for the "

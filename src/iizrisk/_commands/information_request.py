@@ -6,7 +6,7 @@ import argparse
 
 from .._texts import LANGUAGES
 from ..errors import EXIT_OK
-from ._args import iso_date, output_folder
+from ._args import iso_date, output_folder, refuse_writing_into_the_deployment
 
 HELP = "answer a person's request for information (nDSG Art. 25): one HTML document of everything held"
 DESCRIPTION = (
@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
                           "answer to the person in every listing and log; name it otherwise, e.g. by the "
                           "request's date or number")
 
+    from ..config import Settings
+
+    refuse_writing_into_the_deployment(Settings.load(args.config), args.config, folders={"--out": args.out})
     doc = information_request(args.config, person=args.person, institution=args.institution,
                               language=args.language, as_of=args.as_of)
     if doc.nothing_held and not args.nothing_held:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import check_period, iso_date, output_folder, plain_path
+from ._args import (
+    check_period,
+    iso_date,
+    output_folder,
+    plain_path,
+    refuse_writing_into_the_deployment,
+)
 
 HELP = "show how the model's inputs, scores and lists changed over the nights (tables, plots, HTML)"
 DESCRIPTION = (
@@ -33,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_period(args.since, args.until)
     settings = Settings.load(args.config)
+    refuse_writing_into_the_deployment(settings, args.config, folders={"--out": args.out})
     root = settings.resolve(settings.output.history_dir)
     result = trends(root, since=args.since, until=args.until)
     if not len(result.table):

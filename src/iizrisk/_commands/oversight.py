@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK
-from ._args import check_period, iso_date, output_folder
+from ._args import check_period, iso_date, output_folder, refuse_writing_into_the_deployment
 
 HELP = "oversight: per institution and month, people listed and reviewed, days to review, decisions, overrides"
 DESCRIPTION = (
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_period(args.start, args.end)
     settings = Settings.load(args.config)
+    refuse_writing_into_the_deployment(settings, args.config, folders={"--out": args.out})
     root = settings.resolve(settings.output.history_dir)
     if not (root / "worklists").is_dir():  # nothing was ever listed here: no table of zeros with exit 0
         raise ValidationError(f"{root}: no history store with worklists ([output] history_dir); the nightly run "

@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_INVALID_INPUT, EXIT_OK
-from ._args import iso_date, output_file, refuse_overwriting_inputs
+from ._args import (
+    iso_date,
+    output_file,
+    refuse_overwriting_inputs,
+    refuse_writing_into_the_deployment,
+)
 
 HELP = "would tonight's run publish? same checks and exit code as `run` (or validate one data file)"
 DESCRIPTION = (
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
         settings = Settings.load(path)
         if args.report:
-            _refuse_report_over_the_deployment(args.report, path, settings)
+            refuse_writing_into_the_deployment(settings, path, files={"--report": args.report})
         if args.report:  # the input report as the run's policy sees it, written before any verdict
             _write_report(ingest(settings, errors="quarantine").report, args.report, settings.worklist.language)
         try:
@@ -76,31 +81,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INVALID_INPUT
     return EXIT_OK if report.ok else EXIT_INVALID_INPUT
 
-
-def _refuse_report_over_the_deployment(report: Path, config: Path, settings) -> None:
-    """Refuse (exit 2) a ``--report`` that would replace one of the deployment's files or land in its folders.
-
-    The report is written atomically over whatever is at its path: the settings file, an export, the
-    model's manifest or a published worklist were replaced (and the command still exited 0).
-    """
-    from ..errors import ConfigError
-
-    inputs: dict[str, object] = {"CONFIG": config}
-    for src in settings.sources:
-        inputs[f"[[sources]] {src.name!r} path"] = settings.resolve(src.path)
-    for key, value in (("[deployment] interventions", settings.deployment.interventions),
-                       ("[deployment] corrections", settings.deployment.corrections),
-                       ("[model] signing_key_file", settings.model.signing_key_file)):
-        if value:
-            inputs[key] = settings.resolve(value)
-    refuse_overwriting_inputs(inputs, files={"--report": report})
-    target = Path(report).resolve()
-    for key, folder in (("[model] dir", settings.model.dir), ("[output] dir", settings.output.dir),
-                        ("[output] history_dir", settings.output.history_dir)):
-        root = settings.resolve(folder).resolve()
-        if target == root or root in target.parents:
-            raise ConfigError(f"--report {report} lies in the {key} folder {root}: the report would change "
-                              "what the runs wrote or read; give --report a file outside it")
 
 
 def _write_report(report, target: str, language: str | None = None) -> None:
