@@ -520,6 +520,19 @@ def test_select_refuses_too_many_years_and_a_negative_seed_before_any_work(long_
     assert exc.value.code == EXIT_USAGE and "--seed" in capsys.readouterr().err
 
 
+def test_select_refuses_an_out_that_is_or_lies_in_its_input(small_snapshots, tmp_path, capsys):
+    """select wrote its tables into the snapshot dataset it read (or over its spells) without a word."""
+    from iizrisk.cli import main
+    from iizrisk.errors import EXIT_USAGE
+
+    before = sorted(p.relative_to(small_snapshots.path) for p in small_snapshots.path.rglob("*"))
+    for out, words in ((small_snapshots.path, "is the --snapshots input"),
+                       (small_snapshots.path / "sel", "lies in the --snapshots dataset")):
+        assert main(["select", "--snapshots", str(small_snapshots.path), "--out", str(out)]) == EXIT_USAGE
+        assert words in capsys.readouterr().err
+    assert sorted(p.relative_to(small_snapshots.path) for p in small_snapshots.path.rglob("*")) == before
+
+
 @pytest.fixture(scope="module")
 def small_snapshots(long_history, tmp_path_factory):
     from iizrisk.snapshots import build_snapshots, default_dates

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import MAX_MONTHS, finite_float, int_at_least, output_folder, plain_path
+from ._args import (
+    MAX_MONTHS,
+    finite_float,
+    int_at_least,
+    output_folder,
+    plain_path,
+    refuse_overwriting_inputs,
+)
 
 HELP = "evaluate model specifications over rolling time splits and choose one by a stated rule"
 DESCRIPTION = (
@@ -74,6 +81,14 @@ def run(args: argparse.Namespace) -> int:
     from ..store import write_files_together
 
     out = Path(args.out)
+    refuse_overwriting_inputs({"--spells": args.spells, "--snapshots": args.snapshots, "--rule": args.rule,
+                               "--interventions": args.interventions, "--attributes": args.attributes},
+                              folders={"--out": args.out})
+    if args.snapshots and Path(args.snapshots).resolve() in out.resolve().parents:  # foreign files in the dataset
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--out {out} lies in the --snapshots dataset {args.snapshots}: give --out a folder "
+                          "outside it")
     rule = (SelectionRule.from_toml(args.rule) if args.rule else
             SelectionRule(metric=args.metric, max_ece=args.max_ece, min_jaccard=args.min_jaccard,
                           min_flag_ratio=args.min_flag_ratio, hold_last_split=not args.mean_only))
