@@ -577,6 +577,18 @@ def test_commands_reading_the_settings_never_write_into_the_deployments_folders(
         assert not out.exists() or out == tmp_path / "runs"
 
 
+def test_protected_attributes_the_data_lack_are_said_not_judged(tmp_path, random_spells, trained, caplog):
+    """The random spells have no sex or nationality_group column: the nightly check skipped them without a word."""
+    cfg = deployment(tmp_path, random_spells, trained)
+    with caplog.at_level("WARNING", logger="iizrisk"):
+        result = run_nightly(cfg, as_of=AS_OF, progress=False)
+    fairness = result.manifest["fairness"]
+    assert fairness["not_in_the_data"] == ["sex", "nationality_group"]
+    assert "sex" not in fairness["attributes"] and "age_band" in fairness["attributes"]
+    assert "fairness check: sex, nationality_group not in the data" in caplog.text
+    assert "fairness check: sex, nationality_group not in the data" in (result.folder / "run.log").read_text()
+
+
 def test_a_crash_between_publishing_and_history_is_repaired(tmp_path, random_spells, trained, monkeypatch):
     cfg = deployment(tmp_path, random_spells, trained)
     real = HistoryStore.write

@@ -904,8 +904,11 @@ def _fairness_entry(table: pd.DataFrame, settings: Settings) -> dict:
     from .list_fairness import verdict_counts
 
     beyond = table[(table["verdict"] == "exceeds") & ~table["hidden"].astype(bool)] if len(table) else table
+    judged = sorted(set(table["attribute"].astype(str))) if len(table) else []
     return {"metric": "flag_rate", "rule": FairnessRule.from_settings(settings).to_dict(),
-            "attributes": sorted(set(table["attribute"].astype(str))) if len(table) else [],
+            "attributes": judged,
+            # configured, but absent from the data (no column mapped): said, not silently dropped
+            "not_in_the_data": list(table.attrs.get("not_in_the_data", [])),
             "verdicts": verdict_counts(table),
             "exceeds": [{"attribute": str(r.attribute), "group": str(r.group), "reference": str(r.reference),
                          "ratio": round(float(r.ratio), 2),

@@ -33,6 +33,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,6 +42,8 @@ import pandas as pd
 from .fairness import DISABILITY_PROXY, MISSING, _disability_codes, age_bands
 from .fairness_rule import FairnessRule, _judge
 from .spells import positions
+
+logger = logging.getLogger("iizrisk")
 
 __all__ = ["COLUMNS", "flag_rate_ratios", "list_fairness", "verdict_counts"]
 
@@ -216,11 +219,18 @@ def list_fairness(view, scores: pd.DataFrame, listed_person_ids, *, attributes: 
                 cats = col.cat.categories
                 col = col.cat.reorder_categories(cats[np.argsort(cats.astype(str), kind="stable")])
             cols[attr] = col
+    absent = [a for a in attributes if a not in cols]
+    if absent:  # a column the sources do not map: the check would be a no-op for it without a word
+        logger.warning("fairness check: %s not in the data (no such column in the spells%s): not judged tonight; "
+                       "map the column in [sources.columns] or leave it out of [privacy] protected_attributes",
+                       ", ".join(absent), ", or no birth_year for age_band" if "age_band" in absent else "")
     people = pd.DataFrame(cols, index=pd.RangeIndex(len(codes)))
     # the listed among the scored (a list holds scored people only; looking them up among the scored
     # probes a million pseudonyms, not the timeline's millions)
     at = positions(pd.Index(scores["person_id"]), np.asarray(listed_person_ids, dtype=object))
     listed = np.zeros(len(codes), dtype=bool)
     listed[at[at >= 0]] = True
-    return flag_rate_ratios(people, listed, attributes=attributes, rule=rule, min_cell_size=min_cell_size,
-                            n_bootstrap=n_bootstrap, random_state=random_state)
+    table = flag_rate_ratios(people, listed, attributes=attributes, rule=rule, min_cell_size=min_cell_size,
+                             n_bootstrap=n_bootstrap, random_state=random_state)
+    table.attrs["not_in_the_data"] = absent  # the manifest says which configured attributes were not judged
+    return table
