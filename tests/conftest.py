@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import matplotlib
@@ -27,3 +28,34 @@ def _owner_only_umask():
 @pytest.fixture(scope="session")
 def random_spells() -> pd.DataFrame:
     return make_random_spells(12000, seed=7)
+
+
+@pytest.fixture(autouse=True)
+def _restore_iizrisk_logger():
+    """``main()`` configures the iizrisk logger for the application (handler, level): undo it after each test."""
+    log = logging.getLogger("iizrisk")
+    level, handlers = log.level, list(log.handlers)
+    yield
+    log.setLevel(level)
+    log.handlers[:] = handlers
+
+
+@pytest.fixture(scope="module")
+def cli_data(tmp_path_factory):
+    """A small synthetic population for the command line: spells.parquet and interventions.parquet."""
+    from iizrisk.synth import generate
+
+    folder = tmp_path_factory.mktemp("cli")
+    generate(300, "2018-01-01", "2022-12-31", seed=3).to_dir(folder)
+    return folder
+
+
+def run_main(argv, capsys) -> tuple[int, str]:
+    """The exit code of ``iizrisk argv`` (also of a usage error argparse refuses) and its stderr."""
+    from iizrisk.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err

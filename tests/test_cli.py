@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_main
 from iizrisk._commands._args import parse_as_of
 from iizrisk.cli import build_parser, main
 from iizrisk.errors import EXIT_INTERNAL, EXIT_OS, ConfigError
@@ -21,37 +22,8 @@ from iizrisk.errors import EXIT_INTERNAL, EXIT_OS, ConfigError
 AS_OF = "2021-06-30"
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """A small synthetic population: spells.parquet and interventions.parquet."""
-    from iizrisk.synth import generate
-
-    folder = tmp_path_factory.mktemp("cli")
-    generate(300, "2018-01-01", "2022-12-31", seed=3).to_dir(folder)
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def _restore_logger():
-    """main() configures the iizrisk logger for the application: undo it after each test."""
-    log = logging.getLogger("iizrisk")
-    level, handlers = log.level, list(log.handlers)
-    yield
-    log.setLevel(level)
-    log.handlers[:] = handlers
-
-
-def flags_args(data, out):
-    return ["flags", "--spells", str(data / "spells.parquet"), "--as-of", AS_OF, "--out", str(out)]
-
-
-def run_main(argv, capsys) -> tuple[int, str]:
-    """Exit code (also of a usage error) and stderr."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+def flags_args(cli_data, out):
+    return ["flags", "--spells", str(cli_data / "spells.parquet"), "--as-of", AS_OF, "--out", str(out)]
 
 
 # ---------------------------------------------------------------- exit code 6: the operating system
@@ -87,18 +59,18 @@ def test_the_console_umask_takes_the_stores_bits_and_loads_no_pandas(tmp_path, c
     assert loaded.strip() == "[]"
 
 
-def test_a_folder_where_the_output_file_should_be_is_exit_6(data, tmp_path, capsys):
+def test_a_folder_where_the_output_file_should_be_is_exit_6(cli_data, tmp_path, capsys):
     out = tmp_path / "flags.parquet"
     out.mkdir()
-    code, err = run_main(flags_args(data, out), capsys)
+    code, err = run_main(flags_args(cli_data, out), capsys)
     assert code == EXIT_OS
     assert str(out) in err and "is a folder where a file is expected" in err
     assert "internal error" not in err
 
 
-def test_a_file_where_the_output_folder_should_be_is_exit_6(data, tmp_path, capsys):
+def test_a_file_where_the_output_folder_should_be_is_exit_6(cli_data, tmp_path, capsys):
     (tmp_path / "plain").write_text("x")
-    code, err = run_main(flags_args(data, tmp_path / "plain" / "flags.parquet"), capsys)
+    code, err = run_main(flags_args(cli_data, tmp_path / "plain" / "flags.parquet"), capsys)
     assert code == EXIT_OS and str(tmp_path / "plain") in err and "not a folder" in err
 
 
@@ -109,10 +81,10 @@ def test_a_file_where_the_output_folder_should_be_is_exit_6(data, tmp_path, caps
     ["policy", "--spells", "{data}/spells.parquet", "--interventions", "{data}/interventions.parquet"],
     ["score", "--spells", "{data}/spells.parquet", "--model", "{tmp}/m", "--as-of", AS_OF],
 ])
-def test_a_file_given_as_the_output_folder_is_refused_before_any_work(data, tmp_path, capsys, argv):
+def test_a_file_given_as_the_output_folder_is_refused_before_any_work(cli_data, tmp_path, capsys, argv):
     """The whole computation ran, then failed writing (exit 6): a usage error (exit 2) found by the parser."""
     (tmp_path / "plain").write_text("x")
-    code, err = run_main([*(a.format(data=data, tmp=tmp_path) for a in argv), "--out", str(tmp_path / "plain")],
+    code, err = run_main([*(a.format(data=cli_data, tmp=tmp_path) for a in argv), "--out", str(tmp_path / "plain")],
                          capsys)
     assert code == 2 and "is a file, not a folder: give an output folder" in err, err
     assert "read" not in err  # nothing was read: the refusal comes first
@@ -128,45 +100,45 @@ def test_a_file_given_as_the_output_folder_is_refused_before_any_work(data, tmp_
     (OSError("Failed to open local file '/srv/iizrisk/out/flags.parquet'. Detail: [errno 13] Permission denied"),
      "writable by the service account"),
 ])
-def test_operating_system_errors_name_the_path_and_the_fix(data, tmp_path, capsys, monkeypatch, error, fix):
+def test_operating_system_errors_name_the_path_and_the_fix(cli_data, tmp_path, capsys, monkeypatch, error, fix):
     import iizrisk.store
 
     def fail(df, path):
         raise error
 
     monkeypatch.setattr(iizrisk.store, "write_parquet_atomic", fail)
-    code, err = run_main(flags_args(data, tmp_path / "flags.parquet"), capsys)
+    code, err = run_main(flags_args(cli_data, tmp_path / "flags.parquet"), capsys)
     assert code == EXIT_OS
     assert "/srv/iizrisk/out/flags.parquet" in err and fix in err
     assert "internal error" not in err
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere")
-def test_a_read_only_folder_is_exit_6(data, tmp_path, capsys):
+def test_a_read_only_folder_is_exit_6(cli_data, tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        code, err = run_main(flags_args(data, ro / "flags.csv"), capsys)
+        code, err = run_main(flags_args(cli_data, ro / "flags.csv"), capsys)
     finally:
         ro.chmod(0o755)
     assert code == EXIT_OS and str(ro) in err and "service account" in err
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-def test_a_fifo_or_device_as_input_is_exit_6_not_a_hang(data, tmp_path, capsys):
+def test_a_fifo_or_device_as_input_is_exit_6_not_a_hang(cli_data, tmp_path, capsys):
     fifo = tmp_path / "spells.parquet"
     os.mkfifo(fifo)
     code, err = run_main(["flags", "--spells", str(fifo), "--as-of", AS_OF, "--out", str(tmp_path / "o.parquet")],
                          capsys)
     assert code == EXIT_OS and "a FIFO, not a regular file" in err and str(fifo) in err
-    code, err = run_main(["features", "--spells", str(data / "spells.parquet"), "--interventions", os.devnull,
+    code, err = run_main(["features", "--spells", str(cli_data / "spells.parquet"), "--interventions", os.devnull,
                           "--as-of", AS_OF, "--out", str(tmp_path / "f.parquet")], capsys)
     assert code == EXIT_OS and "a device" in err
 
 
 @pytest.mark.skipif(os.name != "posix", reason="symbolic links")
-def test_a_link_loop_or_a_file_on_the_path_is_a_clear_error_not_a_traceback(data, tmp_path, capsys):
+def test_a_link_loop_or_a_file_on_the_path_is_a_clear_error_not_a_traceback(cli_data, tmp_path, capsys):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
     (tmp_path / "afile").write_text("x")
@@ -178,29 +150,29 @@ def test_a_link_loop_or_a_file_on_the_path_is_a_clear_error_not_a_traceback(data
         code, err = run_main(["synth", "--persons", "10", "--start", "2020-01-01", "--end", "2020-12-31",
                               "--out", str(out)], capsys)  # --out DIR: checked as the arguments are read
         assert code == EXIT_OS and why in err and str(out) in err and "Traceback" not in err
-        code, err = run_main(flags_args(data, out / "o.parquet"), capsys)  # --out FILE: when it is written
+        code, err = run_main(flags_args(cli_data, out / "o.parquet"), capsys)  # --out FILE: when it is written
         assert code == EXIT_OS and str(out) in err and "Traceback" not in err
 
 
-def test_memory_error_is_exit_6(data, tmp_path, capsys, monkeypatch):
+def test_memory_error_is_exit_6(cli_data, tmp_path, capsys, monkeypatch):
     import iizrisk._commands.flags as flags_command
 
     def fail(*args, **kwargs):
         raise MemoryError
 
     monkeypatch.setattr(flags_command, "compute_flags", fail)
-    code, err = run_main(flags_args(data, tmp_path / "o.parquet"), capsys)
+    code, err = run_main(flags_args(cli_data, tmp_path / "o.parquet"), capsys)
     assert code == EXIT_OS and "not enough memory" in err
 
 
-def test_a_real_bug_is_still_exit_5(data, tmp_path, capsys, monkeypatch):
+def test_a_real_bug_is_still_exit_5(cli_data, tmp_path, capsys, monkeypatch):
     import iizrisk._commands.flags as flags_command
 
     def fail(*args, **kwargs):
         raise KeyError("756.1234.5678.97")  # a value in a bug's message never reaches the user
 
     monkeypatch.setattr(flags_command, "compute_flags", fail)
-    code, err = run_main(flags_args(data, tmp_path / "o.parquet"), capsys)
+    code, err = run_main(flags_args(cli_data, tmp_path / "o.parquet"), capsys)
     assert code == EXIT_INTERNAL and "internal error (KeyError)" in err and "756" not in err
 
 
@@ -235,9 +207,9 @@ def test_a_real_bug_is_still_exit_5(data, tmp_path, capsys, monkeypatch):
     ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--validation-months", "0"],
     ["train", "--outcome", "revolving_door", "--out", "{tmp}/m", "--calibration-months", "0"],
 ])
-def test_bad_options_are_usage_errors(data, tmp_path, capsys, argv):
-    argv = [a.format(tmp=tmp_path, data=data) for a in argv]
-    argv[1:1] = ["--spells", str(data / "spells.parquet")]
+def test_bad_options_are_usage_errors(cli_data, tmp_path, capsys, argv):
+    argv = [a.format(tmp=tmp_path, data=cli_data) for a in argv]
+    argv[1:1] = ["--spells", str(cli_data / "spells.parquet")]
     code, err = run_main(argv, capsys)
     assert code == 2, err
     assert "internal error" not in err
@@ -265,15 +237,15 @@ def test_synth_and_pseudonymise_options_are_usage_errors(tmp_path, capsys):
     assert code == 2 and "--out-column is empty" in err
 
 
-def test_evaluate_turns_the_librarys_value_errors_into_invalid_input(data, tmp_path, capsys, monkeypatch):
+def test_evaluate_turns_the_librarys_value_errors_into_invalid_input(cli_data, tmp_path, capsys, monkeypatch):
     from iizrisk.evaluation import AssessmentStudy, study_outcome_columns
 
     def own_check(self, spells, interventions):
         study_outcome_columns(["nope"], 12)  # iizrisk's own ValueError: its message is safe to show
 
     monkeypatch.setattr(AssessmentStudy, "fit", own_check)
-    args = ["evaluate", "--spells", str(data / "spells.parquet"), "--interventions",
-            str(data / "interventions.parquet"), "--out", str(tmp_path / "e")]
+    args = ["evaluate", "--spells", str(cli_data / "spells.parquet"), "--interventions",
+            str(cli_data / "interventions.parquet"), "--out", str(tmp_path / "e")]
     code, err = run_main(args, capsys)
     assert code == 1 and "unknown study outcome 'nope'" in err
 
@@ -301,17 +273,17 @@ def test_the_forest_plot_takes_an_estimate_outside_its_bootstrap_interval(tmp_pa
 # ---------------------------------------------------------------- -q and -v before or after the command
 @pytest.mark.parametrize(("where", "level"), [
     ([], logging.INFO), (["-q"], logging.WARNING), (["-v", "-v"], logging.DEBUG), (["-vv"], logging.DEBUG)])
-def test_log_options_before_or_after_the_command(data, tmp_path, capsys, where, level):
-    for i, argv in enumerate(([*where, *flags_args(data, tmp_path / "a.parquet")],
-                              [*flags_args(data, tmp_path / "b.parquet"), *where])):
+def test_log_options_before_or_after_the_command(cli_data, tmp_path, capsys, where, level):
+    for i, argv in enumerate(([*where, *flags_args(cli_data, tmp_path / "a.parquet")],
+                              [*flags_args(cli_data, tmp_path / "b.parquet"), *where])):
         assert main(argv) == 0, i
         assert logging.getLogger("iizrisk").level == level, argv
         err = capsys.readouterr().err
         assert ("INFO flags at" in err) == (level <= logging.INFO), argv
 
 
-def test_verbose_counts_on_both_sides(data, tmp_path, capsys):
-    assert main(["-v", *flags_args(data, tmp_path / "a.parquet"), "-v"]) == 0
+def test_verbose_counts_on_both_sides(cli_data, tmp_path, capsys):
+    assert main(["-v", *flags_args(cli_data, tmp_path / "a.parquet"), "-v"]) == 0
     assert logging.getLogger("iizrisk").level == logging.DEBUG
 
 
@@ -326,8 +298,8 @@ def test_verbose_counts_on_both_sides(data, tmp_path, capsys):
     ("2025-02-01 15:00", "holds a time of day: dates are whole days; give 2025-02-01 (YYYY-MM-DD)"),
     ("2025-02-01T15:00:00+01:00", "holds a time of day"),
 ])
-def test_as_of_must_be_iso(data, tmp_path, capsys, text, hint):
-    for command in (["flags", "--spells", str(data / "spells.parquet"), "--out", str(tmp_path / "o.parquet")],
+def test_as_of_must_be_iso(cli_data, tmp_path, capsys, text, hint):
+    for command in (["flags", "--spells", str(cli_data / "spells.parquet"), "--out", str(tmp_path / "o.parquet")],
                     ["run", str(tmp_path / "none.toml")]):
         code, err = run_main([*command, "--as-of", text], capsys)
         assert code == 2 and hint in err and "--as-of" in err
@@ -354,8 +326,8 @@ def _spreadsheet_rows(path):
 
 
 @pytest.mark.parametrize("command", ["flags", "features"])
-def test_out_csv_is_csv_and_out_parquet_is_parquet(data, tmp_path, command):
-    base = [command, "--spells", str(data / "spells.parquet"), "--as-of", AS_OF, "--out"]
+def test_out_csv_is_csv_and_out_parquet_is_parquet(cli_data, tmp_path, command):
+    base = [command, "--spells", str(cli_data / "spells.parquet"), "--as-of", AS_OF, "--out"]
     assert main([*base, str(tmp_path / "x.parquet")]) == 0
     assert main([*base, str(tmp_path / "x.csv")]) == 0
     assert main([*base, str(tmp_path / "y.CSV")]) == 0
@@ -373,21 +345,21 @@ def test_out_csv_is_csv_and_out_parquet_is_parquet(data, tmp_path, command):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-def test_evaluate_without_any_estimate_says_why_and_writes_nothing(data, tmp_path, capsys):
+def test_evaluate_without_any_estimate_says_why_and_writes_nothing(cli_data, tmp_path, capsys):
     # the empty summary had no columns: KeyError 'n_treated' in write_outputs, exit 5
     out = tmp_path / "e"
-    code, err = run_main(["evaluate", "--spells", str(data / "spells.parquet"), "--interventions",
-                          str(data / "interventions.parquet"), "--out", str(out), "--caliper", "0",
+    code, err = run_main(["evaluate", "--spells", str(cli_data / "spells.parquet"), "--interventions",
+                          str(cli_data / "interventions.parquet"), "--out", str(out), "--caliper", "0",
                           "--controls-per-treated", "1", "--bootstrap", "0"], capsys)
     assert code == 1 and "no outcome could be estimated" in err and "caliper" in err
     assert not out.exists()
 
 
 @pytest.mark.parametrize("command", ["flags", "features", "indicators"])
-def test_an_export_without_rows_is_invalid_input_not_a_crash(data, tmp_path, capsys, command):
+def test_an_export_without_rows_is_invalid_input_not_a_crash(cli_data, tmp_path, capsys, command):
     """Columns but no rows: exit 1 naming the file (indicators crashed with exit 5)."""
     empty = tmp_path / "empty.parquet"
-    pd.read_parquet(data / "spells.parquet").iloc[:0].to_parquet(empty)
+    pd.read_parquet(cli_data / "spells.parquet").iloc[:0].to_parquet(empty)
     argv = {"flags": ["flags", "--spells", str(empty), "--as-of", AS_OF, "--out", str(tmp_path / "f.parquet")],
             "features": ["features", "--spells", str(empty), "--as-of", AS_OF, "--out", str(tmp_path / "x.parquet")],
             "indicators": ["indicators", "--spells", str(empty), "--year", "2021", "--out", str(tmp_path / "i")]}
@@ -396,7 +368,7 @@ def test_an_export_without_rows_is_invalid_input_not_a_crash(data, tmp_path, cap
 
 
 @pytest.mark.parametrize("command", ["score", "dpia", "indicators", "audit", "demo"])
-def test_an_empty_output_path_is_a_usage_error(data, tmp_path, capsys, command, monkeypatch):
+def test_an_empty_output_path_is_a_usage_error(cli_data, tmp_path, capsys, command, monkeypatch):
     """``--out ''`` wrote into the current folder with exit 0."""
     monkeypatch.chdir(tmp_path)
     argv = {"score": ["score", "--model", "m", "--spells", "s", "--as-of", AS_OF, "--out", ""],
@@ -417,8 +389,8 @@ def test_a_period_that_ends_before_it_starts_is_refused(tmp_path, capsys, comman
 
 
 @pytest.mark.parametrize("value", ["7561234567897", "756.1234.5678.97", "756 1234 5678 97", "７５６１２３４５６７８９７"])
-def test_an_identifier_typed_into_an_option_is_never_echoed(data, tmp_path, capsys, value):
-    for argv in (["flags", "--spells", str(data / "spells.parquet"), "--as-of", value, "--out", str(tmp_path / "f.csv")],
+def test_an_identifier_typed_into_an_option_is_never_echoed(cli_data, tmp_path, capsys, value):
+    for argv in (["flags", "--spells", str(cli_data / "spells.parquet"), "--as-of", value, "--out", str(tmp_path / "f.csv")],
                  ["features", "--spells", "s", "--as-of", AS_OF, "--out", f"{value}.txt"],
                  ["indicators", "--spells", "s", "--year", value, "--out", str(tmp_path)]):
         code, err = run_main(argv, capsys)
@@ -427,41 +399,41 @@ def test_an_identifier_typed_into_an_option_is_never_echoed(data, tmp_path, caps
         assert "7561234567897" not in digits.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
 
 
-def test_a_choice_or_a_code_holding_an_identifier_is_never_echoed(data, tmp_path, capsys):
+def test_a_choice_or_a_code_holding_an_identifier_is_never_echoed(cli_data, tmp_path, capsys):
     """argparse's 'invalid choice' and the commands' 'unknown code' messages repeat the value given."""
     ahv = "756.1234.5678.97"
     for argv, code in ((["indicators", "--spells", "s", "--year", "2021", "--out", str(tmp_path), "--language", ahv], 2),
-                       (["evaluate", "--spells", str(data / "spells.parquet"), "--interventions",
-                         str(data / "interventions.parquet"), "--out", str(tmp_path / "ev"), "--outcome", ahv], 2)):
+                       (["evaluate", "--spells", str(cli_data / "spells.parquet"), "--interventions",
+                         str(cli_data / "interventions.parquet"), "--out", str(tmp_path / "ev"), "--outcome", ahv], 2)):
         got, err = run_main(argv, capsys)
         assert got == code and "<withheld>" in err, err
         assert "1234" not in err, err
 
 
 @pytest.mark.parametrize("outcome", ["days_registered_next_0m", "new_spells_next_99999999m"])
-def test_a_study_outcome_over_no_months_or_beyond_the_calendar_is_refused(data, tmp_path, capsys, outcome):
+def test_a_study_outcome_over_no_months_or_beyond_the_calendar_is_refused(cli_data, tmp_path, capsys, outcome):
     """An outcome over 0 months (or past the calendar) gave an all-zero estimate with exit 0."""
-    code, err = run_main(["evaluate", "--spells", str(data / "spells.parquet"), "--interventions",
-                          str(data / "interventions.parquet"), "--out", str(tmp_path / "ev"), "--outcome", outcome],
+    code, err = run_main(["evaluate", "--spells", str(cli_data / "spells.parquet"), "--interventions",
+                          str(cli_data / "interventions.parquet"), "--out", str(tmp_path / "ev"), "--outcome", outcome],
                          capsys)
     assert code == 2 and "from 1 to 1200" in err, err
 
 
 # ---------------------------------------------------------------- as-of dates outside the data (D10)
 @pytest.mark.parametrize("command", ["flags", "features"])
-def test_an_as_of_date_long_before_the_data_is_refused_with_the_period(data, tmp_path, capsys, command):
+def test_an_as_of_date_long_before_the_data_is_refused_with_the_period(cli_data, tmp_path, capsys, command):
     out = tmp_path / "o.parquet"
-    code, err = run_main([command, "--spells", str(data / "spells.parquet"), "--as-of", "1950-01-01",
+    code, err = run_main([command, "--spells", str(cli_data / "spells.parquet"), "--as-of", "1950-01-01",
                           "--out", str(out)], capsys)
-    spells = pd.read_parquet(data / "spells.parquet")
+    spells = pd.read_parquet(cli_data / "spells.parquet")
     first = pd.Timestamp(spells["start_date"].min()).date().isoformat()
     assert code == 1 and "nobody to" in err and "1950-01-01" in err and f"cover {first} to " in err
     assert not out.exists()
 
 
-def test_features_refuse_an_as_of_date_long_after_the_data(data, tmp_path, capsys):
+def test_features_refuse_an_as_of_date_long_after_the_data(cli_data, tmp_path, capsys):
     out = tmp_path / "o.parquet"
-    code, err = run_main(["features", "--spells", str(data / "spells.parquet"), "--as-of", "2024-06-30",
+    code, err = run_main(["features", "--spells", str(cli_data / "spells.parquet"), "--as-of", "2024-06-30",
                           "--out", str(out)], capsys)
     assert code == 1 and "--as-of 2024-06-30 lies" in err and "days after" in err and not out.exists()
 
@@ -472,12 +444,12 @@ def test_features_refuse_an_as_of_date_long_after_the_data(data, tmp_path, capsy
     ("institution", "RAV", "unknown institution code"),
 ])
 @pytest.mark.parametrize("command", ["flags", "features"])
-def test_commands_reading_canonical_spells_refuse_what_validate_refuses(data, tmp_path, capsys, command,
+def test_commands_reading_canonical_spells_refuse_what_validate_refuses(cli_data, tmp_path, capsys, command,
                                                                        column, value, says):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(data / "spells.parquet")
+    table = pq.read_table(cli_data / "spells.parquet")
     df = table.to_pandas()
     if column == "end_date":
         end = [None if v is None else v for v in table.column("end_date").to_pylist()]
@@ -494,13 +466,13 @@ def test_commands_reading_canonical_spells_refuse_what_validate_refuses(data, tm
     assert "rows " in err and not out.exists()
 
 
-def test_a_deployments_own_institution_codes_are_read_with_its_config(data, tmp_path, capsys, monkeypatch):
+def test_a_deployments_own_institution_codes_are_read_with_its_config(cli_data, tmp_path, capsys, monkeypatch):
     """`snapshots --config` (and `evaluate --config`) read the spells with [deployment] extra_institutions."""
     import pyarrow.parquet as pq
 
     import iizrisk.snapshots
 
-    df = pq.read_table(data / "spells.parquet").to_pandas()
+    df = pq.read_table(cli_data / "spells.parquet").to_pandas()
     df["institution"] = df["institution"].astype(str).replace({"ALV": "RAV"})
     src = tmp_path / "own.parquet"
     df.to_parquet(src)
@@ -541,9 +513,9 @@ _AHV_SPELLINGS = ["756.1234.5678.97", "7561234567897", "756_6604_8764_70", "756�
 
 
 @pytest.mark.parametrize("number", _AHV_SPELLINGS)
-def test_a_path_holding_an_ahv_number_is_refused_without_echoing_it(data, tmp_path, capsys, number):
+def test_a_path_holding_an_ahv_number_is_refused_without_echoing_it(cli_data, tmp_path, capsys, number):
     """--out FILE, --out DIR and input paths: refused before anything is read or written (exit 2)."""
-    spells = str(data / "spells.parquet")
+    spells = str(cli_data / "spells.parquet")
     cases = [
         ["features", "--spells", spells, "--as-of", AS_OF, "--out", str(tmp_path / f"{number}.csv")],
         ["flags", "--spells", spells, "--as-of", AS_OF, "--out", str(tmp_path / number / "f.parquet")],
@@ -571,7 +543,7 @@ def test_information_request_refuses_an_out_folder_named_by_the_pseudonym(tmp_pa
     assert not (tmp_path / "ir").exists()
 
 
-def test_reports_os_errors_and_log_lines_never_show_an_ahv_number(data, tmp_path, capsys, monkeypatch):
+def test_reports_os_errors_and_log_lines_never_show_an_ahv_number(cli_data, tmp_path, capsys, monkeypatch):
     """Whatever a command prints through the command line -- a validation report naming a file, an
     operating-system error naming a path, a log line -- has its AHV numbers withheld, in any spelling."""
     import iizrisk._commands.flags as flags_command
@@ -586,7 +558,7 @@ def test_reports_os_errors_and_log_lines_never_show_an_ahv_number(data, tmp_path
         raise ValidationError("invalid", report=Report())
 
     monkeypatch.setattr(flags_command, "compute_flags", invalid)
-    code, err = run_main(flags_args(data, tmp_path / "o.parquet"), capsys)
+    code, err = run_main(flags_args(cli_data, tmp_path / "o.parquet"), capsys)
     assert code == 1 and "column 'decision': rows 2, 3" in err and "reading" in err
     assert "6604" not in err and "1234" not in err, err
 
@@ -594,49 +566,49 @@ def test_reports_os_errors_and_log_lines_never_show_an_ahv_number(data, tmp_path
         raise PermissionError(errno.EACCES, "Permission denied", "/data/756_6604_8764_70/x.parquet")
 
     monkeypatch.setattr(flags_command, "compute_flags", oserror)
-    code, err = run_main(flags_args(data, tmp_path / "o.parquet"), capsys)
+    code, err = run_main(flags_args(cli_data, tmp_path / "o.parquet"), capsys)
     assert code == EXIT_OS and "/data/" in err and "6604" not in err, err
 
 
 # ---------------------------------------------------------------- published tables keep their cells (D11)
-def test_audit_refuses_a_min_cell_size_below_1_as_indicators_and_policy_do(data, tmp_path, capsys):
-    base = ["--spells", str(data / "spells.parquet"), "--out", str(tmp_path / "a"), "--min-cell-size", "0"]
+def test_audit_refuses_a_min_cell_size_below_1_as_indicators_and_policy_do(cli_data, tmp_path, capsys):
+    base = ["--spells", str(cli_data / "spells.parquet"), "--out", str(tmp_path / "a"), "--min-cell-size", "0"]
     for argv in (["audit", "--model", str(tmp_path / "m"), "--as-of", AS_OF, *base],
-                 ["policy", "--interventions", str(data / "interventions.parquet"), *base]):
+                 ["policy", "--interventions", str(cli_data / "interventions.parquet"), *base]):
         code, err = run_main(argv, capsys)
         assert code == 2 and "--min-cell-size" in err and "minimum 1" in err, err
     assert not (tmp_path / "a").exists()
 
 
-def test_interventions_whose_pseudonyms_match_nobody_are_refused(data, tmp_path, capsys):
+def test_interventions_whose_pseudonyms_match_nobody_are_refused(cli_data, tmp_path, capsys):
     """Upper-cased by a spreadsheet (or made with another key): every intervention feature would be 0 without a
     word. Refused (exit 1) naming the file; the same interventions as written are read."""
     import pandas as pd
 
     from iizrisk.store import write_parquet_atomic
 
-    interventions = pd.read_parquet(data / "interventions.parquet")
+    interventions = pd.read_parquet(cli_data / "interventions.parquet")
     upper = write_parquet_atomic(interventions.assign(person_id=interventions["person_id"].astype(str).str.upper()),
                                  tmp_path / "upper.parquet")
-    argv = ["features", "--spells", str(data / "spells.parquet"), "--as-of", "2021-06-30",
+    argv = ["features", "--spells", str(cli_data / "spells.parquet"), "--as-of", "2021-06-30",
             "--out", str(tmp_path / "f.parquet"), "--interventions"]
     code, err = run_main([*argv, str(upper)], capsys)
     assert code == 1 and "upper.parquet: none of the" in err and "same key" in err, err
     assert not (tmp_path / "f.parquet").exists()
-    assert run_main([*argv, str(data / "interventions.parquet")], capsys)[0] == 0
+    assert run_main([*argv, str(cli_data / "interventions.parquet")], capsys)[0] == 0
 
 
-def test_a_study_of_a_type_the_interventions_lack_names_the_file_and_its_types(data, tmp_path, capsys):
+def test_a_study_of_a_type_the_interventions_lack_names_the_file_and_its_types(cli_data, tmp_path, capsys):
     """'--intervention-type foo' and a header-only file said 'no person has a first ... inside the period':
     neither the file nor what to do."""
     import pandas as pd
 
     from iizrisk.store import write_parquet_atomic
 
-    interventions = pd.read_parquet(data / "interventions.parquet")
+    interventions = pd.read_parquet(cli_data / "interventions.parquet")
     empty = write_parquet_atomic(interventions.iloc[:0], tmp_path / "empty.parquet")
-    spells = ["--spells", str(data / "spells.parquet")]
-    code, err = run_main(["evaluate", *spells, "--interventions", str(data / "interventions.parquet"),
+    spells = ["--spells", str(cli_data / "spells.parquet")]
+    code, err = run_main(["evaluate", *spells, "--interventions", str(cli_data / "interventions.parquet"),
                           "--intervention-type", "foo", "--out", str(tmp_path / "e")], capsys)
     assert code == 1 and "interventions.parquet: no intervention of type 'foo'" in err, err
     assert "the file holds 'joint_assessment'" in err and "--intervention-type" in err, err

@@ -3,45 +3,16 @@ or a folder of other files is refused with exit code 2 before any work; a failed
 
 from __future__ import annotations
 
-import logging
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from iizrisk.cli import main
+from conftest import run_main
 from iizrisk.errors import EXIT_OS, EXIT_USAGE, ConfigError
 
 AS_OF = "2021-06-30"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """A small synthetic population: spells.parquet and interventions.parquet."""
-    from iizrisk.synth import generate
-
-    folder = tmp_path_factory.mktemp("outputs")
-    generate(300, "2018-01-01", "2022-12-31", seed=3).to_dir(folder)
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def _restore_logger():
-    """main() configures the iizrisk logger for the application: undo it after each test."""
-    log = logging.getLogger("iizrisk")
-    level, handlers = log.level, list(log.handlers)
-    yield
-    log.setLevel(level)
-    log.handlers[:] = handlers
-
-
-def run_main(argv, capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def _tree(folder):
@@ -50,7 +21,7 @@ def _tree(folder):
 
 # ----------------------------------------------------------------- D1: train --out
 @pytest.mark.parametrize("kind", ["file", "folder"])
-def test_train_refuses_an_out_that_is_no_model_folder(data, tmp_path, capsys, kind):
+def test_train_refuses_an_out_that_is_no_model_folder(cli_data, tmp_path, capsys, kind):
     if kind == "file":
         out = tmp_path / "spells.csv"
         out.write_text("person_id;start_date\n")
@@ -58,9 +29,9 @@ def test_train_refuses_an_out_that_is_no_model_folder(data, tmp_path, capsys, ki
         out = tmp_path / "userdir"
         out.mkdir()
         (out / "notes.txt").write_text("precious")
-        shutil.copy(data / "interventions.parquet", out / "interventions.parquet")
+        shutil.copy(cli_data / "interventions.parquet", out / "interventions.parquet")
     before = out.read_bytes() if kind == "file" else _tree(out)
-    code, err = run_main(["train", "--spells", str(data / "spells.parquet"), "--outcome", "revolving_door",
+    code, err = run_main(["train", "--spells", str(cli_data / "spells.parquet"), "--outcome", "revolving_door",
                           "--no-compare", "--out", str(out)], capsys)
     assert code == EXIT_USAGE, err
     assert "--out" in err and str(out) in err and "earlier model" in err
@@ -97,9 +68,9 @@ def test_a_model_folder_is_recognised_by_its_files(tmp_path):
 
 # ----------------------------------------------------------------- D2: an output over an input
 @pytest.mark.parametrize("command", ["flags", "features"])
-def test_out_equal_to_the_spells_input_is_refused(data, tmp_path, capsys, command):
+def test_out_equal_to_the_spells_input_is_refused(cli_data, tmp_path, capsys, command):
     spells = tmp_path / "victim.parquet"
-    shutil.copy(data / "spells.parquet", spells)
+    shutil.copy(cli_data / "spells.parquet", spells)
     before = spells.read_bytes()
     code, err = run_main([command, "--spells", str(spells), "--as-of", AS_OF, "--out", str(spells)], capsys)
     assert code == EXIT_USAGE, err
@@ -111,72 +82,72 @@ def test_out_equal_to_the_spells_input_is_refused(data, tmp_path, capsys, comman
                     capsys)[0] == EXIT_USAGE
     folder = tmp_path / "spells"
     folder.mkdir()
-    shutil.copy(data / "spells.parquet", folder / "part-0.parquet")
+    shutil.copy(cli_data / "spells.parquet", folder / "part-0.parquet")
     code, err = run_main([command, "--spells", str(folder), "--as-of", AS_OF, "--out", str(folder / "out.parquet")],
                          capsys)
     assert code == EXIT_USAGE and "lies in the --spells input folder" in err, err
     assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
 
 
-def test_features_out_equal_to_the_interventions_is_refused(data, tmp_path, capsys):
+def test_features_out_equal_to_the_interventions_is_refused(cli_data, tmp_path, capsys):
     interventions = tmp_path / "int.parquet"
-    shutil.copy(data / "interventions.parquet", interventions)
+    shutil.copy(cli_data / "interventions.parquet", interventions)
     before = interventions.read_bytes()
-    code, err = run_main(["features", "--spells", str(data / "spells.parquet"), "--interventions", str(interventions),
+    code, err = run_main(["features", "--spells", str(cli_data / "spells.parquet"), "--interventions", str(interventions),
                           "--as-of", AS_OF, "--out", str(interventions)], capsys)
     assert code == EXIT_USAGE and "--interventions" in err, err
     assert interventions.read_bytes() == before
 
 
 @pytest.mark.parametrize("command", ["score", "indicators", "snapshots", "evaluate"])
-def test_an_output_folder_that_is_the_spells_folder_is_refused(data, tmp_path, capsys, command):
+def test_an_output_folder_that_is_the_spells_folder_is_refused(cli_data, tmp_path, capsys, command):
     folder = tmp_path / "spells"
     folder.mkdir()
-    shutil.copy(data / "spells.parquet", folder / "part-0.parquet")
+    shutil.copy(cli_data / "spells.parquet", folder / "part-0.parquet")
     argv = {"score": ["score", "--model", str(tmp_path / "none"), "--as-of", AS_OF],
             "indicators": ["indicators", "--year", "2021"],
             "snapshots": ["snapshots", "--outcome", "revolving_door"],
-            "evaluate": ["evaluate", "--interventions", str(data / "interventions.parquet")]}[command]
+            "evaluate": ["evaluate", "--interventions", str(cli_data / "interventions.parquet")]}[command]
     code, err = run_main([*argv, "--spells", str(folder), "--out", str(folder)], capsys)
     assert code == EXIT_USAGE and "is the --spells input" in err, err
     assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
 
 
 # ----------------------------------------------------------------- D5, D6: policy --save-model
-def _policy(data, tmp_path, *extra):
-    return ["policy", "--spells", str(data / "spells.parquet"), "--interventions", str(tmp_path / "int.parquet"),
+def _policy(cli_data, tmp_path, *extra):
+    return ["policy", "--spells", str(cli_data / "spells.parquet"), "--interventions", str(tmp_path / "int.parquet"),
             "--bootstrap", "5", "--out", str(tmp_path / "pol"), *extra]
 
 
-def test_policy_save_model_over_an_input_is_refused(data, tmp_path, capsys):
-    shutil.copy(data / "interventions.parquet", tmp_path / "int.parquet")
+def test_policy_save_model_over_an_input_is_refused(cli_data, tmp_path, capsys):
+    shutil.copy(cli_data / "interventions.parquet", tmp_path / "int.parquet")
     before = (tmp_path / "int.parquet").read_bytes()
-    code, err = run_main(_policy(data, tmp_path, "--save-model", str(tmp_path / "int.parquet")), capsys)
+    code, err = run_main(_policy(cli_data, tmp_path, "--save-model", str(tmp_path / "int.parquet")), capsys)
     assert code == EXIT_USAGE, err  # not a .skops name
-    code, err = run_main(_policy(data, tmp_path, "--save-model", str(tmp_path / "x.pkl")), capsys)
+    code, err = run_main(_policy(cli_data, tmp_path, "--save-model", str(tmp_path / "x.pkl")), capsys)
     assert code == EXIT_USAGE and ".skops" in err, err
     (tmp_path / "int.skops").symlink_to(tmp_path / "int.parquet")
-    code, err = run_main(_policy(data, tmp_path, "--save-model", str(tmp_path / "int.skops")), capsys)
+    code, err = run_main(_policy(cli_data, tmp_path, "--save-model", str(tmp_path / "int.skops")), capsys)
     assert code == EXIT_USAGE and "--save-model" in err and "--interventions" in err, err
     assert (tmp_path / "int.parquet").read_bytes() == before
     assert not (tmp_path / "pol").exists()
 
 
-def test_policy_save_model_naming_a_folder_fails_before_any_work(data, tmp_path, capsys, monkeypatch):
+def test_policy_save_model_naming_a_folder_fails_before_any_work(cli_data, tmp_path, capsys, monkeypatch):
     import iizrisk.evaluation
 
     def never(*a, **k):
         raise AssertionError("the work started")
 
     monkeypatch.setattr(iizrisk.evaluation, "risk_set_table", never)
-    shutil.copy(data / "interventions.parquet", tmp_path / "int.parquet")
+    shutil.copy(cli_data / "interventions.parquet", tmp_path / "int.parquet")
     (tmp_path / "m.skops").mkdir()
-    code, err = run_main(_policy(data, tmp_path, "--save-model", str(tmp_path / "m.skops")), capsys)
+    code, err = run_main(_policy(cli_data, tmp_path, "--save-model", str(tmp_path / "m.skops")), capsys)
     assert code == EXIT_OS and "--save-model" in err and "folder" in err, err
     assert not (tmp_path / "pol").exists()
 
 
-def test_policy_leaves_no_half_written_out(data, tmp_path, capsys, monkeypatch):
+def test_policy_leaves_no_half_written_out(cli_data, tmp_path, capsys, monkeypatch):
     """A file of --out that cannot be written: no other file of the failed run stays, nor the saved model."""
     import iizrisk.benefit
     import iizrisk.evaluation
@@ -205,9 +176,9 @@ def test_policy_leaves_no_half_written_out(data, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(iizrisk.evaluation, "risk_set_table", lambda *a, **k: None)
     monkeypatch.setattr(iizrisk.benefit, "BenefitModel", Model)
     monkeypatch.setattr(iizrisk.benefit, "evaluate_policies", lambda *a, **k: Policies())
-    shutil.copy(data / "interventions.parquet", tmp_path / "int.parquet")
+    shutil.copy(cli_data / "interventions.parquet", tmp_path / "int.parquet")
     (tmp_path / "pol" / "policy_values.csv").mkdir(parents=True)  # stands in for a full disk
-    code, err = run_main(_policy(data, tmp_path, "--save-model", str(tmp_path / "b.skops")), capsys)
+    code, err = run_main(_policy(cli_data, tmp_path, "--save-model", str(tmp_path / "b.skops")), capsys)
     assert code == EXIT_OS, err
     assert [p.name for p in (tmp_path / "pol").iterdir()] == ["policy_values.csv"]
     assert not (tmp_path / "b.skops").exists()
@@ -235,10 +206,10 @@ def test_synth_refuses_a_folder_holding_other_files(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------- D14: all or none
-def test_indicators_leave_no_half_written_out(data, tmp_path, capsys):
+def test_indicators_leave_no_half_written_out(cli_data, tmp_path, capsys):
     out = tmp_path / "ind"
     (out / "transitions.csv").mkdir(parents=True)  # stands in for a full disk
-    code, err = run_main(["indicators", "--spells", str(data / "spells.parquet"), "--year", "2021", "--out",
+    code, err = run_main(["indicators", "--spells", str(cli_data / "spells.parquet"), "--year", "2021", "--out",
                           str(out)], capsys)
     assert code == EXIT_OS, err
     assert str(out / "transitions.csv") in err and ".tmp" not in err

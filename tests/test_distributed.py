@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_main
 from iizrisk.errors import ConfigError
 from iizrisk.snapshots import SnapshotSet, build_snapshots
 
@@ -210,14 +211,6 @@ def test_study_arguments_on_dask_are_checked(client, population, monkeypatch):
 
 
 # ------------------------------------------------------------------ the command line
-def _main(argv, capsys) -> tuple[int, str]:
-    from iizrisk.cli import main
-
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 @pytest.fixture
@@ -244,9 +237,9 @@ def test_cli_snapshots_with_dask_writes_the_same_dataset(cluster_of_the_cli, spe
     src = write_parquet_atomic(spells, tmp_path / "spells.parquet")
     base = ["-q", "snapshots", "--spells", str(src), "--outcome", "revolving_door", "--from", "2022-10-31",
             "--to", "2023-01-31", "--buckets", "3", "--horizon-months", "3"]
-    assert _main([*base, "--out", str(tmp_path / "one")], capsys)[0] == 0
+    assert run_main([*base, "--out", str(tmp_path / "one")], capsys)[0] == 0
     assert cluster_of_the_cli == []
-    assert _main([*base, "--out", str(tmp_path / "dask"), "--dask", "--workers", "3"], capsys)[0] == 0
+    assert run_main([*base, "--out", str(tmp_path / "dask"), "--dask", "--workers", "3"], capsys)[0] == 0
     assert cluster_of_the_cli == [(None, {"workers": 3})]
     a, b = _files(tmp_path / "one"), _files(tmp_path / "dask")
     assert len(a) == 1 + 4 * 3 and a == b
@@ -260,8 +253,8 @@ def test_cli_evaluate_with_dask_writes_the_same_tables(cluster_of_the_cli, popul
     base = ["-q", "evaluate", "--spells", str(sp), "--interventions", str(iv), "--outcome",
             "days_registered_next_12m", "--from", "2019-01-01", "--to", "2020-12-31", "--controls-per-treated", "5",
             "--bootstrap", "5", "--min-cell-size", "1"]
-    assert _main([*base, "--out", str(tmp_path / "one")], capsys)[0] == 0
-    assert _main([*base, "--out", str(tmp_path / "dask"), "--dask", "tcp://scheduler.example:8786"], capsys)[0] == 0
+    assert run_main([*base, "--out", str(tmp_path / "one")], capsys)[0] == 0
+    assert run_main([*base, "--out", str(tmp_path / "dask"), "--dask", "tcp://scheduler.example:8786"], capsys)[0] == 0
     assert cluster_of_the_cli == [("tcp://scheduler.example:8786", {"workers": 2})]
     a, b = _files(tmp_path / "one"), _files(tmp_path / "dask")
     assert "estimates.csv" in a and a.keys() == b.keys()
@@ -280,14 +273,14 @@ def test_cli_evaluate_with_dask_writes_the_same_tables(cluster_of_the_cli, popul
 def test_cli_dask_options_are_checked_before_any_work(extra, message, tmp_path, capsys):
     argv = ["snapshots", "--spells", str(tmp_path / "absent.parquet"), "--outcome", "revolving_door",
             "--out", str(tmp_path / "s"), *extra]
-    code, err = _main(argv, capsys)
+    code, err = run_main(argv, capsys)
     assert code == 2 and message in err and not (tmp_path / "s").exists()
     assert "absent.parquet" not in err  # refused before reading the spells
 
 
 def test_cli_without_dask_says_what_to_install(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    code, err = _main(["snapshots", "--spells", str(tmp_path / "absent.parquet"), "--outcome", "revolving_door",
+    code, err = run_main(["snapshots", "--spells", str(tmp_path / "absent.parquet"), "--outcome", "revolving_door",
                        "--out", str(tmp_path / "s"), "--dask"], capsys)
     assert code == 2 and "pip install 'iizrisk[dask]'" in err
 
