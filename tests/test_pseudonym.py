@@ -572,18 +572,18 @@ def test_cli_never_writes_over_its_input_or_key(tmp_path, capsys, key_file):
     base = ["pseudonymise", "--key-file", str(key_file), "--id-column", "ahv", "--skip-invalid"]
     for out in (src, tmp_path / "link.csv", tmp_path / "sub" / ".." / "alv.csv"):
         code, text = _run([*base, str(src), str(out)], capsys)
-        assert code == 2 and "is IN" in text and "another file name" in text, text
+        assert code == 2 and "is the IN input" in text and "give OUT another file" in text, text
     os.link(src, tmp_path / "hard.csv")
     code, text = _run([*base, str(tmp_path / "hard.csv"), str(src)], capsys)
-    assert code == 2 and "is IN" in text
+    assert code == 2 and "is the IN input" in text
     # the list of invalid rows (OUT.invalid.csv) neither
     side = tmp_path / "o.csv.invalid.csv"
     side.write_text(raw)
     code, text = _run([*base, str(side), str(tmp_path / "o.csv")], capsys)
-    assert code == 2 and "is IN" in text and not (tmp_path / "o.csv").exists()
+    assert code == 2 and "OUT.invalid.csv" in text and "is the IN input" in text and not (tmp_path / "o.csv").exists()
     code, text = _run(["pseudonymise", "--key-file", str(key_txt), "--id-column", "ahv", str(src),
                        str(key_txt)], capsys)
-    assert code == 2 and "is the key file" in text and key_txt.read_bytes() == KEY
+    assert code == 2 and "is the --key-file input" in text and key_txt.read_bytes() == KEY
     assert src.read_text() == raw and side.read_text() == raw
 
 

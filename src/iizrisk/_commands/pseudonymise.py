@@ -12,12 +12,17 @@ wrong ``--encoding``) is not shown. OUT is written atomically and owner-only
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from ..errors import EXIT_INVALID_INPUT, EXIT_OK, ConfigError, RawIdentifierError, ValidationError
-from ._args import CSV_SUFFIXES, PARQUET_SUFFIXES, check_input, output_file
+from ._args import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    check_input,
+    output_file,
+    refuse_overwriting_inputs,
+)
 
 #: Endings of OUT: Parquet, or CSV (a machine file for ``iizrisk validate``/``run``, in IN's separator).
 _OUT_SUFFIXES = (*PARQUET_SUFFIXES, *CSV_SUFFIXES, ".txt")
@@ -72,23 +77,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-invalid", action="store_true", help="write the valid rows, list the invalid ones")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` are one existing file (also through a symbolic or hard link)."""
-    try:
-        return os.path.samefile(a, b)
-    except FileNotFoundError:
-        return False
-
-
-def _refuse_overwriting(targets: list[Path], protected: dict[str, Path]) -> None:
-    """Refuse (exit code 2) an output that is IN or the key file under any path."""
-    for dst in targets:
-        for what, path in protected.items():
-            if _same_file(dst, path):
-                raise ConfigError(f"OUT {dst} is {what} {path} (the same file); writing it would overwrite "
-                                  f"{what}: give OUT another file name")
-
-
 def _refuse_raw_identifiers(df, id_column: str, src: Path) -> None:
     """Refuse a table holding AHV numbers outside ``id_column``: columns and rows named, values never."""
     from ..validate import ValidationReport, check_raw_identifiers
@@ -120,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"{src}: no such file")
     dst = Path(args.output)
     invalid_list = Path(f"{args.output}.invalid.csv")
-    _refuse_overwriting([dst, invalid_list], {"IN": src, **({"the key file": key_file} if key_file else {})})
+    refuse_overwriting_inputs({"IN": src, "--key-file": key_file}, files={"OUT": dst, "OUT.invalid.csv": invalid_list})
     if src.suffix.lower() in {".parquet", ".pq"}:
         df, sep, hint = pd.read_parquet(src), ";", ""
         check_header(list(df.columns), str(src))  # read_csv_text checks a CSV header
