@@ -30,6 +30,7 @@ from iizrisk.features import (
     feature_catalogue,
     feature_specs,
 )
+from test_spells import near
 
 BASE = dt.date(2018, 1, 1)
 INSTS = ["ALV", "IV", "SH", "BB"]
@@ -55,7 +56,8 @@ def spell_rows(draw, max_persons: int = 4, max_rows: int = 12, span: int = 2200)
         p = f"p{draw(st.integers(0, n_persons - 1))}"
         inst = draw(st.sampled_from(INSTS))
         s = draw(st.integers(0, span))
-        length = draw(st.integers(0, 500))
+        # 364-366 days: around the day an SH spell reaches 12 months (outcomes)
+        length = draw(st.sampled_from([364, 365, 366]) | st.integers(0, 500))
         open_ = draw(st.booleans()) and draw(st.booleans())
         e = None if open_ else s + length
         # the exit reason is a function of (institution, end): rows merged into one spell
@@ -73,11 +75,40 @@ def spell_rows(draw, max_persons: int = 4, max_rows: int = 12, span: int = 2200)
 
 
 @st.composite
-def interventions_rows(draw, n_persons: int = 4, span: int = 2200):
+def interventions_rows(draw, n_persons: int = 4, span: int = 2200, as_of: dt.date | None = None):
+    """Interventions; given the as-of date, many fall on the days where counting starts or stops:
+    T+1, T, and the first day of the 12- and 60-month windows ending at T and the day before each."""
+    dates = st.integers(0, span).map(D)
+    if as_of is not None:
+        edges = [as_of + dt.timedelta(days=1), as_of]
+        for w in (12, 60):
+            first = months_back_plus_one(as_of, w)
+            edges += [first, first - dt.timedelta(days=1)]
+        dates = dates | st.sampled_from(edges)
     n = draw(st.integers(0, 5))
-    return [{"person_id": f"p{draw(st.integers(0, n_persons - 1))}", "date": D(draw(st.integers(0, span))),
+    return [{"person_id": f"p{draw(st.integers(0, n_persons - 1))}", "date": draw(dates),
              "type": draw(st.sampled_from(["joint_assessment", "case_management", "other"]))}
             for _ in range(n)]
+
+
+def row_dates(rows: list[dict]) -> list[dt.date]:
+    """Every date of the rows: the days an as-of date is most telling on (:func:`test_spells.near`)."""
+    return [r[c] for r in rows for c in ("end_date", "start_date", "recorded_date")]
+
+
+@st.composite
+def rows_as_of_interventions(draw, span: int = 2200, t_range: tuple[int, int] = (0, 2400)):
+    """Rows with or without a ``recorded_date`` column, an as-of date often on or next to one of their dates,
+    and interventions often on the edges of T's windows: (rows, frame, T, interventions)."""
+    rows = draw(spell_rows(span=span))
+    frame = to_frame(rows)
+    if not draw(st.booleans()):  # no recorded_date column: the other path of the point-in-time view
+        rows = [dict(r, recorded_date=None) for r in rows]
+        frame = frame.drop(columns="recorded_date")
+    # half the time on or next to an end (closed on T, open on T+1), a quarter next to another date
+    t = draw(near([r["end_date"] for r in rows], near(row_dates(rows), st.integers(*t_range).map(D))), label="as_of")
+    n_persons = 1 + max(int(r["person_id"][1:]) for r in rows)  # interventions of the rows' persons
+    return rows, frame, t, draw(interventions_rows(n_persons, span=span, as_of=t), label="interventions")
 
 
 def to_frame(rows: list[dict]) -> pd.DataFrame:
@@ -277,10 +308,10 @@ def test_reference_calendar_agrees_with_library():
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=spell_rows(), ivs=interventions_rows(), t_off=st.integers(0, 2400))
-def test_features_match_reference(rows, ivs, t_off):
-    t = D(t_off)
-    X = PointInTimeFeatures(include_age=True).fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
+@given(drawn=rows_as_of_interventions())
+def test_features_match_reference(drawn):
+    rows, frame, t, ivs = drawn
+    X = PointInTimeFeatures(include_age=True).fit_transform(frame, as_of=t, interventions=iv_frame(ivs))
     ref = ref_features(rows, t, ivs)
     assert_same_features(X, ref, t)
     assert list(X.columns) == [s.name for s in feature_specs(include_age=True)]
@@ -318,7 +349,7 @@ def test_nothing_after_as_of_changes_a_feature(rows, ivs, t_off, data):
                         "end_date": None, "exit_reason": None,
                         "recorded_date": rec if s <= t else None, "birth_year": 1970, "education": "tertiary"})
     later_ivs = ivs + [{"person_id": f"p{data.draw(st.integers(0, 6))}",
-                        "date": t + dt.timedelta(days=data.draw(st.integers(1, 400))),
+                        "date": t + dt.timedelta(days=data.draw(st.just(1) | st.integers(1, 400))),
                         "type": "joint_assessment"} for _ in range(data.draw(st.integers(0, 3)))]
     after = ft.transform(to_frame(changed), as_of=t, interventions=iv_frame(later_ivs))
     pd.testing.assert_frame_equal(before, after)
@@ -415,6 +446,21 @@ def test_population_all_includes_closed_persons():
                                                                                  - dt.date(2020, 2, 1)).days
 
 
+def test_interventions_count_from_the_first_day_of_their_window_to_t():
+    """Interventions dated T count at T, those dated T+1 do not; the 12-month count starts on the window's
+    first day (2023-07-01 for T = 2024-06-30), the joint assessments on the 60-month look-back's."""
+    rows = to_frame([{"person_id": "a", "institution": "ALV", "start_date": dt.date(2019, 1, 1), "end_date": None}])
+    dates = ["2024-07-01", "2024-06-30", "2023-07-01", "2023-06-30", "2019-07-01", "2019-06-30"]
+    ivs = pd.DataFrame({"person_id": "a", "date": pd.to_datetime(dates), "type": "joint_assessment"})
+    X = PointInTimeFeatures().fit_transform(rows, as_of="2024-06-30", interventions=ivs)
+    got = X[["n_interventions_12m", "n_joint_assessments", "days_since_joint_assessment"]].iloc[0].tolist()
+    assert got == [2, 4, 0]
+    # the evening before: 2024-06-30 is T+1 and left out; the windows now open on 2023-06-30 and 2019-06-30
+    X = PointInTimeFeatures().fit_transform(rows, as_of="2024-06-29", interventions=ivs)
+    got = X[["n_interventions_12m", "n_joint_assessments", "days_since_joint_assessment"]].iloc[0].tolist()
+    assert got == [2, 4, 364]
+
+
 def test_catalogue_has_four_languages_and_renders_every_feature():
     cat = feature_catalogue(include_protected=True)
     assert len(cat) >= 30
@@ -482,13 +528,13 @@ def test_person_start_order_equals_lexsort(pairs):
 
 # ---------------------------------------------------------------- features expire
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=spell_rows(), ivs=interventions_rows(), t_off=st.integers(400, 2400))
-def test_features_with_a_short_lookback_match_the_reference(rows, ivs, t_off):
+@given(drawn=rows_as_of_interventions(t_range=(400, 2400)))
+def test_features_with_a_short_lookback_match_the_reference(drawn):
     """A 12-month maximum look-back cuts the random spans often: the reference forgets alike."""
-    t = D(t_off)
+    rows, frame, t, ivs = drawn
     ft = PointInTimeFeatures(window_months=(6, 12), bfs_window_months=12, max_lookback_months=12,
                              include_age=True)
-    X = ft.fit_transform(to_frame(rows), as_of=t, interventions=iv_frame(ivs))
+    X = ft.fit_transform(frame, as_of=t, interventions=iv_frame(ivs))
     ref = ref_features(rows, t, ivs, windows=(6, 12), lookback=12, bw=12)
     assert_same_features(X, ref, t)
 

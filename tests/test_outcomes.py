@@ -11,18 +11,31 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iizrisk import outcomes
-from iizrisk.outcomes import compute_outcome, observed_until, outcome_names, register_outcome
+from iizrisk import _time, outcomes
+from iizrisk.outcomes import (
+    compute_outcome,
+    observed_until,
+    outcome_names,
+    register_outcome,
+    timeline_view,
+)
+from iizrisk.spells import build_timeline
 from test_features import (
+    BASE,
+    INSTS,
+    REASONS,
     D,
     end_or_big,
     is_reentry,
     is_transition,
     months_back_plus_one,
     ref_merge,
+    row_dates,
     spell_rows,
     to_frame,
 )
+from test_spells import as_of_strategy, near, near_ends, rows_strategy
+from test_spells import to_frame as spell_frame
 
 
 def months_forward(t: dt.date, h: int) -> dt.date:
@@ -57,12 +70,36 @@ def ref_outcome(rows, person: str, t: dt.date, h: int, kind: str) -> bool:
     return False
 
 
+def on_t_or_horizon_end(days, h: int) -> list[dt.date]:
+    """As-of dates that put an event on one of ``days`` on T (it does not count) or on T+H (it does):
+    the days themselves and the days ``h`` months before them (for :func:`test_spells.near`)."""
+    days = [d for d in days if d is not None]
+    return days + [months_back_plus_one(d, h) - dt.timedelta(days=1) for d in days]
+
+
+@st.composite
+def sh_row_reaching_near(draw, rows, days):
+    """An SH row of one of the persons whose 12-month day (add_months(start, 12) - 1) is one of ``days`` or
+    next to it, open or ending on that day, the day before or the day after."""
+    reach = draw(st.sampled_from(days)) + dt.timedelta(days=draw(st.sampled_from([0, 0, -1, 1])))
+    start = months_back_plus_one(reach, 12)  # the 12 months ending on `reach` start here
+    end = draw(st.sampled_from([None, reach, reach, reach - dt.timedelta(days=1), reach + dt.timedelta(days=1)]))
+    reason = None if end is None else REASONS[((end - BASE).days + INSTS.index("SH")) % len(REASONS)]
+    return dict(draw(st.sampled_from(rows)), institution="SH", start_date=start, end_date=end, exit_reason=reason,
+                recorded_date=None)
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=spell_rows(max_persons=3, max_rows=14, span=1500),
-       t_off=st.integers(0, 1500), h=st.sampled_from([1, 6, 12, 18]),
-       kind=st.sampled_from(["revolving_door", "disintegration"]))
-def test_outcome_matches_reference(rows, t_off, h, kind):
-    t = D(t_off)
+@given(rows=spell_rows(max_persons=3, max_rows=14, span=1500), h=st.sampled_from([1, 6, 12, 18]),
+       kind=st.sampled_from(["revolving_door", "disintegration"]), data=st.data())
+def test_outcome_matches_reference(rows, h, kind, data):
+    # T often puts an event on T or T+H: half the time the day an SH row would reach 12 months (on
+    # add_months(start, 12) - 1, which the 364-366-day rows end on or next to), a quarter a date of the rows
+    reach = [months_forward(r["start_date"], 12) - dt.timedelta(days=1) for r in rows if r["institution"] == "SH"]
+    far = near(on_t_or_horizon_end(row_dates(rows), h), st.integers(0, 1500).map(D))
+    t = data.draw(near(on_t_or_horizon_end(reach, h), far), label="as_of")
+    if data.draw(st.booleans(), label="an SH row reaching 12 months on T or T+H"):
+        rows = rows + [data.draw(sh_row_reaching_near(rows, [t, months_forward(t, h)]))]
     df = to_frame(rows)
     persons = sorted(df["person_id"].unique())
     pairs = pd.DataFrame({"person_id": persons, "as_of": pd.Timestamp(t)})
@@ -183,6 +220,73 @@ def test_disintegration_events():
     out = compute_outcome(rows, "2022-06-30", outcome="disintegration", horizon_months=11,
                           observed_until="2024-12-31")  # T+H = 2023-05-30: one day short
     assert not dict(zip(out["person_id"], out["outcome"], strict=True))["b"]
+
+
+@pytest.mark.parametrize("end, as_of, h, want", [
+    ("2023-05-31", "2022-06-30", 12, True),   # lasts until its 12-month day 2023-05-31: reaches it
+    ("2023-05-30", "2022-06-30", 12, False),  # ends the day before
+    (None, "2022-05-31", 12, True),           # T+H = 2023-05-31 is the 12-month day: within T+1 ... T+H
+    (None, "2022-05-31", 11, False),          # T+H = 2023-04-30
+    (None, "2023-05-30", 1, True),            # the 12-month day is T+1
+    (None, "2023-05-31", 12, False),          # reached on T itself: not within T+1 ... T+H
+])
+def test_sh_reaches_twelve_months_on_the_day_before_the_anniversary(end, as_of, h, want):
+    """An SH spell from 2022-06-01 reaches 12 months' duration on 2023-05-31 (add_months(start, 12) - 1:
+    the 12 months ending 2023-05-31 start on 2022-06-01, DOMAIN.md's windows), if it lasts until then."""
+    rows = _rows(("b", "SH", dt.date(2022, 6, 1), None if end is None else dt.date.fromisoformat(end),
+                  None if end is None else "other"))
+    pairs = pd.DataFrame({"person_id": ["b"], "as_of": pd.to_datetime([as_of])})
+    out = compute_outcome(rows, outcome="disintegration", horizon_months=h, pairs=pairs,
+                          observed_until="2024-12-31")
+    assert out["outcome"].tolist() == [want]
+    assert ref_outcome(_rows_as_dicts(rows), "b", dt.date.fromisoformat(as_of), h, "disintegration") == want
+
+
+def _rows_as_dicts(frame: pd.DataFrame) -> list[dict]:
+    """Rows of :func:`_rows` in the reference's form (dates as ``datetime.date``, no end as None)."""
+    out = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for r in out:
+        for c in ("start_date", "end_date"):
+            r[c] = None if r[c] is None else pd.Timestamp(r[c]).date()
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=rows_strategy(), data=st.data())
+def test_timeline_view_is_the_timeline_built_at_that_day(rows, data):
+    """The full timeline seen on the evening of a day is the timeline of the rows (without recorded dates)
+    built as of that day: an end on the day stays with its exit reason, an end after it is open.
+
+    With merge gap 0 only: a gap bridged by a row starting after the day merges the full timeline's spell
+    across the day (timeline_view keeps it open there), the rows known on the day do not."""
+    df = spell_frame(rows, with_rec=False, with_extra=True)
+    full = build_timeline(df)
+    # half the time on or next to the end of a merged spell (a row's end may lie inside one)
+    ends = [_time.to_date(e) for e in full.end[~full.is_open()]]
+    day = data.draw(near(ends, near_ends(rows, as_of_strategy)), label="day")
+    n = _time.day(day)
+    got = timeline_view(full, n)
+    want = build_timeline(df, as_of=day)
+    assert got.as_of == want.as_of == n and got.merge_report is None
+
+    def spells(tl):
+        f = tl.to_frame()
+        return sorted((p, str(i), s.date(), "open" if pd.isna(e) else e.date().isoformat(), "" if pd.isna(r) else r)
+                      for p, i, s, e, r in zip(f["person_id"], f["institution"], f["start_date"], f["end_date"],
+                                               f["exit_reason"], strict=True))
+    assert spells(got) == spells(want)
+    assert int(got.is_open().sum()) == int(want.is_open().sum())
+
+
+def test_timeline_view_keeps_an_end_on_the_day_and_opens_a_later_one():
+    rows = _rows(("a", "ALV", dt.date(2024, 1, 1), dt.date(2024, 3, 31), "employment"),
+                 ("a", "SH", dt.date(2024, 2, 1), dt.date(2024, 4, 1), "other"),
+                 ("a", "IV", dt.date(2024, 4, 1), None, None))
+    view = timeline_view(build_timeline(rows), _time.day("2024-03-31"))
+    f = view.to_frame()
+    assert f["institution"].astype(str).tolist() == ["ALV", "SH"]  # IV starts after the day
+    assert f["end_date"].astype(object).where(f["end_date"].notna(), None).tolist() == [pd.Timestamp("2024-03-31"), None]
+    assert f["exit_reason"].fillna("").tolist() == ["employment", ""]  # SH's end (and reason) lie after the day
 
 
 def test_iv_measure_pension_start_counts():

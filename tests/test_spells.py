@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -230,6 +230,43 @@ as_of_strategy = st.integers(-10, 150).map(lambda k: BASE + k * ONE)
 gap_strategy = st.sampled_from([0, 0, 1, 3, 10])
 
 
+def near(dates, far: st.SearchStrategy) -> st.SearchStrategy:
+    """An as-of date: about half the time one of ``dates`` (the rows' own ends, starts, recorded dates),
+    as it is or moved by -1 or +1 day, else one drawn from ``far``.
+
+    An end on T is closed at T and an end on T+1 open: only dates on such a boundary tell ``end > T``
+    from ``end >= T``, and a T drawn independently of the rows almost never lies on one.
+    """
+    dates = sorted({d for d in dates if d is not None})
+    if not dates:
+        return far
+    return st.one_of(far, st.tuples(st.sampled_from(dates), st.sampled_from([0, 0, -1, 1])).map(
+        lambda pair: pair[0] + dt.timedelta(days=pair[1])))
+
+
+def row_dates(rows: list[Row]) -> list[dt.date]:
+    """Every date of the rows: the days an as-of date is most telling on (:func:`near`)."""
+    return [d for r in rows for d in (r.end, r.start, r.rec)]
+
+
+def near_ends(rows: list[Row], far: st.SearchStrategy) -> st.SearchStrategy:
+    """An as-of date half the time on or next to an end of the rows, a quarter next to another of their
+    dates, else from ``far`` (:func:`near`)."""
+    return near([r.end for r in rows], near(row_dates(rows), far))
+
+
+@st.composite
+def rows_and_as_of(draw, allow_none: bool = True) -> tuple[list[Row], dt.date | None, bool]:
+    """Rows, an as-of date (often on or next to a date of the rows, :func:`near_ends`) and whether the frame
+    carries a ``recorded_date`` column; without one the rows' ``rec`` are None (the reference reads them)."""
+    rows = draw(rows_strategy())
+    with_rec = draw(st.booleans())
+    if not with_rec:
+        rows = [replace(r, rec=None) for r in rows]
+    far = st.one_of(st.none(), as_of_strategy) if allow_none else as_of_strategy
+    return rows, draw(near_ends(rows, far)), with_rec
+
+
 def frame_spells(tl: Timeline) -> dict[str, list[RefSpell]]:
     """The fast timeline as reference spells per person."""
     f = tl.to_frame()
@@ -249,9 +286,10 @@ def ref_all(rows: list[Row], T, gap, fn=ref_spells) -> dict[str, list[RefSpell]]
 
 # --------------------------------------------------------------------------- reference comparisons
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), gap=gap_strategy)
-def test_build_timeline_matches_reference(rows, T, gap):
-    tl = build_timeline(to_frame(rows), as_of=T, merge_gap_days=gap)
+@given(drawn=rows_and_as_of(), gap=gap_strategy)
+def test_build_timeline_matches_reference(drawn, gap):
+    rows, T, with_rec = drawn  # with and without a recorded_date column: two paths of the view
+    tl = build_timeline(to_frame(rows, with_rec=with_rec), as_of=T, merge_gap_days=gap)
     assert frame_spells(tl) == ref_all(rows, T, gap)
     # persons are those of the view, nobody known only later
     assert sorted(tl.person_ids) == sorted({r.person for r in ref_visible(rows, T)})
@@ -284,9 +322,10 @@ def test_a_timeline_of_some_persons_is_theirs_from_the_whole(rows, T, data):
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), gap=gap_strategy)
-def test_exit_reason_and_case_come_from_the_row_with_the_latest_end(rows, T, gap):
-    tl = build_timeline(to_frame(rows, with_extra=True), as_of=T, merge_gap_days=gap)
+@given(drawn=rows_and_as_of(), gap=gap_strategy)
+def test_exit_reason_and_case_come_from_the_row_with_the_latest_end(drawn, gap):
+    rows, T, with_rec = drawn
+    tl = build_timeline(to_frame(rows, with_rec=with_rec, with_extra=True), as_of=T, merge_gap_days=gap)
     f = tl.to_frame()
     for p, inst, s, e, reason, case in zip(f["person_id"], f["institution"], f["start_date"],
                                            f["end_date"], f["exit_reason"], f["case_id"], strict=True):
@@ -297,30 +336,40 @@ def test_exit_reason_and_case_come_from_the_row_with_the_latest_end(rows, T, gap
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=rows_strategy(), T=st.one_of(st.none(), as_of_strategy), gap=gap_strategy)
-def test_monthly_mode_matches_reference(rows, T, gap):
-    tl = build_timeline(to_frame(rows), as_of=T, merge_gap_days=gap)
+@given(drawn=rows_and_as_of(), gap=gap_strategy)
+def test_monthly_mode_matches_reference(drawn, gap):
+    rows, T, with_rec = drawn
+    tl = build_timeline(to_frame(rows, with_rec=with_rec), as_of=T, merge_gap_days=gap)
     m = monthly_spells(tl)
     assert frame_spells(m) == ref_all(rows, T, gap, fn=ref_monthly)
     assert m.mode == "monthly" and m.as_of == tl.as_of
     assert monthly_spells(m) is m
-    via_option = build_timeline(to_frame(rows), as_of=T, merge_gap_days=gap, mode="monthly")
+    via_option = build_timeline(to_frame(rows, with_rec=with_rec), as_of=T, merge_gap_days=gap, mode="monthly")
     assert frame_spells(via_option) == frame_spells(m)
     assert m.merge_report.spells == len(m)
     assert m.merge_report.rows_merged == tl.merge_report.rows_merged + len(tl) - len(m)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=rows_strategy(), T=as_of_strategy)
-def test_point_in_time_rows_give_the_same_timeline(rows, T):
-    df = to_frame(rows)
+@given(drawn=rows_and_as_of(allow_none=False))
+def test_point_in_time_rows_give_the_same_timeline(drawn):
+    rows, T, with_rec = drawn
+    df = to_frame(rows, with_rec=with_rec, with_extra=True)
     pit = point_in_time(df, T)
-    assert len(pit) == len(ref_visible(rows, T))
+    # the rows of the reference view, in input order: an end (and its exit reason) known at T stays,
+    # one after T or recorded after T is empty
+    vis = ref_visible(rows, T)
+    want = [(r.person, r.inst, r.start, None if ref_is_open(r, T) else r.end,
+             None if ref_is_open(r, T) else r.reason) for r in vis]
+    got = [(p, i, s.date(), None if pd.isna(e) else e.date(), None if pd.isna(x) else x)
+           for p, i, s, e, x in zip(pit["person_id"], pit["institution"], pit["start_date"], pit["end_date"],
+                                    pit["exit_reason"], strict=True)]
+    assert got == want
     t = (T - dt.date(1970, 1, 1)).days
     ends = _time.to_days(pit["end_date"], missing=int(_time.OPEN_END))
     assert ((ends <= t) | (ends == _time.OPEN_END)).all()
     # rows known at T, merged without as-of, are the point-in-time timeline
-    assert frame_spells(build_timeline(pit.drop(columns="recorded_date"))) == \
+    assert frame_spells(build_timeline(pit.drop(columns="recorded_date", errors="ignore"))) == \
         frame_spells(build_timeline(df, as_of=T))
 
 
@@ -355,6 +404,28 @@ def test_ends_after_as_of_are_open_and_rows_recorded_later_are_unknown():
     assert tl.merge_report.rows_after_as_of == 1
     pit = point_in_time(df, "2024-04-01")
     assert pit["institution"].tolist() == ["SH", "IV"] and pit["end_date"].isna().all()
+
+
+@pytest.mark.parametrize("recorded", [None, "2024-03-31", "2024-01-01"])
+def test_an_end_on_the_as_of_date_is_closed_and_keeps_its_exit_reason(recorded):
+    """The evening of T: a spell ending on T has ended, its exit reason known; one ending on T+1 is open.
+
+    With and without a ``recorded_date`` column (the two paths of the view), in ``build_timeline`` and
+    in ``point_in_time``.
+    """
+    df = _rows(("ALV", "2024-01-01", "2024-03-31"))
+    df["exit_reason"] = pd.Series(["employment"], dtype="str")
+    if recorded is not None:
+        df["recorded_date"] = pd.to_datetime([recorded])
+    on_t = build_timeline(df, as_of="2024-03-31")
+    assert on_t.is_open().tolist() == [False]
+    assert on_t.to_frame()[["end_date", "exit_reason"]].astype(str).values.tolist() == [["2024-03-31", "employment"]]
+    pit = point_in_time(df, "2024-03-31")
+    assert pit["end_date"].tolist() == [pd.Timestamp("2024-03-31")] and pit["exit_reason"].tolist() == ["employment"]
+    before = build_timeline(df, as_of="2024-03-30")  # the evening before: the end is not known yet
+    assert before.is_open().tolist() == [True] and before.to_frame()["exit_reason"].isna().all()
+    pit = point_in_time(df, "2024-03-30")
+    assert pit["end_date"].isna().all() and pit["exit_reason"].isna().all()
 
 
 def test_monthly_mode_joins_adjacent_months_and_keeps_open():

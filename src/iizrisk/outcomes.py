@@ -154,10 +154,12 @@ def timeline_view(tl: Timeline, day: int) -> Timeline:
     """The spells of a full timeline as known on the evening of ``day``.
 
     Spells starting after ``day`` are dropped; ends after ``day`` become open
-    (and lose their exit reason). Removing rows that start after ``day`` never
-    splits a merged spell, so this equals rebuilding the timeline at ``day``
-    from rows without ``recorded_date`` (outcomes take the data as finally
-    known: the truth, not what was known when).
+    (and lose their exit reason). Outcomes take the data as finally known (the
+    truth, not what was known when). Built with ``merge_gap_days=0``, this
+    equals rebuilding the timeline at ``day`` from rows without
+    ``recorded_date``; with a merge gap, a spell bridged across ``day`` by a
+    row that starts after it stays open here, where the rebuild would close it
+    at its last row's end (it was one spell, as finally known).
     """
     day = int(day)
     keep = tl.start <= day
