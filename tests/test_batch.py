@@ -525,6 +525,10 @@ def test_a_history_folder_the_run_cannot_write_stops_it_before_publishing(tmp_pa
         assert main([command, str(cfg), "--as-of", AS_OF]) == 6
         assert f"{locked} is not writable by this account" in capsys.readouterr().err
     assert not (tmp_path / "runs" / AS_OF).exists()
+    theirs = tmp_path / "runs" / "tools"  # an operator's folder the run never writes into: no business of it
+    theirs.mkdir()
+    monkeypatch.setattr(batch.os, "access", lambda p, mode: Path(p) != theirs and real(p, mode))
+    assert main(["run", str(cfg), "--as-of", AS_OF]) == 0
 
 
 def test_a_damaged_history_entry_is_written_anew_from_its_run_folder(tmp_path, random_spells, trained):

@@ -308,8 +308,14 @@ def _check_output_folders(settings: Settings, t: dt.date) -> None:
         if not existing.is_dir():
             raise OperatingSystemError(f"{key} = {value!r}: {existing} is a file, not a folder; give {key} a folder "
                                        "(new, or the one earlier runs used)")
-        # the folder and its own folders (the history's tables): a run published, then failed on the history
-        inside = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
+        # the folder and the folders the run writes into (the history's tables, the runs' store): a run
+        # published, then failed on the history; an operator's own folders there are not the run's business
+        if not folder.is_dir():
+            inside = []
+        elif key == "[output] history_dir":
+            inside = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
+        else:
+            inside = [folder / ".store"] if (folder / ".store").is_dir() else []
         for p in (existing, *inside):
             if not os.access(p, os.W_OK | os.X_OK):
                 raise OperatingSystemError(f"{key}: {p} is not writable by this account; give the service account "
