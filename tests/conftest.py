@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import logging
 import os
 
@@ -59,3 +61,9 @@ def run_main(argv, capsys) -> tuple[int, str]:
     except SystemExit as exc:
         code = exc.code
     return code, capsys.readouterr().err
+
+
+def months_before(day: datetime.date, months: int) -> datetime.date:
+    """The same day ``months`` calendar months earlier, clipped to the month's last day (a slow reference)."""
+    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return datetime.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))

@@ -3,7 +3,6 @@ gap warnings, plots, the labelled period and ``iizrisk audit``."""
 
 from __future__ import annotations
 
-import calendar
 import datetime
 import io
 import json
@@ -18,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
+from conftest import months_before
 from iizrisk.cli import main
 from iizrisk.errors import ValidationError
 from iizrisk.fairness import (
@@ -938,11 +938,6 @@ def test_disability_proxy_is_a_recent_iv_registration(spells):
     assert (got.to_numpy() == want).all() and (want == "IV").any() and (want == "no_IV").any()
 
 
-def _months_before(day: datetime.date, months: int) -> datetime.date:
-    """The same day ``months`` calendar months earlier, clipped to the month's last day."""
-    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
-    return datetime.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
-
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(),
@@ -958,7 +953,7 @@ def test_disability_proxy_equals_a_per_person_loop(data, as_of, months):
     from iizrisk.spells import build_timeline
 
     one = datetime.timedelta(days=1)
-    first = _months_before(as_of, months) + one  # the window's first day
+    first = months_before(as_of, months) + one  # the window's first day
     day = st.one_of(st.sampled_from([first - one, first, first + one, as_of, as_of + one]),
                     st.dates(first - datetime.timedelta(days=90), as_of + datetime.timedelta(days=30)))
     rows = []

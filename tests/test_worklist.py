@@ -10,7 +10,6 @@ disclosed).
 
 from __future__ import annotations
 
-import calendar
 import csv
 import datetime
 import io
@@ -22,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import months_before
 from iizrisk.spells import build_timeline
 from iizrisk.worklist import BANDS, NOTICE, band_order, build_worklists, open_cases_at
 
@@ -360,11 +360,6 @@ def test_ranks_tie_only_where_the_uncalibrated_scores_are_equal(random_spells, w
     for df in wl.lists.values():
         assert (np.diff(pos.loc[df["person_id"]].to_numpy()) > 0).all()
 
-
-def months_before(day: datetime.date, months: int) -> datetime.date:
-    """The same day ``months`` calendar months earlier, clipped to the month's last day."""
-    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
-    return datetime.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

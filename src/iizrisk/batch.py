@@ -235,13 +235,12 @@ def run_nightly(settings: Settings | str | Path, *, as_of=None, progress: bool |
     _refuse_ahv_numbers_in_the_record(settings, reason)
     t = _resolve_as_of(as_of)
     _check_as_of(t, force=force)
-    _check_output_folders(settings, t)
+    _check_output_folders(settings, t)  # also check_root of an existing run folder (a new one is empty)
     root = settings.resolve(settings.output.dir)
     history = HistoryStore(settings.resolve(settings.output.history_dir))
     with Permissions(settings.output.mode, settings.output.group) as perms:
         root.mkdir(parents=True, exist_ok=True)
         perms.apply(root, recursive=False)  # what iizrisk wrote, never the rest of a folder it was given
-        check_root(root, t)
         with RunLock(root / ".lock"):
             perms.apply_written(root, [root / ".lock", *([root / ".store"] if (root / ".store").is_dir() else [])])
             cleanup(root)

@@ -356,8 +356,6 @@ def refuse_writing_into_the_deployment(settings, config, *, files: dict[str, obj
     ConfigError
         Naming the option, the folder or file and the fix.
     """
-    from ..errors import ConfigError
-
     inputs: dict[str, object] = {"CONFIG": config}
     for src in settings.sources:
         inputs[f"[[sources]] {src.name!r} path"] = settings.resolve(src.path)
