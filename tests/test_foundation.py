@@ -357,6 +357,9 @@ def test_infinite_or_nan_numbers_are_refused(table, key, value):
     ({"deployment": {"interventions": ""}}, "[deployment] interventions = '' is empty: give the interventions "
                                             "file (CSV or Parquet), or leave the key out"),
     ({"deployment": {"corrections": "  "}}, "[deployment] corrections = '  ' is blank"),
+    ({"deployment": {"name": ""}}, "[deployment] name = '' is empty: give the deployment's name, which reports, "
+                                   "model cards and messages show, or leave the key out (default 'iizrisk "
+                                   "deployment')"),
     ({"deployment": {"pseudonym_pattern": ""}}, "[deployment] pseudonym_pattern = '' is empty"),
     ({"deployment": {"pseudonym_pattern": " "}}, "[deployment] pseudonym_pattern = ' ' is blank"),
     ({"model": {"signing_key_file": ""}}, "[model] signing_key_file = '' is empty: give the file holding the "
@@ -402,7 +405,7 @@ def test_a_fifo_as_the_configuration_is_exit_6_not_a_hang(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail("iizrisk validate FIFO hung")
     assert out.returncode == 6, out.stderr
-    assert str(fifo) in out.stderr and "a FIFO (named pipe), not a regular file" in out.stderr
+    assert str(fifo) in out.stderr and "a named pipe (FIFO), not a regular file" in out.stderr
 
 
 def test_a_folder_or_device_as_the_configuration_is_an_operating_system_error(tmp_path, capsys):

@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
-import stat
 import sys
 import tomllib
 import types
@@ -45,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._files import file_kind, read_regular
 from ._texts import LANGUAGES
 from .errors import ConfigError, OperatingSystemError
 
@@ -701,16 +700,8 @@ class Settings(_Section):
             raise ConfigError(f"{origin}: " + "; ".join(problems))
 
 
-def _kind(mode: int) -> str:
-    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return word
-    return "not a regular file"
-
-
 def _not_a_config_file(path: Path, mode: int) -> OperatingSystemError:
-    return OperatingSystemError(f"configuration file {path} is {_kind(mode)}, not a regular file; give the path "
+    return OperatingSystemError(f"configuration file {path} is {file_kind(mode)}, not a regular file; give the path "
                                 "of the TOML settings file (reading anything else could block or never end)")
 
 
@@ -722,33 +713,32 @@ def _read_config_text(path: Path) -> str:
     (``O_NONBLOCK``) and checked again once open, in case it was replaced in between.
     """
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_a_config_file(path, st.st_mode)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        data = read_regular(path, lambda mode: _not_a_config_file(path, mode))[0]
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {path} does not exist") from exc
-    with open(fd, encoding="utf-8", closefd=True) as fh:  # text mode: universal newlines, as read_text
-        mode = os.fstat(fh.fileno()).st_mode
-        if not stat.S_ISREG(mode):  # replaced since the check
-            raise _not_a_config_file(path, mode)
-        try:
-            return fh.read()
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"configuration file {path} is not UTF-8 text") from exc
+    try:  # universal newlines, as text mode reads them
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not UTF-8 text") from exc
 
 
-def _strings(value: Any, where: str, top: bool = True):
-    """``(where, text)`` for every string of a TOML value: the values, and the names of tables' keys."""
-    if isinstance(value, str):
-        yield where, value
-    elif isinstance(value, dict | types.MappingProxyType):
+def _leaves(value: Any, where: str, top: bool = True):
+    """``(where, value)`` for every leaf of a TOML value (lists and tables walked), and ``(where, name)`` for
+    the names of its tables' keys: ``where`` reads ``[section] key``, then ``.sub`` and ``[i]`` below it."""
+    if isinstance(value, dict | types.MappingProxyType):
         for k, v in value.items():
             yield f"a setting name in {where}", str(k)
-            yield from _strings(v, f"{where} {k}" if top else f"{where}.{k}", False)
+            yield from _leaves(v, f"{where} {k}" if top else f"{where}.{k}", False)
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            yield from _strings(v, f"{where}[{i}]", False)
+            yield from _leaves(v, f"{where}[{i}]", False)
+    else:
+        yield where, value
+
+
+def _strings(value: Any, where: str):
+    """``(where, text)`` for every string of a TOML value: the values, and the names of tables' keys."""
+    return [(w, v) for w, v in _leaves(value, where) if isinstance(v, str)]
 
 
 def refuse_ahv_numbers(data: dict[str, Any], origin: str) -> None:
@@ -797,9 +787,11 @@ def _protected_attribute_problems(p: PrivacySettings) -> list[str]:
     return out
 
 
-#: Settings naming a file, a folder, a key, a group or a pattern: empty (or blank), each would silently mean
-#: "none", the configuration's own folder, or a pattern no pseudonym matches. (section, key, what, optional)
+#: Settings naming the deployment, a file, a folder, a key, a group or a pattern: empty (or blank), each would
+#: silently mean "none", the configuration's own folder, a pattern no pseudonym matches, or a report naming no
+#: deployment. (section, key, what, optional)
 _NAMING_TEXTS = (
+    ("deployment", "name", "the deployment's name, which reports, model cards and messages show", False),
     ("deployment", "interventions", "the interventions file (CSV or Parquet)", True),
     ("deployment", "corrections", "the corrections table (CSV or Parquet)", True),
     ("deployment", "pseudonym_pattern", "a regular expression every person_id matches in full", False),
@@ -846,18 +838,6 @@ def _empty(value: str) -> str:
     return "empty" if value == "" else "blank"
 
 
-def _floats(value: Any, where: str):
-    """``(where, number)`` for every float in a setting's value (lists and tables included)."""
-    if isinstance(value, float):
-        yield where, value
-    elif isinstance(value, dict | types.MappingProxyType):
-        for k, v in value.items():
-            yield from _floats(v, f"{where}.{k}")
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            yield from _floats(v, f"{where}[{i}]")
-
-
 def _non_finite_problems(s: Settings) -> list[str]:
     """Infinite or NaN numbers (TOML has ``inf`` and ``nan``): a threshold that never or always fires."""
     out = []
@@ -867,8 +847,8 @@ def _non_finite_problems(s: Settings) -> list[str]:
             continue  # the sources hold no numbers
         defaults = type(section)()
         for g in dataclasses.fields(section):
-            for where, v in _floats(getattr(section, g.name), f"[{f.name}] {g.name}"):
-                if not math.isfinite(v):
+            for where, v in _leaves(getattr(section, g.name), f"[{f.name}] {g.name}", top=False):
+                if isinstance(v, float) and not math.isfinite(v):
                     out.append(f"{where} = {v!r} is not a finite number: give a finite one (default "
                                f"{getattr(defaults, g.name)!r})")
     return out

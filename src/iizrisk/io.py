@@ -77,6 +77,7 @@ import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
 from ._arrays import filter_strings, plain_ends, string_order
+from ._files import file_kind, read_regular
 from ._threads import in_background
 from ._time import NAT_TICKS, TICKS_PER_SECOND
 from .config import DeploymentSettings, Settings, SourceConfig
@@ -613,16 +614,8 @@ def _refuse_ahv_in_paths(paths: list[str], source: str, what: str = "file") -> N
             "(`iizrisk pseudonymise`)")
 
 
-def _kind(mode: int) -> str:
-    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return word
-    return "not a regular file"
-
-
 def _not_regular(name: str, path: Path, mode: int) -> ValidationError:
-    return ValidationError(f"{name}: {path} is {_kind(mode)}, not a regular file; point the source's path to "
+    return ValidationError(f"{name}: {path} is {file_kind(mode)}, not a regular file; point the source's path to "
                            "an exported file (reading it could block or never end)")
 
 
@@ -640,19 +633,13 @@ def _regular_file(path: Path, name: str) -> None:
 
 
 def _read_regular(path: Path, name: str) -> bytes:
-    """The bytes of a regular file; a FIFO or device is refused without blocking (O_NONBLOCK, fstat)."""
+    """The bytes of a regular file; a FIFO or device is refused without blocking."""
     _regular_file(path, name)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        return read_regular(path, lambda mode: _not_regular(name, path, mode))[0]
     except OSError as exc:
         raise OperatingSystemError(f"{name}: {path} cannot be read ({exc.strerror}); check the path and "
                                    "the service account's permissions") from exc
-    with open(fd, "rb", closefd=True) as fh:
-        mode = os.fstat(fh.fileno()).st_mode
-        if not stat.S_ISREG(mode):  # replaced since the check
-            raise _not_regular(name, path, mode)
-        return fh.read()
 
 
 # ------------------------------------------------------------------------ sources

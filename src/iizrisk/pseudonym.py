@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._arrays import category_rows, integer_bits
+from ._files import file_kind, read_regular
 from .errors import KeyFileError, PseudonymisationError
 
 __all__ = [
@@ -513,14 +514,9 @@ def read_secret_file(path: str | Path, what: str, harm: str) -> bytes:
         Everyone may read the file, others than its owner may write it, it is owned by another account,
         it lies in a folder others may change, or it is not a regular file (exit 2), naming the fix.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens without waiting for a writer
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"{what} {path} is not a regular file (a named pipe, device or socket); give the "
-                               "path of the file that holds the key")
-        mode = stat.S_IMODE(st.st_mode)
-        data = fh.read().strip()
+    data, st = read_regular(path, lambda mode: KeyFileError(
+        f"{what} {path} is {file_kind(mode)}, not a regular file; give the path of the file that holds the key"))
+    data, mode = data.strip(), stat.S_IMODE(st.st_mode)
     _refuse_foreign_key_file(Path(path), st, what, harm)
     if mode & SECRET_MODE_REFUSED:
         raise KeyFileError(
