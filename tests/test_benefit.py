@@ -256,7 +256,7 @@ def test_results_follow_the_protocol(het, tmp_path):
     assert ax.get_xlabel().startswith("outcomes prevented")
     # a policy selecting fewer than k people is hidden
     hidden = ev._output_tables(10**6)[0].frame
-    assert hidden["suppressed"].all() and hidden["value"].isna().all()
+    assert hidden["suppressed"].all() and hidden["prevented_per_100"].isna().all()
 
 
 def test_policy_values_are_written_with_the_policies_names(tmp_path):
@@ -276,8 +276,10 @@ def test_policy_values_are_written_with_the_policies_names(tmp_path):
     for col in csv.columns[1:5]:  # outcomes prevented per 100 assessments: two decimals
         assert all(len(x.partition(".")[2]) <= 2 for x in csv[col]), csv[col]
     assert [float(x) for x in csv.iloc[:, 1]] == np.round(v["value"], 2).tolist()
+    assert csv.columns[1] == "Événements évités pour 100 évaluations"  # it read "Valeur", without saying of what
     machine = pd.read_parquet(tmp_path / "policy_values.parquet")  # for machines: codes and every digit
-    assert machine["policy"].tolist() == list(POLICIES) and machine["value"].tolist() == v["value"].tolist()
+    assert machine["policy"].tolist() == list(POLICIES)
+    assert machine["prevented_per_100"].tolist() == v["value"].tolist()
     assert len(files) == 2
 
 
@@ -369,9 +371,9 @@ def test_cli_policy_writes_the_evaluation(tmp_path):
     # --language: the tables as a Swiss spreadsheet opens them, headers in French, the interval's level named
     with open(tmp_path / "dep" / "policy_values.csv", encoding="utf-8") as f:
         head = f.readline()
-    assert head.startswith("\ufeffOrdre;Valeur;Borne inférieure (95 %);Borne supérieure (95 %);"), head
+    assert head.startswith("\ufeffOrdre;Événements évités pour 100 évaluations;Borne inférieure (95 %);Borne supérieure (95 %);"), head
     with open(tmp_path / "early" / "policy_values.csv", encoding="utf-8-sig") as f:
-        assert f.readline().startswith("policy;value;lower 95%")  # without --language: the codes
+        assert f.readline().startswith("policy;prevented_per_100;lower 95%")  # without --language: the codes
     assert main(["policy", "--out", str(tmp_path / "x")]) == 2  # no data at all
     assert saved.episode_days_ == (14, 90) and saved.evidence_["capacity"] == 0.05
     ev = saved.evidence("benefit")

@@ -1234,18 +1234,24 @@ class PolicyEvaluation(ResultMixin):
         v.loc[v["suppressed"], [c for c in v.columns if c != "suppressed"]] = np.nan
         # outcomes prevented per 100 assessments: two decimals for people, every digit in the Parquet file
         per_100 = {c: VALUE_DECIMALS for c in v.columns if pd.api.types.is_float_dtype(v[c].dtype)}
-        return [OutputTable("policy_values", v.reset_index(), rounding=per_100)]
+        # the written column says what the value counts ("value" read "Wert", without a unit)
+        out = v.reset_index().rename(columns=_WRITTEN_VALUES)
+        return [OutputTable("policy_values", out, rounding={_WRITTEN_VALUES.get(c, c): d for c, d in per_100.items()})]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from matplotlib.figure import Figure
 
-        v = tables[0].frame.set_index("policy")
+        v = tables[0].frame.set_index("policy").rename(columns={w: c for c, w in _WRITTEN_VALUES.items()})
         v = v[~v["suppressed"].astype(bool)]
         if not len(v):
             return []
         fig = Figure(figsize=(6.5, 3.2))
         _plot_policies(v, ax=fig.subplots(), alpha=self.alpha, language=language)
         return [OutputFigure("policy_values", fig, dpi=110)]
+
+
+#: The policy values' columns as the written tables name them: outcomes prevented per 100 assessments.
+_WRITTEN_VALUES = {"value": "prevented_per_100", "true_value": "true_prevented_per_100"}
 
 
 def _plot_policies(v: pd.DataFrame, *, ax=None, alpha: float = 0.05, language: str = "en"):
