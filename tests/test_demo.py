@@ -133,3 +133,52 @@ def test_the_smallest_demo_runs_and_runs_again_in_its_folder(tmp_path, capsys):
                      "--end", "2024-12-31", "--seed", "7"]) == 0
         assert "never a decision" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == sorted(demo._DEMO_ENTRIES)
+
+
+def _an_earlier_demo(out):
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "synth.json").write_text('{"seed": 1}')
+    (out / "runs").mkdir()
+    (out / "runs" / "2024-12-31").write_text("the earlier night")
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("the training failed"), KeyboardInterrupt()])
+@pytest.mark.parametrize("start", ["earlier", "empty", "new"])
+def test_a_failed_demo_leaves_its_folder_as_it_was(tmp_path, monkeypatch, failure, start):
+    """A demo failing after the synthesis (the training, the night, Ctrl-C) left --out half replaced: new
+    exports beside the earlier demo's model and runs, which looked like a finished demo."""
+    import iizrisk.model
+
+    out = tmp_path / "demo"
+    before: list[str] = []
+    if start == "earlier":
+        before = _an_earlier_demo(out)
+    elif start == "empty":
+        out.mkdir()
+
+    def fail(*args, **kwargs):
+        assert (out / "data" / "iizrisk.toml").is_file()  # the new demo had written its exports
+        raise failure
+
+    monkeypatch.setattr(iizrisk.model, "train", fail)
+    with pytest.raises(type(failure)):
+        run_demo(out, persons=MIN_PERSONS, years=MIN_YEARS, end="2024-12-31", reviews=False)
+    if start == "new":
+        assert not out.exists()
+    else:
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+    if start == "earlier":
+        assert (out / "data" / "synth.json").read_text() == '{"seed": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["demo"] if start != "new" else [])
+
+
+def test_a_folder_in_the_way_of_the_earlier_demo_is_refused_untouched(tmp_path, nothing_simulated):
+    out = tmp_path / "demo"
+    before = _an_earlier_demo(out)
+    (tmp_path / ".demo.earlier-demo").mkdir()
+    (tmp_path / ".demo.earlier-demo" / "mine.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match=r"\.demo\.earlier-demo is in the way of the earlier demo.*move it away"):
+        run_demo(out, persons=MIN_PERSONS, years=MIN_YEARS, end="2024-12-31")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+    assert (tmp_path / ".demo.earlier-demo" / "mine.txt").read_text() == "keep me"

@@ -14,6 +14,7 @@ office takes, on data that can be shipped.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import logging
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .reviews import ReviewImport
 
 __all__ = ["DemoResult", "run_demo", "simulate_reviews", "MIN_PERSONS", "MIN_YEARS", "MAX_YEARS"]
@@ -84,7 +87,8 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     Parameters
     ----------
     out : path
-        Folder for everything: a new or empty folder, or an earlier demo's (which is replaced).
+        Folder for everything: a new or empty folder, or an earlier demo's, which is replaced once the new
+        demo has finished. A demo that fails or is interrupted leaves the folder as it was.
     persons : int, default 50,000
         People with at least one registration in the period: :data:`MIN_PERSONS` (1,000) to 10,000,000.
     years : int, default 10
@@ -101,6 +105,16 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
         Exit code 2, before anything is written: ``persons``, ``years`` or ``end`` out of range, or
         ``out`` a file or a non-empty folder that is not an earlier demo's.
     """
+    t0 = time.perf_counter()
+    out, start_d, end_d = _check_arguments(out, persons=persons, years=years, end=end, seed=seed)
+    with _all_or_nothing(out):
+        return _run(out, start_d, end_d, persons=persons, seed=seed, canton=canton, max_train_rows=max_train_rows,
+                    progress=progress, reviews=reviews, t0=t0)
+
+
+def _run(out: Path, start_d: dt.date, end_d: dt.date, *, persons: int, seed: int, canton: str,
+         max_train_rows: int, progress: bool | None, reviews: bool, t0: float) -> DemoResult:
+    """The demo's steps, into ``out`` (see :func:`run_demo`)."""
     from .batch import run_nightly
     from .config import Settings
     from .io import ingest
@@ -108,10 +122,7 @@ def run_demo(out: str | Path, *, persons: int = 50_000, years: int = 10, seed: i
     from .modelcard import write_model_card
     from .synth import generate
 
-    t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    out, start_d, end_d = _check_arguments(out, persons=persons, years=years, end=end, seed=seed)
-
     logger.info("demo: generating %s persons in canton %s, %s to %s", f"{persons:,}", canton, start_d, end_d)
     pop = generate(persons, start_d.isoformat(), end_d.isoformat(), seed=seed, canton=canton)
     data = out / "data"
@@ -281,6 +292,45 @@ def _check_arguments(out: str | Path, *, persons, years, end, seed: int = 0) -> 
             raise ConfigError(f"--out {out}: the folder is not empty and holds no earlier demo ({shown}); give a "
                               f"new or empty folder (the demo writes {', '.join(_DEMO_ENTRIES)} into it)")
     return out, before + dt.timedelta(days=1), end_d
+
+
+@contextlib.contextmanager
+def _all_or_nothing(out: Path) -> Iterator[None]:
+    """Replace ``out`` only if the demo succeeds: a failed or interrupted demo leaves it as it was.
+
+    An earlier demo is moved aside (to ``.<name>.earlier-demo`` beside ``out``), then removed once the new one
+    has finished, or put back after the new one's files are removed. A folder left aside by a demo that was
+    killed is removed first when it holds a demo; anything else there is refused (exit 2), untouched.
+    """
+    import shutil
+
+    from .errors import ConfigError
+
+    earlier = None
+    if out.is_dir() and any(out.iterdir()):  # an earlier demo (_check_arguments refused anything else)
+        earlier = out.with_name(f".{out.name}.earlier-demo")
+        if earlier.exists() or earlier.is_symlink():
+            if earlier.is_symlink() or not (earlier / "data" / "synth.json").is_file():
+                raise ConfigError(f"--out {out}: {earlier} is in the way of the earlier demo, which is moved there "
+                                  "until the new one has finished; move it away")
+            shutil.rmtree(earlier)  # left by a demo that was killed
+        out.rename(earlier)
+    existed = out.is_dir()
+    try:
+        yield
+    except BaseException:
+        if existed:  # an empty folder given: empty again
+            for name in _DEMO_ENTRIES:
+                entry = out / name
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        if earlier is not None:
+            earlier.rename(out)
+        raise
+    if earlier is not None:
+        shutil.rmtree(earlier, ignore_errors=True)
 
 
 def _signing_key_file(path: Path) -> Path:
