@@ -564,3 +564,19 @@ def test_small_frames_are_made_safe_as_the_column_wise_reference(df, cat):
     finally:
         T._SMALL_ROWS = least
     pd.testing.assert_frame_equal(small, reference)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_reviews_per_decision_are_headed_by_the_decisions_name(tmp_path, language):
+    """The oversight table's headers read "reviews", "proposed_listed_share" and "decision:not_suitable" in a
+    German table: codes, where a data-protection officer reads whether a human decides."""
+    from iizrisk._texts import text
+
+    codes = ["reviews", "proposed_listed_share", "proposed_override_share", "decision:not_suitable",
+             "decision:a_deployments_own"]
+    path = write_table(pd.DataFrame({c: [1] for c in codes}), tmp_path / "t.csv", language=language)
+    head = spreadsheet_rows(path)[0]
+    assert all(h != c for h, c in zip(head, codes, strict=True)), head
+    assert text("review.decisions.not_suitable", language) in head[3]
+    assert head[4].endswith("a_deployments_own")  # a decision the catalogue does not know: its code
+    assert list(read_table(path).columns) == codes

@@ -153,6 +153,9 @@ def header(column: str, language: str | None) -> str:
         key = (level.group(1) or "") + "interval_" + level.group(2)
         if key in names:
             return names[key].format(level=level.group(3))
+    if column.startswith("decision:"):  # reviews per decision (oversight): the decision by its name
+        code = column.partition(":")[2]
+        return _lookup("table.decision_column", lang).format(decision=_section(lang, "review.decisions").get(code, code))
     parts = column.split("_")
     if len(parts) >= 2 and parts[0] == "reason" and parts[1].isdigit():
         kind = "_".join(["reason_n", *parts[2:]])
@@ -259,7 +262,20 @@ def _codes_of_headers() -> dict[str, str]:
                     out[name.format(level=lvl)] = _level_code(code, lvl)
             else:
                 out[name] = code
+        template = _lookup("table.decision_column", lang)
+        for code, name in _section(lang, "review.decisions").items():
+            out[template.format(decision=name)] = f"decision:{code}"
     return out
+
+
+def _own_decision_code(head: str) -> str:
+    """The code of a header of reviews per decision the catalogue does not name (a deployment's own decision:
+    ``Entscheid: <code>`` -> ``decision:<code>``); any other header unchanged."""
+    for lang in LANGUAGES:
+        prefix, _, suffix = _lookup("table.decision_column", lang).partition("{decision}")
+        if head.startswith(prefix) and head.endswith(suffix) and len(head) > len(prefix) + len(suffix):
+            return "decision:" + head[len(prefix):len(head) - len(suffix)]
+    return head
 
 
 def _level_code(key: str, level: int) -> str:
@@ -604,5 +620,5 @@ def read_table(path: str | Path, **read) -> pd.DataFrame:
     else:
         df = pd.read_csv(path, sep=";", encoding="utf-8-sig", **read)
     codes = _codes_of_headers()
-    df.columns = [codes.get(str(c), str(c)) for c in df.columns]
+    df.columns = [codes.get(str(c)) or _own_decision_code(str(c)) for c in df.columns]
     return df
