@@ -224,7 +224,7 @@ def test_monitor_command_reports_trends_in_words(tmp_path, capsys):
         table = pd.DataFrame(rows, columns=list(COLUMNS)).astype({"run_as_of": "datetime64[s]"})
         write_parquet_atomic(table, tmp_path / "h" / "monitoring" / f"as_of={night.date()}" / "part-0.parquet")
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[output]\nhistory_dir = "h"\n')
+    cfg.write_text('[output]\nhistory_dir = "h"\n[worklist]\nlanguage = "en"\n')  # the deployment's language
     assert main(["monitor", str(cfg), "--from", "2024-03-02", "--out", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "current_days_alv has moved away from the training reference since 2024-03-03" in out

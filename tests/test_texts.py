@@ -367,3 +367,53 @@ def test_counts_of_registrations_started_in_a_window_say_new(lang):
             said = render(family, params, value, lang)
             assert re.search(_NEW[lang], said), (family, value, said)
             assert "ß" not in said
+
+
+def _monitoring_nights():
+    """Three nights of the history's monitoring table: a drifting input, a rising high band, both precisions."""
+    nights = pd.to_datetime(["2025-01-31", "2025-02-28", "2025-03-31"])
+    rows = []
+    for i, t in enumerate(nights):
+        rows += [{"as_of": t, "kind": "drift", "name": "age", "institution": "", "value": 0.05 + 0.2 * i,
+                  "threshold": 0.2, "warning": i > 0},
+                 {"as_of": t, "kind": "score", "name": "share_high", "institution": "", "value": 0.1 + 0.05 * i,
+                  "threshold": np.nan, "warning": False},
+                 {"as_of": t, "kind": "expected", "name": "expected_precision", "institution": "all",
+                  "value": 0.3 - 0.03 * i, "threshold": np.nan, "warning": False},
+                 {"as_of": t, "kind": "realised", "name": "realised_precision", "institution": "all",
+                  "value": 0.25 + 0.04 * i, "threshold": np.nan, "warning": False},
+                 {"as_of": t, "kind": "churn", "name": "jaccard", "institution": "ALV", "value": 0.6,
+                  "threshold": 0.3, "warning": False}]
+    table = pd.DataFrame(rows).assign(run_as_of=pd.NaT, message="")
+    return table[["as_of", "kind", "name", "institution", "run_as_of", "value", "threshold", "warning", "message"]]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_monitoring_trends_speak_the_deployments_language(lang, tmp_path):
+    """`iizrisk monitor` wrote its sentences, report, plots and table headers in English only, beside a
+    nightly summary in the deployment's language."""
+    from iizrisk.monitoring import MonitoringTrends
+    from iizrisk.tables import header
+    from test_tables import spreadsheet_rows
+
+    result = MonitoringTrends(_monitoring_nights(), language=lang)
+    said = result.changes()
+    assert said[0] == text("monitor.trends_drift", lang, feature="age", since="2025-02-28", psi="0.45",
+                           date="2025-03-31")
+    assert said[1] == text("monitor.trends_share_high", lang, before="10.0%", d0="2025-01-31", after="20.0%",
+                           d1="2025-03-31")
+    assert said[-1] == text("monitor.trends_warnings", lang, n=2, d0="2025-01-31", d1="2025-03-31")
+    assert len(said) == 6  # the three precisions and shares moved, the gap between the precisions
+    report = result.to_html()
+    assert f"<h1>{_html.escape(text('monitor.trends_title', lang))}</h1>" in report
+    assert _html.escape(header("max_feature_psi", lang)) in report
+    assert result.plot(what="churn").get_title() == text("monitor.plot_churn", lang)
+    if lang != "en":
+        _assert_no_english(lang, {"changes": "\n".join(said), "report": report})
+    result.to_dir(tmp_path, language=lang, plots=False)
+    for name in ("monitoring_trends", "monitoring_rows"):
+        head = spreadsheet_rows(tmp_path / f"{name}.csv")[0]
+        codes = list(pd.read_parquet(tmp_path / f"{name}.parquet").columns)
+        assert head == [header(c, lang) for c in codes] and not set(head) & set(codes), (name, head)
+    with pytest.raises(ConfigError, match="language"):
+        MonitoringTrends(_monitoring_nights(), language="rm")

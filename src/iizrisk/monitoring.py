@@ -874,9 +874,17 @@ def slow_down_exits(spells: pd.DataFrame, *, institution: str = "ALV", from_date
 # ------------------------------------------------------------------ trends (iizrisk monitor)
 @dataclass
 class MonitoringTrends(ResultMixin):
-    """Monitoring figures over many nights (:func:`trends`): tables, plots and what changed, in words."""
+    """Monitoring figures over many nights (:func:`trends`): tables, plots and what changed, in words.
+
+    ``language`` (``en``, ``de``, ``fr``, ``it``) is that of the sentences, the plots, the HTML report and the
+    written tables' headers (``iizrisk monitor`` uses the deployment's ``[worklist] language``).
+    """
 
     table: pd.DataFrame
+    language: str = "en"
+
+    def __post_init__(self) -> None:
+        check_language(self.language)
 
     def series(self, kind: str, name: str, institution: str = "all") -> pd.Series:
         t = self.table
@@ -904,11 +912,14 @@ class MonitoringTrends(ResultMixin):
         }, index=nights)
         return out
 
+    def _say(self, key: str, **fields) -> str:
+        return text(f"monitor.{key}", self.language, **fields)
+
     def changes(self) -> list[str]:
         """What changed between the first and the last night, in sentences (largest first)."""
         s = self.summary
         if not len(s):
-            return ["No monitoring figures in this period."]
+            return [self._say("trends_none")]
         first, last = s.index[0], s.index[-1]
         d0, d1 = pd.Timestamp(first).date(), pd.Timestamp(last).date()
         words = []
@@ -918,28 +929,30 @@ class MonitoringTrends(ResultMixin):
             since = drift.groupby("name")["as_of"].min().sort_values()
             for f, d in since.head(5).items():
                 now = t[(t["kind"] == "drift") & (t["name"] == f) & (t["as_of"] == last)]["value"]
-                words.append(f"Input drift: {f} has moved away from the training reference since "
-                             f"{pd.Timestamp(d).date()} (PSI {float(now.iloc[0]) if len(now) else float('nan'):.2f} "
-                             f"on {d1}).")
-        for col, label in (("share_high", "share of people in the high band"),
-                           ("expected_precision", "expected precision of the lists"),
-                           ("realised_precision", "realised precision of past lists")):
-            a, b = s[col].dropna(), s[col].dropna()
-            if len(a) >= 2 and abs(b.iloc[-1] - a.iloc[0]) >= 0.02:
-                words.append(f"The {label} went from {a.iloc[0]:.1%} ({pd.Timestamp(a.index[0]).date()}) to "
-                             f"{b.iloc[-1]:.1%} ({pd.Timestamp(b.index[-1]).date()}).")
+                words.append(self._say("trends_drift", feature=f, since=pd.Timestamp(d).date(), date=d1,
+                                       psi=f"{float(now.iloc[0]) if len(now) else float('nan'):.2f}"))
+        for col in ("share_high", "expected_precision", "realised_precision"):
+            a = s[col].dropna()
+            if len(a) >= 2 and abs(a.iloc[-1] - a.iloc[0]) >= 0.02:
+                words.append(self._say(f"trends_{col}", before=f"{a.iloc[0]:.1%}", d0=pd.Timestamp(a.index[0]).date(),
+                                       after=f"{a.iloc[-1]:.1%}", d1=pd.Timestamp(a.index[-1]).date()))
         gap = (s["realised_precision"] - s["expected_precision"]).dropna()
         if len(gap):
-            words.append(f"Realised minus expected precision: {gap.mean():+.3f} on average over {len(gap)} night(s).")
+            words.append(self._say("trends_gap", gap=f"{gap.mean():+.3f}", n=len(gap)))
         n = int(s["warnings"].sum())
-        words.append(f"{n} warning(s) from {d0} to {d1}." if n else f"No warning from {d0} to {d1}.")
+        words.append(self._say("trends_warnings", n=n, d0=d0, d1=d1) if n
+                     else self._say("trends_no_warning", d0=d0, d1=d1))
         return words
 
     def _title(self) -> str:
-        return "Monitoring trends"
+        return self._say("trends_title")
 
-    def plot(self, ax=None, *, what: str = "drift"):
-        """``drift`` (largest feature PSI and risk PSI), ``precision`` (expected vs realised) or ``churn``."""
+    def plot(self, ax=None, *, what: str = "drift", language: str | None = None):
+        """``drift`` (largest feature PSI and risk PSI), ``precision`` (expected vs realised) or ``churn``;
+        titles and legends in ``language`` (default the result's)."""
+        from .tables import header
+
+        lang = language or self.language
         if ax is None:
             from matplotlib.figure import Figure
 
@@ -949,9 +962,8 @@ class MonitoringTrends(ResultMixin):
                 "churn": ["min_list_jaccard"]}[what]
         for c in cols:
             v = s[c].astype(float)
-            ax.plot(pd.to_datetime(s.index), v.to_numpy(), marker="o", ms=2, label=c)
-        ax.set_title({"drift": "Input and score drift (PSI)", "precision": "Precision of the lists",
-                      "churn": "List stability (smallest Jaccard against the previous run)"}[what])
+            ax.plot(pd.to_datetime(s.index), v.to_numpy(), marker="o", ms=2, label=header(c, lang))
+        ax.set_title(text(f"monitor.plot_{what}", lang))
         ax.legend(frameon=False, fontsize=8)
         return ax
 
@@ -961,28 +973,36 @@ class MonitoringTrends(ResultMixin):
                 OutputTable("monitoring_rows", self.table)]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
-        return [OutputFigure(f"monitoring_{w}", self.plot(what=w).figure) for w in ("drift", "precision", "churn")]
+        return [OutputFigure(f"monitoring_{w}", self.plot(what=w, language=language).figure)
+                for w in ("drift", "precision", "churn")]
 
     def to_html(self) -> str:
-        """A self-contained HTML report: what changed, the plots (embedded), the nightly table."""
+        """A self-contained HTML report in the result's language: what changed, the plots (embedded), the
+        nightly table."""
         import base64
         import html
         import io
 
-        parts = ["<html><head><meta charset='utf-8'><title>iizrisk monitoring</title></head><body>",
-                 "<h1>Monitoring trends</h1><p>Scores are hints that trigger a human review, never decisions.</p>",
-                 "<h2>What changed</h2><ul>"]
+        from .tables import header
+
+        title = html.escape(self._title())
+        parts = [f"<html lang='{self.language}'><head><meta charset='utf-8'><title>iizrisk: {title}</title></head>"
+                 f"<body><h1>{title}</h1><p>{html.escape(self._say('trends_hint'))}</p>",
+                 f"<h2>{html.escape(self._say('trends_what_changed'))}</h2><ul>"]
         parts += [f"<li>{html.escape(w)}</li>" for w in self.changes()]
         parts.append("</ul>")
         for w in ("drift", "precision", "churn"):
             buf = io.BytesIO()
             self.plot(what=w).figure.savefig(buf, format="png", dpi=80)
-            parts.append(f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'/>")
-        parts.append(self.summary.to_html(float_format=lambda v: f"{v:.3f}", na_rep=""))
+            parts.append(f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}' "
+                         f"alt='{html.escape(text(f'monitor.plot_{w}', self.language), quote=True)}'/>")
+        summary = self.summary.rename(columns=lambda c: header(str(c), self.language))
+        summary.index.name = header("as_of", self.language)
+        parts.append(summary.to_html(float_format=lambda v: f"{v:.3f}", na_rep=""))
         parts.append("</body></html>")
         return "\n".join(parts)
 
 
-def trends(history_root: str | Path, *, since=None, until=None) -> MonitoringTrends:
-    """The monitoring table of a history store over a period, as :class:`MonitoringTrends`."""
-    return MonitoringTrends(read_monitoring(history_root, since=since, until=until))
+def trends(history_root: str | Path, *, since=None, until=None, language: str = "en") -> MonitoringTrends:
+    """The monitoring table of a history store over a period, as :class:`MonitoringTrends` in ``language``."""
+    return MonitoringTrends(read_monitoring(history_root, since=since, until=until), language=language)

@@ -18,7 +18,8 @@ DESCRIPTION = (
     "Read the history store's monitoring table (written by the nightly run) from --from to --to and say "
     "what changed: input drift per feature against the training reference, the risk distribution and bands, "
     "list churn, and the precision expected before labels beside the precision realised once the horizon "
-    "passed. Writes tables, plots and report.html to --out (default MONITOR folder beside the history)."
+    "passed. Writes tables, plots and report.html to --out (default MONITOR folder beside the history), in "
+    "the deployment's [worklist] language."
 )
 
 
@@ -41,14 +42,14 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
     refuse_writing_into_the_deployment(settings, args.config, folders={"--out": args.out})
     root = settings.resolve(settings.output.history_dir)
-    result = trends(root, since=args.since, until=args.until)
+    result = trends(root, since=args.since, until=args.until, language=settings.worklist.language)
     if not len(result.table):
         raise ConfigError(f"{root}: no monitoring figures between {args.since or 'the start'} and "
                           f"{args.until or 'today'}; the nightly run writes them to its history's monitoring table")
     out = Path(args.out) if args.out else Path(root).parent / "monitoring"
 
     def write(tmp: Path) -> list[Path]:  # all or none: a failed run leaves no half of the figures behind
-        files = result.to_dir(tmp, min_cell_size=settings.privacy.min_cell_size)
+        files = result.to_dir(tmp, min_cell_size=settings.privacy.min_cell_size, language=result.language)
         return [*files, write_text_atomic(result.to_html(), tmp / "report.html")]
 
     write_files_together(out, write, label="monitor")
