@@ -566,6 +566,21 @@ def test_the_studys_tables_in_a_language_name_every_column_and_round(small_study
     est = list(csv.reader(io.StringIO((tmp_path / "estimates.csv").read_text(encoding="utf-8-sig")), delimiter=";"))
     effect = est[1][est[0].index(header("estimate", language))]
     assert len(effect.split(".")[-1]) <= 4
+    # outcomes and covariates in words (they were codes: revolving_door_next_12m, days_alv_24m); Parquet: codes
+    from iizrisk._texts import load_locale
+    from iizrisk.evaluation._study import outcome_description, study_feature_options
+
+    machine = {n: pd.read_parquet(tmp_path / f"{n}.parquet").iloc[:, 0].tolist() for n in ("estimates", "balance")}
+    assert [r[0] for r in est[1:]] == [outcome_description(c, language) for c in machine["estimates"]]
+    assert est[1][0] == load_locale(language)["table"]["study_outcomes"]["revolving_door"].format(months=12)
+    bal = list(csv.reader(io.StringIO((tmp_path / "balance.csv").read_text(encoding="utf-8-sig")), delimiter=";"))
+    named = [r[0] for r in bal[1:]]
+    assert len(named) == len(machine["balance"]) and not set(named) & set(machine["balance"]), named
+    specs = {s.name: s for s in PointInTimeFeatures(**study_feature_options(study.feature_options)).fit().specs_}
+    for code, words in zip(machine["balance"], named, strict=True):
+        base = code.removesuffix("_missing")
+        assert words == (specs[code].description(language) if code in specs
+                         else specs[base].sentence(None, language)), (code, words)
 
 
 def test_cli_from_without_to_studies_up_to_the_data(small_study, tmp_path):

@@ -76,7 +76,7 @@ from .store import (
     write_csv_atomic,
     write_png_atomic,
 )
-from .tables import write_outputs
+from .tables import Namer, write_outputs
 
 __all__ = ["DEFAULT_MIN_CELL_SIZE", "SWISS_CSV", "CsvFormat", "OutputFigure", "OutputTable",
            "ResultMixin", "in_notebook", "write_csv_atomic", "write_png_atomic"]
@@ -95,7 +95,8 @@ class OutputTable:
     ``float_format`` and ``na_rep`` count: every CSV is written by
     :func:`iizrisk.tables.write_table` (``;``, BOM). ``rounding`` (column ->
     decimals) rounds those columns in the CSV and the xlsx written in a
-    language (the Parquet file keeps every digit).
+    language (the Parquet file keeps every digit); ``names`` names a column's
+    codes there (the Parquet file keeps the codes).
     """
 
     name: str
@@ -103,6 +104,8 @@ class OutputTable:
     csv: CsvFormat | None = SWISS_CSV
     parquet: bool = True
     rounding: Mapping[str, int] | None = None
+    #: column -> ``namer(code, language)``: the names people read in the CSV and the xlsx (None keeps a code)
+    names: Mapping[str, Namer] | None = None
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ class ResultMixin:
             written += write_outputs(frame, out, t.name, language=lang, csv=t.csv is not None,
                                      xlsx=with_xlsx and t.csv is not None, parquet=t.parquet,
                                      private=self._private_files, float_format=fmt.float_format,
-                                     na_rep=fmt.na_rep, rounding=t.rounding)
+                                     na_rep=fmt.na_rep, rounding=t.rounding, names=t.names)
         if plots:
             for f in self._output_figures(tables, lang or "en"):  # the tables' language, else English
                 written.append(write_png_atomic(f.figure, out / f"{f.name}.png", dpi=f.dpi,

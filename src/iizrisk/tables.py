@@ -74,7 +74,7 @@ import functools
 import io
 import re
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -585,26 +585,46 @@ def write_xlsx(df: pd.DataFrame, path: str | Path, *, language: str | None = Non
 def write_outputs(frame: pd.DataFrame, folder: str | Path, name: str, *, language: str | None = None,
                   csv: bool = True, xlsx: bool = False, parquet: bool = True, private: bool = False,
                   float_format: str | None = None, na_rep: str = "",
-                  rounding: Mapping[str, int] | None = None) -> list[Path]:
+                  rounding: Mapping[str, int] | None = None, names: Mapping[str, Namer] | None = None) -> list[Path]:
     """Write one table as ``<name>.csv`` (people), ``<name>.xlsx`` (people) and ``<name>.parquet`` (machines).
 
     The CSV and the xlsx go through :func:`write_table` (in ``language``,
-    with ``rounding``); the Parquet file holds the frame as it is (codes,
-    probabilities, every digit, no index). Returns the files written, in that
-    order.
+    with ``rounding``, and the codes of the columns of ``names`` by the name
+    ``names[column](code, language)`` gives, where it gives one); the Parquet
+    file holds the frame as it is (codes, probabilities, every digit, no
+    index). Returns the files written, in that order.
     """
     language = _language(language)  # before any file: a bad code writes nothing
     out = Path(folder)
     written = []
+    people = _with_names(frame, names, language)
     if csv:
-        written.append(write_table(frame, out / f"{name}.csv", language=language, private=private,
+        written.append(write_table(people, out / f"{name}.csv", language=language, private=private,
                                    float_format=float_format, na_rep=na_rep, rounding=rounding))
     if xlsx:
-        written.append(write_xlsx(frame, out / f"{name}.xlsx", language=language, private=private,
+        written.append(write_xlsx(people, out / f"{name}.xlsx", language=language, private=private,
                                   rounding=rounding))
     if parquet:
         written.append(write_parquet_atomic(frame, out / f"{name}.parquet", private=private))
     return written
+
+
+#: Names a column's codes for people: ``namer(code, language)`` -> the name, or None to keep the code.
+Namer = Callable[[str, str], "str | None"]
+
+
+def _with_names(frame: pd.DataFrame, names: Mapping[str, Namer] | None, language: str | None) -> pd.DataFrame:
+    """``frame`` with the codes of the columns of ``names`` replaced by their names in ``language``."""
+    if language is None or not names or not any(c in frame.columns for c in names):
+        return frame
+    out = frame.copy()
+    for column, namer in names.items():
+        if column in out.columns:
+            codes = out[column].astype(object)
+            known = {v: namer(v, language) for v in pd.unique(codes) if isinstance(v, str)}
+            named = codes.map({k: v for k, v in known.items() if v is not None})
+            out[column] = named.where(named.notna(), codes)
+    return out
 
 
 def read_table(path: str | Path, **read) -> pd.DataFrame:

@@ -119,6 +119,26 @@ DEFAULT_OUTCOMES: tuple[str, ...] = ("revolving_door", "disintegration", "days_r
                                      "days_registered_next_24m", "new_spells_next_24m")
 
 
+_OUTCOME_RE = re.compile(r"^([a-z_]+)_next_(\d+)m$")
+
+
+def outcome_description(code: str, language: str) -> str | None:
+    """A study outcome's column (``revolving_door_next_12m``) in words, or None for one the catalogue lacks.
+
+    Examples
+    --------
+    >>> outcome_description("days_registered_next_24m", "de")
+    'Tage angemeldet in den nächsten 24 Monaten'
+    >>> outcome_description("my_outcome_next_12m", "de") is None
+    True
+    """
+    from .._texts import load_locale
+
+    m = _OUTCOME_RE.match(code)
+    template = load_locale(language)["table"]["study_outcomes"].get(m.group(1)) if m else None
+    return None if template is None or m is None else template.format(months=int(m.group(2)))
+
+
 def study_outcome_columns(outcomes, horizon_months: int) -> dict[str, str]:
     """Column name of each requested outcome (registered outcomes get the horizon appended).
 
@@ -1172,6 +1192,20 @@ class AssessmentStudy(ResultMixin):
             cells.append(True if v is None else binary_cells(np.nan_to_num(v, nan=0.0), groups))
         return suppress_balance(est.balance_, [g.sum() for g in groups], cells, k)
 
+    def _covariate_description(self, code: str, language: str) -> str | None:
+        """A covariate (a point-in-time feature of the study, or its indicator of a missing value) as the
+        catalogue describes it, or None."""
+        if getattr(self, "_descriptions", None) is None:
+            from ..features import PointInTimeFeatures
+
+            self._descriptions = {s.name: s for s in
+                                  PointInTimeFeatures(**study_feature_options(self.feature_options)).fit().specs_}
+        spec = self._descriptions.get(code)
+        if spec is not None:
+            return spec.description(language)
+        spec = self._descriptions.get(code.removesuffix("_missing"))  # the study's indicator of a missing value
+        return None if spec is None or not code.endswith("_missing") else spec.sentence(None, language)
+
     def suppressed_survival(self, k: int, months: int | None = None) -> pd.DataFrame:
         """Monthly Kaplan-Meier table per arm with small exit counts (and what reveals them) hidden."""
         from ._outputs import survival_table
@@ -1181,10 +1215,12 @@ class AssessmentStudy(ResultMixin):
 
     def _output_tables(self, k: int) -> list[OutputTable]:
         columns = CsvFormat(float_format="%.6g")  # the outcome and covariate names as a first column, in both
+        # people read outcomes and covariates by their descriptions; the Parquet files keep the codes
+        names = {"outcome": outcome_description, "covariate": self._covariate_description}
         return [OutputTable("estimates", self.suppressed_estimates(k).reset_index(), csv=columns,
-                            rounding=_ESTIMATE_DECIMALS),
+                            rounding=_ESTIMATE_DECIMALS, names=names),
                 OutputTable("balance", self.suppressed_balance(k).reset_index(), csv=columns,
-                            rounding=_BALANCE_DECIMALS),
+                            rounding=_BALANCE_DECIMALS, names=names),
                 OutputTable("survival", self.suppressed_survival(k), csv=columns,
                             rounding=dict.fromkeys(("cumulative_exit", "lower", "upper"), 3))]
 
