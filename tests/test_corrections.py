@@ -192,6 +192,21 @@ def test_ahv_numbers_in_a_correction_are_refused_unrepeated():
     assert not re.search(r"756\.1234", str(err.value))
 
 
+@pytest.mark.parametrize("number", ["756 66048 76470", "756.66.04.87.64.70", "756.6604.8764.71",
+                                    "7 5 6 6 6 0 4 8 7 6 4 7 0"])
+@pytest.mark.parametrize("column", ["reason", "by_role"])
+def test_an_ahv_number_in_any_grouping_in_a_free_text_column_is_refused_unrepeated(number, column):
+    """Other groupings and a mistyped check digit passed, into the trail and the person's information document."""
+    row = {"person_id": "p1", "institution": "ALV", "case_id": "A-1", "field": "exit_reason",
+           "old_value": "other", "new_value": "employment"}
+    table = _table([row, {**row, "case_id": "A-2", column: f"Rückruf {number}"}])
+    with pytest.raises(RawIdentifierError) as err:
+        check_corrections(table, pseudonym_pattern=None)
+    (p,) = err.value.report.problems
+    assert (p.column, p.rows) == (column, (2,))
+    assert "6604" not in str(err.value) and "6604" not in err.value.report.to_text()
+
+
 def test_the_corrections_setting_is_checked(tmp_path, random_spells, trained):
     with pytest.raises(ConfigError, match=r"corrections = 'fixes.txt'"):
         test_batch.deployment(tmp_path, random_spells, trained, deployment={"corrections": "fixes.txt"})

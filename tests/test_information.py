@@ -112,6 +112,21 @@ def test_nothing_of_anyone_else_reaches_the_document(answered, tmp_path):
     assert not on_page & others
 
 
+@pytest.mark.parametrize("number", ["756 66048 76470", "756.66.04.87.64.70", "756.6604.8764.71"])
+def test_an_ahv_number_in_any_grouping_stored_earlier_never_reaches_the_document(answered, tmp_path, number):
+    """A note stored before the import refused other groupings (or a mistyped check digit) went into the
+    document handed to the person: the last guard let it through."""
+    import dataclasses
+
+    from iizrisk.errors import RawIdentifierError
+
+    *_, doc = answered
+    planted = dataclasses.replace(doc, reviews=doc.reviews.assign(note=f"Rückruf {number}"))
+    with pytest.raises(RawIdentifierError) as err:
+        planted.save(tmp_path)
+    assert "6604" not in str(err.value) and not list(tmp_path.iterdir())
+
+
 def test_the_reasons_are_reworded_in_the_persons_language(answered):
     cfg, spells, person, _, history, doc = answered
     settings = Settings.load(cfg)

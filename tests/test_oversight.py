@@ -117,6 +117,53 @@ def test_small_cells_are_hidden_with_their_shares():
     assert "judged" not in o.summary.columns
 
 
+def _recoverable(summary: pd.DataFrame, table: pd.DataFrame, k: int) -> list[str]:
+    """The hidden counts of small cells that the published ones give back, by one line's equation."""
+    found = []
+    for (_, pub), (_, raw) in zip(summary.iterrows(), table.iterrows(), strict=True):
+        where = f"{raw['institution']} {raw['month']}"
+        decisions = [c for c in table.columns if c.startswith("decision:")]
+        hidden = [c for c in decisions if pd.isna(pub[c])]
+        if pd.notna(pub["reviews"]) and hidden and (len(hidden) == 1 or raw[hidden].sum() < k):
+            found.append(f"{where}: {hidden} = reviews minus the published decisions")
+        # a count and the count it is part of, both published: the rest is published too
+        for part, whole in (("overrides", "reviews"), ("agreeing", "judged")):
+            rest = raw[whole] - raw[part]
+            whole_known = pd.notna(pub[whole]) if whole in pub else pd.notna(pub["agreement_share"])
+            if pd.notna(pub[part]) and whole_known and 0 < rest < k:
+                found.append(f"{where}: {whole} minus {part} = {rest}")
+        for share, (num, den) in (("proposed_listed_share", ("proposed_listed", "listed_reviews")),
+                                  ("agreement_share", ("agreeing", "judged")),
+                                  ("override_share", ("overrides", "reviews"))):
+            if pd.notna(pub[share]) and 0 < raw[den] - raw[num] < k:
+                found.append(f"{where}: {share} with a small rest {raw[den] - raw[num]}")
+    return found
+
+
+def test_a_hidden_count_is_not_given_back_by_the_published_ones():
+    """January at ALV: 12 reviews, 10 proposals and 2 refusals; the 2 refusals were hidden, but reviews minus
+    the published decisions gave them back, and so did the agreement and proposal shares (10 of 12)."""
+    people = [f"p{i}" for i in range(12)]
+    lists = [{"institution": "ALV", "person_id": p, "as_of": d} for d in (DAY0, DAY0 + pd.Timedelta(days=14))
+             for p in people]
+    reviews = [{"institution": "ALV", "person_id": p, "review_date": d, "listed": True, "band_at_review": "high",
+                "decision": "not_suitable" if d == DAY0 and i >= 10 else "joint_assessment_proposed"}
+               for d in (DAY0, DAY0 + pd.Timedelta(days=14)) for i, p in enumerate(people)]
+    o = oversight(*_frames(lists, reviews), min_cell_size=5, decisions=DECISIONS)
+    jan = o.summary.set_index("month").loc["2024-01"]
+    assert pd.isna(jan["decision:not_suitable"]) and o.table.set_index("month").loc["2024-01", "reviews"] == 12
+    assert _recoverable(o.summary, o.table, 5) == []
+    assert jan["listed"] == 12 and jan["reviewed"] == 12 and jan["reviews"] == 12  # what gives nothing away stays
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_no_hidden_count_is_given_back_on_random_histories(h):
+    lists, reviews = h
+    o = oversight(*_frames(lists, reviews), min_cell_size=2, decisions=DECISIONS)
+    assert _recoverable(o.summary, o.table, 2) == []
+
+
 def test_oversight_command(tmp_path, capsys):
     from iizrisk.cli import main
     from iizrisk.config import Settings

@@ -365,18 +365,48 @@ def test_review_dates_outside_the_list_and_today_are_refused(night, tmp_path):
         assert _store_bytes(cfg) == before, value
     # the command line refuses a word for a date with exit 1 (invalid input)
     assert main(["reviews", "import", str(cfg), str(tmp_path / "d2.xlsx")]) == 1
-    # a row the coordinator added to the CSV, without the list's as-of date: not before 1900-01-01
+    # a row the coordinator added to the CSV, without the list's as-of date: it answers the list of its file
+    # (the other rows' as-of date), as in the xlsx; it was let through down to 1900-01-01
     xlsx = _xlsx(night)
     table = read_table(Path(str(xlsx).replace("ALV.xlsx", "ALV.csv")), dtype=str, keep_default_na=False)
-    table = pd.concat([table, table.iloc[[0]].assign(as_of="", review_date="1899-12-31", decision="other")],
-                      ignore_index=True)
-    csv_path = tmp_path / "ALV.csv"
-    table.to_csv(csv_path, sep=";", index=False, encoding="utf-8-sig")
+    for i, day in enumerate(("1899-12-31", "2023-06-29")):
+        added = pd.concat([table, table.iloc[[0]].assign(as_of="", review_date=day, decision="other")],
+                          ignore_index=True)
+        csv_path = tmp_path / f"ALV_{i}.csv"
+        added.to_csv(csv_path, sep=";", index=False, encoding="utf-8-sig")
+        with pytest.raises(ValidationError) as err:
+            import_reviews(cfg, [csv_path])
+        assert (f"ALV_{i}.csv: column 'review_date': before the as-of date of the list it answers ({NIGHTS[2]}): "
+                f"1 rows, rows {len(added) + 1}") in err.value.report.to_text()
+        assert _store_bytes(cfg) == before
+
+
+@pytest.mark.slow
+def test_a_review_before_the_first_list_answers_no_list_and_is_refused(night, tmp_path):
+    """A CSV without the lists' as-of dates took any review date from 1900-01-01 on: a joint assessment
+    "held" in 2000 (a mistyped year) became an intervention of 2000 for the features and the study."""
+    _, cfg, res = night
+    before = _store_bytes(cfg)
+    cases = res.worklists["ALV"]["case_ids"].str.split(";").str[0]
+    table = pd.DataFrame({"institution": "ALV", "case_ids": cases.iloc[:2].to_numpy(),
+                          "review_date": ["01.01.2000", "2023-06-29"], "decision": "joint_assessment_held",
+                          "note": ""})
+    path = tmp_path / "ALV_without_as_of.csv"
+    table.to_csv(path, sep=";", index=False, encoding="utf-8-sig")
     with pytest.raises(ValidationError) as err:
-        import_reviews(cfg, [csv_path])
-    assert f"ALV.csv: column 'review_date': before 1900-01-01: 1 rows, rows {len(table) + 1}" in \
-        err.value.report.to_text()
+        import_reviews(cfg, [path])
+    assert (f"ALV_without_as_of.csv: column 'review_date': before the first list of this deployment ({NIGHTS[2]}): "
+            "a review answers a list of a nightly run: 2 rows, rows 2, 3") in err.value.report.to_text()
     assert _store_bytes(cfg) == before
+    ok = table.assign(review_date=NIGHTS[2])
+    ok.to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+    assert import_reviews(cfg, [path]).added == 2
+    s = Settings.load(cfg)
+    store = HistoryStore(s.resolve(s.output.history_dir)).reviews_path
+    if before is None:  # the module's store as it was, for the tests after this one
+        store.unlink()
+    else:
+        store.write_bytes(before)
 
 
 @pytest.mark.slow
@@ -577,7 +607,11 @@ def test_a_missing_file_or_a_folder_is_not_called_empty(tmp_path):
 def test_an_ahv_number_in_a_note_is_refused_whatever_its_separators(night, tmp_path):
     """Underscores, commas, colons, middle dots, spaced dots between the groups (D26): refused, not echoed."""
     spellings = ["756_6604_8764_70", "756,6604,8764,70", "756:6604:8764:70", "756·6604·8764·70",
-                 "756 . 6604 . 8764 . 70"]
+                 "756 . 6604 . 8764 . 70",
+                 # other groupings and a mistyped check digit were stored, and shown in the case view and the
+                 # person's information document
+                 "756 66048 76470", "756.66.04.87.64.70", "756.6604.8764.7 0", "756.6604.8764.71",
+                 "7 5 6 6 6 0 4 8 7 6 4 7 0"]
     _, cfg, _ = night
     before = _store_bytes(cfg)
     for i, number in enumerate(spellings):
@@ -587,3 +621,60 @@ def test_an_ahv_number_in_a_note_is_refused_whatever_its_separators(night, tmp_p
         report = err.value.report.to_text()
         assert "AHV number" in report and "6604" not in report, (number, report)
     assert _store_bytes(cfg) == before
+
+
+@pytest.mark.slow
+def test_a_history_store_without_a_run_refuses_the_import(night, tmp_path, capsys):
+    """A wrong [output] history_dir stored every review of the list as an override, in a new store no
+    nightly run reads, and said so with exit 0."""
+    import re
+
+    tmp, cfg, _ = night
+    wrong = tmp / "history_elsewhere"
+    other = tmp / "wrong.toml"
+    other.write_text(re.sub(r"(?m)^history_dir = .*$", f"history_dir = {str(wrong)!r}", Path(cfg).read_text()))
+    assert Settings.load(other).resolve(Settings.load(other).output.history_dir) == wrong
+    filled = fill(_xlsx(night), {1: (NIGHTS[2], "not_suitable", "")}, tmp_path / "ALV.xlsx")
+    assert main(["reviews", "import", str(other), str(filled)]) == 1
+    err = capsys.readouterr().err
+    assert "holds no nightly run" in err and "history_dir" in err
+    assert not wrong.exists()
+
+
+# ---------------------------------------------------------------- case numbers to people (vectorised)
+def _rows(case_ids: list[str], inst: str = "ALV") -> pd.DataFrame:
+    return pd.DataFrame({"institution": inst, "case_ids": case_ids, "_file": "ALV.csv",
+                         "_row": np.arange(2, len(case_ids) + 2)})
+
+
+def test_a_case_number_of_several_people_is_a_data_error_not_an_unknown_case():
+    """A case number the export gives two people was called "not a case of ALV", with a fix the coordinator
+    cannot follow (the number on the list is right; the export is wrong)."""
+    from iizrisk.reviews import _map_cases
+
+    cases = pd.DataFrame({"institution": ["ALV", "ALV", "ALV", "SH"], "case_id": ["A-1", "A-1", "A-2", "S-1"],
+                          "person_id": ["p1", "p2", "p3", "p4"]})
+    report = ValidationReport()
+    got = _map_cases(_rows(["A-1", "A-2", "S-1", "A-2;A-1"]), cases, report)
+    assert [None if pd.isna(p) else p for p in got["person_id"]] == [None, "p3", None, None]
+    by_problem = {p.problem: p.rows for p in report.problems}
+    assert by_problem == {"not a case of ALV": (4,),
+                          "the case number belongs to several people in the exports (a data error)": (2, 5)}
+    assert "data steward" in report.to_text() and "A-1" not in report.to_text()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ALV", "SH"]), st.sampled_from(["c1", "c2", "c3"]),
+                          st.sampled_from(["p1", "p2", "p3"])), max_size=8),
+       st.lists(st.sampled_from(["c1", "c2", "c3", "c4", "c1;c2", "c2; c3", "c1;c1"]), min_size=1, max_size=6))
+def test_case_numbers_map_to_people_as_a_plain_reference_says(case_rows, case_ids):
+    from iizrisk.reviews import _map_cases
+
+    cases = pd.DataFrame(case_rows, columns=["institution", "case_id", "person_id"]).drop_duplicates()
+    got = [None if pd.isna(p) else p for p in _map_cases(_rows(case_ids), cases, ValidationReport())["person_id"]]
+    want = []
+    for ids in case_ids:
+        people = [{p for i, c, p in case_rows if i == "ALV" and c == x.strip()} for x in ids.split(";")]
+        one = all(len(p) == 1 for p in people) and len(set().union(*people)) == 1
+        want.append(next(iter(people[0])) if one else None)
+    assert got == want

@@ -120,7 +120,8 @@ def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: 
     from .validate import check_raw_identifiers, check_text_cells
 
     report = ValidationReport()
-    if check_raw_identifiers(df, report, name):
+    raw = bool(check_raw_identifiers(df, report, name))
+    if _check_free_text(df, report, name) or raw:
         raise RawIdentifierError(f"{name}: refused: values shaped like AHV numbers; no AHV number, no name in a "
                                  "correction", report)
     missing = [c for c in CORRECTION_COLUMNS if c not in df.columns]
@@ -172,6 +173,28 @@ def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: 
     t = t.reset_index(drop=True)
     t.attrs["source"] = name
     return t
+
+
+#: the columns a person writes in their own words: an AHV number there may be spelled in any grouping
+_FREE_TEXT = ("reason", "by_role")
+
+
+def _check_free_text(df: pd.DataFrame, report: ValidationReport, name: str) -> bool:
+    """Record the free-text cells holding 756 and ten more digits in any grouping, also with a wrong check
+    digit (``756 12345 67897``, a mistyped ``756.1234.5678.90``), which the raw-identifier guard lets
+    through; the trail shows the reason in the person's information document. True when any is found."""
+    from .pseudonym import ahv_in_free_text
+
+    found = False
+    for col in (c for c in _FREE_TEXT if c in df.columns):
+        mask = ahv_in_free_text(df[col])
+        if mask.any():
+            found = True
+            report.add(name, col, "values shaped like AHV numbers (raw identifiers)", mask,
+                       rows=np.arange(1, len(df) + 1), show_example=False,
+                       fix="write the reason without the AHV number: person, institution and case number "
+                           "identify the row")
+    return found
 
 
 def _is_iso(v: str) -> bool:

@@ -244,10 +244,12 @@ def _table_html(df: pd.DataFrame, lang: str) -> str:
 
 def _refuse_raw_identifiers(page: str) -> None:
     """Defensive: no value shaped like an AHV number leaves in a document (the inputs were guarded)."""
-    from .pseudonym import looks_like_ahv
+    from .pseudonym import ahv_in_free_text
 
     tokens = pd.Series(re.split(r"[<>]", page))
-    if looks_like_ahv(tokens).any():
+    # also 756 and ten more digits in any grouping or with a wrong check digit (a note stored before the
+    # import refused them): a document handed out of the office holds no AHV number, however written
+    if ahv_in_free_text(tokens).any():
         raise RawIdentifierError("information request: a value shaped like an AHV number reached the document; "
                                  "nothing written; correct the data it came from (withheld here)")
 

@@ -31,8 +31,10 @@ institution and calendar month:
 
 Cells of fewer than ``min_cell_size`` people are hidden in everything that
 leaves the system (:mod:`iizrisk.suppression`, with secondary suppression
-within each institution's months); a share or a median is hidden with its
-count.
+within each institution's months, and across each month's decisions, whose
+total the reviews are); a share or a median is hidden with its count, and a
+count or share whose rest is a small cell (reviews minus overrides, listed
+reviews minus agreeing ones) is hidden too.
 
 Examples
 --------
@@ -58,7 +60,7 @@ import pandas as pd
 
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import text
-from .suppression import suppress_table
+from .suppression import protect_cells, suppress_table
 
 __all__ = ["ASSESSMENT_DECISIONS", "Oversight", "oversight", "oversight_of"]
 
@@ -262,25 +264,65 @@ _DERIVED = {"median_days_to_review": ("listed_reviews",), "override_share": ("ov
             "proposed_override_share": ("proposed_override", "overrides"), "agreement_share": ("agreeing", "judged")}
 
 
+#: a published count -> the count it is part of: the rest (whole minus part) counts people too, and
+#: a small rest is as telling as a small count (reviews minus overrides: the listed people reviewed)
+_PART_OF = {"overrides": "reviews", "agreeing": "judged"}
+
+
+def _people(t: pd.DataFrame, c: str) -> pd.Series:
+    """The people a count's cell stands for in the small-cell rule: the count, or the rest of the count it
+    is part of (:data:`_PART_OF`) when that rest is smaller and not zero."""
+    if c not in _PART_OF:
+        return t[c]
+    rest = t[_PART_OF[c]] - t[c]
+    return t[c].where((rest <= 0) | (t[c] <= rest), rest)
+
+
+def _decisions_with_reviews(t: pd.DataFrame, k: int) -> dict[str, pd.Series]:
+    """``reviews`` and the ``decision:<code>`` counts suppressed together.
+
+    Each column's cells are one line, as every other count's (their sum over the months is taken as known),
+    and so are each month's decisions, with its reviews as their total: one hidden decision would otherwise
+    be the reviews minus the others.
+    """
+    cols = ["reviews", *[c for c in t.columns if c.startswith("decision:")]]
+    n = len(t)
+    values = t[cols].to_numpy(dtype=np.int64).T.ravel()  # cell j * n + i: column j, row i
+    cell = np.arange(len(cols) * n).reshape(len(cols), n)
+    lines = [(cell[j], -1) for j in range(len(cols))]
+    if len(cols) > 1:
+        lines += [(cell[1:, i], int(cell[0, i])) for i in range(n)]
+    hidden = protect_cells(values, values, lines, k=k) != 0
+    return {c: pd.Series(pd.array(t[c].to_numpy(dtype=np.int64), dtype="Int64"), index=t.index, name=c)
+            .mask(hidden[cell[j]]) for j, c in enumerate(cols)}
+
+
 def _suppressed(t: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Counts below ``k`` hidden (secondary suppression along each institution's months), derived figures
-    with their counts; the helper counts are dropped."""
+    """Counts below ``k`` hidden (secondary suppression along each institution's months, and across the
+    decisions of a month with their reviews), derived figures with their counts; the helper counts are
+    dropped. A count is hidden when the rest of the count it is part of is small too (:data:`_PART_OF`)."""
     out = t[["institution", "month"]].copy()
     counts = [c for c in t.columns if c not in {"institution", "month", *_DERIVED}]
-    safe = {}
-    for c in counts:
-        if not len(t):
-            safe[c] = t[c]
-            continue
-        safe[c] = suppress_table(t[["institution", "month", c]], c, dims=["month"], k=k).table[c]
+    if not len(t):
+        safe = {c: t[c] for c in counts}
+    else:
+        safe = _decisions_with_reviews(t, k)
+        for c in (c for c in counts if c not in safe):
+            part = t[["institution", "month", c]].assign(_people=_people(t, c))
+            safe[c] = suppress_table(part, c, dims=["month"], k=k, people="_people").table[c]
     for c in t.columns[2:]:
         if c in _DERIVED:
             # a share shows its count to anyone who knows the other: hidden when either is small (a zero
-            # numerator says "none", as a published zero does)
+            # numerator says "none", as a published zero does), or when the rest (base minus count) is
+            # small: the share and the base would give it back
             hide = np.zeros(len(t), dtype=bool)
-            for j, base in enumerate(_DERIVED[c]):
-                small = (t[base] > 0) & (t[base] < k) if j == 0 and len(_DERIVED[c]) == 2 else t[base] < k
+            bases = _DERIVED[c]
+            for j, base in enumerate(bases):
+                small = (t[base] > 0) & (t[base] < k) if j == 0 and len(bases) == 2 else t[base] < k
                 hide |= (safe[base].isna() | small).to_numpy()
+            if len(bases) == 2:
+                rest = t[bases[1]] - t[bases[0]]
+                hide |= ((rest > 0) & (rest < k)).to_numpy()
             out[c] = t[c].where(~hide)
         elif c not in {"judged", "listed_reviews", "proposed_listed", "proposed_override"}:
             out[c] = safe[c]

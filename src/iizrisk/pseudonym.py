@@ -44,6 +44,7 @@ from .errors import KeyFileError, PseudonymisationError
 
 __all__ = [
     "DEFAULT_KEY_ENV",
+    "ahv_in_free_text",
     "MIN_KEY_BYTES",
     "normalise_ahv",
     "is_valid_ahv",
@@ -88,6 +89,24 @@ def is_valid_ahv(values) -> np.ndarray:
     if shaped.any():
         out[shaped] = _check_digit_ok(norm[shaped])
     return out
+
+
+def ahv_in_free_text(values) -> np.ndarray:
+    """Boolean mask of free texts (notes, reasons) holding an AHV number, however written.
+
+    :func:`looks_like_ahv`, and also ``756`` with ten more digits in any grouping or with a wrong check
+    digit (``756 12345 67897``, ``756.12.34.56.78.97``, a mistyped ``756.1234.5678.90``): a person's own
+    words have no use for either, and a note or a reason travels into the case view and the information
+    document. Data columns keep the narrower :func:`looks_like_ahv` (a case number may start with 756).
+
+    >>> ahv_in_free_text(["called on 756 12345 67890", "756.9217.0769.85", "case 4711"]).tolist()
+    [True, True, False]
+    """
+    from .errors import _AHV_SPELLED
+
+    text_ = pd.Series(values, dtype=object).map(lambda v: "" if v is None or v is pd.NA or v != v else str(v))
+    spelled = text_.str.contains(_AHV_SPELLED, regex=True).to_numpy(dtype=bool)
+    return np.asarray(looks_like_ahv(text_), dtype=bool) | spelled
 
 
 def looks_like_ahv(values) -> np.ndarray:

@@ -14,19 +14,23 @@ fix, and nothing is stored while one remains:
 
 * each case id is looked up among the cases of the file's own institution
   only (a case id of another institution is "not a case of ALV", never
-  "a case of SH"); no message repeats a case id or a note;
+  "a case of SH"; one the exports give several people is a data error for
+  the data steward); no message repeats a case id or a note;
 * the decision must be one of the configured ones (its code or its name in
   any language);
 * the review date must be a real calendar day (``YYYY-MM-DD`` or
   ``dd.mm.yyyy``, no words such as "today"), not before the as-of date of the
-  list it answers (the row's as-of date, else the file's; 1900-01-01 when
-  neither is known) and not after today;
+  list it answers (the row's as-of date, else the file's: the xlsx's information
+  sheet, or the CSV's other rows; the first nightly run the history store holds
+  when neither is known) and not after today; a history store without any
+  nightly run (a wrong ``[output] history_dir``) refuses the import;
 * one decision per case and file: two rows for the same case with different
   decisions (or the same day with a different note) are both refused, and so
   are two files of one import giving the same case different reviews on one
   day; identical rows are merged into one review, with a warning;
 * the note goes through the raw-identifier guard
-  (:func:`iizrisk.pseudonym.looks_like_ahv`).
+  (:func:`iizrisk.pseudonym.looks_like_ahv`), and 756 with ten more digits in
+  any grouping or with a wrong check digit is refused too.
 
 The reviews are stored in the history store (:meth:`HistoryStore.write_reviews`,
 one atomic rename) under the run lock, so an import never meets a nightly run
@@ -67,7 +71,7 @@ from ._results import ResultMixin
 from ._texts import LANGUAGES, load_locale, or_english, text
 from .errors import ValidationError
 from .history import REVIEW_COLUMNS, HistoryStore
-from .pseudonym import looks_like_ahv
+from .pseudonym import ahv_in_free_text, looks_like_ahv
 from .store import make_dirs, write_bytes_atomic
 from .tables import _codes_of_headers, header, present, spreadsheet_dates
 from .validate import MAX_TEXT_LENGTH_DEFAULT, Problem, ValidationReport
@@ -338,6 +342,8 @@ def _table(name: str, df: pd.DataFrame, inst: str | None, report: ValidationRepo
                    fix="keep the columns of the review file the run wrote (the headers may be in any of the four "
                    "languages); add no columns before them")
         return _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), inst)
+    if as_of is None:  # a CSV: the list's as-of date is on its rows (also on those not filled in)
+        as_of = _list_day(df)
     numbers = np.arange(2, len(df) + 2, dtype=np.int64)  # the spreadsheet's row numbers (header = 1)
     filled = np.zeros(len(df), dtype=bool)
     for c in FILL_IN:
@@ -346,6 +352,17 @@ def _table(name: str, df: pd.DataFrame, inst: str | None, report: ValidationRepo
         _whole_file(report, name, ", ".join(header(c, "en") for c in FILL_IN), "no row is filled in",
                    fix="fill in the review date and the decision of each case reviewed, then send the file")
     return _Parsed(name, df.loc[filled].reset_index(drop=True), numbers[filled], inst, as_of)
+
+
+def _list_day(df: pd.DataFrame) -> dt.date | None:
+    """The as-of date of the list a table answers, from its rows' as-of dates (the earliest, when a file
+    joins several lists); None without them. A row the coordinator added, with no as-of date of its own,
+    answers the list of its file, as in the xlsx (whose information sheet names it)."""
+    if "as_of" not in df.columns:
+        return None
+    days = _dates(df["as_of"]).dropna()
+    days = days[days > _EARLIEST]
+    return days.min().date() if len(days) else None
 
 
 def _whole_file(report: ValidationReport, name: str, column: str, problem: str, *, fix: str) -> None:
@@ -460,6 +477,12 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
     Returns
     -------
     ReviewImport
+
+    Raises
+    ------
+    ValidationError
+        A problem in a file (the report names file, row, column and fix), or a history store that holds
+        no nightly run (no list a review could answer: a wrong ``[output] history_dir``).
     """
     from .config import Settings
     from .publish import Permissions, RunLock
@@ -469,12 +492,19 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
     decisions = _decision_codes(settings.reviews.decisions)
     known = set(settings.institutions)
     report = ValidationReport()
+    history = HistoryStore(settings.resolve(settings.output.history_dir))
+    first_night = _first_night(history)
+    if first_night is None:  # a wrong history_dir: the reviews would go where no nightly run reads them
+        raise ValidationError(f"review import: the history store {history.root} ([output] history_dir) holds no "
+                              "nightly run, so no list a review could answer; nothing is stored. Check "
+                              "[output] history_dir in the configuration, or import the reviews after the "
+                              "first nightly run (iizrisk run)")
     parsed = [read_review_file(f, report) for f in files]
     checked = []
     for p in parsed:
         if not len(p.rows):
             continue
-        checked.append(_check_rows(p, decisions, known, today, report, settings.reviews.decisions))
+        checked.append(_check_rows(p, decisions, known, today, report, settings.reviews.decisions, first_night))
     result = ReviewImport(files=[p.name for p in parsed])
     if report.ok and checked:
         rows = pd.concat([c for c in checked], ignore_index=True)
@@ -485,7 +515,6 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
         raise ValidationError(f"review import: {len(report.errors)} problem(s); nothing is stored", report)
     if not checked:
         return result
-    history = HistoryStore(settings.resolve(settings.output.history_dir))
     root = settings.resolve(settings.output.dir)
     with Permissions(settings.output.mode, settings.output.group) as perms:
         make_dirs(root)
@@ -506,8 +535,15 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
     return result
 
 
+def _first_night(history: HistoryStore) -> pd.Timestamp | None:
+    """The as-of date of the first nightly run the history store holds (None before the first run)."""
+    nights = history.as_of_dates("runs")
+    return pd.Timestamp(nights[0]) if nights else None
+
+
 def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today: pd.Timestamp,
-                report: ValidationReport, offered: Sequence[str]) -> pd.DataFrame:
+                report: ValidationReport, offered: Sequence[str], first_night: pd.Timestamp | None = None
+                ) -> pd.DataFrame:
     df, rows, name = p.rows, p.row_numbers, p.name
     inst = (pd.Series(p.institution, index=df.index, dtype=object) if p.institution is not None
             else df["institution"].astype(object).map(lambda v: str(v).strip() if v is not None else ""))
@@ -532,16 +568,16 @@ def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today
                "no words such as 'today')")
     report.add(name, "review_date", f"after today ({today.date().isoformat()})", (date > today).to_numpy(),
                rows=rows, fix="enter the day the review took place (not a planned date)")
-    earliest = _earliest(p)
+    earliest, stated = _earliest(p, first_night)
     early = (date < earliest).to_numpy()
     for bound in sorted(set(earliest[early])):
-        what = ("before 1900-01-01" if bound == _EARLIEST
-                else f"before the as-of date of the list it answers ({bound.date().isoformat()})")
-        report.add(name, "review_date", what, early & (earliest == bound).to_numpy(), date, rows=rows,
-                   fix=f"enter the day the review took place, from {bound.date().isoformat()} to today "
-                   f"({today.date().isoformat()}), as YYYY-MM-DD or dd.mm.yyyy")
+        at = early & (earliest == bound).to_numpy()
+        for says in (True, False):
+            report.add(name, "review_date", _too_early(bound, says), at & (stated == says), date, rows=rows,
+                       fix=f"enter the day the review took place, from {bound.date().isoformat()} to today "
+                       f"({today.date().isoformat()}), as YYYY-MM-DD or dd.mm.yyyy")
     note = df["note"].astype(object).map(lambda v: "" if v is None or pd.isna(v) else str(v))
-    report.add(name, "note", "holds what looks like an AHV number (a raw identifier)", looks_like_ahv(note),
+    report.add(name, "note", "holds what looks like an AHV number (a raw identifier)", ahv_in_free_text(note),
                rows=rows, show_example=False,
                fix="remove the AHV number from the note: the case number identifies the person")
     report.add(name, "note", f"longer than {MAX_TEXT_LENGTH_DEFAULT} characters",
@@ -552,34 +588,64 @@ def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today
                          "note": note.to_numpy(dtype=object), "_file": name, "_row": rows})
 
 
-def _earliest(p: _Parsed) -> pd.Series:
-    """Per row, the earliest review date accepted: the as-of date of the list the row answers (the row's own
-    as-of date, else the file's), never before 1900-01-01."""
+def _earliest(p: _Parsed, first_night: pd.Timestamp | None = None) -> tuple[pd.Series, np.ndarray]:
+    """Per row, the earliest review date accepted, and whether the file states the list the row answers.
+
+    The earliest day is the as-of date of the list the row answers (the row's own as-of date, else the
+    file's), never before the deployment's first nightly run (``first_night``: a review answers a list, and
+    before that night there was none) nor before 1900-01-01.
+    """
+    floor = _EARLIEST if first_night is None else max(_EARLIEST, pd.Timestamp(first_night))
     file_day = _day(p.as_of)
-    fallback = _EARLIEST if file_day is None else max(_EARLIEST, pd.Timestamp(file_day))
+    fallback = floor if file_day is None else max(floor, pd.Timestamp(file_day))
     own = (_dates(p.rows["as_of"]) if "as_of" in p.rows.columns
            else pd.Series(pd.NaT, index=p.rows.index, dtype="datetime64[s]"))
-    return own.where(own.notna() & (own > _EARLIEST), fallback).astype("datetime64[s]")
+    known = own.notna() & (own > _EARLIEST)
+    stated = (known | (file_day is not None)).to_numpy(dtype=bool)
+    return own.where(known & (own > floor), fallback).astype("datetime64[s]"), stated
+
+
+def _too_early(bound: pd.Timestamp, stated: bool) -> str:
+    """The problem of a review date before ``bound``: the list it answers (``stated``), else the first run."""
+    if bound == _EARLIEST:
+        return "before 1900-01-01"
+    if stated:
+        return f"before the as-of date of the list it answers ({bound.date().isoformat()})"
+    return (f"before the first list of this deployment ({bound.date().isoformat()}): a review answers a list "
+            "of a nightly run")
 
 
 def _map_cases(rows: pd.DataFrame, cases: pd.DataFrame, report: ValidationReport) -> pd.DataFrame:
-    """Each row's person, found among the cases of the row's own institution only."""
+    """Each row's person, found among the cases of the row's own institution only.
+
+    A row is refused when one of its case numbers is not a case of its institution, or names several people
+    there (a data error of the export: the coordinator cannot fix it, the data steward can), or when its case
+    numbers name different people. Vectorised: the cases of a canton run to hundreds of thousands.
+    """
     parts = rows[["institution", "case_ids"]].assign(case_id=rows["case_ids"].str.split(";")).explode("case_id")
     parts["case_id"] = parts["case_id"].str.strip()
     parts = parts[parts["case_id"] != ""]
     key = ["institution", "case_id"]
-    per_case = cases.groupby(key)["person_id"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else None)
+    by_case = cases.groupby(key)["person_id"]
+    per_case = pd.DataFrame({"person_id": by_case.first(), "n_persons": by_case.nunique()})
     found = parts.join(per_case, on=key)
-    person = found.groupby(level=0)["person_id"].agg(
-        lambda s: s.iloc[0] if s.notna().all() and s.nunique() == 1 else None)
-    person = person.reindex(rows.index)
+    several = (found["n_persons"] > 1).groupby(level=0).any().reindex(rows.index, fill_value=False)
+    found["person_id"] = found["person_id"].where(found["n_persons"] == 1)
+    by_row = found.groupby(level=0)["person_id"]
+    one = (by_row.count() == by_row.size()) & (by_row.nunique() == 1)
+    person = by_row.first().where(one).reindex(rows.index)
     for name, sub in rows.groupby("_file", sort=False):
-        unknown = person.loc[sub.index].isna().to_numpy()
+        dup = several.loc[sub.index].to_numpy(dtype=bool)
+        unknown = person.loc[sub.index].isna().to_numpy() & ~dup
         inst = sorted(set(sub.loc[unknown, "institution"]))
         report.add(str(name), "case_ids", f"not a case of {', '.join(inst)}", unknown, rows=sub["_row"].to_numpy(),
                    show_example=False,
                    fix="enter a case number of your own institution exactly as in your case management system "
                    "(the case numbers on the list are always right)")
+        report.add(str(name), "case_ids", "the case number belongs to several people in the exports (a data "
+                   "error)", dup, rows=sub["_row"].to_numpy(), show_example=False,
+                   fix="ask the data steward to correct the case number in the export; import the row once the "
+                   "next nightly run has read the corrected export")
     return rows.assign(person_id=person.to_numpy(dtype=object), case_id=rows["case_ids"].str.split(";").str[0])
 
 

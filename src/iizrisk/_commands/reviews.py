@@ -12,12 +12,15 @@ DESCRIPTION = (
     "Read the review files coordinators sent back (the .xlsx the nightly run wrote beside each worklist, "
     "or its .csv), check every row (case numbers of the file's own institution, one of the [reviews] "
     "decisions, a review date that is a calendar day (YYYY-MM-DD or dd.mm.yyyy) from the as-of date of the "
-    "list it answers to today, one decision per case and file, no AHV number in the note) and store the "
+    "list it answers (else the first nightly run) to today, one decision per case and file, no AHV number "
+    "in the note, in any spelling) and store the "
     "reviews in the history store, atomically and under the run lock. Nothing is stored while one problem "
     "remains; each problem names the file, the row, the column and the fix. Rows repeating each other exactly "
     "are stored once. Importing the same file again changes nothing. The next nightly run respects the "
     "decisions ([reviews] keep_off_days, interventions). "
-    "Exit codes: 0 stored (or nothing new), 1 a problem in a file (report printed, nothing stored), "
+    "A history store without any nightly run (a wrong [output] history_dir) refuses the import. "
+    "Exit codes: 0 stored (or nothing new), 1 a problem in a file or no nightly run in the history store "
+    "(report printed, nothing stored), "
     "2 usage/configuration, 4 a nightly run holds the lock."
 )
 
