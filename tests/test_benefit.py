@@ -650,3 +650,52 @@ def test_the_policy_command_says_how_to_compare_like_with_like_when_refused(tmp_
     assert "no overlap: 80%" in err
     assert ("--episode-days 14 90" in err) == (episode_days is None)
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("learner", ["dr", "t"])
+def test_a_folds_predictions_never_read_its_own_outcomes(learner):
+    """Cross-fitting: a fold's propensity, outcome-model risks and predicted benefit come from models that never
+    saw its rows' outcomes, not even through the nuisance models behind the effect model's pseudo-outcomes
+    (nested cross-fitting). Changing the outcomes of fold 0 changes nothing predicted for fold 0."""
+    table, _, _ = _table(n=3000, seed=5)
+    kw = dict(covariates=COV, population="all", learner=learner, random_state=0, propensity_model=LogisticPropensity())
+    m = BenefitModel(**kw).fit(table)
+    fold0 = (m.data_["fold"] == 0).to_numpy()
+    assert 0 < fold0.sum() < len(fold0)
+    y = table["revolving_door_next_12m"].to_numpy()
+    flipped = table.assign(revolving_door_next_12m=np.where(fold0, 1.0 - y, y))
+    m2 = BenefitModel(**kw).fit(flipped)
+    assert (m2.data_["fold"] == m.data_["fold"]).all()
+    for col in ("propensity", "risk", "mu1", "benefit"):
+        np.testing.assert_allclose(m2.data_[col].to_numpy()[fold0], m.data_[col].to_numpy()[fold0],
+                                   rtol=1e-9, atol=1e-12, err_msg=col)
+    assert not np.allclose(m2.data_["benefit"].to_numpy()[~fold0], m.data_["benefit"].to_numpy()[~fold0])
+
+
+def test_policies_rank_each_folds_rows_by_that_folds_models_only(het):
+    """Each month's top share is chosen within each cross-fitting fold: a fold's predicted benefits moved by a
+    constant (another model's level) leave every policy's selection and value as they were."""
+    import copy
+
+    _, _, _, m = het
+    moved = copy.copy(m)
+    fold1 = (m.data_["fold"] == 1).to_numpy()
+    moved.data_ = m.data_.assign(benefit=m.data_["benefit"] + np.where(fold1, 1.0, 0.0))
+    base = evaluate_policies(m, capacity=0.05, n_bootstrap=0).values
+    shifted = evaluate_policies(moved, capacity=0.05, n_bootstrap=0).values
+    assert shifted.loc["benefit", "value"] == pytest.approx(base.loc["benefit", "value"], rel=1e-12)
+    assert shifted.loc["risk", "value"] == pytest.approx(base.loc["risk", "value"], rel=1e-12)
+
+
+def test_the_covariates_of_an_index_day_hold_the_interventions_before_it_only():
+    """The assessment on the index day is the treatment, not a covariate: only earlier ones are features."""
+    from iizrisk.benefit import features_at
+
+    spells = pd.DataFrame({"person_id": ["a", "b"], "institution": "ALV",
+                           "start_date": pd.to_datetime(["2020-01-01"] * 2), "end_date": [pd.NaT, pd.NaT]})
+    interventions = pd.DataFrame({"person_id": ["a", "b", "a"], "type": "joint_assessment",
+                                  "date": pd.to_datetime(["2021-03-31", "2021-03-30", "2021-04-01"])})
+    pairs = pd.DataFrame({"person_id": ["a", "b"], "as_of": pd.to_datetime(["2021-03-31"] * 2)})
+    X = features_at(spells, interventions, pairs)
+    assert X["n_joint_assessments"].tolist() == [0, 1]  # a's is on the index day, b's the day before
+    assert X["days_since_joint_assessment"].isna().tolist() == [True, False]

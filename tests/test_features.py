@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import months_before
 from iizrisk import _time
 from iizrisk.features import (
     FeatureSpec,
@@ -527,6 +528,62 @@ def test_person_start_order_equals_lexsort(pairs):
 
 
 # ---------------------------------------------------------------- features expire
+@st.composite
+def rows_with_a_window_edge_on_a_row(draw, windows=(6, 12, 24, 60)):
+    """Rows and an as-of date T whose window of ``w`` months starts on, or next to, a start or end of a row.
+
+    :func:`rows_as_of_interventions` puts T next to the rows' dates; the first day of a window
+    (T minus w months plus one day) then almost never meets one, and only there does ``end >= w0``
+    differ from ``end > w0`` (or ``start >= w0`` from ``start > w0``).
+    """
+    rows = draw(spell_rows(span=1500))
+    edge_row = draw(st.sampled_from(rows))
+    edge = draw(st.sampled_from([d for d in (edge_row["start_date"], edge_row["end_date"]) if d is not None]))
+    w0 = edge + dt.timedelta(days=draw(st.sampled_from([0, 0, -1, 1])))
+    w = draw(st.sampled_from([*windows, 24, 60]))  # the BFS and the longest window's own counts: more often
+    t = months_before(w0 - dt.timedelta(days=1), -w)  # the window of w months ending at t starts on w0
+    # the row's person is scored at t: a registration open then (at another institution, or merged with it)
+    rows = [*rows, {"person_id": edge_row["person_id"], "institution": draw(st.sampled_from(INSTS)),
+                    "start_date": t - dt.timedelta(days=draw(st.integers(0, 200))), "end_date": None,
+                    "exit_reason": None, "recorded_date": None, "birth_year": edge_row["birth_year"],
+                    "education": edge_row["education"]}]
+    frame = to_frame(rows)
+    if not draw(st.booleans()):
+        rows = [dict(r, recorded_date=None) for r in rows]
+        frame = frame.drop(columns="recorded_date")
+    return rows, frame, t
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=rows_with_a_window_edge_on_a_row())
+def test_features_match_the_reference_when_a_window_starts_on_a_row(drawn):
+    """Counts over a window (institutions, days registered, spells per institution) at its first day."""
+    rows, frame, t = drawn
+    X = PointInTimeFeatures(include_age=True).fit_transform(frame, as_of=t)
+    assert_same_features(X, ref_features(rows, t), t)
+
+
+def test_a_spell_ending_on_the_first_day_of_a_window_counts_in_it():
+    """T = 2024-06-30: the 6-month window starts on 2023-12-31, the 60-month one on 2019-07-01."""
+    rows = to_frame([
+        {"person_id": "a", "institution": "SH", "start_date": dt.date(2023, 10, 1), "end_date": dt.date(2023, 12, 31),
+         "exit_reason": "employment"},
+        {"person_id": "a", "institution": "ALV", "start_date": dt.date(2024, 3, 1), "end_date": None},
+        {"person_id": "a", "institution": "IV", "start_date": dt.date(2019, 7, 1), "end_date": dt.date(2019, 7, 31),
+         "exit_reason": "other"},
+        {"person_id": "b", "institution": "SH", "start_date": dt.date(2023, 10, 1), "end_date": dt.date(2023, 12, 30),
+         "exit_reason": "employment"},
+        {"person_id": "b", "institution": "ALV", "start_date": dt.date(2024, 3, 1), "end_date": None},
+        {"person_id": "b", "institution": "IV", "start_date": dt.date(2019, 6, 30), "end_date": dt.date(2019, 7, 31),
+         "exit_reason": "other"},
+    ])
+    X = PointInTimeFeatures().fit_transform(rows, as_of="2024-06-30")
+    a, b = X.xs("a", level="person_id").iloc[0], X.xs("b", level="person_id").iloc[0]
+    assert (a["n_institutions_6m"], b["n_institutions_6m"]) == (2, 1)  # SH ended on the window's first day
+    assert (a["days_registered_6m"], b["days_registered_6m"]) == (1 + 122, 122)  # 2023-12-31 + March to June
+    assert (a["n_spells_iv_60m"], b["n_spells_iv_60m"]) == (1, 0)  # IV started on the window's first day
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(drawn=rows_as_of_interventions(t_range=(400, 2400)))
 def test_features_with_a_short_lookback_match_the_reference(drawn):

@@ -577,3 +577,51 @@ def test_empty_spells_are_refused_not_a_key_error(tmp_path):
     with pytest.raises(ConfigError, match="language 'xx': use one of de, fr, it, en"):
         ind.bfs_indicators(rows, 2020).to_dir(tmp_path / "out", language="xx")
     assert not (tmp_path / "out").exists()
+
+
+def _dated(*rows):
+    return pd.DataFrame({"person_id": [r[0] for r in rows], "institution": [r[1] for r in rows],
+                         "start_date": pd.to_datetime([r[2] for r in rows]),
+                         "end_date": pd.to_datetime([r[3] for r in rows]), "exit_reason": [r[4] for r in rows]})
+
+
+def test_the_follow_up_periods_end_on_their_last_day():
+    """Every period of the BFS tables includes its last day and no more (all periods end before the data do):
+    a transition 90 days after the origin's end, a re-entry on the day ``months`` after the exit, still
+    registered on the day ``months`` after entry, a spell starting on the 24-month profile window's last day."""
+    rows = _dated(
+        # transitions into SH in 2020: 90 days after ALV's end (counts), 91 days after (an entry)
+        ("t90", "ALV", "2019-06-01", "2020-01-31", "transfer"), ("t90", "SH", "2020-04-30", "2022-12-31", None),
+        ("t91", "ALV", "2019-06-01", "2020-01-31", "transfer"), ("t91", "SH", "2020-05-01", "2022-12-31", None),
+        # re-entries into IV after leaving on 2020-03-31: on 2020-09-30 (6 months) and on 2020-10-01
+        ("r6", "IV", "2019-01-01", "2020-03-31", "employment"), ("r6", "IV", "2020-09-30", "2022-12-31", None),
+        ("r7", "IV", "2019-01-01", "2020-03-31", "employment"), ("r7", "IV", "2020-10-01", "2022-12-31", None),
+        # ALV entrants on 2020-03-01: registered until 2021-03-01 (12 months on) or until the day before;
+        # a second ALV spell on 2022-02-28 (the 24-month window's last day) or on 2022-03-01 (after it)
+        ("s12", "ALV", "2020-03-01", "2021-03-01", "employment"), ("s12", "ALV", "2022-02-28", "2022-12-31", None),
+        ("s11", "ALV", "2020-03-01", "2021-02-28", "employment"), ("s11", "ALV", "2022-03-01", "2022-12-31", None),
+    )
+    tm = ind.transition_matrix(rows, 2020, min_cell_size=0).set_index(["from", "to"])
+    assert tm.loc[("ALV", "SH"), "persons"] == 1 and tm.loc[("(none)", "SH"), "persons"] == 1
+    back = ind.reentry(rows, 2020, systems=["IV"], months=[6, 12], min_cell_size=0).set_index("months")
+    assert back.loc[6, "reentered"] == 1 and back.loc[12, "reentered"] == 2 and back.loc[6, "leavers"] == 2
+    still = ind.persistence(rows, 2020, systems=["ALV"], months=[12], min_cell_size=0).iloc[0]
+    assert (still["entrants"], still["still_registered"]) == (2, 1)
+    prof = ind.entrant_profiles(rows.loc[rows["person_id"].isin(["s12", "s11"])], 2020,
+                                min_cell_size=0).set_index("profile")["persons"]
+    assert (prof["one spell in one system"], prof["several spells in one system"]) == (1, 1)
+
+
+def test_a_year_counts_a_spell_ending_on_its_first_day_and_data_ending_on_the_follow_ups_last_day(caplog):
+    rows = _dated(("a", "ALV", "2019-06-01", "2020-01-01", "employment"), ("a", "SH", "2020-06-01", None, None),
+                  ("b", "ALV", "2019-06-01", "2019-12-31", "employment"), ("b", "SH", "2020-06-01", None, None))
+    comb = ind.system_combinations(rows, 2020, min_cell_size=0).set_index("combination")["persons"]
+    assert (comb["two or more"], comb["SH only"]) == (1, 1)  # a's ALV spell ends on 2020-01-01
+    # re-entry within 12 months of 2020 leavers needs data until 2021-12-31: observed exactly that far, no warning
+    done = _dated(("c", "IV", "2019-01-01", "2020-12-31", "employment"), ("d", "IV", "2019-01-01", "2021-12-31", None))
+    with caplog.at_level("WARNING", logger="iizrisk"):
+        ind.reentry(done, 2020, systems=["IV"], months=[12], min_cell_size=0)
+    assert "needs data until" not in caplog.text
+    with caplog.at_level("WARNING", logger="iizrisk"):
+        ind.reentry(done.iloc[:1], 2020, systems=["IV"], months=[12], min_cell_size=0, data_end="2021-12-30")
+    assert "needs data until 2021-12-31" in caplog.text

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from iizrisk.history import HistoryStore
 from iizrisk.monitoring import (
     COLUMNS,
+    FlowThresholds,
     MonitoringThresholds,
     _bin_shares,
     attach_reference,
@@ -559,6 +560,34 @@ def test_a_realised_precision_warns_only_beyond_the_bound_and_beyond_chance(tmp_
     assert loud["warning"].all() and "by chance alone" in loud.loc["ALV", "message"]
 
 
+def test_a_realised_ece_warns_above_its_bound_only(tmp_path, monkeypatch):
+    """The calibration warning: an ECE equal to ``max_ece`` is within it, one above it warns."""
+    import iizrisk.monitoring as mon
+
+    run, t = pd.Timestamp("2020-01-31"), pd.Timestamp("2021-03-31")
+    h = HistoryStore(tmp_path / "h")
+    scores = pd.DataFrame({"person_id": ["p0"], "outcome": "revolving_door", "risk": 0.3, "risk_band": "high",
+                           "rank": [1]})
+    h.write(run, scores=scores)
+    spells = pd.DataFrame({"person_id": ["p0"], "institution": ["ALV"], "start_date": pd.to_datetime(["2019-01-01"]),
+                           "end_date": pd.to_datetime(["2021-03-31"])})
+
+    def ece_row(ece):
+        perf = pd.DataFrame({"listed": [0], "realised_precision": [np.nan], "expected_precision": [np.nan],
+                             "expected_precision_sd": [np.nan], "roc_auc": [0.8], "brier": [0.1], "ece": [ece],
+                             "expected_auc": [0.8], "prevalence": [0.05], "n": [50]},
+                            index=pd.Index(["all"], name="institution"))
+        monkeypatch.setattr(mon, "realised_performance", lambda *a, **k: perf)
+        tab = monitor_night(as_of=t, X=None, scores=scores, worklists=None, reference=None, history=h,
+                            spells=spells, thresholds=MonitoringThresholds(max_ece=0.05),
+                            flow_thresholds=FlowThresholds(min_count=1e9))
+        return tab[(tab["kind"] == "realised") & (tab["name"] == "ece")].iloc[0]
+
+    assert not ece_row(0.05)["warning"]
+    loud = ece_row(0.0501)
+    assert loud["warning"] and loud["threshold"] == 0.05 and loud["message"]
+
+
 def test_flow_thresholds_come_from_the_deployment_settings(tmp_path):
     """Each ``[monitoring] flow_*`` setting of a TOML reaches the night's flow rows; a wrong value is refused."""
     from iizrisk.config import Settings
@@ -781,3 +810,30 @@ def test_a_damaged_monitoring_partition_is_invalid_input_naming_it(tmp_path, dam
         part.parent.rename(part.parent.with_name("as_of=notadate"))
     with pytest.raises(ValidationError, match="history store was changed by hand"):
         read_monitoring(tmp_path / "h")
+
+
+def test_a_night_judges_the_latest_run_whose_horizon_has_passed_by_tonight(tmp_path):
+    """Tonight (T) judges the latest past run whose horizon ends on or before T, its labels observed until T:
+    a horizon ending on T itself has passed, and data after T (a night run again later) decide nothing."""
+    t = pd.Timestamp("2021-01-31")
+    runs = pd.to_datetime(["2019-12-31", "2020-01-31", "2020-02-29", "2020-03-31"])
+    h = HistoryStore(tmp_path / "h")
+    ids = ["p0", "p1", "p2", "p3"]
+    scores = pd.DataFrame({"person_id": ids, "outcome": "disintegration", "risk": [0.9, 0.6, 0.3, 0.1],
+                           "risk_band": "high", "rank": [1, 2, 3, 4]})
+    for run in runs:
+        h.write(run, scores=scores, worklists=scores[["person_id", "rank", "risk"]].assign(institution="ALV"))
+    # observed until 2022-06-30, long after tonight; p0's benefits run out on 2021-01-31 (T), p1's later
+    spells = pd.DataFrame({"person_id": ids, "institution": "ALV",
+                           "start_date": pd.to_datetime(["2019-06-01"] * 4),
+                           "end_date": pd.to_datetime(["2021-01-31", "2021-02-28", "2022-06-30", None]),
+                           "exit_reason": ["benefit_exhausted", "benefit_exhausted", "employment", None]})
+    tab = monitor_night(as_of=t, X=None, scores=scores.drop(columns="outcome"), worklists=None, reference=None,
+                        history=h, spells=spells, horizon_months=12,
+                        flow_thresholds=FlowThresholds(min_count=1e9))
+    real = tab[tab["kind"] == "realised"]
+    assert set(real["run_as_of"]) == {pd.Timestamp("2020-01-31")}  # its horizon ends on T
+    prec = real[real["name"] == "realised_precision"].set_index("institution")["value"]
+    assert prec["ALV"] == pytest.approx(1 / 4)  # p0's on T counts; p1's after T would count for a later run
+    prevalence = real[real["name"] == "prevalence"]["value"].iloc[0]
+    assert prevalence == pytest.approx(1 / 4)

@@ -45,11 +45,11 @@ def months_forward(t: dt.date, h: int) -> dt.date:
     return dt.date(y, m, min(t.day, calendar.monthrange(y, m)[1]))
 
 
-def ref_outcome(rows, person: str, t: dt.date, h: int, kind: str) -> bool:
+def ref_outcome(rows, person: str, t: dt.date, h: int, kind: str, gap: int = 90) -> bool:
     full = [s for s in ref_merge(rows) if s["person"] == person]
     h_end = months_forward(t, h)
     if kind == "revolving_door":
-        new = any(t < s["start"] <= h_end and (is_transition(s, full) or is_reentry(s, full)) for s in full)
+        new = any(t < s["start"] <= h_end and (is_transition(s, full, gap) or is_reentry(s, full)) for s in full)
         w0 = months_back_plus_one(h_end, 24)
         per_inst: dict[str, int] = {}
         for s in full:
@@ -147,6 +147,74 @@ def test_outcome_ignores_rows_after_the_horizon(rows, t_off, kind, data):
              for r in rows[: data.draw(st.integers(0, len(rows)))]]
     after = compute_outcome(to_frame(rows + extra), outcome=kind, pairs=pairs, observed_until="2099-12-31")
     assert before["outcome"].tolist() == after["outcome"].tolist()
+
+
+@st.composite
+def short_spells_at_two_institutions(draw):
+    """One or two persons with short, mostly closed spells at two institutions, far apart: many new spells are
+    re-entries and no transitions (the random rows of :func:`spell_rows` overlap too much to tell)."""
+    rows = []
+    for _ in range(draw(st.integers(2, 7))):
+        s = draw(st.integers(0, 1100))
+        e = None if draw(st.integers(0, 5)) == 0 else s + draw(st.integers(0, 150))
+        rows.append({"person_id": f"p{draw(st.integers(0, 1))}", "institution": draw(st.sampled_from(["ALV", "SH"])),
+                     "start_date": D(s), "end_date": None if e is None else D(e),
+                     "exit_reason": None if e is None else "other", "recorded_date": None,
+                     "birth_year": None, "education": None})
+    return rows
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=short_spells_at_two_institutions(), h=st.sampled_from([6, 12, 18]), gap=st.sampled_from([0, 30, 90]),
+       data=st.data())
+def test_revolving_door_of_re_entries_and_transitions_matches_reference(rows, h, gap, data):
+    """A new spell in the horizon is a transition or a re-entry: each counts on its own."""
+    t = data.draw(near([months_back_plus_one(r["start_date"], h) for r in rows], st.integers(0, 1100).map(D)),
+                  label="as_of")
+    df = to_frame(rows)
+    persons = sorted(df["person_id"].unique())
+    pairs = pd.DataFrame({"person_id": persons, "as_of": pd.Timestamp(t)})
+    got = compute_outcome(df, horizon_months=h, pairs=pairs, observed_until="2099-12-31", transition_gap_days=gap)
+    assert got["outcome"].tolist() == [ref_outcome(rows, p, t, h, "revolving_door", gap) for p in persons]
+
+
+def test_a_re_entry_that_is_no_transition_is_a_new_spell_of_the_revolving_door():
+    rows = _rows(
+        ("p", "IV", dt.date(2020, 1, 1), dt.date(2020, 3, 31), "other"),
+        ("p", "ALV", dt.date(2020, 8, 1), dt.date(2020, 12, 31), "employment"),  # 4 months after IV: no transition
+        ("p", "ALV", dt.date(2021, 3, 1), None, None),  # a re-entry, no transition, within T+1 ... T+H
+        ("q", "ALV", dt.date(2021, 1, 1), None, None),
+    )
+    # the 24 months ending at T+H = 2022-01-31 hold IV and two ALV spells: the BFS revolving door
+    out = compute_outcome(rows, pairs=pd.DataFrame({"person_id": ["p", "q"], "as_of": pd.to_datetime(["2021-01-31"] * 2)}),
+                          horizon_months=12, observed_until="2024-06-30")
+    assert out["outcome"].tolist() == [True, False]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=spell_rows(max_persons=4, max_rows=12, span=1500), data=st.data())
+def test_with_as_of_dates_the_labelled_are_the_people_with_a_spell_open_at_t(rows, data):
+    """Who is labelled at T: a merged spell starting on or before T that ends after T or not at all
+    (a spell ending on T is closed at T, DOMAIN.md section 5)."""
+    t = data.draw(near([r["end_date"] for r in rows], st.integers(0, 1500).map(D)), label="as_of")
+    df = to_frame(rows).drop(columns="recorded_date")
+    rows = [dict(r, recorded_date=None) for r in rows]
+    got = compute_outcome(df, t, outcome="disintegration", observed_until="2099-12-31")
+    want = sorted({s["person"] for s in ref_merge(rows) if s["start"] <= t and end_or_big(s) > t})
+    assert sorted(got["person_id"]) == want
+
+
+def test_a_spell_ending_on_the_as_of_day_is_not_labelled_and_a_horizon_ending_on_the_last_day_is_observed():
+    rows = _rows(("a", "ALV", dt.date(2022, 1, 1), dt.date(2022, 3, 31), "benefit_exhausted"),
+                 ("b", "ALV", dt.date(2022, 1, 1), dt.date(2022, 4, 1), "benefit_exhausted"),
+                 ("c", "SH", dt.date(2022, 1, 1), dt.date(2023, 3, 31), "other"))
+    out = compute_outcome(rows, "2022-03-31", outcome="disintegration", observed_until="2023-03-31")
+    assert out["person_id"].tolist() == ["b", "c"]  # a's spell ends on T: closed at T
+    assert out["horizon_end"].tolist() == [pd.Timestamp("2023-03-31")] * 2
+    assert out["observed"].tolist() == [True, True]  # the horizon ends on the last observed day
+    assert out["outcome"].tolist() == [True, True]  # b exhausted on T+1, c's SH spell reaches 12 months on 2022-12-31
+    late = compute_outcome(rows, "2022-03-31", outcome="disintegration", observed_until="2023-03-30")
+    assert not late["observed"].any() and late["outcome"].isna().all()
 
 
 def _rows(*spells):

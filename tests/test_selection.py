@@ -51,6 +51,15 @@ def test_no_training_label_reaches_the_evaluation_period(every, years, test, gap
     assert all(b - a == every for a, b in zip(months, months[1:], strict=False))
 
 
+@pytest.mark.parametrize("observed_until, last_labelled", [("2023-12-31", "2022-12-31"), ("2023-12-30", "2022-11-30")])
+def test_the_last_split_ends_at_the_last_month_end_whose_horizon_is_observed(observed_until, last_labelled):
+    """A horizon ending on the last observed day is observed: that month end is the last split's last."""
+    splits = rolling_splits(MONTH_ENDS, every_months=3, years=1, test_months=3, gap_months=12, horizon_months=12,
+                            observed_until=observed_until, train_months=24)
+    assert max(splits.iloc[-1]["test_dates"]) == pd.Timestamp(last_labelled)
+    assert all(max(s) <= pd.Timestamp(last_labelled) for s in splits["train_dates"])
+
+
 def test_too_short_a_dataset_is_refused_with_the_reason():
     with pytest.raises(ValidationError, match="no split fits|too few"):
         rolling_splits(MONTH_ENDS[:10], gap_months=12, horizon_months=12, observed_until="2017-06-30")

@@ -301,3 +301,19 @@ def test_the_command_line_builds_resumes_and_trains(population, tmp_path, capsys
     assert '"sample"' in manifest and "person_fraction" in manifest
     assert main(["train", "--snapshots", str(tmp_path / "s"), "--interventions", str(tmp_path / "x.csv"),
                  "--outcome", "revolving_door", "--out", str(tmp_path / "m2")]) == EXIT_USAGE
+
+
+@pytest.mark.parametrize("seen, last_month_end, last_labelled", [("2023-12-31", "2023-12-31", "2022-12-31"),
+                                                                  ("2023-12-30", "2023-11-30", "2022-11-30")])
+def test_default_dates_are_the_latest_month_ends_whose_horizon_is_observed(seen, last_month_end, last_labelled):
+    """A month end whose horizon ends on the last observed day is labelled; ``latest`` keeps the newest ones."""
+    rows = pd.DataFrame({"person_id": ["a", "b"], "institution": ["ALV", "SH"],
+                         "start_date": pd.to_datetime(["2018-01-15", "2019-03-01"]),
+                         "end_date": pd.to_datetime([None, seen])})
+    every = default_dates(rows, burn_in_months=24)
+    assert every == list(pd.date_range("2020-01-31", last_month_end, freq="ME"))  # 24 months after the first start
+    labelled = default_dates(rows, burn_in_months=24, horizon_months=12)
+    assert labelled[-1] == pd.Timestamp(last_labelled)
+    assert labelled == [d for d in every if d + pd.DateOffset(months=12) <= pd.Timestamp(seen)]
+    newest = default_dates(rows, burn_in_months=24, horizon_months=12, latest=5)
+    assert newest == labelled[-5:]
