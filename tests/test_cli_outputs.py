@@ -248,7 +248,8 @@ def test_oversight_leaves_no_half_written_out(tmp_path, capsys):
     h.write(day, worklists=pd.DataFrame({"institution": ["ALV"] * 8, "person_id": [f"p{i}" for i in range(8)]}))
     reviews = pd.DataFrame({"institution": "ALV", "person_id": [f"p{i}" for i in range(6)],
                             "review_date": day + pd.Timedelta(days=2), "decision": "not_suitable", "listed": True,
-                            "band_at_review": "high", "case_id": "x", "note": "", "list_as_of": day})
+                            "band_at_review": "high", "case_id": "x", "note": "", "list_as_of": day,
+                            "decided_by": "IIZ ALV"})
     h.write_reviews(reviews)
     out = tmp_path / "o"
     (out / "oversight.parquet").mkdir(parents=True)

@@ -140,7 +140,7 @@ def test_oversight_figures_fill_their_field_once_reviews_are_recorded(deployment
                                                   "rank": range(1, 7), "risk": 0.3}))
     reviews = pd.DataFrame({"institution": "ALV", "person_id": people[:4], "case_id": "A-1",
                             "review_date": pd.Timestamp("2023-06-29"), "decision": "not_suitable", "note": "",
-                            "listed": True, "list_as_of": pd.Timestamp("2023-06-28"), "band_at_review": "medium"})
+                            "decided_by": "IIZ ALV", "listed": True, "list_as_of": pd.Timestamp("2023-06-28"), "band_at_review": "medium"})
     h.write_reviews(reviews[list(REVIEW_COLUMNS)])
     draft = dpia_draft(s, language="en")
     assert not any(f.label == "Oversight figures" for _, f in draft.open_fields())

@@ -51,9 +51,10 @@ def answered(tmp_path_factory, random_spells, trained):
     alv_case = mine.loc[mine["institution"].astype(str) == "ALV", "case_id"].astype(str).iloc[0]
     sh_case = mine.loc[mine["institution"].astype(str) == "SH", "case_id"].astype(str).iloc[0]
     reviews = pd.DataFrame([
-        ("ALV", person, alv_case, "2023-06-29", "not_suitable", OWN_NOTE, True, "2023-06-28", "medium"),
-        ("SH", person, sh_case, "2023-06-29", "other", None, False, "2023-06-28", "low"),
-        ("ALV", neighbour, "ALV-NB000", "2023-06-29", "data_error", NEIGHBOUR_NOTE, True, "2023-06-28", "medium"),
+        ("ALV", person, alv_case, "2023-06-29", "not_suitable", "IIZ ALV", OWN_NOTE, True, "2023-06-28", "medium"),
+        ("SH", person, sh_case, "2023-06-29", "other", "Fallführung SH", None, False, "2023-06-28", "low"),
+        ("ALV", neighbour, "ALV-NB000", "2023-06-29", "data_error", "IIZ ALV", NEIGHBOUR_NOTE, True, "2023-06-28",
+         "medium"),
     ], columns=list(REVIEW_COLUMNS))
     for c in ("review_date", "list_as_of"):
         reviews[c] = pd.to_datetime(reviews[c]).astype("datetime64[s]")

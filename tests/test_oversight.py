@@ -178,7 +178,7 @@ def test_oversight_command(tmp_path, capsys):
         [{"institution": "ALV", "person_id": f"p{i}", "review_date": DAY0 + pd.Timedelta(days=2),
           "decision": "not_suitable", "listed": True, "band_at_review": "high"} for i in range(6)])
     h.write(DAY0, worklists=lists.drop(columns="as_of"))
-    full = reviews.assign(case_id="x", note="", list_as_of=DAY0)
+    full = reviews.assign(case_id="x", note="", list_as_of=DAY0, decided_by="IIZ ALV")
     h.write_reviews(full)
     o = oversight(h.read("worklists"), h.reviews(), min_cell_size=5)
     row = o.summary.iloc[0]

@@ -24,7 +24,7 @@ from iizrisk.batch import run_nightly
 from iizrisk.cli import main
 from iizrisk.config import Settings
 from iizrisk.errors import ConfigError, ValidationError
-from iizrisk.history import HistoryStore
+from iizrisk.history import REVIEW_COLUMNS, HistoryStore
 from iizrisk.reviews import (
     all_interventions,
     decision_label,
@@ -47,18 +47,21 @@ def deployment(tmp_path: Path, spells: pd.DataFrame, model_dir: Path, **extra) -
     return test_batch.deployment(tmp_path, spells, model_dir, **extra)
 
 
-def fill(xlsx: Path, rows: dict[int, tuple], out: Path, *, add: list[tuple] = (), language: str = "de") -> Path:
+def fill(xlsx: Path, rows: dict[int, tuple], out: Path, *, add: list[tuple] = (), language: str = "de",
+         by: str | None = "IIZ-Koordination") -> Path:
     """Fill the review file as a coordinator would: rows (1-based list rank) -> (date, decision code, note);
-    ``add``: extra rows (case id, date, decision code, note) for cases not on the list."""
+    ``add``: extra rows (case id, date, decision code, note) for cases not on the list; ``by``: who decided."""
     from openpyxl import load_workbook
 
     wb = load_workbook(xlsx)
     ws = next(wb[s] for s in wb.sheetnames if wb[s].sheet_state == "visible")
     head = [c.value for c in ws[1]]
-    col = {code: head.index(header(code, language)) + 1 for code in ("case_ids", "review_date", "decision", "note")}
+    col = {code: head.index(header(code, language)) + 1
+           for code in ("case_ids", "review_date", "decision", "decided_by", "note")}
     for rank, (date, decision, note) in rows.items():
         ws.cell(row=rank + 1, column=col["review_date"], value=dt.date.fromisoformat(date))
         ws.cell(row=rank + 1, column=col["decision"], value=decision_label(decision, language))
+        ws.cell(row=rank + 1, column=col["decided_by"], value=by)
         ws.cell(row=rank + 1, column=col["note"], value=note)
     r = ws.max_row
     for case, date, decision, note in add:
@@ -66,6 +69,7 @@ def fill(xlsx: Path, rows: dict[int, tuple], out: Path, *, add: list[tuple] = ()
         ws.cell(row=r, column=col["case_ids"], value=case)
         ws.cell(row=r, column=col["review_date"], value=date)
         ws.cell(row=r, column=col["decision"], value=decision)
+        ws.cell(row=r, column=col["decided_by"], value=by)
         ws.cell(row=r, column=col["note"], value=note)
     wb.save(out)
     return out
@@ -240,6 +244,8 @@ def _bad_files(night, tmp_path):
         "future date": fill(_xlsx(night), {1: (future, "not_suitable", "")}, tmp_path / "d.xlsx"),
         "AHV number in the note": fill(_xlsx(night), {1: ("2023-07-01", "other", "Rückruf AHV 756.1234.5678.97")},
                                        tmp_path / "e.xlsx"),
+        "nobody decided": fill(_xlsx(night), {1: ok}, tmp_path / "h.xlsx", by=None),
+        "AHV number as who decided": fill(_xlsx(night), {1: ok}, tmp_path / "i.xlsx", by="756 1234 5678 97"),
     }
     wrong = load_workbook(fill(_xlsx(night), {1: ok}, tmp_path / "f.xlsx"))
     wrong["ALV"].title = "Tabelle1"
@@ -255,6 +261,8 @@ WHAT = {"unknown case id": ("case_ids", "not a case of ALV"),
         "unknown decision": ("decision", "not one of the decisions"),
         "future date": ("review_date", "after today"),
         "AHV number in the note": ("note", "AHV number"),
+        "nobody decided": ("decided_by", "who decided is missing"),
+        "AHV number as who decided": ("decided_by", "AHV number"),
         "wrong sheet": ("(sheet)", "no sheet named 'ALV'"),
         "empty file": ("(file)", "empty")}
 
@@ -309,11 +317,13 @@ def test_xlsx_round_trip_and_csv_import(night, tmp_path, capsys):
     alv = res.worklists["ALV"]
     assert (row["institution"], row["person_id"], row["decision"], row["note"], bool(row["listed"])) == \
         ("ALV", alv["person_id"].iloc[1], "already_in_iiz", "läuft bei der IV", True)
+    assert row["decided_by"] == "IIZ-Koordination"  # a human decides, and the record says who (by role)
     assert row["review_date"] == pd.Timestamp("2023-07-01") and row["list_as_of"] == pd.Timestamp(NIGHTS[2])
     # the CSV of the same list works too (codes or French names of the decisions, dd.mm.yyyy dates)
     sh = tmp_path / "SH.csv"
     table = read_table(Path(str(xlsx).replace("ALV.xlsx", "SH.csv")), dtype=str, keep_default_na=False)
-    table.loc[0, ["review_date", "decision"]] = ["02.07.2023", decision_label("not_suitable", "fr")]
+    table.loc[0, ["review_date", "decision", "decided_by"]] = ["02.07.2023", decision_label("not_suitable", "fr"),
+                                                               "Fallführung SH"]
     table.to_csv(sh, sep=";", index=False, encoding="utf-8-sig")
     try:
         r = import_reviews(cfg, [sh])
@@ -390,7 +400,7 @@ def test_a_review_before_the_first_list_answers_no_list_and_is_refused(night, tm
     cases = res.worklists["ALV"]["case_ids"].str.split(";").str[0]
     table = pd.DataFrame({"institution": "ALV", "case_ids": cases.iloc[:2].to_numpy(),
                           "review_date": ["01.01.2000", "2023-06-29"], "decision": "joint_assessment_held",
-                          "note": ""})
+                          "decided_by": "IIZ ALV", "note": ""})
     path = tmp_path / "ALV_without_as_of.csv"
     table.to_csv(path, sep=";", index=False, encoding="utf-8-sig")
     with pytest.raises(ValidationError) as err:
@@ -568,6 +578,37 @@ def _review_workbook(path: Path) -> Path:
     meta.append(["institution", "ALV"])
     wb.save(path)
     return path
+
+
+def test_a_review_file_without_who_decided_is_refused_and_old_reviews_read_without_it(night, tmp_path):
+    """A human decides, and the record says who (by role): a file of the version before the column is refused
+    with the fix; the reviews stored before it read back with who decided unknown, not as an error."""
+    _, cfg, res = night
+    before = _store_bytes(cfg)
+    cases = res.worklists["ALV"]["case_ids"].str.split(";").str[0]
+    old = pd.DataFrame({"institution": "ALV", "as_of": NIGHTS[2], "case_ids": cases.iloc[:1].to_numpy(),
+                        "review_date": "2023-07-01", "decision": "not_suitable", "note": ""})
+    path = tmp_path / "ALV_old_version.csv"
+    old.to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+    with pytest.raises(ValidationError) as err:
+        import_reviews(cfg, [path])
+    assert ("ALV_old_version.csv: column 'decided_by': column missing: the file does not say who decided: 1 rows, "
+            "whole file. Fix: add a column 'Entschieden von (Rolle oder Kürzel)'") in err.value.report.to_text()
+    assert _store_bytes(cfg) == before
+    s = Settings.load(cfg)
+    store = HistoryStore(s.resolve(s.output.history_dir))
+    stored = pd.DataFrame({"institution": ["ALV"], "person_id": ["p"], "case_id": ["c"],
+                           "review_date": pd.to_datetime(["2023-07-01"]).astype("datetime64[s]"),
+                           "decision": ["other"], "note": [""], "listed": [True],
+                           "list_as_of": pd.to_datetime([NIGHTS[2]]).astype("datetime64[s]"),
+                           "band_at_review": ["high"]})
+    from iizrisk.store import write_parquet_atomic
+
+    elsewhere = HistoryStore(tmp_path / "history_of_an_older_version")
+    write_parquet_atomic(stored, elsewhere.reviews_path)
+    back = elsewhere.reviews()
+    assert list(back.columns) == list(REVIEW_COLUMNS) and back["decided_by"].isna().all()
+    assert store.reviews_path != elsewhere.reviews_path
 
 
 def test_a_damaged_workbook_is_named_with_the_fix(tmp_path):

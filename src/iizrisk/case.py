@@ -228,7 +228,8 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
     reviews = reviews[(reviews["institution"].astype(str) == institution)
                       & (reviews["person_id"].astype(str) == person)
                       & (pd.to_datetime(reviews["review_date"]) <= ts)]
-    reviews = reviews[["review_date", "decision", "note", "listed", "band_at_review"]].reset_index(drop=True)
+    reviews = reviews[["review_date", "decision", "decided_by", "note", "listed", "band_at_review"]]
+    reviews = reviews.reset_index(drop=True)
     plot_spells = shown.drop(columns=[c for c in ("case_id",) if c in shown.columns])
     return CaseView(institution=institution, case_id=str(case_id).strip(), as_of=t, timeline=timeline,
                     n_other_institutions=n_other, flags=flags.reset_index(drop=True), reasons=reasons,

@@ -229,7 +229,8 @@ def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | 
         ws = wb[inst]
         lang = str(wl["language"].iloc[0])
         head = [c.value for c in ws[1]]
-        col = {c: head.index(header(c, lang)) + 1 for c in ("case_ids", "review_date", "decision")}
+        col = {c: head.index(header(c, lang)) + 1 for c in ("case_ids", "review_date", "decision", "decided_by")}
+        coordinator = f"IIZ {inst}"  # who decided: a role, never a name
         n = int(np.ceil(share * len(wl)))
         for i in range(n):
             options = [(d, p) for d, p in _DECIDE.get(str(wl["risk_band"].iloc[i]), _DECIDE["low"])
@@ -240,6 +241,7 @@ def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | 
             decision = rng.choice(names, p=np.asarray(probs) / sum(probs))
             ws.cell(row=i + 2, column=col["review_date"], value=pd.Timestamp(review_date).date())
             ws.cell(row=i + 2, column=col["decision"], value=decision_label(str(decision), lang))
+            ws.cell(row=i + 2, column=col["decided_by"], value=coordinator)
         listed = set(wl["case_ids"].astype(str).str.split(";").explode())
         is_open = ((spells["institution"].astype(str) == inst) & (spells["start_date"] <= night)
                    & (spells["end_date"].isna() | (spells["end_date"] > night)) & spells["case_id"].notna())
@@ -251,6 +253,7 @@ def simulate_reviews(run_folder: str | Path, spells, *, review_date, out: str | 
                 ws.cell(row=row, column=col["case_ids"], value=str(case))
                 ws.cell(row=row, column=col["review_date"], value=pd.Timestamp(review_date).date())
                 ws.cell(row=row, column=col["decision"], value=decision_label("joint_assessment_proposed", lang))
+                ws.cell(row=row, column=col["decided_by"], value=coordinator)
         buf = io.BytesIO()
         wb.save(buf)
         written.append(write_bytes_atomic(buf.getvalue(), out / f"{inst}_reviewed.xlsx"))

@@ -61,15 +61,16 @@ HISTORY_SCORE_COLUMNS = ("person_id", "outcome", "risk", "risk_band", "rank", "n
 
 
 #: the columns of the reviews table (see :mod:`iizrisk.reviews`)
-REVIEW_COLUMNS = ("institution", "person_id", "case_id", "review_date", "decision", "note", "listed",
-                  "list_as_of", "band_at_review")
+REVIEW_COLUMNS = ("institution", "person_id", "case_id", "review_date", "decision", "decided_by", "note",
+                  "listed", "list_as_of", "band_at_review")
 
 
 def _empty_reviews() -> pd.DataFrame:
     return pd.DataFrame({
         "institution": pd.Series([], dtype="str"), "person_id": pd.Series([], dtype="str"),
         "case_id": pd.Series([], dtype="str"), "review_date": pd.Series([], dtype="datetime64[s]"),
-        "decision": pd.Series([], dtype="str"), "note": pd.Series([], dtype="str"),
+        "decision": pd.Series([], dtype="str"), "decided_by": pd.Series([], dtype="str"),
+        "note": pd.Series([], dtype="str"),
         "listed": pd.Series([], dtype=bool), "list_as_of": pd.Series([], dtype="datetime64[s]"),
         "band_at_review": pd.Series([], dtype="str")})
 
@@ -196,6 +197,8 @@ class HistoryStore:
                                   "history store was changed by hand: restore the file from a backup")
         for col in ("review_date", "list_as_of"):
             df[col] = pd.to_datetime(df[col]).astype("datetime64[s]")
+        if "decided_by" not in df.columns:  # reviews stored before the files asked who decided: not recorded
+            df.insert(df.columns.get_loc("decision") + 1, "decided_by", pd.Series(None, index=df.index, dtype=object))
         if until is not None:
             df = df[df["review_date"] <= pd.Timestamp(_date(until))].reset_index(drop=True)
         return df

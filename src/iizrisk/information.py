@@ -501,7 +501,7 @@ def _reasons_in(mine, interventions, d: dt.date, codes: list[str], stored: list[
 
 
 def _reviews(history, person: str, allowed: set[str], lang: str) -> pd.DataFrame:
-    cols = ["review_date", "institution", "case_id", "decision", "note"]
+    cols = ["review_date", "institution", "case_id", "decision", "decided_by", "note"]
     rv = history.reviews()
     rv = rv[(rv["person_id"].astype(str) == person).to_numpy()]
     if not len(rv):
@@ -513,6 +513,7 @@ def _reviews(history, person: str, allowed: set[str], lang: str) -> pd.DataFrame
         "institution": inst.to_numpy(),
         "case_id": np.where(inst.isin(allowed), rv["case_id"].astype(str), _t("case_withheld", lang)),
         "decision": [labels.get(str(x), str(x)) for x in rv["decision"]],
+        "decided_by": rv["decided_by"].astype(object).where(rv["decided_by"].notna(), None).to_numpy(),
         "note": rv["note"].astype(object).where(rv["note"].notna(), None).to_numpy(),
     })
     return out.sort_values(["review_date", "institution"], kind="stable").reset_index(drop=True)

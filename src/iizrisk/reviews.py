@@ -28,6 +28,8 @@ fix, and nothing is stored while one remains:
   decisions (or the same day with a different note) are both refused, and so
   are two files of one import giving the same case different reviews on one
   day; identical rows are merged into one review, with a warning;
+* who decided (``decided_by``: a role or staff code, never a name) is given on
+  every row, and holds no AHV number: a human decides, and the record says who;
 * the note goes through the raw-identifier guard
   (:func:`iizrisk.pseudonym.looks_like_ahv`), and 756 with ten more digits in
   any grouping or with a wrong check digit is refused too.
@@ -84,7 +86,9 @@ __all__ = ["FILL_IN", "META_SHEET", "ReviewImport", "all_interventions", "decisi
 logger = logging.getLogger("iizrisk")
 
 #: The columns a coordinator fills in.
-FILL_IN = ("review_date", "decision", "note")
+FILL_IN = ("review_date", "decision", "decided_by", "note")
+#: The longest "decided by" accepted: a role or a staff code, not a sentence.
+MAX_DECIDED_BY = 100
 #: The hidden sheet that says which institution and night a review file belongs to.
 META_SHEET = "iizrisk"
 _LISTS_SHEET = "lists"
@@ -119,11 +123,11 @@ def _norm(value: str) -> str:
 
 # ------------------------------------------------------------------ writing
 def review_frame(worklist: pd.DataFrame) -> pd.DataFrame:
-    """The worklist as a review table: no pseudonym, and empty review date, decision and note columns."""
+    """The worklist as a review table: no pseudonym, and empty columns to fill in (:data:`FILL_IN`: review date,
+    decision, who decided, note)."""
     df = worklist.drop(columns=[c for c in ("person_id",) if c in worklist.columns]).copy()
-    df["review_date"] = pd.Series([None] * len(df), dtype=object)
-    df["decision"] = pd.Series([None] * len(df), dtype=object)
-    df["note"] = pd.Series([None] * len(df), dtype=object)
+    for c in FILL_IN:
+        df[c] = pd.Series([None] * len(df), dtype=object)
     return df
 
 
@@ -162,7 +166,7 @@ def write_review_file(worklist: pd.DataFrame, path: str | Path, *, institution: 
                       .str.len().max()) if len(frame) else 0
         width = min(60, max(8, max(longest, min(len(str(col)), 24)) + 2))
         if codes[j - 1] in FILL_IN:
-            width = {"review_date": 14, "decision": 34, "note": 50}[codes[j - 1]]
+            width = {"review_date": 14, "decision": 34, "decided_by": 24, "note": 50}[codes[j - 1]]
         ws.column_dimensions[get_column_letter(j)].width = width
     n_rows = max(len(frame) + 200, 500)  # room for overrides: rows the coordinator adds
     lists = wb.create_sheet(_LISTS_SHEET)
@@ -337,6 +341,12 @@ def _table(name: str, df: pd.DataFrame, inst: str | None, report: ValidationRepo
     missing = [c for c in ("case_ids", *FILL_IN) if c not in df.columns]
     if inst is None and "institution" not in df.columns:
         missing.insert(0, "institution")
+    if missing == ["decided_by"]:  # a file of a version that did not ask who decided
+        _whole_file(report, name, "decided_by", "column missing: the file does not say who decided",
+                    fix=f"add a column '{header('decided_by', 'de')}' (or its name in another language) with the "
+                    "role or staff code of whoever decided each review, or copy the reviews into tonight's "
+                    "review file, which has it")
+        return _Parsed(name, pd.DataFrame(), np.array([], dtype=np.int64), inst)
     if missing:
         _whole_file(report, name, ", ".join(missing), "column(s) missing",
                    fix="keep the columns of the review file the run wrote (the headers may be in any of the four "
@@ -576,6 +586,15 @@ def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today
             report.add(name, "review_date", _too_early(bound, says), at & (stated == says), date, rows=rows,
                        fix=f"enter the day the review took place, from {bound.date().isoformat()} to today "
                        f"({today.date().isoformat()}), as YYYY-MM-DD or dd.mm.yyyy")
+    by = df["decided_by"].astype(object).map(lambda v: "" if v is None or pd.isna(v) else str(v).strip())
+    report.add(name, "decided_by", "who decided is missing", (by == "").to_numpy(), rows=rows,
+               fix="enter the role or staff code of whoever took the decision (e.g. 'IIZ-Koordination' or a "
+               "staff code): a human decides, and the record says who")
+    report.add(name, "decided_by", "holds what looks like an AHV number (a raw identifier)", ahv_in_free_text(by),
+               rows=rows, show_example=False, fix="enter a role or staff code, never an AHV number")
+    report.add(name, "decided_by", f"longer than {MAX_DECIDED_BY} characters",
+               (by.str.len() > MAX_DECIDED_BY).to_numpy(), rows=rows, show_example=False,
+               fix="enter a short role or staff code")
     note = df["note"].astype(object).map(lambda v: "" if v is None or pd.isna(v) else str(v))
     report.add(name, "note", "holds what looks like an AHV number (a raw identifier)", ahv_in_free_text(note),
                rows=rows, show_example=False,
@@ -585,7 +604,8 @@ def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today
                fix="shorten the note")
     return pd.DataFrame({"institution": inst.astype(str).to_numpy(), "case_ids": case.to_numpy(),
                          "review_date": date.to_numpy(), "decision": code.to_numpy(dtype=object),
-                         "note": note.to_numpy(dtype=object), "_file": name, "_row": rows})
+                         "decided_by": by.to_numpy(dtype=object), "note": note.to_numpy(dtype=object),
+                         "_file": name, "_row": rows})
 
 
 def _earliest(p: _Parsed, first_night: pd.Timestamp | None = None) -> tuple[pd.Series, np.ndarray]:
@@ -694,7 +714,7 @@ def _with_list_context(rows: pd.DataFrame, history: HistoryStore) -> pd.DataFram
     """Add, per review, the list it answers: was the person on that institution's latest list on or before the
     review date (else an override), that list's date, and the person's risk band on it."""
     lists = history.read("worklists")
-    out = rows[["institution", "person_id", "case_id", "review_date", "decision", "note"]].copy()
+    out = rows[["institution", "person_id", "case_id", "review_date", "decision", "decided_by", "note"]].copy()
     out["review_date"] = pd.to_datetime(out["review_date"]).astype("datetime64[s]")
     list_as_of = pd.Series(pd.NaT, index=out.index, dtype="datetime64[s]")
     listed = np.zeros(len(out), dtype=bool)
