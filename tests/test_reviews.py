@@ -719,3 +719,23 @@ def test_case_numbers_map_to_people_as_a_plain_reference_says(case_rows, case_id
         one = all(len(p) == 1 for p in people) and len(set().union(*people)) == 1
         want.append(next(iter(people[0])) if one else None)
     assert got == want
+
+
+def test_a_review_csv_saved_by_excel_in_windows_1252_is_read(night, tmp_path):
+    """Excel's "CSV (Trennzeichen-getrennt)" on a Swiss Windows saves Windows-1252: the file was refused
+    as "not a UTF-8 table", and the coordinator had no way to send it back from Excel but the xlsx."""
+    tmp, cfg, res = night
+    table = read_table(tmp / "runs" / NIGHTS[2] / "worklists" / "SH.csv", dtype=str, keep_default_na=False)
+    table.loc[0, ["review_date", "decision", "decided_by", "note"]] = [
+        "03.07.2023", decision_label("consent_declined", "fr"), "Fallführung SH", "läuft bei der IV, Rückruf"]
+    path = tmp_path / "SH_excel.csv"
+    table.to_csv(path, sep=";", index=False, encoding="cp1252")
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")  # the test writes what Excel writes
+    r = import_reviews(cfg, [path])
+    assert r.per_institution == {"SH": 1}
+    s = Settings.load(cfg)
+    stored = HistoryStore(s.resolve(s.output.history_dir)).reviews()
+    row = stored[stored["review_date"] == pd.Timestamp("2023-07-03")].iloc[0]
+    assert (row["decision"], row["decided_by"], row["note"]) == \
+        ("consent_declined", "Fallführung SH", "läuft bei der IV, Rückruf")

@@ -265,10 +265,21 @@ def read_review_file(path: str | Path, report: ValidationReport | None = None) -
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
         return _read_xlsx(path, report)
     if path.suffix.lower() in {".csv", ".txt"}:
-        try:
-            df = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
-        except (pd.errors.EmptyDataError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            _whole_file(report, name, "(file)", f"not a ';'-separated UTF-8 table ({type(exc).__name__})",
+        df = None
+        for encoding in ("utf-8-sig", "cp1252"):  # Excel's "CSV (Trennzeichen-getrennt)" writes Windows-1252
+            try:
+                df = pd.read_csv(path, sep=";", encoding=encoding, dtype=str, keep_default_na=False)
+            except UnicodeDecodeError:
+                continue
+            except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+                _whole_file(report, name, "(file)", f"not a ';'-separated table ({type(exc).__name__})",
+                           fix="save the review file as CSV UTF-8 with ';' as separator, or send the .xlsx")
+                return empty
+            if encoding != "utf-8-sig":
+                logger.info("reviews: %s read as Windows-1252 (saved as CSV by Excel)", name)
+            break
+        if df is None:
+            _whole_file(report, name, "(file)", "neither UTF-8 nor Windows-1252 text",
                        fix="save the review file as CSV UTF-8 with ';' as separator, or send the .xlsx")
             return empty
         return _table(name, df, None, report)
