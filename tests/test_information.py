@@ -170,9 +170,14 @@ def test_the_command_writes_one_document_and_guards_the_person(answered, tmp_pat
     assert person not in capsys.readouterr().out
     ahv = "756.1234.5678.97"
     assert main(["information-request", str(cfg), "--person", ahv, "--institution", "ALV",
-                 "--out", str(tmp_path / "b")]) == 1
+                 "--out", str(tmp_path / "b")]) == 2  # a usage error, as an AHV number in --reason
     err = capsys.readouterr().err
     assert ahv not in err and "pseudonymise" in err and not (tmp_path / "b").exists()
+    if person != person.upper():  # pasted in capitals from a spreadsheet: said so, not a bare refusal
+        assert main(["information-request", str(cfg), "--person", person.upper(), "--institution", "ALV",
+                     "--out", str(tmp_path / "b")]) == 2
+        err = capsys.readouterr().err
+        assert "matches in lower case" in err and person.upper() not in err and not (tmp_path / "b").exists()
     assert main(["information-request", str(cfg), "--person", "Meier", "--institution", "ALV",
                  "--out", str(tmp_path / "b")]) == 2
     assert "Meier" not in capsys.readouterr().err

@@ -259,14 +259,16 @@ def _check_person(person: str, settings) -> str:
     from .pseudonym import looks_like_ahv
 
     p = str(person).strip()
-    if looks_like_ahv(pd.Series([p])).any():
-        raise RawIdentifierError("--person holds a value shaped like an AHV number (withheld here); the AHV "
-                                 "number never enters iizrisk: compute the pseudonym with `iizrisk pseudonymise` "
-                                 "and the deployment's key, and pass that")
+    if looks_like_ahv(pd.Series([p])).any():  # a usage error (exit 2), as an AHV number in --reason
+        raise ConfigError("--person holds a value shaped like an AHV number (withheld here); the AHV "
+                          "number never enters iizrisk: compute the pseudonym with `iizrisk pseudonymise` "
+                          "and the deployment's key, and pass that")
     if not re.fullmatch(settings.deployment.pseudonym_pattern, p):
+        case = (" It matches in lower case: pass the pseudonym as `iizrisk pseudonymise` wrote it, in lower case"
+                if p != p.lower() and re.fullmatch(settings.deployment.pseudonym_pattern, p.lower()) else "")
         raise ConfigError("--person is not a pseudonym of this deployment (it does not match [deployment] "
                           "pseudonym_pattern; value withheld); compute it from the AHV number with "
-                          "`iizrisk pseudonymise` and the deployment's key")
+                          "`iizrisk pseudonymise` and the deployment's key." + case)
     return p
 
 
