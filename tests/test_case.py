@@ -263,3 +263,33 @@ def test_the_command_writes_every_file_or_none(night, capsys, tmp_path, monkeypa
     assert main(["case", str(cfg), "--institution", "ALV", "--case-id", case, "--out", str(out)]) == 0
     assert {"timeline.csv", "timeline.png", "notes.txt"} <= {p.name for p in out.iterdir()}
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_a_note_stored_with_an_ahv_number_is_withheld_in_the_case_view(night, tmp_path):
+    """Notes stored before the import refused every spelling of an AHV number were shown as they were."""
+    from iizrisk.config import Settings
+    from iizrisk.history import HistoryStore
+
+    cfg, res = night
+    row = res.worklists["ALV"].iloc[0]
+    case = row["case_ids"].split(";")[0]
+    s = Settings.load(cfg)
+    store = HistoryStore(s.resolve(s.output.history_dir))
+    before = store.reviews()
+    planted = pd.DataFrame({"institution": ["ALV", "ALV"], "person_id": [row["person_id"]] * 2,
+                            "case_id": [case] * 2,
+                            "review_date": pd.to_datetime([AS_OF, AS_OF]).astype("datetime64[s]"),
+                            "decision": ["other", "not_suitable"], "decided_by": ["756 12345 67890", "IIZ ALV"],
+                            "note": ["Rückruf 756.66.04.87.64.70", "ok"], "listed": [True, True],
+                            "list_as_of": pd.to_datetime([AS_OF, AS_OF]).astype("datetime64[s]"),
+                            "band_at_review": ["high", "high"]})
+    store.write_reviews(pd.concat([before, planted], ignore_index=True))
+    try:
+        v = case_lookup(cfg, institution="ALV", case_id=case, as_of=AS_OF)
+    finally:
+        store.write_reviews(before)
+    withheld = text("case.withheld_ahv", v.language)
+    mine = v.reviews.sort_values("decision").reset_index(drop=True)
+    assert mine[["note", "decided_by"]].values.tolist() == [["ok", "IIZ ALV"], [withheld, withheld]]
+    shown = v.summary_text() + v._repr_html_()
+    assert "6604" not in shown and "12345" not in shown

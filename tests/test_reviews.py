@@ -739,3 +739,32 @@ def test_a_review_csv_saved_by_excel_in_windows_1252_is_read(night, tmp_path):
     row = stored[stored["review_date"] == pd.Timestamp("2023-07-03")].iloc[0]
     assert (row["decision"], row["decided_by"], row["note"]) == \
         ("consent_declined", "Fallführung SH", "läuft bei der IV, Rückruf")
+
+
+def test_a_file_too_large_for_a_review_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """Review files had no size limit: a zip bomb named .xlsx (a few KB that unpack to gigabytes) would fill
+    the memory of the machine the nightly run shares."""
+    import zipfile
+
+    import iizrisk.reviews as rv
+    from iizrisk.reviews import read_review_file
+
+    bomb = tmp_path / "ALV_bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/worksheets/sheet1.xml", b"0" * (3 * 2**20))  # 3 MB of zeros: a few KB packed
+    monkeypatch.setattr(rv, "MAX_REVIEW_XLSX_UNPACKED_BYTES", 2**20)
+    report = ValidationReport()
+    read_review_file(bomb, report)
+    assert bomb.stat().st_size < 2**20
+    assert "ALV_bomb.xlsx: column '(file)': unpacks to 3 MB, more than a review file holds (at most 1 MB)" \
+        in report.to_text()
+    big = tmp_path / "ALV_big.csv"
+    big.write_bytes(b"x" * (2 * 2**20 + 1))
+    monkeypatch.setattr(rv, "MAX_REVIEW_FILE_BYTES", 2 * 2**20)
+    report = ValidationReport()
+    read_review_file(big, report)
+    assert "ALV_big.csv: column '(file)': 2 MB, more than a review file holds (at most 2 MB)" in report.to_text()
+    ok = _review_workbook(tmp_path / "ALV_ok.xlsx")  # a review file of normal size passes the check
+    report = ValidationReport()
+    read_review_file(ok, report)
+    assert "more than a review file holds" not in report.to_text()

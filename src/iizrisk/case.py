@@ -230,6 +230,13 @@ def case_lookup(settings, *, institution: str, case_id: str, as_of=None, spells:
                       & (pd.to_datetime(reviews["review_date"]) <= ts)]
     reviews = reviews[["review_date", "decision", "decided_by", "note", "listed", "band_at_review"]]
     reviews = reviews.reset_index(drop=True)
+    # a note stored before the import refused every spelling of an AHV number is never shown
+    from .pseudonym import ahv_in_free_text
+
+    for column in ("note", "decided_by"):
+        raw = ahv_in_free_text(reviews[column])
+        if raw.any():
+            reviews.loc[raw, column] = text("case.withheld_ahv", lang)
     plot_spells = shown.drop(columns=[c for c in ("case_id",) if c in shown.columns])
     return CaseView(institution=institution, case_id=str(case_id).strip(), as_of=t, timeline=timeline,
                     n_other_institutions=n_other, flags=flags.reset_index(drop=True), reasons=reasons,

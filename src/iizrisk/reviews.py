@@ -262,6 +262,11 @@ def read_review_file(path: str | Path, report: ValidationReport | None = None) -
         _whole_file(report, name, "(file)", "the file is empty", fix="send the filled review file "
                    "(the .xlsx or .csv the run wrote, with review date and decision filled in)")
         return empty
+    too_big = _too_big(path)
+    if too_big:
+        _whole_file(report, name, "(file)", too_big, fix="send the review file the run wrote, filled in (a list "
+                    "of a night is a few hundred rows); split a file that joins many lists")
+        return empty
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
         return _read_xlsx(path, report)
     if path.suffix.lower() in {".csv", ".txt"}:
@@ -303,6 +308,31 @@ def _sheet_rows(wb, sheet: str) -> list[tuple]:
     except (ET.ParseError, zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError,
             TypeError) as exc:  # what a damaged part raises (openpyxl, zipfile, the XML parser)
         raise _DamagedWorkbook(type(exc).__name__) from exc
+
+
+#: The largest review file read, on disk and (an xlsx) unpacked: a night's list is a few hundred rows, a few
+#: hundred KB; a file far larger is not a review file, and an unpacked zip bomb would fill the memory.
+MAX_REVIEW_FILE_BYTES = 50 * 2**20
+MAX_REVIEW_XLSX_UNPACKED_BYTES = 500 * 2**20
+
+
+def _too_big(path: Path) -> str:
+    """Why the file is too large to be a review file ("" when it is not)."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size > MAX_REVIEW_FILE_BYTES:
+        return f"{size / 2**20:,.0f} MB, more than a review file holds (at most {MAX_REVIEW_FILE_BYTES // 2**20} MB)"
+    if path.suffix.lower() in {".xlsx", ".xlsm"} and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                unpacked = sum(i.file_size for i in z.infolist())
+        except (zipfile.BadZipFile, OSError):
+            return ""  # said as "not an xlsx workbook" by the reader
+        if unpacked > MAX_REVIEW_XLSX_UNPACKED_BYTES:
+            return (f"unpacks to {unpacked / 2**20:,.0f} MB, more than a review file holds (at most "
+                    f"{MAX_REVIEW_XLSX_UNPACKED_BYTES // 2**20} MB)")
+    return ""
 
 
 def _read_xlsx(path: Path, report: ValidationReport) -> _Parsed:
