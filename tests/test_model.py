@@ -251,7 +251,7 @@ def test_signature_is_checked_when_a_key_is_configured(trained, tmp_path, monkey
         signing_key()
     with pytest.raises(KeyFileError, match="missing does not exist"):
         signing_key(file=tmp_path / "missing")
-    with pytest.raises(KeyFileError, match="cannot be read"):
+    with pytest.raises(KeyFileError, match="is a folder, not a regular file; give the path of the file that holds the key"):
         signing_key(file=tmp_path)  # a folder
 
 
