@@ -164,3 +164,135 @@ def test_compute_outcome_bad_options_are_config_errors():
     with pytest.raises(ConfigError, match="observed_until"):
         iizrisk.compute_outcome(iizrisk.build_timeline(_rows()), "2023-03-31")
     assert len(iizrisk.compute_outcome(_rows(), "2023-03-31", horizon_months=1)) == 2
+
+
+def test_ingest_reads_a_zoned_date_column_on_its_local_day():
+    zoned = _rows().assign(start_date=_rows()["start_date"].dt.tz_localize("Europe/Zurich"))
+    got = iizrisk.ingest(zoned, pseudonym_pattern=None).spells
+    assert got["start_date"].tolist() == _rows()["start_date"].tolist()
+
+
+@pytest.mark.parametrize("source", [None, 5, ["a.csv"], {"person_id": ["a"]}])
+def test_ingest_refuses_a_source_that_is_no_path_or_frame_naming_it(source):
+    with pytest.raises(TypeError, match="source must be a path .* got "):
+        iizrisk.ingest(source)
+
+
+def test_ingest_refusal_names_the_column_rows_and_fix_without_values():
+    with pytest.raises(ValidationError) as exc:
+        iizrisk.ingest(_rows().assign(institution="alv", person_id=AHV[:-1] + "x"), pseudonym_pattern=None)
+    msg = str(exc.value)
+    assert "column 'institution': unknown institution code: 3 rows, rows 1, 2, 3" in msg and "Fix: use one of" in msg
+    assert "(e.g." not in msg and AHV[:-1] not in msg
+
+
+def _features(interventions):
+    return iizrisk.PointInTimeFeatures().fit(None).transform(_rows(), as_of="2023-06-30",
+                                                             interventions=interventions)
+
+
+def _interventions(**columns) -> pd.DataFrame:
+    return pd.DataFrame({"person_id": ["a"], "date": pd.to_datetime(["2023-04-01"]), "type": ["joint_assessment"],
+                         **columns})
+
+
+@pytest.mark.parametrize("date, words", [
+    (19_000, "holds numbers, not dates"),
+    (True, "holds true/false values, not dates"),
+    ("01.04.2023", "holds values that are not dates"),
+])
+def test_interventions_dates_that_are_not_dates_are_refused_not_read_as_day_numbers(date, words):
+    with pytest.raises(ValidationError, match=f"interventions: column 'date' {words}.*read_interventions"):
+        _features(_interventions(date=[date]))
+
+
+def test_interventions_that_are_no_frame_are_refused_naming_the_argument():
+    with pytest.raises(TypeError, match="interventions must be a pandas DataFrame .* got str"):
+        _features("interventions.csv")
+    multi = _interventions()
+    multi.columns = pd.MultiIndex.from_tuples([(c, "x") for c in multi.columns])
+    with pytest.raises(ValidationError, match="interventions: the column names have 2 levels"):
+        _features(multi)
+    text = _interventions(date=["2023-04-01"])  # YYYY-MM-DD text still reads
+    assert _features(text).equals(_features(_interventions()))
+
+
+@pytest.mark.parametrize("windows", [(0,), (6.5,), (float("nan"),), "12", (True,)])
+def test_window_months_that_are_no_whole_positive_months_are_config_errors(windows):
+    with pytest.raises(ConfigError, match="window_months must be positive month counts"):
+        iizrisk.PointInTimeFeatures(window_months=windows).fit(None)
+
+
+def test_score_refuses_a_path_or_a_frame_as_the_model_without_echoing_the_frame():
+    rows = _rows().assign(person_id="p" + "0" * 60 + "ab")
+    with pytest.raises(TypeError, match=r"got a path; load a saved model first: model = iizrisk.load_model"):
+        iizrisk.score("models/current", rows, as_of="2023-06-30")
+    with pytest.raises(TypeError, match="got DataFrame; the spells are the second argument") as exc:
+        iizrisk.score(rows, rows, as_of="2023-06-30")
+    assert "0" * 60 not in str(exc.value)
+
+
+def test_score_and_train_refuse_spells_that_are_no_frame():
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(TypeError, match="spells must be a pandas DataFrame of canonical rows, got str"):
+        iizrisk.score(LogisticRegression(), "spells.csv", as_of="2023-06-30")
+    with pytest.raises(TypeError, match="spells must be a pandas DataFrame of canonical rows, got str"):
+        iizrisk.train("spells.csv")
+
+
+@pytest.mark.parametrize("horizon", [float("nan"), 12.0, 0])
+def test_train_refuses_a_bad_horizon_before_any_work(horizon):
+    with pytest.raises(ConfigError, match="horizon_months must be a whole number of months"):
+        iizrisk.train(_rows(), horizon_months=horizon)
+
+
+def _year_rows() -> pd.DataFrame:
+    return pd.DataFrame({"person_id": list("aabbc"), "institution": ["ALV", "SH", "SH", "ALV", "IV"],
+                         "start_date": pd.to_datetime(["2020-01-01", "2020-09-01", "2020-01-01", "2020-01-01",
+                                                       "2019-06-01"]),
+                         "end_date": pd.to_datetime(["2020-08-01", None, None, "2020-03-31", "2021-12-31"])})
+
+
+@pytest.mark.parametrize("k", [float("nan"), -1, 2.5, True, None])
+@pytest.mark.parametrize("call", [iizrisk.bfs_indicators, iizrisk.transition_matrix])
+def test_a_min_cell_size_that_would_publish_small_cells_is_a_config_error(call, k):
+    """nan compares false with every count: it published every small cell."""
+    with pytest.raises(ConfigError, match="min_cell_size must be a whole number of people from 0"):
+        call(_year_rows(), 2020, min_cell_size=k)
+
+
+@pytest.mark.parametrize("gap", [float("nan"), -1, 1.5])
+@pytest.mark.parametrize("call", [iizrisk.bfs_indicators, iizrisk.transition_matrix])
+def test_a_bad_transition_gap_is_a_config_error(call, gap):
+    with pytest.raises(ConfigError, match="gap_days must be"):
+        call(_year_rows(), 2020, gap_days=gap, min_cell_size=0)
+
+
+def test_result_objects_refuse_bad_output_options_naming_them(tmp_path):
+    res = iizrisk.bfs_indicators(_year_rows(), 2020, min_cell_size=0)
+    with pytest.raises(TypeError, match="output folder must be a path .* got DataFrame"):
+        res.to_dir(_year_rows())
+    report = iizrisk.ingest(_rows(), pseudonym_pattern=None).report
+    with pytest.raises(TypeError, match="output folder must be a path .* got NoneType"):
+        report.to_dir(None)
+    with pytest.raises(ConfigError, match="min_cell_size must be a whole number"):
+        report.to_dir(tmp_path, min_cell_size=float("nan"))
+
+
+class _Result:
+    """The least a result object needs for the shared :meth:`~iizrisk._results.ResultMixin.summary_text`."""
+
+    summary = pd.DataFrame({"share": [0.5]})
+
+    def _title(self) -> str:
+        return "shares"
+
+
+@pytest.mark.parametrize("decimals", [float("nan"), -1, 2.5, None])
+def test_print_summary_refuses_decimals_that_are_no_digit_count(decimals):
+    from iizrisk._results import ResultMixin
+
+    assert ResultMixin.summary_text(_Result(), 2) == "shares\n   share\n0   0.50"
+    with pytest.raises(ConfigError, match="decimals must be a whole number of digits from 0 to 15"):
+        ResultMixin.summary_text(_Result(), decimals)

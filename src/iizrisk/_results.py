@@ -66,9 +66,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ._texts import check_language
+from ._time import _shown
+from .errors import ConfigError
 from .store import (
     SWISS_CSV,
     CsvFormat,
@@ -83,6 +86,33 @@ __all__ = ["DEFAULT_MIN_CELL_SIZE", "SWISS_CSV", "CsvFormat", "OutputFigure", "O
 
 #: ``k`` of :mod:`iizrisk.suppression` when neither the caller nor the object says otherwise.
 DEFAULT_MIN_CELL_SIZE = 5
+
+
+#: The largest cell size accepted: beyond it every cell of any table would be hidden.
+MAX_MIN_CELL_SIZE = 1_000_000
+
+
+def check_min_cell_size(value, name: str = "min_cell_size") -> int:
+    """``min_cell_size`` checked: a whole number from 0 (no suppression) to :data:`MAX_MIN_CELL_SIZE`.
+
+    ``nan``, a negative number, a fraction or a bool would silently publish small cells (every comparison
+    with ``nan`` is false), so they are refused.
+
+    Raises
+    ------
+    ConfigError
+        Naming the value given and the rule.
+
+    Examples
+    --------
+    >>> check_min_cell_size(5)
+    5
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
+            or not 0 <= value <= MAX_MIN_CELL_SIZE:
+        raise ConfigError(f"{name} must be a whole number of people from 0 (no suppression) to "
+                          f"{MAX_MIN_CELL_SIZE:,}, e.g. 5 (as [privacy] min_cell_size); got {_shown(repr(value))}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -163,12 +193,15 @@ class ResultMixin:
 
     def _default_min_cell_size(self) -> int:
         k = getattr(self, "min_cell_size", None)
-        return DEFAULT_MIN_CELL_SIZE if k is None else int(k)
+        return DEFAULT_MIN_CELL_SIZE if k is None else check_min_cell_size(k)
 
     # ------------------------------------------------------------------ display
     def summary_text(self, decimals: int = 3) -> str:
         """The text that :meth:`print_summary` prints."""
         table = self.summary
+        if isinstance(decimals, bool | np.bool_) or not isinstance(decimals, int | np.integer) \
+                or not 0 <= decimals <= 15:
+            raise ConfigError(f"decimals must be a whole number of digits from 0 to 15, got {_shown(repr(decimals))}")
         body = table.to_string(float_format=lambda v: f"{v:.{decimals}f}") if len(table) else "(empty)"
         return f"{self._title()}\n{body}"
 
@@ -234,13 +267,12 @@ class ResultMixin:
 
     def _write_dir(self, path: str | Path, *, min_cell_size: int | None, plots: bool,
                    language: str | None = None, xlsx: bool | None = None) -> list[Path]:
-        k = self._default_min_cell_size() if min_cell_size is None else int(min_cell_size)
+        k = self._default_min_cell_size() if min_cell_size is None else check_min_cell_size(min_cell_size)
         lang = self.output_language if language is None else language
         if lang is not None:  # "FR" or "fr-CH" is refused before anything is written, not written in English
             check_language(lang)
         with_xlsx = self.output_xlsx if xlsx is None else bool(xlsx)
-        out = Path(path)
-        make_dirs(out)
+        out = make_dirs(path)
         tables = self._output_tables(k)
         written: list[Path] = []
         for t in tables:

@@ -93,7 +93,10 @@ from ._arrays import order_by_person_start as _order_by_person_start
 from ._arrays import string_order
 from ._arrays import union_days as _union_days
 from ._time import OPEN_END
-from .errors import ValidationError
+from .config import MAX_MONTHS
+from .errors import ConfigError, ValidationError
+from .pseudonym import readable_columns
+from .schema import dtype_kind
 from .spells import DEFAULT_INSTITUTIONS, EXIT_REASONS, Timeline, as_of_day, build_timeline
 from .view import Definitions, View
 
@@ -279,20 +282,70 @@ def as_of_dates(first, last, *, day_of_month: str = "end") -> list[pd.Timestamp]
     return [d for d in pd.date_range(first, last, freq="ME") if d <= last]
 
 
+def _window_months(value) -> tuple[int, ...]:
+    """``window_months`` checked: one or more whole numbers of months from 1 to ``MAX_MONTHS``.
+
+    A float (even ``12.0``), ``nan``, a bool or text is refused rather than cut to a whole number.
+
+    Raises
+    ------
+    ConfigError
+        Naming the value given and the rule.
+    """
+    values = list(np.atleast_1d(np.asarray(value, dtype=object))) if not isinstance(value, str) else [value]
+    if not values or not all(isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+                             and 1 <= x <= MAX_MONTHS for x in values):
+        raise ConfigError(f"window_months must be positive month counts: whole numbers of months from 1 to "
+                          f"{MAX_MONTHS}, e.g. (6, 12, 24, 60); got {_time._shown(repr(value))}")
+    return tuple(int(x) for x in values)
+
+
 def _person_values(tl: Timeline, column: str) -> pd.Series | None:
     if column not in tl.persons.columns:
         return None
     return tl.persons[column]
 
 
+_INTERVENTION_DATE_FIX = ("read the file with iizrisk.read_interventions, or convert the column with "
+                          "pandas.to_datetime(interventions['date'], format='%Y-%m-%d')")
+
+
+def _intervention_days(dates: pd.Series) -> np.ndarray:
+    """Day numbers of the interventions' ``date`` column; numbers, true/false values and text that is not
+    ``YYYY-MM-DD`` are refused naming the column (never read as day counts; the values are not shown)."""
+    if isinstance(dates.dtype, pd.DatetimeTZDtype):  # its local day, as for the spells
+        dates = dates.dt.tz_localize(None)
+    kind = dtype_kind(dates.dtype)
+    if kind in ("number", "boolean") and dates.notna().any():
+        raise ValidationError(f"interventions: column 'date' holds "
+                              f"{'numbers' if kind == 'number' else 'true/false values'}, not dates "
+                              f"(dtype {dates.dtype}); {_INTERVENTION_DATE_FIX}")
+    if kind != "date" and dates.notna().any():
+        try:  # exactly YYYY-MM-DD, as for the spells
+            dates = pd.to_datetime(dates, format="%Y-%m-%d")
+        except (ValueError, TypeError, OverflowError):
+            raise ValidationError(f"interventions: column 'date' holds values that are not dates (dtype "
+                                  f"{dates.dtype}; dates as text must be YYYY-MM-DD); {_INTERVENTION_DATE_FIX}, "
+                                  "which names the rows") from None
+    elif kind != "date":
+        return np.full(len(dates), _time.MISSING_DAY, dtype=np.int32)
+    return _time.to_days(dates)
+
+
 def _prepare_interventions(interventions: pd.DataFrame | None):
     if interventions is None:
         return None
+    if not isinstance(interventions, pd.DataFrame):
+        raise TypeError("interventions must be a pandas DataFrame (person_id, date, type, ...) or None, got "
+                        f"{type(interventions).__name__}; read a file with iizrisk.read_interventions")
+    if interventions.columns.nlevels > 1:
+        raise ValidationError(f"interventions: the column names have {interventions.columns.nlevels} levels "
+                              "(a MultiIndex); give one level: person_id, date, type, ...")
     missing = [c for c in ("person_id", "date", "type") if c not in interventions.columns]
     if missing:
         raise ValidationError(f"interventions: required column(s) {missing} missing; "
-                              f"found {list(interventions.columns)}")
-    day = _time.to_days(interventions["date"])
+                              f"found {readable_columns(interventions.columns) or '(names withheld: not plain text)'}")
+    day = _intervention_days(interventions["date"])
     ok = day != _time.MISSING_DAY
     joint = (interventions["type"].astype(object) == "joint_assessment").to_numpy()
     return pd.Index(interventions["person_id"].to_numpy()[ok]), day[ok], joint[ok]
@@ -596,9 +649,7 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         self.exclude_groups = exclude_groups
 
     def _specs(self) -> list[FeatureSpec]:
-        w = tuple(int(x) for x in np.atleast_1d(self.window_months))
-        if not w or min(w) < 1:
-            raise ValueError(f"window_months must be positive month counts, got {self.window_months!r}")
+        w = _window_months(self.window_months)
         if self.population not in {"open", "all"}:
             raise ValueError(f"population must be 'open' or 'all', got {self.population!r}")
         if int(self.max_lookback_months) < 1:

@@ -82,9 +82,17 @@ import numpy as np
 import pandas as pd
 
 from . import _time
+from ._results import check_min_cell_size
 from ._time import OPEN_END
 from .errors import ConfigError, ValidationError, withhold_long_numbers
-from .spells import DEFAULT_INSTITUTIONS, EXIT_REASONS, Timeline, build_timeline, monthly_spells
+from .spells import (
+    DEFAULT_INSTITUTIONS,
+    EXIT_REASONS,
+    Timeline,
+    _check_gap,
+    build_timeline,
+    monthly_spells,
+)
 from .store import make_dirs
 from .suppression import SuppressionResult, suppress_table
 
@@ -250,6 +258,7 @@ def system_combinations(spells, year: int, *, systems: Sequence[str] = BFS_SYSTE
     >>> system_combinations(rows, 2020, min_cell_size=0)["share"].tolist()
     [0.5, 0.0, 0.5, 0.0, 1.0]
     """
+    check_min_cell_size(min_cell_size)
     return _combinations(_timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days,
                                    data_end=data_end)[0],
                          year, systems, min_cell_size)[0]
@@ -348,6 +357,7 @@ def entrant_profiles(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS,
     >>> entrant_profiles(rows, 2020, min_cell_size=0)["persons"].tolist()
     [1, 0, 0, 1, 2]
     """
+    check_min_cell_size(min_cell_size)
     tl, de = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     return _profiles(tl, year, systems, lookback_months, follow_months, min_cell_size,
                      de)[0]
@@ -470,6 +480,7 @@ def persistence(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS, mont
     >>> persistence(rows, 2020, systems=["SH"], min_cell_size=0)["share"].tolist()
     [0.5, 0.5]
     """
+    check_min_cell_size(min_cell_size)
     tl, de = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     return _persistence(tl, year, systems, months, lookback_months, min_cell_size,
                         de)[0]
@@ -563,6 +574,7 @@ def reentry(spells, year: int, *, systems: Sequence[str] = BFS_SYSTEMS, months: 
     >>> reentry(rows, 2020, systems=["ALV"], min_cell_size=0)["share"].tolist()
     [0.5, 0.5]
     """
+    check_min_cell_size(min_cell_size)
     tl, de = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     return _reentry(tl, year, systems, months, exclude_exit_reasons, min_cell_size,
                     de)[0]
@@ -632,6 +644,8 @@ def transition_matrix(spells, year: int, *, gap_days: int = 90, institutions: Se
     >>> t.loc[t["transitions"] > 0, ["from", "to", "transitions"]].values.tolist()
     [['ALV', 'SH', 1], ['(none)', 'ALV', 2], ['(none)', 'SH', 1]]
     """
+    check_min_cell_size(min_cell_size)
+    _check_gap(gap_days, "gap_days")
     tl, _ = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     return _transitions(tl, year, gap_days, institutions, min_cell_size)[0]
 
@@ -817,6 +831,8 @@ def bfs_indicators(spells, year: int, *, min_cell_size: int = 5, monthly: bool =
     >>> sorted(res.tables)
     ['combinations', 'persistence', 'profiles', 'reentry', 'transitions']
     """
+    check_min_cell_size(min_cell_size)
+    _check_gap(gap_days, "gap_days")
     tl, de = _timeline(spells, year, monthly=monthly, merge_gap_days=merge_gap_days, data_end=data_end)
     k = min_cell_size
     out, sup = {}, {}

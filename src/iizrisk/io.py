@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import glob
 import io as _io
 import logging
@@ -303,6 +304,8 @@ def _dates_from_text(arr: pa.Array, pattern: str) -> np.ndarray:
 
 
 def _parse_dates(col: pd.Series, fmt: str | None) -> pd.Series:
+    if isinstance(col.dtype, pd.DatetimeTZDtype):  # its wall-clock time there, as for a zoned Arrow column
+        return col.dt.tz_localize(None).astype("datetime64[s]")
     if pd.api.types.is_datetime64_any_dtype(col):
         return col.astype("datetime64[s]")
     if isinstance(col.dtype, pd.ArrowDtype) and pa.types.is_date(col.dtype.pyarrow_dtype):
@@ -921,6 +924,19 @@ def _pattern_of(pseudonym_pattern, settings: Settings | None) -> str | None:
     return pattern
 
 
+def _first_errors(report: ValidationReport, shown: int = 3) -> str:
+    """The first ``shown`` errors of ``report`` for an exception's message: source, column, rows and fix.
+
+    Their example values are left out (a value may be a pseudonym); ``exc.report`` holds every problem.
+    """
+    errors = report.errors
+    if not errors:
+        return ""
+    lines = [dataclasses.replace(p, example="").to_text() for p in errors[:shown]]
+    more = f"\n  ... and {len(errors) - shown} more" if len(errors) > shown else ""
+    return "\n  " + "\n  ".join(lines) + more + "\n(every problem: the exception's .report)"
+
+
 def _check_institution_lists(settings: Settings) -> None:
     """A source mapping an export column onto ``institution`` must list the codes it may emit."""
     missing = [(s.name, k) for s in settings.sources for k, v in s.columns.items()
@@ -984,6 +1000,9 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
         return ingest(settings, errors=errors)
     elif isinstance(source, pd.DataFrame):
         items = [(SourceConfig(name="<DataFrame>", path="", institution=institution), source)]
+    elif not isinstance(source, str | os.PathLike):
+        raise TypeError(f"source must be a path (a CSV, Parquet or xlsx file, a folder, or iizrisk.toml), a "
+                        f"pandas DataFrame or Settings, got {type(source).__name__}")
     else:
         items = [(SourceConfig(name=str(source), path=str(source), institution=institution), Path(source))]
     pattern = _pattern_of(pseudonym_pattern, settings)
@@ -1048,10 +1067,10 @@ def ingest(source, *, settings: Settings | None = None, errors: str | None = Non
     n_bad = sum(len(q) for q in quarantined)
     if errors == "raise" and (not report.ok or fatal_any):
         report.rows_rejected = sum(report.rows_read.values())
-        raise ValidationError(f"input refused: {report.summary_line()}", report)
+        raise ValidationError(f"input refused: {report.summary_line()}{_first_errors(report)}", report)
     if fatal_any:
-        raise ValidationError(f"input refused: a source lacks required columns; {report.summary_line()}",
-                              report)
+        raise ValidationError(f"input refused: a source lacks required columns; {report.summary_line()}"
+                              f"{_first_errors(report)}", report)
     report.rows_quarantined = n_bad
     spells = pd.concat(_union_pseudonyms(good), ignore_index=True) if good else \
         pd.DataFrame(columns=load_schema("spells").names)

@@ -72,7 +72,14 @@ def make_dirs(path: str | Path) -> Path:
 
     :meth:`pathlib.Path.mkdir` with ``parents=True`` gives the parents the default mode, ``0777 & ~umask``:
     with the common umask 022 a folder anyone may list.
+
+    Raises
+    ------
+    TypeError
+        ``path`` is no path (a DataFrame given in its place, None).
     """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"the output folder must be a path (str or pathlib.Path), got {type(path).__name__}")
     path = Path(path)
     missing = []
     p = path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..errors import InputMismatchError
 from ..features import PointInTimeFeatures
 from ..schema import dtype_kind
-from ..spells import as_of_day, empty_number_column, refuse_as_of_after_data
+from ..spells import as_of_day, check_spells_frame, empty_number_column, refuse_as_of_after_data
 
 if TYPE_CHECKING:
     from ._estimator import RiskModel
@@ -123,6 +124,25 @@ def _uncalibrated(model, X: pd.DataFrame, risk: np.ndarray) -> np.ndarray:
     return np.asarray(model.decision_function(X), dtype=np.float64)
 
 
+def _check_model(model) -> None:
+    """Refuse something that is no fitted risk model: a model folder's path or a DataFrame given in its place.
+
+    The value itself is never shown (a DataFrame in the wrong argument holds pseudonyms).
+
+    Raises
+    ------
+    TypeError
+        Naming what was given and the fix.
+    """
+    if isinstance(model, str | os.PathLike):
+        raise TypeError("model must be a fitted RiskModel, got a path; load a saved model first: "
+                        "model = iizrisk.load_model(path)")
+    if not hasattr(model, "predict_proba") or isinstance(model, pd.DataFrame | pd.Series | np.ndarray):
+        raise TypeError(f"model must be a fitted RiskModel (from iizrisk.train or iizrisk.load_model), got "
+                        f"{type(model).__name__}; the spells are the second argument: score(model, spells, "
+                        "as_of=...)")
+
+
 def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.DataFrame | None = None,
           bands=(0.10, 0.25), return_features: bool = False, view=None, data_end=None):
     """Score everyone with a spell open on ``as_of``.
@@ -151,6 +171,8 @@ def score(model: RiskModel, spells: pd.DataFrame, *, as_of, interventions: pd.Da
         nightly run checks that itself (``[health] max_as_of_after_data_days``,
         which ``--force`` may pass) and gives its view.
     """
+    _check_model(model)
+    check_spells_frame(spells)
     check_is_fitted(model, "estimator_")
     check_input(model, spells=spells, interventions=interventions)
     ft = model.features if model.features is not None else PointInTimeFeatures().fit(None)

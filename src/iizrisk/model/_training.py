@@ -14,10 +14,10 @@ from .. import _time
 from .._progress import Steps
 from .._results import OutputFigure, OutputTable, ResultMixin
 from ..features import PointInTimeFeatures
-from ..outcomes import compute_outcome, get_outcome, observed_until
+from ..outcomes import _check_horizon, compute_outcome, get_outcome, observed_until
 from ..schema import data_fingerprint
 from ..schema import input_info as _input_info
-from ..spells import as_of_day
+from ..spells import as_of_day, check_spells_frame
 from ._estimator import BfsRuleBaseline, RiskModel
 from ._metrics import evaluate
 from ._reference import feature_reference
@@ -174,6 +174,9 @@ def train(spells: pd.DataFrame, *, interventions: pd.DataFrame | None = None,
     (RiskModel, TrainingReport)
     """
     get_outcome(outcome)
+    _check_horizon(horizon_months)
+    if spells is not None:
+        check_spells_frame(spells)
     if snapshots is not None:
         from ..snapshots import SnapshotSet
 
