@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 import test_batch
 from iizrisk.batch import run_nightly
@@ -293,3 +295,100 @@ def test_the_nightly_run_names_the_corrections_file_for_an_end_before_start(tmp_
     assert "corrections.csv: column 'new_value': the correction of end_date leaves the row with end_date before " \
            "start_date: 1 rows, rows 1" in out
     assert "cannot build the timeline" not in out and not re.search(r"756\.?\d{4}", out)
+
+
+_REASONS = ["employment", "transfer", "other"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(spell_rows=hst.lists(hst.tuples(hst.integers(0, 1), hst.integers(0, 2), hst.sampled_from(_REASONS)), min_size=1,
+                           max_size=8),
+       fixes=hst.lists(hst.tuples(hst.integers(0, 1), hst.integers(0, 3), hst.sampled_from(_REASONS),
+                                hst.sampled_from(_REASONS + ["benefit_exhausted"])), min_size=1, max_size=6))
+def test_apply_matches_the_reference_also_when_several_rows_share_a_key(spell_rows, fixes):
+    # few persons and case numbers: several rows of one key (duplicated or overlapping export rows) are common
+    spells = pd.DataFrame({"person_id": [f"p{p}" for p, _, _ in spell_rows], "institution": "ALV",
+                           "case_id": [f"A-{c}" for _, c, _ in spell_rows],
+                           "exit_reason": [r for _, _, r in spell_rows]})
+    rows = [{"person_id": f"p{p}", "institution": "ALV", "case_id": f"A-{c}", "field": "exit_reason",
+             "old_value": old, "new_value": new} for p, c, old, new in fixes if old != new]
+    if not rows:
+        return
+    table = check_corrections(_table(rows), pseudonym_pattern=None)
+    fixed, trail = apply_corrections(spells, table)
+    ref = spells["exit_reason"].tolist()
+    for r, got in zip(rows, trail["status"], strict=True):
+        hit = [j for j in range(len(spells)) if spells["person_id"].iloc[j] == r["person_id"]
+               and spells["case_id"].iloc[j] == r["case_id"]]
+        contested = [j for j in hit if ref[j] == r["old_value"]]
+        if not hit:
+            want = "unmatched"
+        elif len(contested) == 1:  # the one row holding the contested value
+            want = "applied"
+            ref[contested[0]] = r["new_value"]
+        elif len(hit) == 1 and ref[hit[0]] != r["new_value"]:  # the one row, changed since: the correction wins
+            want = "conflict"
+            ref[hit[0]] = r["new_value"]
+        elif any(ref[j] == r["new_value"] for j in hit):
+            want = "in_export"
+        else:  # several rows, and none or several hold the contested value: which one is meant is unknown
+            want = "ambiguous"
+        assert got == want
+    assert fixed["exit_reason"].tolist() == ref
+
+
+def test_two_rows_holding_the_contested_value_are_ambiguous_and_neither_changes():
+    spells = pd.DataFrame({"person_id": ["p1", "p1"], "institution": "ALV", "case_id": ["A-1", "A-1"],
+                           "exit_reason": ["other", "other"]})
+    table = check_corrections(_table([{"person_id": "p1", "institution": "ALV", "case_id": "A-1",
+                                       "field": "exit_reason", "old_value": "other", "new_value": "employment"}]),
+                              pseudonym_pattern=None)
+    fixed, trail = apply_corrections(spells, table)
+    assert trail["status"].tolist() == ["ambiguous"]
+    assert fixed["exit_reason"].tolist() == ["other", "other"]
+
+
+def test_a_correction_leaving_a_one_day_spell_is_applied():
+    # the end date is inclusive: a spell ending on its start day is one day long, not an end before the start
+    day = pd.Timestamp("2024-01-10")
+    spells = pd.DataFrame({"person_id": ["p1"], "institution": ["ALV"], "case_id": ["A-1"],
+                           "start_date": pd.Series([day]).astype("datetime64[s]"),
+                           "end_date": pd.Series([day + pd.Timedelta(days=30)]).astype("datetime64[s]")})
+    table = check_corrections(_table([{"person_id": "p1", "institution": "ALV", "case_id": "A-1",
+                                       "field": "end_date", "old_value": "2024-02-09", "new_value": "2024-01-10"}]),
+                              pseudonym_pattern=None)
+    fixed, trail = apply_corrections(spells, table)
+    assert trail["status"].tolist() == ["applied"] and fixed["end_date"].iloc[0] == day
+    one_day_early = table.assign(new_value="2024-01-09")
+    with pytest.raises(ValidationError, match="end_date before start_date"):
+        apply_corrections(spells, one_day_early)
+
+
+def test_the_first_plausible_day_is_a_valid_new_date_and_the_day_before_is_not():
+    from iizrisk.schema import load_schema
+
+    first = pd.Timestamp(load_schema("spells").plausible_dates()[0])
+    row = {"person_id": "p1", "institution": "ALV", "case_id": "A-1", "field": "start_date",
+           "old_value": "2024-01-01", "new_value": first.date().isoformat()}
+    ok = check_corrections(_table([row]), pseudonym_pattern=None, today=pd.Timestamp("2025-06-30"))
+    assert ok["new_value"].tolist() == [first.date().isoformat()]
+    before = {**row, "new_value": (first - pd.Timedelta(days=1)).date().isoformat()}
+    with pytest.raises(ValidationError) as err:
+        check_corrections(_table([before]), pseudonym_pattern=None, today=pd.Timestamp("2025-06-30"))
+    assert [p.problem.split(" (")[0] for p in err.value.report.problems] == ["implausible date"]
+
+
+@pytest.mark.parametrize("listed", ["later decision first", "earlier decision first"])
+def test_corrections_apply_in_the_order_they_were_decided_not_the_files(listed):
+    """A later decision listed above an earlier one was overwritten by it, and both were reported as
+    conflicts: the row's end depended on the order of the file's lines."""
+    base = {"person_id": "p1", "institution": "ALV", "case_id": "A-1", "field": "end_date"}
+    first = {**base, "old_value": "2024-03-31", "new_value": "2024-02-29", "date": "2024-05-01"}
+    second = {**base, "old_value": "2024-02-29", "new_value": "2024-02-15", "date": "2024-06-01"}
+    rows = [second, first] if listed == "later decision first" else [first, second]
+    table = check_corrections(_table(rows), pseudonym_pattern=None)
+    fixed, trail = apply_corrections(_two_spells(), table)
+    assert fixed["end_date"].iloc[0] == pd.Timestamp("2024-02-15")  # the later decision holds
+    assert trail["status"].tolist() == ["applied", "applied"]
+    assert trail["date"].tolist() == [r["date"] for r in rows]  # the trail keeps the file's order
+    assert sorted(trail["export_value"]) == ["2024-02-29", "2024-03-31"]

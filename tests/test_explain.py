@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from iizrisk.errors import ModelError
-from iizrisk.explain import explain, global_importance, reason_codes
+from iizrisk.explain import Explanation, explain, global_importance, reason_codes
 from iizrisk.features import feature_specs
 from iizrisk.model import RiskModel
 
@@ -184,3 +186,55 @@ def test_being_registered_at_the_lists_own_institution_is_no_reason(models, inst
         want = [c for c in row.sort_values(ascending=False, kind="stable").index[:3] if row[c] > 0]
         assert [c for c in listed.iloc[i][cols] if c is not None] == want
     assert free[cols].isin([own]).any().any()  # without the list's institution it is a reason somewhere
+
+
+def _reference_reasons(contrib: np.ndarray, names: list[str], top: int) -> list[str]:
+    """The features that raise the risk (contribution > 0), largest first, ties in column order."""
+    ranked = sorted((j for j in range(len(names)) if contrib[j] > 0), key=lambda j: (-contrib[j], j))
+    return [names[j] for j in ranked[:top]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.lists(st.sampled_from([-2.0, -0.5, 0.0, 0.0, 0.25, 0.5, 1.0, 3.0]), min_size=4, max_size=4),
+                     min_size=1, max_size=6),
+       top=st.integers(1, 5))
+def test_reason_codes_match_a_reference_on_any_contributions(rows, top):
+    # columns iizrisk did not make: the text is "name: value", so it shows whose value was taken
+    names = ["a", "b", "c", "d"]
+    vals = pd.DataFrame(rows, columns=names)
+    data = pd.DataFrame(np.arange(vals.size, dtype=np.float64).reshape(vals.shape) + 10, columns=names)
+    ex = Explanation(values=vals, base_value=0.0, data=data, output=vals.sum(axis=1).to_numpy(), specs=[])
+    rc = reason_codes(ex, top=top, language="en")
+    for i in range(len(vals)):
+        want = _reference_reasons(vals.iloc[i].to_numpy(), names, top)
+        got = [None if pd.isna(c) else c for c in (rc.iloc[i][f"reason_{r + 1}"] for r in range(top))]
+        assert got == want + [None] * (top - len(want))  # a zero contribution raises nothing: no reason
+        for r, name in enumerate(want, start=1):
+            assert rc.iloc[i][f"reason_{r}_text"] == f"{name}: {data.iloc[i][name]:g}"
+            assert rc.iloc[i][f"reason_{r}_contribution"] == vals.iloc[i][name] > 0
+
+
+def test_a_zero_contribution_is_no_reason_and_each_text_shows_its_own_value():
+    vals = pd.DataFrame({"a": [0.0], "b": [2.0], "c": [1.0]})
+    data = pd.DataFrame({"a": [7.0], "b": [8.0], "c": [9.0]})
+    ex = Explanation(values=vals, base_value=0.0, data=data, output=np.array([3.0]), specs=[])
+    rc = reason_codes(ex, top=3, language="en")
+    assert [None if pd.isna(c) else c for c in rc.iloc[0][["reason_1", "reason_2", "reason_3"]]] == ["b", "c", None]
+    assert rc.iloc[0][["reason_1_text", "reason_2_text"]].tolist() == ["b: 8", "c: 9"]
+
+
+def test_a_missing_value_indicator_contributes_to_its_own_feature():
+    # a linear contribution of a feature depends on that feature's value alone: rows equal in "a" get the same
+    # contribution for "a", whether or not "c" is missing (c's missing-value indicator belongs to c)
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"]).astype("float32")
+    y = (X["c"].fillna(0) + rng.normal(size=400) > 0).to_numpy().copy()
+    X.loc[rng.random(400) < 0.4, "c"] = np.nan
+    y[X["c"].isna().to_numpy()] = rng.random(int(X["c"].isna().sum())) < 0.9  # missing c: a strong signal
+    m = RiskModel(model="logistic", calibration=None).fit(X, y)
+    probe = X.head(60).assign(a=np.float32(0.5))
+    ex = explain(m, probe)
+    assert probe["c"].isna().any() and probe["c"].notna().any()
+    assert np.ptp(ex.values["a"].to_numpy()) < 1e-9
+    missing = probe["c"].isna().to_numpy()
+    assert np.ptp(ex.values["c"].to_numpy()[missing]) < 1e-9  # every missing c: the same contribution

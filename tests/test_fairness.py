@@ -1069,3 +1069,26 @@ def test_the_audits_tables_people_open_name_every_code_and_round_the_rates(tmp_p
     assert {r[summary[0].index(header("status", language))] for r in summary[1:]} == {card["statuses"]["published"]}
     raw = pd.read_parquet(tmp_path / "fairness_gaps.parquet")  # codes and every digit for machines
     assert "F:THIRD" in set(raw["group"]) and raw["ratio"].dropna().map(lambda v: v != round(v, 2)).any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(col=st.lists(st.sampled_from([0.5, 1.0, 2.0, np.inf, np.nan]), min_size=1, max_size=12))
+def test_an_interval_needs_finite_values_in_at_least_half_of_the_replicates(col):
+    from iizrisk.fairness import _percentiles
+
+    values = np.array(col, dtype=np.float64)[:, None]
+    lo, hi = _percentiles(values, 0.025, 0.975)
+    finite = values[np.isfinite(values)]
+    if 2 * len(finite) >= len(col):  # a reference written out: the finite replicates' percentiles
+        assert lo[0] == pytest.approx(np.quantile(finite, 0.025)) and hi[0] == pytest.approx(np.quantile(finite, 0.975))
+    else:  # mostly undefined replicates (the reference group flagged nobody): no interval, not a narrow one
+        assert np.isnan(lo[0]) and np.isnan(hi[0])
+
+
+def test_an_interval_from_a_minority_of_finite_replicates_is_withheld():
+    from iizrisk.fairness import _percentiles
+
+    lo, hi = _percentiles(np.array([[1.0], [np.nan], [np.inf]]), 0.025, 0.975)
+    assert np.isnan(lo[0]) and np.isnan(hi[0])
+    lo, hi = _percentiles(np.array([[1.0], [3.0], [np.inf], [np.nan]]), 0.025, 0.975)  # exactly half: kept
+    assert lo[0] == pytest.approx(1.05) and hi[0] == pytest.approx(2.95)

@@ -552,3 +552,13 @@ def test_an_as_of_date_long_after_the_data_is_refused_naming_the_last_recorded_d
         compute_flags(rows, "2024-01-15", data_end="2023-12-01")
     no_record = rows.drop(columns="recorded_date")  # nothing tells the export's day: nothing refused
     assert len(compute_flags(no_record, "2030-01-01")) == 2  # taken as open: the caller knows its export
+
+
+def test_a_view_refuses_a_timeline_built_with_another_merge_gap():
+    from iizrisk.view import Definitions, View
+
+    rows = _rows(("ALV", "2024-01-01", "2024-01-31"), ("ALV", "2024-02-10", None))
+    tl = build_timeline(rows, as_of=dt.date(2024, 6, 30), merge_gap_days=0)
+    assert View(tl, Definitions(merge_gap_days=0)).definitions.merge_gap_days == 0
+    with pytest.raises(ValueError, match="merge_gap_days=30"):
+        View(tl, Definitions(merge_gap_days=30))  # its spells are not merged as the definitions say

@@ -134,3 +134,9 @@ def test_a_source_whose_rows_all_lie_after_the_as_of_date_has_no_newest_date():
                                         {"name": "sh", "institution": "SH", "path": "s.csv"},
                                         {"name": "iv", "institution": "IV", "path": "i.csv"}]})
     assert _newest_per_source(s, {"ALV": T, "SH": None}) == {"alv": T, "sh": None}  # IV: no rows at all
+
+
+def test_min_persons_scored_fails_only_below_its_bound():
+    s = HealthSettings(min_persons_scored=100)
+    assert check_health(facts(persons_scored=100), s).ok
+    assert gates(check_health(facts(persons_scored=99), s)) == [("min_persons_scored", "the run")]

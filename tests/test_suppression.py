@@ -151,3 +151,95 @@ def test_protect_cells_terminates_on_nested_lines():
 def test_missing_columns_are_named():
     with pytest.raises(KeyError, match="persons"):
         suppress_table(pd.DataFrame({"g": ["a"]}), "persons", dims=["g"])
+
+
+def _one_line_reference(counts: list[int], people: list[int], k: int, total_row: bool) -> list[int]:
+    """Status of the cells of one line (members, then the total when ``total_row``), by the module's rule
+    written out: primary 1..k-1 people; while the hidden members are fewer than two or count fewer than k,
+    hide the smallest published non-zero member (first of ties; a zero only when no non-zero one is left),
+    or the total when every member is hidden."""
+    m = len(counts) - total_row
+    status = [1 if 0 < p < k else 0 for p in people]
+    if total_row and status[m] == 1:
+        return status  # the total is hidden already: the line reveals nothing
+    while True:
+        hidden = [i for i in range(m) if status[i]]
+        if not hidden or (len(hidden) >= 2 and sum(counts[i] for i in hidden) >= k):
+            return status
+        shown = [i for i in range(m) if not status[i]]
+        if not shown:
+            if total_row:
+                status[m] = 2
+            return status
+        pool = [i for i in shown if counts[i] > 0] or shown
+        status[min(pool, key=lambda i: (counts[i], i))] = 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=st.lists(st.tuples(counts_st, counts_st), min_size=1, max_size=7), k=st.integers(2, 10),
+       total_row=st.booleans())
+def test_one_line_matches_the_rule_written_out(cells, k, total_row):
+    # which cell becomes the partner matters (the smallest non-zero, not a zero: a hidden zero protects nothing),
+    # and so does hiding the total when no member is left to hide
+    counts = [c for c, _ in cells]
+    people = [p for _, p in cells]
+    members = list(range(len(cells)))
+    if total_row:
+        counts, people = counts + [sum(counts)], people + [sum(people)]
+    got = protect_cells(counts, people, [(members, len(cells) if total_row else -1)], k=k)
+    assert got.tolist() == _one_line_reference(counts, people, k, total_row)
+
+
+def test_the_partner_is_the_smallest_non_zero_cell_not_a_zero():
+    t = pd.DataFrame({"g": ["a", "b", "c", "d", "Total"], "persons": [0, 3, 10, 20, 33]})
+    res = suppress_table(t, "persons", dims=["g"], k=5)
+    assert res.status.tolist() == [PUBLISHED, PRIMARY, SECONDARY, PUBLISHED, PUBLISHED]
+
+
+def test_the_total_is_hidden_when_its_members_are_and_count_fewer_than_k():
+    # 4 transitions by 11 people: no cell is small in people, but the two hidden transition counts (2 + 2)
+    # are fewer than k together, and the published total 4 would give their sum
+    t = pd.DataFrame({"g": ["a", "b", "Total"], "transitions": [2, 2, 4], "persons": [2, 9, 11]})
+    res = suppress_table(t, "transitions", dims=["g"], people="persons", k=5)
+    assert res.status.tolist() == [PRIMARY, SECONDARY, SECONDARY]
+
+
+def _two_way_long(inner: np.ndarray) -> pd.DataFrame:
+    R, C = inner.shape
+    rows = []
+    for i in range(R + 1):
+        for j in range(C + 1):
+            a, b = (f"r{i}" if i < R else "Total"), (f"c{j}" if j < C else "Total")
+            v = inner[i if i < R else slice(None), j if j < C else slice(None)].sum()
+            rows.append((a, b, int(v)))
+    df = pd.DataFrame(rows, columns=["a", "b", "n"])
+    df["share"] = df["n"] / max(int(inner.sum()), 1)
+    return df
+
+
+@settings(max_examples=50, deadline=None)
+@given(cells=st.lists(st.lists(st.integers(0, 14), min_size=2, max_size=3), min_size=2, max_size=3),
+       k=st.integers(2, 6))
+def test_a_derived_value_is_published_only_when_its_line_totals_are(cells, k):
+    width = min(len(r) for r in cells)
+    df = _two_way_long(np.array([r[:width] for r in cells]))
+    res = suppress_table(df, "n", dims=["a", "b"], k=k, derived=["share"])
+    hidden = dict(zip(zip(df["a"], df["b"], strict=True), (res.status != PUBLISHED).to_numpy(), strict=True))
+    for (a, b), shown in zip(zip(df["a"], df["b"], strict=True), res.table["share"].notna(), strict=True):
+        if not shown:
+            continue
+        assert not hidden[(a, b)]
+        # count / share gives the line's total back: a published share needs published line totals
+        if b != "Total":
+            assert not hidden[(a, "Total")]
+        if a != "Total":
+            assert not hidden[("Total", b)]
+
+
+def test_a_share_of_a_published_cell_is_hidden_when_its_row_total_is():
+    df = _two_way_long(np.array([[7, 4, 4], [0, 1, 0], [2, 12, 9]]))
+    res = suppress_table(df, "n", dims=["a", "b"], k=5, derived=["share"])
+    row = (df["a"] == "r1") & (df["b"] == "c0")
+    assert res.status[row].tolist() == [PUBLISHED] and res.status[(df["a"] == "r1") & (df["b"] == "Total")].iloc[0] \
+        != PUBLISHED
+    assert res.table.loc[row, "share"].isna().all()
