@@ -241,7 +241,9 @@ def apply_corrections(spells: pd.DataFrame, corrections: pd.DataFrame, report: V
                       *, name: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply checked corrections to canonical spells; return the corrected spells and the trail.
 
-    The trail is the corrections table with ``status`` (:data:`STATUSES`) and
+    Corrections are applied in the order they were decided (``date``; the file's order within a day), so
+    a later decision listed above an earlier one still wins. The trail, in the file's order, is the
+    corrections table with ``status`` (:data:`STATUSES`) and
     ``export_value`` (what the export held). Conflicts, unmatched and ambiguous
     corrections are added to ``report`` as warnings for the data steward,
     naming the rows of the corrections file (never a value).
@@ -267,31 +269,34 @@ def apply_corrections(spells: pd.DataFrame, corrections: pd.DataFrame, report: V
     inst = out["institution"].astype(str).to_numpy()
     case = (out["case_id"].astype("str").fillna("").to_numpy() if "case_id" in out.columns
             else np.full(len(out), "", dtype=object))
-    status, export_value = [], []
+    status, export_value = [""] * len(corrections), [""] * len(corrections)
     moved: list[tuple[int, int]] = []  # (correction, row of spells) of the dates changed
-    for k, c in enumerate(corrections.itertuples(index=False)):
+    table = list(corrections.itertuples(index=False))
+    # in the order they were decided (the file's order among those of one day): a later decision listed
+    # above an earlier one must not be overwritten by it
+    decided = pd.to_datetime(corrections["date"].astype(str), format="%Y-%m-%d", errors="coerce").to_numpy()
+    for k in np.argsort(decided, kind="stable"):
+        k, c = int(k), table[int(k)]
         rows = np.flatnonzero((person == c.person_id) & (inst == c.institution) & (case == c.case_id))
         if c.field not in out.columns:
             out[c.field] = pd.Series(pd.NA, index=out.index, dtype=object)
         held = [_as_text(out[c.field].iloc[i]) for i in rows]
         if not len(rows):
-            status.append("unmatched")
-            export_value.append("")
+            status[k] = "unmatched"
             continue
         contested = [i for i, v in zip(rows, held, strict=True) if v == c.old_value]
         if len(contested) == 1 or (len(rows) == 1 and held[0] not in (c.new_value,)):
             target = int(contested[0] if contested else rows[0])
-            status.append("applied" if contested else "conflict")
-            export_value.append(_as_text(out[c.field].iloc[target]))
+            status[k] = "applied" if contested else "conflict"
+            export_value[k] = _as_text(out[c.field].iloc[target])
             _set(out, target, c.field, _typed(c.field, c.new_value))
             if c.field in ("start_date", "end_date"):
                 moved.append((k, target))
         elif any(v == c.new_value for v in held):
-            status.append("in_export")
-            export_value.append(c.new_value)
+            status[k] = "in_export"
+            export_value[k] = c.new_value
         else:
-            status.append("ambiguous")
-            export_value.append("")
+            status[k] = "ambiguous"
     _refuse_end_before_start(out, corrections, moved, name)
     trail = corrections.assign(status=pd.Series(status, dtype="str", index=corrections.index),
                                export_value=pd.Series(export_value, dtype="str", index=corrections.index))
