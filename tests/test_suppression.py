@@ -243,3 +243,17 @@ def test_a_share_of_a_published_cell_is_hidden_when_its_row_total_is():
     assert res.status[row].tolist() == [PUBLISHED] and res.status[(df["a"] == "r1") & (df["b"] == "Total")].iloc[0] \
         != PUBLISHED
     assert res.table.loc[row, "share"].isna().all()
+
+
+@pytest.mark.parametrize("k", [float("nan"), -1, 2.5, True, "5"])
+def test_a_cell_size_that_is_no_whole_number_is_refused_not_a_table_published(k):
+    """suppress_table(k=nan) published every small cell (nan >= 1 is false: no suppression at all)."""
+    from iizrisk.errors import ConfigError
+    from iizrisk.suppression import protect_cells, suppress_crosstab, suppress_table
+
+    t = pd.DataFrame({"group": ["a", "b", "c"], "n": [1, 40, 2]})
+    for call in (lambda: suppress_table(t, "n", dims=["group"], k=k),
+                 lambda: suppress_crosstab(pd.DataFrame({"x": [1, 40], "y": [3, 50]}, index=["a", "b"]), k=k),
+                 lambda: protect_cells([1, 40, 2], [1, 40, 2], [([0, 1, 2], -1)], k=k)):
+        with pytest.raises(ConfigError, match="k must be a whole number of people from 0"):
+            call()

@@ -79,6 +79,7 @@ from .store import (
     write_csv_atomic,
     write_png_atomic,
 )
+from .suppression import check_min_cell_size
 from .tables import Namer, write_outputs
 
 __all__ = ["DEFAULT_MIN_CELL_SIZE", "SWISS_CSV", "CsvFormat", "OutputFigure", "OutputTable",
@@ -86,33 +87,6 @@ __all__ = ["DEFAULT_MIN_CELL_SIZE", "SWISS_CSV", "CsvFormat", "OutputFigure", "O
 
 #: ``k`` of :mod:`iizrisk.suppression` when neither the caller nor the object says otherwise.
 DEFAULT_MIN_CELL_SIZE = 5
-
-
-#: The largest cell size accepted: beyond it every cell of any table would be hidden.
-MAX_MIN_CELL_SIZE = 1_000_000
-
-
-def check_min_cell_size(value, name: str = "min_cell_size") -> int:
-    """``min_cell_size`` checked: a whole number from 0 (no suppression) to :data:`MAX_MIN_CELL_SIZE`.
-
-    ``nan``, a negative number, a fraction or a bool would silently publish small cells (every comparison
-    with ``nan`` is false), so they are refused.
-
-    Raises
-    ------
-    ConfigError
-        Naming the value given and the rule.
-
-    Examples
-    --------
-    >>> check_min_cell_size(5)
-    5
-    """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
-            or not 0 <= value <= MAX_MIN_CELL_SIZE:
-        raise ConfigError(f"{name} must be a whole number of people from 0 (no suppression) to "
-                          f"{MAX_MIN_CELL_SIZE:,}, e.g. 5 (as [privacy] min_cell_size); got {_shown(repr(value))}")
-    return int(value)
 
 
 @dataclass(frozen=True)

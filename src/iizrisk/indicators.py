@@ -82,7 +82,6 @@ import numpy as np
 import pandas as pd
 
 from . import _time
-from ._results import check_min_cell_size
 from ._time import OPEN_END
 from .errors import ConfigError, ValidationError, withhold_long_numbers
 from .spells import (
@@ -94,7 +93,7 @@ from .spells import (
     monthly_spells,
 )
 from .store import make_dirs
-from .suppression import SuppressionResult, suppress_table
+from .suppression import SuppressionResult, check_min_cell_size, suppress_table
 
 __all__ = [
     "BFS_SYSTEMS",

@@ -61,6 +61,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ._time import _shown
+from .errors import ConfigError
+
 __all__ = [
     "PUBLISHED",
     "PRIMARY",
@@ -131,6 +134,33 @@ class SuppressionResult:
 
 
 # ----------------------------------------------------------------------------- core
+#: The largest cell size accepted: beyond it every cell of any table would be hidden.
+MAX_MIN_CELL_SIZE = 1_000_000
+
+
+def check_min_cell_size(value, name: str = "min_cell_size") -> int:
+    """``min_cell_size`` checked: a whole number from 0 (no suppression) to :data:`MAX_MIN_CELL_SIZE`.
+
+    ``nan``, a negative number, a fraction or a bool would silently publish small cells (every comparison
+    with ``nan`` is false), so they are refused.
+
+    Raises
+    ------
+    ConfigError
+        Naming the value given and the rule.
+
+    Examples
+    --------
+    >>> check_min_cell_size(5)
+    5
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
+            or not 0 <= value <= MAX_MIN_CELL_SIZE:
+        raise ConfigError(f"{name} must be a whole number of people from 0 (no suppression) to "
+                          f"{MAX_MIN_CELL_SIZE:,}, e.g. 5 (as [privacy] min_cell_size); got {_shown(repr(value))}")
+    return int(value)
+
+
 def protect_cells(counts, people, lines: Sequence[tuple[npt.ArrayLike, int]], *, k: int = 5,
                   suppress_zeros: bool = False) -> np.ndarray:
     """Primary and secondary suppression on a flat list of cells.
@@ -160,6 +190,7 @@ def protect_cells(counts, people, lines: Sequence[tuple[npt.ArrayLike, int]], *,
     >>> protect_cells([10, 2, 7, 19], [10, 2, 7, 19], [([0, 1, 2], 3)], k=5).tolist()
     [0, 1, 2, 0]
     """
+    k = check_min_cell_size(k, "k")  # nan, -1 or 2.5 would publish small cells (every comparison false)
     counts = np.asarray(counts, dtype=np.int64)
     people = np.asarray(people, dtype=np.int64)
     status = np.zeros(len(counts), dtype=np.int8)
@@ -285,6 +316,7 @@ def suppress_table(
             lines.append((members, int(tot[0]) if len(tot) else -1))
             for r in members:
                 row_lines[r].append(li)
+    k = check_min_cell_size(k, "k")  # nan would skip the suppression below (nan >= 1 is false)
     status = protect_cells(counts, ppl, lines, k=k, suppress_zeros=suppress_zeros) if k >= 1 \
         else np.zeros(n, dtype=np.int8)
 
