@@ -238,3 +238,22 @@ def test_a_missing_value_indicator_contributes_to_its_own_feature():
     assert np.ptp(ex.values["a"].to_numpy()) < 1e-9
     missing = probe["c"].isna().to_numpy()
     assert np.ptp(ex.values["c"].to_numpy()[missing]) < 1e-9  # every missing c: the same contribution
+
+
+@pytest.mark.parametrize("kind", ["boosting", "logistic"])
+def test_nobody_to_explain_gives_an_empty_explanation_and_wrong_inputs_are_named(models, kind):
+    """An empty frame (an empty list) raised scikit-learn's "Found array with 0 sample(s)"; a DataFrame
+    given to reason_codes an AttributeError deep inside; sample=0, -1 or nan pandas' own errors."""
+    from iizrisk.errors import ConfigError
+
+    X, _, boost, logit = models
+    model = boost if kind == "boosting" else logit
+    empty = explain(model, X.iloc[:0])
+    assert len(empty) == 0 and list(empty.values.columns) == list(X.columns)
+    reasons = reason_codes(empty, language="it")
+    assert len(reasons) == 0 and {"reason_1", "reason_1_text", "reason_1_contribution"} <= set(reasons.columns)
+    with pytest.raises(TypeError, match="explanation must be an Explanation .*got DataFrame; call explain"):
+        reason_codes(X)
+    for sample in (0, -1, 1.5, float("nan"), True):
+        with pytest.raises(ConfigError, match="sample must be a whole number of rows of at least 1"):
+            global_importance(model, X, sample=sample)

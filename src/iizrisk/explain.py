@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from . import _texts
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 from .features import FeatureSpec, feature_specs
 
 __all__ = ["Explanation", "explain", "reason_codes", "global_importance", "feature_spec_of",
@@ -155,6 +155,10 @@ def explain(model, X: pd.DataFrame, *, n_jobs: int | None = None, check: bool = 
         raise ValueError(f"{len(X):,} rows to explain (limit {max_rows:,}): explain the worklist rows, "
                          "or a sample for global views (global_importance samples for you)")
     Xm = model._check_X(X)
+    if not len(Xm):  # nobody to explain (an empty list): an empty explanation, not sklearn's refusal
+        ft = getattr(model, "features", None)
+        return Explanation(values=pd.DataFrame(np.zeros(Xm.shape), index=Xm.index, columns=Xm.columns),
+                           base_value=float("nan"), data=Xm, output=np.zeros(0), specs=getattr(ft, "specs_", None))
     if model.model == "boosting":
         jobs = n_jobs if n_jobs is not None else (2 if len(Xm) >= PARALLEL_MIN_ROWS else 1)
         values, base = _tree_contributions(model.estimator_, Xm, jobs)
@@ -221,6 +225,9 @@ def reason_codes(explanation: Explanation, *, top: int = 3, language: str = "de"
         ``reason_1_text`` ... (sentences with the person's value) and
         ``reason_1_contribution`` ... (log-odds).
     """
+    if not isinstance(explanation, Explanation):
+        raise TypeError(f"explanation must be an Explanation (from iizrisk.explain(model, X)), got "
+                        f"{type(explanation).__name__}; call explain() on the feature rows first")
     _texts.check_language(language)
     vals = explanation.values.to_numpy()
     data = explanation.data.to_numpy(dtype=np.float64)
@@ -279,6 +286,8 @@ def global_importance(model, X: pd.DataFrame, *, sample: int = 2000, random_stat
         ``share`` (of the total mean absolute contribution) and ``description``
         in ``language``; sorted by importance.
     """
+    if isinstance(sample, bool | np.bool_) or not isinstance(sample, int | np.integer) or sample < 1:
+        raise ConfigError(f"sample must be a whole number of rows of at least 1 (default 2000), got {sample!r}")
     if len(X) > sample:
         X = X.sample(n=sample, random_state=random_state)
     ex = explain(model, X, n_jobs=n_jobs)
