@@ -257,3 +257,13 @@ def test_nobody_to_explain_gives_an_empty_explanation_and_wrong_inputs_are_named
     for sample in (0, -1, 1.5, float("nan"), True):
         with pytest.raises(ConfigError, match="sample must be a whole number of rows of at least 1"):
             global_importance(model, X, sample=sample)
+
+
+def test_an_explanation_shows_itself_in_a_notebook(models):
+    X, _, boost, _ = models
+    page = explain(boost, X.iloc[:40])._repr_html_()
+    assert page.startswith("<div>") and "Explanation</b> of 40 row(s)" in page and "base value" in page
+    order = explain(boost, X.iloc[:40]).values.abs().mean().sort_values(ascending=False).index[:3]
+    first = [page.index(f"<th>{f}</th>") for f in order]  # the importance table comes first, strongest on top
+    assert first == sorted(first)
+    assert "of 0 row(s)" in explain(boost, X.iloc[:0])._repr_html_()

@@ -84,6 +84,18 @@ class Explanation:
     def __len__(self) -> int:
         return len(self.values)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: how many rows, the base value, the features that move the log-odds most, the first rows."""
+        import html
+
+        top = self.values.abs().mean().sort_values(ascending=False).head(10) if len(self) else pd.Series(dtype=float)
+        base = "" if not np.isfinite(self.base_value) else f"; base value {self.base_value:.3f}"
+        head = (f"<p><b>Explanation</b> of {len(self):,} row(s), contributions in log-odds{html.escape(base)}</p>")
+        imp = top.rename("mean |contribution|").to_frame().to_html(float_format=lambda v: f"{v:.3f}") \
+            if len(top) else ""
+        rows = self.values.head(5).to_html(float_format=lambda v: f"{v:+.3f}", max_cols=12) if len(self) else ""
+        return f"<div>{head}{imp}{rows}</div>"
+
 
 def _tree_chunk(estimator, X: np.ndarray) -> tuple[np.ndarray, float]:
     import shap
