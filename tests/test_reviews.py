@@ -768,3 +768,21 @@ def test_a_file_too_large_for_a_review_file_is_refused_before_it_is_read(tmp_pat
     report = ValidationReport()
     read_review_file(ok, report)
     assert "more than a review file holds" not in report.to_text()
+
+
+def test_a_review_of_a_list_dated_after_today_names_the_as_of_date(night, tmp_path):
+    """A row whose list as-of date was typed over (2099) was told its review lay "before the as-of date of the
+    list it answers (2099-...)" and to enter a date "from 2099-... to today": a fix nobody can follow."""
+    tmp, cfg, res = night
+    table = read_table(tmp / "runs" / NIGHTS[2] / "worklists" / "SH.csv", dtype=str, keep_default_na=False)
+    table.loc[0, ["as_of", "review_date", "decision", "decided_by"]] = [
+        "2099-01-01", "03.07.2023", decision_label("not_suitable", "de"), "IIZ SH"]
+    path = tmp_path / "SH_future.csv"
+    table.to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+    before = _store_bytes(cfg)
+    with pytest.raises(ValidationError) as err:
+        import_reviews(cfg, [path])
+    got = err.value.report.to_text()
+    assert ("SH_future.csv: column 'as_of': the as-of date of the list lies after today "
+            f"({dt.date.today().isoformat()}): no nightly run wrote it: 1 rows, rows 2 (e.g. '2099-01-01')") in got
+    assert "column 'review_date'" not in got and _store_bytes(cfg) == before

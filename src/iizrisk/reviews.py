@@ -620,7 +620,11 @@ def _check_rows(p: _Parsed, decisions: Mapping[str, str], known: set[str], today
     report.add(name, "review_date", f"after today ({today.date().isoformat()})", (date > today).to_numpy(),
                rows=rows, fix="enter the day the review took place (not a planned date)")
     earliest, stated = _earliest(p, first_night)
-    early = (date < earliest).to_numpy()
+    future = (earliest > today).to_numpy()  # no list of tonight or before: the as-of date was changed
+    report.add(name, "as_of", f"the as-of date of the list lies after today ({today.date().isoformat()}): no "
+               "nightly run wrote it", future, earliest, rows=rows,
+               fix="keep the as-of date as the run wrote it (review the rows in the file of that night's list)")
+    early = (date < earliest).to_numpy() & ~future
     for bound in sorted(set(earliest[early])):
         at = early & (earliest == bound).to_numpy()
         for says in (True, False):
