@@ -296,3 +296,162 @@ def test_print_summary_refuses_decimals_that_are_no_digit_count(decimals):
     assert ResultMixin.summary_text(_Result(), 2) == "shares\n   share\n0   0.50"
     with pytest.raises(ConfigError, match="decimals must be a whole number of digits from 0 to 15"):
         ResultMixin.summary_text(_Result(), decimals)
+
+
+# ------------------------------------------------------------------ FairnessAudit, AssessmentStudy, risk_set_table
+def _audit_data(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n),
+                         "person_id": [f"p{i}" for i in range(n)]})
+    data["label"] = rng.random(n) < data["score"]
+    return data
+
+
+def _audit(data: pd.DataFrame, **options):
+    import warnings
+
+    from iizrisk.fairness import FairnessAudit, FairnessGapWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FairnessGapWarning)  # the random data's gaps are not the point here
+        return FairnessAudit(**{"groups": ["sex"], "capacity": 20, "n_bootstrap": 5, **options}).fit(data)
+
+
+@pytest.mark.parametrize("label", [np.array(["no", "yes"] * 100), np.array(["False", "True"] * 100),
+                                   np.array([-1, 1] * 100), np.array([0, 2] * 100), np.full(200, 0.5)])
+@pytest.mark.parametrize("column", ["label", "flagged"])
+def test_fairness_labels_and_flags_that_are_no_true_false_are_refused_not_read_as_true(label, column):
+    """"no", "False", -1, 2 and 0.5 all read as True: every person had the outcome (or was flagged)."""
+    data = _audit_data().assign(**{column: label})
+    before = data.copy()
+    with pytest.raises(ValidationError, match=f"column {column!r} .* must hold true/false or 0/1") as exc:
+        _audit(data, flagged_column="flagged" if column == "flagged" else None)
+    assert "'yes'" not in str(exc.value) and "'no'" not in str(exc.value)  # values are not echoed
+    pd.testing.assert_frame_equal(data, before)
+    ok = _audit(_audit_data().assign(label=lambda d: d["label"].astype(int)))  # 0/1 numbers still read
+    assert ok.summary["n_positive"].iloc[0] == _audit_data()["label"].sum()
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"n_bootstrap": float("nan")}, "n_bootstrap must be a whole number"),
+    ({"n_bootstrap": 2.5}, "n_bootstrap must be a whole number"),
+    ({"n_bootstrap": True}, "n_bootstrap must be a whole number"),
+    ({"n_bootstrap": float("inf")}, "n_bootstrap must be a whole number"),
+    ({"min_cell_size": 2.5}, "min_cell_size must be a whole number of people"),
+    ({"min_cell_size": float("nan")}, "min_cell_size must be a whole number of people"),
+    ({"min_cell_size": True}, "min_cell_size must be a whole number of people"),
+    ({"calibration_bins": 2.5}, "calibration_bins must be a whole number"),
+    ({"calibration_bins": float("nan")}, "calibration_bins must be a whole number"),
+    ({"confidence": "0.9"}, "confidence must be a number between 0 and 1"),
+    ({"random_state": "a"}, "random_state must be a whole number"),
+    ({"reference": "M"}, "reference must be a dict"),
+    ({"intersections": "all"}, "intersections must be 'pairs', None or a list"),
+    ({"gap_metrics": "flag_rate"}, "gap_metrics must be a list of metric names"),
+])
+def test_fairness_bad_options_are_config_errors_naming_them(options, words):
+    with pytest.raises(ConfigError, match=words):
+        _audit(_audit_data(), **options)
+
+
+@pytest.mark.parametrize("capacity", [float("nan"), float("inf"), "20"])
+def test_fairness_a_capacity_that_is_no_finite_number_is_refused(capacity):
+    with pytest.raises(ValueError, match="capacity must be a positive number of people or a share"):
+        _audit(_audit_data(), capacity=capacity)
+
+
+def test_fairness_max_gap_that_is_no_number_is_refused_naming_it():
+    with pytest.raises(ValueError, match="max_gap must be a number above 0"):
+        _audit(_audit_data(), max_gap="0.1")
+
+
+@pytest.mark.parametrize("option", ["capacity", "max_gap", "random_state", "n_bootstrap", "confidence"])
+def test_fairness_an_ahv_number_typed_into_an_option_is_not_echoed(option):
+    with pytest.raises(ValueError) as exc:
+        _audit(_audit_data(), **{option: AHV})
+    assert AHV not in str(exc.value) and option in str(exc.value)
+
+
+def test_fairness_empty_data_doubled_columns_and_missing_person_ids_are_refused():
+    with pytest.raises(ValidationError, match="data has no rows"):
+        _audit(_audit_data().iloc[:0])
+    doubled = pd.concat([_audit_data(), _audit_data()[["score"]]], axis=1)
+    with pytest.raises(ValidationError, match=r"column name\(s\) \['score'\] appear more than once"):
+        _audit(doubled)
+    # every replicate would draw the one "person" of all the missing ids: intervals of width zero
+    with pytest.raises(ValidationError, match="'person_id' .* 200 missing value.*cluster_column=None"):
+        _audit(_audit_data().assign(person_id=None))
+    assert _audit(_audit_data().assign(person_id=None), cluster_column=None).n_ == 200
+
+
+def test_fairness_one_group_name_is_one_column_not_its_letters():
+    assert list(_audit(_audit_data(), groups="sex").summary["group"]) == ["all", "F", "M"]
+
+
+def _study_inputs(**columns):
+    spells = _rows()
+    interventions = pd.DataFrame({"person_id": ["a"], "date": pd.to_datetime(["2023-04-01"]),
+                                  "type": ["joint_assessment"], **columns})
+    return spells, interventions
+
+
+@pytest.mark.parametrize("date, words", [
+    ("01.04.2023", "holds values that are not dates"),
+    (20230401, "holds numbers, not dates"),
+])
+def test_risk_set_table_refuses_intervention_dates_that_are_not_dates(date, words):
+    """dd.mm.yyyy text raised pandas' "Error parsing datetime string"; numbers were read as day counts."""
+    from iizrisk.evaluation import risk_set_table
+
+    spells, interventions = _study_inputs(date=[date])
+    with pytest.raises(ValidationError, match=f"interventions: column 'date' {words}"):
+        risk_set_table(spells, interventions, observed_until="2024-12-31")
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"controls_per_treated": float("nan")}, "controls_per_treated must be a whole number"),
+    ({"controls_per_treated": 2.5}, "controls_per_treated must be a whole number"),
+    ({"controls_per_treated": True}, "controls_per_treated must be a whole number"),
+    ({"controls_per_treated": "3"}, "controls_per_treated must be a whole number"),
+    ({"horizon_months": 2.5}, "horizon_months must be a whole number of months"),
+    ({"horizon_months": 0}, "horizon_months must be a whole number of months"),
+    ({"horizon_months": True}, "horizon_months must be a whole number of months"),
+    ({"exit_months": 0}, "exit_months must be a whole number"),
+    ({"exit_months": -2}, "exit_months must be a whole number"),
+    ({"exit_months": float("nan")}, "exit_months must be a whole number"),
+    ({"episode_days": (float("nan"), 10)}, "episode_days must be"),
+    ({"random_state": "x"}, "random_state must be a whole number"),
+])
+def test_risk_set_table_bad_whole_numbers_are_config_errors(options, words):
+    from iizrisk.evaluation import risk_set_table
+
+    spells, interventions = _study_inputs()
+    with pytest.raises(ConfigError, match=words):
+        risk_set_table(spells, interventions, **options)
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"method": None}, "method must be one of"),
+    ({"method": "psm"}, "method must be one of"),
+    ({"caliper": float("nan")}, "caliper must be a number >= 0"),
+    ({"caliper": "0.2"}, "caliper must be a number >= 0"),
+    ({"followup_months": float("nan")}, "followup_months must be a number of months above 0"),
+    ({"followup_months": -1}, "followup_months must be a number of months above 0"),
+    ({"n_bootstrap": 2.5}, "n_bootstrap must be a whole number"),
+    ({"alpha": "0.05"}, "alpha must be a number between 0 and 1"),
+    ({"horizon_months": 0}, "horizon_months must be a whole number of months"),
+])
+def test_assessment_study_bad_options_are_config_errors_before_any_work(options, words):
+    """A nan caliper matched without one, a None method failed with an AttributeError after the table was built."""
+    from iizrisk.evaluation import AssessmentStudy
+
+    spells, interventions = _study_inputs()
+    with pytest.raises(ConfigError, match=words):
+        AssessmentStudy(**options).fit(spells, interventions)
+    with pytest.raises(ConfigError, match=words):
+        AssessmentStudy(**options).fit_table(pd.DataFrame())
+
+
+def test_a_single_study_outcome_name_is_one_outcome_not_its_letters():
+    from iizrisk.evaluation import study_outcome_columns
+
+    assert study_outcome_columns("revolving_door", 12) == {"revolving_door": "revolving_door_next_12m"}

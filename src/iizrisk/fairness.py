@@ -95,9 +95,10 @@ import pandas as pd
 
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import colon, load_locale, swiss_number, text
-from .errors import ConfigError
+from ._time import _shown
+from .errors import ConfigError, ValidationError
 from .fairness_rule import _NO_RATIO, GAP_METRICS, METRICS, VERDICTS, FairnessRule, _judge
-from .suppression import PRIMARY, PUBLISHED, SECONDARY, protect_cells
+from .suppression import PRIMARY, PUBLISHED, SECONDARY, check_min_cell_size, protect_cells
 
 __all__ = [
     "AGE_BAND_EDGES",
@@ -660,6 +661,41 @@ def _text_table(header: list[str], rows: list[list[Any]], lang: str = "en", deci
     return cells.set_axis(header, axis=1).to_string(index=False)
 
 
+# --------------------------------------------------------------------------- checks of the inputs
+def _whole(value, name: str, low: int, example: str) -> int:
+    """``value`` as a whole number from ``low``: a bool, a fraction, nan or text is a ConfigError naming ``name``."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < low:
+        raise ConfigError(f"{name} must be a whole number from {low}, e.g. {example}; got {_shown(repr(value))}")
+    return int(value)
+
+
+def _real(value) -> bool:
+    """A finite real number (not a bool, not text)."""
+    return not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer | np.floating) \
+        and bool(np.isfinite(value))
+
+
+def _true_false(col: pd.Series, name: str, what: str) -> np.ndarray:
+    """A column of true/false values (bool, nullable boolean, or numbers that are all 0 or 1) as bools.
+
+    Text ("no", "False"), other numbers (-1, 2, 0.5) would all read as true: they are refused naming the
+    column, without its values."""
+    kind = pd.api.types.infer_dtype(col, skipna=True)
+    if kind == "boolean" or pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy(dtype=bool)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal", "empty") and len(col):
+        v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        other = int((~((v == 0) | (v == 1))).sum())
+        if not other:
+            return v == 1
+        raise ValidationError(f"data: column {name!r} ({what}) must hold true/false or 0/1; {other} value(s) "
+                              f"are other numbers (dtype {col.dtype}). Convert it, e.g. data[{name!r}] = "
+                              f"data[{name!r}] == <the value that means yes>")
+    raise ValidationError(f"data: column {name!r} ({what}) must hold true/false or 0/1, not {kind} values "
+                          f"(dtype {col.dtype}). Convert it, e.g. data[{name!r}] = data[{name!r}] == "
+                          "<the value that means yes>")
+
+
 # --------------------------------------------------------------------------- the audit
 class FairnessAudit(ResultMixin):
     """Per-group metrics of a scored and labelled period, with gaps, intervals and suppression.
@@ -780,6 +816,11 @@ class FairnessAudit(ResultMixin):
     def _check(self, data: pd.DataFrame) -> tuple[list[str], list[tuple[str, str]]]:
         if not isinstance(data, pd.DataFrame):
             raise TypeError(f"data must be a DataFrame, got {type(data).__name__}")
+        if not len(data):
+            raise ValidationError("data has no rows: audit a scored and labelled period (labelled_period())")
+        if not data.columns.is_unique:
+            doubled = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+            raise ValidationError(f"data: column name(s) {doubled} appear more than once; keep one of each")
         need = [self.score_column, self.label_column] + ([self.flagged_column] if self.flagged_column else [])
         missing = [c for c in need if c not in data.columns]
         if missing:
@@ -788,7 +829,7 @@ class FairnessAudit(ResultMixin):
         if self.groups is None:
             groups = [g for g in GROUP_COLUMNS if g in data.columns]
         else:
-            groups = list(self.groups)
+            groups = [self.groups] if isinstance(self.groups, str) else list(self.groups)  # one name: one column
             absent = [g for g in groups if g not in data.columns]
             if absent:
                 raise ValueError(f"group column(s) {absent} not in the data; found {list(data.columns)}")
@@ -798,6 +839,9 @@ class FairnessAudit(ResultMixin):
             pairs = list(combinations(groups, 2))
         elif self.intersections is None:
             pairs = []
+        elif isinstance(self.intersections, str):
+            raise ConfigError(f"intersections must be 'pairs', None or a list of (column, column) pairs; "
+                              f"got {_shown(repr(self.intersections))}")
         else:
             pairs = [tuple(p) for p in self.intersections]
             bad = [p for p in pairs if len(p) != 2 or p[0] not in groups or p[1] not in groups or p[0] == p[1]]
@@ -805,13 +849,29 @@ class FairnessAudit(ResultMixin):
                 raise ValueError(f"intersections {bad}: give pairs of two different audited groups {groups}")
         if self.rule is not None and self.max_gap is not None:
             raise ValueError("give rule or max_gap (the former difference bound), not both")
+        if isinstance(self.gap_metrics, str):
+            raise ConfigError(f"gap_metrics must be a list of metric names, e.g. [{_shown(repr(self.gap_metrics))}]; got "
+                              "one text")
         unknown = [m for m in self.gap_metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"gap_metrics {unknown} unknown; choose from {METRICS}")
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"confidence must be between 0 and 1, got {self.confidence}")
-        if self.n_bootstrap < 0 or self.min_cell_size < 0 or self.calibration_bins < 1:
-            raise ValueError("n_bootstrap and min_cell_size must be >= 0, calibration_bins >= 1")
+        if not (_real(self.confidence) and 0 < self.confidence < 1):
+            raise ConfigError(f"confidence must be a number between 0 and 1, e.g. 0.95; got {_shown(repr(self.confidence))}")
+        _whole(self.n_bootstrap, "n_bootstrap", 0, "500 (0: no intervals)")
+        check_min_cell_size(self.min_cell_size)
+        _whole(self.calibration_bins, "calibration_bins", 1, "5")
+        rs = self.random_state
+        if rs is not None and (isinstance(rs, bool | np.bool_) or not isinstance(
+                rs, int | np.integer | np.random.Generator | np.random.SeedSequence | np.random.BitGenerator)):
+            raise ConfigError(f"random_state must be a whole number (a seed) or None, got {_shown(repr(rs))}")
+        if self.reference is not None and not isinstance(self.reference, Mapping):
+            raise ConfigError("reference must be a dict of the reference group per attribute, e.g. {'sex': 'M'}; "
+                              f"got {type(self.reference).__name__}")
+        if self.cluster_column is not None and self.cluster_column in data.columns \
+                and data[self.cluster_column].isna().any():
+            raise ValidationError(f"data: column {self.cluster_column!r} (cluster_column, the bootstrap's unit) has "
+                                  f"{int(data[self.cluster_column].isna().sum())} missing value(s), which would be "
+                                  "resampled as one person; fill them, or pass cluster_column=None to resample rows")
         return groups, pairs
 
     def _flags(self, data: pd.DataFrame, s: np.ndarray) -> np.ndarray:
@@ -819,12 +879,12 @@ class FairnessAudit(ResultMixin):
             f = data[self.flagged_column]
             if f.isna().any():
                 raise ValueError(f"{self.flagged_column}: {int(f.isna().sum())} missing value(s)")
-            return f.to_numpy(dtype=bool)
+            return _true_false(f, self.flagged_column, "flagged_column, who was flagged")
         cap = self.capacity
         if cap is None:
             raise ValueError("give capacity (people flagged per as-of date) or flagged_column")
-        if isinstance(cap, bool) or not isinstance(cap, int | float | np.integer | np.floating) or cap <= 0:
-            raise ValueError(f"capacity must be a positive number of people or a share in (0, 1), got {cap!r}")
+        if not _real(cap) or cap <= 0:
+            raise ValueError(f"capacity must be a positive number of people or a share in (0, 1), got {_shown(repr(cap))}")
         n = len(s)
         dates = (pd.factorize(data["as_of"])[0] if "as_of" in data.columns else np.zeros(n, dtype=np.int64))
         tie = np.random.default_rng(self.random_state).random(n)
@@ -870,7 +930,7 @@ class FairnessAudit(ResultMixin):
         if lab.isna().any():
             raise ValueError(f"{self.label_column}: {int(lab.isna().sum())} missing label(s): audit only a "
                              "period whose horizon is observed")
-        y = lab.to_numpy(dtype=bool)
+        y = _true_false(lab, self.label_column, "label_column, whether the outcome happened")
         f = self._flags(data, s)
         self.n_ = int(len(data))
         self.flagged_ = f
@@ -1001,8 +1061,8 @@ class FairnessAudit(ResultMixin):
                 raise TypeError(f"rule must be a FairnessRule, got {type(self.rule).__name__}")
             return self.rule
         if self.max_gap is not None:
-            if not float(self.max_gap) > 0:
-                raise ValueError(f"max_gap must be above 0, got {self.max_gap}")
+            if not (_real(self.max_gap) and self.max_gap > 0):
+                raise ValueError(f"max_gap must be a number above 0, got {_shown(repr(self.max_gap))}")
             return FairnessRule.differences_only(float(self.max_gap), self.gap_metrics)
         return FairnessRule()
 

@@ -68,7 +68,7 @@ from .._arrays import matches
 from .._results import CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
 from ..config import MAX_MONTHS
-from ..errors import ValidationError, withhold_long_numbers
+from ..errors import ConfigError, ValidationError, withhold_long_numbers
 from ..spells import EXIT_REASONS, Timeline, as_of_day, build_timeline
 
 __all__ = ["DEFAULT_OUTCOMES", "AssessmentStudy", "days_since_episode_start", "risk_set_table",
@@ -151,7 +151,9 @@ def study_outcome_columns(outcomes, horizon_months: int) -> dict[str, str]:
 
     out = {}
     known = set(outcome_names())
-    for name in outcomes:
+    for name in [outcomes] if isinstance(outcomes, str) else outcomes:  # one name is one outcome, not its letters
+        if not isinstance(name, str):
+            raise ConfigError(f"study outcomes must be names (text), got {type(name).__name__}")
         m = _DAYS_RE.match(name) or _NEW_RE.match(name)
         if m:
             if not 1 <= int(m.group(1)) <= MAX_MONTHS:  # 0 months measures nothing; more overflows the dates
@@ -163,6 +165,28 @@ def study_outcome_columns(outcomes, horizon_months: int) -> dict[str, str]:
             raise ValueError(f"unknown study outcome {name!r}: use a registered outcome "
                              f"({', '.join(sorted(known))}), days_registered_next_<k>m or new_spells_next_<k>m")
     return out
+
+
+def _check_whole(value, name: str, low: int, high: int | None = None, *, none: bool = False) -> None:
+    """A whole number from ``low`` (to ``high``); a bool, a fraction, nan, inf or text is a ConfigError naming it."""
+    if value is None and none:
+        return
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < low \
+            or (high is not None and value > high):
+        span = f"from {low}" + (f" to {high}" if high is not None else "") + (" or None" if none else "")
+        raise ConfigError(f"{name} must be a whole number {span}; got {_time._shown(repr(value))}")
+
+
+def _check_seed(random_state) -> None:
+    if random_state is not None and (isinstance(random_state, bool | np.bool_) or not isinstance(
+            random_state, int | np.integer | np.random.Generator | np.random.SeedSequence | np.random.BitGenerator)):
+        raise ConfigError(f"random_state must be a whole number (a seed) or None, got {_time._shown(repr(random_state))}")
+
+
+def _real(value) -> bool:
+    """A finite real number (not a bool, not text)."""
+    return not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer | np.floating) \
+        and bool(np.isfinite(value))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -398,7 +422,8 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
         not observed), ``exit_days`` and ``exit_observed``. ``attrs["covariates"]``
         lists the feature columns, ``attrs["outcomes"]`` the outcome columns.
     """
-    from ..features import PointInTimeFeatures, ProtectedAttributeWarning
+    from ..features import PointInTimeFeatures, ProtectedAttributeWarning, _intervention_days
+    from ..outcomes import _check_horizon
     from ..outcomes import observed_until as _observed_until
 
     t0 = _timer.perf_counter()
@@ -418,26 +443,33 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
             raise ValidationError(f"{name}: required column(s) {miss} missing; found {list(df.columns)}")
     if covariate_view not in ("event", "recorded"):
         raise ValueError(f"covariate_view must be 'event' or 'recorded', got {covariate_view!r}")
-    if controls_per_treated is not None and int(controls_per_treated) < 1:
-        raise ValueError(f"controls_per_treated must be >= 1 or None, got {controls_per_treated!r}")
+    _check_whole(controls_per_treated, "controls_per_treated", 1, none=True)
+    _check_horizon(horizon_months)
+    _check_whole(exit_months, "exit_months", 1, MAX_MONTHS)
+    _check_seed(random_state)
     if episode_days is not None:
-        if len(episode_days) != 2 or not 0 <= int(episode_days[0]) <= int(episode_days[1]):
-            raise ValueError(f"episode_days must be (lo, hi) with 0 <= lo <= hi days, got {episode_days!r}")
+        if isinstance(episode_days, str) or not hasattr(episode_days, "__len__") or len(episode_days) != 2 \
+                or not all(_real(v) and float(v).is_integer() for v in episode_days) \
+                or not 0 <= int(episode_days[0]) <= int(episode_days[1]):
+            raise ConfigError(f"episode_days must be (lo, hi) whole days with 0 <= lo <= hi, e.g. (14, 90); "
+                              f"got {_time._shown(repr(episode_days))}")
         ep_lo, ep_hi = int(episode_days[0]), int(episode_days[1])
     out_cols = study_outcome_columns(outcomes, horizon_months)
+    all_iv_day = _intervention_days(interventions["date"])  # dd.mm.yyyy text, numbers: refused naming the column
     rng = np.random.default_rng(random_state)
     last_day = as_of_day(observed_until) if observed_until is not None else _observed_until(spells)
     tl = build_timeline(spells, merge_gap_days=merge_gap_days)
     n_p = tl.n_persons
 
     # first intervention of the type per person (persons without spells cannot be studied)
-    iv = interventions[interventions["type"].astype(object).to_numpy() == intervention_type]
+    is_type = interventions["type"].astype(object).to_numpy() == intervention_type
+    iv = interventions[is_type]
     if not len(iv):
         types = sorted(set(interventions["type"].dropna().astype(str)))
         raise ValidationError(withhold_long_numbers(
             f"interventions: no row of type {intervention_type!r} (the table holds "
             f"{', '.join(map(repr, types)) or 'no rows'}); choose intervention_type among them"))
-    iv_day = _time.to_days(iv["date"])
+    iv_day = all_iv_day[is_type]
     iv_code = tl.person_ids.get_indexer(pd.Index(iv["person_id"].astype(object)))
     okv = (iv_code >= 0) & (iv_day != _time.MISSING_DAY)
     if (~okv).any():
@@ -794,6 +826,7 @@ class AssessmentStudy(ResultMixin):
         -------
         self
         """
+        self._check_options()
         table = risk_set_table(
             spells, interventions, intervention_type=self.intervention_type,
             controls_per_treated=self.controls_per_treated, outcomes=self.outcomes,
@@ -802,6 +835,34 @@ class AssessmentStudy(ResultMixin):
             covariate_view=self.covariate_view, feature_options=self.feature_options,
             random_state=self.random_state, client=client)
         return self.fit_table(table)
+
+    def _check_options(self) -> None:
+        """Refuse bad options before any work (a bad caliper or method would otherwise surface only after the
+        table is built, or not at all: a nan caliper matched without one)."""
+        from ..outcomes import _check_horizon
+
+        method = self.method
+        if isinstance(method, str):
+            if method not in _METHODS:
+                raise ConfigError(f"method must be one of {sorted(_METHODS)}, got {_time._shown(repr(method))}")
+        elif not callable(getattr(method, "fit", None)):
+            raise ConfigError(f"method must be one of {sorted(_METHODS)} or an estimator with fit(), got "
+                              f"{type(method).__name__}")
+        if self.caliper is not None and not (_real(self.caliper) and self.caliper >= 0):
+            raise ConfigError(f"caliper must be a number >= 0 (standard deviations of the logit propensity score, "
+                              f"e.g. 0.2) or None; got {_time._shown(repr(self.caliper))}")
+        if not (_real(self.followup_months) and self.followup_months > 0):
+            raise ConfigError(f"followup_months must be a number of months above 0, e.g. 24; got "
+                              f"{_time._shown(repr(self.followup_months))}")
+        if not (_real(self.alpha) and 0 < self.alpha < 1):
+            raise ConfigError(f"alpha must be a number between 0 and 1, e.g. 0.05; got {_time._shown(repr(self.alpha))}")
+        _check_whole(self.n_bootstrap, "n_bootstrap", 0)
+        _check_whole(self.controls_per_treated, "controls_per_treated", 1, none=True)
+        _check_whole(self.exit_months, "exit_months", 1, MAX_MONTHS)
+        _check_horizon(self.horizon_months)
+        _check_seed(self.random_state)
+        if self.match_within not in ("day", "month", "quarter", None):
+            raise ConfigError(f"match_within must be 'day', 'month', 'quarter' or None, got {self.match_within!r}")
 
     def _estimator(self, *, design: bool = False):
         from . import _estimators as E
@@ -834,6 +895,9 @@ class AssessmentStudy(ResultMixin):
         from ._survival import KaplanMeier
 
         t0 = _timer.perf_counter()
+        self._check_options()
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(f"table must be a DataFrame from risk_set_table, got {type(table).__name__}")
         covs = column_list(self.covariates) if self.covariates is not None else \
             list(table.attrs.get("covariates", []))
         outs = list(table.attrs.get("outcomes", study_outcome_columns(self.outcomes, self.horizon_months).values()))
