@@ -157,9 +157,11 @@ def timeline_view(tl: Timeline, day: int) -> Timeline:
     (and lose their exit reason). Outcomes take the data as finally known (the
     truth, not what was known when). Built with ``merge_gap_days=0``, this
     equals rebuilding the timeline at ``day`` from rows without
-    ``recorded_date``; with a merge gap, a spell bridged across ``day`` by a
-    row that starts after it stays open here, where the rebuild would close it
-    at its last row's end (it was one spell, as finally known).
+    ``recorded_date``, unless a row starting the next day continues a spell
+    ending on ``day``; that spell, and with a merge gap any spell bridged
+    across ``day`` by a row that starts after it, stays open here, where the
+    rebuild would close it at its last row's end (it was one spell, as
+    finally known).
     """
     day = int(day)
     keep = tl.start <= day
