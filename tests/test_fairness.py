@@ -1092,3 +1092,14 @@ def test_an_interval_from_a_minority_of_finite_replicates_is_withheld():
     assert np.isnan(lo[0]) and np.isnan(hi[0])
     lo, hi = _percentiles(np.array([[1.0], [3.0], [np.inf], [np.nan]]), 0.025, 0.975)  # exactly half: kept
     assert lo[0] == pytest.approx(1.05) and hi[0] == pytest.approx(2.95)
+
+
+def test_an_estimate_on_its_bound_is_never_decided_by_more_people():
+    """A ratio estimate equal to its bound needed 6.2e32 people (math.log and numpy's log of the same number
+    differ in the last bit); on the bound, no sample size decides it. Found by Hypothesis on a clean clone."""
+    from iizrisk.fairness import _judge
+
+    bound = 0.8853256500630001
+    verdict, need = _judge("ratio", bound, 1 / bound, np.array([bound]), np.array([0.5]), np.array([1.0]),
+                           np.array([1.0]))
+    assert verdict.tolist() == ["cannot_tell"] and np.isnan(need[0])

@@ -9,7 +9,6 @@ values with the rule itself without importing the audit and the model.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,7 +156,10 @@ def _judge(kind: str, lower: float, upper: float, est: np.ndarray, lo: np.ndarra
     """Vectorised verdicts (object array) and sizes needed (float, NaN when decided or unknown)."""
     with np.errstate(all="ignore"):  # log(0) and infinite interval ends (a reference of 0) are expected
         if kind == "ratio":
-            e, a, b, lb, ub = np.log(est), np.log(lo), np.log(hi), math.log(lower), math.log(upper)
+            # one logarithm for the bounds and the estimates: math.log and numpy's may differ in the last
+            # bit, and an estimate on a bound then needed 10^32 people instead of "never decided"
+            e, a, b = np.log(est), np.log(lo), np.log(hi)
+            lb, ub = (float(x) for x in np.log(np.array([lower, upper], dtype=np.float64)))
         else:
             e, a, b, lb, ub = est, lo, hi, lower, upper
         ok = ~np.isnan(a) & ~np.isnan(b) & np.isfinite(e)  # an interval may end at infinity
