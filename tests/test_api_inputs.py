@@ -9,10 +9,14 @@ ValueErrors for bad options. Data problems are :class:`ValidationError` (exit 1)
 from __future__ import annotations
 
 import datetime as dt
+import math
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import iizrisk
 from iizrisk.errors import ConfigError, ValidationError
@@ -455,3 +459,49 @@ def test_a_single_study_outcome_name_is_one_outcome_not_its_letters():
     from iizrisk.evaluation import study_outcome_columns
 
     assert study_outcome_columns("revolving_door", 12) == {"revolving_door": "revolving_door_next_12m"}
+
+
+# --------------------------------------------------------------------------- one rule for numbers
+_ANY_VALUE = st.one_of(
+    st.integers(-10**15, 10**15), st.integers(-300, 300).map(np.int64), st.integers(0, 255).map(np.uint8),
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5).map(float), st.booleans(),
+    st.booleans().map(np.bool_), st.text(max_size=5), st.none(), st.just(Decimal("3")),
+    st.floats(-5, 5).map(np.float32))
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_ANY_VALUE, low=st.integers(-3, 3), span=st.one_of(st.none(), st.integers(0, 20)), none=st.booleans())
+def test_whole_number_accepts_exactly_the_integers_in_range(value, low, span, none):
+    """Slow reference: an int or numpy integer (never a bool, a float such as 3.0, text or a Decimal) from low
+    to high; None only where allowed. The value comes back as a plain int."""
+    from iizrisk._checks import whole_number
+
+    high = None if span is None else low + span
+    integer = type(value) is int or type(value) in (np.int64, np.uint8)
+    expected_ok = (value is None and none) or (
+        integer and int(value) >= low and (high is None or int(value) <= high))
+    if expected_ok:
+        got = whole_number(value, "opt", low, high, none=none)
+        assert got == (None if value is None else int(value))
+        assert got is None or type(got) is int
+    else:
+        with pytest.raises(ConfigError, match="opt must be a whole number") as err:
+            whole_number(value, "opt", low, high, none=none)
+        assert (f"from {low}" in str(err.value)) and ((high is None) or f"to {high}" in str(err.value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_ANY_VALUE)
+def test_is_real_is_a_finite_number_that_is_not_a_bool(value):
+    from iizrisk._checks import is_real
+
+    number = type(value) in (int, float, np.int64, np.uint8, np.float32)
+    assert is_real(value) == (number and math.isfinite(float(value)))
+
+
+def test_a_long_number_given_as_an_option_is_withheld_from_the_message():
+    from iizrisk._checks import whole_number
+
+    with pytest.raises(ConfigError, match="value withheld") as err:
+        whole_number(float(AHV), "n_bootstrap", 0)
+    assert AHV not in str(err.value) and "7.561234567897e+12" not in str(err.value)

@@ -255,7 +255,7 @@ def test_nobody_to_explain_gives_an_empty_explanation_and_wrong_inputs_are_named
     with pytest.raises(TypeError, match="explanation must be an Explanation .*got DataFrame; call explain"):
         reason_codes(X)
     for sample in (0, -1, 1.5, float("nan"), True):
-        with pytest.raises(ConfigError, match="sample must be a whole number of rows of at least 1"):
+        with pytest.raises(ConfigError, match="sample must be a whole number of rows from 1"):
             global_importance(model, X, sample=sample)
 
 

@@ -66,12 +66,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from ._checks import whole_number
 from ._texts import check_language
-from ._time import _shown
-from .errors import ConfigError
 from .store import (
     SWISS_CSV,
     CsvFormat,
@@ -173,9 +171,7 @@ class ResultMixin:
     def summary_text(self, decimals: int = 3) -> str:
         """The text that :meth:`print_summary` prints."""
         table = self.summary
-        if isinstance(decimals, bool | np.bool_) or not isinstance(decimals, int | np.integer) \
-                or not 0 <= decimals <= 15:
-            raise ConfigError(f"decimals must be a whole number of digits from 0 to 15, got {_shown(repr(decimals))}")
+        whole_number(decimals, "decimals", 0, 15, unit="digits", example="3")
         body = table.to_string(float_format=lambda v: f"{v:.{decimals}f}") if len(table) else "(empty)"
         return f"{self._title()}\n{body}"
 

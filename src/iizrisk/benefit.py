@@ -165,8 +165,10 @@ from scipy.stats import norm
 from sklearn.base import clone, is_classifier
 from threadpoolctl import threadpool_limits
 
+from ._checks import is_real, whole_number
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import or_english, text
+from ._time import _shown
 from .config import RANK_BY
 from .errors import ConfigError, ValidationError
 
@@ -522,8 +524,7 @@ class BenefitModel(ResultMixin):
 
         if self.learner not in ("dr", "t", "s"):
             raise ConfigError(f"learner must be 'dr', 't' or 's', got {self.learner!r}")
-        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int | np.integer) or self.n_folds < 2:
-            raise ConfigError(f"n_folds must be >= 2, got {self.n_folds!r}")
+        whole_number(self.n_folds, "n_folds", 2, example="5")
         rows = self._rows(table)
         self.covariates_ = self._covariates(rows)
         if not self.covariates_:
@@ -1326,9 +1327,8 @@ def evaluate_policies(model: BenefitModel, *, capacity: float = 0.05, high_band:
     """
     model._check_rows()
     for name, share in (("capacity", capacity), ("high_band", high_band)):
-        if isinstance(share, bool) or not isinstance(share, int | float | np.integer | np.floating) \
-                or not 0 < float(share) <= 1:
-            raise ConfigError(f"{name} must be a share in (0, 1], e.g. 0.05 for 5 %, got {share!r}")
+        if not is_real(share) or not 0 < float(share) <= 1:
+            raise ConfigError(f"{name} must be a share in (0, 1], e.g. 0.05 for 5 %, got {_shown(repr(share))}")
     alpha = model.alpha if alpha is None else alpha
     d = model.data_
     # each month's selection is made within each cross-fitting fold: a fold's rows are ranked by its own

@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 
 from . import _texts
-from .errors import ConfigError, ModelError
+from ._checks import whole_number
+from .errors import ModelError
 from .features import FeatureSpec, feature_specs
 
 __all__ = ["Explanation", "explain", "reason_codes", "global_importance", "feature_spec_of",
@@ -298,8 +299,7 @@ def global_importance(model, X: pd.DataFrame, *, sample: int = 2000, random_stat
         ``share`` (of the total mean absolute contribution) and ``description``
         in ``language``; sorted by importance.
     """
-    if isinstance(sample, bool | np.bool_) or not isinstance(sample, int | np.integer) or sample < 1:
-        raise ConfigError(f"sample must be a whole number of rows of at least 1 (default 2000), got {sample!r}")
+    whole_number(sample, "sample", 1, unit="rows", example="2000 (the default)")
     if len(X) > sample:
         X = X.sample(n=sample, random_state=random_state)
     ex = explain(model, X, n_jobs=n_jobs)

@@ -93,6 +93,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._checks import is_real, whole_number
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import colon, load_locale, swiss_number, text
 from ._time import _shown
@@ -662,19 +663,6 @@ def _text_table(header: list[str], rows: list[list[Any]], lang: str = "en", deci
 
 
 # --------------------------------------------------------------------------- checks of the inputs
-def _whole(value, name: str, low: int, example: str) -> int:
-    """``value`` as a whole number from ``low``: a bool, a fraction, nan or text is a ConfigError naming ``name``."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < low:
-        raise ConfigError(f"{name} must be a whole number from {low}, e.g. {example}; got {_shown(repr(value))}")
-    return int(value)
-
-
-def _real(value) -> bool:
-    """A finite real number (not a bool, not text)."""
-    return not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer | np.floating) \
-        and bool(np.isfinite(value))
-
-
 def _true_false(col: pd.Series, name: str, what: str) -> np.ndarray:
     """A column of true/false values (bool, nullable boolean, or numbers that are all 0 or 1) as bools.
 
@@ -855,11 +843,11 @@ class FairnessAudit(ResultMixin):
         unknown = [m for m in self.gap_metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"gap_metrics {unknown} unknown; choose from {METRICS}")
-        if not (_real(self.confidence) and 0 < self.confidence < 1):
+        if not (is_real(self.confidence) and 0 < self.confidence < 1):
             raise ConfigError(f"confidence must be a number between 0 and 1, e.g. 0.95; got {_shown(repr(self.confidence))}")
-        _whole(self.n_bootstrap, "n_bootstrap", 0, "500 (0: no intervals)")
+        whole_number(self.n_bootstrap, "n_bootstrap", 0, example="500 (0: no intervals)")
         check_min_cell_size(self.min_cell_size)
-        _whole(self.calibration_bins, "calibration_bins", 1, "5")
+        whole_number(self.calibration_bins, "calibration_bins", 1, example="5")
         rs = self.random_state
         if rs is not None and (isinstance(rs, bool | np.bool_) or not isinstance(
                 rs, int | np.integer | np.random.Generator | np.random.SeedSequence | np.random.BitGenerator)):
@@ -883,7 +871,7 @@ class FairnessAudit(ResultMixin):
         cap = self.capacity
         if cap is None:
             raise ValueError("give capacity (people flagged per as-of date) or flagged_column")
-        if not _real(cap) or cap <= 0:
+        if not is_real(cap) or cap <= 0:
             raise ValueError(f"capacity must be a positive number of people or a share in (0, 1), got {_shown(repr(cap))}")
         n = len(s)
         dates = (pd.factorize(data["as_of"])[0] if "as_of" in data.columns else np.zeros(n, dtype=np.int64))
@@ -1061,7 +1049,7 @@ class FairnessAudit(ResultMixin):
                 raise TypeError(f"rule must be a FairnessRule, got {type(self.rule).__name__}")
             return self.rule
         if self.max_gap is not None:
-            if not (_real(self.max_gap) and self.max_gap > 0):
+            if not (is_real(self.max_gap) and self.max_gap > 0):
                 raise ValueError(f"max_gap must be a number above 0, got {_shown(repr(self.max_gap))}")
             return FairnessRule.differences_only(float(self.max_gap), self.gap_metrics)
         return FairnessRule()

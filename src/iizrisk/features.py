@@ -92,6 +92,7 @@ from ._arrays import group_max as _group_max
 from ._arrays import order_by_person_start as _order_by_person_start
 from ._arrays import string_order
 from ._arrays import union_days as _union_days
+from ._checks import is_whole
 from ._time import OPEN_END
 from .config import MAX_MONTHS
 from .errors import ConfigError, ValidationError
@@ -293,8 +294,7 @@ def _window_months(value) -> tuple[int, ...]:
         Naming the value given and the rule.
     """
     values = list(np.atleast_1d(np.asarray(value, dtype=object))) if not isinstance(value, str) else [value]
-    if not values or not all(isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
-                             and 1 <= x <= MAX_MONTHS for x in values):
+    if not values or not all(is_whole(x) and 1 <= x <= MAX_MONTHS for x in values):
         raise ConfigError(f"window_months must be positive month counts: whole numbers of months from 1 to "
                           f"{MAX_MONTHS}, e.g. (6, 12, 24, 60); got {_time._shown(repr(value))}")
     return tuple(int(x) for x in values)

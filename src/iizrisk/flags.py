@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import _time
+from ._checks import whole_number
 from .config import MAX_MONTHS
 from .errors import ConfigError
 from .spells import Timeline, _check_gap, as_of_day, build_timeline, refuse_as_of_after_data
@@ -291,10 +292,7 @@ def compute_flags(spells_or_timeline, as_of, *, window_months: int = 24, transit
     1         b             0             False                     0
     """
     t = as_of_day(as_of)
-    if isinstance(window_months, bool) or not isinstance(window_months, int | np.integer) \
-            or not 1 <= window_months <= MAX_MONTHS:
-        raise ConfigError(f"window_months must be a whole number of months from 1 to {MAX_MONTHS}, got "
-                          f"{_time._shown(repr(window_months))}")
+    whole_number(window_months, "window_months", 1, MAX_MONTHS, unit="months", example="24")
     gap = _check_gap(transition_gap_days, "transition_gap_days")
     merge_gap = _check_gap(merge_gap_days, "merge_gap_days")
     if isinstance(spells_or_timeline, Timeline):

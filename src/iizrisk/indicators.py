@@ -82,6 +82,7 @@ import numpy as np
 import pandas as pd
 
 from . import _time
+from ._checks import is_whole
 from ._time import OPEN_END
 from .errors import ConfigError, ValidationError, withhold_long_numbers
 from .spells import (
@@ -128,8 +129,7 @@ NONE_ORIGIN = "(none)"
 
 # --------------------------------------------------------------------------- helpers
 def _year_bounds(year: int) -> tuple[int, int]:
-    if isinstance(year, bool | np.bool_) or not isinstance(year, int | np.integer) \
-            or not _time.EARLIEST_DATE.year <= year <= _time.LATEST_DATE.year:
+    if not is_whole(year) or not _time.EARLIEST_DATE.year <= year <= _time.LATEST_DATE.year:
         raise ConfigError(f"year must be a whole calendar year from {_time.EARLIEST_DATE.year} to "
                           f"{_time.LATEST_DATE.year}, e.g. 2024; got {_time._shown(str(year))} ({type(year).__name__})")
     return _time.day(f"{int(year):04d}-01-01"), _time.day(f"{int(year):04d}-12-31")

@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from . import _time
+from ._checks import whole_number
 from ._time import OPEN_END
 from .config import MAX_MONTHS
 from .errors import ConfigError, ValidationError, withhold_long_numbers
@@ -327,10 +328,8 @@ def pension_starts(spells: pd.DataFrame, tl: Timeline) -> tuple[np.ndarray, np.n
 def _check_horizon(horizon_months) -> None:
     """A horizon is a whole number of months from 1 to :data:`~iizrisk.config.MAX_MONTHS` (as the settings'
     ``[model] horizon_months``); anything else is a ConfigError."""
-    if isinstance(horizon_months, bool | np.bool_) or not isinstance(horizon_months, int | np.integer) \
-            or not 1 <= horizon_months <= MAX_MONTHS:
-        raise ConfigError(f"horizon_months must be a whole number of months from 1 to {MAX_MONTHS} (as "
-                          f"[model] horizon_months), got {_time._shown(repr(horizon_months))}")
+    whole_number(horizon_months, "horizon_months", 1, MAX_MONTHS, unit="months",
+                 example="12 (as [model] horizon_months)")
 
 
 def compute_outcome(spells: pd.DataFrame | Timeline, as_of=None, *, outcome: str = "revolving_door",

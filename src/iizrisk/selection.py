@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from . import _time
+from ._checks import is_real
 from ._progress import Steps
 from ._results import OutputFigure, OutputTable, ResultMixin
 from .config import refuse_ahv_numbers
@@ -225,7 +226,7 @@ class SelectionRule:
             raise ConfigError(f"[selection] metric = {self.metric!r}: choose one of {list(METRICS)}")
         for name in ("max_ece", "min_jaccard", "min_flag_ratio"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1):
+            if v is not None and (not is_real(v) or not 0 <= v <= 1):
                 raise ConfigError(f"[selection] {name} = {v!r}: a number from 0 to 1")
         if not isinstance(self.hold_last_split, bool):
             raise ConfigError(f"[selection] hold_last_split = {self.hold_last_split!r}: true or false")

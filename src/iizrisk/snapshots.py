@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, _time
+from ._checks import whole_number
 from ._progress import Steps
 from .errors import ConfigError, ValidationError
 from .features import PointInTimeFeatures
@@ -93,8 +94,7 @@ def person_bucket(ids, buckets: int) -> np.ndarray:
     >>> bool(person_bucket(["a", "b", "a"], 16)[2] == person_bucket(["a"], 16)[0])
     True
     """
-    if isinstance(buckets, bool) or not isinstance(buckets, int | np.integer) or not 1 <= buckets <= 4096:
-        raise ConfigError(f"buckets must be a whole number from 1 to 4096, got {buckets!r}")
+    whole_number(buckets, "buckets", 1, 4096, example="64")
     return (_hash(ids) % np.uint64(buckets)).astype(np.int64)
 
 
@@ -120,8 +120,7 @@ def sample_spells(spells: pd.DataFrame, max_persons: int) -> tuple[pd.DataFrame,
     persons for the same data, whatever the row order, and nested (a larger
     sample holds a smaller one).
     """
-    if isinstance(max_persons, bool) or not isinstance(max_persons, int | np.integer) or max_persons < 1:
-        raise ConfigError(f"max_persons must be a whole number >= 1, got {max_persons!r}")
+    whole_number(max_persons, "max_persons", 1, unit="persons", example="300000")
     n = int(spells["person_id"].nunique())
     if n <= max_persons:
         return spells, {"persons": n, "of_persons": n, "fraction": 1.0, "method": "all persons"}
@@ -299,8 +298,7 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
         versions, or a worker cannot see ``out``.
     """
     get_outcome(outcome)
-    if isinstance(jobs, bool) or not isinstance(jobs, int | np.integer) or not 1 <= jobs <= 256:
-        raise ConfigError(f"jobs must be a whole number from 1 to 256, got {jobs!r}")
+    whole_number(jobs, "jobs", 1, 256, unit="processes", example="2")
     if client is not None and jobs != 1:
         raise ConfigError("jobs is for processes on this machine; with a Dask client the cluster's workers "
                           "build the buckets (leave jobs at 1)")

@@ -61,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ._checks import is_whole
 from ._time import _shown
 from .errors import ConfigError
 
@@ -154,8 +155,7 @@ def check_min_cell_size(value, name: str = "min_cell_size") -> int:
     >>> check_min_cell_size(5)
     5
     """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
-            or not 0 <= value <= MAX_MIN_CELL_SIZE:
+    if not is_whole(value) or not 0 <= value <= MAX_MIN_CELL_SIZE:
         raise ConfigError(f"{name} must be a whole number of people from 0 (no suppression) to "
                           f"{MAX_MIN_CELL_SIZE:,}, e.g. 5 (as [privacy] min_cell_size); got {_shown(repr(value))}")
     return int(value)

@@ -65,6 +65,7 @@ import pandas as pd
 
 from .. import _time
 from .._arrays import matches
+from .._checks import is_real, whole_number
 from .._results import CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
 from ..config import MAX_MONTHS
@@ -167,26 +168,10 @@ def study_outcome_columns(outcomes, horizon_months: int) -> dict[str, str]:
     return out
 
 
-def _check_whole(value, name: str, low: int, high: int | None = None, *, none: bool = False) -> None:
-    """A whole number from ``low`` (to ``high``); a bool, a fraction, nan, inf or text is a ConfigError naming it."""
-    if value is None and none:
-        return
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < low \
-            or (high is not None and value > high):
-        span = f"from {low}" + (f" to {high}" if high is not None else "") + (" or None" if none else "")
-        raise ConfigError(f"{name} must be a whole number {span}; got {_time._shown(repr(value))}")
-
-
 def _check_seed(random_state) -> None:
     if random_state is not None and (isinstance(random_state, bool | np.bool_) or not isinstance(
             random_state, int | np.integer | np.random.Generator | np.random.SeedSequence | np.random.BitGenerator)):
         raise ConfigError(f"random_state must be a whole number (a seed) or None, got {_time._shown(repr(random_state))}")
-
-
-def _real(value) -> bool:
-    """A finite real number (not a bool, not text)."""
-    return not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer | np.floating) \
-        and bool(np.isfinite(value))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -443,13 +428,13 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
             raise ValidationError(f"{name}: required column(s) {miss} missing; found {list(df.columns)}")
     if covariate_view not in ("event", "recorded"):
         raise ValueError(f"covariate_view must be 'event' or 'recorded', got {covariate_view!r}")
-    _check_whole(controls_per_treated, "controls_per_treated", 1, none=True)
+    whole_number(controls_per_treated, "controls_per_treated", 1, none=True)
     _check_horizon(horizon_months)
-    _check_whole(exit_months, "exit_months", 1, MAX_MONTHS)
+    whole_number(exit_months, "exit_months", 1, MAX_MONTHS, unit="months")
     _check_seed(random_state)
     if episode_days is not None:
         if isinstance(episode_days, str) or not hasattr(episode_days, "__len__") or len(episode_days) != 2 \
-                or not all(_real(v) and float(v).is_integer() for v in episode_days) \
+                or not all(is_real(v) and float(v).is_integer() for v in episode_days) \
                 or not 0 <= int(episode_days[0]) <= int(episode_days[1]):
             raise ConfigError(f"episode_days must be (lo, hi) whole days with 0 <= lo <= hi, e.g. (14, 90); "
                               f"got {_time._shown(repr(episode_days))}")
@@ -848,17 +833,17 @@ class AssessmentStudy(ResultMixin):
         elif not callable(getattr(method, "fit", None)):
             raise ConfigError(f"method must be one of {sorted(_METHODS)} or an estimator with fit(), got "
                               f"{type(method).__name__}")
-        if self.caliper is not None and not (_real(self.caliper) and self.caliper >= 0):
+        if self.caliper is not None and not (is_real(self.caliper) and self.caliper >= 0):
             raise ConfigError(f"caliper must be a number >= 0 (standard deviations of the logit propensity score, "
                               f"e.g. 0.2) or None; got {_time._shown(repr(self.caliper))}")
-        if not (_real(self.followup_months) and self.followup_months > 0):
+        if not (is_real(self.followup_months) and self.followup_months > 0):
             raise ConfigError(f"followup_months must be a number of months above 0, e.g. 24; got "
                               f"{_time._shown(repr(self.followup_months))}")
-        if not (_real(self.alpha) and 0 < self.alpha < 1):
+        if not (is_real(self.alpha) and 0 < self.alpha < 1):
             raise ConfigError(f"alpha must be a number between 0 and 1, e.g. 0.05; got {_time._shown(repr(self.alpha))}")
-        _check_whole(self.n_bootstrap, "n_bootstrap", 0)
-        _check_whole(self.controls_per_treated, "controls_per_treated", 1, none=True)
-        _check_whole(self.exit_months, "exit_months", 1, MAX_MONTHS)
+        whole_number(self.n_bootstrap, "n_bootstrap", 0, example="500 (0: no intervals)")
+        whole_number(self.controls_per_treated, "controls_per_treated", 1, none=True)
+        whole_number(self.exit_months, "exit_months", 1, MAX_MONTHS, unit="months")
         _check_horizon(self.horizon_months)
         _check_seed(self.random_state)
         if self.match_within not in ("day", "month", "quarter", None):
