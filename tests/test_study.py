@@ -596,3 +596,35 @@ def test_cli_from_without_to_studies_up_to_the_data(small_study, tmp_path):
             "--bootstrap", "5", "--out", str(tmp_path / "out")]
     assert main(args) == 0
     assert (tmp_path / "out" / "estimates.csv").exists()
+
+
+def test_the_studys_written_plots_name_outcomes_and_covariates_by_their_rows(small_study):
+    """The tables written beside the plots carry the outcome and the covariate as a first column; the plots
+    took the row numbers as names: panels titled "0" and "1", the days registered drawn on a scale of
+    percentage points (x 100), and covariates "14", "19" in the balance plot and its verdict."""
+    import re
+
+    from iizrisk.evaluation._study import outcome_description
+
+    _, study = small_study
+    tables = study._output_tables(5)
+    figures = {f.name: f.figure for f in study._output_figures(tables, "en")}
+    est = tables[0].frame.set_index("outcome")
+    published = est.index[~est["suppressed"]].tolist()
+    panels = figures["estimates"].axes
+    assert [ax.get_title(loc="left") for ax in panels] == [
+        f"{outcome_description(code, 'en')} ({code})" for code in published]
+    days = panels[published.index("days_registered_next_12m")]
+    assert "days registered" in days.get_xlabel() and "percentage points" not in days.get_xlabel()
+    adjusted = [line.get_xdata() for line in days.get_lines() if len(line.get_xdata()) == 2
+                and list(line.get_ydata()) == [1, 1]]  # the adjusted interval, on the days' own scale
+    row = est.loc["days_registered_next_12m"]
+    assert [list(x) for x in adjusted] == [[pytest.approx(row["lower_95"]), pytest.approx(row["upper_95"])]]
+    codes = tables[1].frame.loc[~tables[1].frame["suppressed"], "covariate"].tolist()
+    ticks = [t.get_text() for t in figures["balance"].axes[0].get_yticklabels()]
+    assert len(ticks) == min(len(codes), 40) and not any(t.isdigit() for t in ticks)
+    words = {(study._covariate_description(c, "en") or c) for c in codes}
+    assert all(t.replace("\n", " ") in words or t.endswith("...") for t in ticks), ticks
+    verdict = " ".join(t.get_text() for t in figures["balance"].axes[0].texts)
+    assert not re.search(r"after [a-z -]+: \d+ \(", verdict), verdict
+    plt.close("all")

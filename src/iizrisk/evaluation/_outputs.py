@@ -16,7 +16,7 @@ The plots are drawn from these suppressed tables only.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -274,8 +274,11 @@ def plot_survival_table(tab: pd.DataFrame, *, ylabel: str, title: str, xlabel: s
 
 
 def draw_balance(ax, bal: pd.DataFrame, *, method: str, after: bool = True, max_covariates: int | None = 40,
-                 before_label: str = "before", after_label: str = "after"):
-    """Love plot of a balance table on ``ax``: title in words, the verdict on the SMD threshold below it."""
+                 before_label: str = "before", after_label: str = "after", labels: Callable[[str], str] | None = None):
+    """Love plot of a balance table on ``ax``: title in words, the verdict on the SMD threshold below it.
+
+    ``labels`` gives a covariate's name in words for its code (default: the code).
+    """
     b = bal[~bal["suppressed"]] if "suppressed" in bal else bal
     order = b["smd_before"].abs().sort_values()
     if max_covariates is not None:
@@ -287,7 +290,7 @@ def draw_balance(ax, bal: pd.DataFrame, *, method: str, after: bool = True, max_
     if after and b["smd_after"].notna().any():
         ax.scatter(b["smd_after"].abs(), y, color="C0", label=after_label)
     ax.axvline(SMD_THRESHOLD, color="grey", linestyle="--", linewidth=1)
-    ax.set_yticks(y, [str(i) for i in b.index])
+    ax.set_yticks(y, [_tick(str(i), labels) for i in b.index], fontsize="small" if labels else None)
     ax.set_xlabel("|standardised mean difference| (dashed: 0.1)")
     ax.set_title(f"Covariate balance, treated vs controls, before and after {method}", fontsize="medium")
     verdict = balance_verdict(bal, method) if after else (
@@ -303,18 +306,36 @@ def draw_balance(ax, bal: pd.DataFrame, *, method: str, after: bool = True, max_
     return ax
 
 
-def plot_balance_table(bal: pd.DataFrame, *, method: str, after: bool = True):
+def plot_balance_table(bal: pd.DataFrame, *, method: str, after: bool = True,
+                       labels: Callable[[str], str] | None = None):
     """The figure of :func:`draw_balance` for a suppressed balance table (the 40 most imbalanced before)."""
     plt = _pyplot()
     b = bal[~bal["suppressed"]]
     n = min(len(b), 40)
-    fig, ax = plt.subplots(figsize=(6.5, 2.0 + 0.22 * max(n, 1)))
-    draw_balance(ax, bal, method=method, after=after)
+    # covariates in words take two lines and room to the left of the axes
+    fig, ax = plt.subplots(figsize=(9.5 if labels else 6.5, 2.0 + (0.34 if labels else 0.22) * max(n, 1)))
+    draw_balance(ax, bal, method=method, after=after, labels=labels)
+    if labels:
+        fig.subplots_adjust(left=0.36, right=0.97)
     return fig
 
 
-def draw_estimates(axes, est: pd.DataFrame) -> None:
-    """Forest plot of a suppressed estimates table: one panel per outcome, each on its own scale, in words."""
+def _tick(code: str, labels: Callable[[str], str] | None, width: int = 48) -> str:
+    """An axis label: the code's name in words (at most two lines of ``width``), else the code."""
+    import textwrap
+
+    if labels is None:
+        return code
+    lines = textwrap.wrap(labels(code) or code, width)
+    return "\n".join(lines[:1] + [textwrap.shorten(" ".join(lines[1:]), width, placeholder=" ...")] if len(lines) > 1
+                     else lines)
+
+
+def draw_estimates(axes, est: pd.DataFrame, labels: Callable[[str], str] | None = None) -> None:
+    """Forest plot of a suppressed estimates table: one panel per outcome, each on its own scale, in words.
+
+    ``labels`` gives an outcome's name in words for its column (default: the column's name).
+    """
     e = est[~est["suppressed"]] if "suppressed" in est else est
     lo = [c for c in e.columns if c.startswith("lower_")][0]
     hi = [c for c in e.columns if c.startswith("upper_")][0]
@@ -333,15 +354,16 @@ def draw_estimates(axes, est: pd.DataFrame) -> None:
         ax.axvline(0, color="grey", linewidth=1)
         ax.set_yticks([0, 1], ["naive", "adjusted"])
         ax.set_ylim(-0.6, 1.6)
-        ax.set_title(str(name), fontsize="small", loc="left")
+        ax.set_title(str(name) if labels is None else f"{labels(str(name)) or name} ({name})", fontsize="small",
+                     loc="left")
         ax.set_xlabel(f"{label}; assessed minus comparison", fontsize="small")
 
 
-def plot_estimates_table(est: pd.DataFrame):
+def plot_estimates_table(est: pd.DataFrame, labels: Callable[[str], str] | None = None):
     """The figure of :func:`draw_estimates` (published rows only)."""
     plt = _pyplot()
     n = int((~est["suppressed"]).sum()) if "suppressed" in est else len(est)
     fig, axes = plt.subplots(n, 1, figsize=(6.5, 1.1 + 1.2 * max(n, 1)), squeeze=False)
-    draw_estimates(axes[:, 0], est)
+    draw_estimates(axes[:, 0], est, labels)
     fig.tight_layout()
     return fig

@@ -1282,6 +1282,9 @@ class AssessmentStudy(ResultMixin):
         )
 
         est, bal, surv = (t.frame for t in tables)
+        # the tables carry the outcome and the covariate as a first column: the plots name them by it
+        est = est.set_index("outcome") if "outcome" in est.columns else est
+        bal = bal.set_index("covariate") if "covariate" in bal.columns else bal
         figures = []
         if len(surv):
             fig = plot_survival_table(
@@ -1290,10 +1293,12 @@ class AssessmentStudy(ResultMixin):
             figures.append(OutputFigure("survival", fig, dpi=110))
         if len(bal):
             first = next(iter(self.estimators_.values()))
-            fig = plot_balance_table(bal, method=method_words(first), after=first._has_after_balance)
+            fig = plot_balance_table(bal, method=method_words(first), after=first._has_after_balance,
+                                     labels=lambda code: self._covariate_description(code, "en") or code)
             figures.append(OutputFigure("balance", fig, dpi=110))
         if len(est) and (~est["suppressed"]).any():
-            figures.append(OutputFigure("estimates", plot_estimates_table(est), dpi=110))
+            words = lambda code: outcome_description(code, "en") or code  # noqa: E731
+            figures.append(OutputFigure("estimates", plot_estimates_table(est, words), dpi=110))
         return figures
 
 
