@@ -837,3 +837,55 @@ def test_a_night_judges_the_latest_run_whose_horizon_has_passed_by_tonight(tmp_p
     assert prec["ALV"] == pytest.approx(1 / 4)  # p0's on T counts; p1's after T would count for a later run
     prevalence = real[real["name"] == "prevalence"]["value"].iloc[0]
     assert prevalence == pytest.approx(1 / 4)
+
+
+def _trends(nights, *, realised: bool, language: str = "de"):
+    from iizrisk.monitoring import MonitoringTrends, _row
+
+    rows = []
+    for i, night in enumerate(nights):
+        rows += [_row("drift", "current_days_alv", 0.004 + 0.001 * i, run_as_of=night),
+                 _row("score", "score_psi", 0.001, run_as_of=night),
+                 _row("expected", "expected_precision", 0.36 - 0.001 * i, institution="all", run_as_of=night)]
+        rows += [_row("realised", "realised_precision", 0.3, institution="all", run_as_of=night)] if realised else []
+        rows += [_row("churn", "jaccard", 0.8, institution="ALV", run_as_of=night)] if i else []  # none on night 1
+    table = pd.DataFrame(rows, columns=list(COLUMNS)).astype({"run_as_of": "datetime64[s]"})
+    table["as_of"] = table["run_as_of"]
+    return MonitoringTrends(table, language=language)
+
+
+@pytest.mark.parametrize("n_nights", [1, 2, 6, 7, 40, 400])
+def test_monitoring_plots_are_readable_on_any_number_of_nights(n_nights):
+    """Two nights a week apart were drawn with a tick on every day between them (the dates ran into one
+    another), a night without a value (the first night's churn) was left off the axis, shares were zoomed
+    to their few thousandths (0.35 to 0.36 looked like a fall), and an empty line sat in the legend."""
+    import matplotlib.dates
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from iizrisk._texts import text
+    from iizrisk.tables import header
+
+    nights = pd.date_range("2025-12-31", periods=n_nights, freq="7D")
+    trends = _trends(nights, realised=False)
+    for what in ("drift", "precision", "churn"):
+        ax = trends.plot(what=what)
+        canvas = FigureCanvasAgg(ax.figure)  # the written PNG's renderer
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+        assert 1 <= len(boxes) <= 8, (what, len(boxes))
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), what
+        lo, hi = ax.get_xlim()
+        days = matplotlib.dates.date2num(nights.to_pydatetime())
+        assert lo < days.min() and days.max() < hi  # every night on the axis, with or without a value
+        bottom, top = ax.get_ylim()
+        assert bottom == 0 and (top >= 1 if what != "drift" else top >= 0.1)
+        labels = ax.get_legend_handles_labels()[1]
+        if what == "precision":
+            assert labels == [header("expected_precision", "de"),
+                              f"{header('realised_precision', 'de')} {text('monitor.plot_no_values', 'de')}"]
+        else:  # the first night has no list before it: no churn yet
+            none_yet = what == "churn" and n_nights == 1
+            assert any(text("monitor.plot_no_values", "de") in label for label in labels) == none_yet
+    with_values = _trends(nights, realised=True).plot(what="precision")
+    assert text("monitor.plot_no_values", "de") not in " ".join(with_values.get_legend_handles_labels()[1])

@@ -950,6 +950,7 @@ class MonitoringTrends(ResultMixin):
     def plot(self, ax=None, *, what: str = "drift", language: str | None = None):
         """``drift`` (largest feature PSI and risk PSI), ``precision`` (expected vs realised) or ``churn``;
         titles and legends in ``language`` (default the result's)."""
+        from .plots import _tidy
         from .tables import header
 
         lang = language or self.language
@@ -957,14 +958,32 @@ class MonitoringTrends(ResultMixin):
             from matplotlib.figure import Figure
 
             ax = Figure(figsize=(7, 3.2)).subplots()
+
         s = self.summary
         cols = {"drift": ["max_feature_psi", "score_psi"], "precision": ["expected_precision", "realised_precision"],
                 "churn": ["min_list_jaccard"]}[what]
+        nights = pd.to_datetime(s.index)
         for c in cols:
-            v = s[c].astype(float)
-            ax.plot(pd.to_datetime(s.index), v.to_numpy(), marker="o", ms=2, label=header(c, lang))
-        ax.set_title(text(f"monitor.plot_{what}", lang))
+            v = s[c].astype(float).to_numpy()
+            label = header(c, lang) + ("" if np.isfinite(v).any() else " " + text("monitor.plot_no_values", lang))
+            ax.plot(nights, v, marker="o", ms=3, label=label, clip_on=False)
+        # precision and the Jaccard index are shares: on their whole range, so that a small change looks small;
+        # a PSI from 0 (no drift) to at least 0.1, where drift is commonly called moderate (the default warning)
+        if what == "drift":
+            top = float(np.nanmax(s[cols].astype(float).to_numpy(), initial=0.0))
+            ax.set_ylim(0, max(0.1, 1.1 * top))
+        else:
+            ax.set_ylim(0, 1.02)
+        # at most six nights ticked, each with its date (the default ticked every day between two nights a week
+        # apart, and their dates ran into one another)
+        ticked = nights[::max(1, -(-len(nights) // 6))]
+        ax.set_xticks(ticked, [d.strftime("%Y-%m-%d") for d in ticked], fontsize="small")
+        if len(nights):  # every night on the axis, also those without a value (the first night has no churn)
+            pad = max(pd.Timedelta(days=1), (nights.max() - nights.min()) * 0.05)
+            ax.set_xlim(nights.min() - pad, nights.max() + pad)
+        ax.set_title(text(f"monitor.plot_{what}", lang), fontsize="medium")
         ax.legend(frameon=False, fontsize=8)
+        _tidy(ax)
         return ax
 
     def _output_tables(self, k: int) -> list[OutputTable]:
