@@ -976,7 +976,7 @@ def test_disability_proxy_equals_a_per_person_loop(data, as_of, months):
 
 
 def test_disability_proxy_at_the_edges_of_the_look_back():
-    """T 2024-06-30, 60 months: the window starts on 2019-07-01 (DOMAIN.md: T minus W months plus one day)."""
+    """T 2024-06-30, 60 months: the window starts on 2019-07-01 (docs/domain.md: T minus W months plus one day)."""
     from iizrisk.fairness import disability_proxy
     from iizrisk.spells import build_timeline
 

@@ -1,7 +1,7 @@
 """Point-in-time features: fast vectorised code against a slow per-person reference.
 
 The reference works on the raw rows with plain Python loops, straight from
-DOMAIN.md section 5 (point-in-time view, merging, windows, transitions,
+docs/domain.md section 5 (point-in-time view, merging, windows, transitions,
 re-entries, BFS revolving door); it shares no code with the library except
 the calendar helper it checks separately.
 """

@@ -1,6 +1,6 @@
 """Flags at an as-of date, transitions and re-entries, and ``iizrisk flags``.
 
-A slow reference written from DOMAIN.md section 5 (plain loops over one
+A slow reference written from docs/domain.md section 5 (plain loops over one
 person's spells, as built by the reference in ``test_spells``) is compared
 with the vectorised implementation on random rows; property tests show that
 nothing after the as-of date changes a flag at the as-of date.

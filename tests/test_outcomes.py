@@ -1,4 +1,4 @@
-"""Outcomes against a per-person reference written from DOMAIN.md section 5."""
+"""Outcomes against a per-person reference written from docs/domain.md section 5."""
 
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ def test_a_re_entry_that_is_no_transition_is_a_new_spell_of_the_revolving_door()
 @given(rows=spell_rows(max_persons=4, max_rows=12, span=1500), data=st.data())
 def test_with_as_of_dates_the_labelled_are_the_people_with_a_spell_open_at_t(rows, data):
     """Who is labelled at T: a merged spell starting on or before T that ends after T or not at all
-    (a spell ending on T is closed at T, DOMAIN.md section 5)."""
+    (a spell ending on T is closed at T, docs/domain.md section 5)."""
     t = data.draw(near([r["end_date"] for r in rows], st.integers(0, 1500).map(D)), label="as_of")
     df = to_frame(rows).drop(columns="recorded_date")
     rows = [dict(r, recorded_date=None) for r in rows]
@@ -300,7 +300,7 @@ def test_disintegration_events():
 ])
 def test_sh_reaches_twelve_months_on_the_day_before_the_anniversary(end, as_of, h, want):
     """An SH spell from 2022-06-01 reaches 12 months' duration on 2023-05-31 (add_months(start, 12) - 1:
-    the 12 months ending 2023-05-31 start on 2022-06-01, DOMAIN.md's windows), if it lasts until then."""
+    the 12 months ending 2023-05-31 start on 2022-06-01, docs/domain.md's windows), if it lasts until then."""
     rows = _rows(("b", "SH", dt.date(2022, 6, 1), None if end is None else dt.date.fromisoformat(end),
                   None if end is None else "other"))
     pairs = pd.DataFrame({"person_id": ["b"], "as_of": pd.to_datetime([as_of])})

@@ -1,6 +1,6 @@
 """Privacy: the disclosure policy of the worklists, and no raw identifier anywhere.
 
-DOMAIN.md section 6: each institution sees only its own case ids; other
+docs/domain.md section 6: each institution sees only its own case ids; other
 institutions appear as a count unless the disclosure policy names them; the
 published worklists hold no pseudonyms; input holding AHV numbers is refused
 and no output, log or message ever shows one.

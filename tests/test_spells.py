@@ -1,7 +1,7 @@
 """Spells: merging, the point-in-time view and the BFS monthly mode.
 
 The fast implementation is compared with a slow reference written straight
-from DOMAIN.md section 5: each row is expanded to the set of days it
+from docs/domain.md section 5: each row is expanded to the set of days it
 registers, spells are the runs of registered days (runs separated by at most
 the merge gap are joined), and a spell is open at T when a row in it ends
 after T or has no end.

@@ -72,7 +72,7 @@ def test_lists_have_the_same_length_in_every_language():
             assert {len(CATALOGUES[lang][key]) for lang in LANGUAGES} == {len(value)}, key
 
 
-#: the person's consent to a data exchange between institutions (DOMAIN.md section 6): Art. 35a of the
+#: the person's consent to a data exchange between institutions (docs/domain.md section 6): Art. 35a of the
 #: employment services act (AVG, French LSE, Italian LC) and Art. 32 ATSG (French and Italian LPGA); and the
 #: limits on automated decisions (nDSG Art. 21, GDPR Art. 22)
 CONSENT_LAW = {"de": "(Art. 35a AVG, Art. 32 ATSG)", "fr": "(art. 35a LSE, art. 32 LPGA)",

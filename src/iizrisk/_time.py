@@ -106,7 +106,7 @@ def add_months(days, months) -> np.ndarray:
 def window_start(as_of, months: int) -> np.ndarray:
     """First day of the window of ``months`` calendar months ending at ``as_of``.
 
-    DOMAIN.md: the window covers T minus W months plus one day up to T
+    docs/domain.md: the window covers T minus W months plus one day up to T
     (24 months ending 2024-06-30 start on 2022-07-01).
 
     Examples

@@ -3,7 +3,7 @@
 Coordinators hold a case number, not a pseudonym. :func:`case_lookup` (and
 ``iizrisk case CONFIG --institution ALV --case-id RAV-123``) finds the person
 among the cases *of that institution only* and shows, under the deployment's
-disclosure policy (DOMAIN.md section 6):
+disclosure policy (docs/domain.md section 6):
 
 * the timeline: the person's spells at this institution (with its case
   numbers) and at the institutions whose involvement may be named

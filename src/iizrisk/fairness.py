@@ -1,6 +1,6 @@
 """Fairness audit: how the risk model treats groups of people, on a scored and labelled period.
 
-DOMAIN.md section 7: protected attributes (sex, nationality group; a
+docs/domain.md section 7: protected attributes (sex, nationality group; a
 deployment may add more) are not model inputs by default; they are used to
 *audit* the model. An audit looks at one as-of date T whose horizon is
 observed: everyone scored at T, their risk, whether they would have been
@@ -45,7 +45,7 @@ processed in blocks. Who is flagged is kept fixed (the flags of the
 observed period), so the intervals describe the sampling variation of the
 people, given the worklist policy.
 
-Disclosure control (DOMAIN.md section 6): every table and plot that leaves
+Disclosure control (docs/domain.md section 6): every table and plot that leaves
 the system goes through :func:`iizrisk.suppression.protect_cells`. Each
 group row is a 2 x 2 table (flagged or not, outcome or not) with its
 margins; the cells of the groups of an attribute add up to the overall row,

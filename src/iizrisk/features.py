@@ -1,7 +1,7 @@
 """Point-in-time features: what was known about a person on the evening of the as-of date.
 
 Every feature at as-of date T is computed from
-``build_timeline(spells, as_of=T)`` (DOMAIN.md section 5): rows starting or
+``build_timeline(spells, as_of=T)`` (docs/domain.md section 5): rows starting or
 recorded after T are not there, ends after T are open, exit reasons of open
 spells are unknown. Interventions count only when dated on or before T. So a
 feature at T cannot see the future *by construction*; the tests also check it
@@ -14,7 +14,7 @@ unit and a description in German, French, Italian and English):
   :func:`iizrisk.flags.compute_flags`): registered at each institution, number of
   institutions, duration of the current ALV, IV and SH registrations, days
   since the latest registration;
-* **history** over windows of 6, 12, 24 and 60 months ending at T (DOMAIN.md
+* **history** over windows of 6, 12, 24 and 60 months ending at T (docs/domain.md
   windows): spells started, distinct institutions, days registered at any
   institution, transitions and re-entries started in the window
   (:func:`iizrisk.flags.transition_mask`, :func:`iizrisk.flags.reentry_mask`);
@@ -30,7 +30,7 @@ unit and a description in German, French, Italian and English):
 * **earlier interventions** (dated <= T): joint assessments, days since
   the last one, interventions over 12 months.
 
-**Features expire** (DOMAIN.md section 10: "ever-in" features never
+**Features expire** (docs/domain.md section 10: "ever-in" features never
 forget). Nothing older than ``max_lookback_months`` (default 60) before T is
 used: spells that ended before the look-back window are dropped before any
 feature, transition or re-entry is computed; durations and days since a
@@ -583,7 +583,7 @@ class PointInTimeFeatures(TransformerMixin, BaseEstimator):
         Window of the BFS revolving-door flag and profile, and of the days per
         institution.
     merge_gap_days : int, default 0
-        Merge gap for spells (DOMAIN.md section 5).
+        Merge gap for spells (docs/domain.md section 5).
     transition_gap_days : int, default 90
         Largest gap between the end of a spell and the start of a spell at
         another institution that still counts as a transition.

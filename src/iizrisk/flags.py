@@ -1,6 +1,6 @@
 """Flags at an as-of date: multi-registration, transitions, re-entries, revolving door.
 
-Definitions (DOMAIN.md section 5), all at as-of date T on the point-in-time
+Definitions (docs/domain.md section 5), all at as-of date T on the point-in-time
 view of the spells, and over a window of W calendar months ending at T
 (default 24; the window starts on T minus W months plus one day):
 
@@ -164,7 +164,7 @@ def transition_mask(tl: Timeline, *, gap_days: int = 90) -> np.ndarray:
 
     A spell at institution B is a transition when it starts while a spell of
     the same person at another institution A, started strictly earlier, is
-    open, or at most ``gap_days`` days after such a spell ended (DOMAIN.md
+    open, or at most ``gap_days`` days after such a spell ended (docs/domain.md
     section 5). Spells starting on the same day are not transitions of each
     other. On a point-in-time timeline the answer for every spell is decided
     at its as-of date.
@@ -206,7 +206,7 @@ def reentry_mask(tl: Timeline) -> np.ndarray:
     """Per merged spell of ``tl``: is it a re-entry?
 
     A re-entry starts after an earlier merged spell of the same person at the
-    same institution (DOMAIN.md section 5): every spell but the first of its
+    same institution (docs/domain.md section 5): every spell but the first of its
     person and institution.
 
     Parameters

@@ -2,7 +2,7 @@
 
 The Swiss Federal Statistical Office (BFS) describes how people move through
 unemployment insurance (ALV), disability insurance (IV) and social
-assistance (SH) -- the "systems" -- with a handful of indicators (DOMAIN.md
+assistance (SH) -- the "systems" -- with a handful of indicators (docs/domain.md
 section 8). This module computes the same indicators on any canonical spells,
 so that a canton can compare its own data with the national figures and the
 synthetic population can be calibrated against them (one implementation of
@@ -45,7 +45,7 @@ re-entry (:func:`reentry`)
     ``months`` (6, 12) when their next spell at X starts no later than the
     end day plus ``months`` calendar months.
 transitions (:func:`transition_matrix`)
-    DOMAIN.md section 5: a spell at B starting in ``Y`` is a transition from A
+    docs/domain.md section 5: a spell at B starting in ``Y`` is a transition from A
     (another institution) when a spell at A started strictly earlier and is
     open on B's start day or ended at most ``gap_days`` (90) days before it.
     Each (B spell, A) pair counts once; spells at B without such an origin are
@@ -616,7 +616,7 @@ def transition_matrix(spells, year: int, *, gap_days: int = 90, institutions: Se
     year : int
     gap_days : int, default 90
         A spell at B starting at most this many days after a spell at A ended
-        is a transition from A (DOMAIN.md section 5).
+        is a transition from A (docs/domain.md section 5).
     institutions : sequence of str, optional
         Institutions to show (default: every institution with a spell).
     monthly : bool, default False

@@ -2,7 +2,7 @@
 
 A model card is written at training time next to the model (Markdown, one
 self-contained HTML page and JSON) and again after an audit. It is the
-document a data-protection officer reads (DOMAIN.md sections 2, 6 and 7):
+document a data-protection officer reads (docs/domain.md sections 2, 6 and 7):
 
 * **intended use** -- a hint that triggers a human review, never an automated
   decision about a person (nDSG Art. 21, GDPR Art. 22), and what the model

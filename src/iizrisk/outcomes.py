@@ -1,6 +1,6 @@
 """Outcomes: what a risk model predicts, computed from the full (future) data.
 
-DOMAIN.md section 5 defines two outcomes at as-of date T with horizon H
+docs/domain.md section 5 defines two outcomes at as-of date T with horizon H
 (default 12 months); both look at the days T+1 ... T+H only, where T+H is T
 plus H calendar months (:func:`iizrisk._time.add_months`):
 
@@ -194,7 +194,7 @@ _SUBSET_SHARE = 0.25
 def revolving_door_outcome(tl: Timeline, person_codes, as_of_days, horizon_months: int, *,
                            transition_gap_days: int = 90, window_months: int = 24,
                            **options) -> np.ndarray:
-    """Revolving door within the horizon (DOMAIN.md section 5).
+    """Revolving door within the horizon (docs/domain.md section 5).
 
     True when within T+1 ... T+H the person starts a new spell that is a
     transition or a re-entry, and the ``window_months`` (24) months ending at
@@ -264,7 +264,7 @@ def _any_event(ev_person: np.ndarray, ev_day: np.ndarray, person_codes: np.ndarr
 def disintegration_outcome(tl: Timeline, person_codes, as_of_days, horizon_months: int, *,
                            pension_starts: tuple[np.ndarray, np.ndarray] | None = None,
                            sh_months: int = 12, **options) -> np.ndarray:
-    """Long-term dependency within the horizon (DOMAIN.md section 5).
+    """Long-term dependency within the horizon (docs/domain.md section 5).
 
     True when within T+1 ... T+H an ALV spell ends with ``benefit_exhausted``,
     an IV pension starts, or an SH spell reaches ``sh_months`` (12) months'

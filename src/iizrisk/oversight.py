@@ -1,4 +1,4 @@
-"""Oversight: figures that show whether a human decides (DOMAIN.md section 10).
+"""Oversight: figures that show whether a human decides (docs/domain.md section 10).
 
 A court asks whether coordinators review the lists, decide, and sometimes
 depart from the score (Austria's AMS case). :func:`oversight` answers from the

@@ -5,7 +5,7 @@ returns the matplotlib ``Axes`` it drew on, so plots compose into subplots
 and can be restyled afterwards (lifelines style). Data preparation is
 vectorised (sorts, ``bincount``, ``searchsorted``); nothing loops over people.
 
-Disclosure control (DOMAIN.md section 6): plots that show *counts of people*
+Disclosure control (docs/domain.md section 6): plots that show *counts of people*
 and may leave the system -- transitions between institutions, registrations
 per month, the risk distribution -- pass their counts through
 :mod:`iizrisk.suppression` (``min_cell_size``, default 5; 0 switches it off
@@ -174,7 +174,7 @@ def plot_transitions(data: pd.DataFrame, year: int | None = None, *, value: str 
         case-sensitive: ``"ALV"``).
     gap_days : int, default 90
         A spell at B starting at most this many days after a spell at A ended
-        counts as a transition (DOMAIN.md section 5).
+        counts as a transition (docs/domain.md section 5).
     entries : bool, default False
         Also show a row "(none)": spells without an origin (entries).
     min_cell_size : int, default 5

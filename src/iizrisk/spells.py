@@ -1,7 +1,7 @@
 """Spells: merged registration periods, the point-in-time view and the BFS monthly mode.
 
 Rows of one person at one institution that overlap or touch are one spell
-(DOMAIN.md section 5); a gap of at least one day starts a new spell unless a
+(docs/domain.md section 5); a gap of at least one day starts a new spell unless a
 merge gap is set. The *point-in-time view at as-of date T* keeps the rows
 with ``start_date <= T``; ``recorded_date`` (the day the row, or its end,
 became known) leaves out open rows recorded after T and makes closed rows
@@ -274,7 +274,7 @@ class Timeline:
     def group_first(self) -> np.ndarray:
         """Boolean mask of the first spell of each person at each institution.
 
-        Every other spell is a re-entry (DOMAIN.md section 5).
+        Every other spell is a re-entry (docs/domain.md section 5).
         """
         first = np.ones(len(self), dtype=bool)
         if len(self) > 1:
@@ -561,7 +561,7 @@ def point_in_time(spells: pd.DataFrame, as_of) -> pd.DataFrame:
 def _recorded_view(keep: np.ndarray, rec: np.ndarray, end: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``recorded_date`` at T: which rows are known, and which of them have an unknown end.
 
-    ``recorded_date`` is the day the row, or its end, became known (DOMAIN.md
+    ``recorded_date`` is the day the row, or its end, became known (docs/domain.md
     section 4). An open row recorded after T was not known at T: left out. A
     closed row recorded after T is the record of its end: at T the spell was
     known and still open, so it stays, with its end (and exit reason) unknown.

@@ -1,7 +1,7 @@
 """Small-cell suppression: the one disclosure-control helper for every aggregate.
 
 Aggregates that leave the system (tables, plots, reports) must not show
-cells with fewer than ``k`` people (DOMAIN.md section 6; default 5,
+cells with fewer than ``k`` people (docs/domain.md section 6; default 5,
 ``[privacy] min_cell_size``). Hiding the small cells alone is not enough when
 a total is published or can be computed: *total minus the published others*
 would give the hidden cell back. This module therefore applies

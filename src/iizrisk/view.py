@@ -50,7 +50,7 @@ __all__ = ["Definitions", "View"]
 
 @dataclass(frozen=True)
 class Definitions:
-    """The rules' parameters, shared by the flags and the features (DOMAIN.md section 5).
+    """The rules' parameters, shared by the flags and the features (docs/domain.md section 5).
 
     Parameters
     ----------

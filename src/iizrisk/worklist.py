@@ -5,7 +5,7 @@ as-of date, ranked by risk, cut at the institution's capacity. Each row
 carries only that institution's own case ids, the person's flags, the risk
 band and the reasons in the institution's language. Other institutions
 involved appear as a count, and by name only where the disclosure policy
-allows it (DOMAIN.md section 6). People with a joint assessment in the last
+allows it (docs/domain.md section 6). People with a joint assessment in the last
 months are left off (counted). Every worklist states that it is a hint for
 a human review, not a decision.
 

@@ -21,7 +21,7 @@ column codes).
 
 The files are written by :meth:`iizrisk.evaluation.AssessmentStudy.to_dir`
 (the result protocol of :mod:`iizrisk._results`). Disclosure control
-(DOMAIN.md section 6, :mod:`iizrisk.suppression`): every
+(docs/domain.md section 6, :mod:`iizrisk.suppression`): every
 count of people between 1 and ``k - 1`` (default ``k = 5``) is hidden, and so is
 everything computed from it: an outcome row whose group sizes or (for 0/1
 outcomes) numbers of people with and without the outcome are small; a

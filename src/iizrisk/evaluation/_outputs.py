@@ -1,6 +1,6 @@
 """Published outputs of the evaluation: suppressed tables, their plots, the words for the axes.
 
-Disclosure control (DOMAIN.md section 6, :mod:`iizrisk.suppression`): every
+Disclosure control (docs/domain.md section 6, :mod:`iizrisk.suppression`): every
 count of people between 1 and ``k - 1`` is hidden, and so is everything
 computed from it: an outcome row whose group sizes or (for 0/1 outcomes)
 numbers of people with and without the outcome are small; a covariate whose

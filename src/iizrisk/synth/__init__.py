@@ -5,7 +5,7 @@
 (BB), career guidance (BSLB), migrant integration (MIG) and accident and
 sickness daily allowances (UV, KTG), joint assessments (IIZ interventions)
 with a known true effect, and the truth behind both. With the Swiss defaults
-(:class:`SwissDefaults`) the spells reproduce the BFS figures of DOMAIN.md
+(:class:`SwissDefaults`) the spells reproduce the BFS figures of docs/domain.md
 section 8; :func:`calibration_report` shows how closely, computed with
 :mod:`iizrisk.indicators` (the code a researcher runs on real data).
 
@@ -117,7 +117,7 @@ draws are a hash of seed, person, episode and purpose), so their lives are
 identical up to the assessment and differ only through the effect
 afterwards. ``truth`` holds, for each assessed person, both outcomes:
 
-* ``rd_12m`` / ``rd_12m_cf``: the revolving-door outcome of DOMAIN.md
+* ``rd_12m`` / ``rd_12m_cf``: the revolving-door outcome of docs/domain.md
   section 5 at T = the assessment day, horizon 12 months (a new transition or
   re-entry within T+1..T+12 months and the BFS revolving-door definition over
   all institutions in the 24 months ending at T+12 months), with and without

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 
 __all__ = ["CALIBRATION_TARGETS", "calibration_report"]
 
-#: DOMAIN.md section 8: (indicator, figure, target share, tolerance in percentage points).
+#: docs/domain.md section 8: (indicator, figure, target share, tolerance in percentage points).
 CALIBRATION_TARGETS: tuple[tuple[str, str, float, float], ...] = (
     ("combinations", "ALV only", 0.437, 2.0),
     ("combinations", "IV only", 0.307, 2.0),
@@ -42,7 +42,7 @@ def _default_year(start: str, end: str) -> int:
 
 
 def calibration_report(population, year: int | None = None, *, monthly: bool = True) -> pd.DataFrame:
-    """Target and simulated value of every BFS figure of DOMAIN.md section 8.
+    """Target and simulated value of every BFS figure of docs/domain.md section 8.
 
     The figures are computed with :mod:`iizrisk.indicators` (the same code a
     researcher uses on real data), by default in the BFS monthly mode.

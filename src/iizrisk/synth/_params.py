@@ -43,7 +43,7 @@ def _d(**kw) -> Any:
 class SwissDefaults:
     """All parameters of :func:`iizrisk.synth.generate`, with Swiss defaults.
 
-    The defaults are calibrated so that the BFS figures of DOMAIN.md section 8
+    The defaults are calibrated so that the BFS figures of docs/domain.md section 8
     are reproduced (see :func:`iizrisk.synth.calibration_report`). Change any
     of them with ``generate(..., params={"name": value})`` or
     :func:`dataclasses.replace`; dict-valued parameters are replaced whole

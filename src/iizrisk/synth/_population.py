@@ -250,7 +250,7 @@ def _outcomes(rows: dict[str, np.ndarray], who: np.ndarray, as_of: np.ndarray, *
               window_months: int = 24, gap_days: int = 90, count_months: int = 24) -> tuple[np.ndarray, np.ndarray]:
     """Per (person, as-of day): the revolving-door outcome and the number of new ALV/IV/SH spells.
 
-    Revolving door (DOMAIN.md section 5, as :mod:`iizrisk.outcomes`): within
+    Revolving door (docs/domain.md section 5, as :mod:`iizrisk.outcomes`): within
     T+1 ... T+H a new spell that is a transition or a re-entry starts, and the
     ``window_months`` ending at T+H meet the BFS definition (spells at >= 2
     institutions, >= 2 separate spells at one of them). New spells: merged ALV,
