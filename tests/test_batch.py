@@ -593,6 +593,18 @@ def test_protected_attributes_the_data_lack_are_said_not_judged(tmp_path, random
     assert "fairness check: sex, nationality_group not in the data" in (result.folder / "run.log").read_text()
 
 
+def test_the_stages_named_are_the_stages_run(tmp_path, random_spells, trained, caplog):
+    """STAGES (the progress bar's steps and the names IIZRISK_FAULT_AT takes) lacked "fairness": 15 stages ran
+    against 14 steps, and a fault could not be placed at the fairness stage."""
+    from iizrisk.batch import STAGES
+
+    cfg = deployment(tmp_path, random_spells, trained)
+    with caplog.at_level("INFO", logger="iizrisk"):
+        run_nightly(cfg, as_of=AS_OF, progress=False)
+    ran = [r.getMessage().removeprefix("stage ") for r in caplog.records if r.getMessage().startswith("stage ")]
+    assert tuple(ran) == STAGES
+
+
 def test_a_crash_between_publishing_and_history_is_repaired(tmp_path, random_spells, trained, monkeypatch):
     cfg = deployment(tmp_path, random_spells, trained)
     real = HistoryStore.write

@@ -100,8 +100,8 @@ __all__ = ["RunResult", "RunLock", "run_nightly", "check_run", "STAGES"]
 
 logger = logging.getLogger("iizrisk")
 
-STAGES = ("ingest", "timeline", "flags", "model", "reviews", "score", "benefit", "worklists", "explain", "monitor",
-          "health", "write", "publish", "history")
+STAGES = ("ingest", "timeline", "flags", "model", "reviews", "score", "benefit", "worklists", "explain", "fairness",
+          "monitor", "health", "write", "publish", "history")
 _FAULT_ENV = "IIZRISK_FAULT_AT"  # testing hook: SIGKILL the process when this stage starts
 
 
