@@ -444,6 +444,9 @@ def test_a_failed_gate_publishes_nothing_unless_forced(tmp_path, random_spells, 
     assert "min_persons_scored" in err and "fix:" in err
     assert not (tmp_path / "runs" / AS_OF).exists() and not HistoryStore(tmp_path / "history").as_of_dates()
     assert main(["run", str(cfg), "--as-of", AS_OF, "--force", "--reason", "test canton, few people"]) == 0
+    out = capsys.readouterr().out  # said once, and not contradicted ("nothing is published", "may publish anyway")
+    assert "published anyway with --force" in out and "nothing is published" not in out
+    assert "--force --reason" not in out and out.count("published ") == 2
     manifest = json.loads((tmp_path / "runs" / AS_OF / "manifest.json").read_text())
     assert manifest["health"]["gates"] == "forced"
     assert manifest["health"]["forced"]["reason"] == "test canton, few people"
@@ -1138,6 +1141,8 @@ def test_a_night_with_nobody_to_score_fails_its_gate_and_publishes_nothing(tmp_p
         assert main(["run", str(cfg), "--as-of", as_of, *forced]) == 1
         err = capsys.readouterr().err
         assert "min_persons_scored" in err and "internal error" not in err, err[-2000:]
+        # forcing cannot publish a night that scored nobody: the report does not offer it
+        assert ("may publish anyway" in err) == (not forced), err[-2000:]
     assert not (tmp_path / "runs" / as_of).exists()
 
 

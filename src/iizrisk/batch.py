@@ -681,8 +681,9 @@ class _Night:
                               report)
         if self.facts.persons_scored == 0:  # --force overrides a judgement, never an empty night
             raise HealthError("run health: nobody was scored, so there is nothing to publish, also with --force "
-                              "(min_persons_scored); check the exports and the as-of date", report)
-        return report
+                              "(min_persons_scored); check the exports and the as-of date",
+                              dataclasses.replace(report, outcome="empty"))
+        return dataclasses.replace(report, outcome="forced") if force else report
 
     def monitoring_warnings(self) -> list[str]:
         from .monitoring import warnings_of

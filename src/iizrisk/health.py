@@ -50,9 +50,15 @@ class GateFailure:
 
 @dataclass
 class HealthReport:
-    """The verdict of every gate on one run."""
+    """The verdict of every gate on one run.
+
+    ``outcome`` says what became of the run, for :meth:`to_text`: ``"refused"`` (nothing is published; an
+    operator may force it), ``"forced"`` (published anyway with ``--force``) or ``"empty"`` (nobody was
+    scored: nothing to publish, not even with ``--force``).
+    """
 
     failures: list[GateFailure] = field(default_factory=list)
+    outcome: str = "refused"
 
     @property
     def ok(self) -> bool:
@@ -61,10 +67,13 @@ class HealthReport:
     def to_text(self) -> str:
         if self.ok:
             return "run health: every gate passed"
-        lines = [f"run health: {len(self.failures)} gate(s) failed; nothing is published"]
+        what = {"refused": "nothing is published", "forced": "published anyway with --force",
+                "empty": "nothing is published"}[self.outcome]
+        lines = [f"run health: {len(self.failures)} gate(s) failed; {what}"]
         lines += ["  " + f.to_text() for f in self.failures]
-        lines.append("  an operator who has checked the cause may publish anyway with "
-                     "`iizrisk run CONFIG --force --reason \"...\"` (the reason goes into the manifest)")
+        if self.outcome == "refused":
+            lines.append("  an operator who has checked the cause may publish anyway with "
+                         "`iizrisk run CONFIG --force --reason \"...\"` (the reason goes into the manifest)")
         return "\n".join(lines)
 
     def to_records(self) -> list[dict[str, str]]:
