@@ -617,3 +617,65 @@ def test_a_study_of_a_type_the_interventions_lack_names_the_file_and_its_types(c
         code, err = run_main([*command, *spells, "--interventions", str(empty)], capsys)
         assert code == 1 and "empty.parquet: no interventions: the file has its columns but no rows" in err, err
     assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()
+
+
+# ---------------------------------------------------------------- ingest: exports -> canonical spells
+def _ingest_deployment(tmp_path, spells: pd.DataFrame, **deployment) -> object:
+    from iizrisk.config import Settings
+    from iizrisk.store import write_parquet_atomic
+
+    write_parquet_atomic(spells, tmp_path / "exports" / "all.parquet")
+    cfg = {"sources": [{"name": "all", "path": "exports"}], "deployment": deployment,
+           "model": {"dir": "model"}}
+    return Settings.from_dict(cfg, base_dir=tmp_path).save(tmp_path / "iizrisk.toml")
+
+
+def test_ingest_writes_the_spells_a_night_reads_for_the_commands_that_take_spells(cli_data, tmp_path, capsys):
+    """An error message sent users to `iizrisk ingest`, which did not exist: the command line had no way from a
+    deployment's exports to the canonical spells that train, audit and evaluate read."""
+    from iizrisk.io import ingest
+
+    spells = pd.read_parquet(cli_data / "spells.parquet")
+    cfg = _ingest_deployment(tmp_path, spells)
+    out = tmp_path / "canonical" / "spells.parquet"
+    code, err = run_main(["ingest", str(cfg), "--out", str(out)], capsys)
+    assert code == 0, err
+    def same_units(frame: pd.DataFrame) -> pd.DataFrame:  # the dates' unit and the pseudonyms' categories aside
+        frame = frame.reset_index(drop=True).assign(person_id=frame["person_id"].astype(str).to_numpy())
+        return frame.astype({c: "datetime64[ns]" for c in frame.columns if frame[c].dtype.kind == "M"})
+
+    expected = ingest(str(cfg)).spells
+    assert len(expected) == len(spells)
+    pd.testing.assert_frame_equal(same_units(pd.read_parquet(out)), same_units(expected), check_dtype=False)
+    assert out.stat().st_mode & 0o007 == 0  # the owner and (by the umask) the group, never everyone
+    # the file is what the commands reading spells take
+    code, err = run_main(["flags", "--spells", str(out), "--as-of", AS_OF, "--out", str(tmp_path / "f.parquet")],
+                         capsys)
+    assert code == 0, err
+    # a data file works too, and --institution only with one
+    code, err = run_main(["ingest", str(cli_data / "spells.parquet"), "--out", str(tmp_path / "b.parquet")], capsys)
+    assert code == 0 and len(pd.read_parquet(tmp_path / "b.parquet")) == len(spells), err
+    code, err = run_main(["ingest", str(cfg), "--institution", "ALV", "--out", str(tmp_path / "c.parquet")], capsys)
+    assert code == 2 and "--institution is for a single data file" in err
+
+
+def test_ingest_writes_nothing_for_invalid_or_empty_exports_or_into_the_deployment(cli_data, tmp_path, capsys):
+    spells = pd.read_parquet(cli_data / "spells.parquet")
+    # an export folder: a new file there would be read as an export by the next night
+    cfg = _ingest_deployment(tmp_path, spells)
+    for place in (tmp_path / "exports" / "spells.parquet", tmp_path / "model" / "s.parquet",
+                  tmp_path / "exports" / "all.parquet"):
+        code, err = run_main(["ingest", str(cfg), "--out", str(place)], capsys)
+        assert code == 2 and "--out" in err, (place, err)
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["all.parquet"]
+    # invalid rows under errors = "raise" (the default): exit 1, nothing written
+    bad = spells.copy()
+    bad.loc[bad.index[:3], "start_date"] = pd.Timestamp("1800-01-01")
+    cfg = _ingest_deployment(tmp_path / "bad", bad)
+    out = tmp_path / "bad.parquet"
+    code, err = run_main(["ingest", str(cfg), "--out", str(out)], capsys)
+    assert code == 1 and "start_date" in err and not out.exists(), err
+    # a header without rows: no spells, nothing written
+    cfg = _ingest_deployment(tmp_path / "empty", spells.iloc[:0])
+    code, err = run_main(["ingest", str(cfg), "--out", str(out)], capsys)
+    assert code == 1 and not out.exists(), err

@@ -934,7 +934,7 @@ def _first_errors(report: ValidationReport, shown: int = 3) -> str:
         return ""
     lines = [dataclasses.replace(p, example="").to_text() for p in errors[:shown]]
     more = f"\n  ... and {len(errors) - shown} more" if len(errors) > shown else ""
-    return "\n  " + "\n  ".join(lines) + more + "\n(every problem: the exception's .report)"
+    return "\n  " + "\n  ".join(lines) + more + "\n(every problem is in the validation report; in Python, the exception's .report)"
 
 
 def _check_institution_lists(settings: Settings) -> None:
@@ -1170,7 +1170,8 @@ def read_canonical(path: str | Path, *, columns: list[str] | None = None,
             if missing:
                 raise ValidationError(
                     f"{f}: required column(s) {missing} missing; found {names}. Map the export onto the "
-                    "canonical columns (data/schemas/spells.json) first, e.g. with `iizrisk ingest`.")
+                    "canonical columns (data/schemas/spells.json) first: `iizrisk ingest CONFIG --out spells.parquet` maps "
+                    "them with the deployment's [[sources]] columns.")
             want = names if columns is None else [c for c in columns if c in names]
             if "end_date" not in names and (columns is None or "end_date" in columns):
                 logger.warning("%s: %s", f, NO_END_DATE)

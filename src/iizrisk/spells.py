@@ -143,7 +143,8 @@ def refuse_as_of_after_data(spells: pd.DataFrame, t: int, *, data_end=None, what
         raise ValidationError(
             f"{what} {_time.to_date(int(t))} lies {int(t) - last} days after {source} "
             f"({_time.to_date(last)}; at most {AS_OF_AFTER_DATA_DAYS} days allowed): nothing is known of that "
-            f"day. Give an as-of date on or before {latest}, spells that reach it, or data_end=")
+            f"day. Give an as-of date on or before {latest}, or spells that reach it (in Python, data_end= "
+            "names the day the export was taken)")
 
 
 def as_of_day(as_of) -> int:

@@ -929,7 +929,8 @@ class AssessmentStudy(ResultMixin):
         n_warn = sum(lv == "warning" for lv, _ in self.diagnostics_) + sum(
             lv == "warning" for est in self.estimators_.values() for lv, _ in est.diagnostics_)
         if n_warn:
-            logger.warning("study: %d diagnostic warning(s) (balance, overlap, matching); see print_summary()",
+            logger.warning("study: %d diagnostic warning(s) (balance, overlap, matching): print_summary() lists "
+                           "them, and study.json under 'diagnostics'",
                            n_warn)
         logger.info("study: %d outcome(s) estimated in %.1f s", len(self.estimators_), _timer.perf_counter() - t0)
         return self
