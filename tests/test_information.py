@@ -188,3 +188,24 @@ def test_the_command_writes_one_document_and_guards_the_person(answered, tmp_pat
     assert main(["information-request", str(cfg), "--person", "p99999999", "--institution", "ALV",
                  "--out", str(tmp_path / "b"), "--nothing-held"]) == 0
     assert "iizrisk bearbeitet keine Daten über Sie." in (tmp_path / "b" / INFORMATION_FILE).read_text("utf-8")
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "it", "en"])
+def test_interventions_are_named_in_the_persons_language(lang):
+    """The German document showed the code joint_assessment; every type of the contract has a name in every
+    language, and a type outside it (an institution's own) is shown as it is."""
+    import json
+    from importlib.resources import files
+
+    from iizrisk._texts import load_locale
+    from iizrisk.information import _interventions
+
+    schema = json.loads(files("iizrisk").joinpath("schemas", "interventions.json").read_text(encoding="utf-8"))
+    types = next(f for f in schema["fields"] if f["name"] == "type")["constraints"]["enum"]
+    names = load_locale(lang)["intervention_types"]
+    assert sorted(names) == sorted(types) and all(names[t] != t for t in types)
+    iv = pd.DataFrame({"person_id": ["p1", "p1", "p2", "p1"], "type": ["joint_assessment", "other", "other", "own"],
+                       "date": pd.to_datetime(["2023-01-05", "2022-03-01", "2023-01-01", "2023-02-01"]),
+                       "institutions": ["ALV+IV", None, "SH", "SH"]})
+    out = _interventions(iv, "p1", lang)
+    assert out["type"].tolist() == [names["other"], names["joint_assessment"], "own"]

@@ -397,8 +397,9 @@ def _interventions(interventions: pd.DataFrame | None, person: str, lang: str) -
     if interventions is None or not len(interventions):
         return pd.DataFrame(columns=cols)
     iv = interventions[(interventions["person_id"].astype(str) == person).to_numpy()]
+    types = load_locale(lang)["intervention_types"]
     out = pd.DataFrame({"date": pd.to_datetime(iv["date"]).dt.date.to_numpy(),
-                        "type": iv["type"].astype(str).to_numpy(),
+                        "type": [types.get(t, t) for t in iv["type"].astype(str)],  # in words: the codes are ours
                         "institutions": (iv["institutions"].astype(object).to_numpy() if "institutions" in iv
                                          else np.full(len(iv), None))})
     return out.sort_values("date", kind="stable").reset_index(drop=True)
