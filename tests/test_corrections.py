@@ -192,6 +192,12 @@ def test_ahv_numbers_in_a_correction_are_refused_unrepeated():
     with pytest.raises(RawIdentifierError) as err:
         check_corrections(table, pseudonym_pattern=None)
     assert not re.search(r"756\.1234", str(err.value))
+    # listed once (the guard of the exports and the free-text search both listed the reason), and the report's
+    # headline counts the file's row ("0 rows read from 0 source(s)" headed a report of rows read and refused)
+    (problem,) = err.value.report.problems
+    assert (problem.column, problem.rows) == ("reason", (1,))
+    assert err.value.report.to_text().startswith("Validation: FAILED — 1 rows read from 1 source(s); 1 error(s)")
+    assert "1 rows rejected" in err.value.report.summary_line()
 
 
 @pytest.mark.parametrize("number", ["756 66048 76470", "756.66.04.87.64.70", "756.6604.8764.71",

@@ -173,9 +173,12 @@ def test_three_nights_with_reviews_between_them(tmp_path, random_spells, trained
                    tmp_path / "ALV_2.xlsx")
     res3 = import_reviews(cfg, [filled2])
     assert (res3.added, res3.replaced) == (0, 1)
-    with pytest.raises(ValidationError, match="nothing is stored"):
+    with pytest.raises(ValidationError, match="nothing is stored") as refused:
         import_reviews(cfg, [fill(runs / NIGHTS[1] / "worklists" / "ALV.xlsx", {1: (day, "other", "")},
                                   tmp_path / "ALV_3.xlsx")])
+    # the report counts the filled-in row it read and refused (its headline said 0 rows read from 0 sources)
+    assert refused.value.report.summary_line().startswith("1 rows read from 1 source(s)")
+    assert "1 rows rejected" in refused.value.report.summary_line()
     r3 = run_nightly(cfg, as_of=NIGHTS[2], progress=False)
     alv3 = in_memory(r3, "ALV")
     assert (alv3.loc[alv3["person_id"].isin(alv2["person_id"]) & alv3["person_id"].isin(alv1["person_id"]),

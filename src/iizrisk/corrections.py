@@ -119,9 +119,12 @@ def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: 
     from .schema import load_schema
     from .validate import check_raw_identifiers, check_text_cells
 
-    report = ValidationReport()
-    raw = bool(check_raw_identifiers(df, report, name))
+    report = ValidationReport(rows_read={name: len(df)})
+    # the free text is searched for an AHV number in any grouping; the other columns by the guard of the exports
+    # (each column once: the reason was listed twice, with two different fixes)
+    raw = bool(check_raw_identifiers(df[[c for c in df.columns if c not in _FREE_TEXT]], report, name))
     if _check_free_text(df, report, name) or raw:
+        report.rows_rejected = len(df)
         raise RawIdentifierError(f"{name}: refused: values shaped like AHV numbers; no AHV number, no name in a "
                                  "correction", report)
     missing = [c for c in CORRECTION_COLUMNS if c not in df.columns]
@@ -169,6 +172,7 @@ def check_corrections(df: pd.DataFrame, *, pseudonym_pattern: str | None, name: 
     same = (t["old_value"] == t["new_value"]).to_numpy()
     report.add(name, "new_value", "equals old_value", same, rows=rows, fix="a correction changes the value")
     if not report.ok:
+        report.rows_rejected = len(df)  # nothing of the file is applied
         raise ValidationError(f"{name}: invalid corrections: {report.summary_line()}", report)
     t = t.reset_index(drop=True)
     t.attrs["source"] = name
@@ -325,7 +329,7 @@ def _refuse_end_before_start(spells: pd.DataFrame, corrections: pd.DataFrame, mo
         bad[k] |= bool(pd.notna(s) and pd.notna(e) and e < s)
     if not bad.any():
         return
-    report = ValidationReport()
+    report = ValidationReport(rows_read={name: len(corrections)}, rows_rejected=len(corrections))
     fields = corrections["field"].astype("str").to_numpy()
     rows = np.arange(1, len(corrections) + 1)
     dates = corrections["new_value"].astype("str").map(lambda v: v if _is_iso(v) else "")  # dates only, no AHV

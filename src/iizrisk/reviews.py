@@ -551,6 +551,7 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
                               "[output] history_dir in the configuration, or import the reviews after the "
                               "first nightly run (iizrisk run)")
     parsed = [read_review_file(f, report) for f in files]
+    report.rows_read.update({p.name: len(p.rows) for p in parsed})  # the filled-in rows of each file
     checked = []
     for p in parsed:
         if not len(p.rows):
@@ -563,6 +564,7 @@ def import_reviews(settings, files: Iterable[str | Path], *, today=None) -> Revi
         rows = _map_cases(rows, cases, report)
         rows, n_merged = _one_review_per_case(rows, report)
     if not report.ok:
+        report.rows_rejected = sum(report.rows_read.values())  # nothing of any file is stored
         raise ValidationError(f"review import: {len(report.errors)} problem(s); nothing is stored", report)
     if not checked:
         return result
