@@ -23,8 +23,8 @@ gets a status in :attr:`iizrisk.io.Ingestion.corrections` (the trail):
 ``applied``
     the export holds the contested value; the new value replaces it;
 ``in_export``
-    the export already holds the new value (the institution corrected its
-    own data); nothing to do;
+    the export already holds the new value, and no row with the key holds the
+    contested one (the institution corrected its own data); nothing to do;
 ``conflict``
     the export holds a third value: a later export changed the row after
     the correction. The correction still wins (it is never silently
@@ -34,8 +34,8 @@ gets a status in :attr:`iizrisk.io.Ingestion.corrections` (the trail):
     no row of the export has this person, institution and case number (the
     case is no longer exported, or the key is wrong); reported likewise;
 ``ambiguous``
-    several rows carry the key and none holds the contested value; not
-    applied, reported likewise.
+    several rows carry the key and none holds the contested value or the new
+    one; not applied, reported likewise.
 
 A corrections file with a wrong column, an unknown field, a value the data
 contract refuses (a new date that is no calendar day or lies outside the
