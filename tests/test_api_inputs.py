@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -505,3 +506,24 @@ def test_a_long_number_given_as_an_option_is_withheld_from_the_message():
     with pytest.raises(ConfigError, match="value withheld") as err:
         whole_number(float(AHV), "n_bootstrap", 0)
     assert AHV not in str(err.value) and "7.561234567897e+12" not in str(err.value)
+
+
+@pytest.mark.parametrize("who, dates, period, words", [
+    (["z", "y"], ["2019-05-01", "2019-06-01"], None, "none of the 2 'joint_assessment' row(s) belongs to a person"),
+    (["a", "b"], ["2019-05-01", "2019-06-01"], ("2021-01-01", "2021-12-31"),
+     "falls from 2019-05-01 to 2019-06-01, outside the period 2021-01-01 to 2021-12-31"),
+    (["a", "b"], ["2024-05-01", "2024-06-01"], None, "after the last day the spells observe (2022-12-31)"),
+])
+def test_a_study_without_anyone_to_study_says_why(who, dates, period, words):
+    """One message ("no person has a first 'joint_assessment' inside the period and the data") stood for three
+    causes with three fixes: other pseudonyms, a period beside the assessments, interventions newer than the
+    spells."""
+    from iizrisk.evaluation import risk_set_table
+
+    spells = pd.DataFrame({"person_id": ["a", "b", "c"], "institution": ["ALV", "SH", "IV"],
+                           "start_date": pd.to_datetime(["2019-01-01", "2019-02-01", "2019-03-01"]),
+                           "end_date": pd.to_datetime(["2020-06-30", None, None]),
+                           "recorded_date": pd.to_datetime(["2020-06-30", "2019-02-01", "2022-12-31"])})
+    iv = pd.DataFrame({"person_id": who, "date": pd.to_datetime(dates), "type": "joint_assessment"})
+    with pytest.raises(ValidationError, match=re.escape(words)):
+        risk_set_table(spells, iv, period=period)

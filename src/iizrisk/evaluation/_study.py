@@ -175,6 +175,24 @@ def _check_seed(random_state) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _no_first_intervention(kind: str, rows: int, matched: int, firsts: np.ndarray, lo, hi, last_day: int,
+                           period) -> str:
+    """Why no person has a first intervention of ``kind`` to study: no row matches a person with spells, or
+    every first one lies outside the period or after the data (the days found and the days allowed)."""
+    if not matched:
+        return (f"interventions: none of the {rows:,} {kind!r} row(s) belongs to a person with spells (or has a "
+                "date): the interventions and the spells use different pseudonyms, or come from different "
+                "exports; take both from the same deployment")
+    found = (f"no person has a first {kind!r} inside the period and the data: the first of each person falls "
+             f"from {_time.to_date(int(firsts.min()))} to {_time.to_date(int(firsts.max()))}")
+    end = _time.to_date(int(last_day))
+    if period is None or int(firsts.min()) > last_day:
+        return (f"{found}, after the last day the spells observe ({end}): the interventions are newer than the "
+                "spells; take the spells of a later export")
+    return (f"{found}, outside the period {period[0]} to {period[1]} (the spells observe until {end}); give a "
+            "period (--from/--to, period=) that holds them")
+
+
 def _person_blocks(tl: Timeline):
     """Registration blocks per person: the union of all spells (any institution), disjoint and sorted.
 
@@ -468,7 +486,9 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     treated_p = treated_p[(first[treated_p] >= lo) & (first[treated_p] <= hi)]
     days = np.unique(first[treated_p])
     if not len(days):
-        raise ValidationError(f"no person has a first {intervention_type!r} inside the period and the data")
+        raise ValidationError(_no_first_intervention(intervention_type, len(iv), int(okv.sum()),
+                                                     first[first < np.iinfo(np.int64).max], lo, hi, last_day,
+                                                     period))
 
     # feature input: only the columns features use, rows indexed by person code
     fo = study_feature_options(feature_options)
