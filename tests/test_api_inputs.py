@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import warnings
 from decimal import Decimal
 
 import numpy as np
@@ -527,3 +528,33 @@ def test_a_study_without_anyone_to_study_says_why(who, dates, period, words):
     iv = pd.DataFrame({"person_id": who, "date": pd.to_datetime(dates), "type": "joint_assessment"})
     with pytest.raises(ValidationError, match=re.escape(words)):
         risk_set_table(spells, iv, period=period)
+
+
+@pytest.mark.parametrize("values", [[1, "1", 2], ["F", "(missing)", None]])
+def test_fairness_groups_that_read_the_same_are_refused(values):
+    """The number 1 and the text "1" (or a value written like the label of missing values) were counted as one
+    group without a word."""
+    from iizrisk.fairness import FairnessAudit
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"score": rng.random(300), "label": rng.random(300) < 0.3,
+                         "g": pd.Series(values * 100, dtype=object)})
+    with pytest.raises(ValidationError, match="group column 'g': different values read the same"):
+        FairnessAudit(groups=["g"], capacity=0.2, n_bootstrap=0).fit(data)
+    if values[0] == 1:  # the same column in one type is audited
+        data["g"] = data["g"].astype(str)
+        assert set(FairnessAudit(groups=["g"], capacity=0.2, n_bootstrap=0).fit(data).summary["group"]) >= {"1", "2"}
+
+
+def test_a_group_column_of_many_values_is_said_to_need_bands():
+    from iizrisk.fairness import MANY_GROUPS, FairnessAudit
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"score": rng.random(2000), "label": rng.random(2000) < 0.3,
+                         "age": rng.integers(18, 18 + MANY_GROUPS + 1, 2000)})
+    with pytest.warns(UserWarning, match=f"group column 'age' holds {MANY_GROUPS + 1} different values"):
+        FairnessAudit(groups=["age"], capacity=0.2, n_bootstrap=0).fit(data)
+    data["age"] = data["age"] % MANY_GROUPS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FairnessAudit(groups=["age"], capacity=0.2, n_bootstrap=0).fit(data)

@@ -84,6 +84,7 @@ import logging
 import math
 import textwrap
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -324,22 +325,44 @@ class _Set:
     offset: int = 0
 
 
-def _one_way(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+#: More groups than this in one attribute: probably a number (an age, a score) to be put into bands first.
+MANY_GROUPS = 50
+
+
+def _one_way(col: pd.Series, name: str = "") -> tuple[np.ndarray, list[str]]:
     if isinstance(col.dtype, pd.CategoricalDtype):
         cats = [str(c) for c in col.cat.categories]
+        _refuse_same_text(cats, name)
         raw = col.cat.codes.to_numpy().astype(np.int64)
         order = cats + [MISSING]
         codes = np.where(raw < 0, len(cats), raw)
     else:
         raw, uniq = pd.factorize(col, use_na_sentinel=True)
         names = [str(u) for u in uniq]
-        order = sorted(set(names) - {MISSING}) + [MISSING]
+        _refuse_same_text(names, name)
+        order = sorted(set(names)) + [MISSING]
         pos = {v: i for i, v in enumerate(order)}
         lookup = np.array([pos[v] for v in names] + [len(order) - 1], dtype=np.int64)  # -1: missing
         codes = lookup[raw]
     present = np.bincount(codes, minlength=len(order)) > 0
+    if int(present[:-1].sum()) > MANY_GROUPS:
+        warnings.warn(f"group column {name!r} holds {int(present[:-1].sum()):,} different values: if it is a "
+                      "number (an age, an income), put it into bands first (as age_band); every group is audited "
+                      "on its own and most will be too small to judge", stacklevel=4)
     remap = np.cumsum(present) - 1
     return remap[codes].astype(np.int64), [v for v, p in zip(order, present, strict=True) if p]
+
+
+def _refuse_same_text(values: list[str], name: str) -> None:
+    """Values of one attribute that read the same are one group in every table: 1 and "1", or a value
+    written like the label of missing values. Refused, naming the column and the text."""
+    counts = Counter(values)
+    same = sorted({v for v, n in counts.items() if n > 1} | ({MISSING} & counts.keys()))
+    if same:
+        shown = ", ".join(_shown(v) for v in same[:5])
+        raise ValidationError(f"group column {name!r}: different values read the same ({shown}): the number 1 and "
+                              f"the text '1', or a value written {MISSING!r}, the label of missing values; give "
+                              "the column one type (all text or all numbers) and leave missing values empty")
 
 
 def _build_sets(data: pd.DataFrame, groups: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[_Set]:
@@ -347,7 +370,7 @@ def _build_sets(data: pd.DataFrame, groups: Sequence[str], pairs: Sequence[tuple
     sets = [_Set(OVERALL, (), np.zeros(n, dtype=np.int64), [ALL], [()])]
     one: dict[str, _Set] = {}
     for g in groups:
-        codes, labels = _one_way(data[g])
+        codes, labels = _one_way(data[g], g)
         one[g] = _Set(g, (g,), codes, labels, [(lb,) for lb in labels])
         sets.append(one[g])
     for a, b in pairs:
