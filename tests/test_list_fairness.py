@@ -139,6 +139,7 @@ def test_list_fairness_takes_the_attributes_at_t(random_spells):
 def test_summary_section_hides_small_cells_in_every_language():
     from iizrisk._texts import swiss_number
     from iizrisk.report import _fairness_section
+    from iizrisk.tables import value_name
 
     people = pd.DataFrame({"sex": ["F"] * 4000 + ["M"] * 5000 + ["X"] * 3})
     listed = np.zeros(len(people), dtype=bool)
@@ -154,7 +155,9 @@ def test_summary_section_hides_small_cells_in_every_language():
         x = next(r for r in rows if r[1] == "X")
         assert x[3] == x[4] == x[5] == "·"  # the group of three: no count, no rate, no ratio
         assert "0.8" in intro and "1.25" in intro
-        f = next(r for r in rows if r[1] == "F")
+        women, men = (value_name("group", code, lang) for code in ("F", "M"))  # named as in the audit
+        f = next(r for r in rows if r[1] == women)
+        assert f[2] == men and women != "F" and men != "M"  # the codes were shown in every language
         assert f[3] == swiss_number(4000, lang) != "4000" and f[5] == "10.00"  # 400 of 4000, in percent
     assert len(seen) == 4
 

@@ -110,6 +110,7 @@ def _fairness_section(table: pd.DataFrame, rule, lang: str) -> tuple[str, str, l
     not the reference; hidden figures as '·')."""
     from .fairness_rule import FairnessRule
     from .list_fairness import verdict_counts
+    from .tables import value_name
 
     rule = rule if rule is not None else FairnessRule()
     loc = load_locale(lang)
@@ -122,8 +123,8 @@ def _fairness_section(table: pd.DataFrame, rule, lang: str) -> tuple[str, str, l
     if "flag_rate" in rule.ratio_metrics and len(judged) and judged["hidden"].astype(bool).any():
         intro += " " + text("list_fairness.hidden", lang)  # why a row of '·' says "not judged"
 
-    def group(attr: str, g) -> str:
-        return str(values.get(attr, {}).get(str(g), g))
+    def group(attr: str, g) -> str:  # the nightly's own words for IV, else the audit's (F: Frauen, THIRD)
+        return str(values.get(attr, {}).get(str(g)) or value_name("group", str(g), lang))
 
     def num(v, fmt: str, scale: float = 1.0) -> str:
         return "·" if v is None or pd.isna(v) else format(float(v) * scale, fmt)
