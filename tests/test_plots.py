@@ -217,6 +217,13 @@ def test_risk_bands_histogram_suppresses_small_bins():
     assert heights[heights > 0].min() >= 5 and heights.sum() <= 360
     assert [ln.get_xdata()[0] for ln in ax.get_lines() if ln.get_linestyle() == "--"] == [0.10, 0.25]
     assert "never a decision" in footnotes(ax) and "hidden" in footnotes(ax)
+    # a band with hidden bins still says its count, which the run publishes (it said "high (·)" beside
+    # "high: 470" in the summary), with the language's separator (it was 10,611 in German)
+    more = pd.concat([s] * 40, ignore_index=True)  # 12,000 low, 2,400 medium, 120 high
+    more.loc[more.index[-1], "risk"] = 0.99  # one person alone in the top bin: hidden
+    ax = plots.plot_risk_bands(more, bins=20, language="de", ax=plt.figure().subplots())
+    assert [c.get_label() for c in ax.containers] == ["tief (12’000)", "mittel (2’400)", "hoch (120)"]
+    assert [ln for ln in ax.get_lines() if ln.get_marker() == "|"]  # the hidden bins' marks
     ax = plots.plot_risk_bands(s, min_cell_size=0, language="de", ax=plt.figure().subplots())
     assert [c.get_label() for c in ax.containers] == ["tief (300)", "mittel (60)", "hoch (3)"]
     assert ax.get_xlabel() == "Risiko (kalibriert)" and "hidden" not in footnotes(ax)

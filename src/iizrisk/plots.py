@@ -511,7 +511,8 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
         Bins with fewer people are hidden, with secondary suppression so that
         the band counts and the number of people scored (published with every
         run) cannot give them back (:func:`iizrisk.suppression.protect_cells`);
-        0 switches it off. A band's count is shown only when all its bins are.
+        0 switches it off. The legend gives each drawn band's count of people (the run
+        publishes them in its summary).
     log : bool, default False
         Logarithmic count axis (most people have low risks; the tail is what matters).
     language : {"de", "fr", "it", "en"}, default "en"
@@ -569,8 +570,9 @@ def plot_risk_bands(scores: pd.DataFrame, *, bands: Sequence[float] = (0.10, 0.2
         h = np.nan_to_num(shown[j])
         if not h.any():
             continue
-        # a band's count only when all shown; English separators (1,000) in every language, as published so far
-        n = _HIDDEN if np.isnan(shown[j]).any() else _texts.swiss_number(h.sum(), "en")
+        # the band's count, as the run publishes it beside the plot (its hidden bins are protected against it:
+        # the suppression counts the bands' totals as known), with the language's thousands separator
+        n = _texts.swiss_number(int(counts[band_of == j].sum()), language)
         ax.bar(edges[:-1], h, width=width, bottom=bottom, align="edge", color=BAND_COLOURS.get(name, _GREY),
                label=f"{_w(f'risk_bands.{name}', language) if name in BAND_COLOURS else name} ({n})")
         bottom += h
