@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._html import page
 from ._texts import check_language, load_locale, swiss_number, text, text_items
 
 __all__ = ["DpiaDraft", "DpiaSection", "DpiaField", "dpia_draft", "MEASURES", "RISKS", "SECTIONS", "OPEN_MARK",
@@ -159,11 +160,7 @@ class DpiaDraft:
 
     def to_html(self) -> str:
         lang, e = self.language, html.escape
-        out = [f"<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{e(_t('title', lang))}"
-               "</title><style>body{font-family:sans-serif;max-width:64em;margin:2em auto;line-height:1.4}"
-               "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .5em;vertical-align:top}"
-               ".open{background:#ffe08a;font-weight:bold}</style></head><body>",
-               f"<h1>{e(_t('title', lang))}: {e(self.deployment)}</h1>",
+        out = [f"<h1>{e(_t('title', lang))}: {e(self.deployment)}</h1>",
                f"<p><em>{e(_t('draft_note', lang, date=_date(self.created, lang)))}</em></p>"]
         for i, s in enumerate(self.sections, start=1):
             out.append(f"<h2>{i}. {e(s.title)}</h2>")
@@ -177,8 +174,7 @@ class DpiaDraft:
                 out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(
                     "<tr>" + "".join(f"<td>{e(_text_of(c, lang))}</td>" for c in r) + "</tr>" for r in rows)
                     + "</table>")
-        out.append("</body></html>")
-        return "\n".join(out)
+        return page(_t("title", lang), "\n".join(out), lang)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "iizrisk-dpia/1", "deployment": self.deployment, "language": self.language,

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._html import page
 from ._results import OutputTable, ResultMixin
 from ._texts import check_language, load_locale, swiss_number, text
 from .errors import ConfigError, RawIdentifierError, ValidationError
@@ -148,9 +149,7 @@ class InformationDocument(ResultMixin):
         lang = self.language
         e = html.escape
         date = _date_text(self.as_of, lang)
-        out = [f"<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">",
-               f"<title>{e(self._title())}</title><style>{_CSS}</style></head><body>",
-               f"<h1>{e(self._title())}</h1>",
+        out = [f"<h1>{e(self._title())}</h1>",
                f"<p>{e(_t('intro', lang, office=self.deployment, date=date))}</p>",
                f"<p>{e(_t('answered_for', lang, institution=self.institution))}</p>"]
         if self.nothing_held:
@@ -182,10 +181,9 @@ class InformationDocument(ResultMixin):
                    f"<p>{e(_t('retention_text', lang, days=swiss_number(r['history_keep_days'], lang), months=r['lookback_months']))}</p>")
         out.append(f"<h2>{e(_t('contact', lang))}</h2><p>{e(_t('contact_text', lang))}</p>"
                    f"<p class=\"contact\">{e(self.contact)}</p>")
-        out.append("</body></html>")
-        page = "\n".join(out)
-        _refuse_raw_identifiers(page)
-        return page
+        document = page(self._title(), "\n".join(out), lang)
+        _refuse_raw_identifiers(document)
+        return document
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -195,11 +193,6 @@ class InformationDocument(ResultMixin):
         from .store import write_text_atomic
 
         return write_text_atomic(self.to_html(), Path(out_dir) / INFORMATION_FILE, private=True)
-
-
-_CSS = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
-        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #999;padding:.2em .5em;"
-        "text-align:left;vertical-align:top}.contact{font-weight:bold;white-space:pre-line}")
 
 
 def _date_text(d, lang: str) -> str:

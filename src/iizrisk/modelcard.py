@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._html import page
 from ._texts import check_language, colon, load_locale, swiss_number, text, text_items
 from .fairness import NA_MARK as _NA
 from .fairness import _fmt, _html_table, _word
@@ -694,18 +695,7 @@ class ModelCard:
                   "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in d["limitations"]) + "</ul>",
                   f"<h2>{esc(_t('fingerprints', lang))}</h2>",
                   _html_table([_t("item", lang), _t("value", lang)], self._fingerprint_rows(d), lang=lang)]
-        style = (
-            "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:64rem;margin:1.2rem auto;"
-            "color:#1f2328;padding:0 1rem}h1{font-size:1.45rem}h2{font-size:1.15rem;margin-top:1.4rem}"
-            ".notice{background:#fff8c5;border-left:4px solid #d4a72c;padding:.5rem .8rem}"
-            ".warn{background:#ffebe9;border-left:4px solid #cf222e;padding:.5rem .8rem;font-weight:600}"
-            ".ok{background:#dafbe1;border-left:4px solid #1a7f37;padding:.5rem .8rem}"
-            "table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}"
-            "th,td{border-bottom:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}"
-            "tr.flag td{background:#ffebe9}img{max-width:100%}"
-        )
-        return (f"<!DOCTYPE html>\n<html lang='{lang}'><head><meta charset='utf-8'><title>{esc(title)}</title>"
-                f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+        return page(title, "\n".join(parts), lang)
 
     def _repr_html_(self) -> str:
         d = self.to_dict()

@@ -1002,11 +1002,10 @@ class MonitoringTrends(ResultMixin):
         import html
         import io
 
+        from ._html import page
         from .tables import header
 
-        title = html.escape(self._title())
-        parts = [f"<html lang='{self.language}'><head><meta charset='utf-8'><title>iizrisk: {title}</title></head>"
-                 f"<body><h1>{title}</h1><p>{html.escape(self._say('trends_hint'))}</p>",
+        parts = [f"<h1>{html.escape(self._title())}</h1><p class='notice'>{html.escape(self._say('trends_hint'))}</p>",
                  f"<h2>{html.escape(self._say('trends_what_changed'))}</h2><ul>"]
         parts += [f"<li>{html.escape(w)}</li>" for w in self.changes()]
         parts.append("</ul>")
@@ -1015,11 +1014,12 @@ class MonitoringTrends(ResultMixin):
             self.plot(what=w).figure.savefig(buf, format="png", dpi=80)
             parts.append(f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}' "
                          f"alt='{html.escape(text(f'monitor.plot_{w}', self.language), quote=True)}'/>")
-        summary = self.summary.rename(columns=lambda c: header(str(c), self.language))
-        summary.index.name = header("as_of", self.language)
-        parts.append(summary.to_html(float_format=lambda v: f"{v:.3f}", na_rep=""))
-        parts.append("</body></html>")
-        return "\n".join(parts)
+        summary = self.summary.reset_index()  # the nights as a column, dated without a time
+        summary["as_of"] = pd.to_datetime(summary["as_of"]).dt.strftime("%Y-%m-%d")
+        summary = summary.rename(columns=lambda c: header(str(c), self.language))
+        parts.append(summary.to_html(index=False, border=0, classes="num", float_format=lambda v: f"{v:.3f}",
+                                     na_rep=""))
+        return page(self._title(), "\n".join(parts), self.language)
 
 
 def trends(history_root: str | Path, *, since=None, until=None, language: str = "en") -> MonitoringTrends:

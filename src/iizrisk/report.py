@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 import pandas as pd
 
+from ._html import page
 from ._texts import LANGUAGES, colon, load_locale, or_english, swiss_number, text
 
 __all__ = ["BAND_NAMES", "figure_to_data_uri", "run_summary", "swiss_number"]
@@ -248,35 +249,24 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
 
     img = figure_to_data_uri(fig) if fig is not None else ""
     esc = _html.escape
-    table = ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"
-             + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in rows)
-             + "</table>")
+
+    def tab(heads_, rows_) -> str:  # counts and shares: right-aligned, each cell on one line
+        return ("<table class=\"num\"><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads_) + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in rows_)
+                + "</table>")
+
+    table = tab(heads, rows)
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts)
     extra = ""
     for title, heads_, table_rows, empty in sections:
         extra += f"<h2>{esc(title)}</h2>" + (f"<p>{esc(intros[title])}</p>" if title in intros else "")
-        extra += ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads_) + "</tr>"
-                  + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in table_rows)
-                  + "</table>") if table_rows else f"<p>{esc(empty)}</p>"
-    html = f"""<!DOCTYPE html>
-<html lang="{lang}"><head><meta charset="utf-8">
-<title>{esc(_t('title', lang))} {esc(manifest['as_of'])}</title>
-<style>
-body{{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;margin:1.2rem auto;color:#1f2328;padding:0 1rem}}
-h1{{font-size:1.4rem;margin:.2rem 0}} h2{{font-size:1.1rem;margin:1rem 0 .4rem}}
-.notice{{background:#fff8c5;border-left:4px solid #d4a72c;padding:.5rem .8rem;font-size:.9rem}}
-dl{{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;margin:.8rem 0}} dt{{font-weight:600}} dd{{margin:0}}
-table{{border-collapse:collapse;font-size:.9rem}} th,td{{border-bottom:1px solid #d0d7de;padding:.25rem .6rem;text-align:right}}
-th:first-child,td:first-child{{text-align:left}} img{{max-width:100%}}
-.grid{{display:grid;grid-template-columns:1fr 1fr;gap:1rem;align-items:start}}
-</style></head><body>
-<h1>{esc(_t('title', lang))} — {esc(manifest['as_of'])}</h1>
+        extra += tab(heads_, table_rows) if table_rows else f"<p>{esc(empty)}</p>"
+    body = f"""<h1>{esc(_t('title', lang))} — {esc(manifest['as_of'])}</h1>
 <p class="notice">{esc(_t('notice', lang))}</p>
 <div class="grid"><div><dl>{dl}</dl></div><div>{f'<img alt="{esc(_t("bands", lang))}" src="{img}">' if img else ''}</div></div>
 <h2>{esc(_t('lists', lang))}</h2>
 {table}
 {extra}
-<p style="font-size:.8rem;color:#57606a">· {esc(_t('hidden', lang, k=k))}{(' · ' + esc(hidden)) if hidden else ''}</p>
-</body></html>
-"""
+<p class="small">· {esc(_t('hidden', lang, k=k))}{(' · ' + esc(hidden)) if hidden else ''}</p>"""
+    html = page(f"{_t('title', lang)} {manifest['as_of']}", body, lang)
     return md_text, html

@@ -1,0 +1,49 @@
+"""One look for every HTML page iizrisk writes: the run summary, the model card, the monitoring report, the
+data-protection impact assessment and a person's information document.
+
+Each page is self-contained (no file, font or script from elsewhere: it is opened from a run folder, sent
+by mail, or printed) and uses the same sans-serif type, the same tables (rows ruled, numbers right-aligned
+where a page asks for it) and the same boxes for a notice (yellow), a warning (red) and a passed check
+(green).
+"""
+
+from __future__ import annotations
+
+import html
+
+__all__ = ["STYLE", "page"]
+
+#: The style sheet of every page. ``table.num`` right-aligns a table's cells but the first, and keeps each cell
+#: on one line (counts, shares, dates);
+#: ``.open`` marks a field still to fill in (the DPIA), ``.contact`` keeps an address's lines.
+STYLE = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:64rem;margin:1.2rem auto;"
+    "color:#1f2328;padding:0 1rem;line-height:1.4}"
+    "h1{font-size:1.45rem;margin:.2rem 0 .6rem}h2{font-size:1.15rem;margin:1.4rem 0 .4rem}"
+    ".notice{background:#fff8c5;border-left:4px solid #d4a72c;padding:.5rem .8rem}"
+    ".warn{background:#ffebe9;border-left:4px solid #cf222e;padding:.5rem .8rem;font-weight:600}"
+    ".ok{background:#dafbe1;border-left:4px solid #1a7f37;padding:.5rem .8rem}"
+    "table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}"
+    "th,td{border-bottom:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}"
+    "th{border-bottom-width:2px}"
+    "table.num td,table.num th{text-align:right}table.num td:first-child,table.num th:first-child{text-align:left}"
+    "table.num td{white-space:nowrap}"
+    "tr.flag td{background:#ffebe9}img{max-width:100%}"
+    ".open{background:#ffe08a;font-weight:bold}.contact{font-weight:bold;white-space:pre-line}"
+    "dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;margin:.8rem 0}dt{font-weight:600}"
+    "dd{margin:0}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem;align-items:start}"
+    ".small{font-size:.8rem;color:#57606a}"
+)
+
+
+def page(title: str, body: str, language: str) -> str:
+    """A whole HTML page: ``title`` (text, escaped here) in the head, ``body`` (HTML) under :data:`STYLE`.
+
+    Examples
+    --------
+    >>> text = page("Run <1>", "<p>ok</p>", "de")
+    >>> text.startswith("<!DOCTYPE html>") and "<title>Run &lt;1&gt;</title>" in text and 'lang="de"' in text
+    True
+    """
+    return (f'<!DOCTYPE html>\n<html lang="{html.escape(language)}"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
