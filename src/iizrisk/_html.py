@@ -25,7 +25,9 @@ STYLE = (
     ".ok{background:#dafbe1;border-left:4px solid #1a7f37;padding:.5rem .8rem}"
     "table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}"
     "th,td{border-bottom:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}"
-    "th{border-bottom-width:2px}"
+    "th{border-bottom-width:2px;hyphens:auto}"
+    # a table wider than the page scrolls on its own (on paper, smaller type) instead of leaving the page
+    "table{display:block;overflow-x:auto;max-width:100%}@media print{table{font-size:.7rem}}"
     "table.num td,table.num th{text-align:right}table.num td:first-child,table.num th:first-child{text-align:left}"
     "table.num td{white-space:nowrap}"
     "tr.flag td{background:#ffebe9}img{max-width:100%}"

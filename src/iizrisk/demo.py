@@ -74,6 +74,9 @@ class DemoResult:
             f"  HTML summary  : {self.run_folder / 'summary.html'}",
             f"  worklists     : {self.run_folder / 'worklists'} (" + ", ".join(p.stem for p in wl)
             + ": .csv to read, .xlsx to fill in and import, .parquet)",
+            "  then try      : iizrisk monitor CONFIG; iizrisk oversight CONFIG; iizrisk dpia CONFIG --out DIR; "
+            "iizrisk information-request CONFIG --person PSEUDONYM --institution ALV --out DIR "
+            "(CONFIG: the configuration above; PSEUDONYM: a person_id of the run's scores.parquet)",
             "Each worklist is a hint for a human review, never a decision.",
         ]
         return "\n".join(lines)
@@ -139,6 +142,9 @@ def _run(out: Path, start_d: dt.date, end_d: dt.date, *, persons: int, seed: int
     # keeps it outside the data folders, e.g. /etc/iizrisk/model.key)
     key_path = _signing_key_file(out / "secrets" / "model.key")
     settings.model.signing_key_file = str(key_path)
+    # whom a person asks about their data (every information document names it); a real office sets its own
+    settings.deployment.contact = settings.deployment.contact or (
+        "Datenschutz IIZ, Synthetischer Kanton (Demo), Musterstrasse 1, 8000 Zürich, datenschutz@example.invalid")
     settings.worklist.language_per_institution = {"SH": "fr", "IV": "it"} | dict(
         settings.worklist.language_per_institution)
     settings.save(cfg_path)
