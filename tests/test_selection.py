@@ -591,3 +591,30 @@ def test_a_rule_holding_an_ahv_number_is_refused_naming_the_setting(tmp_path):
         with pytest.raises(ConfigError, match=r"\[selection\] reference"):
             SelectionRule(reference=number)
     assert SelectionRule(reference="logistic").reference == "logistic"
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "it", "en"])
+def test_the_selection_plots_speak_the_language_and_keep_the_legend_off_the_lines(language):
+    """`select --language fr` wrote its tables in French and its plots in English ("precision_at_k by split"),
+    and a dozen specifications' legend lay over the lines."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from iizrisk._texts import text
+    from iizrisk.tables import header
+
+    res = _result({"boosting": [(0.30, 0.01, 0.5), (0.32, 0.02, 0.5)], "logistic": [(0.28, 0.01, 0.5), (0.3, 0.01, 0.5)],
+                   "bfs_rule": [(0.2, 0.0, 0.5), (0.21, 0.0, 0.5)]})
+    figures = {f.name: f.figure for f in res._output_figures([], language)}
+    metric = header("precision_at_k", language)
+    by_split, regret = figures["selection_by_split"].axes[0], figures["selection_regret"].axes[0]
+    assert by_split.get_title() == text("selection.plot_title", language, metric=metric)
+    assert regret.get_title() == text("selection.plot_regret_title", language)
+    assert regret.get_ylabel() == text("selection.plot_regret_axis", language, metric=metric)
+    assert by_split.get_xlabel() == text("selection.plot_origin", language) and by_split.get_ylabel() == metric
+    for ax in (by_split, regret):
+        canvas = FigureCanvasAgg(ax.figure)
+        canvas.draw()
+        legend = ax.get_legend().get_window_extent(canvas.get_renderer())
+        assert legend.x0 >= ax.get_window_extent(canvas.get_renderer()).x1  # beside the axes, not on the lines
+    if language != "en":
+        assert "precision_at_k" not in by_split.get_title() + by_split.get_ylabel()

@@ -630,8 +630,14 @@ class SelectionResult(ResultMixin):
                          why=" ".join(why), table=table, rule=rule, info=info)
 
     # ------------------------------------------------ display and files
-    def plot(self, ax=None, *, metric: str = "precision_at_k", regret: bool = False, specs=None):
-        """The metric (or its regret) of each specification by split origin; returns the axes."""
+    def plot(self, ax=None, *, metric: str = "precision_at_k", regret: bool = False, specs=None,
+             language: str = "en"):
+        """The metric (or its regret) of each specification by split origin, words in ``language``; returns the
+        axes. The legend stands beside the axes (a dozen specifications hid the lines)."""
+        from ._texts import check_language, text
+        from .tables import header
+
+        check_language(language)
         if ax is None:
             from matplotlib.figure import Figure
 
@@ -644,10 +650,14 @@ class SelectionResult(ResultMixin):
             style = "--" if n in ("bfs_rule", "last_list") else ("-" if not n.startswith("boosting_without")
                                                                  else ":")
             ax.plot(origins.loc[wide.index], wide[n].to_numpy(dtype=float), style, marker="o", ms=3, label=n)
-        ax.set_xlabel("split origin (first evaluation month end)")
-        ax.set_ylabel(f"regret in {metric}" if regret else metric)
-        ax.set_title("Regret against the best specification per split" if regret else f"{metric} by split")
-        ax.legend(frameon=False, fontsize=7, ncol=2)
+        words = header(metric, language)
+        ax.set_xlabel(text("selection.plot_origin", language))
+        ax.set_ylabel(text("selection.plot_regret_axis", language, metric=words) if regret else words)
+        ax.set_title(text("selection.plot_regret_title", language) if regret
+                     else text("selection.plot_title", language, metric=words), fontsize="medium")
+        ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
         return ax
 
     def _output_tables(self, k: int) -> list[OutputTable]:
@@ -669,8 +679,8 @@ class SelectionResult(ResultMixin):
         return tables
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
-        return [OutputFigure("selection_by_split", self.plot().figure),
-                OutputFigure("selection_regret", self.plot(regret=True).figure)]
+        return [OutputFigure("selection_by_split", self.plot(language=language).figure),
+                OutputFigure("selection_regret", self.plot(regret=True, language=language).figure)]
 
 
 # ------------------------------------------------------------------ the evaluation
