@@ -553,3 +553,39 @@ def test_a_frame_with_columns_of_several_levels_is_refused_by_name():
     df.columns = pd.MultiIndex.from_tuples([(c, "x") for c in df.columns])
     with pytest.raises(ValidationError, match="2 levels"):
         ingest(df)
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="pqx019abAB -", max_size=7)), max_size=30),
+       st.sampled_from(["p[0-9]+|q[0-9]+", "[0-9a-f]{4}|x", "ab|AB|x[0-9]", "p[0-9]+", "(p|q)[0-9]{2}", "[0-9a-f]{3}"]),
+       st.booleans())
+@hypothesis_settings(max_examples=200, deadline=None)
+def test_a_deployment_pattern_must_match_the_whole_id_also_with_alternatives(values, pattern, categorical):
+    """A pattern 'p[0-9]+|q[0-9]+' is matched as a whole: 'p1 Hans Muster' is no pseudonym (a slow reference)."""
+    import re
+
+    from iizrisk.validate import ValidationReport, check_pseudonyms
+
+    col = pd.Series(values, dtype="category" if categorical else "str")
+    bad = check_pseudonyms(col, pattern, ValidationReport(), "s")
+    assert bad.tolist() == [v is not None and re.fullmatch(pattern, v) is None for v in values]
+
+
+def test_an_id_that_only_begins_or_ends_like_a_pseudonym_is_refused(tmp_path):
+    df = pd.DataFrame({"person_id": ["p1", "p1 Muster Hans", "Muster q2", "q2"], "institution": "SH",
+                       "start_date": "2024-01-01"})
+    with pytest.raises(ValidationError) as exc:
+        ingest(df, pseudonym_pattern="p[0-9]+|q[0-9]+")
+    (p,) = exc.value.report.errors
+    assert p.problem == "person_id is not a pseudonym" and p.rows == (2, 3)
+
+
+def test_an_exception_message_shows_no_value_of_the_rows_its_report_names(tmp_path):
+    """A shifted column puts pseudonyms where dates belong: the message names column and rows, and the values
+    stay in ``exc.report`` (for the analyst), out of logs and tracebacks that show the message."""
+    write(tmp_path, f"{HEADER}\n{P1};A-1;{P3};\n{P2};A-2;01.02.2024;Muster Hans\n")
+    with pytest.raises(ValidationError) as exc:
+        ingest(settings(tmp_path))
+    message = str(exc.value)
+    assert "'start_date'" in message and "'end_date'" in message and "rows 1" in message
+    assert P3[:10] not in message and "Muster" not in message
+    assert {p.example for p in exc.value.report.errors} == {P3[:40], "Muster Hans"}

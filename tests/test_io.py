@@ -834,3 +834,157 @@ def test_read_canonical_refuses_unknown_institution_codes_unless_the_deployment_
         read_canonical(folder)
     (p,) = exc.value.report.problems
     assert p.source == str(folder / "b.parquet") and p.rows == (3,)
+
+
+# ------------------------------------------------------------------ what a review of mutants found unpinned
+@given(st.integers(1, 28), st.integers(1, 12), st.integers(0, 9999),
+       st.sampled_from(["{d}.{m}.{y}", "{d:02d}.{m:02d}.{y}", "{y}-{m:02d}-{d:02d}"]))
+@settings(max_examples=200, deadline=None)
+def test_years_of_fewer_than_four_digits_are_unparseable_as_the_stdlib_says(d, m, y, layout):
+    """'01.02.24' is no date of the year 24 (nor of 2024): the export must write the year in full."""
+    from iizrisk.io import _parse_dates
+
+    text = layout.format(d=d, m=m, y=y)
+    got = _parse_dates(pd.Series([text], dtype="str"), None).iloc[0]
+    want = _ref_parse(text)
+    assert (pd.isna(got) and want is None) or (want is not None and got.date() == want), text
+
+
+def test_separators_inside_quoted_header_names_do_not_decide_the_separator(tmp_path):
+    from iizrisk.io import read_csv_text
+
+    p = write(tmp_path, '"Name, Vorname, Zusatz, Titel";person_id;start_date\n"Muster, Hans, jun., Dr.";p1;01.02.2024\n')
+    df, meta = read_csv_text(p)
+    assert meta["separator"] == ";"
+    assert list(df.columns) == ["Name, Vorname, Zusatz, Titel", "person_id", "start_date"]
+    assert df.iloc[0].tolist() == ["Muster, Hans, jun., Dr.", "p1", "01.02.2024"]
+
+
+def test_a_windows_1252_export_keeps_its_euro_signs_and_dashes(tmp_path):
+    """Bytes 0x80-0x9F are letters in Windows-1252 (what Swiss exports write), control characters in Latin-1."""
+    text = f"{HEADER}\np1;RAV;A-1;01.02.2023;31.05.2023;;„Kurs – 500 €“\n"
+    write(tmp_path, text, "cp1252")
+    res = ingest(alv_settings(tmp_path))
+    assert res.spells["BEMERKUNG"].tolist() == ["„Kurs – 500 €“"]
+    assert res.files["encoding"].tolist() == ["cp1252"]
+
+
+@pytest.mark.parametrize(("decimal", "text", "value"), [
+    (",", "1.234,50", 1234.5), (",", "12.345.678,5", 12345678.5), (",", "1 234,50", 1234.5),
+    (".", "1'234.50", 1234.5), (".", "1 234.50", 1234.5), (",", "5432", 5432.0)])
+def test_thousands_separators_of_numbers_with_either_decimal_mark(tmp_path, decimal, text, value):
+    write(tmp_path, f'person_id;start_date;insured_earnings\np1;2024-01-01;{text}\n')
+    s = Settings.from_dict({"sources": [{"name": "alv", "path": "alv.csv", "institution": "ALV",
+                                         "decimal": decimal}], "deployment": TOY_IDS}, base_dir=tmp_path)
+    res = ingest(s)
+    assert res.report.ok and res.spells["insured_earnings"].iloc[0] == pytest.approx(value)
+
+
+@pytest.mark.parametrize("year", ["1980.5", "1979.999", "2000.01"])
+def test_a_birth_year_with_a_fraction_is_not_a_whole_number(tmp_path, year):
+    """Reported once, as not a whole number (it is a number: "not a number, use digits" would mislead)."""
+    write(tmp_path, f"person_id;institution;start_date;birth_year\np1;ALV;2024-01-01;1980\n"
+                    f'p2;ALV;2024-01-01;"{year}"\n')
+    with pytest.raises(ValidationError) as exc:
+        ingest(tmp_path / "alv.csv", pseudonym_pattern=None)
+    (p,) = exc.value.report.errors
+    assert (p.column, p.problem, p.rows, p.example) == ("birth_year", "not a whole number", (2,), year)
+    res = ingest(tmp_path / "alv.csv", pseudonym_pattern=None, errors="quarantine")
+    assert res.spells["birth_year"].tolist() == [1980] and res.quarantine["_row"].tolist() == [2]
+    assert res.quarantine["_reason"].tolist() == ["birth_year: not a whole number"]
+
+
+@pytest.mark.parametrize("header", ["person_id; person_id", "person_id;person_id ", " start_date;start_date"])
+def test_a_column_named_twice_apart_from_white_space_is_refused(tmp_path, header):
+    from iizrisk.io import read_csv_text
+
+    p = write(tmp_path, f"{header};institution\na;b;ALV\n")
+    with pytest.raises(ValidationError, match="appear more than once in the header") as exc:
+        read_csv_text(p)
+    (problem,) = exc.value.report.problems
+    assert problem.column == header.split(";")[0].strip() and "#1, #2" in problem.problem
+
+
+@pytest.mark.parametrize("names", [["person_id", "person_id "], [" start_date", "start_date"]])
+def test_a_frame_or_parquet_file_naming_a_column_twice_apart_from_white_space_is_refused(tmp_path, names):
+    """Frames and Parquet files keep their names as written: 'person_id ' beside 'person_id' is one column twice."""
+    df = pd.DataFrame([["a", "b", "ALV", "2024-01-01"]], columns=[*names, "institution", "x"])
+    if "start_date" not in [n.strip() for n in names]:
+        df = df.rename(columns={"x": "start_date"})
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    for read in (lambda: ingest(df, pseudonym_pattern=None), lambda: ingest(path, pseudonym_pattern=None),
+                 lambda: read_canonical(path)):
+        with pytest.raises(ValidationError, match="appear more than once in the header") as exc:
+            read()
+        (problem,) = exc.value.report.problems
+        assert problem.column == names[0].strip() and "(columns #1, #2)" in problem.problem
+
+
+def test_read_canonical_guards_integer_columns_it_does_not_read(tmp_path):
+    """An AHV number stored as a number, in a column the caller does not ask for, is still refused."""
+    from iizrisk.pseudonym import is_valid_ahv
+
+    number = next(n for n in range(7561234567890, 7561234567900) if is_valid_ahv([str(n)])[0])
+    path = _canonical(tmp_path)
+    df = pq.read_table(path).to_pandas()
+    df["versicherten_nr"] = pd.Series([1, number, 3], dtype="int64")
+    write_parquet_atomic(df, path)
+    for columns in (None, ["person_id", "institution", "start_date"]):
+        with pytest.raises(RawIdentifierError) as exc:
+            read_canonical(path, columns=columns)
+        (p,) = exc.value.report.problems
+        assert p.column == "versicherten_nr" and p.rows == (2,) and str(number) not in str(exc.value)
+
+
+@given(st.lists(st.integers(-4, 4), min_size=1, max_size=12), st.sampled_from(["start_date", "end_date",
+                                                                                  "recorded_date"]),
+       st.sampled_from(["2024-06-15", "2023-01-31", "2025-12-31"]))
+@settings(max_examples=100, deadline=None)
+def test_plausible_dates_end_on_their_bounds_inclusive(offsets, column, today):
+    """Dates from 1960-01-01 to a year after today are plausible, both bounds included (a slow reference)."""
+    import datetime as dt
+
+    from iizrisk.validate import check_canonical_values
+
+    t = dt.date.fromisoformat(today)
+    lo, hi = dt.date(1960, 1, 1), t.replace(year=t.year + 1)
+    days = [(lo if i % 2 else hi) + dt.timedelta(days=o) for i, o in enumerate(offsets)]
+    df = pd.DataFrame({column: pd.to_datetime(days).astype("datetime64[s]")})
+    report, bad = check_canonical_values(df, source="s", today=pd.Timestamp(today))
+    want = [not lo <= d <= hi for d in days]
+    assert bad.tolist() == want
+    assert [p.rows for p in report.problems] == ([tuple(i + 1 for i, w in enumerate(want) if w)[:5]]
+                                                 if any(want) else [])
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(1895, 1905), st.integers(2025, 2035)), min_size=1, max_size=12))
+@settings(max_examples=100, deadline=None)
+def test_birth_years_are_plausible_from_1900_to_2030_inclusive(years):
+    from iizrisk.validate import check_canonical_values
+
+    df = pd.DataFrame({"birth_year": pd.Series(years, dtype="Int16")})
+    _, bad = check_canonical_values(df, source="s")
+    assert bad.tolist() == [y is not None and not 1900 <= y <= 2030 for y in years]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["p", "q"]), st.sampled_from([0.0, -0.0, 2.5, None])), max_size=12),
+       st.sampled_from(["float64", "Float64"]))
+@settings(max_examples=100, deadline=None)
+def test_duplicate_rows_take_minus_zero_for_zero_as_pandas_does(rows, dtype):
+    from iizrisk.validate import duplicate_mask
+
+    df = pd.DataFrame({"person_id": pd.Series([r[0] for r in rows], dtype="str"),
+                       "amount": pd.Series([r[1] for r in rows], dtype=dtype)})
+    assert duplicate_mask(df).tolist() == df.duplicated().tolist()
+
+
+def test_quarantine_reasons_name_errors_never_warnings(tmp_path):
+    """Two equal bad rows: the second is an exact duplicate (a warning) and the file has no end_date (a
+    warning); a quarantined row's reason names only what refused it."""
+    write(tmp_path, "person_id;institution;start_date\np1;XYZ;2024-01-01\np1;XYZ;2024-01-01\np2;ALV;2024-01-01\n")
+    res = ingest(tmp_path / "alv.csv", pseudonym_pattern=None, errors="quarantine")
+    assert {p.problem for p in res.report.warnings} == {
+        "exact duplicate rows", "column missing: every spell is treated as still open at the export"}
+    assert res.quarantine["_row"].tolist() == [1, 2]
+    assert res.quarantine["_reason"].tolist() == ["institution: unknown institution code"] * 2

@@ -10,7 +10,7 @@ import stat
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from iizrisk.cli import main
@@ -625,3 +625,42 @@ def test_the_api_refuses_a_key_that_is_not_bytes():
     with pytest.raises(KeyFileError, match="must be bytes, got a NoneType"):
         pseudonymise_values(df["ahv"], None)
     assert len(pseudonymise(df, "ahv", bytearray(KEY))[0]) == 1  # bytes-like keys are keys
+
+
+# ------------------------------------------------------------------ what a review of mutants found unpinned
+@given(st.integers(16, 130), st.builds(make_ahv, digits9))
+@example(63, make_ahv("123456789"))
+@example(64, make_ahv("123456789"))
+@example(65, make_ahv("123456789"))
+@settings(max_examples=60, deadline=None)
+def test_keys_of_every_length_around_the_hmac_block_match_stdlib(n, number):
+    """RFC 2104: a key of up to 64 bytes (the SHA-256 block) is padded, only a longer one is hashed first."""
+    key = bytes((7 * i + n) % 256 for i in range(n))
+    assert pseudonymise_values([number], key)[0] == hmac.new(key, number.encode(), hashlib.sha256).hexdigest()
+
+
+_tail = st.sampled_from(["'000", "'0", " 000", ",000", ".000", "'", "000", "0", "E+12", "e12", "0E+12",
+                         "00E+12", "000000E+12", "0000000E+12", "00000000E+12", "E+13", "E+012", "E+0012", "",
+                         "7", ".0", ".5"])
+
+
+@given(st.builds(make_ahv, digits9), st.sampled_from(["'", "\u2019", " ", ",", "."]), _tail)
+@settings(max_examples=300, deadline=None)
+def test_numbers_written_as_amounts_or_in_excel_notation_with_any_tail_as_the_reference(number, group, tail):
+    """A thousands-separated or Excel-written number with more digits, zeros or exponents after it: caught
+    exactly when the per-value reference says so (a larger number, or an exponent that is not 12, is no AHV
+    number)."""
+    t = [number[0], number[1:4], number[4:7], number[7:10], number[10:]]
+    values = [group.join(t) + tail, f"{number[0]}.{number[1:]}{tail}", f"{number[0]},{number[1:]}{tail}",
+              f"{number}{tail}"]
+    assert looks_like_ahv(pd.Series(values, dtype="str")).tolist() == [ref_looks_like_ahv(v) for v in values]
+
+
+@pytest.mark.parametrize("sep", [" ", "-", ".", "\t", "\u00a0", "\u2009", "\u202f", " - ", ". "])
+def test_printed_forms_with_any_white_space_are_valid_and_give_one_pseudonym(sep):
+    number = make_ahv("314159265")
+    printed = sep.join([number[:3], number[3:7], number[7:11], number[11:]])
+    assert is_valid_ahv([printed, f" {printed} "]).tolist() == [True, True]
+    assert list(pseudonymise_values([printed, number], KEY)) == [pseudonymise_values([number], KEY)[0]] * 2
+    out, report = pseudonymise(pd.DataFrame({"AHV": [printed]}), "AHV", KEY)
+    assert report.ok and out["person_id"].tolist() == list(pseudonymise_values([number], KEY))

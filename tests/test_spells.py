@@ -594,3 +594,97 @@ def test_repr_shows_counts_not_pseudonyms():
     text = repr(build_timeline(rows, as_of="2024-06-30"))
     assert "secret-pseudonym" not in text
     assert "1 spells of 1 persons, 1 open" in text and "as of 2024-06-30" in text
+
+
+# --------------------------------------------------------------------------- boundaries of the input checks
+def test_a_row_without_a_start_is_not_in_the_point_in_time_view():
+    """A row without a start date has no day on which it became known: it is not in the view at any T."""
+    df = _rows(("ALV", "2024-01-01", None), ("SH", None, "2024-01-31"), ("IV", "2024-02-01", None))
+    for T in ("2024-01-15", "2024-03-01"):
+        pit = point_in_time(df, T)
+        assert pit["start_date"].notna().all()
+        assert pit["institution"].tolist() == [i for i, s in (("ALV", "2024-01-01"), ("IV", "2024-02-01"))
+                                               if s <= T]
+
+
+def test_the_merge_gap_may_be_as_long_as_the_largest_gap_allowed():
+    from iizrisk.config import MAX_DAYS
+    from iizrisk.errors import ConfigError
+
+    df = _rows(("ALV", "2024-01-01", "2024-01-31"), ("ALV", "2024-03-01", None))
+    assert len(build_timeline(df, merge_gap_days=MAX_DAYS)) == 1
+    assert len(build_timeline(df, merge_gap_days=0)) == 2
+    for bad in (MAX_DAYS + 1, -1):
+        with pytest.raises(ConfigError, match="merge_gap_days must be a whole number of days"):
+            build_timeline(df, merge_gap_days=bad)
+
+
+def test_as_of_day_numbers_on_the_first_and_last_day_allowed():
+    from iizrisk.errors import ConfigError
+
+    first, last = as_of_day(_time.EARLIEST_DATE.isoformat()), as_of_day(_time.LATEST_DATE.isoformat())
+    assert first == (_time.EARLIEST_DATE - dt.date(1970, 1, 1)).days
+    assert as_of_day(first) == first and as_of_day(last) == last  # day numbers on the bounds are dates
+    for outside in (first - 1, last + 1):
+        with pytest.raises(ConfigError, match="read as a day number"):
+            as_of_day(outside)
+
+
+@given(after=st.integers(-3, 30), recorded=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_an_as_of_date_is_refused_exactly_when_more_than_the_allowed_days_after_the_data(after, recorded):
+    from iizrisk.spells import AS_OF_AFTER_DATA_DAYS, refuse_as_of_after_data
+
+    df = _rows(("ALV", "2024-01-01", "2024-01-31"), ("SH", "2024-02-01", None))
+    last = dt.date(2024, 3, 10)
+    df["recorded_date"] = pd.to_datetime(["2024-02-01", last.isoformat()])
+    t = as_of_day(last + dt.timedelta(days=after))
+    kwargs = {} if recorded else {"data_end": last.isoformat()}
+    data = df if recorded else df.drop(columns="recorded_date")
+    if after > AS_OF_AFTER_DATA_DAYS:
+        with pytest.raises(ValidationError, match=f"lies {after} days after"):
+            refuse_as_of_after_data(data, t, **kwargs)
+    else:
+        refuse_as_of_after_data(data, t, **kwargs)
+
+
+def test_the_last_observed_day_is_the_last_recorded_one_when_recorded_dates_are_given():
+    from iizrisk.spells import observed_until
+
+    df = _rows(("ALV", "2024-01-01", "2024-03-31"), ("SH", "2024-02-01", None))
+    assert _time.to_date(observed_until(df)) == dt.date(2024, 3, 31)  # no recorded date: the latest end
+    df["recorded_date"] = pd.to_datetime(["2024-04-15", "2024-02-03"])
+    assert _time.to_date(observed_until(df)) == dt.date(2024, 4, 15)
+    df["recorded_date"] = pd.to_datetime(["2024-02-10", None])  # the end, known later, is not yet known
+    assert _time.to_date(observed_until(df)) == dt.date(2024, 2, 10)
+
+
+@pytest.mark.parametrize("column", ["start_date", "end_date", "recorded_date"])
+def test_a_date_column_of_true_false_values_is_refused_by_name(column):
+    df = _rows(("ALV", "2024-01-01", "2024-01-31"), ("SH", "2024-02-01", None))
+    df[column] = [True, False]
+    with pytest.raises(ValidationError, match=f"column '{column}' holds true/false values, not dates"):
+        build_timeline(df)
+
+
+def test_at_most_127_institution_codes():
+    rows = _rows(("ALV", "2024-01-01", None))
+    codes = DEFAULT_INSTITUTIONS + tuple(f"X{i:03d}" for i in range(127 - len(DEFAULT_INSTITUTIONS)))
+    rows_last = rows.assign(institution=codes[-1])
+    tl = build_timeline(rows_last, institutions=codes)
+    assert len(codes) == 127 and tl.to_frame()["institution"].tolist() == [codes[-1]]
+    with pytest.raises(ValidationError, match="128 institution codes; at most 127"):
+        build_timeline(rows, institutions=(*codes, "X999"))
+
+
+def test_point_in_time_keeps_an_exit_reason_only_where_the_end_is_known_at_t():
+    """An exit reason belongs to a known end: cleared for ends after T, ends recorded after T, and rows
+    without an end (an open row has not been left, whatever the export wrote beside it)."""
+    df = _rows(("ALV", "2024-01-01", "2024-01-31"), ("SH", "2024-01-01", "2024-05-31"),
+               ("IV", "2024-01-01", None), ("ALV", "2024-02-01", "2024-02-29"), ("SH", "2024-02-01", "2024-03-01"))
+    df["exit_reason"] = "employment"
+    df["recorded_date"] = pd.to_datetime(["2024-02-02", "2024-06-01", "2024-01-02", "2024-04-02", "2024-03-02"])
+    pit = point_in_time(df, "2024-03-15")
+    assert pit["exit_reason"].isna().tolist() == [False, True, True, True, False]
+    assert pit["exit_reason"].dropna().tolist() == ["employment", "employment"]
+    assert pit["end_date"].isna().tolist() == [False, True, True, True, False]

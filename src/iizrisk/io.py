@@ -503,6 +503,7 @@ def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport,
         if pd.api.types.is_string_dtype(col) or col.dtype == object:
             col = _blank_to_na(col)
         present = col.notna().to_numpy()
+        reported = np.zeros(len(df), dtype=bool)  # rows whose text has its own problem already
         if f.type == "date":
             conv = _parse_dates(col, date_format)
             what, fix = "unparseable date", "use dd.mm.yyyy or yyyy-mm-dd with a real calendar day" + (
@@ -516,7 +517,8 @@ def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport,
                     frac = conv.notna() & (conv.fillna(0) % 1 != 0)
                     report.add(source, f.name, "not a whole number", frac.to_numpy(dtype=bool), col,
                                fix="give a whole number", rows=rows)
-                    bad |= frac.to_numpy(dtype=bool)
+                    reported = frac.to_numpy(dtype=bool)
+                    bad |= reported
                     conv = conv.where(~frac).round().astype("Int32")
             what, fix = "not a number", f"use digits with decimal {decimal!r} (set `decimal` for the source)"
         elif f.type == "boolean":
@@ -527,7 +529,8 @@ def _convert(df: pd.DataFrame, fields, *, source: str, report: ValidationReport,
             what = None
         if what:
             failed = present & conv.isna().to_numpy()
-            report.add(source, f.name, what, failed, col, fix=fix, rows=rows)
+            # a fraction in a whole-number column is a number: reported once, as not a whole number
+            report.add(source, f.name, what, failed & ~reported, col, fix=fix, rows=rows)
             bad |= failed
             unparsed[f.name] = failed
         out[f.name] = conv
