@@ -628,3 +628,32 @@ def test_the_studys_written_plots_name_outcomes_and_covariates_by_their_rows(sma
     verdict = " ".join(t.get_text() for t in figures["balance"].axes[0].texts)
     assert not re.search(r"after [a-z -]+: \d+ \(", verdict), verdict
     plt.close("all")
+
+
+def _figure_words(fig) -> str:
+    """Every word a figure shows: titles, axis labels, ticks, legends, notes and annotations."""
+    words = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        words += [ax.get_title(), ax.get_title(loc="left"), ax.get_xlabel(), ax.get_ylabel()]
+        words += [t.get_text() for t in (*ax.get_xticklabels(), *ax.get_yticklabels(), *ax.texts)]
+        if ax.get_legend() is not None:
+            words += [t.get_text() for t in ax.get_legend().get_texts()]
+    return "\n".join(words)
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "it"])
+def test_the_studys_plots_speak_the_language_of_its_tables(small_study, language):
+    """`evaluate --language de` wrote German tables beside English plots ("Sustained exit", "months since the
+    index day", "naive", "adjusted", "Covariate balance ... after propensity-score matching")."""
+    from iizrisk._texts import load_locale
+
+    _, study = small_study
+    words = "\n".join(_figure_words(f.figure) for f in study._output_figures(study._output_tables(5), language))
+    english = load_locale("en")["study_plot"]
+    for key in ("months_since", "naive", "adjusted", "before", "after", "smd_axis"):
+        assert english[key] not in words.split("\n"), (key, language)
+    assert "Sustained exit" not in words and "Covariate balance" not in words and "assessed minus" not in words
+    own = load_locale(language)["study_plot"]
+    assert own["months_since"] in words and own["smd_axis"] in words and own["adjusted"] in words
+    assert own["methods"][type(next(iter(study.estimators_.values()))).__name__] in words
+    plt.close("all")

@@ -519,13 +519,13 @@ class _EffectEstimator(ResultMixin):
                             .rename_axis("covariate"), csv=fmt)]
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
-        from ._outputs import plot_balance_table
+        from ._outputs import method_words, plot_balance_table
 
         bal = tables[1].frame
         if not len(bal):
             return []
-        return [OutputFigure("balance", plot_balance_table(bal, method=self._method_words,
-                                                           after=self._has_after_balance))]
+        return [OutputFigure("balance", plot_balance_table(bal, method=method_words(self, language),
+                                                           after=self._has_after_balance, language=language))]
 
     def to_dir(self, path, *, min_cell_size: int | None = None, plots: bool = True,
                language: str | None = None, xlsx: bool | None = None) -> list:

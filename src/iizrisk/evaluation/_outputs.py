@@ -40,8 +40,8 @@ def mask_small_integers(text: str, k: int) -> str:
                   lambda m: f"<{k}" if 0 < int(m.group(1)) < k else m.group(1), text)
 
 
-def effect_axis(outcome: str) -> tuple[str, float]:
-    """The words of an effect's axis and the factor from the estimate to them.
+def effect_axis(outcome: str, language: str = "en") -> tuple[str, float]:
+    """The words of an effect's axis (in ``language``) and the factor from the estimate to them.
 
     Examples
     --------
@@ -52,19 +52,30 @@ def effect_axis(outcome: str) -> tuple[str, float]:
     """
     m = _DAYS_RE.match(outcome)
     if m:
-        return f"difference in days registered in the next {m.group(1)} months", 1.0
+        return _w("axis_days", language, months=m.group(1)), 1.0
     m = _NEW_RE.match(outcome)
     if m:
-        return f"difference in new ALV/IV/SH spells per person in the next {m.group(1)} months", 1.0
-    return "difference in the share with the outcome (percentage points)", 100.0
+        return _w("axis_spells", language, months=m.group(1)), 1.0
+    return _w("axis_share", language), 100.0
 
 
-def method_words(estimator) -> str:
-    """A short name of an estimator's adjustment, for titles ("propensity-score matching")."""
-    return getattr(estimator, "_method_words", "") or "adjustment"
+def _w(key: str, language: str, **fields) -> str:
+    """A word of the study's plots in ``language`` (the catalogue's ``study_plot`` section)."""
+    from .._texts import text
+
+    return text(f"study_plot.{key}", language, **fields)
 
 
-def balance_verdict(bal: pd.DataFrame, method: str = "adjustment", *, limit: int = 5) -> str:
+def method_words(estimator, language: str = "en") -> str:
+    """A short name of an estimator's adjustment in ``language``, for titles ("propensity-score matching")."""
+    from .._texts import load_locale
+
+    names = load_locale(language)["study_plot"]["methods"]
+    return names.get(type(estimator).__name__) or (getattr(estimator, "_method_words", "") if language == "en"
+                                                    else "") or names["default"]
+
+
+def balance_verdict(bal: pd.DataFrame, method: str = "adjustment", *, limit: int = 5, language: str = "en") -> str:
     """One sentence: do covariates remain above |SMD| :data:`SMD_THRESHOLD` after ``method``?
 
     ``bal`` is a balance table (``smd_before``, ``smd_after``; suppressed rows NaN).
@@ -78,15 +89,16 @@ def balance_verdict(bal: pd.DataFrame, method: str = "adjustment", *, limit: int
     after = bal["smd_after"].abs() if "smd_after" in bal else pd.Series(dtype=float)
     shown = after.dropna()
     if not len(shown):
-        return f"No balance after {method} to show (the method does not reweight, or the rows are suppressed)."
+        return _w("verdict_none", language, method=method)
     bad = shown[shown > SMD_THRESHOLD].sort_values(ascending=False)
     if not len(bad):
-        return f"All {len(shown)} covariates shown are within |SMD| {SMD_THRESHOLD} after {method}."
+        return _w("verdict_all", language, n=len(shown), threshold=SMD_THRESHOLD, method=method)
     names = ", ".join(f"{name} ({value:.2f})" for name, value in bad.head(limit).items())
-    more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
-    verb = "remains" if len(bad) == 1 and len(shown) == 1 else "remain"
-    return (f"{len(bad)} of {len(shown)} covariates {verb} above |SMD| {SMD_THRESHOLD} after {method}: "
-            f"{names}{more}.")
+    if len(bad) == 1 and len(shown) == 1:
+        return _w("verdict_one_of_one", language, threshold=SMD_THRESHOLD, method=method, names=names)
+    more = _w("more", language, n=len(bad) - limit) if len(bad) > limit else ""
+    return _w("verdict_some", language, bad=len(bad), n=len(shown), threshold=SMD_THRESHOLD, method=method,
+              names=names, more=more)
 
 
 # --------------------------------------------------------------------------- suppression
@@ -234,7 +246,8 @@ def _pyplot():
     return plt
 
 
-def plot_survival_table(tab: pd.DataFrame, *, ylabel: str, title: str, xlabel: str = "months since the index day"):
+def plot_survival_table(tab: pd.DataFrame, *, ylabel: str, title: str, xlabel: str | None = None,
+                        language: str = "en"):
     """Cumulative incidence per arm from a suppressed survival table (published months only); the figure.
 
     Each run of consecutive published months is drawn on its own, each month's value up to the next month:
@@ -256,25 +269,28 @@ def plot_survival_table(tab: pd.DataFrame, *, ylabel: str, title: str, xlabel: s
             x = np.r_[r["month"].to_numpy(dtype=np.float64), r["month"].iloc[-1] + 1.0]  # the last month lasts
             values = [np.r_[r[c].to_numpy(dtype=np.float64), float(r[c].iloc[-1])]
                       for c in ("cumulative_exit", "lower", "upper")]
-            ax.step(x, values[0], where="post", color=f"C{i}", label=arm if j == 0 else None)
+            ax.step(x, values[0], where="post", color=f"C{i}", label=_arm(arm, language) if j == 0 else None)
             ax.fill_between(x, values[1], values[2], step="post", alpha=0.2, color=f"C{i}", linewidth=0)
     if gaps:  # below the axis label, in room made for it
         fig.subplots_adjust(bottom=0.2)
-        fig.text(0.01, 0.015, "Gaps: months hidden for small numbers of people.", fontsize="small", color="0.35")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+        fig.text(0.01, 0.015, _w("gaps", language), fontsize="small", color="0.35")
+    import textwrap
+
+    ax.set_xlabel(_w("months_since", language) if xlabel is None else xlabel)
+    ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 34)))  # the words of some languages run past the axes
     ax.set_ylim(0, 1)
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 72)), fontsize="medium")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
     else:  # every month hidden: say so instead of an empty panel
-        ax.text(0.5, 0.5, "Every month is hidden (small numbers of people).", ha="center", va="center",
+        ax.text(0.5, 0.5, _w("all_hidden", language), ha="center", va="center",
                 transform=ax.transAxes, color="0.35")
     return fig
 
 
 def draw_balance(ax, bal: pd.DataFrame, *, method: str, after: bool = True, max_covariates: int | None = 40,
-                 before_label: str = "before", after_label: str = "after", labels: Callable[[str], str] | None = None):
+                 before_label: str | None = None, after_label: str | None = None,
+                 labels: Callable[[str], str] | None = None, language: str = "en"):
     """Love plot of a balance table on ``ax``: title in words, the verdict on the SMD threshold below it.
 
     ``labels`` gives a covariate's name in words for its code (default: the code).
@@ -286,35 +302,37 @@ def draw_balance(ax, bal: pd.DataFrame, *, method: str, after: bool = True, max_
     n_all = len(b)
     b = b.loc[order.index]
     y = np.arange(len(b))
-    ax.scatter(b["smd_before"].abs(), y, facecolors="none", edgecolors="C3", label=before_label)
+    ax.scatter(b["smd_before"].abs(), y, facecolors="none", edgecolors="C3",
+               label=_w("before", language) if before_label is None else before_label)
     if after and b["smd_after"].notna().any():
-        ax.scatter(b["smd_after"].abs(), y, color="C0", label=after_label)
+        ax.scatter(b["smd_after"].abs(), y, color="C0",
+                   label=_w("after", language) if after_label is None else after_label)
     ax.axvline(SMD_THRESHOLD, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(y, [_tick(str(i), labels) for i in b.index], fontsize="small" if labels else None)
-    ax.set_xlabel("|standardised mean difference| (dashed: 0.1)")
-    ax.set_title(f"Covariate balance, treated vs controls, before and after {method}", fontsize="medium")
-    verdict = balance_verdict(bal, method) if after else (
-        f"{method.capitalize()} does not reweight: only the balance before adjustment is shown.")
+    ax.set_xlabel(_w("smd_axis", language))
+    ax.set_title(_w("balance_title", language, method=method), fontsize="medium")
+    verdict = balance_verdict(bal, method, language=language) if after else (
+        _w("no_reweight", language, method=method[:1].upper() + method[1:]))
     if len(b) < n_all:
-        verdict += f" Shown: the {len(b)} covariates most imbalanced before adjustment."
+        verdict += " " + _w("shown_top", language, n=len(b))
     import textwrap
 
     ax.annotate("\n".join(textwrap.wrap(verdict, 95)), xy=(0, 0), xycoords="axes fraction", xytext=(0, -36),
                 textcoords="offset points", va="top", ha="left", fontsize="small",
-                color="#cf222e" if after and "remain" in verdict else "#333333")
+                color="#cf222e" if after and _imbalanced(bal) else "#333333")
     ax.legend(fontsize="small")
     return ax
 
 
 def plot_balance_table(bal: pd.DataFrame, *, method: str, after: bool = True,
-                       labels: Callable[[str], str] | None = None):
+                       labels: Callable[[str], str] | None = None, language: str = "en"):
     """The figure of :func:`draw_balance` for a suppressed balance table (the 40 most imbalanced before)."""
     plt = _pyplot()
     b = bal[~bal["suppressed"]]
     n = min(len(b), 40)
     # covariates in words take two lines and room to the left of the axes
     fig, ax = plt.subplots(figsize=(9.5 if labels else 6.5, 2.0 + (0.34 if labels else 0.22) * max(n, 1)))
-    draw_balance(ax, bal, method=method, after=after, labels=labels)
+    draw_balance(ax, bal, method=method, after=after, labels=labels, language=language)
     if labels:
         fig.subplots_adjust(left=0.36, right=0.97)
     return fig
@@ -331,7 +349,8 @@ def _tick(code: str, labels: Callable[[str], str] | None, width: int = 48) -> st
                      else lines)
 
 
-def draw_estimates(axes, est: pd.DataFrame, labels: Callable[[str], str] | None = None) -> None:
+def draw_estimates(axes, est: pd.DataFrame, labels: Callable[[str], str] | None = None,
+                   language: str = "en") -> None:
     """Forest plot of a suppressed estimates table: one panel per outcome, each on its own scale, in words.
 
     ``labels`` gives an outcome's name in words for its column (default: the column's name).
@@ -342,28 +361,40 @@ def draw_estimates(axes, est: pd.DataFrame, labels: Callable[[str], str] | None 
     nlo = [c for c in e.columns if c.startswith("naive_lower_")][0]
     nhi = [c for c in e.columns if c.startswith("naive_upper_")][0]
     for ax, (name, r) in zip(axes, e.iterrows(), strict=True):
-        label, factor = effect_axis(str(name))
+        label, factor = effect_axis(str(name), language)
         # the interval as a segment from its bounds: a bootstrap percentile interval need not contain
         # the estimate (errorbar's xerr would be negative), and it is missing without bootstrap
-        for y, point, low, high, colour, text in ((1, r["estimate"], r[lo], r[hi], "C0", "adjusted"),
-                                                   (0, r["naive"], r[nlo], r[nhi], "C3", "naive")):
+        for y, point, low, high, colour, text in ((1, r["estimate"], r[lo], r[hi], "C0", _w("adjusted", language)),
+                                                   (0, r["naive"], r[nlo], r[nhi], "C3", _w("naive", language))):
             if np.isfinite(low) and np.isfinite(high):
                 ax.plot([low * factor, high * factor], [y, y], color=colour, linewidth=1.5, marker="|",
                         markersize=8)
             ax.plot([point * factor], [y], "o", color=colour, label=text)
         ax.axvline(0, color="grey", linewidth=1)
-        ax.set_yticks([0, 1], ["naive", "adjusted"])
+        ax.set_yticks([0, 1], [_w("naive", language), _w("adjusted", language)])
         ax.set_ylim(-0.6, 1.6)
         ax.set_title(str(name) if labels is None else f"{labels(str(name)) or name} ({name})", fontsize="small",
                      loc="left")
-        ax.set_xlabel(f"{label}; assessed minus comparison", fontsize="small")
+        ax.set_xlabel(_w("axis_effect", language, label=label), fontsize="small")
 
 
-def plot_estimates_table(est: pd.DataFrame, labels: Callable[[str], str] | None = None):
+def plot_estimates_table(est: pd.DataFrame, labels: Callable[[str], str] | None = None, language: str = "en"):
     """The figure of :func:`draw_estimates` (published rows only)."""
     plt = _pyplot()
     n = int((~est["suppressed"]).sum()) if "suppressed" in est else len(est)
     fig, axes = plt.subplots(n, 1, figsize=(6.5, 1.1 + 1.2 * max(n, 1)), squeeze=False)
-    draw_estimates(axes[:, 0], est, labels)
+    draw_estimates(axes[:, 0], est, labels, language)
     fig.tight_layout()
     return fig
+
+
+def _arm(arm, language: str) -> str:
+    """An arm of the survival curves in ``language`` ("assessed", "matched controls")."""
+    from ..tables import value_name
+
+    return str(value_name("arm", str(arm), language))
+
+
+def _imbalanced(bal: pd.DataFrame) -> bool:
+    """Whether a covariate shown remains above |SMD| :data:`SMD_THRESHOLD` after adjustment (the verdict in red)."""
+    return bool("smd_after" in bal and (bal["smd_after"].abs().dropna() > SMD_THRESHOLD).any())

@@ -1296,6 +1296,7 @@ class AssessmentStudy(ResultMixin):
 
     def _output_figures(self, tables, language: str = "en") -> list[OutputFigure]:
         from ._outputs import (
+            _w,
             method_words,
             plot_balance_table,
             plot_estimates_table,
@@ -1308,18 +1309,18 @@ class AssessmentStudy(ResultMixin):
         bal = bal.set_index("covariate") if "covariate" in bal.columns else bal
         figures = []
         if len(surv):
-            fig = plot_survival_table(
-                surv, ylabel=f"sustained exit ({self.exit_months} months unregistered)",
-                title="Sustained exit: assessed vs matched controls (published months only)")
+            fig = plot_survival_table(surv, ylabel=_w("survival_axis", language, months=self.exit_months),
+                                      title=_w("survival_title", language), language=language)
             figures.append(OutputFigure("survival", fig, dpi=110))
         if len(bal):
             first = next(iter(self.estimators_.values()))
-            fig = plot_balance_table(bal, method=method_words(first), after=first._has_after_balance,
-                                     labels=lambda code: self._covariate_description(code, "en") or code)
+            fig = plot_balance_table(bal, method=method_words(first, language), after=first._has_after_balance,
+                                     labels=lambda code: self._covariate_description(code, language) or code,
+                                     language=language)
             figures.append(OutputFigure("balance", fig, dpi=110))
         if len(est) and (~est["suppressed"]).any():
-            words = lambda code: outcome_description(code, "en") or code  # noqa: E731
-            figures.append(OutputFigure("estimates", plot_estimates_table(est, words), dpi=110))
+            words = lambda code: outcome_description(code, language) or code  # noqa: E731
+            figures.append(OutputFigure("estimates", plot_estimates_table(est, words, language), dpi=110))
         return figures
 
 
