@@ -129,7 +129,7 @@ def _plot(summary: pd.DataFrame, k: int, ax, language: str):
 
     months = sorted(set(summary["month"].astype(str)))
     at = {m: i for i, m in enumerate(months)}
-    hidden, top = [], 100.0
+    hidden, partly, top = [], [], 100.0
     for inst, part in summary.groupby("institution", sort=True):
         listed = part["listed"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
         reviewed = part["reviewed"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -139,6 +139,8 @@ def _plot(summary: pd.DataFrame, k: int, ax, language: str):
             if (np.isnan(listed) | np.isnan(reviewed)).any():
                 hidden.append(str(inst))
             continue
+        if (np.isnan(listed) | np.isnan(reviewed)).any():  # drawn with a gap where a month's figures are hidden
+            partly.append(str(inst))
         ax.plot([at[m] for m in part["month"].astype(str)], share, marker="o", label=str(inst), clip_on=False)
         top = max(top, float(np.nanmax(share)))
     ax.set_ylim(0, 1.05 * top)
@@ -153,8 +155,10 @@ def _plot(summary: pd.DataFrame, k: int, ax, language: str):
     else:
         ax.text(0.5, 0.5, textwrap.fill(text("oversight.plot_none", language, k=k), 50), ha="center",
                 va="center", transform=ax.transAxes, fontsize="small", color="#57606a")
-    if hidden:
-        _footnote(ax, text("oversight.plot_hidden", language, k=k, names=", ".join(hidden)))
+    notes = ([text("oversight.plot_hidden", language, k=k, names=", ".join(hidden))] if hidden else []) + (
+        [text("oversight.plot_partly_hidden", language, k=k, names=", ".join(partly))] if partly else [])
+    if notes:
+        _footnote(ax, "\n".join(notes))
     _tidy(ax)
     return ax
 
