@@ -18,8 +18,8 @@ __all__ = ["STYLE", "page"]
 #: ``.open`` marks a field still to fill in (the DPIA), ``.contact`` keeps an address's lines.
 STYLE = (
     "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:64rem;margin:1.2rem auto;"
-    "color:#1f2328;padding:0 1rem;line-height:1.4}"
-    "h1{font-size:1.45rem;margin:.2rem 0 .6rem}h2{font-size:1.15rem;margin:1.4rem 0 .4rem}"
+    "color:#1f2328;padding:0 1rem}p,li{line-height:1.4}"  # tables and facts stay compact: a run fits a screen
+    "h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.1rem;margin:1rem 0 .4rem}"
     ".notice{background:#fff8c5;border-left:4px solid #d4a72c;padding:.5rem .8rem}"
     ".warn{background:#ffebe9;border-left:4px solid #cf222e;padding:.5rem .8rem;font-weight:600}"
     ".ok{background:#dafbe1;border-left:4px solid #1a7f37;padding:.5rem .8rem}"
