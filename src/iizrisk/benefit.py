@@ -525,7 +525,17 @@ class BenefitModel(ResultMixin):
         if self.learner not in ("dr", "t", "s"):
             raise ConfigError(f"learner must be 'dr', 't' or 's', got {self.learner!r}")
         whole_number(self.n_folds, "n_folds", 2, example="5")
+        whole_number(self.n_groups, "n_groups", 2, example="5")
+        _check_alpha(self.alpha)
         rows = self._rows(table)
+        if not len(rows):  # else "no covariate varies": the outcome was missing, not the covariates
+            n = len(table)
+            raise ValidationError(
+                f"the risk-set table holds no row with an observed {self.outcome!r}"
+                + (f" among its {n:,} rows" if n else " (it has no rows)")
+                + (" of people registered at ALV, IV or SH" if self.population == "core" and n else "")
+                + ": the horizon of every index day reaches past the data's last observed day, or nobody was at "
+                "risk; use a shorter horizon (--horizon-months) or data observed for longer")
         self.covariates_ = self._covariates(rows)
         if not self.covariates_:
             raise ValidationError("no covariate varies in the table: nothing to condition the effect on")
@@ -1025,6 +1035,14 @@ def load_benefit_model(path) -> BenefitModel:
     return model
 
 
+def _check_alpha(alpha) -> float:
+    """``alpha`` of the intervals, a number strictly between 0 and 1 (else a ConfigError naming it)."""
+    if not is_real(alpha) or not 0 < float(alpha) < 1:
+        raise ConfigError(f"alpha must be a number between 0 and 1, e.g. 0.05 for 95 % intervals, got "
+                          f"{_shown(repr(alpha))}")
+    return float(alpha)
+
+
 def _control_weight_of_day(rows: pd.DataFrame, t: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Per row, the sampling weight of the controls of its index day (1 when the day has none).
 
@@ -1329,7 +1347,8 @@ def evaluate_policies(model: BenefitModel, *, capacity: float = 0.05, high_band:
     for name, share in (("capacity", capacity), ("high_band", high_band)):
         if not is_real(share) or not 0 < float(share) <= 1:
             raise ConfigError(f"{name} must be a share in (0, 1], e.g. 0.05 for 5 %, got {_shown(repr(share))}")
-    alpha = model.alpha if alpha is None else alpha
+    alpha = model.alpha if alpha is None else _check_alpha(alpha)
+    whole_number(n_bootstrap, "n_bootstrap", 0, example="200 (0: no intervals)")
     d = model.data_
     # each month's selection is made within each cross-fitting fold: a fold's rows are ranked by its own
     # models only (the folds' models differ in level by chance, and a level is the other folds' mean)

@@ -102,11 +102,12 @@ class Spec:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ConfigError(f"spec {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
-        bad = sorted(set(self.params) - _MODEL_PARAMS)
+            raise ConfigError(withhold_long_numbers(
+                f"spec {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"))
+        bad = sorted(map(str, set(self.params) - _MODEL_PARAMS))
         if bad:
-            raise ConfigError(f"spec {self.name!r}: unknown model parameter(s) {bad}; known: "
-                              f"{sorted(_MODEL_PARAMS)}")
+            raise ConfigError(withhold_long_numbers(f"spec {self.name!r}: unknown model parameter(s) {bad}; known: "
+                                                    f"{sorted(_MODEL_PARAMS)}"))
 
     @property
     def deployable(self) -> bool:
@@ -119,11 +120,27 @@ class Spec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
-        try:
-            return cls(name=str(d["name"]), kind=str(d.get("kind", "boosting")), params=dict(d.get("params", {})),
-                       drop_groups=tuple(d.get("drop_groups", ())))
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"a specification needs a name, a kind and params: {d!r} ({exc})") from None
+        """A specification from its :meth:`to_dict` form; a field of the wrong type is refused naming it.
+
+        ``params`` must be a table of names and values and ``drop_groups`` a list of group names: a
+        text there was split into its letters (and a text as ``params`` was an internal error).
+        """
+        if not isinstance(d, dict) or "name" not in d:
+            raise ConfigError("a specification needs a name, a kind and params (a table of names and values)")
+        name, kind = d["name"], d.get("kind", "boosting")
+        params, drop = d.get("params", {}), d.get("drop_groups", ())
+        if not isinstance(name, str) or not name or not isinstance(kind, str):
+            raise ConfigError("a specification's name and kind must be texts, e.g. \"name\": \"boosting\", "
+                              "\"kind\": \"boosting\"")
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise ConfigError(withhold_long_numbers(
+                f"spec {name!r}: params must be a table of parameter names and values, e.g. "
+                f"{{\"max_iter\": 60}}; got {type(params).__name__}"))
+        if not isinstance(drop, list | tuple) or not all(isinstance(g, str) for g in drop):
+            raise ConfigError(withhold_long_numbers(
+                f"spec {name!r}: drop_groups must be a list of feature group names, e.g. [\"history\"]; got "
+                f"{type(drop).__name__}"))
+        return cls(name=name, kind=kind, params=dict(params), drop_groups=tuple(drop))
 
 
 def default_grid(groups=None) -> list[Spec]:
@@ -166,15 +183,28 @@ def load_spec(path: str | Path, *, outcome: str | None = None, horizon_months: i
     if not isinstance(data["spec"], dict) or not {"name", "kind"} <= set(data["spec"]):
         raise ConfigError(f"{p}: the chosen specification lacks its name or kind; write the file anew with "
                           "`iizrisk select`")
-    spec = Spec.from_dict(data["spec"])
+    try:
+        spec = Spec.from_dict(data["spec"])
+    except ConfigError as exc:  # the file to fix, not only the field
+        raise ConfigError(f"{p}: {exc}; write the file anew with `iizrisk select`") from None
     for key, wanted in (("outcome", outcome), ("horizon_months", horizon_months)):
         if wanted is not None and data.get(key) is not None and data[key] != wanted:
             raise ConfigError(withhold_long_numbers(
                 f"{p}: the choice was made for {key} {data[key]!r}, not {wanted!r}; train with "
                 f"--{key.replace('_', '-')} {data[key]}, or select anew for {wanted!r}"))
     if not spec.deployable:
-        raise ConfigError(f"{p}: the specification {spec.name!r} ({spec.kind}, without {list(spec.drop_groups)}) "
-                          "cannot be trained by `iizrisk train`")
+        raise ConfigError(withhold_long_numbers(
+            f"{p}: the specification {spec.name!r} ({spec.kind}, without {list(spec.drop_groups)}) cannot be "
+            "trained by `iizrisk train`"))
+    if spec.drop_groups:  # before the features are built, not after
+        from .features import feature_catalogue
+
+        groups = sorted(feature_catalogue()["group"].unique())
+        unknown = sorted(set(spec.drop_groups) - set(groups))
+        if unknown:
+            raise ConfigError(withhold_long_numbers(
+                f"{p}: the specification {spec.name!r} leaves out unknown feature group(s) {unknown}; groups: "
+                f"{groups}; write the file anew with `iizrisk select`"))
     return spec
 
 
@@ -228,6 +258,9 @@ class SelectionRule:
             v = getattr(self, name)
             if v is not None and (not is_real(v) or not 0 <= v <= 1):
                 raise ConfigError(f"[selection] {name} = {v!r}: a number from 0 to 1")
+        if not isinstance(self.reference, str) or not self.reference.strip():
+            raise ConfigError(f"[selection] reference = {self.reference!r}: the name of a specification, e.g. "
+                              "\"boosting\"")
         if not isinstance(self.hold_last_split, bool):
             raise ConfigError(f"[selection] hold_last_split = {self.hold_last_split!r}: true or false")
         if self.min_flag_ratio == 0:
@@ -241,6 +274,8 @@ class SelectionRule:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{p}: no such file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not UTF-8 text; give a TOML file with a [selection] table") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
         refuse_ahv_numbers(data, str(p))  # a reference is copied into selected.json
@@ -840,6 +875,30 @@ def _check_split(split, y_train: np.ndarray, n_test: int, n_persons: int, max_pe
         "--test-months so that the splits fall where outcomes are observed")
 
 
+def check_grid(grid: list[Spec]) -> None:
+    """Refuse a grid the rolling evaluation cannot choose from (exit 2), before any snapshot is read.
+
+    A grid needs a boosting or logistic specification: only those can be chosen, and the
+    ``last_list`` yardstick carries the first of them forward. An empty grid, one of yardsticks
+    only, or one naming a specification twice is refused naming the fix.
+
+    Raises
+    ------
+    ConfigError
+    """
+    names = [s.name for s in grid]
+    if not names:
+        raise ConfigError("the grid holds no specification: name at least one boosting or logistic "
+                          "specification (--specs), e.g. boosting,logistic")
+    if len(set(names)) != len(names):
+        raise ConfigError(withhold_long_numbers(f"the grid names a specification twice: {names}"))
+    if not any(s.deployable for s in grid):
+        carried = " ('last_list' carries a model's list forward)" if "last_list" in names else ""
+        raise ConfigError(withhold_long_numbers(
+            f"the grid holds only the yardsticks {names}, which cannot be chosen{carried}: add a boosting or "
+            f"logistic specification (--specs), e.g. {','.join([*names, 'boosting'])}"))
+
+
 def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_months: int = 3, years: int = 2,
                        test_months: int = 3, train_months: int = 36, calibration_months: int = 6,
                        gap_months: int | None = None, capacity: int = 50, max_persons: int | None = None,
@@ -890,16 +949,14 @@ def rolling_evaluation(snapshots, *, grid: list[Spec] | None = None, every_month
     from .model._training import _bounded, _snapshot_frame
     from .snapshots import SnapshotSet
 
+    grid = list(grid) if grid is not None else default_grid()
+    check_grid(grid)
     snaps = snapshots if isinstance(snapshots, SnapshotSet) else SnapshotSet.open(snapshots)
     horizon = int(snaps.meta["horizon_months"])
     gap = horizon if gap_months is None else int(gap_months)
     splits = rolling_splits(snaps.dates, every_months=every_months, years=years, test_months=test_months,
                             gap_months=gap, train_months=train_months, calibration_months=calibration_months,
                             horizon_months=horizon, observed_until=snaps.meta["observed_until"])
-    grid = list(grid) if grid is not None else default_grid()
-    names = [s.name for s in grid]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"the grid names a specification twice: {names}")
     model_specs = [s for s in grid if s.kind in ("boosting", "logistic")]
     reference = model_specs[0] if model_specs else None
     # every date needed, and for the last-list baseline the month end before each evaluation date

@@ -65,7 +65,7 @@ import pandas as pd
 from . import __version__, _time
 from ._checks import whole_number
 from ._progress import Steps
-from .errors import ConfigError, ValidationError
+from .errors import ConfigError, ValidationError, withhold_long_numbers
 from .features import PointInTimeFeatures
 from .outcomes import compute_outcome, get_outcome, pension_starts
 from .outcomes import observed_until as _observed_until
@@ -149,6 +149,7 @@ class SnapshotSet:
                               "`iizrisk snapshots`") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValidationError(f"{path / META_FILE}: not readable JSON ({exc}); rebuild the dataset") from exc
+        _check_meta(meta, path / META_FILE)
         return cls(path, meta)
 
     @property
@@ -162,7 +163,12 @@ class SnapshotSet:
 
     def features(self) -> PointInTimeFeatures:
         """The fitted feature transformer the snapshots were built with."""
-        return PointInTimeFeatures(**self.meta["features"]).fit()
+        try:
+            return PointInTimeFeatures(**self.meta["features"]).fit()
+        except (TypeError, ValueError) as exc:  # a dataset.json edited by hand or of another version
+            raise ValidationError(withhold_long_numbers(
+                f"{self.path / META_FILE}: its features cannot be rebuilt ({exc}); build the dataset anew with "
+                "`iizrisk snapshots`")) from None
 
     def partition(self, as_of, bucket: int) -> Path:
         return self.path / f"as_of={pd.Timestamp(as_of).date().isoformat()}" / f"bucket={bucket:03d}.parquet"
@@ -198,6 +204,7 @@ class SnapshotSet:
         ValidationError
             A partition asked for is missing (an unfinished build).
         """
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         dates = self.dates if as_of is None else [pd.Timestamp(d) for d in
@@ -217,10 +224,16 @@ class SnapshotSet:
                 if not p.exists():
                     raise ValidationError(f"{p}: partition missing (the build stopped before it); run "
                                           "`iizrisk snapshots` again with the same arguments to finish it")
-                parts.append(pq.read_table(p, columns=cols))
-        import pyarrow as pa
-
-        table = pa.concat_tables(parts) if parts else None
+                try:
+                    parts.append(pq.read_table(p, columns=cols))
+                except (pa.ArrowException, ValueError) as exc:  # another file put there, or damaged
+                    raise ValidationError(_foreign_partition(p, exc)) from None
+        try:
+            table = pa.concat_tables(parts) if parts else None
+        except (pa.ArrowException, ValueError) as exc:  # a partition of other columns
+            raise ValidationError(f"{self.path}: its partitions do not share their columns ({exc.__class__.__name__}); "
+                                  "a file was put there by something else: delete the folder and build it again "
+                                  "with `iizrisk snapshots`") from None
         frame = table.to_pandas() if table is not None else pd.DataFrame(columns=cols or [])
         if observed_only and len(frame):
             frame = frame[frame["observed"].to_numpy(dtype=bool)]
@@ -229,6 +242,36 @@ class SnapshotSet:
         labels = frame[["outcome", "observed"]].copy()
         labels["outcome"] = labels["outcome"].astype("boolean")
         return frame.drop(columns=["outcome", "observed"]), labels
+
+
+#: what dataset.json must hold (a file of another tool, or edited by hand, was an internal error)
+_META_KEYS = {"as_of": list, "buckets": int, "outcome": str, "horizon_months": int, "observed_until": str,
+              "features": dict}
+
+
+def _check_meta(meta: Any, where: Path) -> None:
+    """Refuse a ``dataset.json`` that :func:`build_snapshots` did not write (exit 1), naming what is wrong."""
+    fix = "it is not a dataset written by `iizrisk snapshots`: build one with it (into a new folder)"
+    if not isinstance(meta, dict):
+        kind = {list: "list", str: "text", type(None): "null"}.get(type(meta), "number")
+        raise ValidationError(f"{where}: holds a JSON {kind}, not the description of a snapshot dataset; {fix}")
+    bad = sorted(k for k, kind in _META_KEYS.items()
+                 if not isinstance(meta.get(k), kind) or isinstance(meta.get(k), bool))
+    if bad:
+        raise ValidationError(f"{where}: lacks {', '.join(bad)} (or holds the wrong type); {fix}")
+    try:
+        days = [pd.Timestamp(d) for d in meta["as_of"]]
+        pd.Timestamp(meta["observed_until"])
+    except (TypeError, ValueError):
+        raise ValidationError(f"{where}: as_of or observed_until holds something other than dates; {fix}") from None
+    if not days or not 1 <= meta["buckets"] <= 4096 or not 1 <= meta["horizon_months"]:
+        raise ValidationError(f"{where}: no as-of date, or a number of buckets or a horizon out of range; {fix}")
+
+
+def _foreign_partition(p: Path, exc: Exception) -> str:
+    """The message of a partition that cannot be read as one (a file put there, or damaged)."""
+    return (f"{p}: not a partition of this dataset ({exc.__class__.__name__}: a damaged file or one put there by "
+            "something else); delete it and run `iizrisk snapshots` again with the same arguments to rebuild it")
 
 
 def read_snapshots(path: str | Path, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -325,6 +368,7 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
     }
     person_bucket(["x"], buckets)  # checks the number of buckets before anything is read
     old = out / META_FILE
+    _refuse_foreign_folder(out, old)
     if old.exists():
         have = SnapshotSet.open(out).meta
         same = {k: have.get(k) for k in meta if k != "iizrisk"} == {k: v for k, v in meta.items() if k != "iizrisk"}
@@ -370,6 +414,25 @@ def build_snapshots(spells: pd.DataFrame, out: str | Path, *, as_of, interventio
                 logger.debug("snapshots: bucket %d of %d written (%d rows of spells)", b + 1, buckets, len(rows))
     logger.info("snapshots: %d partitions written to %s", len(todo), out)
     return snaps
+
+
+def _refuse_foreign_folder(out: Path, meta_file: Path) -> None:
+    """Refuse (exit 2) a folder that holds files but no dataset: the partitions would be mixed with them.
+
+    Hidden entries (a temporary file of a build that stopped) do not count; a build that stopped
+    has its ``dataset.json`` (written first) and is resumed.
+    """
+    if meta_file.exists() or not out.is_dir():
+        return
+    try:
+        entries = sorted(e.name for e in out.iterdir() if not e.name.startswith("."))
+    except OSError:  # the build's own write says why, naming the folder
+        return
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise ConfigError(withhold_long_numbers(
+            f"{out} holds other files ({shown}) and no snapshot dataset ({META_FILE}): the partitions would be "
+            "mixed with them; give a new or empty folder, or one `iizrisk snapshots` wrote"))
 
 
 def _build_bucket(ft: PointInTimeFeatures, rows: pd.DataFrame, iv, dates: list[pd.Timestamp], paths: list[Path],

@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..store import write_parquet_atomic
 
     t0 = time.perf_counter()
+    refuse_an_unwritable_target(args.out, "--out")
     path = Path(args.source)
     if path.suffix.lower() == ".toml":
         from ..config import Settings
@@ -77,13 +78,48 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def refuse_an_unwritable_target(out, option: str) -> None:
+    """Refuse (exit 6) an output file whose place holds a folder, a FIFO, a device or a socket, before any work.
+
+    The atomic rename replaced a FIFO or socket someone had put there (and exited 0), and a folder
+    was found only once the whole input had been read (exit 6 at the end).
+    """
+    import stat
+
+    from ..errors import OperatingSystemError
+
+    try:
+        mode = Path(str(out)).lstat().st_mode
+    except OSError:  # absent (the usual case), or unreachable: the write says why, naming the path
+        return
+    if stat.S_ISDIR(mode):
+        raise OperatingSystemError(f"{option} {out}: is a folder where a file is expected: give a file name")
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise OperatingSystemError(f"{option} {out}: {kind}, not a regular file; writing would replace it: give "
+                                   "the name of a regular file")
+
+
 def _refuse_an_export_folder(settings, out) -> None:
-    """A new file in a source's folder would be read as an export by the next night."""
+    """A new file in a source's folder, or matching a source's pattern, would be read as an export by the next
+    night."""
+    import fnmatch
+
     from ..errors import ConfigError
 
     target = Path(str(out)).resolve()
     for src in settings.sources:
-        root = settings.resolve(src.path).resolve()
+        configured = settings.resolve(src.path)
+        if any(ch in str(configured) for ch in "*?["):  # a pattern: the files it matches are the exports
+            base = Path(*[part for part in configured.parts[:next(
+                i for i, part in enumerate(configured.parts) if any(ch in part for ch in "*?["))]])
+            pattern = str(base.resolve() / configured.relative_to(base))
+            if fnmatch.fnmatch(str(target), pattern) or fnmatch.fnmatch(str(Path(str(out)).absolute()),
+                                                                        str(configured)):
+                raise ConfigError(f"--out {out} matches the path {src.path!r} of the source {src.name!r}: the "
+                                  "next night would read it as an export; give --out a place outside it")
+            continue
+        root = configured.resolve()
         if root.is_dir() and root in target.parents:
             raise ConfigError(f"--out {out} lies in the folder of the source {src.name!r} ({root}): the next "
                               "night would read it as an export; give --out a place outside it")

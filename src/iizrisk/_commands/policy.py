@@ -121,6 +121,12 @@ def _inputs(args: argparse.Namespace, read_inputs):
         from ..reviews import all_interventions
 
         settings = Settings.load(args.config)
+        from ._args import refuse_writing_into_the_deployment
+
+        # the model folder is replaced whole by `train` (a file of its own there is refused), the runs and
+        # history folders are what the nightly runs publish and keep
+        refuse_writing_into_the_deployment(settings, args.config, files={"--save-model": args.save_model},
+                                           folders={"--out": args.out})
         _refuse_overwriting(args, {**{f"[sources] {s.name}": settings.resolve(s.path) for s in settings.sources},
                                    "[deployment] interventions": (settings.resolve(settings.deployment.interventions)
                                                                   if settings.deployment.interventions else None)})
@@ -150,6 +156,9 @@ def _refuse_overwriting(args: argparse.Namespace, inputs: dict[str, object] | No
         if args.save_model.is_dir():  # found only after the whole computation and --out written
             raise OperatingSystemError(f"--save-model {args.save_model}: is a folder where a file is expected: "
                                        "give a file name ending in .skops")
+        from .ingest import refuse_an_unwritable_target
+
+        refuse_an_unwritable_target(args.save_model, "--save-model")  # a FIFO there was replaced, exit 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -62,9 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="let a better mean replace the current default even where it is worse on the last split")
     p.add_argument("--language", choices=["de", "fr", "it", "en"], default=None,
                    help="headers of the CSV tables in this language (default: the column codes)")
-    p.add_argument("--seed", type=int_at_least(0, 2**32 - 1), default=0, metavar="N",
+    p.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed of every model, 0 to 4294967295 (0)")
     p.add_argument("--threads", type=int_at_least(1), metavar="N", help="threads per model fit")
+
+
+def _seed(text: str) -> int:
+    """argparse type of --seed: 0 to 2**32 - 1, the error naming the bound in words (a ten-digit maximum is
+    withheld from messages as a possible identifier, which left "above the maximum <withheld>")."""
+    try:
+        return int_at_least(0, 2**32 - 1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError("give a whole number from 0 to 2**32 - 1 (the seeds numpy accepts)") \
+            from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..selection import (
         SelectionRule,
+        check_grid,
         check_years,
         default_grid,
         person_attributes,
@@ -98,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(set(want) - {s.name for s in grid})
         if unknown:
             raise ConfigError(f"--specs: unknown specification(s) {unknown}; known: {[s.name for s in grid]}")
+        if not want:
+            raise ConfigError(f"--specs {args.specs!r} names no specification; known: {[s.name for s in grid]}")
         grid = [s for s in grid if s.name in want]
+    check_grid(grid)  # before any snapshot is built or read: a grid of yardsticks only has nothing to choose
+    if rule.reference not in {s.name for s in default_grid()}:  # a typo would silently drop hold_last_split
+        raise ConfigError(f"{args.rule}: [selection] reference = {rule.reference!r} names no specification; "
+                          f"known: {[s.name for s in default_grid()]}")
     snapshots = args.snapshots
     attributes = None
     if args.spells:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ._args import (
     MAX_MONTHS,
+    check_period,
     int_at_least,
     int_between,
     iso_date,
@@ -133,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError("--jobs runs processes on this machine, --dask runs on a cluster: use one of them")
     check_dask_args(args)
+    check_period(args.first, args.last)  # reversed, it read as "no month end between" the two
     refuse_overwriting_inputs({"--spells": args.spells, "--interventions": args.interventions,
                                "--config": args.config}, folders={"--out": args.out})
     spells, interventions = read_inputs(args.spells, args.interventions,

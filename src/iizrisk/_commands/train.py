@@ -66,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
 
     key = signing_key(file=args.key_file)  # fail on a bad key before the long training
     check_model_folder(args.out, "--out")  # a file or another folder would be replaced by the model
+    params: dict = {}
+    if args.spec:  # before the spells are read: a wrong file is found at once
+        from ..selection import load_spec
+
+        spec = load_spec(args.spec, outcome=args.outcome, horizon_months=args.horizon_months)
+        args.model, params = spec.kind, dict(spec.params)
+        if spec.drop_groups:
+            params["drop_groups"] = tuple(spec.drop_groups)
     if args.spells:
         spells, interventions = read_inputs(args.spells, args.interventions)
     elif args.interventions:
@@ -75,14 +83,6 @@ def run(args: argparse.Namespace) -> int:
                           "interventions already; give them to `iizrisk snapshots` instead")
     else:
         spells, interventions = None, None
-    params: dict = {}
-    if args.spec:
-        from ..selection import load_spec
-
-        spec = load_spec(args.spec, outcome=args.outcome, horizon_months=args.horizon_months)
-        args.model, params = spec.kind, dict(spec.params)
-        if spec.drop_groups:
-            params["drop_groups"] = tuple(spec.drop_groups)
     try:
         model, report = train(spells, interventions=interventions, outcome=args.outcome,
                               horizon_months=args.horizon_months, model=args.model,
