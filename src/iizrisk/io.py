@@ -621,8 +621,8 @@ def _refuse_ahv_in_paths(paths: list[str], source: str, what: str = "file") -> N
 
 
 def _not_regular(name: str, path: Path, mode: int) -> ValidationError:
-    return ValidationError(f"{name}: {path} is {file_kind(mode)}, not a regular file; point the source's path to "
-                           "an exported file (reading it could block or never end)")
+    return ValidationError(f"{name}: {path} is {file_kind(mode)}, not a regular file; give the path of an exported "
+                           "file (reading it could block or never end)")
 
 
 def _regular_file(path: Path, name: str) -> None:
@@ -630,7 +630,8 @@ def _regular_file(path: Path, name: str) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError as exc:
-        raise ValidationError(f"{name}: file not found; check the source's path in the configuration") from exc
+        raise ValidationError(f"{name}: file not found; check the path (the file given, or the source's path in "
+                              "the configuration)") from exc
     except OSError as exc:  # no permission, a loop of links, an I/O error: the machine's, not the data's
         raise OperatingSystemError(f"{name}: {path} cannot be read ({exc.strerror}); check the path and "
                                    "the service account's permissions") from exc
