@@ -423,3 +423,174 @@ def test_a_folder_or_device_as_the_configuration_is_an_operating_system_error(tm
     ok = tmp_path / "ok.toml"
     ok.write_bytes(b"[worklist]\r\ncapacity = 7\r\n")
     assert Settings.load(ok).worklist.capacity == 7
+
+
+# ------------------------------------------------------------------ the trust settings, on their boundaries
+def test_output_mode_is_accepted_exactly_when_owner_only_or_group_at_most():
+    """Every one of the 512 modes against the rule: nothing for others, read and write for the owner."""
+    for m in range(0o1000):
+        ok = m & 0o007 == 0 and m & 0o600 == 0o600
+        text = f"0{m:03o}"
+        if ok:
+            assert Settings.from_dict({"output": {"mode": text}}).output.mode == text
+        else:
+            with pytest.raises(ConfigError, match=r"\[output\] mode"):
+                Settings.from_dict({"output": {"mode": text}})
+
+
+def test_folders_get_the_search_bit_exactly_where_files_get_the_read_bit():
+    from iizrisk.config import dir_mode, file_mode
+
+    for m in range(0o1000):
+        want = m
+        for shift in (6, 3, 0):
+            if m >> shift & 0o4:
+                want |= 0o1 << shift
+        assert dir_mode(m) == want, oct(m)
+        assert file_mode(f"0{m:03o}") == m == file_mode(m)
+    for bad in (0o1000, 0o4640, -1, "0644x", "8640", True):
+        with pytest.raises(ValueError):
+            file_mode(bad)
+
+
+@pytest.mark.parametrize("table, key, low, high", [
+    ("output", "history_keep_days", 1, 36_525),
+    ("deployment", "merge_gap_days", 0, 36_525),
+    ("deployment", "window_months", 1, 1200),
+    ("model", "horizon_months", 1, 1200),
+    ("worklist", "capacity", 1, 10_000_000),
+    ("worklist", "exclude_assessed_months", 0, 1200),
+    ("privacy", "min_cell_size", 1, 10_000_000),
+    ("health", "min_persons_scored", 1, 10**9),
+    ("health", "max_row_drop_percent", 0, 100),
+    ("health", "max_quarantine_percent", 0, 100),
+    ("health", "max_export_age_days", 0, 36_525),
+    ("monitoring", "flow_window_days", 7, 366),
+    ("dask", "workers", 1, 1024),
+])
+def test_numeric_settings_are_accepted_on_their_bounds_and_refused_beyond(table, key, low, high):
+    for v in (low, high):
+        assert getattr(getattr(Settings.from_dict({table: {key: v}}), table), key) == v
+    for v in (low - 1, high + 1):
+        if table == "health" and key == "min_persons_scored" and v > high:
+            continue  # no upper bound
+        with pytest.raises(ConfigError, match=key):
+            Settings.from_dict({table: {key: v}})
+
+
+@pytest.mark.parametrize("days, ok", [(0, False), (1, True), (36_525, True), (36_526, False)])
+def test_review_keep_off_days_bounds(days, ok):
+    data = {"reviews": {"keep_off_days": {"not_suitable": days}}}
+    if ok:
+        assert Settings.from_dict(data).reviews.keep_off_days == {"not_suitable": days}
+    else:
+        with pytest.raises(ConfigError, match="keep_off_days"):
+            Settings.from_dict(data)
+
+
+@pytest.mark.parametrize("bands", [[0.0, 0.25], [0.1, 1.0], [0.25, 0.25], [0.3, 0.2], [0.1], [0.1, True]])
+def test_risk_bands_must_be_two_increasing_probabilities_strictly_inside_0_and_1(bands):
+    with pytest.raises(ConfigError, match="risk_bands"):
+        Settings.from_dict({"worklist": {"risk_bands": bands}})
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"worklist": {"capacity": True}}, r"capacity = True \(expected int\)"),
+    ({"output": {"history_keep_days": 30.0}}, r"history_keep_days = 30.0 \(expected int\)"),
+    ({"sources": [{"name": "alv", "institution": "ALV"}]}, "path"),
+    ({"sources": [{"path": "alv.csv", "institution": "ALV"}]}, "name"),
+    ({"output": {"modes": "0640"}}, r"unknown setting\(s\) \['modes'\]"),
+])
+def test_wrong_types_and_missing_required_keys_are_refused(data, words):
+    with pytest.raises(ConfigError, match=words):
+        Settings.from_dict(data)
+
+
+@pytest.mark.parametrize("output, model", [("runs", "runs/model"), ("m/runs", "m"), ("same", "same")])
+def test_the_run_folder_and_the_model_folder_never_contain_each_other(tmp_path, output, model):
+    with pytest.raises(ConfigError, match=r"\[output\] dir .*overlap"):
+        Settings.from_dict({"output": {"dir": output}, "model": {"dir": model}}, base_dir=tmp_path)
+    assert Settings.from_dict({"output": {"dir": "runs"}, "model": {"dir": "model"}}, base_dir=tmp_path)
+
+
+def test_a_missing_configuration_file_is_a_usage_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist") as exc:
+        Settings.load(tmp_path / "none.toml")
+    assert exc.value.exit_code == 2
+
+
+# ------------------------------------------------------------------ the view at T
+@pytest.mark.parametrize("kw, ok", [
+    ({"window_months": 1}, True), ({"window_months": 0}, False), ({"merge_gap_days": 0}, True),
+    ({"merge_gap_days": -1}, False), ({"transition_gap_days": 0}, True), ({"transition_gap_days": -1}, False),
+    ({"window_months": True}, False), ({"merge_gap_days": 1.0}, False), ({"window_months": np.int64(12)}, True),
+])
+def test_definitions_are_whole_numbers_from_their_least_value(kw, ok):
+    from iizrisk.view import Definitions
+
+    if ok:
+        assert {k: getattr(Definitions(**kw), k) for k in kw} == kw
+    else:
+        with pytest.raises(ConfigError, match=f"{next(iter(kw))} must be a whole number"):
+            Definitions(**kw)
+
+
+def _view_rows():
+    import pandas as pd
+
+    return pd.DataFrame({
+        "person_id": ["a", "a", "b", "c"], "institution": ["ALV", "IV", "SH", "ALV"],
+        "start_date": pd.to_datetime(["2024-01-01", "2024-06-30", "2024-03-01", "2024-07-01"]),
+        "end_date": pd.to_datetime([None, None, "2024-06-30", None]),
+    })
+
+
+def test_a_view_is_at_its_own_day_only_and_refuses_the_full_data():
+    import datetime as dt
+
+    from iizrisk.spells import build_timeline
+    from iizrisk.view import Definitions, View
+
+    t = dt.date(2024, 6, 30)
+    v = View.at(_view_rows(), t, Definitions())
+    assert v.is_at(t) and v.is_at("2024-06-30") and v.as_of == t
+    assert not v.is_at(t - dt.timedelta(days=1)) and not v.is_at(t + dt.timedelta(days=1))
+    with pytest.raises(ValueError, match="the full data"):
+        View(build_timeline(_view_rows()), Definitions())
+
+
+def test_features_refuse_a_view_of_another_day():
+    """A view of a later day would hand the features what was not known at T."""
+    import datetime as dt
+
+    from iizrisk.features import PointInTimeFeatures
+    from iizrisk.view import Definitions, View
+
+    ft = PointInTimeFeatures().fit(None)
+    defs = Definitions.of_features(ft)
+    for day in (dt.date(2024, 7, 1), dt.date(2024, 6, 29)):
+        with pytest.raises(ValueError, match="is not the view at 2024-06-30"):
+            ft.transform(_view_rows(), as_of="2024-06-30", view=View.at(_view_rows(), day, defs))
+
+
+def test_the_view_at_t_holds_the_spells_started_up_to_and_including_t():
+    """Point in time: a spell starting on T is known on the evening of T; one starting the day after is not;
+    an end after T is unknown (open)."""
+    import datetime as dt
+
+    from iizrisk.view import Definitions, View
+
+    rows = _view_rows()
+    for t in (dt.date(2024, 6, 29), dt.date(2024, 6, 30), dt.date(2024, 7, 1)):
+        v = View.at(rows, t, Definitions())
+        known = rows[rows["start_date"].dt.date <= t]
+        end_known = known["end_date"].where(known["end_date"].dt.date <= t)  # an end after T: open at T
+        want = sorted(zip(known["person_id"], known["institution"], known["start_date"].dt.date,
+                          end_known.dt.date.astype(object).where(end_known.notna(), None), strict=True))
+        got = v.timeline.to_frame()
+        assert sorted(zip(got["person_id"], got["institution"], got["start_date"].dt.date,
+                          got["end_date"].dt.date.astype(object).where(got["end_date"].notna(), None),
+                          strict=True)) == want, t
+        assert v.timeline.n_persons == known["person_id"].nunique(), t
+        flags = v.flags.set_index("person_id")["multi_registered"].to_dict()
+        assert flags.get("a", False) == (t >= dt.date(2024, 6, 30)), t  # IV from June 30, ALV open all along

@@ -6,6 +6,8 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from iizrisk.config import HealthSettings, Settings
 from iizrisk.errors import ConfigError
@@ -140,3 +142,109 @@ def test_min_persons_scored_fails_only_below_its_bound():
     s = HealthSettings(min_persons_scored=100)
     assert check_health(facts(persons_scored=100), s).ok
     assert gates(check_health(facts(persons_scored=99), s)) == [("min_persons_scored", "the run")]
+
+
+# ------------------------------------------------------------------ the history store against a reference
+_B = dt.date(2024, 6, 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(held=st.sets(st.integers(0, 30), max_size=5), q=st.integers(-2, 32), span=st.integers(0, 12),
+       keep=st.integers(1, 40))
+@example(held={5, 10, 20, 25}, q=20, span=5, keep=10)  # each comparison on its boundary
+def test_history_dates_previous_read_and_prune_follow_the_calendar(held, q, span, keep):
+    """previous, read (as_of, since, until) and prune agree with the obvious set arithmetic on dates."""
+    import tempfile
+
+    dates = sorted(_B + dt.timedelta(days=d) for d in held)
+    at, until = _B + dt.timedelta(days=q), _B + dt.timedelta(days=q + span)
+    with tempfile.TemporaryDirectory() as folder:
+        h = HistoryStore(folder)
+        for d in dates:
+            h.write(d, scores=_scores(1))
+        assert h.as_of_dates() == dates
+        earlier = [d for d in dates if d < at]
+        assert h.previous(at) == (earlier[-1] if earlier else None)
+
+        def read_dates(**kw) -> list[dt.date]:
+            df = h.read("scores", **kw)
+            return sorted({ts.date() for ts in df["as_of"]}) if len(df) else []
+
+        assert read_dates(as_of=at) == [d for d in dates if d == at]
+        assert read_dates(since=at, until=until) == [d for d in dates if at <= d <= until]
+        assert read_dates(since=at) == [d for d in dates if d >= at]
+        assert read_dates(until=at) == [d for d in dates if d <= at]
+        limit = at - dt.timedelta(days=keep)  # at lies in 2024: before the real today
+        assert h.prune(keep, today=at) == [d for d in dates if d < limit]
+        assert h.as_of_dates() == [d for d in dates if d >= limit]
+
+
+def test_the_runs_entry_is_written_last_whatever_the_order_given(tmp_path, monkeypatch):
+    """The runs partition marks a date's entry as complete: a failure on another table leaves none."""
+    import iizrisk.history as history
+
+    h = HistoryStore(tmp_path)
+    runs = pd.DataFrame({"institution": ["ALV"], "rows": [2], "run": ["0123456789"]})
+    written = h.write(T, runs=runs, scores=_scores(2), worklists=_scores(1))
+    assert [p.parent.parent.name for p in written] == ["scores", "worklists", "runs"]
+    day = T + dt.timedelta(days=1)
+    real = history.write_parquet_atomic
+
+    def fails_on_scores(df, path, **kw):
+        if path.parent.parent.name == "scores":
+            raise OSError(28, "No space left on device", str(path))
+        return real(df, path, **kw)
+
+    monkeypatch.setattr(history, "write_parquet_atomic", fails_on_scores)
+    with pytest.raises(OSError):
+        h.write(day, runs=runs, scores=_scores(2))
+    assert not h.has(day, "runs") and h.run_token(day) is None
+
+
+def test_a_partition_folder_without_its_file_is_no_entry(tmp_path):
+    """A crash between making the folder and renaming the file into it leaves a folder: no date is held."""
+    h = HistoryStore(tmp_path)
+    h.write(T - dt.timedelta(days=1), scores=_scores(1))
+    half = tmp_path / "scores" / f"as_of={T.isoformat()}"
+    half.mkdir()
+    (half / ".part-0.parquet.x1y2.tmp").write_bytes(b"PAR1")
+    assert h.as_of_dates() == [T - dt.timedelta(days=1)]
+    assert h.previous(T + dt.timedelta(days=1)) == T - dt.timedelta(days=1)
+    assert len(h.read("scores")) == 1
+
+
+def _reviews(days: list[dt.date]) -> pd.DataFrame:
+    from iizrisk.history import REVIEW_COLUMNS
+
+    n = len(days)
+    return pd.DataFrame({
+        "institution": ["ALV"] * n, "person_id": [f"p{i}" for i in range(n)], "case_id": ["c"] * n,
+        "review_date": pd.to_datetime(days).astype("datetime64[s]"), "decision": ["not_suitable"] * n,
+        "decided_by": ["x"] * n, "note": [""] * n, "listed": [True] * n,
+        "list_as_of": pd.to_datetime(days).astype("datetime64[s]"), "band_at_review": ["high"] * n,
+    })[list(REVIEW_COLUMNS)]
+
+
+def test_reviews_on_the_limit_day_are_kept_and_read_up_to_and_including_until(tmp_path):
+    h = HistoryStore(tmp_path)
+    keep = 10
+    limit = T - dt.timedelta(days=keep)
+    days = [limit - dt.timedelta(days=1), limit, limit + dt.timedelta(days=1), T]
+    h.write_reviews(_reviews(days))
+    assert [ts.date() for ts in h.reviews(until=limit)["review_date"]] == days[:2]
+    h.prune(keep, today=T)
+    assert [ts.date() for ts in h.reviews()["review_date"]] == days[1:]
+
+
+def test_a_damaged_entry_is_written_anew_from_the_run_folder(tmp_path):
+    run = tmp_path / "run"
+    (run / "history").mkdir(parents=True)
+    pd.DataFrame({"institution": ["ALV"], "rows": [3], "run": ["0123456789"]}).to_parquet(
+        run / "history" / "runs.parquet")
+    _scores(3).to_parquet(run / "history" / "scores.parquet")
+    h = HistoryStore(tmp_path / "history")
+    damaged = h._part("runs", T)
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not parquet")
+    assert h.restore(T, run)
+    assert h.run_token(T) == "0123456789" and len(h.read("scores", as_of=T)) == 3

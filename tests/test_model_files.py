@@ -477,3 +477,88 @@ def test_a_benefit_model_file_with_an_untrusted_type_is_refused(benefit_fit, tmp
     (tmp_path / "link.skops").symlink_to(good)
     with pytest.raises(ModelError, match="symbolic link"):
         load_benefit_model(tmp_path / "link.skops")
+
+
+# ---------------------------------------------------------------- what a key holder's signature covers
+def _resign(folder: Path, key: bytes = KEY, **changes) -> dict:
+    """The manifest changed and signed again with ``key`` (by a holder of the key)."""
+    man = json.loads((folder / "manifest.json").read_text())
+    man.update(changes)
+    man["signature"] = {"algorithm": "HMAC-SHA-256", "value": mm._sign(man, key)}
+    (folder / "manifest.json").write_text(json.dumps(man))
+    return man
+
+
+def test_the_signature_covers_the_model_files_hash(fitted, tmp_path):
+    """Another model file with its hash written into the signed manifest: the signature no longer matches."""
+    import zipfile
+
+    folder = save_model(fitted, tmp_path / "m", key=KEY)
+    other = sio.dumps(fitted, compression=zipfile.ZIP_STORED)  # a valid model file, other bytes
+    assert other != (folder / "model.skops").read_bytes()
+    (folder / "model.skops").write_bytes(other)
+    man = json.loads((folder / "manifest.json").read_text())
+    man["model_sha256"] = hashlib.sha256(other).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelError, match="signature check failed"):
+        load_model(folder, key=KEY)
+
+
+def test_only_the_one_signature_algorithm_is_accepted(fitted, tmp_path):
+    folder = save_model(fitted, tmp_path / "m", key=KEY)
+    man = json.loads((folder / "manifest.json").read_text())
+    man["signature"]["algorithm"] = "HMAC-SHA-1"  # the value is still the right HMAC-SHA-256
+    (folder / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelError, match="unknown signature algorithm"):
+        load_model(folder, key=KEY)
+
+
+def test_a_signed_file_of_a_foreign_type_or_other_features_is_refused(fitted, tmp_path):
+    """Checks behind the signature: what the file builds must be the RiskModel the manifest describes."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = frame()
+    foreign = LogisticRegression().fit(X.fillna(0), y)  # skops builds it (a scikit-learn type), same columns
+    folder = save_model(fitted, tmp_path / "m", key=KEY)
+    data = sio.dumps(foreign)
+    (folder / "model.skops").write_bytes(data)
+    _resign(folder, model_sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(ModelError, match="holds a LogisticRegression, not a RiskModel"):
+        load_model(folder, key=KEY)
+    folder = save_model(fitted, tmp_path / "n", key=KEY)
+    _resign(folder, features=[{"name": n, "dtype": "float32"} for n in ["a", "b", "d", "c"]])
+    with pytest.raises(ModelError, match="other features than the model was fitted on"):
+        load_model(folder, key=KEY)
+
+
+def test_a_model_file_larger_than_any_iizrisk_writes_is_not_read(fitted, tmp_path, monkeypatch):
+    folder = save_model(fitted, tmp_path / "m", key=KEY)
+    size = (folder / "model.skops").stat().st_size
+    monkeypatch.setattr(mm, "_MAX_FILE_BYTES", size - 1)
+    with pytest.raises(ModelError, match=f"model.skops: {size:,} bytes is more than any model file"):
+        load_model(folder, key=KEY)
+    monkeypatch.setattr(mm, "_MAX_FILE_BYTES", size)
+    assert load_model(folder, key=KEY).outcome == fitted.outcome
+
+
+def test_saving_never_replaces_a_folder_that_holds_no_earlier_model(fitted, tmp_path):
+    """Model-card names alone, without a manifest, are no earlier model: the folder is kept."""
+    from iizrisk.errors import ConfigError
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model_card.md").write_text("someone's notes")
+    with pytest.raises(ConfigError, match="holds no earlier model"):
+        save_model(fitted, folder, key=KEY)
+    assert [p.name for p in folder.iterdir()] == ["model_card.md"]
+    (folder / "manifest.json").write_text("{}")  # with a manifest: an earlier model, replaced
+    save_model(fitted, folder, key=KEY)
+    assert not (folder / "model_card.md").exists() and load_model(folder, key=KEY).outcome == fitted.outcome
+
+
+def test_a_key_of_exactly_32_bytes_signs_and_loads(fitted, tmp_path):
+    key = bytes(range(32))
+    folder = save_model(fitted, tmp_path / "m", key=key)
+    assert load_model(folder, key=key).manifest_["signature"]["algorithm"] == "HMAC-SHA-256"
+    with pytest.raises(KeyFileError, match="holds 31 bytes"):
+        load_model(folder, key=key[:31])

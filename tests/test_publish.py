@@ -309,3 +309,222 @@ def test_a_write_that_fails_without_a_file_name_names_the_file(tmp_path):
     with pytest.raises(OSError) as err:
         _atomic(tmp_path / "runs" / "ALV.parquet", named, private=False)
     assert err.value.filename == "/elsewhere/x"  # a name the error has is kept
+
+
+# ------------------------------------------------------------------ the lock file, permissions
+def test_the_lock_file_is_not_open_to_everyone_and_names_no_process_once_released(tmp_path):
+    """Under umask 022 the lock file is not world-readable; it names its holder while held, nobody after."""
+    import json
+
+    path = tmp_path / "runs" / ".lock"
+    old = os.umask(0o022)
+    try:
+        lock = RunLock(path)
+        lock.acquire()
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    finally:
+        lock.release()
+    assert not lock.held and path.read_text() == ""
+
+
+def test_permissions_never_follow_a_link_out_of_the_folder(tmp_path):
+    """A link inside a run folder is skipped: the file it points to keeps its own mode (and group)."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours")
+    os.chmod(outside, 0o600)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "f.txt").write_text("x")
+    (run / "link").symlink_to(outside)
+    Permissions("0640").apply(run)
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o600
+    assert stat.S_IMODE((run / "f.txt").stat().st_mode) == 0o640
+
+
+def test_permissions_of_written_files_reach_up_to_the_root_and_no_further(tmp_path):
+    root = tmp_path / "history"
+    (root / "scores" / "as_of=2024-06-30").mkdir(parents=True)
+    f = root / "scores" / "as_of=2024-06-30" / "part-0.parquet"
+    f.write_text("x")
+    untouched = root / "other.txt"
+    untouched.write_text("y")
+    for p in (tmp_path, root, root / "scores", f.parent, f, untouched):
+        os.chmod(p, 0o700)
+    Permissions("0640").apply_written(root, [f])
+    assert stat.S_IMODE(f.stat().st_mode) == 0o640
+    for folder in (root, root / "scores", f.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o750, folder
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700  # above the root: left alone
+    assert stat.S_IMODE(untouched.stat().st_mode) == 0o700  # not written: not walked
+
+
+# ------------------------------------------------------------------ publishing
+def test_publishing_syncs_the_run_and_the_store_before_the_switch_and_the_root_after_it(tmp_path, monkeypatch):
+    """Every file of the run and the renamed folder's entry are on disk before the date link points to them
+    (a power failure must not leave a published run of empty files); the links are synced after."""
+    root = tmp_path / "runs"
+    tmp = _tmp_run(root, "a")
+    (tmp / "history").mkdir()
+    (tmp / "history" / "runs.parquet").write_bytes(b"PAR1")
+    (tmp / "link.csv").symlink_to(tmp / "manifest.json")  # not followed, nothing of its own to flush
+    (root / ".store").mkdir()
+    inode = {p.stat().st_ino: f"fsync {p.relative_to(tmp)}" for p in [tmp, *tmp.rglob("*")] if not p.is_symlink()}
+    inode |= {(root / ".store").stat().st_ino: "fsync store", root.stat().st_ino: "fsync root"}
+    events: list[str] = []
+    real_replace, real_fsync = os.replace, os.fsync
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        events.append(f"replace {Path(dst).relative_to(root)}")
+
+    def fsync(fd):
+        real_fsync(fd)
+        events.append(inode.get(os.fstat(fd).st_ino, "fsync other"))
+
+    monkeypatch.setattr(publish.os, "replace", replace)
+    monkeypatch.setattr(publish.os, "fsync", fsync)
+    publish_run(tmp, root, D, "0123456789")
+    first = events.index(f"replace .store/{D.isoformat()}.0123456789")
+    assert sorted(events[:first]) == sorted(inode[k] for k in inode if inode[k] not in ("fsync store", "fsync root"))
+    assert events[first:] == [f"replace .store/{D.isoformat()}.0123456789", "fsync store",
+                              f"replace {D.isoformat()}", "replace latest", "fsync root"]
+
+
+def test_a_run_file_that_cannot_be_flushed_is_not_published(tmp_path, monkeypatch):
+    """An I/O error while flushing fails the publication before the switch and names the file."""
+    import errno
+
+    root = tmp_path / "runs"
+    publish_run(_tmp_run(root, "old"), root, D, "0123456789")
+    tmp = _tmp_run(root, "new")
+    real_fsync = os.fsync
+    bad = (tmp / "manifest.json").stat().st_ino
+
+    def fsync(fd):
+        if os.fstat(fd).st_ino == bad:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(publish.os, "fsync", fsync)
+    with pytest.raises(OSError, match="Input/output") as exc:
+        publish_run(tmp, root, D, "abcdef0123")
+    monkeypatch.undo()
+    assert exc.value.filename == str(tmp / "manifest.json")
+    assert (root / "latest" / "manifest.json").read_text() == "old"
+    cleanup(root)  # the next night removes the unpublished folder
+    assert not tmp.exists() and [p.name for p in (root / ".store").iterdir()] == [f"{D.isoformat()}.0123456789"]
+
+
+def test_publishing_removes_no_folder_outside_the_store_even_when_named_like_a_store_folder(tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    outside = tmp_path / "elsewhere" / f"{D.isoformat()}.abcdef0123"
+    outside.mkdir(parents=True)
+    (outside / "keep.txt").write_text("x")
+    os.symlink(outside, root / D.isoformat())
+    publish_run(_tmp_run(root, "new"), root, D, "0123456789")
+    assert (outside / "keep.txt").read_text() == "x"
+    assert (root / D.isoformat() / "manifest.json").read_text() == "new"
+
+
+def test_publishing_removes_no_folder_in_the_store_that_iizrisk_did_not_name(tmp_path):
+    root = tmp_path / "runs"
+    backup = root / ".store" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "keep.txt").write_text("x")
+    os.symlink(os.path.join(".store", "backup"), root / D.isoformat())
+    check_root(root, D)  # a link into the store: accepted
+    publish_run(_tmp_run(root, "new"), root, D, "0123456789")
+    assert (backup / "keep.txt").read_text() == "x"
+    assert (root / D.isoformat() / "manifest.json").read_text() == "new"
+
+
+def test_a_date_link_left_dangling_by_hand_is_replaced_by_the_new_run(tmp_path):
+    """The link points to the very name the new folder gets: the new folder must survive its publication."""
+    root = tmp_path / "runs"
+    (root / ".store").mkdir(parents=True)
+    os.symlink(os.path.join(".store", f"{D.isoformat()}.0123456789"), root / D.isoformat())
+    check_root(root, D)
+    publish_run(_tmp_run(root, "new"), root, D, "0123456789")
+    assert (root / D.isoformat() / "manifest.json").read_text() == "new"
+    assert (root / "latest" / "manifest.json").read_text() == "new"
+
+
+def test_latest_points_to_the_newest_date_whatever_the_order_of_publication(tmp_path):
+    root = tmp_path / "runs"
+    days = [D, D - dt.timedelta(days=1), D + dt.timedelta(days=1), D - dt.timedelta(days=30)]
+    for i, day in enumerate(days):
+        tmp = root / f".tmp-{day.isoformat()}-x{i}"
+        tmp.mkdir(parents=True)
+        (tmp / "manifest.json").write_text(day.isoformat())
+        publish_run(tmp, root, day, f"{i:010x}")
+        newest = max(days[: i + 1])
+        assert os.readlink(root / "latest") == newest.isoformat()
+        assert (root / "latest" / "manifest.json").read_text() == newest.isoformat()
+    assert list(run_links(root)) == sorted(days)
+
+
+def test_a_date_link_pointing_out_of_the_store_is_no_published_run(tmp_path):
+    root = tmp_path / "runs"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    root.mkdir()
+    os.symlink(outside, root / (D + dt.timedelta(days=5)).isoformat())  # newer, but not a run
+    publish_run(_tmp_run(root, "a"), root, D, "0123456789")
+    assert list(run_links(root)) == [D]
+    assert os.readlink(root / "latest") == D.isoformat()
+
+
+def test_cleanup_removes_only_its_own_links_under_a_link_tmp_name(tmp_path):
+    root = tmp_path / "runs"
+    publish_run(_tmp_run(root, "a"), root, D, "0123456789")
+    (root / ".latest.link-tmp").write_text("someone's file")
+    (root / f".{D.isoformat()}.link-tmp").symlink_to(D.isoformat())  # an interrupted swap
+    cleanup(root)
+    assert (root / ".latest.link-tmp").read_text() == "someone's file"
+    assert not os.path.lexists(root / f".{D.isoformat()}.link-tmp")
+
+
+def test_a_store_that_is_a_link_is_refused(tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", root / ".store")
+    with pytest.raises(OperatingSystemError, match="move it out of the run folder") as exc:
+        check_root(root, D)
+    assert exc.value.exit_code == 6
+
+
+def test_a_dangling_latest_link_is_accepted_and_repaired(tmp_path):
+    """The run latest named was removed by hand: tonight's run may go ahead and points latest anew."""
+    root = tmp_path / "runs"
+    publish_run(_tmp_run(root, "a"), root, D, "0123456789")
+    os.unlink(root / D.isoformat())  # latest now dangles
+    assert (root / "latest").is_symlink() and not (root / "latest").exists()
+    day = D + dt.timedelta(days=1)
+    check_root(root, day)
+    tmp = root / f".tmp-{day.isoformat()}-b"
+    tmp.mkdir()
+    (tmp / "manifest.json").write_text("b")
+    publish_run(tmp, root, day, "abcdef0123")
+    assert (root / "latest" / "manifest.json").read_text() == "b"
+
+
+def test_a_crash_while_switching_a_link_leaves_the_old_link(tmp_path, monkeypatch):
+    """The link is switched by renaming a new link over it: a failure before the rename keeps the old one."""
+    root = tmp_path / "runs"
+    publish_run(_tmp_run(root, "old"), root, D, "0123456789")
+
+    def no_symlink(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(publish.os, "symlink", no_symlink)
+    with pytest.raises(OSError, match="No space"):
+        publish_run(_tmp_run(root, "new"), root, D, "abcdef0123")
+    monkeypatch.undo()
+    assert (root / D.isoformat() / "manifest.json").read_text() == "old"
+    assert (root / "latest" / "manifest.json").read_text() == "old"

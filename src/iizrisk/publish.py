@@ -13,6 +13,9 @@ Rules this module keeps, each tested:
 * Readers see the old run or the new one, never half of one, and a link
   never dangles, not even for a moment: the new folder gets a name of its own
   and the old one is removed only after the links point away from it.
+* Every file of the run is flushed to disk before the date link is switched,
+  and the folders after each rename: a power failure cannot leave a link to
+  empty files.
 * Nothing outside ``runs/.store`` is ever deleted, whatever a date link points
   to, and only entries whose names iizrisk itself writes are cleaned up.
 * The lock is an ``flock`` on ``runs/.lock``: the kernel releases it when the
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import logging
@@ -33,6 +37,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 from pathlib import Path
 
 from .config import dir_mode, file_mode
@@ -255,6 +260,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_tree(folder: Path) -> None:
+    """Flush every regular file below ``folder``, then each folder, to disk (links are not followed).
+
+    The date link is made durable by the folder syncs of :func:`publish_run`; without this, a power
+    failure soon after could leave the link on disk pointing to files whose contents never were:
+    a published run of empty or truncated worklists. A file that cannot be flushed (an I/O error)
+    fails the run before the switch, naming the file.
+    """
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue  # a link or a special file: nothing of the run's own to flush
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # a file system that cannot sync: nothing to do
+                    exc.filename = path
+                    raise
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
 def publish_run(tmp: Path, root: Path, as_of: dt.date, token: str) -> Path:
     """Move a finished temporary folder into the store and switch the date link to it.
 
@@ -268,6 +298,7 @@ def publish_run(tmp: Path, root: Path, as_of: dt.date, token: str) -> Path:
     while (store / name).exists():  # a same-input rerun: never replace what a link points to
         name, n = f"{as_of.isoformat()}.{token}.{n}", n + 1
     final = store / name
+    _fsync_tree(tmp)  # the contents on disk before any name that publishes them
     os.replace(tmp, final)
     _fsync_dir(store)
     link = root / as_of.isoformat()
