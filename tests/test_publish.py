@@ -528,3 +528,29 @@ def test_a_crash_while_switching_a_link_leaves_the_old_link(tmp_path, monkeypatc
     monkeypatch.undo()
     assert (root / D.isoformat() / "manifest.json").read_text() == "old"
     assert (root / "latest" / "manifest.json").read_text() == "old"
+
+
+def test_every_atomic_write_reaches_the_disk_before_and_after_its_rename(tmp_path, monkeypatch):
+    """A rename is atomic for running processes, not across a power failure: the history's reviews table,
+    replaced in place on every import, could come back empty. The file is flushed before it takes the name,
+    and the folder after."""
+    import iizrisk.store as store
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", str(b)))
+        return real_replace(a, b)
+
+    monkeypatch.setattr(store.os, "fsync", fsync)
+    monkeypatch.setattr(store.os, "replace", replace)
+    target = store.write_text_atomic("reviews", tmp_path / "h" / "reviews.txt")
+    kinds = [k for k, _ in events]
+    assert kinds == ["fsync", "replace", "fsync"], events
+    assert events[0][1].startswith(str(tmp_path / "h" / ".reviews.txt."))  # the temporary file, with its contents
+    assert events[1][1] == str(target) and events[2][1] == str(tmp_path / "h")  # then the folder's new entry

@@ -119,7 +119,9 @@ def _atomic(path: str | Path, write, *, private: bool) -> Path:
     try:
         write(tmp)
         os.chmod(tmp, _mode(private))  # mkstemp creates 0600
+        _fsync(tmp)  # the contents on disk before the name: a power failure leaves the old file or the new one
         os.replace(tmp, path)
+        _fsync(path.parent, folder=True)  # and the new name itself
     except OSError as exc:
         if not getattr(exc, "filename", None):  # pyarrow's "Error writing bytes" names no file: name ours
             exc.filename = str(path)
@@ -128,6 +130,23 @@ def _atomic(path: str | Path, write, *, private: bool) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _fsync(path: str | Path, *, folder: bool = False) -> None:
+    """Flush a file's contents (or a folder's entries) to disk; a file system that cannot sync is left be.
+
+    Without it a rename is atomic for running processes but not across a power failure: the history's
+    reviews table, replaced in place on every import, could come back empty.
+    """
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _missing_folders(path: Path) -> list[Path]:
