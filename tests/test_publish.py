@@ -554,3 +554,21 @@ def test_every_atomic_write_reaches_the_disk_before_and_after_its_rename(tmp_pat
     assert kinds == ["fsync", "replace", "fsync"], events
     assert events[0][1].startswith(str(tmp_path / "h" / ".reviews.txt."))  # the temporary file, with its contents
     assert events[1][1] == str(target) and events[2][1] == str(tmp_path / "h")  # then the folder's new entry
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077, 0o002])
+def test_the_umask_is_read_without_being_changed(mask, monkeypatch):
+    """It was set to 0 and back: for that instant a file created by another thread got the wrong mode."""
+    import iizrisk.store as store
+
+    old = os.umask(mask)
+    try:
+        if os.path.exists("/proc/self/status"):
+            calls = []
+            real = os.umask
+            monkeypatch.setattr(store.os, "umask", lambda m: calls.append(m) or real(m))
+            assert store.umask() == mask and calls == []
+        else:
+            assert store.umask() == mask
+    finally:
+        os.umask(old)

@@ -53,7 +53,18 @@ SWISS_CSV = CsvFormat()
 
 
 def umask() -> int:
-    """The process's current umask (read without changing it for longer than one call)."""
+    """The process's current umask, read without changing it where Linux shows it (``/proc/self/status``).
+
+    Elsewhere it is set to 0 and back, which for an instant would give a file another thread creates
+    the wrong mode.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
