@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import fcntl
 import json
 import logging
@@ -248,16 +247,11 @@ def _swap_symlink(link: Path, target: str) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Flush a folder's entries (:func:`iizrisk.store.flush_to_disk`), where the folder can be opened."""
+    from .store import flush_to_disk
+
+    with contextlib.suppress(OSError):
+        flush_to_disk(path, folder=True)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -265,23 +259,17 @@ def _fsync_tree(folder: Path) -> None:
 
     The date link is made durable by the folder syncs of :func:`publish_run`; without this, a power
     failure soon after could leave the link on disk pointing to files whose contents never were:
-    a published run of empty or truncated worklists. A file that cannot be flushed (an I/O error)
-    fails the run before the switch, naming the file.
+    a published run of empty or truncated worklists. The files iizrisk writes itself are flushed as
+    they are written (:func:`iizrisk.store.flush_to_disk`); this also covers the others (the run's log).
+    A file that cannot be flushed (an I/O error) fails the run before the switch, naming the file.
     """
+    from .store import flush_to_disk
+
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:
             path = os.path.join(dirpath, name)
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                continue  # a link or a special file: nothing of the run's own to flush
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # a file system that cannot sync: nothing to do
-                    exc.filename = path
-                    raise
-            finally:
-                os.close(fd)
+            if stat.S_ISREG(os.lstat(path).st_mode):  # a link or a special file: nothing of the run's own
+                flush_to_disk(path)
         _fsync_dir(Path(dirpath))
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the writers take frames; importing the store (the command line does) loads no pandas
     import pandas as pd
 
-__all__ = ["SWISS_CSV", "CsvFormat", "sha256_bytes", "sha256_file", "umask", "write_bytes_atomic",
+__all__ = ["SWISS_CSV", "CsvFormat", "flush_to_disk", "sha256_bytes", "sha256_file", "umask", "write_bytes_atomic",
            "make_dirs", "write_csv_atomic", "write_files_together", "write_json_atomic", "write_parquet_atomic",
            "write_png_atomic", "write_text_atomic"]
 
@@ -130,9 +130,9 @@ def _atomic(path: str | Path, write, *, private: bool) -> Path:
     try:
         write(tmp)
         os.chmod(tmp, _mode(private))  # mkstemp creates 0600
-        _fsync(tmp)  # the contents on disk before the name: a power failure leaves the old file or the new one
+        flush_to_disk(tmp)  # the contents on disk before the name: a power failure leaves the old file or the new one
         os.replace(tmp, path)
-        _fsync(path.parent, folder=True)  # and the new name itself
+        flush_to_disk(path.parent, folder=True)  # and the new name itself
     except OSError as exc:
         if not getattr(exc, "filename", None):  # pyarrow's "Error writing bytes" names no file: name ours
             exc.filename = str(path)
@@ -143,18 +143,21 @@ def _atomic(path: str | Path, write, *, private: bool) -> Path:
     return path
 
 
-def _fsync(path: str | Path, *, folder: bool = False) -> None:
+def flush_to_disk(path: str | Path, *, folder: bool = False) -> None:
     """Flush a file's contents (or a folder's entries) to disk; a file system that cannot sync is left be.
 
     Without it a rename is atomic for running processes but not across a power failure: the history's
-    reviews table, replaced in place on every import, could come back empty.
+    reviews table, replaced in place on every import, could come back empty. A link is not followed. An
+    I/O error is raised naming ``path``.
     """
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0)
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else
+                           getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     fd = os.open(path, flags)
     try:
         os.fsync(fd)
     except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # a file system that cannot sync: nothing to do
+            exc.filename = str(path)
             raise
     finally:
         os.close(fd)
