@@ -263,10 +263,31 @@ def check_input(path, what: str = "input") -> Path:
             exc.errno or 0, exc.strerror or type(exc).__name__)
         raise OperatingSystemError(f"{p}: {why}; give the {what} as a path this account can reach") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise OperatingSystemError(f"{p}: {kind}, not a regular file or folder; give the {what} as a "
+        raise OperatingSystemError(f"{p}: {_special_kind(mode)}, not a regular file or folder; give the {what} as a "
                                    "regular file (reading it would block or never end)")
     return p
+
+
+def refuse_unwritable_output(out, option: str, *, fix: str = "give a file name") -> None:
+    """Refuse (exit 6) an output file whose place holds a folder, a FIFO, a device or a socket, before any work.
+
+    The atomic rename replaced a FIFO or socket someone had put there (and exited 0), and a folder
+    was found only once the whole input had been read (exit 6 at the end).
+    """
+    try:
+        mode = Path(str(out)).lstat().st_mode
+    except OSError:  # absent (the usual case), or unreachable: the write says why, naming the path
+        return
+    if os.path.isdir(str(out)):  # also through a link
+        raise OperatingSystemError(f"{option} {out}: is a folder where a file is expected: {fix}")
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise OperatingSystemError(f"{option} {out}: {_special_kind(mode)}, not a regular file; writing would "
+                                   "replace it: give the name of a regular file")
+
+
+def _special_kind(mode: int) -> str:
+    """A path that is neither a file, a folder nor a link, in words."""
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
 
 
 def plain_path(text: str) -> str:

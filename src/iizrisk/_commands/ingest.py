@@ -21,6 +21,7 @@ from ._args import (
     PARQUET_SUFFIXES,
     output_file,
     refuse_overwriting_inputs,
+    refuse_unwritable_output,
     refuse_writing_into_the_deployment,
 )
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..store import write_parquet_atomic
 
     t0 = time.perf_counter()
-    refuse_an_unwritable_target(args.out, "--out")
+    refuse_unwritable_output(args.out, "--out")
     path = Path(args.source)
     if path.suffix.lower() == ".toml":
         from ..config import Settings
@@ -76,28 +77,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(spells):,} rows of {spells['person_id'].nunique():,} persons "
           f"({len(ingestion.quarantine):,} rows quarantined) in {time.perf_counter() - t0:.1f} s")
     return EXIT_OK
-
-
-def refuse_an_unwritable_target(out, option: str) -> None:
-    """Refuse (exit 6) an output file whose place holds a folder, a FIFO, a device or a socket, before any work.
-
-    The atomic rename replaced a FIFO or socket someone had put there (and exited 0), and a folder
-    was found only once the whole input had been read (exit 6 at the end).
-    """
-    import stat
-
-    from ..errors import OperatingSystemError
-
-    try:
-        mode = Path(str(out)).lstat().st_mode
-    except OSError:  # absent (the usual case), or unreachable: the write says why, naming the path
-        return
-    if stat.S_ISDIR(mode):
-        raise OperatingSystemError(f"{option} {out}: is a folder where a file is expected: give a file name")
-    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise OperatingSystemError(f"{option} {out}: {kind}, not a regular file; writing would replace it: give "
-                                   "the name of a regular file")
 
 
 def _refuse_an_export_folder(settings, out) -> None:

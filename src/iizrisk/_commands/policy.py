@@ -53,6 +53,8 @@ from ._args import (
     output_file,
     output_folder,
     refuse_overwriting_inputs,
+    refuse_unwritable_output,
+    refuse_writing_into_the_deployment,
     require_interventions_of_type,
 )
 
@@ -121,8 +123,6 @@ def _inputs(args: argparse.Namespace, read_inputs):
         from ..reviews import all_interventions
 
         settings = Settings.load(args.config)
-        from ._args import refuse_writing_into_the_deployment
-
         # the model folder is replaced whole by `train` (a file of its own there is refused), the runs and
         # history folders are what the nightly runs publish and keep
         refuse_writing_into_the_deployment(settings, args.config, files={"--save-model": args.save_model},
@@ -147,18 +147,12 @@ def _inputs(args: argparse.Namespace, read_inputs):
 
 def _refuse_overwriting(args: argparse.Namespace, inputs: dict[str, object] | None = None) -> None:
     """Refuse (exit code 2) --out or --save-model naming an input, and a --save-model that cannot be a file."""
-    from ..errors import OperatingSystemError
-
     refuse_overwriting_inputs({"--config": args.config, "--spells": args.spells,
                                "--interventions": args.interventions, **(inputs or {})},
                               files={"--save-model": args.save_model}, folders={"--out": args.out})
     if args.save_model is not None:
-        if args.save_model.is_dir():  # found only after the whole computation and --out written
-            raise OperatingSystemError(f"--save-model {args.save_model}: is a folder where a file is expected: "
-                                       "give a file name ending in .skops")
-        from .ingest import refuse_an_unwritable_target
-
-        refuse_an_unwritable_target(args.save_model, "--save-model")  # a FIFO there was replaced, exit 0
+        # a folder was found only after the whole computation and --out written; a FIFO was replaced, exit 0
+        refuse_unwritable_output(args.save_model, "--save-model", fix="give a file name ending in .skops")
 
 
 def run(args: argparse.Namespace) -> int:
