@@ -17,7 +17,7 @@ import numpy as np
 from ._time import _shown
 from .errors import ConfigError
 
-__all__ = ["is_real", "is_whole", "whole_number"]
+__all__ = ["check_seed", "is_real", "is_whole", "whole_number"]
 
 
 def is_whole(value) -> TypeGuard[int | np.integer]:
@@ -90,3 +90,11 @@ def whole_number(value, name: str, low: int, high: int | None = None, *, unit: s
         eg = f", e.g. {example}" if example else ""
         raise ConfigError(f"{name} must be a whole number{of} {span}{eg}; got {_shown(repr(value))}")
     return int(value)
+
+
+def check_seed(random_state) -> None:
+    """A ``random_state``: None, a whole number (a seed) or a numpy generator, seed sequence or bit generator;
+    anything else (a bool, a fraction, text) is a ConfigError naming it."""
+    if random_state is not None and (isinstance(random_state, bool | np.bool_) or not isinstance(
+            random_state, int | np.integer | np.random.Generator | np.random.SeedSequence | np.random.BitGenerator)):
+        raise ConfigError(f"random_state must be a whole number (a seed) or None, got {_shown(repr(random_state))}")

@@ -94,7 +94,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._checks import is_real, whole_number
+from ._checks import check_seed, is_real, whole_number
 from ._results import OutputFigure, OutputTable, ResultMixin
 from ._texts import colon, load_locale, swiss_number, text
 from ._time import _shown
@@ -871,10 +871,7 @@ class FairnessAudit(ResultMixin):
         whole_number(self.n_bootstrap, "n_bootstrap", 0, example="500 (0: no intervals)")
         check_min_cell_size(self.min_cell_size)
         whole_number(self.calibration_bins, "calibration_bins", 1, example="5")
-        rs = self.random_state
-        if rs is not None and (isinstance(rs, bool | np.bool_) or not isinstance(
-                rs, int | np.integer | np.random.Generator | np.random.SeedSequence | np.random.BitGenerator)):
-            raise ConfigError(f"random_state must be a whole number (a seed) or None, got {_shown(repr(rs))}")
+        check_seed(self.random_state)
         if self.reference is not None and not isinstance(self.reference, Mapping):
             raise ConfigError("reference must be a dict of the reference group per attribute, e.g. {'sex': 'M'}; "
                               f"got {type(self.reference).__name__}")

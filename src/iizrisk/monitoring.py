@@ -958,7 +958,6 @@ class MonitoringTrends(ResultMixin):
             from matplotlib.figure import Figure
 
             ax = Figure(figsize=(7, 3.2)).subplots()
-
         s = self.summary
         cols = {"drift": ["max_feature_psi", "score_psi"], "precision": ["expected_precision", "realised_precision"],
                 "churn": ["min_list_jaccard"]}[what]

@@ -670,6 +670,7 @@ class SelectionResult(ResultMixin):
         """The metric (or its regret) of each specification by split origin, words in ``language``; returns the
         axes. The legend stands beside the axes (a dozen specifications hid the lines)."""
         from ._texts import check_language, text
+        from .plots import _tidy
         from .tables import header
 
         check_language(language)
@@ -691,8 +692,7 @@ class SelectionResult(ResultMixin):
         ax.set_title(text("selection.plot_regret_title", language) if regret
                      else text("selection.plot_title", language, metric=words), fontsize="medium")
         ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
+        _tidy(ax)
         return ax
 
     def _output_tables(self, k: int) -> list[OutputTable]:

@@ -113,9 +113,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--specs {args.specs!r} names no specification; known: {[s.name for s in grid]}")
         grid = [s for s in grid if s.name in want]
     check_grid(grid)  # before any snapshot is built or read: a grid of yardsticks only has nothing to choose
-    if rule.reference not in {s.name for s in default_grid()}:  # a typo would silently drop hold_last_split
+    known = [s.name for s in default_grid()]
+    if rule.reference not in known:  # a typo would silently drop hold_last_split
         raise ConfigError(f"{args.rule}: [selection] reference = {rule.reference!r} names no specification; "
-                          f"known: {[s.name for s in default_grid()]}")
+                          f"known: {known}")
     snapshots = args.snapshots
     attributes = None
     if args.spells:

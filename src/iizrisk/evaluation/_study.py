@@ -65,7 +65,7 @@ import pandas as pd
 
 from .. import _time
 from .._arrays import matches
-from .._checks import is_real, whole_number
+from .._checks import check_seed, is_real, whole_number
 from .._results import CsvFormat, OutputFigure, OutputTable, ResultMixin
 from .._time import OPEN_END
 from ..config import MAX_MONTHS
@@ -166,12 +166,6 @@ def study_outcome_columns(outcomes, horizon_months: int) -> dict[str, str]:
             raise ValueError(f"unknown study outcome {name!r}: use a registered outcome "
                              f"({', '.join(sorted(known))}), days_registered_next_<k>m or new_spells_next_<k>m")
     return out
-
-
-def _check_seed(random_state) -> None:
-    if random_state is not None and (isinstance(random_state, bool | np.bool_) or not isinstance(
-            random_state, int | np.integer | np.random.Generator | np.random.SeedSequence | np.random.BitGenerator)):
-        raise ConfigError(f"random_state must be a whole number (a seed) or None, got {_time._shown(repr(random_state))}")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -449,7 +443,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     whole_number(controls_per_treated, "controls_per_treated", 1, none=True)
     _check_horizon(horizon_months)
     whole_number(exit_months, "exit_months", 1, MAX_MONTHS, unit="months")
-    _check_seed(random_state)
+    check_seed(random_state)
     if episode_days is not None:
         if isinstance(episode_days, str) or not hasattr(episode_days, "__len__") or len(episode_days) != 2 \
                 or not all(is_real(v) and float(v).is_integer() for v in episode_days) \
@@ -865,7 +859,7 @@ class AssessmentStudy(ResultMixin):
         whole_number(self.controls_per_treated, "controls_per_treated", 1, none=True)
         whole_number(self.exit_months, "exit_months", 1, MAX_MONTHS, unit="months")
         _check_horizon(self.horizon_months)
-        _check_seed(self.random_state)
+        check_seed(self.random_state)
         if self.match_within not in ("day", "month", "quarter", None):
             raise ConfigError(f"match_within must be 'day', 'month', 'quarter' or None, got {self.match_within!r}")
 
