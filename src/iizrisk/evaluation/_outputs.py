@@ -16,6 +16,7 @@ The plots are drawn from these suppressed tables only.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -274,8 +275,6 @@ def plot_survival_table(tab: pd.DataFrame, *, ylabel: str, title: str, xlabel: s
     if gaps:  # below the axis label, in room made for it
         fig.subplots_adjust(bottom=0.2)
         fig.text(0.01, 0.015, _w("gaps", language), fontsize="small", color="0.35")
-    import textwrap
-
     ax.set_xlabel(_w("months_since", language) if xlabel is None else xlabel)
     ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 34)))  # the words of some languages run past the axes
     ax.set_ylim(0, 1)
@@ -315,8 +314,6 @@ def draw_balance(ax, bal: pd.DataFrame, *, method: str, after: bool = True, max_
         _w("no_reweight", language, method=method[:1].upper() + method[1:]))
     if len(b) < n_all:
         verdict += " " + _w("shown_top", language, n=len(b))
-    import textwrap
-
     ax.annotate("\n".join(textwrap.wrap(verdict, 95)), xy=(0, 0), xycoords="axes fraction", xytext=(0, -36),
                 textcoords="offset points", va="top", ha="left", fontsize="small",
                 color="#cf222e" if after and _imbalanced(bal) else "#333333")
@@ -340,13 +337,12 @@ def plot_balance_table(bal: pd.DataFrame, *, method: str, after: bool = True,
 
 def _tick(code: str, labels: Callable[[str], str] | None, width: int = 48) -> str:
     """An axis label: the code's name in words (at most two lines of ``width``), else the code."""
-    import textwrap
-
     if labels is None:
         return code
     lines = textwrap.wrap(labels(code) or code, width)
-    return "\n".join(lines[:1] + [textwrap.shorten(" ".join(lines[1:]), width, placeholder=" ...")] if len(lines) > 1
-                     else lines)
+    if len(lines) > 2:
+        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder=" ...")]
+    return "\n".join(lines)
 
 
 def draw_estimates(axes, est: pd.DataFrame, labels: Callable[[str], str] | None = None,

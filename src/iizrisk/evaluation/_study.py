@@ -169,8 +169,7 @@ def study_outcome_columns(outcomes, horizon_months: int) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _no_first_intervention(kind: str, rows: int, matched: int, firsts: np.ndarray, lo, hi, last_day: int,
-                           period) -> str:
+def _no_first_intervention(kind: str, rows: int, matched: int, firsts: np.ndarray, last_day: int, period) -> str:
     """Why no person has a first intervention of ``kind`` to study: no row matches a person with spells, or
     every first one lies outside the period or after the data (the days found and the days allowed)."""
     if not matched:
@@ -481,8 +480,7 @@ def risk_set_table(spells: pd.DataFrame, interventions: pd.DataFrame, *,
     days = np.unique(first[treated_p])
     if not len(days):
         raise ValidationError(_no_first_intervention(intervention_type, len(iv), int(okv.sum()),
-                                                     first[first < np.iinfo(np.int64).max], lo, hi, last_day,
-                                                     period))
+                                                     first[first < np.iinfo(np.int64).max], last_day, period))
 
     # feature input: only the columns features use, rows indexed by person code
     fo = study_feature_options(feature_options)
