@@ -10,8 +10,9 @@ where a page asks for it) and the same boxes for a notice (yellow), a warning (r
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
-__all__ = ["STYLE", "page"]
+__all__ = ["STYLE", "page", "table"]
 
 #: The style sheet of every page. ``table.num`` right-aligns a table's cells but the first, and keeps each cell
 #: on one line (counts, shares, dates);
@@ -49,3 +50,24 @@ def page(title: str, body: str, language: str) -> str:
     """
     return (f'<!DOCTYPE html>\n<html lang="{html.escape(language)}"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, numbers: bool = False,
+          flagged: Sequence[bool] | None = None) -> str:
+    """An HTML table of displayed values (each cell as ``str``, escaped here).
+
+    ``numbers`` right-aligns every column but the first and keeps cells on one line (:data:`STYLE`'s
+    ``table.num``); ``flagged`` marks rows (``tr.flag``, a red background).
+
+    Examples
+    --------
+    >>> table(["a", "b"], [[1, "<x>"]], flagged=[True])
+    '<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr class="flag"><td>1</td><td>&lt;x&gt;</td></tr></tbody></table>'
+    """
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
+    marks = flagged if flagged is not None else [False] * len(rows)
+    body = "".join(("<tr class=\"flag\">" if mark else "<tr>") + "".join(f"<td>{esc(str(x))}</td>" for x in row)
+                   + "</tr>" for row, mark in zip(rows, marks, strict=True))
+    cls = ' class="num"' if numbers else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ._html import page
+from ._html import table as html_table
 from ._texts import check_language, load_locale, swiss_number, text, text_items
 
 __all__ = ["DpiaDraft", "DpiaSection", "DpiaField", "dpia_draft", "MEASURES", "RISKS", "SECTIONS", "OPEN_MARK",
@@ -171,9 +172,7 @@ class DpiaDraft:
                     + (f"<span class=\"open\">{e(OPEN_MARK)}</span> {e(f.todo or '')}" if f.open
                        else e(_text_of(f.value, lang))) + "</li>" for f in s.fields) + "</ul>")
             for header, rows in s.tables:
-                out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(
-                    "<tr>" + "".join(f"<td>{e(_text_of(c, lang))}</td>" for c in r) + "</tr>" for r in rows)
-                    + "</table>")
+                out.append(html_table(header, [[_text_of(c, lang) for c in r] for r in rows]))
         return page(_t("title", lang), "\n".join(out), lang)
 
     def to_dict(self) -> dict[str, Any]:

@@ -670,13 +670,10 @@ def _in_words(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
 def _html_table(header: list[str], rows: list[list[Any]], flag_col: int | None = None, lang: str = "en",
                 decimals: int = 3) -> str:
     """An HTML table of displayed values (:func:`_fmt`); rows whose ``flag_col`` is true get ``class='flag'``."""
-    esc = html.escape
-    body = []
-    for row in rows:
-        cls = " class='flag'" if flag_col is not None and bool(row[flag_col]) else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(_fmt(x, lang, decimals))}</td>" for x in row) + "</tr>")
-    return ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(body)
-            + "</table>")
+    from ._html import table
+
+    return table(header, [[_fmt(x, lang, decimals) for x in row] for row in rows],
+                 flagged=[flag_col is not None and bool(row[flag_col]) for row in rows])
 
 
 def _text_table(header: list[str], rows: list[list[Any]], lang: str = "en", decimals: int = 3) -> str:

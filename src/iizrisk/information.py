@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from ._html import page
+from ._html import table as html_table
 from ._results import OutputTable, ResultMixin
 from ._texts import check_language, load_locale, swiss_number, text
 from .errors import ConfigError, RawIdentifierError, ValidationError
@@ -228,11 +229,9 @@ def _presented(df: pd.DataFrame, lang: str) -> pd.DataFrame:
 
 
 def _table_html(df: pd.DataFrame, lang: str) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(_header(c, lang))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{e(_cell(v, c, lang))}</td>" for c, v in zip(df.columns, r, strict=True))
-                   + "</tr>" for r in df.itertuples(index=False, name=None))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return html_table([_header(c, lang) for c in df.columns],
+                      [[_cell(v, c, lang) for c, v in zip(df.columns, r, strict=True)]
+                       for r in df.itertuples(index=False, name=None)])
 
 
 def _refuse_raw_identifiers(page: str) -> None:

@@ -18,6 +18,7 @@ from types import MappingProxyType
 import pandas as pd
 
 from ._html import page
+from ._html import table as html_table
 from ._texts import LANGUAGES, colon, load_locale, or_english, swiss_number, text
 
 __all__ = ["BAND_NAMES", "figure_to_data_uri", "run_summary", "swiss_number"]
@@ -249,18 +250,12 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
 
     img = figure_to_data_uri(fig) if fig is not None else ""
     esc = _html.escape
-
-    def tab(heads_, rows_) -> str:  # counts and shares: right-aligned, each cell on one line
-        return ("<table class=\"num\"><tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads_) + "</tr>"
-                + "".join("<tr>" + "".join(f"<td>{esc(str(x))}</td>" for x in row) + "</tr>" for row in rows_)
-                + "</table>")
-
-    table = tab(heads, rows)
+    table = html_table(heads, rows, numbers=True)  # counts and shares: right-aligned, each cell on one line
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts)
     extra = ""
     for title, heads_, table_rows, empty in sections:
         extra += f"<h2>{esc(title)}</h2>" + (f"<p>{esc(intros[title])}</p>" if title in intros else "")
-        extra += tab(heads_, table_rows) if table_rows else f"<p>{esc(empty)}</p>"
+        extra += html_table(heads_, table_rows, numbers=True) if table_rows else f"<p>{esc(empty)}</p>"
     body = f"""<h1>{esc(_t('title', lang))} — {esc(manifest['as_of'])}</h1>
 <p class="notice">{esc(_t('notice', lang))}</p>
 <div class="grid"><div><dl>{dl}</dl></div><div>{f'<img alt="{esc(_t("bands", lang))}" src="{img}">' if img else ''}</div></div>
