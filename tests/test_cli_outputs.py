@@ -60,6 +60,13 @@ def test_a_model_folder_is_recognised_by_its_files(tmp_path):
     (tmp_path / "other" / "model.skops").write_text("no manifest")
     with pytest.raises(ConfigError, match="holds no earlier model"):
         check_model_folder(tmp_path / "other")
+    # another tool's folder whose only file is its own manifest.json is no earlier model
+    for i, text in enumerate(['{"files": ["a.csv"]}', '{"format": "iizrisk-model/9"}', "[1]", "not json"]):
+        (tmp_path / f"tool{i}").mkdir()
+        (tmp_path / f"tool{i}" / "manifest.json").write_text(text)
+        with pytest.raises(ConfigError, match="holds no earlier model: its manifest.json is not an iizrisk model's"):
+            save_model(model, tmp_path / f"tool{i}")
+        assert (tmp_path / f"tool{i}" / "manifest.json").read_text() == text
     (tmp_path / "data.csv").write_text("x")
     with pytest.raises(ConfigError, match="a file, not a model folder"):
         save_model(model, tmp_path / "data.csv")

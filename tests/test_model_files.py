@@ -551,7 +551,11 @@ def test_saving_never_replaces_a_folder_that_holds_no_earlier_model(fitted, tmp_
     with pytest.raises(ConfigError, match="holds no earlier model"):
         save_model(fitted, folder, key=KEY)
     assert [p.name for p in folder.iterdir()] == ["model_card.md"]
-    (folder / "manifest.json").write_text("{}")  # with a manifest: an earlier model, replaced
+    (folder / "manifest.json").write_text("{}")  # another tool's manifest: still no earlier model
+    with pytest.raises(ConfigError, match="holds no earlier model: its manifest.json"):
+        save_model(fitted, folder, key=KEY)
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model_card.md"]
+    (folder / "manifest.json").write_text('{"format": "iizrisk-model/2"}')  # a model's manifest: replaced
     save_model(fitted, folder, key=KEY)
     assert not (folder / "model_card.md").exists() and load_model(folder, key=KEY).outcome == fitted.outcome
 

@@ -211,8 +211,8 @@ def check_model_folder(directory: str | Path, what: str = "the model folder") ->
     """``directory`` if :func:`save_model` may write there: absent, an empty folder or an earlier model's.
 
     Saving replaces the whole folder: a file, or a folder holding anything but a model's files
-    (:data:`MODEL_FOLDER_ENTRIES`, with ``manifest.json``), is refused so that a mistyped path
-    (the data folder, a CSV) is never wiped. A symbolic link is replaced, never what it points to.
+    (:data:`MODEL_FOLDER_ENTRIES`, with a ``manifest.json`` of a model format), is refused so that
+    a mistyped path (the data folder, a CSV, another tool's folder with its own manifest) is never wiped. A symbolic link is replaced, never what it points to.
 
     Raises
     ------
@@ -235,7 +235,19 @@ def check_model_folder(directory: str | Path, what: str = "the model folder") ->
         shown = ", ".join((foreign or entries)[:3]) + (", ..." if len(foreign or entries) > 3 else "")
         raise ConfigError(f"{what} {directory}: the folder is not empty and holds no earlier model ({shown}); "
                           f"writing the model would replace it: {fix}")
+    if entries and not _is_model_manifest(directory):
+        raise ConfigError(f"{what} {directory}: the folder holds no earlier model: its {MANIFEST_FILE} is not an "
+                          f"iizrisk model's (no model format {' or '.join(_FILES)} in it); writing the model would "
+                          f"replace it: {fix}")
     return directory
+
+
+def _is_model_manifest(directory: Path) -> bool:
+    """Whether ``directory``'s manifest is one :func:`save_model` wrote (a model format), not another tool's."""
+    try:
+        return read_manifest(directory).get("format") in _FILES
+    except ModelError:  # unreadable, a link, not JSON: not ours, or damaged beyond telling
+        return False
 
 
 def save_model(model: RiskModel, directory: str | Path, *, key: bytes | None = None) -> Path:
