@@ -144,6 +144,13 @@ def test_specs_with_nothing_to_choose_are_refused_before_any_work(specs, words, 
     assert "split" not in err and not (tmp_path / "o").exists()
 
 
+def test_an_unknown_metric_is_named_as_the_option_given(small_snapshots, tmp_path, capsys):
+    code, err = run_main(["select", "--snapshots", str(small_snapshots.path), "--out", str(tmp_path / "o"),
+                          "--metric", "auc"], capsys)
+    assert code == 2 and "--metric 'auc'" in err and "roc_auc" in err, err
+    assert "[selection]" not in err and not (tmp_path / "o").exists()
+
+
 def test_rolling_evaluation_refuses_a_grid_without_a_model():
     from iizrisk.selection import Spec, rolling_evaluation
 

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..selection import (
+        METRICS,
         SelectionRule,
         check_grid,
         check_years,
@@ -100,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"--out {out} lies in the --snapshots dataset {args.snapshots}: give --out a folder "
                           "outside it")
+    if not args.rule and args.metric not in METRICS:  # the rule would name the setting, not the option given
+        raise ConfigError(f"--metric {args.metric!r}: choose one of {list(METRICS)}")
     rule = (SelectionRule.from_toml(args.rule) if args.rule else
             SelectionRule(metric=args.metric, max_ece=args.max_ece, min_jaccard=args.min_jaccard,
                           min_flag_ratio=args.min_flag_ratio, hold_last_split=not args.mean_only))
