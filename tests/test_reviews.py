@@ -164,7 +164,7 @@ def test_three_nights_with_reviews_between_them(tmp_path, random_spells, trained
     summary = (runs / NIGHTS[1] / "summary.md").read_text()
     steward = summary.split("## Von Koordinationsstellen gemeldete Datenfehler")[1].split("##")[0]
     assert "| ALV | Datenfehler | 1 |" in steward
-    assert f"{len(alv2)} von 8 Plätzen belegt" in summary
+    assert f"| {len(alv2)} von 8 |" in summary and "| Plätze belegt |" in summary
     assert r2.manifest["reviews_since_last_run"]["data_error"] == 1
 
     # night 3: a later import replaces the day's review (sent in the file of the list it answers: a review
