@@ -679,3 +679,24 @@ def test_ingest_writes_nothing_for_invalid_or_empty_exports_or_into_the_deployme
     cfg = _ingest_deployment(tmp_path / "empty", spells.iloc[:0])
     code, err = run_main(["ingest", str(cfg), "--out", str(out)], capsys)
     assert code == 1 and not out.exists(), err
+
+
+def test_interventions_without_rows_are_read_with_a_warning(cli_data, tmp_path, capsys):
+    """A header-only interventions file may be a new deployment's or an export written too early: the features are
+    built (every intervention feature 0, as the night would) and the log says so, naming the file."""
+    import pandas as pd
+
+    from iizrisk.store import write_parquet_atomic
+
+    interventions = pd.read_parquet(cli_data / "interventions.parquet")
+    empty = write_parquet_atomic(interventions.iloc[:0], tmp_path / "empty.parquet")
+    argv = ["features", "--spells", str(cli_data / "spells.parquet"), "--as-of", "2021-06-30",
+            "--interventions", str(empty), "--out", str(tmp_path / "f.parquet")]
+    code, err = run_main(argv, capsys)
+    assert code == 0 and f"{empty} holds no interventions (its columns, no rows)" in err, err
+    features = pd.read_parquet(tmp_path / "f.parquet")
+    counted = features.filter(regex="assessment|intervention")
+    assert len(features) and counted.shape[1] >= 3 and (counted.fillna(0) == 0).all().all()
+    code, err = run_main([*argv[:5], "--interventions", str(cli_data / "interventions.parquet"),
+                          "--out", str(tmp_path / "g.parquet")], capsys)
+    assert code == 0 and "holds no interventions" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import pandas as pd
@@ -19,6 +20,8 @@ from ._args import (
     refuse_empty_result,
     refuse_overwriting_inputs,
 )
+
+logger = logging.getLogger("iizrisk")
 
 HELP = "write the point-in-time features at an as-of date (one row per person with an open spell)"
 DESCRIPTION = (
@@ -40,6 +43,9 @@ def read_inputs(spells_path: str, interventions_path: str | None, *,
     spells = read_spells_input(spells_path, extra_institutions=extra_institutions)
     interventions = read_interventions(check_input(interventions_path, "interventions")) \
         if interventions_path else None
+    if interventions is not None and not len(interventions):  # a legitimate start, or an export written too early
+        logger.warning("%s holds no interventions (its columns, no rows): every person's intervention features "
+                       "are 0; check the export if joint assessments were held", interventions_path)
     if interventions is not None:
         _refuse_strangers(spells, interventions, interventions_path)
     return spells, interventions
