@@ -22,6 +22,12 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "summary.html" in printed and "never a decision" in printed
     listed = next(line for line in printed.splitlines() if line.strip().startswith("worklists"))
     assert "(ALV, " in listed and "ALV_20" not in listed  # the latest lists, not their dated copies
+    # the summary's words stay left-aligned and may wrap (a verdict beside the ratios was cut off), its counts not
+    html = (out / "runs" / "2025-01-07" / "summary.html").read_text(encoding="utf-8")
+    assert "<td>ALV</td>" in html and '<td class="n">25 von 25</td>' in html
+    assert "<td>Datenfehler</td>" in html and '<td class="n">Datenfehler</td>' not in html
+    assert "<td>ausserhalb der Regel</td>" in html or "<td>nicht beurteilt</td>" in html
+    assert '<th class="n">Urteil</th>' not in html and "<th>Urteil</th>" in html
     run = out / "runs" / "2024-12-31"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["persons_scored"] > 0

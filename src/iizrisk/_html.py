@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 __all__ = ["STYLE", "page", "table"]
 
-#: The style sheet of every page. ``table.num`` right-aligns a table's cells but the first, and keeps each cell
-#: on one line (counts, shares, dates);
+#: The style sheet of every page. ``.n`` right-aligns a cell of numbers and keeps it on one line (counts,
+#: shares, dates);
 #: ``.open`` marks a field still to fill in (the DPIA), ``.contact`` keeps an address's lines.
 STYLE = (
     "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:64rem;margin:1.2rem auto;"
@@ -29,8 +29,7 @@ STYLE = (
     "th{border-bottom-width:2px;hyphens:auto}"
     # a table wider than the page scrolls on its own (on paper, smaller type) instead of leaving the page
     "table{display:block;overflow-x:auto;max-width:100%}@media print{table{font-size:.7rem}}"
-    "table.num td,table.num th{text-align:right}table.num td:first-child,table.num th:first-child{text-align:left}"
-    "table.num td{white-space:nowrap}"
+    "td.n,th.n{text-align:right}td.n{white-space:nowrap}"
     "tr.flag td{background:#ffebe9}img{max-width:100%}"
     ".open{background:#ffe08a;font-weight:bold}.contact{font-weight:bold;white-space:pre-line}"
     "dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;margin:.8rem 0}dt{font-weight:600}"
@@ -53,21 +52,31 @@ def page(title: str, body: str, language: str) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, numbers: bool = False,
-          flagged: Sequence[bool] | None = None) -> str:
+          text_columns: Sequence[int] = (0,), flagged: Sequence[bool] | None = None) -> str:
     """An HTML table of displayed values (each cell as ``str``, escaped here).
 
-    ``numbers`` right-aligns every column but the first and keeps cells on one line (:data:`STYLE`'s
-    ``table.num``); ``flagged`` marks rows (``tr.flag``, a red background).
+    ``numbers`` right-aligns every column but the ``text_columns`` (by position; names such as an
+    institution, a decision or a verdict stay left-aligned and wrap) and keeps those cells on one line
+    (:data:`STYLE`'s ``.n``); ``flagged`` marks rows (``tr.flag``, a red background).
 
     Examples
     --------
     >>> table(["a", "b"], [[1, "<x>"]], flagged=[True])
     '<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr class="flag"><td>1</td><td>&lt;x&gt;</td></tr></tbody></table>'
+    >>> table(["who", "n", "verdict"], [["ALV", 3, "ok"]], numbers=True, text_columns=(0, 2))
+    '<table><thead><tr><th>who</th><th class="n">n</th><th>verdict</th></tr></thead><tbody><tr><td>ALV</td><td class="n">3</td><td>ok</td></tr></tbody></table>'
     """
     esc = html.escape
-    head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
+    words = {i % max(len(header), 1) for i in text_columns}  # -1: the last column
+
+    number = ' class="n"'
+
+    def cells(values: Sequence[object], tag: str) -> str:
+        return "".join(f"<{tag}{number if numbers and i not in words else ''}>{esc(str(x))}</{tag}>"
+                       for i, x in enumerate(values))
+
+    head = cells(header, "th")
     marks = flagged if flagged is not None else [False] * len(rows)
-    body = "".join(("<tr class=\"flag\">" if mark else "<tr>") + "".join(f"<td>{esc(str(x))}</td>" for x in row)
-                   + "</tr>" for row, mark in zip(rows, marks, strict=True))
-    cls = ' class="num"' if numbers else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(("<tr class=\"flag\">" if mark else "<tr>") + cells(row, "td") + "</tr>"
+                   for row, mark in zip(rows, marks, strict=True))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

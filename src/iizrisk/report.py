@@ -220,6 +220,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     dec_heads = [_t("inst", lang), text("table.columns.decision", lang), _t("persons", lang)]
     sections = [(text("review.data_errors", lang), dec_heads, steward, text("review.no_data_errors", lang)),
                 (text("review.reviews_in", lang), dec_heads, reviewed, "–")]
+    texts: dict[str, tuple[int, ...]] = {title: (0, 1) for title, *_ in sections}  # the columns of words (left-aligned), by section
     ov_cols = ["institution", "month", "listed", "reviewed", "median_days_to_review", "overrides", "agreement_share",
                "repeatedly_listed_unreviewed"]
     if oversight is not None:
@@ -233,6 +234,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     if fairness is not None:
         title, intro, f_heads, f_rows = _fairness_section(fairness, fairness_rule, lang)
         sections.append((title, f_heads, f_rows, text("list_fairness.none", lang)))
+        texts[title] = (0, 1, 2, -1)  # attribute, group, reference group, verdict
         intros[title] = intro
     for title, heads_, table_rows, empty in sections:
         md += ["", f"## {title}", ""]
@@ -255,7 +257,8 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     extra = ""
     for title, heads_, table_rows, empty in sections:
         extra += f"<h2>{esc(title)}</h2>" + (f"<p>{esc(intros[title])}</p>" if title in intros else "")
-        extra += html_table(heads_, table_rows, numbers=True) if table_rows else f"<p>{esc(empty)}</p>"
+        extra += html_table(heads_, table_rows, numbers=True, text_columns=texts.get(title, (0,))) \
+            if table_rows else f"<p>{esc(empty)}</p>"
     body = f"""<h1>{esc(_t('title', lang))} — {esc(manifest['as_of'])}</h1>
 <p class="notice">{esc(_t('notice', lang))}</p>
 <div class="grid"><div><dl>{dl}</dl></div><div>{f'<img alt="{esc(_t("bands", lang))}" src="{img}">' if img else ''}</div></div>
