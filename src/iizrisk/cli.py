@@ -196,9 +196,21 @@ def _os_text(exc: OSError) -> str:
     return f"{where}: {fix}"
 
 
+#: OpenMP threads (the boosting model's predictions and fits) that wait for work sleep instead of spinning.
+#: Spinning threads compete for the cores with the process's other threads (OpenBLAS's, Arrow's) and with
+#: other jobs on the machine: on a loaded 2-core machine the demo's nightly check took 14.7-16.7 s with
+#: libgomp's default and 11.3-13.4 s with passive waiting (21.8-27.2 s when spinning only).
+OPENMP_WAIT = ("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def console() -> int:
     """Entry point of the ``iizrisk`` console script and of ``python -m iizrisk``: :func:`main` in a
-    process of its own, which a command may tune for itself (:mod:`iizrisk._memory`)."""
+    process of its own, which a command may tune for itself (:mod:`iizrisk._memory`).
+
+    Before anything loads OpenMP, its waiting threads are set to sleep (:data:`OPENMP_WAIT`) unless
+    the environment chooses otherwise (``OMP_WAIT_POLICY`` set by the operator is kept).
+    """
+    os.environ.setdefault(*OPENMP_WAIT)
     return main(own_process=True)
 
 
