@@ -261,11 +261,12 @@ def _risk_history(history, person: str, t: dt.date | None = None, institution: s
     The two ranks differ: the lists' "Rang" is the place on one institution's list, ``rank_all`` the place
     among everyone scored in the canton (the case lookup showed the latter under the list's header).
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     ranks: dict[dt.date, int] = {}  # the nights the person was on the institution's list, from the history
     if institution is not None:
-        lists = history.read("worklists", until=t)
+        lists = history.read("worklists", until=t, require=("institution", "person_id", "rank"))
         if len(lists):
             mine = lists[(lists["person_id"].astype(str) == person).to_numpy()
                          & (lists["institution"].astype(str) == institution).to_numpy()]
@@ -275,8 +276,12 @@ def _risk_history(history, person: str, t: dt.date | None = None, institution: s
         if t is not None and d > t:
             break
         part = history.root / "scores" / f"as_of={d.isoformat()}" / "part-0.parquet"
-        tab = pq.read_table(part, columns=["person_id", "risk", "risk_band", "rank"],
-                            filters=[("person_id", "==", person)]).to_pandas()
+        try:
+            tab = pq.read_table(part, columns=["person_id", "risk", "risk_band", "rank"],
+                                filters=[("person_id", "==", person)]).to_pandas()
+        except (pa.ArrowException, OSError) as exc:  # a damaged partition was an internal error
+            raise ValidationError(f"{part}: not a readable scores table ({exc}); the history store was changed by "
+                                  "hand: restore the partition from a backup, or remove it") from None
         if len(tab):
             row: dict = {"as_of": d, "risk": float(tab["risk"].iloc[0]), "risk_band": str(tab["risk_band"].iloc[0])}
             if institution is not None:

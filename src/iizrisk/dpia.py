@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,10 +269,13 @@ def _card(settings, lang: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     from .model import read_manifest
     from .modelcard import ModelCard
 
+    directory = settings.resolve(settings.model.dir)
     try:
-        manifest = read_manifest(settings.resolve(settings.model.dir))
+        manifest = read_manifest(directory)
     except (ModelError, OSError):
-        return {}, None
+        if os.path.lexists(directory / "manifest.json"):  # a damaged model read as none: "train a model" (exit 0)
+            raise
+        return {}, None  # no model yet: its fields stay [OPEN]
     return manifest, ModelCard(manifest, language=lang,
                                protected_attributes=tuple(settings.privacy.protected_attributes)).to_dict()
 

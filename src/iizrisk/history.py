@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -165,8 +166,12 @@ class HistoryStore:
         earlier = [d for d in self.as_of_dates(table) if d < t]
         return earlier[-1] if earlier else None
 
-    def read(self, table: str = "scores", *, as_of=None, since=None, until=None) -> pd.DataFrame:
-        """Rows of one table, with an ``as_of`` column, for one date or a range."""
+    def read(self, table: str = "scores", *, as_of=None, since=None, until=None,
+             require: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Rows of one table, with an ``as_of`` column, for one date or a range.
+
+        ``require``: columns every partition must hold (a partition without them is refused, naming it).
+        """
         dates = self.as_of_dates(table)
         if as_of is not None:
             dates = [d for d in dates if d == _date(as_of)]
@@ -177,6 +182,11 @@ class HistoryStore:
         frames = []
         for d in dates:
             df = read_canonical_table(self._part(table, d))
+            missing = [c for c in require if c not in df.columns]
+            if missing:  # another table in its place was counted as nobody (exit 0)
+                raise ValidationError(f"{self._part(table, d)}: not the {table} table (no column(s) {missing}); the "
+                                      "history store was changed by hand: restore the partition from a backup, or "
+                                      "remove it")
             df["as_of"] = pd.Timestamp(d)
             frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -196,7 +206,13 @@ class HistoryStore:
             raise ValidationError(f"{self.reviews_path}: not the reviews table (no column(s) {missing}); the "
                                   "history store was changed by hand: restore the file from a backup")
         for col in ("review_date", "list_as_of"):
-            df[col] = pd.to_datetime(df[col]).astype("datetime64[s]")
+            try:
+                with warnings.catch_warnings():  # text in a date column: refused below, not parsed one by one
+                    warnings.simplefilter("ignore", UserWarning)
+                    df[col] = pd.to_datetime(df[col]).astype("datetime64[s]")
+            except (ValueError, TypeError, OverflowError):  # a date column changed by hand was an internal error
+                raise ValidationError(f"{self.reviews_path}: column {col!r} holds values that are not dates; the "
+                                      "history store was changed by hand: restore the file from a backup") from None
         if "decided_by" not in df.columns:  # reviews stored before the files asked who decided: not recorded
             df.insert(df.columns.get_loc("decision") + 1, "decided_by", pd.Series(None, index=df.index, dtype=object))
         if until is not None:

@@ -1023,4 +1023,18 @@ class MonitoringTrends(ResultMixin):
 
 def trends(history_root: str | Path, *, since=None, until=None, language: str = "en") -> MonitoringTrends:
     """The monitoring table of a history store over a period, as :class:`MonitoringTrends` in ``language``."""
-    return MonitoringTrends(read_monitoring(history_root, since=since, until=until), language=language)
+    from .errors import ValidationError
+
+    rows = read_monitoring(history_root, since=since, until=until)
+    for col in ("value", "threshold"):  # a figure written as text made the trends' means an internal error
+        if col in rows.columns and not pd.api.types.is_numeric_dtype(rows[col]):
+            numbers = pd.to_numeric(rows[col], errors="coerce")
+            bad = sorted({pd.Timestamp(d).date().isoformat() for d in rows.loc[numbers.isna() & rows[col].notna(),
+                                                                                  "as_of"]})
+            if bad:
+                raise ValidationError(
+                    f"{Path(history_root) / 'monitoring'}: column {col!r} of the night(s) {', '.join(bad)} holds text, "
+                    "not numbers; the history store was changed by hand: restore the partition from a backup, or "
+                    "remove it (the next runs write their own)")
+            rows[col] = numbers
+    return MonitoringTrends(rows, language=language)

@@ -340,7 +340,8 @@ def oversight_of(settings, *, start=None, end=None) -> Oversight:
 
     settings = settings if isinstance(settings, Settings) else Settings.load(settings)
     history = HistoryStore(settings.resolve(settings.output.history_dir))
-    return oversight(history.read("worklists"), history.reviews(), start=start, end=end,
+    lists = history.read("worklists", require=("institution", "person_id"))  # another table counted as nobody
+    return oversight(lists, history.reviews(), start=start, end=end,
                      min_cell_size=settings.privacy.min_cell_size, decisions=tuple(settings.reviews.decisions),
                      assessment=tuple(d for d in ASSESSMENT_DECISIONS if d in settings.reviews.decisions)
                      or tuple(settings.reviews.interventions))

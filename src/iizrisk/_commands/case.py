@@ -18,10 +18,17 @@ DESCRIPTION = (
 )
 
 
+def _case_id(text: str) -> str:
+    """argparse type: a case number that is not blank (one was looked up as unknown, exit 1, after the ingest)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty case number: give the institution's case number")
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG", help="deployment configuration (.toml)")
     p.add_argument("--institution", required=True, metavar="CODE", help="the institution asking (e.g. ALV)")
-    p.add_argument("--case-id", required=True, metavar="ID", help="its case number")
+    p.add_argument("--case-id", required=True, metavar="ID", type=_case_id, help="its case number")
     p.add_argument("--as-of", metavar="YYYY-MM-DD", type=iso_date, help="default: the last run")
     p.add_argument("--out", type=output_folder, metavar="DIR", help="write the tables (CSV, Parquet) and timeline.png here")
 

@@ -22,6 +22,7 @@ from ._args import (
     check_input,
     output_file,
     refuse_overwriting_inputs,
+    refuse_unwritable_output,
 )
 
 #: Endings of OUT: Parquet, or CSV (a machine file for ``iizrisk validate``/``run``, in IN's separator).
@@ -55,6 +56,18 @@ def _no_ahv(what: str, fix: str, then=None):
 _RENAME = "rename it (and its folders) so that no AHV number appears in a path"
 
 
+def _encoding(text: str) -> str:
+    """argparse type: the name of an encoding Python knows (a misspelt one is a usage error, exit 2)."""
+    import codecs
+
+    try:
+        codecs.lookup(text)
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an encoding; give one such as utf-8, cp1252 or utf-16 "
+                                         "(or leave --encoding out to detect UTF-8 or Windows-1252)") from None
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="IN", type=_no_ahv("the path", _RENAME),
                    help="CSV or Parquet export holding the AHV column")
@@ -72,7 +85,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="name of the pseudonym column (default %(default)s)")
     p.add_argument("--separator", type=_no_ahv("the separator", "give the separator character, e.g. ';'"),
                    help="CSV separator of IN (detected when omitted)")
-    p.add_argument("--encoding", type=_no_ahv("the encoding", "give an encoding such as utf-8, cp1252 or utf-16"),
+    p.add_argument("--encoding",
+                   type=_no_ahv("the encoding", "give an encoding such as utf-8, cp1252 or utf-16", _encoding),
                    help="encoding of IN (UTF-8 with/without BOM or Windows-1252 detected)")
     p.add_argument("--skip-invalid", action="store_true", help="write the valid rows, list the invalid ones")
 
@@ -106,11 +120,24 @@ def run(args: argparse.Namespace) -> int:
     src = check_input(args.input)
     if not src.exists():
         raise ValidationError(f"{src}: no such file")
+    if src.is_dir():  # a folder of Parquet files was read as a table without columns
+        raise ValidationError(f"{src} is a folder, not a regular file; give the path of an exported file "
+                              "(CSV or Parquet)")
     dst = Path(args.output)
     invalid_list = Path(f"{args.output}.invalid.csv")
     refuse_overwriting_inputs({"IN": src, "--key-file": key_file}, files={"OUT": dst, "OUT.invalid.csv": invalid_list})
+    # before any work: a FIFO at OUT was replaced by a file (exit 0), a folder there failed only at the end
+    refuse_unwritable_output(dst, "OUT")
+    if args.skip_invalid:  # the list of invalid rows is written only then
+        refuse_unwritable_output(invalid_list, "OUT.invalid.csv", fix="give OUT another name")
     if src.suffix.lower() in {".parquet", ".pq"}:
-        df, sep, hint = pd.read_parquet(src), ";", ""
+        import pyarrow as pa
+
+        try:
+            df, sep, hint = pd.read_parquet(src), ";", ""
+        except (pa.ArrowException, OSError) as exc:  # a damaged or foreign file was an internal error
+            raise ValidationError(f"{src}: not a readable Parquet file ({exc}); export it again, or give "
+                                  "the CSV export") from None
         check_header(list(df.columns), str(src))  # read_csv_text checks a CSV header
     else:
         df, meta = read_csv_text(src, separator=args.separator, encoding=args.encoding)
