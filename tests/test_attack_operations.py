@@ -100,6 +100,20 @@ def test_pseudonymise_names_a_damaged_parquet_file_or_a_folder_given_as_in(expor
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_pseudonymise_removes_an_earlier_runs_list_of_invalid_rows_after_a_clean_run(export, tmp_path, capsys):
+    """A list of invalid rows from an earlier run stayed beside a clean output, as if it were this run's."""
+    src, key = export
+    dirty = tmp_path / "dirty.csv"
+    dirty.write_text(f"AHV;x\n{AHV};1\n756.1234.5678.90;2\n", encoding="utf-8")
+    out = tmp_path / "o.parquet"
+    argv = ["pseudonymise", str(dirty), str(out), "--id-column", "AHV", "--key-file", str(key), "--skip-invalid"]
+    code, _ = run_main(argv, capsys)
+    listed = tmp_path / "o.parquet.invalid.csv"
+    assert code == 1 and listed.is_file() and "invalid AHV number" in listed.read_text(encoding="utf-8-sig")
+    code, _ = run_main(["pseudonymise", str(src), str(out), "--id-column", "AHV", "--key-file", str(key)], capsys)
+    assert code == 0 and not listed.exists() and len(pd.read_parquet(out)) == 1
+
+
 # ----------------------------------------------------------------- dpia
 def test_dpia_refuses_a_damaged_model_instead_of_asking_to_train_one(tmp_path, capsys):
     """A damaged manifest read as "no model yet": a draft asking to train a model, with exit 0."""

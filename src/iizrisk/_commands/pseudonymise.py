@@ -174,4 +174,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_csv_atomic(out, dst, CsvFormat(sep=sep, bom=False), private=True)
     print(f"{len(out):,} rows pseudonymised -> {dst}")
+    if report.ok and invalid_list.is_file() and not invalid_list.is_symlink():
+        invalid_list.unlink()  # an earlier run's list beside this clean output would be read as this one's
+        print(f"{invalid_list} removed: it listed an earlier run's invalid rows, and this input has none")
     return EXIT_OK if report.ok else EXIT_INVALID_INPUT
