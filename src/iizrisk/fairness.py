@@ -669,11 +669,23 @@ def _in_words(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
 
 def _html_table(header: list[str], rows: list[list[Any]], flag_col: int | None = None, lang: str = "en",
                 decimals: int = 3) -> str:
-    """An HTML table of displayed values (:func:`_fmt`); rows whose ``flag_col`` is true get ``class='flag'``."""
+    """An HTML table of displayed values (:func:`_fmt`); rows whose ``flag_col`` is true get ``class='flag'``.
+
+    A column whose values are all numbers (missing ones aside, at least one given) is right-aligned.
+    """
     from ._html import table
 
-    return table(header, [[_fmt(x, lang, decimals) for x in row] for row in rows],
-                 flagged=[flag_col is not None and bool(row[flag_col]) for row in rows])
+    def number(x) -> bool:
+        return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool | np.bool_)
+
+    def missing(x) -> bool:
+        return x is None or (number(x) and bool(np.isnan(x)))
+
+    words = [i for i in range(len(header))
+             if not rows or not all(number(row[i]) or missing(row[i]) for row in rows)
+             or all(missing(row[i]) for row in rows)]
+    return table(header, [[_fmt(x, lang, decimals) for x in row] for row in rows], numbers=True,
+                 text_columns=words, flagged=[flag_col is not None and bool(row[flag_col]) for row in rows])
 
 
 def _text_table(header: list[str], rows: list[list[Any]], lang: str = "en", decimals: int = 3) -> str:
