@@ -616,6 +616,7 @@ def test_a_study_of_a_type_the_interventions_lack_names_the_file_and_its_types(c
     for command in (["evaluate", "--out", str(tmp_path / "e")], ["policy", "--out", str(tmp_path / "p")]):
         code, err = run_main([*command, *spells, "--interventions", str(empty)], capsys)
         assert code == 1 and "empty.parquet: no interventions: the file has its columns but no rows" in err, err
+        assert "holds no interventions" not in err  # no warning that the features would be 0 before the refusal
     assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()
 
 

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs({"--spells": args.spells, "--interventions": args.interventions},
                               folders={"--out": args.out})
     spells, interventions = read_inputs(args.spells, args.interventions,
-                                        extra_institutions=config_extra_institutions(args))
+                                        extra_institutions=config_extra_institutions(args), warn_empty=False)
     if interventions is None:  # pragma: no cover - the option is required
         raise SystemExit("--interventions is required")
     require_interventions_of_type(interventions, args.interventions, args.intervention_type)

@@ -32,18 +32,20 @@ DESCRIPTION = (
 )
 
 
-def read_inputs(spells_path: str, interventions_path: str | None, *,
-                extra_institutions: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def read_inputs(spells_path: str, interventions_path: str | None, *, extra_institutions: list[str] | None = None,
+                warn_empty: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Canonical spells (a Parquet file or folder) and optional interventions.
 
     ``extra_institutions``: the deployment's own institution codes (from a command's ``--config``).
+    ``warn_empty``: log that a header-only interventions file makes every intervention feature 0; a command
+    that refuses such a file itself (a study needs assessments) passes False, so no warning precedes its error.
     """
     from ..io import read_interventions
 
     spells = read_spells_input(spells_path, extra_institutions=extra_institutions)
     interventions = read_interventions(check_input(interventions_path, "interventions")) \
         if interventions_path else None
-    if interventions is not None and not len(interventions):  # a legitimate start, or an export written too early
+    if warn_empty and interventions is not None and not len(interventions):  # a new deployment, or an early export
         logger.warning("%s holds no interventions (its columns, no rows): every person's intervention features "
                        "are 0; check the export if joint assessments were held", interventions_path)
     if interventions is not None:

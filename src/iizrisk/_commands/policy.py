@@ -140,7 +140,7 @@ def _inputs(args: argparse.Namespace, read_inputs):
                 args.horizon_months or int(settings.model.horizon_months))
     if not (args.spells and args.interventions):
         raise ConfigError("give --spells and --interventions (files), or --config (the deployment's data)")
-    spells, interventions = read_inputs(args.spells, args.interventions)
+    spells, interventions = read_inputs(args.spells, args.interventions, warn_empty=False)
     require_interventions_of_type(interventions, args.interventions, "joint_assessment", option=None)
     return spells, interventions, args.outcome or "revolving_door", args.horizon_months or 12
 
