@@ -68,7 +68,6 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, numbers: b
     """
     esc = html.escape
     words = {i % max(len(header), 1) for i in text_columns}  # -1: the last column
-
     number = ' class="n"'
 
     def cells(values: Sequence[object], tag: str) -> str:

@@ -220,7 +220,7 @@ def run_summary(manifest: dict, scores: pd.DataFrame, worklists, *, language: st
     dec_heads = [_t("inst", lang), text("table.columns.decision", lang), _t("persons", lang)]
     sections = [(text("review.data_errors", lang), dec_heads, steward, text("review.no_data_errors", lang)),
                 (text("review.reviews_in", lang), dec_heads, reviewed, "–")]
-    texts: dict[str, tuple[int, ...]] = {title: (0, 1) for title, *_ in sections}  # the columns of words (left-aligned), by section
+    texts: dict[str, tuple[int, ...]] = {title: (0, 1) for title, *_ in sections}  # columns of words, by title
     ov_cols = ["institution", "month", "listed", "reviewed", "median_days_to_review", "overrides", "agreement_share",
                "repeatedly_listed_unreviewed"]
     if oversight is not None:

@@ -212,7 +212,8 @@ def check_model_folder(directory: str | Path, what: str = "the model folder") ->
 
     Saving replaces the whole folder: a file, or a folder holding anything but a model's files
     (:data:`MODEL_FOLDER_ENTRIES`, with a ``manifest.json`` of a model format), is refused so that
-    a mistyped path (the data folder, a CSV, another tool's folder with its own manifest) is never wiped. A symbolic link is replaced, never what it points to.
+    a mistyped path (the data folder, a CSV, another tool's folder with its own manifest) is never
+    wiped. A symbolic link is replaced, never what it points to.
 
     Raises
     ------
